@@ -1,0 +1,358 @@
+/*
+ * batch.c - record batch codec. The layout is documented in batch.h and in
+ * docs/storage.md; read untrusted bytes only through sl_rd.
+ */
+#include "protocol/batch.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <zstd.h>
+
+#include "protocol/crc32c.h"
+
+sl_err sl_batch_hdr_decode(const uint8_t *p, size_t avail, sl_batch_hdr *h)
+{
+    sl_batch_hdr t;
+    sl_rd rd;
+
+    sl_rd_init(&rd, p, avail);
+    t.base_offset = sl_rd_i64(&rd);
+    t.length = sl_rd_u32(&rd);
+    t.crc = sl_rd_u32(&rd);
+    t.magic = sl_rd_u8(&rd);
+    t.attributes = sl_rd_u16(&rd);
+    t.last_offset_delta = sl_rd_i32(&rd);
+    t.first_timestamp = sl_rd_i64(&rd);
+    t.max_timestamp = sl_rd_i64(&rd);
+    t.producer_id = sl_rd_i64(&rd);
+    t.producer_epoch = sl_rd_i16(&rd);
+    t.base_sequence = sl_rd_i32(&rd);
+    t.record_count = sl_rd_u32(&rd);
+    SL_RD_CHECK(&rd);
+    if (t.magic != SL_BATCH_MAGIC)
+        return SL_ERR_MALFORMED;
+    if (t.length < SL_BATCH_HDR_SIZE - 12)
+        return SL_ERR_MALFORMED;
+    if (t.length > SL_BATCH_MAX_SIZE - 12)
+        return SL_ERR_TOO_LARGE;
+    if (t.record_count < 1 ||
+        (int64_t)t.last_offset_delta != (int64_t)t.record_count - 1)
+        return SL_ERR_MALFORMED;
+    if ((t.attributes & SL_BATCH_ATTR_CODEC_MASK) > SL_CODEC_ZSTD)
+        return SL_ERR_MALFORMED;
+    *h = t;
+    return SL_OK;
+err_parse:
+    return SL_ERR_MALFORMED;
+}
+
+uint32_t sl_batch_compute_crc(const uint8_t *p, size_t len)
+{
+    return sl_crc32c(0, p + SL_BATCH_CRC_START, len - SL_BATCH_CRC_START);
+}
+
+sl_err sl_batch_verify(const uint8_t *p, size_t len, sl_batch_hdr *h)
+{
+    sl_batch_hdr t;
+    sl_err rc = sl_batch_hdr_decode(p, len, &t);
+    if (rc != SL_OK)
+        return rc;
+    if (sl_batch_size(&t) != len)
+        return SL_ERR_MALFORMED;
+    if (sl_batch_compute_crc(p, len) != t.crc)
+        return SL_ERR_CORRUPT;
+    if (h)
+        *h = t;
+    return SL_OK;
+}
+
+/* ---- builder --------------------------------------------------------- */
+
+void sl_bb_init(sl_batch_builder *bb, int codec)
+{
+    sl_wb_init(&bb->buf, 1024);
+    bb->codec = codec;
+    sl_bb_reset(bb);
+}
+
+void sl_bb_fini(sl_batch_builder *bb)
+{
+    sl_wb_fini(&bb->buf);
+}
+
+void sl_bb_reset(sl_batch_builder *bb)
+{
+    sl_wb_reset(&bb->buf);
+    bb->count = 0;
+    bb->first_ts = 0;
+    bb->max_ts = 0;
+    bb->producer_id = -1;
+    bb->producer_epoch = -1;
+    bb->base_sequence = -1;
+    /* Header placeholder; filled by finish. */
+    uint8_t *d = sl_wb_reserve(&bb->buf, SL_BATCH_HDR_SIZE);
+    if (d) {
+        memset(d, 0, SL_BATCH_HDR_SIZE);
+        bb->buf.len = SL_BATCH_HDR_SIZE;
+    }
+}
+
+static size_t bytes_field_size(const void *p, size_t len)
+{
+    return p ? sl_varint_size((int64_t)len) + len : 1;
+}
+
+static uint8_t *put_bytes_field(uint8_t *d, const void *p, size_t len)
+{
+    if (!p)
+        return d + sl_varint_put(d, -1);
+    d += sl_varint_put(d, (int64_t)len);
+    if (len)
+        memcpy(d, p, len);
+    return d + len;
+}
+
+sl_err sl_bb_add(sl_batch_builder *bb, int64_t ts, const void *key,
+                 size_t key_len, const void *value, size_t value_len,
+                 const sl_header *headers, size_t header_count)
+{
+    size_t body;
+    int64_t ts_delta;
+    uint8_t *d;
+
+    if (bb->count == 0)
+        bb->first_ts = bb->max_ts = ts;
+    if (ts > bb->max_ts)
+        bb->max_ts = ts;
+    ts_delta = ts - bb->first_ts;
+
+    body = 1 + sl_varint_size(ts_delta) + sl_varint_size(bb->count) +
+           bytes_field_size(key, key_len) + bytes_field_size(value, value_len) +
+           sl_varint_size((int64_t)header_count);
+    for (size_t i = 0; i < header_count; i++)
+        body += bytes_field_size(headers[i].key ? headers[i].key : "",
+                                 headers[i].key_len) +
+                bytes_field_size(headers[i].value, headers[i].value_len);
+
+    d = sl_wb_reserve(&bb->buf, body + 10);
+    if (!d)
+        return SL_ERR_NOMEM;
+    d += sl_varint_put(d, (int64_t)body);
+    *d++ = 0; /* attributes */
+    d += sl_varint_put(d, ts_delta);
+    d += sl_varint_put(d, bb->count);
+    d = put_bytes_field(d, key, key_len);
+    d = put_bytes_field(d, value, value_len);
+    d += sl_varint_put(d, (int64_t)header_count);
+    for (size_t i = 0; i < header_count; i++) {
+        d = put_bytes_field(d, headers[i].key ? headers[i].key : "",
+                            headers[i].key_len);
+        d = put_bytes_field(d, headers[i].value, headers[i].value_len);
+    }
+    bb->buf.len = (size_t)(d - bb->buf.p);
+    bb->count++;
+    return SL_OK;
+}
+
+sl_err sl_bb_finish(sl_batch_builder *bb, const uint8_t **out, size_t *len)
+{
+    uint8_t *p;
+    size_t total;
+
+    if (bb->count == 0)
+        return SL_ERR_INVALID_ARG;
+    if (bb->buf.err)
+        return SL_ERR_NOMEM;
+
+    if (bb->codec == SL_CODEC_ZSTD) {
+        size_t raw = bb->buf.len - SL_BATCH_HDR_SIZE;
+        size_t bound = ZSTD_compressBound(raw);
+        uint8_t *z = malloc(SL_BATCH_HDR_SIZE + bound);
+        size_t zn;
+        if (!z)
+            return SL_ERR_NOMEM;
+        zn = ZSTD_compress(z + SL_BATCH_HDR_SIZE, bound,
+                           bb->buf.p + SL_BATCH_HDR_SIZE, raw, 1);
+        if (ZSTD_isError(zn)) {
+            free(z);
+            return SL_ERR_COMPRESSION;
+        }
+        /* Swap buffers: the builder now holds the compressed batch. A
+         * later sl_bb_reset starts over in it. */
+        free(bb->buf.p);
+        bb->buf.p = z;
+        bb->buf.cap = SL_BATCH_HDR_SIZE + bound;
+        bb->buf.len = SL_BATCH_HDR_SIZE + zn;
+    }
+
+    p = bb->buf.p;
+    total = bb->buf.len;
+    if (total > SL_BATCH_MAX_SIZE)
+        return SL_ERR_TOO_LARGE;
+    sl_put_u64(p + 0, 0);
+    sl_put_u32(p + 8, (uint32_t)(total - 12));
+    p[16] = SL_BATCH_MAGIC;
+    uint16_t attr = (uint16_t)(bb->codec & SL_BATCH_ATTR_CODEC_MASK);
+    memcpy(p + 17, &attr, 2);
+    int32_t lod = (int32_t)bb->count - 1;
+    memcpy(p + 19, &lod, 4);
+    memcpy(p + 23, &bb->first_ts, 8);
+    memcpy(p + 31, &bb->max_ts, 8);
+    memcpy(p + 39, &bb->producer_id, 8);
+    memcpy(p + 47, &bb->producer_epoch, 2);
+    memcpy(p + 49, &bb->base_sequence, 4);
+    memcpy(p + 53, &bb->count, 4);
+    sl_put_u32(p + SL_BATCH_CRC_OFF, sl_batch_compute_crc(p, total));
+    *out = p;
+    *len = total;
+    return SL_OK;
+}
+
+/* ---- iterator -------------------------------------------------------- */
+
+sl_err sl_batch_iter_init(sl_batch_iter *it, const uint8_t *p, size_t len)
+{
+    sl_err rc;
+
+    memset(it, 0, sizeof(*it));
+    rc = sl_batch_hdr_decode(p, len, &it->hdr);
+    if (rc != SL_OK)
+        return rc;
+    if (sl_batch_size(&it->hdr) > len)
+        return SL_ERR_MALFORMED;
+    len = sl_batch_size(&it->hdr);
+    it->left = it->hdr.record_count;
+
+    if ((it->hdr.attributes & SL_BATCH_ATTR_CODEC_MASK) == SL_CODEC_ZSTD) {
+        const uint8_t *z = p + SL_BATCH_HDR_SIZE;
+        size_t zn = len - SL_BATCH_HDR_SIZE;
+        unsigned long long n = ZSTD_getFrameContentSize(z, zn);
+        size_t got;
+        if (n == ZSTD_CONTENTSIZE_ERROR || n == ZSTD_CONTENTSIZE_UNKNOWN)
+            return SL_ERR_COMPRESSION;
+        if (n > SL_BATCH_MAX_DECOMPRESSED)
+            return SL_ERR_TOO_LARGE;
+        it->owned = malloc(n ? n : 1);
+        if (!it->owned)
+            return SL_ERR_NOMEM;
+        it->owned_cap = n;
+        got = ZSTD_decompress(it->owned, n, z, zn);
+        if (ZSTD_isError(got) || got != n)
+            return SL_ERR_COMPRESSION;
+        sl_rd_init(&it->rd, it->owned, n);
+    } else {
+        sl_rd_init(&it->rd, p + SL_BATCH_HDR_SIZE, len - SL_BATCH_HDR_SIZE);
+    }
+    return SL_OK;
+}
+
+static const uint8_t *rd_bytes_field(sl_rd *rd, int32_t *len)
+{
+    int64_t n = sl_rd_varint(rd);
+    if (rd->err)
+        return NULL;
+    if (n == -1) {
+        *len = -1;
+        return NULL;
+    }
+    if (n < 0 || n > INT32_MAX) {
+        rd->err = SL_ERR_MALFORMED;
+        return NULL;
+    }
+    *len = (int32_t)n;
+    return sl_rd_bytes(rd, (size_t)n);
+}
+
+int sl_batch_iter_next(sl_batch_iter *it, sl_record *rec, sl_err *err)
+{
+    int64_t rlen, hc;
+    sl_rd r;
+    const uint8_t *body;
+    size_t hstart;
+
+    if (err)
+        *err = SL_OK;
+    if (it->left == 0)
+        return 0;
+    rlen = sl_rd_varint(&it->rd);
+    if (it->rd.err || rlen < 1)
+        goto err_parse;
+    body = sl_rd_bytes(&it->rd, (size_t)rlen);
+    if (!body)
+        goto err_parse;
+    sl_rd_init(&r, body, (size_t)rlen);
+    (void)sl_rd_u8(&r); /* attributes */
+    rec->timestamp = it->hdr.first_timestamp + sl_rd_varint(&r);
+    rec->offset = it->hdr.base_offset + sl_rd_varint(&r);
+    rec->key = rd_bytes_field(&r, &rec->key_len);
+    SL_RD_CHECK(&r);
+    rec->value = rd_bytes_field(&r, &rec->value_len);
+    SL_RD_CHECK(&r);
+    hc = sl_rd_varint(&r);
+    SL_RD_CHECK(&r);
+    if (hc < 0 || hc > (int64_t)rlen)
+        goto err_parse;
+    rec->header_count = (uint32_t)hc;
+    hstart = r.off;
+    for (int64_t i = 0; i < hc; i++) {
+        int32_t l;
+        rd_bytes_field(&r, &l);
+        rd_bytes_field(&r, &l);
+        SL_RD_CHECK(&r);
+    }
+    rec->headers = body + hstart;
+    rec->headers_len = r.off - hstart;
+    it->left--;
+    return 1;
+err_parse:
+    it->left = 0;
+    if (err)
+        *err = SL_ERR_MALFORMED;
+    return 0;
+}
+
+void sl_batch_iter_fini(sl_batch_iter *it)
+{
+    free(it->owned);
+    it->owned = NULL;
+}
+
+sl_err sl_record_header(const sl_record *rec, uint32_t i, sl_header *out)
+{
+    sl_rd r;
+    if (i >= rec->header_count)
+        return SL_ERR_NOT_FOUND;
+    sl_rd_init(&r, rec->headers, rec->headers_len);
+    for (uint32_t k = 0; k <= i; k++) {
+        int32_t kl, vl;
+        const uint8_t *kp = rd_bytes_field(&r, &kl);
+        const uint8_t *vp = rd_bytes_field(&r, &vl);
+        if (r.err || kl < 0)
+            return SL_ERR_MALFORMED;
+        if (k == i) {
+            out->key = (const char *)kp;
+            out->key_len = (size_t)kl;
+            out->value = vp;
+            out->value_len = vl < 0 ? 0 : (size_t)vl;
+            return SL_OK;
+        }
+    }
+    return SL_ERR_NOT_FOUND;
+}
+
+sl_err sl_record_header_find(const sl_record *rec, const char *key,
+                             sl_header *out)
+{
+    size_t kl = strlen(key);
+    for (uint32_t i = 0; i < rec->header_count; i++) {
+        sl_header h;
+        sl_err rc = sl_record_header(rec, i, &h);
+        if (rc != SL_OK)
+            return rc;
+        if (h.key_len == kl && memcmp(h.key, key, kl) == 0) {
+            *out = h;
+            return SL_OK;
+        }
+    }
+    return SL_ERR_NOT_FOUND;
+}

@@ -1,0 +1,61 @@
+#include "protocol/log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+int sl_log_level = SL_INFO;
+static int log_fd = 2;
+
+static const char *const level_names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
+
+void sl_log_set_fd(int fd)
+{
+    log_fd = fd;
+}
+
+int sl_log_parse_level(const char *s)
+{
+    static const char *const names[] = {"debug", "info", "warn", "error",
+                                        "none"};
+    for (int i = 0; i < 5; i++)
+        if (strcasecmp(s, names[i]) == 0)
+            return i;
+    return -1;
+}
+
+void sl_log_write(int level, const char *subsys, const char *fmt, ...)
+{
+    char line[2048];
+    struct timespec ts;
+    struct tm tm;
+    size_t n;
+    va_list ap;
+    int w;
+
+    if (level < SL_DEBUG || level > SL_ERROR)
+        level = SL_ERROR;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
+    w = snprintf(line + n, sizeof(line) - n, ".%03ldZ %s %s ",
+                 ts.tv_nsec / 1000000, level_names[level], subsys);
+    if (w > 0)
+        n += (size_t)w;
+    va_start(ap, fmt);
+    w = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
+    va_end(ap);
+    if (w > 0)
+        n += (size_t)w < sizeof(line) - n - 1 ? (size_t)w : sizeof(line) - n - 2;
+    /* One line per event: fold embedded newlines. */
+    for (size_t i = 0; i < n; i++)
+        if (line[i] == '\n' || line[i] == '\r')
+            line[i] = ' ';
+    line[n++] = '\n';
+    if (write(log_fd, line, n) < 0) {
+        /* nowhere left to report it */
+    }
+}

@@ -1,0 +1,32 @@
+/*
+ * log.h - the one logging macro.
+ *
+ *   sl_log(SL_WARN, "conn", "peer %s: frame of %u bytes exceeds max", ...);
+ *
+ * The level is checked before any formatting. Output is one line per event:
+ *   2026-11-25T11:50:02.123Z WARN conn peer 127.0.0.1:5555: ...
+ * Name the peer, topic, partition and offset involved in the message.
+ * @thread any (each line is written with one write(2)).
+ */
+#ifndef SL_LOG_H
+#define SL_LOG_H
+
+enum sl_log_level { SL_DEBUG = 0, SL_INFO = 1, SL_WARN = 2, SL_ERROR = 3,
+                    SL_NONE = 4 };
+
+extern int sl_log_level;
+
+void sl_log_write(int level, const char *subsys, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Parse "debug|info|warn|error|none"; returns -1 if unknown. */
+int sl_log_parse_level(const char *s);
+/* Where lines go (default: 2 = stderr). */
+void sl_log_set_fd(int fd);
+
+#define sl_log(level, subsys, ...)                                             \
+    do {                                                                       \
+        if ((level) >= sl_log_level)                                           \
+            sl_log_write((level), (subsys), __VA_ARGS__);                      \
+    } while (0)
+
+#endif

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Install what Sluice needs from Debian's packages, only if something is
+# missing. Idempotent; used by run.sh and test.sh.
+set -euo pipefail
+PKGS=(build-essential cmake pkg-config libevent-dev libssl-dev libsqlite3-dev
+      libzstd-dev libcmocka-dev python3 python3-dev python3-setuptools
+      python3-pytest python3-stomp sqlite3)
+missing=()
+for p in "${PKGS[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "deps: installing ${missing[*]}" >&2
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null

@@ -1,0 +1,175 @@
+/* Unit tests: error strings, bounded reader, varints, CRC-32C, batches. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "protocol/batch.h"
+#include "protocol/crc32c.h"
+#include "protocol/err.h"
+#include "protocol/rd.h"
+
+static void test_strerror_wraps_errno(void **state)
+{
+    (void)state;
+    assert_string_equal(sl_strerror(SL_ESYS(ENOSPC)), strerror(ENOSPC));
+    assert_string_equal(sl_errname(SL_ESYS(ENOSPC)), "ENOSPC");
+    assert_true(SL_IS_ESYS(SL_ESYS(EIO)));
+    assert_int_equal(SL_ERRNO(SL_ESYS(EIO)), EIO);
+    assert_string_equal(sl_errname(SL_ERR_CORRUPT), "SL_ERR_CORRUPT");
+    for (int i = 0; i < SL_ERR__END; i++)
+        assert_non_null(sl_strerror(i));
+}
+
+static void test_reader_underflow(void **state)
+{
+    uint8_t b[3] = {1, 2, 3};
+    sl_rd rd;
+    (void)state;
+    sl_rd_init(&rd, b, sizeof(b));
+    assert_int_equal(sl_rd_u16(&rd), 0x0201);
+    assert_int_equal(sl_rd_u32(&rd), 0);
+    assert_int_equal(rd.err, SL_ERR_MALFORMED);
+    assert_int_equal(sl_rd_u8(&rd), 0); /* sticky */
+}
+
+static void test_varint_roundtrip(void **state)
+{
+    int64_t vals[] = {0, 1, -1, 63, -64, 64, 300, -300, INT32_MAX, INT64_MIN,
+                      INT64_MAX};
+    sl_wb wb;
+    sl_rd rd;
+    (void)state;
+    sl_wb_init(&wb, 0);
+    for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++)
+        sl_wb_varint(&wb, vals[i]);
+    sl_rd_init(&rd, wb.p, wb.len);
+    for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++)
+        assert_true(sl_rd_varint(&rd) == vals[i]);
+    assert_int_equal(sl_rd_left(&rd), 0);
+    /* An unterminated varint is malformed. */
+    uint8_t bad[11];
+    memset(bad, 0xff, sizeof(bad));
+    sl_rd_init(&rd, bad, sizeof(bad));
+    sl_rd_uvarint(&rd);
+    assert_int_equal(rd.err, SL_ERR_MALFORMED);
+    sl_wb_fini(&wb);
+}
+
+static void test_crc32c_known_vector(void **state)
+{
+    (void)state;
+    /* RFC 3720 check value. */
+    assert_int_equal(sl_crc32c(0, "123456789", 9), 0xE3069283u);
+    /* Incremental equals one-shot. */
+    uint32_t c = sl_crc32c(0, "1234", 4);
+    assert_int_equal(sl_crc32c(c, "56789", 5), 0xE3069283u);
+}
+
+static void roundtrip(int codec)
+{
+    sl_batch_builder bb;
+    const uint8_t *p;
+    size_t len;
+    sl_batch_iter it;
+    sl_record rec;
+    sl_header hs[2] = {{"h1", 2, "v1", 2}, {"h2", 2, NULL, 0}};
+    sl_batch_hdr h;
+    char val[64];
+    uint8_t *copy;
+    int n = 0;
+
+    sl_bb_init(&bb, codec);
+    for (int i = 0; i < 100; i++) {
+        snprintf(val, sizeof(val), "value-%d", i);
+        assert_int_equal(sl_bb_add(&bb, 1000 + i, i % 2 ? "k" : NULL, 1, val,
+                                   strlen(val), hs, i % 3 ? 2 : 0),
+                         SL_OK);
+    }
+    assert_int_equal(sl_bb_finish(&bb, &p, &len), SL_OK);
+    copy = malloc(len);
+    memcpy(copy, p, len);
+    assert_int_equal(sl_batch_verify(copy, len, &h), SL_OK);
+    assert_int_equal(h.record_count, 100);
+    assert_int_equal(h.first_timestamp, 1000);
+    assert_int_equal(h.max_timestamp, 1099);
+    assert_int_equal(h.attributes & SL_BATCH_ATTR_CODEC_MASK, codec);
+    /* Setting the base offset keeps the CRC valid. */
+    sl_batch_set_base_offset(copy, 5000);
+    assert_int_equal(sl_batch_verify(copy, len, &h), SL_OK);
+    assert_int_equal(sl_batch_iter_init(&it, copy, len), SL_OK);
+    while (sl_batch_iter_next(&it, &rec, NULL)) {
+        snprintf(val, sizeof(val), "value-%d", n);
+        assert_int_equal(rec.offset, 5000 + n);
+        assert_int_equal(rec.timestamp, 1000 + n);
+        assert_int_equal(rec.value_len, (int)strlen(val));
+        assert_memory_equal(rec.value, val, strlen(val));
+        if (n % 2)
+            assert_int_equal(rec.key_len, 1);
+        else
+            assert_int_equal(rec.key_len, -1);
+        assert_int_equal(rec.header_count, n % 3 ? 2 : 0);
+        if (n % 3) {
+            sl_header out;
+            assert_int_equal(sl_record_header_find(&rec, "h1", &out), SL_OK);
+            assert_memory_equal(out.value, "v1", 2);
+            assert_int_equal(sl_record_header(&rec, 1, &out), SL_OK);
+            assert_null(out.value);
+        }
+        n++;
+    }
+    assert_int_equal(n, 100);
+    sl_batch_iter_fini(&it);
+    /* A flipped bit anywhere after the CRC start is detected. */
+    for (size_t i = SL_BATCH_CRC_START; i < len; i += 7) {
+        copy[i] ^= 0x10;
+        assert_int_not_equal(sl_batch_verify(copy, len, NULL), SL_OK);
+        copy[i] ^= 0x10;
+    }
+    /* Truncation is detected. */
+    assert_int_equal(sl_batch_verify(copy, len - 1, NULL), SL_ERR_MALFORMED);
+    free(copy);
+    sl_bb_fini(&bb);
+}
+
+static void test_batch_roundtrip_plain(void **state)
+{
+    (void)state;
+    roundtrip(SL_CODEC_NONE);
+}
+
+static void test_batch_roundtrip_zstd(void **state)
+{
+    (void)state;
+    roundtrip(SL_CODEC_ZSTD);
+}
+
+static void test_batch_empty_refused(void **state)
+{
+    sl_batch_builder bb;
+    const uint8_t *p;
+    size_t len;
+    (void)state;
+    sl_bb_init(&bb, SL_CODEC_NONE);
+    assert_int_equal(sl_bb_finish(&bb, &p, &len), SL_ERR_INVALID_ARG);
+    sl_bb_fini(&bb);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_strerror_wraps_errno),
+        cmocka_unit_test(test_reader_underflow),
+        cmocka_unit_test(test_varint_roundtrip),
+        cmocka_unit_test(test_crc32c_known_vector),
+        cmocka_unit_test(test_batch_roundtrip_plain),
+        cmocka_unit_test(test_batch_roundtrip_zstd),
+        cmocka_unit_test(test_batch_empty_refused),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
