@@ -1,0 +1,154 @@
+/*
+ * partition.h - one partition log: a directory of segments.
+ *
+ * CONTRACT shared with broker/ and groups/. Implementation details (segment,
+ * index, recovery, retention, compaction) live in the other storage/ files.
+ *
+ * Threads: a partition is owned by the event loop thread ("loop"); only
+ * sl_part_sync() and sl_part_durable_offset() may be called from the flusher
+ * thread ("flusher"), concurrently with loop calls. The partition protects
+ * what they share (segment list, write position) internally.
+ */
+#ifndef SL_PARTITION_H
+#define SL_PARTITION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "protocol/batch.h"
+#include "protocol/err.h"
+#include "protocol/rd.h"
+
+enum sl_flush_policy {
+    SL_FLUSH_ALWAYS = 0,   /* every append is fsynced by the next flusher round */
+    SL_FLUSH_INTERVAL = 1, /* fsync at most every flush_interval_ms */
+    SL_FLUSH_NEVER = 2     /* leave it to the OS (and to close) */
+};
+
+typedef struct sl_part_cfg {
+    uint64_t segment_bytes;        /* roll at this size (default 1 GiB) */
+    int64_t segment_ms;            /* roll when older (default 7 days) */
+    int64_t retention_bytes;       /* -1 = unlimited (default) */
+    int64_t retention_ms;          /* -1 = unlimited; default 7 days */
+    uint32_t index_interval_bytes; /* sparse index step (default 4096) */
+    int flush;                     /* enum sl_flush_policy (default ALWAYS) */
+    int64_t flush_interval_ms;     /* for SL_FLUSH_INTERVAL (default 1000) */
+    int compact;                   /* 1 = log compaction (latest per key) */
+    int64_t delete_retention_ms;   /* keep tombstones this long (1 day) */
+} sl_part_cfg;
+
+void sl_part_cfg_defaults(sl_part_cfg *cfg);
+
+typedef struct sl_part sl_part;
+
+/*
+ * Open (creating if missing) the partition directory `dir` and recover it:
+ * scan the tail, check every batch CRC, truncate a torn or corrupt tail,
+ * rebuild indexes that disagree. cfg is copied. *out written on success.
+ * @thread loop
+ */
+sl_err sl_part_open(const char *dir, const sl_part_cfg *cfg, sl_part **out);
+
+/* Close fds and free. Does not fsync: call sl_part_sync first if needed.
+ * Accepts NULL. The flusher must no longer reference p. @thread loop */
+void sl_part_free(sl_part *p);
+
+/* Replace the configuration (e.g. after a topic config change). */
+void sl_part_set_cfg(sl_part *p, const sl_part_cfg *cfg);
+const sl_part_cfg *sl_part_get_cfg(const sl_part *p);
+
+/*
+ * Append one batch (exactly len bytes, as the producer encoded it). Verifies
+ * it (sl_batch_verify), writes the assigned base offset into `batch` (the
+ * caller's buffer is modified), writes it to the active segment with write(2)
+ * (page cache; durability comes from sl_part_sync), rolling the segment
+ * first if it is full or too old. Never waits for disk flushes.
+ * Returns SL_OK with *base_out = assigned base offset; SL_ERR_MALFORMED /
+ * SL_ERR_CORRUPT / SL_ERR_TOO_LARGE for a bad batch; SL_ESYS(ENOSPC) etc.
+ * when the write fails (the partial write is cut off again so the log
+ * stays consistent and a later append can succeed); SL_ERR_STORAGE if the
+ * partition failed earlier (failed fsync) and refuses writes.
+ * @thread loop
+ */
+sl_err sl_part_append(sl_part *p, uint8_t *batch, size_t len, int64_t now_ms,
+                      int64_t *base_out);
+
+/* Earliest offset still stored (log start). @thread loop */
+int64_t sl_part_start_offset(const sl_part *p);
+/* Next offset to be assigned (log end). @thread loop */
+int64_t sl_part_end_offset(const sl_part *p);
+/* Every offset below this is on disk (fsynced). @thread any */
+int64_t sl_part_durable_offset(const sl_part *p);
+
+/*
+ * A range of whole batches in one segment file, for zero-copy sending.
+ * fd is a dup() the caller owns: close it, or hand it to evbuffer_add_file
+ * (which takes ownership and closes it, also on error).
+ */
+typedef struct sl_part_slice {
+    int fd;               /* -1 when len == 0 */
+    uint64_t file_pos;
+    size_t len;
+    int64_t first_offset; /* base offset of the first batch in the slice */
+    int64_t next_offset;  /* offset after the last batch in the slice */
+} sl_part_slice;
+
+/*
+ * Whole batches from the one containing `offset`, up to max_bytes (but at
+ * least one whole batch, even if larger), only below `upto` (pass
+ * sl_part_end_offset or a high watermark), within one segment.
+ * Returns SL_ERR_OFFSET_OUT_OF_RANGE when offset < start or > end; len = 0
+ * when offset >= upto. @thread loop
+ */
+sl_err sl_part_read(sl_part *p, int64_t offset, size_t max_bytes, int64_t upto,
+                    sl_part_slice *out);
+
+/* Like sl_part_read but appends the bytes to `out` with pread. */
+sl_err sl_part_read_buf(sl_part *p, int64_t offset, size_t max_bytes,
+                        int64_t upto, sl_wb *out, int64_t *next_offset);
+
+/*
+ * Per-record iteration (queue delivery, compaction, DLQ): yields records with
+ * offset >= start, in order, across batches and segments. At the end of the
+ * log sl_part_iter_next returns 0; a later call continues if more was
+ * appended. The iterator holds its own buffer; memory is bounded by the
+ * largest batch. @thread loop
+ */
+typedef struct sl_part_iter sl_part_iter;
+sl_err sl_part_iter_new(sl_part *p, int64_t start, sl_part_iter **out);
+/* 1 = *rec filled (pointers valid until the next call), 0 = end for now.
+ * *err (may be NULL) is set on a read or parse failure (then returns 0). */
+int sl_part_iter_next(sl_part_iter *it, sl_record *rec, sl_err *err);
+/* Reposition. */
+sl_err sl_part_iter_seek(sl_part_iter *it, int64_t offset);
+void sl_part_iter_free(sl_part_iter *it);
+
+/* First offset whose record timestamp >= ts_ms (by the time index, then a
+ * scan); the end offset if none. @thread loop */
+sl_err sl_part_offset_for_time(sl_part *p, int64_t ts_ms, int64_t *out);
+
+/*
+ * fdatasync everything appended so far (segments rolled since the last sync
+ * too), then publish the new durable offset. On failure the partition is
+ * marked failed: later appends return SL_ERR_STORAGE (fsync failures cannot
+ * be retried safely). @thread flusher (or loop when no flusher runs)
+ */
+sl_err sl_part_sync(sl_part *p);
+/* Appended but not yet synced? @thread any */
+int sl_part_dirty(const sl_part *p);
+
+/* Queue groups: no segment holding offsets >= low_water is deleted by
+ * retention (-1 = no queue group holds anything). @thread loop */
+void sl_part_set_low_water(sl_part *p, int64_t low_water);
+
+/* Roll by age, delete by time/size retention (respecting the low-water
+ * mark), compact when cfg->compact. Call periodically. *deleted (may be
+ * NULL) = segments removed. @thread loop */
+sl_err sl_part_maintain(sl_part *p, int64_t now_ms, int *deleted);
+/* Force a compaction pass now (tests, admin). @thread loop */
+sl_err sl_part_compact(sl_part *p, int64_t now_ms);
+
+/* Delete the partition's directory and free p (topic deletion). */
+sl_err sl_part_destroy(sl_part *p);
+
+#endif
