@@ -1,0 +1,220 @@
+/*
+ * ops.h - the internal operations every protocol front end uses.
+ *
+ * The binary protocol (broker/binary.c), the STOMP adapter (broker/stomp*.c)
+ * and the group code (broker/ops_groups.c, broker/binary_groups.c) all end
+ * in the same places: an append to a partition log and a read from one.
+ * This header is the one way in. Everything here runs on the event loop
+ * thread (@thread loop) unless a function says otherwise.
+ *
+ * How a module plugs in
+ * ---------------------
+ *  - Start-up: define `void sl_groups_module_init(sl_broker *b)` (groups) or
+ *    `void sl_stomp_module_init(sl_broker *b)` (STOMP), and optionally the
+ *    matching `..._module_fini(sl_broker *b)`. server.c declares them weak
+ *    and calls them if linked in: init after topics are open and before the
+ *    listeners accept, fini at shutdown before partitions close.
+ *    Return nothing; on a fatal problem log it and call sl_broker_fail().
+ *  - Config keys: see the comment at the top of broker/config_table.h
+ *    (drop-in files broker/stomp_config.h, broker/ops_groups_config.h).
+ *  - Binary API handlers: sl_binary_register() in broker/binary.h.
+ *  - STOMP listener: sl_broker_set_stomp_accept() below; the server binds
+ *    --stomp-listen and hands every accepted socket to that function.
+ *  - Wake-ups: sl_ops_on_append() (deferred, once per partition per loop
+ *    iteration) and sl_ops_watch_*() (long-poll style, with a timeout).
+ *  - Flusher: sl_flusher_add_hook(sl_broker_flusher(b), fn, arg) runs fn on
+ *    the flusher thread every round after the fsyncs (groups' SQLite batch).
+ *
+ * Lifetimes: sl_part pointers returned by sl_ops_part() stay valid until
+ * the topic is deleted (sl_ops_on_topic_delete() tells you, before the
+ * partitions are freed) or the broker shuts down (after module fini).
+ */
+#ifndef SL_OPS_H
+#define SL_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <event2/util.h>
+
+#include "protocol/err.h"
+#include "storage/flusher.h"
+#include "storage/partition.h"
+
+typedef struct sl_broker sl_broker;
+struct sl_config; /* broker/config.h */
+
+/* ---- access to the broker's pieces ----------------------------------- */
+
+struct event_base *sl_broker_base(sl_broker *b);
+sl_flusher *sl_broker_flusher(sl_broker *b);
+/* The parsed settings (struct sl_config in broker/config.h; one field per
+ * config_table.h entry). Read-only after start-up. */
+const struct sl_config *sl_broker_config(const sl_broker *b);
+/* The data directory (e.g. "./sluice-data"); groups.db goes there. */
+const char *sl_broker_data_dir(const sl_broker *b);
+/* True once shutdown began (SIGTERM/SIGINT): finish, accept nothing new. */
+int sl_broker_stopping(const sl_broker *b);
+/* Fatal error in a module at start-up or run time: logs `why`, stops the
+ * loop, and sluiced exits with status 1. */
+void sl_broker_fail(sl_broker *b, const char *why);
+/* Wall-clock milliseconds since the epoch. @thread any */
+int64_t sl_now_ms(void);
+
+/* The STOMP module calls this from sl_stomp_module_init. For every
+ * connection accepted on --stomp-listen, fn(arg, fd, addr, addrlen) runs on
+ * the loop; fn takes ownership of fd (non-blocking already). Without a
+ * registered fn the server closes such connections. */
+typedef void (*sl_accept_fn)(void *arg, evutil_socket_t fd,
+                             const struct sockaddr *addr, int addrlen);
+void sl_broker_set_stomp_accept(sl_broker *b, sl_accept_fn fn, void *arg);
+
+/* ---- topics ---------------------------------------------------------- */
+
+/* Topic names: 1..249 chars of [A-Za-z0-9._-], not "." or "..". */
+#define SL_TOPIC_NAME_MAX 249
+/* SL_OK or SL_ERR_INVALID_TOPIC. */
+sl_err sl_topic_name_check(const char *name, size_t len);
+
+enum sl_ops_create {
+    SL_OPS_NO_CREATE = 0,   /* unknown topic -> SL_ERR_UNKNOWN_TOPIC */
+    SL_OPS_AUTO_CREATE = 1, /* create if the auto-create-topics setting is on
+                               (with default-partitions partitions) */
+    SL_OPS_CREATE = 2       /* always create if missing (DLQ, temp queues) */
+};
+
+/*
+ * Create a topic with `partitions` partitions (<= 0: the default-partitions
+ * setting) and per-topic config overrides given as `ncfg` key/value pairs
+ * (keys as in config_table.h: "segment-bytes", "retention-ms", "flush",
+ * "flush-interval-ms", "cleanup-policy", ...). Persisted in meta.db before
+ * returning. SL_OK, SL_ERR_TOPIC_EXISTS, SL_ERR_INVALID_TOPIC,
+ * SL_ERR_INVALID_CONFIG (errstr names the key), or a storage error.
+ * errstr (may be NULL) receives a message naming the problem.
+ */
+sl_err sl_ops_topic_create(sl_broker *b, const char *name, int32_t partitions,
+                           const char *const *keys, const char *const *values,
+                           size_t ncfg, char *errstr, size_t errlen);
+/* Delete the topic, its partitions and files. Runs the topic-delete hooks
+ * first. SL_OK or SL_ERR_UNKNOWN_TOPIC. */
+sl_err sl_ops_topic_delete(sl_broker *b, const char *name);
+/* Look the topic up (creating it per `create`); *partitions = its count. */
+sl_err sl_ops_topic_get(sl_broker *b, const char *name,
+                        enum sl_ops_create create, int32_t *partitions);
+/* fn(arg, name, partitions) for every topic, in name order. */
+void sl_ops_topic_list(sl_broker *b,
+                       void (*fn)(void *arg, const char *name,
+                                  int32_t partitions),
+                       void *arg);
+/* fn(arg, key, value) for every per-topic config override of `name`.
+ * SL_ERR_UNKNOWN_TOPIC if missing. */
+sl_err sl_ops_topic_configs(sl_broker *b, const char *name,
+                            void (*fn)(void *arg, const char *key,
+                                       const char *value),
+                            void *arg);
+
+/*
+ * The partition log of (topic, partition), creating the topic per `create`.
+ * *out is borrowed (see Lifetimes above). SL_ERR_UNKNOWN_TOPIC,
+ * SL_ERR_UNKNOWN_PARTITION, SL_ERR_INVALID_TOPIC.
+ */
+sl_err sl_ops_part(sl_broker *b, const char *topic, int32_t partition,
+                   enum sl_ops_create create, sl_part **out);
+
+/* ---- produce ----------------------------------------------------------- */
+
+enum sl_acks {
+    SL_ACKS_NONE = 0,    /* fire and forget: no response at all */
+    SL_ACKS_WRITTEN = 1, /* answered once appended (page cache) */
+    SL_ACKS_DURABLE = 2  /* answered once fsynced (sl_ops_wait_durable) */
+};
+
+/*
+ * Append one record batch (exactly len bytes, as the producer encoded it)
+ * to (topic, partition). The batch's CRC is checked and its base offset is
+ * written into `batch` (the caller's buffer is modified; borrowed only
+ * during the call). Asks the flusher to cover the append (per the topic's
+ * flush policy) and schedules the append hooks and watches.
+ * On SL_OK: *base_out = first offset assigned, *next_out = offset after the
+ * last record (either may be NULL). Errors: SL_ERR_UNKNOWN_TOPIC /
+ * _PARTITION / SL_ERR_INVALID_TOPIC, SL_ERR_MALFORMED / SL_ERR_CORRUPT
+ * (bad batch), SL_ERR_TOO_LARGE, SL_ESYS(ENOSPC) etc., SL_ERR_STORAGE;
+ * nothing is appended then.
+ */
+sl_err sl_ops_append(sl_broker *b, const char *topic, int32_t partition,
+                     enum sl_ops_create create, uint8_t *batch, size_t len,
+                     int64_t *base_out, int64_t *next_out);
+
+/* A pending completion; cancel with sl_ops_wait_cancel. */
+typedef struct sl_ops_wait sl_ops_wait;
+/* err = SL_OK (durable), SL_ERR_STORAGE (fsync failed), SL_ERR_TIMEOUT,
+ * SL_ERR_SHUTTING_DOWN, SL_ERR_UNKNOWN_TOPIC (deleted meanwhile). */
+typedef void (*sl_ops_durable_cb)(void *arg, sl_err err);
+
+/*
+ * Wait until every offset below `upto` (a next_out of sl_ops_append) of
+ * (topic, partition) is fsynced. When that is already true, or the topic's
+ * flush policy is "never" (durability left to the OS), returns SL_OK with
+ * *wait_out = NULL and cb is NOT called. Otherwise returns SL_OK with
+ * *wait_out set, and cb(arg, err) runs exactly once later from the loop
+ * (never from inside this call) unless cancelled first. Waiters of a
+ * partition complete in FIFO order, right after the flusher round that
+ * covered them. The flusher answers within flush-interval-ms for "interval".
+ */
+sl_err sl_ops_wait_durable(sl_broker *b, const char *topic, int32_t partition,
+                           int64_t upto, sl_ops_durable_cb cb, void *arg,
+                           sl_ops_wait **wait_out);
+/* Cancel: cb will not run. Only for a wait whose cb has not run yet. */
+void sl_ops_wait_cancel(sl_ops_wait *w);
+
+/* ---- fetch and wake-ups ------------------------------------------------ */
+
+/*
+ * Whole batches of (topic, partition) from `offset`, up to max_bytes (at
+ * least one batch), below the log end, for zero-copy sending: see
+ * sl_part_read (the caller owns slice->fd; evbuffer_add_file takes it).
+ */
+sl_err sl_ops_read(sl_broker *b, const char *topic, int32_t partition,
+                   int64_t offset, size_t max_bytes, sl_part_slice *out);
+
+/*
+ * Append hooks: fn(arg, topic, partition, end_offset) after records were
+ * appended to a partition. Deferred: runs from the loop at most once per
+ * partition per loop iteration, never inside sl_ops_append, so the hook may
+ * append itself (e.g. the DLQ). Register at module init. Never removed.
+ */
+typedef void (*sl_ops_append_fn)(void *arg, const char *topic,
+                                 int32_t partition, int64_t end_offset);
+void sl_ops_on_append(sl_broker *b, sl_ops_append_fn fn, void *arg);
+
+/* Topic-delete hooks: fn(arg, topic) before the topic's partitions are
+ * freed; drop every sl_part pointer of it. */
+void sl_ops_on_topic_delete(sl_broker *b,
+                            void (*fn)(void *arg, const char *topic),
+                            void *arg);
+
+/*
+ * Watches (long-poll fetch, STOMP topic subscribers): cb(arg, timed_out)
+ * runs from the loop after an append to any watched partition (deferred as
+ * above, timed_out = 0), and once when timeout_ms passes (timed_out = 1;
+ * timeout_ms < 0 = never). The watch stays armed until freed: free it from
+ * cb or elsewhere when satisfied. sl_ops_watch_free is safe inside cb.
+ */
+typedef struct sl_ops_watch sl_ops_watch;
+typedef void (*sl_ops_watch_cb)(void *arg, int timed_out);
+sl_err sl_ops_watch_new(sl_broker *b, int64_t timeout_ms, sl_ops_watch_cb cb,
+                        void *arg, sl_ops_watch **out);
+/* Also watch (topic, partition). SL_ERR_UNKNOWN_TOPIC/_PARTITION. */
+sl_err sl_ops_watch_add(sl_ops_watch *w, const char *topic, int32_t partition);
+/* Accepts NULL. */
+void sl_ops_watch_free(sl_ops_watch *w);
+
+/* List offsets: earliest (ts = -2), latest (ts = -1), or the first offset
+ * with timestamp >= ts. */
+#define SL_OFFSET_EARLIEST (-2)
+#define SL_OFFSET_LATEST (-1)
+sl_err sl_ops_list_offset(sl_broker *b, const char *topic, int32_t partition,
+                          int64_t ts, int64_t *offset_out);
+
+#endif
