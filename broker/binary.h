@@ -1,35 +1,41 @@
 /*
- * binary.h - the binary-protocol dispatch table, and how handlers answer.
+ * binary.h - the binary-protocol dispatch table, and how handlers reply.
  *
- * Frames (docs/protocol.md): u32 length, then u16 api_key, u16 api_version,
- * u32 correlation_id, body. Responses: u32 length, u32 correlation_id, body
- * (which starts with an i32 error). The connection (broker/conn.c) cuts
- * frames, enforces max-frame-bytes, and keeps a FIFO of response slots so
- * pipelined requests are answered in order even when some complete later.
+ * Frames (protocol/frame.h, docs/protocol.md): u32 length, u16 api_key,
+ * u16 api_version, u32 correlation_id, body. The connection (broker/conn.c)
+ * cuts frames, enforces max-frame-bytes, checks api key and version against
+ * the registered range, and keeps a FIFO of reply slots (sl_reply) so
+ * pipelined requests are answered in order even when some complete later
+ * (durable produce, long-poll fetch, queue acquire).
  *
  * Adding an API (e.g. broker/binary_groups.c):
  *
  *     static void h_join(sl_broker *b, sl_conn *c, const sl_req *req,
- *                        sl_resp *resp)
+ *                        sl_reply *r)
  *     {
- *         struct evbuffer *out = sl_resp_body(resp);
- *         ... decode req->body/req->len with protocol/api.h ...
- *         ... encode the response body (i32 error first) into out ...
- *         sl_resp_done(resp);          // now, or later from a callback
+ *         sl_wb wb;  sl_arena a;  sl_group_join_req q;  ...
+ *         if (sl_group_join_req_decode(req->body, req->len, &a, &q)) {
+ *             sl_reply_error(r, SL_ERR_MALFORMED, "GROUP_JOIN: bad body");
+ *             return;
+ *         }
+ *         sl_group_join_resp_encode(&wb, req->correlation_id, &resp);
+ *         sl_reply_add(r, wb.p, wb.len);   // whole frame, as encoded
+ *         sl_reply_done(r);                // now, or later from a callback
  *     }
  *     void sl_groups_module_init(sl_broker *b)
  *     {
- *         sl_binary_register(b, SL_API_JOIN_GROUP, 0, 0, "join_group",
- *                            h_join);
+ *         sl_binary_register(b, SL_API_GROUP_JOIN, 1, 1, h_join);
  *     }
  *
- * A handler must eventually call exactly one of sl_resp_done /
- * sl_resp_error / sl_resp_drop on its slot, or register a cancel function
- * (sl_resp_set_cancel) for the case that the connection closes first.
+ * The protocol encoders (protocol/api.h) write whole frames (length and
+ * correlation id included): a handler adds those bytes to its reply as is.
+ * A handler must eventually call exactly one of sl_reply_done /
+ * sl_reply_error / sl_reply_drop, or be told by its cancel function
+ * (sl_reply_set_cancel) that the connection closed first.
  * req->body is valid only during the handler call (copy what you keep).
- * Unknown api keys get SL_ERR_UNSUPPORTED_API; versions outside
- * [min_version, max_version] get SL_ERR_UNSUPPORTED_VERSION (the reply body
- * is then just the error code); the connection stays open in both cases.
+ * Unknown api keys get SL_ERR_UNSUPPORTED_API; versions outside the
+ * registered [min_version, max_version] get SL_ERR_UNSUPPORTED_VERSION
+ * (error-only replies, sl_resp_error_encode); the connection stays open.
  */
 #ifndef SL_BINARY_H
 #define SL_BINARY_H
@@ -43,49 +49,55 @@
 #include "protocol/err.h"
 
 typedef struct sl_conn sl_conn;
-typedef struct sl_resp sl_resp;
+typedef struct sl_reply sl_reply;
 
 typedef struct sl_req {
     uint16_t api_key;
     uint16_t api_version;
     uint32_t correlation_id;
-    const uint8_t *body; /* borrowed: valid during the handler call only;
-                            writable (produce writes base offsets in place) */
+    uint8_t *body;    /* borrowed: valid during the handler call only;
+                         writable (produce writes base offsets in place) */
     size_t len;
-    const char *peer;    /* "IP:PORT" of the client, for log lines */
+    const char *peer; /* "IP:PORT" of the client, for log lines */
 } sl_req;
 
 typedef void (*sl_binary_handler)(sl_broker *b, sl_conn *c, const sl_req *req,
-                                  sl_resp *resp);
+                                  sl_reply *r);
 
-/* Register (or replace) the handler for api_key. name is a static string
- * used in logs and metrics. SL_OK or SL_ERR_INVALID_ARG. @thread loop
- * (module init) */
+/* Register (or replace) the handler for api_key (< SL_API__MAX or up to
+ * 1023). SL_OK or SL_ERR_INVALID_ARG. @thread loop (module init) */
 sl_err sl_binary_register(sl_broker *b, uint16_t api_key,
                           uint16_t min_version, uint16_t max_version,
-                          const char *name, sl_binary_handler fn);
+                          sl_binary_handler fn);
 
-/* The body buffer of the response: append the body (starting with the i32
- * error). The frame header is prepended by sl_resp_done. May hold file
- * segments (evbuffer_add_file) for zero-copy fetches. */
-struct evbuffer *sl_resp_body(sl_resp *r);
-/* The response is complete: it is sent once every earlier response of the
+/* Append bytes of the reply (whole frames as the api.h encoders write
+ * them; a zero-copy reply interleaves sl_reply_add and sl_reply_add_file).
+ * Copies. SL_OK or SL_ERR_NOMEM. */
+sl_err sl_reply_add(sl_reply *r, const void *p, size_t len);
+/* Append len bytes of file fd at off, sent with sendfile. Takes ownership
+ * of fd (closed when sent or dropped, also on error). */
+sl_err sl_reply_add_file(sl_reply *r, int fd, uint64_t off, size_t len);
+/* The reply's buffer itself, for callers that build with libevent. */
+struct evbuffer *sl_reply_evbuffer(sl_reply *r);
+/* The correlation id the reply must carry. */
+uint32_t sl_reply_corr(const sl_reply *r);
+/* The reply is complete: it is sent once every earlier reply of the
  * connection is sent. r must not be used afterwards. */
-void sl_resp_done(sl_resp *r);
-/* Discard whatever the body holds, answer with just the i32 error code, and
- * done. r must not be used afterwards. */
-void sl_resp_error(sl_resp *r, sl_err err);
-/* No response at all (acks = none): the slot is removed silently. */
-void sl_resp_drop(sl_resp *r);
+void sl_reply_done(sl_reply *r);
+/* Discard what the reply holds and answer with an error-only frame
+ * (i32 err + str16 msg; msg may be NULL), then done. */
+void sl_reply_error(sl_reply *r, sl_err err, const char *msg);
+/* No reply at all (acks = none): the slot is removed silently. */
+void sl_reply_drop(sl_reply *r);
 /* If the connection closes while r is pending, fn(arg) runs once (cancel
- * timers, waits, watches) and r is freed by the connection; r and the
- * connection must not be used after fn. Pass fn = NULL to unregister. */
-void sl_resp_set_cancel(sl_resp *r, void (*fn)(void *arg), void *arg);
+ * timers, waits, watches) and r is freed by the connection: neither r nor
+ * the connection may be used after fn. fn = NULL unregisters. */
+void sl_reply_set_cancel(sl_reply *r, void (*fn)(void *arg), void *arg);
 
 /* Peer "IP:PORT" of the connection (for logs). */
 const char *sl_conn_peer(const sl_conn *c);
-/* Ask the connection to close after the responses queued so far are
- * sent (protocol errors). Reading stops at once. */
+/* Close the connection after the replies queued so far are sent (for
+ * protocol errors). Reading stops at once. */
 void sl_conn_close_after_reply(sl_conn *c);
 
 #endif

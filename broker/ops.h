@@ -38,6 +38,7 @@
 #include <event2/event.h>
 #include <event2/util.h>
 
+#include "protocol/api.h" /* enum sl_acks, SL_OFFSET_LATEST/EARLIEST */
 #include "protocol/err.h"
 #include "storage/flusher.h"
 #include "storage/partition.h"
@@ -124,12 +125,6 @@ sl_err sl_ops_part(sl_broker *b, const char *topic, int32_t partition,
 
 /* ---- produce ----------------------------------------------------------- */
 
-enum sl_acks {
-    SL_ACKS_NONE = 0,    /* fire and forget: no response at all */
-    SL_ACKS_WRITTEN = 1, /* answered once appended (page cache) */
-    SL_ACKS_DURABLE = 2  /* answered once fsynced (sl_ops_wait_durable) */
-};
-
 /*
  * Append one record batch (exactly len bytes, as the producer encoded it)
  * to (topic, partition). The batch's CRC is checked and its base offset is
@@ -210,10 +205,8 @@ sl_err sl_ops_watch_add(sl_ops_watch *w, const char *topic, int32_t partition);
 /* Accepts NULL. */
 void sl_ops_watch_free(sl_ops_watch *w);
 
-/* List offsets: earliest (ts = -2), latest (ts = -1), or the first offset
- * with timestamp >= ts. */
-#define SL_OFFSET_EARLIEST (-2)
-#define SL_OFFSET_LATEST (-1)
+/* List offsets: earliest (ts = SL_OFFSET_EARLIEST), latest
+ * (SL_OFFSET_LATEST), or the first offset with timestamp >= ts. */
 sl_err sl_ops_list_offset(sl_broker *b, const char *topic, int32_t partition,
                           int64_t ts, int64_t *offset_out);
 
