@@ -1,0 +1,600 @@
+/*
+ * groups.c - the groups object: groups.db, batched commits, waiters.
+ *
+ * DESIGN: one SQLite transaction per flusher round.
+ *
+ * Every mutation on the loop thread (ack, release, delivery count, offset
+ * commit, group config) bumps g->seq and marks its object dirty. When no
+ * staged buffer is waiting, the loop serializes every dirty object into
+ * g->staged (a list of ops: whole-window snapshots as ranges, offsets,
+ * configs) and records staged_seq = g->seq, then wakes the flusher. The
+ * flusher hook swaps the buffer out under g->mu and applies it in ONE
+ * transaction (BEGIN IMMEDIATE .. COMMIT, WAL, synchronous=FULL so the
+ * commit is on disk), then publishes committed_seq. The broker's notify
+ * runs sl_groups_on_flushed on the loop, which completes the waiters whose
+ * seq <= committed_seq and stages what changed meanwhile. So an ack is
+ * answered at most two rounds after it arrived, and the number of SQLite
+ * transactions follows the number of rounds, not the number of acks.
+ *
+ * Failure scenario this ordering prevents: answering an ack, crashing
+ * before the transaction that contains it, and redelivering the record.
+ * A commit failure is reported to the waiters (they answer an error) and
+ * the state stays dirty so the next round retries it.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "groups/internal.h"
+#include "protocol/log.h"
+
+static const char *k_schema =
+    "PRAGMA journal_mode=WAL;"
+    "PRAGMA synchronous=FULL;"
+    "CREATE TABLE IF NOT EXISTS qgroup(grp TEXT NOT NULL, topic TEXT NOT "
+    "NULL, cfg TEXT NOT NULL, PRIMARY KEY(grp, topic));"
+    "CREATE TABLE IF NOT EXISTS qpart(grp TEXT NOT NULL, topic TEXT NOT "
+    "NULL, part INTEGER NOT NULL, start INTEGER NOT NULL, cursor INTEGER "
+    "NOT NULL, PRIMARY KEY(grp, topic, part));"
+    "CREATE TABLE IF NOT EXISTS qrange(grp TEXT NOT NULL, topic TEXT NOT "
+    "NULL, part INTEGER NOT NULL, first INTEGER NOT NULL, last INTEGER NOT "
+    "NULL, state INTEGER NOT NULL, reason INTEGER NOT NULL, attempts "
+    "INTEGER NOT NULL, failures INTEGER NOT NULL, due INTEGER NOT NULL, "
+    "first_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL, PRIMARY KEY(grp, "
+    "topic, part, first)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS soffset(grp TEXT NOT NULL, topic TEXT NOT "
+    "NULL, part INTEGER NOT NULL, off INTEGER NOT NULL, PRIMARY KEY(grp, "
+    "topic, part));"
+    "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v TEXT);"
+    "INSERT OR IGNORE INTO meta(k, v) VALUES('schema', '1');";
+
+int64_t sl_groups_now(sl_groups *g)
+{
+    struct timespec ts;
+    if (g->env.now_ms)
+        return g->env.now_ms(g->env.ctx);
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+sl_qgroup *sl_groups_qgroup_find(sl_groups *g, const char *group,
+                                 const char *topic)
+{
+    for (sl_qgroup *qg = g->qgroups; qg; qg = qg->next)
+        if (!strcmp(qg->name, group) && !strcmp(qg->topic, topic))
+            return qg;
+    return NULL;
+}
+
+sl_sgroup *sl_groups_sgroup_find(sl_groups *g, const char *name)
+{
+    for (sl_sgroup *sg = g->sgroups; sg; sg = sg->next)
+        if (!strcmp(sg->name, name))
+            return sg;
+    return NULL;
+}
+
+/* Serialize everything dirty into g->staged. @thread loop */
+static void stage_now(sl_groups *g)
+{
+    sl_wb wb;
+    sl_wb_init(&wb, 4096);
+    sl_queue_stage(g, &wb);
+    sl_stream_stage(g, &wb);
+    g->need_stage = 0;
+    pthread_mutex_lock(&g->mu);
+    if (g->staged.len == 0) {
+        sl_wb tmp = g->staged;
+        g->staged = wb;
+        wb = tmp;
+    } else {
+        sl_wb_put(&g->staged, wb.p, wb.len);
+    }
+    g->staged_seq = g->seq;
+    g->staged_pending = 1;
+    pthread_mutex_unlock(&g->mu);
+    g->staged_upto = g->seq;
+    sl_wb_fini(&wb);
+    if (g->flusher)
+        sl_flusher_wake(g->flusher);
+}
+
+void sl_groups_mutated(sl_groups *g)
+{
+    int pending;
+    g->seq++;
+    g->need_stage = 1;
+    if (!g->flusher || g->in_free)
+        return;
+    pthread_mutex_lock(&g->mu);
+    pending = g->staged_pending;
+    pthread_mutex_unlock(&g->mu);
+    if (!pending)
+        stage_now(g);
+}
+
+static sl_err db_exec(sqlite3 *db, const char *sql)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        sl_log(SL_ERROR, "groups", "groups.db: %s: %s",
+               msg ? msg : sqlite3_errstr(rc), sql);
+        sqlite3_free(msg);
+        return SL_ERR_STORAGE;
+    }
+    return SL_OK;
+}
+
+static int bind_str(sqlite3_stmt *st, int i, const char *s, uint16_t n)
+{
+    return sqlite3_bind_text(st, i, s, n, SQLITE_STATIC);
+}
+
+/* Apply one staged buffer inside a transaction. @thread flusher */
+static sl_err apply_ops(sl_groups *g, const uint8_t *p, size_t len)
+{
+    sl_rd rd;
+    sl_err rc = SL_OK;
+    sqlite3_stmt *up_part = NULL, *del_ranges = NULL, *ins_range = NULL,
+                 *up_group = NULL, *up_off = NULL, *del_group = NULL,
+                 *del_parts = NULL, *del_granges = NULL;
+    sqlite3 *db = g->db;
+#define PREP(st, sql)                                                          \
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {             \
+        rc = SL_ERR_STORAGE;                                                   \
+        goto out;                                                              \
+    }
+    PREP(up_part, "INSERT OR REPLACE INTO qpart(grp,topic,part,start,cursor) "
+                  "VALUES(?,?,?,?,?)");
+    PREP(del_ranges, "DELETE FROM qrange WHERE grp=? AND topic=? AND part=?");
+    PREP(ins_range, "INSERT OR REPLACE INTO qrange(grp,topic,part,first,last,"
+                    "state,reason,attempts,failures,due,first_ms,last_ms) "
+                    "VALUES(?,?,?,?,?,?,?,?,?,?,?,?)");
+    PREP(up_group, "INSERT OR REPLACE INTO qgroup(grp,topic,cfg) "
+                   "VALUES(?,?,?)");
+    PREP(up_off, "INSERT OR REPLACE INTO soffset(grp,topic,part,off) "
+                 "VALUES(?,?,?,?)");
+    PREP(del_group, "DELETE FROM qgroup WHERE grp=? AND topic=?");
+    PREP(del_parts, "DELETE FROM qpart WHERE grp=? AND topic=?");
+    PREP(del_granges, "DELETE FROM qrange WHERE grp=? AND topic=?");
+#undef PREP
+
+    sl_rd_init(&rd, p, len);
+    while (sl_rd_left(&rd) > 0) {
+        uint8_t op = sl_rd_u8(&rd);
+        uint16_t gl, tl;
+        const char *gn = sl_rd_str16(&rd, &gl);
+        const char *tn = sl_rd_str16(&rd, &tl);
+        SL_RD_CHECK(&rd);
+        if (op == SL_OP_QPART) {
+            int32_t part = (int32_t)sl_rd_u32(&rd);
+            int64_t start = sl_rd_i64(&rd), cursor = sl_rd_i64(&rd);
+            uint32_t n = sl_rd_u32(&rd);
+            SL_RD_CHECK(&rd);
+            sqlite3_reset(up_part);
+            bind_str(up_part, 1, gn, gl);
+            bind_str(up_part, 2, tn, tl);
+            sqlite3_bind_int(up_part, 3, part);
+            sqlite3_bind_int64(up_part, 4, start);
+            sqlite3_bind_int64(up_part, 5, cursor);
+            if (sqlite3_step(up_part) != SQLITE_DONE)
+                goto err_db;
+            sqlite3_reset(del_ranges);
+            bind_str(del_ranges, 1, gn, gl);
+            bind_str(del_ranges, 2, tn, tl);
+            sqlite3_bind_int(del_ranges, 3, part);
+            if (sqlite3_step(del_ranges) != SQLITE_DONE)
+                goto err_db;
+            for (uint32_t i = 0; i < n; i++) {
+                int64_t first = sl_rd_i64(&rd), last = sl_rd_i64(&rd);
+                uint8_t state = sl_rd_u8(&rd), reason = sl_rd_u8(&rd);
+                uint16_t att = sl_rd_u16(&rd), fail = sl_rd_u16(&rd);
+                int64_t due = sl_rd_i64(&rd), fms = sl_rd_i64(&rd),
+                        lms = sl_rd_i64(&rd);
+                SL_RD_CHECK(&rd);
+                sqlite3_reset(ins_range);
+                bind_str(ins_range, 1, gn, gl);
+                bind_str(ins_range, 2, tn, tl);
+                sqlite3_bind_int(ins_range, 3, part);
+                sqlite3_bind_int64(ins_range, 4, first);
+                sqlite3_bind_int64(ins_range, 5, last);
+                sqlite3_bind_int(ins_range, 6, state);
+                sqlite3_bind_int(ins_range, 7, reason);
+                sqlite3_bind_int(ins_range, 8, att);
+                sqlite3_bind_int(ins_range, 9, fail);
+                sqlite3_bind_int64(ins_range, 10, due);
+                sqlite3_bind_int64(ins_range, 11, fms);
+                sqlite3_bind_int64(ins_range, 12, lms);
+                if (sqlite3_step(ins_range) != SQLITE_DONE)
+                    goto err_db;
+            }
+        } else if (op == SL_OP_QGROUP) {
+            uint16_t cl;
+            const char *cfg = sl_rd_str16(&rd, &cl);
+            SL_RD_CHECK(&rd);
+            sqlite3_reset(up_group);
+            bind_str(up_group, 1, gn, gl);
+            bind_str(up_group, 2, tn, tl);
+            bind_str(up_group, 3, cfg, cl);
+            if (sqlite3_step(up_group) != SQLITE_DONE)
+                goto err_db;
+        } else if (op == SL_OP_OFFSET) {
+            int32_t part = (int32_t)sl_rd_u32(&rd);
+            int64_t off = sl_rd_i64(&rd);
+            SL_RD_CHECK(&rd);
+            sqlite3_reset(up_off);
+            bind_str(up_off, 1, gn, gl);
+            bind_str(up_off, 2, tn, tl);
+            sqlite3_bind_int(up_off, 3, part);
+            sqlite3_bind_int64(up_off, 4, off);
+            if (sqlite3_step(up_off) != SQLITE_DONE)
+                goto err_db;
+        } else if (op == SL_OP_QDEL) {
+            sqlite3_stmt *sts[3] = {del_group, del_parts, del_granges};
+            for (int i = 0; i < 3; i++) {
+                sqlite3_reset(sts[i]);
+                bind_str(sts[i], 1, gn, gl);
+                bind_str(sts[i], 2, tn, tl);
+                if (sqlite3_step(sts[i]) != SQLITE_DONE)
+                    goto err_db;
+            }
+        } else {
+            goto err_parse;
+        }
+    }
+    goto out;
+err_db:
+    sl_log(SL_ERROR, "groups", "groups.db write failed: %s",
+           sqlite3_errmsg(db));
+    rc = SL_ERR_STORAGE;
+    goto out;
+err_parse:
+    sl_log(SL_ERROR, "groups", "internal: bad staged op buffer at %zu/%zu",
+           rd.off, rd.len);
+    rc = SL_ERR_UNKNOWN;
+out:
+    sqlite3_finalize(up_part);
+    sqlite3_finalize(del_ranges);
+    sqlite3_finalize(ins_range);
+    sqlite3_finalize(up_group);
+    sqlite3_finalize(up_off);
+    sqlite3_finalize(del_group);
+    sqlite3_finalize(del_parts);
+    sqlite3_finalize(del_granges);
+    return rc;
+}
+
+void sl_groups_flush_hook(void *arg)
+{
+    sl_groups *g = arg;
+    sl_wb buf;
+    uint64_t seq;
+    sl_err rc;
+
+    pthread_mutex_lock(&g->mu);
+    if (!g->staged_pending) {
+        pthread_mutex_unlock(&g->mu);
+        return;
+    }
+    buf = g->staged;
+    seq = g->staged_seq;
+    sl_wb_init(&g->staged, 0);
+    g->staged_pending = 0;
+    pthread_mutex_unlock(&g->mu);
+
+    rc = SL_OK;
+    if (buf.len > 0) {
+        rc = db_exec(g->db, "BEGIN IMMEDIATE");
+        if (rc == SL_OK) {
+            rc = apply_ops(g, buf.p, buf.len);
+            if (rc == SL_OK)
+                rc = db_exec(g->db, "COMMIT");
+            if (rc != SL_OK)
+                db_exec(g->db, "ROLLBACK");
+            else
+                __atomic_add_fetch(&g->st.txns, 1, __ATOMIC_RELAXED);
+        }
+    }
+    pthread_mutex_lock(&g->mu);
+    g->commit_err = rc;
+    if (rc == SL_OK)
+        g->committed_seq = seq;
+    pthread_mutex_unlock(&g->mu);
+    sl_wb_fini(&buf);
+}
+
+static void complete_waiters(sl_groups *g)
+{
+    uint64_t committed;
+    int err;
+    pthread_mutex_lock(&g->mu);
+    committed = g->committed_seq;
+    err = g->commit_err;
+    pthread_mutex_unlock(&g->mu);
+    if (err) {
+        g->st.commit_err = err;
+        /* Failed: everything waiting fails; the state is re-staged. */
+        while (g->waiters && g->waiters->seq <= g->staged_upto) {
+            sl_waiter *w = g->waiters;
+            g->waiters = w->next;
+            w->cb(w->arg, (sl_err)err);
+            free(w);
+        }
+        pthread_mutex_lock(&g->mu);
+        g->commit_err = 0;
+        pthread_mutex_unlock(&g->mu);
+        g->need_stage = 1;
+        sl_queue_mark_all_dirty(g);
+    }
+    while (g->waiters && g->waiters->seq <= committed) {
+        sl_waiter *w = g->waiters;
+        g->waiters = w->next;
+        w->cb(w->arg, SL_OK);
+        free(w);
+    }
+    if (!g->waiters)
+        g->waiters_tail = NULL;
+}
+
+void sl_groups_on_flushed(sl_groups *g)
+{
+    int pending;
+    complete_waiters(g);
+    sl_queue_on_flushed(g);
+    if (g->need_stage && g->flusher) {
+        pthread_mutex_lock(&g->mu);
+        pending = g->staged_pending;
+        pthread_mutex_unlock(&g->mu);
+        if (!pending)
+            stage_now(g);
+    }
+}
+
+sl_err sl_groups_commit_now(sl_groups *g)
+{
+    sl_err rc;
+    if (g->need_stage)
+        stage_now(g);
+    sl_groups_flush_hook(g);
+    pthread_mutex_lock(&g->mu);
+    rc = g->commit_err;
+    pthread_mutex_unlock(&g->mu);
+    complete_waiters(g);
+    sl_queue_on_flushed(g);
+    if (g->need_stage) {
+        stage_now(g);
+        sl_groups_flush_hook(g);
+        complete_waiters(g);
+    }
+    return rc;
+}
+
+void sl_groups_wait(sl_groups *g, void (*cb)(void *arg, sl_err rc), void *arg)
+{
+    sl_waiter *w;
+    uint64_t committed;
+    pthread_mutex_lock(&g->mu);
+    committed = g->committed_seq;
+    pthread_mutex_unlock(&g->mu);
+    if (committed >= g->seq && !g->waiters) {
+        cb(arg, SL_OK);
+        return;
+    }
+    w = calloc(1, sizeof(*w));
+    if (!w) {
+        cb(arg, SL_ERR_NOMEM);
+        return;
+    }
+    w->seq = g->seq;
+    w->cb = cb;
+    w->arg = arg;
+    if (g->waiters_tail)
+        g->waiters_tail->next = w;
+    else
+        g->waiters = w;
+    g->waiters_tail = w;
+    if (g->need_stage && g->flusher) {
+        int pending;
+        pthread_mutex_lock(&g->mu);
+        pending = g->staged_pending;
+        pthread_mutex_unlock(&g->mu);
+        if (!pending)
+            stage_now(g);
+    } else if (g->flusher) {
+        sl_flusher_wake(g->flusher);
+    }
+}
+
+sl_err sl_groups_open(const char *data_dir, const sl_groups_env *env,
+                      sl_flusher *flusher, sl_groups **out)
+{
+    sl_groups *g;
+    sl_err rc;
+    size_t n = strlen(data_dir) + 16;
+
+    g = calloc(1, sizeof(*g));
+    if (!g)
+        return SL_ERR_NOMEM;
+    pthread_mutex_init(&g->mu, NULL);
+    sl_wb_init(&g->staged, 0);
+    g->env = *env;
+    g->flusher = flusher;
+    g->next_consumer_id = 1;
+    g->next_member_id = 1;
+    g->path = malloc(n);
+    if (!g->path) {
+        rc = SL_ERR_NOMEM;
+        goto out;
+    }
+    if (mkdir(data_dir, 0755) != 0 && errno != EEXIST) {
+        rc = SL_ESYS(errno);
+        sl_log(SL_ERROR, "groups", "mkdir %s: %s", data_dir, sl_strerror(rc));
+        goto out;
+    }
+    snprintf(g->path, n, "%s/groups.db", data_dir);
+    if (sqlite3_open_v2(g->path, &g->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                            SQLITE_OPEN_FULLMUTEX,
+                        NULL) != SQLITE_OK) {
+        sl_log(SL_ERROR, "groups", "open %s: %s", g->path,
+               g->db ? sqlite3_errmsg(g->db) : "out of memory");
+        rc = SL_ERR_STORAGE;
+        goto out;
+    }
+    sqlite3_busy_timeout(g->db, 5000);
+    rc = db_exec(g->db, k_schema);
+    if (rc != SL_OK)
+        goto out;
+    rc = sl_queue_load(g);
+    if (rc != SL_OK)
+        goto out;
+    rc = sl_stream_load(g);
+    if (rc != SL_OK)
+        goto out;
+    if (flusher)
+        sl_flusher_add_hook(flusher, sl_groups_flush_hook, g);
+    *out = g;
+    return SL_OK;
+out:
+    sl_groups_free(g);
+    return rc;
+}
+
+void sl_groups_free(sl_groups *g)
+{
+    if (!g)
+        return;
+    g->in_free = 1;
+    while (g->waiters) {
+        sl_waiter *w = g->waiters;
+        g->waiters = w->next;
+        w->cb(w->arg, SL_ERR_SHUTTING_DOWN);
+        free(w);
+    }
+    sl_qgroup_free_all(g);
+    sl_sgroup_free_all(g);
+    free(g->dlqp);
+    if (g->db)
+        sqlite3_close(g->db);
+    sl_wb_fini(&g->staged);
+    pthread_mutex_destroy(&g->mu);
+    free(g->path);
+    free(g);
+}
+
+void sl_groups_on_append(sl_groups *g, const char *topic, int32_t partition)
+{
+    sl_queue_on_append(g, topic, partition);
+}
+
+int64_t sl_groups_tick(sl_groups *g)
+{
+    int64_t now = sl_groups_now(g);
+    int64_t a = sl_queue_tick(g, now);
+    int64_t b = sl_stream_tick(g, now);
+    int64_t r = a < b ? a : b;
+    if (r > 1000)
+        r = 1000;
+    if (r < 1)
+        r = 1;
+    return r;
+}
+
+void sl_groups_forget_topic(sl_groups *g, const char *topic)
+{
+    sl_queue_forget_topic(g, topic);
+    sl_stream_forget_topic(g, topic);
+}
+
+void sl_groups_stats_get(const sl_groups *g, sl_groups_stats *out)
+{
+    *out = g->st;
+    out->txns = __atomic_load_n(&g->st.txns, __ATOMIC_RELAXED);
+}
+
+sl_err sl_groups_describe(sl_groups *g, const char *group, sl_group_info **out)
+{
+    sl_group_info *info = calloc(1, sizeof(*info));
+    sl_err rc;
+    if (!info)
+        return SL_ERR_NOMEM;
+    snprintf(info->name, sizeof(info->name), "%s", group);
+    rc = sl_queue_describe(g, group, info);
+    if (rc == SL_ERR_UNKNOWN_GROUP)
+        rc = sl_stream_describe(g, group, info);
+    if (rc != SL_OK) {
+        sl_group_info_free(info);
+        return rc;
+    }
+    *out = info;
+    return SL_OK;
+}
+
+void sl_group_info_free(sl_group_info *info)
+{
+    if (!info)
+        return;
+    for (size_t i = 0; i < info->nmembers; i++)
+        free(info->members[i].assign);
+    free(info->members);
+    free(info->parts);
+    free(info);
+}
+
+static int have_name(char **names, size_t n, const char *s)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(names[i], s))
+            return 1;
+    return 0;
+}
+
+sl_err sl_groups_list(sl_groups *g, char ***names_out, int **kinds_out,
+                      size_t *count)
+{
+    size_t n = 0, cap = 0;
+    char **names = NULL;
+    int *kinds = NULL;
+    for (int pass = 0; pass < 2; pass++) {
+        for (int k = 0; k < 2; k++) {
+            sl_qgroup *qg = k == 1 ? g->qgroups : NULL;
+            sl_sgroup *sg = k == 0 ? g->sgroups : NULL;
+            while (qg || sg) {
+                const char *nm = qg ? qg->name : sg->name;
+                if (pass == 0) {
+                    cap++;
+                } else if (!have_name(names, n, nm)) {
+                    names[n] = strdup(nm);
+                    if (!names[n])
+                        goto nomem;
+                    kinds[n++] = k;
+                }
+                if (qg)
+                    qg = qg->next;
+                else
+                    sg = sg->next;
+            }
+        }
+        if (pass == 0) {
+            names = calloc(cap + 1, sizeof(*names));
+            kinds = calloc(cap + 1, sizeof(*kinds));
+            if (!names || !kinds)
+                goto nomem;
+        }
+    }
+    *names_out = names;
+    *kinds_out = kinds;
+    *count = n;
+    return SL_OK;
+nomem:
+    if (names)
+        for (size_t i = 0; i < n; i++)
+            free(names[i]);
+    free(names);
+    free(kinds);
+    return SL_ERR_NOMEM;
+}

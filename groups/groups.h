@@ -1,0 +1,308 @@
+/*
+ * groups.h - consumer groups over partition logs: stream groups (Kafka
+ * classic: assignment, committed offsets, lag) and queue groups (competing
+ * consumers with per-record state: acquire, ack, release/nack, reject,
+ * touch, lock expiry, delivery limits, dead-letter topics, TTL, delayed
+ * delivery, key-ordered mode). docs/groups.md describes the semantics; the
+ * state machine and persistence rules are at the top of groups/queue.c.
+ *
+ * Layering: depends on storage/ and SQLite only. Whatever it needs from the
+ * broker (partitions by name, appends to dead-letter topics) comes in
+ * through sl_groups_env at open.
+ *
+ * Threads: everything is @thread loop, except sl_groups_flush_hook (the
+ * flusher thread runs it each round) and sl_groups_stats (any).
+ *
+ * Durability: mutations (acks, releases, offset commits, ...) are staged
+ * and written to data/groups.db by ONE SQLite transaction per flusher
+ * round. A caller that must answer "done" only once durable registers a
+ * waiter with sl_groups_wait() after the mutation; it runs from
+ * sl_groups_on_flushed() after the round that committed it.
+ */
+#ifndef SL_GROUPS_H
+#define SL_GROUPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "protocol/batch.h"
+#include "protocol/err.h"
+#include "storage/flusher.h"
+#include "storage/partition.h"
+
+typedef struct sl_groups sl_groups;
+
+/* What the broker gives the groups layer. Every function is called on the
+ * loop thread. */
+typedef struct sl_groups_env {
+    void *ctx;
+    /* Partition `partition` of topic, or NULL if unknown. Borrowed: valid
+     * until the broker calls sl_groups_forget_topic. */
+    sl_part *(*get_part)(void *ctx, const char *topic, int32_t partition);
+    /* Number of partitions of topic; -1 if the topic does not exist. */
+    int32_t (*partitions)(void *ctx, const char *topic);
+    /* Append one batch to topic/partition, creating the topic (with one
+     * partition) if missing, and ask the flusher to cover it. The batch
+     * buffer may be modified (base offset). On SL_OK *base_out is the
+     * assigned offset and *part_out the partition (to check durability). */
+    sl_err (*append)(void *ctx, const char *topic, int32_t partition,
+                     uint8_t *batch, size_t len, int64_t *base_out,
+                     sl_part **part_out);
+    /* Wall clock in ms; NULL = CLOCK_REALTIME. Tests inject time here. */
+    int64_t (*now_ms)(void *ctx);
+} sl_groups_env;
+
+/*
+ * Open (creating) <data_dir>/groups.db (WAL) and load all group state.
+ * env is copied. flusher may be NULL (then call sl_groups_commit_now to
+ * persist, e.g. in unit tests); otherwise the hook is registered with
+ * sl_flusher_add_hook and sl_flusher_wake is used to ask for rounds.
+ * *out written on success. @thread loop
+ */
+sl_err sl_groups_open(const char *data_dir, const sl_groups_env *env,
+                      sl_flusher *flusher, sl_groups **out);
+/* Free everything (consumers too, without callbacks). Does not commit:
+ * the flusher must have been freed (its last round commits) or
+ * sl_groups_commit_now called. Accepts NULL. @thread loop */
+void sl_groups_free(sl_groups *g);
+
+/* The flusher hook: commits everything staged in one transaction.
+ * @thread flusher */
+void sl_groups_flush_hook(void *g);
+/* Stage and commit synchronously on the calling thread, then complete
+ * waiters (no flusher, tests, shutdown). @thread loop */
+sl_err sl_groups_commit_now(sl_groups *g);
+/* After every flusher round (from the broker's notify event): completes
+ * waiters whose mutations committed, archives dead-lettered records whose
+ * DLQ append became durable, delivers newly durable records, stages what
+ * changed meanwhile. @thread loop */
+void sl_groups_on_flushed(sl_groups *g);
+/* Records were appended to topic/partition: wake waiting consumers.
+ * @thread loop */
+void sl_groups_on_append(sl_groups *g, const char *topic, int32_t partition);
+/* Expire locks, deliver records whose due time came. Returns the ms until
+ * the next deadline it knows of (capped at 1000). @thread loop */
+int64_t sl_groups_tick(sl_groups *g);
+/* The topic is being deleted: drop every queue/stream state for it. */
+void sl_groups_forget_topic(sl_groups *g, const char *topic);
+
+/* Run cb(arg, SL_OK) once every mutation made so far is committed (or
+ * cb(arg, err) if the commit failed; SL_ERR_SHUTTING_DOWN at free). May run
+ * at once when nothing is pending. @thread loop */
+void sl_groups_wait(sl_groups *g, void (*cb)(void *arg, sl_err rc), void *arg);
+
+typedef struct sl_groups_stats {
+    uint64_t txns;     /* SQLite transactions committed */
+    uint64_t acks;     /* records acked */
+    uint64_t releases; /* nacks + releases */
+    uint64_t rejects;
+    uint64_t lock_expiries;
+    uint64_t dlq_appends; /* records appended to dead-letter topics */
+    uint64_t expired;     /* records dropped or dead-lettered for TTL */
+    uint64_t deliveries;
+    uint64_t commits; /* stream offset commits */
+    int commit_err;   /* last commit error (sl_err), 0 if none */
+} sl_groups_stats;
+/* @thread any (counters read without a lock; approximate while running) */
+void sl_groups_stats_get(const sl_groups *g, sl_groups_stats *out);
+
+/* ---- queue groups ---------------------------------------------------- */
+
+/* Per (group, topic) settings. A negative / zero value means "default"
+ * where noted; sl_qgroup_cfg_defaults fills the documented defaults. */
+typedef struct sl_qgroup_cfg {
+    int32_t max_deliveries; /* attempts before dead-lettering [10] */
+    int64_t lock_ms;        /* acquisition lock [30000] */
+    int64_t backoff_ms;     /* first nack delay with the group policy [0] */
+    int64_t backoff_max_ms; /* cap of the exponential backoff [60000] */
+    int32_t backoff_factor; /* multiplier per failure [2] */
+    int64_t ttl_ms;         /* message TTL from its timestamp; -1 = none */
+    int dlq_expired;        /* 1 = expired records go to the DLQ [0] */
+    int key_ordered;        /* 1 = per-key order, one in flight per key */
+    int32_t max_inflight;   /* window span per partition [10000] */
+    int start_latest;       /* a new group starts at the log end [0] */
+    char dlq_topic[250];    /* "" = "<topic>.DLQ"; "-" = none (archive) */
+} sl_qgroup_cfg;
+
+void sl_qgroup_cfg_defaults(sl_qgroup_cfg *cfg);
+/* Set one setting by name ("max-deliveries", "lock-ms", "backoff-ms",
+ * "backoff-max-ms", "backoff-factor", "ttl-ms", "dlq-expired",
+ * "key-ordered", "max-inflight", "start", "dlq-topic"). On error writes
+ * a message naming key and value into errstr. */
+sl_err sl_qgroup_cfg_set(sl_qgroup_cfg *cfg, const char *key, const char *value,
+                         char *errstr, size_t errlen);
+
+/*
+ * Create or reconfigure queue group `group` over `topic`. cfg NULL = keep
+ * (or defaults when new). The topic must exist (SL_ERR_UNKNOWN_TOPIC).
+ * Persisted with the next round. @thread loop
+ */
+sl_err sl_qgroup_declare(sl_groups *g, const char *group, const char *topic,
+                         const sl_qgroup_cfg *cfg);
+/* Delete the group's state for topic (or all topics if topic NULL). Its
+ * consumers are closed (records released). */
+sl_err sl_qgroup_delete(sl_groups *g, const char *group, const char *topic);
+
+/* One delivered record. Pointers are valid only during the callback. */
+typedef struct sl_qdelivery {
+    const char *group;
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    uint32_t attempts; /* this delivery included */
+    uint32_t failures;
+    int64_t lock_deadline; /* ms since the epoch */
+    const sl_record *rec;
+} sl_qdelivery;
+
+typedef struct sl_qconsumer sl_qconsumer;
+
+typedef struct sl_qconsumer_cb {
+    /* One record; uses one credit. May call ack/release/credit on this
+     * or other consumers, but must not free any consumer. */
+    void (*deliver)(void *arg, const sl_qdelivery *d);
+    /* Optional: end of a delivery pass that called deliver >= 1 times. */
+    void (*flush)(void *arg);
+    void *arg;
+} sl_qconsumer_cb;
+
+/*
+ * Register a consumer in queue group `group` over `topic` (declared with
+ * defaults if new). Records are pushed through cb->deliver while the
+ * consumer has credits (initially 0: grant with sl_qconsumer_credit).
+ * lock_ms 0 = the group's. name (may be NULL) is shown in describe.
+ * Caller frees with sl_qconsumer_free. @thread loop
+ */
+sl_err sl_qconsumer_new(sl_groups *g, const char *group, const char *topic,
+                        int64_t lock_ms, const char *name,
+                        const sl_qconsumer_cb *cb, sl_qconsumer **out);
+/* Release every record it holds (available again at once; attempts kept,
+ * no failure counted), unregister and free. Not from inside its own
+ * callbacks. Accepts NULL. @thread loop */
+void sl_qconsumer_free(sl_qconsumer *c);
+uint32_t sl_qconsumer_id(const sl_qconsumer *c);
+/* Add n credits (n may be negative; credits never go below 0) and deliver
+ * what is available now. */
+void sl_qconsumer_credit(sl_qconsumer *c, int64_t n);
+void sl_qconsumer_set_credit(sl_qconsumer *c, int64_t n);
+int64_t sl_qconsumer_credits(const sl_qconsumer *c);
+/* Records currently held (acquired) by c. */
+uint64_t sl_qconsumer_held(const sl_qconsumer *c);
+
+/*
+ * Settle offsets [first, last] of partition held by c. Each returns SL_OK
+ * when every record in the range was settled, else the first error:
+ * SL_ERR_NOT_ACQUIRED (a record not held by c: never delivered to it, lock
+ * expired and given to someone else, already settled) -- the records of
+ * the range that c did hold are settled anyway. *count (may be NULL) =
+ * records settled. Acks of already-acked records count as settled (acks
+ * are idempotent). SL_ERR_UNKNOWN_PARTITION for a bad partition.
+ *   ack:     done; never delivered again.
+ *   release: available again after delay_ms (-1 = the group's backoff
+ *            policy; 0 = at once); counts a failure when count_failure.
+ *   reject:  archived and appended to the dead-letter topic with reason
+ *            "rejected" (reason_text, may be NULL, goes in a header).
+ *   touch:   extend the lock to now + lock_ms (0 = consumer's lock_ms);
+ *            *deadline (may be NULL) = the new deadline.
+ * Call sl_groups_wait afterwards to learn when it is durable.
+ */
+sl_err sl_qconsumer_ack(sl_qconsumer *c, int32_t partition, int64_t first,
+                        int64_t last, int64_t *count);
+sl_err sl_qconsumer_release(sl_qconsumer *c, int32_t partition, int64_t first,
+                            int64_t last, int64_t delay_ms, int count_failure,
+                            int64_t *count);
+sl_err sl_qconsumer_reject(sl_qconsumer *c, int32_t partition, int64_t first,
+                           int64_t last, const char *reason_text,
+                           int64_t *count);
+sl_err sl_qconsumer_touch(sl_qconsumer *c, int32_t partition, int64_t first,
+                          int64_t last, int64_t lock_ms, int64_t *deadline,
+                          int64_t *count);
+
+/* ---- describe -------------------------------------------------------- */
+
+typedef struct sl_gpart_info {
+    char topic[256];
+    int32_t partition;
+    int64_t start;  /* stream: committed (-1 none); queue: start offset */
+    int64_t cursor; /* queue: next offset never read; stream: -1 */
+    int64_t log_end;
+    int64_t lag;       /* log_end - start (or log_end - log_start) */
+    int64_t acquired;  /* queue only, else -1 */
+    int64_t available; /* queue: in window and available (incl. delayed) */
+    int64_t delayed;   /* queue: available but not yet due */
+    int64_t archived;  /* queue: archived records since load */
+} sl_gpart_info;
+
+typedef struct sl_gmember_info {
+    char id[64];
+    char name[64];
+    int64_t held;    /* queue: records held; stream: -1 */
+    int64_t credits; /* queue: credits; stream: -1 */
+    size_t nassign;  /* stream: partitions assigned */
+    struct {
+        char topic[256];
+        int32_t partition;
+    } * assign; /* owned */
+} sl_gmember_info;
+
+typedef struct sl_group_info {
+    char name[256];
+    int kind;       /* 0 = stream, 1 = queue */
+    char state[16]; /* "stable", "empty", "rebalancing" */
+    int32_t generation;
+    char dlq_topic[256];
+    size_t nmembers;
+    sl_gmember_info *members; /* owned */
+    size_t nparts;
+    sl_gpart_info *parts; /* owned */
+    sl_qgroup_cfg cfg;    /* queue groups: cfg of the first topic */
+} sl_group_info;
+
+/* Caller frees *out with sl_group_info_free. SL_ERR_UNKNOWN_GROUP. A name
+ * may be both a stream and a queue group: queue wins. */
+sl_err sl_groups_describe(sl_groups *g, const char *group, sl_group_info **out);
+void sl_group_info_free(sl_group_info *info);
+/* Names and kinds of every group; caller frees names[i], names, kinds. */
+sl_err sl_groups_list(sl_groups *g, char ***names, int **kinds, size_t *count);
+
+/* ---- stream groups --------------------------------------------------- */
+
+typedef struct sl_tp {
+    char topic[256];
+    int32_t partition;
+} sl_tp;
+
+/*
+ * Join (or rejoin) stream group `group` subscribing to topics. member_id
+ * NULL or "" = a new member (the broker names it). The group's generation
+ * increases and its partitions are reassigned across members at once (a
+ * range assignor per topic over members sorted by id). On SL_OK:
+ * *member_out (caller frees), *generation, and the member's assignment
+ * (*assign, caller frees; *nassign entries). Other members learn about the
+ * new generation from their next heartbeat (SL_ERR_REBALANCE) and rejoin.
+ * session_ms: missing heartbeats for that long removes the member.
+ */
+sl_err sl_sgroup_join(sl_groups *g, const char *group, const char *member_id,
+                      const char *client_name, const char *const *topics,
+                      size_t ntopics, int64_t session_ms, char **member_out,
+                      int32_t *generation, sl_tp **assign, size_t *nassign);
+/* SL_OK, SL_ERR_UNKNOWN_GROUP, SL_ERR_UNKNOWN_MEMBER (rejoin as new),
+ * SL_ERR_REBALANCE (rejoin with the same id). */
+sl_err sl_sgroup_heartbeat(sl_groups *g, const char *group,
+                           const char *member_id, int32_t generation);
+sl_err sl_sgroup_leave(sl_groups *g, const char *group, const char *member_id);
+/*
+ * Commit offset (the next to consume) for topic/partition. member_id NULL
+ * or generation < 0 = commit without membership (standalone consumers);
+ * otherwise the member must exist with this generation and be assigned
+ * the partition (SL_ERR_REBALANCE / SL_ERR_UNKNOWN_MEMBER). Creates the
+ * group if needed. Wait for durability with sl_groups_wait.
+ */
+sl_err sl_sgroup_commit(sl_groups *g, const char *group, const char *member_id,
+                        int32_t generation, const char *topic,
+                        int32_t partition, int64_t offset);
+/* Committed offset or -1 (also for an unknown group). */
+int64_t sl_sgroup_committed(sl_groups *g, const char *group, const char *topic,
+                            int32_t partition);
+
+#endif

@@ -1,0 +1,206 @@
+/*
+ * internal.h - shared between the files of groups/ only.
+ */
+#ifndef SL_GROUPS_INTERNAL_H
+#define SL_GROUPS_INTERNAL_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdint.h>
+
+#include "groups/groups.h"
+#include "protocol/rd.h"
+
+/* Record states in a queue window. ACQUIRED is never persisted: it is
+ * written as AVAILABLE with its counts (locks do not survive restarts). */
+enum sl_qstate {
+    SL_Q_AVAIL = 0,
+    SL_Q_ACQ = 1,
+    SL_Q_ACKED = 2,
+    SL_Q_ARCHIVED = 3,
+    SL_Q_DLQ = 4 /* dead-lettering: DLQ append not yet durable */
+};
+
+enum sl_qreason {
+    SL_R_NONE = 0,
+    SL_R_REJECTED = 1,
+    SL_R_MAX_DELIVERIES = 2,
+    SL_R_EXPIRED = 3,
+    SL_R_LOCK_EXPIRED = 4
+};
+
+#define SL_QE_META 0x1     /* expires / keyhash parsed from the record */
+#define SL_QE_DLQ_SENT 0x2 /* DLQ append done in this process */
+
+typedef struct sl_qent {
+    int64_t t;        /* ACQ: lock deadline; AVAIL: due time (0 = now) */
+    int64_t expires;  /* 0 = never */
+    int64_t first_ms; /* first delivery, 0 = never delivered */
+    int64_t last_ms;
+    uint64_t keyhash; /* 0 = no key */
+    uint32_t consumer;
+    uint16_t attempts;
+    uint16_t failures;
+    uint8_t state;
+    uint8_t reason;
+    uint8_t flags;
+} sl_qent;
+
+typedef struct sl_qgroup sl_qgroup;
+
+typedef struct sl_qdlq_pending {
+    struct sl_qpart *qp;
+    int64_t off;
+    sl_part *dlq_part;
+    int64_t dlq_off;
+} sl_qdlq_pending;
+
+typedef struct sl_qpart {
+    sl_qgroup *qg;
+    int32_t partition;
+    int64_t start;  /* everything below is done */
+    int64_t cursor; /* first offset never read; window = [start, cursor) */
+    sl_qent *ents;  /* ring, index off & mask */
+    uint32_t mask;
+    sl_part *part;    /* cached; NULL = look up */
+    sl_part_iter *it; /* positioned at cursor (it_pos) */
+    int64_t it_pos;
+    sl_part_iter *rit; /* for re-reads */
+    int64_t rit_pos;
+    uint32_t n_avail;
+    uint32_t n_acq;
+    uint32_t n_dlq_redo;   /* SL_Q_DLQ entries loaded from disk */
+    int64_t next_deadline; /* <= min lock deadline (may be stale-low) */
+    int64_t next_due;      /* <= min due of available entries */
+    int dirty;
+    uint64_t archived;
+} sl_qpart;
+
+struct sl_qconsumer {
+    sl_qgroup *qg;
+    uint32_t id;
+    int64_t lock_ms;
+    char name[64];
+    sl_qconsumer_cb cb;
+    int64_t credits;
+    uint64_t held;
+    int32_t rr_part;
+    int delivered_in_pass;
+    struct sl_qconsumer *next;
+};
+
+struct sl_qgroup {
+    sl_groups *g;
+    char *name;
+    char *topic;
+    sl_qgroup_cfg cfg;
+    sl_qpart **parts;
+    int32_t nparts;
+    sl_qconsumer *consumers;
+    int32_t rr;
+    int pumping;
+    int repump;
+    int cfg_dirty;
+    sl_qgroup *next;
+};
+
+typedef struct sl_soffset {
+    char *topic;
+    int32_t partition;
+    int64_t offset;
+    int dirty;
+} sl_soffset;
+
+typedef struct sl_smember {
+    char id[64];
+    char name[64];
+    char **topics;
+    size_t ntopics;
+    int64_t session_ms;
+    int64_t last_hb;
+    sl_tp *assign;
+    size_t nassign;
+} sl_smember;
+
+typedef struct sl_sgroup {
+    char *name;
+    int32_t generation;
+    sl_smember *members;
+    size_t nmembers;
+    sl_soffset *offs;
+    size_t noffs;
+    struct sl_sgroup *next;
+} sl_sgroup;
+
+typedef struct sl_waiter {
+    uint64_t seq;
+    void (*cb)(void *arg, sl_err rc);
+    void *arg;
+    struct sl_waiter *next;
+} sl_waiter;
+
+struct sl_groups {
+    sl_groups_env env;
+    sl_flusher *flusher;
+    sqlite3 *db;
+    char *path;
+
+    sl_qgroup *qgroups;
+    sl_sgroup *sgroups;
+    uint32_t next_consumer_id;
+    uint64_t next_member_id;
+
+    /* Dead-letter appends waiting to become durable. */
+    sl_qdlq_pending *dlqp;
+    size_t ndlqp, dlqp_cap;
+
+    /* Staging (loop) -> commit (flusher). seq counts mutations. */
+    uint64_t seq;         /* loop: last mutation */
+    uint64_t staged_upto; /* loop: mutations covered by staged buffers */
+    int need_stage;       /* loop: something dirty not yet staged */
+    pthread_mutex_t mu;   /* protects the fields below */
+    sl_wb staged;         /* ops waiting for the flusher */
+    uint64_t staged_seq;  /* seq covered by `staged` */
+    int staged_pending;
+    uint64_t committed_seq;
+    int commit_err;
+
+    sl_waiter *waiters, *waiters_tail;
+
+    sl_groups_stats st;
+    int64_t now_cache;
+    int in_free;
+};
+
+/* groups.c */
+int64_t sl_groups_now(sl_groups *g);
+/* Record a mutation: bumps seq and makes sure it gets staged. */
+void sl_groups_mutated(sl_groups *g);
+sl_qgroup *sl_groups_qgroup_find(sl_groups *g, const char *group,
+                                 const char *topic);
+sl_sgroup *sl_groups_sgroup_find(sl_groups *g, const char *name);
+
+/* Stage ops (loop). */
+enum { SL_OP_QPART = 1, SL_OP_QGROUP = 2, SL_OP_OFFSET = 3, SL_OP_QDEL = 4 };
+
+/* queue.c */
+void sl_queue_stage(sl_groups *g, sl_wb *wb);
+sl_err sl_queue_load(sl_groups *g);
+void sl_queue_on_flushed(sl_groups *g);
+int64_t sl_queue_tick(sl_groups *g, int64_t now);
+void sl_queue_on_append(sl_groups *g, const char *topic, int32_t partition);
+void sl_qgroup_free_all(sl_groups *g);
+void sl_queue_forget_topic(sl_groups *g, const char *topic);
+void sl_queue_mark_all_dirty(sl_groups *g);
+sl_err sl_queue_describe(sl_groups *g, const char *group, sl_group_info *info);
+void sl_qgroup_cfg_text(const sl_qgroup_cfg *cfg, char *buf, size_t len);
+
+/* stream.c */
+void sl_stream_stage(sl_groups *g, sl_wb *wb);
+sl_err sl_stream_load(sl_groups *g);
+int64_t sl_stream_tick(sl_groups *g, int64_t now);
+void sl_sgroup_free_all(sl_groups *g);
+void sl_stream_forget_topic(sl_groups *g, const char *topic);
+sl_err sl_stream_describe(sl_groups *g, const char *group, sl_group_info *info);
+
+#endif

@@ -1,0 +1,472 @@
+/*
+ * stream.c - stream groups: Kafka-classic consumer groups, simplified.
+ *
+ * PROTOCOL (docs/groups.md has the user's view).
+ *
+ * The broker is the assignor. A member joins with the topics it wants
+ * (GROUP_JOIN); the broker bumps the group's generation and recomputes the
+ * whole assignment at once (range assignor: per topic, partitions sorted,
+ * members subscribed to the topic sorted by id, the first n % m members get
+ * one extra). The join reply carries the new generation and this member's
+ * partitions. Other members learn about the new generation from their next
+ * heartbeat, which answers SL_ERR_REBALANCE; they rejoin with their member
+ * id and receive their new partitions. A member that misses heartbeats for
+ * session_ms is removed (generation bump), as is one that leaves.
+ *
+ * Fencing: an offset commit from a member names its generation; a stale
+ * generation or a partition no longer assigned to it gets SL_ERR_REBALANCE,
+ * so a zombie cannot move a committed offset backwards after a rebalance.
+ * Between a rebalance and a member's next heartbeat, two members may fetch
+ * the same partition (at-least-once, like Kafka's eager protocol without
+ * the join barrier); the commit fencing keeps the offsets right.
+ *
+ * Committed offsets are kept in memory and written to groups.db (table
+ * soffset) with the next batched transaction (groups.c).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "groups/internal.h"
+#include "protocol/log.h"
+
+static sl_sgroup *sg_get(sl_groups *g, const char *name, int create)
+{
+    sl_sgroup *sg = sl_groups_sgroup_find(g, name);
+    if (sg || !create)
+        return sg;
+    sg = calloc(1, sizeof(*sg));
+    if (!sg)
+        return NULL;
+    sg->name = strdup(name);
+    if (!sg->name) {
+        free(sg);
+        return NULL;
+    }
+    sg->next = g->sgroups;
+    g->sgroups = sg;
+    return sg;
+}
+
+static void member_fini(sl_smember *m)
+{
+    for (size_t i = 0; i < m->ntopics; i++)
+        free(m->topics[i]);
+    free(m->topics);
+    free(m->assign);
+    memset(m, 0, sizeof(*m));
+}
+
+static void sg_free(sl_sgroup *sg)
+{
+    for (size_t i = 0; i < sg->nmembers; i++)
+        member_fini(&sg->members[i]);
+    free(sg->members);
+    for (size_t i = 0; i < sg->noffs; i++)
+        free(sg->offs[i].topic);
+    free(sg->offs);
+    free(sg->name);
+    free(sg);
+}
+
+void sl_sgroup_free_all(sl_groups *g)
+{
+    while (g->sgroups) {
+        sl_sgroup *sg = g->sgroups;
+        g->sgroups = sg->next;
+        sg_free(sg);
+    }
+}
+
+static int cmp_member(const void *a, const void *b)
+{
+    return strcmp(((const sl_smember *)a)->id, ((const sl_smember *)b)->id);
+}
+
+static int member_has_topic(const sl_smember *m, const char *t)
+{
+    for (size_t i = 0; i < m->ntopics; i++)
+        if (!strcmp(m->topics[i], t))
+            return 1;
+    return 0;
+}
+
+static sl_err add_assign(sl_smember *m, const char *topic, int32_t part)
+{
+    sl_tp *n = realloc(m->assign, (m->nassign + 1) * sizeof(*n));
+    if (!n)
+        return SL_ERR_NOMEM;
+    m->assign = n;
+    snprintf(n[m->nassign].topic, sizeof(n->topic), "%s", topic);
+    n[m->nassign].partition = part;
+    m->nassign++;
+    return SL_OK;
+}
+
+/* Recompute every member's assignment; bump the generation. */
+static void rebalance(sl_groups *g, sl_sgroup *sg)
+{
+    sg->generation++;
+    qsort(sg->members, sg->nmembers, sizeof(*sg->members), cmp_member);
+    for (size_t i = 0; i < sg->nmembers; i++) {
+        free(sg->members[i].assign);
+        sg->members[i].assign = NULL;
+        sg->members[i].nassign = 0;
+    }
+    for (size_t i = 0; i < sg->nmembers; i++) {
+        for (size_t t = 0; t < sg->members[i].ntopics; t++) {
+            const char *topic = sg->members[i].topics[t];
+            size_t subs[256], ns = 0;
+            int32_t np;
+            int dup = 0;
+            /* Handle each topic once: at its first subscriber. */
+            for (size_t j = 0; j < i && !dup; j++)
+                dup = member_has_topic(&sg->members[j], topic);
+            for (size_t k = 0; k < t && !dup; k++)
+                dup = !strcmp(sg->members[i].topics[k], topic);
+            if (dup)
+                continue;
+            for (size_t j = 0; j < sg->nmembers && ns < 256; j++)
+                if (member_has_topic(&sg->members[j], topic))
+                    subs[ns++] = j;
+            np = g->env.partitions(g->env.ctx, topic);
+            if (np <= 0)
+                continue;
+            int32_t per = np / (int32_t)ns, extra = np % (int32_t)ns, p = 0;
+            for (size_t s = 0; s < ns; s++) {
+                int32_t cnt = per + ((int32_t)s < extra ? 1 : 0);
+                for (int32_t k = 0; k < cnt; k++)
+                    add_assign(&sg->members[subs[s]], topic, p++);
+            }
+        }
+    }
+    sl_log(SL_INFO, "groups", "stream group %s: generation %d, %zu members",
+           sg->name, sg->generation, sg->nmembers);
+}
+
+static sl_smember *find_member(sl_sgroup *sg, const char *id)
+{
+    for (size_t i = 0; i < sg->nmembers; i++)
+        if (!strcmp(sg->members[i].id, id))
+            return &sg->members[i];
+    return NULL;
+}
+
+sl_err sl_sgroup_join(sl_groups *g, const char *group, const char *member_id,
+                      const char *client_name, const char *const *topics,
+                      size_t ntopics, int64_t session_ms, char **member_out,
+                      int32_t *generation, sl_tp **assign, size_t *nassign)
+{
+    sl_sgroup *sg;
+    sl_smember *m;
+    char idbuf[64];
+    sl_tp *copy = NULL;
+    char *mid;
+
+    if (!group[0] || strlen(group) > 249 || ntopics == 0 || ntopics > 256)
+        return SL_ERR_INVALID_ARG;
+    for (size_t i = 0; i < ntopics; i++)
+        if (g->env.partitions(g->env.ctx, topics[i]) < 0)
+            return SL_ERR_UNKNOWN_TOPIC;
+    sg = sg_get(g, group, 1);
+    if (!sg)
+        return SL_ERR_NOMEM;
+    m = member_id && member_id[0] ? find_member(sg, member_id) : NULL;
+    if (member_id && member_id[0] && !m) {
+        if (strlen(member_id) >= sizeof(m->id))
+            return SL_ERR_UNKNOWN_MEMBER;
+        /* Unknown (e.g. expired): let it back in under the same id. */
+        snprintf(idbuf, sizeof(idbuf), "%s", member_id);
+    } else if (!m) {
+        snprintf(idbuf, sizeof(idbuf), "%s-%llu",
+                 client_name && client_name[0] ? client_name : "member",
+                 (unsigned long long)g->next_member_id++);
+        idbuf[40] = 0;
+    }
+    if (!m) {
+        sl_smember *n =
+            realloc(sg->members, (sg->nmembers + 1) * sizeof(*sg->members));
+        if (!n)
+            return SL_ERR_NOMEM;
+        sg->members = n;
+        m = &sg->members[sg->nmembers++];
+        memset(m, 0, sizeof(*m));
+        snprintf(m->id, sizeof(m->id), "%s", idbuf);
+    }
+    snprintf(m->name, sizeof(m->name), "%s", client_name ? client_name : "");
+    for (size_t i = 0; i < m->ntopics; i++)
+        free(m->topics[i]);
+    free(m->topics);
+    m->topics = calloc(ntopics, sizeof(char *));
+    m->ntopics = 0;
+    if (!m->topics)
+        return SL_ERR_NOMEM;
+    for (size_t i = 0; i < ntopics; i++) {
+        m->topics[i] = strdup(topics[i]);
+        if (!m->topics[i])
+            return SL_ERR_NOMEM;
+        m->ntopics++;
+    }
+    m->session_ms = session_ms > 0 ? session_ms : 10000;
+    m->last_hb = sl_groups_now(g);
+    snprintf(idbuf, sizeof(idbuf), "%s", m->id);
+    rebalance(g, sg);
+    m = find_member(sg, idbuf); /* qsort moved it */
+    mid = strdup(m->id);
+    if (m->nassign) {
+        copy = malloc(m->nassign * sizeof(*copy));
+        if (copy)
+            memcpy(copy, m->assign, m->nassign * sizeof(*copy));
+    }
+    if (!mid || (m->nassign && !copy)) {
+        free(mid);
+        free(copy);
+        return SL_ERR_NOMEM;
+    }
+    *member_out = mid;
+    *generation = sg->generation;
+    *assign = copy;
+    *nassign = m->nassign;
+    return SL_OK;
+}
+
+sl_err sl_sgroup_heartbeat(sl_groups *g, const char *group,
+                           const char *member_id, int32_t generation)
+{
+    sl_sgroup *sg = sl_groups_sgroup_find(g, group);
+    sl_smember *m;
+    if (!sg)
+        return SL_ERR_UNKNOWN_GROUP;
+    m = find_member(sg, member_id);
+    if (!m)
+        return SL_ERR_UNKNOWN_MEMBER;
+    m->last_hb = sl_groups_now(g);
+    if (generation != sg->generation)
+        return SL_ERR_REBALANCE;
+    return SL_OK;
+}
+
+static void remove_member(sl_groups *g, sl_sgroup *sg, size_t i)
+{
+    member_fini(&sg->members[i]);
+    sg->members[i] = sg->members[--sg->nmembers];
+    rebalance(g, sg);
+}
+
+sl_err sl_sgroup_leave(sl_groups *g, const char *group, const char *member_id)
+{
+    sl_sgroup *sg = sl_groups_sgroup_find(g, group);
+    if (!sg)
+        return SL_ERR_UNKNOWN_GROUP;
+    for (size_t i = 0; i < sg->nmembers; i++)
+        if (!strcmp(sg->members[i].id, member_id)) {
+            remove_member(g, sg, i);
+            return SL_OK;
+        }
+    return SL_ERR_UNKNOWN_MEMBER;
+}
+
+static sl_soffset *find_off(sl_sgroup *sg, const char *topic, int32_t part)
+{
+    for (size_t i = 0; i < sg->noffs; i++)
+        if (sg->offs[i].partition == part && !strcmp(sg->offs[i].topic, topic))
+            return &sg->offs[i];
+    return NULL;
+}
+
+static sl_err set_off(sl_sgroup *sg, const char *topic, int32_t part,
+                      int64_t off, int dirty)
+{
+    sl_soffset *o = find_off(sg, topic, part);
+    if (!o) {
+        sl_soffset *n = realloc(sg->offs, (sg->noffs + 1) * sizeof(*n));
+        if (!n)
+            return SL_ERR_NOMEM;
+        sg->offs = n;
+        o = &n[sg->noffs];
+        o->topic = strdup(topic);
+        if (!o->topic)
+            return SL_ERR_NOMEM;
+        o->partition = part;
+        sg->noffs++;
+    }
+    o->offset = off;
+    o->dirty = dirty;
+    return SL_OK;
+}
+
+sl_err sl_sgroup_commit(sl_groups *g, const char *group, const char *member_id,
+                        int32_t generation, const char *topic,
+                        int32_t partition, int64_t offset)
+{
+    sl_sgroup *sg;
+    sl_err rc;
+    int32_t np = g->env.partitions(g->env.ctx, topic);
+    if (!group[0] || strlen(group) > 249 || offset < 0)
+        return SL_ERR_INVALID_ARG;
+    if (np < 0)
+        return SL_ERR_UNKNOWN_TOPIC;
+    if (partition < 0 || partition >= np)
+        return SL_ERR_UNKNOWN_PARTITION;
+    sg = sg_get(g, group, 1);
+    if (!sg)
+        return SL_ERR_NOMEM;
+    if (member_id && member_id[0] && generation >= 0) {
+        sl_smember *m = find_member(sg, member_id);
+        int assigned = 0;
+        if (!m)
+            return SL_ERR_UNKNOWN_MEMBER;
+        if (generation != sg->generation)
+            return SL_ERR_REBALANCE;
+        for (size_t i = 0; i < m->nassign; i++)
+            if (m->assign[i].partition == partition &&
+                !strcmp(m->assign[i].topic, topic))
+                assigned = 1;
+        if (!assigned)
+            return SL_ERR_REBALANCE;
+        m->last_hb = sl_groups_now(g);
+    }
+    rc = set_off(sg, topic, partition, offset, 1);
+    if (rc != SL_OK)
+        return rc;
+    g->st.commits++;
+    sl_groups_mutated(g);
+    return SL_OK;
+}
+
+int64_t sl_sgroup_committed(sl_groups *g, const char *group, const char *topic,
+                            int32_t partition)
+{
+    sl_sgroup *sg = sl_groups_sgroup_find(g, group);
+    sl_soffset *o = sg ? find_off(sg, topic, partition) : NULL;
+    return o ? o->offset : -1;
+}
+
+int64_t sl_stream_tick(sl_groups *g, int64_t now)
+{
+    int64_t next = now + 1000;
+    for (sl_sgroup *sg = g->sgroups; sg; sg = sg->next) {
+        for (size_t i = 0; i < sg->nmembers;) {
+            sl_smember *m = &sg->members[i];
+            int64_t dl = m->last_hb + m->session_ms;
+            if (dl <= now) {
+                sl_log(SL_INFO, "groups",
+                       "stream group %s: member %s missed its session "
+                       "timeout (%lld ms)",
+                       sg->name, m->id, (long long)m->session_ms);
+                remove_member(g, sg, i);
+                continue;
+            }
+            if (dl < next)
+                next = dl;
+            i++;
+        }
+    }
+    return next - now;
+}
+
+void sl_stream_stage(sl_groups *g, sl_wb *wb)
+{
+    for (sl_sgroup *sg = g->sgroups; sg; sg = sg->next)
+        for (size_t i = 0; i < sg->noffs; i++) {
+            sl_soffset *o = &sg->offs[i];
+            if (!o->dirty)
+                continue;
+            sl_wb_u8(wb, SL_OP_OFFSET);
+            sl_wb_str16(wb, sg->name, strlen(sg->name));
+            sl_wb_str16(wb, o->topic, strlen(o->topic));
+            sl_wb_u32(wb, (uint32_t)o->partition);
+            sl_wb_u64(wb, (uint64_t)o->offset);
+            o->dirty = 0;
+        }
+}
+
+sl_err sl_stream_load(sl_groups *g)
+{
+    sqlite3_stmt *st = NULL;
+    sl_err rc = SL_OK;
+    if (sqlite3_prepare_v2(g->db, "SELECT grp, topic, part, off FROM soffset",
+                           -1, &st, NULL) != SQLITE_OK)
+        return SL_ERR_STORAGE;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        sl_sgroup *sg = sg_get(g, (const char *)sqlite3_column_text(st, 0), 1);
+        if (!sg) {
+            rc = SL_ERR_NOMEM;
+            break;
+        }
+        rc = set_off(sg, (const char *)sqlite3_column_text(st, 1),
+                     sqlite3_column_int(st, 2), sqlite3_column_int64(st, 3), 0);
+        if (rc != SL_OK)
+            break;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+void sl_stream_forget_topic(sl_groups *g, const char *topic)
+{
+    for (sl_sgroup *sg = g->sgroups; sg; sg = sg->next) {
+        for (size_t i = 0; i < sg->noffs;) {
+            if (!strcmp(sg->offs[i].topic, topic)) {
+                free(sg->offs[i].topic);
+                sg->offs[i] = sg->offs[--sg->noffs];
+            } else {
+                i++;
+            }
+        }
+    }
+    /* Rows in soffset for the topic stay until the group commits again;
+     * a re-created topic starts without them only in memory. */
+}
+
+sl_err sl_stream_describe(sl_groups *g, const char *group, sl_group_info *info)
+{
+    sl_sgroup *sg = sl_groups_sgroup_find(g, group);
+    if (!sg)
+        return SL_ERR_UNKNOWN_GROUP;
+    info->kind = 0;
+    info->generation = sg->generation;
+    snprintf(info->state, sizeof(info->state), "%s",
+             sg->nmembers ? "Stable" : "Empty");
+    info->members = calloc(sg->nmembers + 1, sizeof(*info->members));
+    info->parts = calloc(sg->noffs + 1, sizeof(*info->parts));
+    if (!info->members || !info->parts)
+        return SL_ERR_NOMEM;
+    for (size_t i = 0; i < sg->nmembers; i++) {
+        sl_gmember_info *mi = &info->members[i];
+        sl_smember *m = &sg->members[i];
+        snprintf(mi->id, sizeof(mi->id), "%s", m->id);
+        snprintf(mi->name, sizeof(mi->name), "%s", m->name);
+        mi->held = -1;
+        mi->credits = -1;
+        if (m->nassign) {
+            mi->assign = calloc(m->nassign, sizeof(*mi->assign));
+            if (!mi->assign)
+                return SL_ERR_NOMEM;
+            for (size_t k = 0; k < m->nassign; k++) {
+                snprintf(mi->assign[k].topic, sizeof(mi->assign[k].topic), "%s",
+                         m->assign[k].topic);
+                mi->assign[k].partition = m->assign[k].partition;
+            }
+            mi->nassign = m->nassign;
+        }
+    }
+    info->nmembers = sg->nmembers;
+    for (size_t i = 0; i < sg->noffs; i++) {
+        sl_gpart_info *p = &info->parts[i];
+        sl_part *sp = g->env.get_part(g->env.ctx, sg->offs[i].topic,
+                                      sg->offs[i].partition);
+        snprintf(p->topic, sizeof(p->topic), "%s", sg->offs[i].topic);
+        p->partition = sg->offs[i].partition;
+        p->start = sg->offs[i].offset;
+        p->cursor = -1;
+        p->log_end = sp ? sl_part_end_offset(sp) : -1;
+        p->lag = sp ? p->log_end - p->start : -1;
+        p->acquired = -1;
+        p->available = -1;
+        p->delayed = -1;
+        p->archived = -1;
+    }
+    info->nparts = sg->noffs;
+    return SL_OK;
+}

@@ -1,0 +1,871 @@
+/* Unit tests: queue-group state machine (every transition), persistence,
+ * batched commits, stream groups. Real partitions in a temp dir, a fake
+ * clock, no flusher thread (sl_groups_commit_now instead). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "groups/groups.h"
+
+#define MAXP 4
+
+typedef struct fx {
+    char dir[256];
+    char pdir[512];
+    sl_part *parts[MAXP]; /* topic "t" */
+    int32_t np;
+    sl_part *dlq; /* topic "t.DLQ" */
+    int64_t now;
+    sl_groups *g;
+} fx;
+
+static fx F;
+
+static sl_part *env_get_part(void *ctx, const char *topic, int32_t p)
+{
+    fx *f = ctx;
+    if (!strcmp(topic, "t") && p >= 0 && p < f->np)
+        return f->parts[p];
+    if (!strcmp(topic, "t.DLQ") && p == 0)
+        return f->dlq;
+    return NULL;
+}
+
+static int32_t env_partitions(void *ctx, const char *topic)
+{
+    fx *f = ctx;
+    if (!strcmp(topic, "t"))
+        return f->np;
+    if (!strcmp(topic, "t.DLQ"))
+        return f->dlq ? 1 : -1;
+    return -1;
+}
+
+static sl_err env_append(void *ctx, const char *topic, int32_t p,
+                         uint8_t *batch, size_t len, int64_t *base,
+                         sl_part **out)
+{
+    fx *f = ctx;
+    sl_part_cfg cfg;
+    char d[600];
+    if (strcmp(topic, "t.DLQ") || p != 0)
+        return SL_ERR_UNKNOWN_TOPIC;
+    if (!f->dlq) {
+        sl_part_cfg_defaults(&cfg);
+        snprintf(d, sizeof(d), "%s/t.DLQ-0", f->dir);
+        if (sl_part_open(d, &cfg, &f->dlq) != SL_OK)
+            return SL_ERR_STORAGE;
+    }
+    *out = f->dlq;
+    return sl_part_append(f->dlq, batch, len, f->now, base);
+}
+
+static int64_t env_now(void *ctx)
+{
+    return ((fx *)ctx)->now;
+}
+
+static const sl_groups_env k_env = {&F, env_get_part, env_partitions,
+                                    env_append, env_now};
+
+static void open_parts(int np)
+{
+    sl_part_cfg cfg;
+    sl_part_cfg_defaults(&cfg);
+    F.np = np;
+    for (int i = 0; i < np; i++) {
+        snprintf(F.pdir, sizeof(F.pdir), "%s/t-%d", F.dir, i);
+        assert_int_equal(sl_part_open(F.pdir, &cfg, &F.parts[i]), SL_OK);
+    }
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    memset(&F, 0, sizeof(F));
+    snprintf(F.dir, sizeof(F.dir), "/tmp/sl-test-groups-XXXXXX");
+    assert_non_null(mkdtemp(F.dir));
+    F.now = 1000000;
+    open_parts(1);
+    assert_int_equal(sl_groups_open(F.dir, &k_env, NULL, &F.g), SL_OK);
+    return 0;
+}
+
+static void close_all(void)
+{
+    sl_groups_free(F.g);
+    F.g = NULL;
+    for (int i = 0; i < F.np; i++) {
+        sl_part_free(F.parts[i]);
+        F.parts[i] = NULL;
+    }
+    sl_part_free(F.dlq);
+    F.dlq = NULL;
+}
+
+static int teardown(void **state)
+{
+    char cmd[300];
+    (void)state;
+    close_all();
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", F.dir);
+    assert_int_equal(system(cmd), 0);
+    return 0;
+}
+
+/* Reopen groups (and partitions) from disk, as after a restart. */
+static void reopen(void)
+{
+    int np = F.np;
+    int had_dlq = F.dlq != NULL;
+    close_all();
+    open_parts(np);
+    if (had_dlq) {
+        sl_part_cfg cfg;
+        char d[600];
+        sl_part_cfg_defaults(&cfg);
+        snprintf(d, sizeof(d), "%s/t.DLQ-0", F.dir);
+        assert_int_equal(sl_part_open(d, &cfg, &F.dlq), SL_OK);
+    }
+    assert_int_equal(sl_groups_open(F.dir, &k_env, NULL, &F.g), SL_OK);
+}
+
+/* Append n records to partition p: key (may be NULL), value "v<i>",
+ * optional one header. Syncs (durable) when sync. */
+static void produce(int p, int n, const char *key, const char *hkey,
+                    const char *hval, int sync)
+{
+    sl_batch_builder bb;
+    const uint8_t *b;
+    size_t len;
+    int64_t base;
+    sl_header h = {hkey, hkey ? strlen(hkey) : 0, hval,
+                   hval ? strlen(hval) : 0};
+    sl_bb_init(&bb, SL_CODEC_NONE);
+    for (int i = 0; i < n; i++) {
+        char v[32];
+        snprintf(v, sizeof(v), "v%d", i);
+        assert_int_equal(sl_bb_add(&bb, F.now, key, key ? strlen(key) : 0, v,
+                                   strlen(v), hkey ? &h : NULL, hkey ? 1 : 0),
+                         SL_OK);
+    }
+    assert_int_equal(sl_bb_finish(&bb, &b, &len), SL_OK);
+    uint8_t *copy = malloc(len);
+    memcpy(copy, b, len);
+    assert_int_equal(sl_part_append(F.parts[p], copy, len, F.now, &base),
+                     SL_OK);
+    free(copy);
+    sl_bb_fini(&bb);
+    if (sync) {
+        assert_int_equal(sl_part_sync(F.parts[p]), SL_OK);
+        sl_groups_on_flushed(F.g);
+    }
+    sl_groups_on_append(F.g, "t", p);
+}
+
+/* A consumer recording what it got. */
+typedef struct rx {
+    sl_qconsumer *c;
+    int n;
+    int32_t part[256];
+    int64_t off[256];
+    uint32_t att[256];
+    uint32_t fail[256];
+    char key[256][8];
+    int flushes;
+    int auto_ack;
+} rx;
+
+static void rx_deliver(void *arg, const sl_qdelivery *d)
+{
+    rx *r = arg;
+    assert_true(r->n < 256);
+    r->part[r->n] = d->partition;
+    r->off[r->n] = d->offset;
+    r->att[r->n] = d->attempts;
+    r->fail[r->n] = d->failures;
+    r->key[r->n][0] = 0;
+    if (d->rec->key && d->rec->key_len < 8) {
+        memcpy(r->key[r->n], d->rec->key, (size_t)d->rec->key_len);
+        r->key[r->n][d->rec->key_len] = 0;
+    }
+    assert_int_equal(d->rec->offset, d->offset);
+    r->n++;
+    if (r->auto_ack)
+        assert_int_equal(
+            sl_qconsumer_ack(r->c, d->partition, d->offset, d->offset, NULL),
+            SL_OK);
+}
+
+static void rx_flush(void *arg)
+{
+    ((rx *)arg)->flushes++;
+}
+
+static void rx_new(rx *r, const char *group, int64_t lock_ms)
+{
+    sl_qconsumer_cb cb = {rx_deliver, rx_flush, r};
+    memset(r, 0, sizeof(*r));
+    assert_int_equal(
+        sl_qconsumer_new(F.g, group, "t", lock_ms, "test", &cb, &r->c), SL_OK);
+}
+
+static void declare(const char *group, const char *k1, const char *v1,
+                    const char *k2, const char *v2)
+{
+    sl_qgroup_cfg cfg;
+    char err[128];
+    sl_qgroup_cfg_defaults(&cfg);
+    if (k1)
+        assert_int_equal(sl_qgroup_cfg_set(&cfg, k1, v1, err, sizeof(err)),
+                         SL_OK);
+    if (k2)
+        assert_int_equal(sl_qgroup_cfg_set(&cfg, k2, v2, err, sizeof(err)),
+                         SL_OK);
+    assert_int_equal(sl_qgroup_declare(F.g, group, "t", &cfg), SL_OK);
+}
+
+static sl_gpart_info part_info(const char *group, int p)
+{
+    sl_group_info *info;
+    sl_gpart_info r;
+    assert_int_equal(sl_groups_describe(F.g, group, &info), SL_OK);
+    assert_true((size_t)p < info->nparts);
+    r = info->parts[p];
+    sl_group_info_free(info);
+    return r;
+}
+
+static int waited;
+static sl_err waited_rc;
+static void wait_cb(void *arg, sl_err rc)
+{
+    (void)arg;
+    waited++;
+    waited_rc = rc;
+}
+
+/* ---- tests ------------------------------------------------------------ */
+
+static void test_acquire_ack_advances_start(void **state)
+{
+    rx a;
+    (void)state;
+    produce(0, 10, NULL, NULL, NULL, 1);
+    rx_new(&a, "g", 0);
+    sl_qconsumer_credit(a.c, 4);
+    assert_int_equal(a.n, 4);
+    assert_int_equal(a.flushes, 1);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(a.off[i], i);
+        assert_int_equal(a.att[i], 1);
+        assert_int_equal(a.fail[i], 0);
+    }
+    assert_int_equal(sl_qconsumer_held(a.c), 4);
+    assert_int_equal(sl_qconsumer_credits(a.c), 0);
+    /* Ack out of order: start moves only over the done prefix. */
+    int64_t cnt = 0;
+    assert_int_equal(sl_qconsumer_ack(a.c, 0, 1, 2, &cnt), SL_OK);
+    assert_int_equal(cnt, 2);
+    assert_int_equal(part_info("g", 0).start, 0);
+    assert_int_equal(sl_qconsumer_ack(a.c, 0, 0, 0, NULL), SL_OK);
+    assert_int_equal(part_info("g", 0).start, 3);
+    /* Idempotent ack; ack of something not held. */
+    assert_int_equal(sl_qconsumer_ack(a.c, 0, 0, 0, &cnt), SL_OK);
+    assert_int_equal(cnt, 1);
+    assert_int_equal(sl_qconsumer_ack(a.c, 0, 5, 5, &cnt), SL_ERR_NOT_ACQUIRED);
+    assert_int_equal(sl_qconsumer_ack(a.c, 7, 0, 0, NULL),
+                     SL_ERR_UNKNOWN_PARTITION);
+    /* Durable only after the commit. */
+    waited = 0;
+    sl_groups_wait(F.g, wait_cb, NULL);
+    assert_int_equal(waited, 0);
+    assert_int_equal(sl_groups_commit_now(F.g), SL_OK);
+    assert_int_equal(waited, 1);
+    assert_int_equal(waited_rc, SL_OK);
+    sl_qconsumer_free(a.c);
+}
+
+static void test_only_durable_records_delivered(void **state)
+{
+    rx a;
+    (void)state;
+    rx_new(&a, "g", 0);
+    sl_qconsumer_credit(a.c, 10);
+    produce(0, 3, NULL, NULL, NULL, 0);
+    assert_int_equal(a.n, 0);
+    assert_int_equal(sl_part_sync(F.parts[0]), SL_OK);
+    sl_groups_on_flushed(F.g);
+    assert_int_equal(a.n, 3);
+    sl_qconsumer_free(a.c);
+}
+
+static void test_release_delay_and_counts(void **state)
+{
+    rx a, b;
+    (void)state;
+    produce(0, 2, NULL, NULL, NULL, 1);
+    rx_new(&a, "g", 0);
+    rx_new(&b, "g", 0);
+    sl_qconsumer_credit(a.c, 1);
+    assert_int_equal(a.n, 1);
+    /* nack with an explicit delay: not available before it. */
+    assert_int_equal(sl_qconsumer_release(a.c, 0, 0, 0, 500, 1, NULL), SL_OK);
+    sl_qconsumer_credit(b.c, 5);
+    assert_int_equal(b.n, 1); /* offset 1 only */
+    assert_int_equal(b.off[0], 1);
+    F.now += 499;
+    sl_groups_tick(F.g);
+    assert_int_equal(b.n, 1);
+    F.now += 1;
+    sl_groups_tick(F.g);
+    assert_int_equal(b.n, 2);
+    assert_int_equal(b.off[1], 0);
+    assert_int_equal(b.att[1], 2);
+    assert_int_equal(b.fail[1], 1);
+    /* release without failure (e.g. consumer shutdown) keeps failures */
+    assert_int_equal(sl_qconsumer_release(b.c, 0, 0, 0, 0, 0, NULL), SL_OK);
+    assert_int_equal(b.n, 3); /* b still had credits: redelivered at once */
+    assert_int_equal(b.att[2], 3);
+    assert_int_equal(b.fail[2], 1);
+    sl_qconsumer_free(a.c);
+    sl_qconsumer_free(b.c);
+}
+
+static void test_backoff_policy(void **state)
+{
+    rx a;
+    (void)state;
+    declare("g", "backoff_initial_ms", "100", "backoff_max_ms", "250");
+    produce(0, 1, NULL, NULL, NULL, 1);
+    rx_new(&a, "g", 0);
+    int64_t expect[] = {100, 200, 250, 250};
+    for (int i = 0; i < 4; i++) {
+        sl_qconsumer_credit(a.c, 1);
+        assert_int_equal(a.n, i + 1);
+        assert_int_equal(sl_qconsumer_release(a.c, 0, 0, 0, -1, 1, NULL),
+                         SL_OK);
+        F.now += expect[i] - 1;
+        sl_groups_tick(F.g);
+        assert_int_equal(a.n, i + 1); /* not yet */
+        F.now += 1;
+        sl_groups_tick(F.g);
+    }
+    sl_qconsumer_credit(a.c, 1);
+    assert_int_equal(a.n, 5);
+    assert_int_equal(a.fail[4], 4);
+    sl_qconsumer_free(a.c);
+}
+
+static void test_lock_expiry_and_touch(void **state)
+{
+    rx a, b;
+    int64_t dl = 0;
+    (void)state;
+    produce(0, 2, NULL, NULL, NULL, 1);
+    rx_new(&a, "g", 1000);
+    rx_new(&b, "g", 0);
+    sl_qconsumer_credit(a.c, 2);
+    assert_int_equal(a.n, 2);
+    F.now += 600;
+    assert_int_equal(sl_qconsumer_touch(a.c, 0, 1, 1, 0, &dl, NULL), SL_OK);
+    assert_int_equal(dl, F.now + 1000);
+    F.now += 400; /* offset 0 expires, offset 1 was touched */
+    sl_groups_tick(F.g);
+    sl_qconsumer_credit(b.c, 5);
+    assert_int_equal(b.n, 1);
+    assert_int_equal(b.off[0], 0);
+    assert_int_equal(b.att[0], 2);
+    assert_int_equal(b.fail[0], 1); /* the expiry counted */
+    assert_int_equal(sl_qconsumer_held(a.c), 1);
+    /* The old holder's late ack fails; the new holder's works. */
+    assert_int_equal(sl_qconsumer_ack(a.c, 0, 0, 0, NULL), SL_ERR_NOT_ACQUIRED);
+    assert_int_equal(sl_qconsumer_ack(b.c, 0, 0, 0, NULL), SL_OK);
+    assert_int_equal(sl_qconsumer_ack(a.c, 0, 1, 1, NULL), SL_OK);
+    assert_int_equal(part_info("g", 0).start, 2);
+    sl_groups_stats st;
+    sl_groups_stats_get(F.g, &st);
+    assert_int_equal(st.lock_expiries, 1);
+    sl_qconsumer_free(a.c);
+    sl_qconsumer_free(b.c);
+}
+
+/* Read the single DLQ record at offset off; check a header. */
+static void dlq_expect(int64_t off, const char *k, const char *v)
+{
+    sl_part_iter *it;
+    sl_record rec;
+    sl_header h;
+    assert_non_null(F.dlq);
+    assert_int_equal(sl_part_iter_new(F.dlq, off, &it), SL_OK);
+    assert_int_equal(sl_part_iter_next(it, &rec, NULL), 1);
+    assert_int_equal(rec.offset, off);
+    assert_int_equal(sl_record_header_find(&rec, k, &h), SL_OK);
+    if (strlen(v) != h.value_len || memcmp(h.value, v, h.value_len)) {
+        fail_msg("header %s = '%.*s', expected '%s'", k, (int)h.value_len,
+                 (const char *)h.value, v);
+    }
+    sl_part_iter_free(it);
+}
+
+static void test_max_deliveries_dead_letters(void **state)
+{
+    rx a;
+    char buf[32];
+    (void)state;
+    declare("g", "max_deliveries", "3", NULL, NULL);
+    produce(0, 1, "k1", "h1", "x", 1);
+    rx_new(&a, "g", 0);
+    for (int i = 0; i < 3; i++) {
+        sl_qconsumer_credit(a.c, 1);
+        assert_int_equal(a.n, i + 1);
+        F.now += 10;
+        assert_int_equal(sl_qconsumer_release(a.c, 0, 0, 0, 0, 1, NULL), SL_OK);
+    }
+    sl_qconsumer_credit(a.c, 1);
+    assert_int_equal(a.n, 3); /* never a 4th time */
+    assert_non_null(F.dlq);
+    assert_int_equal(sl_part_end_offset(F.dlq), 1);
+    dlq_expect(0, "dlq.topic", "t");
+    dlq_expect(0, "dlq.partition", "0");
+    dlq_expect(0, "dlq.offset", "0");
+    dlq_expect(0, "dlq.group", "g");
+    dlq_expect(0, "dlq.attempts", "3");
+    dlq_expect(0, "dlq.failures", "3");
+    dlq_expect(0, "dlq.reason", "max_deliveries");
+    snprintf(buf, sizeof(buf), "%lld", (long long)(1000000));
+    dlq_expect(0, "dlq.first-delivery-ms", buf);
+    snprintf(buf, sizeof(buf), "%lld", (long long)(1000000 + 20));
+    dlq_expect(0, "dlq.last-delivery-ms", buf);
+    dlq_expect(0, "h1", "x"); /* original headers kept */
+    /* Not archived until the DLQ append is durable. */
+    assert_int_equal(part_info("g", 0).start, 0);
+    sl_groups_on_flushed(F.g);
+    assert_int_equal(part_info("g", 0).start, 0);
+    assert_int_equal(sl_part_sync(F.dlq), SL_OK);
+    sl_groups_on_flushed(F.g);
+    assert_int_equal(part_info("g", 0).start, 1);
+    assert_int_equal(part_info("g", 0).archived, 1);
+    sl_qconsumer_free(a.c);
+}
+
+static void test_reject_dead_letters(void **state)
+{
+    rx a;
+    (void)state;
+    produce(0, 2, NULL, NULL, NULL, 1);
+    rx_new(&a, "g", 0);
+    sl_qconsumer_credit(a.c, 2);
+    assert_int_equal(sl_qconsumer_reject(a.c, 0, 1, 1, "bad json", NULL),
+                     SL_OK);
+    dlq_expect(0, "dlq.reason", "rejected");
+    dlq_expect(0, "dlq.reason-text", "bad json");
+    dlq_expect(0, "dlq.offset", "1");
+    dlq_expect(0, "dlq.failures", "1");
+    dlq_expect(0, "dlq.attempts", "1");
+    assert_int_equal(sl_qconsumer_ack(a.c, 0, 0, 0, NULL), SL_OK);
+    assert_int_equal(sl_part_sync(F.dlq), SL_OK);
+    sl_groups_on_flushed(F.g);
+    assert_int_equal(part_info("g", 0).start, 2);
+    sl_qconsumer_free(a.c);
+}
+
+static void test_ttl_drop_and_dead_letter(void **state)
+{
+    rx a, b;
+    (void)state;
+    produce(0, 1, NULL, "ttl-ms", "100", 1);
+    produce(0, 1, NULL, NULL, NULL, 1);
+    F.now += 100;
+    rx_new(&a, "g", 0);
+    sl_qconsumer_credit(a.c, 5);
+    assert_int_equal(a.n, 1); /* the expired one was skipped */
+    assert_int_equal(a.off[0], 1);
+    assert_int_equal(part_info("g", 0).archived, 1);
+    assert_null(F.dlq); /* dropped, not dead-lettered by default */
+    /* A group asking for it gets expired records in the DLQ, and the
+     * group ttl applies to records without a header. */
+    declare("g2", "dlq_expired", "true", "ttl_ms", "50");
+    F.now += 10;
+    rx_new(&b, "g2", 0);
+    sl_qconsumer_credit(b.c, 5);
+    assert_int_equal(b.n, 0);
+    assert_int_equal(sl_part_end_offset(F.dlq), 2);
+    dlq_expect(0, "dlq.reason", "expired");
+    dlq_expect(1, "dlq.reason", "expired");
+    dlq_expect(1, "dlq.attempts", "0");
+    sl_qconsumer_free(a.c);
+    sl_qconsumer_free(b.c);
+}
+
+static void test_delayed_delivery(void **state)
+{
+    rx a;
+    char nb[32];
+    (void)state;
+    snprintf(nb, sizeof(nb), "%lld", (long long)(F.now + 300));
+    produce(0, 1, NULL, "not-before", nb, 1);
+    produce(0, 1, NULL, "delay-ms", "100", 1);
+    produce(0, 1, NULL, NULL, NULL, 1);
+    rx_new(&a, "g", 0);
+    sl_qconsumer_credit(a.c, 5);
+    assert_int_equal(a.n, 1);
+    assert_int_equal(a.off[0], 2);
+    assert_int_equal(part_info("g", 0).delayed, 2);
+    F.now += 100;
+    sl_groups_tick(F.g);
+    assert_int_equal(a.n, 2);
+    assert_int_equal(a.off[1], 1);
+    /* The due time survives a restart (the durable due-time index). */
+    assert_int_equal(sl_groups_commit_now(F.g), SL_OK);
+    reopen();
+    rx_new(&a, "g", 0);
+    sl_qconsumer_credit(a.c, 5);
+    /* offsets 1 and 2 were acquired, not acked: available again now */
+    assert_int_equal(a.n, 2);
+    assert_int_equal(a.off[0], 1);
+    assert_int_equal(a.att[0], 2);
+    assert_int_equal(a.off[1], 2);
+    F.now += 199;
+    sl_groups_tick(F.g);
+    assert_int_equal(a.n, 2);
+    F.now += 1;
+    sl_groups_tick(F.g);
+    assert_int_equal(a.n, 3);
+    assert_int_equal(a.off[2], 0);
+    assert_int_equal(a.att[2], 1);
+    sl_qconsumer_free(a.c);
+}
+
+static void test_key_ordered(void **state)
+{
+    rx a, b;
+    (void)state;
+    declare("g", "key_ordered", "1", NULL, NULL);
+    produce(0, 1, "A", NULL, NULL, 1);  /* 0 */
+    produce(0, 1, "A", NULL, NULL, 1);  /* 1 */
+    produce(0, 1, "B", NULL, NULL, 1);  /* 2 */
+    produce(0, 1, NULL, NULL, NULL, 1); /* 3: no key, unordered */
+    produce(0, 1, "A", NULL, NULL, 1);  /* 4 */
+    rx_new(&a, "g", 0);
+    rx_new(&b, "g", 0);
+    sl_qconsumer_credit(a.c, 1);
+    assert_int_equal(a.n, 1);
+    assert_int_equal(a.off[0], 0);
+    sl_qconsumer_credit(b.c, 10);
+    assert_int_equal(b.n, 2); /* B@2 and null@3; A@1 waits for A@0 */
+    assert_int_equal(b.off[0], 2);
+    assert_int_equal(b.off[1], 3);
+    /* nack A@0: it comes back before A@1 (order kept) */
+    assert_int_equal(sl_qconsumer_release(a.c, 0, 0, 0, 0, 1, NULL), SL_OK);
+    assert_int_equal(b.n, 3);
+    assert_int_equal(b.off[2], 0);
+    assert_int_equal(sl_qconsumer_ack(b.c, 0, 0, 0, NULL), SL_OK);
+    assert_int_equal(b.n, 4);
+    assert_int_equal(b.off[3], 1);
+    assert_string_equal(b.key[3], "A");
+    assert_int_equal(sl_qconsumer_ack(b.c, 0, 1, 1, NULL), SL_OK);
+    assert_int_equal(b.n, 5);
+    assert_int_equal(b.off[4], 4);
+    sl_qconsumer_free(a.c);
+    sl_qconsumer_free(b.c);
+}
+
+static void test_window_bound(void **state)
+{
+    rx a;
+    (void)state;
+    declare("g", "max_inflight", "4", NULL, NULL);
+    produce(0, 10, NULL, NULL, NULL, 1);
+    rx_new(&a, "g", 0);
+    sl_qconsumer_credit(a.c, 100);
+    assert_int_equal(a.n, 4);
+    assert_int_equal(part_info("g", 0).cursor, 4);
+    assert_int_equal(sl_qconsumer_ack(a.c, 0, 1, 3, NULL), SL_OK);
+    assert_int_equal(a.n, 4); /* offset 0 still holds the window */
+    assert_int_equal(sl_qconsumer_ack(a.c, 0, 0, 0, NULL), SL_OK);
+    assert_int_equal(a.n, 8);
+    sl_qconsumer_free(a.c);
+}
+
+static void test_consumer_free_releases(void **state)
+{
+    rx a, b;
+    (void)state;
+    produce(0, 3, NULL, NULL, NULL, 1);
+    rx_new(&a, "g", 0);
+    rx_new(&b, "g", 0);
+    sl_qconsumer_credit(a.c, 3);
+    sl_qconsumer_credit(b.c, 3);
+    assert_int_equal(b.n, 0);
+    sl_qconsumer_free(a.c);
+    assert_int_equal(b.n, 3);
+    assert_int_equal(b.att[0], 2);
+    assert_int_equal(b.fail[0], 0);
+    sl_qconsumer_free(b.c);
+}
+
+static void test_competing_consumers_exactly_once(void **state)
+{
+    rx r[4];
+    int seen[200] = {0};
+    (void)state;
+    produce(0, 200, NULL, NULL, NULL, 1);
+    for (int i = 0; i < 4; i++) {
+        rx_new(&r[i], "g", 0);
+        r[i].auto_ack = 1;
+    }
+    for (int round = 0; round < 20; round++)
+        for (int i = 0; i < 4; i++)
+            sl_qconsumer_credit(r[i].c, 3);
+    int total = 0;
+    for (int i = 0; i < 4; i++) {
+        assert_true(r[i].n > 0);
+        for (int k = 0; k < r[i].n; k++)
+            seen[r[i].off[k]]++;
+        total += r[i].n;
+    }
+    assert_int_equal(total, 200);
+    for (int k = 0; k < 200; k++)
+        assert_int_equal(seen[k], 1);
+    assert_int_equal(part_info("g", 0).start, 200);
+    for (int i = 0; i < 4; i++)
+        sl_qconsumer_free(r[i].c);
+}
+
+static void test_persistence_rules(void **state)
+{
+    rx a;
+    (void)state;
+    declare("g", "max_deliveries", "5", NULL, NULL);
+    produce(0, 6, NULL, NULL, NULL, 1);
+    rx_new(&a, "g", 0);
+    sl_qconsumer_credit(a.c, 6);
+    assert_int_equal(a.n, 6);
+    assert_int_equal(sl_qconsumer_ack(a.c, 0, 0, 1, NULL), SL_OK); /* done */
+    assert_int_equal(sl_qconsumer_ack(a.c, 0, 3, 3, NULL), SL_OK);
+    assert_int_equal(sl_qconsumer_release(a.c, 0, 4, 4, 0, 1, NULL), SL_OK);
+    /* 2 and 5 held, 4 released (attempts 1, failures 1); 4 redelivered
+     * at once to a (credits left? no: 6 used) */
+    assert_int_equal(sl_groups_commit_now(F.g), SL_OK);
+    /* An ack after the last commit is not durable: lost in the crash. */
+    assert_int_equal(sl_qconsumer_ack(a.c, 0, 5, 5, NULL), SL_OK);
+    reopen(); /* "crash": the last ack never committed */
+    assert_int_equal(part_info("g", 0).start, 2);
+    rx_new(&a, "g", 0);
+    sl_qconsumer_credit(a.c, 10);
+    assert_int_equal(a.n, 3);
+    assert_int_equal(a.off[0], 2);
+    assert_int_equal(a.att[0], 2);
+    assert_int_equal(a.fail[0], 0);
+    assert_int_equal(a.off[1], 4);
+    assert_int_equal(a.att[1], 2);
+    assert_int_equal(a.fail[1], 1);
+    assert_int_equal(a.off[2], 5);
+    assert_int_equal(a.att[2], 2);
+    /* config survived too */
+    sl_group_info *info;
+    assert_int_equal(sl_groups_describe(F.g, "g", &info), SL_OK);
+    assert_int_equal(info->cfg.max_deliveries, 5);
+    assert_string_equal(info->dlq_topic, "t.DLQ");
+    sl_group_info_free(info);
+    sl_qconsumer_free(a.c);
+}
+
+static void test_dlq_crash_redoes_append(void **state)
+{
+    rx a;
+    (void)state;
+    produce(0, 1, NULL, NULL, NULL, 1);
+    rx_new(&a, "g", 0);
+    sl_qconsumer_credit(a.c, 1);
+    assert_int_equal(sl_qconsumer_reject(a.c, 0, 0, 0, NULL, NULL), SL_OK);
+    assert_int_equal(sl_groups_commit_now(F.g), SL_OK); /* state DLQ */
+    /* crash before the DLQ append was durable (and before archive) */
+    reopen();
+    sl_groups_tick(F.g); /* redoes the dead-letter */
+    assert_non_null(F.dlq);
+    assert_true(sl_part_end_offset(F.dlq) >= 1);
+    dlq_expect(sl_part_end_offset(F.dlq) - 1, "dlq.reason", "rejected");
+    assert_int_equal(sl_part_sync(F.dlq), SL_OK);
+    sl_groups_on_flushed(F.g);
+    assert_int_equal(part_info("g", 0).start, 1);
+    assert_int_equal(sl_groups_commit_now(F.g), SL_OK);
+    reopen();
+    int64_t end = sl_part_end_offset(F.dlq);
+    sl_groups_tick(F.g);
+    assert_int_equal(sl_part_end_offset(F.dlq), end); /* not again */
+    assert_int_equal(part_info("g", 0).start, 1);
+}
+
+static void test_commits_are_batched(void **state)
+{
+    rx a;
+    sl_groups_stats st0, st;
+    (void)state;
+    produce(0, 100, NULL, NULL, NULL, 1);
+    rx_new(&a, "g", 0);
+    a.auto_ack = 1;
+    sl_groups_stats_get(F.g, &st0);
+    sl_qconsumer_credit(a.c, 100);
+    assert_int_equal(a.n, 100);
+    assert_int_equal(sl_groups_commit_now(F.g), SL_OK);
+    sl_groups_stats_get(F.g, &st);
+    assert_int_equal(st.acks - st0.acks, 100);
+    assert_true(st.txns - st0.txns <= 2);
+    sl_qconsumer_free(a.c);
+}
+
+static void test_cfg_errors_name_input(void **state)
+{
+    sl_qgroup_cfg cfg;
+    char err[128];
+    (void)state;
+    sl_qgroup_cfg_defaults(&cfg);
+    assert_int_equal(cfg.max_deliveries, 10);
+    assert_int_equal(cfg.lock_ms, 30000);
+    assert_int_equal(
+        sl_qgroup_cfg_set(&cfg, "max_deliveries", "0", err, sizeof(err)),
+        SL_ERR_INVALID_CONFIG);
+    assert_non_null(strstr(err, "max_deliveries"));
+    assert_int_equal(sl_qgroup_cfg_set(&cfg, "bogus", "1", err, sizeof(err)),
+                     SL_ERR_INVALID_CONFIG);
+    assert_non_null(strstr(err, "bogus"));
+    assert_int_equal(sl_qgroup_declare(F.g, "g", "nope", NULL),
+                     SL_ERR_UNKNOWN_TOPIC);
+}
+
+static void test_multi_partition(void **state)
+{
+    rx a;
+    (void)state;
+    close_all();
+    open_parts(3);
+    assert_int_equal(sl_groups_open(F.dir, &k_env, NULL, &F.g), SL_OK);
+    for (int p = 0; p < 3; p++)
+        produce(p, 2, NULL, NULL, NULL, 1);
+    rx_new(&a, "g", 0);
+    a.auto_ack = 1;
+    sl_qconsumer_credit(a.c, 100);
+    assert_int_equal(a.n, 6);
+    int perp[3] = {0};
+    for (int i = 0; i < 6; i++)
+        perp[a.part[i]]++;
+    for (int p = 0; p < 3; p++)
+        assert_int_equal(perp[p], 2);
+    sl_qconsumer_free(a.c);
+}
+
+/* ---- stream groups ---------------------------------------------------- */
+
+static void test_stream_group_assignment_and_fencing(void **state)
+{
+    const char *topics[] = {"t"};
+    char *m1, *m2;
+    int32_t gen1, gen2;
+    sl_tp *as1, *as2;
+    size_t n1, n2;
+    (void)state;
+    close_all();
+    open_parts(3);
+    assert_int_equal(sl_groups_open(F.dir, &k_env, NULL, &F.g), SL_OK);
+    assert_int_equal(sl_sgroup_join(F.g, "s", NULL, "c1", topics, 1, 1000, &m1,
+                                    &gen1, &as1, &n1),
+                     SL_OK);
+    assert_int_equal(n1, 3);
+    assert_int_equal(sl_sgroup_join(F.g, "s", NULL, "c2", topics, 1, 1000, &m2,
+                                    &gen2, &as2, &n2),
+                     SL_OK);
+    assert_true(gen2 > gen1);
+    assert_int_equal(sl_sgroup_heartbeat(F.g, "s", m1, gen1), SL_ERR_REBALANCE);
+    /* A stale commit is fenced. */
+    assert_int_equal(sl_sgroup_commit(F.g, "s", m1, gen1, "t", 0, 5),
+                     SL_ERR_REBALANCE);
+    free(as1);
+    assert_int_equal(sl_sgroup_join(F.g, "s", m1, "c1", topics, 1, 1000, &m1,
+                                    &gen1, &as1, &n1),
+                     SL_OK);
+    assert_int_equal(gen1, gen2 + 1);
+    assert_int_equal(n1 + n2, 3);
+    assert_int_equal(sl_sgroup_heartbeat(F.g, "s", m1, gen1), SL_OK);
+    assert_int_equal(sl_sgroup_commit(F.g, "s", m1, gen1, as1[0].topic,
+                                      as1[0].partition, 42),
+                     SL_OK);
+    assert_int_equal(sl_sgroup_committed(F.g, "s", "t", as1[0].partition), 42);
+    /* Standalone commit (no membership). */
+    assert_int_equal(sl_sgroup_commit(F.g, "solo", NULL, -1, "t", 2, 7), SL_OK);
+    int32_t p0 = as1[0].partition;
+    /* Session timeout removes m2: m1 gets everything after rejoin. */
+    F.now += 600;
+    assert_int_equal(sl_sgroup_heartbeat(F.g, "s", m1, gen1), SL_OK);
+    F.now += 401;
+    sl_groups_tick(F.g);
+    assert_int_equal(sl_sgroup_heartbeat(F.g, "s", m1, gen1), SL_ERR_REBALANCE);
+    assert_int_equal(sl_sgroup_heartbeat(F.g, "s", m2, gen2),
+                     SL_ERR_UNKNOWN_MEMBER);
+    free(as1);
+    assert_int_equal(sl_sgroup_join(F.g, "s", m1, "c1", topics, 1, 1000, &m1,
+                                    &gen1, &as1, &n1),
+                     SL_OK);
+    assert_int_equal(n1, 3);
+    sl_group_info *info;
+    assert_int_equal(sl_groups_describe(F.g, "s", &info), SL_OK);
+    assert_int_equal(info->kind, 0);
+    assert_int_equal(info->nmembers, 1);
+    assert_int_equal(info->members[0].nassign, 3);
+    sl_group_info_free(info);
+    assert_int_equal(sl_sgroup_leave(F.g, "s", m1), SL_OK);
+    free(m1);
+    free(m2);
+    free(as1);
+    free(as2);
+    /* Offsets persist. */
+    assert_int_equal(sl_groups_commit_now(F.g), SL_OK);
+    reopen();
+    assert_int_equal(sl_sgroup_committed(F.g, "s", "t", p0), 42);
+    assert_int_equal(sl_sgroup_committed(F.g, "solo", "t", 2), 7);
+    assert_int_equal(sl_sgroup_committed(F.g, "none", "t", 2), -1);
+    char **names;
+    int *kinds;
+    size_t n;
+    assert_int_equal(sl_groups_list(F.g, &names, &kinds, &n), SL_OK);
+    assert_int_equal(n, 2);
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    free(kinds);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+        T(test_acquire_ack_advances_start),
+        T(test_only_durable_records_delivered),
+        T(test_release_delay_and_counts),
+        T(test_backoff_policy),
+        T(test_lock_expiry_and_touch),
+        T(test_max_deliveries_dead_letters),
+        T(test_reject_dead_letters),
+        T(test_ttl_drop_and_dead_letter),
+        T(test_delayed_delivery),
+        T(test_key_ordered),
+        T(test_window_bound),
+        T(test_consumer_free_releases),
+        T(test_competing_consumers_exactly_once),
+        T(test_persistence_rules),
+        T(test_dlq_crash_redoes_append),
+        T(test_commits_are_batched),
+        T(test_cfg_errors_name_input),
+        T(test_multi_partition),
+        T(test_stream_group_assignment_and_fencing),
+#undef T
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
