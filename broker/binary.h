@@ -55,8 +55,8 @@ typedef struct sl_req {
     uint16_t api_key;
     uint16_t api_version;
     uint32_t correlation_id;
-    uint8_t *body;    /* borrowed: valid during the handler call only;
-                         writable (produce writes base offsets in place) */
+    uint8_t *body; /* borrowed: valid during the handler call only;
+                      writable (produce writes base offsets in place) */
     size_t len;
     const char *peer; /* "IP:PORT" of the client, for log lines */
 } sl_req;
@@ -66,9 +66,8 @@ typedef void (*sl_binary_handler)(sl_broker *b, sl_conn *c, const sl_req *req,
 
 /* Register (or replace) the handler for api_key (< SL_API__MAX or up to
  * 1023). SL_OK or SL_ERR_INVALID_ARG. @thread loop (module init) */
-sl_err sl_binary_register(sl_broker *b, uint16_t api_key,
-                          uint16_t min_version, uint16_t max_version,
-                          sl_binary_handler fn);
+sl_err sl_binary_register(sl_broker *b, uint16_t api_key, uint16_t min_version,
+                          uint16_t max_version, sl_binary_handler fn);
 
 /* Append bytes of the reply (whole frames as the api.h encoders write
  * them; a zero-copy reply interleaves sl_reply_add and sl_reply_add_file).

@@ -17,10 +17,8 @@
 #define SL_CF_TOPIC 0x1 /* a topic may override this key */
 
 struct sl_config;
-typedef int (*sl_cfg_apply_fn)(struct sl_config *cfg, char *err,
-                               size_t errlen);
-int sl_config_apply_log_level(struct sl_config *cfg, char *err,
-                              size_t errlen);
+typedef int (*sl_cfg_apply_fn)(struct sl_config *cfg, char *err, size_t errlen);
+int sl_config_apply_log_level(struct sl_config *cfg, char *err, size_t errlen);
 
 #define SL_CT_STR char *
 #define SL_CT_ADDR char *
@@ -30,7 +28,7 @@ int sl_config_apply_log_level(struct sl_config *cfg, char *err,
 #define SL_CT_MS int64_t
 
 typedef struct sl_config {
-#define SL_CFG(field, key, type, def, min, max, flags, apply, desc)           \
+#define SL_CFG(field, key, type, def, min, max, flags, apply, desc)            \
     SL_CT_##type field;
 #define SL_CFG_ENUM(field, key, def, choices, flags, apply, desc) int field;
 #include "broker/config_table.h"
@@ -105,7 +103,7 @@ void sl_config_format(const sl_config *cfg, const sl_cfg_entry *e, char *buf,
  * SL_ERR_INVALID_CONFIG (err names the key). *out written on success.
  */
 sl_err sl_config_part_cfg(const sl_config *cfg, const char *const *keys,
-                          const char *const *values, size_t n,
-                          sl_part_cfg *out, char *err, size_t errlen);
+                          const char *const *values, size_t n, sl_part_cfg *out,
+                          char *err, size_t errlen);
 
 #endif

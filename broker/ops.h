@@ -166,8 +166,17 @@ void sl_ops_wait_cancel(sl_ops_wait *w);
 /* ---- fetch and wake-ups ------------------------------------------------ */
 
 /*
+ * The offset below which records of (topic, partition) are visible to
+ * readers: the durable offset for flush=always topics (a consumer never
+ * sees a record that a crash could take back), the log end for
+ * flush=interval|never topics. Fetches read below it.
+ */
+sl_err sl_ops_visible_offset(sl_broker *b, const char *topic, int32_t partition,
+                             int64_t *out);
+
+/*
  * Whole batches of (topic, partition) from `offset`, up to max_bytes (at
- * least one batch), below the log end, for zero-copy sending: see
+ * least one batch), below the visible offset, for zero-copy sending: see
  * sl_part_read (the caller owns slice->fd; evbuffer_add_file takes it).
  */
 sl_err sl_ops_read(sl_broker *b, const char *topic, int32_t partition,
@@ -191,9 +200,12 @@ void sl_ops_on_topic_delete(sl_broker *b,
 
 /*
  * Watches (long-poll fetch, STOMP topic subscribers): cb(arg, timed_out)
- * runs from the loop after an append to any watched partition (deferred as
- * above, timed_out = 0), and once when timeout_ms passes (timed_out = 1;
- * timeout_ms < 0 = never). The watch stays armed until freed: free it from
+ * runs from the loop when new records became visible in a watched
+ * partition (sl_ops_visible_offset advanced: after the append for
+ * flush=interval|never topics, after the flusher round for flush=always;
+ * deferred as above, timed_out = 0), and once when timeout_ms passes
+ * (timed_out = 1; timeout_ms < 0 = never). At shutdown every watch times
+ * out at once. The watch stays armed until freed: free it from
  * cb or elsewhere when satisfied. sl_ops_watch_free is safe inside cb.
  */
 typedef struct sl_ops_watch sl_ops_watch;

@@ -1,0 +1,97 @@
+/*
+ * broker.h - the broker object (internal to broker/; modules use ops.h).
+ */
+#ifndef SL_BROKER_H
+#define SL_BROKER_H
+
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "broker/binary.h"
+#include "broker/config.h"
+#include "broker/ops.h"
+#include "broker/topic.h"
+
+#define SL_MAX_API 1024
+
+typedef struct sl_api_entry {
+    sl_binary_handler fn;
+    uint16_t min_version, max_version;
+} sl_api_entry;
+
+typedef struct sl_append_hook {
+    sl_ops_append_fn fn;
+    void *arg;
+} sl_append_hook;
+
+typedef struct sl_delete_hook {
+    void (*fn)(void *arg, const char *topic);
+    void *arg;
+} sl_delete_hook;
+
+struct sl_broker {
+    sl_config cfg;
+    struct event_base *base;
+    sl_flusher *flusher;
+    sl_topics *topics;
+    int lock_fd;
+
+    struct evconnlistener *bin_lis, *stomp_lis;
+    char bin_addr[80], stomp_addr[80];
+    sl_accept_fn stomp_accept;
+    void *stomp_accept_arg;
+
+    struct event *flush_ev;  /* activated by the flusher's notify */
+    struct event *append_ev; /* deferred append hooks and watches */
+    struct event *maint_ev;  /* periodic sl_part_maintain */
+    struct event *reap_ev;   /* frees closed connections */
+    struct event *sig_term, *sig_int;
+    struct event *stop_timer;
+
+    sl_api_entry apis[SL_MAX_API];
+
+    sl_append_hook *append_hooks;
+    size_t nappend_hooks;
+    sl_delete_hook *delete_hooks;
+    size_t ndelete_hooks;
+
+    sl_tpart *dw_list; /* tparts with durable waiters */
+    sl_tpart *ap_list; /* tparts appended since the last hook run */
+    sl_tpart *dv_list; /* flush=always tparts with appends not yet durable */
+    struct sl_ops_watch *watches; /* every live watch */
+    struct sl_ops_watch *fire_head, *fire_tail;
+
+    struct sl_conn *conns; /* binary connections */
+    size_t nconns;
+    struct sl_conn *reap; /* closed, to free */
+
+    int stopping;
+    int exit_code;
+};
+
+/* ops.c internals used by server.c */
+void sl_ops_init_events(sl_broker *b);
+void sl_ops_on_flush(evutil_socket_t fd, short what, void *arg);
+void sl_ops_on_append_ev(evutil_socket_t fd, short what, void *arg);
+/* Shutdown: every watch times out now. */
+void sl_ops_expire_watches(sl_broker *b);
+/* Complete every durable waiter with err (shutdown after the last flush). */
+void sl_ops_fail_waiters(sl_broker *b, sl_err err);
+/* Ask the flusher to cover every partition (final flush). */
+void sl_ops_sync_all(sl_broker *b);
+
+/* binary.c */
+void sl_binary_init(sl_broker *b);
+
+/* conn.c */
+void sl_conn_accept(sl_broker *b, evutil_socket_t fd, const struct sockaddr *sa,
+                    int salen);
+/* Shutdown: stop reading, close each once its replies are sent. */
+void sl_conn_stop_all(sl_broker *b);
+/* Free every connection now (end of shutdown). */
+void sl_conn_free_all(sl_broker *b);
+void sl_conn_reap_cb(evutil_socket_t fd, short what, void *arg);
+/* Dispatch one frame (conn.c -> binary.c). */
+void sl_binary_dispatch(sl_broker *b, sl_conn *c, sl_req *req, sl_reply *r);
+
+#endif

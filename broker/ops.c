@@ -1,0 +1,643 @@
+/*
+ * ops.c - the internal operations (see ops.h): append, durable waits,
+ * watches, topic administration. @thread loop throughout, except
+ * notify_flush which the flusher thread calls.
+ */
+#include "broker/ops.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "broker/broker.h"
+#include "protocol/log.h"
+
+struct sl_ops_wait {
+    sl_tpart *tp;
+    int64_t upto;
+    sl_ops_durable_cb cb;
+    void *arg;
+    sl_ops_wait *prev, *next;
+};
+
+struct sl_watch_link {
+    struct sl_ops_watch *w;
+    sl_tpart *tp;
+    sl_watch_link *tp_prev, *tp_next; /* in tp->watches */
+    sl_watch_link *w_next;            /* in w->links */
+};
+
+struct sl_ops_watch {
+    sl_broker *b;
+    sl_ops_watch_cb cb;
+    void *arg;
+    struct event *timer;
+    sl_watch_link *links;
+    struct sl_ops_watch *prev, *next; /* b->watches */
+    struct sl_ops_watch *fire_next;
+    int on_fire;
+    int in_cb;
+    int dead;
+};
+
+int64_t sl_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- lookup ------------------------------------------------------------ */
+
+static sl_err tp_get(sl_broker *b, const char *topic, int32_t partition,
+                     enum sl_ops_create create, sl_tpart **out)
+{
+    sl_topic *t = sl_topics_find(b->topics, topic);
+    sl_err rc;
+
+    if (!t) {
+        char err[256];
+        if (sl_topic_name_check(topic, strlen(topic)) != SL_OK)
+            return SL_ERR_INVALID_TOPIC;
+        if (create == SL_OPS_NO_CREATE ||
+            (create == SL_OPS_AUTO_CREATE && !b->cfg.auto_create_topics))
+            return SL_ERR_UNKNOWN_TOPIC;
+        rc = sl_topics_create(b->topics, topic, 0, NULL, NULL, 0, &t, err,
+                              sizeof(err));
+        if (rc != SL_OK) {
+            sl_log(SL_WARN, "ops", "auto-create topic %s failed: %s", topic,
+                   err);
+            return rc;
+        }
+    }
+    if (partition < 0 || partition >= t->nparts)
+        return SL_ERR_UNKNOWN_PARTITION;
+    *out = &t->parts[partition];
+    return SL_OK;
+}
+
+sl_err sl_ops_part(sl_broker *b, const char *topic, int32_t partition,
+                   enum sl_ops_create create, sl_part **out)
+{
+    sl_tpart *tp;
+    sl_err rc = tp_get(b, topic, partition, create, &tp);
+    if (rc == SL_OK)
+        *out = tp->part;
+    return rc;
+}
+
+/* ---- topics ------------------------------------------------------------ */
+
+sl_err sl_ops_topic_create(sl_broker *b, const char *name, int32_t partitions,
+                           const char *const *keys, const char *const *values,
+                           size_t ncfg, char *errstr, size_t errlen)
+{
+    char tmp[256];
+    sl_topic *t;
+
+    if (!errstr) {
+        errstr = tmp;
+        errlen = sizeof(tmp);
+    }
+    errstr[0] = '\0';
+    return sl_topics_create(b->topics, name, partitions, keys, values, ncfg, &t,
+                            errstr, errlen);
+}
+
+sl_err sl_ops_topic_get(sl_broker *b, const char *name,
+                        enum sl_ops_create create, int32_t *partitions)
+{
+    sl_tpart *tp;
+    sl_err rc = tp_get(b, name, 0, create, &tp);
+    if (rc == SL_OK)
+        *partitions = tp->topic->nparts;
+    return rc;
+}
+
+void sl_ops_topic_list(sl_broker *b,
+                       void (*fn)(void *arg, const char *name,
+                                  int32_t partitions),
+                       void *arg)
+{
+    size_t n;
+    sl_topic **arr = sl_topics_sorted(b->topics, &n);
+    for (size_t i = 0; i < n; i++)
+        fn(arg, arr[i]->name, arr[i]->nparts);
+    free(arr);
+}
+
+sl_err sl_ops_topic_configs(sl_broker *b, const char *name,
+                            void (*fn)(void *arg, const char *key,
+                                       const char *value),
+                            void *arg)
+{
+    sl_topic *t = sl_topics_find(b->topics, name);
+    if (!t)
+        return SL_ERR_UNKNOWN_TOPIC;
+    for (size_t i = 0; i < t->ncfg; i++)
+        fn(arg, t->cfg_keys[i], t->cfg_values[i]);
+    return SL_OK;
+}
+
+static void unlink_tp_lists(sl_broker *b, sl_tpart *tp)
+{
+    sl_tpart **pp;
+    for (pp = &b->dw_list; *pp; pp = &(*pp)->dw_next)
+        if (*pp == tp) {
+            *pp = tp->dw_next;
+            break;
+        }
+    for (pp = &b->ap_list; *pp; pp = &(*pp)->ap_next)
+        if (*pp == tp) {
+            *pp = tp->ap_next;
+            break;
+        }
+    for (pp = &b->dv_list; *pp; pp = &(*pp)->dv_next)
+        if (*pp == tp) {
+            *pp = tp->dv_next;
+            break;
+        }
+    tp->on_dw_list = tp->on_ap_list = tp->on_dv_list = 0;
+}
+
+static void watch_unlink(sl_watch_link *l)
+{
+    if (l->tp_prev)
+        l->tp_prev->tp_next = l->tp_next;
+    else
+        l->tp->watches = l->tp_next;
+    if (l->tp_next)
+        l->tp_next->tp_prev = l->tp_prev;
+    l->tp = NULL;
+}
+
+sl_err sl_ops_topic_delete(sl_broker *b, const char *name)
+{
+    sl_topic *t = sl_topics_find(b->topics, name);
+    char copy[SL_TOPIC_NAME_MAX + 1];
+
+    if (!t)
+        return SL_ERR_UNKNOWN_TOPIC;
+    snprintf(copy, sizeof(copy), "%s", name);
+    for (size_t i = 0; i < b->ndelete_hooks; i++)
+        b->delete_hooks[i].fn(b->delete_hooks[i].arg, copy);
+    t = sl_topics_find(b->topics, copy);
+    if (!t)
+        return SL_OK; /* a hook deleted it */
+    for (int32_t i = 0; i < t->nparts; i++) {
+        sl_tpart *tp = &t->parts[i];
+        sl_ops_wait *w;
+        while ((w = tp->dw_head)) {
+            tp->dw_head = w->next;
+            w->cb(w->arg, SL_ERR_UNKNOWN_TOPIC);
+            free(w);
+        }
+        tp->dw_tail = NULL;
+        while (tp->watches)
+            watch_unlink(tp->watches);
+        unlink_tp_lists(b, tp);
+        sl_flusher_forget(b->flusher, tp->part);
+    }
+    return sl_topics_delete(b->topics, t);
+}
+
+/* ---- append and durability ------------------------------------------- */
+
+static void mark_appended(sl_broker *b, sl_tpart *tp)
+{
+    if (tp->on_ap_list)
+        return;
+    tp->on_ap_list = 1;
+    tp->ap_next = b->ap_list;
+    b->ap_list = tp;
+    event_active(b->append_ev, EV_READ, 0);
+}
+
+sl_err sl_ops_append(sl_broker *b, const char *topic, int32_t partition,
+                     enum sl_ops_create create, uint8_t *batch, size_t len,
+                     int64_t *base_out, int64_t *next_out)
+{
+    sl_tpart *tp;
+    int64_t base;
+    sl_err rc;
+
+    rc = tp_get(b, topic, partition, create, &tp);
+    if (rc != SL_OK)
+        return rc;
+    rc = sl_part_append(tp->part, batch, len, sl_now_ms(), &base);
+    if (rc != SL_OK) {
+        sl_log(SL_DEBUG, "ops", "append to %s/%d failed: %s", topic, partition,
+               sl_strerror(rc));
+        return rc;
+    }
+    if (tp->topic->pcfg.flush != SL_FLUSH_NEVER)
+        sl_flusher_request(b->flusher, tp->part);
+    if (tp->topic->pcfg.flush == SL_FLUSH_ALWAYS && !tp->on_dv_list) {
+        tp->on_dv_list = 1;
+        tp->dv_next = b->dv_list;
+        b->dv_list = tp;
+    }
+    mark_appended(b, tp);
+    if (base_out)
+        *base_out = base;
+    if (next_out)
+        *next_out = sl_part_end_offset(tp->part);
+    return SL_OK;
+}
+
+sl_err sl_ops_wait_durable(sl_broker *b, const char *topic, int32_t partition,
+                           int64_t upto, sl_ops_durable_cb cb, void *arg,
+                           sl_ops_wait **wait_out)
+{
+    sl_tpart *tp;
+    sl_ops_wait *w;
+    sl_err rc;
+
+    rc = tp_get(b, topic, partition, SL_OPS_NO_CREATE, &tp);
+    if (rc != SL_OK)
+        return rc;
+    if (tp->topic->pcfg.flush == SL_FLUSH_NEVER ||
+        sl_part_durable_offset(tp->part) >= upto) {
+        *wait_out = NULL;
+        return SL_OK;
+    }
+    w = calloc(1, sizeof(*w));
+    if (!w)
+        return SL_ERR_NOMEM;
+    w->tp = tp;
+    w->upto = upto;
+    w->cb = cb;
+    w->arg = arg;
+    w->prev = tp->dw_tail;
+    if (tp->dw_tail)
+        tp->dw_tail->next = w;
+    else
+        tp->dw_head = w;
+    tp->dw_tail = w;
+    if (!tp->on_dw_list) {
+        tp->on_dw_list = 1;
+        tp->dw_next = b->dw_list;
+        b->dw_list = tp;
+    }
+    sl_flusher_request(b->flusher, tp->part);
+    *wait_out = w;
+    return SL_OK;
+}
+
+void sl_ops_wait_cancel(sl_ops_wait *w)
+{
+    sl_tpart *tp = w->tp;
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        tp->dw_head = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    else
+        tp->dw_tail = w->prev;
+    free(w);
+}
+
+static void fire(sl_broker *b, sl_tpart *tp);
+static void run_fire_list(sl_broker *b);
+
+/* Loop side of the flusher's notify: answer what the round made durable,
+ * and wake the watches of partitions whose visible offset advanced. */
+void sl_ops_on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    sl_broker *b = arg;
+    sl_tpart **pp = &b->dv_list;
+
+    while (*pp) {
+        sl_tpart *tp = *pp;
+        int64_t durable = sl_part_durable_offset(tp->part);
+        if (durable > tp->dv_fired) {
+            tp->dv_fired = durable;
+            fire(b, tp);
+        }
+        if (durable >= sl_part_end_offset(tp->part)) {
+            tp->on_dv_list = 0;
+            *pp = tp->dv_next;
+        } else {
+            pp = &tp->dv_next;
+        }
+    }
+    run_fire_list(b);
+    pp = &b->dw_list;
+
+    while (*pp) {
+        sl_tpart *tp = *pp;
+        int64_t durable = sl_part_durable_offset(tp->part);
+        sl_ops_wait *w;
+
+        while ((w = tp->dw_head) && w->upto <= durable) {
+            tp->dw_head = w->next;
+            if (tp->dw_head)
+                tp->dw_head->prev = NULL;
+            else
+                tp->dw_tail = NULL;
+            w->cb(w->arg, SL_OK);
+            free(w);
+        }
+        if (!tp->dw_head) {
+            tp->on_dw_list = 0;
+            *pp = tp->dw_next;
+        } else {
+            pp = &tp->dw_next;
+        }
+    }
+}
+
+void sl_ops_fail_waiters(sl_broker *b, sl_err err)
+{
+    while (b->dw_list) {
+        sl_tpart *tp = b->dw_list;
+        sl_ops_wait *w;
+        b->dw_list = tp->dw_next;
+        tp->on_dw_list = 0;
+        while ((w = tp->dw_head)) {
+            tp->dw_head = w->next;
+            if (tp->dw_head)
+                tp->dw_head->prev = NULL;
+            else
+                tp->dw_tail = NULL;
+            w->cb(w->arg, err);
+            free(w);
+        }
+    }
+}
+
+/* ---- hooks and watches ------------------------------------------------- */
+
+void sl_ops_on_append(sl_broker *b, sl_ops_append_fn fn, void *arg)
+{
+    sl_append_hook *h =
+        realloc(b->append_hooks, (b->nappend_hooks + 1) * sizeof(*h));
+    if (!h)
+        abort();
+    h[b->nappend_hooks].fn = fn;
+    h[b->nappend_hooks].arg = arg;
+    b->append_hooks = h;
+    b->nappend_hooks++;
+}
+
+void sl_ops_on_topic_delete(sl_broker *b,
+                            void (*fn)(void *arg, const char *topic), void *arg)
+{
+    sl_delete_hook *h =
+        realloc(b->delete_hooks, (b->ndelete_hooks + 1) * sizeof(*h));
+    if (!h)
+        abort();
+    h[b->ndelete_hooks].fn = fn;
+    h[b->ndelete_hooks].arg = arg;
+    b->delete_hooks = h;
+    b->ndelete_hooks++;
+}
+
+static void watch_destroy(struct sl_ops_watch *w)
+{
+    if (w->timer)
+        event_free(w->timer);
+    free(w);
+}
+
+static void watch_after_cb(struct sl_ops_watch *w)
+{
+    w->in_cb = 0;
+    if (w->dead && !w->on_fire)
+        watch_destroy(w);
+}
+
+static void watch_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct sl_ops_watch *w = arg;
+    if (w->dead)
+        return;
+    w->in_cb = 1;
+    w->cb(w->arg, 1);
+    watch_after_cb(w);
+}
+
+sl_err sl_ops_watch_new(sl_broker *b, int64_t timeout_ms, sl_ops_watch_cb cb,
+                        void *arg, sl_ops_watch **out)
+{
+    struct sl_ops_watch *w = calloc(1, sizeof(*w));
+
+    if (!w)
+        return SL_ERR_NOMEM;
+    w->b = b;
+    w->cb = cb;
+    w->arg = arg;
+    w->timer = evtimer_new(b->base, watch_timeout_cb, w);
+    if (!w->timer) {
+        free(w);
+        return SL_ERR_NOMEM;
+    }
+    if (timeout_ms >= 0) {
+        struct timeval tv = {(time_t)(timeout_ms / 1000),
+                             (suseconds_t)(timeout_ms % 1000) * 1000};
+        if (b->stopping)
+            tv.tv_sec = tv.tv_usec = 0;
+        evtimer_add(w->timer, &tv);
+    }
+    w->next = b->watches;
+    if (b->watches)
+        b->watches->prev = w;
+    b->watches = w;
+    *out = w;
+    return SL_OK;
+}
+
+sl_err sl_ops_watch_add(sl_ops_watch *w, const char *topic, int32_t partition)
+{
+    sl_tpart *tp;
+    sl_watch_link *l;
+    sl_err rc = tp_get(w->b, topic, partition, SL_OPS_NO_CREATE, &tp);
+
+    if (rc != SL_OK)
+        return rc;
+    l = calloc(1, sizeof(*l));
+    if (!l)
+        return SL_ERR_NOMEM;
+    l->w = w;
+    l->tp = tp;
+    l->tp_next = tp->watches;
+    if (tp->watches)
+        tp->watches->tp_prev = l;
+    tp->watches = l;
+    l->w_next = w->links;
+    w->links = l;
+    return SL_OK;
+}
+
+void sl_ops_watch_free(sl_ops_watch *w)
+{
+    sl_broker *b;
+    sl_watch_link *l, *n;
+
+    if (!w || w->dead)
+        return;
+    b = w->b;
+    for (l = w->links; l; l = n) {
+        n = l->w_next;
+        if (l->tp)
+            watch_unlink(l);
+        free(l);
+    }
+    w->links = NULL;
+    evtimer_del(w->timer);
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        b->watches = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    w->dead = 1;
+    if (!w->in_cb && !w->on_fire)
+        watch_destroy(w);
+}
+
+void sl_ops_expire_watches(sl_broker *b)
+{
+    struct timeval now = {0, 0};
+    for (struct sl_ops_watch *w = b->watches; w; w = w->next)
+        evtimer_add(w->timer, &now);
+}
+
+static void fire(sl_broker *b, sl_tpart *tp)
+{
+    for (sl_watch_link *l = tp->watches; l; l = l->tp_next) {
+        struct sl_ops_watch *w = l->w;
+        if (w->on_fire || w->dead)
+            continue;
+        w->on_fire = 1;
+        w->fire_next = NULL;
+        if (b->fire_tail)
+            b->fire_tail->fire_next = w;
+        else
+            b->fire_head = w;
+        b->fire_tail = w;
+    }
+}
+
+typedef struct ap_item {
+    char name[SL_TOPIC_NAME_MAX + 1];
+    int32_t id;
+} ap_item;
+
+/* Deferred: run append hooks, then the watches of appended partitions. */
+void sl_ops_on_append_ev(evutil_socket_t fd, short what, void *arg)
+{
+    sl_broker *b = arg;
+    ap_item *items = NULL;
+    size_t n = 0, cap = 0;
+
+    while (b->ap_list) {
+        sl_tpart *tp = b->ap_list;
+        b->ap_list = tp->ap_next;
+        tp->on_ap_list = 0;
+        if (b->nappend_hooks) {
+            if (n == cap) {
+                ap_item *ni;
+                cap = cap ? cap * 2 : 16;
+                ni = realloc(items, cap * sizeof(*items));
+                if (!ni)
+                    abort();
+                items = ni;
+            }
+            snprintf(items[n].name, sizeof(items[n].name), "%s",
+                     tp->topic->name);
+            items[n].id = tp->id;
+            n++;
+        }
+        if (tp->topic->pcfg.flush != SL_FLUSH_ALWAYS)
+            fire(b, tp);
+    }
+    /* Hooks may append, create or delete topics: look each one up again. */
+    for (size_t i = 0; i < n; i++) {
+        for (size_t h = 0; h < b->nappend_hooks; h++) {
+            sl_tpart *tp;
+            if (tp_get(b, items[i].name, items[i].id, SL_OPS_NO_CREATE, &tp) !=
+                SL_OK)
+                break;
+            b->append_hooks[h].fn(b->append_hooks[h].arg, items[i].name,
+                                  items[i].id, sl_part_end_offset(tp->part));
+        }
+    }
+    free(items);
+    run_fire_list(b);
+}
+
+static void run_fire_list(sl_broker *b)
+{
+    struct sl_ops_watch *w;
+
+    while ((w = b->fire_head)) {
+        b->fire_head = w->fire_next;
+        if (!b->fire_head)
+            b->fire_tail = NULL;
+        w->on_fire = 0;
+        if (w->dead) {
+            watch_destroy(w);
+            continue;
+        }
+        w->in_cb = 1;
+        w->cb(w->arg, 0);
+        watch_after_cb(w);
+    }
+}
+
+/* ---- reads --------------------------------------------------------------- */
+
+sl_err sl_ops_visible_offset(sl_broker *b, const char *topic, int32_t partition,
+                             int64_t *out)
+{
+    sl_tpart *tp;
+    sl_err rc = tp_get(b, topic, partition, SL_OPS_NO_CREATE, &tp);
+
+    if (rc != SL_OK)
+        return rc;
+    if (tp->topic->pcfg.flush == SL_FLUSH_ALWAYS)
+        *out = sl_part_durable_offset(tp->part);
+    else
+        *out = sl_part_end_offset(tp->part);
+    return SL_OK;
+}
+
+sl_err sl_ops_read(sl_broker *b, const char *topic, int32_t partition,
+                   int64_t offset, size_t max_bytes, sl_part_slice *out)
+{
+    sl_tpart *tp;
+    sl_err rc = tp_get(b, topic, partition, SL_OPS_NO_CREATE, &tp);
+
+    if (rc != SL_OK)
+        return rc;
+    if (max_bytes > (size_t)b->cfg.fetch_max_bytes)
+        max_bytes = (size_t)b->cfg.fetch_max_bytes;
+    return sl_part_read(tp->part, offset, max_bytes,
+                        tp->topic->pcfg.flush == SL_FLUSH_ALWAYS
+                            ? sl_part_durable_offset(tp->part)
+                            : sl_part_end_offset(tp->part),
+                        out);
+}
+
+sl_err sl_ops_list_offset(sl_broker *b, const char *topic, int32_t partition,
+                          int64_t ts, int64_t *offset_out)
+{
+    sl_tpart *tp;
+    sl_err rc = tp_get(b, topic, partition, SL_OPS_NO_CREATE, &tp);
+
+    if (rc != SL_OK)
+        return rc;
+    if (ts == SL_OFFSET_EARLIEST) {
+        *offset_out = sl_part_start_offset(tp->part);
+        return SL_OK;
+    }
+    if (ts == SL_OFFSET_LATEST) {
+        *offset_out = sl_part_end_offset(tp->part);
+        return SL_OK;
+    }
+    if (ts < 0)
+        return SL_ERR_INVALID_ARG;
+    return sl_part_offset_for_time(tp->part, ts, offset_out);
+}

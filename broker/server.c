@@ -1,0 +1,440 @@
+/*
+ * server.c - event base, listeners, signals, maintenance, shutdown.
+ */
+#include "broker/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+
+#include "broker/broker.h"
+#include "protocol/log.h"
+#include "storage/fsutil.h"
+
+/* Optional modules: defined in broker/ops_groups.c / binary_groups.c and
+ * broker/stomp*.c when present (sluiced links sl_broker whole-archive). */
+extern void sl_groups_module_init(sl_broker *b) __attribute__((weak));
+extern void sl_groups_module_fini(sl_broker *b) __attribute__((weak));
+extern void sl_stomp_module_init(sl_broker *b) __attribute__((weak));
+extern void sl_stomp_module_fini(sl_broker *b) __attribute__((weak));
+
+struct event_base *sl_broker_base(sl_broker *b)
+{
+    return b->base;
+}
+
+sl_flusher *sl_broker_flusher(sl_broker *b)
+{
+    return b->flusher;
+}
+
+const struct sl_config *sl_broker_config(const sl_broker *b)
+{
+    return &b->cfg;
+}
+
+const char *sl_broker_data_dir(const sl_broker *b)
+{
+    return b->cfg.data;
+}
+
+int sl_broker_stopping(const sl_broker *b)
+{
+    return b->stopping;
+}
+
+void sl_broker_fail(sl_broker *b, const char *why)
+{
+    sl_log(SL_ERROR, "server", "fatal: %s", why);
+    b->exit_code = 1;
+    event_base_loopexit(b->base, NULL);
+}
+
+void sl_broker_set_stomp_accept(sl_broker *b, sl_accept_fn fn, void *arg)
+{
+    b->stomp_accept = fn;
+    b->stomp_accept_arg = arg;
+}
+
+const char *sl_server_binary_addr(const sl_broker *b)
+{
+    return b->bin_addr;
+}
+
+const char *sl_server_stomp_addr(const sl_broker *b)
+{
+    return b->stomp_addr;
+}
+
+/* ---- callbacks ------------------------------------------------------------
+ */
+
+/* @thread flusher */
+static void flush_notify(void *arg)
+{
+    sl_broker *b = arg;
+    event_active(b->flush_ev, EV_READ, 0);
+}
+
+static void bin_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
+                          struct sockaddr *sa, int salen, void *arg)
+{
+    sl_conn_accept(arg, fd, sa, salen);
+}
+
+static void stomp_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
+                            struct sockaddr *sa, int salen, void *arg)
+{
+    sl_broker *b = arg;
+    if (b->stomp_accept && !b->stopping) {
+        b->stomp_accept(b->stomp_accept_arg, fd, sa, salen);
+        return;
+    }
+    sl_log(SL_WARN, "server", "STOMP connection refused: %s",
+           b->stopping ? "shutting down" : "STOMP module not built in");
+    evutil_closesocket(fd);
+}
+
+static void listener_error_cb(struct evconnlistener *l, void *arg)
+{
+    int e = EVUTIL_SOCKET_ERROR();
+    /* EMFILE/ENFILE: keep going; the listener retries on the next event */
+    sl_log(SL_ERROR, "server", "accept failed: %s",
+           evutil_socket_error_to_string(e));
+}
+
+static void maint_cb(evutil_socket_t fd, short what, void *arg)
+{
+    sl_broker *b = arg;
+    size_t n;
+    sl_topic **all = sl_topics_sorted(b->topics, &n);
+    int64_t now = sl_now_ms();
+
+    for (size_t i = 0; i < n; i++) {
+        for (int32_t p = 0; p < all[i]->nparts; p++) {
+            int deleted = 0;
+            sl_err rc = sl_part_maintain(all[i]->parts[p].part, now, &deleted);
+            if (rc != SL_OK)
+                sl_log(SL_WARN, "server", "maintenance of %s/%d: %s",
+                       all[i]->name, p, sl_strerror(rc));
+            else if (deleted > 0)
+                sl_log(SL_INFO, "server",
+                       "retention removed %d segment(s) of %s/%d", deleted,
+                       all[i]->name, p);
+        }
+    }
+    free(all);
+}
+
+static void stop_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    sl_broker *b = arg;
+    sl_log(SL_WARN, "server",
+           "shutdown: %zu connection(s) still busy after %lld ms, closing "
+           "them",
+           b->nconns, (long long)b->cfg.shutdown_timeout_ms);
+    event_base_loopexit(b->base, NULL);
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+    sl_broker *b = arg;
+    struct timeval tv;
+
+    if (b->stopping) {
+        sl_log(SL_WARN, "server", "second signal %d: stopping now", (int)sig);
+        event_base_loopexit(b->base, NULL);
+        return;
+    }
+    b->stopping = 1;
+    sl_log(SL_INFO, "server",
+           "signal %d: stopping (no new connections; finishing %zu)", (int)sig,
+           b->nconns);
+    if (b->bin_lis)
+        evconnlistener_disable(b->bin_lis);
+    if (b->stomp_lis)
+        evconnlistener_disable(b->stomp_lis);
+    sl_ops_expire_watches(b);
+    tv.tv_sec = (time_t)(b->cfg.shutdown_timeout_ms / 1000);
+    tv.tv_usec = (suseconds_t)(b->cfg.shutdown_timeout_ms % 1000) * 1000;
+    b->stop_timer = evtimer_new(b->base, stop_timer_cb, b);
+    if (b->stop_timer)
+        evtimer_add(b->stop_timer, &tv);
+    sl_conn_stop_all(b);
+}
+
+/* ---- start ----------------------------------------------------------------
+ */
+
+static void format_addr(const struct sockaddr *sa, char *buf, size_t len)
+{
+    char host[64] = "?";
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+        evutil_inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
+        snprintf(buf, len, "[%s]:%d", host, ntohs(s6->sin6_port));
+    } else {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+        evutil_inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+        snprintf(buf, len, "%s:%d", host, ntohs(s4->sin_port));
+    }
+}
+
+/* "HOST:PORT" or "[V6]:PORT"; port 0 allowed (evutil's parser refuses
+ * it). Returns 0 or -1. */
+static int parse_addr(const char *addr, struct sockaddr_storage *ss, int *sslen)
+{
+    char host[256];
+    const char *colon = strrchr(addr, ':');
+    struct addrinfo hints, *res = NULL;
+    size_t hl;
+
+    if (!colon)
+        return -1;
+    hl = (size_t)(colon - addr);
+    if (hl >= 2 && addr[0] == '[' && addr[hl - 1] == ']') {
+        addr++;
+        hl -= 2;
+    }
+    if (hl == 0 || hl >= sizeof(host))
+        return -1;
+    memcpy(host, addr, hl);
+    host[hl] = '\0';
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    if (getaddrinfo(host, colon + 1, &hints, &res) != 0 || !res)
+        return -1;
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *sslen = (int)res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+static sl_err bind_listener(sl_broker *b, const char *what, const char *addr,
+                            evconnlistener_cb cb, struct evconnlistener **out,
+                            char *bound, size_t boundlen, char *err,
+                            size_t errlen)
+{
+    struct sockaddr_storage ss;
+    int sslen = sizeof(ss);
+    struct evconnlistener *l;
+    socklen_t blen = sizeof(ss);
+
+    memset(&ss, 0, sizeof(ss));
+    if (parse_addr(addr, &ss, &sslen) != 0) {
+        snprintf(err, errlen,
+                 "%s: cannot resolve listen address '%s' (want HOST:PORT)",
+                 what, addr);
+        return SL_ERR_INVALID_CONFIG;
+    }
+    l = evconnlistener_new_bind(b->base, cb, b,
+                                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+                                    LEV_OPT_CLOSE_ON_EXEC,
+                                512, (struct sockaddr *)&ss, sslen);
+    if (!l) {
+        int e = errno;
+        snprintf(err, errlen, "%s: cannot listen on %s: %s", what, addr,
+                 strerror(e));
+        return SL_ESYS(e);
+    }
+    evconnlistener_set_error_cb(l, listener_error_cb);
+    if (getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&ss, &blen) !=
+        0) {
+        snprintf(bound, boundlen, "%s", addr);
+    } else {
+        format_addr((struct sockaddr *)&ss, bound, boundlen);
+    }
+    *out = l;
+    return SL_OK;
+}
+
+static void broker_free(sl_broker *b);
+
+sl_err sl_server_start(sl_config *cfg, sl_broker **out, char *err,
+                       size_t errlen)
+{
+    sl_broker *b = calloc(1, sizeof(*b));
+    struct timeval tv;
+    sl_err rc;
+
+    if (!b) {
+        sl_config_fini(cfg);
+        return SL_ERR_NOMEM;
+    }
+    b->cfg = *cfg; /* takes the strings */
+    memset(cfg, 0, sizeof(*cfg));
+    b->lock_fd = -1;
+    if (evthread_use_pthreads() != 0) {
+        snprintf(err, errlen, "libevent: cannot enable pthreads");
+        rc = SL_ERR_UNKNOWN;
+        goto out;
+    }
+    b->base = event_base_new();
+    if (!b->base) {
+        snprintf(err, errlen, "libevent: cannot create an event base");
+        rc = SL_ERR_UNKNOWN;
+        goto out;
+    }
+    rc = sl_fs_mkdirs(b->cfg.data, 0755);
+    if (rc != SL_OK) {
+        snprintf(err, errlen, "cannot create data directory %s: %s",
+                 b->cfg.data, sl_strerror(rc));
+        goto out;
+    }
+    rc = sl_fs_lock_dir(b->cfg.data, &b->lock_fd, err, errlen);
+    if (rc != SL_OK)
+        goto out;
+    rc = sl_topics_open(b->cfg.data, &b->cfg, &b->topics, err, errlen);
+    if (rc != SL_OK)
+        goto out;
+    b->flush_ev = event_new(b->base, -1, 0, sl_ops_on_flush, b);
+    b->append_ev = event_new(b->base, -1, 0, sl_ops_on_append_ev, b);
+    b->reap_ev = event_new(b->base, -1, 0, sl_conn_reap_cb, b);
+    b->maint_ev = event_new(b->base, -1, EV_PERSIST, maint_cb, b);
+    b->sig_term = evsignal_new(b->base, SIGTERM, signal_cb, b);
+    b->sig_int = evsignal_new(b->base, SIGINT, signal_cb, b);
+    if (!b->flush_ev || !b->append_ev || !b->reap_ev || !b->maint_ev ||
+        !b->sig_term || !b->sig_int) {
+        snprintf(err, errlen, "libevent: cannot create events");
+        rc = SL_ERR_NOMEM;
+        goto out;
+    }
+    tv.tv_sec = (time_t)(b->cfg.maintenance_interval_ms / 1000);
+    tv.tv_usec = (suseconds_t)(b->cfg.maintenance_interval_ms % 1000) * 1000;
+    evtimer_add(b->maint_ev, &tv);
+    evsignal_add(b->sig_term, NULL);
+    evsignal_add(b->sig_int, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    rc = sl_flusher_new(flush_notify, b, &b->flusher);
+    if (rc != SL_OK) {
+        snprintf(err, errlen, "cannot start the flusher thread: %s",
+                 sl_strerror(rc));
+        goto out;
+    }
+    sl_binary_init(b);
+    if (sl_groups_module_init)
+        sl_groups_module_init(b);
+    if (sl_stomp_module_init)
+        sl_stomp_module_init(b);
+    if (b->exit_code) {
+        snprintf(err, errlen, "a module failed to start (see the log)");
+        rc = SL_ERR_UNKNOWN;
+        goto out;
+    }
+    rc = bind_listener(b, "binary", b->cfg.listen, bin_accept_cb, &b->bin_lis,
+                       b->bin_addr, sizeof(b->bin_addr), err, errlen);
+    if (rc != SL_OK)
+        goto out;
+    rc = bind_listener(b, "stomp", b->cfg.stomp_listen, stomp_accept_cb,
+                       &b->stomp_lis, b->stomp_addr, sizeof(b->stomp_addr), err,
+                       errlen);
+    if (rc != SL_OK)
+        goto out;
+    sl_log(SL_INFO, "server",
+           "sluiced started: binary %s, stomp %s, data %s, %zu topic(s)",
+           b->bin_addr, b->stomp_addr, b->cfg.data, sl_topics_count(b->topics));
+    *out = b;
+    return SL_OK;
+out:
+    broker_free(b);
+    return rc;
+}
+
+/* ---- stop ------------------------------------------------------------------
+ */
+
+static void sync_all(sl_broker *b)
+{
+    size_t n;
+    sl_topic **all = sl_topics_sorted(b->topics, &n);
+
+    for (size_t i = 0; i < n; i++) {
+        for (int32_t p = 0; p < all[i]->nparts; p++) {
+            sl_part *part = all[i]->parts[p].part;
+            sl_err rc;
+            if (!sl_part_dirty(part))
+                continue;
+            rc = sl_part_sync(part);
+            if (rc != SL_OK)
+                sl_log(SL_ERROR, "server", "final flush of %s/%d: %s",
+                       all[i]->name, p, sl_strerror(rc));
+        }
+    }
+    free(all);
+}
+
+static void broker_free(sl_broker *b)
+{
+    if (!b)
+        return;
+    if (b->base && b->flusher) {
+        if (sl_groups_module_fini)
+            sl_groups_module_fini(b);
+        if (sl_stomp_module_fini)
+            sl_stomp_module_fini(b);
+    }
+    if (b->bin_lis)
+        evconnlistener_free(b->bin_lis);
+    if (b->stomp_lis)
+        evconnlistener_free(b->stomp_lis);
+    if (b->base)
+        sl_conn_free_all(b);
+    /* Covers every append requested so far (final group commit). */
+    sl_flusher_free(b->flusher);
+    b->flusher = NULL;
+    if (b->base && b->flush_ev)
+        sl_ops_on_flush(-1, 0, b); /* answer what that round made durable */
+    sl_ops_fail_waiters(b, SL_ERR_SHUTTING_DOWN);
+    while (b->watches)
+        sl_ops_watch_free(b->watches);
+    if (b->topics) {
+        sync_all(b); /* flush=interval|never partitions too */
+        sl_topics_free(b->topics);
+    }
+    if (b->flush_ev)
+        event_free(b->flush_ev);
+    if (b->append_ev)
+        event_free(b->append_ev);
+    if (b->reap_ev)
+        event_free(b->reap_ev);
+    if (b->maint_ev)
+        event_free(b->maint_ev);
+    if (b->sig_term)
+        event_free(b->sig_term);
+    if (b->sig_int)
+        event_free(b->sig_int);
+    if (b->stop_timer)
+        event_free(b->stop_timer);
+    if (b->base)
+        event_base_free(b->base);
+    sl_fs_unlock_dir(b->lock_fd);
+    free(b->append_hooks);
+    free(b->delete_hooks);
+    sl_config_fini(&b->cfg);
+    free(b);
+}
+
+int sl_server_run(sl_broker *b)
+{
+    int code;
+
+    event_base_dispatch(b->base);
+    if (b->stopping)
+        sl_log(SL_INFO, "server", "stopping: final flush");
+    code = b->exit_code;
+    broker_free(b);
+    sl_log(SL_INFO, "server", "stopped");
+    return code;
+}

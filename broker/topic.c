@@ -1,0 +1,490 @@
+/*
+ * topic.c - topic registry over meta.db (see topic.h for the crash rules).
+ */
+#include "broker/topic.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "broker/ops.h"
+#include "protocol/log.h"
+#include "storage/fsutil.h"
+
+#define NBUCKETS 4096
+
+struct sl_topics {
+    char *dir;
+    const sl_config *cfg; /* borrowed from the broker */
+    sqlite3 *db;
+    sl_topic *buckets[NBUCKETS];
+    size_t count;
+};
+
+static uint32_t hash_name(const char *s)
+{
+    uint32_t h = 2166136261u;
+    while (*s)
+        h = (h ^ (uint8_t)*s++) * 16777619u;
+    return h % NBUCKETS;
+}
+
+sl_err sl_topic_name_check(const char *name, size_t len)
+{
+    if (len == 0 || len > SL_TOPIC_NAME_MAX)
+        return SL_ERR_INVALID_TOPIC;
+    if ((len == 1 && name[0] == '.') ||
+        (len == 2 && name[0] == '.' && name[1] == '.'))
+        return SL_ERR_INVALID_TOPIC;
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+            return SL_ERR_INVALID_TOPIC;
+    }
+    return SL_OK;
+}
+
+static int rm_cb(const char *path, const struct stat *st, int flag,
+                 struct FTW *ftw)
+{
+    if (remove(path) != 0)
+        sl_log(SL_WARN, "topic", "cannot remove %s: %s", path, strerror(errno));
+    return 0;
+}
+
+static void rm_rf(const char *path)
+{
+    nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Move path into DATA/trash/ and delete it there. */
+static void trash(sl_topics *ts, const char *path, const char *name)
+{
+    char dst[4096];
+    snprintf(dst, sizeof(dst), "%s/trash/%s.%lld", ts->dir, name,
+             (long long)sl_now_ms());
+    if (rename(path, dst) != 0) {
+        if (errno != ENOENT)
+            sl_log(SL_WARN, "topic", "cannot move %s to %s: %s", path, dst,
+                   strerror(errno));
+        rm_rf(path);
+        return;
+    }
+    sl_fs_fsync_dir(path, 0);
+    rm_rf(dst);
+}
+
+static void topic_free(sl_topic *t)
+{
+    if (!t)
+        return;
+    for (int32_t i = 0; t->parts && i < t->nparts; i++)
+        sl_part_free(t->parts[i].part);
+    free(t->parts);
+    for (size_t i = 0; i < t->ncfg; i++) {
+        free(t->cfg_keys[i]);
+        free(t->cfg_values[i]);
+    }
+    free(t->cfg_keys);
+    free(t->cfg_values);
+    free(t->name);
+    free(t);
+}
+
+static sl_err db_exec(sl_topics *ts, const char *sql, char *err, size_t errlen)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(ts->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        snprintf(err, errlen, "meta.db: %s: %s", sql, msg ? msg : "?");
+        sqlite3_free(msg);
+        return SL_ERR_STORAGE;
+    }
+    return SL_OK;
+}
+
+/* Build the topic object and open its partitions. */
+static sl_err topic_open(sl_topics *ts, const char *name, int32_t nparts,
+                         const char *const *keys, const char *const *values,
+                         size_t ncfg, sl_topic **out, char *err, size_t errlen)
+{
+    sl_topic *t;
+    sl_err rc;
+    char path[4096];
+
+    t = calloc(1, sizeof(*t));
+    if (!t)
+        return SL_ERR_NOMEM;
+    t->name = strdup(name);
+    t->nparts = nparts;
+    t->parts = calloc((size_t)nparts, sizeof(*t->parts));
+    t->cfg_keys = calloc(ncfg + 1, sizeof(char *));
+    t->cfg_values = calloc(ncfg + 1, sizeof(char *));
+    if (!t->name || !t->parts || !t->cfg_keys || !t->cfg_values) {
+        rc = SL_ERR_NOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < ncfg; i++) {
+        t->cfg_keys[i] = strdup(keys[i]);
+        t->cfg_values[i] = strdup(values[i]);
+        t->ncfg++;
+        if (!t->cfg_keys[i] || !t->cfg_values[i]) {
+            rc = SL_ERR_NOMEM;
+            goto out;
+        }
+    }
+    rc = sl_config_part_cfg(ts->cfg, keys, values, ncfg, &t->pcfg, err, errlen);
+    if (rc != SL_OK)
+        goto out;
+    for (int32_t i = 0; i < nparts; i++) {
+        t->parts[i].topic = t;
+        t->parts[i].id = i;
+        snprintf(path, sizeof(path), "%s/topics/%s/%d", ts->dir, name, i);
+        rc = sl_fs_mkdirs(path, 0755);
+        if (rc == SL_OK)
+            rc = sl_part_open(path, &t->pcfg, &t->parts[i].part);
+        if (rc != SL_OK) {
+            snprintf(err, errlen, "topic %s partition %d: open %s: %s", name, i,
+                     path, sl_strerror(rc));
+            goto out;
+        }
+    }
+    *out = t;
+    t = NULL;
+out:
+    topic_free(t);
+    return rc;
+}
+
+static void link_topic(sl_topics *ts, sl_topic *t)
+{
+    uint32_t h = hash_name(t->name);
+    t->hnext = ts->buckets[h];
+    ts->buckets[h] = t;
+    ts->count++;
+}
+
+static void unlink_topic(sl_topics *ts, sl_topic *t)
+{
+    sl_topic **pp = &ts->buckets[hash_name(t->name)];
+    while (*pp && *pp != t)
+        pp = &(*pp)->hnext;
+    if (*pp) {
+        *pp = t->hnext;
+        ts->count--;
+    }
+}
+
+static sl_err load_topics(sl_topics *ts, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL, *cst = NULL;
+    sl_err rc = SL_OK;
+
+    if (sqlite3_prepare_v2(ts->db,
+                           "SELECT name, partitions FROM topics ORDER BY name",
+                           -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(ts->db,
+                           "SELECT key, value FROM topic_configs WHERE "
+                           "topic = ?1 ORDER BY key",
+                           -1, &cst, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "meta.db: %s", sqlite3_errmsg(ts->db));
+        rc = SL_ERR_STORAGE;
+        goto out;
+    }
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(st, 0);
+        int32_t np = sqlite3_column_int(st, 1);
+        const char *keys[64], *vals[64];
+        char *kbuf[64], *vbuf[64];
+        size_t n = 0;
+        sl_topic *t = NULL;
+
+        sqlite3_reset(cst);
+        sqlite3_bind_text(cst, 1, name, -1, SQLITE_TRANSIENT);
+        while (sqlite3_step(cst) == SQLITE_ROW && n < 64) {
+            kbuf[n] = strdup((const char *)sqlite3_column_text(cst, 0));
+            vbuf[n] = strdup((const char *)sqlite3_column_text(cst, 1));
+            keys[n] = kbuf[n];
+            vals[n] = vbuf[n];
+            n++;
+        }
+        rc = topic_open(ts, name, np, keys, vals, n, &t, err, errlen);
+        for (size_t i = 0; i < n; i++) {
+            free(kbuf[i]);
+            free(vbuf[i]);
+        }
+        if (rc != SL_OK)
+            goto out;
+        link_topic(ts, t);
+        sl_log(SL_INFO, "topic", "loaded topic %s (%d partitions)", t->name,
+               t->nparts);
+    }
+out:
+    sqlite3_finalize(st);
+    sqlite3_finalize(cst);
+    return rc;
+}
+
+sl_err sl_topics_open(const char *data_dir, const sl_config *cfg,
+                      sl_topics **out, char *err, size_t errlen)
+{
+    sl_topics *ts = calloc(1, sizeof(*ts));
+    char path[4096];
+    sl_err rc;
+
+    if (!ts)
+        return SL_ERR_NOMEM;
+    ts->dir = strdup(data_dir);
+    ts->cfg = cfg;
+    if (!ts->dir) {
+        rc = SL_ERR_NOMEM;
+        goto out;
+    }
+    snprintf(path, sizeof(path), "%s/topics", data_dir);
+    rc = sl_fs_mkdirs(path, 0755);
+    if (rc == SL_OK) {
+        snprintf(path, sizeof(path), "%s/trash", data_dir);
+        rm_rf(path);
+        rc = sl_fs_mkdirs(path, 0755);
+    }
+    if (rc != SL_OK) {
+        snprintf(err, errlen, "cannot create %s: %s", path, sl_strerror(rc));
+        goto out;
+    }
+    snprintf(path, sizeof(path), "%s/meta.db", data_dir);
+    if (sqlite3_open(path, &ts->db) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot open %s: %s", path,
+                 ts->db ? sqlite3_errmsg(ts->db) : "out of memory");
+        rc = SL_ERR_STORAGE;
+        goto out;
+    }
+    sqlite3_busy_timeout(ts->db, 5000);
+    rc = db_exec(ts, "PRAGMA journal_mode=WAL", err, errlen);
+    if (rc == SL_OK)
+        rc = db_exec(ts, "PRAGMA synchronous=FULL", err, errlen);
+    if (rc == SL_OK)
+        rc = db_exec(ts,
+                     "CREATE TABLE IF NOT EXISTS topics("
+                     " name TEXT PRIMARY KEY,"
+                     " partitions INTEGER NOT NULL,"
+                     " created_ms INTEGER NOT NULL);"
+                     "CREATE TABLE IF NOT EXISTS topic_configs("
+                     " topic TEXT NOT NULL, key TEXT NOT NULL,"
+                     " value TEXT NOT NULL, PRIMARY KEY(topic, key));",
+                     err, errlen);
+    if (rc == SL_OK)
+        rc = load_topics(ts, err, errlen);
+    if (rc != SL_OK)
+        goto out;
+    *out = ts;
+    ts = NULL;
+out:
+    sl_topics_free(ts);
+    return rc;
+}
+
+void sl_topics_free(sl_topics *ts)
+{
+    if (!ts)
+        return;
+    for (size_t i = 0; i < NBUCKETS; i++) {
+        sl_topic *t = ts->buckets[i], *n;
+        for (; t; t = n) {
+            n = t->hnext;
+            topic_free(t);
+        }
+    }
+    if (ts->db)
+        sqlite3_close(ts->db);
+    free(ts->dir);
+    free(ts);
+}
+
+sl_topic *sl_topics_find(sl_topics *ts, const char *name)
+{
+    sl_topic *t = ts->buckets[hash_name(name)];
+    while (t && strcmp(t->name, name) != 0)
+        t = t->hnext;
+    return t;
+}
+
+size_t sl_topics_count(const sl_topics *ts)
+{
+    return ts->count;
+}
+
+sl_err sl_topics_create(sl_topics *ts, const char *name, int32_t nparts,
+                        const char *const *keys, const char *const *values,
+                        size_t ncfg, sl_topic **out, char *err, size_t errlen)
+{
+    sl_topic *t = NULL;
+    sqlite3_stmt *st = NULL;
+    char path[4096];
+    sl_part_cfg pc;
+    struct stat sb;
+    sl_err rc;
+    int began = 0;
+
+    rc = sl_topic_name_check(name, strlen(name));
+    if (rc != SL_OK) {
+        snprintf(err, errlen,
+                 "invalid topic name '%.64s': use 1..249 of [A-Za-z0-9._-]",
+                 name);
+        return rc;
+    }
+    if (sl_topics_find(ts, name)) {
+        snprintf(err, errlen, "topic %s already exists", name);
+        return SL_ERR_TOPIC_EXISTS;
+    }
+    if (nparts <= 0)
+        nparts = (int32_t)ts->cfg->default_partitions;
+    if (nparts > 100000) {
+        snprintf(err, errlen, "topic %s: %d partitions is more than 100000",
+                 name, nparts);
+        return SL_ERR_INVALID_CONFIG;
+    }
+    /* Validate the configs before touching the disk. */
+    rc = sl_config_part_cfg(ts->cfg, keys, values, ncfg, &pc, err, errlen);
+    if (rc != SL_OK)
+        return rc;
+    /* Leftovers of a create that crashed before its commit, or of a
+     * deleted topic: never let them reappear under the new topic. */
+    snprintf(path, sizeof(path), "%s/topics/%s", ts->dir, name);
+    if (stat(path, &sb) == 0) {
+        sl_log(SL_WARN, "topic", "topic %s: removing stale directory %s", name,
+               path);
+        trash(ts, path, name);
+    }
+    rc = topic_open(ts, name, nparts, keys, values, ncfg, &t, err, errlen);
+    if (rc != SL_OK)
+        goto out;
+    rc = db_exec(ts, "BEGIN IMMEDIATE", err, errlen);
+    if (rc != SL_OK)
+        goto out;
+    began = 1;
+    if (sqlite3_prepare_v2(ts->db,
+                           "INSERT INTO topics(name, partitions, created_ms) "
+                           "VALUES(?1, ?2, ?3)",
+                           -1, &st, NULL) != SQLITE_OK)
+        goto dberr;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, nparts);
+    sqlite3_bind_int64(st, 3, sl_now_ms());
+    if (sqlite3_step(st) != SQLITE_DONE)
+        goto dberr;
+    sqlite3_finalize(st);
+    st = NULL;
+    if (sqlite3_prepare_v2(ts->db,
+                           "INSERT OR REPLACE INTO topic_configs(topic, key, "
+                           "value) VALUES(?1, ?2, ?3)",
+                           -1, &st, NULL) != SQLITE_OK)
+        goto dberr;
+    for (size_t i = 0; i < ncfg; i++) {
+        sqlite3_reset(st);
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, keys[i], -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, values[i], -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            goto dberr;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    rc = db_exec(ts, "COMMIT", err, errlen);
+    if (rc != SL_OK)
+        goto out;
+    began = 0;
+    link_topic(ts, t);
+    sl_log(SL_INFO, "topic", "created topic %s (%d partitions)", name, nparts);
+    *out = t;
+    t = NULL;
+    goto out;
+dberr:
+    snprintf(err, errlen, "meta.db: %s", sqlite3_errmsg(ts->db));
+    rc = SL_ERR_STORAGE;
+out:
+    sqlite3_finalize(st);
+    if (began)
+        db_exec(ts, "ROLLBACK", path, sizeof(path));
+    if (t) {
+        topic_free(t);
+        snprintf(path, sizeof(path), "%s/topics/%s", ts->dir, name);
+        trash(ts, path, name);
+    }
+    return rc;
+}
+
+sl_err sl_topics_delete(sl_topics *ts, sl_topic *t)
+{
+    sqlite3_stmt *st = NULL;
+    char path[4096], err[512];
+    sl_err rc;
+
+    rc = db_exec(ts, "BEGIN IMMEDIATE", err, sizeof(err));
+    if (rc != SL_OK)
+        goto out;
+    if (sqlite3_prepare_v2(ts->db, "DELETE FROM topics WHERE name = ?1; ", -1,
+                           &st, NULL) != SQLITE_OK)
+        goto dberr;
+    sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        goto dberr;
+    sqlite3_finalize(st);
+    if (sqlite3_prepare_v2(ts->db, "DELETE FROM topic_configs WHERE topic = ?1",
+                           -1, &st, NULL) != SQLITE_OK)
+        goto dberr;
+    sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        goto dberr;
+    sqlite3_finalize(st);
+    st = NULL;
+    rc = db_exec(ts, "COMMIT", err, sizeof(err));
+    if (rc != SL_OK)
+        goto out;
+    unlink_topic(ts, t);
+    snprintf(path, sizeof(path), "%s/topics/%s", ts->dir, t->name);
+    sl_log(SL_INFO, "topic", "deleted topic %s", t->name);
+    /* close the fds before removing the files */
+    {
+        char name[SL_TOPIC_NAME_MAX + 1];
+        snprintf(name, sizeof(name), "%s", t->name);
+        topic_free(t);
+        trash(ts, path, name);
+    }
+    return SL_OK;
+dberr:
+    snprintf(err, sizeof(err), "%s", sqlite3_errmsg(ts->db));
+    sqlite3_finalize(st);
+    db_exec(ts, "ROLLBACK", path, sizeof(path));
+    rc = SL_ERR_STORAGE;
+out:
+    sl_log(SL_ERROR, "topic", "delete topic %s failed: %s", t->name, err);
+    return rc;
+}
+
+static int cmp_topic(const void *a, const void *b)
+{
+    const sl_topic *x = *(sl_topic *const *)a, *y = *(sl_topic *const *)b;
+    return strcmp(x->name, y->name);
+}
+
+sl_topic **sl_topics_sorted(sl_topics *ts, size_t *n)
+{
+    sl_topic **arr = malloc((ts->count + 1) * sizeof(*arr));
+    size_t k = 0;
+
+    if (!arr) {
+        *n = 0;
+        return NULL;
+    }
+    for (size_t i = 0; i < NBUCKETS; i++)
+        for (sl_topic *t = ts->buckets[i]; t; t = t->hnext)
+            arr[k++] = t;
+    qsort(arr, k, sizeof(*arr), cmp_topic);
+    *n = k;
+    return arr;
+}
