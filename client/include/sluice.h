@@ -69,19 +69,19 @@ const char *sluice_version(void);
 
 typedef enum sluice_err {
     SLUICE_OK = 0,
-    SLUICE_ERR_UNKNOWN = 1,          /* unexpected internal failure */
-    SLUICE_ERR_CORRUPT = 2,          /* CRC mismatch, malformed stored data */
-    SLUICE_ERR_MALFORMED = 3,        /* malformed request/frame/batch */
-    SLUICE_ERR_TOO_LARGE = 4,        /* frame or batch over a size limit */
-    SLUICE_ERR_UNSUPPORTED_API = 5,  /* broker does not know the api */
+    SLUICE_ERR_UNKNOWN = 1,         /* unexpected internal failure */
+    SLUICE_ERR_CORRUPT = 2,         /* CRC mismatch, malformed stored data */
+    SLUICE_ERR_MALFORMED = 3,       /* malformed request/frame/batch */
+    SLUICE_ERR_TOO_LARGE = 4,       /* frame or batch over a size limit */
+    SLUICE_ERR_UNSUPPORTED_API = 5, /* broker does not know the api */
     SLUICE_ERR_UNSUPPORTED_VERSION = 6,
     SLUICE_ERR_UNKNOWN_TOPIC = 7,
     SLUICE_ERR_UNKNOWN_PARTITION = 8,
     SLUICE_ERR_TOPIC_EXISTS = 9,
-    SLUICE_ERR_INVALID_CONFIG = 10,  /* also: unknown/bad sluice_conf key */
+    SLUICE_ERR_INVALID_CONFIG = 10, /* also: unknown/bad sluice_conf key */
     SLUICE_ERR_OFFSET_OUT_OF_RANGE = 11,
     SLUICE_ERR_NOT_FOUND = 12,
-    SLUICE_ERR_TIMEOUT = 13,         /* also: poll found nothing in time */
+    SLUICE_ERR_TIMEOUT = 13, /* also: poll found nothing in time */
     SLUICE_ERR_NOMEM = 14,
     SLUICE_ERR_CLOSED = 15,
     SLUICE_ERR_BUSY = 16,
@@ -89,16 +89,16 @@ typedef enum sluice_err {
     SLUICE_ERR_INVALID_ARG = 18,
     SLUICE_ERR_UNKNOWN_GROUP = 19,
     SLUICE_ERR_UNKNOWN_MEMBER = 20,
-    SLUICE_ERR_REBALANCE = 21,       /* group rebalancing (handled inside) */
-    SLUICE_ERR_NOT_ACQUIRED = 22,    /* ack of a record this consumer
-                                        does not hold */
+    SLUICE_ERR_REBALANCE = 21,    /* group rebalancing (handled inside) */
+    SLUICE_ERR_NOT_ACQUIRED = 22, /* ack of a record this consumer
+                                     does not hold */
     SLUICE_ERR_LOCK_EXPIRED = 23,
     SLUICE_ERR_THROTTLED = 24,
-    SLUICE_ERR_STORAGE = 25,         /* partition failed on the broker */
-    SLUICE_ERR_DISCONNECTED = 26,    /* connection lost / broker down */
-    SLUICE_ERR_PROTOCOL = 27,        /* unexpected reply from the broker */
+    SLUICE_ERR_STORAGE = 25,      /* partition failed on the broker */
+    SLUICE_ERR_DISCONNECTED = 26, /* connection lost / broker down */
+    SLUICE_ERR_PROTOCOL = 27,     /* unexpected reply from the broker */
     SLUICE_ERR_IO = 28,
-    SLUICE_ERR_INVALID_TOPIC = 29,   /* invalid topic name */
+    SLUICE_ERR_INVALID_TOPIC = 29, /* invalid topic name */
     SLUICE_ERR_SHUTTING_DOWN = 30,
     SLUICE_ERR_COMPRESSION = 31
 } sluice_err;
@@ -107,7 +107,7 @@ typedef enum sluice_err {
 #define SLUICE_ERR_SYS_BASE 10000
 #define SLUICE_ERR_SYS(e) ((sluice_err)(SLUICE_ERR_SYS_BASE + (e)))
 #define SLUICE_ERR_IS_SYS(err) ((int)(err) > SLUICE_ERR_SYS_BASE)
-#define SLUICE_ERR_ERRNO(err) ((int)(err) - SLUICE_ERR_SYS_BASE)
+#define SLUICE_ERR_ERRNO(err) ((int)(err)-SLUICE_ERR_SYS_BASE)
 
 /* Static description of err ("unknown topic", strerror for SYS codes).
  * Never NULL. @thread any */
@@ -138,8 +138,7 @@ const char *sluice_errstr(void);
  *   linger.ms             max wait to fill a batch [5]
  *   batch.size            bytes per partition batch before sending [262144]
  *   batch.records         max records per batch [100000]
- *   compression           none | zstd [none]
- *   compression.level     zstd level [1]
+ *   compression           none | zstd (level 1) [none]
  *   partitioner           fnv1a (32-bit FNV-1a of the key mod partitions;
  *                         null key: sticky round-robin, one partition per
  *                         batch) [fnv1a]
@@ -177,22 +176,22 @@ sluice_conf *sluice_conf_dup(const sluice_conf *conf);
 /* Set key to value (both copied). SLUICE_ERR_INVALID_CONFIG with errstr
  * naming the key/value when the key is unknown or the value invalid. */
 sluice_err sluice_conf_set(sluice_conf *conf, const char *key,
-                           const char *value, char *errstr,
-                           size_t errstr_size);
+                           const char *value, char *errstr, size_t errstr_size);
 /* Current value of key as a string (default if unset), borrowed until
  * the next sluice_conf_set on conf; NULL for an unknown key. */
 const char *sluice_conf_get(const sluice_conf *conf, const char *key);
 
 /* ---- records, headers, messages -------------------------------------- */
 
-#define SLUICE_PARTITION_ANY (-1)  /* let the partitioner choose */
+#define SLUICE_PARTITION_ANY (-1)    /* let the partitioner choose */
 #define SLUICE_OFFSET_END (-1)       /* next offset to be written */
 #define SLUICE_OFFSET_BEGINNING (-2) /* earliest offset still stored */
-#define SLUICE_OFFSET_STORED (-3)    /* committed offset of the group,
-                                        else auto.offset.reset */
+#define SLUICE_OFFSET_STORED                                                   \
+    (-3) /* committed offset of the group,                                     \
+            else auto.offset.reset */
 
 typedef struct sluice_header {
-    const char *key;   /* not NUL-terminated in messages: use key_len */
+    const char *key; /* not NUL-terminated in messages: use key_len */
     size_t key_len;
     const void *value; /* NULL = null value */
     size_t value_len;
@@ -216,8 +215,8 @@ typedef struct sluice_message {
     const sluice_header *headers;
     size_t header_count;
     /* queue consumers only (0 for stream consumers): */
-    uint32_t attempts; /* deliveries so far, this one included */
-    uint32_t failures; /* nacks, rejects, lock expiries so far */
+    uint32_t attempts;     /* deliveries so far, this one included */
+    uint32_t failures;     /* nacks, rejects, lock expiries so far */
     int64_t lock_deadline; /* ms since the epoch; 0 if unknown */
 } sluice_message;
 
@@ -231,7 +230,7 @@ const sluice_header *sluice_message_header(const sluice_message *msg,
 typedef struct sluice_topic_partition {
     const char *topic; /* borrowed (input) or owned by its list (output) */
     int32_t partition;
-    int64_t offset;    /* meaning depends on the call */
+    int64_t offset; /* meaning depends on the call */
 } sluice_topic_partition;
 
 /* The partitioner: FNV-1a 32-bit hash of key, mod partitions (as an
@@ -269,9 +268,8 @@ void sluice_conf_set_delivery_cb(sluice_conf *conf, sluice_delivery_cb cb,
  * sluice_producer_free. Fails with the connect error (errstr names the
  * address) or SLUICE_ERR_INVALID_CONFIG.
  */
-sluice_err sluice_producer_new(const sluice_conf *conf,
-                               sluice_producer **out, char *errstr,
-                               size_t errstr_size);
+sluice_err sluice_producer_new(const sluice_conf *conf, sluice_producer **out,
+                               char *errstr, size_t errstr_size);
 /*
  * Queue one record (key, value and headers are copied; each may be NULL
  * = null). partition: SLUICE_PARTITION_ANY or an explicit partition.
@@ -286,8 +284,7 @@ sluice_err sluice_producer_new(const sluice_conf *conf,
 sluice_err sluice_producer_send(sluice_producer *p, const char *topic,
                                 int32_t partition, const void *key,
                                 size_t key_len, const void *value,
-                                size_t value_len,
-                                const sluice_header *headers,
+                                size_t value_len, const sluice_header *headers,
                                 size_t header_count, int64_t timestamp,
                                 void *msg_opaque);
 /* Send batches whose linger expired, read replies, and deliver reports.
@@ -314,9 +311,8 @@ typedef struct sluice_consumer sluice_consumer;
 
 /* Connect and create a stream consumer (conf copied; NULL = defaults).
  * Free with sluice_consumer_free. */
-sluice_err sluice_consumer_new(const sluice_conf *conf,
-                               sluice_consumer **out, char *errstr,
-                               size_t errstr_size);
+sluice_err sluice_consumer_new(const sluice_conf *conf, sluice_consumer **out,
+                               char *errstr, size_t errstr_size);
 /*
  * Consume exactly these partitions (replaces any previous assignment or
  * subscription). tps[i].offset is where to start: an offset >= 0,
@@ -328,8 +324,8 @@ sluice_err sluice_consumer_assign(sluice_consumer *c,
                                   const sluice_topic_partition *tps,
                                   size_t count);
 /* Assign every partition of topic starting at offset (as above). */
-sluice_err sluice_consumer_assign_topic(sluice_consumer *c,
-                                        const char *topic, int64_t offset);
+sluice_err sluice_consumer_assign_topic(sluice_consumer *c, const char *topic,
+                                        int64_t offset);
 /*
  * Join the stream group group.id (required) for these topics; the broker
  * assigns partitions across members and rebalances on join/leave/timeout.
@@ -338,8 +334,7 @@ sluice_err sluice_consumer_assign_topic(sluice_consumer *c,
  * request.timeout.ms); heartbeats and rejoins happen inside poll.
  */
 sluice_err sluice_consumer_subscribe(sluice_consumer *c,
-                                     const char *const *topics,
-                                     size_t count);
+                                     const char *const *topics, size_t count);
 /* Current assignment. On success *out is an array of *count entries the
  * caller frees with sluice_topic_partitions_free (offset = position: the
  * next offset poll returns). */
@@ -357,9 +352,8 @@ sluice_err sluice_consumer_seek_time(sluice_consumer *c, const char *topic,
                                      int32_t partition, int64_t ts_ms);
 /* First offset whose timestamp >= ts_ms (the log end if none). */
 sluice_err sluice_consumer_offset_for_time(sluice_consumer *c,
-                                           const char *topic,
-                                           int32_t partition, int64_t ts_ms,
-                                           int64_t *offset);
+                                           const char *topic, int32_t partition,
+                                           int64_t ts_ms, int64_t *offset);
 /* Earliest stored offset and log end (next offset to be written). */
 sluice_err sluice_consumer_watermarks(sluice_consumer *c, const char *topic,
                                       int32_t partition, int64_t *low,
@@ -403,10 +397,10 @@ typedef struct sluice_queue_consumer sluice_queue_consumer;
  * a lock; settle each one with ack, nack, reject (or keep it alive with
  * touch). Free with sluice_queue_consumer_free.
  */
-sluice_err sluice_queue_consumer_new(const sluice_conf *conf,
-                                     const char *topic, const char *group,
-                                     sluice_queue_consumer **out,
-                                     char *errstr, size_t errstr_size);
+sluice_err sluice_queue_consumer_new(const sluice_conf *conf, const char *topic,
+                                     const char *group,
+                                     sluice_queue_consumer **out, char *errstr,
+                                     size_t errstr_size);
 /*
  * Next acquired record, waiting up to timeout_ms (0 / -1 as above); sends
  * pending acks first when ack.batch.records or ack.linger.ms is reached.
@@ -414,12 +408,12 @@ sluice_err sluice_queue_consumer_new(const sluice_conf *conf,
  * (freeing does NOT ack). msg->attempts / failures are the counts.
  * SLUICE_ERR_TIMEOUT when nothing was available.
  */
-sluice_err sluice_queue_consumer_poll(sluice_queue_consumer *qc,
-                                      int timeout_ms, sluice_message **out);
+sluice_err sluice_queue_consumer_poll(sluice_queue_consumer *qc, int timeout_ms,
+                                      sluice_message **out);
 sluice_err sluice_queue_consumer_poll_batch(sluice_queue_consumer *qc,
                                             int timeout_ms,
-                                            sluice_message **msgs,
-                                            size_t max, size_t *count);
+                                            sluice_message **msgs, size_t max,
+                                            size_t *count);
 /*
  * Settle records. These queue the operation locally (coalesced with
  * neighbours into offset ranges) and return SLUICE_OK at once; the batch
@@ -498,7 +492,7 @@ typedef enum sluice_group_kind {
 typedef struct sluice_group_member {
     char *member_id;
     char *client_id;
-    size_t assignment_count;      /* stream groups */
+    size_t assignment_count;             /* stream groups */
     sluice_topic_partition *assignments; /* offset unused (-1) */
 } sluice_group_member;
 
@@ -516,14 +510,14 @@ typedef struct sluice_group_partition {
 typedef struct sluice_group_info {
     char *name;
     sluice_group_kind kind;
-    char *state;       /* e.g. "stable", "rebalancing", "empty" */
+    char *state; /* e.g. "stable", "rebalancing", "empty" */
     int32_t generation;
-    char *dlq_topic;   /* queue groups; NULL otherwise */
-    int64_t dlq_depth; /* records in the DLQ topic; -1 if unknown */
-    size_t member_count;
-    sluice_group_member *members;       /* list: may be empty */
+    char *dlq_topic;              /* queue groups; NULL otherwise */
+    int64_t dlq_depth;            /* records in the DLQ topic; -1 if unknown */
+    size_t member_count;          /* members (also from list) */
+    sluice_group_member *members; /* NULL from list_groups */
     size_t partition_count;
-    sluice_group_partition *partitions; /* list: may be empty */
+    sluice_group_partition *partitions; /* NULL from list_groups */
 } sluice_group_info;
 
 typedef struct sluice_group_list {
@@ -581,10 +575,10 @@ void sluice_dlq_list_free(sluice_dlq_list *list);
  * Move records from dead-letter topic dlq_topic back to to_topic (NULL =
  * each record's original topic, from its headers) at most rate records/s
  * (0 = unlimited), only those whose DLQ reason equals reason (NULL = all),
- * at most max_records (-1 = all currently there). Records keep key, value
- * and headers (plus a redrive header). Progress is kept in the stream
- * group "<dlq_topic>.redrive", so a record is redriven once. *moved (may
- * be NULL) = records moved.
+ * at most max_records (-1 = all currently there). The broker does the
+ * move (DLQ_REDRIVE): records keep key, value and headers, and a record
+ * is redriven once. Blocks until done (up to request.timeout.ms: raise it
+ * for slow rates). *moved (may be NULL) = records moved.
  */
 sluice_err sluice_admin_dlq_redrive(sluice_admin *a, const char *dlq_topic,
                                     const char *to_topic, double rate,

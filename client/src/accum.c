@@ -1,0 +1,284 @@
+/*
+ * accum.c - producer batching. See accum.h.
+ */
+#include "client/src/accum.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "sluice.h"
+
+void sl_accum_init(sl_accum *a, size_t batch_size, uint32_t batch_records,
+                   int linger_ms, int codec)
+{
+    memset(a, 0, sizeof(*a));
+    a->batch_size = batch_size;
+    a->batch_records = batch_records;
+    a->linger_ms = linger_ms;
+    a->codec = codec;
+}
+
+static void batch_free(sl_pbatch *b)
+{
+    sl_bb_fini(&b->bb);
+    free(b->opaque);
+    free(b->ts);
+    free(b);
+}
+
+void sl_accum_fini(sl_accum *a)
+{
+    size_t i;
+    sl_pbatch *b, *n;
+    for (b = a->age_head; b; b = n) {
+        n = b->next;
+        batch_free(b);
+    }
+    for (b = a->ready_head; b; b = n) {
+        n = b->next;
+        batch_free(b);
+    }
+    for (b = a->spare; b; b = n) {
+        n = b->next;
+        batch_free(b);
+    }
+    for (i = 0; i < a->ntopics; i++) {
+        free(a->topics[i].name);
+        free(a->topics[i].open);
+    }
+    free(a->topics);
+    memset(a, 0, sizeof(*a));
+}
+
+int sl_accum_find(const sl_accum *a, const char *topic)
+{
+    size_t i;
+    for (i = 0; i < a->ntopics; i++)
+        if (strcmp(a->topics[i].name, topic) == 0)
+            return (int)i;
+    return -1;
+}
+
+int sl_accum_add_topic(sl_accum *a, const char *topic, int32_t nparts)
+{
+    int i = sl_accum_find(a, topic);
+    sl_accum_topic *t;
+    sl_pbatch **open;
+
+    if (nparts < 1)
+        nparts = 1;
+    if (i < 0) {
+        if (a->ntopics == a->tcap) {
+            size_t ncap = a->tcap ? a->tcap * 2 : 8;
+            sl_accum_topic *nt = realloc(a->topics, ncap * sizeof(*nt));
+            if (!nt)
+                return -1;
+            a->topics = nt;
+            a->tcap = ncap;
+        }
+        t = &a->topics[a->ntopics];
+        memset(t, 0, sizeof(*t));
+        t->name = strdup(topic);
+        if (!t->name)
+            return -1;
+        i = (int)a->ntopics++;
+    }
+    t = &a->topics[i];
+    if (nparts > t->nparts) {
+        open = realloc(t->open, (size_t)nparts * sizeof(*open));
+        if (!open)
+            return -1;
+        memset(open + t->nparts, 0,
+               (size_t)(nparts - t->nparts) * sizeof(*open));
+        t->open = open;
+        t->sticky = (int32_t)(a->rr++ % (uint32_t)nparts);
+    }
+    /* Shrinking never happens (partitions are not removed); keep slots. */
+    if (nparts > t->nparts)
+        t->nparts = nparts;
+    return i;
+}
+
+int32_t sl_accum_pick(sl_accum *a, int tidx, const void *key, size_t klen)
+{
+    sl_accum_topic *t = &a->topics[tidx];
+    if (key)
+        return sluice_partition_for_key(key, klen, t->nparts);
+    return t->sticky;
+}
+
+static void age_unlink(sl_accum *a, sl_pbatch *b)
+{
+    if (b->prev)
+        b->prev->next = b->next;
+    else
+        a->age_head = b->next;
+    if (b->next)
+        b->next->prev = b->prev;
+    else
+        a->age_tail = b->prev;
+    b->next = b->prev = NULL;
+}
+
+static sl_pbatch *batch_new(sl_accum *a, int tidx, int32_t part, int64_t now)
+{
+    sl_pbatch *b = a->spare;
+    if (b) {
+        a->spare = b->next;
+        sl_bb_reset(&b->bb);
+        b->bb.codec = a->codec;
+    } else {
+        b = calloc(1, sizeof(*b));
+        if (!b)
+            return NULL;
+        sl_bb_init(&b->bb, a->codec);
+    }
+    b->next = b->prev = NULL;
+    b->tidx = tidx;
+    b->partition = part;
+    b->n = 0;
+    b->created_ms = now;
+    b->enc = NULL;
+    b->enc_len = 0;
+    /* append to the age list */
+    b->prev = a->age_tail;
+    if (a->age_tail)
+        a->age_tail->next = b;
+    else
+        a->age_head = b;
+    a->age_tail = b;
+    return b;
+}
+
+/* Detach the open batch of its slot (moving the sticky partition on). */
+static void detach_slot(sl_accum *a, sl_pbatch *b)
+{
+    sl_accum_topic *t = &a->topics[b->tidx];
+    if (b->partition < t->nparts && t->open[b->partition] == b) {
+        t->open[b->partition] = NULL;
+        if (t->sticky == b->partition && t->nparts > 1)
+            t->sticky = (t->sticky + 1) % t->nparts;
+    }
+}
+
+sl_err sl_accum_add(sl_accum *a, int tidx, int32_t partition, int64_t ts,
+                    const void *key, size_t klen, const void *value,
+                    size_t vlen, const sl_header *hdrs, size_t nhdrs,
+                    void *opaque, int64_t now_ms, int *full)
+{
+    sl_accum_topic *t = &a->topics[tidx];
+    sl_pbatch *b;
+    sl_err rc;
+    size_t i, est = klen + vlen + 32;
+
+    *full = 0;
+    if (partition < 0 || partition >= t->nparts)
+        return SL_ERR_UNKNOWN_PARTITION;
+    for (i = 0; i < nhdrs; i++)
+        est += hdrs[i].key_len + hdrs[i].value_len + 8;
+    if (est > SL_BATCH_MAX_SIZE - SL_BATCH_HDR_SIZE - 1024)
+        return SL_ERR_TOO_LARGE;
+    b = t->open[partition];
+    if (b && sl_bb_size(&b->bb) + est > SL_BATCH_MAX_SIZE - 1024) {
+        /* Would overflow the hard limit: close this batch first. */
+        age_unlink(a, b);
+        detach_slot(a, b);
+        b->next = NULL;
+        b->prev = a->ready_tail;
+        if (a->ready_tail)
+            a->ready_tail->next = b;
+        else
+            a->ready_head = b;
+        a->ready_tail = b;
+        b = NULL;
+    }
+    if (!b) {
+        b = batch_new(a, tidx, partition, now_ms);
+        if (!b)
+            return SL_ERR_NOMEM;
+        t->open[partition] = b;
+    }
+    if (b->n == b->cap) {
+        uint32_t ncap = b->cap ? b->cap * 2 : 64;
+        void **o = realloc(b->opaque, ncap * sizeof(*o));
+        int64_t *tsv;
+        if (!o)
+            return SL_ERR_NOMEM;
+        b->opaque = o;
+        tsv = realloc(b->ts, ncap * sizeof(*tsv));
+        if (!tsv)
+            return SL_ERR_NOMEM;
+        b->ts = tsv;
+        b->cap = ncap;
+    }
+    rc = sl_bb_add(&b->bb, ts, key, klen, value, vlen, hdrs, nhdrs);
+    if (rc != SL_OK)
+        return rc;
+    b->opaque[b->n] = opaque;
+    b->ts[b->n] = ts;
+    b->n++;
+    a->records++;
+    if (sl_bb_size(&b->bb) >= a->batch_size || b->n >= a->batch_records) {
+        age_unlink(a, b);
+        detach_slot(a, b);
+        b->prev = a->ready_tail;
+        if (a->ready_tail)
+            a->ready_tail->next = b;
+        else
+            a->ready_head = b;
+        a->ready_tail = b;
+        *full = 1;
+    }
+    return SL_OK;
+}
+
+sl_pbatch *sl_accum_take(sl_accum *a, int64_t now_ms, int all, sl_err *err)
+{
+    sl_pbatch *b = a->ready_head;
+    *err = SL_OK;
+    if (b) {
+        a->ready_head = b->next;
+        if (a->ready_head)
+            a->ready_head->prev = NULL;
+        else
+            a->ready_tail = NULL;
+        b->next = b->prev = NULL;
+    } else {
+        b = a->age_head;
+        if (!b || (!all && b->created_ms + a->linger_ms > now_ms))
+            return NULL;
+        age_unlink(a, b);
+        detach_slot(a, b);
+    }
+    if (!b->enc)
+        *err = sl_bb_finish(&b->bb, &b->enc, &b->enc_len);
+    a->records -= b->n;
+    return b;
+}
+
+void sl_accum_unget(sl_accum *a, sl_pbatch *b)
+{
+    b->prev = NULL;
+    b->next = a->ready_head;
+    if (a->ready_head)
+        a->ready_head->prev = b;
+    else
+        a->ready_tail = b;
+    a->ready_head = b;
+    a->records += b->n;
+}
+
+int64_t sl_accum_next_due(const sl_accum *a)
+{
+    if (a->ready_head)
+        return 0;
+    if (!a->age_head)
+        return INT64_MAX;
+    return a->age_head->created_ms + a->linger_ms;
+}
+
+void sl_accum_release(sl_accum *a, sl_pbatch *b)
+{
+    b->next = a->spare;
+    a->spare = b;
+}

@@ -1,0 +1,83 @@
+/*
+ * accum.h - the producer's batching accumulator: one open record batch per
+ * (topic, partition); a batch is ready when it reaches batch.size bytes or
+ * batch.records records (it moves to the ready list at once) or when it is
+ * linger.ms old. Pure data structure (no I/O), unit-tested in
+ * tests/unit/test_client_accum.c. Not thread-safe (the producer's mutex).
+ */
+#ifndef SL_CLIENT_ACCUM_H
+#define SL_CLIENT_ACCUM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "protocol/batch.h"
+
+typedef struct sl_pbatch {
+    struct sl_pbatch *next, *prev; /* age list, then ready/request lists */
+    int tidx;
+    int32_t partition;
+    sl_batch_builder bb;
+    uint32_t n, cap;    /* records, capacity of the arrays below */
+    void **opaque;      /* per record: msg_opaque */
+    int64_t *ts;        /* per record: timestamp */
+    int64_t created_ms; /* monotonic */
+    const uint8_t *enc; /* after sl_accum_finish: the encoded batch */
+    size_t enc_len;
+} sl_pbatch;
+
+typedef struct sl_accum_topic {
+    char *name;
+    int32_t nparts;
+    sl_pbatch **open; /* nparts slots */
+    int32_t sticky;   /* partition for null keys */
+} sl_accum_topic;
+
+typedef struct sl_accum {
+    size_t batch_size;
+    uint32_t batch_records;
+    int linger_ms;
+    int codec;
+    sl_accum_topic *topics;
+    size_t ntopics, tcap;
+    sl_pbatch *age_head, *age_tail;     /* open batches, oldest first */
+    sl_pbatch *ready_head, *ready_tail; /* full batches, FIFO */
+    size_t records;                     /* in open + ready batches */
+    sl_pbatch *spare;                   /* recycled batches */
+    uint32_t rr;                        /* sticky round-robin counter */
+} sl_accum;
+
+void sl_accum_init(sl_accum *a, size_t batch_size, uint32_t batch_records,
+                   int linger_ms, int codec);
+void sl_accum_fini(sl_accum *a);
+/* Index of topic, or -1. */
+int sl_accum_find(const sl_accum *a, const char *topic);
+/* Add topic (or update its partition count: batches of partitions that
+ * disappear stay queued). Returns the index or -1 (out of memory). */
+int sl_accum_add_topic(sl_accum *a, const char *topic, int32_t nparts);
+/* The partition for key (FNV-1a), or the sticky partition for a NULL key
+ * (it moves to the next partition when its batch leaves). */
+int32_t sl_accum_pick(sl_accum *a, int tidx, const void *key, size_t klen);
+/*
+ * Append a record (copied) to the open batch of (tidx, partition).
+ * SL_OK, SL_ERR_NOMEM, SL_ERR_TOO_LARGE (a record that alone exceeds the
+ * max batch), SL_ERR_UNKNOWN_PARTITION. *full = 1 when the batch went to
+ * the ready list.
+ */
+sl_err sl_accum_add(sl_accum *a, int tidx, int32_t partition, int64_t ts,
+                    const void *key, size_t klen, const void *value,
+                    size_t vlen, const sl_header *hdrs, size_t nhdrs,
+                    void *opaque, int64_t now_ms, int *full);
+/* Detach the next batch to send: a full one, else the oldest open one if
+ * all != 0 or its linger expired at now_ms. NULL if none. The batch is
+ * finished (enc/enc_len set, compressed); on a finish error *err is set and
+ * the batch is still returned (its records must be failed). */
+sl_pbatch *sl_accum_take(sl_accum *a, int64_t now_ms, int all, sl_err *err);
+/* Put a taken batch back at the front (it will be taken again first). */
+void sl_accum_unget(sl_accum *a, sl_pbatch *b);
+/* Monotonic ms when the oldest open batch is due; INT64_MAX if none. */
+int64_t sl_accum_next_due(const sl_accum *a);
+/* Return a sent batch for reuse. */
+void sl_accum_release(sl_accum *a, sl_pbatch *b);
+
+#endif

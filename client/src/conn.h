@@ -1,0 +1,77 @@
+/*
+ * conn.h - one TCP connection to the broker: blocking sockets + poll(2),
+ * pipelined request frames, response frames matched by the caller through
+ * correlation ids, reconnect with backoff. Not thread-safe: the owning
+ * handle's mutex serialises every call.
+ */
+#ifndef SL_CLIENT_CONN_H
+#define SL_CLIENT_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "client/src/internal.h"
+#include "protocol/rd.h"
+
+typedef struct sl_conn {
+    const sl_cl_cfg *cfg; /* borrowed from the handle */
+    int fd;               /* -1 = not connected */
+    uint32_t next_corr;
+    uint64_t epoch; /* +1 per successful connect */
+    int64_t last_attempt_ms;
+    uint32_t max_frame; /* from the handshake */
+    sl_wb out;          /* frames to send; out_off already sent */
+    size_t out_off;
+    uint8_t *in; /* received bytes not yet framed */
+    size_t in_len, in_cap;
+    sl_chunk *big; /* large frame being read straight into place */
+    size_t big_have;
+} sl_conn;
+
+void sl_conn_init(sl_conn *c, const sl_cl_cfg *cfg);
+void sl_conn_fini(sl_conn *c);
+int sl_conn_connected(const sl_conn *c);
+/* Connect and handshake if not connected. Honors reconnect.backoff.ms
+ * (fails with SL_ERR_DISCONNECTED inside the backoff window after a failed
+ * attempt). Detail via sl_cl_fail naming the address. */
+sl_err sl_conn_ensure(sl_conn *c);
+/* Drop the connection (pending output and input are discarded). */
+void sl_conn_close(sl_conn *c);
+static inline uint32_t sl_conn_corr(sl_conn *c)
+{
+    return ++c->next_corr;
+}
+/* Write every queued byte of c->out (blocking up to deadline), reading
+ * replies into the input buffer meanwhile so neither side stalls. */
+sl_err sl_conn_write(sl_conn *c, int64_t deadline);
+/* Write what the socket takes now without blocking. */
+sl_err sl_conn_write_some(sl_conn *c);
+/*
+ * Next whole response frame, waiting up to deadline (sends pending output
+ * meanwhile). *frame: chunk with the whole frame (length prefix included),
+ * caller unrefs. SL_ERR_TIMEOUT, SL_ERR_DISCONNECTED (connection closed).
+ */
+sl_err sl_conn_read(sl_conn *c, int64_t deadline, sl_chunk **frame);
+/* Body of a response frame (after length and corr) and its corr id. */
+static inline const uint8_t *sl_frame_body(sl_chunk *f, size_t *len,
+                                           uint32_t *corr)
+{
+    const uint8_t *p = sl_chunk_ptr(f);
+    *len = f->len - 8;
+    *corr = sl_get_u32(p + 4);
+    return p + 8;
+}
+
+/* Convenience for sync calls: wb holds one encoded request with corr;
+ * write it and wait for its response (other responses are an error:
+ * callers use it only when nothing else is in flight). */
+sl_err sl_conn_call(sl_conn *c, uint32_t corr, int64_t deadline,
+                    sl_chunk **frame);
+
+/* Check the top-level error of a response body; on error record the
+ * broker's message with `what` via sl_cl_fail and return it. Returns
+ * SL_ERR_PROTOCOL for a body too short to hold the error. */
+sl_err sl_cl_resp_check(const uint8_t *body, size_t len, const char *what);
+/* Map a decode failure of a reply to SL_ERR_PROTOCOL naming what. */
+sl_err sl_cl_bad_reply(sl_err rc, const char *what);
+#endif

@@ -1,0 +1,1300 @@
+/*
+ * consumer.c - sluice_consumer: stream consumption with assign or group
+ * subscribe, seek by offset or time, pipelined fetches, commit.
+ *
+ * Fetch pipeline: at most one FETCH in flight. When its reply arrives, the
+ * next fetch offsets are computed from the batch headers (no record
+ * decoding) and the next FETCH is sent before the records of this one are
+ * turned into messages, so the broker works while we decode. Anything that
+ * moves positions (assign, seek, rebalance) bumps `gen`, drops buffered
+ * replies and ignores the fetch in flight.
+ *
+ * Groups: GROUP_JOIN returns this member's assignment; positions start at
+ * the committed offsets (OFFSET_FETCH), else auto.offset.reset. Heartbeats
+ * are sent from poll every heartbeat interval; a heartbeat answered with
+ * SLUICE_ERR_REBALANCE or _UNKNOWN_MEMBER makes the next poll rejoin
+ * (committing positions first when enable.auto.commit is set).
+ */
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/src/conn.h"
+#include "client/src/cursor.h"
+#include "client/src/internal.h"
+#include "protocol/api.h"
+
+typedef struct cpart {
+    char *topic;
+    int32_t partition;
+    int64_t position;  /* next offset poll returns; < 0: to resolve */
+    int64_t fetch_pos; /* next offset to request */
+    int64_t committed; /* last committed by us (-1 unknown) */
+} cpart;
+
+typedef struct fbuf {
+    struct fbuf *next;
+    int cp; /* index in parts */
+    sl_cursor cu;
+} fbuf;
+
+struct sluice_consumer {
+    pthread_mutex_t mu;
+    sl_cl_cfg cfg;
+    sl_conn conn;
+    sl_arena arena;
+    cpart *parts;
+    size_t nparts, pcap;
+    uint64_t gen;
+    /* fetch in flight */
+    uint32_t fetch_corr; /* 0 = none */
+    uint64_t fetch_gen;
+    uint64_t fetch_epoch;
+    fbuf *bhead, *btail;
+    size_t buffered_bytes;
+    /* pending fetch error to return once */
+    sl_err perr;
+    char perr_msg[512];
+    /* group */
+    int subscribed;
+    char **topics;
+    size_t ntopics;
+    char member_id[128];
+    int32_t generation;
+    int need_rejoin;
+    int64_t next_hb_ms;
+    int hb_interval_ms;
+    uint32_t hb_corr;
+    int64_t next_autocommit_ms;
+};
+
+/* ---- helpers ---------------------------------------------------------- */
+
+static void clear_buffers(sluice_consumer *c)
+{
+    fbuf *b, *n;
+    for (b = c->bhead; b; b = n) {
+        n = b->next;
+        sl_cursor_fini(&b->cu);
+        free(b);
+    }
+    c->bhead = c->btail = NULL;
+    c->buffered_bytes = 0;
+}
+
+/* Positions changed: forget prefetched data and the fetch in flight. */
+static void reset_pipeline(sluice_consumer *c)
+{
+    size_t i;
+    clear_buffers(c);
+    c->gen++;
+    for (i = 0; i < c->nparts; i++)
+        c->parts[i].fetch_pos = c->parts[i].position;
+}
+
+static void clear_parts(sluice_consumer *c)
+{
+    size_t i;
+    for (i = 0; i < c->nparts; i++)
+        free(c->parts[i].topic);
+    c->nparts = 0;
+    reset_pipeline(c);
+}
+
+static int find_part(sluice_consumer *c, const char *topic, int32_t part)
+{
+    size_t i;
+    for (i = 0; i < c->nparts; i++)
+        if (c->parts[i].partition == part &&
+            strcmp(c->parts[i].topic, topic) == 0)
+            return (int)i;
+    return -1;
+}
+
+static int find_part_str(sluice_consumer *c, sl_str topic, int32_t part)
+{
+    size_t i;
+    for (i = 0; i < c->nparts; i++)
+        if (c->parts[i].partition == part &&
+            sl_str_eq(topic, c->parts[i].topic))
+            return (int)i;
+    return -1;
+}
+
+static sl_err add_part(sluice_consumer *c, const char *topic, size_t tlen,
+                       int32_t part, int64_t offset)
+{
+    cpart *cp;
+    if (c->nparts == c->pcap) {
+        size_t ncap = c->pcap ? c->pcap * 2 : 16;
+        cpart *n = realloc(c->parts, ncap * sizeof(*n));
+        if (!n)
+            return sl_cl_fail(SL_ERR_NOMEM, "assign");
+        c->parts = n;
+        c->pcap = ncap;
+    }
+    cp = &c->parts[c->nparts];
+    cp->topic = strndup(topic, tlen);
+    if (!cp->topic)
+        return sl_cl_fail(SL_ERR_NOMEM, "assign");
+    cp->partition = part;
+    cp->position = offset;
+    cp->fetch_pos = offset;
+    cp->committed = -1;
+    c->nparts++;
+    return SL_OK;
+}
+
+static void handle_frame(sluice_consumer *c, sl_chunk *fr);
+
+/* Send what is in conn.out (one request with corr) and wait for its reply,
+ * dispatching other replies (fetch, heartbeat) meanwhile. */
+static sl_err call(sluice_consumer *c, uint32_t corr, sl_chunk **out)
+{
+    int64_t deadline = sl_cl_deadline(c->cfg.request_timeout_ms);
+    sl_chunk *fr;
+    size_t len;
+    uint32_t rc_corr;
+    sl_err rc;
+
+    rc = sl_conn_write(&c->conn, deadline);
+    while (rc == SL_OK) {
+        fr = NULL;
+        rc = sl_conn_read(&c->conn, deadline, &fr);
+        if (rc != SL_OK)
+            break;
+        sl_frame_body(fr, &len, &rc_corr);
+        if (rc_corr == corr) {
+            *out = fr;
+            return SL_OK;
+        }
+        handle_frame(c, fr);
+        sl_chunk_unref(fr);
+    }
+    if (rc == SL_ERR_TIMEOUT)
+        rc = sl_cl_fail(rc, "broker %s:%s: no reply in time", c->cfg.host,
+                        c->cfg.port);
+    c->fetch_corr = 0;
+    c->hb_corr = 0;
+    return rc;
+}
+
+static sl_err ensure_conn(sluice_consumer *c)
+{
+    uint64_t epoch = c->conn.epoch;
+    sl_err rc = sl_conn_ensure(&c->conn);
+    if (rc == SL_OK && c->conn.epoch != epoch) {
+        c->fetch_corr = 0;
+        c->hb_corr = 0;
+        reset_pipeline(c);
+    }
+    return rc;
+}
+
+/* ---- offsets ---------------------------------------------------------- */
+
+/* LIST_OFFSETS for one partition: ts = SL_OFFSET_EARLIEST / _LATEST / ms */
+static sl_err list_offset(sluice_consumer *c, const char *topic,
+                          int32_t partition, int64_t ts, int64_t *out)
+{
+    sl_list_offsets_req req;
+    sl_lo_topic t;
+    sl_lo_part p;
+    sl_list_offsets_resp resp;
+    sl_chunk *fr = NULL;
+    const uint8_t *body;
+    size_t len;
+    uint32_t corr, rc_corr;
+    sl_err rc;
+
+    rc = ensure_conn(c);
+    if (rc != SL_OK)
+        return rc;
+    p.partition = (uint32_t)partition;
+    p.timestamp = ts;
+    t.topic = sl_str_c(topic);
+    t.nparts = 1;
+    t.parts = &p;
+    req.ntopics = 1;
+    req.topics = &t;
+    corr = sl_conn_corr(&c->conn);
+    rc = sl_list_offsets_req_encode(&c->conn.out, corr, &req);
+    if (rc != SL_OK)
+        return sl_cl_fail(rc, "list offsets '%s'", topic);
+    rc = call(c, corr, &fr);
+    if (rc != SL_OK)
+        return rc;
+    body = sl_frame_body(fr, &len, &rc_corr);
+    rc = sl_cl_resp_check(body, len, "list offsets");
+    if (rc != SL_OK)
+        goto out;
+    sl_arena_reset(&c->arena);
+    rc = sl_list_offsets_resp_decode(body, len, &c->arena, &resp);
+    if (rc != SL_OK) {
+        rc = sl_cl_bad_reply(rc, "list offsets");
+        goto out;
+    }
+    if (resp.ntopics != 1 || resp.topics[0].nparts != 1) {
+        rc = sl_cl_fail(SL_ERR_PROTOCOL, "list offsets: bad reply");
+        goto out;
+    }
+    if (resp.topics[0].parts[0].error != SL_OK) {
+        rc = sl_cl_fail((sl_err)resp.topics[0].parts[0].error,
+                        "topic '%s' partition %d", topic, (int)partition);
+        goto out;
+    }
+    *out = resp.topics[0].parts[0].offset;
+out:
+    sl_chunk_unref(fr);
+    return rc;
+}
+
+/* Committed offset of the group for one partition (-1 = none). */
+static sl_err fetch_committed(sluice_consumer *c, const char *topic,
+                              int32_t partition, int64_t *out)
+{
+    sl_offset_fetch_req req;
+    sl_topic_parts tp;
+    uint32_t pid = (uint32_t)partition;
+    sl_offset_fetch_resp resp;
+    sl_chunk *fr = NULL;
+    const uint8_t *body;
+    size_t len;
+    uint32_t corr, rc_corr, t, i;
+    sl_err rc;
+
+    if (!c->cfg.group_id[0])
+        return sl_cl_fail(SL_ERR_INVALID_ARG,
+                          "committed offsets need group.id");
+    rc = ensure_conn(c);
+    if (rc != SL_OK)
+        return rc;
+    tp.topic = sl_str_c(topic);
+    tp.nparts = 1;
+    tp.parts = &pid;
+    req.group = sl_str_c(c->cfg.group_id);
+    req.ntopics = 1;
+    req.topics = &tp;
+    corr = sl_conn_corr(&c->conn);
+    rc = sl_offset_fetch_req_encode(&c->conn.out, corr, &req);
+    if (rc != SL_OK)
+        return sl_cl_fail(rc, "offset fetch");
+    rc = call(c, corr, &fr);
+    if (rc != SL_OK)
+        return rc;
+    body = sl_frame_body(fr, &len, &rc_corr);
+    rc = sl_cl_resp_check(body, len, "offset fetch");
+    if (rc == SL_ERR_UNKNOWN_GROUP) {
+        *out = -1; /* a new group: nothing committed */
+        rc = SL_OK;
+        goto out;
+    }
+    if (rc != SL_OK)
+        goto out;
+    sl_arena_reset(&c->arena);
+    rc = sl_offset_fetch_resp_decode(body, len, &c->arena, &resp);
+    if (rc != SL_OK) {
+        rc = sl_cl_bad_reply(rc, "offset fetch");
+        goto out;
+    }
+    *out = -1;
+    for (t = 0; t < resp.ntopics; t++) {
+        if (!sl_str_eq(resp.topics[t].topic, topic))
+            continue;
+        for (i = 0; i < resp.topics[t].nparts; i++) {
+            sl_committed_part *cp = &resp.topics[t].parts[i];
+            if ((int32_t)cp->partition != partition)
+                continue;
+            if (cp->error != SL_OK && cp->error != SL_ERR_NOT_FOUND &&
+                cp->error != SL_ERR_UNKNOWN_GROUP) {
+                rc = sl_cl_fail((sl_err)cp->error,
+                                "committed offset of '%s' partition %d", topic,
+                                (int)partition);
+                goto out;
+            }
+            if (cp->error == SL_OK)
+                *out = cp->offset;
+        }
+    }
+out:
+    sl_chunk_unref(fr);
+    return rc;
+}
+
+/* Turn a special offset into a real one. */
+static sl_err resolve(sluice_consumer *c, const char *topic, int32_t part,
+                      int64_t want, int64_t *out)
+{
+    int64_t off = want;
+    sl_err rc = SL_OK;
+    if (want == SLUICE_OFFSET_STORED) {
+        rc = fetch_committed(c, topic, part, &off);
+        if (rc != SL_OK)
+            return rc;
+        if (off < 0)
+            want = c->cfg.offset_reset_earliest ? SLUICE_OFFSET_BEGINNING
+                                                : SLUICE_OFFSET_END;
+        else
+            want = off;
+    }
+    if (want == SLUICE_OFFSET_BEGINNING)
+        rc = list_offset(c, topic, part, SL_OFFSET_EARLIEST, &off);
+    else if (want == SLUICE_OFFSET_END)
+        rc = list_offset(c, topic, part, SL_OFFSET_LATEST, &off);
+    else if (want < 0)
+        return sl_cl_fail(SL_ERR_INVALID_ARG, "offset %lld", (long long)want);
+    else
+        off = want;
+    if (rc == SL_OK)
+        *out = off;
+    return rc;
+}
+
+static sl_err resolve_all(sluice_consumer *c)
+{
+    size_t i;
+    sl_err rc;
+    int changed = 0;
+    for (i = 0; i < c->nparts; i++) {
+        int64_t off;
+        if (c->parts[i].position >= 0)
+            continue;
+        rc = resolve(c, c->parts[i].topic, c->parts[i].partition,
+                     c->parts[i].position, &off);
+        if (rc != SL_OK)
+            return rc;
+        c->parts[i].position = off;
+        changed = 1;
+    }
+    if (changed)
+        reset_pipeline(c);
+    return SL_OK;
+}
+
+/* ---- metadata --------------------------------------------------------- */
+
+/* Partitions and offsets of one topic. */
+static sl_err topic_meta(sluice_consumer *c, const char *topic, sl_chunk **frp,
+                         sl_meta_topic **out)
+{
+    sl_metadata_req req;
+    sl_metadata_resp resp;
+    sl_str name = sl_str_c(topic);
+    const uint8_t *body;
+    size_t len;
+    uint32_t corr, rc_corr;
+    sl_err rc;
+
+    *frp = NULL;
+    rc = ensure_conn(c);
+    if (rc != SL_OK)
+        return rc;
+    req.ntopics = 1;
+    req.topics = &name;
+    corr = sl_conn_corr(&c->conn);
+    rc = sl_metadata_req_encode(&c->conn.out, corr, &req);
+    if (rc != SL_OK)
+        return sl_cl_fail(rc, "topic '%s'", topic);
+    rc = call(c, corr, frp);
+    if (rc != SL_OK)
+        return rc;
+    body = sl_frame_body(*frp, &len, &rc_corr);
+    rc = sl_cl_resp_check(body, len, "metadata");
+    if (rc != SL_OK)
+        return rc;
+    sl_arena_reset(&c->arena);
+    rc = sl_metadata_resp_decode(body, len, &c->arena, &resp);
+    if (rc != SL_OK)
+        return sl_cl_bad_reply(rc, "metadata");
+    if (resp.ntopics != 1)
+        return sl_cl_fail(SL_ERR_PROTOCOL, "metadata: bad reply");
+    if (resp.topics[0].error != SL_OK)
+        return sl_cl_fail((sl_err)resp.topics[0].error, "topic '%s'", topic);
+    *out = &resp.topics[0];
+    return SL_OK;
+}
+
+/* ---- fetching --------------------------------------------------------- */
+
+static sl_err send_fetch(sluice_consumer *c, int max_wait_ms)
+{
+    sl_fetch_req req;
+    sl_fetch_topic *topics;
+    size_t i, t, ntopics = 0;
+    uint32_t corr;
+    sl_err rc;
+
+    if (c->fetch_corr || c->nparts == 0)
+        return SL_OK;
+    sl_arena_reset(&c->arena);
+    topics = sl_arena_alloc(&c->arena, c->nparts * sizeof(*topics));
+    if (!topics)
+        return sl_cl_fail(SL_ERR_NOMEM, "fetch");
+    for (i = 0; i < c->nparts; i++) {
+        cpart *cp = &c->parts[i];
+        if (cp->fetch_pos < 0)
+            continue;
+        for (t = 0; t < ntopics; t++)
+            if (sl_str_eq(topics[t].topic, cp->topic))
+                break;
+        if (t == ntopics) {
+            topics[t].topic = sl_str_c(cp->topic);
+            topics[t].nparts = 0;
+            topics[t].parts =
+                sl_arena_alloc(&c->arena, c->nparts * sizeof(sl_fetch_part));
+            if (!topics[t].parts)
+                return sl_cl_fail(SL_ERR_NOMEM, "fetch");
+            ntopics++;
+        }
+        topics[t].parts[topics[t].nparts].partition = (uint32_t)cp->partition;
+        topics[t].parts[topics[t].nparts].fetch_offset = cp->fetch_pos;
+        topics[t].parts[topics[t].nparts].max_bytes =
+            (uint32_t)c->cfg.fetch_max_bytes;
+        topics[t].nparts++;
+    }
+    if (ntopics == 0)
+        return SL_OK;
+    req.max_wait_ms = (uint32_t)(max_wait_ms < 0 ? 0 : max_wait_ms);
+    req.min_bytes = (uint32_t)c->cfg.fetch_min_bytes;
+    req.max_bytes = (uint32_t)c->cfg.fetch_max_bytes;
+    req.ntopics = (uint32_t)ntopics;
+    req.topics = topics;
+    corr = sl_conn_corr(&c->conn);
+    rc = sl_fetch_req_encode(&c->conn.out, corr, &req);
+    if (rc != SL_OK)
+        return sl_cl_fail(rc, "fetch");
+    rc = sl_conn_write(&c->conn, sl_cl_deadline(c->cfg.request_timeout_ms));
+    if (rc != SL_OK)
+        return rc;
+    c->fetch_corr = corr;
+    c->fetch_gen = c->gen;
+    return SL_OK;
+}
+
+static void set_perr(sluice_consumer *c, sl_err e, const char *topic,
+                     int32_t part, int64_t off)
+{
+    if (c->perr != SL_OK)
+        return;
+    c->perr = e;
+    snprintf(c->perr_msg, sizeof(c->perr_msg),
+             "fetch topic '%s' partition %d offset %lld", topic, (int)part,
+             (long long)off);
+}
+
+static void handle_fetch(sluice_consumer *c, sl_chunk *fr)
+{
+    sl_fetch_resp resp;
+    const uint8_t *body;
+    size_t len, pending_bytes = 0;
+    uint32_t corr, t, i;
+    sl_err rc;
+    int idx;
+
+    body = sl_frame_body(fr, &len, &corr);
+    sl_arena_reset(&c->arena);
+    rc = sl_fetch_resp_decode(body, len, &c->arena, &resp);
+    if (rc != SL_OK) {
+        set_perr(c, SL_ERR_PROTOCOL, "*", -1, -1);
+        return;
+    }
+    if (resp.error != SL_OK) {
+        if (c->perr == SL_OK) {
+            c->perr = (sl_err)resp.error;
+            snprintf(c->perr_msg, sizeof(c->perr_msg), "fetch: %.*s",
+                     (int)resp.error_msg.len,
+                     resp.error_msg.p ? resp.error_msg.p : "");
+        }
+        return;
+    }
+    for (t = 0; t < resp.ntopics; t++) {
+        sl_fetch_topic_resp *tr = &resp.topics[t];
+        for (i = 0; i < tr->nparts; i++) {
+            sl_fetch_part_resp *pr = &tr->parts[i];
+            int64_t end;
+            fbuf *b;
+            idx = find_part_str(c, tr->topic, (int32_t)pr->partition);
+            if (idx < 0)
+                continue;
+            if (pr->error != SL_OK) {
+                cpart *cp = &c->parts[idx];
+                set_perr(c, (sl_err)pr->error, cp->topic, cp->partition,
+                         cp->fetch_pos);
+                if (pr->error == SL_ERR_OFFSET_OUT_OF_RANGE) {
+                    /* restart per auto.offset.reset */
+                    cp->position = c->cfg.offset_reset_earliest
+                                       ? pr->log_start_offset
+                                       : pr->log_end_offset;
+                    cp->fetch_pos = cp->position;
+                }
+                continue;
+            }
+            if (pr->records_len == 0)
+                continue;
+            end = sl_records_end(pr->records, pr->records_len);
+            if (end > c->parts[idx].fetch_pos)
+                c->parts[idx].fetch_pos = end;
+            b = calloc(1, sizeof(*b));
+            if (!b) {
+                set_perr(c, SL_ERR_NOMEM, c->parts[idx].topic,
+                         (int32_t)pr->partition, -1);
+                continue;
+            }
+            b->cp = idx;
+            sl_cursor_init(&b->cu, fr, pr->records, pr->records_len);
+            if (c->btail)
+                c->btail->next = b;
+            else
+                c->bhead = b;
+            c->btail = b;
+            pending_bytes += pr->records_len;
+        }
+    }
+    c->buffered_bytes += pending_bytes;
+}
+
+static void handle_frame(sluice_consumer *c, sl_chunk *fr)
+{
+    size_t len;
+    uint32_t corr;
+    const uint8_t *body = sl_frame_body(fr, &len, &corr);
+    int32_t err;
+    sl_str msg;
+
+    if (c->fetch_corr && corr == c->fetch_corr) {
+        c->fetch_corr = 0;
+        if (c->fetch_gen == c->gen)
+            handle_fetch(c, fr);
+    } else if (c->hb_corr && corr == c->hb_corr) {
+        c->hb_corr = 0;
+        if (sl_status_resp_decode(body, len, &err, &msg) == SL_OK &&
+            (err == SL_ERR_REBALANCE || err == SL_ERR_UNKNOWN_MEMBER ||
+             err == SL_ERR_UNKNOWN_GROUP))
+            c->need_rejoin = 1;
+    }
+}
+
+/* The next message from the buffers, or NULL. */
+static sluice_message *next_buffered(sluice_consumer *c, sl_err *err)
+{
+    sl_record r;
+    sl_chunk *owner;
+    sl_err e;
+    fbuf *b;
+    sluice_message *m;
+
+    *err = SL_OK;
+    while ((b = c->bhead)) {
+        cpart *cp = &c->parts[b->cp];
+        if (sl_cursor_next(&b->cu, &r, &owner, &e) == 1) {
+            if (r.offset < cp->position)
+                continue;
+            m = sl_msg_new(cp->topic, strlen(cp->topic), cp->partition, &r,
+                           owner);
+            if (!m) {
+                *err = sl_cl_fail(SL_ERR_NOMEM, "message");
+                return NULL;
+            }
+            cp->position = r.offset + 1;
+            return m;
+        }
+        if (e != SL_OK) {
+            /* a bad batch: report it and skip the partition past it */
+            set_perr(c, e, cp->topic, cp->partition, cp->position);
+        }
+        c->bhead = b->next;
+        if (!c->bhead)
+            c->btail = NULL;
+        c->buffered_bytes -=
+            b->cu.len < c->buffered_bytes ? b->cu.len : c->buffered_bytes;
+        sl_cursor_fini(&b->cu);
+        free(b);
+    }
+    return NULL;
+}
+
+/* ---- groups ----------------------------------------------------------- */
+
+static sl_err commit_locked(sluice_consumer *c,
+                            const sluice_topic_partition *tps, size_t n);
+
+static sl_err join_group(sluice_consumer *c)
+{
+    sl_group_join_req req;
+    sl_group_join_resp resp;
+    sl_str *topics;
+    sl_chunk *fr = NULL;
+    const uint8_t *body;
+    size_t len, i;
+    uint32_t corr, rc_corr, t, k;
+    sl_err rc;
+
+    rc = ensure_conn(c);
+    if (rc != SL_OK)
+        return rc;
+    sl_arena_reset(&c->arena);
+    topics = sl_arena_alloc(&c->arena, c->ntopics * sizeof(*topics));
+    if (!topics)
+        return sl_cl_fail(SL_ERR_NOMEM, "join");
+    for (i = 0; i < c->ntopics; i++)
+        topics[i] = sl_str_c(c->topics[i]);
+    memset(&req, 0, sizeof(req));
+    req.group = sl_str_c(c->cfg.group_id);
+    req.member_id = c->member_id[0] ? sl_str_c(c->member_id) : sl_str_c(NULL);
+    req.client_id = sl_str_c(c->cfg.client_id);
+    req.session_timeout_ms = (uint32_t)c->cfg.session_timeout_ms;
+    req.rebalance_timeout_ms = (uint32_t)c->cfg.session_timeout_ms;
+    req.assignor = SL_ASSIGN_RANGE;
+    req.ntopics = (uint32_t)c->ntopics;
+    req.topics = topics;
+    corr = sl_conn_corr(&c->conn);
+    rc = sl_group_join_req_encode(&c->conn.out, corr, &req);
+    if (rc != SL_OK)
+        return sl_cl_fail(rc, "join group '%s'", c->cfg.group_id);
+    rc = call(c, corr, &fr);
+    if (rc != SL_OK)
+        return rc;
+    body = sl_frame_body(fr, &len, &rc_corr);
+    rc = sl_cl_resp_check(body, len, "join group");
+    if (rc == SL_ERR_UNKNOWN_MEMBER) {
+        c->member_id[0] = '\0'; /* expired: join as new next time */
+        c->need_rejoin = 1;
+    }
+    if (rc != SL_OK)
+        goto out;
+    sl_arena_reset(&c->arena);
+    rc = sl_group_join_resp_decode(body, len, &c->arena, &resp);
+    if (rc != SL_OK) {
+        rc = sl_cl_bad_reply(rc, "join group");
+        goto out;
+    }
+    snprintf(c->member_id, sizeof(c->member_id), "%.*s",
+             (int)resp.member_id.len, resp.member_id.p ? resp.member_id.p : "");
+    c->generation = resp.generation;
+    c->hb_interval_ms = resp.heartbeat_interval_ms
+                            ? (int)resp.heartbeat_interval_ms
+                            : c->cfg.heartbeat_interval_ms;
+    if (c->hb_interval_ms > c->cfg.heartbeat_interval_ms)
+        c->hb_interval_ms = c->cfg.heartbeat_interval_ms;
+    c->next_hb_ms = sl_cl_now_ms() + c->hb_interval_ms;
+    c->need_rejoin = 0;
+    clear_parts(c);
+    for (t = 0; t < resp.ntopics && rc == SL_OK; t++)
+        for (k = 0; k < resp.assignment[t].nparts && rc == SL_OK; k++)
+            rc = add_part(
+                c, resp.assignment[t].topic.p, resp.assignment[t].topic.len,
+                (int32_t)resp.assignment[t].parts[k], SLUICE_OFFSET_STORED);
+    sl_chunk_unref(fr);
+    fr = NULL;
+    if (rc == SL_OK)
+        rc = resolve_all(c);
+out:
+    sl_chunk_unref(fr);
+    return rc;
+}
+
+static void send_heartbeat(sluice_consumer *c)
+{
+    sl_group_member_req req;
+    uint32_t corr;
+    if (c->hb_corr)
+        return;
+    req.group = sl_str_c(c->cfg.group_id);
+    req.member_id = sl_str_c(c->member_id);
+    req.generation = c->generation;
+    corr = sl_conn_corr(&c->conn);
+    if (sl_group_member_req_encode(&c->conn.out, SL_API_GROUP_HEARTBEAT, corr,
+                                   &req) != SL_OK)
+        return;
+    if (sl_conn_write(&c->conn, sl_cl_deadline(c->cfg.request_timeout_ms)) ==
+        SL_OK)
+        c->hb_corr = corr;
+    c->next_hb_ms = sl_cl_now_ms() + c->hb_interval_ms;
+}
+
+/* Periodic work in poll: heartbeat, rejoin, auto commit. */
+static sl_err group_tick(sluice_consumer *c)
+{
+    int64_t now = sl_cl_now_ms();
+    sl_err rc = SL_OK;
+    if (c->cfg.auto_commit && c->cfg.group_id[0] &&
+        now >= c->next_autocommit_ms) {
+        commit_locked(c, NULL, 0);
+        c->next_autocommit_ms = now + c->cfg.auto_commit_interval_ms;
+    }
+    if (!c->subscribed)
+        return SL_OK;
+    if (c->need_rejoin || !sl_conn_connected(&c->conn)) {
+        if (c->cfg.auto_commit)
+            commit_locked(c, NULL, 0);
+        rc = join_group(c);
+        if (rc != SL_OK)
+            return rc;
+    }
+    if (now >= c->next_hb_ms)
+        send_heartbeat(c);
+    return SL_OK;
+}
+
+/* ---- commit ----------------------------------------------------------- */
+
+static sl_err commit_locked(sluice_consumer *c,
+                            const sluice_topic_partition *tps, size_t n)
+{
+    sl_offset_commit_req req;
+    sl_offset_commit_resp resp;
+    sl_commit_topic *topics;
+    size_t i, t, ntopics = 0, count = tps ? n : c->nparts;
+    sl_chunk *fr = NULL;
+    const uint8_t *body;
+    size_t len;
+    uint32_t corr, rc_corr, k;
+    sl_err rc;
+
+    if (!c->cfg.group_id[0])
+        return sl_cl_fail(SL_ERR_INVALID_ARG, "commit needs group.id");
+    if (count == 0)
+        return SL_OK;
+    rc = ensure_conn(c);
+    if (rc != SL_OK)
+        return rc;
+    sl_arena_reset(&c->arena);
+    topics = sl_arena_alloc(&c->arena, count * sizeof(*topics));
+    if (!topics)
+        return sl_cl_fail(SL_ERR_NOMEM, "commit");
+    for (i = 0; i < count; i++) {
+        const char *tn = tps ? tps[i].topic : c->parts[i].topic;
+        int32_t part = tps ? tps[i].partition : c->parts[i].partition;
+        int64_t off = tps ? tps[i].offset : c->parts[i].position;
+        if (off < 0)
+            continue;
+        for (t = 0; t < ntopics; t++)
+            if (sl_str_eq(topics[t].topic, tn))
+                break;
+        if (t == ntopics) {
+            topics[t].topic = sl_str_c(tn);
+            topics[t].nparts = 0;
+            topics[t].parts =
+                sl_arena_alloc(&c->arena, count * sizeof(sl_commit_part));
+            if (!topics[t].parts)
+                return sl_cl_fail(SL_ERR_NOMEM, "commit");
+            ntopics++;
+        }
+        k = topics[t].nparts++;
+        topics[t].parts[k].partition = (uint32_t)part;
+        topics[t].parts[k].offset = off;
+        topics[t].parts[k].metadata = sl_str_c(NULL);
+    }
+    if (ntopics == 0)
+        return SL_OK;
+    req.group = sl_str_c(c->cfg.group_id);
+    if (c->subscribed && c->member_id[0]) {
+        req.member_id = sl_str_c(c->member_id);
+        req.generation = c->generation;
+    } else {
+        req.member_id = sl_str_c(NULL);
+        req.generation = -1;
+    }
+    req.ntopics = (uint32_t)ntopics;
+    req.topics = topics;
+    corr = sl_conn_corr(&c->conn);
+    rc = sl_offset_commit_req_encode(&c->conn.out, corr, &req);
+    if (rc != SL_OK)
+        return sl_cl_fail(rc, "commit");
+    rc = call(c, corr, &fr);
+    if (rc != SL_OK)
+        return rc;
+    body = sl_frame_body(fr, &len, &rc_corr);
+    rc = sl_cl_resp_check(body, len, "commit");
+    if (rc == SL_ERR_REBALANCE || rc == SL_ERR_UNKNOWN_MEMBER)
+        c->need_rejoin = 1;
+    if (rc != SL_OK)
+        goto out;
+    sl_arena_reset(&c->arena);
+    rc = sl_offset_commit_resp_decode(body, len, &c->arena, &resp);
+    if (rc != SL_OK) {
+        rc = sl_cl_bad_reply(rc, "commit");
+        goto out;
+    }
+    for (t = 0; t < resp.ntopics; t++)
+        for (k = 0; k < resp.topics[t].nparts; k++)
+            if (resp.topics[t].parts[k].error != SL_OK && rc == SL_OK)
+                rc = sl_cl_fail(
+                    (sl_err)resp.topics[t].parts[k].error,
+                    "commit '%.*s' partition %u", (int)resp.topics[t].topic.len,
+                    resp.topics[t].topic.p, resp.topics[t].parts[k].partition);
+    if (rc == SL_ERR_REBALANCE || rc == SL_ERR_UNKNOWN_MEMBER)
+        c->need_rejoin = 1;
+out:
+    sl_chunk_unref(fr);
+    return rc;
+}
+
+/* ---- public ----------------------------------------------------------- */
+
+sluice_err sluice_consumer_new(const sluice_conf *conf, sluice_consumer **out,
+                               char *errstr, size_t errstr_size)
+{
+    sluice_consumer *c;
+    sl_err rc;
+
+    sl_cl_clear_err();
+    c = calloc(1, sizeof(*c));
+    if (!c) {
+        rc = sl_cl_fail(SL_ERR_NOMEM, "consumer");
+        goto fail;
+    }
+    rc = sl_cl_cfg_load(&c->cfg, conf);
+    if (rc != SL_OK) {
+        free(c);
+        goto fail;
+    }
+    pthread_mutex_init(&c->mu, NULL);
+    sl_conn_init(&c->conn, &c->cfg);
+    sl_arena_init(&c->arena);
+    rc = sl_conn_ensure(&c->conn);
+    if (rc != SL_OK) {
+        sluice_consumer_free(c);
+        goto fail;
+    }
+    *out = c;
+    return SLUICE_OK;
+fail:
+    sl_cl_errstr_copy(errstr, errstr_size);
+    return (sluice_err)rc;
+}
+
+static void leave_group(sluice_consumer *c)
+{
+    sl_group_member_req req;
+    sl_chunk *fr = NULL;
+    uint32_t corr;
+    if (!c->subscribed || !c->member_id[0] || !sl_conn_connected(&c->conn))
+        return;
+    req.group = sl_str_c(c->cfg.group_id);
+    req.member_id = sl_str_c(c->member_id);
+    req.generation = c->generation;
+    corr = sl_conn_corr(&c->conn);
+    if (sl_group_member_req_encode(&c->conn.out, SL_API_GROUP_LEAVE, corr,
+                                   &req) != SL_OK)
+        return;
+    if (call(c, corr, &fr) == SL_OK)
+        sl_chunk_unref(fr);
+    c->member_id[0] = '\0';
+}
+
+void sluice_consumer_free(sluice_consumer *c)
+{
+    size_t i;
+    if (!c)
+        return;
+    leave_group(c);
+    clear_parts(c);
+    free(c->parts);
+    for (i = 0; i < c->ntopics; i++)
+        free(c->topics[i]);
+    free(c->topics);
+    sl_conn_fini(&c->conn);
+    sl_arena_fini(&c->arena);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+static void unsubscribe(sluice_consumer *c)
+{
+    size_t i;
+    leave_group(c);
+    for (i = 0; i < c->ntopics; i++)
+        free(c->topics[i]);
+    free(c->topics);
+    c->topics = NULL;
+    c->ntopics = 0;
+    c->subscribed = 0;
+}
+
+sluice_err sluice_consumer_assign(sluice_consumer *c,
+                                  const sluice_topic_partition *tps,
+                                  size_t count)
+{
+    sl_err rc = SL_OK;
+    size_t i;
+
+    sl_cl_clear_err();
+    pthread_mutex_lock(&c->mu);
+    unsubscribe(c);
+    clear_parts(c);
+    for (i = 0; i < count && rc == SL_OK; i++) {
+        if (!tps[i].topic || tps[i].partition < 0) {
+            rc = sl_cl_fail(SL_ERR_INVALID_ARG, "assign: entry %zu", i);
+            break;
+        }
+        rc = add_part(c, tps[i].topic, strlen(tps[i].topic), tps[i].partition,
+                      tps[i].offset);
+    }
+    if (rc == SL_OK)
+        rc = resolve_all(c);
+    if (rc != SL_OK)
+        clear_parts(c);
+    pthread_mutex_unlock(&c->mu);
+    return (sluice_err)rc;
+}
+
+sluice_err sluice_consumer_assign_topic(sluice_consumer *c, const char *topic,
+                                        int64_t offset)
+{
+    sl_meta_topic *mt;
+    sl_chunk *fr = NULL;
+    sluice_topic_partition *tps = NULL;
+    int32_t n;
+    uint32_t i;
+    sl_err rc;
+
+    sl_cl_clear_err();
+    pthread_mutex_lock(&c->mu);
+    rc = topic_meta(c, topic, &fr, &mt);
+    if (rc == SL_OK) {
+        n = (int32_t)mt->nparts;
+        tps = calloc((size_t)(n ? n : 1), sizeof(*tps));
+        if (!tps)
+            rc = sl_cl_fail(SL_ERR_NOMEM, "assign");
+        for (i = 0; tps && i < mt->nparts; i++) {
+            tps[i].topic = topic;
+            tps[i].partition = (int32_t)mt->parts[i].partition;
+            tps[i].offset = offset;
+        }
+    }
+    sl_chunk_unref(fr);
+    pthread_mutex_unlock(&c->mu);
+    if (rc == SL_OK)
+        rc = (sl_err)sluice_consumer_assign(c, tps, (size_t)n);
+    free(tps);
+    return (sluice_err)rc;
+}
+
+sluice_err sluice_consumer_subscribe(sluice_consumer *c,
+                                     const char *const *topics, size_t count)
+{
+    sl_err rc = SL_OK;
+    size_t i;
+
+    sl_cl_clear_err();
+    if (count == 0)
+        return (sluice_err)sl_cl_fail(SL_ERR_INVALID_ARG,
+                                      "subscribe: no topics");
+    pthread_mutex_lock(&c->mu);
+    if (!c->cfg.group_id[0]) {
+        rc = sl_cl_fail(SL_ERR_INVALID_ARG, "subscribe needs group.id");
+        goto out;
+    }
+    unsubscribe(c);
+    clear_parts(c);
+    c->topics = calloc(count, sizeof(char *));
+    if (!c->topics) {
+        rc = sl_cl_fail(SL_ERR_NOMEM, "subscribe");
+        goto out;
+    }
+    for (i = 0; i < count; i++) {
+        c->topics[i] = strdup(topics[i]);
+        if (!c->topics[i]) {
+            rc = sl_cl_fail(SL_ERR_NOMEM, "subscribe");
+            goto out;
+        }
+        c->ntopics++;
+    }
+    c->subscribed = 1;
+    rc = join_group(c);
+    if (rc != SL_OK)
+        unsubscribe(c);
+out:
+    pthread_mutex_unlock(&c->mu);
+    return (sluice_err)rc;
+}
+
+sluice_err sluice_consumer_assignment(sluice_consumer *c,
+                                      sluice_topic_partition **out,
+                                      size_t *count)
+{
+    sluice_topic_partition *v;
+    size_t i;
+    sl_err rc = SL_OK;
+
+    pthread_mutex_lock(&c->mu);
+    v = calloc(c->nparts ? c->nparts : 1, sizeof(*v));
+    if (!v) {
+        rc = sl_cl_fail(SL_ERR_NOMEM, "assignment");
+        goto out;
+    }
+    for (i = 0; i < c->nparts; i++) {
+        v[i].topic = strdup(c->parts[i].topic);
+        v[i].partition = c->parts[i].partition;
+        v[i].offset = c->parts[i].position;
+        if (!v[i].topic) {
+            sluice_topic_partitions_free(v, i);
+            rc = sl_cl_fail(SL_ERR_NOMEM, "assignment");
+            goto out;
+        }
+    }
+    *out = v;
+    *count = c->nparts;
+out:
+    pthread_mutex_unlock(&c->mu);
+    return (sluice_err)rc;
+}
+
+void sluice_topic_partitions_free(sluice_topic_partition *tps, size_t count)
+{
+    size_t i;
+    if (!tps)
+        return;
+    for (i = 0; i < count; i++)
+        free((char *)tps[i].topic);
+    free(tps);
+}
+
+sluice_err sluice_consumer_seek(sluice_consumer *c, const char *topic,
+                                int32_t partition, int64_t offset)
+{
+    sl_err rc;
+    int idx;
+    int64_t off;
+
+    sl_cl_clear_err();
+    pthread_mutex_lock(&c->mu);
+    idx = find_part(c, topic, partition);
+    if (idx < 0) {
+        rc = sl_cl_fail(SL_ERR_INVALID_ARG,
+                        "seek: topic '%s' partition %d is not assigned", topic,
+                        (int)partition);
+        goto out;
+    }
+    rc = resolve(c, topic, partition, offset, &off);
+    if (rc == SL_OK) {
+        c->parts[idx].position = off;
+        reset_pipeline(c);
+    }
+out:
+    pthread_mutex_unlock(&c->mu);
+    return (sluice_err)rc;
+}
+
+sluice_err sluice_consumer_seek_time(sluice_consumer *c, const char *topic,
+                                     int32_t partition, int64_t ts_ms)
+{
+    sl_err rc = SL_OK;
+    size_t i;
+    int found = 0;
+    int64_t off;
+
+    sl_cl_clear_err();
+    if (ts_ms < 0)
+        return (sluice_err)sl_cl_fail(SL_ERR_INVALID_ARG,
+                                      "seek: timestamp %lld", (long long)ts_ms);
+    pthread_mutex_lock(&c->mu);
+    for (i = 0; i < c->nparts && rc == SL_OK; i++) {
+        if (strcmp(c->parts[i].topic, topic) != 0 ||
+            (partition >= 0 && c->parts[i].partition != partition))
+            continue;
+        found = 1;
+        rc = list_offset(c, topic, c->parts[i].partition, ts_ms, &off);
+        if (rc == SL_OK)
+            c->parts[i].position = off;
+    }
+    if (!found && rc == SL_OK)
+        rc = sl_cl_fail(SL_ERR_INVALID_ARG,
+                        "seek: topic '%s' partition %d is not assigned", topic,
+                        (int)partition);
+    reset_pipeline(c);
+    pthread_mutex_unlock(&c->mu);
+    return (sluice_err)rc;
+}
+
+sluice_err sluice_consumer_offset_for_time(sluice_consumer *c,
+                                           const char *topic, int32_t partition,
+                                           int64_t ts_ms, int64_t *offset)
+{
+    sl_err rc;
+    int64_t off;
+    sl_cl_clear_err();
+    pthread_mutex_lock(&c->mu);
+    rc = list_offset(c, topic, partition, ts_ms, &off);
+    pthread_mutex_unlock(&c->mu);
+    if (rc == SL_OK)
+        *offset = off;
+    return (sluice_err)rc;
+}
+
+sluice_err sluice_consumer_watermarks(sluice_consumer *c, const char *topic,
+                                      int32_t partition, int64_t *low,
+                                      int64_t *high)
+{
+    sl_meta_topic *mt;
+    sl_chunk *fr = NULL;
+    sl_err rc;
+    uint32_t i;
+
+    sl_cl_clear_err();
+    pthread_mutex_lock(&c->mu);
+    rc = topic_meta(c, topic, &fr, &mt);
+    if (rc == SL_OK) {
+        rc = sl_cl_fail(SL_ERR_UNKNOWN_PARTITION, "topic '%s' partition %d",
+                        topic, (int)partition);
+        for (i = 0; i < mt->nparts; i++) {
+            if ((int32_t)mt->parts[i].partition == partition) {
+                *low = mt->parts[i].start_offset;
+                *high = mt->parts[i].end_offset;
+                rc = SL_OK;
+                sl_cl_clear_err();
+            }
+        }
+    }
+    sl_chunk_unref(fr);
+    pthread_mutex_unlock(&c->mu);
+    return (sluice_err)rc;
+}
+
+static sl_err poll_locked(sluice_consumer *c, int timeout_ms,
+                          sluice_message **msgs, size_t max, size_t *count)
+{
+    int64_t deadline = sl_cl_deadline(timeout_ms);
+    sl_chunk *fr;
+    size_t n = 0;
+    sl_err rc = SL_OK, e;
+    sluice_message *m;
+    int wait;
+
+    for (;;) {
+        rc = group_tick(c);
+        if (rc != SL_OK)
+            break;
+        if (c->nparts == 0 && !c->subscribed) {
+            rc = sl_cl_fail(SL_ERR_INVALID_ARG, "poll: no partitions assigned");
+            break;
+        }
+        rc = ensure_conn(c);
+        if (rc != SL_OK)
+            break;
+        rc = resolve_all(c);
+        if (rc != SL_OK)
+            break;
+        while (n < max && (m = next_buffered(c, &e)))
+            msgs[n++] = m;
+        if (c->perr != SL_OK && n == 0) {
+            rc = sl_cl_fail(c->perr, "%s", c->perr_msg);
+            c->perr = SL_OK;
+            break;
+        }
+        /* prefetch: keep one fetch in flight while little is buffered */
+        wait = c->bhead || n ? 0 : sl_cl_left(deadline);
+        if (wait < 0 || wait > c->cfg.fetch_max_wait_ms)
+            wait = c->cfg.fetch_max_wait_ms;
+        if (c->subscribed && wait > c->hb_interval_ms)
+            wait = c->hb_interval_ms;
+        if (!c->fetch_corr &&
+            c->buffered_bytes < (size_t)c->cfg.fetch_max_bytes) {
+            rc = send_fetch(c, wait);
+            if (rc != SL_OK)
+                break;
+        }
+        if (n > 0)
+            break;
+        if (c->bhead)
+            continue;
+        if (sl_cl_now_ms() >= deadline) {
+            rc = sl_cl_fail(SL_ERR_TIMEOUT, "poll: no message");
+            break;
+        }
+        if (!c->fetch_corr && !c->hb_corr) {
+            /* nothing assigned yet (group) and nothing to wait for */
+            int64_t until = c->next_hb_ms < deadline ? c->next_hb_ms : deadline;
+            pthread_mutex_unlock(&c->mu);
+            poll(NULL, 0, sl_cl_left(until));
+            pthread_mutex_lock(&c->mu);
+            continue;
+        }
+        fr = NULL;
+        rc = sl_conn_read(&c->conn, deadline, &fr);
+        if (rc == SL_ERR_TIMEOUT)
+            continue;
+        if (rc != SL_OK) {
+            c->fetch_corr = 0;
+            c->hb_corr = 0;
+            break;
+        }
+        handle_frame(c, fr);
+        sl_chunk_unref(fr);
+    }
+    if (n > 0) {
+        sl_cl_clear_err();
+        rc = SL_OK;
+    }
+    *count = n;
+    return rc;
+}
+
+sluice_err sluice_consumer_poll(sluice_consumer *c, int timeout_ms,
+                                sluice_message **out)
+{
+    size_t n = 0;
+    sl_err rc;
+    sluice_message *m = NULL;
+    pthread_mutex_lock(&c->mu);
+    rc = poll_locked(c, timeout_ms, &m, 1, &n);
+    pthread_mutex_unlock(&c->mu);
+    if (rc == SL_OK && n == 1)
+        *out = m;
+    return (sluice_err)rc;
+}
+
+sluice_err sluice_consumer_poll_batch(sluice_consumer *c, int timeout_ms,
+                                      sluice_message **msgs, size_t max,
+                                      size_t *count)
+{
+    sl_err rc;
+    size_t n = 0;
+    if (max == 0)
+        return (sluice_err)sl_cl_fail(SL_ERR_INVALID_ARG, "poll: max 0");
+    pthread_mutex_lock(&c->mu);
+    rc = poll_locked(c, timeout_ms, msgs, max, &n);
+    pthread_mutex_unlock(&c->mu);
+    if (rc == SL_OK)
+        *count = n;
+    return (sluice_err)rc;
+}
+
+sluice_err sluice_consumer_commit(sluice_consumer *c)
+{
+    sl_err rc;
+    sl_cl_clear_err();
+    pthread_mutex_lock(&c->mu);
+    rc = commit_locked(c, NULL, 0);
+    pthread_mutex_unlock(&c->mu);
+    return (sluice_err)rc;
+}
+
+sluice_err sluice_consumer_commit_offsets(sluice_consumer *c,
+                                          const sluice_topic_partition *tps,
+                                          size_t count)
+{
+    sl_err rc;
+    sl_cl_clear_err();
+    pthread_mutex_lock(&c->mu);
+    rc = commit_locked(c, tps, count);
+    pthread_mutex_unlock(&c->mu);
+    return (sluice_err)rc;
+}
+
+sluice_err sluice_consumer_committed(sluice_consumer *c, const char *topic,
+                                     int32_t partition, int64_t *offset)
+{
+    sl_err rc;
+    int64_t off;
+    sl_cl_clear_err();
+    pthread_mutex_lock(&c->mu);
+    rc = fetch_committed(c, topic, partition, &off);
+    pthread_mutex_unlock(&c->mu);
+    if (rc == SL_OK)
+        *offset = off;
+    return (sluice_err)rc;
+}

@@ -1,0 +1,697 @@
+/*
+ * producer.c - sluice_producer: batching by partition (accum.c), pipelined
+ * PRODUCE requests, delivery reports.
+ *
+ * No background thread: batches are sent from send() when they fill up,
+ * and from send/poll/flush when linger.ms expired. Replies are read in
+ * poll/flush (and in send when max.in.flight or queue.max.records is
+ * reached). Reports are queued under the mutex and handed to the delivery
+ * callback by poll/flush with the mutex released.
+ *
+ * A request carries at most one batch per (topic, partition), so the
+ * reply's base offset for a partition is the base offset of that batch.
+ * A lost connection fails the batches in flight with
+ * SLUICE_ERR_DISCONNECTED (no automatic resend: a resend could duplicate
+ * records the broker did store).
+ */
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/src/accum.h"
+#include "client/src/conn.h"
+#include "client/src/internal.h"
+#include "protocol/api.h"
+
+typedef struct inflight {
+    struct inflight *next;
+    uint32_t corr;
+    sl_pbatch *batches; /* linked by next */
+} inflight;
+
+typedef struct report {
+    const char *topic; /* acc topic name: stable until the producer dies */
+    int32_t partition;
+    int64_t offset;
+    int64_t ts;
+    sl_err err;
+    void *opaque;
+} report;
+
+typedef struct ptopic_meta {
+    int confirmed; /* partition count from metadata (not provisional) */
+} ptopic_meta;
+
+struct sluice_producer {
+    pthread_mutex_t mu;
+    sl_cl_cfg cfg;
+    sl_conn conn;
+    sl_accum acc;
+    ptopic_meta *meta; /* parallel to acc.topics */
+    size_t meta_cap;
+    inflight *if_head, *if_tail;
+    size_t n_inflight;
+    size_t outstanding; /* records without a delivered report */
+    report *rep;
+    size_t nrep, rep_cap;
+    sl_arena arena;
+};
+
+/* ---- reports ---------------------------------------------------------- */
+
+static void add_report(sluice_producer *p, int tidx, int32_t part, int64_t off,
+                       int64_t ts, sl_err err, void *opaque)
+{
+    report *r;
+    if (p->nrep == p->rep_cap) {
+        size_t ncap = p->rep_cap ? p->rep_cap * 2 : 1024;
+        report *n = realloc(p->rep, ncap * sizeof(*n));
+        if (!n) {
+            /* Cannot queue the report: count it delivered. */
+            p->outstanding--;
+            return;
+        }
+        p->rep = n;
+        p->rep_cap = ncap;
+    }
+    r = &p->rep[p->nrep++];
+    r->topic = p->acc.topics[tidx].name;
+    r->partition = part;
+    r->offset = off;
+    r->ts = ts;
+    r->err = err;
+    r->opaque = opaque;
+}
+
+static void report_batch(sluice_producer *p, sl_pbatch *b, int64_t base,
+                         sl_err err)
+{
+    uint32_t i;
+    for (i = 0; i < b->n; i++)
+        add_report(p, b->tidx, b->partition,
+                   err == SL_OK && base >= 0 ? base + i : -1, b->ts[i], err,
+                   b->opaque[i]);
+}
+
+/* Hand queued reports to the callback, with the mutex released. Called
+ * with the mutex held; returns with it held. */
+static int deliver(sluice_producer *p)
+{
+    report *v = p->rep;
+    size_t n = p->nrep, i;
+    sluice_delivery d;
+
+    if (n == 0)
+        return 0;
+    p->rep = NULL;
+    p->nrep = p->rep_cap = 0;
+    p->outstanding -= n;
+    if (p->cfg.dr_cb) {
+        pthread_mutex_unlock(&p->mu);
+        for (i = 0; i < n; i++) {
+            d.topic = v[i].topic;
+            d.partition = v[i].partition;
+            d.offset = v[i].offset;
+            d.timestamp = v[i].ts;
+            d.err = (sluice_err)v[i].err;
+            d.opaque = v[i].opaque;
+            p->cfg.dr_cb(&d, p->cfg.dr_opaque);
+        }
+        pthread_mutex_lock(&p->mu);
+    }
+    if (!p->rep) {
+        p->rep = v; /* reuse the buffer */
+        p->rep_cap = n;
+    } else {
+        free(v);
+    }
+    return (int)n;
+}
+
+/* ---- in flight -------------------------------------------------------- */
+
+static void fail_inflight(sluice_producer *p, sl_err err)
+{
+    inflight *f, *nf;
+    sl_pbatch *b, *nb;
+    for (f = p->if_head; f; f = nf) {
+        nf = f->next;
+        for (b = f->batches; b; b = nb) {
+            nb = b->next;
+            report_batch(p, b, -1, err);
+            sl_accum_release(&p->acc, b);
+        }
+        free(f);
+    }
+    p->if_head = p->if_tail = NULL;
+    p->n_inflight = 0;
+}
+
+static void handle_produce_resp(sluice_producer *p, inflight *f,
+                                const uint8_t *body, size_t len)
+{
+    sl_produce_resp resp;
+    sl_err rc;
+    sl_pbatch *b, *nb;
+    uint32_t t, i;
+
+    sl_arena_reset(&p->arena);
+    rc = sl_produce_resp_decode(body, len, &p->arena, &resp);
+    if (rc != SL_OK)
+        resp.error = SL_ERR_PROTOCOL;
+    for (b = f->batches; b; b = nb) {
+        int64_t base = -1;
+        sl_err e = resp.error ? (sl_err)resp.error : SL_ERR_PROTOCOL;
+        nb = b->next;
+        if (resp.error == SL_OK) {
+            const char *tn = p->acc.topics[b->tidx].name;
+            for (t = 0; t < resp.ntopics; t++) {
+                if (!sl_str_eq(resp.topics[t].topic, tn))
+                    continue;
+                for (i = 0; i < resp.topics[t].nparts; i++) {
+                    sl_produce_part_resp *pr = &resp.topics[t].parts[i];
+                    if ((int32_t)pr->partition != b->partition)
+                        continue;
+                    e = (sl_err)pr->error;
+                    base = pr->base_offset;
+                }
+            }
+        }
+        if (e == SL_ERR_UNKNOWN_TOPIC || e == SL_ERR_UNKNOWN_PARTITION)
+            p->meta[b->tidx].confirmed = 0;
+        report_batch(p, b, base, e);
+        sl_accum_release(&p->acc, b);
+    }
+    f->batches = NULL;
+}
+
+/* Handle one reply frame (a produce reply, or a stray one). */
+static void handle_frame(sluice_producer *p, sl_chunk *fr)
+{
+    size_t len;
+    uint32_t corr;
+    const uint8_t *body = sl_frame_body(fr, &len, &corr);
+    inflight *f, *prev = NULL;
+
+    for (f = p->if_head; f; prev = f, f = f->next)
+        if (f->corr == corr)
+            break;
+    if (!f)
+        return; /* not ours any more */
+    if (prev)
+        prev->next = f->next;
+    else
+        p->if_head = f->next;
+    if (p->if_tail == f)
+        p->if_tail = prev;
+    p->n_inflight--;
+    handle_produce_resp(p, f, body, len);
+    free(f);
+}
+
+/* Read and handle one reply, waiting until deadline. */
+static sl_err pump_one(sluice_producer *p, int64_t deadline)
+{
+    sl_chunk *fr = NULL;
+    sl_err rc = sl_conn_read(&p->conn, deadline, &fr);
+    if (rc == SL_OK) {
+        handle_frame(p, fr);
+        sl_chunk_unref(fr);
+    } else if (rc != SL_ERR_TIMEOUT) {
+        fail_inflight(p, rc);
+    }
+    return rc;
+}
+
+/* Wait for the reply to corr, handling produce replies meanwhile. */
+static sl_err wait_corr(sluice_producer *p, uint32_t corr, int64_t deadline,
+                        sl_chunk **out)
+{
+    sl_chunk *fr;
+    size_t len;
+    uint32_t c;
+    sl_err rc;
+
+    rc = sl_conn_write(&p->conn, deadline);
+    for (;;) {
+        if (rc != SL_OK)
+            break;
+        fr = NULL;
+        rc = sl_conn_read(&p->conn, deadline, &fr);
+        if (rc != SL_OK)
+            break;
+        sl_frame_body(fr, &len, &c);
+        if (c == corr) {
+            *out = fr;
+            return SL_OK;
+        }
+        handle_frame(p, fr);
+        sl_chunk_unref(fr);
+    }
+    if (rc != SL_ERR_TIMEOUT)
+        fail_inflight(p, rc);
+    else
+        rc = sl_cl_fail(rc, "broker %s:%s: no reply in time", p->cfg.host,
+                        p->cfg.port);
+    return rc;
+}
+
+/* ---- metadata --------------------------------------------------------- */
+
+static int topic_index(sluice_producer *p, const char *topic, sl_err *err)
+{
+    sl_metadata_req req;
+    sl_metadata_resp resp;
+    sl_str name = sl_str_c(topic);
+    sl_chunk *fr = NULL;
+    uint32_t corr, c;
+    const uint8_t *body;
+    size_t len;
+    int32_t nparts = 1;
+    int confirmed = 0, idx;
+    sl_err rc;
+
+    idx = sl_accum_find(&p->acc, topic);
+    if (idx >= 0 && p->meta[idx].confirmed)
+        return idx;
+    rc = sl_conn_ensure(&p->conn);
+    if (rc != SL_OK)
+        goto fail;
+    corr = sl_conn_corr(&p->conn);
+    req.ntopics = 1;
+    req.topics = &name;
+    rc = sl_metadata_req_encode(&p->conn.out, corr, &req);
+    if (rc != SL_OK) {
+        rc = sl_cl_fail(rc, "topic '%s'", topic);
+        goto fail;
+    }
+    rc = wait_corr(p, corr, sl_cl_deadline(p->cfg.request_timeout_ms), &fr);
+    if (rc != SL_OK)
+        goto fail;
+    body = sl_frame_body(fr, &len, &c);
+    rc = sl_cl_resp_check(body, len, "metadata");
+    if (rc != SL_OK)
+        goto fail;
+    sl_arena_reset(&p->arena);
+    rc = sl_metadata_resp_decode(body, len, &p->arena, &resp);
+    if (rc != SL_OK) {
+        rc = sl_cl_bad_reply(rc, "metadata");
+        goto fail;
+    }
+    if (resp.ntopics == 1 && resp.topics[0].error == SL_OK &&
+        resp.topics[0].nparts > 0) {
+        nparts = (int32_t)resp.topics[0].nparts;
+        confirmed = 1;
+    } else if (resp.ntopics == 1 &&
+               resp.topics[0].error != SL_ERR_UNKNOWN_TOPIC &&
+               resp.topics[0].error != SL_OK) {
+        rc = sl_cl_fail((sl_err)resp.topics[0].error, "topic '%s'", topic);
+        goto fail;
+    }
+    /* Unknown topic: the broker may create it on the first produce;
+     * assume one partition until a reply lets us ask again. */
+    sl_chunk_unref(fr);
+    fr = NULL;
+    idx = sl_accum_add_topic(&p->acc, topic, nparts);
+    if (idx < 0) {
+        rc = sl_cl_fail(SL_ERR_NOMEM, "topic '%s'", topic);
+        goto fail;
+    }
+    if ((size_t)idx >= p->meta_cap) {
+        size_t ncap = p->meta_cap ? p->meta_cap * 2 : 8;
+        ptopic_meta *m;
+        while (ncap <= (size_t)idx)
+            ncap *= 2;
+        m = realloc(p->meta, ncap * sizeof(*m));
+        if (!m) {
+            rc = sl_cl_fail(SL_ERR_NOMEM, "topic '%s'", topic);
+            goto fail;
+        }
+        memset(m + p->meta_cap, 0, (ncap - p->meta_cap) * sizeof(*m));
+        p->meta = m;
+        p->meta_cap = ncap;
+    }
+    p->meta[idx].confirmed = confirmed;
+    return idx;
+fail:
+    sl_chunk_unref(fr);
+    /* With a known (stale) entry, keep producing with what we have. */
+    idx = sl_accum_find(&p->acc, topic);
+    if (idx >= 0 && rc != SL_ERR_NOMEM)
+        return idx;
+    *err = rc;
+    return -1;
+}
+
+/* ---- sending ---------------------------------------------------------- */
+
+/* Fail a batch that cannot be sent. */
+static void fail_batch(sluice_producer *p, sl_pbatch *b, sl_err err)
+{
+    report_batch(p, b, -1, err);
+    sl_accum_release(&p->acc, b);
+}
+
+/* Build one PRODUCE request from ready batches (all = also batches still
+ * lingering). Returns SL_OK with *sent = 0 when nothing was due. */
+static sl_err send_one(sluice_producer *p, int all, int *sent)
+{
+    sl_pbatch *list = NULL, *tail = NULL, *b, *x;
+    size_t bytes = 0, nb = 0, t, i, ntopics = 0;
+    int64_t now = sl_cl_now_ms();
+    sl_produce_req req;
+    sl_produce_topic *topics;
+    sl_err rc, ferr;
+    inflight *f;
+    uint32_t corr;
+    int dup;
+
+    *sent = 0;
+    while ((b = sl_accum_take(&p->acc, now, all, &ferr))) {
+        if (ferr != SL_OK) {
+            fail_batch(p, b, ferr);
+            continue;
+        }
+        dup = 0;
+        for (x = list; x; x = x->next)
+            if (x->tidx == b->tidx && x->partition == b->partition)
+                dup = 1;
+        if (dup || (nb && bytes + b->enc_len > p->conn.max_frame / 2)) {
+            sl_accum_unget(&p->acc, b);
+            break;
+        }
+        b->next = NULL;
+        if (tail)
+            tail->next = b;
+        else
+            list = b;
+        tail = b;
+        bytes += b->enc_len;
+        nb++;
+    }
+    if (!list)
+        return SL_OK;
+    rc = sl_conn_ensure(&p->conn);
+    if (rc != SL_OK)
+        goto fail;
+    /* group by topic (batches of one topic need not be adjacent) */
+    sl_arena_reset(&p->arena);
+    topics = sl_arena_alloc(&p->arena, nb * sizeof(*topics));
+    if (!topics) {
+        rc = SL_ERR_NOMEM;
+        goto fail;
+    }
+    for (b = list; b; b = b->next) {
+        for (t = 0; t < ntopics; t++)
+            if (sl_str_eq(topics[t].topic, p->acc.topics[b->tidx].name))
+                break;
+        if (t == ntopics) {
+            topics[t].topic = sl_str_c(p->acc.topics[b->tidx].name);
+            topics[t].nparts = 0;
+            topics[t].parts =
+                sl_arena_alloc(&p->arena, nb * sizeof(sl_produce_part));
+            if (!topics[t].parts) {
+                rc = SL_ERR_NOMEM;
+                goto fail;
+            }
+            ntopics++;
+        }
+        i = topics[t].nparts++;
+        topics[t].parts[i].partition = (uint32_t)b->partition;
+        topics[t].parts[i].records = (uint8_t *)b->enc;
+        topics[t].parts[i].records_len = b->enc_len;
+    }
+    req.acks = (uint8_t)p->cfg.acks;
+    req.timeout_ms = (uint32_t)p->cfg.request_timeout_ms;
+    req.ntopics = (uint32_t)ntopics;
+    req.topics = topics;
+    corr = sl_conn_corr(&p->conn);
+    rc = sl_produce_req_encode(&p->conn.out, corr, &req);
+    if (rc != SL_OK)
+        goto fail;
+    if (p->cfg.acks == SL_ACKS_NONE) {
+        rc = sl_conn_write(&p->conn, sl_cl_deadline(p->cfg.request_timeout_ms));
+        while (list) {
+            b = list;
+            list = b->next;
+            fail_batch(p, b, rc);
+        }
+        if (rc != SL_OK)
+            fail_inflight(p, rc);
+        *sent = 1;
+        return rc;
+    }
+    f = calloc(1, sizeof(*f));
+    if (!f) {
+        rc = SL_ERR_NOMEM;
+        goto fail;
+    }
+    f->corr = corr;
+    f->batches = list;
+    if (p->if_tail)
+        p->if_tail->next = f;
+    else
+        p->if_head = f;
+    p->if_tail = f;
+    p->n_inflight++;
+    *sent = 1;
+    rc = sl_conn_write(&p->conn, sl_cl_deadline(p->cfg.request_timeout_ms));
+    if (rc != SL_OK)
+        fail_inflight(p, rc);
+    return rc;
+fail:
+    while (list) {
+        b = list;
+        list = b->next;
+        fail_batch(p, b, rc);
+    }
+    return rc;
+}
+
+/* Send whatever is due; keep max.in.flight by reading replies. */
+static sl_err drain(sluice_producer *p, int all)
+{
+    int sent;
+    sl_err rc;
+    for (;;) {
+        while (p->n_inflight >= (size_t)p->cfg.max_in_flight) {
+            rc = pump_one(p, sl_cl_deadline(p->cfg.request_timeout_ms));
+            if (rc != SL_OK)
+                break;
+        }
+        rc = send_one(p, all, &sent);
+        if (rc != SL_OK || !sent)
+            return rc;
+    }
+}
+
+/* ---- public ----------------------------------------------------------- */
+
+sluice_err sluice_producer_new(const sluice_conf *conf, sluice_producer **out,
+                               char *errstr, size_t errstr_size)
+{
+    sluice_producer *p;
+    sl_err rc;
+
+    sl_cl_clear_err();
+    p = calloc(1, sizeof(*p));
+    if (!p) {
+        rc = sl_cl_fail(SL_ERR_NOMEM, "producer");
+        goto fail;
+    }
+    rc = sl_cl_cfg_load(&p->cfg, conf);
+    if (rc != SL_OK)
+        goto fail;
+    pthread_mutex_init(&p->mu, NULL);
+    sl_conn_init(&p->conn, &p->cfg);
+    sl_accum_init(&p->acc, p->cfg.batch_size, p->cfg.batch_records,
+                  p->cfg.linger_ms, p->cfg.codec);
+    sl_arena_init(&p->arena);
+    rc = sl_conn_ensure(&p->conn);
+    if (rc != SL_OK) {
+        sluice_producer_free(p);
+        p = NULL;
+        goto fail;
+    }
+    *out = p;
+    return SLUICE_OK;
+fail:
+    free(p);
+    sl_cl_errstr_copy(errstr, errstr_size);
+    return (sluice_err)rc;
+}
+
+void sluice_producer_free(sluice_producer *p)
+{
+    inflight *f, *nf;
+    sl_pbatch *b, *nb;
+    if (!p)
+        return;
+    for (f = p->if_head; f; f = nf) {
+        nf = f->next;
+        for (b = f->batches; b; b = nb) {
+            nb = b->next;
+            sl_accum_release(&p->acc, b);
+        }
+        free(f);
+    }
+    sl_accum_fini(&p->acc);
+    sl_conn_fini(&p->conn);
+    sl_arena_fini(&p->arena);
+    free(p->meta);
+    free(p->rep);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+}
+
+sluice_err sluice_producer_send(sluice_producer *p, const char *topic,
+                                int32_t partition, const void *key,
+                                size_t key_len, const void *value,
+                                size_t value_len, const sluice_header *headers,
+                                size_t header_count, int64_t timestamp,
+                                void *msg_opaque)
+{
+    sl_err rc = SL_OK;
+    int tidx, full = 0;
+    int64_t now;
+
+    if (!topic || !*topic || strlen(topic) >= 0xFFFF)
+        return (sluice_err)sl_cl_fail(SL_ERR_INVALID_TOPIC,
+                                      "producer: topic name '%s'",
+                                      topic ? topic : "(null)");
+    if (partition < SLUICE_PARTITION_ANY)
+        return (sluice_err)sl_cl_fail(SL_ERR_INVALID_ARG,
+                                      "producer: partition %d", (int)partition);
+    pthread_mutex_lock(&p->mu);
+    tidx = topic_index(p, topic, &rc);
+    if (tidx < 0)
+        goto out;
+    if (partition == SLUICE_PARTITION_ANY) {
+        partition = sl_accum_pick(&p->acc, tidx, key, key_len);
+    } else if (partition >= p->acc.topics[tidx].nparts) {
+        if (p->meta[tidx].confirmed) {
+            rc = sl_cl_fail(SL_ERR_UNKNOWN_PARTITION,
+                            "topic '%s' has %d partitions, not partition %d",
+                            topic, (int)p->acc.topics[tidx].nparts,
+                            (int)partition);
+            goto out;
+        }
+        /* provisional topic: widen, the broker will judge */
+        if (sl_accum_add_topic(&p->acc, topic, partition + 1) < 0) {
+            rc = sl_cl_fail(SL_ERR_NOMEM, "producer");
+            goto out;
+        }
+    }
+    now = sl_cl_now_ms();
+    if (timestamp <= 0)
+        timestamp = sl_cl_wall_ms();
+    rc = sl_accum_add(&p->acc, tidx, partition, timestamp, key, key_len, value,
+                      value_len, (const sl_header *)headers, header_count,
+                      msg_opaque, now, &full);
+    if (rc != SL_OK) {
+        rc = sl_cl_fail(rc, "producer: topic '%s' partition %d", topic,
+                        (int)partition);
+        goto out;
+    }
+    p->outstanding++;
+    if (full || sl_accum_next_due(&p->acc) <= now)
+        drain(p, 0);
+    while (p->outstanding >= p->cfg.queue_max_records) {
+        if (drain(p, 1) != SL_OK && p->n_inflight == 0)
+            break;
+        if (p->n_inflight == 0)
+            break;
+        if (pump_one(p, sl_cl_deadline(p->cfg.request_timeout_ms)) != SL_OK)
+            break;
+        if (p->nrep && !p->cfg.dr_cb)
+            deliver(p);
+    }
+out:
+    pthread_mutex_unlock(&p->mu);
+    return (sluice_err)rc;
+}
+
+int sluice_producer_poll(sluice_producer *p, int timeout_ms)
+{
+    int64_t deadline = sl_cl_deadline(timeout_ms), due, now;
+    int n;
+
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        drain(p, 0);
+        /* read what is there without waiting */
+        while (p->n_inflight && pump_one(p, 0) == SL_OK)
+            ;
+        if (p->nrep)
+            break;
+        now = sl_cl_now_ms();
+        if (now >= deadline || p->outstanding == 0)
+            break;
+        due = sl_accum_next_due(&p->acc);
+        if (due > deadline)
+            due = deadline;
+        if (p->n_inflight) {
+            pump_one(p, due);
+        } else if (due > now) {
+            /* only lingering batches: wait for the earliest */
+            pthread_mutex_unlock(&p->mu);
+            poll(NULL, 0, sl_cl_left(due));
+            pthread_mutex_lock(&p->mu);
+        }
+    }
+    n = deliver(p);
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
+sluice_err sluice_producer_flush(sluice_producer *p, int timeout_ms)
+{
+    int64_t deadline = sl_cl_deadline(timeout_ms);
+    sl_err rc = SL_OK;
+
+    sl_cl_clear_err();
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        drain(p, 1);
+        deliver(p);
+        if (p->outstanding == 0)
+            break;
+        if (sl_cl_now_ms() >= deadline) {
+            rc = sl_cl_fail(SL_ERR_TIMEOUT,
+                            "producer flush: %zu records still outstanding",
+                            p->outstanding);
+            break;
+        }
+        if (p->n_inflight)
+            pump_one(p, deadline);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return (sluice_err)rc;
+}
+
+size_t sluice_producer_outstanding(sluice_producer *p)
+{
+    size_t n;
+    pthread_mutex_lock(&p->mu);
+    n = p->outstanding;
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
+sluice_err sluice_producer_partitions(sluice_producer *p, const char *topic,
+                                      int32_t *count)
+{
+    sl_err rc = SL_OK;
+    int idx;
+    pthread_mutex_lock(&p->mu);
+    idx = topic_index(p, topic, &rc);
+    if (idx >= 0) {
+        if (!p->meta[idx].confirmed)
+            rc = sl_cl_fail(SL_ERR_UNKNOWN_TOPIC, "topic '%s'", topic);
+        else
+            *count = p->acc.topics[idx].nparts;
+    }
+    pthread_mutex_unlock(&p->mu);
+    return (sluice_err)rc;
+}

@@ -1,0 +1,692 @@
+/*
+ * queue.c - sluice_queue_consumer: QUEUE_ACQUIRE long-polls with credits,
+ * settlements (ack / nack / reject) coalesced into ranges (ackr.c) and
+ * sent in batches, touch.
+ *
+ * Pipelining: settlement requests are written without waiting; their
+ * replies are read later (on poll or flush) and the first failure is kept
+ * for sluice_queue_consumer_flush. An acquire is sent when the buffered
+ * records run out; the broker answers requests in order, so settlements
+ * written before it are applied before it.
+ *
+ * Credits: an acquire asks for up to queue.credits records minus those
+ * this consumer still holds (acquired, not settled), so a consumer never
+ * holds more than queue.credits records.
+ *
+ * Close: pending settlements are flushed, then the connection is closed;
+ * the broker releases every record still held by the consumer without
+ * counting a failure (attempts keep the delivery).
+ */
+#include <poll.h>
+#include <stdarg.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "client/src/ackr.h"
+#include "client/src/conn.h"
+#include "client/src/cursor.h"
+#include "client/src/internal.h"
+#include "protocol/api.h"
+
+typedef struct qbuf {
+    struct qbuf *next;
+    int32_t partition;
+    sl_qentry *entries; /* malloc'd copy */
+    uint32_t nentries, ei;
+    sl_cursor cu;
+} qbuf;
+
+typedef struct pending {
+    uint32_t corr;
+    uint16_t api;
+    size_t items;
+} pending;
+
+struct sluice_queue_consumer {
+    pthread_mutex_t mu;
+    sl_cl_cfg cfg;
+    sl_conn conn;
+    sl_arena arena;
+    char *topic;
+    char *group;
+    char consumer_id[160];
+    sl_ackr ackr;
+    qbuf *bhead, *btail;
+    uint32_t acq_corr; /* acquire in flight, 0 = none */
+    pending *pend;     /* settlement replies awaited, FIFO */
+    size_t npend, pend_cap;
+    sl_err first_err;
+    char first_err_msg[256];
+    size_t nfailed;
+    size_t held; /* acquired and not settled */
+};
+
+static void clear_buffers(sluice_queue_consumer *q)
+{
+    qbuf *b, *n;
+    for (b = q->bhead; b; b = n) {
+        n = b->next;
+        sl_cursor_fini(&b->cu);
+        free(b->entries);
+        free(b);
+    }
+    q->bhead = q->btail = NULL;
+}
+
+static void note_err(sluice_queue_consumer *q, sl_err e, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void note_err(sluice_queue_consumer *q, sl_err e, const char *fmt, ...)
+{
+    va_list ap;
+    q->nfailed++;
+    if (q->first_err != SL_OK)
+        return;
+    q->first_err = e;
+    va_start(ap, fmt);
+    vsnprintf(q->first_err_msg, sizeof(q->first_err_msg), fmt, ap);
+    va_end(ap);
+}
+
+/* The connection dropped: everything in flight is lost, the broker has
+ * released what we held. */
+static void on_disconnect(sluice_queue_consumer *q, sl_err rc)
+{
+    size_t i;
+    for (i = 0; i < q->npend; i++)
+        note_err(q, rc, "%zu settlements lost with the connection",
+                 q->pend[i].items);
+    q->npend = 0;
+    q->acq_corr = 0;
+    q->held = 0;
+    clear_buffers(q);
+}
+
+static void handle_acquire(sluice_queue_consumer *q, sl_chunk *fr,
+                           const uint8_t *body, size_t len)
+{
+    sl_queue_acquire_resp resp;
+    sl_err rc;
+    uint32_t i;
+
+    if (sl_resp_error_decode(body, len, &resp.error, &resp.error_msg) ==
+            SL_OK &&
+        resp.error != SL_OK) {
+        note_err(q, (sl_err)resp.error, "acquire from '%s' group '%s': %.*s",
+                 q->topic, q->group, (int)resp.error_msg.len,
+                 resp.error_msg.p ? resp.error_msg.p : "");
+        return;
+    }
+    sl_arena_reset(&q->arena);
+    rc = sl_queue_acquire_resp_decode(body, len, &q->arena, &resp);
+    if (rc != SL_OK) {
+        note_err(q, SL_ERR_PROTOCOL, "acquire: malformed reply");
+        return;
+    }
+    for (i = 0; i < resp.nparts; i++) {
+        sl_qacq_part *pp = &resp.parts[i];
+        qbuf *b;
+        if (pp->nentries == 0)
+            continue;
+        b = calloc(1, sizeof(*b));
+        if (!b || !(b->entries = malloc(pp->nentries * sizeof(sl_qentry)))) {
+            free(b);
+            note_err(q, SL_ERR_NOMEM, "acquire");
+            continue;
+        }
+        memcpy(b->entries, pp->entries, pp->nentries * sizeof(sl_qentry));
+        b->nentries = pp->nentries;
+        b->partition = (int32_t)pp->partition;
+        sl_cursor_init(&b->cu, fr, pp->records, pp->records_len);
+        q->held += pp->nentries;
+        if (q->btail)
+            q->btail->next = b;
+        else
+            q->bhead = b;
+        q->btail = b;
+    }
+}
+
+static void handle_settle(sluice_queue_consumer *q, const pending *pd,
+                          const uint8_t *body, size_t len)
+{
+    sl_qsettle_resp resp;
+    uint32_t i, k;
+    const char *what = pd->api == SL_API_QUEUE_ACK    ? "ack"
+                       : pd->api == SL_API_QUEUE_NACK ? "nack"
+                                                      : "reject";
+    int32_t err;
+    sl_str msg;
+
+    if (sl_resp_error_decode(body, len, &err, &msg) != SL_OK) {
+        note_err(q, SL_ERR_PROTOCOL, "%s: malformed reply", what);
+        return;
+    }
+    if (err != SL_OK) {
+        note_err(q, (sl_err)err, "%s of %zu records: %.*s", what, pd->items,
+                 (int)msg.len, msg.p ? msg.p : "");
+        return;
+    }
+    sl_arena_reset(&q->arena);
+    if (sl_qsettle_resp_decode(body, len, &q->arena, &resp) != SL_OK) {
+        note_err(q, SL_ERR_PROTOCOL, "%s: malformed reply", what);
+        return;
+    }
+    for (i = 0; i < resp.nparts; i++)
+        for (k = 0; k < resp.parts[i].nranges; k++) {
+            sl_qrange_result *r = &resp.parts[i].ranges[k];
+            if (r->error != SL_OK)
+                note_err(q, (sl_err)r->error,
+                         "%s topic '%s' partition %u offsets %lld-%lld", what,
+                         q->topic, resp.parts[i].partition, (long long)r->first,
+                         (long long)r->last);
+        }
+}
+
+static void handle_frame(sluice_queue_consumer *q, sl_chunk *fr)
+{
+    size_t len, i;
+    uint32_t corr;
+    const uint8_t *body = sl_frame_body(fr, &len, &corr);
+
+    if (q->acq_corr && corr == q->acq_corr) {
+        q->acq_corr = 0;
+        handle_acquire(q, fr, body, len);
+        return;
+    }
+    for (i = 0; i < q->npend; i++) {
+        if (q->pend[i].corr == corr) {
+            pending pd = q->pend[i];
+            memmove(&q->pend[i], &q->pend[i + 1],
+                    (q->npend - i - 1) * sizeof(pending));
+            q->npend--;
+            handle_settle(q, &pd, body, len);
+            return;
+        }
+    }
+}
+
+/* Read replies until the condition is met or deadline. */
+static sl_err pump(sluice_queue_consumer *q, int64_t deadline)
+{
+    sl_chunk *fr = NULL;
+    sl_err rc = sl_conn_read(&q->conn, deadline, &fr);
+    if (rc == SL_OK) {
+        handle_frame(q, fr);
+        sl_chunk_unref(fr);
+    } else if (rc != SL_ERR_TIMEOUT) {
+        on_disconnect(q, rc);
+    }
+    return rc;
+}
+
+static sl_err ensure_conn(sluice_queue_consumer *q)
+{
+    uint64_t epoch = q->conn.epoch;
+    sl_err rc = sl_conn_ensure(&q->conn);
+    if (rc == SL_OK && q->conn.epoch != epoch)
+        on_disconnect(q, SL_ERR_DISCONNECTED);
+    return rc;
+}
+
+/* Encode and write the pending settlements (no waiting for replies). */
+static sl_err send_settlements(sluice_queue_consumer *q)
+{
+    static const uint16_t apis[SL_ACKR__N] = {
+        SL_API_QUEUE_ACK, SL_API_QUEUE_NACK, SL_API_QUEUE_REJECT};
+    sl_qsettle_req req;
+    size_t items;
+    uint32_t corr;
+    sl_err rc;
+    int op;
+
+    if (sl_ackr_pending(&q->ackr) == 0)
+        return SL_OK;
+    rc = ensure_conn(q);
+    if (rc != SL_OK)
+        return rc;
+    for (op = 0; op < SL_ACKR__N; op++) {
+        if (q->ackr.n[op] == 0)
+            continue;
+        sl_arena_reset(&q->arena);
+        memset(&req, 0, sizeof(req));
+        req.group = sl_str_c(q->group);
+        req.topic = sl_str_c(q->topic);
+        req.consumer_id = sl_str_c(q->consumer_id);
+        rc = sl_ackr_take(&q->ackr, op, &q->arena, &req.parts, &req.nparts,
+                          &items);
+        if (rc != SL_OK)
+            return sl_cl_fail(rc, "settle");
+        if (q->npend == q->pend_cap) {
+            size_t ncap = q->pend_cap ? q->pend_cap * 2 : 16;
+            pending *n = realloc(q->pend, ncap * sizeof(*n));
+            if (!n)
+                return sl_cl_fail(SL_ERR_NOMEM, "settle");
+            q->pend = n;
+            q->pend_cap = ncap;
+        }
+        corr = sl_conn_corr(&q->conn);
+        rc = sl_qsettle_req_encode(&q->conn.out, apis[op], corr, &req);
+        if (rc != SL_OK)
+            return sl_cl_fail(rc, "settle");
+        q->pend[q->npend].corr = corr;
+        q->pend[q->npend].api = apis[op];
+        q->pend[q->npend].items = items;
+        q->npend++;
+        q->held -= items < q->held ? items : q->held;
+    }
+    rc = sl_conn_write(&q->conn, sl_cl_deadline(q->cfg.request_timeout_ms));
+    if (rc != SL_OK)
+        on_disconnect(q, rc);
+    return rc;
+}
+
+static sl_err send_acquire(sluice_queue_consumer *q, int max_wait_ms)
+{
+    sl_queue_acquire_req req;
+    uint32_t corr;
+    sl_err rc;
+    int64_t want = (int64_t)q->cfg.queue_credits - (int64_t)q->held;
+
+    if (q->acq_corr)
+        return SL_OK;
+    if (want <= 0)
+        want = 1; /* the broker enforces the real limit */
+    memset(&req, 0, sizeof(req));
+    req.group = sl_str_c(q->group);
+    req.topic = sl_str_c(q->topic);
+    req.consumer_id = sl_str_c(q->consumer_id);
+    req.max_records = (uint32_t)want;
+    req.max_bytes = (uint32_t)q->cfg.fetch_max_bytes;
+    req.lock_ms = (uint32_t)q->cfg.queue_lock_ms;
+    req.max_wait_ms = (uint32_t)(max_wait_ms < 0 ? 0 : max_wait_ms);
+    corr = sl_conn_corr(&q->conn);
+    rc = sl_queue_acquire_req_encode(&q->conn.out, corr, &req);
+    if (rc != SL_OK)
+        return sl_cl_fail(rc, "acquire");
+    rc = sl_conn_write(&q->conn, sl_cl_deadline(q->cfg.request_timeout_ms));
+    if (rc != SL_OK) {
+        on_disconnect(q, rc);
+        return rc;
+    }
+    q->acq_corr = corr;
+    return SL_OK;
+}
+
+static sluice_message *next_buffered(sluice_queue_consumer *q)
+{
+    sl_record r;
+    sl_chunk *owner;
+    sl_err e;
+    qbuf *b;
+    sluice_message *m;
+
+    while ((b = q->bhead)) {
+        if (b->ei < b->nentries &&
+            sl_cursor_next(&b->cu, &r, &owner, &e) == 1) {
+            while (b->ei < b->nentries && b->entries[b->ei].offset < r.offset)
+                b->ei++; /* listed but missing from the records: skip */
+            if (b->ei >= b->nentries || b->entries[b->ei].offset != r.offset)
+                continue;
+            m = sl_msg_new(q->topic, strlen(q->topic), b->partition, &r, owner);
+            if (!m) {
+                note_err(q, SL_ERR_NOMEM, "message");
+                continue;
+            }
+            m->attempts = b->entries[b->ei].attempts;
+            m->failures = b->entries[b->ei].failures;
+            m->lock_deadline = b->entries[b->ei].lock_deadline_ms;
+            b->ei++;
+            return m;
+        }
+        q->bhead = b->next;
+        if (!q->bhead)
+            q->btail = NULL;
+        sl_cursor_fini(&b->cu);
+        free(b->entries);
+        free(b);
+    }
+    return NULL;
+}
+
+static int acks_due(sluice_queue_consumer *q)
+{
+    size_t n = sl_ackr_pending(&q->ackr);
+    return n >= (size_t)q->cfg.ack_batch_records ||
+           (n && sl_cl_now_ms() - q->ackr.oldest_ms >= q->cfg.ack_linger_ms);
+}
+
+static sl_err poll_locked(sluice_queue_consumer *q, int timeout_ms,
+                          sluice_message **msgs, size_t max, size_t *count)
+{
+    int64_t deadline = sl_cl_deadline(timeout_ms);
+    size_t n = 0;
+    sl_err rc = SL_OK;
+    sluice_message *m;
+    int wait;
+
+    for (;;) {
+        rc = ensure_conn(q);
+        if (rc != SL_OK)
+            break;
+        while (n < max && (m = next_buffered(q)))
+            msgs[n++] = m;
+        if (n > 0 || !q->bhead) {
+            /* about to return or to block: send what is pending */
+            if (sl_ackr_pending(&q->ackr) && (!q->bhead || acks_due(q))) {
+                rc = send_settlements(q);
+                if (rc != SL_OK)
+                    break;
+            }
+        }
+        /* read settlement replies that are already there */
+        while (q->npend && pump(q, 0) == SL_OK)
+            ;
+        if (n > 0) {
+            /* buffer drained: ask for the next records now, so the broker
+             * works while the caller processes these */
+            if (!q->bhead && !q->acq_corr && q->conn.fd >= 0)
+                send_acquire(q, q->cfg.queue_max_wait_ms);
+            break;
+        }
+        if (sl_cl_now_ms() >= deadline && !q->acq_corr) {
+            rc = sl_cl_fail(SL_ERR_TIMEOUT, "poll: no message");
+            break;
+        }
+        wait = sl_cl_left(deadline);
+        if (wait < 0 || wait > q->cfg.queue_max_wait_ms)
+            wait = q->cfg.queue_max_wait_ms;
+        rc = send_acquire(q, wait);
+        if (rc != SL_OK)
+            break;
+        rc =
+            pump(q, deadline == INT64_MAX ? INT64_MAX : deadline + 1000 + wait);
+        if (rc == SL_ERR_TIMEOUT) {
+            rc = sl_cl_fail(SL_ERR_TIMEOUT, "poll: no reply from broker");
+            break;
+        }
+        if (rc != SL_OK)
+            break;
+        if (!q->acq_corr && !q->bhead && sl_cl_now_ms() >= deadline) {
+            rc = sl_cl_fail(SL_ERR_TIMEOUT, "poll: no message");
+            break;
+        }
+    }
+    if (n > 0) {
+        sl_cl_clear_err();
+        rc = SL_OK;
+    }
+    *count = n;
+    return rc;
+}
+
+/* ---- public ----------------------------------------------------------- */
+
+sluice_err sluice_queue_consumer_new(const sluice_conf *conf, const char *topic,
+                                     const char *group,
+                                     sluice_queue_consumer **out, char *errstr,
+                                     size_t errstr_size)
+{
+    sluice_queue_consumer *q = NULL;
+    sl_err rc;
+    static unsigned seq;
+
+    sl_cl_clear_err();
+    if (!topic || !*topic || !group || !*group) {
+        rc = sl_cl_fail(SL_ERR_INVALID_ARG,
+                        "queue consumer needs a topic and a group");
+        goto fail;
+    }
+    q = calloc(1, sizeof(*q));
+    if (!q) {
+        rc = sl_cl_fail(SL_ERR_NOMEM, "queue consumer");
+        goto fail;
+    }
+    rc = sl_cl_cfg_load(&q->cfg, conf);
+    if (rc != SL_OK) {
+        free(q);
+        goto fail;
+    }
+    pthread_mutex_init(&q->mu, NULL);
+    sl_conn_init(&q->conn, &q->cfg);
+    sl_arena_init(&q->arena);
+    sl_ackr_init(&q->ackr);
+    q->topic = strdup(topic);
+    q->group = strdup(group);
+    snprintf(q->consumer_id, sizeof(q->consumer_id), "%s-%d-%u",
+             q->cfg.client_id, (int)getpid(),
+             __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED));
+    if (!q->topic || !q->group) {
+        sluice_queue_consumer_free(q);
+        rc = sl_cl_fail(SL_ERR_NOMEM, "queue consumer");
+        goto fail;
+    }
+    rc = sl_conn_ensure(&q->conn);
+    if (rc != SL_OK) {
+        sluice_queue_consumer_free(q);
+        goto fail;
+    }
+    *out = q;
+    return SLUICE_OK;
+fail:
+    sl_cl_errstr_copy(errstr, errstr_size);
+    return (sluice_err)rc;
+}
+
+sluice_err sluice_queue_consumer_poll(sluice_queue_consumer *qc, int timeout_ms,
+                                      sluice_message **out)
+{
+    size_t n = 0;
+    sl_err rc;
+    sluice_message *m = NULL;
+    pthread_mutex_lock(&qc->mu);
+    rc = poll_locked(qc, timeout_ms, &m, 1, &n);
+    pthread_mutex_unlock(&qc->mu);
+    if (rc == SL_OK && n == 1)
+        *out = m;
+    return (sluice_err)rc;
+}
+
+sluice_err sluice_queue_consumer_poll_batch(sluice_queue_consumer *qc,
+                                            int timeout_ms,
+                                            sluice_message **msgs, size_t max,
+                                            size_t *count)
+{
+    size_t n = 0;
+    sl_err rc;
+    if (max == 0)
+        return (sluice_err)sl_cl_fail(SL_ERR_INVALID_ARG, "poll: max 0");
+    pthread_mutex_lock(&qc->mu);
+    rc = poll_locked(qc, timeout_ms, msgs, max, &n);
+    pthread_mutex_unlock(&qc->mu);
+    if (rc == SL_OK)
+        *count = n;
+    return (sluice_err)rc;
+}
+
+static sluice_err settle(sluice_queue_consumer *qc, int op, int32_t partition,
+                         int64_t offset, int64_t delay_ms, const char *reason)
+{
+    sl_err rc;
+    if (partition < 0 || offset < 0)
+        return (sluice_err)sl_cl_fail(SL_ERR_INVALID_ARG,
+                                      "settle: partition %d offset %lld",
+                                      (int)partition, (long long)offset);
+    if (delay_ms > INT32_MAX)
+        delay_ms = INT32_MAX;
+    if (delay_ms < -1)
+        delay_ms = -1;
+    pthread_mutex_lock(&qc->mu);
+    rc = sl_ackr_add(&qc->ackr, op, partition, offset, (int32_t)delay_ms,
+                     reason, sl_cl_now_ms());
+    if (rc != SL_OK)
+        rc = sl_cl_fail(rc, "settle");
+    else if (sl_ackr_pending(&qc->ackr) >= (size_t)qc->cfg.ack_batch_records)
+        send_settlements(qc); /* failures surface in flush */
+    pthread_mutex_unlock(&qc->mu);
+    return (sluice_err)rc;
+}
+
+sluice_err sluice_queue_consumer_ack(sluice_queue_consumer *qc,
+                                     int32_t partition, int64_t offset)
+{
+    return settle(qc, SL_ACKR_ACK, partition, offset, 0, NULL);
+}
+
+sluice_err sluice_queue_consumer_nack(sluice_queue_consumer *qc,
+                                      int32_t partition, int64_t offset,
+                                      int64_t delay_ms)
+{
+    return settle(qc, SL_ACKR_NACK, partition, offset, delay_ms, NULL);
+}
+
+sluice_err sluice_queue_consumer_reject(sluice_queue_consumer *qc,
+                                        int32_t partition, int64_t offset,
+                                        const char *reason)
+{
+    return settle(qc, SL_ACKR_REJECT, partition, offset, 0, reason);
+}
+
+/* Wait until every settlement reply is in. */
+static sl_err wait_settled(sluice_queue_consumer *q, int64_t deadline)
+{
+    sl_err rc = SL_OK;
+    while (q->npend && rc == SL_OK)
+        rc = pump(q, deadline);
+    if (rc == SL_ERR_TIMEOUT)
+        rc = sl_cl_fail(rc, "flush: %zu settlement replies outstanding",
+                        q->npend);
+    return rc;
+}
+
+sluice_err sluice_queue_consumer_flush(sluice_queue_consumer *qc,
+                                       int timeout_ms)
+{
+    sl_err rc;
+    sl_cl_clear_err();
+    pthread_mutex_lock(&qc->mu);
+    rc = send_settlements(qc);
+    if (rc == SL_OK)
+        rc = wait_settled(qc, sl_cl_deadline(timeout_ms));
+    if (rc == SL_OK && qc->first_err != SL_OK) {
+        rc = sl_cl_fail(qc->first_err, "%s (%zu failed)", qc->first_err_msg,
+                        qc->nfailed);
+    }
+    qc->first_err = SL_OK;
+    qc->nfailed = 0;
+    pthread_mutex_unlock(&qc->mu);
+    return (sluice_err)rc;
+}
+
+sluice_err sluice_queue_consumer_touch(sluice_queue_consumer *qc,
+                                       int32_t partition, int64_t offset,
+                                       int64_t lock_ms, int64_t *deadline)
+{
+    sl_qsettle_req req;
+    sl_qsettle_part part;
+    sl_qrange range;
+    sl_qsettle_resp resp;
+    sl_chunk *fr = NULL;
+    const uint8_t *body;
+    size_t len;
+    uint32_t corr, rcorr;
+    int64_t dl = sl_cl_deadline(qc->cfg.request_timeout_ms);
+    sl_err rc;
+
+    sl_cl_clear_err();
+    pthread_mutex_lock(&qc->mu);
+    rc = send_settlements(qc);
+    if (rc != SL_OK)
+        goto out;
+    memset(&range, 0, sizeof(range));
+    range.first = range.last = offset;
+    range.extend_ms = (uint32_t)(lock_ms > 0 ? lock_ms : 0);
+    part.partition = (uint32_t)partition;
+    part.nranges = 1;
+    part.ranges = &range;
+    memset(&req, 0, sizeof(req));
+    req.group = sl_str_c(qc->group);
+    req.topic = sl_str_c(qc->topic);
+    req.consumer_id = sl_str_c(qc->consumer_id);
+    req.nparts = 1;
+    req.parts = &part;
+    corr = sl_conn_corr(&qc->conn);
+    rc = sl_qsettle_req_encode(&qc->conn.out, SL_API_QUEUE_TOUCH, corr, &req);
+    if (rc != SL_OK) {
+        rc = sl_cl_fail(rc, "touch");
+        goto out;
+    }
+    rc = sl_conn_write(&qc->conn, dl);
+    for (;;) {
+        if (rc != SL_OK)
+            break;
+        fr = NULL;
+        rc = sl_conn_read(&qc->conn, dl, &fr);
+        if (rc != SL_OK)
+            break;
+        sl_frame_body(fr, &len, &rcorr);
+        if (rcorr == corr)
+            break;
+        handle_frame(qc, fr);
+        sl_chunk_unref(fr);
+        fr = NULL;
+    }
+    if (rc != SL_OK) {
+        if (rc != SL_ERR_TIMEOUT)
+            on_disconnect(qc, rc);
+        goto out;
+    }
+    body = sl_frame_body(fr, &len, &rcorr);
+    rc = sl_cl_resp_check(body, len, "touch");
+    if (rc != SL_OK)
+        goto out;
+    sl_arena_reset(&qc->arena);
+    rc = sl_qsettle_resp_decode(body, len, &qc->arena, &resp);
+    if (rc != SL_OK) {
+        rc = sl_cl_bad_reply(rc, "touch");
+        goto out;
+    }
+    if (resp.nparts == 1 && resp.parts[0].nranges == 1 &&
+        resp.parts[0].ranges[0].error != SL_OK) {
+        rc = sl_cl_fail((sl_err)resp.parts[0].ranges[0].error,
+                        "touch topic '%s' partition %d offset %lld", qc->topic,
+                        (int)partition, (long long)offset);
+        goto out;
+    }
+    if (deadline)
+        *deadline = sl_cl_wall_ms() + (lock_ms > 0 ? lock_ms : 0);
+out:
+    sl_chunk_unref(fr);
+    pthread_mutex_unlock(&qc->mu);
+    return (sluice_err)rc;
+}
+
+size_t sluice_queue_consumer_held(sluice_queue_consumer *qc)
+{
+    size_t n;
+    pthread_mutex_lock(&qc->mu);
+    n = qc->held;
+    pthread_mutex_unlock(&qc->mu);
+    return n;
+}
+
+void sluice_queue_consumer_free(sluice_queue_consumer *qc)
+{
+    if (!qc)
+        return;
+    if (sl_conn_connected(&qc->conn)) {
+        if (send_settlements(qc) == SL_OK)
+            wait_settled(qc, sl_cl_deadline(qc->cfg.request_timeout_ms));
+    }
+    clear_buffers(qc);
+    sl_conn_fini(&qc->conn);
+    sl_ackr_fini(&qc->ackr);
+    sl_arena_fini(&qc->arena);
+    free(qc->pend);
+    free(qc->topic);
+    free(qc->group);
+    pthread_mutex_destroy(&qc->mu);
+    free(qc);
+}
