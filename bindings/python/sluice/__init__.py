@@ -1,0 +1,792 @@
+"""Sluice: Python bindings for the Sluice message broker.
+
+A thin layer over libsluice (the C client library, through the extension
+module ``sluice._sluice``): the binary protocol, batching, compression and
+pipelining all happen in C, with the GIL released while they block.
+
+    import sluice
+
+    with sluice.Producer("127.0.0.1:7410") as producer:
+        producer.send("orders", b'{"id": 1}', key=b"customer-7").result()
+
+    with sluice.QueueConsumer("127.0.0.1:7410", "orders", "billing") as q:
+        for msg in q:
+            handle(msg.value)
+            msg.ack()
+
+Classes: :class:`Producer`, :class:`Consumer` (stream consumer: offsets,
+optional stream group), :class:`QueueConsumer` (queue group: per-message
+ack/nack/reject/touch), :class:`Admin` (topics, groups, lag, dead-letter
+topics) and :class:`Message`. Errors are :class:`SluiceError` subclasses
+(see :mod:`sluice.errors`).
+
+Configuration: keyword arguments are libsluice configuration keys with the
+dots written as underscores (``linger_ms=5`` is ``linger.ms``), or pass
+``config={"linger.ms": "5"}``. Every object is a context manager and is safe
+to use from several threads (calls on one object are serialised; use one
+object per thread for parallelism).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from typing import (Any, AsyncIterator, Callable, Dict, Iterable, Iterator,
+                    List, Mapping, NamedTuple, Optional, Sequence, Tuple,
+                    Union)
+
+from . import _sluice
+from . import errors
+from .errors import *  # noqa: F401,F403  (the exception classes)
+from .errors import (ClosedError, SluiceError, SluiceTimeoutError,
+                     error_from_code)
+
+_sluice._set_error_factory(
+    lambda code, message, name: error_from_code(code, message, name))
+
+Message = _sluice.Message
+
+__version__ = "0.1.0"
+LIBSLUICE_VERSION: str = _sluice.version()
+
+DEFAULT_BOOTSTRAP = "127.0.0.1:7410"
+
+#: Start at the earliest offset still stored.
+OFFSET_BEGINNING: int = _sluice.OFFSET_BEGINNING
+#: Start at the log end (only records produced from now on).
+OFFSET_END: int = _sluice.OFFSET_END
+#: Start at the group's committed offset (else ``auto_offset_reset``).
+OFFSET_STORED: int = _sluice.OFFSET_STORED
+
+__all__ = [
+    "Producer", "Consumer", "QueueConsumer", "Admin", "Message",
+    "DeliveryFuture", "RecordMetadata", "TopicPartition", "PartitionInfo",
+    "TopicInfo", "GroupMember", "GroupPartition", "GroupInfo", "DLQInfo",
+    "OFFSET_BEGINNING", "OFFSET_END", "OFFSET_STORED", "DEFAULT_BOOTSTRAP",
+    "partition_for_key", "strerror", "errors",
+] + list(errors.__all__)
+
+_log = logging.getLogger("sluice")
+
+Headers = Union[Mapping[str, Union[bytes, str, None]],
+                Sequence[Tuple[str, Union[bytes, str, None]]]]
+Bytes = Union[bytes, bytearray, memoryview, str]
+
+
+def strerror(code: int) -> str:
+    """Description of a Sluice error code, e.g. ``strerror(7)``."""
+    return _sluice.strerror(code)
+
+
+def partition_for_key(key: bytes, partitions: int) -> int:
+    """The partition the default partitioner (FNV-1a) chooses for ``key``."""
+    return _sluice.partition_for_key(key, partitions)
+
+
+def _conf(bootstrap: Optional[str], config: Optional[Mapping[str, Any]],
+          kwargs: Mapping[str, Any]) -> Dict[str, str]:
+    out: Dict[str, str] = {}
+    if bootstrap:
+        out["bootstrap"] = bootstrap
+    for src in (config or {}), kwargs:
+        for k, v in src.items():
+            key = k if src is config else k.replace("_", ".")
+            if isinstance(v, bool):
+                v = "true" if v else "false"
+            out[key] = str(v)
+    return out
+
+
+def _ms(seconds: Optional[float]) -> Optional[int]:
+    if seconds is None:
+        return None
+    if seconds < 0:
+        raise ValueError("timeout must be >= 0 seconds or None")
+    return int(seconds * 1000 + 0.5)
+
+
+# ---- results ----------------------------------------------------------------
+
+class RecordMetadata(NamedTuple):
+    """Where a produced record was stored."""
+    topic: str
+    partition: int
+    offset: int       #: -1 with acks="none"
+    timestamp: int    #: ms since the epoch
+
+
+class TopicPartition(NamedTuple):
+    topic: str
+    partition: int
+    offset: int = OFFSET_STORED
+
+
+class PartitionInfo(NamedTuple):
+    partition: int
+    log_start: int  #: earliest stored offset
+    log_end: int    #: next offset to be written
+
+
+class TopicInfo(NamedTuple):
+    name: str
+    partition_count: int
+    partitions: List[PartitionInfo]
+    config: Dict[str, str]
+
+
+class GroupMember(NamedTuple):
+    member_id: str
+    client_id: Optional[str]
+    assignments: List[Tuple[str, int]]
+
+
+class GroupPartition(NamedTuple):
+    topic: str
+    partition: int
+    committed: int   #: stream: committed offset; queue: start offset
+    log_end: int
+    lag: int
+    in_flight: int   #: queue groups: acquired records (-1 for streams)
+    available: int   #: queue groups: available in the window (-1 unknown)
+
+
+class GroupInfo(NamedTuple):
+    name: str
+    kind: str            #: "stream" or "queue"
+    state: Optional[str]
+    generation: int
+    dlq_topic: Optional[str]
+    dlq_depth: int
+    members: List[GroupMember]
+    partitions: List[GroupPartition]
+
+    @property
+    def lag(self) -> int:
+        """Total lag over all partitions."""
+        return sum(max(p.lag, 0) for p in self.partitions)
+
+
+class DLQInfo(NamedTuple):
+    topic: str
+    source_topic: Optional[str]
+    depth: int
+
+
+def _topic_info(t: tuple) -> TopicInfo:
+    return TopicInfo(t[0], t[1], [PartitionInfo(*p) for p in t[2]], t[3])
+
+
+def _group_info(g: tuple) -> GroupInfo:
+    return GroupInfo(g[0], g[1], g[2], g[3], g[4], g[5],
+                     [GroupMember(m[0], m[1], list(m[2])) for m in g[6]],
+                     [GroupPartition(*p) for p in g[7]])
+
+
+# ---- producer ----------------------------------------------------------------
+
+DeliveryCallback = Callable[[Optional[SluiceError], RecordMetadata], Any]
+
+
+class DeliveryFuture:
+    """The outcome of :meth:`Producer.send`.
+
+    ``result(timeout)`` waits for the broker's acknowledgement and returns a
+    :class:`RecordMetadata` (or raises the :class:`SluiceError` that kept the
+    record from being stored). ``await future`` does the same from asyncio.
+    """
+
+    __slots__ = ("_producer", "topic", "_cb", "_done", "_meta", "_exc",
+                 "_callbacks")
+
+    def __init__(self, producer: "Producer", topic: str,
+                 cb: Optional[DeliveryCallback]) -> None:
+        self._producer = producer
+        self.topic = topic
+        self._cb = cb
+        self._done = False
+        self._meta: Optional[RecordMetadata] = None
+        self._exc: Optional[SluiceError] = None
+        self._callbacks: Optional[List[Callable[["DeliveryFuture"], Any]]] \
+            = None
+
+    # Called by the extension (with the GIL) when the report arrives.
+    def _resolve(self, partition: int, offset: int, timestamp: int,
+                 err: int) -> None:
+        self._meta = RecordMetadata(self.topic, partition, offset, timestamp)
+        if err:
+            self._exc = error_from_code(
+                err, "topic '%s'%s: %s" % (
+                    self.topic,
+                    " partition %d" % partition if partition >= 0 else "",
+                    "producer closed before the record was delivered"
+                    if err == ClosedError.code else _sluice.strerror(err)))
+        self._done = True
+        self._producer = None  # no cycle once done
+        if self._cb is not None:
+            try:
+                self._cb(self._exc, self._meta)
+            except Exception:
+                _log.exception("sluice: on_delivery callback raised")
+        if self._callbacks:
+            for fn in self._callbacks:
+                try:
+                    fn(self)
+                except Exception:
+                    _log.exception("sluice: done callback raised")
+
+    def done(self) -> bool:
+        """True once the broker answered (or the send failed)."""
+        return self._done
+
+    def _wait(self, timeout: Optional[float]) -> None:
+        if self._done:
+            return
+        producer = self._producer
+        if producer is None:  # resolved concurrently
+            return
+        producer._wait_for(self, timeout)
+
+    def result(self, timeout: Optional[float] = None) -> RecordMetadata:
+        """Wait up to ``timeout`` seconds (None: forever) for the report.
+
+        Raises :class:`SluiceTimeoutError` if it did not come in time, or the
+        delivery error."""
+        self._wait(timeout)
+        if self._exc is not None:
+            raise self._exc
+        assert self._meta is not None
+        return self._meta
+
+    def exception(self, timeout: Optional[float] = None
+                  ) -> Optional[SluiceError]:
+        """Like :meth:`result`, but return the delivery error (or None)."""
+        self._wait(timeout)
+        return self._exc
+
+    def add_done_callback(self, fn: Callable[["DeliveryFuture"], Any]
+                          ) -> None:
+        """Call ``fn(future)`` when done (at once if already done)."""
+        if self._done:
+            fn(self)
+            return
+        if self._callbacks is None:
+            self._callbacks = []
+        self._callbacks.append(fn)
+
+    def __await__(self):
+        if self._done:
+            return self.result()
+        loop = asyncio.get_running_loop()
+        return (yield from loop.run_in_executor(None, self.result).__await__())
+
+    def __repr__(self) -> str:
+        if not self._done:
+            return "<DeliveryFuture topic=%r pending>" % self.topic
+        if self._exc is not None:
+            return "<DeliveryFuture topic=%r error=%r>" % (self.topic,
+                                                            self._exc)
+        return "<DeliveryFuture %r>" % (self._meta,)
+
+
+class _PumpState:
+    __slots__ = ("stop",)
+
+    def __init__(self) -> None:
+        self.stop = False
+
+
+def _run_pump(c: Any, wake: threading.Event, state: _PumpState,
+              interval: float) -> None:
+    """The producer's background thread: keeps lingering batches moving and
+    reports flowing while the application does not call into the producer.
+    Non-blocking polls only, so it never holds the handle for long."""
+    while True:
+        wake.wait()
+        wake.clear()
+        while not state.stop:
+            try:
+                c.poll(0)
+                if c.outstanding() == 0:
+                    break
+            except ClosedError:
+                return
+            except Exception:
+                _log.exception("sluice: producer background poll")
+            time.sleep(interval)
+        if state.stop:
+            return
+
+
+class Producer:
+    """Sends records to topics, batching them in libsluice.
+
+    ``Producer(bootstrap="127.0.0.1:7410", on_delivery=None, **config)``
+
+    Useful configuration (libsluice keys, dots as underscores): ``acks``
+    (``"durable"`` default, ``"written"``, ``"none"``), ``linger_ms`` (5),
+    ``batch_size`` (bytes, 262144), ``compression`` (``"none"``/``"zstd"``),
+    ``client_id``, ``request_timeout_ms``.
+
+    ``send()`` returns a :class:`DeliveryFuture` at once; the record goes out
+    with its batch. Delivery reports are processed whenever the producer is
+    driven: by ``send``, ``poll``, ``flush``, ``future.result()``, or by the
+    producer's small background thread, which keeps records flowing while
+    the application does something else. ``on_delivery(err, metadata)``
+    callbacks (per producer or per send) run on whichever of those threads
+    processed the report; keep them short.
+
+    ``close()`` (or leaving the ``with`` block) flushes first.
+    """
+
+    def __init__(self, bootstrap: Optional[str] = DEFAULT_BOOTSTRAP, *,
+                 on_delivery: Optional[DeliveryCallback] = None,
+                 config: Optional[Mapping[str, Any]] = None,
+                 **kwargs: Any) -> None:
+        self._on_delivery = on_delivery
+        conf = _conf(bootstrap, config, kwargs)
+        try:
+            linger = float(conf.get("linger.ms", "5"))
+        except ValueError:
+            linger = 5.0
+        self._pump_interval = min(max(linger, 1.0), 100.0) / 1000.0
+        self._c = _sluice.Producer(conf)
+        self._wake = threading.Event()
+        self._state = _PumpState()
+        # The thread must not reference self, or an unclosed producer could
+        # never be collected.
+        self._pump = threading.Thread(
+            target=_run_pump,
+            args=(self._c, self._wake, self._state, self._pump_interval),
+            name="sluice-producer", daemon=True)
+        self._pump.start()
+
+    def send(self, topic: str, value: Optional[Bytes], key: Optional[Bytes]
+             = None, headers: Optional[Headers] = None,
+             partition: Optional[int] = None, timestamp: Optional[int] = None,
+             on_delivery: Optional[DeliveryCallback] = None
+             ) -> DeliveryFuture:
+        """Queue one record and return its :class:`DeliveryFuture`.
+
+        ``value`` and ``key`` are bytes (``str`` is encoded as UTF-8;
+        ``None`` is a null value, a tombstone on compacted topics).
+        ``headers`` is a dict or a list of ``(name, value)`` pairs.
+        ``partition`` None lets the partitioner choose (by key hash; no key:
+        spread). ``timestamp`` in ms since the epoch (None: now).
+
+        Raises at once (nothing queued) on an unknown topic that is not
+        auto-created, an unknown partition, a record too large, or a closed
+        producer; later failures come through the future.
+        """
+        if isinstance(headers, Mapping):
+            headers = list(headers.items())
+        fut = DeliveryFuture(self, topic, on_delivery or self._on_delivery)
+        self._c.send(topic, value, key, headers,
+                     -1 if partition is None else partition,
+                     timestamp or 0, fut)
+        if not self._wake.is_set():
+            self._wake.set()
+        return fut
+
+    def poll(self, timeout: float = 0) -> int:
+        """Send batches whose linger expired and process delivery reports,
+        waiting up to ``timeout`` seconds for at least one. Returns the
+        number of reports processed."""
+        return self._c.poll(_ms(timeout))
+
+    def flush(self, timeout: Optional[float] = None) -> None:
+        """Send everything queued and wait until every record is
+        acknowledged (or failed: see the futures). Raises
+        :class:`SluiceTimeoutError` if records are still outstanding after
+        ``timeout`` seconds."""
+        if not self._c.flush(_ms(timeout)):
+            raise SluiceTimeoutError(
+                "flush: %d record(s) still outstanding after %ss" %
+                (self._c.outstanding(), timeout))
+
+    def _wait_for(self, fut: DeliveryFuture, timeout: Optional[float]
+                  ) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not fut._done:
+            left = 0.05 if deadline is None else min(
+                0.05, deadline - time.monotonic())
+            if left <= 0:
+                raise SluiceTimeoutError(
+                    "no delivery report for a record to topic '%s' within "
+                    "%ss" % (fut.topic, timeout))
+            self._c.poll(_ms(left))
+
+    def partitions_for(self, topic: str) -> int:
+        """Number of partitions of ``topic``."""
+        return self._c.partitions(topic)
+
+    def __len__(self) -> int:
+        """Records queued or in flight."""
+        return self._c.outstanding()
+
+    @property
+    def closed(self) -> bool:
+        return self._c.closed
+
+    def close(self, timeout: Optional[float] = None) -> None:
+        """Flush (up to ``timeout`` seconds), then close the connection.
+        Records still not delivered fail their futures with
+        :class:`ClosedError`. Idempotent."""
+        if self._c.closed:
+            return
+        try:
+            self._c.flush(_ms(timeout))
+        finally:
+            self._state.stop = True
+            self._wake.set()
+            if self._pump is not threading.current_thread():
+                self._pump.join()
+            self._c.close()
+
+    def __enter__(self) -> "Producer":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            if not self._c.closed:
+                self._state.stop = True
+                self._wake.set()
+        except AttributeError:
+            pass
+
+
+# ---- consumers ---------------------------------------------------------------
+
+class _ConsumerBase:
+    _c: Any
+
+    def poll(self, timeout: Optional[float] = None) -> Optional[Message]:
+        """The next message, waiting up to ``timeout`` seconds (None:
+        until one arrives). Returns None on timeout."""
+        msgs = self._c.poll(_ms(timeout), 1)
+        return msgs[0] if msgs else None
+
+    def consume(self, max_messages: int = 100,
+                timeout: Optional[float] = None) -> List[Message]:
+        """Up to ``max_messages`` messages at once (fewer if fewer are
+        ready), waiting up to ``timeout`` seconds for the first one."""
+        return self._c.poll(_ms(timeout), max_messages)
+
+    def messages(self, idle_timeout: Optional[float] = None
+                 ) -> Iterator[Message]:
+        """Iterate over messages as they arrive. Ends when the consumer is
+        closed, or when nothing arrived for ``idle_timeout`` seconds."""
+        idle_ms = _ms(idle_timeout)
+        while True:
+            try:
+                msgs = self._c.poll(idle_ms, 64)
+            except ClosedError:
+                return
+            if not msgs:
+                return
+            yield from msgs
+
+    def __iter__(self) -> Iterator[Message]:
+        return self.messages()
+
+    async def aiter(self, idle_timeout: Optional[float] = None,
+                    poll_interval: float = 0.5, max_messages: int = 64,
+                    executor: Any = None) -> AsyncIterator[Message]:
+        """Async iteration for asyncio programs::
+
+            async for msg in consumer.aiter():
+                ...
+
+        The blocking poll runs in ``executor`` (default: the loop's thread
+        pool) with the GIL released, ``poll_interval`` seconds at a time, so
+        the event loop never blocks. Ends when the consumer is closed or
+        after ``idle_timeout`` seconds without a message."""
+        loop = asyncio.get_running_loop()
+        interval = _ms(poll_interval)
+        idle_until = None if idle_timeout is None \
+            else time.monotonic() + idle_timeout
+        while True:
+            try:
+                msgs = await loop.run_in_executor(
+                    executor, self._c.poll, interval, max_messages)
+            except ClosedError:
+                return
+            if msgs:
+                for m in msgs:
+                    yield m
+                if idle_timeout is not None:
+                    idle_until = time.monotonic() + idle_timeout
+            elif idle_until is not None and time.monotonic() >= idle_until:
+                return
+
+    async def apoll(self, timeout: Optional[float] = None,
+                    executor: Any = None) -> Optional[Message]:
+        """``await consumer.apoll(timeout)``: :meth:`poll` run in an
+        executor."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(executor, self.poll, timeout)
+
+    @property
+    def closed(self) -> bool:
+        return self._c.closed
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:  # pragma: no cover - overridden
+        self._c.close()
+
+
+class Consumer(_ConsumerBase):
+    """Stream consumer: reads partitions in offset order.
+
+    ``Consumer(bootstrap="127.0.0.1:7410", group=None, **config)``
+
+    Either ``subscribe(topics)`` as a member of the stream group ``group``
+    (partitions are assigned by the broker and move between members), or
+    ``assign()`` partitions yourself, with or without a group. Offsets are
+    committed to the group with :meth:`commit`. Useful configuration:
+    ``auto_offset_reset`` (``"latest"`` default or ``"earliest"``: where to
+    start without a committed offset), ``enable_auto_commit``,
+    ``session_timeout_ms``, ``fetch_max_bytes``.
+
+    Messages of a stream consumer have ``attempts == failures == 0`` and no
+    ack(): progress is the committed offset.
+    """
+
+    def __init__(self, bootstrap: Optional[str] = DEFAULT_BOOTSTRAP,
+                 group: Optional[str] = None, *,
+                 topics: Optional[Iterable[str]] = None,
+                 config: Optional[Mapping[str, Any]] = None,
+                 **kwargs: Any) -> None:
+        conf = _conf(bootstrap, config, kwargs)
+        if group is not None:
+            conf["group.id"] = group
+        self.group = group
+        self._c = _sluice.Consumer(conf)
+        if topics is not None:
+            self.subscribe(topics)
+
+    def subscribe(self, topics: Union[str, Iterable[str]]) -> None:
+        """Join the stream group for ``topics`` (needs ``group``)."""
+        if isinstance(topics, str):
+            topics = [topics]
+        if self.group is None:
+            raise errors.InvalidArgumentError(
+                "subscribe() needs a group: Consumer(bootstrap, group=...); "
+                "without a group use assign()")
+        self._c.subscribe(list(topics))
+
+    def assign(self, partitions: Iterable[Union[TopicPartition, Tuple[str, int],
+                                                Tuple[str, int, int]]]
+               ) -> None:
+        """Consume exactly these partitions: ``(topic, partition)`` or
+        ``(topic, partition, offset)``; offset is an offset or
+        :data:`OFFSET_BEGINNING`, :data:`OFFSET_END`, :data:`OFFSET_STORED`
+        (the default with a group; without one, ``auto_offset_reset``
+        decides)."""
+        default = OFFSET_STORED if self.group is not None else None
+        tps = []
+        for tp in partitions:
+            topic, part = tp[0], tp[1]
+            off = tp[2] if len(tp) > 2 else default
+            if off is None:
+                off = self._reset_offset()
+            tps.append((topic, part, off))
+        self._c.assign(tps)
+
+    def assign_topic(self, topic: str, offset: Optional[int] = None) -> None:
+        """Consume every partition of ``topic`` from ``offset`` (default as
+        in :meth:`assign`)."""
+        if offset is None:
+            offset = OFFSET_STORED if self.group is not None \
+                else self._reset_offset()
+        self._c.assign_topic(topic, offset)
+
+    def _reset_offset(self) -> int:
+        return OFFSET_END
+
+    def assignment(self) -> List[TopicPartition]:
+        """Assigned partitions with their positions (next offset)."""
+        return [TopicPartition(*t) for t in self._c.assignment()]
+
+    def seek(self, topic: str, partition: int, offset: int) -> None:
+        """Move an assigned partition's position to ``offset`` (or an
+        ``OFFSET_*`` constant)."""
+        self._c.seek(topic, partition, offset)
+
+    def seek_to_time(self, topic: str, partition: int, timestamp: int
+                     ) -> None:
+        """Move to the first record with timestamp >= ``timestamp`` (ms);
+        partition -1: every assigned partition of the topic."""
+        self._c.seek_time(topic, partition, timestamp)
+
+    def offsets_for_times(self, query: Mapping[Tuple[str, int], int]
+                          ) -> Dict[Tuple[str, int], int]:
+        """``{(topic, partition): timestamp_ms}`` to ``{(topic, partition):
+        offset}``: the first offset whose record timestamp is >= the
+        timestamp (the log end if none)."""
+        return {(t, p): self._c.offset_for_time(t, p, ts)
+                for (t, p), ts in query.items()}
+
+    def watermarks(self, topic: str, partition: int) -> Tuple[int, int]:
+        """``(earliest stored offset, log end offset)``."""
+        return self._c.watermarks(topic, partition)
+
+    def commit(self, offsets: Union[None, Message,
+                                    Iterable[TopicPartition]] = None
+               ) -> None:
+        """Commit to the group, synchronously: with no argument, the
+        position of every assigned partition; with a :class:`Message`, the
+        offset after it; or explicit ``(topic, partition, next_offset)``."""
+        if offsets is None:
+            self._c.commit()
+        elif isinstance(offsets, Message):
+            self._c.commit_offsets([(offsets.topic, offsets.partition,
+                                     offsets.offset + 1)])
+        else:
+            self._c.commit_offsets([tuple(tp) for tp in offsets])
+
+    def committed(self, topic: str, partition: int) -> int:
+        """The group's committed offset for a partition (-1 if none)."""
+        return self._c.committed(topic, partition)
+
+    def close(self) -> None:
+        """Leave the group (if subscribed; does not commit) and close.
+        Idempotent."""
+        self._c.close()
+
+
+class QueueConsumer(_ConsumerBase):
+    """Competing consumer of a queue group.
+
+    ``QueueConsumer(bootstrap, topic, group, **config)``
+
+    Every consumer of the same ``group`` on ``topic`` receives different
+    messages. Each message is locked to this consumer until it is settled
+    with :meth:`Message.ack`, :meth:`Message.nack` (redeliver, optionally
+    after a delay) or :meth:`Message.reject` (to the dead-letter topic), or
+    until its lock expires (then it is redelivered). ``msg.attempts`` and
+    ``msg.failures`` count deliveries and failures.
+
+    Settling is batched: ack/nack/reject return at once and go to the broker
+    with the next poll, or on :meth:`flush`, which also reports the broker's
+    verdict (e.g. :class:`LockExpiredError`). :meth:`close` flushes and
+    releases every message still held (they are redelivered at once).
+
+    Useful configuration: ``queue_credits`` (prefetch, 256),
+    ``queue_lock_ms`` (lock duration; 0 = the group's default),
+    ``ack_batch_records``, ``ack_linger_ms``.
+    """
+
+    def __init__(self, bootstrap: Optional[str], topic: str, group: str, *,
+                 config: Optional[Mapping[str, Any]] = None,
+                 **kwargs: Any) -> None:
+        conf = _conf(bootstrap, config, kwargs)
+        self.topic = topic
+        self.group = group
+        self._c = _sluice.QueueConsumer(topic, group, conf)
+
+    def flush(self, timeout: Optional[float] = None) -> None:
+        """Send pending acks/nacks/rejects and wait for the broker's
+        answers; raises the first error (e.g. :class:`LockExpiredError` or
+        :class:`NotAcquiredError`: the message may be redelivered)."""
+        self._c.flush(_ms(timeout))
+
+    @property
+    def held(self) -> int:
+        """Messages received and not yet settled."""
+        return self._c.held()
+
+    def close(self) -> None:
+        """Flush pending settlements, release messages still held and
+        close. Idempotent."""
+        self._c.close()
+
+
+# ---- admin -------------------------------------------------------------------
+
+class Admin:
+    """Topics, groups, lag and dead-letter topics.
+
+    ``Admin(bootstrap="127.0.0.1:7410", **config)``
+    """
+
+    def __init__(self, bootstrap: Optional[str] = DEFAULT_BOOTSTRAP, *,
+                 config: Optional[Mapping[str, Any]] = None,
+                 **kwargs: Any) -> None:
+        self._c = _sluice.Admin(_conf(bootstrap, config, kwargs))
+
+    def create_topic(self, name: str, partitions: Optional[int] = None,
+                     config: Optional[Mapping[str, Any]] = None) -> None:
+        """Create a topic (``partitions`` None: the broker's default).
+        ``config``: topic settings such as ``{"compact": "true"}`` or
+        ``{"retention_ms": 3600000}``. Raises :class:`TopicExistsError`,
+        :class:`InvalidTopicError`, :class:`InvalidConfigError`."""
+        cfg = None
+        if config:
+            cfg = {k: ("true" if v is True else "false" if v is False
+                       else str(v)) for k, v in config.items()}
+        self._c.create_topic(name, partitions or 0, cfg)
+
+    def delete_topic(self, name: str) -> None:
+        """Delete a topic and its data. Raises :class:`UnknownTopicError`."""
+        self._c.delete_topic(name)
+
+    def topics(self) -> List[TopicInfo]:
+        """Every topic."""
+        return [_topic_info(t) for t in self._c.list_topics()]
+
+    def topic(self, name: str) -> TopicInfo:
+        """One topic with its partitions' offsets and its configuration."""
+        return _topic_info(self._c.describe_topic(name))
+
+    def groups(self) -> List[GroupInfo]:
+        """Every stream and queue group."""
+        return [_group_info(g) for g in self._c.list_groups()]
+
+    def group(self, name: str) -> GroupInfo:
+        """One group: members, offsets, lag, in-flight, DLQ depth. Raises
+        :class:`UnknownGroupError`."""
+        return _group_info(self._c.describe_group(name))
+
+    def lag(self, group: str) -> Dict[Tuple[str, int], int]:
+        """``{(topic, partition): lag}`` of a group (log end minus the
+        committed or start offset)."""
+        return {(p.topic, p.partition): p.lag
+                for p in self.group(group).partitions}
+
+    def dlqs(self, source_topic: Optional[str] = None) -> List[DLQInfo]:
+        """Dead-letter topics (of ``source_topic`` only, or all)."""
+        return [DLQInfo(*d) for d in self._c.dlq_list(source_topic)]
+
+    def redrive(self, dlq_topic: str, to_topic: Optional[str] = None,
+                rate: float = 0, reason: Optional[str] = None,
+                max_records: Optional[int] = None) -> int:
+        """Move dead-lettered records back to their original topic (or to
+        ``to_topic``), at most ``rate`` records/s (0: unlimited), only
+        those whose DLQ reason is ``reason`` (None: all), at most
+        ``max_records``. Returns the number moved."""
+        return self._c.dlq_redrive(dlq_topic, to_topic, float(rate), reason,
+                                   -1 if max_records is None
+                                   else max_records)
+
+    @property
+    def closed(self) -> bool:
+        return self._c.closed
+
+    def close(self) -> None:
+        self._c.close()
+
+    def __enter__(self) -> "Admin":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

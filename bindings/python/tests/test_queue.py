@@ -1,0 +1,223 @@
+"""Queue groups from Python: ack, nack (with delay), reject to the DLQ,
+touch, lock expiry, competing consumers, release on close."""
+
+import time
+
+import pytest
+
+import sluice
+
+
+def produce(bootstrap, topic, values, **kw):
+    with sluice.Producer(bootstrap) as p:
+        futs = [p.send(topic, v, **kw) for v in values]
+        return [f.result(timeout=30) for f in futs]
+
+
+def take(q, n, timeout=15.0):
+    out = []
+    deadline = time.monotonic() + timeout
+    while len(out) < n and time.monotonic() < deadline:
+        out.extend(q.consume(n - len(out), timeout=0.5))
+    return out
+
+
+def dlq_records(bootstrap, topic, n, timeout=15.0):
+    with sluice.Consumer(bootstrap) as c:
+        c.assign([(topic + ".DLQ", 0, sluice.OFFSET_BEGINNING)])
+        out = []
+        deadline = time.monotonic() + timeout
+        while len(out) < n and time.monotonic() < deadline:
+            out.extend(c.consume(n, timeout=0.5))
+        return out
+
+
+def test_ack_consumes_each_message_once(bootstrap, topic):
+    produce(bootstrap, topic, [b"%d" % i for i in range(50)])
+    g = topic + "-workers"
+    with sluice.QueueConsumer(bootstrap, topic, g) as q:
+        msgs = take(q, 50)
+        assert sorted(int(m.value) for m in msgs) == list(range(50))
+        for m in msgs:
+            assert m.attempts == 1 and m.failures == 0
+            assert m.lock_deadline > 0
+            m.ack()
+            assert m.settled
+        q.flush(timeout=10)
+        assert q.held == 0
+        assert q.poll(timeout=0.3) is None
+    # a new consumer of the same group gets nothing: all were acked
+    with sluice.QueueConsumer(bootstrap, topic, g) as q:
+        assert q.poll(timeout=0.5) is None
+    # another group sees everything again
+    with sluice.QueueConsumer(bootstrap, topic, g + "2") as q:
+        assert len(take(q, 50)) == 50
+
+
+def test_nack_redelivers_with_counts(bootstrap, topic):
+    produce(bootstrap, topic, [b"job"])
+    with sluice.QueueConsumer(bootstrap, topic, "g") as q:
+        m1 = q.poll(timeout=10)
+        assert (m1.value, m1.attempts, m1.failures) == (b"job", 1, 0)
+        m1.nack(delay=0)
+        m2 = q.poll(timeout=10)
+        assert (m2.offset, m2.attempts, m2.failures) == (m1.offset, 2, 1)
+        m2.ack()
+        q.flush(timeout=10)
+
+
+def test_nack_delay_is_respected(bootstrap, topic):
+    produce(bootstrap, topic, [b"later"])
+    with sluice.QueueConsumer(bootstrap, topic, "g") as q:
+        m = q.poll(timeout=10)
+        t0 = time.time()
+        m.nack(delay=1.0)
+        q.flush(timeout=10)
+        m2 = q.poll(timeout=15)
+        # never earlier than asked (a lower bound only: no upper timing bound)
+        assert m2 is not None and m2.offset == m.offset
+        assert time.time() - t0 >= 0.95
+        assert m2.attempts == 2 and m2.failures == 1
+        m2.ack()
+
+
+def test_reject_goes_to_dlq_with_headers(bootstrap, topic):
+    produce(bootstrap, topic, [b"poison"], key=b"k1",
+            headers=[("trace", b"abc")])
+    with sluice.QueueConsumer(bootstrap, topic, "g") as q:
+        m = q.poll(timeout=10)
+        m.reject("cannot parse")
+        q.flush(timeout=10)
+        assert q.poll(timeout=0.3) is None
+    (d,) = dlq_records(bootstrap, topic, 1)
+    assert d.value == b"poison" and d.key == b"k1"
+    assert d.header("trace") == b"abc"
+    assert d.header("dlq.topic") == topic.encode()
+    assert d.header("dlq.partition") == b"0"
+    assert d.header("dlq.offset") == str(m.offset).encode()
+    assert d.header("dlq.group") == b"g"
+    assert d.header("dlq.reason") == b"rejected"
+    assert d.header("dlq.reason-text") == b"cannot parse"
+    assert d.header("dlq.attempts") == b"1"
+
+
+def test_admin_sees_dlq_and_redrives(bootstrap, admin, topic):
+    produce(bootstrap, topic, [b"a", b"b"])
+    with sluice.QueueConsumer(bootstrap, topic, "g") as q:
+        for m in take(q, 2):
+            m.reject()
+        q.flush(timeout=10)
+    assert len(dlq_records(bootstrap, topic, 2)) == 2
+    (info,) = admin.dlqs(topic)
+    assert info.topic == topic + ".DLQ" and info.depth == 2
+    moved = admin.redrive(topic + ".DLQ")
+    assert moved == 2
+    with sluice.QueueConsumer(bootstrap, topic, "g") as q:
+        again = take(q, 2)
+        assert sorted(m.value for m in again) == [b"a", b"b"]
+        for m in again:
+            m.ack()
+
+
+def test_touch_extends_the_lock(bootstrap, topic):
+    produce(bootstrap, topic, [b"long job"])
+    with sluice.QueueConsumer(bootstrap, topic, "g") as q:
+        m = q.poll(timeout=10)
+        before = m.lock_deadline
+        new = m.touch(lock=120)
+        assert new == m.lock_deadline
+        assert new >= before and new >= int(time.time() * 1000) + 100_000
+        m.ack()
+        q.flush(timeout=10)
+
+
+def test_lock_expiry_redelivers_to_another_consumer(bootstrap, topic):
+    produce(bootstrap, topic, [b"slow"])
+    with sluice.QueueConsumer(bootstrap, topic, "g", queue_lock_ms=300) as a:
+        m = a.poll(timeout=10)
+        assert m.attempts == 1
+        with sluice.QueueConsumer(bootstrap, topic, "g") as b:
+            m2 = b.poll(timeout=15)  # after a's lock expired
+            assert m2 is not None and m2.offset == m.offset
+            assert m2.attempts == 2 and m2.failures == 1
+            m2.ack()
+            b.flush(timeout=10)
+        m.ack()  # too late: the broker's verdict comes with flush
+        with pytest.raises(sluice.SluiceError) as ei:
+            a.flush(timeout=10)
+        assert isinstance(ei.value, (sluice.NotAcquiredError,
+                                     sluice.LockExpiredError))
+
+
+def test_competing_consumers_split_the_work(bootstrap, topic):
+    produce(bootstrap, topic, [b"%d" % i for i in range(200)])
+    with sluice.QueueConsumer(bootstrap, topic, "g", queue_credits=10) as a, \
+            sluice.QueueConsumer(bootstrap, topic, "g",
+                                 queue_credits=10) as b:
+        seen = {}
+        deadline = time.monotonic() + 30
+        while len(seen) < 200 and time.monotonic() < deadline:
+            for name, q in (("a", a), ("b", b)):
+                for m in q.consume(10, timeout=0.1):
+                    assert m.offset not in seen, "delivered twice"
+                    seen[m.offset] = name
+                    m.ack()
+        assert sorted(seen) == list(range(200))
+        assert set(seen.values()) == {"a", "b"}
+
+
+def test_close_releases_held_messages(bootstrap, topic):
+    produce(bootstrap, topic, [b"x", b"y"])
+    q = sluice.QueueConsumer(bootstrap, topic, "g")
+    held = take(q, 2)
+    assert q.held == 2
+    q.close()
+    assert q.closed
+    with pytest.raises(sluice.ClosedError):
+        held[0].ack()
+    with sluice.QueueConsumer(bootstrap, topic, "g") as q2:
+        again = take(q2, 2)
+        assert sorted(m.value for m in again) == [b"x", b"y"]
+        assert all(m.attempts == 2 for m in again)
+        assert all(m.failures == 0 for m in again)  # a release, not a nack
+        for m in again:
+            m.ack()
+
+
+def test_iteration_and_async_iteration(bootstrap, topic):
+    import asyncio
+    produce(bootstrap, topic, [b"%d" % i for i in range(10)])
+    with sluice.QueueConsumer(bootstrap, topic, "g") as q:
+        got = []
+        for m in q.messages(idle_timeout=1.0):
+            got.append(int(m.value))
+            m.ack()
+        assert sorted(got) == list(range(10))
+    produce(bootstrap, topic, [b"%d" % i for i in range(10, 15)])
+
+    async def main():
+        out = []
+        with sluice.QueueConsumer(bootstrap, topic, "g") as q:
+            async for m in q.aiter(idle_timeout=1.0):
+                out.append(int(m.value))
+                m.ack()
+        return out
+    assert sorted(asyncio.run(main())) == list(range(10, 15))
+
+
+def test_ttl_and_not_before_headers(bootstrap, topic):
+    now = int(time.time() * 1000)
+    produce(bootstrap, topic, [b"expired"],
+            headers={"ttl-ms": "1"}, timestamp=now - 60_000)
+    produce(bootstrap, topic, [b"delayed"],
+            headers={"not-before": str(now + 1000)})
+    produce(bootstrap, topic, [b"plain"])
+    with sluice.QueueConsumer(bootstrap, topic, "g") as q:
+        first = q.poll(timeout=10)
+        assert first.value == b"plain"
+        first.ack()
+        second = q.poll(timeout=15)
+        assert second.value == b"delayed"
+        assert time.time() * 1000 >= now + 1000
+        second.ack()
+        assert q.poll(timeout=0.3) is None
