@@ -11,7 +11,8 @@
  *   copying ones.
  *
  * `test_protocol_api --examples` prints the hex examples of
- * docs/protocol.md instead of running the tests.
+ * docs/protocol.md, `--errors` its error code table, instead of running
+ * the tests.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -1345,6 +1346,15 @@ static int print_examples(void)
     return 0;
 }
 
+/* The error code table of docs/protocol.md, from protocol/err.c. */
+static int print_errors(void)
+{
+    printf("| code | name | meaning |\n|---:|---|---|\n");
+    for (int i = 0; i < SL_ERR__END; i++)
+        printf("| %d | `%s` | %s |\n", i, sl_errname(i), sl_strerror(i));
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -1368,5 +1378,7 @@ int main(int argc, char **argv)
     };
     if (argc > 1 && strcmp(argv[1], "--examples") == 0)
         return print_examples();
+    if (argc > 1 && strcmp(argv[1], "--errors") == 0)
+        return print_errors();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
