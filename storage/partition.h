@@ -136,6 +136,10 @@ sl_err sl_part_offset_for_time(sl_part *p, int64_t ts_ms, int64_t *out);
 sl_err sl_part_sync(sl_part *p);
 /* Appended but not yet synced? @thread any */
 int sl_part_dirty(const sl_part *p);
+/* 1 once an fdatasync (or cutting back a failed write) failed: the
+ * partition refuses appends (SL_ERR_STORAGE) and its durable offset no
+ * longer moves; reads still work. Cleared only by reopening. @thread any */
+int sl_part_failed(const sl_part *p);
 
 /* Queue groups: no segment holding offsets >= low_water is deleted by
  * retention (-1 = no queue group holds anything). @thread loop */

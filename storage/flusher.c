@@ -1,0 +1,321 @@
+/*
+ * flusher.c - the group-commit thread.
+ *
+ * DESIGN
+ * ======
+ * The event loop must never wait for the disk, yet a producer may only be
+ * told "durable" after an fdatasync covers its batch. Syncing once per
+ * append would cap durable throughput at 1/fsync-latency (a few hundred
+ * appends per second on many disks). So, as Redis moves fsync and close to
+ * its bio.c threads, Sluice moves every fdatasync to one flusher thread
+ * and lets one fdatasync cover many appends:
+ *
+ *   loop thread                          flusher thread
+ *   -----------                          --------------
+ *   sl_part_append (write(2), returns)
+ *   sl_flusher_request(p)  ---- pending set + cond signal ---->
+ *   ... more appends, more requests ...  take the pending set (a round)
+ *                                        for each p: sl_part_sync(p)
+ *                                          snapshot end offset E and fds
+ *                                          under p's mutex, fdatasync
+ *                                          each dirty file WITHOUT it,
+ *                                          publish durable_offset = E
+ *                                        run hooks (groups' SQLite batch)
+ *   <----------- notify(arg) (e.g. event_active on a libevent event)
+ *   answer producers whose offsets are now below
+ *   sl_part_durable_offset(p)
+ *
+ * A round covers everything appended before it took its snapshot; what
+ * arrives during a round is covered by the next one, which starts as soon
+ * as the current one ends. Under load, rounds become back to back and each
+ * fdatasync covers more appends: durable throughput grows with load
+ * instead of being bounded by fsync latency. With one client and no
+ * concurrency each append still pays one fsync latency, which is the
+ * minimum for a durable acknowledgement.
+ *
+ * Policies: SL_FLUSH_ALWAYS requests a round now; SL_FLUSH_INTERVAL
+ * requests one no later than flush_interval_ms after the first unsynced
+ * append (a partition already pending keeps its earlier deadline);
+ * SL_FLUSH_NEVER ignores the request (the OS writes back; durable offset
+ * only moves when someone calls sl_part_sync, e.g. at shutdown).
+ *
+ * Hooks run after the fsyncs of the round and before notify, so a hook
+ * (e.g. committing acks in SQLite) and the loop's answers observe the
+ * same durable state. Hooks must not call back into the flusher.
+ *
+ * Locking: f->mu guards the pending set, the hooks and the round state;
+ * it is never held while syncing. sl_flusher_forget waits for a round in
+ * progress that includes the partition, so sl_part_free afterwards is safe.
+ * A failed fdatasync marks the partition failed (sl_part_failed); its
+ * durable offset stops, and the loop learns it after notify.
+ */
+#include "storage/flusher.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "protocol/log.h"
+#include "storage/storage_int.h"
+
+typedef struct hook {
+    void (*fn)(void *arg);
+    void *arg;
+} hook;
+
+struct sl_flusher {
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;      /* work or stop */
+    pthread_cond_t done_cv; /* a round ended */
+    sl_part **pend;         /* pending partitions (p->fl_pending = 1) */
+    size_t npend, cpend;
+    sl_part **round; /* partitions of the round in progress */
+    size_t nround, cround;
+    hook *hooks;
+    size_t nhooks, chooks;
+    int stop, wake, in_round;
+    void (*notify)(void *arg);
+    void *arg;
+    _Atomic uint64_t rounds, syncs;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int grow(void **v, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    size_t c = *cap ? *cap * 2 : 16;
+    while (c < need)
+        c *= 2;
+    void *n = realloc(*v, c * elem);
+    if (!n)
+        return -1;
+    *v = n;
+    *cap = c;
+    return 0;
+}
+
+/* Move due partitions (all when stopping) into f->round. Holds f->mu.
+ * Returns the earliest deadline still pending, or INT64_MAX. */
+static int64_t take_due(sl_flusher *f, int64_t now, int all)
+{
+    int64_t next = INT64_MAX;
+    size_t k = 0;
+    f->nround = 0;
+    if (grow((void **)&f->round, &f->cround, f->npend, sizeof(*f->round)))
+        all = 0; /* out of memory: take nothing, retry later */
+    for (size_t i = 0; i < f->npend; i++) {
+        sl_part *p = f->pend[i];
+        if ((all || p->fl_due_ms <= now) && f->nround < f->cround) {
+            p->fl_pending = 0;
+            f->round[f->nround++] = p;
+        } else {
+            if (p->fl_due_ms < next)
+                next = p->fl_due_ms;
+            f->pend[k++] = p;
+        }
+    }
+    f->npend = k;
+    return next;
+}
+
+static void run_round(sl_flusher *f)
+{
+    size_t nh;
+    uint64_t n = 0;
+    for (size_t i = 0; i < f->nround; i++) {
+        uint64_t k = 0;
+        sl_part__sync(f->round[i], &k);
+        n += k;
+    }
+    atomic_fetch_add(&f->syncs, n);
+    pthread_mutex_lock(&f->mu);
+    nh = f->nhooks;
+    pthread_mutex_unlock(&f->mu);
+    /* Hooks are only ever appended; entries below nh are stable. The
+     * array may move, so read each entry under the lock. */
+    for (size_t i = 0; i < nh; i++) {
+        pthread_mutex_lock(&f->mu);
+        hook h = f->hooks[i];
+        pthread_mutex_unlock(&f->mu);
+        h.fn(h.arg);
+    }
+    atomic_fetch_add(&f->rounds, 1);
+    if (f->notify)
+        f->notify(f->arg);
+}
+
+static void *flusher_main(void *arg)
+{
+    sl_flusher *f = arg;
+    pthread_mutex_lock(&f->mu);
+    for (;;) {
+        int64_t now = mono_ms();
+        int stopping = f->stop;
+        int64_t next = take_due(f, now, stopping);
+        if (f->nround == 0 && !f->wake && !stopping) {
+            if (next == INT64_MAX) {
+                pthread_cond_wait(&f->cv, &f->mu);
+            } else {
+                struct timespec ts;
+                clock_gettime(CLOCK_MONOTONIC, &ts);
+                int64_t ms = next - now;
+                ts.tv_sec += ms / 1000;
+                ts.tv_nsec += (ms % 1000) * 1000000;
+                if (ts.tv_nsec >= 1000000000) {
+                    ts.tv_sec++;
+                    ts.tv_nsec -= 1000000000;
+                }
+                pthread_cond_timedwait(&f->cv, &f->mu, &ts);
+            }
+            continue;
+        }
+        f->wake = 0;
+        f->in_round = 1;
+        pthread_mutex_unlock(&f->mu);
+        run_round(f);
+        pthread_mutex_lock(&f->mu);
+        f->in_round = 0;
+        f->nround = 0;
+        pthread_cond_broadcast(&f->done_cv);
+        if (stopping)
+            break;
+    }
+    pthread_mutex_unlock(&f->mu);
+    return NULL;
+}
+
+sl_err sl_flusher_new(void (*notify)(void *arg), void *arg, sl_flusher **out)
+{
+    sl_flusher *f = calloc(1, sizeof(*f));
+    pthread_condattr_t ca;
+    if (!f)
+        return SL_ERR_NOMEM;
+    f->notify = notify;
+    f->arg = arg;
+    pthread_mutex_init(&f->mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&f->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_cond_init(&f->done_cv, NULL);
+    if (pthread_create(&f->th, NULL, flusher_main, f) != 0) {
+        pthread_cond_destroy(&f->cv);
+        pthread_cond_destroy(&f->done_cv);
+        pthread_mutex_destroy(&f->mu);
+        free(f);
+        return SL_ERR_UNKNOWN;
+    }
+    *out = f;
+    return SL_OK;
+}
+
+void sl_flusher_free(sl_flusher *f)
+{
+    if (!f)
+        return;
+    pthread_mutex_lock(&f->mu);
+    f->stop = 1;
+    pthread_cond_signal(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+    pthread_join(f->th, NULL);
+    for (size_t i = 0; i < f->npend; i++)
+        f->pend[i]->fl_pending = 0;
+    free(f->pend);
+    free(f->round);
+    free(f->hooks);
+    pthread_cond_destroy(&f->cv);
+    pthread_cond_destroy(&f->done_cv);
+    pthread_mutex_destroy(&f->mu);
+    free(f);
+}
+
+void sl_flusher_request(sl_flusher *f, sl_part *p)
+{
+    int policy = p->cfg.flush;
+    int64_t due;
+    if (policy == SL_FLUSH_NEVER)
+        return;
+    due = mono_ms();
+    if (policy == SL_FLUSH_INTERVAL)
+        due += p->cfg.flush_interval_ms;
+    pthread_mutex_lock(&f->mu);
+    if (p->fl_pending) {
+        if (due < p->fl_due_ms) {
+            p->fl_due_ms = due;
+            pthread_cond_signal(&f->cv);
+        }
+    } else if (grow((void **)&f->pend, &f->cpend, f->npend + 1,
+                    sizeof(*f->pend)) == 0) {
+        p->fl_pending = 1;
+        p->fl_due_ms = due;
+        f->pend[f->npend++] = p;
+        pthread_cond_signal(&f->cv);
+    } else {
+        sl_log(SL_ERROR, "flusher", "%s: out of memory queueing a sync",
+               p->dir);
+    }
+    pthread_mutex_unlock(&f->mu);
+}
+
+void sl_flusher_forget(sl_flusher *f, sl_part *p)
+{
+    pthread_mutex_lock(&f->mu);
+    for (size_t i = 0; i < f->npend; i++) {
+        if (f->pend[i] == p) {
+            f->pend[i] = f->pend[--f->npend];
+            break;
+        }
+    }
+    p->fl_pending = 0;
+    for (;;) {
+        int busy = 0;
+        for (size_t i = 0; f->in_round && i < f->nround; i++)
+            busy |= f->round[i] == p;
+        if (!busy)
+            break;
+        pthread_cond_wait(&f->done_cv, &f->mu);
+    }
+    pthread_mutex_unlock(&f->mu);
+}
+
+void sl_flusher_wake(sl_flusher *f)
+{
+    pthread_mutex_lock(&f->mu);
+    f->wake = 1;
+    pthread_cond_signal(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+}
+
+void sl_flusher_add_hook(sl_flusher *f, void (*fn)(void *arg), void *arg)
+{
+    pthread_mutex_lock(&f->mu);
+    if (grow((void **)&f->hooks, &f->chooks, f->nhooks + 1,
+             sizeof(*f->hooks)) == 0) {
+        f->hooks[f->nhooks].fn = fn;
+        f->hooks[f->nhooks].arg = arg;
+        f->nhooks++;
+    } else {
+        sl_log(SL_ERROR, "flusher", "out of memory adding a hook");
+    }
+    pthread_mutex_unlock(&f->mu);
+}
+
+uint64_t sl_flusher_rounds(const sl_flusher *f)
+{
+    return atomic_load(&((sl_flusher *)f)->rounds);
+}
+
+uint64_t sl_flusher_syncs(const sl_flusher *f)
+{
+    return atomic_load(&((sl_flusher *)f)->syncs);
+}

@@ -1,0 +1,1021 @@
+/*
+ * partition.c - the partition log: append, read, iterate, sync, retention.
+ *
+ * The file formats, the fsync ordering and the recovery rule are described
+ * at the top of segment.c (and in docs/storage.md).
+ *
+ * Threads. The loop thread owns the partition. The flusher calls only
+ * sl_part_sync (sl_part__sync) and the atomic getters. What they share is
+ * guarded by p->mu: the segment array (the flusher walks it to snapshot
+ * fds), each segment's size/synced_size/idx_dirty and p->dir_dirty. The
+ * loop reads its own data without the lock (it is the only writer) and
+ * takes it only to publish a change; the flusher holds it only to take a
+ * snapshot and to record the result, never across an fdatasync.
+ */
+#include "storage/storage_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "protocol/log.h"
+#include "storage/fsutil.h"
+
+void sl_part_cfg_defaults(sl_part_cfg *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->segment_bytes = 1024ull * 1024 * 1024;
+    cfg->segment_ms = 7ll * 24 * 3600 * 1000;
+    cfg->retention_bytes = -1;
+    cfg->retention_ms = 7ll * 24 * 3600 * 1000;
+    cfg->index_interval_bytes = 4096;
+    cfg->flush = SL_FLUSH_ALWAYS;
+    cfg->flush_interval_ms = 1000;
+    cfg->compact = 0;
+    cfg->delete_retention_ms = 24ll * 3600 * 1000;
+}
+
+static void fix_cfg(sl_part_cfg *c)
+{
+    /* Index positions and relative offsets are u32 (segment.c). */
+    if (c->segment_bytes == 0 || c->segment_bytes > UINT32_MAX)
+        c->segment_bytes = UINT32_MAX;
+    if (c->index_interval_bytes == 0)
+        c->index_interval_bytes = 4096;
+}
+
+void sl_part_set_cfg(sl_part *p, const sl_part_cfg *cfg)
+{
+    p->cfg = *cfg;
+    fix_cfg(&p->cfg);
+}
+
+const sl_part_cfg *sl_part_get_cfg(const sl_part *p)
+{
+    return &p->cfg;
+}
+
+/* ---- segment array --------------------------------------------------- */
+
+size_t sl_part__seg_for(const sl_part *p, int64_t offset)
+{
+    size_t lo = 0, hi = p->nsegs;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (p->segs[mid]->base <= offset)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo ? lo - 1 : 0;
+}
+
+int64_t sl_part__seg_end(const sl_part *p, size_t i)
+{
+    return i + 1 < p->nsegs ? p->segs[i + 1]->base : p->next_offset;
+}
+
+/* Exact lookup by base; -1 if gone. Caller holds mu or is the loop. */
+static ssize_t seg_index(const sl_part *p, int64_t base)
+{
+    size_t i = sl_part__seg_for(p, base);
+    if (i < p->nsegs && p->segs[i]->base == base)
+        return (ssize_t)i;
+    return -1;
+}
+
+/* Append s to the array (under mu: the flusher walks it). */
+static sl_err segs_push(sl_part *p, sl_seg *s)
+{
+    sl_err rc = SL_OK;
+    pthread_mutex_lock(&p->mu);
+    if (p->nsegs == p->csegs) {
+        size_t c = p->csegs ? p->csegs * 2 : 8;
+        sl_seg **n = realloc(p->segs, c * sizeof(*n));
+        if (!n) {
+            rc = SL_ERR_NOMEM;
+            goto out;
+        }
+        p->segs = n;
+        p->csegs = c;
+    }
+    p->segs[p->nsegs++] = s;
+out:
+    pthread_mutex_unlock(&p->mu);
+    return rc;
+}
+
+static sl_seg *active(const sl_part *p)
+{
+    return p->segs[p->nsegs - 1];
+}
+
+/* ---- open / free ----------------------------------------------------- */
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Parse "NNNNNNNNNNNNNNNNNNNN<ext>" exactly; -1 if not that shape. */
+static int64_t parse_name(const char *name, const char *ext)
+{
+    size_t el = strlen(ext);
+    int64_t v = 0;
+    if (strlen(name) != SL_SEG_NAME_DIGITS + el ||
+        strcmp(name + SL_SEG_NAME_DIGITS, ext) != 0)
+        return -1;
+    for (int i = 0; i < SL_SEG_NAME_DIGITS; i++) {
+        if (name[i] < '0' || name[i] > '9')
+            return -1;
+        if (v > (INT64_MAX - 9) / 10)
+            return -1;
+        v = v * 10 + (name[i] - '0');
+    }
+    return v;
+}
+
+static int has_suffix(const char *s, const char *suf)
+{
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && strcmp(s + a - b, suf) == 0;
+}
+
+/* List segment bases (sorted) and clean up leftovers. */
+static sl_err list_segments(const char *dir, int64_t **out, size_t *n_out)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int64_t *v = NULL;
+    size_t n = 0, c = 0;
+    char path[PATH_MAX];
+
+    if (!d)
+        return SL_ESYS(errno);
+    while ((e = readdir(d)) != NULL) {
+        int64_t b = parse_name(e->d_name, ".log");
+        if (has_suffix(e->d_name, ".tmp") ||
+            has_suffix(e->d_name, ".cleaned")) {
+            /* An interrupted durable write or compaction: never renamed,
+             * so nothing refers to it. */
+            snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+            unlink(path);
+            continue;
+        }
+        if (b < 0) {
+            int64_t ib = parse_name(e->d_name, ".index");
+            if (ib < 0)
+                ib = parse_name(e->d_name, ".timeindex");
+            if (ib >= 0) {
+                /* Index without a log (the log was deleted first). */
+                struct stat st;
+                sl_seg_path(dir, ib, ".log", path, sizeof(path));
+                if (stat(path, &st) != 0 && errno == ENOENT) {
+                    snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+                    unlink(path);
+                }
+            }
+            continue;
+        }
+        if (n == c) {
+            size_t nc = c ? c * 2 : 16;
+            int64_t *nv = realloc(v, nc * sizeof(*nv));
+            if (!nv) {
+                free(v);
+                closedir(d);
+                return SL_ERR_NOMEM;
+            }
+            v = nv;
+            c = nc;
+        }
+        v[n++] = b;
+    }
+    closedir(d);
+    qsort(v, n, sizeof(*v), cmp_i64);
+    *out = v;
+    *n_out = n;
+    return SL_OK;
+}
+
+sl_err sl_part_open(const char *dir, const sl_part_cfg *cfg, sl_part **out)
+{
+    sl_part *p = calloc(1, sizeof(*p));
+    int64_t *bases = NULL;
+    size_t n = 0;
+    int dir_changed = 0;
+    sl_err rc;
+
+    if (!p)
+        return SL_ERR_NOMEM;
+    pthread_mutex_init(&p->mu, NULL);
+    p->dirfd = -1;
+    p->low_water = -1;
+    p->cfg = *cfg;
+    fix_cfg(&p->cfg);
+    p->dir = strdup(dir);
+    p->scratch = malloc(SL_SCRATCH_SIZE);
+    if (!p->dir || !p->scratch) {
+        rc = SL_ERR_NOMEM;
+        goto out;
+    }
+    rc = sl_fs_mkdirs(dir, 0755);
+    if (rc != SL_OK) {
+        sl_log(SL_ERROR, "storage", "cannot create partition directory %s: %s",
+               dir, sl_strerror(rc));
+        goto out;
+    }
+    p->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (p->dirfd < 0) {
+        rc = SL_ESYS(errno);
+        goto out;
+    }
+    rc = list_segments(dir, &bases, &n);
+    if (rc != SL_OK)
+        goto out;
+
+    for (size_t i = 0; i < n; i++) {
+        sl_seg *s;
+        int torn = 0, last = i + 1 == n;
+        rc = sl_seg_open(dir, bases[i], last, last ? INT64_MAX : bases[i + 1],
+                         p->cfg.index_interval_bytes, &s, &torn);
+        if (rc != SL_OK) {
+            sl_log(SL_ERROR, "storage",
+                   "%s: cannot recover segment %020lld: %s", dir,
+                   (long long)bases[i], sl_strerror(rc));
+            goto out;
+        }
+        rc = segs_push(p, s);
+        if (rc != SL_OK) {
+            sl_seg_free(s);
+            goto out;
+        }
+        if (torn && !last) {
+            /* See the recovery rule in segment.c: nothing after a torn
+             * segment was ever acknowledged. */
+            sl_log(SL_WARN, "storage",
+                   "%s: segment %020lld had a torn tail; deleting %zu later "
+                   "segment(s) (never acknowledged)",
+                   dir, (long long)bases[i], n - i - 1);
+            for (size_t j = i + 1; j < n; j++)
+                sl_seg_unlink(dir, bases[j]);
+            s->created_ms = (int64_t)sl_fs_now_ms();
+            dir_changed = 1;
+            break;
+        }
+    }
+    if (p->nsegs == 0) {
+        sl_seg *s;
+        rc = sl_seg_create(dir, 0, -1, &s);
+        if (rc != SL_OK)
+            goto out;
+        rc = segs_push(p, s);
+        if (rc != SL_OK) {
+            sl_seg_free(s);
+            goto out;
+        }
+        dir_changed = 1;
+    }
+    /* Whatever survived may still be only in the page cache (a kill -9
+     * without a machine crash): make it durable before calling it so.
+     * fdatasync of a clean file is cheap. */
+    for (size_t i = 0; i < p->nsegs; i++) {
+        if (sl_fs->fdatasync(p->segs[i]->fd) != 0) {
+            rc = SL_ESYS(errno);
+            sl_log(SL_ERROR, "storage", "%s: fdatasync failed: %s", dir,
+                   strerror(errno));
+            goto out;
+        }
+    }
+    if (dir_changed && sl_fs->fsync(p->dirfd) != 0) {
+        rc = SL_ESYS(errno);
+        goto out;
+    }
+    p->next_offset = active(p)->end;
+    atomic_store(&p->end_a, p->next_offset);
+    atomic_store(&p->durable, p->next_offset);
+    sl_log(SL_DEBUG, "storage",
+           "%s: opened, %zu segment(s), offsets %lld..%lld", dir, p->nsegs,
+           (long long)p->segs[0]->base, (long long)p->next_offset);
+    *out = p;
+    p = NULL;
+out:
+    free(bases);
+    sl_part_free(p);
+    return rc;
+}
+
+void sl_part_free(sl_part *p)
+{
+    if (!p)
+        return;
+    for (size_t i = 0; i < p->nsegs; i++)
+        sl_seg_free(p->segs[i]);
+    free(p->segs);
+    if (p->dirfd >= 0)
+        close(p->dirfd);
+    pthread_mutex_destroy(&p->mu);
+    free(p->scratch);
+    free(p->dir);
+    free(p);
+}
+
+sl_err sl_part_destroy(sl_part *p)
+{
+    char *dir;
+    DIR *d;
+    struct dirent *e;
+    char path[PATH_MAX];
+    sl_err rc = SL_OK;
+
+    if (!p)
+        return SL_OK;
+    dir = strdup(p->dir);
+    sl_part_free(p);
+    if (!dir)
+        return SL_ERR_NOMEM;
+    d = opendir(dir);
+    if (d) {
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+            if (unlink(path) != 0)
+                rc = SL_ESYS(errno);
+        }
+        closedir(d);
+    }
+    if (rmdir(dir) != 0 && rc == SL_OK)
+        rc = SL_ESYS(errno);
+    if (rc == SL_OK)
+        rc = sl_fs_fsync_dir(dir, 0);
+    free(dir);
+    return rc;
+}
+
+/* ---- append ---------------------------------------------------------- */
+
+static sl_err roll(sl_part *p, int64_t now_ms)
+{
+    sl_seg *s, *old = active(p);
+    /* created_ms starts at the first append (sl_part_append), so an idle
+     * partition does not roll empty segments. */
+    sl_err rc = sl_seg_create(p->dir, p->next_offset, -1, &s);
+    if (rc != SL_OK)
+        return rc;
+    rc = segs_push(p, s);
+    if (rc != SL_OK) {
+        sl_seg_free(s);
+        sl_seg_unlink(p->dir, p->next_offset);
+        return rc;
+    }
+    pthread_mutex_lock(&p->mu);
+    old->idx_dirty = 1; /* its indexes are final: one sync covers them */
+    p->dir_dirty = 1;   /* the new file names must be synced too */
+    pthread_mutex_unlock(&p->mu);
+    sl_log(SL_DEBUG, "storage", "%s: rolled to segment %020lld", p->dir,
+           (long long)p->next_offset);
+    return SL_OK;
+}
+
+sl_err sl_part_append(sl_part *p, uint8_t *batch, size_t len, int64_t now_ms,
+                      int64_t *base_out)
+{
+    sl_batch_hdr h;
+    sl_seg *s;
+    int fatal = 0;
+    sl_err rc;
+
+    if (atomic_load(&p->failed))
+        return SL_ERR_STORAGE;
+    rc = sl_batch_verify(batch, len, &h);
+    if (rc != SL_OK)
+        return rc;
+    s = active(p);
+    if (s->size > 0 &&
+        (s->size + len > p->cfg.segment_bytes ||
+         (p->cfg.segment_ms >= 0 && s->created_ms >= 0 &&
+          now_ms - s->created_ms >= p->cfg.segment_ms) ||
+         p->next_offset + h.record_count - s->base > (int64_t)UINT32_MAX)) {
+        rc = roll(p, now_ms);
+        if (rc != SL_OK)
+            return rc;
+        s = active(p);
+    }
+    h.base_offset = p->next_offset;
+    sl_batch_set_base_offset(batch, h.base_offset);
+    rc = sl_seg_append(s, batch, len, &h, p->cfg.index_interval_bytes, &fatal);
+    if (rc != SL_OK) {
+        sl_log(SL_ERROR, "storage",
+               "%s: append of %zu bytes at offset %lld failed: %s", p->dir, len,
+               (long long)h.base_offset, sl_strerror(rc));
+        if (fatal) {
+            sl_log(SL_ERROR, "storage",
+                   "%s: cannot cut a failed write back; partition failed",
+                   p->dir);
+            atomic_store(&p->failed, 1);
+        }
+        return rc;
+    }
+    if (s->created_ms < 0)
+        s->created_ms = now_ms;
+    pthread_mutex_lock(&p->mu);
+    s->size += len;
+    p->next_offset += h.record_count;
+    atomic_store(&p->end_a, p->next_offset);
+    pthread_mutex_unlock(&p->mu);
+    *base_out = h.base_offset;
+    return SL_OK;
+}
+
+int64_t sl_part_start_offset(const sl_part *p)
+{
+    return p->segs[0]->base;
+}
+
+int64_t sl_part_end_offset(const sl_part *p)
+{
+    return p->next_offset;
+}
+
+int64_t sl_part_durable_offset(const sl_part *p)
+{
+    return atomic_load(&((sl_part *)p)->durable);
+}
+
+int sl_part_dirty(const sl_part *p)
+{
+    sl_part *q = (sl_part *)p;
+    return atomic_load(&q->end_a) > atomic_load(&q->durable);
+}
+
+int sl_part_failed(const sl_part *p)
+{
+    return atomic_load(&((sl_part *)p)->failed);
+}
+
+void sl_part_set_low_water(sl_part *p, int64_t low_water)
+{
+    p->low_water = low_water;
+}
+
+/* ---- sync ------------------------------------------------------------ */
+
+typedef struct sync_snap {
+    int64_t base;
+    uint64_t size;
+    int fd, idx_fd, tidx_fd; /* dups, -1 if not to sync */
+} sync_snap;
+
+static int dupfd(int fd)
+{
+    return fcntl(fd, F_DUPFD_CLOEXEC, 0);
+}
+
+sl_err sl_part__sync(sl_part *p, uint64_t *nsyncs)
+{
+    sync_snap *v = NULL;
+    size_t n = 0;
+    int dfd = -1;
+    int64_t target;
+    uint64_t syncs = 0;
+    sl_err rc = SL_OK;
+
+    if (atomic_load(&p->failed))
+        return SL_ERR_STORAGE;
+
+    /* 1. Snapshot under the lock: dups keep the files alive even if
+     * retention deletes a segment while we sync it. */
+    pthread_mutex_lock(&p->mu);
+    target = p->next_offset;
+    for (size_t i = 0; i < p->nsegs; i++) {
+        sl_seg *s = p->segs[i];
+        if (s->synced_size >= s->size && !s->idx_dirty)
+            continue;
+        if (!v) {
+            v = calloc(p->nsegs - i, sizeof(*v));
+            if (!v) {
+                rc = SL_ERR_NOMEM;
+                break;
+            }
+        }
+        v[n].base = s->base;
+        v[n].size = s->size;
+        v[n].fd = dupfd(s->fd);
+        v[n].idx_fd = s->idx_dirty ? dupfd(s->idx_fd) : -1;
+        v[n].tidx_fd = s->idx_dirty ? dupfd(s->tidx_fd) : -1;
+        n++;
+    }
+    if (p->dir_dirty) {
+        dfd = dupfd(p->dirfd);
+        p->dir_dirty = 0;
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (rc != SL_OK)
+        return rc;
+
+    /* 2. fdatasync without the lock; appends continue meanwhile. */
+    for (size_t i = 0; i < n && rc == SL_OK; i++) {
+        int fds[3] = {v[i].fd, v[i].idx_fd, v[i].tidx_fd};
+        for (int k = 0; k < 3 && rc == SL_OK; k++) {
+            if (k > 0 && fds[k] < 0)
+                continue;
+            syncs++;
+            if (fds[k] < 0 || sl_fs->fdatasync(fds[k]) != 0)
+                rc = SL_ESYS(fds[k] < 0 ? EMFILE : errno);
+        }
+    }
+    if (rc == SL_OK && dfd >= 0) {
+        syncs++;
+        if (sl_fs->fsync(dfd) != 0)
+            rc = SL_ESYS(errno);
+    }
+
+    /* 3. Record and publish. */
+    if (rc != SL_OK) {
+        /* Never retried: the kernel may have dropped the dirty pages. */
+        atomic_store(&p->failed, 1);
+        sl_log(SL_ERROR, "storage",
+               "%s: fdatasync failed: %s; partition failed, refusing "
+               "appends (durable offset stays %lld)",
+               p->dir, sl_strerror(rc), (long long)atomic_load(&p->durable));
+    } else {
+        pthread_mutex_lock(&p->mu);
+        for (size_t i = 0; i < n; i++) {
+            ssize_t k = seg_index(p, v[i].base);
+            if (k < 0)
+                continue;
+            sl_seg *s = p->segs[k];
+            if (s->synced_size < v[i].size)
+                s->synced_size = v[i].size;
+            if (v[i].idx_fd >= 0)
+                s->idx_dirty = 0;
+        }
+        pthread_mutex_unlock(&p->mu);
+        int64_t cur = atomic_load(&p->durable);
+        while (cur < target &&
+               !atomic_compare_exchange_weak(&p->durable, &cur, target))
+            ;
+    }
+    for (size_t i = 0; i < n; i++) {
+        close(v[i].fd);
+        if (v[i].idx_fd >= 0)
+            close(v[i].idx_fd);
+        if (v[i].tidx_fd >= 0)
+            close(v[i].tidx_fd);
+    }
+    if (dfd >= 0)
+        close(dfd);
+    free(v);
+    if (nsyncs)
+        *nsyncs = syncs;
+    return rc;
+}
+
+sl_err sl_part_sync(sl_part *p)
+{
+    return sl_part__sync(p, NULL);
+}
+
+/* ---- read ------------------------------------------------------------ */
+
+/*
+ * Find the first batch with last offset >= offset, starting in the segment
+ * holding offset and moving on over segments whose tail was compacted
+ * away. *si = segment, *pos = position (== size of the last segment when
+ * nothing is there yet).
+ */
+static sl_err locate(sl_part *p, int64_t offset, size_t *si, uint64_t *pos)
+{
+    size_t i = sl_part__seg_for(p, offset);
+    for (;;) {
+        uint64_t q;
+        sl_err rc = sl_seg_find(p->segs[i], offset, p->scratch, &q);
+        if (rc != SL_OK) {
+            sl_log(SL_ERROR, "storage",
+                   "%s: segment %020lld: corrupt batch header near offset "
+                   "%lld",
+                   p->dir, (long long)p->segs[i]->base, (long long)offset);
+            return rc;
+        }
+        if (q < p->segs[i]->size || i + 1 == p->nsegs) {
+            *si = i;
+            *pos = q;
+            return SL_OK;
+        }
+        i++;
+    }
+}
+
+static sl_err check_range(const sl_part *p, int64_t offset)
+{
+    if (offset < sl_part_start_offset(p) || offset > p->next_offset)
+        return SL_ERR_OFFSET_OUT_OF_RANGE;
+    return SL_OK;
+}
+
+sl_err sl_part_read(sl_part *p, int64_t offset, size_t max_bytes, int64_t upto,
+                    sl_part_slice *out)
+{
+    sl_part_slice r = {-1, 0, 0, offset, offset};
+    sl_walker w;
+    size_t si;
+    uint64_t pos, q;
+    int64_t b, l;
+    uint32_t sz;
+    sl_err rc = check_range(p, offset);
+
+    if (rc != SL_OK)
+        return rc;
+    if (upto > p->next_offset)
+        upto = p->next_offset;
+    if (offset >= upto)
+        goto done;
+    rc = locate(p, offset, &si, &pos);
+    if (rc != SL_OK)
+        return rc;
+    sl_seg *s = p->segs[si];
+    if (pos >= s->size)
+        goto done;
+    sl_walker_init(&w, s, p->scratch, SL_SCRATCH_SIZE);
+    rc = sl_walker_hdr(&w, pos, &b, &sz, &l);
+    if (rc != SL_OK)
+        return rc;
+    if (l >= upto)
+        goto done;
+    r.file_pos = pos;
+    r.len = sz;
+    r.first_offset = b;
+    r.next_offset = l + 1;
+    for (q = pos + sz; q < s->size; q += sz) {
+        rc = sl_walker_hdr(&w, q, &b, &sz, &l);
+        if (rc != SL_OK)
+            return rc;
+        if (l >= upto || r.len + sz > max_bytes)
+            break;
+        r.len += sz;
+        r.next_offset = l + 1;
+    }
+    r.fd = dupfd(s->fd);
+    if (r.fd < 0)
+        return SL_ESYS(errno);
+done:
+    *out = r;
+    return SL_OK;
+}
+
+sl_err sl_part_read_buf(sl_part *p, int64_t offset, size_t max_bytes,
+                        int64_t upto, sl_wb *out, int64_t *next_offset)
+{
+    size_t si, n, got = 0, off = 0;
+    uint64_t pos;
+    int64_t next = offset;
+    uint8_t *d;
+    sl_err rc = check_range(p, offset);
+
+    if (rc != SL_OK)
+        return rc;
+    if (upto > p->next_offset)
+        upto = p->next_offset;
+    if (offset >= upto)
+        goto done;
+    rc = locate(p, offset, &si, &pos);
+    if (rc != SL_OK)
+        return rc;
+    sl_seg *s = p->segs[si];
+    if (pos >= s->size)
+        goto done;
+    /* One pread of up to max_bytes straight into the caller's buffer, then
+     * trim to whole batches below upto. */
+    n = max_bytes;
+    if (n < SL_BATCH_HDR_SIZE)
+        n = SL_BATCH_HDR_SIZE;
+    if (n > s->size - pos)
+        n = (size_t)(s->size - pos);
+    for (;;) {
+        d = sl_wb_reserve(out, n);
+        if (!d)
+            return SL_ERR_NOMEM;
+        rc = sl_fs_pread_all(s->fd, d, n, (off_t)pos, &got);
+        if (rc != SL_OK && rc != SL_ERR_MALFORMED)
+            return rc;
+        if (got < 12)
+            return SL_ERR_CORRUPT;
+        size_t first = 12 + (size_t)sl_get_u32(d + SL_BATCH_LEN_OFF);
+        if (first <= got || first > s->size - pos)
+            break;
+        n = first; /* the first batch alone is larger than max_bytes */
+    }
+    while (off + SL_WALK_HDR <= got) {
+        const uint8_t *h = d + off;
+        size_t sz = 12 + (size_t)sl_get_u32(h + SL_BATCH_LEN_OFF);
+        int32_t lod;
+        memcpy(&lod, h + 19, 4);
+        int64_t last = (int64_t)sl_get_u64(h) + lod;
+        if (h[16] != SL_BATCH_MAGIC || sz < SL_BATCH_HDR_SIZE) {
+            if (off == 0)
+                return SL_ERR_CORRUPT;
+            break;
+        }
+        if (sz > got - off || last >= upto || (off > 0 && off + sz > max_bytes))
+            break;
+        off += sz;
+        next = last + 1;
+    }
+    out->len += off;
+done:
+    *next_offset = next;
+    return SL_OK;
+}
+
+/* ---- iterator -------------------------------------------------------- */
+
+struct sl_part_iter {
+    sl_part *p;
+    int64_t want;   /* next record offset to yield */
+    int positioned; /* seg_base/pos valid for gen */
+    uint64_t gen;
+    int64_t seg_base;
+    uint64_t pos; /* next batch to load in that segment */
+    uint8_t *buf; /* read-ahead window of the segment file */
+    size_t cap;
+    uint64_t wpos;
+    size_t wlen;
+    int in_batch;
+    sl_batch_iter bi;
+    int64_t cur_last;
+};
+
+sl_err sl_part_iter_new(sl_part *p, int64_t start, sl_part_iter **out)
+{
+    sl_part_iter *it;
+    if (start > p->next_offset)
+        return SL_ERR_OFFSET_OUT_OF_RANGE;
+    it = calloc(1, sizeof(*it));
+    if (!it)
+        return SL_ERR_NOMEM;
+    it->p = p;
+    it->want = start;
+    *out = it;
+    return SL_OK;
+}
+
+void sl_part_iter_free(sl_part_iter *it)
+{
+    if (!it)
+        return;
+    if (it->in_batch)
+        sl_batch_iter_fini(&it->bi);
+    free(it->buf);
+    free(it);
+}
+
+sl_err sl_part_iter_seek(sl_part_iter *it, int64_t offset)
+{
+    if (offset > it->p->next_offset)
+        return SL_ERR_OFFSET_OUT_OF_RANGE;
+    if (it->in_batch)
+        sl_batch_iter_fini(&it->bi);
+    it->in_batch = 0;
+    it->want = offset;
+    it->positioned = 0;
+    return SL_OK;
+}
+
+static sl_err iter_position(sl_part_iter *it)
+{
+    sl_part *p = it->p;
+    size_t si;
+    uint64_t pos;
+    sl_err rc;
+    if (it->want < sl_part_start_offset(p))
+        it->want = sl_part_start_offset(p); /* deleted by retention */
+    rc = locate(p, it->want, &si, &pos);
+    if (rc != SL_OK)
+        return rc;
+    it->seg_base = p->segs[si]->base;
+    it->pos = pos;
+    it->gen = p->gen;
+    it->wlen = 0;
+    it->positioned = 1;
+    return SL_OK;
+}
+
+/* Make [pos, pos+n) of segment s available in the window; NULL on error. */
+static const uint8_t *iter_window(sl_part_iter *it, const sl_seg *s,
+                                  uint64_t pos, size_t n, sl_err *rc)
+{
+    if (pos >= it->wpos && pos + n <= it->wpos + it->wlen)
+        return it->buf + (pos - it->wpos);
+    size_t want = n > SL_SCRATCH_SIZE * 4 ? n : SL_SCRATCH_SIZE * 4;
+    if (want > s->size - pos)
+        want = (size_t)(s->size - pos);
+    if (want < n) {
+        *rc = SL_ERR_CORRUPT;
+        return NULL;
+    }
+    if (want > it->cap) {
+        uint8_t *b = realloc(it->buf, want);
+        if (!b) {
+            *rc = SL_ERR_NOMEM;
+            return NULL;
+        }
+        it->buf = b;
+        it->cap = want;
+    }
+    size_t got = 0;
+    *rc = sl_fs_pread_all(s->fd, it->buf, want, (off_t)pos, &got);
+    it->wpos = pos;
+    it->wlen = got;
+    if (got < n) {
+        if (*rc == SL_OK || *rc == SL_ERR_MALFORMED)
+            *rc = SL_ERR_CORRUPT;
+        return NULL;
+    }
+    *rc = SL_OK;
+    return it->buf;
+}
+
+int sl_part_iter_next(sl_part_iter *it, sl_record *rec, sl_err *err)
+{
+    sl_part *p = it->p;
+    sl_err rc = SL_OK;
+
+    if (err)
+        *err = SL_OK;
+    for (;;) {
+        if (it->in_batch) {
+            sl_err e = SL_OK;
+            int r = sl_batch_iter_next(&it->bi, rec, &e);
+            if (r == 1) {
+                if (rec->offset < it->want)
+                    continue;
+                it->want = rec->offset + 1;
+                return 1;
+            }
+            sl_batch_iter_fini(&it->bi);
+            it->in_batch = 0;
+            if (e != SL_OK) {
+                rc = e;
+                goto fail;
+            }
+            if (it->want <= it->cur_last)
+                it->want = it->cur_last + 1;
+            continue;
+        }
+        if (!it->positioned || it->gen != p->gen) {
+            rc = iter_position(it);
+            if (rc != SL_OK)
+                goto fail;
+        }
+        ssize_t si = seg_index(p, it->seg_base);
+        if (si < 0) {
+            it->positioned = 0;
+            continue;
+        }
+        sl_seg *s = p->segs[si];
+        if (it->pos >= s->size) {
+            if ((size_t)si + 1 == p->nsegs)
+                return 0; /* end for now; resumes after more appends */
+            it->seg_base = p->segs[si + 1]->base;
+            it->pos = 0;
+            it->wlen = 0;
+            continue;
+        }
+        const uint8_t *b = iter_window(it, s, it->pos, 12, &rc);
+        if (!b)
+            goto fail;
+        size_t sz = 12 + (size_t)sl_get_u32(b + SL_BATCH_LEN_OFF);
+        b = iter_window(it, s, it->pos, sz, &rc);
+        if (!b)
+            goto fail;
+        sl_batch_hdr h;
+        rc = sl_batch_verify(b, sz, &h);
+        if (rc != SL_OK) {
+            sl_log(SL_ERROR, "storage",
+                   "%s: segment %020lld position %llu: bad batch: %s", p->dir,
+                   (long long)s->base, (unsigned long long)it->pos,
+                   sl_strerror(rc));
+            goto fail;
+        }
+        it->pos += sz;
+        if (sl_batch_last_offset(&h) < it->want)
+            continue;
+        rc = sl_batch_iter_init(&it->bi, b, sz);
+        if (rc != SL_OK) {
+            sl_batch_iter_fini(&it->bi);
+            goto fail;
+        }
+        it->in_batch = 1;
+        it->cur_last = sl_batch_last_offset(&h);
+    }
+fail:
+    if (err)
+        *err = rc;
+    return 0;
+}
+
+/* ---- time lookup ----------------------------------------------------- */
+
+sl_err sl_part_offset_for_time(sl_part *p, int64_t ts_ms, int64_t *out)
+{
+    int64_t start = -1;
+    for (size_t i = 0; i < p->nsegs; i++) {
+        sl_seg *s = p->segs[i];
+        if (s->max_ts == INT64_MIN || s->max_ts < ts_ms)
+            continue;
+        start = s->base;
+        /* last time entry with ts < ts_ms: every batch up to it is older */
+        for (size_t lo = 0, hi = s->ntidx; lo < hi;) {
+            size_t mid = (lo + hi) / 2;
+            if (s->tidx[mid].ts < ts_ms) {
+                start = s->base + s->tidx[mid].rel;
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        break;
+    }
+    if (start < 0) {
+        *out = p->next_offset;
+        return SL_OK;
+    }
+    sl_part_iter *it;
+    sl_record rec;
+    sl_err rc = sl_part_iter_new(p, start, &it);
+    if (rc != SL_OK)
+        return rc;
+    int64_t found = p->next_offset;
+    while (sl_part_iter_next(it, &rec, &rc)) {
+        if (rec.timestamp >= ts_ms) {
+            found = rec.offset;
+            break;
+        }
+    }
+    sl_part_iter_free(it);
+    if (rc != SL_OK)
+        return rc;
+    *out = found;
+    return SL_OK;
+}
+
+/* ---- retention ------------------------------------------------------- */
+
+sl_err sl_part_maintain(sl_part *p, int64_t now_ms, int *deleted)
+{
+    sl_seg *a = active(p);
+    uint64_t total = 0;
+    int n = 0;
+    sl_err rc = SL_OK;
+
+    if (a->size > 0 && p->cfg.segment_ms >= 0 && a->created_ms >= 0 &&
+        now_ms - a->created_ms >= p->cfg.segment_ms) {
+        rc = roll(p, now_ms);
+        if (rc != SL_OK)
+            goto out;
+    }
+    for (size_t i = 0; i < p->nsegs; i++)
+        total += p->segs[i]->size;
+    /* Never the active segment; never one holding offsets >= low water. */
+    while (p->nsegs > 1) {
+        sl_seg *s = p->segs[0];
+        int64_t s_end = p->segs[1]->base;
+        if (p->low_water >= 0 && s_end > p->low_water)
+            break;
+        int by_time = p->cfg.retention_ms >= 0 &&
+                      (s->max_ts == INT64_MIN ||
+                       now_ms - s->max_ts > p->cfg.retention_ms);
+        int by_size = p->cfg.retention_bytes >= 0 &&
+                      total - s->size >= (uint64_t)p->cfg.retention_bytes;
+        if (!by_time && !by_size)
+            break;
+        pthread_mutex_lock(&p->mu);
+        memmove(p->segs, p->segs + 1, (p->nsegs - 1) * sizeof(*p->segs));
+        p->nsegs--;
+        pthread_mutex_unlock(&p->mu);
+        p->gen++;
+        total -= s->size;
+        sl_log(SL_INFO, "storage",
+               "%s: retention deleted segment %020lld (offsets %lld..%lld, "
+               "%llu bytes, by %s)",
+               p->dir, (long long)s->base, (long long)s->base,
+               (long long)s_end - 1, (unsigned long long)s->size,
+               by_time ? "time" : "size");
+        sl_seg_unlink(p->dir, s->base);
+        sl_seg_free(s);
+        n++;
+    }
+    if (p->cfg.compact)
+        rc = sl_part_compact(p, now_ms);
+out:
+    if (deleted)
+        *deleted = n;
+    return rc;
+}

@@ -1,0 +1,138 @@
+/*
+ * storage_int.h - private to storage/: the structures behind sl_part and
+ * the segment functions (sl_seg_*) partition.c, compact.c and flusher.c
+ * share. Nothing outside storage/ includes this file.
+ */
+#ifndef SL_STORAGE_INT_H
+#define SL_STORAGE_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "protocol/batch.h"
+#include "protocol/err.h"
+#include "storage/partition.h"
+
+#define SL_SEG_NAME_DIGITS 20
+#define SL_IDX_ENTRY 8   /* u32 rel, u32 pos */
+#define SL_TIDX_ENTRY 12 /* i64 ts, u32 rel */
+/* Header bytes needed to walk batches (base, length, ..., last delta). */
+#define SL_WALK_HDR 23
+#define SL_SCRATCH_SIZE (64u * 1024)
+
+typedef struct sl_idx_ent {
+    uint32_t rel; /* offset - segment base */
+    uint32_t pos; /* file position of the batch with that base offset */
+} sl_idx_ent;
+
+typedef struct sl_tidx_ent {
+    int64_t ts;   /* max timestamp of every batch up to and incl. rel */
+    uint32_t rel; /* base offset (relative) of the batch holding ts */
+} sl_tidx_ent;
+
+/*
+ * One segment: NNNNNNNNNNNNNNNNNNNN.log/.index/.timeindex.
+ * Fields marked (mu) are shared with the flusher and written under the
+ * partition's mutex; the rest belong to the loop thread.
+ */
+typedef struct sl_seg {
+    int64_t base; /* first offset, the file name */
+    int64_t end;  /* offset after its last batch (base if empty) */
+    int fd, idx_fd, tidx_fd;
+    uint64_t size;        /* (mu) bytes of whole batches in .log */
+    uint64_t synced_size; /* (mu) .log bytes covered by an fdatasync */
+    int idx_dirty;        /* (mu) index files need one sync (rolled) */
+    int64_t max_ts;       /* max batch max_timestamp; INT64_MIN if none */
+    int64_t max_ts_off;   /* base offset of the batch holding max_ts */
+    int64_t created_ms;   /* for segment_ms rolling; -1 = at 1st append */
+    uint64_t idx_bytes;   /* bytes appended since the last index entry */
+    sl_idx_ent *idx;
+    size_t nidx, cidx;
+    sl_tidx_ent *tidx;
+    size_t ntidx, ctidx;
+} sl_seg;
+
+struct sl_part {
+    char *dir;
+    int dirfd;
+    sl_part_cfg cfg;
+    pthread_mutex_t mu; /* segs array, (mu) fields; never held over I/O */
+    sl_seg **segs;      /* sorted by base; last = active */
+    size_t nsegs, csegs;
+    int64_t next_offset;     /* loop */
+    _Atomic int64_t end_a;   /* mirror of next_offset for other threads */
+    _Atomic int64_t durable; /* every offset below is fdatasynced */
+    _Atomic int failed;      /* an fdatasync failed: refuse appends */
+    int dir_dirty;           /* (mu) directory entries need an fsync */
+    int64_t low_water;
+    uint64_t gen;     /* bumped when segments are deleted or rewritten */
+    uint8_t *scratch; /* SL_SCRATCH_SIZE, loop-only read buffer */
+    /* Flusher bookkeeping, guarded by the flusher's own mutex. */
+    int fl_pending;
+    int64_t fl_due_ms;
+};
+
+/* ---- segment.c ------------------------------------------------------- */
+
+/* "DIR/NNNNNNNNNNNNNNNNNNNN.ext" into buf (>= PATH_MAX). */
+void sl_seg_path(const char *dir, int64_t base, const char *ext, char *buf,
+                 size_t n);
+/* Create a new empty segment (truncating leftovers of that name). */
+sl_err sl_seg_create(const char *dir, int64_t base, int64_t now_ms,
+                     sl_seg **out);
+/*
+ * Open an existing segment and recover it (see the essay in segment.c).
+ * is_last: the active segment (tail scan with CRC from its last index
+ * entry). next_base: base of the following segment (INT64_MAX if last).
+ * *torn = 1 when a torn or corrupt tail was cut off.
+ */
+sl_err sl_seg_open(const char *dir, int64_t base, int is_last,
+                   int64_t next_base, uint32_t index_interval, sl_seg **out,
+                   int *torn);
+void sl_seg_free(sl_seg *s);
+/* Unlink the three files of segment base in dir. */
+void sl_seg_unlink(const char *dir, int64_t base);
+/* Append a verified batch (h = its header) at s->size: .log, then index
+ * entries. On failure everything is cut back; *fatal = 1 if cutting back
+ * failed too. Does not touch s->size (the caller publishes it under mu). */
+sl_err sl_seg_append(sl_seg *s, const uint8_t *batch, size_t len,
+                     const sl_batch_hdr *h, uint32_t index_interval,
+                     int *fatal);
+/* File position to start scanning for `offset` (index lookup). */
+uint64_t sl_seg_lookup(const sl_seg *s, int64_t offset);
+/* Position of the first batch whose last offset >= offset (s->size if
+ * none), walking headers from the index position with the scratch
+ * buffer. */
+sl_err sl_seg_find(const sl_seg *s, int64_t offset, uint8_t *scratch,
+                   uint64_t *pos_out);
+/*
+ * Walks batch headers of a segment through a read-ahead window (scratch),
+ * for sl_part_read and sl_seg_find: one pread per window, not per batch.
+ */
+typedef struct sl_walker {
+    const sl_seg *s;
+    uint8_t *buf;
+    size_t cap;
+    uint64_t wpos; /* file position of buf[0] */
+    size_t wlen;   /* valid bytes in buf */
+} sl_walker;
+void sl_walker_init(sl_walker *w, const sl_seg *s, uint8_t *buf, size_t cap);
+/* Header of the batch at pos: its base offset, total size, last offset.
+ * SL_ERR_CORRUPT if it is not a sane header or runs past s->size. */
+sl_err sl_walker_hdr(sl_walker *w, uint64_t pos, int64_t *base, uint32_t *size,
+                     int64_t *last);
+/* Rebuild indexes from the .log (full header scan, no truncation) and
+ * rewrite the index files. */
+sl_err sl_seg_reindex(sl_seg *s, uint32_t index_interval);
+
+/* ---- partition.c (for compact.c and flusher.c) ----------------------- */
+
+/* Index of the segment holding offset (floor by base); 0 if below. */
+size_t sl_part__seg_for(const sl_part *p, int64_t offset);
+/* Offset after the segment i (next base, or end of log). */
+int64_t sl_part__seg_end(const sl_part *p, size_t i);
+/* sl_part_sync, also reporting how many fdatasync/fsync calls it made. */
+sl_err sl_part__sync(sl_part *p, uint64_t *nsyncs);
+
+#endif

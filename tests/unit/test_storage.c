@@ -1,0 +1,713 @@
+/* Unit tests: partition log append/read/iterate, indexes, time lookup,
+ * retention, compaction, fault injection, reopen, fsutil. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "protocol/batch.h"
+#include "storage/fsutil.h"
+#include "storage/partition.h"
+#include "tests/unit/test_storage_util.h"
+
+/* Check the record at r is key-k with value "val-k..." */
+static void check_rec(const sl_record *r, int k, size_t vlen)
+{
+    char key[32], val[32];
+    int kl = snprintf(key, sizeof(key), "key-%d", k);
+    int vl = snprintf(val, sizeof(val), "val-%d", k);
+    assert_int_equal(r->key_len, kl);
+    assert_memory_equal(r->key, key, (size_t)kl);
+    assert_int_equal(r->value_len, (int)vlen);
+    assert_memory_equal(r->value, val, (size_t)vl < vlen ? (size_t)vl : vlen);
+}
+
+/* 50 batches of 3 records (key = offset) over 700-byte segments. */
+static sl_part *fill(const char *dir, int nb)
+{
+    sl_part_cfg cfg;
+    sl_part *p;
+    tu_small_cfg(&cfg, 700);
+    assert_int_equal(sl_part_open(dir, &cfg, &p), SL_OK);
+    for (int i = 0; i < nb; i++)
+        assert_int_equal(tu_append(p, 3, 1000 + 10 * i, 3 * i, 20), 3 * i);
+    return p;
+}
+
+static void test_append_read_rolls(void **state)
+{
+    char *dir = tu_tmpdir();
+    sl_part *p = fill(dir, 50);
+    (void)state;
+
+    assert_int_equal(sl_part_start_offset(p), 0);
+    assert_int_equal(sl_part_end_offset(p), 150);
+    assert_true(tu_count_files(dir, ".log") > 5);
+    assert_int_equal(tu_count_files(dir, ".log"),
+                     tu_count_files(dir, ".index"));
+
+    /* Every offset: the slice starts with the batch holding it, holds
+     * whole verified batches, and stays within one segment file. */
+    for (int64_t off = 0; off < 150; off++) {
+        sl_part_slice sl;
+        assert_int_equal(sl_part_read(p, off, 1 << 20, 150, &sl), SL_OK);
+        assert_true(sl.fd >= 0);
+        assert_int_equal(sl.first_offset, off - off % 3);
+        assert_true(sl.next_offset > off);
+        uint8_t *b = malloc(sl.len);
+        assert_int_equal(pread(sl.fd, b, sl.len, (off_t)sl.file_pos),
+                         (ssize_t)sl.len);
+        size_t pos = 0;
+        int64_t expect = sl.first_offset;
+        while (pos < sl.len) {
+            sl_batch_hdr h;
+            size_t sz = 12 + sl_get_u32(b + pos + 8);
+            assert_int_equal(sl_batch_verify(b + pos, sz, &h), SL_OK);
+            assert_int_equal(h.base_offset, expect);
+            expect += h.record_count;
+            pos += sz;
+        }
+        assert_int_equal(pos, sl.len);
+        assert_int_equal(expect, sl.next_offset);
+        free(b);
+        close(sl.fd);
+    }
+    /* max_bytes smaller than a batch still returns one whole batch. */
+    sl_part_slice sl;
+    assert_int_equal(sl_part_read(p, 4, 1, 150, &sl), SL_OK);
+    assert_int_equal(sl.first_offset, 3);
+    assert_int_equal(sl.next_offset, 6);
+    close(sl.fd);
+    /* upto: nothing at or beyond it. */
+    assert_int_equal(sl_part_read(p, 9, 1 << 20, 9, &sl), SL_OK);
+    assert_int_equal(sl.len, 0);
+    assert_int_equal(sl.fd, -1);
+    assert_int_equal(sl_part_read(p, 3, 1 << 20, 9, &sl), SL_OK);
+    assert_int_equal(sl.first_offset, 3);
+    assert_int_equal(sl.next_offset, 9);
+    close(sl.fd);
+    /* end of log: empty; beyond: out of range. */
+    assert_int_equal(sl_part_read(p, 150, 1 << 20, 150, &sl), SL_OK);
+    assert_int_equal(sl.len, 0);
+    assert_int_equal(sl_part_read(p, 151, 1 << 20, 151, &sl),
+                     SL_ERR_OFFSET_OUT_OF_RANGE);
+    assert_int_equal(sl_part_read(p, -1, 1 << 20, 151, &sl),
+                     SL_ERR_OFFSET_OUT_OF_RANGE);
+
+    /* read_buf: walk the whole log, records in order with right content. */
+    sl_wb wb;
+    int64_t off = 0;
+    int seen = 0;
+    sl_wb_init(&wb, 0);
+    while (off < 150) {
+        int64_t next;
+        sl_wb_reset(&wb);
+        assert_int_equal(sl_part_read_buf(p, off, 300, 150, &wb, &next), SL_OK);
+        assert_true(next > off);
+        assert_true(wb.len > 0);
+        size_t pos = 0;
+        while (pos < wb.len) {
+            size_t sz = 12 + sl_get_u32(wb.p + pos + 8);
+            sl_batch_iter bi;
+            sl_record r;
+            assert_int_equal(sl_batch_verify(wb.p + pos, sz, NULL), SL_OK);
+            assert_int_equal(sl_batch_iter_init(&bi, wb.p + pos, sz), SL_OK);
+            while (sl_batch_iter_next(&bi, &r, NULL)) {
+                assert_int_equal(r.offset, seen);
+                check_rec(&r, seen, 20);
+                seen++;
+            }
+            sl_batch_iter_fini(&bi);
+            pos += sz;
+        }
+        off = next;
+    }
+    assert_int_equal(seen, 150);
+    /* read_buf at the end appends nothing */
+    int64_t next = -1;
+    sl_wb_reset(&wb);
+    assert_int_equal(sl_part_read_buf(p, 150, 300, 150, &wb, &next), SL_OK);
+    assert_int_equal(wb.len, 0);
+    assert_int_equal(next, 150);
+    sl_wb_fini(&wb);
+    sl_part_free(p);
+    tu_rmrf(dir);
+}
+
+static void test_iterator(void **state)
+{
+    char *dir = tu_tmpdir();
+    sl_part *p = fill(dir, 40);
+    sl_part_iter *it;
+    sl_record r;
+    sl_err e;
+    (void)state;
+
+    assert_int_equal(sl_part_iter_new(p, 0, &it), SL_OK);
+    for (int i = 0; i < 120; i++) {
+        assert_int_equal(sl_part_iter_next(it, &r, &e), 1);
+        assert_int_equal(r.offset, i);
+        assert_int_equal(r.timestamp, 1000 + 10 * (i / 3) + i % 3);
+        check_rec(&r, i, 20);
+    }
+    assert_int_equal(sl_part_iter_next(it, &r, &e), 0);
+    assert_int_equal(e, SL_OK);
+    assert_int_equal(sl_part_iter_next(it, &r, &e), 0);
+    /* resumes after more appends (and across a roll) */
+    for (int i = 40; i < 45; i++)
+        tu_append(p, 3, 5000, 3 * i, 20);
+    for (int i = 120; i < 135; i++) {
+        assert_int_equal(sl_part_iter_next(it, &r, &e), 1);
+        assert_int_equal(r.offset, i);
+        check_rec(&r, i, 20);
+    }
+    assert_int_equal(sl_part_iter_next(it, &r, &e), 0);
+    /* seek into the middle of a batch, and back */
+    assert_int_equal(sl_part_iter_seek(it, 64), SL_OK);
+    assert_int_equal(sl_part_iter_next(it, &r, &e), 1);
+    assert_int_equal(r.offset, 64);
+    assert_int_equal(sl_part_iter_next(it, &r, &e), 1);
+    assert_int_equal(r.offset, 65);
+    assert_int_equal(sl_part_iter_seek(it, 0), SL_OK);
+    assert_int_equal(sl_part_iter_next(it, &r, &e), 1);
+    assert_int_equal(r.offset, 0);
+    assert_int_equal(sl_part_iter_seek(it, 136), SL_ERR_OFFSET_OUT_OF_RANGE);
+    assert_int_equal(sl_part_iter_seek(it, 135), SL_OK);
+    assert_int_equal(sl_part_iter_next(it, &r, &e), 0);
+    sl_part_iter_free(it);
+    assert_int_equal(tu_count_records(p, 0), 135);
+    assert_int_equal(tu_count_records(p, 100), 35);
+    sl_part_free(p);
+    tu_rmrf(dir);
+}
+
+static void test_index_entries(void **state)
+{
+    char *dir = tu_tmpdir();
+    sl_part_cfg cfg;
+    sl_part *p;
+    (void)state;
+    tu_small_cfg(&cfg, 1 << 20);
+    assert_int_equal(sl_part_open(dir, &cfg, &p), SL_OK);
+    for (int i = 0; i < 100; i++)
+        tu_append(p, 2, 2000 + i, 2 * i, 30);
+    /* Every entry points at a batch header with base = rel. */
+    size_t ilen, llen;
+    uint8_t *idx = tu_read_file(tu_seg_path(dir, 0, ".index"), &ilen);
+    uint8_t *log = tu_read_file(tu_seg_path(dir, 0, ".log"), &llen);
+    assert_true(ilen >= 8 * 20);
+    assert_int_equal(ilen % 8, 0);
+    uint32_t prev = 0;
+    for (size_t i = 0; i < ilen; i += 8) {
+        uint32_t rel = sl_get_u32(idx + i), pos = sl_get_u32(idx + i + 4);
+        assert_true(pos < llen);
+        assert_true(pos > prev);
+        prev = pos;
+        assert_int_equal((int64_t)sl_get_u64(log + pos), rel);
+    }
+    /* The time index: strictly increasing ts and rel. */
+    size_t tlen;
+    uint8_t *t = tu_read_file(tu_seg_path(dir, 0, ".timeindex"), &tlen);
+    assert_true(tlen >= 12 * 10);
+    assert_int_equal(tlen % 12, 0);
+    for (size_t i = 12; i < tlen; i += 12) {
+        assert_true((int64_t)sl_get_u64(t + i) >
+                    (int64_t)sl_get_u64(t + i - 12));
+        assert_true(sl_get_u32(t + i + 8) > sl_get_u32(t + i - 4));
+    }
+    free(idx);
+    free(log);
+    free(t);
+    /* Index-driven reads land on the right batch for every offset. */
+    for (int64_t off = 0; off < 200; off++) {
+        sl_part_slice sl;
+        assert_int_equal(sl_part_read(p, off, 1, 200, &sl), SL_OK);
+        assert_int_equal(sl.first_offset, off & ~1);
+        close(sl.fd);
+    }
+    sl_part_free(p);
+    tu_rmrf(dir);
+}
+
+static void test_time_lookup(void **state)
+{
+    char *dir = tu_tmpdir();
+    sl_part *p = fill(dir, 50); /* batch i: ts 1000+10i .. +2 */
+    int64_t off;
+    (void)state;
+    assert_int_equal(sl_part_offset_for_time(p, 0, &off), SL_OK);
+    assert_int_equal(off, 0);
+    assert_int_equal(sl_part_offset_for_time(p, 1000, &off), SL_OK);
+    assert_int_equal(off, 0);
+    assert_int_equal(sl_part_offset_for_time(p, 1001, &off), SL_OK);
+    assert_int_equal(off, 1);
+    assert_int_equal(sl_part_offset_for_time(p, 1003, &off), SL_OK);
+    assert_int_equal(off, 3); /* first record of batch 1 (ts 1010) */
+    for (int i = 0; i < 50; i++) {
+        assert_int_equal(sl_part_offset_for_time(p, 1000 + 10 * i + 2, &off),
+                         SL_OK);
+        assert_int_equal(off, 3 * i + 2);
+        assert_int_equal(sl_part_offset_for_time(p, 1000 + 10 * i + 5, &off),
+                         SL_OK);
+        assert_int_equal(off, i < 49 ? 3 * i + 3 : 150);
+    }
+    assert_int_equal(sl_part_offset_for_time(p, 999999, &off), SL_OK);
+    assert_int_equal(off, 150);
+    sl_part_free(p);
+    tu_rmrf(dir);
+}
+
+static void test_retention_size_and_low_water(void **state)
+{
+    char *dir = tu_tmpdir();
+    sl_part *p = fill(dir, 50);
+    sl_part_cfg cfg = *sl_part_get_cfg(p);
+    int deleted = -1, nseg = tu_count_files(dir, ".log");
+    (void)state;
+
+    /* No retention configured: nothing goes. */
+    assert_int_equal(sl_part_maintain(p, 10000, &deleted), SL_OK);
+    assert_int_equal(deleted, 0);
+
+    /* Low-water mark at offset 30 holds everything from the segment that
+     * contains 30 on. */
+    cfg.retention_bytes = 0;
+    sl_part_set_cfg(p, &cfg);
+    sl_part_set_low_water(p, 30);
+    assert_int_equal(sl_part_maintain(p, 10000, &deleted), SL_OK);
+    assert_true(deleted > 0);
+    assert_true(sl_part_start_offset(p) <= 30);
+    assert_true(sl_part_start_offset(p) > 0);
+    assert_int_equal(tu_count_files(dir, ".log"), nseg - deleted);
+    assert_int_equal(tu_count_records(p, sl_part_start_offset(p)),
+                     150 - sl_part_start_offset(p));
+    /* Reading below the start is out of range; iterators clamp. */
+    sl_part_slice sl;
+    assert_int_equal(sl_part_read(p, 0, 100, 150, &sl),
+                     SL_ERR_OFFSET_OUT_OF_RANGE);
+
+    /* Without the mark, size 0 deletes all but the active segment. */
+    sl_part_set_low_water(p, -1);
+    assert_int_equal(sl_part_maintain(p, 10000, &deleted), SL_OK);
+    assert_int_equal(tu_count_files(dir, ".log"), 1);
+    assert_int_equal(sl_part_end_offset(p), 150);
+    assert_true(sl_part_start_offset(p) > 100);
+    /* Still appendable and readable. */
+    assert_int_equal(tu_append(p, 3, 9000, 150, 20), 150);
+    assert_int_equal(tu_count_records(p, 0), 153 - sl_part_start_offset(p));
+    sl_part_free(p);
+
+    /* Size retention keeps at least retention_bytes. */
+    tu_rmrf(dir);
+    dir = tu_tmpdir();
+    p = fill(dir, 50);
+    cfg = *sl_part_get_cfg(p);
+    cfg.retention_bytes = 2000;
+    sl_part_set_cfg(p, &cfg);
+    assert_int_equal(sl_part_maintain(p, 10000, &deleted), SL_OK);
+    assert_true(deleted > 0);
+    long long total = 0;
+    for (int64_t b = 0; b < 150; b++)
+        if (tu_file_size(tu_seg_path(dir, b, ".log")) > 0)
+            total += tu_file_size(tu_seg_path(dir, b, ".log"));
+    assert_true(total >= 2000);
+    assert_true(total < 2000 + 700);
+    sl_part_free(p);
+    tu_rmrf(dir);
+}
+
+static void test_retention_time(void **state)
+{
+    char *dir = tu_tmpdir();
+    sl_part *p = fill(dir, 50); /* timestamps 1000..1492 */
+    sl_part_cfg cfg = *sl_part_get_cfg(p);
+    int deleted;
+    (void)state;
+    cfg.retention_ms = 1000;
+    sl_part_set_cfg(p, &cfg);
+    /* now = 2200: segments whose max ts < 1200 go (batches 0..19). */
+    assert_int_equal(sl_part_maintain(p, 2200, &deleted), SL_OK);
+    assert_true(deleted > 0);
+    int64_t start = sl_part_start_offset(p);
+    assert_true(start > 0 && start <= 60);
+    /* the first kept record is no older than the cutoff's segment */
+    sl_part_iter *it;
+    sl_record r;
+    assert_int_equal(sl_part_iter_new(p, 0, &it), SL_OK);
+    assert_int_equal(sl_part_iter_next(it, &r, NULL), 1);
+    assert_int_equal(r.offset, start);
+    sl_part_iter_free(it);
+    /* far future: all but the active one */
+    assert_int_equal(sl_part_maintain(p, 1000000, &deleted), SL_OK);
+    assert_int_equal(tu_count_files(dir, ".log"), 1);
+    assert_int_equal(sl_part_end_offset(p), 150);
+    sl_part_free(p);
+    tu_rmrf(dir);
+}
+
+static void test_roll_by_age(void **state)
+{
+    char *dir = tu_tmpdir();
+    sl_part_cfg cfg;
+    sl_part *p;
+    uint8_t *b;
+    size_t len;
+    int64_t base;
+    (void)state;
+    tu_small_cfg(&cfg, 1 << 20);
+    cfg.segment_ms = 100;
+    assert_int_equal(sl_part_open(dir, &cfg, &p), SL_OK);
+    b = tu_batch(1, 1, 0, 10, &len);
+    assert_int_equal(sl_part_append(p, b, len, 1000, &base), SL_OK);
+    assert_int_equal(sl_part_append(p, b, len, 1050, &base), SL_OK);
+    assert_int_equal(tu_count_files(dir, ".log"), 1);
+    assert_int_equal(sl_part_append(p, b, len, 1100, &base), SL_OK);
+    assert_int_equal(base, 2);
+    assert_int_equal(tu_count_files(dir, ".log"), 2);
+    assert_true(tu_file_size(tu_seg_path(dir, 2, ".log")) > 0);
+    /* maintain rolls an old non-empty active segment */
+    assert_int_equal(sl_part_maintain(p, 1300, NULL), SL_OK);
+    assert_int_equal(tu_count_files(dir, ".log"), 3);
+    assert_int_equal(tu_file_size(tu_seg_path(dir, 3, ".log")), 0);
+    /* ... but not an empty one */
+    assert_int_equal(sl_part_maintain(p, 5000, NULL), SL_OK);
+    assert_int_equal(tu_count_files(dir, ".log"), 3);
+    free(b);
+    sl_part_free(p);
+    tu_rmrf(dir);
+}
+
+static void test_compaction(void **state)
+{
+    char *dir = tu_tmpdir();
+    sl_part_cfg cfg;
+    sl_part *p;
+    int64_t off[16];
+    size_t len;
+    uint8_t *b;
+    (void)state;
+    tu_small_cfg(&cfg, 400);
+    cfg.compact = 1;
+    cfg.delete_retention_ms = 1000;
+    assert_int_equal(sl_part_open(dir, &cfg, &p), SL_OK);
+    /* key-0..key-4 written 3 times; key-1 deleted (tombstone at ts 5000);
+     * key-3 deleted at ts 100 (old tombstone); records without key. */
+    int n = 0;
+    for (int round = 0; round < 3; round++)
+        off[n++] = tu_append(p, 5, 10 + round, 0, 8); /* 5 records */
+    off[n++] = tu_append(p, 4, 30, -1, 8);            /* null keys */
+    b = tu_batch(1, 5000, 1, (size_t)-1, &len);       /* tombstone key-1 */
+    assert_int_equal(sl_part_append(p, b, len, 5000, &off[n++]), SL_OK);
+    free(b);
+    b = tu_batch(1, 100, 3, (size_t)-1, &len); /* tombstone key-3 */
+    assert_int_equal(sl_part_append(p, b, len, 100, &off[n++]), SL_OK);
+    free(b);
+    /* a final batch so the tombstones sit in closed segments */
+    uint8_t *big = tu_batch(1, 6000, 100, 300, &len);
+    int64_t lastoff;
+    assert_int_equal(sl_part_append(p, big, len, 6000, &lastoff), SL_OK);
+    free(big);
+    assert_int_equal(lastoff, 21);
+    int64_t end = sl_part_end_offset(p);
+    assert_true(tu_count_files(dir, ".log") >= 3);
+
+    assert_int_equal(sl_part_compact(p, 5500), SL_OK);
+    assert_int_equal(sl_part_end_offset(p), end);
+    /* Expected survivors: key-0,2,4 of round 2 (offsets 10,12,14), the
+     * null-key records 15..18, the key-1 tombstone (19, young), not the
+     * key-3 tombstone (20, old), and 21. */
+    int64_t want[] = {10, 12, 14, 15, 16, 17, 18, 19, 21};
+    sl_part_iter *it;
+    sl_record r;
+    sl_err e;
+    size_t k = 0;
+    assert_int_equal(sl_part_iter_new(p, 0, &it), SL_OK);
+    while (sl_part_iter_next(it, &r, &e)) {
+        assert_true(k < sizeof(want) / sizeof(want[0]));
+        assert_int_equal(r.offset, want[k]);
+        if (r.offset <= 14) {
+            check_rec(&r, (int)(r.offset - 10), 8);
+            assert_int_equal(r.timestamp, 12 + (r.offset - 10));
+        }
+        if (r.offset == 19) {
+            assert_null(r.value);
+            assert_int_equal(r.value_len, -1);
+        }
+        if (r.offset >= 15 && r.offset <= 18)
+            assert_null(r.key);
+        k++;
+    }
+    assert_int_equal(e, SL_OK);
+    assert_int_equal(k, sizeof(want) / sizeof(want[0]));
+    sl_part_iter_free(it);
+    /* Reads of a compacted-away offset land on the next survivor. */
+    sl_part_slice sl;
+    assert_int_equal(sl_part_read(p, 1, 1 << 20, end, &sl), SL_OK);
+    assert_int_equal(sl.first_offset, 10);
+    close(sl.fd);
+    /* Later: the young tombstone expires too; survives a reopen. */
+    assert_int_equal(sl_part_compact(p, 7000), SL_OK);
+    sl_part_free(p);
+    assert_int_equal(sl_part_open(dir, &cfg, &p), SL_OK);
+    assert_int_equal(sl_part_end_offset(p), end);
+    assert_int_equal(tu_count_records(p, 0), 8);
+    assert_int_equal(tu_count_files(dir, ".cleaned"), 0);
+    /* offsets keep counting from the end */
+    assert_int_equal(tu_append(p, 1, 8000, 7, 8), end);
+    sl_part_free(p);
+    tu_rmrf(dir);
+}
+
+/* ---- fault injection -------------------------------------------------- */
+
+static sl_fs_ops faulty;
+static int fail_pwrite;    /* errno to fail with, 0 = pass */
+static int partial_pwrite; /* write half, then fail */
+static int fail_fdatasync;
+
+static ssize_t f_pwrite(int fd, const void *b, size_t n, off_t off)
+{
+    if (partial_pwrite && n > 1) {
+        partial_pwrite = 0;
+        return sl_fs_posix.pwrite(fd, b, n / 2, off);
+    }
+    if (fail_pwrite) {
+        errno = fail_pwrite;
+        return -1;
+    }
+    return sl_fs_posix.pwrite(fd, b, n, off);
+}
+
+static int f_fdatasync(int fd)
+{
+    if (fail_fdatasync) {
+        errno = fail_fdatasync;
+        return -1;
+    }
+    return sl_fs_posix.fdatasync(fd);
+}
+
+static void install_faults(void)
+{
+    faulty = sl_fs_posix;
+    faulty.pwrite = f_pwrite;
+    faulty.fdatasync = f_fdatasync;
+    fail_pwrite = partial_pwrite = fail_fdatasync = 0;
+    sl_fs = &faulty;
+}
+
+static void test_enospc(void **state)
+{
+    char *dir = tu_tmpdir();
+    sl_part *p = fill(dir, 10);
+    uint8_t *b;
+    size_t len;
+    int64_t base = -7;
+    (void)state;
+    install_faults();
+    int64_t end = sl_part_end_offset(p);
+    int64_t last = 0;
+    for (int64_t b = 0; b < end; b++)
+        if (tu_file_size(tu_seg_path(dir, b, ".log")) >= 0)
+            last = b;
+    char active[1024];
+    snprintf(active, sizeof(active), "%s", tu_seg_path(dir, last, ".log"));
+    long long before = tu_file_size(active);
+    assert_true(before > 0);
+
+    b = tu_batch(3, 5000, 500, 20, &len);
+    fail_pwrite = ENOSPC;
+    assert_int_equal(sl_part_append(p, b, len, 5000, &base), SL_ESYS(ENOSPC));
+    assert_int_equal(base, -7);
+    assert_int_equal(sl_part_end_offset(p), end);
+    assert_int_equal(tu_file_size(active), before);
+    /* a partial write is cut off again */
+    fail_pwrite = EIO;
+    partial_pwrite = 1;
+    assert_int_equal(sl_part_append(p, b, len, 5000, &base), SL_ESYS(EIO));
+    assert_int_equal(tu_file_size(active), before);
+    assert_int_equal(sl_part_failed(p), 0);
+    /* acknowledged data intact */
+    assert_int_equal(tu_count_records(p, 0), end);
+    /* space returns: appends work, at the next offset */
+    fail_pwrite = 0;
+    assert_int_equal(sl_part_append(p, b, len, 5000, &base), SL_OK);
+    assert_int_equal(base, end);
+    assert_int_equal(tu_count_records(p, 0), end + 3);
+    sl_fs = &sl_fs_posix;
+    free(b);
+    sl_part_free(p);
+    /* and the log is clean on reopen */
+    sl_part_cfg cfg;
+    tu_small_cfg(&cfg, 700);
+    assert_int_equal(sl_part_open(dir, &cfg, &p), SL_OK);
+    assert_int_equal(sl_part_end_offset(p), end + 3);
+    assert_int_equal(tu_count_records(p, 0), end + 3);
+    sl_part_free(p);
+    tu_rmrf(dir);
+}
+
+static void test_fdatasync_failure(void **state)
+{
+    char *dir = tu_tmpdir();
+    sl_part *p = fill(dir, 3);
+    (void)state;
+    install_faults();
+    assert_int_equal(sl_part_sync(p), SL_OK);
+    int64_t durable = sl_part_durable_offset(p);
+    assert_int_equal(durable, 9);
+    tu_append(p, 3, 5000, 9, 20);
+    assert_true(sl_part_dirty(p));
+    fail_fdatasync = EIO;
+    assert_int_equal(sl_part_sync(p), SL_ESYS(EIO));
+    assert_int_equal(sl_part_durable_offset(p), durable);
+    assert_int_equal(sl_part_failed(p), 1);
+    fail_fdatasync = 0;
+    /* never retried into success, appends refused */
+    assert_int_equal(sl_part_sync(p), SL_ERR_STORAGE);
+    assert_int_equal(sl_part_durable_offset(p), durable);
+    size_t len;
+    int64_t base;
+    uint8_t *b = tu_batch(1, 1, 0, 4, &len);
+    assert_int_equal(sl_part_append(p, b, len, 1, &base), SL_ERR_STORAGE);
+    free(b);
+    /* reads still work */
+    assert_int_equal(tu_count_records(p, 0), 12);
+    sl_fs = &sl_fs_posix;
+    sl_part_free(p);
+    tu_rmrf(dir);
+}
+
+static void test_bad_batches(void **state)
+{
+    char *dir = tu_tmpdir();
+    sl_part_cfg cfg;
+    sl_part *p;
+    size_t len;
+    int64_t base;
+    (void)state;
+    tu_small_cfg(&cfg, 1 << 20);
+    assert_int_equal(sl_part_open(dir, &cfg, &p), SL_OK);
+    uint8_t *b = tu_batch(2, 1, 0, 10, &len);
+    b[len - 1] ^= 1;
+    assert_int_equal(sl_part_append(p, b, len, 1, &base), SL_ERR_CORRUPT);
+    b[len - 1] ^= 1;
+    assert_int_equal(sl_part_append(p, b, len - 1, 1, &base), SL_ERR_MALFORMED);
+    assert_int_equal(sl_part_append(p, b, 10, 1, &base), SL_ERR_MALFORMED);
+    assert_int_equal(sl_part_end_offset(p), 0);
+    assert_int_equal(tu_file_size(tu_seg_path(dir, 0, ".log")), 0);
+    assert_int_equal(sl_part_append(p, b, len, 1, &base), SL_OK);
+    assert_int_equal(base, 0);
+    free(b);
+    sl_part_free(p);
+    tu_rmrf(dir);
+}
+
+static void test_reopen(void **state)
+{
+    char *dir = tu_tmpdir();
+    sl_part *p = fill(dir, 50);
+    sl_part_cfg cfg;
+    int64_t off;
+    (void)state;
+    int nseg = tu_count_files(dir, ".log");
+    assert_int_equal(sl_part_sync(p), SL_OK);
+    sl_part_free(p);
+    tu_small_cfg(&cfg, 700);
+    assert_int_equal(sl_part_open(dir, &cfg, &p), SL_OK);
+    assert_int_equal(tu_count_files(dir, ".log"), nseg);
+    assert_int_equal(sl_part_start_offset(p), 0);
+    assert_int_equal(sl_part_end_offset(p), 150);
+    assert_int_equal(sl_part_durable_offset(p), 150);
+    assert_int_equal(tu_count_records(p, 0), 150);
+    assert_int_equal(sl_part_offset_for_time(p, 1000 + 10 * 33 + 1, &off),
+                     SL_OK);
+    assert_int_equal(off, 100);
+    assert_int_equal(tu_append(p, 3, 9999, 150, 20), 150);
+    sl_part_free(p);
+    /* destroy removes the directory */
+    assert_int_equal(sl_part_open(dir, &cfg, &p), SL_OK);
+    assert_int_equal(sl_part_end_offset(p), 153);
+    assert_int_equal(sl_part_destroy(p), SL_OK);
+    assert_int_equal(access(dir, F_OK), -1);
+    free(dir);
+}
+
+static void test_fsutil(void **state)
+{
+    char *dir = tu_tmpdir();
+    char err[256], path[512];
+    int fd1 = -1, fd2 = -1;
+    (void)state;
+    assert_int_equal(sl_fs_lock_dir(dir, &fd1, err, sizeof(err)), SL_OK);
+    assert_true(fd1 >= 0);
+    /* A second lock (another open file description) is refused. */
+    assert_int_equal(sl_fs_lock_dir(dir, &fd2, err, sizeof(err)), SL_ERR_BUSY);
+    assert_int_equal(fd2, -1);
+    char want[64];
+    snprintf(want, sizeof(want), "(pid %ld)", (long)getpid());
+    assert_non_null(strstr(err, "another sluiced"));
+    assert_non_null(strstr(err, want));
+    assert_non_null(strstr(err, dir));
+    sl_fs_unlock_dir(fd1);
+    assert_int_equal(sl_fs_lock_dir(dir, &fd2, err, sizeof(err)), SL_OK);
+    sl_fs_unlock_dir(fd2);
+    /* missing directory: a clear error naming the path */
+    snprintf(path, sizeof(path), "%s/nope/deeper", dir);
+    assert_true(SL_IS_ESYS(sl_fs_lock_dir(path, &fd2, err, sizeof(err))));
+    assert_non_null(strstr(err, path));
+
+    /* durable write replaces atomically */
+    snprintf(path, sizeof(path), "%s/meta", dir);
+    assert_int_equal(sl_fs_write_durable(path, "one", 3), SL_OK);
+    assert_int_equal(sl_fs_write_durable(path, "second", 6), SL_OK);
+    size_t len;
+    uint8_t *b = tu_read_file(path, &len);
+    assert_int_equal(len, 6);
+    assert_memory_equal(b, "second", 6);
+    free(b);
+    snprintf(path, sizeof(path), "%s/meta.tmp", dir);
+    assert_int_equal(access(path, F_OK), -1);
+    /* a failing fsync leaves the old contents */
+    install_faults();
+    faulty.fsync = f_fdatasync;
+    fail_fdatasync = EIO;
+    snprintf(path, sizeof(path), "%s/meta", dir);
+    assert_int_equal(sl_fs_write_durable(path, "third", 5), SL_ESYS(EIO));
+    sl_fs = &sl_fs_posix;
+    b = tu_read_file(path, &len);
+    assert_int_equal(len, 6);
+    free(b);
+    /* mkdirs */
+    snprintf(path, sizeof(path), "%s/a/b/c", dir);
+    assert_int_equal(sl_fs_mkdirs(path, 0755), SL_OK);
+    assert_int_equal(sl_fs_mkdirs(path, 0755), SL_OK);
+    tu_rmrf(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_append_read_rolls),
+        cmocka_unit_test(test_iterator),
+        cmocka_unit_test(test_index_entries),
+        cmocka_unit_test(test_time_lookup),
+        cmocka_unit_test(test_retention_size_and_low_water),
+        cmocka_unit_test(test_retention_time),
+        cmocka_unit_test(test_roll_by_age),
+        cmocka_unit_test(test_compaction),
+        cmocka_unit_test(test_enospc),
+        cmocka_unit_test(test_fdatasync_failure),
+        cmocka_unit_test(test_bad_batches),
+        cmocka_unit_test(test_reopen),
+        cmocka_unit_test(test_fsutil),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,427 @@
+/* Unit tests: the group-commit flusher. Synchronisation with the flusher
+ * thread is by condition variables (notify, a gate inside the fdatasync
+ * seam), never by sleeping. */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "protocol/log.h"
+#include "storage/flusher.h"
+#include "storage/fsutil.h"
+#include "storage/partition.h"
+#include "tests/unit/test_storage_util.h"
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+
+/* notify/hook state */
+static sl_part *watched;
+static sl_flusher *flusher;
+static uint64_t notifies, hooks;
+static int64_t last_durable;
+static int not_monotonic, hook_order_bad;
+
+/* fdatasync seam: gate + record of synced files */
+static sl_fs_ops seam;
+static int gate_armed, gate_entered, gate_open;
+static int sync_fail;
+#define MAXSEEN 256
+static char seen[MAXSEEN][256];
+static int nseen;
+
+static void record_fd(int fd)
+{
+    char link[64], target[256];
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, target, sizeof(target) - 1);
+    if (n <= 0)
+        return;
+    target[n] = 0;
+    const char *base = strrchr(target, '/');
+    base = base ? base + 1 : target;
+    pthread_mutex_lock(&mu);
+    for (int i = 0; i < nseen; i++)
+        if (!strcmp(seen[i], base))
+            goto out;
+    if (nseen < MAXSEEN)
+        snprintf(seen[nseen++], sizeof(seen[0]), "%s", base);
+out:
+    pthread_mutex_unlock(&mu);
+}
+
+static int s_fdatasync(int fd)
+{
+    pthread_mutex_lock(&mu);
+    if (gate_armed) {
+        gate_armed = 0;
+        gate_entered = 1;
+        pthread_cond_broadcast(&cv);
+        while (!gate_open)
+            pthread_cond_wait(&cv, &mu);
+    }
+    int fail = sync_fail;
+    pthread_mutex_unlock(&mu);
+    if (fail) {
+        errno = fail;
+        return -1;
+    }
+    record_fd(fd);
+    return sl_fs_posix.fdatasync(fd);
+}
+
+static int s_fsync(int fd)
+{
+    record_fd(fd);
+    return sl_fs_posix.fsync(fd);
+}
+
+static void notify(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&mu);
+    notifies++;
+    if (watched) {
+        int64_t d = sl_part_durable_offset(watched);
+        if (d < last_durable)
+            not_monotonic = 1;
+        last_durable = d;
+    }
+    if (flusher && hooks != sl_flusher_rounds(flusher))
+        hook_order_bad = 1;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+}
+
+static void hook(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&mu);
+    hooks++;
+    pthread_mutex_unlock(&mu);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    seam = sl_fs_posix;
+    seam.fdatasync = s_fdatasync;
+    seam.fsync = s_fsync;
+    sl_fs = &seam;
+    watched = NULL;
+    flusher = NULL;
+    notifies = hooks = 0;
+    last_durable = 0;
+    not_monotonic = hook_order_bad = 0;
+    gate_armed = gate_entered = gate_open = 0;
+    sync_fail = 0;
+    nseen = 0;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    sl_fs = &sl_fs_posix;
+    return 0;
+}
+
+static void wait_durable(sl_part *p, int64_t target)
+{
+    pthread_mutex_lock(&mu);
+    while (sl_part_durable_offset(p) < target)
+        pthread_cond_wait(&cv, &mu);
+    pthread_mutex_unlock(&mu);
+}
+
+static void wait_notifies(uint64_t n)
+{
+    pthread_mutex_lock(&mu);
+    while (notifies < n)
+        pthread_cond_wait(&cv, &mu);
+    pthread_mutex_unlock(&mu);
+}
+
+static void gate_wait_entered(void)
+{
+    pthread_mutex_lock(&mu);
+    while (!gate_entered)
+        pthread_cond_wait(&cv, &mu);
+    pthread_mutex_unlock(&mu);
+}
+
+static void gate_release(void)
+{
+    pthread_mutex_lock(&mu);
+    gate_open = 1;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+}
+
+static sl_part *open_part(const char *dir, uint64_t seg_bytes, int policy)
+{
+    sl_part_cfg cfg;
+    sl_part *p;
+    tu_small_cfg(&cfg, seg_bytes);
+    cfg.flush = policy;
+    cfg.flush_interval_ms = 20;
+    assert_int_equal(sl_part_open(dir, &cfg, &p), SL_OK);
+    pthread_mutex_lock(&mu);
+    watched = p;
+    pthread_mutex_unlock(&mu);
+    return p;
+}
+
+/* Many appends while a round is in progress: one more round covers them
+ * all with one fdatasync. */
+static void test_group_commit(void **state)
+{
+    char *dir = tu_tmpdir();
+    sl_part *p = open_part(dir, 1 << 30, SL_FLUSH_ALWAYS);
+    sl_flusher *f;
+    const int N = 2000;
+    (void)state;
+    assert_int_equal(sl_flusher_new(notify, NULL, &f), SL_OK);
+    pthread_mutex_lock(&mu);
+    flusher = f;
+    pthread_mutex_unlock(&mu);
+    sl_flusher_add_hook(f, hook, NULL);
+
+    gate_armed = 1;
+    tu_append(p, 1, 1, 0, 100);
+    sl_flusher_request(f, p);
+    gate_wait_entered(); /* round 1 is inside fdatasync */
+    int64_t prev = sl_part_durable_offset(p);
+    for (int i = 1; i < N; i++) {
+        assert_int_equal(tu_append(p, 1, 1, i, 100), i);
+        sl_flusher_request(f, p);
+        int64_t d = sl_part_durable_offset(p);
+        assert_true(d >= prev);
+        prev = d;
+    }
+    assert_true(sl_part_durable_offset(p) < N); /* nothing waited on disk */
+    gate_release();
+    wait_durable(p, N);
+    assert_int_equal(sl_part_durable_offset(p), N);
+    assert_false(sl_part_dirty(p));
+    uint64_t syncs = sl_flusher_syncs(f), rounds = sl_flusher_rounds(f);
+    assert_true(syncs < (uint64_t)N);
+    assert_true(syncs <= 3); /* round 1 + round 2 (+ nothing else) */
+    assert_true(rounds <= 3);
+    assert_true(rounds >= 2);
+    pthread_mutex_lock(&mu);
+    assert_true(notifies >= 2);
+    assert_int_equal(not_monotonic, 0);
+    assert_int_equal(hook_order_bad, 0);
+    assert_true(hooks >= 2);
+    flusher = NULL;
+    watched = NULL;
+    pthread_mutex_unlock(&mu);
+    sl_flusher_forget(f, p);
+    sl_flusher_free(f);
+    sl_part_free(p);
+    tu_rmrf(dir);
+}
+
+/* Free-running: many appends, every one eventually durable, in order. */
+static void test_free_running(void **state)
+{
+    char *dir = tu_tmpdir();
+    sl_part *p = open_part(dir, 64 * 1024, SL_FLUSH_ALWAYS);
+    sl_flusher *f;
+    const int N = 3000;
+    (void)state;
+    assert_int_equal(sl_flusher_new(notify, NULL, &f), SL_OK);
+    for (int i = 0; i < N; i++) {
+        tu_append(p, 1, 1, i, 50);
+        sl_flusher_request(f, p);
+    }
+    wait_durable(p, N);
+    assert_true(sl_flusher_syncs(f) > 0);
+    pthread_mutex_lock(&mu);
+    assert_int_equal(not_monotonic, 0);
+    assert_int_equal(last_durable <= N, 1);
+    watched = NULL;
+    pthread_mutex_unlock(&mu);
+    sl_flusher_free(f);
+    assert_int_equal(tu_count_records(p, 0), N);
+    sl_part_free(p);
+    tu_rmrf(dir);
+}
+
+/* Segments rolled while a sync is pending are synced (log and indexes,
+ * and the directory) before the durable offset passes them. */
+static void test_roll_during_sync(void **state)
+{
+    char *dir = tu_tmpdir();
+    sl_part *p = open_part(dir, 500, SL_FLUSH_ALWAYS);
+    sl_flusher *f;
+    (void)state;
+    assert_int_equal(sl_flusher_new(notify, NULL, &f), SL_OK);
+    gate_armed = 1;
+    tu_append(p, 1, 1, 0, 100);
+    sl_flusher_request(f, p);
+    gate_wait_entered();
+    for (int i = 1; i < 40; i++) {
+        tu_append(p, 1, 1, i, 100);
+        sl_flusher_request(f, p);
+    }
+    int nseg = tu_count_files(dir, ".log");
+    assert_true(nseg >= 5);
+    assert_true(sl_part_durable_offset(p) < 40);
+    gate_release();
+    wait_durable(p, 40);
+    /* every segment file was fdatasynced; rolled ones with indexes */
+    pthread_mutex_lock(&mu);
+    int logs = 0, idx = 0, dirs = 0;
+    for (int i = 0; i < nseen; i++) {
+        size_t l = strlen(seen[i]);
+        if (l > 4 && !strcmp(seen[i] + l - 4, ".log"))
+            logs++;
+        else if (l > 6 && !strcmp(seen[i] + l - 6, ".index"))
+            idx++;
+        else if (strstr(dir, seen[i]))
+            dirs++;
+    }
+    pthread_mutex_unlock(&mu);
+    assert_int_equal(logs, nseg);
+    assert_int_equal(idx, nseg - 1);
+    assert_int_equal(dirs, 1);
+    sl_flusher_free(f);
+    pthread_mutex_lock(&mu);
+    watched = NULL;
+    pthread_mutex_unlock(&mu);
+    sl_part_free(p);
+    tu_rmrf(dir);
+}
+
+static void test_policies(void **state)
+{
+    char *dir = tu_tmpdir();
+    sl_part *p = open_part(dir, 1 << 20, SL_FLUSH_INTERVAL);
+    sl_flusher *f;
+    (void)state;
+    assert_int_equal(sl_flusher_new(notify, NULL, &f), SL_OK);
+    for (int i = 0; i < 10; i++) {
+        tu_append(p, 1, 1, i, 10);
+        sl_flusher_request(f, p);
+    }
+    wait_durable(p, 10); /* within flush_interval_ms, by the timer */
+    assert_true(sl_flusher_rounds(f) >= 1);
+
+    /* NEVER: requests are ignored; a wake-up round does not sync it */
+    sl_part_cfg cfg = *sl_part_get_cfg(p);
+    cfg.flush = SL_FLUSH_NEVER;
+    sl_part_set_cfg(p, &cfg);
+    tu_append(p, 1, 1, 10, 10);
+    sl_flusher_request(f, p);
+    pthread_mutex_lock(&mu);
+    uint64_t n = notifies;
+    pthread_mutex_unlock(&mu);
+    sl_flusher_wake(f);
+    wait_notifies(n + 1);
+    assert_int_equal(sl_part_durable_offset(p), 10);
+    assert_true(sl_part_dirty(p));
+    /* an explicit sync does it */
+    assert_int_equal(sl_part_sync(p), SL_OK);
+    assert_int_equal(sl_part_durable_offset(p), 11);
+    sl_flusher_forget(f, p);
+    pthread_mutex_lock(&mu);
+    watched = NULL;
+    pthread_mutex_unlock(&mu);
+    sl_part_free(p);
+    sl_flusher_free(f);
+    tu_rmrf(dir);
+}
+
+static void test_sync_failure(void **state)
+{
+    char *dir = tu_tmpdir();
+    sl_part *p = open_part(dir, 1 << 20, SL_FLUSH_ALWAYS);
+    sl_flusher *f;
+    (void)state;
+    assert_int_equal(sl_flusher_new(notify, NULL, &f), SL_OK);
+    tu_append(p, 1, 1, 0, 10);
+    sl_flusher_request(f, p);
+    wait_durable(p, 1);
+    pthread_mutex_lock(&mu);
+    sync_fail = EIO;
+    uint64_t n = notifies;
+    pthread_mutex_unlock(&mu);
+    tu_append(p, 1, 1, 1, 10);
+    sl_flusher_request(f, p);
+    wait_notifies(n + 1);
+    assert_int_equal(sl_part_failed(p), 1);
+    assert_int_equal(sl_part_durable_offset(p), 1);
+    pthread_mutex_lock(&mu);
+    sync_fail = 0;
+    n = notifies;
+    pthread_mutex_unlock(&mu);
+    /* later rounds never declare it durable */
+    sl_flusher_request(f, p);
+    sl_flusher_wake(f);
+    wait_notifies(n + 1);
+    assert_int_equal(sl_part_durable_offset(p), 1);
+    size_t len;
+    int64_t base;
+    uint8_t *b = tu_batch(1, 1, 5, 10, &len);
+    assert_int_equal(sl_part_append(p, b, len, 1, &base), SL_ERR_STORAGE);
+    free(b);
+    sl_flusher_forget(f, p);
+    pthread_mutex_lock(&mu);
+    watched = NULL;
+    pthread_mutex_unlock(&mu);
+    sl_part_free(p);
+    sl_flusher_free(f);
+    tu_rmrf(dir);
+}
+
+/* forget while a round holds the partition, then free it */
+static void test_forget(void **state)
+{
+    char *dir = tu_tmpdir();
+    sl_part *p = open_part(dir, 1 << 20, SL_FLUSH_ALWAYS);
+    sl_flusher *f;
+    (void)state;
+    pthread_mutex_lock(&mu);
+    watched = NULL;
+    pthread_mutex_unlock(&mu);
+    assert_int_equal(sl_flusher_new(NULL, NULL, &f), SL_OK);
+    for (int i = 0; i < 100; i++) {
+        tu_append(p, 1, 1, i, 10);
+        sl_flusher_request(f, p);
+    }
+    sl_flusher_forget(f, p);
+    sl_part_free(p); /* ASan would catch a flusher touching it now */
+    sl_flusher_wake(f);
+    sl_flusher_free(f);
+    /* free runs a last round even when nothing is pending */
+    assert_int_equal(sl_flusher_new(notify, NULL, &f), SL_OK);
+    pthread_mutex_lock(&mu);
+    uint64_t n = notifies;
+    pthread_mutex_unlock(&mu);
+    sl_flusher_free(f);
+    assert_true(notifies >= n + 1);
+    tu_rmrf(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_free_running, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_roll_during_sync, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_policies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sync_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forget, setup, teardown),
+    };
+    sl_log_level = SL_NONE; /* the failure test logs errors on purpose */
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
