@@ -1,0 +1,174 @@
+"""sluice_harness.py - start and stop a real sluiced for tests.
+
+    from sluice_harness import Broker
+    b = Broker(data_dir)            # or Broker() for a fresh temp dir
+    b.start()                       # --listen/--stomp-listen 127.0.0.1:0
+    b.binary_addr, b.stomp_addr     # ("127.0.0.1", port) tuples
+    c = b.client()                  # sluice_wire.Client on the binary port
+    b.stop()                        # SIGTERM, returns the exit status
+    b.kill9(); b.start()            # crash and restart on the same dir
+
+The ready line `sluiced ready binary=IP:PORT stomp=IP:PORT pid=PID` is read
+from stdout (no sleeps, no fixed ports). stderr goes to b.log_path. The
+binary is $SLUICE_BIN_DIR/sluiced (ctest sets it; the ASan build runs the
+ASan binary), else build/bin/sluiced of the source tree.
+"""
+
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRC = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+
+import sluice_wire  # noqa: E402
+
+
+def bin_dir():
+    return os.environ.get("SLUICE_BIN_DIR") or os.path.join(SRC, "build",
+                                                            "bin")
+
+
+def sluiced_path():
+    return os.path.join(bin_dir(), "sluiced")
+
+
+def _parse_addr(s):
+    host, port = s.rsplit(":", 1)
+    return (host.strip("[]"), int(port))
+
+
+class BrokerError(Exception):
+    pass
+
+
+class Broker:
+    def __init__(self, data_dir=None, args=(), start_timeout=60.0):
+        self._own_dir = data_dir is None
+        self.data_dir = data_dir or tempfile.mkdtemp(prefix="sluice-test-")
+        self.args = list(args)
+        self.start_timeout = start_timeout
+        self.proc = None
+        self.pid = None
+        self.binary_addr = None
+        self.stomp_addr = None
+        self.log_path = os.path.join(
+            tempfile.gettempdir(),
+            "sluiced-%d-%s.log" % (os.getpid(),
+                                   os.path.basename(self.data_dir)))
+        self.ready_line = None
+
+    # -- life cycle --------------------------------------------------------
+    def spawn(self, extra=()):
+        """Start sluiced and return the Popen without waiting (for tests of
+        start-up failures)."""
+        cmd = [sluiced_path(), "--data", self.data_dir,
+               "--listen", "127.0.0.1:0", "--stomp-listen", "127.0.0.1:0"]
+        cmd += self.args + list(extra)
+        log = open(self.log_path, "ab")
+        try:
+            return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log,
+                                    stdin=subprocess.DEVNULL)
+        finally:
+            log.close()
+
+    def start(self, extra=()):
+        if self.proc is not None:
+            raise BrokerError("already running")
+        p = self.spawn(extra)
+        deadline = time.monotonic() + self.start_timeout
+        line = b""
+        fd = p.stdout.fileno()
+        while not line.endswith(b"\n"):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                p.kill()
+                p.wait()
+                raise BrokerError("sluiced printed no ready line within "
+                                  "%.0fs; log:\n%s" % (self.start_timeout,
+                                                       self.log()))
+            r, _, _ = select.select([fd], [], [], left)
+            if not r:
+                continue
+            ch = os.read(fd, 1)
+            if not ch:
+                rc = p.wait()
+                raise BrokerError("sluiced exited with %d before ready; "
+                                  "log:\n%s" % (rc, self.log()))
+            line += ch
+        self.ready_line = line.decode().strip()
+        fields = dict(f.split("=", 1) for f in self.ready_line.split()[2:])
+        if not self.ready_line.startswith("sluiced ready "):
+            raise BrokerError("unexpected ready line %r" % self.ready_line)
+        self.binary_addr = _parse_addr(fields["binary"])
+        self.stomp_addr = _parse_addr(fields["stomp"])
+        self.pid = int(fields["pid"])
+        assert self.pid == p.pid
+        self.proc = p
+        return self
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, sig=signal.SIGTERM, timeout=60.0):
+        """Send sig and wait; returns the exit status (negative = signal)."""
+        if self.proc is None:
+            return None
+        p = self.proc
+        if p.poll() is None:
+            os.kill(p.pid, sig)
+        try:
+            rc = p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            rc = p.wait()
+            raise BrokerError("sluiced did not exit within %.0fs after "
+                              "signal %d" % (timeout, sig))
+        finally:
+            p.stdout.close()
+            self.proc = None
+        return rc
+
+    def kill9(self):
+        return self.stop(signal.SIGKILL)
+
+    def restart(self, extra=()):
+        self.stop()
+        return self.start(extra)
+
+    def cleanup(self):
+        if self.proc is not None:
+            self.kill9()
+        if self._own_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *a):
+        self.cleanup()
+
+    # -- helpers -------------------------------------------------------------
+    def client(self, timeout=30.0):
+        return sluice_wire.Client(self.binary_addr, timeout=timeout)
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def rss_kb(self):
+        """Resident set size of the running sluiced (VmRSS, kB)."""
+        with open("/proc/%d/status" % self.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise BrokerError("no VmRSS for pid %d" % self.pid)
