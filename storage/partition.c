@@ -198,7 +198,8 @@ static sl_err list_segments(const char *dir, int64_t **out, size_t *n_out)
         v[n++] = b;
     }
     closedir(d);
-    qsort(v, n, sizeof(*v), cmp_i64);
+    if (n > 1)
+        qsort(v, n, sizeof(*v), cmp_i64);
     *out = v;
     *n_out = n;
     return SL_OK;
