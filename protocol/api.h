@@ -37,7 +37,8 @@
  *   (`*_resp_decode`) take the response BODY starting at the i32 error
  *   (frame + SL_RESP_HDR_SIZE). They read only through sl_rd and return
  *   SL_OK, SL_ERR_MALFORMED (truncated input, trailing bytes, counts larger
- *   than the remaining bytes could hold, bad enum values) or SL_ERR_NOMEM.
+ *   than the remaining bytes could hold, bad enum values), SL_ERR_NOMEM,
+ *   or SL_ERR_TOO_LARGE (the arena's limit, see sl_arena).
  *   *out is written only on success.
  * - Decoded structures BORROW from the input buffer (strings, record bytes)
  *   and from the arena (arrays): both must outlive the structure. Arrays are
@@ -132,16 +133,28 @@ typedef struct sl_kv {
  * sl_arena: a bump allocator for decoded arrays. Chunked malloc; nothing is
  * freed individually. sl_arena_reset frees everything but keeps one chunk
  * for reuse; sl_arena_fini frees all (accepts a zeroed arena).
+ *
+ * Memory bound: decoded arrays take at most 8 times the bytes of the body
+ * they come from (an empty str16 is 2 bytes on the wire and a 16-byte
+ * sl_str), plus chunk overhead. A broker that wants a tighter cap than
+ * 8 x max frame sets a limit: an allocation beyond it fails, and a decoder
+ * then returns SL_ERR_TOO_LARGE (rather than SL_ERR_NOMEM).
  */
 typedef struct sl_arena_chunk sl_arena_chunk;
 typedef struct sl_arena {
     sl_arena_chunk *head; /* owned */
+    size_t used;          /* bytes handed out since init/reset */
+    size_t limit;         /* 0 = unlimited */
+    int over_limit;       /* set when an allocation hit the limit */
 } sl_arena;
 
 void sl_arena_init(sl_arena *a);
+/* Cap the bytes handed out between resets (0 = unlimited; the default). */
+void sl_arena_set_limit(sl_arena *a, size_t limit);
 void sl_arena_reset(sl_arena *a);
 void sl_arena_fini(sl_arena *a);
-/* n bytes aligned for any type, zeroed; NULL on allocation failure. */
+/* n bytes aligned for any type, zeroed; NULL on allocation failure or when
+ * the limit would be exceeded (then a->over_limit = 1). */
 void *sl_arena_alloc(sl_arena *a, size_t n);
 
 /* A topic with a list of partition ids (assignments, offset fetch). */

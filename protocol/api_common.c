@@ -105,6 +105,14 @@ struct sl_arena_chunk {
 void sl_arena_init(sl_arena *a)
 {
     a->head = NULL;
+    a->used = 0;
+    a->limit = 0;
+    a->over_limit = 0;
+}
+
+void sl_arena_set_limit(sl_arena *a, size_t limit)
+{
+    a->limit = limit;
 }
 
 void sl_arena_fini(sl_arena *a)
@@ -116,6 +124,8 @@ void sl_arena_fini(sl_arena *a)
         c = n;
     }
     a->head = NULL;
+    a->used = 0;
+    a->over_limit = 0;
 }
 
 void sl_arena_reset(sl_arena *a)
@@ -136,6 +146,8 @@ void sl_arena_reset(sl_arena *a)
         keep->next = NULL;
     }
     a->head = keep;
+    a->used = 0;
+    a->over_limit = 0;
 }
 
 void *sl_arena_alloc(sl_arena *a, size_t n)
@@ -149,6 +161,10 @@ void *sl_arena_alloc(sl_arena *a, size_t n)
     if (n > SIZE_MAX / 2)
         return NULL;
     n = (n + al - 1) & ~(al - 1);
+    if (a->limit && (n > a->limit || a->used > a->limit - n)) {
+        a->over_limit = 1;
+        return NULL;
+    }
     if (!c || c->size - c->used < n) {
         size_t sz = n > ARENA_CHUNK ? n : ARENA_CHUNK;
         c = malloc(sizeof(*c) + sz);
@@ -168,6 +184,7 @@ void *sl_arena_alloc(sl_arena *a, size_t n)
     }
     r = c->data + c->used;
     c->used += n;
+    a->used += n;
     memset(r, 0, n);
     return r;
 }
@@ -193,7 +210,7 @@ void *sl__rd_array(sl_rd *rd, sl_arena *a, uint32_t count, size_t size)
         return NULL;
     p = sl_arena_alloc(a, (size_t)count * size);
     if (!p)
-        rd->err = SL_ERR_NOMEM;
+        rd->err = a->over_limit ? SL_ERR_TOO_LARGE : SL_ERR_NOMEM;
     return p;
 }
 

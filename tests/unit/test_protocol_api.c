@@ -1301,6 +1301,23 @@ static void test_arena(void **state)
     assert_non_null(sl_arena_alloc(&a, 8));
     sl_arena_fini(&a);
     sl_arena_fini(&a); /* twice is fine */
+
+    /* A limit turns a large decode into SL_ERR_TOO_LARGE. */
+    uint8_t b[4 + 2 * 100];
+    uint32_t n = 100;
+    sl_metadata_req mr;
+    memset(b, 0, sizeof(b));
+    memcpy(b, &n, 4);
+    sl_arena_init(&a);
+    sl_arena_set_limit(&a, 100 * sizeof(sl_str) - 1);
+    assert_int_equal(sl_metadata_req_decode(b, sizeof(b), &a, &mr),
+                     SL_ERR_TOO_LARGE);
+    sl_arena_reset(&a);
+    sl_arena_set_limit(&a, 100 * sizeof(sl_str));
+    assert_int_equal(sl_metadata_req_decode(b, sizeof(b), &a, &mr), SL_OK);
+    assert_int_equal(mr.ntopics, 100);
+    assert_int_equal(a.used, 100 * sizeof(sl_str));
+    sl_arena_fini(&a);
 }
 
 /* ---- hex examples for docs/protocol.md -------------------------------- */
