@@ -291,7 +291,7 @@ static int end_of_line(sl_stomp_parser *p)
             sl_stomp_hoff *h = &p->hoff[i];
             if (h->name_len == 14 &&
                 memcmp(p->buf + h->name_off, "content-length", 14) == 0) {
-                int64_t n;
+                int64_t n = 0;
                 if (parse_content_length(p, (const char *)p->buf + h->value_off,
                                          h->value_len, &n) != 0)
                     return SL_STOMP_PERROR;
@@ -526,7 +526,9 @@ static void put_escaped(sl_stomp_enc *e, const char *s, size_t n, int is_name)
     for (i = 0; i < n; i++) {
         const char *rep = NULL;
         char c = s[i];
-        if (e->escape) {
+        if (c == 0) {
+            rep = " "; /* a NUL would end the frame early */
+        } else if (e->escape) {
             if (c == '\\')
                 rep = "\\\\";
             else if (c == '\n')

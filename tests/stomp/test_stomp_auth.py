@@ -1,0 +1,67 @@
+"""STOMP authentication with a users file (PBKDF2-SHA256 salted hashes)."""
+import hashlib
+import os
+import tempfile
+
+import pytest
+
+from conftest import Broker, Raw
+
+
+def make_hash(password, iterations=1000, salt=None):
+    salt = salt or os.urandom(16)
+    h = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    return "pbkdf2-sha256$%d$%s$%s" % (iterations, salt.hex(), h.hex())
+
+
+@pytest.fixture
+def auth_broker():
+    fd, path = tempfile.mkstemp(prefix="sluice-users-")
+    with os.fdopen(fd, "w") as f:
+        f.write("# test users\n")
+        f.write("alice %s\n" % make_hash("s3cret"))
+        f.write("bob %s\n" % make_hash("other", iterations=2000))
+    b = Broker(args=["--stomp-users-file", path]).start()
+    yield b
+    b.cleanup()
+    os.unlink(path)
+
+
+@pytest.mark.parametrize("login,passcode,ok", [
+    ("alice", "s3cret", True), ("bob", "other", True),
+    ("alice", "wrong", False), ("alice", "", False), ("mallory", "s3cret",
+                                                      False),
+    (None, None, False)])
+def test_login(auth_broker, login, passcode, ok):
+    r = Raw(auth_broker.stomp_port)
+    h = {"accept-version": "1.2"}
+    if login is not None:
+        h["login"] = login
+        h["passcode"] = passcode
+    r.send("CONNECT", h)
+    f = r.read_frame()
+    if ok:
+        assert f.command == "CONNECTED"
+    else:
+        assert f.command == "ERROR"
+        assert f.headers["message"] == "access refused"
+        assert r.expect_closed() == []
+    r.close()
+
+
+def test_dev_mode_logged(broker):
+    r = Raw(broker.stomp_port)
+    f = r.connect("1.2", headers={"login": "anyone", "passcode": "x"})
+    assert f.command == "CONNECTED"
+    r.close()
+    assert "development mode" in broker.log()
+
+
+def test_bad_users_file_refuses_start(tmp_path):
+    p = tmp_path / "users"
+    p.write_text("carol plaintext\n")
+    b = Broker(args=["--stomp-users-file", str(p)])
+    with pytest.raises(RuntimeError) as e:
+        b.start()
+    assert "pbkdf2-sha256" in str(e.value)
+    b.cleanup()

@@ -1,0 +1,64 @@
+"""kill -9 during persistent STOMP sends with receipts: every receipted
+message is there after a restart."""
+import socket
+import threading
+
+from conftest import Broker, Raw
+
+
+def test_kill9_loses_nothing_receipted():
+    b = Broker().start()
+    try:
+        r = Raw(b.stomp_port)
+        r.connect("1.2")
+        n = 4000
+        receipted = set()
+        done = threading.Event()
+
+        def reader():
+            try:
+                while True:
+                    f = r.read_frame()
+                    if f.command == "RECEIPT":
+                        receipted.add(int(f.headers["receipt-id"]))
+                        if len(receipted) == 300:
+                            done.set()
+            except (EOFError, OSError, ValueError, AssertionError):
+                pass
+            done.set()
+
+        t = threading.Thread(target=reader)
+        t.start()
+        try:
+            for i in range(n):
+                r.send("SEND", {"destination": "/queue/crash",
+                                "persistent": "true", "receipt": str(i)},
+                       "msg-%d" % i)
+                if done.is_set():
+                    break
+        except OSError:
+            pass
+        done.wait(30)
+        b.kill9()  # mid-stream: some sends are receipted, some not
+        t.join(30)
+        r.close()
+        assert len(receipted) >= 300
+        b.start()  # same data directory
+        c = Raw(b.stomp_port)
+        c.connect("1.2")
+        c.send("SUBSCRIBE", {"destination": "/queue/crash", "id": "s",
+                             "ack": "client-individual",
+                             "prefetch-count": "100000"})
+        seen = set()
+        need = set(receipted)
+        c.sock.settimeout(20)
+        while not need <= seen:
+            f = c.expect("MESSAGE")
+            i = int(f.body.decode().split("-")[1])
+            assert f.body == b"msg-%d" % i
+            seen.add(i)
+        missing = need - seen
+        assert not missing, "receipted but lost: %r" % sorted(missing)[:20]
+        c.close()
+    finally:
+        b.cleanup()

@@ -1,0 +1,449 @@
+"""Raw-frame tests: every frame and every error path of the STOMP adapter,
+byte by byte over a socket."""
+import socket
+import threading
+
+import pytest
+
+from conftest import Raw
+
+
+# ---- CONNECT and version negotiation ------------------------------------
+
+@pytest.mark.parametrize("offer,want", [
+    ("1.0,1.1,1.2", "1.2"), ("1.1", "1.1"), ("1.0", "1.0"),
+    ("1.1,1.0", "1.1"), ("1.2,2.0", "1.2")])
+def test_version_negotiation(broker, offer, want):
+    r = Raw(broker.stomp_port)
+    f = r.connect(offer)
+    assert f.command == "CONNECTED"
+    assert f.headers["version"] == want
+    assert f.headers["server"].startswith("Sluice/")
+    assert f.headers["session"]
+    if want != "1.0":
+        assert f.headers["heart-beat"] == "0,0"
+    r.close()
+
+
+def test_no_accept_version_is_10(broker):
+    r = Raw(broker.stomp_port)
+    r.send("CONNECT", {"login": "x", "passcode": "y"})
+    f = r.expect("CONNECTED")
+    assert f.headers["version"] == "1.0"
+    r.close()
+
+
+def test_stomp_command_and_any_host(broker):
+    r = Raw(broker.stomp_port)
+    r.send("STOMP", {"accept-version": "1.2", "host": "not-a-vhost.invalid"})
+    f = r.expect("CONNECTED")
+    assert f.headers["version"] == "1.2"
+    r.close()
+
+
+def test_unsupported_version(broker):
+    r = Raw(broker.stomp_port)
+    r.send("CONNECT", {"accept-version": "2.0,3.1"})
+    f = r.expect("ERROR")
+    assert f.headers["version"] == "1.0,1.1,1.2"
+    assert "version" in f.headers["message"]
+    assert r.expect_closed() == []
+
+
+def test_first_frame_must_be_connect(broker):
+    r = Raw(broker.stomp_port)
+    r.send("SEND", {"destination": "/topic/a"}, "x")
+    f = r.expect("ERROR")
+    assert "CONNECT" in f.body.decode()
+    assert r.expect_closed() == []
+
+
+def test_connect_twice(raw):
+    r = raw()
+    r.send("CONNECT", {"accept-version": "1.2"})
+    f = r.expect("ERROR")
+    assert f.headers["message"] == "already connected"
+    r.expect_closed()
+
+
+def test_connect_receipt(broker):
+    r = Raw(broker.stomp_port)
+    r.send("CONNECT", {"accept-version": "1.2", "receipt": "c1"})
+    r.expect("CONNECTED")
+    assert r.expect("RECEIPT").headers["receipt-id"] == "c1"
+    r.close()
+
+
+# ---- SEND / SUBSCRIBE / MESSAGE on topics -------------------------------
+
+def sub_and_sync(r, dest, sid="s1", ack="auto", extra=None):
+    h = {"destination": dest, "id": sid, "ack": ack, "receipt": "sub-" + sid}
+    h.update(extra or {})
+    r.send("SUBSCRIBE", h)
+    assert r.expect("RECEIPT").headers["receipt-id"] == "sub-" + sid
+
+
+def test_topic_roundtrip_headers(raw):
+    c, p = raw(), raw()
+    sub_and_sync(c, "/topic/t1")
+    p.send("SEND", [("destination", "/topic/t1"), ("content-type",
+                                                   "text/plain"),
+                    ("custom", "v1"), ("receipt", "r1")], "hello")
+    assert p.expect("RECEIPT").headers["receipt-id"] == "r1"
+    m = c.expect("MESSAGE")
+    assert m.body == b"hello"
+    h = m.headers
+    assert h["destination"] == "/topic/t1"
+    assert h["subscription"] == "s1"
+    assert h["message-id"]
+    assert h["content-type"] == "text/plain"
+    assert h["content-length"] == "5"
+    assert h["custom"] == "v1"
+    assert h["redelivered"] == "false"
+    assert "receipt" not in h
+    assert "ack" not in h  # auto mode: nothing to ack
+
+
+def test_topic_sees_only_after_subscribe(raw):
+    p, c = raw(), raw()
+    p.send("SEND", {"destination": "/topic/t2", "receipt": "a"}, "before")
+    p.expect("RECEIPT")
+    sub_and_sync(c, "/topic/t2")
+    p.send("SEND", {"destination": "/topic/t2"}, "after")
+    assert c.expect("MESSAGE").body == b"after"
+
+
+def test_topic_broadcast_to_all(raw):
+    subs = [raw() for _ in range(3)]
+    for i, s in enumerate(subs):
+        sub_and_sync(s, "/topic/t3", sid="x%d" % i)
+    p = raw()
+    for i in range(5):
+        p.send("SEND", {"destination": "/topic/t3"}, "m%d" % i)
+    for s in subs:
+        got = [s.expect("MESSAGE").body for _ in range(5)]
+        assert got == [b"m%d" % i for i in range(5)]
+
+
+def test_body_with_nuls(raw):
+    c, p = raw(), raw()
+    sub_and_sync(c, "/topic/bin")
+    body = b"\0a\0\0b\0" + bytes(range(256))
+    p.send("SEND", {"destination": "/topic/bin",
+                    "content-length": str(len(body))}, body)
+    m = c.expect("MESSAGE")
+    assert m.body == body
+    assert m.headers["content-length"] == str(len(body))
+
+
+def test_escaped_header_roundtrip_12(raw):
+    c, p = raw("1.2"), raw("1.2")
+    sub_and_sync(c, "/topic/esc")
+    weird = "a:b\nc\\d\re"
+    p.send("SEND", [("destination", "/topic/esc"), ("we:ird", weird)], "x")
+    m = c.expect("MESSAGE")
+    assert m.headers["we:ird"] == weird
+
+
+def test_escaped_header_11_to_10(raw):
+    c, p = raw("1.0"), raw("1.1")
+    sub_and_sync(c, "/topic/esc10")
+    p.send("SEND", [("destination", "/topic/esc10"), ("k", "x:y\nz")], "x")
+    m = c.expect("MESSAGE")
+    # 1.0 has no escaping: the newline cannot travel, ':' in a value can
+    assert m.headers["k"] == "x:y z"
+
+
+def test_repeated_header_first_wins(raw):
+    c, p = raw(), raw()
+    sub_and_sync(c, "/topic/rep")
+    p.send("SEND", [("destination", "/topic/rep"), ("foo", "1"),
+                    ("foo", "2")], "x")
+    m = c.expect("MESSAGE")
+    assert [v for k, v in m.all_headers if k == "foo"] == ["1"]
+
+
+def test_crlf_frames(raw):
+    c, p = raw(), raw()
+    sub_and_sync(c, "/topic/crlf")
+    p.send_raw(b"SEND\r\ndestination:/topic/crlf\r\nreceipt:r\r\n\r\nbody"
+               b"\0\r\n")
+    p.expect("RECEIPT")
+    assert c.expect("MESSAGE").body == b"body"
+
+
+def test_10_subscribe_without_id(raw):
+    c, p = raw("1.0"), raw("1.0")
+    c.send("SUBSCRIBE", {"destination": "/topic/ten", "receipt": "s"})
+    c.expect("RECEIPT")
+    p.send("SEND", {"destination": "/topic/ten"}, "x")
+    m = c.expect("MESSAGE")
+    assert m.headers["subscription"] == "/topic/ten"
+
+
+def test_unsubscribe_stops_delivery(raw):
+    c, p = raw(), raw()
+    sub_and_sync(c, "/topic/u1", sid="a")
+    sub_and_sync(c, "/topic/u2", sid="b")
+    c.send("UNSUBSCRIBE", {"id": "a", "receipt": "un"})
+    c.expect("RECEIPT")
+    p.send("SEND", {"destination": "/topic/u1"}, "lost")
+    p.send("SEND", {"destination": "/topic/u2"}, "kept")
+    m = c.expect("MESSAGE")
+    assert m.body == b"kept" and m.headers["subscription"] == "b"
+
+
+def test_disconnect_receipt_then_close(raw):
+    r = raw()
+    r.send("DISCONNECT", {"receipt": "bye"})
+    assert r.expect("RECEIPT").headers["receipt-id"] == "bye"
+    assert r.expect_closed() == []
+
+
+def test_wildcards(raw):
+    c, p = raw(), raw()
+    # topics must exist for the subscription to see them at once; new
+    # ones are discovered on their first message
+    sub_and_sync(c, "/topic/w.*.x", sid="rabbit-star")
+    sub_and_sync(c, "/topic/w.#", sid="rabbit-hash")
+    sub_and_sync(c, "/topic/w.>", sid="amq-gt")
+    p.send("SEND", {"destination": "/topic/w.a.x", "receipt": "1"}, "1")
+    p.expect("RECEIPT")
+    got = {}
+    for _ in range(3):
+        m = c.expect("MESSAGE")
+        got[m.headers["subscription"]] = m
+    assert set(got) == {"rabbit-star", "rabbit-hash", "amq-gt"}
+    assert got["rabbit-star"].headers["destination"] == "/topic/w.a.x"
+    p.send("SEND", {"destination": "/topic/w.b"}, "2")
+    got = sorted(c.expect("MESSAGE").headers["subscription"]
+                 for _ in range(2))
+    assert got == ["amq-gt", "rabbit-hash"]
+
+
+def test_exchange_destinations(raw):
+    c, p = raw(), raw()
+    sub_and_sync(c, "/exchange/amq.topic/rk.*", sid="ex")
+    sub_and_sync(c, "/exchange/amq.fanout", sid="fan")
+    p.send("SEND", {"destination": "/topic/rk.one"}, "a")
+    m = c.expect("MESSAGE")
+    assert m.headers["subscription"] == "ex"
+    assert m.headers["destination"] == "/exchange/amq.topic/rk.one"
+    p.send("SEND", {"destination": "/exchange/amq.fanout/ignored"}, "f")
+    m = c.expect("MESSAGE")
+    assert m.headers["subscription"] == "fan" and m.body == b"f"
+
+
+# ---- transactions ------------------------------------------------------
+
+def test_transaction_commit_and_abort(raw):
+    c, p = raw(), raw()
+    sub_and_sync(c, "/topic/tx")
+    p.send("BEGIN", {"transaction": "t1", "receipt": "b"})
+    p.expect("RECEIPT")
+    p.send("SEND", {"destination": "/topic/tx", "transaction": "t1",
+                    "receipt": "in-tx"}, "tx1")
+    p.send("SEND", {"destination": "/topic/tx", "receipt": "plain"},
+           "marker")
+    # the transactional SEND's receipt waits for COMMIT
+    assert p.expect("RECEIPT").headers["receipt-id"] == "plain"
+    assert c.expect("MESSAGE").body == b"marker"
+    p.send("COMMIT", {"transaction": "t1", "receipt": "commit"})
+    ids = [p.expect("RECEIPT").headers["receipt-id"] for _ in range(2)]
+    assert ids == ["in-tx", "commit"]
+    assert c.expect("MESSAGE").body == b"tx1"
+    # abort: never delivered
+    p.send("BEGIN", {"transaction": "t2"})
+    p.send("SEND", {"destination": "/topic/tx", "transaction": "t2"}, "no")
+    p.send("ABORT", {"transaction": "t2", "receipt": "ab"})
+    p.expect("RECEIPT")
+    p.send("SEND", {"destination": "/topic/tx"}, "marker2")
+    assert c.expect("MESSAGE").body == b"marker2"
+
+
+# ---- receipts and ERROR paths -----------------------------------------
+
+def expect_error(r, needle_msg=None, needle_body=None, receipt=None):
+    f = r.expect("ERROR")
+    if needle_msg:
+        assert needle_msg in f.headers["message"], f
+    if needle_body:
+        assert needle_body in f.body.decode(), f
+    if receipt:
+        assert f.headers.get("receipt-id") == receipt
+    assert f.headers["content-length"] == str(len(f.body))
+    assert r.expect_closed() == []
+    return f
+
+
+def test_error_frame_too_large_at_once(broker):
+    """The declared length is refused before the body is sent."""
+    r = Raw(broker.stomp_port)
+    r.connect("1.2")
+    r.send_raw(b"SEND\ndestination:/topic/big\ncontent-length:999999999\n\n")
+    expect_error(r, "stomp-max-frame")
+
+
+def test_error_too_many_headers(raw):
+    r = raw()
+    hdrs = "".join("h%d:v\n" % i for i in range(1001))
+    r.send_raw(("SEND\ndestination:/topic/x\n" + hdrs).encode())
+    expect_error(r, "stomp-max-headers")
+
+
+def test_error_header_too_long(raw):
+    r = raw()
+    r.send_raw(b"SEND\nx:" + b"y" * 20000)  # no newline: refused anyway
+    expect_error(r, "stomp-max-header-length")
+
+
+@pytest.mark.parametrize("data,needle", [
+    (b"FROB\n\n\0", "unknown command"),
+    (b"SEND\nnocolon\n\n\0", "no ':'"),
+    (b"SEND\ndestination:/topic/a\nx:a\\tb\n\n\0", "invalid escape"),
+    (b"SEND\ndestination:/topic/a\ncontent-length:x\n\n\0",
+     "invalid content-length"),
+    (b"SEND\ndestination:/topic/a\ncontent-length:1\n\nab\0",
+     "not terminated by a NUL"),
+    (b"MESSAGE\ndestination:/topic/a\n\n\0", "server frame"),
+])
+def test_error_malformed(raw, data, needle):
+    r = raw()
+    r.send_raw(data)
+    f = r.expect("ERROR")
+    assert needle in f.headers["message"] + f.body.decode(), f
+    assert r.expect_closed() == []
+
+
+@pytest.mark.parametrize("headers,needle", [
+    ({}, "missing destination"),
+    ({"destination": "/nowhere/x"}, "unknown destination"),
+    ({"destination": "/exchange/other/x"}, "unsupported exchange"),
+    ({"destination": "/queue/bad name"}, "invalid destination"),
+    ({"destination": "/topic/a.*"}, "wildcard"),
+    ({"destination": "/topic/a", "transaction": "nope"},
+     "unknown transaction"),
+])
+def test_error_send(raw, headers, needle):
+    r = raw()
+    h = dict(headers)
+    h["receipt"] = "r9"
+    r.send("SEND", h, "x")
+    f = r.expect("ERROR")
+    assert needle in f.headers["message"] + " " + f.body.decode(), f
+    assert f.headers["receipt-id"] == "r9"
+    assert r.expect_closed() == []
+
+
+@pytest.mark.parametrize("headers,needle", [
+    ({"destination": "/topic/a"}, "requires an id"),
+    ({"destination": "/topic/a", "id": "1", "selector": "x = 1"},
+     "selectors are not supported"),
+    ({"destination": "/topic/a", "id": "1", "ack": "sometimes"},
+     "ack must be"),
+    ({"destination": "/topic/a", "id": "1", "prefetch-count": "-3"},
+     "prefetch"),
+])
+def test_error_subscribe(raw, headers, needle):
+    r = raw("1.2")
+    r.send("SUBSCRIBE", headers)
+    f = r.expect("ERROR")
+    assert needle in f.headers["message"] + " " + f.body.decode(), f
+    assert r.expect_closed() == []
+
+
+def test_error_duplicate_subscription(raw):
+    r = raw()
+    sub_and_sync(r, "/topic/d1", sid="same")
+    r.send("SUBSCRIBE", {"destination": "/topic/d2", "id": "same"})
+    f = r.expect("ERROR")
+    assert "already in use" in f.body.decode()
+    assert r.expect_closed() == []
+
+
+def test_error_unknown_ack_and_unsubscribe(raw):
+    r = raw()
+    r.send("ACK", {"id": "nope/0/1"})
+    expect_error(r, "unknown message")
+    r2 = raw()
+    r2.send("UNSUBSCRIBE", {"id": "ghost"})
+    expect_error(r2, "unknown subscription")
+
+
+def test_error_tx_paths(raw):
+    r = raw()
+    r.send("COMMIT", {"transaction": "never"})
+    expect_error(r, "unknown transaction")
+    r = raw()
+    r.send("BEGIN", {"transaction": "t"})
+    r.send("BEGIN", {"transaction": "t"})
+    expect_error(r, "duplicate transaction")
+    r = raw()
+    r.send("BEGIN", {})
+    expect_error(r, "missing transaction")
+
+
+def test_bad_heartbeat_header(broker):
+    r = Raw(broker.stomp_port)
+    r.send("CONNECT", {"accept-version": "1.2", "heart-beat": "x,1"})
+    expect_error(r, "heart-beat")
+
+
+# ---- heart-beats -----------------------------------------------------------
+
+def test_server_sends_heartbeats(broker):
+    r = Raw(broker.stomp_port)
+    f = r.connect("1.2", heart_beat="0,100")
+    assert f.headers["heart-beat"] == "100,0"
+    # wait for three EOLs (the socket timeout bounds the wait)
+    r.sock.settimeout(10)
+    while r.eols < 3:
+        r.buf = b""
+        d = r.sock.recv(10)
+        assert d and set(d) <= {10}, d
+        r.eols += d.count(b"\n")
+    r.close()
+
+
+def test_silent_client_closed(broker):
+    r = Raw(broker.stomp_port)
+    f = r.connect("1.2", heart_beat="150,0")
+    assert f.headers["heart-beat"] == "0,150"
+    r.sock.settimeout(20)
+    assert r.expect_closed() == []
+    assert "no heart-beat" in broker.log()
+
+
+def test_heartbeating_client_kept(broker):
+    r = Raw(broker.stomp_port)
+    r.connect("1.2", heart_beat="100,0")
+    stop = threading.Event()
+
+    def beat():
+        while not stop.wait(0.03):
+            try:
+                r.send_raw(b"\n")
+            except OSError:
+                return
+
+    t = threading.Thread(target=beat)
+    t.start()
+    try:
+        # 20 beats = 6 intervals of 100 ms: a broker that ignored them
+        # would have closed us
+        for i in range(20):
+            stop.wait(0.03)
+        r.send("SEND", {"destination": "/topic/hb", "receipt": "alive"}, "x")
+        assert r.expect("RECEIPT").headers["receipt-id"] == "alive"
+    finally:
+        stop.set()
+        t.join()
+        r.close()
+
+
+def test_heartbeat_min_applies(broker):
+    r = Raw(broker.stomp_port)
+    f = r.connect("1.2", heart_beat="5,7")
+    # both below stomp-heartbeat-min-ms (100): raised to it
+    assert f.headers["heart-beat"] == "100,100"
+    r.close()
