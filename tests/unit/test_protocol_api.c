@@ -1363,6 +1363,55 @@ static int print_examples(void)
     return 0;
 }
 
+/* docs/protocol.md must show what the encoder produces today: every hex
+ * line of every example (and every error table row) must appear in it. */
+static void test_docs_current(void **state)
+{
+    const char *src = getenv("SLUICE_SOURCE_DIR");
+    char path[4096], line[256];
+    FILE *f;
+    char *doc;
+    long n;
+    (void)state;
+    if (!src)
+        skip();
+    snprintf(path, sizeof(path), "%s/docs/protocol.md", src);
+    f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    rewind(f);
+    doc = malloc((size_t)n + 1);
+    assert_int_equal(fread(doc, 1, (size_t)n, f), (size_t)n);
+    doc[n] = 0;
+    fclose(f);
+    make_two();
+    for (size_t i = 0; i < NCASES; i++) {
+        sl_wb wb;
+        sl_wb_init(&wb, 0);
+        assert_int_equal(cases[i].build(&wb), SL_OK);
+        for (size_t o = 0; o < wb.len; o += 16) {
+            int k = snprintf(line, sizeof(line), "\n%04zx ", o);
+            for (size_t j = o; j < o + 16 && j < wb.len; j++)
+                k += snprintf(line + k, sizeof(line) - (size_t)k, " %02x",
+                              wb.p[j]);
+            snprintf(line + k, sizeof(line) - (size_t)k, "\n");
+            if (!strstr(doc, line))
+                fail_msg("docs/protocol.md: example %s is stale at %04zx "
+                         "(regenerate with test_protocol_api --examples)",
+                         cases[i].name, o);
+        }
+        sl_wb_fini(&wb);
+    }
+    for (int e = 0; e < SL_ERR__END; e++) {
+        snprintf(line, sizeof(line), "| %d | `%s` | %s |", e, sl_errname(e),
+                 sl_strerror(e));
+        if (!strstr(doc, line))
+            fail_msg("docs/protocol.md: error table lacks \"%s\"", line);
+    }
+    free(doc);
+}
+
 /* The error code table of docs/protocol.md, from protocol/err.c. */
 static int print_errors(void)
 {
@@ -1392,6 +1441,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_handshake_pick),
         cmocka_unit_test(test_pipelined_frames),
         cmocka_unit_test(test_arena),
+        cmocka_unit_test(test_docs_current),
     };
     if (argc > 1 && strcmp(argv[1], "--examples") == 0)
         return print_examples();
