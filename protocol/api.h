@@ -208,7 +208,7 @@ sl_err sl_resp_error_decode(const uint8_t *body, size_t len, int32_t *err,
 /*
  * A "records" field (produce, fetch, queue acquire) holds zero or more whole
  * record batches back to back (protocol/batch.h). Iterate them:
- *     size_t off = 0, blen; sl_err e;
+ *     size_t off = 0, boff, blen; sl_err e;
  *     while (sl_records_next(p, len, &off, &boff, &blen, &e)) ... p + boff
  * Returns 1 with *batch_off / *batch_len set (and *off advanced past the
  * batch), 0 at the end. On a bad batch header or a batch that overruns len,
