@@ -1,7 +1,7 @@
 """Exceptions raised by the Sluice bindings.
 
 Every error the broker or libsluice reports is an ``int`` code from one enum
-(``protocol/err.h``: 0 is success, 1..9999 Sluice's own, ``10000 + errno`` a
+(``sluice.h``/``protocol/err.h``: 0 is success, 1..9999 Sluice's own, ``10000 + errno`` a
 wrapped system error). Each code maps to one class below; all of them derive
 from :class:`SluiceError`, and some also from the matching built-in exception
 so that ordinary ``except TimeoutError`` / ``except ValueError`` /
@@ -11,7 +11,8 @@ so that ordinary ``except TimeoutError`` / ``except ValueError`` /
      +-- CorruptError               (2)
      +-- MalformedError             (3)
      +-- MessageTooLargeError       (4)  also ValueError
-     +-- UnsupportedError           (5, 6)
+     +-- UnsupportedError           (5)
+     |    +-- UnsupportedVersionError (6)
      +-- UnknownTopicError          (7)
      +-- UnknownPartitionError      (8)
      +-- TopicExistsError           (9)
@@ -39,7 +40,7 @@ so that ordinary ``except TimeoutError`` / ``except ValueError`` /
      +-- CompressionError          (31)
      +-- SystemError_              (10000 + errno)  also OSError; .errno set
 
-Every instance has ``.code`` (the int), ``.name`` (e.g. ``"SL_ERR_UNKNOWN_TOPIC"``
+Every instance has ``.code`` (the int), ``.name`` (e.g. ``"SLUICE_ERR_UNKNOWN_TOPIC"``
 or ``"ENOSPC"``) and ``.message`` (what happened, naming the input).
 """
 
@@ -51,7 +52,8 @@ from typing import Dict, Optional, Type
 
 __all__ = [
     "SluiceError", "CorruptError", "MalformedError", "MessageTooLargeError",
-    "UnsupportedError", "UnknownTopicError", "UnknownPartitionError",
+    "UnsupportedError", "UnsupportedVersionError", "UnknownTopicError",
+    "UnknownPartitionError",
     "TopicExistsError", "InvalidConfigError", "OffsetOutOfRangeError",
     "NotFoundError", "SluiceTimeoutError", "SluiceMemoryError", "ClosedError",
     "BusyError", "AuthenticationError", "InvalidArgumentError",
@@ -69,13 +71,13 @@ class SluiceError(Exception):
     """Base class of every error raised by the Sluice bindings.
 
     Attributes:
-        code: the Sluice error code (``protocol/err.h``), e.g. 7.
-        name: its symbolic name, e.g. ``"SL_ERR_UNKNOWN_TOPIC"``.
+        code: the Sluice error code (``sluice.h``/``protocol/err.h``), e.g. 7.
+        name: its symbolic name, e.g. ``"SLUICE_ERR_UNKNOWN_TOPIC"``.
         message: a human-readable description naming the input concerned.
     """
 
     code: int = 1
-    name: str = "SL_ERR_UNKNOWN"
+    name: str = "SLUICE_ERR_UNKNOWN"
 
     def __init__(self, message: str = "", code: Optional[int] = None,
                  name: Optional[str] = None) -> None:
@@ -101,49 +103,57 @@ def _cls(name: str, code: int, sym: str, *bases: type,
     return cls  # type: ignore[return-value]
 
 
-CorruptError = _cls("CorruptError", 2, "SL_ERR_CORRUPT",
+CorruptError = _cls("CorruptError", 2, "SLUICE_ERR_CORRUPT",
                     doc="Stored or received data failed its CRC check.")
-MalformedError = _cls("MalformedError", 3, "SL_ERR_MALFORMED",
+MalformedError = _cls("MalformedError", 3, "SLUICE_ERR_MALFORMED",
                       doc="The broker found a request, frame or batch "
                           "malformed.")
-MessageTooLargeError = _cls("MessageTooLargeError", 4, "SL_ERR_TOO_LARGE",
+MessageTooLargeError = _cls("MessageTooLargeError", 4, "SLUICE_ERR_TOO_LARGE",
                             ValueError,
                             doc="A record, batch or frame exceeds a size "
                                 "limit.")
-UnsupportedError = _cls("UnsupportedError", 5, "SL_ERR_UNSUPPORTED_API",
+UnsupportedError = _cls("UnsupportedError", 5, "SLUICE_ERR_UNSUPPORTED_API",
                         doc="The broker does not support this API or "
                             "version.")
-UnknownTopicError = _cls("UnknownTopicError", 7, "SL_ERR_UNKNOWN_TOPIC",
+
+
+class UnsupportedVersionError(UnsupportedError):  # type: ignore[valid-type,misc]
+    """The broker does not support this API version."""
+    code = 6
+    name = "SLUICE_ERR_UNSUPPORTED_VERSION"
+
+
+UnknownTopicError = _cls("UnknownTopicError", 7, "SLUICE_ERR_UNKNOWN_TOPIC",
                          doc="The topic does not exist (and was not "
                              "auto-created).")
 UnknownPartitionError = _cls("UnknownPartitionError", 8,
-                             "SL_ERR_UNKNOWN_PARTITION",
+                             "SLUICE_ERR_UNKNOWN_PARTITION",
                              doc="The partition does not exist in the "
                                  "topic.")
-TopicExistsError = _cls("TopicExistsError", 9, "SL_ERR_TOPIC_EXISTS",
+TopicExistsError = _cls("TopicExistsError", 9, "SLUICE_ERR_TOPIC_EXISTS",
                         doc="A topic with that name already exists.")
-InvalidConfigError = _cls("InvalidConfigError", 10, "SL_ERR_INVALID_CONFIG",
+InvalidConfigError = _cls("InvalidConfigError", 10, "SLUICE_ERR_INVALID_CONFIG",
                           ValueError,
                           doc="A configuration key or value is invalid.")
 OffsetOutOfRangeError = _cls("OffsetOutOfRangeError", 11,
-                             "SL_ERR_OFFSET_OUT_OF_RANGE",
+                             "SLUICE_ERR_OFFSET_OUT_OF_RANGE",
                              doc="The offset is below the log start or past "
                                  "its end.")
-NotFoundError = _cls("NotFoundError", 12, "SL_ERR_NOT_FOUND",
+NotFoundError = _cls("NotFoundError", 12, "SLUICE_ERR_NOT_FOUND",
                      doc="A record, offset or key was not found.")
-SluiceTimeoutError = _cls("SluiceTimeoutError", 13, "SL_ERR_TIMEOUT",
+SluiceTimeoutError = _cls("SluiceTimeoutError", 13, "SLUICE_ERR_TIMEOUT",
                           TimeoutError,
                           doc="The operation timed out.")
-SluiceMemoryError = _cls("SluiceMemoryError", 14, "SL_ERR_NOMEM",
+SluiceMemoryError = _cls("SluiceMemoryError", 14, "SLUICE_ERR_NOMEM",
                          MemoryError, doc="Out of memory.")
-ClosedError = _cls("ClosedError", 15, "SL_ERR_CLOSED",
+ClosedError = _cls("ClosedError", 15, "SLUICE_ERR_CLOSED",
                    doc="The object (producer, consumer, connection) is "
                        "closed.")
-BusyError = _cls("BusyError", 16, "SL_ERR_BUSY",
+BusyError = _cls("BusyError", 16, "SLUICE_ERR_BUSY",
                  doc="A resource is busy or locked.")
-AuthenticationError = _cls("AuthenticationError", 17, "SL_ERR_AUTH",
+AuthenticationError = _cls("AuthenticationError", 17, "SLUICE_ERR_AUTH",
                            doc="Authentication failed.")
-InvalidArgumentError = _cls("InvalidArgumentError", 18, "SL_ERR_INVALID_ARG",
+InvalidArgumentError = _cls("InvalidArgumentError", 18, "SLUICE_ERR_INVALID_ARG",
                             ValueError,
                             doc="An argument was rejected by libsluice or the "
                                 "broker.")
@@ -152,39 +162,39 @@ InvalidArgumentError = _cls("InvalidArgumentError", 18, "SL_ERR_INVALID_ARG",
 class InvalidTopicError(InvalidArgumentError):  # type: ignore[valid-type,misc]
     """The topic name is invalid (letters, digits, '.', '_', '-')."""
     code = 29
-    name = "SL_ERR_INVALID_TOPIC"
+    name = "SLUICE_ERR_INVALID_TOPIC"
 
 
-UnknownGroupError = _cls("UnknownGroupError", 19, "SL_ERR_UNKNOWN_GROUP",
+UnknownGroupError = _cls("UnknownGroupError", 19, "SLUICE_ERR_UNKNOWN_GROUP",
                          doc="The consumer group does not exist.")
-UnknownMemberError = _cls("UnknownMemberError", 20, "SL_ERR_UNKNOWN_MEMBER",
+UnknownMemberError = _cls("UnknownMemberError", 20, "SLUICE_ERR_UNKNOWN_MEMBER",
                           doc="The group does not know this member (session "
                               "expired).")
-RebalanceError = _cls("RebalanceError", 21, "SL_ERR_REBALANCE",
+RebalanceError = _cls("RebalanceError", 21, "SLUICE_ERR_REBALANCE",
                       doc="The group is rebalancing; the consumer rejoins.")
-NotAcquiredError = _cls("NotAcquiredError", 22, "SL_ERR_NOT_ACQUIRED",
+NotAcquiredError = _cls("NotAcquiredError", 22, "SLUICE_ERR_NOT_ACQUIRED",
                         doc="ack/nack/reject/touch of a record this consumer "
                             "does not hold (already settled, or redelivered "
                             "to another consumer).")
-LockExpiredError = _cls("LockExpiredError", 23, "SL_ERR_LOCK_EXPIRED",
+LockExpiredError = _cls("LockExpiredError", 23, "SLUICE_ERR_LOCK_EXPIRED",
                         doc="The lock on the record expired before it was "
                             "settled; it will be (or was) delivered again.")
-ThrottledError = _cls("ThrottledError", 24, "SL_ERR_THROTTLED",
+ThrottledError = _cls("ThrottledError", 24, "SLUICE_ERR_THROTTLED",
                       doc="The broker throttled the request.")
-StorageError = _cls("StorageError", 25, "SL_ERR_STORAGE",
+StorageError = _cls("StorageError", 25, "SLUICE_ERR_STORAGE",
                     doc="The partition failed on the broker (for example a "
                         "failed fsync) and refuses writes.")
-DisconnectedError = _cls("DisconnectedError", 26, "SL_ERR_DISCONNECTED",
+DisconnectedError = _cls("DisconnectedError", 26, "SLUICE_ERR_DISCONNECTED",
                          ConnectionError,
                          doc="The connection to the broker was lost or could "
                              "not be made.")
-ProtocolError = _cls("ProtocolError", 27, "SL_ERR_PROTOCOL",
+ProtocolError = _cls("ProtocolError", 27, "SLUICE_ERR_PROTOCOL",
                      doc="The broker sent an unexpected reply.")
-SluiceIOError = _cls("SluiceIOError", 28, "SL_ERR_IO", OSError,
+SluiceIOError = _cls("SluiceIOError", 28, "SLUICE_ERR_IO", OSError,
                      doc="An I/O error without an errno.")
-ShuttingDownError = _cls("ShuttingDownError", 30, "SL_ERR_SHUTTING_DOWN",
+ShuttingDownError = _cls("ShuttingDownError", 30, "SLUICE_ERR_SHUTTING_DOWN",
                          doc="The broker is shutting down.")
-CompressionError = _cls("CompressionError", 31, "SL_ERR_COMPRESSION",
+CompressionError = _cls("CompressionError", 31, "SLUICE_ERR_COMPRESSION",
                         doc="zstd failed or the codec is unknown.")
 
 
@@ -207,7 +217,6 @@ for _c in list(globals().values()):
     if isinstance(_c, type) and issubclass(_c, SluiceError) \
             and _c is not SluiceError and _c is not SystemError_:
         _BY_CODE[_c.code] = _c
-_BY_CODE[6] = UnsupportedError
 
 
 def error_from_code(code: int, message: str = "",
@@ -221,5 +230,5 @@ def error_from_code(code: int, message: str = "",
     cls = _BY_CODE.get(code)
     if cls is None:
         return SluiceError(message or "error %d" % code, code,
-                           name or "SL_ERR_UNKNOWN")
+                           name or "SLUICE_ERR_UNKNOWN")
     return cls(message, code, name or cls.name)

@@ -41,16 +41,20 @@ def bin_dir():
 @pytest.fixture(scope="module")
 def broker(bin_dir, tmp_path_factory):
     """One sluiced per test module (topics are unique per test)."""
-    b = sluice_harness.Broker(bin_dir=bin_dir,
-                              data_dir=str(tmp_path_factory.mktemp("data")))
+    os.environ["SLUICE_BIN_DIR"] = bin_dir
+    b = sluice_harness.Broker(data_dir=str(tmp_path_factory.mktemp("data")))
     b.start()
     yield b
-    b.stop()
+    rc = b.stop()
+    b.cleanup()
+    # a clean SIGTERM shutdown exits 0; anything else is a broker bug the
+    # Python suite happened to trigger: show its log
+    assert rc == 0, "sluiced exited with %r; log:\n%s" % (rc, b.log())
 
 
 @pytest.fixture
 def bootstrap(broker):
-    return broker.binary_addr
+    return "%s:%d" % broker.binary_addr
 
 
 @pytest.fixture

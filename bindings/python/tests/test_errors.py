@@ -26,8 +26,7 @@ def test_hierarchy_and_code_mapping():
         e = errors.error_from_code(code, "m")
         assert isinstance(e, sluice.SluiceError)
         assert e.code == code and str(e) == "m"
-        assert e.name == sluice._sluice.errname(code).replace(
-            "SLUICE_", "SL_")
+        assert e.name == sluice._sluice.errname(code)
     e = errors.error_from_code(10000 + 28, "disk full")
     assert isinstance(e, OSError) and e.errno == 28 and e.name == "ENOSPC"
     assert sluice.strerror(7) == "unknown topic"
