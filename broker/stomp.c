@@ -1092,8 +1092,10 @@ static void sub_free(stomp_sub *s)
     stomp_srv *srv = s->c->s;
     pend *p, *pn;
     treader *r, *rn;
-    if (s->qc)
-        sl_qconsumer_free(s->qc); /* releases unacked records */
+    /* releases unacked records; at shutdown the groups module may have
+     * gone first and freed its consumers itself */
+    if (s->qc && srv_groups(srv))
+        sl_qconsumer_free(s->qc);
     for (r = s->readers; r; r = rn) {
         rn = r->sub_next;
         reader_free(srv, r);
