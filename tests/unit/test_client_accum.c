@@ -1,0 +1,203 @@
+/* Unit tests: libsluice partitioner and producer batching accumulator. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "client/src/accum.h"
+#include "sluice.h"
+
+static void test_partitioner_fnv1a(void **state)
+{
+    (void)state;
+    /* FNV-1a 32-bit reference values: "" = 0x811c9dc5, "a" = 0xe40c292c,
+     * "foobar" = 0xbf9cf968. */
+    assert_int_equal(sluice_partition_for_key("", 0, 1000003),
+                     (int32_t)(0x811c9dc5u % 1000003u));
+    assert_int_equal(sluice_partition_for_key("a", 1, 1000003),
+                     (int32_t)(0xe40c292cu % 1000003u));
+    assert_int_equal(sluice_partition_for_key("foobar", 6, 7),
+                     (int32_t)(0xbf9cf968u % 7u));
+    assert_int_equal(sluice_partition_for_key("x", 1, 0), -1);
+    assert_int_equal(sluice_partition_for_key("x", 1, 1), 0);
+}
+
+static void test_partitioner_spreads(void **state)
+{
+    int counts[8] = {0};
+    char key[32];
+    int i;
+    (void)state;
+    for (i = 0; i < 8000; i++) {
+        int n = snprintf(key, sizeof(key), "key-%d", i);
+        int32_t p = sluice_partition_for_key(key, (size_t)n, 8);
+        assert_true(p >= 0 && p < 8);
+        counts[p]++;
+        /* same key, same partition */
+        assert_int_equal(p, sluice_partition_for_key(key, (size_t)n, 8));
+    }
+    for (i = 0; i < 8; i++)
+        assert_true(counts[i] > 700 && counts[i] < 1300);
+}
+
+/* Decode a finished batch and check its values are v0..v(n-1). */
+static void check_batch(sl_pbatch *b, const char *prefix, int first, int n)
+{
+    sl_batch_iter it;
+    sl_record r;
+    sl_err e;
+    char want[64];
+    int i = 0;
+    assert_int_equal(sl_batch_verify(b->enc, b->enc_len, &it.hdr), SL_OK);
+    assert_int_equal(sl_batch_iter_init(&it, b->enc, b->enc_len), SL_OK);
+    while (sl_batch_iter_next(&it, &r, &e) == 1) {
+        int wl = snprintf(want, sizeof(want), "%s%d", prefix, first + i);
+        assert_int_equal(r.value_len, wl);
+        assert_memory_equal(r.value, want, (size_t)wl);
+        assert_int_equal(r.offset, i);
+        i++;
+    }
+    assert_int_equal(e, SL_OK);
+    assert_int_equal(i, n);
+    assert_int_equal(b->n, (uint32_t)n);
+    sl_batch_iter_fini(&it);
+}
+
+static void test_batch_by_records_and_linger(void **state)
+{
+    sl_accum a;
+    sl_pbatch *b;
+    sl_err e;
+    int t, full, i;
+    char v[32];
+    (void)state;
+
+    sl_accum_init(&a, 1 << 20, 4, 10, SL_CODEC_NONE);
+    t = sl_accum_add_topic(&a, "t", 2);
+    assert_int_equal(t, 0);
+    assert_int_equal(sl_accum_find(&a, "t"), 0);
+    assert_int_equal(sl_accum_find(&a, "u"), -1);
+    assert_int_equal(sl_accum_next_due(&a), INT64_MAX);
+    for (i = 0; i < 5; i++) {
+        int n = snprintf(v, sizeof(v), "v%d", i);
+        assert_int_equal(sl_accum_add(&a, t, 1, 1000 + i, NULL, 0, v, (size_t)n,
+                                      NULL, 0, (void *)(intptr_t)(i + 1), 100,
+                                      &full),
+                         SL_OK);
+        assert_int_equal(full, i == 3); /* batch.records = 4 */
+    }
+    assert_int_equal(a.records, 5);
+    /* the full batch first, whatever the time */
+    b = sl_accum_take(&a, 100, 0, &e);
+    assert_non_null(b);
+    assert_int_equal(e, SL_OK);
+    assert_int_equal(b->partition, 1);
+    check_batch(b, "v", 0, 4);
+    assert_ptr_equal(b->opaque[0], (void *)1);
+    assert_ptr_equal(b->opaque[3], (void *)4);
+    assert_int_equal(b->ts[2], 1002);
+    sl_accum_release(&a, b);
+    /* the open one lingers until 100 + 10 */
+    assert_int_equal(sl_accum_next_due(&a), 110);
+    assert_null(sl_accum_take(&a, 109, 0, &e));
+    b = sl_accum_take(&a, 110, 0, &e);
+    assert_non_null(b);
+    check_batch(b, "v", 4, 1);
+    sl_accum_release(&a, b);
+    assert_null(sl_accum_take(&a, 1000, 1, &e));
+    assert_int_equal(a.records, 0);
+    /* unknown partition */
+    assert_int_equal(
+        sl_accum_add(&a, t, 2, 0, NULL, 0, "x", 1, NULL, 0, NULL, 0, &full),
+        SL_ERR_UNKNOWN_PARTITION);
+    sl_accum_fini(&a);
+}
+
+static void test_batch_by_size_and_flush_all(void **state)
+{
+    sl_accum a;
+    sl_pbatch *b;
+    sl_err e;
+    int t, full, i, nfull = 0;
+    char v[200];
+    (void)state;
+
+    sl_accum_init(&a, 1000, 100000, 1000, SL_CODEC_ZSTD);
+    t = sl_accum_add_topic(&a, "t", 1);
+    memset(v, 'a', sizeof(v));
+    for (i = 0; i < 20; i++) {
+        assert_int_equal(sl_accum_add(&a, t, 0, 1, NULL, 0, v, sizeof(v), NULL,
+                                      0, NULL, 0, &full),
+                         SL_OK);
+        nfull += full;
+    }
+    /* ~210 bytes per record, 1000-byte batches: a batch every 5 records
+     * (the header counts too) */
+    assert_true(nfull >= 3 && nfull <= 5);
+    i = 0;
+    while ((b = sl_accum_take(&a, 0, 1, &e))) {
+        assert_int_equal(e, SL_OK);
+        /* compressed: much smaller than the raw records */
+        assert_true(b->enc_len < 200);
+        i += (int)b->n;
+        sl_accum_release(&a, b);
+    }
+    assert_int_equal(i, 20);
+    sl_accum_fini(&a);
+}
+
+static void test_sticky_and_keys(void **state)
+{
+    sl_accum a;
+    sl_pbatch *b;
+    sl_err e;
+    int t, full;
+    int32_t p1, p2;
+    (void)state;
+
+    sl_accum_init(&a, 1 << 20, 2, 1000, SL_CODEC_NONE);
+    t = sl_accum_add_topic(&a, "t", 4);
+    /* keyed: the hash */
+    assert_int_equal(sl_accum_pick(&a, t, "foobar", 6),
+                     sluice_partition_for_key("foobar", 6, 4));
+    /* null key: sticky until its batch leaves */
+    p1 = sl_accum_pick(&a, t, NULL, 0);
+    assert_int_equal(sl_accum_pick(&a, t, NULL, 0), p1);
+    assert_int_equal(
+        sl_accum_add(&a, t, p1, 1, NULL, 0, "a", 1, NULL, 0, NULL, 0, &full),
+        SL_OK);
+    assert_int_equal(sl_accum_pick(&a, t, NULL, 0), p1);
+    assert_int_equal(
+        sl_accum_add(&a, t, p1, 1, NULL, 0, "b", 1, NULL, 0, NULL, 0, &full),
+        SL_OK);
+    assert_int_equal(full, 1);
+    p2 = sl_accum_pick(&a, t, NULL, 0);
+    assert_int_equal(p2, (p1 + 1) % 4);
+    b = sl_accum_take(&a, 0, 0, &e);
+    assert_non_null(b);
+    /* unget puts it back first */
+    sl_accum_unget(&a, b);
+    assert_int_equal(a.records, 2);
+    assert_ptr_equal(sl_accum_take(&a, 0, 0, &e), b);
+    sl_accum_release(&a, b);
+    /* growing the partition count keeps the topic */
+    assert_int_equal(sl_accum_add_topic(&a, "t", 8), t);
+    assert_int_equal(a.topics[t].nparts, 8);
+    sl_accum_fini(&a);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_partitioner_fnv1a),
+        cmocka_unit_test(test_partitioner_spreads),
+        cmocka_unit_test(test_batch_by_records_and_linger),
+        cmocka_unit_test(test_batch_by_size_and_flush_all),
+        cmocka_unit_test(test_sticky_and_keys),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
