@@ -390,7 +390,8 @@ sl_err sl_config_parse_args(sl_config *cfg, int argc, char **argv,
             if (rc != SL_OK)
                 return rc;
         }
-        if (pass == 0 && cfile && act == SL_CONFIG_RUN) {
+        if (pass == 0 && cfile &&
+            (act == SL_CONFIG_RUN || act == SL_CONFIG_DUMP_CONF)) {
             rc = sl_config_load_file(cfg, cfile, err, errlen);
             if (rc != SL_OK)
                 return rc;

@@ -58,10 +58,8 @@ class Broker:
         self.pid = None
         self.binary_addr = None
         self.stomp_addr = None
-        self.log_path = os.path.join(
-            tempfile.gettempdir(),
-            "sluiced-%d-%s.log" % (os.getpid(),
-                                   os.path.basename(self.data_dir)))
+        # beside the data directory (pytest's tmp_path keeps both)
+        self.log_path = self.data_dir.rstrip("/") + ".log"
         self.ready_line = None
 
     # -- life cycle --------------------------------------------------------
@@ -147,6 +145,10 @@ class Broker:
             self.kill9()
         if self._own_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
+            try:
+                os.unlink(self.log_path)
+            except OSError:
+                pass
 
     def __enter__(self):
         return self.start()
