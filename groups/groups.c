@@ -287,6 +287,7 @@ void sl_groups_flush_hook(void *arg)
     pthread_mutex_unlock(&g->mu);
 
     rc = SL_OK;
+    pthread_mutex_lock(&g->db_mu);
     if (buf.len > 0) {
         rc = db_exec(g->db, "BEGIN IMMEDIATE");
         if (rc == SL_OK) {
@@ -299,6 +300,7 @@ void sl_groups_flush_hook(void *arg)
                 __atomic_add_fetch(&g->st.txns, 1, __ATOMIC_RELAXED);
         }
     }
+    pthread_mutex_unlock(&g->db_mu);
     pthread_mutex_lock(&g->mu);
     g->commit_err = rc;
     if (rc == SL_OK)
@@ -420,6 +422,7 @@ sl_err sl_groups_open(const char *data_dir, const sl_groups_env *env,
     if (!g)
         return SL_ERR_NOMEM;
     pthread_mutex_init(&g->mu, NULL);
+    pthread_mutex_init(&g->db_mu, NULL);
     sl_wb_init(&g->staged, 0);
     g->env = *env;
     g->flusher = flusher;
@@ -455,8 +458,6 @@ sl_err sl_groups_open(const char *data_dir, const sl_groups_env *env,
     rc = sl_stream_load(g);
     if (rc != SL_OK)
         goto out;
-    if (flusher)
-        sl_flusher_add_hook(flusher, sl_groups_flush_hook, g);
     *out = g;
     return SL_OK;
 out:
@@ -482,8 +483,30 @@ void sl_groups_free(sl_groups *g)
         sqlite3_close(g->db);
     sl_wb_fini(&g->staged);
     pthread_mutex_destroy(&g->mu);
+    pthread_mutex_destroy(&g->db_mu);
     free(g->path);
     free(g);
+}
+
+void sl_groups_qgroup_foreach(sl_groups *g,
+                              void (*fn)(void *arg, const char *group,
+                                         const char *topic,
+                                         const char *dlq_topic),
+                              void *arg)
+{
+    for (sl_qgroup *qg = g->qgroups; qg; qg = qg->next) {
+        char buf[300];
+        const char *dt = NULL;
+        if (strcmp(qg->cfg.dlq_topic, "-")) {
+            if (qg->cfg.dlq_topic[0]) {
+                dt = qg->cfg.dlq_topic;
+            } else {
+                snprintf(buf, sizeof(buf), "%s.DLQ", qg->topic);
+                dt = buf;
+            }
+        }
+        fn(arg, qg->name, qg->topic, dt);
+    }
 }
 
 void sl_groups_on_append(sl_groups *g, const char *topic, int32_t partition)

@@ -55,22 +55,26 @@ typedef struct sl_groups_env {
 /*
  * Open (creating) <data_dir>/groups.db (WAL) and load all group state.
  * env is copied. flusher may be NULL (then call sl_groups_commit_now to
- * persist, e.g. in unit tests); otherwise the hook is registered with
- * sl_flusher_add_hook and sl_flusher_wake is used to ask for rounds.
+ * persist, e.g. in unit tests); otherwise the caller registers
+ * sl_groups_flush_hook (or a wrapper that calls it) with
+ * sl_flusher_add_hook, and sl_flusher_wake is used to ask for rounds.
  * *out written on success. @thread loop
  */
 sl_err sl_groups_open(const char *data_dir, const sl_groups_env *env,
                       sl_flusher *flusher, sl_groups **out);
-/* Free everything (consumers too, without callbacks). Does not commit:
- * the flusher must have been freed (its last round commits) or
- * sl_groups_commit_now called. Accepts NULL. @thread loop */
+/* Free everything. Consumers are not freed: they become orphans (calls on
+ * them return SL_ERR_UNKNOWN_GROUP or do nothing) that their owners free
+ * with sl_qconsumer_free as usual. Does not commit:
+ * call sl_groups_commit_now first, and make sure the flusher no longer
+ * runs the hook with g. Accepts NULL. @thread loop */
 void sl_groups_free(sl_groups *g);
 
 /* The flusher hook: commits everything staged in one transaction.
  * @thread flusher */
 void sl_groups_flush_hook(void *g);
 /* Stage and commit synchronously on the calling thread, then complete
- * waiters (no flusher, tests, shutdown). @thread loop */
+ * waiters (no flusher, tests, shutdown). Safe while the flusher runs the
+ * hook (transactions are serialized). @thread loop */
 sl_err sl_groups_commit_now(sl_groups *g);
 /* After every flusher round (from the broker's notify event): completes
  * waiters whose mutations committed, archives dead-lettered records whose
@@ -83,6 +87,13 @@ void sl_groups_on_append(sl_groups *g, const char *topic, int32_t partition);
 /* Expire locks, deliver records whose due time came. Returns the ms until
  * the next deadline it knows of (capped at 1000). @thread loop */
 int64_t sl_groups_tick(sl_groups *g);
+/* fn for every queue group (group, topic, its dead-letter topic or NULL
+ * when it has none). */
+void sl_groups_qgroup_foreach(sl_groups *g,
+                              void (*fn)(void *arg, const char *group,
+                                         const char *topic,
+                                         const char *dlq_topic),
+                              void *arg);
 /* The topic is being deleted: drop every queue/stream state for it. */
 void sl_groups_forget_topic(sl_groups *g, const char *topic);
 
@@ -139,8 +150,15 @@ sl_err sl_qgroup_cfg_set(sl_qgroup_cfg *cfg, const char *key, const char *value,
  */
 sl_err sl_qgroup_declare(sl_groups *g, const char *group, const char *topic,
                          const sl_qgroup_cfg *cfg);
+/* The settings as text, one "key=value" line each (the keys
+ * sl_qgroup_cfg_set accepts). */
+void sl_qgroup_cfg_text(const sl_qgroup_cfg *cfg, char *buf, size_t len);
+/* The settings of queue group (group, topic): SL_OK or
+ * SL_ERR_UNKNOWN_GROUP. */
+sl_err sl_qgroup_get_cfg(sl_groups *g, const char *group, const char *topic,
+                         sl_qgroup_cfg *out);
 /* Delete the group's state for topic (or all topics if topic NULL). Its
- * consumers are closed (records released). */
+ * consumers become orphans (see sl_groups_free). */
 sl_err sl_qgroup_delete(sl_groups *g, const char *group, const char *topic);
 
 /* One delivered record. Pointers are valid only during the callback. */
@@ -267,10 +285,10 @@ sl_err sl_groups_list(sl_groups *g, char ***names, int **kinds, size_t *count);
 
 /* ---- stream groups --------------------------------------------------- */
 
-typedef struct sl_tp {
+typedef struct sl_gtp {
     char topic[256];
     int32_t partition;
-} sl_tp;
+} sl_gtp;
 
 /*
  * Join (or rejoin) stream group `group` subscribing to topics. member_id
@@ -285,7 +303,7 @@ typedef struct sl_tp {
 sl_err sl_sgroup_join(sl_groups *g, const char *group, const char *member_id,
                       const char *client_name, const char *const *topics,
                       size_t ntopics, int64_t session_ms, char **member_out,
-                      int32_t *generation, sl_tp **assign, size_t *nassign);
+                      int32_t *generation, sl_gtp **assign, size_t *nassign);
 /* SL_OK, SL_ERR_UNKNOWN_GROUP, SL_ERR_UNKNOWN_MEMBER (rejoin as new),
  * SL_ERR_REBALANCE (rejoin with the same id). */
 sl_err sl_sgroup_heartbeat(sl_groups *g, const char *group,

@@ -118,7 +118,7 @@ typedef struct sl_smember {
     size_t ntopics;
     int64_t session_ms;
     int64_t last_hb;
-    sl_tp *assign;
+    sl_gtp *assign;
     size_t nassign;
 } sl_smember;
 
@@ -155,12 +155,13 @@ struct sl_groups {
     size_t ndlqp, dlqp_cap;
 
     /* Staging (loop) -> commit (flusher). seq counts mutations. */
-    uint64_t seq;         /* loop: last mutation */
-    uint64_t staged_upto; /* loop: mutations covered by staged buffers */
-    int need_stage;       /* loop: something dirty not yet staged */
-    pthread_mutex_t mu;   /* protects the fields below */
-    sl_wb staged;         /* ops waiting for the flusher */
-    uint64_t staged_seq;  /* seq covered by `staged` */
+    uint64_t seq;          /* loop: last mutation */
+    uint64_t staged_upto;  /* loop: mutations covered by staged buffers */
+    int need_stage;        /* loop: something dirty not yet staged */
+    pthread_mutex_t db_mu; /* one transaction at a time on g->db */
+    pthread_mutex_t mu;    /* protects the fields below */
+    sl_wb staged;          /* ops waiting for the flusher */
+    uint64_t staged_seq;   /* seq covered by `staged` */
     int staged_pending;
     uint64_t committed_seq;
     int commit_err;
@@ -193,7 +194,6 @@ void sl_qgroup_free_all(sl_groups *g);
 void sl_queue_forget_topic(sl_groups *g, const char *topic);
 void sl_queue_mark_all_dirty(sl_groups *g);
 sl_err sl_queue_describe(sl_groups *g, const char *group, sl_group_info *info);
-void sl_qgroup_cfg_text(const sl_qgroup_cfg *cfg, char *buf, size_t len);
 
 /* stream.c */
 void sl_stream_stage(sl_groups *g, sl_wb *wb);

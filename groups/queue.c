@@ -129,6 +129,7 @@ sl_err sl_qgroup_cfg_set(sl_qgroup_cfg *cfg, const char *key, const char *value,
     INT_KEY("backoff_multiplier", backoff_factor, 1, 1000);
     INT_KEY("ttl_ms", ttl_ms, -1, INT64_MAX / 4);
     INT_KEY("max_inflight", max_inflight, 1, MAX_MAX_INFLIGHT);
+    INT_KEY("max_in_flight", max_inflight, 1, MAX_MAX_INFLIGHT);
 #undef INT_KEY
     if (!strcmp(k, "dlq_expired") || !strcmp(k, "key_ordered")) {
         if (parse_bool(value, &b))
@@ -662,10 +663,15 @@ static void qg_free(sl_qgroup *qg)
 {
     for (int32_t i = 0; i < qg->nparts; i++)
         qp_free(qg->parts[i]);
+    /* Consumers belong to their owners: orphan them (later calls on them
+     * fail with SL_ERR_UNKNOWN_GROUP; sl_qconsumer_free frees them). */
     while (qg->consumers) {
         sl_qconsumer *c = qg->consumers;
         qg->consumers = c->next;
-        free(c);
+        c->qg = NULL;
+        c->next = NULL;
+        c->credits = 0;
+        c->held = 0;
     }
     free(qg->parts);
     free(qg->name);
@@ -714,6 +720,16 @@ sl_err sl_qgroup_declare(sl_groups *g, const char *group, const char *topic,
         qg->cfg_dirty = 1;
     }
     sl_groups_mutated(g);
+    return SL_OK;
+}
+
+sl_err sl_qgroup_get_cfg(sl_groups *g, const char *group, const char *topic,
+                         sl_qgroup_cfg *out)
+{
+    sl_qgroup *qg = sl_groups_qgroup_find(g, group, topic);
+    if (!qg)
+        return SL_ERR_UNKNOWN_GROUP;
+    *out = qg->cfg;
     return SL_OK;
 }
 
@@ -1062,6 +1078,8 @@ uint64_t sl_qconsumer_held(const sl_qconsumer *c)
 
 void sl_qconsumer_credit(sl_qconsumer *c, int64_t n)
 {
+    if (!c->qg)
+        return;
     c->credits += n;
     if (c->credits < 0)
         c->credits = 0;
@@ -1071,6 +1089,8 @@ void sl_qconsumer_credit(sl_qconsumer *c, int64_t n)
 
 void sl_qconsumer_set_credit(sl_qconsumer *c, int64_t n)
 {
+    if (!c->qg)
+        return;
     c->credits = n < 0 ? 0 : n;
     if (c->credits > 0)
         pump(c->qg);
@@ -1083,12 +1103,16 @@ static sl_err settle(sl_qconsumer *c, int32_t partition, int64_t first,
                      const char *text, int64_t *deadline, int64_t *count)
 {
     sl_qgroup *qg = c->qg;
-    sl_groups *g = qg->g;
+    sl_groups *g;
     sl_qpart *qp;
     sl_err rc = SL_OK;
-    int64_t n = 0, now = sl_groups_now(g), dl = 0;
+    int64_t n = 0, now, dl = 0;
     int released = 0;
 
+    if (!qg)
+        return SL_ERR_UNKNOWN_GROUP;
+    g = qg->g;
+    now = sl_groups_now(g);
     if (partition < 0 || partition >= qg->nparts || !qg->parts[partition])
         return SL_ERR_UNKNOWN_PARTITION;
     if (first > last || last - first > (1LL << 32))
@@ -1210,6 +1234,10 @@ void sl_qconsumer_free(sl_qconsumer *c)
     if (!c)
         return;
     qg = c->qg;
+    if (!qg) { /* orphaned: its group is gone */
+        free(c);
+        return;
+    }
     for (pp = &qg->consumers; *pp; pp = &(*pp)->next)
         if (*pp == c) {
             *pp = c->next;

@@ -93,7 +93,7 @@ static int member_has_topic(const sl_smember *m, const char *t)
 
 static sl_err add_assign(sl_smember *m, const char *topic, int32_t part)
 {
-    sl_tp *n = realloc(m->assign, (m->nassign + 1) * sizeof(*n));
+    sl_gtp *n = realloc(m->assign, (m->nassign + 1) * sizeof(*n));
     if (!n)
         return SL_ERR_NOMEM;
     m->assign = n;
@@ -155,12 +155,12 @@ static sl_smember *find_member(sl_sgroup *sg, const char *id)
 sl_err sl_sgroup_join(sl_groups *g, const char *group, const char *member_id,
                       const char *client_name, const char *const *topics,
                       size_t ntopics, int64_t session_ms, char **member_out,
-                      int32_t *generation, sl_tp **assign, size_t *nassign)
+                      int32_t *generation, sl_gtp **assign, size_t *nassign)
 {
     sl_sgroup *sg;
     sl_smember *m;
     char idbuf[64];
-    sl_tp *copy = NULL;
+    sl_gtp *copy = NULL;
     char *mid;
 
     if (!group[0] || strlen(group) > 249 || ntopics == 0 || ntopics > 256)

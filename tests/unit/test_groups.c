@@ -769,7 +769,7 @@ static void test_stream_group_assignment_and_fencing(void **state)
     const char *topics[] = {"t"};
     char *m1, *m2;
     int32_t gen1, gen2;
-    sl_tp *as1, *as2;
+    sl_gtp *as1, *as2;
     size_t n1, n2;
     (void)state;
     close_all();

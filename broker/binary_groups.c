@@ -1,0 +1,1500 @@
+/*
+ * binary_groups.c - binary protocol handlers for stream groups (10-16) and
+ * queue groups (20-27), over groups/groups.h.
+ *
+ * Queue consumers. A binary consumer is named by the client (consumer_id in
+ * every queue request) and kept here per (group, topic, consumer_id), as
+ * an sl_qconsumer with credits. QUEUE_ACQUIRE gives it max_records
+ * credits; records are pushed into the pending acquire by the deliver
+ * callback, and the reply is sent at the end of the first delivery pass
+ * that produced something (or empty when max_wait_ms passes). Credits go
+ * back to 0 with the reply, so a binary consumer holds only what it was
+ * sent. If the connection closes while an acquire waits, the consumer is
+ * freed (its records are released at once, no failure counted). Consumers
+ * idle for consumer_idle_ms are freed too; their locks expire as usual.
+ *
+ * Settlements (ACK/NACK/REJECT) are answered after the SQLite transaction
+ * holding them committed (sl_groups_wait); TOUCH at once. Offset commits
+ * likewise.
+ * @thread loop
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "broker/binary.h"
+#include "broker/ops_groups.h"
+#include "protocol/api.h"
+#include "protocol/log.h"
+
+#define CONSUMER_IDLE_MS (5 * 60 * 1000)
+#define NAME_MAX_LEN 256
+
+/* ---- small helpers ------------------------------------------------------ */
+
+/* NUL-terminated copy of s into buf; 0 on success, -1 if null/too long. */
+static int cstr(sl_str s, char *buf, size_t size)
+{
+    if (!s.p || s.len >= size)
+        return -1;
+    memcpy(buf, s.p, s.len);
+    buf[s.len] = 0;
+    return 0;
+}
+
+static void reply_frame(sl_reply *r, sl_wb *wb)
+{
+    if (wb->err) {
+        sl_reply_error(r, SL_ERR_NOMEM, "out of memory");
+        return;
+    }
+    sl_reply_add(r, wb->p, wb->len);
+    sl_reply_done(r);
+}
+
+static sl_groups *groups_or_fail(sl_broker *b, sl_reply *r)
+{
+    sl_groups *g = sl_ops_groups(b);
+    if (!g)
+        sl_reply_error(r, SL_ERR_SHUTTING_DOWN, "groups are shutting down");
+    return g;
+}
+
+/* A reply waiting for a groups commit. */
+typedef struct dwait {
+    sl_reply *r;
+    sl_wb wb;
+    int cancelled;
+} dwait;
+
+static void dwait_cancel(void *arg)
+{
+    ((dwait *)arg)->cancelled = 1; /* the groups waiter frees it */
+}
+
+static void dwait_done(void *arg, sl_err rc)
+{
+    dwait *w = arg;
+    if (!w->cancelled) {
+        sl_reply_set_cancel(w->r, NULL, NULL);
+        if (rc == SL_OK)
+            reply_frame(w->r, &w->wb);
+        else
+            sl_reply_error(w->r, rc, "group state could not be made durable");
+    }
+    sl_wb_fini(&w->wb);
+    free(w);
+}
+
+/* Send wb (a whole response frame) once the groups state is durable. */
+static void reply_when_durable(sl_groups *g, sl_reply *r, sl_wb *wb)
+{
+    dwait *w = calloc(1, sizeof(*w));
+    if (!w) {
+        sl_wb_fini(wb);
+        sl_reply_error(r, SL_ERR_NOMEM, "out of memory");
+        return;
+    }
+    w->r = r;
+    w->wb = *wb;
+    sl_reply_set_cancel(r, dwait_cancel, w);
+    sl_groups_wait(g, dwait_done, w);
+}
+
+/* Depth of a topic: records stored over all partitions; -1 if missing. */
+static int64_t topic_depth(sl_broker *b, const char *topic, int64_t *start,
+                           int64_t *end)
+{
+    int32_t n;
+    int64_t d = 0;
+    if (!topic || sl_ops_topic_get(b, topic, SL_OPS_NO_CREATE, &n) != SL_OK)
+        return -1;
+    for (int32_t i = 0; i < n; i++) {
+        sl_part *p;
+        if (sl_ops_part(b, topic, i, SL_OPS_NO_CREATE, &p) != SL_OK)
+            continue;
+        if (i == 0) {
+            if (start)
+                *start = sl_part_start_offset(p);
+            if (end)
+                *end = sl_part_end_offset(p);
+        }
+        d += sl_part_end_offset(p) - sl_part_start_offset(p);
+    }
+    return d;
+}
+
+/* ---- binary queue consumers --------------------------------------------- */
+
+typedef struct dent {
+    int32_t partition;
+    int64_t offset;
+    uint16_t attempts, failures;
+    int64_t deadline;
+} dent;
+
+typedef struct bq bq;
+
+typedef struct bacq {
+    bq *q;
+    sl_reply *r;
+    uint32_t corr;
+    uint32_t max_records;
+    uint64_t max_bytes;
+    uint64_t bytes;
+    struct event *timer;
+    dent *ents;
+    size_t n, cap;
+} bacq;
+
+struct bq {
+    char *group, *topic, *cid;
+    sl_qconsumer *qc;
+    int64_t last_used;
+    bacq *acq;
+    bq *next;
+};
+
+typedef struct bstate {
+    sl_broker *b;
+    bq *consumers;
+} bstate;
+
+static bstate S;
+
+static void bq_free(bq *q);
+
+static int cmp_dent(const void *a, const void *b)
+{
+    const dent *x = a, *y = b;
+    if (x->partition != y->partition)
+        return x->partition < y->partition ? -1 : 1;
+    return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+/* Build and send the acquire reply; frees acq. */
+static void acq_respond(bacq *acq)
+{
+    bq *q = acq->q;
+    sl_queue_acquire_resp resp;
+    sl_qacq_part *parts = NULL;
+    sl_qentry *entries = NULL;
+    sl_wb *bufs = NULL;
+    sl_wb wb;
+    size_t np = 0;
+
+    q->acq = NULL;
+    if (q->qc)
+        sl_qconsumer_set_credit(q->qc, 0);
+    if (acq->timer)
+        event_free(acq->timer);
+    sl_reply_set_cancel(acq->r, NULL, NULL);
+    memset(&resp, 0, sizeof(resp));
+    sl_wb_init(&wb, 256);
+    if (acq->n > 0) {
+        qsort(acq->ents, acq->n, sizeof(dent), cmp_dent);
+        parts = calloc(acq->n, sizeof(*parts));
+        entries = calloc(acq->n, sizeof(*entries));
+        bufs = calloc(acq->n, sizeof(*bufs));
+        if (!parts || !entries || !bufs)
+            goto nomem;
+        for (size_t i = 0; i < acq->n;) {
+            size_t j = i;
+            sl_qacq_part *pp = &parts[np];
+            sl_part *part = NULL;
+            int64_t next = -1;
+            while (j < acq->n &&
+                   acq->ents[j].partition == acq->ents[i].partition)
+                j++;
+            pp->partition = (uint32_t)acq->ents[i].partition;
+            pp->entries = &entries[i];
+            pp->nentries = (uint32_t)(j - i);
+            sl_wb_init(&bufs[np], 4096);
+            sl_ops_part(S.b, q->topic, acq->ents[i].partition, SL_OPS_NO_CREATE,
+                        &part);
+            for (size_t k = i; k < j; k++) {
+                dent *d = &acq->ents[k];
+                entries[k].offset = d->offset;
+                entries[k].attempts = d->attempts;
+                entries[k].failures = d->failures;
+                entries[k].lock_deadline_ms = d->deadline;
+                /* Whole batches covering each run of offsets, each batch
+                 * once, ascending. */
+                if (part && d->offset >= next) {
+                    int64_t last = d->offset;
+                    int64_t at = d->offset, nx;
+                    size_t m = k;
+                    while (m + 1 < j && acq->ents[m + 1].offset == last + 1) {
+                        m++;
+                        last++;
+                    }
+                    /* Batches are appended whole, so every batch holding
+                     * a delivered record is below the log end. */
+                    while (at <= last &&
+                           sl_part_read_buf(part, at, 64 * 1024,
+                                            sl_part_end_offset(part), &bufs[np],
+                                            &nx) == SL_OK &&
+                           nx > at)
+                        at = nx;
+                    next = at;
+                }
+            }
+            pp->records = bufs[np].p;
+            pp->records_len = bufs[np].len;
+            np++;
+            i = j;
+        }
+    }
+    resp.nparts = (uint32_t)np;
+    resp.parts = parts;
+    if (sl_queue_acquire_resp_encode(&wb, acq->corr, &resp) != SL_OK)
+        goto nomem;
+    reply_frame(acq->r, &wb);
+    goto out;
+nomem:
+    sl_reply_error(acq->r, SL_ERR_NOMEM, "QUEUE_ACQUIRE: out of memory");
+out:
+    for (size_t i = 0; bufs && i < np; i++)
+        sl_wb_fini(&bufs[i]);
+    free(bufs);
+    free(parts);
+    free(entries);
+    sl_wb_fini(&wb);
+    free(acq->ents);
+    free(acq);
+}
+
+static void bq_deliver(void *arg, const sl_qdelivery *d)
+{
+    bq *q = arg;
+    bacq *acq = q->acq;
+    if (!acq) {
+        /* Credits without a request cannot happen; be safe anyway. */
+        sl_qconsumer_set_credit(q->qc, 0);
+        sl_qconsumer_release(q->qc, d->partition, d->offset, d->offset, 0, 0,
+                             NULL);
+        return;
+    }
+    if (acq->n == acq->cap) {
+        size_t nc = acq->cap ? acq->cap * 2 : 64;
+        dent *n = realloc(acq->ents, nc * sizeof(*n));
+        if (!n) {
+            sl_qconsumer_release(q->qc, d->partition, d->offset, d->offset, 0,
+                                 0, NULL);
+            sl_qconsumer_set_credit(q->qc, 0);
+            return;
+        }
+        acq->ents = n;
+        acq->cap = nc;
+    }
+    acq->ents[acq->n++] = (dent){d->partition, d->offset, (uint16_t)d->attempts,
+                                 (uint16_t)d->failures, d->lock_deadline};
+    acq->bytes += 70 + (uint64_t)(d->rec->key_len > 0 ? d->rec->key_len : 0) +
+                  (uint64_t)(d->rec->value_len > 0 ? d->rec->value_len : 0) +
+                  d->rec->headers_len;
+    if (acq->n >= acq->max_records || acq->bytes >= acq->max_bytes)
+        sl_qconsumer_set_credit(q->qc, 0);
+}
+
+static void bq_flush(void *arg)
+{
+    bq *q = arg;
+    if (q->acq && q->acq->n > 0)
+        acq_respond(q->acq);
+}
+
+static void acq_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    bacq *acq = arg;
+    (void)fd;
+    (void)what;
+    acq_respond(acq);
+}
+
+/* The connection closed while the acquire waited: the client is gone. */
+static void acq_cancel(void *arg)
+{
+    bacq *acq = arg;
+    bq *q = acq->q;
+    if (acq->timer)
+        event_free(acq->timer);
+    q->acq = NULL;
+    free(acq->ents);
+    free(acq);
+    bq_free(q); /* releases what it held */
+}
+
+static bq *bq_find(const char *group, const char *topic, const char *cid)
+{
+    for (bq *q = S.consumers; q; q = q->next)
+        if (!strcmp(q->cid, cid) && !strcmp(q->group, group) &&
+            !strcmp(q->topic, topic))
+            return q;
+    return NULL;
+}
+
+static sl_err bq_get(sl_groups *g, const char *group, const char *topic,
+                     const char *cid, int64_t lock_ms, bq **out)
+{
+    bq *q = bq_find(group, topic, cid);
+    sl_qconsumer_cb cb;
+    sl_err rc;
+    if (q) {
+        q->last_used = sl_now_ms();
+        *out = q;
+        return SL_OK;
+    }
+    q = calloc(1, sizeof(*q));
+    if (!q)
+        return SL_ERR_NOMEM;
+    q->group = strdup(group);
+    q->topic = strdup(topic);
+    q->cid = strdup(cid);
+    if (!q->group || !q->topic || !q->cid) {
+        rc = SL_ERR_NOMEM;
+        goto fail;
+    }
+    cb.deliver = bq_deliver;
+    cb.flush = bq_flush;
+    cb.arg = q;
+    rc = sl_qconsumer_new(g, group, topic, lock_ms, cid, &cb, &q->qc);
+    if (rc != SL_OK)
+        goto fail;
+    q->last_used = sl_now_ms();
+    q->next = S.consumers;
+    S.consumers = q;
+    *out = q;
+    return SL_OK;
+fail:
+    free(q->group);
+    free(q->topic);
+    free(q->cid);
+    free(q);
+    return rc;
+}
+
+static void bq_free(bq *q)
+{
+    for (bq **pp = &S.consumers; *pp; pp = &(*pp)->next)
+        if (*pp == q) {
+            *pp = q->next;
+            break;
+        }
+    if (q->acq) {
+        bacq *acq = q->acq;
+        q->acq = NULL;
+        sl_reply_set_cancel(acq->r, NULL, NULL);
+        if (acq->timer)
+            event_free(acq->timer);
+        sl_reply_error(acq->r, SL_ERR_SHUTTING_DOWN, "consumer closed");
+        free(acq->ents);
+        free(acq);
+    }
+    sl_qconsumer_free(q->qc);
+    free(q->group);
+    free(q->topic);
+    free(q->cid);
+    free(q);
+}
+
+void sl_binary_groups_reap(sl_broker *b, int64_t now)
+{
+    bq *q = S.consumers;
+    (void)b;
+    while (q) {
+        bq *next = q->next;
+        if (!q->acq && now - q->last_used > CONSUMER_IDLE_MS) {
+            sl_log(SL_INFO, "groups",
+                   "queue consumer %s (group %s, topic %s) idle: closed",
+                   q->cid, q->group, q->topic);
+            bq_free(q);
+        }
+        q = next;
+    }
+}
+
+void sl_binary_groups_fini(sl_broker *b)
+{
+    (void)b;
+    for (bq *q = S.consumers; q; q = q->next)
+        if (q->qc)
+            sl_qconsumer_set_credit(q->qc, 0);
+    while (S.consumers)
+        bq_free(S.consumers);
+}
+
+/* ---- 20 QUEUE_ACQUIRE -----------------------------------------------------
+ */
+
+static void h_acquire(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
+{
+    sl_queue_acquire_req q;
+    char group[NAME_MAX_LEN], topic[NAME_MAX_LEN], cid[NAME_MAX_LEN];
+    sl_groups *g = groups_or_fail(b, r);
+    bq *cq;
+    bacq *acq;
+    sl_err rc;
+    (void)c;
+    if (!g)
+        return;
+    if (sl_queue_acquire_req_decode(req->body, req->len, &q) != SL_OK) {
+        sl_reply_error(r, SL_ERR_MALFORMED, "QUEUE_ACQUIRE: malformed body");
+        return;
+    }
+    if (cstr(q.group, group, sizeof(group)) || !group[0] ||
+        cstr(q.topic, topic, sizeof(topic)) ||
+        cstr(q.consumer_id, cid, sizeof(cid)) || !cid[0]) {
+        sl_reply_error(r, SL_ERR_INVALID_ARG,
+                       "QUEUE_ACQUIRE: group, topic and consumer_id must be "
+                       "non-empty and shorter than 256 bytes");
+        return;
+    }
+    if (q.max_records == 0) {
+        sl_reply_error(r, SL_ERR_INVALID_ARG,
+                       "QUEUE_ACQUIRE: max_records must be >= 1");
+        return;
+    }
+    rc = bq_get(g, group, topic, cid, q.lock_ms, &cq);
+    if (rc != SL_OK) {
+        char msg[600];
+        snprintf(msg, sizeof(msg),
+                 "QUEUE_ACQUIRE: queue group %s on topic "
+                 "%s: %s",
+                 group, topic, sl_strerror(rc));
+        sl_reply_error(r, rc, msg);
+        return;
+    }
+    if (cq->acq) /* a newer acquire replaces a waiting one */
+        acq_respond(cq->acq);
+    acq = calloc(1, sizeof(*acq));
+    if (!acq) {
+        sl_reply_error(r, SL_ERR_NOMEM, "QUEUE_ACQUIRE: out of memory");
+        return;
+    }
+    acq->q = cq;
+    acq->r = r;
+    acq->corr = req->correlation_id;
+    acq->max_records = q.max_records > 100000 ? 100000 : q.max_records;
+    acq->max_bytes = q.max_bytes ? q.max_bytes : (64u << 20);
+    cq->acq = acq;
+    sl_reply_set_cancel(r, acq_cancel, acq);
+    sl_qconsumer_set_credit(cq->qc, acq->max_records);
+    if (cq->acq != acq)
+        return; /* answered during the delivery pass */
+    if (acq->n > 0 || q.max_wait_ms == 0) {
+        acq_respond(acq);
+        return;
+    }
+    acq->timer = evtimer_new(sl_broker_base(b), acq_timeout, acq);
+    if (!acq->timer) {
+        acq_respond(acq);
+        return;
+    }
+    struct timeval tv = {q.max_wait_ms / 1000,
+                         (suseconds_t)(q.max_wait_ms % 1000) * 1000};
+    evtimer_add(acq->timer, &tv);
+}
+
+/* ---- 21-24 ACK NACK REJECT TOUCH ------------------------------------------
+ */
+
+static void h_settle(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
+{
+    sl_qsettle_req q;
+    sl_qsettle_resp resp;
+    sl_arena a;
+    char group[NAME_MAX_LEN], topic[NAME_MAX_LEN], cid[NAME_MAX_LEN];
+    char reason[1024];
+    sl_groups *g = groups_or_fail(b, r);
+    bq *cq;
+    sl_wb wb;
+    sl_err rc;
+    (void)c;
+    if (!g)
+        return;
+    sl_arena_init(&a);
+    sl_wb_init(&wb, 256);
+    if (sl_qsettle_req_decode(req->api_key, req->body, req->len, &a, &q) !=
+        SL_OK) {
+        sl_reply_error(r, SL_ERR_MALFORMED, "settle: malformed body");
+        goto out;
+    }
+    if (cstr(q.group, group, sizeof(group)) ||
+        cstr(q.topic, topic, sizeof(topic)) ||
+        cstr(q.consumer_id, cid, sizeof(cid)) || !cid[0]) {
+        sl_reply_error(r, SL_ERR_INVALID_ARG,
+                       "settle: group, topic and consumer_id must be "
+                       "non-empty and shorter than 256 bytes");
+        goto out;
+    }
+    rc = bq_get(g, group, topic, cid, 0, &cq);
+    if (rc != SL_OK) {
+        sl_reply_error(r, rc, "settle: unknown queue group or topic");
+        goto out;
+    }
+    memset(&resp, 0, sizeof(resp));
+    resp.nparts = q.nparts;
+    resp.parts = sl_arena_alloc(&a, (q.nparts + 1) * sizeof(*resp.parts));
+    if (!resp.parts) {
+        sl_reply_error(r, SL_ERR_NOMEM, "settle: out of memory");
+        goto out;
+    }
+    for (uint32_t i = 0; i < q.nparts; i++) {
+        sl_qsettle_part *p = &q.parts[i];
+        sl_qsettle_part_resp *pr = &resp.parts[i];
+        pr->partition = p->partition;
+        pr->nranges = p->nranges;
+        pr->ranges = sl_arena_alloc(&a, (p->nranges + 1) * sizeof(*pr->ranges));
+        if (!pr->ranges) {
+            sl_reply_error(r, SL_ERR_NOMEM, "settle: out of memory");
+            goto out;
+        }
+        for (uint32_t k = 0; k < p->nranges; k++) {
+            sl_qrange *qr = &p->ranges[k];
+            int32_t part = (int32_t)p->partition;
+            pr->ranges[k].first = qr->first;
+            pr->ranges[k].last = qr->last;
+            switch (req->api_key) {
+            case SL_API_QUEUE_ACK:
+                rc = sl_qconsumer_ack(cq->qc, part, qr->first, qr->last, NULL);
+                break;
+            case SL_API_QUEUE_NACK:
+                rc = sl_qconsumer_release(cq->qc, part, qr->first, qr->last,
+                                          qr->delay_ms < 0 ? -1 : qr->delay_ms,
+                                          1, NULL);
+                break;
+            case SL_API_QUEUE_REJECT:
+                if (cstr(qr->reason, reason, sizeof(reason)))
+                    reason[0] = 0;
+                rc = sl_qconsumer_reject(cq->qc, part, qr->first, qr->last,
+                                         reason, NULL);
+                break;
+            default:
+                rc = sl_qconsumer_touch(cq->qc, part, qr->first, qr->last,
+                                        qr->extend_ms, NULL, NULL);
+                break;
+            }
+            pr->ranges[k].error = rc;
+        }
+    }
+    if (sl_qsettle_resp_encode(&wb, req->correlation_id, &resp) != SL_OK) {
+        sl_reply_error(r, SL_ERR_NOMEM, "settle: cannot encode reply");
+        goto out;
+    }
+    if (req->api_key == SL_API_QUEUE_TOUCH) {
+        reply_frame(r, &wb);
+        goto out;
+    }
+    reply_when_durable(g, r, &wb);
+    sl_wb_init(&wb, 0); /* handed over */
+out:
+    sl_wb_fini(&wb);
+    sl_arena_fini(&a);
+}
+
+/* ---- 27 QUEUE_GROUP_CONFIG -------------------------------------------------
+ */
+
+static void h_qconfig(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
+{
+    sl_queue_group_config_req q;
+    sl_queue_group_config_resp resp;
+    sl_arena a;
+    sl_qgroup_cfg cfg;
+    char group[NAME_MAX_LEN], topic[NAME_MAX_LEN], text[1200];
+    char msg[600], k[128], v[512];
+    sl_kv kvs[32];
+    size_t nkv = 0;
+    sl_groups *g = groups_or_fail(b, r);
+    sl_wb wb;
+    sl_err rc;
+    (void)c;
+    if (!g)
+        return;
+    sl_arena_init(&a);
+    sl_wb_init(&wb, 256);
+    if (sl_queue_group_config_req_decode(req->body, req->len, &a, &q) !=
+        SL_OK) {
+        sl_reply_error(r, SL_ERR_MALFORMED,
+                       "QUEUE_GROUP_CONFIG: malformed body");
+        goto out;
+    }
+    if (cstr(q.group, group, sizeof(group)) || !group[0] ||
+        cstr(q.topic, topic, sizeof(topic))) {
+        sl_reply_error(r, SL_ERR_INVALID_ARG,
+                       "QUEUE_GROUP_CONFIG: bad group or topic name");
+        goto out;
+    }
+    rc = sl_qgroup_get_cfg(g, group, topic, &cfg);
+    if (rc != SL_OK) {
+        if (q.mode != SL_QGC_UPSERT) {
+            snprintf(msg, sizeof(msg), "unknown queue group %s on topic %s",
+                     group, topic);
+            sl_reply_error(r, SL_ERR_UNKNOWN_GROUP, msg);
+            goto out;
+        }
+        sl_qgroup_cfg_defaults(&cfg);
+    }
+    if (q.mode == SL_QGC_DESCRIBE && q.nconfigs > 0) {
+        sl_reply_error(r, SL_ERR_INVALID_ARG,
+                       "QUEUE_GROUP_CONFIG: describe takes no configs");
+        goto out;
+    }
+    for (uint32_t i = 0; i < q.nconfigs; i++) {
+        if (cstr(q.configs[i].key, k, sizeof(k)) ||
+            cstr(q.configs[i].value, v, sizeof(v))) {
+            sl_reply_error(r, SL_ERR_INVALID_CONFIG,
+                           "QUEUE_GROUP_CONFIG: key or value too long");
+            goto out;
+        }
+        rc = sl_qgroup_cfg_set(&cfg, k, v, msg, sizeof(msg));
+        if (rc != SL_OK) {
+            sl_reply_error(r, rc, msg);
+            goto out;
+        }
+    }
+    if (q.mode != SL_QGC_DESCRIBE) {
+        rc = sl_qgroup_declare(g, group, topic, &cfg);
+        if (rc != SL_OK) {
+            snprintf(msg, sizeof(msg), "queue group %s on topic %s: %s", group,
+                     topic, sl_strerror(rc));
+            sl_reply_error(r, rc, msg);
+            goto out;
+        }
+    }
+    sl_qgroup_cfg_text(&cfg, text, sizeof(text));
+    for (char *line = text; *line && nkv < 32;) {
+        char *nl = strchr(line, '\n');
+        char *eq = strchr(line, '=');
+        if (nl)
+            *nl = 0;
+        if (eq && (!nl || eq < nl)) {
+            *eq = 0;
+            kvs[nkv].key = sl_str_c(line);
+            kvs[nkv].value = sl_str_c(eq + 1);
+            nkv++;
+        }
+        if (!nl)
+            break;
+        line = nl + 1;
+    }
+    /* Read-only broker-wide counters after the settings (tests, ops):
+     * they show that SQLite transactions are batched (txns << acks). */
+    sl_groups_stats st;
+    char sv[6][24];
+    sl_groups_stats_get(g, &st);
+    snprintf(sv[0], 24, "%llu", (unsigned long long)st.txns);
+    snprintf(sv[1], 24, "%llu", (unsigned long long)st.acks);
+    snprintf(sv[2], 24, "%llu", (unsigned long long)st.deliveries);
+    snprintf(sv[3], 24, "%llu", (unsigned long long)st.dlq_appends);
+    snprintf(sv[4], 24, "%llu", (unsigned long long)st.lock_expiries);
+    snprintf(sv[5], 24, "%llu", (unsigned long long)st.releases);
+    static const char *const sk[6] = {
+        "stats.groups_db_txns", "stats.acks",          "stats.deliveries",
+        "stats.dlq_appends",    "stats.lock_expiries", "stats.releases"};
+    for (int i = 0; i < 6 && nkv < 32; i++, nkv++) {
+        kvs[nkv].key = sl_str_c(sk[i]);
+        kvs[nkv].value = sl_str_c(sv[i]);
+    }
+    memset(&resp, 0, sizeof(resp));
+    resp.nconfigs = (uint32_t)nkv;
+    resp.configs = kvs;
+    if (sl_queue_group_config_resp_encode(&wb, req->correlation_id, &resp) !=
+        SL_OK) {
+        sl_reply_error(r, SL_ERR_NOMEM, "QUEUE_GROUP_CONFIG: encode failed");
+        goto out;
+    }
+    if (q.mode == SL_QGC_DESCRIBE) {
+        reply_frame(r, &wb);
+        goto out;
+    }
+    reply_when_durable(g, r, &wb);
+    sl_wb_init(&wb, 0);
+out:
+    sl_wb_fini(&wb);
+    sl_arena_fini(&a);
+}
+
+/* ---- 10 GROUP_JOIN, 11 HEARTBEAT, 12 LEAVE ----------------------------------
+ */
+
+static void h_join(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
+{
+    sl_group_join_req q;
+    sl_group_join_resp resp;
+    sl_arena a;
+    char group[NAME_MAX_LEN], member[128], client[128], msg[600];
+    char **topics = NULL;
+    char *mid = NULL;
+    sl_gtp *as = NULL;
+    size_t nas = 0;
+    int32_t gen;
+    sl_groups *g = groups_or_fail(b, r);
+    sl_wb wb;
+    sl_err rc;
+    (void)c;
+    if (!g)
+        return;
+    sl_arena_init(&a);
+    sl_wb_init(&wb, 256);
+    if (sl_group_join_req_decode(req->body, req->len, &a, &q) != SL_OK) {
+        sl_reply_error(r, SL_ERR_MALFORMED, "GROUP_JOIN: malformed body");
+        goto out;
+    }
+    if (cstr(q.group, group, sizeof(group)) || !group[0] || q.ntopics == 0 ||
+        q.ntopics > 256) {
+        sl_reply_error(r, SL_ERR_INVALID_ARG,
+                       "GROUP_JOIN: needs a group name and 1..256 topics");
+        goto out;
+    }
+    if (cstr(q.member_id, member, sizeof(member)))
+        member[0] = 0;
+    if (cstr(q.client_id, client, sizeof(client)))
+        client[0] = 0;
+    topics = calloc(q.ntopics, sizeof(char *));
+    if (!topics) {
+        sl_reply_error(r, SL_ERR_NOMEM, "GROUP_JOIN: out of memory");
+        goto out;
+    }
+    for (uint32_t i = 0; i < q.ntopics; i++) {
+        topics[i] = sl_arena_alloc(&a, NAME_MAX_LEN);
+        if (!topics[i] || cstr(q.topics[i], topics[i], NAME_MAX_LEN)) {
+            sl_reply_error(r, SL_ERR_INVALID_ARG, "GROUP_JOIN: bad topic");
+            goto out;
+        }
+    }
+    rc = sl_sgroup_join(g, group, member, client, (const char *const *)topics,
+                        q.ntopics,
+                        q.session_timeout_ms ? q.session_timeout_ms : 10000,
+                        &mid, &gen, &as, &nas);
+    if (rc != SL_OK) {
+        snprintf(msg, sizeof(msg), "GROUP_JOIN %s: %s", group, sl_strerror(rc));
+        sl_reply_error(r, rc, msg);
+        goto out;
+    }
+    memset(&resp, 0, sizeof(resp));
+    resp.member_id = sl_str_c(mid);
+    resp.generation = gen;
+    resp.heartbeat_interval_ms =
+        (q.session_timeout_ms ? q.session_timeout_ms : 10000) / 3;
+    resp.assignment = sl_arena_alloc(&a, (nas + 1) * sizeof(sl_topic_parts));
+    if (!resp.assignment) {
+        sl_reply_error(r, SL_ERR_NOMEM, "GROUP_JOIN: out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < nas; i++) {
+        sl_topic_parts *tp = NULL;
+        for (uint32_t k = 0; k < resp.ntopics; k++)
+            if (sl_str_eq(resp.assignment[k].topic, as[i].topic))
+                tp = &resp.assignment[k];
+        if (!tp) {
+            tp = &resp.assignment[resp.ntopics++];
+            tp->topic = sl_str_c(as[i].topic);
+            tp->parts = sl_arena_alloc(&a, (nas + 1) * sizeof(uint32_t));
+            if (!tp->parts) {
+                sl_reply_error(r, SL_ERR_NOMEM, "GROUP_JOIN: out of memory");
+                goto out;
+            }
+        }
+        tp->parts[tp->nparts++] = (uint32_t)as[i].partition;
+    }
+    if (sl_group_join_resp_encode(&wb, req->correlation_id, &resp) != SL_OK)
+        sl_reply_error(r, SL_ERR_NOMEM, "GROUP_JOIN: encode failed");
+    else
+        reply_frame(r, &wb);
+out:
+    free(topics);
+    free(mid);
+    free(as);
+    sl_wb_fini(&wb);
+    sl_arena_fini(&a);
+}
+
+static void h_member(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
+{
+    sl_group_member_req q;
+    char group[NAME_MAX_LEN], member[128];
+    sl_groups *g = groups_or_fail(b, r);
+    sl_wb wb;
+    sl_err rc;
+    (void)c;
+    if (!g)
+        return;
+    if (sl_group_member_req_decode(req->api_key, req->body, req->len, &q) !=
+        SL_OK) {
+        sl_reply_error(r, SL_ERR_MALFORMED, "malformed body");
+        return;
+    }
+    if (cstr(q.group, group, sizeof(group)) ||
+        cstr(q.member_id, member, sizeof(member))) {
+        sl_reply_error(r, SL_ERR_INVALID_ARG, "bad group or member id");
+        return;
+    }
+    if (req->api_key == SL_API_GROUP_HEARTBEAT)
+        rc = sl_sgroup_heartbeat(g, group, member, q.generation);
+    else
+        rc = sl_sgroup_leave(g, group, member);
+    sl_wb_init(&wb, 64);
+    sl_status_resp_encode(&wb, req->correlation_id, rc,
+                          rc ? sl_strerror(rc) : NULL);
+    reply_frame(r, &wb);
+    sl_wb_fini(&wb);
+}
+
+/* ---- 13 OFFSET_COMMIT, 14 OFFSET_FETCH -------------------------------------
+ */
+
+static void h_commit(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
+{
+    sl_offset_commit_req q;
+    sl_offset_commit_resp resp;
+    sl_arena a;
+    char group[NAME_MAX_LEN], member[128], topic[NAME_MAX_LEN];
+    sl_groups *g = groups_or_fail(b, r);
+    sl_wb wb;
+    (void)c;
+    if (!g)
+        return;
+    sl_arena_init(&a);
+    sl_wb_init(&wb, 256);
+    if (sl_offset_commit_req_decode(req->body, req->len, &a, &q) != SL_OK) {
+        sl_reply_error(r, SL_ERR_MALFORMED, "OFFSET_COMMIT: malformed body");
+        goto out;
+    }
+    if (cstr(q.group, group, sizeof(group)) || !group[0]) {
+        sl_reply_error(r, SL_ERR_INVALID_ARG, "OFFSET_COMMIT: bad group");
+        goto out;
+    }
+    if (cstr(q.member_id, member, sizeof(member)))
+        member[0] = 0;
+    memset(&resp, 0, sizeof(resp));
+    resp.ntopics = q.ntopics;
+    resp.topics = sl_arena_alloc(&a, (q.ntopics + 1) * sizeof(*resp.topics));
+    if (!resp.topics) {
+        sl_reply_error(r, SL_ERR_NOMEM, "OFFSET_COMMIT: out of memory");
+        goto out;
+    }
+    for (uint32_t i = 0; i < q.ntopics; i++) {
+        sl_commit_topic *t = &q.topics[i];
+        sl_part_err_topic *rt = &resp.topics[i];
+        int bad = cstr(t->topic, topic, sizeof(topic));
+        rt->topic = t->topic;
+        rt->nparts = t->nparts;
+        rt->parts = sl_arena_alloc(&a, (t->nparts + 1) * sizeof(*rt->parts));
+        if (!rt->parts) {
+            sl_reply_error(r, SL_ERR_NOMEM, "OFFSET_COMMIT: out of memory");
+            goto out;
+        }
+        for (uint32_t k = 0; k < t->nparts; k++) {
+            rt->parts[k].partition = t->parts[k].partition;
+            rt->parts[k].error =
+                bad ? SL_ERR_INVALID_TOPIC
+                    : sl_sgroup_commit(g, group, member[0] ? member : NULL,
+                                       member[0] ? q.generation : -1, topic,
+                                       (int32_t)t->parts[k].partition,
+                                       t->parts[k].offset);
+        }
+    }
+    if (sl_offset_commit_resp_encode(&wb, req->correlation_id, &resp) !=
+        SL_OK) {
+        sl_reply_error(r, SL_ERR_NOMEM, "OFFSET_COMMIT: encode failed");
+        goto out;
+    }
+    reply_when_durable(g, r, &wb);
+    sl_wb_init(&wb, 0);
+out:
+    sl_wb_fini(&wb);
+    sl_arena_fini(&a);
+}
+
+static void h_fetch_offsets(sl_broker *b, sl_conn *c, const sl_req *req,
+                            sl_reply *r)
+{
+    sl_offset_fetch_req q;
+    sl_offset_fetch_resp resp;
+    sl_arena a;
+    char group[NAME_MAX_LEN], topic[NAME_MAX_LEN];
+    sl_group_info *info = NULL;
+    sl_groups *g = groups_or_fail(b, r);
+    sl_wb wb;
+    (void)c;
+    if (!g)
+        return;
+    sl_arena_init(&a);
+    sl_wb_init(&wb, 256);
+    memset(&resp, 0, sizeof(resp));
+    if (sl_offset_fetch_req_decode(req->body, req->len, &a, &q) != SL_OK) {
+        sl_reply_error(r, SL_ERR_MALFORMED, "OFFSET_FETCH: malformed body");
+        goto out;
+    }
+    if (cstr(q.group, group, sizeof(group))) {
+        sl_reply_error(r, SL_ERR_INVALID_ARG, "OFFSET_FETCH: bad group");
+        goto out;
+    }
+    if (q.ntopics == 0) {
+        /* Everything committed by the group. */
+        if (sl_groups_describe(g, group, &info) == SL_OK && info->kind == 0) {
+            resp.topics =
+                sl_arena_alloc(&a, (info->nparts + 1) * sizeof(*resp.topics));
+            if (!resp.topics)
+                goto nomem;
+            for (size_t i = 0; i < info->nparts; i++) {
+                sl_committed_topic *t = NULL;
+                for (uint32_t k = 0; k < resp.ntopics; k++)
+                    if (sl_str_eq(resp.topics[k].topic, info->parts[i].topic))
+                        t = &resp.topics[k];
+                if (!t) {
+                    t = &resp.topics[resp.ntopics++];
+                    t->topic = sl_str_c(info->parts[i].topic);
+                    t->parts = sl_arena_alloc(&a, (info->nparts + 1) *
+                                                      sizeof(*t->parts));
+                    if (!t->parts)
+                        goto nomem;
+                }
+                sl_committed_part *p = &t->parts[t->nparts++];
+                p->partition = (uint32_t)info->parts[i].partition;
+                p->offset = info->parts[i].start;
+            }
+        }
+    } else {
+        resp.ntopics = q.ntopics;
+        resp.topics =
+            sl_arena_alloc(&a, (q.ntopics + 1) * sizeof(*resp.topics));
+        if (!resp.topics)
+            goto nomem;
+        for (uint32_t i = 0; i < q.ntopics; i++) {
+            sl_committed_topic *t = &resp.topics[i];
+            int bad = cstr(q.topics[i].topic, topic, sizeof(topic));
+            t->topic = q.topics[i].topic;
+            t->nparts = q.topics[i].nparts;
+            t->parts = sl_arena_alloc(&a, (t->nparts + 1) * sizeof(*t->parts));
+            if (!t->parts)
+                goto nomem;
+            for (uint32_t k = 0; k < t->nparts; k++) {
+                t->parts[k].partition = q.topics[i].parts[k];
+                t->parts[k].error = bad ? SL_ERR_INVALID_TOPIC : SL_OK;
+                t->parts[k].offset =
+                    bad ? -1
+                        : sl_sgroup_committed(g, group, topic,
+                                              (int32_t)q.topics[i].parts[k]);
+            }
+        }
+    }
+    if (sl_offset_fetch_resp_encode(&wb, req->correlation_id, &resp) != SL_OK)
+        goto nomem;
+    reply_frame(r, &wb);
+    goto out;
+nomem:
+    sl_reply_error(r, SL_ERR_NOMEM, "OFFSET_FETCH: out of memory");
+out:
+    sl_group_info_free(info);
+    sl_wb_fini(&wb);
+    sl_arena_fini(&a);
+}
+
+/* ---- 15 GROUP_LIST, 16 GROUP_DESCRIBE ---------------------------------------
+ */
+
+static void h_list(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
+{
+    sl_group_list_resp resp;
+    char **names = NULL;
+    int *kinds = NULL;
+    size_t n = 0;
+    sl_group_info **infos = NULL;
+    sl_groups *g = groups_or_fail(b, r);
+    sl_wb wb;
+    (void)c;
+    if (!g)
+        return;
+    sl_wb_init(&wb, 256);
+    memset(&resp, 0, sizeof(resp));
+    if (sl_groups_list(g, &names, &kinds, &n) != SL_OK)
+        goto nomem;
+    resp.groups = calloc(n + 1, sizeof(*resp.groups));
+    infos = calloc(n + 1, sizeof(*infos));
+    if (!resp.groups || !infos)
+        goto nomem;
+    for (size_t i = 0; i < n; i++) {
+        sl_group_entry *e = &resp.groups[resp.ngroups];
+        if (sl_groups_describe(g, names[i], &infos[i]) != SL_OK)
+            continue;
+        e->group = sl_str_c(names[i]);
+        e->kind = (uint8_t)infos[i]->kind;
+        e->state = sl_str_c(infos[i]->state);
+        e->members = (uint32_t)infos[i]->nmembers;
+        resp.ngroups++;
+    }
+    if (sl_group_list_resp_encode(&wb, req->correlation_id, &resp) != SL_OK)
+        goto nomem;
+    reply_frame(r, &wb);
+    goto out;
+nomem:
+    sl_reply_error(r, SL_ERR_NOMEM, "GROUP_LIST: out of memory");
+out:
+    for (size_t i = 0; i < n; i++) {
+        free(names[i]);
+        if (infos)
+            sl_group_info_free(infos[i]);
+    }
+    free(names);
+    free(kinds);
+    free(infos);
+    free(resp.groups);
+    sl_wb_fini(&wb);
+}
+
+static void h_describe(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
+{
+    sl_group_describe_req q;
+    sl_group_describe_resp resp;
+    char group[NAME_MAX_LEN], msg[400];
+    sl_group_info *info = NULL;
+    sl_member_desc *mem = NULL;
+    sl_group_part_desc *parts = NULL;
+    sl_tp **assign = NULL; /* api.h pairs */
+    sl_groups *g = groups_or_fail(b, r);
+    sl_wb wb;
+    sl_err rc;
+    (void)c;
+    if (!g)
+        return;
+    sl_wb_init(&wb, 256);
+    if (sl_group_describe_req_decode(req->body, req->len, &q) != SL_OK) {
+        sl_reply_error(r, SL_ERR_MALFORMED, "GROUP_DESCRIBE: malformed body");
+        goto out;
+    }
+    if (cstr(q.group, group, sizeof(group))) {
+        sl_reply_error(r, SL_ERR_INVALID_ARG, "GROUP_DESCRIBE: bad group");
+        goto out;
+    }
+    rc = sl_groups_describe(g, group, &info);
+    if (rc != SL_OK) {
+        snprintf(msg, sizeof(msg), "GROUP_DESCRIBE: group %s: %s", group,
+                 sl_strerror(rc));
+        sl_reply_error(r, rc, msg);
+        goto out;
+    }
+    memset(&resp, 0, sizeof(resp));
+    mem = calloc(info->nmembers + 1, sizeof(*mem));
+    parts = calloc(info->nparts + 1, sizeof(*parts));
+    assign = calloc(info->nmembers + 1, sizeof(*assign));
+    if (!mem || !parts || !assign)
+        goto nomem;
+    resp.group = sl_str_c(info->name);
+    resp.kind = (uint8_t)info->kind;
+    resp.state = sl_str_c(info->state);
+    resp.generation = info->generation;
+    if (info->kind == 1 && info->dlq_topic[0]) {
+        resp.dlq_topic = sl_str_c(info->dlq_topic);
+        resp.dlq_depth = topic_depth(b, info->dlq_topic, NULL, NULL);
+    } else {
+        resp.dlq_depth = -1;
+    }
+    for (size_t i = 0; i < info->nmembers; i++) {
+        sl_gmember_info *m = &info->members[i];
+        mem[i].member_id = sl_str_c(m->id);
+        mem[i].client_id = sl_str_c(m->name);
+        if (m->nassign) {
+            assign[i] = calloc(m->nassign, sizeof(sl_tp));
+            if (!assign[i])
+                goto nomem;
+            for (size_t k = 0; k < m->nassign; k++) {
+                assign[i][k].topic = sl_str_c(m->assign[k].topic);
+                assign[i][k].partition = (uint32_t)m->assign[k].partition;
+            }
+            mem[i].assigned = assign[i];
+            mem[i].nassigned = (uint32_t)m->nassign;
+        }
+    }
+    for (size_t i = 0; i < info->nparts; i++) {
+        sl_gpart_info *p = &info->parts[i];
+        parts[i].topic = sl_str_c(p->topic);
+        parts[i].partition = (uint32_t)p->partition;
+        parts[i].committed = p->start;
+        parts[i].log_end = p->log_end;
+        parts[i].lag = p->lag;
+        parts[i].in_flight = p->acquired > 0 ? (uint32_t)p->acquired : 0;
+    }
+    resp.nmembers = (uint32_t)info->nmembers;
+    resp.members = mem;
+    resp.nparts = (uint32_t)info->nparts;
+    resp.parts = parts;
+    if (sl_group_describe_resp_encode(&wb, req->correlation_id, &resp) != SL_OK)
+        goto nomem;
+    reply_frame(r, &wb);
+    goto out;
+nomem:
+    sl_reply_error(r, SL_ERR_NOMEM, "GROUP_DESCRIBE: out of memory");
+out:
+    for (size_t i = 0; assign && info && i < info->nmembers; i++)
+        free(assign[i]);
+    free(assign);
+    free(mem);
+    free(parts);
+    sl_group_info_free(info);
+    sl_wb_fini(&wb);
+}
+
+/* ---- 25 DLQ_LIST
+ * -------------------------------------------------------------- */
+
+typedef struct dlq_collect {
+    sl_broker *b;
+    char topic[NAME_MAX_LEN], group[NAME_MAX_LEN];
+    int ftopic, fgroup;
+    sl_dlq_entry *e;
+    char (*names)[3][NAME_MAX_LEN];
+    size_t n, cap;
+    int nomem;
+} dlq_collect;
+
+static void dlq_each(void *arg, const char *group, const char *topic,
+                     const char *dlq)
+{
+    dlq_collect *dc = arg;
+    if (!dlq || (dc->ftopic && strcmp(dc->topic, topic)) ||
+        (dc->fgroup && strcmp(dc->group, group)))
+        return;
+    if (dc->n == dc->cap) {
+        size_t nc = dc->cap ? dc->cap * 2 : 16;
+        sl_dlq_entry *ne = realloc(dc->e, nc * sizeof(*ne));
+        if (!ne) {
+            dc->nomem = 1;
+            return;
+        }
+        dc->e = ne;
+        char(*nn)[3][NAME_MAX_LEN] = realloc(dc->names, nc * sizeof(*nn));
+        if (!nn) {
+            dc->nomem = 1;
+            return;
+        }
+        dc->names = nn;
+        dc->cap = nc;
+    }
+    sl_dlq_entry *e = &dc->e[dc->n];
+    snprintf(dc->names[dc->n][0], NAME_MAX_LEN, "%s", dlq);
+    snprintf(dc->names[dc->n][1], NAME_MAX_LEN, "%s", topic);
+    snprintf(dc->names[dc->n][2], NAME_MAX_LEN, "%s", group);
+    memset(e, 0, sizeof(*e));
+    e->depth = topic_depth(dc->b, dlq, &e->start_offset, &e->end_offset);
+    if (e->depth < 0)
+        e->depth = 0;
+    dc->n++;
+}
+
+static void h_dlq_list(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
+{
+    sl_dlq_list_req q;
+    sl_dlq_list_resp resp;
+    dlq_collect dc;
+    sl_groups *g = groups_or_fail(b, r);
+    sl_wb wb;
+    (void)c;
+    if (!g)
+        return;
+    memset(&dc, 0, sizeof(dc));
+    dc.b = b;
+    sl_wb_init(&wb, 256);
+    if (sl_dlq_list_req_decode(req->body, req->len, &q) != SL_OK) {
+        sl_reply_error(r, SL_ERR_MALFORMED, "DLQ_LIST: malformed body");
+        goto out;
+    }
+    dc.ftopic = q.topic.p != NULL;
+    dc.fgroup = q.group.p != NULL;
+    if ((dc.ftopic && cstr(q.topic, dc.topic, sizeof(dc.topic))) ||
+        (dc.fgroup && cstr(q.group, dc.group, sizeof(dc.group)))) {
+        sl_reply_error(r, SL_ERR_INVALID_ARG, "DLQ_LIST: bad filter");
+        goto out;
+    }
+    sl_groups_qgroup_foreach(g, dlq_each, &dc);
+    if (dc.nomem) {
+        sl_reply_error(r, SL_ERR_NOMEM, "DLQ_LIST: out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < dc.n; i++) {
+        dc.e[i].dlq_topic = sl_str_c(dc.names[i][0]);
+        dc.e[i].source_topic = sl_str_c(dc.names[i][1]);
+        dc.e[i].group = sl_str_c(dc.names[i][2]);
+    }
+    memset(&resp, 0, sizeof(resp));
+    resp.ndlqs = (uint32_t)dc.n;
+    resp.dlqs = dc.e;
+    if (sl_dlq_list_resp_encode(&wb, req->correlation_id, &resp) != SL_OK)
+        sl_reply_error(r, SL_ERR_NOMEM, "DLQ_LIST: encode failed");
+    else
+        reply_frame(r, &wb);
+out:
+    free(dc.e);
+    free(dc.names);
+    sl_wb_fini(&wb);
+}
+
+/* ---- 26 DLQ_REDRIVE
+ * ------------------------------------------------------------ */
+
+typedef struct redrive {
+    sl_broker *b;
+    sl_reply *r;
+    uint32_t corr;
+    char dlq[NAME_MAX_LEN], target[NAME_MAX_LEN], reason[64];
+    char group[NAME_MAX_LEN + 16];
+    int has_target, has_reason;
+    int64_t max, moved, skipped;
+    uint32_t rate;
+    int32_t nparts;
+    int64_t *ends; /* per DLQ partition: stop here (what was there) */
+    struct event *timer;
+    int cancelled;
+} redrive;
+
+static int hdr_str(const sl_record *rec, const char *k, char *buf, size_t size)
+{
+    sl_header h;
+    if (sl_record_header_find(rec, k, &h) != SL_OK || !h.value ||
+        h.value_len >= size)
+        return -1;
+    memcpy(buf, h.value, h.value_len);
+    buf[h.value_len] = 0;
+    return 0;
+}
+
+/* Move one record; 1 moved, 0 skipped, <0 error. */
+static int redrive_one(redrive *rd, const sl_record *rec)
+{
+    char reason[64], otopic[NAME_MAX_LEN], opart[32], now[32];
+    const char *to;
+    sl_header hs[64];
+    size_t nh = 0;
+    sl_batch_builder bb;
+    const uint8_t *bp;
+    size_t blen;
+    int32_t np = 0, part = 0;
+    sl_err rc;
+
+    if (rd->has_reason && (hdr_str(rec, "dlq.reason", reason, sizeof(reason)) ||
+                           strcmp(reason, rd->reason)))
+        return 0;
+    if (rd->has_target) {
+        to = rd->target;
+    } else {
+        if (hdr_str(rec, "dlq.topic", otopic, sizeof(otopic)))
+            return 0; /* not a dead-lettered record: leave it */
+        to = otopic;
+        if (hdr_str(rec, "dlq.partition", opart, sizeof(opart)) == 0)
+            part = atoi(opart);
+    }
+    if (sl_ops_topic_get(rd->b, to, SL_OPS_AUTO_CREATE, &np) != SL_OK)
+        return -1;
+    if (part < 0 || part >= np)
+        part = 0;
+    for (uint32_t i = 0; i < rec->header_count && nh < 60; i++) {
+        sl_header h;
+        if (sl_record_header(rec, i, &h) != SL_OK)
+            break;
+        if (h.key_len >= 4 && !memcmp(h.key, "dlq.", 4))
+            continue;
+        hs[nh++] = h;
+    }
+    snprintf(now, sizeof(now), "%lld", (long long)sl_now_ms());
+    hs[nh++] = (sl_header){"redrive.from", strlen("redrive.from"), rd->dlq,
+                           strlen(rd->dlq)};
+    hs[nh++] = (sl_header){"redrive.time-ms", strlen("redrive.time-ms"), now,
+                           strlen(now)};
+    sl_bb_init(&bb, SL_CODEC_NONE);
+    rc = sl_bb_add(&bb, rec->timestamp, rec->key,
+                   rec->key_len < 0 ? 0 : (size_t)rec->key_len, rec->value,
+                   rec->value_len < 0 ? 0 : (size_t)rec->value_len, hs, nh);
+    if (rc == SL_OK)
+        rc = sl_bb_finish(&bb, &bp, &blen);
+    if (rc == SL_OK)
+        rc = sl_ops_append(rd->b, to, part, SL_OPS_NO_CREATE, (uint8_t *)bp,
+                           blen, NULL, NULL);
+    sl_bb_fini(&bb);
+    return rc == SL_OK ? 1 : -1;
+}
+
+static void redrive_finish(redrive *rd, sl_err rc);
+
+static void redrive_step(evutil_socket_t fd, short what, void *arg)
+{
+    redrive *rd = arg;
+    sl_groups *g = sl_ops_groups(rd->b);
+    int64_t budget = rd->rate ? (rd->rate + 19) / 20 : INT64_MAX;
+    int done = 1;
+    (void)fd;
+    (void)what;
+    if (!g) {
+        redrive_finish(rd, SL_ERR_SHUTTING_DOWN);
+        return;
+    }
+    for (int32_t p = 0; p < rd->nparts && budget > 0; p++) {
+        sl_part *part;
+        sl_part_iter *it = NULL;
+        sl_record rec;
+        int64_t from = sl_sgroup_committed(g, rd->group, rd->dlq, p);
+        if (sl_ops_part(rd->b, rd->dlq, p, SL_OPS_NO_CREATE, &part) != SL_OK)
+            continue;
+        if (from < sl_part_start_offset(part))
+            from = sl_part_start_offset(part);
+        if (from >= rd->ends[p])
+            continue;
+        if (sl_part_iter_new(part, from, &it) != SL_OK)
+            continue;
+        while (budget > 0 && (rd->max < 0 || rd->moved < rd->max) &&
+               sl_part_iter_next(it, &rec, NULL) && rec.offset < rd->ends[p]) {
+            int m = redrive_one(rd, &rec);
+            if (m < 0)
+                break;
+            if (m > 0) {
+                rd->moved++;
+                budget--;
+            } else {
+                rd->skipped++;
+            }
+            sl_sgroup_commit(g, rd->group, NULL, -1, rd->dlq, p,
+                             rec.offset + 1);
+        }
+        sl_part_iter_free(it);
+        if (sl_sgroup_committed(g, rd->group, rd->dlq, p) < rd->ends[p] &&
+            (rd->max < 0 || rd->moved < rd->max))
+            done = 0;
+    }
+    if (done || budget > 0) {
+        redrive_finish(rd, SL_OK);
+        return;
+    }
+    struct timeval tv = {0, 50000};
+    evtimer_add(rd->timer, &tv);
+}
+
+static void redrive_sent(void *arg, sl_err rc)
+{
+    redrive *rd = arg;
+    if (!rd->cancelled) {
+        sl_reply_set_cancel(rd->r, NULL, NULL);
+        if (rc != SL_OK) {
+            sl_reply_error(rd->r, rc, "DLQ_REDRIVE: progress not durable");
+        } else {
+            sl_dlq_redrive_resp resp;
+            sl_wb wb;
+            memset(&resp, 0, sizeof(resp));
+            resp.moved = rd->moved;
+            resp.skipped = rd->skipped;
+            sl_wb_init(&wb, 64);
+            sl_dlq_redrive_resp_encode(&wb, rd->corr, &resp);
+            reply_frame(rd->r, &wb);
+            sl_wb_fini(&wb);
+        }
+    }
+    if (rd->timer)
+        event_free(rd->timer);
+    free(rd->ends);
+    free(rd);
+}
+
+static void redrive_finish(redrive *rd, sl_err rc)
+{
+    sl_groups *g = sl_ops_groups(rd->b);
+    if (rc != SL_OK || !g) {
+        redrive_sent(rd, rc != SL_OK ? rc : SL_ERR_SHUTTING_DOWN);
+        return;
+    }
+    sl_groups_wait(g, redrive_sent, rd);
+}
+
+static void redrive_cancel(void *arg)
+{
+    redrive *rd = arg;
+    rd->cancelled = 1;
+    if (rd->timer && evtimer_pending(rd->timer, NULL)) {
+        evtimer_del(rd->timer);
+        redrive_sent(rd, SL_ERR_CLOSED);
+    }
+}
+
+static void h_redrive(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
+{
+    sl_dlq_redrive_req q;
+    redrive *rd;
+    char msg[400];
+    sl_groups *g = groups_or_fail(b, r);
+    (void)c;
+    if (!g)
+        return;
+    if (sl_dlq_redrive_req_decode(req->body, req->len, &q) != SL_OK) {
+        sl_reply_error(r, SL_ERR_MALFORMED, "DLQ_REDRIVE: malformed body");
+        return;
+    }
+    rd = calloc(1, sizeof(*rd));
+    if (!rd) {
+        sl_reply_error(r, SL_ERR_NOMEM, "DLQ_REDRIVE: out of memory");
+        return;
+    }
+    rd->b = b;
+    rd->r = r;
+    rd->corr = req->correlation_id;
+    if (cstr(q.dlq_topic, rd->dlq, sizeof(rd->dlq)) ||
+        (q.target_topic.p &&
+         cstr(q.target_topic, rd->target, sizeof(rd->target))) ||
+        (q.reason.p && cstr(q.reason, rd->reason, sizeof(rd->reason)))) {
+        free(rd);
+        sl_reply_error(r, SL_ERR_INVALID_ARG,
+                       "DLQ_REDRIVE: bad topic, target or reason");
+        return;
+    }
+    rd->has_target = q.target_topic.p && q.target_topic.len;
+    rd->has_reason = q.reason.p && q.reason.len;
+    rd->max = q.max_records ? (int64_t)q.max_records : -1;
+    rd->rate = q.rate_per_sec;
+    snprintf(rd->group, sizeof(rd->group), "%s.redrive", rd->dlq);
+    if (sl_ops_topic_get(b, rd->dlq, SL_OPS_NO_CREATE, &rd->nparts) != SL_OK) {
+        free(rd);
+        snprintf(msg, sizeof(msg), "DLQ_REDRIVE: unknown topic %.*s",
+                 (int)q.dlq_topic.len, q.dlq_topic.p);
+        sl_reply_error(r, SL_ERR_UNKNOWN_TOPIC, msg);
+        return;
+    }
+    rd->ends = calloc((size_t)rd->nparts + 1, sizeof(int64_t));
+    rd->timer = evtimer_new(sl_broker_base(b), redrive_step, rd);
+    if (!rd->ends || !rd->timer) {
+        if (rd->timer)
+            event_free(rd->timer);
+        free(rd->ends);
+        free(rd);
+        sl_reply_error(r, SL_ERR_NOMEM, "DLQ_REDRIVE: out of memory");
+        return;
+    }
+    for (int32_t p = 0; p < rd->nparts; p++) {
+        sl_part *part;
+        if (sl_ops_part(b, rd->dlq, p, SL_OPS_NO_CREATE, &part) == SL_OK)
+            rd->ends[p] = sl_part_end_offset(part);
+    }
+    sl_reply_set_cancel(r, redrive_cancel, rd);
+    redrive_step(-1, 0, rd);
+}
+
+/* ---- registration
+ * ------------------------------------------------------------ */
+
+void sl_binary_groups_register(sl_broker *b)
+{
+    S.b = b;
+    sl_binary_register(b, SL_API_GROUP_JOIN, 1, 1, h_join);
+    sl_binary_register(b, SL_API_GROUP_HEARTBEAT, 1, 1, h_member);
+    sl_binary_register(b, SL_API_GROUP_LEAVE, 1, 1, h_member);
+    sl_binary_register(b, SL_API_OFFSET_COMMIT, 1, 1, h_commit);
+    sl_binary_register(b, SL_API_OFFSET_FETCH, 1, 1, h_fetch_offsets);
+    sl_binary_register(b, SL_API_GROUP_LIST, 1, 1, h_list);
+    sl_binary_register(b, SL_API_GROUP_DESCRIBE, 1, 1, h_describe);
+    sl_binary_register(b, SL_API_QUEUE_ACQUIRE, 1, 1, h_acquire);
+    sl_binary_register(b, SL_API_QUEUE_ACK, 1, 1, h_settle);
+    sl_binary_register(b, SL_API_QUEUE_NACK, 1, 1, h_settle);
+    sl_binary_register(b, SL_API_QUEUE_REJECT, 1, 1, h_settle);
+    sl_binary_register(b, SL_API_QUEUE_TOUCH, 1, 1, h_settle);
+    sl_binary_register(b, SL_API_DLQ_LIST, 1, 1, h_dlq_list);
+    sl_binary_register(b, SL_API_DLQ_REDRIVE, 1, 1, h_redrive);
+    sl_binary_register(b, SL_API_QUEUE_GROUP_CONFIG, 1, 1, h_qconfig);
+}

@@ -1,0 +1,201 @@
+/*
+ * ops_groups.c - the groups module: sl_groups wired into the broker.
+ *
+ * Threads: everything on the loop, except flush_hook (flusher thread). The
+ * hook commits the staged SQLite batch and then activates flushed_ev, so
+ * sl_groups_on_flushed runs on the loop after every round: waiters (acks,
+ * offset commits) are answered, DLQ appends that became durable are
+ * archived, newly durable records are delivered.
+ *
+ * Shutdown: the flusher outlives module fini and hooks cannot be removed,
+ * so the hook looks the groups object up under a mutex; fini clears it
+ * first, then commits synchronously and frees.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "broker/ops_groups.h"
+#include "protocol/log.h"
+
+typedef struct gmod {
+    sl_broker *b;
+    sl_groups *g;
+    struct event *flushed_ev;
+    struct event *tick_ev;
+    int64_t last_reap;
+    pthread_mutex_t mu; /* guards g for the flusher hook */
+    int hooked;
+} gmod;
+
+static gmod M = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+sl_groups *sl_ops_groups(sl_broker *b)
+{
+    return M.b == b ? M.g : NULL;
+}
+
+/* ---- env for groups/ --------------------------------------------------- */
+
+static sl_part *env_get_part(void *ctx, const char *topic, int32_t p)
+{
+    sl_part *out = NULL;
+    if (sl_ops_part(ctx, topic, p, SL_OPS_NO_CREATE, &out) != SL_OK)
+        return NULL;
+    return out;
+}
+
+static int32_t env_partitions(void *ctx, const char *topic)
+{
+    int32_t n = -1;
+    if (sl_ops_topic_get(ctx, topic, SL_OPS_NO_CREATE, &n) != SL_OK)
+        return -1;
+    return n;
+}
+
+static sl_err env_append(void *ctx, const char *topic, int32_t p,
+                         uint8_t *batch, size_t len, int64_t *base,
+                         sl_part **part_out)
+{
+    sl_err rc =
+        sl_ops_append(ctx, topic, p, SL_OPS_CREATE, batch, len, base, NULL);
+    if (rc != SL_OK)
+        return rc;
+    return sl_ops_part(ctx, topic, p, SL_OPS_NO_CREATE, part_out);
+}
+
+static int64_t env_now(void *ctx)
+{
+    (void)ctx;
+    return sl_now_ms();
+}
+
+/* ---- events ------------------------------------------------------------ */
+
+/* @thread flusher */
+static void flush_hook(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&M.mu);
+    if (M.g) {
+        sl_groups_flush_hook(M.g);
+        event_active(M.flushed_ev, 0, 0);
+    }
+    pthread_mutex_unlock(&M.mu);
+}
+
+static void flushed_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    if (M.g)
+        sl_groups_on_flushed(M.g);
+}
+
+static void arm_tick(int64_t ms)
+{
+    struct timeval tv;
+    if (ms > 50)
+        ms = 50; /* new deadlines may appear any time: keep it fine */
+    if (ms < 1)
+        ms = 1;
+    tv.tv_sec = 0;
+    tv.tv_usec = (suseconds_t)ms * 1000;
+    evtimer_add(M.tick_ev, &tv);
+}
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    int64_t next, now;
+    (void)fd;
+    (void)what;
+    (void)arg;
+    if (!M.g)
+        return;
+    next = sl_groups_tick(M.g);
+    now = sl_now_ms();
+    if (now - M.last_reap >= 1000) {
+        M.last_reap = now;
+        sl_binary_groups_reap(M.b, now);
+    }
+    arm_tick(next);
+}
+
+static void on_append(void *arg, const char *topic, int32_t partition,
+                      int64_t end)
+{
+    (void)arg;
+    (void)end;
+    if (M.g)
+        sl_groups_on_append(M.g, topic, partition);
+}
+
+static void on_topic_delete(void *arg, const char *topic)
+{
+    (void)arg;
+    if (M.g)
+        sl_groups_forget_topic(M.g, topic);
+}
+
+/* ---- module ------------------------------------------------------------- */
+
+void sl_groups_module_init(sl_broker *b);
+void sl_groups_module_fini(sl_broker *b);
+
+void sl_groups_module_init(sl_broker *b)
+{
+    sl_groups_env env = {b, env_get_part, env_partitions, env_append, env_now};
+    sl_groups *g = NULL;
+    sl_err rc;
+
+    rc = sl_groups_open(sl_broker_data_dir(b), &env, sl_broker_flusher(b), &g);
+    if (rc != SL_OK) {
+        sl_log(SL_ERROR, "groups", "cannot open %s/groups.db: %s",
+               sl_broker_data_dir(b), sl_strerror(rc));
+        sl_broker_fail(b, "groups: cannot open groups.db");
+        return;
+    }
+    M.b = b;
+    M.flushed_ev = event_new(sl_broker_base(b), -1, 0, flushed_cb, NULL);
+    M.tick_ev = evtimer_new(sl_broker_base(b), tick_cb, NULL);
+    if (!M.flushed_ev || !M.tick_ev) {
+        sl_groups_free(g);
+        sl_broker_fail(b, "groups: cannot create events");
+        return;
+    }
+    pthread_mutex_lock(&M.mu);
+    M.g = g;
+    pthread_mutex_unlock(&M.mu);
+    if (!M.hooked) {
+        sl_flusher_add_hook(sl_broker_flusher(b), flush_hook, NULL);
+        M.hooked = 1;
+    }
+    sl_ops_on_append(b, on_append, NULL);
+    sl_ops_on_topic_delete(b, on_topic_delete, NULL);
+    sl_binary_groups_register(b);
+    M.last_reap = sl_now_ms();
+    arm_tick(10);
+}
+
+void sl_groups_module_fini(sl_broker *b)
+{
+    sl_groups *g;
+    if (M.b != b || !M.g)
+        return;
+    sl_binary_groups_fini(b);
+    pthread_mutex_lock(&M.mu);
+    g = M.g;
+    M.g = NULL;
+    pthread_mutex_unlock(&M.mu);
+    sl_groups_commit_now(g);
+    sl_groups_free(g);
+    if (M.tick_ev)
+        event_free(M.tick_ev);
+    if (M.flushed_ev)
+        event_free(M.flushed_ev);
+    M.tick_ev = M.flushed_ev = NULL;
+    M.b = NULL;
+}
