@@ -1,0 +1,341 @@
+"""Queue and stream groups end to end over the binary protocol
+(docs/groups.md). Each test starts its own sluiced (conftest.broker).
+
+Waiting is by polling with a generous deadline (long-poll acquires), never
+by sleeping a fixed time."""
+
+import os
+import sys
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "harness"))
+
+import sluice_wire as sw  # noqa: E402
+import sluice_wire_groups as swg  # noqa: E402
+
+DEADLINE_S = 30.0
+
+
+def produce(c, topic, part, values, keys=None, headers=None):
+    body = sw.produce_body(sw.ACKS_DURABLE, {topic: {part: sw.encode_batch(
+        values, keys, headers, ts=int(time.time() * 1000))}})
+    r = sw.decode_produce(c.call(sw.API_PRODUCE, body))[(topic, part)]
+    assert r["error"] == 0, r
+    return r
+
+
+def acquire_until(q, pred, n=100, lock_ms=0):
+    """Acquire (long poll) until pred(records so far) holds or the deadline
+    passes; returns everything acquired."""
+    got = []
+    end = time.monotonic() + DEADLINE_S
+    while not pred(got):
+        assert time.monotonic() < end, "condition not met; got %r" % (
+            [(r["partition"], r["offset"]) for r in got],)
+        got += q.acquire(n, max_wait_ms=200, lock_ms=lock_ms)
+    return got
+
+
+def stats(c, group, topic):
+    kv = swg.queue_config(c, group, topic, mode=2)
+    return {k[6:]: int(v) for k, v in kv.items() if k.startswith("stats.")}
+
+
+def test_competing_consumers_each_record_once(broker):
+    c = broker.client()
+    assert c.create_topic("jobs", 2) == (0, None)
+    n = 400
+    for p in range(2):
+        for i in range(0, n // 2, 50):
+            produce(c, "jobs", p, [b"job-%d-%d" % (p, i + k)
+                                   for k in range(50)])
+    clients = [broker.client() for _ in range(4)]
+    qs = [swg.Queue(clients[i], "workers", "jobs", "w%d" % i)
+          for i in range(4)]
+    seen = {}
+    per = [0] * 4
+    end = time.monotonic() + DEADLINE_S
+    while len(seen) < n:
+        assert time.monotonic() < end, "only %d of %d records" % (len(seen),
+                                                                n)
+        for i, q in enumerate(qs):
+            recs = q.acquire(7, max_wait_ms=0)
+            for r in recs:
+                key = (r["partition"], r["offset"])
+                assert key not in seen, "record %r delivered twice" % (key,)
+                seen[key] = r["value"]
+                assert r["attempts"] == 1 and r["failures"] == 0
+            per[i] += len(recs)
+            if recs:
+                res = q.ack([(r["partition"], r["offset"]) for r in recs])
+                assert all(e == 0 for (_, _, _, e) in res), res
+    assert sorted(seen) == sorted((p, o) for p in range(2)
+                                  for o in range(n // 2))
+    assert all(x > 0 for x in per), per
+    # Nothing left, nothing in flight; the start offsets passed everything.
+    assert qs[0].acquire(100, max_wait_ms=0) == []
+    d = swg.describe(c, "workers")
+    assert d["kind"] == 1
+    assert sorted((p["partition"], p["committed"], p["in_flight"])
+                  for p in d["partitions"]) == [(0, 200, 0), (1, 200, 0)]
+
+
+def test_nack_redelivers_with_counts_and_delay(broker):
+    c = broker.client()
+    c.create_topic("t", 1)
+    produce(c, "t", 0, [b"a", b"b"])
+    q = swg.Queue(c, "g", "t", "c1")
+    recs = q.acquire(10, max_wait_ms=1000)
+    assert [r["offset"] for r in recs] == [0, 1]
+    # a: long delay (not back soon); b: short delay (back after it)
+    assert q.nack([(0, 0)], delay_ms=600000) == [(0, 0, 0, 0)]
+    assert q.nack([(0, 1)], delay_ms=300) == [(0, 1, 1, 0)]
+    assert q.acquire(10, max_wait_ms=0) == []  # b is still delayed
+    got = acquire_until(q, lambda g: g)
+    assert [(r["offset"], r["attempts"], r["failures"]) for r in got] == \
+        [(1, 2, 1)]
+    assert got[0]["value"] == b"b"
+    # nack with the group's backoff policy
+    swg.queue_config(c, "g", "t", {"backoff_initial_ms": "200"})
+    assert q.nack([(0, 1)], delay_ms=-1) == [(0, 1, 1, 0)]
+    got = acquire_until(q, lambda g: g)
+    assert [(r["offset"], r["attempts"], r["failures"]) for r in got] == \
+        [(1, 3, 2)]
+    # an ack of something not held is refused, per range
+    assert q.ack([(0, 5)])[0][3] == swg.ERR_NOT_ACQUIRED
+
+
+def test_lock_expiry_redelivers_and_fences_old_holder(broker):
+    c1, c2 = broker.client(), broker.client()
+    c1.create_topic("t", 1)
+    produce(c1, "t", 0, [b"x"])
+    q1 = swg.Queue(c1, "g", "t", "slow")
+    q2 = swg.Queue(c2, "g", "t", "fast")
+    r = q1.acquire(1, max_wait_ms=1000, lock_ms=300)
+    assert [(x["offset"], x["attempts"]) for x in r] == [(0, 1)]
+    got = acquire_until(q2, lambda g: g)
+    assert [(x["offset"], x["attempts"], x["failures"]) for x in got] == \
+        [(0, 2, 1)]
+    assert q1.ack([(0, 0)])[0][3] == swg.ERR_NOT_ACQUIRED
+    # touch keeps a lock alive
+    assert q2.touch([(0, 0)], 60000) == [(0, 0, 0, 0)]
+    assert q2.ack([(0, 0)]) == [(0, 0, 0, 0)]
+    assert stats(c1, "g", "t")["lock_expiries"] >= 1
+
+
+def dlq_records(c, topic, n):
+    recs = c.fetch_records(topic, 0, 0, upto=n)
+    return [dict((k.decode(), v) for k, v in r["headers"]) | {
+        "_key": r["key"], "_value": r["value"]} for r in recs]
+
+
+def test_dead_letter_after_max_deliveries_with_headers(broker):
+    c = broker.client()
+    c.create_topic("orders", 1)
+    swg.queue_config(c, "g", "orders", {"max_deliveries": "2"})
+    produce(c, "orders", 0, [b"poison"], keys=[b"k1"],
+            headers=[[(b"trace", b"abc")]])
+    q = swg.Queue(c, "g", "orders", "c1")
+    for attempt in (1, 2):
+        r = acquire_until(q, lambda g: g)
+        assert [(x["offset"], x["attempts"]) for x in r] == [(0, attempt)]
+        q.nack([(0, 0)], delay_ms=0)
+    assert q.acquire(10, max_wait_ms=300) == []
+    h = dlq_records(c, "orders.DLQ", 1)[0]
+    assert h["_value"] == b"poison" and h["_key"] == b"k1"
+    assert h["trace"] == b"abc"
+    assert h["dlq.topic"] == b"orders"
+    assert h["dlq.partition"] == b"0"
+    assert h["dlq.offset"] == b"0"
+    assert h["dlq.group"] == b"g"
+    assert h["dlq.attempts"] == b"2"
+    assert h["dlq.failures"] == b"2"
+    assert h["dlq.reason"] == b"max_deliveries"
+    assert int(h["dlq.first-delivery-ms"]) <= int(h["dlq.last-delivery-ms"])
+    assert int(h["dlq.first-delivery-ms"]) > 0
+    # reject goes straight there, with the reason text
+    produce(c, "orders", 0, [b"bad"])
+    r = acquire_until(q, lambda g: g)
+    q.reject([(0, r[0]["offset"])], reason="schema mismatch")
+    h = dlq_records(c, "orders.DLQ", 2)[1]
+    assert h["dlq.reason"] == b"rejected"
+    assert h["dlq.reason-text"] == b"schema mismatch"
+    assert h["dlq.attempts"] == b"1" and h["dlq.failures"] == b"1"
+    d = swg.describe(c, "g")
+    assert d["dlq_topic"] == "orders.DLQ" and d["dlq_depth"] == 2
+    end = time.monotonic() + DEADLINE_S
+    while swg.describe(c, "g")["partitions"][0]["committed"] != 2:
+        assert time.monotonic() < end, "archive never happened"
+        q.acquire(1, max_wait_ms=100)
+    assert swg.dlq_list(c, topic="orders")[0]["depth"] == 2
+    # redrive the rejected one back to the source topic
+    moved, skipped = swg.dlq_redrive(c, "orders.DLQ", reason="rejected")
+    assert (moved, skipped) == (1, 1)
+    r = acquire_until(q, lambda g: g)
+    assert r[0]["value"] == b"bad" and r[0]["offset"] == 2
+    assert r[0]["headers"]["redrive.from"] == b"orders.DLQ"
+    # one cursor per DLQ: what the filter passed over is not revisited
+    assert swg.dlq_redrive(c, "orders.DLQ") == (0, 0)
+
+
+def test_ttl_expired_not_delivered(broker):
+    c = broker.client()
+    c.create_topic("t", 1)
+    now = int(time.time() * 1000)
+    produce(c, "t", 0, [b"old", b"fresh"],
+            headers=[[(b"expires", str(now - 1000).encode())], []])
+    q = swg.Queue(c, "g", "t", "c1")
+    r = acquire_until(q, lambda g: g)
+    assert [x["value"] for x in r] == [b"fresh"]
+    assert q.acquire(10, max_wait_ms=100) == []
+    # a group asking for it gets expired records in the DLQ
+    swg.queue_config(c, "g2", "t", {"dlq_expired": "true"})
+    q2 = swg.Queue(c, "g2", "t", "c2")
+    r = acquire_until(q2, lambda g: g)
+    assert [x["value"] for x in r] == [b"fresh"]
+    h = dlq_records(c, "t.DLQ", 1)[0]
+    assert h["dlq.reason"] == b"expired" and h["_value"] == b"old"
+    assert h["dlq.attempts"] == b"0"
+
+
+def test_delayed_delivery(broker):
+    c = broker.client()
+    c.create_topic("t", 1)
+    now = int(time.time() * 1000)
+    produce(c, "t", 0, [b"later", b"soon", b"now"],
+            headers=[[(b"not-before", str(now + 600000).encode())],
+                     [(b"not-before", str(now + 300).encode())], []])
+    q = swg.Queue(c, "g", "t", "c1")
+    r = acquire_until(q, lambda g: g)
+    assert [x["value"] for x in r] == [b"now"]
+    q.ack([(0, 2)])
+    r = acquire_until(q, lambda g: g)
+    assert [x["value"] for x in r] == [b"soon"]
+    assert int(time.time() * 1000) >= now + 300
+    q.ack([(0, 1)])
+    assert q.acquire(10, max_wait_ms=100) == []  # "later" waits
+
+
+def test_key_ordered_mode(broker):
+    c1, c2 = broker.client(), broker.client()
+    c1.create_topic("t", 1)
+    swg.queue_config(c1, "g", "t", {"key_ordered": "true"})
+    produce(c1, "t", 0, [b"a1", b"a2", b"b1", b"a3"],
+            keys=[b"A", b"A", b"B", b"A"])
+    q1 = swg.Queue(c1, "g", "t", "c1")
+    q2 = swg.Queue(c2, "g", "t", "c2")
+    r1 = acquire_until(q1, lambda g: g, n=1)
+    assert [x["value"] for x in r1] == [b"a1"]
+    r2 = acquire_until(q2, lambda g: g, n=10)
+    assert [x["value"] for x in r2] == [b"b1"]  # A is busy with c1
+    assert q2.acquire(10, max_wait_ms=100) == []
+    q1.ack([(0, 0)])
+    r2 = acquire_until(q2, lambda g: g, n=10)
+    assert [x["value"] for x in r2] == [b"a2"]  # a3 waits for a2
+    q2.nack([(0, 1)], delay_ms=0)
+    r1 = acquire_until(q1, lambda g: g, n=10)
+    assert [x["value"] for x in r1] == [b"a2"]  # a2 again, before a3
+    q1.ack([(0, 1)])
+    r1 = acquire_until(q1, lambda g: g, n=10)
+    assert [x["value"] for x in r1] == [b"a3"]
+
+
+def test_sqlite_transactions_are_batched(broker):
+    c = broker.client()
+    c.create_topic("t", 1)
+    n = 2000
+    for i in range(0, n, 500):
+        produce(c, "t", 0, [b"v%d" % k for k in range(i, i + 500)])
+    q = swg.Queue(c, "g", "t", "c1")
+    recs = acquire_until(q, lambda g: len(g) >= n, n=n)
+    before = stats(c, "g", "t")
+    # one ack request per record, pipelined
+    for r in recs:
+        c.send(swg.API_QUEUE_ACK, swg.settle_body(
+            swg.API_QUEUE_ACK, "g", "t", "c1", [(0, r["offset"])]))
+    for r in recs:
+        _, body = c.recv()
+        assert swg.decode_settle(body)[0][3] == 0
+    after = stats(c, "g", "t")
+    acks = after["acks"] - before["acks"]
+    txns = after["groups_db_txns"] - before["groups_db_txns"]
+    assert acks == n
+    assert txns * 10 < acks, "%d transactions for %d acks" % (txns, acks)
+
+
+def test_state_survives_restart(broker):
+    c = broker.client()
+    c.create_topic("t", 1)
+    produce(c, "t", 0, [b"v%d" % i for i in range(6)])
+    swg.queue_config(c, "g", "t", {"max_deliveries": "7"})
+    q = swg.Queue(c, "g", "t", "c1")
+    r = acquire_until(q, lambda g: len(g) >= 6, n=6)
+    q.ack([(0, 0, 1), (0, 3)])
+    q.nack([(0, 4)], delay_ms=600000)
+    c.close()
+    broker.restart()
+    c = broker.client()
+    q = swg.Queue(c, "g", "t", "c2")
+    r = acquire_until(q, lambda g: len(g) >= 2, n=10)
+    # 2 and 5 were held: back with their delivery counted; 4 still delayed
+    assert [(x["offset"], x["attempts"], x["failures"]) for x in r] == \
+        [(2, 2, 0), (5, 2, 0)]
+    assert q.acquire(10, max_wait_ms=100) == []
+    assert swg.queue_config(c, "g", "t", mode=2)["max_deliveries"] == "7"
+
+
+def test_stream_group_assignment_commit_and_rebalance(broker):
+    c = broker.client()
+    c.create_topic("s", 4)
+    m1, g1, a1 = swg.join(c, "sg", ["s"], client_id="one")
+    assert a1 == [("s", p) for p in range(4)]
+    m2, g2, a2 = swg.join(c, "sg", ["s"], client_id="two")
+    assert g2 == g1 + 1 and len(a2) == 2
+    assert swg.heartbeat(c, "sg", m1, g1) == swg.ERR_REBALANCE
+    # a stale generation cannot commit
+    assert swg.commit(c, "sg", {("s", 0): 5}, m1, g1) == {
+        ("s", 0): swg.ERR_REBALANCE}
+    m1b, g3, a1 = swg.join(c, "sg", ["s"], member_id=m1)
+    assert m1b == m1 and len(a1) == 2 and not set(a1) & set(a2) or \
+        swg.heartbeat(c, "sg", m2, g3) == swg.ERR_REBALANCE
+    assert swg.heartbeat(c, "sg", m1, g3) == 0
+    tp = a1[0]
+    assert swg.commit(c, "sg", {tp: 42}, m1, g3) == {tp: 0}
+    assert swg.committed(c, "sg", [tp]) == {tp: 42}
+    assert swg.commit(c, "solo", {("s", 3): 7}) == {("s", 3): 0}
+    d = swg.describe(c, "sg")
+    assert d["kind"] == 0 and len(d["members"]) == 2
+    assert swg.leave(c, "sg", m2) == 0
+    assert swg.leave(c, "sg", m1) == 0
+    assert {g["group"] for g in swg.group_list(c)} >= {"sg", "solo"}
+    c.close()
+    broker.restart()
+    c = broker.client()
+    assert swg.committed(c, "sg", [tp]) == {tp: 42}
+    assert swg.committed(c, "solo") == {("s", 3): 7}
+
+
+def test_bad_input_named(broker):
+    c = broker.client()
+    c.create_topic("t", 1)
+    with pytest.raises(sw.ProtocolError) as e:
+        swg.queue_config(c, "g", "t", {"max_deliveries": "zero"})
+    assert e.value.code == sw.ERR_INVALID_CONFIG
+    assert "max_deliveries" in e.value.msg
+    with pytest.raises(sw.ProtocolError) as e:
+        swg.queue_config(c, "g", "t", {"nonsense": "1"})
+    assert "nonsense" in e.value.msg
+    with pytest.raises(sw.ProtocolError) as e:
+        swg.Queue(c, "g", "missing", "c1").acquire(1)
+    assert e.value.code == sw.ERR_UNKNOWN_TOPIC
+    with pytest.raises(sw.ProtocolError) as e:
+        swg.describe(c, "nope")
+    assert e.value.code == swg.ERR_UNKNOWN_GROUP
+    # a truncated body is answered, and the connection survives
+    with pytest.raises(sw.ProtocolError) as e:
+        sw._ok(c.call(swg.API_QUEUE_ACQUIRE, b"\x01\x00"))
+    assert e.value.code == sw.ERR_MALFORMED
+    assert c.create_topic("t2", 1) == (0, None)
