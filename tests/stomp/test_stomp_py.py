@@ -19,10 +19,12 @@ class Listener(stomp.ConnectionListener):
         self.receipts = set()
         self.cv = threading.Condition()
         self.connected_frame = None
+        self.connected = threading.Event()
         self.disconnected = threading.Event()
 
     def on_connected(self, frame):
         self.connected_frame = frame
+        self.connected.set()
 
     def on_message(self, frame):
         self.msgs.put(frame)
@@ -481,6 +483,7 @@ def test_topic_plain_subscriber(client):
 
 def test_heartbeats_negotiated(client):
     c = client(heartbeats=(200, 200))
+    assert c.l.connected.wait(WAIT)
     hb = c.l.connected_frame.headers["heart-beat"]
     assert hb == "200,200"
     # the connection is still usable after several intervals of traffic

@@ -1,0 +1,525 @@
+/*
+ * sluice_bench_stomp.c - the STOMP mode of sluice-bench: the same client
+ * against sluiced, RabbitMQ and ActiveMQ (bench/compare.sh).
+ *
+ *   sluice-bench stomp [--host H] [--port P] [--producers N] [--consumers M]
+ *       [--count N] [--size B] [--dest /queue/X] [--persistent]
+ *       [--receipt-every K] [--window W] [--ack auto|client-individual]
+ *       [--prefetch N] [--login L --passcode P] [--sync-receipts]
+ *
+ * Producers send --count messages each; consumers share the destination
+ * (competing on a queue) until they received producers x count in total.
+ * Each body starts with the send time (CLOCK_MONOTONIC ns, 16 hex digits),
+ * so the end-to-end latency is measured at the consumer. With
+ * --receipt-every K every K-th SEND asks for a receipt and at most
+ * --window receipts are outstanding; --sync-receipts sends one message,
+ * waits for its receipt, and so on (receipt latency = send to RECEIPT).
+ *
+ * Output: one line `key=value ...` with sent/s (in), received/s (out),
+ * e2e p50/p99/p99.9 (ms) and receipt p50/p99/p99.9 (ms).
+ *
+ * Frames are parsed with broker/stomp_frame.c (pure code). Blocking
+ * sockets, one thread per client.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "broker/stomp_frame.h"
+
+typedef struct bopts {
+    const char *host, *port, *dest, *login, *passcode, *ack;
+    int producers, consumers;
+    long count;
+    size_t size;
+    int persistent;
+    long receipt_every;
+    long window;
+    long prefetch;
+    int sync_receipts;
+} bopts;
+
+typedef struct lat {
+    int64_t *v;
+    size_t n, cap;
+} lat;
+
+static bopts O;
+static atomic_long g_received;
+static atomic_long g_sent;
+static long g_expected;
+static int64_t g_first_send, g_last_recv, g_first_recv, g_last_send_done;
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void lat_add(lat *l, int64_t v)
+{
+    if (l->n == l->cap) {
+        size_t nc = l->cap ? l->cap * 2 : 4096;
+        int64_t *n = realloc(l->v, nc * sizeof(*n));
+        if (!n)
+            return;
+        l->v = n;
+        l->cap = nc;
+    }
+    l->v[l->n++] = v;
+}
+
+static int cmp64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double pct(lat *l, double p)
+{
+    size_t i;
+    if (!l->n)
+        return 0;
+    i = (size_t)(p * (double)(l->n - 1));
+    return (double)l->v[i] / 1e6;
+}
+
+typedef struct sconn {
+    int fd;
+    sl_stomp_parser ps;
+    uint8_t buf[65536];
+    size_t off, len;
+} sconn;
+
+static int sc_open(sconn *c)
+{
+    struct addrinfo hints = {0}, *ai = NULL;
+    int one = 1;
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(O.host, O.port, &hints, &ai) != 0 || !ai)
+        return -1;
+    c->fd = socket(ai->ai_family, SOCK_STREAM, 0);
+    if (c->fd < 0 || connect(c->fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+        freeaddrinfo(ai);
+        return -1;
+    }
+    freeaddrinfo(ai);
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    sl_stomp_parser_init(&c->ps, NULL);
+    c->off = c->len = 0;
+    return 0;
+}
+
+static int sc_write(sconn *c, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    while (n) {
+        ssize_t w = write(c->fd, b, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        b += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Next frame (borrowed until the next call), or -1 on EOF/error. */
+static int sc_read(sconn *c, sl_stomp_frame *f)
+{
+    for (;;) {
+        if (c->off < c->len) {
+            size_t used = 0;
+            int rc = sl_stomp_parse(&c->ps, c->buf + c->off, c->len - c->off,
+                                    &used, f);
+            c->off += used;
+            if (rc == SL_STOMP_FRAME)
+                return 0;
+            if (rc == SL_STOMP_PERROR) {
+                fprintf(stderr, "bench: bad frame: %s\n", c->ps.errstr);
+                return -1;
+            }
+        }
+        {
+            ssize_t r = read(c->fd, c->buf, sizeof(c->buf));
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0)
+                return -1;
+            c->off = 0;
+            c->len = (size_t)r;
+        }
+    }
+}
+
+static int sc_connect(sconn *c)
+{
+    sl_wb wb;
+    sl_stomp_enc e;
+    sl_stomp_frame f;
+    int rc;
+    if (sc_open(c) != 0) {
+        fprintf(stderr, "bench: cannot connect to %s:%s\n", O.host, O.port);
+        return -1;
+    }
+    sl_wb_init(&wb, 256);
+    sl_stomp_enc_begin(&e, &wb, SL_STOMP_V12, SL_STOMP_CONNECT);
+    sl_stomp_enc_header_s(&e, "accept-version", "1.2");
+    sl_stomp_enc_header_s(&e, "host", "/");
+    sl_stomp_enc_header_s(&e, "login", O.login);
+    sl_stomp_enc_header_s(&e, "passcode", O.passcode);
+    sl_stomp_enc_header_s(&e, "heart-beat", "0,0");
+    sl_stomp_enc_end(&e, NULL, 0);
+    rc = sc_write(c, wb.p, wb.len);
+    sl_wb_fini(&wb);
+    if (rc || sc_read(c, &f) || f.cmd != SL_STOMP_CONNECTED) {
+        fprintf(stderr, "bench: CONNECT refused%s%s\n",
+                rc == 0 && f.cmd == SL_STOMP_ERROR ? ": " : "",
+                rc == 0 && f.cmd == SL_STOMP_ERROR
+                    ? sl_stomp_frame_value(&f, "message")
+                    : "");
+        return -1;
+    }
+    sl_stomp_parser_set_version(&c->ps, SL_STOMP_V12);
+    return 0;
+}
+
+static void sc_close(sconn *c)
+{
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+    sl_stomp_parser_fini(&c->ps);
+}
+
+typedef struct worker {
+    pthread_t t;
+    int idx;
+    lat e2e, rcpt;
+    int failed;
+    sconn c;
+} worker;
+
+static void *producer(void *arg)
+{
+    worker *w = arg;
+    sl_wb wb;
+    char *body = malloc(O.size > 16 ? O.size : 16);
+    long i, outstanding = 0, next_receipt = 0;
+    int64_t *rsent = calloc((size_t)(O.count + 1), sizeof(int64_t));
+    sl_stomp_frame f;
+    if (!body || !rsent || sc_connect(&w->c) != 0) {
+        w->failed = 1;
+        free(body);
+        free(rsent);
+        return NULL;
+    }
+    memset(body, 'x', O.size > 16 ? O.size : 16);
+    sl_wb_init(&wb, 64 * 1024);
+    pthread_mutex_lock(&g_mu);
+    if (!g_first_send)
+        g_first_send = now_ns();
+    pthread_mutex_unlock(&g_mu);
+    for (i = 0; i < O.count; i++) {
+        sl_stomp_enc e;
+        char hx[17];
+        int want_receipt =
+            O.sync_receipts ||
+            (O.receipt_every > 0 &&
+             ((i + 1) % O.receipt_every == 0 || i + 1 == O.count));
+        int64_t t = now_ns();
+        snprintf(hx, sizeof(hx), "%016" PRIx64, (uint64_t)t);
+        memcpy(body, hx, 16);
+        sl_stomp_enc_begin(&e, &wb, SL_STOMP_V12, SL_STOMP_SEND);
+        sl_stomp_enc_header_s(&e, "destination", O.dest);
+        if (O.persistent)
+            sl_stomp_enc_header_s(&e, "persistent", "true");
+        if (want_receipt) {
+            char r[24];
+            snprintf(r, sizeof(r), "%ld", i);
+            sl_stomp_enc_header_s(&e, "receipt", r);
+            rsent[i] = t;
+            outstanding++;
+        }
+        sl_stomp_enc_header_u(&e, "content-length", O.size);
+        sl_stomp_enc_end(&e, body, O.size);
+        if (wb.len >= 32 * 1024 || want_receipt || i + 1 == O.count) {
+            if (sc_write(&w->c, wb.p, wb.len) != 0) {
+                w->failed = 1;
+                break;
+            }
+            sl_wb_reset(&wb);
+        }
+        atomic_fetch_add(&g_sent, 1);
+        while (outstanding > 0 && (O.sync_receipts || outstanding >= O.window ||
+                                   i + 1 == O.count)) {
+            if (sc_read(&w->c, &f) != 0) {
+                w->failed = 1;
+                goto out;
+            }
+            if (f.cmd == SL_STOMP_RECEIPT) {
+                const char *id = sl_stomp_frame_value(&f, "receipt-id");
+                long k = id ? atol(id) : -1;
+                if (k >= 0 && k < O.count && rsent[k])
+                    lat_add(&w->rcpt, now_ns() - rsent[k]);
+                outstanding--;
+                next_receipt++;
+            } else if (f.cmd == SL_STOMP_ERROR) {
+                fprintf(stderr, "bench: producer ERROR: %s\n",
+                        sl_stomp_frame_value(&f, "message"));
+                w->failed = 1;
+                goto out;
+            }
+        }
+    }
+out:
+    pthread_mutex_lock(&g_mu);
+    g_last_send_done = now_ns();
+    pthread_mutex_unlock(&g_mu);
+    sl_wb_fini(&wb);
+    free(body);
+    free(rsent);
+    sc_close(&w->c);
+    return NULL;
+}
+
+static void *consumer(void *arg)
+{
+    worker *w = arg;
+    sl_wb wb;
+    sl_stomp_enc e;
+    sl_stomp_frame f;
+    char pf[24];
+    int individual = strcmp(O.ack, "auto") != 0;
+    sl_wb_init(&wb, 64 * 1024);
+    snprintf(pf, sizeof(pf), "%ld", O.prefetch);
+    sl_stomp_enc_begin(&e, &wb, SL_STOMP_V12, SL_STOMP_SUBSCRIBE);
+    sl_stomp_enc_header_s(&e, "destination", O.dest);
+    sl_stomp_enc_header_s(&e, "id", "0");
+    sl_stomp_enc_header_s(&e, "ack", O.ack);
+    sl_stomp_enc_header_s(&e, "prefetch-count", pf);
+    sl_stomp_enc_header_s(&e, "activemq.prefetchSize", pf);
+    sl_stomp_enc_header_s(&e, "receipt", "sub");
+    sl_stomp_enc_end(&e, NULL, 0);
+    if (sc_write(&w->c, wb.p, wb.len) != 0) {
+        w->failed = 1;
+        goto out;
+    }
+    sl_wb_reset(&wb);
+    while (atomic_load(&g_received) < g_expected) {
+        if (sc_read(&w->c, &f) != 0)
+            break;
+        if (f.cmd == SL_STOMP_MESSAGE) {
+            int64_t t = now_ns();
+            long got;
+            if (f.body_len >= 16) {
+                char hx[17];
+                memcpy(hx, f.body, 16);
+                hx[16] = 0;
+                lat_add(&w->e2e, t - (int64_t)strtoull(hx, NULL, 16));
+            }
+            if (individual) {
+                const char *a = sl_stomp_frame_value(&f, "ack");
+                if (!a)
+                    a = sl_stomp_frame_value(&f, "message-id");
+                sl_stomp_enc_begin(&e, &wb, SL_STOMP_V12, SL_STOMP_ACK);
+                sl_stomp_enc_header_s(&e, "id", a ? a : "");
+                sl_stomp_enc_end(&e, NULL, 0);
+            }
+            got = atomic_fetch_add(&g_received, 1) + 1;
+            pthread_mutex_lock(&g_mu);
+            if (!g_first_recv)
+                g_first_recv = t;
+            g_last_recv = t;
+            pthread_mutex_unlock(&g_mu);
+            /* flush acks when the socket has nothing more buffered */
+            if (wb.len && (w->c.off >= w->c.len || wb.len > 32 * 1024 ||
+                           got >= g_expected)) {
+                if (sc_write(&w->c, wb.p, wb.len) != 0)
+                    break;
+                sl_wb_reset(&wb);
+            }
+        } else if (f.cmd == SL_STOMP_ERROR) {
+            fprintf(stderr, "bench: consumer ERROR: %s\n",
+                    sl_stomp_frame_value(&f, "message"));
+            w->failed = 1;
+            break;
+        }
+    }
+    if (wb.len)
+        sc_write(&w->c, wb.p, wb.len);
+out:
+    sl_wb_fini(&wb);
+    return NULL;
+}
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: sluice-bench stomp [--host H] [--port P] [--producers N]"
+            " [--consumers M]\n"
+            "  [--count N] [--size BYTES] [--dest /queue/X] [--persistent]\n"
+            "  [--receipt-every K] [--window W] [--sync-receipts]\n"
+            "  [--ack auto|client-individual] [--prefetch N]\n"
+            "  [--login L] [--passcode P]\n");
+}
+
+int sl_bench_stomp_main(int argc, char **argv);
+
+int sl_bench_stomp_main(int argc, char **argv)
+{
+    worker *ws;
+    int i, n, failed = 0;
+    int64_t t0, t_end;
+    lat e2e = {0}, rc = {0};
+    double secs_in, secs_out;
+    O.host = "127.0.0.1";
+    O.port = "61613";
+    O.dest = "/queue/bench";
+    O.login = "guest";
+    O.passcode = "guest";
+    O.ack = "client-individual";
+    O.producers = 1;
+    O.consumers = 1;
+    O.count = 100000;
+    O.size = 100;
+    O.window = 4;
+    O.prefetch = 1000;
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define OPT(name) (strcmp(a, name) == 0 && v && (i++, 1))
+        if (strcmp(a, "stomp") == 0)
+            continue;
+        if (OPT("--host"))
+            O.host = v;
+        else if (OPT("--port"))
+            O.port = v;
+        else if (OPT("--dest"))
+            O.dest = v;
+        else if (OPT("--login"))
+            O.login = v;
+        else if (OPT("--passcode"))
+            O.passcode = v;
+        else if (OPT("--ack"))
+            O.ack = v;
+        else if (OPT("--producers"))
+            O.producers = atoi(v);
+        else if (OPT("--consumers"))
+            O.consumers = atoi(v);
+        else if (OPT("--count"))
+            O.count = atol(v);
+        else if (OPT("--size"))
+            O.size = (size_t)atol(v);
+        else if (OPT("--receipt-every"))
+            O.receipt_every = atol(v);
+        else if (OPT("--window"))
+            O.window = atol(v);
+        else if (OPT("--prefetch"))
+            O.prefetch = atol(v);
+        else if (strcmp(a, "--persistent") == 0)
+            O.persistent = 1;
+        else if (strcmp(a, "--sync-receipts") == 0)
+            O.sync_receipts = 1;
+        else {
+            usage();
+            return 2;
+        }
+#undef OPT
+    }
+    if (O.size < 16 || O.count < 1 || O.producers < 0 || O.consumers < 0 ||
+        O.window < 1) {
+        fprintf(stderr, "bench: --size >= 16, --count >= 1, --window >= 1\n");
+        return 2;
+    }
+    n = O.producers + O.consumers;
+    ws = calloc((size_t)n, sizeof(*ws));
+    if (!ws)
+        return 1;
+    g_expected = O.consumers ? (long)O.producers * O.count : 0;
+    /* consumers first, subscribed before anything is sent */
+    for (i = 0; i < O.consumers; i++) {
+        ws[i].c.fd = -1;
+        if (sc_connect(&ws[i].c) != 0)
+            return 1;
+    }
+    t0 = now_ns();
+    for (i = 0; i < O.consumers; i++)
+        pthread_create(&ws[i].t, NULL, consumer, &ws[i]);
+    for (i = O.consumers; i < n; i++) {
+        ws[i].c.fd = -1;
+        pthread_create(&ws[i].t, NULL, producer, &ws[i]);
+    }
+    for (i = O.consumers; i < n; i++)
+        pthread_join(ws[i].t, NULL);
+    /* wait for the consumers to see everything (bounded), then unblock
+     * the ones still reading */
+    {
+        int64_t deadline = now_ns() + 120LL * 1000000000LL;
+        while (atomic_load(&g_received) < g_expected && now_ns() < deadline)
+            usleep(1000);
+        if (atomic_load(&g_received) < g_expected) {
+            fprintf(stderr, "bench: timed out: received %ld of %ld\n",
+                    atomic_load(&g_received), g_expected);
+            failed = 1;
+        }
+    }
+    for (i = 0; i < O.consumers; i++)
+        shutdown(ws[i].c.fd, SHUT_RDWR);
+    for (i = 0; i < O.consumers; i++) {
+        pthread_join(ws[i].t, NULL);
+        sc_close(&ws[i].c);
+    }
+    t_end = now_ns();
+    for (i = 0; i < n; i++) {
+        size_t k;
+        failed |= ws[i].failed;
+        for (k = 0; k < ws[i].e2e.n; k++)
+            lat_add(&e2e, ws[i].e2e.v[k]);
+        for (k = 0; k < ws[i].rcpt.n; k++)
+            lat_add(&rc, ws[i].rcpt.v[k]);
+        free(ws[i].e2e.v);
+        free(ws[i].rcpt.v);
+    }
+    qsort(e2e.v, e2e.n, sizeof(int64_t), cmp64);
+    qsort(rc.v, rc.n, sizeof(int64_t), cmp64);
+    secs_in = (double)((g_last_send_done ? g_last_send_done : t_end) -
+                       (g_first_send ? g_first_send : t0)) /
+              1e9;
+    secs_out = (double)((g_last_recv ? g_last_recv : t_end) -
+                        (g_first_send ? g_first_send : t0)) /
+               1e9;
+    printf("sent=%ld received=%ld in_msg_s=%.0f out_msg_s=%.0f "
+           "e2e_p50_ms=%.3f e2e_p99_ms=%.3f e2e_p999_ms=%.3f "
+           "receipt_p50_ms=%.3f receipt_p99_ms=%.3f receipt_p999_ms=%.3f "
+           "elapsed_s=%.2f%s\n",
+           atomic_load(&g_sent), atomic_load(&g_received),
+           secs_in > 0 ? (double)atomic_load(&g_sent) / secs_in : 0,
+           secs_out > 0 ? (double)atomic_load(&g_received) / secs_out : 0,
+           pct(&e2e, 0.50), pct(&e2e, 0.99), pct(&e2e, 0.999), pct(&rc, 0.50),
+           pct(&rc, 0.99), pct(&rc, 0.999), (double)(t_end - t0) / 1e9,
+           failed ? " FAILED" : "");
+    free(e2e.v);
+    free(rc.v);
+    free(ws);
+    return failed ? 1 : 0;
+}
+
+#ifdef SL_BENCH_STOMP_STANDALONE
+int main(int argc, char **argv)
+{
+    return sl_bench_stomp_main(argc, argv);
+}
+#endif
