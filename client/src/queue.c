@@ -58,6 +58,8 @@ struct sluice_queue_consumer {
     uint32_t acq_corr; /* acquire in flight, 0 = none */
     pending *pend;     /* settlement replies awaited, FIFO */
     size_t npend, pend_cap;
+    sl_err acq_err; /* top-level acquire error, returned by poll */
+    char acq_msg[256];
     sl_err first_err;
     char first_err_msg[256];
     size_t nfailed;
@@ -114,8 +116,10 @@ static void handle_acquire(sluice_queue_consumer *q, sl_chunk *fr,
     if (sl_resp_error_decode(body, len, &resp.error, &resp.error_msg) ==
             SL_OK &&
         resp.error != SL_OK) {
-        note_err(q, (sl_err)resp.error, "acquire from '%s' group '%s': %.*s",
-                 q->topic, q->group, (int)resp.error_msg.len,
+        q->acq_err = (sl_err)resp.error;
+        snprintf(q->acq_msg, sizeof(q->acq_msg),
+                 "acquire from topic '%s' group '%s': %.*s", q->topic, q->group,
+                 (int)resp.error_msg.len,
                  resp.error_msg.p ? resp.error_msg.p : "");
         return;
     }
@@ -409,6 +413,11 @@ static sl_err poll_locked(sluice_queue_consumer *q, int timeout_ms,
         }
         if (rc != SL_OK)
             break;
+        if (q->acq_err != SL_OK && !q->bhead) {
+            rc = sl_cl_fail(q->acq_err, "%s", q->acq_msg);
+            q->acq_err = SL_OK;
+            break;
+        }
         if (!q->acq_corr && !q->bhead && sl_cl_now_ms() >= deadline) {
             rc = sl_cl_fail(SL_ERR_TIMEOUT, "poll: no message");
             break;

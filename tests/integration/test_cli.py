@@ -1,0 +1,186 @@
+"""CLI round trips against a real sluiced (port 0, temp data dir).
+
+Runs build/bin/sluice (SLUICE_BIN_DIR) against a broker spawned by
+tests/harness/sluice_harness.py. Exit codes are those of docs/cli.md:
+0 ok, 1 operation failed, 2 usage, 3 broker unreachable, 4 timeout.
+"""
+import json
+import os
+import socket
+import subprocess
+
+import pytest
+
+
+def sluice_bin():
+    d = os.environ.get("SLUICE_BIN_DIR") or os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "..", "..", "build", "bin")
+    return os.path.join(d, "sluice")
+
+
+def run(broker, *args, stdin=None, timeout=60):
+    addr = "%s:%d" % broker.binary_addr if broker else "127.0.0.1:1"
+    p = subprocess.run([sluice_bin(), "-b", addr] + list(args),
+                       input=stdin, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=timeout)
+    return p.returncode, p.stdout, p.stderr.decode()
+
+
+def ok(broker, *args, stdin=None):
+    rc, out, err = run(broker, *args, stdin=stdin)
+    assert rc == 0, "sluice %s -> %d: %s" % (" ".join(args), rc, err)
+    return out
+
+
+def test_produce_consume_raw_equals_input(broker):
+    ok(broker, "topic", "create", "lines", "--partitions", "1")
+    lines = [("record %d " % i) + "x" * (i % 50) for i in range(500)]
+    data = ("\n".join(lines) + "\n").encode()
+    ok(broker, "produce", "lines", stdin=data)
+    out = ok(broker, "consume", "lines", "--from-beginning", "--count",
+             "500", "--format", "raw")
+    assert out == data
+    # without --count: stops at the log end, same output
+    out = ok(broker, "consume", "lines", "--from-beginning")
+    assert out == data
+    # --offset
+    out = ok(broker, "consume", "lines", "--offset", "498")
+    assert out.decode().splitlines() == lines[498:]
+
+
+def test_several_partitions_and_acks(broker):
+    ok(broker, "topic", "create", "multi", "--partitions", "3")
+    want = []
+    for acks in ("none", "written", "durable"):
+        batch = ["%s-%d" % (acks, i) for i in range(100)]
+        want += batch
+        ok(broker, "produce", "multi", "--acks", acks,
+           stdin=("\n".join(batch) + "\n").encode())
+    for p in range(3):
+        ok(broker, "produce", "multi", "--partition", str(p),
+           stdin=("p%d\n" % p).encode())
+        want.append("p%d" % p)
+    out = ok(broker, "consume", "multi", "--from-beginning", "--format",
+             "json")
+    recs = [json.loads(l) for l in out.decode().splitlines()]
+    assert sorted(r["value"] for r in recs) == sorted(want)
+    for p in range(3):
+        assert {"value": "p%d" % p, "partition": p} in [
+            {"value": r["value"], "partition": r["partition"]} for r in recs]
+    # offsets within a partition are 0..n-1 in order
+    for p in range(3):
+        offs = [r["offset"] for r in recs if r["partition"] == p]
+        assert offs == list(range(len(offs)))
+    out = ok(broker, "consume", "multi", "--from-beginning", "--partition",
+             "2", "--format", "json")
+    assert all(json.loads(l)["partition"] == 2
+               for l in out.decode().splitlines())
+
+
+def test_json_key_separator_headers(broker):
+    ok(broker, "topic", "create", "kv", "--partitions", "4")
+    ok(broker, "produce", "kv", "--key-separator", "::", "--header", "h=1",
+       stdin=b'alpha::{"n": 1}\nbeta::two\nno separator here\n'
+             b'alpha::again\n')
+    out = ok(broker, "consume", "kv", "--from-beginning", "--format", "json")
+    recs = [json.loads(l) for l in out.decode().splitlines()]
+    assert len(recs) == 4
+    by_val = {r["value"]: r for r in recs}
+    assert by_val['{"n": 1}']["key"] == "alpha"
+    assert by_val["two"]["key"] == "beta"
+    assert by_val["no separator here"]["key"] is None
+    assert by_val["again"]["key"] == "alpha"
+    # same key, same partition, in order
+    assert by_val["again"]["partition"] == by_val['{"n": 1}']["partition"]
+    assert by_val["again"]["offset"] > by_val['{"n": 1}']["offset"]
+    for r in recs:
+        assert r["headers"] == {"h": "1"}
+        assert r["topic"] == "kv"
+        assert r["timestamp"] > 1600000000000
+
+
+def test_time(broker):
+    ok(broker, "topic", "create", "timed", "--partitions", "2")
+    ok(broker, "produce", "timed", stdin=b"old1\nold2\n")
+    out = ok(broker, "consume", "timed", "--from-beginning", "--format",
+             "json")
+    t = max(json.loads(l)["timestamp"] for l in out.decode().splitlines())
+    # a new process: its records are stamped at least a millisecond later
+    ok(broker, "produce", "timed", stdin=b"new1\nnew2\n")
+    out = ok(broker, "consume", "timed", "--time", str(t + 1))
+    assert sorted(out.decode().splitlines()) == ["new1", "new2"]
+    out = ok(broker, "consume", "timed", "--time", "1970-01-01T00:00:00Z")
+    assert len(out.decode().splitlines()) == 4
+
+
+def test_group_commit_and_resume(broker):
+    ok(broker, "topic", "create", "grp", "--partitions", "2")
+    vals = ["v%d" % i for i in range(20)]
+    ok(broker, "produce", "grp", stdin=("\n".join(vals) + "\n").encode())
+    first = ok(broker, "consume", "grp", "--group", "g1", "--from-beginning",
+               "--count", "5").decode().splitlines()
+    assert len(first) == 5
+    rest = ok(broker, "consume", "grp", "--group", "g1",
+              "--from-beginning").decode().splitlines()
+    assert sorted(first + rest) == sorted(vals)
+    assert ok(broker, "consume", "grp", "--group", "g1") == b""
+    out = ok(broker, "group", "list").decode()
+    assert "g1" in out and "stream" in out
+    out = ok(broker, "group", "describe", "g1").decode()
+    assert "group g1 kind stream" in out
+    assert "lag 0" in out
+
+
+def test_queue_consume_acks(broker):
+    ok(broker, "topic", "create", "jobs", "--partitions", "2")
+    vals = ["job%d" % i for i in range(30)]
+    ok(broker, "produce", "jobs", stdin=("\n".join(vals) + "\n").encode())
+    out = ok(broker, "queue", "consume", "jobs", "--group", "w", "--count",
+             "30", "--format", "json")
+    recs = [json.loads(l) for l in out.decode().splitlines()]
+    assert sorted(r["value"] for r in recs) == sorted(vals)
+    assert all(r["attempts"] == 1 and r["failures"] == 0 for r in recs)
+    # everything was acked: nothing is delivered again
+    out = ok(broker, "queue", "consume", "jobs", "--group", "w",
+             "--wait-ms", "300")
+    assert out == b""
+    out = ok(broker, "group", "describe", "w").decode()
+    assert "kind queue" in out
+
+
+def test_errors_and_exit_codes(broker):
+    rc, out, err = run(broker, "consume", "nosuch", "--from-beginning")
+    assert rc == 1
+    assert "nosuch" in err and "unknown topic" in err
+    ok(broker, "topic", "create", "dup")
+    rc, out, err = run(broker, "topic", "create", "dup")
+    assert rc == 1 and "dup" in err
+    rc, out, err = run(broker, "topic", "describe", "nosuch")
+    assert rc == 1 and "nosuch" in err
+    rc, out, err = run(broker, "consume")
+    assert rc == 2 and "missing topic" in err
+    rc, out, err = run(broker, "produce", "x", "--acks", "all")
+    assert rc == 2 and "--acks" in err
+    rc, out, err = run(broker, "consume", "x", "--time", "yesterday")
+    assert rc == 2 and "yesterday" in err
+    rc, out, err = run(broker, "frobnicate")
+    assert rc == 2 and "frobnicate" in err
+    rc, out, err = run(broker, "queue", "consume", "x")
+    assert rc == 2 and "--group" in err
+
+
+def test_unreachable_broker():
+    # a port that was just free: nothing listens there
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    p = subprocess.run([sluice_bin(), "-b", "127.0.0.1:%d" % port, "topic",
+                        "list"], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=60)
+    assert p.returncode == 3
+    assert ("127.0.0.1:%d" % port) in p.stderr.decode()
+    p = subprocess.run([sluice_bin(), "-b", "127.0.0.1:%d" % port, "produce",
+                        "t"], input=b"x\n", stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=60)
+    assert p.returncode == 3
