@@ -344,6 +344,16 @@ int main(int argc, char **argv)
     snprintf(sub, sizeof(sub), "%s/p1k", dir);
     app_result a1k = durable_appends(sub, 1024, secs);
 
+    /* The disk of a shared VM drifts: measure raw again afterwards and
+     * compare against the best raw figure. */
+    fprintf(stderr, "raw disk again...\n");
+    double raw16b = raw_write_mbps(dir, secs, 16);
+    double rawendb = raw_write_mbps(dir, secs, 0);
+    if (raw16b > raw)
+        raw = raw16b;
+    if (rawendb > raw)
+        raw = rawendb;
+
     fprintf(stderr, "reads...\n");
     uint64_t rbytes;
     double rb = read_buf_gbps(sub, &rbytes);
@@ -362,10 +372,11 @@ int main(int argc, char **argv)
         t, sizeof(t),
         "| measurement | result | notes |\n"
         "|---|---|---|\n"
-        "| raw sequential write + fdatasync | %.0f MB/s | 1 MiB writes, "
-        "fdatasync every 16 MiB |\n"
-        "| raw sequential write, one fdatasync | %.0f MB/s | 1 MiB writes "
-        "for the whole period, then fdatasync (included) |\n"
+        "| raw sequential write + fdatasync | %.0f MB/s before, %.0f MB/s "
+        "after | 1 MiB writes, fdatasync every 16 MiB |\n"
+        "| raw sequential write, one fdatasync | %.0f MB/s before, %.0f MB/s "
+        "after | 1 MiB writes for the whole period, then fdatasync "
+        "(included) |\n"
         "| raw fdatasync latency | p50 %.2f ms, p99 %.2f ms | 4 KiB write + "
         "fdatasync, %d samples |\n"
         "| durable appends, 100 B records | %.0f records/s, %.0f MB/s | "
@@ -381,7 +392,7 @@ int main(int argc, char **argv)
         "page cache, %.0f MB |\n"
         "| sequential read, record iterator | %.2f GB/s of key+value, %.2f M "
         "records/s | CRC checked per batch |\n",
-        raw16, rawend, p50, p99, nlat, a100.recs_s, a100.mb_s,
+        raw16, raw16b, rawend, rawendb, p50, p99, nlat, a100.recs_s, a100.mb_s,
         window_bytes >> 20, (unsigned long long)a100.appends,
         (unsigned long long)a100.syncs, (unsigned long long)a100.rounds,
         a1k.recs_s, a1k.mb_s, 100.0 * a1k.mb_s / raw, window_bytes >> 20,

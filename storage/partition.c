@@ -266,8 +266,21 @@ sl_err sl_part_open(const char *dir, const sl_part_cfg *cfg, sl_part **out)
                    dir, (long long)bases[i], n - i - 1);
             for (size_t j = i + 1; j < n; j++)
                 sl_seg_unlink(dir, bases[j]);
-            s->created_ms = (int64_t)sl_fs_now_ms();
             dir_changed = 1;
+            /* Keep it closed: it may have compaction gaps, which the
+             * strict checks of an active segment would reject on the next
+             * open. Appends go to a fresh segment. */
+            sl_seg *ns;
+            int64_t nb = s->end;
+            sl_seg_unlink(dir, nb); /* only if a later segment had it */
+            rc = sl_seg_create(dir, nb, -1, &ns);
+            if (rc != SL_OK)
+                goto out;
+            rc = segs_push(p, ns);
+            if (rc != SL_OK) {
+                sl_seg_free(ns);
+                goto out;
+            }
             break;
         }
     }
@@ -471,6 +484,7 @@ void sl_part_set_low_water(sl_part *p, int64_t low_water)
 typedef struct sync_snap {
     int64_t base;
     uint64_t size;
+    int idx;                 /* index files to sync too (rolled) */
     int fd, idx_fd, tidx_fd; /* dups, -1 if not to sync */
 } sync_snap;
 
@@ -508,18 +522,34 @@ sl_err sl_part__sync(sl_part *p, uint64_t *nsyncs)
         }
         v[n].base = s->base;
         v[n].size = s->size;
+        v[n].idx = s->idx_dirty;
         v[n].fd = dupfd(s->fd);
         v[n].idx_fd = s->idx_dirty ? dupfd(s->idx_fd) : -1;
         v[n].tidx_fd = s->idx_dirty ? dupfd(s->tidx_fd) : -1;
         n++;
     }
-    if (p->dir_dirty) {
+    if (p->dir_dirty && rc == SL_OK) {
         dfd = dupfd(p->dirfd);
-        p->dir_dirty = 0;
+        if (dfd >= 0)
+            p->dir_dirty = 0;
+        else
+            rc = SL_ESYS(EMFILE);
     }
     pthread_mutex_unlock(&p->mu);
-    if (rc != SL_OK)
-        return rc;
+    /* Out of fds (EMFILE) is not a failed fsync: nothing was synced and
+     * nothing is lost; give up this round and let a later one retry. */
+    for (size_t i = 0; i < n && rc == SL_OK; i++)
+        if (v[i].fd < 0 || (v[i].idx && (v[i].idx_fd < 0 || v[i].tidx_fd < 0)))
+            rc = SL_ESYS(EMFILE);
+    if (rc != SL_OK) {
+        pthread_mutex_lock(&p->mu);
+        if (dfd >= 0)
+            p->dir_dirty = 1;
+        pthread_mutex_unlock(&p->mu);
+        sl_log(SL_WARN, "storage", "%s: cannot start a sync: %s", p->dir,
+               sl_strerror(rc));
+        goto cleanup;
+    }
 
     /* 2. fdatasync without the lock; appends continue meanwhile. */
     for (size_t i = 0; i < n && rc == SL_OK; i++) {
@@ -528,8 +558,8 @@ sl_err sl_part__sync(sl_part *p, uint64_t *nsyncs)
             if (k > 0 && fds[k] < 0)
                 continue;
             syncs++;
-            if (fds[k] < 0 || sl_fs->fdatasync(fds[k]) != 0)
-                rc = SL_ESYS(fds[k] < 0 ? EMFILE : errno);
+            if (sl_fs->fdatasync(fds[k]) != 0)
+                rc = SL_ESYS(errno);
         }
     }
     if (rc == SL_OK && dfd >= 0) {
@@ -564,8 +594,10 @@ sl_err sl_part__sync(sl_part *p, uint64_t *nsyncs)
                !atomic_compare_exchange_weak(&p->durable, &cur, target))
             ;
     }
+cleanup:
     for (size_t i = 0; i < n; i++) {
-        close(v[i].fd);
+        if (v[i].fd >= 0)
+            close(v[i].fd);
         if (v[i].idx_fd >= 0)
             close(v[i].idx_fd);
         if (v[i].tidx_fd >= 0)
