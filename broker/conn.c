@@ -184,6 +184,11 @@ static void conn_flush(sl_conn *c)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
 
+    /* A reply restarts the idle clock (re-adding the read event resets its
+     * timeout): a long poll answered just now is not an idle peer. */
+    if (c->head && c->head->done && c->b->cfg.idle_timeout_ms > 0 &&
+        !c->paused && !c->closing && !c->dead)
+        bufferevent_enable(c->bev, EV_READ);
     while (c->head && c->head->done) {
         sl_reply *r = c->head;
         c->head = r->next;
@@ -411,7 +416,8 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
                    "peer %s: closing, it read nothing for %lld ms", c->peer,
                    (long long)c->b->cfg.idle_timeout_ms);
             conn_kill(c, "write timeout");
-        } else if (c->npending > 0 || c->paused) {
+        } else if (c->npending > 0 || c->paused ||
+                   evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
             /* waiting for our replies (long poll), not idle */
             if (!c->paused && !c->closing)
                 bufferevent_enable(bev, EV_READ);

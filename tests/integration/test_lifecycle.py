@@ -154,17 +154,19 @@ def test_listen_failure_is_reported(broker):
 
 
 def test_idle_timeout_closes_quiet_connections(tmp_path):
-    b = Broker(str(tmp_path / "d"), args=["--idle-timeout-ms", "200"])
+    b = Broker(str(tmp_path / "d"), args=["--idle-timeout-ms", "500"])
     try:
         b.start()
+        with b.client() as admin:
+            assert admin.create_topic("lp", 1) == (0, None)
         s = socket.create_connection(b.binary_addr)
         s.settimeout(30)
         assert s.recv(10) == b""  # closed by the broker
-        # a parked long poll is not idle
+        # a parked long poll (3 x the idle timeout) is not idle
         c = b.client()
-        c.create_topic("lp", 1)
-        r = c.fetch("lp", 0, 0, max_wait_ms=600, min_bytes=1)
-        assert r["error"] == 0
+        r = c.fetch("lp", 0, 0, max_wait_ms=1500, min_bytes=1)
+        assert r["error"] == 0 and r["records"] == b""
+        assert "closing idle connection" in b.log()
         assert b.stop() == 0
     finally:
         b.cleanup()
