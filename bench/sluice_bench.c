@@ -1,0 +1,548 @@
+/*
+ * sluice_bench.c - sluice-bench: throughput and latency of sluiced over the
+ * binary protocol, through libsluice.
+ *
+ *   sluice-bench [MODE] [-b HOST:PORT] [--records N] [--size B]
+ *       [--producers P] [--consumers C] [--partitions N]
+ *       [--acks none|written|durable] [--compression none|zstd]
+ *       [--linger-ms MS] [--batch-size BYTES] [--credits N] [--topic T]
+ *
+ *   MODE produce  P producer threads send N records in total; latency =
+ *                 send() to delivery report (includes batching linger).
+ *   MODE consume  the topic is filled with N records first (if short),
+ *                 then C consumer threads read them from the beginning
+ *                 (partitions split across threads); latency = time
+ *                 between poll batches (ms).
+ *   MODE queue    the topic is filled first, then C queue consumers in
+ *                 one group acquire and ack every record (one ack per
+ *                 record, coalesced into ranges by libsluice); latency =
+ *                 acquire-to-ack of each record is not meaningful here,
+ *                 so it reports poll latency.
+ *   MODE stomp    see bench/sluice_bench_stomp.c (when built in).
+ *
+ * Output: one line of key=value (records/s, MB/s, latency p50/p99/p99.9/
+ * max in ms) on stdout.
+ */
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bench/bench.h"
+#include "sluice.h"
+
+#pragma weak sl_bench_stomp_main
+
+typedef struct opts {
+    const char *mode, *bootstrap, *topic, *acks, *compression;
+    long records, size, producers, consumers, partitions, linger_ms, batch_size,
+        credits;
+} opts;
+
+static opts O = {
+    "produce", "127.0.0.1:7410", NULL, "durable", "none", 1000000, 100, 1, 1, 1,
+    5,         262144,           1024};
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ---- latency samples ---------------------------------------------------- */
+
+typedef struct lat {
+    int64_t *v;
+    size_t n, cap;
+} lat;
+
+static void lat_add(lat *l, int64_t ns)
+{
+    if (l->n == l->cap) {
+        size_t ncap = l->cap ? l->cap * 2 : 4096;
+        int64_t *nv = realloc(l->v, ncap * sizeof(*nv));
+        if (!nv)
+            return;
+        l->v = nv;
+        l->cap = ncap;
+    }
+    l->v[l->n++] = ns;
+}
+
+static int cmp64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void lat_merge(lat *dst, lat *src)
+{
+    size_t i;
+    for (i = 0; i < src->n; i++)
+        lat_add(dst, src->v[i]);
+    free(src->v);
+    src->v = NULL;
+    src->n = src->cap = 0;
+}
+
+static double pct(lat *l, double p)
+{
+    size_t i;
+    if (l->n == 0)
+        return 0;
+    i = (size_t)(p * (double)(l->n - 1));
+    return (double)l->v[i] / 1e6;
+}
+
+static void report(const char *mode, long records, double secs, lat *l)
+{
+    qsort(l->v, l->n, sizeof(*l->v), cmp64);
+    printf("mode=%s records=%ld size=%ld partitions=%ld producers=%ld "
+           "consumers=%ld acks=%s compression=%s secs=%.3f "
+           "records_per_sec=%.0f mb_per_sec=%.1f lat_ms_p50=%.3f "
+           "p99=%.3f p99.9=%.3f max=%.3f samples=%zu\n",
+           mode, records, O.size, O.partitions, O.producers, O.consumers,
+           O.acks, O.compression, secs, (double)records / secs,
+           (double)records * (double)O.size / secs / 1e6, pct(l, 0.5),
+           pct(l, 0.99), pct(l, 0.999),
+           l->n ? (double)l->v[l->n - 1] / 1e6 : 0.0, l->n);
+    fflush(stdout);
+}
+
+static sluice_conf *base_conf(void)
+{
+    sluice_conf *c = sluice_conf_new();
+    char err[256];
+    char v[32];
+    if (sluice_conf_set(c, "bootstrap", O.bootstrap, err, sizeof(err)) ||
+        sluice_conf_set(c, "acks", O.acks, err, sizeof(err)) ||
+        sluice_conf_set(c, "compression", O.compression, err, sizeof(err))) {
+        fprintf(stderr, "sluice-bench: %s\n", err);
+        exit(2);
+    }
+    snprintf(v, sizeof(v), "%ld", O.linger_ms);
+    sluice_conf_set(c, "linger.ms", v, NULL, 0);
+    snprintf(v, sizeof(v), "%ld", O.batch_size);
+    sluice_conf_set(c, "batch.size", v, NULL, 0);
+    snprintf(v, sizeof(v), "%ld", O.credits);
+    sluice_conf_set(c, "queue.credits", v, NULL, 0);
+    sluice_conf_set(c, "ack.batch.records", v, NULL, 0);
+    sluice_conf_set(c, "client.id", "sluice-bench", NULL, 0);
+    return c;
+}
+
+static void die(sluice_err e, const char *what)
+{
+    fprintf(stderr, "sluice-bench: %s: %s\n", what,
+            *sluice_errstr() ? sluice_errstr() : sluice_strerror(e));
+    exit(e == SLUICE_ERR_DISCONNECTED ? 3 : 1);
+}
+
+/* ---- produce ---------------------------------------------------------- */
+
+typedef struct pworker {
+    pthread_t th;
+    long n;
+    lat l;
+    long failed;
+    int sample_every;
+} pworker;
+
+static void on_dr(const sluice_delivery *d, void *opaque)
+{
+    pworker *w = opaque;
+    if (d->err) {
+        w->failed++;
+        return;
+    }
+    if (d->opaque)
+        lat_add(&w->l, now_ns() - (int64_t)(intptr_t)d->opaque);
+}
+
+static void *produce_thread(void *arg)
+{
+    pworker *w = arg;
+    sluice_conf *c = base_conf();
+    sluice_producer *p;
+    char err[256];
+    char *val = malloc((size_t)O.size);
+    long i;
+    sluice_err e;
+
+    memset(val, 'x', (size_t)O.size);
+    sluice_conf_set_delivery_cb(c, on_dr, w);
+    e = sluice_producer_new(c, &p, err, sizeof(err));
+    if (e)
+        die(e, err);
+    for (i = 0; i < w->n; i++) {
+        void *op =
+            (i % w->sample_every) == 0 ? (void *)(intptr_t)now_ns() : NULL;
+        e = sluice_producer_send(p, O.topic, SLUICE_PARTITION_ANY, NULL, 0, val,
+                                 (size_t)O.size, NULL, 0, 0, op);
+        if (e)
+            die(e, "send");
+        if ((i & 1023) == 0)
+            sluice_producer_poll(p, 0);
+    }
+    e = sluice_producer_flush(p, -1);
+    if (e)
+        die(e, "flush");
+    sluice_producer_free(p);
+    sluice_conf_free(c);
+    free(val);
+    return NULL;
+}
+
+static void run_produce(long records, int quiet)
+{
+    pworker *ws = calloc((size_t)O.producers, sizeof(*ws));
+    lat all = {0};
+    int64_t t0;
+    long i, failed = 0;
+    int every = records > 2000000 ? (int)(records / 2000000) + 1 : 1;
+
+    t0 = now_ns();
+    for (i = 0; i < O.producers; i++) {
+        ws[i].n = records / O.producers + (i < records % O.producers);
+        ws[i].sample_every = every;
+        pthread_create(&ws[i].th, NULL, produce_thread, &ws[i]);
+    }
+    for (i = 0; i < O.producers; i++) {
+        pthread_join(ws[i].th, NULL);
+        failed += ws[i].failed;
+        lat_merge(&all, &ws[i].l);
+    }
+    if (!quiet)
+        report("produce", records, (double)(now_ns() - t0) / 1e9, &all);
+    if (failed) {
+        fprintf(stderr, "sluice-bench: %ld records failed\n", failed);
+        exit(1);
+    }
+    free(all.v);
+    free(ws);
+}
+
+/* Make sure the topic exists with the partitions and holds >= records. */
+static void prepare_topic(long records)
+{
+    sluice_conf *c = base_conf();
+    sluice_admin *a;
+    sluice_topic_info *t;
+    char err[256];
+    long have = 0;
+    int32_t i;
+    sluice_err e = sluice_admin_new(c, &a, err, sizeof(err));
+    if (e)
+        die(e, err);
+    e = sluice_admin_create_topic(a, O.topic, (int32_t)O.partitions, NULL, 0);
+    if (e && e != SLUICE_ERR_TOPIC_EXISTS)
+        die(e, "create topic");
+    e = sluice_admin_describe_topic(a, O.topic, &t);
+    if (e)
+        die(e, "describe topic");
+    for (i = 0; i < t->partition_count; i++)
+        have += (long)(t->partitions[i].log_end - t->partitions[i].log_start);
+    O.partitions = t->partition_count;
+    sluice_topic_info_free(t);
+    sluice_admin_free(a);
+    sluice_conf_free(c);
+    if (have < records) {
+        fprintf(stderr, "sluice-bench: filling %s with %ld records\n", O.topic,
+                records - have);
+        run_produce(records - have, 1);
+    }
+}
+
+/* ---- consume ---------------------------------------------------------- */
+
+typedef struct cworker {
+    pthread_t th;
+    int idx;
+    long want; /* records this worker must read */
+    long got;
+    lat l;
+} cworker;
+
+static void *consume_thread(void *arg)
+{
+    cworker *w = arg;
+    sluice_conf *c = base_conf();
+    sluice_consumer *cs;
+    sluice_topic_partition *tps;
+    sluice_message *msgs[1024];
+    size_t n, k, np = 0;
+    long p;
+    char err[256];
+    int64_t last = 0;
+    sluice_err e;
+
+    sluice_conf_set(c, "fetch.max.bytes", "8388608", NULL, 0);
+    e = sluice_consumer_new(c, &cs, err, sizeof(err));
+    if (e)
+        die(e, err);
+    tps = calloc((size_t)O.partitions, sizeof(*tps));
+    for (p = w->idx; p < O.partitions; p += O.consumers) {
+        tps[np].topic = O.topic;
+        tps[np].partition = (int32_t)p;
+        tps[np].offset = SLUICE_OFFSET_BEGINNING;
+        np++;
+    }
+    e = sluice_consumer_assign(cs, tps, np);
+    if (e)
+        die(e, "assign");
+    while (w->got < w->want) {
+        e = sluice_consumer_poll_batch(cs, 1000, msgs, 1024, &n);
+        if (e == SLUICE_ERR_TIMEOUT)
+            break;
+        if (e)
+            die(e, "poll");
+        if (last)
+            lat_add(&w->l, now_ns() - last);
+        last = now_ns();
+        for (k = 0; k < n; k++)
+            sluice_message_free(msgs[k]);
+        w->got += (long)n;
+    }
+    free(tps);
+    sluice_consumer_free(cs);
+    sluice_conf_free(c);
+    return NULL;
+}
+
+static long partition_count_records(int32_t part)
+{
+    sluice_conf *c = base_conf();
+    sluice_admin *a;
+    sluice_topic_info *t;
+    char err[256];
+    long n = 0;
+    sluice_err e = sluice_admin_new(c, &a, err, sizeof(err));
+    if (e)
+        die(e, err);
+    e = sluice_admin_describe_topic(a, O.topic, &t);
+    if (e)
+        die(e, "describe topic");
+    if (part < t->partition_count)
+        n = (long)(t->partitions[part].log_end - t->partitions[part].log_start);
+    sluice_topic_info_free(t);
+    sluice_admin_free(a);
+    sluice_conf_free(c);
+    return n;
+}
+
+static void run_consume(void)
+{
+    cworker *ws;
+    lat all = {0};
+    long i, p, total = 0;
+    int64_t t0;
+
+    prepare_topic(O.records);
+    if (O.consumers > O.partitions)
+        O.consumers = O.partitions;
+    ws = calloc((size_t)O.consumers, sizeof(*ws));
+    for (i = 0; i < O.consumers; i++) {
+        ws[i].idx = (int)i;
+        for (p = i; p < O.partitions; p += O.consumers)
+            ws[i].want += partition_count_records((int32_t)p);
+    }
+    t0 = now_ns();
+    for (i = 0; i < O.consumers; i++)
+        pthread_create(&ws[i].th, NULL, consume_thread, &ws[i]);
+    for (i = 0; i < O.consumers; i++) {
+        pthread_join(ws[i].th, NULL);
+        total += ws[i].got;
+        lat_merge(&all, &ws[i].l);
+    }
+    report("consume", total, (double)(now_ns() - t0) / 1e9, &all);
+    free(all.v);
+    free(ws);
+}
+
+/* ---- queue ------------------------------------------------------------ */
+
+static atomic_long g_queue_left;
+
+static void *queue_thread(void *arg)
+{
+    cworker *w = arg;
+    sluice_conf *c = base_conf();
+    sluice_queue_consumer *q;
+    sluice_message *msgs[1024];
+    size_t n, k;
+    char err[256], group[300];
+    int64_t t;
+    sluice_err e;
+
+    snprintf(group, sizeof(group), "%s-workers", O.topic);
+    e = sluice_queue_consumer_new(c, O.topic, group, &q, err, sizeof(err));
+    if (e)
+        die(e, err);
+    while (atomic_load(&g_queue_left) > 0) {
+        t = now_ns();
+        e = sluice_queue_consumer_poll_batch(q, 200, msgs, 1024, &n);
+        if (e == SLUICE_ERR_TIMEOUT)
+            continue;
+        if (e)
+            die(e, "queue poll");
+        lat_add(&w->l, now_ns() - t);
+        for (k = 0; k < n; k++) {
+            e = sluice_queue_consumer_ack(q, msgs[k]->partition,
+                                          msgs[k]->offset);
+            if (e)
+                die(e, "ack");
+            sluice_message_free(msgs[k]);
+        }
+        w->got += (long)n;
+        atomic_fetch_sub(&g_queue_left, (long)n);
+    }
+    e = sluice_queue_consumer_flush(q, -1);
+    if (e)
+        die(e, "ack flush");
+    sluice_queue_consumer_free(q);
+    sluice_conf_free(c);
+    return NULL;
+}
+
+static void run_queue(void)
+{
+    cworker *ws = calloc((size_t)O.consumers, sizeof(*ws));
+    lat all = {0};
+    long i, total = 0;
+    int64_t t0;
+
+    prepare_topic(O.records);
+    atomic_store(&g_queue_left, O.records);
+    t0 = now_ns();
+    for (i = 0; i < O.consumers; i++)
+        pthread_create(&ws[i].th, NULL, queue_thread, &ws[i]);
+    for (i = 0; i < O.consumers; i++) {
+        pthread_join(ws[i].th, NULL);
+        total += ws[i].got;
+        lat_merge(&all, &ws[i].l);
+    }
+    report("queue", total, (double)(now_ns() - t0) / 1e9, &all);
+    free(all.v);
+    free(ws);
+}
+
+/* ---- main ------------------------------------------------------------- */
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: sluice-bench [produce|consume|queue%s] [-b HOST:PORT]\n"
+            "  [--records N] [--size BYTES] [--producers P] [--consumers C]\n"
+            "  [--partitions N] [--acks none|written|durable]\n"
+            "  [--compression none|zstd] [--linger-ms MS]\n"
+            "  [--batch-size BYTES] [--credits N] [--topic NAME]\n",
+            sl_bench_stomp_main ? "|stomp" : "");
+}
+
+static long num(const char *opt, const char *v, long min)
+{
+    char *end;
+    long n;
+    if (!v) {
+        fprintf(stderr, "sluice-bench: %s needs a value\n", opt);
+        exit(2);
+    }
+    n = strtol(v, &end, 10);
+    if (*end || end == v || n < min) {
+        fprintf(stderr, "sluice-bench: %s '%s': expected a number >= %ld\n",
+                opt, v, min);
+        exit(2);
+    }
+    return n;
+}
+
+int main(int argc, char **argv)
+{
+    static char topic[128];
+    int i;
+
+    if (argc > 1 && !strcmp(argv[1], "stomp")) {
+        if (!sl_bench_stomp_main) {
+            fprintf(stderr, "sluice-bench: stomp mode not built in\n");
+            return 2;
+        }
+        return sl_bench_stomp_main(argc, argv);
+    }
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "produce") || !strcmp(a, "consume") ||
+            !strcmp(a, "queue")) {
+            O.mode = a;
+            continue;
+        }
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        }
+        if (!v || a[0] != '-') {
+            fprintf(stderr, "sluice-bench: unexpected '%s'\n", a);
+            usage(stderr);
+            return 2;
+        }
+        i++;
+        if (!strcmp(a, "-b"))
+            O.bootstrap = v;
+        else if (!strcmp(a, "--topic"))
+            O.topic = v;
+        else if (!strcmp(a, "--acks"))
+            O.acks = v;
+        else if (!strcmp(a, "--compression"))
+            O.compression = v;
+        else if (!strcmp(a, "--records"))
+            O.records = num(a, v, 1);
+        else if (!strcmp(a, "--size"))
+            O.size = num(a, v, 1);
+        else if (!strcmp(a, "--producers"))
+            O.producers = num(a, v, 1);
+        else if (!strcmp(a, "--consumers"))
+            O.consumers = num(a, v, 1);
+        else if (!strcmp(a, "--partitions"))
+            O.partitions = num(a, v, 1);
+        else if (!strcmp(a, "--linger-ms"))
+            O.linger_ms = num(a, v, 0);
+        else if (!strcmp(a, "--batch-size"))
+            O.batch_size = num(a, v, 1024);
+        else if (!strcmp(a, "--credits"))
+            O.credits = num(a, v, 1);
+        else {
+            fprintf(stderr, "sluice-bench: unknown option '%s'\n", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!O.topic) {
+        snprintf(topic, sizeof(topic), "bench-%s-%ld", O.mode, (long)getpid());
+        O.topic = topic;
+    }
+    if (!strcmp(O.mode, "produce")) {
+        /* create it with the partitions asked for */
+        sluice_conf *c = base_conf();
+        sluice_admin *a;
+        char err[256];
+        sluice_err e = sluice_admin_new(c, &a, err, sizeof(err));
+        if (e)
+            die(e, err);
+        e = sluice_admin_create_topic(a, O.topic, (int32_t)O.partitions, NULL,
+                                      0);
+        if (e && e != SLUICE_ERR_TOPIC_EXISTS)
+            die(e, "create topic");
+        sluice_admin_free(a);
+        sluice_conf_free(c);
+        run_produce(O.records, 0);
+    } else if (!strcmp(O.mode, "consume")) {
+        run_consume();
+    } else {
+        run_queue();
+    }
+    return 0;
+}
