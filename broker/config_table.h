@@ -45,8 +45,8 @@ SL_CFG_ENUM(log_level, "log-level", "info", "debug|info|warn|error|none", 0,
             sl_config_apply_log_level,
             "Lowest level logged to stderr (one line per event).")
 SL_CFG(max_connections, "max-connections", INT, "10000", 1, 1000000, 0, NULL,
-       "Maximum open client connections (binary + STOMP); further "
-       "connections are closed at once and logged.")
+       "Maximum open binary-protocol connections; further ones are "
+       "closed at once and logged.")
 SL_CFG(max_frame_bytes, "max-frame-bytes", SIZE, "16m", 1024, 1073741824, 0,
        NULL,
        "Largest binary-protocol request frame. A larger declared length is "
