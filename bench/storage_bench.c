@@ -283,9 +283,10 @@ int main(int argc, char **argv)
 {
     const char *dir = NULL, *out = NULL;
     double secs = 2;
-    char tmpl[1024], sub[1100], cmdline[1024] = "sluice-storage-bench";
+    char tmpl[1024], sub[1100], cmdline[1024];
     int own = 0;
 
+    snprintf(cmdline, sizeof(cmdline), "%s", argv[0]);
     for (int i = 1; i < argc; i++) {
         size_t l = strlen(cmdline);
         snprintf(cmdline + l, sizeof(cmdline) - l, " %s", argv[i]);
