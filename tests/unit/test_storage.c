@@ -554,6 +554,133 @@ static void test_enospc(void **state)
     tu_rmrf(dir);
 }
 
+/* Fail only small writes: index (8 bytes) and time index (12) entries. */
+static ssize_t f_pwrite_idx(int fd, const void *b, size_t n, off_t off)
+{
+    if (n == 8 || n == 12) {
+        errno = ENOSPC;
+        return -1;
+    }
+    return sl_fs_posix.pwrite(fd, b, n, off);
+}
+
+static void test_enospc_on_index(void **state)
+{
+    char *dir = tu_tmpdir();
+    sl_part_cfg cfg;
+    sl_part *p;
+    int64_t base;
+    size_t len;
+    (void)state;
+    tu_small_cfg(&cfg, 1 << 20);
+    assert_int_equal(sl_part_open(dir, &cfg, &p), SL_OK);
+    tu_append(p, 3, 1, 0, 60); /* > index interval: the next one indexes */
+    long long logsz = tu_file_size(tu_seg_path(dir, 0, ".log"));
+    install_faults();
+    faulty.pwrite = f_pwrite_idx;
+    uint8_t *b = tu_batch(3, 2, 3, 60, &len);
+    assert_int_equal(sl_part_append(p, b, len, 2, &base), SL_ESYS(ENOSPC));
+    /* the log write that succeeded was cut back with it */
+    assert_int_equal(tu_file_size(tu_seg_path(dir, 0, ".log")), logsz);
+    assert_int_equal(tu_file_size(tu_seg_path(dir, 0, ".index")), 0);
+    assert_int_equal(sl_part_end_offset(p), 3);
+    sl_fs = &sl_fs_posix;
+    assert_int_equal(sl_part_append(p, b, len, 2, &base), SL_OK);
+    assert_int_equal(base, 3);
+    assert_int_equal(tu_file_size(tu_seg_path(dir, 0, ".index")), 8);
+    free(b);
+    sl_part_free(p);
+    assert_int_equal(sl_part_open(dir, &cfg, &p), SL_OK);
+    assert_int_equal(tu_count_records(p, 0), 6);
+    sl_part_free(p);
+    tu_rmrf(dir);
+}
+
+/* zstd batches are stored compressed, iterated, and compacted. */
+static void test_zstd(void **state)
+{
+    char *dir = tu_tmpdir();
+    sl_part_cfg cfg;
+    sl_part *p;
+    sl_batch_builder bb;
+    const uint8_t *b;
+    size_t len;
+    int64_t base;
+    char val[200];
+    (void)state;
+    tu_small_cfg(&cfg, 300);
+    cfg.compact = 1;
+    assert_int_equal(sl_part_open(dir, &cfg, &p), SL_OK);
+    memset(val, 'z', sizeof(val));
+    for (int round = 0; round < 2; round++) {
+        sl_bb_init(&bb, SL_CODEC_ZSTD);
+        for (int i = 0; i < 10; i++) {
+            char key[8];
+            int kl = snprintf(key, sizeof(key), "k%d",
+                              i % 5 == 0 ? 0
+                              : i == 7   ? 2
+                                         : i);
+            val[0] = (char)('a' + round);
+            assert_int_equal(sl_bb_add(&bb, 100 + i, key, (size_t)kl, val,
+                                       sizeof(val), NULL, 0),
+                             SL_OK);
+        }
+        assert_int_equal(sl_bb_finish(&bb, &b, &len), SL_OK);
+        assert_true(len < 10 * sizeof(val) / 2); /* really compressed */
+        uint8_t *copy = malloc(len);
+        memcpy(copy, b, len);
+        assert_int_equal(sl_part_append(p, copy, len, 100, &base), SL_OK);
+        assert_int_equal(base, 10 * round);
+        free(copy);
+        sl_bb_fini(&bb);
+    }
+    tu_append(p, 1, 500, 99, 400); /* rolls: closes the zstd segments */
+    long long sz0 = tu_file_size(tu_seg_path(dir, 0, ".log"));
+    assert_true(sz0 > 0 && sz0 < 1000); /* stored compressed */
+    assert_int_equal(tu_count_records(p, 0), 21);
+    /* Round 1 shadows all of round 0: round 0's segment empties. Within
+     * round 1, k0 is at 10 and 15 and k2 at 12 and 17: 10 and 12 go, so the
+     * batch is rewritten as runs [11] and [13..19], zstd again. */
+    assert_int_equal(sl_part_compact(p, 1000), SL_OK);
+    sl_part_iter *it;
+    sl_record r;
+    sl_err e;
+    int64_t want[] = {11, 13, 14, 15, 16, 17, 18, 19, 20};
+    size_t k = 0;
+    assert_int_equal(sl_part_iter_new(p, 0, &it), SL_OK);
+    while (sl_part_iter_next(it, &r, &e)) {
+        assert_true(k < sizeof(want) / sizeof(want[0]));
+        assert_int_equal(r.offset, want[k]);
+        if (r.offset < 20) {
+            assert_int_equal(r.value_len, (int)sizeof(val));
+            assert_int_equal(r.value[0], 'b');
+            assert_int_equal(r.timestamp, 100 + (r.offset - 10));
+        }
+        k++;
+    }
+    assert_int_equal(e, SL_OK);
+    assert_int_equal(k, sizeof(want) / sizeof(want[0]));
+    sl_part_iter_free(it);
+    /* the rewritten batches are still zstd */
+    size_t ll;
+    uint8_t *log = tu_read_file(tu_seg_path(dir, 10, ".log"), &ll);
+    size_t pos = 0;
+    int batches = 0;
+    while (pos < ll) {
+        sl_batch_hdr h;
+        size_t bsz = 12 + sl_get_u32(log + pos + 8);
+        assert_int_equal(sl_batch_verify(log + pos, bsz, &h), SL_OK);
+        assert_int_equal(h.attributes & SL_BATCH_ATTR_CODEC_MASK,
+                         SL_CODEC_ZSTD);
+        pos += bsz;
+        batches++;
+    }
+    assert_int_equal(batches, 2);
+    free(log);
+    sl_part_free(p);
+    tu_rmrf(dir);
+}
+
 static void test_fdatasync_failure(void **state)
 {
     char *dir = tu_tmpdir();
@@ -704,6 +831,8 @@ int main(void)
         cmocka_unit_test(test_roll_by_age),
         cmocka_unit_test(test_compaction),
         cmocka_unit_test(test_enospc),
+        cmocka_unit_test(test_enospc_on_index),
+        cmocka_unit_test(test_zstd),
         cmocka_unit_test(test_fdatasync_failure),
         cmocka_unit_test(test_bad_batches),
         cmocka_unit_test(test_reopen),
