@@ -79,6 +79,9 @@ class Broker:
 
     def cleanup(self):
         self.stop()
+        log = self.log()
+        # an ASan/UBSan build reports at exit: make it a test failure
+        assert "Sanitizer" not in log and "runtime error" not in log, log
         if self.own_data:
             shutil.rmtree(self.data, ignore_errors=True)
             try:
