@@ -305,7 +305,8 @@ static void test_torn_closed_segment(void **state)
 }
 
 /* Checked-in fixtures: a segment whose tail is torn, one with a corrupt
- * CRC in the last batch (see tests/fixtures/storage/README). */
+ * CRC in the last batch (tests/fixtures/storage/make_fixtures.c
+ * describes and regenerates them). */
 static void fixture(const char *name, int64_t want_end, long long want_size)
 {
     const char *src = getenv("SLUICE_SOURCE_DIR");
