@@ -11,38 +11,40 @@ def test_kill9_loses_nothing_receipted():
     try:
         r = Raw(b.stomp_port)
         r.connect("1.2")
-        n = 4000
+        n = 200000
         receipted = set()
-        done = threading.Event()
+        killed = threading.Event()
 
         def reader():
+            # kill -9 the broker from here, while the main thread is still
+            # pipelining sends: some are receipted, some in flight
             try:
                 while True:
                     f = r.read_frame()
                     if f.command == "RECEIPT":
                         receipted.add(int(f.headers["receipt-id"]))
-                        if len(receipted) == 300:
-                            done.set()
+                        if len(receipted) == 2000 and not killed.is_set():
+                            b.kill9()
+                            killed.set()
             except (EOFError, OSError, ValueError, AssertionError):
                 pass
-            done.set()
 
         t = threading.Thread(target=reader)
         t.start()
+        sent = 0
         try:
             for i in range(n):
                 r.send("SEND", {"destination": "/queue/crash",
                                 "persistent": "true", "receipt": str(i)},
                        "msg-%d" % i)
-                if done.is_set():
-                    break
+                sent += 1
         except OSError:
             pass
-        done.wait(30)
-        b.kill9()  # mid-stream: some sends are receipted, some not
-        t.join(30)
+        t.join(60)
         r.close()
+        assert killed.is_set(), "broker was not killed mid-stream"
         assert len(receipted) >= 300
+        assert sent > len(receipted)
         b.start()  # same data directory
         c = Raw(b.stomp_port)
         c.connect("1.2")
