@@ -130,9 +130,9 @@ static void maybe_finish_close(sl_conn *c)
         return;
     }
     c->lingering = 1;
+    /* read_cb discards whatever still arrives (never drain here: a
+     * handler may be reading the current frame from the input) */
     shutdown(bufferevent_getfd(c->bev), SHUT_WR);
-    evbuffer_drain(bufferevent_get_input(c->bev),
-                   evbuffer_get_length(bufferevent_get_input(c->bev)));
     bufferevent_set_timeouts(c->bev, &tv, NULL);
     bufferevent_enable(c->bev, EV_READ);
 }

@@ -330,13 +330,22 @@ void sl_ops_on_flush(evutil_socket_t fd, short what, void *arg)
         int64_t durable = sl_part_durable_offset(tp->part);
         sl_ops_wait *w;
 
-        while ((w = tp->dw_head) && w->upto <= durable) {
+        /* A failed fsync stops the durable offset for good: fail the
+         * waiters beyond it instead of leaving them hanging. */
+        int failed = sl_part_failed(tp->part);
+
+        while ((w = tp->dw_head) && (w->upto <= durable || failed)) {
             tp->dw_head = w->next;
             if (tp->dw_head)
                 tp->dw_head->prev = NULL;
             else
                 tp->dw_tail = NULL;
-            w->cb(w->arg, SL_OK);
+            if (w->upto > durable)
+                sl_log(SL_ERROR, "ops",
+                       "%s/%d: fsync failed; durable ack up to offset %lld "
+                       "refused",
+                       tp->topic->name, tp->id, (long long)w->upto);
+            w->cb(w->arg, w->upto <= durable ? SL_OK : SL_ERR_STORAGE);
             free(w);
         }
         if (!tp->dw_head) {

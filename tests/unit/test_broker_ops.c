@@ -1,0 +1,372 @@
+/* Unit tests of broker/: the config table and the internal operations
+ * (durable waits in FIFO order, fsync failure, watches, topic deletion),
+ * on a real broker object started in-process on port 0. */
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "broker/config.h"
+#include "broker/ops.h"
+#include "broker/server.h"
+#include "protocol/batch.h"
+#include "protocol/log.h"
+#include "storage/fsutil.h"
+
+/* ---- config ---------------------------------------------------------- */
+
+static void test_config_defaults_and_parse(void **state)
+{
+    sl_config c;
+    char err[256];
+    (void)state;
+
+    sl_config_init(&c);
+    assert_string_equal(c.listen, "127.0.0.1:7410");
+    assert_string_equal(c.stomp_listen, "127.0.0.1:61613");
+    assert_string_equal(c.data, "./sluice-data");
+    assert_int_equal(c.default_partitions, 1);
+    assert_int_equal(c.flush, SL_FLUSH_ALWAYS);
+    assert_int_equal(c.segment_bytes, 1024LL * 1024 * 1024);
+    assert_int_equal(c.segment_ms, 7LL * 86400000);
+
+    assert_int_equal(sl_config_set(&c, "flush", "interval", err, sizeof(err)),
+                     SL_OK);
+    assert_int_equal(c.flush, SL_FLUSH_INTERVAL);
+    assert_int_equal(
+        sl_config_set(&c, "segment-bytes", "64k", err, sizeof(err)), SL_OK);
+    assert_int_equal(c.segment_bytes, 65536);
+    assert_int_equal(sl_config_set(&c, "retention-ms", "2h", err, sizeof(err)),
+                     SL_OK);
+    assert_int_equal(c.retention_ms, 7200000);
+    assert_int_equal(
+        sl_config_set(&c, "auto-create-topics", "off", err, sizeof(err)),
+        SL_OK);
+    assert_int_equal(c.auto_create_topics, 0);
+
+    assert_int_equal(sl_config_set(&c, "flush", "maybe", err, sizeof(err)),
+                     SL_ERR_INVALID_CONFIG);
+    assert_non_null(strstr(err, "flush"));
+    assert_non_null(strstr(err, "always|interval|never"));
+    assert_int_equal(
+        sl_config_set(&c, "default-partitions", "0", err, sizeof(err)),
+        SL_ERR_INVALID_CONFIG);
+    assert_non_null(strstr(err, "out of range"));
+    assert_int_equal(
+        sl_config_set(&c, "segment-bytes", "12q", err, sizeof(err)),
+        SL_ERR_INVALID_CONFIG);
+    assert_int_equal(
+        sl_config_set(&c, "listen", "nohostport", err, sizeof(err)),
+        SL_ERR_INVALID_CONFIG);
+    assert_int_equal(sl_config_set(&c, "nope", "1", err, sizeof(err)),
+                     SL_ERR_INVALID_CONFIG);
+    assert_non_null(strstr(err, "nope"));
+    sl_config_fini(&c);
+}
+
+static void test_config_args_and_part_cfg(void **state)
+{
+    sl_config c;
+    char err[256];
+    enum sl_config_action act;
+    char *argv[] = {"sluiced", "--flush=never", "--segment-bytes",
+                    "1m",      "--data",        "/tmp/x",
+                    NULL};
+    const char *keys[] = {"retention-bytes", "cleanup-policy"};
+    const char *vals[] = {"10m", "compact"};
+    const char *bad[] = {"listen"};
+    sl_part_cfg pc;
+    (void)state;
+
+    sl_config_init(&c);
+    assert_int_equal(sl_config_parse_args(&c, 6, argv, &act, err, sizeof(err)),
+                     SL_OK);
+    assert_int_equal(act, SL_CONFIG_RUN);
+    assert_int_equal(c.flush, SL_FLUSH_NEVER);
+    assert_string_equal(c.data, "/tmp/x");
+    assert_int_equal(
+        sl_config_part_cfg(&c, keys, vals, 2, &pc, err, sizeof(err)), SL_OK);
+    assert_int_equal(pc.segment_bytes, 1024 * 1024);
+    assert_int_equal(pc.retention_bytes, 10 * 1024 * 1024);
+    assert_int_equal(pc.flush, SL_FLUSH_NEVER);
+    assert_int_equal(pc.compact, 1);
+    assert_int_equal(
+        sl_config_part_cfg(&c, bad, vals, 1, &pc, err, sizeof(err)),
+        SL_ERR_INVALID_CONFIG);
+    assert_non_null(strstr(err, "listen"));
+    sl_config_fini(&c);
+}
+
+/* ---- a broker in-process ----------------------------------------------- */
+
+typedef struct fixture {
+    char dir[64];
+    sl_broker *b;
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof(*f));
+    sl_config c;
+    char err[512];
+
+    snprintf(f->dir, sizeof(f->dir), "/tmp/sl-ops-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    sl_config_init(&c);
+    assert_int_equal(sl_config_set(&c, "data", f->dir, err, sizeof(err)), 0);
+    assert_int_equal(
+        sl_config_set(&c, "listen", "127.0.0.1:0", err, sizeof(err)), 0);
+    assert_int_equal(
+        sl_config_set(&c, "stomp-listen", "127.0.0.1:0", err, sizeof(err)), 0);
+    sl_log_level = SL_ERROR;
+    if (sl_server_start(&c, &f->b, err, sizeof(err)) != SL_OK)
+        fail_msg("start: %s", err);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    char cmd[128];
+
+    /* SIGTERM makes the loop stop cleanly; run() frees the broker */
+    raise(SIGTERM);
+    assert_int_equal(sl_server_run(f->b), 0);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+static uint8_t *make_batch(const char *value, size_t *len)
+{
+    sl_batch_builder bb;
+    const uint8_t *p;
+    uint8_t *copy;
+
+    sl_bb_init(&bb, SL_CODEC_NONE);
+    assert_int_equal(
+        sl_bb_add(&bb, 1000, NULL, 0, value, strlen(value), NULL, 0), SL_OK);
+    assert_int_equal(sl_bb_finish(&bb, &p, len), SL_OK);
+    copy = malloc(*len);
+    memcpy(copy, p, *len);
+    sl_bb_fini(&bb);
+    return copy;
+}
+
+static int64_t append(sl_broker *b, const char *topic, int32_t part,
+                      const char *value)
+{
+    size_t len;
+    uint8_t *batch = make_batch(value, &len);
+    int64_t base, next;
+    assert_int_equal(sl_ops_append(b, topic, part, SL_OPS_AUTO_CREATE, batch,
+                                   len, &base, &next),
+                     SL_OK);
+    assert_int_equal(next, base + 1);
+    free(batch);
+    return next;
+}
+
+typedef struct waits {
+    int order[16];
+    sl_err errs[16];
+    int n;
+} waits;
+
+typedef struct wait_arg {
+    waits *w;
+    int id;
+} wait_arg;
+
+static void on_durable(void *arg, sl_err err)
+{
+    wait_arg *a = arg;
+    a->w->order[a->w->n] = a->id;
+    a->w->errs[a->w->n] = err;
+    a->w->n++;
+}
+
+static void loop_until(sl_broker *b, const int *counter, int want)
+{
+    for (int i = 0; i < 100000 && *counter < want; i++)
+        event_base_loop(sl_broker_base(b), EVLOOP_ONCE);
+    assert_int_equal(*counter, want);
+}
+
+static void test_durable_waits_fifo(void **state)
+{
+    fixture *f = *state;
+    waits w = {{0}, {0}, 0};
+    wait_arg args[3];
+    sl_ops_wait *h[3];
+    int64_t next[3];
+    int pending = 0;
+
+    for (int i = 0; i < 3; i++)
+        next[i] = append(f->b, "d", 0, "v");
+    for (int i = 0; i < 3; i++) {
+        args[i].w = &w;
+        args[i].id = i;
+        assert_int_equal(sl_ops_wait_durable(f->b, "d", 0, next[i], on_durable,
+                                             &args[i], &h[i]),
+                         SL_OK);
+        pending += h[i] != NULL;
+    }
+    loop_until(f->b, &w.n, pending);
+    for (int i = 0; i < w.n; i++) {
+        assert_int_equal(w.errs[i], SL_OK);
+        if (i > 0)
+            assert_true(w.order[i] > w.order[i - 1]);
+    }
+    /* now durable: no wait handle, no callback */
+    assert_int_equal(
+        sl_ops_wait_durable(f->b, "d", 0, next[2], on_durable, &args[0], &h[0]),
+        SL_OK);
+    assert_null(h[0]);
+    int64_t vis = -1;
+    assert_int_equal(sl_ops_visible_offset(f->b, "d", 0, &vis), SL_OK);
+    assert_int_equal(vis, next[2]);
+}
+
+static sl_fs_ops failing;
+static int fail_datasync(int fd)
+{
+    errno = EIO;
+    return -1;
+}
+
+static void test_fsync_failure_fails_waiter(void **state)
+{
+    fixture *f = *state;
+    waits w = {{0}, {0}, 0};
+    wait_arg a = {&w, 7};
+    sl_ops_wait *h = NULL;
+    const sl_fs_ops *saved = sl_fs;
+    int64_t next;
+    size_t len;
+    uint8_t *batch;
+
+    next = append(f->b, "ff", 0, "first"); /* create the topic */
+    loop_until(f->b, &w.n, 0);
+    failing = sl_fs_posix;
+    failing.fdatasync = fail_datasync;
+    failing.fsync = fail_datasync;
+    sl_fs = &failing;
+    next = append(f->b, "ff", 0, "doomed");
+    assert_int_equal(
+        sl_ops_wait_durable(f->b, "ff", 0, next, on_durable, &a, &h), SL_OK);
+    assert_non_null(h);
+    loop_until(f->b, &w.n, 1);
+    sl_fs = saved;
+    assert_int_equal(w.errs[0], SL_ERR_STORAGE);
+    /* the partition refuses further appends */
+    batch = make_batch("after", &len);
+    assert_int_equal(
+        sl_ops_append(f->b, "ff", 0, SL_OPS_NO_CREATE, batch, len, NULL, NULL),
+        SL_ERR_STORAGE);
+    free(batch);
+}
+
+typedef struct watch_state {
+    int fired;
+    int timed_out;
+    sl_ops_watch *w;
+} watch_state;
+
+static void on_watch(void *arg, int timed_out)
+{
+    watch_state *s = arg;
+    s->fired++;
+    s->timed_out = timed_out;
+    sl_ops_watch_free(s->w); /* allowed inside the callback */
+    s->w = NULL;
+}
+
+static void test_watch_append_and_timeout(void **state)
+{
+    fixture *f = *state;
+    watch_state s1 = {0, -1, NULL}, s2 = {0, -1, NULL};
+    char err[128];
+
+    assert_int_equal(
+        sl_ops_topic_create(f->b, "w", 2, NULL, NULL, 0, err, sizeof(err)),
+        SL_OK);
+    assert_int_equal(sl_ops_watch_new(f->b, 60000, on_watch, &s1, &s1.w),
+                     SL_OK);
+    assert_int_equal(sl_ops_watch_add(s1.w, "w", 1), SL_OK);
+    assert_int_equal(sl_ops_watch_add(s1.w, "w", 7), SL_ERR_UNKNOWN_PARTITION);
+    assert_int_equal(sl_ops_watch_new(f->b, 5, on_watch, &s2, &s2.w), SL_OK);
+    assert_int_equal(sl_ops_watch_add(s2.w, "w", 0), SL_OK);
+    append(f->b, "w", 1, "x");
+    loop_until(f->b, &s1.fired, 1);
+    assert_int_equal(s1.timed_out, 0);
+    loop_until(f->b, &s2.fired, 1);
+    assert_int_equal(s2.timed_out, 1);
+}
+
+static void test_delete_topic_with_waiters_and_watches(void **state)
+{
+    fixture *f = *state;
+    const char *k[] = {"flush", "flush-interval-ms"};
+    const char *v[] = {"interval", "1h"};
+    waits w = {{0}, {0}, 0};
+    wait_arg a = {&w, 1};
+    sl_ops_wait *h = NULL;
+    watch_state s = {0, -1, NULL};
+    int32_t n = 0;
+    char err[128];
+    int64_t next;
+
+    assert_int_equal(
+        sl_ops_topic_create(f->b, "del", 3, k, v, 2, err, sizeof(err)), SL_OK);
+    assert_int_equal(
+        sl_ops_topic_create(f->b, "del", 3, NULL, NULL, 0, err, sizeof(err)),
+        SL_ERR_TOPIC_EXISTS);
+    next = append(f->b, "del", 2, "x");
+    assert_int_equal(
+        sl_ops_wait_durable(f->b, "del", 2, next, on_durable, &a, &h), SL_OK);
+    assert_non_null(h); /* interval of an hour: still pending */
+    assert_int_equal(sl_ops_watch_new(f->b, -1, on_watch, &s, &s.w), SL_OK);
+    assert_int_equal(sl_ops_watch_add(s.w, "del", 0), SL_OK);
+    assert_int_equal(sl_ops_topic_delete(f->b, "del"), SL_OK);
+    assert_int_equal(w.n, 1);
+    assert_int_equal(w.errs[0], SL_ERR_UNKNOWN_TOPIC);
+    assert_int_equal(sl_ops_topic_get(f->b, "del", SL_OPS_NO_CREATE, &n),
+                     SL_ERR_UNKNOWN_TOPIC);
+    sl_ops_watch_free(s.w);
+    /* re-created empty */
+    assert_int_equal(sl_ops_topic_get(f->b, "del", SL_OPS_CREATE, &n), SL_OK);
+    assert_int_equal(n, 1);
+    int64_t end = -1;
+    assert_int_equal(sl_ops_list_offset(f->b, "del", 0, SL_OFFSET_LATEST, &end),
+                     SL_OK);
+    assert_int_equal(end, 0);
+    assert_int_equal(sl_ops_topic_get(f->b, "bad name", SL_OPS_CREATE, &n),
+                     SL_ERR_INVALID_TOPIC);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_config_defaults_and_parse),
+        cmocka_unit_test(test_config_args_and_part_cfg),
+        cmocka_unit_test_setup_teardown(test_durable_waits_fifo, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_fsync_failure_fails_waiter, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_watch_append_and_timeout, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            test_delete_topic_with_waiters_and_watches, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
