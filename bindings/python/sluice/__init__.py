@@ -679,7 +679,8 @@ class QueueConsumer(_ConsumerBase):
     Settling is batched: ack/nack/reject return at once and go to the broker
     with the next poll, or on :meth:`flush`, which also reports the broker's
     verdict (e.g. :class:`LockExpiredError`). :meth:`close` flushes and
-    releases every message still held (they are redelivered at once).
+    gives back every message still held: available again at once, each
+    counting one failure (as a lock expiry would).
 
     Useful configuration: ``queue_credits`` (prefetch, 256),
     ``queue_lock_ms`` (lock duration; 0 = the group's default),
@@ -706,8 +707,8 @@ class QueueConsumer(_ConsumerBase):
         return self._c.held()
 
     def close(self) -> None:
-        """Flush pending settlements, release messages still held and
-        close. Idempotent."""
+        """Flush pending settlements, give back messages still held (nacked
+        with no delay: one failure each) and close. Idempotent."""
         self._c.close()
 
 
