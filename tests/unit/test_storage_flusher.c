@@ -3,6 +3,8 @@
  * seam), never by sleeping. */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -163,6 +165,14 @@ static void gate_release(void)
     gate_open = 1;
     pthread_cond_broadcast(&cv);
     pthread_mutex_unlock(&mu);
+}
+
+static void check_key(const sl_record *r, int64_t k)
+{
+    char key[32];
+    int kl = snprintf(key, sizeof(key), "key-%lld", (long long)k);
+    assert_int_equal(r->key_len, kl);
+    assert_memory_equal(r->key, key, (size_t)kl);
 }
 
 static sl_part *open_part(const char *dir, uint64_t seg_bytes, int policy)
@@ -412,6 +422,81 @@ static void test_forget(void **state)
     tu_rmrf(dir);
 }
 
+/* kill -9 while appending: every offset reported durable is there after
+ * reopening, with the right content, and the log is clean. */
+static int kill_pipe = -1;
+static sl_part *kill_part;
+
+static void kill_notify(void *arg)
+{
+    (void)arg;
+    int64_t d = sl_part_durable_offset(kill_part);
+    if (write(kill_pipe, &d, sizeof(d)) != (ssize_t)sizeof(d))
+        _exit(3);
+}
+
+static void test_kill9(void **state)
+{
+    char *dir = tu_tmpdir();
+    int fds[2];
+    (void)state;
+    sl_fs = &sl_fs_posix;
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        sl_part_cfg cfg;
+        sl_flusher *f;
+        close(fds[0]);
+        kill_pipe = fds[1];
+        tu_small_cfg(&cfg, 16 * 1024);
+        if (sl_part_open(dir, &cfg, &kill_part) != SL_OK ||
+            sl_flusher_new(kill_notify, NULL, &f) != SL_OK)
+            _exit(2);
+        for (int i = 0;; i++) {
+            size_t len;
+            int64_t base;
+            uint8_t *b = tu_batch(1, i, i, 50, &len);
+            if (sl_part_append(kill_part, b, len, i, &base) != SL_OK)
+                _exit(4);
+            free(b);
+            sl_flusher_request(f, kill_part);
+        }
+    }
+    close(fds[1]);
+    int64_t d = 0, acked = 0;
+    while (acked < 500 && read(fds[0], &d, sizeof(d)) == (ssize_t)sizeof(d))
+        if (d > acked)
+            acked = d;
+    kill(pid, SIGKILL);
+    int st;
+    waitpid(pid, &st, 0);
+    close(fds[0]);
+    assert_true(WIFSIGNALED(st));
+    assert_true(acked >= 500);
+
+    sl_part_cfg cfg;
+    sl_part *p;
+    sl_part_iter *it;
+    sl_record r;
+    sl_err e;
+    tu_small_cfg(&cfg, 16 * 1024);
+    assert_int_equal(sl_part_open(dir, &cfg, &p), SL_OK);
+    assert_true(sl_part_end_offset(p) >= acked);
+    assert_int_equal(sl_part_iter_new(p, 0, &it), SL_OK);
+    int64_t n = 0;
+    while (sl_part_iter_next(it, &r, &e)) {
+        assert_int_equal(r.offset, n);
+        check_key(&r, n);
+        n++;
+    }
+    assert_int_equal(e, SL_OK);
+    assert_int_equal(n, sl_part_end_offset(p));
+    sl_part_iter_free(it);
+    sl_part_free(p);
+    tu_rmrf(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -421,6 +506,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_policies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sync_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forget, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kill9, setup, teardown),
     };
     sl_log_level = SL_NONE; /* the failure test logs errors on purpose */
     return cmocka_run_group_tests(tests, NULL, NULL);
