@@ -499,3 +499,32 @@ def test_error_closes_connection(client):
     f = c.l.errors.get(timeout=WAIT)
     assert "unknown destination" in f.headers["message"] + f.body
     assert c.l.disconnected.wait(WAIT)
+
+
+def test_jmsxgroupid_one_in_flight_per_group(client):
+    p = client()
+    p.send("/queue/grp", "g1-a", JMSXGroupID="g1")
+    p.send("/queue/grp", "g1-b", JMSXGroupID="g1")
+    p.send("/queue/grp", "g2-a", JMSXGroupID="g2")
+    c = client()
+    c.subscribe("/queue/grp", "s", ack="client-individual")
+    first = c.l.get(2)
+    # g1-b waits until g1-a is settled (key-ordered queue group)
+    assert [m.body for m in first] == ["g1-a", "g2-a"]
+    c.sync()
+    assert c.l.msgs.empty()
+    c.ack(first[0])
+    m = c.l.get(1)[0]
+    assert m.body == "g1-b"
+    assert m.headers["JMSXGroupID"] == "g1"
+
+
+def test_priority_accepted_order_kept(client):
+    p = client()
+    p.send("/queue/prio", "low", priority="1")
+    p.send("/queue/prio", "high", priority="9")
+    c = client()
+    c.subscribe("/queue/prio", "s")
+    ms = c.l.get(2)
+    assert [m.body for m in ms] == ["low", "high"]
+    assert ms[1].headers["priority"] == "9"
