@@ -756,6 +756,8 @@ sl_err sl_part_read_buf(sl_part *p, int64_t offset, size_t max_bytes,
                 return SL_ERR_CORRUPT;
             break;
         }
+        if (sz > got - off && off == 0)
+            return SL_ERR_CORRUPT; /* runs past the end of the segment */
         if (sz > got - off || last >= upto || (off > 0 && off + sz > max_bytes))
             break;
         off += sz;
@@ -768,6 +770,9 @@ done:
 }
 
 /* ---- iterator -------------------------------------------------------- */
+
+/* Read-ahead of an iterator (grows to the largest batch when needed). */
+#define SL_ITER_WINDOW (64u * 1024)
 
 struct sl_part_iter {
     sl_part *p;
@@ -846,7 +851,7 @@ static const uint8_t *iter_window(sl_part_iter *it, const sl_seg *s,
 {
     if (pos >= it->wpos && pos + n <= it->wpos + it->wlen)
         return it->buf + (pos - it->wpos);
-    size_t want = n > SL_SCRATCH_SIZE * 4 ? n : SL_SCRATCH_SIZE * 4;
+    size_t want = n > SL_ITER_WINDOW ? n : SL_ITER_WINDOW;
     if (want > s->size - pos)
         want = (size_t)(s->size - pos);
     if (want < n) {
@@ -914,8 +919,15 @@ int sl_part_iter_next(sl_part_iter *it, sl_record *rec, sl_err *err)
         }
         sl_seg *s = p->segs[si];
         if (it->pos >= s->size) {
-            if ((size_t)si + 1 == p->nsegs)
-                return 0; /* end for now; resumes after more appends */
+            if ((size_t)si + 1 == p->nsegs) {
+                /* End for now; resumes after more appends. An idle
+                 * (caught-up) iterator holds no buffer. */
+                free(it->buf);
+                it->buf = NULL;
+                it->cap = 0;
+                it->wlen = 0;
+                return 0;
+            }
             it->seg_base = p->segs[si + 1]->base;
             it->pos = 0;
             it->wlen = 0;
@@ -925,6 +937,10 @@ int sl_part_iter_next(sl_part_iter *it, sl_record *rec, sl_err *err)
         if (!b)
             goto fail;
         size_t sz = 12 + (size_t)sl_get_u32(b + SL_BATCH_LEN_OFF);
+        if (sz > SL_BATCH_MAX_SIZE) {
+            rc = SL_ERR_CORRUPT;
+            goto fail;
+        }
         b = iter_window(it, s, it->pos, sz, &rc);
         if (!b)
             goto fail;
