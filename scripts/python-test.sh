@@ -37,7 +37,8 @@ fi
 
 echo "python-test: building sluice._sluice against $build"
 (cd bindings/python &&
- SLUICE_BUILD_DIR="$build" "$PY" setup.py -q build_ext --inplace --force \
+ SLUICE_WERROR=1 SLUICE_BUILD_DIR="$build" "$PY" setup.py -q build_ext \
+     --inplace --force \
      --build-temp "$build/python-ext" >/dev/null)
 
 echo "python-test: pytest"

@@ -118,9 +118,11 @@ class RecordMetadata(NamedTuple):
 
 
 class TopicPartition(NamedTuple):
+    """A partition and an offset (meaning depends on the call; None in
+    :meth:`Consumer.assign` means the default start)."""
     topic: str
     partition: int
-    offset: int = OFFSET_STORED
+    offset: Optional[int] = None
 
 
 class PartitionInfo(NamedTuple):
@@ -570,6 +572,7 @@ class Consumer(_ConsumerBase):
         if group is not None:
             conf["group.id"] = group
         self.group = group
+        self._reset = conf.get("auto.offset.reset", "latest")
         self._c = _sluice.Consumer(conf)
         if topics is not None:
             self.subscribe(topics)
@@ -591,14 +594,13 @@ class Consumer(_ConsumerBase):
         ``(topic, partition, offset)``; offset is an offset or
         :data:`OFFSET_BEGINNING`, :data:`OFFSET_END`, :data:`OFFSET_STORED`
         (the default with a group; without one, ``auto_offset_reset``
-        decides)."""
-        default = OFFSET_STORED if self.group is not None else None
+        decides: ``"latest"``, the default, is :data:`OFFSET_END`)."""
         tps = []
         for tp in partitions:
             topic, part = tp[0], tp[1]
-            off = tp[2] if len(tp) > 2 else default
+            off = tp[2] if len(tp) > 2 else None
             if off is None:
-                off = self._reset_offset()
+                off = self._default_offset()
             tps.append((topic, part, off))
         self._c.assign(tps)
 
@@ -606,12 +608,13 @@ class Consumer(_ConsumerBase):
         """Consume every partition of ``topic`` from ``offset`` (default as
         in :meth:`assign`)."""
         if offset is None:
-            offset = OFFSET_STORED if self.group is not None \
-                else self._reset_offset()
+            offset = self._default_offset()
         self._c.assign_topic(topic, offset)
 
-    def _reset_offset(self) -> int:
-        return OFFSET_END
+    def _default_offset(self) -> int:
+        if self.group is not None:
+            return OFFSET_STORED
+        return OFFSET_BEGINNING if self._reset == "earliest" else OFFSET_END
 
     def assignment(self) -> List[TopicPartition]:
         """Assigned partitions with their positions (next offset)."""

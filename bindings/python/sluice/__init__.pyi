@@ -31,7 +31,7 @@ class RecordMetadata(NamedTuple):
 class TopicPartition(NamedTuple):
     topic: str
     partition: int
-    offset: int = ...
+    offset: Optional[int] = ...
 
 class PartitionInfo(NamedTuple):
     partition: int

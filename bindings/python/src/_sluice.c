@@ -81,8 +81,7 @@ static void grab_detail(char *buf)
 /* ---- calls in flight and close --------------------------------------- */
 
 typedef struct sl_obj {
-    PyObject_HEAD
-    pthread_mutex_t mu;
+    PyObject_HEAD pthread_mutex_t mu;
     pthread_cond_t cv;
     int inflight; /* calls currently inside libsluice (under mu) */
     int closed;   /* written with the GIL held */
@@ -134,13 +133,11 @@ static int sl_obj_close(sl_obj *o)
     if (o->closed)
         return 0;
     o->closed = 1;
-    Py_BEGIN_ALLOW_THREADS
-    pthread_mutex_lock(&o->mu);
+    Py_BEGIN_ALLOW_THREADS pthread_mutex_lock(&o->mu);
     while (o->inflight > 0)
         pthread_cond_wait(&o->cv, &o->mu);
     pthread_mutex_unlock(&o->mu);
-    Py_END_ALLOW_THREADS
-    return 1;
+    Py_END_ALLOW_THREADS return 1;
 }
 
 /* ---- configuration ---------------------------------------------------- */
@@ -224,8 +221,7 @@ static int slice_ms(int64_t deadline)
 typedef struct QueueConsumerObject QueueConsumerObject;
 
 typedef struct {
-    PyObject_HEAD
-    PyObject *topic;
+    PyObject_HEAD PyObject *topic;
     PyObject *key;     /* bytes or None */
     PyObject *value;   /* bytes or None */
     PyObject *headers; /* list of (str, bytes|None) */
@@ -375,8 +371,8 @@ static PyObject *message_repr(MessageObject *o)
         o->topic, o->partition, o->offset, o->key, v);
 }
 
-static PyObject *qc_settle(QueueConsumerObject *qc, MessageObject *m,
-                           int op, int64_t delay_ms, const char *reason);
+static PyObject *qc_settle(QueueConsumerObject *qc, MessageObject *m, int op,
+                           int64_t delay_ms, const char *reason);
 static PyObject *qc_touch_one(QueueConsumerObject *qc, MessageObject *m,
                               int64_t lock_ms);
 
@@ -413,8 +409,7 @@ static PyObject *message_ack(MessageObject *o, PyObject *unused)
 }
 
 /* delay in seconds (float) or None = the group's backoff policy. */
-static PyObject *message_nack(MessageObject *o, PyObject *args,
-                              PyObject *kw)
+static PyObject *message_nack(MessageObject *o, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"delay", NULL};
     PyObject *delay = Py_None;
@@ -437,8 +432,7 @@ static PyObject *message_nack(MessageObject *o, PyObject *args,
     return qc_settle((QueueConsumerObject *)o->owner, o, OP_NACK, ms, NULL);
 }
 
-static PyObject *message_reject(MessageObject *o, PyObject *args,
-                                PyObject *kw)
+static PyObject *message_reject(MessageObject *o, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"reason", NULL};
     const char *reason = NULL;
@@ -446,14 +440,12 @@ static PyObject *message_reject(MessageObject *o, PyObject *args,
         return NULL;
     if (message_check_queue(o, "reject") < 0)
         return NULL;
-    return qc_settle((QueueConsumerObject *)o->owner, o, OP_REJECT, 0,
-                     reason);
+    return qc_settle((QueueConsumerObject *)o->owner, o, OP_REJECT, 0, reason);
 }
 
 /* lock in seconds (float) or None = the group default; returns the new
  * lock deadline (ms since the epoch). */
-static PyObject *message_touch(MessageObject *o, PyObject *args,
-                               PyObject *kw)
+static PyObject *message_touch(MessageObject *o, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"lock", NULL};
     PyObject *lock = Py_None;
@@ -537,8 +529,9 @@ static PyMemberDef message_members[] = {
     {"failures", T_UINT, offsetof(MessageObject, failures), READONLY,
      "Queue messages: nacks, rejects and lock expiries so far."},
     {"lock_deadline", T_LONGLONG, offsetof(MessageObject, lock_deadline),
-     READONLY, "Queue messages: lock deadline, ms since the epoch (0 if "
-               "unknown)."},
+     READONLY,
+     "Queue messages: lock deadline, ms since the epoch (0 if "
+     "unknown)."},
     {"settled", T_INT, offsetof(MessageObject, settled), READONLY,
      "True once ack(), nack() or reject() was called."},
     {NULL, 0, 0, 0, NULL}};
@@ -681,10 +674,9 @@ static int producer_init(ProducerObject *self, PyObject *args, PyObject *kw)
     char errstr[DETAIL_MAX] = "";
     sluice_producer *p = NULL;
     sluice_err rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = sluice_producer_new(conf, &p, errstr, sizeof(errstr));
-    Py_END_ALLOW_THREADS
-    sluice_conf_free(conf);
+    Py_BEGIN_ALLOW_THREADS rc =
+        sluice_producer_new(conf, &p, errstr, sizeof(errstr));
+    Py_END_ALLOW_THREADS sluice_conf_free(conf);
     if (rc != SLUICE_OK) {
         raise_code(rc, errstr);
         return -1;
@@ -723,9 +715,9 @@ static void producer_fail_pending(ProducerObject *self)
     }
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items); i++) {
         PyObject *fut = PyList_GET_ITEM(items, i);
-        PyObject *res = PyObject_CallMethod(fut, "_resolve", "iLLi", -1,
-                                            (long long)-1, (long long)0,
-                                            (int)SLUICE_ERR_CLOSED);
+        PyObject *res =
+            PyObject_CallMethod(fut, "_resolve", "iLLi", -1, (long long)-1,
+                                (long long)0, (int)SLUICE_ERR_CLOSED);
         if (res == NULL)
             PyErr_WriteUnraisable(fut);
         Py_XDECREF(res);
@@ -738,8 +730,7 @@ static void producer_free_handle(ProducerObject *self)
     sluice_producer *p = self->p;
     self->p = NULL;
     if (p != NULL) {
-        Py_BEGIN_ALLOW_THREADS
-        sluice_producer_free(p);
+        Py_BEGIN_ALLOW_THREADS sluice_producer_free(p);
         Py_END_ALLOW_THREADS
     }
 }
@@ -755,8 +746,7 @@ static PyObject *producer_close(ProducerObject *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
-static int producer_traverse(ProducerObject *self, visitproc visit,
-                             void *arg)
+static int producer_traverse(ProducerObject *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->futures);
     return 0;
@@ -898,8 +888,8 @@ static PyObject *producer_send(ProducerObject *self, PyObject *args,
     int partition = SLUICE_PARTITION_ANY;
     long long timestamp = 0;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "sz*|z*OiLO:send", kwlist,
-                                     &topic, &value, &key, &headers,
-                                     &partition, &timestamp, &future))
+                                     &topic, &value, &key, &headers, &partition,
+                                     &timestamp, &future))
         return NULL;
     PyObject *ret = NULL, *idkey = NULL;
     hdrs h;
@@ -916,16 +906,14 @@ static PyObject *producer_send(ProducerObject *self, PyObject *args,
         goto out;
     char detail[DETAIL_MAX] = "";
     sluice_err rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = sluice_producer_send(
+    Py_BEGIN_ALLOW_THREADS rc = sluice_producer_send(
         self->p, topic, partition, key.buf, key.buf ? (size_t)key.len : 0,
         value.buf ? value.buf : (value.obj ? "" : NULL),
         value.buf ? (size_t)value.len : 0, h.h, h.n, timestamp,
         (void *)(uintptr_t)id);
     if (rc != SLUICE_OK)
         grab_detail(detail);
-    Py_END_ALLOW_THREADS
-    sl_obj_leave(&self->b);
+    Py_END_ALLOW_THREADS sl_obj_leave(&self->b);
     if (rc != SLUICE_OK) {
         if (idkey != NULL)
             PyDict_DelItem(self->futures, idkey);
@@ -964,10 +952,8 @@ static PyObject *producer_poll(ProducerObject *self, PyObject *args)
         if (sl_obj_enter(&self->b, "Producer") < 0)
             return NULL;
         int n, s = slice_ms(deadline);
-        Py_BEGIN_ALLOW_THREADS
-        n = sluice_producer_poll(self->p, s);
-        Py_END_ALLOW_THREADS
-        sl_obj_leave(&self->b);
+        Py_BEGIN_ALLOW_THREADS n = sluice_producer_poll(self->p, s);
+        Py_END_ALLOW_THREADS sl_obj_leave(&self->b);
         if (producer_drain(self) < 0)
             return NULL;
         if (n > 0)
@@ -996,12 +982,10 @@ static PyObject *producer_flush(ProducerObject *self, PyObject *args)
         int s = slice_ms(deadline);
         sluice_err rc;
         char detail[DETAIL_MAX] = "";
-        Py_BEGIN_ALLOW_THREADS
-        rc = sluice_producer_flush(self->p, s);
+        Py_BEGIN_ALLOW_THREADS rc = sluice_producer_flush(self->p, s);
         if (rc != SLUICE_OK && rc != SLUICE_ERR_TIMEOUT)
             grab_detail(detail);
-        Py_END_ALLOW_THREADS
-        sl_obj_leave(&self->b);
+        Py_END_ALLOW_THREADS sl_obj_leave(&self->b);
         if (producer_drain(self) < 0)
             return NULL;
         if (rc == SLUICE_OK)
@@ -1020,10 +1004,8 @@ static PyObject *producer_outstanding(ProducerObject *self, PyObject *unused)
     if (sl_obj_enter(&self->b, "Producer") < 0)
         return NULL;
     size_t n;
-    Py_BEGIN_ALLOW_THREADS
-    n = sluice_producer_outstanding(self->p);
-    Py_END_ALLOW_THREADS
-    sl_obj_leave(&self->b);
+    Py_BEGIN_ALLOW_THREADS n = sluice_producer_outstanding(self->p);
+    Py_END_ALLOW_THREADS sl_obj_leave(&self->b);
     return PyLong_FromSize_t(n);
 }
 
@@ -1037,12 +1019,11 @@ static PyObject *producer_partitions(ProducerObject *self, PyObject *args)
     int32_t count = 0;
     sluice_err rc;
     char detail[DETAIL_MAX] = "";
-    Py_BEGIN_ALLOW_THREADS
-    rc = sluice_producer_partitions(self->p, topic, &count);
+    Py_BEGIN_ALLOW_THREADS rc =
+        sluice_producer_partitions(self->p, topic, &count);
     if (rc != SLUICE_OK)
         grab_detail(detail);
-    Py_END_ALLOW_THREADS
-    sl_obj_leave(&self->b);
+    Py_END_ALLOW_THREADS sl_obj_leave(&self->b);
     if (rc != SLUICE_OK)
         return raise_code(rc, detail);
     return PyLong_FromLong(count);
@@ -1128,10 +1109,9 @@ static int consumer_init(ConsumerObject *self, PyObject *args, PyObject *kw)
     char errstr[DETAIL_MAX] = "";
     sluice_consumer *c = NULL;
     sluice_err rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = sluice_consumer_new(conf, &c, errstr, sizeof(errstr));
-    Py_END_ALLOW_THREADS
-    sluice_conf_free(conf);
+    Py_BEGIN_ALLOW_THREADS rc =
+        sluice_consumer_new(conf, &c, errstr, sizeof(errstr));
+    Py_END_ALLOW_THREADS sluice_conf_free(conf);
     if (rc != SLUICE_OK) {
         raise_code(rc, errstr);
         return -1;
@@ -1145,8 +1125,7 @@ static void consumer_free_handle(ConsumerObject *self)
     sluice_consumer *c = self->c;
     self->c = NULL;
     if (c != NULL) {
-        Py_BEGIN_ALLOW_THREADS
-        sluice_consumer_free(c);
+        Py_BEGIN_ALLOW_THREADS sluice_consumer_free(c);
         Py_END_ALLOW_THREADS
     }
 }
@@ -1170,16 +1149,14 @@ static void consumer_dealloc(ConsumerObject *self)
 }
 
 /* Helpers running one libsluice call with the GIL released. */
-#define CALL(obj, what, expr)                                                \
-    do {                                                                     \
-        if (sl_obj_enter(&(obj)->b, what) < 0)                               \
-            return NULL;                                                     \
-        Py_BEGIN_ALLOW_THREADS                                               \
-        rc = (expr);                                                         \
-        if (rc != SLUICE_OK)                                                 \
-            grab_detail(detail);                                             \
-        Py_END_ALLOW_THREADS                                                 \
-        sl_obj_leave(&(obj)->b);                                             \
+#define CALL(obj, what, expr)                                                  \
+    do {                                                                       \
+        if (sl_obj_enter(&(obj)->b, what) < 0)                                 \
+            return NULL;                                                       \
+        Py_BEGIN_ALLOW_THREADS rc = (expr);                                    \
+        if (rc != SLUICE_OK)                                                   \
+            grab_detail(detail);                                               \
+        Py_END_ALLOW_THREADS sl_obj_leave(&(obj)->b);                          \
     } while (0)
 
 /* list of (topic, partition, offset) -> array (topics borrowed from the
@@ -1229,9 +1206,9 @@ static PyObject *tps_to_list(const sluice_topic_partition *tps, size_t n)
     if (l == NULL)
         return NULL;
     for (size_t i = 0; i < n; i++) {
-        PyObject *t = Py_BuildValue("(siL)", tps[i].topic,
-                                    (int)tps[i].partition,
-                                    (long long)tps[i].offset);
+        PyObject *t =
+            Py_BuildValue("(siL)", tps[i].topic, (int)tps[i].partition,
+                          (long long)tps[i].offset);
         if (t == NULL) {
             Py_DECREF(l);
             return NULL;
@@ -1257,12 +1234,10 @@ static PyObject *consumer_assign(ConsumerObject *self, PyObject *args)
         Py_DECREF(keep);
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS
-    rc = sluice_consumer_assign(self->c, tps, n);
+    Py_BEGIN_ALLOW_THREADS rc = sluice_consumer_assign(self->c, tps, n);
     if (rc != SLUICE_OK)
         grab_detail(detail);
-    Py_END_ALLOW_THREADS
-    sl_obj_leave(&self->b);
+    Py_END_ALLOW_THREADS sl_obj_leave(&self->b);
     PyMem_Free(tps);
     Py_DECREF(keep);
     if (rc != SLUICE_OK)
@@ -1313,12 +1288,11 @@ static PyObject *consumer_subscribe(ConsumerObject *self, PyObject *args)
         Py_DECREF(seq);
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS
-    rc = sluice_consumer_subscribe(self->c, names, (size_t)n);
+    Py_BEGIN_ALLOW_THREADS rc =
+        sluice_consumer_subscribe(self->c, names, (size_t)n);
     if (rc != SLUICE_OK)
         grab_detail(detail);
-    Py_END_ALLOW_THREADS
-    sl_obj_leave(&self->b);
+    Py_END_ALLOW_THREADS sl_obj_leave(&self->b);
     PyMem_Free(names);
     Py_DECREF(seq);
     if (rc != SLUICE_OK)
@@ -1364,15 +1338,13 @@ static PyObject *consumer_seek_time(ConsumerObject *self, PyObject *args)
         return NULL;
     sluice_err rc;
     char detail[DETAIL_MAX] = "";
-    CALL(self, "Consumer",
-         sluice_consumer_seek_time(self->c, topic, part, ts));
+    CALL(self, "Consumer", sluice_consumer_seek_time(self->c, topic, part, ts));
     if (rc != SLUICE_OK)
         return raise_code(rc, detail);
     Py_RETURN_NONE;
 }
 
-static PyObject *consumer_offset_for_time(ConsumerObject *self,
-                                          PyObject *args)
+static PyObject *consumer_offset_for_time(ConsumerObject *self, PyObject *args)
 {
     const char *topic;
     int part;
@@ -1447,12 +1419,10 @@ static PyObject *consumer_commit_offsets(ConsumerObject *self, PyObject *args)
         Py_DECREF(keep);
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS
-    rc = sluice_consumer_commit_offsets(self->c, tps, n);
+    Py_BEGIN_ALLOW_THREADS rc = sluice_consumer_commit_offsets(self->c, tps, n);
     if (rc != SLUICE_OK)
         grab_detail(detail);
-    Py_END_ALLOW_THREADS
-    sl_obj_leave(&self->b);
+    Py_END_ALLOW_THREADS sl_obj_leave(&self->b);
     PyMem_Free(tps);
     Py_DECREF(keep);
     if (rc != SLUICE_OK)
@@ -1468,9 +1438,8 @@ typedef sluice_err (*poll_batch_fn)(void *h, int timeout_ms,
                                     sluice_message **msgs, size_t max,
                                     size_t *count);
 
-static sluice_err consumer_poll_batch_thunk(void *h, int t,
-                                            sluice_message **m, size_t max,
-                                            size_t *n)
+static sluice_err consumer_poll_batch_thunk(void *h, int t, sluice_message **m,
+                                            size_t max, size_t *n)
 {
     return sluice_consumer_poll_batch(h, t, m, max, n);
 }
@@ -1509,12 +1478,10 @@ static PyObject *poll_common(sl_obj *b, void **handle, poll_batch_fn fn,
         int s = slice_ms(deadline);
         sluice_err rc;
         char detail[DETAIL_MAX] = "";
-        Py_BEGIN_ALLOW_THREADS
-        rc = fn(*handle, s, msgs, (size_t)max, &n);
+        Py_BEGIN_ALLOW_THREADS rc = fn(*handle, s, msgs, (size_t)max, &n);
         if (rc != SLUICE_OK && rc != SLUICE_ERR_TIMEOUT)
             grab_detail(detail);
-        Py_END_ALLOW_THREADS
-        sl_obj_leave(b);
+        Py_END_ALLOW_THREADS sl_obj_leave(b);
         if (rc == SLUICE_OK && n > 0)
             break;
         n = 0;
@@ -1553,9 +1520,8 @@ static PyObject *consumer_poll(ConsumerObject *self, PyObject *args)
     Py_ssize_t max = 1;
     if (!PyArg_ParseTuple(args, "|On:poll", &targ, &max))
         return NULL;
-    return poll_common(&self->b, (void **)&self->c,
-                       consumer_poll_batch_thunk, "Consumer", NULL,
-                       &self->topic_cache, targ, max);
+    return poll_common(&self->b, (void **)&self->c, consumer_poll_batch_thunk,
+                       "Consumer", NULL, &self->topic_cache, targ, max);
 }
 
 static PyMethodDef consumer_methods[] = {
@@ -1632,11 +1598,9 @@ static int qc_init(QueueConsumerObject *self, PyObject *args, PyObject *kw)
     char errstr[DETAIL_MAX] = "";
     sluice_queue_consumer *qc = NULL;
     sluice_err rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = sluice_queue_consumer_new(conf, topic, group, &qc, errstr,
-                                   sizeof(errstr));
-    Py_END_ALLOW_THREADS
-    sluice_conf_free(conf);
+    Py_BEGIN_ALLOW_THREADS rc = sluice_queue_consumer_new(
+        conf, topic, group, &qc, errstr, sizeof(errstr));
+    Py_END_ALLOW_THREADS sluice_conf_free(conf);
     if (rc != SLUICE_OK) {
         raise_code(rc, errstr);
         return -1;
@@ -1650,8 +1614,7 @@ static void qc_free_handle(QueueConsumerObject *self)
     sluice_queue_consumer *qc = self->qc;
     self->qc = NULL;
     if (qc != NULL) {
-        Py_BEGIN_ALLOW_THREADS
-        sluice_queue_consumer_free(qc);
+        Py_BEGIN_ALLOW_THREADS sluice_queue_consumer_free(qc);
         Py_END_ALLOW_THREADS
     }
 }
@@ -1685,8 +1648,8 @@ static PyObject *qc_poll(QueueConsumerObject *self, PyObject *args)
                        targ, max);
 }
 
-static PyObject *qc_settle(QueueConsumerObject *self, MessageObject *m,
-                           int op, int64_t delay_ms, const char *reason)
+static PyObject *qc_settle(QueueConsumerObject *self, MessageObject *m, int op,
+                           int64_t delay_ms, const char *reason)
 {
     sluice_err rc;
     char detail[DETAIL_MAX] = "";
@@ -1719,8 +1682,8 @@ static PyObject *qc_touch_one(QueueConsumerObject *self, MessageObject *m,
     char detail[DETAIL_MAX] = "";
     int64_t deadline = 0;
     CALL(self, "QueueConsumer",
-         sluice_queue_consumer_touch(self->qc, m->partition, m->offset,
-                                     lock_ms, &deadline));
+         sluice_queue_consumer_touch(self->qc, m->partition, m->offset, lock_ms,
+                                     &deadline));
     if (rc != SLUICE_OK)
         return raise_code(rc, detail);
     m->lock_deadline = deadline;
@@ -1753,7 +1716,8 @@ static PyObject *qc_flush(QueueConsumerObject *self, PyObject *args)
     sluice_err rc;
     char detail[DETAIL_MAX] = "";
     CALL(self, "QueueConsumer",
-         sluice_queue_consumer_flush(self->qc, t < 0 ? -1 : (int)t));
+         sluice_queue_consumer_flush(
+             self->qc, t < 0 ? -1 : (t > INT32_MAX ? INT32_MAX : (int)t)));
     if (rc != SLUICE_OK)
         return raise_code(rc, detail);
     Py_RETURN_NONE;
@@ -1764,10 +1728,8 @@ static PyObject *qc_held(QueueConsumerObject *self, PyObject *unused)
     if (sl_obj_enter(&self->b, "QueueConsumer") < 0)
         return NULL;
     size_t n;
-    Py_BEGIN_ALLOW_THREADS
-    n = sluice_queue_consumer_held(self->qc);
-    Py_END_ALLOW_THREADS
-    sl_obj_leave(&self->b);
+    Py_BEGIN_ALLOW_THREADS n = sluice_queue_consumer_held(self->qc);
+    Py_END_ALLOW_THREADS sl_obj_leave(&self->b);
     return PyLong_FromSize_t(n);
 }
 
@@ -1775,8 +1737,7 @@ static PyMethodDef qc_methods[] = {
     {"poll", (PyCFunction)qc_poll, METH_VARARGS,
      "poll(timeout_ms=None, max_messages=1) -> list[Message]"},
     {"ack", (PyCFunction)qc_ack, METH_VARARGS, "ack(partition, offset)"},
-    {"flush", (PyCFunction)qc_flush, METH_VARARGS,
-     "flush(timeout_ms=None)"},
+    {"flush", (PyCFunction)qc_flush, METH_VARARGS, "flush(timeout_ms=None)"},
     {"held", (PyCFunction)qc_held, METH_NOARGS, "held() -> int"},
     {"close", (PyCFunction)qc_close, METH_NOARGS, "close()"},
     {NULL, NULL, 0, NULL}};
@@ -1800,8 +1761,7 @@ typedef struct {
     sluice_admin *a;
 } AdminObject;
 
-static PyObject *admin_tp_new(PyTypeObject *type, PyObject *args,
-                              PyObject *kw)
+static PyObject *admin_tp_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 {
     AdminObject *self = (AdminObject *)type->tp_alloc(type, 0);
     if (self != NULL)
@@ -1825,10 +1785,9 @@ static int admin_init(AdminObject *self, PyObject *args, PyObject *kw)
     char errstr[DETAIL_MAX] = "";
     sluice_admin *a = NULL;
     sluice_err rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = sluice_admin_new(conf, &a, errstr, sizeof(errstr));
-    Py_END_ALLOW_THREADS
-    sluice_conf_free(conf);
+    Py_BEGIN_ALLOW_THREADS rc =
+        sluice_admin_new(conf, &a, errstr, sizeof(errstr));
+    Py_END_ALLOW_THREADS sluice_conf_free(conf);
     if (rc != SLUICE_OK) {
         raise_code(rc, errstr);
         return -1;
@@ -1842,8 +1801,7 @@ static void admin_free_handle(AdminObject *self)
     sluice_admin *a = self->a;
     self->a = NULL;
     if (a != NULL) {
-        Py_BEGIN_ALLOW_THREADS
-        sluice_admin_free(a);
+        Py_BEGIN_ALLOW_THREADS sluice_admin_free(a);
         Py_END_ALLOW_THREADS
     }
 }
@@ -1911,12 +1869,11 @@ static PyObject *admin_create_topic(AdminObject *self, PyObject *args)
     char detail[DETAIL_MAX] = "";
     if (sl_obj_enter(&self->b, "Admin") < 0)
         goto fail;
-    Py_BEGIN_ALLOW_THREADS
-    rc = sluice_admin_create_topic(self->a, name, parts, kvs, n);
+    Py_BEGIN_ALLOW_THREADS rc =
+        sluice_admin_create_topic(self->a, name, parts, kvs, n);
     if (rc != SLUICE_OK)
         grab_detail(detail);
-    Py_END_ALLOW_THREADS
-    sl_obj_leave(&self->b);
+    Py_END_ALLOW_THREADS sl_obj_leave(&self->b);
     PyMem_Free(kvs);
     Py_DECREF(keep);
     if (rc != SLUICE_OK)
@@ -1956,9 +1913,9 @@ static PyObject *topic_info_obj(const sluice_topic_info *t)
         goto out;
     for (int32_t i = 0; t->partitions && i < t->partition_count; i++) {
         const sluice_partition_info *p = &t->partitions[i];
-        PyObject *x = Py_BuildValue("(iLL)", (int)p->partition,
-                                    (long long)p->log_start,
-                                    (long long)p->log_end);
+        PyObject *x =
+            Py_BuildValue("(iLL)", (int)p->partition, (long long)p->log_start,
+                          (long long)p->log_end);
         if (x == NULL || PyList_Append(parts, x) < 0) {
             Py_XDECREF(x);
             goto out;
@@ -1967,8 +1924,7 @@ static PyObject *topic_info_obj(const sluice_topic_info *t)
     }
     for (size_t i = 0; i < t->config_count; i++) {
         PyObject *v = str_or_none(t->configs[i].value);
-        if (v == NULL ||
-            PyDict_SetItemString(cfg, t->configs[i].key, v) < 0) {
+        if (v == NULL || PyDict_SetItemString(cfg, t->configs[i].key, v) < 0) {
             Py_XDECREF(v);
             goto out;
         }
@@ -2135,15 +2091,14 @@ static PyObject *admin_dlq_redrive(AdminObject *self, PyObject *args)
     const char *dlq, *to = NULL, *reason = NULL;
     double rate = 0;
     long long max = -1;
-    if (!PyArg_ParseTuple(args, "s|zdzL:dlq_redrive", &dlq, &to, &rate,
-                          &reason, &max))
+    if (!PyArg_ParseTuple(args, "s|zdzL:dlq_redrive", &dlq, &to, &rate, &reason,
+                          &max))
         return NULL;
     int64_t moved = 0;
     sluice_err rc;
     char detail[DETAIL_MAX] = "";
     CALL(self, "Admin",
-         sluice_admin_dlq_redrive(self->a, dlq, to, rate, reason, max,
-                                  &moved));
+         sluice_admin_dlq_redrive(self->a, dlq, to, rate, reason, max, &moved));
     if (rc != SLUICE_OK)
         return raise_code(rc, detail);
     return PyLong_FromLongLong(moved);
@@ -2244,7 +2199,7 @@ static PyMethodDef mod_methods[] = {
 static struct PyModuleDef moddef = {
     PyModuleDef_HEAD_INIT, "sluice._sluice",
     "Low-level bindings to libsluice; use the sluice package.", -1,
-    mod_methods};
+    mod_methods, NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC PyInit__sluice(void)
 {
@@ -2256,8 +2211,8 @@ PyMODINIT_FUNC PyInit__sluice(void)
     PyObject *m = PyModule_Create(&moddef);
     if (m == NULL)
         return NULL;
-    const char *names[] = {"Message", "Producer", "Consumer",
-                           "QueueConsumer", "Admin"};
+    const char *names[] = {"Message", "Producer", "Consumer", "QueueConsumer",
+                           "Admin"};
     for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
         Py_INCREF(types[i]);
         if (PyModule_AddObject(m, names[i], (PyObject *)types[i]) < 0) {

@@ -95,3 +95,15 @@ def test_two_groups_each_see_everything(bootstrap, topic):
                              auto_offset_reset="earliest",
                              topics=[topic]) as c:
             assert len(take(c, 30)) == 30
+
+
+def test_assign_default_offset_follows_auto_offset_reset(bootstrap, topic):
+    produce(bootstrap, topic, [b"a", b"b"])
+    with sluice.Consumer(bootstrap, auto_offset_reset="earliest") as c:
+        c.assign([(topic, 0)])
+        assert [m.value for m in take(c, 2)] == [b"a", b"b"]
+    with sluice.Consumer(bootstrap) as c:  # "latest": only new records
+        c.assign([sluice.TopicPartition(topic, 0)])
+        assert c.poll(timeout=0.3) is None
+        produce(bootstrap, topic, [b"c"])
+        assert c.poll(timeout=10).value == b"c"
