@@ -1,0 +1,65 @@
+"""Admin: topics, configs, groups, lag, DLQ listing."""
+
+import time
+
+import sluice
+
+
+def test_topics_and_configs(bootstrap, admin, topic):
+    admin.create_topic(topic, partitions=3,
+                       config={"retention-ms": 3600000,
+                               "cleanup-policy": "compact"})
+    t = admin.topic(topic)
+    assert t.name == topic and t.partition_count == 3
+    assert [p.partition for p in t.partitions] == [0, 1, 2]
+    assert all(p.log_start == 0 and p.log_end == 0 for p in t.partitions)
+    assert t.config.get("cleanup-policy") == "compact"
+    assert t.config.get("retention-ms") in ("3600000", "1h", "3600000ms")
+    with sluice.Producer(bootstrap) as p:
+        for i in range(5):
+            p.send(topic, b"v", partition=1)
+    assert admin.topic(topic).partitions[1].log_end == 5
+    assert topic in [x.name for x in admin.topics()]
+    admin.delete_topic(topic)
+    assert topic not in [x.name for x in admin.topics()]
+
+
+def test_stream_group_lag(bootstrap, admin, topic):
+    with sluice.Producer(bootstrap) as p:
+        for i in range(10):
+            p.send(topic, b"%d" % i)
+    group = topic + "-g"
+    with sluice.Consumer(bootstrap, group) as c:
+        c.assign([(topic, 0, sluice.OFFSET_BEGINNING)])
+        got = []
+        while len(got) < 4:
+            got += c.consume(4 - len(got), timeout=5)
+        c.commit()
+    assert admin.lag(group) == {(topic, 0): 6}
+    g = admin.group(group)
+    assert g.kind == "stream" and g.lag == 6
+    assert g.partitions[0].committed == 4 and g.partitions[0].log_end == 10
+    assert group in [x.name for x in admin.groups()]
+
+
+def test_queue_group_in_flight_and_dlq(bootstrap, admin, topic):
+    with sluice.Producer(bootstrap) as p:
+        for i in range(6):
+            p.send(topic, b"%d" % i)
+    with sluice.QueueConsumer(bootstrap, topic, "qg", queue_credits=3,
+                              queue_prefetch=False) as q:
+        msgs = []
+        deadline = time.monotonic() + 10
+        while len(msgs) < 3 and time.monotonic() < deadline:
+            msgs += q.consume(3 - len(msgs), timeout=1)
+        msgs[0].ack()
+        msgs[1].reject("bad")
+        q.flush(timeout=10)
+        g = admin.group("qg")
+        assert g.kind == "queue" and g.dlq_topic == topic + ".DLQ"
+        (part,) = [p for p in g.partitions if p.topic == topic]
+        assert part.in_flight == 1   # msgs[2] still held
+        assert part.log_end == 6
+    dl = {d.topic: d for d in admin.dlqs()}
+    assert dl[topic + ".DLQ"].source_topic == topic
+    assert dl[topic + ".DLQ"].depth == 1
