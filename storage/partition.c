@@ -27,6 +27,9 @@
 #include "protocol/log.h"
 #include "storage/fsutil.h"
 
+/* Segments modified this recently are fdatasynced on open. */
+#define SL_RECENT_MS (120 * 1000)
+
 void sl_part_cfg_defaults(sl_part_cfg *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
@@ -226,7 +229,11 @@ sl_err sl_part_open(const char *dir, const sl_part_cfg *cfg, sl_part **out)
         rc = SL_ERR_NOMEM;
         goto out;
     }
+    struct stat dst;
+    int created = stat(dir, &dst) != 0;
     rc = sl_fs_mkdirs(dir, 0755);
+    if (rc == SL_OK && created)
+        rc = sl_fs_fsync_dir(dir, 0); /* the new name in its parent */
     if (rc != SL_OK) {
         sl_log(SL_ERROR, "storage", "cannot create partition directory %s: %s",
                dir, sl_strerror(rc));
@@ -298,13 +305,27 @@ sl_err sl_part_open(const char *dir, const sl_part_cfg *cfg, sl_part **out)
     }
     /* Whatever survived may still be only in the page cache (a kill -9
      * without a machine crash): make it durable before calling it so.
-     * fdatasync of a clean file is cheap. */
-    for (size_t i = 0; i < p->nsegs; i++) {
-        if (sl_fs->fdatasync(p->segs[i]->fd) != 0) {
-            rc = SL_ESYS(errno);
-            sl_log(SL_ERROR, "storage", "%s: fdatasync failed: %s", dir,
-                   strerror(errno));
-            goto out;
+     * Only recently modified segments can still hold dirty pages (the
+     * kernel writes them back within dirty_expire_centisecs, 30 s by
+     * default), and the fdatasync of the active one flushes the device
+     * cache for the rest; an fdatasync costs a device flush even on a
+     * clean file, so the old segments are skipped (newest first, stop at
+     * the first old one). */
+    {
+        long long recent = sl_fs_now_ms() - SL_RECENT_MS;
+        for (size_t i = p->nsegs; i-- > 0;) {
+            struct stat st;
+            if (i + 1 < p->nsegs && fstat(p->segs[i]->fd, &st) == 0 &&
+                (long long)st.st_mtim.tv_sec * 1000 +
+                        st.st_mtim.tv_nsec / 1000000 <
+                    recent)
+                break;
+            if (sl_fs->fdatasync(p->segs[i]->fd) != 0) {
+                rc = SL_ESYS(errno);
+                sl_log(SL_ERROR, "storage", "%s: fdatasync failed: %s", dir,
+                       strerror(errno));
+                goto out;
+            }
         }
     }
     if (dir_changed && sl_fs->fsync(p->dirfd) != 0) {

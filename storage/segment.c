@@ -111,8 +111,10 @@
  *    segment is deleted: durability is published in offset order across
  *    segments (step 3 above), so nothing in a later segment was ever
  *    acknowledged, and keeping it would leave a hole of lost offsets.
- *  - The log end is the offset after the last good batch. The recovered
- *    tail is fdatasynced before the durable offset is set to the log end.
+ *  - The log end is the offset after the last good batch. The active
+ *    segment and the segments modified in the last 120 s (they may hold
+ *    page-cache-only data after a kill -9) are fdatasynced before the
+ *    durable offset is set to the log end.
  * Hence: an acknowledged (fsynced) batch is never dropped, and a torn batch
  * is never visible. Corruption before the last index entry of a segment is
  * not found at open (that would mean reading every segment); the record
