@@ -294,9 +294,9 @@ static void h_create_topics(sl_broker *b, sl_conn *c, const sl_req *req,
                      "invalid topic name: use 1..249 of [A-Za-z0-9._-]");
         } else if (!keys || !vals) {
             rc = SL_ERR_NOMEM;
-        } else if (ct->partitions > 100000) {
+        } else if (ct->partitions > 10000) {
             rc = SL_ERR_INVALID_CONFIG;
-            snprintf(err, sizeof(err), "%u partitions is more than 100000",
+            snprintf(err, sizeof(err), "%u partitions is more than 10000",
                      ct->partitions);
         } else {
             for (uint32_t k = 0; k < ct->nconfigs; k++) {

@@ -343,8 +343,8 @@ sl_err sl_topics_create(sl_topics *ts, const char *name, int32_t nparts,
     }
     if (nparts <= 0)
         nparts = (int32_t)ts->cfg->default_partitions;
-    if (nparts > 100000) {
-        snprintf(err, errlen, "topic %s: %d partitions is more than 100000",
+    if (nparts > 10000) {
+        snprintf(err, errlen, "topic %s: %d partitions is more than 10000",
                  name, nparts);
         return SL_ERR_INVALID_CONFIG;
     }
