@@ -27,6 +27,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/bench.h"
 #include "broker/stomp_frame.h"
 
 typedef struct bopts {
@@ -377,8 +379,6 @@ static void usage(void)
             "  [--login L] [--passcode P]\n");
 }
 
-int sl_bench_stomp_main(int argc, char **argv);
-
 int sl_bench_stomp_main(int argc, char **argv)
 {
     worker *ws;
@@ -386,6 +386,7 @@ int sl_bench_stomp_main(int argc, char **argv)
     int64_t t0, t_end;
     lat e2e = {0}, rc = {0};
     double secs_in, secs_out;
+    signal(SIGPIPE, SIG_IGN); /* a closed socket is an error, not death */
     O.host = "127.0.0.1";
     O.port = "61613";
     O.dest = "/queue/bench";

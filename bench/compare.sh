@@ -1,0 +1,219 @@
+#!/usr/bin/env bash
+# bench/compare.sh - sluiced vs RabbitMQ vs ActiveMQ over STOMP, with the
+# same client (`sluice-bench stomp`, bench/sluice_bench_stomp.c) and the
+# same workloads:
+#
+#   1p/1c and 4p/4c, 100 B and 1 KiB bodies, persistent:true, a receipt
+#   every 100 sends (4 outstanding), client-individual ack of every
+#   message; and a receipt on every send (one at a time) for latency.
+#
+# Prints, per broker and workload: msg/s in and out, end-to-end and receipt
+# p50/p99/p99.9 (ms), broker CPU (% of one core over the run) and RSS (MiB).
+# Installs rabbitmq-server and activemq with apt when missing (NO_INSTALL=1
+# skips), runs every broker on loopback with its data in a temp dir, and
+# stops what it started, by pid.
+#
+#   bench/compare.sh [BUILD_DIR]        (default build)
+#   env: COUNT (messages per producer, default 20000), LAT_COUNT (2000),
+#        BROKERS ("sluiced rabbitmq activemq"), OUT (also write the table)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+build=${1:-build}
+COUNT=${COUNT:-20000}
+LAT_COUNT=${LAT_COUNT:-2000}
+BROKERS=${BROKERS:-"sluiced rabbitmq activemq"}
+bench="$root/$build/bin/sluice-bench"
+sluiced="$root/$build/bin/sluiced"
+for f in "$bench" "$sluiced"; do
+  [ -x "$f" ] || { echo "compare: $f missing: build first" >&2; exit 1; }
+done
+
+work=$(mktemp -d /tmp/sluice-compare.XXXXXX)
+pids=()
+cleanup() {
+  local p
+  for p in "${pids[@]}"; do
+    kill "$p" 2>/dev/null || true
+  done
+  for p in "${pids[@]}"; do
+    # give each a few seconds, then SIGKILL
+    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$p" 2>/dev/null || true
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+need_pkgs=()
+[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || need_pkgs+=(rabbitmq-server)
+[ -f /usr/share/activemq/bin/activemq.jar ] || need_pkgs+=(activemq)
+if [ ${#need_pkgs[@]} -gt 0 ] && [ "${NO_INSTALL:-0}" != 1 ]; then
+  echo "== apt-get install ${need_pkgs[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" \
+    >/dev/null
+fi
+
+free_port() {
+  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+wait_port() { # port timeout_s
+  local i
+  for i in $(seq $(( $2 * 10 ))); do
+    if (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  return 1
+}
+listener_pid() { # port -> pid of the process listening on it
+  ss -ltnpH "sport = :$1" | sed -nE 's/.*pid=([0-9]+).*/\1/p' | head -1
+}
+cpu_ticks() { # pid -> utime+stime of the whole process (all threads)
+  awk '{print $14 + $15}' "/proc/$1/stat"
+}
+rss_mib() {
+  awk '/^VmRSS/ {printf "%.0f", $2/1024}' "/proc/$1/status"
+}
+
+# ---- brokers ---------------------------------------------------------------
+
+start_sluiced() {
+  local d="$work/sluiced"
+  mkdir -p "$d"
+  "$sluiced" --listen 127.0.0.1:0 --stomp-listen 127.0.0.1:0 --data "$d/data" \
+    --log-level warn >"$d/ready" 2>"$d/log" &
+  pids+=($!)
+  for _ in $(seq 100); do grep -q '^sluiced ready' "$d/ready" && break; sleep 0.1; done
+  port=$(sed -nE 's/.*stomp=127\.0\.0\.1:([0-9]+).*/\1/p' "$d/ready")
+  bpid=$(sed -nE 's/.* pid=([0-9]+).*/\1/p' "$d/ready")
+  login=guest
+}
+
+start_rabbitmq() {
+  local d="$work/rabbitmq" epmd_port node_port dist_port
+  mkdir -p "$d/mnesia" "$d/log"
+  port=$(free_port); epmd_port=$(free_port); node_port=$(free_port)
+  dist_port=$(free_port)
+  echo '[rabbitmq_stomp].' >"$d/enabled_plugins"
+  cat >"$d/rabbitmq.conf" <<EOF
+listeners.tcp.default = 127.0.0.1:$node_port
+stomp.listeners.tcp.1 = 127.0.0.1:$port
+stomp.default_user = guest
+stomp.default_pass = guest
+EOF
+  # our own epmd, so we stop what we started
+  epmd -port "$epmd_port" >/dev/null 2>&1 &
+  pids+=($!)
+  env HOME="$d" ERL_EPMD_PORT="$epmd_port" \
+    RABBITMQ_NODENAME="sluicebench@localhost" \
+    RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT="$node_port" \
+    RABBITMQ_DIST_PORT="$dist_port" RABBITMQ_MNESIA_BASE="$d/mnesia" \
+    RABBITMQ_LOG_BASE="$d/log" RABBITMQ_ENABLED_PLUGINS_FILE="$d/enabled_plugins" \
+    RABBITMQ_CONFIG_FILE="$d/rabbitmq.conf" RABBITMQ_PID_FILE="$d/pid" \
+    /usr/lib/rabbitmq/bin/rabbitmq-server >"$d/out" 2>&1 &
+  pids+=($!)
+  wait_port "$port" 120 || { echo "compare: RabbitMQ did not start" >&2; tail -20 "$d/out" >&2; return 1; }
+  bpid=$(listener_pid "$port")
+  pids+=("$bpid")
+  login=guest
+}
+
+start_activemq() {
+  local d="$work/activemq" ow
+  mkdir -p "$d/data" "$d/tmp"
+  port=$(free_port)
+  cat >"$d/activemq.xml" <<EOF
+<beans xmlns="http://www.springframework.org/schema/beans"
+  xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
+  xsi:schemaLocation="http://www.springframework.org/schema/beans
+    http://www.springframework.org/schema/beans/spring-beans.xsd
+    http://activemq.apache.org/schema/core
+    http://activemq.apache.org/schema/core/activemq-core.xsd">
+  <broker xmlns="http://activemq.apache.org/schema/core" brokerName="bench"
+          dataDirectory="$d/data" useJmx="false" persistent="true">
+    <persistenceAdapter><kahaDB directory="$d/data/kahadb"/></persistenceAdapter>
+    <transportConnectors>
+      <transportConnector name="stomp" uri="stomp://127.0.0.1:$port"/>
+    </transportConnectors>
+  </broker>
+</beans>
+EOF
+  cp /etc/activemq/instances-available/main/log4j2.properties* "$d/" 2>/dev/null || true
+  java -Xms512M -Xmx512M -Djava.io.tmpdir="$d/tmp" \
+    -Dactivemq.home=/usr/share/activemq -Dactivemq.base="$d" \
+    -Dactivemq.conf="$d" -Dactivemq.data="$d/data" \
+    -jar /usr/share/activemq/bin/activemq.jar start "xbean:file:$d/activemq.xml" \
+    >"$d/out" 2>&1 &
+  pids+=($!)
+  bpid=$!
+  wait_port "$port" 120 || { echo "compare: ActiveMQ did not start" >&2; tail -20 "$d/out" >&2; return 1; }
+  login=admin
+}
+
+# ---- workloads ---------------------------------------------------------------
+
+workloads=(
+  "1p1c-100B|--producers 1 --consumers 1 --size 100 --count $COUNT --persistent --receipt-every 100"
+  "1p1c-1KiB|--producers 1 --consumers 1 --size 1024 --count $COUNT --persistent --receipt-every 100"
+  "4p4c-100B|--producers 4 --consumers 4 --size 100 --count $COUNT --persistent --receipt-every 100"
+  "4p4c-1KiB|--producers 4 --consumers 4 --size 1024 --count $COUNT --persistent --receipt-every 100"
+  "receipt-every-send|--producers 1 --consumers 1 --size 100 --count $LAT_COUNT --persistent --sync-receipts"
+)
+
+results="$work/results"
+: >"$results"
+field() { sed -nE "s/.*(^| )$1=([^ ]+).*/\2/p" <<<"$2"; }
+
+for broker in $BROKERS; do
+  echo "== $broker" >&2
+  if ! "start_$broker"; then
+    echo "$broker|(did not start)" >>"$results"
+    continue
+  fi
+  for w in "${workloads[@]}"; do
+    name=${w%%|*}; args=${w#*|}
+    dest="/queue/cmp-$name-$RANDOM"
+    t0=$(cpu_ticks "$bpid"); s0=$(date +%s.%N)
+    # shellcheck disable=SC2086
+    line=$("$bench" stomp --port "$port" --login "$login" --passcode \
+           "$([ "$login" = admin ] && echo admin || echo guest)" \
+           --dest "$dest" --ack client-individual $args 2>&1 | tail -1) || true
+    t1=$(cpu_ticks "$bpid"); s1=$(date +%s.%N)
+    cpu=$(awk -v a="$t0" -v b="$t1" -v s="$s0" -v e="$s1" -v hz="$(getconf CLK_TCK)" \
+          'BEGIN { printf "%.0f", (b - a) / hz / (e - s) * 100 }')
+    rss=$(rss_mib "$bpid")
+    echo "  $name: $line cpu=${cpu}% rss=${rss}MiB" >&2
+    printf '%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s\n' "$broker" "$name" \
+      "$(field in_msg_s "$line")" "$(field out_msg_s "$line")" \
+      "$(field e2e_p50_ms "$line")" "$(field e2e_p99_ms "$line")" \
+      "$(field e2e_p999_ms "$line")" "$(field receipt_p50_ms "$line")" \
+      "$(field receipt_p99_ms "$line")" "$(field receipt_p999_ms "$line")" \
+      "$cpu" "$rss" >>"$results"
+  done
+  # stop this broker (and its helpers) before starting the next one
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do
+    for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$p" 2>/dev/null || true
+  done
+  pids=()
+done
+
+{
+  echo "| broker | workload | msg/s in | msg/s out | e2e p50 ms | e2e p99 ms | e2e p99.9 ms | receipt p50 ms | receipt p99 ms | receipt p99.9 ms | broker CPU % | RSS MiB |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+  sed 's/^/| /; s/|/ | /g; s/$/ |/' "$results" | sed 's/^|  /| /'
+  echo
+  echo "Ratios sluiced / RabbitMQ (throughput: higher is better; p99: lower is better):"
+  echo
+  echo "| workload | in x | out x | e2e p99 / | receipt p99 / |"
+  echo "|---|---|---|---|---|"
+  awk -F'|' '
+    $1 == "sluiced" { si[$2]=$3; so[$2]=$4; se[$2]=$6; sr[$2]=$9; order[++n]=$2 }
+    $1 == "rabbitmq" { ri[$2]=$3; ro[$2]=$4; re[$2]=$6; rr[$2]=$9 }
+    function q(a, b) { return (b + 0 > 0) ? sprintf("%.2f", a / b) : "-" }
+    END { for (i = 1; i <= n; i++) { w = order[i];
+      printf "| %s | %s | %s | %s | %s |\n", w, q(si[w], ri[w]), q(so[w], ro[w]),
+             q(se[w], re[w]), q(sr[w], rr[w]) } }' "$results"
+} | tee "${OUT:-/dev/null}"
