@@ -1374,7 +1374,9 @@ static sl_err do_ack(stomp_conn *c, int cmd, const char *msgid,
     }
     if (s->qc)
         *settled_queue = 1;
-    sub_pump(s);
+    /* room for more deliveries: granted once per loop iteration (work_cb),
+     * not once per ACK, so a burst of ACKs costs one delivery pass */
+    conn_kick(c);
     return SL_OK;
 }
 
