@@ -215,6 +215,9 @@ static sl_reply *reply_new(sl_conn *c, uint32_t corr)
         free(r);
         return NULL;
     }
+    /* Its chains end up in the socket's output: let evbuffer_add_file
+     * make sendfile segments rather than mmap and copy them. */
+    evbuffer_set_flags(r->buf, EVBUFFER_FLAG_DRAINS_TO_FD);
     r->c = c;
     r->corr = corr;
     if (c->tail)
