@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -174,16 +175,52 @@ static int cmp_dent(const void *a, const void *b)
     return x->offset < y->offset ? -1 : x->offset > y->offset;
 }
 
-/* Build and send the acquire reply; frees acq. */
+/* File ranges of one partition's records in an acquire reply. */
+typedef struct slices {
+    sl_part_slice *v;
+    size_t n, cap;
+    size_t bytes;
+} slices;
+
+static int slices_add(slices *ss, const sl_part_slice *s)
+{
+    if (ss->n == ss->cap) {
+        size_t nc = ss->cap ? ss->cap * 2 : 8;
+        sl_part_slice *n = realloc(ss->v, nc * sizeof(*n));
+        if (!n)
+            return -1;
+        ss->v = n;
+        ss->cap = nc;
+    }
+    ss->v[ss->n++] = *s;
+    ss->bytes += s->len;
+    return 0;
+}
+
+static void slices_fini(slices *ss)
+{
+    for (size_t i = 0; i < ss->n; i++)
+        if (ss->v[i].fd >= 0)
+            close(ss->v[i].fd);
+    free(ss->v);
+    memset(ss, 0, sizeof(*ss));
+}
+
+/*
+ * Build and send the acquire reply; frees acq. Zero-copy: entries are
+ * written into wb, the record batches go out as file ranges (sendfile),
+ * each batch once, ascending, covering every run of delivered offsets.
+ */
 static void acq_respond(bacq *acq)
 {
     bq *q = acq->q;
-    sl_queue_acquire_resp resp;
-    sl_qacq_part *parts = NULL;
+    sl_resp_enc e;
     sl_qentry *entries = NULL;
-    sl_wb *bufs = NULL;
+    slices *ss = NULL;
+    size_t *split = NULL;
     sl_wb wb;
-    size_t np = 0;
+    size_t np = 0, pos = 0;
+    sl_err rc;
 
     q->acq = NULL;
     if (q->qc)
@@ -191,75 +228,89 @@ static void acq_respond(bacq *acq)
     if (acq->timer)
         event_free(acq->timer);
     sl_reply_set_cancel(acq->r, NULL, NULL);
-    memset(&resp, 0, sizeof(resp));
-    sl_wb_init(&wb, 256);
+    sl_wb_init(&wb, 256 + acq->n * 24);
     if (acq->n > 0) {
         qsort(acq->ents, acq->n, sizeof(dent), cmp_dent);
-        parts = calloc(acq->n, sizeof(*parts));
         entries = calloc(acq->n, sizeof(*entries));
-        bufs = calloc(acq->n, sizeof(*bufs));
-        if (!parts || !entries || !bufs)
+        ss = calloc(acq->n, sizeof(*ss));
+        split = calloc(acq->n, sizeof(*split));
+        if (!entries || !ss || !split)
             goto nomem;
-        for (size_t i = 0; i < acq->n;) {
-            size_t j = i;
-            sl_qacq_part *pp = &parts[np];
-            sl_part *part = NULL;
-            int64_t next = -1;
-            while (j < acq->n &&
-                   acq->ents[j].partition == acq->ents[i].partition)
-                j++;
-            pp->partition = (uint32_t)acq->ents[i].partition;
-            pp->entries = &entries[i];
-            pp->nentries = (uint32_t)(j - i);
-            sl_wb_init(&bufs[np], 4096);
-            sl_ops_part(S.b, q->topic, acq->ents[i].partition, SL_OPS_NO_CREATE,
-                        &part);
-            for (size_t k = i; k < j; k++) {
-                dent *d = &acq->ents[k];
-                entries[k].offset = d->offset;
-                entries[k].attempts = d->attempts;
-                entries[k].failures = d->failures;
-                entries[k].lock_deadline_ms = d->deadline;
-                /* Whole batches covering each run of offsets, each batch
-                 * once, ascending. */
-                if (part && d->offset >= next) {
-                    int64_t last = d->offset;
-                    int64_t at = d->offset, nx;
-                    size_t m = k;
-                    while (m + 1 < j && acq->ents[m + 1].offset == last + 1) {
-                        m++;
-                        last++;
-                    }
-                    /* Batches are appended whole, so every batch holding
-                     * a delivered record is below the log end. */
-                    while (at <= last &&
-                           sl_part_read_buf(part, at, 64 * 1024,
-                                            sl_part_end_offset(part), &bufs[np],
-                                            &nx) == SL_OK &&
-                           nx > at)
-                        at = nx;
-                    next = at;
-                }
+    }
+    sl_queue_acquire_resp_begin(&e, &wb, acq->corr);
+    for (size_t i = 0; i < acq->n;) {
+        size_t j = i;
+        sl_qacq_part pp;
+        sl_part *part = NULL;
+        int64_t next = -1;
+        while (j < acq->n && acq->ents[j].partition == acq->ents[i].partition)
+            j++;
+        sl_ops_part(S.b, q->topic, acq->ents[i].partition, SL_OPS_NO_CREATE,
+                    &part);
+        for (size_t k = i; k < j; k++) {
+            dent *d = &acq->ents[k];
+            entries[k].offset = d->offset;
+            entries[k].attempts = d->attempts;
+            entries[k].failures = d->failures;
+            entries[k].lock_deadline_ms = d->deadline;
+            if (!part || d->offset < next)
+                continue;
+            int64_t last = d->offset, at = d->offset;
+            size_t m = k;
+            while (m + 1 < j && acq->ents[m + 1].offset == last + 1) {
+                m++;
+                last++;
             }
-            pp->records = bufs[np].p;
-            pp->records_len = bufs[np].len;
-            np++;
-            i = j;
+            /* Batches are appended whole, so every batch holding a
+             * delivered record is below the log end. */
+            while (at <= last) {
+                sl_part_slice sl = {.fd = -1};
+                if (sl_part_read(part, at, 1 << 20, sl_part_end_offset(part),
+                                 &sl) != SL_OK ||
+                    sl.len == 0 || sl.next_offset <= at) {
+                    if (sl.len)
+                        close(sl.fd);
+                    break;
+                }
+                if (slices_add(&ss[np], &sl) != 0) {
+                    close(sl.fd);
+                    goto nomem;
+                }
+                at = sl.next_offset;
+            }
+            next = at;
+        }
+        memset(&pp, 0, sizeof(pp));
+        pp.partition = (uint32_t)acq->ents[i].partition;
+        pp.entries = &entries[i];
+        pp.nentries = (uint32_t)(j - i);
+        pp.records_len = ss[np].bytes;
+        split[np] = sl_queue_acquire_resp_part(&e, &pp, 1);
+        np++;
+        i = j;
+    }
+    rc = sl_resp_enc_finish(&e);
+    if (rc != SL_OK)
+        goto nomem;
+    for (size_t k = 0; k < np; k++) {
+        sl_reply_add(acq->r, wb.p + pos, split[k] - pos);
+        pos = split[k];
+        for (size_t m = 0; m < ss[k].n; m++) {
+            sl_reply_add_file(acq->r, ss[k].v[m].fd, ss[k].v[m].file_pos,
+                              ss[k].v[m].len);
+            ss[k].v[m].fd = -1; /* owned by the reply now */
         }
     }
-    resp.nparts = (uint32_t)np;
-    resp.parts = parts;
-    if (sl_queue_acquire_resp_encode(&wb, acq->corr, &resp) != SL_OK)
-        goto nomem;
-    reply_frame(acq->r, &wb);
+    sl_reply_add(acq->r, wb.p + pos, wb.len - pos);
+    sl_reply_done(acq->r);
     goto out;
 nomem:
     sl_reply_error(acq->r, SL_ERR_NOMEM, "QUEUE_ACQUIRE: out of memory");
 out:
-    for (size_t i = 0; bufs && i < np; i++)
-        sl_wb_fini(&bufs[i]);
-    free(bufs);
-    free(parts);
+    for (size_t i = 0; ss && i < acq->n; i++)
+        slices_fini(&ss[i]);
+    free(ss);
+    free(split);
     free(entries);
     sl_wb_fini(&wb);
     free(acq->ents);

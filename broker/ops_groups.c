@@ -25,6 +25,7 @@ typedef struct gmod {
     sl_groups *g;
     struct event *flushed_ev;
     struct event *tick_ev;
+    struct event *stage_ev; /* end of loop iteration: stage once */
     int64_t last_reap;
     pthread_mutex_t mu; /* guards g for the flusher hook */
     int hooked;
@@ -70,6 +71,25 @@ static int64_t env_now(void *ctx)
 {
     (void)ctx;
     return sl_now_ms();
+}
+
+/* Activated by the first mutation of a loop iteration; libevent runs it
+ * after the callbacks already active (e.g. every frame of a read), so a
+ * burst of acks is staged once. */
+static void env_request_stage(void *ctx)
+{
+    (void)ctx;
+    if (M.stage_ev)
+        event_active(M.stage_ev, 0, 0);
+}
+
+static void stage_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    if (M.g)
+        sl_groups_stage(M.g);
 }
 
 /* ---- events ------------------------------------------------------------ */
@@ -147,7 +167,8 @@ void sl_groups_module_fini(sl_broker *b);
 
 void sl_groups_module_init(sl_broker *b)
 {
-    sl_groups_env env = {b, env_get_part, env_partitions, env_append, env_now};
+    sl_groups_env env = {b,          env_get_part, env_partitions,
+                         env_append, env_now,      env_request_stage};
     sl_groups *g = NULL;
     sl_err rc;
 
@@ -161,7 +182,8 @@ void sl_groups_module_init(sl_broker *b)
     M.b = b;
     M.flushed_ev = event_new(sl_broker_base(b), -1, 0, flushed_cb, NULL);
     M.tick_ev = evtimer_new(sl_broker_base(b), tick_cb, NULL);
-    if (!M.flushed_ev || !M.tick_ev) {
+    M.stage_ev = event_new(sl_broker_base(b), -1, 0, stage_cb, NULL);
+    if (!M.flushed_ev || !M.tick_ev || !M.stage_ev) {
         sl_groups_free(g);
         sl_broker_fail(b, "groups: cannot create events");
         return;
@@ -177,6 +199,7 @@ void sl_groups_module_init(sl_broker *b)
     sl_ops_on_topic_delete(b, on_topic_delete, NULL);
     sl_binary_groups_register(b);
     M.last_reap = sl_now_ms();
+    sl_groups_stage(g); /* whatever loading changed */
     arm_tick(10);
 }
 
@@ -194,6 +217,9 @@ void sl_groups_module_fini(sl_broker *b)
     sl_groups_free(g);
     if (M.tick_ev)
         event_free(M.tick_ev);
+    if (M.stage_ev)
+        event_free(M.stage_ev);
+    M.stage_ev = NULL;
     if (M.flushed_ev)
         event_free(M.flushed_ev);
     M.tick_ev = M.flushed_ev = NULL;

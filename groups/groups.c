@@ -102,18 +102,39 @@ static void stage_now(sl_groups *g)
         sl_flusher_wake(g->flusher);
 }
 
-void sl_groups_mutated(sl_groups *g)
+/* Stage now unless a staged buffer still waits for the flusher (then
+ * sl_groups_on_flushed stages after the round). */
+static void stage_if_idle(sl_groups *g)
 {
     int pending;
-    g->seq++;
-    g->need_stage = 1;
-    if (!g->flusher || g->in_free)
-        return;
     pthread_mutex_lock(&g->mu);
     pending = g->staged_pending;
     pthread_mutex_unlock(&g->mu);
     if (!pending)
         stage_now(g);
+}
+
+void sl_groups_mutated(sl_groups *g)
+{
+    g->seq++;
+    g->need_stage = 1;
+    if (!g->flusher || g->in_free)
+        return;
+    if (g->env.request_stage) {
+        if (!g->stage_requested) {
+            g->stage_requested = 1;
+            g->env.request_stage(g->env.ctx);
+        }
+        return;
+    }
+    stage_if_idle(g);
+}
+
+void sl_groups_stage(sl_groups *g)
+{
+    g->stage_requested = 0;
+    if (g->need_stage && g->flusher)
+        stage_if_idle(g);
 }
 
 static sl_err db_exec(sqlite3 *db, const char *sql)
@@ -287,6 +308,8 @@ void sl_groups_flush_hook(void *arg)
     pthread_mutex_unlock(&g->mu);
 
     rc = SL_OK;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     pthread_mutex_lock(&g->db_mu);
     if (buf.len > 0) {
         rc = db_exec(g->db, "BEGIN IMMEDIATE");
@@ -301,6 +324,12 @@ void sl_groups_flush_hook(void *arg)
         }
     }
     pthread_mutex_unlock(&g->db_mu);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    sl_log(SL_DEBUG, "groups", "commit: %zu bytes of state in %.2f ms: %s",
+           buf.len,
+           (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+               (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
+           sl_strerror(rc));
     pthread_mutex_lock(&g->mu);
     g->commit_err = rc;
     if (rc == SL_OK)

@@ -50,6 +50,10 @@ typedef struct sl_groups_env {
                      sl_part **part_out);
     /* Wall clock in ms; NULL = CLOCK_REALTIME. Tests inject time here. */
     int64_t (*now_ms)(void *ctx);
+    /* Optional: ask the loop to call sl_groups_stage soon (at the end of
+     * the current loop iteration), so that a burst of requests is staged
+     * once. NULL = stage at the first mutation. */
+    void (*request_stage)(void *ctx);
 } sl_groups_env;
 
 /*
@@ -69,6 +73,9 @@ sl_err sl_groups_open(const char *data_dir, const sl_groups_env *env,
  * runs the hook with g. Accepts NULL. @thread loop */
 void sl_groups_free(sl_groups *g);
 
+/* Stage what changed for the next flusher round (after request_stage).
+ * @thread loop */
+void sl_groups_stage(sl_groups *g);
 /* The flusher hook: commits everything staged in one transaction.
  * @thread flusher */
 void sl_groups_flush_hook(void *g);

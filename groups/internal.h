@@ -158,6 +158,7 @@ struct sl_groups {
     uint64_t seq;          /* loop: last mutation */
     uint64_t staged_upto;  /* loop: mutations covered by staged buffers */
     int need_stage;        /* loop: something dirty not yet staged */
+    int stage_requested;   /* loop: env.request_stage called, not run */
     pthread_mutex_t db_mu; /* one transaction at a time on g->db */
     pthread_mutex_t mu;    /* protects the fields below */
     sl_wb staged;          /* ops waiting for the flusher */
