@@ -493,6 +493,10 @@ void sl_conn_accept(sl_broker *b, evutil_socket_t fd, const struct sockaddr *sa,
         return;
     }
     bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+    /* libevent's default is 16 KiB per read/write call: producers send
+     * frames of up to a few MiB, fetch replies are larger still */
+    bufferevent_set_max_single_read(c->bev, 256 * 1024);
+    bufferevent_set_max_single_write(c->bev, 1024 * 1024);
     bufferevent_setwatermark(c->bev, EV_WRITE,
                              (size_t)b->cfg.output_high_water / 2, 0);
     if (b->cfg.idle_timeout_ms > 0) {
