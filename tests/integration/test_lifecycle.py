@@ -207,3 +207,24 @@ def test_sigterm_finishes_inflight_durable_produces(tmp_path):
         assert b.stop() == 0
     finally:
         b.cleanup()
+
+
+def test_max_connections(tmp_path):
+    b = Broker(str(tmp_path / "d"), args=["--max-connections", "2"])
+    try:
+        b.start()
+        c1, c2 = b.client(), b.client()
+        assert c1.list_topics() == {} and c2.list_topics() == {}
+        s = socket.create_connection(b.binary_addr)
+        s.settimeout(30)
+        try:
+            assert s.recv(10) == b""  # refused: closed at once
+        except ConnectionResetError:
+            pass
+        assert "max-connections reached" in b.log()
+        c1.close()
+        # a slot frees up once the broker has reaped c1; c2 still works
+        assert c2.list_topics() == {}
+        assert b.stop() == 0
+    finally:
+        b.cleanup()
