@@ -414,10 +414,13 @@ struct produce_ctx {
     produce_wait *waits;
     size_t nwaits;
     size_t pending;
+    struct event *timer; /* the request's timeout_ms, while waiting */
 };
 
 static void produce_ctx_free(produce_ctx *x)
 {
+    if (x->timer)
+        event_free(x->timer);
     sl_arena_fini(&x->a);
     free(x->waits);
     free(x);
@@ -444,6 +447,23 @@ static void produce_durable_cb(void *arg, sl_err err)
     }
     if (--x->pending == 0)
         produce_send(x);
+}
+
+/* timeout_ms passed before an fsync covered everything: the records stay
+ * appended (they become durable with a later round), but the partitions
+ * not yet covered answer SL_ERR_TIMEOUT, as the producer asked. */
+static void produce_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    produce_ctx *x = arg;
+    for (size_t i = 0; i < x->nwaits; i++) {
+        if (!x->waits[i].w)
+            continue;
+        sl_ops_wait_cancel(x->waits[i].w);
+        x->waits[i].w = NULL;
+        x->waits[i].pr->error = SL_ERR_TIMEOUT;
+    }
+    x->pending = 0;
+    produce_send(x);
 }
 
 /* The connection closed while waiting: drop the waits, free. */
@@ -571,6 +591,14 @@ static void h_produce(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
         goto out;
     }
     if (x->pending > 0) {
+        /* timeout_ms = 0: no limit (the protocol leaves 0 open) */
+        if (q.timeout_ms > 0) {
+            struct timeval tv = {(time_t)(q.timeout_ms / 1000),
+                                 (suseconds_t)(q.timeout_ms % 1000) * 1000};
+            x->timer = evtimer_new(b->base, produce_timeout_cb, x);
+            if (x->timer)
+                evtimer_add(x->timer, &tv);
+        }
         sl_reply_set_cancel(r, produce_cancel, x);
         x = NULL; /* completes in produce_durable_cb */
         goto out;

@@ -198,3 +198,19 @@ def test_restart_keeps_everything(broker):
         assert [x["value"] for x in recs] == expect[p]
     # appends continue at the right offset
     assert c.produce("keep", 0, [b"more"])["base_offset"] == 40
+
+
+def test_durable_produce_timeout(broker):
+    """flush=interval of an hour: a durable ack cannot come; the request's
+    timeout_ms answers TIMEOUT while the record stays appended."""
+    c = broker.client()
+    c.create_topic("slow", 1, {"flush": "interval",
+                               "flush-interval-ms": "1h"})
+    body = sw.produce_body(sw.ACKS_DURABLE,
+                           {"slow": {0: sw.encode_batch([b"a"])}},
+                           timeout_ms=100)
+    r = sw.decode_produce(c.call(sw.API_PRODUCE, body))[("slow", 0)]
+    assert r["error"] == 13  # SL_ERR_TIMEOUT
+    assert r["base_offset"] == 0
+    # visible anyway (flush=interval topics show the log end)
+    assert c.fetch_records("slow", 0, 0, upto=1)[0]["value"] == b"a"
