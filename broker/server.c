@@ -380,10 +380,12 @@ static void broker_free(sl_broker *b)
     if (!b)
         return;
     if (b->base && b->flusher) {
-        if (sl_groups_module_fini)
-            sl_groups_module_fini(b);
+        /* front ends first: STOMP sessions release their queue consumers
+         * while the groups still exist */
         if (sl_stomp_module_fini)
             sl_stomp_module_fini(b);
+        if (sl_groups_module_fini)
+            sl_groups_module_fini(b);
     }
     if (b->bin_lis)
         evconnlistener_free(b->bin_lis);

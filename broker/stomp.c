@@ -77,7 +77,7 @@ typedef struct stomp_conn stomp_conn;
 typedef struct stomp_sub stomp_sub;
 typedef struct treader treader;
 
-/* ---- waits ------------------------------------------------------------- */
+/* ---- waits --------------------------------------------------------------- */
 
 typedef struct stomp_wait {
     int refs;    /* the reply holding it + each pending callback */
@@ -128,7 +128,7 @@ static void wait_cb_groups(void *arg, sl_err err)
     wait_unref(w);
 }
 
-/* ---- server and connection state ---------------------------------------- */
+/* ---- server and connection state ----------------------------------------- */
 
 typedef struct stomp_user {
     char *login;
@@ -142,6 +142,7 @@ struct stomp_srv {
     stomp_user *users;
     size_t nusers;
     stomp_conn *conns;
+    size_t nconns;    /* counted against max-connections */
     treader *readers; /* every topic reader */
     uint64_t next_session;
 };
@@ -327,7 +328,7 @@ static void conn_kick(stomp_conn *c)
  *   /exchange/amq.fanout[/KEY]                          broadcast on topic
  *                                                     "amq.fanout"
  *   /temp-queue/NAME                                    this connection's
- *                                                     queue "tmp-S-NAME"
+ *                                                     queue "stomp-tmp-S-NAME"
  */
 enum { DEST_QUEUE = 1, DEST_TOPIC = 2, DEST_TEMP = 3 };
 
@@ -379,7 +380,7 @@ static sl_err dest_parse(stomp_conn *c, const char *s, dest *d, char *why,
             snprintf(why, whylen, "invalid temp-queue name in '%.100s'", s);
             return SL_ERR_INVALID_ARG;
         }
-        snprintf(d->name, sizeof(d->name), "tmp-%s-%s", c->session, rest);
+        snprintf(d->name, sizeof(d->name), "stomp-tmp-%s-%s", c->session, rest);
         if (sl_topic_name_check(d->name, strlen(d->name)) != SL_OK) {
             snprintf(why, whylen,
                      "invalid temp-queue name in '%.100s' (use "
@@ -722,8 +723,7 @@ static sl_err send_headers(stomp_conn *c, const sl_stomp_frame *f,
     return SL_OK;
 }
 
-/* ---- subscriptions: delivery ------------------------------------------------
- */
+/* ---- subscriptions: delivery --------------------------------------------- */
 
 static int sub_can_deliver(stomp_sub *s)
 {
@@ -1073,8 +1073,7 @@ static void on_topic_delete(void *arg, const char *topic)
     }
 }
 
-/* ---- subscriptions: lifecycle -----------------------------------------------
- */
+/* ---- subscriptions: lifecycle -------------------------------------------- */
 
 static stomp_sub *sub_find(stomp_conn *c, const char *id)
 {
@@ -1263,8 +1262,7 @@ out:
     return SL_OK;
 }
 
-/* ---- ACK / NACK
- * -------------------------------------------------------------- */
+/* ---- ACK / NACK ---------------------------------------------------------- */
 
 /* Parse "topic/partition/offset". */
 static int msgid_parse(const char *id, char *topic, size_t tl, int32_t *part,
@@ -1380,8 +1378,7 @@ static sl_err do_ack(stomp_conn *c, int cmd, const char *msgid,
     return SL_OK;
 }
 
-/* ---- transactions
- * ------------------------------------------------------------ */
+/* ---- transactions -------------------------------------------------------- */
 
 static stomp_tx *tx_find(stomp_conn *c, const char *id)
 {
@@ -1483,8 +1480,7 @@ static sl_err tx_add_send(stomp_tx *t, const char *topic, int32_t part,
     return SL_OK;
 }
 
-/* ---- frame handlers
- * ------------------------------------------------------------ */
+/* ---- frame handlers ------------------------------------------------------ */
 
 #define RECEIPT(f) sl_stomp_frame_value((f), "receipt")
 
@@ -2214,8 +2210,7 @@ static void handle_frame(stomp_conn *c, const sl_stomp_frame *f)
     }
 }
 
-/* ---- connection I/O
- * ------------------------------------------------------------ */
+/* ---- connection I/O ------------------------------------------------------ */
 
 static int should_pause(stomp_conn *c)
 {
@@ -2340,15 +2335,18 @@ static void conn_teardown(stomp_conn *c)
         srv->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
+    srv->nconns--;
     for (s = c->subs; s; s = sn) {
         sn = s->next;
         sub_free(s); /* unacked messages return to their queues */
     }
     c->subs = NULL;
     for (i = 0; i < c->ntmp; i++) {
-        if (srv_groups(srv))
+        /* at shutdown the groups are gone: the next start removes it */
+        if (srv_groups(srv) && !sl_broker_stopping(srv->b)) {
             sl_qgroup_delete(srv_groups(srv), c->tmp_topics[i], NULL);
-        sl_ops_topic_delete(srv->b, c->tmp_topics[i]);
+            sl_ops_topic_delete(srv->b, c->tmp_topics[i]);
+        }
         free(c->tmp_topics[i]);
     }
     free(c->tmp_topics);
@@ -2416,7 +2414,11 @@ static void on_accept(void *arg, evutil_socket_t fd,
     stomp_conn *c = calloc(1, sizeof(*c));
     char host[INET6_ADDRSTRLEN] = "?";
     int port = 0, one = 1;
-    if (!c) {
+    if (!c || srv->nconns >= (size_t)srv->cfg->max_connections) {
+        sl_log(SL_WARN, SUBSYS,
+               "refusing a STOMP connection: %zu open (max-connections)",
+               srv->nconns);
+        free(c);
         evutil_closesocket(fd);
         return;
     }
@@ -2462,12 +2464,12 @@ static void on_accept(void *arg, evutil_socket_t fd,
     if (srv->conns)
         srv->conns->prev = c;
     srv->conns = c;
+    srv->nconns++;
     sl_log(SL_DEBUG, SUBSYS, "peer %s: accepted, session %s", c->peer,
            c->session);
 }
 
-/* ---- users
- * -------------------------------------------------------------------- */
+/* ---- users --------------------------------------------------------------- */
 
 static int hexval(int ch)
 {
@@ -2580,8 +2582,45 @@ static sl_err users_load(stomp_srv *s, const char *path, char *err,
     return SL_OK;
 }
 
-/* ---- module
- * ------------------------------------------------------------------- */
+/* ---- module -------------------------------------------------------------- */
+
+typedef struct tmp_list {
+    char **names;
+    size_t n;
+} tmp_list;
+
+static void tmp_collect(void *arg, const char *name, int32_t partitions)
+{
+    tmp_list *l = arg;
+    char **n;
+    if (strncmp(name, "stomp-tmp-", 10) != 0)
+        return;
+    n = realloc(l->names, (l->n + 1) * sizeof(*n));
+    if (!n)
+        return;
+    l->names = n;
+    l->names[l->n++] = strdup(name);
+}
+
+/* Temp queues of a previous run belong to sessions that are gone (and
+ * session numbers start again at 1): delete them. */
+static void tmp_cleanup(stomp_srv *s)
+{
+    tmp_list l = {NULL, 0};
+    size_t i;
+    sl_ops_topic_list(s->b, tmp_collect, &l);
+    for (i = 0; i < l.n; i++) {
+        if (l.names[i]) {
+            if (srv_groups(s))
+                sl_qgroup_delete(srv_groups(s), l.names[i], NULL);
+            sl_ops_topic_delete(s->b, l.names[i]);
+            sl_log(SL_INFO, SUBSYS, "deleted temp queue %s of a previous run",
+                   l.names[i]);
+        }
+        free(l.names[i]);
+    }
+    free(l.names);
+}
 
 void sl_stomp_module_init(sl_broker *b)
 {
@@ -2611,6 +2650,7 @@ void sl_stomp_module_init(sl_broker *b)
                "accepted");
     }
     g_srv = s;
+    tmp_cleanup(s);
     sl_ops_on_append(b, on_append, s);
     sl_ops_on_topic_delete(b, on_topic_delete, s);
     sl_broker_set_stomp_accept(b, on_accept, s);

@@ -70,6 +70,8 @@ class Broker:
             os.kill(self.proc.pid, sig)
             self.proc.wait(timeout=30)
         if self.proc:
+            self.returncode = self.proc.returncode
+        if self.proc:
             self.proc.stdout.close()
             self.errf.close()
         self.proc = None
