@@ -13,11 +13,11 @@
  *                 then C consumer threads read them from the beginning
  *                 (partitions split across threads); latency = time
  *                 between poll batches (ms).
- *   MODE queue    the topic is filled first, then C queue consumers in
- *                 one group acquire and ack every record (one ack per
- *                 record, coalesced into ranges by libsluice); latency =
- *                 acquire-to-ack of each record is not meaningful here,
- *                 so it reports poll latency.
+ *   MODE queue    the topic is filled first (if short), then C queue
+ *                 consumers in a new group (starting at the earliest
+ *                 offset) acquire and ack N records (one ack per record,
+ *                 coalesced into ranges by libsluice); latency = time of
+ *                 each poll (ms).
  *   MODE stomp    see bench/sluice_bench_stomp.c (when built in).
  *
  * Output: one line of key=value (records/s, MB/s, latency p50/p99/p99.9/
@@ -379,7 +379,8 @@ static void *queue_thread(void *arg)
     int64_t t;
     sluice_err e;
 
-    snprintf(group, sizeof(group), "%s-workers", O.topic);
+    /* a new group per run: it starts at the earliest offset */
+    snprintf(group, sizeof(group), "%s-workers-%ld", O.topic, (long)getpid());
     e = sluice_queue_consumer_new(c, O.topic, group, &q, err, sizeof(err));
     if (e)
         die(e, err);

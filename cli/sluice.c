@@ -688,6 +688,8 @@ static int cmd_queue(int argc, char **argv)
         snprintf(v, sizeof(v), "%lld", (long long)count);
         sluice_conf_set(g_conf, "queue.credits", v, NULL, 0);
     }
+    if (count > 0) /* no acquire beyond the last record we print */
+        sluice_conf_set(g_conf, "queue.prefetch", "false", NULL, 0);
     err = sluice_queue_consumer_new(g_conf, topic, group, &q, errstr,
                                     sizeof(errstr));
     if (err)

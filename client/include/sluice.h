@@ -161,6 +161,9 @@ const char *sluice_errstr(void);
  *                         (prefetch) [256]
  *   queue.max.wait.ms     acquire long-poll wait [500]
  *   queue.lock.ms         requested lock duration, 0 = group default [0]
+ *   queue.prefetch        true | false: ask for the next records as soon
+ *                         as the buffered ones are handed out (a consumer
+ *                         then holds up to 2 x queue.credits) [true]
  *   ack.batch.records     pending acks that trigger a send [256]
  *   ack.linger.ms         max age of a pending ack before it is sent on
  *                         the next call [10]
@@ -446,13 +449,16 @@ sluice_err sluice_queue_consumer_touch(sluice_queue_consumer *qc,
  * and how many failed. */
 sluice_err sluice_queue_consumer_flush(sluice_queue_consumer *qc,
                                        int timeout_ms);
-/* Records acquired and not yet settled by this consumer. */
+/* Records acquired (incl. buffered ones) and not yet settled by the
+ * caller. */
 size_t sluice_queue_consumer_held(sluice_queue_consumer *qc);
 /*
- * Flush pending acks, release every record still held (made available
- * again at once; released this way they do NOT count a failure, but the
- * delivery still counts in attempts), close and free. Blocks up to
- * request.timeout.ms. Accepts NULL.
+ * Flush pending acks, give back every record still held (acquired, or
+ * buffered, and not settled by the caller), close and free. The protocol
+ * has no release-without-failure: held records are NACKed with delay 0,
+ * so they are available again at once and each counts one failure (as a
+ * lock expiry would). Settle what you processed before freeing. Blocks up
+ * to request.timeout.ms (plus a long poll still in flight). Accepts NULL.
  */
 void sluice_queue_consumer_free(sluice_queue_consumer *qc);
 

@@ -47,6 +47,7 @@ static const struct key {
     {"queue.credits", "256", K_INT, 1, 1000000, NULL},
     {"queue.max.wait.ms", "500", K_INT, 0, 600000, NULL},
     {"queue.lock.ms", "0", K_INT, 0, INT_MAX, NULL},
+    {"queue.prefetch", "true", K_BOOL, 0, 0, NULL},
     {"ack.batch.records", "256", K_INT, 1, 1000000, NULL},
     {"ack.linger.ms", "10", K_INT, 0, 600000, NULL},
 };
@@ -295,6 +296,7 @@ sl_err sl_cl_cfg_load(sl_cl_cfg *cfg, const sluice_conf *conf)
     cfg->queue_credits = (int)get_int(conf, "queue.credits");
     cfg->queue_max_wait_ms = (int)get_int(conf, "queue.max.wait.ms");
     cfg->queue_lock_ms = (int)get_int(conf, "queue.lock.ms");
+    cfg->queue_prefetch = get_bool(conf, "queue.prefetch");
     cfg->ack_batch_records = (int)get_int(conf, "ack.batch.records");
     cfg->ack_linger_ms = (int)get_int(conf, "ack.linger.ms");
     if (conf) {

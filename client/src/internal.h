@@ -56,6 +56,7 @@ typedef struct sl_cl_cfg {
     int queue_credits;
     int queue_max_wait_ms;
     int queue_lock_ms;
+    int queue_prefetch;
     int ack_batch_records;
     int ack_linger_ms;
     sluice_delivery_cb dr_cb;

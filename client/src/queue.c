@@ -9,13 +9,17 @@
  * records run out; the broker answers requests in order, so settlements
  * written before it are applied before it.
  *
- * Credits: an acquire asks for up to queue.credits records minus those
- * this consumer still holds (acquired, not settled), so a consumer never
- * holds more than queue.credits records.
+ * Credits: an acquire asks for queue.credits records. With queue.prefetch
+ * the next acquire goes out as soon as the buffered records have been
+ * handed to the caller, so a consumer may hold up to 2 x queue.credits
+ * records (the batch being processed and the next one).
  *
- * Close: pending settlements are flushed, then the connection is closed;
- * the broker releases every record still held by the consumer without
- * counting a failure (attempts keep the delivery).
+ * Held records: every acquired record is tracked until the caller settles
+ * it (ack/nack/reject), so close can give back the rest: the protocol has
+ * no release-without-failure, so close NACKs them with delay 0 (available
+ * again at once; it counts one failure each, as a lock expiry would).
+ * After a lost connection the broker may already have released them; the
+ * NACK is then answered NOT_ACQUIRED and ignored.
  */
 #include <poll.h>
 #include <stdarg.h>
@@ -38,6 +42,12 @@ typedef struct qbuf {
     uint32_t nentries, ei;
     sl_cursor cu;
 } qbuf;
+
+typedef struct hitem {
+    int32_t partition;
+    int64_t offset;
+    int live;
+} hitem;
 
 typedef struct pending {
     uint32_t corr;
@@ -63,7 +73,9 @@ struct sluice_queue_consumer {
     sl_err first_err;
     char first_err_msg[256];
     size_t nfailed;
-    size_t held; /* acquired and not settled */
+    hitem *held_v; /* acquired, not settled by the caller: [hstart, hn) */
+    size_t hstart, hn, hcap;
+    size_t held; /* live entries */
 };
 
 static void clear_buffers(sluice_queue_consumer *q)
@@ -102,8 +114,54 @@ static void on_disconnect(sluice_queue_consumer *q, sl_err rc)
                  q->pend[i].items);
     q->npend = 0;
     q->acq_corr = 0;
-    q->held = 0;
     clear_buffers(q);
+}
+
+static int held_add(sluice_queue_consumer *q, int32_t part, int64_t off)
+{
+    if (q->hn == q->hcap) {
+        size_t ncap;
+        hitem *n;
+        if (q->hstart > 0) { /* compact first */
+            memmove(q->held_v, q->held_v + q->hstart,
+                    (q->hn - q->hstart) * sizeof(hitem));
+            q->hn -= q->hstart;
+            q->hstart = 0;
+        }
+        if (q->hn == q->hcap) {
+            ncap = q->hcap ? q->hcap * 2 : 1024;
+            n = realloc(q->held_v, ncap * sizeof(*n));
+            if (!n)
+                return -1;
+            q->held_v = n;
+            q->hcap = ncap;
+        }
+    }
+    q->held_v[q->hn].partition = part;
+    q->held_v[q->hn].offset = off;
+    q->held_v[q->hn].live = 1;
+    q->hn++;
+    q->held++;
+    return 0;
+}
+
+/* The caller settled (part, off): forget it. Settlements come mostly in
+ * delivery order, so the match is usually at the front. */
+static void held_remove(sluice_queue_consumer *q, int32_t part, int64_t off)
+{
+    size_t i;
+    for (i = q->hstart; i < q->hn; i++) {
+        hitem *h = &q->held_v[i];
+        if (h->live && h->offset == off && h->partition == part) {
+            h->live = 0;
+            q->held--;
+            break;
+        }
+    }
+    while (q->hstart < q->hn && !q->held_v[q->hstart].live)
+        q->hstart++;
+    if (q->hstart == q->hn)
+        q->hstart = q->hn = 0;
 }
 
 static void handle_acquire(sluice_queue_consumer *q, sl_chunk *fr,
@@ -111,7 +169,7 @@ static void handle_acquire(sluice_queue_consumer *q, sl_chunk *fr,
 {
     sl_queue_acquire_resp resp;
     sl_err rc;
-    uint32_t i;
+    uint32_t i, k;
 
     if (sl_resp_error_decode(body, len, &resp.error, &resp.error_msg) ==
             SL_OK &&
@@ -142,9 +200,11 @@ static void handle_acquire(sluice_queue_consumer *q, sl_chunk *fr,
         }
         memcpy(b->entries, pp->entries, pp->nentries * sizeof(sl_qentry));
         b->nentries = pp->nentries;
+        for (k = 0; k < pp->nentries; k++)
+            if (held_add(q, (int32_t)pp->partition, pp->entries[k].offset))
+                note_err(q, SL_ERR_NOMEM, "acquire");
         b->partition = (int32_t)pp->partition;
         sl_cursor_init(&b->cu, fr, pp->records, pp->records_len);
-        q->held += pp->nentries;
         if (q->btail)
             q->btail->next = b;
         else
@@ -279,7 +339,6 @@ static sl_err send_settlements(sluice_queue_consumer *q)
         q->pend[q->npend].api = apis[op];
         q->pend[q->npend].items = items;
         q->npend++;
-        q->held -= items < q->held ? items : q->held;
     }
     rc = sl_conn_write(&q->conn, sl_cl_deadline(q->cfg.request_timeout_ms));
     if (rc != SL_OK)
@@ -292,12 +351,10 @@ static sl_err send_acquire(sluice_queue_consumer *q, int max_wait_ms)
     sl_queue_acquire_req req;
     uint32_t corr;
     sl_err rc;
-    int64_t want = (int64_t)q->cfg.queue_credits - (int64_t)q->held;
+    int64_t want = q->cfg.queue_credits;
 
     if (q->acq_corr)
         return SL_OK;
-    if (want <= 0)
-        want = 1; /* the broker enforces the real limit */
     memset(&req, 0, sizeof(req));
     req.group = sl_str_c(q->group);
     req.topic = sl_str_c(q->topic);
@@ -391,7 +448,8 @@ static sl_err poll_locked(sluice_queue_consumer *q, int timeout_ms,
         if (n > 0) {
             /* buffer drained: ask for the next records now, so the broker
              * works while the caller processes these */
-            if (!q->bhead && !q->acq_corr && q->conn.fd >= 0)
+            if (q->cfg.queue_prefetch && !q->bhead && !q->acq_corr &&
+                q->conn.fd >= 0)
                 send_acquire(q, q->cfg.queue_max_wait_ms);
             break;
         }
@@ -532,7 +590,10 @@ static sluice_err settle(sluice_queue_consumer *qc, int op, int32_t partition,
                      reason, sl_cl_now_ms());
     if (rc != SL_OK)
         rc = sl_cl_fail(rc, "settle");
-    else if (sl_ackr_pending(&qc->ackr) >= (size_t)qc->cfg.ack_batch_records)
+    else
+        held_remove(qc, partition, offset);
+    if (rc == SL_OK &&
+        sl_ackr_pending(&qc->ackr) >= (size_t)qc->cfg.ack_batch_records)
         send_settlements(qc); /* failures surface in flush */
     pthread_mutex_unlock(&qc->mu);
     return (sluice_err)rc;
@@ -683,12 +744,26 @@ size_t sluice_queue_consumer_held(sluice_queue_consumer *qc)
 
 void sluice_queue_consumer_free(sluice_queue_consumer *qc)
 {
+    size_t i;
+    int round;
     if (!qc)
         return;
-    if (sl_conn_connected(&qc->conn)) {
-        if (send_settlements(qc) == SL_OK)
-            wait_settled(qc, sl_cl_deadline(qc->cfg.request_timeout_ms));
+    /* Give back what the caller did not settle (incl. buffered records).
+     * Twice: an acquire still in flight may hand out more records. */
+    for (round = 0; round < 2; round++) {
+        for (i = qc->hstart; i < qc->hn; i++)
+            if (qc->held_v[i].live)
+                sl_ackr_add(&qc->ackr, SL_ACKR_NACK, qc->held_v[i].partition,
+                            qc->held_v[i].offset, 0, NULL, 0);
+        qc->hstart = qc->hn = qc->held = 0;
+        if (!sl_ackr_pending(&qc->ackr) || sl_conn_ensure(&qc->conn) != SL_OK)
+            break;
+        if (send_settlements(qc) != SL_OK ||
+            wait_settled(qc, sl_cl_deadline(qc->cfg.request_timeout_ms)) !=
+                SL_OK)
+            break;
     }
+    free(qc->held_v);
     clear_buffers(qc);
     sl_conn_fini(&qc->conn);
     sl_ackr_fini(&qc->ackr);
