@@ -503,3 +503,48 @@ def test_temp_queue_removed_after_restart(broker):
     r = Raw(broker.stomp_port)
     f = r.connect("1.2")
     r.close()
+
+
+def _rss_mib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
+def _asan(pid):
+    with open("/proc/%d/maps" % pid) as f:
+        return "libasan" in f.read()
+
+
+@pytest.mark.parametrize("dest", ["/topic/bp", "/queue/bp"])
+def test_stalled_consumer_bounded_memory(broker, dest):
+    """A consumer that stops reading: the broker stops delivering to it
+    (output-high-water) instead of buffering the backlog in memory; the
+    producer is not blocked; once the consumer reads, everything arrives
+    in order."""
+    c = Raw(broker.stomp_port)
+    c.connect("1.2")
+    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    sub_and_sync(c, dest, sid="slow")
+    p = Raw(broker.stomp_port)
+    p.connect("1.2")
+    body = b"z" * (1 << 20)
+    n = 80
+    for i in range(n):
+        p.send("SEND", {"destination": dest, "seq": str(i),
+                        "content-length": str(len(body))}, body)
+    p.send("SEND", {"destination": "/topic/bp-done", "receipt": "done"}, "")
+    p.expect("RECEIPT")
+    pid = broker.proc.pid
+    if not _asan(pid):
+        rss = _rss_mib(pid)
+        print("sluiced RSS %.1f MiB" % rss)
+        assert rss < 40, "sluiced RSS %.0f MiB" % rss
+    for i in range(n):
+        m = c.expect("MESSAGE")
+        assert m.headers["seq"] == str(i)
+        assert len(m.body) == len(body)
+    p.close()
+    c.close()
