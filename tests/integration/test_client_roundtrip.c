@@ -1,0 +1,404 @@
+/*
+ * test_client_roundtrip.c - libsluice against a real sluiced.
+ *
+ *   test_client_integration HOST:PORT
+ *
+ * Run by tests/integration/test_client.py, which spawns sluiced (port 0,
+ * temp dir) through the harness. Each check prints the line on failure and
+ * exits 1. Covers: producer batching with keys, headers, zstd and delivery
+ * reports; consumer assign/seek/seek_time/watermarks/poll_batch; stream
+ * group subscribe + commit + resume; queue consumer ack/nack/reject/touch,
+ * attempts and failures, DLQ, release on close; error codes.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sluice.h"
+
+#define CHECK(c)                                                               \
+    do {                                                                       \
+        if (!(c)) {                                                            \
+            fprintf(stderr, "%s:%d: CHECK(%s) failed (errstr: %s)\n",          \
+                    __FILE__, __LINE__, #c, sluice_errstr());                  \
+            exit(1);                                                           \
+        }                                                                      \
+    } while (0)
+#define CHECK_OK(e)                                                            \
+    do {                                                                       \
+        sluice_err e_ = (e);                                                   \
+        if (e_ != SLUICE_OK) {                                                 \
+            fprintf(stderr, "%s:%d: %s -> %s: %s\n", __FILE__, __LINE__, #e,   \
+                    sluice_errname(e_), sluice_errstr());                      \
+            exit(1);                                                           \
+        }                                                                      \
+    } while (0)
+
+static const char *g_addr;
+
+static sluice_conf *conf(void)
+{
+    sluice_conf *c = sluice_conf_new();
+    CHECK(c);
+    CHECK_OK(sluice_conf_set(c, "bootstrap", g_addr, NULL, 0));
+    CHECK_OK(sluice_conf_set(c, "request.timeout.ms", "20000", NULL, 0));
+    return c;
+}
+
+typedef struct reports {
+    int n, failed;
+    int64_t offs[3][1000]; /* per partition: offsets seen */
+    int noffs[3];
+    int sum_opaque;
+} reports;
+
+static void on_dr(const sluice_delivery *d, void *op)
+{
+    reports *r = op;
+    r->n++;
+    if (d->err) {
+        r->failed++;
+        return;
+    }
+    if (d->partition >= 0 && d->partition < 3 && r->noffs[d->partition] < 1000)
+        r->offs[d->partition][r->noffs[d->partition]++] = d->offset;
+    r->sum_opaque += (int)(intptr_t)d->opaque;
+}
+
+static void test_produce_consume(const char *compression)
+{
+    sluice_conf *c = conf();
+    sluice_admin *a;
+    sluice_producer *p;
+    sluice_consumer *cs;
+    sluice_message *msgs[256];
+    reports r;
+    char topic[64], key[32], val[64], err[256];
+    sluice_header h = {"trace", 5, "abc", 3};
+    int i, seen[600] = {0}, total = 0;
+    size_t n, k;
+    int64_t lo, hi, off;
+
+    memset(&r, 0, sizeof(r));
+    snprintf(topic, sizeof(topic), "rt-%s", compression);
+    CHECK_OK(sluice_admin_new(c, &a, err, sizeof(err)));
+    CHECK_OK(sluice_admin_create_topic(a, topic, 3, NULL, 0));
+    CHECK(sluice_admin_create_topic(a, topic, 3, NULL, 0) ==
+          SLUICE_ERR_TOPIC_EXISTS);
+    CHECK(strstr(sluice_errstr(), topic));
+
+    CHECK_OK(sluice_conf_set(c, "compression", compression, NULL, 0));
+    CHECK_OK(sluice_conf_set(c, "batch.records", "50", NULL, 0));
+    sluice_conf_set_delivery_cb(c, on_dr, &r);
+    CHECK_OK(sluice_producer_new(c, &p, err, sizeof(err)));
+    for (i = 0; i < 600; i++) {
+        int kl = snprintf(key, sizeof(key), "k%d", i % 17);
+        int vl = snprintf(val, sizeof(val), "value-%d", i);
+        CHECK_OK(sluice_producer_send(p, topic, SLUICE_PARTITION_ANY, key,
+                                      (size_t)kl, val, (size_t)vl, &h, 1, 0,
+                                      (void *)(intptr_t)1));
+    }
+    CHECK(sluice_producer_send(p, topic, 7, NULL, 0, "x", 1, NULL, 0, 0,
+                               NULL) == SLUICE_ERR_UNKNOWN_PARTITION);
+    CHECK_OK(sluice_producer_flush(p, 20000));
+    CHECK(sluice_producer_outstanding(p) == 0);
+    CHECK(r.n == 600);
+    CHECK(r.failed == 0);
+    CHECK(r.sum_opaque == 600);
+    /* offsets per partition are 0..n-1, each once */
+    for (i = 0; i < 3; i++) {
+        int j, m = r.noffs[i];
+        int64_t max = -1;
+        for (j = 0; j < m; j++)
+            max = r.offs[i][j] > max ? r.offs[i][j] : max;
+        CHECK(max == m - 1);
+    }
+    CHECK(r.noffs[0] + r.noffs[1] + r.noffs[2] == 600);
+
+    /* consume everything back */
+    CHECK_OK(sluice_consumer_new(c, &cs, err, sizeof(err)));
+    CHECK(sluice_consumer_poll(cs, 0, &msgs[0]) == SLUICE_ERR_INVALID_ARG);
+    CHECK_OK(sluice_consumer_assign_topic(cs, topic, SLUICE_OFFSET_BEGINNING));
+    while (total < 600) {
+        sluice_err e = sluice_consumer_poll_batch(cs, 5000, msgs, 256, &n);
+        CHECK_OK(e);
+        for (k = 0; k < n; k++) {
+            sluice_message *m = msgs[k];
+            const sluice_header *mh = sluice_message_header(m, "trace");
+            int idx;
+            CHECK(m->value_len > 6 && !memcmp(m->value, "value-", 6));
+            idx = atoi((const char *)m->value + 6);
+            CHECK(idx >= 0 && idx < 600 && !seen[idx]);
+            seen[idx] = 1;
+            snprintf(key, sizeof(key), "k%d", idx % 17);
+            CHECK(m->key_len == strlen(key) &&
+                  !memcmp(m->key, key, m->key_len));
+            CHECK(m->partition ==
+                  sluice_partition_for_key(key, strlen(key), 3));
+            CHECK(mh && mh->value_len == 3 && !memcmp(mh->value, "abc", 3));
+            CHECK(!strcmp(m->topic, topic));
+            CHECK(m->timestamp > 1600000000000LL);
+            CHECK(m->attempts == 0);
+            total++;
+        }
+        /* messages outlive later polls: free them late */
+        for (k = 0; k < n; k++)
+            sluice_message_free(msgs[k]);
+    }
+    CHECK(sluice_consumer_poll(cs, 200, &msgs[0]) == SLUICE_ERR_TIMEOUT);
+
+    /* watermarks and seek */
+    CHECK_OK(sluice_consumer_watermarks(cs, topic, 1, &lo, &hi));
+    CHECK(lo == 0 && hi == r.noffs[1]);
+    CHECK(hi >= 2);
+    CHECK_OK(sluice_consumer_seek(cs, topic, 1, hi - 2));
+    CHECK_OK(sluice_consumer_poll(cs, 5000, &msgs[0]));
+    CHECK(msgs[0]->partition == 1 && msgs[0]->offset == hi - 2);
+    sluice_message_free(msgs[0]);
+    CHECK(sluice_consumer_seek(cs, topic, 9, 0) == SLUICE_ERR_INVALID_ARG);
+    /* by time: everything is older than now + 1 h -> log end */
+    CHECK_OK(sluice_consumer_offset_for_time(cs, topic, 1,
+                                             INT64_C(4102444800000), &off));
+    CHECK(off == hi);
+    CHECK_OK(sluice_consumer_offset_for_time(cs, topic, 1, 0, &off));
+    CHECK(off == 0);
+    CHECK_OK(sluice_consumer_seek_time(cs, topic, -1, 0));
+    CHECK_OK(sluice_consumer_poll(cs, 5000, &msgs[0]));
+    CHECK(msgs[0]->offset == 0);
+    sluice_message_free(msgs[0]);
+
+    sluice_consumer_free(cs);
+    sluice_producer_free(p);
+    sluice_admin_free(a);
+    sluice_conf_free(c);
+}
+
+static int consume_n(sluice_consumer *cs, int want, int *seen)
+{
+    int got = 0;
+    while (got < want) {
+        sluice_message *m;
+        sluice_err e = sluice_consumer_poll(cs, want == 1 ? 300 : 5000, &m);
+        if (e == SLUICE_ERR_TIMEOUT)
+            break;
+        CHECK_OK(e);
+        CHECK(!seen[m->offset]);
+        seen[m->offset] = 1;
+        sluice_message_free(m);
+        got++;
+    }
+    return got;
+}
+
+static void test_group_commit_resume(void)
+{
+    sluice_conf *c = conf();
+    sluice_producer *p;
+    sluice_consumer *cs;
+    const char *topics[1] = {"grp"};
+    char err[256], v[16];
+    int i, seen[100] = {0};
+    int64_t off;
+
+    CHECK_OK(sluice_producer_new(c, &p, err, sizeof(err)));
+    for (i = 0; i < 100; i++) {
+        int n = snprintf(v, sizeof(v), "%d", i);
+        CHECK_OK(sluice_producer_send(p, "grp", 0, NULL, 0, v, (size_t)n, NULL,
+                                      0, 0, NULL));
+    }
+    CHECK_OK(sluice_producer_flush(p, 20000));
+    sluice_producer_free(p);
+
+    CHECK_OK(sluice_conf_set(c, "group.id", "g-resume", NULL, 0));
+    CHECK_OK(sluice_conf_set(c, "auto.offset.reset", "earliest", NULL, 0));
+    CHECK_OK(sluice_consumer_new(c, &cs, err, sizeof(err)));
+    CHECK_OK(sluice_consumer_subscribe(cs, topics, 1));
+    CHECK(consume_n(cs, 40, seen) == 40);
+    CHECK_OK(sluice_consumer_commit(cs));
+    CHECK_OK(sluice_consumer_committed(cs, "grp", 0, &off));
+    CHECK(off == 40);
+    sluice_consumer_free(cs);
+
+    /* a new member resumes at 40 and reads the remaining 60 */
+    CHECK_OK(sluice_consumer_new(c, &cs, err, sizeof(err)));
+    CHECK_OK(sluice_consumer_subscribe(cs, topics, 1));
+    CHECK(consume_n(cs, 60, seen) == 60);
+    for (i = 0; i < 100; i++)
+        CHECK(seen[i]);
+    CHECK(consume_n(cs, 1, seen) == 0 || !"more than 100 records");
+    sluice_consumer_free(cs);
+    sluice_conf_free(c);
+}
+
+static void test_queue(void)
+{
+    sluice_conf *c = conf();
+    sluice_producer *p;
+    sluice_queue_consumer *q, *q2;
+    sluice_consumer *dl;
+    sluice_message *m, *msgs[16];
+    char err[256], v[16];
+    int i, acked = 0;
+    int64_t dlat = 0;
+    size_t n;
+    sluice_err e;
+
+    CHECK_OK(sluice_producer_new(c, &p, err, sizeof(err)));
+    for (i = 0; i < 10; i++) {
+        int k = snprintf(v, sizeof(v), "job%d", i);
+        CHECK_OK(sluice_producer_send(p, "jobs", 0, NULL, 0, v, (size_t)k, NULL,
+                                      0, 0, NULL));
+    }
+    CHECK_OK(sluice_producer_flush(p, 20000));
+    sluice_producer_free(p);
+
+    CHECK_OK(sluice_conf_set(c, "queue.credits", "4", NULL, 0));
+    CHECK(sluice_queue_consumer_new(c, "jobs", "", &q, err, sizeof(err)) ==
+          SLUICE_ERR_INVALID_ARG);
+    CHECK_OK(
+        sluice_queue_consumer_new(c, "jobs", "workers", &q, err, sizeof(err)));
+    /* offsets 0..3: ack 0, 1; nack 2 (redelivered); reject 3 (DLQ) */
+    for (i = 0; i < 4; i++) {
+        CHECK_OK(sluice_queue_consumer_poll(q, 5000, &msgs[i]));
+        CHECK(msgs[i]->offset == i);
+        CHECK(msgs[i]->attempts == 1 && msgs[i]->failures == 0);
+        CHECK(msgs[i]->lock_deadline > 0);
+    }
+    CHECK_OK(sluice_queue_consumer_touch(q, 0, 1, 60000, &dlat));
+    CHECK(dlat > 0);
+    CHECK_OK(sluice_queue_consumer_ack(q, 0, 0));
+    CHECK_OK(sluice_queue_consumer_ack(q, 0, 1));
+    CHECK_OK(sluice_queue_consumer_nack(q, 0, 2, 0));
+    CHECK_OK(sluice_queue_consumer_reject(q, 0, 3, "bad input"));
+    CHECK_OK(sluice_queue_consumer_flush(q, 20000));
+    for (i = 0; i < 4; i++)
+        sluice_message_free(msgs[i]);
+    /* a nack of a record we do not hold fails at flush, naming it */
+    CHECK_OK(sluice_queue_consumer_nack(q, 0, 1, 0));
+    e = sluice_queue_consumer_flush(q, 20000);
+    CHECK(e == SLUICE_ERR_NOT_ACQUIRED);
+    CHECK(strstr(sluice_errstr(), "offsets 1-1"));
+    /* errors are reported once */
+    CHECK_OK(sluice_queue_consumer_flush(q, 20000));
+    /* the nacked record comes back with its counts */
+    for (;;) {
+        CHECK_OK(sluice_queue_consumer_poll(q, 5000, &m));
+        if (m->offset == 2) {
+            CHECK(m->attempts == 2 && m->failures == 1);
+            CHECK_OK(sluice_queue_consumer_ack(q, 0, 2));
+            sluice_message_free(m);
+            break;
+        }
+        CHECK(m->offset >= 4);
+        CHECK_OK(sluice_queue_consumer_ack(q, 0, m->offset));
+        acked++;
+        sluice_message_free(m);
+    }
+    CHECK_OK(sluice_queue_consumer_flush(q, 20000));
+    /* hold some, close: they come back at once to another consumer */
+    e = sluice_queue_consumer_poll_batch(q, 5000, msgs, 16, &n);
+    CHECK(e == SLUICE_OK || e == SLUICE_ERR_TIMEOUT);
+    if (e == SLUICE_ERR_TIMEOUT)
+        n = 0;
+    CHECK(sluice_queue_consumer_held(q) >= n);
+    for (i = 0; i < (int)n; i++)
+        sluice_message_free(msgs[i]);
+    sluice_queue_consumer_free(q);
+    CHECK_OK(
+        sluice_queue_consumer_new(c, "jobs", "workers", &q2, err, sizeof(err)));
+    while (acked + 3 < 9) { /* 0,1,2 done; 3 rejected; 4..9 remain */
+        CHECK_OK(sluice_queue_consumer_poll(q2, 5000, &m));
+        CHECK(m->offset >= 4 && m->offset <= 9);
+        CHECK_OK(sluice_queue_consumer_ack(q2, 0, m->offset));
+        sluice_message_free(m);
+        acked++;
+    }
+    CHECK_OK(sluice_queue_consumer_flush(q2, 20000));
+    CHECK(sluice_queue_consumer_poll(q2, 300, &m) == SLUICE_ERR_TIMEOUT);
+    sluice_queue_consumer_free(q2);
+
+    /* the rejected record is in jobs.DLQ with its reason */
+    CHECK_OK(sluice_consumer_new(c, &dl, err, sizeof(err)));
+    CHECK_OK(
+        sluice_consumer_assign_topic(dl, "jobs.DLQ", SLUICE_OFFSET_BEGINNING));
+    CHECK_OK(sluice_consumer_poll(dl, 5000, &m));
+    CHECK(m->value_len == 4 && !memcmp(m->value, "job3", 4));
+    CHECK(sluice_message_header(m, "dlq.reason"));
+    CHECK(
+        !memcmp(sluice_message_header(m, "dlq.reason")->value, "rejected", 8));
+    sluice_message_free(m);
+    sluice_consumer_free(dl);
+    sluice_conf_free(c);
+}
+
+static void test_admin(void)
+{
+    sluice_conf *c = conf();
+    sluice_admin *a;
+    sluice_topic_list *tl;
+    sluice_topic_info *ti;
+    sluice_group_list *gl;
+    sluice_group_info *gi;
+    sluice_dlq_list *dq;
+    sluice_kv cfg = {"retention.ms", "3600000"};
+    char err[256];
+    size_t i;
+    int found = 0;
+
+    CHECK_OK(sluice_admin_new(c, &a, err, sizeof(err)));
+    CHECK(sluice_admin_create_topic(a, "cfgd", 2, &cfg, 1) == SLUICE_OK ||
+          sluice_admin_create_topic(a, "cfgd2", 2, NULL, 0) == SLUICE_OK);
+    CHECK_OK(sluice_admin_list_topics(a, &tl));
+    for (i = 0; i < tl->count; i++)
+        if (!strcmp(tl->topics[i].name, "jobs"))
+            found = 1;
+    CHECK(found);
+    sluice_topic_list_free(tl);
+    CHECK_OK(sluice_admin_describe_topic(a, "jobs", &ti));
+    CHECK(ti->partition_count == 1 && ti->partitions[0].log_end == 10);
+    sluice_topic_info_free(ti);
+    CHECK(sluice_admin_describe_topic(a, "nope", &ti) ==
+          SLUICE_ERR_UNKNOWN_TOPIC);
+    CHECK(strstr(sluice_errstr(), "nope"));
+    CHECK_OK(sluice_admin_list_groups(a, &gl));
+    found = 0;
+    for (i = 0; i < gl->count; i++)
+        if (!strcmp(gl->groups[i].name, "workers") &&
+            gl->groups[i].kind == SLUICE_GROUP_QUEUE)
+            found = 1;
+    CHECK(found);
+    sluice_group_list_free(gl);
+    CHECK_OK(sluice_admin_describe_group(a, "workers", &gi));
+    CHECK(gi->kind == SLUICE_GROUP_QUEUE);
+    CHECK(gi->partition_count == 1);
+    CHECK(gi->partitions[0].committed == 10); /* all done */
+    CHECK(gi->dlq_topic && !strcmp(gi->dlq_topic, "jobs.DLQ"));
+    sluice_group_info_free(gi);
+    CHECK(sluice_admin_describe_group(a, "nogroup", &gi) ==
+          SLUICE_ERR_UNKNOWN_GROUP);
+    CHECK_OK(sluice_admin_dlq_list(a, "jobs", &dq));
+    CHECK(dq->count == 1 && dq->dlqs[0].depth == 1);
+    sluice_dlq_list_free(dq);
+    CHECK_OK(sluice_admin_delete_topic(a, "cfgd2") == SLUICE_OK
+                 ? SLUICE_OK
+                 : sluice_admin_delete_topic(a, "cfgd"));
+    sluice_admin_free(a);
+    sluice_conf_free(c);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s HOST:PORT\n", argv[0]);
+        return 2;
+    }
+    g_addr = argv[1];
+    test_produce_consume("none");
+    test_produce_consume("zstd");
+    test_group_commit_resume();
+    test_queue();
+    test_admin();
+    printf("ok\n");
+    return 0;
+}
