@@ -65,6 +65,13 @@ struct sl_broker {
     size_t nconns;
     struct sl_conn *reap; /* closed, to free */
 
+    struct sl_stop_hook {
+        void (*fn)(void *arg);
+        void *arg;
+    } * stop_hooks;
+    size_t nstop_hooks;
+    size_t holds; /* sl_broker_hold - sl_broker_release */
+
     int stopping;
     int exit_code;
 };
@@ -79,6 +86,9 @@ void sl_ops_expire_watches(sl_broker *b);
 void sl_ops_fail_waiters(sl_broker *b, sl_err err);
 /* Ask the flusher to cover every partition (final flush). */
 void sl_ops_sync_all(sl_broker *b);
+
+/* server.c: at shutdown, exit the loop once nothing is in flight. */
+void sl_server_check_stopped(sl_broker *b);
 
 /* binary.c */
 void sl_binary_init(sl_broker *b);

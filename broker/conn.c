@@ -101,8 +101,7 @@ static void conn_kill(sl_conn *c, const char *why)
     c->reap_next = b->reap;
     b->reap = c;
     event_active(b->reap_ev, EV_READ, 0);
-    if (b->stopping && b->nconns == 0)
-        event_base_loopexit(b->base, NULL);
+    sl_server_check_stopped(b);
 }
 
 void sl_conn_reap_cb(evutil_socket_t fd, short what, void *arg)
@@ -520,8 +519,7 @@ void sl_conn_stop_all(sl_broker *b)
         n = c->next;
         sl_conn_close_after_reply(c);
     }
-    if (b->nconns == 0)
-        event_base_loopexit(b->base, NULL);
+    sl_server_check_stopped(b);
 }
 
 void sl_conn_free_all(sl_broker *b)

@@ -24,6 +24,8 @@
  *    iteration) and sl_ops_watch_*() (long-poll style, with a timeout).
  *  - Flusher: sl_flusher_add_hook(sl_broker_flusher(b), fn, arg) runs fn on
  *    the flusher thread every round after the fsyncs (groups' SQLite batch).
+ *  - Shutdown: sl_broker_on_stop() + sl_broker_hold()/sl_broker_release()
+ *    let a module finish in-flight work (receipts) before fini.
  *
  * Lifetimes: sl_part pointers returned by sl_ops_part() stay valid until
  * the topic is deleted (sl_ops_on_topic_delete() tells you, before the
@@ -57,6 +59,19 @@ const struct sl_config *sl_broker_config(const sl_broker *b);
 const char *sl_broker_data_dir(const sl_broker *b);
 /* True once shutdown began (SIGTERM/SIGINT): finish, accept nothing new. */
 int sl_broker_stopping(const sl_broker *b);
+/*
+ * Clean shutdown for modules. On SIGTERM/SIGINT the listeners stop, every
+ * stop hook runs once (fn(arg): stop reading new frames, finish what is in
+ * flight, e.g. receipts waiting for durability), and the loop keeps running
+ * until every binary connection is closed AND every hold is released, or
+ * shutdown-timeout-ms passes. Then module fini, final flush, exit 0.
+ * A module takes a hold for each connection (or piece of work) that must
+ * finish first and releases it when done; holds are counted.
+ */
+void sl_broker_on_stop(sl_broker *b, void (*fn)(void *arg), void *arg);
+void sl_broker_hold(sl_broker *b);
+void sl_broker_release(sl_broker *b);
+
 /* Fatal error in a module at start-up or run time: logs `why`, stops the
  * loop, and sluiced exits with status 1. */
 void sl_broker_fail(sl_broker *b, const char *why);

@@ -60,6 +60,36 @@ void sl_broker_fail(sl_broker *b, const char *why)
     event_base_loopexit(b->base, NULL);
 }
 
+void sl_broker_on_stop(sl_broker *b, void (*fn)(void *arg), void *arg)
+{
+    struct sl_stop_hook *h =
+        realloc(b->stop_hooks, (b->nstop_hooks + 1) * sizeof(*h));
+    if (!h)
+        abort();
+    h[b->nstop_hooks].fn = fn;
+    h[b->nstop_hooks].arg = arg;
+    b->stop_hooks = h;
+    b->nstop_hooks++;
+}
+
+void sl_broker_hold(sl_broker *b)
+{
+    b->holds++;
+}
+
+void sl_broker_release(sl_broker *b)
+{
+    if (b->holds > 0)
+        b->holds--;
+    sl_server_check_stopped(b);
+}
+
+void sl_server_check_stopped(sl_broker *b)
+{
+    if (b->stopping && b->nconns == 0 && b->holds == 0)
+        event_base_loopexit(b->base, NULL);
+}
+
 void sl_broker_set_stomp_accept(sl_broker *b, sl_accept_fn fn, void *arg)
 {
     b->stomp_accept = fn;
@@ -140,9 +170,9 @@ static void stop_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     sl_broker *b = arg;
     sl_log(SL_WARN, "server",
-           "shutdown: %zu connection(s) still busy after %lld ms, closing "
-           "them",
-           b->nconns, (long long)b->cfg.shutdown_timeout_ms);
+           "shutdown: %zu connection(s) and %zu module hold(s) still busy "
+           "after %lld ms, closing them",
+           b->nconns, b->holds, (long long)b->cfg.shutdown_timeout_ms);
     event_base_loopexit(b->base, NULL);
 }
 
@@ -170,6 +200,8 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
     b->stop_timer = evtimer_new(b->base, stop_timer_cb, b);
     if (b->stop_timer)
         evtimer_add(b->stop_timer, &tv);
+    for (size_t i = 0; i < b->nstop_hooks; i++)
+        b->stop_hooks[i].fn(b->stop_hooks[i].arg);
     sl_conn_stop_all(b);
 }
 
@@ -422,6 +454,7 @@ static void broker_free(sl_broker *b)
     if (b->base)
         event_base_free(b->base);
     sl_fs_unlock_dir(b->lock_fd);
+    free(b->stop_hooks);
     free(b->append_hooks);
     free(b->delete_hooks);
     sl_config_fini(&b->cfg);

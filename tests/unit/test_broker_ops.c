@@ -354,6 +354,46 @@ static void test_delete_topic_with_waiters_and_watches(void **state)
                      SL_ERR_INVALID_TOPIC);
 }
 
+typedef struct stop_state {
+    sl_broker *b;
+    int hooked;
+    int released;
+} stop_state;
+
+static void release_cb(evutil_socket_t fd, short what, void *arg)
+{
+    stop_state *s = arg;
+    s->released = 1;
+    sl_broker_release(s->b);
+}
+
+static void on_stop(void *arg)
+{
+    stop_state *s = arg;
+    struct timeval tv = {0, 1000};
+    s->hooked = 1;
+    /* the module finishes its work a little later */
+    event_base_once(sl_broker_base(s->b), -1, EV_TIMEOUT, release_cb, s, &tv);
+}
+
+static void test_stop_hooks_and_holds(void **state)
+{
+    fixture *f = *state;
+    stop_state s = {f->b, 0, 0};
+    char cmd[128];
+
+    sl_broker_on_stop(f->b, on_stop, &s);
+    sl_broker_hold(f->b);
+    raise(SIGTERM);
+    /* the loop runs until the hold is released, then shuts down */
+    assert_int_equal(sl_server_run(f->b), 0);
+    assert_int_equal(s.hooked, 1);
+    assert_int_equal(s.released, 1);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -367,6 +407,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(
             test_delete_topic_with_waiters_and_watches, setup, teardown),
+        cmocka_unit_test_setup(test_stop_hooks_and_holds, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
