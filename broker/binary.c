@@ -699,6 +699,17 @@ static int fetch_try(fetch_ctx *x, int final)
                 if (maxb > 0 && fp->fetch_offset < vis) {
                     rc = sl_part_read(part, fp->fetch_offset, maxb, vis,
                                       &slots[k].sl);
+                    /* Only the first data of the response may exceed the
+                     * budget (one whole batch larger than max_bytes);
+                     * later partitions must fit or wait for the next
+                     * fetch. */
+                    if (rc == SL_OK && total > 0 &&
+                        slots[k].sl.len > remaining) {
+                        if (slots[k].sl.fd >= 0)
+                            close(slots[k].sl.fd);
+                        slots[k].sl.fd = -1;
+                        slots[k].sl.len = 0;
+                    }
                 } else if (fp->fetch_offset < ph.log_start_offset ||
                            fp->fetch_offset > ph.log_end_offset) {
                     rc = SL_ERR_OFFSET_OUT_OF_RANGE;

@@ -47,7 +47,7 @@ SL_CFG_ENUM(log_level, "log-level", "info", "debug|info|warn|error|none", 0,
 SL_CFG(max_connections, "max-connections", INT, "10000", 1, 1000000, 0, NULL,
        "Maximum open binary-protocol connections; further ones are "
        "closed at once and logged.")
-SL_CFG(max_frame_bytes, "max-frame-bytes", SIZE, "16m", 1024, 1073741824, 0,
+SL_CFG(max_frame_bytes, "max-frame-bytes", SIZE, "64m", 1024, 1073741824, 0,
        NULL,
        "Largest binary-protocol request frame. A larger declared length is "
        "answered with TOO_LARGE and the connection closed, before the body "
@@ -64,10 +64,11 @@ SL_CFG(max_pending_requests, "max-pending-requests", INT, "1024", 1, 1000000,
        0, NULL,
        "Pipelined requests per connection awaiting their response (e.g. "
        "durable produces, long polls) before the broker stops reading more.")
-SL_CFG(fetch_max_bytes, "fetch-max-bytes", SIZE, "64m", 1024, 1073741824, 0,
+SL_CFG(fetch_max_bytes, "fetch-max-bytes", SIZE, "32m", 1024, 1073741824, 0,
        NULL,
-       "Cap on the bytes one fetch response may carry (a client may ask "
-       "for less; at least one whole batch is always sent).")
+       "Cap on the record bytes of one fetch response (a client may ask "
+       "for less). Only the first batch of a response is sent whole even "
+       "when it is larger.")
 SL_CFG(maintenance_interval_ms, "maintenance-interval-ms", MS, "5000", 10,
        3600000, 0, NULL,
        "How often segments are rolled by age and retention/compaction run.")

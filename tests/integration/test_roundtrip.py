@@ -214,3 +214,24 @@ def test_durable_produce_timeout(broker):
     assert r["base_offset"] == 0
     # visible anyway (flush=interval topics show the log end)
     assert c.fetch_records("slow", 0, 0, upto=1)[0]["value"] == b"a"
+
+
+def test_fetch_response_budget_across_partitions(broker):
+    c = broker.client()
+    c.create_topic("budget", 2)
+    for p in range(2):
+        assert c.produce("budget", p, [b"y" * 10000],
+                         acks=sw.ACKS_DURABLE)["error"] == 0
+    body = sw.fetch_body({"budget": [(0, 0, 1 << 20), (1, 0, 1 << 20)]},
+                         max_bytes=15000)
+    r = sw.decode_fetch(c.call(sw.API_FETCH, body))
+    # the first partition's batch fits; the second would exceed the budget
+    assert len(sw.decode_batches(r[("budget", 0)]["records"])) == 1
+    assert r[("budget", 1)]["records"] == b""
+    assert r[("budget", 1)]["high_watermark"] == 1
+    # a budget smaller than one batch still returns that first batch
+    body = sw.fetch_body({"budget": [(1, 0, 1 << 20), (0, 0, 1 << 20)]},
+                         max_bytes=100)
+    r = sw.decode_fetch(c.call(sw.API_FETCH, body))
+    assert len(sw.decode_batches(r[("budget", 1)]["records"])) == 1
+    assert r[("budget", 0)]["records"] == b""
