@@ -175,6 +175,54 @@ static int cmp_dent(const void *a, const void *b)
     return x->offset < y->offset ? -1 : x->offset > y->offset;
 }
 
+/* Order deliveries by (partition, offset): a stable counting sort by
+ * partition (deliveries of one partition mostly come ascending already),
+ * then a qsort of a partition's bucket only if it is out of order. */
+static void sort_dents(dent *v, size_t n)
+{
+    int32_t maxp = 0;
+    size_t *start;
+    dent *tmp;
+    int sorted = 1;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].partition > maxp)
+            maxp = v[i].partition;
+        if (i && cmp_dent(&v[i - 1], &v[i]) > 0)
+            sorted = 0;
+    }
+    if (sorted)
+        return;
+    start = calloc((size_t)maxp + 2, sizeof(*start));
+    tmp = malloc(n * sizeof(*tmp));
+    if (!start || !tmp || maxp > 1000000) {
+        free(start);
+        free(tmp);
+        qsort(v, n, sizeof(dent), cmp_dent);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        start[v[i].partition + 1]++;
+    for (int32_t p = 0; p <= maxp; p++)
+        start[p + 1] += start[p];
+    for (size_t i = 0; i < n; i++)
+        tmp[start[v[i].partition]++] = v[i];
+    memcpy(v, tmp, n * sizeof(*v));
+    for (size_t i = 0; i < n;) {
+        size_t j = i + 1;
+        int asc = 1;
+        while (j < n && v[j].partition == v[i].partition) {
+            if (v[j].offset < v[j - 1].offset)
+                asc = 0;
+            j++;
+        }
+        if (!asc)
+            qsort(v + i, j - i, sizeof(dent), cmp_dent);
+        i = j;
+    }
+    free(start);
+    free(tmp);
+}
+
 /* File ranges of one partition's records in an acquire reply. */
 typedef struct slices {
     sl_part_slice *v;
@@ -219,7 +267,7 @@ static void acq_respond(bacq *acq)
     slices *ss = NULL;
     size_t *split = NULL;
     sl_wb wb;
-    size_t np = 0, pos = 0;
+    size_t np = 0, pos = 0, nparts = 0;
     sl_err rc;
 
     q->acq = NULL;
@@ -230,10 +278,13 @@ static void acq_respond(bacq *acq)
     sl_reply_set_cancel(acq->r, NULL, NULL);
     sl_wb_init(&wb, 256 + acq->n * 24);
     if (acq->n > 0) {
-        qsort(acq->ents, acq->n, sizeof(dent), cmp_dent);
+        sort_dents(acq->ents, acq->n);
+        nparts = 1;
+        for (size_t i = 1; i < acq->n; i++)
+            nparts += acq->ents[i].partition != acq->ents[i - 1].partition;
         entries = calloc(acq->n, sizeof(*entries));
-        ss = calloc(acq->n, sizeof(*ss));
-        split = calloc(acq->n, sizeof(*split));
+        ss = calloc(nparts, sizeof(*ss));
+        split = calloc(nparts, sizeof(*split));
         if (!entries || !ss || !split)
             goto nomem;
     }
@@ -307,7 +358,7 @@ static void acq_respond(bacq *acq)
 nomem:
     sl_reply_error(acq->r, SL_ERR_NOMEM, "QUEUE_ACQUIRE: out of memory");
 out:
-    for (size_t i = 0; ss && i < acq->n; i++)
+    for (size_t i = 0; ss && i < nparts; i++)
         slices_fini(&ss[i]);
     free(ss);
     free(split);

@@ -373,16 +373,14 @@ static void complete_waiters(sl_groups *g)
 
 void sl_groups_on_flushed(sl_groups *g)
 {
-    int pending;
     complete_waiters(g);
     sl_queue_on_flushed(g);
-    if (g->need_stage && g->flusher) {
-        pthread_mutex_lock(&g->mu);
-        pending = g->staged_pending;
-        pthread_mutex_unlock(&g->mu);
-        if (!pending)
-            stage_now(g);
-    }
+    /* Stage even if a buffer is still pending (appended: a later snapshot
+     * of a window supersedes an earlier one), so what arrived during the
+     * round makes the next round instead of the one after. At most once
+     * per round, so the serialization cost stays per round. */
+    if (g->need_stage && g->flusher)
+        stage_now(g);
 }
 
 sl_err sl_groups_commit_now(sl_groups *g)

@@ -994,12 +994,30 @@ static void pump(sl_qgroup *qg)
         qg->repump = 0;
         now = sl_groups_now(qg->g);
         do {
+            /* Chunk per consumer and pass: small when records are scarce
+             * (fair round robin), large with a backlog, so each consumer
+             * gets long runs of offsets (whole stored batches are sent
+             * once instead of to every consumer). */
+            int64_t backlog = 0, chunk;
+            int nc = 0;
+            for (sl_qconsumer *c = qg->consumers; c; c = c->next)
+                nc += c->credits > 0;
+            for (int32_t k = 0; k < qg->nparts; k++) {
+                sl_qpart *qp = qg->parts[k];
+                if (qp)
+                    backlog += qp->n_avail +
+                               (qp_part(qp) ? qp_upto(qp) - qp->cursor : 0);
+            }
+            chunk = nc ? backlog / nc : 0;
+            if (chunk < PASS_CHUNK)
+                chunk = PASS_CHUNK;
+            if (chunk > 65536)
+                chunk = 65536;
             progress = 0;
             for (sl_qconsumer *c = qg->consumers; c; c = c->next) {
                 if (c->credits <= 0)
                     continue;
-                int want =
-                    c->credits < PASS_CHUNK ? (int)c->credits : PASS_CHUNK;
+                int want = c->credits < chunk ? (int)c->credits : (int)chunk;
                 int got = 0;
                 for (int32_t k = 0; k < qg->nparts && got < want; k++) {
                     int32_t pi = (c->rr_part + k) % qg->nparts;
@@ -1053,6 +1071,7 @@ sl_err sl_qconsumer_new(sl_groups *g, const char *group, const char *topic,
     if (g->next_consumer_id == 0)
         g->next_consumer_id = 1;
     c->lock_ms = lock_ms;
+    c->rr_part = (int32_t)(c->id & 0xffff); /* spread first partitions */
     snprintf(c->name, sizeof(c->name), "%s", name ? name : "");
     c->cb = *cb;
     c->next = qg->consumers;
