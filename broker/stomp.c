@@ -63,6 +63,8 @@
 
 #define SUBSYS "stomp"
 #define SERVER_NAME "Sluice/0.1"
+/* How long a closing connection may take to drain its output. */
+#define CLOSE_LINGER_MS 5000
 /* Coalesced SEND batches are cut at this size. */
 #define BATCH_CUT_BYTES (256u * 1024)
 /* Record header the queue groups read as a delivery delay (ms after the
@@ -237,7 +239,8 @@ struct stomp_conn {
     int64_t hb_in, hb_out; /* ms; 0 = none */
     int64_t last_read, last_write;
     struct event *hb_ev;
-    struct event *work_ev; /* deferred refill / pump / reap */
+    struct event *work_ev;   /* deferred refill / pump / reap */
+    struct event *linger_ev; /* closing: drop undrained output after it */
     int want_reap;
     stomp_sub *subs;
     stomp_tx *txs;
@@ -2306,6 +2309,8 @@ static void hb_cb(evutil_socket_t fd, short what, void *arg)
     int64_t now = sl_now_ms();
     if (c->closing)
         return;
+    if (c->reading_paused)
+        c->last_read = now; /* not reading is our doing, not the client's */
     if (c->hb_in && now - c->last_read > c->hb_in + c->hb_in / 2) {
         sl_log(SL_INFO, SUBSYS,
                "peer %s session %s: no heart-beat for %" PRId64
@@ -2368,6 +2373,8 @@ static void conn_teardown(stomp_conn *c)
         event_free(c->hb_ev);
     if (c->work_ev)
         event_free(c->work_ev);
+    if (c->linger_ev)
+        event_free(c->linger_ev);
     bufferevent_free(c->bev);
     sl_stomp_parser_fini(&c->ps);
     sl_bb_fini(&c->bb);
@@ -2392,6 +2399,17 @@ static void work_cb(evutil_socket_t fd, short what, void *arg)
         conn_process_input(c);
 }
 
+static void linger_cb(evutil_socket_t fd, short what, void *arg)
+{
+    stomp_conn *c = arg;
+    sl_log(SL_INFO, SUBSYS,
+           "peer %s session %s: output not drained %d ms after close: "
+           "dropping it",
+           c->peer, c->session, CLOSE_LINGER_MS);
+    c->want_reap = 1;
+    conn_kick(c);
+}
+
 static void conn_close(stomp_conn *c, const char *why)
 {
     if (c->closing)
@@ -2403,8 +2421,18 @@ static void conn_close(stomp_conn *c, const char *why)
     if (out_len(c) == 0) {
         c->want_reap = 1;
         conn_kick(c);
+    } else {
+        /* write_cb reaps once the output drained; a peer that does not
+         * read gets CLOSE_LINGER_MS, then its subscriptions are released
+         * and the socket closed anyway */
+        struct timeval tv = {CLOSE_LINGER_MS / 1000,
+                             (CLOSE_LINGER_MS % 1000) * 1000};
+        c->linger_ev = evtimer_new(sl_broker_base(c->s->b), linger_cb, c);
+        if (c->linger_ev)
+            evtimer_add(c->linger_ev, &tv);
+        else
+            linger_cb(-1, 0, c);
     }
-    /* else write_cb reaps once the output drained */
 }
 
 static void on_accept(void *arg, evutil_socket_t fd,

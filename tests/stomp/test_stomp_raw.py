@@ -548,3 +548,33 @@ def test_stalled_consumer_bounded_memory(broker, dest):
         assert len(m.body) == len(body)
     p.close()
     c.close()
+
+
+def test_error_to_stalled_client_releases_its_messages(broker):
+    """A client that stops reading and then sends a bad frame: its ERROR
+    cannot be written, so after a bounded linger the broker drops the
+    connection anyway and its unacked messages go to another consumer."""
+    a = Raw(broker.stomp_port)
+    a.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
+    a.connect("1.2")
+    sub_and_sync(a, "/queue/linger", sid="a", ack="client-individual")
+    p = Raw(broker.stomp_port)
+    p.connect("1.2")
+    body = b"L" * (1 << 20)
+    n = 12
+    for i in range(n):
+        p.send("SEND", {"destination": "/queue/linger", "seq": str(i),
+                        "content-length": str(len(body))}, body)
+    p.send("SEND", {"destination": "/topic/x", "receipt": "sent"}, "")
+    p.expect("RECEIPT")
+    a.send_raw(b"FROB\n\n\0")  # a protocol error, never read by a
+    b = Raw(broker.stomp_port)
+    b.connect("1.2")
+    b.sock.settimeout(30)
+    sub_and_sync(b, "/queue/linger", sid="b", ack="auto")
+    seqs = sorted(int(b.expect("MESSAGE").headers["seq"]) for _ in range(n))
+    assert seqs == list(range(n))
+    assert "not drained" in broker.log()
+    a.close()
+    b.close()
+    p.close()
