@@ -34,6 +34,7 @@
 static const char *k_schema =
     "PRAGMA journal_mode=WAL;"
     "PRAGMA synchronous=FULL;"
+    "PRAGMA wal_autocheckpoint=8192;"
     "CREATE TABLE IF NOT EXISTS qgroup(grp TEXT NOT NULL, topic TEXT NOT "
     "NULL, cfg TEXT NOT NULL, PRIMARY KEY(grp, topic));"
     "CREATE TABLE IF NOT EXISTS qpart(grp TEXT NOT NULL, topic TEXT NOT "
