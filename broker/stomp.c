@@ -2485,6 +2485,8 @@ static void on_accept(void *arg, evutil_socket_t fd,
         return;
     }
     bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+    /* bigger reads: more SENDs per append batch, fewer callbacks */
+    bufferevent_set_max_single_read(c->bev, 128 * 1024);
     bufferevent_setwatermark(c->bev, EV_WRITE,
                              (size_t)srv->cfg->output_high_water / 2, 0);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);

@@ -520,9 +520,25 @@ void sl_stomp_enc_begin(sl_stomp_enc *e, sl_wb *wb, int version, int cmd)
     sl_wb_put(wb, "\n", 1);
 }
 
+/* Bytes that may need replacing in a header: NUL, LF, CR, ':' and '\\'. */
+static int plain(const char *s, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c <= '\r' || c == ':' || c == '\\')
+            return 0;
+    }
+    return 1;
+}
+
 static void put_escaped(sl_stomp_enc *e, const char *s, size_t n, int is_name)
 {
     size_t i, run = 0;
+    if (plain(s, n)) { /* the common case: one copy */
+        sl_wb_put(e->wb, s, n);
+        return;
+    }
     for (i = 0; i < n; i++) {
         const char *rep = NULL;
         char c = s[i];
