@@ -161,6 +161,21 @@ workloads=(
   "receipt-every-send|--producers 1 --consumers 1 --size 100 --count $LAT_COUNT --persistent --sync-receipts"
 )
 
+# the yardstick for "a receipt on every send": one fdatasync of a small
+# append on the same file system
+fsync_ref=$(/usr/bin/python3 - "$work" <<'PY'
+import os, sys, time
+fd = os.open(os.path.join(sys.argv[1], "fsync-probe"), os.O_CREAT | os.O_WRONLY)
+ts = []
+for _ in range(500):
+    os.write(fd, b"x" * 100)
+    t = time.perf_counter(); os.fdatasync(fd); ts.append(time.perf_counter() - t)
+ts.sort()
+print("fdatasync_p50_ms=%.3f fdatasync_p99_ms=%.3f" % (ts[250] * 1e3, ts[495] * 1e3))
+PY
+)
+echo "== $fsync_ref" >&2
+
 results="$work/results"
 : >"$results"
 field() { sed -nE "s/.*(^| )$1=([^ ]+).*/\2/p" <<<"$2"; }
@@ -204,6 +219,8 @@ done
   echo "| broker | workload | msg/s in | msg/s out | e2e p50 ms | e2e p99 ms | e2e p99.9 ms | receipt p50 ms | receipt p99 ms | receipt p99.9 ms | broker CPU % | RSS MiB |"
   echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
   sed 's/^/| /; s/|/ | /g; s/$/ |/' "$results" | sed 's/^|  /| /'
+  echo
+  echo "Reference on the same file system: $fsync_ref (500 appends of 100 B)."
   echo
   echo "Ratios sluiced / RabbitMQ (throughput: higher is better; p99: lower is better):"
   echo
