@@ -3,6 +3,7 @@ import os
 import signal
 import socket
 import subprocess
+import time
 
 import sluice_wire as sw
 from sluice_harness import Broker, sluiced_path
@@ -225,6 +226,34 @@ def test_max_connections(tmp_path):
         c1.close()
         # a slot frees up once the broker has reaped c1; c2 still works
         assert c2.list_topics() == {}
+        assert b.stop() == 0
+    finally:
+        b.cleanup()
+
+
+def test_retention_runs_from_the_maintenance_timer(tmp_path):
+    b = Broker(str(tmp_path / "d"), args=["--maintenance-interval-ms", "10"])
+    try:
+        b.start()
+        c = b.client()
+        assert c.create_topic("ret", 1, {"segment-bytes": "4k",
+                                         "retention-bytes": "8k"}) == (0, None)
+        for i in range(40):
+            r = c.produce("ret", 0, [b"%04d" % i + b"z" * 1000],
+                          acks=sw.ACKS_DURABLE)
+            assert r["error"] == 0
+        # the timer fires every 10 ms; round trips (no sleeps) until it has
+        # deleted the oldest segments
+        deadline = time.monotonic() + 60
+        start = 0
+        while start == 0 and time.monotonic() < deadline:
+            start = c.list_offset("ret", 0, sw.OFFSET_EARLIEST)[1]
+        assert 0 < start < 40
+        assert c.fetch("ret", 0, 0)["error"] == sw.ERR_OFFSET_OUT_OF_RANGE
+        recs = c.fetch_records("ret", 0, start, upto=40)
+        assert [x["value"][:4] for x in recs] == \
+            [b"%04d" % i for i in range(start, 40)]
+        assert "retention removed" in b.log()
         assert b.stop() == 0
     finally:
         b.cleanup()
