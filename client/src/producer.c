@@ -56,6 +56,8 @@ struct sluice_producer {
     report *rep;
     size_t nrep, rep_cap;
     sl_arena arena;
+    int64_t wall_off;     /* wall clock - monotonic clock, ms */
+    int64_t wall_sync_ms; /* monotonic time wall_off was measured */
 };
 
 /* ---- reports ---------------------------------------------------------- */
@@ -88,10 +90,34 @@ static void report_batch(sluice_producer *p, sl_pbatch *b, int64_t base,
                          sl_err err)
 {
     uint32_t i;
-    for (i = 0; i < b->n; i++)
-        add_report(p, b->tidx, b->partition,
-                   err == SL_OK && base >= 0 ? base + i : -1, b->ts[i], err,
-                   b->opaque[i]);
+    report *r;
+    const char *topic = p->acc.topics[b->tidx].name;
+
+    if (p->rep_cap - p->nrep < b->n) {
+        size_t ncap = p->rep_cap ? p->rep_cap : 1024;
+        while (ncap - p->nrep < b->n)
+            ncap *= 2;
+        r = realloc(p->rep, ncap * sizeof(*r));
+        if (!r) { /* slow path: one by one, dropping what does not fit */
+            for (i = 0; i < b->n; i++)
+                add_report(p, b->tidx, b->partition,
+                           err == SL_OK && base >= 0 ? base + i : -1, b->ts[i],
+                           err, b->opaque[i]);
+            return;
+        }
+        p->rep = r;
+        p->rep_cap = ncap;
+    }
+    r = p->rep + p->nrep;
+    for (i = 0; i < b->n; i++, r++) {
+        r->topic = topic;
+        r->partition = b->partition;
+        r->offset = err == SL_OK && base >= 0 ? base + i : -1;
+        r->ts = b->ts[i];
+        r->err = err;
+        r->opaque = b->opaque[i];
+    }
+    p->nrep += b->n;
 }
 
 /* Hand queued reports to the callback, with the mutex released. Called
@@ -583,9 +609,15 @@ sluice_err sluice_producer_send(sluice_producer *p, const char *topic,
             goto out;
         }
     }
+    /* one clock read per record: the wall clock is derived from the
+     * monotonic one, re-synchronised every second */
     now = sl_cl_now_ms();
+    if (now - p->wall_sync_ms >= 1000 || p->wall_sync_ms == 0) {
+        p->wall_off = sl_cl_wall_ms() - now;
+        p->wall_sync_ms = now;
+    }
     if (timestamp <= 0)
-        timestamp = sl_cl_wall_ms();
+        timestamp = now + p->wall_off;
     rc = sl_accum_add(&p->acc, tidx, partition, timestamp, key, key_len, value,
                       value_len, (const sl_header *)headers, header_count,
                       msg_opaque, now, &full);
