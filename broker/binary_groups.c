@@ -443,6 +443,10 @@ static sl_err bq_get(sl_groups *g, const char *group, const char *topic,
     bq *q = bq_find(group, topic, cid);
     sl_qconsumer_cb cb;
     sl_err rc;
+    if (q && !sl_qconsumer_alive(q->qc) && !q->acq) {
+        bq_free(q); /* its group or topic was deleted: start over */
+        q = NULL;
+    }
     if (q) {
         q->last_used = sl_now_ms();
         *out = q;

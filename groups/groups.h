@@ -206,6 +206,9 @@ sl_err sl_qconsumer_new(sl_groups *g, const char *group, const char *topic,
  * callbacks. Accepts NULL. @thread loop */
 void sl_qconsumer_free(sl_qconsumer *c);
 uint32_t sl_qconsumer_id(const sl_qconsumer *c);
+/* 0 once the consumer's group is gone (deleted, topic deleted, groups
+ * freed): an orphan to free and, if wanted, create again. */
+int sl_qconsumer_alive(const sl_qconsumer *c);
 /* Add n credits (n may be negative; credits never go below 0) and deliver
  * what is available now. */
 void sl_qconsumer_credit(sl_qconsumer *c, int64_t n);

@@ -626,12 +626,13 @@ static void qg_sync_parts(sl_qgroup *qg)
             s = qg->cfg.start_latest ? sl_part_end_offset(p)
                                      : sl_part_start_offset(p);
         np[i] = qp_new(qg, i, s);
-        if (np[i]) {
+        if (np[i])
             np[i]->dirty = 1;
-            update_low_water(qg, np[i]);
-        }
     }
     qg->nparts = n;
+    for (int32_t i = 0; i < n; i++) /* after nparts: this group counts */
+        if (np[i])
+            update_low_water(qg, np[i]);
     sl_groups_mutated(g);
 }
 
@@ -1083,6 +1084,11 @@ sl_err sl_qconsumer_new(sl_groups *g, const char *group, const char *topic,
 uint32_t sl_qconsumer_id(const sl_qconsumer *c)
 {
     return c->id;
+}
+
+int sl_qconsumer_alive(const sl_qconsumer *c)
+{
+    return c->qg != NULL;
 }
 
 int64_t sl_qconsumer_credits(const sl_qconsumer *c)

@@ -339,3 +339,67 @@ def test_bad_input_named(broker):
         sw._ok(c.call(swg.API_QUEUE_ACQUIRE, b"\x01\x00"))
     assert e.value.code == sw.ERR_MALFORMED
     assert c.create_topic("t2", 1) == (0, None)
+
+
+def test_window_is_bounded(broker):
+    c = broker.client()
+    c.create_topic("t", 1)
+    swg.queue_config(c, "g", "t", {"max_inflight": "50"})
+    produce(c, "t", 0, [b"v%d" % i for i in range(200)])
+    q = swg.Queue(c, "g", "t", "c1")
+    r = acquire_until(q, lambda g: g, n=1000)
+    assert [x["offset"] for x in r] == list(range(50))
+    assert q.acquire(1000, max_wait_ms=100) == []  # window full
+    q.ack([(0, 1, 9)])
+    assert q.acquire(1000, max_wait_ms=100) == []  # offset 0 holds it
+    q.ack([(0, 0)])
+    r = acquire_until(q, lambda g: g, n=1000)
+    assert [x["offset"] for x in r] == list(range(50, 60))
+
+
+def test_topic_deleted_and_recreated(broker):
+    c = broker.client()
+    c.create_topic("t", 1)
+    produce(c, "t", 0, [b"old1", b"old2"])
+    q = swg.Queue(c, "g", "t", "c1")
+    assert len(acquire_until(q, lambda g: g, n=10)) == 2
+    assert c.delete_topic("t") == (0, None)
+    c.create_topic("t", 1)
+    produce(c, "t", 0, [b"new"])
+    r = acquire_until(q, lambda g: g, n=10)
+    assert [(x["offset"], x["value"], x["attempts"]) for x in r] == \
+        [(0, b"new", 1)]
+
+
+def test_consumption_based_retention(tmp_path):
+    from sluice_harness import Broker
+    b = Broker(str(tmp_path / "data"), args=["--maintenance-interval-ms",
+                                             "50"])
+    b.start()
+    try:
+        c = b.client()
+        cfg = {"segment-bytes": "4096", "retention-bytes": "4096"}
+        assert c.create_topic("q", 1, cfg) == (0, None)
+        assert c.create_topic("witness", 1, cfg) == (0, None)
+        swg.queue_config(c, "g", "q")  # the group exists before the data
+        for i in range(60):
+            for t in ("q", "witness"):
+                produce(c, t, 0, [b"x" * 200])
+        # wait until retention visibly ran on the witness topic
+        end = time.monotonic() + DEADLINE_S
+        while c.list_offset("witness", 0, sw.OFFSET_EARLIEST)[1] == 0:
+            assert time.monotonic() < end, "retention never ran"
+            c.list_offset("witness", 0, sw.OFFSET_LATEST)
+        # the queue group's start offset (0) keeps every segment of q
+        assert c.list_offset("q", 0, sw.OFFSET_EARLIEST)[1] == 0
+        q = swg.Queue(c, "g", "q", "c1")
+        r = acquire_until(q, lambda g: len(g) >= 60, n=100)
+        q.ack([(0, 0, 59)])
+        while c.list_offset("q", 0, sw.OFFSET_EARLIEST)[1] == 0:
+            assert time.monotonic() < end, "consumed segments kept"
+            q.acquire(1, max_wait_ms=50)
+        assert len(r) == 60
+        c.close()
+        assert b.stop() == 0
+    finally:
+        b.cleanup()
