@@ -578,3 +578,60 @@ def test_error_to_stalled_client_releases_its_messages(broker):
     a.close()
     b.close()
     p.close()
+
+
+@pytest.mark.parametrize("headers,connect,needle", [
+    ({"destination": "/topic/dur", "id": "1",
+      "activemq.subscriptionName": "s"}, {}, "client-id"),
+    ({"destination": "/topic/dur.*", "id": "1", "durable": "true",
+      "auto-delete": "false"}, {}, "wildcard"),
+    ({"destination": "/temp-queue/", "id": "1"}, {}, "temp-queue"),
+])
+def test_error_durable_and_temp(raw, headers, connect, needle):
+    r = raw("1.2", headers=connect)
+    r.send("SUBSCRIBE", headers)
+    f = r.expect("ERROR")
+    assert needle in f.headers["message"] + " " + f.body.decode(), f
+    assert r.expect_closed() == []
+
+
+def test_nack_10_11_12_wire(raw):
+    """NACK by id (1.2) and by message-id + subscription (1.1); the
+    message comes back redelivered."""
+    p = raw()
+    for v in ("1.1", "1.2"):
+        c = raw(v)
+        dest = "/queue/nack-" + v
+        p.send("SEND", {"destination": dest, "receipt": "s" + v}, "n")
+        p.expect("RECEIPT")
+        sub_and_sync(c, dest, sid="s", ack="client-individual")
+        m = c.expect("MESSAGE")
+        assert m.headers["redelivered"] == "false"
+        if v == "1.2":
+            c.send("NACK", {"id": m.headers["ack"], "receipt": "n"})
+        else:
+            c.send("NACK", {"message-id": m.headers["message-id"],
+                            "subscription": "s", "receipt": "n"})
+        got = [c.read_frame() for _ in range(2)]
+        cmds = sorted(f.command for f in got)
+        assert cmds == ["MESSAGE", "RECEIPT"], got
+        m2 = [f for f in got if f.command == "MESSAGE"][0]
+        assert m2.headers["redelivered"] == "true"
+        assert m2.headers["message-id"] == m.headers["message-id"]
+
+
+def test_unsubscribe_rabbitmq_durable_removes_it(raw):
+    c = raw()
+    h = {"destination": "/topic/rdur", "id": "keep", "durable": "true",
+         "auto-delete": "false", "ack": "client-individual"}
+    c.send("SUBSCRIBE", dict(h, receipt="s1"))
+    c.expect("RECEIPT")
+    c.send("UNSUBSCRIBE", {"id": "keep", "durable": "true", "receipt": "u"})
+    c.expect("RECEIPT")
+    p = raw()
+    p.send("SEND", {"destination": "/topic/rdur", "receipt": "x"}, "gone")
+    p.expect("RECEIPT")
+    c.send("SUBSCRIBE", dict(h, receipt="s2"))
+    c.expect("RECEIPT")
+    p.send("SEND", {"destination": "/topic/rdur"}, "new")
+    assert c.expect("MESSAGE").body == b"new"

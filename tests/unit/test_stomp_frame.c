@@ -565,6 +565,67 @@ static void test_random_chunks(void **state)
     sl_wb_fini(&wb);
 }
 
+/* Random bytes (biased towards STOMP syntax) in random chunks never crash
+ * the parser, and every frame it returns is well formed. Run under ASan. */
+static void test_fuzz(void **state)
+{
+    static const char alphabet[] = "SENDCOMITACKBGUSRPHE:\\\n\r\0abc";
+    unsigned seed = 777;
+    int round;
+    for (round = 0; round < 3000; round++) {
+        sl_stomp_limits l = {512, 8, 64};
+        sl_stomp_parser p;
+        uint8_t buf[700];
+        size_t n, off = 0, i;
+        seed = seed * 1103515245u + 12345u;
+        n = 1 + (seed >> 8) % sizeof(buf);
+        for (i = 0; i < n; i++) {
+            seed = seed * 1103515245u + 12345u;
+            buf[i] =
+                (seed >> 20) % 4 == 0
+                    ? (uint8_t)(seed >> 12)
+                    : (uint8_t)alphabet[(seed >> 12) % (sizeof(alphabet) - 1)];
+        }
+        if (round % 2 == 0 && n > 6)
+            memcpy(buf, "SEND\n", 5);
+        sl_stomp_parser_init(&p, &l);
+        sl_stomp_parser_set_version(&p, 10 + round % 3);
+        while (off < n) {
+            sl_stomp_frame f;
+            size_t used = 0, chunk;
+            int rc;
+            seed = seed * 1103515245u + 12345u;
+            chunk = 1 + (seed >> 16) % 40;
+            if (chunk > n - off)
+                chunk = n - off;
+            rc = sl_stomp_parse(&p, buf + off, chunk, &used, &f);
+            assert_true(used <= chunk);
+            off += used;
+            if (rc == SL_STOMP_PERROR) {
+                assert_true(p.errstr[0] != 0);
+                break;
+            }
+            if (rc == SL_STOMP_FRAME) {
+                uint32_t h;
+                assert_true(f.cmd > SL_STOMP_CMD_NONE &&
+                            f.cmd < SL_STOMP_CMD__END);
+                assert_true(f.header_count <= l.max_headers);
+                assert_true(f.body_len < l.max_frame);
+                assert_int_equal(f.body[f.body_len], 0);
+                for (h = 0; h < f.header_count; h++) {
+                    assert_int_equal(f.headers[h].name[f.headers[h].name_len],
+                                     0);
+                    assert_int_equal(f.headers[h].value[f.headers[h].value_len],
+                                     0);
+                }
+            } else {
+                assert_int_equal(used, chunk);
+            }
+        }
+        sl_stomp_parser_fini(&p);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -596,6 +657,7 @@ int main(void)
         cmocka_unit_test(test_encode_cr),
         cmocka_unit_test(test_encode_no_escape_connected_and_10),
         cmocka_unit_test(test_random_chunks),
+        cmocka_unit_test(test_fuzz),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
