@@ -5,7 +5,8 @@
  * Fetch pipeline: at most one FETCH in flight. When its reply arrives, the
  * next fetch offsets are computed from the batch headers (no record
  * decoding) and the next FETCH is sent before the records of this one are
- * turned into messages, so the broker works while we decode. Anything that
+ * turned into messages, so the broker works while we decode (up to about
+ * 2 x fetch.max.bytes buffered). Anything that
  * moves positions (assign, seek, rebalance) bumps `gen`, drops buffered
  * replies and ignores the fetch in flight.
  *
@@ -54,6 +55,7 @@ struct sluice_consumer {
     uint64_t fetch_epoch;
     fbuf *bhead, *btail;
     size_t buffered_bytes;
+    int caught_up; /* the last fetch brought nothing: no prefetching */
     /* pending fetch error to return once */
     sl_err perr;
     char perr_msg[512];
@@ -553,6 +555,7 @@ static void handle_fetch(sluice_consumer *c, sl_chunk *fr)
         }
     }
     c->buffered_bytes += pending_bytes;
+    c->caught_up = pending_bytes == 0;
 }
 
 static void handle_frame(sluice_consumer *c, sl_chunk *fr)
@@ -1185,14 +1188,18 @@ static sl_err poll_locked(sluice_consumer *c, int timeout_ms,
             c->perr = SL_OK;
             break;
         }
-        /* prefetch: keep one fetch in flight while little is buffered */
+        /* Keep one fetch in flight: a prefetch (no broker wait) while
+         * records are buffered, unless the last fetch found nothing new;
+         * a long poll once the buffer is empty. At most about
+         * 2 x fetch.max.bytes are buffered. */
         wait = c->bhead || n ? 0 : sl_cl_left(deadline);
         if (wait < 0 || wait > c->cfg.fetch_max_wait_ms)
             wait = c->cfg.fetch_max_wait_ms;
         if (c->subscribed && wait > c->hb_interval_ms)
             wait = c->hb_interval_ms;
         if (!c->fetch_corr &&
-            c->buffered_bytes < (size_t)c->cfg.fetch_max_bytes) {
+            c->buffered_bytes < 2 * (size_t)c->cfg.fetch_max_bytes &&
+            (wait > 0 || !c->caught_up)) {
             rc = send_fetch(c, wait);
             if (rc != SL_OK)
                 break;
