@@ -70,6 +70,9 @@
 /* Record header the queue groups read as a delivery delay (ms after the
  * record's timestamp); AMQ_SCHEDULED_DELAY is copied into it. */
 #define HDR_DELAY_MS "delay-ms"
+/* Record header the queue groups read as the message's time to live (ms
+ * after its timestamp); RabbitMQ's `expiration` is copied into it. */
+#define HDR_TTL_MS "ttl-ms"
 
 enum { ACK_AUTO = 0, ACK_CLIENT = 1, ACK_INDIVIDUAL = 2 };
 static const char *const ack_names[] = {"auto", "client", "client-individual"};
@@ -719,6 +722,19 @@ static sl_err send_headers(stomp_conn *c, const sl_stomp_frame *f,
                 h[n].value_len = (size_t)l;
             }
         }
+        /* RabbitMQ's per-message TTL (ms from now) */
+        if (strcmp(sh->name, "expiration") == 0 &&
+            !sl_stomp_frame_get(f, HDR_TTL_MS)) {
+            int ok;
+            int64_t t = parse_i64(sh->value, &ok);
+            if (ok && t >= 0) {
+                n++;
+                h[n].key = HDR_TTL_MS;
+                h[n].key_len = strlen(HDR_TTL_MS);
+                h[n].value = sh->value;
+                h[n].value_len = sh->value_len;
+            }
+        }
         n++;
     }
     *out = h;
@@ -843,16 +859,24 @@ static void pend_add(stomp_sub *s, treader *r, int32_t partition,
     s->npend++;
 }
 
-/* expires (ms since the epoch, ActiveMQ) already passed? */
+/* expires (ms since the epoch, ActiveMQ) or ttl-ms (after the record's
+ * timestamp) already passed? */
 static int rec_expired(const sl_record *rec)
 {
     char b[32];
     int ok;
     int64_t v;
-    if (!rec_header(rec, "expires", b, sizeof(b)))
-        return 0;
-    v = parse_i64(b, &ok);
-    return ok && v > 0 && v <= sl_now_ms();
+    if (rec_header(rec, "expires", b, sizeof(b))) {
+        v = parse_i64(b, &ok);
+        if (ok && v > 0 && v <= sl_now_ms())
+            return 1;
+    }
+    if (rec_header(rec, HDR_TTL_MS, b, sizeof(b))) {
+        v = parse_i64(b, &ok);
+        if (ok && v >= 0 && rec->timestamp + v <= sl_now_ms())
+            return 1;
+    }
+    return 0;
 }
 
 /* Queue consumer push callback. */

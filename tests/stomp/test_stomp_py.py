@@ -534,3 +534,16 @@ def test_priority_accepted_order_kept(client):
     ms = c.l.get(2)
     assert [m.body for m in ms] == ["low", "high"]
     assert ms[1].headers["priority"] == "9"
+
+
+def test_rabbitmq_expiration_ttl(client):
+    p = client()
+    p.send("/queue/ttl", "short", expiration="0")
+    p.send("/queue/ttl", "long", expiration="600000")
+    c = client()
+    c.subscribe("/queue/ttl", "s")
+    m = c.l.get(1)[0]
+    assert m.body == "long"
+    assert m.headers["expiration"] == "600000"
+    c.sync()
+    assert c.l.msgs.empty()
