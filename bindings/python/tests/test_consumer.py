@@ -107,3 +107,42 @@ def test_assign_default_offset_follows_auto_offset_reset(bootstrap, topic):
         assert c.poll(timeout=0.3) is None
         produce(bootstrap, topic, [b"c"])
         assert c.poll(timeout=10).value == b"c"
+
+
+def test_group_members_share_partitions(bootstrap, admin, topic):
+    admin.create_topic(topic, partitions=4)
+    group = topic + "-g"
+    a = sluice.Consumer(bootstrap, group, auto_offset_reset="earliest",
+                        heartbeat_interval_ms=100)
+    b = sluice.Consumer(bootstrap, group, auto_offset_reset="earliest",
+                        heartbeat_interval_ms=100)
+    try:
+        a.subscribe(topic)
+        b.subscribe(topic)
+        # poll both until the broker has split the partitions 2 + 2 and
+        # both members know their share
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            a.poll(timeout=0.1)
+            b.poll(timeout=0.1)
+            sa = {tp.partition for tp in a.assignment()}
+            sb = {tp.partition for tp in b.assignment()}
+            if len(sa) == 2 and len(sb) == 2 and not sa & sb:
+                break
+        assert sorted(sa | sb) == [0, 1, 2, 3] and not sa & sb
+        with sluice.Producer(bootstrap) as p:
+            for i in range(200):
+                p.send(topic, b"%d" % i, key=b"k%d" % i)
+        seen = {}
+        deadline = time.monotonic() + 30
+        while len(seen) < 200 and time.monotonic() < deadline:
+            for name, c, mine in (("a", a, sa), ("b", b, sb)):
+                for m in c.consume(100, timeout=0.1):
+                    assert m.partition in mine
+                    assert int(m.value) not in seen, "delivered twice"
+                    seen[int(m.value)] = name
+        assert sorted(seen) == list(range(200))
+        assert set(seen.values()) == {"a", "b"}
+    finally:
+        a.close()
+        b.close()
