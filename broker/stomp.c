@@ -1160,8 +1160,51 @@ static void sanitize_name(char *s)
 }
 
 /* A queue consumer on group/topic for s; declares the group when new. */
+/* Does the described group already cover topic? */
+static int info_has_topic(const sl_group_info *info, const char *topic)
+{
+    size_t i;
+    for (i = 0; info && i < info->nparts; i++) {
+        if (strcmp(info->parts[i].topic, topic) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Queue settings a SUBSCRIBE may carry when it creates the queue
+ * (RabbitMQ's queue arguments): x-message-ttl, x-delivery-limit. */
+static sl_err sub_queue_args(const sl_stomp_frame *f, sl_qgroup_cfg *cfg,
+                             char *why, size_t whylen)
+{
+    const char *ttl = f ? sl_stomp_frame_value(f, "x-message-ttl") : NULL;
+    const char *lim = f ? sl_stomp_frame_value(f, "x-delivery-limit") : NULL;
+    int ok;
+    int64_t v;
+    if (ttl) {
+        v = parse_i64(ttl, &ok);
+        if (!ok || v < 0) {
+            snprintf(why, whylen, "x-message-ttl must be ms >= 0, not '%.40s'",
+                     ttl);
+            return SL_ERR_INVALID_ARG;
+        }
+        cfg->ttl_ms = v;
+    }
+    if (lim) {
+        v = parse_i64(lim, &ok);
+        if (!ok || v < 0 || v > 1000000) {
+            snprintf(why, whylen,
+                     "x-delivery-limit must be 0..1000000, not '%.40s'", lim);
+            return SL_ERR_INVALID_ARG;
+        }
+        /* RabbitMQ counts redeliveries; the group counts deliveries */
+        cfg->max_deliveries = (int32_t)v + 1;
+    }
+    return SL_OK;
+}
+
 static sl_err sub_open_queue(stomp_sub *s, const char *group, const char *topic,
-                             int start_latest, char *why, size_t whylen)
+                             int start_latest, const sl_stomp_frame *f,
+                             char *why, size_t whylen)
 {
     stomp_conn *c = s->c;
     sl_groups *g = srv_groups(c->s);
@@ -1173,15 +1216,22 @@ static sl_err sub_open_queue(stomp_sub *s, const char *group, const char *topic,
         snprintf(why, whylen, "queue groups are not available");
         return SL_ERR_UNKNOWN;
     }
-    if (sl_groups_describe(g, group, &info) == SL_ERR_UNKNOWN_GROUP) {
+    if (sl_groups_describe(g, group, &info) != SL_OK ||
+        !info_has_topic(info, topic)) {
         sl_qgroup_cfg cfg;
         sl_qgroup_cfg_defaults(&cfg);
         cfg.key_ordered = c->s->cfg->stomp_key_ordered ? 1 : 0;
         cfg.start_latest = start_latest;
+        rc = sub_queue_args(f, &cfg, why, whylen);
+        if (rc != SL_OK) {
+            sl_group_info_free(info);
+            return rc;
+        }
         rc = sl_qgroup_declare(g, group, topic, &cfg);
         if (rc != SL_OK) {
             snprintf(why, whylen, "cannot create queue group %s on %s: %s",
                      group, topic, sl_strerror(rc));
+            sl_group_info_free(info);
             return rc;
         }
     }
@@ -1222,8 +1272,8 @@ static void tmp_remember(stomp_conn *c, const char *topic)
 /* Create subscription id on dest. On failure why says it. */
 static sl_err sub_create(stomp_conn *c, const char *id, const char *dstr,
                          const dest *d, int ack, int64_t prefetch,
-                         const char *durable_name, char *why, size_t whylen,
-                         stomp_sub **out)
+                         const char *durable_name, const sl_stomp_frame *f,
+                         char *why, size_t whylen, stomp_sub **out)
 {
     stomp_sub *s = calloc(1, sizeof(*s));
     sl_err rc = SL_OK;
@@ -1247,7 +1297,7 @@ static sl_err sub_create(stomp_conn *c, const char *id, const char *dstr,
             tmp_remember(c, d->name);
             s->temp = 1;
         }
-        rc = sub_open_queue(s, d->name, d->name, 0, why, whylen);
+        rc = sub_open_queue(s, d->name, d->name, 0, f, why, whylen);
     } else if (durable_name) {
         char group[SL_TOPIC_NAME_MAX + 1];
         if (d->wildcard) {
@@ -1266,7 +1316,7 @@ static sl_err sub_create(stomp_conn *c, const char *id, const char *dstr,
         snprintf(group, sizeof(group), "%s", durable_name);
         sanitize_name(group);
         s->durable = 1;
-        rc = sub_open_queue(s, group, d->name, 1, why, whylen);
+        rc = sub_open_queue(s, group, d->name, 1, f, why, whylen);
     } else if (d->wildcard) {
         wild_ctx w;
         s->pattern = strdup(d->name);
@@ -1709,7 +1759,7 @@ static void h_send(stomp_conn *c, const sl_stomp_frame *f)
         if (!sub_find(c, rt)) {
             stomp_sub *s;
             rc = sub_create(c, rt, rt, &td, ACK_AUTO, c->s->cfg->stomp_prefetch,
-                            NULL, why, sizeof(why), &s);
+                            NULL, NULL, why, sizeof(why), &s);
             if (rc != SL_OK) {
                 send_error(c, receipt, "cannot create temp queue", why);
                 return;
@@ -1889,7 +1939,7 @@ static void h_subscribe(stomp_conn *c, const sl_stomp_frame *f)
             dn = durable_name;
         }
     }
-    if (sub_create(c, id, dv, &d, ack, prefetch, dn, why, sizeof(why), &s) !=
+    if (sub_create(c, id, dv, &d, ack, prefetch, dn, f, why, sizeof(why), &s) !=
         SL_OK) {
         send_error(c, receipt, "cannot subscribe", why);
         return;

@@ -547,3 +547,37 @@ def test_rabbitmq_expiration_ttl(client):
     assert m.headers["expiration"] == "600000"
     c.sync()
     assert c.l.msgs.empty()
+
+
+def test_rabbitmq_queue_arguments_on_subscribe(client):
+    c = client()
+    c.subscribe("/queue/qargs", "s", ack="client-individual",
+                **{"x-delivery-limit": "1", "x-message-ttl": "600000"})
+    p = client()
+    p.send("/queue/qargs", "poison")
+    m = c.l.get(1)[0]
+    c.nack(m)
+    m = c.l.get(1)[0]
+    assert m.headers["redelivered"] == "true"
+    c.nack(m)  # 1 redelivery allowed: now dead-lettered
+    d = client()
+    d.subscribe("/queue/qargs.DLQ", "d")
+    assert d.l.get(1)[0].body == "poison"
+    c.sync()
+    assert c.l.msgs.empty()
+
+
+def test_durable_name_shared_with_a_queue(client):
+    """A RabbitMQ-style durable subscription whose id is also a queue's
+    name: the durable one still starts at the topic's end."""
+    p = client()
+    p.send("/queue/same", "queued")
+    p.send("/topic/same-t", "old")
+    q = client()
+    q.subscribe("/queue/same", "q")
+    assert q.l.get(1)[0].body == "queued"
+    c = client()
+    c.subscribe("/topic/same-t", "same", durable="true",
+                **{"auto-delete": "false"})
+    p.send("/topic/same-t", "published")
+    assert c.l.get(1)[0].body == "published"
