@@ -158,7 +158,9 @@ const char *sluice_errstr(void);
  *   fetch.min.bytes       [1]
  * queue consumer:
  *   queue.credits         records the broker may hand out per acquire
- *                         (prefetch) [256]
+ *                         (prefetch) [256]. An acquire carries whole
+ *                         stored batches: for throughput, use at least
+ *                         the records per producer batch (e.g. 8192)
  *   queue.max.wait.ms     acquire long-poll wait [500]
  *   queue.lock.ms         requested lock duration, 0 = group default [0]
  *   queue.prefetch        true | false: ask for the next records as soon
