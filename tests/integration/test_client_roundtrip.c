@@ -11,6 +11,7 @@
  * attempts and failures, DLQ, release on close; error codes.
  */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -463,13 +464,165 @@ static void test_admin(void)
     sluice_conf_free(c);
 }
 
+/* ---- several threads share one producer --------------------------------- */
+
+static int g_thr_ok[4];
+
+static void on_thr_dr(const sluice_delivery *d, void *op)
+{
+    (void)op;
+    if (d->err == SLUICE_OK)
+        __atomic_add_fetch(&g_thr_ok[(intptr_t)d->opaque], 1, __ATOMIC_RELAXED);
+}
+
+static sluice_producer *g_shared;
+
+static void *thr_main(void *arg)
+{
+    intptr_t t = (intptr_t)arg;
+    char v[32];
+    int i;
+    for (i = 0; i < 5000; i++) {
+        int n = snprintf(v, sizeof(v), "t%d-%d", (int)t, i);
+        CHECK_OK(sluice_producer_send(g_shared, "thr", SLUICE_PARTITION_ANY,
+                                      NULL, 0, v, (size_t)n, NULL, 0, 0,
+                                      (void *)t));
+        if (i % 100 == 0)
+            sluice_producer_poll(g_shared, 0);
+    }
+    CHECK_OK(sluice_producer_flush(g_shared, 30000));
+    return NULL;
+}
+
+static void test_threads(void)
+{
+    sluice_conf *c = conf();
+    sluice_consumer *cs;
+    sluice_message *msgs[512];
+    pthread_t th[4];
+    char err[256];
+    static unsigned char seen[4][5000];
+    size_t n, k;
+    int i, total = 0;
+
+    sluice_conf_set_delivery_cb(c, on_thr_dr, NULL);
+    CHECK_OK(sluice_conf_set(c, "batch.records", "64", NULL, 0));
+    CHECK_OK(sluice_producer_new(c, &g_shared, err, sizeof(err)));
+    for (i = 0; i < 4; i++)
+        pthread_create(&th[i], NULL, thr_main, (void *)(intptr_t)i);
+    for (i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    CHECK_OK(sluice_producer_flush(g_shared, 30000));
+    for (i = 0; i < 4; i++)
+        CHECK(g_thr_ok[i] == 5000);
+    sluice_producer_free(g_shared);
+    CHECK_OK(sluice_consumer_new(c, &cs, err, sizeof(err)));
+    CHECK_OK(sluice_consumer_assign_topic(cs, "thr", SLUICE_OFFSET_BEGINNING));
+    while (total < 20000) {
+        CHECK_OK(sluice_consumer_poll_batch(cs, 5000, msgs, 512, &n));
+        for (k = 0; k < n; k++) {
+            int t, j;
+            char buf[32];
+            snprintf(buf, sizeof(buf), "%.*s", (int)msgs[k]->value_len,
+                     (const char *)msgs[k]->value);
+            CHECK(sscanf(buf, "t%d-%d", &t, &j) == 2);
+            CHECK(t >= 0 && t < 4 && j >= 0 && j < 5000 && !seen[t][j]);
+            seen[t][j] = 1;
+            sluice_message_free(msgs[k]);
+            total++;
+        }
+    }
+    sluice_consumer_free(cs);
+    sluice_conf_free(c);
+}
+
+/* ---- reconnect after a broker restart (driven by test_client.py) -------- */
+
+static int g_rc_ok[20], g_rc_err;
+
+static void on_rc_dr(const sluice_delivery *d, void *op)
+{
+    (void)op;
+    if (d->err == SLUICE_OK)
+        g_rc_ok[(intptr_t)d->opaque]++;
+    else
+        g_rc_err++;
+}
+
+static int reconnect_main(void)
+{
+    sluice_conf *c = conf();
+    sluice_producer *p;
+    sluice_consumer *cs;
+    sluice_message *m;
+    char err[256], v[16], line[16];
+    int i, attempt, next = 0;
+
+    CHECK_OK(sluice_conf_set(c, "reconnect.backoff.ms", "0", NULL, 0));
+    sluice_conf_set_delivery_cb(c, on_rc_dr, NULL);
+    CHECK_OK(sluice_producer_new(c, &p, err, sizeof(err)));
+    CHECK_OK(sluice_consumer_new(c, &cs, err, sizeof(err)));
+    for (i = 0; i < 10; i++) {
+        int n = snprintf(v, sizeof(v), "%d", i);
+        CHECK_OK(sluice_producer_send(p, "rc", 0, NULL, 0, v, (size_t)n, NULL,
+                                      0, 0, (void *)(intptr_t)i));
+    }
+    CHECK_OK(sluice_producer_flush(p, 20000));
+    CHECK(g_rc_err == 0);
+    {
+        sluice_topic_partition tp = {"rc", 0, SLUICE_OFFSET_BEGINNING};
+        CHECK_OK(sluice_consumer_assign(cs, &tp, 1));
+    }
+    for (i = 0; i < 10; i++) {
+        CHECK_OK(sluice_consumer_poll(cs, 5000, &m));
+        CHECK(m->offset == i);
+        sluice_message_free(m);
+    }
+    printf("restart\n");
+    fflush(stdout);
+    CHECK(fgets(line, sizeof(line), stdin)); /* the broker is back */
+    /* each record is retried until it is reported stored */
+    for (i = 10; i < 20; i++) {
+        for (attempt = 0; attempt < 5 && !g_rc_ok[i]; attempt++) {
+            int n = snprintf(v, sizeof(v), "%d", i);
+            sluice_err e =
+                sluice_producer_send(p, "rc", 0, NULL, 0, v, (size_t)n, NULL, 0,
+                                     0, (void *)(intptr_t)i);
+            CHECK(e == SLUICE_OK || e == SLUICE_ERR_DISCONNECTED);
+            sluice_producer_flush(p, 20000);
+        }
+        CHECK(g_rc_ok[i] == 1);
+    }
+    /* the consumer continues at offset 10 on the new connection */
+    while (next < 10) {
+        sluice_err e = sluice_consumer_poll(cs, 5000, &m);
+        if (e == SLUICE_ERR_DISCONNECTED)
+            continue; /* reported once, then it reconnects */
+        CHECK_OK(e);
+        CHECK(m->offset == 10 + next);
+        CHECK(m->value_len == 2 && atoi((const char *)m->value) == 10 + next);
+        sluice_message_free(m);
+        next++;
+    }
+    sluice_consumer_free(cs);
+    sluice_producer_free(p);
+    sluice_conf_free(c);
+    printf("ok\n");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 3 && !strcmp(argv[1], "reconnect")) {
+        g_addr = argv[2];
+        return reconnect_main();
+    }
     if (argc != 2) {
-        fprintf(stderr, "usage: %s HOST:PORT\n", argv[0]);
+        fprintf(stderr, "usage: %s [reconnect] HOST:PORT\n", argv[0]);
         return 2;
     }
     g_addr = argv[1];
+    test_threads();
     test_produce_consume("none");
     test_produce_consume("zstd");
     test_group_commit_resume();
