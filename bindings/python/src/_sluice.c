@@ -48,6 +48,19 @@
 
 #include "sluice.h"
 
+/* Py_BEGIN/END_ALLOW_THREADS spelled as statements (clang-format cannot
+ * lay out the bare macros). They still open and close one block. */
+#define SL_NOGIL_BEGIN()                                                       \
+    Py_BEGIN_ALLOW_THREADS do                                                  \
+    {                                                                          \
+    }                                                                          \
+    while (0)
+#define SL_NOGIL_END()                                                         \
+    Py_END_ALLOW_THREADS do                                                    \
+    {                                                                          \
+    }                                                                          \
+    while (0)
+
 #define SLICE_MS 200
 #define DETAIL_MAX 512
 
@@ -133,11 +146,13 @@ static int sl_obj_close(sl_obj *o)
     if (o->closed)
         return 0;
     o->closed = 1;
-    Py_BEGIN_ALLOW_THREADS pthread_mutex_lock(&o->mu);
+    SL_NOGIL_BEGIN();
+    pthread_mutex_lock(&o->mu);
     while (o->inflight > 0)
         pthread_cond_wait(&o->cv, &o->mu);
     pthread_mutex_unlock(&o->mu);
-    Py_END_ALLOW_THREADS return 1;
+    SL_NOGIL_END();
+    return 1;
 }
 
 /* ---- configuration ---------------------------------------------------- */
@@ -674,9 +689,10 @@ static int producer_init(ProducerObject *self, PyObject *args, PyObject *kw)
     char errstr[DETAIL_MAX] = "";
     sluice_producer *p = NULL;
     sluice_err rc;
-    Py_BEGIN_ALLOW_THREADS rc =
-        sluice_producer_new(conf, &p, errstr, sizeof(errstr));
-    Py_END_ALLOW_THREADS sluice_conf_free(conf);
+    SL_NOGIL_BEGIN();
+    rc = sluice_producer_new(conf, &p, errstr, sizeof(errstr));
+    SL_NOGIL_END();
+    sluice_conf_free(conf);
     if (rc != SLUICE_OK) {
         raise_code(rc, errstr);
         return -1;
@@ -730,8 +746,9 @@ static void producer_free_handle(ProducerObject *self)
     sluice_producer *p = self->p;
     self->p = NULL;
     if (p != NULL) {
-        Py_BEGIN_ALLOW_THREADS sluice_producer_free(p);
-        Py_END_ALLOW_THREADS
+        SL_NOGIL_BEGIN();
+        sluice_producer_free(p);
+        SL_NOGIL_END();
     }
 }
 
@@ -896,24 +913,28 @@ static PyObject *producer_send(ProducerObject *self, PyObject *args,
     if (hdrs_from(headers, &h) < 0)
         goto out_nohdrs;
     uint64_t id = 0;
+    if (sl_obj_enter(&self->b, "Producer") < 0)
+        goto out;
     if (future != Py_None) {
         id = self->next_id++;
         idkey = PyLong_FromUnsignedLongLong(id);
-        if (idkey == NULL || PyDict_SetItem(self->futures, idkey, future) < 0)
+        if (idkey == NULL || PyDict_SetItem(self->futures, idkey, future) < 0) {
+            sl_obj_leave(&self->b);
             goto out;
+        }
     }
-    if (sl_obj_enter(&self->b, "Producer") < 0)
-        goto out;
     char detail[DETAIL_MAX] = "";
     sluice_err rc;
-    Py_BEGIN_ALLOW_THREADS rc = sluice_producer_send(
-        self->p, topic, partition, key.buf, key.buf ? (size_t)key.len : 0,
-        value.buf ? value.buf : (value.obj ? "" : NULL),
-        value.buf ? (size_t)value.len : 0, h.h, h.n, timestamp,
-        (void *)(uintptr_t)id);
+    SL_NOGIL_BEGIN();
+    rc = sluice_producer_send(self->p, topic, partition, key.buf,
+                              key.buf ? (size_t)key.len : 0,
+                              value.buf ? value.buf : (value.obj ? "" : NULL),
+                              value.buf ? (size_t)value.len : 0, h.h, h.n,
+                              timestamp, (void *)(uintptr_t)id);
     if (rc != SLUICE_OK)
         grab_detail(detail);
-    Py_END_ALLOW_THREADS sl_obj_leave(&self->b);
+    SL_NOGIL_END();
+    sl_obj_leave(&self->b);
     if (rc != SLUICE_OK) {
         if (idkey != NULL)
             PyDict_DelItem(self->futures, idkey);
@@ -952,8 +973,10 @@ static PyObject *producer_poll(ProducerObject *self, PyObject *args)
         if (sl_obj_enter(&self->b, "Producer") < 0)
             return NULL;
         int n, s = slice_ms(deadline);
-        Py_BEGIN_ALLOW_THREADS n = sluice_producer_poll(self->p, s);
-        Py_END_ALLOW_THREADS sl_obj_leave(&self->b);
+        SL_NOGIL_BEGIN();
+        n = sluice_producer_poll(self->p, s);
+        SL_NOGIL_END();
+        sl_obj_leave(&self->b);
         if (producer_drain(self) < 0)
             return NULL;
         if (n > 0)
@@ -982,10 +1005,12 @@ static PyObject *producer_flush(ProducerObject *self, PyObject *args)
         int s = slice_ms(deadline);
         sluice_err rc;
         char detail[DETAIL_MAX] = "";
-        Py_BEGIN_ALLOW_THREADS rc = sluice_producer_flush(self->p, s);
+        SL_NOGIL_BEGIN();
+        rc = sluice_producer_flush(self->p, s);
         if (rc != SLUICE_OK && rc != SLUICE_ERR_TIMEOUT)
             grab_detail(detail);
-        Py_END_ALLOW_THREADS sl_obj_leave(&self->b);
+        SL_NOGIL_END();
+        sl_obj_leave(&self->b);
         if (producer_drain(self) < 0)
             return NULL;
         if (rc == SLUICE_OK)
@@ -1004,8 +1029,10 @@ static PyObject *producer_outstanding(ProducerObject *self, PyObject *unused)
     if (sl_obj_enter(&self->b, "Producer") < 0)
         return NULL;
     size_t n;
-    Py_BEGIN_ALLOW_THREADS n = sluice_producer_outstanding(self->p);
-    Py_END_ALLOW_THREADS sl_obj_leave(&self->b);
+    SL_NOGIL_BEGIN();
+    n = sluice_producer_outstanding(self->p);
+    SL_NOGIL_END();
+    sl_obj_leave(&self->b);
     return PyLong_FromSize_t(n);
 }
 
@@ -1019,11 +1046,12 @@ static PyObject *producer_partitions(ProducerObject *self, PyObject *args)
     int32_t count = 0;
     sluice_err rc;
     char detail[DETAIL_MAX] = "";
-    Py_BEGIN_ALLOW_THREADS rc =
-        sluice_producer_partitions(self->p, topic, &count);
+    SL_NOGIL_BEGIN();
+    rc = sluice_producer_partitions(self->p, topic, &count);
     if (rc != SLUICE_OK)
         grab_detail(detail);
-    Py_END_ALLOW_THREADS sl_obj_leave(&self->b);
+    SL_NOGIL_END();
+    sl_obj_leave(&self->b);
     if (rc != SLUICE_OK)
         return raise_code(rc, detail);
     return PyLong_FromLong(count);
@@ -1109,9 +1137,10 @@ static int consumer_init(ConsumerObject *self, PyObject *args, PyObject *kw)
     char errstr[DETAIL_MAX] = "";
     sluice_consumer *c = NULL;
     sluice_err rc;
-    Py_BEGIN_ALLOW_THREADS rc =
-        sluice_consumer_new(conf, &c, errstr, sizeof(errstr));
-    Py_END_ALLOW_THREADS sluice_conf_free(conf);
+    SL_NOGIL_BEGIN();
+    rc = sluice_consumer_new(conf, &c, errstr, sizeof(errstr));
+    SL_NOGIL_END();
+    sluice_conf_free(conf);
     if (rc != SLUICE_OK) {
         raise_code(rc, errstr);
         return -1;
@@ -1125,8 +1154,9 @@ static void consumer_free_handle(ConsumerObject *self)
     sluice_consumer *c = self->c;
     self->c = NULL;
     if (c != NULL) {
-        Py_BEGIN_ALLOW_THREADS sluice_consumer_free(c);
-        Py_END_ALLOW_THREADS
+        SL_NOGIL_BEGIN();
+        sluice_consumer_free(c);
+        SL_NOGIL_END();
     }
 }
 
@@ -1153,10 +1183,12 @@ static void consumer_dealloc(ConsumerObject *self)
     do {                                                                       \
         if (sl_obj_enter(&(obj)->b, what) < 0)                                 \
             return NULL;                                                       \
-        Py_BEGIN_ALLOW_THREADS rc = (expr);                                    \
+        SL_NOGIL_BEGIN();                                                      \
+        rc = (expr);                                                           \
         if (rc != SLUICE_OK)                                                   \
             grab_detail(detail);                                               \
-        Py_END_ALLOW_THREADS sl_obj_leave(&(obj)->b);                          \
+        SL_NOGIL_END();                                                        \
+        sl_obj_leave(&(obj)->b);                                               \
     } while (0)
 
 /* list of (topic, partition, offset) -> array (topics borrowed from the
@@ -1234,10 +1266,12 @@ static PyObject *consumer_assign(ConsumerObject *self, PyObject *args)
         Py_DECREF(keep);
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS rc = sluice_consumer_assign(self->c, tps, n);
+    SL_NOGIL_BEGIN();
+    rc = sluice_consumer_assign(self->c, tps, n);
     if (rc != SLUICE_OK)
         grab_detail(detail);
-    Py_END_ALLOW_THREADS sl_obj_leave(&self->b);
+    SL_NOGIL_END();
+    sl_obj_leave(&self->b);
     PyMem_Free(tps);
     Py_DECREF(keep);
     if (rc != SLUICE_OK)
@@ -1288,11 +1322,12 @@ static PyObject *consumer_subscribe(ConsumerObject *self, PyObject *args)
         Py_DECREF(seq);
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS rc =
-        sluice_consumer_subscribe(self->c, names, (size_t)n);
+    SL_NOGIL_BEGIN();
+    rc = sluice_consumer_subscribe(self->c, names, (size_t)n);
     if (rc != SLUICE_OK)
         grab_detail(detail);
-    Py_END_ALLOW_THREADS sl_obj_leave(&self->b);
+    SL_NOGIL_END();
+    sl_obj_leave(&self->b);
     PyMem_Free(names);
     Py_DECREF(seq);
     if (rc != SLUICE_OK)
@@ -1419,10 +1454,12 @@ static PyObject *consumer_commit_offsets(ConsumerObject *self, PyObject *args)
         Py_DECREF(keep);
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS rc = sluice_consumer_commit_offsets(self->c, tps, n);
+    SL_NOGIL_BEGIN();
+    rc = sluice_consumer_commit_offsets(self->c, tps, n);
     if (rc != SLUICE_OK)
         grab_detail(detail);
-    Py_END_ALLOW_THREADS sl_obj_leave(&self->b);
+    SL_NOGIL_END();
+    sl_obj_leave(&self->b);
     PyMem_Free(tps);
     Py_DECREF(keep);
     if (rc != SLUICE_OK)
@@ -1478,10 +1515,12 @@ static PyObject *poll_common(sl_obj *b, void **handle, poll_batch_fn fn,
         int s = slice_ms(deadline);
         sluice_err rc;
         char detail[DETAIL_MAX] = "";
-        Py_BEGIN_ALLOW_THREADS rc = fn(*handle, s, msgs, (size_t)max, &n);
+        SL_NOGIL_BEGIN();
+        rc = fn(*handle, s, msgs, (size_t)max, &n);
         if (rc != SLUICE_OK && rc != SLUICE_ERR_TIMEOUT)
             grab_detail(detail);
-        Py_END_ALLOW_THREADS sl_obj_leave(b);
+        SL_NOGIL_END();
+        sl_obj_leave(b);
         if (rc == SLUICE_OK && n > 0)
             break;
         n = 0;
@@ -1598,9 +1637,11 @@ static int qc_init(QueueConsumerObject *self, PyObject *args, PyObject *kw)
     char errstr[DETAIL_MAX] = "";
     sluice_queue_consumer *qc = NULL;
     sluice_err rc;
-    Py_BEGIN_ALLOW_THREADS rc = sluice_queue_consumer_new(
-        conf, topic, group, &qc, errstr, sizeof(errstr));
-    Py_END_ALLOW_THREADS sluice_conf_free(conf);
+    SL_NOGIL_BEGIN();
+    rc = sluice_queue_consumer_new(conf, topic, group, &qc, errstr,
+                                   sizeof(errstr));
+    SL_NOGIL_END();
+    sluice_conf_free(conf);
     if (rc != SLUICE_OK) {
         raise_code(rc, errstr);
         return -1;
@@ -1614,8 +1655,9 @@ static void qc_free_handle(QueueConsumerObject *self)
     sluice_queue_consumer *qc = self->qc;
     self->qc = NULL;
     if (qc != NULL) {
-        Py_BEGIN_ALLOW_THREADS sluice_queue_consumer_free(qc);
-        Py_END_ALLOW_THREADS
+        SL_NOGIL_BEGIN();
+        sluice_queue_consumer_free(qc);
+        SL_NOGIL_END();
     }
 }
 
@@ -1728,8 +1770,10 @@ static PyObject *qc_held(QueueConsumerObject *self, PyObject *unused)
     if (sl_obj_enter(&self->b, "QueueConsumer") < 0)
         return NULL;
     size_t n;
-    Py_BEGIN_ALLOW_THREADS n = sluice_queue_consumer_held(self->qc);
-    Py_END_ALLOW_THREADS sl_obj_leave(&self->b);
+    SL_NOGIL_BEGIN();
+    n = sluice_queue_consumer_held(self->qc);
+    SL_NOGIL_END();
+    sl_obj_leave(&self->b);
     return PyLong_FromSize_t(n);
 }
 
@@ -1785,9 +1829,10 @@ static int admin_init(AdminObject *self, PyObject *args, PyObject *kw)
     char errstr[DETAIL_MAX] = "";
     sluice_admin *a = NULL;
     sluice_err rc;
-    Py_BEGIN_ALLOW_THREADS rc =
-        sluice_admin_new(conf, &a, errstr, sizeof(errstr));
-    Py_END_ALLOW_THREADS sluice_conf_free(conf);
+    SL_NOGIL_BEGIN();
+    rc = sluice_admin_new(conf, &a, errstr, sizeof(errstr));
+    SL_NOGIL_END();
+    sluice_conf_free(conf);
     if (rc != SLUICE_OK) {
         raise_code(rc, errstr);
         return -1;
@@ -1801,8 +1846,9 @@ static void admin_free_handle(AdminObject *self)
     sluice_admin *a = self->a;
     self->a = NULL;
     if (a != NULL) {
-        Py_BEGIN_ALLOW_THREADS sluice_admin_free(a);
-        Py_END_ALLOW_THREADS
+        SL_NOGIL_BEGIN();
+        sluice_admin_free(a);
+        SL_NOGIL_END();
     }
 }
 
@@ -1869,11 +1915,12 @@ static PyObject *admin_create_topic(AdminObject *self, PyObject *args)
     char detail[DETAIL_MAX] = "";
     if (sl_obj_enter(&self->b, "Admin") < 0)
         goto fail;
-    Py_BEGIN_ALLOW_THREADS rc =
-        sluice_admin_create_topic(self->a, name, parts, kvs, n);
+    SL_NOGIL_BEGIN();
+    rc = sluice_admin_create_topic(self->a, name, parts, kvs, n);
     if (rc != SLUICE_OK)
         grab_detail(detail);
-    Py_END_ALLOW_THREADS sl_obj_leave(&self->b);
+    SL_NOGIL_END();
+    sl_obj_leave(&self->b);
     PyMem_Free(kvs);
     Py_DECREF(keep);
     if (rc != SLUICE_OK)
@@ -2197,9 +2244,15 @@ static PyMethodDef mod_methods[] = {
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef moddef = {
-    PyModuleDef_HEAD_INIT, "sluice._sluice",
-    "Low-level bindings to libsluice; use the sluice package.", -1,
-    mod_methods, NULL, NULL, NULL, NULL};
+    PyModuleDef_HEAD_INIT,
+    "sluice._sluice",
+    "Low-level bindings to libsluice; use the sluice package.",
+    -1,
+    mod_methods,
+    NULL,
+    NULL,
+    NULL,
+    NULL};
 
 PyMODINIT_FUNC PyInit__sluice(void)
 {

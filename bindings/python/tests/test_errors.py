@@ -169,3 +169,12 @@ def test_broker_loss_fails_futures_and_reconnects(bin_dir, tmp_path):
         p.close()
     finally:
         b.cleanup()
+
+
+def test_send_after_close_leaves_no_pending_future(bootstrap, topic):
+    p = sluice.Producer(bootstrap)
+    p.close()
+    for _ in range(3):
+        with pytest.raises(sluice.ClosedError):
+            p.send(topic, b"x")
+    assert p._c.pending_futures() == 0
