@@ -148,3 +148,24 @@ def test_zstd_compression_round_trip(bootstrap, topic):
     msgs = read_all(bootstrap, topic, 1000)
     assert [m.value for m in msgs] == [b"compressible %d " % i * 10
                                        for i in range(1000)]
+
+
+def test_background_thread_delivers_without_being_driven(bootstrap, topic):
+    """After send() the application never calls into the producer again;
+    the producer's own thread still sends the lingering batch and runs the
+    callback."""
+    import threading
+    done = threading.Event()
+    seen = []
+
+    def cb(err, meta):
+        seen.append((err, meta.offset, threading.current_thread().name))
+        done.set()
+
+    p = sluice.Producer(bootstrap, linger_ms=20, on_delivery=cb)
+    try:
+        p.send(topic, b"lonely")
+        assert done.wait(timeout=30)
+        assert seen == [(None, 0, "sluice-producer")]
+    finally:
+        p.close()
