@@ -12,8 +12,10 @@ unless --bootstrap/--stomp are given. Measures, one after the other:
 
   bindings producer      Producer.send() of COUNT records, then flush();
                          acks=durable (fsynced) and acks=written
-  bindings queue         QueueConsumer: consume(500) + msg.ack() per
-                         record, until COUNT records were acked
+  bindings queue         QueueConsumer: consume(1000) + msg.ack() per
+                         record, until COUNT records were acked; once with
+                         the defaults (queue.credits 256, ack.batch.records
+                         256) and once with 2000 / 2000
   bindings stream        Consumer: consume(1000) from offset 0
   stomp producer         stomp.py SEND to /queue/NAME, persistent:true,
                          a receipt every 100 sends, waits for the last
@@ -43,7 +45,7 @@ results = []
 def report(name, n, size, secs, note=""):
     rate = n / secs
     results.append((name, n, size, secs, rate, note))
-    print("%-28s %8d x %5d B in %6.2fs: %10.0f rec/s %7.1f MB/s %s"
+    print("%-30s %8d x %5d B in %6.2fs: %9.0f rec/s %6.1f MB/s %s"
           % (name, n, size, secs, rate, rate * size / 1e6, note), flush=True)
 
 
@@ -59,17 +61,17 @@ def bench_producer(bootstrap, topic, n, size, acks):
     report("bindings producer acks=%s" % acks, n, size, dt)
 
 
-def bench_queue(bootstrap, topic, n, size):
+def bench_queue(bootstrap, topic, n, size, label, **config):
     got = 0
-    with sluice.QueueConsumer(bootstrap, topic, "bench",
-                              queue_credits=1000) as q:
-        first = q.consume(500, timeout=10)
+    with sluice.QueueConsumer(bootstrap, topic, "bench-" + label,
+                              **config) as q:
+        first = q.consume(1000, timeout=10)
         t0 = time.perf_counter()
         for m in first:
             m.ack()
         got = len(first)
         while got < n:
-            msgs = q.consume(500, timeout=10)
+            msgs = q.consume(1000, timeout=10)
             if not msgs:
                 break
             for m in msgs:
@@ -77,7 +79,8 @@ def bench_queue(bootstrap, topic, n, size):
             got += len(msgs)
         q.flush()
         dt = time.perf_counter() - t0
-    report("bindings queue consume+ack", got, size, dt)
+    report("bindings queue consume+ack", got, size, dt,
+           ", ".join("%s=%s" % kv for kv in config.items()) or "defaults")
 
 
 def bench_stream(bootstrap, topic, n, size):
@@ -179,7 +182,9 @@ def main():
         t = "bench-d-" + tag
         bench_producer(bootstrap, t, a.count, a.size, "durable")
         bench_stream(bootstrap, t, a.count + 1, a.size)
-        bench_queue(bootstrap, t, a.count + 1, a.size)
+        bench_queue(bootstrap, t, a.count + 1, a.size, "default")
+        bench_queue(bootstrap, t, a.count + 1, a.size, "tuned",
+                    queue_credits=2000, ack_batch_records=2000)
         if a.stomp_count:
             bench_stomp(stomp_host, int(stomp_port), "/queue/bench-s-" + tag,
                         a.stomp_count, a.size)
