@@ -24,6 +24,9 @@ typedef struct sl_pbatch {
     int64_t created_ms; /* monotonic */
     const uint8_t *enc; /* after sl_accum_finish: the encoded batch */
     size_t enc_len;
+    int64_t rep_base;      /* producer: delivery result, base offset */
+    int rep_err;           /* producer: delivery result, sl_err */
+    const char *rep_topic; /* producer: topic name (stable) */
 } sl_pbatch;
 
 typedef struct sl_accum_topic {

@@ -30,14 +30,8 @@ typedef struct inflight {
     sl_pbatch *batches; /* linked by next */
 } inflight;
 
-typedef struct report {
-    const char *topic; /* acc topic name: stable until the producer dies */
-    int32_t partition;
-    int64_t offset;
-    int64_t ts;
-    sl_err err;
-    void *opaque;
-} report;
+/* Delivery reports are kept per batch (sl_pbatch.rep_base / rep_err,
+ * linked by next) and expanded to one callback per record in deliver(). */
 
 typedef struct ptopic_meta {
     int confirmed; /* partition count from metadata (not provisional) */
@@ -52,9 +46,9 @@ struct sluice_producer {
     size_t meta_cap;
     inflight *if_head, *if_tail;
     size_t n_inflight;
-    size_t outstanding; /* records without a delivered report */
-    report *rep;
-    size_t nrep, rep_cap;
+    size_t outstanding;             /* records without a delivered report */
+    sl_pbatch *rep_head, *rep_tail; /* batches with a result to deliver */
+    size_t nrep;                    /* records in them */
     sl_arena arena;
     int64_t wall_off;     /* wall clock - monotonic clock, ms */
     int64_t wall_sync_ms; /* monotonic time wall_off was measured */
@@ -62,95 +56,56 @@ struct sluice_producer {
 
 /* ---- reports ---------------------------------------------------------- */
 
-static void add_report(sluice_producer *p, int tidx, int32_t part, int64_t off,
-                       int64_t ts, sl_err err, void *opaque)
-{
-    report *r;
-    if (p->nrep == p->rep_cap) {
-        size_t ncap = p->rep_cap ? p->rep_cap * 2 : 1024;
-        report *n = realloc(p->rep, ncap * sizeof(*n));
-        if (!n) {
-            /* Cannot queue the report: count it delivered. */
-            p->outstanding--;
-            return;
-        }
-        p->rep = n;
-        p->rep_cap = ncap;
-    }
-    r = &p->rep[p->nrep++];
-    r->topic = p->acc.topics[tidx].name;
-    r->partition = part;
-    r->offset = off;
-    r->ts = ts;
-    r->err = err;
-    r->opaque = opaque;
-}
-
+/* Queue the result of batch b (the producer keeps b until delivered). */
 static void report_batch(sluice_producer *p, sl_pbatch *b, int64_t base,
                          sl_err err)
 {
-    uint32_t i;
-    report *r;
-    const char *topic = p->acc.topics[b->tidx].name;
-
-    if (p->rep_cap - p->nrep < b->n) {
-        size_t ncap = p->rep_cap ? p->rep_cap : 1024;
-        while (ncap - p->nrep < b->n)
-            ncap *= 2;
-        r = realloc(p->rep, ncap * sizeof(*r));
-        if (!r) { /* slow path: one by one, dropping what does not fit */
-            for (i = 0; i < b->n; i++)
-                add_report(p, b->tidx, b->partition,
-                           err == SL_OK && base >= 0 ? base + i : -1, b->ts[i],
-                           err, b->opaque[i]);
-            return;
-        }
-        p->rep = r;
-        p->rep_cap = ncap;
-    }
-    r = p->rep + p->nrep;
-    for (i = 0; i < b->n; i++, r++) {
-        r->topic = topic;
-        r->partition = b->partition;
-        r->offset = err == SL_OK && base >= 0 ? base + i : -1;
-        r->ts = b->ts[i];
-        r->err = err;
-        r->opaque = b->opaque[i];
-    }
+    b->rep_topic = p->acc.topics[b->tidx].name;
+    b->rep_base = err == SL_OK ? base : -1;
+    b->rep_err = err;
+    b->next = NULL;
+    if (p->rep_tail)
+        p->rep_tail->next = b;
+    else
+        p->rep_head = b;
+    p->rep_tail = b;
     p->nrep += b->n;
 }
 
 /* Hand queued reports to the callback, with the mutex released. Called
- * with the mutex held; returns with it held. */
+ * with the mutex held; returns with it held. Returns the records. */
 static int deliver(sluice_producer *p)
 {
-    report *v = p->rep;
-    size_t n = p->nrep, i;
+    sl_pbatch *list = p->rep_head, *b, *nb;
+    size_t n = p->nrep;
     sluice_delivery d;
+    uint32_t i;
 
-    if (n == 0)
+    if (!list)
         return 0;
-    p->rep = NULL;
-    p->nrep = p->rep_cap = 0;
+    p->rep_head = p->rep_tail = NULL;
+    p->nrep = 0;
     p->outstanding -= n;
     if (p->cfg.dr_cb) {
         pthread_mutex_unlock(&p->mu);
-        for (i = 0; i < n; i++) {
-            d.topic = v[i].topic;
-            d.partition = v[i].partition;
-            d.offset = v[i].offset;
-            d.timestamp = v[i].ts;
-            d.err = (sluice_err)v[i].err;
-            d.opaque = v[i].opaque;
-            p->cfg.dr_cb(&d, p->cfg.dr_opaque);
+        for (b = list; b; b = b->next) {
+            /* topic names are stable until the producer is freed (the
+             * topics array is not: another thread may grow it) */
+            d.topic = b->rep_topic;
+            d.partition = b->partition;
+            d.err = (sluice_err)b->rep_err;
+            for (i = 0; i < b->n; i++) {
+                d.offset = b->rep_base >= 0 ? b->rep_base + i : -1;
+                d.timestamp = b->ts[i];
+                d.opaque = b->opaque[i];
+                p->cfg.dr_cb(&d, p->cfg.dr_opaque);
+            }
         }
         pthread_mutex_lock(&p->mu);
     }
-    if (!p->rep) {
-        p->rep = v; /* reuse the buffer */
-        p->rep_cap = n;
-    } else {
-        free(v);
+    for (b = list; b; b = nb) {
+        nb = b->next;
+        sl_accum_release(&p->acc, b);
     }
     return (int)n;
 }
@@ -166,7 +121,6 @@ static void fail_inflight(sluice_producer *p, sl_err err)
         for (b = f->batches; b; b = nb) {
             nb = b->next;
             report_batch(p, b, -1, err);
-            sl_accum_release(&p->acc, b);
         }
         free(f);
     }
@@ -207,7 +161,6 @@ static void handle_produce_resp(sluice_producer *p, inflight *f,
         if (e == SL_ERR_UNKNOWN_TOPIC || e == SL_ERR_UNKNOWN_PARTITION)
             p->meta[b->tidx].confirmed = 0;
         report_batch(p, b, base, e);
-        sl_accum_release(&p->acc, b);
     }
     f->batches = NULL;
 }
@@ -376,7 +329,6 @@ fail:
 static void fail_batch(sluice_producer *p, sl_pbatch *b, sl_err err)
 {
     report_batch(p, b, -1, err);
-    sl_accum_release(&p->acc, b);
 }
 
 /* Build one PRODUCE request from ready batches (all = also batches still
@@ -562,11 +514,14 @@ void sluice_producer_free(sluice_producer *p)
         }
         free(f);
     }
+    for (b = p->rep_head; b; b = nb) {
+        nb = b->next;
+        sl_accum_release(&p->acc, b);
+    }
     sl_accum_fini(&p->acc);
     sl_conn_fini(&p->conn);
     sl_arena_fini(&p->arena);
     free(p->meta);
-    free(p->rep);
     pthread_mutex_destroy(&p->mu);
     free(p);
 }
