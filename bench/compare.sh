@@ -186,6 +186,11 @@ for broker in $BROKERS; do
     echo "$broker|(did not start)" >>"$results"
     continue
   fi
+  # warm-up (JIT, allocators, queue creation paths): not measured
+  "$bench" stomp --port "$port" --login "$login" --passcode \
+    "$([ "$login" = admin ] && echo admin || echo guest)" \
+    --dest /queue/cmp-warmup --producers 2 --consumers 2 --count 5000 \
+    --persistent --receipt-every 100 >/dev/null 2>&1 || true
   for w in "${workloads[@]}"; do
     name=${w%%|*}; args=${w#*|}
     dest="/queue/cmp-$name-$RANDOM"
