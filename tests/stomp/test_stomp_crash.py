@@ -64,3 +64,50 @@ def test_kill9_loses_nothing_receipted():
         c.close()
     finally:
         b.cleanup()
+
+
+def test_kill9_receipted_acks_stay_acked():
+    b = Broker().start()
+    try:
+        p = Raw(b.stomp_port)
+        p.connect("1.2")
+        n = 100
+        for i in range(n):
+            p.send("SEND", {"destination": "/queue/acked",
+                            "persistent": "true", "receipt": str(i)},
+                   "a-%d" % i)
+        for i in range(n):
+            p.expect("RECEIPT")
+        c = Raw(b.stomp_port)
+        c.connect("1.2")
+        c.send("SUBSCRIBE", {"destination": "/queue/acked", "id": "s",
+                             "ack": "client-individual"})
+        msgs = [c.expect("MESSAGE") for _ in range(n)]
+        acked = set()
+        for m in msgs[::2]:
+            c.send("ACK", {"id": m.headers["ack"],
+                           "receipt": m.body.decode()})
+            acked.add(m.body.decode())
+        got = set()
+        while got != acked:
+            got.add(c.expect("RECEIPT").headers["receipt-id"])
+        b.kill9()
+        p.close()
+        c.close()
+        b.start()
+        c = Raw(b.stomp_port)
+        c.connect("1.2")
+        c.send("SUBSCRIBE", {"destination": "/queue/acked", "id": "s",
+                             "ack": "auto"})
+        back = set()
+        for _ in range(n - len(acked)):
+            m = c.expect("MESSAGE")
+            back.add(m.body.decode())
+            assert m.headers["redelivered"] == "true"
+        assert back == {"a-%d" % i for i in range(n)} - acked
+        # nothing acked comes back: a marker sent now is the next message
+        c.send("SEND", {"destination": "/queue/acked"}, "marker")
+        assert c.expect("MESSAGE").body == b"marker"
+        c.close()
+    finally:
+        b.cleanup()
