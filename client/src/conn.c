@@ -217,6 +217,18 @@ sl_err sl_conn_write_some(sl_conn *c)
     return SL_OK;
 }
 
+/* Drop the sent prefix of the output buffer once it is most of it, so a
+ * buffer that is never quite empty does not grow without bound. */
+static void compact_out(sl_conn *c)
+{
+    size_t left = c->out.len - c->out_off;
+    if (c->out_off < 1024 * 1024 || c->out_off < left)
+        return;
+    memmove(c->out.p, c->out.p + c->out_off, left);
+    c->out.len = left;
+    c->out_off = 0;
+}
+
 /* Read what is available into the input buffer (or the big frame). */
 static sl_err read_some(sl_conn *c)
 {
@@ -324,6 +336,24 @@ static sl_err wait_io(sl_conn *c, int64_t deadline, int want_write)
             return rc;
     }
     return SL_OK;
+}
+
+sl_err sl_conn_write_bounded(sl_conn *c, int64_t deadline, size_t max_pending)
+{
+    sl_err rc;
+    if (c->fd < 0)
+        return sl_cl_fail(SL_ERR_DISCONNECTED, "broker %s:%s: not connected",
+                          c->cfg->host, c->cfg->port);
+    rc = sl_conn_write_some(c);
+    while (rc == SL_OK && c->out.len - c->out_off > max_pending) {
+        rc = wait_io(c, deadline, 1);
+        if (rc == SL_ERR_TIMEOUT)
+            return sl_cl_fail(SL_ERR_TIMEOUT, "broker %s:%s: write",
+                              c->cfg->host, c->cfg->port);
+    }
+    if (rc == SL_OK)
+        compact_out(c);
+    return rc;
 }
 
 sl_err sl_conn_write(sl_conn *c, int64_t deadline)

@@ -44,6 +44,9 @@ static inline uint32_t sl_conn_corr(sl_conn *c)
 /* Write every queued byte of c->out (blocking up to deadline), reading
  * replies into the input buffer meanwhile so neither side stalls. */
 sl_err sl_conn_write(sl_conn *c, int64_t deadline);
+/* Write what the socket takes now; block (reading replies meanwhile)
+ * only while more than max_pending bytes are still unsent. */
+sl_err sl_conn_write_bounded(sl_conn *c, int64_t deadline, size_t max_pending);
 /* Write what the socket takes now without blocking. */
 sl_err sl_conn_write_some(sl_conn *c);
 /*

@@ -30,6 +30,9 @@ typedef struct inflight {
     sl_pbatch *batches; /* linked by next */
 } inflight;
 
+/* Unsent request bytes the producer may keep while it goes on batching. */
+#define OUT_PENDING (4u * 1024 * 1024)
+
 /* Delivery reports are kept per batch (sl_pbatch.rep_base / rep_err,
  * linked by next) and expanded to one callback per record in deliver(). */
 
@@ -409,7 +412,8 @@ static sl_err send_one(sluice_producer *p, int all, int *sent)
     if (rc != SL_OK)
         goto fail;
     if (p->cfg.acks == SL_ACKS_NONE) {
-        rc = sl_conn_write(&p->conn, sl_cl_deadline(p->cfg.request_timeout_ms));
+        rc = sl_conn_write_bounded(
+            &p->conn, sl_cl_deadline(p->cfg.request_timeout_ms), OUT_PENDING);
         while (list) {
             b = list;
             list = b->next;
@@ -434,7 +438,10 @@ static sl_err send_one(sluice_producer *p, int all, int *sent)
     p->if_tail = f;
     p->n_inflight++;
     *sent = 1;
-    rc = sl_conn_write(&p->conn, sl_cl_deadline(p->cfg.request_timeout_ms));
+    /* do not wait for the socket to take it all: keep batching while the
+     * kernel drains (bounded by OUT_PENDING) */
+    rc = sl_conn_write_bounded(
+        &p->conn, sl_cl_deadline(p->cfg.request_timeout_ms), OUT_PENDING);
     if (rc != SL_OK)
         fail_inflight(p, rc);
     return rc;
@@ -607,6 +614,9 @@ int sluice_producer_poll(sluice_producer *p, int timeout_ms)
     pthread_mutex_lock(&p->mu);
     for (;;) {
         drain(p, 0);
+        if (p->conn.fd >= 0 && p->conn.out.len > p->conn.out_off &&
+            sl_conn_write_some(&p->conn) != SL_OK)
+            fail_inflight(p, SL_ERR_DISCONNECTED);
         /* read what is there without waiting */
         while (p->n_inflight && pump_one(p, 0) == SL_OK)
             ;
@@ -641,6 +651,9 @@ sluice_err sluice_producer_flush(sluice_producer *p, int timeout_ms)
     pthread_mutex_lock(&p->mu);
     for (;;) {
         drain(p, 1);
+        if (p->conn.fd >= 0 && p->conn.out.len > p->conn.out_off &&
+            sl_conn_write(&p->conn, deadline) != SL_OK)
+            fail_inflight(p, SL_ERR_DISCONNECTED);
         deliver(p);
         if (p->outstanding == 0)
             break;
