@@ -6,6 +6,7 @@
  *       [--producers P] [--consumers C] [--partitions N]
  *       [--acks none|written|durable] [--compression none|zstd]
  *       [--linger-ms MS] [--batch-size BYTES] [--credits N] [--topic T]
+ *       [--payload random|zeros]
  *
  *   MODE produce  P producer threads send N records in total; latency =
  *                 send() to delivery report (includes batching linger).
@@ -38,14 +39,24 @@
 #pragma weak sl_bench_stomp_main
 
 typedef struct opts {
-    const char *mode, *bootstrap, *topic, *acks, *compression;
+    const char *mode, *bootstrap, *topic, *acks, *compression, *payload;
     long records, size, producers, consumers, partitions, linger_ms, batch_size,
         credits;
 } opts;
 
-static opts O = {
-    "produce", "127.0.0.1:7410", NULL, "durable", "none", 1000000, 100, 1, 1, 1,
-    5,         262144,           1024};
+static opts O = {.mode = "produce",
+                 .bootstrap = "127.0.0.1:7410",
+                 .acks = "durable",
+                 .compression = "none",
+                 .payload = "random",
+                 .records = 1000000,
+                 .size = 100,
+                 .producers = 1,
+                 .consumers = 1,
+                 .partitions = 1,
+                 .linger_ms = 5,
+                 .batch_size = 262144,
+                 .credits = 1024};
 
 static int64_t now_ns(void)
 {
@@ -103,11 +114,11 @@ static void report(const char *mode, long records, double secs, lat *l)
 {
     qsort(l->v, l->n, sizeof(*l->v), cmp64);
     printf("mode=%s records=%ld size=%ld partitions=%ld producers=%ld "
-           "consumers=%ld acks=%s compression=%s secs=%.3f "
+           "consumers=%ld acks=%s compression=%s payload=%s secs=%.3f "
            "records_per_sec=%.0f mb_per_sec=%.1f lat_ms_p50=%.3f "
            "p99=%.3f p99.9=%.3f max=%.3f samples=%zu\n",
            mode, records, O.size, O.partitions, O.producers, O.consumers,
-           O.acks, O.compression, secs, (double)records / secs,
+           O.acks, O.compression, O.payload, secs, (double)records / secs,
            (double)records * (double)O.size / secs / 1e6, pct(l, 0.5),
            pct(l, 0.99), pct(l, 0.999),
            l->n ? (double)l->v[l->n - 1] / 1e6 : 0.0, l->n);
@@ -170,11 +181,20 @@ static void *produce_thread(void *arg)
     sluice_conf *c = base_conf();
     sluice_producer *p;
     char err[256];
-    char *val = malloc((size_t)O.size);
+    /* values: consecutive slices of a 16 MiB pool (larger than any batch,
+     * so zstd finds no repeats) of random printable bytes (6.6 bits of
+     * entropy per byte), or constant 'x' (--payload zeros: compresses to
+     * almost nothing) */
+    size_t pool_len = (size_t)O.size + (16u << 20);
+    char *val = malloc(pool_len);
+    unsigned seed = (unsigned)(uintptr_t)w;
     long i;
+    size_t k;
     sluice_err e;
 
-    memset(val, 'x', (size_t)O.size);
+    for (k = 0; k < pool_len; k++)
+        val[k] =
+            strcmp(O.payload, "random") ? 'x' : (char)(33 + rand_r(&seed) % 94);
     sluice_conf_set_delivery_cb(c, on_dr, w);
     e = sluice_producer_new(c, &p, err, sizeof(err));
     if (e)
@@ -182,8 +202,9 @@ static void *produce_thread(void *arg)
     for (i = 0; i < w->n; i++) {
         void *op =
             (i % w->sample_every) == 0 ? (void *)(intptr_t)now_ns() : NULL;
-        e = sluice_producer_send(p, O.topic, SLUICE_PARTITION_ANY, NULL, 0, val,
-                                 (size_t)O.size, NULL, 0, 0, op);
+        size_t at = ((size_t)i * (size_t)O.size) % (16u << 20);
+        e = sluice_producer_send(p, O.topic, SLUICE_PARTITION_ANY, NULL, 0,
+                                 val + at, (size_t)O.size, NULL, 0, 0, op);
         if (e)
             die(e, "send");
         if ((i & 1023) == 0)
@@ -443,7 +464,8 @@ static void usage(FILE *f)
             "  [--records N] [--size BYTES] [--producers P] [--consumers C]\n"
             "  [--partitions N] [--acks none|written|durable]\n"
             "  [--compression none|zstd] [--linger-ms MS]\n"
-            "  [--batch-size BYTES] [--credits N] [--topic NAME]\n",
+            "  [--batch-size BYTES] [--credits N] [--topic NAME]\n"
+            "  [--payload random|zeros]\n",
             sl_bench_stomp_main ? "|stomp" : "");
 }
 
@@ -501,7 +523,13 @@ int main(int argc, char **argv)
             O.acks = v;
         else if (!strcmp(a, "--compression"))
             O.compression = v;
-        else if (!strcmp(a, "--records"))
+        else if (!strcmp(a, "--payload")) {
+            if (strcmp(v, "random") && strcmp(v, "zeros")) {
+                fprintf(stderr, "sluice-bench: --payload random|zeros\n");
+                return 2;
+            }
+            O.payload = v;
+        } else if (!strcmp(a, "--records"))
             O.records = num(a, v, 1);
         else if (!strcmp(a, "--size"))
             O.size = num(a, v, 1);
