@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import errno as _errno
 import os as _os
-from typing import Dict, Optional, Type
+from typing import Any, Dict, Optional, Tuple, Type
 
 __all__ = [
     "SluiceError", "CorruptError", "MalformedError", "MessageTooLargeError",
@@ -91,111 +91,191 @@ class SluiceError(Exception):
     def __str__(self) -> str:
         return self.message
 
-    def __reduce__(self):  # picklable across processes
+    def __reduce__(self) -> Tuple[Any, ...]:  # picklable across processes
         return (type(self), (self.message, self.code, self.name))
 
 
-def _cls(name: str, code: int, sym: str, *bases: type,
-         doc: str) -> Type[SluiceError]:
-    cls = type(name, (SluiceError,) + bases,
-               {"code": code, "name": sym, "__doc__": doc,
-                "__module__": __name__})
-    return cls  # type: ignore[return-value]
+class CorruptError(SluiceError):
+    """Stored or received data failed its CRC check."""
+    code = 2
+    name = "SLUICE_ERR_CORRUPT"
 
 
-CorruptError = _cls("CorruptError", 2, "SLUICE_ERR_CORRUPT",
-                    doc="Stored or received data failed its CRC check.")
-MalformedError = _cls("MalformedError", 3, "SLUICE_ERR_MALFORMED",
-                      doc="The broker found a request, frame or batch "
-                          "malformed.")
-MessageTooLargeError = _cls("MessageTooLargeError", 4, "SLUICE_ERR_TOO_LARGE",
-                            ValueError,
-                            doc="A record, batch or frame exceeds a size "
-                                "limit.")
-UnsupportedError = _cls("UnsupportedError", 5, "SLUICE_ERR_UNSUPPORTED_API",
-                        doc="The broker does not support this API or "
-                            "version.")
+class MalformedError(SluiceError):
+    """The broker found a request, frame or batch malformed."""
+    code = 3
+    name = "SLUICE_ERR_MALFORMED"
 
 
-class UnsupportedVersionError(UnsupportedError):  # type: ignore[valid-type,misc]
+class MessageTooLargeError(SluiceError, ValueError):
+    """A record, batch or frame exceeds a size limit."""
+    code = 4
+    name = "SLUICE_ERR_TOO_LARGE"
+
+
+class UnsupportedError(SluiceError):
+    """The broker does not support this API or version."""
+    code = 5
+    name = "SLUICE_ERR_UNSUPPORTED_API"
+
+
+class UnsupportedVersionError(UnsupportedError):
     """The broker does not support this API version."""
     code = 6
     name = "SLUICE_ERR_UNSUPPORTED_VERSION"
 
 
-UnknownTopicError = _cls("UnknownTopicError", 7, "SLUICE_ERR_UNKNOWN_TOPIC",
-                         doc="The topic does not exist (and was not "
-                             "auto-created).")
-UnknownPartitionError = _cls("UnknownPartitionError", 8,
-                             "SLUICE_ERR_UNKNOWN_PARTITION",
-                             doc="The partition does not exist in the "
-                                 "topic.")
-TopicExistsError = _cls("TopicExistsError", 9, "SLUICE_ERR_TOPIC_EXISTS",
-                        doc="A topic with that name already exists.")
-InvalidConfigError = _cls("InvalidConfigError", 10, "SLUICE_ERR_INVALID_CONFIG",
-                          ValueError,
-                          doc="A configuration key or value is invalid.")
-OffsetOutOfRangeError = _cls("OffsetOutOfRangeError", 11,
-                             "SLUICE_ERR_OFFSET_OUT_OF_RANGE",
-                             doc="The offset is below the log start or past "
-                                 "its end.")
-NotFoundError = _cls("NotFoundError", 12, "SLUICE_ERR_NOT_FOUND",
-                     doc="A record, offset or key was not found.")
-SluiceTimeoutError = _cls("SluiceTimeoutError", 13, "SLUICE_ERR_TIMEOUT",
-                          TimeoutError,
-                          doc="The operation timed out.")
-SluiceMemoryError = _cls("SluiceMemoryError", 14, "SLUICE_ERR_NOMEM",
-                         MemoryError, doc="Out of memory.")
-ClosedError = _cls("ClosedError", 15, "SLUICE_ERR_CLOSED",
-                   doc="The object (producer, consumer, connection) is "
-                       "closed.")
-BusyError = _cls("BusyError", 16, "SLUICE_ERR_BUSY",
-                 doc="A resource is busy or locked.")
-AuthenticationError = _cls("AuthenticationError", 17, "SLUICE_ERR_AUTH",
-                           doc="Authentication failed.")
-InvalidArgumentError = _cls("InvalidArgumentError", 18, "SLUICE_ERR_INVALID_ARG",
-                            ValueError,
-                            doc="An argument was rejected by libsluice or the "
-                                "broker.")
+class UnknownTopicError(SluiceError):
+    """The topic does not exist (and was not auto-created)."""
+    code = 7
+    name = "SLUICE_ERR_UNKNOWN_TOPIC"
 
 
-class InvalidTopicError(InvalidArgumentError):  # type: ignore[valid-type,misc]
+class UnknownPartitionError(SluiceError):
+    """The partition does not exist in the topic."""
+    code = 8
+    name = "SLUICE_ERR_UNKNOWN_PARTITION"
+
+
+class TopicExistsError(SluiceError):
+    """A topic with that name already exists."""
+    code = 9
+    name = "SLUICE_ERR_TOPIC_EXISTS"
+
+
+class InvalidConfigError(SluiceError, ValueError):
+    """A configuration key or value is invalid."""
+    code = 10
+    name = "SLUICE_ERR_INVALID_CONFIG"
+
+
+class OffsetOutOfRangeError(SluiceError):
+    """The offset is below the log start or past its end."""
+    code = 11
+    name = "SLUICE_ERR_OFFSET_OUT_OF_RANGE"
+
+
+class NotFoundError(SluiceError):
+    """A record, offset or key was not found."""
+    code = 12
+    name = "SLUICE_ERR_NOT_FOUND"
+
+
+class SluiceTimeoutError(SluiceError, TimeoutError):
+    """The operation timed out."""
+    code = 13
+    name = "SLUICE_ERR_TIMEOUT"
+
+
+class SluiceMemoryError(SluiceError, MemoryError):
+    """Out of memory."""
+    code = 14
+    name = "SLUICE_ERR_NOMEM"
+
+
+class ClosedError(SluiceError):
+    """The object (producer, consumer, connection) is closed."""
+    code = 15
+    name = "SLUICE_ERR_CLOSED"
+
+
+class BusyError(SluiceError):
+    """A resource is busy or locked."""
+    code = 16
+    name = "SLUICE_ERR_BUSY"
+
+
+class AuthenticationError(SluiceError):
+    """Authentication failed."""
+    code = 17
+    name = "SLUICE_ERR_AUTH"
+
+
+class InvalidArgumentError(SluiceError, ValueError):
+    """An argument was rejected by libsluice or the broker."""
+    code = 18
+    name = "SLUICE_ERR_INVALID_ARG"
+
+
+class InvalidTopicError(InvalidArgumentError):
     """The topic name is invalid (letters, digits, '.', '_', '-')."""
     code = 29
     name = "SLUICE_ERR_INVALID_TOPIC"
 
 
-UnknownGroupError = _cls("UnknownGroupError", 19, "SLUICE_ERR_UNKNOWN_GROUP",
-                         doc="The consumer group does not exist.")
-UnknownMemberError = _cls("UnknownMemberError", 20, "SLUICE_ERR_UNKNOWN_MEMBER",
-                          doc="The group does not know this member (session "
-                              "expired).")
-RebalanceError = _cls("RebalanceError", 21, "SLUICE_ERR_REBALANCE",
-                      doc="The group is rebalancing; the consumer rejoins.")
-NotAcquiredError = _cls("NotAcquiredError", 22, "SLUICE_ERR_NOT_ACQUIRED",
-                        doc="ack/nack/reject/touch of a record this consumer "
-                            "does not hold (already settled, or redelivered "
-                            "to another consumer).")
-LockExpiredError = _cls("LockExpiredError", 23, "SLUICE_ERR_LOCK_EXPIRED",
-                        doc="The lock on the record expired before it was "
-                            "settled; it will be (or was) delivered again.")
-ThrottledError = _cls("ThrottledError", 24, "SLUICE_ERR_THROTTLED",
-                      doc="The broker throttled the request.")
-StorageError = _cls("StorageError", 25, "SLUICE_ERR_STORAGE",
-                    doc="The partition failed on the broker (for example a "
-                        "failed fsync) and refuses writes.")
-DisconnectedError = _cls("DisconnectedError", 26, "SLUICE_ERR_DISCONNECTED",
-                         ConnectionError,
-                         doc="The connection to the broker was lost or could "
-                             "not be made.")
-ProtocolError = _cls("ProtocolError", 27, "SLUICE_ERR_PROTOCOL",
-                     doc="The broker sent an unexpected reply.")
-SluiceIOError = _cls("SluiceIOError", 28, "SLUICE_ERR_IO", OSError,
-                     doc="An I/O error without an errno.")
-ShuttingDownError = _cls("ShuttingDownError", 30, "SLUICE_ERR_SHUTTING_DOWN",
-                         doc="The broker is shutting down.")
-CompressionError = _cls("CompressionError", 31, "SLUICE_ERR_COMPRESSION",
-                        doc="zstd failed or the codec is unknown.")
+class UnknownGroupError(SluiceError):
+    """The consumer group does not exist."""
+    code = 19
+    name = "SLUICE_ERR_UNKNOWN_GROUP"
+
+
+class UnknownMemberError(SluiceError):
+    """The group does not know this member (session expired)."""
+    code = 20
+    name = "SLUICE_ERR_UNKNOWN_MEMBER"
+
+
+class RebalanceError(SluiceError):
+    """The group is rebalancing; the consumer rejoins."""
+    code = 21
+    name = "SLUICE_ERR_REBALANCE"
+
+
+class NotAcquiredError(SluiceError):
+    """ack/nack/reject/touch of a record this consumer does not hold
+    (already settled, or redelivered to another consumer)."""
+    code = 22
+    name = "SLUICE_ERR_NOT_ACQUIRED"
+
+
+class LockExpiredError(SluiceError):
+    """The lock on the record expired before it was settled; it will be (or
+    was) delivered again."""
+    code = 23
+    name = "SLUICE_ERR_LOCK_EXPIRED"
+
+
+class ThrottledError(SluiceError):
+    """The broker throttled the request."""
+    code = 24
+    name = "SLUICE_ERR_THROTTLED"
+
+
+class StorageError(SluiceError):
+    """The partition failed on the broker (for example a failed fsync) and
+    refuses writes."""
+    code = 25
+    name = "SLUICE_ERR_STORAGE"
+
+
+class DisconnectedError(SluiceError, ConnectionError):
+    """The connection to the broker was lost or could not be made."""
+    code = 26
+    name = "SLUICE_ERR_DISCONNECTED"
+
+
+class ProtocolError(SluiceError):
+    """The broker sent an unexpected reply."""
+    code = 27
+    name = "SLUICE_ERR_PROTOCOL"
+
+
+class SluiceIOError(SluiceError, OSError):
+    """An I/O error without an errno."""
+    code = 28
+    name = "SLUICE_ERR_IO"
+
+
+class ShuttingDownError(SluiceError):
+    """The broker is shutting down."""
+    code = 30
+    name = "SLUICE_ERR_SHUTTING_DOWN"
+
+
+class CompressionError(SluiceError):
+    """zstd failed or the codec is unknown."""
+    code = 31
+    name = "SLUICE_ERR_COMPRESSION"
 
 
 class SystemError_(SluiceError, OSError):
