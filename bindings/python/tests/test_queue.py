@@ -227,3 +227,22 @@ def test_ttl_and_not_before_headers(bootstrap, topic):
         assert time.time() * 1000 >= now + 1000
         second.ack()
         assert q.poll(timeout=0.3) is None
+
+
+def test_max_deliveries_dead_letters(bootstrap, topic):
+    """The group default is 10 deliveries: the 10th nack dead-letters."""
+    produce(bootstrap, topic, [b"hopeless"])
+    attempts = []
+    with sluice.QueueConsumer(bootstrap, topic, "g") as q:
+        for _ in range(10):
+            m = q.poll(timeout=10)
+            attempts.append((m.attempts, m.failures))
+            m.nack(delay=0)
+        q.flush(timeout=10)
+        assert q.poll(timeout=0.5) is None  # gone to the DLQ
+    assert attempts == [(i, i - 1) for i in range(1, 11)]
+    (d,) = dlq_records(bootstrap, topic, 1)
+    assert d.value == b"hopeless"
+    assert d.header("dlq.reason") == b"max_deliveries"
+    assert d.header("dlq.attempts") == b"10"
+    assert d.header("dlq.failures") == b"10"
