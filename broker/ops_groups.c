@@ -17,6 +17,7 @@
 
 #include <event2/event.h>
 
+#include "broker/config.h"
 #include "broker/ops_groups.h"
 #include "protocol/log.h"
 
@@ -81,6 +82,45 @@ static void env_request_stage(void *ctx)
     (void)ctx;
     if (M.stage_ev)
         event_active(M.stage_ev, 0, 0);
+}
+
+/* "30s", "1500", "2h" -> ms; -1 on a bad value. */
+static int64_t parse_ms(const char *v)
+{
+    char *end;
+    long long n = strtoll(v, &end, 10);
+    static const struct {
+        const char *sfx;
+        long long mul;
+    } u[] = {{"", 1},      {"ms", 1},      {"s", 1000},
+             {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+    if (end == v)
+        return -1;
+    if (n < 0)
+        return -1;
+    for (size_t i = 0; i < sizeof(u) / sizeof(u[0]); i++)
+        if (!strcmp(end, u[i].sfx))
+            return n * u[i].mul;
+    return -1;
+}
+
+typedef struct ttl_find {
+    int64_t ttl;
+} ttl_find;
+
+static void ttl_each(void *arg, const char *key, const char *value)
+{
+    if (!strcmp(key, "message-ttl-ms"))
+        ((ttl_find *)arg)->ttl = parse_ms(value);
+}
+
+/* The topic's message-ttl-ms override, else the broker's. */
+static int64_t env_topic_ttl(void *ctx, const char *topic)
+{
+    sl_broker *b = ctx;
+    ttl_find tf = {sl_broker_config(b)->message_ttl_ms};
+    sl_ops_topic_configs(b, topic, ttl_each, &tf);
+    return tf.ttl;
 }
 
 static void stage_cb(evutil_socket_t fd, short what, void *arg)
@@ -167,11 +207,19 @@ void sl_groups_module_fini(sl_broker *b);
 
 void sl_groups_module_init(sl_broker *b)
 {
-    sl_groups_env env = {b,          env_get_part, env_partitions,
-                         env_append, env_now,      env_request_stage};
+    sl_groups_env env = {b,       env_get_part,      env_partitions, env_append,
+                         env_now, env_request_stage, env_topic_ttl};
+    const sl_config *cfg = sl_broker_config(b);
+    sl_qgroup_cfg dflt;
     sl_groups *g = NULL;
     sl_err rc;
 
+    sl_qgroup_cfg_set_defaults(NULL);
+    sl_qgroup_cfg_defaults(&dflt);
+    dflt.max_deliveries = (int32_t)cfg->queue_max_deliveries;
+    dflt.lock_ms = cfg->queue_lock_ms;
+    dflt.max_inflight = (int32_t)cfg->queue_max_inflight;
+    sl_qgroup_cfg_set_defaults(&dflt);
     rc = sl_groups_open(sl_broker_data_dir(b), &env, sl_broker_flusher(b), &g);
     if (rc != SL_OK) {
         sl_log(SL_ERROR, "groups", "cannot open %s/groups.db: %s",

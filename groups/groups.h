@@ -54,6 +54,9 @@ typedef struct sl_groups_env {
      * the current loop iteration), so that a burst of requests is staged
      * once. NULL = stage at the first mutation. */
     void (*request_stage)(void *ctx);
+    /* Optional: the topic's message TTL in ms (-1 = none). Asked when a
+     * group is created and about once a second afterwards. */
+    int64_t (*topic_ttl_ms)(void *ctx, const char *topic);
 } sl_groups_env;
 
 /*
@@ -142,7 +145,11 @@ typedef struct sl_qgroup_cfg {
     char dlq_topic[250];    /* "" = "<topic>.DLQ"; "-" = none (archive) */
 } sl_qgroup_cfg;
 
+/* The defaults for new groups: the documented ones, or those set with
+ * sl_qgroup_cfg_set_defaults (broker settings; NULL = back to documented).
+ * @thread loop */
 void sl_qgroup_cfg_defaults(sl_qgroup_cfg *cfg);
+void sl_qgroup_cfg_set_defaults(const sl_qgroup_cfg *cfg);
 /* Set one setting by name ("max-deliveries", "lock-ms", "backoff-ms",
  * "backoff-max-ms", "backoff-factor", "ttl-ms", "dlq-expired",
  * "key-ordered", "max-inflight", "start", "dlq-topic"). On error writes

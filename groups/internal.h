@@ -94,6 +94,7 @@ struct sl_qgroup {
     char *name;
     char *topic;
     sl_qgroup_cfg cfg;
+    int64_t topic_ttl_ms; /* the topic's message TTL, -1 = none (cached) */
     sl_qpart **parts;
     int32_t nparts;
     sl_qconsumer *consumers;
@@ -170,6 +171,7 @@ struct sl_groups {
     sl_waiter *waiters, *waiters_tail;
 
     sl_groups_stats st;
+    int64_t ttl_refreshed; /* last refresh of topic TTLs (ms) */
     int64_t now_cache;
     int in_free;
 };

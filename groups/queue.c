@@ -65,8 +65,17 @@
 #define MAX_MAX_INFLIGHT (1 << 22)
 #define PASS_CHUNK 64
 
+/* Process-wide defaults for new groups (broker settings). One broker per
+ * process; set at start-up before any group exists. */
+static sl_qgroup_cfg g_defaults;
+static int g_defaults_set;
+
 void sl_qgroup_cfg_defaults(sl_qgroup_cfg *cfg)
 {
+    if (g_defaults_set) {
+        *cfg = g_defaults;
+        return;
+    }
     memset(cfg, 0, sizeof(*cfg));
     cfg->max_deliveries = DEFAULT_MAX_DELIVERIES;
     cfg->lock_ms = DEFAULT_LOCK_MS;
@@ -75,6 +84,16 @@ void sl_qgroup_cfg_defaults(sl_qgroup_cfg *cfg)
     cfg->backoff_factor = 2;
     cfg->ttl_ms = -1;
     cfg->max_inflight = DEFAULT_MAX_INFLIGHT;
+}
+
+void sl_qgroup_cfg_set_defaults(const sl_qgroup_cfg *cfg)
+{
+    if (cfg) {
+        g_defaults = *cfg;
+        g_defaults_set = 1;
+    } else {
+        g_defaults_set = 0;
+    }
 }
 
 static int parse_i64(const char *s, int64_t *out)
@@ -273,6 +292,9 @@ static void ent_meta(sl_qgroup *qg, sl_qent *e, const sl_record *rec, int fresh)
     int64_t v, exp = 0;
     if (qg->cfg.ttl_ms >= 0)
         exp = rec->timestamp + qg->cfg.ttl_ms;
+    if (qg->topic_ttl_ms >= 0 &&
+        (exp == 0 || rec->timestamp + qg->topic_ttl_ms < exp))
+        exp = rec->timestamp + qg->topic_ttl_ms;
     if (header_i64(rec, "ttl-ms", &v) == 0 && v >= 0 &&
         (exp == 0 || rec->timestamp + v < exp))
         exp = rec->timestamp + v;
@@ -655,6 +677,8 @@ static sl_qgroup *qg_new(sl_groups *g, const char *group, const char *topic,
         qg->cfg = *cfg;
     else
         sl_qgroup_cfg_defaults(&qg->cfg);
+    qg->topic_ttl_ms =
+        g->env.topic_ttl_ms ? g->env.topic_ttl_ms(g->env.ctx, topic) : -1;
     qg->next = g->qgroups;
     g->qgroups = qg;
     return qg;
@@ -1344,8 +1368,13 @@ void sl_queue_on_flushed(sl_groups *g)
 int64_t sl_queue_tick(sl_groups *g, int64_t now)
 {
     int64_t next = now + 1000;
+    int refresh = g->env.topic_ttl_ms && now - g->ttl_refreshed >= 1000;
+    if (refresh)
+        g->ttl_refreshed = now;
     for (sl_qgroup *qg = g->qgroups; qg; qg = qg->next) {
         int freed = 0;
+        if (refresh) /* topic settings may change at run time */
+            qg->topic_ttl_ms = g->env.topic_ttl_ms(g->env.ctx, qg->topic);
         for (int32_t i = 0; i < qg->nparts; i++) {
             sl_qpart *qp = qg->parts[i];
             if (!qp)

@@ -403,3 +403,28 @@ def test_consumption_based_retention(tmp_path):
         assert b.stop() == 0
     finally:
         b.cleanup()
+
+
+def test_topic_ttl_and_broker_defaults(tmp_path):
+    from sluice_harness import Broker
+    b = Broker(str(tmp_path / "data"), args=["--queue-max-deliveries", "3",
+                                             "--queue-lock-ms", "5s"])
+    b.start()
+    try:
+        c = b.client()
+        assert c.create_topic("t", 1, {"message-ttl-ms": "60s"}) == (0, None)
+        now = int(time.time() * 1000)
+        for ts, v in ((now - 120000, b"stale"), (now, b"fresh")):
+            body = sw.produce_body(sw.ACKS_DURABLE, {"t": {0: sw.encode_batch(
+                [v], ts=ts)}})
+            assert sw.decode_produce(c.call(sw.API_PRODUCE, body))[
+                ("t", 0)]["error"] == 0
+        q = swg.Queue(c, "g", "t", "c1")
+        r = acquire_until(q, lambda g: g, n=10)
+        assert [x["value"] for x in r] == [b"fresh"]
+        kv = swg.queue_config(c, "g", "t", mode=2)
+        assert kv["max_deliveries"] == "3" and kv["lock_ms"] == "5000"
+        c.close()
+        assert b.stop() == 0
+    finally:
+        b.cleanup()

@@ -71,8 +71,8 @@ static int64_t env_now(void *ctx)
     return ((fx *)ctx)->now;
 }
 
-static const sl_groups_env k_env = {&F,         env_get_part, env_partitions,
-                                    env_append, env_now,      NULL};
+static const sl_groups_env k_env = {
+    &F, env_get_part, env_partitions, env_append, env_now, NULL, NULL};
 
 static void open_parts(int np)
 {
