@@ -601,6 +601,15 @@ static sl_err qp_resize(sl_qpart *qp, int32_t span)
     return SL_OK;
 }
 
+/* Room for the entry at qp->cursor (the window grows by one). */
+static int qp_room(sl_qpart *qp)
+{
+    uint64_t need = (uint64_t)(qp->cursor - qp->start) + 1;
+    if (need <= (uint64_t)qp->mask + 1)
+        return 1;
+    return qp_resize(qp, (int32_t)((qp->mask + 1) * 2)) == SL_OK;
+}
+
 static sl_qpart *qp_new(sl_qgroup *qg, int32_t partition, int64_t start)
 {
     sl_qpart *qp = calloc(1, sizeof(*qp));
@@ -613,7 +622,9 @@ static sl_qpart *qp_new(sl_qgroup *qg, int32_t partition, int64_t start)
     qp->rit_pos = -1;
     qp->next_due = INT64_MAX;
     qp->next_deadline = INT64_MAX;
-    if (qp_alloc_ring(qp, qg->cfg.max_inflight) != SL_OK) {
+    /* The ring grows with the window (up to max_inflight), so idle groups
+     * and partitions cost little. */
+    if (qp_alloc_ring(qp, 64) != SL_OK) {
         free(qp);
         return NULL;
     }
@@ -737,10 +748,7 @@ sl_err sl_qgroup_declare(sl_groups *g, const char *group, const char *topic,
         qg->cfg_dirty = 1;
         qg_sync_parts(qg);
     } else if (cfg) {
-        for (int32_t i = 0; i < qg->nparts; i++)
-            if (qg->parts[i] &&
-                qp_resize(qg->parts[i], cfg->max_inflight) != SL_OK)
-                return SL_ERR_NOMEM;
+
         qg->cfg = *cfg;
         qg->cfg_dirty = 1;
     }
@@ -886,6 +894,10 @@ static int read_fresh(sl_qpart *qp, sl_record *rec, int64_t upto)
             if (qp->cursor - qp->start >= qp->qg->cfg.max_inflight)
                 return 0;
         }
+        if (!qp_room(qp)) {
+            qp->it_pos = -1;
+            return 0;
+        }
         sl_qent *e = ent(qp, qp->cursor);
         memset(e, 0, sizeof(*e));
         e->state = SL_Q_ACKED;
@@ -893,6 +905,10 @@ static int read_fresh(sl_qpart *qp, sl_record *rec, int64_t upto)
     }
     advance_start(qp);
     if (qp->cursor - qp->start >= qp->qg->cfg.max_inflight) {
+        qp->it_pos = -1;
+        return 0;
+    }
+    if (!qp_room(qp)) {
         qp->it_pos = -1;
         return 0;
     }
@@ -1613,6 +1629,11 @@ static sl_qpart *load_qpart(sl_qgroup *qg, int32_t part, int64_t start,
     qp = qp_new(qg, part, start);
     if (!qp)
         return NULL;
+    if (cursor - start > 0 &&
+        qp_resize(qp, (int32_t)(cursor - start)) != SL_OK) {
+        qp_free(qp);
+        return NULL;
+    }
     qp->cursor = cursor;
     /* Until ranges say otherwise: never delivered, available. */
     for (int64_t o = start; o < cursor; o++) {

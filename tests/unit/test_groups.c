@@ -596,6 +596,33 @@ static void test_window_bound(void **state)
     sl_qconsumer_free(a.c);
 }
 
+/* The ring grows with the window (64 -> 1024 entries) and keeps states. */
+static void test_window_grows(void **state)
+{
+    rx a;
+    (void)state;
+    declare("g", "max_inflight", "1000", NULL, NULL);
+    produce(0, 250, NULL, NULL, NULL, 1);
+    produce(0, 250, NULL, NULL, NULL, 1);
+    produce(0, 250, NULL, NULL, NULL, 1);
+    rx_new(&a, "g", 0);
+    sl_qconsumer_credit(a.c, 200);
+    assert_int_equal(a.n, 200);
+    /* ack every other one, then the rest after more deliveries */
+    for (int64_t o = 1; o < 200; o += 2)
+        assert_int_equal(sl_qconsumer_ack(a.c, 0, o, o, NULL), SL_OK);
+    a.n = 0;
+    sl_qconsumer_credit(a.c, 56); /* window now 256 wide */
+    assert_int_equal(a.n, 56);
+    assert_int_equal(a.off[0], 200);
+    for (int64_t o = 0; o < 200; o += 2)
+        assert_int_equal(sl_qconsumer_ack(a.c, 0, o, o, NULL), SL_OK);
+    assert_int_equal(part_info("g", 0).start, 200);
+    assert_int_equal(sl_qconsumer_ack(a.c, 0, 200, 255, NULL), SL_OK);
+    assert_int_equal(part_info("g", 0).start, 256);
+    sl_qconsumer_free(a.c);
+}
+
 static void test_consumer_free_releases(void **state)
 {
     rx a, b;
@@ -874,6 +901,7 @@ int main(void)
         T(test_delayed_delivery),
         T(test_key_ordered),
         T(test_window_bound),
+        T(test_window_grows),
         T(test_consumer_free_releases),
         T(test_competing_consumers_exactly_once),
         T(test_persistence_rules),
