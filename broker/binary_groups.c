@@ -10,8 +10,9 @@
  * that produced something (or empty when max_wait_ms passes). Credits go
  * back to 0 with the reply, so a binary consumer holds only what it was
  * sent. If the connection closes while an acquire waits, the consumer is
- * freed (its records are released at once, no failure counted). Consumers
- * idle for consumer_idle_ms are freed too; their locks expire as usual.
+ * freed (its records are released at once, no failure counted). A
+ * consumer without requests for 1 minute (holding nothing) or 5 minutes
+ * is freed too; the locks of what it held expire as usual.
  *
  * Settlements (ACK/NACK/REJECT) are answered after the SQLite transaction
  * holding them committed (sl_groups_wait); TOUCH at once. Offset commits
@@ -31,6 +32,7 @@
 #include "protocol/log.h"
 
 #define CONSUMER_IDLE_MS (5 * 60 * 1000)
+#define CONSUMER_IDLE_EMPTY_MS (60 * 1000)
 #define NAME_MAX_LEN 256
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -511,7 +513,13 @@ void sl_binary_groups_reap(sl_broker *b, int64_t now)
     (void)b;
     while (q) {
         bq *next = q->next;
-        if (!q->acq && now - q->last_used > CONSUMER_IDLE_MS) {
+        /* No request for a while: gone (the broker has no close hook for
+         * binary connections). Holding nothing: after a minute; holding
+         * records (their locks expire meanwhile): after five. */
+        int64_t idle = now - q->last_used;
+        if (!q->acq &&
+            (idle > CONSUMER_IDLE_MS || (idle > CONSUMER_IDLE_EMPTY_MS &&
+                                         sl_qconsumer_held(q->qc) == 0))) {
             sl_log(SL_INFO, "groups",
                    "queue consumer %s (group %s, topic %s) idle: closed",
                    q->cid, q->group, q->topic);
