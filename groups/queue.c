@@ -1183,6 +1183,16 @@ static sl_err settle(sl_qconsumer *c, int32_t partition, int64_t first,
     if (first > last || last - first > (1LL << 32))
         return SL_ERR_INVALID_ARG;
     qp = qg->parts[partition];
+    if (first < qp->start) {
+        /* Done already (in bulk: a range may be huge). Acks are
+         * idempotent; anything else on a done record is refused. */
+        int64_t upto = last < qp->start ? last : qp->start - 1;
+        if (op == OP_ACK)
+            n += upto - first + 1;
+        else
+            rc = SL_ERR_NOT_ACQUIRED;
+        first = upto + 1;
+    }
     for (int64_t off = first; off <= last; off++) {
         sl_qent *e;
         if (off < qp->start) {

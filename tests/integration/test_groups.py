@@ -428,3 +428,20 @@ def test_topic_ttl_and_broker_defaults(tmp_path):
         assert b.stop() == 0
     finally:
         b.cleanup()
+
+
+def test_huge_ranges_are_cheap(broker):
+    c = broker.client()
+    c.create_topic("t", 1)
+    produce(c, "t", 0, [b"a", b"b"])
+    q = swg.Queue(c, "g", "t", "c1")
+    r = acquire_until(q, lambda g: len(g) >= 2, n=10)
+    q.ack([(0, 0)])
+    # a range spanning 2^32 offsets below/after the window is answered at
+    # once, naming the problem, and settles what it covers
+    res = q.nack([(0, 0, (1 << 32))], delay_ms=0)
+    assert res[0][3] == swg.ERR_NOT_ACQUIRED
+    r = acquire_until(q, lambda g: g, n=10)
+    assert [(x["offset"], x["attempts"]) for x in r] == [(1, 2)]
+    assert q.ack([(0, 0, (1 << 32))])[0][3] == swg.ERR_NOT_ACQUIRED
+    assert swg.describe(c, "g")["partitions"][0]["committed"] == 2
