@@ -612,6 +612,8 @@ static int cmd_consume(int argc, char **argv)
             break;
         }
         print_msg(m, json, 0);
+        if (follow)
+            fflush(stdout); /* a live tail: show each record at once */
         got++;
         for (k = 0; k < nasg; k++) {
             if (!ends[k].done && ends[k].partition == m->partition &&
@@ -708,6 +710,8 @@ static int cmd_queue(int argc, char **argv)
             break;
         }
         print_msg(m, json, 1);
+        if (count < 0)
+            fflush(stdout); /* runs until stopped: show records at once */
         err = sluice_queue_consumer_ack(q, m->partition, m->offset);
         sluice_message_free(m);
         if (err) {

@@ -184,3 +184,54 @@ def test_unreachable_broker():
                         "t"], input=b"x\n", stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, timeout=60)
     assert p.returncode == 3
+
+
+def test_follow(broker):
+    ok(broker, "topic", "create", "live", "--partitions", "1")
+    ok(broker, "produce", "live", stdin=b"first\n")
+    addr = "%s:%d" % broker.binary_addr
+    p = subprocess.Popen([sluice_bin(), "-b", addr, "consume", "live",
+                          "--offset", "0", "--follow", "--count", "3"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        # the consumer is positioned once it printed the first record
+        assert p.stdout.readline() == b"first\n"
+        ok(broker, "produce", "live", stdin=b"second\nthird\n")
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, err.decode()
+    assert out == b"second\nthird\n"
+
+
+def test_dlq_list_show_redrive(broker):
+    ok(broker, "topic", "create", "orders", "--partitions", "1")
+    ok(broker, "produce", "orders", stdin=b"o1\no2\no3\n")
+    exe = os.path.join(os.path.dirname(sluice_bin()),
+                       "test_client_integration")
+    p = subprocess.run([exe, "reject", "%s:%d" % broker.binary_addr,
+                        "orders", "billing", "2"], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=60)
+    assert p.returncode == 0, p.stderr.decode()
+    out = ok(broker, "dlq", "list").decode()
+    assert "orders.DLQ" in out and "source=orders" in out
+    assert "depth=2" in out
+    assert ok(broker, "dlq", "list", "nosuch").decode() == ""
+    out = ok(broker, "dlq", "show", "orders.DLQ").decode()
+    recs = [json.loads(l) for l in out.splitlines()]
+    assert sorted(r["value"] for r in recs) == ["o1", "o2"]
+    for r in recs:
+        assert r["headers"]["dlq.reason"] == "rejected"
+        assert r["headers"]["dlq.topic"] == "orders"
+        assert r["headers"]["dlq.group"] == "billing"
+    out = ok(broker, "group", "describe", "billing").decode()
+    assert "dlq orders.DLQ depth 2" in out
+    out = ok(broker, "dlq", "redrive", "orders.DLQ", "--reason",
+             "rejected").decode()
+    assert "redrove 2 records" in out
+    out = ok(broker, "consume", "orders", "--from-beginning").decode()
+    assert out.splitlines() == ["o1", "o2", "o3", "o1", "o2"]
+    rc, out, err = run(broker, "dlq", "redrive", "nosuch.DLQ")
+    assert rc == 1 and "nosuch.DLQ" in err

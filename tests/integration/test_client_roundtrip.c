@@ -611,8 +611,37 @@ static int reconnect_main(void)
     return 0;
 }
 
+/* reject HOST:PORT TOPIC GROUP N: acquire N records and reject them (for
+ * the CLI's dlq tests). */
+static int reject_main(const char *topic, const char *group, int n)
+{
+    sluice_conf *c = conf();
+    sluice_queue_consumer *q;
+    sluice_message *m;
+    char err[256];
+    int i;
+
+    CHECK_OK(sluice_conf_set(c, "queue.prefetch", "false", NULL, 0));
+    CHECK_OK(sluice_queue_consumer_new(c, topic, group, &q, err, sizeof(err)));
+    for (i = 0; i < n; i++) {
+        CHECK_OK(sluice_queue_consumer_poll(q, 5000, &m));
+        CHECK_OK(sluice_queue_consumer_reject(q, m->partition, m->offset,
+                                              "cli test"));
+        sluice_message_free(m);
+    }
+    CHECK_OK(sluice_queue_consumer_flush(q, 20000));
+    sluice_queue_consumer_free(q);
+    sluice_conf_free(c);
+    printf("ok\n");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 6 && !strcmp(argv[1], "reject")) {
+        g_addr = argv[2];
+        return reject_main(argv[3], argv[4], atoi(argv[5]));
+    }
     if (argc == 3 && !strcmp(argv[1], "reconnect")) {
         g_addr = argv[2];
         return reconnect_main();
