@@ -142,8 +142,9 @@ const char *sluice_errstr(void);
  *   partitioner           fnv1a (32-bit FNV-1a of the key mod partitions;
  *                         null key: sticky round-robin, one partition per
  *                         batch) [fnv1a]
- *   queue.max.records     records buffered + in flight before send blocks
- *                         (doing I/O) [1000000]
+ *   queue.max.records     records buffered + in flight (reports not yet
+ *                         delivered) before send waits for replies
+ *                         [1000000]
  * consumer (stream):
  *   group.id              stream group for subscribe/commit [none]
  *   session.timeout.ms    group session timeout [10000]
@@ -279,12 +280,17 @@ sluice_err sluice_producer_new(const sluice_conf *conf, sluice_producer **out,
  * Queue one record (key, value and headers are copied; each may be NULL
  * = null). partition: SLUICE_PARTITION_ANY or an explicit partition.
  * timestamp 0 = now. msg_opaque comes back in the delivery report.
- * May do I/O: sends a batch that filled up, and blocks while
- * queue.max.records are outstanding. Errors returned here mean the record
- * was NOT queued and no report will come: SLUICE_ERR_UNKNOWN_TOPIC
- * (topic unknown and not auto-created), SLUICE_ERR_UNKNOWN_PARTITION,
+ * May do I/O: sends a batch that filled up (without waiting for the
+ * socket to take more than 4 MiB of it), and when queue.max.records
+ * records are outstanding it first waits for every request in flight to
+ * be answered (reports then wait for sluice_producer_poll/flush: call
+ * poll regularly). Errors returned here mean the record was NOT queued
+ * and no report will come: SLUICE_ERR_INVALID_TOPIC,
+ * SLUICE_ERR_UNKNOWN_PARTITION (partition >= the topic's count),
  * SLUICE_ERR_INVALID_ARG, SLUICE_ERR_TOO_LARGE, SLUICE_ERR_DISCONNECTED
- * (metadata could not be fetched).
+ * (metadata could not be fetched). A topic the broker does not know is
+ * produced to partition 0 (the broker may create it on first produce);
+ * if it does not, the reports carry SLUICE_ERR_UNKNOWN_TOPIC.
  */
 sluice_err sluice_producer_send(sluice_producer *p, const char *topic,
                                 int32_t partition, const void *key,
