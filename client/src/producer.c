@@ -37,7 +37,8 @@ typedef struct inflight {
  * linked by next) and expanded to one callback per record in deliver(). */
 
 typedef struct ptopic_meta {
-    int confirmed; /* partition count from metadata (not provisional) */
+    int confirmed;    /* partition count from metadata (not provisional) */
+    int64_t retry_ms; /* provisional: ask the broker again after this */
 } ptopic_meta;
 
 struct sluice_producer {
@@ -255,7 +256,8 @@ static int topic_index(sluice_producer *p, const char *topic, sl_err *err)
     sl_err rc;
 
     idx = sl_accum_find(&p->acc, topic);
-    if (idx >= 0 && p->meta[idx].confirmed)
+    if (idx >= 0 &&
+        (p->meta[idx].confirmed || sl_cl_now_ms() < p->meta[idx].retry_ms))
         return idx;
     rc = sl_conn_ensure(&p->conn);
     if (rc != SL_OK)
@@ -315,6 +317,8 @@ static int topic_index(sluice_producer *p, const char *topic, sl_err *err)
         p->meta_cap = ncap;
     }
     p->meta[idx].confirmed = confirmed;
+    /* an unknown topic: do not ask on every send until it exists */
+    p->meta[idx].retry_ms = sl_cl_now_ms() + 100;
     return idx;
 fail:
     sl_chunk_unref(fr);
