@@ -115,6 +115,20 @@ static void stage_if_idle(sl_groups *g)
         stage_now(g);
 }
 
+void sl_groups_stage_delete(sl_groups *g, int op, const char *group,
+                            const char *topic)
+{
+    pthread_mutex_lock(&g->mu);
+    sl_wb_u8(&g->staged, (uint8_t)op);
+    sl_wb_str16(&g->staged, group, strlen(group));
+    sl_wb_str16(&g->staged, topic, strlen(topic));
+    g->staged_pending = 1;
+    pthread_mutex_unlock(&g->mu);
+    sl_groups_mutated(g);
+    if (g->flusher)
+        sl_flusher_wake(g->flusher);
+}
+
 void sl_groups_mutated(sl_groups *g)
 {
     g->seq++;
@@ -255,6 +269,22 @@ static sl_err apply_ops(sl_groups *g, const uint8_t *p, size_t len)
             sqlite3_bind_int64(up_off, 4, off);
             if (sqlite3_step(up_off) != SQLITE_DONE)
                 goto err_db;
+        } else if (op == SL_OP_TDEL) {
+            static const char *const sqls[4] = {
+                "DELETE FROM qgroup WHERE topic=?",
+                "DELETE FROM qpart WHERE topic=?",
+                "DELETE FROM qrange WHERE topic=?",
+                "DELETE FROM soffset WHERE topic=?"};
+            for (int i = 0; i < 4; i++) {
+                sqlite3_stmt *st = NULL;
+                int ok = sqlite3_prepare_v2(db, sqls[i], -1, &st, NULL) ==
+                             SQLITE_OK &&
+                         bind_str(st, 1, tn, tl) == SQLITE_OK &&
+                         sqlite3_step(st) == SQLITE_DONE;
+                sqlite3_finalize(st);
+                if (!ok)
+                    goto err_db;
+            }
         } else if (op == SL_OP_QDEL) {
             sqlite3_stmt *sts[3] = {del_group, del_parts, del_granges};
             for (int i = 0; i < 3; i++) {
@@ -559,6 +589,9 @@ void sl_groups_forget_topic(sl_groups *g, const char *topic)
 {
     sl_queue_forget_topic(g, topic);
     sl_stream_forget_topic(g, topic);
+    /* A topic re-created under the same name starts without group state,
+     * also after a restart. */
+    sl_groups_stage_delete(g, SL_OP_TDEL, "", topic);
 }
 
 void sl_groups_stats_get(const sl_groups *g, sl_groups_stats *out)

@@ -185,7 +185,17 @@ sl_qgroup *sl_groups_qgroup_find(sl_groups *g, const char *group,
 sl_sgroup *sl_groups_sgroup_find(sl_groups *g, const char *name);
 
 /* Stage ops (loop). */
-enum { SL_OP_QPART = 1, SL_OP_QGROUP = 2, SL_OP_OFFSET = 3, SL_OP_QDEL = 4 };
+enum {
+    SL_OP_QPART = 1,
+    SL_OP_QGROUP = 2,
+    SL_OP_OFFSET = 3,
+    SL_OP_QDEL = 4, /* group + topic: drop a queue group's rows */
+    SL_OP_TDEL = 5  /* topic (group empty): drop every row of a topic */
+};
+/* Stage one delete op directly (it must reach the db even though the
+ * objects are gone). */
+void sl_groups_stage_delete(sl_groups *g, int op, const char *group,
+                            const char *topic);
 
 /* queue.c */
 void sl_queue_stage(sl_groups *g, sl_wb *wb);

@@ -1510,12 +1510,7 @@ sl_err sl_qgroup_delete(sl_groups *g, const char *group, const char *topic)
         *pp = qg->next; /* unlinked: excluded from low-water marks */
         found = 1;
         /* Staged directly: the delete must reach the db. */
-        pthread_mutex_lock(&g->mu);
-        sl_wb_u8(&g->staged, SL_OP_QDEL);
-        sl_wb_str16(&g->staged, qg->name, strlen(qg->name));
-        sl_wb_str16(&g->staged, qg->topic, strlen(qg->topic));
-        g->staged_pending = 1;
-        pthread_mutex_unlock(&g->mu);
+        sl_groups_stage_delete(g, SL_OP_QDEL, qg->name, qg->topic);
         drop_dlq_pending(g, qg);
         for (int32_t i = 0; i < qg->nparts; i++)
             if (qg->parts[i])

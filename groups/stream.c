@@ -415,8 +415,7 @@ void sl_stream_forget_topic(sl_groups *g, const char *topic)
             }
         }
     }
-    /* Rows in soffset for the topic stay until the group commits again;
-     * a re-created topic starts without them only in memory. */
+    /* The rows go with sl_groups_forget_topic's SL_OP_TDEL. */
 }
 
 sl_err sl_stream_describe(sl_groups *g, const char *group, sl_group_info *info)

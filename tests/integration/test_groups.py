@@ -369,6 +369,20 @@ def test_topic_deleted_and_recreated(broker):
     r = acquire_until(q, lambda g: g, n=10)
     assert [(x["offset"], x["value"], x["attempts"]) for x in r] == \
         [(0, b"new", 1)]
+    # the old topic's group state is gone from groups.db too: after a
+    # restart the re-created topic's records are not taken as done
+    q.ack([(0, 0)])
+    assert swg.commit(c, "sg", {("t", 0): 1}) == {("t", 0): 0}
+    c.delete_topic("t")
+    c.create_topic("t", 1)
+    produce(c, "t", 0, [b"n1", b"n2"])
+    c.close()
+    broker.restart()
+    c = broker.client()
+    q = swg.Queue(c, "g", "t", "c2")
+    r = acquire_until(q, lambda g: len(g) >= 2, n=10)
+    assert [(x["offset"], x["value"]) for x in r] == [(0, b"n1"), (1, b"n2")]
+    assert swg.committed(c, "sg", [("t", 0)]) == {("t", 0): -1}
 
 
 def test_consumption_based_retention(tmp_path):
