@@ -1165,7 +1165,7 @@ static sl_err poll_locked(sluice_consumer *c, int timeout_ms,
     size_t n = 0;
     sl_err rc = SL_OK, e;
     sluice_message *m;
-    int wait;
+    int wait, prefetch;
 
     for (;;) {
         rc = group_tick(c);
@@ -1192,14 +1192,15 @@ static sl_err poll_locked(sluice_consumer *c, int timeout_ms,
          * records are buffered, unless the last fetch found nothing new;
          * a long poll once the buffer is empty. At most about
          * 2 x fetch.max.bytes are buffered. */
-        wait = c->bhead || n ? 0 : sl_cl_left(deadline);
+        prefetch = c->bhead || n;
+        wait = prefetch ? 0 : sl_cl_left(deadline);
         if (wait < 0 || wait > c->cfg.fetch_max_wait_ms)
             wait = c->cfg.fetch_max_wait_ms;
         if (c->subscribed && wait > c->hb_interval_ms)
             wait = c->hb_interval_ms;
         if (!c->fetch_corr &&
             c->buffered_bytes < 2 * (size_t)c->cfg.fetch_max_bytes &&
-            (wait > 0 || !c->caught_up)) {
+            (!prefetch || !c->caught_up)) {
             rc = send_fetch(c, wait);
             if (rc != SL_OK)
                 break;
@@ -1208,22 +1209,26 @@ static sl_err poll_locked(sluice_consumer *c, int timeout_ms,
             break;
         if (c->bhead)
             continue;
-        if (sl_cl_now_ms() >= deadline) {
-            rc = sl_cl_fail(SL_ERR_TIMEOUT, "poll: no message");
-            break;
-        }
         if (!c->fetch_corr && !c->hb_corr) {
             /* nothing assigned yet (group) and nothing to wait for */
             int64_t until = c->next_hb_ms < deadline ? c->next_hb_ms : deadline;
+            if (sl_cl_now_ms() >= deadline) {
+                rc = sl_cl_fail(SL_ERR_TIMEOUT, "poll: no message");
+                break;
+            }
             pthread_mutex_unlock(&c->mu);
             poll(NULL, 0, sl_cl_left(until));
             pthread_mutex_lock(&c->mu);
             continue;
         }
+        /* with the deadline passed this still takes what already arrived
+         * (so poll(0) in a loop makes progress) */
         fr = NULL;
         rc = sl_conn_read(&c->conn, deadline, &fr);
-        if (rc == SL_ERR_TIMEOUT)
-            continue;
+        if (rc == SL_ERR_TIMEOUT) {
+            rc = sl_cl_fail(SL_ERR_TIMEOUT, "poll: no message");
+            break;
+        }
         if (rc != SL_OK) {
             c->fetch_corr = 0;
             c->hb_corr = 0;
