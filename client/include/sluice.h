@@ -445,9 +445,10 @@ sluice_err sluice_queue_consumer_nack(sluice_queue_consumer *qc,
 sluice_err sluice_queue_consumer_reject(sluice_queue_consumer *qc,
                                         int32_t partition, int64_t offset,
                                         const char *reason);
-/* Extend the lock of a held record (lock_ms 0 = the group default),
- * synchronously (also sends pending acks). On success, *deadline (may be
- * NULL) is the new lock deadline in ms since the epoch. */
+/* Extend the lock of a held record to now + lock_ms (0 = the group's lock
+ * time), synchronously (also sends pending acks). On success *deadline
+ * (may be NULL) is the new deadline in ms since the epoch as computed by
+ * the client (now + lock_ms), or 0 when lock_ms is 0 (not known here). */
 sluice_err sluice_queue_consumer_touch(sluice_queue_consumer *qc,
                                        int32_t partition, int64_t offset,
                                        int64_t lock_ms, int64_t *deadline);

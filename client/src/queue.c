@@ -723,8 +723,8 @@ sluice_err sluice_queue_consumer_touch(sluice_queue_consumer *qc,
                         (int)partition, (long long)offset);
         goto out;
     }
-    if (deadline)
-        *deadline = sl_cl_wall_ms() + (lock_ms > 0 ? lock_ms : 0);
+    if (deadline) /* the reply does not carry it: computed here */
+        *deadline = lock_ms > 0 ? sl_cl_wall_ms() + lock_ms : 0;
 out:
     sl_chunk_unref(fr);
     pthread_mutex_unlock(&qc->mu);
