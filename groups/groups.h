@@ -140,7 +140,9 @@ typedef struct sl_qgroup_cfg {
     int64_t ttl_ms;         /* message TTL from its timestamp; -1 = none */
     int dlq_expired;        /* 1 = expired records go to the DLQ [0] */
     int key_ordered;        /* 1 = per-key order, one in flight per key */
-    int32_t max_inflight;   /* window span per partition [10000] */
+    int32_t max_inflight;   /* records in flight per partition [10000] */
+    int32_t max_delayed;    /* extra window span for records waiting for
+                               their not-before time [100000] */
     int start_latest;       /* a new group starts at the log end [0] */
     char dlq_topic[250];    /* "" = "<topic>.DLQ"; "-" = none (archive) */
 } sl_qgroup_cfg;

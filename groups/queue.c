@@ -62,6 +62,7 @@
 #define DEFAULT_MAX_DELIVERIES 10
 #define DEFAULT_LOCK_MS 30000
 #define DEFAULT_MAX_INFLIGHT 10000
+#define DEFAULT_MAX_DELAYED 100000
 #define MAX_MAX_INFLIGHT (1 << 22)
 #define PASS_CHUNK 64
 
@@ -84,6 +85,7 @@ void sl_qgroup_cfg_defaults(sl_qgroup_cfg *cfg)
     cfg->backoff_factor = 2;
     cfg->ttl_ms = -1;
     cfg->max_inflight = DEFAULT_MAX_INFLIGHT;
+    cfg->max_delayed = DEFAULT_MAX_DELAYED;
 }
 
 void sl_qgroup_cfg_set_defaults(const sl_qgroup_cfg *cfg)
@@ -149,6 +151,7 @@ sl_err sl_qgroup_cfg_set(sl_qgroup_cfg *cfg, const char *key, const char *value,
     INT_KEY("ttl_ms", ttl_ms, -1, INT64_MAX / 4);
     INT_KEY("max_inflight", max_inflight, 1, MAX_MAX_INFLIGHT);
     INT_KEY("max_in_flight", max_inflight, 1, MAX_MAX_INFLIGHT);
+    INT_KEY("max_delayed", max_delayed, 0, MAX_MAX_INFLIGHT);
 #undef INT_KEY
     if (!strcmp(k, "dlq_expired") || !strcmp(k, "key_ordered")) {
         if (parse_bool(value, &b))
@@ -189,12 +192,12 @@ void sl_qgroup_cfg_text(const sl_qgroup_cfg *cfg, char *buf, size_t len)
     snprintf(buf, len,
              "max_deliveries=%d\nlock_ms=%lld\nbackoff_initial_ms=%lld\n"
              "backoff_max_ms=%lld\nbackoff_multiplier=%d\nttl_ms=%lld\n"
-             "dlq_expired=%d\nkey_ordered=%d\nmax_inflight=%d\nstart=%s\n"
-             "dlq_topic=%s\n",
+             "dlq_expired=%d\nkey_ordered=%d\nmax_inflight=%d\n"
+             "max_delayed=%d\nstart=%s\ndlq_topic=%s\n",
              cfg->max_deliveries, (long long)cfg->lock_ms,
              (long long)cfg->backoff_ms, (long long)cfg->backoff_max_ms,
              cfg->backoff_factor, (long long)cfg->ttl_ms, cfg->dlq_expired,
-             cfg->key_ordered, cfg->max_inflight,
+             cfg->key_ordered, cfg->max_inflight, cfg->max_delayed,
              cfg->start_latest ? "latest" : "earliest", cfg->dlq_topic);
 }
 
@@ -229,6 +232,31 @@ static void cfg_from_text(sl_qgroup_cfg *cfg, const char *text)
 static inline sl_qent *ent(sl_qpart *qp, int64_t off)
 {
     return &qp->ents[(uint64_t)off & qp->mask];
+}
+
+/*
+ * No more records may be read into the window: either max_inflight records
+ * are active (acquired, or available and not waiting for a not-before
+ * time), or the window's span (which also holds done records behind a
+ * slow or delayed head, and delayed records) reached max_inflight +
+ * max_delayed. The span bounds the memory.
+ */
+static int window_full(const sl_qpart *qp)
+{
+    const sl_qgroup_cfg *cfg = &qp->qg->cfg;
+    int64_t active = (int64_t)qp->n_acq + qp->n_avail - qp->n_delayed;
+    return active >= cfg->max_inflight ||
+           qp->cursor - qp->start >=
+               (int64_t)cfg->max_inflight + cfg->max_delayed;
+}
+
+/* The entry stops being a delayed never-delivered record. */
+static inline void undelay(sl_qpart *qp, sl_qent *e)
+{
+    if (e->flags & SL_QE_DELAYED) {
+        e->flags &= (uint8_t)~SL_QE_DELAYED;
+        qp->n_delayed--;
+    }
 }
 
 static sl_part *qp_part(sl_qpart *qp)
@@ -422,6 +450,7 @@ static void make_available(sl_qpart *qp, sl_qent *e, int64_t due)
 
 static void archive(sl_qpart *qp, sl_qent *e)
 {
+    undelay(qp, e);
     if (e->state == SL_Q_AVAIL)
         qp->n_avail--;
     e->state = SL_Q_ARCHIVED;
@@ -454,6 +483,7 @@ static void dead_letter(sl_qpart *qp, int64_t off, const sl_record *rec_in,
     sl_err rc;
     int64_t now = sl_groups_now(g);
 
+    undelay(qp, e);
     if (e->state == SL_Q_AVAIL)
         qp->n_avail--;
     e->state = SL_Q_DLQ;
@@ -794,6 +824,7 @@ static int hand_out(sl_qpart *qp, int64_t off, const sl_record *rec,
     sl_qgroup *qg = qp->qg;
     sl_qent *e = ent(qp, off);
     sl_qdelivery d;
+    undelay(qp, e);
     if (e->expires && e->expires <= now) {
         expire(qp, off, rec);
         return 0;
@@ -833,12 +864,11 @@ static int hand_out(sl_qpart *qp, int64_t off, const sl_record *rec,
 
 /* Read the next record at the cursor into the window. 1 = *rec is the
  * record at (the new) cursor - 1, 0 = nothing more now. */
-static int read_fresh(sl_qpart *qp, sl_record *rec, int64_t upto)
+static int read_fresh(sl_qpart *qp, sl_record *rec, int64_t upto, int64_t now)
 {
     sl_part *p = qp_part(qp);
     sl_err err = SL_OK;
-    if (!p || qp->cursor >= upto ||
-        qp->cursor - qp->start >= qp->qg->cfg.max_inflight)
+    if (!p || qp->cursor >= upto || window_full(qp))
         return 0;
     if (qp->cursor < sl_part_start_offset(p)) {
         /* Retention removed records we never read (hard cap): skip them.
@@ -888,10 +918,10 @@ static int read_fresh(sl_qpart *qp, sl_record *rec, int64_t upto)
         update_low_water(qp->qg, qp);
     }
     while (qp->cursor < rec->offset) {
-        if (qp->cursor - qp->start >= qp->qg->cfg.max_inflight) {
+        if (window_full(qp)) {
             qp->it_pos = -1;
             advance_start(qp);
-            if (qp->cursor - qp->start >= qp->qg->cfg.max_inflight)
+            if (window_full(qp))
                 return 0;
         }
         if (!qp_room(qp)) {
@@ -904,7 +934,7 @@ static int read_fresh(sl_qpart *qp, sl_record *rec, int64_t upto)
         qp->cursor++;
     }
     advance_start(qp);
-    if (qp->cursor - qp->start >= qp->qg->cfg.max_inflight) {
+    if (window_full(qp)) {
         qp->it_pos = -1;
         return 0;
     }
@@ -918,6 +948,10 @@ static int read_fresh(sl_qpart *qp, sl_record *rec, int64_t upto)
     qp->cursor++;
     qp->it_pos = qp->cursor;
     make_available(qp, e, e->t);
+    if (e->t > now) {
+        e->flags |= SL_QE_DELAYED;
+        qp->n_delayed++;
+    }
     qp->dirty = 1;
     return 1;
 }
@@ -972,7 +1006,8 @@ static int deliver_part(sl_qpart *qp, sl_qconsumer *c, int max, int64_t now)
                     next_due = e->t;
                 continue;
             }
-            if (n >= max || c->credits <= 0) {
+            if (n >= max || c->credits <= 0 ||
+                qp->n_acq >= (uint32_t)qg->cfg.max_inflight) {
                 next_due = now;
                 if (!key_mode)
                     break;
@@ -985,6 +1020,7 @@ static int deliver_part(sl_qpart *qp, sl_qconsumer *c, int max, int64_t now)
             }
             if (rr == 0) {
                 /* Gone from the log (compaction): nothing to deliver. */
+                undelay(qp, e);
                 e->state = SL_Q_ACKED;
                 qp->n_avail--;
                 qp->dirty = 1;
@@ -998,7 +1034,7 @@ static int deliver_part(sl_qpart *qp, sl_qconsumer *c, int max, int64_t now)
         qp->next_due = next_due;
     }
     /* Phase 2: records never read. */
-    while (n < max && c->credits > 0 && read_fresh(qp, &rec, upto)) {
+    while (n < max && c->credits > 0 && read_fresh(qp, &rec, upto, now)) {
         int64_t off = rec.offset;
         sl_qent *e = ent(qp, off);
         if (e->expires && e->expires <= now) {
@@ -1629,8 +1665,8 @@ static sl_qpart *load_qpart(sl_qgroup *qg, int32_t part, int64_t start,
     }
     if (qg->parts[part])
         return qg->parts[part];
-    if (cursor - start > qg->cfg.max_inflight)
-        qg->cfg.max_inflight = (int32_t)(cursor - start);
+    if (cursor - start > (int64_t)qg->cfg.max_inflight + qg->cfg.max_delayed)
+        qg->cfg.max_delayed = (int32_t)(cursor - start);
     qp = qp_new(qg, part, start);
     if (!qp)
         return NULL;

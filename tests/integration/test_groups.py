@@ -344,17 +344,24 @@ def test_bad_input_named(broker):
 def test_window_is_bounded(broker):
     c = broker.client()
     c.create_topic("t", 1)
-    swg.queue_config(c, "g", "t", {"max_inflight": "50"})
+    swg.queue_config(c, "g", "t", {"max_inflight": "50",
+                                   "max_delayed": "10"})
     produce(c, "t", 0, [b"v%d" % i for i in range(200)])
     q = swg.Queue(c, "g", "t", "c1")
     r = acquire_until(q, lambda g: g, n=1000)
     assert [x["offset"] for x in r] == list(range(50))
-    assert q.acquire(1000, max_wait_ms=100) == []  # window full
+    assert q.acquire(1000, max_wait_ms=100) == []  # 50 in flight
     q.ack([(0, 1, 9)])
-    assert q.acquire(1000, max_wait_ms=100) == []  # offset 0 holds it
-    q.ack([(0, 0)])
+    # 9 slots free, but done records behind the held offset 0 count
+    # against the span: 50 + max_delayed 10 = 60 offsets at most
     r = acquire_until(q, lambda g: g, n=1000)
-    assert [x["offset"] for x in r] == list(range(50, 60))
+    assert [x["offset"] for x in r] == list(range(50, 59))
+    q.ack([(0, 10, 20)])
+    r = q.acquire(1000, max_wait_ms=100)
+    assert [x["offset"] for x in r] == [59]  # the span cap, not in-flight
+    q.ack([(0, 0)])  # the head moves: start passes 0..20
+    r = acquire_until(q, lambda g: g, n=1000)
+    assert [x["offset"] for x in r] == list(range(60, 71))  # 50 in flight
 
 
 def test_topic_deleted_and_recreated(broker):

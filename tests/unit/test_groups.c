@@ -583,7 +583,8 @@ static void test_window_bound(void **state)
 {
     rx a;
     (void)state;
-    declare("g", "max_inflight", "4", NULL, NULL);
+    /* max_delayed 0: the span itself is capped at max_inflight */
+    declare("g", "max_inflight", "4", "max_delayed", "0");
     produce(0, 10, NULL, NULL, NULL, 1);
     rx_new(&a, "g", 0);
     sl_qconsumer_credit(a.c, 100);
@@ -593,6 +594,43 @@ static void test_window_bound(void **state)
     assert_int_equal(a.n, 4); /* offset 0 still holds the window */
     assert_int_equal(sl_qconsumer_ack(a.c, 0, 0, 0, NULL), SL_OK);
     assert_int_equal(a.n, 8);
+    sl_qconsumer_free(a.c);
+}
+
+/* In-flight records are bounded by max_inflight; done records behind a
+ * slow head and records waiting for their not-before time only by the
+ * span cap (max_inflight + max_delayed). */
+static void test_window_inflight_vs_span(void **state)
+{
+    rx a;
+    char nb[32];
+    (void)state;
+    declare("g", "max_inflight", "4", "max_delayed", "20");
+    snprintf(nb, sizeof(nb), "%lld", (long long)(F.now + 100000));
+    produce(0, 10, NULL, "not-before", nb, 1); /* 0-9 delayed */
+    produce(0, 20, NULL, NULL, NULL, 1);       /* 10-29 */
+    rx_new(&a, "g", 10000000);                 /* locks outlive the test */
+    sl_qconsumer_credit(a.c, 100);
+    /* the delayed records do not block: 4 in flight */
+    assert_int_equal(a.n, 4);
+    assert_int_equal(a.off[0], 10);
+    assert_int_equal(part_info("g", 0).delayed, 10);
+    /* acked records behind the delayed head free in-flight slots */
+    assert_int_equal(sl_qconsumer_ack(a.c, 0, 10, 13, NULL), SL_OK);
+    assert_int_equal(a.n, 8);
+    assert_int_equal(sl_qconsumer_ack(a.c, 0, 14, 17, NULL), SL_OK);
+    assert_int_equal(a.n, 12);
+    assert_int_equal(sl_qconsumer_ack(a.c, 0, 18, 21, NULL), SL_OK);
+    /* the span cap: cursor - start <= 4 + 20 = 24 */
+    assert_int_equal(a.n, 14);
+    assert_int_equal(part_info("g", 0).cursor, 24);
+    assert_int_equal(part_info("g", 0).start, 0);
+    /* once due, the delayed ones go out first (lowest offsets) */
+    F.now += 100000;
+    sl_groups_tick(F.g);
+    assert_int_equal(a.n, 16); /* 22, 23 held + 2 more = 4 in flight */
+    assert_int_equal(a.off[14], 0);
+    assert_int_equal(a.off[15], 1);
     sl_qconsumer_free(a.c);
 }
 
@@ -902,6 +940,7 @@ int main(void)
         T(test_key_ordered),
         T(test_window_bound),
         T(test_window_grows),
+        T(test_window_inflight_vs_span),
         T(test_consumer_free_releases),
         T(test_competing_consumers_exactly_once),
         T(test_persistence_rules),
