@@ -223,7 +223,7 @@ done
 {
   echo "| broker | workload | msg/s in | msg/s out | e2e p50 ms | e2e p99 ms | e2e p99.9 ms | receipt p50 ms | receipt p99 ms | receipt p99.9 ms | broker CPU % | RSS MiB |"
   echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
-  sed 's/^/| /; s/|/ | /g; s/$/ |/' "$results" | sed 's/^|  /| /'
+  awk -F'|' '{ printf "|"; for (i = 1; i <= NF; i++) printf " %s |", $i; print "" }' "$results"
   echo
   echo "Reference on the same file system: $fsync_ref (500 appends of 100 B)."
   echo
