@@ -787,7 +787,6 @@ static void deliver(stomp_sub *s, const char *topic, int32_t partition,
     char mid[SL_TOPIC_NAME_MAX + 48], dst[SL_TOPIC_NAME_MAX + 32];
     const char *dest = s->dest;
     uint32_t i;
-    int has_ct = 0;
     size_t blen = rec->value_len > 0 ? (size_t)rec->value_len : 0;
 
     snprintf(mid, sizeof(mid), "%s/%d/%" PRId64, topic, partition, rec->offset);
@@ -821,13 +820,10 @@ static void deliver(stomp_sub *s, const char *topic, int32_t partition,
             (h.key_len == 14 && memcmp(h.key, "content-length", 14) == 0) ||
             (h.key_len == 16 && memcmp(h.key, "x-delivery-count", 16) == 0))
             continue;
-        if (h.key_len == 12 && memcmp(h.key, "content-type", 12) == 0)
-            has_ct = 1;
         sl_stomp_enc_header(&e, h.key, h.key_len,
                             h.value ? (const char *)h.value : "",
                             h.value ? h.value_len : 0);
     }
-    (void)has_ct;
     if (rec->key && rec->key_len > 0 && rec->key_len < 1024 &&
         printable(rec->key, rec->key_len)) {
         sl_header gh;
