@@ -416,11 +416,12 @@ def test_silent_client_closed(broker):
 
 def test_heartbeating_client_kept(broker):
     r = Raw(broker.stomp_port)
-    r.connect("1.2", heart_beat="100,0")
+    f = r.connect("1.2", heart_beat="500,0")
+    assert f.headers["heart-beat"] == "0,500"
     stop = threading.Event()
 
     def beat():
-        while not stop.wait(0.03):
+        while not stop.wait(0.05):
             try:
                 r.send_raw(b"\n")
             except OSError:
@@ -429,10 +430,9 @@ def test_heartbeating_client_kept(broker):
     t = threading.Thread(target=beat)
     t.start()
     try:
-        # 20 beats = 6 intervals of 100 ms: a broker that ignored them
-        # would have closed us
-        for i in range(20):
-            stop.wait(0.03)
+        # 2 s = 4 intervals of 500 ms: a broker that ignored the beats
+        # would have closed us after 750 ms
+        stop.wait(2.0)
         r.send("SEND", {"destination": "/topic/hb", "receipt": "alive"}, "x")
         assert r.expect("RECEIPT").headers["receipt-id"] == "alive"
     finally:
