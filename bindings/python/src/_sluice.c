@@ -515,9 +515,10 @@ static PyMethodDef message_methods[] = {
      "topic with `reason` (default \"rejected\"). Counts a failure."},
     {"touch", (PyCFunction)(void (*)(void))message_touch,
      METH_VARARGS | METH_KEYWORDS,
-     "touch(lock=None) -> int\n\nExtend the lock on the message by `lock` "
-     "seconds (None: the group default), synchronously. Returns the new "
-     "lock deadline in ms since the epoch."},
+     "touch(lock=None) -> int\n\nExtend the lock on the message to now + "
+     "`lock` seconds (None: the group's lock time), synchronously. Returns "
+     "the new lock deadline in ms since the epoch, or 0 with lock=None "
+     "(the group's lock time is not known to the client)."},
     {"header", (PyCFunction)message_header, METH_O,
      "header(name) -> bytes | None\n\nValue of the first header `name`, "
      "or None."},
@@ -1728,7 +1729,8 @@ static PyObject *qc_touch_one(QueueConsumerObject *self, MessageObject *m,
                                      &deadline));
     if (rc != SLUICE_OK)
         return raise_code(rc, detail);
-    m->lock_deadline = deadline;
+    if (deadline > 0) /* 0: the group's lock time, not known here */
+        m->lock_deadline = deadline;
     return PyLong_FromLongLong(deadline);
 }
 

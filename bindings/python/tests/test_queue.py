@@ -127,6 +127,8 @@ def test_touch_extends_the_lock(bootstrap, topic):
         new = m.touch(lock=120)
         assert new == m.lock_deadline
         assert new >= before and new >= int(time.time() * 1000) + 100_000
+        assert m.touch() == 0  # group lock time: deadline not known here
+        assert m.lock_deadline == new
         m.ack()
         q.flush(timeout=10)
 
