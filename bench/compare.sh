@@ -15,7 +15,9 @@
 #
 #   bench/compare.sh [BUILD_DIR]        (default build)
 #   env: COUNT (messages per producer, default 20000), LAT_COUNT (2000),
-#        BROKERS ("sluiced rabbitmq activemq"), OUT (also write the table)
+#        BROKERS ("sluiced rabbitmq activemq"), OUT (also write the table),
+#        WINDOW (receipts outstanding per producer, default 4),
+#        ONLY (regex: run only the workloads whose name matches)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -23,6 +25,8 @@ build=${1:-build}
 COUNT=${COUNT:-20000}
 LAT_COUNT=${LAT_COUNT:-2000}
 BROKERS=${BROKERS:-"sluiced rabbitmq activemq"}
+WINDOW=${WINDOW:-4}
+ONLY=${ONLY:-.}
 bench="$root/$build/bin/sluice-bench"
 sluiced="$root/$build/bin/sluiced"
 for f in "$bench" "$sluiced"; do
@@ -192,7 +196,8 @@ for broker in $BROKERS; do
     --dest /queue/cmp-warmup --producers 2 --consumers 2 --count 5000 \
     --persistent --receipt-every 100 >/dev/null 2>&1 || true
   for w in "${workloads[@]}"; do
-    name=${w%%|*}; args=${w#*|}
+    name=${w%%|*}; args="${w#*|} --window $WINDOW"
+    [[ $name =~ $ONLY ]] || continue
     dest="/queue/cmp-$name-$RANDOM"
     t0=$(cpu_ticks "$bpid"); s0=$(date +%s.%N)
     # shellcheck disable=SC2086
