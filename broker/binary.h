@@ -93,6 +93,25 @@ void sl_reply_drop(sl_reply *r);
  * the connection may be used after fn. fn = NULL unregisters. */
 void sl_reply_set_cancel(sl_reply *r, void (*fn)(void *arg), void *arg);
 
+/*
+ * Close hooks: fn(arg, c) runs once when the connection closes for any
+ * reason (peer EOF or reset, idle timeout, protocol error, shutdown),
+ * from the loop, right after the cancel functions of its pending replies
+ * ran (sl_reply_set_cancel) and before the connection is freed (deferred,
+ * never inside its own callbacks). Inside fn, c may be used for
+ * sl_conn_peer and as a key (compare pointers) only; it takes no more
+ * requests or replies, and it must not be used after fn returns (the
+ * address may be reused by a later connection). Registering the same
+ * (fn, arg) again is a no-op, so a handler may register on every request.
+ * Hooks run in registration order. SL_OK, SL_ERR_NOMEM, or SL_ERR_CLOSED
+ * when c is already closed (fn will not run). @thread loop
+ */
+typedef void (*sl_conn_close_fn)(void *arg, sl_conn *c);
+sl_err sl_conn_on_close(sl_conn *c, sl_conn_close_fn fn, void *arg);
+/* Unregister (fn, arg), e.g. before freeing arg; no-op if absent or if the
+ * hooks already ran. */
+void sl_conn_off_close(sl_conn *c, sl_conn_close_fn fn, void *arg);
+
 /* Peer "IP:PORT" of the connection (for logs). */
 const char *sl_conn_peer(const sl_conn *c);
 /* Close the connection after the replies queued so far are sent (for

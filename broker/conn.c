@@ -32,6 +32,11 @@ struct sl_reply {
     sl_reply *next;
 };
 
+typedef struct close_hook {
+    sl_conn_close_fn fn;
+    void *arg;
+} close_hook;
+
 struct sl_conn {
     sl_broker *b;
     struct bufferevent *bev;
@@ -45,6 +50,8 @@ struct sl_conn {
     int in_read;
     sl_conn *prev, *next;
     sl_conn *reap_next;
+    close_hook *hooks; /* sl_conn_on_close, in registration order */
+    size_t nhooks, caphooks;
 };
 
 static void process_input(sl_conn *c);
@@ -64,7 +71,54 @@ static void reply_free(sl_reply *r)
     free(r);
 }
 
-/* Mark dead, cancel pending replies, queue for freeing. Idempotent. */
+sl_err sl_conn_on_close(sl_conn *c, sl_conn_close_fn fn, void *arg)
+{
+    if (c->dead)
+        return SL_ERR_CLOSED;
+    for (size_t i = 0; i < c->nhooks; i++)
+        if (c->hooks[i].fn == fn && c->hooks[i].arg == arg)
+            return SL_OK;
+    if (c->nhooks == c->caphooks) {
+        size_t nc = c->caphooks ? c->caphooks * 2 : 2;
+        close_hook *h = realloc(c->hooks, nc * sizeof(*h));
+        if (!h)
+            return SL_ERR_NOMEM;
+        c->hooks = h;
+        c->caphooks = nc;
+    }
+    c->hooks[c->nhooks].fn = fn;
+    c->hooks[c->nhooks].arg = arg;
+    c->nhooks++;
+    return SL_OK;
+}
+
+void sl_conn_off_close(sl_conn *c, sl_conn_close_fn fn, void *arg)
+{
+    for (size_t i = 0; i < c->nhooks; i++)
+        if (c->hooks[i].fn == fn && c->hooks[i].arg == arg) {
+            memmove(&c->hooks[i], &c->hooks[i + 1],
+                    (c->nhooks - i - 1) * sizeof(*c->hooks));
+            c->nhooks--;
+            return;
+        }
+}
+
+/* Run the close hooks once. The list is detached first: a hook may call
+ * sl_conn_off_close (no-op then) or close other connections. */
+static void run_close_hooks(sl_conn *c)
+{
+    close_hook *h = c->hooks;
+    size_t n = c->nhooks;
+
+    c->hooks = NULL;
+    c->nhooks = c->caphooks = 0;
+    for (size_t i = 0; i < n; i++)
+        h[i].fn(h[i].arg, c);
+    free(h);
+}
+
+/* Mark dead, cancel pending replies, run the close hooks, queue for
+ * freeing. Idempotent. */
 static void conn_kill(sl_conn *c, const char *why)
 {
     sl_broker *b = c->b;
@@ -91,6 +145,8 @@ static void conn_kill(sl_conn *c, const char *why)
     }
     c->head = c->tail = NULL;
     c->npending = 0;
+    /* after the cancels: a hook sees no pending reply of its own */
+    run_close_hooks(c);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -111,6 +167,7 @@ void sl_conn_reap_cb(evutil_socket_t fd, short what, void *arg)
         sl_conn *c = b->reap;
         b->reap = c->reap_next;
         bufferevent_free(c->bev);
+        free(c->hooks);
         free(c);
     }
 }
