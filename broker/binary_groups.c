@@ -9,10 +9,21 @@
  * callback, and the reply is sent at the end of the first delivery pass
  * that produced something (or empty when max_wait_ms passes). Credits go
  * back to 0 with the reply, so a binary consumer holds only what it was
- * sent. If the connection closes while an acquire waits, the consumer is
- * freed (its records are released at once, no failure counted). A
- * consumer without requests for 1 minute (holding nothing) or 5 minutes
- * is freed too; the locks of what it held expire as usual.
+ * sent.
+ *
+ * Connection close. A consumer belongs to the connection that created it,
+ * then to the connection of its latest QUEUE_ACQUIRE (the one that got
+ * the records; a client that reconnects under the same consumer_id takes
+ * its consumer over). A close hook (sl_conn_on_close) frees the consumers
+ * of a closing connection: what they held is available again at once,
+ * attempts kept and no failure counted (like a STOMP DISCONNECT or
+ * UNSUBSCRIBE, and like RabbitMQ, which requeues unacked messages as
+ * redelivered). A pending acquire is cancelled with its reply first. The
+ * hook only marks the consumers; a deferred event frees them, so a close
+ * that happens inside a delivery pass never frees a consumer under the
+ * groups library's feet. A consumer without requests for 1 minute
+ * (holding nothing) or 5 minutes on a connection that stays open is
+ * freed too; the locks of what it held expire as usual.
  *
  * Settlements (ACK/NACK/REJECT) are answered after the SQLite transaction
  * holding them committed (sl_groups_wait); TOUCH at once. Offset commits
@@ -157,12 +168,17 @@ struct bq {
     sl_qconsumer *qc;
     int64_t last_used;
     bacq *acq;
+    /* the owning connection (borrowed, a key only: cleared by its close
+     * hook); NULL once it closed */
+    sl_conn *conn;
+    int gone; /* its connection closed: freed by S.gone_ev */
     bq *next;
 };
 
 typedef struct bstate {
     sl_broker *b;
     bq *consumers;
+    struct event *gone_ev; /* frees consumers whose connection closed */
 } bstate;
 
 static bstate S;
@@ -417,7 +433,8 @@ static void acq_timeout(evutil_socket_t fd, short what, void *arg)
     acq_respond(acq);
 }
 
-/* The connection closed while the acquire waited: the client is gone. */
+/* The connection closed while the acquire waited: the client is gone.
+ * Freed by gone_cb (deferred), which releases what it held. */
 static void acq_cancel(void *arg)
 {
     bacq *acq = arg;
@@ -427,7 +444,11 @@ static void acq_cancel(void *arg)
     q->acq = NULL;
     free(acq->ents);
     free(acq);
-    bq_free(q); /* releases what it held */
+    q->gone = 1;
+    if (S.gone_ev)
+        event_active(S.gone_ev, EV_READ, 0);
+    if (q->qc)
+        sl_qconsumer_set_credit(q->qc, 0);
 }
 
 static bq *bq_find(const char *group, const char *topic, const char *cid)
@@ -439,8 +460,58 @@ static bq *bq_find(const char *group, const char *topic, const char *cid)
     return NULL;
 }
 
+/* Close hook of a connection that owns consumers: mark them; gone_cb
+ * frees them (and so releases their records) from a deferred event. */
+static void bq_conn_closed(void *arg, sl_conn *c)
+{
+    int any = 0;
+    (void)arg;
+    for (bq *q = S.consumers; q; q = q->next)
+        if (q->conn == c) {
+            q->conn = NULL;
+            q->gone = 1;
+            any = 1;
+            if (q->qc)
+                sl_qconsumer_set_credit(q->qc, 0);
+        }
+    if (any && S.gone_ev)
+        event_active(S.gone_ev, EV_READ, 0);
+}
+
+static void gone_cb(evutil_socket_t fd, short what, void *arg)
+{
+    bq *q;
+    (void)fd;
+    (void)what;
+    (void)arg;
+    /* rescan after each free: releasing may deliver to other consumers,
+     * and their replies may close further connections */
+    for (;;) {
+        for (q = S.consumers; q && !q->gone; q = q->next)
+            ;
+        if (!q)
+            break;
+        sl_log(SL_DEBUG, "groups",
+               "queue consumer %s (group %s, topic %s): connection closed, "
+               "%zu held records released",
+               q->cid, q->group, q->topic, (size_t)sl_qconsumer_held(q->qc));
+        bq_free(q);
+    }
+}
+
+/* q belongs to c from now on (registers the close hook once per
+ * connection). On failure to register, the idle reaper is the fallback. */
+static void bq_own(bq *q, sl_conn *c)
+{
+    q->gone = 0;
+    if (q->conn == c)
+        return;
+    if (sl_conn_on_close(c, bq_conn_closed, NULL) == SL_OK)
+        q->conn = c;
+}
+
 static sl_err bq_get(sl_groups *g, const char *group, const char *topic,
-                     const char *cid, int64_t lock_ms, bq **out)
+                     const char *cid, int64_t lock_ms, sl_conn *c, bq **out)
 {
     bq *q = bq_find(group, topic, cid);
     sl_qconsumer_cb cb;
@@ -451,6 +522,8 @@ static sl_err bq_get(sl_groups *g, const char *group, const char *topic,
     }
     if (q) {
         q->last_used = sl_now_ms();
+        if (q->gone) /* closed, not freed yet: reconnected, take it over */
+            bq_own(q, c);
         *out = q;
         return SL_OK;
     }
@@ -471,6 +544,7 @@ static sl_err bq_get(sl_groups *g, const char *group, const char *topic,
     if (rc != SL_OK)
         goto fail;
     q->last_used = sl_now_ms();
+    bq_own(q, c);
     q->next = S.consumers;
     S.consumers = q;
     *out = q;
@@ -513,9 +587,10 @@ void sl_binary_groups_reap(sl_broker *b, int64_t now)
     (void)b;
     while (q) {
         bq *next = q->next;
-        /* No request for a while: gone (the broker has no close hook for
-         * binary connections). Holding nothing: after a minute; holding
-         * records (their locks expire meanwhile): after five. */
+        /* No request for a while on a connection that stays open (closed
+         * connections free theirs at once, see bq_conn_closed). Holding
+         * nothing: after a minute; holding records (their locks expire
+         * meanwhile): after five. */
         int64_t idle = now - q->last_used;
         if (!q->acq &&
             (idle > CONSUMER_IDLE_MS || (idle > CONSUMER_IDLE_EMPTY_MS &&
@@ -537,6 +612,10 @@ void sl_binary_groups_fini(sl_broker *b)
             sl_qconsumer_set_credit(q->qc, 0);
     while (S.consumers)
         bq_free(S.consumers);
+    /* close hooks still registered on open connections find no consumer */
+    if (S.gone_ev)
+        event_free(S.gone_ev);
+    S.gone_ev = NULL;
 }
 
 /* ---- 20 QUEUE_ACQUIRE -----------------------------------------------------
@@ -550,7 +629,6 @@ static void h_acquire(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
     bq *cq;
     bacq *acq;
     sl_err rc;
-    (void)c;
     if (!g)
         return;
     if (sl_queue_acquire_req_decode(req->body, req->len, &q) != SL_OK) {
@@ -570,7 +648,7 @@ static void h_acquire(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
                        "QUEUE_ACQUIRE: max_records must be >= 1");
         return;
     }
-    rc = bq_get(g, group, topic, cid, q.lock_ms, &cq);
+    rc = bq_get(g, group, topic, cid, q.lock_ms, c, &cq);
     if (rc != SL_OK) {
         char msg[600];
         snprintf(msg, sizeof(msg),
@@ -582,6 +660,8 @@ static void h_acquire(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
     }
     if (cq->acq) /* a newer acquire replaces a waiting one */
         acq_respond(cq->acq);
+    /* the records go to this connection: its close releases them */
+    bq_own(cq, c);
     acq = calloc(1, sizeof(*acq));
     if (!acq) {
         sl_reply_error(r, SL_ERR_NOMEM, "QUEUE_ACQUIRE: out of memory");
@@ -625,7 +705,6 @@ static void h_settle(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
     bq *cq;
     sl_wb wb;
     sl_err rc;
-    (void)c;
     if (!g)
         return;
     sl_arena_init(&a);
@@ -643,7 +722,7 @@ static void h_settle(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
                        "non-empty and shorter than 256 bytes");
         goto out;
     }
-    rc = bq_get(g, group, topic, cid, 0, &cq);
+    rc = bq_get(g, group, topic, cid, 0, c, &cq);
     if (rc != SL_OK) {
         sl_reply_error(r, rc, "settle: unknown queue group or topic");
         goto out;
@@ -1596,6 +1675,9 @@ static void h_redrive(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
 void sl_binary_groups_register(sl_broker *b)
 {
     S.b = b;
+    S.gone_ev = event_new(sl_broker_base(b), -1, 0, gone_cb, NULL);
+    if (!S.gone_ev)
+        sl_broker_fail(b, "groups: out of memory");
     sl_binary_register(b, SL_API_GROUP_JOIN, 1, 1, h_join);
     sl_binary_register(b, SL_API_GROUP_HEARTBEAT, 1, 1, h_member);
     sl_binary_register(b, SL_API_GROUP_LEAVE, 1, 1, h_member);
