@@ -126,6 +126,70 @@ def test_lock_expiry_redelivers_and_fences_old_holder(broker):
     assert stats(c1, "g", "t")["lock_expiries"] >= 1
 
 
+
+def test_consumer_disconnect_releases_held_records_at_once(broker):
+    """A consumer that closes its connection without acking (no acquire
+    pending) gives its records back at once, attempts kept and no failure
+    counted, not after its 10-minute lock (docs/groups.md, Consumers)."""
+    c = broker.client()
+    c.create_topic("t", 2)
+    produce(c, "t", 0, [b"a0", b"a1", b"a2"])
+    produce(c, "t", 1, [b"b0"])
+    ca = broker.client()
+    qa = swg.Queue(ca, "g", "t", "worker-a")
+    held = acquire_until(qa, lambda g: len(g) >= 4, lock_ms=600000)
+    assert sorted((r["partition"], r["offset"], r["attempts"]) for r in held) \
+        == [(0, 0, 1), (0, 1, 1), (0, 2, 1), (1, 0, 1)]
+    assert all(r["lock_deadline"] > time.time() * 1000 + 500000
+               for r in held)
+    # one acked before the crash: that one must not come back
+    assert qa.ack([(0, 1)]) == [(0, 1, 1, 0)]
+    ca.close()
+    cb = broker.client()
+    qb = swg.Queue(cb, "g", "t", "worker-b")
+    # Long polls far below the lock time: without the release on close this
+    # runs into the deadline (30 s) while the locks hold for 10 minutes.
+    got = acquire_until(qb, lambda g: len(g) >= 3, lock_ms=600000)
+    assert sorted((r["partition"], r["offset"], r["attempts"], r["failures"],
+                   r["value"]) for r in got) == \
+        [(0, 0, 2, 0, b"a0"), (0, 2, 2, 0, b"a2"), (1, 0, 2, 0, b"b0")]
+    assert qb.acquire(10, max_wait_ms=0) == []
+    assert qb.ack([(0, 0), (0, 2), (1, 0)]) == [
+        (0, 0, 0, 0), (0, 2, 2, 0), (1, 0, 0, 0)]
+    assert stats(c, "g", "t")["lock_expiries"] == 0
+    d = swg.describe(c, "g")
+    assert sorted((p["partition"], p["committed"], p["in_flight"])
+                  for p in d["partitions"]) == [(0, 3, 0), (1, 1, 0)]
+
+
+def test_consumer_taken_over_by_new_connection_keeps_records(broker):
+    """A client that reconnects under the same consumer_id owns the consumer
+    from its first acquire on: the old connection's close releases nothing
+    of it. A second consumer on the old connection is the sentinel that
+    shows the close was handled."""
+    c = broker.client()
+    c.create_topic("t", 1)
+    produce(c, "t", 0, [b"w0", b"w1", b"z2"])
+    old = broker.client()
+    qw_old = swg.Queue(old, "g", "t", "w")
+    got = qw_old.acquire(2, max_wait_ms=5000, lock_ms=600000)
+    assert [r["offset"] for r in got] == [0, 1]
+    qz = swg.Queue(old, "g", "t", "z")
+    assert [r["offset"] for r in
+            qz.acquire(1, max_wait_ms=5000, lock_ms=600000)] == [2]
+    new = broker.client()
+    qw_new = swg.Queue(new, "g", "t", "w")
+    assert qw_new.acquire(10, max_wait_ms=0) == []  # takes "w" over
+    old.close()
+    other = broker.client()
+    qo = swg.Queue(other, "g", "t", "other")
+    got = acquire_until(qo, lambda g: g, lock_ms=600000)
+    assert [(r["offset"], r["attempts"]) for r in got] == [(2, 2)]
+    # z's release was handled: w's records are still w's
+    assert qw_new.ack([(0, 0, 1)]) == [(0, 0, 1, 0)]
+    assert qo.acquire(10, max_wait_ms=0) == []
+
+
 def dlq_records(c, topic, n):
     recs = c.fetch_records(topic, 0, 0, upto=n)
     return [dict((k.decode(), v) for k, v in r["headers"]) | {
