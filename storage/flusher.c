@@ -20,10 +20,13 @@
  *                                          under p's mutex, fdatasync
  *                                          each dirty file WITHOUT it,
  *                                          publish durable_offset = E
- *                                        run hooks (groups' SQLite batch)
- *   <----------- notify(arg) (e.g. event_active on a libevent event)
+ *   <------- durable_notify(arg)   (only if the round synced something)
  *   answer producers whose offsets are now below
  *   sl_part_durable_offset(p)
+ *                                        run hooks (groups' SQLite batch;
+ *                                          a hook signals its own waiters)
+ *   <----------- notify(arg) (e.g. event_active on a libevent event)
+ *   answer what the round made durable (if not done already)
  *
  * A round covers everything appended before it took its snapshot; what
  * arrives during a round is covered by the next one, which starts as soon
@@ -33,21 +36,38 @@
  * concurrency each append still pays one fsync latency, which is the
  * minimum for a durable acknowledgement.
  *
+ * Early durable notify: the logs are durable as soon as the fdatasyncs
+ * return; the hooks (groups' SQLite COMMIT, itself an fsync of the WAL)
+ * have nothing to do with them. Notifying only after the hooks made a
+ * durable produce wait for two fsyncs in a row. So the round calls the
+ * durable notify right after the fdatasyncs (the loop answers produces
+ * while the hooks run), then the hooks, then notify. What a hook commits
+ * is NOT covered by the durable notify: a hook that answers its own
+ * waiters (groups) signals them itself once its transaction committed, or
+ * relies on notify, which still comes after every hook. Rounds that only
+ * ran for the hooks (sl_flusher_wake, nothing synced) skip the durable
+ * notify: no durable offset moved. A caller may pass the same function
+ * as both (the broker does: a second event_active on a pending event is
+ * free, and a second pass finds nothing new to answer).
+ *
  * Policies: SL_FLUSH_ALWAYS requests a round now; SL_FLUSH_INTERVAL
  * requests one no later than flush_interval_ms after the first unsynced
  * append (a partition already pending keeps its earlier deadline);
  * SL_FLUSH_NEVER ignores the request (the OS writes back; durable offset
  * only moves when someone calls sl_part_sync, e.g. at shutdown).
  *
- * Hooks run after the fsyncs of the round and before notify, so a hook
- * (e.g. committing acks in SQLite) and the loop's answers observe the
- * same durable state. Hooks must not call back into the flusher.
+ * Hooks run after the fsyncs of the round, so a hook (e.g. committing acks
+ * in SQLite) observes the round's durable offsets; they run every round
+ * and must return at once when they have nothing staged
+ * (sl_groups_flush_hook does: one mutex, no transaction). Hooks must not
+ * call back into the flusher.
  *
  * Locking: f->mu guards the pending set, the hooks and the round state;
  * it is never held while syncing. sl_flusher_forget waits for a round in
  * progress that includes the partition, so sl_part_free afterwards is safe.
  * A failed fdatasync marks the partition failed (sl_part_failed); its
- * durable offset stops, and the loop learns it after notify.
+ * durable offset stops, and the loop learns it after the durable notify
+ * (or notify).
  */
 #include "storage/flusher.h"
 
@@ -79,6 +99,8 @@ struct sl_flusher {
     int stop, wake, in_round;
     void (*notify)(void *arg);
     void *arg;
+    void (*dnotify)(void *arg); /* durable notify, guarded by mu */
+    void *darg;
     _Atomic uint64_t rounds, syncs;
 };
 
@@ -131,6 +153,8 @@ static int64_t take_due(sl_flusher *f, int64_t now, int all)
 static void run_round(sl_flusher *f)
 {
     size_t nh;
+    void (*dn)(void *arg);
+    void *darg;
     uint64_t n = 0;
     for (size_t i = 0; i < f->nround; i++) {
         uint64_t k = 0;
@@ -140,7 +164,12 @@ static void run_round(sl_flusher *f)
     atomic_fetch_add(&f->syncs, n);
     pthread_mutex_lock(&f->mu);
     nh = f->nhooks;
+    dn = f->dnotify;
+    darg = f->darg;
     pthread_mutex_unlock(&f->mu);
+    /* Publish the logs' durability before the hooks' own fsyncs. */
+    if (dn && f->nround > 0)
+        dn(darg);
     /* Hooks are only ever appended; entries below nh are stable. The
      * array may move, so read each entry under the lock. */
     for (size_t i = 0; i < nh; i++) {
@@ -293,6 +322,15 @@ void sl_flusher_wake(sl_flusher *f)
     pthread_mutex_lock(&f->mu);
     f->wake = 1;
     pthread_cond_signal(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+}
+
+void sl_flusher_set_durable_notify(sl_flusher *f, void (*fn)(void *arg),
+                                   void *arg)
+{
+    pthread_mutex_lock(&f->mu);
+    f->dnotify = fn;
+    f->darg = arg;
     pthread_mutex_unlock(&f->mu);
 }
 

@@ -39,6 +39,22 @@ static int sync_fail;
 static char seen[MAXSEEN][256];
 static int nseen;
 
+/* order of events in a round (test_early_notify): S = fdatasync,
+ * D = durable notify, H = hook, N = notify */
+static char evlog[1024];
+static size_t nev;
+static int hook_block, hook_entered, hook_open;
+static int64_t dn_durable;
+static int dn_failed;
+
+static void ev_add(char c) /* holds mu */
+{
+    if (nev + 1 < sizeof(evlog)) {
+        evlog[nev++] = c;
+        evlog[nev] = 0;
+    }
+}
+
 static void record_fd(int fd)
 {
     char link[64], target[256];
@@ -70,6 +86,7 @@ static int s_fdatasync(int fd)
             pthread_cond_wait(&cv, &mu);
     }
     int fail = sync_fail;
+    ev_add('S');
     pthread_mutex_unlock(&mu);
     if (fail) {
         errno = fail;
@@ -125,6 +142,11 @@ static int setup(void **state)
     gate_armed = gate_entered = gate_open = 0;
     sync_fail = 0;
     nseen = 0;
+    nev = 0;
+    evlog[0] = 0;
+    hook_block = hook_entered = hook_open = 0;
+    dn_durable = -1;
+    dn_failed = 0;
     return 0;
 }
 
@@ -497,6 +519,188 @@ static void test_kill9(void **state)
     tu_rmrf(dir);
 }
 
+/* ---- early durable notify ------------------------------------------- */
+
+static void o_dnotify(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&mu);
+    ev_add('D');
+    if (watched) {
+        dn_durable = sl_part_durable_offset(watched);
+        dn_failed = sl_part_failed(watched);
+    }
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+}
+
+static void o_hook(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&mu);
+    ev_add('H');
+    hook_entered = 1;
+    pthread_cond_broadcast(&cv);
+    while (hook_block && !hook_open)
+        pthread_cond_wait(&cv, &mu);
+    pthread_mutex_unlock(&mu);
+}
+
+static void o_notify(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&mu);
+    ev_add('N');
+    notifies++;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+}
+
+static void wait_ev(char c, size_t count)
+{
+    pthread_mutex_lock(&mu);
+    for (;;) {
+        size_t k = 0;
+        for (size_t i = 0; i < nev; i++)
+            k += evlog[i] == c;
+        if (k >= count)
+            break;
+        pthread_cond_wait(&cv, &mu);
+    }
+    pthread_mutex_unlock(&mu);
+}
+
+/* evlog must be one or more S, then rest exactly (holds nothing). */
+static void assert_log(const char *rest)
+{
+    char got[sizeof(evlog)];
+    pthread_mutex_lock(&mu);
+    snprintf(got, sizeof(got), "%s", evlog);
+    nev = 0;
+    evlog[0] = 0;
+    pthread_mutex_unlock(&mu);
+    size_t s = strspn(got, "S");
+    if (rest[0] != 'S' && (s == 0 || strcmp(got + s, rest) != 0))
+        fail_msg("round order: got \"%s\", want S+\"%s\"", got, rest);
+    if (rest[0] == 'S' && strcmp(got, rest + 1) != 0)
+        fail_msg("round order: got \"%s\", want \"%s\"", got, rest + 1);
+}
+
+/* A round publishes the logs' durability right after its fdatasyncs,
+ * before the hooks (whose own work, e.g. a SQLite commit, may take an
+ * fsync): fsync -> durable notify -> hooks -> notify. */
+static void test_early_notify(void **state)
+{
+    char *dir = tu_tmpdir();
+    sl_part *p = open_part(dir, 1 << 20, SL_FLUSH_ALWAYS);
+    sl_flusher *f;
+    (void)state;
+    assert_int_equal(sl_flusher_new(o_notify, NULL, &f), SL_OK);
+    sl_flusher_set_durable_notify(f, o_dnotify, NULL);
+    sl_flusher_add_hook(f, o_hook, NULL);
+
+    /* the hook blocks: the durable notify has already told the loop */
+    pthread_mutex_lock(&mu);
+    hook_block = 1;
+    pthread_mutex_unlock(&mu);
+    for (int i = 0; i < 10; i++)
+        tu_append(p, 1, 1, i, 100);
+    sl_flusher_request(f, p);
+    wait_ev('H', 1);
+    pthread_mutex_lock(&mu);
+    assert_non_null(strchr(evlog, 'D'));
+    assert_null(strchr(evlog, 'N'));
+    assert_int_equal(dn_durable, 10); /* published before the notify */
+    assert_int_equal(dn_failed, 0);
+    assert_int_equal(notifies, 0);
+    hook_open = 1;
+    hook_block = 0;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+    wait_ev('N', 1);
+    assert_log("DHN");
+    assert_int_equal(sl_flusher_rounds(f), 1);
+
+    /* a round for the hooks only: nothing synced, no durable notify */
+    sl_flusher_wake(f);
+    wait_ev('N', 1);
+    assert_log("SHN");
+
+    /* several rounds: each one S+ D H N, never merged or reordered */
+    for (int r = 0; r < 3; r++) {
+        tu_append(p, 1, 1, 10 + r, 100);
+        sl_flusher_request(f, p);
+        wait_ev('N', 1);
+        assert_log("DHN");
+        assert_int_equal(sl_part_durable_offset(p), 11 + r);
+    }
+
+    /* a failed fdatasync is reported by the durable notify too */
+    pthread_mutex_lock(&mu);
+    sync_fail = EIO;
+    pthread_mutex_unlock(&mu);
+    tu_append(p, 1, 1, 13, 100);
+    sl_flusher_request(f, p);
+    wait_ev('N', 1);
+    assert_log("DHN");
+    pthread_mutex_lock(&mu);
+    assert_int_equal(dn_failed, 1);
+    assert_int_equal(dn_durable, 13);
+    sync_fail = 0;
+    pthread_mutex_unlock(&mu);
+
+    /* removed: back to fsync -> hooks -> notify */
+    sl_flusher_forget(f, p);
+    sl_part_free(p);
+    p = open_part(dir, 1 << 20, SL_FLUSH_ALWAYS); /* reopens, recovers */
+    sl_flusher_set_durable_notify(f, NULL, NULL);
+    pthread_mutex_lock(&mu);
+    nev = 0;
+    evlog[0] = 0;
+    pthread_mutex_unlock(&mu);
+    int64_t end = sl_part_end_offset(p);
+    tu_append(p, 1, 1, (int)end, 100);
+    sl_flusher_request(f, p);
+    wait_ev('N', 1);
+    assert_log("HN");
+    assert_int_equal(sl_part_durable_offset(p), end + 1);
+
+    sl_flusher_forget(f, p);
+    pthread_mutex_lock(&mu);
+    watched = NULL;
+    pthread_mutex_unlock(&mu);
+    sl_flusher_free(f);
+    sl_part_free(p);
+    tu_rmrf(dir);
+}
+
+/* Without hooks both notifies still come, durable first, once a round. */
+static void test_early_notify_no_hooks(void **state)
+{
+    char *dir = tu_tmpdir();
+    sl_part *p = open_part(dir, 1 << 20, SL_FLUSH_ALWAYS);
+    sl_flusher *f;
+    (void)state;
+    assert_int_equal(sl_flusher_new(NULL, NULL, &f), SL_OK);
+    sl_flusher_set_durable_notify(f, o_dnotify, NULL);
+    for (int r = 0; r < 3; r++) {
+        tu_append(p, 1, 1, r, 100);
+        sl_flusher_request(f, p);
+        wait_ev('D', 1);
+        assert_log("D");
+        pthread_mutex_lock(&mu);
+        assert_int_equal(dn_durable, r + 1);
+        pthread_mutex_unlock(&mu);
+    }
+    sl_flusher_free(f);
+    pthread_mutex_lock(&mu);
+    assert_int_equal(nev, 0); /* the last round had nothing to sync */
+    watched = NULL;
+    pthread_mutex_unlock(&mu);
+    sl_part_free(p);
+    tu_rmrf(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -507,6 +711,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sync_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forget, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_early_notify, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_early_notify_no_hooks, setup,
+                                        teardown),
     };
     sl_log_level = SL_NONE; /* the failure test logs errors on purpose */
     return cmocka_run_group_tests(tests, NULL, NULL);
