@@ -301,8 +301,12 @@ void sl_ops_wait_cancel(sl_ops_wait *w)
 static void fire(sl_broker *b, sl_tpart *tp);
 static void run_fire_list(sl_broker *b);
 
-/* Loop side of the flusher's notify: answer what the round made durable,
- * and wake the watches of partitions whose visible offset advanced. */
+/* Loop side of the flusher's notifies: answer what the round made durable,
+ * and wake the watches of partitions whose visible offset advanced. Runs
+ * after the round's fdatasyncs, usually while the flusher is still in the
+ * hooks (groups' commit): only log durability is answered here, never
+ * group state (groups answer their waiters from their own event). Runs
+ * again after the hooks; that pass usually finds nothing new. */
 void sl_ops_on_flush(evutil_socket_t fd, short what, void *arg)
 {
     sl_broker *b = arg;

@@ -169,8 +169,8 @@ typedef void (*sl_ops_durable_cb)(void *arg, sl_err err);
  * *wait_out = NULL and cb is NOT called. Otherwise returns SL_OK with
  * *wait_out set, and cb(arg, err) runs exactly once later from the loop
  * (never from inside this call) unless cancelled first. Waiters of a
- * partition complete in FIFO order, right after the flusher round that
- * covered them. The flusher answers within flush-interval-ms for "interval".
+ * partition complete in FIFO order, right after the fdatasyncs of the
+ * flusher round that covered them (before that round's hooks). The flusher answers within flush-interval-ms for "interval".
  */
 sl_err sl_ops_wait_durable(sl_broker *b, const char *topic, int32_t partition,
                            int64_t upto, sl_ops_durable_cb cb, void *arg,

@@ -109,7 +109,9 @@ const char *sl_server_stomp_addr(const sl_broker *b)
 /* ---- callbacks ------------------------------------------------------------
  */
 
-/* @thread flusher */
+/* Both the flusher's durable notify (right after the fdatasyncs, so a
+ * durable produce waits for one fsync, not also for the groups' SQLite
+ * commit) and its notify (after the hooks). @thread flusher */
 static void flush_notify(void *arg)
 {
     sl_broker *b = arg;
@@ -355,6 +357,7 @@ sl_err sl_server_start(sl_config *cfg, sl_broker **out, char *err,
                  sl_strerror(rc));
         goto out;
     }
+    sl_flusher_set_durable_notify(b->flusher, flush_notify, b);
     sl_binary_init(b);
     if (sl_groups_module_init)
         sl_groups_module_init(b);
