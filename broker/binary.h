@@ -94,17 +94,22 @@ void sl_reply_drop(sl_reply *r);
 void sl_reply_set_cancel(sl_reply *r, void (*fn)(void *arg), void *arg);
 
 /*
- * Close hooks: fn(arg, c) runs once when the connection closes for any
- * reason (peer EOF or reset, idle timeout, protocol error, shutdown),
- * from the loop, right after the cancel functions of its pending replies
- * ran (sl_reply_set_cancel) and before the connection is freed (deferred,
- * never inside its own callbacks). Inside fn, c may be used for
- * sl_conn_peer and as a key (compare pointers) only; it takes no more
- * requests or replies, and it must not be used after fn returns (the
- * address may be reused by a later connection). Registering the same
- * (fn, arg) again is a no-op, so a handler may register on every request.
- * Hooks run in registration order. SL_OK, SL_ERR_NOMEM, or SL_ERR_CLOSED
- * when c is already closed (fn will not run). @thread loop
+ * Close hooks: fn(arg, c) runs once, from the loop, when the connection
+ * stops taking requests, whichever comes first:
+ *  - the peer ended its input (EOF), after the requests it had sent were
+ *    dispatched: nothing more can be asked or settled on this connection,
+ *    though replies still pending (a parked long poll) are sent before it
+ *    closes; replies completed in fn (or later) are still delivered;
+ *  - the connection closed (reset, idle timeout, protocol error,
+ *    shutdown), right after the cancel functions of its pending replies
+ *    ran (sl_reply_set_cancel), before the connection is freed (deferred,
+ *    never inside its own callbacks).
+ * Inside fn, c may be used for sl_conn_peer and as a key (compare
+ * pointers) only; it must not be used after fn returns (the address may
+ * be reused by a later connection). Registering the same (fn, arg) again
+ * is a no-op, so a handler may register on every request. Hooks run in
+ * registration order. SL_OK, SL_ERR_NOMEM, or SL_ERR_CLOSED when the
+ * hooks already ran (fn will not run). @thread loop
  */
 typedef void (*sl_conn_close_fn)(void *arg, sl_conn *c);
 sl_err sl_conn_on_close(sl_conn *c, sl_conn_close_fn fn, void *arg);

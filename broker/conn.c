@@ -52,6 +52,7 @@ struct sl_conn {
     sl_conn *reap_next;
     close_hook *hooks; /* sl_conn_on_close, in registration order */
     size_t nhooks, caphooks;
+    int hooks_ran; /* peer EOF or dead: no more registrations */
 };
 
 static void process_input(sl_conn *c);
@@ -73,7 +74,7 @@ static void reply_free(sl_reply *r)
 
 sl_err sl_conn_on_close(sl_conn *c, sl_conn_close_fn fn, void *arg)
 {
-    if (c->dead)
+    if (c->dead || c->hooks_ran)
         return SL_ERR_CLOSED;
     for (size_t i = 0; i < c->nhooks; i++)
         if (c->hooks[i].fn == fn && c->hooks[i].arg == arg)
@@ -104,12 +105,14 @@ void sl_conn_off_close(sl_conn *c, sl_conn_close_fn fn, void *arg)
 }
 
 /* Run the close hooks once. The list is detached first: a hook may call
- * sl_conn_off_close (no-op then) or close other connections. */
+ * sl_conn_off_close (no-op then), complete replies or close other
+ * connections. */
 static void run_close_hooks(sl_conn *c)
 {
     close_hook *h = c->hooks;
     size_t n = c->nhooks;
 
+    c->hooks_ran = 1;
     c->hooks = NULL;
     c->nhooks = c->caphooks = 0;
     for (size_t i = 0; i < n; i++)
@@ -493,11 +496,16 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
             return;
         }
         /* The peer sent all it will send: answer what is buffered, then
-         * close once the replies are out. */
+         * close once the replies are out. It can settle nothing more on
+         * this connection: the close hooks run now (a parked long poll
+         * may keep the connection open until it times out). */
         process_input(c);
         if (!c->dead) {
             c->closing = 1;
             bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+            run_close_hooks(c);
+            if (c->dead || c->lingering)
+                return;
             if (!c->head && evbuffer_get_length(bufferevent_get_output(bev)))
                 return; /* write_cb finishes */
             if (!c->head)
