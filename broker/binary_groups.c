@@ -14,14 +14,16 @@
  * Connection close. A consumer belongs to the connection that created it,
  * then to the connection of its latest QUEUE_ACQUIRE (the one that got
  * the records; a client that reconnects under the same consumer_id takes
- * its consumer over). A close hook (sl_conn_on_close) frees the consumers
- * of a closing connection: what they held is available again at once,
- * attempts kept and no failure counted (like a STOMP DISCONNECT or
- * UNSUBSCRIBE, and like RabbitMQ, which requeues unacked messages as
- * redelivered). A pending acquire is cancelled with its reply first. The
- * hook only marks the consumers; a deferred event frees them, so a close
- * that happens inside a delivery pass never frees a consumer under the
- * groups library's feet. A consumer without requests for 1 minute
+ * its consumer over). A close hook (sl_conn_on_close: peer EOF or close,
+ * whichever comes first) frees the consumers of that connection: what
+ * they held is available again at once, attempts kept and no failure
+ * counted (like a STOMP DISCONNECT or UNSUBSCRIBE, and like RabbitMQ,
+ * which requeues unacked messages as redelivered). A parked acquire gets
+ * no more records: it is cancelled with its reply (reset) or answered
+ * SL_ERR_SHUTTING_DOWN "consumer closed" (EOF). The hook only marks the
+ * consumers; a deferred event frees them, so a close that happens inside
+ * a delivery pass never frees a consumer under the groups library's
+ * feet. A consumer without requests for 1 minute
  * (holding nothing) or 5 minutes on a connection that stays open is
  * freed too; the locks of what it held expire as usual.
  *

@@ -162,6 +162,30 @@ def test_consumer_disconnect_releases_held_records_at_once(broker):
                   for p in d["partitions"]) == [(0, 3, 0), (1, 1, 0)]
 
 
+
+def test_consumer_disconnect_during_long_poll_releases(broker):
+    """Close while an acquire is parked: the parked acquire is cancelled and
+    the records acquired before come back at once (attempts kept)."""
+    c = broker.client()
+    c.create_topic("t", 1)
+    produce(c, "t", 0, [b"p0", b"p1"])
+    cp = broker.client()
+    qp = swg.Queue(cp, "g", "t", "parked")
+    got = acquire_until(qp, lambda g: len(g) >= 2, lock_ms=600000)
+    assert [r["offset"] for r in got] == [0, 1]
+    # nothing left: this acquire parks for a minute; close under it
+    cp.send(swg.API_QUEUE_ACQUIRE, swg.acquire_body(
+        "g", "t", "parked", 10, lock_ms=600000, max_wait_ms=60000))
+    cp.close()
+    qb = swg.Queue(broker.client(), "g", "t", "b")
+    got = acquire_until(qb, lambda g: len(g) >= 2)
+    assert [(r["offset"], r["attempts"], r["failures"]) for r in got] == [
+        (0, 2, 0), (1, 2, 0)]
+    produce(c, "t", 0, [b"p2"])  # goes to b, not to the cancelled acquire
+    got = acquire_until(qb, lambda g: g)
+    assert [(r["offset"], r["attempts"]) for r in got] == [(2, 1)]
+
+
 def test_consumer_taken_over_by_new_connection_keeps_records(broker):
     """A client that reconnects under the same consumer_id owns the consumer
     from its first acquire on: the old connection's close releases nothing
