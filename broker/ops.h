@@ -17,7 +17,8 @@
  *    Return nothing; on a fatal problem log it and call sl_broker_fail().
  *  - Config keys: see the comment at the top of broker/config_table.h
  *    (drop-in files broker/stomp_config.h, broker/ops_groups_config.h).
- *  - Binary API handlers: sl_binary_register() in broker/binary.h.
+ *  - Binary API handlers: sl_binary_register() in broker/binary.h; state
+ *    tied to a connection: sl_conn_on_close() there.
  *  - STOMP listener: sl_broker_set_stomp_accept() below; the server binds
  *    --stomp-listen and hands every accepted socket to that function.
  *  - Wake-ups: sl_ops_on_append() (deferred, once per partition per loop
