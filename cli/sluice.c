@@ -62,6 +62,9 @@ static void usage(FILE *f)
         "                [--wait-ms MS]\n"
         "  group list\n"
         "  group describe G\n"
+        "  group config G --topic TOPIC [--alter] [--stats] [key=value]...\n"
+        "      no key=value: print the settings; else create the queue\n"
+        "      group if missing (not with --alter), set them, print them\n"
         "  dlq list [TOPIC]\n"
         "  dlq show DLQTOPIC [--count N] [--format raw|json]\n"
         "  dlq redrive DLQTOPIC [--to TOPIC] [--rate N] [--reason R]\n"
@@ -730,6 +733,99 @@ static int cmd_queue(int argc, char **argv)
 
 /* ---- group ------------------------------------------------------------ */
 
+/* group config G --topic T [--alter] [--stats] [key=value]... */
+static int cmd_group_config(int argc, char **argv)
+{
+    sluice_admin *a = NULL;
+    char errstr[512];
+    sluice_err err;
+    int rc = EX_OK, i, alter = 0, stats = 0;
+    const char *group = NULL, *topic = NULL;
+    sluice_kv *cfgs = NULL, *eff = NULL;
+    size_t ncfg = 0, neff = 0, k;
+    sluice_qgroup_config_mode mode;
+
+    cfgs = calloc((size_t)argc + 1, sizeof(*cfgs));
+    if (!cfgs)
+        return EX_FAIL;
+    for (i = 1; i < argc; i++) {
+        const char *eq;
+        if (!strcmp(argv[i], "--topic")) {
+            topic = optval(argc, argv, &i);
+            if (!topic || !*topic) {
+                rc = die_usage("--topic needs a name");
+                goto out;
+            }
+        } else if (!strcmp(argv[i], "--alter")) {
+            alter = 1;
+        } else if (!strcmp(argv[i], "--stats")) {
+            stats = 1;
+        } else if (argv[i][0] == '-' && argv[i][1] == '-') {
+            rc = die_usage("group config: unknown option '%s'", argv[i]);
+            goto out;
+        } else if (!group) {
+            if (strchr(argv[i], '=')) {
+                rc = die_usage("group config: missing group name before "
+                               "'%s'",
+                               argv[i]);
+                goto out;
+            }
+            group = argv[i];
+        } else if ((eq = strchr(argv[i], '=')) && eq != argv[i]) {
+            cfgs[ncfg].key = strndup(argv[i], (size_t)(eq - argv[i]));
+            cfgs[ncfg].value = strdup(eq + 1);
+            if (!cfgs[ncfg].key || !cfgs[ncfg].value) {
+                ncfg++;
+                rc = EX_FAIL;
+                goto out;
+            }
+            ncfg++;
+        } else {
+            rc = die_usage("group config: expected key=value, got '%s'",
+                           argv[i]);
+            goto out;
+        }
+    }
+    if (!group) {
+        rc = die_usage("group config: missing group name");
+        goto out;
+    }
+    if (!topic) {
+        rc = die_usage("group config: --topic is required");
+        goto out;
+    }
+    if (alter && !ncfg) {
+        rc = die_usage("group config: --alter needs key=value settings");
+        goto out;
+    }
+    mode = !ncfg   ? SLUICE_QGROUP_DESCRIBE
+           : alter ? SLUICE_QGROUP_ALTER
+                   : SLUICE_QGROUP_UPSERT;
+    err = sluice_admin_new(g_conf, &a, errstr, sizeof(errstr));
+    if (err) {
+        rc = fail_new(err, errstr);
+        goto out;
+    }
+    err = sluice_admin_queue_group_config(a, topic, group, mode, cfgs, ncfg,
+                                          &eff, &neff);
+    if (err) {
+        rc = fail(err, "group config");
+        goto out;
+    }
+    for (k = 0; k < neff; k++)
+        if (stats || strncmp(eff[k].key, "stats.", 6) != 0)
+            printf("%s=%s\n", eff[k].key, eff[k].value);
+out:
+    sluice_kv_array_free(eff, neff);
+    for (k = 0; k < ncfg; k++) {
+        free(cfgs[k].key);
+        free(cfgs[k].value);
+    }
+    free(cfgs);
+    sluice_admin_free(a);
+    return rc;
+}
+
 static int cmd_group(int argc, char **argv)
 {
     sluice_admin *a = NULL;
@@ -738,8 +834,11 @@ static int cmd_group(int argc, char **argv)
     int rc = EX_OK;
     size_t i, k;
 
+    if (argc >= 1 && !strcmp(argv[0], "config"))
+        return cmd_group_config(argc, argv);
     if (argc < 1 || (strcmp(argv[0], "list") && strcmp(argv[0], "describe")))
-        return die_usage("group: expected 'list' or 'describe G'");
+        return die_usage("group: expected 'list', 'describe G' or "
+                         "'config G --topic T [key=value]...'");
     if (!strcmp(argv[0], "describe") && argc != 2)
         return die_usage("group describe: expected one group name");
     if (!strcmp(argv[0], "list") && argc != 1)

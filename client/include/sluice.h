@@ -600,6 +600,41 @@ sluice_err sluice_admin_dlq_redrive(sluice_admin *a, const char *dlq_topic,
                                     const char *reason, int64_t max_records,
                                     int64_t *moved);
 
+/*
+ * Queue-group settings (QUEUE_GROUP_CONFIG). mode:
+ *   SLUICE_QGROUP_UPSERT   create the group on topic if missing (with the
+ *                          broker's defaults), then set the given keys
+ *   SLUICE_QGROUP_ALTER    SLUICE_ERR_UNKNOWN_GROUP if the group is missing
+ *   SLUICE_QGROUP_DESCRIBE change nothing; count must be 0
+ *                          (SLUICE_ERR_UNKNOWN_GROUP if missing)
+ * configs: count key/value pairs, borrowed for the call (may be NULL when
+ * count is 0). Keys (see docs/groups.md): max_deliveries, lock_ms,
+ * backoff_initial_ms, backoff_max_ms, backoff_multiplier, ttl_ms,
+ * dlq_expired, key_ordered, max_inflight, max_delayed, start, dlq_topic
+ * ('-' and '.' in a key count as '_'). The change is all or nothing: an
+ * unknown key or a bad value fails with SLUICE_ERR_INVALID_CONFIG and
+ * sluice_errstr() naming the key (e.g. "queue group config 'g' on 'orders':
+ * unknown queue group setting 'max_delivery'"), and nothing is changed.
+ * On SLUICE_OK, if out is not NULL, *out / *out_count are the group's
+ * effective settings after the change followed by read-only broker-wide
+ * counters whose keys start with "stats."; the caller frees *out with
+ * sluice_kv_array_free(*out, *out_count). @thread any
+ */
+typedef enum sluice_qgroup_config_mode {
+    SLUICE_QGROUP_UPSERT = 0,
+    SLUICE_QGROUP_ALTER = 1,
+    SLUICE_QGROUP_DESCRIBE = 2
+} sluice_qgroup_config_mode;
+
+sluice_err sluice_admin_queue_group_config(sluice_admin *a, const char *topic,
+                                           const char *group,
+                                           sluice_qgroup_config_mode mode,
+                                           const sluice_kv *configs,
+                                           size_t count, sluice_kv **out,
+                                           size_t *out_count);
+/* Frees count entries (keys, values) and the array. Accepts NULL. */
+void sluice_kv_array_free(sluice_kv *kvs, size_t count);
+
 #ifdef __cplusplus
 }
 #endif

@@ -658,3 +658,132 @@ out:
     pthread_mutex_unlock(&a->mu);
     return (sluice_err)rc;
 }
+
+/* ---- queue-group settings ---------------------------------------------- */
+
+void sluice_kv_array_free(sluice_kv *kvs, size_t count)
+{
+    size_t i;
+    if (!kvs)
+        return;
+    for (i = 0; i < count; i++) {
+        free(kvs[i].key);
+        free(kvs[i].value);
+    }
+    free(kvs);
+}
+
+sluice_err sluice_admin_queue_group_config(sluice_admin *a, const char *topic,
+                                           const char *group,
+                                           sluice_qgroup_config_mode mode,
+                                           const sluice_kv *configs,
+                                           size_t count, sluice_kv **out,
+                                           size_t *out_count)
+{
+    sl_queue_group_config_req req;
+    sl_queue_group_config_resp resp;
+    sl_chunk *fr = NULL;
+    sluice_kv *kvs = NULL;
+    const uint8_t *body;
+    size_t len, i, nkv = 0;
+    uint32_t corr;
+    sl_err rc;
+
+    if (!topic || !*topic)
+        return (sluice_err)sl_cl_fail(SL_ERR_INVALID_TOPIC,
+                                      "queue group config: empty topic name");
+    if (!group || !*group)
+        return (sluice_err)sl_cl_fail(SL_ERR_INVALID_ARG,
+                                      "queue group config: empty group name");
+    if (mode != SLUICE_QGROUP_UPSERT && mode != SLUICE_QGROUP_ALTER &&
+        mode != SLUICE_QGROUP_DESCRIBE)
+        return (sluice_err)sl_cl_fail(
+            SL_ERR_INVALID_ARG, "queue group config: bad mode %d", (int)mode);
+    if (mode == SLUICE_QGROUP_DESCRIBE && count)
+        return (sluice_err)sl_cl_fail(
+            SL_ERR_INVALID_ARG, "queue group config: describe takes no keys");
+    if (count > UINT32_MAX || (count && !configs))
+        return (sluice_err)sl_cl_fail(SL_ERR_INVALID_ARG,
+                                      "queue group config: bad configs");
+    for (i = 0; i < count; i++) {
+        if (!configs[i].key || !*configs[i].key)
+            return (sluice_err)sl_cl_fail(
+                SL_ERR_INVALID_CONFIG,
+                "queue group config '%s' on '%s': empty key (entry %zu)", group,
+                topic, i);
+        if (!configs[i].value)
+            return (sluice_err)sl_cl_fail(
+                SL_ERR_INVALID_CONFIG,
+                "queue group config '%s' on '%s': no value for '%s'", group,
+                topic, configs[i].key);
+        /* the broker's limits (binary_groups.c): name the key here */
+        if (strlen(configs[i].key) >= 128 || strlen(configs[i].value) >= 512)
+            return (sluice_err)sl_cl_fail(
+                SL_ERR_INVALID_CONFIG,
+                "queue group config '%s' on '%s': key or value too long "
+                "for setting '%.64s'",
+                group, topic, configs[i].key);
+    }
+    BEGIN(a);
+    memset(&req, 0, sizeof(req));
+    req.group = sl_str_c(group);
+    req.topic = sl_str_c(topic);
+    req.mode = (uint8_t)mode;
+    req.nconfigs = (uint32_t)count;
+    if (count) {
+        req.configs = sl_arena_alloc(&a->arena, count * sizeof(sl_kv));
+        if (!req.configs) {
+            rc = sl_cl_fail(SL_ERR_NOMEM, "queue group config");
+            goto out;
+        }
+        for (i = 0; i < count; i++) {
+            req.configs[i].key = sl_str_c(configs[i].key);
+            req.configs[i].value = sl_str_c(configs[i].value);
+        }
+    }
+    rc = sl_queue_group_config_req_encode(&a->conn.out, corr, &req);
+    if (rc != SL_OK) {
+        rc = sl_cl_fail(rc, "queue group config '%s' on '%s'", group, topic);
+        goto out;
+    }
+    {
+        char what[600];
+        snprintf(what, sizeof(what), "queue group config '%s' on '%s'", group,
+                 topic);
+        rc = roundtrip(a, corr, what, &fr, &body, &len);
+    }
+    if (rc != SL_OK)
+        goto out;
+    rc = sl_queue_group_config_resp_decode(body, len, &a->arena, &resp);
+    if (rc != SL_OK) {
+        rc = sl_cl_bad_reply(rc, "queue group config");
+        goto out;
+    }
+    if (out) {
+        kvs = calloc(resp.nconfigs + 1, sizeof(*kvs));
+        if (!kvs) {
+            rc = sl_cl_fail(SL_ERR_NOMEM, "queue group config");
+            goto out;
+        }
+        for (nkv = 0; nkv < resp.nconfigs; nkv++) {
+            kvs[nkv].key = dupstr(resp.configs[nkv].key);
+            kvs[nkv].value = strndup(
+                resp.configs[nkv].value.p ? resp.configs[nkv].value.p : "",
+                resp.configs[nkv].value.len);
+            if (!kvs[nkv].key || !kvs[nkv].value) {
+                nkv++;
+                rc = sl_cl_fail(SL_ERR_NOMEM, "queue group config");
+                goto out;
+            }
+        }
+        *out = kvs;
+        if (out_count)
+            *out_count = nkv;
+        kvs = NULL;
+    }
+out:
+    sluice_kv_array_free(kvs, nkv);
+    sl_chunk_unref(fr);
+    pthread_mutex_unlock(&a->mu);
+    return (sluice_err)rc;
+}
