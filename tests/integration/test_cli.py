@@ -235,3 +235,72 @@ def test_dlq_list_show_redrive(broker):
     assert out.splitlines() == ["o1", "o2", "o3", "o1", "o2"]
     rc, out, err = run(broker, "dlq", "redrive", "nosuch.DLQ")
     assert rc == 1 and "nosuch.DLQ" in err
+
+
+def helper(broker, *args):
+    exe = os.path.join(os.path.dirname(sluice_bin()),
+                       "test_client_integration")
+    p = subprocess.run([exe, args[0], "%s:%d" % broker.binary_addr]
+                       + list(args[1:]), stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=60)
+    assert p.returncode == 0, p.stderr.decode()
+    return p.stdout.decode()
+
+
+def settings(out):
+    return dict(l.split("=", 1) for l in out.decode().splitlines())
+
+
+def test_group_config_max_deliveries_dead_letters(broker):
+    ok(broker, "topic", "create", "tasks", "--partitions", "1")
+    # no key=value on a missing group: nothing to show, nothing created
+    rc, out, err = run(broker, "group", "config", "pay", "--topic", "tasks")
+    assert rc == 1 and "pay" in err and "unknown group" in err
+    out = ok(broker, "group", "config", "pay", "--topic", "tasks",
+             "max_deliveries=2", "lock_ms=60000")
+    cfg = settings(out)
+    assert cfg["max_deliveries"] == "2" and cfg["lock_ms"] == "60000"
+    assert cfg["backoff_max_ms"] == "60000"  # untouched default
+    assert not any(k.startswith("stats.") for k in cfg)
+    # reading it back (describe) gives the same settings
+    assert settings(ok(broker, "group", "config", "pay", "--topic",
+                       "tasks")) == cfg
+    ok(broker, "produce", "tasks", stdin=b"t1\n")
+    # nacked twice: the 2nd nack reaches max_deliveries -> dead-lettered,
+    # so a 3rd poll finds nothing
+    out = helper(broker, "nack", "tasks", "pay", "3")
+    assert out.splitlines() == ["t1 attempts=1", "t1 attempts=2", "none"]
+    out = ok(broker, "dlq", "show", "tasks.DLQ").decode()
+    recs = [json.loads(l) for l in out.splitlines()]
+    assert [r["value"] for r in recs] == ["t1"]
+    assert recs[0]["headers"]["dlq.reason"] == "max_deliveries"
+    assert recs[0]["headers"]["dlq.attempts"] == "2"
+    assert recs[0]["headers"]["dlq.group"] == "pay"
+    out = ok(broker, "group", "config", "pay", "--topic", "tasks",
+             "--stats").decode()
+    assert "stats.dlq_appends=1" in out.splitlines()
+
+
+def test_group_config_errors(broker):
+    ok(broker, "topic", "create", "tasks2", "--partitions", "1")
+    ok(broker, "group", "config", "g", "--topic", "tasks2", "lock_ms=5000")
+    # an unknown key: usage exit code, the key named, nothing changed
+    rc, out, err = run(broker, "group", "config", "g", "--topic", "tasks2",
+                       "max_deliveries=4", "max_delivery=2")
+    assert rc == 2 and "'max_delivery'" in err and out == b""
+    rc, out, err = run(broker, "group", "config", "g", "--topic", "tasks2",
+                       "lock_ms=-5")
+    assert rc == 2 and "lock_ms" in err and "'-5'" in err
+    cfg = settings(ok(broker, "group", "config", "g", "--topic", "tasks2"))
+    assert cfg["lock_ms"] == "5000" and cfg["max_deliveries"] == "10"
+    # --alter does not create
+    rc, out, err = run(broker, "group", "config", "h", "--topic", "tasks2",
+                       "--alter", "lock_ms=5000")
+    assert rc == 1 and "h" in err and "unknown group" in err
+    rc, out, err = run(broker, "group", "config", "g", "lock_ms=1")
+    assert rc == 2 and "--topic" in err
+    rc, out, err = run(broker, "group", "config", "g", "--topic", "tasks2",
+                       "lock_ms")
+    assert rc == 2 and "key=value" in err
+    rc, out, err = run(broker, "group", "config", "--topic", "tasks2")
+    assert rc == 2 and "group name" in err

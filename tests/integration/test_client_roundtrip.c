@@ -681,11 +681,120 @@ static int reject_main(const char *topic, const char *group, int n)
     return 0;
 }
 
+/* nack HOST:PORT TOPIC GROUP N: N times acquire a record and nack it
+ * (no delay), each settled before the next poll; prints "VALUE attempts=A"
+ * per delivery and "none" when a poll found nothing (for the CLI's queue
+ * group config tests). */
+static int nack_main(const char *topic, const char *group, int n)
+{
+    sluice_conf *c = conf();
+    sluice_queue_consumer *q;
+    sluice_message *m;
+    sluice_err e;
+    char err[256];
+    int i;
+
+    CHECK_OK(sluice_conf_set(c, "queue.prefetch", "false", NULL, 0));
+    CHECK_OK(sluice_queue_consumer_new(c, topic, group, &q, err, sizeof(err)));
+    for (i = 0; i < n; i++) {
+        e = sluice_queue_consumer_poll(q, 1000, &m);
+        if (e == SLUICE_ERR_TIMEOUT) {
+            printf("none\n");
+            continue;
+        }
+        CHECK_OK(e);
+        printf("%.*s attempts=%u\n", (int)m->value_len, (const char *)m->value,
+               m->attempts);
+        CHECK_OK(sluice_queue_consumer_nack(q, m->partition, m->offset, 0));
+        sluice_message_free(m);
+        CHECK_OK(sluice_queue_consumer_flush(q, 20000));
+    }
+    sluice_queue_consumer_free(q);
+    sluice_conf_free(c);
+    return 0;
+}
+
+/* sluice_admin_queue_group_config: upsert, describe, alter, errors. */
+static void test_queue_group_config(void)
+{
+    sluice_conf *c = conf();
+    sluice_admin *a;
+    sluice_kv set[] = {
+        {"max_deliveries", "3"}, {"lock-ms", "1234"}, {"key_ordered", "true"}};
+    sluice_kv bad[] = {{"lock_ms", "99"}, {"max_delivery", "3"}};
+    sluice_kv badv[] = {{"backoff_multiplier", "zero"}};
+    sluice_kv *out = NULL;
+    size_t n = 0, i, seen = 0;
+    char err[256];
+
+    CHECK_OK(sluice_admin_new(c, &a, err, sizeof(err)));
+    /* a missing group: describe and alter fail, nothing is created */
+    CHECK(sluice_admin_queue_group_config(a, "jobs", "qcfg",
+                                          SLUICE_QGROUP_DESCRIBE, NULL, 0, &out,
+                                          &n) == SLUICE_ERR_UNKNOWN_GROUP);
+    CHECK(out == NULL && n == 0);
+    CHECK(sluice_admin_queue_group_config(a, "jobs", "qcfg",
+                                          SLUICE_QGROUP_ALTER, set, 1, &out,
+                                          &n) == SLUICE_ERR_UNKNOWN_GROUP);
+    CHECK(strstr(sluice_errstr(), "qcfg"));
+    CHECK_OK(sluice_admin_queue_group_config(
+        a, "jobs", "qcfg", SLUICE_QGROUP_UPSERT, set, 3, &out, &n));
+    for (i = 0; i < n; i++) {
+        if (!strcmp(out[i].key, "max_deliveries"))
+            seen += !strcmp(out[i].value, "3");
+        else if (!strcmp(out[i].key, "lock_ms"))
+            seen += !strcmp(out[i].value, "1234");
+        else if (!strcmp(out[i].key, "key_ordered"))
+            seen += !strcmp(out[i].value, "1");
+        else if (!strcmp(out[i].key, "backoff_max_ms"))
+            seen += !strcmp(out[i].value, "60000"); /* default kept */
+    }
+    CHECK(seen == 4);
+    sluice_kv_array_free(out, n);
+    out = NULL;
+    /* bad key: all or nothing, errstr names the key */
+    CHECK(sluice_admin_queue_group_config(a, "jobs", "qcfg",
+                                          SLUICE_QGROUP_ALTER, bad, 2, &out,
+                                          &n) == SLUICE_ERR_INVALID_CONFIG);
+    CHECK(strstr(sluice_errstr(), "'max_delivery'"));
+    CHECK(out == NULL);
+    CHECK(sluice_admin_queue_group_config(a, "jobs", "qcfg",
+                                          SLUICE_QGROUP_UPSERT, badv, 1, NULL,
+                                          NULL) == SLUICE_ERR_INVALID_CONFIG);
+    CHECK(strstr(sluice_errstr(), "backoff_multiplier") &&
+          strstr(sluice_errstr(), "zero"));
+    CHECK(sluice_admin_queue_group_config(a, "jobs", "qcfg",
+                                          SLUICE_QGROUP_DESCRIBE, set, 1, NULL,
+                                          NULL) == SLUICE_ERR_INVALID_ARG);
+    CHECK(sluice_admin_queue_group_config(a, "jobs", "", SLUICE_QGROUP_UPSERT,
+                                          set, 1, NULL,
+                                          NULL) == SLUICE_ERR_INVALID_ARG);
+    CHECK_OK(sluice_admin_queue_group_config(
+        a, "jobs", "qcfg", SLUICE_QGROUP_DESCRIBE, NULL, 0, &out, &n));
+    seen = 0;
+    for (i = 0; i < n; i++) {
+        if (!strcmp(out[i].key, "lock_ms"))
+            seen += !strcmp(out[i].value, "1234"); /* not 99 */
+        else if (!strcmp(out[i].key, "backoff_multiplier"))
+            seen += !strcmp(out[i].value, "2");
+        else if (!strcmp(out[i].key, "stats.acks"))
+            seen++;
+    }
+    CHECK(seen == 3);
+    sluice_kv_array_free(out, n);
+    sluice_admin_free(a);
+    sluice_conf_free(c);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 6 && !strcmp(argv[1], "reject")) {
         g_addr = argv[2];
         return reject_main(argv[3], argv[4], atoi(argv[5]));
+    }
+    if (argc == 6 && !strcmp(argv[1], "nack")) {
+        g_addr = argv[2];
+        return nack_main(argv[3], argv[4], atoi(argv[5]));
     }
     if (argc == 3 && !strcmp(argv[1], "reconnect")) {
         g_addr = argv[2];
@@ -704,6 +813,7 @@ int main(int argc, char **argv)
     test_group_rebalance();
     test_queue();
     test_admin();
+    test_queue_group_config();
     printf("ok\n");
     return 0;
 }
