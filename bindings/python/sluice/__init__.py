@@ -688,14 +688,29 @@ class QueueConsumer(_ConsumerBase):
     Useful configuration: ``queue_credits`` (prefetch, 256),
     ``queue_lock_ms`` (lock duration; 0 = the group's default),
     ``ack_batch_records``, ``ack_linger_ms``.
+
+    ``group_config``: queue-group settings (``{"max_deliveries": 3,
+    "key_ordered": True}``, see :meth:`Admin.configure_queue_group`) applied
+    before the consumer starts, creating the group if missing. They are the
+    group's, not this consumer's: they persist and apply to every consumer
+    of the group.
     """
 
     def __init__(self, bootstrap: Optional[str], topic: str, group: str, *,
                  config: Optional[Mapping[str, Any]] = None,
+                 group_config: Optional[Mapping[str, Any]] = None,
                  **kwargs: Any) -> None:
         conf = _conf(bootstrap, config, kwargs)
         self.topic = topic
         self.group = group
+        if group_config:
+            admin = _sluice.Admin(conf)
+            try:
+                cfg = {k: ("true" if v is True else "false" if v is False
+                           else str(v)) for k, v in group_config.items()}
+                admin.queue_group_config(topic, group, 0, cfg)
+            finally:
+                admin.close()
         self._c = _sluice.QueueConsumer(topic, group, conf)
 
     def flush(self, timeout: Optional[float] = None) -> None:
@@ -766,6 +781,42 @@ class Admin:
         committed or start offset)."""
         return {(p.topic, p.partition): p.lag
                 for p in self.group(group).partitions}
+
+    def configure_queue_group(self, topic: str, group: str, *,
+                              create: bool = True,
+                              **settings: Any) -> Dict[str, str]:
+        """Set queue-group settings and return the group's effective
+        settings (all of them, as the broker reports them: strings such as
+        ``{"max_deliveries": "3", "key_ordered": "1", ...}``; an empty
+        ``dlq_topic`` means the default ``<topic>.DLQ``).
+
+        ``settings`` are the keys of docs/groups.md: ``max_deliveries``,
+        ``lock_ms``, ``backoff_initial_ms``, ``backoff_max_ms``,
+        ``backoff_multiplier``, ``ttl_ms``, ``dlq_expired``, ``key_ordered``,
+        ``max_inflight``, ``max_delayed``, ``start`` (``"earliest"`` or
+        ``"latest"``), ``dlq_topic`` (``"-"``: none). Values may be ints,
+        bools or strings. The group is created on ``topic`` with the
+        broker's defaults if missing (``create=False``: raise
+        :class:`UnknownGroupError` instead). All or nothing: an unknown key
+        or a bad value raises :class:`InvalidConfigError` naming the key,
+        and nothing changes. Without settings this only ensures the group
+        exists."""
+        cfg = {k: ("true" if v is True else "false" if v is False
+                   else str(v)) for k, v in settings.items()}
+        if not cfg and not create:
+            return self.queue_group_config(topic, group)
+        return {k: v for k, v in self._c.queue_group_config(
+            topic, group, 0 if create else 1, cfg)
+            if not k.startswith("stats.")}
+
+    def queue_group_config(self, topic: str, group: str, *,
+                           stats: bool = False) -> Dict[str, str]:
+        """The effective settings of queue group ``group`` on ``topic``
+        (see :meth:`configure_queue_group`); ``stats=True`` adds the
+        broker-wide read-only counters (keys ``stats.*``). Raises
+        :class:`UnknownGroupError` if the group does not exist."""
+        return {k: v for k, v in self._c.queue_group_config(topic, group, 2)
+                if stats or not k.startswith("stats.")}
 
     def dlqs(self, source_topic: Optional[str] = None) -> List[DLQInfo]:
         """Dead-letter topics (of ``source_topic`` only, or all)."""

@@ -2153,6 +2153,94 @@ static PyObject *admin_dlq_redrive(AdminObject *self, PyObject *args)
     return PyLong_FromLongLong(moved);
 }
 
+/* dict {key: value} -> sluice_kv array (PyMem; strings kept alive by the
+ * list keep). NULL with an exception set on failure; *n = entries. */
+static sluice_kv *kvs_from_dict(PyObject *cfg, PyObject *keep, size_t *n)
+{
+    PyObject *k, *v;
+    Py_ssize_t pos = 0;
+    sluice_kv *kvs;
+    if (!PyDict_Check(cfg)) {
+        PyErr_SetString(PyExc_TypeError, "configs must be a dict");
+        return NULL;
+    }
+    kvs = PyMem_Calloc((size_t)PyDict_GET_SIZE(cfg) + 1, sizeof(*kvs));
+    if (kvs == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    *n = 0;
+    while (PyDict_Next(cfg, &pos, &k, &v)) {
+        PyObject *ks = PyObject_Str(k), *vs = PyObject_Str(v);
+        if (ks == NULL || vs == NULL || PyList_Append(keep, ks) < 0 ||
+            PyList_Append(keep, vs) < 0) {
+            Py_XDECREF(ks);
+            Py_XDECREF(vs);
+            goto fail;
+        }
+        Py_DECREF(ks);
+        Py_DECREF(vs);
+        kvs[*n].key = (char *)PyUnicode_AsUTF8(ks);
+        kvs[*n].value = (char *)PyUnicode_AsUTF8(vs);
+        if (kvs[*n].key == NULL || kvs[*n].value == NULL)
+            goto fail;
+        (*n)++;
+    }
+    return kvs;
+fail:
+    PyMem_Free(kvs);
+    return NULL;
+}
+
+/* queue_group_config(topic, group, mode, configs=None) -> [(key, value)]:
+ * the effective settings then the "stats.*" counters, in the broker's
+ * order. mode: 0 upsert, 1 alter, 2 describe. */
+static PyObject *admin_queue_group_config(AdminObject *self, PyObject *args)
+{
+    const char *topic, *group;
+    int mode;
+    PyObject *cfg = Py_None, *keep, *r = NULL;
+    sluice_kv *kvs = NULL, *out = NULL;
+    size_t n = 0, nout = 0;
+    sluice_err rc;
+    char detail[DETAIL_MAX] = "";
+    if (!PyArg_ParseTuple(args, "ssi|O:queue_group_config", &topic, &group,
+                          &mode, &cfg))
+        return NULL;
+    keep = PyList_New(0);
+    if (keep == NULL)
+        return NULL;
+    if (cfg != Py_None && (kvs = kvs_from_dict(cfg, keep, &n)) == NULL)
+        goto out;
+    if (sl_obj_enter(&self->b, "Admin") < 0)
+        goto out;
+    SL_NOGIL_BEGIN();
+    rc = sluice_admin_queue_group_config(self->a, topic, group,
+                                         (sluice_qgroup_config_mode)mode, kvs,
+                                         n, &out, &nout);
+    if (rc != SLUICE_OK)
+        grab_detail(detail);
+    SL_NOGIL_END();
+    sl_obj_leave(&self->b);
+    if (rc != SLUICE_OK) {
+        raise_code(rc, detail);
+        goto out;
+    }
+    r = PyList_New(0);
+    for (size_t i = 0; r != NULL && i < nout; i++) {
+        PyObject *x = Py_BuildValue("(NN)", str_or_none(out[i].key),
+                                    str_or_none(out[i].value));
+        if (x == NULL || PyList_Append(r, x) < 0)
+            Py_CLEAR(r);
+        Py_XDECREF(x);
+    }
+    sluice_kv_array_free(out, nout);
+out:
+    PyMem_Free(kvs);
+    Py_DECREF(keep);
+    return r;
+}
+
 static PyMethodDef admin_methods[] = {
     {"create_topic", (PyCFunction)admin_create_topic, METH_VARARGS,
      "create_topic(name, partitions=0, config=None)"},
@@ -2171,6 +2259,8 @@ static PyMethodDef admin_methods[] = {
     {"dlq_redrive", (PyCFunction)admin_dlq_redrive, METH_VARARGS,
      "dlq_redrive(dlq_topic, to_topic=None, rate=0, reason=None, "
      "max_records=-1) -> int"},
+    {"queue_group_config", (PyCFunction)admin_queue_group_config, METH_VARARGS,
+     "queue_group_config(topic, group, mode, configs=None) -> list"},
     {"close", (PyCFunction)admin_close, METH_NOARGS, "close()"},
     {NULL, NULL, 0, NULL}};
 
