@@ -313,31 +313,34 @@ def _ok(body):
     return r
 
 
-def decode_produce(body):
+def _by_topic_part(body, read_part):
+    """An ok body `u32 ntopics {str16 topic, u32 nparts {u32 partition,
+    fields}}` as {(topic, partition): read_part(reader)}."""
     r = _ok(body)
     out = {}
     for _ in range(r.u32()):
         t = r.str16()
         for _ in range(r.u32()):
             p = r.u32()
-            out[(t, p)] = {"error": r.i32(), "base_offset": r.i64(),
-                           "last_offset": r.i64(),
-                           "log_end_offset": r.i64()}
+            out[(t, p)] = read_part(r)
     return out
+
+
+def decode_produce(body):
+    return _by_topic_part(body, lambda r: {
+        "error": r.i32(), "base_offset": r.i64(), "last_offset": r.i64(),
+        "log_end_offset": r.i64()})
+
+
+def _fetch_part(r):
+    d = {"error": r.i32(), "high_watermark": r.i64(),
+         "log_start_offset": r.i64(), "log_end_offset": r.i64()}
+    d["records"] = r.blob32()
+    return d
 
 
 def decode_fetch(body):
-    r = _ok(body)
-    out = {}
-    for _ in range(r.u32()):
-        t = r.str16()
-        for _ in range(r.u32()):
-            p = r.u32()
-            d = {"error": r.i32(), "high_watermark": r.i64(),
-                 "log_start_offset": r.i64(), "log_end_offset": r.i64()}
-            d["records"] = r.blob32()
-            out[(t, p)] = d
-    return out
+    return _by_topic_part(body, _fetch_part)
 
 
 def decode_topics_result(body):
@@ -375,14 +378,7 @@ def decode_metadata(body):
 
 
 def decode_list_offsets(body):
-    r = _ok(body)
-    out = {}
-    for _ in range(r.u32()):
-        t = r.str16()
-        for _ in range(r.u32()):
-            p = r.u32()
-            out[(t, p)] = (r.i32(), r.i64())
-    return out
+    return _by_topic_part(body, lambda r: (r.i32(), r.i64()))
 
 
 # ---- client ---------------------------------------------------------------
