@@ -7,23 +7,6 @@
 
 /* ---- shared pieces ---------------------------------------------------- */
 
-static void put_strs(sl_wb *wb, uint32_t n, const sl_str *s)
-{
-    sl_wb_u32(wb, n);
-    for (uint32_t i = 0; i < n; i++)
-        sl__wb_str(wb, s[i]);
-}
-
-static sl_str *get_strs(sl_rd *rd, sl_arena *a, uint32_t *n)
-{
-    sl_str *s;
-    *n = sl__rd_count(rd, SL_MIN_STR);
-    s = sl__rd_array(rd, a, *n, sizeof(*s));
-    for (uint32_t i = 0; i < *n && !rd->err; i++)
-        s[i] = sl__rd_str(rd);
-    return s;
-}
-
 static void put_ranges(sl_wb *wb, uint32_t n, const sl_api_range *r)
 {
     sl_wb_u32(wb, n);
@@ -137,7 +120,7 @@ sl_err sl_metadata_req_encode(sl_wb *wb, uint32_t corr,
                               const sl_metadata_req *r)
 {
     size_t st = sl_req_begin(wb, SL_API_METADATA, SL_API_V1, corr);
-    put_strs(wb, r->ntopics, r->topics);
+    sl__put_strs(wb, r->ntopics, r->topics);
     return sl_frame_finish(wb, st);
 }
 
@@ -149,7 +132,7 @@ sl_err sl_metadata_req_decode(const uint8_t *body, size_t len, sl_arena *a,
     sl_err rc;
 
     sl_rd_init(&rd, body, len);
-    o.topics = get_strs(&rd, a, &o.ntopics);
+    o.topics = sl__get_strs(&rd, a, &o.ntopics);
     rc = sl__rd_end(&rd);
     if (rc == SL_OK)
         *out = o;
@@ -303,7 +286,7 @@ sl_err sl_delete_topics_req_encode(sl_wb *wb, uint32_t corr,
                                    const sl_delete_topics_req *r)
 {
     size_t st = sl_req_begin(wb, SL_API_DELETE_TOPICS, SL_API_V1, corr);
-    put_strs(wb, r->ntopics, r->topics);
+    sl__put_strs(wb, r->ntopics, r->topics);
     return sl_frame_finish(wb, st);
 }
 
@@ -315,7 +298,7 @@ sl_err sl_delete_topics_req_decode(const uint8_t *body, size_t len, sl_arena *a,
     sl_err rc;
 
     sl_rd_init(&rd, body, len);
-    o.topics = get_strs(&rd, a, &o.ntopics);
+    o.topics = sl__get_strs(&rd, a, &o.ntopics);
     rc = sl__rd_end(&rd);
     if (rc == SL_OK)
         *out = o;

@@ -235,6 +235,23 @@ const uint8_t *sl__rd_blob(sl_rd *rd, size_t *len)
     return p;
 }
 
+void sl__put_strs(sl_wb *wb, uint32_t n, const sl_str *s)
+{
+    sl_wb_u32(wb, n);
+    for (uint32_t i = 0; i < n; i++)
+        sl__wb_str(wb, s[i]);
+}
+
+sl_str *sl__get_strs(sl_rd *rd, sl_arena *a, uint32_t *n)
+{
+    sl_str *s;
+    *n = sl__rd_count(rd, SL_MIN_STR);
+    s = sl__rd_array(rd, a, *n, sizeof(*s));
+    for (uint32_t i = 0; i < *n && !rd->err; i++)
+        s[i] = sl__rd_str(rd);
+    return s;
+}
+
 void sl__put_kvs(sl_wb *wb, uint32_t n, const sl_kv *kv)
 {
     sl_wb_u32(wb, n);

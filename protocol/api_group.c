@@ -48,9 +48,7 @@ sl_err sl_group_join_req_encode(sl_wb *wb, uint32_t corr,
     sl_wb_u32(wb, r->session_timeout_ms);
     sl_wb_u32(wb, r->rebalance_timeout_ms);
     sl_wb_u8(wb, r->assignor);
-    sl_wb_u32(wb, r->ntopics);
-    for (uint32_t i = 0; i < r->ntopics; i++)
-        sl__wb_str(wb, r->topics[i]);
+    sl__put_strs(wb, r->ntopics, r->topics);
     return sl_frame_finish(wb, st);
 }
 
@@ -70,10 +68,7 @@ sl_err sl_group_join_req_decode(const uint8_t *body, size_t len, sl_arena *a,
     o.assignor = sl_rd_u8(&rd);
     if (!rd.err && o.assignor > SL_ASSIGN_ROUNDROBIN)
         rd.err = SL_ERR_MALFORMED;
-    o.ntopics = sl__rd_count(&rd, SL_MIN_STR);
-    o.topics = sl__rd_array(&rd, a, o.ntopics, sizeof(*o.topics));
-    for (uint32_t i = 0; i < o.ntopics && !rd.err; i++)
-        o.topics[i] = sl__rd_str(&rd);
+    o.topics = sl__get_strs(&rd, a, &o.ntopics);
     rc = sl__rd_end(&rd);
     if (rc == SL_OK)
         *out = o;

@@ -43,6 +43,10 @@ sl_err sl__rd_end(sl_rd *rd);
 /* Read `u32 length + bytes` into (*p, *len); no null allowed. */
 const uint8_t *sl__rd_blob(sl_rd *rd, size_t *len);
 
+/* u32 count + str16s. */
+void sl__put_strs(sl_wb *wb, uint32_t n, const sl_str *s);
+sl_str *sl__get_strs(sl_rd *rd, sl_arena *a, uint32_t *n);
+
 /* u32 count + {str16 key, str16 value} pairs. */
 void sl__put_kvs(sl_wb *wb, uint32_t n, const sl_kv *kv);
 sl_kv *sl__get_kvs(sl_rd *rd, sl_arena *a, uint32_t *n);
