@@ -462,12 +462,15 @@ sluice_err sluice_queue_consumer_flush(sluice_queue_consumer *qc,
  * caller. */
 size_t sluice_queue_consumer_held(sluice_queue_consumer *qc);
 /*
- * Flush pending acks, give back every record still held (acquired, or
- * buffered, and not settled by the caller), close and free. The protocol
- * has no release-without-failure: held records are NACKed with delay 0,
- * so they are available again at once and each counts one failure (as a
- * lock expiry would). Settle what you processed before freeing. Blocks up
- * to request.timeout.ms (plus a long poll still in flight). Accepts NULL.
+ * Send pending acks/nacks/rejects and wait for their replies, then close
+ * the consumer's connection (each queue consumer has its own) and free.
+ * The broker releases every record still held (acquired, or buffered,
+ * and not settled by the caller) when that connection closes: available
+ * again at once, attempts kept (the next delivery has attempts + 1) and
+ * NO failure counted; a record already at the group's max deliveries is
+ * dead-lettered (docs/groups.md). Settle what you processed before
+ * freeing. Blocks up to request.timeout.ms (plus a long poll still in
+ * flight). Accepts NULL.
  */
 void sluice_queue_consumer_free(sluice_queue_consumer *qc);
 

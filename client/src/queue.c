@@ -15,11 +15,10 @@
  * records (the batch being processed and the next one).
  *
  * Held records: every acquired record is tracked until the caller settles
- * it (ack/nack/reject), so close can give back the rest: the protocol has
- * no release-without-failure, so close NACKs them with delay 0 (available
- * again at once; it counts one failure each, as a lock expiry would).
- * After a lost connection the broker may already have released them; the
- * NACK is then answered NOT_ACQUIRED and ignored.
+ * it (ack/nack/reject), for sluice_queue_consumer_held. Close sends the
+ * pending settlements, waits for their replies and closes the connection,
+ * which is this consumer's own: the broker then releases everything still
+ * held (attempts kept, no failure counted; docs/groups.md).
  */
 #include <poll.h>
 #include <stdarg.h>
@@ -742,25 +741,16 @@ size_t sluice_queue_consumer_held(sluice_queue_consumer *qc)
 
 void sluice_queue_consumer_free(sluice_queue_consumer *qc)
 {
-    size_t i;
-    int round;
     if (!qc)
         return;
-    /* Give back what the caller did not settle (incl. buffered records).
-     * Twice: an acquire still in flight may hand out more records. */
-    for (round = 0; round < 2; round++) {
-        for (i = qc->hstart; i < qc->hn; i++)
-            if (qc->held_v[i].live)
-                sl_ackr_add(&qc->ackr, SL_ACKR_NACK, qc->held_v[i].partition,
-                            qc->held_v[i].offset, 0, NULL, 0);
-        qc->hstart = qc->hn = qc->held = 0;
-        if (!sl_ackr_pending(&qc->ackr) || sl_conn_ensure(&qc->conn) != SL_OK)
-            break;
-        if (send_settlements(qc) != SL_OK ||
-            wait_settled(qc, sl_cl_deadline(qc->cfg.request_timeout_ms)) !=
-                SL_OK)
-            break;
-    }
+    /* Send what the caller settled and wait for the verdicts (so the acks
+     * are committed before the records could go to someone else), then
+     * close. The connection is this consumer's own, so closing it makes
+     * the broker release everything else it holds (buffered records and
+     * those of an acquire still in flight included) at once: attempts
+     * kept, no failure counted. */
+    if (qc->conn.fd >= 0 && send_settlements(qc) == SL_OK)
+        wait_settled(qc, sl_cl_deadline(qc->cfg.request_timeout_ms));
     free(qc->held_v);
     clear_buffers(qc);
     sl_conn_fini(&qc->conn);

@@ -320,6 +320,7 @@ static void test_queue(void)
     int64_t dlat = 0;
     size_t n;
     sluice_err e;
+    int was_held[10] = {0}, released = 0;
 
     CHECK_OK(sluice_producer_new(c, &p, err, sizeof(err)));
     for (i = 0; i < 10; i++) {
@@ -379,19 +380,31 @@ static void test_queue(void)
     if (e == SLUICE_ERR_TIMEOUT)
         n = 0;
     CHECK(sluice_queue_consumer_held(q) >= n);
-    for (i = 0; i < (int)n; i++)
+    for (i = 0; i < (int)n; i++) {
+        CHECK(msgs[i]->offset >= 4 && msgs[i]->offset <= 9);
+        CHECK(msgs[i]->attempts == 1 && msgs[i]->failures == 0);
+        was_held[msgs[i]->offset] = 1;
         sluice_message_free(msgs[i]);
+    }
+    /* close releases what q held with no failure counted (the broker does
+     * it when q's connection closes; libsluice no longer nacks) */
     sluice_queue_consumer_free(q);
     CHECK_OK(
         sluice_queue_consumer_new(c, "jobs", "workers", &q2, err, sizeof(err)));
     while (acked + 3 < 9) { /* 0,1,2 done; 3 rejected; 4..9 remain */
         CHECK_OK(sluice_queue_consumer_poll(q2, 5000, &m));
         CHECK(m->offset >= 4 && m->offset <= 9);
+        CHECK(m->failures == 0);
+        /* held by q: delivered once before; others maybe (prefetched) */
+        CHECK(was_held[m->offset] ? m->attempts == 2
+                                  : m->attempts == 1 || m->attempts == 2);
+        released += was_held[m->offset];
         CHECK_OK(sluice_queue_consumer_ack(q2, 0, m->offset));
         sluice_message_free(m);
         acked++;
     }
     CHECK_OK(sluice_queue_consumer_flush(q2, 20000));
+    CHECK(released == (int)n);
     CHECK(sluice_queue_consumer_poll(q2, 300, &m) == SLUICE_ERR_TIMEOUT);
     sluice_queue_consumer_free(q2);
 

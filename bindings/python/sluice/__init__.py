@@ -682,8 +682,8 @@ class QueueConsumer(_ConsumerBase):
     Settling is batched: ack/nack/reject return at once and go to the broker
     with the next poll, or on :meth:`flush`, which also reports the broker's
     verdict (e.g. :class:`LockExpiredError`). :meth:`close` flushes and
-    gives back every message still held: available again at once, each
-    counting one failure (as a lock expiry would).
+    closes the connection: the broker gives back every message still held,
+    available again at once with ``attempts`` kept and no failure counted.
 
     Useful configuration: ``queue_credits`` (prefetch, 256),
     ``queue_lock_ms`` (lock duration; 0 = the group's default),
@@ -725,8 +725,9 @@ class QueueConsumer(_ConsumerBase):
         return self._c.held()
 
     def close(self) -> None:
-        """Flush pending settlements, give back messages still held (nacked
-        with no delay: one failure each) and close. Idempotent."""
+        """Flush pending settlements and close; the broker gives back the
+        messages still held (attempts kept, no failure counted).
+        Idempotent."""
         self._c.close()
 
 
