@@ -674,28 +674,50 @@ static sl_err check_range(const sl_part *p, int64_t offset)
     return SL_OK;
 }
 
+/*
+ * Where a read at offset starts: clamps *upto to the end of the log, and
+ * gives the segment and position of the first batch to return; *seg = NULL
+ * when there is nothing to read (offset >= upto, or nothing written yet
+ * at the tail). Out-params written only on SL_OK.
+ */
+static sl_err read_start(sl_part *p, int64_t offset, int64_t *upto,
+                         sl_seg **seg, uint64_t *pos)
+{
+    int64_t end = *upto > p->next_offset ? p->next_offset : *upto;
+    sl_seg *s = NULL;
+    uint64_t q = 0;
+    size_t si;
+    sl_err rc = check_range(p, offset);
+
+    if (rc != SL_OK)
+        return rc;
+    if (offset < end) {
+        rc = locate(p, offset, &si, &q);
+        if (rc != SL_OK)
+            return rc;
+        if (q < p->segs[si]->size)
+            s = p->segs[si];
+    }
+    *upto = end;
+    *seg = s;
+    *pos = q;
+    return SL_OK;
+}
+
 sl_err sl_part_read(sl_part *p, int64_t offset, size_t max_bytes, int64_t upto,
                     sl_part_slice *out)
 {
     sl_part_slice r = {-1, 0, 0, offset, offset};
     sl_walker w;
-    size_t si;
+    sl_seg *s;
     uint64_t pos, q;
     int64_t b, l;
     uint32_t sz;
-    sl_err rc = check_range(p, offset);
+    sl_err rc = read_start(p, offset, &upto, &s, &pos);
 
     if (rc != SL_OK)
         return rc;
-    if (upto > p->next_offset)
-        upto = p->next_offset;
-    if (offset >= upto)
-        goto done;
-    rc = locate(p, offset, &si, &pos);
-    if (rc != SL_OK)
-        return rc;
-    sl_seg *s = p->segs[si];
-    if (pos >= s->size)
+    if (!s)
         goto done;
     sl_walker_init(&w, s, p->scratch, SL_SCRATCH_SIZE);
     rc = sl_walker_hdr(&w, pos, &b, &sz, &l);
@@ -727,23 +749,16 @@ done:
 sl_err sl_part_read_buf(sl_part *p, int64_t offset, size_t max_bytes,
                         int64_t upto, sl_wb *out, int64_t *next_offset)
 {
-    size_t si, n, got = 0, off = 0;
+    size_t n, got = 0, off = 0;
     uint64_t pos;
     int64_t next = offset;
     uint8_t *d;
-    sl_err rc = check_range(p, offset);
+    sl_seg *s;
+    sl_err rc = read_start(p, offset, &upto, &s, &pos);
 
     if (rc != SL_OK)
         return rc;
-    if (upto > p->next_offset)
-        upto = p->next_offset;
-    if (offset >= upto)
-        goto done;
-    rc = locate(p, offset, &si, &pos);
-    if (rc != SL_OK)
-        return rc;
-    sl_seg *s = p->segs[si];
-    if (pos >= s->size)
+    if (!s)
         goto done;
     /* One pread of up to max_bytes straight into the caller's buffer, then
      * trim to whole batches below upto. */
