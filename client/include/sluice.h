@@ -164,9 +164,12 @@ const char *sluice_errstr(void);
  *                         the records per producer batch (e.g. 8192)
  *   queue.max.wait.ms     acquire long-poll wait [500]
  *   queue.lock.ms         requested lock duration, 0 = group default [0]
- *   queue.prefetch        true | false: ask for the next records as soon
- *                         as the buffered ones are handed out (a consumer
- *                         then holds up to 2 x queue.credits) [true]
+ *   queue.prefetch        true | false: keep the next acquire in flight
+ *                         while the buffered records are handed out (sent
+ *                         when half a batch is left, ahead of pending
+ *                         acks; it asks for at most what keeps the records
+ *                         held, buffered + not settled, within
+ *                         2 x queue.credits) [true]
  *   ack.batch.records     pending acks that trigger a send [256]
  *   ack.linger.ms         max age of a pending ack before it is sent on
  *                         the next call [10]
@@ -414,7 +417,8 @@ sluice_err sluice_queue_consumer_new(const sluice_conf *conf, const char *topic,
                                      size_t errstr_size);
 /*
  * Next acquired record, waiting up to timeout_ms (0 / -1 as above); sends
- * pending acks first when ack.batch.records or ack.linger.ms is reached.
+ * pending acks when ack.batch.records or ack.linger.ms is reached (poll
+ * reads their replies as they come but never waits for them: flush does).
  * On SLUICE_OK *out is freed by the caller with sluice_message_free
  * (freeing does NOT ack). msg->attempts / failures are the counts.
  * SLUICE_ERR_TIMEOUT when nothing was available.

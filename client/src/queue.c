@@ -4,15 +4,17 @@
  * sent in batches, touch.
  *
  * Pipelining: settlement requests are written without waiting; their
- * replies are read later (on poll or flush) and the first failure is kept
- * for sluice_queue_consumer_flush. An acquire is sent when the buffered
- * records run out; the broker answers requests in order, so settlements
- * written before it are applied before it.
+ * replies are read later (on poll or flush; poll never waits for them)
+ * and the first failure is kept for sluice_queue_consumer_flush. The
+ * broker answers requests in order, and settlements only once committed.
+ * A blocking acquire (nothing buffered) is written after the pending
+ * settlements, so a nacked record can come back in it.
  *
  * Credits: an acquire asks for queue.credits records. With queue.prefetch
- * the next acquire goes out as soon as the buffered records have been
- * handed to the caller, so a consumer may hold up to 2 x queue.credits
- * records (the batch being processed and the next one).
+ * the next acquire goes out once at most half a batch is left buffered,
+ * written BEFORE the pending settlements so its reply does not wait for
+ * their commit; it asks for no more than keeps the records held (buffered
+ * + handed out, not settled) within 2 x queue.credits (maybe_prefetch).
  *
  * Held records: every acquired record is tracked until the caller settles
  * it (ack/nack/reject), for sluice_queue_consumer_held. Close sends the
@@ -345,14 +347,14 @@ static sl_err send_settlements(sluice_queue_consumer *q)
     return rc;
 }
 
-static sl_err send_acquire(sluice_queue_consumer *q, int max_wait_ms)
+static sl_err send_acquire(sluice_queue_consumer *q, int max_wait_ms,
+                           int64_t want)
 {
     sl_queue_acquire_req req;
     uint32_t corr;
     sl_err rc;
-    int64_t want = q->cfg.queue_credits;
 
-    if (q->acq_corr)
+    if (q->acq_corr || want < 1)
         return SL_OK;
     memset(&req, 0, sizeof(req));
     req.group = sl_str_c(q->group);
@@ -411,6 +413,39 @@ static sluice_message *next_buffered(sluice_queue_consumer *q)
     return NULL;
 }
 
+/* Records acquired and not yet handed to the caller. */
+static size_t buffered(const sluice_queue_consumer *q)
+{
+    size_t n = 0;
+    const qbuf *b;
+    for (b = q->bhead; b; b = b->next)
+        n += b->nentries - b->ei;
+    return n;
+}
+
+/* queue.prefetch: keep the next acquire in flight while the caller works
+ * through the buffer. It goes out once at most half a batch is left
+ * buffered, and asks for what keeps the records held (buffered + handed
+ * out and not settled) within 2 x queue.credits; the broker's credits are
+ * per acquire (reset with its reply), so this bound is the client's. It
+ * is written BEFORE the pending settlements: the broker answers in
+ * request order and answers settlements only after their commit, so an
+ * acquire behind them would wait for that commit too. */
+static void maybe_prefetch(sluice_queue_consumer *q)
+{
+    int64_t c = q->cfg.queue_credits, want;
+    if (!q->cfg.queue_prefetch || q->acq_corr || q->conn.fd < 0)
+        return;
+    if ((int64_t)buffered(q) * 2 > c)
+        return;
+    want = 2 * c - (int64_t)q->held;
+    if (want > c)
+        want = c;
+    if (want * 2 < c && q->bhead)
+        return; /* wait until the buffer runs out or more is settled */
+    send_acquire(q, q->cfg.queue_max_wait_ms, want);
+}
+
 static int acks_due(sluice_queue_consumer *q)
 {
     size_t n = sl_ackr_pending(&q->ackr);
@@ -433,6 +468,8 @@ static sl_err poll_locked(sluice_queue_consumer *q, int timeout_ms,
             break;
         while (n < max && (m = next_buffered(q)))
             msgs[n++] = m;
+        if (n > 0)
+            maybe_prefetch(q); /* ahead of the settlements below */
         if (n > 0 || !q->bhead) {
             /* about to return or to block: send what is pending */
             if (sl_ackr_pending(&q->ackr) && (!q->bhead || acks_due(q))) {
@@ -444,18 +481,12 @@ static sl_err poll_locked(sluice_queue_consumer *q, int timeout_ms,
         /* read settlement replies that are already there */
         while (q->npend && pump(q, 0) == SL_OK)
             ;
-        if (n > 0) {
-            /* buffer drained: ask for the next records now, so the broker
-             * works while the caller processes these */
-            if (q->cfg.queue_prefetch && !q->bhead && !q->acq_corr &&
-                q->conn.fd >= 0)
-                send_acquire(q, q->cfg.queue_max_wait_ms);
+        if (n > 0)
             break;
-        }
         wait = sl_cl_left(deadline);
         if (wait < 0 || wait > q->cfg.queue_max_wait_ms)
             wait = q->cfg.queue_max_wait_ms;
-        rc = send_acquire(q, wait);
+        rc = send_acquire(q, wait, q->cfg.queue_credits);
         if (rc != SL_OK)
             break;
         /* with the deadline passed this still takes what already arrived
