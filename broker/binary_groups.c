@@ -716,8 +716,8 @@ static void h_settle(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
         sl_reply_error(r, SL_ERR_MALFORMED, "settle: malformed body");
         goto out;
     }
-    if (cstr(q.group, group, sizeof(group)) ||
-        cstr(q.topic, topic, sizeof(topic)) ||
+    if (cstr(q.group, group, sizeof(group)) || !group[0] ||
+        cstr(q.topic, topic, sizeof(topic)) || !topic[0] ||
         cstr(q.consumer_id, cid, sizeof(cid)) || !cid[0]) {
         sl_reply_error(r, SL_ERR_INVALID_ARG,
                        "settle: group, topic and consumer_id must be "

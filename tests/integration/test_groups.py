@@ -554,3 +554,20 @@ def test_huge_ranges_are_cheap(broker):
     assert [(x["offset"], x["attempts"]) for x in r] == [(1, 2)]
     assert q.ack([(0, 0, (1 << 32))])[0][3] == swg.ERR_NOT_ACQUIRED
     assert swg.describe(c, "g")["partitions"][0]["committed"] == 2
+
+
+def test_settle_with_empty_names_is_refused_by_name(broker):
+    """An ack naming no group or no topic is INVALID_ARG with a message
+    saying which fields must be non-empty, and the connection stays usable."""
+    c = broker.client()
+    produce(c, "se", 0, [b"x"])
+    for group, topic in (("", "se"), ("g", "")):
+        q = swg.Queue(c, group, topic, "c1")
+        with pytest.raises(sw.ProtocolError) as e:
+            q.ack([(0, 0, 0)])
+        assert e.value.code == 18  # SL_ERR_INVALID_ARG
+        assert "non-empty" in e.value.msg
+    q = swg.Queue(c, "g", "se", "c1")
+    got = acquire_until(q, lambda got: len(got) == 1)
+    assert [r["offset"] for r in got] == [0]
+    assert q.ack([(0, 0, 0)]) == [(0, 0, 0, 0)]
