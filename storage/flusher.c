@@ -10,23 +10,26 @@
  * its bio.c threads, Sluice moves every fdatasync to one flusher thread
  * and lets one fdatasync cover many appends:
  *
- *   loop thread                          flusher thread
- *   -----------                          --------------
+ *   loop thread              flusher thread           hook thread
+ *   -----------              --------------           -----------
  *   sl_part_append (write(2), returns)
- *   sl_flusher_request(p)  ---- pending set + cond signal ---->
- *   ... more appends, more requests ...  take the pending set (a round)
- *                                        for each p: sl_part_sync(p)
- *                                          snapshot end offset E and fds
- *                                          under p's mutex, fdatasync
- *                                          each dirty file WITHOUT it,
- *                                          publish durable_offset = E
- *   <------- durable_notify(arg)   (only if the round synced something)
- *   answer producers whose offsets are now below
- *   sl_part_durable_offset(p)
- *                                        run hooks (groups' SQLite batch;
- *                                          a hook signals its own waiters)
- *   <----------- notify(arg) (e.g. event_active on a libevent event)
- *   answer what the round made durable (if not done already)
+ *   sl_flusher_request(p) -- pending set + cv -->
+ *   ... more appends ...     take the pending set (a round)
+ *                            for each p: sl_part_sync(p)
+ *                              snapshot end offset E and fds
+ *                              under p's mutex, fdatasync
+ *                              each dirty file WITHOUT it,
+ *                              publish durable_offset = E
+ *   <---- durable_notify(arg) (only if the round synced something)
+ *   answer producers whose   hooks_wanted = 1 -- hcv -->
+ *   offsets are now below    next round at once       hooks_wanted = 0
+ *   sl_part_durable_offset   if more work (its        run every hook
+ *                            fdatasyncs overlap the   (groups' SQLite
+ *                            hooks)                   COMMIT; a hook
+ *                                                     signals its own
+ *                                                     waiters)
+ *   <---------------------------------------------- notify(arg)
+ *   answer what became durable (if not done already)
  *
  * A round covers everything appended before it took its snapshot; what
  * arrives during a round is covered by the next one, which starts as soon
@@ -38,17 +41,49 @@
  *
  * Early durable notify: the logs are durable as soon as the fdatasyncs
  * return; the hooks (groups' SQLite COMMIT, itself an fsync of the WAL)
- * have nothing to do with them. Notifying only after the hooks made a
- * durable produce wait for two fsyncs in a row. So the round calls the
- * durable notify right after the fdatasyncs (the loop answers produces
- * while the hooks run), then the hooks, then notify. What a hook commits
- * is NOT covered by the durable notify: a hook that answers its own
- * waiters (groups) signals them itself once its transaction committed, or
- * relies on notify, which still comes after every hook. Rounds that only
- * ran for the hooks (sl_flusher_wake, nothing synced) skip the durable
- * notify: no durable offset moved. A caller may pass the same function
- * as both (the broker does: a second event_active on a pending event is
- * free, and a second pass finds nothing new to answer).
+ * have nothing to do with them. So a round calls the durable notify right
+ * after its fdatasyncs (the loop answers produces at once), and the hooks
+ * and notify come later. What a hook commits is NOT covered by the
+ * durable notify: a hook that answers its own waiters (groups) signals
+ * them itself once its transaction committed, or relies on notify, which
+ * comes after the hooks' run. Rounds that synced nothing skip the durable
+ * notify: no durable offset moved. A caller may pass the same function as
+ * both (the broker does: a second event_active on a pending event is free,
+ * and a second pass finds nothing new to answer).
+ *
+ * Hooks on their own thread: when the hooks ran on the flusher thread,
+ * the next round's fdatasync could not start before the hooks (a SQLite
+ * COMMIT: one more fsync) returned, so a SEND arriving meanwhile waited
+ * for the commit plus its own fsync (receipt on every send with an acking
+ * consumer: 4x one fdatasync). Now the flusher thread only sets
+ * hooks_wanted and signals the hook thread, then goes on with the next
+ * round; the hook thread clears hooks_wanted, runs every hook serially,
+ * then calls notify. The two overlap; nothing else changes. Guarantees:
+ *
+ *  1. The durable notify of a round runs only after that round's
+ *     fdatasyncs and the durable offsets they cover were published, on the
+ *     flusher thread; it never announces more than is on disk.
+ *  2. Hooks run on the hook thread only, one at a time, in registration
+ *     order, never concurrently with themselves; they run at least once
+ *     (complete) after every round and every sl_flusher_wake that asked,
+ *     i.e. a run starts after the request. Requests arriving while hooks
+ *     run are coalesced into one more run. A hook therefore observes at
+ *     least the durable offsets of every round that preceded its run (it
+ *     may see later ones too), but is no longer in lock-step with rounds:
+ *     it may run while the next round's fdatasync is in progress.
+ *  3. notify runs on the hook thread after each run of the hooks (also
+ *     when there are none): after it, every round that ended before the
+ *     run started has published its offsets and every hook has run.
+ *  4. sl_flusher_free runs a last fsync round (everything pending, due or
+ *     not), then a last hook run and notify, then joins both threads.
+ *  5. sl_flusher_forget waits for an fsync round in progress that includes
+ *     the partition (hooks never touch partitions through the flusher).
+ *
+ * groups/ (via broker/ops_groups.c) is fine with 2 and 3: its hook commits
+ * the staged batch and activates its own loop event; the loop reads
+ * sl_part_durable_offset itself before handing records out or archiving a
+ * DLQ append, so it never relied on the hook running on the flusher
+ * thread or once per round.
  *
  * Policies: SL_FLUSH_ALWAYS requests a round now; SL_FLUSH_INTERVAL
  * requests one no later than flush_interval_ms after the first unsynced
@@ -56,15 +91,14 @@
  * SL_FLUSH_NEVER ignores the request (the OS writes back; durable offset
  * only moves when someone calls sl_part_sync, e.g. at shutdown).
  *
- * Hooks run after the fsyncs of the round, so a hook (e.g. committing acks
- * in SQLite) observes the round's durable offsets; they run every round
- * and must return at once when they have nothing staged
- * (sl_groups_flush_hook does: one mutex, no transaction). Hooks must not
- * call back into the flusher.
+ * Hooks must return at once when they have nothing staged (they run after
+ * every round; sl_groups_flush_hook does: one mutex, no transaction) and
+ * must not call back into the flusher.
  *
- * Locking: f->mu guards the pending set, the hooks and the round state;
- * it is never held while syncing. sl_flusher_forget waits for a round in
- * progress that includes the partition, so sl_part_free afterwards is safe.
+ * Locking: f->mu guards the pending set, the hooks, the round state and
+ * the hook thread's flags; it is never held while syncing or running a
+ * hook. sl_flusher_forget waits for a round in progress that includes the
+ * partition, so sl_part_free afterwards is safe.
  * A failed fdatasync marks the partition failed (sl_part_failed); its
  * durable offset stops, and the loop learns it after the durable notify
  * (or notify).
@@ -86,17 +120,20 @@ typedef struct hook {
 } hook;
 
 struct sl_flusher {
-    pthread_t th;
+    pthread_t th;  /* flusher thread: fsync rounds, durable notify */
+    pthread_t hth; /* hook thread: hooks, then notify */
     pthread_mutex_t mu;
     pthread_cond_t cv;      /* work or stop */
     pthread_cond_t done_cv; /* a round ended */
+    pthread_cond_t hcv;     /* hooks_wanted or hstop */
     sl_part **pend;         /* pending partitions (p->fl_pending = 1) */
     size_t npend, cpend;
     sl_part **round; /* partitions of the round in progress */
     size_t nround, cround;
     hook *hooks;
     size_t nhooks, chooks;
-    int stop, wake, in_round;
+    int stop, in_round;
+    int hooks_wanted, hstop; /* hook thread: run the hooks / exit */
     void (*notify)(void *arg);
     void *arg;
     void (*dnotify)(void *arg); /* durable notify, guarded by mu */
@@ -150,9 +187,9 @@ static int64_t take_due(sl_flusher *f, int64_t now, int all)
     return next;
 }
 
+/* One fsync round and its durable notify. @thread flusher */
 static void run_round(sl_flusher *f)
 {
-    size_t nh;
     void (*dn)(void *arg);
     void *darg;
     uint64_t n = 0;
@@ -163,13 +200,22 @@ static void run_round(sl_flusher *f)
     }
     atomic_fetch_add(&f->syncs, n);
     pthread_mutex_lock(&f->mu);
-    nh = f->nhooks;
     dn = f->dnotify;
     darg = f->darg;
     pthread_mutex_unlock(&f->mu);
-    /* Publish the logs' durability before the hooks' own fsyncs. */
+    /* Guarantee 1: the durable offsets were published by sl_part__sync. */
     if (dn && f->nround > 0)
         dn(darg);
+    atomic_fetch_add(&f->rounds, 1);
+}
+
+/* Run every hook once, serially, then notify. @thread hook */
+static void run_hooks(sl_flusher *f)
+{
+    size_t nh;
+    pthread_mutex_lock(&f->mu);
+    nh = f->nhooks;
+    pthread_mutex_unlock(&f->mu);
     /* Hooks are only ever appended; entries below nh are stable. The
      * array may move, so read each entry under the lock. */
     for (size_t i = 0; i < nh; i++) {
@@ -178,9 +224,35 @@ static void run_round(sl_flusher *f)
         pthread_mutex_unlock(&f->mu);
         h.fn(h.arg);
     }
-    atomic_fetch_add(&f->rounds, 1);
     if (f->notify)
         f->notify(f->arg);
+}
+
+/* Waits for hooks_wanted, clears it, runs the hooks. Exits once hstop is
+ * set and no run is wanted (sl_flusher_free sets both: one last run). */
+static void *hook_main(void *arg)
+{
+    sl_flusher *f = arg;
+    pthread_mutex_lock(&f->mu);
+    for (;;) {
+        while (!f->hooks_wanted && !f->hstop)
+            pthread_cond_wait(&f->hcv, &f->mu);
+        if (!f->hooks_wanted)
+            break;
+        f->hooks_wanted = 0;
+        pthread_mutex_unlock(&f->mu);
+        run_hooks(f);
+        pthread_mutex_lock(&f->mu);
+    }
+    pthread_mutex_unlock(&f->mu);
+    return NULL;
+}
+
+/* Ask the hook thread for a run. Holds f->mu. */
+static void want_hooks(sl_flusher *f)
+{
+    f->hooks_wanted = 1;
+    pthread_cond_signal(&f->hcv);
 }
 
 static void *flusher_main(void *arg)
@@ -191,7 +263,7 @@ static void *flusher_main(void *arg)
         int64_t now = mono_ms();
         int stopping = f->stop;
         int64_t next = take_due(f, now, stopping);
-        if (f->nround == 0 && !f->wake && !stopping) {
+        if (f->nround == 0 && !stopping) {
             if (next == INT64_MAX) {
                 pthread_cond_wait(&f->cv, &f->mu);
             } else {
@@ -208,7 +280,6 @@ static void *flusher_main(void *arg)
             }
             continue;
         }
-        f->wake = 0;
         f->in_round = 1;
         pthread_mutex_unlock(&f->mu);
         run_round(f);
@@ -216,6 +287,7 @@ static void *flusher_main(void *arg)
         f->in_round = 0;
         f->nround = 0;
         pthread_cond_broadcast(&f->done_cv);
+        want_hooks(f); /* and go on: the hooks overlap the next round */
         if (stopping)
             break;
     }
@@ -237,15 +309,26 @@ sl_err sl_flusher_new(void (*notify)(void *arg), void *arg, sl_flusher **out)
     pthread_cond_init(&f->cv, &ca);
     pthread_condattr_destroy(&ca);
     pthread_cond_init(&f->done_cv, NULL);
+    pthread_cond_init(&f->hcv, NULL);
+    if (pthread_create(&f->hth, NULL, hook_main, f) != 0)
+        goto fail;
     if (pthread_create(&f->th, NULL, flusher_main, f) != 0) {
-        pthread_cond_destroy(&f->cv);
-        pthread_cond_destroy(&f->done_cv);
-        pthread_mutex_destroy(&f->mu);
-        free(f);
-        return SL_ERR_UNKNOWN;
+        pthread_mutex_lock(&f->mu);
+        f->hstop = 1;
+        pthread_cond_signal(&f->hcv);
+        pthread_mutex_unlock(&f->mu);
+        pthread_join(f->hth, NULL);
+        goto fail;
     }
     *out = f;
     return SL_OK;
+fail:
+    pthread_cond_destroy(&f->cv);
+    pthread_cond_destroy(&f->done_cv);
+    pthread_cond_destroy(&f->hcv);
+    pthread_mutex_destroy(&f->mu);
+    free(f);
+    return SL_ERR_UNKNOWN;
 }
 
 void sl_flusher_free(sl_flusher *f)
@@ -256,7 +339,12 @@ void sl_flusher_free(sl_flusher *f)
     f->stop = 1;
     pthread_cond_signal(&f->cv);
     pthread_mutex_unlock(&f->mu);
-    pthread_join(f->th, NULL);
+    pthread_join(f->th, NULL); /* after its last round (guarantee 4) */
+    pthread_mutex_lock(&f->mu);
+    f->hstop = 1;
+    want_hooks(f); /* one last run of the hooks and notify */
+    pthread_mutex_unlock(&f->mu);
+    pthread_join(f->hth, NULL);
     for (size_t i = 0; i < f->npend; i++)
         f->pend[i]->fl_pending = 0;
     free(f->pend);
@@ -264,6 +352,7 @@ void sl_flusher_free(sl_flusher *f)
     free(f->hooks);
     pthread_cond_destroy(&f->cv);
     pthread_cond_destroy(&f->done_cv);
+    pthread_cond_destroy(&f->hcv);
     pthread_mutex_destroy(&f->mu);
     free(f);
 }
@@ -320,8 +409,7 @@ void sl_flusher_forget(sl_flusher *f, sl_part *p)
 void sl_flusher_wake(sl_flusher *f)
 {
     pthread_mutex_lock(&f->mu);
-    f->wake = 1;
-    pthread_cond_signal(&f->cv);
+    want_hooks(f);
     pthread_mutex_unlock(&f->mu);
 }
 
