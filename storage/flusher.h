@@ -1,16 +1,18 @@
 /*
  * flusher.h - group commit. CONTRACT shared with broker/ and groups/.
  *
- * One thread. Each round it fsyncs every partition that asked since the last
- * round (sl_part_sync: one fdatasync per dirty segment, covering every
- * append that arrived before the round began), then calls the durable
- * notify (if set, see sl_flusher_set_durable_notify) so the loop can answer
- * produces at once, then runs the registered hooks (groups/ commits its
- * batched SQLite transaction there), then calls notify() (compare
- * sl_part_durable_offset with the offsets the loop waits for). A produce
- * thus waits for one fdatasync, not for the hooks' own fsyncs too.
- * A round starts as soon as there is work; appends arriving during a round
- * are covered by the next one. So durable throughput grows with load.
+ * Two threads. The flusher thread, each round, fsyncs every partition that
+ * asked since the last round (sl_part_sync: one fdatasync per dirty
+ * segment, covering every append that arrived before the round began),
+ * then calls the durable notify (if set, see sl_flusher_set_durable_notify)
+ * so the loop can answer produces at once, then asks the hook thread for a
+ * run and starts the next round if there is work. The hook thread runs the
+ * registered hooks serially (groups/ commits its batched SQLite
+ * transaction there), then calls notify() (compare sl_part_durable_offset
+ * with the offsets the loop waits for). A produce thus waits for one
+ * fdatasync, not for the hooks' own fsyncs too, and the hooks overlap the
+ * next round's fdatasyncs. Appends arriving during a round are covered by
+ * the next one. So durable throughput grows with load.
  */
 #ifndef SL_FLUSHER_H
 #define SL_FLUSHER_H
@@ -22,18 +24,21 @@
 
 typedef struct sl_flusher sl_flusher;
 
-/* notify(arg) runs on the flusher thread after every round, after the
- * hooks (e.g. it calls event_active on a libevent event; evthread must be
- * enabled). NULL = none. */
+/* notify(arg) runs on the hook thread after every run of the hooks (there
+ * is at least one run after every round, runs may coalesce), e.g. it calls
+ * event_active on a libevent event; evthread must be enabled. NULL = none.
+ */
 sl_err sl_flusher_new(void (*notify)(void *arg), void *arg, sl_flusher **out);
 /* fn(arg) runs on the flusher thread in every round that synced at least
  * one partition, right after the fdatasyncs and durable offsets were
- * published and BEFORE the hooks: durability of the logs only, nothing a
- * hook commits (group acks must wait for their hook's own signal or for
+ * published, BEFORE the round asks for its hook run (hooks of earlier
+ * rounds may be running meanwhile): durability of the logs only, nothing
+ * a hook commits (group acks must wait for their hook's own signal or for
  * notify). Replaces a previous one; NULL removes it. @thread any */
 void sl_flusher_set_durable_notify(sl_flusher *f, void (*fn)(void *arg),
                                    void *arg);
-/* Run a last round, stop and join the thread, free. Accepts NULL. */
+/* Run a last round, then a last hook run and notify, join both threads,
+ * free. Accepts NULL. */
 void sl_flusher_free(sl_flusher *f);
 
 /* p has appends to cover (policy ALWAYS: next round; INTERVAL: a round no
@@ -42,12 +47,15 @@ void sl_flusher_request(sl_flusher *f, sl_part *p);
 /* p is about to be freed: drop it from the pending set and wait for a round
  * in progress to finish. @thread loop */
 void sl_flusher_forget(sl_flusher *f, sl_part *p);
-/* Run a round soon even without dirty partitions (for hooks). @thread any */
+/* Run the hooks (then notify) soon; no fsync round. @thread any */
 void sl_flusher_wake(sl_flusher *f);
 
-/* fn(arg) runs on the flusher thread in every round, after the fsyncs and
- * the durable notify, before notify. A hook with nothing to do should
- * return at once (it runs every round). */
+/* fn(arg) runs on the hook thread, never concurrently with another hook
+ * run, at least once after every round (after its fsyncs and durable
+ * notify) and every sl_flusher_wake; requests during a run coalesce into
+ * one more run; before notify. It may run while the next round syncs. A
+ * hook with nothing to do should return at once. Must not call back into
+ * the flusher. */
 void sl_flusher_add_hook(sl_flusher *f, void (*fn)(void *arg), void *arg);
 
 /* Rounds and fdatasync calls so far (tests, metrics). @thread any */
