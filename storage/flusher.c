@@ -203,10 +203,11 @@ static void run_round(sl_flusher *f)
     dn = f->dnotify;
     darg = f->darg;
     pthread_mutex_unlock(&f->mu);
+    /* Counted before the durable notify, so whoever it wakes sees it. */
+    atomic_fetch_add(&f->rounds, 1);
     /* Guarantee 1: the durable offsets were published by sl_part__sync. */
     if (dn && f->nround > 0)
         dn(darg);
-    atomic_fetch_add(&f->rounds, 1);
 }
 
 /* Run every hook once, serially, then notify. @thread hook */
