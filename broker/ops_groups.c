@@ -1,9 +1,10 @@
 /*
  * ops_groups.c - the groups module: sl_groups wired into the broker.
  *
- * Threads: everything on the loop, except flush_hook (flusher thread). The
- * hook commits the staged SQLite batch and then activates flushed_ev, so
- * sl_groups_on_flushed runs on the loop after every round: waiters (acks,
+ * Threads: everything on the loop, except flush_hook (the flusher's hook
+ * thread, see storage/flusher.c). The hook commits the staged SQLite batch
+ * and then activates flushed_ev, so sl_groups_on_flushed runs on the loop
+ * after every hook run: waiters (acks,
  * offset commits) are answered, DLQ appends that became durable are
  * archived, newly durable records are delivered.
  *

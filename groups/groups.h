@@ -11,7 +11,8 @@
  * through sl_groups_env at open.
  *
  * Threads: everything is @thread loop, except sl_groups_flush_hook (the
- * flusher thread runs it each round) and sl_groups_stats (any).
+ * flusher's hook thread runs it after every fsync round, possibly once for
+ * several rounds, never concurrently with itself) and sl_groups_stats (any).
  *
  * Durability: mutations (acks, releases, offset commits, ...) are staged
  * and written to data/groups.db by ONE SQLite transaction per flusher
