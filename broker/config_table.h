@@ -52,16 +52,16 @@ SL_CFG(max_frame_bytes, "max-frame-bytes", SIZE, "64m", 1024, 1073741824, 0,
        "Largest binary-protocol request frame. A larger declared length is "
        "answered with TOO_LARGE and the connection closed, before the body "
        "is buffered.")
-SL_CFG(idle_timeout_ms, "idle-timeout-ms", MS, "600000", 0, 86400000000LL,
-       0, NULL,
+SL_CFG(idle_timeout_ms, "idle-timeout-ms", MS, "600000", 0, 86400000000LL, 0,
+       NULL,
        "Close a connection that sent nothing and has nothing pending for "
        "this long (0 = never).")
-SL_CFG(output_high_water, "output-high-water", SIZE, "4m", 65536,
-       1073741824, 0, NULL,
+SL_CFG(output_high_water, "output-high-water", SIZE, "4m", 65536, 1073741824, 0,
+       NULL,
        "Back-pressure: when a connection's unsent output exceeds this, the "
        "broker stops reading its requests until the output drains to half.")
-SL_CFG(max_pending_requests, "max-pending-requests", INT, "1024", 1, 1000000,
-       0, NULL,
+SL_CFG(max_pending_requests, "max-pending-requests", INT, "1024", 1, 1000000, 0,
+       NULL,
        "Pipelined requests per connection awaiting their response (e.g. "
        "durable produces, long polls) before the broker stops reading more.")
 SL_CFG(fetch_max_bytes, "fetch-max-bytes", SIZE, "32m", 1024, 1073741824, 0,
@@ -72,8 +72,8 @@ SL_CFG(fetch_max_bytes, "fetch-max-bytes", SIZE, "32m", 1024, 1073741824, 0,
 SL_CFG(maintenance_interval_ms, "maintenance-interval-ms", MS, "5000", 10,
        3600000, 0, NULL,
        "How often segments are rolled by age and retention/compaction run.")
-SL_CFG(shutdown_timeout_ms, "shutdown-timeout-ms", MS, "10000", 0, 3600000,
-       0, NULL,
+SL_CFG(shutdown_timeout_ms, "shutdown-timeout-ms", MS, "10000", 0, 3600000, 0,
+       NULL,
        "On SIGTERM/SIGINT, how long to let in-flight requests finish before "
        "closing connections anyway (the final flush always runs).")
 
@@ -87,12 +87,12 @@ SL_CFG(segment_bytes, "segment-bytes", SIZE, "1g", 4096, 1099511627776LL,
        SL_CF_TOPIC, NULL, "Roll to a new segment file at this size.")
 SL_CFG(segment_ms, "segment-ms", MS, "7d", 1000, 31536000000LL, SL_CF_TOPIC,
        NULL, "Roll to a new segment when the active one is this old.")
-SL_CFG(retention_ms, "retention-ms", MS, "7d", -1, 3153600000000LL,
-       SL_CF_TOPIC, NULL,
+SL_CFG(retention_ms, "retention-ms", MS, "7d", -1, 3153600000000LL, SL_CF_TOPIC,
+       NULL,
        "Delete whole segments older than this (-1 = keep forever). Queue "
        "groups hold segments they have not consumed yet.")
-SL_CFG(retention_bytes, "retention-bytes", SIZE, "-1", -1,
-       1125899906842624LL, SL_CF_TOPIC, NULL,
+SL_CFG(retention_bytes, "retention-bytes", SIZE, "-1", -1, 1125899906842624LL,
+       SL_CF_TOPIC, NULL,
        "Per partition: delete oldest segments beyond this size (-1 = no "
        "limit).")
 SL_CFG_ENUM(flush, "flush", "always", "always|interval|never", SL_CF_TOPIC,
@@ -110,8 +110,8 @@ SL_CFG_ENUM(cleanup_policy, "cleanup-policy", "delete", "delete|compact",
             SL_CF_TOPIC, NULL,
             "delete: time/size retention; compact: keep the latest record "
             "per key (tombstones removed after delete-retention-ms).")
-SL_CFG(delete_retention_ms, "delete-retention-ms", MS, "1d", 0,
-       3153600000000LL, SL_CF_TOPIC, NULL,
+SL_CFG(delete_retention_ms, "delete-retention-ms", MS, "1d", 0, 3153600000000LL,
+       SL_CF_TOPIC, NULL,
        "Compacted topics: how long tombstones (null values) are kept.")
 
 /* ---- module drop-ins (see the top of this file) -------------------------- */

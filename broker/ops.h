@@ -171,7 +171,8 @@ typedef void (*sl_ops_durable_cb)(void *arg, sl_err err);
  * *wait_out set, and cb(arg, err) runs exactly once later from the loop
  * (never from inside this call) unless cancelled first. Waiters of a
  * partition complete in FIFO order, right after the fdatasyncs of the
- * flusher round that covered them (before that round's hooks). The flusher answers within flush-interval-ms for "interval".
+ * flusher round that covered them (before that round's hooks). The flusher
+ * answers within flush-interval-ms for "interval".
  */
 sl_err sl_ops_wait_durable(sl_broker *b, const char *topic, int32_t partition,
                            int64_t upto, sl_ops_durable_cb cb, void *arg,

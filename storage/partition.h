@@ -20,7 +20,7 @@
 #include "protocol/rd.h"
 
 enum sl_flush_policy {
-    SL_FLUSH_ALWAYS = 0,   /* every append is fsynced by the next flusher round */
+    SL_FLUSH_ALWAYS = 0, /* every append is fsynced by the next flusher round */
     SL_FLUSH_INTERVAL = 1, /* fsync at most every flush_interval_ms */
     SL_FLUSH_NEVER = 2     /* leave it to the OS (and to close) */
 };
@@ -86,7 +86,7 @@ int64_t sl_part_durable_offset(const sl_part *p);
  * (which takes ownership and closes it, also on error).
  */
 typedef struct sl_part_slice {
-    int fd;               /* -1 when len == 0 */
+    int fd; /* -1 when len == 0 */
     uint64_t file_pos;
     size_t len;
     int64_t first_offset; /* base offset of the first batch in the slice */
