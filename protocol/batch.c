@@ -295,7 +295,7 @@ int sl_batch_iter_next(sl_batch_iter *it, sl_record *rec, sl_err *err)
     rec->header_count = (uint32_t)hc;
     hstart = r.off;
     for (int64_t i = 0; i < hc; i++) {
-        int32_t l;
+        int32_t l = 0;
         rd_bytes_field(&r, &l);
         rd_bytes_field(&r, &l);
         SL_RD_CHECK(&r);
@@ -324,7 +324,7 @@ sl_err sl_record_header(const sl_record *rec, uint32_t i, sl_header *out)
         return SL_ERR_NOT_FOUND;
     sl_rd_init(&r, rec->headers, rec->headers_len);
     for (uint32_t k = 0; k <= i; k++) {
-        int32_t kl, vl;
+        int32_t kl = -1, vl = -1;
         const uint8_t *kp = rd_bytes_field(&r, &kl);
         const uint8_t *vp = rd_bytes_field(&r, &vl);
         if (r.err || kl < 0)

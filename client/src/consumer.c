@@ -360,7 +360,7 @@ static sl_err resolve_all(sluice_consumer *c)
     sl_err rc;
     int changed = 0;
     for (i = 0; i < c->nparts; i++) {
-        int64_t off;
+        int64_t off = -1;
         if (c->parts[i].position >= 0)
             continue;
         rc = resolve(c, c->parts[i].topic, c->parts[i].partition,
@@ -1061,7 +1061,7 @@ sluice_err sluice_consumer_seek(sluice_consumer *c, const char *topic,
 {
     sl_err rc;
     int idx;
-    int64_t off;
+    int64_t off = -1;
 
     sl_cl_clear_err();
     pthread_mutex_lock(&c->mu);
