@@ -31,12 +31,11 @@ enum sl_qreason {
 
 #define SL_QE_META 0x1     /* expires / keyhash parsed from the record */
 #define SL_QE_DLQ_SENT 0x2 /* DLQ append done in this process */
-#define SL_QE_DELAYED                                                          \
-    0x4 /* read with a future not-before, not handed out                       \
-           yet: does not count as in flight */
-#define SL_QE_DELAYED                                                          \
-    0x4 /* read with a future not-before, never handed                         \
-           out yet: does not count as in flight */
+/* read with a future not-before, never handed out yet: does not count as
+ * in flight */
+#define SL_QE_DELAYED 0x4
+/* may carry a key (keyhash != 0, or not parsed yet): counted in n_keyed */
+#define SL_QE_KEYED 0x8
 
 typedef struct sl_qent {
     int64_t t;        /* ACQ: lock deadline; AVAIL: due time (0 = now) */
@@ -77,6 +76,7 @@ typedef struct sl_qpart {
     uint32_t n_acq;
     uint32_t n_dlq_redo;   /* SL_Q_DLQ entries loaded from disk */
     uint32_t n_delayed;    /* entries with SL_QE_DELAYED */
+    uint32_t n_keyed;      /* window entries with SL_QE_KEYED */
     int64_t next_deadline; /* <= min lock deadline (may be stale-low) */
     int64_t next_due;      /* <= min due of available entries */
     int dirty;

@@ -339,6 +339,28 @@ static void ent_meta(sl_qgroup *qg, sl_qent *e, const sl_record *rec, int fresh)
     e->flags |= SL_QE_META;
 }
 
+/* Mark a window entry that may carry a key (key-ordered delivery only has
+ * to scan the window while some do). */
+static void ent_keyed(sl_qpart *qp, sl_qent *e, int keyed)
+{
+    if (keyed && !(e->flags & SL_QE_KEYED)) {
+        e->flags |= SL_QE_KEYED;
+        qp->n_keyed++;
+    } else if (!keyed && (e->flags & SL_QE_KEYED)) {
+        e->flags &= (uint8_t)~SL_QE_KEYED;
+        qp->n_keyed--;
+    }
+}
+
+/* Recount n_keyed over the window (after loading or cutting it). */
+static void recount_keyed(sl_qpart *qp)
+{
+    qp->n_keyed = 0;
+    for (int64_t o = qp->start; o < qp->cursor; o++)
+        if (ent(qp, o)->flags & SL_QE_KEYED)
+            qp->n_keyed++;
+}
+
 static int64_t qp_upto(sl_qpart *qp)
 {
     sl_part *p = qp_part(qp);
@@ -407,6 +429,8 @@ static void advance_start(sl_qpart *qp)
         sl_qent *e = ent(qp, qp->start);
         if (e->state != SL_Q_ACKED && e->state != SL_Q_ARCHIVED)
             break;
+        if (e->flags & SL_QE_KEYED)
+            qp->n_keyed--;
         qp->start++;
     }
     if (qp->start != old)
@@ -802,9 +826,11 @@ sl_err sl_qgroup_get_cfg(sl_groups *g, const char *group, const char *topic,
 typedef struct keyset {
     uint64_t *v;
     uint32_t mask;
+    uint32_t n;
 } keyset;
 
-static int keyset_add(keyset *ks, uint64_t h)
+/* Open addressing, kept at most half full; h != 0. */
+static int keyset_put(keyset *ks, uint64_t h)
 {
     uint32_t i = (uint32_t)(h ^ (h >> 29)) & ks->mask;
     while (ks->v[i]) {
@@ -813,7 +839,27 @@ static int keyset_add(keyset *ks, uint64_t h)
         i = (i + 1) & ks->mask;
     }
     ks->v[i] = h;
+    ks->n++;
     return 1;
+}
+
+/* 1 = added, 0 = already there, -1 = out of memory. */
+static int keyset_add(keyset *ks, uint64_t h)
+{
+    if (2 * (ks->n + 1) > ks->mask + 1 || !ks->v) {
+        keyset big = {NULL, 0, 0};
+        uint32_t cap = ks->v ? 2 * (ks->mask + 1) : 64;
+        big.v = calloc(cap, sizeof(uint64_t));
+        if (!big.v)
+            return -1;
+        big.mask = cap - 1;
+        for (uint32_t i = 0; ks->v && i <= ks->mask; i++)
+            if (ks->v[i])
+                keyset_put(&big, ks->v[i]);
+        free(ks->v);
+        *ks = big;
+    }
+    return keyset_put(ks, h);
 }
 
 /* Hand the record at off (state AVAIL, due) to c. Returns 1 if delivered,
@@ -946,6 +992,7 @@ static int read_fresh(sl_qpart *qp, sl_record *rec, int64_t upto, int64_t now)
     memset(e, 0, sizeof(*e));
     ent_meta(qp->qg, e, rec, 1);
     qp->cursor++;
+    ent_keyed(qp, e, e->keyhash != 0);
     qp->it_pos = qp->cursor;
     make_available(qp, e, e->t);
     if (e->t > now) {
@@ -962,21 +1009,16 @@ static int deliver_part(sl_qpart *qp, sl_qconsumer *c, int max, int64_t now)
     sl_qgroup *qg = qp->qg;
     int key_mode = qg->cfg.key_ordered;
     int n = 0;
-    keyset ks = {NULL, 0};
+    keyset ks = {NULL, 0, 0};
     sl_record rec;
     int64_t upto = qp_upto(qp);
 
-    if (key_mode) {
-        uint32_t cap = 64;
-        while (cap < 2 * (uint32_t)(qp->cursor - qp->start) + 64)
-            cap <<= 1;
-        ks.v = calloc(cap, sizeof(uint64_t));
-        if (!ks.v)
-            return 0;
-        ks.mask = cap - 1;
-    }
-    /* Phase 1: available records already in the window. */
-    if (key_mode || (qp->n_avail > 0 && qp->next_due <= now)) {
+    /* Phase 1: available records already in the window. Key-ordered
+     * delivery also walks it to learn which keys are pending, but only
+     * while some entry may carry a key (n_keyed): records without keys
+     * cost what they cost in a plain queue. */
+    if ((key_mode && qp->n_keyed > 0) ||
+        (qp->n_avail > 0 && qp->next_due <= now)) {
         int64_t next_due = INT64_MAX;
         for (int64_t off = qp->start; off < qp->cursor; off++) {
             if (off < qp->start)
@@ -989,14 +1031,16 @@ static int deliver_part(sl_qpart *qp, sl_qconsumer *c, int max, int64_t now)
                 continue;
             if (key_mode) {
                 if (!(e->flags & SL_QE_META) && st != SL_Q_DLQ) {
-                    if (reread(qp, off, &rec) == 1)
+                    if (reread(qp, off, &rec) == 1) {
                         ent_meta(qg, e, &rec, 0);
-                    else
+                        ent_keyed(qp, e, e->keyhash != 0);
+                    } else {
                         e->flags |= SL_QE_META;
+                    }
                 }
                 if (st == SL_Q_DLQ)
                     continue;
-                if (e->keyhash && !keyset_add(&ks, e->keyhash))
+                if (e->keyhash && keyset_add(&ks, e->keyhash) != 1)
                     continue; /* an earlier record of this key is pending */
             }
             if (st != SL_Q_AVAIL)
@@ -1027,8 +1071,10 @@ static int deliver_part(sl_qpart *qp, sl_qconsumer *c, int max, int64_t now)
                 advance_start(qp);
                 continue;
             }
-            if (!(e->flags & SL_QE_META))
+            if (!(e->flags & SL_QE_META)) {
                 ent_meta(qg, e, &rec, 0);
+                ent_keyed(qp, e, e->keyhash != 0);
+            }
             n += hand_out(qp, off, &rec, c, now);
         }
         qp->next_due = next_due;
@@ -1041,7 +1087,7 @@ static int deliver_part(sl_qpart *qp, sl_qconsumer *c, int max, int64_t now)
             expire(qp, off, &rec);
             continue;
         }
-        if (key_mode && e->keyhash && !keyset_add(&ks, e->keyhash))
+        if (key_mode && e->keyhash && keyset_add(&ks, e->keyhash) != 1)
             continue; /* stays available, behind its key */
         if (e->t > now)
             continue; /* delayed: next_due updated by make_available */
@@ -1679,6 +1725,7 @@ static sl_qpart *load_qpart(sl_qgroup *qg, int32_t part, int64_t start,
     /* Until ranges say otherwise: never delivered, available. */
     for (int64_t o = start; o < cursor; o++) {
         memset(ent(qp, o), 0, sizeof(sl_qent));
+        ent(qp, o)->flags = SL_QE_KEYED; /* key unknown until re-read */
         qp->n_avail++;
     }
     qp->next_due = 0;
@@ -1779,6 +1826,7 @@ sl_err sl_queue_load(sl_groups *g)
                     if (qp->start > end)
                         qp->start = qp->cursor = end;
                 }
+                recount_keyed(qp);
                 advance_start(qp);
                 update_low_water(qg, qp);
             }

@@ -579,6 +579,69 @@ static void test_key_ordered(void **state)
     sl_qconsumer_free(b.c);
 }
 
+/* Many distinct keys in one delivery pass (the key set grows past its
+ * first size), then a key still held blocks a later record of that key
+ * while keyless records flow. */
+static void test_key_ordered_many_keys(void **state)
+{
+    rx a;
+    char k[16];
+    (void)state;
+    declare("g", "key_ordered", "1", NULL, NULL);
+    for (int i = 0; i < 200; i++) {
+        snprintf(k, sizeof(k), "k%d", i);
+        produce(0, 1, k, NULL, NULL, i == 199); /* 0..199 */
+    }
+    rx_new(&a, "g", 0);
+    sl_qconsumer_credit(a.c, 1000);
+    assert_int_equal(a.n, 200);
+    for (int i = 0; i < 200; i++)
+        assert_int_equal(a.off[i], i);
+    produce(0, 1, "k7", NULL, NULL, 0); /* 200: waits for k7@7 */
+    produce(0, 1, NULL, NULL, NULL, 1); /* 201: no key */
+    assert_int_equal(a.n, 201);
+    assert_int_equal(a.off[200], 201);
+    assert_int_equal(sl_qconsumer_ack(a.c, 0, 7, 7, NULL), SL_OK);
+    assert_int_equal(a.n, 202);
+    assert_int_equal(a.off[201], 200);
+    assert_string_equal(a.key[201], "k7");
+    sl_qconsumer_free(a.c);
+}
+
+/* After a restart the keys of pending records are unknown until re-read;
+ * order per key still holds, also for records that arrive afterwards. */
+static void test_key_ordered_after_restart(void **state)
+{
+    rx a, b;
+    (void)state;
+    declare("g", "key_ordered", "1", NULL, NULL);
+    produce(0, 1, "A", NULL, NULL, 0); /* 0 */
+    produce(0, 1, "A", NULL, NULL, 0); /* 1 */
+    produce(0, 1, "B", NULL, NULL, 1); /* 2 */
+    rx_new(&a, "g", 0);
+    sl_qconsumer_credit(a.c, 10);
+    assert_int_equal(a.n, 2); /* A@0, B@2 */
+    assert_int_equal(sl_groups_commit_now(F.g), SL_OK);
+    sl_qconsumer_free(a.c);
+    reopen();
+    rx_new(&b, "g", 0);
+    sl_qconsumer_credit(b.c, 1);
+    assert_int_equal(b.n, 1);
+    assert_int_equal(b.off[0], 0);
+    produce(0, 1, "A", NULL, NULL, 1); /* 3: behind A@0 and A@1 */
+    sl_qconsumer_credit(b.c, 10);
+    assert_int_equal(b.n, 2);
+    assert_int_equal(b.off[1], 2);
+    assert_int_equal(b.att[1], 2); /* delivered before the restart too */
+    assert_int_equal(sl_qconsumer_ack(b.c, 0, 0, 0, NULL), SL_OK);
+    assert_int_equal(b.n, 3);
+    assert_int_equal(b.off[2], 1);
+    assert_int_equal(sl_qconsumer_ack(b.c, 0, 1, 1, NULL), SL_OK);
+    assert_int_equal(b.n, 4);
+    assert_int_equal(b.off[3], 3);
+    sl_qconsumer_free(b.c);
+}
+
 static void test_window_bound(void **state)
 {
     rx a;
@@ -938,6 +1001,8 @@ int main(void)
         T(test_ttl_drop_and_dead_letter),
         T(test_delayed_delivery),
         T(test_key_ordered),
+        T(test_key_ordered_many_keys),
+        T(test_key_ordered_after_restart),
         T(test_window_bound),
         T(test_window_grows),
         T(test_window_inflight_vs_span),
