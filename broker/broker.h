@@ -54,6 +54,11 @@ struct sl_broker {
     size_t nappend_hooks;
     sl_delete_hook *delete_hooks;
     size_t ndelete_hooks;
+    struct sl_durable_hook {
+        void (*fn)(void *arg);
+        void *arg;
+    } *durable_hooks;
+    size_t ndurable_hooks;
 
     sl_tpart *dw_list; /* tparts with durable waiters */
     sl_tpart *ap_list; /* tparts appended since the last hook run */

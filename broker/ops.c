@@ -359,6 +359,8 @@ void sl_ops_on_flush(evutil_socket_t fd, short what, void *arg)
             pp = &tp->dw_next;
         }
     }
+    for (size_t i = 0; i < b->ndurable_hooks; i++)
+        b->durable_hooks[i].fn(b->durable_hooks[i].arg);
 }
 
 void sl_ops_fail_waiters(sl_broker *b, sl_err err)
@@ -392,6 +394,18 @@ void sl_ops_on_append(sl_broker *b, sl_ops_append_fn fn, void *arg)
     h[b->nappend_hooks].arg = arg;
     b->append_hooks = h;
     b->nappend_hooks++;
+}
+
+void sl_ops_on_durable(sl_broker *b, void (*fn)(void *arg), void *arg)
+{
+    struct sl_durable_hook *h =
+        realloc(b->durable_hooks, (b->ndurable_hooks + 1) * sizeof(*h));
+    if (!h)
+        abort();
+    h[b->ndurable_hooks].fn = fn;
+    h[b->ndurable_hooks].arg = arg;
+    b->durable_hooks = h;
+    b->ndurable_hooks++;
 }
 
 void sl_ops_on_topic_delete(sl_broker *b,

@@ -209,6 +209,12 @@ typedef void (*sl_ops_append_fn)(void *arg, const char *topic,
                                  int32_t partition, int64_t end_offset);
 void sl_ops_on_append(sl_broker *b, sl_ops_append_fn fn, void *arg);
 
+/* Durable hooks: fn(arg) from the loop after each of the flusher's notifies
+ * was handled (durable waiters answered), i.e. after every round that made
+ * records durable, before (and again after) the groups' commit of that
+ * round. Register at module init. Never removed. */
+void sl_ops_on_durable(sl_broker *b, void (*fn)(void *arg), void *arg);
+
 /* Topic-delete hooks: fn(arg, topic) before the topic's partitions are
  * freed; drop every sl_part pointer of it. */
 void sl_ops_on_topic_delete(sl_broker *b,

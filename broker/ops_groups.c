@@ -185,6 +185,15 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
     arm_tick(next);
 }
 
+/* Records became durable (the flusher's durable notify, before its hooks
+ * commit group state): hand them to queue consumers now. */
+static void on_durable(void *arg)
+{
+    (void)arg;
+    if (M.g)
+        sl_groups_on_durable(M.g);
+}
+
 static void on_append(void *arg, const char *topic, int32_t partition,
                       int64_t end)
 {
@@ -237,6 +246,7 @@ void sl_groups_module_init(sl_broker *b)
         sl_broker_fail(b, "groups: cannot create events");
         return;
     }
+    sl_groups_set_commit_interval(g, cfg->group_commit_interval_ms);
     pthread_mutex_lock(&M.mu);
     M.g = g;
     pthread_mutex_unlock(&M.mu);
@@ -245,6 +255,7 @@ void sl_groups_module_init(sl_broker *b)
         M.hooked = 1;
     }
     sl_ops_on_append(b, on_append, NULL);
+    sl_ops_on_durable(b, on_durable, NULL);
     sl_ops_on_topic_delete(b, on_topic_delete, NULL);
     sl_binary_groups_register(b);
     M.last_reap = sl_now_ms();

@@ -459,6 +459,7 @@ static void broker_free(sl_broker *b)
     sl_fs_unlock_dir(b->lock_fd);
     free(b->stop_hooks);
     free(b->append_hooks);
+    free(b->durable_hooks);
     free(b->delete_hooks);
     sl_config_fini(&b->cfg);
     free(b);

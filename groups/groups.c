@@ -78,10 +78,26 @@ sl_sgroup *sl_groups_sgroup_find(sl_groups *g, const char *name)
     return NULL;
 }
 
+/* Is a commit of what changed due now? At once when someone waits for
+ * it (an answered ACK, an offset commit, a receipt) or when lazy commits
+ * are off; otherwise once commit_interval_ms passed since the last
+ * staging, so a stream of unanswered acks (STOMP ACK without a receipt)
+ * costs one SQLite transaction per interval, not one per flusher round. */
+static int stage_due(sl_groups *g)
+{
+    int64_t now;
+    if (g->commit_interval_ms <= 0 || g->waiters)
+        return 1;
+    now = sl_groups_now(g);
+    return now < g->last_stage_ms ||
+           now - g->last_stage_ms >= g->commit_interval_ms;
+}
+
 /* Serialize everything dirty into g->staged. @thread loop */
 static void stage_now(sl_groups *g)
 {
     sl_wb wb;
+    g->last_stage_ms = sl_groups_now(g);
     sl_wb_init(&wb, 4096);
     sl_queue_stage(g, &wb);
     sl_stream_stage(g, &wb);
@@ -142,14 +158,20 @@ void sl_groups_mutated(sl_groups *g)
         }
         return;
     }
-    stage_if_idle(g);
+    if (stage_due(g))
+        stage_if_idle(g);
 }
 
 void sl_groups_stage(sl_groups *g)
 {
     g->stage_requested = 0;
-    if (g->need_stage && g->flusher)
+    if (g->need_stage && g->flusher && stage_due(g))
         stage_if_idle(g);
+}
+
+void sl_groups_set_commit_interval(sl_groups *g, int64_t ms)
+{
+    g->commit_interval_ms = ms > 0 ? ms : 0;
 }
 
 static sl_err db_exec(sqlite3 *db, const char *sql)
@@ -410,8 +432,15 @@ void sl_groups_on_flushed(sl_groups *g)
      * of a window supersedes an earlier one), so what arrived during the
      * round makes the next round instead of the one after. At most once
      * per round, so the serialization cost stays per round. */
-    if (g->need_stage && g->flusher)
+    if (g->need_stage && g->flusher && stage_due(g))
         stage_now(g);
+}
+
+void sl_groups_on_durable(sl_groups *g)
+{
+    sl_queue_on_flushed(g);
+    if (g->need_stage && g->flusher && stage_due(g))
+        stage_if_idle(g);
 }
 
 sl_err sl_groups_commit_now(sl_groups *g)
@@ -578,6 +607,16 @@ int64_t sl_groups_tick(sl_groups *g)
     int64_t a = sl_queue_tick(g, now);
     int64_t b = sl_stream_tick(g, now);
     int64_t r = a < b ? a : b;
+    /* Deferred (lazy) staging comes due. */
+    if (g->need_stage && g->flusher && !g->stage_requested) {
+        if (stage_due(g)) {
+            stage_if_idle(g);
+        } else {
+            int64_t d = g->last_stage_ms + g->commit_interval_ms - now;
+            if (d < r)
+                r = d;
+        }
+    }
     if (r > 1000)
         r = 1000;
     if (r < 1)

@@ -77,6 +77,17 @@ sl_err sl_groups_open(const char *data_dir, const sl_groups_env *env,
  * runs the hook with g. Accepts NULL. @thread loop */
 void sl_groups_free(sl_groups *g);
 
+/* Records became durable (the flusher's durable notify): hand them to
+ * waiting queue consumers and archive dead-letter copies now durable.
+ * Cheap when nothing changed. @thread loop */
+void sl_groups_on_durable(sl_groups *g);
+
+/* Lazy commits: while nobody waits for a commit (sl_groups_wait), stage
+ * what changed at most once per ms (0 = after every mutation burst, the
+ * default). Waiters always get the next round. sl_groups_tick stages what
+ * came due. */
+void sl_groups_set_commit_interval(sl_groups *g, int64_t ms);
+
 /* Stage what changed for the next flusher round (after request_stage).
  * @thread loop */
 void sl_groups_stage(sl_groups *g);

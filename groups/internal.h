@@ -176,6 +176,9 @@ struct sl_groups {
     int commit_err;
 
     sl_waiter *waiters, *waiters_tail;
+    /* Lazy commits: with no waiter, stage at most once per interval. */
+    int64_t commit_interval_ms; /* 0 = every flusher round */
+    int64_t last_stage_ms;
 
     sl_groups_stats st;
     int64_t ttl_refreshed; /* last refresh of topic TTLs (ms) */

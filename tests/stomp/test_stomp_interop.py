@@ -82,3 +82,60 @@ def test_binary_produce_stomp_receive(broker):
     c.close()
     s.close()
     q.close()
+
+
+def test_acks_without_receipt_share_commits(broker):
+    """One message at a time (a flusher round each), each ACKed without a
+    receipt: those ACKs are committed to groups.db in a few lazy
+    transactions (group-commit-interval-ms), not one per round. An ACK
+    with a receipt is committed before its RECEIPT, and covers the
+    earlier ones: after a restart nothing acked comes back."""
+    import sluice_wire_groups as swg
+    p = Raw(broker.stomp_port)
+    p.connect("1.2")
+    c = Raw(broker.stomp_port)
+    c.connect("1.2")
+    c.send("SUBSCRIBE", {"destination": "/queue/lazyack", "id": "s",
+                         "ack": "client-individual"})
+    c.send("SEND", {"destination": "/queue/lazyack", "receipt": "w"}, "warm")
+    assert c.expect("RECEIPT").headers["receipt-id"] == "w"
+    b = binary_client(broker)
+
+    def stats():
+        kv = swg.queue_config(b, "lazyack", "lazyack", mode=2)
+        return {k[6:]: int(v) for k, v in kv.items()
+                if k.startswith("stats.")}
+
+    n = 300
+    before = stats()
+    for i in range(n):
+        p.send("SEND", {"destination": "/queue/lazyack", "persistent": "true",
+                        "receipt": str(i)}, "m-%d" % i)
+        assert p.expect("RECEIPT").headers["receipt-id"] == str(i)
+        m = c.expect("MESSAGE")
+        if m.body == b"warm":
+            c.send("ACK", {"id": m.headers["ack"]})
+            m = c.expect("MESSAGE")
+        assert m.body == b"m-%d" % i
+        last = {"id": m.headers["ack"]}
+        if i == n - 1:
+            last["receipt"] = "done"
+        c.send("ACK", last)
+    assert c.expect("RECEIPT").headers["receipt-id"] == "done"
+    after = stats()
+    acks = after["acks"] - before["acks"]
+    txns = after["groups_db_txns"] - before["groups_db_txns"]
+    assert acks >= n
+    assert txns * 3 < n, "%d transactions for %d acks" % (txns, acks)
+    b.close()
+    p.close()
+    c.close()
+    broker.kill9()
+    broker.start()
+    c = Raw(broker.stomp_port)
+    c.connect("1.2")
+    c.send("SUBSCRIBE", {"destination": "/queue/lazyack", "id": "s",
+                         "ack": "auto"})
+    c.send("SEND", {"destination": "/queue/lazyack"}, "marker")
+    assert c.expect("MESSAGE").body == b"marker"
+    c.close()
