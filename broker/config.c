@@ -577,6 +577,7 @@ sl_err sl_config_part_cfg(const sl_config *cfg, const char *const *keys,
     pc.flush_interval_ms = c.flush_interval_ms;
     pc.compact = c.cleanup_policy == 1;
     pc.delete_retention_ms = c.delete_retention_ms;
+    pc.preallocate_bytes = (uint64_t)c.segment_preallocate_bytes;
     *out = pc;
     return SL_OK;
 }

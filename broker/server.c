@@ -358,6 +358,10 @@ sl_err sl_server_start(sl_config *cfg, sl_broker **out, char *err,
         goto out;
     }
     sl_flusher_set_durable_notify(b->flusher, flush_notify, b);
+    /* Per-round work hangs off the durable notify (sl_ops_on_durable); the
+     * hooks (groups' commit) run when asked for (sl_flusher_wake). */
+    sl_flusher_set_round_hooks(b->flusher, 0);
+    sl_flusher_set_spin_us(b->flusher, b->cfg.flush_spin_us);
     sl_binary_init(b);
     if (sl_groups_module_init)
         sl_groups_module_init(b);

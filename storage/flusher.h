@@ -58,6 +58,15 @@ void sl_flusher_wake(sl_flusher *f);
  * the flusher. */
 void sl_flusher_add_hook(sl_flusher *f, void (*fn)(void *arg), void *arg);
 
+/* on = 0: the hooks run only after sl_flusher_wake, not after every round
+ * (for users whose per-round work hangs off the durable notify instead;
+ * the broker). Default 1. @thread any */
+void sl_flusher_set_round_hooks(sl_flusher *f, int on);
+/* After a round, spin (sched_yield) up to us microseconds for the next
+ * request before sleeping, saving a futex wake-up per round for clients
+ * that wait for each durable ack. 0 (default) = sleep at once. @thread any */
+void sl_flusher_set_spin_us(sl_flusher *f, int64_t us);
+
 /* Rounds and fdatasync calls so far (tests, metrics). @thread any */
 uint64_t sl_flusher_rounds(const sl_flusher *f);
 uint64_t sl_flusher_syncs(const sl_flusher *f);

@@ -42,6 +42,7 @@ void sl_part_cfg_defaults(sl_part_cfg *cfg)
     cfg->flush_interval_ms = 1000;
     cfg->compact = 0;
     cfg->delete_retention_ms = 24ll * 3600 * 1000;
+    cfg->preallocate_bytes = 0;
 }
 
 static void fix_cfg(sl_part_cfg *c)
@@ -350,8 +351,12 @@ void sl_part_free(sl_part *p)
 {
     if (!p)
         return;
-    for (size_t i = 0; i < p->nsegs; i++)
+    for (size_t i = 0; i < p->nsegs; i++) {
+        if (sl_seg_trim(p->segs[i]) != SL_OK)
+            sl_log(SL_WARN, "storage", "%s: cutting preallocated space: %s",
+                   p->dir, strerror(errno));
         sl_seg_free(p->segs[i]);
+    }
     free(p->segs);
     if (p->dirfd >= 0)
         close(p->dirfd);
@@ -410,6 +415,11 @@ static sl_err roll(sl_part *p, int64_t now_ms)
         sl_seg_unlink(p->dir, p->next_offset);
         return rc;
     }
+    /* The old segment is final: cut its preallocated tail (the round that
+     * syncs its indexes makes the new size durable too). */
+    if (sl_seg_trim(old) != SL_OK)
+        sl_log(SL_WARN, "storage", "%s: cutting preallocated space: %s",
+               p->dir, strerror(errno));
     pthread_mutex_lock(&p->mu);
     old->idx_dirty = 1; /* its indexes are final: one sync covers them */
     p->dir_dirty = 1;   /* the new file names must be synced too */
@@ -445,6 +455,9 @@ sl_err sl_part_append(sl_part *p, uint8_t *batch, size_t len, int64_t now_ms,
     }
     h.base_offset = p->next_offset;
     sl_batch_set_base_offset(batch, h.base_offset);
+    if (p->cfg.preallocate_bytes > 0)
+        sl_seg_prealloc(s, s->size + len, p->cfg.preallocate_bytes,
+                        p->cfg.segment_bytes);
     rc = sl_seg_append(s, batch, len, &h, p->cfg.index_interval_bytes, &fatal);
     if (rc != SL_OK) {
         sl_log(SL_ERROR, "storage",

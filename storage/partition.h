@@ -35,6 +35,8 @@ typedef struct sl_part_cfg {
     int64_t flush_interval_ms;     /* for SL_FLUSH_INTERVAL (default 1000) */
     int compact;                   /* 1 = log compaction (latest per key) */
     int64_t delete_retention_ms;   /* keep tombstones this long (1 day) */
+    uint64_t preallocate_bytes;    /* fallocate the active .log this far
+                                      ahead of its end; 0 = off (default) */
 } sl_part_cfg;
 
 void sl_part_cfg_defaults(sl_part_cfg *cfg);

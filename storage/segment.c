@@ -404,6 +404,24 @@ static int index_step(sl_seg *s, uint64_t pos, const sl_batch_hdr *h,
     return added;
 }
 
+/* 1 if [from, to) of fd reads as zeros: space preallocated by
+ * sl_seg_prealloc and never written, i.e. a clean end rather than a torn
+ * tail. */
+static int zero_from(int fd, uint64_t from, uint64_t to)
+{
+    static const uint8_t zeros[4096];
+    uint8_t b[4096];
+    while (from < to) {
+        size_t n = to - from < sizeof(b) ? (size_t)(to - from) : sizeof(b);
+        size_t got = 0;
+        if (sl_fs_pread_all(fd, b, n, (off_t)from, &got) != SL_OK ||
+            got != n || memcmp(b, zeros, n) != 0)
+            return 0;
+        from += n;
+    }
+    return 1;
+}
+
 /*
  * Scan [from, fsize) batch by batch. check: verify CRCs (else headers
  * only). min_base: lowest acceptable base offset of the first batch.
@@ -473,7 +491,7 @@ static sl_err scan(sl_seg *s, uint64_t from, int64_t min_base,
         s->end = min_base;
         pos += sz;
     }
-    if (why)
+    if (why && !zero_from(s->fd, pos, fsize))
         sl_log(SL_WARN, "storage",
                "segment %020lld: %s at position %llu, cutting %llu bytes",
                (long long)s->base, why, (unsigned long long)pos,
@@ -555,16 +573,20 @@ sl_err sl_seg_open(const char *dir, int64_t base, int is_last,
         rewrite = 1;
     }
     if (good < fsize) {
+        /* Zeros after the last batch: preallocated space, not a torn
+         * write (nothing after it is suspect). */
+        int zero = zero_from(s->fd, good, fsize);
         if (sl_fs->ftruncate(s->fd, (off_t)good) != 0 ||
             sl_fs->fdatasync(s->fd) != 0) {
             rc = SL_ESYS(errno);
             goto out;
         }
-        sl_log(SL_WARN, "storage",
-               "%s/%020lld.log: truncated from %llu to %llu bytes", dir,
+        sl_log(zero ? SL_DEBUG : SL_WARN, "storage",
+               "%s/%020lld.log: truncated from %llu to %llu bytes%s", dir,
                (long long)base, (unsigned long long)fsize,
-               (unsigned long long)good);
-        *torn = 1;
+               (unsigned long long)good,
+               zero ? " (unused preallocated space)" : "");
+        *torn = !zero;
     } else {
         *torn = 0;
     }
@@ -641,11 +663,52 @@ undo:
     s->idx_bytes = ib0;
     s->max_ts = mts0;
     s->max_ts_off = mto0;
+    s->alloc_end = pos; /* the cut drops any preallocated space too */
     if (sl_fs->ftruncate(s->fd, (off_t)pos) != 0 ||
         sl_fs->ftruncate(s->idx_fd, (off_t)(nidx0 * SL_IDX_ENTRY)) != 0 ||
         sl_fs->ftruncate(s->tidx_fd, (off_t)(ntidx0 * SL_TIDX_ENTRY)) != 0)
         *fatal = 1;
     return rc;
+}
+
+/*
+ * Preallocation. An fdatasync after an append that grew the file must
+ * also commit the new file size (on ext4 a journal commit), which costs
+ * about a third of a small fdatasync; overwriting space the file already
+ * has does not (measured on this project's test machine: 0.20 ms vs
+ * 0.14 ms per 100-byte append + fdatasync, docs/benchmarks.md). So the
+ * active segment is extended with fallocate() in steps, ahead of its
+ * appends, and the unused tail is cut off again when the segment rolls or
+ * the partition closes. After a crash the tail reads as zeros, which the
+ * recovery scan treats as the end of the log (see sl_seg_open).
+ */
+void sl_seg_prealloc(sl_seg *s, uint64_t need, uint64_t step, uint64_t max)
+{
+    uint64_t to;
+    if (need <= s->alloc_end || step == 0)
+        return;
+    to = need + step;
+    if (to > max)
+        to = max > need ? max : need;
+    if (to <= s->alloc_end)
+        return;
+    if (s->alloc_end < s->size)
+        s->alloc_end = s->size;
+    if (fallocate(s->fd, 0, (off_t)s->alloc_end,
+                  (off_t)(to - s->alloc_end)) == 0)
+        s->alloc_end = to;
+    /* else (ENOSPC, EOPNOTSUPP): plain appends; a real lack of space shows
+     * up in the append itself. */
+}
+
+sl_err sl_seg_trim(sl_seg *s)
+{
+    if (s->alloc_end <= s->size)
+        return SL_OK;
+    if (sl_fs->ftruncate(s->fd, (off_t)s->size) != 0)
+        return SL_ESYS(errno);
+    s->alloc_end = s->size;
+    return SL_OK;
 }
 
 uint64_t sl_seg_lookup(const sl_seg *s, int64_t offset)

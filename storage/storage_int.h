@@ -42,6 +42,8 @@ typedef struct sl_seg {
     int fd, idx_fd, tidx_fd;
     uint64_t size;        /* (mu) bytes of whole batches in .log */
     uint64_t synced_size; /* (mu) .log bytes covered by an fdatasync */
+    uint64_t alloc_end;   /* loop: .log file size when preallocated past
+                             `size` (fallocate), else <= size */
     int idx_dirty;        /* (mu) index files need one sync (rolled) */
     int64_t max_ts;       /* max batch max_timestamp; INT64_MIN if none */
     int64_t max_ts_off;   /* base offset of the batch holding max_ts */
@@ -99,6 +101,11 @@ void sl_seg_unlink(const char *dir, int64_t base);
 sl_err sl_seg_append(sl_seg *s, const uint8_t *batch, size_t len,
                      const sl_batch_hdr *h, uint32_t index_interval,
                      int *fatal);
+/* Make the .log file at least `need` bytes long with fallocate, `step`
+ * bytes ahead, never past max (unless need is). Best effort. @thread loop */
+void sl_seg_prealloc(sl_seg *s, uint64_t need, uint64_t step, uint64_t max);
+/* Cut preallocated space after s->size off the .log file. @thread loop */
+sl_err sl_seg_trim(sl_seg *s);
 /* File position to start scanning for `offset` (index lookup). */
 uint64_t sl_seg_lookup(const sl_seg *s, int64_t offset);
 /* Position of the first batch whose last offset >= offset (s->size if

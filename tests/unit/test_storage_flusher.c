@@ -836,6 +836,57 @@ static void test_early_notify_no_hooks(void **state)
     tu_rmrf(dir);
 }
 
+/* The broker's set-up: no hook run after rounds (only when woken), and a
+ * spin for the next request after each round. One durable write at a
+ * time (each waits for the previous one, as a client waiting for every
+ * receipt does): every one gets its own round, the hooks never run until
+ * sl_flusher_wake. */
+static int dn_count;
+static void bcast_dnotify(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&mu);
+    dn_count++;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+}
+
+static void test_wake_only_hooks_and_spin(void **state)
+{
+    char *dir = tu_tmpdir();
+    sl_part *p = open_part(dir, 1 << 30, SL_FLUSH_ALWAYS);
+    sl_flusher *f;
+    const int N = 200;
+    (void)state;
+    dn_count = 0;
+    assert_int_equal(sl_flusher_new(notify, NULL, &f), SL_OK);
+    sl_flusher_add_hook(f, hook, NULL);
+    sl_flusher_set_durable_notify(f, bcast_dnotify, NULL);
+    sl_flusher_set_round_hooks(f, 0);
+    sl_flusher_set_spin_us(f, 5000);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(tu_append(p, 1, 1, i, 20), i);
+        sl_flusher_request(f, p);
+        wait_durable(p, i + 1);
+    }
+    assert_int_equal(sl_flusher_rounds(f), N);
+    pthread_mutex_lock(&mu);
+    assert_int_equal(dn_count, N);
+    assert_int_equal(hooks, 0); /* nobody asked */
+    assert_int_equal(notifies, 0);
+    pthread_mutex_unlock(&mu);
+    sl_flusher_wake(f);
+    wait_notifies(1);
+    pthread_mutex_lock(&mu);
+    assert_int_equal(hooks, 1);
+    watched = NULL;
+    pthread_mutex_unlock(&mu);
+    sl_flusher_forget(f, p);
+    sl_flusher_free(f);
+    sl_part_free(p);
+    tu_rmrf(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -847,6 +898,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_forget, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9, setup, teardown),
         cmocka_unit_test_setup_teardown(test_early_notify, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wake_only_hooks_and_spin, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_early_notify_no_hooks, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_hooks_overlap_round, setup,

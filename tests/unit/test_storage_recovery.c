@@ -304,6 +304,62 @@ static void test_torn_closed_segment(void **state)
     tu_rmrf(dir);
 }
 
+/* Preallocation: the active .log is longer than its batches while open,
+ * cut back to them on roll and on close; a crash leaves zeros after the
+ * last batch, which recovery treats as the clean end of the log. */
+static void test_preallocated_tail(void **state)
+{
+    char *dir = tu_tmpdir();
+    sl_part_cfg cfg;
+    sl_part *p;
+    (void)state;
+    open_cfg(&cfg);
+    cfg.segment_bytes = 4000;
+    cfg.preallocate_bytes = 64 * 1024;
+    assert_int_equal(sl_part_open(dir, &cfg, &p), SL_OK);
+    assert_int_equal(tu_append(p, 2, 100, 0, 30), 0);
+    /* open: file extended ahead (capped at the segment size) */
+    assert_int_equal(tu_file_size(tu_seg_path(dir, 0, ".log")), 4000);
+    for (int i = 1; i < 40; i++)
+        tu_append(p, 2, 100 + i, 2 * i, 30);
+    int nseg = tu_count_files(dir, ".log");
+    assert_true(nseg >= 2);
+    /* rolled segment: cut to its batches, so it ends on a whole batch */
+    long long s0 = tu_file_size(tu_seg_path(dir, 0, ".log"));
+    assert_true(s0 > 0 && s0 < 4000);
+    assert_int_equal(sl_part_sync(p), SL_OK);
+    /* a kill -9 now leaves the active file preallocated: copy it as is */
+    int64_t last = -1;
+    for (int64_t b = 79; b > 0 && last < 0; b--)
+        if (tu_file_size(tu_seg_path(dir, b, ".log")) >= 0)
+            last = b;
+    assert_true(last > 0);
+    size_t alen;
+    uint8_t *active = tu_read_file(tu_seg_path(dir, last, ".log"), &alen);
+    assert_int_equal(alen, 4000);
+    sl_part_free(p);
+    long long closed = tu_file_size(tu_seg_path(dir, last, ".log"));
+    assert_true(closed > 0 && closed < 4000); /* close cut it back */
+    /* the crash image: batches then zeros */
+    tu_write_file(tu_seg_path(dir, last, ".log"), active, alen);
+    free(active);
+    /* and a closed segment left long by a crash between roll and the sync
+     * of its cut: zeros there are no torn tail, later segments stay */
+    assert_int_equal(truncate(tu_seg_path(dir, 0, ".log"), 4000), 0);
+    assert_int_equal(sl_part_open(dir, &cfg, &p), SL_OK);
+    assert_int_equal(sl_part_end_offset(p), 80);
+    assert_int_equal(tu_count_records(p, 0), 80);
+    assert_int_equal(tu_count_files(dir, ".log"), nseg);
+    assert_int_equal(tu_file_size(tu_seg_path(dir, 0, ".log")), s0);
+    assert_int_equal(tu_file_size(tu_seg_path(dir, last, ".log")), closed);
+    assert_int_equal(tu_append(p, 2, 999, 0, 30), 80);
+    sl_part_free(p);
+    assert_int_equal(sl_part_open(dir, &cfg, &p), SL_OK);
+    assert_int_equal(tu_count_records(p, 0), 82);
+    sl_part_free(p);
+    tu_rmrf(dir);
+}
+
 /* Checked-in fixtures: a segment whose tail is torn, one with a corrupt
  * CRC in the last batch (tests/fixtures/storage/make_fixtures.c
  * describes and regenerates them). */
@@ -350,6 +406,7 @@ int main(void)
         cmocka_unit_test(test_indexes_rebuilt),
         cmocka_unit_test(test_empty_segments),
         cmocka_unit_test(test_torn_closed_segment),
+        cmocka_unit_test(test_preallocated_tail),
         cmocka_unit_test(test_fixtures),
     };
     sl_log_level = getenv("SL_TEST_VERBOSE") ? SL_DEBUG : SL_ERROR;
