@@ -65,7 +65,8 @@
  *     flusher thread; it never announces more than is on disk.
  *  2. Hooks run on the hook thread only, one at a time, in registration
  *     order, never concurrently with themselves; they run at least once
- *     (complete) after every round and every sl_flusher_wake that asked,
+ *     (complete) after every round (unless sl_flusher_set_round_hooks(0))
+ *     and every sl_flusher_wake that asked,
  *     i.e. a run starts after the request. Requests arriving while hooks
  *     run are coalesced into one more run. A hook therefore observes at
  *     least the durable offsets of every round that preceded its run (it
@@ -84,6 +85,18 @@
  * sl_part_durable_offset itself before handing records out or archiving a
  * DLQ append, so it never relied on the hook running on the flusher
  * thread or once per round.
+ *
+ * The broker turns the per-round hook run off (sl_flusher_set_round_hooks
+ * 0): its per-round work (answering produces, handing newly durable
+ * records to queue consumers) runs from the durable notify, and groups
+ * ask for their commits with sl_flusher_wake. That saves a hook-thread
+ * wake-up and a second loop wake-up per round. It also sets a spin
+ * (sl_flusher_set_spin_us): after a round the flusher thread yields the
+ * CPU in a loop for up to that long, watching req_seq, before it sleeps
+ * on cv. A client that waits for every receipt sends its next message
+ * about one loopback round trip after the last round; sleeping would add
+ * a futex wake-up and a scheduler hop (tens of microseconds on a VM) to
+ * each of its fdatasyncs.
  *
  * Policies: SL_FLUSH_ALWAYS requests a round now; SL_FLUSH_INTERVAL
  * requests one no later than flush_interval_ms after the first unsynced
