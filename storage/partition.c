@@ -455,9 +455,19 @@ sl_err sl_part_append(sl_part *p, uint8_t *batch, size_t len, int64_t now_ms,
     }
     h.base_offset = p->next_offset;
     sl_batch_set_base_offset(batch, h.base_offset);
-    if (p->cfg.preallocate_bytes > 0)
-        sl_seg_prealloc(s, s->size + len, p->cfg.preallocate_bytes,
-                        p->cfg.segment_bytes);
+    if (p->cfg.preallocate_bytes > 0 && s->size + len > s->alloc_end) {
+        /* Only while rounds are small: writing into preallocated
+         * (unwritten) blocks makes the kernel zero the partial blocks of
+         * each write, which costs more than the file-size update it saves
+         * once a round covers many KiB (see sl_seg_prealloc). */
+        uint64_t unsynced;
+        pthread_mutex_lock(&p->mu);
+        unsynced = s->size - s->synced_size;
+        pthread_mutex_unlock(&p->mu);
+        if (unsynced + len <= SL_PREALLOC_MAX_ROUND)
+            sl_seg_prealloc(s, s->size + len, p->cfg.preallocate_bytes,
+                            p->cfg.segment_bytes);
+    }
     rc = sl_seg_append(s, batch, len, &h, p->cfg.index_interval_bytes, &fatal);
     if (rc != SL_OK) {
         sl_log(SL_ERROR, "storage",

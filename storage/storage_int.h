@@ -101,6 +101,9 @@ void sl_seg_unlink(const char *dir, int64_t base);
 sl_err sl_seg_append(sl_seg *s, const uint8_t *batch, size_t len,
                      const sl_batch_hdr *h, uint32_t index_interval,
                      int *fatal);
+/* Extend the preallocation only when the bytes not yet synced (about one
+ * round) stay below this: the latency-bound regime it is for. */
+#define SL_PREALLOC_MAX_ROUND (64u * 1024u)
 /* Make the .log file at least `need` bytes long with fallocate, `step`
  * bytes ahead, never past max (unless need is). Best effort. @thread loop */
 void sl_seg_prealloc(sl_seg *s, uint64_t need, uint64_t step, uint64_t max);
