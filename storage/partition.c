@@ -352,6 +352,9 @@ void sl_part_free(sl_part *p)
     if (!p)
         return;
     for (size_t i = 0; i < p->nsegs; i++) {
+        if (sl_seg_write_index(p->segs[i], 1) != SL_OK)
+            sl_log(SL_WARN, "storage", "%s: writing index entries: %s",
+                   p->dir, strerror(errno));
         if (sl_seg_trim(p->segs[i]) != SL_OK)
             sl_log(SL_WARN, "storage", "%s: cutting preallocated space: %s",
                    p->dir, strerror(errno));
@@ -415,8 +418,12 @@ static sl_err roll(sl_part *p, int64_t now_ms)
         sl_seg_unlink(p->dir, p->next_offset);
         return rc;
     }
-    /* The old segment is final: cut its preallocated tail (the round that
-     * syncs its indexes makes the new size durable too). */
+    /* The old segment is final: write its pending index entries and cut
+     * its preallocated tail (the round that syncs its indexes makes both
+     * durable). A failure only means a longer scan at recovery. */
+    if (sl_seg_write_index(old, 1) != SL_OK)
+        sl_log(SL_WARN, "storage", "%s: writing index entries: %s", p->dir,
+               strerror(errno));
     if (sl_seg_trim(old) != SL_OK)
         sl_log(SL_WARN, "storage", "%s: cutting preallocated space: %s",
                p->dir, strerror(errno));

@@ -287,9 +287,46 @@ static sl_err write_indexes(sl_seg *s)
     rc = sl_fs_pwrite_all(s->tidx_fd, b, n2, 0);
     if (rc == SL_OK && sl_fs->ftruncate(s->tidx_fd, (off_t)n2) != 0)
         rc = SL_ESYS(errno);
+    if (rc == SL_OK) {
+        s->idx_disk = s->nidx;
+        s->tidx_disk = s->ntidx;
+    }
 out:
     free(b);
     return rc;
+}
+
+sl_err sl_seg_write_index(sl_seg *s, int force)
+{
+    uint8_t b[SL_IDX_BATCH * SL_TIDX_ENTRY];
+    sl_err rc;
+    while (s->nidx > s->idx_disk &&
+           (force || s->nidx - s->idx_disk >= SL_IDX_BATCH)) {
+        size_t n = s->nidx - s->idx_disk;
+        if (n > SL_IDX_BATCH)
+            n = SL_IDX_BATCH;
+        for (size_t i = 0; i < n; i++)
+            enc_idx(b + i * SL_IDX_ENTRY, &s->idx[s->idx_disk + i]);
+        rc = sl_fs_pwrite_all(s->idx_fd, b, n * SL_IDX_ENTRY,
+                              (off_t)(s->idx_disk * SL_IDX_ENTRY));
+        if (rc != SL_OK)
+            return rc;
+        s->idx_disk += n;
+    }
+    while (s->ntidx > s->tidx_disk &&
+           (force || s->ntidx - s->tidx_disk >= SL_IDX_BATCH)) {
+        size_t n = s->ntidx - s->tidx_disk;
+        if (n > SL_IDX_BATCH)
+            n = SL_IDX_BATCH;
+        for (size_t i = 0; i < n; i++)
+            enc_tidx(b + i * SL_TIDX_ENTRY, &s->tidx[s->tidx_disk + i]);
+        rc = sl_fs_pwrite_all(s->tidx_fd, b, n * SL_TIDX_ENTRY,
+                              (off_t)(s->tidx_disk * SL_TIDX_ENTRY));
+        if (rc != SL_OK)
+            return rc;
+        s->tidx_disk += n;
+    }
+    return SL_OK;
 }
 
 /* Read a whole small file; *buf malloc'ed (caller frees). */
@@ -636,21 +673,9 @@ sl_err sl_seg_append(sl_seg *s, const uint8_t *batch, size_t len,
     if (rc != SL_OK)
         goto undo;
     if (index_step(s, pos, h, interval, 1)) {
-        uint8_t b[SL_TIDX_ENTRY];
-        if (s->nidx > nidx0) {
-            enc_idx(b, &s->idx[nidx0]);
-            rc = sl_fs_pwrite_all(s->idx_fd, b, SL_IDX_ENTRY,
-                                  (off_t)(nidx0 * SL_IDX_ENTRY));
-            if (rc != SL_OK)
-                goto undo;
-        }
-        if (s->ntidx > ntidx0) {
-            enc_tidx(b, &s->tidx[ntidx0]);
-            rc = sl_fs_pwrite_all(s->tidx_fd, b, SL_TIDX_ENTRY,
-                                  (off_t)(ntidx0 * SL_TIDX_ENTRY));
-            if (rc != SL_OK)
-                goto undo;
-        }
+        rc = sl_seg_write_index(s, 0);
+        if (rc != SL_OK)
+            goto undo;
     }
     s->end = sl_batch_last_offset(h) + 1;
     return SL_OK;
@@ -664,9 +689,15 @@ undo:
     s->max_ts = mts0;
     s->max_ts_off = mto0;
     s->alloc_end = pos; /* the cut drops any preallocated space too */
+    if (s->idx_disk > nidx0)
+        s->idx_disk = nidx0;
+    if (s->tidx_disk > ntidx0)
+        s->tidx_disk = ntidx0;
     if (sl_fs->ftruncate(s->fd, (off_t)pos) != 0 ||
-        sl_fs->ftruncate(s->idx_fd, (off_t)(nidx0 * SL_IDX_ENTRY)) != 0 ||
-        sl_fs->ftruncate(s->tidx_fd, (off_t)(ntidx0 * SL_TIDX_ENTRY)) != 0)
+        sl_fs->ftruncate(s->idx_fd, (off_t)(s->idx_disk * SL_IDX_ENTRY)) !=
+            0 ||
+        sl_fs->ftruncate(s->tidx_fd, (off_t)(s->tidx_disk * SL_TIDX_ENTRY)) !=
+            0)
         *fatal = 1;
     return rc;
 }

@@ -53,6 +53,7 @@ typedef struct sl_seg {
     size_t nidx, cidx;
     sl_tidx_ent *tidx;
     size_t ntidx, ctidx;
+    size_t idx_disk, tidx_disk; /* entries written to the index files */
 } sl_seg;
 
 struct sl_part {
@@ -107,6 +108,12 @@ sl_err sl_seg_append(sl_seg *s, const uint8_t *batch, size_t len,
 /* Make the .log file at least `need` bytes long with fallocate, `step`
  * bytes ahead, never past max (unless need is). Best effort. @thread loop */
 void sl_seg_prealloc(sl_seg *s, uint64_t need, uint64_t step, uint64_t max);
+/* Write index entries not yet in the index files: all when force, else
+ * only once SL_IDX_BATCH are pending (one pwrite per file). The files are
+ * never fsynced on their own and recovery rescans the log after their last
+ * entry, so a lagging file only lengthens that scan. @thread loop */
+#define SL_IDX_BATCH 64
+sl_err sl_seg_write_index(sl_seg *s, int force);
 /* Cut preallocated space after s->size off the .log file. @thread loop */
 sl_err sl_seg_trim(sl_seg *s);
 /* File position to start scanning for `offset` (index lookup). */

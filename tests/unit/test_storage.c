@@ -15,6 +15,7 @@
 #include "protocol/batch.h"
 #include "storage/fsutil.h"
 #include "storage/partition.h"
+#include "storage/storage_int.h"
 #include "tests/unit/test_storage_util.h"
 
 /* Check the record at r is key-k with value "val-k..." */
@@ -554,10 +555,11 @@ static void test_enospc(void **state)
     tu_rmrf(dir);
 }
 
-/* Fail only small writes: index (8 bytes) and time index (12) entries. */
+/* Fail only writes of index entries: whole batches of offset (8 bytes)
+ * or time (12 bytes) index entries. */
 static ssize_t f_pwrite_idx(int fd, const void *b, size_t n, off_t off)
 {
-    if (n == 8 || n == 12) {
+    if (n == SL_IDX_BATCH * 8 || n == SL_IDX_BATCH * 12) {
         errno = ENOSPC;
         return -1;
     }
@@ -571,27 +573,43 @@ static void test_enospc_on_index(void **state)
     sl_part *p;
     int64_t base;
     size_t len;
+    int k = 0;
+    sl_err rc = SL_OK;
     (void)state;
     tu_small_cfg(&cfg, 1 << 20);
     assert_int_equal(sl_part_open(dir, &cfg, &p), SL_OK);
-    tu_append(p, 3, 1, 0, 60); /* > index interval: the next one indexes */
-    long long logsz = tu_file_size(tu_seg_path(dir, 0, ".log"));
+    tu_append(p, 3, 1, 0, 60); /* > index interval: each next one indexes */
     install_faults();
     faulty.pwrite = f_pwrite_idx;
     uint8_t *b = tu_batch(3, 2, 3, 60, &len);
-    assert_int_equal(sl_part_append(p, b, len, 2, &base), SL_ESYS(ENOSPC));
+    /* Index entries are written SL_IDX_BATCH at a time: the appends before
+     * the one that writes them do not touch the index file. */
+    long long logsz = 0;
+    for (k = 0; k < 2 * SL_IDX_BATCH; k++) {
+        logsz = tu_file_size(tu_seg_path(dir, 0, ".log"));
+        rc = sl_part_append(p, b, len, 2, &base);
+        if (rc != SL_OK)
+            break;
+        assert_int_equal(base, 3 + 3 * k);
+    }
+    assert_int_equal(rc, SL_ESYS(ENOSPC));
+    assert_true(k >= SL_IDX_BATCH - 2 && k < SL_IDX_BATCH + 2);
     /* the log write that succeeded was cut back with it */
     assert_int_equal(tu_file_size(tu_seg_path(dir, 0, ".log")), logsz);
     assert_int_equal(tu_file_size(tu_seg_path(dir, 0, ".index")), 0);
-    assert_int_equal(sl_part_end_offset(p), 3);
+    assert_int_equal(sl_part_end_offset(p), 3 + 3 * k);
     sl_fs = &sl_fs_posix;
     assert_int_equal(sl_part_append(p, b, len, 2, &base), SL_OK);
-    assert_int_equal(base, 3);
-    assert_int_equal(tu_file_size(tu_seg_path(dir, 0, ".index")), 8);
+    assert_int_equal(base, 3 + 3 * k);
+    assert_int_equal(tu_file_size(tu_seg_path(dir, 0, ".index")),
+                     SL_IDX_BATCH * 8);
     free(b);
     sl_part_free(p);
+    /* closing writes the rest */
+    assert_int_equal(tu_file_size(tu_seg_path(dir, 0, ".index")),
+                     (long long)(k + 1) * 8);
     assert_int_equal(sl_part_open(dir, &cfg, &p), SL_OK);
-    assert_int_equal(tu_count_records(p, 0), 6);
+    assert_int_equal(tu_count_records(p, 0), 3 + 3 * (k + 1));
     sl_part_free(p);
     tu_rmrf(dir);
 }
