@@ -789,7 +789,18 @@ static void deliver(stomp_sub *s, const char *topic, int32_t partition,
     uint32_t i;
     size_t blen = rec->value_len > 0 ? (size_t)rec->value_len : 0;
 
-    snprintf(mid, sizeof(mid), "%s/%d/%" PRId64, topic, partition, rec->offset);
+    {
+        /* "topic/partition/offset" without snprintf: once per MESSAGE */
+        size_t tl = strlen(topic), n;
+        if (tl > SL_TOPIC_NAME_MAX)
+            tl = SL_TOPIC_NAME_MAX;
+        memcpy(mid, topic, tl);
+        n = tl;
+        mid[n++] = '/';
+        n += sl_u64_dec(mid + n, (uint64_t)(partition < 0 ? 0 : partition));
+        mid[n++] = '/';
+        sl_u64_dec(mid + n, (uint64_t)(rec->offset < 0 ? 0 : rec->offset));
+    }
     if (s->pattern) {
         snprintf(dst, sizeof(dst), "%s%s", s->dprefix, topic);
         dest = dst;

@@ -573,6 +573,18 @@ static void put_escaped(sl_stomp_enc *e, const char *s, size_t n, int is_name)
 void sl_stomp_enc_header(sl_stomp_enc *e, const char *name, size_t name_len,
                          const char *value, size_t value_len)
 {
+    if (plain(name, name_len) && plain(value, value_len)) {
+        /* the common case (every MESSAGE has a dozen): one reservation */
+        uint8_t *d = sl_wb_reserve(e->wb, name_len + value_len + 2);
+        if (!d)
+            return;
+        memcpy(d, name, name_len);
+        d[name_len] = ':';
+        memcpy(d + name_len + 1, value, value_len);
+        d[name_len + 1 + value_len] = '\n';
+        e->wb->len += name_len + value_len + 2;
+        return;
+    }
     put_escaped(e, name, name_len, 1);
     sl_wb_put(e->wb, ":", 1);
     put_escaped(e, value, value_len, 0);
@@ -584,11 +596,25 @@ void sl_stomp_enc_header_s(sl_stomp_enc *e, const char *name, const char *value)
     sl_stomp_enc_header(e, name, strlen(name), value, strlen(value));
 }
 
+size_t sl_u64_dec(char *b, uint64_t v)
+{
+    char t[20];
+    size_t n = 0, i;
+    do {
+        t[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (i = 0; i < n; i++)
+        b[i] = t[n - 1 - i];
+    b[n] = 0;
+    return n;
+}
+
 void sl_stomp_enc_header_u(sl_stomp_enc *e, const char *name, uint64_t v)
 {
     char b[24];
-    int n = snprintf(b, sizeof(b), "%" PRIu64, v);
-    sl_stomp_enc_header(e, name, strlen(name), b, (size_t)n);
+    size_t n = sl_u64_dec(b, v);
+    sl_stomp_enc_header(e, name, strlen(name), b, n);
 }
 
 void sl_stomp_enc_end(sl_stomp_enc *e, const void *body, size_t len)

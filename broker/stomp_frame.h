@@ -182,6 +182,9 @@ void sl_stomp_enc_header(sl_stomp_enc *e, const char *name, size_t name_len,
 void sl_stomp_enc_header_s(sl_stomp_enc *e, const char *name,
                            const char *value);
 void sl_stomp_enc_header_u(sl_stomp_enc *e, const char *name, uint64_t v);
+/* Decimal digits of v into b (at least 21 bytes), NUL-terminated; returns
+ * the number of digits. */
+size_t sl_u64_dec(char *b, uint64_t v);
 /* Write the blank line, the body (may be NULL when len is 0) and the NUL.
  * The caller adds content-length when it wants one. */
 void sl_stomp_enc_end(sl_stomp_enc *e, const void *body, size_t len);
