@@ -1485,10 +1485,10 @@ static int redrive_one(redrive *rd, const sl_record *rec)
         return -1;
     if (part < 0 || part >= np)
         part = 0;
-    for (uint32_t i = 0; i < rec->header_count && nh < 60; i++) {
-        sl_header h;
-        if (sl_record_header(rec, i, &h) != SL_OK)
-            break;
+    sl_header_iter hi;
+    sl_header h;
+    sl_record_headers_begin(rec, &hi);
+    while (nh < 60 && sl_record_headers_next(&hi, &h) == SL_OK) {
         if (h.key_len >= 4 && !memcmp(h.key, "dlq.", 4))
             continue;
         hs[nh++] = h;

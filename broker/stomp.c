@@ -786,7 +786,6 @@ static void deliver(stomp_sub *s, const char *topic, int32_t partition,
     sl_stomp_enc e;
     char mid[SL_TOPIC_NAME_MAX + 48], dst[SL_TOPIC_NAME_MAX + 32];
     const char *dest = s->dest;
-    uint32_t i;
     size_t blen = rec->value_len > 0 ? (size_t)rec->value_len : 0;
 
     {
@@ -816,10 +815,10 @@ static void deliver(stomp_sub *s, const char *topic, int32_t partition,
     sl_stomp_enc_header_u(&e, "x-delivery-count", attempts ? attempts - 1 : 0);
     sl_stomp_enc_header_u(&e, "sluice-attempts", attempts);
     sl_stomp_enc_header_u(&e, "sluice-failures", failures);
-    for (i = 0; i < rec->header_count; i++) {
-        sl_header h;
-        if (sl_record_header(rec, i, &h) != SL_OK)
-            break;
+    sl_header_iter hi;
+    sl_header h;
+    sl_record_headers_begin(rec, &hi);
+    while (sl_record_headers_next(&hi, &h) == SL_OK) {
         if (h.key_len == 0)
             continue;
         /* the protocol's own headers above win over stored ones */

@@ -529,10 +529,10 @@ static void dead_letter(sl_qpart *qp, int64_t off, const sl_record *rec_in,
         rec = &rr;
     }
     /* Original headers first (minus old dlq.*), then ours. */
-    for (uint32_t i = 0; i < rec->header_count && nh < 50; i++) {
-        sl_header h;
-        if (sl_record_header(rec, i, &h) != SL_OK)
-            break;
+    sl_header_iter hi;
+    sl_header h;
+    sl_record_headers_begin(rec, &hi);
+    while (nh < 50 && sl_record_headers_next(&hi, &h) == SL_OK) {
         if (h.key_len >= 4 && !memcmp(h.key, "dlq.", 4))
             continue;
         hs[nh++] = h;

@@ -340,19 +340,46 @@ sl_err sl_record_header(const sl_record *rec, uint32_t i, sl_header *out)
     return SL_ERR_NOT_FOUND;
 }
 
+void sl_record_headers_begin(const sl_record *rec, sl_header_iter *it)
+{
+    sl_rd_init(&it->rd, rec->headers, rec->headers_len);
+    it->left = rec->header_count;
+}
+
+sl_err sl_record_headers_next(sl_header_iter *it, sl_header *out)
+{
+    int32_t kl = -1, vl = -1;
+    const uint8_t *kp, *vp;
+    if (it->left == 0)
+        return SL_ERR_NOT_FOUND;
+    kp = rd_bytes_field(&it->rd, &kl);
+    vp = rd_bytes_field(&it->rd, &vl);
+    if (it->rd.err || kl < 0) {
+        it->left = 0;
+        return SL_ERR_MALFORMED;
+    }
+    it->left--;
+    out->key = (const char *)kp;
+    out->key_len = (size_t)kl;
+    out->value = vp;
+    out->value_len = vl < 0 ? 0 : (size_t)vl;
+    return SL_OK;
+}
+
 sl_err sl_record_header_find(const sl_record *rec, const char *key,
                              sl_header *out)
 {
     size_t kl = strlen(key);
-    for (uint32_t i = 0; i < rec->header_count; i++) {
-        sl_header h;
-        sl_err rc = sl_record_header(rec, i, &h);
-        if (rc != SL_OK)
-            return rc;
+    sl_header_iter it;
+    sl_header h;
+    sl_err rc;
+    /* one pass (sl_record_header(i) would walk from the start each time) */
+    sl_record_headers_begin(rec, &it);
+    while ((rc = sl_record_headers_next(&it, &h)) == SL_OK) {
         if (h.key_len == kl && memcmp(h.key, key, kl) == 0) {
             *out = h;
             return SL_OK;
         }
     }
-    return SL_ERR_NOT_FOUND;
+    return rc;
 }

@@ -194,6 +194,14 @@ void sl_batch_iter_fini(sl_batch_iter *it);
  * or SL_ERR_MALFORMED / SL_ERR_NOT_FOUND. Pointers borrow from rec. */
 sl_err sl_record_header(const sl_record *rec, uint32_t i, sl_header *out);
 /* First header with this key; SL_ERR_NOT_FOUND if none. */
+/* Walk the headers once, in order: begin, then next until it returns
+ * SL_ERR_NOT_FOUND (the end) or SL_ERR_MALFORMED. */
+typedef struct sl_header_iter {
+    sl_rd rd;
+    uint32_t left;
+} sl_header_iter;
+void sl_record_headers_begin(const sl_record *rec, sl_header_iter *it);
+sl_err sl_record_headers_next(sl_header_iter *it, sl_header *out);
 sl_err sl_record_header_find(const sl_record *rec, const char *key,
                              sl_header *out);
 

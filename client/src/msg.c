@@ -73,8 +73,10 @@ sluice_message *sl_msg_new(const char *topic, size_t topic_len,
     t = (char *)(hs + nh);
     memcpy(t, topic, topic_len);
     t[topic_len] = '\0';
+    sl_header_iter hi;
+    sl_record_headers_begin(rec, &hi);
     for (i = 0; i < nh; i++) {
-        if (sl_record_header(rec, (uint32_t)i, &h) != SL_OK) {
+        if (sl_record_headers_next(&hi, &h) != SL_OK) {
             free(m);
             return NULL;
         }

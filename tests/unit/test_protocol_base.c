@@ -120,6 +120,18 @@ static void roundtrip(int codec)
             assert_memory_equal(out.value, "v1", 2);
             assert_int_equal(sl_record_header(&rec, 1, &out), SL_OK);
             assert_null(out.value);
+            /* one pass over all headers, in order, then the end */
+            sl_header_iter hi;
+            sl_record_headers_begin(&rec, &hi);
+            for (int k = 0; k < 2; k++) {
+                assert_int_equal(sl_record_headers_next(&hi, &out), SL_OK);
+                assert_int_equal(out.key_len, hs[k].key_len);
+                assert_memory_equal(out.key, hs[k].key, hs[k].key_len);
+            }
+            assert_int_equal(sl_record_headers_next(&hi, &out),
+                             SL_ERR_NOT_FOUND);
+            assert_int_equal(sl_record_header_find(&rec, "h9", &out),
+                             SL_ERR_NOT_FOUND);
         }
         n++;
     }
