@@ -8,7 +8,8 @@
  *       [--prefetch N] [--login L --passcode P] [--sync-receipts]
  *
  * Producers send --count messages each; consumers share the destination
- * (competing on a queue) until they received producers x count in total.
+ * (competing on a queue) until they received producers x count in total
+ * (with --producers 0: count, to drain a queue filled beforehand).
  * Each body starts with the send time (CLOCK_MONOTONIC ns, 16 hex digits),
  * so the end-to-end latency is measured at the consumer. With
  * --receipt-every K every K-th SEND asks for a receipt and at most
@@ -450,6 +451,8 @@ int sl_bench_stomp_main(int argc, char **argv)
     if (!ws)
         return 1;
     g_expected = O.consumers ? (long)O.producers * O.count : 0;
+    if (O.producers == 0)
+        g_expected = O.count; /* drain a queue filled beforehand */
     /* consumers first, subscribed before anything is sent */
     for (i = 0; i < O.consumers; i++) {
         ws[i].c.fd = -1;

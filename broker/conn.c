@@ -40,6 +40,7 @@ typedef struct close_hook {
 struct sl_conn {
     sl_broker *b;
     struct bufferevent *bev;
+    size_t in_mark; /* input length after the last processing */
     char peer[80];
     sl_reply *head, *tail;
     size_t npending;
@@ -443,6 +444,7 @@ static void process_input(sl_conn *c)
         update_pause(c);
     }
     c->in_read = 0;
+    c->in_mark = evbuffer_get_length(in);
 }
 
 static void read_cb(struct bufferevent *bev, void *arg)
@@ -453,6 +455,8 @@ static void read_cb(struct bufferevent *bev, void *arg)
         evbuffer_drain(in, evbuffer_get_length(in));
         return;
     }
+    if (!c->in_read)
+        sl_ops_read_more(bev, c->in_mark, 256 * 1024);
     process_input(c);
 }
 

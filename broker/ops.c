@@ -7,7 +7,11 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
 
 #include "broker/broker.h"
 #include "protocol/log.h"
@@ -394,6 +398,51 @@ void sl_ops_on_append(sl_broker *b, sl_ops_append_fn fn, void *arg)
     h[b->nappend_hooks].arg = arg;
     b->append_hooks = h;
     b->nappend_hooks++;
+}
+
+size_t sl_ops_read_more(struct bufferevent *bev, size_t before, size_t limit)
+{
+    struct evbuffer *in = bufferevent_get_input(bev);
+    evutil_socket_t fd = bufferevent_getfd(bev);
+    size_t got = 0;
+    if (fd < 0 || evbuffer_get_length(in) < before + 4096)
+        return 0;
+    /* a socket bufferevent freezes the end of its input buffer outside
+     * its own reads */
+    evbuffer_unfreeze(in, 0);
+    while (got < limit) {
+        struct evbuffer_iovec v[2];
+        struct iovec iov[2];
+        size_t want = limit - got < 65536 ? limit - got : 65536;
+        size_t room = 0, left;
+        int n = evbuffer_reserve_space(in, (ev_ssize_t)want, v, 2), used = 0;
+        ssize_t r;
+        if (n <= 0)
+            break;
+        for (int i = 0; i < n; i++) {
+            iov[i].iov_base = v[i].iov_base;
+            iov[i].iov_len = v[i].iov_len;
+            room += v[i].iov_len;
+        }
+        r = readv(fd, iov, n);
+        if (r <= 0) { /* EAGAIN, EOF or an error: the bufferevent's turn */
+            evbuffer_commit_space(in, v, 0);
+            break;
+        }
+        left = (size_t)r;
+        for (int i = 0; i < n && left > 0; i++) {
+            if (v[i].iov_len > left)
+                v[i].iov_len = left;
+            left -= v[i].iov_len;
+            used++;
+        }
+        evbuffer_commit_space(in, v, used);
+        got += (size_t)r;
+        if ((size_t)r < room)
+            break; /* the socket is drained */
+    }
+    evbuffer_freeze(in, 0);
+    return got;
 }
 
 void sl_ops_on_durable(sl_broker *b, void (*fn)(void *arg), void *arg)

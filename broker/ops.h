@@ -209,6 +209,21 @@ typedef void (*sl_ops_append_fn)(void *arg, const char *topic,
                                  int32_t partition, int64_t end_offset);
 void sl_ops_on_append(sl_broker *b, sl_ops_append_fn fn, void *arg);
 
+/*
+ * Read more of what the socket of bev holds into its input buffer, after
+ * the bufferevent's own read: up to `limit` bytes in readv calls of up to
+ * 64 KiB, stopping at the first short read. Call at the top of a
+ * bufferevent read callback with `before` = the input buffer's length
+ * after the previous processing: only when the bufferevent's read filled
+ * its 4096 bytes is more likely waiting (else a readv would only see
+ * EAGAIN). libevent 2.1 reads at most 4096 bytes per readiness event,
+ * after an ioctl(FIONREAD), so 1 KiB messages cost three system calls
+ * (epoll_wait, ioctl, readv) per 4 messages. EOF and errors are left to
+ * the bufferevent (its next read sees them). Returns the bytes read.
+ */
+struct bufferevent;
+size_t sl_ops_read_more(struct bufferevent *bev, size_t before, size_t limit);
+
 /* Durable hooks: fn(arg) from the loop after each of the flusher's notifies
  * was handled (durable waiters answered), i.e. after every round that made
  * records durable, before (and again after) the groups' commit of that
