@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# bench/stomp_one.sh - one STOMP workload against a fresh sluiced, for
+# before/after comparisons of the broker itself (bench/compare.sh runs the
+# whole matrix against RabbitMQ and ActiveMQ too).
+#
+#   bench/stomp_one.sh BUILD_DIR "SLUICE-BENCH ARGS" [SLUICED ARGS...]
+#
+# Starts BUILD_DIR/bin/sluiced on loopback port 0 with a temporary data
+# directory (plus SLUICED ARGS, e.g. --flush-spin-us 0), runs an unmeasured
+# warm-up, then `sluice-bench stomp --port P --dest /queue/tRANDOM ARGS`,
+# and prints the bench's result line and the broker's CPU time during it
+# (broker_cpu_ticks, clock ticks of user+system over all its threads).
+# Stops the broker by pid. Examples (docs/benchmarks.md):
+#
+#   bench/stomp_one.sh build "--producers 4 --consumers 4 --size 100 \
+#       --count 20000 --persistent --receipt-every 100 --window 4 \
+#       --ack client-individual"
+#   bench/stomp_one.sh build "--producers 1 --consumers 1 --size 100 \
+#       --count 2000 --persistent --sync-receipts --ack client-individual"
+set -euo pipefail
+[ $# -ge 2 ] || { sed -n 2,22p "$0" >&2; exit 2; }
+B=$1; args=$2; shift 2
+case $B in /*) ;; *) B=$(cd "$(dirname "$0")/.." && pwd)/$B ;; esac
+d=$(mktemp -d /tmp/sluice-one.XXXXXX)
+"$B/bin/sluiced" --listen 127.0.0.1:0 --stomp-listen 127.0.0.1:0 \
+  --data "$d/data" --log-level warn "$@" >"$d/ready" 2>"$d/log" &
+pid=$!
+trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$d"' EXIT
+for _ in $(seq 100); do grep -q '^sluiced ready' "$d/ready" && break; sleep 0.1; done
+port=$(sed -nE 's/.*stomp=127\.0\.0\.1:([0-9]+).*/\1/p' "$d/ready")
+"$B/bin/sluice-bench" stomp --port "$port" --dest /queue/warm --producers 2 \
+  --consumers 2 --count 5000 --persistent --receipt-every 100 >/dev/null 2>&1
+t0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+# shellcheck disable=SC2086
+"$B/bin/sluice-bench" stomp --port "$port" --dest "/queue/t$RANDOM" $args 2>&1 |
+  tail -1
+t1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+echo "broker_cpu_ticks=$((t1 - t0))"
