@@ -57,7 +57,7 @@ struct sl_broker {
     struct sl_durable_hook {
         void (*fn)(void *arg);
         void *arg;
-    } *durable_hooks;
+    } * durable_hooks;
     size_t ndurable_hooks;
 
     sl_tpart *dw_list; /* tparts with durable waiters */

@@ -18,8 +18,8 @@ SL_CFG(message_ttl_ms, "message-ttl-ms", MS, "-1", -1, 3153600000000LL,
        "Queue groups do not deliver a record older than this (from its "
        "timestamp); -1 = no limit. Per topic; record headers ttl-ms / "
        "expires and the group's ttl_ms may shorten it.")
-SL_CFG(group_commit_interval_ms, "group-commit-interval-ms", MS, "50", 0,
-       60000, 0, NULL,
+SL_CFG(group_commit_interval_ms, "group-commit-interval-ms", MS, "50", 0, 60000,
+       0, NULL,
        "Group state that nobody waits for (STOMP ACK/NACK without a "
        "receipt, delivery counts, membership) is committed to groups.db at "
        "most this often; an ACK answered to its client (binary ack "

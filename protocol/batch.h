@@ -50,7 +50,7 @@
 
 #define SL_BATCH_HDR_SIZE 57
 #define SL_BATCH_MAGIC 2
-#define SL_BATCH_LEN_OFF 8   /* where the u32 length is */
+#define SL_BATCH_LEN_OFF 8 /* where the u32 length is */
 #define SL_BATCH_CRC_OFF 12
 #define SL_BATCH_CRC_START 16
 /* A batch may not exceed this (whole batch, bytes). */
@@ -64,7 +64,7 @@ enum sl_codec { SL_CODEC_NONE = 0, SL_CODEC_ZSTD = 1 };
 
 typedef struct sl_batch_hdr {
     int64_t base_offset;
-    uint32_t length;       /* bytes after the length field */
+    uint32_t length; /* bytes after the length field */
     uint32_t crc;
     uint8_t magic;
     uint16_t attributes;
@@ -121,7 +121,7 @@ typedef struct sl_header {
 } sl_header;
 
 typedef struct sl_batch_builder {
-    sl_wb buf;           /* header + uncompressed records */
+    sl_wb buf; /* header + uncompressed records */
     int codec;
     uint32_t count;
     int64_t first_ts;
@@ -170,9 +170,9 @@ typedef struct sl_record {
 
 typedef struct sl_batch_iter {
     sl_batch_hdr hdr;
-    sl_rd rd;          /* over the (decompressed) records */
-    uint32_t left;     /* records not yet returned */
-    uint8_t *owned;    /* decompressed records, freed by fini */
+    sl_rd rd;       /* over the (decompressed) records */
+    uint32_t left;  /* records not yet returned */
+    uint8_t *owned; /* decompressed records, freed by fini */
     size_t owned_cap;
 } sl_batch_iter;
 

@@ -152,9 +152,9 @@ struct sl_flusher {
     void *arg;
     void (*dnotify)(void *arg); /* durable notify, guarded by mu */
     void *darg;
-    int round_hooks;      /* hooks after every round (default 1), mu */
-    int64_t spin_us;      /* spin for new work after a round, mu */
-    int64_t last_end_us;  /* end of the last round, flusher thread */
+    int round_hooks;          /* hooks after every round (default 1), mu */
+    int64_t spin_us;          /* spin for new work after a round, mu */
+    int64_t last_end_us;      /* end of the last round, flusher thread */
     _Atomic uint64_t req_seq; /* sl_flusher_request calls */
     _Atomic int astop;        /* copy of stop for the spinner */
     _Atomic uint64_t rounds, syncs;

@@ -353,8 +353,8 @@ void sl_part_free(sl_part *p)
         return;
     for (size_t i = 0; i < p->nsegs; i++) {
         if (sl_seg_write_index(p->segs[i], 1) != SL_OK)
-            sl_log(SL_WARN, "storage", "%s: writing index entries: %s",
-                   p->dir, strerror(errno));
+            sl_log(SL_WARN, "storage", "%s: writing index entries: %s", p->dir,
+                   strerror(errno));
         if (sl_seg_trim(p->segs[i]) != SL_OK)
             sl_log(SL_WARN, "storage", "%s: cutting preallocated space: %s",
                    p->dir, strerror(errno));
@@ -425,8 +425,8 @@ static sl_err roll(sl_part *p, int64_t now_ms)
         sl_log(SL_WARN, "storage", "%s: writing index entries: %s", p->dir,
                strerror(errno));
     if (sl_seg_trim(old) != SL_OK)
-        sl_log(SL_WARN, "storage", "%s: cutting preallocated space: %s",
-               p->dir, strerror(errno));
+        sl_log(SL_WARN, "storage", "%s: cutting preallocated space: %s", p->dir,
+               strerror(errno));
     pthread_mutex_lock(&p->mu);
     old->idx_dirty = 1; /* its indexes are final: one sync covers them */
     p->dir_dirty = 1;   /* the new file names must be synced too */

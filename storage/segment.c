@@ -451,8 +451,8 @@ static int zero_from(int fd, uint64_t from, uint64_t to)
     while (from < to) {
         size_t n = to - from < sizeof(b) ? (size_t)(to - from) : sizeof(b);
         size_t got = 0;
-        if (sl_fs_pread_all(fd, b, n, (off_t)from, &got) != SL_OK ||
-            got != n || memcmp(b, zeros, n) != 0)
+        if (sl_fs_pread_all(fd, b, n, (off_t)from, &got) != SL_OK || got != n ||
+            memcmp(b, zeros, n) != 0)
             return 0;
         from += n;
     }
@@ -694,8 +694,7 @@ undo:
     if (s->tidx_disk > ntidx0)
         s->tidx_disk = ntidx0;
     if (sl_fs->ftruncate(s->fd, (off_t)pos) != 0 ||
-        sl_fs->ftruncate(s->idx_fd, (off_t)(s->idx_disk * SL_IDX_ENTRY)) !=
-            0 ||
+        sl_fs->ftruncate(s->idx_fd, (off_t)(s->idx_disk * SL_IDX_ENTRY)) != 0 ||
         sl_fs->ftruncate(s->tidx_fd, (off_t)(s->tidx_disk * SL_TIDX_ENTRY)) !=
             0)
         *fatal = 1;
@@ -725,8 +724,8 @@ void sl_seg_prealloc(sl_seg *s, uint64_t need, uint64_t step, uint64_t max)
         return;
     if (s->alloc_end < s->size)
         s->alloc_end = s->size;
-    if (fallocate(s->fd, 0, (off_t)s->alloc_end,
-                  (off_t)(to - s->alloc_end)) == 0)
+    if (fallocate(s->fd, 0, (off_t)s->alloc_end, (off_t)(to - s->alloc_end)) ==
+        0)
         s->alloc_end = to;
     /* else (ENOSPC, EOPNOTSUPP): plain appends; a real lack of space shows
      * up in the append itself. */

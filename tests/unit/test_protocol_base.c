@@ -40,8 +40,8 @@ static void test_reader_underflow(void **state)
 
 static void test_varint_roundtrip(void **state)
 {
-    int64_t vals[] = {0, 1, -1, 63, -64, 64, 300, -300, INT32_MAX, INT64_MIN,
-                      INT64_MAX};
+    int64_t vals[] = {0,   1,    -1,        63,        -64,      64,
+                      300, -300, INT32_MAX, INT64_MIN, INT64_MAX};
     sl_wb wb;
     sl_rd rd;
     (void)state;
