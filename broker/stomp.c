@@ -574,8 +574,27 @@ static void send_error(stomp_conn *c, const char *receipt, const char *msg,
         conn_close(c, "out of memory");
 }
 
+/* Write the (small) output now rather than in the next loop iteration: a
+ * socket bufferevent writes only once epoll reports the socket writable,
+ * one more loop pass before a RECEIPT that an fdatasync just released
+ * leaves (about 4% of a receipt on every send, 12 alternated pairs). The
+ * bufferevent keeps the start of its output buffer frozen outside its own
+ * writes, so unfreeze it around ours; errors and EAGAIN are left to the
+ * bufferevent's own write. */
+static void conn_write_now(stomp_conn *c)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    size_t n = evbuffer_get_length(out);
+    if (n == 0 || n > 64 * 1024 || c->closing)
+        return;
+    evbuffer_unfreeze(out, 1);
+    evbuffer_write(out, bufferevent_getfd(c->bev));
+    evbuffer_freeze(out, 1);
+}
+
 static void conn_replies_flush(stomp_conn *c)
 {
+    int wrote = 0;
     while (c->rq_head && !c->closing) {
         reply *r = c->rq_head;
         int close_after = r->close_after;
@@ -594,6 +613,7 @@ static void conn_replies_flush(stomp_conn *c)
             close_after = 1;
         }
         conn_write(c, r->frame.p, r->frame.len);
+        wrote = 1;
         c->rq_head = r->next;
         if (!c->rq_head)
             c->rq_tail = NULL;
@@ -604,6 +624,10 @@ static void conn_replies_flush(stomp_conn *c)
             return;
         }
     }
+    /* Receipts released by a durable notify or a groups commit; those
+     * owed while reading frames go out together after the read. */
+    if (wrote && !c->in_input)
+        conn_write_now(c);
     conn_maybe_resume(c);
 }
 
