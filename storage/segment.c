@@ -466,12 +466,14 @@ static int zero_from(int fd, uint64_t from, uint64_t to)
  * compacted, so a gap there means a damaged base_offset, which the CRC
  * does not cover).
  * Fills indexes/end/max_ts. *good = position of the first bad batch
- * (fsize if none).
+ * (fsize if none); *zero (may be NULL) = 1 when everything from there on
+ * reads as zeros (preallocated space, not a torn tail).
  */
 static sl_err scan(sl_seg *s, uint64_t from, int64_t min_base,
                    int64_t next_base, uint64_t fsize, int check, int strict,
-                   uint32_t interval, uint64_t *good)
+                   uint32_t interval, uint64_t *good, int *zero)
 {
+    int z = 0;
     uint8_t hb[SL_BATCH_HDR_SIZE];
     uint8_t *buf = NULL;
     size_t cap = 0;
@@ -528,12 +530,16 @@ static sl_err scan(sl_seg *s, uint64_t from, int64_t min_base,
         s->end = min_base;
         pos += sz;
     }
-    if (why && !zero_from(s->fd, pos, fsize))
+    if (why)
+        z = zero_from(s->fd, pos, fsize);
+    if (why && !z)
         sl_log(SL_WARN, "storage",
                "segment %020lld: %s at position %llu, cutting %llu bytes",
                (long long)s->base, why, (unsigned long long)pos,
                (unsigned long long)(fsize - pos));
     *good = pos;
+    if (zero)
+        *zero = z;
 out:
     free(buf);
     return rc;
@@ -546,6 +552,7 @@ sl_err sl_seg_open(const char *dir, int64_t base, int is_last,
     sl_seg *s = seg_alloc(base);
     struct stat st;
     uint64_t fsize, from = 0, good;
+    int zero = 0;
     int64_t min_base = base;
     int rewrite = 0;
     sl_err rc;
@@ -594,7 +601,7 @@ sl_err sl_seg_open(const char *dir, int64_t base, int is_last,
         size_t before = s->nidx + s->ntidx;
         s->end = min_base; /* everything before `from` ends there */
         rc = scan(s, from, min_base, next_base, fsize, 1, is_last, interval,
-                  &good);
+                  &good, &zero);
         if (rc != SL_OK)
             goto out;
         if (s->nidx + s->ntidx != before)
@@ -610,9 +617,8 @@ sl_err sl_seg_open(const char *dir, int64_t base, int is_last,
         rewrite = 1;
     }
     if (good < fsize) {
-        /* Zeros after the last batch: preallocated space, not a torn
-         * write (nothing after it is suspect). */
-        int zero = zero_from(s->fd, good, fsize);
+        /* Zeros after the last batch (zero, from the scan): preallocated
+         * space, not a torn write (nothing after it is suspect). */
         if (sl_fs->ftruncate(s->fd, (off_t)good) != 0 ||
             sl_fs->fdatasync(s->fd) != 0) {
             rc = SL_ESYS(errno);
@@ -651,7 +657,7 @@ sl_err sl_seg_reindex(sl_seg *s, uint32_t interval)
     s->max_ts = INT64_MIN;
     s->max_ts_off = s->base;
     s->end = s->base;
-    rc = scan(s, 0, s->base, INT64_MAX, s->size, 0, 0, interval, &good);
+    rc = scan(s, 0, s->base, INT64_MAX, s->size, 0, 0, interval, &good, NULL);
     if (rc != SL_OK)
         return rc;
     if (good != s->size)
