@@ -317,29 +317,6 @@ void sl_batch_iter_fini(sl_batch_iter *it)
     it->owned = NULL;
 }
 
-sl_err sl_record_header(const sl_record *rec, uint32_t i, sl_header *out)
-{
-    sl_rd r;
-    if (i >= rec->header_count)
-        return SL_ERR_NOT_FOUND;
-    sl_rd_init(&r, rec->headers, rec->headers_len);
-    for (uint32_t k = 0; k <= i; k++) {
-        int32_t kl = -1, vl = -1;
-        const uint8_t *kp = rd_bytes_field(&r, &kl);
-        const uint8_t *vp = rd_bytes_field(&r, &vl);
-        if (r.err || kl < 0)
-            return SL_ERR_MALFORMED;
-        if (k == i) {
-            out->key = (const char *)kp;
-            out->key_len = (size_t)kl;
-            out->value = vp;
-            out->value_len = vl < 0 ? 0 : (size_t)vl;
-            return SL_OK;
-        }
-    }
-    return SL_ERR_NOT_FOUND;
-}
-
 void sl_record_headers_begin(const sl_record *rec, sl_header_iter *it)
 {
     sl_rd_init(&it->rd, rec->headers, rec->headers_len);
@@ -364,6 +341,19 @@ sl_err sl_record_headers_next(sl_header_iter *it, sl_header *out)
     out->value = vp;
     out->value_len = vl < 0 ? 0 : (size_t)vl;
     return SL_OK;
+}
+
+sl_err sl_record_header(const sl_record *rec, uint32_t i, sl_header *out)
+{
+    sl_header_iter it;
+    sl_err rc;
+    if (i >= rec->header_count)
+        return SL_ERR_NOT_FOUND;
+    sl_record_headers_begin(rec, &it);
+    do {
+        rc = sl_record_headers_next(&it, out);
+    } while (rc == SL_OK && i-- > 0);
+    return rc;
 }
 
 sl_err sl_record_header_find(const sl_record *rec, const char *key,
