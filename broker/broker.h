@@ -43,6 +43,13 @@ struct sl_broker {
 
     struct event *flush_ev;  /* activated by the flusher's notify */
     struct event *append_ev; /* deferred append hooks and watches */
+    struct event *spin_ev;   /* loop-spin-us: polls for the next round */
+    uint64_t spin_rounds;    /* flusher rounds when the spin started */
+    int64_t spin_start_us;
+    int spinning;
+    int64_t lone_t0_us;   /* when the current lone durable wait began */
+    uint64_t lone_rounds; /* flusher rounds then */
+    int64_t lone_ewma_us; /* recent lone waits, 1/8 weight each */
     struct event *maint_ev;  /* periodic sl_part_maintain */
     struct event *reap_ev;   /* frees closed connections */
     struct event *sig_term, *sig_int;
@@ -85,6 +92,7 @@ struct sl_broker {
 void sl_ops_init_events(sl_broker *b);
 void sl_ops_on_flush(evutil_socket_t fd, short what, void *arg);
 void sl_ops_on_append_ev(evutil_socket_t fd, short what, void *arg);
+void sl_ops_on_spin(evutil_socket_t fd, short what, void *arg);
 /* Shutdown: every watch times out now. */
 void sl_ops_expire_watches(sl_broker *b);
 /* Complete every durable waiter with err (shutdown after the last flush). */

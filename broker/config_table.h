@@ -115,6 +115,12 @@ SL_CFG(flush_spin_us, "flush-spin-us", INT, "250", 0, 100000, 0, NULL,
        "microseconds for the next durable write, yielding the CPU, before "
        "it sleeps: saves a thread wake-up per round when clients wait for "
        "each receipt or durable ack. 0 = sleep at once.")
+SL_CFG(loop_spin_us, "loop-spin-us", INT, "300", 0, 100000, 0, NULL,
+       "While a single client waits for a durable write (a receipt on "
+       "every SEND, one durable produce at a time), the event loop polls "
+       "for the fsync round for up to this many microseconds instead of "
+       "sleeping, which saves a thread wake-up per answer. Only while "
+       "recent such waits were shorter than this. 0 = always sleep.")
 SL_CFG(index_interval_bytes, "index-interval-bytes", SIZE, "4096", 128,
        16777216, SL_CF_TOPIC, NULL,
        "Bytes of log between two sparse offset/time index entries.")

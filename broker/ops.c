@@ -5,6 +5,7 @@
  */
 #include "broker/ops.h"
 
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -207,6 +208,85 @@ sl_err sl_ops_topic_delete(sl_broker *b, const char *name)
 
 /* ---- append and durability ------------------------------------------- */
 
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/*
+ * loop-spin-us. A client that waits for each answer (a receipt on every
+ * SEND, one durable produce at a time) pays, on top of the fdatasync, for
+ * the flusher waking the loop thread from epoll_wait: tens of
+ * microseconds on a virtual machine. So while exactly one durable waiter
+ * is pending, the loop polls instead: a zero timer keeps libevent's
+ * epoll_wait from blocking (other connections are still served), and the
+ * timer callback runs the durable work as soon as the flusher's round
+ * count moves. It gives up after loop-spin-us, and does not start when
+ * the recent lone waits (b->lone_ewma_us) took longer than that, so a
+ * slow disk does not cost a polling CPU for nothing. With more than one
+ * waiter the loop has work anyway.
+ */
+static int lone_waiter(const sl_broker *b)
+{
+    return b->dw_list && !b->dw_list->dw_next &&
+           b->dw_list->dw_head == b->dw_list->dw_tail;
+}
+
+static void spin_arm(sl_broker *b)
+{
+    static const struct timeval zero = {0, 0};
+    if (b->cfg.loop_spin_us <= 0 || b->spinning || !lone_waiter(b))
+        return;
+    if (!b->lone_t0_us) {
+        b->lone_t0_us = mono_us();
+        b->lone_rounds = sl_flusher_rounds(b->flusher);
+    }
+    if (b->lone_ewma_us > b->cfg.loop_spin_us)
+        return;
+    b->spinning = 1;
+    b->spin_rounds = sl_flusher_rounds(b->flusher);
+    b->spin_start_us = mono_us();
+    evtimer_add(b->spin_ev, &zero);
+}
+
+/* After durable work: how long the lone waiter waited. */
+static void lone_sample(sl_broker *b)
+{
+    int64_t d;
+    if (!b->lone_t0_us || !b->flusher || lone_waiter(b) ||
+        sl_flusher_rounds(b->flusher) == b->lone_rounds)
+        return;
+    d = mono_us() - b->lone_t0_us;
+    b->lone_t0_us = 0;
+    b->lone_ewma_us += (d - b->lone_ewma_us) / 8;
+}
+
+void sl_ops_on_spin(evutil_socket_t fd, short what, void *arg)
+{
+    static const struct timeval zero = {0, 0};
+    sl_broker *b = arg;
+    (void)fd;
+    (void)what;
+    if (!b->flusher) { /* shutting down */
+        b->spinning = 0;
+        return;
+    }
+    if (sl_flusher_rounds(b->flusher) != b->spin_rounds) {
+        b->spinning = 0;
+        sl_ops_on_flush(-1, 0, b);
+        spin_arm(b);
+        return;
+    }
+    if (mono_us() - b->spin_start_us >= b->cfg.loop_spin_us) {
+        b->spinning = 0;
+        return;
+    }
+    sched_yield(); /* a runnable thread of this CPU goes first */
+    evtimer_add(b->spin_ev, &zero);
+}
+
 static void mark_appended(sl_broker *b, sl_tpart *tp)
 {
     if (tp->on_ap_list)
@@ -284,6 +364,7 @@ sl_err sl_ops_wait_durable(sl_broker *b, const char *topic, int32_t partition,
         b->dw_list = tp;
     }
     sl_flusher_request(b->flusher, tp->part);
+    spin_arm(b);
     *wait_out = w;
     return SL_OK;
 }
@@ -363,6 +444,7 @@ void sl_ops_on_flush(evutil_socket_t fd, short what, void *arg)
             pp = &tp->dw_next;
         }
     }
+    lone_sample(b);
     for (size_t i = 0; i < b->ndurable_hooks; i++)
         b->durable_hooks[i].fn(b->durable_hooks[i].arg);
 }

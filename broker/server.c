@@ -335,11 +335,12 @@ sl_err sl_server_start(sl_config *cfg, sl_broker **out, char *err,
         goto out;
     b->flush_ev = event_new(b->base, -1, 0, sl_ops_on_flush, b);
     b->append_ev = event_new(b->base, -1, 0, sl_ops_on_append_ev, b);
+    b->spin_ev = evtimer_new(b->base, sl_ops_on_spin, b);
     b->reap_ev = event_new(b->base, -1, 0, sl_conn_reap_cb, b);
     b->maint_ev = event_new(b->base, -1, EV_PERSIST, maint_cb, b);
     b->sig_term = evsignal_new(b->base, SIGTERM, signal_cb, b);
     b->sig_int = evsignal_new(b->base, SIGINT, signal_cb, b);
-    if (!b->flush_ev || !b->append_ev || !b->reap_ev || !b->maint_ev ||
+    if (!b->flush_ev || !b->append_ev || !b->spin_ev || !b->reap_ev || !b->maint_ev ||
         !b->sig_term || !b->sig_int) {
         snprintf(err, errlen, "libevent: cannot create events");
         rc = SL_ERR_NOMEM;
@@ -448,6 +449,8 @@ static void broker_free(sl_broker *b)
         event_free(b->flush_ev);
     if (b->append_ev)
         event_free(b->append_ev);
+    if (b->spin_ev)
+        event_free(b->spin_ev);
     if (b->reap_ev)
         event_free(b->reap_ev);
     if (b->maint_ev)

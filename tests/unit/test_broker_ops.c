@@ -2,9 +2,11 @@
  * (durable waits in FIFO order, fsync failure, watches, topic deletion),
  * on a real broker object started in-process on port 0. */
 #include <errno.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -18,6 +20,7 @@
 #include "broker/server.h"
 #include "protocol/batch.h"
 #include "protocol/log.h"
+#include "storage/flusher.h"
 #include "storage/fsutil.h"
 
 /* ---- config ---------------------------------------------------------- */
@@ -111,7 +114,7 @@ typedef struct fixture {
     sl_broker *b;
 } fixture;
 
-static int setup(void **state)
+static int setup_with(void **state, const char *key, const char *value)
 {
     fixture *f = calloc(1, sizeof(*f));
     sl_config c;
@@ -125,11 +128,24 @@ static int setup(void **state)
         sl_config_set(&c, "listen", "127.0.0.1:0", err, sizeof(err)), 0);
     assert_int_equal(
         sl_config_set(&c, "stomp-listen", "127.0.0.1:0", err, sizeof(err)), 0);
+    if (key)
+        assert_int_equal(sl_config_set(&c, key, value, err, sizeof(err)), 0);
     sl_log_level = SL_ERROR;
     if (sl_server_start(&c, &f->b, err, sizeof(err)) != SL_OK)
         fail_msg("start: %s", err);
     *state = f;
     return 0;
+}
+
+static int setup(void **state)
+{
+    return setup_with(state, NULL, NULL);
+}
+
+/* loop-spin-us long enough for any fsync round of the test below */
+static int setup_spin(void **state)
+{
+    return setup_with(state, "loop-spin-us", "100000");
 }
 
 static int teardown(void **state)
@@ -235,6 +251,72 @@ static void test_durable_waits_fifo(void **state)
     int64_t vis = -1;
     assert_int_equal(sl_ops_visible_offset(f->b, "d", 0, &vis), SL_OK);
     assert_int_equal(vis, next[2]);
+}
+
+/* fdatasync that returns as soon as the test opens the gate: a round
+ * then takes microseconds, far less than the loop-spin-us of setup_spin,
+ * on any disk */
+static atomic_int sync_gate;
+static int gated_datasync(int fd)
+{
+    (void)fd;
+    while (!atomic_load(&sync_gate))
+        sched_yield();
+    return 0;
+}
+
+/* A lone durable waiter is answered by the loop's polling (loop-spin-us)
+ * as soon as the flusher's round ends, with no cross-thread wake-up: the
+ * flusher's durable notify is switched off here, so without the polling
+ * the waiter would stay pending. */
+static void test_lone_waiter_spin(void **state)
+{
+    fixture *f = *state;
+    /* static: a failed assertion leaves the waiter to the teardown */
+    static waits w;
+    static wait_arg a;
+    sl_ops_wait *h = NULL;
+    sl_flusher *fl = sl_broker_flusher(f->b);
+    const sl_fs_ops *saved = sl_fs;
+    static sl_fs_ops fast;
+    int64_t next;
+
+    memset(&w, 0, sizeof(w));
+    a.w = &w;
+    a.id = 1;
+
+    /* the topic exists (its creation fsyncs on this thread) before any
+     * fsync is gated */
+    append(f->b, "spin", 0, "first");
+    fast = sl_fs_posix;
+    fast.fdatasync = gated_datasync;
+    sl_fs = &fast;
+    sl_flusher_set_durable_notify(fl, NULL, NULL);
+    for (int i = 0; i < 5; i++) {
+        int64_t vis = -1;
+        int passes = 0;
+        atomic_store(&sync_gate, 0);
+        next = append(f->b, "spin", 0, "v");
+        h = NULL;
+        assert_int_equal(
+            sl_ops_wait_durable(f->b, "spin", 0, next, on_durable, &a, &h),
+            SL_OK);
+        atomic_store(&sync_gate, 1);
+        assert_non_null(h);
+        /* poll the loop without blocking until the append is durable (the
+         * flusher's round ended), then a few more passes */
+        while (w.n < i + 1 && passes < 3) {
+            event_base_loop(sl_broker_base(f->b), EVLOOP_NONBLOCK);
+            assert_int_equal(sl_ops_visible_offset(f->b, "spin", 0, &vis),
+                             SL_OK);
+            if (vis >= next)
+                passes++;
+        }
+        assert_int_equal(w.n, i + 1);
+        assert_int_equal(w.errs[i], SL_OK);
+    }
+    atomic_store(&sync_gate, 1);
+    sl_fs = saved;
 }
 
 static sl_fs_ops failing;
@@ -426,6 +508,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_delete_topic_with_waiters_and_watches, setup, teardown),
         cmocka_unit_test_setup(test_stop_hooks_and_holds, setup),
+        cmocka_unit_test_setup_teardown(test_lone_waiter_spin, setup_spin,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
