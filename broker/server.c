@@ -340,8 +340,8 @@ sl_err sl_server_start(sl_config *cfg, sl_broker **out, char *err,
     b->maint_ev = event_new(b->base, -1, EV_PERSIST, maint_cb, b);
     b->sig_term = evsignal_new(b->base, SIGTERM, signal_cb, b);
     b->sig_int = evsignal_new(b->base, SIGINT, signal_cb, b);
-    if (!b->flush_ev || !b->append_ev || !b->spin_ev || !b->reap_ev || !b->maint_ev ||
-        !b->sig_term || !b->sig_int) {
+    if (!b->flush_ev || !b->append_ev || !b->spin_ev || !b->reap_ev ||
+        !b->maint_ev || !b->sig_term || !b->sig_int) {
         snprintf(err, errlen, "libevent: cannot create events");
         rc = SL_ERR_NOMEM;
         goto out;
