@@ -85,6 +85,17 @@ static void env_request_stage(void *ctx)
         event_active(M.stage_ev, 0, 0);
 }
 
+static void arm_tick(int64_t ms);
+
+/* A groups deadline earlier than the armed tick (the groups only report
+ * those): tick then instead. */
+static void env_wake_at(void *ctx, int64_t at_ms)
+{
+    (void)ctx;
+    if (M.tick_ev)
+        arm_tick(at_ms - sl_now_ms());
+}
+
 /* "30s", "1500", "2h" -> ms; -1 on a bad value. */
 static int64_t parse_ms(const char *v)
 {
@@ -156,15 +167,20 @@ static void flushed_cb(evutil_socket_t fd, short what, void *arg)
         sl_groups_on_flushed(M.g);
 }
 
+/* The groups tick: lock expiries, delayed records, session timeouts,
+ * deferred commits, and the reaping of binary consumers (every second).
+ * sl_groups_tick says when it next has work (at most a second away) and
+ * env_wake_at brings it forward when a new deadline appears, so an idle
+ * broker wakes once a second. */
 static void arm_tick(int64_t ms)
 {
     struct timeval tv;
-    if (ms > 50)
-        ms = 50; /* new deadlines may appear any time: keep it fine */
+    if (ms > 1000)
+        ms = 1000;
     if (ms < 1)
         ms = 1;
-    tv.tv_sec = 0;
-    tv.tv_usec = (suseconds_t)ms * 1000;
+    tv.tv_sec = (time_t)(ms / 1000);
+    tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
     evtimer_add(M.tick_ev, &tv);
 }
 
@@ -217,8 +233,9 @@ void sl_groups_module_fini(sl_broker *b);
 
 void sl_groups_module_init(sl_broker *b)
 {
-    sl_groups_env env = {b,       env_get_part,      env_partitions, env_append,
-                         env_now, env_request_stage, env_topic_ttl};
+    sl_groups_env env = {
+        b,       env_get_part,      env_partitions, env_append,
+        env_now, env_request_stage, env_topic_ttl,  env_wake_at};
     const sl_config *cfg = sl_broker_config(b);
     sl_qgroup_cfg dflt;
     sl_groups *g = NULL;

@@ -145,6 +145,26 @@ void sl_groups_stage_delete(sl_groups *g, int op, const char *group,
         sl_flusher_wake(g->flusher);
 }
 
+void sl_groups_deadline(sl_groups *g, int64_t at_ms)
+{
+    if (g->in_tick) { /* sl_groups_tick's answer will cover it */
+        if (at_ms < g->tick_min)
+            g->tick_min = at_ms;
+        return;
+    }
+    if (at_ms >= g->wake_hint || !g->env.wake_at)
+        return;
+    g->wake_hint = at_ms;
+    g->env.wake_at(g->env.ctx, at_ms);
+}
+
+/* A deferred (lazy) commit is pending: tick when it comes due. */
+static void deadline_stage(sl_groups *g)
+{
+    if (g->need_stage && g->flusher && g->commit_interval_ms > 0)
+        sl_groups_deadline(g, g->last_stage_ms + g->commit_interval_ms);
+}
+
 void sl_groups_mutated(sl_groups *g)
 {
     g->seq++;
@@ -160,6 +180,8 @@ void sl_groups_mutated(sl_groups *g)
     }
     if (stage_due(g))
         stage_if_idle(g);
+    else
+        deadline_stage(g);
 }
 
 void sl_groups_stage(sl_groups *g)
@@ -167,6 +189,8 @@ void sl_groups_stage(sl_groups *g)
     g->stage_requested = 0;
     if (g->need_stage && g->flusher && stage_due(g))
         stage_if_idle(g);
+    else
+        deadline_stage(g);
 }
 
 void sl_groups_set_commit_interval(sl_groups *g, int64_t ms)
@@ -513,6 +537,7 @@ sl_err sl_groups_open(const char *data_dir, const sl_groups_env *env,
     sl_wb_init(&g->staged, 0);
     g->env = *env;
     g->flusher = flusher;
+    g->wake_hint = INT64_MAX; /* until the first tick: report everything */
     g->next_consumer_id = 1;
     g->next_member_id = 1;
     g->path = malloc(n);
@@ -604,9 +629,12 @@ void sl_groups_on_append(sl_groups *g, const char *topic, int32_t partition)
 int64_t sl_groups_tick(sl_groups *g)
 {
     int64_t now = sl_groups_now(g);
-    int64_t a = sl_queue_tick(g, now);
-    int64_t b = sl_stream_tick(g, now);
-    int64_t r = a < b ? a : b;
+    int64_t a, b, r;
+    g->in_tick = 1;
+    g->tick_min = INT64_MAX;
+    a = sl_queue_tick(g, now);
+    b = sl_stream_tick(g, now);
+    r = a < b ? a : b;
     /* Deferred (lazy) staging comes due. */
     if (g->need_stage && g->flusher && !g->stage_requested) {
         if (stage_due(g)) {
@@ -617,10 +645,14 @@ int64_t sl_groups_tick(sl_groups *g)
                 r = d;
         }
     }
+    g->in_tick = 0;
+    if (g->tick_min - now < r)
+        r = g->tick_min - now;
     if (r > 1000)
         r = 1000;
     if (r < 1)
         r = 1;
+    g->wake_hint = now + r;
     return r;
 }
 

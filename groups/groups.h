@@ -58,6 +58,12 @@ typedef struct sl_groups_env {
     /* Optional: the topic's message TTL in ms (-1 = none). Asked when a
      * group is created and about once a second afterwards. */
     int64_t (*topic_ttl_ms)(void *ctx, const char *topic);
+    /* Optional: a deadline at at_ms (the now_ms clock) appeared that is
+     * earlier than the next sl_groups_tick the groups asked for (a lock
+     * expiry, a delayed or backed-off record coming due, a stream member's
+     * session timeout, a deferred commit): call sl_groups_tick by then.
+     * NULL = the caller ticks often enough on its own. */
+    void (*wake_at)(void *ctx, int64_t at_ms);
 } sl_groups_env;
 
 /*

@@ -182,6 +182,9 @@ struct sl_groups {
 
     sl_groups_stats st;
     int64_t ttl_refreshed; /* last refresh of topic TTLs (ms) */
+    int64_t wake_hint;     /* earliest tick asked for (ms), see wake_at */
+    int in_tick;           /* inside sl_groups_tick: collect in tick_min */
+    int64_t tick_min;      /* earliest deadline that appeared in the tick */
     int64_t now_cache;
     int in_free;
 };
@@ -206,6 +209,10 @@ enum {
  * objects are gone). */
 void sl_groups_stage_delete(sl_groups *g, int op, const char *group,
                             const char *topic);
+
+/* A deadline at at_ms appeared: make sure sl_groups_tick runs by then
+ * (env.wake_at, only when earlier than what was asked for already). */
+void sl_groups_deadline(sl_groups *g, int64_t at_ms);
 
 /* queue.c */
 void sl_queue_stage(sl_groups *g, sl_wb *wb);

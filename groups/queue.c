@@ -470,6 +470,8 @@ static void make_available(sl_qpart *qp, sl_qent *e, int64_t due)
     qp->n_avail++;
     if (due < qp->next_due)
         qp->next_due = due;
+    if (due > 0)
+        sl_groups_deadline(qp->qg->g, due);
 }
 
 static void archive(sl_qpart *qp, sl_qent *e)
@@ -887,8 +889,10 @@ static int hand_out(sl_qpart *qp, int64_t off, const sl_record *rec,
     if (!e->first_ms)
         e->first_ms = now;
     e->last_ms = now;
-    if (e->t < qp->next_deadline)
+    if (e->t < qp->next_deadline) {
         qp->next_deadline = e->t;
+        sl_groups_deadline(qg->g, e->t);
+    }
     qp->n_acq++;
     c->credits--;
     c->held++;
@@ -1078,6 +1082,8 @@ static int deliver_part(sl_qpart *qp, sl_qconsumer *c, int max, int64_t now)
             n += hand_out(qp, off, &rec, c, now);
         }
         qp->next_due = next_due;
+        if (next_due > now && next_due != INT64_MAX)
+            sl_groups_deadline(qg->g, next_due);
     }
     /* Phase 2: records never read. */
     while (n < max && c->credits > 0 && read_fresh(qp, &rec, upto, now)) {
@@ -1533,7 +1539,12 @@ int64_t sl_queue_tick(sl_groups *g, int64_t now)
                 next = qp->next_deadline;
             if (qp->n_avail > 0 && qp->next_due <= now)
                 freed = 1;
-            if (qp->n_avail > 0 && qp->next_due < next)
+            /* Records due now wait for credit, and credit pumps by
+             * itself: only a future due needs the clock. (A next_due in
+             * the past may hide a later one; the pump that hands those
+             * records out recomputes it and reports it, see
+             * sl_groups_deadline.) */
+            if (qp->n_avail > 0 && qp->next_due > now && qp->next_due < next)
                 next = qp->next_due;
         }
         if (qg_wants(qg) && (freed || qg->cfg.key_ordered))

@@ -209,6 +209,7 @@ sl_err sl_sgroup_join(sl_groups *g, const char *group, const char *member_id,
     }
     m->session_ms = session_ms > 0 ? session_ms : 10000;
     m->last_hb = sl_groups_now(g);
+    sl_groups_deadline(g, m->last_hb + m->session_ms);
     snprintf(idbuf, sizeof(idbuf), "%s", m->id);
     rebalance(g, sg);
     m = find_member(sg, idbuf); /* qsort moved it */

@@ -22,6 +22,7 @@ typedef struct fx {
     int32_t np;
     sl_part *dlq; /* topic "t.DLQ" */
     int64_t now;
+    int64_t wake; /* earliest env.wake_at since the test reset it */
     sl_groups *g;
 } fx;
 
@@ -71,8 +72,16 @@ static int64_t env_now(void *ctx)
     return ((fx *)ctx)->now;
 }
 
-static const sl_groups_env k_env = {
-    &F, env_get_part, env_partitions, env_append, env_now, NULL, NULL};
+static void env_wake_at(void *ctx, int64_t at)
+{
+    fx *f = ctx;
+    if (at < f->wake)
+        f->wake = at;
+}
+
+static const sl_groups_env k_env = {&F,         env_get_part, env_partitions,
+                                    env_append, env_now,      NULL,
+                                    NULL,       env_wake_at};
 
 static void open_parts(int np)
 {
@@ -360,6 +369,50 @@ static void test_backoff_policy(void **state)
     sl_qconsumer_credit(a.c, 1);
     assert_int_equal(a.n, 5);
     assert_int_equal(a.fail[4], 4);
+    sl_qconsumer_free(a.c);
+}
+
+/* The tick asks for the clock only when something comes due later: a
+ * record that is due now but has no consumer with credit waits for credit
+ * (which pumps by itself), not for a 1 ms tick; and a deadline that
+ * appears between ticks, earlier than the one asked for, is reported
+ * through env.wake_at. */
+static void test_tick_deadlines(void **state)
+{
+    rx a;
+    (void)state;
+    produce(0, 3, NULL, NULL, NULL, 1);
+    rx_new(&a, "g", 5000);
+    sl_qconsumer_credit(a.c, 1);
+    assert_int_equal(a.n, 1);
+    /* offset 0 back, due now; a has no credit left */
+    assert_int_equal(sl_qconsumer_release(a.c, 0, 0, 0, 0, 0, NULL), SL_OK);
+    assert_int_equal(sl_qconsumer_credits(a.c), 0);
+    assert_int_equal(sl_groups_tick(F.g), 1000); /* was 1 ms, forever */
+    assert_int_equal(a.n, 1);
+    /* credit alone delivers it, no tick needed */
+    sl_qconsumer_credit(a.c, 1);
+    assert_int_equal(a.n, 2);
+    assert_int_equal(a.off[1], 0);
+    /* a backoff due in 300 ms: earlier than the tick asked for (1 s) */
+    F.wake = INT64_MAX;
+    assert_int_equal(sl_qconsumer_release(a.c, 0, 0, 0, 300, 1, NULL), SL_OK);
+    assert_int_equal(F.wake, F.now + 300);
+    assert_int_equal(sl_groups_tick(F.g), 300);
+    /* a lock of 200 ms taken between ticks */
+    sl_qconsumer_free(a.c);
+    rx_new(&a, "g", 200);
+    F.wake = INT64_MAX;
+    sl_qconsumer_credit(a.c, 1);
+    assert_int_equal(a.n, 1);
+    assert_int_equal(F.wake, F.now + 200);
+    /* a later deadline than the one asked for is not reported */
+    F.wake = INT64_MAX;
+    sl_qconsumer_free(a.c);
+    rx_new(&a, "g", 60000);
+    sl_qconsumer_credit(a.c, 1);
+    assert_int_equal(a.n, 1);
+    assert_int_equal(F.wake, INT64_MAX);
     sl_qconsumer_free(a.c);
 }
 
@@ -995,6 +1048,7 @@ int main(void)
         T(test_only_durable_records_delivered),
         T(test_release_delay_and_counts),
         T(test_backoff_policy),
+        T(test_tick_deadlines),
         T(test_lock_expiry_and_touch),
         T(test_max_deliveries_dead_letters),
         T(test_reject_dead_letters),
