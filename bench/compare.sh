@@ -17,7 +17,8 @@
 #   env: COUNT (messages per producer, default 20000), LAT_COUNT (2000),
 #        BROKERS ("sluiced rabbitmq activemq"), OUT (also write the table),
 #        WINDOW (receipts outstanding per producer, default 4),
-#        ONLY (regex: run only the workloads whose name matches)
+#        ONLY (regex: run only the workloads whose name matches),
+#        RCHUNKS (rounds of the receipt-vs-fdatasync measurement, default 5)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -166,18 +167,30 @@ workloads=(
 )
 
 # the yardstick for "a receipt on every send": one fdatasync of a small
-# append on the same file system
-fsync_ref=$(/usr/bin/python3 - "$work" <<'PY'
+# append on the same file system (probe [N]: N appends, default 500).
+# Measured once at the start, and interleaved with each broker's receipts
+# (RCHUNKS rounds of: probe 100, LAT_COUNT / RCHUNKS receipts; then a last
+# probe): this shared disk's fdatasync time drifts within seconds, so each
+# round's receipt p50 is set against the probes right before and after it
+# and the table gives the median over the rounds.
+RCHUNKS=${RCHUNKS:-5}
+probe() {
+  /usr/bin/python3 - "$work" "${1:-500}" <<'PY'
 import os, sys, time
-fd = os.open(os.path.join(sys.argv[1], "fsync-probe"), os.O_CREAT | os.O_WRONLY)
+path = os.path.join(sys.argv[1], "fsync-probe")
+n = int(sys.argv[2])
+fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC)
 ts = []
-for _ in range(500):
+for _ in range(n):
     os.write(fd, b"x" * 100)
     t = time.perf_counter(); os.fdatasync(fd); ts.append(time.perf_counter() - t)
+os.close(fd)
+os.unlink(path)
 ts.sort()
-print("fdatasync_p50_ms=%.3f fdatasync_p99_ms=%.3f" % (ts[250] * 1e3, ts[495] * 1e3))
+print("fdatasync_p50_ms=%.3f fdatasync_p99_ms=%.3f" % (ts[n // 2] * 1e3, ts[n * 99 // 100] * 1e3))
 PY
-)
+}
+fsync_ref=$(probe)
 echo "== $fsync_ref" >&2
 
 results="$work/results"
@@ -208,6 +221,23 @@ for broker in $BROKERS; do
     cpu=$(awk -v a="$t0" -v b="$t1" -v s="$s0" -v e="$s1" -v hz="$(getconf CLK_TCK)" \
           'BEGIN { printf "%.0f", (b - a) / hz / (e - s) * 100 }')
     rss=$(rss_mib "$bpid")
+    if [ "$name" = receipt-every-send ]; then
+      # interleaved with probes, for the ratio (see probe above)
+      pre=$(probe 100)
+      for _ in $(seq "$RCHUNKS"); do
+        # shellcheck disable=SC2086
+        l=$("$bench" stomp --port "$port" --login "$login" --passcode \
+            "$([ "$login" = admin ] && echo admin || echo guest)" \
+            --dest "$dest-r" --ack client-individual \
+            ${args/--count $LAT_COUNT/--count $((LAT_COUNT / RCHUNKS))} \
+            2>&1 | tail -1) || true
+        post=$(probe 100)
+        printf '%s|%s|%s|%s\n' "$broker" "$(field receipt_p50_ms "$l")" \
+          "$(field fdatasync_p50_ms "$pre")" \
+          "$(field fdatasync_p50_ms "$post")" >>"$work/receipt"
+        pre=$post
+      done
+    fi
     echo "  $name: $line cpu=${cpu}% rss=${rss}MiB" >&2
     printf '%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s\n' "$broker" "$name" \
       "$(field in_msg_s "$line")" "$(field out_msg_s "$line")" \
@@ -243,4 +273,23 @@ done
     END { for (i = 1; i <= n; i++) { w = order[i];
       printf "| %s | %s | %s | %s | %s |\n", w, q(si[w], ri[w]), q(so[w], ro[w]),
              q(se[w], re[w]), q(sr[w], rr[w]) } }' "$results"
+  echo
+  echo "A receipt on every send: $RCHUNKS rounds of $((LAT_COUNT / RCHUNKS)) receipts, each"
+  echo "round's receipt p50 against the mean p50 of the fdatasync probes (100"
+  echo "appends of 100 B) right before and after it:"
+  echo
+  echo "| broker | per round: receipt p50 ms / fdatasync p50 ms = ratio | median ratio |"
+  echo "|---|---|---|"
+  if [ -f "$work/receipt" ]; then
+    awk -F'|' '
+      { m = ($3 + $4) / 2; r = (m > 0) ? $2 / m : 0
+        if (!($1 in n)) order[++nb] = $1
+        k = ++n[$1]; ratio[$1, k] = r
+        txt[$1] = txt[$1] sprintf("%s%s / %.3f = %.2f", (k > 1 ? "; " : ""), $2, m, r) }
+      END { for (i = 1; i <= nb; i++) { b = order[i]; c = n[b]
+        for (x = 1; x <= c; x++) for (y = x + 1; y <= c; y++)
+          if (ratio[b, y] < ratio[b, x]) { t = ratio[b, x]; ratio[b, x] = ratio[b, y]; ratio[b, y] = t }
+        med = (c % 2) ? ratio[b, (c + 1) / 2] : (ratio[b, c / 2] + ratio[b, c / 2 + 1]) / 2
+        printf "| %s | %s | %.2f |\n", b, txt[b], med } }' "$work/receipt"
+  fi
 } | tee "${OUT:-/dev/null}"
