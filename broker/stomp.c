@@ -519,7 +519,10 @@ static void encode_error(stomp_conn *c, sl_wb *wb, const char *receipt,
                          const char *msg, const char *detail)
 {
     sl_stomp_enc e;
-    size_t dl = detail ? strlen(detail) : 0;
+    size_t dl;
+    if (!detail || !*detail)
+        detail = msg; /* the body says it too: clients show the body */
+    dl = strlen(detail);
     sl_stomp_enc_begin(&e, wb, c->version, SL_STOMP_ERROR);
     sl_stomp_enc_header_s(&e, "message", msg);
     if (receipt && *receipt)
@@ -833,8 +836,22 @@ static void deliver(stomp_sub *s, const char *topic, int32_t partition,
     sl_stomp_enc_header_s(&e, "subscription", s->id);
     sl_stomp_enc_header_s(&e, "message-id", mid);
     sl_stomp_enc_header_s(&e, "destination", dest);
-    if (c->version >= SL_STOMP_V12 && s->ack != ACK_AUTO)
-        sl_stomp_enc_header_s(&e, "ack", mid);
+    if (c->version >= SL_STOMP_V12 && s->ack != ACK_AUTO) {
+        /* "message-id#subscription-id" (see msgid_parse) */
+        char ackv[sizeof(mid) + 128], *av = ackv;
+        size_t need = strlen(mid) + strlen(s->id) + 2;
+        if (need > sizeof(ackv) && !(av = malloc(need)))
+            av = mid; /* then pend_find searches every subscription */
+        else {
+            size_t ml = strlen(mid);
+            memcpy(av, mid, ml);
+            av[ml] = '#';
+            memcpy(av + ml + 1, s->id, need - ml - 1); /* with its NUL */
+        }
+        sl_stomp_enc_header_s(&e, "ack", av);
+        if (av != ackv && av != mid)
+            free(av);
+    }
     sl_stomp_enc_header_s(&e, "redelivered", attempts > 1 ? "true" : "false");
     sl_stomp_enc_header_u(&e, "x-delivery-count", attempts ? attempts - 1 : 0);
     sl_stomp_enc_header_u(&e, "sluice-attempts", attempts);
@@ -1372,12 +1389,16 @@ out:
 /* ---- ACK / NACK ---------------------------------------------------------- */
 
 /* Parse "topic/partition/offset". */
+/* "topic/partition/offset", as message-id; the 1.2 ack header adds
+ * "#subscription-id" (*sub, else NULL), since one connection may hold the
+ * same record in two subscriptions (a queue and a durable topic
+ * subscription over the same topic, overlapping wildcards). */
 static int msgid_parse(const char *id, char *topic, size_t tl, int32_t *part,
-                       int64_t *off)
+                       int64_t *off, const char **sub)
 {
-    const char *a = strchr(id, '/'), *b2;
+    const char *a = strchr(id, '/'), *b2, *hash;
     int ok1, ok2;
-    char pb[16];
+    char pb[16], ob[24];
     if (!a || (size_t)(a - id) >= tl || a == id)
         return -1;
     b2 = strchr(a + 1, '/');
@@ -1388,7 +1409,17 @@ static int msgid_parse(const char *id, char *topic, size_t tl, int32_t *part,
     memcpy(pb, a + 1, (size_t)(b2 - a - 1));
     pb[b2 - a - 1] = 0;
     *part = (int32_t)parse_i64(pb, &ok1);
-    *off = parse_i64(b2 + 1, &ok2);
+    hash = strchr(b2 + 1, '#');
+    *sub = hash ? hash + 1 : NULL;
+    if (hash) {
+        if ((size_t)(hash - b2 - 1) >= sizeof(ob))
+            return -1;
+        memcpy(ob, b2 + 1, (size_t)(hash - b2 - 1));
+        ob[hash - b2 - 1] = 0;
+        *off = parse_i64(ob, &ok2);
+    } else {
+        *off = parse_i64(b2 + 1, &ok2);
+    }
     return ok1 && ok2 ? 0 : -1;
 }
 
@@ -1397,8 +1428,10 @@ static const char *pend_topic(stomp_sub *s, pend *p)
     return p->r ? p->r->topic : s->qtopic;
 }
 
-/* The subscription and entry holding msgid; hint (subscription id, may be
- * NULL or wrong, as 1.1 clients send) is tried first. */
+/* The subscription and entry holding msgid. An ack id names its
+ * subscription, and only that one is searched; for a message-id, hint
+ * (subscription id, may be NULL or wrong, as 1.1 clients send) is tried
+ * first, then every subscription. */
 static stomp_sub *pend_find(stomp_conn *c, const char *msgid, const char *hint,
                             pend **prev_out, pend **ent_out)
 {
@@ -1406,12 +1439,15 @@ static stomp_sub *pend_find(stomp_conn *c, const char *msgid, const char *hint,
     int32_t part;
     int64_t off;
     stomp_sub *s, *order[2] = {NULL, NULL};
+    const char *exact;
     int k;
-    if (msgid_parse(msgid, topic, sizeof(topic), &part, &off) != 0)
+    if (msgid_parse(msgid, topic, sizeof(topic), &part, &off, &exact) != 0)
         return NULL;
+    if (exact)
+        hint = exact;
     if (hint)
         order[0] = sub_find(c, hint);
-    for (k = 0; k < 2; k++) {
+    for (k = 0; k < (exact ? 1 : 2); k++) {
         for (s = k == 0 ? order[0] : c->subs; s; s = k == 0 ? NULL : s->next) {
             pend *p, *prev = NULL;
             for (p = s->ph; p; prev = p, p = p->next) {
@@ -1726,7 +1762,10 @@ static void h_connect(stomp_conn *c, const sl_stomp_frame *f)
            c->peer, c->session, c->version / 10, c->version % 10, c->login,
            c->hb_out, c->hb_in);
     if (c->hb_out || c->hb_in) {
-        int64_t a = c->hb_out ? c->hb_out : INT64_MAX;
+        /* half the intervals: an EOL goes out once the connection was
+         * quiet for half of hb_out, so no gap exceeds hb_out (ticking at
+         * hb_out could leave nearly two) */
+        int64_t a = c->hb_out ? c->hb_out / 2 : INT64_MAX;
         int64_t b = c->hb_in ? c->hb_in / 2 : INT64_MAX;
         struct timeval tv;
         period = a < b ? a : b;
@@ -2156,6 +2195,10 @@ static void h_commit(stomp_conn *c, const sl_stomp_frame *f, int abort)
     }
     tx_unlink(c, t);
     if (abort) {
+        /* the buffered frames are dropped, but a client may wait for
+         * their receipts: they come now, in order, before ABORT's own */
+        for (o = t->ops; o; o = o->next)
+            owe_receipt(c, o->receipt, NULL);
         tx_free(t);
         owe_receipt(c, receipt, NULL);
         return;
@@ -2425,8 +2468,7 @@ static void hb_cb(evutil_socket_t fd, short what, void *arg)
         conn_kick(c);
         return;
     }
-    if (c->hb_out && now - c->last_write >= c->hb_out - c->hb_out / 10 &&
-        out_len(c) == 0)
+    if (c->hb_out && now - c->last_write >= c->hb_out / 2 && out_len(c) == 0)
         conn_write(c, "\n", 1);
 }
 

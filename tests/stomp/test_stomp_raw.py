@@ -252,11 +252,13 @@ def test_transaction_commit_and_abort(raw):
     ids = [p.expect("RECEIPT").headers["receipt-id"] for _ in range(2)]
     assert ids == ["in-tx", "commit"]
     assert c.expect("MESSAGE").body == b"tx1"
-    # abort: never delivered
+    # abort: never delivered; the dropped SEND's receipt still comes
     p.send("BEGIN", {"transaction": "t2"})
-    p.send("SEND", {"destination": "/topic/tx", "transaction": "t2"}, "no")
+    p.send("SEND", {"destination": "/topic/tx", "transaction": "t2",
+                    "receipt": "dropped"}, "no")
     p.send("ABORT", {"transaction": "t2", "receipt": "ab"})
-    p.expect("RECEIPT")
+    ids = [p.expect("RECEIPT").headers["receipt-id"] for _ in range(2)]
+    assert ids == ["dropped", "ab"]
     p.send("SEND", {"destination": "/topic/tx"}, "marker2")
     assert c.expect("MESSAGE").body == b"marker2"
 
@@ -272,6 +274,7 @@ def expect_error(r, needle_msg=None, needle_body=None, receipt=None):
     if receipt:
         assert f.headers.get("receipt-id") == receipt
     assert f.headers["content-length"] == str(len(f.body))
+    assert f.body, f  # every ERROR explains itself in its body too
     assert r.expect_closed() == []
     return f
 
@@ -618,6 +621,32 @@ def test_nack_10_11_12_wire(raw):
         m2 = [f for f in got if f.command == "MESSAGE"][0]
         assert m2.headers["redelivered"] == "true"
         assert m2.headers["message-id"] == m.headers["message-id"]
+
+
+def test_ack_id_names_its_subscription(raw):
+    """One connection, two client-individual subscriptions that both get
+    the same record: the 1.2 ack id of one copy settles that copy only, so
+    the other copy's ack id is still valid afterwards."""
+    c, p = raw(), raw()
+    sub_and_sync(c, "/topic/ackx", sid="a", ack="client-individual")
+    sub_and_sync(c, "/topic/ackx", sid="b", ack="client-individual")
+    p.send("SEND", {"destination": "/topic/ackx", "receipt": "s"}, "one")
+    p.expect("RECEIPT")
+    got = {}
+    for _ in range(2):
+        m = c.expect("MESSAGE")
+        got[m.headers["subscription"]] = m
+    assert sorted(got) == ["a", "b"]
+    assert got["a"].headers["message-id"] == got["b"].headers["message-id"]
+    assert got["a"].headers["ack"] != got["b"].headers["ack"]
+    c.send("ACK", {"id": got["b"].headers["ack"], "receipt": "ab"})
+    assert c.expect("RECEIPT").headers["receipt-id"] == "ab"
+    c.send("ACK", {"id": got["a"].headers["ack"], "receipt": "aa"})
+    assert c.expect("RECEIPT").headers["receipt-id"] == "aa"
+    # both settled now: the same ids again are unknown
+    c.send("ACK", {"id": got["a"].headers["ack"], "receipt": "again"})
+    f = c.expect("ERROR")
+    assert "no unacknowledged message" in f.body.decode(), f
 
 
 def test_unsubscribe_rabbitmq_durable_removes_it(raw):
