@@ -1,11 +1,14 @@
 """Raw-frame tests: every frame and every error path of the STOMP adapter,
 byte by byte over a socket."""
+import os
 import socket
+import subprocess
 import threading
+import time
 
 import pytest
 
-from conftest import Raw
+from conftest import Raw, bin_dir
 
 
 # ---- CONNECT and version negotiation ------------------------------------
@@ -647,6 +650,46 @@ def test_ack_id_names_its_subscription(raw):
     c.send("ACK", {"id": got["a"].headers["ack"], "receipt": "again"})
     f = c.expect("ERROR")
     assert "no unacknowledged message" in f.body.decode(), f
+
+
+def test_nack_waits_for_the_group_backoff(raw, broker):
+    """NACK releases with the queue group's backoff: with a 10-minute
+    first delay the NACKed message is not redelivered before a message
+    sent after the NACK (with no backoff it would come back at once)."""
+    c, p = raw(), raw()
+    sub_and_sync(c, "/queue/nb", sid="s", ack="client-individual")
+    subprocess.run([os.path.join(bin_dir(), "sluice"), "-b",
+                    "127.0.0.1:%d" % broker.binary_port, "group", "config",
+                    "nb", "--topic", "nb", "--alter",
+                    "backoff_initial_ms=600000"],
+                   check=True, stdout=subprocess.DEVNULL)
+    p.send("SEND", {"destination": "/queue/nb", "receipt": "1"}, "first")
+    p.expect("RECEIPT")
+    m = c.expect("MESSAGE")
+    assert m.body == b"first"
+    c.send("NACK", {"id": m.headers["ack"], "receipt": "n"})
+    assert c.expect("RECEIPT").headers["receipt-id"] == "n"
+    p.send("SEND", {"destination": "/queue/nb", "receipt": "2"}, "second")
+    p.expect("RECEIPT")
+    m = c.expect("MESSAGE")
+    assert m.body == b"second", m
+
+
+def test_rabbitmq_x_message_ttl_expires_queued_messages(raw):
+    """x-message-ttl on the SUBSCRIBE that creates a queue: a message
+    older than that is not delivered; a fresh one is."""
+    c, p = raw(), raw()
+    sub_and_sync(c, "/queue/xttl", sid="s", extra={"x-message-ttl": "300"})
+    c.send("UNSUBSCRIBE", {"id": "s", "receipt": "u"})
+    c.expect("RECEIPT")
+    p.send("SEND", {"destination": "/queue/xttl", "receipt": "1"}, "old")
+    p.expect("RECEIPT")
+    time.sleep(0.6)  # let the TTL pass: the behaviour under test
+    p.send("SEND", {"destination": "/queue/xttl", "receipt": "2"}, "new")
+    p.expect("RECEIPT")
+    sub_and_sync(c, "/queue/xttl", sid="s2")
+    m = c.expect("MESSAGE")
+    assert m.body == b"new", m
 
 
 def test_unsubscribe_rabbitmq_durable_removes_it(raw):
