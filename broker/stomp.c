@@ -1099,10 +1099,22 @@ typedef struct wild_ctx {
     stomp_sub *s;
 } wild_ctx;
 
+/* A temp queue ("stomp-tmp-S-NAME") is its connection's alone, as in
+ * RabbitMQ (exclusive) and ActiveMQ: others may SEND to it (reply-to) but
+ * not read it, not even through a wildcard. */
+static int tmp_foreign(const stomp_conn *c, const char *topic)
+{
+    size_t n = strlen(c->session);
+    if (strncmp(topic, "stomp-tmp-", 10) != 0)
+        return 0;
+    return strncmp(topic + 10, c->session, n) != 0 || topic[10 + n] != '-';
+}
+
 static void wild_each(void *arg, const char *name, int32_t partitions)
 {
     wild_ctx *w = arg;
-    if (wild_match(w->s->pattern, name) && !sub_reader_for(w->s, name))
+    if (wild_match(w->s->pattern, name) && !tmp_foreign(w->s->c, name) &&
+        !sub_reader_for(w->s, name))
         reader_new(w->s, name, 0);
 }
 
@@ -1120,7 +1132,7 @@ static void on_append(void *arg, const char *topic, int32_t partition,
             continue;
         for (s = c->subs; s; s = s->next) {
             if (s->pattern && wild_match(s->pattern, topic) &&
-                !sub_reader_for(s, topic))
+                !tmp_foreign(c, topic) && !sub_reader_for(s, topic))
                 reader_new(s, topic, 1);
         }
     }
@@ -1988,6 +2000,14 @@ static void h_subscribe(stomp_conn *c, const sl_stomp_frame *f)
     }
     if (dest_parse(c, dv, &d, why, sizeof(why)) != SL_OK) {
         send_error(c, receipt, "invalid destination", why);
+        return;
+    }
+    if (tmp_foreign(c, d.name)) {
+        snprintf(why, sizeof(why),
+                 "'%.100s' is another connection's temporary queue: it can "
+                 "be sent to (reply-to), not subscribed to",
+                 dv);
+        send_error(c, receipt, "access refused", why);
         return;
     }
     if (d.kind == DEST_TOPIC) {

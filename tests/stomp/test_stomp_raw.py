@@ -495,6 +495,30 @@ def test_shutdown_with_live_sessions(broker):
     c.close()
 
 
+def test_temp_queue_is_private(raw):
+    """Another connection may send to a temp queue (reply-to) but not read
+    it: a wildcard subscription skips it, subscribing to it is refused."""
+    req, srv, eve, p = raw(), raw(), raw(), raw()
+    sub_and_sync(srv, "/queue/rpc", sid="srv")
+    req.send("SEND", {"destination": "/queue/rpc",
+                      "reply-to": "/temp-queue/r", "receipt": "q"}, "ask")
+    req.expect("RECEIPT")
+    m = srv.expect("MESSAGE")
+    reply_to = m.headers["reply-to"]
+    assert reply_to.startswith("/queue/stomp-tmp-"), m
+    sub_and_sync(eve, "/topic/#", sid="all")
+    srv.send("SEND", {"destination": reply_to, "receipt": "a"}, "answer")
+    srv.expect("RECEIPT")
+    assert req.expect("MESSAGE").body == b"answer"
+    p.send("SEND", {"destination": "/topic/marker", "receipt": "m"}, "mark")
+    p.expect("RECEIPT")
+    assert eve.expect("MESSAGE").body == b"mark"  # not "answer"
+    eve.send("SUBSCRIBE", {"destination": reply_to, "id": "spy",
+                           "receipt": "spy"})
+    f = expect_error(eve, "access refused", "another connection")
+    assert f.headers.get("receipt-id") == "spy"
+
+
 def test_temp_queue_removed_after_restart(broker):
     """A temp queue whose connection was open at shutdown is deleted at
     the next start (its session is gone)."""
