@@ -36,6 +36,7 @@
  * close marks it and the reap event (its own) tears it down.
  */
 #include "broker/stomp.h"
+#include "broker/stomp_auth.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -146,6 +147,7 @@ struct stomp_srv {
     sl_stomp_limits lim;
     stomp_user *users;
     size_t nusers;
+    sl_stomp_auth *auth; /* password checks, when users are configured */
     stomp_conn *conns;
     size_t nconns;    /* counted against max-connections */
     treader *readers; /* every topic reader */
@@ -241,6 +243,10 @@ struct stomp_conn {
     char client_id[128];
     int64_t hb_in, hb_out; /* ms; 0 = none */
     int64_t last_read, last_write;
+    /* CONNECT waiting for its password check (stomp_auth.c) */
+    sl_stomp_auth_job *auth_job;
+    int64_t auth_cx, auth_cy;
+    char *auth_receipt;
     struct event *hb_ev;
     struct event *work_ev;   /* deferred refill / pump / reap */
     struct event *linger_ev; /* closing: drop undrained output after it */
@@ -1670,17 +1676,20 @@ static const stomp_user *user_find(stomp_srv *s, const char *login)
     return NULL;
 }
 
+static void auth_done(void *arg, int ok);
+static void connect_finish(stomp_conn *c, int64_t cx, int64_t cy,
+                           const char *receipt);
+static void conn_maybe_resume(stomp_conn *c);
+
 static void h_connect(stomp_conn *c, const sl_stomp_frame *f)
 {
     const char *av = sl_stomp_frame_value(f, "accept-version");
     const char *login = sl_stomp_frame_value(f, "login");
     const char *pass = sl_stomp_frame_value(f, "passcode");
     const char *cid = sl_stomp_frame_value(f, "client-id");
-    int64_t cx = 0, cy = 0, period;
+    int64_t cx = 0, cy = 0;
     sl_stomp_enc e;
     sl_wb *wb = &c->scratch;
-    char hb[48];
-    const int64_t hmin = c->s->cfg->stomp_heartbeat_min_ms;
 
     if (c->connected) {
         send_error(c, RECEIPT(f), "already connected",
@@ -1732,19 +1741,60 @@ static void h_connect(stomp_conn *c, const sl_stomp_frame *f)
                    "cx,cy");
         return;
     }
-    if (c->s->nusers > 0) {
-        const stomp_user *u = login ? user_find(c->s, login) : NULL;
-        if (!u || !pass || !sl_stomp_password_ok(u->hash, pass)) {
-            sl_log(SL_WARN, SUBSYS,
-                   "peer %s: authentication failed for login '%.64s'", c->peer,
-                   login ? login : "");
-            send_error(c, RECEIPT(f), "access refused",
-                       "wrong login or passcode");
-            return;
-        }
-    }
     snprintf(c->login, sizeof(c->login), "%s", login ? login : "");
     snprintf(c->client_id, sizeof(c->client_id), "%s", cid ? cid : "");
+    if (c->s->nusers > 0) {
+        /* checked on the auth thread; reading stops until the answer
+         * (should_pause), connect_finish or an ERROR follows */
+        const stomp_user *u = login ? user_find(c->s, login) : NULL;
+        const char *r = RECEIPT(f);
+        c->auth_cx = cx;
+        c->auth_cy = cy;
+        c->auth_receipt = r ? strdup(r) : NULL;
+        c->auth_job =
+            sl_stomp_auth_submit(c->s->auth, u ? u->hash : c->s->users[0].hash,
+                                 pass ? pass : "", !u || !pass, auth_done, c);
+        if (!c->auth_job) {
+            free(c->auth_receipt);
+            c->auth_receipt = NULL;
+            send_error(c, r, "out of memory", NULL);
+            return;
+        }
+        c->reading_paused = 1;
+        bufferevent_disable(c->bev, EV_READ);
+        return;
+    }
+    connect_finish(c, cx, cy, RECEIPT(f));
+}
+
+/* The password check of a CONNECT came back. @thread loop */
+static void auth_done(void *arg, int ok)
+{
+    stomp_conn *c = arg;
+    char *receipt = c->auth_receipt;
+    c->auth_job = NULL;
+    c->auth_receipt = NULL;
+    if (!ok) {
+        sl_log(SL_WARN, SUBSYS,
+               "peer %s: authentication failed for login '%.64s'", c->peer,
+               c->login);
+        send_error(c, receipt, "access refused", "wrong login or passcode");
+    } else {
+        connect_finish(c, c->auth_cx, c->auth_cy, receipt);
+        conn_maybe_resume(c); /* and handle what came after CONNECT */
+    }
+    free(receipt);
+}
+
+/* CONNECT accepted: heart-beats, CONNECTED, the receipt. */
+static void connect_finish(stomp_conn *c, int64_t cx, int64_t cy,
+                           const char *receipt)
+{
+    sl_stomp_enc e;
+    sl_wb *wb = &c->scratch;
+    char hb[48];
+    int64_t period;
+    const int64_t hmin = c->s->cfg->stomp_heartbeat_min_ms;
     /* Heart-beats: we send every max(cy, min) if the client wants them,
      * and expect one every max(cx, min) if it offers them. */
     c->hb_out = cy > 0 ? (cy > hmin ? cy : hmin) : 0;
@@ -1790,7 +1840,7 @@ static void h_connect(stomp_conn *c, const sl_stomp_frame *f)
             event_add(c->hb_ev, &tv);
     }
     /* CONNECT may carry a receipt too */
-    owe_receipt(c, RECEIPT(f), NULL);
+    owe_receipt(c, receipt, NULL);
 }
 
 static void h_send(stomp_conn *c, const sl_stomp_frame *f)
@@ -2384,7 +2434,8 @@ static void handle_frame(stomp_conn *c, const sl_stomp_frame *f)
 
 static int should_pause(stomp_conn *c)
 {
-    return out_high(c) || c->nrq >= (size_t)c->s->cfg->max_pending_requests;
+    return out_high(c) || c->nrq >= (size_t)c->s->cfg->max_pending_requests ||
+           c->auth_job;
 }
 
 static void conn_process_input(stomp_conn *c)
@@ -2537,6 +2588,8 @@ static void conn_teardown(stomp_conn *c)
     }
     if (c->hb_ev)
         event_free(c->hb_ev);
+    sl_stomp_auth_cancel(c->auth_job); /* its answer finds no connection */
+    free(c->auth_receipt);
     if (c->work_ev)
         event_free(c->work_ev);
     if (c->linger_ev)
@@ -2840,6 +2893,12 @@ void sl_stomp_module_init(sl_broker *b)
         }
         sl_log(SL_INFO, SUBSYS, "%zu STOMP users loaded from %s", s->nusers,
                s->cfg->stomp_users_file);
+        if (s->nusers > 0 &&
+            sl_stomp_auth_new(sl_broker_base(b), &s->auth) != SL_OK) {
+            sl_broker_fail(b, "stomp: cannot start the password check thread");
+            free(s);
+            return;
+        }
     } else {
         sl_log(SL_WARN, SUBSYS,
                "development mode: no stomp-users-file, every STOMP login is "
@@ -2860,6 +2919,7 @@ void sl_stomp_module_fini(sl_broker *b)
         return;
     while (s->conns)
         conn_teardown(s->conns);
+    sl_stomp_auth_free(s->auth);
     for (i = 0; i < s->nusers; i++) {
         free(s->users[i].login);
         free(s->users[i].hash);

@@ -49,6 +49,56 @@ def test_login(auth_broker, login, passcode, ok):
     r.close()
 
 
+@pytest.fixture
+def slow_auth_broker():
+    """alice checks fast; slow has 5,000,000 PBKDF2 iterations (about a
+    second of CPU)."""
+    fd, path = tempfile.mkstemp(prefix="sluice-users-")
+    with os.fdopen(fd, "w") as f:
+        f.write("alice %s\n" % make_hash("s3cret"))
+        f.write("slow %s\n" % make_hash("pw", iterations=5000000))
+    b = Broker(args=["--stomp-users-file", path]).start()
+    yield b
+    b.cleanup()
+    os.unlink(path)
+
+
+def test_password_check_does_not_stall_others(slow_auth_broker):
+    """The PBKDF2 check runs off the event loop: while one CONNECT is being
+    checked, an already connected client is served; frames sent right
+    behind a CONNECT wait for the check and are then handled."""
+    b = slow_auth_broker
+    other = Raw(b.stomp_port)
+    assert other.connect("1.2", headers={"login": "alice",
+                                         "passcode": "s3cret"}
+                         ).command == "CONNECTED"
+    slow = Raw(b.stomp_port)
+    slow.send("CONNECT", {"accept-version": "1.2", "login": "slow",
+                          "passcode": "pw"})
+    slow.send("SUBSCRIBE", {"destination": "/queue/behind", "id": "s",
+                            "receipt": "sub"})
+    gone = Raw(b.stomp_port)  # leaves while its check runs
+    gone.send("CONNECT", {"accept-version": "1.2", "login": "slow",
+                          "passcode": "pw"})
+    gone.close()
+    other.send("SEND", {"destination": "/queue/behind", "receipt": "r"},
+               "hello")
+    assert other.expect("RECEIPT").headers["receipt-id"] == "r"
+    # served while slow's check (about a second) is still running
+    slow.sock.setblocking(False)
+    try:
+        pending = slow.sock.recv(1)
+    except BlockingIOError:
+        pending = b""
+    slow.sock.setblocking(True)
+    assert pending == b"", "CONNECTED came before the other client's receipt"
+    assert slow.read_frame().command == "CONNECTED"
+    assert slow.expect("RECEIPT").headers["receipt-id"] == "sub"
+    assert slow.expect("MESSAGE").body == b"hello"
+    slow.close()
+    other.close()
+
+
 def test_dev_mode_logged(broker):
     r = Raw(broker.stomp_port)
     f = r.connect("1.2", headers={"login": "anyone", "passcode": "x"})
