@@ -1406,7 +1406,6 @@ out:
 
 /* ---- ACK / NACK ---------------------------------------------------------- */
 
-/* Parse "topic/partition/offset". */
 /* "topic/partition/offset", as message-id; the 1.2 ack header adds
  * "#subscription-id" (*sub, else NULL), since one connection may hold the
  * same record in two subscriptions (a queue and a durable topic
