@@ -47,9 +47,6 @@ struct sl_broker {
     uint64_t spin_rounds;    /* flusher rounds when the spin started */
     int64_t spin_start_us;
     int spinning;
-    int64_t lone_t0_us;     /* when the current lone durable wait began */
-    uint64_t lone_rounds;   /* flusher rounds then */
-    int64_t lone_ewma_us;   /* recent lone waits, 1/8 weight each */
     struct event *maint_ev; /* periodic sl_part_maintain */
     struct event *reap_ev;  /* frees closed connections */
     struct event *sig_term, *sig_int;

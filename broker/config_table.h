@@ -120,7 +120,7 @@ SL_CFG(loop_spin_us, "loop-spin-us", INT, "300", 0, 100000, 0, NULL,
        "every SEND, one durable produce at a time), the event loop polls "
        "for the fsync round for up to this many microseconds instead of "
        "sleeping, which saves a thread wake-up per answer. Only while "
-       "recent such waits were shorter than this. 0 = always sleep.")
+       "the recent fsync rounds took less than this. 0 = always sleep.")
 SL_CFG(index_interval_bytes, "index-interval-bytes", SIZE, "4096", 128,
        16777216, SL_CF_TOPIC, NULL,
        "Bytes of log between two sparse offset/time index entries.")

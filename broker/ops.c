@@ -223,10 +223,11 @@ static int64_t mono_us(void)
  * is pending, the loop polls instead: a zero timer keeps libevent's
  * epoll_wait from blocking (other connections are still served), and the
  * timer callback runs the durable work as soon as the flusher's round
- * count moves. It gives up after loop-spin-us, and does not start when
- * the recent lone waits (b->lone_ewma_us) took longer than that, so a
- * slow disk does not cost a polling CPU for nothing. With more than one
- * waiter the loop has work anyway.
+ * count moves. It gives up after loop-spin-us, and does not start while
+ * the flusher's recent fdatasync rounds took longer than that
+ * (sl_flusher_sync_avg_us: the disk's own time, which polling does not
+ * change), so a slow disk does not cost a polling CPU for nothing. With
+ * more than one waiter the loop has work anyway.
  */
 static int lone_waiter(const sl_broker *b)
 {
@@ -237,30 +238,13 @@ static int lone_waiter(const sl_broker *b)
 static void spin_arm(sl_broker *b)
 {
     static const struct timeval zero = {0, 0};
-    if (b->cfg.loop_spin_us <= 0 || b->spinning || !lone_waiter(b))
-        return;
-    if (!b->lone_t0_us) {
-        b->lone_t0_us = mono_us();
-        b->lone_rounds = sl_flusher_rounds(b->flusher);
-    }
-    if (b->lone_ewma_us > b->cfg.loop_spin_us)
+    if (b->cfg.loop_spin_us <= 0 || b->spinning || !lone_waiter(b) ||
+        sl_flusher_sync_avg_us(b->flusher) > b->cfg.loop_spin_us)
         return;
     b->spinning = 1;
     b->spin_rounds = sl_flusher_rounds(b->flusher);
     b->spin_start_us = mono_us();
     evtimer_add(b->spin_ev, &zero);
-}
-
-/* After durable work: how long the lone waiter waited. */
-static void lone_sample(sl_broker *b)
-{
-    int64_t d;
-    if (!b->lone_t0_us || !b->flusher || lone_waiter(b) ||
-        sl_flusher_rounds(b->flusher) == b->lone_rounds)
-        return;
-    d = mono_us() - b->lone_t0_us;
-    b->lone_t0_us = 0;
-    b->lone_ewma_us += (d - b->lone_ewma_us) / 8;
 }
 
 void sl_ops_on_spin(evutil_socket_t fd, short what, void *arg)
@@ -444,7 +428,6 @@ void sl_ops_on_flush(evutil_socket_t fd, short what, void *arg)
             pp = &tp->dw_next;
         }
     }
-    lone_sample(b);
     for (size_t i = 0; i < b->ndurable_hooks; i++)
         b->durable_hooks[i].fn(b->durable_hooks[i].arg);
 }

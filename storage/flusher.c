@@ -158,6 +158,7 @@ struct sl_flusher {
     _Atomic uint64_t req_seq; /* sl_flusher_request calls */
     _Atomic int astop;        /* copy of stop for the spinner */
     _Atomic uint64_t rounds, syncs;
+    _Atomic int64_t sync_avg_us; /* fdatasync time per round, 1/8 weight */
 };
 
 static int64_t mono_ms(void)
@@ -234,12 +235,17 @@ static void run_round(sl_flusher *f)
     void (*dn)(void *arg);
     void *darg;
     uint64_t n = 0;
+    int64_t t0 = mono_us(), avg;
     for (size_t i = 0; i < f->nround; i++) {
         uint64_t k = 0;
         sl_part__sync(f->round[i], &k);
         n += k;
     }
     atomic_fetch_add(&f->syncs, n);
+    if (n > 0) { /* only this thread writes it */
+        avg = atomic_load(&f->sync_avg_us);
+        atomic_store(&f->sync_avg_us, avg + (mono_us() - t0 - avg) / 8);
+    }
     pthread_mutex_lock(&f->mu);
     dn = f->dnotify;
     darg = f->darg;
@@ -518,4 +524,9 @@ uint64_t sl_flusher_rounds(const sl_flusher *f)
 uint64_t sl_flusher_syncs(const sl_flusher *f)
 {
     return atomic_load(&((sl_flusher *)f)->syncs);
+}
+
+int64_t sl_flusher_sync_avg_us(const sl_flusher *f)
+{
+    return atomic_load(&((sl_flusher *)f)->sync_avg_us);
 }

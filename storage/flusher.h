@@ -70,5 +70,8 @@ void sl_flusher_set_spin_us(sl_flusher *f, int64_t us);
 /* Rounds and fdatasync calls so far (tests, metrics). @thread any */
 uint64_t sl_flusher_rounds(const sl_flusher *f);
 uint64_t sl_flusher_syncs(const sl_flusher *f);
+/* Recent time of a round's fdatasyncs, in microseconds (a moving average,
+ * 1/8 weight per round that synced something; 0 before the first). */
+int64_t sl_flusher_sync_avg_us(const sl_flusher *f);
 
 #endif
