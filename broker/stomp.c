@@ -1335,6 +1335,27 @@ static void tmp_remember(stomp_conn *c, const char *topic)
 }
 
 /* Create subscription id on dest. On failure why says it. */
+/* The topic of a destination, created if missing. A temp queue's topic
+ * is created with flush=never: it lives as long as its connection (and
+ * is deleted at the next start after a crash), so neither its messages
+ * nor its creation are fsynced, as RabbitMQ's exclusive reply queues are
+ * not durable. */
+static sl_err dest_topic(stomp_conn *c, const dest *d, int32_t *np)
+{
+    static const char *const k[] = {"flush"}, *const v[] = {"never"};
+    char err[256];
+    sl_err rc;
+    if (d->kind != DEST_TEMP)
+        return sl_ops_topic_get(c->s->b, d->name, SL_OPS_AUTO_CREATE, np);
+    rc = sl_ops_topic_get(c->s->b, d->name, SL_OPS_NO_CREATE, np);
+    if (rc != SL_ERR_UNKNOWN_TOPIC)
+        return rc;
+    rc = sl_ops_topic_create(c->s->b, d->name, 1, k, v, 1, err, sizeof(err));
+    if (rc != SL_OK && rc != SL_ERR_TOPIC_EXISTS)
+        return rc;
+    return sl_ops_topic_get(c->s->b, d->name, SL_OPS_NO_CREATE, np);
+}
+
 static sl_err sub_create(stomp_conn *c, const char *id, const char *dstr,
                          const dest *d, int ack, int64_t prefetch,
                          const char *durable_name, const sl_stomp_frame *f,
@@ -1351,9 +1372,7 @@ static sl_err sub_create(stomp_conn *c, const char *id, const char *dstr,
     s->ack = ack;
     s->prefetch = prefetch;
     if (d->kind == DEST_QUEUE || d->kind == DEST_TEMP) {
-        rc = sl_ops_topic_get(
-            c->s->b, d->name,
-            d->kind == DEST_TEMP ? SL_OPS_CREATE : SL_OPS_AUTO_CREATE, &np);
+        rc = dest_topic(c, d, &np);
         if (rc != SL_OK) {
             snprintf(why, whylen, "destination %s: %s", dstr, sl_strerror(rc));
             goto out;
@@ -1901,9 +1920,7 @@ static void h_send(stomp_conn *c, const sl_stomp_frame *f)
         snprintf(rtbuf, sizeof(rtbuf), "/queue/%s", td.name);
         reply_to = rtbuf;
     }
-    rc = sl_ops_topic_get(
-        c->s->b, d.name,
-        d.kind == DEST_TEMP ? SL_OPS_CREATE : SL_OPS_AUTO_CREATE, &np);
+    rc = dest_topic(c, &d, &np);
     if (rc != SL_OK || np < 1) {
         snprintf(why, sizeof(why), "destination %.100s: %s", dv,
                  sl_strerror(rc != SL_OK ? rc : SL_ERR_UNKNOWN_TOPIC));

@@ -63,8 +63,10 @@ static void rm_rf(const char *path)
     nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/* Move path into DATA/trash/ and delete it there. */
-static void trash(sl_topics *ts, const char *path, const char *name)
+/* Move path into DATA/trash/ and delete it there. sync: make the move
+ * durable first (not for flush=never topics, whose files the OS keeps as
+ * it likes anyway). */
+static void trash(sl_topics *ts, const char *path, const char *name, int sync)
 {
     char dst[4096];
     snprintf(dst, sizeof(dst), "%s/trash/%s.%lld", ts->dir, name,
@@ -76,7 +78,8 @@ static void trash(sl_topics *ts, const char *path, const char *name)
         rm_rf(path);
         return;
     }
-    sl_fs_fsync_dir(path, 0);
+    if (sync)
+        sl_fs_fsync_dir(path, 0);
     rm_rf(dst);
 }
 
@@ -358,7 +361,7 @@ sl_err sl_topics_create(sl_topics *ts, const char *name, int32_t nparts,
     if (stat(path, &sb) == 0) {
         sl_log(SL_WARN, "topic", "topic %s: removing stale directory %s", name,
                path);
-        trash(ts, path, name);
+        trash(ts, path, name, 1);
     }
     rc = topic_open(ts, name, nparts, keys, values, ncfg, &t, err, errlen);
     if (rc != SL_OK)
@@ -413,7 +416,7 @@ out:
     if (t) {
         topic_free(t);
         snprintf(path, sizeof(path), "%s/topics/%s", ts->dir, name);
-        trash(ts, path, name);
+        trash(ts, path, name, 1);
     }
     return rc;
 }
@@ -451,9 +454,10 @@ sl_err sl_topics_delete(sl_topics *ts, sl_topic *t)
     /* close the fds before removing the files */
     {
         char name[SL_TOPIC_NAME_MAX + 1];
+        int sync = t->pcfg.flush != SL_FLUSH_NEVER;
         snprintf(name, sizeof(name), "%s", t->name);
         topic_free(t);
-        trash(ts, path, name);
+        trash(ts, path, name, sync);
     }
     return SL_OK;
 dberr:

@@ -232,8 +232,11 @@ sl_err sl_part_open(const char *dir, const sl_part_cfg *cfg, sl_part **out)
     }
     struct stat dst;
     int created = stat(dir, &dst) != 0;
+    /* A new flush=never partition (e.g. a STOMP temp queue) is left to the
+     * OS like its data: its creation is not fsynced either. */
+    int lazy = p->cfg.flush == SL_FLUSH_NEVER;
     rc = sl_fs_mkdirs(dir, 0755);
-    if (rc == SL_OK && created)
+    if (rc == SL_OK && created && !lazy)
         rc = sl_fs_fsync_dir(dir, 0); /* the new name in its parent */
     if (rc != SL_OK) {
         sl_log(SL_ERROR, "storage", "cannot create partition directory %s: %s",
@@ -248,6 +251,8 @@ sl_err sl_part_open(const char *dir, const sl_part_cfg *cfg, sl_part **out)
     rc = list_segments(dir, &bases, &n);
     if (rc != SL_OK)
         goto out;
+    if (n > 0)
+        lazy = 0; /* an existing partition: recover as always */
 
     for (size_t i = 0; i < n; i++) {
         sl_seg *s;
@@ -312,7 +317,7 @@ sl_err sl_part_open(const char *dir, const sl_part_cfg *cfg, sl_part **out)
      * cache for the rest; an fdatasync costs a device flush even on a
      * clean file, so the old segments are skipped (newest first, stop at
      * the first old one). */
-    {
+    if (!lazy) {
         long long recent = sl_fs_now_ms() - SL_RECENT_MS;
         for (size_t i = p->nsegs; i-- > 0;) {
             struct stat st;
@@ -329,7 +334,7 @@ sl_err sl_part_open(const char *dir, const sl_part_cfg *cfg, sl_part **out)
             }
         }
     }
-    if (dir_changed && sl_fs->fsync(p->dirfd) != 0) {
+    if (dir_changed && !lazy && sl_fs->fsync(p->dirfd) != 0) {
         rc = SL_ESYS(errno);
         goto out;
     }

@@ -785,6 +785,54 @@ static void test_reopen(void **state)
     free(dir);
 }
 
+static int nsyncs;
+static int counting_fdatasync(int fd)
+{
+    nsyncs++;
+    return sl_fs_posix.fdatasync(fd);
+}
+static int counting_fsync(int fd)
+{
+    nsyncs++;
+    return sl_fs_posix.fsync(fd);
+}
+
+/* Opening a new flush=never partition (a STOMP temp queue's) fsyncs
+ * nothing; a new flush=always one makes its first segment durable; an
+ * existing flush=never one is recovered as always. */
+static void test_new_flush_never_open_is_not_synced(void **state)
+{
+    static sl_fs_ops counting;
+    char *dir = tu_tmpdir(), *dir2 = tu_tmpdir();
+    sl_part_cfg cfg;
+    sl_part *p;
+    (void)state;
+    counting = sl_fs_posix;
+    counting.fdatasync = counting_fdatasync;
+    counting.fsync = counting_fsync;
+    sl_fs = &counting;
+    tu_small_cfg(&cfg, 700);
+    cfg.flush = SL_FLUSH_NEVER;
+    nsyncs = 0;
+    assert_int_equal(sl_part_open(dir, &cfg, &p), SL_OK);
+    assert_int_equal(nsyncs, 0);
+    assert_int_equal(tu_append(p, 3, 1000, 0, 20), 0);
+    sl_part_free(p);
+    nsyncs = 0;
+    assert_int_equal(sl_part_open(dir, &cfg, &p), SL_OK);
+    assert_true(nsyncs > 0); /* had a segment: the recovery syncs it */
+    assert_int_equal(sl_part_end_offset(p), 3);
+    sl_part_free(p);
+    cfg.flush = SL_FLUSH_ALWAYS;
+    nsyncs = 0;
+    assert_int_equal(sl_part_open(dir2, &cfg, &p), SL_OK);
+    assert_true(nsyncs > 0);
+    sl_part_free(p);
+    sl_fs = &sl_fs_posix;
+    tu_rmrf(dir); /* frees dir */
+    tu_rmrf(dir2);
+}
+
 static void test_fsutil(void **state)
 {
     char *dir = tu_tmpdir();
@@ -841,6 +889,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_append_read_rolls),
+        cmocka_unit_test(test_new_flush_never_open_is_not_synced),
         cmocka_unit_test(test_iterator),
         cmocka_unit_test(test_index_entries),
         cmocka_unit_test(test_time_lookup),
