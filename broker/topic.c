@@ -321,6 +321,18 @@ size_t sl_topics_count(const sl_topics *ts)
     return ts->count;
 }
 
+/* The registry commit of a flush=never topic (a STOMP temp queue) is not
+ * fsynced either: PRAGMA synchronous=OFF around it. The WAL keeps commits
+ * in order, so the next synchronous commit makes it durable too; lost in
+ * a machine crash, it leaves at most a stale directory, removed when a
+ * topic of that name is created again. */
+static void db_lazy(sl_topics *ts, int on)
+{
+    char e[64];
+    db_exec(ts, on ? "PRAGMA synchronous=OFF" : "PRAGMA synchronous=FULL", e,
+            sizeof(e));
+}
+
 sl_err sl_topics_create(sl_topics *ts, const char *name, int32_t nparts,
                         const char *const *keys, const char *const *values,
                         size_t ncfg, sl_topic **out, char *err, size_t errlen)
@@ -331,7 +343,7 @@ sl_err sl_topics_create(sl_topics *ts, const char *name, int32_t nparts,
     sl_part_cfg pc;
     struct stat sb;
     sl_err rc;
-    int began = 0;
+    int began = 0, lazy = 0;
 
     rc = sl_topic_name_check(name, strlen(name));
     if (rc != SL_OK) {
@@ -366,6 +378,9 @@ sl_err sl_topics_create(sl_topics *ts, const char *name, int32_t nparts,
     rc = topic_open(ts, name, nparts, keys, values, ncfg, &t, err, errlen);
     if (rc != SL_OK)
         goto out;
+    lazy = pc.flush == SL_FLUSH_NEVER;
+    if (lazy)
+        db_lazy(ts, 1);
     rc = db_exec(ts, "BEGIN IMMEDIATE", err, errlen);
     if (rc != SL_OK)
         goto out;
@@ -413,6 +428,8 @@ out:
     sqlite3_finalize(st);
     if (began)
         db_exec(ts, "ROLLBACK", path, sizeof(path));
+    if (lazy)
+        db_lazy(ts, 0);
     if (t) {
         topic_free(t);
         snprintf(path, sizeof(path), "%s/topics/%s", ts->dir, name);
@@ -426,7 +443,10 @@ sl_err sl_topics_delete(sl_topics *ts, sl_topic *t)
     sqlite3_stmt *st = NULL;
     char path[4096], err[512];
     sl_err rc;
+    int lazy = t->pcfg.flush == SL_FLUSH_NEVER;
 
+    if (lazy)
+        db_lazy(ts, 1);
     rc = db_exec(ts, "BEGIN IMMEDIATE", err, sizeof(err));
     if (rc != SL_OK)
         goto out;
@@ -448,16 +468,17 @@ sl_err sl_topics_delete(sl_topics *ts, sl_topic *t)
     rc = db_exec(ts, "COMMIT", err, sizeof(err));
     if (rc != SL_OK)
         goto out;
+    if (lazy)
+        db_lazy(ts, 0);
     unlink_topic(ts, t);
     snprintf(path, sizeof(path), "%s/topics/%s", ts->dir, t->name);
     sl_log(SL_INFO, "topic", "deleted topic %s", t->name);
     /* close the fds before removing the files */
     {
         char name[SL_TOPIC_NAME_MAX + 1];
-        int sync = t->pcfg.flush != SL_FLUSH_NEVER;
         snprintf(name, sizeof(name), "%s", t->name);
         topic_free(t);
-        trash(ts, path, name, sync);
+        trash(ts, path, name, !lazy);
     }
     return SL_OK;
 dberr:
@@ -466,6 +487,8 @@ dberr:
     db_exec(ts, "ROLLBACK", path, sizeof(path));
     rc = SL_ERR_STORAGE;
 out:
+    if (lazy)
+        db_lazy(ts, 0);
     sl_log(SL_ERROR, "topic", "delete topic %s failed: %s", t->name, err);
     return rc;
 }
@@ -491,4 +514,16 @@ sl_topic **sl_topics_sorted(sl_topics *ts, size_t *n)
     qsort(arr, k, sizeof(*arr), cmp_topic);
     *n = k;
     return arr;
+}
+
+int sl_topics_synchronous(sl_topics *ts)
+{
+    sqlite3_stmt *st = NULL;
+    int v = -1;
+    if (sqlite3_prepare_v2(ts->db, "PRAGMA synchronous", -1, &st, NULL) ==
+            SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return v;
 }

@@ -77,5 +77,8 @@ sl_err sl_topics_delete(sl_topics *ts, sl_topic *t);
  * not the topics). */
 sl_topic **sl_topics_sorted(sl_topics *ts, size_t *n);
 size_t sl_topics_count(const sl_topics *ts);
+/* meta.db's PRAGMA synchronous (2 = FULL, what every commit but a
+ * flush=never topic's uses), -1 on error. For tests. */
+int sl_topics_synchronous(sl_topics *ts);
 
 #endif

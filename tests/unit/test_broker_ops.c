@@ -18,6 +18,7 @@
 #include "broker/config.h"
 #include "broker/ops.h"
 #include "broker/server.h"
+#include "broker/topic.h"
 #include "protocol/batch.h"
 #include "protocol/log.h"
 #include "storage/flusher.h"
@@ -72,6 +73,50 @@ static void test_config_defaults_and_parse(void **state)
                      SL_ERR_INVALID_CONFIG);
     assert_non_null(strstr(err, "nope"));
     sl_config_fini(&c);
+}
+
+/* A flush=never topic's registry commits run with synchronous=OFF, and
+ * every other commit with FULL again: after creating and deleting one,
+ * and after a failed create, meta.db is back to FULL; the topics were
+ * stored (they survive a reopen) or removed. */
+static void test_topics_lazy_registry(void **state)
+{
+    char dir[64], err[256];
+    const char *k[] = {"flush"}, *never[] = {"never"}, *bad[] = {"sometimes"};
+    sl_config c;
+    sl_topics *ts;
+    sl_topic *t;
+    (void)state;
+    snprintf(dir, sizeof(dir), "/tmp/sl-topics-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    sl_config_init(&c);
+    assert_int_equal(sl_topics_open(dir, &c, &ts, err, sizeof(err)), SL_OK);
+    assert_int_equal(sl_topics_synchronous(ts), 2);
+    assert_int_equal(
+        sl_topics_create(ts, "tmp", 1, k, never, 1, &t, err, sizeof(err)),
+        SL_OK);
+    assert_int_equal(sl_topics_synchronous(ts), 2);
+    assert_int_equal(
+        sl_topics_create(ts, "kept", 1, NULL, NULL, 0, &t, err, sizeof(err)),
+        SL_OK);
+    assert_int_not_equal(
+        sl_topics_create(ts, "bad", 1, k, bad, 1, &t, err, sizeof(err)), SL_OK);
+    assert_int_equal(sl_topics_synchronous(ts), 2);
+    sl_topics_free(ts);
+    assert_int_equal(sl_topics_open(dir, &c, &ts, err, sizeof(err)), SL_OK);
+    assert_non_null(sl_topics_find(ts, "tmp"));
+    assert_non_null(sl_topics_find(ts, "kept"));
+    assert_int_equal(sl_topics_delete(ts, sl_topics_find(ts, "tmp")), SL_OK);
+    assert_int_equal(sl_topics_synchronous(ts), 2);
+    assert_null(sl_topics_find(ts, "tmp"));
+    sl_topics_free(ts);
+    assert_int_equal(sl_topics_open(dir, &c, &ts, err, sizeof(err)), SL_OK);
+    assert_null(sl_topics_find(ts, "tmp"));
+    assert_non_null(sl_topics_find(ts, "kept"));
+    sl_topics_free(ts);
+    sl_config_fini(&c);
+    snprintf(err, sizeof(err), "rm -rf %s", dir);
+    assert_int_equal(system(err), 0);
 }
 
 static void test_config_args_and_part_cfg(void **state)
@@ -499,6 +544,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_defaults_and_parse),
         cmocka_unit_test(test_config_args_and_part_cfg),
+        cmocka_unit_test(test_topics_lazy_registry),
         cmocka_unit_test_setup_teardown(test_durable_waits_fifo, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_fsync_failure_fails_waiter, setup,
