@@ -938,12 +938,9 @@ static void qc_deliver(void *arg, const sl_qdelivery *d)
     stomp_sub *s = arg;
     if (s->qcredit > 0)
         s->qcredit--;
-    if (rec_expired(d->rec)) {
-        sl_qconsumer_reject(s->qc, d->partition, d->offset, d->offset,
-                            "expired", NULL);
-        conn_kick(s->c);
-        return;
-    }
+    /* expiry (expires, ttl-ms, the group's and the topic's TTL) was
+     * checked by the group as it handed the record out, and dealt with
+     * as the group says (dlq_expired) */
     deliver(s, d->topic, d->partition, d->rec, d->attempts, d->failures);
     if (s->ack == ACK_AUTO)
         sl_qconsumer_ack(s->qc, d->partition, d->offset, d->offset, NULL);
