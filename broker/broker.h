@@ -46,7 +46,6 @@ struct sl_broker {
     struct event *spin_ev;   /* loop-spin-us: polls for the next round */
     uint64_t spin_rounds;    /* flusher rounds when the spin started */
     int64_t spin_start_us;
-    int spinning;
     struct event *maint_ev; /* periodic sl_part_maintain */
     struct event *reap_ev;  /* frees closed connections */
     struct event *sig_term, *sig_int;

@@ -16,6 +16,7 @@
 
 #include "broker/broker.h"
 #include "protocol/log.h"
+#include "storage/fsutil.h"
 
 struct sl_ops_wait {
     sl_tpart *tp;
@@ -208,13 +209,6 @@ sl_err sl_ops_topic_delete(sl_broker *b, const char *name)
 
 /* ---- append and durability ------------------------------------------- */
 
-static int64_t mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /*
  * loop-spin-us. A client that waits for each answer (a receipt on every
  * SEND, one durable produce at a time) pays, on top of the fdatasync, for
@@ -238,12 +232,12 @@ static int lone_waiter(const sl_broker *b)
 static void spin_arm(sl_broker *b)
 {
     static const struct timeval zero = {0, 0};
-    if (b->cfg.loop_spin_us <= 0 || b->spinning || !lone_waiter(b) ||
+    if (b->cfg.loop_spin_us <= 0 || evtimer_pending(b->spin_ev, NULL) ||
+        !lone_waiter(b) ||
         sl_flusher_sync_avg_us(b->flusher) > b->cfg.loop_spin_us)
         return;
-    b->spinning = 1;
     b->spin_rounds = sl_flusher_rounds(b->flusher);
-    b->spin_start_us = mono_us();
+    b->spin_start_us = sl_fs_mono_us();
     evtimer_add(b->spin_ev, &zero);
 }
 
@@ -253,20 +247,13 @@ void sl_ops_on_spin(evutil_socket_t fd, short what, void *arg)
     sl_broker *b = arg;
     (void)fd;
     (void)what;
-    if (!b->flusher) { /* shutting down */
-        b->spinning = 0;
-        return;
-    }
     if (sl_flusher_rounds(b->flusher) != b->spin_rounds) {
-        b->spinning = 0;
         sl_ops_on_flush(-1, 0, b);
         spin_arm(b);
         return;
     }
-    if (mono_us() - b->spin_start_us >= b->cfg.loop_spin_us) {
-        b->spinning = 0;
+    if (sl_fs_mono_us() - b->spin_start_us >= b->cfg.loop_spin_us)
         return;
-    }
     sched_yield(); /* a runnable thread of this CPU goes first */
     evtimer_add(b->spin_ev, &zero);
 }

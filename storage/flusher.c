@@ -126,6 +126,7 @@
 #include <time.h>
 
 #include "protocol/log.h"
+#include "storage/fsutil.h"
 #include "storage/storage_int.h"
 
 typedef struct hook {
@@ -168,13 +169,6 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int64_t mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /*
  * Spin (yielding the CPU) until a request arrives or `until_us`. Sleeping
  * on the condition variable costs a futex wake-up and a scheduler hop on
@@ -186,7 +180,7 @@ static int64_t mono_us(void)
 static void spin_for_work(sl_flusher *f, uint64_t seq, int64_t until_us)
 {
     while (atomic_load(&f->req_seq) == seq && !atomic_load(&f->astop) &&
-           mono_us() < until_us)
+           sl_fs_mono_us() < until_us)
         sched_yield();
 }
 
@@ -235,7 +229,7 @@ static void run_round(sl_flusher *f)
     void (*dn)(void *arg);
     void *darg;
     uint64_t n = 0;
-    int64_t t0 = mono_us(), avg;
+    int64_t t0 = sl_fs_mono_us(), avg;
     for (size_t i = 0; i < f->nround; i++) {
         uint64_t k = 0;
         sl_part__sync(f->round[i], &k);
@@ -244,7 +238,7 @@ static void run_round(sl_flusher *f)
     atomic_fetch_add(&f->syncs, n);
     if (n > 0) { /* only this thread writes it */
         avg = atomic_load(&f->sync_avg_us);
-        atomic_store(&f->sync_avg_us, avg + (mono_us() - t0 - avg) / 8);
+        atomic_store(&f->sync_avg_us, avg + (sl_fs_mono_us() - t0 - avg) / 8);
     }
     pthread_mutex_lock(&f->mu);
     dn = f->dnotify;
@@ -315,7 +309,7 @@ static void *flusher_main(void *arg)
             int64_t until = f->last_end_us + f->spin_us;
             if (f->spin_us > 0 && f->last_end_us > 0 &&
                 (next == INT64_MAX || next > now)) {
-                int64_t t = mono_us();
+                int64_t t = sl_fs_mono_us();
                 if (t < until) {
                     uint64_t seq = atomic_load(&f->req_seq);
                     f->last_end_us = 0; /* one spin per round */
@@ -347,7 +341,7 @@ static void *flusher_main(void *arg)
         pthread_mutex_lock(&f->mu);
         f->in_round = 0;
         f->nround = 0;
-        f->last_end_us = mono_us();
+        f->last_end_us = sl_fs_mono_us();
         pthread_cond_broadcast(&f->done_cv);
         if (f->round_hooks)
             want_hooks(f); /* and go on: the hooks overlap the next round */

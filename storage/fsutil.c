@@ -39,6 +39,13 @@ long long sl_fs_now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+long long sl_fs_mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 sl_err sl_fs_pwrite_all(int fd, const void *buf, size_t n, off_t off)
 {
     const char *p = buf;

@@ -75,5 +75,7 @@ sl_err sl_fs_pread_all(int fd, void *buf, size_t n, off_t off, size_t *got);
 
 /* Wall clock in ms since the epoch. */
 long long sl_fs_now_ms(void);
+/* Monotonic clock in microseconds (durations, deadlines). */
+long long sl_fs_mono_us(void);
 
 #endif
