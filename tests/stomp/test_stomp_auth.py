@@ -14,17 +14,23 @@ def make_hash(password, iterations=1000, salt=None):
     return "pbkdf2-sha256$%d$%s$%s" % (iterations, salt.hex(), h.hex())
 
 
-@pytest.fixture
-def auth_broker():
+def users_broker(lines):
+    """A broker with a users file of these lines; yields it, then cleans
+    up."""
     fd, path = tempfile.mkstemp(prefix="sluice-users-")
     with os.fdopen(fd, "w") as f:
-        f.write("# test users\n")
-        f.write("alice %s\n" % make_hash("s3cret"))
-        f.write("bob %s\n" % make_hash("other", iterations=2000))
+        f.write("".join(line + "\n" for line in lines))
     b = Broker(args=["--stomp-users-file", path]).start()
     yield b
     b.cleanup()
     os.unlink(path)
+
+
+@pytest.fixture
+def auth_broker():
+    yield from users_broker(["# test users",
+                             "alice " + make_hash("s3cret"),
+                             "bob " + make_hash("other", iterations=2000)])
 
 
 @pytest.mark.parametrize("login,passcode,ok", [
@@ -53,14 +59,8 @@ def test_login(auth_broker, login, passcode, ok):
 def slow_auth_broker():
     """alice checks fast; slow has 5,000,000 PBKDF2 iterations (about a
     second of CPU)."""
-    fd, path = tempfile.mkstemp(prefix="sluice-users-")
-    with os.fdopen(fd, "w") as f:
-        f.write("alice %s\n" % make_hash("s3cret"))
-        f.write("slow %s\n" % make_hash("pw", iterations=5000000))
-    b = Broker(args=["--stomp-users-file", path]).start()
-    yield b
-    b.cleanup()
-    os.unlink(path)
+    yield from users_broker(["alice " + make_hash("s3cret"),
+                             "slow " + make_hash("pw", iterations=5000000)])
 
 
 def test_password_check_does_not_stall_others(slow_auth_broker):
