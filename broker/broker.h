@@ -62,6 +62,8 @@ struct sl_broker {
         void *arg;
     } * durable_hooks;
     size_t ndurable_hooks;
+    void (*busy_fn)(void *arg); /* sl_ops_on_busy */
+    void *busy_arg;
 
     sl_tpart *dw_list; /* tparts with durable waiters */
     sl_tpart *ap_list; /* tparts appended since the last hook run */

@@ -455,6 +455,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
         evbuffer_drain(in, evbuffer_get_length(in));
         return;
     }
+    sl_ops_busy(c->b);
     if (!c->in_read)
         sl_ops_read_more(bev, c->in_mark, 256 * 1024);
     process_input(c);

@@ -452,12 +452,12 @@ void sl_ops_on_append(sl_broker *b, sl_ops_append_fn fn, void *arg)
     b->nappend_hooks++;
 }
 
-size_t sl_ops_read_more(struct bufferevent *bev, size_t before, size_t limit)
+size_t sl_ops_read_now(struct bufferevent *bev, size_t limit)
 {
     struct evbuffer *in = bufferevent_get_input(bev);
     evutil_socket_t fd = bufferevent_getfd(bev);
     size_t got = 0;
-    if (fd < 0 || evbuffer_get_length(in) < before + 4096)
+    if (fd < 0)
         return 0;
     /* a socket bufferevent freezes the end of its input buffer outside
      * its own reads */
@@ -495,6 +495,25 @@ size_t sl_ops_read_more(struct bufferevent *bev, size_t before, size_t limit)
     }
     evbuffer_freeze(in, 0);
     return got;
+}
+
+size_t sl_ops_read_more(struct bufferevent *bev, size_t before, size_t limit)
+{
+    if (evbuffer_get_length(bufferevent_get_input(bev)) < before + 4096)
+        return 0;
+    return sl_ops_read_now(bev, limit);
+}
+
+void sl_ops_on_busy(sl_broker *b, void (*fn)(void *arg), void *arg)
+{
+    b->busy_fn = fn;
+    b->busy_arg = arg;
+}
+
+void sl_ops_busy(sl_broker *b)
+{
+    if (b->busy_fn)
+        b->busy_fn(b->busy_arg);
 }
 
 void sl_ops_on_durable(sl_broker *b, void (*fn)(void *arg), void *arg)

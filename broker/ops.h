@@ -52,6 +52,26 @@ struct sl_config; /* broker/config.h */
 /* ---- access to the broker's pieces ----------------------------------- */
 
 struct event_base *sl_broker_base(sl_broker *b);
+/*
+ * Event priorities on the broker's base (libevent runs the active events
+ * of the most urgent priority first, and lower ones only once none of
+ * those are left). Every event is SL_PRI_NORMAL (libevent's default for
+ * SL_PRI_N priorities) unless set otherwise.
+ * Reading from a STOMP connection with no subscription (a producer) is
+ * SL_PRI_INGRESS: the loop delivers what is stored and reads acks before
+ * it takes in more, so on a busy loop producers slow down to what the
+ * consumers take instead of a backlog (and its latency) growing inside
+ * the broker. A publisher that the loop cannot keep up with is paced,
+ * as RabbitMQ's credit flow paces one; nothing is refused or dropped.
+ */
+enum { SL_PRI_NORMAL = 1, SL_PRI_INGRESS = 2, SL_PRI_N = 3 }; /* 0: unused */
+/* Strict priorities starve: a loop kept busy at SL_PRI_NORMAL (a binary
+ * client producing or fetching flat out) would never get to the ingress
+ * reads. So the read callbacks of normal priority call sl_ops_busy, and
+ * the owner of ingress connections (STOMP) registers the one hook that
+ * arms its guard timer: a bounded wait instead of an unbounded one. */
+void sl_ops_on_busy(sl_broker *b, void (*fn)(void *arg), void *arg);
+void sl_ops_busy(sl_broker *b);
 sl_flusher *sl_broker_flusher(sl_broker *b);
 /* The parsed settings (struct sl_config in broker/config.h; one field per
  * config_table.h entry). Read-only after start-up. */
@@ -223,6 +243,9 @@ void sl_ops_on_append(sl_broker *b, sl_ops_append_fn fn, void *arg);
  */
 struct bufferevent;
 size_t sl_ops_read_more(struct bufferevent *bev, size_t before, size_t limit);
+/* The same without the check: read what the socket holds, up to limit
+ * (for a connection the loop has not served from its own read event). */
+size_t sl_ops_read_now(struct bufferevent *bev, size_t limit);
 
 /* Durable hooks: fn(arg) from the loop after each of the flusher's notifies
  * was handled (durable waiters answered), i.e. after every round that made

@@ -316,7 +316,7 @@ sl_err sl_server_start(sl_config *cfg, sl_broker **out, char *err,
         goto out;
     }
     b->base = event_base_new();
-    if (!b->base) {
+    if (!b->base || event_base_priority_init(b->base, SL_PRI_N) != 0) {
         snprintf(err, errlen, "libevent: cannot create an event base");
         rc = SL_ERR_UNKNOWN;
         goto out;
@@ -336,6 +336,9 @@ sl_err sl_server_start(sl_config *cfg, sl_broker **out, char *err,
     b->flush_ev = event_new(b->base, -1, 0, sl_ops_on_flush, b);
     b->append_ev = event_new(b->base, -1, 0, sl_ops_on_append_ev, b);
     b->spin_ev = evtimer_new(b->base, sl_ops_on_spin, b);
+    /* polling for a fsync round must not hold back producers' reads */
+    if (b->spin_ev)
+        event_priority_set(b->spin_ev, SL_PRI_INGRESS);
     b->reap_ev = event_new(b->base, -1, 0, sl_conn_reap_cb, b);
     b->maint_ev = event_new(b->base, -1, EV_PERSIST, maint_cb, b);
     b->sig_term = evsignal_new(b->base, SIGTERM, signal_cb, b);

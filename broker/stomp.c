@@ -61,11 +61,17 @@
 #include "groups/groups.h"
 #include "protocol/batch.h"
 #include "protocol/log.h"
+#include "storage/fsutil.h"
 
 #define SUBSYS "stomp"
 #define SERVER_NAME "Sluice/0.1"
 /* How long a closing connection may take to drain its output. */
 #define CLOSE_LINGER_MS 5000
+/* Bytes taken from a socket per read beyond libevent's own 4 KiB. */
+#define READ_MORE_BYTES (124u * 1024)
+/* Longest a producer connection (SL_PRI_INGRESS) waits for a read while
+ * the loop is busy with more urgent work; see ingress_guard_cb. */
+#define INGRESS_MAX_WAIT_US 5000
 /* Coalesced SEND batches are cut at this size. */
 #define BATCH_CUT_BYTES (256u * 1024)
 /* Record header the queue groups read as a delivery delay (ms after the
@@ -149,8 +155,10 @@ struct stomp_srv {
     size_t nusers;
     sl_stomp_auth *auth; /* password checks, when users are configured */
     stomp_conn *conns;
-    size_t nconns;    /* counted against max-connections */
-    treader *readers; /* every topic reader */
+    size_t nconns;            /* counted against max-connections */
+    struct event *ingress_ev; /* ingress_guard_cb */
+    size_t ningress;          /* connections reading at SL_PRI_INGRESS */
+    treader *readers;         /* every topic reader */
     uint64_t next_session;
 };
 
@@ -237,7 +245,11 @@ struct stomp_conn {
     int connected;
     int closing;
     int reading_paused;
-    int in_input; /* inside conn_process_input */
+    int in_input;    /* inside conn_process_input */
+    size_t in_mark;  /* input left unparsed by the last conn_process_input */
+    long long in_us; /* when this producer's input was last read */
+    int pri_stale;   /* bufferevent_priority_set refused (events active) */
+    int ingress;     /* counted in ningress */
     char session[32];
     char login[64];
     char client_id[128];
@@ -1201,12 +1213,38 @@ static void sub_free(stomp_sub *s)
     free(s);
 }
 
+/* A connection with a subscription reads (acks) and writes (MESSAGEs) at
+ * the normal priority, one without (a producer) at SL_PRI_INGRESS (ops.h). */
+static void conn_set_priority(stomp_conn *c)
+{
+    int ingress = c->subs == NULL;
+    if (ingress != c->ingress) {
+        c->ingress = ingress;
+        if (ingress)
+            c->s->ningress++;
+        else
+            c->s->ningress--;
+    }
+    /* libevent refuses while one of its events is active: retried from
+     * the next read or work callback */
+    c->pri_stale = bufferevent_priority_set(
+                       c->bev, ingress ? SL_PRI_INGRESS : SL_PRI_NORMAL) != 0;
+}
+
+static void sub_link(stomp_conn *c, stomp_sub *s)
+{
+    s->next = c->subs;
+    c->subs = s;
+    conn_set_priority(c);
+}
+
 static void sub_unlink(stomp_conn *c, stomp_sub *s)
 {
     stomp_sub **pp;
     for (pp = &c->subs; *pp; pp = &(*pp)->next) {
         if (*pp == s) {
             *pp = s->next;
+            conn_set_priority(c);
             return;
         }
     }
@@ -1910,8 +1948,7 @@ static void h_send(stomp_conn *c, const sl_stomp_frame *f)
                 send_error(c, receipt, "cannot create temp queue", why);
                 return;
             }
-            s->next = c->subs;
-            c->subs = s;
+            sub_link(c, s);
             sub_pump(s);
         }
         snprintf(rtbuf, sizeof(rtbuf), "/queue/%s", td.name);
@@ -2096,8 +2133,7 @@ static void h_subscribe(stomp_conn *c, const sl_stomp_frame *f)
         send_error(c, receipt, "cannot subscribe", why);
         return;
     }
-    s->next = c->subs;
-    c->subs = s;
+    sub_link(c, s);
     sl_log(SL_DEBUG, SUBSYS,
            "peer %s session %s: subscribed %s to %s (ack %s, prefetch "
            "%" PRId64 "%s%s)",
@@ -2484,6 +2520,7 @@ static void conn_process_input(stomp_conn *c)
     if (!c->closing)
         batch_flush(c);
     c->in_input = 0;
+    c->in_mark = evbuffer_get_length(in);
 }
 
 /* Resume reading once output and owed replies drained. */
@@ -2499,10 +2536,59 @@ static void conn_maybe_resume(stomp_conn *c)
     conn_kick(c); /* process what is buffered */
 }
 
+/*
+ * Producers' reads are SL_PRI_INGRESS (ops.h): they run once nothing more
+ * urgent is active. A loop kept busy for longer by other work (a binary
+ * client producing flat out, a consumer replaying a long log) would leave
+ * them waiting for as long as that lasts. So every read callback of
+ * normal priority (sl_ops_busy) arms a timer, of normal priority too, that
+ * reads for every producer not served for INGRESS_MAX_WAIT_US: a
+ * producer's wait is bounded. An idle loop arms nothing.
+ */
+static void ingress_arm(void *arg)
+{
+    static const struct timeval tv = {0, INGRESS_MAX_WAIT_US};
+    stomp_srv *srv = arg;
+    if (srv->ningress > 0 && !evtimer_pending(srv->ingress_ev, NULL))
+        evtimer_add(srv->ingress_ev, &tv);
+}
+
+static void ingress_guard_cb(evutil_socket_t fd, short what, void *arg)
+{
+    stomp_srv *srv = arg;
+    long long now = sl_fs_mono_us();
+    stomp_conn *c;
+    (void)fd;
+    (void)what;
+    for (c = srv->conns; c; c = c->next) {
+        if (!c->ingress || c->closing || c->reading_paused || c->in_input ||
+            now - c->in_us < INGRESS_MAX_WAIT_US)
+            continue;
+        c->in_us = now;
+        if (sl_ops_read_now(c->bev, READ_MORE_BYTES) > 0) {
+            c->last_read = sl_now_ms();
+            conn_process_input(c);
+        }
+        /* its write event waits at SL_PRI_INGRESS too (CONNECTED, ERROR) */
+        conn_write_now(c);
+    }
+}
+
 static void read_cb(struct bufferevent *bev, void *arg)
 {
     stomp_conn *c = arg;
     c->last_read = sl_now_ms();
+    if (c->pri_stale)
+        conn_set_priority(c);
+    if (c->ingress)
+        c->in_us = sl_fs_mono_us();
+    else
+        ingress_arm(c->s);
+    /* libevent 2.1 reads at most 4 KiB per callback: with 1 KiB bodies
+     * that was a loop pass (and an append, a flusher wake-up) per 4
+     * frames. Take what the socket holds, as the binary listener does. */
+    if (!c->in_input && !c->reading_paused && !c->closing)
+        sl_ops_read_more(bev, c->in_mark, READ_MORE_BYTES);
     conn_process_input(c);
 }
 
@@ -2571,6 +2657,8 @@ static void conn_teardown(stomp_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     srv->nconns--;
+    if (c->ingress)
+        srv->ningress--;
     for (s = c->subs; s; s = sn) {
         sn = s->next;
         sub_free(s); /* unacked messages return to their queues */
@@ -2625,6 +2713,8 @@ static void work_cb(evutil_socket_t fd, short what, void *arg)
     }
     if (c->closing)
         return;
+    if (c->pri_stale)
+        conn_set_priority(c);
     for (s = c->subs; s; s = s->next)
         sub_pump(s);
     if (!c->reading_paused)
@@ -2717,6 +2807,7 @@ static void on_accept(void *arg, evutil_socket_t fd,
         return;
     }
     bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+    conn_set_priority(c);
     /* bigger reads: more SENDs per append batch, fewer callbacks */
     bufferevent_set_max_single_read(c->bev, 128 * 1024);
     bufferevent_setwatermark(c->bev, EV_WRITE,
@@ -2917,10 +3008,17 @@ void sl_stomp_module_init(sl_broker *b)
                "development mode: no stomp-users-file, every STOMP login is "
                "accepted");
     }
+    s->ingress_ev = evtimer_new(sl_broker_base(b), ingress_guard_cb, s);
     g_srv = s;
+    if (!s->ingress_ev) {
+        sl_broker_fail(b, "stomp: out of memory");
+        sl_stomp_module_fini(b);
+        return;
+    }
     tmp_cleanup(s);
     sl_ops_on_append(b, on_append, s);
     sl_ops_on_topic_delete(b, on_topic_delete, s);
+    sl_ops_on_busy(b, ingress_arm, s);
     sl_broker_set_stomp_accept(b, on_accept, s);
 }
 
@@ -2932,6 +3030,9 @@ void sl_stomp_module_fini(sl_broker *b)
         return;
     while (s->conns)
         conn_teardown(s->conns);
+    sl_ops_on_busy(b, NULL, NULL);
+    if (s->ingress_ev)
+        event_free(s->ingress_ev);
     sl_stomp_auth_free(s->auth);
     for (i = 0; i < s->nusers; i++) {
         free(s->users[i].login);

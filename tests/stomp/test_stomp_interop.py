@@ -1,9 +1,10 @@
 """STOMP <-> binary protocol: the same topics, headers mapped both ways.
 The binary side uses the pure-Python wire codec of tests/harness."""
 import os
+import subprocess
 import sys
 
-from conftest import Raw
+from conftest import Broker, Raw, bin_dir
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), "harness"))
@@ -139,3 +140,50 @@ def test_acks_without_receipt_share_commits(broker):
     c.send("SEND", {"destination": "/queue/lazyack"}, "marker")
     assert c.expect("MESSAGE").body == b"marker"
     c.close()
+
+
+def test_stomp_producer_served_while_binary_floods():
+    """A STOMP producer's reads run after more urgent work (deliveries,
+    acks: SL_PRI_INGRESS), yet not only once the loop is idle: while a
+    binary client produces flat out (its connection is readable in every
+    loop pass), a STOMP session connects, sends and gets its receipts, and
+    the flood is still going when it is done (broker/stomp.c,
+    ingress_guard_cb). Without the guard the session waits for the flood's
+    end (its billion records) and the socket read times out."""
+    b = Broker(args=["--maintenance-interval-ms", "100"]).start()
+    flood = None
+    try:
+        c = binary_client(b)
+        # a small, self-trimming log: the flood may run a while on any disk
+        c.create_topic("flood", configs={"segment-bytes": "1m",
+                                         "retention-bytes": "4m",
+                                         })
+        flood = subprocess.Popen(
+            [os.path.join(bin_dir(), "sluice-bench"), "produce",
+             "-b", "127.0.0.1:%d" % b.binary_port, "--topic", "flood",
+             "--records", "1000000000", "--size", "100", "--acks", "written", "--producers", "4"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # wait (round trips, no sleep) until the flood is being stored
+        while True:
+            err, end = c.list_offset("flood", 0, sluice_wire.OFFSET_LATEST)
+            assert err == 0 and flood.poll() is None
+            if end > 100000:
+                break
+        r = Raw(b.stomp_port)
+        r.connect("1.2")
+        for i in range(20):
+            r.send("SEND", [("destination", "/queue/starve"),
+                            ("persistent", "true"), ("receipt", "r%d" % i)],
+                   b"m%d" % i)
+        for i in range(20):
+            assert r.expect("RECEIPT").headers["receipt-id"] == "r%d" % i
+        assert flood.poll() is None, "the flood ended before the receipts"
+        recs = c.fetch_records("starve", 0, 0, upto=20)
+        assert [x["value"] for x in recs] == [b"m%d" % i for i in range(20)]
+        r.close()
+        c.close()
+    finally:
+        if flood:
+            flood.kill()
+            flood.wait()
+        b.cleanup()
