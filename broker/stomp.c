@@ -249,7 +249,8 @@ struct stomp_conn {
     size_t in_mark;  /* input left unparsed by the last conn_process_input */
     long long in_us; /* when this producer's input was last read */
     int pri_stale;   /* bufferevent_priority_set refused (events active) */
-    int ingress;     /* counted in ningress */
+    int ingress;     /* at SL_PRI_INGRESS, counted in ningress */
+    int streaming;   /* its last read found more than 4 KiB waiting */
     char session[32];
     char login[64];
     char client_id[128];
@@ -1213,11 +1214,16 @@ static void sub_free(stomp_sub *s)
     free(s);
 }
 
-/* A connection with a subscription reads (acks) and writes (MESSAGEs) at
- * the normal priority, one without (a producer) at SL_PRI_INGRESS (ops.h). */
+/* A producer (a connection without a subscription) that streams, i.e.
+ * whose last read found more than libevent's 4 KiB waiting, reads at
+ * SL_PRI_INGRESS (ops.h); every other connection at the normal priority.
+ * It stays one until a smaller read finds no reply owed (a window of
+ * receipts has drained). One that sends a frame and waits for its receipt
+ * cannot outrun the consumers, and at the lower priority it would wait
+ * behind their acks (4% on a receipt on every send). */
 static void conn_set_priority(stomp_conn *c)
 {
-    int ingress = c->subs == NULL;
+    int ingress = c->subs == NULL && c->streaming;
     if (ingress != c->ingress) {
         c->ingress = ingress;
         if (ingress)
@@ -2558,6 +2564,7 @@ static void ingress_guard_cb(evutil_socket_t fd, short what, void *arg)
     stomp_srv *srv = arg;
     long long now = sl_fs_mono_us();
     stomp_conn *c;
+    size_t got;
     (void)fd;
     (void)what;
     for (c = srv->conns; c; c = c->next) {
@@ -2565,7 +2572,12 @@ static void ingress_guard_cb(evutil_socket_t fd, short what, void *arg)
             now - c->in_us < INGRESS_MAX_WAIT_US)
             continue;
         c->in_us = now;
-        if (sl_ops_read_now(c->bev, READ_MORE_BYTES) > 0) {
+        got = sl_ops_read_now(c->bev, READ_MORE_BYTES);
+        if (got < 4096 && c->nrq == 0) {
+            c->streaming = 0;
+            conn_set_priority(c);
+        }
+        if (got > 0) {
             c->last_read = sl_now_ms();
             conn_process_input(c);
         }
@@ -2578,6 +2590,17 @@ static void read_cb(struct bufferevent *bev, void *arg)
 {
     stomp_conn *c = arg;
     c->last_read = sl_now_ms();
+    if (!c->subs) {
+        /* libevent's read filled its 4 KiB (the test sl_ops_read_more
+         * makes): a streaming producer, to be paced */
+        int streaming = evbuffer_get_length(bufferevent_get_input(bev)) >=
+                            c->in_mark + 4096 ||
+                        (c->streaming && c->nrq > 0);
+        if (streaming != c->streaming) {
+            c->streaming = streaming;
+            c->pri_stale = 1;
+        }
+    }
     if (c->pri_stale)
         conn_set_priority(c);
     if (c->ingress)

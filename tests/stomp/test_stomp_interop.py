@@ -143,13 +143,14 @@ def test_acks_without_receipt_share_commits(broker):
 
 
 def test_stomp_producer_served_while_binary_floods():
-    """A STOMP producer's reads run after more urgent work (deliveries,
-    acks: SL_PRI_INGRESS), yet not only once the loop is idle: while a
-    binary client produces flat out (its connection is readable in every
-    loop pass), a STOMP session connects, sends and gets its receipts, and
-    the flood is still going when it is done (broker/stomp.c,
-    ingress_guard_cb). Without the guard the session waits for the flood's
-    end (its billion records) and the socket read times out."""
+    """A streaming STOMP producer's reads run after more urgent work
+    (deliveries, acks: SL_PRI_INGRESS), yet not only once the loop is
+    idle: while binary clients produce flat out (their connections are
+    readable in every loop pass), a STOMP session sends 160 KiB at once
+    and gets all its receipts, and the flood is still going when it is
+    done (broker/stomp.c, ingress_guard_cb). Without the guard the last
+    SENDs wait for the flood's end (its billion records) and the socket
+    read times out."""
     b = Broker(args=["--maintenance-interval-ms", "100"]).start()
     flood = None
     try:
@@ -171,15 +172,19 @@ def test_stomp_producer_served_while_binary_floods():
                 break
         r = Raw(b.stomp_port)
         r.connect("1.2")
-        for i in range(20):
-            r.send("SEND", [("destination", "/queue/starve"),
-                            ("persistent", "true"), ("receipt", "r%d" % i)],
-                   b"m%d" % i)
+        # 20 x 8 KiB in one go, receipts asked: a streaming producer (its
+        # reads find more than 4 KiB waiting), so it is read at the lower
+        # priority once its first read is done
+        body = [(b"m%d-" % i) + b"x" * 8192 for i in range(20)]
+        r.send_raw(b"".join(
+            b"SEND\ndestination:/queue/starve\npersistent:true\n"
+            b"receipt:r%d\ncontent-length:%d\n\n%s\0" % (i, len(x), x)
+            for i, x in enumerate(body)))
         for i in range(20):
             assert r.expect("RECEIPT").headers["receipt-id"] == "r%d" % i
         assert flood.poll() is None, "the flood ended before the receipts"
         recs = c.fetch_records("starve", 0, 0, upto=20)
-        assert [x["value"] for x in recs] == [b"m%d" % i for i in range(20)]
+        assert [x["value"] for x in recs] == body
         r.close()
         c.close()
     finally:
