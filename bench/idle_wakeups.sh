@@ -15,14 +15,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${1:-build}
 scen=${2:-none}
-d=$(mktemp -d /tmp/sluice-idle.XXXXXX)
-"$B/bin/sluiced" --listen 127.0.0.1:0 --stomp-listen 127.0.0.1:0 \
-  --data "$d/data" --log-level warn >"$d/ready" 2>"$d/log" &
-pid=$!
-py=
-trap 'kill $py $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$d"' EXIT
-for _ in $(seq 100); do grep -q '^sluiced ready' "$d/ready" && break; sleep 0.1; done
-port=$(sed -nE 's/.*stomp=127\.0\.0\.1:([0-9]+).*/\1/p' "$d/ready")
+. bench/sluiced.sh
+sluiced_start "$B" idle
+port=$sport
 /usr/bin/python3 - "$port" "$scen" <<'PY' &
 import socket, sys, time
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
@@ -40,7 +35,7 @@ if sys.argv[2] == "unsub":
     s.sendall(b"UNSUBSCRIBE\nid:0\n\n\0")
 time.sleep(6)
 PY
-py=$!
+extra_pids=$!
 sleep 1.5
 sw() { awk '/^voluntary_ctxt_switches/ {s += $2} END {print s}' /proc/$pid/task/*/status; }
 a=$(sw); sleep 2; b=$(sw)

@@ -16,23 +16,17 @@ set -euo pipefail
 [ $# -ge 1 ] || { sed -n 2,14p "$0" >&2; exit 2; }
 B=$1; n=${2:-1}
 case $B in /*) ;; *) B=$(cd "$(dirname "$0")/.." && pwd)/$B ;; esac
-d=$(mktemp -d /tmp/sluice-flood.XXXXXX)
-"$B/bin/sluiced" --listen 127.0.0.1:0 --stomp-listen 127.0.0.1:0 \
-  --data "$d/data" --log-level warn >"$d/ready" 2>"$d/log" &
-pid=$!
-fp=
-trap '[ -n "$fp" ] && kill $fp 2>/dev/null; kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$d"' EXIT
-for _ in $(seq 100); do grep -q '^sluiced ready' "$d/ready" && break; sleep 0.1; done
-bport=$(sed -nE 's/.*binary=127\.0\.0\.1:([0-9]+).*/\1/p' "$d/ready")
-sport=$(sed -nE 's/.*stomp=127\.0\.0\.1:([0-9]+).*/\1/p' "$d/ready")
+. "$(dirname "$0")/sluiced.sh"
+sluiced_start "$B" flood
 "$B/bin/sluice-bench" produce -b "127.0.0.1:$bport" --topic flood \
   --records 20000000 --size 100 --acks written --producers "$n" \
   >"$d/flood" 2>&1 &
 fp=$!
+extra_pids=$fp
 sleep 1 # let the flood get going: this is a benchmark, not a test
 "$B/bin/sluice-bench" stomp --port "$sport" --dest /queue/beside \
   --producers 1 --consumers 1 --count 5000 --persistent \
   --receipt-every 100 --ack client-individual 2>&1 | tail -1
 wait $fp || true
-fp=
+extra_pids=
 grep -o 'secs=[0-9.]* records_per_sec=[0-9]*' "$d/flood" || cat "$d/flood"

@@ -21,13 +21,9 @@ set -euo pipefail
 [ $# -ge 2 ] || { sed -n 2,22p "$0" >&2; exit 2; }
 B=$1; args=$2; shift 2
 case $B in /*) ;; *) B=$(cd "$(dirname "$0")/.." && pwd)/$B ;; esac
-d=$(mktemp -d /tmp/sluice-one.XXXXXX)
-"$B/bin/sluiced" --listen 127.0.0.1:0 --stomp-listen 127.0.0.1:0 \
-  --data "$d/data" --log-level warn "$@" >"$d/ready" 2>"$d/log" &
-pid=$!
-trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$d"' EXIT
-for _ in $(seq 100); do grep -q '^sluiced ready' "$d/ready" && break; sleep 0.1; done
-port=$(sed -nE 's/.*stomp=127\.0\.0\.1:([0-9]+).*/\1/p' "$d/ready")
+. "$(dirname "$0")/sluiced.sh"
+sluiced_start "$B" one "$@"
+port=$sport
 "$B/bin/sluice-bench" stomp --port "$port" --dest /queue/warm --producers 2 \
   --consumers 2 --count 5000 --persistent --receipt-every 100 >/dev/null 2>&1
 t0=$(awk '{print $14 + $15}' "/proc/$pid/stat")

@@ -14,13 +14,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${1:-build}
 N=${2:-200}
-d=$(mktemp -d /tmp/sluice-tq.XXXXXX)
-"$B/bin/sluiced" --listen 127.0.0.1:0 --stomp-listen 127.0.0.1:0 \
-  --data "$d/data" --log-level warn >"$d/ready" 2>"$d/log" &
-pid=$!
-trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$d"' EXIT
-for _ in $(seq 100); do grep -q '^sluiced ready' "$d/ready" && break; sleep 0.1; done
-port=$(sed -nE 's/.*stomp=127\.0\.0\.1:([0-9]+).*/\1/p' "$d/ready")
+. bench/sluiced.sh
+sluiced_start "$B" tq
+port=$sport
 /usr/bin/python3 - "$port" "$N" <<'PY'
 import socket, sys, time
 port, n = int(sys.argv[1]), int(sys.argv[2])

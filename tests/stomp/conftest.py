@@ -38,8 +38,11 @@ class Broker:
         self.proc = None
         self.stomp_port = None
         self.binary_port = None
-        self.stderr_path = os.path.join(self.data, "..",
-                                        os.path.basename(self.data) + ".log")
+        # beside the data directory (not through it: cleanup removes it
+        # first, and a path through it no longer resolves)
+        self.stderr_path = os.path.join(
+            os.path.dirname(os.path.abspath(self.data)),
+            os.path.basename(self.data) + ".log")
 
     def start(self):
         exe = os.path.join(bin_dir(), "sluiced")
