@@ -157,7 +157,7 @@ struct stomp_srv {
     stomp_conn *conns;
     size_t nconns;            /* counted against max-connections */
     struct event *ingress_ev; /* ingress_guard_cb */
-    size_t ningress;          /* connections reading at SL_PRI_INGRESS */
+    stomp_conn *ingress;      /* connections reading at SL_PRI_INGRESS */
     treader *readers;         /* every topic reader */
     uint64_t next_session;
 };
@@ -249,8 +249,9 @@ struct stomp_conn {
     size_t in_mark;  /* input left unparsed by the last conn_process_input */
     long long in_us; /* when this producer's input was last read */
     int pri_stale;   /* bufferevent_priority_set refused (events active) */
-    int ingress;     /* at SL_PRI_INGRESS, counted in ningress */
-    int streaming;   /* its last read found more than 4 KiB waiting */
+    int ingress;     /* at SL_PRI_INGRESS, on srv->ingress */
+    stomp_conn *in_prev, *in_next;
+    int streaming; /* its last read found more than 4 KiB waiting */
     char session[32];
     char login[64];
     char client_id[128];
@@ -1221,15 +1222,30 @@ static void sub_free(stomp_sub *s)
  * receipts has drained). One that sends a frame and waits for its receipt
  * cannot outrun the consumers, and at the lower priority it would wait
  * behind their acks (4% on a receipt on every send). */
+static void ingress_unlink(stomp_conn *c)
+{
+    if (c->in_prev)
+        c->in_prev->in_next = c->in_next;
+    else
+        c->s->ingress = c->in_next;
+    if (c->in_next)
+        c->in_next->in_prev = c->in_prev;
+    c->in_prev = c->in_next = NULL;
+}
+
 static void conn_set_priority(stomp_conn *c)
 {
     int ingress = c->subs == NULL && c->streaming;
     if (ingress != c->ingress) {
         c->ingress = ingress;
-        if (ingress)
-            c->s->ningress++;
-        else
-            c->s->ningress--;
+        if (ingress) {
+            c->in_prev = NULL;
+            c->in_next = c->s->ingress;
+            if (c->in_next)
+                c->in_next->in_prev = c;
+            c->s->ingress = c;
+        } else
+            ingress_unlink(c);
     }
     /* libevent refuses while one of its events is active: retried from
      * the next read or work callback */
@@ -2555,7 +2571,7 @@ static void ingress_arm(void *arg)
 {
     static const struct timeval tv = {0, INGRESS_MAX_WAIT_US};
     stomp_srv *srv = arg;
-    if (srv->ningress > 0 && !evtimer_pending(srv->ingress_ev, NULL))
+    if (srv->ingress && !evtimer_pending(srv->ingress_ev, NULL))
         evtimer_add(srv->ingress_ev, &tv);
 }
 
@@ -2563,12 +2579,13 @@ static void ingress_guard_cb(evutil_socket_t fd, short what, void *arg)
 {
     stomp_srv *srv = arg;
     long long now = sl_fs_mono_us();
-    stomp_conn *c;
+    stomp_conn *c, *cn;
     size_t got;
     (void)fd;
     (void)what;
-    for (c = srv->conns; c; c = c->next) {
-        if (!c->ingress || c->closing || c->reading_paused || c->in_input ||
+    for (c = srv->ingress; c; c = cn) {
+        cn = c->in_next; /* c may leave the list below */
+        if (c->closing || c->reading_paused || c->in_input ||
             now - c->in_us < INGRESS_MAX_WAIT_US)
             continue;
         c->in_us = now;
@@ -2681,7 +2698,7 @@ static void conn_teardown(stomp_conn *c)
         c->next->prev = c->prev;
     srv->nconns--;
     if (c->ingress)
-        srv->ningress--;
+        ingress_unlink(c);
     for (s = c->subs; s; s = sn) {
         sn = s->next;
         sub_free(s); /* unacked messages return to their queues */
