@@ -249,7 +249,7 @@ struct stomp_conn {
     size_t in_mark;  /* input left unparsed by the last conn_process_input */
     long long in_us; /* when this producer's input was last read */
     int pri_stale;   /* bufferevent_priority_set refused (events active) */
-    int ingress;     /* at SL_PRI_INGRESS, on srv->ingress */
+    int ingress;     /* on srv->ingress: at SL_PRI_INGRESS, or pri_stale */
     stomp_conn *in_prev, *in_next;
     int streaming; /* its last read found more than 4 KiB waiting */
     char session[32];
@@ -1235,7 +1235,13 @@ static void ingress_unlink(stomp_conn *c)
 
 static void conn_set_priority(stomp_conn *c)
 {
-    int ingress = c->subs == NULL && c->streaming;
+    int want = c->subs == NULL && c->streaming, ingress;
+    /* libevent refuses while one of the events is active (it may have
+     * moved one of the two): retried from the next read, work or guard
+     * callback, and until then the guard looks after the connection */
+    c->pri_stale = bufferevent_priority_set(c->bev, want ? SL_PRI_INGRESS
+                                                         : SL_PRI_NORMAL) != 0;
+    ingress = want || c->pri_stale;
     if (ingress != c->ingress) {
         c->ingress = ingress;
         if (ingress) {
@@ -1247,10 +1253,6 @@ static void conn_set_priority(stomp_conn *c)
         } else
             ingress_unlink(c);
     }
-    /* libevent refuses while one of its events is active: retried from
-     * the next read or work callback */
-    c->pri_stale = bufferevent_priority_set(
-                       c->bev, ingress ? SL_PRI_INGRESS : SL_PRI_NORMAL) != 0;
 }
 
 static void sub_link(stomp_conn *c, stomp_sub *s)
@@ -2585,6 +2587,8 @@ static void ingress_guard_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     for (c = srv->ingress; c; c = cn) {
         cn = c->in_next; /* c may leave the list below */
+        if (c->pri_stale)
+            conn_set_priority(c);
         if (c->closing || c->reading_paused || c->in_input ||
             now - c->in_us < INGRESS_MAX_WAIT_US)
             continue;
