@@ -499,7 +499,8 @@ size_t sl_ops_read_now(struct bufferevent *bev, size_t limit)
 
 size_t sl_ops_read_more(struct bufferevent *bev, size_t before, size_t limit)
 {
-    if (evbuffer_get_length(bufferevent_get_input(bev)) < before + 4096)
+    if (evbuffer_get_length(bufferevent_get_input(bev)) <
+        before + SL_OPS_EV_READ_MAX)
         return 0;
     return sl_ops_read_now(bev, limit);
 }

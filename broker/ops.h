@@ -242,6 +242,7 @@ void sl_ops_on_append(sl_broker *b, sl_ops_append_fn fn, void *arg);
  * the bufferevent (its next read sees them). Returns the bytes read.
  */
 struct bufferevent;
+#define SL_OPS_EV_READ_MAX 4096 /* libevent 2.1's bytes per read event */
 size_t sl_ops_read_more(struct bufferevent *bev, size_t before, size_t limit);
 /* The same without the check: read what the socket holds, up to limit
  * (for a connection the loop has not served from its own read event). */

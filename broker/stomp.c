@@ -1215,13 +1215,6 @@ static void sub_free(stomp_sub *s)
     free(s);
 }
 
-/* A producer (a connection without a subscription) that streams, i.e.
- * whose last read found more than libevent's 4 KiB waiting, reads at
- * SL_PRI_INGRESS (ops.h); every other connection at the normal priority.
- * It stays one until a smaller read finds no reply owed (a window of
- * receipts has drained). One that sends a frame and waits for its receipt
- * cannot outrun the consumers, and at the lower priority it would wait
- * behind their acks (4% on a receipt on every send). */
 static void ingress_unlink(stomp_conn *c)
 {
     if (c->in_prev)
@@ -1233,6 +1226,13 @@ static void ingress_unlink(stomp_conn *c)
     c->in_prev = c->in_next = NULL;
 }
 
+/* A producer (a connection without a subscription) that streams, i.e.
+ * whose last read found more than libevent's 4 KiB waiting, reads at
+ * SL_PRI_INGRESS (ops.h); every other connection at the normal priority.
+ * It stays one until a smaller read finds no reply owed (a window of
+ * receipts has drained). One that sends a frame and waits for its receipt
+ * cannot outrun the consumers, and at the lower priority it would wait
+ * behind their acks (4% on a receipt on every send). */
 static void conn_set_priority(stomp_conn *c)
 {
     int want = c->subs == NULL && c->streaming, ingress;
@@ -2594,7 +2594,7 @@ static void ingress_guard_cb(evutil_socket_t fd, short what, void *arg)
             continue;
         c->in_us = now;
         got = sl_ops_read_now(c->bev, READ_MORE_BYTES);
-        if (got < 4096 && c->nrq == 0) {
+        if (got < SL_OPS_EV_READ_MAX && c->nrq == 0) {
             c->streaming = 0;
             conn_set_priority(c);
         }
@@ -2615,7 +2615,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
         /* libevent's read filled its 4 KiB (the test sl_ops_read_more
          * makes): a streaming producer, to be paced */
         int streaming = evbuffer_get_length(bufferevent_get_input(bev)) >=
-                            c->in_mark + 4096 ||
+                            c->in_mark + SL_OPS_EV_READ_MAX ||
                         (c->streaming && c->nrq > 0);
         if (streaming != c->streaming) {
             c->streaming = streaming;
