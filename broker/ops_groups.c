@@ -264,6 +264,7 @@ void sl_groups_module_init(sl_broker *b)
         return;
     }
     sl_groups_set_commit_interval(g, cfg->group_commit_interval_ms);
+    sl_groups_set_early(g, cfg->queue_dispatch == 0); /* 0 = written */
     pthread_mutex_lock(&M.mu);
     M.g = g;
     pthread_mutex_unlock(&M.mu);

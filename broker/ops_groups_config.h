@@ -26,3 +26,13 @@ SL_CFG(group_commit_interval_ms, "group-commit-interval-ms", MS, "50", 0, 60000,
        "response, STOMP receipt) and offset commits are committed before "
        "the answer, in the next flusher round. 0 = commit after every "
        "round.")
+SL_CFG_ENUM(queue_dispatch, "queue-dispatch", "written", "written|durable", 0,
+            NULL,
+            "When queue consumers (binary queue groups, STOMP /queue and "
+            "durable subscriptions) get a record of a flush=always topic. "
+            "written: as soon as it is appended, while its fdatasync runs "
+            "(as RabbitMQ and ActiveMQ dispatch while they store); the "
+            "producer's receipt or durable ack still waits for the "
+            "fdatasync, and acks of such records are committed to groups.db "
+            "only after it. durable: only after its fdatasync, so a consumer "
+            "never sees a record that a power loss could take back.")

@@ -5,16 +5,27 @@
  *
  * Every mutation on the loop thread (ack, release, delivery count, offset
  * commit, group config) bumps g->seq and marks its object dirty. When no
- * staged buffer is waiting, the loop serializes every dirty object into
- * g->staged (a list of ops: whole-window snapshots as ranges, offsets,
- * configs) and records staged_seq = g->seq, then wakes the flusher. The
- * flusher hook swaps the buffer out under g->mu and applies it in ONE
- * transaction (BEGIN IMMEDIATE .. COMMIT, WAL, synchronous=FULL so the
- * commit is on disk), then publishes committed_seq. The broker's notify
- * runs sl_groups_on_flushed on the loop, which completes the waiters whose
+ * staged buffer is waiting, the loop serializes every dirty object into a
+ * staged buffer (a list of ops: whole-window snapshots as ranges, offsets,
+ * configs) covering seq = g->seq, queues it (g->stq) and wakes the
+ * flusher's hook thread. The flusher hook takes the ready buffers from the
+ * head of the queue under g->mu and applies them in ONE transaction
+ * (BEGIN IMMEDIATE .. COMMIT, WAL, synchronous=FULL so the commit is on
+ * disk), then publishes committed_seq. The broker's notify runs
+ * sl_groups_on_flushed on the loop, which completes the waiters whose
  * seq <= committed_seq and stages what changed meanwhile. So an ack is
  * answered at most two rounds after it arrived, and the number of SQLite
  * transactions follows the number of rounds, not the number of acks.
+ *
+ * Early dispatch (sl_groups_set_early): a queue window may refer to
+ * records handed out before their fdatasync. Such a buffer carries a
+ * flusher token (sl_flusher_token, taken after those appends were
+ * requested) and is ready only once sl_flusher_covered() reaches it, i.e.
+ * after the round that made the records durable; sl_groups_on_durable
+ * wakes the hook then. Buffers commit in order, so everything staged
+ * after it waits too; a newer buffer is merged into the newest queued one
+ * only when that does not make it wait longer, so a steady stream of
+ * rounds never starves the commit.
  *
  * Failure scenario this ordering prevents: answering an ack, crashing
  * before the transaction that contains it, and redelivering the record.
@@ -93,28 +104,71 @@ static int stage_due(sl_groups *g)
            now - g->last_stage_ms >= g->commit_interval_ms;
 }
 
-/* Serialize everything dirty into g->staged. @thread loop */
+/* Append a staged buffer (taking over *wb) to the queue, or merge it into
+ * the newest one when that does not make the newest wait longer (a later
+ * snapshot of a window supersedes an earlier one, applied in order).
+ * Holds g->mu. */
+static void stq_push(sl_groups *g, sl_wb *wb, uint64_t seq, uint64_t token)
+{
+    sl_stage *t = g->stq_tail;
+    if (t && token <= t->token) {
+        sl_wb_put(&t->buf, wb->p, wb->len);
+        sl_wb_fini(wb);
+        t->seq = seq;
+        return;
+    }
+    sl_stage *n = calloc(1, sizeof(*n));
+    if (!n) { /* keep the ops: merged, the commit just waits longer */
+        if (t) {
+            sl_wb_put(&t->buf, wb->p, wb->len);
+            sl_wb_fini(wb);
+            t->seq = seq;
+            t->token = token;
+            return;
+        }
+        sl_log(SL_ERROR, "groups", "out of memory staging state");
+        sl_wb_fini(wb);
+        return;
+    }
+    n->buf = *wb;
+    n->seq = seq;
+    n->token = token;
+    if (t)
+        t->next = n;
+    else
+        g->stq = n;
+    g->stq_tail = n;
+}
+
+static int stq_pending(sl_groups *g)
+{
+    int pending;
+    pthread_mutex_lock(&g->mu);
+    pending = g->stq != NULL;
+    pthread_mutex_unlock(&g->mu);
+    return pending;
+}
+
+/* Serialize everything dirty into a staged buffer. When some of it refers
+ * to records handed out before their fdatasync, its commit waits for the
+ * flusher round that covers them (sl_flusher_token): group state never
+ * points past the durable end of a log, or a crash that took that tail
+ * back would reuse the offsets and find NEW records already acked.
+ * @thread loop */
 static void stage_now(sl_groups *g)
 {
     sl_wb wb;
+    uint64_t token = 0;
     g->last_stage_ms = sl_groups_now(g);
     sl_wb_init(&wb, 4096);
-    sl_queue_stage(g, &wb);
+    if (sl_queue_stage(g, &wb) && g->flusher)
+        token = sl_flusher_token(g->flusher);
     sl_stream_stage(g, &wb);
     g->need_stage = 0;
     pthread_mutex_lock(&g->mu);
-    if (g->staged.len == 0) {
-        sl_wb tmp = g->staged;
-        g->staged = wb;
-        wb = tmp;
-    } else {
-        sl_wb_put(&g->staged, wb.p, wb.len);
-    }
-    g->staged_seq = g->seq;
-    g->staged_pending = 1;
+    stq_push(g, &wb, g->seq, token);
     pthread_mutex_unlock(&g->mu);
     g->staged_upto = g->seq;
-    sl_wb_fini(&wb);
     if (g->flusher)
         sl_flusher_wake(g->flusher);
 }
@@ -123,22 +177,23 @@ static void stage_now(sl_groups *g)
  * sl_groups_on_flushed stages after the round). */
 static void stage_if_idle(sl_groups *g)
 {
-    int pending;
-    pthread_mutex_lock(&g->mu);
-    pending = g->staged_pending;
-    pthread_mutex_unlock(&g->mu);
-    if (!pending)
+    if (!stq_pending(g))
         stage_now(g);
 }
 
 void sl_groups_stage_delete(sl_groups *g, int op, const char *group,
                             const char *topic)
 {
+    sl_wb wb;
+    sl_wb_init(&wb, 64);
+    sl_wb_u8(&wb, (uint8_t)op);
+    sl_wb_str16(&wb, group, strlen(group));
+    sl_wb_str16(&wb, topic, strlen(topic));
     pthread_mutex_lock(&g->mu);
-    sl_wb_u8(&g->staged, (uint8_t)op);
-    sl_wb_str16(&g->staged, group, strlen(group));
-    sl_wb_str16(&g->staged, topic, strlen(topic));
-    g->staged_pending = 1;
+    /* After everything staged so far, with the newest buffer's seq and
+     * token (0 when none): ordered, never waiting on its own. */
+    stq_push(g, &wb, g->stq_tail ? g->stq_tail->seq : g->staged_upto,
+             g->stq_tail ? g->stq_tail->token : 0);
     pthread_mutex_unlock(&g->mu);
     sl_groups_mutated(g);
     if (g->flusher)
@@ -191,6 +246,11 @@ void sl_groups_stage(sl_groups *g)
         stage_if_idle(g);
     else
         deadline_stage(g);
+}
+
+void sl_groups_set_early(sl_groups *g, int on)
+{
+    g->early = on != 0;
 }
 
 void sl_groups_set_commit_interval(sl_groups *g, int64_t ms)
@@ -366,44 +426,61 @@ out:
     return rc;
 }
 
+/* Is the oldest staged buffer ready to commit? Holds g->mu. */
+static int stq_ready(sl_groups *g)
+{
+    return g->stq && (!g->flusher || g->stq->token == 0 ||
+                      sl_flusher_covered(g->flusher) >= g->stq->token);
+}
+
 void sl_groups_flush_hook(void *arg)
 {
     sl_groups *g = arg;
-    sl_wb buf;
-    uint64_t seq;
+    sl_stage *take = NULL, **tail = &take;
+    uint64_t seq = 0;
     sl_err rc;
 
+    /* db_mu first: buffers are applied in the order they were taken, also
+     * when sl_groups_commit_now runs beside the hook thread. */
+    pthread_mutex_lock(&g->db_mu);
     pthread_mutex_lock(&g->mu);
-    if (!g->staged_pending) {
-        pthread_mutex_unlock(&g->mu);
+    while (stq_ready(g)) { /* the ready prefix, in one transaction */
+        sl_stage *s = g->stq;
+        g->stq = s->next;
+        if (!g->stq)
+            g->stq_tail = NULL;
+        s->next = NULL;
+        *tail = s;
+        tail = &s->next;
+        seq = s->seq;
+    }
+    pthread_mutex_unlock(&g->mu);
+    if (!take) {
+        pthread_mutex_unlock(&g->db_mu);
         return;
     }
-    buf = g->staged;
-    seq = g->staged_seq;
-    sl_wb_init(&g->staged, 0);
-    g->staged_pending = 0;
-    pthread_mutex_unlock(&g->mu);
 
     rc = SL_OK;
     struct timespec t0, t1;
+    size_t bytes = 0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    pthread_mutex_lock(&g->db_mu);
-    if (buf.len > 0) {
-        rc = db_exec(g->db, "BEGIN IMMEDIATE");
-        if (rc == SL_OK) {
-            rc = apply_ops(g, buf.p, buf.len);
-            if (rc == SL_OK)
-                rc = db_exec(g->db, "COMMIT");
-            if (rc != SL_OK)
-                db_exec(g->db, "ROLLBACK");
-            else
-                __atomic_add_fetch(&g->st.txns, 1, __ATOMIC_RELAXED);
+    rc = db_exec(g->db, "BEGIN IMMEDIATE");
+    if (rc == SL_OK) {
+        for (sl_stage *s = take; s && rc == SL_OK; s = s->next) {
+            rc = apply_ops(g, s->buf.p, s->buf.len);
+            bytes += s->buf.len;
         }
+        if (rc == SL_OK)
+            rc = db_exec(g->db, "COMMIT");
+        if (rc != SL_OK)
+            db_exec(g->db, "ROLLBACK");
+        else
+            __atomic_add_fetch(&g->st.txns, 1, __ATOMIC_RELAXED);
     }
     pthread_mutex_unlock(&g->db_mu);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     sl_log(SL_DEBUG, "groups", "commit: %zu bytes of state in %.2f ms: %s",
-           buf.len,
+           bytes,
            (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
                (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
            sl_strerror(rc));
@@ -412,7 +489,12 @@ void sl_groups_flush_hook(void *arg)
     if (rc == SL_OK)
         g->committed_seq = seq;
     pthread_mutex_unlock(&g->mu);
-    sl_wb_fini(&buf);
+    while (take) {
+        sl_stage *s = take;
+        take = s->next;
+        sl_wb_fini(&s->buf);
+        free(s);
+    }
 }
 
 static void complete_waiters(sl_groups *g)
@@ -462,9 +544,29 @@ void sl_groups_on_flushed(sl_groups *g)
 
 void sl_groups_on_durable(sl_groups *g)
 {
+    int ready;
     sl_queue_on_flushed(g);
+    pthread_mutex_lock(&g->mu);
+    ready = g->stq && g->stq->token && stq_ready(g);
+    pthread_mutex_unlock(&g->mu);
+    if (ready && g->flusher) /* its round came: commit it now */
+        sl_flusher_wake(g->flusher);
     if (g->need_stage && g->flusher && stage_due(g))
         stage_if_idle(g);
+}
+
+/* Wait until every staged buffer can commit (the rounds its records
+ * need). @thread loop */
+static void stq_wait_durable(sl_groups *g)
+{
+    uint64_t token;
+    if (!g->flusher)
+        return;
+    pthread_mutex_lock(&g->mu);
+    token = g->stq_tail ? g->stq_tail->token : 0;
+    pthread_mutex_unlock(&g->mu);
+    if (token)
+        sl_flusher_wait_covered(g->flusher, token);
 }
 
 sl_err sl_groups_commit_now(sl_groups *g)
@@ -472,6 +574,7 @@ sl_err sl_groups_commit_now(sl_groups *g)
     sl_err rc;
     if (g->need_stage)
         stage_now(g);
+    stq_wait_durable(g);
     sl_groups_flush_hook(g);
     pthread_mutex_lock(&g->mu);
     rc = g->commit_err;
@@ -480,6 +583,7 @@ sl_err sl_groups_commit_now(sl_groups *g)
     sl_queue_on_flushed(g);
     if (g->need_stage) {
         stage_now(g);
+        stq_wait_durable(g);
         sl_groups_flush_hook(g);
         complete_waiters(g);
     }
@@ -511,11 +615,7 @@ void sl_groups_wait(sl_groups *g, void (*cb)(void *arg, sl_err rc), void *arg)
         g->waiters = w;
     g->waiters_tail = w;
     if (g->need_stage && g->flusher) {
-        int pending;
-        pthread_mutex_lock(&g->mu);
-        pending = g->staged_pending;
-        pthread_mutex_unlock(&g->mu);
-        if (!pending)
+        if (!stq_pending(g))
             stage_now(g);
     } else if (g->flusher) {
         sl_flusher_wake(g->flusher);
@@ -534,7 +634,6 @@ sl_err sl_groups_open(const char *data_dir, const sl_groups_env *env,
         return SL_ERR_NOMEM;
     pthread_mutex_init(&g->mu, NULL);
     pthread_mutex_init(&g->db_mu, NULL);
-    sl_wb_init(&g->staged, 0);
     g->env = *env;
     g->flusher = flusher;
     g->wake_hint = INT64_MAX; /* until the first tick: report everything */
@@ -593,7 +692,12 @@ void sl_groups_free(sl_groups *g)
     free(g->dlqp);
     if (g->db)
         sqlite3_close(g->db);
-    sl_wb_fini(&g->staged);
+    while (g->stq) {
+        sl_stage *s = g->stq;
+        g->stq = s->next;
+        sl_wb_fini(&s->buf);
+        free(s);
+    }
     pthread_mutex_destroy(&g->mu);
     pthread_mutex_destroy(&g->db_mu);
     free(g->path);

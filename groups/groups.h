@@ -94,6 +94,13 @@ void sl_groups_on_durable(sl_groups *g);
  * came due. */
 void sl_groups_set_commit_interval(sl_groups *g, int64_t ms);
 
+/* Early dispatch (on = 1): hand records of flush=always topics to queue
+ * consumers as soon as they are appended, before their fdatasync. Acks,
+ * releases and the window that refer to such records are committed only
+ * after the round that makes them durable (its waiters wait for it too).
+ * Default 0: only durable records are handed out. @thread loop */
+void sl_groups_set_early(sl_groups *g, int on);
+
 /* Stage what changed for the next flusher round (after request_stage).
  * @thread loop */
 void sl_groups_stage(sl_groups *g);

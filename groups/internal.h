@@ -140,6 +140,16 @@ typedef struct sl_sgroup {
     struct sl_sgroup *next;
 } sl_sgroup;
 
+/* One staged buffer: ops for the hook to apply, the mutations it covers,
+ * and the flusher token its commit must wait for (0 = none: it refers to
+ * durable records only). */
+typedef struct sl_stage {
+    sl_wb buf;
+    uint64_t seq;
+    uint64_t token;
+    struct sl_stage *next;
+} sl_stage;
+
 typedef struct sl_waiter {
     uint64_t seq;
     void (*cb)(void *arg, sl_err rc);
@@ -163,15 +173,13 @@ struct sl_groups {
     size_t ndlqp, dlqp_cap;
 
     /* Staging (loop) -> commit (flusher). seq counts mutations. */
-    uint64_t seq;          /* loop: last mutation */
-    uint64_t staged_upto;  /* loop: mutations covered by staged buffers */
-    int need_stage;        /* loop: something dirty not yet staged */
-    int stage_requested;   /* loop: env.request_stage called, not run */
-    pthread_mutex_t db_mu; /* one transaction at a time on g->db */
-    pthread_mutex_t mu;    /* protects the fields below */
-    sl_wb staged;          /* ops waiting for the flusher */
-    uint64_t staged_seq;   /* seq covered by `staged` */
-    int staged_pending;
+    uint64_t seq;             /* loop: last mutation */
+    uint64_t staged_upto;     /* loop: mutations covered by staged buffers */
+    int need_stage;           /* loop: something dirty not yet staged */
+    int stage_requested;      /* loop: env.request_stage called, not run */
+    pthread_mutex_t db_mu;    /* one transaction at a time on g->db */
+    pthread_mutex_t mu;       /* protects the fields below */
+    sl_stage *stq, *stq_tail; /* staged buffers, oldest first */
     uint64_t committed_seq;
     int commit_err;
 
@@ -186,6 +194,7 @@ struct sl_groups {
     int in_tick;           /* inside sl_groups_tick: collect in tick_min */
     int64_t tick_min;      /* earliest deadline that appeared in the tick */
     int64_t now_cache;
+    int early; /* hand out flush=always records before their fdatasync */
     int in_free;
 };
 
@@ -215,7 +224,9 @@ void sl_groups_stage_delete(sl_groups *g, int op, const char *group,
 void sl_groups_deadline(sl_groups *g, int64_t at_ms);
 
 /* queue.c */
-void sl_queue_stage(sl_groups *g, sl_wb *wb);
+/* Serialize dirty queue state into wb; returns 1 if some of it refers to
+ * records not yet durable (handed out early, see sl_groups_set_early). */
+int sl_queue_stage(sl_groups *g, sl_wb *wb);
 sl_err sl_queue_load(sl_groups *g);
 void sl_queue_on_flushed(sl_groups *g);
 int64_t sl_queue_tick(sl_groups *g, int64_t now);

@@ -29,9 +29,16 @@
  *   start advances over a prefix of ACKED/ARCHIVED; the partition's
  *   low-water mark (sl_part_set_low_water) is the min start of all groups.
  *
- * Only durable records are handed out (below sl_part_durable_offset, or the
- * log end for flush=never topics): otherwise an ack of a record lost in a
- * crash would be remembered and mark a NEW record at the same offset acked.
+ * Which records are handed out (qp_upto): those below the log end for
+ * flush=never topics; for flush=always topics also below the log end when
+ * early dispatch is on (sl_groups_set_early, the broker's default: a
+ * consumer does not wait for the fdatasync, as RabbitMQ and ActiveMQ
+ * dispatch while they store), else below sl_part_durable_offset. Either
+ * way, group state that refers to a record not yet durable is committed
+ * only after the flusher round that covers it (sl_queue_stage reports it,
+ * groups.c holds the commit back): otherwise, if a crash took that tail
+ * back, the ack would be remembered and would mark a NEW record at the
+ * same offset acked.
  *
  * Dead-lettering: the DLQ record is appended first (headers dlq.*), the
  * entry stays in state DLQ (persisted with its reason) until the DLQ
@@ -361,12 +368,19 @@ static void recount_keyed(sl_qpart *qp)
             qp->n_keyed++;
 }
 
+/* The offset below which records may be handed out: the log end for
+ * flush=never topics, and for flush=always topics when early dispatch is
+ * on (sl_groups_set_early; not for a partition whose fdatasync failed);
+ * else the durable offset. */
 static int64_t qp_upto(sl_qpart *qp)
 {
     sl_part *p = qp_part(qp);
+    int flush;
     if (!p)
         return qp->cursor;
-    if (sl_part_get_cfg(p)->flush == SL_FLUSH_NEVER)
+    flush = sl_part_get_cfg(p)->flush;
+    if (flush == SL_FLUSH_NEVER ||
+        (flush == SL_FLUSH_ALWAYS && qp->qg->g->early && !sl_part_failed(p)))
         return sl_part_end_offset(p);
     return sl_part_durable_offset(p);
 }
@@ -1683,8 +1697,9 @@ static void stage_qpart(sl_qpart *qp, sl_wb *wb)
     sl_wb_patch_u32(wb, count_at, n);
 }
 
-void sl_queue_stage(sl_groups *g, sl_wb *wb)
+int sl_queue_stage(sl_groups *g, sl_wb *wb)
 {
+    int early = 0;
     for (sl_qgroup *qg = g->qgroups; qg; qg = qg->next) {
         if (qg->cfg_dirty) {
             char text[1024];
@@ -1698,11 +1713,16 @@ void sl_queue_stage(sl_groups *g, sl_wb *wb)
         for (int32_t i = 0; i < qg->nparts; i++) {
             sl_qpart *qp = qg->parts[i];
             if (qp && qp->dirty) {
+                sl_part *p = qp_part(qp);
                 stage_qpart(qp, wb);
                 qp->dirty = 0;
+                if (p && sl_part_get_cfg(p)->flush != SL_FLUSH_NEVER &&
+                    qp->cursor > sl_part_durable_offset(p))
+                    early = 1;
             }
         }
     }
+    return early;
 }
 
 static sl_qpart *load_qpart(sl_qgroup *qg, int32_t part, int64_t start,
@@ -1827,8 +1847,9 @@ sl_err sl_queue_load(sl_groups *g)
                 sl_qpart *qp = qg->parts[i];
                 sl_part *p = qp_part(qp);
                 if (p && qp->cursor > sl_part_end_offset(p)) {
-                    /* The log lost an unflushed tail (we deliver durable
-                     * records only, so nothing acked is lost here). */
+                    /* The log lost an unflushed tail (state referring to
+                     * records not durable is never committed, so nothing
+                     * acked is lost here). */
                     int64_t end = sl_part_end_offset(p);
                     for (int64_t o = end; o < qp->cursor; o++)
                         if (o >= qp->start && ent(qp, o)->state == SL_Q_AVAIL)

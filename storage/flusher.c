@@ -148,6 +148,7 @@ struct sl_flusher {
     hook *hooks;
     size_t nhooks, chooks;
     int stop, in_round;
+    int hold;                /* sl_flusher_hold: take no round */
     int hooks_wanted, hstop; /* hook thread: run the hooks / exit */
     void (*notify)(void *arg);
     void *arg;
@@ -157,7 +158,13 @@ struct sl_flusher {
     int64_t spin_us;          /* spin for new work after a round, mu */
     int64_t last_end_us;      /* end of the last round, flusher thread */
     _Atomic uint64_t req_seq; /* sl_flusher_request calls */
-    _Atomic int astop;        /* copy of stop for the spinner */
+    /* Coverage tokens (sl_flusher_token): SL_FLUSH_ALWAYS requests so far
+     * (written under mu), the value of it when the round in progress took
+     * its partitions (mu), and the same for the last round that ended. */
+    _Atomic uint64_t always_seq;
+    uint64_t round_token;
+    _Atomic uint64_t covered;
+    _Atomic int astop; /* copy of stop for the spinner */
     _Atomic uint64_t rounds, syncs;
     _Atomic int64_t sync_avg_us; /* fdatasync time per round, 1/8 weight */
 };
@@ -206,8 +213,13 @@ static int64_t take_due(sl_flusher *f, int64_t now, int all)
     int64_t next = INT64_MAX;
     size_t k = 0;
     f->nround = 0;
-    if (grow((void **)&f->round, &f->cround, f->npend, sizeof(*f->round)))
+    /* Every SL_FLUSH_ALWAYS request so far is due now: this round (or an
+     * earlier one) covers it, unless memory runs out below. */
+    f->round_token = atomic_load(&f->always_seq);
+    if (grow((void **)&f->round, &f->cround, f->npend, sizeof(*f->round))) {
         all = 0; /* out of memory: take nothing, retry later */
+        f->round_token = atomic_load(&f->covered);
+    }
     for (size_t i = 0; i < f->npend; i++) {
         sl_part *p = f->pend[i];
         if ((all || p->fl_due_ms <= now) && f->nround < f->cround) {
@@ -246,6 +258,7 @@ static void run_round(sl_flusher *f)
     pthread_mutex_unlock(&f->mu);
     /* Counted before the durable notify, so whoever it wakes sees it. */
     atomic_fetch_add(&f->rounds, 1);
+    atomic_store(&f->covered, f->round_token);
     /* Guarantee 1: the durable offsets were published by sl_part__sync. */
     if (dn && f->nround > 0)
         dn(darg);
@@ -304,7 +317,18 @@ static void *flusher_main(void *arg)
     for (;;) {
         int64_t now = mono_ms();
         int stopping = f->stop;
-        int64_t next = take_due(f, now, stopping);
+        int64_t next;
+        if (f->hold && !stopping) {
+            pthread_cond_wait(&f->cv, &f->mu);
+            continue;
+        }
+        next = take_due(f, now, stopping);
+        if (f->nround == 0 && atomic_load(&f->covered) < f->round_token) {
+            /* No SL_FLUSH_ALWAYS partition pending: every such request so
+             * far is covered (sl_flusher_forget may have dropped some). */
+            atomic_store(&f->covered, f->round_token);
+            pthread_cond_broadcast(&f->done_cv);
+        }
         if (f->nround == 0 && !stopping) {
             int64_t until = f->last_end_us + f->spin_us;
             if (f->spin_us > 0 && f->last_end_us > 0 &&
@@ -427,6 +451,8 @@ void sl_flusher_request(sl_flusher *f, sl_part *p)
         due += p->cfg.flush_interval_ms;
     pthread_mutex_lock(&f->mu);
     atomic_fetch_add(&f->req_seq, 1);
+    if (policy == SL_FLUSH_ALWAYS)
+        atomic_fetch_add(&f->always_seq, 1);
     if (p->fl_pending) {
         if (due < p->fl_due_ms) {
             p->fl_due_ms = due;
@@ -482,6 +508,14 @@ void sl_flusher_set_durable_notify(sl_flusher *f, void (*fn)(void *arg),
     pthread_mutex_unlock(&f->mu);
 }
 
+void sl_flusher_hold(sl_flusher *f, int on)
+{
+    pthread_mutex_lock(&f->mu);
+    f->hold = on != 0;
+    pthread_cond_signal(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+}
+
 void sl_flusher_set_round_hooks(sl_flusher *f, int on)
 {
     pthread_mutex_lock(&f->mu);
@@ -513,6 +547,26 @@ void sl_flusher_add_hook(sl_flusher *f, void (*fn)(void *arg), void *arg)
 uint64_t sl_flusher_rounds(const sl_flusher *f)
 {
     return atomic_load(&((sl_flusher *)f)->rounds);
+}
+
+uint64_t sl_flusher_token(const sl_flusher *f)
+{
+    return atomic_load(&((sl_flusher *)f)->always_seq);
+}
+
+uint64_t sl_flusher_covered(const sl_flusher *f)
+{
+    return atomic_load(&((sl_flusher *)f)->covered);
+}
+
+void sl_flusher_wait_covered(sl_flusher *f, uint64_t token)
+{
+    pthread_mutex_lock(&f->mu);
+    if (atomic_load(&f->covered) < token)
+        pthread_cond_signal(&f->cv); /* a sleeping flusher re-checks */
+    while (atomic_load(&f->covered) < token)
+        pthread_cond_wait(&f->done_cv, &f->mu);
+    pthread_mutex_unlock(&f->mu);
 }
 
 uint64_t sl_flusher_syncs(const sl_flusher *f)

@@ -67,6 +67,28 @@ void sl_flusher_set_round_hooks(sl_flusher *f, int on);
  * that wait for each durable ack. 0 (default) = sleep at once. @thread any */
 void sl_flusher_set_spin_us(sl_flusher *f, int64_t us);
 
+/*
+ * Coverage tokens: a caller that must not commit something before the
+ * logs it refers to are durable (groups/ committing acks of records it
+ * handed out before their fdatasync) takes t = sl_flusher_token() after
+ * the appends, and waits until sl_flusher_covered() >= t: then every
+ * SL_FLUSH_ALWAYS append requested before the token was taken is covered
+ * by a round that ended (its durable offsets published; a partition whose
+ * fdatasync failed is marked failed instead, sl_part_failed). Tokens of
+ * SL_FLUSH_INTERVAL|NEVER appends mean nothing. @thread any
+ */
+uint64_t sl_flusher_token(const sl_flusher *f);
+uint64_t sl_flusher_covered(const sl_flusher *f);
+/* Block until sl_flusher_covered() >= token (or the flusher stops). The
+ * appends must have been requested (sl_flusher_request). @thread any but
+ * the flusher's and hook threads */
+void sl_flusher_wait_covered(sl_flusher *f, uint64_t token);
+
+/* on = 1: start no round (requests queue up) until called with 0, for
+ * tests that need an append to stay not durable. sl_flusher_free still
+ * runs its last round. @thread any */
+void sl_flusher_hold(sl_flusher *f, int on);
+
 /* Rounds and fdatasync calls so far (tests, metrics). @thread any */
 uint64_t sl_flusher_rounds(const sl_flusher *f);
 uint64_t sl_flusher_syncs(const sl_flusher *f);

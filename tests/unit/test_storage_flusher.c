@@ -887,6 +887,55 @@ static void test_wake_only_hooks_and_spin(void **state)
     tu_rmrf(dir);
 }
 
+/* Coverage tokens: covered reaches a token only once a round that took
+ * every SL_FLUSH_ALWAYS request before it ended (durable offsets
+ * published); interval requests do not count; a forgotten partition does
+ * not leave a waiter hanging. */
+static void test_tokens(void **state)
+{
+    char *dir = tu_tmpdir(), sub[600];
+    sl_part *p = open_part(dir, 1 << 30, SL_FLUSH_ALWAYS), *q;
+    sl_flusher *f;
+    uint64_t t0, t1, t2;
+    (void)state;
+    snprintf(sub, sizeof(sub), "%s/interval", dir);
+    q = open_part(sub, 1 << 30, SL_FLUSH_INTERVAL);
+    assert_int_equal(sl_flusher_new(NULL, NULL, &f), SL_OK);
+    t0 = sl_flusher_token(f);
+    sl_flusher_wait_covered(f, t0); /* nothing asked: returns at once */
+
+    sl_flusher_hold(f, 1);
+    tu_append(p, 1, 1, 0, 100);
+    sl_flusher_request(f, p);
+    t1 = sl_flusher_token(f);
+    assert_int_equal(t1, t0 + 1);
+    tu_append(q, 1, 1, 0, 100); /* interval: no new token */
+    sl_flusher_request(f, q);
+    assert_int_equal(sl_flusher_token(f), t1);
+    assert_true(sl_flusher_covered(f) < t1);
+    assert_int_equal(sl_part_durable_offset(p), 0);
+    sl_flusher_hold(f, 0);
+    sl_flusher_wait_covered(f, t1);
+    assert_true(sl_flusher_covered(f) >= t1);
+    assert_int_equal(sl_part_durable_offset(p), 1); /* covered = durable */
+
+    /* A request dropped by sl_flusher_forget still gets covered. */
+    sl_flusher_hold(f, 1);
+    tu_append(p, 1, 1, 1, 100);
+    sl_flusher_request(f, p);
+    t2 = sl_flusher_token(f);
+    sl_flusher_forget(f, p);
+    sl_flusher_hold(f, 0);
+    sl_flusher_wait_covered(f, t2);
+    assert_int_equal(sl_part_durable_offset(p), 1); /* never synced */
+
+    sl_flusher_forget(f, q);
+    sl_flusher_free(f);
+    sl_part_free(p);
+    sl_part_free(q);
+    tu_rmrf(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -904,6 +953,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_hooks_overlap_round, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
     };
     const char *only = getenv("SL_TEST_FILTER"); /* e.g. "*overlap*" */
     if (only)
