@@ -140,6 +140,13 @@ static void stq_push(sl_groups *g, sl_wb *wb, uint64_t seq, uint64_t token)
     g->stq_tail = n;
 }
 
+/* Is the oldest staged buffer ready to commit? Holds g->mu. */
+static int stq_ready(sl_groups *g)
+{
+    return g->stq && (!g->flusher || g->stq->token == 0 ||
+                      sl_flusher_covered(g->flusher) >= g->stq->token);
+}
+
 static int stq_pending(sl_groups *g)
 {
     int pending;
@@ -159,6 +166,7 @@ static void stage_now(sl_groups *g)
 {
     sl_wb wb;
     uint64_t token = 0;
+    int ready;
     g->last_stage_ms = sl_groups_now(g);
     sl_wb_init(&wb, 4096);
     if (sl_queue_stage(g, &wb) && g->flusher)
@@ -167,9 +175,12 @@ static void stage_now(sl_groups *g)
     g->need_stage = 0;
     pthread_mutex_lock(&g->mu);
     stq_push(g, &wb, g->seq, token);
+    ready = stq_ready(g);
     pthread_mutex_unlock(&g->mu);
     g->staged_upto = g->seq;
-    if (g->flusher)
+    /* Not ready: the durable notify of its round wakes the hook
+     * (sl_groups_on_durable), a wake-up now would find nothing to do. */
+    if (g->flusher && ready)
         sl_flusher_wake(g->flusher);
 }
 
@@ -424,13 +435,6 @@ out:
     sqlite3_finalize(del_parts);
     sqlite3_finalize(del_granges);
     return rc;
-}
-
-/* Is the oldest staged buffer ready to commit? Holds g->mu. */
-static int stq_ready(sl_groups *g)
-{
-    return g->stq && (!g->flusher || g->stq->token == 0 ||
-                      sl_flusher_covered(g->flusher) >= g->stq->token);
 }
 
 void sl_groups_flush_hook(void *arg)
