@@ -325,9 +325,18 @@ static void *flusher_main(void *arg)
         next = take_due(f, now, stopping);
         if (f->nround == 0 && atomic_load(&f->covered) < f->round_token) {
             /* No SL_FLUSH_ALWAYS partition pending: every such request so
-             * far is covered (sl_flusher_forget may have dropped some). */
+             * far is covered (sl_flusher_forget dropped some). Tell whoever
+             * waits for the tokens, as a round would. */
+            void (*dn)(void *arg) = f->dnotify;
+            void *darg = f->darg;
             atomic_store(&f->covered, f->round_token);
             pthread_cond_broadcast(&f->done_cv);
+            if (dn) {
+                pthread_mutex_unlock(&f->mu);
+                dn(darg);
+                pthread_mutex_lock(&f->mu);
+            }
+            continue;
         }
         if (f->nround == 0 && !stopping) {
             int64_t until = f->last_end_us + f->spin_us;
@@ -477,6 +486,7 @@ void sl_flusher_forget(sl_flusher *f, sl_part *p)
     for (size_t i = 0; i < f->npend; i++) {
         if (f->pend[i] == p) {
             f->pend[i] = f->pend[--f->npend];
+            pthread_cond_signal(&f->cv); /* its tokens: covered now */
             break;
         }
     }
