@@ -464,16 +464,17 @@ void sl_groups_flush_hook(void *arg)
         return;
     }
 
-    rc = SL_OK;
     struct timespec t0, t1;
     size_t bytes = 0;
+    for (sl_stage *s = take; s; s = s->next)
+        bytes += s->buf.len;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    rc = db_exec(g->db, "BEGIN IMMEDIATE");
-    if (rc == SL_OK) {
-        for (sl_stage *s = take; s && rc == SL_OK; s = s->next) {
+    rc = SL_OK;
+    if (bytes > 0) /* else nothing changed: no transaction */
+        rc = db_exec(g->db, "BEGIN IMMEDIATE");
+    if (bytes > 0 && rc == SL_OK) {
+        for (sl_stage *s = take; s && rc == SL_OK; s = s->next)
             rc = apply_ops(g, s->buf.p, s->buf.len);
-            bytes += s->buf.len;
-        }
         if (rc == SL_OK)
             rc = db_exec(g->db, "COMMIT");
         if (rc != SL_OK)
