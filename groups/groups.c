@@ -482,6 +482,13 @@ void sl_groups_flush_hook(void *arg)
         else
             __atomic_add_fetch(&g->st.txns, 1, __ATOMIC_RELAXED);
     }
+    /* Published before db_mu is released: whoever takes db_mu next (the
+     * hook thread, or sl_groups_commit_now) sees this commit's result. */
+    pthread_mutex_lock(&g->mu);
+    g->commit_err = rc;
+    if (rc == SL_OK)
+        g->committed_seq = seq;
+    pthread_mutex_unlock(&g->mu);
     pthread_mutex_unlock(&g->db_mu);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     sl_log(SL_DEBUG, "groups", "commit: %zu bytes of state in %.2f ms: %s",
@@ -489,11 +496,6 @@ void sl_groups_flush_hook(void *arg)
            (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
                (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
            sl_strerror(rc));
-    pthread_mutex_lock(&g->mu);
-    g->commit_err = rc;
-    if (rc == SL_OK)
-        g->committed_seq = seq;
-    pthread_mutex_unlock(&g->mu);
     while (take) {
         sl_stage *s = take;
         take = s->next;
