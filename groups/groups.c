@@ -110,22 +110,18 @@ static int stage_due(sl_groups *g)
  * Holds g->mu. */
 static void stq_push(sl_groups *g, sl_wb *wb, uint64_t seq, uint64_t token)
 {
-    sl_stage *t = g->stq_tail;
-    if (t && token <= t->token) {
+    sl_stage *t = g->stq_tail, *n = NULL;
+    if (!t || token > t->token)
+        n = calloc(1, sizeof(*n));
+    if (!n && t) { /* merge; out of memory too: then it waits longer */
         sl_wb_put(&t->buf, wb->p, wb->len);
         sl_wb_fini(wb);
         t->seq = seq;
+        if (token > t->token)
+            t->token = token;
         return;
     }
-    sl_stage *n = calloc(1, sizeof(*n));
-    if (!n) { /* keep the ops: merged, the commit just waits longer */
-        if (t) {
-            sl_wb_put(&t->buf, wb->p, wb->len);
-            sl_wb_fini(wb);
-            t->seq = seq;
-            t->token = token;
-            return;
-        }
+    if (!n) {
         sl_log(SL_ERROR, "groups", "out of memory staging state");
         sl_wb_fini(wb);
         return;
