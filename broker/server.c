@@ -279,8 +279,20 @@ static sl_err bind_listener(sl_broker *b, const char *what, const char *addr,
                                 512, (struct sockaddr *)&ss, sslen);
     if (!l) {
         int e = errno;
-        snprintf(err, errlen, "%s: cannot listen on %s: %s", what, addr,
-                 strerror(e));
+        /* The flag is named after the listener ("binary" is --listen,
+         * "stomp" --stomp-listen): the first thing a user meets on a machine
+         * that already runs RabbitMQ or ActiveMQ on 61613. */
+        const char *pre = strcmp(what, "binary") == 0 ? "" : what;
+        snprintf(err, errlen, "%s: cannot listen on %s: %s%s%s%s%s", what,
+                 addr, strerror(e),
+                 e == EADDRINUSE ? " (another broker on this port? move it "
+                                   "with --"
+                                 : "",
+                 e == EADDRINUSE ? pre : "",
+                 e == EADDRINUSE ? (*pre ? "-" : "") : "",
+                 e == EADDRINUSE ? "listen HOST:PORT, e.g. port 0 for any "
+                                   "free port)"
+                                 : "");
         return SL_ESYS(e);
     }
     evconnlistener_set_error_cb(l, listener_error_cb);

@@ -43,7 +43,8 @@ static void usage(FILE *f)
     fputs(
         "usage: sluice [-b HOST:PORT] [-X key=value]... COMMAND ...\n"
         "\n"
-        "  -b HOST:PORT   broker address (default 127.0.0.1:7410)\n"
+        "  -b HOST:PORT   broker address (default $SLUICE_BOOTSTRAP, else "
+        "127.0.0.1:7410)\n"
         "  -X key=value   libsluice setting (see docs/cli.md)\n"
         "\n"
         "commands:\n"

@@ -125,7 +125,9 @@ const char *sluice_errstr(void);
 
 /*
  * Keys (values are strings; defaults in brackets):
- *   bootstrap             HOST:PORT of the broker [127.0.0.1:7410]
+ *   bootstrap             HOST:PORT of the broker [the environment
+ *                         variable SLUICE_BOOTSTRAP if set and not empty,
+ *                         else 127.0.0.1:7410]
  *   client.id             name shown in group listings [sluice]
  *   connect.timeout.ms    [5000]
  *   request.timeout.ms    per request, also for sync calls [30000]

@@ -233,7 +233,14 @@ const char *sluice_conf_get(const sluice_conf *conf, const char *key)
     int i = key_index(key);
     if (i < 0)
         return NULL;
-    return (conf && conf->val[i]) ? conf->val[i] : keys[i].def;
+    if (conf && conf->val[i])
+        return conf->val[i];
+    if (i == 0) { /* bootstrap: the environment before the built-in one */
+        const char *env = getenv("SLUICE_BOOTSTRAP");
+        if (env && *env)
+            return env;
+    }
+    return keys[i].def;
 }
 
 void sluice_conf_set_delivery_cb(sluice_conf *conf, sluice_delivery_cb cb,

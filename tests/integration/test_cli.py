@@ -304,3 +304,28 @@ def test_group_config_errors(broker):
     assert rc == 2 and "key=value" in err
     rc, out, err = run(broker, "group", "config", "--topic", "tasks2")
     assert rc == 2 and "group name" in err
+
+
+def test_sluice_bootstrap_environment_variable(broker):
+    # no -b: SLUICE_BOOTSTRAP names the broker (issues 13, 17, 19)
+    env = dict(os.environ, SLUICE_BOOTSTRAP="%s:%d" % broker.binary_addr)
+    p = subprocess.run([sluice_bin(), "topic", "create", "envtopic",
+                        "--partitions", "2"], env=env,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=60)
+    assert p.returncode == 0, p.stderr
+    p = subprocess.run([sluice_bin(), "topic", "list"], env=env,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=60)
+    assert p.returncode == 0 and b"envtopic" in p.stdout
+    # -b wins over the environment
+    env["SLUICE_BOOTSTRAP"] = "127.0.0.1:1"
+    p = subprocess.run([sluice_bin(), "-b", "%s:%d" % broker.binary_addr,
+                        "topic", "list"], env=env, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=60)
+    assert p.returncode == 0 and b"envtopic" in p.stdout
+    # and the environment is really used without -b: unreachable, exit 3
+    p = subprocess.run([sluice_bin(), "topic", "list"], env=env,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=60)
+    assert p.returncode == 3 and b"127.0.0.1:1" in p.stderr

@@ -152,6 +152,19 @@ def test_listen_failure_is_reported(broker):
             "%s:%d" % (host, port), "--stomp-listen", "127.0.0.1:0")
     assert r.returncode == 4
     assert b"cannot listen" in r.stderr and str(port).encode() in r.stderr
+    assert b"move it with --listen HOST:PORT" in r.stderr
+
+
+def test_stomp_port_taken_suggests_the_flag(broker):
+    # the first hour on a machine that already runs RabbitMQ or ActiveMQ
+    host, port = broker.stomp_addr
+    r = run("--data", broker.data_dir + "-other", "--listen", "127.0.0.1:0",
+            "--stomp-listen", "%s:%d" % (host, port))
+    assert r.returncode == 4
+    err = r.stderr.decode()
+    assert "stomp: cannot listen on %s:%d: Address already in use" % (
+        host, port) in err
+    assert "move it with --stomp-listen HOST:PORT" in err
 
 
 def test_idle_timeout_closes_quiet_connections(tmp_path):

@@ -20,6 +20,9 @@ ack/nack/reject/touch), :class:`Admin` (topics, groups, lag, dead-letter
 topics) and :class:`Message`. Errors are :class:`SluiceError` subclasses
 (see :mod:`sluice.errors`).
 
+The broker address: ``bootstrap`` when given, else the environment
+variable ``SLUICE_BOOTSTRAP``, else ``127.0.0.1:7410``.
+
 Configuration: keyword arguments are libsluice configuration keys with the
 dots written as underscores (``linger_ms=5`` is ``linger.ms``), or pass
 ``config={"linger.ms": "5"}``. Every object is a context manager and is safe
@@ -51,6 +54,9 @@ Message = _sluice.Message
 __version__ = "0.1.0"
 LIBSLUICE_VERSION: str = _sluice.version()
 
+#: The address used when ``bootstrap`` is None (the default) and the
+#: environment variable ``SLUICE_BOOTSTRAP`` is not set (libsluice reads it,
+#: as the ``sluice`` CLI does).
 DEFAULT_BOOTSTRAP = "127.0.0.1:7410"
 
 #: Start at the earliest offset still stored.
@@ -324,7 +330,7 @@ def _run_pump(c: Any, wake: threading.Event, state: _PumpState,
 class Producer:
     """Sends records to topics, batching them in libsluice.
 
-    ``Producer(bootstrap="127.0.0.1:7410", on_delivery=None, **config)``
+    ``Producer(bootstrap=None, on_delivery=None, **config)``
 
     Useful configuration (libsluice keys, dots as underscores): ``acks``
     (``"durable"`` default, ``"written"``, ``"none"``), ``linger_ms`` (5),
@@ -342,7 +348,7 @@ class Producer:
     ``close()`` (or leaving the ``with`` block) flushes first.
     """
 
-    def __init__(self, bootstrap: Optional[str] = DEFAULT_BOOTSTRAP, *,
+    def __init__(self, bootstrap: Optional[str] = None, *,
                  on_delivery: Optional[DeliveryCallback] = None,
                  config: Optional[Mapping[str, Any]] = None,
                  **kwargs: Any) -> None:
@@ -549,7 +555,7 @@ class _ConsumerBase:
 class Consumer(_ConsumerBase):
     """Stream consumer: reads partitions in offset order.
 
-    ``Consumer(bootstrap="127.0.0.1:7410", group=None, **config)``
+    ``Consumer(bootstrap=None, group=None, **config)``
 
     Either ``subscribe(topics)`` as a member of the stream group ``group``
     (partitions are assigned by the broker and move between members), or
@@ -563,7 +569,7 @@ class Consumer(_ConsumerBase):
     ack(): progress is the committed offset.
     """
 
-    def __init__(self, bootstrap: Optional[str] = DEFAULT_BOOTSTRAP,
+    def __init__(self, bootstrap: Optional[str] = None,
                  group: Optional[str] = None, *,
                  topics: Optional[Iterable[str]] = None,
                  config: Optional[Mapping[str, Any]] = None,
@@ -736,10 +742,10 @@ class QueueConsumer(_ConsumerBase):
 class Admin:
     """Topics, groups, lag and dead-letter topics.
 
-    ``Admin(bootstrap="127.0.0.1:7410", **config)``
+    ``Admin(bootstrap=None, **config)``
     """
 
-    def __init__(self, bootstrap: Optional[str] = DEFAULT_BOOTSTRAP, *,
+    def __init__(self, bootstrap: Optional[str] = None, *,
                  config: Optional[Mapping[str, Any]] = None,
                  **kwargs: Any) -> None:
         self._c = _sluice.Admin(_conf(bootstrap, config, kwargs))
