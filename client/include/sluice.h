@@ -572,7 +572,9 @@ sluice_err sluice_admin_create_topic(sluice_admin *a, const char *name,
                                      int32_t partitions,
                                      const sluice_kv *configs, size_t count);
 sluice_err sluice_admin_delete_topic(sluice_admin *a, const char *name);
-/* Caller frees *out with sluice_topic_list_free. */
+/* Every topic with its partitions (offsets) and configs, as
+ * sluice_admin_describe_topic gives one. Caller frees *out with
+ * sluice_topic_list_free. */
 sluice_err sluice_admin_list_topics(sluice_admin *a, sluice_topic_list **out);
 void sluice_topic_list_free(sluice_topic_list *list);
 /* With per-partition offsets and configs. Caller frees *out with

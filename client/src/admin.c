@@ -234,41 +234,86 @@ void sluice_topic_info_free(sluice_topic_info *info)
     free(info);
 }
 
+/* Copy one METADATA topic (partitions with offsets, configs) into t,
+ * which the caller zeroed; on failure t holds what was copied (free it
+ * with topic_info_fini). */
+static sl_err topic_info_fill(sluice_topic_info *t, const sl_meta_topic *mt)
+{
+    size_t i;
+    t->name = dupstr(mt->name);
+    t->partition_count = (int32_t)mt->nparts;
+    t->partitions = calloc(mt->nparts + 1, sizeof(*t->partitions));
+    t->configs = calloc(mt->nconfigs + 1, sizeof(*t->configs));
+    if (!t->name || !t->partitions || !t->configs)
+        return SL_ERR_NOMEM;
+    for (i = 0; i < mt->nparts; i++) {
+        t->partitions[i].partition = (int32_t)mt->parts[i].partition;
+        t->partitions[i].log_start = mt->parts[i].start_offset;
+        t->partitions[i].log_end = mt->parts[i].end_offset;
+    }
+    for (i = 0; i < mt->nconfigs; i++) {
+        t->configs[i].key = dupstr(mt->configs[i].key);
+        t->configs[i].value = dupstr(mt->configs[i].value);
+        t->config_count++;
+        if (!t->configs[i].key ||
+            (!t->configs[i].value && mt->configs[i].value.p))
+            return SL_ERR_NOMEM;
+    }
+    return SL_OK;
+}
+
+/* One METADATA round trip for the topics in names (none = every topic). */
+static sl_err metadata(sluice_admin *a, uint32_t corr, const char *what,
+                       sl_str *names, uint32_t nnames, sl_chunk **fr,
+                       sl_metadata_resp *resp)
+{
+    sl_metadata_req req;
+    const uint8_t *body;
+    size_t len;
+    sl_err rc;
+
+    req.ntopics = nnames;
+    req.topics = names;
+    rc = sl_metadata_req_encode(&a->conn.out, corr, &req);
+    if (rc != SL_OK)
+        return sl_cl_fail(rc, "%s", what);
+    rc = roundtrip(a, corr, what, fr, &body, &len);
+    if (rc != SL_OK)
+        return rc;
+    rc = sl_metadata_resp_decode(body, len, &a->arena, resp);
+    if (rc != SL_OK)
+        return sl_cl_bad_reply(rc, what);
+    return SL_OK;
+}
+
+/* Every topic with its partitions and configs: one METADATA request with
+ * an empty topic list (LIST_TOPICS carries names and counts only, and
+ * Admin.topics() in Python promised configs). */
 sluice_err sluice_admin_list_topics(sluice_admin *a, sluice_topic_list **out)
 {
-    sl_list_topics_resp resp;
+    sl_metadata_resp resp;
     sluice_topic_list *l = NULL;
     sl_chunk *fr = NULL;
-    const uint8_t *body;
-    size_t len, i;
+    size_t i;
     uint32_t corr;
     sl_err rc;
 
     BEGIN(a);
-    rc = sl_list_topics_req_encode(&a->conn.out, corr);
-    if (rc != SL_OK) {
-        rc = sl_cl_fail(rc, "list topics");
-        goto out;
-    }
-    rc = roundtrip(a, corr, "list topics", &fr, &body, &len);
+    rc = metadata(a, corr, "list topics", NULL, 0, &fr, &resp);
     if (rc != SL_OK)
         goto out;
-    rc = sl_list_topics_resp_decode(body, len, &a->arena, &resp);
-    if (rc != SL_OK) {
-        rc = sl_cl_bad_reply(rc, "list topics");
-        goto out;
-    }
     l = calloc(1, sizeof(*l));
     if (!l || !(l->topics = calloc(resp.ntopics + 1, sizeof(*l->topics)))) {
         rc = sl_cl_fail(SL_ERR_NOMEM, "list topics");
         goto out;
     }
     for (i = 0; i < resp.ntopics; i++) {
-        l->topics[i].name = dupstr(resp.topics[i].name);
-        l->topics[i].partition_count = (int32_t)resp.topics[i].partitions;
+        if (resp.topics[i].error != SL_OK)
+            continue; /* deleted between the listing and the lookup */
         l->count++;
-        if (!l->topics[i].name) {
-            rc = sl_cl_fail(SL_ERR_NOMEM, "list topics");
+        rc = topic_info_fill(&l->topics[l->count - 1], &resp.topics[i]);
+        if (rc != SL_OK) {
+            rc = sl_cl_fail(rc, "list topics");
             goto out;
         }
     }
@@ -284,33 +329,18 @@ out:
 sluice_err sluice_admin_describe_topic(sluice_admin *a, const char *name,
                                        sluice_topic_info **out)
 {
-    sl_metadata_req req;
     sl_metadata_resp resp;
     sl_str n = sl_str_c(name);
     sluice_topic_info *t = NULL;
     sl_meta_topic *mt;
     sl_chunk *fr = NULL;
-    const uint8_t *body;
-    size_t len, i;
     uint32_t corr;
     sl_err rc;
 
     BEGIN(a);
-    req.ntopics = 1;
-    req.topics = &n;
-    rc = sl_metadata_req_encode(&a->conn.out, corr, &req);
-    if (rc != SL_OK) {
-        rc = sl_cl_fail(rc, "describe topic '%s'", name);
-        goto out;
-    }
-    rc = roundtrip(a, corr, "describe topic", &fr, &body, &len);
+    rc = metadata(a, corr, "describe topic", &n, 1, &fr, &resp);
     if (rc != SL_OK)
         goto out;
-    rc = sl_metadata_resp_decode(body, len, &a->arena, &resp);
-    if (rc != SL_OK) {
-        rc = sl_cl_bad_reply(rc, "describe topic");
-        goto out;
-    }
     if (resp.ntopics != 1) {
         rc =
             sl_cl_fail(SL_ERR_PROTOCOL, "describe topic '%s': bad reply", name);
@@ -326,28 +356,10 @@ sluice_err sluice_admin_describe_topic(sluice_admin *a, const char *name,
         rc = sl_cl_fail(SL_ERR_NOMEM, "describe topic");
         goto out;
     }
-    t->name = strdup(name);
-    t->partition_count = (int32_t)mt->nparts;
-    t->partitions = calloc(mt->nparts + 1, sizeof(*t->partitions));
-    t->configs = calloc(mt->nconfigs + 1, sizeof(*t->configs));
-    if (!t->name || !t->partitions || !t->configs) {
-        rc = sl_cl_fail(SL_ERR_NOMEM, "describe topic");
+    rc = topic_info_fill(t, mt);
+    if (rc != SL_OK) {
+        rc = sl_cl_fail(rc, "describe topic");
         goto out;
-    }
-    for (i = 0; i < mt->nparts; i++) {
-        t->partitions[i].partition = (int32_t)mt->parts[i].partition;
-        t->partitions[i].log_start = mt->parts[i].start_offset;
-        t->partitions[i].log_end = mt->parts[i].end_offset;
-    }
-    for (i = 0; i < mt->nconfigs; i++) {
-        t->configs[i].key = dupstr(mt->configs[i].key);
-        t->configs[i].value = dupstr(mt->configs[i].value);
-        t->config_count++;
-        if (!t->configs[i].key ||
-            (!t->configs[i].value && mt->configs[i].value.p)) {
-            rc = sl_cl_fail(SL_ERR_NOMEM, "describe topic");
-            goto out;
-        }
     }
     *out = t;
     t = NULL;

@@ -2,6 +2,8 @@
 
 import time
 
+import pytest
+
 import sluice
 
 
@@ -20,6 +22,12 @@ def test_topics_and_configs(bootstrap, admin, topic):
             p.send(topic, b"v", partition=1)
     assert admin.topic(topic).partitions[1].log_end == 5
     assert topic in [x.name for x in admin.topics()]
+    # topics() gives what topic() gives: configs and partitions too
+    listed = {x.name: x for x in admin.topics()}[topic]
+    assert listed.config == admin.topic(topic).config
+    assert listed.config.get("cleanup-policy") == "compact"
+    assert listed.partition_count == 3
+    assert [p.log_end for p in listed.partitions] == [0, 5, 0]
     admin.delete_topic(topic)
     assert topic not in [x.name for x in admin.topics()]
 
@@ -63,3 +71,23 @@ def test_queue_group_in_flight_and_dlq(bootstrap, admin, topic):
     dl = {d.topic: d for d in admin.dlqs()}
     assert dl[topic + ".DLQ"].source_topic == topic
     assert dl[topic + ".DLQ"].depth == 1
+
+
+def test_sluice_bootstrap_environment_variable(bootstrap, topic, monkeypatch):
+    # no address given: SLUICE_BOOTSTRAP, as for the CLI and libsluice
+    monkeypatch.setenv("SLUICE_BOOTSTRAP", bootstrap)
+    with sluice.Admin() as a:
+        a.create_topic(topic, partitions=1)
+    with sluice.Producer() as p:
+        p.send(topic, b"x").result()
+    with sluice.Consumer() as c:
+        c.assign([(topic, 0, sluice.OFFSET_BEGINNING)])
+        assert [m.value for m in c.consume(1, timeout=10)] == [b"x"]
+    # an explicit address wins
+    monkeypatch.setenv("SLUICE_BOOTSTRAP", "127.0.0.1:1")
+    with sluice.Admin(bootstrap) as a:
+        assert topic in [t.name for t in a.topics()]
+    with pytest.raises(sluice.SluiceError) as e:
+        with sluice.Admin(connect_timeout_ms=2000) as a:
+            a.topics()
+    assert "127.0.0.1:1" in str(e.value)
