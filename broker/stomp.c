@@ -142,10 +142,7 @@ static void wait_cb_groups(void *arg, sl_err err)
 
 /* ---- server and connection state ----------------------------------------- */
 
-typedef struct stomp_user {
-    char *login;
-    char *hash;
-} stomp_user;
+typedef sl_stomp_user stomp_user;
 
 struct stomp_srv {
     sl_broker *b;
@@ -2928,55 +2925,14 @@ static sl_err users_load(stomp_srv *s, const char *path, char *err,
                          size_t errlen)
 {
     FILE *f = fopen(path, "r");
-    char line[1024];
-    int ln = 0;
+    sl_err rc;
     if (!f) {
         snprintf(err, errlen, "stomp-users-file %s: %s", path, strerror(errno));
         return SL_ESYS(errno);
     }
-    while (fgets(line, sizeof(line), f)) {
-        char *l = line, *sp, *e;
-        stomp_user *n;
-        ln++;
-        while (*l == ' ' || *l == '\t')
-            l++;
-        e = l + strlen(l);
-        while (e > l && (e[-1] == '\n' || e[-1] == '\r' || e[-1] == ' '))
-            *--e = 0;
-        if (!*l || *l == '#')
-            continue;
-        sp = strpbrk(l, " \t");
-        if (!sp) {
-            snprintf(err, errlen, "%s:%d: expected `LOGIN HASH`", path, ln);
-            fclose(f);
-            return SL_ERR_INVALID_CONFIG;
-        }
-        *sp++ = 0;
-        while (*sp == ' ' || *sp == '\t')
-            sp++;
-        if (strncmp(sp, "pbkdf2-sha256$", 14) != 0) {
-            snprintf(err, errlen,
-                     "%s:%d: hash of '%s' must start with pbkdf2-sha256$", path,
-                     ln, l);
-            fclose(f);
-            return SL_ERR_INVALID_CONFIG;
-        }
-        n = realloc(s->users, (s->nusers + 1) * sizeof(*n));
-        if (!n) {
-            fclose(f);
-            return SL_ERR_NOMEM;
-        }
-        s->users = n;
-        s->users[s->nusers].login = strdup(l);
-        s->users[s->nusers].hash = strdup(sp);
-        s->nusers++;
-    }
+    rc = sl_stomp_users_read(f, path, &s->users, &s->nusers, err, errlen);
     fclose(f);
-    if (s->nusers == 0) {
-        snprintf(err, errlen, "stomp-users-file %s has no users", path);
-        return SL_ERR_INVALID_CONFIG;
-    }
-    return SL_OK;
+    return rc;
 }
 
 /* ---- module -------------------------------------------------------------- */
