@@ -1,0 +1,168 @@
+/*
+ * meta.h - the cluster metadata image and the commands that change it.
+ *
+ * Every broker of a cluster holds one sl_meta: the nodes (addresses, fenced
+ * or not), the topics with their configuration, and per partition its
+ * replicas, leader, leader epoch, partition epoch and in-sync set (ISR).
+ * It changes only by applying commands in the order of the metadata Raft
+ * log (cluster/node.c runs libraft; docs/cluster.md section 2). Apply is
+ * deterministic: two images that applied the same commands are equal, and
+ * their snapshots are byte-identical. So the Raft thread's FSM and the
+ * broker loop each keep a copy and apply the same bytes, without locks.
+ *
+ * Command encoding (all integers little-endian, strings str16):
+ *
+ *   u8 version (= 1) | u8 type | fields
+ *
+ *   REGISTER_NODE     i32 id, str16 raft_addr, str16 addr, str16 stomp_addr
+ *                     (an empty address keeps the one already known)
+ *   FENCE_NODE        i32 id
+ *   UNFENCE_NODE      i32 id
+ *   CREATE_TOPIC      str16 name, i32 nparts, i32 rf, u32 nconfigs
+ *                     x {str16 key, str16 value}, nparts x rf x i32 replica
+ *   DELETE_TOPIC      str16 name
+ *   PARTITION_CHANGE  str16 topic, i32 partition, i32 expect_part_epoch,
+ *                     i32 leader, u32 nisr x i32 isr
+ *                     (the leader epoch increases when leader changes)
+ *
+ * Apply validates each command against the image; a command that does not
+ * fit (topic exists, stale partition epoch, unknown node) changes nothing
+ * and returns its error, which the proposer reports. Undecodable bytes are
+ * SL_ERR_MALFORMED and change nothing either. Allocation failure inside
+ * apply aborts the process: an image that silently diverged from its peers
+ * is worse than a crash, after which the log is replayed.
+ *
+ * Rules applied on FENCE_NODE n (docs/cluster.md 2.3), for each partition:
+ *   - n leads it: leader = first replica (replica order) in the ISR and not
+ *     fenced, ISR -= n, leader epoch + 1. No such replica: if the topic
+ *     config has unclean-leader-election yes, the first alive replica, ISR =
+ *     {it}; else leader = -1 (offline) and n stays as the last ISR member.
+ *   - n is a follower in the ISR: ISR -= n.
+ *   Every change increases the partition epoch.
+ * On UNFENCE_NODE n: an offline partition (leader -1) whose ISR holds n gets
+ * n as leader, leader epoch + 1.
+ *
+ * Ensures (checked by tests/unit/test_cluster_meta.c):
+ *   - leader epochs and partition epochs never decrease;
+ *   - leader is -1 or a member of the ISR; the ISR is a subset of replicas
+ *     and never empty.
+ *
+ * @thread any: an sl_meta is owned by one thread; nothing here is shared.
+ */
+#ifndef SL_CLUSTER_META_H
+#define SL_CLUSTER_META_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "protocol/err.h"
+#include "protocol/rd.h"
+
+#define SL_META_VERSION 1
+#define SL_META_MAX_NODES 256
+#define SL_META_MAX_RF 16
+#define SL_META_MAX_PARTS 10000
+#define SL_META_MAX_CONFIGS 256
+
+enum sl_meta_cmd {
+    SL_MCMD_REGISTER_NODE = 1,
+    SL_MCMD_FENCE_NODE = 2,
+    SL_MCMD_UNFENCE_NODE = 3,
+    SL_MCMD_CREATE_TOPIC = 4,
+    SL_MCMD_DELETE_TOPIC = 5,
+    SL_MCMD_PARTITION_CHANGE = 6,
+};
+
+typedef struct sl_meta_node {
+    int32_t id;
+    char *raft_addr;  /* HOST:PORT of the Raft transport */
+    char *addr;       /* binary protocol HOST:PORT ("" until registered) */
+    char *stomp_addr; /* STOMP HOST:PORT ("" until registered) */
+    int fenced;       /* 1 until the controller sees it alive */
+} sl_meta_node;
+
+typedef struct sl_meta_part {
+    int32_t leader;       /* node id, or -1 when offline */
+    int32_t leader_epoch; /* + 1 on every leader change */
+    int32_t part_epoch;   /* + 1 on every change (leader or ISR) */
+    int32_t nrep, nisr;
+    int32_t rep[SL_META_MAX_RF]; /* preferred leader first */
+    int32_t isr[SL_META_MAX_RF]; /* in replica order */
+} sl_meta_part;
+
+typedef struct sl_meta_topic {
+    char *name;
+    int32_t nparts, rf;
+    uint32_t ncfg;
+    char **keys, **vals;
+    sl_meta_part *parts; /* nparts */
+} sl_meta_topic;
+
+typedef struct sl_meta {
+    uint64_t applied; /* index of the last command applied */
+    sl_meta_node *nodes; /* sorted by id */
+    size_t nnodes;
+    sl_meta_topic **topics; /* sorted by name */
+    size_t ntopics;
+} sl_meta;
+
+void sl_meta_init(sl_meta *m);
+void sl_meta_fini(sl_meta *m); /* accepts a zeroed m */
+
+/* Apply one command at Raft index `index` (stored in m->applied whatever
+ * the result). SL_OK or the command's error (nothing changed). */
+sl_err sl_meta_apply(sl_meta *m, uint64_t index, const void *buf, size_t len);
+
+/* The whole image (applied index included) into wb. */
+void sl_meta_snapshot(const sl_meta *m, sl_wb *wb);
+/* Replace m with the image in buf. SL_ERR_CORRUPT (m unchanged) if buf does
+ * not decode. */
+sl_err sl_meta_restore(sl_meta *m, const void *buf, size_t len);
+
+/* Lookups; NULL when absent. Pointers valid until the next apply. */
+const sl_meta_node *sl_meta_node_find(const sl_meta *m, int32_t id);
+const sl_meta_topic *sl_meta_topic_find(const sl_meta *m, const char *name);
+/* A topic config value, or NULL. */
+const char *sl_meta_topic_config(const sl_meta_topic *t, const char *key);
+
+/* ---- command encoders (append one command to wb) ---------------------- */
+
+void sl_meta_enc_register(sl_wb *wb, int32_t id, const char *raft_addr,
+                          const char *addr, const char *stomp_addr);
+void sl_meta_enc_fence(sl_wb *wb, int32_t id, int fenced);
+/* replicas: nparts * rf node ids, partition-major. */
+void sl_meta_enc_create_topic(sl_wb *wb, const char *name, int32_t nparts,
+                              int32_t rf, const char *const *keys,
+                              const char *const *vals, uint32_t ncfg,
+                              const int32_t *replicas);
+void sl_meta_enc_delete_topic(sl_wb *wb, const char *name);
+void sl_meta_enc_partition_change(sl_wb *wb, const char *topic, int32_t part,
+                                  int32_t expect_part_epoch, int32_t leader,
+                                  const int32_t *isr, int32_t nisr);
+
+/* The command type of an encoded command, or 0 if it does not decode. */
+int sl_meta_cmd_type(const void *buf, size_t len);
+
+/*
+ * Placement (docs/cluster.md 2.5): replicas of partition p are rf
+ * consecutive unfenced nodes (sorted by id) from (hash(topic) + p) mod n.
+ * Writes nparts * rf ids to out. SL_ERR_INVALID_CONFIG with err naming both
+ * numbers when rf exceeds the unfenced nodes, or rf is out of 1..16.
+ */
+sl_err sl_meta_place(const sl_meta *m, const char *topic, int32_t nparts,
+                     int32_t rf, int32_t *out, char *err, size_t errlen);
+
+/*
+ * The controller's liveness step: for every node of the image, alive[i]
+ * says whether node ids[i] was heard from recently (nodes not listed are
+ * taken as not alive). Appends to cmds one FENCE/UNFENCE command per node
+ * whose fenced flag disagrees, each as a u32 length then the command.
+ * Returns how many commands were appended.
+ */
+size_t sl_meta_liveness_cmds(const sl_meta *m, const int32_t *ids,
+                             const int *alive, size_t n, sl_wb *cmds);
+
+/* Check the invariants above; 0 if they hold, else -1 with err set. */
+int sl_meta_check(const sl_meta *m, char *err, size_t errlen);
+
+#endif
