@@ -10,8 +10,10 @@
 #include <unistd.h>
 
 #include "broker/config.h"
+#include "broker/pl_vfs.h"
 #include "broker/server.h"
 #include "protocol/log.h"
+#include "storage/powerloss.h"
 
 int main(int argc, char **argv)
 {
@@ -47,6 +49,21 @@ int main(int argc, char **argv)
         return 0;
     case SL_CONFIG_RUN:
         break;
+    }
+    /* Test mode only (storage/powerloss.h): cut power at a chosen I/O
+     * operation. Installed before anything is opened. */
+    if (getenv("SLUICE_POWERLOSS")) {
+        if (sl_powerloss_install(getenv("SLUICE_POWERLOSS"), err,
+                                 sizeof(err)) != SL_OK ||
+            sl_pl_vfs_register() != 0) {
+            fprintf(stderr, "sluiced: %s\n", err);
+            sl_config_fini(&cfg);
+            return 2;
+        }
+        sl_log(SL_WARN, "powerloss",
+               "TEST MODE: SLUICE_POWERLOSS=%s: this process will drop "
+               "unsynced writes and exit %d at a chosen I/O operation",
+               getenv("SLUICE_POWERLOSS"), SL_POWERLOSS_EXIT);
     }
     rc = sl_server_start(&cfg, &b, err, sizeof(err));
     if (rc != SL_OK) {
