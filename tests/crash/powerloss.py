@@ -1,0 +1,294 @@
+"""powerloss.py - power-loss rounds against a real sluiced.
+
+Each round starts sluiced with SLUICE_POWERLOSS=at=N,seed=S (the fault
+layer of storage/powerloss.h and broker/pl_vfs.c): at its Nth write, truncate
+or sync (partition logs, groups.db, meta.db) the broker drops everything no
+fsync covered and exits 86. Meanwhile the round runs load: durable produces
+(pipelined) to 2 partitions, a queue consumer acquiring and acking, a stream
+group committing offsets. Then a clean broker starts on what survived and
+the invariants are checked:
+
+  - no acked record lost: every produce answered OK is present, at its
+    offset, with its bytes; nothing present was never sent; offsets are
+    contiguous from 0;
+  - no acked consumption redone: a queue ack answered OK is never delivered
+    again; a stream commit answered OK is not rolled back;
+  - group state never ahead of the log: each queue partition's start offset
+    and each stream commit is <= the partition's log end;
+  - nothing unacknowledged lost from the queue: every offset below the log
+    end is either delivered again now, or had an ack sent for it.
+
+Used by tests/crash/test_powerloss.py (a few dozen rounds in the suite) and
+scripts/powerloss.sh --rounds N (the long mode). Run as a script:
+    python3 tests/crash/powerloss.py --rounds 1000 [--seed S] [--nmax N]
+prints one line per failure and a verdict line.
+"""
+import argparse
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "harness"))
+
+import sluice_wire as sw  # noqa: E402
+import sluice_wire_groups as swg  # noqa: E402
+from sluice_harness import Broker, BrokerError  # noqa: E402
+
+TOPIC = "pl"
+PARTS = 2
+QGROUP = "q"
+SGROUP = "s"
+PL_EXIT = 86
+WINDOW = 8
+
+
+class Failure(AssertionError):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise Failure(msg)
+
+
+class Model:
+    """What the clients were told, across the rounds of one data dir."""
+
+    def __init__(self):
+        self.acked = {}        # (p, offset) -> value: produce answered OK
+        self.sent = set()      # every value ever sent
+        self.qacked = set()    # (p, offset): queue ack answered OK
+        self.qack_sent = set()  # (p, offset): queue ack sent
+        self.committed = {}    # p -> last stream commit answered OK
+
+
+def start(data, env=None):
+    """Start sluiced; returns (broker, None) or (None, exit status) when it
+    died in start-up (a cut during recovery)."""
+    b = Broker(data, args=["--log-level", "warn"])
+    old = os.environ.get("SLUICE_POWERLOSS")
+    if env:
+        os.environ["SLUICE_POWERLOSS"] = env
+    try:
+        b.start()
+    except BrokerError as e:
+        msg = str(e)
+        if "exited with %d" % PL_EXIT in msg:
+            return None, PL_EXIT
+        raise
+    finally:
+        if old is None:
+            os.environ.pop("SLUICE_POWERLOSS", None)
+        else:
+            os.environ["SLUICE_POWERLOSS"] = old
+    return b, None
+
+
+def setup(data):
+    b, _ = start(data)
+    c = b.client()
+    check(c.create_topic(TOPIC, PARTS, {"segment-bytes": "16k"}) == (0, None),
+          "create topic")
+    swg.queue_config(c, QGROUP, TOPIC, {"max_deliveries": "65535"})
+    c.close()
+    check(b.stop() == 0, "clean stop after setup")
+
+
+def load(b, m, rnd, rid, max_steps):
+    """Run load until the broker dies (True) or max_steps (False)."""
+    prod = b.client(timeout=60)
+    cons = b.client(timeout=60)
+    q = swg.Queue(cons, QGROUP, TOPIC, "c%d" % rid)
+    inflight = {}
+    seq = 0
+    try:
+        for step in range(max_steps):
+            while len(inflight) < WINDOW:
+                p = rnd.randrange(PARTS)
+                vals = [("r%d-s%d-%d|" % (rid, seq, i)).encode() +
+                        bytes(rnd.getrandbits(8)
+                              for _ in range(rnd.randrange(0, 300)))
+                        for i in range(rnd.randrange(1, 4))]
+                m.sent.update(vals)
+                body = sw.produce_body(sw.ACKS_DURABLE,
+                                       {TOPIC: {p: sw.encode_batch(vals)}})
+                inflight[prod.send(sw.API_PRODUCE, body)] = (p, vals)
+                seq += 1
+            corr, resp = prod.recv()
+            p, vals = inflight.pop(corr)
+            r = sw.decode_produce(resp)[(TOPIC, p)]
+            check(r["error"] == 0, "produce failed: %r" % (r,))
+            for i, v in enumerate(vals):
+                m.acked[(p, r["base_offset"] + i)] = v
+            if step % 3 == 0:
+                recs = q.acquire(rnd.randrange(1, 12))
+                keys = [(x["partition"], x["offset"]) for x in recs]
+                for k in keys:
+                    check(k not in m.qacked, "acked %r delivered again" % (k,))
+                if keys:
+                    m.qack_sent.update(keys)
+                    for (pp, first, last, err) in q.ack(keys):
+                        if err == 0:
+                            m.qacked.update((pp, o)
+                                            for o in range(first, last + 1))
+            if step % 7 == 0:
+                # commit what is consumed: the offset after the highest
+                # acked record (monotonic, so an unanswered commit can
+                # only have moved it further)
+                p = rnd.randrange(PARTS)
+                done = [o for (pp, o) in m.acked if pp == p]
+                if done and max(done) + 1 > m.committed.get(p, 0):
+                    off = max(done) + 1
+                    res = swg.commit(cons, SGROUP, {(TOPIC, p): off})
+                    if res.get((TOPIC, p)) == 0:
+                        m.committed[p] = off
+        return False
+    except (ConnectionError, OSError):
+        return True
+    finally:
+        prod.close()
+        cons.close()
+
+
+def verify(data, m):
+    b, _ = start(data)
+    try:
+        c = b.client(timeout=60)
+        ends = {}
+        for p in range(PARTS):
+            err, end = c.list_offset(TOPIC, p, sw.OFFSET_LATEST)
+            check(err == 0, "list_offset %d: %d" % (p, err))
+            ends[p] = end
+            recs = c.fetch_records(TOPIC, p, 0, upto=end) if end else []
+            check([x["offset"] for x in recs] == list(range(end)),
+                  "partition %d: offsets not contiguous up to %d" % (p, end))
+            present = {x["offset"]: x["value"] for x in recs}
+            for v in present.values():
+                check(v in m.sent, "record never sent: %r" % v[:40])
+            for (ap, off), v in m.acked.items():
+                if ap == p:
+                    check(off in present, "acked record %d/%d lost (log end "
+                          "%d)" % (p, off, end))
+                    check(present[off] == v, "acked record %d/%d changed"
+                          % (p, off))
+        d = swg.describe(c, QGROUP)
+        for part in d["partitions"]:
+            p = part["partition"]
+            check(part["committed"] <= ends[p],
+                  "queue group start %d ahead of log end %d on partition %d"
+                  % (part["committed"], ends[p], p))
+        got = swg.committed(c, SGROUP)
+        for p, off in m.committed.items():
+            now = got.get((TOPIC, p), -1)
+            if isinstance(now, tuple):
+                now = now[0]
+            check(now >= off, "stream commit of partition %d: acked %d, "
+                  "found %d (rolled back)" % (p, off, now))
+            m.committed[p] = now
+            check(now <= ends[p], "stream commit %d ahead of log end %d"
+                  % (now, ends[p]))
+        q = swg.Queue(c, QGROUP, TOPIC, "verify")
+        again = set()
+        while True:
+            recs = q.acquire(1000)
+            if not recs:
+                break
+            for x in recs:
+                k = (x["partition"], x["offset"])
+                check(k not in m.qacked, "acked consumption of %r redone"
+                      % (k,))
+                again.add(k)
+        for p in range(PARTS):
+            for o in range(ends[p]):
+                k = (p, o)
+                check(k in again or k in m.qack_sent,
+                      "queue record %r neither delivered again nor acked" %
+                      (k,))
+        c.close()
+    finally:
+        rc = b.stop()
+    check(rc == 0, "clean stop after verify: %r" % rc)
+
+
+def run(rounds, seed=1, nmax=1000, fresh_every=10, max_steps=150,
+        workdir=None, out=sys.stdout):
+    """Returns a dict of counts; raises Failure on the first broken
+    invariant (with the round, cut point and data dir kept)."""
+    rnd = random.Random(seed)
+    base = workdir or tempfile.mkdtemp(prefix="sluice-pl-")
+    os.makedirs(base, exist_ok=True)
+    stats = {"rounds": 0, "cut": 0, "cut_startup": 0, "no_cut": 0,
+             "acked": 0, "qacked": 0}
+    data = None
+    m = None
+    t0 = time.monotonic()
+    try:
+        for rid in range(rounds):
+            if rid % fresh_every == 0:
+                if data:
+                    stats["acked"] += len(m.acked)
+                    stats["qacked"] += len(m.qacked)
+                    shutil.rmtree(data, ignore_errors=True)
+                    shutil.rmtree(data + ".log", ignore_errors=True)
+                data = os.path.join(base, "d%d" % rid)
+                m = Model()
+                setup(data)
+            at = rnd.randrange(1, nmax)
+            env = "at=%d,seed=%d" % (at, rnd.randrange(1 << 30))
+            try:
+                b, rc = start(data, env)
+                if b is None:
+                    stats["cut_startup"] += 1
+                else:
+                    died = load(b, m, rnd, rid, max_steps)
+                    if not died:
+                        b.kill9()
+                        stats["no_cut"] += 1
+                    else:
+                        rc = b.stop(timeout=60)
+                        check(rc == PL_EXIT, "broker exited %r, not by the "
+                              "power-loss layer" % rc)
+                        stats["cut"] += 1
+                verify(data, m)
+            except (Failure, AssertionError, ValueError, KeyError,
+                    BrokerError) as e:
+                raise Failure("round %d (%s, data %s): %s: %s" % (
+                    rid, env, data, type(e).__name__, e))
+            except Exception as e:  # struct.error and friends: a bad reply
+                raise Failure("round %d (%s, data %s): %s: %s" % (
+                    rid, env, data, type(e).__name__, e))
+            stats["rounds"] += 1
+        stats["acked"] += len(m.acked)
+        stats["qacked"] += len(m.qacked)
+        shutil.rmtree(base, ignore_errors=True)
+    finally:
+        stats["seconds"] = round(time.monotonic() - t0, 1)
+    return stats
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=int(time.time()))
+    ap.add_argument("--nmax", type=int, default=1000)
+    a = ap.parse_args()
+    try:
+        s = run(a.rounds, a.seed, a.nmax)
+    except Failure as e:
+        print("powerloss: FAIL (seed %d): %s" % (a.seed, e))
+        return 1
+    print("powerloss: PASS seed %d: %d rounds in %ss: %d cut under load, "
+          "%d cut in start-up/recovery, %d ended by kill -9 (no cut "
+          "reached); %d acked records and %d acked queue consumptions "
+          "checked" % (a.seed, s["rounds"], s["seconds"], s["cut"],
+                       s["cut_startup"], s["no_cut"], s["acked"],
+                       s["qacked"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
