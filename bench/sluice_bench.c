@@ -6,6 +6,8 @@
  *       [--producers P] [--consumers C] [--partitions N]
  *       [--acks none|written|durable] [--compression none|zstd]
  *       [--linger-ms MS] [--batch-size BYTES] [--credits N] [--topic T]
+ *       (--credits N sets queue.credits and ack.batch.records; without
+ *       it the queue consumers run libsluice's defaults)
  *       [--payload random|zeros]
  *
  *   MODE produce  P producer threads send N records in total; latency =
@@ -56,7 +58,7 @@ static opts O = {.mode = "produce",
                  .partitions = 1,
                  .linger_ms = 5,
                  .batch_size = 262144,
-                 .credits = 1024};
+                 .credits = 0}; /* 0: libsluice's default (adaptive) */
 
 static int64_t now_ns(void)
 {
@@ -140,9 +142,11 @@ static sluice_conf *base_conf(void)
     sluice_conf_set(c, "linger.ms", v, NULL, 0);
     snprintf(v, sizeof(v), "%ld", O.batch_size);
     sluice_conf_set(c, "batch.size", v, NULL, 0);
-    snprintf(v, sizeof(v), "%ld", O.credits);
-    sluice_conf_set(c, "queue.credits", v, NULL, 0);
-    sluice_conf_set(c, "ack.batch.records", v, NULL, 0);
+    if (O.credits > 0) { /* else the default client settings */
+        snprintf(v, sizeof(v), "%ld", O.credits);
+        sluice_conf_set(c, "queue.credits", v, NULL, 0);
+        sluice_conf_set(c, "ack.batch.records", v, NULL, 0);
+    }
     sluice_conf_set(c, "client.id", "sluice-bench", NULL, 0);
     return c;
 }

@@ -40,6 +40,7 @@
 #include <event2/event.h>
 
 #include "broker/binary.h"
+#include "broker/config.h"
 #include "broker/ops_groups.h"
 #include "protocol/api.h"
 #include "protocol/log.h"
@@ -650,13 +651,24 @@ static void h_acquire(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
                        "QUEUE_ACQUIRE: max_records must be >= 1");
         return;
     }
+    /* A consumer's first acquire creates its topic when auto-create-topics
+     * is on, as STOMP SUBSCRIBE does and pika's queue_declare does. */
+    if (!bq_find(group, topic, cid)) {
+        int32_t np;
+        (void)sl_ops_topic_get(b, topic, SL_OPS_AUTO_CREATE, &np);
+    }
     rc = bq_get(g, group, topic, cid, q.lock_ms, c, &cq);
     if (rc != SL_OK) {
-        char msg[600];
+        char msg[800];
         snprintf(msg, sizeof(msg),
                  "QUEUE_ACQUIRE: queue group %s on topic "
-                 "%s: %s",
-                 group, topic, sl_strerror(rc));
+                 "%s: %s%s",
+                 group, topic, sl_strerror(rc),
+                 rc == SL_ERR_UNKNOWN_TOPIC &&
+                         !sl_broker_config(b)->auto_create_topics
+                     ? " (auto-create-topics is off on this broker: create "
+                       "the topic first, e.g. sluice topic create NAME)"
+                     : "");
         sl_reply_error(r, rc, msg);
         return;
     }

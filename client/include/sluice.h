@@ -161,9 +161,15 @@ const char *sluice_errstr(void);
  *   fetch.min.bytes       [1]
  * queue consumer:
  *   queue.credits         records the broker may hand out per acquire
- *                         (prefetch) [256]. An acquire carries whole
- *                         stored batches: for throughput, use at least
- *                         the records per producer batch (e.g. 8192)
+ *                         (prefetch); 0 = adaptive [0]: a window that
+ *                         starts at 1 record, doubles (up to 16384) while
+ *                         the consumer keeps up (it ran out of records
+ *                         while the broker had more) and halves when the
+ *                         consumer takes over 100 ms for half of it, so a
+ *                         slow consumer holds few records and competing
+ *                         consumers share the work. A fixed N: an acquire
+ *                         carries whole stored batches, so for throughput
+ *                         use at least the records per producer batch
  *   queue.max.wait.ms     acquire long-poll wait [500]
  *   queue.lock.ms         requested lock duration, 0 = group default [0]
  *   queue.prefetch        true | false: keep the next acquire in flight
@@ -172,6 +178,10 @@ const char *sluice_errstr(void);
  *                         acks; it asks for at most what keeps the records
  *                         held, buffered + not settled, within
  *                         2 x queue.credits) [true]
+ *   queue.max.unacked     at most this many records held (acquired and
+ *                         not settled by the caller), as pika's basic_qos
+ *                         prefetch_count: 1 = one record at a time; 0 = no
+ *                         bound but the window's [0]
  *   ack.batch.records     pending acks that trigger a send [256]
  *   ack.linger.ms         max age of a pending ack before it is sent on
  *                         the next call [10]

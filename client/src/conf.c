@@ -44,10 +44,11 @@ static const struct key {
     {"fetch.max.bytes", "4194304", K_INT, 1024, 64 * 1024 * 1024, NULL},
     {"fetch.max.wait.ms", "500", K_INT, 0, 600000, NULL},
     {"fetch.min.bytes", "1", K_INT, 0, 64 * 1024 * 1024, NULL},
-    {"queue.credits", "256", K_INT, 1, 1000000, NULL},
+    {"queue.credits", "0", K_INT, 0, 1000000, NULL},
     {"queue.max.wait.ms", "500", K_INT, 0, 600000, NULL},
     {"queue.lock.ms", "0", K_INT, 0, INT_MAX, NULL},
     {"queue.prefetch", "true", K_BOOL, 0, 0, NULL},
+    {"queue.max.unacked", "0", K_INT, 0, 1000000, NULL},
     {"ack.batch.records", "256", K_INT, 1, 1000000, NULL},
     {"ack.linger.ms", "10", K_INT, 0, 600000, NULL},
 };
@@ -304,6 +305,7 @@ sl_err sl_cl_cfg_load(sl_cl_cfg *cfg, const sluice_conf *conf)
     cfg->queue_max_wait_ms = (int)get_int(conf, "queue.max.wait.ms");
     cfg->queue_lock_ms = (int)get_int(conf, "queue.lock.ms");
     cfg->queue_prefetch = get_bool(conf, "queue.prefetch");
+    cfg->queue_max_unacked = (int)get_int(conf, "queue.max.unacked");
     cfg->ack_batch_records = (int)get_int(conf, "ack.batch.records");
     cfg->ack_linger_ms = (int)get_int(conf, "ack.linger.ms");
     if (conf) {

@@ -10,11 +10,28 @@
  * A blocking acquire (nothing buffered) is written after the pending
  * settlements, so a nacked record can come back in it.
  *
- * Credits: an acquire asks for queue.credits records. With queue.prefetch
- * the next acquire goes out once at most half a batch is left buffered,
- * written BEFORE the pending settlements so its reply does not wait for
- * their commit; it asks for no more than keeps the records held (buffered
- * + handed out, not settled) within 2 x queue.credits (maybe_prefetch).
+ * Credits: an acquire asks for the consumer's window of records: a fixed
+ * queue.credits, or (queue.credits 0, the default) an adaptive window
+ * (below). With queue.prefetch the next acquire goes out once at most half
+ * a window is left buffered, written BEFORE the pending settlements so its
+ * reply does not wait for their commit; it asks for no more than keeps
+ * the records held (buffered + handed out, not settled) within 2 x the
+ * window (maybe_prefetch), and within queue.max.unacked when set (pika's
+ * basic_qos prefetch_count: prefetch=1 holds one record at a time).
+ *
+ * The adaptive window works as a TCP window does. It starts at one record.
+ * It doubles (up to ADAPT_MAX) each time the consumer ran out of records
+ * and had to wait for an acquire while the broker had filled the last one
+ * (so the window, not the queue, was the limit: the consumer keeps up). It
+ * halves, down to what the consumer handles in ADAPT_SLOW_MS, when working
+ * through half a window took longer than ADAPT_SLOW_MS: a slow consumer
+ * holds few records, and the rest stay available to competing consumers.
+ *
+ * A topic that does not exist: the broker creates it on the first acquire
+ * when its auto-create-topics is on (as STOMP SUBSCRIBE does). Otherwise
+ * poll waits for it to be created (retrying every UNKNOWN_RETRY_MS,
+ * doubling up to queue.max.wait.ms) and, when its timeout passes
+ * first, fails with SLUICE_ERR_UNKNOWN_TOPIC and the broker's reason.
  *
  * Held records: every acquired record is tracked until the caller settles
  * it (ack/nack/reject), for sluice_queue_consumer_held. Close sends the
@@ -35,6 +52,10 @@
 #include "client/src/cursor.h"
 #include "client/src/internal.h"
 #include "protocol/api.h"
+
+#define ADAPT_MAX 16384    /* records; the broker caps an acquire at 100000 */
+#define ADAPT_SLOW_MS 100  /* half a window takes longer: shrink */
+#define UNKNOWN_RETRY_MS 50 /* first wait for a topic that does not exist */
 
 typedef struct qbuf {
     struct qbuf *next;
@@ -70,14 +91,38 @@ struct sluice_queue_consumer {
     pending *pend;     /* settlement replies awaited, FIFO */
     size_t npend, pend_cap;
     sl_err acq_err; /* top-level acquire error, returned by poll */
-    char acq_msg[256];
+    char acq_msg[1024];
     sl_err first_err;
     char first_err_msg[256];
     size_t nfailed;
     hitem *held_v; /* acquired, not settled by the caller: [hstart, hn) */
     size_t hstart, hn, hcap;
     size_t held; /* live entries */
+    /* window (adaptive unless cfg.queue_credits > 0) */
+    int64_t win;
+    int64_t acq_want;   /* records asked by the acquire in flight */
+    int last_full;      /* the last reply had all it asked for */
+    uint64_t handed;    /* records handed to the caller, ever */
+    uint64_t handed_at; /* ... when the last acquire reply came */
+    int64_t reply_ms;   /* when the last acquire reply came */
+    int unknown_wait_ms; /* waiting for the topic to be created */
 };
+
+/* Records the next acquire may ask for. */
+static int64_t window(const sluice_queue_consumer *q)
+{
+    return q->cfg.queue_credits > 0 ? q->cfg.queue_credits : q->win;
+}
+
+/* want, lowered to keep the records held within queue.max.unacked. */
+static int64_t unacked_room(const sluice_queue_consumer *q, int64_t want)
+{
+    int64_t room;
+    if (q->cfg.queue_max_unacked <= 0)
+        return want;
+    room = (int64_t)q->cfg.queue_max_unacked - (int64_t)q->held;
+    return want < room ? want : room;
+}
 
 static void clear_buffers(sluice_queue_consumer *q)
 {
@@ -187,6 +232,15 @@ static void handle_acquire(sluice_queue_consumer *q, sl_chunk *fr,
     if (rc != SL_OK) {
         note_err(q, SL_ERR_PROTOCOL, "acquire: malformed reply");
         return;
+    }
+    q->unknown_wait_ms = 0;
+    {
+        int64_t got = 0;
+        for (i = 0; i < resp.nparts; i++)
+            got += resp.parts[i].nentries;
+        q->last_full = got > 0 && got >= q->acq_want;
+        q->reply_ms = sl_cl_now_ms();
+        q->handed_at = q->handed;
     }
     for (i = 0; i < resp.nparts; i++) {
         sl_qacq_part *pp = &resp.parts[i];
@@ -374,6 +428,7 @@ static sl_err send_acquire(sluice_queue_consumer *q, int max_wait_ms,
         return rc;
     }
     q->acq_corr = corr;
+    q->acq_want = want;
     return SL_OK;
 }
 
@@ -401,6 +456,7 @@ static sluice_message *next_buffered(sluice_queue_consumer *q)
             m->failures = b->entries[b->ei].failures;
             m->lock_deadline = b->entries[b->ei].lock_deadline_ms;
             b->ei++;
+            q->handed++;
             return m;
         }
         q->bhead = b->next;
@@ -423,6 +479,39 @@ static size_t buffered(const sluice_queue_consumer *q)
     return n;
 }
 
+/* Adaptive window: half of it took longer than ADAPT_SLOW_MS to work
+ * through since the last reply: shrink towards what the consumer handles
+ * in that time (at most halving per step). */
+static void adapt_slow(sluice_queue_consumer *q)
+{
+    int64_t dt, done, target;
+    if (q->cfg.queue_credits > 0 || q->win <= 1 || !q->reply_ms)
+        return;
+    dt = sl_cl_now_ms() - q->reply_ms;
+    if (dt <= ADAPT_SLOW_MS)
+        return;
+    done = (int64_t)(q->handed - q->handed_at);
+    target = done * ADAPT_SLOW_MS / dt;
+    if (target < q->win / 2)
+        target = q->win / 2;
+    if (target < 1)
+        target = 1;
+    if (target < q->win)
+        q->win = target;
+    q->reply_ms = 0; /* once per reply */
+}
+
+/* Adaptive window: the consumer ran out of records and waits for an
+ * acquire while the broker filled the last one: the window is the limit,
+ * double it. */
+static void adapt_starved(sluice_queue_consumer *q)
+{
+    if (q->cfg.queue_credits > 0 || !q->last_full)
+        return;
+    q->last_full = 0; /* once per reply */
+    q->win = q->win * 2 > ADAPT_MAX ? ADAPT_MAX : q->win * 2;
+}
+
 /* queue.prefetch: keep the next acquire in flight while the caller works
  * through the buffer. It goes out once at most half a batch is left
  * buffered, and asks for what keeps the records held (buffered + handed
@@ -433,14 +522,17 @@ static size_t buffered(const sluice_queue_consumer *q)
  * acquire behind them would wait for that commit too. */
 static void maybe_prefetch(sluice_queue_consumer *q)
 {
-    int64_t c = q->cfg.queue_credits, want;
+    int64_t c, want;
     if (!q->cfg.queue_prefetch || q->acq_corr || q->conn.fd < 0)
         return;
-    if ((int64_t)buffered(q) * 2 > c)
+    if ((int64_t)buffered(q) * 2 > window(q))
         return;
+    adapt_slow(q);
+    c = window(q);
     want = 2 * c - (int64_t)q->held;
     if (want > c)
         want = c;
+    want = unacked_room(q, want);
     if (want * 2 < c && q->bhead)
         return; /* wait until the buffer runs out or more is settled */
     send_acquire(q, q->cfg.queue_max_wait_ms, want);
@@ -486,9 +578,27 @@ static sl_err poll_locked(sluice_queue_consumer *q, int timeout_ms,
         wait = sl_cl_left(deadline);
         if (wait < 0 || wait > q->cfg.queue_max_wait_ms)
             wait = q->cfg.queue_max_wait_ms;
-        rc = send_acquire(q, wait, q->cfg.queue_credits);
+        adapt_starved(q);
+        rc = send_acquire(q, wait, unacked_room(q, window(q)));
         if (rc != SL_OK)
             break;
+        if (!q->acq_corr && !q->npend) {
+            /* queue.max.unacked records held: nothing to ask for until
+             * the caller settles some (maybe from another thread: the
+             * lock is let go while waiting) */
+            int left = sl_cl_left(deadline);
+            if (left == 0) {
+                rc = sl_cl_fail(SL_ERR_TIMEOUT,
+                                "poll: no message (%zu records held "
+                                "unsettled: queue.max.unacked %d)",
+                                q->held, q->cfg.queue_max_unacked);
+                break;
+            }
+            pthread_mutex_unlock(&q->mu);
+            poll(NULL, 0, left < 0 || left > 20 ? 20 : left);
+            pthread_mutex_lock(&q->mu);
+            continue;
+        }
         /* with the deadline passed this still takes what already arrived
          * (so poll(0) in a loop makes progress); an acquire still in
          * flight is answered into the next poll */
@@ -499,6 +609,28 @@ static sl_err poll_locked(sluice_queue_consumer *q, int timeout_ms,
         }
         if (rc != SL_OK)
             break;
+        if (q->acq_err == SL_ERR_UNKNOWN_TOPIC && !q->bhead) {
+            /* not created yet (auto-create-topics is off): wait for it,
+             * unless the timeout ends before the next try (then the
+             * error says why nothing came) */
+            int left = sl_cl_left(deadline), ms;
+            q->unknown_wait_ms = q->unknown_wait_ms
+                                     ? q->unknown_wait_ms * 2
+                                     : UNKNOWN_RETRY_MS;
+            if (q->unknown_wait_ms > q->cfg.queue_max_wait_ms)
+                q->unknown_wait_ms = q->cfg.queue_max_wait_ms;
+            ms = q->unknown_wait_ms < 1 ? 1 : q->unknown_wait_ms;
+            if (left >= 0 && left <= ms)
+                ms = left; /* the last wait: then the error */
+            pthread_mutex_unlock(&q->mu);
+            if (ms > 0)
+                poll(NULL, 0, ms);
+            pthread_mutex_lock(&q->mu);
+            if (left < 0 || left > ms) {
+                q->acq_err = SL_OK;
+                continue;
+            }
+        }
         if (q->acq_err != SL_OK && !q->bhead) {
             rc = sl_cl_fail(q->acq_err, "%s", q->acq_msg);
             q->acq_err = SL_OK;
@@ -548,6 +680,7 @@ sluice_err sluice_queue_consumer_new(const sluice_conf *conf, const char *topic,
     sl_conn_init(&q->conn, &q->cfg);
     sl_arena_init(&q->arena);
     sl_ackr_init(&q->ackr);
+    q->win = 1;
     q->topic = strdup(topic);
     q->group = strdup(group);
     snprintf(q->consumer_id, sizeof(q->consumer_id), "%s-%d-%u",

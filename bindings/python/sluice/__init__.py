@@ -691,9 +691,21 @@ class QueueConsumer(_ConsumerBase):
     closes the connection: the broker gives back every message still held,
     available again at once with ``attempts`` kept and no failure counted.
 
-    Useful configuration: ``queue_credits`` (prefetch, 256),
-    ``queue_lock_ms`` (lock duration; 0 = the group's default),
-    ``ack_batch_records``, ``ack_linger_ms``.
+    ``prefetch``: at most this many messages held (received and not yet
+    settled), as pika's ``basic_qos(prefetch_count=N)``: ``prefetch=1``
+    hands out one message at a time. By default (None) the window adapts:
+    it grows while this consumer keeps up and stays small while it is slow,
+    so competing consumers share the work.
+
+    A topic that does not exist yet is created by the first poll when the
+    broker auto-creates topics (its default, as STOMP SUBSCRIBE and pika's
+    ``queue_declare`` do); otherwise poll waits for it to be created and,
+    when its timeout passes first, raises :class:`UnknownTopicError`
+    saying so.
+
+    Other configuration: ``queue_lock_ms`` (lock duration; 0 = the group's
+    default), ``ack_batch_records``, ``ack_linger_ms``, ``queue_credits``
+    (a fixed number of records per acquire instead of the adaptive window).
 
     ``group_config``: queue-group settings (``{"max_deliveries": 3,
     "key_ordered": True}``, see :meth:`Admin.configure_queue_group`) applied
@@ -703,10 +715,18 @@ class QueueConsumer(_ConsumerBase):
     """
 
     def __init__(self, bootstrap: Optional[str], topic: str, group: str, *,
+                 prefetch: Optional[int] = None,
                  config: Optional[Mapping[str, Any]] = None,
                  group_config: Optional[Mapping[str, Any]] = None,
                  **kwargs: Any) -> None:
         conf = _conf(bootstrap, config, kwargs)
+        if prefetch is not None:
+            if isinstance(prefetch, bool) or not isinstance(prefetch, int) \
+                    or prefetch < 1:
+                raise ValueError("prefetch must be an int >= 1 (or None for "
+                                 "the adaptive window), not %r" % (prefetch,))
+            conf["queue.credits"] = str(prefetch)
+            conf["queue.max.unacked"] = str(prefetch)
         self.topic = topic
         self.group = group
         if group_config:

@@ -159,6 +159,7 @@ class QueueConsumer(_ConsumerBase):
     topic: str
     group: str
     def __init__(self, bootstrap: Optional[str], topic: str, group: str, *,
+                 prefetch: Optional[int] = ...,
                  config: Optional[Mapping[str, Any]] = ...,
                  group_config: Optional[Mapping[str, Any]] = ...,
                  **kwargs: Any) -> None: ...

@@ -1525,6 +1525,12 @@ static PyObject *poll_common(sl_obj *b, void **handle, poll_batch_fn fn,
         if (rc == SLUICE_OK && n > 0)
             break;
         n = 0;
+        /* a queue consumer waits for its topic to be created (when the
+         * broker does not auto-create topics) until the whole timeout
+         * passed, not only this slice */
+        if (rc == SLUICE_ERR_UNKNOWN_TOPIC && fn == qc_poll_batch_thunk &&
+            s > 0 && (deadline < 0 || now_ms() < deadline))
+            rc = SLUICE_ERR_TIMEOUT;
         if (rc != SLUICE_OK && rc != SLUICE_ERR_TIMEOUT) {
             raise_code(rc, detail);
             goto out;

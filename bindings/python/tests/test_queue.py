@@ -248,3 +248,108 @@ def test_max_deliveries_dead_letters(bootstrap, topic):
     assert d.header("dlq.reason") == b"max_deliveries"
     assert d.header("dlq.attempts") == b"10"
     assert d.header("dlq.failures") == b"10"
+
+
+# ---- issue 19: as a pika user expects; issue 20: adaptive window ---------
+
+def test_consumer_started_before_its_topic_creates_it(bootstrap, admin,
+                                                      topic):
+    # auto-create-topics is on (the default): the first acquire creates
+    # the topic, as STOMP SUBSCRIBE does and pika's queue_declare does
+    with sluice.QueueConsumer(bootstrap, topic, "early") as q:
+        assert q.poll(timeout=0.5) is None  # no UnknownTopicError
+        assert topic in [t.name for t in admin.topics()]
+        produce(bootstrap, topic, [b"first"])
+        m = q.poll(timeout=15)
+        assert m is not None and m.value == b"first"
+        m.ack()
+
+
+def test_consumer_waits_for_topic_without_auto_create(tmp_path):
+    import threading
+    import sluice_harness
+    b = sluice_harness.Broker(str(tmp_path / "d"),
+                              args=["--auto-create-topics", "no"])
+    b.start()
+    try:
+        addr = "%s:%d" % b.binary_addr
+        with sluice.QueueConsumer(addr, "later", "g") as q:
+            with pytest.raises(sluice.UnknownTopicError) as ei:
+                q.poll(timeout=0.3)
+            assert "auto-create-topics is off" in str(ei.value)
+            assert "later" in str(ei.value)
+            # a longer poll waits for the topic to be created
+            got = []
+            t = threading.Thread(target=lambda: got.append(q.poll(timeout=60)))
+            t.start()
+            with sluice.Admin(addr) as a:
+                a.create_topic("later", partitions=1)
+            produce(addr, "later", [b"v"])
+            t.join(90)
+            assert not t.is_alive()
+            assert got and got[0] is not None and got[0].value == b"v"
+            got[0].ack()
+    finally:
+        assert b.stop() == 0
+        b.cleanup()
+
+
+def test_prefetch_one_holds_one_message(bootstrap, topic):
+    produce(bootstrap, topic, [b"%d" % i for i in range(10)])
+    with sluice.QueueConsumer(bootstrap, topic, "qos", prefetch=1) as a, \
+            sluice.QueueConsumer(bootstrap, topic, "qos") as b:
+        m = a.poll(timeout=15)
+        assert m is not None and a.held == 1
+        # holding one unacked message, a gets no second one...
+        assert a.poll(timeout=0.3) is None
+        assert a.held == 1
+        # ...and the other nine are b's
+        rest = take(b, 9)
+        assert len(rest) == 9
+        assert sorted([m.value] + [x.value for x in rest]) == \
+            sorted(b"%d" % i for i in range(10))
+        for x in rest:
+            x.ack()
+        m.ack()
+        assert a.held == 0
+    with pytest.raises(ValueError):
+        sluice.QueueConsumer(bootstrap, topic, "qos", prefetch=0)
+
+
+def test_default_window_spreads_work_over_competing_consumers(bootstrap,
+                                                             topic):
+    # a slow consumer with the default settings holds a few records, not
+    # a fixed batch of 256: the others stay available to its competitor
+    produce(bootstrap, topic, [b"%d" % i for i in range(40)])
+    with sluice.QueueConsumer(bootstrap, topic, "spread") as slow, \
+            sluice.QueueConsumer(bootstrap, topic, "spread") as fast:
+        m = slow.poll(timeout=15)
+        assert m is not None
+        assert slow.held <= 2
+        got = take(fast, 40 - slow.held, timeout=30)
+        assert len(got) >= 38
+        for x in got:
+            x.ack()
+        m.ack()
+
+
+def test_default_window_grows_for_a_fast_consumer(bootstrap, topic):
+    n = 20000
+    with sluice.Producer(bootstrap, linger_ms=20) as p:
+        for i in range(n):
+            p.send(topic, b"%d" % i)
+        p.flush(30)
+    with sluice.QueueConsumer(bootstrap, topic, "grow") as q:
+        seen = 0
+        biggest = 0  # the most records one consume() found buffered
+        deadline = time.monotonic() + 60
+        while seen < n and time.monotonic() < deadline:
+            got = q.consume(n, timeout=1)
+            biggest = max(biggest, len(got))
+            for m in got:
+                m.ack()
+                seen += 1
+        assert seen == n
+        # the old fixed default (256 per acquire, the next one asked at
+        # half) never had more than 384 buffered
+        assert biggest > 384
