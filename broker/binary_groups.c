@@ -1297,6 +1297,8 @@ static void h_describe(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
     if (info->kind == 1 && info->dlq_topic[0]) {
         resp.dlq_topic = sl_str_c(info->dlq_topic);
         resp.dlq_depth = topic_depth(b, info->dlq_topic, NULL, NULL);
+        if (resp.dlq_depth < 0) /* not created yet: as DLQ_LIST says */
+            resp.dlq_depth = 0;
     } else {
         resp.dlq_depth = -1;
     }
@@ -1622,6 +1624,21 @@ static void redrive_cancel(void *arg)
     }
 }
 
+typedef struct dlq_known {
+    const char *name;
+    int found;
+} dlq_known;
+
+static void dlq_known_each(void *arg, const char *group, const char *topic,
+                           const char *dlq)
+{
+    dlq_known *k = arg;
+    (void)group;
+    (void)topic;
+    if (dlq && !strcmp(dlq, k->name))
+        k->found = 1;
+}
+
 static void h_redrive(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
 {
     sl_dlq_redrive_req q;
@@ -1658,6 +1675,24 @@ static void h_redrive(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
     rd->rate = q.rate_per_sec;
     snprintf(rd->group, sizeof(rd->group), "%s.redrive", rd->dlq);
     if (sl_ops_topic_get(b, rd->dlq, SL_OPS_NO_CREATE, &rd->nparts) != SL_OK) {
+        dlq_known k = {rd->dlq, 0};
+        sl_groups *g = sl_ops_groups(b);
+        if (g)
+            sl_groups_qgroup_foreach(g, dlq_known_each, &k);
+        if (k.found) {
+            /* a queue group's dead-letter topic, created on its first
+             * dead letter: DLQ_LIST shows it with depth 0, so redriving
+             * it moves nothing rather than failing */
+            sl_dlq_redrive_resp resp;
+            sl_wb wb;
+            free(rd);
+            memset(&resp, 0, sizeof(resp));
+            sl_wb_init(&wb, 64);
+            sl_dlq_redrive_resp_encode(&wb, req->correlation_id, &resp);
+            reply_frame(r, &wb);
+            sl_wb_fini(&wb);
+            return;
+        }
         free(rd);
         snprintf(msg, sizeof(msg), "DLQ_REDRIVE: unknown topic %.*s",
                  (int)q.dlq_topic.len, q.dlq_topic.p);

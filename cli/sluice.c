@@ -827,6 +827,32 @@ out:
     return rc;
 }
 
+/* One "dlq" line per dead-letter topic of a queue group, for each topic
+ * the group reads (a group may span topics; DLQ_LIST's depth, 0 for a DLQ
+ * not created yet), each name once. */
+static void print_group_dlqs(sluice_admin *a, const sluice_group_info *g)
+{
+    size_t i, k, j, shown = 0;
+    for (i = 0; i < g->partition_count; i++) {
+        const char *t = g->partitions[i].topic;
+        sluice_dlq_list *l = NULL;
+        for (k = 0; k < i; k++) /* a topic seen already */
+            if (!strcmp(g->partitions[k].topic, t))
+                break;
+        if (k < i || sluice_admin_dlq_list(a, t, &l) != SLUICE_OK)
+            continue;
+        for (j = 0; j < l->count; j++) {
+            printf("dlq %s depth %" PRId64 " source %s\n", l->dlqs[j].topic,
+                   l->dlqs[j].depth, t);
+            shown++;
+        }
+        sluice_dlq_list_free(l);
+    }
+    if (!shown && g->dlq_topic)
+        printf("dlq %s depth %" PRId64 "\n", g->dlq_topic,
+               g->dlq_depth < 0 ? 0 : g->dlq_depth);
+}
+
 static int cmd_group(int argc, char **argv)
 {
     sluice_admin *a = NULL;
@@ -871,7 +897,9 @@ static int cmd_group(int argc, char **argv)
             printf("group %s kind %s state %s generation %d\n", g->name,
                    q ? "queue" : "stream", g->state ? g->state : "-",
                    (int)g->generation);
-            if (g->dlq_topic)
+            if (q)
+                print_group_dlqs(a, g);
+            else if (g->dlq_topic)
                 printf("dlq %s depth %" PRId64 "\n", g->dlq_topic,
                        g->dlq_depth);
             for (i = 0; i < g->member_count; i++) {
@@ -1009,6 +1037,8 @@ int main(int argc, char **argv)
     if (!g_conf)
         return EX_FAIL;
     sluice_conf_set(g_conf, "client.id", "sluice-cli", NULL, 0);
+    /* lines without a key spread over the partitions (-X overrides) */
+    sluice_conf_set(g_conf, "partitioner.null.key", "round-robin", NULL, 0);
     for (i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             usage(stdout);

@@ -144,6 +144,10 @@ const char *sluice_errstr(void);
  *   partitioner           fnv1a (32-bit FNV-1a of the key mod partitions;
  *                         null key: sticky round-robin, one partition per
  *                         batch) [fnv1a]
+ *   partitioner.null.key  sticky | round-robin: records without a key go
+ *                         to one partition per batch (sticky: fewer,
+ *                         bigger batches) or each to the next partition
+ *                         (round-robin; the sluice CLI's produce) [sticky]
  *   queue.max.records     records buffered + in flight (reports not yet
  *                         delivered) before send waits for replies
  *                         [1000000]

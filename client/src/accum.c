@@ -104,6 +104,11 @@ int32_t sl_accum_pick(sl_accum *a, int tidx, const void *key, size_t klen)
     sl_accum_topic *t = &a->topics[tidx];
     if (key)
         return sluice_partition_for_key(key, klen, t->nparts);
+    if (a->null_rr && t->nparts > 1) {
+        int32_t p = t->sticky;
+        t->sticky = (t->sticky + 1) % t->nparts;
+        return p;
+    }
     return t->sticky;
 }
 

@@ -48,6 +48,7 @@ typedef struct sl_accum {
     size_t records;                     /* in open + ready batches */
     sl_pbatch *spare;                   /* recycled batches */
     uint32_t rr;                        /* sticky round-robin counter */
+    int null_rr; /* null keys: next partition per record, not per batch */
 } sl_accum;
 
 void sl_accum_init(sl_accum *a, size_t batch_size, uint32_t batch_records,
@@ -59,7 +60,8 @@ int sl_accum_find(const sl_accum *a, const char *topic);
  * disappear stay queued). Returns the index or -1 (out of memory). */
 int sl_accum_add_topic(sl_accum *a, const char *topic, int32_t nparts);
 /* The partition for key (FNV-1a), or the sticky partition for a NULL key
- * (it moves to the next partition when its batch leaves). */
+ * (it moves to the next partition when its batch leaves; with null_rr,
+ * after every record). */
 int32_t sl_accum_pick(sl_accum *a, int tidx, const void *key, size_t klen);
 /*
  * Append a record (copied) to the open batch of (tidx, partition).

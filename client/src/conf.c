@@ -34,6 +34,7 @@ static const struct key {
     {"batch.records", "100000", K_INT, 1, 10000000, NULL},
     {"compression", "none", K_ENUM, 0, 0, "none|zstd"},
     {"partitioner", "fnv1a", K_ENUM, 0, 0, "fnv1a"},
+    {"partitioner.null.key", "sticky", K_ENUM, 0, 0, "sticky|round-robin"},
     {"queue.max.records", "1000000", K_INT, 1, 100000000, NULL},
     {"group.id", "", K_STR, 0, 255, NULL},
     {"session.timeout.ms", "10000", K_INT, 100, 3600000, NULL},
@@ -290,6 +291,7 @@ sl_err sl_cl_cfg_load(sl_cl_cfg *cfg, const sluice_conf *conf)
     cfg->codec =
         get_enum(conf, "compression") == 1 ? SL_CODEC_ZSTD : SL_CODEC_NONE;
     cfg->queue_max_records = (size_t)get_int(conf, "queue.max.records");
+    cfg->null_key_rr = get_enum(conf, "partitioner.null.key") == 1;
     snprintf(cfg->group_id, sizeof(cfg->group_id), "%s",
              sluice_conf_get(conf, "group.id"));
     cfg->session_timeout_ms = (int)get_int(conf, "session.timeout.ms");

@@ -44,6 +44,7 @@ typedef struct sl_cl_cfg {
     int codec;
     int compression_level;
     size_t queue_max_records;
+    int null_key_rr; /* partitioner.null.key round-robin */
     char group_id[256];
     int session_timeout_ms;
     int heartbeat_interval_ms;

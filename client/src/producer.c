@@ -496,6 +496,7 @@ sluice_err sluice_producer_new(const sluice_conf *conf, sluice_producer **out,
     sl_conn_init(&p->conn, &p->cfg);
     sl_accum_init(&p->acc, p->cfg.batch_size, p->cfg.batch_records,
                   p->cfg.linger_ms, p->cfg.codec);
+    p->acc.null_rr = p->cfg.null_key_rr;
     sl_arena_init(&p->arena);
     rc = sl_conn_ensure(&p->conn);
     if (rc != SL_OK) {

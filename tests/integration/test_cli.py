@@ -237,6 +237,31 @@ def test_dlq_list_show_redrive(broker):
     assert rc == 1 and "nosuch.DLQ" in err
 
 
+def test_group_spanning_topics_describes_each_dlq(broker):
+    # one queue group on two topics; only the first has dead letters
+    ok(broker, "topic", "create", "span1", "--partitions", "1")
+    ok(broker, "topic", "create", "span2", "--partitions", "1")
+    ok(broker, "produce", "span1", stdin=b"a\n")
+    ok(broker, "produce", "span2", stdin=b"b\n")
+    exe = os.path.join(os.path.dirname(sluice_bin()),
+                       "test_client_integration")
+    p = subprocess.run([exe, "reject", "%s:%d" % broker.binary_addr,
+                        "span1", "spanning", "1"], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=60)
+    assert p.returncode == 0, p.stderr.decode()
+    assert ok(broker, "queue", "consume", "span2", "--group", "spanning",
+              "--count", "1") == b"b\n"
+    out = ok(broker, "group", "describe", "spanning").decode()
+    assert "dlq span1.DLQ depth 1 source span1" in out
+    assert "dlq span2.DLQ depth 0 source span2" in out
+    assert "depth -1" not in out
+    # the name dlq list prints is one dlq redrive accepts (not created yet)
+    out = ok(broker, "dlq", "list", "span2").decode()
+    assert out.split("\t")[0] == "span2.DLQ" and "depth=0" in out
+    out = ok(broker, "dlq", "redrive", "span2.DLQ").decode()
+    assert "redrove 0 records" in out
+
+
 def helper(broker, *args):
     exe = os.path.join(os.path.dirname(sluice_bin()),
                        "test_client_integration")
@@ -329,3 +354,13 @@ def test_sluice_bootstrap_environment_variable(broker):
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        timeout=60)
     assert p.returncode == 3 and b"127.0.0.1:1" in p.stderr
+
+
+def test_produce_without_keys_spreads_over_partitions(broker):
+    # docs/cli.md: seq 1 1000 | sluice produce orders2, then a partition
+    ok(broker, "topic", "create", "spread", "--partitions", "4")
+    ok(broker, "produce", "spread",
+       stdin="".join("%d\n" % i for i in range(1, 1001)).encode())
+    counts = [len(ok(broker, "consume", "spread", "--from-beginning",
+                     "--partition", str(p)).splitlines()) for p in range(4)]
+    assert counts == [250, 250, 250, 250]
