@@ -4,6 +4,7 @@
  */
 #include "protocol/batch.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zstd.h>
@@ -30,6 +31,9 @@ sl_err sl_batch_hdr_decode(const uint8_t *p, size_t avail, sl_batch_hdr *h)
     t.record_count = sl_rd_u32(&rd);
     SL_RD_CHECK(&rd);
     if (t.magic != SL_BATCH_MAGIC)
+        return SL_ERR_MALFORMED;
+    /* Room for every record offset (base + delta) without wrapping. */
+    if (t.base_offset < 0 || t.base_offset > INT64_MAX - INT32_MAX)
         return SL_ERR_MALFORMED;
     if (t.length < SL_BATCH_HDR_SIZE - 12)
         return SL_ERR_MALFORMED;
@@ -122,9 +126,11 @@ sl_err sl_bb_add(sl_batch_builder *bb, int64_t ts, const void *key,
 
     if (bb->count == 0)
         bb->first_ts = bb->max_ts = ts;
+    /* The delta must fit (ts is the caller's; signed overflow is UB). */
+    if (__builtin_sub_overflow(ts, bb->first_ts, &ts_delta))
+        return SL_ERR_INVALID_ARG;
     if (ts > bb->max_ts)
         bb->max_ts = ts;
-    ts_delta = ts - bb->first_ts;
 
     body = 1 + sl_varint_size(ts_delta) + sl_varint_size(bb->count) +
            bytes_field_size(key, key_len) + bytes_field_size(value, value_len) +
@@ -210,7 +216,8 @@ sl_err sl_bb_finish(sl_batch_builder *bb, const uint8_t **out, size_t *len)
 
 /* ---- iterator -------------------------------------------------------- */
 
-sl_err sl_batch_iter_init(sl_batch_iter *it, const uint8_t *p, size_t len)
+static sl_err iter_init(sl_batch_iter *it, const uint8_t *p, size_t len,
+                        size_t max_decompressed)
 {
     sl_err rc;
 
@@ -230,7 +237,10 @@ sl_err sl_batch_iter_init(sl_batch_iter *it, const uint8_t *p, size_t len)
         size_t got;
         if (n == ZSTD_CONTENTSIZE_ERROR || n == ZSTD_CONTENTSIZE_UNKNOWN)
             return SL_ERR_COMPRESSION;
-        if (n > SL_BATCH_MAX_DECOMPRESSED)
+        /* Check the declared size before allocating; ZSTD_decompress
+         * into exactly n bytes then fails if the frame inflates further
+         * (a lying header cannot make it write more). */
+        if (n > max_decompressed)
             return SL_ERR_TOO_LARGE;
         it->owned = malloc(n ? n : 1);
         if (!it->owned)
@@ -244,6 +254,11 @@ sl_err sl_batch_iter_init(sl_batch_iter *it, const uint8_t *p, size_t len)
         sl_rd_init(&it->rd, p + SL_BATCH_HDR_SIZE, len - SL_BATCH_HDR_SIZE);
     }
     return SL_OK;
+}
+
+sl_err sl_batch_iter_init(sl_batch_iter *it, const uint8_t *p, size_t len)
+{
+    return iter_init(it, p, len, SL_BATCH_MAX_DECOMPRESSED);
 }
 
 static const uint8_t *rd_bytes_field(sl_rd *rd, int32_t *len)
@@ -265,7 +280,7 @@ static const uint8_t *rd_bytes_field(sl_rd *rd, int32_t *len)
 
 int sl_batch_iter_next(sl_batch_iter *it, sl_record *rec, sl_err *err)
 {
-    int64_t rlen, hc;
+    int64_t rlen, hc, ts_delta, off_delta;
     sl_rd r;
     const uint8_t *body;
     size_t hstart;
@@ -282,8 +297,18 @@ int sl_batch_iter_next(sl_batch_iter *it, sl_record *rec, sl_err *err)
         goto err_parse;
     sl_rd_init(&r, body, (size_t)rlen);
     (void)sl_rd_u8(&r); /* attributes */
-    rec->timestamp = it->hdr.first_timestamp + sl_rd_varint(&r);
-    rec->offset = it->hdr.base_offset + sl_rd_varint(&r);
+    ts_delta = sl_rd_varint(&r);
+    off_delta = sl_rd_varint(&r);
+    SL_RD_CHECK(&r);
+    /* Both deltas come from the producer: the sums may not wrap (signed
+     * overflow is undefined), and record i must claim offset delta i, or a
+     * reader would jump past (or back over) other batches' offsets. */
+    if (__builtin_add_overflow(it->hdr.first_timestamp, ts_delta,
+                               &rec->timestamp))
+        goto err_parse;
+    if (off_delta != (int64_t)(it->hdr.record_count - it->left))
+        goto err_parse;
+    rec->offset = it->hdr.base_offset + off_delta;
     rec->key = rd_bytes_field(&r, &rec->key_len);
     SL_RD_CHECK(&r);
     rec->value = rd_bytes_field(&r, &rec->value_len);
@@ -309,6 +334,117 @@ err_parse:
     if (err)
         *err = SL_ERR_MALFORMED;
     return 0;
+}
+
+/* ---- validation of produced batches ----------------------------------- */
+
+#define VFAIL(...)                                                            \
+    do {                                                                      \
+        if (errbuf && errlen)                                                 \
+            snprintf(errbuf, errlen, __VA_ARGS__);                            \
+        rc = SL_ERR_MALFORMED;                                                \
+        goto out;                                                             \
+    } while (0)
+
+/* One length-prefixed bytes field of record i; *n = its length (-1 null). */
+static int val_bytes(sl_rd *r, int64_t *n)
+{
+    *n = sl_rd_varint(r);
+    if (r->err || *n < -1 || *n > (int64_t)(r->len - r->off))
+        return -1;
+    if (*n > 0)
+        (void)sl_rd_bytes(r, (size_t)*n);
+    return 0;
+}
+
+sl_err sl_batch_validate(const uint8_t *p, size_t len, size_t max_decompressed,
+                         char *errbuf, size_t errlen)
+{
+    sl_batch_iter it;
+    sl_batch_hdr *h = &it.hdr;
+    sl_err rc;
+    uint32_t i;
+
+    if (errbuf && errlen)
+        errbuf[0] = '\0';
+    rc = iter_init(&it, p, len, max_decompressed);
+    if (rc != SL_OK) {
+        if (errbuf && errlen) {
+            if (rc == SL_ERR_TOO_LARGE)
+                snprintf(errbuf, errlen,
+                         "compressed batch inflates beyond %zu bytes",
+                         max_decompressed);
+            else if (rc == SL_ERR_COMPRESSION)
+                snprintf(errbuf, errlen,
+                         "zstd frame does not decompress to its declared "
+                         "content size");
+            else
+                snprintf(errbuf, errlen, "bad batch header");
+        }
+        goto out;
+    }
+    if (h->first_timestamp > h->max_timestamp)
+        VFAIL("first_timestamp %lld is after max_timestamp %lld",
+              (long long)h->first_timestamp, (long long)h->max_timestamp);
+    for (i = 0; i < h->record_count; i++) {
+        int64_t rlen, tsd, offd, n, hc, ts;
+        sl_rd r;
+        const uint8_t *body;
+
+        rlen = sl_rd_varint(&it.rd);
+        if (it.rd.err)
+            VFAIL("record %u of %u: missing (batch ends early)", i,
+                  h->record_count);
+        if (rlen < 1 || rlen > (int64_t)(it.rd.len - it.rd.off))
+            VFAIL("record %u: length %lld outside the batch", i,
+                  (long long)rlen);
+        body = sl_rd_bytes(&it.rd, (size_t)rlen);
+        sl_rd_init(&r, body, (size_t)rlen);
+        (void)sl_rd_u8(&r);
+        tsd = sl_rd_varint(&r);
+        offd = sl_rd_varint(&r);
+        if (r.err)
+            VFAIL("record %u: truncated deltas", i);
+        if (offd != (int64_t)i)
+            VFAIL("record %u: offset delta %lld, expected %u", i,
+                  (long long)offd, i);
+        if (__builtin_add_overflow(h->first_timestamp, tsd, &ts))
+            VFAIL("record %u: timestamp delta %lld overflows", i,
+                  (long long)tsd);
+        if (ts > h->max_timestamp)
+            VFAIL("record %u: timestamp %lld after the batch's "
+                  "max_timestamp %lld",
+                  i, (long long)ts, (long long)h->max_timestamp);
+        if (val_bytes(&r, &n) != 0)
+            VFAIL("record %u: key length %lld outside the record", i,
+                  (long long)n);
+        if (val_bytes(&r, &n) != 0)
+            VFAIL("record %u: value length %lld outside the record", i,
+                  (long long)n);
+        hc = sl_rd_varint(&r);
+        if (r.err || hc < 0 || hc > (int64_t)(r.len - r.off))
+            VFAIL("record %u: header count %lld impossible in %lld bytes", i,
+                  (long long)hc, (long long)rlen);
+        for (int64_t k = 0; k < hc; k++) {
+            if (val_bytes(&r, &n) != 0 || n < 0)
+                VFAIL("record %u header %lld: bad key length %lld", i,
+                      (long long)k, (long long)n);
+            if (val_bytes(&r, &n) != 0)
+                VFAIL("record %u header %lld: value length %lld outside the "
+                      "record",
+                      i, (long long)k, (long long)n);
+        }
+        if (r.off != r.len)
+            VFAIL("record %u: %zu bytes left over after its fields", i,
+                  r.len - r.off);
+    }
+    if (it.rd.off != it.rd.len)
+        VFAIL("%zu bytes after the last of %u records",
+              it.rd.len - it.rd.off, h->record_count);
+    rc = SL_OK;
+out:
+    sl_batch_iter_fini(&it);
+    return rc;
 }
 
 void sl_batch_iter_fini(sl_batch_iter *it)

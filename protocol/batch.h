@@ -55,8 +55,12 @@
 #define SL_BATCH_CRC_START 16
 /* A batch may not exceed this (whole batch, bytes). */
 #define SL_BATCH_MAX_SIZE (64u * 1024 * 1024)
-/* Decompressed records of one batch may not exceed this. */
-#define SL_BATCH_MAX_DECOMPRESSED (256u * 1024 * 1024)
+/* Decompressed records of one batch may not exceed this when read (a
+ * reader skips a batch that declares more as corrupt). The broker refuses
+ * to store one declaring more than its max-frame-bytes (sl_batch_validate):
+ * a compressed batch may not inflate beyond what an uncompressed one could
+ * carry. */
+#define SL_BATCH_MAX_DECOMPRESSED (64u * 1024 * 1024)
 
 enum sl_codec { SL_CODEC_NONE = 0, SL_CODEC_ZSTD = 1 };
 #define SL_BATCH_ATTR_CODEC_MASK 0x7
@@ -137,7 +141,8 @@ void sl_bb_fini(sl_batch_builder *bb);
 /* Drop the records, keep the memory and codec. */
 void sl_bb_reset(sl_batch_builder *bb);
 /* Append one record. key/value may be NULL (null). ts in ms.
- * Returns SL_OK or SL_ERR_NOMEM. Data is copied. */
+ * Returns SL_OK, SL_ERR_NOMEM, or SL_ERR_INVALID_ARG when ts is too far
+ * from the first record's to be stored as a delta. Data is copied. */
 sl_err sl_bb_add(sl_batch_builder *bb, int64_t ts, const void *key,
                  size_t key_len, const void *value, size_t value_len,
                  const sl_header *headers, size_t header_count);
@@ -189,6 +194,23 @@ sl_err sl_batch_iter_init(sl_batch_iter *it, const uint8_t *p, size_t len);
  * returns 0 with *err = SL_ERR_MALFORMED (err may be NULL). */
 int sl_batch_iter_next(sl_batch_iter *it, sl_record *rec, sl_err *err);
 void sl_batch_iter_fini(sl_batch_iter *it);
+
+/*
+ * Check every record of a batch the way readers will decode it (the broker
+ * calls it on produce: a CRC only proves the producer meant these bytes).
+ * record_count records with offset deltas 0..n-1 in order; each record's
+ * fields exactly fill its length; key, value and header lengths inside the
+ * record; header counts possible, header keys not null; timestamps that
+ * do not overflow and do not exceed max_timestamp (first_timestamp <=
+ * max_timestamp); nothing after the last record; a zstd batch's declared
+ * content size at most max_decompressed, and the frame inflating to
+ * exactly that size. Does not check the CRC (sl_batch_verify).
+ * Returns SL_OK, SL_ERR_MALFORMED, SL_ERR_TOO_LARGE, SL_ERR_COMPRESSION or
+ * SL_ERR_NOMEM; errbuf (may be NULL) names the record and the problem.
+ * Memory: one decompression buffer of at most max_decompressed bytes.
+ */
+sl_err sl_batch_validate(const uint8_t *p, size_t len, size_t max_decompressed,
+                         char *errbuf, size_t errlen);
 
 /* Header i of rec (0-based, i < header_count), by scanning. Returns SL_OK
  * or SL_ERR_MALFORMED / SL_ERR_NOT_FOUND. Pointers borrow from rec. */
