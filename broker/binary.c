@@ -189,10 +189,37 @@ static void fill_meta_topic(sl_broker *b, sl_arena *a, sl_topic *t,
         mt->parts[i].start_offset = sl_part_start_offset(t->parts[i].part);
         mt->parts[i].end_offset = sl_part_end_offset(t->parts[i].part);
     }
-    cc.cap = (uint32_t)t->ncfg;
-    cc.kv = sl_arena_alloc(a, sizeof(sl_kv) * (t->ncfg + 1));
+    cc.cap = (uint32_t)t->ncfg + (uint32_t)t->nparts;
+    cc.kv = sl_arena_alloc(a, sizeof(sl_kv) * (cc.cap + 1));
     if (cc.kv)
         sl_ops_topic_configs(b, t->name, collect_cfg, &cc);
+    /* Damaged ranges (issue 18, finding 2) as read-only entries
+     * "damaged.<partition>" = "FIRST..LAST (why)[, ...][; N ranges]":
+     * `sluice topic describe` shows them; they are not settings. */
+    for (int32_t i = 0; cc.kv && i < t->nparts; i++) {
+        sl_part_bad bad[4];
+        uint64_t total = 0;
+        size_t nb = sl_part_bad_ranges(t->parts[i].part, bad, 4, &total);
+        char key[32], val[512];
+        size_t o = 0;
+        if (total == 0)
+            continue;
+        for (size_t k = 0; k < nb && o < sizeof(val); k++)
+            o += (size_t)snprintf(val + o, sizeof(val) - o, "%s%lld..%lld (%s)",
+                                  k ? ", " : "", (long long)bad[k].first,
+                                  (long long)bad[k].last, bad[k].why);
+        if (total > nb && o < sizeof(val))
+            snprintf(val + o, sizeof(val) - o, "; %llu ranges in all",
+                     (unsigned long long)total);
+        snprintf(key, sizeof(key), "damaged.%d", (int)i);
+        char *kp = sl_arena_alloc(a, strlen(key) + 1);
+        char *vp = sl_arena_alloc(a, strlen(val) + 1);
+        if (kp && vp) {
+            strcpy(kp, key);
+            strcpy(vp, val);
+            collect_cfg(&cc, kp, vp);
+        }
+    }
     mt->nconfigs = cc.n;
     mt->configs = cc.kv;
 }
@@ -476,6 +503,47 @@ static void produce_cancel(void *arg)
     produce_ctx_free(x);
 }
 
+/*
+ * Check every record of every batch for one partition of a produce request
+ * before any of them is appended (issue 18, finding 1): the CRC only
+ * proves the producer meant these bytes, and a batch whose records lie
+ * about their offset deltas, lengths or timestamps would be stored and
+ * mislead every reader. A compressed batch may not inflate beyond
+ * max-frame-bytes (finding 5: the declared size is checked before anything
+ * is allocated). On failure nothing of that partition is stored, the
+ * partition's error code says why (MALFORMED, CORRUPT, TOO_LARGE,
+ * COMPRESSION) and the log line names the peer, partition, batch and
+ * record; other partitions of the request go ahead, and the connection
+ * stays open (its framing was fine).
+ */
+static sl_err produce_validate(sl_broker *b, sl_conn *c, const char *topic,
+                               const sl_produce_part *pp)
+{
+    size_t off = 0, boff, blen;
+    sl_err frc = SL_OK, rc;
+    char why[200];
+    for (int nb = 0; sl_records_next(pp->records, pp->records_len, &off,
+                                     &boff, &blen, &frc);
+         nb++) {
+        rc = sl_batch_verify(pp->records + boff, blen, NULL);
+        if (rc == SL_OK)
+            rc = sl_batch_validate(pp->records + boff, blen,
+                                   (size_t)b->cfg.max_frame_bytes, why,
+                                   sizeof(why));
+        else
+            snprintf(why, sizeof(why), "%s",
+                     rc == SL_ERR_CORRUPT ? "CRC mismatch" : "bad batch header");
+        if (rc == SL_OK)
+            continue;
+        sl_log(SL_WARN, "binary",
+               "peer %s: produce to %s/%u refused, batch %d: %s (nothing of "
+               "this partition's batches stored)",
+               sl_conn_peer(c), topic, pp->partition, nb, why);
+        return rc;
+    }
+    return SL_OK;
+}
+
 static void h_produce(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
 {
     sl_arena qa;
@@ -538,6 +606,8 @@ static void h_produce(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
             pr->base_offset = -1;
             pr->last_offset = -1;
             pr->log_end_offset = -1;
+            if (rc == SL_OK && (rc = produce_validate(b, c, name, pp)) != SL_OK)
+                frc = rc;
             while (rc == SL_OK && sl_records_next(pp->records, pp->records_len,
                                                   &off, &boff, &blen, &frc)) {
                 rc = sl_ops_append(b, name, (int32_t)pp->partition,

@@ -334,12 +334,18 @@ static void acq_respond(bacq *acq)
                 last++;
             }
             /* Batches are appended whole, so every batch holding a
-             * delivered record is below the log end. */
+             * delivered record is below the log end. Only batches that
+             * hold delivered records are sent: the whole ones inside the
+             * run, then the one the run ends in. A damaged batch the
+             * partition reader skipped is never in a run, so it is not
+             * sent to a consumer that would choke on it. */
             while (at <= last) {
                 sl_part_slice sl = {.fd = -1};
-                if (sl_part_read(part, at, 1 << 20, sl_part_end_offset(part),
-                                 &sl) != SL_OK ||
-                    sl.len == 0 || sl.next_offset <= at) {
+                sl_err rrc = sl_part_read(part, at, 1 << 20, last + 1, &sl);
+                if (rrc == SL_OK && sl.len == 0)
+                    rrc = sl_part_read(part, at, 1, sl_part_end_offset(part),
+                                       &sl);
+                if (rrc != SL_OK || sl.len == 0 || sl.next_offset <= at) {
                     if (sl.len)
                         close(sl.fd);
                     break;

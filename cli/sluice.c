@@ -314,9 +314,18 @@ static int cmd_topic(int argc, char **argv)
         } else {
             printf("topic %s partitions %d\n", t->name,
                    (int)t->partition_count);
-            for (k = 0; k < t->config_count; k++)
+            for (k = 0; k < t->config_count; k++) {
+                if (!strncmp(t->configs[k].key, "damaged.", 8))
+                    continue; /* printed below, not a setting */
                 printf("config %s=%s\n", t->configs[k].key,
                        t->configs[k].value ? t->configs[k].value : "");
+            }
+            for (k = 0; k < t->config_count; k++)
+                if (!strncmp(t->configs[k].key, "damaged.", 8))
+                    printf("DAMAGED partition %s offsets %s (readers skip "
+                           "them; see docs/operations.md)\n",
+                           t->configs[k].key + 8,
+                           t->configs[k].value ? t->configs[k].value : "");
             for (k = 0; k < (size_t)t->partition_count; k++)
                 printf("partition %d start %" PRId64 " end %" PRId64 "\n",
                        (int)t->partitions[k].partition,

@@ -209,6 +209,31 @@ static sl_err list_segments(const char *dir, int64_t **out, size_t *n_out)
     return SL_OK;
 }
 
+/* Does segment `base` of dir start with an intact batch (header, size,
+ * CRC)? Then a bad batch at the end of the segment before it is not a torn
+ * write (recovery rule, segment.c). */
+static int first_batch_intact(const char *dir, int64_t base)
+{
+    char path[PATH_MAX];
+    uint8_t hb[SL_BATCH_HDR_SIZE];
+    sl_batch_hdr h;
+    uint8_t *b = NULL;
+    int ok = 0, fd;
+    sl_seg_path(dir, base, ".log", path, sizeof(path));
+    fd = sl_fs->open(path, O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    if (sl_fs_pread_all(fd, hb, sizeof(hb), 0, NULL) == SL_OK &&
+        sl_batch_hdr_decode(hb, sizeof(hb), &h) == SL_OK &&
+        h.base_offset == base && (b = malloc(sl_batch_size(&h))) != NULL &&
+        sl_fs_pread_all(fd, b, sl_batch_size(&h), 0, NULL) == SL_OK &&
+        sl_batch_verify(b, sl_batch_size(&h), NULL) == SL_OK)
+        ok = 1;
+    free(b);
+    close(fd);
+    return ok;
+}
+
 sl_err sl_part_open(const char *dir, const sl_part_cfg *cfg, sl_part **out)
 {
     sl_part *p = calloc(1, sizeof(*p));
@@ -258,7 +283,9 @@ sl_err sl_part_open(const char *dir, const sl_part_cfg *cfg, sl_part **out)
         sl_seg *s;
         int torn = 0, last = i + 1 == n;
         rc = sl_seg_open(dir, bases[i], last, last ? INT64_MAX : bases[i + 1],
-                         p->cfg.index_interval_bytes, &s, &torn);
+                         p->cfg.index_interval_bytes,
+                         !last && first_batch_intact(dir, bases[i + 1]), &s,
+                         &torn);
         if (rc != SL_OK) {
             sl_log(SL_ERROR, "storage",
                    "%s: cannot recover segment %020lld: %s", dir,
@@ -270,6 +297,9 @@ sl_err sl_part_open(const char *dir, const sl_part_cfg *cfg, sl_part **out)
             sl_seg_free(s);
             goto out;
         }
+        for (size_t h = 0; h < s->nholes && h < SL_SEG_HOLES_MAX; h++)
+            sl_part__note_bad(p, s->holes[h].first, s->holes[h].last,
+                              "corrupt batch kept by recovery");
         if (torn && !last) {
             /* See the recovery rule in segment.c: nothing after a torn
              * segment was ever acknowledged. */
@@ -766,6 +796,8 @@ sl_err sl_part_read(sl_part *p, int64_t offset, size_t max_bytes, int64_t upto,
     r.next_offset = l + 1;
     for (q = pos + sz; q < s->size; q += sz) {
         rc = sl_walker_hdr(&w, q, &b, &sz, &l);
+        if (rc == SL_ERR_CORRUPT)
+            break; /* damaged: the next read starts there and says so */
         if (rc != SL_OK)
             return rc;
         if (l >= upto || r.len + sz > max_bytes)
@@ -951,6 +983,77 @@ static const uint8_t *iter_window(sl_part_iter *it, const sl_seg *s,
     return it->buf;
 }
 
+/* ---- damaged batches ---------------------------------------------------- */
+
+int sl_part__note_bad(sl_part *p, int64_t first, int64_t last, const char *why)
+{
+    for (size_t i = 0; i < p->nbad; i++)
+        if (p->bad[i].first == first)
+            return 0;
+    atomic_fetch_add(&p->bad_total, 1);
+    if (p->nbad < SL_PART_BAD_MAX) {
+        sl_part_bad *b = &p->bad[p->nbad++];
+        b->first = first;
+        b->last = last;
+        snprintf(b->why, sizeof(b->why), "%s", why);
+    }
+    return 1;
+}
+
+size_t sl_part_bad_ranges(const sl_part *p, sl_part_bad *out, size_t max,
+                          uint64_t *total)
+{
+    size_t n = p->nbad < max ? p->nbad : max;
+    if (n)
+        memcpy(out, p->bad, n * sizeof(*out));
+    if (total)
+        *total = atomic_load(&((sl_part *)p)->bad_total);
+    return n;
+}
+
+/*
+ * The batch at it->pos of segment si is damaged (a CRC mismatch, a header
+ * that does not decode or runs past the file, records that do not parse or
+ * lie about their offsets): move the iterator to the next intact batch and
+ * say so, once per damaged range and partition at WARN. Offsets of the
+ * damaged range are never yielded (queue groups count them as done, as
+ * compaction gaps). hdr: its header when it decoded, else NULL.
+ */
+static void iter_skip_bad(sl_part_iter *it, size_t si, const sl_batch_hdr *hdr,
+                          sl_err why)
+{
+    sl_part *p = it->p;
+    sl_seg *s = p->segs[si];
+    int64_t nb, first, last;
+    uint64_t hint = hdr ? it->pos + sl_batch_size(hdr) : 0;
+    uint64_t np = sl_seg_next_good(s, it->pos, hint,
+                                   hdr ? hdr->base_offset + 1 : it->want, &nb);
+    first = hdr ? hdr->base_offset : it->want;
+    last = hdr ? sl_batch_last_offset(hdr)
+               : (nb >= 0 ? nb : sl_part__seg_end(p, si)) - 1;
+    if (last < first)
+        last = first;
+    char why_s[64];
+    snprintf(why_s, sizeof(why_s), "%s", sl_strerror(why));
+    sl_log(sl_part__note_bad(p, first, last, why_s) ? SL_WARN : SL_DEBUG,
+           "storage",
+           "%s: segment %020lld position %llu: skipping a bad batch, offsets "
+           "%lld..%lld (%s)",
+           p->dir, (long long)s->base, (unsigned long long)it->pos,
+           (long long)first, (long long)last, why_s);
+    it->pos = np;
+    it->wlen = 0;
+    if (it->want <= last)
+        it->want = last + 1;
+}
+
+/* Errors that mean damaged data (skipped), not a failed read. */
+static int data_error(sl_err e)
+{
+    return e == SL_ERR_CORRUPT || e == SL_ERR_MALFORMED ||
+           e == SL_ERR_COMPRESSION || e == SL_ERR_TOO_LARGE;
+}
+
 int sl_part_iter_next(sl_part_iter *it, sl_record *rec, sl_err *err)
 {
     sl_part *p = it->p;
@@ -968,11 +1071,24 @@ int sl_part_iter_next(sl_part_iter *it, sl_record *rec, sl_err *err)
                 it->want = rec->offset + 1;
                 return 1;
             }
+            sl_batch_hdr bh = it->bi.hdr;
             sl_batch_iter_fini(&it->bi);
             it->in_batch = 0;
             if (e != SL_OK) {
-                rc = e;
-                goto fail;
+                /* the rest of this batch is unreadable; it->pos is past it
+                 * already */
+                int64_t first = it->want > bh.base_offset ? it->want
+                                                          : bh.base_offset;
+                sl_log(sl_part__note_bad(p, bh.base_offset, it->cur_last,
+                                         "records do not parse")
+                           ? SL_WARN
+                           : SL_DEBUG,
+                       "storage",
+                       "%s: skipping a bad batch, offsets %lld..%lld: records "
+                       "from %lld do not parse (%s)",
+                       p->dir, (long long)bh.base_offset,
+                       (long long)it->cur_last, (long long)first,
+                       sl_strerror(e));
             }
             if (it->want <= it->cur_last)
                 it->want = it->cur_last + 1;
@@ -1005,33 +1121,43 @@ int sl_part_iter_next(sl_part_iter *it, sl_record *rec, sl_err *err)
             continue;
         }
         const uint8_t *b = iter_window(it, s, it->pos, 12, &rc);
-        if (!b)
-            goto fail;
+        if (!b) {
+            if (!data_error(rc))
+                goto fail;
+            iter_skip_bad(it, (size_t)si, NULL, rc);
+            continue;
+        }
         size_t sz = 12 + (size_t)sl_get_u32(b + SL_BATCH_LEN_OFF);
-        if (sz > SL_BATCH_MAX_SIZE) {
-            rc = SL_ERR_CORRUPT;
-            goto fail;
+        if (sz > SL_BATCH_MAX_SIZE || sz < SL_BATCH_HDR_SIZE) {
+            iter_skip_bad(it, (size_t)si, NULL, SL_ERR_CORRUPT);
+            continue;
         }
         b = iter_window(it, s, it->pos, sz, &rc);
-        if (!b)
-            goto fail;
+        if (!b) {
+            if (!data_error(rc))
+                goto fail;
+            iter_skip_bad(it, (size_t)si, NULL, rc);
+            continue;
+        }
         sl_batch_hdr h;
         rc = sl_batch_verify(b, sz, &h);
         if (rc != SL_OK) {
-            sl_log(SL_ERROR, "storage",
-                   "%s: segment %020lld position %llu: bad batch: %s", p->dir,
-                   (long long)s->base, (unsigned long long)it->pos,
-                   sl_strerror(rc));
-            goto fail;
-        }
-        it->pos += sz;
-        if (sl_batch_last_offset(&h) < it->want)
+            sl_batch_hdr hh;
+            int hok = sl_batch_hdr_decode(b, sz, &hh) == SL_OK;
+            iter_skip_bad(it, (size_t)si, hok ? &hh : NULL, rc);
             continue;
+        }
+        if (sl_batch_last_offset(&h) < it->want) {
+            it->pos += sz;
+            continue;
+        }
         rc = sl_batch_iter_init(&it->bi, b, sz);
         if (rc != SL_OK) {
             sl_batch_iter_fini(&it->bi);
-            goto fail;
+            iter_skip_bad(it, (size_t)si, &h, rc);
+            continue;
         }
+        it->pos += sz;
         it->in_batch = 1;
         it->cur_last = sl_batch_last_offset(&h);
     }

@@ -119,7 +119,10 @@ sl_err sl_part_read_buf(sl_part *p, int64_t offset, size_t max_bytes,
 typedef struct sl_part_iter sl_part_iter;
 sl_err sl_part_iter_new(sl_part *p, int64_t start, sl_part_iter **out);
 /* 1 = *rec filled (pointers valid until the next call), 0 = end for now.
- * *err (may be NULL) is set on a read or parse failure (then returns 0). */
+ * *err (may be NULL) is set on a read failure (then returns 0). A damaged
+ * batch (CRC mismatch, bad header, records that do not parse or lie about
+ * their offsets) is skipped, logged and remembered (sl_part_bad_ranges):
+ * one bad batch must not stop every record after it. */
 int sl_part_iter_next(sl_part_iter *it, sl_record *rec, sl_err *err);
 /* Reposition. */
 sl_err sl_part_iter_seek(sl_part_iter *it, int64_t offset);
@@ -153,6 +156,22 @@ void sl_part_set_low_water(sl_part *p, int64_t low_water);
 sl_err sl_part_maintain(sl_part *p, int64_t now_ms, int *deleted);
 /* Force a compaction pass now (tests, admin). @thread loop */
 sl_err sl_part_compact(sl_part *p, int64_t now_ms);
+
+/*
+ * Damaged data. Recovery keeps batches that fail their checks in the middle
+ * of a log (valid batches after them prove it is not a torn write: see
+ * segment.c) and readers skip them; both remember the ranges here so they
+ * can be reported (`sluice topic describe`, the log). Copies at most max
+ * ranges (the first SL_PART_BAD_MAX found since open) into out; *total (may
+ * be NULL) = every range found since open. @thread loop
+ */
+#define SL_PART_BAD_MAX 16
+typedef struct sl_part_bad {
+    int64_t first, last; /* offsets the damaged bytes held (inclusive) */
+    char why[64];
+} sl_part_bad;
+size_t sl_part_bad_ranges(const sl_part *p, sl_part_bad *out, size_t max,
+                          uint64_t *total);
 
 /* Delete the partition's directory and free p (topic deletion). */
 sl_err sl_part_destroy(sl_part *p);

@@ -104,9 +104,20 @@
  *    which compaction never touches; at least, in closed ones, which may
  *    have compaction gaps) and its last offset lie below the next
  *    segment's base, and its CRC-32C must match (the CRC does not cover
- *    base_offset and length; the sequence and size checks do). At the first
- * batch that fails, the file is truncated there (a torn or corrupt tail). An
- * empty file is a valid empty segment.
+ *    base_offset and length; the sequence and size checks do).
+ *  - A batch that fails is a torn tail only if nothing intact follows it:
+ *    a torn write can only be the last thing in the log. So at a bad
+ *    batch the scan looks for the next intact batch (sl_seg_next_good:
+ *    the bad batch's own end first, then byte by byte). If one follows in
+ *    the file, or the bad batch is whole and the next segment starts
+ *    intact, the bad batch is CORRUPTION of acknowledged data: it is kept,
+ *    its offsets are never reused, it is logged at ERROR and listed
+ *    (sl_part_bad_ranges, `sluice topic describe`), the scan goes on after
+ *    it, and readers skip it (the record iterator: queue groups, STOMP
+ *    topics; stream FETCH serves it as it is and the client reports its
+ *    offsets). Otherwise the file is truncated there (a torn tail; also
+ *    when the file ends inside the batch). An empty file is a valid empty
+ *    segment.
  *  - If a segment that is not the last had its tail cut, every later
  *    segment is deleted: durability is published in offset order across
  *    segments (step 3 above), so nothing in a later segment was ever
@@ -118,7 +129,8 @@
  * Hence: an acknowledged (fsynced) batch is never dropped, and a torn batch
  * is never visible. Corruption before the last index entry of a segment is
  * not found at open (that would mean reading every segment); the record
- * iterator checks every batch CRC when it reads and reports SL_ERR_CORRUPT.
+ * iterator checks every batch CRC when it reads, skips a damaged batch and
+ * records its range the same way.
  */
 #include "storage/storage_int.h"
 
@@ -469,9 +481,21 @@ static int zero_from(int fd, uint64_t from, uint64_t to)
  * (fsize if none); *zero (may be NULL) = 1 when everything from there on
  * reads as zeros (preallocated space, not a torn tail).
  */
+/* Remember a damaged range kept by recovery (reported by sl_part_open). */
+static void note_hole(sl_seg *s, int64_t first, int64_t last, uint64_t pos)
+{
+    if (s->nholes < SL_SEG_HOLES_MAX) {
+        s->holes[s->nholes].first = first;
+        s->holes[s->nholes].last = last;
+        s->holes[s->nholes].pos = pos;
+    }
+    s->nholes++;
+}
+
 static sl_err scan(sl_seg *s, uint64_t from, int64_t min_base,
                    int64_t next_base, uint64_t fsize, int check, int strict,
-                   uint32_t interval, uint64_t *good, int *zero)
+                   uint32_t interval, int later_valid, uint64_t *good,
+                   int *zero)
 {
     int z = 0;
     uint8_t hb[SL_BATCH_HDR_SIZE];
@@ -494,18 +518,18 @@ static sl_err scan(sl_seg *s, uint64_t from, int64_t min_base,
             goto out;
         if (sl_batch_hdr_decode(hb, sizeof(hb), &h) != SL_OK) {
             why = "bad header";
-            break;
+            goto bad;
         }
         sz = sl_batch_size(&h);
         if (sz > fsize - pos) {
             why = "torn batch";
-            break;
+            goto bad;
         }
         if (h.base_offset < min_base || (strict && h.base_offset != min_base) ||
             sl_batch_last_offset(&h) >= next_base ||
             sl_batch_last_offset(&h) - s->base > (int64_t)UINT32_MAX) {
             why = "offset out of sequence";
-            break;
+            goto bad;
         }
         if (check) {
             if (sz > cap) {
@@ -522,13 +546,59 @@ static sl_err scan(sl_seg *s, uint64_t from, int64_t min_base,
                 goto out;
             if (sl_batch_verify(buf, sz, NULL) != SL_OK) {
                 why = "CRC mismatch";
-                break;
+                goto bad;
             }
         }
         index_step(s, pos, &h, interval, pos != from);
         min_base = sl_batch_last_offset(&h) + 1;
         s->end = min_base;
         pos += sz;
+        continue;
+    bad:
+        /* A torn write can only be the last thing in the log: an intact
+         * batch after this one (or an intact later segment) proves it is
+         * corruption of acknowledged data. Keep everything; readers skip
+         * the damaged range and its offsets are never reused. */
+        if (!check || zero_from(s->fd, pos, fsize))
+            break;
+        {
+            sl_batch_hdr bh;
+            int hok = sl_batch_hdr_decode(hb, sizeof(hb), &bh) == SL_OK &&
+                      bh.base_offset == min_base &&
+                      sl_batch_size(&bh) <= fsize - pos;
+            int64_t nb, first = min_base, last;
+            uint64_t np = sl_seg_next_good(
+                s, pos, hok ? pos + sl_batch_size(&bh) : 0, min_base, &nb);
+            /* Nothing intact follows in this file: a torn tail, unless
+             * the batch is whole (the file does not end inside it) and a
+             * later segment starts intact. A file that ends inside a batch
+             * was cut short by a crash before its roll was synced, and
+             * nothing later was ever acknowledged (see the rule above). */
+            if (np >= fsize && (!later_valid || !hok))
+                break;
+            if (np >= fsize)
+                nb = next_base; /* the next segment carries on */
+            last = hok ? sl_batch_last_offset(&bh) : nb - 1;
+            if (last >= nb)
+                last = nb - 1;
+            sl_log(SL_ERROR, "storage",
+                   "segment %020lld position %llu: CORRUPT batch (%s), "
+                   "offsets %lld..%lld: kept, readers skip it (intact data "
+                   "follows, so it is not a torn write)",
+                   (long long)s->base, (unsigned long long)pos, why,
+                   (long long)first, (long long)last);
+            note_hole(s, first, last, pos);
+            why = NULL;
+            if (np >= fsize) {
+                pos = fsize;
+                s->end = next_base;
+                break;
+            }
+            pos = np;
+            min_base = nb;
+            s->end = nb;
+            s->idx_bytes = interval; /* index the batch after the hole */
+        }
     }
     if (why)
         z = zero_from(s->fd, pos, fsize);
@@ -546,8 +616,8 @@ out:
 }
 
 sl_err sl_seg_open(const char *dir, int64_t base, int is_last,
-                   int64_t next_base, uint32_t interval, sl_seg **out,
-                   int *torn)
+                   int64_t next_base, uint32_t interval, int later_valid,
+                   sl_seg **out, int *torn)
 {
     sl_seg *s = seg_alloc(base);
     struct stat st;
@@ -600,8 +670,9 @@ sl_err sl_seg_open(const char *dir, int64_t base, int is_last,
     {
         size_t before = s->nidx + s->ntidx;
         s->end = min_base; /* everything before `from` ends there */
+        s->size = fsize;   /* for sl_seg_next_good during the scan */
         rc = scan(s, from, min_base, next_base, fsize, 1, is_last, interval,
-                  &good, &zero);
+                  later_valid, &good, &zero);
         if (rc != SL_OK)
             goto out;
         if (s->nidx + s->ntidx != before)
@@ -657,7 +728,8 @@ sl_err sl_seg_reindex(sl_seg *s, uint32_t interval)
     s->max_ts = INT64_MIN;
     s->max_ts_off = s->base;
     s->end = s->base;
-    rc = scan(s, 0, s->base, INT64_MAX, s->size, 0, 0, interval, &good, NULL);
+    rc = scan(s, 0, s->base, INT64_MAX, s->size, 0, 0, interval, 0, &good,
+              NULL);
     if (rc != SL_OK)
         return rc;
     if (good != s->size)
@@ -809,20 +881,107 @@ sl_err sl_walker_hdr(sl_walker *w, uint64_t pos, int64_t *base, uint32_t *size,
     return SL_OK;
 }
 
+/* Is the batch at pos whole, its CRC right and its base >= min_base?
+ * (buf: scratch of at least SL_BATCH_MAX_SIZE bytes is not needed: the
+ * batch is read into a malloc'ed buffer.) */
+static int intact_at(const sl_seg *s, uint64_t pos, int64_t min_base,
+                     sl_batch_hdr *out)
+{
+    uint8_t hb[SL_BATCH_HDR_SIZE];
+    sl_batch_hdr h;
+    uint8_t *b;
+    size_t sz;
+    int ok = 0;
+    if (pos + SL_BATCH_HDR_SIZE > s->size ||
+        sl_fs_pread_all(s->fd, hb, sizeof(hb), (off_t)pos, NULL) != SL_OK ||
+        sl_batch_hdr_decode(hb, sizeof(hb), &h) != SL_OK ||
+        h.base_offset < min_base || sl_batch_size(&h) > s->size - pos)
+        return 0;
+    sz = sl_batch_size(&h);
+    b = malloc(sz);
+    if (b && sl_fs_pread_all(s->fd, b, sz, (off_t)pos, NULL) == SL_OK &&
+        sl_batch_verify(b, sz, NULL) == SL_OK)
+        ok = 1;
+    free(b);
+    if (ok && out)
+        *out = h;
+    return ok;
+}
+
+uint64_t sl_seg_next_good(const sl_seg *s, uint64_t pos, uint64_t hint,
+                          int64_t min_base, int64_t *base_out)
+{
+    uint8_t buf[64 * 1024];
+    sl_batch_hdr h;
+    uint64_t q;
+
+    if (hint > pos && hint <= s->size) {
+        if (hint == s->size) {
+            *base_out = -1;
+            return hint;
+        }
+        if (intact_at(s, hint, min_base, &h)) {
+            *base_out = h.base_offset;
+            return hint;
+        }
+    }
+    /* Resynchronise: the first position after pos holding an intact batch
+     * (magic byte, sane header, whole CRC) with a plausible base offset. */
+    for (q = pos + 1; q + SL_BATCH_HDR_SIZE <= s->size;) {
+        size_t want = sizeof(buf), got = 0;
+        if (want > s->size - q)
+            want = (size_t)(s->size - q);
+        if (sl_fs_pread_all(s->fd, buf, want, (off_t)q, &got) != SL_OK &&
+            got == 0)
+            break;
+        if (got < SL_BATCH_HDR_SIZE)
+            break;
+        for (size_t i = 0; i + SL_BATCH_HDR_SIZE <= got; i++) {
+            if (buf[i + 16] != SL_BATCH_MAGIC)
+                continue;
+            if (intact_at(s, q + i, min_base, &h)) {
+                *base_out = h.base_offset;
+                return q + i;
+            }
+        }
+        q += got - SL_BATCH_HDR_SIZE + 1;
+    }
+    *base_out = -1;
+    return s->size;
+}
+
 sl_err sl_seg_find(const sl_seg *s, int64_t offset, uint8_t *scratch,
                    uint64_t *pos_out)
 {
     sl_walker w;
-    uint64_t pos = sl_seg_lookup(s, offset);
+    uint64_t pos = sl_seg_lookup(s, offset), prev = pos;
+    int resynced = 0;
     sl_walker_init(&w, s, scratch, SL_SCRATCH_SIZE);
     while (pos < s->size) {
         int64_t b, l;
         uint32_t sz;
         sl_err rc = sl_walker_hdr(&w, pos, &b, &sz, &l);
+        if (rc == SL_ERR_CORRUPT && !resynced) {
+            /* A damaged header here, or a damaged length in the one
+             * before that sent us here: walk on from the first intact
+             * batch after the previous one (the reader of the damaged
+             * range reports it). Once per lookup. */
+            int64_t nb;
+            uint64_t np = sl_seg_next_good(s, prev, 0, s->base, &nb);
+            resynced = 1;
+            if (nb >= 0 && nb <= offset) {
+                pos = prev = np;
+                w.wlen = 0;
+                continue;
+            }
+            pos = prev; /* offset is in the damaged range: stop at it */
+            break;
+        }
         if (rc != SL_OK)
             return rc;
         if (l >= offset)
             break;
+        prev = pos;
         pos += sz;
     }
     *pos_out = pos;

@@ -20,6 +20,7 @@
 /* Header bytes needed to walk batches (base, length, ..., last delta). */
 #define SL_WALK_HDR 23
 #define SL_SCRATCH_SIZE (64u * 1024)
+#define SL_SEG_HOLES_MAX 8
 
 typedef struct sl_idx_ent {
     uint32_t rel; /* offset - segment base */
@@ -54,6 +55,13 @@ typedef struct sl_seg {
     sl_tidx_ent *tidx;
     size_t ntidx, ctidx;
     size_t idx_disk, tidx_disk; /* entries written to the index files */
+    /* Damaged ranges recovery kept (sl_seg_open); nholes counts them all,
+     * the first SL_SEG_HOLES_MAX are listed. */
+    struct {
+        int64_t first, last;
+        uint64_t pos;
+    } holes[SL_SEG_HOLES_MAX];
+    size_t nholes;
 } sl_seg;
 
 struct sl_part {
@@ -71,6 +79,10 @@ struct sl_part {
     int64_t low_water;
     uint64_t gen;     /* bumped when segments are deleted or rewritten */
     uint8_t *scratch; /* SL_SCRATCH_SIZE, loop-only read buffer */
+    /* Damaged batches found by recovery or by readers (loop). */
+    sl_part_bad bad[SL_PART_BAD_MAX];
+    size_t nbad;
+    _Atomic uint64_t bad_total;
     /* Flusher bookkeeping, guarded by the flusher's own mutex. */
     int fl_pending;
     int64_t fl_due_ms;
@@ -88,11 +100,14 @@ sl_err sl_seg_create(const char *dir, int64_t base, int64_t now_ms,
  * Open an existing segment and recover it (see the essay in segment.c).
  * is_last: the active segment (tail scan with CRC from its last index
  * entry). next_base: base of the following segment (INT64_MAX if last).
- * *torn = 1 when a torn or corrupt tail was cut off.
+ * later_valid: a later segment starts with an intact batch (so a bad batch
+ * at the end of this one is corruption, not a torn tail).
+ * *torn = 1 when a torn tail was cut off. A damaged batch with intact data
+ * after it is kept and listed in s->holes.
  */
 sl_err sl_seg_open(const char *dir, int64_t base, int is_last,
-                   int64_t next_base, uint32_t index_interval, sl_seg **out,
-                   int *torn);
+                   int64_t next_base, uint32_t index_interval, int later_valid,
+                   sl_seg **out, int *torn);
 void sl_seg_free(sl_seg *s);
 /* Unlink the three files of segment base in dir. */
 void sl_seg_unlink(const char *dir, int64_t base);
@@ -139,11 +154,24 @@ void sl_walker_init(sl_walker *w, const sl_seg *s, uint8_t *buf, size_t cap);
  * SL_ERR_CORRUPT if it is not a sane header or runs past s->size. */
 sl_err sl_walker_hdr(sl_walker *w, uint64_t pos, int64_t *base, uint32_t *size,
                      int64_t *last);
+/* After a bad batch at pos (CRC mismatch, damaged header or records):
+ * the position of the next intact batch (whole, CRC right, base offset >=
+ * min_base), trying hint first (the bad batch's own end when its header
+ * was readable; 0 = none), else scanning forward byte by byte. *base_out =
+ * its base offset; s->size and -1 when none follows in this segment. Reads
+ * the file (pread); memory: one batch. */
+uint64_t sl_seg_next_good(const sl_seg *s, uint64_t pos, uint64_t hint,
+                          int64_t min_base, int64_t *base_out);
 /* Rebuild indexes from the .log (full header scan, no truncation) and
  * rewrite the index files. */
 sl_err sl_seg_reindex(sl_seg *s, uint32_t index_interval);
 
 /* ---- partition.c (for compact.c and flusher.c) ----------------------- */
+
+/* Remember a damaged range [first, last] (once per first offset; the
+ * first SL_PART_BAD_MAX are kept). 1 when it was new. @thread loop */
+int sl_part__note_bad(sl_part *p, int64_t first, int64_t last,
+                      const char *why);
 
 /* Index of the segment holding offset (floor by base); 0 if below. */
 size_t sl_part__seg_for(const sl_part *p, int64_t offset);

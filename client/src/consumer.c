@@ -604,8 +604,32 @@ static sluice_message *next_buffered(sluice_consumer *c, sl_err *err)
             return m;
         }
         if (e != SL_OK) {
-            /* a bad batch: report it and skip the partition past it */
-            set_perr(c, e, cp->topic, cp->partition, cp->position);
+            /* A damaged batch (CRC mismatch, records that do not parse):
+             * name its offsets and stay before it. The error repeats on
+             * every poll until the application seeks past it
+             * (sluice_consumer_seek to the offset after it); records are
+             * never skipped silently, and the records of other
+             * partitions already buffered are fetched again. */
+            if (c->perr == SL_OK) {
+                c->perr = e;
+                if (b->cu.bad_first >= 0)
+                    snprintf(c->perr_msg, sizeof(c->perr_msg),
+                             "topic '%s' partition %d: damaged batch at "
+                             "offsets %lld..%lld (%s); seek to %lld to skip "
+                             "it",
+                             cp->topic, (int)cp->partition,
+                             (long long)b->cu.bad_first,
+                             (long long)b->cu.bad_last, sl_strerror(e),
+                             (long long)b->cu.bad_last + 1);
+                else
+                    snprintf(c->perr_msg, sizeof(c->perr_msg),
+                             "topic '%s' partition %d: damaged batch after "
+                             "offset %lld (%s)",
+                             cp->topic, (int)cp->partition,
+                             (long long)cp->position, sl_strerror(e));
+            }
+            reset_pipeline(c); /* frees b */
+            return NULL;
         }
         c->bhead = b->next;
         if (!c->bhead)

@@ -15,6 +15,7 @@ void sl_cursor_init(sl_cursor *cu, sl_chunk *chunk, const uint8_t *rec,
     sl_chunk_ref(chunk);
     cu->rec = rec;
     cu->len = len;
+    cu->bad_first = cu->bad_last = -1;
 }
 
 static void end_batch(sl_cursor *cu)
@@ -48,6 +49,10 @@ int sl_cursor_next(sl_cursor *cu, sl_record *r, sl_chunk **owner, sl_err *err)
                 e = sl_batch_iter_init(&cu->it, cu->rec + boff, blen);
             if (e != SL_OK) {
                 sl_batch_iter_fini(&cu->it);
+                if (sl_batch_hdr_decode(cu->rec + boff, blen, &h) == SL_OK) {
+                    cu->bad_first = h.base_offset;
+                    cu->bad_last = sl_batch_last_offset(&h);
+                }
                 cu->off = cu->len;
                 *err = e;
                 return 0;
@@ -68,6 +73,10 @@ int sl_cursor_next(sl_cursor *cu, sl_record *r, sl_chunk **owner, sl_err *err)
         if (sl_batch_iter_next(&cu->it, r, &e) == 1) {
             *owner = cu->dchunk ? cu->dchunk : cu->chunk;
             return 1;
+        }
+        if (e != SL_OK) {
+            cu->bad_first = cu->it.hdr.base_offset;
+            cu->bad_last = sl_batch_last_offset(&cu->it.hdr);
         }
         end_batch(cu);
         if (e != SL_OK) {

@@ -16,6 +16,9 @@ typedef struct sl_cursor {
     int in_batch;
     sl_batch_iter it;
     sl_chunk *dchunk; /* decompressed records of the current batch */
+    /* After a bad batch (sl_cursor_next's *err set): the offsets it
+     * claims, when its header decoded (else both -1). */
+    int64_t bad_first, bad_last;
 } sl_cursor;
 
 /* Takes a new ref on chunk. */

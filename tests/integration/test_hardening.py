@@ -1,0 +1,211 @@
+"""Issue 18 (hardening): hostile but well-framed input and damaged data on
+disk, through the real broker.
+
+Finding 1: a batch whose records lie about their offset deltas (with a
+valid CRC) is refused on produce with an error naming the record, and a
+partition that already holds one keeps delivering the records after it.
+"""
+import os
+import struct
+
+import sluice_wire as sw
+import sluice_wire_groups as swg
+from sluice_harness import Broker
+
+
+def crafted_batch(offset_deltas, ts=1700000000000, ts_deltas=None):
+    """An uncompressed batch with a valid CRC whose records claim these
+    offset deltas (and timestamp deltas)."""
+    recs = bytearray()
+    for i, od in enumerate(offset_deltas):
+        body = bytearray([0])
+        body += sw.varint(ts_deltas[i] if ts_deltas else 0)
+        body += sw.varint(od)
+        body += sw.varint(-1)
+        body += sw.varint(5) + b"bad-%d" % i
+        body += sw.varint(0)
+        recs += sw.varint(len(body)) + body
+    n = len(offset_deltas)
+    after_crc = struct.pack("<BHiqqqhiI", 2, 0, n - 1, ts, ts, -1, -1, -1, n)
+    after_crc += bytes(recs)
+    return struct.pack("<qII", 0, 4 + len(after_crc),
+                       sw.crc32c(after_crc)) + after_crc
+
+
+def produce_raw(c, topic, batch):
+    """The partition's error code (the detail is in the broker log: the
+    produce response carries no per-partition message)."""
+    return sw.decode_produce(c.call(sw.API_PRODUCE, sw.produce_body(
+        sw.ACKS_DURABLE, {topic: {0: batch}})))[(topic, 0)]["error"]
+
+
+def queue_drain(c, group, topic, want):
+    """Acquire and ack until `want` records came; their values in order."""
+    q = swg.Queue(c, group, topic, "hardening")
+    got = []
+    while len(got) < want:
+        recs = q.acquire(1000, max_wait_ms=5000)
+        assert recs, "queue stalled after %d of %d records: %r" % (
+            len(got), want, got[-3:])
+        got += recs
+        q.ack([(r["partition"], r["offset"]) for r in recs])
+    return got
+
+
+def test_lying_offset_deltas_refused(broker):
+    with sw.Client(broker.binary_addr) as c:
+        c.create_topic("lies", 1)
+        assert c.produce("lies", 0, [b"a", b"b"],
+                         acks=sw.ACKS_DURABLE)["error"] == 0
+        for deltas in ([0, 1000000], [-5, -5]):
+            assert produce_raw(c, "lies", crafted_batch(deltas)) == \
+                sw.ERR_MALFORMED
+        assert produce_raw(c, "lies", crafted_batch(
+            [0, 1], ts_deltas=[0, 1 << 62])) == sw.ERR_MALFORMED
+        # The connection stays usable; later records follow on at offset 2.
+        for i in range(20):
+            r = c.produce("lies", 0, [b"after-%d" % i], acks=sw.ACKS_DURABLE)
+            assert r["error"] == 0 and r["base_offset"] == 2 + i, r
+        recs = c.fetch_records("lies", 0, 0)
+        assert [x["offset"] for x in recs] == list(range(22))
+        got = queue_drain(c, "g", "lies", 22)
+        assert [x["offset"] for x in got] == list(range(22))
+    log = broker.log()
+    for want in ("produce to lies/0 refused, batch 0: record 1: offset delta "
+                 "1000000, expected 1",
+                 "record 0: offset delta -5, expected 0",
+                 "record 1: timestamp"):
+        assert want in log, log[-3000:]
+
+
+def test_bad_batch_on_disk_does_not_strand_partition(tmp_path):
+    """A lying batch stored by an older broker (written here straight into
+    the segment): the queue group delivers every record after it, also
+    after a restart, and the stream reader's offsets never jump."""
+    b = Broker(str(tmp_path / "data"))
+    b.start()
+    try:
+        with sw.Client(b.binary_addr) as c:
+            c.create_topic("old", 1)
+            for i in range(2):
+                c.produce("old", 0, [b"before-%d" % i], acks=sw.ACKS_DURABLE)
+        b.stop()
+        seg = os.path.join(b.data_dir, "topics", "old", "0",
+                           "%020d.log" % 0)
+        bad = bytearray(crafted_batch([0, 1000000]))
+        bad[0:8] = struct.pack("<q", 2)  # the base offset the broker assigns
+        with open(seg, "ab") as f:
+            f.write(bad)
+        b.start()
+        with sw.Client(b.binary_addr) as c:
+            for i in range(20):
+                r = c.produce("old", 0, [b"after-%d" % i],
+                              acks=sw.ACKS_DURABLE)
+                assert r["error"] == 0 and r["base_offset"] == 4 + i, r
+            got = queue_drain(c, "g", "old", 2 + 1 + 20)
+            vals = [x["value"] for x in got]
+            # record 0 of the bad batch is readable; record 1 (offset 3) is
+            # skipped with a logged reason
+            assert vals == [b"before-0", b"before-1", b"bad-0"] + [
+                b"after-%d" % i for i in range(20)], vals
+            offs = [x["offset"] for x in got]
+            assert offs == [0, 1, 2] + list(range(4, 24)), offs
+            d = swg.describe(c, "g")
+            p = d["partitions"][0]
+            assert p["lag"] == 0 and p["in_flight"] == 0, d
+        assert "offsets 2..3" in b.log(), b.log()[-2000:]
+    finally:
+        if b.running():
+            b.stop()
+        b.cleanup()
+
+
+# ---- finding 2: one flipped bit must not delete acknowledged data ----------
+
+def sluice_cli(broker, *args):
+    import subprocess
+    from sluice_harness import bin_dir
+    addr = "%s:%d" % broker.binary_addr
+    p = subprocess.run([os.path.join(bin_dir(), "sluice"), "-b", addr] +
+                       list(args), stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=60)
+    return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+
+def batch_positions(path):
+    """{base_offset: file position} of the batches in a segment file
+    (stops at preallocated zeros)."""
+    data = open(path, "rb").read()
+    out, pos = {}, 0
+    while pos + 12 <= len(data):
+        base, length = struct.unpack_from("<qI", data, pos)
+        if length == 0:
+            break
+        out[base] = pos
+        pos += 12 + length
+    return out, data
+
+
+def test_bitflip_mid_log_keeps_acked_data(tmp_path):
+    """The issue's scenario: 300 durably acked one-record batches, one bit
+    flipped inside batch 50, kill -9, restart. Nothing is cut, offsets are
+    not reused, the queue group and stream readers get past it, and the
+    damage is reported (log, `sluice topic describe`)."""
+    b = Broker(str(tmp_path / "data"))
+    b.start()
+    try:
+        with sw.Client(b.binary_addr) as c:
+            c.create_topic("flip", 1)
+            for i in range(300):
+                r = c.produce("flip", 0, [b"value-%03d" % i],
+                              acks=sw.ACKS_DURABLE)
+                assert r["error"] == 0 and r["base_offset"] == i, r
+        seg = os.path.join(b.data_dir, "topics", "flip", "0", "%020d.log" % 0)
+        pos, data = batch_positions(seg)
+        at = pos[50] + 12 + struct.unpack_from("<I", data, pos[50] + 8)[0] - 3
+        with open(seg, "r+b") as f:
+            f.seek(at)
+            f.write(bytes([data[at] ^ 0x04]))
+        b.kill9()
+        b.start()
+        log = b.log()
+        assert "cutting" not in log, log[-3000:]
+        assert "CORRUPT batch (CRC mismatch), offsets 50..50: kept" in log, \
+            log[-3000:]
+        assert os.path.getsize(seg) >= len(data.rstrip(b"\0"))
+        with sw.Client(b.binary_addr) as c:
+            # offsets are not reused
+            r = c.produce("flip", 0, [b"value-300"], acks=sw.ACKS_DURABLE)
+            assert r["error"] == 0 and r["base_offset"] == 300, r
+            # the queue group delivers everything but the damaged record
+            got = queue_drain(c, "g", "flip", 300)
+            assert [x["offset"] for x in got] == \
+                list(range(50)) + list(range(51, 301))
+            assert [x["value"] for x in got][49:51] == [b"value-049",
+                                                       b"value-051"]
+            # a stream read from 51 on is whole
+            recs = c.fetch_records("flip", 0, 51)
+            assert [x["offset"] for x in recs] == list(range(51, 301))
+        # the describe output names the damage
+        rc, out, err = sluice_cli(b, "topic", "describe", "flip")
+        assert rc == 0, err
+        assert "DAMAGED partition 0 offsets 50..50" in out, out
+        # a stream consumer from the beginning stops with an error naming
+        # the offsets and how to skip; seeking past it reads the rest
+        rc, out, err = sluice_cli(b, "consume", "flip", "--from-beginning")
+        assert rc != 0
+        assert out.split("\n")[:50] == ["value-%03d" % i for i in range(50)]
+        assert "damaged batch at offsets 50..50" in err and \
+            "seek to 51 to skip it" in err, err
+        rc, out, err = sluice_cli(b, "consume", "flip", "--offset", "51")
+        assert rc == 0, err
+        assert out.split() == ["value-%03d" % i for i in range(51, 301)]
+        # a second restart keeps it all
+        b.stop()
+        b.start()
+        with sw.Client(b.binary_addr) as c:
+            assert c.list_offset("flip", 0, sw.OFFSET_LATEST) == (0, 301)
+    finally:
+        if b.running():
+            b.stop()
+        b.cleanup()
