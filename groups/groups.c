@@ -707,6 +707,19 @@ void sl_groups_free(sl_groups *g)
     free(g);
 }
 
+void sl_groups_dlq_name(const char *topic, char *buf, size_t len)
+{
+    size_t tl = strlen(topic);
+    uint32_t h = 2166136261u; /* FNV-1a */
+    if (tl + 4 <= SL_GROUPS_TOPIC_MAX) {
+        snprintf(buf, len, "%s.DLQ", topic);
+        return;
+    }
+    for (size_t i = 0; i < tl; i++)
+        h = (h ^ (uint8_t)topic[i]) * 16777619u;
+    snprintf(buf, len, "%.236s-%08x.DLQ", topic, (unsigned)h);
+}
+
 void sl_groups_qgroup_foreach(sl_groups *g,
                               void (*fn)(void *arg, const char *group,
                                          const char *topic,
@@ -720,7 +733,7 @@ void sl_groups_qgroup_foreach(sl_groups *g,
             if (qg->cfg.dlq_topic[0]) {
                 dt = qg->cfg.dlq_topic;
             } else {
-                snprintf(buf, sizeof(buf), "%s.DLQ", qg->topic);
+                sl_groups_dlq_name(qg->topic, buf, sizeof(buf));
                 dt = buf;
             }
         }

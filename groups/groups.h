@@ -124,6 +124,17 @@ void sl_groups_on_append(sl_groups *g, const char *topic, int32_t partition);
 int64_t sl_groups_tick(sl_groups *g);
 /* fn for every queue group (group, topic, its dead-letter topic or NULL
  * when it has none). */
+/*
+ * The dead-letter topic of a queue over `topic` when none is configured:
+ * "<topic>.DLQ" (ActiveMQ's and RabbitMQ users' convention), or, when that
+ * would exceed the 249-character topic name limit (topics of 246-249
+ * characters), the first 236 characters, "-", 8 hex digits of a hash of
+ * the whole name, and ".DLQ" (249 characters, distinct per topic). Writes
+ * buf (len >= 250).
+ */
+#define SL_GROUPS_TOPIC_MAX 249 /* = SL_TOPIC_NAME_MAX (broker/ops.h) */
+void sl_groups_dlq_name(const char *topic, char *buf, size_t len);
+
 void sl_groups_qgroup_foreach(sl_groups *g,
                               void (*fn)(void *arg, const char *group,
                                          const char *topic,

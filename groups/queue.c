@@ -294,7 +294,7 @@ static const char *dlq_topic(sl_qgroup *qg, char *buf, size_t len)
         return NULL;
     if (qg->cfg.dlq_topic[0])
         return qg->cfg.dlq_topic;
-    snprintf(buf, len, "%s.DLQ", qg->topic);
+    sl_groups_dlq_name(qg->topic, buf, len);
     return buf;
 }
 
@@ -590,6 +590,23 @@ static void dead_letter(sl_qpart *qp, int64_t off, const sl_record *rec_in,
     if (rc == SL_OK)
         rc = g->env.append(g->env.ctx, dt, 0, (uint8_t *)bp, blen, &base, &dp);
     sl_bb_fini(&bb);
+    if (rc == SL_ERR_INVALID_TOPIC || rc == SL_ERR_MALFORMED ||
+        rc == SL_ERR_TOO_LARGE || rc == SL_ERR_INVALID_ARG ||
+        rc == SL_ERR_INVALID_CONFIG) {
+        /* Retrying cannot help (a configured dlq_topic that is not a valid
+         * name, a record too large with its dlq.* headers): archive it, as
+         * a queue without a dead-letter topic does, and say so. Never a
+         * retry loop (issue 18, finding 7). */
+        sl_log(SL_ERROR, "groups",
+               "dead-letter of %s/%d offset %lld (group %s) to %s failed: "
+               "%s; archived without a dead-letter copy",
+               qg->topic, qp->partition, (long long)off, qg->name, dt,
+               sl_strerror(rc));
+        e->state = SL_Q_AVAIL;
+        qp->n_avail++;
+        archive(qp, e);
+        return;
+    }
     if (rc != SL_OK) {
         /* Retry later: keep it in DLQ state without SENT; tick redoes. */
         sl_log(SL_WARN, "groups",

@@ -209,3 +209,39 @@ def test_bitflip_mid_log_keeps_acked_data(tmp_path):
         if b.running():
             b.stop()
         b.cleanup()
+
+
+# ---- finding 7: DLQ names of long topics ------------------------------------
+
+def fnv1a32(s):
+    h = 2166136261
+    for ch in s.encode():
+        h = ((h ^ ch) * 16777619) & 0xFFFFFFFF
+    return h
+
+
+def test_long_topic_names_dead_letter_once(broker):
+    """Topics of 246-249 characters: '<topic>.DLQ' would exceed the
+    249-character limit and the dead-letter append was retried every second
+    forever. The DLQ is named '<first 236>-<hash>.DLQ' instead."""
+    with sw.Client(broker.binary_addr) as c:
+        for n in (245, 246, 249):
+            topic = ("t%d-" % n) + "x" * (n - 5)
+            assert len(topic) == n
+            assert c.create_topic(topic, 1)[0] == 0
+            r = c.produce(topic, 0, [b"poison-%d" % n], acks=sw.ACKS_DURABLE)
+            assert r["error"] == 0
+            q = swg.Queue(c, "g%d" % n, topic, "c1")
+            recs = q.acquire(10, max_wait_ms=5000)
+            assert [x["offset"] for x in recs] == [0]
+            q.reject([(0, 0)], reason="test")
+            dlq = topic + ".DLQ" if n <= 245 else \
+                "%s-%08x.DLQ" % (topic[:236], fnv1a32(topic))
+            assert len(dlq) <= 249
+            d = swg.describe(c, "g%d" % n)
+            assert d["dlq_topic"] == dlq, (d["dlq_topic"], dlq)
+            got = c.fetch_records(dlq, 0, 0, upto=1)
+            assert [x["value"] for x in got] == [b"poison-%d" % n]
+            hs = dict((k.decode(), v) for k, v in got[0]["headers"])
+            assert hs["dlq.topic"] == topic.encode()
+    assert "will retry" not in broker.log(), broker.log()[-2000:]
