@@ -822,8 +822,11 @@ static int printable(const uint8_t *p, int32_t n)
 }
 
 /* Write one MESSAGE frame for rec on subscription s. */
-static void deliver(stomp_sub *s, const char *topic, int32_t partition,
-                    const sl_record *rec, uint32_t attempts, uint32_t failures)
+/* 0 = sent; -1 = not sent: the MESSAGE would exceed stomp-max-frame (a
+ * record stored through the binary protocol may be larger than any STOMP
+ * frame; the caller dead-letters or skips it, and it is logged here). */
+static int deliver(stomp_sub *s, const char *topic, int32_t partition,
+                   const sl_record *rec, uint32_t attempts, uint32_t failures)
 {
     stomp_conn *c = s->c;
     sl_wb *wb = &c->scratch;
@@ -901,8 +904,18 @@ static void deliver(stomp_sub *s, const char *topic, int32_t partition,
     }
     sl_stomp_enc_header_u(&e, "timestamp", (uint64_t)rec->timestamp);
     sl_stomp_enc_header_u(&e, "content-length", blen);
+    if (blen + wb->len + 1 > c->s->lim.max_frame) {
+        sl_log(SL_WARN, SUBSYS,
+               "%s/%d offset %" PRId64 ": a MESSAGE of %zu bytes would "
+               "exceed stomp-max-frame (%zu); not sent to subscription %s",
+               topic, (int)partition, rec->offset, blen + wb->len + 1,
+               c->s->lim.max_frame, s->id);
+        sl_wb_reset(wb);
+        return -1;
+    }
     sl_stomp_enc_end(&e, rec->value, blen);
     conn_write(c, wb->p, wb->len);
+    return 0;
 }
 
 static void pend_add(stomp_sub *s, treader *r, int32_t partition,
@@ -952,8 +965,11 @@ static void qc_deliver(void *arg, const sl_qdelivery *d)
     /* expiry (expires, ttl-ms, the group's and the topic's TTL) was
      * checked by the group as it handed the record out, and dealt with
      * as the group says (dlq_expired) */
-    deliver(s, d->topic, d->partition, d->rec, d->attempts, d->failures);
-    if (s->ack == ACK_AUTO)
+    if (deliver(s, d->topic, d->partition, d->rec, d->attempts,
+                d->failures) != 0)
+        sl_qconsumer_reject(s->qc, d->partition, d->offset, d->offset,
+                            "larger than stomp-max-frame", NULL);
+    else if (s->ack == ACK_AUTO)
         sl_qconsumer_ack(s->qc, d->partition, d->offset, d->offset, NULL);
     else
         pend_add(s, NULL, d->partition, d->offset);
@@ -1026,8 +1042,8 @@ static void reader_pump(treader *r)
             r->cursor[p] = rec.offset + 1;
             if (rec_expired(&rec))
                 continue;
-            deliver(s, r->topic, p, &rec, 1, 0);
-            if (s->ack != ACK_AUTO)
+            if (deliver(s, r->topic, p, &rec, 1, 0) == 0 &&
+                s->ack != ACK_AUTO)
                 pend_add(s, r, p, rec.offset);
         }
     }

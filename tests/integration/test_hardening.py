@@ -245,3 +245,167 @@ def test_long_topic_names_dead_letter_once(broker):
             hs = dict((k.decode(), v) for k, v in got[0]["headers"])
             assert hs["dlq.topic"] == topic.encode()
     assert "will retry" not in broker.log(), broker.log()[-2000:]
+
+
+# ---- finding 5: zstd bombs and STOMP frame limits ---------------------------
+
+def zstd_compress(data, level=3):
+    import ctypes
+    z = ctypes.CDLL("libzstd.so.1")
+    z.ZSTD_compressBound.restype = ctypes.c_size_t
+    z.ZSTD_compressBound.argtypes = [ctypes.c_size_t]
+    z.ZSTD_compress.restype = ctypes.c_size_t
+    z.ZSTD_compress.argtypes = [ctypes.c_void_p, ctypes.c_size_t,
+                                ctypes.c_char_p, ctypes.c_size_t,
+                                ctypes.c_int]
+    z.ZSTD_isError.argtypes = [ctypes.c_size_t]
+    cap = z.ZSTD_compressBound(len(data))
+    out = ctypes.create_string_buffer(cap)
+    n = z.ZSTD_compress(out, cap, data, len(data), level)
+    assert not z.ZSTD_isError(n)
+    return out.raw[:n]
+
+
+def zstd_zeros_frame(prefix, nzeros, suffix):
+    """zstd frame (with its content size) of prefix + nzeros zero bytes +
+    suffix, streamed through the zstd CLI (no big buffer in the test)."""
+    import subprocess
+    size = len(prefix) + nzeros + len(suffix)
+    p = subprocess.Popen(["zstd", "-3", "-q", "-c", "--stream-size=%d" % size],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    import threading
+    out = []
+    t = threading.Thread(target=lambda: out.append(p.stdout.read()))
+    t.start()
+    p.stdin.write(prefix)
+    chunk = b"\0" * (1 << 20)
+    left = nzeros
+    while left:
+        n = min(left, len(chunk))
+        p.stdin.write(chunk[:n])
+        left -= n
+    p.stdin.write(suffix)
+    p.stdin.close()
+    t.join()
+    assert p.wait() == 0
+    return out[0]
+
+
+def zstd_batch(value, ts=1700000000000, zeros=0):
+    """One record with this value (or `zeros` zero bytes), as a
+    zstd-compressed batch."""
+    vlen = zeros or len(value)
+    body = bytearray([0]) + sw.varint(0) + sw.varint(0) + sw.varint(-1)
+    body += sw.varint(vlen)
+    prefix = bytes(sw.varint(len(body) + vlen + 1)) + bytes(body)
+    if zeros:
+        z = zstd_zeros_frame(prefix, zeros, sw.varint(0))
+    else:
+        z = zstd_compress(prefix + value + sw.varint(0))
+    after_crc = struct.pack("<BHiqqqhiI", 2, 1, 0, ts, ts, -1, -1, -1, 1) + z
+    return struct.pack("<qII", 0, 4 + len(after_crc),
+                       sw.crc32c(after_crc)) + after_crc
+
+
+def peak_rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+def test_zstd_bomb_refused_before_inflating(broker):
+    """A 6-7 KB batch that inflates to 200 MB: refused from its declared
+    size (max-frame-bytes, 64 MiB by default), before any of it is
+    allocated; the broker's peak RSS does not move by the bomb's size and
+    nothing is stored."""
+    bomb = zstd_batch(None, zeros=200 << 20)
+    assert len(bomb) < 16 << 10, len(bomb)
+    with sw.Client(broker.binary_addr) as c:
+        c.create_topic("bomb", 1)
+        before = peak_rss_kb(broker.pid)
+        assert produce_raw(c, "bomb", bomb) == sw.ERR_TOO_LARGE
+        assert peak_rss_kb(broker.pid) - before < 32 << 10
+        # a small compressed batch goes through, at offset 0
+        r = sw.decode_produce(c.call(sw.API_PRODUCE, sw.produce_body(
+            sw.ACKS_DURABLE, {"bomb": {0: zstd_batch(b"x" * 1000)}})))
+        assert r[("bomb", 0)]["error"] == 0
+        assert r[("bomb", 0)]["base_offset"] == 0
+    assert "compressed batch inflates beyond 67108864 bytes" in broker.log()
+
+
+class MiniStomp:
+    """Just enough STOMP 1.2 for these tests."""
+
+    def __init__(self, addr):
+        import socket
+        self.s = socket.create_connection(addr, timeout=30)
+        self.buf = b""
+
+    def send(self, cmd, headers, body=b""):
+        h = "".join("%s:%s\n" % kv for kv in headers.items())
+        self.s.sendall(("%s\n%s\n" % (cmd, h)).encode() + body + b"\0")
+
+    def frame(self):
+        while b"\n\n" not in self.buf.lstrip(b"\n"):
+            self._fill()
+        self.buf = self.buf.lstrip(b"\n")
+        head, rest = self.buf.split(b"\n\n", 1)
+        lines = head.decode().split("\n")
+        hs = dict(l.split(":", 1) for l in lines[1:])
+        n = int(hs.get("content-length", "-1"))
+        if n >= 0:
+            while len(rest) < n + 1:
+                self._fill()
+                rest = self.buf.split(b"\n\n", 1)[1]
+            body, self.buf = rest[:n], rest[n + 1:]
+        else:
+            while b"\0" not in rest:
+                self._fill()
+                rest = self.buf.split(b"\n\n", 1)[1]
+            body, self.buf = rest.split(b"\0", 1)
+        return lines[0], hs, body
+
+    def _fill(self):
+        d = self.s.recv(1 << 20)
+        if not d:
+            raise EOFError
+        self.buf += d
+
+    def close(self):
+        self.s.close()
+
+
+def test_stomp_message_never_exceeds_frame_limit(tmp_path):
+    """A record stored through the binary protocol that is larger than
+    stomp-max-frame is not sent as a MESSAGE: a /queue subscriber's group
+    dead-letters it (reason text says why) and delivers the next one."""
+    b = Broker(str(tmp_path / "data"), args=["--stomp-max-frame", "1m"])
+    b.start()
+    try:
+        with sw.Client(b.binary_addr) as c:
+            c.create_topic("big", 1)
+            assert c.produce("big", 0, [b"B" * (2 << 20)],
+                             acks=sw.ACKS_DURABLE)["error"] == 0
+            assert c.produce("big", 0, [b"after"],
+                             acks=sw.ACKS_DURABLE)["error"] == 0
+            s = MiniStomp(b.stomp_addr)
+            s.send("CONNECT", {"accept-version": "1.2", "host": "x"})
+            assert s.frame()[0] == "CONNECTED"
+            s.send("SUBSCRIBE", {"id": "1", "destination": "/queue/big",
+                                 "ack": "auto"})
+            cmd, hs, body = s.frame()
+            assert cmd == "MESSAGE" and body == b"after", (cmd, hs,
+                                                           body[:40])
+            assert hs["message-id"] == "big/0/1"
+            s.close()
+            dl = c.fetch_records("big.DLQ", 0, 0, upto=1)
+            hs = dict((k.decode(), v) for k, v in dl[0]["headers"])
+            assert len(dl[0]["value"]) == 2 << 20
+            assert hs["dlq.reason-text"] == b"larger than stomp-max-frame"
+        assert "would exceed stomp-max-frame" in b.log()
+    finally:
+        if b.running():
+            b.stop()
+        b.cleanup()
