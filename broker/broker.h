@@ -35,6 +35,7 @@ struct sl_broker {
     sl_flusher *flusher;
     sl_topics *topics;
     int lock_fd;
+    struct sl_bcluster *cluster; /* NULL unless --node-id (cluster.c) */
 
     struct evconnlistener *bin_lis, *stomp_lis;
     char bin_addr[80], stomp_addr[80];

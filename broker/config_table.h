@@ -132,6 +132,33 @@ SL_CFG(delete_retention_ms, "delete-retention-ms", MS, "1d", 0, 3153600000000LL,
        SL_CF_TOPIC, NULL,
        "Compacted topics: how long tombstones (null values) are kept.")
 
+/* ---- cluster (docs/cluster.md) -------------------------------------------- */
+SL_CFG(node_id, "node-id", INT, "0", 0, 1000000, 0, NULL,
+       "This node's id in a cluster (1..1000000). 0 = a single node: no "
+       "consensus code runs and nothing below is used.")
+SL_CFG(cluster_listen, "cluster-listen", STR, "", 0, 0, 0, NULL,
+       "Cluster (Raft) listen address IPv4:PORT; must equal this node's "
+       "entry in cluster-peers. Required with node-id.")
+SL_CFG(cluster_peers, "cluster-peers", STR, "", 0, 0, 0, NULL,
+       "Every voter of the metadata quorum as ID@HOST:PORT,... (this node "
+       "included), the same on all nodes. Required with node-id.")
+SL_CFG(cluster_replication_factor, "cluster-replication-factor", INT, "3", 1,
+       16, 0, NULL,
+       "Replication factor of a topic created without --replication-factor "
+       "(capped to the number of live nodes).")
+SL_CFG(cluster_session_timeout_ms, "cluster-session-timeout-ms", MS, "3000",
+       200, 600000, 0, NULL,
+       "The metadata leader fences a node it has not heard from for this "
+       "long: partition leadership moves off it.")
+SL_CFG(cluster_election_timeout_ms, "cluster-election-timeout-ms", MS, "1000",
+       50, 600000, 0, NULL,
+       "Raft election timeout (randomised between 1x and 2x by libraft).")
+SL_CFG(cluster_heartbeat_ms, "cluster-heartbeat-ms", MS, "100", 10, 60000, 0,
+       NULL, "Raft heartbeat interval; also the controller's tick.")
+SL_CFG(cluster_snapshot_threshold, "cluster-snapshot-threshold", INT, "1024",
+       8, 100000000, 0, NULL,
+       "Metadata log entries between two snapshots of the metadata image.")
+
 /* ---- module drop-ins (see the top of this file) -------------------------- */
 #if defined(__has_include)
 #if __has_include("broker/stomp_config.h")

@@ -2,6 +2,7 @@
  * server.c - event base, listeners, signals, maintenance, shutdown.
  */
 #include "broker/server.h"
+#include "broker/cluster.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -397,6 +398,9 @@ sl_err sl_server_start(sl_config *cfg, sl_broker **out, char *err,
                        errlen);
     if (rc != SL_OK)
         goto out;
+    rc = sl_bcluster_start(b, err, errlen);
+    if (rc != SL_OK)
+        goto out;
     sl_log(SL_INFO, "server",
            "sluiced started: binary %s, stomp %s, data %s, %zu topic(s)",
            b->bin_addr, b->stomp_addr, b->cfg.data, sl_topics_count(b->topics));
@@ -434,6 +438,9 @@ static void broker_free(sl_broker *b)
 {
     if (!b)
         return;
+    /* the Raft thread first: its pending proposals complete (and answer
+     * their connections) while topics and connections still exist */
+    sl_bcluster_stop(b);
     if (b->base && b->flusher) {
         /* front ends first: STOMP sessions release their queue consumers
          * while the groups still exist */

@@ -48,9 +48,11 @@ static void usage(FILE *f)
         "  -X key=value   libsluice setting (see docs/cli.md)\n"
         "\n"
         "commands:\n"
-        "  topic create NAME [--partitions N] [--config k=v]...\n"
+        "  topic create NAME [--partitions N] [--replication-factor N]\n"
+        "               [--config k=v]...\n"
         "  topic list\n"
         "  topic describe NAME\n"
+        "  cluster status\n"
         "  topic delete NAME\n"
         "  produce TOPIC [--key-separator SEP] [--acks none|written|durable]\n"
         "                [--partition N] [--header k=v]...\n"
@@ -224,6 +226,52 @@ static void print_msg(const sluice_message *m, int json, int queue)
 
 /* ---- topic ------------------------------------------------------------ */
 
+static void print_ids(const int32_t *ids, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        printf("%s%d", i ? "," : " ", (int)ids[i]);
+    if (n == 0)
+        printf(" -");
+}
+
+/* ---- cluster ---------------------------------------------------------- */
+
+static int cmd_cluster(int argc, char **argv)
+{
+    sluice_admin *a = NULL;
+    sluice_cluster_status *cs = NULL;
+    char errstr[512];
+    sluice_err err;
+    int rc = EX_OK;
+
+    if (argc != 1 || strcmp(argv[0], "status"))
+        return die_usage("cluster: expected 'status'");
+    err = sluice_admin_new(g_conf, &a, errstr, sizeof(errstr));
+    if (err)
+        return fail_new(err, errstr);
+    err = sluice_admin_cluster_status(a, NULL, &cs);
+    if (err) {
+        rc = fail(err, "cluster status");
+    } else if (cs->node_id == 0) {
+        printf("single node (not a cluster)\n");
+    } else {
+        printf("node %d metadata-leader %d term %" PRIu64 " applied %" PRIu64
+               "\n",
+               (int)cs->node_id, (int)cs->leader_id, cs->term, cs->applied);
+        for (size_t i = 0; i < cs->node_count; i++) {
+            const sluice_cluster_node *n = &cs->nodes[i];
+            printf("node %d %s raft %s binary %s stomp %s%s\n", (int)n->id,
+                   n->up ? "up" : "down", n->raft_addr,
+                   n->addr[0] ? n->addr : "-",
+                   n->stomp_addr[0] ? n->stomp_addr : "-",
+                   n->id == cs->leader_id ? " leader" : "");
+        }
+    }
+    sluice_cluster_status_free(cs);
+    sluice_admin_free(a);
+    return rc;
+}
+
 static int cmd_topic(int argc, char **argv)
 {
     sluice_admin *a = NULL;
@@ -252,6 +300,19 @@ static int cmd_topic(int argc, char **argv)
                 rc = die_usage("--partitions needs a number in 1..100000");
                 goto out;
             }
+        } else if (!strcmp(argv[i], "--replication-factor") &&
+                   !strcmp(sub, "create")) {
+            /* sent as the create config replication-factor (cluster) */
+            const char *v = optval(argc, argv, &i);
+            int64_t rf;
+            if (!v || parse_i64(v, &rf) || rf < 1 || rf > 16) {
+                rc = die_usage("--replication-factor needs a number in "
+                               "1..16");
+                goto out;
+            }
+            cfgs[ncfg].key = strdup("replication-factor");
+            cfgs[ncfg].value = strdup(v);
+            ncfg++;
         } else if (!strcmp(argv[i], "--config") && !strcmp(sub, "create")) {
             const char *v = optval(argc, argv, &i);
             char *eq;
@@ -326,10 +387,25 @@ static int cmd_topic(int argc, char **argv)
                            "them; see docs/operations.md)\n",
                            t->configs[k].key + 8,
                            t->configs[k].value ? t->configs[k].value : "");
-            for (k = 0; k < (size_t)t->partition_count; k++)
-                printf("partition %d start %" PRId64 " end %" PRId64 "\n",
+            sluice_cluster_status *cs = NULL;
+            /* in a cluster: leader, replicas and ISR of each partition */
+            if (sluice_admin_cluster_status(a, name, &cs) != SLUICE_OK)
+                cs = NULL;
+            for (k = 0; k < (size_t)t->partition_count; k++) {
+                printf("partition %d start %" PRId64 " end %" PRId64,
                        (int)t->partitions[k].partition,
                        t->partitions[k].log_start, t->partitions[k].log_end);
+                if (cs && cs->node_id != 0 && k < cs->partition_count) {
+                    const sluice_cluster_partition *cp = &cs->partitions[k];
+                    printf(" leader %d epoch %d replicas", (int)cp->leader,
+                           (int)cp->leader_epoch);
+                    print_ids(cp->replicas, cp->replica_count);
+                    printf(" isr");
+                    print_ids(cp->isr, cp->isr_count);
+                }
+                printf("\n");
+            }
+            sluice_cluster_status_free(cs);
             sluice_topic_info_free(t);
         }
     }
@@ -1109,6 +1185,8 @@ int main(int argc, char **argv)
         rc = cmd_group(argc - i - 1, argv + i + 1);
     else if (!strcmp(argv[i], "dlq"))
         rc = cmd_dlq(argc - i - 1, argv + i + 1);
+    else if (!strcmp(argv[i], "cluster"))
+        rc = cmd_cluster(argc - i - 1, argv + i + 1);
     else
         rc = die_usage("unknown command '%s'", argv[i]);
 out:

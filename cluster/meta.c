@@ -34,7 +34,7 @@ void sl_meta_init(sl_meta *m)
     memset(m, 0, sizeof(*m));
 }
 
-static void topic_free(sl_meta_topic *t)
+static void topic_free(sl_mi_topic *t)
 {
     if (!t)
         return;
@@ -79,7 +79,7 @@ static size_t node_pos(const sl_meta *m, int32_t id, int *found)
     return lo;
 }
 
-const sl_meta_node *sl_meta_node_find(const sl_meta *m, int32_t id)
+const sl_mi_node *sl_meta_node_find(const sl_meta *m, int32_t id)
 {
     int found;
     size_t i = node_pos(m, id, &found);
@@ -100,14 +100,14 @@ static size_t topic_pos(const sl_meta *m, const char *name, int *found)
     return lo;
 }
 
-const sl_meta_topic *sl_meta_topic_find(const sl_meta *m, const char *name)
+const sl_mi_topic *sl_meta_topic_find(const sl_meta *m, const char *name)
 {
     int found;
     size_t i = topic_pos(m, name, &found);
     return found ? m->topics[i] : NULL;
 }
 
-const char *sl_meta_topic_config(const sl_meta_topic *t, const char *key)
+const char *sl_meta_topic_config(const sl_mi_topic *t, const char *key)
 {
     for (uint32_t i = 0; i < t->ncfg; i++)
         if (!strcmp(t->keys[i], key))
@@ -117,11 +117,11 @@ const char *sl_meta_topic_config(const sl_meta_topic *t, const char *key)
 
 static int is_fenced(const sl_meta *m, int32_t id)
 {
-    const sl_meta_node *n = sl_meta_node_find(m, id);
+    const sl_mi_node *n = sl_meta_node_find(m, id);
     return !n || n->fenced;
 }
 
-static int unclean_allowed(const sl_meta_topic *t)
+static int unclean_allowed(const sl_mi_topic *t)
 {
     const char *v = sl_meta_topic_config(t, "unclean-leader-election");
     return v && (!strcasecmp(v, "yes") || !strcasecmp(v, "true") ||
@@ -251,7 +251,7 @@ static sl_err apply_register(sl_meta *m, sl_rd *rd)
     char *raft = rd_strdup(rd), *addr = rd_strdup(rd), *stomp = rd_strdup(rd);
     int found;
     size_t i;
-    sl_meta_node *n;
+    sl_mi_node *n;
     sl_err rc = SL_OK;
 
     if (rd->err || sl_rd_left(rd) != 0) {
@@ -297,7 +297,7 @@ out:
 }
 
 /* Leader for a partition from its ISR (replica order), skipping fenced. */
-static int32_t pick_isr_leader(const sl_meta *m, const sl_meta_part *p)
+static int32_t pick_isr_leader(const sl_meta *m, const sl_mi_part *p)
 {
     for (int32_t i = 0; i < p->nrep; i++)
         if (in_set(p->isr, p->nisr, p->rep[i]) && !is_fenced(m, p->rep[i]))
@@ -305,8 +305,8 @@ static int32_t pick_isr_leader(const sl_meta *m, const sl_meta_part *p)
     return -1;
 }
 
-static void fence_part(const sl_meta *m, const sl_meta_topic *t,
-                       sl_meta_part *p, int32_t id)
+static void fence_part(const sl_meta *m, const sl_mi_topic *t,
+                       sl_mi_part *p, int32_t id)
 {
     if (!in_set(p->rep, p->nrep, id))
         return;
@@ -349,9 +349,9 @@ static sl_err apply_fence(sl_meta *m, sl_rd *rd, int fenced)
         return SL_OK;
     m->nodes[i].fenced = fenced;
     for (size_t k = 0; k < m->ntopics; k++) {
-        sl_meta_topic *t = m->topics[k];
+        sl_mi_topic *t = m->topics[k];
         for (int32_t j = 0; j < t->nparts; j++) {
-            sl_meta_part *p = &t->parts[j];
+            sl_mi_part *p = &t->parts[j];
             if (fenced) {
                 fence_part(m, t, p, id);
             } else if (p->leader < 0 && in_set(p->isr, p->nisr, id)) {
@@ -380,7 +380,7 @@ static int valid_name(const char *s)
 
 static sl_err apply_create(sl_meta *m, sl_rd *rd)
 {
-    sl_meta_topic *t = xcalloc(1, sizeof(*t));
+    sl_mi_topic *t = xcalloc(1, sizeof(*t));
     sl_err rc = SL_OK;
     int found;
     size_t pos;
@@ -404,7 +404,7 @@ static sl_err apply_create(sl_meta *m, sl_rd *rd)
     }
     t->parts = xcalloc((size_t)t->nparts, sizeof(*t->parts));
     for (int32_t p = 0; p < t->nparts; p++) {
-        sl_meta_part *mp = &t->parts[p];
+        sl_mi_part *mp = &t->parts[p];
         mp->nrep = t->rf;
         for (int32_t r = 0; r < t->rf; r++) {
             mp->rep[r] = (int32_t)sl_rd_u32(rd);
@@ -431,7 +431,7 @@ static sl_err apply_create(sl_meta *m, sl_rd *rd)
     /* Leader: the first replica that is alive (preferred leader); the ISR
      * is every replica (they are all empty and so all in sync). */
     for (int32_t p = 0; p < t->nparts; p++) {
-        sl_meta_part *mp = &t->parts[p];
+        sl_mi_part *mp = &t->parts[p];
         memcpy(mp->isr, mp->rep, sizeof(mp->rep));
         mp->nisr = mp->nrep;
         mp->leader = -1;
@@ -481,8 +481,8 @@ static sl_err apply_part_change(sl_meta *m, sl_rd *rd)
     int32_t leader = (int32_t)sl_rd_u32(rd);
     uint32_t nisr = sl_rd_u32(rd);
     int32_t isr[SL_META_MAX_RF];
-    const sl_meta_topic *t;
-    sl_meta_part *p;
+    const sl_mi_topic *t;
+    sl_mi_part *p;
     sl_err rc = SL_OK;
 
     if (rd->err || nisr < 1 || nisr > SL_META_MAX_RF) {
@@ -580,7 +580,7 @@ void sl_meta_snapshot(const sl_meta *m, sl_wb *wb)
     sl_wb_u64(wb, m->applied);
     sl_wb_u32(wb, (uint32_t)m->nnodes);
     for (size_t i = 0; i < m->nnodes; i++) {
-        const sl_meta_node *n = &m->nodes[i];
+        const sl_mi_node *n = &m->nodes[i];
         sl_wb_u32(wb, (uint32_t)n->id);
         wb_str(wb, n->raft_addr);
         wb_str(wb, n->addr);
@@ -589,7 +589,7 @@ void sl_meta_snapshot(const sl_meta *m, sl_wb *wb)
     }
     sl_wb_u32(wb, (uint32_t)m->ntopics);
     for (size_t i = 0; i < m->ntopics; i++) {
-        const sl_meta_topic *t = m->topics[i];
+        const sl_mi_topic *t = m->topics[i];
         wb_str(wb, t->name);
         sl_wb_u32(wb, (uint32_t)t->nparts);
         sl_wb_u32(wb, (uint32_t)t->rf);
@@ -599,7 +599,7 @@ void sl_meta_snapshot(const sl_meta *m, sl_wb *wb)
             wb_str(wb, t->vals[k]);
         }
         for (int32_t p = 0; p < t->nparts; p++) {
-            const sl_meta_part *mp = &t->parts[p];
+            const sl_mi_part *mp = &t->parts[p];
             sl_wb_u32(wb, (uint32_t)mp->leader);
             sl_wb_u32(wb, (uint32_t)mp->leader_epoch);
             sl_wb_u32(wb, (uint32_t)mp->part_epoch);
@@ -629,7 +629,7 @@ sl_err sl_meta_restore(sl_meta *m, const void *buf, size_t len)
         return SL_ERR_CORRUPT;
     n.nodes = xcalloc(cnt, sizeof(*n.nodes));
     for (uint32_t i = 0; i < cnt && !rd.err; i++) {
-        sl_meta_node *nd = &n.nodes[i];
+        sl_mi_node *nd = &n.nodes[i];
         nd->id = (int32_t)sl_rd_u32(&rd);
         nd->raft_addr = rd_strdup(&rd);
         nd->addr = rd_strdup(&rd);
@@ -642,7 +642,7 @@ sl_err sl_meta_restore(sl_meta *m, const void *buf, size_t len)
         goto bad;
     n.topics = xcalloc(cnt, sizeof(*n.topics));
     for (uint32_t i = 0; i < cnt && !rd.err; i++) {
-        sl_meta_topic *t = xcalloc(1, sizeof(*t));
+        sl_mi_topic *t = xcalloc(1, sizeof(*t));
         n.topics[i] = t;
         n.ntopics = i + 1;
         t->name = rd_strdup(&rd);
@@ -662,7 +662,7 @@ sl_err sl_meta_restore(sl_meta *m, const void *buf, size_t len)
         }
         t->parts = xcalloc((size_t)t->nparts, sizeof(*t->parts));
         for (int32_t p = 0; p < t->nparts && !rd.err; p++) {
-            sl_meta_part *mp = &t->parts[p];
+            sl_mi_part *mp = &t->parts[p];
             mp->leader = (int32_t)sl_rd_u32(&rd);
             mp->leader_epoch = (int32_t)sl_rd_u32(&rd);
             mp->part_epoch = (int32_t)sl_rd_u32(&rd);
@@ -736,7 +736,7 @@ size_t sl_meta_liveness_cmds(const sl_meta *m, const int32_t *ids,
 {
     size_t out = 0;
     for (size_t i = 0; i < m->nnodes; i++) {
-        const sl_meta_node *nd = &m->nodes[i];
+        const sl_mi_node *nd = &m->nodes[i];
         int up = 0;
         size_t at;
         for (size_t k = 0; k < n; k++)
@@ -756,9 +756,9 @@ size_t sl_meta_liveness_cmds(const sl_meta *m, const int32_t *ids,
 int sl_meta_check(const sl_meta *m, char *err, size_t errlen)
 {
     for (size_t i = 0; i < m->ntopics; i++) {
-        const sl_meta_topic *t = m->topics[i];
+        const sl_mi_topic *t = m->topics[i];
         for (int32_t p = 0; p < t->nparts; p++) {
-            const sl_meta_part *mp = &t->parts[p];
+            const sl_mi_part *mp = &t->parts[p];
             if (mp->nisr < 1) {
                 snprintf(err, errlen, "%s/%d: empty ISR", t->name, (int)p);
                 return -1;

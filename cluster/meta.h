@@ -73,36 +73,36 @@ enum sl_meta_cmd {
     SL_MCMD_PARTITION_CHANGE = 6,
 };
 
-typedef struct sl_meta_node {
+typedef struct sl_mi_node {
     int32_t id;
     char *raft_addr;  /* HOST:PORT of the Raft transport */
     char *addr;       /* binary protocol HOST:PORT ("" until registered) */
     char *stomp_addr; /* STOMP HOST:PORT ("" until registered) */
     int fenced;       /* 1 until the controller sees it alive */
-} sl_meta_node;
+} sl_mi_node;
 
-typedef struct sl_meta_part {
+typedef struct sl_mi_part {
     int32_t leader;       /* node id, or -1 when offline */
     int32_t leader_epoch; /* + 1 on every leader change */
     int32_t part_epoch;   /* + 1 on every change (leader or ISR) */
     int32_t nrep, nisr;
     int32_t rep[SL_META_MAX_RF]; /* preferred leader first */
     int32_t isr[SL_META_MAX_RF]; /* in replica order */
-} sl_meta_part;
+} sl_mi_part;
 
-typedef struct sl_meta_topic {
+typedef struct sl_mi_topic {
     char *name;
     int32_t nparts, rf;
     uint32_t ncfg;
     char **keys, **vals;
-    sl_meta_part *parts; /* nparts */
-} sl_meta_topic;
+    sl_mi_part *parts; /* nparts */
+} sl_mi_topic;
 
 typedef struct sl_meta {
     uint64_t applied; /* index of the last command applied */
-    sl_meta_node *nodes; /* sorted by id */
+    sl_mi_node *nodes; /* sorted by id */
     size_t nnodes;
-    sl_meta_topic **topics; /* sorted by name */
+    sl_mi_topic **topics; /* sorted by name */
     size_t ntopics;
 } sl_meta;
 
@@ -120,10 +120,10 @@ void sl_meta_snapshot(const sl_meta *m, sl_wb *wb);
 sl_err sl_meta_restore(sl_meta *m, const void *buf, size_t len);
 
 /* Lookups; NULL when absent. Pointers valid until the next apply. */
-const sl_meta_node *sl_meta_node_find(const sl_meta *m, int32_t id);
-const sl_meta_topic *sl_meta_topic_find(const sl_meta *m, const char *name);
+const sl_mi_node *sl_meta_node_find(const sl_meta *m, int32_t id);
+const sl_mi_topic *sl_meta_topic_find(const sl_meta *m, const char *name);
 /* A topic config value, or NULL. */
-const char *sl_meta_topic_config(const sl_meta_topic *t, const char *key);
+const char *sl_meta_topic_config(const sl_mi_topic *t, const char *key);
 
 /* ---- command encoders (append one command to wb) ---------------------- */
 

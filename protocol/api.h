@@ -88,7 +88,8 @@ enum sl_api_key {
     SL_API_DLQ_LIST = 25,
     SL_API_DLQ_REDRIVE = 26,
     SL_API_QUEUE_GROUP_CONFIG = 27,
-    SL_API__MAX = 28 /* one past the largest key */
+    SL_API_CLUSTER_STATUS = 28,
+    SL_API__MAX = 29 /* one past the largest key */
 };
 
 /* Every api is at version 1. */
@@ -980,5 +981,59 @@ sl_err sl_queue_group_config_resp_encode(sl_wb *wb, uint32_t corr,
 sl_err sl_queue_group_config_resp_decode(const uint8_t *body, size_t len,
                                          sl_arena *a,
                                          sl_queue_group_config_resp *out);
+
+/* ---- 28 CLUSTER_STATUS (protocol/api_cluster.c, docs/protocol.md 4.28) -- */
+
+typedef struct sl_cl_node {
+    int32_t id;
+    uint8_t up;         /* 1 = not fenced (the controller hears from it) */
+    sl_str raft_addr;   /* --cluster-listen */
+    sl_str addr;        /* binary protocol; empty until it registered */
+    sl_str stomp_addr;
+} sl_cl_node;
+
+typedef struct sl_cl_part {
+    uint32_t partition;
+    int32_t leader; /* node id, -1 = offline */
+    int32_t leader_epoch;
+    uint32_t nreplicas;
+    int32_t *replicas;
+    uint32_t nisr;
+    int32_t *isr;
+} sl_cl_part;
+
+typedef struct sl_cl_topic {
+    sl_str name;
+    int32_t error; /* SL_ERR_UNKNOWN_TOPIC */
+    uint32_t nparts;
+    sl_cl_part *parts;
+} sl_cl_topic;
+
+typedef struct sl_cluster_status_req {
+    uint32_t ntopics; /* placement of these topics too (may be 0) */
+    sl_str *topics;
+} sl_cluster_status_req;
+
+typedef struct sl_cluster_status_resp {
+    int32_t error;
+    sl_str error_msg;
+    int32_t node_id;   /* 0 = a single node (not a cluster) */
+    int32_t leader_id; /* metadata leader, 0 = none known */
+    uint64_t term;     /* Raft term this node is in */
+    uint64_t applied;  /* metadata log index applied here */
+    uint32_t nnodes;
+    sl_cl_node *nodes;
+    uint32_t ntopics;
+    sl_cl_topic *topics;
+} sl_cluster_status_resp;
+
+sl_err sl_cluster_status_req_encode(sl_wb *wb, uint32_t corr,
+                                    const sl_cluster_status_req *r);
+sl_err sl_cluster_status_req_decode(const uint8_t *body, size_t len,
+                                    sl_arena *a, sl_cluster_status_req *out);
+sl_err sl_cluster_status_resp_encode(sl_wb *wb, uint32_t corr,
+                                     const sl_cluster_status_resp *r);
+sl_err sl_cluster_status_resp_decode(const uint8_t *body, size_t len,
+                                     sl_arena *a, sl_cluster_status_resp *out);
 
 #endif

@@ -597,6 +597,41 @@ sluice_err sluice_admin_describe_topic(sluice_admin *a, const char *name,
                                        sluice_topic_info **out);
 void sluice_topic_info_free(sluice_topic_info *info);
 
+/* The cluster as the node answering sees it (CLUSTER_STATUS,
+ * docs/cluster.md): node_id 0 means a single node (no cluster). */
+typedef struct sluice_cluster_node {
+    int32_t id;
+    int up; /* 1 = the metadata leader hears from it (not fenced) */
+    char *raft_addr, *addr, *stomp_addr; /* addr/stomp_addr may be "" */
+} sluice_cluster_node;
+
+typedef struct sluice_cluster_partition {
+    int32_t partition;
+    int32_t leader; /* node id, -1 = offline */
+    int32_t leader_epoch;
+    size_t replica_count;
+    int32_t *replicas;
+    size_t isr_count;
+    int32_t *isr;
+} sluice_cluster_partition;
+
+typedef struct sluice_cluster_status {
+    int32_t node_id;   /* the node that answered; 0 = single node */
+    int32_t leader_id; /* metadata leader; 0 = none known */
+    uint64_t term, applied;
+    size_t node_count;
+    sluice_cluster_node *nodes;
+    size_t partition_count; /* placement of `topic`, when one was given */
+    sluice_cluster_partition *partitions;
+} sluice_cluster_status;
+
+/* topic may be NULL. SLUICE_ERR_UNKNOWN_TOPIC when a topic was given and
+ * the cluster has no such topic. Caller frees *out with
+ * sluice_cluster_status_free. */
+sluice_err sluice_admin_cluster_status(sluice_admin *a, const char *topic,
+                                       sluice_cluster_status **out);
+void sluice_cluster_status_free(sluice_cluster_status *s);
+
 /* Caller frees *out with sluice_group_list_free. */
 sluice_err sluice_admin_list_groups(sluice_admin *a, sluice_group_list **out);
 void sluice_group_list_free(sluice_group_list *list);

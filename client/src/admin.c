@@ -370,6 +370,129 @@ out:
     return (sluice_err)rc;
 }
 
+/* ---- cluster ---------------------------------------------------------- */
+
+void sluice_cluster_status_free(sluice_cluster_status *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->node_count; i++) {
+        free(s->nodes[i].raft_addr);
+        free(s->nodes[i].addr);
+        free(s->nodes[i].stomp_addr);
+    }
+    free(s->nodes);
+    for (size_t i = 0; i < s->partition_count; i++) {
+        free(s->partitions[i].replicas);
+        free(s->partitions[i].isr);
+    }
+    free(s->partitions);
+    free(s);
+}
+
+static int32_t *dup_ids(const int32_t *ids, uint32_t n)
+{
+    int32_t *p = calloc(n + 1, sizeof(int32_t));
+    if (p && n)
+        memcpy(p, ids, n * sizeof(int32_t));
+    return p;
+}
+
+sluice_err sluice_admin_cluster_status(sluice_admin *a, const char *topic,
+                                       sluice_cluster_status **out)
+{
+    sl_cluster_status_req req;
+    sl_cluster_status_resp resp;
+    sl_str n = sl_str_c(topic ? topic : "");
+    sluice_cluster_status *st = NULL;
+    sl_chunk *fr = NULL;
+    const uint8_t *body;
+    size_t len;
+    uint32_t corr;
+    sl_err rc;
+
+    BEGIN(a);
+    req.ntopics = topic ? 1 : 0;
+    req.topics = &n;
+    rc = sl_cluster_status_req_encode(&a->conn.out, corr, &req);
+    if (rc != SL_OK) {
+        rc = sl_cl_fail(rc, "cluster status");
+        goto out;
+    }
+    rc = roundtrip(a, corr, "cluster status", &fr, &body, &len);
+    if (rc != SL_OK)
+        goto out;
+    rc = sl_cluster_status_resp_decode(body, len, &a->arena, &resp);
+    if (rc != SL_OK) {
+        rc = sl_cl_bad_reply(rc, "cluster status");
+        goto out;
+    }
+    if (topic && resp.node_id != 0 &&
+        (resp.ntopics != 1 || resp.topics[0].error != SL_OK)) {
+        rc = sl_cl_fail(resp.ntopics == 1 ? (sl_err)resp.topics[0].error
+                                          : SL_ERR_PROTOCOL,
+                        "topic '%s'", topic);
+        goto out;
+    }
+    st = calloc(1, sizeof(*st));
+    if (!st || !(st->nodes = calloc(resp.nnodes + 1, sizeof(*st->nodes)))) {
+        rc = sl_cl_fail(SL_ERR_NOMEM, "cluster status");
+        goto out;
+    }
+    st->node_id = resp.node_id;
+    st->leader_id = resp.leader_id;
+    st->term = resp.term;
+    st->applied = resp.applied;
+    for (uint32_t i = 0; i < resp.nnodes; i++) {
+        sluice_cluster_node *d = &st->nodes[i];
+        st->node_count++;
+        d->id = resp.nodes[i].id;
+        d->up = resp.nodes[i].up;
+        d->raft_addr = strndup(resp.nodes[i].raft_addr.p
+                                   ? resp.nodes[i].raft_addr.p : "",
+                               resp.nodes[i].raft_addr.len);
+        d->addr = strndup(resp.nodes[i].addr.p ? resp.nodes[i].addr.p : "",
+                          resp.nodes[i].addr.len);
+        d->stomp_addr = strndup(resp.nodes[i].stomp_addr.p
+                                    ? resp.nodes[i].stomp_addr.p : "",
+                                resp.nodes[i].stomp_addr.len);
+        if (!d->raft_addr || !d->addr || !d->stomp_addr) {
+            rc = sl_cl_fail(SL_ERR_NOMEM, "cluster status");
+            goto out;
+        }
+    }
+    if (resp.ntopics == 1 && resp.topics[0].error == SL_OK) {
+        const sl_cl_topic *t = &resp.topics[0];
+        st->partitions = calloc(t->nparts + 1, sizeof(*st->partitions));
+        if (!st->partitions) {
+            rc = sl_cl_fail(SL_ERR_NOMEM, "cluster status");
+            goto out;
+        }
+        for (uint32_t i = 0; i < t->nparts; i++) {
+            sluice_cluster_partition *d = &st->partitions[i];
+            st->partition_count++;
+            d->partition = (int32_t)t->parts[i].partition;
+            d->leader = t->parts[i].leader;
+            d->leader_epoch = t->parts[i].leader_epoch;
+            d->replicas = dup_ids(t->parts[i].replicas, t->parts[i].nreplicas);
+            d->replica_count = t->parts[i].nreplicas;
+            d->isr = dup_ids(t->parts[i].isr, t->parts[i].nisr);
+            d->isr_count = t->parts[i].nisr;
+            if (!d->replicas || !d->isr) {
+                rc = sl_cl_fail(SL_ERR_NOMEM, "cluster status");
+                goto out;
+            }
+        }
+    }
+    *out = st;
+    st = NULL;
+out:
+    sluice_cluster_status_free(st);
+    sl_chunk_unref(fr);
+    pthread_mutex_unlock(&a->mu);
+    return (sluice_err)rc;
+}
+
 /* ---- groups ----------------------------------------------------------- */
 
 static void group_info_fini(sluice_group_info *g)

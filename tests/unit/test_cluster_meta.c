@@ -64,7 +64,7 @@ static void test_register_and_addresses(void **state)
 {
     sl_meta m;
     sl_wb wb;
-    const sl_meta_node *n;
+    const sl_mi_node *n;
     (void)state;
     sl_meta_init(&m);
     sl_wb_init(&wb, 64);
@@ -125,7 +125,7 @@ static void test_create_validation(void **state)
 {
     sl_meta m;
     sl_wb wb;
-    const sl_meta_topic *t;
+    const sl_mi_topic *t;
     int32_t rep[4];
     char err[128];
     (void)state;
@@ -179,7 +179,7 @@ static void test_placement_spreads_leaders(void **state)
     create(&m, "a", 30, 3, NULL, NULL, SL_OK);
     create(&m, "b", 30, 2, NULL, NULL, SL_OK);
     for (size_t i = 0; i < m.ntopics; i++) {
-        const sl_meta_topic *t = m.topics[i];
+        const sl_mi_topic *t = m.topics[i];
         for (int p = 0; p < t->nparts; p++) {
             leaders[t->parts[p].leader]++;
             for (int r = 0; r < t->parts[p].nrep; r++)
@@ -198,7 +198,7 @@ static void test_fence_moves_leaders(void **state)
 {
     sl_meta m;
     sl_wb wb;
-    const sl_meta_topic *t;
+    const sl_mi_topic *t;
     int32_t old_leader[12], old_epoch[12];
     (void)state;
     sl_meta_init(&m);
@@ -214,7 +214,7 @@ static void test_fence_moves_leaders(void **state)
     assert_int_equal(apply_wb(&m, &wb), SL_OK);
     t = sl_meta_topic_find(&m, "t");
     for (int p = 0; p < 12; p++) {
-        const sl_meta_part *mp = &t->parts[p];
+        const sl_mi_part *mp = &t->parts[p];
         assert_int_not_equal(mp->leader, 2);
         assert_int_equal(mp->nisr, 2);
         if (old_leader[p] == 2)
@@ -249,7 +249,7 @@ static void test_fence_moves_leaders(void **state)
     sl_meta_enc_fence(&wb, 3, 0);
     assert_int_equal(apply_wb(&m, &wb), SL_OK);
     for (int p = 0; p < 12; p++) {
-        const sl_meta_part *mp = &t->parts[p];
+        const sl_mi_part *mp = &t->parts[p];
         if (mp->isr[0] == 3)
             assert_int_equal(mp->leader, 3);
         else
@@ -264,7 +264,7 @@ static void test_unclean_election(void **state)
 {
     sl_meta m;
     sl_wb wb;
-    const sl_meta_topic *t;
+    const sl_mi_topic *t;
     int32_t isr1[1] = {1};
     (void)state;
     sl_meta_init(&m);
@@ -300,7 +300,7 @@ static void test_partition_change_cas(void **state)
 {
     sl_meta m;
     sl_wb wb;
-    const sl_meta_topic *t;
+    const sl_mi_topic *t;
     int32_t pe, le;
     (void)state;
     sl_meta_init(&m);

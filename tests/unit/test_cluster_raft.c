@@ -75,10 +75,17 @@ static int propose(cl *c, unsigned i, sl_wb *wb, req *r)
     int rv;
     memset(r, 0, sizeof(*r));
     r->a.data = r;
-    buf.len = wb->len;
-    buf.base = raft_malloc(wb->len);
-    assert_non_null(buf.base);
-    memcpy(buf.base, wb->p, wb->len);
+    /* padded with zeros to a multiple of 8, as raft_uv stores entries:
+     * the framing (cluster/fsm.h) must make that harmless */
+    {
+        size_t padded = (4 + wb->len + 7) / 8 * 8;
+        uint8_t *p = raft_calloc(1, padded);
+        assert_non_null(p);
+        sl_put_u32(p, (uint32_t)wb->len);
+        memcpy(p + 4, wb->p, wb->len);
+        buf.base = p;
+        buf.len = padded;
+    }
     sl_wb_reset(wb);
     rv = raft_apply(raft_fixture_get(&c->f, i), &r->a, &buf, 1, apply_cb);
     if (rv != 0)

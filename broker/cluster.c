@@ -1,0 +1,513 @@
+/*
+ * cluster.c - the broker's side of cluster mode (docs/cluster.md): starts
+ * this node's member of the metadata quorum (cluster/node.c), keeps the
+ * loop's copy of the metadata image, answers CLUSTER_STATUS from it on
+ * every node, and sends topic creation through the quorum.
+ *
+ * The Raft thread calls notify() after each applied command; that activates
+ * drain_ev on the loop, which applies the same commands to b->cluster->image
+ * (cluster/node.h) and then creates, on this node, the partitions of every
+ * topic the image has and the local registry lacks. A CREATE_TOPICS is
+ * answered when its command was applied to the loop's image, so a describe
+ * on the same node right after it sees the topic.
+ *
+ * Without --node-id none of this runs (sl_bcluster_start returns at once)
+ * except CLUSTER_STATUS, which answers node_id 0 ("a single node").
+ *
+ * Not yet built (docs/cluster.md section 9): forwarding a metadata write
+ * from a follower to the leader (a follower answers SL_ERR_BUSY naming the
+ * leader), DELETE_TOPICS through the quorum (refused in cluster mode),
+ * partition data replication and leadership enforcement on produce/fetch.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "broker/broker.h"
+#include "broker/cluster.h"
+#include "cluster/node.h"
+#include "protocol/api.h"
+#include "protocol/log.h"
+
+struct sl_bcluster {
+    sl_cluster_node *node;
+    sl_meta image; /* the loop's copy, @thread loop */
+    struct event *drain_ev;
+};
+
+/* @thread raft */
+static void notify(void *arg)
+{
+    sl_broker *b = arg;
+    event_active(b->cluster->drain_ev, 0, 0);
+}
+
+/* Create locally what the image has and this node lacks. */
+static void reconcile(sl_broker *b)
+{
+    const sl_meta *m = &b->cluster->image;
+    for (size_t i = 0; i < m->ntopics; i++) {
+        const sl_mi_topic *t = m->topics[i];
+        char err[256] = "";
+        int32_t np;
+        sl_err rc;
+        if (sl_ops_topic_get(b, t->name, SL_OPS_NO_CREATE, &np) == SL_OK)
+            continue;
+        rc = sl_ops_topic_create(b, t->name, t->nparts,
+                                 (const char *const *)t->keys,
+                                 (const char *const *)t->vals, t->ncfg, err,
+                                 sizeof(err));
+        if (rc != SL_OK && rc != SL_ERR_TOPIC_EXISTS)
+            sl_log(SL_ERROR, "cluster",
+                   "topic %s from the metadata log cannot be created here: "
+                   "%s",
+                   t->name, err[0] ? err : sl_strerror(rc));
+        else
+            sl_log(SL_INFO, "cluster", "topic %s: %d partition(s), RF %d",
+                   t->name, (int)t->nparts, (int)t->rf);
+    }
+}
+
+static void drain_cb(evutil_socket_t fd, short what, void *arg)
+{
+    sl_broker *b = arg;
+    (void)fd;
+    (void)what;
+    /* completions run inside drain, after the image applied their command;
+     * reconcile first would be too late for them, so reconcile in the
+     * completion too (create_done) */
+    if (sl_cluster_drain(b->cluster->node, &b->cluster->image) > 0)
+        reconcile(b);
+}
+
+/* ---- 28 CLUSTER_STATUS ------------------------------------------------ */
+
+static void fill_topic(sl_arena *a, const sl_mi_topic *t, sl_cl_topic *ct)
+{
+    ct->name = sl_str_c(t->name);
+    ct->error = SL_OK;
+    ct->parts = sl_arena_alloc(a, sizeof(*ct->parts) * (size_t)t->nparts);
+    if (!ct->parts) {
+        ct->error = SL_ERR_NOMEM;
+        return;
+    }
+    ct->nparts = (uint32_t)t->nparts;
+    for (int32_t p = 0; p < t->nparts; p++) {
+        const sl_mi_part *mp = &t->parts[p];
+        sl_cl_part *cp = &ct->parts[p];
+        cp->partition = (uint32_t)p;
+        cp->leader = mp->leader;
+        cp->leader_epoch = mp->leader_epoch;
+        cp->nreplicas = (uint32_t)mp->nrep;
+        cp->replicas = (int32_t *)mp->rep;
+        cp->nisr = (uint32_t)mp->nisr;
+        cp->isr = (int32_t *)mp->isr;
+    }
+}
+
+static void h_cluster_status(sl_broker *b, sl_conn *c, const sl_req *req,
+                             sl_reply *r)
+{
+    sl_arena a;
+    sl_wb wb;
+    sl_cluster_status_req q;
+    sl_cluster_status_resp s;
+    (void)c;
+
+    sl_arena_init(&a);
+    sl_wb_init(&wb, 512);
+    memset(&s, 0, sizeof(s));
+    if (sl_cluster_status_req_decode(req->body, req->len, &a, &q) != SL_OK) {
+        sl_reply_error(r, SL_ERR_MALFORMED, "CLUSTER_STATUS: bad body");
+        goto out;
+    }
+    if (b->cluster) {
+        const sl_meta *m = &b->cluster->image;
+        sl_cluster_status st;
+        sl_cluster_status_get(b->cluster->node, &st);
+        s.node_id = st.node_id;
+        s.leader_id = st.leader_id;
+        s.term = st.term;
+        s.applied = m->applied;
+        s.nodes = sl_arena_alloc(&a, sizeof(*s.nodes) * (m->nnodes + 1));
+        s.topics = sl_arena_alloc(&a, sizeof(*s.topics) * (q.ntopics + 1));
+        if (!s.nodes || !s.topics) {
+            sl_reply_error(r, SL_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+        for (size_t i = 0; i < m->nnodes; i++) {
+            const sl_mi_node *n = &m->nodes[i];
+            s.nodes[i].id = n->id;
+            s.nodes[i].up = !n->fenced;
+            s.nodes[i].raft_addr = sl_str_c(n->raft_addr);
+            s.nodes[i].addr = sl_str_c(n->addr);
+            s.nodes[i].stomp_addr = sl_str_c(n->stomp_addr);
+        }
+        s.nnodes = (uint32_t)m->nnodes;
+        for (uint32_t i = 0; i < q.ntopics; i++) {
+            char name[256];
+            const sl_mi_topic *t = NULL;
+            if (q.topics[i].p && q.topics[i].len < sizeof(name)) {
+                memcpy(name, q.topics[i].p, q.topics[i].len);
+                name[q.topics[i].len] = 0;
+                t = sl_meta_topic_find(m, name);
+            }
+            if (t) {
+                fill_topic(&a, t, &s.topics[i]);
+            } else {
+                s.topics[i].name = q.topics[i];
+                s.topics[i].error = SL_ERR_UNKNOWN_TOPIC;
+            }
+        }
+        s.ntopics = q.ntopics;
+    }
+    if (sl_cluster_status_resp_encode(&wb, req->correlation_id, &s) != SL_OK) {
+        sl_reply_error(r, SL_ERR_NOMEM, "CLUSTER_STATUS: cannot encode");
+        goto out;
+    }
+    if (sl_reply_add(r, wb.p, wb.len) != SL_OK)
+        sl_reply_error(r, SL_ERR_NOMEM, "out of memory");
+    else
+        sl_reply_done(r);
+out:
+    sl_wb_fini(&wb);
+    sl_arena_fini(&a);
+}
+
+/* ---- 2 CREATE_TOPICS through the quorum ------------------------------- */
+
+typedef struct create_op create_op;
+
+typedef struct create_one {
+    create_op *op;
+    char name[256];
+    sl_err rc;
+    char msg[256];
+} create_one;
+
+struct create_op {
+    sl_broker *b;
+    sl_reply *r; /* NULL once the connection closed */
+    uint32_t corr;
+    uint32_t n, left;
+    create_one *one;
+};
+
+static void create_reply(create_op *op)
+{
+    sl_create_topics_resp s;
+    sl_topic_result *res = calloc(op->n + 1, sizeof(*res));
+    sl_wb wb;
+
+    sl_wb_init(&wb, 256);
+    if (!res) {
+        sl_reply_error(op->r, SL_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    memset(&s, 0, sizeof(s));
+    s.ntopics = op->n;
+    s.topics = res;
+    for (uint32_t i = 0; i < op->n; i++) {
+        res[i].name = sl_str_c(op->one[i].name);
+        res[i].error = op->one[i].rc;
+        if (op->one[i].rc != SL_OK)
+            res[i].message = sl_str_c(op->one[i].msg[0]
+                                          ? op->one[i].msg
+                                          : sl_strerror(op->one[i].rc));
+    }
+    if (sl_create_topics_resp_encode(&wb, op->corr, &s) != SL_OK ||
+        sl_reply_add(op->r, wb.p, wb.len) != SL_OK)
+        sl_reply_error(op->r, SL_ERR_NOMEM, "out of memory");
+    else
+        sl_reply_done(op->r);
+out:
+    free(res);
+    sl_wb_fini(&wb);
+}
+
+static void create_op_free(create_op *op)
+{
+    free(op->one);
+    free(op);
+}
+
+static void create_cancel(void *arg)
+{
+    create_op *op = arg;
+    op->r = NULL; /* the completions still come; they free op */
+}
+
+static void create_done(void *arg, sl_err rc, const char *msg)
+{
+    create_one *one = arg;
+    create_op *op = one->op;
+    one->rc = rc;
+    if (msg && msg[0])
+        snprintf(one->msg, sizeof(one->msg), "%s", msg);
+    if (rc == SL_OK)
+        reconcile(op->b); /* the partitions exist here before the answer */
+    if (--op->left > 0)
+        return;
+    if (op->r) {
+        sl_reply_set_cancel(op->r, NULL, NULL);
+        create_reply(op);
+    }
+    create_op_free(op);
+}
+
+static int live_nodes(const sl_meta *m)
+{
+    int n = 0;
+    for (size_t i = 0; i < m->nnodes; i++)
+        n += !m->nodes[i].fenced;
+    return n;
+}
+
+/* 1 with msg naming the leader when this node is not the metadata
+ * leader, else 0. */
+static int not_leader_msg(sl_broker *b, char *msg, size_t len)
+{
+    sl_cluster_status st;
+    const sl_mi_node *ln;
+    sl_cluster_status_get(b->cluster->node, &st);
+    if (st.role == 3)
+        return 0;
+    if (!st.leader_id) {
+        snprintf(msg, len, "no metadata leader yet (election in progress "
+                 "or no quorum); retry");
+        return 1;
+    }
+    ln = sl_meta_node_find(&b->cluster->image, st.leader_id);
+    snprintf(msg, len, "not the metadata leader; the leader is node %d%s%s",
+             (int)st.leader_id, ln && ln->addr[0] ? " at " : "",
+             ln && ln->addr[0] ? ln->addr : "");
+    return 1;
+}
+
+/* Validate one topic and propose it; on a local refusal, fill one->rc. */
+static void create_propose(sl_broker *b, const sl_create_topic *ct,
+                           create_one *one)
+{
+    const sl_meta *m = &b->cluster->image;
+    int64_t rf = 0;
+    int32_t np = ct->partitions ? (int32_t)ct->partitions
+                                : (int32_t)b->cfg.default_partitions;
+    const char **keys = calloc(ct->nconfigs + 1, sizeof(char *));
+    const char **vals = calloc(ct->nconfigs + 1, sizeof(char *));
+    char **own = calloc(2 * ct->nconfigs + 1, sizeof(char *));
+    int32_t *rep = NULL;
+    uint32_t nk = 0, no = 0;
+    sl_wb wb;
+
+    sl_wb_init(&wb, 256);
+    one->rc = SL_OK;
+    if (not_leader_msg(b, one->msg, sizeof(one->msg))) {
+        /* refused here already: placement needs the leader's image (the
+         * Raft thread refuses too, for a leadership lost meanwhile) */
+        one->rc = SL_ERR_BUSY;
+        goto out;
+    }
+    if (!keys || !vals || !own) {
+        one->rc = SL_ERR_NOMEM;
+        goto out;
+    }
+    if (sl_topic_name_check(one->name, strlen(one->name)) != SL_OK) {
+        one->rc = SL_ERR_INVALID_TOPIC;
+        snprintf(one->msg, sizeof(one->msg),
+                 "invalid topic name: use 1..249 of [A-Za-z0-9._-]");
+        goto out;
+    }
+    if (ct->partitions > 10000) {
+        one->rc = SL_ERR_INVALID_CONFIG;
+        snprintf(one->msg, sizeof(one->msg), "%u partitions is more than "
+                 "10000", ct->partitions);
+        goto out;
+    }
+    for (uint32_t k = 0; k < ct->nconfigs; k++) {
+        const sl_kv *kv = &ct->configs[k];
+        char *key = kv->key.p ? strndup(kv->key.p, kv->key.len) : NULL;
+        char *val = kv->value.p ? strndup(kv->value.p, kv->value.len) : NULL;
+        if (key)
+            own[no++] = key;
+        if (val)
+            own[no++] = val;
+        if (!key || !val) {
+            one->rc = SL_ERR_INVALID_CONFIG;
+            snprintf(one->msg, sizeof(one->msg), "config %u: null key/value",
+                     k);
+            goto out;
+        }
+        if (!strcmp(key, "replication-factor")) {
+            char *e;
+            rf = strtoll(val, &e, 10);
+            if (*e || rf < 1 || rf > SL_META_MAX_RF) {
+                one->rc = SL_ERR_INVALID_CONFIG;
+                snprintf(one->msg, sizeof(one->msg),
+                         "replication-factor '%s' is not in 1..%d", val,
+                         SL_META_MAX_RF);
+                goto out;
+            }
+            continue;
+        }
+        keys[nk] = key;
+        vals[nk] = val;
+        nk++;
+    }
+    if (rf == 0) {
+        rf = b->cfg.cluster_replication_factor;
+        if (rf > live_nodes(m))
+            rf = live_nodes(m) > 0 ? live_nodes(m) : 1;
+    }
+    rep = calloc((size_t)np * (size_t)rf + 1, sizeof(int32_t));
+    if (!rep) {
+        one->rc = SL_ERR_NOMEM;
+        goto out;
+    }
+    one->rc = sl_meta_place(m, one->name, np, (int32_t)rf, rep, one->msg,
+                            sizeof(one->msg));
+    if (one->rc != SL_OK)
+        goto out;
+    sl_meta_enc_create_topic(&wb, one->name, np, (int32_t)rf, keys, vals, nk,
+                             rep);
+    if (wb.err) {
+        one->rc = SL_ERR_NOMEM;
+        goto out;
+    }
+    one->rc = sl_cluster_propose(b->cluster->node, wb.p, wb.len, create_done,
+                                 one);
+out:
+    for (uint32_t i = 0; i < no; i++)
+        free(own[i]);
+    free(own);
+    free(keys);
+    free(vals);
+    free(rep);
+    sl_wb_fini(&wb);
+}
+
+static void h_create_topics(sl_broker *b, sl_conn *c, const sl_req *req,
+                            sl_reply *r)
+{
+    sl_arena a;
+    sl_create_topics_req q;
+    create_op *op = NULL;
+    uint32_t proposed = 0;
+    (void)c;
+
+    sl_arena_init(&a);
+    if (sl_create_topics_req_decode(req->body, req->len, &a, &q) != SL_OK) {
+        sl_reply_error(r, SL_ERR_MALFORMED, "CREATE_TOPICS: bad body");
+        goto out;
+    }
+    op = calloc(1, sizeof(*op));
+    if (!op || !(op->one = calloc(q.ntopics + 1, sizeof(*op->one)))) {
+        free(op);
+        sl_reply_error(r, SL_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    op->b = b;
+    op->r = r;
+    op->corr = req->correlation_id;
+    op->n = q.ntopics;
+    for (uint32_t i = 0; i < q.ntopics; i++) {
+        create_one *one = &op->one[i];
+        const sl_str *nm = &q.topics[i].name;
+        one->op = op;
+        snprintf(one->name, sizeof(one->name), "%.*s",
+                 nm->p ? (int)(nm->len < 255 ? nm->len : 255) : 0,
+                 nm->p ? nm->p : "");
+        create_propose(b, &q.topics[i], one);
+        if (one->rc == SL_OK)
+            proposed++;
+    }
+    op->left = proposed;
+    if (proposed == 0) {
+        create_reply(op);
+        create_op_free(op);
+    } else {
+        sl_reply_set_cancel(r, create_cancel, op);
+    }
+out:
+    sl_arena_fini(&a);
+}
+
+static void h_delete_topics(sl_broker *b, sl_conn *c, const sl_req *req,
+                            sl_reply *r)
+{
+    (void)b;
+    (void)c;
+    (void)req;
+    sl_reply_error(r, SL_ERR_INVALID_ARG,
+                   "deleting topics in a cluster is not supported yet "
+                   "(docs/cluster.md section 9)");
+}
+
+/* ---- start / stop ------------------------------------------------------- */
+
+sl_err sl_bcluster_start(sl_broker *b, char *err, size_t errlen)
+{
+    sl_cluster_cfg cc;
+    sl_bcluster *bc;
+    char dir[4096];
+    sl_err rc;
+
+    sl_binary_register(b, SL_API_CLUSTER_STATUS, 1, 1, h_cluster_status);
+    if (b->cfg.node_id == 0)
+        return SL_OK;
+    if (!b->cfg.cluster_listen || !b->cfg.cluster_listen[0] ||
+        !b->cfg.cluster_peers || !b->cfg.cluster_peers[0]) {
+        snprintf(err, errlen, "node-id %d needs cluster-listen and "
+                 "cluster-peers (see docs/cluster.md)",
+                 (int)b->cfg.node_id);
+        return SL_ERR_INVALID_CONFIG;
+    }
+    bc = calloc(1, sizeof(*bc));
+    if (!bc)
+        return SL_ERR_NOMEM;
+    sl_meta_init(&bc->image);
+    bc->drain_ev = event_new(b->base, -1, 0, drain_cb, b);
+    if (!bc->drain_ev) {
+        free(bc);
+        return SL_ERR_NOMEM;
+    }
+    b->cluster = bc;
+    snprintf(dir, sizeof(dir), "%s/raft", b->cfg.data);
+    memset(&cc, 0, sizeof(cc));
+    cc.node_id = (int32_t)b->cfg.node_id;
+    cc.listen = b->cfg.cluster_listen;
+    cc.peers = b->cfg.cluster_peers;
+    cc.dir = dir;
+    cc.addr = b->bin_addr;
+    cc.stomp_addr = b->stomp_addr;
+    cc.election_ms = (unsigned)b->cfg.cluster_election_timeout_ms;
+    cc.heartbeat_ms = (unsigned)b->cfg.cluster_heartbeat_ms;
+    cc.session_ms = (unsigned)b->cfg.cluster_session_timeout_ms;
+    cc.snapshot_threshold = (unsigned)b->cfg.cluster_snapshot_threshold;
+    cc.notify = notify;
+    cc.notify_arg = b;
+    rc = sl_cluster_node_start(&cc, &bc->node, err, errlen);
+    if (rc != SL_OK) {
+        sl_bcluster_stop(b);
+        return rc;
+    }
+    sl_binary_register(b, SL_API_CREATE_TOPICS, 1, 1, h_create_topics);
+    sl_binary_register(b, SL_API_DELETE_TOPICS, 1, 1, h_delete_topics);
+    return SL_OK;
+}
+
+void sl_bcluster_stop(sl_broker *b)
+{
+    sl_bcluster *bc = b->cluster;
+    if (!bc)
+        return;
+    /* completes what is pending (their replies, if still wanted) */
+    sl_cluster_node_stop(bc->node);
+    bc->node = NULL;
+    if (bc->drain_ev)
+        event_free(bc->drain_ev);
+    sl_meta_fini(&bc->image);
+    free(bc);
+    b->cluster = NULL;
+}

@@ -1,0 +1,148 @@
+"""A cluster of real sluiced processes on loopback, for tests/cluster.
+
+Client ports use port 0 and the ready line, as every other suite. The Raft
+(--cluster-listen) ports cannot: every node must know every peer's address
+before any of them starts (they are the bootstrap configuration, entry 1 of
+the metadata log). So the harness reserves them: it binds 127.0.0.1:0,
+reads the port the kernel chose, and closes the socket just before starting
+the nodes. If a node still fails to bind in that window (another process
+took the port), it exits with status 4 and Cluster.start() starts the whole
+cluster again on new ports (docs/cluster.md, Tests).
+
+Waiting is always "poll a status command until a condition holds or a
+deadline passes", never a fixed sleep.
+"""
+import os
+import socket
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "harness"))
+import sluice_harness  # noqa: E402
+
+
+def cli_path():
+    return os.path.join(sluice_harness.bin_dir(), "sluice")
+
+
+def reserve_ports(n):
+    socks, ports = [], []
+    for _ in range(n):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+        ports.append(s.getsockname()[1])
+    for s in socks:
+        s.close()
+    return ports
+
+
+class Cluster:
+    def __init__(self, tmpdir, n=3, extra=()):
+        self.tmpdir = str(tmpdir)
+        self.n = n
+        self.extra = list(extra)
+        self.nodes = {}  # id -> sluice_harness.Broker
+        self.peers = None
+
+    def _make(self, nid):
+        d = os.path.join(self.tmpdir, "n%d" % nid)
+        os.makedirs(d, exist_ok=True)
+        port = self.ports[nid - 1]
+        args = ["--node-id", str(nid),
+                "--cluster-listen", "127.0.0.1:%d" % port,
+                "--cluster-peers", self.peers,
+                "--cluster-session-timeout-ms", "1500",
+                "--cluster-election-timeout-ms", "500",
+                "--cluster-heartbeat-ms", "50"] + self.extra
+        return sluice_harness.Broker(data_dir=d, args=args)
+
+    def start(self, attempts=5):
+        for _ in range(attempts):
+            self.ports = reserve_ports(self.n)
+            self.peers = ",".join("%d@127.0.0.1:%d" % (i + 1, p)
+                                  for i, p in enumerate(self.ports))
+            try:
+                for nid in range(1, self.n + 1):
+                    b = self._make(nid)
+                    self.nodes[nid] = b
+                    b.start()
+                return self
+            except sluice_harness.BrokerError as e:
+                self.stop_all()
+                if "cannot" not in str(e):
+                    raise
+        raise sluice_harness.BrokerError("could not start the cluster")
+
+    def stop_all(self):
+        for b in self.nodes.values():
+            try:
+                if b.running():
+                    b.stop()
+            except Exception:
+                b.kill9()
+        self.nodes = {}
+
+    def kill9(self, nid):
+        self.nodes[nid].kill9()
+
+    def restart(self, nid):
+        self.nodes[nid].start()
+
+    def cli(self, nid, *args, check=True):
+        b = self.nodes[nid]
+        addr = "%s:%d" % b.binary_addr
+        p = subprocess.run([cli_path(), "-b", addr] + list(args),
+                           capture_output=True, text=True, timeout=60)
+        if check and p.returncode != 0:
+            raise AssertionError("sluice %s on node %d: %d %s%s" % (
+                " ".join(args), nid, p.returncode, p.stdout, p.stderr))
+        return p
+
+    def status(self, nid):
+        """{'leader': id, 'nodes': {id: 'up'|'down'}} as node nid says."""
+        p = self.cli(nid, "cluster", "status", check=False)
+        if p.returncode != 0:
+            return None
+        out = {"leader": 0, "nodes": {}}
+        for line in p.stdout.splitlines():
+            f = line.split()
+            if len(f) >= 4 and f[0] == "node" and f[2] == "metadata-leader":
+                out["leader"] = int(f[3])
+            elif len(f) >= 3 and f[0] == "node" and f[2] in ("up", "down"):
+                out["nodes"][int(f[1])] = f[2]
+        return out
+
+    def wait(self, cond, what, timeout=30.0):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            last = cond()
+            if last:
+                return last
+            time.sleep(0.05)  # polling interval, not synchronisation
+        raise AssertionError("timed out after %.0fs waiting for %s (last: "
+                             "%r)" % (timeout, what, last))
+
+    def agreed_leader(self, among):
+        """The metadata leader every node in `among` names, once they agree
+        and it is one of them."""
+        seen = set()
+        for nid in among:
+            st = self.status(nid)
+            if not st or not st["leader"]:
+                return None
+            seen.add(st["leader"])
+        if len(seen) == 1 and next(iter(seen)) in among:
+            return next(iter(seen))
+        return None
+
+    def describe(self, nid, topic):
+        """Per-partition 'leader N epoch E replicas A,B isr A,B' lines."""
+        p = self.cli(nid, "topic", "describe", topic, check=False)
+        if p.returncode != 0:
+            return None
+        return [line[line.index(" leader "):].strip()
+                for line in p.stdout.splitlines()
+                if line.startswith("partition ") and " leader " in line]

@@ -1,0 +1,113 @@
+"""3 real sluiced in a cluster: a metadata leader is elected, topics are
+created through the quorum with placement, every node answers the same
+metadata, the metadata leader is kill -9ed and a new one takes over (the
+dead node is fenced and partition leadership moves off it), and the killed
+node restarts and catches up."""
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import cluster_harness  # noqa: E402
+import sluice_harness  # noqa: E402
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    c = cluster_harness.Cluster(tmp_path, n=3)
+    c.start()
+    yield c
+    c.stop_all()
+
+
+def parse(lines):
+    """[(leader, epoch, replicas, isr)] from describe lines."""
+    out = []
+    for ln in lines:
+        f = ln.split()
+        assert f[0] == "leader" and f[2] == "epoch" and f[4] == "replicas" \
+            and f[6] == "isr", ln
+        out.append((int(f[1]), int(f[3]),
+                    [int(x) for x in f[5].split(",")],
+                    [int(x) for x in f[7].split(",")]))
+    return out
+
+
+def same_everywhere(c, topic, nodes, nparts):
+    views = [c.describe(n, topic) for n in nodes]
+    if any(v is None or len(v) != nparts for v in views):
+        return None
+    return views[0] if all(v == views[0] for v in views) else None
+
+
+def test_single_node_reports_no_cluster(tmp_path):
+    with sluice_harness.Broker(data_dir=str(tmp_path / "d")) as b:
+        p = cluster_harness.Cluster(tmp_path)
+        p.nodes[1] = b
+        out = p.cli(1, "cluster", "status").stdout
+        assert out.strip() == "single node (not a cluster)"
+        p.nodes = {}
+
+
+def test_leader_election_and_failover(cluster):
+    c = cluster
+    all3 = [1, 2, 3]
+    leader = c.wait(lambda: c.agreed_leader(all3), "a metadata leader")
+    c.wait(lambda: (c.status(leader) or {}).get("nodes") ==
+           {1: "up", 2: "up", 3: "up"}, "all nodes up")
+
+    # a metadata write on a follower is refused, naming the leader
+    follower = next(n for n in all3 if n != leader)
+    p = c.cli(follower, "topic", "create", "nope", check=False)
+    assert p.returncode != 0
+    assert "leader is node %d" % leader in p.stderr
+
+    c.cli(leader, "topic", "create", "t1", "--partitions", "6",
+          "--replication-factor", "3")
+    view = parse(c.wait(lambda: same_everywhere(c, "t1", all3, 6),
+                        "t1 on every node"))
+    leaders = [v[0] for v in view]
+    for ldr, epoch, rep, isr in view:
+        assert sorted(rep) == [1, 2, 3]
+        assert isr == rep and ldr == rep[0] and epoch == 0
+    assert sorted(set(leaders)) == [1, 2, 3]  # leaders spread
+    # default replication factor (3) and create errors through the quorum
+    c.cli(leader, "topic", "create", "t0")
+    p = c.cli(leader, "topic", "create", "t1", check=False)
+    assert p.returncode != 0 and "exists" in p.stderr
+
+    # kill -9 the metadata leader: a new one among the rest, the dead node
+    # fenced, partition leadership moved off it, epochs bumped
+    c.kill9(leader)
+    rest = [n for n in all3 if n != leader]
+    new = c.wait(lambda: c.agreed_leader(rest), "a new metadata leader")
+    assert new != leader
+    c.wait(lambda: (c.status(new) or {}).get("nodes", {}).get(leader) ==
+           "down", "the dead node fenced")
+    after = parse(c.wait(lambda: same_everywhere(c, "t1", rest, 6),
+                         "t1 the same on the survivors"))
+    for (l0, e0, r0, _), (l1, e1, r1, i1) in zip(view, after):
+        assert r1 == r0  # placement does not change
+        assert l1 != leader and l1 in i1 and leader not in i1
+        assert e1 == (e0 + 1 if l0 == leader else e0)
+
+    # the quorum of two still takes metadata writes
+    c.cli(new, "topic", "create", "t2", "--partitions", "2",
+          "--replication-factor", "2")
+    t2 = parse(c.wait(lambda: same_everywhere(c, "t2", rest, 2),
+                      "t2 on the survivors"))
+    for ldr, _, rep, _ in t2:
+        assert leader not in rep
+    p = c.cli(new, "topic", "create", "t3", "--replication-factor", "3",
+              check=False)
+    assert p.returncode != 0 and "2 live" in p.stderr
+
+    # the killed node restarts and catches up with everything
+    c.restart(leader)
+    c.wait(lambda: c.agreed_leader(all3), "all three agree on a leader")
+    for t, n in (("t0", 1), ("t1", 6), ("t2", 2)):
+        c.wait(lambda: same_everywhere(c, t, all3, n),
+               "%s the same on all three" % t)
+    c.wait(lambda: (c.status(c.agreed_leader(all3) or 1) or {}).get(
+        "nodes") == {1: "up", 2: "up", 3: "up"}, "the node unfenced")
