@@ -6,8 +6,10 @@
  *       [--producers P] [--consumers C] [--partitions N]
  *       [--acks none|written|durable] [--compression none|zstd]
  *       [--linger-ms MS] [--batch-size BYTES] [--credits N] [--topic T]
+ *       [-X key=value]...
  *       (--credits N sets queue.credits and ack.batch.records; without
- *       it the queue consumers run libsluice's defaults)
+ *       it the queue consumers run libsluice's defaults; -X sets any
+ *       libsluice key, e.g. -X queue.credits.max=32768)
  *       [--payload random|zeros]
  *
  *   MODE produce  P producer threads send N records in total; latency =
@@ -127,6 +129,10 @@ static void report(const char *mode, long records, double secs, lat *l)
     fflush(stdout);
 }
 
+/* -X key=value: any libsluice setting, applied last */
+static const char *xconf[32];
+static int n_xconf;
+
 static sluice_conf *base_conf(void)
 {
     sluice_conf *c = sluice_conf_new();
@@ -148,6 +154,17 @@ static sluice_conf *base_conf(void)
         sluice_conf_set(c, "ack.batch.records", v, NULL, 0);
     }
     sluice_conf_set(c, "client.id", "sluice-bench", NULL, 0);
+    for (int i = 0; i < n_xconf; i++) {
+        char kv[256], *eq;
+        snprintf(kv, sizeof(kv), "%s", xconf[i]);
+        eq = strchr(kv, '=');
+        if (!eq || (*eq = '\0',
+                    sluice_conf_set(c, kv, eq + 1, err, sizeof(err)))) {
+            fprintf(stderr, "sluice-bench: -X %s: %s\n", xconf[i],
+                    eq ? err : "want key=value");
+            exit(2);
+        }
+    }
     return c;
 }
 
@@ -469,6 +486,7 @@ static void usage(FILE *f)
             "  [--partitions N] [--acks none|written|durable]\n"
             "  [--compression none|zstd] [--linger-ms MS]\n"
             "  [--batch-size BYTES] [--credits N] [--topic NAME]\n"
+            "  [-X key=value (a libsluice setting)]...\n"
             "  [--payload random|zeros]\n",
             sl_bench_stomp_main ? "|stomp" : "");
 }
@@ -549,6 +567,8 @@ int main(int argc, char **argv)
             O.batch_size = num(a, v, 1024);
         else if (!strcmp(a, "--credits"))
             O.credits = num(a, v, 1);
+        else if (!strcmp(a, "-X") && n_xconf < 32)
+            xconf[n_xconf++] = v;
         else {
             fprintf(stderr, "sluice-bench: unknown option '%s'\n", a);
             usage(stderr);

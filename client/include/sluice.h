@@ -166,7 +166,8 @@ const char *sluice_errstr(void);
  * queue consumer:
  *   queue.credits         records the broker may hand out per acquire
  *                         (prefetch); 0 = adaptive [0]: a window that
- *                         starts at 1 record, doubles (up to 16384) while
+ *                         starts at 1 record, doubles (up to
+ *                         queue.credits.max) while
  *                         the consumer keeps up (it ran out of records
  *                         while the broker had more) and halves when the
  *                         consumer takes over 100 ms for half of it, so a
@@ -174,6 +175,8 @@ const char *sluice_errstr(void);
  *                         consumers share the work. A fixed N: an acquire
  *                         carries whole stored batches, so for throughput
  *                         use at least the records per producer batch
+ *   queue.credits.max     the adaptive window's ceiling [16384] (the
+ *                         broker hands out at most 100000 per acquire)
  *   queue.max.wait.ms     acquire long-poll wait [500]
  *   queue.lock.ms         requested lock duration, 0 = group default [0]
  *   queue.prefetch        true | false: keep the next acquire in flight

@@ -46,6 +46,7 @@ static const struct key {
     {"fetch.max.wait.ms", "500", K_INT, 0, 600000, NULL},
     {"fetch.min.bytes", "1", K_INT, 0, 64 * 1024 * 1024, NULL},
     {"queue.credits", "0", K_INT, 0, 1000000, NULL},
+    {"queue.credits.max", "16384", K_INT, 1, 100000, NULL},
     {"queue.max.wait.ms", "500", K_INT, 0, 600000, NULL},
     {"queue.lock.ms", "0", K_INT, 0, INT_MAX, NULL},
     {"queue.prefetch", "true", K_BOOL, 0, 0, NULL},
@@ -304,6 +305,7 @@ sl_err sl_cl_cfg_load(sl_cl_cfg *cfg, const sluice_conf *conf)
     cfg->fetch_max_wait_ms = (int)get_int(conf, "fetch.max.wait.ms");
     cfg->fetch_min_bytes = (int32_t)get_int(conf, "fetch.min.bytes");
     cfg->queue_credits = (int)get_int(conf, "queue.credits");
+    cfg->queue_credits_max = (int)get_int(conf, "queue.credits.max");
     cfg->queue_max_wait_ms = (int)get_int(conf, "queue.max.wait.ms");
     cfg->queue_lock_ms = (int)get_int(conf, "queue.lock.ms");
     cfg->queue_prefetch = get_bool(conf, "queue.prefetch");

@@ -59,6 +59,7 @@ typedef struct sl_cl_cfg {
     int queue_lock_ms;
     int queue_prefetch;
     int queue_max_unacked;
+    int queue_credits_max; /* the adaptive window's ceiling */
     int ack_batch_records;
     int ack_linger_ms;
     sluice_delivery_cb dr_cb;

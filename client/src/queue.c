@@ -20,7 +20,7 @@
  * basic_qos prefetch_count: prefetch=1 holds one record at a time).
  *
  * The adaptive window works as a TCP window does. It starts at one record.
- * It doubles (up to ADAPT_MAX) each time the consumer ran out of records
+ * It doubles (up to queue.credits.max) each time the consumer ran out of records
  * and had to wait for an acquire while the broker had filled the last one
  * (so the window, not the queue, was the limit: the consumer keeps up). It
  * halves, down to what the consumer handles in ADAPT_SLOW_MS, when working
@@ -53,7 +53,6 @@
 #include "client/src/internal.h"
 #include "protocol/api.h"
 
-#define ADAPT_MAX 16384    /* records; the broker caps an acquire at 100000 */
 #define ADAPT_SLOW_MS 100  /* half a window takes longer: shrink */
 #define UNKNOWN_RETRY_MS 50 /* first wait for a topic that does not exist */
 
@@ -509,7 +508,8 @@ static void adapt_starved(sluice_queue_consumer *q)
     if (q->cfg.queue_credits > 0 || !q->last_full)
         return;
     q->last_full = 0; /* once per reply */
-    q->win = q->win * 2 > ADAPT_MAX ? ADAPT_MAX : q->win * 2;
+    q->win = q->win * 2 > q->cfg.queue_credits_max ? q->cfg.queue_credits_max
+                                                    : q->win * 2;
 }
 
 /* queue.prefetch: keep the next acquire in flight while the caller works
@@ -538,10 +538,21 @@ static void maybe_prefetch(sluice_queue_consumer *q)
     send_acquire(q, q->cfg.queue_max_wait_ms, want);
 }
 
+/* Pending settlements that trigger a send: ack.batch.records, or with the
+ * adaptive window half of it when that is more (a window of 16384 records
+ * in 64 settlement requests cost the broker more than the records). */
+static size_t ack_batch(const sluice_queue_consumer *q)
+{
+    size_t n = (size_t)q->cfg.ack_batch_records;
+    if (q->cfg.queue_credits == 0 && (size_t)q->win / 2 > n)
+        n = (size_t)q->win / 2;
+    return n;
+}
+
 static int acks_due(sluice_queue_consumer *q)
 {
     size_t n = sl_ackr_pending(&q->ackr);
-    return n >= (size_t)q->cfg.ack_batch_records ||
+    return n >= ack_batch(q) ||
            (n && sl_cl_now_ms() - q->ackr.oldest_ms >= q->cfg.ack_linger_ms);
 }
 
@@ -754,7 +765,7 @@ static sluice_err settle(sluice_queue_consumer *qc, int op, int32_t partition,
     else
         held_remove(qc, partition, offset);
     if (rc == SL_OK &&
-        sl_ackr_pending(&qc->ackr) >= (size_t)qc->cfg.ack_batch_records)
+        sl_ackr_pending(&qc->ackr) >= ack_batch(qc))
         send_settlements(qc); /* failures surface in flush */
     pthread_mutex_unlock(&qc->mu);
     return (sluice_err)rc;
