@@ -369,13 +369,21 @@ sl_err sl_config_parse_args(sl_config *cfg, int argc, char **argv,
                 key[kl] = '\0';
                 val = eq + 1;
             } else {
+                const sl_cfg_entry *be;
                 snprintf(key, sizeof(key), "%s", a + 2);
+                be = sl_config_find(key);
+                if (be && be->type == SL_CFG_T_BOOL &&
+                    (i + 1 >= argc || strncmp(argv[i + 1], "--", 2) == 0)) {
+                    val = "yes"; /* a bare boolean flag: --recover */
+                    goto have_val;
+                }
                 if (i + 1 >= argc) {
                     snprintf(err, errlen, "--%s needs a value", key);
                     return SL_ERR_INVALID_CONFIG;
                 }
                 val = argv[++i];
             }
+        have_val:
             if (!sl_config_find(key)) {
                 snprintf(err, errlen,
                          "unknown option '--%s' (see sluiced --help)", key);

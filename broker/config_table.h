@@ -33,6 +33,14 @@
 SL_CFG(data, "data", STR, "./sluice-data", 0, 0, 0, NULL,
        "Data directory: meta.db, groups.db and topics/<topic>/<partition>/. "
        "Locked while sluiced runs; a second broker on it refuses to start.")
+SL_CFG(recover, "recover", BOOL, "no", 0, 0, 0, NULL,
+       "Start although state is missing, accepting the loss: without it "
+       "sluiced refuses to start when meta.db, groups.db or a partition "
+       "directory that existed is gone (docs/operations.md, Missing "
+       "state). With it: topics are re-registered from their directories "
+       "(their settings lost), queue and stream groups start over, a "
+       "missing partition starts empty. A bare --recover means yes. Use "
+       "for one start, then drop it.")
 SL_CFG(listen, "listen", ADDR, "127.0.0.1:7410", 0, 0, 0, NULL,
        "Binary protocol listen address HOST:PORT (port 0 = any free port; "
        "the ready line on stdout reports the real one).")

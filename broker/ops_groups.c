@@ -12,9 +12,11 @@
  * so the hook looks the groups object up under a mutex; fini clears it
  * first, then commits synchronously and frees.
  */
+#include <dirent.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -231,6 +233,49 @@ static void on_topic_delete(void *arg, const char *topic)
 void sl_groups_module_init(sl_broker *b);
 void sl_groups_module_fini(sl_broker *b);
 
+/*
+ * groups.db is created on the first start, before any topic can exist. So
+ * topics on disk with no groups.db means it was deleted (issue 18, finding
+ * 10): starting would silently forget every stream offset and queue
+ * state and redeliver everything. Refuse (-1), unless --recover accepts
+ * that (groups start over, each per its start policy).
+ */
+static int groups_db_deleted(sl_broker *b)
+{
+    const char *data = sl_broker_data_dir(b);
+    char path[4096];
+    DIR *d;
+    struct dirent *e;
+    int topics = 0;
+    snprintf(path, sizeof(path), "%s/groups.db", data);
+    if (access(path, F_OK) == 0)
+        return 0;
+    snprintf(path, sizeof(path), "%s/topics", data);
+    if ((d = opendir(path)) != NULL) {
+        while (!topics && (e = readdir(d)) != NULL)
+            topics = e->d_name[0] != '.';
+        closedir(d);
+    }
+    if (!topics)
+        return 0; /* a new data directory */
+    if (sl_broker_config(b)->recover) {
+        sl_log(SL_WARN, "groups",
+               "--recover: %s/groups.db was missing; stream offsets and "
+               "queue-group state start over (queue groups redeliver from "
+               "their start policy)",
+               data);
+        return 0;
+    }
+    sl_log(SL_ERROR, "groups",
+           "%s/groups.db is missing but %s/topics holds topics: the group "
+           "state (stream offsets, queue acks) was deleted. Restore it from "
+           "a backup, or start once with --recover to accept the loss "
+           "(groups start over and redeliver)",
+           data, data);
+    sl_broker_fail(b, "groups: groups.db is missing (see the log)");
+    return -1;
+}
+
 void sl_groups_module_init(sl_broker *b)
 {
     sl_groups_env env = {
@@ -247,6 +292,8 @@ void sl_groups_module_init(sl_broker *b)
     dflt.lock_ms = cfg->queue_lock_ms;
     dflt.max_inflight = (int32_t)cfg->queue_max_inflight;
     sl_qgroup_cfg_set_defaults(&dflt);
+    if (groups_db_deleted(b) != 0)
+        return;
     rc = sl_groups_open(sl_broker_data_dir(b), &env, sl_broker_flusher(b), &g);
     if (rc != SL_OK) {
         sl_log(SL_ERROR, "groups", "cannot open %s/groups.db: %s",

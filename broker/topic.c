@@ -3,6 +3,7 @@
  */
 #include "broker/topic.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <sqlite3.h>
@@ -183,6 +184,122 @@ static void unlink_topic(sl_topics *ts, sl_topic *t)
     }
 }
 
+/* ---- missing state (issue 18, finding 10) ------------------------------
+ *
+ * meta.db is created on the first start and a topic's partition
+ * directories are made before its row is committed (see topic.h), so:
+ *  - DATA/topics/ holding topic directories while meta.db is missing means
+ *    meta.db was deleted: every topic would silently disappear;
+ *  - a row whose partition directory is missing means the directory was
+ *    deleted: the partition would silently restart at offset 0.
+ * Both refuse to start with a message naming what is gone, unless
+ * `--recover` accepts the loss: topics are re-registered from their
+ * directories (partition count = consecutive numeric subdirectories; their
+ * settings are lost, the broker defaults apply) and a missing partition
+ * starts empty. A flush=never topic (a STOMP temp queue) may lose its
+ * directory in a machine crash by design: recreated with a WARN.
+ */
+
+/* Names of the topic directories under DATA/topics (malloc'ed array of
+ * strdup'ed names; *n). */
+static char **topic_dirs(const char *data_dir, size_t *n)
+{
+    char path[4096];
+    DIR *d;
+    struct dirent *e;
+    char **v = NULL;
+    size_t c = 0;
+    *n = 0;
+    snprintf(path, sizeof(path), "%s/topics", data_dir);
+    d = opendir(path);
+    if (!d)
+        return NULL;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.' ||
+            sl_topic_name_check(e->d_name, strlen(e->d_name)) != SL_OK)
+            continue;
+        if (*n == c) {
+            size_t nc = c ? 2 * c : 16;
+            char **nv = realloc(v, nc * sizeof(*nv));
+            if (!nv)
+                break;
+            v = nv;
+            c = nc;
+        }
+        if ((v[*n] = strdup(e->d_name)) != NULL)
+            (*n)++;
+    }
+    closedir(d);
+    return v;
+}
+
+static void free_names(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* Partitions of a topic directory: 0, 1, ... while they exist. */
+static int32_t count_part_dirs(const char *data_dir, const char *name)
+{
+    char path[4096];
+    struct stat st;
+    int32_t n = 0;
+    for (;; n++) {
+        snprintf(path, sizeof(path), "%s/topics/%s/%d", data_dir, name, n);
+        if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+            return n;
+    }
+}
+
+/* meta.db was missing: register every topic directory found (--recover). */
+static sl_err reregister_topics(sl_topics *ts, char **names, size_t n,
+                                char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    sl_err rc = SL_OK;
+    if (sqlite3_prepare_v2(ts->db,
+                           "INSERT OR IGNORE INTO topics(name, partitions, "
+                           "created_ms) VALUES(?1, ?2, ?3)",
+                           -1, &st, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "meta.db: %s", sqlite3_errmsg(ts->db));
+        return SL_ERR_STORAGE;
+    }
+    for (size_t i = 0; i < n && rc == SL_OK; i++) {
+        int32_t np = count_part_dirs(ts->dir, names[i]);
+        if (np == 0)
+            continue;
+        sqlite3_reset(st);
+        sqlite3_bind_text(st, 1, names[i], -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int(st, 2, np);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)sl_now_ms());
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            snprintf(err, errlen, "meta.db: %s", sqlite3_errmsg(ts->db));
+            rc = SL_ERR_STORAGE;
+        } else {
+            sl_log(SL_WARN, "topic",
+                   "--recover: re-registered topic %s (%d partitions) from "
+                   "its directory; its settings were lost, the defaults "
+                   "apply",
+                   names[i], (int)np);
+        }
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Does a topic with these overrides (or the broker default) use
+ * flush=never? */
+static int lazy_topic(const sl_config *cfg, const char *const *keys,
+                      const char *const *vals, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(keys[i], "flush") == 0)
+            return strcmp(vals[i], "never") == 0;
+    return cfg->flush == SL_FLUSH_NEVER;
+}
+
 static sl_err load_topics(sl_topics *ts, char *err, size_t errlen)
 {
     sqlite3_stmt *st = NULL, *cst = NULL;
@@ -216,7 +333,31 @@ static sl_err load_topics(sl_topics *ts, char *err, size_t errlen)
             vals[n] = vbuf[n];
             n++;
         }
-        rc = topic_open(ts, name, np, keys, vals, n, &t, err, errlen);
+        for (int32_t i = 0; i < np; i++) {
+            char path[4096];
+            struct stat pst;
+            snprintf(path, sizeof(path), "%s/topics/%s/%d", ts->dir, name, i);
+            if (stat(path, &pst) == 0)
+                continue;
+            if (!ts->cfg->recover && !lazy_topic(ts->cfg, keys, vals, n)) {
+                snprintf(err, errlen,
+                         "partition directory %s is missing (topic %s has %d "
+                         "partitions in meta.db): its records were deleted. "
+                         "Restore it from a backup, or start once with "
+                         "--recover to accept the loss (the partition "
+                         "starts empty)",
+                         path, name, (int)np);
+                rc = SL_ERR_STORAGE;
+                break;
+            }
+            sl_log(SL_WARN, "topic",
+                   "%s: partition directory %s was missing; it starts empty "
+                   "(%s)",
+                   name, path,
+                   ts->cfg->recover ? "--recover" : "a flush=never topic");
+        }
+        if (rc == SL_OK)
+            rc = topic_open(ts, name, np, keys, vals, n, &t, err, errlen);
         for (size_t i = 0; i < n; i++) {
             free(kbuf[i]);
             free(vbuf[i]);
@@ -238,6 +379,8 @@ sl_err sl_topics_open(const char *data_dir, const sl_config *cfg,
 {
     sl_topics *ts = calloc(1, sizeof(*ts));
     char path[4096];
+    char **dirs = NULL;
+    size_t ndirs = 0;
     sl_err rc;
 
     if (!ts)
@@ -260,6 +403,21 @@ sl_err sl_topics_open(const char *data_dir, const sl_config *cfg,
         goto out;
     }
     snprintf(path, sizeof(path), "%s/meta.db", data_dir);
+    if (access(path, F_OK) != 0) {
+        dirs = topic_dirs(data_dir, &ndirs);
+        if (ndirs > 0 && !cfg->recover) {
+            snprintf(err, errlen,
+                     "%s is missing but %s/topics holds %zu topic "
+                     "director%s (%s%s): the topic registry was deleted. "
+                     "Restore it from a backup, or start once with "
+                     "--recover to re-register the topics from their "
+                     "directories (their settings are lost)",
+                     path, data_dir, ndirs, ndirs == 1 ? "y" : "ies", dirs[0],
+                     ndirs > 1 ? ", ..." : "");
+            rc = SL_ERR_STORAGE;
+            goto out;
+        }
+    }
     if (sqlite3_open(path, &ts->db) != SQLITE_OK) {
         snprintf(err, errlen, "cannot open %s: %s", path,
                  ts->db ? sqlite3_errmsg(ts->db) : "out of memory");
@@ -280,6 +438,8 @@ sl_err sl_topics_open(const char *data_dir, const sl_config *cfg,
                      " topic TEXT NOT NULL, key TEXT NOT NULL,"
                      " value TEXT NOT NULL, PRIMARY KEY(topic, key));",
                      err, errlen);
+    if (rc == SL_OK && ndirs > 0)
+        rc = reregister_topics(ts, dirs, ndirs, err, errlen);
     if (rc == SL_OK)
         rc = load_topics(ts, err, errlen);
     if (rc != SL_OK)
@@ -287,6 +447,7 @@ sl_err sl_topics_open(const char *data_dir, const sl_config *cfg,
     *out = ts;
     ts = NULL;
 out:
+    free_names(dirs, ndirs);
     sl_topics_free(ts);
     return rc;
 }

@@ -409,3 +409,99 @@ def test_stomp_message_never_exceeds_frame_limit(tmp_path):
         if b.running():
             b.stop()
         b.cleanup()
+
+
+# ---- finding 10: missing state is refused, --recover accepts the loss -----
+
+def start_fails(b, want):
+    import subprocess
+    p = b.spawn()
+    try:
+        out, _ = p.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        p.kill()  # it started (and printed its ready line): the bug
+        p.communicate()
+        raise AssertionError("sluiced started on missing state; log:\n" +
+                             b.log()[-2000:])
+    assert p.returncode != 0, "sluiced started: %r" % out
+    assert b"sluiced ready" not in out
+    log = b.log()
+    assert want in log, log[-3000:]
+
+
+def populated(tmp_path):
+    b = Broker(str(tmp_path / "data"))
+    b.start()
+    with sw.Client(b.binary_addr) as c:
+        c.create_topic("keep", 2, {"retention-ms": "123456789"})
+        for p in (0, 1):
+            for i in range(3):
+                c.produce("keep", p, [b"p%d-%d" % (p, i)],
+                          acks=sw.ACKS_DURABLE)
+        got = queue_drain(c, "g", "keep", 6)
+        assert len(got) == 6
+    b.stop()
+    return b
+
+
+def rm_db(b, name):
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            os.unlink(os.path.join(b.data_dir, name + suffix))
+        except FileNotFoundError:
+            pass
+
+
+def test_groups_db_deleted_refused_then_recovered(tmp_path):
+    b = populated(tmp_path)
+    try:
+        rm_db(b, "groups.db")
+        start_fails(b, "groups.db is missing but")
+        b.start(["--recover"])
+        assert "--recover: " in b.log()
+        with sw.Client(b.binary_addr) as c:
+            # the loss the operator accepted: the group starts over
+            assert len(queue_drain(c, "g", "keep", 6)) == 6
+    finally:
+        if b.running():
+            b.stop()
+        b.cleanup()
+
+
+def test_meta_db_deleted_refused_then_recovered(tmp_path):
+    b = populated(tmp_path)
+    try:
+        rm_db(b, "meta.db")
+        start_fails(b, "meta.db is missing but")
+        b.start(["--recover"])
+        assert "re-registered topic keep (2 partitions)" in b.log()
+        with sw.Client(b.binary_addr) as c:
+            for p in (0, 1):
+                recs = c.fetch_records("keep", p, 0)
+                assert [x["value"] for x in recs] == [
+                    b"p%d-%d" % (p, i) for i in range(3)]
+        b.stop()
+        b.start()  # recovered for good: no flag needed any more
+        b.stop()
+    finally:
+        if b.running():
+            b.stop()
+        b.cleanup()
+
+
+def test_partition_dir_deleted_refused_then_recovered(tmp_path):
+    import shutil
+    b = populated(tmp_path)
+    try:
+        shutil.rmtree(os.path.join(b.data_dir, "topics", "keep", "1"))
+        start_fails(b, "topics/keep/1 is missing (topic keep has 2 "
+                       "partitions in meta.db)")
+        b.start(["--recover"])
+        with sw.Client(b.binary_addr) as c:
+            assert [x["value"] for x in c.fetch_records("keep", 0, 0)] == [
+                b"p0-%d" % i for i in range(3)]
+            assert c.list_offset("keep", 1, sw.OFFSET_LATEST) == (0, 0)
+    finally:
+        if b.running():
+            b.stop()
+        b.cleanup()
