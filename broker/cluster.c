@@ -355,6 +355,15 @@ static void create_propose(sl_broker *b, const sl_create_topic *ct,
         vals[nk] = val;
         nk++;
     }
+    {
+        /* refuse bad configs before they reach the log: every node
+         * creates the topic from it and would refuse them there */
+        sl_part_cfg pc;
+        one->rc = sl_config_part_cfg(&b->cfg, keys, vals, nk, &pc, one->msg,
+                                     sizeof(one->msg));
+        if (one->rc != SL_OK)
+            goto out;
+    }
     if (rf == 0) {
         rf = b->cfg.cluster_replication_factor;
         if (rf > live_nodes(m))

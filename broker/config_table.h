@@ -163,6 +163,12 @@ SL_CFG(cluster_election_timeout_ms, "cluster-election-timeout-ms", MS, "1000",
        "Raft election timeout (randomised between 1x and 2x by libraft).")
 SL_CFG(cluster_heartbeat_ms, "cluster-heartbeat-ms", MS, "100", 10, 60000, 0,
        NULL, "Raft heartbeat interval; also the controller's tick.")
+SL_CFG(unclean_leader_election, "unclean-leader-election", BOOL, "no", 0, 0,
+       SL_CF_TOPIC, NULL,
+       "Cluster: when every in-sync replica of a partition is down, elect "
+       "an out-of-sync replica anyway (records only the others had are "
+       "lost). Off: the partition stays offline until an in-sync replica "
+       "returns.")
 SL_CFG(cluster_snapshot_threshold, "cluster-snapshot-threshold", INT, "1024",
        8, 100000000, 0, NULL,
        "Metadata log entries between two snapshots of the metadata image.")

@@ -4,6 +4,8 @@ metadata, the metadata leader is kill -9ed and a new one takes over (the
 dead node is fenced and partition leadership moves off it), and the killed
 node restarts and catches up."""
 import os
+import shutil
+import signal
 import sys
 
 import pytest
@@ -111,3 +113,81 @@ def test_leader_election_and_failover(cluster):
                "%s the same on all three" % t)
     c.wait(lambda: (c.status(c.agreed_leader(all3) or 1) or {}).get(
         "nodes") == {1: "up", 2: "up", 3: "up"}, "the node unfenced")
+
+
+def wait_all_up(c, nodes):
+    def ok():
+        ldr = c.agreed_leader(nodes)
+        st = c.status(ldr) if ldr else None
+        return st and st["nodes"] == {n: "up" for n in nodes} and ldr
+    return c.wait(ok, "a leader and every node up")
+
+
+def test_paused_leader_is_fenced_and_rejoins(cluster):
+    c = cluster
+    all3 = [1, 2, 3]
+    leader = wait_all_up(c, all3)
+    c.cli(leader, "topic", "create", "p1", "--partitions", "3")
+    before = parse(c.wait(lambda: same_everywhere(c, "p1", all3, 3), "p1"))
+    c.nodes[leader].proc.send_signal(signal.SIGSTOP)
+    try:
+        rest = [n for n in all3 if n != leader]
+        new = c.wait(lambda: c.agreed_leader(rest), "a leader while paused")
+        c.wait(lambda: (c.status(new) or {}).get("nodes", {}).get(leader) ==
+               "down", "the paused node fenced")
+        moved = parse(c.wait(lambda: same_everywhere(c, "p1", rest, 3),
+                             "p1 on the others"))
+        assert all(m[0] != leader for m in moved)
+    finally:
+        c.nodes[leader].proc.send_signal(signal.SIGCONT)
+    # it resumes believing it led; Raft makes it follow, and its image
+    # catches up with the fencing it slept through
+    wait_all_up(c, all3)
+    after = parse(c.wait(lambda: same_everywhere(c, "p1", all3, 3),
+                         "p1 the same on all three"))
+    for (l0, e0, _, _), (l1, e1, _, i1) in zip(before, after):
+        assert e1 == (e0 + 1 if l0 == leader else e0)
+        assert leader not in i1 and l1 != leader
+    if c.agreed_leader(all3) != leader:
+        p = c.cli(leader, "topic", "create", "late", check=False)
+        assert p.returncode != 0 and "not the metadata leader" in p.stderr
+    for n in all3:
+        assert c.nodes[n].stop() == 0  # SIGTERM: clean exit, no leak report
+
+
+def test_wiped_node_rejoins(cluster):
+    c = cluster
+    all3 = [1, 2, 3]
+    leader = wait_all_up(c, all3)
+    c.cli(leader, "topic", "create", "w1", "--partitions", "4")
+    c.wait(lambda: same_everywhere(c, "w1", all3, 4), "w1")
+    victim = next(n for n in all3 if n != leader)
+    c.kill9(victim)
+    shutil.rmtree(c.nodes[victim].data_dir)
+    c.cli(leader, "topic", "create", "w2", "--partitions", "2")
+    c.restart(victim)  # empty data: bootstraps, then follows the log
+    wait_all_up(c, all3)
+    for t, n in (("w1", 4), ("w2", 2)):
+        c.wait(lambda: same_everywhere(c, t, all3, n),
+               "%s on the wiped node" % t)
+    p = c.cli(victim, "topic", "list")
+    assert sorted(ln.split()[0] for ln in p.stdout.splitlines()) == \
+        ["w1", "w2"]
+
+
+def test_create_validation_before_the_log(cluster):
+    c = cluster
+    all3 = [1, 2, 3]
+    leader = wait_all_up(c, all3)
+    p = c.cli(leader, "topic", "create", "bad", "--config", "flush=bogus",
+              check=False)
+    assert p.returncode != 0 and "flush" in p.stderr
+    p = c.cli(leader, "topic", "create", "bad", "--replication-factor", "4",
+              check=False)
+    assert p.returncode != 0 and "3 live" in p.stderr
+    c.cli(leader, "topic", "create", "u", "--config",
+          "unclean-leader-election=yes", "--replication-factor", "2")
+    c.wait(lambda: same_everywhere(c, "u", all3, 1), "u everywhere")
+    for n in all3:
+        p = c.cli(n, "topic", "list")
+        assert [ln.split()[0] for ln in p.stdout.splitlines()] == ["u"]
