@@ -108,6 +108,7 @@ void sl_binary_dispatch(sl_broker *b, sl_conn *c, sl_req *req, sl_reply *r)
         sl_reply_error(r, SL_ERR_UNSUPPORTED_VERSION, msg);
         return;
     }
+    b->api_requests[req->api_key]++; /* /metrics */
     e->fn(b, c, req, r);
 }
 
@@ -186,8 +187,8 @@ static void fill_meta_topic(sl_broker *b, sl_arena *a, sl_topic *t,
     }
     for (int32_t i = 0; i < t->nparts; i++) {
         mt->parts[i].partition = (uint32_t)i;
-        mt->parts[i].start_offset = sl_part_start_offset(t->parts[i].part);
-        mt->parts[i].end_offset = sl_part_end_offset(t->parts[i].part);
+        mt->parts[i].start_offset = sl_part_start_offset(t->parts[i]->part);
+        mt->parts[i].end_offset = sl_part_end_offset(t->parts[i]->part);
     }
     cc.cap = (uint32_t)t->ncfg + (uint32_t)t->nparts;
     cc.kv = sl_arena_alloc(a, sizeof(sl_kv) * (cc.cap + 1));
@@ -199,7 +200,7 @@ static void fill_meta_topic(sl_broker *b, sl_arena *a, sl_topic *t,
     for (int32_t i = 0; cc.kv && i < t->nparts; i++) {
         sl_part_bad bad[4];
         uint64_t total = 0;
-        size_t nb = sl_part_bad_ranges(t->parts[i].part, bad, 4, &total);
+        size_t nb = sl_part_bad_ranges(t->parts[i]->part, bad, 4, &total);
         char key[32], val[512];
         size_t o = 0;
         if (total == 0)

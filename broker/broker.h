@@ -53,6 +53,7 @@ struct sl_broker {
     struct event *stop_timer;
 
     sl_api_entry apis[SL_MAX_API];
+    uint64_t api_requests[SL_MAX_API]; /* dispatched, per api (/metrics) */
 
     sl_append_hook *append_hooks;
     size_t nappend_hooks;

@@ -78,7 +78,7 @@ static sl_err tp_get(sl_broker *b, const char *topic, int32_t partition,
     }
     if (partition < 0 || partition >= t->nparts)
         return SL_ERR_UNKNOWN_PARTITION;
-    *out = &t->parts[partition];
+    *out = t->parts[partition];
     return SL_OK;
 }
 
@@ -191,7 +191,7 @@ sl_err sl_ops_topic_delete(sl_broker *b, const char *name)
     if (!t)
         return SL_OK; /* a hook deleted it */
     for (int32_t i = 0; i < t->nparts; i++) {
-        sl_tpart *tp = &t->parts[i];
+        sl_tpart *tp = t->parts[i];
         sl_ops_wait *w;
         while ((w = tp->dw_head)) {
             tp->dw_head = w->next;
@@ -285,6 +285,8 @@ sl_err sl_ops_append(sl_broker *b, const char *topic, int32_t partition,
                sl_strerror(rc));
         return rc;
     }
+    tp->bytes_in += len;
+    tp->records_in += (uint64_t)(sl_part_end_offset(tp->part) - base);
     if (tp->topic->pcfg.flush != SL_FLUSH_NEVER)
         sl_flusher_request(b->flusher, tp->part);
     if (tp->topic->pcfg.flush == SL_FLUSH_ALWAYS && !tp->on_dv_list) {

@@ -28,6 +28,8 @@ extern void sl_groups_module_init(sl_broker *b) __attribute__((weak));
 extern void sl_groups_module_fini(sl_broker *b) __attribute__((weak));
 extern void sl_stomp_module_init(sl_broker *b) __attribute__((weak));
 extern void sl_stomp_module_fini(sl_broker *b) __attribute__((weak));
+extern void sl_admin_module_init(sl_broker *b) __attribute__((weak));
+extern void sl_admin_module_fini(sl_broker *b) __attribute__((weak));
 
 struct event_base *sl_broker_base(sl_broker *b)
 {
@@ -156,7 +158,7 @@ static void maint_cb(evutil_socket_t fd, short what, void *arg)
     for (size_t i = 0; i < n; i++) {
         for (int32_t p = 0; p < all[i]->nparts; p++) {
             int deleted = 0;
-            sl_err rc = sl_part_maintain(all[i]->parts[p].part, now, &deleted);
+            sl_err rc = sl_part_maintain(all[i]->parts[p]->part, now, &deleted);
             if (rc != SL_OK)
                 sl_log(SL_WARN, "server", "maintenance of %s/%d: %s",
                        all[i]->name, p, sl_strerror(rc));
@@ -384,6 +386,8 @@ sl_err sl_server_start(sl_config *cfg, sl_broker **out, char *err,
         sl_groups_module_init(b);
     if (sl_stomp_module_init)
         sl_stomp_module_init(b);
+    if (sl_admin_module_init)
+        sl_admin_module_init(b);
     if (b->exit_code) {
         snprintf(err, errlen, "a module failed to start (see the log)");
         rc = SL_ERR_UNKNOWN;
@@ -421,7 +425,7 @@ static void sync_all(sl_broker *b)
 
     for (size_t i = 0; i < n; i++) {
         for (int32_t p = 0; p < all[i]->nparts; p++) {
-            sl_part *part = all[i]->parts[p].part;
+            sl_part *part = all[i]->parts[p]->part;
             sl_err rc;
             if (!sl_part_dirty(part))
                 continue;
@@ -444,6 +448,8 @@ static void broker_free(sl_broker *b)
     if (b->base && b->flusher) {
         /* front ends first: STOMP sessions release their queue consumers
          * while the groups still exist */
+        if (sl_admin_module_fini)
+            sl_admin_module_fini(b);
         if (sl_stomp_module_fini)
             sl_stomp_module_fini(b);
         if (sl_groups_module_fini)

@@ -40,6 +40,9 @@ typedef struct sl_tpart {
     struct sl_tpart *dv_next;
     int on_dv_list;
     int64_t dv_fired;
+    /* traffic counters for /metrics (ops.c; loop thread only, read by the
+     * scrape on the loop thread too: plain integers) */
+    uint64_t records_in, bytes_in; /* out: sl_part_read_stats */
     /* deferred append hooks (ops.c) */
     struct sl_tpart *ap_next;
     int on_ap_list;
@@ -48,7 +51,8 @@ typedef struct sl_tpart {
 struct sl_topic {
     char *name;
     int32_t nparts;
-    sl_tpart *parts; /* array of nparts */
+    sl_tpart **parts; /* nparts, each allocated on its own (their addresses
+                         stay put when partitions are added) */
     sl_part_cfg pcfg;
     size_t ncfg; /* per-topic overrides */
     char **cfg_keys;
@@ -73,6 +77,20 @@ sl_err sl_topics_create(sl_topics *ts, const char *name, int32_t nparts,
 /* Remove the row, close the partitions (the caller has detached waiters
  * and told the flusher to forget them) and delete the files. t is freed. */
 sl_err sl_topics_delete(sl_topics *ts, sl_topic *t);
+/* Set per-topic config overrides (merged into the existing ones; an
+ * empty value removes an override) and apply them to the open
+ * partitions. Validated as a whole first: nothing changes on error (err
+ * names the key). Persisted in meta.db before returning. */
+sl_err sl_topics_alter(sl_topics *ts, sl_topic *t, const char *const *keys,
+                       const char *const *values, size_t n, char *err,
+                       size_t errlen);
+/* Grow the topic to nparts partitions (more than it has; at most 10000).
+ * The new partition directories are made first, then the row's count is
+ * committed (a crash in between leaves directories that the next add
+ * removes first). Records keep their partitions: keys hash differently
+ * from now on, as in Kafka. */
+sl_err sl_topics_add_partitions(sl_topics *ts, sl_topic *t, int32_t nparts,
+                                char *err, size_t errlen);
 /* Every topic, sorted by name; the array is malloc'ed (caller frees it,
  * not the topics). */
 sl_topic **sl_topics_sorted(sl_topics *ts, size_t *n);

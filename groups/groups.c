@@ -398,6 +398,15 @@ static sl_err apply_ops(sl_groups *g, const uint8_t *p, size_t len)
                 if (!ok)
                     goto err_db;
             }
+        } else if (op == SL_OP_SDEL) {
+            sqlite3_stmt *st = NULL;
+            int ok = sqlite3_prepare_v2(db, "DELETE FROM soffset WHERE grp=?",
+                                        -1, &st, NULL) == SQLITE_OK &&
+                     bind_str(st, 1, gn, gl) == SQLITE_OK &&
+                     sqlite3_step(st) == SQLITE_DONE;
+            sqlite3_finalize(st);
+            if (!ok)
+                goto err_db;
         } else if (op == SL_OP_QDEL) {
             sqlite3_stmt *sts[3] = {del_group, del_parts, del_granges};
             for (int i = 0; i < 3; i++) {

@@ -338,6 +338,59 @@ void sl_group_info_free(sl_group_info *info);
 /* Names and kinds of every group; caller frees names[i], names, kinds. */
 sl_err sl_groups_list(sl_groups *g, char ***names, int **kinds, size_t *count);
 
+/* ---- management (sluice queues / purge / reset / peek) ---------------- */
+
+/* What an operator asks about a queue group over one topic (sums over its
+ * partitions). ready: records a consumer could get now (available and
+ * due, in the window or not read yet); in_flight: acquired; delayed:
+ * available but not due (not-before header, nack backoff); backlog:
+ * log end - start offset; oldest_ready_ts: the timestamp (ms since the
+ * epoch) of the oldest ready record, -1 when nothing is ready. */
+typedef struct sl_qgroup_summary {
+    int64_t ready;
+    int64_t in_flight;
+    int64_t delayed;
+    int64_t backlog;
+    int64_t consumers;
+    int64_t oldest_ready_ts;
+} sl_qgroup_summary;
+
+/* SL_OK or SL_ERR_UNKNOWN_GROUP. Reads one record per partition from the
+ * log for oldest_ready_ts. @thread loop */
+sl_err sl_qgroup_summary_get(sl_groups *g, const char *group,
+                             const char *topic, sl_qgroup_summary *out);
+
+/*
+ * Move partition `partition` of queue group (group, topic) to `offset`
+ * (clamped to the log's [start, end]): the window is dropped, records
+ * held by consumers are forgotten (their acks then fail with
+ * SL_ERR_NOT_ACQUIRED), and delivery resumes at offset. Purge is a seek
+ * to the log end; reset a seek anywhere. Persisted with the next round
+ * (sl_groups_wait). SL_ERR_UNKNOWN_GROUP, SL_ERR_UNKNOWN_PARTITION.
+ * @thread loop
+ */
+sl_err sl_qgroup_seek(sl_groups *g, const char *group, const char *topic,
+                      int32_t partition, int64_t offset);
+
+/* One record a peek found; rec is valid during the call only. */
+typedef void (*sl_qpeek_fn)(void *arg, int32_t partition, int64_t offset,
+                            uint32_t attempts, const sl_record *rec);
+/*
+ * Browse up to max ready records of (group, topic), lowest offsets of each
+ * partition first, partition by partition, without changing any state
+ * (no delivery is counted, nothing is locked). Returns how many were
+ * passed to fn, or -1 for an unknown group. @thread loop
+ */
+int64_t sl_qgroup_peek(sl_groups *g, const char *group, const char *topic,
+                       int64_t max, sl_qpeek_fn fn, void *arg);
+
+/* Forget stream group `group` (its committed offsets, persisted with the
+ * next round). SL_ERR_UNKNOWN_GROUP; SL_ERR_BUSY while it has members
+ * (as Kafka refuses to delete a non-empty group). @thread loop */
+sl_err sl_sgroup_delete(sl_groups *g, const char *group);
+/* Members of stream group `group` (0 if unknown). */
+size_t sl_sgroup_members(sl_groups *g, const char *group);
+
 /* ---- stream groups --------------------------------------------------- */
 
 typedef struct sl_gtp {

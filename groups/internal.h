@@ -212,7 +212,8 @@ enum {
     SL_OP_QGROUP = 2,
     SL_OP_OFFSET = 3,
     SL_OP_QDEL = 4, /* group + topic: drop a queue group's rows */
-    SL_OP_TDEL = 5  /* topic (group empty): drop every row of a topic */
+    SL_OP_TDEL = 5, /* topic (group empty): drop every row of a topic */
+    SL_OP_SDEL = 6  /* group (topic empty): drop a stream group's offsets */
 };
 /* Stage one delete op directly (it must reach the db even though the
  * objects are gone). */

@@ -1952,3 +1952,153 @@ sl_err sl_queue_describe(sl_groups *g, const char *group, sl_group_info *info)
     snprintf(info->state, sizeof(info->state), "%s", mi ? "Active" : "Empty");
     return SL_OK;
 }
+
+/* ---- management ------------------------------------------------------- */
+
+/* A window entry a consumer could get now. */
+static int ent_ready(const sl_qent *e, int64_t now)
+{
+    return e->state == SL_Q_AVAIL && e->t <= now &&
+           !(e->flags & SL_QE_DELAYED);
+}
+
+sl_err sl_qgroup_summary_get(sl_groups *g, const char *group,
+                             const char *topic, sl_qgroup_summary *out)
+{
+    sl_qgroup *qg = sl_groups_qgroup_find(g, group, topic);
+    sl_qgroup_summary s;
+    int64_t now = sl_groups_now(g);
+    if (!qg)
+        return SL_ERR_UNKNOWN_GROUP;
+    qg_sync_parts(qg);
+    memset(&s, 0, sizeof(s));
+    s.oldest_ready_ts = -1;
+    for (sl_qconsumer *c = qg->consumers; c; c = c->next)
+        s.consumers++;
+    for (int32_t i = 0; i < qg->nparts; i++) {
+        sl_qpart *qp = qg->parts[i];
+        sl_part *p;
+        int64_t first = -1, upto;
+        sl_record rec;
+        if (!qp || !(p = qp_part(qp)))
+            continue;
+        upto = qp_upto(qp);
+        s.in_flight += qp->n_acq;
+        s.backlog += sl_part_end_offset(p) - qp->start;
+        for (int64_t o = qp->start; o < qp->cursor; o++) {
+            const sl_qent *e = ent(qp, o);
+            if (ent_ready(e, now)) {
+                s.ready++;
+                if (first < 0)
+                    first = o;
+            } else if (e->state == SL_Q_AVAIL) {
+                s.delayed++;
+            }
+        }
+        if (upto > qp->cursor) {
+            s.ready += upto - qp->cursor;
+            if (first < 0)
+                first = qp->cursor < sl_part_start_offset(p)
+                            ? sl_part_start_offset(p)
+                            : qp->cursor;
+        }
+        if (first >= 0 && reread(qp, first, &rec) == 1 &&
+            (s.oldest_ready_ts < 0 || rec.timestamp < s.oldest_ready_ts))
+            s.oldest_ready_ts = rec.timestamp;
+    }
+    *out = s;
+    return SL_OK;
+}
+
+sl_err sl_qgroup_seek(sl_groups *g, const char *group, const char *topic,
+                      int32_t partition, int64_t offset)
+{
+    sl_qgroup *qg = sl_groups_qgroup_find(g, group, topic);
+    sl_qpart *qp;
+    sl_part *p;
+    size_t j = 0;
+    if (!qg)
+        return SL_ERR_UNKNOWN_GROUP;
+    qg_sync_parts(qg);
+    if (partition < 0 || partition >= qg->nparts || !qg->parts[partition])
+        return SL_ERR_UNKNOWN_PARTITION;
+    qp = qg->parts[partition];
+    if (!(p = qp_part(qp)))
+        return SL_ERR_UNKNOWN_PARTITION;
+    if (offset < sl_part_start_offset(p))
+        offset = sl_part_start_offset(p);
+    if (offset > sl_part_end_offset(p))
+        offset = sl_part_end_offset(p);
+    /* Records held by consumers are forgotten: their settlements fail
+     * with NOT_ACQUIRED from now on (the offsets left the window). */
+    for (int64_t o = qp->start; o < qp->cursor; o++) {
+        sl_qent *e = ent(qp, o);
+        if (e->state == SL_Q_ACQ) {
+            sl_qconsumer *c = consumer_by_id(qg, e->consumer);
+            if (c && c->held)
+                c->held--;
+        }
+    }
+    /* Dead-letter copies already appended stay in the DLQ; nothing in
+     * this window waits for them any more. */
+    for (size_t i = 0; i < g->ndlqp; i++)
+        if (g->dlqp[i].qp != qp)
+            g->dlqp[j++] = g->dlqp[i];
+    g->ndlqp = j;
+    qp->start = qp->cursor = offset;
+    qp->n_avail = qp->n_acq = qp->n_dlq_redo = 0;
+    qp->n_delayed = qp->n_keyed = 0;
+    qp->it_pos = -1;
+    qp->rit_pos = -1;
+    qp->next_deadline = INT64_MAX;
+    qp->next_due = INT64_MAX;
+    update_low_water(qg, qp);
+    qp_dirty(qp);
+    sl_log(SL_INFO, "groups", "queue group %s on %s/%d moved to offset %lld",
+           qg->name, qg->topic, partition, (long long)offset);
+    if (qg_wants(qg))
+        pump(qg);
+    return SL_OK;
+}
+
+int64_t sl_qgroup_peek(sl_groups *g, const char *group, const char *topic,
+                       int64_t max, sl_qpeek_fn fn, void *arg)
+{
+    sl_qgroup *qg = sl_groups_qgroup_find(g, group, topic);
+    int64_t n = 0, now = sl_groups_now(g);
+    if (!qg)
+        return -1;
+    qg_sync_parts(qg);
+    for (int32_t i = 0; i < qg->nparts && n < max; i++) {
+        sl_qpart *qp = qg->parts[i];
+        sl_part *p;
+        sl_part_iter *it = NULL;
+        sl_record rec;
+        int64_t upto, from;
+        if (!qp || !(p = qp_part(qp)))
+            continue;
+        for (int64_t o = qp->start; o < qp->cursor && n < max; o++) {
+            sl_qent *e = ent(qp, o);
+            if (ent_ready(e, now) && reread(qp, o, &rec) == 1) {
+                fn(arg, i, o, e->attempts, &rec);
+                n++;
+            }
+        }
+        upto = qp_upto(qp);
+        from = qp->cursor;
+        if (from < sl_part_start_offset(p))
+            from = sl_part_start_offset(p);
+        if (n >= max || from >= upto ||
+            sl_part_iter_new(p, from, &it) != SL_OK)
+            continue;
+        while (n < max && sl_part_iter_next(it, &rec, NULL) &&
+               rec.offset < upto) {
+            if (rec.offset < from)
+                continue;
+            fn(arg, i, rec.offset, 0, &rec);
+            n++;
+        }
+        sl_part_iter_free(it);
+    }
+    return n;
+}

@@ -470,3 +470,30 @@ sl_err sl_stream_describe(sl_groups *g, const char *group, sl_group_info *info)
     info->nparts = sg->noffs;
     return SL_OK;
 }
+
+/* ---- management -------------------------------------------------------- */
+
+size_t sl_sgroup_members(sl_groups *g, const char *group)
+{
+    sl_sgroup *sg = sl_groups_sgroup_find(g, group);
+    return sg ? sg->nmembers : 0;
+}
+
+sl_err sl_sgroup_delete(sl_groups *g, const char *group)
+{
+    sl_sgroup **pp = &g->sgroups;
+    while (*pp && strcmp((*pp)->name, group))
+        pp = &(*pp)->next;
+    if (!*pp)
+        return SL_ERR_UNKNOWN_GROUP;
+    if ((*pp)->nmembers)
+        return SL_ERR_BUSY;
+    sl_sgroup *sg = *pp;
+    *pp = sg->next;
+    /* Staged directly: nothing dirty is left to carry it. */
+    sl_groups_stage_delete(g, SL_OP_SDEL, sg->name, "");
+    sg_free(sg);
+    if (g->flusher)
+        sl_flusher_wake(g->flusher);
+    return SL_OK;
+}

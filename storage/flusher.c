@@ -167,6 +167,10 @@ struct sl_flusher {
     _Atomic int astop; /* copy of stop for the spinner */
     _Atomic uint64_t rounds, syncs;
     _Atomic int64_t sync_avg_us; /* fdatasync time per round, 1/8 weight */
+    /* histograms (sl_flusher_hists), written by the flusher thread */
+    _Atomic uint64_t h_sync[SL_FLUSHER_NBUCKETS], h_sync_sum;
+    _Atomic uint64_t h_size[SL_FLUSHER_NBUCKETS], h_size_sum;
+    uint64_t last_covered; /* flusher thread: covered before this round */
 };
 
 static int64_t mono_ms(void)
@@ -249,9 +253,27 @@ static void run_round(sl_flusher *f)
     }
     atomic_fetch_add(&f->syncs, n);
     if (n > 0) { /* only this thread writes it */
+        static const int64_t sb[] = SL_FLUSHER_SYNC_BUCKETS_US;
+        static const int64_t zb[] = SL_FLUSHER_SIZE_BUCKETS;
+        int64_t dt = sl_fs_mono_us() - t0;
+        uint64_t size = f->round_token > f->last_covered
+                            ? f->round_token - f->last_covered
+                            : 0;
+        int i;
         avg = atomic_load(&f->sync_avg_us);
-        atomic_store(&f->sync_avg_us, avg + (sl_fs_mono_us() - t0 - avg) / 8);
+        atomic_store(&f->sync_avg_us, avg + (dt - avg) / 8);
+        for (i = 0; sb[i] >= 0 && dt > sb[i]; i++)
+            ;
+        atomic_fetch_add_explicit(&f->h_sync[i], 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&f->h_sync_sum, (uint64_t)dt,
+                                  memory_order_relaxed);
+        for (i = 0; zb[i] >= 0 && (int64_t)size > zb[i]; i++)
+            ;
+        atomic_fetch_add_explicit(&f->h_size[i], 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&f->h_size_sum, size, memory_order_relaxed);
     }
+    if (f->round_token > f->last_covered)
+        f->last_covered = f->round_token;
     pthread_mutex_lock(&f->mu);
     dn = f->dnotify;
     darg = f->darg;
@@ -587,4 +609,22 @@ uint64_t sl_flusher_syncs(const sl_flusher *f)
 int64_t sl_flusher_sync_avg_us(const sl_flusher *f)
 {
     return atomic_load(&((sl_flusher *)f)->sync_avg_us);
+}
+
+void sl_flusher_hists(const sl_flusher *f, sl_flusher_hist *sync_us,
+                      sl_flusher_hist *size)
+{
+    sl_flusher *m = (sl_flusher *)f;
+    memset(sync_us, 0, sizeof(*sync_us));
+    memset(size, 0, sizeof(*size));
+    for (int i = 0; i < SL_FLUSHER_NBUCKETS; i++) {
+        sync_us->count[i] = atomic_load_explicit(&m->h_sync[i],
+                                                 memory_order_relaxed);
+        size->count[i] = atomic_load_explicit(&m->h_size[i],
+                                              memory_order_relaxed);
+        sync_us->n += sync_us->count[i];
+        size->n += size->count[i];
+    }
+    sync_us->sum = atomic_load_explicit(&m->h_sync_sum, memory_order_relaxed);
+    size->sum = atomic_load_explicit(&m->h_size_sum, memory_order_relaxed);
 }

@@ -96,4 +96,22 @@ uint64_t sl_flusher_syncs(const sl_flusher *f);
  * 1/8 weight per round that synced something; 0 before the first). */
 int64_t sl_flusher_sync_avg_us(const sl_flusher *f);
 
+/* Histograms for /metrics: the fdatasync time of each round that synced
+ * something (microseconds, upper bounds SL_FLUSHER_SYNC_BUCKETS_US) and
+ * the group-commit size of each round (requests it covered, upper bounds
+ * SL_FLUSHER_SIZE_BUCKETS). Counts per bucket (not cumulative), the last
+ * bucket is +Inf. Written by the flusher thread only. @thread any */
+#define SL_FLUSHER_NBUCKETS 12
+#define SL_FLUSHER_SYNC_BUCKETS_US                                             \
+    {50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 100000, 1000000, -1}
+#define SL_FLUSHER_SIZE_BUCKETS                                                \
+    {1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096, -1}
+typedef struct sl_flusher_hist {
+    uint64_t count[SL_FLUSHER_NBUCKETS];
+    uint64_t n;
+    uint64_t sum;
+} sl_flusher_hist;
+void sl_flusher_hists(const sl_flusher *f, sl_flusher_hist *sync_us,
+                      sl_flusher_hist *size);
+
 #endif

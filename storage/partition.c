@@ -544,6 +544,18 @@ int64_t sl_part_end_offset(const sl_part *p)
     return p->next_offset;
 }
 
+uint64_t sl_part_size_bytes(sl_part *p, size_t *nsegs)
+{
+    uint64_t sum = 0;
+    pthread_mutex_lock(&p->mu);
+    for (size_t i = 0; i < p->nsegs; i++)
+        sum += p->segs[i]->size;
+    if (nsegs)
+        *nsegs = p->nsegs;
+    pthread_mutex_unlock(&p->mu);
+    return sum;
+}
+
 int64_t sl_part_durable_offset(const sl_part *p)
 {
     return atomic_load(&((sl_part *)p)->durable);
@@ -808,9 +820,19 @@ sl_err sl_part_read(sl_part *p, int64_t offset, size_t max_bytes, int64_t upto,
     r.fd = dupfd(s->fd);
     if (r.fd < 0)
         return SL_ESYS(errno);
+    p->rd_bytes += r.len;
+    p->rd_records += (uint64_t)(r.next_offset - (offset > r.first_offset
+                                                     ? offset
+                                                     : r.first_offset));
 done:
     *out = r;
     return SL_OK;
+}
+
+void sl_part_read_stats(const sl_part *p, uint64_t *records, uint64_t *bytes)
+{
+    *records = p->rd_records;
+    *bytes = p->rd_bytes;
 }
 
 sl_err sl_part_read_buf(sl_part *p, int64_t offset, size_t max_bytes,

@@ -81,6 +81,14 @@ int64_t sl_part_start_offset(const sl_part *p);
 int64_t sl_part_end_offset(const sl_part *p);
 /* Every offset below this is on disk (fsynced). @thread any */
 int64_t sl_part_durable_offset(const sl_part *p);
+/* Records and bytes handed out by sl_part_read so far (fetches, queue
+ * acquires): a read's slice counts whole, from the offset asked for.
+ * @thread loop */
+void sl_part_read_stats(const sl_part *p, uint64_t *records, uint64_t *bytes);
+/* Bytes of whole batches in the partition's segments (the log's size
+ * without indexes or preallocated space); *nsegs (may be NULL) = how many
+ * segments. @thread any (takes the partition's mutex) */
+uint64_t sl_part_size_bytes(sl_part *p, size_t *nsegs);
 
 /*
  * A range of whole batches in one segment file, for zero-copy sending.

@@ -83,6 +83,7 @@ struct sl_part {
     sl_part_bad bad[SL_PART_BAD_MAX];
     size_t nbad;
     _Atomic uint64_t bad_total;
+    uint64_t rd_records, rd_bytes; /* loop: handed out by sl_part_read */
     /* Flusher bookkeeping, guarded by the flusher's own mutex. */
     int fl_pending;
     int64_t fl_due_ms;
