@@ -86,7 +86,8 @@ rss_mib() {
 start_sluiced() {
   local d="$work/sluiced"
   mkdir -p "$d"
-  "$sluiced" --listen 127.0.0.1:0 --stomp-listen 127.0.0.1:0 --data "$d/data" \
+  "$sluiced" --listen 127.0.0.1:0 --stomp-listen 127.0.0.1:0 \
+    --http-listen 127.0.0.1:0 --data "$d/data" \
     --log-level warn >"$d/ready" 2>"$d/log" &
   pids+=($!)
   for _ in $(seq 100); do grep -q '^sluiced ready' "$d/ready" && break; sleep 0.1; done

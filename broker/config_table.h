@@ -181,4 +181,7 @@ SL_CFG(cluster_snapshot_threshold, "cluster-snapshot-threshold", INT, "1024",
 #if __has_include("broker/ops_groups_config.h")
 #include "broker/ops_groups_config.h"
 #endif
+#if __has_include("broker/admin_config.h")
+#include "broker/admin_config.h"
+#endif
 #endif

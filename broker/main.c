@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "broker/config.h"
+#include "broker/http.h"
 #include "broker/pl_vfs.h"
 #include "broker/server.h"
 #include "protocol/log.h"
@@ -71,8 +72,9 @@ int main(int argc, char **argv)
         sl_log(SL_ERROR, "server", "cannot start: %s", err);
         return rc == SL_ERR_BUSY ? 3 : 4;
     }
-    printf("sluiced ready binary=%s stomp=%s pid=%ld\n",
-           sl_server_binary_addr(b), sl_server_stomp_addr(b), (long)getpid());
+    printf("sluiced ready binary=%s stomp=%s http=%s pid=%ld\n",
+           sl_server_binary_addr(b), sl_server_stomp_addr(b),
+           sl_http_addr(b), (long)getpid());
     fflush(stdout);
     return sl_server_run(b);
 }

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli/mgmt.h"
 #include "sluice.h"
 
 enum {
@@ -54,6 +55,8 @@ static void usage(FILE *f)
         "  topic describe NAME\n"
         "  cluster status\n"
         "  topic delete NAME\n"
+        "  topic alter NAME --config k=v...\n"
+        "  topic add-partitions NAME --count N\n"
         "  produce TOPIC [--key-separator SEP] [--acks none|written|durable]\n"
         "                [--partition N] [--header k=v]...\n"
         "      one record per stdin line\n"
@@ -63,8 +66,14 @@ static void usage(FILE *f)
         "      T: ms since the epoch or YYYY-MM-DDTHH:MM:SS[Z] (UTC)\n"
         "  queue consume TOPIC --group G [--count N] [--format raw|json]\n"
         "                [--wait-ms MS]\n"
+        "  queue purge TOPIC --group G\n"
+        "  queue peek TOPIC --group G [--count N]\n"
+        "  queues | connections | status | version\n"
         "  group list\n"
         "  group describe G\n"
+        "  group delete G\n"
+        "  group reset G --topic T --to-earliest|--to-latest|--to-offset N|\n"
+        "                --to-time T\n"
         "  group config G --topic TOPIC [--alter] [--stats] [key=value]...\n"
         "      no key=value: print the settings; else create the queue\n"
         "      group if missing (not with --alter), set them, print them\n"
@@ -72,6 +81,9 @@ static void usage(FILE *f)
         "  dlq show DLQTOPIC [--count N] [--format raw|json]\n"
         "  dlq redrive DLQTOPIC [--to TOPIC] [--rate N] [--reason R]\n"
         "                [--max N]\n"
+        "  dlq purge DLQTOPIC\n"
+        "\n"
+        "every command answers --help (sluice topic create --help)\n"
         "\n"
         "exit codes: 0 ok, 1 operation failed, 2 usage, 3 broker "
         "unreachable, 4 timeout\n",
@@ -1168,11 +1180,21 @@ int main(int argc, char **argv)
         rc = EX_USAGE;
         goto out;
     }
+    if (sl_cli_help(argc - i, argv + i)) {
+        rc = EX_OK; /* never contacts the broker */
+        goto out;
+    }
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    {
+        int handled;
+        rc = sl_cli_mgmt(g_conf, argc - i, argv + i, &handled);
+        if (handled)
+            goto out;
+    }
     if (!strcmp(argv[i], "topic"))
         rc = cmd_topic(argc - i - 1, argv + i + 1);
     else if (!strcmp(argv[i], "produce"))

@@ -89,7 +89,9 @@ enum sl_api_key {
     SL_API_DLQ_REDRIVE = 26,
     SL_API_QUEUE_GROUP_CONFIG = 27,
     SL_API_CLUSTER_STATUS = 28,
-    SL_API__MAX = 29 /* one past the largest key */
+    /* management */
+    SL_API_ADMIN = 29,
+    SL_API__MAX = 30 /* one past the largest key */
 };
 
 /* Every api is at version 1. */
@@ -1035,5 +1037,34 @@ sl_err sl_cluster_status_resp_encode(sl_wb *wb, uint32_t corr,
                                      const sl_cluster_status_resp *r);
 sl_err sl_cluster_status_resp_decode(const uint8_t *body, size_t len,
                                      sl_arena *a, sl_cluster_status_resp *out);
+
+/* ---- 29 ADMIN -------------------------------------------------------- */
+
+/*
+ * One management operation named by a verb ("queues", "queue.purge",
+ * "group.reset", ...; docs/protocol.md 4.28 lists them) with string
+ * arguments; the answer is a JSON document (UTF-8), the same document the
+ * HTTP API (docs/http-api.md) returns for the same operation. A verb the
+ * broker does not know is answered SL_ERR_INVALID_ARG naming it.
+ */
+typedef struct sl_admin_req {
+    sl_str verb;
+    uint32_t nargs;
+    sl_kv *args;
+} sl_admin_req;
+
+typedef struct sl_admin_resp {
+    int32_t error;
+    sl_str error_msg;
+    const uint8_t *json; /* borrowed; not NUL-terminated */
+    size_t json_len;
+} sl_admin_resp;
+
+sl_err sl_admin_req_encode(sl_wb *wb, uint32_t corr, const sl_admin_req *r);
+sl_err sl_admin_req_decode(const uint8_t *body, size_t len, sl_arena *a,
+                           sl_admin_req *out);
+sl_err sl_admin_resp_encode(sl_wb *wb, uint32_t corr, const sl_admin_resp *r);
+sl_err sl_admin_resp_decode(const uint8_t *body, size_t len,
+                            sl_admin_resp *out);
 
 #endif

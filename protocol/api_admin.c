@@ -1,6 +1,6 @@
 /*
  * api_admin.c - HANDSHAKE, METADATA, CREATE_TOPICS, DELETE_TOPICS,
- * LIST_TOPICS codecs. Byte layouts: docs/protocol.md.
+ * LIST_TOPICS, ADMIN codecs. Byte layouts: docs/protocol.md.
  */
 #include "protocol/api.h"
 #include "protocol/api_int.h"
@@ -363,6 +363,63 @@ sl_err sl_list_topics_resp_decode(const uint8_t *body, size_t len, sl_arena *a,
         o.topics[i].partitions = sl_rd_u32(&rd);
     }
 out:
+    rc = sl__rd_end(&rd);
+    if (rc == SL_OK)
+        *out = o;
+    return rc;
+}
+
+/* ---- 28 ADMIN --------------------------------------------------------- */
+
+sl_err sl_admin_req_encode(sl_wb *wb, uint32_t corr, const sl_admin_req *r)
+{
+    size_t st;
+    if (!r->verb.p || !r->verb.len)
+        return SL_ERR_INVALID_ARG;
+    st = sl_req_begin(wb, SL_API_ADMIN, SL_API_V1, corr);
+    sl__wb_str(wb, r->verb);
+    sl__put_kvs(wb, r->nargs, r->args);
+    return sl_frame_finish(wb, st);
+}
+
+sl_err sl_admin_req_decode(const uint8_t *body, size_t len, sl_arena *a,
+                           sl_admin_req *out)
+{
+    sl_rd rd;
+    sl_admin_req o = {0};
+    sl_err rc;
+
+    sl_rd_init(&rd, body, len);
+    o.verb = sl__rd_str(&rd);
+    if (!rd.err && (!o.verb.p || !o.verb.len))
+        rd.err = SL_ERR_MALFORMED;
+    o.args = sl__get_kvs(&rd, a, &o.nargs);
+    rc = sl__rd_end(&rd);
+    if (rc == SL_OK)
+        *out = o;
+    return rc;
+}
+
+sl_err sl_admin_resp_encode(sl_wb *wb, uint32_t corr, const sl_admin_resp *r)
+{
+    size_t st;
+    if (r->error != SL_OK)
+        return sl__resp_error(wb, corr, r->error, r->error_msg);
+    st = sl_resp_begin(wb, corr, SL_OK);
+    sl_wb_bytes32(wb, r->json ? r->json : (const uint8_t *)"", r->json_len);
+    return sl_frame_finish(wb, st);
+}
+
+sl_err sl_admin_resp_decode(const uint8_t *body, size_t len,
+                            sl_admin_resp *out)
+{
+    sl_rd rd;
+    sl_admin_resp o = {0};
+    sl_err rc;
+
+    sl_rd_init(&rd, body, len);
+    if (sl__rd_resp_status(&rd, &o.error, &o.error_msg))
+        o.json = sl__rd_blob(&rd, &o.json_len);
     rc = sl__rd_end(&rd);
     if (rc == SL_OK)
         *out = o;

@@ -41,6 +41,7 @@ static const sl_api_info api_table[] = {
     API(DLQ_LIST, "DLQ_LIST"),
     API(DLQ_REDRIVE, "DLQ_REDRIVE"),
     API(QUEUE_GROUP_CONFIG, "QUEUE_GROUP_CONFIG"),
+    API(ADMIN, "ADMIN"),
 };
 #undef API
 

@@ -7,7 +7,8 @@ PKGS=(build-essential cmake pkg-config libevent-dev libssl-dev libsqlite3-dev
       python3-pytest python3-stomp python3-mypy sqlite3
       clang libclang-rt-14-dev
       libraft-dev libuv1-dev
-      zstd) # zstd: the CLI builds zstd bombs in tests/integration
+      zstd # zstd: the CLI builds zstd bombs in tests/integration
+      libcjson-dev python3-prometheus-client curl chromium)
 missing=()
 for p in "${PKGS[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -698,6 +698,38 @@ sluice_err sluice_admin_queue_group_config(sluice_admin *a, const char *topic,
 /* Frees count entries (keys, values) and the array. Accepts NULL. */
 void sluice_kv_array_free(sluice_kv *kvs, size_t count);
 
+/*
+ * Management verbs (the ADMIN api, docs/protocol.md 4.29): one call per
+ * operation, answered with a JSON document (UTF-8, NUL-terminated; the
+ * same document the HTTP API returns for it). Verbs and their arguments
+ * (keys may repeat, e.g. "config"):
+ *   version, status                 broker version / uptime, listeners...
+ *   topics; topic (topic)           topics, one topic with partitions
+ *   topic.create (topic, partitions, config=k=v...), topic.delete (topic)
+ *   topic.alter (topic, config=k=v...; an empty value removes it)
+ *   topic.add_partitions (topic, count = the new total)
+ *   groups; group (group)           every group; one group in detail
+ *   group.delete (group)
+ *   group.reset (group, topic, to = earliest|latest|offset|time, value)
+ *   queues                          every queue group x topic: ready,
+ *                                   in_flight, delayed, consumers, DLQ
+ *   queue.purge (topic, group), queue.peek (topic, group, count)
+ *   dlq.list (topic?), dlq.show (dlq, count, all), dlq.purge (dlq)
+ * args: count pairs, borrowed for the call. On SLUICE_OK *json_out (may
+ * be NULL) is the document, freed by the caller with sluice_free, and
+ * *json_len (may be NULL) its length. Errors: the broker's code with
+ * sluice_errstr() naming the problem (SLUICE_ERR_UNKNOWN_TOPIC,
+ * SLUICE_ERR_UNKNOWN_GROUP, SLUICE_ERR_INVALID_ARG for an unknown verb
+ * or a bad argument, SLUICE_ERR_BUSY for a reset of a stream group with
+ * members, ...). @thread any
+ */
+sluice_err sluice_admin_call(sluice_admin *a, const char *verb,
+                             const sluice_kv *args, size_t count,
+                             char **json_out, size_t *json_len);
+/* Frees memory libsluice handed out as a plain buffer (admin JSON).
+ * Accepts NULL. */
+void sluice_free(void *p);
+
 #ifdef __cplusplus
 }
 #endif

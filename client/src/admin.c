@@ -922,3 +922,82 @@ out:
     pthread_mutex_unlock(&a->mu);
     return (sluice_err)rc;
 }
+
+/* ---- ADMIN: management verbs answering JSON --------------------------- */
+
+sluice_err sluice_admin_call(sluice_admin *a, const char *verb,
+                             const sluice_kv *args, size_t count,
+                             char **json_out, size_t *json_len)
+{
+    sl_admin_req req;
+    sl_admin_resp resp;
+    sl_chunk *fr = NULL;
+    const uint8_t *body;
+    size_t len, i;
+    uint32_t corr;
+    sl_err rc;
+    char what[160];
+
+    if (!verb || !*verb || strlen(verb) >= 128)
+        return (sluice_err)sl_cl_fail(SL_ERR_INVALID_ARG,
+                                      "admin: missing or too long verb");
+    if (count > 64 || (count && !args))
+        return (sluice_err)sl_cl_fail(SL_ERR_INVALID_ARG,
+                                      "admin %s: bad arguments", verb);
+    for (i = 0; i < count; i++)
+        if (!args[i].key || !args[i].value || strlen(args[i].key) >= 65535 ||
+            strlen(args[i].value) >= 65535)
+            return (sluice_err)sl_cl_fail(SL_ERR_INVALID_ARG,
+                                          "admin %s: bad argument %zu", verb,
+                                          i);
+    snprintf(what, sizeof(what), "%s", verb);
+    BEGIN(a);
+    memset(&req, 0, sizeof(req));
+    req.verb = sl_str_c(verb);
+    req.nargs = (uint32_t)count;
+    if (count) {
+        req.args = sl_arena_alloc(&a->arena, count * sizeof(sl_kv));
+        if (!req.args) {
+            rc = sl_cl_fail(SL_ERR_NOMEM, "admin %s", verb);
+            goto out;
+        }
+        for (i = 0; i < count; i++) {
+            req.args[i].key = sl_str_c(args[i].key);
+            req.args[i].value = sl_str_c(args[i].value);
+        }
+    }
+    rc = sl_admin_req_encode(&a->conn.out, corr, &req);
+    if (rc != SL_OK) {
+        rc = sl_cl_fail(rc, "admin %s", verb);
+        goto out;
+    }
+    rc = roundtrip(a, corr, what, &fr, &body, &len);
+    if (rc != SL_OK)
+        goto out;
+    rc = sl_admin_resp_decode(body, len, &resp);
+    if (rc != SL_OK) {
+        rc = sl_cl_bad_reply(rc, "admin");
+        goto out;
+    }
+    if (json_out) {
+        char *j = malloc(resp.json_len + 1);
+        if (!j) {
+            rc = sl_cl_fail(SL_ERR_NOMEM, "admin %s", verb);
+            goto out;
+        }
+        memcpy(j, resp.json, resp.json_len);
+        j[resp.json_len] = 0;
+        *json_out = j;
+        if (json_len)
+            *json_len = resp.json_len;
+    }
+out:
+    sl_chunk_unref(fr);
+    pthread_mutex_unlock(&a->mu);
+    return (sluice_err)rc;
+}
+
+void sluice_free(void *p)
+{
+    free(p);
+}

@@ -58,6 +58,7 @@ class Broker:
         self.pid = None
         self.binary_addr = None
         self.stomp_addr = None
+        self.http_addr = None
         # beside the data directory (pytest's tmp_path keeps both)
         self.log_path = self.data_dir.rstrip("/") + ".log"
         self.ready_line = None
@@ -67,7 +68,8 @@ class Broker:
         """Start sluiced and return the Popen without waiting (for tests of
         start-up failures)."""
         cmd = [sluiced_path(), "--data", self.data_dir,
-               "--listen", "127.0.0.1:0", "--stomp-listen", "127.0.0.1:0"]
+               "--listen", "127.0.0.1:0", "--stomp-listen", "127.0.0.1:0",
+               "--http-listen", "127.0.0.1:0"]
         cmd += self.args + list(extra)
         log = open(self.log_path, "ab")
         try:
@@ -106,6 +108,8 @@ class Broker:
             raise BrokerError("unexpected ready line %r" % self.ready_line)
         self.binary_addr = _parse_addr(fields["binary"])
         self.stomp_addr = _parse_addr(fields["stomp"])
+        if "http" in fields:
+            self.http_addr = _parse_addr(fields["http"])
         self.pid = int(fields["pid"])
         assert self.pid == p.pid
         self.proc = p

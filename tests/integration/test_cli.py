@@ -217,7 +217,7 @@ def test_dlq_list_show_redrive(broker):
     assert p.returncode == 0, p.stderr.decode()
     out = ok(broker, "dlq", "list").decode()
     assert "orders.DLQ" in out and "source=orders" in out
-    assert "depth=2" in out
+    assert "group=billing" in out and "pending=2\ttotal=2" in out
     assert ok(broker, "dlq", "list", "nosuch").decode() == ""
     out = ok(broker, "dlq", "show", "orders.DLQ").decode()
     recs = [json.loads(l) for l in out.splitlines()]
@@ -231,6 +231,9 @@ def test_dlq_list_show_redrive(broker):
     out = ok(broker, "dlq", "redrive", "orders.DLQ", "--reason",
              "rejected").decode()
     assert "redrove 2 records" in out
+    # redriven records are handled: the depth to alert on went down
+    out = ok(broker, "dlq", "list").decode()
+    assert "pending=0\ttotal=2" in out
     out = ok(broker, "consume", "orders", "--from-beginning").decode()
     assert out.splitlines() == ["o1", "o2", "o3", "o1", "o2"]
     rc, out, err = run(broker, "dlq", "redrive", "nosuch.DLQ")
@@ -257,7 +260,7 @@ def test_group_spanning_topics_describes_each_dlq(broker):
     assert "depth -1" not in out
     # the name dlq list prints is one dlq redrive accepts (not created yet)
     out = ok(broker, "dlq", "list", "span2").decode()
-    assert out.split("\t")[0] == "span2.DLQ" and "depth=0" in out
+    assert out.split("\t")[0] == "span2.DLQ" and "pending=0\ttotal=0" in out
     out = ok(broker, "dlq", "redrive", "span2.DLQ").decode()
     assert "redrove 0 records" in out
 
@@ -364,3 +367,86 @@ def test_produce_without_keys_spreads_over_partitions(broker):
     counts = [len(ok(broker, "consume", "spread", "--from-beginning",
                      "--partition", str(p)).splitlines()) for p in range(4)]
     assert counts == [250, 250, 250, 250]
+
+
+# ---- management commands (issue 17) -----------------------------------
+
+HELP_COMMANDS = [
+    ["topic", "create"], ["topic", "list"], ["topic", "describe"],
+    ["topic", "delete"], ["topic", "alter"], ["topic", "add-partitions"],
+    ["produce"], ["consume"], ["queue", "consume"], ["queue", "purge"],
+    ["queue", "peek"], ["queues"], ["connections"], ["status"], ["version"],
+    ["group", "list"], ["group", "describe"], ["group", "config"],
+    ["group", "delete"], ["group", "reset"], ["dlq", "list"], ["dlq", "show"],
+    ["dlq", "redrive"], ["dlq", "purge"],
+]
+
+
+@pytest.mark.parametrize("cmd", HELP_COMMANDS, ids=" ".join)
+def test_every_command_answers_help_without_a_broker(cmd):
+    # broker None: -b 127.0.0.1:1, nothing listens there
+    rc, out, err = run(None, *(cmd + ["--help"]))
+    assert rc == 0, err
+    text = out.decode()
+    assert text.startswith("usage: sluice " + " ".join(cmd)), text
+    assert "example:\n  " in text and "sluice " + cmd[0] in text
+    # also in the middle of other arguments, and as -h
+    rc, out2, _ = run(None, *(cmd + ["x", "-h"]))
+    assert rc == 0 and out2 == out
+
+
+def test_queues_purge_peek_reset(broker):
+    ok(broker, "topic", "create", "jobs", "--partitions", "1")
+    ok(broker, "produce", "jobs", stdin=b"j1\nj2\nj3\n")
+    ok(broker, "group", "config", "w", "--topic", "jobs", "max_deliveries=3")
+    out = ok(broker, "queues").decode().splitlines()
+    assert out[0].split()[:5] == ["TOPIC", "GROUP", "READY", "IN-FLIGHT",
+                                  "DELAYED"]
+    (line,) = [l for l in out[1:] if l.split()[:2] == ["jobs", "w"]]
+    assert line.split()[2:7] == ["3", "0", "0", "0/0", "0"]
+    rows = json.loads(ok(broker, "queues", "--format", "json"))["queues"]
+    (r,) = [r for r in rows if r["topic"] == "jobs"]
+    assert r["ready"] == 3 and r["dlq_topic"] == "jobs.DLQ"
+    # peek twice: same records, nothing delivered
+    for _ in range(2):
+        recs = [json.loads(l) for l in
+                ok(broker, "queue", "peek", "jobs", "--group", "w",
+                   "--count", "2").decode().splitlines()]
+        assert [x["value"] for x in recs] == ["j1", "j2"]
+    out = ok(broker, "queue", "purge", "jobs", "--group", "w").decode()
+    assert "purged 3 records" in out
+    assert ok(broker, "queue", "peek", "jobs", "--group", "w") == b""
+    out = ok(broker, "group", "reset", "w", "--topic", "jobs",
+             "--to-offset", "1").decode()
+    assert "jobs/0\t1" in out
+    out = ok(broker, "queue", "consume", "jobs", "--group", "w",
+             "--count", "2")
+    assert out == b"j2\nj3\n"
+    rc, _, err = run(broker, "group", "reset", "w", "--topic", "jobs")
+    assert rc == 2 and "exactly one of" in err
+    rc, _, err = run(broker, "queue", "purge", "jobs", "--group", "nosuch")
+    assert rc == 1 and "nosuch" in err
+    ok(broker, "group", "delete", "w")
+    rc, _, err = run(broker, "group", "delete", "w")
+    assert rc == 1 and "unknown group 'w'" in err
+
+
+def test_topic_alter_add_partitions_status_version(broker):
+    ok(broker, "topic", "create", "alt", "--partitions", "1")
+    out = ok(broker, "topic", "alter", "alt", "--config",
+             "retention-ms=60000").decode()
+    assert "config retention-ms=60000" in out
+    assert "config retention-ms=60000" in ok(
+        broker, "topic", "describe", "alt").decode()
+    rc, _, err = run(broker, "topic", "alter", "alt", "--config",
+                     "no-such-key=1")
+    assert rc == 1 and "no-such-key" in err
+    out = ok(broker, "topic", "add-partitions", "alt", "--count",
+             "4").decode()
+    assert "now has 4 partitions" in out
+    assert ok(broker, "topic", "list").decode().count("alt\t4") == 1
+    status = ok(broker, "status").decode()
+    assert "version:" in status and "binary:      %s:%d" % \
+        broker.binary_addr in status
+    ver = ok(broker, "version").decode().splitlines()
+    assert ver[0].startswith("sluice ") and ver[1].startswith("sluiced ")

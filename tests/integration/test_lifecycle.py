@@ -149,7 +149,8 @@ def test_second_broker_on_same_dir_refuses(broker):
 def test_listen_failure_is_reported(broker):
     host, port = broker.binary_addr
     r = run("--data", broker.data_dir + "-other", "--listen",
-            "%s:%d" % (host, port), "--stomp-listen", "127.0.0.1:0")
+            "%s:%d" % (host, port), "--stomp-listen", "127.0.0.1:0",
+            "--http-listen", "127.0.0.1:0")
     assert r.returncode == 4
     assert b"cannot listen" in r.stderr and str(port).encode() in r.stderr
     assert b"move it with --listen HOST:PORT" in r.stderr

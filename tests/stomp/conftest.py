@@ -49,7 +49,7 @@ class Broker:
         self.errf = open(self.stderr_path, "ab")
         self.proc = subprocess.Popen(
             [exe, "--listen", "127.0.0.1:0", "--stomp-listen", "127.0.0.1:0",
-             "--data", self.data] + self.args,
+             "--http-listen", "127.0.0.1:0", "--data", self.data] + self.args,
             stdout=subprocess.PIPE, stderr=self.errf)
         line = self.proc.stdout.readline().decode()
         if not line.startswith("sluiced ready"):

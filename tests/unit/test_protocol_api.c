@@ -449,6 +449,22 @@ static sl_err b_qgc_resp(sl_wb *wb)
     return sl_queue_group_config_resp_encode(wb, CORR, &q);
 }
 
+static sl_err b_admin_req(sl_wb *wb)
+{
+    sl_kv kv[2] = {{S("topic"), S("orders")}, {S("group"), S("workers")}};
+    sl_admin_req q = {S("queue.purge"), 2, kv};
+    return sl_admin_req_encode(wb, CORR, &q);
+}
+
+static sl_err b_admin_resp(sl_wb *wb)
+{
+    static const char j[] = "{\"purged\":3}";
+    sl_admin_resp q = {0};
+    q.json = (const uint8_t *)j;
+    q.json_len = sizeof(j) - 1;
+    return sl_admin_resp_encode(wb, CORR, &q);
+}
+
 /* ---- decode (and re-encode) wrappers ---------------------------------- */
 
 /* Decode body; when re != NULL, encode the result again into re. */
@@ -507,6 +523,8 @@ RT_N(dlq_redrive_req, sl_dlq_redrive_req)
 RT_N(dlq_redrive_resp, sl_dlq_redrive_resp)
 RT_A(queue_group_config_req, sl_queue_group_config_req)
 RT_A(queue_group_config_resp, sl_queue_group_config_resp)
+RT_A(admin_req, sl_admin_req)
+RT_N(admin_resp, sl_admin_resp)
 
 static sl_err rt_list_topics_req(uint8_t *b, size_t n, sl_arena *a, sl_wb *re)
 {
@@ -648,6 +666,8 @@ static const tcase cases[] = {
     RESP(DLQ_REDRIVE, dlq_redrive_resp, dlq_redrive_resp),
     REQ(QUEUE_GROUP_CONFIG, qgc_req, queue_group_config_req),
     RESP(QUEUE_GROUP_CONFIG, qgc_resp, queue_group_config_resp),
+    REQ(ADMIN, admin_req, admin_req),
+    RESP(ADMIN, admin_resp, admin_resp),
 };
 #define NCASES (sizeof(cases) / sizeof(cases[0]))
 
@@ -921,7 +941,7 @@ static void test_api_table(void **state)
     size_t n;
     const sl_api_info *all = sl_api_all(&n);
     (void)state;
-    assert_int_equal(n, 23);
+    assert_int_equal(n, 24);
     for (size_t i = 0; i < n; i++) {
         assert_ptr_equal(sl_api_lookup(all[i].key), &all[i]);
         assert_int_equal(sl_api_check(all[i].key, SL_API_V1), SL_OK);
@@ -939,6 +959,7 @@ static void test_api_table(void **state)
     assert_string_equal(sl_api_name(SL_API_PRODUCE), "PRODUCE");
     assert_string_equal(sl_api_name(SL_API_QUEUE_GROUP_CONFIG),
                         "QUEUE_GROUP_CONFIG");
+    assert_string_equal(sl_api_name(SL_API_ADMIN), "ADMIN");
     assert_string_equal(sl_api_name(77), "UNKNOWN");
 }
 

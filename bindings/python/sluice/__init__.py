@@ -33,6 +33,7 @@ object per thread for parallelism).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 import time
@@ -859,6 +860,116 @@ class Admin:
         return self._c.dlq_redrive(dlq_topic, to_topic, float(rate), reason,
                                    -1 if max_records is None
                                    else max_records)
+
+    # -- management verbs (the ADMIN api; docs/protocol.md 4.29) ----------
+
+    def call(self, verb: str, **args: Any) -> Dict[str, Any]:
+        """Run a management verb (``"queues"``, ``"group.reset"``, ...;
+        see :c:func:`sluice_admin_call`) and return its JSON answer as a
+        dict. A list value repeats the key (``config=["a=1", "b=2"]``)."""
+        pairs: List[Tuple[str, str]] = []
+        for k, v in args.items():
+            for x in (v if isinstance(v, (list, tuple)) else [v]):
+                pairs.append((k, "true" if x is True else "false"
+                              if x is False else str(x)))
+        result: Dict[str, Any] = json.loads(self._c.call(verb, pairs))
+        return result
+
+    def queues(self) -> List[Dict[str, Any]]:
+        """Every queue group x topic: ``ready``, ``in_flight``,
+        ``delayed``, ``consumers``, ``oldest_ready_age_ms``,
+        ``dlq_pending``, ``dlq_total`` (like ``rabbitmqctl list_queues``)."""
+        q: List[Dict[str, Any]] = self.call("queues")["queues"]
+        return q
+
+    def connections(self) -> List[Dict[str, Any]]:
+        """Open client connections."""
+        c: List[Dict[str, Any]] = self.call("connections")["connections"]
+        return c
+
+    def status(self) -> Dict[str, Any]:
+        """Version, uptime, data directory, listeners and node."""
+        return self.call("status")
+
+    def version(self) -> str:
+        """The broker's version."""
+        return str(self.call("version")["version"])
+
+    def purge_queue(self, topic: str, group: str) -> int:
+        """Drop what queue group ``group`` has not consumed on ``topic``;
+        returns how many records were dropped."""
+        return int(self.call("queue.purge", topic=topic,
+                             group=group)["purged"])
+
+    def peek(self, topic: str, group: str,
+             count: int = 10) -> List[Dict[str, Any]]:
+        """The next ``count`` ready records of a queue group, without
+        changing anything (no delivery counted, nothing locked)."""
+        r: List[Dict[str, Any]] = self.call(
+            "queue.peek", topic=topic, group=group, count=count)["records"]
+        return r
+
+    def delete_group(self, group: str) -> None:
+        """Delete a queue group's state, or a stream group's offsets
+        (:class:`SluiceError` with code BUSY while it has members)."""
+        self.call("group.delete", group=group)
+
+    def reset_group(self, group: str, topic: str, *,
+                    to_earliest: bool = False, to_latest: bool = False,
+                    to_offset: Optional[int] = None,
+                    to_time: Optional[int] = None
+                    ) -> Dict[Tuple[str, int], int]:
+        """Move a queue or stream group on ``topic`` to the earliest or
+        latest offset, an offset, or the first record at or after
+        ``to_time`` (ms since the epoch). Returns ``{(topic, partition):
+        offset}``."""
+        chosen = [to_earliest, to_latest, to_offset is not None,
+                  to_time is not None]
+        if sum(1 for c in chosen if c) != 1:
+            raise ValueError("give exactly one of to_earliest, to_latest, "
+                             "to_offset, to_time")
+        args: Dict[str, Any] = {"group": group, "topic": topic}
+        if to_earliest:
+            args["to"] = "earliest"
+        elif to_latest:
+            args["to"] = "latest"
+        elif to_offset is not None:
+            args["to"], args["value"] = "offset", to_offset
+        else:
+            args["to"], args["value"] = "time", to_time
+        r = self.call("group.reset", **args)
+        return {(topic, int(p["partition"])): int(p["offset"])
+                for p in r["partitions"]}
+
+    def alter_topic(self, name: str, **config: Any) -> Dict[str, str]:
+        """Change per-topic settings (``retention_ms=3600000``; ``_`` in a
+        key counts as ``-``; an empty value removes the override). Returns
+        the topic's overrides after the change."""
+        cfg = ["%s=%s" % (k.replace("_", "-"), "true" if v is True else
+                          "false" if v is False else v)
+               for k, v in config.items()]
+        r: Dict[str, str] = self.call("topic.alter", topic=name,
+                                      config=cfg)["configs"]
+        return r
+
+    def add_partitions(self, name: str, count: int) -> int:
+        """Grow a topic to ``count`` partitions in total; returns it."""
+        return int(self.call("topic.add_partitions", topic=name,
+                             count=count)["partition_count"])
+
+    def dlq_status(self, source_topic: Optional[str] = None
+                   ) -> List[Dict[str, Any]]:
+        """Dead-letter topics with ``pending`` (not yet redriven or
+        purged) and ``total`` records."""
+        args: Dict[str, Any] = {}
+        if source_topic:
+            args["topic"] = source_topic
+        d: List[Dict[str, Any]] = self.call("dlq.list", **args)["dlqs"]
+        return d
+
+    def purge_dlq(self, dlq_topic: str) -> int:
+        """Mark every pending record of a DLQ handled; returns how many."""
+        return int(self.call("dlq.purge", dlq=dlq_topic)["purged"])
 
     @property
     def closed(self) -> bool:

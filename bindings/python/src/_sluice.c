@@ -2247,7 +2247,58 @@ out:
     return r;
 }
 
+/* call(verb, [(key, value), ...]) -> str (the JSON answer) */
+static PyObject *admin_call(AdminObject *self, PyObject *args)
+{
+    const char *verb;
+    PyObject *list, *seq = NULL, *r = NULL;
+    sluice_kv *kvs = NULL;
+    size_t n = 0, jlen = 0;
+    char *json = NULL;
+    sluice_err rc;
+    char detail[DETAIL_MAX] = "";
+    if (!PyArg_ParseTuple(args, "sO:call", &verb, &list))
+        return NULL;
+    seq = PySequence_Fast(list, "expected a list of (key, value) pairs");
+    if (seq == NULL)
+        return NULL;
+    n = (size_t)PySequence_Fast_GET_SIZE(seq);
+    kvs = PyMem_Calloc(n + 1, sizeof(*kvs));
+    if (kvs == NULL) {
+        Py_DECREF(seq);
+        return PyErr_NoMemory();
+    }
+    for (size_t i = 0; i < n; i++) {
+        PyObject *it = PySequence_Fast_GET_ITEM(seq, (Py_ssize_t)i);
+        const char *k, *v;
+        if (!PyArg_ParseTuple(it, "ss:call argument", &k, &v))
+            goto out;
+        kvs[i].key = (char *)k;
+        kvs[i].value = (char *)v;
+    }
+    if (sl_obj_enter(&self->b, "Admin") < 0)
+        goto out;
+    SL_NOGIL_BEGIN();
+    rc = sluice_admin_call(self->a, verb, kvs, n, &json, &jlen);
+    if (rc != SLUICE_OK)
+        grab_detail(detail);
+    SL_NOGIL_END();
+    sl_obj_leave(&self->b);
+    if (rc != SLUICE_OK) {
+        raise_code(rc, detail);
+        goto out;
+    }
+    r = PyUnicode_DecodeUTF8(json, (Py_ssize_t)jlen, "replace");
+    sluice_free(json);
+out:
+    PyMem_Free(kvs);
+    Py_DECREF(seq);
+    return r;
+}
+
 static PyMethodDef admin_methods[] = {
+    {"call", (PyCFunction)admin_call, METH_VARARGS,
+     "call(verb, [(key, value), ...]) -> str (JSON)"},
     {"create_topic", (PyCFunction)admin_create_topic, METH_VARARGS,
      "create_topic(name, partitions=0, config=None)"},
     {"delete_topic", (PyCFunction)admin_delete_topic, METH_VARARGS,

@@ -1,0 +1,21 @@
+/*
+ * http.h - the HTTP listener of sluiced (libevent's evhttp): /metrics,
+ * /healthz, /readyz, the JSON management API under /api/ (every route maps
+ * onto a verb of broker/admin.h) and the web console at /.
+ * docs/http-api.md documents the routes. No users or TLS yet: loopback by
+ * default (--http-listen).
+ * @thread loop
+ */
+#ifndef SL_HTTP_H
+#define SL_HTTP_H
+
+#include "broker/ops.h"
+
+/* Bind --http-listen and serve; a bind failure fails the broker start
+ * (sl_broker_fail). */
+void sl_http_start(sl_broker *b);
+void sl_http_stop(sl_broker *b);
+/* "IP:PORT" actually bound, "" when not listening. */
+const char *sl_http_addr(const sl_broker *b);
+
+#endif

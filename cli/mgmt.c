@@ -1,0 +1,703 @@
+/*
+ * mgmt.c - management commands of `sluice` over the ADMIN api (mgmt.h).
+ *
+ * Each command sends one admin verb (docs/protocol.md 4.29) and prints the
+ * JSON answer as a table, or as is with --format json. The help table
+ * below is the one source of every command's --help text (usage, what it
+ * does, an example); --help never contacts a broker.
+ */
+#include "cli/mgmt.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+
+enum { EX_OK = 0, EX_FAIL = 1, EX_USAGE = 2, EX_UNREACHABLE = 3, EX_TIMEOUT };
+
+/* ---- help ------------------------------------------------------------- */
+
+typedef struct help {
+    const char *cmd, *sub; /* sub NULL = the command without subcommand */
+    const char *usage;
+    const char *about;
+    const char *example;
+} help;
+
+static const help helps[] = {
+    {"topic", "create", "sluice topic create NAME [--partitions N] [--config k=v]...",
+     "Create a topic. --partitions defaults to the broker's\n"
+     "default-partitions; --config sets per-topic settings (retention-ms,\n"
+     "segment-bytes, flush, cleanup-policy, ...; docs/configuration.md).",
+     "sluice topic create orders --partitions 4 --config retention-ms=86400000"},
+    {"topic", "list", "sluice topic list", "List topics: NAME<TAB>PARTITIONS.",
+     "sluice topic list"},
+    {"topic", "describe", "sluice topic describe NAME",
+     "Show a topic's configs and each partition's start and end offsets.",
+     "sluice topic describe orders"},
+    {"topic", "delete", "sluice topic delete NAME",
+     "Delete a topic and its data.", "sluice topic delete orders"},
+    {"topic", "alter", "sluice topic alter NAME --config k=v [--config k=v]...",
+     "Change per-topic settings after creation (an empty value, k=,\n"
+     "removes the override). Applied to the open partitions at once.",
+     "sluice topic alter orders --config retention-ms=3600000"},
+    {"topic", "add-partitions", "sluice topic add-partitions NAME --count N",
+     "Grow the topic to N partitions in total (more than it has). Records\n"
+     "stay where they are; keys map to partitions differently from now on,\n"
+     "as in Kafka.",
+     "sluice topic add-partitions orders --count 8"},
+    {"produce", NULL,
+     "sluice produce TOPIC [--key-separator SEP] [--acks none|written|durable]\n"
+     "                     [--partition N] [--header k=v]...",
+     "Send one record per line of stdin.",
+     "seq 1 100 | sluice produce orders --acks durable"},
+    {"consume", NULL,
+     "sluice consume TOPIC [--from-beginning | --offset N | --time T]\n"
+     "                     [--partition N] [--count N] [--follow]\n"
+     "                     [--format raw|json] [--group G]",
+     "Read records (stops at the log end unless --follow). T: ms since the\n"
+     "epoch or YYYY-MM-DDTHH:MM:SS[Z] (UTC). --group commits offsets of a\n"
+     "stream group.",
+     "sluice consume orders --from-beginning --count 10 --format json"},
+    {"queue", "consume",
+     "sluice queue consume TOPIC --group G [--count N] [--format raw|json]\n"
+     "                           [--wait-ms MS]",
+     "Competing consumption from queue group G: print each record, ack it.",
+     "sluice queue consume orders --group workers --count 100"},
+    {"queue", "purge", "sluice queue purge TOPIC --group G",
+     "Drop every record queue group G has not consumed yet on TOPIC (the\n"
+     "group moves to the log end; records in flight are dropped too: their\n"
+     "acks then fail). The topic keeps its records for other groups.",
+     "sluice queue purge orders --group workers"},
+    {"queue", "peek", "sluice queue peek TOPIC --group G [--count N] [--format json|raw]",
+     "Browse the next N (default 10) ready records of queue group G without\n"
+     "changing anything: no delivery is counted, nothing is locked.",
+     "sluice queue peek orders --group workers --count 5"},
+    {"queues", NULL, "sluice queues [--format table|json]",
+     "Every queue group x topic: ready, in flight, delayed, DLQ depth\n"
+     "(pending/total), consumers and the age of the oldest ready record\n"
+     "(like rabbitmqctl list_queues).",
+     "sluice queues"},
+    {"connections", NULL, "sluice connections [--format table|json]",
+     "Open client connections: id, protocol, peer, user, age, requests.",
+     "sluice connections"},
+    {"status", NULL, "sluice status [--format table|json]",
+     "Broker version, uptime, data directory, listeners and node.",
+     "sluice status"},
+    {"version", NULL, "sluice version",
+     "Client and broker versions (the broker's only if reachable).",
+     "sluice version"},
+    {"group", "list", "sluice group list",
+     "Every group: NAME<TAB>stream|queue<TAB>STATE<TAB>members=N.",
+     "sluice group list"},
+    {"group", "describe", "sluice group describe G",
+     "Kind, state, members and per-partition offsets, lag, in flight.",
+     "sluice group describe workers"},
+    {"group", "config",
+     "sluice group config G --topic TOPIC [--alter] [--stats] [key=value]...",
+     "Read or change the settings of queue group G on TOPIC\n"
+     "(max_deliveries, lock_ms, backoff_initial_ms, ttl_ms, dlq_topic, ...).",
+     "sluice group config workers --topic orders max_deliveries=5"},
+    {"group", "delete", "sluice group delete G",
+     "Delete group G: a queue group's state on every topic, a stream\n"
+     "group's committed offsets (refused while it has members).",
+     "sluice group delete old-workers"},
+    {"group", "reset",
+     "sluice group reset G --topic T --to-earliest|--to-latest|--to-offset N|\n"
+     "                               --to-time T",
+     "Move group G on topic T: queue groups restart delivery there (records\n"
+     "in flight are dropped); stream groups get their committed offsets set\n"
+     "(refused while the group has members, as in Kafka). T: ms since the\n"
+     "epoch or YYYY-MM-DDTHH:MM:SS[Z].",
+     "sluice group reset workers --topic orders --to-time 2026-01-01T00:00:00Z"},
+    {"dlq", "list", "sluice dlq list [TOPIC]",
+     "Dead-letter topics: DLQ<TAB>source=T<TAB>group=G<TAB>pending=N<TAB>total=M.\n"
+     "pending counts records not yet redriven or purged (the depth to alert\n"
+     "on); total what the DLQ topic holds.",
+     "sluice dlq list orders"},
+    {"dlq", "show", "sluice dlq show DLQTOPIC [--count N] [--format raw|json]",
+     "Print the records of a dead-letter topic from the beginning, with the\n"
+     "dlq.* headers naming origin and reason.",
+     "sluice dlq show orders.DLQ --count 10"},
+    {"dlq", "redrive",
+     "sluice dlq redrive DLQTOPIC [--to TOPIC] [--rate N] [--reason R] [--max N]",
+     "Move pending dead letters back to their topic (or --to TOPIC) and mark\n"
+     "them handled.",
+     "sluice dlq redrive orders.DLQ --reason rejected --rate 100"},
+    {"dlq", "purge", "sluice dlq purge DLQTOPIC",
+     "Mark every pending record of a dead-letter topic handled (pending\n"
+     "drops to 0; the records stay until retention removes them).",
+     "sluice dlq purge orders.DLQ"},
+};
+
+#define NHELPS (sizeof(helps) / sizeof(helps[0]))
+
+static void print_help(const help *h)
+{
+    printf("usage: %s\n\n%s\n\nexample:\n  %s\n\n"
+           "global options: -b HOST:PORT (broker), -X key=value (libsluice)\n",
+           h->usage, h->about, h->example);
+}
+
+int sl_cli_help(int argc, char **argv)
+{
+    int asked = 0;
+    size_t i;
+    for (int k = 0; k < argc; k++)
+        if (!strcmp(argv[k], "--help") || !strcmp(argv[k], "-h"))
+            asked = 1;
+    if (!asked || argc < 1)
+        return 0;
+    if (argc >= 2)
+        for (i = 0; i < NHELPS; i++)
+            if (helps[i].sub && !strcmp(helps[i].cmd, argv[0]) &&
+                !strcmp(helps[i].sub, argv[1])) {
+                print_help(&helps[i]);
+                return 1;
+            }
+    for (i = 0; i < NHELPS; i++)
+        if (!helps[i].sub && !strcmp(helps[i].cmd, argv[0])) {
+            print_help(&helps[i]);
+            return 1;
+        }
+    /* a command with subcommands: list them */
+    {
+        int any = 0;
+        for (i = 0; i < NHELPS; i++)
+            if (!strcmp(helps[i].cmd, argv[0])) {
+                if (!any)
+                    printf("sluice %s: subcommands\n\n", argv[0]);
+                any = 1;
+                printf("  %s\n", helps[i].usage);
+            }
+        if (any) {
+            printf("\nsluice %s SUBCOMMAND --help for details\n", argv[0]);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* ---- helpers ---------------------------------------------------------- */
+
+static int usage_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_err(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("sluice: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs(" (--help for usage)\n", stderr);
+    return EX_USAGE;
+}
+
+static int exit_for(sluice_err err)
+{
+    if (err == SLUICE_ERR_DISCONNECTED || SLUICE_ERR_IS_SYS(err))
+        return EX_UNREACHABLE;
+    if (err == SLUICE_ERR_TIMEOUT)
+        return EX_TIMEOUT;
+    return EX_FAIL;
+}
+
+static int parse_i64(const char *s, int64_t *out)
+{
+    char *end;
+    long long v;
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno || end == s || *end)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_time(const char *s, int64_t *out)
+{
+    struct tm tm;
+    const char *end;
+    if (parse_i64(s, out) == 0 && *out >= 0)
+        return 0;
+    memset(&tm, 0, sizeof(tm));
+    end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!end)
+        end = strptime(s, "%Y-%m-%d %H:%M:%S", &tm);
+    if (!end || (*end && strcmp(end, "Z") != 0))
+        return -1;
+    *out = (int64_t)timegm(&tm) * 1000;
+    return 0;
+}
+
+typedef struct kvs {
+    sluice_kv v[64];
+    size_t n;
+} kvs;
+
+static void kv_add(kvs *a, const char *k, const char *v)
+{
+    if (a->n < 64) {
+        a->v[a->n].key = (char *)k;
+        a->v[a->n].value = (char *)v;
+        a->n++;
+    }
+}
+
+/* Call verb; on success *out is the parsed answer (cJSON_Delete) and, if
+ * raw is not NULL, the text (free). Returns an exit code. */
+static int call(sluice_conf *conf, const char *verb, const kvs *args,
+                const char *what, cJSON **out, char **raw)
+{
+    sluice_admin *a = NULL;
+    char errstr[512], *json = NULL;
+    sluice_err err = sluice_admin_new(conf, &a, errstr, sizeof(errstr));
+    if (err) {
+        fprintf(stderr, "sluice: %s\n", errstr[0] ? errstr : sluice_strerror(err));
+        return exit_for(err);
+    }
+    err = sluice_admin_call(a, verb, args ? args->v : NULL, args ? args->n : 0,
+                            &json, NULL);
+    sluice_admin_free(a);
+    if (err) {
+        const char *d = sluice_errstr();
+        if (d && *d) /* names the verb and the problem */
+            fprintf(stderr, "sluice: %s\n", d);
+        else
+            fprintf(stderr, "sluice: %s: %s\n", what, sluice_strerror(err));
+        return exit_for(err);
+    }
+    *out = cJSON_Parse(json);
+    if (!*out) {
+        fprintf(stderr, "sluice: %s: the broker's answer is not JSON\n", what);
+        sluice_free(json);
+        return EX_FAIL;
+    }
+    if (raw)
+        *raw = json;
+    else
+        sluice_free(json);
+    return EX_OK;
+}
+
+static int64_t num(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? (int64_t)v->valuedouble : -1;
+}
+
+static const char *str(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* --format table|json (json: print the answer as the broker sent it). */
+static int format_opt(int argc, char **argv, int *i, int *json)
+{
+    if (strcmp(argv[*i], "--format"))
+        return 0;
+    if (*i + 1 >= argc ||
+        (strcmp(argv[*i + 1], "table") && strcmp(argv[*i + 1], "json")))
+        return -1;
+    *json = !strcmp(argv[++*i], "json");
+    return 1;
+}
+
+static void fmt_age(int64_t ms, char *buf, size_t len)
+{
+    if (ms < 0)
+        snprintf(buf, len, "-");
+    else if (ms < 10000)
+        snprintf(buf, len, "%" PRId64 "ms", ms);
+    else if (ms < 600000)
+        snprintf(buf, len, "%" PRId64 "s", ms / 1000);
+    else if (ms < 36000000)
+        snprintf(buf, len, "%" PRId64 "m", ms / 60000);
+    else
+        snprintf(buf, len, "%" PRId64 "h", ms / 3600000);
+}
+
+/* ---- commands ---------------------------------------------------------- */
+
+static int simple(sluice_conf *conf, const char *verb, int argc, char **argv,
+                  int *json)
+{
+    for (int i = 0; i < argc; i++) {
+        int f = format_opt(argc, argv, &i, json);
+        if (f < 0)
+            return usage_err("--format needs table or json");
+        if (!f)
+            return usage_err("%s: unexpected argument '%s'", verb, argv[i]);
+    }
+    (void)conf;
+    return EX_OK;
+}
+
+static int cmd_queues(sluice_conf *conf, int argc, char **argv)
+{
+    int json = 0, rc = simple(conf, "queues", argc, argv, &json);
+    cJSON *o, *q;
+    char *raw = NULL;
+    if (rc)
+        return rc;
+    rc = call(conf, "queues", NULL, "queues", &o, &raw);
+    if (rc)
+        return rc;
+    if (json) {
+        printf("%s\n", raw);
+    } else {
+        printf("%-24s %-20s %8s %9s %8s %10s %10s %6s\n", "TOPIC", "GROUP",
+               "READY", "IN-FLIGHT", "DELAYED", "DLQ", "CONSUMERS", "OLDEST");
+        cJSON_ArrayForEach(q, cJSON_GetObjectItem(o, "queues"))
+        {
+            char age[32], dlq[48];
+            fmt_age(num(q, "oldest_ready_age_ms"), age, sizeof(age));
+            snprintf(dlq, sizeof(dlq), "%" PRId64 "/%" PRId64,
+                     num(q, "dlq_pending"), num(q, "dlq_total"));
+            printf("%-24s %-20s %8" PRId64 " %9" PRId64 " %8" PRId64
+                   " %10s %10" PRId64 " %6s\n",
+                   str(q, "topic"), str(q, "group"), num(q, "ready"),
+                   num(q, "in_flight"), num(q, "delayed"), dlq,
+                   num(q, "consumers"), age);
+        }
+    }
+    sluice_free(raw);
+    cJSON_Delete(o);
+    return EX_OK;
+}
+
+static int cmd_connections(sluice_conf *conf, int argc, char **argv)
+{
+    int json = 0, rc = simple(conf, "connections", argc, argv, &json);
+    cJSON *o, *c;
+    char *raw = NULL;
+    if (rc)
+        return rc;
+    rc = call(conf, "connections", NULL, "connections", &o, &raw);
+    if (rc)
+        return rc;
+    if (json) {
+        printf("%s\n", raw);
+    } else {
+        printf("%-6s %-8s %-22s %-12s %8s %10s %s\n", "ID", "PROTOCOL", "PEER",
+               "USER", "AGE", "REQUESTS", "CLIENT");
+        cJSON_ArrayForEach(c, cJSON_GetObjectItem(o, "connections"))
+        {
+            char age[32];
+            fmt_age(num(c, "age_ms"), age, sizeof(age));
+            printf("%-6" PRId64 " %-8s %-22s %-12s %8s %10" PRId64 " %s\n",
+                   num(c, "id"), str(c, "protocol") ? str(c, "protocol") : "-",
+                   str(c, "peer") ? str(c, "peer") : "-",
+                   str(c, "user") ? str(c, "user") : "-", age,
+                   num(c, "requests"),
+                   str(c, "client") ? str(c, "client") : "-");
+        }
+    }
+    sluice_free(raw);
+    cJSON_Delete(o);
+    return EX_OK;
+}
+
+static int cmd_status(sluice_conf *conf, int argc, char **argv)
+{
+    int json = 0, rc = simple(conf, "status", argc, argv, &json);
+    cJSON *o, *l, *n;
+    char *raw = NULL;
+    if (rc)
+        return rc;
+    rc = call(conf, "status", NULL, "status", &o, &raw);
+    if (rc)
+        return rc;
+    if (json) {
+        printf("%s\n", raw);
+    } else {
+        l = cJSON_GetObjectItem(o, "listeners");
+        n = cJSON_GetObjectItem(o, "node");
+        printf("version:     %s\n", str(o, "version"));
+        printf("uptime:      %" PRId64 " s\n", num(o, "uptime_s"));
+        printf("data dir:    %s\n", str(o, "data_dir"));
+        printf("binary:      %s\n", str(l, "binary"));
+        printf("stomp:       %s\n", str(l, "stomp"));
+        printf("http:        %s\n", str(l, "http") ? str(l, "http") : "-");
+        printf("node:        %s pid %" PRId64 " (%s)\n", str(n, "hostname"),
+               num(n, "pid"), str(n, "role"));
+        printf("topics:      %" PRId64 "\n", num(o, "topics"));
+        printf("connections: %" PRId64 "\n", num(o, "connections"));
+    }
+    sluice_free(raw);
+    cJSON_Delete(o);
+    return EX_OK;
+}
+
+static int cmd_version(sluice_conf *conf, int argc, char **argv)
+{
+    cJSON *o;
+    int rc;
+    if (argc > 0)
+        return usage_err("version: unexpected argument '%s'", argv[0]);
+    printf("sluice %s\n", sluice_version());
+    fflush(stdout);
+    rc = call(conf, "version", NULL, "broker version", &o, NULL);
+    if (rc)
+        return rc;
+    printf("sluiced %s\n", str(o, "version"));
+    cJSON_Delete(o);
+    return EX_OK;
+}
+
+/* queue purge|peek TOPIC --group G [--count N] [--format json|raw] */
+static int cmd_queue(sluice_conf *conf, int argc, char **argv)
+{
+    const char *sub = argv[0], *topic = NULL, *group = NULL, *count = NULL;
+    int raw_fmt = 0, rc;
+    kvs a = {0};
+    cJSON *o, *r;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--group") && i + 1 < argc) {
+            group = argv[++i];
+        } else if (!strcmp(argv[i], "--count") && i + 1 < argc &&
+                   !strcmp(sub, "peek")) {
+            int64_t n;
+            count = argv[++i];
+            if (parse_i64(count, &n) || n < 1 || n > 1000)
+                return usage_err("--count needs a number in 1..1000");
+        } else if (!strcmp(argv[i], "--format") && i + 1 < argc &&
+                   !strcmp(sub, "peek")) {
+            const char *f = argv[++i];
+            if (strcmp(f, "json") && strcmp(f, "raw"))
+                return usage_err("--format needs json or raw");
+            raw_fmt = !strcmp(f, "raw");
+        } else if (argv[i][0] == '-') {
+            return usage_err("queue %s: unknown option '%s'", sub, argv[i]);
+        } else if (!topic) {
+            topic = argv[i];
+        } else {
+            return usage_err("queue %s: unexpected argument '%s'", sub, argv[i]);
+        }
+    }
+    if (!topic)
+        return usage_err("queue %s: missing topic", sub);
+    if (!group || !*group)
+        return usage_err("queue %s: --group is required", sub);
+    kv_add(&a, "topic", topic);
+    kv_add(&a, "group", group);
+    if (count)
+        kv_add(&a, "count", count);
+    rc = call(conf, !strcmp(sub, "purge") ? "queue.purge" : "queue.peek", &a,
+              !strcmp(sub, "purge") ? "queue purge" : "queue peek", &o, NULL);
+    if (rc)
+        return rc;
+    if (!strcmp(sub, "purge")) {
+        printf("purged %" PRId64 " records of queue group %s on %s\n",
+               num(o, "purged"), group, topic);
+    } else {
+        cJSON_ArrayForEach(r, cJSON_GetObjectItem(o, "records"))
+        {
+            if (raw_fmt) {
+                const char *v = str(r, "value");
+                printf("%s\n", v ? v : "");
+            } else {
+                char *line = cJSON_PrintUnformatted(r);
+                if (line)
+                    printf("%s\n", line);
+                free(line);
+            }
+        }
+    }
+    cJSON_Delete(o);
+    return EX_OK;
+}
+
+static int cmd_group(sluice_conf *conf, int argc, char **argv)
+{
+    const char *sub = argv[0], *group = NULL, *topic = NULL, *to = NULL;
+    char value[32] = "";
+    int ntos = 0, rc;
+    kvs a = {0};
+    cJSON *o, *p;
+    for (int i = 1; i < argc; i++) {
+        int reset = !strcmp(sub, "reset");
+        if (reset && !strcmp(argv[i], "--topic") && i + 1 < argc) {
+            topic = argv[++i];
+        } else if (reset && !strcmp(argv[i], "--to-earliest")) {
+            to = "earliest";
+            ntos++;
+        } else if (reset && !strcmp(argv[i], "--to-latest")) {
+            to = "latest";
+            ntos++;
+        } else if (reset && !strcmp(argv[i], "--to-offset") && i + 1 < argc) {
+            int64_t n;
+            if (parse_i64(argv[++i], &n) || n < 0)
+                return usage_err("--to-offset needs an offset >= 0");
+            snprintf(value, sizeof(value), "%" PRId64, n);
+            to = "offset";
+            ntos++;
+        } else if (reset && !strcmp(argv[i], "--to-time") && i + 1 < argc) {
+            int64_t t;
+            if (parse_time(argv[++i], &t))
+                return usage_err("--to-time needs ms since the epoch or "
+                                 "YYYY-MM-DDTHH:MM:SSZ, not '%s'",
+                                 argv[i]);
+            snprintf(value, sizeof(value), "%" PRId64, t);
+            to = "time";
+            ntos++;
+        } else if (argv[i][0] == '-') {
+            return usage_err("group %s: unknown option or missing value '%s'",
+                             sub, argv[i]);
+        } else if (!group) {
+            group = argv[i];
+        } else {
+            return usage_err("group %s: unexpected argument '%s'", sub, argv[i]);
+        }
+    }
+    if (!group)
+        return usage_err("group %s: missing group name", sub);
+    kv_add(&a, "group", group);
+    if (!strcmp(sub, "delete")) {
+        rc = call(conf, "group.delete", &a, "group delete", &o, NULL);
+        if (rc)
+            return rc;
+        printf("deleted group %s\n", group);
+        cJSON_Delete(o);
+        return EX_OK;
+    }
+    if (!topic)
+        return usage_err("group reset: --topic is required");
+    if (ntos != 1)
+        return usage_err("group reset: give exactly one of --to-earliest, "
+                         "--to-latest, --to-offset N, --to-time T");
+    kv_add(&a, "topic", topic);
+    kv_add(&a, "to", to);
+    if (value[0])
+        kv_add(&a, "value", value);
+    rc = call(conf, "group.reset", &a, "group reset", &o, NULL);
+    if (rc)
+        return rc;
+    printf("reset %s group %s on %s:\n", str(o, "kind"), group, topic);
+    cJSON_ArrayForEach(p, cJSON_GetObjectItem(o, "partitions"))
+    printf("%s/%" PRId64 "\t%" PRId64 "\n", topic, num(p, "partition"),
+           num(p, "offset"));
+    cJSON_Delete(o);
+    return EX_OK;
+}
+
+static int cmd_topic(sluice_conf *conf, int argc, char **argv)
+{
+    const char *sub = argv[0], *name = NULL, *count = NULL;
+    kvs a = {0};
+    int rc, alter = !strcmp(sub, "alter");
+    cJSON *o, *c;
+    for (int i = 1; i < argc; i++) {
+        if (alter && !strcmp(argv[i], "--config") && i + 1 < argc) {
+            const char *v = argv[++i];
+            const char *eq = strchr(v, '=');
+            if (!eq || eq == v)
+                return usage_err("--config needs key=value");
+            kv_add(&a, "config", v);
+        } else if (!alter && !strcmp(argv[i], "--count") && i + 1 < argc) {
+            int64_t n;
+            count = argv[++i];
+            if (parse_i64(count, &n) || n < 1 || n > 10000)
+                return usage_err("--count needs a number in 1..10000");
+        } else if (argv[i][0] == '-') {
+            return usage_err("topic %s: unknown option or missing value '%s'",
+                             sub, argv[i]);
+        } else if (!name) {
+            name = argv[i];
+        } else {
+            return usage_err("topic %s: unexpected argument '%s'", sub, argv[i]);
+        }
+    }
+    if (!name)
+        return usage_err("topic %s: missing topic name", sub);
+    if (alter && a.n == 0)
+        return usage_err("topic alter: give at least one --config k=v");
+    if (!alter && !count)
+        return usage_err("topic add-partitions: --count is required");
+    kv_add(&a, "topic", name);
+    if (count)
+        kv_add(&a, "count", count);
+    rc = call(conf, alter ? "topic.alter" : "topic.add_partitions", &a,
+              alter ? "topic alter" : "topic add-partitions", &o, NULL);
+    if (rc)
+        return rc;
+    if (alter) {
+        printf("altered topic %s\n", name);
+        cJSON_ArrayForEach(c, cJSON_GetObjectItem(o, "configs"))
+        printf("config %s=%s\n", c->string,
+               cJSON_IsString(c) ? c->valuestring : "");
+    } else {
+        printf("topic %s now has %" PRId64 " partitions\n", name,
+               num(o, "partition_count"));
+    }
+    cJSON_Delete(o);
+    return EX_OK;
+}
+
+static int cmd_dlq(sluice_conf *conf, int argc, char **argv)
+{
+    const char *sub = argv[0], *name = NULL;
+    kvs a = {0};
+    int rc;
+    cJSON *o, *d;
+    for (int i = 1; i < argc; i++) {
+        if (argv[i][0] == '-')
+            return usage_err("dlq %s: unknown option '%s'", sub, argv[i]);
+        if (name)
+            return usage_err("dlq %s: unexpected argument '%s'", sub, argv[i]);
+        name = argv[i];
+    }
+    if (!strcmp(sub, "purge")) {
+        if (!name)
+            return usage_err("dlq purge: missing DLQ topic");
+        kv_add(&a, "dlq", name);
+        rc = call(conf, "dlq.purge", &a, "dlq purge", &o, NULL);
+        if (rc)
+            return rc;
+        printf("marked %" PRId64 " records of %s handled\n", num(o, "purged"),
+               name);
+        cJSON_Delete(o);
+        return EX_OK;
+    }
+    if (name)
+        kv_add(&a, "topic", name);
+    rc = call(conf, "dlq.list", &a, "dlq list", &o, NULL);
+    if (rc)
+        return rc;
+    cJSON_ArrayForEach(d, cJSON_GetObjectItem(o, "dlqs"))
+    printf("%s\tsource=%s\tgroup=%s\tpending=%" PRId64 "\ttotal=%" PRId64 "\n",
+           str(d, "dlq_topic"), str(d, "source_topic"), str(d, "group"),
+           num(d, "pending"), num(d, "total"));
+    cJSON_Delete(o);
+    return EX_OK;
+}
+
+int sl_cli_mgmt(sluice_conf *conf, int argc, char **argv, int *handled)
+{
+    const char *c = argv[0], *s = argc > 1 ? argv[1] : "";
+    *handled = 1;
+    if (!strcmp(c, "queues"))
+        return cmd_queues(conf, argc - 1, argv + 1);
+    if (!strcmp(c, "connections"))
+        return cmd_connections(conf, argc - 1, argv + 1);
+    if (!strcmp(c, "status"))
+        return cmd_status(conf, argc - 1, argv + 1);
+    if (!strcmp(c, "version"))
+        return cmd_version(conf, argc - 1, argv + 1);
+    if (!strcmp(c, "queue") && (!strcmp(s, "purge") || !strcmp(s, "peek")))
+        return cmd_queue(conf, argc - 1, argv + 1);
+    if (!strcmp(c, "group") && (!strcmp(s, "delete") || !strcmp(s, "reset")))
+        return cmd_group(conf, argc - 1, argv + 1);
+    if (!strcmp(c, "topic") &&
+        (!strcmp(s, "alter") || !strcmp(s, "add-partitions")))
+        return cmd_topic(conf, argc - 1, argv + 1);
+    if (!strcmp(c, "dlq") && (!strcmp(s, "list") || !strcmp(s, "purge")))
+        return cmd_dlq(conf, argc - 1, argv + 1);
+    *handled = 0;
+    return EX_OK;
+}
