@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -15,6 +16,7 @@ static void test_conf_set_get(void **state)
     char err[256];
     (void)state;
     assert_non_null(c);
+    unsetenv("SLUICE_BOOTSTRAP");
     assert_string_equal(sluice_conf_get(c, "bootstrap"), "127.0.0.1:7410");
     assert_string_equal(sluice_conf_get(c, "acks"), "durable");
     assert_null(sluice_conf_get(c, "nope"));
@@ -33,6 +35,50 @@ static void test_conf_set_get(void **state)
     assert_string_equal(sluice_conf_get(d, "bootstrap"), "[::1]:9000");
     sluice_conf_free(d);
     sluice_conf_free(NULL);
+}
+
+/* SLUICE_BOOTSTRAP is the default address; a set bootstrap wins. */
+static void test_conf_bootstrap_environment(void **state)
+{
+    sluice_conf *c = sluice_conf_new();
+    char err[256];
+    (void)state;
+    setenv("SLUICE_BOOTSTRAP", "10.1.2.3:9999", 1);
+    assert_string_equal(sluice_conf_get(c, "bootstrap"), "10.1.2.3:9999");
+    setenv("SLUICE_BOOTSTRAP", "", 1); /* empty: as if unset */
+    assert_string_equal(sluice_conf_get(c, "bootstrap"), "127.0.0.1:7410");
+    setenv("SLUICE_BOOTSTRAP", "10.1.2.3:9999", 1);
+    assert_int_equal(
+        sluice_conf_set(c, "bootstrap", "127.0.0.2:1", err, sizeof(err)),
+        SLUICE_OK);
+    assert_string_equal(sluice_conf_get(c, "bootstrap"), "127.0.0.2:1");
+    unsetenv("SLUICE_BOOTSTRAP");
+    sluice_conf_free(c);
+}
+
+/* Queue consumer defaults: the adaptive window, no unacked bound; the
+ * new keys check their values. */
+static void test_conf_queue_defaults(void **state)
+{
+    sluice_conf *c = sluice_conf_new();
+    char err[256];
+    (void)state;
+    assert_string_equal(sluice_conf_get(c, "queue.credits"), "0");
+    assert_string_equal(sluice_conf_get(c, "queue.credits.max"), "16384");
+    assert_string_equal(sluice_conf_get(c, "queue.max.unacked"), "0");
+    assert_string_equal(sluice_conf_get(c, "partitioner.null.key"), "sticky");
+    assert_int_equal(
+        sluice_conf_set(c, "queue.credits.max", "0", err, sizeof(err)),
+        SLUICE_ERR_INVALID_CONFIG);
+    assert_non_null(strstr(err, "queue.credits.max"));
+    assert_int_equal(sluice_conf_set(c, "partitioner.null.key", "random",
+                                     err, sizeof(err)),
+                     SLUICE_ERR_INVALID_CONFIG);
+    assert_non_null(strstr(err, "round-robin"));
+    assert_int_equal(sluice_conf_set(c, "partitioner.null.key",
+                                     "round-robin", err, sizeof(err)),
+                     SLUICE_OK);
+    sluice_conf_free(c);
 }
 
 static void test_conf_errors_name_input(void **state)
@@ -100,6 +146,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conf_set_get),
+        cmocka_unit_test(test_conf_bootstrap_environment),
+        cmocka_unit_test(test_conf_queue_defaults),
         cmocka_unit_test(test_conf_errors_name_input),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_connect_refused),
