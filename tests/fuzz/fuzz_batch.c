@@ -4,9 +4,12 @@
  * 1. The input is a "records" field: walk it with sl_records_next and
  *    sl_batch_verify as the broker does before an append.
  * 2. Each batch is copied, its CRC recomputed (so the fuzzer gets past the
- *    checksum), verified again and iterated record by record, headers
- *    included: this is what the broker's readers (queue delivery, STOMP,
- *    DLQ, compaction) run on stored batches.
+ *    checksum), validated (sl_batch_validate, the broker's check on
+ *    produce), verified and iterated record by record, headers included:
+ *    this is what the broker's readers (queue delivery, STOMP, DLQ,
+ *    compaction) run on stored batches. A batch the validator accepts
+ *    must iterate to exactly record_count records at offsets base + i,
+ *    timestamps <= max_timestamp, without an error.
  * 3. Varints: every zigzag varint read from the input is re-encoded and
  *    must read back equal, with the size sl_varint_size predicts.
  */
@@ -20,21 +23,28 @@ static void walk_batch(const uint8_t *p, size_t len)
     sl_batch_iter it;
     sl_batch_hdr h;
     sl_record rec;
-    sl_err e;
+    sl_err e = SL_OK;
     uint32_t n = 0;
+    int valid;
+    char why[256];
 
     memset(&it, 0, sizeof(it)); /* fini runs also when init did not */
-
     if (!c)
         return;
     memcpy(c, p, len);
     if (len >= SL_BATCH_HDR_SIZE)
         sl_put_u32(c + SL_BATCH_CRC_OFF, sl_batch_compute_crc(c, len));
+    /* What the broker runs on produce: if it accepts the batch, every
+     * reader must be able to read it exactly as announced. */
+    valid = sl_batch_validate(c, len, 1u << 20, why, sizeof(why)) == SL_OK;
     if (sl_batch_verify(c, len, &h) == SL_OK &&
         sl_batch_iter_init(&it, c, len) == SL_OK) {
         while (sl_batch_iter_next(&it, &rec, &e) == 1) {
             sl_header_iter hi;
             sl_header hd;
+            if (valid && (rec.offset != h.base_offset + n ||
+                          rec.timestamp > h.max_timestamp))
+                abort(); /* validated, yet a record lies */
             n++;
             fz_touch(rec.key, rec.key_len > 0 ? (size_t)rec.key_len : 0);
             fz_touch(rec.value, rec.value_len > 0 ? (size_t)rec.value_len : 0);
@@ -45,9 +55,12 @@ static void walk_batch(const uint8_t *p, size_t len)
             }
             (void)sl_record_header_find(&rec, "dlq.reason", &hd);
         }
-        /* Never more records than the header announces. */
-        if (n > h.record_count)
+        /* Never more records than the header announces; exactly as many
+         * and no error when the batch was validated. */
+        if (n > h.record_count || (valid && (n != h.record_count || e)))
             abort();
+    } else if (valid) {
+        abort(); /* validated but unreadable */
     }
     sl_batch_iter_fini(&it);
     free(c);
