@@ -19,6 +19,9 @@ if [ -f bindings/python/setup.py ]; then
   ./scripts/python-test.sh build
 fi
 
+echo "== fuzz targets (a short run of each; scripts/fuzz.sh SECONDS for more)"
+./scripts/fuzz.sh "${SLUICE_FUZZ_SECONDS:-8}"
+
 echo "== build (ASan + UBSan)"
 ./scripts/build.sh build-asan -DSLUICE_SANITIZE=ON
 echo "== ctest (ASan + UBSan)"
