@@ -1048,8 +1048,10 @@ static void iter_skip_bad(sl_part_iter *it, size_t si, const sl_batch_hdr *hdr,
     sl_seg *s = p->segs[si];
     int64_t nb, first, last;
     uint64_t hint = hdr ? it->pos + sl_batch_size(hdr) : 0;
-    uint64_t np = sl_seg_next_good(s, it->pos, hint,
-                                   hdr ? hdr->base_offset + 1 : it->want, &nb);
+    int64_t next_base = si + 1 < p->nsegs ? p->segs[si + 1]->base : INT64_MAX;
+    uint64_t np =
+        sl_seg_next_good(s, it->pos, hint,
+                         hdr ? hdr->base_offset + 1 : it->want, next_base, &nb);
     first = hdr ? hdr->base_offset : it->want;
     last = hdr ? sl_batch_last_offset(hdr)
                : (nb >= 0 ? nb : sl_part__seg_end(p, si)) - 1;

@@ -567,8 +567,9 @@ static sl_err scan(sl_seg *s, uint64_t from, int64_t min_base,
                       bh.base_offset == min_base &&
                       sl_batch_size(&bh) <= fsize - pos;
             int64_t nb, first = min_base, last;
-            uint64_t np = sl_seg_next_good(
-                s, pos, hok ? pos + sl_batch_size(&bh) : 0, min_base, &nb);
+            uint64_t np =
+                sl_seg_next_good(s, pos, hok ? pos + sl_batch_size(&bh) : 0,
+                                 min_base, next_base, &nb);
             /* Nothing intact follows in this file: a torn tail, unless
              * the batch is whole (the file does not end inside it) and a
              * later segment starts intact. A file that ends inside a batch
@@ -885,7 +886,7 @@ sl_err sl_walker_hdr(sl_walker *w, uint64_t pos, int64_t *base, uint32_t *size,
  * (buf: scratch of at least SL_BATCH_MAX_SIZE bytes is not needed: the
  * batch is read into a malloc'ed buffer.) */
 static int intact_at(const sl_seg *s, uint64_t pos, int64_t min_base,
-                     sl_batch_hdr *out)
+                     int64_t next_base, sl_batch_hdr *out)
 {
     uint8_t hb[SL_BATCH_HDR_SIZE];
     sl_batch_hdr h;
@@ -895,7 +896,9 @@ static int intact_at(const sl_seg *s, uint64_t pos, int64_t min_base,
     if (pos + SL_BATCH_HDR_SIZE > s->size ||
         sl_fs_pread_all(s->fd, hb, sizeof(hb), (off_t)pos, NULL) != SL_OK ||
         sl_batch_hdr_decode(hb, sizeof(hb), &h) != SL_OK ||
-        h.base_offset < min_base || sl_batch_size(&h) > s->size - pos)
+        h.base_offset < min_base || sl_batch_size(&h) > s->size - pos ||
+        sl_batch_last_offset(&h) >= next_base ||
+        sl_batch_last_offset(&h) - s->base > (int64_t)UINT32_MAX)
         return 0;
     sz = sl_batch_size(&h);
     b = malloc(sz);
@@ -909,7 +912,8 @@ static int intact_at(const sl_seg *s, uint64_t pos, int64_t min_base,
 }
 
 uint64_t sl_seg_next_good(const sl_seg *s, uint64_t pos, uint64_t hint,
-                          int64_t min_base, int64_t *base_out)
+                          int64_t min_base, int64_t next_base,
+                          int64_t *base_out)
 {
     uint8_t buf[64 * 1024];
     sl_batch_hdr h;
@@ -920,7 +924,7 @@ uint64_t sl_seg_next_good(const sl_seg *s, uint64_t pos, uint64_t hint,
             *base_out = -1;
             return hint;
         }
-        if (intact_at(s, hint, min_base, &h)) {
+        if (intact_at(s, hint, min_base, next_base, &h)) {
             *base_out = h.base_offset;
             return hint;
         }
@@ -939,7 +943,7 @@ uint64_t sl_seg_next_good(const sl_seg *s, uint64_t pos, uint64_t hint,
         for (size_t i = 0; i + SL_BATCH_HDR_SIZE <= got; i++) {
             if (buf[i + 16] != SL_BATCH_MAGIC)
                 continue;
-            if (intact_at(s, q + i, min_base, &h)) {
+            if (intact_at(s, q + i, min_base, next_base, &h)) {
                 *base_out = h.base_offset;
                 return q + i;
             }
@@ -967,7 +971,8 @@ sl_err sl_seg_find(const sl_seg *s, int64_t offset, uint8_t *scratch,
              * batch after the previous one (the reader of the damaged
              * range reports it). Once per lookup. */
             int64_t nb;
-            uint64_t np = sl_seg_next_good(s, prev, 0, s->base, &nb);
+            uint64_t np =
+                sl_seg_next_good(s, prev, 0, s->base, INT64_MAX, &nb);
             resynced = 1;
             if (nb >= 0 && nb <= offset) {
                 pos = prev = np;

@@ -69,8 +69,12 @@ static int64_t read_all(sl_part *p)
         return -1;
     while (n++ < 100000 && sl_part_iter_next(it, &rec, &e) == 1) {
         fz_touch(rec.value, rec.value_len > 0 ? (size_t)rec.value_len : 0);
-        if (rec.offset <= last || rec.offset < start || rec.offset >= end)
+        if (rec.offset <= last || rec.offset < start || rec.offset >= end) {
+            fprintf(stderr, "iterator: offset %lld after %lld, log [%lld, "
+                    "%lld)\n", (long long)rec.offset, (long long)last,
+                    (long long)start, (long long)end);
             abort();
+        }
         last = rec.offset;
     }
     sl_part_iter_free(it);
@@ -83,7 +87,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sl_part *p = NULL;
     uint8_t flags;
     size_t ilen;
-    int64_t end, base = -1, last;
+    int64_t end, first_end, base = -1, last;
     sl_batch_builder bb;
     const uint8_t *bp;
     size_t blen;
@@ -97,7 +101,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         snprintf(dir, sizeof(dir), "%s/sl-fuzz-seg-XXXXXX", t ? t : "/tmp");
         if (!mkdtemp(dir))
             abort();
-        sl_log_level = SL_NONE; /* recovery warnings are expected */
+        /* recovery warnings are expected; FUZZ_LOG=1 shows them */
+        sl_log_level = getenv("FUZZ_LOG") ? SL_DEBUG : SL_NONE;
     }
     if (size < 3)
         return 0;
@@ -128,7 +133,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cfg.segment_bytes = 1u << 20;
     if (sl_part_open(dir, &cfg, &p) != SL_OK)
         return 0; /* refused: fine, as long as nothing crashed */
-    end = sl_part_end_offset(p);
+    end = first_end = sl_part_end_offset(p);
     if (sl_part_start_offset(p) > end)
         abort();
     last = read_all(p);
@@ -154,8 +159,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     p = NULL;
     if (sl_part_open(dir, &cfg, &p) == SL_OK) {
-        if (sl_part_end_offset(p) != end)
-            abort(); /* a second recovery changed the log */
+        if (sl_part_end_offset(p) != end) {
+            /* a second recovery changed the log */
+            fprintf(stderr, "reopen: end %lld, expected %lld (first "
+                    "recovery end %lld, appended at %lld)\n",
+                    (long long)sl_part_end_offset(p), (long long)end,
+                    (long long)first_end, (long long)base);
+            abort();
+        }
         sl_part_free(p);
     }
     return 0;
