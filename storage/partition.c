@@ -1047,6 +1047,12 @@ static void iter_skip_bad(sl_part_iter *it, size_t si, const sl_batch_hdr *hdr,
     sl_part *p = it->p;
     sl_seg *s = p->segs[si];
     int64_t nb, first, last;
+    /* A damaged header may lie about its offsets too: trust them only
+     * inside this segment's range (else a header claiming offset 2^40
+     * would make the iterator skip everything after it). */
+    if (hdr && (hdr->base_offset < s->base ||
+                sl_batch_last_offset(hdr) >= sl_part__seg_end(p, si)))
+        hdr = NULL;
     uint64_t hint = hdr ? it->pos + sl_batch_size(hdr) : 0;
     int64_t next_base = si + 1 < p->nsegs ? p->segs[si + 1]->base : INT64_MAX;
     uint64_t np =
@@ -1055,8 +1061,13 @@ static void iter_skip_bad(sl_part_iter *it, size_t si, const sl_batch_hdr *hdr,
     first = hdr ? hdr->base_offset : it->want;
     last = hdr ? sl_batch_last_offset(hdr)
                : (nb >= 0 ? nb : sl_part__seg_end(p, si)) - 1;
-    if (last < first)
-        last = first;
+    if (last < first) {
+        /* The damage holds no offsets (the next intact batch starts at
+         * the one wanted): move past the bytes, skip no record. */
+        it->pos = np;
+        it->wlen = 0;
+        return;
+    }
     char why_s[64];
     snprintf(why_s, sizeof(why_s), "%s", sl_strerror(why));
     sl_log(sl_part__note_bad(p, first, last, why_s) ? SL_WARN : SL_DEBUG,
@@ -1169,6 +1180,15 @@ int sl_part_iter_next(sl_part_iter *it, sl_record *rec, sl_err *err)
             sl_batch_hdr hh;
             int hok = sl_batch_hdr_decode(b, sz, &hh) == SL_OK;
             iter_skip_bad(it, (size_t)si, hok ? &hh : NULL, rc);
+            continue;
+        }
+        /* A whole batch with a right CRC whose offsets lie outside its
+         * segment is not part of the log: recovery kept it as a damaged
+         * range (its base was out of sequence). Skip it like a bad one;
+         * never hand out offsets from its header. */
+        if (h.base_offset < s->base ||
+            sl_batch_last_offset(&h) >= sl_part__seg_end(p, (size_t)si)) {
+            iter_skip_bad(it, (size_t)si, NULL, SL_ERR_CORRUPT);
             continue;
         }
         if (sl_batch_last_offset(&h) < it->want) {
