@@ -99,7 +99,17 @@ static void dwait_done(void *arg, sl_err rc)
         if (rc == SL_OK)
             reply_frame(w->r, &w->wb);
         else
-            sl_reply_error(w->r, rc, "group state could not be made durable");
+            /* Honest about what happened (issue 18, finding 13): the
+             * change (ack, nack, reject, offset commit) is already applied
+             * in memory and is written with the next commit that succeeds
+             * (e.g. once the disk has space again); only a broker stop
+             * before then undoes it. */
+            sl_reply_error(w->r, rc,
+                           "applied but not yet durable: groups.db could not "
+                           "be written (see the broker log; a full disk?). "
+                           "It is written by the next commit that succeeds; "
+                           "if the broker stops before that, it is undone "
+                           "(records are redelivered)");
     }
     sl_wb_fini(&w->wb);
     free(w);

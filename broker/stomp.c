@@ -627,7 +627,7 @@ static void conn_replies_flush(stomp_conn *c)
                      r->w->what[0] ? ": " : "", r->w->what);
             sl_wb_reset(&r->frame);
             encode_error(c, &r->frame, r->receipt,
-                         "operation failed, not acknowledged", detail);
+                         "operation failed or not durable", detail);
             sl_log(SL_WARN, SUBSYS, "peer %s session %s: receipt %s: %s",
                    c->peer, c->session, r->receipt, detail);
             close_after = 1;
@@ -2285,7 +2285,11 @@ static void h_ack(stomp_conn *c, const sl_stomp_frame *f)
             if (w) {
                 w->refs++;
                 w->pending++;
-                snprintf(w->what, sizeof(w->what), "commit of %s %s",
+                snprintf(w->what, sizeof(w->what),
+                         "%s %.120s is applied but not yet durable (the "
+                         "group state could not be written, a full disk?); "
+                         "it is written by the next commit that succeeds, "
+                         "and undone only if the broker stops before that",
                          f->cmd == SL_STOMP_ACK ? "ACK" : "NACK", msgid);
                 sl_groups_wait(srv_groups(c->s), wait_cb_groups, w);
                 wait_done_one(w, SL_OK);

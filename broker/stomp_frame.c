@@ -234,6 +234,67 @@ static int64_t unescape(sl_stomp_parser *p, size_t off, size_t len)
     return (int64_t)o;
 }
 
+/* Offset of the first byte that breaks UTF-8 in s[0, n) (overlong forms,
+ * surrogates and code points past U+10FFFF included), or -1 if valid. */
+static int64_t utf8_bad(const uint8_t *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        uint8_t c = s[i];
+        size_t k;
+        uint32_t cp, min;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c >= 0xC2 && c <= 0xDF) {
+            k = 1;
+            cp = c & 0x1F;
+            min = 0x80;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            k = 2;
+            cp = c & 0x0F;
+            min = 0x800;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            k = 3;
+            cp = c & 0x07;
+            min = 0x10000;
+        } else {
+            return (int64_t)i;
+        }
+        for (size_t j = 1; j <= k; j++) {
+            if (i + j >= n || (s[i + j] & 0xC0) != 0x80)
+                return (int64_t)i;
+            cp = (cp << 6) | (s[i + j] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return (int64_t)i;
+        i += k + 1;
+    }
+    return -1;
+}
+
+/* STOMP 1.1 and 1.2: "Only the UTF-8 encoding is supported for frame
+ * headers" -- refuse anything else, naming the header and the byte (issue
+ * 18, finding 13). 1.0 did not say, and is left alone. */
+static int check_utf8(sl_stomp_parser *p, size_t off, size_t len,
+                      const char *what)
+{
+    int64_t bad;
+    char smp[64];
+    if (p->version < SL_STOMP_V11)
+        return 0;
+    bad = utf8_bad(p->buf + off, len);
+    if (bad < 0)
+        return 0;
+    sample(smp, sizeof(smp), p->buf + off, len);
+    return fail(p, SL_STOMP_PERR_MALFORMED,
+                "header %s '%s' is not valid UTF-8 (byte 0x%02x at %lld); "
+                "STOMP %d.%d headers must be UTF-8",
+                what, smp, p->buf[off + (size_t)bad], (long long)bad,
+                p->version / 10, p->version % 10);
+}
+
 static int escaping(const sl_stomp_parser *p)
 {
     return p->version >= SL_STOMP_V11 && p->cmd != SL_STOMP_CONNECT &&
@@ -340,6 +401,9 @@ static int end_of_line(sl_stomp_parser *p)
             if (vl < 0)
                 return SL_STOMP_PERROR;
         }
+        if (check_utf8(p, h.name_off, (size_t)nl, "name") != 0 ||
+            check_utf8(p, h.value_off, (size_t)vl, "value") != 0)
+            return SL_STOMP_PERROR;
         h.name_len = (uint32_t)nl;
         h.value_len = (uint32_t)vl;
         p->buf[h.name_off + h.name_len] = 0;

@@ -505,3 +505,50 @@ def test_partition_dir_deleted_refused_then_recovered(tmp_path):
         if b.running():
             b.stop()
         b.cleanup()
+
+
+# ---- finding 13: an ack whose commit fails says what happened --------------
+
+def test_ack_not_durable_is_reported_honestly(tmp_path):
+    """A queue ack whose groups.db commit fails (here: another process holds
+    the database's write lock past the busy timeout, as a full disk fails
+    it) is answered with an error that says the ack is applied but not yet
+    durable; it is written by the next commit that succeeds, so it is never
+    redelivered, also after a restart."""
+    import sqlite3
+    b = Broker(str(tmp_path / "data"))
+    b.start()
+    try:
+        with sw.Client(b.binary_addr) as c:
+            c.create_topic("acks", 1)
+            c.produce("acks", 0, [b"a", b"b", b"c"], acks=sw.ACKS_DURABLE)
+            q = swg.Queue(c, "g", "acks", "c1")
+            recs = q.acquire(3, max_wait_ms=5000, lock_ms=600000)
+            assert [x["offset"] for x in recs] == [0, 1, 2]
+            db = sqlite3.connect(os.path.join(b.data_dir, "groups.db"),
+                                 timeout=30, isolation_level=None)
+            db.execute("BEGIN IMMEDIATE")  # hold the write lock
+            try:
+                q.ack([(0, 0)])
+                raise AssertionError("ack answered as durable")
+            except sw.ProtocolError as e:
+                assert e.code == 25, e  # SL_ERR_STORAGE
+                assert "applied but not yet durable" in e.msg, e.msg
+                assert "written by the next commit that succeeds" in e.msg
+            finally:
+                db.execute("ROLLBACK")
+                db.close()
+            # applied: not handed out again; the next commit writes it
+            assert q.ack([(0, 1)]) == [(0, 1, 1, 0)]
+            q2 = swg.Queue(c, "g", "acks", "c2")
+            assert q2.acquire(10, max_wait_ms=0) == []
+        b.stop()
+        b.start()
+        with sw.Client(b.binary_addr) as c:
+            q = swg.Queue(c, "g", "acks", "c3")
+            assert [x["offset"] for x in
+                    q.acquire(10, max_wait_ms=5000)] == [2]
+    finally:
+        if b.running():
+            b.stop()
+        b.cleanup()

@@ -206,6 +206,45 @@ static void test_escape_undefined(void **state)
                  "ends with a backslash");
 }
 
+/* STOMP 1.1/1.2 headers must be UTF-8 (issue 18, finding 13): invalid
+ * sequences, overlong forms, surrogates, truncated sequences are refused,
+ * naming the header and the byte; valid multi-byte text passes; 1.0 is
+ * left alone. */
+static void test_utf8_headers(void **state)
+{
+    static const char *const bad[] = {
+        "SEND\nx:a\xff" "b\n\n",     /* never valid */
+        "SEND\nx:\xc0\xafz\n\n",      /* overlong '/' */
+        "SEND\nx:\xed\xa0\x80\n\n",  /* surrogate U+D800 */
+        "SEND\nx:\xe2\x82\n\n",       /* truncated */
+        "SEND\nx:\xf4\x90\x80\x80\n\n", /* past U+10FFFF */
+        "SEND\nk\x80:v\n\n",           /* in a name */
+    };
+    sl_stomp_parser p;
+    sl_stomp_frame f;
+    const char ok[] = "SEND\nx:caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\n\n";
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        expect_error(bad[i], strlen(bad[i]) + 1, SL_STOMP_V12,
+                     SL_STOMP_PERR_MALFORMED, "is not valid UTF-8");
+        expect_error(bad[i], strlen(bad[i]) + 1, SL_STOMP_V11,
+                     SL_STOMP_PERR_MALFORMED, "STOMP 1.1 headers must be UTF-8");
+    }
+    expect_error(bad[0], strlen(bad[0]) + 1, SL_STOMP_V12,
+                 SL_STOMP_PERR_MALFORMED,
+                 "header value 'a\\xffb' is not valid UTF-8 (byte 0xff at 1)");
+    sl_stomp_parser_init(&p, NULL);
+    sl_stomp_parser_set_version(&p, SL_STOMP_V12);
+    parse_one(&p, ok, sizeof(ok), &f);
+    assert_string_equal(f.headers[0].value,
+                        "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+    sl_stomp_parser_fini(&p);
+    sl_stomp_parser_init(&p, NULL); /* 1.0: bytes as they come */
+    parse_one(&p, bad[0], strlen(bad[0]) + 1, &f);
+    assert_int_equal(f.headers[0].value_len, 3);
+    sl_stomp_parser_fini(&p);
+}
+
 /* 1.0 frames and CONNECT frames are never unescaped. */
 static void test_no_escapes_10_and_connect(void **state)
 {
@@ -639,6 +678,7 @@ int main(void)
         cmocka_unit_test(test_escapes_12),
         cmocka_unit_test(test_escapes_11_no_cr),
         cmocka_unit_test(test_escape_undefined),
+        cmocka_unit_test(test_utf8_headers),
         cmocka_unit_test(test_no_escapes_10_and_connect),
         cmocka_unit_test(test_repeated_first_wins),
         cmocka_unit_test(test_crlf),
