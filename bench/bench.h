@@ -2,9 +2,7 @@
  * bench.h - modes of sluice-bench implemented in other files.
  *
  * sl_bench_stomp_main (bench/sluice_bench_stomp.c): `sluice-bench stomp
- * ...`; receives the whole argv (argv[1] == "stomp"). Declared weak in
- * sluice_bench.c so sluice-bench builds and runs without it (the mode is
- * then not listed).
+ * ...`; receives the whole argv (argv[1] == "stomp").
  */
 #ifndef SL_BENCH_H
 #define SL_BENCH_H

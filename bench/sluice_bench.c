@@ -40,8 +40,6 @@
 #include "bench/bench.h"
 #include "sluice.h"
 
-#pragma weak sl_bench_stomp_main
-
 typedef struct opts {
     const char *mode, *bootstrap, *topic, *acks, *compression, *payload;
     long records, size, producers, consumers, partitions, linger_ms, batch_size,
@@ -488,7 +486,7 @@ static void usage(FILE *f)
             "  [--batch-size BYTES] [--credits N] [--topic NAME]\n"
             "  [-X key=value (a libsluice setting)]...\n"
             "  [--payload random|zeros]\n",
-            sl_bench_stomp_main ? "|stomp" : "");
+            "|stomp");
 }
 
 static long num(const char *opt, const char *v, long min)
@@ -514,10 +512,6 @@ int main(int argc, char **argv)
     int i;
 
     if (argc > 1 && !strcmp(argv[1], "stomp")) {
-        if (!sl_bench_stomp_main) {
-            fprintf(stderr, "sluice-bench: stomp mode not built in\n");
-            return 2;
-        }
         return sl_bench_stomp_main(argc, argv);
     }
     for (i = 1; i < argc; i++) {

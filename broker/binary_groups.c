@@ -40,6 +40,8 @@
 #include <event2/event.h>
 
 #include "broker/binary.h"
+#include "broker/binary_groups.h"
+#include "broker/broker.h"
 #include "broker/config.h"
 #include "broker/ops_groups.h"
 #include "protocol/api.h"
@@ -163,6 +165,7 @@ typedef struct dent {
 } dent;
 
 typedef struct bq bq;
+typedef struct sl_bgroups bstate;
 
 typedef struct bacq {
     bq *q;
@@ -177,6 +180,7 @@ typedef struct bacq {
 } bacq;
 
 struct bq {
+    bstate *s; /* the registry it is in */
     char *group, *topic, *cid;
     sl_qconsumer *qc;
     int64_t last_used;
@@ -184,17 +188,16 @@ struct bq {
     /* the owning connection (borrowed, a key only: cleared by its close
      * hook); NULL once it closed */
     sl_conn *conn;
-    int gone; /* its connection closed: freed by S.gone_ev */
+    int gone; /* its connection closed: freed by s->gone_ev */
     bq *next;
 };
 
-typedef struct bstate {
+/* The registry of binary queue consumers, one per broker (b->bgroups). */
+struct sl_bgroups {
     sl_broker *b;
     bq *consumers;
     struct event *gone_ev; /* frees consumers whose connection closed */
-} bstate;
-
-static bstate S;
+};
 
 static void bq_free(bq *q);
 
@@ -327,7 +330,7 @@ static void acq_respond(bacq *acq)
         int64_t next = -1;
         while (j < acq->n && acq->ents[j].partition == acq->ents[i].partition)
             j++;
-        sl_ops_part(S.b, q->topic, acq->ents[i].partition, SL_OPS_NO_CREATE,
+        sl_ops_part(q->s->b, q->topic, acq->ents[i].partition, SL_OPS_NO_CREATE,
                     &part);
         for (size_t k = i; k < j; k++) {
             dent *d = &acq->ents[k];
@@ -464,15 +467,16 @@ static void acq_cancel(void *arg)
     free(acq->ents);
     free(acq);
     q->gone = 1;
-    if (S.gone_ev)
-        event_active(S.gone_ev, EV_READ, 0);
+    if (q->s->gone_ev)
+        event_active(q->s->gone_ev, EV_READ, 0);
     if (q->qc)
         sl_qconsumer_set_credit(q->qc, 0);
 }
 
-static bq *bq_find(const char *group, const char *topic, const char *cid)
+static bq *bq_find(bstate *s, const char *group, const char *topic,
+                   const char *cid)
 {
-    for (bq *q = S.consumers; q; q = q->next)
+    for (bq *q = s->consumers; q; q = q->next)
         if (!strcmp(q->cid, cid) && !strcmp(q->group, group) &&
             !strcmp(q->topic, topic))
             return q;
@@ -483,9 +487,9 @@ static bq *bq_find(const char *group, const char *topic, const char *cid)
  * frees them (and so releases their records) from a deferred event. */
 static void bq_conn_closed(void *arg, sl_conn *c)
 {
+    bstate *s = arg;
     int any = 0;
-    (void)arg;
-    for (bq *q = S.consumers; q; q = q->next)
+    for (bq *q = s->consumers; q; q = q->next)
         if (q->conn == c) {
             q->conn = NULL;
             q->gone = 1;
@@ -493,20 +497,20 @@ static void bq_conn_closed(void *arg, sl_conn *c)
             if (q->qc)
                 sl_qconsumer_set_credit(q->qc, 0);
         }
-    if (any && S.gone_ev)
-        event_active(S.gone_ev, EV_READ, 0);
+    if (any && s->gone_ev)
+        event_active(s->gone_ev, EV_READ, 0);
 }
 
 static void gone_cb(evutil_socket_t fd, short what, void *arg)
 {
+    bstate *s = arg;
     bq *q;
     (void)fd;
     (void)what;
-    (void)arg;
     /* rescan after each free: releasing may deliver to other consumers,
      * and their replies may close further connections */
     for (;;) {
-        for (q = S.consumers; q && !q->gone; q = q->next)
+        for (q = s->consumers; q && !q->gone; q = q->next)
             ;
         if (!q)
             break;
@@ -525,14 +529,15 @@ static void bq_own(bq *q, sl_conn *c)
     q->gone = 0;
     if (q->conn == c)
         return;
-    if (sl_conn_on_close(c, bq_conn_closed, NULL) == SL_OK)
+    if (sl_conn_on_close(c, bq_conn_closed, q->s) == SL_OK)
         q->conn = c;
 }
 
-static sl_err bq_get(sl_groups *g, const char *group, const char *topic,
-                     const char *cid, int64_t lock_ms, sl_conn *c, bq **out)
+static sl_err bq_get(bstate *s, sl_groups *g, const char *group,
+                     const char *topic, const char *cid, int64_t lock_ms,
+                     sl_conn *c, bq **out)
 {
-    bq *q = bq_find(group, topic, cid);
+    bq *q = bq_find(s, group, topic, cid);
     sl_qconsumer_cb cb;
     sl_err rc;
     if (q && !sl_qconsumer_alive(q->qc) && !q->acq) {
@@ -549,6 +554,7 @@ static sl_err bq_get(sl_groups *g, const char *group, const char *topic,
     q = calloc(1, sizeof(*q));
     if (!q)
         return SL_ERR_NOMEM;
+    q->s = s;
     q->group = strdup(group);
     q->topic = strdup(topic);
     q->cid = strdup(cid);
@@ -564,8 +570,8 @@ static sl_err bq_get(sl_groups *g, const char *group, const char *topic,
         goto fail;
     q->last_used = sl_now_ms();
     bq_own(q, c);
-    q->next = S.consumers;
-    S.consumers = q;
+    q->next = s->consumers;
+    s->consumers = q;
     *out = q;
     return SL_OK;
 fail:
@@ -578,7 +584,7 @@ fail:
 
 static void bq_free(bq *q)
 {
-    for (bq **pp = &S.consumers; *pp; pp = &(*pp)->next)
+    for (bq **pp = &q->s->consumers; *pp; pp = &(*pp)->next)
         if (*pp == q) {
             *pp = q->next;
             break;
@@ -600,10 +606,11 @@ static void bq_free(bq *q)
     free(q);
 }
 
-void sl_binary_groups_reap(sl_broker *b, int64_t now)
+/* Once a second (sl_ops_groups_on_second): free idle consumers. */
+static void bq_reap(void *arg, int64_t now)
 {
-    bq *q = S.consumers;
-    (void)b;
+    bstate *s = arg;
+    bq *q = s->consumers;
     while (q) {
         bq *next = q->next;
         /* No request for a while on a connection that stays open (closed
@@ -621,20 +628,6 @@ void sl_binary_groups_reap(sl_broker *b, int64_t now)
         }
         q = next;
     }
-}
-
-void sl_binary_groups_fini(sl_broker *b)
-{
-    (void)b;
-    for (bq *q = S.consumers; q; q = q->next)
-        if (q->qc)
-            sl_qconsumer_set_credit(q->qc, 0);
-    while (S.consumers)
-        bq_free(S.consumers);
-    /* close hooks still registered on open connections find no consumer */
-    if (S.gone_ev)
-        event_free(S.gone_ev);
-    S.gone_ev = NULL;
 }
 
 /* ---- 20 QUEUE_ACQUIRE -----------------------------------------------------
@@ -669,11 +662,11 @@ static void h_acquire(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
     }
     /* A consumer's first acquire creates its topic when auto-create-topics
      * is on, as STOMP SUBSCRIBE does and pika's queue_declare does. */
-    if (!bq_find(group, topic, cid)) {
+    if (!bq_find(b->bgroups, group, topic, cid)) {
         int32_t np;
         (void)sl_ops_topic_get(b, topic, SL_OPS_AUTO_CREATE, &np);
     }
-    rc = bq_get(g, group, topic, cid, q.lock_ms, c, &cq);
+    rc = bq_get(b->bgroups, g, group, topic, cid, q.lock_ms, c, &cq);
     if (rc != SL_OK) {
         char msg[800];
         snprintf(msg, sizeof(msg),
@@ -752,7 +745,7 @@ static void h_settle(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
                        "non-empty and shorter than 256 bytes");
         goto out;
     }
-    rc = bq_get(g, group, topic, cid, 0, c, &cq);
+    rc = bq_get(b->bgroups, g, group, topic, cid, 0, c, &cq);
     if (rc != SL_OK) {
         sl_reply_error(r, rc, "settle: unknown queue group or topic");
         goto out;
@@ -858,7 +851,7 @@ static void h_qconfig(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
             sl_reply_error(r, SL_ERR_UNKNOWN_GROUP, msg);
             goto out;
         }
-        sl_qgroup_cfg_defaults(&cfg);
+        sl_groups_qgroup_defaults(g, &cfg);
     }
     if (q.mode == SL_QGC_DESCRIBE && q.nconfigs > 0) {
         sl_reply_error(r, SL_ERR_INVALID_ARG,
@@ -1737,12 +1730,20 @@ static void h_redrive(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
 /* ---- registration
  * ------------------------------------------------------------ */
 
-void sl_binary_groups_register(sl_broker *b)
+void sl_binary_groups_module_init(sl_broker *b)
 {
-    S.b = b;
-    S.gone_ev = event_new(sl_broker_base(b), -1, 0, gone_cb, NULL);
-    if (!S.gone_ev)
+    bstate *s = calloc(1, sizeof(*s));
+    if (!s) {
         sl_broker_fail(b, "groups: out of memory");
+        return;
+    }
+    s->b = b;
+    b->bgroups = s;
+    s->gone_ev = event_new(sl_broker_base(b), -1, 0, gone_cb, s);
+    if (!s->gone_ev || sl_ops_groups_on_second(b, bq_reap, s) != SL_OK) {
+        sl_broker_fail(b, "groups: cannot start the binary group APIs");
+        return;
+    }
     sl_binary_register(b, SL_API_GROUP_JOIN, 1, 1, h_join);
     sl_binary_register(b, SL_API_GROUP_HEARTBEAT, 1, 1, h_member);
     sl_binary_register(b, SL_API_GROUP_LEAVE, 1, 1, h_member);
@@ -1758,4 +1759,26 @@ void sl_binary_groups_register(sl_broker *b)
     sl_binary_register(b, SL_API_DLQ_LIST, 1, 1, h_dlq_list);
     sl_binary_register(b, SL_API_DLQ_REDRIVE, 1, 1, h_redrive);
     sl_binary_register(b, SL_API_QUEUE_GROUP_CONFIG, 1, 1, h_qconfig);
+}
+
+void sl_binary_groups_module_fini(sl_broker *b)
+{
+    bstate *s = b->bgroups;
+    if (!s)
+        return;
+    for (bq *q = s->consumers; q; q = q->next)
+        if (q->qc)
+            sl_qconsumer_set_credit(q->qc, 0);
+    while (s->consumers) {
+        bq *q = s->consumers;
+        /* s is freed below: no close hook of an open connection may
+         * still point at it */
+        if (q->conn)
+            sl_conn_off_close(q->conn, bq_conn_closed, s);
+        bq_free(q);
+    }
+    if (s->gone_ev)
+        event_free(s->gone_ev);
+    b->bgroups = NULL;
+    free(s);
 }

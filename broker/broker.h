@@ -84,6 +84,11 @@ struct sl_broker {
     size_t nstop_hooks;
     size_t holds; /* sl_broker_hold - sl_broker_release */
 
+    /* module state (server.c's module table), each set by its own init */
+    struct sl_gmod *gmod;       /* ops_groups.c */
+    struct sl_bgroups *bgroups; /* binary_groups.c */
+
+    size_t nmodules; /* server.c's modules[] whose init ran */
     int stopping;
     int exit_code;
 };
@@ -100,7 +105,7 @@ void sl_ops_fail_waiters(sl_broker *b, sl_err err);
 /* Ask the flusher to cover every partition (final flush). */
 void sl_ops_sync_all(sl_broker *b);
 
-/* server.c: at shutdown, exit the loop once nothing is in flight. */
+/* broker.c: at shutdown, exit the loop once nothing is in flight. */
 void sl_server_check_stopped(sl_broker *b);
 
 /* binary.c */

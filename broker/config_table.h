@@ -23,10 +23,11 @@
  * char *err, size_t errlen) run after all parsing (0 = ok).
  * The default is a string parsed like any user value.
  *
- * Modules keep their keys in their own files, included below when they
- * exist: broker/stomp_config.h (STOMP helper), broker/ops_groups_config.h
- * (groups helper). Put only SL_CFG / SL_CFG_ENUM lines in them (no include
- * guard) and read the values as sl_broker_config(b)->field.
+ * Every key is in this one file, in sections by the part of the broker
+ * that reads it (server, topics, STOMP, groups); a module reads its values
+ * as sl_broker_config(b)->field. Keep a new key in its section; start a
+ * new section for a new module. Every object sees the same struct
+ * sl_config: there are no drop-in files.
  */
 
 /* ---- server ------------------------------------------------------------ */
@@ -173,15 +174,82 @@ SL_CFG(cluster_snapshot_threshold, "cluster-snapshot-threshold", INT, "1024",
        8, 100000000, 0, NULL,
        "Metadata log entries between two snapshots of the metadata image.")
 
-/* ---- module drop-ins (see the top of this file) -------------------------- */
-#if defined(__has_include)
-#if __has_include("broker/stomp_config.h")
-#include "broker/stomp_config.h"
-#endif
-#if __has_include("broker/ops_groups_config.h")
-#include "broker/ops_groups_config.h"
-#endif
-#if __has_include("broker/admin_config.h")
-#include "broker/admin_config.h"
-#endif
-#endif
+/* ---- STOMP (broker/stomp*.c) ----------------------------------------- */
+SL_CFG(stomp_users_file, "stomp-users-file", STR, "", 0, 0, 0, NULL,
+       "STOMP users: a file of `LOGIN pbkdf2-sha256$ITERATIONS$SALT_HEX$"
+       "HASH_HEX` lines (docs/stomp.md shows how to make one). Empty = "
+       "development mode: any login is accepted (logged at start-up).")
+SL_CFG(stomp_max_frame, "stomp-max-frame", SIZE, "16m", 1024, 67108864, 0, NULL,
+       "Largest STOMP frame (command, headers and body). A larger frame is "
+       "refused with an ERROR as soon as its size is known.")
+SL_CFG(stomp_max_headers, "stomp-max-headers", INT, "1000", 1, 100000, 0, NULL,
+       "Most header lines in one STOMP frame.")
+SL_CFG(stomp_max_header_length, "stomp-max-header-length", SIZE, "10k", 64,
+       1048576, 0, NULL,
+       "Longest STOMP header line (and command line), in bytes.")
+SL_CFG(stomp_prefetch, "stomp-prefetch", INT, "1000", 1, 1000000, 0, NULL,
+       "Default in-flight limit per STOMP subscription (unacknowledged "
+       "messages in client modes; messages in the socket buffer in auto "
+       "mode). prefetch-count / activemq.prefetchSize override it.")
+SL_CFG(stomp_heartbeat_min_ms, "stomp-heartbeat-min-ms", MS, "100", 1, 3600000,
+       0, NULL,
+       "Smallest heart-beat interval the broker agrees to, either way; a "
+       "client asking for less gets this.")
+SL_CFG(stomp_lock_ms, "stomp-lock-ms", MS, "1d", 1000, 31536000000LL, 0, NULL,
+       "Lock on a message delivered to a STOMP consumer that has not acked "
+       "it. Connection loss or UNSUBSCRIBE releases it at once; the lock "
+       "only matters for a consumer that stays connected without acking.")
+SL_CFG(stomp_key_ordered, "stomp-key-ordered", BOOL, "yes", 0, 0, 0, NULL,
+       "Queue groups first created by STOMP use key-ordered delivery, so "
+       "messages with the same JMSXGroupID (stored as the record key) go "
+       "to one consumer at a time, in order (ActiveMQ message groups).")
+SL_CFG(stomp_max_tx_bytes, "stomp-max-tx-bytes", SIZE, "16m", 1024, 1073741824,
+       0, NULL,
+       "Most bytes of SEND bodies and headers one STOMP transaction may "
+       "buffer before COMMIT.")
+
+/* ---- groups (broker/ops_groups.c, groups/) ------------------------------
+ * The queue-* keys are the defaults of NEW queue groups (each group keeps
+ * its own settings, see QUEUE_GROUP_CONFIG and docs/groups.md). */
+SL_CFG(queue_max_deliveries, "queue-max-deliveries", INT, "10", 1, 65535, 0,
+       NULL,
+       "Default deliveries of a record before a queue group dead-letters it "
+       "(reason max_deliveries).")
+SL_CFG(queue_lock_ms, "queue-lock-ms", MS, "30s", 1, 604800000, 0, NULL,
+       "Default acquisition lock of a queue group: a record not acked, "
+       "nacked or touched within it is delivered again (a failure).")
+SL_CFG(queue_max_inflight, "queue-max-inflight", INT, "10000", 1, 4194304, 0,
+       NULL,
+       "Default window of a queue group per partition: offsets between the "
+       "group's start offset and the first unread one. Bounds its memory.")
+SL_CFG(message_ttl_ms, "message-ttl-ms", MS, "-1", -1, 3153600000000LL,
+       SL_CF_TOPIC, NULL,
+       "Queue groups do not deliver a record older than this (from its "
+       "timestamp); -1 = no limit. Per topic; record headers ttl-ms / "
+       "expires and the group's ttl_ms may shorten it.")
+SL_CFG(group_commit_interval_ms, "group-commit-interval-ms", MS, "50", 0, 60000,
+       0, NULL,
+       "Group state that nobody waits for (STOMP ACK/NACK without a "
+       "receipt, delivery counts, membership) is committed to groups.db at "
+       "most this often; an ACK answered to its client (binary ack "
+       "response, STOMP receipt) and offset commits are committed before "
+       "the answer, in the next flusher round. 0 = commit after every "
+       "round.")
+SL_CFG_ENUM(queue_dispatch, "queue-dispatch", "written", "written|durable", 0,
+            NULL,
+            "When queue consumers (binary queue groups, STOMP /queue and "
+            "durable subscriptions) get a record of a flush=always topic. "
+            "written: as soon as it is appended, while its fdatasync runs "
+            "(as RabbitMQ and ActiveMQ dispatch while they store); the "
+            "producer's receipt or durable ack still waits for the "
+            "fdatasync, and acks of such records are committed to groups.db "
+            "only after it. durable: only after its fdatasync, so a consumer "
+            "never sees a record that a power loss could take back.")
+
+/* ---- management (broker/admin.c, broker/http.c) ------------------------ */
+SL_CFG(http_listen, "http-listen", ADDR, "127.0.0.1:7480", 0, 0, 0, NULL,
+       "HTTP listen address HOST:PORT for /metrics (Prometheus), /healthz, "
+       "/readyz, the JSON management API (/api/...) and the web console "
+       "(/). Port 0 = any free port (the ready line reports it). Loopback "
+       "by default: it has no authentication or TLS yet, so do not expose "
+       "it beyond the host (docs/http-api.md).")

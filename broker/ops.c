@@ -46,13 +46,6 @@ struct sl_ops_watch {
     int dead;
 };
 
-int64_t sl_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- lookup ------------------------------------------------------------ */
 
 static sl_err tp_get(sl_broker *b, const char *topic, int32_t partition,

@@ -9,14 +9,14 @@
  *
  * How a module plugs in
  * ---------------------
- *  - Start-up: define `void sl_groups_module_init(sl_broker *b)` (groups) or
- *    `void sl_stomp_module_init(sl_broker *b)` (STOMP), and optionally the
- *    matching `..._module_fini(sl_broker *b)`. server.c declares them weak
- *    and calls them if linked in: init after topics are open and before the
- *    listeners accept, fini at shutdown before partitions close.
- *    Return nothing; on a fatal problem log it and call sl_broker_fail().
- *  - Config keys: see the comment at the top of broker/config_table.h
- *    (drop-in files broker/stomp_config.h, broker/ops_groups_config.h).
+ *  - Start-up: write `void sl_NAME_module_init(sl_broker *b)` and, if
+ *    needed, `..._module_fini(sl_broker *b)`, declare them in the module's
+ *    header, and add a line to the module table in server.c: init runs
+ *    after topics are open and before the listeners accept, fini at
+ *    shutdown before partitions close. Return nothing; on a fatal problem
+ *    log it and call sl_broker_fail(). Keep the module's state on the
+ *    broker object (broker.h) and pass it to callbacks as their argument.
+ *  - Config keys: a section of broker/config_table.h.
  *  - Binary API handlers: sl_binary_register() in broker/binary.h; state
  *    tied to a connection: sl_conn_on_close() there.
  *  - STOMP listener: sl_broker_set_stomp_accept() below; the server binds

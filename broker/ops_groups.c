@@ -8,9 +8,14 @@
  * offset commits) are answered, DLQ appends that became durable are
  * archived, newly durable records are delivered.
  *
+ * State: one gmod per broker, on the broker object (b->gmod), handed to
+ * every callback as its argument.
+ *
  * Shutdown: the flusher outlives module fini and hooks cannot be removed,
  * so the hook looks the groups object up under a mutex; fini clears it
- * first, then commits synchronously and frees.
+ * first, then commits synchronously and frees the groups. The gmod itself
+ * (mutex included) is freed by sl_groups_module_release, which server.c
+ * calls once the flusher has stopped.
  */
 #include <dirent.h>
 #include <pthread.h>
@@ -20,42 +25,64 @@
 
 #include <event2/event.h>
 
+#include "broker/broker.h"
 #include "broker/config.h"
 #include "broker/ops_groups.h"
 #include "protocol/log.h"
 
-typedef struct gmod {
+typedef struct sl_gmod {
     sl_broker *b;
     sl_groups *g;
     struct event *flushed_ev;
     struct event *tick_ev;
     struct event *stage_ev; /* end of loop iteration: stage once */
-    int64_t last_reap;
+    int64_t last_second;
     pthread_mutex_t mu; /* guards g for the flusher hook */
-    int hooked;
+    struct sl_gmod_tick {
+        void (*fn)(void *arg, int64_t now);
+        void *arg;
+    } * ticks;
+    size_t nticks;
 } gmod;
-
-static gmod M = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 sl_groups *sl_ops_groups(sl_broker *b)
 {
-    return M.b == b ? M.g : NULL;
+    return b->gmod ? b->gmod->g : NULL;
+}
+
+sl_err sl_ops_groups_on_second(sl_broker *b,
+                               void (*fn)(void *arg, int64_t now), void *arg)
+{
+    gmod *M = b->gmod;
+    struct sl_gmod_tick *t;
+    if (!M)
+        return SL_ERR_INVALID_ARG;
+    t = realloc(M->ticks, (M->nticks + 1) * sizeof(*t));
+    if (!t)
+        return SL_ERR_NOMEM;
+    t[M->nticks].fn = fn;
+    t[M->nticks].arg = arg;
+    M->ticks = t;
+    M->nticks++;
+    return SL_OK;
 }
 
 /* ---- env for groups/ --------------------------------------------------- */
 
 static sl_part *env_get_part(void *ctx, const char *topic, int32_t p)
 {
+    gmod *M = ctx;
     sl_part *out = NULL;
-    if (sl_ops_part(ctx, topic, p, SL_OPS_NO_CREATE, &out) != SL_OK)
+    if (sl_ops_part(M->b, topic, p, SL_OPS_NO_CREATE, &out) != SL_OK)
         return NULL;
     return out;
 }
 
 static int32_t env_partitions(void *ctx, const char *topic)
 {
+    gmod *M = ctx;
     int32_t n = -1;
-    if (sl_ops_topic_get(ctx, topic, SL_OPS_NO_CREATE, &n) != SL_OK)
+    if (sl_ops_topic_get(M->b, topic, SL_OPS_NO_CREATE, &n) != SL_OK)
         return -1;
     return n;
 }
@@ -64,11 +91,12 @@ static sl_err env_append(void *ctx, const char *topic, int32_t p,
                          uint8_t *batch, size_t len, int64_t *base,
                          sl_part **part_out)
 {
+    gmod *M = ctx;
     sl_err rc =
-        sl_ops_append(ctx, topic, p, SL_OPS_CREATE, batch, len, base, NULL);
+        sl_ops_append(M->b, topic, p, SL_OPS_CREATE, batch, len, base, NULL);
     if (rc != SL_OK)
         return rc;
-    return sl_ops_part(ctx, topic, p, SL_OPS_NO_CREATE, part_out);
+    return sl_ops_part(M->b, topic, p, SL_OPS_NO_CREATE, part_out);
 }
 
 static int64_t env_now(void *ctx)
@@ -82,20 +110,20 @@ static int64_t env_now(void *ctx)
  * burst of acks is staged once. */
 static void env_request_stage(void *ctx)
 {
-    (void)ctx;
-    if (M.stage_ev)
-        event_active(M.stage_ev, 0, 0);
+    gmod *M = ctx;
+    if (M->stage_ev)
+        event_active(M->stage_ev, 0, 0);
 }
 
-static void arm_tick(int64_t ms);
+static void arm_tick(gmod *M, int64_t ms);
 
 /* A groups deadline earlier than the armed tick (the groups only report
  * those): tick then instead. */
 static void env_wake_at(void *ctx, int64_t at_ms)
 {
-    (void)ctx;
-    if (M.tick_ev)
-        arm_tick(at_ms - sl_now_ms());
+    gmod *M = ctx;
+    if (M->tick_ev)
+        arm_tick(M, at_ms - sl_now_ms());
 }
 
 /* "30s", "1500", "2h" -> ms; -1 on a bad value. */
@@ -131,7 +159,7 @@ static void ttl_each(void *arg, const char *key, const char *value)
 /* The topic's message-ttl-ms override, else the broker's. */
 static int64_t env_topic_ttl(void *ctx, const char *topic)
 {
-    sl_broker *b = ctx;
+    sl_broker *b = ((gmod *)ctx)->b;
     ttl_find tf = {sl_broker_config(b)->message_ttl_ms};
     sl_ops_topic_configs(b, topic, ttl_each, &tf);
     return tf.ttl;
@@ -139,11 +167,11 @@ static int64_t env_topic_ttl(void *ctx, const char *topic)
 
 static void stage_cb(evutil_socket_t fd, short what, void *arg)
 {
+    gmod *M = arg;
     (void)fd;
     (void)what;
-    (void)arg;
-    if (M.g)
-        sl_groups_stage(M.g);
+    if (M->g)
+        sl_groups_stage(M->g);
 }
 
 /* ---- events ------------------------------------------------------------ */
@@ -151,30 +179,31 @@ static void stage_cb(evutil_socket_t fd, short what, void *arg)
 /* @thread flusher */
 static void flush_hook(void *arg)
 {
-    (void)arg;
-    pthread_mutex_lock(&M.mu);
-    if (M.g) {
-        sl_groups_flush_hook(M.g);
-        event_active(M.flushed_ev, 0, 0);
+    gmod *M = arg;
+    pthread_mutex_lock(&M->mu);
+    if (M->g) {
+        sl_groups_flush_hook(M->g);
+        event_active(M->flushed_ev, 0, 0);
     }
-    pthread_mutex_unlock(&M.mu);
+    pthread_mutex_unlock(&M->mu);
 }
 
 static void flushed_cb(evutil_socket_t fd, short what, void *arg)
 {
+    gmod *M = arg;
     (void)fd;
     (void)what;
-    (void)arg;
-    if (M.g)
-        sl_groups_on_flushed(M.g);
+    if (M->g)
+        sl_groups_on_flushed(M->g);
 }
 
 /* The groups tick: lock expiries, delayed records, session timeouts,
- * deferred commits, and the reaping of binary consumers (every second).
+ * deferred commits, and the once-a-second hooks (sl_ops_groups_on_second:
+ * the reaping of binary consumers).
  * sl_groups_tick says when it next has work (at most a second away) and
  * env_wake_at brings it forward when a new deadline appears, so an idle
  * broker wakes once a second. */
-static void arm_tick(int64_t ms)
+static void arm_tick(gmod *M, int64_t ms)
 {
     struct timeval tv;
     if (ms > 1000)
@@ -183,55 +212,53 @@ static void arm_tick(int64_t ms)
         ms = 1;
     tv.tv_sec = (time_t)(ms / 1000);
     tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
-    evtimer_add(M.tick_ev, &tv);
+    evtimer_add(M->tick_ev, &tv);
 }
 
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
+    gmod *M = arg;
     int64_t next, now;
     (void)fd;
     (void)what;
-    (void)arg;
-    if (!M.g)
+    if (!M->g)
         return;
-    next = sl_groups_tick(M.g);
+    next = sl_groups_tick(M->g);
     now = sl_now_ms();
-    if (now - M.last_reap >= 1000) {
-        M.last_reap = now;
-        sl_binary_groups_reap(M.b, now);
+    if (now - M->last_second >= 1000) {
+        M->last_second = now;
+        for (size_t i = 0; i < M->nticks; i++)
+            M->ticks[i].fn(M->ticks[i].arg, now);
     }
-    arm_tick(next);
+    arm_tick(M, next);
 }
 
 /* Records became durable (the flusher's durable notify, before its hooks
  * commit group state): hand them to queue consumers now. */
 static void on_durable(void *arg)
 {
-    (void)arg;
-    if (M.g)
-        sl_groups_on_durable(M.g);
+    gmod *M = arg;
+    if (M->g)
+        sl_groups_on_durable(M->g);
 }
 
 static void on_append(void *arg, const char *topic, int32_t partition,
                       int64_t end)
 {
-    (void)arg;
+    gmod *M = arg;
     (void)end;
-    if (M.g)
-        sl_groups_on_append(M.g, topic, partition);
+    if (M->g)
+        sl_groups_on_append(M->g, topic, partition);
 }
 
 static void on_topic_delete(void *arg, const char *topic)
 {
-    (void)arg;
-    if (M.g)
-        sl_groups_forget_topic(M.g, topic);
+    gmod *M = arg;
+    if (M->g)
+        sl_groups_forget_topic(M->g, topic);
 }
 
 /* ---- module ------------------------------------------------------------- */
-
-void sl_groups_module_init(sl_broker *b);
-void sl_groups_module_fini(sl_broker *b);
 
 /*
  * groups.db is created on the first start, before any topic can exist. So
@@ -276,77 +303,95 @@ static int groups_db_deleted(sl_broker *b)
     return -1;
 }
 
+
 void sl_groups_module_init(sl_broker *b)
 {
-    sl_groups_env env = {
-        b,       env_get_part,      env_partitions, env_append,
-        env_now, env_request_stage, env_topic_ttl,  env_wake_at};
     const sl_config *cfg = sl_broker_config(b);
     sl_qgroup_cfg dflt;
     sl_groups *g = NULL;
+    gmod *M;
     sl_err rc;
 
-    sl_qgroup_cfg_set_defaults(NULL);
+    M = calloc(1, sizeof(*M));
+    if (!M || pthread_mutex_init(&M->mu, NULL) != 0) {
+        free(M);
+        sl_broker_fail(b, "groups: out of memory");
+        return;
+    }
+    M->b = b;
+    b->gmod = M;
     sl_qgroup_cfg_defaults(&dflt);
     dflt.max_deliveries = (int32_t)cfg->queue_max_deliveries;
     dflt.lock_ms = cfg->queue_lock_ms;
     dflt.max_inflight = (int32_t)cfg->queue_max_inflight;
-    sl_qgroup_cfg_set_defaults(&dflt);
     if (groups_db_deleted(b) != 0)
         return;
-    rc = sl_groups_open(sl_broker_data_dir(b), &env, sl_broker_flusher(b), &g);
+    {
+        sl_groups_env env = {
+            M,       env_get_part,      env_partitions, env_append,
+            env_now, env_request_stage, env_topic_ttl,  env_wake_at};
+        rc = sl_groups_open(sl_broker_data_dir(b), &env, sl_broker_flusher(b),
+                            &g);
+    }
     if (rc != SL_OK) {
         sl_log(SL_ERROR, "groups", "cannot open %s/groups.db: %s",
                sl_broker_data_dir(b), sl_strerror(rc));
         sl_broker_fail(b, "groups: cannot open groups.db");
         return;
     }
-    M.b = b;
-    M.flushed_ev = event_new(sl_broker_base(b), -1, 0, flushed_cb, NULL);
-    M.tick_ev = evtimer_new(sl_broker_base(b), tick_cb, NULL);
-    M.stage_ev = event_new(sl_broker_base(b), -1, 0, stage_cb, NULL);
-    if (!M.flushed_ev || !M.tick_ev || !M.stage_ev) {
+    M->flushed_ev = event_new(sl_broker_base(b), -1, 0, flushed_cb, M);
+    M->tick_ev = evtimer_new(sl_broker_base(b), tick_cb, M);
+    M->stage_ev = event_new(sl_broker_base(b), -1, 0, stage_cb, M);
+    if (!M->flushed_ev || !M->tick_ev || !M->stage_ev) {
         sl_groups_free(g);
         sl_broker_fail(b, "groups: cannot create events");
         return;
     }
+    sl_groups_set_qgroup_defaults(g, &dflt);
     sl_groups_set_commit_interval(g, cfg->group_commit_interval_ms);
     sl_groups_set_early(g, cfg->queue_dispatch == 0); /* 0 = written */
-    pthread_mutex_lock(&M.mu);
-    M.g = g;
-    pthread_mutex_unlock(&M.mu);
-    if (!M.hooked) {
-        sl_flusher_add_hook(sl_broker_flusher(b), flush_hook, NULL);
-        M.hooked = 1;
-    }
-    sl_ops_on_append(b, on_append, NULL);
-    sl_ops_on_durable(b, on_durable, NULL);
-    sl_ops_on_topic_delete(b, on_topic_delete, NULL);
-    sl_binary_groups_register(b);
-    M.last_reap = sl_now_ms();
+    pthread_mutex_lock(&M->mu);
+    M->g = g;
+    pthread_mutex_unlock(&M->mu);
+    sl_flusher_add_hook(sl_broker_flusher(b), flush_hook, M);
+    sl_ops_on_append(b, on_append, M);
+    sl_ops_on_durable(b, on_durable, M);
+    sl_ops_on_topic_delete(b, on_topic_delete, M);
+    M->last_second = sl_now_ms();
     sl_groups_stage(g); /* whatever loading changed */
-    arm_tick(10);
+    arm_tick(M, 10);
 }
 
 void sl_groups_module_fini(sl_broker *b)
 {
+    gmod *M = b->gmod;
     sl_groups *g;
-    if (M.b != b || !M.g)
+    if (!M)
         return;
-    sl_binary_groups_fini(b);
-    pthread_mutex_lock(&M.mu);
-    g = M.g;
-    M.g = NULL;
-    pthread_mutex_unlock(&M.mu);
-    sl_groups_commit_now(g);
-    sl_groups_free(g);
-    if (M.tick_ev)
-        event_free(M.tick_ev);
-    if (M.stage_ev)
-        event_free(M.stage_ev);
-    M.stage_ev = NULL;
-    if (M.flushed_ev)
-        event_free(M.flushed_ev);
-    M.tick_ev = M.flushed_ev = NULL;
-    M.b = NULL;
+    pthread_mutex_lock(&M->mu);
+    g = M->g;
+    M->g = NULL;
+    pthread_mutex_unlock(&M->mu);
+    if (g) {
+        sl_groups_commit_now(g);
+        sl_groups_free(g);
+    }
+    if (M->tick_ev)
+        event_free(M->tick_ev);
+    if (M->stage_ev)
+        event_free(M->stage_ev);
+    if (M->flushed_ev)
+        event_free(M->flushed_ev);
+    M->tick_ev = M->stage_ev = M->flushed_ev = NULL;
+}
+
+void sl_groups_module_release(sl_broker *b)
+{
+    gmod *M = b->gmod;
+    if (!M)
+        return;
+    b->gmod = NULL;
+    pthread_mutex_destroy(&M->mu);
+    free(M->ticks);
+    free(M);
 }

@@ -1,12 +1,11 @@
 /*
  * ops_groups.h - the groups module of sluiced: owns the sl_groups object
- * (groups/groups.h), wires it to the broker (partitions, DLQ appends with
- * auto-create, append and topic-delete hooks, the flusher hook and a
- * wake-up after every flusher round, the lock/due-time timer) and
- * registers the binary APIs 10-16 and 20-27 (broker/binary_groups.c).
+ * (groups/groups.h) and wires it to the broker (partitions, DLQ appends
+ * with auto-create, append and topic-delete hooks, the flusher hook and a
+ * wake-up after every flusher round, the lock/due-time timer).
  *
- * Other front ends (STOMP) use sl_ops_groups(b) and the sl_qconsumer_* /
- * sl_groups_wait functions directly.
+ * Front ends (binary: broker/binary_groups.c; STOMP) use sl_ops_groups(b)
+ * and the sl_qconsumer_* / sl_groups_wait functions directly.
  * @thread loop
  */
 #ifndef SL_OPS_GROUPS_H
@@ -15,14 +14,20 @@
 #include "broker/ops.h"
 #include "groups/groups.h"
 
+/* The module (server.c's table): open groups.db, hook into the broker. */
+void sl_groups_module_init(sl_broker *b);
+/* Commit what is staged and free the groups. */
+void sl_groups_module_fini(sl_broker *b);
+/* After the flusher stopped (its hook may run until then): free the
+ * module's own state. */
+void sl_groups_module_release(sl_broker *b);
+
 /* The broker's groups, or NULL before module init / after fini. */
 sl_groups *sl_ops_groups(sl_broker *b);
-
-/* broker/binary_groups.c: register the binary handlers. */
-void sl_binary_groups_register(sl_broker *b);
-/* broker/binary_groups.c: free binary queue consumers (module fini). */
-void sl_binary_groups_fini(sl_broker *b);
-/* broker/binary_groups.c: reap consumers idle for too long. */
-void sl_binary_groups_reap(sl_broker *b, int64_t now);
+/* fn(arg, now) about once a second from the groups' timer (no wake-up of
+ * its own), while the groups module runs. Register after module init.
+ * SL_OK, SL_ERR_NOMEM, SL_ERR_INVALID_ARG (groups not started). */
+sl_err sl_ops_groups_on_second(sl_broker *b,
+                               void (*fn)(void *arg, int64_t now), void *arg);
 
 #endif

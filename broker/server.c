@@ -18,86 +18,43 @@
 #include <event2/listener.h>
 #include <event2/thread.h>
 
+#include "broker/admin.h"
+#include "broker/binary_groups.h"
 #include "broker/broker.h"
+#include "broker/ops_groups.h"
+#include "broker/stomp.h"
 #include "protocol/log.h"
 #include "storage/fsutil.h"
 
-/* Optional modules: defined in broker/ops_groups.c / binary_groups.c and
- * broker/stomp*.c when present (sluiced links sl_broker whole-archive). */
-extern void sl_groups_module_init(sl_broker *b) __attribute__((weak));
-extern void sl_groups_module_fini(sl_broker *b) __attribute__((weak));
-extern void sl_stomp_module_init(sl_broker *b) __attribute__((weak));
-extern void sl_stomp_module_fini(sl_broker *b) __attribute__((weak));
-extern void sl_admin_module_init(sl_broker *b) __attribute__((weak));
-extern void sl_admin_module_fini(sl_broker *b) __attribute__((weak));
+/*
+ * The broker's modules. init runs in this order after the topics are open
+ * and the flusher runs, before the listeners accept (on a fatal problem it
+ * logs, calls sl_broker_fail and returns); fini runs in reverse order at
+ * shutdown for every module whose init ran, before the final flush: front
+ * ends first, so STOMP sessions release their queue consumers while the
+ * groups still exist. A module keeps its state on the broker object
+ * (struct sl_broker in broker.h) and hands it to its callbacks as their
+ * argument.
+ */
+typedef struct sl_module {
+    const char *name;
+    void (*init)(sl_broker *b);
+    void (*fini)(sl_broker *b); /* NULL: nothing to stop */
+    /* NULL, or at the very end, after the flusher stopped and the last
+     * durable hooks ran: free what the module's hooks use */
+    void (*release)(sl_broker *b);
+} sl_module;
 
-struct event_base *sl_broker_base(sl_broker *b)
-{
-    return b->base;
-}
-
-sl_flusher *sl_broker_flusher(sl_broker *b)
-{
-    return b->flusher;
-}
-
-const struct sl_config *sl_broker_config(const sl_broker *b)
-{
-    return &b->cfg;
-}
-
-const char *sl_broker_data_dir(const sl_broker *b)
-{
-    return b->cfg.data;
-}
-
-int sl_broker_stopping(const sl_broker *b)
-{
-    return b->stopping;
-}
-
-void sl_broker_fail(sl_broker *b, const char *why)
-{
-    sl_log(SL_ERROR, "server", "fatal: %s", why);
-    b->exit_code = 1;
-    event_base_loopexit(b->base, NULL);
-}
-
-void sl_broker_on_stop(sl_broker *b, void (*fn)(void *arg), void *arg)
-{
-    struct sl_stop_hook *h =
-        realloc(b->stop_hooks, (b->nstop_hooks + 1) * sizeof(*h));
-    if (!h)
-        abort();
-    h[b->nstop_hooks].fn = fn;
-    h[b->nstop_hooks].arg = arg;
-    b->stop_hooks = h;
-    b->nstop_hooks++;
-}
-
-void sl_broker_hold(sl_broker *b)
-{
-    b->holds++;
-}
-
-void sl_broker_release(sl_broker *b)
-{
-    if (b->holds > 0)
-        b->holds--;
-    sl_server_check_stopped(b);
-}
-
-void sl_server_check_stopped(sl_broker *b)
-{
-    if (b->stopping && b->nconns == 0 && b->holds == 0)
-        event_base_loopexit(b->base, NULL);
-}
-
-void sl_broker_set_stomp_accept(sl_broker *b, sl_accept_fn fn, void *arg)
-{
-    b->stomp_accept = fn;
-    b->stomp_accept_arg = arg;
-}
+static const sl_module modules[] = {
+    {"binary", sl_binary_init, NULL, NULL},
+    {"groups", sl_groups_module_init, sl_groups_module_fini,
+     sl_groups_module_release},
+    {"binary-groups", sl_binary_groups_module_init,
+     sl_binary_groups_module_fini, NULL},
+    {"stomp", sl_stomp_module_init, sl_stomp_module_fini, NULL},
+    {"admin", sl_admin_module_init, sl_admin_module_fini, NULL},
+};
+#define NMODULES (sizeof(modules) / sizeof(modules[0]))
 
 const char *sl_server_binary_addr(const sl_broker *b)
 {
@@ -136,7 +93,7 @@ static void stomp_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
         return;
     }
     sl_log(SL_WARN, "server", "STOMP connection refused: %s",
-           b->stopping ? "shutting down" : "STOMP module not built in");
+           b->stopping ? "shutting down" : "STOMP module not started");
     evutil_closesocket(fd);
 }
 
@@ -381,17 +338,15 @@ sl_err sl_server_start(sl_config *cfg, sl_broker **out, char *err,
      * hooks (groups' commit) run when asked for (sl_flusher_wake). */
     sl_flusher_set_round_hooks(b->flusher, 0);
     sl_flusher_set_spin_us(b->flusher, b->cfg.flush_spin_us);
-    sl_binary_init(b);
-    if (sl_groups_module_init)
-        sl_groups_module_init(b);
-    if (sl_stomp_module_init)
-        sl_stomp_module_init(b);
-    if (sl_admin_module_init)
-        sl_admin_module_init(b);
-    if (b->exit_code) {
-        snprintf(err, errlen, "a module failed to start (see the log)");
-        rc = SL_ERR_UNKNOWN;
-        goto out;
+    for (size_t i = 0; i < NMODULES; i++) {
+        b->nmodules = i + 1; /* its fini runs even if its init failed */
+        modules[i].init(b);
+        if (b->exit_code) {
+            snprintf(err, errlen, "module %s failed to start (see the log)",
+                     modules[i].name);
+            rc = SL_ERR_UNKNOWN;
+            goto out;
+        }
     }
     rc = bind_listener(b, "binary", b->cfg.listen, bin_accept_cb, &b->bin_lis,
                        b->bin_addr, sizeof(b->bin_addr), err, errlen);
@@ -446,14 +401,9 @@ static void broker_free(sl_broker *b)
      * their connections) while topics and connections still exist */
     sl_bcluster_stop(b);
     if (b->base && b->flusher) {
-        /* front ends first: STOMP sessions release their queue consumers
-         * while the groups still exist */
-        if (sl_admin_module_fini)
-            sl_admin_module_fini(b);
-        if (sl_stomp_module_fini)
-            sl_stomp_module_fini(b);
-        if (sl_groups_module_fini)
-            sl_groups_module_fini(b);
+        for (size_t i = b->nmodules; i-- > 0;)
+            if (modules[i].fini)
+                modules[i].fini(b);
     }
     if (b->bin_lis)
         evconnlistener_free(b->bin_lis);
@@ -496,6 +446,12 @@ static void broker_free(sl_broker *b)
     free(b->append_hooks);
     free(b->durable_hooks);
     free(b->delete_hooks);
+    /* last: the flusher's hooks and the loop's durable hooks above may
+     * still have used module state */
+    for (size_t i = b->nmodules; i-- > 0;)
+        if (modules[i].release)
+            modules[i].release(b);
+    b->nmodules = 0;
     sl_config_fini(&b->cfg);
     free(b);
 }

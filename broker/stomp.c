@@ -57,6 +57,7 @@
 #include <openssl/evp.h>
 
 #include "broker/config.h"
+#include "broker/ops_groups.h"
 #include "broker/stomp_frame.h"
 #include "groups/groups.h"
 #include "protocol/batch.h"
@@ -280,23 +281,12 @@ struct stomp_conn {
     uint64_t tmp_seq;
 };
 
-#if defined(__has_include)
-#if __has_include("broker/ops_groups.h")
-#include "broker/ops_groups.h"
-#define STOMP_HAVE_GROUPS 1
-#endif
-#endif
-
-/* The broker's queue groups (NULL until the groups module is linked in:
- * then /queue and durable subscriptions are refused with an ERROR). */
+/* The broker's queue groups (NULL before the groups module started and
+ * after it stopped: then /queue and durable subscriptions are refused with
+ * an ERROR). */
 static sl_groups *srv_groups(stomp_srv *s)
 {
-#ifdef STOMP_HAVE_GROUPS
     return sl_ops_groups(s->b);
-#else
-    (void)s;
-    return NULL;
-#endif
 }
 
 /* ---- small helpers ------------------------------------------------------- */
@@ -1356,7 +1346,7 @@ static sl_err sub_open_queue(stomp_sub *s, const char *group, const char *topic,
     if (sl_groups_describe(g, group, &info) != SL_OK ||
         !info_has_topic(info, topic)) {
         sl_qgroup_cfg cfg;
-        sl_qgroup_cfg_defaults(&cfg);
+        sl_groups_qgroup_defaults(g, &cfg);
         cfg.key_ordered = c->s->cfg->stomp_key_ordered ? 1 : 0;
         cfg.start_latest = start_latest;
         rc = sub_queue_args(f, &cfg, why, whylen);

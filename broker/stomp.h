@@ -9,7 +9,7 @@
  * resolve ACK/NACK ids), open transactions and the replies it owes.
  * docs/stomp.md is the user-facing description.
  *
- * server.c calls these (declared weak there) when the module is linked in.
+ * server.c's module table calls init and fini.
  * @thread loop
  */
 #ifndef SL_STOMP_H

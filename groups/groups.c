@@ -647,6 +647,7 @@ sl_err sl_groups_open(const char *data_dir, const sl_groups_env *env,
     pthread_mutex_init(&g->mu, NULL);
     pthread_mutex_init(&g->db_mu, NULL);
     g->env = *env;
+    sl_qgroup_cfg_defaults(&g->qdefaults);
     g->flusher = flusher;
     g->wake_hint = INT64_MAX; /* until the first tick: report everything */
     g->next_consumer_id = 1;

@@ -183,11 +183,13 @@ typedef struct sl_qgroup_cfg {
     char dlq_topic[250];    /* "" = "<topic>.DLQ"; "-" = none (archive) */
 } sl_qgroup_cfg;
 
-/* The defaults for new groups: the documented ones, or those set with
- * sl_qgroup_cfg_set_defaults (broker settings; NULL = back to documented).
- * @thread loop */
+/* The documented defaults. @thread any */
 void sl_qgroup_cfg_defaults(sl_qgroup_cfg *cfg);
-void sl_qgroup_cfg_set_defaults(const sl_qgroup_cfg *cfg);
+/* The settings of g's queue groups created without their own (the
+ * broker's queue-* settings): the documented ones until set (copied).
+ * Groups loaded from groups.db keep their stored settings. @thread loop */
+void sl_groups_qgroup_defaults(const sl_groups *g, sl_qgroup_cfg *cfg);
+void sl_groups_set_qgroup_defaults(sl_groups *g, const sl_qgroup_cfg *cfg);
 /* Set one setting by name ("max-deliveries", "lock-ms", "backoff-ms",
  * "backoff-max-ms", "backoff-factor", "ttl-ms", "dlq-expired",
  * "key-ordered", "max-inflight", "start", "dlq-topic"). On error writes

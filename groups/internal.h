@@ -159,6 +159,7 @@ typedef struct sl_waiter {
 
 struct sl_groups {
     sl_groups_env env;
+    sl_qgroup_cfg qdefaults; /* of new queue groups */
     sl_flusher *flusher;
     sqlite3 *db;
     char *path;

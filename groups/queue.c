@@ -73,17 +73,8 @@
 #define MAX_MAX_INFLIGHT (1 << 22)
 #define PASS_CHUNK 64
 
-/* Process-wide defaults for new groups (broker settings). One broker per
- * process; set at start-up before any group exists. */
-static sl_qgroup_cfg g_defaults;
-static int g_defaults_set;
-
 void sl_qgroup_cfg_defaults(sl_qgroup_cfg *cfg)
 {
-    if (g_defaults_set) {
-        *cfg = g_defaults;
-        return;
-    }
     memset(cfg, 0, sizeof(*cfg));
     cfg->max_deliveries = DEFAULT_MAX_DELIVERIES;
     cfg->lock_ms = DEFAULT_LOCK_MS;
@@ -95,14 +86,14 @@ void sl_qgroup_cfg_defaults(sl_qgroup_cfg *cfg)
     cfg->max_delayed = DEFAULT_MAX_DELAYED;
 }
 
-void sl_qgroup_cfg_set_defaults(const sl_qgroup_cfg *cfg)
+void sl_groups_qgroup_defaults(const sl_groups *g, sl_qgroup_cfg *cfg)
 {
-    if (cfg) {
-        g_defaults = *cfg;
-        g_defaults_set = 1;
-    } else {
-        g_defaults_set = 0;
-    }
+    *cfg = g->qdefaults;
+}
+
+void sl_groups_set_qgroup_defaults(sl_groups *g, const sl_qgroup_cfg *cfg)
+{
+    g->qdefaults = *cfg;
 }
 
 static int parse_i64(const char *s, int64_t *out)
@@ -774,7 +765,7 @@ static sl_qgroup *qg_new(sl_groups *g, const char *group, const char *topic,
     if (cfg)
         qg->cfg = *cfg;
     else
-        sl_qgroup_cfg_defaults(&qg->cfg);
+        qg->cfg = g->qdefaults;
     qg->topic_ttl_ms =
         g->env.topic_ttl_ms ? g->env.topic_ttl_ms(g->env.ctx, topic) : -1;
     qg->next = g->qgroups;
@@ -1789,8 +1780,7 @@ sl_err sl_queue_load(sl_groups *g)
                            NULL) != SQLITE_OK)
         return SL_ERR_STORAGE;
     while (sqlite3_step(st) == SQLITE_ROW) {
-        sl_qgroup_cfg cfg;
-        sl_qgroup_cfg_defaults(&cfg);
+        sl_qgroup_cfg cfg = g->qdefaults;
         cfg_from_text(&cfg, (const char *)sqlite3_column_text(st, 2));
         if (!qg_new(g, (const char *)sqlite3_column_text(st, 0),
                     (const char *)sqlite3_column_text(st, 1), &cfg)) {
