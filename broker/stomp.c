@@ -61,7 +61,9 @@
 #include "broker/stomp_frame.h"
 #include "groups/groups.h"
 #include "protocol/batch.h"
+#include "protocol/hash.h"
 #include "protocol/log.h"
+#include "protocol/parse.h"
 #include "storage/fsutil.h"
 
 #define SUBSYS "stomp"
@@ -296,17 +298,11 @@ static char *xstrdup(const char *s)
     return s ? strdup(s) : NULL;
 }
 
+/* sl_parse_i64 with the ok flag the callers here test (0 when not ok) */
 static int64_t parse_i64(const char *s, int *ok)
 {
-    char *end;
-    long long v;
-    errno = 0;
-    if (!s || !*s) {
-        *ok = 0;
-        return 0;
-    }
-    v = strtoll(s, &end, 10);
-    *ok = (errno == 0 && *end == 0);
+    int64_t v = 0;
+    *ok = sl_parse_i64(s, &v) == 0;
     return v;
 }
 
@@ -1989,11 +1985,7 @@ static void h_send(stomp_conn *c, const sl_stomp_frame *f)
         return;
     }
     if (key && np > 1) {
-        uint32_t hsh = 2166136261u;
-        const char *k;
-        for (k = key; *k; k++)
-            hsh = (hsh ^ (uint8_t)*k) * 16777619u;
-        part = (int32_t)(hsh % (uint32_t)np);
+        part = sl_partition_for_key(key, strlen(key), np);
     } else {
         part = np > 1 ? (int32_t)(c->rr++ % (uint32_t)np) : 0;
     }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "broker/ops.h"
+#include "protocol/hash.h"
 #include "protocol/log.h"
 #include "storage/fsutil.h"
 
@@ -29,10 +30,7 @@ struct sl_topics {
 
 static uint32_t hash_name(const char *s)
 {
-    uint32_t h = 2166136261u;
-    while (*s)
-        h = (h ^ (uint8_t)*s++) * 16777619u;
-    return h % NBUCKETS;
+    return sl_fnv1a32(s, strlen(s)) % NBUCKETS;
 }
 
 sl_err sl_topic_name_check(const char *name, size_t len)

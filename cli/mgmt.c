@@ -18,6 +18,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "protocol/parse.h"
+
 enum { EX_OK = 0, EX_FAIL = 1, EX_USAGE = 2, EX_UNREACHABLE = 3, EX_TIMEOUT };
 
 /* ---- help ------------------------------------------------------------- */
@@ -206,23 +208,11 @@ static int exit_for(sluice_err err)
     return EX_FAIL;
 }
 
-static int parse_i64(const char *s, int64_t *out)
-{
-    char *end;
-    long long v;
-    errno = 0;
-    v = strtoll(s, &end, 10);
-    if (errno || end == s || *end)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 static int parse_time(const char *s, int64_t *out)
 {
     struct tm tm;
     const char *end;
-    if (parse_i64(s, out) == 0 && *out >= 0)
+    if (sl_parse_i64(s, out) == 0 && *out >= 0)
         return 0;
     memset(&tm, 0, sizeof(tm));
     end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
@@ -464,7 +454,7 @@ static int cmd_queue(sluice_conf *conf, int argc, char **argv)
                    !strcmp(sub, "peek")) {
             int64_t n;
             count = argv[++i];
-            if (parse_i64(count, &n) || n < 1 || n > 1000)
+            if (sl_parse_i64(count, &n) || n < 1 || n > 1000)
                 return usage_err("--count needs a number in 1..1000");
         } else if (!strcmp(argv[i], "--format") && i + 1 < argc &&
                    !strcmp(sub, "peek")) {
@@ -532,7 +522,7 @@ static int cmd_group(sluice_conf *conf, int argc, char **argv)
             ntos++;
         } else if (reset && !strcmp(argv[i], "--to-offset") && i + 1 < argc) {
             int64_t n;
-            if (parse_i64(argv[++i], &n) || n < 0)
+            if (sl_parse_i64(argv[++i], &n) || n < 0)
                 return usage_err("--to-offset needs an offset >= 0");
             snprintf(value, sizeof(value), "%" PRId64, n);
             to = "offset";
@@ -602,7 +592,7 @@ static int cmd_topic(sluice_conf *conf, int argc, char **argv)
         } else if (!alter && !strcmp(argv[i], "--count") && i + 1 < argc) {
             int64_t n;
             count = argv[++i];
-            if (parse_i64(count, &n) || n < 1 || n > 10000)
+            if (sl_parse_i64(count, &n) || n < 1 || n > 10000)
                 return usage_err("--count needs a number in 1..10000");
         } else if (argv[i][0] == '-') {
             return usage_err("topic %s: unknown option or missing value '%s'",

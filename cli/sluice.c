@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "cli/mgmt.h"
+#include "protocol/parse.h"
 #include "sluice.h"
 
 enum {
@@ -131,24 +132,12 @@ static int fail_new(sluice_err err, const char *errstr)
     return exit_for(err);
 }
 
-static int parse_i64(const char *s, int64_t *out)
-{
-    char *end;
-    long long v;
-    errno = 0;
-    v = strtoll(s, &end, 10);
-    if (errno || end == s || *end)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 /* ms since the epoch, or an ISO-8601 UTC time. */
 static int parse_time(const char *s, int64_t *out)
 {
     struct tm tm;
     const char *end;
-    if (parse_i64(s, out) == 0 && *out >= 0)
+    if (sl_parse_i64(s, out) == 0 && *out >= 0)
         return 0;
     memset(&tm, 0, sizeof(tm));
     end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
@@ -308,7 +297,7 @@ static int cmd_topic(int argc, char **argv)
     for (i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--partitions") && !strcmp(sub, "create")) {
             const char *v = optval(argc, argv, &i);
-            if (!v || parse_i64(v, &parts) || parts < 1 || parts > 100000) {
+            if (!v || sl_parse_i64(v, &parts) || parts < 1 || parts > 100000) {
                 rc = die_usage("--partitions needs a number in 1..100000");
                 goto out;
             }
@@ -317,7 +306,7 @@ static int cmd_topic(int argc, char **argv)
             /* sent as the create config replication-factor (cluster) */
             const char *v = optval(argc, argv, &i);
             int64_t rf;
-            if (!v || parse_i64(v, &rf) || rf < 1 || rf > 16) {
+            if (!v || sl_parse_i64(v, &rf) || rf < 1 || rf > 16) {
                 rc = die_usage("--replication-factor needs a number in "
                                "1..16");
                 goto out;
@@ -482,7 +471,7 @@ static int cmd_produce(int argc, char **argv)
                 return die_usage("--acks needs none, written or durable");
         } else if (!strcmp(argv[i], "--partition")) {
             const char *v = optval(argc, argv, &i);
-            if (!v || parse_i64(v, &partition) || partition < 0 ||
+            if (!v || sl_parse_i64(v, &partition) || partition < 0 ||
                 partition > INT32_MAX)
                 return die_usage("--partition needs a number >= 0");
         } else if (!strcmp(argv[i], "--header")) {
@@ -579,7 +568,7 @@ static int cmd_consume(int argc, char **argv)
             from_set++;
         } else if (!strcmp(argv[i], "--offset")) {
             v = optval(argc, argv, &i);
-            if (!v || parse_i64(v, &start) || start < 0)
+            if (!v || sl_parse_i64(v, &start) || start < 0)
                 return die_usage("--offset needs a number >= 0");
             from_set++;
         } else if (!strcmp(argv[i], "--time")) {
@@ -591,12 +580,12 @@ static int cmd_consume(int argc, char **argv)
             from_set++;
         } else if (!strcmp(argv[i], "--partition")) {
             v = optval(argc, argv, &i);
-            if (!v || parse_i64(v, &partition) || partition < 0 ||
+            if (!v || sl_parse_i64(v, &partition) || partition < 0 ||
                 partition > INT32_MAX)
                 return die_usage("--partition needs a number >= 0");
         } else if (!strcmp(argv[i], "--count")) {
             v = optval(argc, argv, &i);
-            if (!v || parse_i64(v, &count) || count < 1)
+            if (!v || sl_parse_i64(v, &count) || count < 1)
                 return die_usage("--count needs a number >= 1");
         } else if (!strcmp(argv[i], "--follow")) {
             follow = 1;
@@ -760,11 +749,11 @@ static int cmd_queue(int argc, char **argv)
                 return die_usage("--group needs a name");
         } else if (!strcmp(argv[i], "--count")) {
             v = optval(argc, argv, &i);
-            if (!v || parse_i64(v, &count) || count < 1)
+            if (!v || sl_parse_i64(v, &count) || count < 1)
                 return die_usage("--count needs a number >= 1");
         } else if (!strcmp(argv[i], "--wait-ms")) {
             v = optval(argc, argv, &i);
-            if (!v || parse_i64(v, &wait_ms) || wait_ms < 0 ||
+            if (!v || sl_parse_i64(v, &wait_ms) || wait_ms < 0 ||
                 wait_ms > INT_MAX)
                 return die_usage("--wait-ms needs a number >= 0");
         } else if (!strcmp(argv[i], "--format")) {
@@ -1074,7 +1063,7 @@ static int cmd_dlq(int argc, char **argv)
                 return die_usage("--to needs a topic");
         } else if (redrive && !strcmp(argv[i], "--rate")) {
             v = optval(argc, argv, &i);
-            if (!v || parse_i64(v, &rate) || rate < 0)
+            if (!v || sl_parse_i64(v, &rate) || rate < 0)
                 return die_usage("--rate needs records per second >= 0");
         } else if (redrive && !strcmp(argv[i], "--reason")) {
             reason = optval(argc, argv, &i);
@@ -1082,7 +1071,7 @@ static int cmd_dlq(int argc, char **argv)
                 return die_usage("--reason needs a value");
         } else if (redrive && !strcmp(argv[i], "--max")) {
             v = optval(argc, argv, &i);
-            if (!v || parse_i64(v, &max) || max < 1)
+            if (!v || sl_parse_i64(v, &max) || max < 1)
                 return die_usage("--max needs a number >= 1");
         } else if (argv[i][0] == '-' && argv[i][1] == '-') {
             return die_usage("dlq %s: unknown option '%s'", sub, argv[i]);

@@ -64,7 +64,9 @@
 #include <string.h>
 
 #include "groups/internal.h"
+#include "protocol/hash.h"
 #include "protocol/log.h"
+#include "protocol/parse.h"
 
 #define DEFAULT_MAX_DELIVERIES 10
 #define DEFAULT_LOCK_MS 30000
@@ -96,19 +98,6 @@ void sl_groups_set_qgroup_defaults(sl_groups *g, const sl_qgroup_cfg *cfg)
     g->qdefaults = *cfg;
 }
 
-static int parse_i64(const char *s, int64_t *out)
-{
-    char *end;
-    long long v;
-    if (!s || !*s)
-        return -1;
-    v = strtoll(s, &end, 10);
-    if (*end)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 static int parse_bool(const char *s, int *out)
 {
     if (!strcmp(s, "1") || !strcmp(s, "true") || !strcmp(s, "yes") ||
@@ -134,7 +123,7 @@ sl_err sl_qgroup_cfg_set(sl_qgroup_cfg *cfg, const char *key, const char *value,
     k[i] = 0;
 #define INT_KEY(name, field, lo, hi)                                           \
     if (!strcmp(k, name)) {                                                    \
-        if (parse_i64(value, &v) || v < (lo) || v > (hi))                      \
+        if (sl_parse_i64(value, &v) || v < (lo) || v > (hi))                      \
             goto bad;                                                          \
         cfg->field = v;                                                        \
         return SL_OK;                                                          \
@@ -291,11 +280,7 @@ static const char *dlq_topic(sl_qgroup *qg, char *buf, size_t len)
 
 static uint64_t fnv1a(const uint8_t *p, int32_t n)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (int32_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 1099511628211ULL;
-    }
+    uint64_t h = sl_fnv1a64(p, n < 0 ? 0 : (size_t)n);
     return h ? h : 1;
 }
 
@@ -309,7 +294,7 @@ static int header_i64(const sl_record *rec, const char *key, int64_t *out)
         return -1;
     memcpy(buf, h.value, h.value_len);
     buf[h.value_len] = 0;
-    return parse_i64(buf, out);
+    return sl_parse_i64(buf, out);
 }
 
 /* Fill expires / due / keyhash of a fresh entry from its record. */

@@ -32,6 +32,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "protocol/hash.h"
 #include "protocol/log.h"
 #include "storage/fsutil.h"
 
@@ -51,11 +52,7 @@ typedef struct keymap {
 
 static uint64_t hash(const uint8_t *p, size_t n)
 {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 1099511628211ull;
-    }
+    uint64_t h = sl_fnv1a64(p, n);
     return h ? h : 1;
 }
 

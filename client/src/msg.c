@@ -8,6 +8,7 @@
 
 #include "client/src/internal.h"
 #include "protocol/batch.h"
+#include "protocol/hash.h"
 
 sl_chunk *sl_chunk_new(size_t len)
 {
@@ -126,14 +127,5 @@ const sluice_header *sluice_message_header(const sluice_message *msg,
 int32_t sluice_partition_for_key(const void *key, size_t key_len,
                                  int32_t partitions)
 {
-    const uint8_t *p = key;
-    uint32_t h = 2166136261u;
-    size_t i;
-    if (partitions <= 0)
-        return -1;
-    for (i = 0; i < key_len; i++) {
-        h ^= p[i];
-        h *= 16777619u;
-    }
-    return (int32_t)(h % (uint32_t)partitions);
+    return sl_partition_for_key(key, key_len, partitions);
 }
