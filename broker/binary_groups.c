@@ -44,6 +44,7 @@
 #include "broker/broker.h"
 #include "broker/config.h"
 #include "broker/ops_groups.h"
+#include "groups/dlq.h"
 #include "protocol/api.h"
 #include "protocol/log.h"
 
@@ -130,29 +131,6 @@ static void reply_when_durable(sl_groups *g, sl_reply *r, sl_wb *wb)
     w->wb = *wb;
     sl_reply_set_cancel(r, dwait_cancel, w);
     sl_groups_wait(g, dwait_done, w);
-}
-
-/* Depth of a topic: records stored over all partitions; -1 if missing. */
-static int64_t topic_depth(sl_broker *b, const char *topic, int64_t *start,
-                           int64_t *end)
-{
-    int32_t n;
-    int64_t d = 0;
-    if (!topic || sl_ops_topic_get(b, topic, SL_OPS_NO_CREATE, &n) != SL_OK)
-        return -1;
-    for (int32_t i = 0; i < n; i++) {
-        sl_part *p;
-        if (sl_ops_part(b, topic, i, SL_OPS_NO_CREATE, &p) != SL_OK)
-            continue;
-        if (i == 0) {
-            if (start)
-                *start = sl_part_start_offset(p);
-            if (end)
-                *end = sl_part_end_offset(p);
-        }
-        d += sl_part_end_offset(p) - sl_part_start_offset(p);
-    }
-    return d;
 }
 
 /* ---- binary queue consumers --------------------------------------------- */
@@ -1305,7 +1283,7 @@ static void h_describe(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
     resp.generation = info->generation;
     if (info->kind == 1 && info->dlq_topic[0]) {
         resp.dlq_topic = sl_str_c(info->dlq_topic);
-        resp.dlq_depth = topic_depth(b, info->dlq_topic, NULL, NULL);
+        resp.dlq_depth = sl_dlq_depth(g, info->dlq_topic, NULL, NULL);
         if (resp.dlq_depth < 0) /* not created yet: as DLQ_LIST says */
             resp.dlq_depth = 0;
     } else {
@@ -1360,22 +1338,17 @@ out:
  * -------------------------------------------------------------- */
 
 typedef struct dlq_collect {
-    sl_broker *b;
-    char topic[NAME_MAX_LEN], group[NAME_MAX_LEN];
-    int ftopic, fgroup;
+    sl_groups *g;
     sl_dlq_entry *e;
     char (*names)[3][NAME_MAX_LEN];
     size_t n, cap;
     int nomem;
 } dlq_collect;
 
-static void dlq_each(void *arg, const char *group, const char *topic,
-                     const char *dlq)
+static void dlq_each(void *arg, const char *dlq, const char *topic,
+                     const char *group)
 {
     dlq_collect *dc = arg;
-    if (!dlq || (dc->ftopic && strcmp(dc->topic, topic)) ||
-        (dc->fgroup && strcmp(dc->group, group)))
-        return;
     if (dc->n == dc->cap) {
         size_t nc = dc->cap ? dc->cap * 2 : 16;
         sl_dlq_entry *ne = realloc(dc->e, nc * sizeof(*ne));
@@ -1397,7 +1370,7 @@ static void dlq_each(void *arg, const char *group, const char *topic,
     snprintf(dc->names[dc->n][1], NAME_MAX_LEN, "%s", topic);
     snprintf(dc->names[dc->n][2], NAME_MAX_LEN, "%s", group);
     memset(e, 0, sizeof(*e));
-    e->depth = topic_depth(dc->b, dlq, &e->start_offset, &e->end_offset);
+    e->depth = sl_dlq_depth(dc->g, dlq, &e->start_offset, &e->end_offset);
     if (e->depth < 0)
         e->depth = 0;
     dc->n++;
@@ -1408,26 +1381,29 @@ static void h_dlq_list(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
     sl_dlq_list_req q;
     sl_dlq_list_resp resp;
     dlq_collect dc;
+    char topic[NAME_MAX_LEN], group[NAME_MAX_LEN];
+    int ftopic, fgroup;
     sl_groups *g = groups_or_fail(b, r);
     sl_wb wb;
     (void)c;
     if (!g)
         return;
     memset(&dc, 0, sizeof(dc));
-    dc.b = b;
+    dc.g = g;
     sl_wb_init(&wb, 256);
     if (sl_dlq_list_req_decode(req->body, req->len, &q) != SL_OK) {
         sl_reply_error(r, SL_ERR_MALFORMED, "DLQ_LIST: malformed body");
         goto out;
     }
-    dc.ftopic = q.topic.p != NULL;
-    dc.fgroup = q.group.p != NULL;
-    if ((dc.ftopic && cstr(q.topic, dc.topic, sizeof(dc.topic))) ||
-        (dc.fgroup && cstr(q.group, dc.group, sizeof(dc.group)))) {
+    ftopic = q.topic.p != NULL;
+    fgroup = q.group.p != NULL;
+    if ((ftopic && cstr(q.topic, topic, sizeof(topic))) ||
+        (fgroup && cstr(q.group, group, sizeof(group)))) {
         sl_reply_error(r, SL_ERR_INVALID_ARG, "DLQ_LIST: bad filter");
         goto out;
     }
-    sl_groups_qgroup_foreach(g, dlq_each, &dc);
+    sl_dlq_list(g, ftopic ? topic : NULL, fgroup ? group : NULL, dlq_each,
+                &dc);
     if (dc.nomem) {
         sl_reply_error(r, SL_ERR_NOMEM, "DLQ_LIST: out of memory");
         goto out;
@@ -1453,85 +1429,30 @@ out:
 /* ---- 26 DLQ_REDRIVE
  * ------------------------------------------------------------ */
 
+/* The engine is groups/dlq.c; this runs its steps on a timer (the rate
+ * limit) and answers once its progress is durable. */
 typedef struct redrive {
     sl_broker *b;
     sl_reply *r;
     uint32_t corr;
-    char dlq[NAME_MAX_LEN], target[NAME_MAX_LEN], reason[64];
-    char group[NAME_MAX_LEN + 16];
-    int has_target, has_reason;
-    int64_t max, moved, skipped;
-    uint32_t rate;
-    int32_t nparts;
-    int64_t *ends; /* per DLQ partition: stop here (what was there) */
+    sl_dlq_redrive *rd;
     struct event *timer;
     int cancelled;
 } redrive;
 
-static int hdr_str(const sl_record *rec, const char *k, char *buf, size_t size)
+static int32_t sink_partitions(void *ctx, const char *topic)
 {
-    sl_header h;
-    if (sl_record_header_find(rec, k, &h) != SL_OK || !h.value ||
-        h.value_len >= size)
+    int32_t np = 0;
+    if (sl_ops_topic_get(ctx, topic, SL_OPS_AUTO_CREATE, &np) != SL_OK)
         return -1;
-    memcpy(buf, h.value, h.value_len);
-    buf[h.value_len] = 0;
-    return 0;
+    return np;
 }
 
-/* Move one record; 1 moved, 0 skipped, <0 error. */
-static int redrive_one(redrive *rd, const sl_record *rec)
+static sl_err sink_append(void *ctx, const char *topic, int32_t partition,
+                          uint8_t *batch, size_t len)
 {
-    char reason[64], otopic[NAME_MAX_LEN], opart[32], now[32];
-    const char *to;
-    sl_header hs[64];
-    size_t nh = 0;
-    sl_batch_builder bb;
-    const uint8_t *bp;
-    size_t blen;
-    int32_t np = 0, part = 0;
-    sl_err rc;
-
-    if (rd->has_reason && (hdr_str(rec, "dlq.reason", reason, sizeof(reason)) ||
-                           strcmp(reason, rd->reason)))
-        return 0;
-    if (rd->has_target) {
-        to = rd->target;
-    } else {
-        if (hdr_str(rec, "dlq.topic", otopic, sizeof(otopic)))
-            return 0; /* not a dead-lettered record: leave it */
-        to = otopic;
-        if (hdr_str(rec, "dlq.partition", opart, sizeof(opart)) == 0)
-            part = atoi(opart);
-    }
-    if (sl_ops_topic_get(rd->b, to, SL_OPS_AUTO_CREATE, &np) != SL_OK)
-        return -1;
-    if (part < 0 || part >= np)
-        part = 0;
-    sl_header_iter hi;
-    sl_header h;
-    sl_record_headers_begin(rec, &hi);
-    while (nh < 60 && sl_record_headers_next(&hi, &h) == SL_OK) {
-        if (h.key_len >= 4 && !memcmp(h.key, "dlq.", 4))
-            continue;
-        hs[nh++] = h;
-    }
-    snprintf(now, sizeof(now), "%lld", (long long)sl_now_ms());
-    hs[nh++] = (sl_header){"redrive.from", strlen("redrive.from"), rd->dlq,
-                           strlen(rd->dlq)};
-    hs[nh++] = (sl_header){"redrive.time-ms", strlen("redrive.time-ms"), now,
-                           strlen(now)};
-    sl_bb_init(&bb, SL_CODEC_NONE);
-    rc = sl_bb_add(&bb, rec->timestamp, rec->key,
-                   rec->key_len < 0 ? 0 : (size_t)rec->key_len, rec->value,
-                   rec->value_len < 0 ? 0 : (size_t)rec->value_len, hs, nh);
-    if (rc == SL_OK)
-        rc = sl_bb_finish(&bb, &bp, &blen);
-    if (rc == SL_OK)
-        rc = sl_ops_append(rd->b, to, part, SL_OPS_NO_CREATE, (uint8_t *)bp,
-                           blen, NULL, NULL);
-    sl_bb_fini(&bb);
-    return rc == SL_OK ? 1 : -1;
+    return sl_ops_append(ctx, topic, partition, SL_OPS_NO_CREATE, batch, len,
+                         NULL, NULL);
 }
 
 static void redrive_finish(redrive *rd, sl_err rc);
@@ -1540,51 +1461,17 @@ static void redrive_step(evutil_socket_t fd, short what, void *arg)
 {
     redrive *rd = arg;
     sl_groups *g = sl_ops_groups(rd->b);
-    int64_t budget = rd->rate ? (rd->rate + 19) / 20 : INT64_MAX;
-    int done = 1;
     (void)fd;
     (void)what;
     if (!g) {
         redrive_finish(rd, SL_ERR_SHUTTING_DOWN);
         return;
     }
-    for (int32_t p = 0; p < rd->nparts && budget > 0; p++) {
-        sl_part *part;
-        sl_part_iter *it = NULL;
-        sl_record rec;
-        int64_t from = sl_sgroup_committed(g, rd->group, rd->dlq, p);
-        if (sl_ops_part(rd->b, rd->dlq, p, SL_OPS_NO_CREATE, &part) != SL_OK)
-            continue;
-        if (from < sl_part_start_offset(part))
-            from = sl_part_start_offset(part);
-        if (from >= rd->ends[p])
-            continue;
-        if (sl_part_iter_new(part, from, &it) != SL_OK)
-            continue;
-        while (budget > 0 && (rd->max < 0 || rd->moved < rd->max) &&
-               sl_part_iter_next(it, &rec, NULL) && rec.offset < rd->ends[p]) {
-            int m = redrive_one(rd, &rec);
-            if (m < 0)
-                break;
-            if (m > 0) {
-                rd->moved++;
-                budget--;
-            } else {
-                rd->skipped++;
-            }
-            sl_sgroup_commit(g, rd->group, NULL, -1, rd->dlq, p,
-                             rec.offset + 1);
-        }
-        sl_part_iter_free(it);
-        if (sl_sgroup_committed(g, rd->group, rd->dlq, p) < rd->ends[p] &&
-            (rd->max < 0 || rd->moved < rd->max))
-            done = 0;
-    }
-    if (done || budget > 0) {
+    if (sl_dlq_redrive_step(rd->rd, g)) {
         redrive_finish(rd, SL_OK);
         return;
     }
-    struct timeval tv = {0, 50000};
+    struct timeval tv = {0, SL_DLQ_REDRIVE_STEP_MS * 1000};
     evtimer_add(rd->timer, &tv);
 }
 
@@ -1599,8 +1486,8 @@ static void redrive_sent(void *arg, sl_err rc)
             sl_dlq_redrive_resp resp;
             sl_wb wb;
             memset(&resp, 0, sizeof(resp));
-            resp.moved = rd->moved;
-            resp.skipped = rd->skipped;
+            resp.moved = sl_dlq_redrive_moved(rd->rd);
+            resp.skipped = sl_dlq_redrive_skipped(rd->rd);
             sl_wb_init(&wb, 64);
             sl_dlq_redrive_resp_encode(&wb, rd->corr, &resp);
             reply_frame(rd->r, &wb);
@@ -1609,7 +1496,7 @@ static void redrive_sent(void *arg, sl_err rc)
     }
     if (rd->timer)
         event_free(rd->timer);
-    free(rd->ends);
+    sl_dlq_redrive_free(rd->rd);
     free(rd);
 }
 
@@ -1633,27 +1520,16 @@ static void redrive_cancel(void *arg)
     }
 }
 
-typedef struct dlq_known {
-    const char *name;
-    int found;
-} dlq_known;
-
-static void dlq_known_each(void *arg, const char *group, const char *topic,
-                           const char *dlq)
-{
-    dlq_known *k = arg;
-    (void)group;
-    (void)topic;
-    if (dlq && !strcmp(dlq, k->name))
-        k->found = 1;
-}
-
 static void h_redrive(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
 {
     sl_dlq_redrive_req q;
+    sl_dlq_redrive_opts o;
+    sl_dlq_sink sink = {b, sink_partitions, sink_append};
+    char dlq[NAME_MAX_LEN], target[NAME_MAX_LEN], reason[64];
     redrive *rd;
     char msg[400];
     sl_groups *g = groups_or_fail(b, r);
+    sl_err rc;
     (void)c;
     if (!g)
         return;
@@ -1661,6 +1537,20 @@ static void h_redrive(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
         sl_reply_error(r, SL_ERR_MALFORMED, "DLQ_REDRIVE: malformed body");
         return;
     }
+    memset(&o, 0, sizeof(o));
+    target[0] = reason[0] = 0;
+    if (cstr(q.dlq_topic, dlq, sizeof(dlq)) ||
+        (q.target_topic.p && cstr(q.target_topic, target, sizeof(target))) ||
+        (q.reason.p && cstr(q.reason, reason, sizeof(reason)))) {
+        sl_reply_error(r, SL_ERR_INVALID_ARG,
+                       "DLQ_REDRIVE: bad topic, target or reason");
+        return;
+    }
+    o.dlq_topic = dlq;
+    o.target = target;
+    o.reason = reason;
+    o.max = q.max_records ? (int64_t)q.max_records : -1;
+    o.rate = q.rate_per_sec;
     rd = calloc(1, sizeof(*rd));
     if (!rd) {
         sl_reply_error(r, SL_ERR_NOMEM, "DLQ_REDRIVE: out of memory");
@@ -1669,59 +1559,21 @@ static void h_redrive(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
     rd->b = b;
     rd->r = r;
     rd->corr = req->correlation_id;
-    if (cstr(q.dlq_topic, rd->dlq, sizeof(rd->dlq)) ||
-        (q.target_topic.p &&
-         cstr(q.target_topic, rd->target, sizeof(rd->target))) ||
-        (q.reason.p && cstr(q.reason, rd->reason, sizeof(rd->reason)))) {
-        free(rd);
-        sl_reply_error(r, SL_ERR_INVALID_ARG,
-                       "DLQ_REDRIVE: bad topic, target or reason");
-        return;
-    }
-    rd->has_target = q.target_topic.p && q.target_topic.len;
-    rd->has_reason = q.reason.p && q.reason.len;
-    rd->max = q.max_records ? (int64_t)q.max_records : -1;
-    rd->rate = q.rate_per_sec;
-    snprintf(rd->group, sizeof(rd->group), "%s.redrive", rd->dlq);
-    if (sl_ops_topic_get(b, rd->dlq, SL_OPS_NO_CREATE, &rd->nparts) != SL_OK) {
-        dlq_known k = {rd->dlq, 0};
-        sl_groups *g = sl_ops_groups(b);
-        if (g)
-            sl_groups_qgroup_foreach(g, dlq_known_each, &k);
-        if (k.found) {
-            /* a queue group's dead-letter topic, created on its first
-             * dead letter: DLQ_LIST shows it with depth 0, so redriving
-             * it moves nothing rather than failing */
-            sl_dlq_redrive_resp resp;
-            sl_wb wb;
-            free(rd);
-            memset(&resp, 0, sizeof(resp));
-            sl_wb_init(&wb, 64);
-            sl_dlq_redrive_resp_encode(&wb, req->correlation_id, &resp);
-            reply_frame(r, &wb);
-            sl_wb_fini(&wb);
-            return;
-        }
+    rc = sl_dlq_redrive_new(g, &o, &sink, &rd->rd);
+    if (rc == SL_ERR_UNKNOWN_TOPIC) {
         free(rd);
         snprintf(msg, sizeof(msg), "DLQ_REDRIVE: unknown topic %.*s",
                  (int)q.dlq_topic.len, q.dlq_topic.p);
         sl_reply_error(r, SL_ERR_UNKNOWN_TOPIC, msg);
         return;
     }
-    rd->ends = calloc((size_t)rd->nparts + 1, sizeof(int64_t));
-    rd->timer = evtimer_new(sl_broker_base(b), redrive_step, rd);
-    if (!rd->ends || !rd->timer) {
-        if (rd->timer)
-            event_free(rd->timer);
-        free(rd->ends);
+    if (rc == SL_OK)
+        rd->timer = evtimer_new(sl_broker_base(b), redrive_step, rd);
+    if (rc != SL_OK || !rd->timer) {
+        sl_dlq_redrive_free(rd->rd);
         free(rd);
         sl_reply_error(r, SL_ERR_NOMEM, "DLQ_REDRIVE: out of memory");
         return;
-    }
-    for (int32_t p = 0; p < rd->nparts; p++) {
-        sl_part *part;
-        if (sl_ops_part(b, rd->dlq, p, SL_OPS_NO_CREATE, &part) == SL_OK)
-            rd->ends[p] = sl_part_end_offset(part);
     }
     sl_reply_set_cancel(r, redrive_cancel, rd);
     redrive_step(-1, 0, rd);

@@ -39,6 +39,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "groups/dlq.h"
 #include "groups/internal.h"
 #include "protocol/log.h"
 
@@ -717,19 +718,6 @@ void sl_groups_free(sl_groups *g)
     free(g);
 }
 
-void sl_groups_dlq_name(const char *topic, char *buf, size_t len)
-{
-    size_t tl = strlen(topic);
-    uint32_t h = 2166136261u; /* FNV-1a */
-    if (tl + 4 <= SL_GROUPS_TOPIC_MAX) {
-        snprintf(buf, len, "%s.DLQ", topic);
-        return;
-    }
-    for (size_t i = 0; i < tl; i++)
-        h = (h ^ (uint8_t)topic[i]) * 16777619u;
-    snprintf(buf, len, "%.236s-%08x.DLQ", topic, (unsigned)h);
-}
-
 void sl_groups_qgroup_foreach(sl_groups *g,
                               void (*fn)(void *arg, const char *group,
                                          const char *topic,
@@ -738,15 +726,8 @@ void sl_groups_qgroup_foreach(sl_groups *g,
 {
     for (sl_qgroup *qg = g->qgroups; qg; qg = qg->next) {
         char buf[300];
-        const char *dt = NULL;
-        if (strcmp(qg->cfg.dlq_topic, "-")) {
-            if (qg->cfg.dlq_topic[0]) {
-                dt = qg->cfg.dlq_topic;
-            } else {
-                sl_groups_dlq_name(qg->topic, buf, sizeof(buf));
-                dt = buf;
-            }
-        }
+        const char *dt = sl_dlq_topic_name(&qg->cfg, qg->topic, buf,
+                                           sizeof(buf));
         fn(arg, qg->name, qg->topic, dt);
     }
 }

@@ -63,6 +63,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "groups/dlq.h"
 #include "groups/internal.h"
 #include "protocol/hash.h"
 #include "protocol/log.h"
@@ -270,12 +271,7 @@ static sl_qconsumer *consumer_by_id(sl_qgroup *qg, uint32_t id)
 
 static const char *dlq_topic(sl_qgroup *qg, char *buf, size_t len)
 {
-    if (!strcmp(qg->cfg.dlq_topic, "-"))
-        return NULL;
-    if (qg->cfg.dlq_topic[0])
-        return qg->cfg.dlq_topic;
-    sl_groups_dlq_name(qg->topic, buf, len);
-    return buf;
+    return sl_dlq_topic_name(&qg->cfg, qg->topic, buf, len);
 }
 
 static uint64_t fnv1a(const uint8_t *p, int32_t n)
@@ -488,12 +484,6 @@ static void dead_letter(sl_qpart *qp, int64_t off, const sl_record *rec_in,
     const char *dt = dlq_topic(qg, tbuf, sizeof(tbuf));
     sl_record rr;
     const sl_record *rec = rec_in;
-    sl_batch_builder bb;
-    sl_header hs[64];
-    char vals[10][32];
-    size_t nh = 0;
-    const uint8_t *bp;
-    size_t blen;
     int64_t base;
     sl_part *dp;
     sl_err rc;
@@ -520,52 +510,20 @@ static void dead_letter(sl_qpart *qp, int64_t off, const sl_record *rec_in,
         }
         rec = &rr;
     }
-    /* Original headers first (minus old dlq.*), then ours. */
-    sl_header_iter hi;
-    sl_header h;
-    sl_record_headers_begin(rec, &hi);
-    while (nh < 50 && sl_record_headers_next(&hi, &h) == SL_OK) {
-        if (h.key_len >= 4 && !memcmp(h.key, "dlq.", 4))
-            continue;
-        hs[nh++] = h;
+    {
+        sl_dlq_origin o = {.topic = qg->topic,
+                           .group = qg->name,
+                           .partition = qp->partition,
+                           .offset = off,
+                           .attempts = e->attempts,
+                           .failures = e->failures,
+                           .reason = reason_name(reason),
+                           .first_ms = e->first_ms,
+                           .last_ms = e->last_ms,
+                           .time_ms = now,
+                           .reason_text = text};
+        rc = sl_dlq_append(g, dt, rec, &o, &dp, &base);
     }
-#define HDR(k, v)                                                              \
-    do {                                                                       \
-        hs[nh].key = k;                                                        \
-        hs[nh].key_len = strlen(k);                                            \
-        hs[nh].value = v;                                                      \
-        hs[nh].value_len = strlen(v);                                          \
-        nh++;                                                                  \
-    } while (0)
-    snprintf(vals[0], 32, "%d", qp->partition);
-    snprintf(vals[1], 32, "%lld", (long long)off);
-    snprintf(vals[2], 32, "%u", e->attempts);
-    snprintf(vals[3], 32, "%u", e->failures);
-    snprintf(vals[4], 32, "%lld", (long long)e->first_ms);
-    snprintf(vals[5], 32, "%lld", (long long)e->last_ms);
-    snprintf(vals[6], 32, "%lld", (long long)now);
-    HDR("dlq.topic", qg->topic);
-    HDR("dlq.partition", vals[0]);
-    HDR("dlq.offset", vals[1]);
-    HDR("dlq.group", qg->name);
-    HDR("dlq.attempts", vals[2]);
-    HDR("dlq.failures", vals[3]);
-    HDR("dlq.reason", reason_name(reason));
-    HDR("dlq.first-delivery-ms", vals[4]);
-    HDR("dlq.last-delivery-ms", vals[5]);
-    HDR("dlq.time-ms", vals[6]);
-    if (text && *text && strlen(text) < 1024)
-        HDR("dlq.reason-text", text);
-#undef HDR
-    sl_bb_init(&bb, SL_CODEC_NONE);
-    rc = sl_bb_add(&bb, rec->timestamp, rec->key,
-                   rec->key_len < 0 ? 0 : (size_t)rec->key_len, rec->value,
-                   rec->value_len < 0 ? 0 : (size_t)rec->value_len, hs, nh);
-    if (rc == SL_OK)
-        rc = sl_bb_finish(&bb, &bp, &blen);
-    if (rc == SL_OK)
-        rc = g->env.append(g->env.ctx, dt, 0, (uint8_t *)bp, blen, &base, &dp);
-    sl_bb_fini(&bb);
     if (rc == SL_ERR_INVALID_TOPIC || rc == SL_ERR_MALFORMED ||
         rc == SL_ERR_TOO_LARGE || rc == SL_ERR_INVALID_ARG ||
         rc == SL_ERR_INVALID_CONFIG) {
@@ -593,7 +551,6 @@ static void dead_letter(sl_qpart *qp, int64_t off, const sl_record *rec_in,
         qp->n_dlq_redo++;
         return;
     }
-    g->st.dlq_appends++;
     e->flags |= SL_QE_DLQ_SENT;
     if (sl_part_get_cfg(dp)->flush == SL_FLUSH_NEVER ||
         sl_part_durable_offset(dp) > base) {
