@@ -542,12 +542,22 @@ void sl_config_format(const sl_config *cfg, const sl_cfg_entry *e, char *buf,
 
 void sl_config_dump_conf(FILE *f, const sl_config *cfg)
 {
-    char v[1024];
+    char v[4096]; /* a config file line's limit (sl_config_load_file) */
     for (size_t i = 0; i < NTABLE; i++) {
+        size_t n;
+        int quote;
         if (strcmp(table[i].key, "config") == 0)
             continue;
         sl_config_format(cfg, &table[i], v, sizeof(v));
-        fprintf(f, "%s %s\n", table[i].key, v);
+        /* The loader trims blanks around a value and strips one pair of
+         * matching quotes: quote a value that would lose either, so the
+         * dump loads back to the same settings. */
+        n = strlen(v);
+        quote = n > 0 && (isspace((unsigned char)v[0]) ||
+                          isspace((unsigned char)v[n - 1]) ||
+                          (n >= 2 && (v[0] == '"' || v[0] == '\'') &&
+                           v[n - 1] == v[0]));
+        fprintf(f, quote ? "%s \"%s\"\n" : "%s %s\n", table[i].key, v);
     }
 }
 

@@ -119,6 +119,45 @@ static void test_topics_lazy_registry(void **state)
     assert_int_equal(system(err), 0);
 }
 
+/* Found by tests/fuzz/fuzz_config.c (corpus: config/regress-quoted-space):
+ * a value that keeps blanks or quotes only because it was quoted lost them
+ * in --dump-config, so the dump loaded back to other settings. */
+static void test_config_dump_quotes(void **state)
+{
+    const char *vals[] = {"'adata '", "\"  lead\"", "'\"q\"'", "plain"};
+    const char *want[] = {"adata ", "  lead", "\"q\"", "plain"};
+    (void)state;
+    for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+        char path[] = "/tmp/sl-cfg-XXXXXX", err[256], *buf = NULL;
+        size_t len = 0;
+        sl_config c, d;
+        FILE *f;
+        int fd = mkstemp(path);
+        assert_true(fd >= 0);
+        f = fdopen(fd, "w");
+        fprintf(f, "data %s\n", vals[i]);
+        fclose(f);
+        sl_config_init(&c);
+        assert_int_equal(sl_config_load_file(&c, path, err, sizeof(err)),
+                         SL_OK);
+        assert_string_equal(c.data, want[i]);
+        f = fopen(path, "w");
+        sl_config_dump_conf(f, &c);
+        fclose(f);
+        sl_config_init(&d);
+        assert_int_equal(sl_config_load_file(&d, path, err, sizeof(err)),
+                         SL_OK);
+        assert_string_equal(d.data, want[i]);
+        f = open_memstream(&buf, &len);
+        sl_config_dump_conf(f, &d);
+        fclose(f);
+        free(buf);
+        sl_config_fini(&c);
+        sl_config_fini(&d);
+        unlink(path);
+    }
+}
+
 static void test_config_args_and_part_cfg(void **state)
 {
     sl_config c;
@@ -544,6 +583,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_defaults_and_parse),
         cmocka_unit_test(test_config_args_and_part_cfg),
+        cmocka_unit_test(test_config_dump_quotes),
         cmocka_unit_test(test_topics_lazy_registry),
         cmocka_unit_test_setup_teardown(test_durable_waits_fifo, setup,
                                         teardown),
