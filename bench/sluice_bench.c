@@ -10,7 +10,7 @@
  *       (--credits N sets queue.credits and ack.batch.records; without
  *       it the queue consumers run libsluice's defaults; -X sets any
  *       libsluice key, e.g. -X queue.credits.max=32768)
- *       [--payload random|zeros]
+ *       [--payload random|zeros] [--spread sticky|each]
  *
  *   MODE produce  P producer threads send N records in total; latency =
  *                 send() to delivery report (includes batching linger).
@@ -23,6 +23,10 @@
  *                 offset) acquire and ack N records (one ack per record,
  *                 coalesced into ranges by libsluice); latency = time of
  *                 each poll (ms).
+ *                 --spread each: record i goes to partition i mod N
+ *                 (one record per partition per batch when N is large);
+ *                 sticky (default): the client's partitioner for records
+ *                 without a key (one partition per batch).
  *   MODE stomp    see bench/sluice_bench_stomp.c (when built in).
  *
  * Output: one line of key=value (records/s, MB/s, latency p50/p99/p99.9/
@@ -42,6 +46,7 @@
 
 typedef struct opts {
     const char *mode, *bootstrap, *topic, *acks, *compression, *payload;
+    int spread_each; /* --spread each */
     long records, size, producers, consumers, partitions, linger_ms, batch_size,
         credits;
 } opts;
@@ -222,7 +227,9 @@ static void *produce_thread(void *arg)
         void *op =
             (i % w->sample_every) == 0 ? (void *)(intptr_t)now_ns() : NULL;
         size_t at = ((size_t)i * (size_t)O.size) % (16u << 20);
-        e = sluice_producer_send(p, O.topic, SLUICE_PARTITION_ANY, NULL, 0,
+        int32_t part = O.spread_each ? (int32_t)(i % O.partitions)
+                                     : SLUICE_PARTITION_ANY;
+        e = sluice_producer_send(p, O.topic, part, NULL, 0,
                                  val + at, (size_t)O.size, NULL, 0, 0, op);
         if (e)
             die(e, "send");
@@ -485,7 +492,7 @@ static void usage(FILE *f)
             "  [--compression none|zstd] [--linger-ms MS]\n"
             "  [--batch-size BYTES] [--credits N] [--topic NAME]\n"
             "  [-X key=value (a libsluice setting)]...\n"
-            "  [--payload random|zeros]\n",
+            "  [--payload random|zeros] [--spread sticky|each]\n",
             "|stomp");
 }
 
@@ -539,7 +546,13 @@ int main(int argc, char **argv)
             O.acks = v;
         else if (!strcmp(a, "--compression"))
             O.compression = v;
-        else if (!strcmp(a, "--payload")) {
+        else if (!strcmp(a, "--spread")) {
+            if (!v || (strcmp(v, "sticky") && strcmp(v, "each"))) {
+                fprintf(stderr, "sluice-bench: --spread sticky|each\n");
+                return 2;
+            }
+            O.spread_each = !strcmp(v, "each");
+        } else if (!strcmp(a, "--payload")) {
             if (strcmp(v, "random") && strcmp(v, "zeros")) {
                 fprintf(stderr, "sluice-bench: --payload random|zeros\n");
                 return 2;
@@ -574,10 +587,12 @@ int main(int argc, char **argv)
         O.topic = topic;
     }
     if (!strcmp(O.mode, "produce")) {
-        /* create it with the partitions asked for */
+        /* create it with the partitions asked for (thousands of them
+         * take a while: no request timeout for that one) */
         sluice_conf *c = base_conf();
         sluice_admin *a;
         char err[256];
+        sluice_conf_set(c, "request.timeout.ms", "3600000", err, sizeof(err));
         sluice_err e = sluice_admin_new(c, &a, err, sizeof(err));
         if (e)
             die(e, err);
