@@ -36,6 +36,7 @@ struct sl_broker {
     sl_topics *topics;
     int lock_fd;
     struct sl_bcluster *cluster; /* NULL unless --node-id (cluster.c) */
+    struct sl_journal *journal; /* NULL when journal = no */
 
     struct evconnlistener *bin_lis, *stomp_lis;
     char bin_addr[80], stomp_addr[80];

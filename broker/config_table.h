@@ -130,6 +130,23 @@ SL_CFG(loop_spin_us, "loop-spin-us", INT, "300", 0, 100000, 0, NULL,
        "for the fsync round for up to this many microseconds instead of "
        "sleeping, which saves a thread wake-up per answer. Only while "
        "the recent fsync rounds took less than this. 0 = always sleep.")
+SL_CFG(journal, "journal", BOOL, "yes", 0, 0, 0, NULL,
+       "Shared write-ahead journal (DATA/journal): an fsync round with at "
+       "least journal-min-partitions partitions to sync writes their new "
+       "bytes to one journal file and fsyncs only that, instead of one "
+       "fsync per partition; segment files are fsynced behind it when a "
+       "journal file is full, and the journal is replayed on start after "
+       "a crash. no = always one fsync per partition.")
+SL_CFG(journal_min_partitions, "journal-min-partitions", INT, "4", 1,
+       1000000, 0, NULL,
+       "A round goes through the journal when it syncs at least this many "
+       "partitions (fewer: each partition's files are fsynced, which "
+       "writes every byte once instead of twice).")
+SL_CFG(journal_file_bytes, "journal-file-bytes", SIZE, "64m", 1048576,
+       17179869184LL, 0, NULL,
+       "Start a new journal file at this size; the segment files the old "
+       "one covered are then fsynced in the background and it is deleted. "
+       "Bounds the journal's disk use and the replay after a crash.")
 SL_CFG(index_interval_bytes, "index-interval-bytes", SIZE, "4096", 128,
        16777216, SL_CF_TOPIC, NULL,
        "Bytes of log between two sparse offset/time index entries.")

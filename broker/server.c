@@ -25,6 +25,7 @@
 #include "broker/stomp.h"
 #include "protocol/log.h"
 #include "storage/fsutil.h"
+#include "storage/journal.h"
 
 /*
  * The broker's modules. init runs in this order after the topics are open
@@ -302,6 +303,17 @@ sl_err sl_server_start(sl_config *cfg, sl_broker **out, char *err,
     rc = sl_fs_lock_dir(b->cfg.data, &b->lock_fd, err, errlen);
     if (rc != SL_OK)
         goto out;
+    if (b->cfg.journal) {
+        /* Before any partition is opened: replay puts acknowledged bytes
+         * a crash kept only in the journal back into their segments. */
+        rc = sl_journal_open(b->cfg.data, (uint64_t)b->cfg.journal_file_bytes,
+                             &b->journal, NULL);
+        if (rc != SL_OK) {
+            snprintf(err, errlen, "cannot open the journal in %s/journal: %s",
+                     b->cfg.data, sl_strerror(rc));
+            goto out;
+        }
+    }
     rc = sl_topics_open(b->cfg.data, &b->cfg, &b->topics, err, errlen);
     if (rc != SL_OK)
         goto out;
@@ -338,6 +350,16 @@ sl_err sl_server_start(sl_config *cfg, sl_broker **out, char *err,
      * hooks (groups' commit) run when asked for (sl_flusher_wake). */
     sl_flusher_set_round_hooks(b->flusher, 0);
     sl_flusher_set_spin_us(b->flusher, b->cfg.flush_spin_us);
+    if (b->journal) {
+        rc = sl_flusher_set_journal(b->flusher, b->journal,
+                                    (size_t)b->cfg.journal_min_partitions);
+        if (rc != SL_OK) {
+            snprintf(err, errlen, "cannot start the journal checkpoint "
+                                  "thread: %s",
+                     sl_strerror(rc));
+            goto out;
+        }
+    }
     for (size_t i = 0; i < NMODULES; i++) {
         b->nmodules = i + 1; /* its fini runs even if its init failed */
         modules[i].init(b);
@@ -414,6 +436,8 @@ static void broker_free(sl_broker *b)
     /* Covers every append requested so far (final group commit). */
     sl_flusher_free(b->flusher);
     b->flusher = NULL;
+    sl_journal_free(b->journal); /* deleted by the flusher's last act */
+    b->journal = NULL;
     if (b->base && b->flush_ev)
         sl_ops_on_flush(-1, 0, b); /* answer what that round made durable */
     sl_ops_fail_waiters(b, SL_ERR_SHUTTING_DOWN);

@@ -303,7 +303,8 @@ static sl_err compact_seg(sl_part *p, sl_seg *s, const keymap *m,
     close(s->fd);
     s->fd = c.fd;
     c.fd = -1;
-    s->size = s->synced_size = c.out_pos;
+    s->size = s->synced_size = s->file_synced = c.out_pos;
+    sl_seg_ident(s); /* a new file: journal entries of the old one are void */
     s->idx_dirty = 0;
     if (s->idx_fd >= 0)
         close(s->idx_fd);

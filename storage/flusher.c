@@ -98,6 +98,20 @@
  * a futex wake-up and a scheduler hop (tens of microseconds on a VM) to
  * each of its fdatasyncs.
  *
+ * The shared journal (journal.c, sl_flusher_set_journal): a round with
+ * at least min_partitions partitions does not fdatasync each of them; it
+ * copies their new bytes into the journal (sl_part__journal), fdatasyncs
+ * that one file, and only then publishes their durable offsets
+ * (sl_part__journal_done) and calls the durable notify: guarantee 1
+ * holds with "the journal's fdatasync" for "the fdatasyncs". Partitions
+ * it cannot take (too much to copy, out of descriptors, a failed journal)
+ * are synced the classic way in the same round. A third thread, the
+ * checkpoint thread, fdatasyncs the segment files a full journal file
+ * covered (the flusher has already moved on to a new file) and then
+ * deletes it; sl_flusher_forget also waits for a checkpoint that holds
+ * the partition, then checkpoints it itself; sl_flusher_free ends with a
+ * checkpoint of everything and deletes the journal file.
+ *
  * Policies: SL_FLUSH_ALWAYS requests a round now; SL_FLUSH_INTERVAL
  * requests one no later than flush_interval_ms after the first unsynced
  * append (a partition already pending keeps its earlier deadline);
@@ -127,6 +141,7 @@
 
 #include "protocol/log.h"
 #include "storage/fsutil.h"
+#include "storage/journal.h"
 #include "storage/storage_int.h"
 
 typedef struct hook {
@@ -171,6 +186,24 @@ struct sl_flusher {
     _Atomic uint64_t h_sync[SL_FLUSHER_NBUCKETS], h_sync_sum;
     _Atomic uint64_t h_size[SL_FLUSHER_NBUCKETS], h_size_sum;
     uint64_t last_covered; /* flusher thread: covered before this round */
+    /* The shared journal (journal.c), NULL = a sync per partition. */
+    sl_journal *j;
+    size_t jmin;           /* journal rounds of >= jmin partitions (mu) */
+    sl_part_jpend *jp;     /* the round's journaled ranges (cround) */
+    size_t cjp;
+    sl_part **touched;     /* journaled since the current file began (mu) */
+    size_t ntouched, ctouched;
+    /* The checkpoint thread: fdatasyncs the segment files a rotated
+     * journal file covered, then deletes that file. (mu) */
+    pthread_t cth;
+    int cth_started;
+    pthread_cond_t ccv;
+    sl_part **ck; /* the batch in progress */
+    size_t nck, cck;
+    int ck_busy, ck_stop;
+    int ck_ready; /* a batch for the checkpoint thread (not the final) */
+    uint64_t ck_seq; /* journal file to delete after the batch */
+    _Atomic uint64_t checkpoints, jrounds;
 };
 
 static int64_t mono_ms(void)
@@ -220,7 +253,8 @@ static int64_t take_due(sl_flusher *f, int64_t now, int all)
     /* Every SL_FLUSH_ALWAYS request so far is due now: this round (or an
      * earlier one) covers it, unless memory runs out below. */
     f->round_token = atomic_load(&f->always_seq);
-    if (grow((void **)&f->round, &f->cround, f->npend, sizeof(*f->round))) {
+    if (grow((void **)&f->round, &f->cround, f->npend, sizeof(*f->round)) ||
+        (f->j && grow((void **)&f->jp, &f->cjp, f->cround, sizeof(*f->jp)))) {
         all = 0; /* out of memory: take nothing, retry later */
         f->round_token = atomic_load(&f->covered);
     }
@@ -239,6 +273,70 @@ static int64_t take_due(sl_flusher *f, int64_t now, int all)
     return next;
 }
 
+/* Remember p for the next checkpoint. Holds f->mu. 0 = remembered. */
+static int touch(sl_flusher *f, sl_part *p)
+{
+    if (p->fl_touched)
+        return 0;
+    if (grow((void **)&f->touched, &f->ctouched, f->ntouched + 1,
+             sizeof(*f->touched)))
+        return -1;
+    p->fl_touched = 1;
+    f->touched[f->ntouched++] = p;
+    return 0;
+}
+
+/*
+ * The journal's part of a round: copy the new bytes of every partition
+ * into the journal, one fdatasync, publish (journal.c, rules 1 and 2).
+ * Partitions that need their files synced (a roll, a new file) and every
+ * partition when the journal fails are synced the classic way. Returns the
+ * number of fdatasync calls. @thread flusher
+ */
+static uint64_t journal_round(sl_flusher *f)
+{
+    size_t nj = 0;
+    uint64_t n = 0, k;
+    for (size_t i = 0; i < f->nround; i++) {
+        sl_part *p = f->round[i];
+        int r = sl_part__journal(p, f->j, &f->jp[nj]);
+        if (r == SL_PART_J_ADDED) {
+            nj++;
+        } else if (r == SL_PART_J_CLASSIC) {
+            k = 0;
+            sl_part__sync(p, &k);
+            n += k;
+        }
+    }
+    if (nj == 0)
+        return n;
+    n++;
+    if (sl_journal__commit(f->j) != SL_OK) {
+        /* Rule 5: the segment files still hold every byte. */
+        for (size_t i = 0; i < nj; i++) {
+            k = 0;
+            sl_part__sync(f->jp[i].p, &k);
+            n += k;
+        }
+        return n;
+    }
+    atomic_fetch_add(&f->jrounds, 1);
+    pthread_mutex_lock(&f->mu);
+    for (size_t i = 0; i < nj; i++) {
+        if (touch(f, f->jp[i].p) != 0) {
+            /* Cannot remember it for the checkpoint: make its file
+             * durable now instead (rare: out of memory). */
+            pthread_mutex_unlock(&f->mu);
+            sl_part__checkpoint(f->jp[i].p);
+            pthread_mutex_lock(&f->mu);
+        }
+    }
+    pthread_mutex_unlock(&f->mu);
+    for (size_t i = 0; i < nj; i++)
+        sl_part__journal_done(&f->jp[i]);
+    return n;
+}
+
 /* One fsync round and its durable notify. @thread flusher */
 static void run_round(sl_flusher *f)
 {
@@ -246,10 +344,18 @@ static void run_round(sl_flusher *f)
     void *darg;
     uint64_t n = 0;
     int64_t t0 = sl_fs_mono_us(), avg;
-    for (size_t i = 0; i < f->nround; i++) {
-        uint64_t k = 0;
-        sl_part__sync(f->round[i], &k);
-        n += k;
+    size_t jmin;
+    pthread_mutex_lock(&f->mu);
+    jmin = f->jmin;
+    pthread_mutex_unlock(&f->mu);
+    if (f->j && !sl_journal__failed(f->j) && f->nround >= jmin) {
+        n = journal_round(f);
+    } else {
+        for (size_t i = 0; i < f->nround; i++) {
+            uint64_t k = 0;
+            sl_part__sync(f->round[i], &k);
+            n += k;
+        }
     }
     atomic_fetch_add(&f->syncs, n);
     if (n > 0) { /* only this thread writes it */
@@ -281,9 +387,153 @@ static void run_round(sl_flusher *f)
     /* Counted before the durable notify, so whoever it wakes sees it. */
     atomic_fetch_add(&f->rounds, 1);
     atomic_store(&f->covered, f->round_token);
-    /* Guarantee 1: the durable offsets were published by sl_part__sync. */
+    /* Guarantee 1: the durable offsets were published by sl_part__sync
+     * (or sl_part__journal_done after the journal's fdatasync). */
     if (dn && f->nround > 0)
         dn(darg);
+}
+
+/* ---- checkpoints ------------------------------------------------------ */
+
+#define CK_THREADS 8
+
+typedef struct ck_work {
+    sl_part **v;
+    size_t n;
+    _Atomic size_t next;
+    _Atomic int failed;
+} ck_work;
+
+static void *ck_worker(void *arg)
+{
+    ck_work *w = arg;
+    for (;;) {
+        size_t i = atomic_fetch_add(&w->next, 1);
+        if (i >= w->n)
+            return NULL;
+        if (sl_part__checkpoint(w->v[i]) != SL_OK)
+            atomic_store(&w->failed, 1);
+    }
+}
+
+/* fdatasync the files of v[0..n) with up to CK_THREADS threads (ext4
+ * folds concurrent fdatasyncs into one journal commit: docs/storage.md).
+ * Returns 0 when all succeeded. */
+static int checkpoint_parts(sl_part **v, size_t n)
+{
+    ck_work w = {v, n, 0, 0};
+    pthread_t th[CK_THREADS];
+    size_t k = n / 16 + 1, started = 0;
+    if (k > CK_THREADS)
+        k = CK_THREADS;
+    for (size_t i = 1; i < k; i++)
+        if (pthread_create(&th[started], NULL, ck_worker, &w) == 0)
+            started++;
+    ck_worker(&w);
+    for (size_t i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+    return atomic_load(&w.failed);
+}
+
+/* Waits for a batch (ck_busy), checkpoints it, deletes the rotated
+ * journal file when every fdatasync succeeded (journal.c rule 3). */
+static void *ck_main(void *arg)
+{
+    sl_flusher *f = arg;
+    pthread_mutex_lock(&f->mu);
+    for (;;) {
+        while (!f->ck_ready && !f->ck_stop)
+            pthread_cond_wait(&f->ccv, &f->mu);
+        if (!f->ck_ready)
+            break;
+        f->ck_ready = 0;
+        size_t n = f->nck;
+        uint64_t seq = f->ck_seq;
+        pthread_mutex_unlock(&f->mu);
+        int failed = checkpoint_parts(f->ck, n);
+        if (!failed)
+            sl_journal__drop(f->j, seq);
+        else
+            sl_log(SL_ERROR, "flusher",
+                   "journal checkpoint incomplete: keeping journal file %llu "
+                   "(replayed on the next start)",
+                   (unsigned long long)seq);
+        atomic_fetch_add(&f->checkpoints, 1);
+        pthread_mutex_lock(&f->mu);
+        f->nck = 0;
+        f->ck_busy = 0;
+        pthread_cond_broadcast(&f->done_cv);
+    }
+    pthread_mutex_unlock(&f->mu);
+    return NULL;
+}
+
+/* After a round: when the journal file is full and no checkpoint runs,
+ * start a new file and hand the partitions the old one covered to the
+ * checkpoint thread. Holds f->mu (drops it around the rotation). */
+static void maybe_rotate(sl_flusher *f)
+{
+    uint64_t old;
+    sl_part **t;
+    size_t c;
+    if (!f->j || f->ck_busy || f->ntouched == 0 || !f->cth_started ||
+        !sl_journal__full(f->j))
+        return;
+    f->ck_busy = 1; /* reserved: nobody else rotates */
+    pthread_mutex_unlock(&f->mu);
+    sl_err rc = sl_journal__rotate(f->j, &old);
+    pthread_mutex_lock(&f->mu);
+    if (rc != SL_OK) {
+        f->ck_busy = 0;
+        return;
+    }
+    /* Swap the sets: touched (now empty) collects the new file's. */
+    t = f->ck;
+    c = f->cck;
+    f->ck = f->touched;
+    f->cck = f->ctouched;
+    f->nck = f->ntouched;
+    f->touched = t;
+    f->ctouched = c;
+    f->ntouched = 0;
+    for (size_t i = 0; i < f->nck; i++)
+        f->ck[i]->fl_touched = 0;
+    f->ck_seq = old;
+    f->ck_ready = 1;
+    pthread_cond_signal(&f->ccv);
+}
+
+/* The last act of a stopping flusher: wait for a checkpoint in progress,
+ * checkpoint what the current file covers, delete it. A clean stop leaves
+ * no journal behind. Holds f->mu. */
+static void final_checkpoint(sl_flusher *f)
+{
+    while (f->ck_busy)
+        pthread_cond_wait(&f->done_cv, &f->mu);
+    if (!f->j)
+        return;
+    int failed = 0;
+    if (f->ntouched > 0) {
+        sl_part **v = f->touched;
+        size_t n = f->ntouched, cv = f->ctouched;
+        f->ck_busy = 1; /* sl_flusher_forget waits for it */
+        f->touched = f->ck;
+        f->ctouched = f->cck;
+        f->ntouched = 0;
+        f->ck = v;
+        f->cck = cv;
+        f->nck = n;
+        for (size_t i = 0; i < n; i++)
+            v[i]->fl_touched = 0;
+        pthread_mutex_unlock(&f->mu);
+        failed = checkpoint_parts(v, n);
+        pthread_mutex_lock(&f->mu);
+        f->nck = 0;
+        f->ck_busy = 0;
+        pthread_cond_broadcast(&f->done_cv);
+    }
+    if (!failed)
+        sl_journal__retire(f->j);
 }
 
 /* Run every hook once, serially, then notify. @thread hook */
@@ -400,8 +650,11 @@ static void *flusher_main(void *arg)
         pthread_cond_broadcast(&f->done_cv);
         if (f->round_hooks)
             want_hooks(f); /* and go on: the hooks overlap the next round */
-        if (stopping)
+        if (stopping) {
+            final_checkpoint(f);
             break;
+        }
+        maybe_rotate(f);
     }
     pthread_mutex_unlock(&f->mu);
     return NULL;
@@ -423,6 +676,7 @@ sl_err sl_flusher_new(void (*notify)(void *arg), void *arg, sl_flusher **out)
     pthread_condattr_destroy(&ca);
     pthread_cond_init(&f->done_cv, NULL);
     pthread_cond_init(&f->hcv, NULL);
+    pthread_cond_init(&f->ccv, NULL);
     if (pthread_create(&f->hth, NULL, hook_main, f) != 0)
         goto fail;
     if (pthread_create(&f->th, NULL, flusher_main, f) != 0) {
@@ -439,6 +693,7 @@ fail:
     pthread_cond_destroy(&f->cv);
     pthread_cond_destroy(&f->done_cv);
     pthread_cond_destroy(&f->hcv);
+    pthread_cond_destroy(&f->ccv);
     pthread_mutex_destroy(&f->mu);
     free(f);
     return SL_ERR_UNKNOWN;
@@ -459,14 +714,27 @@ void sl_flusher_free(sl_flusher *f)
     want_hooks(f); /* one last run of the hooks and notify */
     pthread_mutex_unlock(&f->mu);
     pthread_join(f->hth, NULL);
+    if (f->cth_started) {
+        pthread_mutex_lock(&f->mu);
+        f->ck_stop = 1;
+        pthread_cond_signal(&f->ccv);
+        pthread_mutex_unlock(&f->mu);
+        pthread_join(f->cth, NULL);
+    }
     for (size_t i = 0; i < f->npend; i++)
         f->pend[i]->fl_pending = 0;
+    for (size_t i = 0; i < f->ntouched; i++)
+        f->touched[i]->fl_touched = 0;
     free(f->pend);
     free(f->round);
     free(f->hooks);
+    free(f->jp);
+    free(f->touched);
+    free(f->ck);
     pthread_cond_destroy(&f->cv);
     pthread_cond_destroy(&f->done_cv);
     pthread_cond_destroy(&f->hcv);
+    pthread_cond_destroy(&f->ccv);
     pthread_mutex_destroy(&f->mu);
     free(f);
 }
@@ -517,11 +785,62 @@ void sl_flusher_forget(sl_flusher *f, sl_part *p)
         int busy = 0;
         for (size_t i = 0; f->in_round && i < f->nround; i++)
             busy |= f->round[i] == p;
+        for (size_t i = 0; f->ck_busy && i < f->nck; i++)
+            busy |= f->ck[i] == p;
         if (!busy)
             break;
         pthread_cond_wait(&f->done_cv, &f->mu);
     }
+    /* Only now: the round just waited for may have journaled p. */
+    int journaled = p->fl_touched;
+    if (p->fl_touched) {
+        for (size_t i = 0; i < f->ntouched; i++) {
+            if (f->touched[i] == p) {
+                f->touched[i] = f->touched[--f->ntouched];
+                break;
+            }
+        }
+        p->fl_touched = 0;
+    }
     pthread_mutex_unlock(&f->mu);
+    /* Out of the checkpoint set: what the journal covers for it must be
+     * in its files before the journal file may go. */
+    if (journaled)
+        sl_part__checkpoint(p);
+}
+
+sl_err sl_flusher_set_journal(sl_flusher *f, sl_journal *j,
+                              size_t min_partitions)
+{
+    pthread_mutex_lock(&f->mu);
+    if (f->j || !j) {
+        pthread_mutex_unlock(&f->mu);
+        return SL_ERR_INVALID_ARG;
+    }
+    f->jmin = min_partitions ? min_partitions : 1;
+    if (grow((void **)&f->jp, &f->cjp, f->cround ? f->cround : 16,
+             sizeof(*f->jp)) != 0) {
+        pthread_mutex_unlock(&f->mu);
+        return SL_ERR_NOMEM;
+    }
+    if (pthread_create(&f->cth, NULL, ck_main, f) != 0) {
+        pthread_mutex_unlock(&f->mu);
+        return SL_ERR_UNKNOWN;
+    }
+    f->cth_started = 1;
+    f->j = j;
+    pthread_mutex_unlock(&f->mu);
+    return SL_OK;
+}
+
+uint64_t sl_flusher_journal_rounds(const sl_flusher *f)
+{
+    return atomic_load(&((sl_flusher *)f)->jrounds);
+}
+
+uint64_t sl_flusher_checkpoints(const sl_flusher *f)
+{
+    return atomic_load(&((sl_flusher *)f)->checkpoints);
 }
 
 void sl_flusher_wake(sl_flusher *f)

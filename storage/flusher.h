@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "protocol/err.h"
+#include "storage/journal.h"
 #include "storage/partition.h"
 
 typedef struct sl_flusher sl_flusher;
@@ -83,6 +84,21 @@ uint64_t sl_flusher_covered(const sl_flusher *f);
  * appends must have been requested (sl_flusher_request). @thread any but
  * the flusher's and hook threads */
 void sl_flusher_wait_covered(sl_flusher *f, uint64_t token);
+
+/*
+ * Use the shared journal j (journal.h) for every round with at least
+ * min_partitions partitions to sync: their new bytes go to the journal,
+ * one fdatasync covers them all, and their segment files are fdatasynced
+ * later by a checkpoint thread when the journal file is full (and at
+ * sl_flusher_free, which then deletes the journal file). Rounds with fewer
+ * partitions sync each partition's files as before. j must outlive f;
+ * set once, before the first request. @thread loop
+ */
+sl_err sl_flusher_set_journal(sl_flusher *f, sl_journal *j,
+                              size_t min_partitions);
+/* Rounds that committed through the journal, and checkpoints done. */
+uint64_t sl_flusher_journal_rounds(const sl_flusher *f);
+uint64_t sl_flusher_checkpoints(const sl_flusher *f);
 
 /* on = 1: start no round (requests queue up) until called with 0, for
  * tests that need an append to stay not durable. sl_flusher_free still

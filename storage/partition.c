@@ -7,7 +7,7 @@
  * Threads. The loop thread owns the partition. The flusher calls only
  * sl_part_sync (sl_part__sync) and the atomic getters. What they share is
  * guarded by p->mu: the segment array (the flusher walks it to snapshot
- * fds), each segment's size/synced_size/idx_dirty and p->dir_dirty. The
+ * fds), each segment's size/synced_size/idx_dirty and p->names. The
  * loop reads its own data without the lock (it is the only writer) and
  * takes it only to publish a change; the flusher holds it only to take a
  * snapshot and to record the result, never across an fdatasync.
@@ -337,7 +337,13 @@ sl_err sl_part_open(const char *dir, const sl_part_cfg *cfg, sl_part **out)
             sl_seg_free(s);
             goto out;
         }
-        dir_changed = 1;
+        /* An empty partition: nothing to fdatasync, and the new file's
+         * name only has to be durable before something in it is acked,
+         * which the first sync round does (names). Opening a
+         * partition whose empty segment vanished creates it again. Saves
+         * two of three fsyncs per partition of a new topic. */
+        p->names += !lazy;
+        lazy = 1;
     }
     /* Whatever survived may still be only in the page cache (a kill -9
      * without a machine crash): make it durable before calling it so.
@@ -464,7 +470,7 @@ static sl_err roll(sl_part *p, int64_t now_ms)
                strerror(errno));
     pthread_mutex_lock(&p->mu);
     old->idx_dirty = 1; /* its indexes are final: one sync covers them */
-    p->dir_dirty = 1;   /* the new file names must be synced too */
+    p->names++;         /* the new file names must be synced too */
     pthread_mutex_unlock(&p->mu);
     sl_log(SL_DEBUG, "storage", "%s: rolled to segment %020lld", p->dir,
            (long long)p->next_offset);
@@ -593,11 +599,16 @@ static int dupfd(int fd)
 
 sl_err sl_part__sync(sl_part *p, uint64_t *nsyncs)
 {
+    return sl_part__sync_files(p, 0, nsyncs);
+}
+
+sl_err sl_part__sync_files(sl_part *p, int files, uint64_t *nsyncs)
+{
     sync_snap *v = NULL;
     size_t n = 0;
     int dfd = -1;
     int64_t target;
-    uint64_t syncs = 0;
+    uint64_t syncs = 0, names = 0;
     sl_err rc = SL_OK;
 
     if (atomic_load(&p->failed))
@@ -609,7 +620,8 @@ sl_err sl_part__sync(sl_part *p, uint64_t *nsyncs)
     target = p->next_offset;
     for (size_t i = 0; i < p->nsegs; i++) {
         sl_seg *s = p->segs[i];
-        if (s->synced_size >= s->size && !s->idx_dirty)
+        if ((files ? s->file_synced : s->synced_size) >= s->size &&
+            !s->idx_dirty)
             continue;
         if (!v) {
             v = calloc(p->nsegs - i, sizeof(*v));
@@ -626,11 +638,10 @@ sl_err sl_part__sync(sl_part *p, uint64_t *nsyncs)
         v[n].tidx_fd = s->idx_dirty ? dupfd(s->tidx_fd) : -1;
         n++;
     }
-    if (p->dir_dirty && rc == SL_OK) {
+    if (p->names_synced < p->names && rc == SL_OK) {
         dfd = dupfd(p->dirfd);
-        if (dfd >= 0)
-            p->dir_dirty = 0;
-        else
+        names = p->names;
+        if (dfd < 0)
             rc = SL_ESYS(EMFILE);
     }
     pthread_mutex_unlock(&p->mu);
@@ -640,10 +651,6 @@ sl_err sl_part__sync(sl_part *p, uint64_t *nsyncs)
         if (v[i].fd < 0 || (v[i].idx && (v[i].idx_fd < 0 || v[i].tidx_fd < 0)))
             rc = SL_ESYS(EMFILE);
     if (rc != SL_OK) {
-        pthread_mutex_lock(&p->mu);
-        if (dfd >= 0)
-            p->dir_dirty = 1;
-        pthread_mutex_unlock(&p->mu);
         sl_log(SL_WARN, "storage", "%s: cannot start a sync: %s", p->dir,
                sl_strerror(rc));
         goto cleanup;
@@ -683,9 +690,13 @@ sl_err sl_part__sync(sl_part *p, uint64_t *nsyncs)
             sl_seg *s = p->segs[k];
             if (s->synced_size < v[i].size)
                 s->synced_size = v[i].size;
+            if (s->file_synced < v[i].size)
+                s->file_synced = v[i].size;
             if (v[i].idx_fd >= 0)
                 s->idx_dirty = 0;
         }
+        if (dfd >= 0 && p->names_synced < names)
+            p->names_synced = names;
         pthread_mutex_unlock(&p->mu);
         int64_t cur = atomic_load(&p->durable);
         while (cur < target &&
@@ -712,6 +723,91 @@ cleanup:
 sl_err sl_part_sync(sl_part *p)
 {
     return sl_part__sync(p, NULL);
+}
+
+int sl_part__journal(sl_part *p, sl_journal *j, sl_part_jpend *pend)
+{
+    uint64_t from[SL_JP_SEGS], ino[SL_JP_SEGS], igen[SL_JP_SEGS];
+    size_t n = 0;
+    int r = SL_PART_J_ADDED;
+
+    if (atomic_load(&p->failed))
+        return SL_PART_J_NOTHING;
+    pthread_mutex_lock(&p->mu);
+    pend->target = p->next_offset;
+    for (size_t i = 0; i < p->nsegs; i++) {
+        sl_seg *s = p->segs[i];
+        if (s->synced_size >= s->size)
+            continue;
+        if (n == SL_JP_SEGS || s->size - s->synced_size > SL_JP_MAX_COPY) {
+            r = SL_PART_J_CLASSIC; /* many rolls, or a lot to copy */
+            break;
+        }
+        pend->base[n] = s->base;
+        pend->size[n] = s->size;
+        from[n] = s->synced_size;
+        ino[n] = s->ino;
+        igen[n] = s->igen;
+        n++;
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (r != SL_PART_J_ADDED)
+        return r;
+    if (n == 0)
+        return SL_PART_J_NOTHING; /* (a new name alone: the checkpoint's) */
+    /* Copy each range into the journal's buffer: reserve outside the
+     * mutex (it may write the buffer out), read under it (the segment and
+     * its fd stay while we hold it; no dup, one pread per range). */
+    for (size_t i = 0; i < n && r == SL_PART_J_ADDED; i++) {
+        size_t len = (size_t)(pend->size[i] - from[i]), got = 0;
+        uint8_t *d = sl_journal__entry(j, p->dir, pend->base[i], ino[i],
+                                       igen[i], from[i], len);
+        if (!d) {
+            r = SL_PART_J_CLASSIC;
+            break;
+        }
+        pthread_mutex_lock(&p->mu);
+        ssize_t k = seg_index(p, pend->base[i]);
+        sl_err rc = k < 0 ? SL_ERR_NOT_FOUND
+                          : sl_fs_pread_all(p->segs[k]->fd, d, len,
+                                            (off_t)from[i], &got);
+        pthread_mutex_unlock(&p->mu);
+        if (rc != SL_OK) {
+            sl_journal__abort(j);
+            r = SL_PART_J_CLASSIC; /* deleted meanwhile, or a read error */
+            break;
+        }
+        sl_journal__seal(j);
+    }
+    /* On CLASSIC after some ranges were sealed: they are valid bytes of
+     * their segments, harmless to journal (replay compares first). */
+    pend->p = p;
+    pend->nsegs = n;
+    return r;
+}
+
+sl_err sl_part__checkpoint(sl_part *p)
+{
+    sl_err rc = sl_part__sync_files(p, 1, NULL);
+    /* A failed fdatasync marked p failed; its bytes are still in the
+     * journal, which is kept (journal.c rule 3). */
+    return rc;
+}
+
+void sl_part__journal_done(const sl_part_jpend *pend)
+{
+    sl_part *p = pend->p;
+    pthread_mutex_lock(&p->mu);
+    for (size_t i = 0; i < pend->nsegs; i++) {
+        ssize_t k = seg_index(p, pend->base[i]);
+        if (k >= 0 && p->segs[k]->synced_size < pend->size[i])
+            p->segs[k]->synced_size = pend->size[i];
+    }
+    pthread_mutex_unlock(&p->mu);
+    int64_t cur = atomic_load(&p->durable);
+    while (cur < pend->target &&
+           !atomic_compare_exchange_weak(&p->durable, &cur, pend->target))
+        ;
 }
 
 /* ---- read ------------------------------------------------------------ */

@@ -85,6 +85,11 @@
  * failed fsync the kernel may have dropped the dirty pages, and retrying
  * would report data as durable that is not (the "fsyncgate" lesson).
  *
+ * With the shared journal (journal.c), a round over many partitions
+ * replaces step 2 by one fdatasync of the journal holding the same bytes;
+ * the segment files are fdatasynced later (checkpoint), and after a crash
+ * the journal is replayed into them before this recovery runs.
+ *
  * Durable files that are rewritten whole (compacted segments) use the
  * recipe of fsutil.h: write FILE.tmp, fsync, rename, fsync the directory.
  *
@@ -145,6 +150,7 @@
 
 #include "protocol/log.h"
 #include "storage/fsutil.h"
+#include "storage/journal.h"
 
 void sl_seg_path(const char *dir, int64_t base, const char *ext, char *buf,
                  size_t n)
@@ -193,6 +199,13 @@ void sl_seg_unlink(const char *dir, int64_t base)
     }
 }
 
+void sl_seg_ident(sl_seg *s)
+{
+    struct stat st;
+    s->ino = fstat(s->fd, &st) == 0 ? (uint64_t)st.st_ino : 0;
+    s->igen = sl_journal__igen(s->fd);
+}
+
 static sl_err open_files(const char *dir, sl_seg *s, int log_flags)
 {
     char path[PATH_MAX];
@@ -200,6 +213,7 @@ static sl_err open_files(const char *dir, sl_seg *s, int log_flags)
     s->fd = sl_fs->open(path, O_RDWR | log_flags, 0644);
     if (s->fd < 0)
         goto fail;
+    sl_seg_ident(s);
     sl_seg_path(dir, s->base, ".index", path, sizeof(path));
     s->idx_fd = sl_fs->open(path, O_RDWR | O_CREAT | log_flags, 0644);
     if (s->idx_fd < 0)
@@ -705,7 +719,7 @@ sl_err sl_seg_open(const char *dir, int64_t base, int is_last,
     } else {
         *torn = 0;
     }
-    s->size = s->synced_size = good;
+    s->size = s->synced_size = s->file_synced = good;
     if (rewrite) {
         rc = write_indexes(s);
         if (rc != SL_OK)

@@ -12,6 +12,7 @@
 
 #include "protocol/batch.h"
 #include "protocol/err.h"
+#include "storage/journal.h"
 #include "storage/partition.h"
 
 #define SL_SEG_NAME_DIGITS 20
@@ -42,7 +43,11 @@ typedef struct sl_seg {
     int64_t end;  /* offset after its last batch (base if empty) */
     int fd, idx_fd, tidx_fd;
     uint64_t size;        /* (mu) bytes of whole batches in .log */
-    uint64_t synced_size; /* (mu) .log bytes covered by an fdatasync */
+    uint64_t synced_size; /* (mu) .log bytes durable: covered by an
+                             fdatasync of the file or of the journal */
+    uint64_t file_synced; /* (mu) .log bytes covered by an fdatasync of
+                             the file itself (<= synced_size) */
+    uint64_t ino, igen;   /* (mu) identity of the .log (journal.c) */
     uint64_t alloc_end;   /* loop: .log file size when preallocated past
                              `size` (fallocate), else <= size */
     int idx_dirty;        /* (mu) index files need one sync (rolled) */
@@ -75,7 +80,9 @@ struct sl_part {
     _Atomic int64_t end_a;   /* mirror of next_offset for other threads */
     _Atomic int64_t durable; /* every offset below is fdatasynced */
     _Atomic int failed;      /* an fdatasync failed: refuse appends */
-    int dir_dirty;           /* (mu) directory entries need an fsync */
+    uint64_t names;        /* (mu) new file names so far (created, rolled) */
+    uint64_t names_synced; /* (mu) names covered by a directory fsync; the
+                              directory needs one while below names */
     int64_t low_water;
     uint64_t gen;     /* bumped when segments are deleted or rewritten */
     uint8_t *scratch; /* SL_SCRATCH_SIZE, loop-only read buffer */
@@ -86,6 +93,7 @@ struct sl_part {
     uint64_t rd_records, rd_bytes; /* loop: handed out by sl_part_read */
     /* Flusher bookkeeping, guarded by the flusher's own mutex. */
     int fl_pending;
+    int fl_touched; /* in the journal's set to checkpoint */
     int64_t fl_due_ms;
 };
 
@@ -110,6 +118,9 @@ sl_err sl_seg_open(const char *dir, int64_t base, int is_last,
                    int64_t next_base, uint32_t index_interval, int later_valid,
                    sl_seg **out, int *torn);
 void sl_seg_free(sl_seg *s);
+/* Fill s->ino/igen from s->fd (after open or after compaction replaced
+ * the file). @thread loop */
+void sl_seg_ident(sl_seg *s);
 /* Unlink the three files of segment base in dir. */
 void sl_seg_unlink(const char *dir, int64_t base);
 /* Append a verified batch (h = its header) at s->size: .log, then index
@@ -183,5 +194,37 @@ size_t sl_part__seg_for(const sl_part *p, int64_t offset);
 int64_t sl_part__seg_end(const sl_part *p, size_t i);
 /* sl_part_sync, also reporting how many fdatasync/fsync calls it made. */
 sl_err sl_part__sync(sl_part *p, uint64_t *nsyncs);
+/* files = 0: sl_part__sync. files = 1: the journal's checkpoint: also
+ * the bytes only the journal covers (file_synced < size). */
+sl_err sl_part__sync_files(sl_part *p, int files, uint64_t *nsyncs);
+
+/* Journaled ranges waiting for the journal's fdatasync. */
+#define SL_JP_SEGS 4
+/* A partition with more than this to sync in one round is synced the
+ * classic way: the journal helps many small ranges, not one big one. */
+#define SL_JP_MAX_COPY (1024u * 1024u)
+typedef struct sl_part_jpend {
+    sl_part *p;
+    size_t nsegs;
+    int64_t base[SL_JP_SEGS];  /* segments */
+    uint64_t size[SL_JP_SEGS]; /* their bytes up to here are journaled */
+    int64_t target;            /* durable offset to publish */
+} sl_part_jpend;
+enum {
+    SL_PART_J_ADDED = 0,   /* in the journal's buffer; *pend filled */
+    SL_PART_J_NOTHING = 1, /* nothing to sync (or the partition failed) */
+    SL_PART_J_CLASSIC = 2  /* needs sl_part__sync (journal.c rule 2) */
+};
+/* Journal round, step 1: copy p's unsynced bytes into j (under p->mu
+ * only for the snapshot). @thread flusher */
+int sl_part__journal(sl_part *p, sl_journal *j, sl_part_jpend *pend);
+/* The journal's checkpoint: sl_part__sync_files(p, 1): fdatasync every
+ * .log with bytes only the journal covers (file_synced < size), rolled
+ * index files and the directory if it has new names. Safe beside the
+ * flusher's own syncs of p (each publishes only what it synced, by
+ * max). A failed fdatasync marks p failed. @thread checkpoint */
+sl_err sl_part__checkpoint(sl_part *p);
+/* Step 2, after sl_journal__commit succeeded: publish. @thread flusher */
+void sl_part__journal_done(const sl_part_jpend *pend);
 
 #endif

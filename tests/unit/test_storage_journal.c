@@ -1,0 +1,230 @@
+/* Unit tests: the shared write-ahead journal (storage/journal.c) under the
+ * flusher. A child process appends to many partitions through a flusher
+ * with the journal, waits until they are durable and dies without a clean
+ * stop (_exit: no checkpoint); the parent then takes away what only the
+ * page cache held of the segment files (it truncates them, or deletes a
+ * file whose name was never fsynced) and checks that replay brings every
+ * acknowledged record back, and that without the journal they would be
+ * gone. No sleeps: the child's exit status is the synchronisation. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "storage/flusher.h"
+#include "storage/fsutil.h"
+#include "storage/journal.h"
+#include "storage/partition.h"
+#include "tests/unit/test_storage_util.h"
+
+#define NPARTS 12
+#define PER_PART 5 /* batches per partition, 3 records each */
+
+static void part_dir(const char *data, int i, char *b, size_t n)
+{
+    snprintf(b, n, "%s/topics/t/%d", data, i);
+}
+
+/* Child: journal + flusher (journal for rounds of >= 2 partitions),
+ * PER_PART rounds of one batch to every partition, each waited for until
+ * durable; then _exit without freeing anything. Exit status 0 = all
+ * acked, and at least one round went through the journal. */
+static void child(const char *data)
+{
+    sl_journal *j;
+    sl_flusher *f;
+    sl_part *p[NPARTS];
+    int64_t e0[NPARTS];
+    sl_part_cfg cfg;
+    char dir[1024];
+    if (sl_journal_open(data, 64u << 20, &j, NULL) != SL_OK)
+        _exit(10);
+    if (sl_flusher_new(NULL, NULL, &f) != SL_OK ||
+        sl_flusher_set_journal(f, j, 2) != SL_OK)
+        _exit(11);
+    tu_small_cfg(&cfg, 1u << 20);
+    for (int i = 0; i < NPARTS; i++) {
+        part_dir(data, i, dir, sizeof(dir));
+        if (sl_fs_mkdirs(dir, 0755) != SL_OK ||
+            sl_part_open(dir, &cfg, &p[i]) != SL_OK)
+            _exit(12);
+        e0[i] = sl_part_end_offset(p[i]);
+    }
+    for (int r = 0; r < PER_PART; r++) {
+        sl_flusher_hold(f, 1); /* all of them in one round */
+        for (int i = 0; i < NPARTS; i++) {
+            tu_append(p[i], 3, 1000 + r, i * 100 + r * 3, 40);
+            sl_flusher_request(f, p[i]);
+        }
+        uint64_t t = sl_flusher_token(f);
+        sl_flusher_hold(f, 0);
+        sl_flusher_wait_covered(f, t);
+        for (int i = 0; i < NPARTS; i++)
+            if (sl_part_durable_offset(p[i]) != e0[i] + (r + 1) * 3)
+                _exit(13);
+    }
+    if (sl_flusher_journal_rounds(f) < PER_PART)
+        _exit(14);
+    _exit(0); /* a crash: no checkpoint, the journal file stays */
+}
+
+static void run_child(const char *data)
+{
+    pid_t pid = fork();
+    int st = 0;
+    assert_true(pid >= 0);
+    if (pid == 0)
+        child(data);
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+/* Open every partition and count its records (each must hold them all
+ * with their original values). */
+static int64_t count_all(const char *data)
+{
+    sl_part_cfg cfg;
+    char dir[1024];
+    int64_t total = 0;
+    tu_small_cfg(&cfg, 1u << 20);
+    for (int i = 0; i < NPARTS; i++) {
+        sl_part *p;
+        part_dir(data, i, dir, sizeof(dir));
+        assert_int_equal(sl_part_open(dir, &cfg, &p), SL_OK);
+        total += tu_count_records(p, 0);
+        sl_part_free(p);
+    }
+    return total;
+}
+
+/* What the page cache alone held of the segments is lost: cut every .log
+ * back to zero bytes (partition 0's file is deleted altogether, as if its
+ * name had never reached the disk). */
+static void lose_segments(const char *data)
+{
+    char dir[1024];
+    for (int i = 0; i < NPARTS; i++) {
+        part_dir(data, i, dir, sizeof(dir));
+        const char *log = tu_seg_path(dir, 0, ".log");
+        if (i == 0)
+            assert_int_equal(unlink(log), 0);
+        else
+            assert_int_equal(truncate(log, 0), 0);
+    }
+}
+
+static void test_replay_restores_acked(void **state)
+{
+    char *data = tu_tmpdir();
+    char jdir[1024];
+    sl_journal *j;
+    uint64_t replayed = 0;
+    (void)state;
+    run_child(data);
+    snprintf(jdir, sizeof(jdir), "%s/journal", data);
+    assert_int_equal(tu_count_files(jdir, ".wal"), 1);
+    lose_segments(data);
+    assert_int_equal(sl_journal_open(data, 64u << 20, &j, &replayed), SL_OK);
+    /* 12 partitions x 5 rounds, one entry each */
+    assert_int_equal(replayed, NPARTS * PER_PART);
+    /* the replayed file is gone, a new one started */
+    assert_int_equal(tu_count_files(jdir, ".wal"), 1);
+    assert_int_equal(count_all(data), NPARTS * PER_PART * 3);
+    sl_journal_free(j);
+    /* a second replay finds nothing to do */
+    assert_int_equal(sl_journal_open(data, 64u << 20, &j, &replayed), SL_OK);
+    assert_int_equal(replayed, 0);
+    sl_journal_free(j);
+    tu_rmrf(data);
+}
+
+/* The control: the same loss without the journal loses the records, so
+ * the test above fails if replay does nothing. */
+static void test_without_journal_lost(void **state)
+{
+    char *data = tu_tmpdir();
+    char cmd[1200];
+    (void)state;
+    run_child(data);
+    lose_segments(data);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s/journal'", data);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(count_all(data), 0);
+    tu_rmrf(data);
+}
+
+/* A clean stop checkpoints the segments and leaves no journal behind;
+ * replacing a segment by another file (as compaction does) makes replay
+ * leave it alone. */
+static void test_clean_stop_and_foreign_file(void **state)
+{
+    char *data = tu_tmpdir();
+    char dir[1024], jdir[1024];
+    sl_journal *j;
+    sl_flusher *f;
+    sl_part *p[NPARTS];
+    sl_part_cfg cfg;
+    uint64_t replayed = 1;
+    (void)state;
+    snprintf(jdir, sizeof(jdir), "%s/journal", data);
+    assert_int_equal(sl_journal_open(data, 64u << 20, &j, NULL), SL_OK);
+    assert_int_equal(sl_flusher_new(NULL, NULL, &f), SL_OK);
+    assert_int_equal(sl_flusher_set_journal(f, j, 2), SL_OK);
+    tu_small_cfg(&cfg, 1u << 20);
+    for (int i = 0; i < NPARTS; i++) {
+        part_dir(data, i, dir, sizeof(dir));
+        assert_int_equal(sl_fs_mkdirs(dir, 0755), SL_OK);
+        assert_int_equal(sl_part_open(dir, &cfg, &p[i]), SL_OK);
+    }
+    sl_flusher_hold(f, 1);
+    for (int i = 0; i < NPARTS; i++) {
+        tu_append(p[i], 3, 1000, i * 100, 40);
+        sl_flusher_request(f, p[i]);
+    }
+    sl_flusher_hold(f, 0);
+    sl_flusher_free(f); /* last round, checkpoint, journal deleted */
+    sl_journal_free(j);
+    assert_int_equal(tu_count_files(jdir, ".wal"), 0);
+    for (int i = 0; i < NPARTS; i++) {
+        assert_int_equal(sl_part_durable_offset(p[i]), 3);
+        sl_part_free(p[i]);
+    }
+    assert_int_equal(count_all(data), NPARTS * 3);
+    assert_int_equal(sl_journal_open(data, 64u << 20, &j, &replayed), SL_OK);
+    assert_int_equal(replayed, 0);
+    sl_journal_free(j);
+
+    /* crash with a journal, then partition 1's segment is replaced by
+     * another file of that name (a compacted copy: other inode) */
+    run_child(data); /* appends 15 more records to each (after the 3) */
+    part_dir(data, 1, dir, sizeof(dir));
+    const char *log = tu_seg_path(dir, 0, ".log");
+    size_t len = 0;
+    uint8_t *b = tu_read_file(log, &len);
+    assert_int_equal(unlink(log), 0);
+    tu_write_file(log, b, len / 2); /* new inode, half the bytes */
+    free(b);
+    assert_int_equal(sl_journal_open(data, 64u << 20, &j, &replayed), SL_OK);
+    assert_int_equal(replayed, 0); /* nothing written into the copy */
+    assert_int_equal(tu_file_size(log), (long long)(len / 2));
+    sl_journal_free(j);
+    tu_rmrf(data);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_replay_restores_acked),
+        cmocka_unit_test(test_without_journal_lost),
+        cmocka_unit_test(test_clean_stop_and_foreign_file),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
