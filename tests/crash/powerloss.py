@@ -66,10 +66,14 @@ class Model:
         self.committed = {}    # p -> last stream commit answered OK
 
 
+# sluiced arguments of every start (a test may extend it)
+BROKER_ARGS = ["--log-level", "warn"]
+
+
 def start(data, env=None):
     """Start sluiced; returns (broker, None) or (None, exit status) when it
     died in start-up (a cut during recovery)."""
-    b = Broker(data, args=["--log-level", "warn"])
+    b = Broker(data, args=list(BROKER_ARGS))
     old = os.environ.get("SLUICE_POWERLOSS")
     if env:
         os.environ["SLUICE_POWERLOSS"] = env
