@@ -7,6 +7,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "broker/config.h"
@@ -15,6 +16,22 @@
 #include "broker/server.h"
 #include "protocol/log.h"
 #include "storage/powerloss.h"
+
+/* Descriptors: a partition holds one (its active segment) and each
+ * connection one, so the soft limit (often 1024) is raised to the hard
+ * limit at start, as nginx's worker_rlimit_nofile and most brokers do.
+ * Best effort: the limit stays what it was when that fails. */
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+        return;
+    rlim_t old = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+        sl_log(SL_DEBUG, "server", "descriptor limit raised from %llu to %llu",
+               (unsigned long long)old, (unsigned long long)rl.rlim_max);
+}
 
 int main(int argc, char **argv)
 {
@@ -66,6 +83,7 @@ int main(int argc, char **argv)
                "unsynced writes and exit %d at a chosen I/O operation",
                getenv("SLUICE_POWERLOSS"), SL_POWERLOSS_EXIT);
     }
+    raise_nofile();
     rc = sl_server_start(&cfg, &b, err, sizeof(err));
     if (rc != SL_OK) {
         fprintf(stderr, "sluiced: %s\n", err);

@@ -319,6 +319,7 @@ static sl_err compact_seg(sl_part *p, sl_seg *s, const keymap *m,
         goto out;
     }
     rc = sl_seg_reindex(s, p->cfg.index_interval_bytes);
+    sl_seg_idx_close(s); /* opened again when written */
     sl_log(SL_INFO, "storage",
            "%s: compacted segment %020lld: %llu record(s) removed, %llu -> "
            "%llu bytes",

@@ -245,7 +245,6 @@ sl_err sl_part_open(const char *dir, const sl_part_cfg *cfg, sl_part **out)
     if (!p)
         return SL_ERR_NOMEM;
     pthread_mutex_init(&p->mu, NULL);
-    p->dirfd = -1;
     p->low_water = -1;
     p->cfg = *cfg;
     fix_cfg(&p->cfg);
@@ -266,11 +265,6 @@ sl_err sl_part_open(const char *dir, const sl_part_cfg *cfg, sl_part **out)
     if (rc != SL_OK) {
         sl_log(SL_ERROR, "storage", "cannot create partition directory %s: %s",
                dir, sl_strerror(rc));
-        goto out;
-    }
-    p->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (p->dirfd < 0) {
-        rc = SL_ESYS(errno);
         goto out;
     }
     rc = list_segments(dir, &bases, &n);
@@ -370,9 +364,10 @@ sl_err sl_part_open(const char *dir, const sl_part_cfg *cfg, sl_part **out)
             }
         }
     }
-    if (dir_changed && !lazy && sl_fs->fsync(p->dirfd) != 0) {
-        rc = SL_ESYS(errno);
-        goto out;
+    if (dir_changed && !lazy) {
+        rc = sl_fs_fsync_dir(p->dir, 1);
+        if (rc != SL_OK)
+            goto out;
     }
     p->next_offset = active(p)->end;
     atomic_store(&p->end_a, p->next_offset);
@@ -402,8 +397,6 @@ void sl_part_free(sl_part *p)
         sl_seg_free(p->segs[i]);
     }
     free(p->segs);
-    if (p->dirfd >= 0)
-        close(p->dirfd);
     pthread_mutex_destroy(&p->mu);
     free(p->scratch);
     free(p->dir);
@@ -634,21 +627,37 @@ sl_err sl_part__sync_files(sl_part *p, int files, uint64_t *nsyncs)
         v[n].size = s->size;
         v[n].idx = s->idx_dirty;
         v[n].fd = dupfd(s->fd);
-        v[n].idx_fd = s->idx_dirty ? dupfd(s->idx_fd) : -1;
-        v[n].tidx_fd = s->idx_dirty ? dupfd(s->tidx_fd) : -1;
+        v[n].idx_fd = v[n].tidx_fd = -1; /* opened below, by name */
         n++;
     }
-    if (p->names_synced < p->names && rc == SL_OK) {
-        dfd = dupfd(p->dirfd);
+    if (p->names_synced < p->names)
         names = p->names;
-        if (dfd < 0)
-            rc = SL_ESYS(EMFILE);
-    }
     pthread_mutex_unlock(&p->mu);
+    /* The index files and the directory are not kept open (one
+     * descriptor per partition); a rolled segment's index files that
+     * retention deleted meanwhile need no sync. */
+    for (size_t i = 0; i < n && rc == SL_OK; i++) {
+        char path[PATH_MAX];
+        if (!v[i].idx)
+            continue;
+        sl_seg_path(p->dir, v[i].base, ".index", path, sizeof(path));
+        v[i].idx_fd = open(path, O_RDWR | O_CLOEXEC);
+        sl_seg_path(p->dir, v[i].base, ".timeindex", path, sizeof(path));
+        v[i].tidx_fd = open(path, O_RDWR | O_CLOEXEC);
+        if ((v[i].idx_fd < 0 || v[i].tidx_fd < 0) && errno != ENOENT)
+            rc = SL_ESYS(errno);
+        if (v[i].idx_fd < 0 || v[i].tidx_fd < 0)
+            v[i].idx = 0; /* gone: nothing to sync, or an error */
+    }
+    if (names && rc == SL_OK) {
+        dfd = open(p->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+            rc = SL_ESYS(errno);
+    }
     /* Out of fds (EMFILE) is not a failed fsync: nothing was synced and
      * nothing is lost; give up this round and let a later one retry. */
     for (size_t i = 0; i < n && rc == SL_OK; i++)
-        if (v[i].fd < 0 || (v[i].idx && (v[i].idx_fd < 0 || v[i].tidx_fd < 0)))
+        if (v[i].fd < 0)
             rc = SL_ESYS(EMFILE);
     if (rc != SL_OK) {
         sl_log(SL_WARN, "storage", "%s: cannot start a sync: %s", p->dir,
@@ -658,7 +667,8 @@ sl_err sl_part__sync_files(sl_part *p, int files, uint64_t *nsyncs)
 
     /* 2. fdatasync without the lock; appends continue meanwhile. */
     for (size_t i = 0; i < n && rc == SL_OK; i++) {
-        int fds[3] = {v[i].fd, v[i].idx_fd, v[i].tidx_fd};
+        int fds[3] = {v[i].fd, v[i].idx ? v[i].idx_fd : -1,
+                      v[i].idx ? v[i].tidx_fd : -1};
         for (int k = 0; k < 3 && rc == SL_OK; k++) {
             if (k > 0 && fds[k] < 0)
                 continue;
@@ -692,7 +702,7 @@ sl_err sl_part__sync_files(sl_part *p, int files, uint64_t *nsyncs)
                 s->synced_size = v[i].size;
             if (s->file_synced < v[i].size)
                 s->file_synced = v[i].size;
-            if (v[i].idx_fd >= 0)
+            if (v[i].idx)
                 s->idx_dirty = 0;
         }
         if (dfd >= 0 && p->names_synced < names)

@@ -158,11 +158,15 @@ void sl_seg_path(const char *dir, int64_t base, const char *ext, char *buf,
     snprintf(buf, n, "%s/%020lld%s", dir, (long long)base, ext);
 }
 
-static sl_seg *seg_alloc(int64_t base)
+static sl_seg *seg_alloc(const char *dir, int64_t base)
 {
     sl_seg *s = calloc(1, sizeof(*s));
     if (!s)
         return NULL;
+    if (!(s->dir = strdup(dir))) {
+        free(s);
+        return NULL;
+    }
     s->base = base;
     s->end = base;
     s->fd = s->idx_fd = s->tidx_fd = -1;
@@ -184,7 +188,46 @@ void sl_seg_free(sl_seg *s)
         close(s->tidx_fd);
     free(s->idx);
     free(s->tidx);
+    free(s->dir);
     free(s);
+}
+
+/*
+ * The index files are open only while they are read or written (open,
+ * recovery, every SL_IDX_BATCH entries, a roll, compaction, close): a
+ * partition holds one descriptor (its active .log), not three per
+ * segment. Returns 1 when it opened them (release with
+ * sl_seg_idx_close), 0 when they were open, -1 on error (errno).
+ */
+static int idx_acquire(sl_seg *s)
+{
+    char path[PATH_MAX];
+    if (s->idx_fd >= 0 && s->tidx_fd >= 0)
+        return 0;
+    if (s->idx_fd < 0) {
+        sl_seg_path(s->dir, s->base, ".index", path, sizeof(path));
+        s->idx_fd = sl_fs->open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    }
+    if (s->tidx_fd < 0 && s->idx_fd >= 0) {
+        sl_seg_path(s->dir, s->base, ".timeindex", path, sizeof(path));
+        s->tidx_fd = sl_fs->open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    }
+    if (s->idx_fd < 0 || s->tidx_fd < 0) {
+        int e = errno;
+        sl_seg_idx_close(s);
+        errno = e;
+        return -1;
+    }
+    return 1;
+}
+
+void sl_seg_idx_close(sl_seg *s)
+{
+    if (s->idx_fd >= 0)
+        close(s->idx_fd);
+    if (s->tidx_fd >= 0)
+        close(s->tidx_fd);
+    s->idx_fd = s->tidx_fd = -1;
 }
 
 void sl_seg_unlink(const char *dir, int64_t base)
@@ -232,7 +275,7 @@ fail:;
 sl_err sl_seg_create(const char *dir, int64_t base, int64_t now_ms,
                      sl_seg **out)
 {
-    sl_seg *s = seg_alloc(base);
+    sl_seg *s = seg_alloc(dir, base);
     sl_err rc;
     if (!s)
         return SL_ERR_NOMEM;
@@ -242,6 +285,7 @@ sl_err sl_seg_create(const char *dir, int64_t base, int64_t now_ms,
         sl_seg_unlink(dir, base);
         return rc;
     }
+    sl_seg_idx_close(s);
     s->created_ms = now_ms;
     *out = s;
     return SL_OK;
@@ -293,14 +337,23 @@ static void enc_tidx(uint8_t *b, const sl_tidx_ent *e)
     sl_put_u32(b + 8, e->rel);
 }
 
+static sl_err write_index_due(sl_seg *s, int force);
+
 /* Rewrite both index files from memory (recovery, compaction). */
 static sl_err write_indexes(sl_seg *s)
 {
     size_t n1 = s->nidx * SL_IDX_ENTRY, n2 = s->ntidx * SL_TIDX_ENTRY;
-    uint8_t *b = malloc((n1 > n2 ? n1 : n2) + 1);
+    uint8_t *b;
     sl_err rc;
-    if (!b)
+    int own = idx_acquire(s);
+    if (own < 0)
+        return SL_ESYS(errno);
+    b = malloc((n1 > n2 ? n1 : n2) + 1);
+    if (!b) {
+        if (own)
+            sl_seg_idx_close(s);
         return SL_ERR_NOMEM;
+    }
     for (size_t i = 0; i < s->nidx; i++)
         enc_idx(b + i * SL_IDX_ENTRY, &s->idx[i]);
     rc = sl_fs_pwrite_all(s->idx_fd, b, n1, 0);
@@ -319,10 +372,30 @@ static sl_err write_indexes(sl_seg *s)
     }
 out:
     free(b);
+    if (own)
+        sl_seg_idx_close(s);
     return rc;
 }
 
 sl_err sl_seg_write_index(sl_seg *s, int force)
+{
+    int own;
+    sl_err rc;
+    if ((s->nidx <= s->idx_disk ||
+         (!force && s->nidx - s->idx_disk < SL_IDX_BATCH)) &&
+        (s->ntidx <= s->tidx_disk ||
+         (!force && s->ntidx - s->tidx_disk < SL_IDX_BATCH)))
+        return SL_OK; /* nothing due: no need to open the files */
+    own = idx_acquire(s);
+    if (own < 0)
+        return SL_ESYS(errno);
+    rc = write_index_due(s, force);
+    if (own)
+        sl_seg_idx_close(s);
+    return rc;
+}
+
+static sl_err write_index_due(sl_seg *s, int force)
 {
     uint8_t b[SL_IDX_BATCH * SL_TIDX_ENTRY];
     sl_err rc;
@@ -634,7 +707,7 @@ sl_err sl_seg_open(const char *dir, int64_t base, int is_last,
                    int64_t next_base, uint32_t interval, int later_valid,
                    sl_seg **out, int *torn)
 {
-    sl_seg *s = seg_alloc(base);
+    sl_seg *s = seg_alloc(dir, base);
     struct stat st;
     uint64_t fsize, from = 0, good;
     int zero = 0;
@@ -728,6 +801,7 @@ sl_err sl_seg_open(const char *dir, int64_t base, int is_last,
     /* The age of a recovered active segment counts from now (the first
      * batch's timestamp is the producer's and may be anything). */
     s->created_ms = is_last && good > 0 ? (int64_t)sl_fs_now_ms() : -1;
+    sl_seg_idx_close(s); /* reopened when written (idx_acquire) */
     *out = s;
     s = NULL;
 out:
@@ -786,11 +860,14 @@ undo:
         s->idx_disk = nidx0;
     if (s->tidx_disk > ntidx0)
         s->tidx_disk = ntidx0;
-    if (sl_fs->ftruncate(s->fd, (off_t)pos) != 0 ||
+    int own = idx_acquire(s);
+    if (own < 0 || sl_fs->ftruncate(s->fd, (off_t)pos) != 0 ||
         sl_fs->ftruncate(s->idx_fd, (off_t)(s->idx_disk * SL_IDX_ENTRY)) != 0 ||
         sl_fs->ftruncate(s->tidx_fd, (off_t)(s->tidx_disk * SL_TIDX_ENTRY)) !=
             0)
         *fatal = 1;
+    if (own > 0)
+        sl_seg_idx_close(s);
     return rc;
 }
 

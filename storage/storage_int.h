@@ -41,7 +41,10 @@ typedef struct sl_tidx_ent {
 typedef struct sl_seg {
     int64_t base; /* first offset, the file name */
     int64_t end;  /* offset after its last batch (base if empty) */
-    int fd, idx_fd, tidx_fd;
+    char *dir;    /* the partition directory (a copy) */
+    int fd;       /* .log, open while the segment exists */
+    int idx_fd, tidx_fd; /* -1 except while the index files are read or
+                            written (sl_seg_idx_close) */
     uint64_t size;        /* (mu) bytes of whole batches in .log */
     uint64_t synced_size; /* (mu) .log bytes durable: covered by an
                              fdatasync of the file or of the journal */
@@ -71,7 +74,6 @@ typedef struct sl_seg {
 
 struct sl_part {
     char *dir;
-    int dirfd;
     sl_part_cfg cfg;
     pthread_mutex_t mu; /* segs array, (mu) fields; never held over I/O */
     sl_seg **segs;      /* sorted by base; last = active */
@@ -121,6 +123,8 @@ void sl_seg_free(sl_seg *s);
 /* Fill s->ino/igen from s->fd (after open or after compaction replaced
  * the file). @thread loop */
 void sl_seg_ident(sl_seg *s);
+/* Close the index files (they are opened when needed). @thread loop */
+void sl_seg_idx_close(sl_seg *s);
 /* Unlink the three files of segment base in dir. */
 void sl_seg_unlink(const char *dir, int64_t base);
 /* Append a verified batch (h = its header) at s->size: .log, then index
