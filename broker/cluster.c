@@ -23,19 +23,172 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "broker/broker.h"
 #include "broker/cluster.h"
+#include "broker/replica.h"
 #include "cluster/node.h"
 #include "protocol/api.h"
+#include "protocol/frame.h"
 #include "protocol/log.h"
 
 struct sl_bcluster {
     sl_cluster_node *node;
     sl_meta image; /* the loop's copy, @thread loop */
     struct event *drain_ev;
+    sl_replicas *replicas; /* followers' fetchers (replica.c) */
+    struct event *reg_ev;  /* until the image holds our addresses */
+    int reg_inflight;
+    struct fwd *fwds; /* forwards in flight (stop completes them) */
 };
+
+/* ---- forwarding a command to the metadata leader -----------------------
+ *
+ * A node that is not the metadata leader sends a command (its own
+ * REGISTER_NODE, a CREATE_TOPIC a client asked it for) to the leader's
+ * binary port as CLUSTER_FORWARD, on a connection of its own, and gets
+ * the result once the leader applied it. One connection per command:
+ * metadata writes are rare. */
+
+typedef struct fwd {
+    struct fwd *next, **pprev; /* in sl_bcluster.fwds */
+    struct bufferevent *bev;
+    sl_cluster_done_fn fn;
+    void *arg;
+    int done;
+} fwd;
+
+static void fwd_finish(fwd *f, sl_err rc, const char *msg)
+{
+    if (!f->done) {
+        f->done = 1;
+        f->fn(f->arg, rc, msg);
+    }
+    if (f->pprev) {
+        *f->pprev = f->next;
+        if (f->next)
+            f->next->pprev = f->pprev;
+    }
+    bufferevent_free(f->bev);
+    free(f);
+}
+
+static void fwd_read_cb(struct bufferevent *bev, void *arg)
+{
+    fwd *f = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    size_t avail = evbuffer_get_length(in), flen = 0;
+    const uint8_t *p;
+    uint32_t corr;
+    sl_rd rd;
+    int32_t err;
+    char msg[256] = "";
+
+    int prc;
+
+    if (avail < 4)
+        return;
+    p = evbuffer_pullup(in, 4);
+    prc = p ? sl_frame_peek(p, 4, 1u << 20, &flen) : SL_ERR_NOMEM;
+    if (prc == SL_FRAME_PARTIAL && avail < flen)
+        return;
+    if ((prc != SL_FRAME_PARTIAL && prc != SL_OK) ||
+        flen < SL_RESP_HDR_SIZE + 4 ||
+        !(p = evbuffer_pullup(in, (ssize_t)flen)) ||
+        sl_resp_hdr_decode(p, flen, &corr) != SL_OK) {
+        fwd_finish(f, SL_ERR_PROTOCOL, "bad reply from the metadata leader");
+        return;
+    }
+    sl_rd_init(&rd, p + SL_RESP_HDR_SIZE, flen - SL_RESP_HDR_SIZE);
+    err = (int32_t)sl_rd_u32(&rd);
+    if (err != SL_OK && sl_rd_left(&rd) >= 2) {
+        uint16_t n = 0;
+        const char *m = sl_rd_str16(&rd, &n);
+        if (m)
+            snprintf(msg, sizeof(msg), "%.*s", (int)n, m);
+    }
+    fwd_finish(f, (sl_err)err, msg);
+}
+
+static void fwd_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+        fwd_finish(arg, SL_ERR_DISCONNECTED,
+                   "lost the connection to the metadata leader; the "
+                   "command may or may not be applied: check, then retry");
+}
+
+/* Send cmd to the node at addr; fn(arg, rc, msg) runs exactly once, later,
+ * if this returns SL_OK (never from inside this call). */
+static sl_err forward(sl_broker *b, const char *addr, const void *cmd,
+                      size_t len, sl_cluster_done_fn fn, void *arg)
+{
+    fwd *f = calloc(1, sizeof(*f));
+    struct sockaddr_storage ss;
+    int slen = sizeof(ss);
+    sl_wb wb;
+    sl_err rc = SL_ERR_NOMEM;
+
+    sl_wb_init(&wb, len + 32);
+    if (!f)
+        goto fail;
+    if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &slen) != 0) {
+        rc = SL_ERR_INVALID_ARG;
+        goto fail;
+    }
+    if (sl_cluster_forward_req_encode(&wb, 1, cmd, len) != SL_OK ||
+        !(f->bev = bufferevent_socket_new(b->base, -1,
+                                          BEV_OPT_CLOSE_ON_FREE)))
+        goto fail;
+    f->fn = fn;
+    f->arg = arg;
+    bufferevent_setcb(f->bev, fwd_read_cb, NULL, fwd_event_cb, f);
+    bufferevent_enable(f->bev, EV_READ | EV_WRITE);
+    if (bufferevent_write(f->bev, wb.p, wb.len) != 0 ||
+        bufferevent_socket_connect(f->bev, (struct sockaddr *)&ss, slen) !=
+            0) {
+        rc = SL_ERR_DISCONNECTED;
+        goto fail;
+    }
+    sl_wb_fini(&wb);
+    f->next = b->cluster->fwds;
+    if (f->next)
+        f->next->pprev = &f->next;
+    f->pprev = &b->cluster->fwds;
+    b->cluster->fwds = f;
+    return SL_OK;
+fail:
+    if (f && f->bev)
+        bufferevent_free(f->bev);
+    free(f);
+    sl_wb_fini(&wb);
+    return rc;
+}
+
+/* The metadata leader's binary address, or NULL (msg says why). */
+static const char *leader_addr(sl_broker *b, char *msg, size_t len)
+{
+    sl_cluster_status st;
+    const sl_mi_node *ln;
+    sl_cluster_status_get(b->cluster->node, &st);
+    if (!st.leader_id) {
+        snprintf(msg, len, "no metadata leader yet (election in progress "
+                 "or no quorum); retry");
+        return NULL;
+    }
+    ln = sl_meta_node_find(&b->cluster->image, st.leader_id);
+    if (!ln || !ln->addr[0]) {
+        snprintf(msg, len, "the metadata leader (node %d) has not "
+                 "registered its address yet; retry",
+                 (int)st.leader_id);
+        return NULL;
+    }
+    return ln->addr;
+}
 
 /* @thread raft */
 static void notify(void *arg)
@@ -68,6 +221,8 @@ static void reconcile(sl_broker *b)
             sl_log(SL_INFO, "cluster", "topic %s: %d partition(s), RF %d",
                    t->name, (int)t->nparts, (int)t->rf);
     }
+    if (b->cluster->replicas)
+        sl_replicas_update(b->cluster->replicas);
 }
 
 static void drain_cb(evutil_socket_t fd, short what, void *arg)
@@ -299,15 +454,21 @@ static void create_propose(sl_broker *b, const sl_create_topic *ct,
     char **own = calloc(2 * ct->nconfigs + 1, sizeof(char *));
     int32_t *rep = NULL;
     uint32_t nk = 0, no = 0;
+    const char *fwd_to = NULL;
     sl_wb wb;
 
     sl_wb_init(&wb, 256);
     one->rc = SL_OK;
     if (not_leader_msg(b, one->msg, sizeof(one->msg))) {
-        /* refused here already: placement needs the leader's image (the
-         * Raft thread refuses too, for a leadership lost meanwhile) */
-        one->rc = SL_ERR_BUSY;
-        goto out;
+        /* not the leader: validated and placed here (from this node's
+         * image, which may lag the leader's by a heartbeat; apply on the
+         * leader checks it again), then forwarded */
+        fwd_to = leader_addr(b, one->msg, sizeof(one->msg));
+        if (!fwd_to) {
+            one->rc = SL_ERR_BUSY;
+            goto out;
+        }
+        one->msg[0] = 0;
     }
     if (!keys || !vals || !own) {
         one->rc = SL_ERR_NOMEM;
@@ -384,8 +545,15 @@ static void create_propose(sl_broker *b, const sl_create_topic *ct,
         one->rc = SL_ERR_NOMEM;
         goto out;
     }
-    one->rc = sl_cluster_propose(b->cluster->node, wb.p, wb.len, create_done,
-                                 one);
+    if (fwd_to) {
+        one->rc = forward(b, fwd_to, wb.p, wb.len, create_done, one);
+        if (one->rc != SL_OK)
+            snprintf(one->msg, sizeof(one->msg),
+                     "cannot forward to the metadata leader at %s", fwd_to);
+    } else {
+        one->rc = sl_cluster_propose(b->cluster->node, wb.p, wb.len,
+                                     create_done, one);
+    }
 out:
     for (uint32_t i = 0; i < no; i++)
         free(own[i]);
@@ -442,6 +610,124 @@ out:
     sl_arena_fini(&a);
 }
 
+typedef struct fwd_in {
+    sl_reply *r; /* NULL once the connection closed */
+    uint32_t corr;
+} fwd_in;
+
+static void fwd_in_cancel(void *arg)
+{
+    ((fwd_in *)arg)->r = NULL;
+}
+
+static void fwd_in_done(void *arg, sl_err rc, const char *msg)
+{
+    fwd_in *x = arg;
+    if (x->r) {
+        sl_reply_set_cancel(x->r, NULL, NULL);
+        if (rc == SL_OK) {
+            sl_wb wb;
+            size_t st;
+            sl_wb_init(&wb, 16);
+            st = sl_resp_begin(&wb, x->corr, SL_OK);
+            if (sl_frame_finish(&wb, st) == SL_OK &&
+                sl_reply_add(x->r, wb.p, wb.len) == SL_OK)
+                sl_reply_done(x->r);
+            else
+                sl_reply_error(x->r, SL_ERR_NOMEM, "out of memory");
+            sl_wb_fini(&wb);
+        } else {
+            sl_reply_error(x->r, rc, msg && msg[0] ? msg : sl_strerror(rc));
+        }
+    }
+    free(x);
+}
+
+/* 30 CLUSTER_FORWARD: a command from another node, proposed here. Only
+ * the commands other nodes have reason to send: their own REGISTER_NODE
+ * and a client's CREATE_TOPIC. */
+static void h_cluster_forward(sl_broker *b, sl_conn *c, const sl_req *req,
+                              sl_reply *r)
+{
+    const uint8_t *cmd;
+    size_t len;
+    char msg[256];
+    fwd_in *x;
+    int type;
+    (void)c;
+
+    if (sl_cluster_forward_req_decode(req->body, req->len, &cmd, &len) !=
+        SL_OK) {
+        sl_reply_error(r, SL_ERR_MALFORMED, "CLUSTER_FORWARD: bad body");
+        return;
+    }
+    type = sl_meta_cmd_type(cmd, len);
+    if (type != SL_MCMD_REGISTER_NODE && type != SL_MCMD_CREATE_TOPIC) {
+        sl_reply_error(r, SL_ERR_INVALID_ARG,
+                       "CLUSTER_FORWARD: only node registrations and topic "
+                       "creation are forwarded");
+        return;
+    }
+    if (not_leader_msg(b, msg, sizeof(msg))) {
+        sl_reply_error(r, SL_ERR_BUSY, msg);
+        return;
+    }
+    x = calloc(1, sizeof(*x));
+    if (!x) {
+        sl_reply_error(r, SL_ERR_NOMEM, "out of memory");
+        return;
+    }
+    x->r = r;
+    x->corr = req->correlation_id;
+    if (sl_cluster_propose(b->cluster->node, cmd, len, fwd_in_done, x) !=
+        SL_OK) {
+        free(x);
+        sl_reply_error(r, SL_ERR_NOMEM, "out of memory");
+        return;
+    }
+    sl_reply_set_cancel(r, fwd_in_cancel, x);
+}
+
+/* Followers register their client addresses through the leader; until
+ * the image holds them, retry every half second. */
+static void reg_done(void *arg, sl_err rc, const char *msg)
+{
+    sl_broker *b = arg;
+    b->cluster->reg_inflight = 0;
+    if (rc != SL_OK)
+        sl_log(SL_DEBUG, "cluster", "registration: %s", msg && msg[0]
+               ? msg : sl_strerror(rc));
+}
+
+static void reg_cb(evutil_socket_t fd, short what, void *arg)
+{
+    sl_broker *b = arg;
+    sl_bcluster *bc = b->cluster;
+    const sl_mi_node *me;
+    const char *to;
+    char msg[256];
+    sl_wb wb;
+    (void)fd;
+    (void)what;
+
+    me = sl_meta_node_find(&bc->image, (int32_t)b->cfg.node_id);
+    if (bc->reg_inflight ||
+        (me && !strcmp(me->addr, b->bin_addr) &&
+         !strcmp(me->stomp_addr, b->stomp_addr)))
+        return;
+    if (!not_leader_msg(b, msg, sizeof(msg)))
+        return; /* the leader registers itself (cluster/node.c) */
+    to = leader_addr(b, msg, sizeof(msg));
+    if (!to)
+        return;
+    sl_wb_init(&wb, 128);
+    sl_meta_enc_register(&wb, (int32_t)b->cfg.node_id, "", b->bin_addr,
+                         b->stomp_addr);
+    if (!wb.err && forward(b, to, wb.p, wb.len, reg_done, b) == SL_OK)
+        bc->reg_inflight = 1;
+    sl_wb_fini(&wb);
+}
+
 static void h_delete_topics(sl_broker *b, sl_conn *c, const sl_req *req,
                             sl_reply *r)
 {
@@ -496,11 +782,19 @@ sl_err sl_bcluster_start(sl_broker *b, char *err, size_t errlen)
     cc.snapshot_threshold = (unsigned)b->cfg.cluster_snapshot_threshold;
     cc.notify = notify;
     cc.notify_arg = b;
-    rc = sl_cluster_node_start(&cc, &bc->node, err, errlen);
+    rc = sl_replicas_new(b, cc.node_id, &bc->image, &bc->replicas);
+    if (rc == SL_OK)
+        rc = sl_cluster_node_start(&cc, &bc->node, err, errlen);
     if (rc != SL_OK) {
         sl_bcluster_stop(b);
         return rc;
     }
+    bc->reg_ev = event_new(b->base, -1, EV_PERSIST, reg_cb, b);
+    if (bc->reg_ev) {
+        struct timeval tv = {0, 500 * 1000};
+        event_add(bc->reg_ev, &tv);
+    }
+    sl_binary_register(b, SL_API_CLUSTER_FORWARD, 1, 1, h_cluster_forward);
     sl_binary_register(b, SL_API_CREATE_TOPICS, 1, 1, h_create_topics);
     sl_binary_register(b, SL_API_DELETE_TOPICS, 1, 1, h_delete_topics);
     return SL_OK;
@@ -514,8 +808,14 @@ void sl_bcluster_stop(sl_broker *b)
     /* completes what is pending (their replies, if still wanted) */
     sl_cluster_node_stop(bc->node);
     bc->node = NULL;
+    while (bc->fwds)
+        fwd_finish(bc->fwds, SL_ERR_SHUTTING_DOWN, "the broker is stopping");
+    sl_replicas_free(bc->replicas);
+    bc->replicas = NULL;
     if (bc->drain_ev)
         event_free(bc->drain_ev);
+    if (bc->reg_ev)
+        event_free(bc->reg_ev);
     sl_meta_fini(&bc->image);
     free(bc);
     b->cluster = NULL;

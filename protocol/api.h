@@ -91,7 +91,8 @@ enum sl_api_key {
     SL_API_CLUSTER_STATUS = 28,
     /* management */
     SL_API_ADMIN = 29,
-    SL_API__MAX = 30 /* one past the largest key */
+    SL_API_CLUSTER_FORWARD = 30,
+    SL_API__MAX = 31 /* one past the largest key */
 };
 
 /* Every api is at version 1. */
@@ -1066,5 +1067,13 @@ sl_err sl_admin_req_decode(const uint8_t *body, size_t len, sl_arena *a,
 sl_err sl_admin_resp_encode(sl_wb *wb, uint32_t corr, const sl_admin_resp *r);
 sl_err sl_admin_resp_decode(const uint8_t *body, size_t len,
                             sl_admin_resp *out);
+
+/* ---- 30 CLUSTER_FORWARD (between brokers, docs/protocol.md 4.30) -------
+ * Request body: bytes32 command (a cluster/meta.h command). Response:
+ * status (error-only frame; error 0 = applied on the leader). */
+sl_err sl_cluster_forward_req_encode(sl_wb *wb, uint32_t corr,
+                                     const void *cmd, size_t len);
+sl_err sl_cluster_forward_req_decode(const uint8_t *body, size_t len,
+                                     const uint8_t **cmd, size_t *cmd_len);
 
 #endif

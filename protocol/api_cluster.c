@@ -133,3 +133,31 @@ out:
         *out = o;
     return rc;
 }
+
+/* ---- 30 CLUSTER_FORWARD ------------------------------------------------ */
+
+sl_err sl_cluster_forward_req_encode(sl_wb *wb, uint32_t corr,
+                                     const void *cmd, size_t len)
+{
+    size_t st = sl_req_begin(wb, SL_API_CLUSTER_FORWARD, SL_API_V1, corr);
+    sl_wb_bytes32(wb, cmd, len);
+    return sl_frame_finish(wb, st);
+}
+
+sl_err sl_cluster_forward_req_decode(const uint8_t *body, size_t len,
+                                     const uint8_t **cmd, size_t *cmd_len)
+{
+    sl_rd rd;
+    size_t n = 0;
+    const uint8_t *p;
+    sl_err rc;
+
+    sl_rd_init(&rd, body, len);
+    p = sl__rd_blob(&rd, &n);
+    rc = sl__rd_end(&rd);
+    if (rc == SL_OK) {
+        *cmd = p;
+        *cmd_len = n;
+    }
+    return rc;
+}

@@ -90,11 +90,12 @@ class Cluster:
     def restart(self, nid):
         self.nodes[nid].start()
 
-    def cli(self, nid, *args, check=True):
+    def cli(self, nid, *args, check=True, input=None):
         b = self.nodes[nid]
         addr = "%s:%d" % b.binary_addr
         p = subprocess.run([cli_path(), "-b", addr] + list(args),
-                           capture_output=True, text=True, timeout=60)
+                           capture_output=True, text=True, timeout=60,
+                           input=input)
         if check and p.returncode != 0:
             raise AssertionError("sluice %s on node %d: %d %s%s" % (
                 " ".join(args), nid, p.returncode, p.stdout, p.stderr))
@@ -137,6 +138,14 @@ class Cluster:
         if len(seen) == 1 and next(iter(seen)) in among:
             return next(iter(seen))
         return None
+
+    def ends(self, nid, topic):
+        """[log end offset] per partition as node nid's describe says."""
+        p = self.cli(nid, "topic", "describe", topic, check=False)
+        if p.returncode != 0:
+            return None
+        return [int(ln.split()[5]) for ln in p.stdout.splitlines()
+                if ln.startswith("partition ")]
 
     def describe(self, nid, topic):
         """Per-partition 'leader N epoch E replicas A,B isr A,B' lines."""

@@ -59,11 +59,19 @@ def test_leader_election_and_failover(cluster):
     c.wait(lambda: (c.status(leader) or {}).get("nodes") ==
            {1: "up", 2: "up", 3: "up"}, "all nodes up")
 
-    # a metadata write on a follower is refused, naming the leader
+    # every node registered its client addresses (followers through the
+    # leader, CLUSTER_FORWARD)
+    def registered():
+        p = c.cli(leader, "cluster", "status")
+        return all(" binary 127.0.0.1:" in ln for ln in p.stdout.splitlines()
+                   if ln.startswith("node ") and " raft " in ln)
+    c.wait(registered, "every node's address in the metadata")
+    # a metadata write on a follower is forwarded to the leader
     follower = next(n for n in all3 if n != leader)
-    p = c.cli(follower, "topic", "create", "nope", check=False)
-    assert p.returncode != 0
-    assert "leader is node %d" % leader in p.stderr
+    c.cli(follower, "topic", "create", "viaf", "--partitions", "2")
+    c.wait(lambda: same_everywhere(c, "viaf", all3, 2), "viaf everywhere")
+    p = c.cli(follower, "topic", "create", "viaf", check=False)
+    assert p.returncode != 0 and "exists" in p.stderr
 
     c.cli(leader, "topic", "create", "t1", "--partitions", "6",
           "--replication-factor", "3")
@@ -148,9 +156,9 @@ def test_paused_leader_is_fenced_and_rejoins(cluster):
     for (l0, e0, _, _), (l1, e1, _, i1) in zip(before, after):
         assert e1 == (e0 + 1 if l0 == leader else e0)
         assert leader not in i1 and l1 != leader
-    if c.agreed_leader(all3) != leader:
-        p = c.cli(leader, "topic", "create", "late", check=False)
-        assert p.returncode != 0 and "not the metadata leader" in p.stderr
+    # the resumed node forwards metadata writes to the current leader
+    c.cli(leader, "topic", "create", "late")
+    c.wait(lambda: same_everywhere(c, "late", all3, 1), "late everywhere")
     for n in all3:
         assert c.nodes[n].stop() == 0  # SIGTERM: clean exit, no leak report
 
@@ -191,3 +199,43 @@ def test_create_validation_before_the_log(cluster):
     for n in all3:
         p = c.cli(n, "topic", "list")
         assert [ln.split()[0] for ln in p.stdout.splitlines()] == ["u"]
+
+
+def test_followers_copy_records_and_serve_after_failover(cluster):
+    """Replica fetcher: followers copy the leader's batches with the same
+    offsets; after the leader is killed the new leader serves them all.
+    (Asynchronous replication for now: the test waits until the followers
+    caught up before the kill, docs/cluster.md section 9.)"""
+    c = cluster
+    all3 = [1, 2, 3]
+    leader = wait_all_up(c, all3)
+    c.cli(leader, "topic", "create", "r", "--partitions", "1")
+    view = parse(c.wait(lambda: same_everywhere(c, "r", all3, 1), "r"))
+    pl = view[0][0]
+    sent = ["rec-%04d" % i for i in range(300)]
+    c.cli(pl, "produce", "r", "--partition", "0", "--acks", "durable",
+          input="\n".join(sent[:200]) + "\n")
+    c.wait(lambda: all(c.ends(n, "r") == [200] for n in all3),
+           "followers at the leader's end")
+    c.kill9(pl)
+    rest = [n for n in all3 if n != pl]
+    after = parse(c.wait(lambda: same_everywhere(c, "r", rest, 1),
+                         "r after the kill"))
+    c.wait(lambda: parse(same_everywhere(c, "r", rest, 1) or
+                         ["leader -1 epoch 0 replicas 1 isr 1"])[0][0]
+           not in (pl, -1), "a new partition leader")
+    newl = parse(same_everywhere(c, "r", rest, 1))[0][0]
+    assert newl != pl and after
+    c.cli(newl, "produce", "r", "--partition", "0", "--acks", "durable",
+          input="\n".join(sent[200:]) + "\n")
+    out = c.cli(newl, "consume", "r", "--partition", "0", "--from-beginning",
+                "--count", "300").stdout.split()
+    assert out == sent
+    # the other survivor follows the new leader; the old one rejoins and
+    # catches up from it
+    c.restart(pl)
+    c.wait(lambda: all(c.ends(n, "r") == [300] for n in all3),
+           "every replica at 300")
+    out = c.cli(pl, "consume", "r", "--partition", "0", "--from-beginning",
+                "--count", "300").stdout.split()
+    assert out == sent
