@@ -1159,15 +1159,26 @@ static void iter_skip_bad(sl_part_iter *it, size_t si, const sl_batch_hdr *hdr,
     if (hdr && (hdr->base_offset < s->base ||
                 sl_batch_last_offset(hdr) >= sl_part__seg_end(p, si)))
         hdr = NULL;
+    /* Even inside the segment's range the damaged header does not decide
+     * what is skipped: the CRC does not cover base_offset, so a header
+     * may claim the offsets of records appended later (the fuzz input
+     * regress-iter-claims-later-offsets: an append at the log end was
+     * then never read). The range ends where the next intact batch at or
+     * after the wanted offset starts; the header only names the batch in
+     * the log line when it agrees. */
     uint64_t hint = hdr ? it->pos + sl_batch_size(hdr) : 0;
     int64_t next_base = si + 1 < p->nsegs ? p->segs[si + 1]->base : INT64_MAX;
     uint64_t np =
-        sl_seg_next_good(s, it->pos, hint,
-                         hdr ? hdr->base_offset + 1 : it->want, next_base, &nb);
-    first = hdr ? hdr->base_offset : it->want;
-    last = hdr ? sl_batch_last_offset(hdr)
-               : (nb >= 0 ? nb : sl_part__seg_end(p, si)) - 1;
-    if (last < first) {
+        sl_seg_next_good(s, it->pos, hint, it->want, next_base, &nb);
+    int64_t next = nb >= 0 ? nb : sl_part__seg_end(p, si);
+    first = it->want;
+    last = next - 1;
+    if (hdr && hdr->base_offset <= first && sl_batch_last_offset(hdr) < next)
+        first = hdr->base_offset;
+    if (hdr && hdr->base_offset == first && sl_batch_last_offset(hdr) < last &&
+        sl_batch_last_offset(hdr) >= it->want)
+        last = sl_batch_last_offset(hdr);
+    if (last < it->want) {
         /* The damage holds no offsets (the next intact batch starts at
          * the one wanted): move past the bytes, skip no record. */
         it->pos = np;
@@ -1184,8 +1195,8 @@ static void iter_skip_bad(sl_part_iter *it, size_t si, const sl_batch_hdr *hdr,
            (long long)first, (long long)last, why_s);
     it->pos = np;
     it->wlen = 0;
-    if (it->want <= last)
-        it->want = last + 1;
+    if (it->want < next)
+        it->want = next;
 }
 
 /* Errors that mean damaged data (skipped), not a failed read. */
