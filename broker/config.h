@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "groups/queue_cfg.h" /* bounds of the queue-* keys */
 #include "protocol/err.h"
 #include "storage/partition.h"
 

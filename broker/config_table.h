@@ -227,16 +227,18 @@ SL_CFG(stomp_max_tx_bytes, "stomp-max-tx-bytes", SIZE, "16m", 1024, 1073741824,
 
 /* ---- groups (broker/ops_groups.c, groups/) ------------------------------
  * The queue-* keys are the defaults of NEW queue groups (each group keeps
- * its own settings, see QUEUE_GROUP_CONFIG and docs/groups.md). */
-SL_CFG(queue_max_deliveries, "queue-max-deliveries", INT, "10", 1, 65535, 0,
-       NULL,
+ * its own settings, see QUEUE_GROUP_CONFIG and docs/groups.md); their
+ * bounds are the queue groups' own (groups/queue_cfg.h). */
+SL_CFG(queue_max_deliveries, "queue-max-deliveries", INT, "10", 1,
+       SL_QCFG_MAX_DELIVERIES_MAX, 0, NULL,
        "Default deliveries of a record before a queue group dead-letters it "
        "(reason max_deliveries).")
-SL_CFG(queue_lock_ms, "queue-lock-ms", MS, "30s", 1, 604800000, 0, NULL,
+SL_CFG(queue_lock_ms, "queue-lock-ms", MS, "30s", 1, SL_QCFG_LOCK_MS_MAX, 0,
+       NULL,
        "Default acquisition lock of a queue group: a record not acked, "
        "nacked or touched within it is delivered again (a failure).")
-SL_CFG(queue_max_inflight, "queue-max-inflight", INT, "10000", 1, 4194304, 0,
-       NULL,
+SL_CFG(queue_max_inflight, "queue-max-inflight", INT, "10000", 1,
+       SL_QCFG_MAX_INFLIGHT_MAX, 0, NULL,
        "Default window of a queue group per partition: offsets between the "
        "group's start offset and the first unread one. Bounds its memory.")
 SL_CFG(message_ttl_ms, "message-ttl-ms", MS, "-1", -1, 3153600000000LL,

@@ -60,6 +60,7 @@
 #include "broker/ops_groups.h"
 #include "broker/stomp_frame.h"
 #include "groups/groups.h"
+#include "groups/queue_cfg.h"
 #include "protocol/batch.h"
 #include "protocol/hash.h"
 #include "protocol/log.h"
@@ -1305,22 +1306,27 @@ static sl_err sub_queue_args(const sl_stomp_frame *f, sl_qgroup_cfg *cfg,
     int64_t v;
     if (ttl) {
         v = parse_i64(ttl, &ok);
-        if (!ok || v < 0) {
+        if (!ok || v < 0 ||
+            sl_qgroup_cfg_set_int(cfg, "ttl-ms", v, NULL, 0) != SL_OK) {
             snprintf(why, whylen, "x-message-ttl must be ms >= 0, not '%.40s'",
                      ttl);
             return SL_ERR_INVALID_ARG;
         }
-        cfg->ttl_ms = v;
     }
     if (lim) {
+        /* RabbitMQ counts redeliveries; the group counts deliveries: the
+         * bounds are the queue groups' own, one less */
+        int64_t lo = 1, hi = 1;
+        sl_qgroup_cfg_bounds("max-deliveries", &lo, &hi);
         v = parse_i64(lim, &ok);
-        if (!ok || v < 0 || v > 1000000) {
+        if (!ok || v < lo - 1 || v > hi - 1 ||
+            sl_qgroup_cfg_set_int(cfg, "max-deliveries", v + 1, NULL, 0) !=
+                SL_OK) {
             snprintf(why, whylen,
-                     "x-delivery-limit must be 0..1000000, not '%.40s'", lim);
+                     "x-delivery-limit must be %lld..%lld, not '%.40s'",
+                     (long long)(lo - 1), (long long)(hi - 1), lim);
             return SL_ERR_INVALID_ARG;
         }
-        /* RabbitMQ counts redeliveries; the group counts deliveries */
-        cfg->max_deliveries = (int32_t)v + 1;
     }
     return SL_OK;
 }

@@ -65,29 +65,12 @@
 
 #include "groups/dlq.h"
 #include "groups/internal.h"
+#include "groups/queue_cfg.h"
 #include "protocol/hash.h"
 #include "protocol/log.h"
 #include "protocol/parse.h"
 
-#define DEFAULT_MAX_DELIVERIES 10
-#define DEFAULT_LOCK_MS 30000
-#define DEFAULT_MAX_INFLIGHT 10000
-#define DEFAULT_MAX_DELAYED 100000
-#define MAX_MAX_INFLIGHT (1 << 22)
 #define PASS_CHUNK 64
-
-void sl_qgroup_cfg_defaults(sl_qgroup_cfg *cfg)
-{
-    memset(cfg, 0, sizeof(*cfg));
-    cfg->max_deliveries = DEFAULT_MAX_DELIVERIES;
-    cfg->lock_ms = DEFAULT_LOCK_MS;
-    cfg->backoff_ms = 0;
-    cfg->backoff_max_ms = 60000;
-    cfg->backoff_factor = 2;
-    cfg->ttl_ms = -1;
-    cfg->max_inflight = DEFAULT_MAX_INFLIGHT;
-    cfg->max_delayed = DEFAULT_MAX_DELAYED;
-}
 
 void sl_groups_qgroup_defaults(const sl_groups *g, sl_qgroup_cfg *cfg)
 {
@@ -97,122 +80,6 @@ void sl_groups_qgroup_defaults(const sl_groups *g, sl_qgroup_cfg *cfg)
 void sl_groups_set_qgroup_defaults(sl_groups *g, const sl_qgroup_cfg *cfg)
 {
     g->qdefaults = *cfg;
-}
-
-static int parse_bool(const char *s, int *out)
-{
-    if (!strcmp(s, "1") || !strcmp(s, "true") || !strcmp(s, "yes") ||
-        !strcmp(s, "on"))
-        *out = 1;
-    else if (!strcmp(s, "0") || !strcmp(s, "false") || !strcmp(s, "no") ||
-             !strcmp(s, "off"))
-        *out = 0;
-    else
-        return -1;
-    return 0;
-}
-
-sl_err sl_qgroup_cfg_set(sl_qgroup_cfg *cfg, const char *key, const char *value,
-                         char *errstr, size_t errlen)
-{
-    char k[64];
-    int64_t v = 0;
-    size_t i;
-    int b;
-    for (i = 0; key[i] && i < sizeof(k) - 1; i++)
-        k[i] = key[i] == '-' || key[i] == '.' ? '_' : key[i];
-    k[i] = 0;
-#define INT_KEY(name, field, lo, hi)                                           \
-    if (!strcmp(k, name)) {                                                    \
-        if (sl_parse_i64(value, &v) || v < (lo) || v > (hi))                      \
-            goto bad;                                                          \
-        cfg->field = v;                                                        \
-        return SL_OK;                                                          \
-    }
-    INT_KEY("max_deliveries", max_deliveries, 1, 65535);
-    INT_KEY("lock_ms", lock_ms, 1, 7LL * 86400 * 1000);
-    INT_KEY("backoff_ms", backoff_ms, 0, 7LL * 86400 * 1000);
-    INT_KEY("backoff_initial_ms", backoff_ms, 0, 7LL * 86400 * 1000);
-    INT_KEY("backoff_max_ms", backoff_max_ms, 0, 7LL * 86400 * 1000);
-    INT_KEY("backoff_factor", backoff_factor, 1, 1000);
-    INT_KEY("backoff_multiplier", backoff_factor, 1, 1000);
-    INT_KEY("ttl_ms", ttl_ms, -1, INT64_MAX / 4);
-    INT_KEY("max_inflight", max_inflight, 1, MAX_MAX_INFLIGHT);
-    INT_KEY("max_in_flight", max_inflight, 1, MAX_MAX_INFLIGHT);
-    INT_KEY("max_delayed", max_delayed, 0, MAX_MAX_INFLIGHT);
-#undef INT_KEY
-    if (!strcmp(k, "dlq_expired") || !strcmp(k, "key_ordered")) {
-        if (parse_bool(value, &b))
-            goto bad;
-        if (k[0] == 'd')
-            cfg->dlq_expired = b;
-        else
-            cfg->key_ordered = b;
-        return SL_OK;
-    }
-    if (!strcmp(k, "start")) {
-        if (!strcmp(value, "earliest"))
-            cfg->start_latest = 0;
-        else if (!strcmp(value, "latest"))
-            cfg->start_latest = 1;
-        else
-            goto bad;
-        return SL_OK;
-    }
-    if (!strcmp(k, "dlq_topic")) {
-        if (strlen(value) >= sizeof(cfg->dlq_topic) - 5)
-            goto bad;
-        snprintf(cfg->dlq_topic, sizeof(cfg->dlq_topic), "%s", value);
-        return SL_OK;
-    }
-    if (errstr)
-        snprintf(errstr, errlen, "unknown queue group setting '%s'", key);
-    return SL_ERR_INVALID_CONFIG;
-bad:
-    if (errstr)
-        snprintf(errstr, errlen, "bad value '%s' for queue group setting '%s'",
-                 value, key);
-    return SL_ERR_INVALID_CONFIG;
-}
-
-void sl_qgroup_cfg_text(const sl_qgroup_cfg *cfg, char *buf, size_t len)
-{
-    snprintf(buf, len,
-             "max_deliveries=%d\nlock_ms=%lld\nbackoff_initial_ms=%lld\n"
-             "backoff_max_ms=%lld\nbackoff_multiplier=%d\nttl_ms=%lld\n"
-             "dlq_expired=%d\nkey_ordered=%d\nmax_inflight=%d\n"
-             "max_delayed=%d\nstart=%s\ndlq_topic=%s\n",
-             cfg->max_deliveries, (long long)cfg->lock_ms,
-             (long long)cfg->backoff_ms, (long long)cfg->backoff_max_ms,
-             cfg->backoff_factor, (long long)cfg->ttl_ms, cfg->dlq_expired,
-             cfg->key_ordered, cfg->max_inflight, cfg->max_delayed,
-             cfg->start_latest ? "latest" : "earliest", cfg->dlq_topic);
-}
-
-static void cfg_from_text(sl_qgroup_cfg *cfg, const char *text)
-{
-    char line[320];
-    const char *p = text;
-    while (*p) {
-        const char *nl = strchr(p, '\n');
-        size_t n = nl ? (size_t)(nl - p) : strlen(p);
-        char *eq;
-        if (n < sizeof(line)) {
-            memcpy(line, p, n);
-            line[n] = 0;
-            eq = strchr(line, '=');
-            if (eq) {
-                *eq = 0;
-                if (sl_qgroup_cfg_set(cfg, line, eq + 1, NULL, 0) != SL_OK &&
-                    strcmp(line, "dlq_topic"))
-                    sl_log(SL_WARN, "groups", "ignoring stored setting %s",
-                           line);
-            }
-        }
-        p += n;
-        if (*p)
-            p++;
-    }
 }
 
 /* ---- helpers ---------------------------------------------------------- */
@@ -1723,7 +1590,7 @@ sl_err sl_queue_load(sl_groups *g)
         return SL_ERR_STORAGE;
     while (sqlite3_step(st) == SQLITE_ROW) {
         sl_qgroup_cfg cfg = g->qdefaults;
-        cfg_from_text(&cfg, (const char *)sqlite3_column_text(st, 2));
+        sl_qgroup_cfg_from_text(&cfg, (const char *)sqlite3_column_text(st, 2));
         if (!qg_new(g, (const char *)sqlite3_column_text(st, 0),
                     (const char *)sqlite3_column_text(st, 1), &cfg)) {
             rc = SL_ERR_NOMEM;
