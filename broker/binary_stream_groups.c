@@ -1,0 +1,307 @@
+/*
+ * binary_stream_groups.c - binary protocol handlers for stream groups
+ * (Kafka's classic consumer groups): 10 GROUP_JOIN, 11 GROUP_HEARTBEAT,
+ * 12 GROUP_LEAVE, 13 OFFSET_COMMIT, 14 OFFSET_FETCH. Offset commits are
+ * answered after the SQLite transaction holding them committed
+ * (sl_groups_wait). docs/groups.md section 1 describes the protocol.
+ * @thread loop
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "broker/binary.h"
+#include "broker/binary_groups.h"
+#include "broker/broker.h"
+#include "broker/config.h"
+#include "broker/ops_groups.h"
+#include "protocol/api.h"
+#include "protocol/log.h"
+
+/* ---- 10 GROUP_JOIN, 11 HEARTBEAT, 12 LEAVE ----------------------------------
+ */
+
+static void h_join(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
+{
+    sl_group_join_req q;
+    sl_group_join_resp resp;
+    sl_arena a;
+    char group[SL_BG_NAME_MAX], member[128], client[128], msg[600];
+    char **topics = NULL;
+    char *mid = NULL;
+    sl_gtp *as = NULL;
+    size_t nas = 0;
+    int32_t gen;
+    sl_groups *g = sl_bg_groups(b, r);
+    sl_wb wb;
+    sl_err rc;
+    (void)c;
+    if (!g)
+        return;
+    sl_arena_init(&a);
+    sl_wb_init(&wb, 256);
+    if (sl_group_join_req_decode(req->body, req->len, &a, &q) != SL_OK) {
+        sl_reply_error(r, SL_ERR_MALFORMED, "GROUP_JOIN: malformed body");
+        goto out;
+    }
+    if (sl_bg_cstr(q.group, group, sizeof(group)) || !group[0] || q.ntopics == 0 ||
+        q.ntopics > 256) {
+        sl_reply_error(r, SL_ERR_INVALID_ARG,
+                       "GROUP_JOIN: needs a group name and 1..256 topics");
+        goto out;
+    }
+    if (sl_bg_cstr(q.member_id, member, sizeof(member)))
+        member[0] = 0;
+    if (sl_bg_cstr(q.client_id, client, sizeof(client)))
+        client[0] = 0;
+    topics = calloc(q.ntopics, sizeof(char *));
+    if (!topics) {
+        sl_reply_error(r, SL_ERR_NOMEM, "GROUP_JOIN: out of memory");
+        goto out;
+    }
+    for (uint32_t i = 0; i < q.ntopics; i++) {
+        topics[i] = sl_arena_alloc(&a, SL_BG_NAME_MAX);
+        if (!topics[i] || sl_bg_cstr(q.topics[i], topics[i], SL_BG_NAME_MAX)) {
+            sl_reply_error(r, SL_ERR_INVALID_ARG, "GROUP_JOIN: bad topic");
+            goto out;
+        }
+    }
+    rc = sl_sgroup_join(g, group, member, client, (const char *const *)topics,
+                        q.ntopics,
+                        q.session_timeout_ms ? q.session_timeout_ms : 10000,
+                        &mid, &gen, &as, &nas);
+    if (rc != SL_OK) {
+        snprintf(msg, sizeof(msg), "GROUP_JOIN %s: %s", group, sl_strerror(rc));
+        sl_reply_error(r, rc, msg);
+        goto out;
+    }
+    memset(&resp, 0, sizeof(resp));
+    resp.member_id = sl_str_c(mid);
+    resp.generation = gen;
+    resp.heartbeat_interval_ms =
+        (q.session_timeout_ms ? q.session_timeout_ms : 10000) / 3;
+    resp.assignment = sl_arena_alloc(&a, (nas + 1) * sizeof(sl_topic_parts));
+    if (!resp.assignment) {
+        sl_reply_error(r, SL_ERR_NOMEM, "GROUP_JOIN: out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < nas; i++) {
+        sl_topic_parts *tp = NULL;
+        for (uint32_t k = 0; k < resp.ntopics; k++)
+            if (sl_str_eq(resp.assignment[k].topic, as[i].topic))
+                tp = &resp.assignment[k];
+        if (!tp) {
+            tp = &resp.assignment[resp.ntopics++];
+            tp->topic = sl_str_c(as[i].topic);
+            tp->parts = sl_arena_alloc(&a, (nas + 1) * sizeof(uint32_t));
+            if (!tp->parts) {
+                sl_reply_error(r, SL_ERR_NOMEM, "GROUP_JOIN: out of memory");
+                goto out;
+            }
+        }
+        tp->parts[tp->nparts++] = (uint32_t)as[i].partition;
+    }
+    if (sl_group_join_resp_encode(&wb, req->correlation_id, &resp) != SL_OK)
+        sl_reply_error(r, SL_ERR_NOMEM, "GROUP_JOIN: encode failed");
+    else
+        sl_bg_reply_frame(r, &wb);
+out:
+    free(topics);
+    free(mid);
+    free(as);
+    sl_wb_fini(&wb);
+    sl_arena_fini(&a);
+}
+
+static void h_member(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
+{
+    sl_group_member_req q;
+    char group[SL_BG_NAME_MAX], member[128];
+    sl_groups *g = sl_bg_groups(b, r);
+    sl_wb wb;
+    sl_err rc;
+    (void)c;
+    if (!g)
+        return;
+    if (sl_group_member_req_decode(req->api_key, req->body, req->len, &q) !=
+        SL_OK) {
+        sl_reply_error(r, SL_ERR_MALFORMED, "malformed body");
+        return;
+    }
+    if (sl_bg_cstr(q.group, group, sizeof(group)) ||
+        sl_bg_cstr(q.member_id, member, sizeof(member))) {
+        sl_reply_error(r, SL_ERR_INVALID_ARG, "bad group or member id");
+        return;
+    }
+    if (req->api_key == SL_API_GROUP_HEARTBEAT)
+        rc = sl_sgroup_heartbeat(g, group, member, q.generation);
+    else
+        rc = sl_sgroup_leave(g, group, member);
+    sl_wb_init(&wb, 64);
+    sl_status_resp_encode(&wb, req->correlation_id, rc,
+                          rc ? sl_strerror(rc) : NULL);
+    sl_bg_reply_frame(r, &wb);
+    sl_wb_fini(&wb);
+}
+
+/* ---- 13 OFFSET_COMMIT, 14 OFFSET_FETCH -------------------------------------
+ */
+
+static void h_commit(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
+{
+    sl_offset_commit_req q;
+    sl_offset_commit_resp resp;
+    sl_arena a;
+    char group[SL_BG_NAME_MAX], member[128], topic[SL_BG_NAME_MAX];
+    sl_groups *g = sl_bg_groups(b, r);
+    sl_wb wb;
+    (void)c;
+    if (!g)
+        return;
+    sl_arena_init(&a);
+    sl_wb_init(&wb, 256);
+    if (sl_offset_commit_req_decode(req->body, req->len, &a, &q) != SL_OK) {
+        sl_reply_error(r, SL_ERR_MALFORMED, "OFFSET_COMMIT: malformed body");
+        goto out;
+    }
+    if (sl_bg_cstr(q.group, group, sizeof(group)) || !group[0]) {
+        sl_reply_error(r, SL_ERR_INVALID_ARG, "OFFSET_COMMIT: bad group");
+        goto out;
+    }
+    if (sl_bg_cstr(q.member_id, member, sizeof(member)))
+        member[0] = 0;
+    memset(&resp, 0, sizeof(resp));
+    resp.ntopics = q.ntopics;
+    resp.topics = sl_arena_alloc(&a, (q.ntopics + 1) * sizeof(*resp.topics));
+    if (!resp.topics) {
+        sl_reply_error(r, SL_ERR_NOMEM, "OFFSET_COMMIT: out of memory");
+        goto out;
+    }
+    for (uint32_t i = 0; i < q.ntopics; i++) {
+        sl_commit_topic *t = &q.topics[i];
+        sl_part_err_topic *rt = &resp.topics[i];
+        int bad = sl_bg_cstr(t->topic, topic, sizeof(topic));
+        rt->topic = t->topic;
+        rt->nparts = t->nparts;
+        rt->parts = sl_arena_alloc(&a, (t->nparts + 1) * sizeof(*rt->parts));
+        if (!rt->parts) {
+            sl_reply_error(r, SL_ERR_NOMEM, "OFFSET_COMMIT: out of memory");
+            goto out;
+        }
+        for (uint32_t k = 0; k < t->nparts; k++) {
+            rt->parts[k].partition = t->parts[k].partition;
+            rt->parts[k].error =
+                bad ? SL_ERR_INVALID_TOPIC
+                    : sl_sgroup_commit(g, group, member[0] ? member : NULL,
+                                       member[0] ? q.generation : -1, topic,
+                                       (int32_t)t->parts[k].partition,
+                                       t->parts[k].offset);
+        }
+    }
+    if (sl_offset_commit_resp_encode(&wb, req->correlation_id, &resp) !=
+        SL_OK) {
+        sl_reply_error(r, SL_ERR_NOMEM, "OFFSET_COMMIT: encode failed");
+        goto out;
+    }
+    sl_bg_reply_when_durable(g, r, &wb);
+    sl_wb_init(&wb, 0);
+out:
+    sl_wb_fini(&wb);
+    sl_arena_fini(&a);
+}
+
+static void h_fetch_offsets(sl_broker *b, sl_conn *c, const sl_req *req,
+                            sl_reply *r)
+{
+    sl_offset_fetch_req q;
+    sl_offset_fetch_resp resp;
+    sl_arena a;
+    char group[SL_BG_NAME_MAX], topic[SL_BG_NAME_MAX];
+    sl_group_info *info = NULL;
+    sl_groups *g = sl_bg_groups(b, r);
+    sl_wb wb;
+    (void)c;
+    if (!g)
+        return;
+    sl_arena_init(&a);
+    sl_wb_init(&wb, 256);
+    memset(&resp, 0, sizeof(resp));
+    if (sl_offset_fetch_req_decode(req->body, req->len, &a, &q) != SL_OK) {
+        sl_reply_error(r, SL_ERR_MALFORMED, "OFFSET_FETCH: malformed body");
+        goto out;
+    }
+    if (sl_bg_cstr(q.group, group, sizeof(group))) {
+        sl_reply_error(r, SL_ERR_INVALID_ARG, "OFFSET_FETCH: bad group");
+        goto out;
+    }
+    if (q.ntopics == 0) {
+        /* Everything committed by the group. */
+        if (sl_groups_describe(g, group, &info) == SL_OK && info->kind == 0) {
+            resp.topics =
+                sl_arena_alloc(&a, (info->nparts + 1) * sizeof(*resp.topics));
+            if (!resp.topics)
+                goto nomem;
+            for (size_t i = 0; i < info->nparts; i++) {
+                sl_committed_topic *t = NULL;
+                for (uint32_t k = 0; k < resp.ntopics; k++)
+                    if (sl_str_eq(resp.topics[k].topic, info->parts[i].topic))
+                        t = &resp.topics[k];
+                if (!t) {
+                    t = &resp.topics[resp.ntopics++];
+                    t->topic = sl_str_c(info->parts[i].topic);
+                    t->parts = sl_arena_alloc(&a, (info->nparts + 1) *
+                                                      sizeof(*t->parts));
+                    if (!t->parts)
+                        goto nomem;
+                }
+                sl_committed_part *p = &t->parts[t->nparts++];
+                p->partition = (uint32_t)info->parts[i].partition;
+                p->offset = info->parts[i].start;
+            }
+        }
+    } else {
+        resp.ntopics = q.ntopics;
+        resp.topics =
+            sl_arena_alloc(&a, (q.ntopics + 1) * sizeof(*resp.topics));
+        if (!resp.topics)
+            goto nomem;
+        for (uint32_t i = 0; i < q.ntopics; i++) {
+            sl_committed_topic *t = &resp.topics[i];
+            int bad = sl_bg_cstr(q.topics[i].topic, topic, sizeof(topic));
+            t->topic = q.topics[i].topic;
+            t->nparts = q.topics[i].nparts;
+            t->parts = sl_arena_alloc(&a, (t->nparts + 1) * sizeof(*t->parts));
+            if (!t->parts)
+                goto nomem;
+            for (uint32_t k = 0; k < t->nparts; k++) {
+                t->parts[k].partition = q.topics[i].parts[k];
+                t->parts[k].error = bad ? SL_ERR_INVALID_TOPIC : SL_OK;
+                t->parts[k].offset =
+                    bad ? -1
+                        : sl_sgroup_committed(g, group, topic,
+                                              (int32_t)q.topics[i].parts[k]);
+            }
+        }
+    }
+    if (sl_offset_fetch_resp_encode(&wb, req->correlation_id, &resp) != SL_OK)
+        goto nomem;
+    sl_bg_reply_frame(r, &wb);
+    goto out;
+nomem:
+    sl_reply_error(r, SL_ERR_NOMEM, "OFFSET_FETCH: out of memory");
+out:
+    sl_group_info_free(info);
+    sl_wb_fini(&wb);
+    sl_arena_fini(&a);
+}
+
+void sl_bg_stream_register(sl_broker *b)
+{
+    sl_binary_register(b, SL_API_GROUP_JOIN, 1, 1, h_join);
+    sl_binary_register(b, SL_API_GROUP_HEARTBEAT, 1, 1, h_member);
+    sl_binary_register(b, SL_API_GROUP_LEAVE, 1, 1, h_member);
+    sl_binary_register(b, SL_API_OFFSET_COMMIT, 1, 1, h_commit);
+    sl_binary_register(b, SL_API_OFFSET_FETCH, 1, 1, h_fetch_offsets);
+}
