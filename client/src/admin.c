@@ -14,7 +14,7 @@
 struct sluice_admin {
     pthread_mutex_t mu;
     sl_cl_cfg cfg;
-    sl_conn conn;
+    sl_cl_conn conn;
     sl_arena arena;
 };
 
@@ -36,9 +36,9 @@ sluice_err sluice_admin_new(const sluice_conf *conf, sluice_admin **out,
         goto fail;
     }
     pthread_mutex_init(&a->mu, NULL);
-    sl_conn_init(&a->conn, &a->cfg);
+    sl_cl_conn_init(&a->conn, &a->cfg);
     sl_arena_init(&a->arena);
-    rc = sl_conn_ensure(&a->conn);
+    rc = sl_cl_conn_ensure(&a->conn);
     if (rc != SL_OK) {
         sluice_admin_free(a);
         goto fail;
@@ -54,7 +54,7 @@ void sluice_admin_free(sluice_admin *a)
 {
     if (!a)
         return;
-    sl_conn_fini(&a->conn);
+    sl_cl_conn_fini(&a->conn);
     sl_arena_fini(&a->arena);
     pthread_mutex_destroy(&a->mu);
     free(a);
@@ -66,7 +66,7 @@ static sl_err roundtrip(sluice_admin *a, uint32_t corr, const char *what,
                         sl_chunk **fr, const uint8_t **body, size_t *len)
 {
     uint32_t rcorr;
-    sl_err rc = sl_conn_call(&a->conn, corr,
+    sl_err rc = sl_cl_conn_call(&a->conn, corr,
                              sl_cl_deadline(a->cfg.request_timeout_ms), fr);
     if (rc != SL_OK)
         return rc;
@@ -89,11 +89,11 @@ static char *dupstr(sl_str s)
 #define BEGIN(a)                                                               \
     sl_cl_clear_err();                                                         \
     pthread_mutex_lock(&(a)->mu);                                              \
-    rc = sl_conn_ensure(&(a)->conn);                                           \
+    rc = sl_cl_conn_ensure(&(a)->conn);                                           \
     if (rc != SL_OK)                                                           \
         goto out;                                                              \
     sl_arena_reset(&(a)->arena);                                               \
-    corr = sl_conn_corr(&(a)->conn)
+    corr = sl_cl_conn_corr(&(a)->conn)
 
 /* ---- topics ----------------------------------------------------------- */
 

@@ -24,7 +24,7 @@
 #define BIG_FRAME (256 * 1024)
 #define READ_CHUNK (256 * 1024)
 
-void sl_conn_init(sl_conn *c, const sl_cl_cfg *cfg)
+void sl_cl_conn_init(sl_cl_conn *c, const sl_cl_cfg *cfg)
 {
     memset(c, 0, sizeof(*c));
     c->cfg = cfg;
@@ -34,7 +34,7 @@ void sl_conn_init(sl_conn *c, const sl_cl_cfg *cfg)
     sl_wb_init(&c->out, 64 * 1024);
 }
 
-void sl_conn_close(sl_conn *c)
+void sl_cl_conn_close(sl_cl_conn *c)
 {
     if (c->fd >= 0)
         close(c->fd);
@@ -47,22 +47,22 @@ void sl_conn_close(sl_conn *c)
     c->big_have = 0;
 }
 
-void sl_conn_fini(sl_conn *c)
+void sl_cl_conn_fini(sl_cl_conn *c)
 {
-    sl_conn_close(c);
+    sl_cl_conn_close(c);
     sl_wb_fini(&c->out);
     free(c->in);
     c->in = NULL;
 }
 
-int sl_conn_connected(const sl_conn *c)
+int sl_cl_conn_connected(const sl_cl_conn *c)
 {
     return c->fd >= 0;
 }
 
-static sl_err fail_io(sl_conn *c, int e, const char *what)
+static sl_err fail_io(sl_cl_conn *c, int e, const char *what)
 {
-    sl_conn_close(c);
+    sl_cl_conn_close(c);
     if (e == 0 || e == ECONNRESET || e == EPIPE)
         return sl_cl_fail(SL_ERR_DISCONNECTED, "broker %s:%s %s", c->cfg->host,
                           c->cfg->port, what);
@@ -70,7 +70,7 @@ static sl_err fail_io(sl_conn *c, int e, const char *what)
                       c->cfg->port, what, strerror(e));
 }
 
-static sl_err connect_one(sl_conn *c, const struct addrinfo *ai, int *fd_out,
+static sl_err connect_one(sl_cl_conn *c, const struct addrinfo *ai, int *fd_out,
                           int *err_out)
 {
     int fd, one = 1, soerr = 0, r;
@@ -112,7 +112,7 @@ static sl_err connect_one(sl_conn *c, const struct addrinfo *ai, int *fd_out,
     return SL_OK;
 }
 
-static sl_err handshake(sl_conn *c)
+static sl_err handshake(sl_cl_conn *c)
 {
     sl_handshake_req req;
     sl_handshake_resp resp;
@@ -120,7 +120,7 @@ static sl_err handshake(sl_conn *c)
     sl_chunk *f = NULL;
     const uint8_t *body;
     size_t blen;
-    uint32_t corr = sl_conn_corr(c), rcorr;
+    uint32_t corr = sl_cl_conn_corr(c), rcorr;
     sl_err rc;
 
     sl_arena_init(&arena);
@@ -129,7 +129,7 @@ static sl_err handshake(sl_conn *c)
     rc = sl_handshake_req_encode(&c->out, corr, &req);
     if (rc != SL_OK)
         goto out;
-    rc = sl_conn_call(c, corr, sl_cl_deadline(c->cfg->connect_timeout_ms), &f);
+    rc = sl_cl_conn_call(c, corr, sl_cl_deadline(c->cfg->connect_timeout_ms), &f);
     if (rc != SL_OK)
         goto out;
     body = sl_frame_body(f, &blen, &rcorr);
@@ -151,11 +151,11 @@ out:
     sl_chunk_unref(f);
     sl_arena_fini(&arena);
     if (rc != SL_OK)
-        sl_conn_close(c);
+        sl_cl_conn_close(c);
     return rc;
 }
 
-sl_err sl_conn_ensure(sl_conn *c)
+sl_err sl_cl_conn_ensure(sl_cl_conn *c)
 {
     struct addrinfo hints, *res = NULL, *ai;
     int gai, fd = -1, e = 0;
@@ -194,7 +194,7 @@ sl_err sl_conn_ensure(sl_conn *c)
     return handshake(c);
 }
 
-sl_err sl_conn_write_some(sl_conn *c)
+sl_err sl_cl_conn_write_some(sl_cl_conn *c)
 {
     ssize_t n;
     if (c->fd < 0)
@@ -219,7 +219,7 @@ sl_err sl_conn_write_some(sl_conn *c)
 
 /* Drop the sent prefix of the output buffer once it is most of it, so a
  * buffer that is never quite empty does not grow without bound. */
-static void compact_out(sl_conn *c)
+static void compact_out(sl_cl_conn *c)
 {
     size_t left = c->out.len - c->out_off;
     if (c->out_off < 1024 * 1024 || c->out_off < left)
@@ -230,7 +230,7 @@ static void compact_out(sl_conn *c)
 }
 
 /* Read what is available into the input buffer (or the big frame). */
-static sl_err read_some(sl_conn *c)
+static sl_err read_some(sl_cl_conn *c)
 {
     ssize_t n;
     for (;;) {
@@ -267,7 +267,7 @@ static sl_err read_some(sl_conn *c)
 
 /* A whole frame, if the buffers hold one. SL_OK + *frame, or
  * SL_FRAME_PARTIAL, or an error (connection closed). */
-static int take_frame(sl_conn *c, sl_chunk **frame)
+static int take_frame(sl_cl_conn *c, sl_chunk **frame)
 {
     size_t flen = 0;
     int r;
@@ -294,7 +294,7 @@ static int take_frame(sl_conn *c, sl_chunk **frame)
     if (r == SL_FRAME_PARTIAL)
         return r;
     if (r != SL_OK) {
-        sl_conn_close(c);
+        sl_cl_conn_close(c);
         return sl_cl_fail(SL_ERR_PROTOCOL,
                           "broker %s:%s sent a bad frame (length %zu)",
                           c->cfg->host, c->cfg->port, flen);
@@ -308,7 +308,7 @@ static int take_frame(sl_conn *c, sl_chunk **frame)
     return SL_OK;
 }
 
-static sl_err wait_io(sl_conn *c, int64_t deadline, int want_write)
+static sl_err wait_io(sl_cl_conn *c, int64_t deadline, int want_write)
 {
     struct pollfd pfd;
     int r, left = sl_cl_left(deadline);
@@ -331,20 +331,20 @@ static sl_err wait_io(sl_conn *c, int64_t deadline, int want_write)
             return rc;
     }
     if (pfd.revents & POLLOUT) {
-        rc = sl_conn_write_some(c);
+        rc = sl_cl_conn_write_some(c);
         if (rc != SL_OK)
             return rc;
     }
     return SL_OK;
 }
 
-sl_err sl_conn_write_bounded(sl_conn *c, int64_t deadline, size_t max_pending)
+sl_err sl_cl_conn_write_bounded(sl_cl_conn *c, int64_t deadline, size_t max_pending)
 {
     sl_err rc;
     if (c->fd < 0)
         return sl_cl_fail(SL_ERR_DISCONNECTED, "broker %s:%s: not connected",
                           c->cfg->host, c->cfg->port);
-    rc = sl_conn_write_some(c);
+    rc = sl_cl_conn_write_some(c);
     while (rc == SL_OK && c->out.len - c->out_off > max_pending) {
         rc = wait_io(c, deadline, 1);
         if (rc == SL_ERR_TIMEOUT)
@@ -356,13 +356,13 @@ sl_err sl_conn_write_bounded(sl_conn *c, int64_t deadline, size_t max_pending)
     return rc;
 }
 
-sl_err sl_conn_write(sl_conn *c, int64_t deadline)
+sl_err sl_cl_conn_write(sl_cl_conn *c, int64_t deadline)
 {
     sl_err rc;
     if (c->fd < 0)
         return sl_cl_fail(SL_ERR_DISCONNECTED, "broker %s:%s: not connected",
                           c->cfg->host, c->cfg->port);
-    rc = sl_conn_write_some(c);
+    rc = sl_cl_conn_write_some(c);
     while (rc == SL_OK && c->out.len > c->out_off) {
         rc = wait_io(c, deadline, 1);
         if (rc == SL_ERR_TIMEOUT)
@@ -372,7 +372,7 @@ sl_err sl_conn_write(sl_conn *c, int64_t deadline)
     return rc;
 }
 
-sl_err sl_conn_read(sl_conn *c, int64_t deadline, sl_chunk **frame)
+sl_err sl_cl_conn_read(sl_cl_conn *c, int64_t deadline, sl_chunk **frame)
 {
     int r;
     sl_err rc;
@@ -393,18 +393,18 @@ sl_err sl_conn_read(sl_conn *c, int64_t deadline, sl_chunk **frame)
     }
 }
 
-sl_err sl_conn_call(sl_conn *c, uint32_t corr, int64_t deadline,
+sl_err sl_cl_conn_call(sl_cl_conn *c, uint32_t corr, int64_t deadline,
                     sl_chunk **frame)
 {
     sl_chunk *f = NULL;
     sl_err rc;
     const uint8_t *p;
 
-    rc = sl_conn_write(c, deadline);
+    rc = sl_cl_conn_write(c, deadline);
     if (rc != SL_OK)
         return rc;
     for (;;) {
-        rc = sl_conn_read(c, deadline, &f);
+        rc = sl_cl_conn_read(c, deadline, &f);
         if (rc == SL_ERR_TIMEOUT)
             return sl_cl_fail(SL_ERR_TIMEOUT, "broker %s:%s: no reply in time",
                               c->cfg->host, c->cfg->port);

@@ -13,7 +13,7 @@
 #include "client/src/internal.h"
 #include "protocol/rd.h"
 
-typedef struct sl_conn {
+typedef struct sl_cl_conn {
     const sl_cl_cfg *cfg; /* borrowed from the handle */
     int fd;               /* -1 = not connected */
     uint32_t next_corr;
@@ -26,35 +26,35 @@ typedef struct sl_conn {
     size_t in_len, in_cap;
     sl_chunk *big; /* large frame being read straight into place */
     size_t big_have;
-} sl_conn;
+} sl_cl_conn;
 
-void sl_conn_init(sl_conn *c, const sl_cl_cfg *cfg);
-void sl_conn_fini(sl_conn *c);
-int sl_conn_connected(const sl_conn *c);
+void sl_cl_conn_init(sl_cl_conn *c, const sl_cl_cfg *cfg);
+void sl_cl_conn_fini(sl_cl_conn *c);
+int sl_cl_conn_connected(const sl_cl_conn *c);
 /* Connect and handshake if not connected. Honors reconnect.backoff.ms
  * (fails with SL_ERR_DISCONNECTED inside the backoff window after a failed
  * attempt). Detail via sl_cl_fail naming the address. */
-sl_err sl_conn_ensure(sl_conn *c);
+sl_err sl_cl_conn_ensure(sl_cl_conn *c);
 /* Drop the connection (pending output and input are discarded). */
-void sl_conn_close(sl_conn *c);
-static inline uint32_t sl_conn_corr(sl_conn *c)
+void sl_cl_conn_close(sl_cl_conn *c);
+static inline uint32_t sl_cl_conn_corr(sl_cl_conn *c)
 {
     return ++c->next_corr;
 }
 /* Write every queued byte of c->out (blocking up to deadline), reading
  * replies into the input buffer meanwhile so neither side stalls. */
-sl_err sl_conn_write(sl_conn *c, int64_t deadline);
+sl_err sl_cl_conn_write(sl_cl_conn *c, int64_t deadline);
 /* Write what the socket takes now; block (reading replies meanwhile)
  * only while more than max_pending bytes are still unsent. */
-sl_err sl_conn_write_bounded(sl_conn *c, int64_t deadline, size_t max_pending);
+sl_err sl_cl_conn_write_bounded(sl_cl_conn *c, int64_t deadline, size_t max_pending);
 /* Write what the socket takes now without blocking. */
-sl_err sl_conn_write_some(sl_conn *c);
+sl_err sl_cl_conn_write_some(sl_cl_conn *c);
 /*
  * Next whole response frame, waiting up to deadline (sends pending output
  * meanwhile). *frame: chunk with the whole frame (length prefix included),
  * caller unrefs. SL_ERR_TIMEOUT, SL_ERR_DISCONNECTED (connection closed).
  */
-sl_err sl_conn_read(sl_conn *c, int64_t deadline, sl_chunk **frame);
+sl_err sl_cl_conn_read(sl_cl_conn *c, int64_t deadline, sl_chunk **frame);
 /* Body of a response frame (after length and corr) and its corr id. */
 static inline const uint8_t *sl_frame_body(sl_chunk *f, size_t *len,
                                            uint32_t *corr)
@@ -68,7 +68,7 @@ static inline const uint8_t *sl_frame_body(sl_chunk *f, size_t *len,
 /* Convenience for sync calls: wb holds one encoded request with corr;
  * write it and wait for its response (other responses are an error:
  * callers use it only when nothing else is in flight). */
-sl_err sl_conn_call(sl_conn *c, uint32_t corr, int64_t deadline,
+sl_err sl_cl_conn_call(sl_cl_conn *c, uint32_t corr, int64_t deadline,
                     sl_chunk **frame);
 
 /* Check the top-level error of a response body; on error record the

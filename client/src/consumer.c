@@ -44,7 +44,7 @@ typedef struct fbuf {
 struct sluice_consumer {
     pthread_mutex_t mu;
     sl_cl_cfg cfg;
-    sl_conn conn;
+    sl_cl_conn conn;
     sl_arena arena;
     cpart *parts;
     size_t nparts, pcap;
@@ -161,10 +161,10 @@ static sl_err call(sluice_consumer *c, uint32_t corr, sl_chunk **out)
     uint32_t rc_corr;
     sl_err rc;
 
-    rc = sl_conn_write(&c->conn, deadline);
+    rc = sl_cl_conn_write(&c->conn, deadline);
     while (rc == SL_OK) {
         fr = NULL;
-        rc = sl_conn_read(&c->conn, deadline, &fr);
+        rc = sl_cl_conn_read(&c->conn, deadline, &fr);
         if (rc != SL_OK)
             break;
         sl_frame_body(fr, &len, &rc_corr);
@@ -186,7 +186,7 @@ static sl_err call(sluice_consumer *c, uint32_t corr, sl_chunk **out)
 static sl_err ensure_conn(sluice_consumer *c)
 {
     uint64_t epoch = c->conn.epoch;
-    sl_err rc = sl_conn_ensure(&c->conn);
+    sl_err rc = sl_cl_conn_ensure(&c->conn);
     if (rc == SL_OK && c->conn.epoch != epoch) {
         c->fetch_corr = 0;
         c->hb_corr = 0;
@@ -221,7 +221,7 @@ static sl_err list_offset(sluice_consumer *c, const char *topic,
     t.parts = &p;
     req.ntopics = 1;
     req.topics = &t;
-    corr = sl_conn_corr(&c->conn);
+    corr = sl_cl_conn_corr(&c->conn);
     rc = sl_list_offsets_req_encode(&c->conn.out, corr, &req);
     if (rc != SL_OK)
         return sl_cl_fail(rc, "list offsets '%s'", topic);
@@ -279,7 +279,7 @@ static sl_err fetch_committed(sluice_consumer *c, const char *topic,
     req.group = sl_str_c(c->cfg.group_id);
     req.ntopics = 1;
     req.topics = &tp;
-    corr = sl_conn_corr(&c->conn);
+    corr = sl_cl_conn_corr(&c->conn);
     rc = sl_offset_fetch_req_encode(&c->conn.out, corr, &req);
     if (rc != SL_OK)
         return sl_cl_fail(rc, "offset fetch");
@@ -395,7 +395,7 @@ static sl_err topic_meta(sluice_consumer *c, const char *topic, sl_chunk **frp,
         return rc;
     req.ntopics = 1;
     req.topics = &name;
-    corr = sl_conn_corr(&c->conn);
+    corr = sl_cl_conn_corr(&c->conn);
     rc = sl_metadata_req_encode(&c->conn.out, corr, &req);
     if (rc != SL_OK)
         return sl_cl_fail(rc, "topic '%s'", topic);
@@ -463,11 +463,11 @@ static sl_err send_fetch(sluice_consumer *c, int max_wait_ms)
     req.max_bytes = (uint32_t)c->cfg.fetch_max_bytes;
     req.ntopics = (uint32_t)ntopics;
     req.topics = topics;
-    corr = sl_conn_corr(&c->conn);
+    corr = sl_cl_conn_corr(&c->conn);
     rc = sl_fetch_req_encode(&c->conn.out, corr, &req);
     if (rc != SL_OK)
         return sl_cl_fail(rc, "fetch");
-    rc = sl_conn_write(&c->conn, sl_cl_deadline(c->cfg.request_timeout_ms));
+    rc = sl_cl_conn_write(&c->conn, sl_cl_deadline(c->cfg.request_timeout_ms));
     if (rc != SL_OK)
         return rc;
     c->fetch_corr = corr;
@@ -676,7 +676,7 @@ static sl_err join_group(sluice_consumer *c)
     req.assignor = SL_ASSIGN_RANGE;
     req.ntopics = (uint32_t)c->ntopics;
     req.topics = topics;
-    corr = sl_conn_corr(&c->conn);
+    corr = sl_cl_conn_corr(&c->conn);
     rc = sl_group_join_req_encode(&c->conn.out, corr, &req);
     if (rc != SL_OK)
         return sl_cl_fail(rc, "join group '%s'", c->cfg.group_id);
@@ -731,11 +731,11 @@ static void send_heartbeat(sluice_consumer *c)
     req.group = sl_str_c(c->cfg.group_id);
     req.member_id = sl_str_c(c->member_id);
     req.generation = c->generation;
-    corr = sl_conn_corr(&c->conn);
+    corr = sl_cl_conn_corr(&c->conn);
     if (sl_group_member_req_encode(&c->conn.out, SL_API_GROUP_HEARTBEAT, corr,
                                    &req) != SL_OK)
         return;
-    if (sl_conn_write(&c->conn, sl_cl_deadline(c->cfg.request_timeout_ms)) ==
+    if (sl_cl_conn_write(&c->conn, sl_cl_deadline(c->cfg.request_timeout_ms)) ==
         SL_OK)
         c->hb_corr = corr;
     c->next_hb_ms = sl_cl_now_ms() + c->hb_interval_ms;
@@ -753,7 +753,7 @@ static sl_err group_tick(sluice_consumer *c)
     }
     if (!c->subscribed)
         return SL_OK;
-    if (c->need_rejoin || !sl_conn_connected(&c->conn)) {
+    if (c->need_rejoin || !sl_cl_conn_connected(&c->conn)) {
         if (c->cfg.auto_commit)
             commit_locked(c, NULL, 0);
         rc = join_group(c);
@@ -826,7 +826,7 @@ static sl_err commit_locked(sluice_consumer *c,
     }
     req.ntopics = (uint32_t)ntopics;
     req.topics = topics;
-    corr = sl_conn_corr(&c->conn);
+    corr = sl_cl_conn_corr(&c->conn);
     rc = sl_offset_commit_req_encode(&c->conn.out, corr, &req);
     if (rc != SL_OK)
         return sl_cl_fail(rc, "commit");
@@ -879,9 +879,9 @@ sluice_err sluice_consumer_new(const sluice_conf *conf, sluice_consumer **out,
         goto fail;
     }
     pthread_mutex_init(&c->mu, NULL);
-    sl_conn_init(&c->conn, &c->cfg);
+    sl_cl_conn_init(&c->conn, &c->cfg);
     sl_arena_init(&c->arena);
-    rc = sl_conn_ensure(&c->conn);
+    rc = sl_cl_conn_ensure(&c->conn);
     if (rc != SL_OK) {
         sluice_consumer_free(c);
         goto fail;
@@ -898,12 +898,12 @@ static void leave_group(sluice_consumer *c)
     sl_group_member_req req;
     sl_chunk *fr = NULL;
     uint32_t corr;
-    if (!c->subscribed || !c->member_id[0] || !sl_conn_connected(&c->conn))
+    if (!c->subscribed || !c->member_id[0] || !sl_cl_conn_connected(&c->conn))
         return;
     req.group = sl_str_c(c->cfg.group_id);
     req.member_id = sl_str_c(c->member_id);
     req.generation = c->generation;
-    corr = sl_conn_corr(&c->conn);
+    corr = sl_cl_conn_corr(&c->conn);
     if (sl_group_member_req_encode(&c->conn.out, SL_API_GROUP_LEAVE, corr,
                                    &req) != SL_OK)
         return;
@@ -923,7 +923,7 @@ void sluice_consumer_free(sluice_consumer *c)
     for (i = 0; i < c->ntopics; i++)
         free(c->topics[i]);
     free(c->topics);
-    sl_conn_fini(&c->conn);
+    sl_cl_conn_fini(&c->conn);
     sl_arena_fini(&c->arena);
     pthread_mutex_destroy(&c->mu);
     free(c);
@@ -1248,7 +1248,7 @@ static sl_err poll_locked(sluice_consumer *c, int timeout_ms,
         /* with the deadline passed this still takes what already arrived
          * (so poll(0) in a loop makes progress) */
         fr = NULL;
-        rc = sl_conn_read(&c->conn, deadline, &fr);
+        rc = sl_cl_conn_read(&c->conn, deadline, &fr);
         if (rc == SL_ERR_TIMEOUT) {
             rc = sl_cl_fail(SL_ERR_TIMEOUT, "poll: no message");
             break;

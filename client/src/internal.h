@@ -1,8 +1,9 @@
 /*
  * internal.h - shared internals of libsluice (not installed).
  *
- * Naming: public functions are sluice_*, internal ones sl_cl_* / sl_conn_*
- * / sl_accum_* / sl_ackr_*. Errors inside the library are sl_err values;
+ * Naming: public functions are sluice_*, internal ones sl_cl_* / sl_accum_*
+ * / sl_ackr_*; the connection is sl_cl_conn (sl_cl_conn_*), a different
+ * thing from the broker's sl_conn. Errors inside the library are sl_err values;
  * sluice_err has the same numbers (checked in err.c).
  */
 #ifndef SL_CLIENT_INTERNAL_H

@@ -44,7 +44,7 @@ typedef struct ptopic_meta {
 struct sluice_producer {
     pthread_mutex_t mu;
     sl_cl_cfg cfg;
-    sl_conn conn;
+    sl_cl_conn conn;
     sl_accum acc;
     ptopic_meta *meta; /* parallel to acc.topics */
     size_t meta_cap;
@@ -197,7 +197,7 @@ static void handle_frame(sluice_producer *p, sl_chunk *fr)
 static sl_err pump_one(sluice_producer *p, int64_t deadline)
 {
     sl_chunk *fr = NULL;
-    sl_err rc = sl_conn_read(&p->conn, deadline, &fr);
+    sl_err rc = sl_cl_conn_read(&p->conn, deadline, &fr);
     if (rc == SL_OK) {
         handle_frame(p, fr);
         sl_chunk_unref(fr);
@@ -216,12 +216,12 @@ static sl_err wait_corr(sluice_producer *p, uint32_t corr, int64_t deadline,
     uint32_t c;
     sl_err rc;
 
-    rc = sl_conn_write(&p->conn, deadline);
+    rc = sl_cl_conn_write(&p->conn, deadline);
     for (;;) {
         if (rc != SL_OK)
             break;
         fr = NULL;
-        rc = sl_conn_read(&p->conn, deadline, &fr);
+        rc = sl_cl_conn_read(&p->conn, deadline, &fr);
         if (rc != SL_OK)
             break;
         sl_frame_body(fr, &len, &c);
@@ -259,10 +259,10 @@ static int topic_index(sluice_producer *p, const char *topic, sl_err *err)
     if (idx >= 0 &&
         (p->meta[idx].confirmed || sl_cl_now_ms() < p->meta[idx].retry_ms))
         return idx;
-    rc = sl_conn_ensure(&p->conn);
+    rc = sl_cl_conn_ensure(&p->conn);
     if (rc != SL_OK)
         goto fail;
-    corr = sl_conn_corr(&p->conn);
+    corr = sl_cl_conn_corr(&p->conn);
     req.ntopics = 1;
     req.topics = &name;
     rc = sl_metadata_req_encode(&p->conn.out, corr, &req);
@@ -377,7 +377,7 @@ static sl_err send_one(sluice_producer *p, int all, int *sent)
     }
     if (!list)
         return SL_OK;
-    rc = sl_conn_ensure(&p->conn);
+    rc = sl_cl_conn_ensure(&p->conn);
     if (rc != SL_OK)
         goto fail;
     /* group by topic (batches of one topic need not be adjacent) */
@@ -411,12 +411,12 @@ static sl_err send_one(sluice_producer *p, int all, int *sent)
     req.timeout_ms = (uint32_t)p->cfg.request_timeout_ms;
     req.ntopics = (uint32_t)ntopics;
     req.topics = topics;
-    corr = sl_conn_corr(&p->conn);
+    corr = sl_cl_conn_corr(&p->conn);
     rc = sl_produce_req_encode(&p->conn.out, corr, &req);
     if (rc != SL_OK)
         goto fail;
     if (p->cfg.acks == SL_ACKS_NONE) {
-        rc = sl_conn_write_bounded(
+        rc = sl_cl_conn_write_bounded(
             &p->conn, sl_cl_deadline(p->cfg.request_timeout_ms), OUT_PENDING);
         while (list) {
             b = list;
@@ -444,7 +444,7 @@ static sl_err send_one(sluice_producer *p, int all, int *sent)
     *sent = 1;
     /* do not wait for the socket to take it all: keep batching while the
      * kernel drains (bounded by OUT_PENDING) */
-    rc = sl_conn_write_bounded(
+    rc = sl_cl_conn_write_bounded(
         &p->conn, sl_cl_deadline(p->cfg.request_timeout_ms), OUT_PENDING);
     if (rc != SL_OK)
         fail_inflight(p, rc);
@@ -493,12 +493,12 @@ sluice_err sluice_producer_new(const sluice_conf *conf, sluice_producer **out,
     if (rc != SL_OK)
         goto fail;
     pthread_mutex_init(&p->mu, NULL);
-    sl_conn_init(&p->conn, &p->cfg);
+    sl_cl_conn_init(&p->conn, &p->cfg);
     sl_accum_init(&p->acc, p->cfg.batch_size, p->cfg.batch_records,
                   p->cfg.linger_ms, p->cfg.codec);
     p->acc.null_rr = p->cfg.null_key_rr;
     sl_arena_init(&p->arena);
-    rc = sl_conn_ensure(&p->conn);
+    rc = sl_cl_conn_ensure(&p->conn);
     if (rc != SL_OK) {
         sluice_producer_free(p);
         p = NULL;
@@ -531,7 +531,7 @@ void sluice_producer_free(sluice_producer *p)
         sl_accum_release(&p->acc, b);
     }
     sl_accum_fini(&p->acc);
-    sl_conn_fini(&p->conn);
+    sl_cl_conn_fini(&p->conn);
     sl_arena_fini(&p->arena);
     free(p->meta);
     pthread_mutex_destroy(&p->mu);
@@ -620,7 +620,7 @@ int sluice_producer_poll(sluice_producer *p, int timeout_ms)
     for (;;) {
         drain(p, 0);
         if (p->conn.fd >= 0 && p->conn.out.len > p->conn.out_off &&
-            sl_conn_write_some(&p->conn) != SL_OK)
+            sl_cl_conn_write_some(&p->conn) != SL_OK)
             fail_inflight(p, SL_ERR_DISCONNECTED);
         /* read what is there without waiting */
         while (p->n_inflight && pump_one(p, 0) == SL_OK)
@@ -657,7 +657,7 @@ sluice_err sluice_producer_flush(sluice_producer *p, int timeout_ms)
     for (;;) {
         drain(p, 1);
         if (p->conn.fd >= 0 && p->conn.out.len > p->conn.out_off &&
-            sl_conn_write(&p->conn, deadline) != SL_OK)
+            sl_cl_conn_write(&p->conn, deadline) != SL_OK)
             fail_inflight(p, SL_ERR_DISCONNECTED);
         deliver(p);
         if (p->outstanding == 0)

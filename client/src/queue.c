@@ -79,7 +79,7 @@ typedef struct pending {
 struct sluice_queue_consumer {
     pthread_mutex_t mu;
     sl_cl_cfg cfg;
-    sl_conn conn;
+    sl_cl_conn conn;
     sl_arena arena;
     char *topic;
     char *group;
@@ -330,7 +330,7 @@ static void handle_frame(sluice_queue_consumer *q, sl_chunk *fr)
 static sl_err pump(sluice_queue_consumer *q, int64_t deadline)
 {
     sl_chunk *fr = NULL;
-    sl_err rc = sl_conn_read(&q->conn, deadline, &fr);
+    sl_err rc = sl_cl_conn_read(&q->conn, deadline, &fr);
     if (rc == SL_OK) {
         handle_frame(q, fr);
         sl_chunk_unref(fr);
@@ -343,7 +343,7 @@ static sl_err pump(sluice_queue_consumer *q, int64_t deadline)
 static sl_err ensure_conn(sluice_queue_consumer *q)
 {
     uint64_t epoch = q->conn.epoch;
-    sl_err rc = sl_conn_ensure(&q->conn);
+    sl_err rc = sl_cl_conn_ensure(&q->conn);
     if (rc == SL_OK && q->conn.epoch != epoch)
         on_disconnect(q, SL_ERR_DISCONNECTED);
     return rc;
@@ -385,7 +385,7 @@ static sl_err send_settlements(sluice_queue_consumer *q)
             q->pend = n;
             q->pend_cap = ncap;
         }
-        corr = sl_conn_corr(&q->conn);
+        corr = sl_cl_conn_corr(&q->conn);
         rc = sl_qsettle_req_encode(&q->conn.out, apis[op], corr, &req);
         if (rc != SL_OK)
             return sl_cl_fail(rc, "settle");
@@ -394,7 +394,7 @@ static sl_err send_settlements(sluice_queue_consumer *q)
         q->pend[q->npend].items = items;
         q->npend++;
     }
-    rc = sl_conn_write(&q->conn, sl_cl_deadline(q->cfg.request_timeout_ms));
+    rc = sl_cl_conn_write(&q->conn, sl_cl_deadline(q->cfg.request_timeout_ms));
     if (rc != SL_OK)
         on_disconnect(q, rc);
     return rc;
@@ -417,11 +417,11 @@ static sl_err send_acquire(sluice_queue_consumer *q, int max_wait_ms,
     req.max_bytes = (uint32_t)q->cfg.fetch_max_bytes;
     req.lock_ms = (uint32_t)q->cfg.queue_lock_ms;
     req.max_wait_ms = (uint32_t)(max_wait_ms < 0 ? 0 : max_wait_ms);
-    corr = sl_conn_corr(&q->conn);
+    corr = sl_cl_conn_corr(&q->conn);
     rc = sl_queue_acquire_req_encode(&q->conn.out, corr, &req);
     if (rc != SL_OK)
         return sl_cl_fail(rc, "acquire");
-    rc = sl_conn_write(&q->conn, sl_cl_deadline(q->cfg.request_timeout_ms));
+    rc = sl_cl_conn_write(&q->conn, sl_cl_deadline(q->cfg.request_timeout_ms));
     if (rc != SL_OK) {
         on_disconnect(q, rc);
         return rc;
@@ -688,7 +688,7 @@ sluice_err sluice_queue_consumer_new(const sluice_conf *conf, const char *topic,
         goto fail;
     }
     pthread_mutex_init(&q->mu, NULL);
-    sl_conn_init(&q->conn, &q->cfg);
+    sl_cl_conn_init(&q->conn, &q->cfg);
     sl_arena_init(&q->arena);
     sl_ackr_init(&q->ackr);
     q->win = 1;
@@ -702,7 +702,7 @@ sluice_err sluice_queue_consumer_new(const sluice_conf *conf, const char *topic,
         rc = sl_cl_fail(SL_ERR_NOMEM, "queue consumer");
         goto fail;
     }
-    rc = sl_conn_ensure(&q->conn);
+    rc = sl_cl_conn_ensure(&q->conn);
     if (rc != SL_OK) {
         sluice_queue_consumer_free(q);
         goto fail;
@@ -854,18 +854,18 @@ sluice_err sluice_queue_consumer_touch(sluice_queue_consumer *qc,
     req.consumer_id = sl_str_c(qc->consumer_id);
     req.nparts = 1;
     req.parts = &part;
-    corr = sl_conn_corr(&qc->conn);
+    corr = sl_cl_conn_corr(&qc->conn);
     rc = sl_qsettle_req_encode(&qc->conn.out, SL_API_QUEUE_TOUCH, corr, &req);
     if (rc != SL_OK) {
         rc = sl_cl_fail(rc, "touch");
         goto out;
     }
-    rc = sl_conn_write(&qc->conn, dl);
+    rc = sl_cl_conn_write(&qc->conn, dl);
     for (;;) {
         if (rc != SL_OK)
             break;
         fr = NULL;
-        rc = sl_conn_read(&qc->conn, dl, &fr);
+        rc = sl_cl_conn_read(&qc->conn, dl, &fr);
         if (rc != SL_OK)
             break;
         sl_frame_body(fr, &len, &rcorr);
@@ -928,7 +928,7 @@ void sluice_queue_consumer_free(sluice_queue_consumer *qc)
         wait_settled(qc, sl_cl_deadline(qc->cfg.request_timeout_ms));
     free(qc->held_v);
     clear_buffers(qc);
-    sl_conn_fini(&qc->conn);
+    sl_cl_conn_fini(&qc->conn);
     sl_ackr_fini(&qc->ackr);
     sl_arena_fini(&qc->arena);
     free(qc->pend);
