@@ -90,8 +90,7 @@ static void h_dlq_list(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
         sl_reply_error(r, SL_ERR_INVALID_ARG, "DLQ_LIST: bad filter");
         goto out;
     }
-    sl_dlq_list(g, ftopic ? topic : NULL, fgroup ? group : NULL, dlq_each,
-                &dc);
+    sl_dlq_list(g, ftopic ? topic : NULL, fgroup ? group : NULL, dlq_each, &dc);
     if (dc.nomem) {
         sl_reply_error(r, SL_ERR_NOMEM, "DLQ_LIST: out of memory");
         goto out;
@@ -228,7 +227,8 @@ static void h_redrive(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
     memset(&o, 0, sizeof(o));
     target[0] = reason[0] = 0;
     if (sl_bg_cstr(q.dlq_topic, dlq, sizeof(dlq)) ||
-        (q.target_topic.p && sl_bg_cstr(q.target_topic, target, sizeof(target))) ||
+        (q.target_topic.p &&
+         sl_bg_cstr(q.target_topic, target, sizeof(target))) ||
         (q.reason.p && sl_bg_cstr(q.reason, reason, sizeof(reason)))) {
         sl_reply_error(r, SL_ERR_INVALID_ARG,
                        "DLQ_REDRIVE: bad topic, target or reason");

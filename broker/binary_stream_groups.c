@@ -46,8 +46,8 @@ static void h_join(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
         sl_reply_error(r, SL_ERR_MALFORMED, "GROUP_JOIN: malformed body");
         goto out;
     }
-    if (sl_bg_cstr(q.group, group, sizeof(group)) || !group[0] || q.ntopics == 0 ||
-        q.ntopics > 256) {
+    if (sl_bg_cstr(q.group, group, sizeof(group)) || !group[0] ||
+        q.ntopics == 0 || q.ntopics > 256) {
         sl_reply_error(r, SL_ERR_INVALID_ARG,
                        "GROUP_JOIN: needs a group name and 1..256 topics");
         goto out;

@@ -50,8 +50,8 @@ sl_groups *sl_ops_groups(sl_broker *b)
     return b->gmod ? b->gmod->g : NULL;
 }
 
-sl_err sl_ops_groups_on_second(sl_broker *b,
-                               void (*fn)(void *arg, int64_t now), void *arg)
+sl_err sl_ops_groups_on_second(sl_broker *b, void (*fn)(void *arg, int64_t now),
+                               void *arg)
 {
     gmod *M = b->gmod;
     struct sl_gmod_tick *t;
@@ -302,7 +302,6 @@ static int groups_db_deleted(sl_broker *b)
     sl_broker_fail(b, "groups: groups.db is missing (see the log)");
     return -1;
 }
-
 
 void sl_groups_module_init(sl_broker *b)
 {

@@ -27,7 +27,7 @@ sl_groups *sl_ops_groups(sl_broker *b);
 /* fn(arg, now) about once a second from the groups' timer (no wake-up of
  * its own), while the groups module runs. Register after module init.
  * SL_OK, SL_ERR_NOMEM, SL_ERR_INVALID_ARG (groups not started). */
-sl_err sl_ops_groups_on_second(sl_broker *b,
-                               void (*fn)(void *arg, int64_t now), void *arg);
+sl_err sl_ops_groups_on_second(sl_broker *b, void (*fn)(void *arg, int64_t now),
+                               void *arg);
 
 #endif

@@ -331,9 +331,10 @@ sl_err sl_dlq_redrive_new(sl_groups *g, const sl_dlq_redrive_opts *o,
 int sl_dlq_redrive_step(sl_dlq_redrive *rd, sl_groups *g)
 {
     /* the rate limit: rate/s in steps of SL_DLQ_REDRIVE_STEP_MS */
-    int64_t budget = rd->rate ? (rd->rate + (1000 / SL_DLQ_REDRIVE_STEP_MS) -
-                                 1) / (1000 / SL_DLQ_REDRIVE_STEP_MS)
-                              : INT64_MAX;
+    int64_t budget = rd->rate
+                         ? (rd->rate + (1000 / SL_DLQ_REDRIVE_STEP_MS) - 1) /
+                               (1000 / SL_DLQ_REDRIVE_STEP_MS)
+                         : INT64_MAX;
     int64_t now = sl_groups_now(g);
     int done = 1;
     for (int32_t p = 0; p < rd->nparts && budget > 0; p++) {

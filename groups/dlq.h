@@ -70,7 +70,7 @@ typedef struct sl_dlq_origin {
     int32_t partition;
     int64_t offset;
     uint32_t attempts, failures;
-    const char *reason;      /* "rejected", "max_deliveries", ... */
+    const char *reason;        /* "rejected", "max_deliveries", ... */
     int64_t first_ms, last_ms; /* deliveries; 0 = never */
     int64_t time_ms;           /* now */
     const char *reason_text;   /* NULL/"" = none */

@@ -115,8 +115,8 @@ sl_err sl_qgroup_cfg_set_int(sl_qgroup_cfg *cfg, const char *key, int64_t v,
     const qkey *q = find(key);
     if (!q || (q->type != QK_I32 && q->type != QK_I64)) {
         if (errstr)
-            snprintf(errstr, errlen,
-                     "unknown integer queue group setting '%s'", key);
+            snprintf(errstr, errlen, "unknown integer queue group setting '%s'",
+                     key);
         return SL_ERR_INVALID_CONFIG;
     }
     if (v < q->min || v > q->max) {

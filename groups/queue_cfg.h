@@ -16,9 +16,10 @@
 
 #include "groups/groups.h"
 
-/* Bounds that other tables repeat (the queue- keys of broker/config_table.h). */
+/* Bounds that other tables repeat (the queue- keys of broker/config_table.h).
+ */
 #define SL_QCFG_MAX_DELIVERIES_MAX 65535
-#define SL_QCFG_LOCK_MS_MAX 604800000LL /* 7 days */
+#define SL_QCFG_LOCK_MS_MAX 604800000LL  /* 7 days */
 #define SL_QCFG_MAX_INFLIGHT_MAX 4194304 /* 1 << 22 */
 
 /* Keys are matched with '-' and '.' read as '_' ("max-deliveries",

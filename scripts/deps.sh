@@ -6,6 +6,7 @@ PKGS=(build-essential cmake pkg-config libevent-dev libssl-dev libsqlite3-dev
       libzstd-dev libcmocka-dev python3 python3-dev python3-setuptools
       python3-pytest python3-stomp python3-mypy sqlite3
       clang libclang-rt-14-dev
+      clang-format # scripts/format.sh --check (scripts/test.sh)
       libraft-dev libuv1-dev
       zstd # zstd: the CLI builds zstd bombs in tests/integration
       libcjson-dev python3-prometheus-client curl chromium)

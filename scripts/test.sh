@@ -9,6 +9,8 @@ jobs=$(nproc)
 
 echo "== build (release)"
 ./scripts/build.sh build
+echo "== formatting (scripts/format-files.txt)"
+./scripts/format.sh --check
 echo "== docs/configuration.md and sluiced.conf match the config table"
 ./scripts/gen-config-doc.sh --check build
 echo "== ctest (release)"

@@ -80,9 +80,8 @@ static int64_t env_now(void *ctx)
     return ((fx *)ctx)->now;
 }
 
-static const sl_groups_env k_env = {&F,      env_get_part, env_partitions,
-                                    env_append, env_now,   NULL,
-                                    NULL,    NULL};
+static const sl_groups_env k_env = {
+    &F, env_get_part, env_partitions, env_append, env_now, NULL, NULL, NULL};
 
 /* The redrive's sink: topics "t" and "other" exist (created on demand). */
 static int32_t sink_partitions(void *ctx, const char *topic)
@@ -144,15 +143,15 @@ static void make_record(int nh, const sl_header *extra, size_t nextra,
     for (int i = 0; i < nh; i++) {
         snprintf(names[i], 8, "h%d", i);
         snprintf(vals[i], 8, "x%d", i);
-        hs[i] = (sl_header){names[i], strlen(names[i]), vals[i],
-                            strlen(vals[i])};
+        hs[i] =
+            (sl_header){names[i], strlen(names[i]), vals[i], strlen(vals[i])};
     }
     for (size_t i = 0; i < nextra; i++)
         hs[nh + i] = extra[i];
     sl_bb_init(bb, SL_CODEC_NONE);
-    assert_int_equal(sl_bb_add(bb, 1234, "k", 1, "value", 5, hs,
-                               (size_t)nh + nextra),
-                     SL_OK);
+    assert_int_equal(
+        sl_bb_add(bb, 1234, "k", 1, "value", 5, hs, (size_t)nh + nextra),
+        SL_OK);
     assert_int_equal(sl_bb_finish(bb, &b, &len), SL_OK);
     assert_int_equal(sl_batch_iter_init(&it, b, len), SL_OK);
     assert_int_equal(sl_batch_iter_next(&it, rec, NULL), 1);
@@ -362,10 +361,8 @@ static void test_redrive_rate_and_resume(void **state)
 static void test_redrive_reason_target_max(void **state)
 {
     sl_dlq_redrive *rd;
-    sl_dlq_redrive_opts o = {.dlq_topic = "t.DLQ",
-                             .target = "other",
-                             .reason = "expired",
-                             .max = 2};
+    sl_dlq_redrive_opts o = {
+        .dlq_topic = "t.DLQ", .target = "other", .reason = "expired", .max = 2};
     (void)state;
     dead_letter_n(2, "rejected");
     dead_letter_n(3, "expired");
@@ -430,8 +427,8 @@ static void test_list_and_depth(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_keep_headers_filter_and_cap,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keep_headers_filter_and_cap, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_topic_name, setup, teardown),
         cmocka_unit_test_setup_teardown(test_append_headers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_append_cap, setup, teardown),

@@ -48,9 +48,8 @@ static void test_client_agrees(void **state)
     for (int i = 0; i < 1000; i++) {
         int n = snprintf(key, sizeof(key), "order-%d", i);
         for (int32_t parts = 1; parts <= 64; parts *= 2)
-            assert_int_equal(
-                sluice_partition_for_key(key, (size_t)n, parts),
-                sl_partition_for_key(key, (size_t)n, parts));
+            assert_int_equal(sluice_partition_for_key(key, (size_t)n, parts),
+                             sl_partition_for_key(key, (size_t)n, parts));
     }
 }
 
