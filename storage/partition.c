@@ -505,9 +505,18 @@ sl_err sl_part_append(sl_part *p, uint8_t *batch, size_t len, int64_t now_ms,
         pthread_mutex_lock(&p->mu);
         unsynced = s->size - s->synced_size;
         pthread_mutex_unlock(&p->mu);
-        if (unsynced + len <= SL_PREALLOC_MAX_ROUND)
-            sl_seg_prealloc(s, s->size + len, p->cfg.preallocate_bytes,
-                            p->cfg.segment_bytes);
+        if (unsynced + len <= SL_PREALLOC_MAX_ROUND) {
+            /* Sized to the partition's rate: 64 KiB ahead at first,
+             * twice as far at each extension, up to preallocate_bytes.
+             * A partition written once holds 64 KiB of unused space,
+             * not 4 MiB (4,900 partitions took 20 GB for 0.44 GB). */
+            uint64_t step = s->prealloc_step ? s->prealloc_step * 2
+                                             : SL_PREALLOC_FIRST;
+            if (step > p->cfg.preallocate_bytes)
+                step = p->cfg.preallocate_bytes;
+            s->prealloc_step = step;
+            sl_seg_prealloc(s, s->size + len, step, p->cfg.segment_bytes);
+        }
     }
     rc = sl_seg_append(s, batch, len, &h, p->cfg.index_interval_bytes, &fatal);
     if (rc != SL_OK) {

@@ -53,6 +53,7 @@ typedef struct sl_seg {
     uint64_t ino, igen;   /* (mu) identity of the .log (journal.c) */
     uint64_t alloc_end;   /* loop: .log file size when preallocated past
                              `size` (fallocate), else <= size */
+    uint64_t prealloc_step; /* loop: the last extension (0 = none yet) */
     int idx_dirty;        /* (mu) index files need one sync (rolled) */
     int64_t max_ts;       /* max batch max_timestamp; INT64_MIN if none */
     int64_t max_ts_off;   /* base offset of the batch holding max_ts */
@@ -136,6 +137,8 @@ sl_err sl_seg_append(sl_seg *s, const uint8_t *batch, size_t len,
 /* Extend the preallocation only when the bytes not yet synced (about one
  * round) stay below this: the latency-bound regime it is for. */
 #define SL_PREALLOC_MAX_ROUND (64u * 1024u)
+/* The first extension of a segment; each later one doubles. */
+#define SL_PREALLOC_FIRST (64u * 1024u)
 /* Make the .log file at least `need` bytes long with fallocate, `step`
  * bytes ahead, never past max (unless need is). Best effort. @thread loop */
 void sl_seg_prealloc(sl_seg *s, uint64_t need, uint64_t step, uint64_t max);

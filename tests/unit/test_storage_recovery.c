@@ -304,6 +304,34 @@ static void test_torn_closed_segment(void **state)
     tu_rmrf(dir);
 }
 
+/* Preallocation is sized to the partition's rate: a partition written
+ * once holds 64 KiB of unused space, not segment-preallocate-bytes (4
+ * MiB by default: 4,900 such partitions took 20 GB); each extension
+ * doubles the last. */
+static void test_prealloc_sized_to_rate(void **state)
+{
+    char *dir = tu_tmpdir();
+    sl_part_cfg cfg;
+    sl_part *p;
+    (void)state;
+    open_cfg(&cfg);
+    cfg.segment_bytes = 64u << 20;
+    cfg.preallocate_bytes = 4u << 20;
+    assert_int_equal(sl_part_open(dir, &cfg, &p), SL_OK);
+    tu_append(p, 1, 100, 0, 30);
+    long long one = tu_file_size(tu_seg_path(dir, 0, ".log"));
+    assert_true(one > 64 * 1024 && one < 65 * 1024);
+    /* ~600 KiB more, synced as it goes (the latency-bound regime) */
+    for (int i = 1; i <= 200; i++) {
+        tu_append(p, 1, 100 + i, i, 3000);
+        assert_int_equal(sl_part_sync(p), SL_OK);
+    }
+    long long more = tu_file_size(tu_seg_path(dir, 0, ".log"));
+    assert_true(more > 600 * 1024 && more < 2 * 1024 * 1024);
+    sl_part_free(p);
+    tu_rmrf(dir);
+}
+
 /* Preallocation: the active .log is longer than its batches while open,
  * cut back to them on roll and on close; a crash leaves zeros after the
  * last batch, which recovery treats as the clean end of the log. */
@@ -407,6 +435,7 @@ int main(void)
         cmocka_unit_test(test_empty_segments),
         cmocka_unit_test(test_torn_closed_segment),
         cmocka_unit_test(test_preallocated_tail),
+        cmocka_unit_test(test_prealloc_sized_to_rate),
         cmocka_unit_test(test_fixtures),
     };
     sl_log_level = getenv("SL_TEST_VERBOSE") ? SL_DEBUG : SL_ERROR;
