@@ -26,6 +26,9 @@ PAIRS=${4:-3}
 shift $(($# < 4 ? $# : 4))
 [ "${1:-}" = "--" ] && shift
 . bench/sluiced.sh
+# no request timeout: per-partition fsync rounds over thousands of
+# partitions take longer than the default 30 s
+X="-X request.timeout.ms=3600000"
 rate() { sed -nE 's/.*records_per_sec=([0-9.]+).*/\1/p'; }
 echo "# $(date -u +%FT%TZ) uptime: $(uptime)"
 echo "# sluiced args: $*"
@@ -33,12 +36,12 @@ for i in $(seq "$PAIRS"); do
   (
     sluiced_start "$B" many "$@"
     bb=127.0.0.1:$bport
-    one=$("$B/bin/sluice-bench" produce -b "$bb" --topic one --partitions 1 \
+    one=$("$B/bin/sluice-bench" produce -b "$bb" --topic one --partitions 1 $X \
       --records "$R" --size 100 --acks durable | rate)
-    each=$("$B/bin/sluice-bench" produce -b "$bb" --topic many \
+    each=$("$B/bin/sluice-bench" produce -b "$bb" --topic many $X \
       --partitions "$N" --records "$R" --size 100 --acks durable \
       --spread each | rate)
-    sticky=$("$B/bin/sluice-bench" produce -b "$bb" --topic many \
+    sticky=$("$B/bin/sluice-bench" produce -b "$bb" --topic many $X \
       --partitions "$N" --records "$R" --size 100 --acks durable \
       --spread sticky | rate)
     fds=$(ls /proc/$pid/fd | wc -l)
