@@ -21,7 +21,8 @@ class LimitedBroker(Broker):
 
     def spawn(self, extra=()):
         cmd = [sluiced_path(), "--data", self.data_dir,
-               "--listen", "127.0.0.1:0", "--stomp-listen", "127.0.0.1:0"]
+               "--listen", "127.0.0.1:0", "--stomp-listen", "127.0.0.1:0",
+               "--http-listen", "127.0.0.1:0"]
         cmd += self.args + list(extra)
         log = open(self.log_path, "ab")
 
