@@ -36,6 +36,11 @@ struct sl_broker {
     sl_topics *topics;
     int lock_fd;
     struct sl_bcluster *cluster; /* NULL unless --node-id (cluster.c) */
+    /* cluster.c: refuses client appends to partitions this node does not
+     * lead (SL_ERR_NOT_LEADER); replica.c sets `replicating` around its
+     * own appends, which the guard lets through */
+    sl_err (*append_guard)(sl_broker *b, const char *topic, int32_t part);
+    int replicating;
     struct sl_journal *journal; /* NULL when journal = no */
 
     struct evconnlistener *bin_lis, *stomp_lis;

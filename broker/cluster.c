@@ -739,6 +739,22 @@ static void h_delete_topics(sl_broker *b, sl_conn *c, const sl_req *req,
                    "(docs/cluster.md section 9)");
 }
 
+/* Client appends (PRODUCE, STOMP SEND) go to the partition's leader only:
+ * a record appended on a follower would make its log diverge from the
+ * leader's. Topics the image does not know (created locally, e.g. by
+ * auto-create) are not guarded. */
+static sl_err append_guard(sl_broker *b, const char *topic, int32_t part)
+{
+    const sl_mi_topic *t = sl_meta_topic_find(&b->cluster->image, topic);
+    if (!t || part < 0 || part >= t->nparts)
+        return SL_OK;
+    if (t->parts[part].leader == (int32_t)b->cfg.node_id)
+        return SL_OK;
+    sl_log(SL_DEBUG, "cluster", "append to %s/%d refused: leader is %d",
+           topic, (int)part, (int)t->parts[part].leader);
+    return SL_ERR_NOT_LEADER;
+}
+
 /* ---- start / stop ------------------------------------------------------- */
 
 sl_err sl_bcluster_start(sl_broker *b, char *err, size_t errlen)
@@ -795,6 +811,7 @@ sl_err sl_bcluster_start(sl_broker *b, char *err, size_t errlen)
         event_add(bc->reg_ev, &tv);
     }
     sl_binary_register(b, SL_API_CLUSTER_FORWARD, 1, 1, h_cluster_forward);
+    b->append_guard = append_guard;
     sl_binary_register(b, SL_API_CREATE_TOPICS, 1, 1, h_create_topics);
     sl_binary_register(b, SL_API_DELETE_TOPICS, 1, 1, h_delete_topics);
     return SL_OK;
@@ -805,6 +822,7 @@ void sl_bcluster_stop(sl_broker *b)
     sl_bcluster *bc = b->cluster;
     if (!bc)
         return;
+    b->append_guard = NULL;
     /* completes what is pending (their replies, if still wanted) */
     sl_cluster_node_stop(bc->node);
     bc->node = NULL;

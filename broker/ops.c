@@ -269,6 +269,11 @@ sl_err sl_ops_append(sl_broker *b, const char *topic, int32_t partition,
     int64_t base;
     sl_err rc;
 
+    if (b->append_guard && !b->replicating) {
+        rc = b->append_guard(b, topic, partition);
+        if (rc != SL_OK)
+            return rc;
+    }
     rc = tp_get(b, topic, partition, create, &tp);
     if (rc != SL_OK)
         return rc;

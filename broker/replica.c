@@ -180,8 +180,10 @@ static void apply_part(fetcher *f, const char *topic,
         if (!copy)
             return;
         memcpy(copy, p, total);
+        rs->b->replicating = 1;
         rc = sl_ops_append(rs->b, topic, (int32_t)pr->partition,
                            SL_OPS_NO_CREATE, copy, total, NULL, NULL);
+        rs->b->replicating = 0;
         free(copy);
         if (rc != SL_OK) {
             sl_log(SL_ERROR, "replica", "%s/%u: append at %lld: %s", topic,

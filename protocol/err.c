@@ -46,6 +46,8 @@ static const struct {
     [SL_ERR_SHUTTING_DOWN] = {"SL_ERR_SHUTTING_DOWN",
                               "broker is shutting down"},
     [SL_ERR_COMPRESSION] = {"SL_ERR_COMPRESSION", "compression error"},
+    [SL_ERR_NOT_LEADER] = {"SL_ERR_NOT_LEADER",
+                           "not the leader of this partition"},
 };
 
 static const char *errno_name(int e)

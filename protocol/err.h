@@ -43,6 +43,8 @@ typedef enum sl_err {
     SL_ERR_INVALID_TOPIC = 29,  /* invalid topic name */
     SL_ERR_SHUTTING_DOWN = 30,
     SL_ERR_COMPRESSION = 31,    /* zstd failure or unknown codec */
+    SL_ERR_NOT_LEADER = 32,     /* cluster: this node does not lead the
+                                   partition; refresh metadata */
     SL_ERR__END                 /* not an error: one past the last */
 } sl_err;
 

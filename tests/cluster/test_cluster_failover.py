@@ -217,6 +217,12 @@ def test_followers_copy_records_and_serve_after_failover(cluster):
           input="\n".join(sent[:200]) + "\n")
     c.wait(lambda: all(c.ends(n, "r") == [200] for n in all3),
            "followers at the leader's end")
+    # a follower refuses client writes: they would fork its log
+    f = next(n for n in all3 if n != pl)
+    p = c.cli(f, "produce", "r", "--partition", "0", input="stray\n",
+              check=False)
+    assert p.returncode != 0 and "not the leader" in p.stderr, p.stderr
+    assert c.ends(f, "r") == [200]
     c.kill9(pl)
     rest = [n for n in all3 if n != pl]
     after = parse(c.wait(lambda: same_everywhere(c, "r", rest, 1),

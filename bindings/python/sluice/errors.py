@@ -38,6 +38,7 @@ so that ordinary ``except TimeoutError`` / ``except ValueError`` /
      +-- SluiceIOError             (28)  also OSError
      +-- ShuttingDownError         (30)
      +-- CompressionError          (31)
+     +-- NotLeaderError            (32)  cluster: not the partition leader
      +-- SystemError_              (10000 + errno)  also OSError; .errno set
 
 Every instance has ``.code`` (the int), ``.name`` (e.g. ``"SLUICE_ERR_UNKNOWN_TOPIC"``
@@ -60,7 +61,8 @@ __all__ = [
     "InvalidTopicError", "UnknownGroupError", "UnknownMemberError",
     "RebalanceError", "NotAcquiredError", "LockExpiredError",
     "ThrottledError", "StorageError", "DisconnectedError", "ProtocolError",
-    "SluiceIOError", "ShuttingDownError", "CompressionError", "SystemError_",
+    "SluiceIOError", "ShuttingDownError", "CompressionError", "NotLeaderError",
+    "SystemError_",
     "error_from_code", "ESYS_BASE",
 ]
 
@@ -276,6 +278,13 @@ class CompressionError(SluiceError):
     """zstd failed or the codec is unknown."""
     code = 31
     name = "SLUICE_ERR_COMPRESSION"
+
+
+class NotLeaderError(SluiceError):
+    """In a cluster: the node is not the leader of the partition (see
+    ``sluice topic describe`` for the leader)."""
+    code = 32
+    name = "SLUICE_ERR_NOT_LEADER"
 
 
 class SystemError_(SluiceError, OSError):
