@@ -58,6 +58,13 @@ static void clear_dir(void)
     closedir(d);
 }
 
+/* libFuzzer ends with exit(): leave no directory behind in /dev/shm. */
+static void remove_dir(void)
+{
+    clear_dir();
+    rmdir(dir);
+}
+
 static int64_t read_all(sl_part *p)
 {
     sl_part_iter *it;
@@ -101,6 +108,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         snprintf(dir, sizeof(dir), "%s/sl-fuzz-seg-XXXXXX", t ? t : "/tmp");
         if (!mkdtemp(dir))
             abort();
+        atexit(remove_dir);
         /* recovery warnings are expected; FUZZ_LOG=1 shows them */
         sl_log_level = getenv("FUZZ_LOG") ? SL_DEBUG : SL_NONE;
     }
