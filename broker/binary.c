@@ -17,6 +17,7 @@
 #include "broker/broker.h"
 #include "broker/conn.h"
 #include "protocol/api.h"
+#include "protocol/frame.h"
 #include "protocol/log.h"
 
 #define SERVER_VERSION "0.1.0"
@@ -78,7 +79,7 @@ static void malformed(sl_conn *c, sl_reply *r, const char *api)
 {
     char msg[128];
     snprintf(msg, sizeof(msg), "%s: malformed request body", api);
-    sl_log(SL_WARN, "binary", "peer %s: %s", sl_conn_peer(c), msg);
+    sl_conn_warn(c, "malformed", "%s", msg);
     sl_reply_error(r, SL_ERR_MALFORMED, msg);
 }
 
@@ -93,8 +94,8 @@ void sl_binary_dispatch(sl_broker *b, sl_conn *c, sl_req *req, sl_reply *r)
 
     if (!e || !e->fn) {
         snprintf(msg, sizeof(msg), "unknown api key %u", req->api_key);
-        sl_log(SL_WARN, "binary", "peer %s: %s (correlation id %u)", req->peer,
-               msg, req->correlation_id);
+        sl_conn_warn(c, "unknown-api", "%s (correlation id %u)", msg,
+                     req->correlation_id);
         sl_reply_error(r, SL_ERR_UNSUPPORTED_API, msg);
         return;
     }
@@ -104,7 +105,7 @@ void sl_binary_dispatch(sl_broker *b, sl_conn *c, sl_req *req, sl_reply *r)
                  "%s version %u not supported (supported: %u..%u)",
                  sl_api_name(req->api_key), req->api_version, e->min_version,
                  e->max_version);
-        sl_log(SL_WARN, "binary", "peer %s: %s", req->peer, msg);
+        sl_conn_warn(c, "unsupported-version", "%s", msg);
         sl_reply_error(r, SL_ERR_UNSUPPORTED_VERSION, msg);
         return;
     }
@@ -940,8 +941,133 @@ out:
     sl_arena_fini(&a);
 }
 
+/* ---- the connection's input: frames -------------------------------------- */
+
+void sl_reply_error(sl_reply *r, sl_err err, const char *msg)
+{
+    sl_wb wb;
+
+    sl_reply_clear(r);
+    sl_wb_init(&wb, 64);
+    if (sl_resp_error_encode(&wb, sl_reply_corr(r), (int32_t)err, msg) !=
+        SL_OK) {
+        /* message too long or no memory: send the bare code */
+        sl_wb_reset(&wb);
+        sl_resp_error_encode(&wb, sl_reply_corr(r), (int32_t)err, NULL);
+    }
+    sl_reply_add(r, wb.p, wb.len);
+    sl_wb_fini(&wb);
+    sl_reply_done(r);
+}
+
+/* Printable sample of untrusted bytes for a log line. */
+static void sample(const uint8_t *p, size_t n, char *out, size_t outlen)
+{
+    size_t k = 0;
+    if (n > 24)
+        n = 24;
+    for (size_t i = 0; i < n && k + 3 < outlen; i++)
+        k += (size_t)snprintf(out + k, outlen - k, "%02x", p[i]);
+    out[k] = '\0';
+}
+
+static void protocol_error(sl_conn *c, const uint8_t *p, size_t n,
+                           const char *what)
+{
+    char hex[64];
+    sample(p, n, hex, sizeof(hex));
+    sl_conn_warn(c, "protocol-error", "protocol error (%s), first bytes %s",
+                 what, hex);
+}
+
+/*
+ * Cut frames with sl_frame_peek before anything is buffered beyond the
+ * 12-byte header, so a declared length above max-frame-bytes is refused at
+ * once (TOO_LARGE reply, then close). Every request gets a reply slot
+ * (conn.h), answered in request order.
+ */
+static void bin_input(void *state, sl_conn *c, struct evbuffer *in)
+{
+    sl_broker *b = state;
+
+    do {
+        uint8_t hdr[SL_REQ_HDR_SIZE], *p;
+        size_t avail = evbuffer_get_length(in), h, flen = 0;
+        sl_req_hdr rh;
+        sl_reply *r;
+        sl_req req;
+        char msg[160];
+        int prc;
+
+        if (avail < SL_FRAME_LEN_SIZE)
+            break;
+        h = avail < sizeof(hdr) ? avail : sizeof(hdr);
+        evbuffer_copyout(in, hdr, h);
+        prc = sl_frame_peek(hdr, h, (uint32_t)b->cfg.max_frame_bytes, &flen);
+        if (prc == SL_ERR_MALFORMED) {
+            protocol_error(c, hdr, h, "frame length shorter than a header");
+            sl_conn_abort(c, "broken framing");
+            break;
+        }
+        if (prc == SL_ERR_TOO_LARGE) {
+            if (h < SL_REQ_HDR_SIZE)
+                break; /* wait for the correlation id to answer it */
+            sl_req_hdr_decode(hdr, sizeof(hdr), &rh);
+            snprintf(msg, sizeof(msg),
+                     "frame of %zu bytes exceeds max-frame-bytes %lld", flen,
+                     (long long)b->cfg.max_frame_bytes);
+            protocol_error(c, hdr, h, msg);
+            r = sl_reply_new(c, sl_get_u32(hdr + 8));
+            if (r)
+                sl_reply_error(r, SL_ERR_TOO_LARGE, msg);
+            sl_conn_close_after_reply(c);
+            break;
+        }
+        if (avail < flen)
+            break;
+        p = evbuffer_pullup(in, (ev_ssize_t)flen);
+        if (!p || sl_req_hdr_decode(p, flen, &rh) != SL_OK) {
+            protocol_error(c, hdr, h, "undecodable request header");
+            sl_conn_abort(c, "broken framing");
+            break;
+        }
+        r = sl_reply_new(c, rh.correlation_id);
+        if (!r) {
+            sl_log(SL_ERROR, "binary", "peer %s: out of memory",
+                   sl_conn_peer(c));
+            sl_conn_abort(c, "out of memory");
+            break;
+        }
+        req.api_key = rh.api_key;
+        req.api_version = rh.api_version;
+        req.correlation_id = rh.correlation_id;
+        req.body = p + SL_REQ_HDR_SIZE;
+        req.len = flen - SL_REQ_HDR_SIZE;
+        req.peer = sl_conn_peer(c);
+        sl_binary_dispatch(b, c, &req, r);
+        evbuffer_drain(in, flen);
+    } while (sl_conn_reading(c));
+}
+
+static sl_err bin_open(void *arg, sl_conn *c, void **state)
+{
+    (void)c;
+    *state = arg;
+    return SL_OK;
+}
+
+static const sl_conn_ops bin_ops = {
+    .name = "binary",
+    .flags = SL_CONN_IDLE,
+    .read_max = 256 * 1024,
+    .write_max = 1024 * 1024,
+    .on_open = bin_open,
+    .on_input = bin_input,
+};
+
 void sl_binary_init(sl_broker *b)
 {
+    sl_conn_set_proto(b, SL_LISTENER_BINARY, &bin_ops, b);
     sl_binary_register(b, SL_API_HANDSHAKE, 1, 1, h_handshake);
     sl_binary_register(b, SL_API_METADATA, 1, 1, h_metadata);
     sl_binary_register(b, SL_API_CREATE_TOPICS, 1, 1, h_create_topics);

@@ -86,8 +86,3 @@ void sl_server_check_stopped(sl_broker *b)
         event_base_loopexit(b->base, NULL);
 }
 
-void sl_broker_set_stomp_accept(sl_broker *b, sl_accept_fn fn, void *arg)
-{
-    b->stomp_accept = fn;
-    b->stomp_accept_arg = arg;
-}

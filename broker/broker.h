@@ -8,6 +8,7 @@
 #include <event2/listener.h>
 
 #include "broker/binary.h"
+#include "broker/conn.h"
 #include "broker/config.h"
 #include "broker/ops.h"
 #include "broker/topic.h"
@@ -23,6 +24,14 @@ typedef struct sl_append_hook {
     sl_ops_append_fn fn;
     void *arg;
 } sl_append_hook;
+
+/* A rate-limited log line kind (conn.c, sl_conn_warn). */
+typedef struct sl_warn_slot {
+    const char *kind;
+    int64_t start_ms;
+    uint64_t more;
+} sl_warn_slot;
+#define SL_BROKER_WARN_KINDS 4
 
 typedef struct sl_delete_hook {
     void (*fn)(void *arg, const char *topic);
@@ -45,8 +54,10 @@ struct sl_broker {
 
     struct evconnlistener *bin_lis, *stomp_lis;
     char bin_addr[80], stomp_addr[80];
-    sl_accept_fn stomp_accept;
-    void *stomp_accept_arg;
+    struct sl_proto {
+        const struct sl_conn_ops *ops;
+        void *arg;
+    } protos[SL_LISTENER_N]; /* sl_conn_set_proto */
 
     struct event *flush_ev;  /* activated by the flusher's notify */
     struct event *append_ev; /* deferred append hooks and watches */
@@ -55,7 +66,7 @@ struct sl_broker {
     int64_t spin_start_us;
     struct event *maint_ev; /* periodic sl_part_maintain */
     struct event *reap_ev;  /* frees closed connections */
-    struct event *sig_term, *sig_int;
+    struct event *sig_term, *sig_int, *sig_hup, *sig_usr1, *sig_usr2;
     struct event *stop_timer;
 
     sl_api_entry apis[SL_MAX_API];
@@ -70,8 +81,6 @@ struct sl_broker {
         void *arg;
     } * durable_hooks;
     size_t ndurable_hooks;
-    void (*busy_fn)(void *arg); /* sl_ops_on_busy */
-    void *busy_arg;
 
     sl_tpart *dw_list; /* tparts with durable waiters */
     sl_tpart *ap_list; /* tparts appended since the last hook run */
@@ -79,9 +88,21 @@ struct sl_broker {
     struct sl_ops_watch *watches; /* every live watch */
     struct sl_ops_watch *fire_head, *fire_tail;
 
-    struct sl_conn *conns; /* binary connections */
-    size_t nconns;
+    /* conn.c: every connection, whatever the protocol */
+    struct sl_conn *conns;
+    size_t nconns;        /* counted against max-connections */
     struct sl_conn *reap; /* closed, to free */
+    struct sl_conn *ingress; /* paced connections (SL_PRI_INGRESS) */
+    struct event *ingress_ev; /* their guard timer */
+    struct sl_addr_ent *addrs; /* per client address, when capped */
+    size_t addr_cap, addr_used;
+    int spare_fd;             /* closed to accept-and-close at EMFILE */
+    int accept_paused;        /* out of descriptors: listeners off */
+    int64_t emfile_ms;        /* last EMFILE/ENFILE, 0 = no episode */
+    uint64_t emfile_refused;  /* clients accepted-and-closed meanwhile */
+    struct event *accept_ev;  /* retries accepting */
+    sl_warn_slot accept_warns[SL_BROKER_WARN_KINDS];
+    size_t reaped_bytes; /* held by freed connections since a trim */
 
     struct sl_stop_hook {
         void (*fn)(void *arg);
@@ -117,15 +138,7 @@ void sl_server_check_stopped(sl_broker *b);
 /* binary.c */
 void sl_binary_init(sl_broker *b);
 
-/* conn.c */
-void sl_conn_accept(sl_broker *b, evutil_socket_t fd, const struct sockaddr *sa,
-                    int salen);
-/* Shutdown: stop reading, close each once its replies are sent. */
-void sl_conn_stop_all(sl_broker *b);
-/* Free every connection now (end of shutdown). */
-void sl_conn_free_all(sl_broker *b);
-void sl_conn_reap_cb(evutil_socket_t fd, short what, void *arg);
-/* Dispatch one frame (conn.c -> binary.c). */
+/* Dispatch one frame (binary.c's frame cutter -> its table). */
 void sl_binary_dispatch(sl_broker *b, sl_conn *c, sl_req *req, sl_reply *r);
 
 #endif

@@ -54,8 +54,17 @@ SL_CFG_ENUM(log_level, "log-level", "info", "debug|info|warn|error|none", 0,
             sl_config_apply_log_level,
             "Lowest level logged to stderr (one line per event).")
 SL_CFG(max_connections, "max-connections", INT, "10000", 1, 1000000, 0, NULL,
-       "Maximum open binary-protocol connections; further ones are "
-       "closed at once and logged.")
+       "Maximum open connections, every protocol together (binary and "
+       "STOMP share one count); further ones are closed at once and "
+       "logged (rate-limited).")
+SL_CFG(max_connections_per_address, "max-connections-per-address", INT, "0",
+       0, 1000000, 0, NULL,
+       "Maximum open connections from one client IP address, every "
+       "protocol together (0 = no limit besides max-connections).")
+SL_CFG(handshake_timeout_ms, "handshake-timeout-ms", MS, "10000", 0,
+       3600000, 0, NULL,
+       "Close a connection that has not finished its protocol handshake "
+       "(STOMP CONNECT and login) within this time (0 = never).")
 SL_CFG(max_frame_bytes, "max-frame-bytes", SIZE, "64m", 1024, 1073741824, 0,
        NULL,
        "Largest binary-protocol request frame. A larger declared length is "
@@ -63,8 +72,9 @@ SL_CFG(max_frame_bytes, "max-frame-bytes", SIZE, "64m", 1024, 1073741824, 0,
        "is buffered.")
 SL_CFG(idle_timeout_ms, "idle-timeout-ms", MS, "600000", 0, 86400000000LL, 0,
        NULL,
-       "Close a connection that sent nothing and has nothing pending for "
-       "this long (0 = never).")
+       "Close a binary-protocol connection that sent nothing and has "
+       "nothing pending for this long (0 = never). STOMP connections use "
+       "heart-beats instead.")
 SL_CFG(output_high_water, "output-high-water", SIZE, "4m", 65536, 1073741824, 0,
        NULL,
        "Back-pressure: when a connection's unsent output exceeds this, the "

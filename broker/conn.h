@@ -1,31 +1,249 @@
 /*
- * conn.h - binary-protocol connections: one bufferevent each.
+ * conn.h - the connection layer: one sl_conn per client socket, whatever
+ * protocol it speaks (broker/conn.c has the design essay).
  *
- * Frames are cut with sl_frame_peek before anything is buffered beyond the
- * 12-byte header, so a declared length above max-frame-bytes is refused at
- * once (TOO_LARGE reply, then close). Every request gets a reply slot
- * (sl_reply) appended to a FIFO; slots complete in any order and are sent
- * strictly in request order (the completed prefix moves to the output).
+ * A protocol plugs in with an ops table and sl_conn_set_proto():
  *
- * Back-pressure (libevent's le-proxy idiom): when the unsent output passes
- * output-high-water, or max-pending-requests replies are pending, reading
- * stops; the write watermark is set to half the high water and the drain
- * callback resumes reading (and processes frames already buffered).
- * Memory per connection is thus bounded by max-frame-bytes (input) +
- * output-high-water + one reply (output; fetch data are file ranges sent
- * with sendfile, not copies).
+ *     static const sl_conn_ops stomp_ops = {
+ *         .name = "stomp", .flags = SL_CONN_HANDSHAKE,
+ *         .read_max = 128 * 1024,
+ *         .on_open = st_open, .on_input = st_input,
+ *         .on_drain = st_drain, .on_close = st_close,
+ *     };
+ *     sl_conn_set_proto(b, SL_LISTENER_STOMP, &stomp_ops, srv);
  *
- * Closing: a connection is never freed inside one of its callbacks. Closed
- * connections go to the broker's reap list and are freed by a deferred
- * event. A protocol error closes after the error reply is sent: write side
- * shut down first, then input is discarded until EOF (at most 1 s) so the
- * peer reads the reply instead of a reset.
- * @thread loop
+ * Every accepted socket of that listener then gets on_open (make the
+ * protocol's state), on_input whenever bytes can be taken, on_drain when
+ * it may write more, and on_close once, when the connection is freed.
+ * The layer does the rest: the shared connection limits, reading (with
+ * priorities), the ordered reply queue, back-pressure by memory, timeouts,
+ * closing and reaping.
+ * @thread loop (everything here)
  */
 #ifndef SL_CONN_H
 #define SL_CONN_H
 
-#include "broker/binary.h"
-#include "broker/broker.h"
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/buffer.h>
+#include <event2/util.h>
+
+#include "broker/ops.h"
+#include "protocol/err.h"
+
+typedef struct sl_conn sl_conn;
+typedef struct sl_reply sl_reply;
+typedef struct sl_wait sl_wait;
+
+/* The listeners a protocol can be attached to. */
+enum sl_listener { SL_LISTENER_BINARY = 0, SL_LISTENER_STOMP = 1,
+                   SL_LISTENER_N = 2 };
+
+/* sl_conn_ops.flags */
+#define SL_CONN_IDLE 1u      /* close after idle-timeout-ms of silence */
+#define SL_CONN_HANDSHAKE 2u /* close unless sl_conn_handshake_done within
+                                handshake-timeout-ms */
+
+typedef struct sl_conn_ops {
+    const char *name; /* "binary", "stomp": log lines */
+    unsigned flags;   /* SL_CONN_* */
+    size_t read_max;  /* bytes per read call (0: libevent's 16 KiB) */
+    size_t write_max; /* bytes per write call (0: libevent's 16 KiB) */
+    /* A connection was accepted: set *state. Anything but SL_OK closes
+     * the socket (on_close is not called then). */
+    sl_err (*on_open)(void *arg, sl_conn *c, void **state);
+    /* Bytes are waiting in `in`: handle whole units (frames), draining
+     * what was used; after each unit, stop once sl_conn_reading(c) is
+     * false (paused, closing). Never called re-entrantly, nor while
+     * paused or closing. A partial unit left in `in` is offered again
+     * with more bytes. */
+    void (*on_input)(void *state, sl_conn *c, struct evbuffer *in);
+    /* The connection may write more: its output drained below half the
+     * high-water mark, or sl_conn_kick asked for it. Optional. */
+    void (*on_drain)(void *state, sl_conn *c);
+    /* Once, when the connection is freed (deferred: never inside another
+     * of its callbacks). Release the state. Replies were cancelled and
+     * close hooks ran before; c may be used for sl_conn_peer only. */
+    void (*on_close)(void *state, sl_conn *c);
+} sl_conn_ops;
+
+/* Attach a protocol to a listener (module init, before the listeners
+ * accept). arg goes to on_open. */
+void sl_conn_set_proto(sl_broker *b, enum sl_listener l,
+                       const sl_conn_ops *ops, void *arg);
+/* The arg registered for listener l (NULL if none): a module's state. */
+void *sl_conn_proto_arg(sl_broker *b, enum sl_listener l);
+
+/* ---- the connection ------------------------------------------------------ */
+
+/* Peer "IP:PORT" of the connection (for logs). */
+const char *sl_conn_peer(const sl_conn *c);
+/* True while on_input may take more: not paused, not closing. */
+int sl_conn_reading(const sl_conn *c);
+/* True once the connection is closing or closed: write nothing more of
+ * one's own accord (deliveries); owed replies still go out. */
+int sl_conn_closing(const sl_conn *c);
+/* True while the queued output (and replies) pass the high-water mark:
+ * a protocol stops delivering until on_drain. */
+int sl_conn_out_high(const sl_conn *c);
+/* Bytes queued in the socket's output buffer. */
+size_t sl_conn_out_len(const sl_conn *c);
+/* Write bytes to the output now, outside the reply queue (deliveries,
+ * heart-beats, the answer to a handshake). Copies. No-op once closed. */
+void sl_conn_write(sl_conn *c, const void *p, size_t n);
+/* Send what the output holds now instead of on the next writable event
+ * (small outputs only; see conn.c). */
+void sl_conn_write_now(sl_conn *c);
+/* Run on_drain (and take buffered input) from the loop, soon: deferred,
+ * at most once per loop iteration however often it is asked. */
+void sl_conn_kick(sl_conn *c);
+/* Stop reading until sl_conn_resume (e.g. while a password is checked).
+ * Nested calls are not counted: one resume undoes them. */
+void sl_conn_pause(sl_conn *c);
+void sl_conn_resume(sl_conn *c);
+/* Handshake finished (SL_CONN_HANDSHAKE): the handshake timer stops and
+ * the input limit set by sl_conn_limit_input is lifted. */
+void sl_conn_handshake_done(sl_conn *c);
+/* The peer did its part of the handshake and the rest is the broker's (a
+ * password check on another thread): the handshake timer stops; the input
+ * limit stays until sl_conn_handshake_done. */
+void sl_conn_handshake_wait(sl_conn *c);
+/* Buffer at most `bytes` of input at a time (0 = no limit besides the
+ * protocol's own): before a login, a peer may make the broker hold only
+ * this much. */
+void sl_conn_limit_input(sl_conn *c, size_t bytes);
+/* A producer-only connection may be paced (SL_PRI_INGRESS, ops.h) when it
+ * streams; 0 for one that also consumes. */
+void sl_conn_set_pace(sl_conn *c, int may_pace);
+/* Close once the replies queued so far are sent (protocol errors,
+ * DISCONNECT): reading stops at once. Idempotent. */
+void sl_conn_close_after_reply(sl_conn *c);
+/* Close now: pending replies are cancelled, output is dropped. For a
+ * peer that stopped answering. Safe inside callbacks (freed later). */
+void sl_conn_abort(sl_conn *c, const char *why);
+
+/*
+ * WARN lines about a connection, rate-limited per connection and per kind
+ * (a static string, e.g. "malformed"): the first of a kind in 10 s is
+ * logged, the rest are counted and summed up by the next line of that
+ * kind after the window ("... and 212 more like this in the last 10 s"),
+ * or when the connection closes.
+ */
+void sl_conn_warn(sl_conn *c, const char *kind, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/*
+ * Close hooks: fn(arg, c) runs once, from the loop, when the connection
+ * stops taking requests, whichever comes first:
+ *  - the peer ended its input (EOF), after the requests it had sent were
+ *    handled: nothing more can be asked or settled on this connection,
+ *    though replies still pending (a parked long poll) are sent before it
+ *    closes; replies completed in fn (or later) are still delivered;
+ *  - the connection closed (reset, timeout, protocol error, shutdown),
+ *    right after the cancel functions of its pending replies ran
+ *    (sl_reply_set_cancel), before the connection is freed (deferred,
+ *    never inside its own callbacks).
+ * Inside fn, c may be used for sl_conn_peer and as a key (compare
+ * pointers) only; it must not be used after fn returns (the address may
+ * be reused by a later connection). Registering the same (fn, arg) again
+ * is a no-op, so a handler may register on every request. Hooks run in
+ * registration order. SL_OK, SL_ERR_NOMEM, or SL_ERR_CLOSED when the
+ * hooks already ran (fn will not run).
+ */
+typedef void (*sl_conn_close_fn)(void *arg, sl_conn *c);
+sl_err sl_conn_on_close(sl_conn *c, sl_conn_close_fn fn, void *arg);
+/* Unregister (fn, arg), e.g. before freeing arg; no-op if absent or if the
+ * hooks already ran. */
+void sl_conn_off_close(sl_conn *c, sl_conn_close_fn fn, void *arg);
+
+/* ---- the ordered reply queue ---------------------------------------------- */
+
+/*
+ * A reply slot, appended to the connection's FIFO. Slots complete in any
+ * order and are sent strictly in FIFO order. `tag` is the protocol's
+ * (the binary correlation id). NULL when out of memory.
+ */
+sl_reply *sl_reply_new(sl_conn *c, uint32_t tag);
+/* Append bytes to the reply. Copies. SL_OK or SL_ERR_NOMEM. */
+sl_err sl_reply_add(sl_reply *r, const void *p, size_t len);
+/* Append len bytes of file fd at off, sent with sendfile. Takes ownership
+ * of fd (closed when sent or dropped, also on error). */
+sl_err sl_reply_add_file(sl_reply *r, int fd, uint64_t off, size_t len);
+/* The reply's buffer itself, for callers that build with libevent. */
+struct evbuffer *sl_reply_evbuffer(sl_reply *r);
+/* The tag given to sl_reply_new. */
+uint32_t sl_reply_corr(const sl_reply *r);
+/* The reply is complete: it is sent once every earlier reply of the
+ * connection is sent (and its wait, if any, completed). r must not be
+ * used afterwards. */
+void sl_reply_done(sl_reply *r);
+/* No reply at all: the slot is removed silently. */
+void sl_reply_drop(sl_reply *r);
+/* If the connection closes while r is pending, fn(arg) runs once (cancel
+ * timers, waits, watches) and r is freed by the connection: neither r nor
+ * the connection may be used after fn. fn = NULL unregisters. */
+void sl_reply_set_cancel(sl_reply *r, void (*fn)(void *arg), void *arg);
+/* Once r is written, cancel every later reply and close (STOMP ERROR). */
+void sl_reply_close_after(sl_reply *r);
+
+/*
+ * Waits: one operation a reply depends on, which completes through any
+ * number of callbacks (an append's fsync, a group commit). Refcounted: by
+ * the code that builds it, by each reply attached and by each callback
+ * still to come, so it outlives the connection.
+ *
+ *     sl_wait *w = sl_wait_new(c);           // refs 1, "being built"
+ *     sl_wait_hold(w);                       // a callback to come
+ *     start_op(..., cb = sl_wait_release, w);
+ *     sl_reply_wait(r, w);                   // r waits for w
+ *     sl_wait_built(w);                      // building done: drop ref
+ *
+ * A reply attached to a wait is sent once the wait completed (every held
+ * callback released, building done). If the wait failed and the reply has
+ * a fail function (sl_reply_on_fail), that function rewrites the reply
+ * first (e.g. into an ERROR with sl_reply_close_after).
+ */
+sl_wait *sl_wait_new(sl_conn *c);
+void sl_wait_hold(sl_wait *w);
+/* A held callback came back with err (the first failure is kept). Drops
+ * the callback's reference. */
+void sl_wait_release(sl_wait *w, sl_err err);
+/* Done building: as sl_wait_release(w, SL_OK) for the building count. */
+void sl_wait_built(sl_wait *w);
+/* Set the wait to failed (err) without a callback. */
+void sl_wait_fail(sl_wait *w, sl_err err);
+void sl_wait_unref(sl_wait *w);
+sl_err sl_wait_err(const sl_wait *w);
+/* What the wait stands for, for the error a failed wait turns into. */
+void sl_wait_set_what(sl_wait *w, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+const char *sl_wait_what(const sl_wait *w);
+/* r completes when w completes (r must be done already or later). */
+void sl_reply_wait(sl_reply *r, sl_wait *w);
+/* fn(state, r, err, what, note) runs if r's wait failed, just before r is
+ * sent; note is a copy of `note` (e.g. a receipt id). */
+typedef void (*sl_reply_fail_fn)(void *state, sl_reply *r, sl_err err,
+                                 const char *what, const char *note);
+void sl_reply_on_fail(sl_reply *r, sl_reply_fail_fn fn, const char *note);
+/* Replace what the reply holds. */
+void sl_reply_clear(sl_reply *r);
+
+/* ---- server.c ------------------------------------------------------------ */
+
+void sl_conn_accept(sl_broker *b, enum sl_listener l, evutil_socket_t fd,
+                    const struct sockaddr *sa, int salen);
+/* Shutdown: stop reading, close each once its replies are sent. */
+void sl_conn_stop_all(sl_broker *b);
+/* Free every connection now (end of shutdown). */
+void sl_conn_free_all(sl_broker *b);
+void sl_conn_reap_cb(evutil_socket_t fd, short what, void *arg);
+/* Set up the layer's events on the broker (after the base exists);
+ * sl_conn_fini frees them. 0 or -1. */
+int sl_conn_init(sl_broker *b);
+void sl_conn_fini(sl_broker *b);
+/* Accept failed with err (from the listener's error callback): on
+ * EMFILE/ENFILE pause accepting (see conn.c). */
+void sl_conn_accept_error(sl_broker *b, int err, evutil_socket_t lfd);
 
 #endif

@@ -505,18 +505,6 @@ size_t sl_ops_read_more(struct bufferevent *bev, size_t before, size_t limit)
     return sl_ops_read_now(bev, limit);
 }
 
-void sl_ops_on_busy(sl_broker *b, void (*fn)(void *arg), void *arg)
-{
-    b->busy_fn = fn;
-    b->busy_arg = arg;
-}
-
-void sl_ops_busy(sl_broker *b)
-{
-    if (b->busy_fn)
-        b->busy_fn(b->busy_arg);
-}
-
 void sl_ops_on_durable(sl_broker *b, void (*fn)(void *arg), void *arg)
 {
     struct sl_durable_hook *h =

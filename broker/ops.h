@@ -19,8 +19,10 @@
  *  - Config keys: a section of broker/config_table.h.
  *  - Binary API handlers: sl_binary_register() in broker/binary.h; state
  *    tied to a connection: sl_conn_on_close() there.
- *  - STOMP listener: sl_broker_set_stomp_accept() below; the server binds
- *    --stomp-listen and hands every accepted socket to that function.
+ *  - Listeners: a protocol attaches its connection ops to the binary or
+ *    STOMP listener with sl_conn_set_proto() (broker/conn.h); the
+ *    connection layer accepts, reads, paces and closes, the protocol
+ *    translates.
  *  - Wake-ups: sl_ops_on_append() (deferred, once per partition per loop
  *    iteration) and sl_ops_watch_*() (long-poll style, with a timeout).
  *  - Flusher: sl_flusher_add_hook(sl_broker_flusher(b), fn, arg) runs fn on
@@ -67,11 +69,9 @@ struct event_base *sl_broker_base(sl_broker *b);
 enum { SL_PRI_NORMAL = 1, SL_PRI_INGRESS = 2, SL_PRI_N = 3 }; /* 0: unused */
 /* Strict priorities starve: a loop kept busy at SL_PRI_NORMAL (a binary
  * client producing or fetching flat out) would never get to the ingress
- * reads. So the read callbacks of normal priority call sl_ops_busy, and
- * the owner of ingress connections (STOMP) registers the one hook that
- * arms its guard timer: a bounded wait instead of an unbounded one. */
-void sl_ops_on_busy(sl_broker *b, void (*fn)(void *arg), void *arg);
-void sl_ops_busy(sl_broker *b);
+ * reads. So every read of normal priority arms the connection layer's
+ * guard timer (broker/conn.c): a bounded wait instead of an unbounded
+ * one. Which connections are paced: sl_conn_set_pace (conn.h). */
 sl_flusher *sl_broker_flusher(sl_broker *b);
 /* The parsed settings (struct sl_config in broker/config.h; one field per
  * config_table.h entry). Read-only after start-up. */
@@ -98,14 +98,6 @@ void sl_broker_release(sl_broker *b);
 void sl_broker_fail(sl_broker *b, const char *why);
 /* Wall-clock milliseconds since the epoch. @thread any */
 int64_t sl_now_ms(void);
-
-/* The STOMP module calls this from sl_stomp_module_init. For every
- * connection accepted on --stomp-listen, fn(arg, fd, addr, addrlen) runs on
- * the loop; fn takes ownership of fd (non-blocking already). Without a
- * registered fn the server closes such connections. */
-typedef void (*sl_accept_fn)(void *arg, evutil_socket_t fd,
-                             const struct sockaddr *addr, int addrlen);
-void sl_broker_set_stomp_accept(sl_broker *b, sl_accept_fn fn, void *arg);
 
 /* ---- topics ---------------------------------------------------------- */
 

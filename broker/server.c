@@ -82,28 +82,21 @@ static void flush_notify(void *arg)
 static void bin_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
                           struct sockaddr *sa, int salen, void *arg)
 {
-    sl_conn_accept(arg, fd, sa, salen);
+    sl_conn_accept(arg, SL_LISTENER_BINARY, fd, sa, salen);
 }
 
 static void stomp_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
                             struct sockaddr *sa, int salen, void *arg)
 {
-    sl_broker *b = arg;
-    if (b->stomp_accept && !b->stopping) {
-        b->stomp_accept(b->stomp_accept_arg, fd, sa, salen);
-        return;
-    }
-    sl_log(SL_WARN, "server", "STOMP connection refused: %s",
-           b->stopping ? "shutting down" : "STOMP module not started");
-    evutil_closesocket(fd);
+    sl_conn_accept(arg, SL_LISTENER_STOMP, fd, sa, salen);
 }
 
+/* EMFILE/ENFILE pause the listeners (conn.c) instead of letting libevent
+ * retry the failing accept on every loop pass. */
 static void listener_error_cb(struct evconnlistener *l, void *arg)
 {
-    int e = EVUTIL_SOCKET_ERROR();
-    /* EMFILE/ENFILE: keep going; the listener retries on the next event */
-    sl_log(SL_ERROR, "server", "accept failed: %s",
-           evutil_socket_error_to_string(e));
+    sl_conn_accept_error(arg, EVUTIL_SOCKET_ERROR(),
+                         evconnlistener_get_fd(l));
 }
 
 static void maint_cb(evutil_socket_t fd, short what, void *arg)
@@ -137,6 +130,33 @@ static void stop_timer_cb(evutil_socket_t fd, short what, void *arg)
            "after %lld ms, closing them",
            b->nconns, b->holds, (long long)b->cfg.shutdown_timeout_ms);
     event_base_loopexit(b->base, NULL);
+}
+
+/*
+ * Signals, each handled deliberately:
+ *   SIGTERM, SIGINT  clean stop (a second one stops at once);
+ *   SIGHUP           logged, the broker keeps running: the log is
+ *                    reopened (sl_log_reopen; a no-op while it goes to
+ *                    stderr), certificates will be reloaded here too;
+ *   SIGUSR1, SIGUSR2 logged and ignored (reserved);
+ *   SIGPIPE          ignored: a write to a closed socket is an EPIPE the
+ *                    connection layer handles;
+ *   SIGQUIT, SIGABRT, SIGSEGV and the like keep their default action
+ *                    (a core dump to debug from).
+ */
+static void other_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+    sl_broker *b = arg;
+    (void)what;
+    if (sig == SIGHUP) {
+        int rc = sl_log_reopen();
+        sl_log(SL_INFO, "server",
+               "SIGHUP: still running (%zu connection(s)); log %s", b->nconns,
+               rc == 0 ? "reopened" : "goes to stderr, nothing to reopen");
+        return;
+    }
+    sl_log(SL_INFO, "server", "signal %d (%s) ignored: reserved", (int)sig,
+           sig == SIGUSR1 ? "SIGUSR1" : "SIGUSR2");
 }
 
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
@@ -283,6 +303,7 @@ sl_err sl_server_start(sl_config *cfg, sl_broker **out, char *err,
     b->cfg = *cfg; /* takes the strings */
     memset(cfg, 0, sizeof(*cfg));
     b->lock_fd = -1;
+    b->spare_fd = -1;
     if (evthread_use_pthreads() != 0) {
         snprintf(err, errlen, "libevent: cannot enable pthreads");
         rc = SL_ERR_UNKNOWN;
@@ -323,12 +344,15 @@ sl_err sl_server_start(sl_config *cfg, sl_broker **out, char *err,
     /* polling for a fsync round must not hold back producers' reads */
     if (b->spin_ev)
         event_priority_set(b->spin_ev, SL_PRI_INGRESS);
-    b->reap_ev = event_new(b->base, -1, 0, sl_conn_reap_cb, b);
     b->maint_ev = event_new(b->base, -1, EV_PERSIST, maint_cb, b);
     b->sig_term = evsignal_new(b->base, SIGTERM, signal_cb, b);
     b->sig_int = evsignal_new(b->base, SIGINT, signal_cb, b);
-    if (!b->flush_ev || !b->append_ev || !b->spin_ev || !b->reap_ev ||
-        !b->maint_ev || !b->sig_term || !b->sig_int) {
+    b->sig_hup = evsignal_new(b->base, SIGHUP, other_signal_cb, b);
+    b->sig_usr1 = evsignal_new(b->base, SIGUSR1, other_signal_cb, b);
+    b->sig_usr2 = evsignal_new(b->base, SIGUSR2, other_signal_cb, b);
+    if (!b->flush_ev || !b->append_ev || !b->spin_ev || sl_conn_init(b) != 0 ||
+        !b->maint_ev || !b->sig_term || !b->sig_int || !b->sig_hup ||
+        !b->sig_usr1 || !b->sig_usr2) {
         snprintf(err, errlen, "libevent: cannot create events");
         rc = SL_ERR_NOMEM;
         goto out;
@@ -338,6 +362,9 @@ sl_err sl_server_start(sl_config *cfg, sl_broker **out, char *err,
     evtimer_add(b->maint_ev, &tv);
     evsignal_add(b->sig_term, NULL);
     evsignal_add(b->sig_int, NULL);
+    evsignal_add(b->sig_hup, NULL);
+    evsignal_add(b->sig_usr1, NULL);
+    evsignal_add(b->sig_usr2, NULL);
     signal(SIGPIPE, SIG_IGN);
     rc = sl_flusher_new(flush_notify, b, &b->flusher);
     if (rc != SL_OK) {
@@ -422,6 +449,10 @@ static void broker_free(sl_broker *b)
     /* the Raft thread first: its pending proposals complete (and answer
      * their connections) while topics and connections still exist */
     sl_bcluster_stop(b);
+    /* connections next: STOMP sessions release their queue consumers
+     * (and binary close hooks run) while the groups still exist */
+    if (b->base)
+        sl_conn_free_all(b);
     if (b->base && b->flusher) {
         for (size_t i = b->nmodules; i-- > 0;)
             if (modules[i].fini)
@@ -431,8 +462,6 @@ static void broker_free(sl_broker *b)
         evconnlistener_free(b->bin_lis);
     if (b->stomp_lis)
         evconnlistener_free(b->stomp_lis);
-    if (b->base)
-        sl_conn_free_all(b);
     /* Covers every append requested so far (final group commit). */
     sl_flusher_free(b->flusher);
     b->flusher = NULL;
@@ -453,14 +482,20 @@ static void broker_free(sl_broker *b)
         event_free(b->append_ev);
     if (b->spin_ev)
         event_free(b->spin_ev);
-    if (b->reap_ev)
-        event_free(b->reap_ev);
+    if (b->base)
+        sl_conn_fini(b);
     if (b->maint_ev)
         event_free(b->maint_ev);
     if (b->sig_term)
         event_free(b->sig_term);
     if (b->sig_int)
         event_free(b->sig_int);
+    if (b->sig_hup)
+        event_free(b->sig_hup);
+    if (b->sig_usr1)
+        event_free(b->sig_usr1);
+    if (b->sig_usr2)
+        event_free(b->sig_usr2);
     if (b->stop_timer)
         event_free(b->stop_timer);
     if (b->base)

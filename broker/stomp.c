@@ -18,22 +18,25 @@
  *  - Plain /topic/NAME subscriptions read the partition logs from the end
  *    offset at subscribe time (sl_part_iter), woken by the append hook.
  *
- * Replies are owed in order: every RECEIPT/ERROR goes through a FIFO whose
- * head is written only once its wait (fsync of an append, commit of group
- * state) has completed, so a receipt is never sent before the frames before
- * it are done. MESSAGE frames are written directly.
+ * The connection itself is broker/conn.c's (accept, limits, reading and
+ * pacing, back-pressure, timeouts, close and reap): STOMP plugs in with
+ * its ops table (stomp_ops) and keeps only the session.
  *
- * Waits outlive connections: a stomp_wait is refcounted by the connection
- * (its reply) and by each callback it registered; a closed connection
- * detaches (w->c = NULL) and the last callback frees it.
+ * Replies are owed in order: every RECEIPT/ERROR takes a slot of the
+ * connection's reply queue (conn.h), sent only once its wait (sl_wait:
+ * fsync of an append, commit of group state) has completed, so a receipt
+ * is never sent before the frames before it are done. A failed wait turns
+ * the receipt into an ERROR and closes. MESSAGE frames are written
+ * directly.
  *
  * Back-pressure: when a connection's output passes output-high-water, its
- * subscriptions lose their credits and topic readers stop; the write
- * callback (at half) gives them back. A connection with too much output or
- * too many owed replies is not read from until they drain.
+ * subscriptions lose their credits and topic readers stop; on_drain (at
+ * half) gives them back. The connection layer stops reading from a
+ * connection with too much output or too many owed replies.
  *
- * Lifetimes: a connection is never freed inside one of its callbacks:
- * close marks it and the reap event (its own) tears it down.
+ * Before CONNECT (and login) succeeded, a connection may make the broker
+ * hold at most STOMP_PRELOGIN_BYTES of its input (the frame limit and the
+ * input buffer), and must finish within handshake-timeout-ms.
  */
 #include "broker/stomp.h"
 #include "broker/stomp_auth.h"
@@ -44,19 +47,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include "broker/config.h"
+#include "broker/conn.h"
 #include "broker/ops_groups.h"
 #include "broker/stomp_frame.h"
 #include "groups/groups.h"
@@ -69,13 +68,11 @@
 
 #define SUBSYS "stomp"
 #define SERVER_NAME "Sluice/0.1"
-/* How long a closing connection may take to drain its output. */
-#define CLOSE_LINGER_MS 5000
-/* Bytes taken from a socket per read beyond libevent's own 4 KiB. */
-#define READ_MORE_BYTES (124u * 1024)
-/* Longest a producer connection (SL_PRI_INGRESS) waits for a read while
- * the loop is busy with more urgent work; see ingress_guard_cb. */
-#define INGRESS_MAX_WAIT_US 5000
+/* Bytes per read of a connection (bigger reads: more SENDs per append
+ * batch, fewer callbacks). */
+#define READ_BYTES (128u * 1024)
+/* Before login: the largest frame, and the most input buffered. */
+#define STOMP_PRELOGIN_BYTES (32u * 1024)
 /* Coalesced SEND batches are cut at this size. */
 #define BATCH_CUT_BYTES (256u * 1024)
 /* Record header the queue groups read as a delivery delay (ms after the
@@ -93,55 +90,13 @@ typedef struct stomp_conn stomp_conn;
 typedef struct stomp_sub stomp_sub;
 typedef struct treader treader;
 
-/* ---- waits --------------------------------------------------------------- */
+/* ---- waits ------------------------------------------------------------- */
 
-typedef struct stomp_wait {
-    int refs;    /* the reply holding it + each pending callback */
-    int pending; /* callbacks still to come (+1 while being built) */
-    sl_err err;  /* first failure */
-    char what[320];
-    stomp_conn *c; /* NULL once the connection is gone */
-} stomp_wait;
-
-static void conn_replies_flush(stomp_conn *c);
-
-static stomp_wait *wait_new(stomp_conn *c)
+/* The callback of sl_ops_wait_durable and sl_groups_wait: one held part of
+ * a wait came back (conn.h). */
+static void wait_cb(void *arg, sl_err err)
 {
-    stomp_wait *w = calloc(1, sizeof(*w));
-    if (!w)
-        return NULL;
-    w->refs = 1;    /* the caller's (handed to a reply) */
-    w->pending = 1; /* "being built"; wait_arm drops it */
-    w->c = c;
-    return w;
-}
-
-static void wait_unref(stomp_wait *w)
-{
-    if (w && --w->refs == 0)
-        free(w);
-}
-
-static void wait_done_one(stomp_wait *w, sl_err err)
-{
-    if (err != SL_OK && w->err == SL_OK)
-        w->err = err;
-    if (--w->pending == 0 && w->c)
-        conn_replies_flush(w->c);
-}
-
-static void wait_cb_ops(void *arg, sl_err err)
-{
-    stomp_wait *w = arg;
-    wait_done_one(w, err);
-    wait_unref(w); /* the callback's */
-}
-
-static void wait_cb_groups(void *arg, sl_err err)
-{
-    stomp_wait *w = arg;
-    wait_done_one(w, err);
-    wait_unref(w);
+    sl_wait_release(arg, err);
 }
 
 /* ---- server and connection state ----------------------------------------- */
@@ -155,15 +110,11 @@ struct stomp_srv {
     stomp_user *users;
     size_t nusers;
     sl_stomp_auth *auth; /* password checks, when users are configured */
-    stomp_conn *conns;
-    size_t nconns;            /* counted against max-connections */
-    struct event *ingress_ev; /* ingress_guard_cb */
-    stomp_conn *ingress;      /* connections reading at SL_PRI_INGRESS */
+    sl_stomp_limits lim_prelogin; /* until CONNECT succeeded */
+    stomp_conn *conns;        /* every STOMP session */
     treader *readers;         /* every topic reader */
     uint64_t next_session;
 };
-
-static stomp_srv *g_srv;
 
 typedef struct pend {
     struct pend *next;
@@ -202,15 +153,6 @@ struct stomp_sub {
     size_t npend;
 };
 
-typedef struct reply {
-    struct reply *next;
-    stomp_wait *w; /* NULL = ready */
-    sl_wb frame;   /* the RECEIPT or ERROR frame (ERROR: close after) */
-    char receipt[128];
-    int is_error;
-    int close_after;
-} reply;
-
 typedef struct tx_op {
     struct tx_op *next;
     int cmd; /* SL_STOMP_SEND / ACK / NACK */
@@ -239,20 +181,11 @@ typedef struct stomp_tx {
 struct stomp_conn {
     stomp_srv *s;
     stomp_conn *next, *prev;
-    struct bufferevent *bev;
-    char peer[64];
+    sl_conn *conn;    /* the connection layer's (conn.h) */
+    const char *peer; /* sl_conn_peer(conn) */
     sl_stomp_parser ps;
     int version;
     int connected;
-    int closing;
-    int reading_paused;
-    int in_input;    /* inside conn_process_input */
-    size_t in_mark;  /* input left unparsed by the last conn_process_input */
-    long long in_us; /* when this producer's input was last read */
-    int pri_stale;   /* bufferevent_priority_set refused (events active) */
-    int ingress;     /* on srv->ingress: at SL_PRI_INGRESS, or pri_stale */
-    stomp_conn *in_prev, *in_next;
-    int streaming; /* its last read found more than 4 KiB waiting */
     char session[32];
     char login[64];
     char client_id[128];
@@ -263,22 +196,18 @@ struct stomp_conn {
     int64_t auth_cx, auth_cy;
     char *auth_receipt;
     struct event *hb_ev;
-    struct event *work_ev;   /* deferred refill / pump / reap */
-    struct event *linger_ev; /* closing: drop undrained output after it */
-    int want_reap;
     stomp_sub *subs;
     stomp_tx *txs;
-    reply *rq_head, *rq_tail;
-    size_t nrq;
     /* the SEND batch being coalesced */
     sl_batch_builder bb;
     int bb_active;
     char bb_topic[SL_TOPIC_NAME_MAX + 1];
     int32_t bb_part;
     int bb_durable;   /* some SEND in it was persistent */
-    stomp_wait *bb_w; /* receipts waiting for it, or NULL */
-    uint32_t rr;      /* round robin over partitions */
+    sl_wait *bb_w; /* receipts waiting for it, or NULL */
+    uint32_t rr;   /* round robin over partitions */
     sl_wb scratch;
+    sl_wb rwb; /* receipts and ERRORs being encoded */
     char **tmp_topics;
     size_t ntmp;
     uint64_t tmp_seq;
@@ -309,25 +238,28 @@ static int64_t parse_i64(const char *s, int *ok)
 
 static size_t out_len(stomp_conn *c)
 {
-    return evbuffer_get_length(bufferevent_get_output(c->bev));
+    return sl_conn_out_len(c->conn);
 }
 
 static int out_high(stomp_conn *c)
 {
-    return out_len(c) >= (size_t)c->s->cfg->output_high_water;
+    return sl_conn_out_high(c->conn);
+}
+
+static int conn_closing(stomp_conn *c)
+{
+    return sl_conn_closing(c->conn);
 }
 
 static void conn_write(stomp_conn *c, const void *p, size_t n)
 {
-    if (c->closing == 2)
-        return;
-    bufferevent_write(c->bev, p, n);
+    sl_conn_write(c->conn, p, n);
     c->last_write = sl_now_ms();
 }
 
 static void conn_kick(stomp_conn *c)
 {
-    event_active(c->work_ev, EV_TIMEOUT, 0);
+    sl_conn_kick(c->conn);
 }
 
 /* ---- destinations ---------------------------------------------------------
@@ -489,35 +421,7 @@ static int wild_match(const char *p, const char *t)
     }
 }
 
-/* ---- the reply FIFO ------------------------------------------------------ */
-
-static void conn_close(stomp_conn *c, const char *why);
-static void conn_maybe_resume(stomp_conn *c);
-
-static reply *reply_push(stomp_conn *c, stomp_wait *w)
-{
-    reply *r = calloc(1, sizeof(*r));
-    if (!r)
-        return NULL;
-    sl_wb_init(&r->frame, 128);
-    r->w = w;
-    if (w)
-        w->refs++;
-    if (c->rq_tail)
-        c->rq_tail->next = r;
-    else
-        c->rq_head = r;
-    c->rq_tail = r;
-    c->nrq++;
-    return r;
-}
-
-static void reply_free(reply *r)
-{
-    wait_unref(r->w);
-    sl_wb_fini(&r->frame);
-    free(r);
-}
+/* ---- replies ------------------------------------------------------------ */
 
 static void encode_error(stomp_conn *c, sl_wb *wb, const char *receipt,
                          const char *msg, const char *detail)
@@ -544,98 +448,64 @@ static void encode_receipt(stomp_conn *c, sl_wb *wb, const char *receipt)
     sl_stomp_enc_end(&e, NULL, 0);
 }
 
-/* Owe a RECEIPT once w completes (w NULL = at once, in order). */
-static void owe_receipt(stomp_conn *c, const char *receipt, stomp_wait *w)
+/* The operation behind a receipt failed (its wait): say so, and close. */
+static void receipt_failed(void *state, sl_reply *r, sl_err err,
+                           const char *what, const char *receipt)
 {
-    reply *r;
+    stomp_conn *c = state;
+    char detail[400];
+    snprintf(detail, sizeof(detail), "%s%s%s", sl_strerror(err),
+             what[0] ? ": " : "", what);
+    sl_wb_reset(&c->rwb);
+    encode_error(c, &c->rwb, receipt, "operation failed or not durable",
+                 detail);
+    sl_reply_clear(r);
+    sl_reply_add(r, c->rwb.p, c->rwb.len);
+    sl_reply_close_after(r);
+    sl_conn_warn(c->conn, "receipt-failed", "session %s: receipt %s: %s",
+                 c->session, receipt, detail);
+}
+
+/* Owe a RECEIPT once w completes (w NULL = at once, in order). */
+static void owe_receipt(stomp_conn *c, const char *receipt, sl_wait *w)
+{
+    sl_reply *r;
     if (!receipt)
         return;
-    r = reply_push(c, w);
+    r = sl_reply_new(c->conn, 0);
     if (!r)
         return;
-    snprintf(r->receipt, sizeof(r->receipt), "%s", receipt);
-    encode_receipt(c, &r->frame, receipt);
-    conn_replies_flush(c);
+    sl_wb_reset(&c->rwb);
+    encode_receipt(c, &c->rwb, receipt);
+    sl_reply_add(r, c->rwb.p, c->rwb.len);
+    if (w) {
+        sl_reply_wait(r, w);
+        sl_reply_on_fail(r, receipt_failed, receipt);
+    }
+    sl_reply_done(r);
 }
 
 /* Send an ERROR (after the replies owed before it) and close. */
 static void send_error(stomp_conn *c, const char *receipt, const char *msg,
                        const char *detail)
 {
-    reply *r;
+    sl_reply *r;
     sl_log(SL_INFO, SUBSYS, "peer %s session %s: ERROR %s%s%s", c->peer,
            c->session, msg, detail ? ": " : "", detail ? detail : "");
-    if (c->closing)
+    if (conn_closing(c))
         return;
-    r = reply_push(c, NULL);
-    if (r) {
-        encode_error(c, &r->frame, receipt, msg, detail);
-        r->is_error = 1;
-        r->close_after = 1;
-    }
-    /* read nothing more */
-    bufferevent_disable(c->bev, EV_READ);
-    c->reading_paused = 1;
-    conn_replies_flush(c);
-    if (!r)
-        conn_close(c, "out of memory");
-}
-
-/* Write the (small) output now rather than in the next loop iteration: a
- * socket bufferevent writes only once epoll reports the socket writable,
- * one more loop pass before a RECEIPT that an fdatasync just released
- * leaves (about 4% of a receipt on every send, 12 alternated pairs). The
- * bufferevent keeps the start of its output buffer frozen outside its own
- * writes, so unfreeze it around ours; errors and EAGAIN are left to the
- * bufferevent's own write. */
-static void conn_write_now(stomp_conn *c)
-{
-    struct evbuffer *out = bufferevent_get_output(c->bev);
-    size_t n = evbuffer_get_length(out);
-    if (n == 0 || n > 64 * 1024 || c->closing)
+    r = sl_reply_new(c->conn, 0);
+    if (!r) {
+        sl_conn_abort(c->conn, "out of memory");
         return;
-    evbuffer_unfreeze(out, 1);
-    evbuffer_write(out, bufferevent_getfd(c->bev));
-    evbuffer_freeze(out, 1);
-}
-
-static void conn_replies_flush(stomp_conn *c)
-{
-    int wrote = 0;
-    while (c->rq_head && !c->closing) {
-        reply *r = c->rq_head;
-        int close_after = r->close_after;
-        if (r->w && r->w->pending > 0)
-            break;
-        if (r->w && r->w->err != SL_OK && !r->is_error) {
-            /* the operation behind the receipt failed: say so, close */
-            char detail[400];
-            snprintf(detail, sizeof(detail), "%s%s%s", sl_strerror(r->w->err),
-                     r->w->what[0] ? ": " : "", r->w->what);
-            sl_wb_reset(&r->frame);
-            encode_error(c, &r->frame, r->receipt,
-                         "operation failed or not durable", detail);
-            sl_log(SL_WARN, SUBSYS, "peer %s session %s: receipt %s: %s",
-                   c->peer, c->session, r->receipt, detail);
-            close_after = 1;
-        }
-        conn_write(c, r->frame.p, r->frame.len);
-        wrote = 1;
-        c->rq_head = r->next;
-        if (!c->rq_head)
-            c->rq_tail = NULL;
-        c->nrq--;
-        reply_free(r);
-        if (close_after) {
-            conn_close(c, "closed after ERROR or DISCONNECT");
-            return;
-        }
     }
-    /* Receipts released by a durable notify or a groups commit; those
-     * owed while reading frames go out together after the read. */
-    if (wrote && !c->in_input)
-        conn_write_now(c);
-    conn_maybe_resume(c);
+    sl_wb_reset(&c->rwb);
+    encode_error(c, &c->rwb, receipt, msg, detail);
+    sl_reply_add(r, c->rwb.p, c->rwb.len);
+    sl_reply_close_after(r);
+    /* read nothing more; close once the replies before it are out */
+    sl_conn_close_after_reply(c->conn);
+    sl_reply_done(r);
 }
 
 /* ---- SEND batches -------------------------------------------------------- */
@@ -647,7 +517,7 @@ static sl_err batch_flush(stomp_conn *c)
     const uint8_t *bp;
     size_t blen;
     int64_t base = 0, next = 0;
-    stomp_wait *w = c->bb_w;
+    sl_wait *w = c->bb_w;
     sl_err rc;
     if (!c->bb_active)
         return SL_OK;
@@ -662,9 +532,10 @@ static sl_err batch_flush(stomp_conn *c)
         sl_log(SL_WARN, SUBSYS, "peer %s: append to %s/%d failed: %s", c->peer,
                c->bb_topic, c->bb_part, sl_strerror(rc));
         if (w) {
-            snprintf(w->what, sizeof(w->what), "SEND to topic %s", c->bb_topic);
-            wait_done_one(w, rc);
-            wait_unref(w);
+            sl_wait_set_what(w, "SEND to topic %s", c->bb_topic);
+            sl_wait_fail(w, rc);
+            sl_wait_built(w);
+            sl_wait_unref(w);
         } else {
             char d[400];
             snprintf(d, sizeof(d), "SEND to topic %s: %s", c->bb_topic,
@@ -676,19 +547,14 @@ static sl_err batch_flush(stomp_conn *c)
     if (w) {
         if (c->bb_durable) {
             sl_ops_wait *ow = NULL;
-            w->refs++;
-            w->pending++;
+            sl_wait_hold(w);
             rc = sl_ops_wait_durable(c->s->b, c->bb_topic, c->bb_part, next,
-                                     wait_cb_ops, w, &ow);
-            if (rc != SL_OK || !ow) {
-                w->refs--;
-                w->pending--;
-                if (rc != SL_OK && w->err == SL_OK)
-                    w->err = rc;
-            }
+                                     wait_cb, w, &ow);
+            if (rc != SL_OK || !ow)
+                sl_wait_release(w, rc); /* no callback will come */
         }
-        wait_done_one(w, SL_OK); /* drop the "being built" count */
-        wait_unref(w);           /* batch's reference */
+        sl_wait_built(w);  /* drop the "being built" count */
+        sl_wait_unref(w);  /* batch's reference */
     }
     return SL_OK;
 }
@@ -778,7 +644,7 @@ static sl_err send_headers(stomp_conn *c, const sl_stomp_frame *f,
 static int sub_can_deliver(stomp_sub *s)
 {
     stomp_conn *c = s->c;
-    if (c->closing || out_high(c))
+    if (conn_closing(c) || out_high(c))
         return 0;
     if (s->ack != ACK_AUTO && (int64_t)s->npend >= s->prefetch)
         return 0;
@@ -979,7 +845,7 @@ static void sub_refill(stomp_sub *s)
     int64_t want;
     if (!s->qc)
         return;
-    if (s->c->closing || out_high(s->c))
+    if (conn_closing(s->c) || out_high(s->c))
         want = 0;
     else if (s->ack == ACK_AUTO)
         want = s->prefetch;
@@ -1145,7 +1011,7 @@ static void on_append(void *arg, const char *topic, int32_t partition,
     stomp_conn *c;
     for (c = srv->conns; c; c = c->next) {
         stomp_sub *s;
-        if (c->closing)
+        if (conn_closing(c))
             continue;
         for (s = c->subs; s; s = s->next) {
             if (s->pattern && wild_match(s->pattern, topic) &&
@@ -1215,44 +1081,11 @@ static void sub_free(stomp_sub *s)
     free(s);
 }
 
-static void ingress_unlink(stomp_conn *c)
-{
-    if (c->in_prev)
-        c->in_prev->in_next = c->in_next;
-    else
-        c->s->ingress = c->in_next;
-    if (c->in_next)
-        c->in_next->in_prev = c->in_prev;
-    c->in_prev = c->in_next = NULL;
-}
-
-/* A producer (a connection without a subscription) that streams, i.e.
- * whose last read found more than libevent's 4 KiB waiting, reads at
- * SL_PRI_INGRESS (ops.h); every other connection at the normal priority.
- * It stays one until a smaller read finds no reply owed (a window of
- * receipts has drained). One that sends a frame and waits for its receipt
- * cannot outrun the consumers, and at the lower priority it would wait
- * behind their acks (4% on a receipt on every send). */
+/* A connection without a subscription is a producer: the connection layer
+ * may pace it (SL_PRI_INGRESS) when it streams. */
 static void conn_set_priority(stomp_conn *c)
 {
-    int want = c->subs == NULL && c->streaming, ingress;
-    /* libevent refuses while one of the events is active (it may have
-     * moved one of the two): retried from the next read, work or guard
-     * callback, and until then the guard looks after the connection */
-    c->pri_stale = bufferevent_priority_set(c->bev, want ? SL_PRI_INGRESS
-                                                         : SL_PRI_NORMAL) != 0;
-    ingress = want || c->pri_stale;
-    if (ingress != c->ingress) {
-        c->ingress = ingress;
-        if (ingress) {
-            c->in_prev = NULL;
-            c->in_next = c->s->ingress;
-            if (c->in_next)
-                c->in_next->in_prev = c;
-            c->s->ingress = c;
-        } else
-            ingress_unlink(c);
-    }
+    sl_conn_set_pace(c->conn, c->subs == NULL);
 }
 
 static void sub_link(stomp_conn *c, stomp_sub *s)
@@ -1761,7 +1594,6 @@ static const stomp_user *user_find(stomp_srv *s, const char *login)
 static void auth_done(void *arg, int ok);
 static void connect_finish(stomp_conn *c, int64_t cx, int64_t cy,
                            const char *receipt);
-static void conn_maybe_resume(stomp_conn *c);
 
 static void h_connect(stomp_conn *c, const sl_stomp_frame *f)
 {
@@ -1812,7 +1644,7 @@ static void h_connect(stomp_conn *c, const sl_stomp_frame *f)
             conn_write(c, wb->p, wb->len);
             sl_log(SL_INFO, SUBSYS, "peer %s: unsupported accept-version %s",
                    c->peer, av);
-            conn_close(c, "unsupported version");
+            sl_conn_close_after_reply(c->conn);
             return;
         }
         c->version = best;
@@ -1842,8 +1674,9 @@ static void h_connect(stomp_conn *c, const sl_stomp_frame *f)
             send_error(c, r, "out of memory", NULL);
             return;
         }
-        c->reading_paused = 1;
-        bufferevent_disable(c->bev, EV_READ);
+        sl_conn_pause(c->conn);
+        /* a slow check is the broker's doing, not the client's */
+        sl_conn_handshake_wait(c->conn);
         return;
     }
     connect_finish(c, cx, cy, RECEIPT(f));
@@ -1863,7 +1696,7 @@ static void auth_done(void *arg, int ok)
         send_error(c, receipt, "access refused", "wrong login or passcode");
     } else {
         connect_finish(c, c->auth_cx, c->auth_cy, receipt);
-        conn_maybe_resume(c); /* and handle what came after CONNECT */
+        sl_conn_resume(c->conn); /* and handle what came after CONNECT */
     }
     free(receipt);
 }
@@ -1885,6 +1718,9 @@ static void connect_finish(stomp_conn *c, int64_t cx, int64_t cy,
         c->hb_out = c->hb_in = 0;
     c->connected = 1;
     sl_stomp_parser_set_version(&c->ps, c->version);
+    /* logged in: the full limits from the next frame on */
+    c->ps.lim = c->s->lim;
+    sl_conn_handshake_done(c->conn);
 
     sl_wb_reset(wb);
     sl_stomp_enc_begin(&e, wb, c->version, SL_STOMP_CONNECTED);
@@ -2039,7 +1875,7 @@ static void h_send(stomp_conn *c, const sl_stomp_frame *f)
         c->bb_durable = 1;
     if (receipt) {
         if (!c->bb_w) {
-            c->bb_w = wait_new(c);
+            c->bb_w = sl_wait_new(c->conn);
             if (!c->bb_w) {
                 send_error(c, receipt, "out of memory", NULL);
                 return;
@@ -2266,25 +2102,25 @@ static void h_ack(stomp_conn *c, const sl_stomp_frame *f)
         return;
     }
     if (receipt) {
-        stomp_wait *w = NULL;
+        sl_wait *w = NULL;
         if (queue && srv_groups(c->s)) {
             /* the receipt means the ack is committed */
-            w = wait_new(c);
+            w = sl_wait_new(c->conn);
             if (w) {
-                w->refs++;
-                w->pending++;
-                snprintf(w->what, sizeof(w->what),
-                         "%s %.120s is applied but not yet durable (the "
-                         "group state could not be written, a full disk?); "
-                         "it is written by the next commit that succeeds, "
-                         "and undone only if the broker stops before that",
-                         f->cmd == SL_STOMP_ACK ? "ACK" : "NACK", msgid);
-                sl_groups_wait(srv_groups(c->s), wait_cb_groups, w);
-                wait_done_one(w, SL_OK);
+                sl_wait_hold(w);
+                sl_wait_set_what(
+                    w,
+                    "%s %.120s is applied but not yet durable (the "
+                    "group state could not be written, a full disk?); "
+                    "it is written by the next commit that succeeds, "
+                    "and undone only if the broker stops before that",
+                    f->cmd == SL_STOMP_ACK ? "ACK" : "NACK", msgid);
+                sl_groups_wait(srv_groups(c->s), wait_cb, w);
+                sl_wait_built(w);
             }
         }
         owe_receipt(c, receipt, w);
-        wait_unref(w);
+        sl_wait_unref(w);
     }
 }
 
@@ -2325,7 +2161,7 @@ static void h_commit(stomp_conn *c, const sl_stomp_frame *f, int abort)
     const char *receipt = RECEIPT(f);
     char why[512];
     stomp_tx *t;
-    stomp_wait *w;
+    sl_wait *w;
     tx_op *o, *p;
     int queue = 0;
     sl_err rc = SL_OK;
@@ -2351,13 +2187,13 @@ static void h_commit(stomp_conn *c, const sl_stomp_frame *f, int abort)
         owe_receipt(c, receipt, NULL);
         return;
     }
-    w = wait_new(c);
+    w = sl_wait_new(c->conn);
     if (!w) {
         tx_free(t);
         send_error(c, receipt, "out of memory", NULL);
         return;
     }
-    snprintf(w->what, sizeof(w->what), "COMMIT of transaction %s", txid);
+    sl_wait_set_what(w, "COMMIT of transaction %s", txid);
     /* SENDs: for each not-yet-sent op, batch every later op of the same
      * partition with it */
     for (o = t->ops; o && rc == SL_OK; o = o->next) {
@@ -2388,14 +2224,11 @@ static void h_commit(stomp_conn *c, const sl_stomp_frame *f, int abort)
                                &next);
         if (rc == SL_OK) {
             sl_ops_wait *ow = NULL;
-            w->refs++;
-            w->pending++;
+            sl_wait_hold(w);
             rc = sl_ops_wait_durable(c->s->b, o->topic, o->partition, next,
-                                     wait_cb_ops, w, &ow);
-            if (rc != SL_OK || !ow) {
-                w->refs--;
-                w->pending--;
-            }
+                                     wait_cb, w, &ow);
+            if (rc != SL_OK || !ow)
+                sl_wait_release(w, SL_OK); /* no callback will come */
         } else {
             snprintf(why, sizeof(why),
                      "COMMIT of transaction %.60s: SEND "
@@ -2407,8 +2240,8 @@ static void h_commit(stomp_conn *c, const sl_stomp_frame *f, int abort)
     }
     if (rc != SL_OK) {
         /* appends are not undone; say so and close */
-        wait_done_one(w, SL_OK);
-        wait_unref(w);
+        sl_wait_built(w);
+        sl_wait_unref(w);
         tx_free(t);
         send_error(c, receipt, "transaction failed", why);
         return;
@@ -2424,35 +2257,23 @@ static void h_commit(stomp_conn *c, const sl_stomp_frame *f, int abort)
                    o->cmd == SL_STOMP_ACK ? "ACK" : "NACK", o->msgid);
     }
     if (queue && srv_groups(c->s)) {
-        w->refs++;
-        w->pending++;
-        sl_groups_wait(srv_groups(c->s), wait_cb_groups, w);
+        sl_wait_hold(w);
+        sl_groups_wait(srv_groups(c->s), wait_cb, w);
     }
     for (o = t->ops; o; o = o->next)
         owe_receipt(c, o->receipt, w);
     owe_receipt(c, receipt, w);
-    wait_done_one(w, SL_OK);
-    wait_unref(w);
+    sl_wait_built(w);
+    sl_wait_unref(w);
     tx_free(t);
 }
 
 static void h_disconnect(stomp_conn *c, const sl_stomp_frame *f)
 {
-    const char *receipt = RECEIPT(f);
-    reply *r;
-    bufferevent_disable(c->bev, EV_READ);
-    c->reading_paused = 1;
-    r = reply_push(c, NULL);
-    if (!r) {
-        conn_close(c, "DISCONNECT");
-        return;
-    }
-    if (receipt) {
-        snprintf(r->receipt, sizeof(r->receipt), "%s", receipt);
-        encode_receipt(c, &r->frame, receipt);
-    }
-    r->close_after = 1;
-    conn_replies_flush(c);
+    /* the receipt (if asked for) after every reply owed before it, then
+     * the connection closes */
+    owe_receipt(c, RECEIPT(f), NULL);
+    sl_conn_close_after_reply(c->conn);
 }
 
 static void handle_frame(stomp_conn *c, const sl_stomp_frame *f)
@@ -2460,7 +2281,7 @@ static void handle_frame(stomp_conn *c, const sl_stomp_frame *f)
     char why[128];
     if (f->cmd != SL_STOMP_SEND)
         batch_flush(c);
-    if (c->closing)
+    if (conn_closing(c))
         return;
     if (!c->connected && f->cmd != SL_STOMP_CONNECT &&
         f->cmd != SL_STOMP_STOMP) {
@@ -2508,21 +2329,15 @@ static void handle_frame(stomp_conn *c, const sl_stomp_frame *f)
     }
 }
 
-/* ---- connection I/O ------------------------------------------------------ */
+/* ---- the connection's ops (conn.h) ---------------------------------------- */
 
-static int should_pause(stomp_conn *c)
+/* on_input: parse and handle frames while the connection layer lets us
+ * read; coalesced SENDs are appended before anything else waits. */
+static void st_input(void *state, sl_conn *conn, struct evbuffer *in)
 {
-    return out_high(c) || c->nrq >= (size_t)c->s->cfg->max_pending_requests ||
-           c->auth_job;
-}
-
-static void conn_process_input(stomp_conn *c)
-{
-    struct evbuffer *in = bufferevent_get_input(c->bev);
-    if (c->in_input)
-        return;
-    c->in_input = 1;
-    while (!c->closing && !c->reading_paused && evbuffer_get_length(in) > 0) {
+    stomp_conn *c = state;
+    c->last_read = sl_now_ms();
+    while (!sl_conn_closing(conn) && evbuffer_get_length(in) > 0) {
         struct evbuffer_iovec v;
         size_t used = 0;
         sl_stomp_frame f;
@@ -2538,166 +2353,55 @@ static void conn_process_input(stomp_conn *c)
         }
         if (rc == SL_STOMP_FRAME) {
             handle_frame(c, &f);
-            if (!c->closing && should_pause(c)) {
-                batch_flush(c);
-                c->reading_paused = 1;
-                bufferevent_disable(c->bev, EV_READ);
-                break;
-            }
+            if (!sl_conn_reading(conn))
+                break; /* paused (after this frame) or closing */
         }
     }
-    if (!c->closing)
+    if (!conn_closing(c))
         batch_flush(c);
-    c->in_input = 0;
-    c->in_mark = evbuffer_get_length(in);
 }
 
-/* Resume reading once output and owed replies drained. */
-static void conn_maybe_resume(stomp_conn *c)
+/* on_drain: room in the output (or a kick): refill credits, pump
+ * readers. */
+static void st_drain(void *state, sl_conn *conn)
 {
-    if (c->closing || !c->reading_paused || should_pause(c))
-        return;
-    /* paused for good after ERROR/DISCONNECT (a close_after reply) */
-    if (c->rq_tail && c->rq_tail->close_after)
-        return;
-    c->reading_paused = 0;
-    bufferevent_enable(c->bev, EV_READ);
-    conn_kick(c); /* process what is buffered */
-}
-
-/*
- * Producers' reads are SL_PRI_INGRESS (ops.h): they run once nothing more
- * urgent is active. A loop kept busy for longer by other work (a binary
- * client producing flat out, a consumer replaying a long log) would leave
- * them waiting for as long as that lasts. So every read callback of
- * normal priority (sl_ops_busy) arms a timer, of normal priority too, that
- * reads for every producer not served for INGRESS_MAX_WAIT_US: a
- * producer's wait is bounded. An idle loop arms nothing.
- */
-static void ingress_arm(void *arg)
-{
-    static const struct timeval tv = {0, INGRESS_MAX_WAIT_US};
-    stomp_srv *srv = arg;
-    if (srv->ingress && !evtimer_pending(srv->ingress_ev, NULL))
-        evtimer_add(srv->ingress_ev, &tv);
-}
-
-static void ingress_guard_cb(evutil_socket_t fd, short what, void *arg)
-{
-    stomp_srv *srv = arg;
-    long long now = sl_fs_mono_us();
-    stomp_conn *c, *cn;
-    size_t got;
-    (void)fd;
-    (void)what;
-    for (c = srv->ingress; c; c = cn) {
-        cn = c->in_next; /* c may leave the list below */
-        if (c->pri_stale)
-            conn_set_priority(c);
-        if (c->closing || c->reading_paused || c->in_input ||
-            now - c->in_us < INGRESS_MAX_WAIT_US)
-            continue;
-        c->in_us = now;
-        got = sl_ops_read_now(c->bev, READ_MORE_BYTES);
-        if (got < SL_OPS_EV_READ_MAX && c->nrq == 0) {
-            c->streaming = 0;
-            conn_set_priority(c);
-        }
-        if (got > 0) {
-            c->last_read = sl_now_ms();
-            conn_process_input(c);
-        }
-        /* its write event waits at SL_PRI_INGRESS too (CONNECTED, ERROR) */
-        conn_write_now(c);
-    }
-}
-
-static void read_cb(struct bufferevent *bev, void *arg)
-{
-    stomp_conn *c = arg;
-    c->last_read = sl_now_ms();
-    if (!c->subs) {
-        /* libevent's read filled its 4 KiB (the test sl_ops_read_more
-         * makes): a streaming producer, to be paced */
-        int streaming = evbuffer_get_length(bufferevent_get_input(bev)) >=
-                            c->in_mark + SL_OPS_EV_READ_MAX ||
-                        (c->streaming && c->nrq > 0);
-        if (streaming != c->streaming) {
-            c->streaming = streaming;
-            c->pri_stale = 1;
-        }
-    }
-    if (c->pri_stale)
-        conn_set_priority(c);
-    if (c->ingress)
-        c->in_us = sl_fs_mono_us();
-    else
-        ingress_arm(c->s);
-    /* libevent 2.1 reads at most 4 KiB per callback: with 1 KiB bodies
-     * that was a loop pass (and an append, a flusher wake-up) per 4
-     * frames. Take what the socket holds, as the binary listener does. */
-    if (!c->in_input && !c->reading_paused && !c->closing)
-        sl_ops_read_more(bev, c->in_mark, READ_MORE_BYTES);
-    conn_process_input(c);
-}
-
-static void write_cb(struct bufferevent *bev, void *arg)
-{
-    stomp_conn *c = arg;
-    if (c->closing) {
-        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
-            c->want_reap = 1;
-            conn_kick(c);
-        }
-        return;
-    }
-    /* below the low watermark: deliver and read again */
-    conn_kick(c);
-    conn_maybe_resume(c);
-}
-
-static void event_cb(struct bufferevent *bev, short what, void *arg)
-{
-    stomp_conn *c = arg;
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
-        sl_log(SL_DEBUG, SUBSYS, "peer %s session %s: %s", c->peer, c->session,
-               (what & BEV_EVENT_EOF) ? "closed by peer" : "socket error");
-        c->closing = 2; /* nothing can be written any more */
-        c->want_reap = 1;
-        bufferevent_disable(bev, EV_READ | EV_WRITE);
-        conn_kick(c);
-    }
+    stomp_conn *c = state;
+    stomp_sub *s;
+    (void)conn;
+    for (s = c->subs; s; s = s->next)
+        sub_pump(s);
 }
 
 static void hb_cb(evutil_socket_t fd, short what, void *arg)
 {
     stomp_conn *c = arg;
     int64_t now = sl_now_ms();
-    if (c->closing)
+    if (conn_closing(c))
         return;
-    if (c->reading_paused)
+    if (!sl_conn_reading(c->conn))
         c->last_read = now; /* not reading is our doing, not the client's */
     if (c->hb_in && now - c->last_read > c->hb_in + c->hb_in / 2) {
         sl_log(SL_INFO, SUBSYS,
                "peer %s session %s: no heart-beat for %" PRId64
                " ms (interval %" PRId64 " ms): closing",
                c->peer, c->session, now - c->last_read, c->hb_in);
-        c->closing = 2;
-        c->want_reap = 1;
-        conn_kick(c);
+        sl_conn_abort(c->conn, "no heart-beat");
         return;
     }
     if (c->hb_out && now - c->last_write >= c->hb_out / 2 && out_len(c) == 0)
         conn_write(c, "\n", 1);
 }
 
-static void conn_teardown(stomp_conn *c)
+/* on_close: the connection is being freed; release what the session
+ * holds (unacked messages return to their queues). */
+static void st_close(void *state, sl_conn *conn)
 {
+    stomp_conn *c = state;
     stomp_srv *srv = c->s;
     stomp_sub *s, *sn;
     stomp_tx *t, *tn;
-    reply *r, *rn;
     size_t i;
+    (void)conn;
     sl_log(SL_DEBUG, SUBSYS, "peer %s session %s: closed", c->peer, c->session);
     if (c->prev)
         c->prev->next = c->next;
@@ -2705,9 +2409,6 @@ static void conn_teardown(stomp_conn *c)
         srv->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    srv->nconns--;
-    if (c->ingress)
-        ingress_unlink(c);
     for (s = c->subs; s; s = sn) {
         sn = s->next;
         sub_free(s); /* unacked messages return to their queues */
@@ -2726,150 +2427,56 @@ static void conn_teardown(stomp_conn *c)
         tn = t->next;
         tx_free(t);
     }
-    if (c->bb_w) {
-        c->bb_w->c = NULL;
-        wait_unref(c->bb_w);
-    }
-    for (r = c->rq_head; r; r = rn) {
-        rn = r->next;
-        if (r->w)
-            r->w->c = NULL;
-        reply_free(r);
-    }
+    sl_wait_unref(c->bb_w);
     if (c->hb_ev)
         event_free(c->hb_ev);
     sl_stomp_auth_cancel(c->auth_job); /* its answer finds no connection */
     free(c->auth_receipt);
-    if (c->work_ev)
-        event_free(c->work_ev);
-    if (c->linger_ev)
-        event_free(c->linger_ev);
-    bufferevent_free(c->bev);
     sl_stomp_parser_fini(&c->ps);
     sl_bb_fini(&c->bb);
     sl_wb_fini(&c->scratch);
+    sl_wb_fini(&c->rwb);
     free(c);
 }
 
-/* Deferred work: reap, or refill credits / pump readers / read input. */
-static void work_cb(evutil_socket_t fd, short what, void *arg)
-{
-    stomp_conn *c = arg;
-    stomp_sub *s;
-    if (c->want_reap) {
-        conn_teardown(c);
-        return;
-    }
-    if (c->closing)
-        return;
-    if (c->pri_stale)
-        conn_set_priority(c);
-    for (s = c->subs; s; s = s->next)
-        sub_pump(s);
-    if (!c->reading_paused)
-        conn_process_input(c);
-}
-
-static void linger_cb(evutil_socket_t fd, short what, void *arg)
-{
-    stomp_conn *c = arg;
-    sl_log(SL_INFO, SUBSYS,
-           "peer %s session %s: output not drained %d ms after close: "
-           "dropping it",
-           c->peer, c->session, CLOSE_LINGER_MS);
-    c->want_reap = 1;
-    conn_kick(c);
-}
-
-static void conn_close(stomp_conn *c, const char *why)
-{
-    if (c->closing)
-        return;
-    c->closing = 1;
-    bufferevent_disable(c->bev, EV_READ);
-    sl_log(SL_DEBUG, SUBSYS, "peer %s session %s: closing (%s)", c->peer,
-           c->session, why);
-    if (out_len(c) == 0) {
-        c->want_reap = 1;
-        conn_kick(c);
-    } else {
-        /* write_cb reaps once the output drained; a peer that does not
-         * read gets CLOSE_LINGER_MS, then its subscriptions are released
-         * and the socket closed anyway */
-        struct timeval tv = {CLOSE_LINGER_MS / 1000,
-                             (CLOSE_LINGER_MS % 1000) * 1000};
-        c->linger_ev = evtimer_new(sl_broker_base(c->s->b), linger_cb, c);
-        if (c->linger_ev)
-            evtimer_add(c->linger_ev, &tv);
-        else
-            linger_cb(-1, 0, c);
-    }
-}
-
-static void on_accept(void *arg, evutil_socket_t fd,
-                      const struct sockaddr *addr, int addrlen)
+/* on_open: a new session, limited until CONNECT (and login) succeeds. */
+static sl_err st_open(void *arg, sl_conn *conn, void **state)
 {
     stomp_srv *srv = arg;
     stomp_conn *c = calloc(1, sizeof(*c));
-    char host[INET6_ADDRSTRLEN] = "?";
-    int port = 0, one = 1;
-    if (!c || srv->nconns >= (size_t)srv->cfg->max_connections) {
-        sl_log(SL_WARN, SUBSYS,
-               "refusing a STOMP connection: %zu open (max-connections)",
-               srv->nconns);
-        free(c);
-        evutil_closesocket(fd);
-        return;
-    }
-    if (addr && addr->sa_family == AF_INET) {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)addr;
-        inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
-        port = ntohs(a->sin_port);
-    } else if (addr && addr->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)addr;
-        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
-        port = ntohs(a->sin6_port);
-    }
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    snprintf(c->peer, sizeof(c->peer), "%s:%d", host, port);
+    if (!c)
+        return SL_ERR_NOMEM;
     c->s = srv;
+    c->conn = conn;
+    c->peer = sl_conn_peer(conn);
     snprintf(c->session, sizeof(c->session), "%" PRIu64, ++srv->next_session);
     c->version = SL_STOMP_V10;
     c->last_read = c->last_write = sl_now_ms();
-    sl_stomp_parser_init(&c->ps, &srv->lim);
+    sl_stomp_parser_init(&c->ps, &srv->lim_prelogin);
     sl_bb_init(&c->bb, SL_CODEC_NONE);
     sl_wb_init(&c->scratch, 1024);
-    c->bev = bufferevent_socket_new(sl_broker_base(srv->b), fd,
-                                    BEV_OPT_CLOSE_ON_FREE);
-    c->work_ev = event_new(sl_broker_base(srv->b), -1, 0, work_cb, c);
-    if (!c->bev || !c->work_ev) {
-        if (c->bev)
-            bufferevent_free(c->bev);
-        else
-            evutil_closesocket(fd);
-        if (c->work_ev)
-            event_free(c->work_ev);
-        sl_stomp_parser_fini(&c->ps);
-        sl_bb_fini(&c->bb);
-        sl_wb_fini(&c->scratch);
-        free(c);
-        return;
-    }
-    bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+    sl_wb_init(&c->rwb, 128);
+    sl_conn_limit_input(conn, STOMP_PRELOGIN_BYTES);
     conn_set_priority(c);
-    /* bigger reads: more SENDs per append batch, fewer callbacks */
-    bufferevent_set_max_single_read(c->bev, 128 * 1024);
-    bufferevent_setwatermark(c->bev, EV_WRITE,
-                             (size_t)srv->cfg->output_high_water / 2, 0);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     c->next = srv->conns;
     if (srv->conns)
         srv->conns->prev = c;
     srv->conns = c;
-    srv->nconns++;
+    *state = c;
     sl_log(SL_DEBUG, SUBSYS, "peer %s: accepted, session %s", c->peer,
            c->session);
+    return SL_OK;
 }
+
+static const sl_conn_ops stomp_ops = {
+    .name = "stomp",
+    .flags = SL_CONN_HANDSHAKE,
+    .read_max = READ_BYTES,
+    .on_open = st_open,
+    .on_input = st_input,
+    .on_drain = st_drain,
+    .on_close = st_close,
+};
 
 /* ---- users --------------------------------------------------------------- */
 
@@ -2996,6 +2603,9 @@ void sl_stomp_module_init(sl_broker *b)
     s->lim.max_frame = (size_t)s->cfg->stomp_max_frame;
     s->lim.max_headers = (uint32_t)s->cfg->stomp_max_headers;
     s->lim.max_header_len = (size_t)s->cfg->stomp_max_header_length;
+    s->lim_prelogin = s->lim;
+    if (s->lim_prelogin.max_frame > STOMP_PRELOGIN_BYTES)
+        s->lim_prelogin.max_frame = STOMP_PRELOGIN_BYTES;
     if (s->cfg->stomp_users_file && s->cfg->stomp_users_file[0]) {
         if (users_load(s, s->cfg->stomp_users_file, err, sizeof(err)) !=
             SL_OK) {
@@ -3016,31 +2626,21 @@ void sl_stomp_module_init(sl_broker *b)
                "development mode: no stomp-users-file, every STOMP login is "
                "accepted");
     }
-    s->ingress_ev = evtimer_new(sl_broker_base(b), ingress_guard_cb, s);
-    g_srv = s;
-    if (!s->ingress_ev) {
-        sl_broker_fail(b, "stomp: out of memory");
-        sl_stomp_module_fini(b);
-        return;
-    }
     tmp_cleanup(s);
     sl_ops_on_append(b, on_append, s);
     sl_ops_on_topic_delete(b, on_topic_delete, s);
-    sl_ops_on_busy(b, ingress_arm, s);
-    sl_broker_set_stomp_accept(b, on_accept, s);
+    /* the module's state hangs on the listener's protocol entry */
+    sl_conn_set_proto(b, SL_LISTENER_STOMP, &stomp_ops, s);
 }
 
 void sl_stomp_module_fini(sl_broker *b)
 {
-    stomp_srv *s = g_srv;
+    stomp_srv *s = sl_conn_proto_arg(b, SL_LISTENER_STOMP);
     size_t i;
     if (!s)
         return;
-    while (s->conns)
-        conn_teardown(s->conns);
-    sl_ops_on_busy(b, NULL, NULL);
-    if (s->ingress_ev)
-        event_free(s->ingress_ev);
+    /* the server freed every connection (and so every session) first */
+    sl_conn_set_proto(b, SL_LISTENER_STOMP, NULL, NULL);
     sl_stomp_auth_free(s->auth);
     for (i = 0; i < s->nusers; i++) {
         free(s->users[i].login);
@@ -3048,5 +2648,4 @@ void sl_stomp_module_fini(sl_broker *b)
     }
     free(s->users);
     free(s);
-    g_srv = NULL;
 }

@@ -1,5 +1,6 @@
 #include "protocol/log.h"
 
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -12,9 +13,30 @@ static int log_fd = 2;
 
 static const char *const level_names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
 
+static char log_path[4096]; /* sl_log_set_file; empty = log_fd as set */
+
 void sl_log_set_fd(int fd)
 {
     log_fd = fd;
+}
+
+int sl_log_set_file(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -1;
+    snprintf(log_path, sizeof(log_path), "%s", path);
+    if (log_fd > 2)
+        close(log_fd);
+    log_fd = fd;
+    return 0;
+}
+
+int sl_log_reopen(void)
+{
+    if (!log_path[0])
+        return -1;
+    return sl_log_set_file(log_path);
 }
 
 int sl_log_parse_level(const char *s)

@@ -22,6 +22,12 @@ void sl_log_write(int level, const char *subsys, const char *fmt, ...)
 int sl_log_parse_level(const char *s);
 /* Where lines go (default: 2 = stderr). */
 void sl_log_set_fd(int fd);
+/* Append lines to the file at path (created 0644), remembered for
+ * sl_log_reopen. 0 or -1 (errno; lines keep going where they went). */
+int sl_log_set_file(const char *path);
+/* Reopen the file of sl_log_set_file (after logrotate moved it; SIGHUP).
+ * 0, or -1 when lines go to a descriptor (stderr) rather than a file. */
+int sl_log_reopen(void);
 
 #define sl_log(level, subsys, ...)                                             \
     do {                                                                       \
