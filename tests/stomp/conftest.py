@@ -31,7 +31,8 @@ def bin_dir():
 
 
 class Broker:
-    def __init__(self, data=None, args=()):
+    def __init__(self, data=None, args=(), preexec_fn=None):
+        self.preexec_fn = preexec_fn  # e.g. a lower RLIMIT_NOFILE
         self.own_data = data is None
         self.data = data or tempfile.mkdtemp(prefix="sluice-stomp-")
         self.args = list(args)
@@ -50,7 +51,8 @@ class Broker:
         self.proc = subprocess.Popen(
             [exe, "--listen", "127.0.0.1:0", "--stomp-listen", "127.0.0.1:0",
              "--http-listen", "127.0.0.1:0", "--data", self.data] + self.args,
-            stdout=subprocess.PIPE, stderr=self.errf)
+            stdout=subprocess.PIPE, stderr=self.errf,
+            preexec_fn=self.preexec_fn)
         line = self.proc.stdout.readline().decode()
         if not line.startswith("sluiced ready"):
             self.proc.wait(timeout=10)
