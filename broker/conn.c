@@ -695,6 +695,9 @@ void sl_conn_close_after_reply(sl_conn *c)
     c->closing = 1;
     bufferevent_disable(c->bev, EV_READ);
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+    /* on_drain sees it closing: stop deliveries (STOMP takes back the
+     * credits of its queue consumers) */
+    sl_conn_kick(c);
     maybe_finish_close(c);
 }
 
@@ -1100,7 +1103,8 @@ static void work_cb(evutil_socket_t fd, short what, void *arg)
         return;
     if (c->pri_stale)
         set_priority(c);
-    if (!c->closing && c->ops->on_drain)
+    /* also when closing: the protocol stops what it delivers */
+    if (c->ops->on_drain)
         c->ops->on_drain(c->state, c);
     if (!c->dead && !c->in_read)
         process_input(c);
@@ -1174,6 +1178,7 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
         if (!c->dead) {
             c->closing = 1;
             bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+            sl_conn_kick(c); /* on_drain: stop deliveries */
             run_close_hooks(c);
             if (c->dead || c->lingering)
                 return;

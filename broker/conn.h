@@ -60,7 +60,9 @@ typedef struct sl_conn_ops {
      * with more bytes. */
     void (*on_input)(void *state, sl_conn *c, struct evbuffer *in);
     /* The connection may write more: its output drained below half the
-     * high-water mark, or sl_conn_kick asked for it. Optional. */
+     * high-water mark, or sl_conn_kick asked for it; also once when it
+     * starts closing (sl_conn_closing true: stop delivering, give back
+     * what deliveries hold). Optional. */
     void (*on_drain)(void *state, sl_conn *c);
     /* Once, when the connection is freed (deferred: never inside another
      * of its callbacks). Release the state. Replies were cancelled and
