@@ -225,9 +225,15 @@ void sl_conn_set_proto(sl_broker *b, enum sl_listener l,
     b->protos[l].arg = arg;
 }
 
-void *sl_conn_proto_arg(sl_broker *b, enum sl_listener l)
+void *sl_conn_proto_arg(sl_broker *b, enum sl_listener l,
+                        const sl_conn_ops *ops)
 {
-    return b->protos[l].ops ? b->protos[l].arg : NULL;
+    return b->protos[l].ops == ops ? b->protos[l].arg : NULL;
+}
+
+const sl_conn_ops *sl_conn_proto_ops(sl_broker *b, enum sl_listener l)
+{
+    return b->protos[l].ops;
 }
 
 /* ---- small accessors ------------------------------------------------------ */

@@ -74,8 +74,12 @@ typedef struct sl_conn_ops {
  * accept). arg goes to on_open. */
 void sl_conn_set_proto(sl_broker *b, enum sl_listener l,
                        const sl_conn_ops *ops, void *arg);
-/* The arg registered for listener l (NULL if none): a module's state. */
-void *sl_conn_proto_arg(sl_broker *b, enum sl_listener l);
+/* The arg registered for listener l with these ops (NULL if none, or if
+ * other ops are attached): a module's state. */
+void *sl_conn_proto_arg(sl_broker *b, enum sl_listener l,
+                        const sl_conn_ops *ops);
+/* The ops attached to listener l (NULL if none). */
+const sl_conn_ops *sl_conn_proto_ops(sl_broker *b, enum sl_listener l);
 
 /* ---- the connection ------------------------------------------------------ */
 

@@ -2635,7 +2635,7 @@ void sl_stomp_module_init(sl_broker *b)
 
 void sl_stomp_module_fini(sl_broker *b)
 {
-    stomp_srv *s = sl_conn_proto_arg(b, SL_LISTENER_STOMP);
+    stomp_srv *s = sl_conn_proto_arg(b, SL_LISTENER_STOMP, &stomp_ops);
     size_t i;
     if (!s)
         return;

@@ -158,6 +158,8 @@ typedef struct fixture {
     proto p;
     int port, bin_port;
     char logpath[96];
+    const sl_conn_ops *stomp_ops; /* STOMP's, put back before stopping */
+    void *stomp_arg;
 } fixture;
 
 static int port_of(const char *addr)
@@ -185,6 +187,8 @@ static fixture *start(const char *const *kv)
         sl_config_set(&c, "listen", "127.0.0.1:0", err, sizeof(err)), 0);
     assert_int_equal(
         sl_config_set(&c, "stomp-listen", "127.0.0.1:0", err, sizeof(err)), 0);
+    assert_int_equal(
+        sl_config_set(&c, "http-listen", "127.0.0.1:0", err, sizeof(err)), 0);
     for (; kv && kv[0]; kv += 2)
         assert_int_equal(sl_config_set(&c, kv[0], kv[1], err, sizeof(err)),
                          0);
@@ -192,6 +196,8 @@ static fixture *start(const char *const *kv)
     if (sl_server_start(&c, &f->b, err, sizeof(err)) != SL_OK)
         fail_msg("start: %s", err);
     /* the test protocol replaces STOMP on its listener */
+    f->stomp_ops = sl_conn_proto_ops(f->b, SL_LISTENER_STOMP);
+    f->stomp_arg = sl_conn_proto_arg(f->b, SL_LISTENER_STOMP, f->stomp_ops);
     sl_conn_set_proto(f->b, SL_LISTENER_STOMP, &t_ops, &f->p);
     f->port = port_of(sl_server_stomp_addr(f->b));
     f->bin_port = port_of(sl_server_binary_addr(f->b));
@@ -201,6 +207,7 @@ static fixture *start(const char *const *kv)
 static void stop(fixture *f)
 {
     char cmd[256];
+    sl_conn_set_proto(f->b, SL_LISTENER_STOMP, f->stomp_ops, f->stomp_arg);
     raise(SIGTERM);
     assert_int_equal(sl_server_run(f->b), 0);
     sl_log_set_fd(2);
