@@ -685,7 +685,7 @@ static int deliver(stomp_sub *s, const char *topic, int32_t partition,
     sl_wb *wb = &c->scratch;
     sl_stomp_enc e;
     char mid[SL_TOPIC_NAME_MAX + 48], dst[SL_TOPIC_NAME_MAX + 32];
-    const char *dest = s->dest;
+    const char *dname = s->dest;
     size_t blen = rec->value_len > 0 ? (size_t)rec->value_len : 0;
 
     {
@@ -702,13 +702,13 @@ static int deliver(stomp_sub *s, const char *topic, int32_t partition,
     }
     if (s->pattern) {
         snprintf(dst, sizeof(dst), "%s%s", s->dprefix, topic);
-        dest = dst;
+        dname = dst;
     }
     sl_wb_reset(wb);
     sl_stomp_enc_begin(&e, wb, c->version, SL_STOMP_MESSAGE);
     sl_stomp_enc_header_s(&e, "subscription", s->id);
     sl_stomp_enc_header_s(&e, "message-id", mid);
-    sl_stomp_enc_header_s(&e, "destination", dest);
+    sl_stomp_enc_header_s(&e, "destination", dname);
     if (c->version >= SL_STOMP_V12 && s->ack != ACK_AUTO) {
         /* "message-id#subscription-id" (see msgid_parse) */
         char ackv[sizeof(mid) + 128], *av = ackv;

@@ -4,8 +4,8 @@
 #   scripts/format.sh           format every file of scripts/format-files.txt
 #   scripts/format.sh --check   fail (naming them) if any file of
 #                               scripts/format-files.txt is not formatted
-# scripts/format-files.txt lists the files the check covers: every file
-# that is clean. It grows: format a file (a whole-file formatting commit of
+# scripts/format-files.txt lists the files the check covers: files that
+# are clean and stay so. It grows: format a file (a whole-file commit of
 # its own, when nobody else is rewriting it) and add it. A file on the list
 # stays clean: run scripts/format.sh FILE before committing a change to it.
 # scripts/test.sh runs the check (CI). docs/development.md says more.

@@ -515,9 +515,9 @@ static void test_enospc(void **state)
     install_faults();
     int64_t end = sl_part_end_offset(p);
     int64_t last = 0;
-    for (int64_t b = 0; b < end; b++)
-        if (tu_file_size(tu_seg_path(dir, b, ".log")) >= 0)
-            last = b;
+    for (int64_t s = 0; s < end; s++)
+        if (tu_file_size(tu_seg_path(dir, s, ".log")) >= 0)
+            last = s;
     char active[1024];
     snprintf(active, sizeof(active), "%s", tu_seg_path(dir, last, ".log"));
     long long before = tu_file_size(active);
