@@ -17,6 +17,8 @@
  */
 #include "broker/admin.h"
 
+#include <event2/event.h>
+
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -29,6 +31,7 @@
 #include "broker/http.h"
 #include "broker/json.h"
 #include "broker/ops_groups.h"
+#include "groups/dlq.h"
 #include "protocol/api.h"
 #include "protocol/log.h"
 
@@ -48,6 +51,11 @@ struct sl_admin_call {
     sl_jw j;
     char msg[512];
     int wait;      /* answer after the groups commit */
+    int pending;   /* the verb answers later itself (finish) */
+    int in_verb;   /* inside the verb function */
+    sl_err later_rc;
+    int64_t moved, skipped;
+    int later_done;
     int cancelled; /* the requester went away */
     sl_admin_done_fn done;
     void *arg;
@@ -976,6 +984,124 @@ static sl_err v_dlq_show(sl_admin_call *x)
     return SL_OK;
 }
 
+static void finish(sl_admin_call *x, sl_err rc);
+
+static void redrive_json(sl_admin_call *x)
+{
+    sl_jw_obj(&x->j);
+    sl_jw_ki64(&x->j, "moved", x->moved);
+    sl_jw_ki64(&x->j, "skipped", x->skipped);
+    sl_jw_end(&x->j);
+}
+
+/* dlq.redrive: groups/dlq.c's engine, stepped on a timer for the rate
+ * limit (as DLQ_REDRIVE does), answered once its progress is durable. */
+typedef struct aredrive {
+    sl_admin_call *x;
+    sl_dlq_redrive *rd;
+    struct event *timer;
+} aredrive;
+
+static int32_t sink_partitions(void *ctx, const char *topic)
+{
+    int32_t np = 0;
+    if (sl_ops_topic_get(ctx, topic, SL_OPS_AUTO_CREATE, &np) != SL_OK)
+        return -1;
+    return np;
+}
+
+static sl_err sink_append(void *ctx, const char *topic, int32_t partition,
+                          uint8_t *batch, size_t len)
+{
+    return sl_ops_append(ctx, topic, partition, SL_OPS_NO_CREATE, batch, len,
+                         NULL, NULL);
+}
+
+static void aredrive_free(aredrive *ar)
+{
+    if (ar->timer)
+        event_free(ar->timer);
+    sl_dlq_redrive_free(ar->rd);
+    free(ar);
+}
+
+static void aredrive_committed(void *arg, sl_err rc)
+{
+    aredrive *ar = arg;
+    sl_admin_call *x = ar->x;
+    x->moved = sl_dlq_redrive_moved(ar->rd);
+    x->skipped = sl_dlq_redrive_skipped(ar->rd);
+    aredrive_free(ar);
+    if (rc == SL_OK)
+        redrive_json(x);
+    else
+        snprintf(x->msg, sizeof(x->msg), "redrive: progress not durable: %s",
+                 sl_strerror(rc));
+    finish(x, rc);
+}
+
+static void aredrive_step(evutil_socket_t fd, short what, void *arg)
+{
+    aredrive *ar = arg;
+    sl_groups *g = sl_ops_groups(ar->x->b);
+    struct timeval tv = {0, SL_DLQ_REDRIVE_STEP_MS * 1000};
+    (void)fd;
+    (void)what;
+    if (!g) {
+        aredrive_committed(ar, SL_ERR_SHUTTING_DOWN);
+        return;
+    }
+    if (sl_dlq_redrive_step(ar->rd, g)) {
+        sl_groups_wait(g, aredrive_committed, ar);
+        return;
+    }
+    evtimer_add(ar->timer, &tv);
+}
+
+static sl_err v_dlq_redrive(sl_admin_call *x)
+{
+    sl_groups *g = groups(x);
+    sl_dlq_redrive_opts o;
+    sl_dlq_sink sink = {x->b, sink_partitions, sink_append};
+    const char *dlq;
+    int64_t max, rate;
+    aredrive *ar;
+    sl_err rc;
+    if (!g)
+        return SL_ERR_UNKNOWN;
+    if ((rc = need(x, "dlq", &dlq)) != SL_OK ||
+        (rc = int_arg(x, "max", 0, INT64_MAX, 0, &max)) != SL_OK ||
+        (rc = int_arg(x, "rate", 0, UINT32_MAX, 0, &rate)) != SL_OK)
+        return rc;
+    memset(&o, 0, sizeof(o));
+    o.dlq_topic = dlq;
+    o.target = arg(x, "to");
+    o.reason = arg(x, "reason");
+    o.max = max > 0 ? max : -1;
+    o.rate = (uint32_t)rate;
+    ar = calloc(1, sizeof(*ar));
+    if (!ar)
+        return SL_ERR_NOMEM;
+    ar->x = x;
+    rc = sl_dlq_redrive_new(g, &o, &sink, &ar->rd);
+    if (rc == SL_OK) {
+        ar->timer = evtimer_new(sl_broker_base(x->b), aredrive_step, ar);
+        if (!ar->timer)
+            rc = SL_ERR_NOMEM;
+    }
+    if (rc != SL_OK) {
+        if (rc == SL_ERR_UNKNOWN_TOPIC)
+            snprintf(x->msg, sizeof(x->msg), "unknown topic '%.249s'", dlq);
+        aredrive_free(ar);
+        return rc;
+    }
+    /* The first step runs from the loop, so the answer never comes back
+     * inside this call. */
+    event_active(ar->timer, EV_TIMEOUT, 0);
+    x->pending = 1;
+    return SL_OK;
+}
+
 /* ---- the verb table ------------------------------------------------------- */
 
 static const struct verb {
@@ -1000,6 +1126,7 @@ static const struct verb {
     {"dlq.list", v_dlq_list},
     {"dlq.show", v_dlq_show},
     {"dlq.purge", v_dlq_purge},
+    {"dlq.redrive", v_dlq_redrive},
 };
 
 const char *const *sl_admin_verbs(void)
@@ -1032,6 +1159,11 @@ static void finish(sl_admin_call *x, sl_err rc)
 static void committed(void *arg, sl_err rc)
 {
     sl_admin_call *x = arg;
+    if (x->in_verb) { /* sl_groups_wait ran it at once: sl_admin_run ends */
+        x->later_rc = rc;
+        x->later_done = 1;
+        return;
+    }
     if (rc != SL_OK)
         snprintf(x->msg, sizeof(x->msg),
                  "the change could not be made durable: %s", sl_strerror(rc));
@@ -1066,11 +1198,24 @@ sl_admin_call *sl_admin_run(sl_broker *b, const char *verb,
         finish(x, SL_ERR_INVALID_ARG);
         return NULL;
     }
+    x->in_verb = 1;
     rc = v->fn(x);
+    x->in_verb = 0;
     x->args = NULL; /* borrowed for the call only */
+    if (rc == SL_OK && x->pending)
+        return x; /* the verb calls finish */
     if (rc == SL_OK && x->wait && sl_ops_groups(b)) {
+        x->in_verb = 1;
+        x->later_done = 0;
         sl_groups_wait(sl_ops_groups(b), committed, x);
-        return x->cancelled ? NULL : x;
+        x->in_verb = 0;
+        if (!x->later_done)
+            return x;
+        rc = x->later_rc;
+        if (rc != SL_OK)
+            snprintf(x->msg, sizeof(x->msg),
+                     "the change could not be made durable: %s",
+                     sl_strerror(rc));
     }
     finish(x, rc);
     return NULL;

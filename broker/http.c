@@ -118,8 +118,10 @@ static void reply_error(struct evhttp_request *req, sl_err rc, const char *msg)
     struct evbuffer *b = evbuffer_new();
     int code = status_for(rc);
     if (b) {
-        evbuffer_add_printf(b, "{\"error\":\"%s\",\"message\":",
-                            sl_errname(rc));
+        const char *name = sl_errname(rc);
+        if (!strncmp(name, "SL_ERR_", 7)) /* "UNKNOWN_TOPIC" */
+            name += 7;
+        evbuffer_add_printf(b, "{\"error\":\"%s\",\"message\":", name);
         {
             const char *m = msg ? msg : sl_strerror(rc);
             sl_json_escape(b, m, strlen(m));
