@@ -9,7 +9,8 @@ PKGS=(build-essential cmake pkg-config libevent-dev libssl-dev libsqlite3-dev
       clang-format # scripts/format.sh --check (scripts/test.sh)
       libraft-dev libuv1-dev
       zstd # zstd: the CLI builds zstd bombs in tests/integration
-      libcjson-dev python3-prometheus-client curl chromium)
+      libcjson-dev python3-prometheus-client curl chromium
+      systemd) # systemd-analyze verify: the example unit (test_install)
 missing=()
 for p in "${PKGS[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
