@@ -51,6 +51,14 @@ const sl_cfg_entry *sl_config_find(const char *key)
     return NULL;
 }
 
+int sl_config_apply_log_format(struct sl_config *cfg, char *err, size_t errlen)
+{
+    (void)err;
+    (void)errlen;
+    sl_log_set_json(cfg->log_format == 1);
+    return 0;
+}
+
 int sl_config_apply_log_level(struct sl_config *cfg, char *err, size_t errlen)
 {
     sl_log_level = cfg->log_level;

@@ -20,6 +20,7 @@
 struct sl_config;
 typedef int (*sl_cfg_apply_fn)(struct sl_config *cfg, char *err, size_t errlen);
 int sl_config_apply_log_level(struct sl_config *cfg, char *err, size_t errlen);
+int sl_config_apply_log_format(struct sl_config *cfg, char *err, size_t errlen);
 
 #define SL_CT_STR char *
 #define SL_CT_ADDR char *

@@ -50,6 +50,11 @@ SL_CFG(stomp_listen, "stomp-listen", ADDR, "127.0.0.1:61613", 0, 0, 0, NULL,
 SL_CFG(config, "config", STR, "", 0, 0, 0, NULL,
        "Read settings from this file (lines `key value`, # comments). "
        "Command-line flags override the file.")
+SL_CFG_ENUM(log_format, "log-format", "text", "text|json", 0,
+            sl_config_apply_log_format,
+            "Log line format: text (`TIME LEVEL SUBSYSTEM message`) or json "
+            "(one object per line: ts, level, subsys, msg), for log "
+            "shippers.")
 SL_CFG_ENUM(log_level, "log-level", "info", "debug|info|warn|error|none", 0,
             sl_config_apply_log_level,
             "Lowest level logged to stderr (one line per event).")

@@ -10,6 +10,12 @@
 
 int sl_log_level = SL_INFO;
 static int log_fd = 2;
+static int log_json;
+
+void sl_log_set_json(int on)
+{
+    log_json = on;
+}
 
 static const char *const level_names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
 
@@ -76,6 +82,39 @@ void sl_log_write(int level, const char *subsys, const char *fmt, ...)
     for (size_t i = 0; i < n; i++)
         if (line[i] == '\n' || line[i] == '\r')
             line[i] = ' ';
+    if (log_json) {
+        /* the text line's parts, as one JSON object (message escaped) */
+        char js[2048 * 6 + 160];
+        size_t k = 0, msg_at = 0, sp = 0;
+        for (size_t i = 0; i < n && sp < 3; i++)
+            if (line[i] == ' ' && ++sp == 3)
+                msg_at = i + 1;
+        line[n] = 0;
+        k = (size_t)snprintf(js, sizeof(js),
+                             "{\"ts\":\"%.24s\",\"level\":\"%s\","
+                             "\"subsys\":\"",
+                             line, level_names[level]);
+        for (const char *p = subsys; *p && k < 200; p++)
+            if (*p != '"' && *p != '\\' && (unsigned char)*p >= 0x20)
+                js[k++] = *p;
+        k += (size_t)snprintf(js + k, sizeof(js) - k, "\",\"msg\":\"");
+        for (size_t i = msg_at; i < n; i++) {
+            unsigned char c = (unsigned char)line[i];
+            if (c == '"' || c == '\\') {
+                js[k++] = '\\';
+                js[k++] = (char)c;
+            } else if (c < 0x20 || c == 0x7f) {
+                k += (size_t)snprintf(js + k, sizeof(js) - k, "\\u%04x", c);
+            } else {
+                js[k++] = (char)c;
+            }
+        }
+        k += (size_t)snprintf(js + k, sizeof(js) - k, "\"}\n");
+        if (write(log_fd, js, k) < 0) {
+            /* nowhere left to report it */
+        }
+        return;
+    }
     line[n++] = '\n';
     if (write(log_fd, line, n) < 0) {
         /* nowhere left to report it */

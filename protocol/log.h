@@ -16,6 +16,12 @@ enum sl_log_level { SL_DEBUG = 0, SL_INFO = 1, SL_WARN = 2, SL_ERROR = 3,
 
 extern int sl_log_level;
 
+/* on = 1: one JSON object per line instead of text:
+ *   {"ts":"2026-11-25T11:50:02.123Z","level":"WARN","subsys":"conn",
+ *    "msg":"peer 127.0.0.1:5555: ..."}
+ * Set at start-up (before other threads log). */
+void sl_log_set_json(int on);
+
 void sl_log_write(int level, const char *subsys, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Parse "debug|info|warn|error|none"; returns -1 if unknown. */
