@@ -26,10 +26,11 @@ if [ ${#missing[@]} -ne 0 ]; then
 fi
 
 # The console's browser test (tests/console): puppeteer-core from npm,
-# driving Debian's chromium (in PKGS above).
-if [ ! -d "$(dirname "$0")/../tests/console/node_modules/puppeteer-core" ]; then
-  if ! command -v npm >/dev/null; then # Debian's nodejs 18 and npm
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
-  fi
-  (cd "$(dirname "$0")/../tests/console" && npm install --no-audit --no-fund --silent)
+# installed globally (every checkout of the machine finds it through
+# NODE_PATH=$(npm root -g)), driving Debian's chromium (in PKGS above).
+if ! command -v npm >/dev/null; then # Debian's nodejs 18 and npm
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+fi
+if [ ! -d "$(npm root -g)/puppeteer-core" ]; then
+  $SUDO npm install -g --no-audit --no-fund --silent puppeteer-core@25.19.0
 fi

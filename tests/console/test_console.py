@@ -45,7 +45,10 @@ def test_console_shows_depth_and_redrive_empties_the_dlq(broker):
     (q,) = get(broker, "/api/queues")["queues"]
     assert (q["ready"], q["dlq_pending"]) == (7, 2)
 
-    env = dict(os.environ)
+    # puppeteer-core: installed globally by scripts/deps.sh
+    root = subprocess.run(["npm", "root", "-g"], stdout=subprocess.PIPE,
+                          check=True, timeout=60).stdout.decode().strip()
+    env = dict(os.environ, NODE_PATH=root)
     shots = env.get("SLUICE_SCREENSHOTS")
     args = ["node", os.path.join(HERE, "console_check.js"),
             "http://%s:%d" % broker.http_addr, "orders", "workers",
