@@ -4,6 +4,10 @@
 # every second against no scraping, at most 2% lower).
 #
 #   bench/metrics_scrape.sh [BUILD_DIR] [PAIRS]
+#   bench/metrics_scrape.sh cost [BUILD_DIR] [SCRAPES]
+#       the broker's own CPU per scrape (10 topics x 4 partitions and 10
+#       queue groups; one curl process fetching SCRAPES times, default
+#       1000), from /proc/PID/stat: independent of the machine's load
 #   env: RECORDS (per run, default 200000), SIZE (100), PRODUCERS (4),
 #        CONSUMERS (2), INTERVAL (scrape period in s, default 1)
 #
@@ -13,6 +17,30 @@
 # workload, the medians and the worst run of each mode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = cost ]; then
+  build=${2:-build}
+  n=${3:-1000}
+  . bench/sluiced.sh
+  sluiced_start "$build" scrapecost
+  h=$(sed -nE 's/.*http=([^ ]+).*/\1/p' "$d/ready")
+  for i in $(seq 10); do
+    "$build/bin/sluice" -b "127.0.0.1:$bport" topic create "t$i" --partitions 4 >/dev/null
+    seq 1 100 | "$build/bin/sluice" -b "127.0.0.1:$bport" produce "t$i"
+    "$build/bin/sluice" -b "127.0.0.1:$bport" group config "g$i" --topic "t$i" \
+      max_deliveries=3 >/dev/null
+  done
+  samples=$(curl -s "http://$h/metrics" | grep -vc '^#')
+  c0=$(awk '{print $14+$15}' "/proc/$pid/stat")
+  urls=()
+  for _ in $(seq "$n"); do urls+=("http://$h/metrics"); done
+  curl -s "${urls[@]}" >/dev/null
+  c1=$(awk '{print $14+$15}' "/proc/$pid/stat")
+  tck=$(getconf CLK_TCK)
+  echo "$(date -u +%FT%TZ) $(git rev-parse --short HEAD) uptime:$(uptime)"
+  echo "$n scrapes of $samples samples: broker CPU $(( (c1 - c0) * 1000 / tck )) ms," \
+       "$(( (c1 - c0) * 1000000 / tck / n )) us per scrape"
+  exit 0
+fi
 build=${1:-build}
 PAIRS=${2:-3}
 RECORDS=${RECORDS:-200000}
@@ -46,13 +74,15 @@ run_one() { # workload mode
     wait "$scraper" 2>/dev/null || true
     extra_pids=
   fi
-  scrapes=$(curl -s "http://127.0.0.1:$hport/metrics" | wc -l)
+  # the time of one scrape of this broker afterwards, as curl sees it
+  scrapes=$(curl -s -o /dev/null -w '%{time_total}' \
+              "http://127.0.0.1:$hport/metrics")
   kill "$pid"
   wait "$pid" 2>/dev/null || true
   rm -rf "$d"
   trap - EXIT
   rate=$(sed -nE 's/.*records_per_sec=([0-9]+).*/\1/p' <<<"$line")
-  echo "$w $m $rate (metrics lines: $scrapes)"
+  echo "$w $m $rate (one scrape afterwards: ${scrapes}s)"
   echo "$w $m $rate" >>"$out"
 }
 
