@@ -38,6 +38,9 @@
 #define PEEK_MAX 1000
 
 static int64_t g_started_ms;
+/* Calls still running (waiting for a commit or a redrive): cancelled at
+ * module fini, so nothing answers into a freed HTTP request or reply. */
+static sl_admin_call *g_calls;
 
 int64_t sl_admin_started_ms(void)
 {
@@ -45,6 +48,7 @@ int64_t sl_admin_started_ms(void)
 }
 
 struct sl_admin_call {
+    sl_admin_call *next, *prev; /* g_calls */
     sl_broker *b;
     const sl_admin_args *args;
     struct evbuffer *out;
@@ -1139,6 +1143,12 @@ const char *const *sl_admin_verbs(void)
 
 static void call_free(sl_admin_call *x)
 {
+    if (x->prev)
+        x->prev->next = x->next;
+    else
+        g_calls = x->next;
+    if (x->next)
+        x->next->prev = x->prev;
     evbuffer_free(x->out);
     free(x);
 }
@@ -1185,6 +1195,10 @@ sl_admin_call *sl_admin_run(sl_broker *b, const char *verb,
         done(arg, SL_ERR_NOMEM, "out of memory", NULL);
         return NULL;
     }
+    x->next = g_calls;
+    if (g_calls)
+        g_calls->prev = x;
+    g_calls = x;
     x->b = b;
     x->args = args;
     x->done = done;
@@ -1336,5 +1350,9 @@ void sl_admin_module_init(sl_broker *b)
 
 void sl_admin_module_fini(sl_broker *b)
 {
+    /* Calls still waiting answer nobody: their HTTP requests go with the
+     * listener, their binary replies with the connections. */
+    for (sl_admin_call *x = g_calls; x; x = x->next)
+        x->cancelled = 1;
     sl_http_stop(b);
 }
