@@ -83,6 +83,10 @@ def test_pkg_config_program_talks_to_installed_sluiced(prefix, tmp_path):
     src = tmp_path / "prog.c"
     src.write_text(PROGRAM)
     exe = str(tmp_path / "prog")
+    # a sanitized build installs a sanitized libsluice: link the runtime
+    cache = open(os.path.join(BUILD, "CMakeCache.txt")).read()
+    if "SLUICE_SANITIZE:BOOL=ON" in cache:
+        flags.append("-fsanitize=address,undefined")
     subprocess.run(["cc", "-o", exe, str(src)] + flags, check=True,
                    timeout=120)
     # the installed broker with the installed config, on free ports and a
