@@ -85,4 +85,3 @@ void sl_server_check_stopped(sl_broker *b)
     if (b->stopping && b->nconns == 0 && b->holds == 0)
         event_base_loopexit(b->base, NULL);
 }
-
