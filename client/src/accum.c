@@ -155,13 +155,15 @@ static sl_pbatch *batch_new(sl_accum *a, int tidx, int32_t part, int64_t now)
     return b;
 }
 
-/* Detach the open batch of its slot (moving the sticky partition on). */
+/* Detach the open batch of its slot (moving the sticky partition on; with
+ * round-robin for keyless records the rotation is already per record, and a
+ * batch sent early by its linger must not skip a partition). */
 static void detach_slot(sl_accum *a, sl_pbatch *b)
 {
     sl_accum_topic *t = &a->topics[b->tidx];
     if (b->partition < t->nparts && t->open[b->partition] == b) {
         t->open[b->partition] = NULL;
-        if (t->sticky == b->partition && t->nparts > 1)
+        if (!a->null_rr && t->sticky == b->partition && t->nparts > 1)
             t->sticky = (t->sticky + 1) % t->nparts;
     }
 }

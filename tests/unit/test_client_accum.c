@@ -190,6 +190,40 @@ static void test_sticky_and_keys(void **state)
     sl_accum_fini(&a);
 }
 
+/* partitioner.null.key round-robin: every keyless record goes to the next
+ * partition, also when a batch leaves early (linger or flush) between
+ * records; `seq 1 1000 | sluice produce` into 4 partitions gives 250 each. */
+static void test_null_key_round_robin_survives_early_take(void **state)
+{
+    sl_accum a;
+    sl_pbatch *b;
+    sl_err e;
+    int t, full, i;
+    int counts[4] = {0};
+    (void)state;
+
+    sl_accum_init(&a, 1 << 20, 1000, 1000, SL_CODEC_NONE);
+    a.null_rr = 1;
+    t = sl_accum_add_topic(&a, "t", 4);
+    for (i = 0; i < 1000; i++) {
+        int32_t p = sl_accum_pick(&a, t, NULL, 0);
+        assert_int_equal(p, i % 4);
+        counts[p]++;
+        assert_int_equal(sl_accum_add(&a, t, p, 1, NULL, 0, "v", 1, NULL, 0,
+                                      NULL, 0, &full),
+                         SL_OK);
+        if (i % 7 == 3) { /* a flush takes every open batch */
+            while ((b = sl_accum_take(&a, 0, 1, &e)) != NULL)
+                sl_accum_release(&a, b);
+        }
+    }
+    for (i = 0; i < 4; i++)
+        assert_int_equal(counts[i], 250);
+    while ((b = sl_accum_take(&a, 0, 1, &e)) != NULL)
+        sl_accum_release(&a, b);
+    sl_accum_fini(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -198,6 +232,7 @@ int main(void)
         cmocka_unit_test(test_batch_by_records_and_linger),
         cmocka_unit_test(test_batch_by_size_and_flush_all),
         cmocka_unit_test(test_sticky_and_keys),
+        cmocka_unit_test(test_null_key_round_robin_survives_early_take),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
