@@ -160,7 +160,8 @@ def test_stomp_port_taken_suggests_the_flag(broker):
     # the first hour on a machine that already runs RabbitMQ or ActiveMQ
     host, port = broker.stomp_addr
     r = run("--data", broker.data_dir + "-other", "--listen", "127.0.0.1:0",
-            "--stomp-listen", "%s:%d" % (host, port))
+            "--stomp-listen", "%s:%d" % (host, port),
+            "--http-listen", "127.0.0.1:0")
     assert r.returncode == 4
     err = r.stderr.decode()
     assert "stomp: cannot listen on %s:%d: Address already in use" % (
