@@ -310,6 +310,10 @@ void sl_conn_kick(sl_conn *c)
 static void warn_limited(warn_slot *slots, size_t n, const char *subsys,
                          const char *prefix, const char *kind,
                          const char *fmt, va_list ap)
+    __attribute__((format(printf, 6, 0)));
+static void warn_limited(warn_slot *slots, size_t n, const char *subsys,
+                         const char *prefix, const char *kind,
+                         const char *fmt, va_list ap)
 {
     int64_t now = sl_now_ms();
     warn_slot *s = NULL, *old = &slots[0];
