@@ -606,21 +606,31 @@ static int cmp_qrow(const void *a, const void *b)
     return c ? c : strcmp(x->group, y->group);
 }
 
+/* Every queue group x topic, sorted by topic then group; the caller frees
+ * r->v (on success only). */
+static sl_err queue_rows(sl_groups *g, qrows *r)
+{
+    if (!g)
+        return SL_ERR_UNKNOWN;
+    memset(r, 0, sizeof(*r));
+    sl_groups_qgroup_foreach(g, collect_q, r);
+    if (r->nomem) {
+        free(r->v);
+        return SL_ERR_NOMEM;
+    }
+    if (r->n)
+        qsort(r->v, r->n, sizeof(*r->v), cmp_qrow);
+    return SL_OK;
+}
+
 static sl_err v_queues(sl_admin_call *x)
 {
     sl_groups *g = groups(x);
     qrows r;
     int64_t now = sl_now_ms();
-    if (!g)
-        return SL_ERR_UNKNOWN;
-    memset(&r, 0, sizeof(r));
-    sl_groups_qgroup_foreach(g, collect_q, &r);
-    if (r.nomem) {
-        free(r.v);
-        return SL_ERR_NOMEM;
-    }
-    if (r.n)
-        qsort(r.v, r.n, sizeof(*r.v), cmp_qrow);
+    sl_err rc = queue_rows(g, &r);
+    if (rc != SL_OK)
+        return rc;
     sl_jw_obj(&x->j);
     sl_jw_key(&x->j, "queues");
     sl_jw_arr(&x->j);
@@ -878,16 +888,9 @@ static sl_err v_dlq_list(sl_admin_call *x)
     sl_groups *g = groups(x);
     const char *topic = arg(x, "topic");
     qrows r;
-    if (!g)
-        return SL_ERR_UNKNOWN;
-    memset(&r, 0, sizeof(r));
-    sl_groups_qgroup_foreach(g, collect_q, &r);
-    if (r.nomem) {
-        free(r.v);
-        return SL_ERR_NOMEM;
-    }
-    if (r.n)
-        qsort(r.v, r.n, sizeof(*r.v), cmp_qrow);
+    sl_err rc = queue_rows(g, &r);
+    if (rc != SL_OK)
+        return rc;
     sl_jw_obj(&x->j);
     sl_jw_key(&x->j, "dlqs");
     sl_jw_arr(&x->j);
