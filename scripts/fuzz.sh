@@ -10,7 +10,10 @@
 # saved as BUILD/fuzz-work/crash-TARGET-* (add it to the corpus with the
 # fix). A summary line per target gives executions, edges covered (cov),
 # features (ft) and the corpus size. See docs/fuzzing.md.
-# Env: FUZZ_BUILD (default build-fuzz), FUZZ_JOBS (build jobs, default 2).
+# Env: FUZZ_BUILD (default build-fuzz), FUZZ_JOBS (build jobs, default 2),
+# FUZZ_SEED (libFuzzer -seed; default 0 = a new random seed each run; the
+# suite's short run uses a fixed one so CI explores the same inputs each
+# time and a new finding shows up in a campaign, not as a flaky CI run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-60}
@@ -37,7 +40,7 @@ for t in "${targets[@]}"; do
   rc=0
   ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+    "$bin" -max_total_time="$secs" -seed="${FUZZ_SEED:-0}" -timeout=10 -rss_limit_mb=2048 \
       -max_len=$maxlen -print_final_stats=1 \
       -artifact_prefix="$work/crash-$t-" \
       "$work/$t" "tests/fuzz/corpus/$t" >"$log" 2>&1 || rc=$?

@@ -22,7 +22,7 @@ if [ -f bindings/python/setup.py ]; then
 fi
 
 echo "== fuzz targets (a short run of each; scripts/fuzz.sh SECONDS for more)"
-./scripts/fuzz.sh "${SLUICE_FUZZ_SECONDS:-8}"
+FUZZ_SEED=${FUZZ_SEED:-1} ./scripts/fuzz.sh "${SLUICE_FUZZ_SECONDS:-8}"
 
 echo "== build (ASan + UBSan)"
 ./scripts/build.sh build-asan -DSLUICE_SANITIZE=ON

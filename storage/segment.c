@@ -1056,6 +1056,12 @@ sl_err sl_seg_find(const sl_seg *s, int64_t offset, uint8_t *scratch,
         int64_t b, l;
         uint32_t sz;
         sl_err rc = sl_walker_hdr(&w, pos, &b, &sz, &l);
+        /* A header whose offsets cannot belong here (below the segment's
+         * base, or a negative record count) is damaged: its length is not
+         * to be trusted either (the fuzz input regress-find-negative-base:
+         * it jumped over the intact batches after it). */
+        if (rc == SL_OK && (b < s->base || l < b))
+            rc = SL_ERR_CORRUPT;
         if (rc == SL_ERR_CORRUPT && !resynced) {
             /* A damaged header here, or a damaged length in the one
              * before that sent us here: walk on from the first intact
