@@ -231,6 +231,87 @@ static int slice_ms(int64_t deadline)
     return left < SLICE_MS ? (int)left : SLICE_MS;
 }
 
+/* ---- handles: the libsluice object behind each Python object ----------
+ * Producer, Consumer, QueueConsumer and Admin each own one libsluice handle
+ * (a field of their object, passed here as void **slot). Creating it and
+ * freeing it block (connections), so both run without the GIL; close() and
+ * dealloc follow the same rules for every type. */
+
+typedef void (*sl_handle_free_fn)(void *h);
+typedef sluice_err (*sl_handle_new_fn)(sluice_conf *conf, void *arg, void **out,
+                                       char *err, size_t n);
+
+/* tp_new of the types whose object needs nothing beyond sl_obj set up. */
+static PyObject *sl_obj_tp_new(PyTypeObject *type, PyObject *args, PyObject *kw)
+{
+    PyObject *self = type->tp_alloc(type, 0);
+    if (self != NULL)
+        sl_obj_init((sl_obj *)self);
+    return self;
+}
+
+/* Creates the handle into *slot from the config dict cfg (may be NULL).
+ * prep (may be NULL) adds to the config (callbacks). 0, or -1 with an
+ * exception set. */
+static int sl_handle_init(void **slot, const char *what, PyObject *cfg,
+                          void (*prep)(sluice_conf *conf, void *arg),
+                          sl_handle_new_fn make, void *arg)
+{
+    if (*slot != NULL) {
+        PyErr_Format(PyExc_RuntimeError, "%s already initialised", what);
+        return -1;
+    }
+    sluice_conf *conf = conf_from_dict(cfg);
+    if (conf == NULL)
+        return -1;
+    if (prep != NULL)
+        prep(conf, arg);
+    char errstr[DETAIL_MAX] = "";
+    void *h = NULL;
+    sluice_err rc;
+    SL_NOGIL_BEGIN();
+    rc = make(conf, arg, &h, errstr, sizeof(errstr));
+    SL_NOGIL_END();
+    sluice_conf_free(conf);
+    if (rc != SLUICE_OK) {
+        raise_code(rc, errstr);
+        return -1;
+    }
+    *slot = h;
+    return 0;
+}
+
+/* Frees *slot (if any) without the GIL and leaves it NULL. */
+static void sl_handle_free(void **slot, sl_handle_free_fn fn)
+{
+    void *h = *slot;
+    *slot = NULL;
+    if (h != NULL) {
+        SL_NOGIL_BEGIN();
+        fn(h);
+        SL_NOGIL_END();
+    }
+}
+
+/* close(): 1 when this call closed it (the handle is freed now). */
+static int sl_handle_close(sl_obj *o, void **slot, sl_handle_free_fn fn)
+{
+    if (!sl_obj_close(o))
+        return 0;
+    sl_handle_free(slot, fn);
+    return 1;
+}
+
+/* The first part of every dealloc: no call can be in flight (we hold the
+ * last reference), so the handle is freed without waiting. */
+static void sl_handle_dealloc(sl_obj *o, void **slot, sl_handle_free_fn fn)
+{
+    if (!o->closed) {
+        o->closed = 1;
+        sl_handle_free(slot, fn);
+    }
+}
+
 /* ---- Message ---------------------------------------------------------- */
 
 typedef struct QueueConsumerObject QueueConsumerObject;
@@ -673,33 +754,31 @@ static int producer_drain(ProducerObject *self)
     }
 }
 
+static void producer_prep(sluice_conf *conf, void *self)
+{
+    sluice_conf_set_delivery_cb(conf, delivery_cb, self);
+}
+
+static sluice_err producer_make(sluice_conf *conf, void *arg, void **out,
+                                char *err, size_t n)
+{
+    (void)arg;
+    return sluice_producer_new(conf, (sluice_producer **)out, err, n);
+}
+
+static void producer_destroy(void *h)
+{
+    sluice_producer_free(h);
+}
+
 static int producer_init(ProducerObject *self, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"config", NULL};
     PyObject *cfg = NULL;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:Producer", kwlist, &cfg))
         return -1;
-    if (self->p != NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "Producer already initialised");
-        return -1;
-    }
-    sluice_conf *conf = conf_from_dict(cfg);
-    if (conf == NULL)
-        return -1;
-    sluice_conf_set_delivery_cb(conf, delivery_cb, self);
-    char errstr[DETAIL_MAX] = "";
-    sluice_producer *p = NULL;
-    sluice_err rc;
-    SL_NOGIL_BEGIN();
-    rc = sluice_producer_new(conf, &p, errstr, sizeof(errstr));
-    SL_NOGIL_END();
-    sluice_conf_free(conf);
-    if (rc != SLUICE_OK) {
-        raise_code(rc, errstr);
-        return -1;
-    }
-    self->p = p;
-    return 0;
+    return sl_handle_init((void **)&self->p, "Producer", cfg, producer_prep,
+                          producer_make, self);
 }
 
 static PyObject *producer_tp_new(PyTypeObject *type, PyObject *args,
@@ -742,21 +821,9 @@ static void producer_fail_pending(ProducerObject *self)
     Py_DECREF(items);
 }
 
-static void producer_free_handle(ProducerObject *self)
-{
-    sluice_producer *p = self->p;
-    self->p = NULL;
-    if (p != NULL) {
-        SL_NOGIL_BEGIN();
-        sluice_producer_free(p);
-        SL_NOGIL_END();
-    }
-}
-
 static PyObject *producer_close(ProducerObject *self, PyObject *unused)
 {
-    if (sl_obj_close(&self->b)) {
-        producer_free_handle(self);
+    if (sl_handle_close(&self->b, (void **)&self->p, producer_destroy)) {
         if (producer_drain(self) < 0)
             return NULL;
         producer_fail_pending(self);
@@ -773,11 +840,7 @@ static int producer_traverse(ProducerObject *self, visitproc visit, void *arg)
 static void producer_dealloc(ProducerObject *self)
 {
     PyObject_GC_UnTrack(self);
-    if (!self->b.closed) {
-        self->b.closed = 1; /* no call can be in flight: we hold the last
-                               reference */
-        producer_free_handle(self);
-    }
+    sl_handle_dealloc(&self->b, (void **)&self->p, producer_destroy);
     Py_CLEAR(self->futures);
     free(self->reps);
     pthread_mutex_destroy(&self->rep_mu);
@@ -1113,13 +1176,11 @@ typedef struct {
     PyObject *topic_cache;
 } ConsumerObject;
 
-static PyObject *consumer_tp_new(PyTypeObject *type, PyObject *args,
-                                 PyObject *kw)
+static sluice_err consumer_make(sluice_conf *conf, void *arg, void **out,
+                                char *err, size_t n)
 {
-    ConsumerObject *self = (ConsumerObject *)type->tp_alloc(type, 0);
-    if (self != NULL)
-        sl_obj_init(&self->b);
-    return (PyObject *)self;
+    (void)arg;
+    return sluice_consumer_new(conf, (sluice_consumer **)out, err, n);
 }
 
 static int consumer_init(ConsumerObject *self, PyObject *args, PyObject *kw)
@@ -1128,52 +1189,24 @@ static int consumer_init(ConsumerObject *self, PyObject *args, PyObject *kw)
     PyObject *cfg = NULL;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:Consumer", kwlist, &cfg))
         return -1;
-    if (self->c != NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "Consumer already initialised");
-        return -1;
-    }
-    sluice_conf *conf = conf_from_dict(cfg);
-    if (conf == NULL)
-        return -1;
-    char errstr[DETAIL_MAX] = "";
-    sluice_consumer *c = NULL;
-    sluice_err rc;
-    SL_NOGIL_BEGIN();
-    rc = sluice_consumer_new(conf, &c, errstr, sizeof(errstr));
-    SL_NOGIL_END();
-    sluice_conf_free(conf);
-    if (rc != SLUICE_OK) {
-        raise_code(rc, errstr);
-        return -1;
-    }
-    self->c = c;
-    return 0;
+    return sl_handle_init((void **)&self->c, "Consumer", cfg, NULL,
+                          consumer_make, NULL);
 }
 
-static void consumer_free_handle(ConsumerObject *self)
+static void consumer_destroy(void *h)
 {
-    sluice_consumer *c = self->c;
-    self->c = NULL;
-    if (c != NULL) {
-        SL_NOGIL_BEGIN();
-        sluice_consumer_free(c);
-        SL_NOGIL_END();
-    }
+    sluice_consumer_free(h);
 }
 
 static PyObject *consumer_close(ConsumerObject *self, PyObject *unused)
 {
-    if (sl_obj_close(&self->b))
-        consumer_free_handle(self);
+    sl_handle_close(&self->b, (void **)&self->c, consumer_destroy);
     Py_RETURN_NONE;
 }
 
 static void consumer_dealloc(ConsumerObject *self)
 {
-    if (!self->b.closed) {
-        self->b.closed = 1;
-        consumer_free_handle(self);
-    }
+    sl_handle_dealloc(&self->b, (void **)&self->c, consumer_destroy);
     Py_CLEAR(self->topic_cache);
     sl_obj_fini(&self->b);
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -1606,7 +1639,7 @@ static PyTypeObject ConsumerType = {
     .tp_methods = consumer_methods,
     .tp_getset = obj_getset,
     .tp_init = (initproc)consumer_init,
-    .tp_new = consumer_tp_new,
+    .tp_new = sl_obj_tp_new,
 };
 
 /* ---- QueueConsumer ---------------------------------------------------- */
@@ -1617,12 +1650,13 @@ struct QueueConsumerObject {
     PyObject *topic_cache;
 };
 
-static PyObject *qc_tp_new(PyTypeObject *type, PyObject *args, PyObject *kw)
+/* arg: {topic, group} */
+static sluice_err qc_make(sluice_conf *conf, void *arg, void **out, char *err,
+                          size_t n)
 {
-    QueueConsumerObject *self = (QueueConsumerObject *)type->tp_alloc(type, 0);
-    if (self != NULL)
-        sl_obj_init(&self->b);
-    return (PyObject *)self;
+    const char **names = arg;
+    return sluice_queue_consumer_new(conf, names[0], names[1],
+                                     (sluice_queue_consumer **)out, err, n);
 }
 
 static int qc_init(QueueConsumerObject *self, PyObject *args, PyObject *kw)
@@ -1633,54 +1667,25 @@ static int qc_init(QueueConsumerObject *self, PyObject *args, PyObject *kw)
     if (!PyArg_ParseTupleAndKeywords(args, kw, "ss|O:QueueConsumer", kwlist,
                                      &topic, &group, &cfg))
         return -1;
-    if (self->qc != NULL) {
-        PyErr_SetString(PyExc_RuntimeError,
-                        "QueueConsumer already initialised");
-        return -1;
-    }
-    sluice_conf *conf = conf_from_dict(cfg);
-    if (conf == NULL)
-        return -1;
-    char errstr[DETAIL_MAX] = "";
-    sluice_queue_consumer *qc = NULL;
-    sluice_err rc;
-    SL_NOGIL_BEGIN();
-    rc = sluice_queue_consumer_new(conf, topic, group, &qc, errstr,
-                                   sizeof(errstr));
-    SL_NOGIL_END();
-    sluice_conf_free(conf);
-    if (rc != SLUICE_OK) {
-        raise_code(rc, errstr);
-        return -1;
-    }
-    self->qc = qc;
-    return 0;
+    const char *names[2] = {topic, group};
+    return sl_handle_init((void **)&self->qc, "QueueConsumer", cfg, NULL,
+                          qc_make, names);
 }
 
-static void qc_free_handle(QueueConsumerObject *self)
+static void qc_destroy(void *h)
 {
-    sluice_queue_consumer *qc = self->qc;
-    self->qc = NULL;
-    if (qc != NULL) {
-        SL_NOGIL_BEGIN();
-        sluice_queue_consumer_free(qc);
-        SL_NOGIL_END();
-    }
+    sluice_queue_consumer_free(h);
 }
 
 static PyObject *qc_close(QueueConsumerObject *self, PyObject *unused)
 {
-    if (sl_obj_close(&self->b))
-        qc_free_handle(self);
+    sl_handle_close(&self->b, (void **)&self->qc, qc_destroy);
     Py_RETURN_NONE;
 }
 
 static void qc_dealloc(QueueConsumerObject *self)
 {
-    if (!self->b.closed) {
-        self->b.closed = 1;
-        qc_free_handle(self);
-    }
+    sl_handle_dealloc(&self->b, (void **)&self->qc, qc_destroy);
     Py_CLEAR(self->topic_cache);
     sl_obj_fini(&self->b);
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -1803,7 +1808,7 @@ static PyTypeObject QueueConsumerType = {
     .tp_methods = qc_methods,
     .tp_getset = obj_getset,
     .tp_init = (initproc)qc_init,
-    .tp_new = qc_tp_new,
+    .tp_new = sl_obj_tp_new,
 };
 
 /* ---- Admin ------------------------------------------------------------ */
@@ -1813,12 +1818,11 @@ typedef struct {
     sluice_admin *a;
 } AdminObject;
 
-static PyObject *admin_tp_new(PyTypeObject *type, PyObject *args, PyObject *kw)
+static sluice_err admin_make(sluice_conf *conf, void *arg, void **out,
+                             char *err, size_t n)
 {
-    AdminObject *self = (AdminObject *)type->tp_alloc(type, 0);
-    if (self != NULL)
-        sl_obj_init(&self->b);
-    return (PyObject *)self;
+    (void)arg;
+    return sluice_admin_new(conf, (sluice_admin **)out, err, n);
 }
 
 static int admin_init(AdminObject *self, PyObject *args, PyObject *kw)
@@ -1827,52 +1831,24 @@ static int admin_init(AdminObject *self, PyObject *args, PyObject *kw)
     PyObject *cfg = NULL;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:Admin", kwlist, &cfg))
         return -1;
-    if (self->a != NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "Admin already initialised");
-        return -1;
-    }
-    sluice_conf *conf = conf_from_dict(cfg);
-    if (conf == NULL)
-        return -1;
-    char errstr[DETAIL_MAX] = "";
-    sluice_admin *a = NULL;
-    sluice_err rc;
-    SL_NOGIL_BEGIN();
-    rc = sluice_admin_new(conf, &a, errstr, sizeof(errstr));
-    SL_NOGIL_END();
-    sluice_conf_free(conf);
-    if (rc != SLUICE_OK) {
-        raise_code(rc, errstr);
-        return -1;
-    }
-    self->a = a;
-    return 0;
+    return sl_handle_init((void **)&self->a, "Admin", cfg, NULL, admin_make,
+                          NULL);
 }
 
-static void admin_free_handle(AdminObject *self)
+static void admin_destroy(void *h)
 {
-    sluice_admin *a = self->a;
-    self->a = NULL;
-    if (a != NULL) {
-        SL_NOGIL_BEGIN();
-        sluice_admin_free(a);
-        SL_NOGIL_END();
-    }
+    sluice_admin_free(h);
 }
 
 static PyObject *admin_close(AdminObject *self, PyObject *unused)
 {
-    if (sl_obj_close(&self->b))
-        admin_free_handle(self);
+    sl_handle_close(&self->b, (void **)&self->a, admin_destroy);
     Py_RETURN_NONE;
 }
 
 static void admin_dealloc(AdminObject *self)
 {
-    if (!self->b.closed) {
-        self->b.closed = 1;
-        admin_free_handle(self);
-    }
+    sl_handle_dealloc(&self->b, (void **)&self->a, admin_destroy);
     sl_obj_fini(&self->b);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -2330,7 +2306,7 @@ static PyTypeObject AdminType = {
     .tp_methods = admin_methods,
     .tp_getset = obj_getset,
     .tp_init = (initproc)admin_init,
-    .tp_new = admin_tp_new,
+    .tp_new = sl_obj_tp_new,
 };
 
 /* ---- module ------------------------------------------------------------ */
