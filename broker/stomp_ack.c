@@ -1,0 +1,132 @@
+/*
+ * stomp_ack.c - ack modes, message and ack ids, and a subscription's list
+ * of unacknowledged deliveries. Pure: no socket, no broker state
+ * (tests/unit/test_stomp_sub.c).
+ *
+ * A delivery's message-id is "topic/partition/offset"; the 1.2 ack header
+ * adds "#subscription-id", since one connection may hold the same record in
+ * two subscriptions (a queue and a durable topic subscription over the same
+ * topic, overlapping wildcards). In ack:client an ACK settles every
+ * delivery of its subscription up to and including the one it names
+ * (cumulative); in client-individual only that one. stomp_sub.c settles
+ * what stomp_pendq_take hands it with the queue group.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/stomp_int.h"
+
+const char *const stomp_ack_names[] = {"auto", "client", "client-individual"};
+
+int stomp_msgid_parse(const char *id, char *topic, size_t tl, int32_t *part,
+                      int64_t *off, const char **sub)
+{
+    const char *a = strchr(id, '/'), *b2, *hash;
+    int ok1, ok2;
+    char pb[16], ob[24];
+    if (!a || (size_t)(a - id) >= tl || a == id)
+        return -1;
+    b2 = strchr(a + 1, '/');
+    if (!b2 || (size_t)(b2 - a - 1) >= sizeof(pb))
+        return -1;
+    memcpy(topic, id, (size_t)(a - id));
+    topic[a - id] = 0;
+    memcpy(pb, a + 1, (size_t)(b2 - a - 1));
+    pb[b2 - a - 1] = 0;
+    *part = (int32_t)parse_i64(pb, &ok1);
+    hash = strchr(b2 + 1, '#');
+    *sub = hash ? hash + 1 : NULL;
+    if (hash) {
+        if ((size_t)(hash - b2 - 1) >= sizeof(ob))
+            return -1;
+        memcpy(ob, b2 + 1, (size_t)(hash - b2 - 1));
+        ob[hash - b2 - 1] = 0;
+        *off = parse_i64(ob, &ok2);
+    } else {
+        *off = parse_i64(b2 + 1, &ok2);
+    }
+    return ok1 && ok2 ? 0 : -1;
+}
+
+int stomp_ack_mode_parse(const char *v)
+{
+    if (!v || strcmp(v, "auto") == 0)
+        return ACK_AUTO;
+    if (strcmp(v, "client") == 0)
+        return ACK_CLIENT;
+    if (strcmp(v, "client-individual") == 0)
+        return ACK_INDIVIDUAL;
+    return -1;
+}
+
+int stomp_pendq_push(stomp_pendq *q, treader *r, const char *topic,
+                     int32_t partition, int64_t offset)
+{
+    pend *p = malloc(sizeof(*p));
+    if (!p)
+        return -1;
+    p->next = NULL;
+    p->r = r;
+    p->topic = topic;
+    p->partition = partition;
+    p->offset = offset;
+    if (q->tail)
+        q->tail->next = p;
+    else
+        q->head = p;
+    q->tail = p;
+    q->n++;
+    return 0;
+}
+
+pend *stomp_pendq_find(const stomp_pendq *q, const char *topic,
+                       int32_t partition, int64_t offset, pend **prev_out)
+{
+    pend *p, *prev = NULL;
+    for (p = q->head; p; prev = p, p = p->next) {
+        if (p->partition == partition && p->offset == offset &&
+            strcmp(p->topic, topic) == 0) {
+            *prev_out = prev;
+            return p;
+        }
+    }
+    return NULL;
+}
+
+pend *stomp_pendq_take(stomp_pendq *q, pend *prev, pend *ent, int cumulative)
+{
+    pend *chain;
+    if (cumulative) {
+        /* everything up to and including ent */
+        pend *p;
+        chain = q->head;
+        q->head = ent->next;
+        if (!q->head)
+            q->tail = NULL;
+        for (p = chain; p != ent; p = p->next)
+            q->n--;
+        q->n--;
+        ent->next = NULL;
+        return chain;
+    }
+    if (prev)
+        prev->next = ent->next;
+    else
+        q->head = ent->next;
+    if (q->tail == ent)
+        q->tail = prev;
+    q->n--;
+    ent->next = NULL;
+    return ent;
+}
+
+void stomp_pendq_clear(stomp_pendq *q)
+{
+    pend *p, *n;
+    for (p = q->head; p; p = n) {
+        n = p->next;
+        free(p);
+    }
+    q->head = q->tail = NULL;
+    q->n = 0;
+}

@@ -1,0 +1,169 @@
+/*
+ * stomp_dest.c - STOMP destination names, topic wildcards and temp-queue
+ * ownership. Pure: no socket, no broker state (tests/unit/test_stomp_sub.c).
+ *
+ * A destination header resolves to a kind and a topic name:
+ *
+ *   /queue/NAME, /amq/queue/NAME, /reply-queue/NAME   queue group NAME on
+ *                                                     topic NAME
+ *   /topic/NAME, /exchange/amq.topic/NAME              broadcast (wildcards)
+ *   /exchange/amq.fanout[/KEY]                          broadcast on topic
+ *                                                     "amq.fanout"
+ *   /temp-queue/NAME                                    this connection's
+ *                                                     queue "stomp-tmp-S-NAME"
+ *
+ * Queues are queue groups of the same name on the topic of that name, so
+ * /queue/X and /topic/X are one log (docs/stomp.md). S is the session.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "broker/stomp_int.h"
+
+static int has_prefix(const char *s, const char *p, const char **rest)
+{
+    size_t n = strlen(p);
+    if (strncmp(s, p, n) != 0)
+        return 0;
+    *rest = s + n;
+    return 1;
+}
+
+sl_err stomp_dest_parse(const char *session, const char *s, dest *d, char *why,
+                        size_t whylen)
+{
+    const char *rest = NULL;
+    size_t i, n;
+    memset(d, 0, sizeof(*d));
+    if (!s || !*s) {
+        snprintf(why, whylen, "missing destination header");
+        return SL_ERR_INVALID_ARG;
+    }
+    if (has_prefix(s, "/queue/", &rest) ||
+        has_prefix(s, "/amq/queue/", &rest) ||
+        has_prefix(s, "/reply-queue/", &rest)) {
+        d->kind = DEST_QUEUE;
+    } else if (has_prefix(s, "/topic/", &rest)) {
+        d->kind = DEST_TOPIC;
+        d->prefix = "/topic/";
+    } else if (has_prefix(s, "/exchange/amq.topic/", &rest)) {
+        d->kind = DEST_TOPIC;
+        d->prefix = "/exchange/amq.topic/";
+    } else if (strcmp(s, "/exchange/amq.fanout") == 0 ||
+               strncmp(s, "/exchange/amq.fanout/", 21) == 0) {
+        d->kind = DEST_TOPIC;
+        snprintf(d->name, sizeof(d->name), "amq.fanout");
+        return SL_OK;
+    } else if (has_prefix(s, "/temp-queue/", &rest)) {
+        d->kind = DEST_TEMP;
+        if (!*rest || strlen(rest) > 128) {
+            snprintf(why, whylen, "invalid temp-queue name in '%.100s'", s);
+            return SL_ERR_INVALID_ARG;
+        }
+        snprintf(d->name, sizeof(d->name), "stomp-tmp-%s-%s", session, rest);
+        if (sl_topic_name_check(d->name, strlen(d->name)) != SL_OK) {
+            snprintf(why, whylen,
+                     "invalid temp-queue name in '%.100s' (use "
+                     "[A-Za-z0-9._-])",
+                     s);
+            return SL_ERR_INVALID_ARG;
+        }
+        return SL_OK;
+    } else if (strncmp(s, "/exchange/", 10) == 0) {
+        snprintf(why, whylen,
+                 "unsupported exchange in destination '%.100s' (supported: "
+                 "/exchange/amq.topic/KEY, /exchange/amq.fanout)",
+                 s);
+        return SL_ERR_INVALID_ARG;
+    } else {
+        snprintf(why, whylen,
+                 "unknown destination '%.100s' (use /queue/NAME, "
+                 "/topic/NAME, /temp-queue/NAME, /exchange/amq.topic/KEY, "
+                 "/exchange/amq.fanout or /amq/queue/NAME)",
+                 s);
+        return SL_ERR_INVALID_ARG;
+    }
+    n = strlen(rest);
+    if (n == 0 || n > SL_TOPIC_NAME_MAX) {
+        snprintf(why, whylen,
+                 "invalid destination '%.100s': empty or "
+                 "longer than 249 characters",
+                 s);
+        return SL_ERR_INVALID_ARG;
+    }
+    memcpy(d->name, rest, n + 1);
+    if (d->kind == DEST_TOPIC) {
+        for (i = 0; i < n; i++) {
+            if (rest[i] == '*' || rest[i] == '#' || rest[i] == '>')
+                d->wildcard = 1;
+        }
+        if (d->wildcard)
+            return SL_OK;
+    }
+    if (sl_topic_name_check(d->name, n) != SL_OK) {
+        snprintf(why, whylen,
+                 "invalid destination '%.100s': names are 1-249 characters "
+                 "of [A-Za-z0-9._-]",
+                 s);
+        return SL_ERR_INVALID_ARG;
+    }
+    return SL_OK;
+}
+
+int stomp_wild_match(const char *p, const char *t)
+{
+    if (*p == 0)
+        return *t == 0;
+    if (p[0] == '#' && (p[1] == 0 || p[1] == '.')) {
+        const char *np = p[1] ? p + 2 : p + 1;
+        if (p[1] == 0)
+            return 1;
+        /* zero words */
+        if (stomp_wild_match(np, t))
+            return 1;
+        /* one or more words */
+        while (*t) {
+            const char *dot = strchr(t, '.');
+            if (!dot)
+                return 0;
+            t = dot + 1;
+            if (stomp_wild_match(np, t))
+                return 1;
+        }
+        return 0;
+    }
+    if (p[0] == '>' && p[1] == 0)
+        return *t != 0;
+    if (p[0] == '*' && (p[1] == 0 || p[1] == '.')) {
+        const char *dot = strchr(t, '.');
+        if (*t == 0 || t[0] == '.')
+            return 0;
+        if (p[1] == 0)
+            return dot == NULL;
+        return dot && stomp_wild_match(p + 2, dot + 1);
+    }
+    {
+        /* literal word */
+        const char *pe = strchr(p, '.'), *te = strchr(t, '.');
+        size_t pl = pe ? (size_t)(pe - p) : strlen(p);
+        size_t tl = te ? (size_t)(te - t) : strlen(t);
+        if (pl != tl || memcmp(p, t, pl) != 0)
+            return 0;
+        if (!pe)
+            return te == NULL;
+        if (!te)
+            return 0;
+        return stomp_wild_match(pe + 1, te + 1);
+    }
+}
+
+/* A temp queue ("stomp-tmp-S-NAME") is its connection's alone, as in
+ * RabbitMQ (exclusive) and ActiveMQ: others may SEND to it (reply-to) but
+ * not read it, not even through a wildcard. */
+int stomp_tmp_foreign(const char *session, const char *topic)
+{
+    size_t n = strlen(session);
+    if (strncmp(topic, "stomp-tmp-", 10) != 0)
+        return 0;
+    return strncmp(topic + 10, session, n) != 0 || topic[10 + n] != '-';
+}

@@ -1,0 +1,370 @@
+/*
+ * stomp_session.c - a STOMP session's CONNECT, login, heart-beats and
+ * DISCONNECT, and the users file.
+ *
+ * CONNECT picks the highest version both sides speak (accept-version;
+ * none = 1.0) and refuses a second CONNECT. With stomp-users-file set,
+ * the passcode is checked on stomp_auth.c's worker thread (PBKDF2 is slow
+ * on purpose): reading stops until the answer, then CONNECTED or an ERROR
+ * follows, and an unknown login costs as much as a wrong passcode.
+ * Without the file (development mode) every login is accepted.
+ *
+ * Heart-beats (1.1, 1.2): we send every max(cy, heartbeat-min) if the
+ * client wants them and expect one every max(cx, heartbeat-min) if it
+ * offers them; a timer at half the shorter interval writes an EOL after
+ * a quiet half interval and closes a connection silent for 1.5 of its
+ * interval (time we did not read counts as heard).
+ *
+ * Once CONNECTED, the parser gets the full frame limits; before, the
+ * prelogin ones (stomp.c).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "broker/config.h"
+#include "broker/stomp.h"
+#include "broker/stomp_int.h"
+
+#define SERVER_NAME "Sluice/0.1"
+
+static void hb_cb(evutil_socket_t fd, short what, void *arg);
+
+static int hb_parse(const char *v, int64_t *a, int64_t *b)
+{
+    char *end;
+    long long x, y;
+    if (!v)
+        return 0;
+    errno = 0;
+    x = strtoll(v, &end, 10);
+    if (errno || end == v || *end != ',' || x < 0)
+        return -1;
+    v = end + 1;
+    y = strtoll(v, &end, 10);
+    if (errno || end == v || *end != 0 || y < 0)
+        return -1;
+    *a = x;
+    *b = y;
+    return 0;
+}
+
+static const stomp_user *user_find(stomp_srv *s, const char *login)
+{
+    size_t i;
+    for (i = 0; i < s->nusers; i++) {
+        if (strcmp(s->users[i].login, login) == 0)
+            return &s->users[i];
+    }
+    return NULL;
+}
+
+static void auth_done(void *arg, int ok);
+static void connect_finish(stomp_conn *c, int64_t cx, int64_t cy,
+                           const char *receipt);
+
+void stomp_h_connect(stomp_conn *c, const sl_stomp_frame *f)
+{
+    const char *av = sl_stomp_frame_value(f, "accept-version");
+    const char *login = sl_stomp_frame_value(f, "login");
+    const char *pass = sl_stomp_frame_value(f, "passcode");
+    const char *cid = sl_stomp_frame_value(f, "client-id");
+    int64_t cx = 0, cy = 0;
+    sl_stomp_enc e;
+    sl_wb *wb = &c->scratch;
+
+    if (c->connected) {
+        stomp_send_error(c, RECEIPT(f), "already connected",
+                         "CONNECT or STOMP was sent twice on this connection");
+        return;
+    }
+    c->version = SL_STOMP_V10;
+    if (av) {
+        /* highest common version */
+        char buf[128], *tok, *save = NULL;
+        int best = 0;
+        snprintf(buf, sizeof(buf), "%s", av);
+        for (tok = strtok_r(buf, ", ", &save); tok;
+             tok = strtok_r(NULL, ", ", &save)) {
+            int v = strcmp(tok, "1.2") == 0   ? SL_STOMP_V12
+                    : strcmp(tok, "1.1") == 0 ? SL_STOMP_V11
+                    : strcmp(tok, "1.0") == 0 ? SL_STOMP_V10
+                                              : 0;
+            if (v > best)
+                best = v;
+        }
+        if (!best) {
+            sl_wb_reset(wb);
+            sl_stomp_enc_begin(&e, wb, SL_STOMP_V10, SL_STOMP_ERROR);
+            sl_stomp_enc_header_s(&e, "version", "1.0,1.1,1.2");
+            sl_stomp_enc_header_s(&e, "message",
+                                  "unsupported protocol version");
+            sl_stomp_enc_header_s(&e, "content-type", "text/plain");
+            {
+                char body[160];
+                int bl = snprintf(body, sizeof(body),
+                                  "Supported protocol versions are 1.0, 1.1 "
+                                  "and 1.2; accept-version was '%.60s'",
+                                  av);
+                sl_stomp_enc_header_u(&e, "content-length", (uint64_t)bl);
+                sl_stomp_enc_end(&e, body, (size_t)bl);
+            }
+            conn_write(c, wb->p, wb->len);
+            sl_log(SL_INFO, STOMP_SUBSYS,
+                   "peer %s: unsupported accept-version %s", c->peer, av);
+            sl_conn_close_after_reply(c->conn);
+            return;
+        }
+        c->version = best;
+    }
+    if (hb_parse(sl_stomp_frame_value(f, "heart-beat"), &cx, &cy) < 0) {
+        stomp_send_error(c, RECEIPT(f), "invalid heart-beat header",
+                         "heart-beat must be two non-negative integers in ms: "
+                         "cx,cy");
+        return;
+    }
+    snprintf(c->login, sizeof(c->login), "%s", login ? login : "");
+    snprintf(c->client_id, sizeof(c->client_id), "%s", cid ? cid : "");
+    if (c->s->nusers > 0) {
+        /* checked on the auth thread; reading stops until the answer
+         * (should_pause), connect_finish or an ERROR follows */
+        const stomp_user *u = login ? user_find(c->s, login) : NULL;
+        const char *r = RECEIPT(f);
+        c->auth_cx = cx;
+        c->auth_cy = cy;
+        c->auth_receipt = r ? strdup(r) : NULL;
+        c->auth_job =
+            sl_stomp_auth_submit(c->s->auth, u ? u->hash : c->s->users[0].hash,
+                                 pass ? pass : "", !u || !pass, auth_done, c);
+        if (!c->auth_job) {
+            free(c->auth_receipt);
+            c->auth_receipt = NULL;
+            stomp_send_error(c, r, "out of memory", NULL);
+            return;
+        }
+        sl_conn_pause(c->conn);
+        /* a slow check is the broker's doing, not the client's */
+        sl_conn_handshake_wait(c->conn);
+        return;
+    }
+    connect_finish(c, cx, cy, RECEIPT(f));
+}
+
+/* The password check of a CONNECT came back. @thread loop */
+static void auth_done(void *arg, int ok)
+{
+    stomp_conn *c = arg;
+    char *receipt = c->auth_receipt;
+    c->auth_job = NULL;
+    c->auth_receipt = NULL;
+    if (!ok) {
+        sl_log(SL_WARN, STOMP_SUBSYS,
+               "peer %s: authentication failed for login '%.64s'", c->peer,
+               c->login);
+        stomp_send_error(c, receipt, "access refused",
+                         "wrong login or passcode");
+    } else {
+        connect_finish(c, c->auth_cx, c->auth_cy, receipt);
+        sl_conn_resume(c->conn); /* and handle what came after CONNECT */
+    }
+    free(receipt);
+}
+
+/* CONNECT accepted: heart-beats, CONNECTED, the receipt. */
+static void connect_finish(stomp_conn *c, int64_t cx, int64_t cy,
+                           const char *receipt)
+{
+    sl_stomp_enc e;
+    sl_wb *wb = &c->scratch;
+    char hb[48];
+    int64_t period;
+    const int64_t hmin = c->s->cfg->stomp_heartbeat_min_ms;
+    /* Heart-beats: we send every max(cy, min) if the client wants them,
+     * and expect one every max(cx, min) if it offers them. */
+    c->hb_out = cy > 0 ? (cy > hmin ? cy : hmin) : 0;
+    c->hb_in = cx > 0 ? (cx > hmin ? cx : hmin) : 0;
+    if (c->version == SL_STOMP_V10)
+        c->hb_out = c->hb_in = 0;
+    c->connected = 1;
+    sl_stomp_parser_set_version(&c->ps, c->version);
+    /* logged in: the full limits from the next frame on */
+    c->ps.lim = c->s->lim;
+    sl_conn_handshake_done(c->conn);
+
+    sl_wb_reset(wb);
+    sl_stomp_enc_begin(&e, wb, c->version, SL_STOMP_CONNECTED);
+    sl_stomp_enc_header_s(&e, "version",
+                          c->version == SL_STOMP_V12   ? "1.2"
+                          : c->version == SL_STOMP_V11 ? "1.1"
+                                                       : "1.0");
+    sl_stomp_enc_header_s(&e, "server", SERVER_NAME);
+    sl_stomp_enc_header_s(&e, "session", c->session);
+    if (c->version >= SL_STOMP_V11) {
+        snprintf(hb, sizeof(hb), "%" PRId64 ",%" PRId64, c->hb_out, c->hb_in);
+        sl_stomp_enc_header_s(&e, "heart-beat", hb);
+    }
+    sl_stomp_enc_end(&e, NULL, 0);
+    conn_write(c, wb->p, wb->len);
+    sl_log(SL_DEBUG, STOMP_SUBSYS,
+           "peer %s session %s: connected, STOMP %d.%d login '%s' "
+           "heart-beat out %" PRId64 " in %" PRId64,
+           c->peer, c->session, c->version / 10, c->version % 10, c->login,
+           c->hb_out, c->hb_in);
+    if (c->hb_out || c->hb_in) {
+        /* half the intervals: an EOL goes out once the connection was
+         * quiet for half of hb_out, so no gap exceeds hb_out (ticking at
+         * hb_out could leave nearly two) */
+        int64_t a = c->hb_out ? c->hb_out / 2 : INT64_MAX;
+        int64_t b = c->hb_in ? c->hb_in / 2 : INT64_MAX;
+        struct timeval tv;
+        period = a < b ? a : b;
+        if (period < 1)
+            period = 1;
+        tv.tv_sec = period / 1000;
+        tv.tv_usec = (period % 1000) * 1000;
+        c->hb_ev = event_new(sl_broker_base(c->s->b), -1, EV_PERSIST, hb_cb, c);
+        if (c->hb_ev)
+            event_add(c->hb_ev, &tv);
+    }
+    /* CONNECT may carry a receipt too */
+    stomp_owe_receipt(c, receipt, NULL);
+}
+
+void stomp_h_disconnect(stomp_conn *c, const sl_stomp_frame *f)
+{
+    /* the receipt (if asked for) after every reply owed before it, then
+     * the connection closes */
+    stomp_owe_receipt(c, RECEIPT(f), NULL);
+    sl_conn_close_after_reply(c->conn);
+}
+
+static void hb_cb(evutil_socket_t fd, short what, void *arg)
+{
+    stomp_conn *c = arg;
+    int64_t now = sl_now_ms();
+    if (conn_closing(c))
+        return;
+    if (!sl_conn_reading(c->conn))
+        c->last_read = now; /* not reading is our doing, not the client's */
+    if (c->hb_in && now - c->last_read > c->hb_in + c->hb_in / 2) {
+        sl_log(SL_INFO, STOMP_SUBSYS,
+               "peer %s session %s: no heart-beat for %" PRId64
+               " ms (interval %" PRId64 " ms): closing",
+               c->peer, c->session, now - c->last_read, c->hb_in);
+        sl_conn_abort(c->conn, "no heart-beat");
+        return;
+    }
+    if (c->hb_out && now - c->last_write >= c->hb_out / 2 && out_len(c) == 0)
+        conn_write(c, "\n", 1);
+}
+
+/* ---- users --------------------------------------------------------------- */
+
+static int hexval(int ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+static int unhex(const char *s, size_t n, uint8_t *out, size_t cap)
+{
+    size_t i;
+    if (n % 2 || n / 2 > cap)
+        return -1;
+    for (i = 0; i < n / 2; i++) {
+        int a = hexval(s[2 * i]), b = hexval(s[2 * i + 1]);
+        if (a < 0 || b < 0)
+            return -1;
+        out[i] = (uint8_t)(a * 16 + b);
+    }
+    return (int)(n / 2);
+}
+
+int sl_stomp_password_ok(const char *stored, const char *password)
+{
+    const char *p = stored, *a, *b;
+    uint8_t salt[256], want[128], got[128];
+    int sl, hl, ok;
+    int64_t iter;
+    char ib[16];
+    if (strncmp(p, "pbkdf2-sha256$", 14) != 0)
+        return 0;
+    p += 14;
+    a = strchr(p, '$');
+    if (!a || (size_t)(a - p) >= sizeof(ib))
+        return 0;
+    memcpy(ib, p, (size_t)(a - p));
+    ib[a - p] = 0;
+    iter = parse_i64(ib, &ok);
+    if (!ok || iter < 1 || iter > 10000000)
+        return 0;
+    b = strchr(a + 1, '$');
+    if (!b)
+        return 0;
+    sl = unhex(a + 1, (size_t)(b - a - 1), salt, sizeof(salt));
+    hl = unhex(b + 1, strlen(b + 1), want, sizeof(want));
+    if (sl < 1 || hl < 16)
+        return 0;
+    if (PKCS5_PBKDF2_HMAC(password, (int)strlen(password), salt, sl, (int)iter,
+                          EVP_sha256(), hl, got) != 1)
+        return 0;
+    return CRYPTO_memcmp(got, want, (size_t)hl) == 0;
+}
+
+static sl_err users_load(stomp_srv *s, const char *path, char *err,
+                         size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    sl_err rc;
+    if (!f) {
+        snprintf(err, errlen, "stomp-users-file %s: %s", path, strerror(errno));
+        return SL_ESYS(errno);
+    }
+    rc = sl_stomp_users_read(f, path, &s->users, &s->nusers, err, errlen);
+    fclose(f);
+    return rc;
+}
+
+sl_err stomp_users_init(stomp_srv *s, char *err, size_t errlen)
+{
+    if (s->cfg->stomp_users_file && s->cfg->stomp_users_file[0]) {
+        if (users_load(s, s->cfg->stomp_users_file, err, errlen) != SL_OK)
+            return SL_ERR_INVALID_CONFIG;
+        sl_log(SL_INFO, STOMP_SUBSYS, "%zu STOMP users loaded from %s",
+               s->nusers, s->cfg->stomp_users_file);
+        if (s->nusers > 0 &&
+            sl_stomp_auth_new(sl_broker_base(s->b), &s->auth) != SL_OK) {
+            snprintf(err, errlen,
+                     "stomp: cannot start the password check thread");
+            return SL_ERR_UNKNOWN;
+        }
+    } else {
+        sl_log(SL_WARN, STOMP_SUBSYS,
+               "development mode: no stomp-users-file, every STOMP login is "
+               "accepted");
+    }
+    return SL_OK;
+}
+
+void stomp_users_fini(stomp_srv *s)
+{
+    size_t i;
+    sl_stomp_auth_free(s->auth);
+    for (i = 0; i < s->nusers; i++) {
+        free(s->users[i].login);
+        free(s->users[i].hash);
+    }
+    free(s->users);
+}

@@ -1,0 +1,300 @@
+/*
+ * test_stomp_sub.c - the STOMP adapter's pure pieces, without a socket or
+ * a broker: destination parsing (stomp_dest.c), topic wildcards and temp
+ * queue ownership, ack modes, message/ack ids and a subscription's list of
+ * unacknowledged deliveries (stomp_ack.c). Header escaping is
+ * test_stomp_frame.c's.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "broker/stomp_int.h"
+
+static sl_err parse(const char *s, dest *d, char *why, size_t wl)
+{
+    return stomp_dest_parse("7", s, d, why, wl);
+}
+
+static void test_dest_kinds(void **state)
+{
+    dest d;
+    char why[256];
+    (void)state;
+    assert_int_equal(parse("/queue/orders", &d, why, sizeof(why)), SL_OK);
+    assert_int_equal(d.kind, DEST_QUEUE);
+    assert_string_equal(d.name, "orders");
+    assert_int_equal(d.wildcard, 0);
+    assert_int_equal(parse("/amq/queue/a.b", &d, why, sizeof(why)), SL_OK);
+    assert_int_equal(d.kind, DEST_QUEUE);
+    assert_string_equal(d.name, "a.b");
+    assert_int_equal(parse("/reply-queue/r1", &d, why, sizeof(why)), SL_OK);
+    assert_int_equal(d.kind, DEST_QUEUE);
+    assert_string_equal(d.name, "r1");
+    assert_int_equal(parse("/topic/prices", &d, why, sizeof(why)), SL_OK);
+    assert_int_equal(d.kind, DEST_TOPIC);
+    assert_string_equal(d.name, "prices");
+    assert_string_equal(d.prefix, "/topic/");
+    assert_int_equal(parse("/exchange/amq.topic/k.x", &d, why, sizeof(why)),
+                     SL_OK);
+    assert_int_equal(d.kind, DEST_TOPIC);
+    assert_string_equal(d.name, "k.x");
+    assert_string_equal(d.prefix, "/exchange/amq.topic/");
+    assert_int_equal(parse("/exchange/amq.fanout", &d, why, sizeof(why)),
+                     SL_OK);
+    assert_int_equal(d.kind, DEST_TOPIC);
+    assert_string_equal(d.name, "amq.fanout");
+    assert_int_equal(parse("/exchange/amq.fanout/any", &d, why, sizeof(why)),
+                     SL_OK);
+    assert_string_equal(d.name, "amq.fanout");
+    /* a temp queue is named after the session */
+    assert_int_equal(parse("/temp-queue/reply", &d, why, sizeof(why)), SL_OK);
+    assert_int_equal(d.kind, DEST_TEMP);
+    assert_string_equal(d.name, "stomp-tmp-7-reply");
+}
+
+static void test_dest_wildcards(void **state)
+{
+    dest d;
+    char why[256];
+    (void)state;
+    assert_int_equal(parse("/topic/a.*.c", &d, why, sizeof(why)), SL_OK);
+    assert_int_equal(d.wildcard, 1);
+    assert_string_equal(d.name, "a.*.c");
+    assert_int_equal(parse("/topic/a.#", &d, why, sizeof(why)), SL_OK);
+    assert_int_equal(d.wildcard, 1);
+    assert_int_equal(parse("/topic/a.>", &d, why, sizeof(why)), SL_OK);
+    assert_int_equal(d.wildcard, 1);
+    /* a queue name is never a pattern: '*' is not a name character */
+    assert_int_equal(parse("/queue/a.*", &d, why, sizeof(why)),
+                     SL_ERR_INVALID_ARG);
+    assert_non_null(strstr(why, "invalid destination"));
+}
+
+static void test_dest_refused(void **state)
+{
+    dest d;
+    char why[256], longname[300];
+    (void)state;
+    assert_int_equal(parse(NULL, &d, why, sizeof(why)), SL_ERR_INVALID_ARG);
+    assert_string_equal(why, "missing destination header");
+    assert_int_equal(parse("", &d, why, sizeof(why)), SL_ERR_INVALID_ARG);
+    assert_int_equal(parse("/queue/", &d, why, sizeof(why)),
+                     SL_ERR_INVALID_ARG);
+    assert_non_null(strstr(why, "empty or longer"));
+    assert_int_equal(parse("/queue/a b", &d, why, sizeof(why)),
+                     SL_ERR_INVALID_ARG);
+    assert_non_null(strstr(why, "[A-Za-z0-9._-]"));
+    assert_int_equal(parse("/exchange/amq.direct/k", &d, why, sizeof(why)),
+                     SL_ERR_INVALID_ARG);
+    assert_non_null(strstr(why, "unsupported exchange"));
+    assert_int_equal(parse("/temp-queue/", &d, why, sizeof(why)),
+                     SL_ERR_INVALID_ARG);
+    assert_int_equal(parse("/temp-queue/a/b", &d, why, sizeof(why)),
+                     SL_ERR_INVALID_ARG);
+    memset(longname, 'x', sizeof(longname));
+    memcpy(longname, "/queue/", 7);
+    longname[7 + SL_TOPIC_NAME_MAX] = 0; /* 249 characters: fits */
+    assert_int_equal(parse(longname, &d, why, sizeof(why)), SL_OK);
+    longname[7 + SL_TOPIC_NAME_MAX] = 'x';
+    longname[8 + SL_TOPIC_NAME_MAX] = 0; /* 250: refused */
+    assert_int_equal(parse(longname, &d, why, sizeof(why)), SL_ERR_INVALID_ARG);
+}
+
+static void test_wild_match(void **state)
+{
+    (void)state;
+    assert_true(stomp_wild_match("a.*.c", "a.b.c"));
+    assert_false(stomp_wild_match("a.*.c", "a.b.b.c"));
+    assert_false(stomp_wild_match("a.*", "a"));
+    assert_true(stomp_wild_match("a.#", "a.b.c"));
+    assert_true(stomp_wild_match("#.c", "a.b.c"));
+    assert_true(stomp_wild_match("#", "anything.at.all"));
+    assert_true(stomp_wild_match("a.#.c", "a.c"));
+    assert_true(stomp_wild_match("a.#.c", "a.x.y.c"));
+    assert_false(stomp_wild_match("a.#.c", "a.x.y.d"));
+    assert_true(stomp_wild_match("a.>", "a.b"));
+    assert_true(stomp_wild_match("a.>", "a.b.c"));
+    assert_false(stomp_wild_match("a.>", "a"));
+    assert_true(stomp_wild_match("a.b", "a.b"));
+    assert_false(stomp_wild_match("a.b", "a.bc"));
+    assert_false(stomp_wild_match("a.b", "a.b.c"));
+}
+
+static void test_tmp_foreign(void **state)
+{
+    (void)state;
+    assert_false(stomp_tmp_foreign("7", "orders"));
+    assert_false(stomp_tmp_foreign("7", "stomp-tmp-7-reply"));
+    assert_true(stomp_tmp_foreign("7", "stomp-tmp-8-reply"));
+    /* session 7 must not own session 71's queues */
+    assert_true(stomp_tmp_foreign("7", "stomp-tmp-71-reply"));
+    assert_false(stomp_tmp_foreign("71", "stomp-tmp-71-reply"));
+}
+
+static void test_ack_modes(void **state)
+{
+    (void)state;
+    assert_int_equal(stomp_ack_mode_parse(NULL), ACK_AUTO);
+    assert_int_equal(stomp_ack_mode_parse("auto"), ACK_AUTO);
+    assert_int_equal(stomp_ack_mode_parse("client"), ACK_CLIENT);
+    assert_int_equal(stomp_ack_mode_parse("client-individual"), ACK_INDIVIDUAL);
+    assert_int_equal(stomp_ack_mode_parse("Client"), -1);
+    assert_int_equal(stomp_ack_mode_parse(""), -1);
+    assert_string_equal(stomp_ack_names[ACK_INDIVIDUAL], "client-individual");
+}
+
+static void test_msgid(void **state)
+{
+    char topic[SL_TOPIC_NAME_MAX + 1];
+    int32_t part;
+    int64_t off;
+    const char *sub;
+    (void)state;
+    assert_int_equal(stomp_msgid_parse("orders/3/42", topic, sizeof(topic),
+                                       &part, &off, &sub),
+                     0);
+    assert_string_equal(topic, "orders");
+    assert_int_equal(part, 3);
+    assert_int_equal(off, 42);
+    assert_null(sub);
+    /* the 1.2 ack id names its subscription, which may hold '/' and '#' */
+    assert_int_equal(stomp_msgid_parse("a.b/0/7#/queue/x#y", topic,
+                                       sizeof(topic), &part, &off, &sub),
+                     0);
+    assert_string_equal(topic, "a.b");
+    assert_int_equal(off, 7);
+    assert_string_equal(sub, "/queue/x#y");
+    assert_int_equal(
+        stomp_msgid_parse("orders", topic, sizeof(topic), &part, &off, &sub),
+        -1);
+    assert_int_equal(stomp_msgid_parse("orders/x/1", topic, sizeof(topic),
+                                       &part, &off, &sub),
+                     -1);
+    assert_int_equal(
+        stomp_msgid_parse("orders/1/", topic, sizeof(topic), &part, &off, &sub),
+        -1);
+    assert_int_equal(
+        stomp_msgid_parse("/1/2", topic, sizeof(topic), &part, &off, &sub), -1);
+    assert_int_equal(
+        stomp_msgid_parse("orders/1/2", topic, 6, &part, &off, &sub),
+        -1); /* topic longer than the buffer */
+}
+
+/* Offsets of the entries of q, in order, as "1,2,3". */
+static void pendq_str(const stomp_pendq *q, char *b, size_t bl)
+{
+    pend *p;
+    size_t n = 0, count = 0;
+    b[0] = 0;
+    for (p = q->head; p; p = p->next) {
+        n += (size_t)snprintf(b + n, bl - n, "%s%lld", n ? "," : "",
+                              (long long)p->offset);
+        count++;
+        if (!p->next)
+            assert_ptr_equal(p, q->tail);
+    }
+    assert_int_equal(count, q->n);
+    if (!q->head)
+        assert_null(q->tail);
+}
+
+static void test_pendq_individual(void **state)
+{
+    stomp_pendq q = {NULL, NULL, 0};
+    pend *prev = NULL, *e;
+    char b[64];
+    int64_t i;
+    (void)state;
+    for (i = 1; i <= 4; i++)
+        assert_int_equal(stomp_pendq_push(&q, NULL, "t", 0, i), 0);
+    pendq_str(&q, b, sizeof(b));
+    assert_string_equal(b, "1,2,3,4");
+    /* the middle one alone */
+    e = stomp_pendq_find(&q, "t", 0, 3, &prev);
+    assert_non_null(e);
+    assert_int_equal(prev->offset, 2);
+    e = stomp_pendq_take(&q, prev, e, 0);
+    assert_int_equal(e->offset, 3);
+    assert_null(e->next);
+    free(e);
+    pendq_str(&q, b, sizeof(b));
+    assert_string_equal(b, "1,2,4");
+    /* the tail: the tail moves back */
+    e = stomp_pendq_find(&q, "t", 0, 4, &prev);
+    free(stomp_pendq_take(&q, prev, e, 0));
+    pendq_str(&q, b, sizeof(b));
+    assert_string_equal(b, "1,2");
+    /* the head */
+    e = stomp_pendq_find(&q, "t", 0, 1, &prev);
+    assert_null(prev);
+    free(stomp_pendq_take(&q, prev, e, 0));
+    pendq_str(&q, b, sizeof(b));
+    assert_string_equal(b, "2");
+    /* another topic or partition is another record */
+    assert_null(stomp_pendq_find(&q, "u", 0, 2, &prev));
+    assert_null(stomp_pendq_find(&q, "t", 1, 2, &prev));
+    e = stomp_pendq_find(&q, "t", 0, 2, &prev);
+    free(stomp_pendq_take(&q, prev, e, 0));
+    pendq_str(&q, b, sizeof(b));
+    assert_string_equal(b, "");
+    assert_null(stomp_pendq_find(&q, "t", 0, 2, &prev));
+}
+
+static void test_pendq_cumulative(void **state)
+{
+    stomp_pendq q = {NULL, NULL, 0};
+    pend *prev = NULL, *e, *p, *n;
+    char b[64];
+    int64_t i;
+    int count = 0;
+    (void)state;
+    for (i = 1; i <= 5; i++)
+        assert_int_equal(stomp_pendq_push(&q, NULL, "t", 0, i), 0);
+    /* ack:client of 3 settles 1, 2 and 3, oldest first */
+    e = stomp_pendq_find(&q, "t", 0, 3, &prev);
+    for (p = stomp_pendq_take(&q, prev, e, 1); p; p = n) {
+        n = p->next;
+        assert_int_equal(p->offset, ++count);
+        free(p);
+    }
+    assert_int_equal(count, 3);
+    pendq_str(&q, b, sizeof(b));
+    assert_string_equal(b, "4,5");
+    /* of the last: everything; a push afterwards starts a fresh list */
+    e = stomp_pendq_find(&q, "t", 0, 5, &prev);
+    for (p = stomp_pendq_take(&q, prev, e, 1); p; p = n) {
+        n = p->next;
+        free(p);
+    }
+    pendq_str(&q, b, sizeof(b));
+    assert_string_equal(b, "");
+    assert_int_equal(stomp_pendq_push(&q, NULL, "t", 0, 6), 0);
+    pendq_str(&q, b, sizeof(b));
+    assert_string_equal(b, "6");
+    stomp_pendq_clear(&q);
+    pendq_str(&q, b, sizeof(b));
+    assert_string_equal(b, "");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_dest_kinds),
+        cmocka_unit_test(test_dest_wildcards),
+        cmocka_unit_test(test_dest_refused),
+        cmocka_unit_test(test_wild_match),
+        cmocka_unit_test(test_tmp_foreign),
+        cmocka_unit_test(test_ack_modes),
+        cmocka_unit_test(test_msgid),
+        cmocka_unit_test(test_pendq_individual),
+        cmocka_unit_test(test_pendq_cumulative),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
