@@ -54,9 +54,15 @@ struct sl_broker {
 
     struct evconnlistener *bin_lis, *stomp_lis;
     char bin_addr[80], stomp_addr[80];
+    struct evconnlistener *ws_lis; /* stomp-ws-listen (ws.c), or NULL */
+    char ws_addr[80];
     struct sl_proto {
         const struct sl_conn_ops *ops;
         void *arg;
+        /* sl_conn_set_transport (NULL: plain TCP) */
+        struct bufferevent *(*wrap)(void *arg, struct sl_conn *c,
+                                    struct bufferevent *sock);
+        void *wrap_arg;
     } protos[SL_LISTENER_N]; /* sl_conn_set_proto */
 
     struct event *flush_ev;  /* activated by the flusher's notify */

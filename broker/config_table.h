@@ -47,6 +47,9 @@ SL_CFG(listen, "listen", ADDR, "127.0.0.1:7410", 0, 0, 0, NULL,
        "the ready line on stdout reports the real one).")
 SL_CFG(stomp_listen, "stomp-listen", ADDR, "127.0.0.1:61613", 0, 0, 0, NULL,
        "STOMP listen address HOST:PORT (port 0 = any free port).")
+SL_CFG(stomp_ws_listen, "stomp-ws-listen", STR, "", 0, 0, 0, NULL,
+       "STOMP over WebSocket listen address HOST:PORT (path /ws, as "
+       "RabbitMQ's Web-STOMP; port 0 = any free port). Empty = off.")
 SL_CFG(config, "config", STR, "", 0, 0, 0, NULL,
        "Read settings from this file (lines `key value`, # comments). "
        "Command-line flags override the file.")

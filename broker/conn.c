@@ -67,16 +67,22 @@
  *  7. Log lines about a peer are rate-limited per connection and kind
  *     (sl_conn_warn), so one client cannot write the log full.
  *
- * Transports: the seam is the bufferevent. Today every connection is a
- * socket bufferevent over TCP (conn_bev_new). TLS goes in that one place:
+ * Transports: the seam is the bufferevent. Every connection is a socket
+ * bufferevent over TCP (conn_bev_new), which a listener's transport may
+ * wrap in a filter (sl_conn_set_transport): STOMP over WebSocket (ws.c)
+ * is the STOMP ops table on a bufferevent_filter that unwraps and wraps
+ * WebSocket frames. Under a filter the layer counts the socket's output
+ * as the connection's (back-pressure, close), is told when it drains
+ * (sock_out_cb: the filter's own write callback fires after each pass,
+ * not when the socket drains), pumps raw input left in the socket's
+ * buffer after a pause (work_cb), never reads the socket directly
+ * (sl_ops_read_more, pacing), and flushes the filter with BEV_FINISHED
+ * before shutting the socket's write side. TLS goes in that one place:
  * bufferevent_openssl_socket_new (or a filter over the socket bufferevent)
  * gives the same bufferevent interface, so reading, writing, watermarks
  * and timeouts above stay as they are (sl_ops_read_more and
  * sl_conn_write_now, which touch the socket directly, must then be skipped
- * for a filtered bufferevent). WebSocket framing is a bufferevent filter
- * too (bufferevent_filter_new with input/output filters that unwrap and
- * wrap frames), so STOMP over WebSocket is the STOMP ops table on a
- * filtered bufferevent. An inter-broker link is one more ops table on a
+ * for a filtered bufferevent). An inter-broker link is one more ops table on a
  * listener of its own, or an outgoing connection handed to
  * conn_bev_new. No protocol code changes for any of them.
  *
@@ -175,6 +181,11 @@ struct sl_conn {
     void *state;
     int opened; /* on_open succeeded: on_close is owed */
     struct bufferevent *bev;
+    /* the socket's own bufferevent: bev itself, or the one a transport
+     * (sl_conn_set_transport) filters; its output is counted as ours */
+    struct bufferevent *sock;
+    struct evbuffer_cb_entry *sock_cb; /* sock_out_cb, when filtered */
+    int finished; /* filtered: BEV_FINISHED flushed (transport's goodbye) */
     struct event *work_ev;  /* sl_conn_kick, resume */
     struct event *timer_ev; /* handshake, linger or drain (timer_kind) */
     int timer_kind;
@@ -231,6 +242,13 @@ void *sl_conn_proto_arg(sl_broker *b, enum sl_listener l,
     return b->protos[l].ops == ops ? b->protos[l].arg : NULL;
 }
 
+void sl_conn_set_transport(sl_broker *b, enum sl_listener l,
+                           sl_conn_wrap_fn wrap, void *arg)
+{
+    b->protos[l].wrap = wrap;
+    b->protos[l].wrap_arg = arg;
+}
+
 const sl_conn_ops *sl_conn_proto_ops(sl_broker *b, enum sl_listener l)
 {
     return b->protos[l].ops;
@@ -243,9 +261,17 @@ const char *sl_conn_peer(const sl_conn *c)
     return c->peer;
 }
 
+static int filtered(const sl_conn *c)
+{
+    return c->sock != c->bev;
+}
+
 size_t sl_conn_out_len(const sl_conn *c)
 {
-    return evbuffer_get_length(bufferevent_get_output(c->bev));
+    size_t n = evbuffer_get_length(bufferevent_get_output(c->bev));
+    if (filtered(c))
+        n += evbuffer_get_length(bufferevent_get_output(c->sock));
+    return n;
 }
 
 static size_t conn_mem(const sl_conn *c)
@@ -288,7 +314,8 @@ void sl_conn_write(sl_conn *c, const void *p, size_t n)
  * are left to the bufferevent's own write. */
 void sl_conn_write_now(sl_conn *c)
 {
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    /* a filter moved its output to the socket's at once */
+    struct evbuffer *out = bufferevent_get_output(c->sock);
     size_t n = evbuffer_get_length(out);
     if (n == 0 || n > WRITE_NOW_MAX || c->closing || c->dead)
         return;
@@ -655,6 +682,9 @@ void sl_conn_reap_cb(evutil_socket_t fd, short what, void *arg)
         snprintf(prefix, sizeof(prefix), "peer %s: ", c->peer);
         warn_flush(c->warns, WARN_KINDS, c->ops->name, prefix);
         held += c->peak;
+        if (c->sock_cb)
+            evbuffer_remove_cb_entry(bufferevent_get_output(c->sock),
+                                     c->sock_cb);
         bufferevent_free(c->bev);
         event_free(c->work_ev);
         event_free(c->timer_ev);
@@ -687,6 +717,16 @@ static void maybe_finish_close(sl_conn *c)
     if (c->b->stopping) {
         conn_kill(c, "shutdown");
         return;
+    }
+    if (filtered(c) && !c->finished) {
+        /* the transport's goodbye (a WebSocket Close frame) goes out
+         * before the socket's write side is shut */
+        c->finished = 1;
+        bufferevent_flush(c->bev, EV_WRITE, BEV_FINISHED);
+        if (sl_conn_out_len(c) > 0) {
+            timer_set(c, TIMER_DRAIN, CLOSE_DRAIN_MS);
+            return;
+        }
     }
     c->lingering = 1;
     /* read_cb discards whatever still arrives (never drain here: a
@@ -966,7 +1006,7 @@ static void set_priority(sl_conn *c)
 {
     sl_broker *b = c->b;
     int want = c->pace && c->streaming, ingress;
-    if (c->dead)
+    if (c->dead || filtered(c)) /* never paced (sl_conn_set_pace) */
         return;
     /* libevent refuses while one of the events is active (it may have
      * moved one of the two): retried from the next read, work or guard
@@ -989,7 +1029,8 @@ static void set_priority(sl_conn *c)
 
 void sl_conn_set_pace(sl_conn *c, int may_pace)
 {
-    may_pace = may_pace != 0;
+    /* pacing reads the socket directly: not under a transport's filter */
+    may_pace = may_pace != 0 && !filtered(c);
     if (c->pace == may_pace)
         return;
     c->pace = may_pace;
@@ -1087,7 +1128,8 @@ static void read_cb(struct bufferevent *bev, void *arg)
         ingress_arm(c->b);
     /* libevent 2.1 reads at most 4 KiB per callback: take what the
      * socket holds, up to the protocol's read_max */
-    if (!c->in_read && !c->paused && !c->in_limit && c->ops->read_max)
+    if (!c->in_read && !c->paused && !c->in_limit && c->ops->read_max &&
+        !filtered(c))
         sl_ops_read_more(bev, c->in_mark, c->ops->read_max);
     process_input(c);
 }
@@ -1096,6 +1138,12 @@ static void write_cb(struct bufferevent *bev, void *arg)
 {
     sl_conn *c = arg;
     (void)bev;
+    /* a filter calls this after each pass, with the bytes still in the
+     * socket's output: sock_out_cb calls again once they drained */
+    if (filtered(c) && !c->dead &&
+        evbuffer_get_length(bufferevent_get_output(c->sock)) >
+            (size_t)c->b->cfg.output_high_water / 2)
+        return;
     /* output drained below the low watermark */
     update_pause(c);
     if (!c->closing && !c->dead && c->ops->on_drain)
@@ -1116,6 +1164,10 @@ static void work_cb(evutil_socket_t fd, short what, void *arg)
     /* also when closing: the protocol stops what it delivers */
     if (c->ops->on_drain)
         c->ops->on_drain(c->state, c);
+    /* a filter left raw input in the socket's buffer while reading was
+     * paused: it gets no new read event for it */
+    if (filtered(c) && !c->dead && !c->in_read && !c->paused && !c->closing)
+        bufferevent_flush(c->bev, EV_READ, BEV_NORMAL);
     if (!c->dead && !c->in_read)
         process_input(c);
 }
@@ -1319,13 +1371,45 @@ static void addr_unref(sl_broker *b, const unsigned char *a, int len)
     }
 }
 
-/* The transport seam: today a socket bufferevent over TCP (see the essay
- * for TLS and WebSocket). */
-static struct bufferevent *conn_bev_new(sl_broker *b, evutil_socket_t fd)
+static void write_cb(struct bufferevent *bev, void *arg);
+
+/* A filtered connection's socket output changed: once it drained below
+ * the write watermark, what write_cb does for a plain socket. */
+static void sock_out_cb(struct evbuffer *buf,
+                        const struct evbuffer_cb_info *info, void *arg)
+{
+    sl_conn *c = arg;
+    size_t lw = (size_t)c->b->cfg.output_high_water / 2;
+    size_t now = evbuffer_get_length(buf);
+    if (c->dead || info->n_deleted == 0)
+        return;
+    if (now == 0 || (now <= lw && info->orig_size > lw))
+        write_cb(c->bev, c);
+}
+
+/* The transport seam: a socket bufferevent over TCP, filtered by the
+ * listener's transport if it has one (sl_conn_set_transport). */
+static struct bufferevent *conn_bev_new(sl_broker *b, enum sl_listener l,
+                                        sl_conn *c, evutil_socket_t fd,
+                                        int *fd_closed)
 {
     int one = 1;
+    struct bufferevent *sock, *bev;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    return bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    sock = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    c->sock = sock;
+    if (!sock || !b->protos[l].wrap)
+        return sock;
+    bev = b->protos[l].wrap(b->protos[l].wrap_arg, c, sock);
+    if (!bev) {
+        bufferevent_free(sock); /* closes fd */
+        c->sock = NULL;
+        *fd_closed = 1;
+        return NULL;
+    }
+    c->sock_cb =
+        evbuffer_add_cb(bufferevent_get_output(sock), sock_out_cb, c);
+    return bev;
 }
 
 void sl_conn_accept(sl_broker *b, enum sl_listener l, evutil_socket_t fd,
@@ -1339,6 +1423,7 @@ void sl_conn_accept(sl_broker *b, enum sl_listener l, evutil_socket_t fd,
     int port = 0;
     struct timeval tv;
     addr_ent *ae = NULL;
+    int fd_closed = 0;
     (void)salen;
 
     b->accept_paused = 0;
@@ -1392,13 +1477,18 @@ void sl_conn_accept(sl_broker *b, enum sl_listener l, evutil_socket_t fd,
     c->b = b;
     c->ops = ops;
     snprintf(c->peer, sizeof(c->peer), "%s:%d", host, port);
-    c->bev = conn_bev_new(b, fd);
+    c->bev = conn_bev_new(b, l, c, fd, &fd_closed);
     c->work_ev = event_new(b->base, -1, 0, work_cb, c);
     c->timer_ev = evtimer_new(b->base, timer_cb, c);
     if (!c->bev || !c->work_ev || !c->timer_ev) {
-        if (c->bev)
+        if (c->bev) {
+            if (c->sock_cb)
+                evbuffer_remove_cb_entry(bufferevent_get_output(c->sock),
+                                         c->sock_cb);
             bufferevent_free(c->bev);
-        else
+        } else if (c->sock)
+            bufferevent_free(c->sock);
+        else if (!fd_closed)
             evutil_closesocket(fd);
         if (c->work_ev)
             event_free(c->work_ev);
@@ -1449,8 +1539,8 @@ void sl_conn_accept(sl_broker *b, enum sl_listener l, evutil_socket_t fd,
 
 static void listeners_enable(sl_broker *b, int on)
 {
-    struct evconnlistener *ls[2] = {b->bin_lis, b->stomp_lis};
-    for (int i = 0; i < 2; i++) {
+    struct evconnlistener *ls[3] = {b->bin_lis, b->stomp_lis, b->ws_lis};
+    for (int i = 0; i < 3; i++) {
         if (!ls[i])
             continue;
         if (on)

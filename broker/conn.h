@@ -38,7 +38,7 @@ typedef struct sl_wait sl_wait;
 
 /* The listeners a protocol can be attached to. */
 enum sl_listener { SL_LISTENER_BINARY = 0, SL_LISTENER_STOMP = 1,
-                   SL_LISTENER_N = 2 };
+                   SL_LISTENER_STOMP_WS = 2, SL_LISTENER_N = 3 };
 
 /* sl_conn_ops.flags */
 #define SL_CONN_IDLE 1u      /* close after idle-timeout-ms of silence */
@@ -74,6 +74,22 @@ typedef struct sl_conn_ops {
  * accept). arg goes to on_open. */
 void sl_conn_set_proto(sl_broker *b, enum sl_listener l,
                        const sl_conn_ops *ops, void *arg);
+/*
+ * A transport between the socket and the protocol (WebSocket; TLS): each
+ * connection accepted on listener l gets its socket bufferevent wrapped
+ * by wrap(arg, c, sock), which returns a filtering bufferevent over sock
+ * (bufferevent_filter_new with BEV_OPT_CLOSE_ON_FREE), or NULL to refuse
+ * the connection. The protocol then reads and writes the filtered bytes.
+ * On close the layer flushes the filter with BEV_FINISHED (the transport
+ * writes its goodbye: a WebSocket Close frame) and shuts the socket down
+ * once the socket's own output has drained. c may be used with the
+ * sl_conn_* calls from the filter's callbacks (sl_conn_warn,
+ * sl_conn_close_after_reply).
+ */
+typedef struct bufferevent *(*sl_conn_wrap_fn)(void *arg, sl_conn *c,
+                                               struct bufferevent *sock);
+void sl_conn_set_transport(sl_broker *b, enum sl_listener l,
+                           sl_conn_wrap_fn wrap, void *arg);
 /* The arg registered for listener l with these ops (NULL if none, or if
  * other ops are attached): a module's state. */
 void *sl_conn_proto_arg(sl_broker *b, enum sl_listener l,

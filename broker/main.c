@@ -90,9 +90,11 @@ int main(int argc, char **argv)
         sl_log(SL_ERROR, "server", "cannot start: %s", err);
         return rc == SL_ERR_BUSY ? 3 : 4;
     }
-    printf("sluiced ready binary=%s stomp=%s http=%s pid=%ld\n",
-           sl_server_binary_addr(b), sl_server_stomp_addr(b),
-           sl_http_addr(b), (long)getpid());
+    printf("sluiced ready binary=%s stomp=%s http=%s", sl_server_binary_addr(b),
+           sl_server_stomp_addr(b), sl_http_addr(b));
+    if (sl_server_ws_addr(b)) /* only when on: stomp-ws-listen */
+        printf(" stomp-ws=%s", sl_server_ws_addr(b));
+    printf(" pid=%ld\n", (long)getpid());
     fflush(stdout);
     return sl_server_run(b);
 }

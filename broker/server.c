@@ -23,6 +23,7 @@
 #include "broker/broker.h"
 #include "broker/ops_groups.h"
 #include "broker/stomp.h"
+#include "broker/ws.h"
 #include "protocol/log.h"
 #include "storage/fsutil.h"
 #include "storage/journal.h"
@@ -53,6 +54,7 @@ static const sl_module modules[] = {
     {"binary-groups", sl_binary_groups_module_init,
      sl_binary_groups_module_fini, NULL},
     {"stomp", sl_stomp_module_init, sl_stomp_module_fini, NULL},
+    {"stomp-ws", sl_ws_module_init, sl_ws_module_fini, NULL},
     {"admin", sl_admin_module_init, sl_admin_module_fini, NULL},
 };
 #define NMODULES (sizeof(modules) / sizeof(modules[0]))
@@ -65,6 +67,11 @@ const char *sl_server_binary_addr(const sl_broker *b)
 const char *sl_server_stomp_addr(const sl_broker *b)
 {
     return b->stomp_addr;
+}
+
+const char *sl_server_ws_addr(const sl_broker *b)
+{
+    return b->ws_lis ? b->ws_addr : NULL;
 }
 
 /* ---- callbacks ------------------------------------------------------------
@@ -83,6 +90,12 @@ static void bin_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
                           struct sockaddr *sa, int salen, void *arg)
 {
     sl_conn_accept(arg, SL_LISTENER_BINARY, fd, sa, salen);
+}
+
+static void ws_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
+                         struct sockaddr *sa, int salen, void *arg)
+{
+    sl_conn_accept(arg, SL_LISTENER_STOMP_WS, fd, sa, salen);
 }
 
 static void stomp_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
@@ -177,6 +190,8 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
         evconnlistener_disable(b->bin_lis);
     if (b->stomp_lis)
         evconnlistener_disable(b->stomp_lis);
+    if (b->ws_lis)
+        evconnlistener_disable(b->ws_lis);
     sl_ops_expire_watches(b);
     tv.tv_sec = (time_t)(b->cfg.shutdown_timeout_ms / 1000);
     tv.tv_usec = (suseconds_t)(b->cfg.shutdown_timeout_ms % 1000) * 1000;
@@ -406,6 +421,13 @@ sl_err sl_server_start(sl_config *cfg, sl_broker **out, char *err,
                        errlen);
     if (rc != SL_OK)
         goto out;
+    if (b->cfg.stomp_ws_listen && b->cfg.stomp_ws_listen[0]) {
+        rc = bind_listener(b, "stomp-ws", b->cfg.stomp_ws_listen,
+                           ws_accept_cb, &b->ws_lis, b->ws_addr,
+                           sizeof(b->ws_addr), err, errlen);
+        if (rc != SL_OK)
+            goto out;
+    }
     rc = sl_bcluster_start(b, err, errlen);
     if (rc != SL_OK)
         goto out;
@@ -462,6 +484,8 @@ static void broker_free(sl_broker *b)
         evconnlistener_free(b->bin_lis);
     if (b->stomp_lis)
         evconnlistener_free(b->stomp_lis);
+    if (b->ws_lis)
+        evconnlistener_free(b->ws_lis);
     /* Covers every append requested so far (final group commit). */
     sl_flusher_free(b->flusher);
     b->flusher = NULL;

@@ -8,6 +8,7 @@ PKGS=(build-essential cmake pkg-config libevent-dev libssl-dev libsqlite3-dev
       clang libclang-rt-14-dev
       clang-format # scripts/format.sh --check (scripts/test.sh)
       libraft-dev libuv1-dev
+      libwslay-dev # STOMP over WebSocket (broker/ws.c)
       zstd # zstd: the CLI builds zstd bombs in tests/integration
       libcjson-dev python3-prometheus-client curl chromium
       systemd) # systemd-analyze verify: the example unit (test_install)
@@ -33,4 +34,9 @@ if ! command -v npm >/dev/null; then # Debian's nodejs 18 and npm
 fi
 if [ ! -d "$(npm root -g)/puppeteer-core" ]; then
   $SUDO npm install -g --no-audit --no-fund --silent puppeteer-core@25.19.0
+fi
+# STOMP over WebSocket's tests (tests/stomp/test_stomp_ws.py): stompjs in
+# Node (with the ws package) and in chromium
+if [ ! -d "$(npm root -g)/@stomp/stompjs" ] || [ ! -d "$(npm root -g)/ws" ]; then
+  $SUDO npm install -g --no-audit --no-fund --silent @stomp/stompjs@7.5.0 ws@8.23.1
 fi

@@ -59,6 +59,7 @@ class Broker:
         self.binary_addr = None
         self.stomp_addr = None
         self.http_addr = None
+        self.ws_addr = None
         # beside the data directory (pytest's tmp_path keeps both)
         self.log_path = self.data_dir.rstrip("/") + ".log"
         self.ready_line = None
@@ -110,6 +111,8 @@ class Broker:
         self.stomp_addr = _parse_addr(fields["stomp"])
         if "http" in fields:
             self.http_addr = _parse_addr(fields["http"])
+        if "stomp-ws" in fields:  # --stomp-ws-listen
+            self.ws_addr = _parse_addr(fields["stomp-ws"])
         self.pid = int(fields["pid"])
         assert self.pid == p.pid
         self.proc = p

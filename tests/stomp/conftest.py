@@ -39,6 +39,7 @@ class Broker:
         self.proc = None
         self.stomp_port = None
         self.binary_port = None
+        self.ws_port = None
         # beside the data directory (not through it: cleanup removes it
         # first, and a path through it no longer resolves)
         self.stderr_path = os.path.join(
@@ -61,6 +62,8 @@ class Broker:
         fields = dict(f.split("=", 1) for f in line.split()[2:])
         self.binary_port = int(fields["binary"].rsplit(":", 1)[1])
         self.stomp_port = int(fields["stomp"].rsplit(":", 1)[1])
+        if "stomp-ws" in fields:  # --stomp-ws-listen
+            self.ws_port = int(fields["stomp-ws"].rsplit(":", 1)[1])
         return self
 
     def log(self):
