@@ -13,6 +13,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "broker/stomp_int.h"
 
@@ -46,6 +47,15 @@ int stomp_msgid_parse(const char *id, char *topic, size_t tl, int32_t *part,
         *off = parse_i64(b2 + 1, &ok2);
     }
     return ok1 && ok2 ? 0 : -1;
+}
+
+int stomp_header_bool(const char *v, int dflt)
+{
+    if (v && strcasecmp(v, "true") == 0)
+        return 1;
+    if (v && strcasecmp(v, "false") == 0)
+        return 0;
+    return dflt;
 }
 
 int stomp_ack_mode_parse(const char *v)

@@ -74,6 +74,11 @@ extern const char *const stomp_ack_names[];
 /* The ack header of SUBSCRIBE (NULL = auto): ACK_*, or -1. */
 int stomp_ack_mode_parse(const char *v);
 
+/* A boolean header: 1 for "true", 0 for "false" in any case (stomp.py
+ * sends False/True, as RabbitMQ and ActiveMQ accept), dflt when absent
+ * or anything else. */
+int stomp_header_bool(const char *v, int dflt);
+
 /* "topic/partition/offset[#subscription-id]": 0, or -1 when malformed.
  * *sub points into id after '#', or is NULL. */
 int stomp_msgid_parse(const char *id, char *topic, size_t tl, int32_t *part,
@@ -175,7 +180,6 @@ typedef struct tx_op {
     /* ACK / NACK */
     char *msgid, *subid;
     int requeue;
-    char *receipt;
 } tx_op;
 
 typedef struct stomp_tx {

@@ -17,8 +17,11 @@
  * A transaction buffers its SENDs (a flat copy each, bounded by
  * stomp-max-tx-bytes) and its ACK/NACKs. COMMIT appends the SENDs (one
  * batch per partition, in order of first use), settles the ACK/NACKs,
- * then answers the receipts of its frames and of the COMMIT once all of
- * it is durable. ABORT drops them and answers their receipts at once.
+ * then answers the COMMIT's receipt once all of it is durable. ABORT drops
+ * them. The receipt of a frame inside a transaction is answered when the
+ * frame is received and buffered (as ActiveMQ and RabbitMQ do: a client
+ * such as Net::Stomp waits for it before it sends COMMIT), so it does not
+ * mean stored; the COMMIT's receipt does.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -181,7 +184,6 @@ static void tx_op_free(tx_op *o)
     free(o->hdrs);
     free(o->msgid);
     free(o->subid);
-    free(o->receipt);
     free(o);
 }
 
@@ -220,7 +222,7 @@ void stomp_tx_push(stomp_tx *t, tx_op *o)
  * header strings). */
 static sl_err tx_add_send(stomp_tx *t, const char *topic, int32_t part,
                           const char *key, const sl_stomp_frame *f,
-                          const sl_header *h, size_t nh, const char *receipt)
+                          const sl_header *h, size_t nh)
 {
     tx_op *o = calloc(1, sizeof(*o));
     size_t total = 0, i, kl = key ? strlen(key) : 0;
@@ -259,7 +261,6 @@ static sl_err tx_add_send(stomp_tx *t, const char *topic, int32_t part,
         w += h[i].value_len;
     }
     o->nhdrs = nh;
-    o->receipt = xstrdup(receipt);
     stomp_tx_push(t, o);
     t->bytes += total + nh * sizeof(sl_header);
     return SL_OK;
@@ -347,9 +348,13 @@ void stomp_h_send(stomp_conn *c, const sl_stomp_frame *f)
                      " bytes (stomp-max-tx-bytes)",
                      txid, c->s->cfg->stomp_max_tx_bytes);
             stomp_send_error(c, receipt, "transaction too large", why);
-        } else if (tx_add_send(t, d.name, part, key, f, h, nh, receipt) !=
-                   SL_OK) {
+        } else if (tx_add_send(t, d.name, part, key, f, h, nh) != SL_OK) {
             stomp_send_error(c, receipt, "out of memory", NULL);
+        } else {
+            /* the receipt says "received", as ActiveMQ and RabbitMQ
+             * answer it: Net::Stomp's send_transactional waits for it
+             * before it sends COMMIT */
+            stomp_owe_receipt(c, receipt, NULL);
         }
         free(h);
         return;
@@ -376,7 +381,7 @@ void stomp_h_send(stomp_conn *c, const sl_stomp_frame *f)
         stomp_send_error(c, receipt, "out of memory", NULL);
         return;
     }
-    if (pers && strcmp(pers, "true") == 0)
+    if (stomp_header_bool(pers, 0))
         c->bb_durable = 1;
     if (receipt) {
         if (!c->bb_w) {
@@ -445,10 +450,8 @@ void stomp_h_commit(stomp_conn *c, const sl_stomp_frame *f, int abort)
     }
     tx_unlink(c, t);
     if (abort) {
-        /* the buffered frames are dropped, but a client may wait for
-         * their receipts: they come now, in order, before ABORT's own */
-        for (o = t->ops; o; o = o->next)
-            stomp_owe_receipt(c, o->receipt, NULL);
+        /* the buffered frames are dropped (their receipts were sent as
+         * they came) */
         stomp_tx_free(t);
         stomp_owe_receipt(c, receipt, NULL);
         return;
@@ -527,8 +530,6 @@ void stomp_h_commit(stomp_conn *c, const sl_stomp_frame *f, int abort)
         sl_wait_hold(w);
         sl_groups_wait(srv_groups(c->s), stomp_wait_cb, w);
     }
-    for (o = t->ops; o; o = o->next)
-        stomp_owe_receipt(c, o->receipt, w);
     stomp_owe_receipt(c, receipt, w);
     sl_wait_built(w);
     sl_wait_unref(w);

@@ -206,10 +206,9 @@ static void connect_finish(stomp_conn *c, int64_t cx, int64_t cy,
                                                        : "1.0");
     sl_stomp_enc_header_s(&e, "server", SERVER_NAME);
     sl_stomp_enc_header_s(&e, "session", c->session);
-    if (c->version >= SL_STOMP_V11) {
-        snprintf(hb, sizeof(hb), "%" PRId64 ",%" PRId64, c->hb_out, c->hb_in);
-        sl_stomp_enc_header_s(&e, "heart-beat", hb);
-    }
+    /* in 1.0 too ("0,0"), as RabbitMQ and ActiveMQ send it */
+    snprintf(hb, sizeof(hb), "%" PRId64 ",%" PRId64, c->hb_out, c->hb_in);
+    sl_stomp_enc_header_s(&e, "heart-beat", hb);
     sl_stomp_enc_end(&e, NULL, 0);
     conn_write(c, wb->p, wb->len);
     sl_log(SL_DEBUG, STOMP_SUBSYS,

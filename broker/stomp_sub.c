@@ -465,8 +465,7 @@ void stomp_h_subscribe(stomp_conn *c, const sl_stomp_frame *f)
             snprintf(durable_name, sizeof(durable_name), "%s.%s", c->client_id,
                      amq_sub);
             dn = durable_name;
-        } else if (dur && strcmp(dur, "true") == 0 &&
-                   !(ad && strcmp(ad, "true") == 0)) {
+        } else if (stomp_header_bool(dur, 0) && !stomp_header_bool(ad, 0)) {
             snprintf(durable_name, sizeof(durable_name), "%s", xq ? xq : id);
             dn = durable_name;
         }
@@ -518,7 +517,7 @@ void stomp_h_unsubscribe(stomp_conn *c, const sl_stomp_frame *f)
     /* A durable subscription survives UNSUBSCRIBE unless the client says
      * to remove it (ActiveMQ: activemq.subscriptionName; RabbitMQ:
      * durable:true on UNSUBSCRIBE). */
-    if (s->durable && (amq_sub || (dur && strcmp(dur, "true") == 0))) {
+    if (s->durable && (amq_sub || stomp_header_bool(dur, 0))) {
         drop = 1;
         group = xstrdup(s->group);
         topic = xstrdup(s->qtopic);
@@ -541,16 +540,17 @@ void stomp_h_ack(stomp_conn *c, const sl_stomp_frame *f)
     const char *txid = sl_stomp_frame_value(f, "transaction");
     const char *rq = sl_stomp_frame_value(f, "requeue");
     const char *msgid;
-    int requeue = !(rq && strcmp(rq, "false") == 0);
+    int requeue = stomp_header_bool(rq, 1);
     int queue = 0;
     char why[512];
-    /* 1.2 uses id (our ack header); 1.0/1.1 message-id. Accept either. */
-    msgid = c->version >= SL_STOMP_V12 ? (id ? id : mid) : (mid ? mid : id);
+    /* 1.2 names the message by id (our ack header) only, as RabbitMQ
+     * and ActiveMQ require; 1.0/1.1 by message-id (id accepted too) */
+    msgid = c->version >= SL_STOMP_V12 ? id : (mid ? mid : id);
     if (!msgid) {
         snprintf(why, sizeof(why), "%s needs an %s header",
                  f->cmd == SL_STOMP_ACK ? "ACK" : "NACK",
                  c->version >= SL_STOMP_V12 ? "id" : "message-id");
-        stomp_send_error(c, receipt, "missing message id", why);
+        stomp_send_error(c, receipt, "Missing header", why);
         return;
     }
     if (txid) {
@@ -571,8 +571,8 @@ void stomp_h_ack(stomp_conn *c, const sl_stomp_frame *f)
         o->msgid = strdup(msgid);
         o->subid = xstrdup(sub);
         o->requeue = requeue;
-        o->receipt = xstrdup(receipt);
         stomp_tx_push(t, o);
+        stomp_owe_receipt(c, receipt, NULL); /* received (see h_send) */
         return;
     }
     if (stomp_do_ack(c, f->cmd, msgid, sub, requeue, &queue) != SL_OK) {

@@ -150,6 +150,20 @@ static void test_ack_modes(void **state)
     assert_string_equal(stomp_ack_names[ACK_INDIVIDUAL], "client-individual");
 }
 
+static void test_header_bool(void **state)
+{
+    (void)state;
+    assert_int_equal(stomp_header_bool("true", 0), 1);
+    assert_int_equal(stomp_header_bool("True", 0), 1);
+    assert_int_equal(stomp_header_bool("TRUE", 0), 1);
+    assert_int_equal(stomp_header_bool("false", 1), 0);
+    assert_int_equal(stomp_header_bool("False", 1), 0); /* stomp.py */
+    assert_int_equal(stomp_header_bool(NULL, 1), 1);
+    assert_int_equal(stomp_header_bool(NULL, 0), 0);
+    assert_int_equal(stomp_header_bool("yes", 0), 0);
+    assert_int_equal(stomp_header_bool("", 1), 1);
+}
+
 static void test_msgid(void **state)
 {
     char topic[SL_TOPIC_NAME_MAX + 1];
@@ -292,6 +306,7 @@ int main(void)
         cmocka_unit_test(test_wild_match),
         cmocka_unit_test(test_tmp_foreign),
         cmocka_unit_test(test_ack_modes),
+        cmocka_unit_test(test_header_bool),
         cmocka_unit_test(test_msgid),
         cmocka_unit_test(test_pendq_individual),
         cmocka_unit_test(test_pendq_cumulative),

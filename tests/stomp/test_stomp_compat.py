@@ -1,0 +1,116 @@
+"""RabbitMQ and ActiveMQ behaviours a STOMP application relies on when it
+moves to Sluice (issue 19), each over raw frames: what the reference
+brokers do, and so what Sluice must do. docs/stomp.md's compatibility
+table lists them."""
+import pytest
+
+from conftest import Raw
+
+
+def sub_and_sync(r, dest, sid="s1", ack="auto", extra=None):
+    h = {"destination": dest, "id": sid, "ack": ack, "receipt": "sub-" + sid}
+    h.update(extra or {})
+    r.send("SUBSCRIBE", h)
+    assert r.expect("RECEIPT").headers["receipt-id"] == "sub-" + sid
+
+
+def send_sync(r, dest, body, **h):
+    h.update({"destination": dest, "receipt": "snd"})
+    r.send("SEND", h, body)
+    assert r.expect("RECEIPT").headers["receipt-id"] == "snd"
+
+
+def error_of(r):
+    f = r.expect("ERROR")
+    assert f.headers["content-length"] == str(len(f.body))
+    assert r.expect_closed() == []
+    return f
+
+
+# ---- transactions --------------------------------------------------------
+
+def test_transactional_send_receipt_before_commit(raw):
+    """Net::Stomp's send_transactional: BEGIN, SEND with transaction and
+    receipt, wait for that receipt, then COMMIT. ActiveMQ answers the
+    receipt at once; holding it until COMMIT hangs the client."""
+    c, p = raw(), raw()
+    sub_and_sync(c, "/queue/txr")
+    p.send("BEGIN", {"transaction": "t"})
+    p.send("SEND", {"destination": "/queue/txr", "transaction": "t",
+                    "receipt": "in-tx"}, "m")
+    assert p.expect("RECEIPT").headers["receipt-id"] == "in-tx"
+    p.send("COMMIT", {"transaction": "t", "receipt": "commit"})
+    assert p.expect("RECEIPT").headers["receipt-id"] == "commit"
+    assert c.expect("MESSAGE").body == b"m"
+
+
+def test_transactional_ack_receipt_before_commit(raw):
+    c, p = raw(), raw()
+    send_sync(p, "/queue/txa", "a")
+    sub_and_sync(c, "/queue/txa", ack="client-individual")
+    m = c.expect("MESSAGE")
+    c.send("BEGIN", {"transaction": "t"})
+    c.send("ACK", {"id": m.headers["ack"], "transaction": "t",
+                   "receipt": "ack"})
+    assert c.expect("RECEIPT").headers["receipt-id"] == "ack"
+    c.send("COMMIT", {"transaction": "t", "receipt": "commit"})
+    assert c.expect("RECEIPT").headers["receipt-id"] == "commit"
+
+
+# ---- ACK / NACK ----------------------------------------------------------
+
+@pytest.mark.parametrize("value", ["False", "FALSE", "false"])
+def test_nack_requeue_false_any_case(raw, value):
+    """stomp.py sends requeue:False; RabbitMQ reads it as false: the
+    message is dead-lettered, not requeued."""
+    p, c = raw(), raw()
+    send_sync(p, "/queue/rq", "poison")
+    send_sync(p, "/queue/rq", "next")
+    sub_and_sync(c, "/queue/rq", ack="client-individual",
+                 extra={"prefetch-count": "1"})
+    m = c.expect("MESSAGE")
+    assert m.body == b"poison"
+    c.send("NACK", {"id": m.headers["ack"], "requeue": value,
+                    "receipt": "n"})
+    got = [c.read_frame() for _ in range(2)]
+    assert sorted(f.command for f in got) == ["MESSAGE", "RECEIPT"], got
+    m2 = [f for f in got if f.command == "MESSAGE"][0]
+    assert m2.body == b"next"  # not the poison message again
+    d = raw()
+    sub_and_sync(d, "/queue/rq.DLQ")
+    assert d.expect("MESSAGE").body == b"poison"
+
+
+def test_nack_requeue_true_any_case(raw):
+    p, c = raw(), raw()
+    send_sync(p, "/queue/rqt", "again")
+    sub_and_sync(c, "/queue/rqt", ack="client-individual")
+    m = c.expect("MESSAGE")
+    c.send("NACK", {"id": m.headers["ack"], "requeue": "True"})
+    m2 = c.expect("MESSAGE")
+    assert m2.body == b"again" and m2.headers["redelivered"] == "true"
+
+
+def test_12_ack_without_id_is_an_error(raw):
+    """STOMP 1.2 names the message by id; RabbitMQ and ActiveMQ answer an
+    ACK with only message-id by ERROR 'Missing header'."""
+    p, c = raw(), raw()
+    send_sync(p, "/queue/noid", "x")
+    sub_and_sync(c, "/queue/noid", ack="client-individual")
+    m = c.expect("MESSAGE")
+    c.send("ACK", {"message-id": m.headers["message-id"],
+                   "subscription": "s1"})
+    f = error_of(c)
+    assert f.headers["message"] == "Missing header"
+    assert "id" in f.body.decode()
+
+
+# ---- CONNECT --------------------------------------------------------------
+
+def test_10_connected_has_heart_beat(broker):
+    r = Raw(broker.stomp_port)
+    r.send("CONNECT", {"login": "a", "passcode": "b"})
+    f = r.expect("CONNECTED")
+    assert f.headers["version"] == "1.0"
+    assert f.headers["heart-beat"] == "0,0"
+    r.close()
