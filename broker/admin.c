@@ -1109,6 +1109,71 @@ static sl_err v_dlq_redrive(sl_admin_call *x)
     return SL_OK;
 }
 
+/* ---- connections ------------------------------------------------------------ */
+
+static void conn_row(void *arg, sl_conn *c, const sl_conn_stat *st)
+{
+    sl_admin_call *x = arg;
+    int64_t now = sl_now_ms();
+    sl_jw_obj(&x->j);
+    sl_jw_ki64(&x->j, "id", (int64_t)st->id);
+    sl_jw_kstr(&x->j, "protocol", st->protocol);
+    sl_jw_kstr(&x->j, "peer", st->peer);
+    sl_jw_ki64(&x->j, "opened_ms", st->opened_ms);
+    sl_jw_ki64(&x->j, "age_ms", now > st->opened_ms ? now - st->opened_ms : 0);
+    sl_jw_ki64(&x->j, "bytes_in", (int64_t)st->bytes_in);
+    sl_jw_ki64(&x->j, "bytes_out", (int64_t)st->bytes_out);
+    sl_jw_ki64(&x->j, "requests", (int64_t)st->replies);
+    sl_jw_ki64(&x->j, "replies_owed", (int64_t)st->replies_owed);
+    sl_jw_ki64(&x->j, "output_bytes", (int64_t)st->out_bytes);
+    sl_jw_key(&x->j, "closing");
+    sl_jw_bool(&x->j, st->closing);
+    sl_jw_kstr(&x->j, "user", sl_conn_user(c)); /* null: none yet */
+    /* the protocol's keys: client, in_flight, subscriptions or groups */
+    sl_conn_describe(c, &x->j);
+    sl_jw_end(&x->j);
+}
+
+static sl_err v_connections(sl_admin_call *x)
+{
+    sl_jw_obj(&x->j);
+    sl_jw_key(&x->j, "connections");
+    sl_jw_arr(&x->j);
+    sl_conn_foreach(x->b, conn_row, x);
+    sl_jw_end(&x->j);
+    sl_jw_end(&x->j);
+    return SL_OK;
+}
+
+/* Close one connection now (RabbitMQ's close_connection): its pending
+ * replies are dropped, what its consumers held is available again. */
+static sl_err v_connection_close(sl_admin_call *x)
+{
+    const char *v, *reason = arg(x, "reason");
+    int64_t id;
+    sl_conn *c;
+    sl_err rc = need(x, "id", &v);
+    char why[160];
+    if (rc != SL_OK || (rc = int_arg(x, "id", 1, INT64_MAX, 0, &id)) != SL_OK)
+        return rc;
+    c = sl_conn_find(x->b, (uint64_t)id);
+    if (!c) {
+        snprintf(x->msg, sizeof(x->msg), "no open connection with id %lld",
+                 (long long)id);
+        return SL_ERR_NOT_FOUND;
+    }
+    snprintf(why, sizeof(why), "closed by an operator%s%.120s",
+             reason && *reason ? ": " : "", reason ? reason : "");
+    sl_jw_obj(&x->j);
+    sl_jw_ki64(&x->j, "id", id);
+    sl_jw_kstr(&x->j, "peer", sl_conn_peer(c));
+    sl_jw_key(&x->j, "closed");
+    sl_jw_bool(&x->j, 1);
+    sl_jw_end(&x->j);
+    sl_conn_abort(c, why);
+    return SL_OK;
+}
+
 /* ---- the verb table ------------------------------------------------------- */
 
 static const struct verb {
@@ -1134,6 +1199,8 @@ static const struct verb {
     {"dlq.show", v_dlq_show},
     {"dlq.purge", v_dlq_purge},
     {"dlq.redrive", v_dlq_redrive},
+    {"connections", v_connections},
+    {"connection.close", v_connection_close},
 };
 
 const char *const *sl_admin_verbs(void)

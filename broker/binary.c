@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "broker/binary_groups.h"
 #include "broker/broker.h"
 #include "broker/conn.h"
 #include "protocol/api.h"
@@ -1056,6 +1057,13 @@ static sl_err bin_open(void *arg, sl_conn *c, void **state)
     return SL_OK;
 }
 
+/* describe: the queue consumers the connection owns (admin
+ * "connections"); the binary protocol has no login yet. */
+static void bin_describe(void *state, sl_conn *c, struct sl_jw *j)
+{
+    sl_bg_describe_conn(state, c, j);
+}
+
 static const sl_conn_ops bin_ops = {
     .name = "binary",
     .flags = SL_CONN_IDLE,
@@ -1063,6 +1071,7 @@ static const sl_conn_ops bin_ops = {
     .write_max = 1024 * 1024,
     .on_open = bin_open,
     .on_input = bin_input,
+    .describe = bin_describe,
 };
 
 void sl_binary_init(sl_broker *b)

@@ -17,6 +17,11 @@
 void sl_binary_groups_module_init(sl_broker *b);
 /* Free every binary queue consumer (what they held is available again). */
 void sl_binary_groups_module_fini(sl_broker *b);
+/* The queue consumers connection c owns, as the JSON keys "groups" (an
+ * array of {group, topic, consumer, in_flight}) and "in_flight" (admin
+ * "connections"). */
+struct sl_jw;
+void sl_bg_describe_conn(sl_broker *b, sl_conn *c, struct sl_jw *j);
 
 /* ---- inside the module (binary_*groups.c, binary_dlq.c) ---------------- */
 

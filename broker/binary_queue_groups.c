@@ -43,6 +43,7 @@
 #include "broker/binary_groups.h"
 #include "broker/broker.h"
 #include "broker/config.h"
+#include "broker/json.h"
 #include "broker/ops_groups.h"
 #include "groups/queue_cfg.h"
 #include "protocol/api.h"
@@ -416,6 +417,29 @@ static void gone_cb(evutil_socket_t fd, short what, void *arg)
                q->cid, q->group, q->topic, (size_t)sl_qconsumer_held(q->qc));
         bq_free(q);
     }
+}
+
+void sl_bg_describe_conn(sl_broker *b, sl_conn *c, sl_jw *j)
+{
+    bstate *s = b->bgroups;
+    int64_t in_flight = 0;
+    sl_jw_key(j, "groups");
+    sl_jw_arr(j);
+    for (bq *q = s ? s->consumers : NULL; q; q = q->next) {
+        int64_t held;
+        if (q->conn != c || q->gone)
+            continue;
+        held = (int64_t)sl_qconsumer_held(q->qc);
+        in_flight += held;
+        sl_jw_obj(j);
+        sl_jw_kstr(j, "group", q->group);
+        sl_jw_kstr(j, "topic", q->topic);
+        sl_jw_kstr(j, "consumer", q->cid);
+        sl_jw_ki64(j, "in_flight", held);
+        sl_jw_end(j);
+    }
+    sl_jw_end(j);
+    sl_jw_ki64(j, "in_flight", in_flight);
 }
 
 /* q belongs to c from now on (registers the close hook once per

@@ -63,6 +63,8 @@ struct sl_broker {
         struct bufferevent *(*wrap)(void *arg, struct sl_conn *c,
                                     struct bufferevent *sock);
         void *wrap_arg;
+        /* conn.c: accepted, and bytes of the connections already freed */
+        uint64_t accepted, gone_in, gone_out;
     } protos[SL_LISTENER_N]; /* sl_conn_set_proto */
 
     struct event *flush_ev;  /* activated by the flusher's notify */
@@ -109,6 +111,11 @@ struct sl_broker {
     struct event *accept_ev;  /* retries accepting */
     sl_warn_slot accept_warns[SL_BROKER_WARN_KINDS];
     size_t reaped_bytes; /* held by freed connections since a trim */
+    uint64_t conn_ids;    /* the last connection id given */
+    /* the INFO lines per connection opened/closed, rate-limited */
+    int64_t connlog_ms;   /* start of the window */
+    uint64_t connlog_n;   /* lines written in it */
+    uint64_t connlog_more; /* lines left out in it */
 
     struct sl_stop_hook {
         void (*fn)(void *arg);

@@ -66,6 +66,15 @@
  *     not take is dropped after CLOSE_DRAIN_MS.
  *  7. Log lines about a peer are rate-limited per connection and kind
  *     (sl_conn_warn), so one client cannot write the log full.
+ *  8. The registry. Each connection has an id (from 1, never reused while
+ *     the broker runs), its open time and its bytes in and out (counted
+ *     where bytes enter the input and the output, no extra call).
+ *     sl_conn_foreach and sl_conn_find give the admin verbs
+ *     "connections" and "connection.close" a read-only view; a protocol
+ *     adds its own keys (user, subscriptions, in-flight) through the
+ *     optional describe hook. Each open and close is one INFO line with
+ *     peer, protocol and (on close) user, duration and bytes; at most 100
+ *     such lines per 10 s, the rest counted in one line.
  *
  * Transports: the seam is the bufferevent. Every connection is a socket
  * bufferevent over TCP (conn_bev_new), which a listener's transport may
@@ -137,6 +146,10 @@
 /* Out of descriptors: one episode (one log line) until accepting has
  * worked this long. */
 #define EMFILE_EPISODE_MS 10000
+/* INFO lines per connection opened and closed: at most CONNLOG_BURST in
+ * a window of CONNLOG_WINDOW_MS, the rest counted (see conn_info). */
+#define CONNLOG_WINDOW_MS 10000
+#define CONNLOG_BURST 100
 /* Freeing connections that held this much returns memory to the OS. */
 #define TRIM_BYTES (8u * 1024 * 1024)
 
@@ -219,9 +232,16 @@ struct sl_conn {
     size_t nhooks, caphooks;
     int hooks_ran; /* peer EOF or dead: no more registrations */
     warn_slot warns[WARN_KINDS];
+    /* the registry's view (sl_conn_stat) */
+    uint64_t id;
+    enum sl_listener lis;
+    int64_t opened_ms;
+    uint64_t bytes_in, bytes_out, replies;
 };
 
 static void process_input(sl_conn *c);
+static void conn_info(sl_broker *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static void conn_flush(sl_conn *c);
 static void conn_kill(sl_conn *c, const char *why);
 static void update_pause(sl_conn *c);
@@ -302,6 +322,7 @@ void sl_conn_write(sl_conn *c, const void *p, size_t n)
 {
     if (c->dead || c->lingering)
         return;
+    c->bytes_out += n;
     bufferevent_write(c->bev, p, n);
 }
 
@@ -418,6 +439,110 @@ static void broker_warn(sl_broker *b, const char *kind, const char *fmt, ...)
     warn_limited(b->accept_warns, SL_BROKER_WARN_KINDS, "conn",
                  "", kind, fmt, ap);
     va_end(ap);
+}
+
+/* One INFO line per connection opened and closed, at most CONNLOG_BURST
+ * per CONNLOG_WINDOW_MS: a client reconnecting in a loop (or a load
+ * balancer's health checks) writes a bounded log; the lines left out are
+ * counted and the count logged when the next window starts (or at stop). */
+static void connlog_flush(sl_broker *b)
+{
+    if (b->connlog_more > 0 && SL_INFO >= sl_log_level)
+        sl_log_write(SL_INFO, "conn",
+                     "... and %llu more connections opened or closed in "
+                     "that %d s (at most %d lines per %d s)",
+                     (unsigned long long)b->connlog_more,
+                     CONNLOG_WINDOW_MS / 1000, CONNLOG_BURST,
+                     CONNLOG_WINDOW_MS / 1000);
+    b->connlog_more = 0;
+}
+
+static void conn_info(sl_broker *b, const char *fmt, ...)
+{
+    char line[512];
+    int64_t now;
+    va_list ap;
+
+    if (SL_INFO < sl_log_level)
+        return;
+    now = sl_now_ms();
+    if (now - b->connlog_ms >= CONNLOG_WINDOW_MS) {
+        connlog_flush(b);
+        b->connlog_ms = now;
+        b->connlog_n = 0;
+    }
+    if (b->connlog_n >= CONNLOG_BURST) {
+        b->connlog_more++;
+        return;
+    }
+    b->connlog_n++;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    sl_log_write(SL_INFO, "conn", "%s", line);
+}
+
+/* ---- the registry, read-only ------------------------------------------------ */
+
+void sl_conn_stat_get(const sl_conn *c, sl_conn_stat *st)
+{
+    st->id = c->id;
+    st->protocol = c->ops->name;
+    st->peer = c->peer;
+    st->opened_ms = c->opened_ms;
+    st->bytes_in = c->bytes_in;
+    st->bytes_out = c->bytes_out;
+    st->replies = c->replies;
+    st->replies_owed = c->npending;
+    st->out_bytes = sl_conn_out_len(c);
+    st->closing = c->closing || c->dead;
+}
+
+void sl_conn_foreach(sl_broker *b,
+                     void (*fn)(void *arg, sl_conn *c, const sl_conn_stat *st),
+                     void *arg)
+{
+    sl_conn_stat st;
+    for (sl_conn *c = b->conns; c; c = c->next) {
+        if (!c->opened)
+            continue;
+        sl_conn_stat_get(c, &st);
+        fn(arg, c, &st);
+    }
+}
+
+sl_conn *sl_conn_find(sl_broker *b, uint64_t id)
+{
+    for (sl_conn *c = b->conns; c; c = c->next)
+        if (c->id == id && c->opened)
+            return c;
+    return NULL;
+}
+
+const char *sl_conn_user(sl_conn *c)
+{
+    return c->opened && c->ops->user ? c->ops->user(c->state, c) : NULL;
+}
+
+void sl_conn_describe(sl_conn *c, struct sl_jw *j)
+{
+    if (c->opened && c->ops->describe)
+        c->ops->describe(c->state, c, j);
+}
+
+void sl_conn_totals_get(sl_broker *b, enum sl_listener l, sl_conn_totals *t)
+{
+    t->open = 0;
+    t->accepted = b->protos[l].accepted;
+    t->bytes_in = b->protos[l].gone_in;
+    t->bytes_out = b->protos[l].gone_out;
+    for (sl_conn *c = b->conns; c; c = c->next) {
+        if (c->lis != l)
+            continue;
+        t->open++;
+        t->bytes_in += c->bytes_in;
+        t->bytes_out += c->bytes_out;
+    }
 }
 
 /* ---- waits ------------------------------------------------------------------ */
@@ -634,7 +759,18 @@ static void conn_kill(sl_conn *c, const char *why)
     if (c->dead)
         return;
     c->dead = 1;
-    sl_log(SL_DEBUG, "conn", "peer %s: closed (%s)", c->peer, why);
+    if (c->opened) {
+        const char *u = sl_conn_user(c);
+        conn_info(b,
+                  "peer %s: connection %llu closed (%s): %s, user %s, "
+                  "%.1f s, %llu bytes in, %llu out",
+                  c->peer, (unsigned long long)c->id, why, c->ops->name,
+                  u ? u : "-", (double)(sl_now_ms() - c->opened_ms) / 1000.0,
+                  (unsigned long long)c->bytes_in,
+                  (unsigned long long)c->bytes_out);
+    }
+    b->protos[c->lis].gone_in += c->bytes_in;
+    b->protos[c->lis].gone_out += c->bytes_out;
     bufferevent_disable(c->bev, EV_READ | EV_WRITE);
     cancel_replies(c);
     while (c->waits)
@@ -817,6 +953,7 @@ static void reply_to_output(sl_conn *c, sl_reply *r, struct evbuffer *out)
     size_t n = evbuffer_get_length(r->buf);
     if (n == 0)
         return;
+    c->bytes_out += n;
     if (n <= COPY_MAX && !r->has_file) {
         unsigned char *p = evbuffer_pullup(r->buf, -1);
         if (p && evbuffer_add(out, p, n) == 0)
@@ -904,6 +1041,7 @@ sl_reply *sl_reply_new(sl_conn *c, uint32_t tag)
         c->head = r;
     c->tail = r;
     c->npending++;
+    c->replies++;
     c->qmem += r->cost;
     update_pause(c);
     return r;
@@ -1087,9 +1225,15 @@ static void ingress_guard_cb(evutil_socket_t fd, short what, void *arg)
 static void process_input(sl_conn *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t len = evbuffer_get_length(in);
 
     if (c->in_read || c->dead)
         return;
+    /* in_mark is what was left after the last on_input: the rest came in
+     * since */
+    if (len > c->in_mark)
+        c->bytes_in += len - c->in_mark;
+    c->in_mark = len;
     c->in_read = 1;
     /* the pause as it stands (set by replies and at frame boundaries):
      * output a protocol wrote of its own accord (deliveries) does not stop
@@ -1476,6 +1620,10 @@ void sl_conn_accept(sl_broker *b, enum sl_listener l, evutil_socket_t fd,
     }
     c->b = b;
     c->ops = ops;
+    c->lis = l;
+    c->id = ++b->conn_ids;
+    c->opened_ms = sl_now_ms();
+    b->protos[l].accepted++;
     snprintf(c->peer, sizeof(c->peer), "%s:%d", host, port);
     c->bev = conn_bev_new(b, l, c, fd, &fd_closed);
     c->work_ev = event_new(b->base, -1, 0, work_cb, c);
@@ -1532,7 +1680,8 @@ void sl_conn_accept(sl_broker *b, enum sl_listener l, evutil_socket_t fd,
     c->opened = 1;
     if (!c->dead)
         bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-    sl_log(SL_DEBUG, "conn", "peer %s: connected (%s)", c->peer, ops->name);
+    conn_info(b, "peer %s: connection %llu opened (%s)", c->peer,
+              (unsigned long long)c->id, ops->name);
 }
 
 /* ---- out of descriptors ------------------------------------------------------ */
@@ -1630,6 +1779,7 @@ void sl_conn_fini(sl_broker *b)
     free(b->addrs);
     b->addrs = NULL;
     warn_flush(b->accept_warns, SL_BROKER_WARN_KINDS, "conn", "");
+    connlog_flush(b);
 }
 
 void sl_conn_stop_all(sl_broker *b)

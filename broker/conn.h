@@ -35,6 +35,7 @@
 typedef struct sl_conn sl_conn;
 typedef struct sl_reply sl_reply;
 typedef struct sl_wait sl_wait;
+struct sl_jw;
 
 /* The listeners a protocol can be attached to. */
 enum sl_listener { SL_LISTENER_BINARY = 0, SL_LISTENER_STOMP = 1,
@@ -68,6 +69,13 @@ typedef struct sl_conn_ops {
      * of its callbacks). Release the state. Replies were cancelled and
      * close hooks ran before; c may be used for sl_conn_peer only. */
     void (*on_close)(void *state, sl_conn *c);
+    /* Optional: the user the connection logged in as (NULL while none),
+     * for the close log line and the listing. */
+    const char *(*user)(void *state, sl_conn *c);
+    /* Optional: add the protocol's keys to the connection's JSON object
+     * in the admin listing (sl_conn_foreach): "user", "client",
+     * "in_flight", "subscriptions". */
+    void (*describe)(void *state, sl_conn *c, struct sl_jw *j);
 } sl_conn_ops;
 
 /* Attach a protocol to a listener (module init, before the listeners
@@ -250,6 +258,41 @@ typedef void (*sl_reply_fail_fn)(void *state, sl_reply *r, sl_err err,
 void sl_reply_on_fail(sl_reply *r, sl_reply_fail_fn fn, const char *note);
 /* Replace what the reply holds. */
 void sl_reply_clear(sl_reply *r);
+
+/* ---- the registry, read-only (admin "connections", /metrics) ----------- */
+
+/* What the layer knows of one open connection. Strings are the
+ * connection's: valid until it is freed (use them in the call only). */
+typedef struct sl_conn_stat {
+    uint64_t id;          /* unique for the broker's life, from 1 */
+    const char *protocol; /* the ops' name: "binary", "stomp" */
+    const char *peer;     /* "IP:PORT" */
+    int64_t opened_ms;    /* wall clock (sl_now_ms) */
+    uint64_t bytes_in;    /* read from the peer */
+    uint64_t bytes_out;   /* queued to the peer (output and replies) */
+    uint64_t replies;     /* reply slots taken (binary: requests) */
+    size_t replies_owed;  /* replies not yet sent */
+    size_t out_bytes;     /* output waiting for the peer */
+    int closing;
+} sl_conn_stat;
+void sl_conn_stat_get(const sl_conn *c, sl_conn_stat *st);
+/* Every open connection (not the closed ones waiting to be freed), newest
+ * first: fn(arg, c, &stat, state) where state is the protocol's (for its
+ * describe). fn must not close connections. */
+void sl_conn_foreach(sl_broker *b,
+                     void (*fn)(void *arg, sl_conn *c, const sl_conn_stat *st),
+                     void *arg);
+/* The open connection with this id, or NULL. */
+sl_conn *sl_conn_find(sl_broker *b, uint64_t id);
+/* The protocol's user and describe hooks of c (see sl_conn_ops). */
+const char *sl_conn_user(sl_conn *c);
+void sl_conn_describe(sl_conn *c, struct sl_jw *j);
+/* Per listener: connections open now and accepted since the start, and
+ * bytes in and out of the open and the closed ones together. */
+typedef struct sl_conn_totals {
+    uint64_t open, accepted, bytes_in, bytes_out;
+} sl_conn_totals;
+void sl_conn_totals_get(sl_broker *b, enum sl_listener l, sl_conn_totals *t);
 
 /* ---- server.c ------------------------------------------------------------ */
 

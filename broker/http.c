@@ -374,6 +374,8 @@ static int route_api(sl_http *h, struct evhttp_request *req, const char *path)
             verb = "connections";
         else if (s.n == 2 && del)
             verb = "connection.close";
+        else if (s.n == 3 && post && seg_is(&s, 2, "close"))
+            verb = "connection.close";
         if (v1)
             hargs_add(&a, "id", v1);
     } else if (seg_is(&s, 0, "admin") && s.n == 2 && (get || post)) {

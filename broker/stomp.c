@@ -53,6 +53,7 @@
 #include <event2/event.h>
 
 #include "broker/config.h"
+#include "broker/json.h"
 #include "broker/stomp_int.h"
 
 /* Bytes per read of a connection (bigger reads: more SENDs per append
@@ -331,6 +332,47 @@ static sl_err st_open(void *arg, sl_conn *conn, void **state)
     return SL_OK;
 }
 
+/* user and describe: the session as the admin "connections" verb shows
+ * it (the layer writes id, peer, bytes and "user"). The login is the CONNECT header's (checked when users are
+ * configured). */
+static const char *st_user(void *state, sl_conn *conn)
+{
+    stomp_conn *c = state;
+    (void)conn;
+    return c->connected && c->login[0] ? c->login : NULL;
+}
+
+static void st_describe(void *state, sl_conn *conn, sl_jw *j)
+{
+    stomp_conn *c = state;
+    int64_t in_flight = 0;
+    (void)conn;
+    sl_jw_kstr(j, "client", c->client_id[0] ? c->client_id : NULL);
+    sl_jw_kstr(j, "session", c->connected ? c->session : NULL);
+    sl_jw_key(j, "subscriptions");
+    sl_jw_arr(j);
+    for (stomp_sub *s = c->subs; s; s = s->next) {
+        int64_t held = s->queue && s->qc ? (int64_t)sl_qconsumer_held(s->qc)
+                                         : (int64_t)s->pq.n;
+        if (s->ack != ACK_AUTO || s->queue)
+            in_flight += held;
+        sl_jw_obj(j);
+        sl_jw_kstr(j, "id", s->id);
+        sl_jw_kstr(j, "destination", s->dest);
+        sl_jw_kstr(j, "ack", s->ack == ACK_AUTO     ? "auto"
+                             : s->ack == ACK_CLIENT ? "client"
+                                                    : "client-individual");
+        if (s->queue) {
+            sl_jw_kstr(j, "group", s->group);
+            sl_jw_kstr(j, "topic", s->qtopic);
+        }
+        sl_jw_ki64(j, "in_flight", held);
+        sl_jw_end(j);
+    }
+    sl_jw_end(j);
+    sl_jw_ki64(j, "in_flight", in_flight);
+}
+
 static const sl_conn_ops stomp_ops = {
     .name = "stomp",
     .flags = SL_CONN_HANDSHAKE,
@@ -339,6 +381,8 @@ static const sl_conn_ops stomp_ops = {
     .on_input = st_input,
     .on_drain = st_drain,
     .on_close = st_close,
+    .user = st_user,
+    .describe = st_describe,
 };
 
 /* ---- module -------------------------------------------------------------- */

@@ -86,8 +86,15 @@ static const help helps[] = {
      "(like rabbitmqctl list_queues).",
      "sluice queues"},
     {"connections", NULL, "sluice connections [--format table|json]",
-     "Open client connections: id, protocol, peer, user, age, requests.",
+     "Open client connections: id, protocol, peer, user, age, bytes in and\n"
+     "out, records in flight (delivered, not settled) and the\n"
+     "subscriptions (STOMP) or queue groups (binary) of each.",
      "sluice connections"},
+    {"connections", "close", "sluice connections close ID [--reason TEXT]",
+     "Close connection ID (from `sluice connections`) now: its pending\n"
+     "replies are dropped and what its consumers held is available again.\n"
+     "The reason goes to the broker's log.",
+     "sluice connections close 17 --reason 'stuck consumer'"},
     {"status", NULL, "sluice status [--format table|json]",
      "Broker version, uptime, data directory, listeners and node.",
      "sluice status"},
@@ -361,11 +368,70 @@ static int cmd_queues(sluice_conf *conf, int argc, char **argv)
     return EX_OK;
 }
 
+static int cmd_connection_close(sluice_conf *conf, int argc, char **argv)
+{
+    kvs a = {0};
+    const char *id = NULL;
+    cJSON *o;
+    int rc;
+    int64_t n;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--reason") && i + 1 < argc)
+            kv_add(&a, "reason", argv[++i]);
+        else if (argv[i][0] == '-')
+            return usage_err("connections close: unknown option '%s'",
+                             argv[i]);
+        else if (id)
+            return usage_err("connections close: unexpected argument '%s'",
+                             argv[i]);
+        else
+            id = argv[i];
+    }
+    if (!id || sl_parse_i64(id, &n) != 0 || n < 1)
+        return usage_err("connections close: expected a connection ID (a "
+                         "number from `sluice connections`)");
+    kv_add(&a, "id", id);
+    rc = call(conf, "connection.close", &a, "connections close", &o, NULL);
+    if (rc)
+        return rc;
+    printf("closed connection %" PRId64 " (%s)\n", num(o, "id"),
+           str(o, "peer") ? str(o, "peer") : "-");
+    cJSON_Delete(o);
+    return EX_OK;
+}
+
+/* "sub/sub2" names of a connection's subscriptions or queue groups */
+static void conn_subs(const cJSON *c, char *buf, size_t len)
+{
+    const cJSON *x;
+    size_t n = 0;
+    buf[0] = 0;
+    cJSON_ArrayForEach(x, cJSON_GetObjectItem(c, "subscriptions"))
+    {
+        const char *d = str(x, "destination");
+        n += (size_t)snprintf(buf + n, n < len ? len - n : 0, "%s%s",
+                              n ? "," : "", d ? d : "?");
+    }
+    cJSON_ArrayForEach(x, cJSON_GetObjectItem(c, "groups"))
+    {
+        n += (size_t)snprintf(buf + n, n < len ? len - n : 0, "%s%s/%s",
+                              n ? "," : "", str(x, "group") ? str(x, "group") : "?",
+                              str(x, "topic") ? str(x, "topic") : "?");
+    }
+    if (n >= len && len > 4)
+        memcpy(buf + len - 4, "...", 4);
+    if (!buf[0] && len > 1)
+        snprintf(buf, len, "-");
+}
+
 static int cmd_connections(sluice_conf *conf, int argc, char **argv)
 {
-    int json = 0, rc = simple(conf, "connections", argc, argv, &json);
+    int json = 0, rc;
     cJSON *o, *c;
     char *raw = NULL;
+    if (argc > 0 && !strcmp(argv[0], "close"))
+        return cmd_connection_close(conf, argc - 1, argv + 1);
+    rc = simple(conf, "connections", argc, argv, &json);
     if (rc)
         return rc;
     rc = call(conf, "connections", NULL, "connections", &o, &raw);
@@ -374,18 +440,21 @@ static int cmd_connections(sluice_conf *conf, int argc, char **argv)
     if (json) {
         printf("%s\n", raw);
     } else {
-        printf("%-6s %-8s %-22s %-12s %8s %10s %s\n", "ID", "PROTOCOL", "PEER",
-               "USER", "AGE", "REQUESTS", "CLIENT");
+        printf("%-6s %-8s %-22s %-12s %8s %12s %12s %9s %s\n", "ID",
+               "PROTOCOL", "PEER", "USER", "AGE", "BYTES-IN", "BYTES-OUT",
+               "IN-FLIGHT", "SUBSCRIPTIONS");
         cJSON_ArrayForEach(c, cJSON_GetObjectItem(o, "connections"))
         {
-            char age[32];
+            char age[32], subs[256];
             fmt_age(num(c, "age_ms"), age, sizeof(age));
-            printf("%-6" PRId64 " %-8s %-22s %-12s %8s %10" PRId64 " %s\n",
+            conn_subs(c, subs, sizeof(subs));
+            printf("%-6" PRId64 " %-8s %-22s %-12s %8s %12" PRId64
+                   " %12" PRId64 " %9" PRId64 " %s\n",
                    num(c, "id"), str(c, "protocol") ? str(c, "protocol") : "-",
                    str(c, "peer") ? str(c, "peer") : "-",
                    str(c, "user") ? str(c, "user") : "-", age,
-                   num(c, "requests"),
-                   str(c, "client") ? str(c, "client") : "-");
+                   num(c, "bytes_in"), num(c, "bytes_out"),
+                   num(c, "in_flight") < 0 ? 0 : num(c, "in_flight"), subs);
         }
     }
     sluice_free(raw);

@@ -227,7 +227,10 @@ async function refreshConnections() {
     const c = (await api("/api/connections")).connections;
     $("#connections tbody").innerHTML = c.map((x) => `<tr><td class="num">${x.id}</td><td>${esc(x.protocol)}</td>
       <td>${esc(x.peer)}</td><td>${esc(x.user || "-")}</td><td class="num">${age(x.age_ms)}</td>
-      <td class="num">${num(x.requests)}</td><td>${esc(x.client || "-")}</td></tr>`).join("");
+      <td class="num">${num(x.bytes_in)}</td><td class="num">${num(x.bytes_out)}</td>
+      <td class="num">${num(x.in_flight || 0)}</td>
+      <td>${esc((x.subscriptions || []).map((s) => s.destination).concat(
+        (x.groups || []).map((g) => g.group + "/" + g.topic)).join(", ") || "-")}</td></tr>`).join("");
     $("#connections-note").textContent = "";
   } catch (e) {
     $("#connections-note").textContent = "Connections: " + e.message;

@@ -1,0 +1,230 @@
+"""Connections (issue 17): `sluice connections`, GET /api/connections and
+closing one (CLI, DELETE and POST), built on the connection layer's
+registry; bytes counted exactly; one INFO line per open and close, with
+at most 100 such lines per 10 s."""
+import json
+import os
+import re
+import socket
+import subprocess
+import urllib.error
+import urllib.request
+
+import sluice_wire as sw
+import sluice_wire_groups as swg
+from sluice_harness import Broker, bin_dir
+
+
+def http(b, method, path):
+    req = urllib.request.Request("http://%s:%d%s" % (b.http_addr + (path,)),
+                                 data=b"" if method == "POST" else None,
+                                 method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def cli(b, *args, ok=True):
+    p = subprocess.run([os.path.join(bin_dir(), "sluice"), "-b",
+                        "%s:%d" % b.binary_addr] + list(args),
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=60)
+    if ok:
+        assert p.returncode == 0, p.stderr.decode()
+    return p
+
+
+class Stomp:
+    """A raw STOMP client that counts every byte it sends and receives."""
+
+    def __init__(self, addr):
+        self.s = socket.create_connection(addr, timeout=30)
+        self.sent = 0
+        self.got = 0
+        self.buf = b""
+
+    def send(self, cmd, headers, body=b""):
+        f = cmd.encode() + b"\n" + b"".join(
+            ("%s:%s\n" % kv).encode() for kv in headers.items()) + \
+            b"\n" + body + b"\0"
+        self.s.sendall(f)
+        self.sent += len(f)
+
+    def frame(self):
+        while b"\0" not in self.buf:
+            d = self.s.recv(65536)
+            assert d, "connection closed"
+            self.got += len(d)
+            self.buf += d
+        f, self.buf = self.buf.split(b"\0", 1)
+        return f.split(b"\n", 1)[0].decode()
+
+    def closed(self):
+        """True once the broker closed the socket (EOF or reset)."""
+        try:
+            while True:
+                d = self.s.recv(65536)
+                if not d:
+                    return True
+                self.got += len(d)
+        except ConnectionResetError:
+            return True
+
+
+def by_id(conns):
+    return {c["id"]: c for c in conns}
+
+
+def test_list_describe_and_close(tmp_path):
+    b = Broker(str(tmp_path / "d"))
+    b.start()
+    try:
+        cli(b, "topic", "create", "jobs", "--partitions", "1")
+        cli(b, "topic", "create", "work", "--partitions", "1")
+        c = b.client()
+        c.produce("jobs", 0, [b"j%d" % i for i in range(5)])
+        c.produce("work", 0, [b"w%d" % i for i in range(4)])
+
+        # a STOMP consumer holding 5 messages unacked
+        st = Stomp(b.stomp_addr)
+        st.send("CONNECT", {"accept-version": "1.2", "login": "alice",
+                            "passcode": "x", "client-id": "app-1"})
+        assert st.frame() == "CONNECTED"
+        st.send("SUBSCRIBE", {"id": "s1", "destination": "/queue/jobs",
+                              "ack": "client-individual"})
+        for _ in range(5):
+            assert st.frame() == "MESSAGE"
+        # a binary queue consumer holding 3
+        q = swg.Queue(c, "bg", "work", "cons-1")
+        assert len(q.acquire(3)) == 3
+
+        code, body = http(b, "GET", "/api/connections")
+        assert code == 200
+        conns = body["connections"]
+        stomp = [x for x in conns if x["protocol"] == "stomp"]
+        binary = [x for x in conns if x["protocol"] == "binary"]
+        assert len(stomp) == 1 and len(binary) == 1, conns
+        s = stomp[0]
+        assert s["user"] == "alice" and s["client"] == "app-1"
+        assert s["peer"] == "%s:%d" % st.s.getsockname()
+        # every byte each side sent, counted by the connection layer
+        assert s["bytes_in"] == st.sent
+        assert s["bytes_out"] == st.got
+        assert s["in_flight"] == 5
+        assert [(x["id"], x["destination"], x["ack"], x["group"],
+                 x["in_flight"]) for x in s["subscriptions"]] == [
+            ("s1", "/queue/jobs", "client-individual", "jobs", 5)]
+        bn = binary[0]
+        assert bn["user"] is None
+        assert bn["in_flight"] == 3
+        assert [(g["group"], g["topic"], g["consumer"], g["in_flight"])
+                for g in bn["groups"]] == [("bg", "work", "cons-1", 3)]
+        assert bn["bytes_in"] > 0 and bn["bytes_out"] > 0
+        assert bn["requests"] >= 3  # produce, produce, acquire
+        assert s["id"] != bn["id"]
+
+        # the CLI shows the same (one more: its own connection)
+        out = cli(b, "connections").stdout.decode().splitlines()
+        assert out[0].split()[:4] == ["ID", "PROTOCOL", "PEER", "USER"]
+        rows = {int(l.split()[0]): l.split() for l in out[1:]}
+        assert rows[s["id"]][1:4] == ["stomp", s["peer"], "alice"]
+        assert rows[s["id"]][-1] == "/queue/jobs"
+        assert rows[bn["id"]][-1] == "bg/work"
+        js = json.loads(cli(b, "connections", "--format", "json").stdout)
+        assert {s["id"], bn["id"]} < set(by_id(js["connections"]))
+
+        # close the STOMP one from the CLI: its messages are ready again
+        p = cli(b, "connections", "close", str(s["id"]), "--reason", "stuck")
+        assert p.stdout.decode().strip() == "closed connection %d (%s)" % (
+            s["id"], s["peer"])
+        assert st.closed()
+        code, body = http(b, "GET", "/api/connections")
+        assert s["id"] not in by_id(body["connections"])
+        qs = {(x["topic"], x["group"]): x for x in
+              json.loads(cli(b, "queues", "--format", "json").stdout)[
+                  "queues"]}
+        assert qs[("jobs", "jobs")]["ready"] == 5
+        assert qs[("jobs", "jobs")]["in_flight"] == 0
+
+        # the binary one over HTTP DELETE; its held records return too
+        code, body = http(b, "DELETE", "/api/connections/%d" % bn["id"])
+        assert code == 200 and body == {"id": bn["id"], "peer": bn["peer"],
+                                        "closed": True}
+        try:
+            c.call(sw.API_METADATA, sw.metadata_body())
+            raise AssertionError("the closed connection still answers")
+        except OSError:  # ConnectionError: closed or reset
+            pass
+        qs = {(x["topic"], x["group"]): x for x in
+              json.loads(cli(b, "queues", "--format", "json").stdout)[
+                  "queues"]}
+        assert qs[("work", "bg")]["in_flight"] == 0
+        assert qs[("work", "bg")]["ready"] == 4
+
+        # POST .../close, and the errors
+        st2 = Stomp(b.stomp_addr)
+        st2.send("CONNECT", {"accept-version": "1.2"})
+        assert st2.frame() == "CONNECTED"
+        ids = [x["id"] for x in http(b, "GET", "/api/connections")[1][
+            "connections"] if x["protocol"] == "stomp"]
+        assert len(ids) == 1
+        code, body = http(b, "POST", "/api/connections/%d/close" % ids[0])
+        assert code == 200 and body["closed"] is True
+        assert st2.closed()
+        code, body = http(b, "DELETE", "/api/connections/999999")
+        assert code == 404 and body["error"] == "NOT_FOUND"
+        assert "999999" in body["message"]
+        code, body = http(b, "DELETE", "/api/connections/abc")
+        assert code == 400 and body["error"] == "INVALID_ARG"
+        p = cli(b, "connections", "close", "999999", ok=False)
+        assert p.returncode == 1
+        assert b"no open connection with id 999999" in p.stderr
+        p = cli(b, "connections", "close", ok=False)
+        assert p.returncode == 2
+    finally:
+        assert b.stop() == 0
+    log = b.log()
+    assert re.search(r"INFO conn peer %s: connection %d opened \(stomp\)"
+                     % (re.escape(s["peer"]), s["id"]), log)
+    assert re.search(r"INFO conn peer %s: connection %d closed \(closed by "
+                     r"an operator: stuck\): stomp, user alice, [0-9.]+ s, "
+                     r"%d bytes in, \d+ out" % (re.escape(s["peer"]), s["id"],
+                                                st.sent), log), log
+    b.cleanup()
+
+
+def test_open_close_lines_are_rate_limited(tmp_path):
+    """Each open and close is one INFO line, at most 100 per 10 s window;
+    the lines left out are counted, so every connection is accounted for."""
+    n = 260
+    b = Broker(str(tmp_path / "d"))
+    b.start()
+    try:
+        for _ in range(n):
+            s = socket.create_connection(b.binary_addr, timeout=30)
+            s.close()
+    finally:
+        # SIGTERM: every close is logged before the broker exits, and the
+        # last window's count is written at stop
+        assert b.stop() == 0
+    conn_ts = []
+    left_out = 0
+    for l in b.log().splitlines():
+        m = re.match(r"\S+T(\d+):(\d+):([0-9.]+)Z INFO conn peer [0-9.:]+: "
+                     r"connection \d+ (opened \(binary\)|closed \()", l)
+        if m:
+            conn_ts.append(int(m.group(1)) * 3600 + int(m.group(2)) * 60 +
+                           float(m.group(3)))
+        m = re.search(r"INFO conn \.\.\. and (\d+) more connections opened "
+                      r"or closed in that 10 s", l)
+        if m:
+            left_out += int(m.group(1))
+    # every open and close is a line or counted in one
+    assert len(conn_ts) + left_out == 2 * n
+    if conn_ts[-1] - conn_ts[0] < 9.5:
+        # all within one window (any machine opens 260 sockets in well
+        # under 10 s; the log's timestamps say so): exactly 100 lines
+        assert len(conn_ts) == 100 and left_out == 2 * n - 100
+    b.cleanup()
