@@ -58,6 +58,10 @@ SL_CFG_ENUM(log_format, "log-format", "text", "text|json", 0,
             "Log line format: text (`TIME LEVEL SUBSYSTEM message`) or json "
             "(one object per line: ts, level, subsys, msg), for log "
             "shippers.")
+SL_CFG(log_file, "log-file", STR, "", 0, 0, 0, NULL,
+       "Append log lines to this file instead of stderr (created 0644 if "
+       "missing). SIGHUP reopens it by name, so logrotate can move it "
+       "away and signal (docs/operations.md). Empty = stderr.")
 SL_CFG_ENUM(log_level, "log-level", "info", "debug|info|warn|error|none", 0,
             sl_config_apply_log_level,
             "Lowest level logged to stderr (one line per event).")

@@ -5,8 +5,10 @@
  * 2 for bad settings, 3 when the data directory is locked by another
  * sluiced, 4 for other start-up failures (cannot listen, cannot open).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -67,6 +69,12 @@ int main(int argc, char **argv)
         return 0;
     case SL_CONFIG_RUN:
         break;
+    }
+    if (cfg.log_file && cfg.log_file[0] && sl_log_set_file(cfg.log_file) != 0) {
+        fprintf(stderr, "sluiced: log-file: cannot open %s: %s\n",
+                cfg.log_file, strerror(errno));
+        sl_config_fini(&cfg);
+        return 2;
     }
     /* Test mode only (storage/powerloss.h): cut power at a chosen I/O
      * operation. Installed before anything is opened. */

@@ -32,8 +32,14 @@ int sl_log_set_file(const char *path)
     if (fd < 0)
         return -1;
     snprintf(log_path, sizeof(log_path), "%s", path);
-    if (log_fd > 2)
-        close(log_fd);
+    if (log_fd > 2) {
+        /* reopen: the new file takes the old descriptor's number at once
+         * (dup2 is atomic), so a line written by another thread meanwhile
+         * goes to one file or the other, never to a closed descriptor */
+        int rc = dup2(fd, log_fd);
+        close(fd);
+        return rc < 0 ? -1 : 0;
+    }
     log_fd = fd;
     return 0;
 }
