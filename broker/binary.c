@@ -111,6 +111,7 @@ void sl_binary_dispatch(sl_broker *b, sl_conn *c, sl_req *req, sl_reply *r)
         return;
     }
     b->api_requests[req->api_key]++; /* /metrics */
+    sl_reply_time(r, &b->api_lat[req->api_key]);
     e->fn(b, c, req, r);
 }
 

@@ -10,7 +10,9 @@
 #include "broker/binary.h"
 #include "broker/conn.h"
 #include "broker/config.h"
+#include "broker/hist.h"
 #include "broker/ops.h"
+#include "broker/stomp_frame.h"
 #include "broker/topic.h"
 
 #define SL_MAX_API 1024
@@ -79,6 +81,12 @@ struct sl_broker {
 
     sl_api_entry apis[SL_MAX_API];
     uint64_t api_requests[SL_MAX_API]; /* dispatched, per api (/metrics) */
+    sl_lat_hist api_lat[SL_MAX_API];   /* request to answer, per api */
+    /* STOMP frames handled, per command, and the time handling took on
+     * the loop (stomp.c; /metrics) */
+    uint64_t stomp_frames[SL_STOMP_CMD__END];
+    sl_lat_hist stomp_lat[SL_STOMP_CMD__END];
+    uint64_t stomp_frames_out[SL_STOMP_CMD__END]; /* frames encoded */
 
     sl_append_hook *append_hooks;
     size_t nappend_hooks;

@@ -118,6 +118,7 @@
 #include <event2/listener.h>
 
 #include "broker/broker.h"
+#include "broker/hist.h"
 #include "protocol/log.h"
 #include "storage/fsutil.h"
 
@@ -173,6 +174,8 @@ struct sl_reply {
     int has_file; /* sendfile segments: never copied */
     sl_wait *w;
     sl_reply_fail_fn fail;
+    struct sl_lat_hist *lat; /* sl_reply_time */
+    long long t0_us;
     char *note;
     void (*cancel)(void *arg);
     void *cancel_arg;
@@ -996,6 +999,8 @@ static void conn_flush(sl_conn *c)
         if (!r->drop) {
             reply_to_output(c, r, out);
             moved = 1;
+            if (r->lat)
+                sl_lat_observe(r->lat, sl_fs_mono_us() - r->t0_us);
         }
         reply_free(r);
         if (close_after) {
@@ -1086,6 +1091,12 @@ void sl_reply_set_cancel(sl_reply *r, void (*fn)(void *arg), void *arg)
 void sl_reply_close_after(sl_reply *r)
 {
     r->close_after = 1;
+}
+
+void sl_reply_time(sl_reply *r, struct sl_lat_hist *h)
+{
+    r->lat = h;
+    r->t0_us = sl_fs_mono_us();
 }
 
 void sl_reply_wait(sl_reply *r, sl_wait *w)

@@ -216,6 +216,11 @@ void sl_reply_drop(sl_reply *r);
 void sl_reply_set_cancel(sl_reply *r, void (*fn)(void *arg), void *arg);
 /* Once r is written, cancel every later reply and close (STOMP ERROR). */
 void sl_reply_close_after(sl_reply *r);
+/* Time r from now until it moves to the output (its wait included: a
+ * durable produce counts its fsync) into h, which must outlive r (the
+ * broker's own). Dropped and cancelled replies are not counted. */
+struct sl_lat_hist;
+void sl_reply_time(sl_reply *r, struct sl_lat_hist *h);
 
 /*
  * Waits: one operation a reply depends on, which completes through any

@@ -23,7 +23,9 @@
 #include "broker/admin.h"
 #include "broker/broker.h"
 #include "broker/json.h"
+#include "broker/hist.h"
 #include "broker/ops_groups.h"
+#include "broker/stomp_frame.h"
 #include "protocol/api.h"
 
 static void family(struct evbuffer *o, const char *name, const char *type,
@@ -62,6 +64,33 @@ static void gt_sample(struct evbuffer *o, const char *name, const char *group,
     evbuffer_add(o, "\",topic=\"", 9);
     lv(o, topic);
     evbuffer_add_printf(o, "\"} %.10g\n", v);
+}
+
+/* One histogram series: cumulative buckets (bounds in microseconds, -1 =
+ * +Inf) rendered in seconds, then _sum and _count. label/value: one
+ * label, or NULL for none. */
+static void hist_series(struct evbuffer *o, const char *name,
+                        const char *label, const char *value,
+                        const uint64_t *count, int nb, const int64_t *bounds,
+                        uint64_t sum_us, uint64_t n)
+{
+    uint64_t cum = 0;
+    char lbl[160] = "";
+    if (label)
+        snprintf(lbl, sizeof(lbl), "%s=\"%s\",", label, value);
+    for (int i = 0; i < nb; i++) {
+        cum += count[i];
+        if (bounds[i] < 0)
+            evbuffer_add_printf(o, "%s_bucket{%sle=\"+Inf\"} %" PRIu64 "\n",
+                                name, lbl, cum);
+        else
+            evbuffer_add_printf(o, "%s_bucket{%sle=\"%g\"} %" PRIu64 "\n",
+                                name, lbl, (double)bounds[i] * 1e-6, cum);
+    }
+    if (label)
+        snprintf(lbl, sizeof(lbl), "{%s=\"%s\"}", label, value);
+    evbuffer_add_printf(o, "%s_sum%s %.9g\n%s_count%s %" PRIu64 "\n", name,
+                        lbl, (double)sum_us * 1e-6, name, lbl, n);
 }
 
 /* ---- partitions -------------------------------------------------------- */
@@ -182,6 +211,23 @@ static void groups(sl_broker *b, struct evbuffer *o)
          "purged."},
     };
 
+    static const char *const cf[][2] = {
+        {"sluice_queue_group_deliveries_total",
+         "Records handed to consumers of the group, redeliveries included."},
+        {"sluice_queue_group_redeliveries_total",
+         "Records handed out again (a later attempt after a nack, release, "
+         "lock expiry or consumer close)."},
+        {"sluice_queue_group_acks_total", "Records acked."},
+        {"sluice_queue_group_nacks_total", "Records nacked or released."},
+        {"sluice_queue_group_rejects_total", "Records rejected."},
+        {"sluice_queue_group_lock_expiries_total",
+         "Acquisition locks that expired."},
+        {"sluice_queue_group_dead_letters_total",
+         "Records appended to the group's dead-letter topic."},
+        {"sluice_queue_group_expired_total",
+         "Records dropped or dead-lettered for their TTL."},
+    };
+
     if (!g)
         return;
     memset(&l, 0, sizeof(l));
@@ -247,6 +293,19 @@ static void groups(sl_broker *b, struct evbuffer *o)
                 gt_sample(o, qf[f][0], l.g[i][0], l.g[i][1], v);
             }
         }
+        for (size_t f = 0; f < sizeof(cf) / sizeof(cf[0]); f++) {
+            family(o, cf[f][0], "counter", cf[f][1]);
+            for (size_t i = 0; i < l.n; i++) {
+                const sl_qgroup_counters *c = &s[i].st;
+                const uint64_t v[] = {c->deliveries,    c->redeliveries,
+                                      c->acks,          c->nacks,
+                                      c->rejects,       c->lock_expiries,
+                                      c->dead_letters,  c->expired};
+                if (s[i].consumers < 0)
+                    continue;
+                gt_sample(o, cf[f][0], l.g[i][0], l.g[i][1], (double)v[f]);
+            }
+        }
         free(s);
     }
     free(l.g);
@@ -305,6 +364,16 @@ static void groups(sl_broker *b, struct evbuffer *o)
            "SQLite transactions committed to groups.db.");
     evbuffer_add_printf(o, "sluice_groups_commits_total %" PRIu64 "\n",
                         st.txns);
+    {
+        static const int64_t cb[] = SL_GROUPS_COMMIT_BUCKETS_US;
+        sl_groups_hist h;
+        sl_groups_commit_hist(g, &h);
+        family(o, "sluice_groups_commit_duration_seconds", "histogram",
+               "Time of one groups.db (SQLite) commit: BEGIN to COMMIT of a "
+               "round of queue and offset changes.");
+        hist_series(o, "sluice_groups_commit_duration_seconds", NULL, NULL,
+                    h.count, SL_GROUPS_HIST_NB, cb, h.sum_us, h.n);
+    }
 }
 
 /* ---- flusher ------------------------------------------------------------ */
@@ -352,6 +421,60 @@ static void flusher(sl_broker *b, struct evbuffer *o)
 
 /* ---- process and connections -------------------------------------------- */
 
+static void connections(sl_broker *b, struct evbuffer *o)
+{
+    static const char *const fams[][3] = {
+        {"sluice_connections", "gauge", "Open connections by protocol."},
+        {"sluice_connections_opened_total", "counter",
+         "Connections accepted since the start, by protocol."},
+        {"sluice_network_received_bytes_total", "counter",
+         "Bytes read from clients, by protocol."},
+        {"sluice_network_sent_bytes_total", "counter",
+         "Bytes queued to clients, by protocol."},
+    };
+    sl_conn_totals t[SL_LISTENER_N];
+    for (int l = 0; l < SL_LISTENER_N; l++)
+        sl_conn_totals_get(b, (enum sl_listener)l, &t[l]);
+    for (size_t f = 0; f < sizeof(fams) / sizeof(fams[0]); f++) {
+        family(o, fams[f][0], fams[f][1], fams[f][2]);
+        for (int l = 0; l < SL_LISTENER_N; l++) {
+            const sl_conn_ops *ops = sl_conn_proto_ops(b, (enum sl_listener)l);
+            uint64_t v = f == 0   ? t[l].open
+                         : f == 1 ? t[l].accepted
+                         : f == 2 ? t[l].bytes_in
+                                  : t[l].bytes_out;
+            if (ops)
+                evbuffer_add_printf(o, "%s{protocol=\"%s\"} %" PRIu64 "\n",
+                                    fams[f][0], ops->name, v);
+        }
+    }
+}
+
+static void stomp(sl_broker *b, struct evbuffer *o)
+{
+    static const int64_t lb[] = SL_LAT_BUCKETS_US;
+    if (!sl_conn_proto_ops(b, SL_LISTENER_STOMP))
+        return;
+    family(o, "sluice_stomp_frames_total", "counter",
+           "STOMP frames by command: in = from clients (handled), out = "
+           "sent (MESSAGE, RECEIPT, ERROR, CONNECTED).");
+    for (int k = 1; k < SL_STOMP_CMD__END; k++) {
+        int in = k < SL_STOMP_CONNECTED;
+        evbuffer_add_printf(o,
+                            "sluice_stomp_frames_total{command=\"%s\","
+                            "direction=\"%s\"} %" PRIu64 "\n",
+                            sl_stomp_cmd_name(k), in ? "in" : "out",
+                            in ? b->stomp_frames[k] : b->stomp_frames_out[k]);
+    }
+    family(o, "sluice_stomp_frame_duration_seconds", "histogram",
+           "Time handling a client STOMP frame took on the broker's loop "
+           "(not the wait for a receipt's fsync), by command.");
+    for (int k = 1; k < SL_STOMP_CONNECTED; k++)
+        hist_series(o, "sluice_stomp_frame_duration_seconds", "command",
+                    sl_stomp_cmd_name(k), b->stomp_lat[k].count, SL_LAT_NB, lb,
+                    b->stomp_lat[k].sum_us, b->stomp_lat[k].n);
+}
+
 static void process(sl_broker *b, struct evbuffer *o)
 {
     FILE *f;
@@ -394,9 +517,7 @@ static void process(sl_broker *b, struct evbuffer *o)
             (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
                 (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6);
     }
-    family(o, "sluice_connections", "gauge", "Open connections by protocol.");
-    evbuffer_add_printf(o, "sluice_connections{protocol=\"binary\"} %zu\n",
-                        b->nconns);
+    connections(b, o);
     family(o, "sluice_requests_total", "counter",
            "Binary-protocol requests dispatched, per API.");
     for (uint16_t k = 0; k < SL_API__MAX; k++)
@@ -404,6 +525,19 @@ static void process(sl_broker *b, struct evbuffer *o)
             evbuffer_add_printf(o, "sluice_requests_total{api=\"%s\"} %" PRIu64
                                    "\n",
                                 sl_api_name(k), b->api_requests[k]);
+    {
+        static const int64_t lb[] = SL_LAT_BUCKETS_US;
+        family(o, "sluice_request_duration_seconds", "histogram",
+               "Binary-protocol requests, per API: from dispatch until the "
+               "answer goes to the socket (a durable produce includes its "
+               "fsync, a long poll its wait).");
+        for (uint16_t k = 0; k < SL_API__MAX; k++)
+            if (b->apis[k].fn)
+                hist_series(o, "sluice_request_duration_seconds", "api",
+                            sl_api_name(k), b->api_lat[k].count, SL_LAT_NB, lb,
+                            b->api_lat[k].sum_us, b->api_lat[k].n);
+    }
+    stomp(b, o);
     family(o, "sluice_up", "gauge", "1 while serving, 0 while stopping.");
     evbuffer_add_printf(o, "sluice_up %d\n", !b->stopping);
 }

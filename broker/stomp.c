@@ -52,9 +52,11 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "broker/broker.h"
 #include "broker/config.h"
 #include "broker/json.h"
 #include "broker/stomp_int.h"
+#include "storage/fsutil.h"
 
 /* Bytes per read of a connection (bigger reads: more SENDs per append
  * batch, fewer callbacks). */
@@ -73,6 +75,13 @@ void stomp_wait_cb(void *arg, sl_err err)
 
 /* ---- replies ------------------------------------------------------------ */
 
+void stomp_enc_begin(stomp_conn *c, sl_stomp_enc *e, sl_wb *wb, int version,
+                     enum sl_stomp_cmd cmd)
+{
+    c->s->b->stomp_frames_out[cmd]++;
+    sl_stomp_enc_begin(e, wb, version, cmd);
+}
+
 static void encode_error(stomp_conn *c, sl_wb *wb, const char *receipt,
                          const char *msg, const char *detail)
 {
@@ -81,7 +90,7 @@ static void encode_error(stomp_conn *c, sl_wb *wb, const char *receipt,
     if (!detail || !*detail)
         detail = msg; /* the body says it too: clients show the body */
     dl = strlen(detail);
-    sl_stomp_enc_begin(&e, wb, c->version, SL_STOMP_ERROR);
+    stomp_enc_begin(c, &e, wb, c->version, SL_STOMP_ERROR);
     sl_stomp_enc_header_s(&e, "message", msg);
     if (receipt && *receipt)
         sl_stomp_enc_header_s(&e, "receipt-id", receipt);
@@ -93,7 +102,7 @@ static void encode_error(stomp_conn *c, sl_wb *wb, const char *receipt,
 static void encode_receipt(stomp_conn *c, sl_wb *wb, const char *receipt)
 {
     sl_stomp_enc e;
-    sl_stomp_enc_begin(&e, wb, c->version, SL_STOMP_RECEIPT);
+    stomp_enc_begin(c, &e, wb, c->version, SL_STOMP_RECEIPT);
     sl_stomp_enc_header_s(&e, "receipt-id", receipt);
     sl_stomp_enc_end(&e, NULL, 0);
 }
@@ -158,7 +167,23 @@ void stomp_send_error(stomp_conn *c, const char *receipt, const char *msg,
     sl_reply_done(r);
 }
 
+static void handle_frame_cmd(stomp_conn *c, const sl_stomp_frame *f);
+
+/* One client frame: counted per command, and the time its handling took
+ * on the loop (not what it waits for afterwards: a receipt's fsync) into
+ * sluice_stomp_frame_duration_seconds. */
 static void handle_frame(stomp_conn *c, const sl_stomp_frame *f)
+{
+    sl_broker *b = c->s->b;
+    long long t0 = sl_fs_mono_us();
+    handle_frame_cmd(c, f);
+    if (f->cmd > 0 && f->cmd < SL_STOMP_CMD__END) {
+        b->stomp_frames[f->cmd]++;
+        sl_lat_observe(&b->stomp_lat[f->cmd], sl_fs_mono_us() - t0);
+    }
+}
+
+static void handle_frame_cmd(stomp_conn *c, const sl_stomp_frame *f)
 {
     char why[128];
     if (f->cmd != SL_STOMP_SEND)
@@ -333,8 +358,8 @@ static sl_err st_open(void *arg, sl_conn *conn, void **state)
 }
 
 /* user and describe: the session as the admin "connections" verb shows
- * it (the layer writes id, peer, bytes and "user"). The login is the CONNECT header's (checked when users are
- * configured). */
+ * it (the layer writes id, peer, bytes and "user"). The login is the CONNECT
+ * header's (checked when users are configured). */
 static const char *st_user(void *state, sl_conn *conn)
 {
     stomp_conn *c = state;
@@ -359,9 +384,10 @@ static void st_describe(void *state, sl_conn *conn, sl_jw *j)
         sl_jw_obj(j);
         sl_jw_kstr(j, "id", s->id);
         sl_jw_kstr(j, "destination", s->dest);
-        sl_jw_kstr(j, "ack", s->ack == ACK_AUTO     ? "auto"
-                             : s->ack == ACK_CLIENT ? "client"
-                                                    : "client-individual");
+        sl_jw_kstr(j, "ack",
+                   s->ack == ACK_AUTO     ? "auto"
+                   : s->ack == ACK_CLIENT ? "client"
+                                          : "client-individual");
         if (s->queue) {
             sl_jw_kstr(j, "group", s->group);
             sl_jw_kstr(j, "topic", s->qtopic);

@@ -89,7 +89,7 @@ static int deliver(stomp_sub *s, const char *topic, int32_t partition,
         dname = dst;
     }
     sl_wb_reset(wb);
-    sl_stomp_enc_begin(&e, wb, c->version, SL_STOMP_MESSAGE);
+    stomp_enc_begin(c, &e, wb, c->version, SL_STOMP_MESSAGE);
     sl_stomp_enc_header_s(&e, "subscription", s->id);
     sl_stomp_enc_header_s(&e, "message-id", mid);
     sl_stomp_enc_header_s(&e, "destination", dname);

@@ -280,6 +280,10 @@ static inline void conn_kick(stomp_conn *c)
 /* The callback of sl_ops_wait_durable and sl_groups_wait: one held part of
  * a wait came back (conn.h). */
 void stomp_wait_cb(void *arg, sl_err err);
+/* Begin encoding a server frame (MESSAGE, RECEIPT, ERROR, CONNECTED):
+ * counted per command for /metrics. */
+void stomp_enc_begin(stomp_conn *c, sl_stomp_enc *e, sl_wb *wb, int version,
+                     enum sl_stomp_cmd cmd);
 /* Owe a RECEIPT once w completes (w NULL = at once, in order). */
 void stomp_owe_receipt(stomp_conn *c, const char *receipt, sl_wait *w);
 /* Send an ERROR (after the replies owed before it) and close. */

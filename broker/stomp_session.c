@@ -102,7 +102,7 @@ void stomp_h_connect(stomp_conn *c, const sl_stomp_frame *f)
         }
         if (!best) {
             sl_wb_reset(wb);
-            sl_stomp_enc_begin(&e, wb, SL_STOMP_V10, SL_STOMP_ERROR);
+            stomp_enc_begin(c, &e, wb, SL_STOMP_V10, SL_STOMP_ERROR);
             sl_stomp_enc_header_s(&e, "version", "1.0,1.1,1.2");
             sl_stomp_enc_header_s(&e, "message",
                                   "unsupported protocol version");
@@ -199,7 +199,7 @@ static void connect_finish(stomp_conn *c, int64_t cx, int64_t cy,
     sl_conn_handshake_done(c->conn);
 
     sl_wb_reset(wb);
-    sl_stomp_enc_begin(&e, wb, c->version, SL_STOMP_CONNECTED);
+    stomp_enc_begin(c, &e, wb, c->version, SL_STOMP_CONNECTED);
     sl_stomp_enc_header_s(&e, "version",
                           c->version == SL_STOMP_V12   ? "1.2"
                           : c->version == SL_STOMP_V11 ? "1.1"

@@ -443,6 +443,17 @@ out:
     return rc;
 }
 
+static void commit_observe(sl_groups *g, int64_t us)
+{
+    static const int64_t bounds[] = SL_GROUPS_COMMIT_BUCKETS_US;
+    int i = 0;
+    while (i < SL_GROUPS_HIST_NB - 1 && us > bounds[i])
+        i++;
+    __atomic_add_fetch(&g->commit_hist.count[i], 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&g->commit_hist.sum_us, (uint64_t)us, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&g->commit_hist.n, 1, __ATOMIC_RELAXED);
+}
+
 void sl_groups_flush_hook(void *arg)
 {
     sl_groups *g = arg;
@@ -487,6 +498,12 @@ void sl_groups_flush_hook(void *arg)
             db_exec(g->db, "ROLLBACK");
         else
             __atomic_add_fetch(&g->st.txns, 1, __ATOMIC_RELAXED);
+    }
+    if (bytes > 0 && rc == SL_OK) {
+        struct timespec tc;
+        clock_gettime(CLOCK_MONOTONIC, &tc);
+        commit_observe(g, (int64_t)(tc.tv_sec - t0.tv_sec) * 1000000 +
+                              (tc.tv_nsec - t0.tv_nsec) / 1000);
     }
     /* Published before db_mu is released: whoever takes db_mu next (the
      * hook thread, or sl_groups_commit_now) sees this commit's result. */
@@ -774,6 +791,15 @@ void sl_groups_forget_topic(sl_groups *g, const char *topic)
     /* A topic re-created under the same name starts without group state,
      * also after a restart. */
     sl_groups_stage_delete(g, SL_OP_TDEL, "", topic);
+}
+
+void sl_groups_commit_hist(const sl_groups *g, sl_groups_hist *out)
+{
+    for (int i = 0; i < SL_GROUPS_HIST_NB; i++)
+        out->count[i] =
+            __atomic_load_n(&g->commit_hist.count[i], __ATOMIC_RELAXED);
+    out->sum_us = __atomic_load_n(&g->commit_hist.sum_us, __ATOMIC_RELAXED);
+    out->n = __atomic_load_n(&g->commit_hist.n, __ATOMIC_RELAXED);
 }
 
 void sl_groups_stats_get(const sl_groups *g, sl_groups_stats *out)

@@ -163,6 +163,19 @@ typedef struct sl_groups_stats {
 /* @thread any (counters read without a lock; approximate while running) */
 void sl_groups_stats_get(const sl_groups *g, sl_groups_stats *out);
 
+/* How long each groups.db commit took (BEGIN to COMMIT of one round, in
+ * microseconds): count[i] rounds took at most bounds[i] (-1 = +Inf).
+ * Kept with relaxed atomics by the commit thread. @thread any */
+#define SL_GROUPS_HIST_NB 12
+#define SL_GROUPS_COMMIT_BUCKETS_US                                            \
+    {100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, -1}
+typedef struct sl_groups_hist {
+    uint64_t count[SL_GROUPS_HIST_NB];
+    uint64_t sum_us;
+    uint64_t n;
+} sl_groups_hist;
+void sl_groups_commit_hist(const sl_groups *g, sl_groups_hist *out);
+
 /* ---- queue groups ---------------------------------------------------- */
 
 /* Per (group, topic) settings. A negative / zero value means "default"
@@ -348,6 +361,19 @@ sl_err sl_groups_list(sl_groups *g, char ***names, int **kinds, size_t *count);
  * available but not due (not-before header, nack backoff); backlog:
  * log end - start offset; oldest_ready_ts: the timestamp (ms since the
  * epoch) of the oldest ready record, -1 when nothing is ready. */
+/* Per (group, topic) counters since the broker started, plain integers
+ * bumped on the loop (read on the loop by /metrics). */
+typedef struct sl_qgroup_counters {
+    uint64_t deliveries;    /* records handed out, redeliveries included */
+    uint64_t redeliveries;  /* of those, handed out before (attempts > 1) */
+    uint64_t acks;
+    uint64_t nacks;         /* nacks + releases */
+    uint64_t rejects;
+    uint64_t lock_expiries;
+    uint64_t dead_letters;  /* appended to the dead-letter topic */
+    uint64_t expired;       /* dropped or dead-lettered for TTL */
+} sl_qgroup_counters;
+
 typedef struct sl_qgroup_summary {
     int64_t ready;
     int64_t in_flight;
@@ -355,6 +381,7 @@ typedef struct sl_qgroup_summary {
     int64_t backlog;
     int64_t consumers;
     int64_t oldest_ready_ts;
+    sl_qgroup_counters st;
 } sl_qgroup_summary;
 
 /* SL_OK or SL_ERR_UNKNOWN_GROUP. Reads one record per partition from the

@@ -109,6 +109,7 @@ struct sl_qgroup {
     int pumping;
     int repump;
     int cfg_dirty;
+    sl_qgroup_counters st; /* since the broker started (/metrics) */
     sl_qgroup *next;
 };
 
@@ -190,6 +191,7 @@ struct sl_groups {
     int64_t last_stage_ms;
 
     sl_groups_stats st;
+    sl_groups_hist commit_hist; /* atomics: the hook thread writes */
     int64_t ttl_refreshed; /* last refresh of topic TTLs (ms) */
     int64_t wake_hint;     /* earliest tick asked for (ms), see wake_at */
     int in_tick;           /* inside sl_groups_tick: collect in tick_min */

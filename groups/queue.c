@@ -407,6 +407,7 @@ void sl_q__dead_letter(sl_qpart *qp, int64_t off, const sl_record *rec_in,
         qp->n_dlq_redo++;
         return;
     }
+    qg->st.dead_letters++;
     e->flags |= SL_QE_DLQ_SENT;
     if (sl_part_get_cfg(dp)->flush == SL_FLUSH_NEVER ||
         sl_part_durable_offset(dp) > base) {
@@ -436,6 +437,7 @@ void sl_q__expire(sl_qpart *qp, int64_t off, const sl_record *rec)
 {
     sl_qent *e = ent(qp, off);
     qp->qg->g->st.expired++;
+    qp->qg->st.expired++;
     if (qp->qg->cfg.dlq_expired) {
         sl_q__dead_letter(qp, off, rec, SL_R_EXPIRED, NULL);
     } else {
@@ -724,6 +726,7 @@ int64_t sl_queue_tick(sl_groups *g, int64_t now)
                     qp->n_acq--;
                     e->failures++;
                     g->st.lock_expiries++;
+                    qg->st.lock_expiries++;
                     freed = 1;
                     sl_log(SL_DEBUG, "groups",
                            "%s/%d offset %lld group %s: lock expired "

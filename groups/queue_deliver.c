@@ -94,6 +94,9 @@ static int hand_out(sl_qpart *qp, int64_t off, const sl_record *rec,
     c->held++;
     c->delivered_in_pass = 1;
     qg->g->st.deliveries++;
+    qg->st.deliveries++;
+    if (e->attempts > 1)
+        qg->st.redeliveries++;
     qp->dirty = 1;
     sl_groups_mutated(qg->g);
     d.group = qg->name;
@@ -518,11 +521,13 @@ static sl_err settle(sl_qconsumer *c, int32_t partition, int64_t first,
         if (op == OP_ACK) {
             e->state = SL_Q_ACKED;
             g->st.acks++;
+            qg->st.acks++;
             continue;
         }
         if (op == OP_REJECT) {
             e->failures++;
             g->st.rejects++;
+            qg->st.rejects++;
             e->state = SL_Q_AVAIL;
             qp->n_avail++;
             sl_q__dead_letter(qp, off, NULL, SL_R_REJECTED, text);
@@ -530,6 +535,7 @@ static sl_err settle(sl_qconsumer *c, int32_t partition, int64_t first,
         }
         /* release / nack */
         g->st.releases++;
+        qg->st.nacks++;
         if (count_failure)
             e->failures++;
         if (e->attempts >= qg->cfg.max_deliveries) {

@@ -101,6 +101,7 @@ sl_err sl_qgroup_summary_get(sl_groups *g, const char *group, const char *topic,
     sl_q__qg_sync_parts(qg);
     memset(&s, 0, sizeof(s));
     s.oldest_ready_ts = -1;
+    s.st = qg->st;
     for (sl_qconsumer *c = qg->consumers; c; c = c->next)
         s.consumers++;
     for (int32_t i = 0; i < qg->nparts; i++) {

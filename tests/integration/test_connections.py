@@ -16,6 +16,20 @@ import sluice_wire_groups as swg
 from sluice_harness import Broker, bin_dir
 
 
+from prometheus_client.parser import text_string_to_metric_families
+
+
+def metrics(b):
+    with urllib.request.urlopen("http://%s:%d/metrics" % b.http_addr,
+                                timeout=30) as r:
+        text = r.read().decode()
+    out = {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
 def http(b, method, path):
     req = urllib.request.Request("http://%s:%d%s" % (b.http_addr + (path,)),
                                  data=b"" if method == "POST" else None,
@@ -60,7 +74,9 @@ class Stomp:
             self.got += len(d)
             self.buf += d
         f, self.buf = self.buf.split(b"\0", 1)
-        return f.split(b"\n", 1)[0].decode()
+        head = f.split(b"\n\n", 1)[0].decode().split("\n")
+        self.headers = dict(h.split(":", 1) for h in head[1:] if ":" in h)
+        return head[0]
 
     def closed(self):
         """True once the broker closed the socket (EOF or reset)."""
@@ -193,6 +209,85 @@ def test_list_describe_and_close(tmp_path):
                      r"an operator: stuck\): stomp, user alice, [0-9.]+ s, "
                      r"%d bytes in, \d+ out" % (re.escape(s["peer"]), s["id"],
                                                 st.sent), log), log
+    b.cleanup()
+
+
+def test_protocol_and_group_metrics(tmp_path):
+    """/metrics: STOMP frames by command and direction, the time handling
+    them took, bytes per protocol, per-group delivery counters, request
+    latency per API, groups.db commit latency: all exact counts."""
+    b = Broker(str(tmp_path / "d"))
+    b.start()
+    try:
+        c = b.client()
+        c.create_topic("bin", 1)
+        c.produce("bin", 0, [b"a", b"b"])
+        c.produce("bin", 0, [b"c"])
+
+        st = Stomp(b.stomp_addr)
+        st.send("CONNECT", {"accept-version": "1.2"})
+        assert st.frame() == "CONNECTED"
+        for i in range(3):
+            st.send("SEND", {"destination": "/queue/mq", "receipt": "s%d" % i},
+                    b"m%d" % i)
+            assert st.frame() == "RECEIPT"
+        st.send("SUBSCRIBE", {"id": "0", "destination": "/queue/mq",
+                              "ack": "client-individual"})
+        acks = []
+        for _ in range(3):
+            assert st.frame() == "MESSAGE"
+            acks.append(st.headers["ack"])
+        # NACK the first: redelivered at once (default backoff 0)
+        st.send("NACK", {"id": acks[0], "receipt": "n"})
+        got = []
+        for _ in range(2):  # the redelivery and the receipt, either order
+            got.append(st.frame())
+            if got[-1] == "MESSAGE":
+                acks[0] = st.headers["ack"]
+        assert sorted(got) == ["MESSAGE", "RECEIPT"]
+        for i, a in enumerate(acks):
+            st.send("ACK", {"id": a, "receipt": "a%d" % i})
+            assert st.frame() == "RECEIPT"
+        st.send("DISCONNECT", {"receipt": "bye"})
+        assert st.frame() == "RECEIPT"
+        assert st.closed()
+
+        m = metrics(b)
+        fr = {(dict(k[1])["command"], dict(k[1])["direction"]): v
+              for k, v in m.items() if k[0] == "sluice_stomp_frames_total"}
+        assert {k: v for k, v in fr.items() if v} == {
+            ("CONNECT", "in"): 1, ("SEND", "in"): 3, ("SUBSCRIBE", "in"): 1,
+            ("NACK", "in"): 1, ("ACK", "in"): 3, ("DISCONNECT", "in"): 1,
+            ("CONNECTED", "out"): 1, ("RECEIPT", "out"): 8,
+            ("MESSAGE", "out"): 4}
+        assert m[("sluice_stomp_frame_duration_seconds_count",
+                  (("command", "SEND"),))] == 3
+        assert m[("sluice_stomp_frame_duration_seconds_bucket",
+                  (("command", "ACK"), ("le", "+Inf")))] == 3
+        stomp = (("protocol", "stomp"),)
+        assert m[("sluice_network_received_bytes_total", stomp)] == st.sent
+        assert m[("sluice_network_sent_bytes_total", stomp)] == st.got
+        assert m[("sluice_connections_opened_total", stomp)] == 1
+        assert m[("sluice_connections_opened_total",
+                  (("protocol", "binary"),))] == 1
+        assert m[("sluice_connections", (("protocol", "binary"),))] == 1
+
+        g = (("group", "mq"), ("topic", "mq"))
+        for name, want in (("deliveries", 4), ("redeliveries", 1),
+                           ("acks", 3), ("nacks", 1), ("rejects", 0),
+                           ("dead_letters", 0)):
+            assert m[("sluice_queue_group_%s_total" % name, g)] == want, name
+
+        produce = (("api", "PRODUCE"),)
+        assert m[("sluice_request_duration_seconds_count", produce)] == 2
+        assert m[("sluice_request_duration_seconds_bucket",
+                  (("api", "PRODUCE"), ("le", "+Inf")))] == 2
+        assert m[("sluice_request_duration_seconds_sum", produce)] > 0
+        assert m[("sluice_requests_total", produce)] == 2
+        n = m[("sluice_groups_commit_duration_seconds_count", ())]
+        assert n >= 1 and n == m[("sluice_groups_commits_total", ())]
+    finally:
+        assert b.stop() == 0
     b.cleanup()
 
 
