@@ -1118,6 +1118,7 @@ static void conn_row(void *arg, sl_conn *c, const sl_conn_stat *st)
     sl_jw_obj(&x->j);
     sl_jw_ki64(&x->j, "id", (int64_t)st->id);
     sl_jw_kstr(&x->j, "protocol", st->protocol);
+    sl_jw_kstr(&x->j, "listener", st->listener);
     sl_jw_kstr(&x->j, "peer", st->peer);
     sl_jw_ki64(&x->j, "opened_ms", st->opened_ms);
     sl_jw_ki64(&x->j, "age_ms", now > st->opened_ms ? now - st->opened_ms : 0);

@@ -487,10 +487,21 @@ static void conn_info(sl_broker *b, const char *fmt, ...)
 
 /* ---- the registry, read-only ------------------------------------------------ */
 
+const char *sl_conn_listener_name(enum sl_listener l)
+{
+    static const char *const names[SL_LISTENER_N] = {
+        [SL_LISTENER_BINARY] = "binary",
+        [SL_LISTENER_STOMP] = "stomp",
+        [SL_LISTENER_STOMP_WS] = "stomp-ws",
+    };
+    return (unsigned)l < SL_LISTENER_N && names[l] ? names[l] : "other";
+}
+
 void sl_conn_stat_get(const sl_conn *c, sl_conn_stat *st)
 {
     st->id = c->id;
     st->protocol = c->ops->name;
+    st->listener = sl_conn_listener_name(c->lis);
     st->peer = c->peer;
     st->opened_ms = c->opened_ms;
     st->bytes_in = c->bytes_in;

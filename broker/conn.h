@@ -271,6 +271,7 @@ void sl_reply_clear(sl_reply *r);
 typedef struct sl_conn_stat {
     uint64_t id;          /* unique for the broker's life, from 1 */
     const char *protocol; /* the ops' name: "binary", "stomp" */
+    const char *listener; /* sl_conn_listener_name: "stomp-ws", ... */
     const char *peer;     /* "IP:PORT" */
     int64_t opened_ms;    /* wall clock (sl_now_ms) */
     uint64_t bytes_in;    /* read from the peer */
@@ -298,6 +299,10 @@ typedef struct sl_conn_totals {
     uint64_t open, accepted, bytes_in, bytes_out;
 } sl_conn_totals;
 void sl_conn_totals_get(sl_broker *b, enum sl_listener l, sl_conn_totals *t);
+/* "binary", "stomp", "stomp-ws": the listener's name in /metrics labels
+ * and the connections listing (a listener added to enum sl_listener gets
+ * its name in conn.c). */
+const char *sl_conn_listener_name(enum sl_listener l);
 
 /* ---- server.c ------------------------------------------------------------ */
 

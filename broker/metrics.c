@@ -445,7 +445,9 @@ static void connections(sl_broker *b, struct evbuffer *o)
                                   : t[l].bytes_out;
             if (ops)
                 evbuffer_add_printf(o, "%s{protocol=\"%s\"} %" PRIu64 "\n",
-                                    fams[f][0], ops->name, v);
+                                    fams[f][0],
+                                    sl_conn_listener_name((enum sl_listener)l),
+                                    v);
         }
     }
 }
