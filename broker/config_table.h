@@ -169,6 +169,13 @@ SL_CFG(journal_file_bytes, "journal-file-bytes", SIZE, "64m", 1048576,
        "Start a new journal file at this size; the segment files the old "
        "one covered are then fsynced in the background and it is deleted. "
        "Bounds the journal's disk use and the replay after a crash.")
+SL_CFG(storage_max_open_files, "storage-max-open-files", INT, "0", 0,
+       100000000, 0, NULL,
+       "Segment log files kept open at once, over all partitions (an LRU: "
+       "the least recently used are closed and reopened on demand, so the "
+       "partition count is not bounded by descriptors). 0 = half of "
+       "RLIMIT_NOFILE (sluiced raises it to its hard limit at start). "
+       "Values below 8 count as 8.")
 SL_CFG(index_interval_bytes, "index-interval-bytes", SIZE, "4096", 128,
        16777216, SL_CF_TOPIC, NULL,
        "Bytes of log between two sparse offset/time index entries.")

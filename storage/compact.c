@@ -256,7 +256,7 @@ static sl_err compact_seg(sl_part *p, sl_seg *s, const keymap *m,
     while (pos < s->size) {
         uint8_t hb[12];
         sl_batch_hdr h;
-        rc = sl_fs_pread_all(s->fd, hb, sizeof(hb), (off_t)pos, NULL);
+        rc = sl_fs_pread_all(sl_seg_fd(s), hb, sizeof(hb), (off_t)pos, NULL);
         if (rc != SL_OK)
             goto out;
         size_t sz = 12 + (size_t)sl_get_u32(hb + SL_BATCH_LEN_OFF);
@@ -273,7 +273,7 @@ static sl_err compact_seg(sl_part *p, sl_seg *s, const keymap *m,
             buf = n;
             cap = sz;
         }
-        rc = sl_fs_pread_all(s->fd, buf, sz, (off_t)pos, NULL);
+        rc = sl_fs_pread_all(sl_seg_fd(s), buf, sz, (off_t)pos, NULL);
         if (rc == SL_OK)
             rc = sl_batch_verify(buf, sz, &h);
         if (rc == SL_OK)
@@ -300,8 +300,7 @@ static sl_err compact_seg(sl_part *p, sl_seg *s, const keymap *m,
     idx_fd = sl_fs->open(ipath, O_RDWR | O_CREAT | O_TRUNC, 0644);
     tidx_fd = sl_fs->open(tpath, O_RDWR | O_CREAT | O_TRUNC, 0644);
     pthread_mutex_lock(&p->mu);
-    close(s->fd);
-    s->fd = c.fd;
+    sl_seg__fd_replace(s, c.fd); /* closes the old file's fd */
     c.fd = -1;
     s->size = s->synced_size = s->file_synced = c.out_pos;
     sl_seg_ident(s); /* a new file: journal entries of the old one are void */

@@ -7,7 +7,9 @@
  * Threads. The loop thread owns the partition. The flusher calls only
  * sl_part_sync (sl_part__sync) and the atomic getters. What they share is
  * guarded by p->mu: the segment array (the flusher walks it to snapshot
- * fds), each segment's size/synced_size/idx_dirty and p->names. The
+ * fds), each segment's fd (the open-file cache, fdcache.c, opens and
+ * closes it on the loop thread under p->mu), size/synced_size/idx_dirty
+ * and p->names. The
  * loop reads its own data without the lock (it is the only writer) and
  * takes it only to publish a change; the flusher holds it only to take a
  * snapshot and to record the result, never across an fdatasync.
@@ -110,6 +112,7 @@ static sl_err segs_push(sl_part *p, sl_seg *s)
         p->csegs = c;
     }
     p->segs[p->nsegs++] = s;
+    s->pmu = &p->mu; /* fdcache.c changes s->fd under it from now on */
 out:
     pthread_mutex_unlock(&p->mu);
     return rc;
@@ -351,12 +354,12 @@ sl_err sl_part_open(const char *dir, const sl_part_cfg *cfg, sl_part **out)
         long long recent = sl_fs_now_ms() - SL_RECENT_MS;
         for (size_t i = p->nsegs; i-- > 0;) {
             struct stat st;
-            if (i + 1 < p->nsegs && fstat(p->segs[i]->fd, &st) == 0 &&
+            if (i + 1 < p->nsegs && fstat(sl_seg_fd(p->segs[i]), &st) == 0 &&
                 (long long)st.st_mtim.tv_sec * 1000 +
                         st.st_mtim.tv_nsec / 1000000 <
                     recent)
                 break;
-            if (sl_fs->fdatasync(p->segs[i]->fd) != 0) {
+            if (sl_fs->fdatasync(sl_seg_fd(p->segs[i])) != 0) {
                 rc = SL_ESYS(errno);
                 sl_log(SL_ERROR, "storage", "%s: fdatasync failed: %s", dir,
                        strerror(errno));
@@ -592,6 +595,8 @@ typedef struct sync_snap {
     uint64_t size;
     int idx;                 /* index files to sync too (rolled) */
     int fd, idx_fd, tidx_fd; /* dups, -1 if not to sync */
+    int by_name;             /* .log was closed (fdcache.c): open it */
+    int gone;                /* ... and retention deleted it meanwhile */
 } sync_snap;
 
 static int dupfd(int fd)
@@ -635,7 +640,11 @@ sl_err sl_part__sync_files(sl_part *p, int files, uint64_t *nsyncs)
         v[n].base = s->base;
         v[n].size = s->size;
         v[n].idx = s->idx_dirty;
-        v[n].fd = dupfd(s->fd);
+        /* A segment the open-file cache closed is opened by name below
+         * (fdcache.c): the fdatasync of any descriptor of the file
+         * writes its dirty pages. */
+        v[n].fd = s->fd >= 0 ? dupfd(s->fd) : -1;
+        v[n].by_name = s->fd < 0;
         v[n].idx_fd = v[n].tidx_fd = -1; /* opened below, by name */
         n++;
     }
@@ -647,6 +656,21 @@ sl_err sl_part__sync_files(sl_part *p, int files, uint64_t *nsyncs)
      * retention deleted meanwhile need no sync. */
     for (size_t i = 0; i < n && rc == SL_OK; i++) {
         char path[PATH_MAX];
+        if (v[i].by_name) {
+            sl_seg_path(p->dir, v[i].base, ".log", path, sizeof(path));
+            v[i].fd = sl_fs->open(path, O_RDWR | O_CLOEXEC, 0);
+            if (v[i].fd < 0 && errno == ENOENT) {
+                /* Deleted by retention since the snapshot (it left the
+                 * array first): nothing to sync. Still there: an error. */
+                pthread_mutex_lock(&p->mu);
+                v[i].gone = seg_index(p, v[i].base) < 0;
+                pthread_mutex_unlock(&p->mu);
+                if (!v[i].gone)
+                    rc = SL_ESYS(ENOENT);
+            } else if (v[i].fd < 0) {
+                rc = SL_ESYS(errno);
+            }
+        }
         if (!v[i].idx)
             continue;
         sl_seg_path(p->dir, v[i].base, ".index", path, sizeof(path));
@@ -666,7 +690,7 @@ sl_err sl_part__sync_files(sl_part *p, int files, uint64_t *nsyncs)
     /* Out of fds (EMFILE) is not a failed fsync: nothing was synced and
      * nothing is lost; give up this round and let a later one retry. */
     for (size_t i = 0; i < n && rc == SL_OK; i++)
-        if (v[i].fd < 0)
+        if (v[i].fd < 0 && !v[i].gone)
             rc = SL_ESYS(EMFILE);
     if (rc != SL_OK) {
         sl_log(SL_WARN, "storage", "%s: cannot start a sync: %s", p->dir,
@@ -678,6 +702,8 @@ sl_err sl_part__sync_files(sl_part *p, int files, uint64_t *nsyncs)
     for (size_t i = 0; i < n && rc == SL_OK; i++) {
         int fds[3] = {v[i].fd, v[i].idx ? v[i].idx_fd : -1,
                       v[i].idx ? v[i].tidx_fd : -1};
+        if (v[i].gone)
+            continue;
         for (int k = 0; k < 3 && rc == SL_OK; k++) {
             if (k > 0 && fds[k] < 0)
                 continue;
@@ -787,9 +813,21 @@ int sl_part__journal(sl_part *p, sl_journal *j, sl_part_jpend *pend)
         }
         pthread_mutex_lock(&p->mu);
         ssize_t k = seg_index(p, pend->base[i]);
-        sl_err rc = k < 0 ? SL_ERR_NOT_FOUND
-                          : sl_fs_pread_all(p->segs[k]->fd, d, len,
-                                            (off_t)from[i], &got);
+        sl_err rc = SL_ERR_NOT_FOUND;
+        if (k >= 0) {
+            /* Closed by the open-file cache: read it by name (the fd
+             * only changes under this mutex, fdcache.c). */
+            int fd = p->segs[k]->fd, own = -1;
+            if (fd < 0) {
+                char path[PATH_MAX];
+                sl_seg_path(p->dir, pend->base[i], ".log", path, sizeof(path));
+                fd = own = sl_fs->open(path, O_RDONLY | O_CLOEXEC, 0);
+            }
+            rc = fd < 0 ? SL_ESYS(errno)
+                        : sl_fs_pread_all(fd, d, len, (off_t)from[i], &got);
+            if (own >= 0)
+                close(own);
+        }
         pthread_mutex_unlock(&p->mu);
         if (rc != SL_OK) {
             sl_journal__abort(j);
@@ -932,7 +970,7 @@ sl_err sl_part_read(sl_part *p, int64_t offset, size_t max_bytes, int64_t upto,
         r.len += sz;
         r.next_offset = l + 1;
     }
-    r.fd = dupfd(s->fd);
+    r.fd = dupfd(sl_seg_fd(s));
     if (r.fd < 0)
         return SL_ESYS(errno);
     p->rd_bytes += r.len;
@@ -975,7 +1013,7 @@ sl_err sl_part_read_buf(sl_part *p, int64_t offset, size_t max_bytes,
         d = sl_wb_reserve(out, n);
         if (!d)
             return SL_ERR_NOMEM;
-        rc = sl_fs_pread_all(s->fd, d, n, (off_t)pos, &got);
+        rc = sl_fs_pread_all(sl_seg_fd(s), d, n, (off_t)pos, &got);
         if (rc != SL_OK && rc != SL_ERR_MALFORMED)
             return rc;
         if (got < 12)
@@ -1086,7 +1124,7 @@ static sl_err iter_position(sl_part_iter *it)
 }
 
 /* Make [pos, pos+n) of segment s available in the window; NULL on error. */
-static const uint8_t *iter_window(sl_part_iter *it, const sl_seg *s,
+static const uint8_t *iter_window(sl_part_iter *it, sl_seg *s,
                                   uint64_t pos, size_t n, sl_err *rc)
 {
     if (pos >= it->wpos && pos + n <= it->wpos + it->wlen)
@@ -1108,7 +1146,7 @@ static const uint8_t *iter_window(sl_part_iter *it, const sl_seg *s,
         it->cap = want;
     }
     size_t got = 0;
-    *rc = sl_fs_pread_all(s->fd, it->buf, want, (off_t)pos, &got);
+    *rc = sl_fs_pread_all(sl_seg_fd(s), it->buf, want, (off_t)pos, &got);
     it->wpos = pos;
     it->wlen = got;
     if (got < n) {

@@ -91,6 +91,19 @@ void sl_part_read_stats(const sl_part *p, uint64_t *records, uint64_t *bytes);
 uint64_t sl_part_size_bytes(sl_part *p, size_t *nsegs);
 
 /*
+ * The open-file cache (storage/fdcache.c): at most `max` segment .log
+ * files of all partitions are open at once; the least recently used are
+ * closed and reopened on demand. 0 = the default, half of RLIMIT_NOFILE
+ * (read when first needed, so raise the limit first). Process-wide.
+ * @thread loop
+ */
+void sl_part_set_max_open_files(size_t max);
+/* Descriptors the cache holds now, its bound, files opened and evicted
+ * since start (any may be NULL). @thread any */
+void sl_part_open_files(size_t *open, size_t *max, uint64_t *opens,
+                        uint64_t *evictions);
+
+/*
  * A range of whole batches in one segment file, for zero-copy sending.
  * fd is a dup() the caller owns: close it, or hand it to evbuffer_add_file
  * (which takes ownership and closes it, also on error).

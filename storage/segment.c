@@ -74,7 +74,8 @@
  *   1. under the partition mutex, snapshot the end offset E and the fds and
  *      sizes of every segment with unsynced bytes (a segment rolled since
  *      the last round is included, with its two index files), and whether
- *      the directory gained entries (a new segment);
+ *      the directory gained entries (a new segment); a .log the open-file
+ *      cache closed (fdcache.c) is opened by name for the round;
  *   2. without the mutex, fdatasync each .log (and the rolled indexes),
  *      then fsync the directory if it changed, so a new segment's name is
  *      as durable as its bytes;
@@ -180,8 +181,7 @@ void sl_seg_free(sl_seg *s)
 {
     if (!s)
         return;
-    if (s->fd >= 0)
-        close(s->fd);
+    sl_seg__fd_forget(s);
     if (s->idx_fd >= 0)
         close(s->idx_fd);
     if (s->tidx_fd >= 0)
@@ -253,9 +253,10 @@ static sl_err open_files(const char *dir, sl_seg *s, int log_flags)
 {
     char path[PATH_MAX];
     sl_seg_path(dir, s->base, ".log", path, sizeof(path));
-    s->fd = sl_fs->open(path, O_RDWR | log_flags, 0644);
+    s->fd = sl_fs->open(path, O_RDWR | O_CLOEXEC | log_flags, 0644);
     if (s->fd < 0)
         goto fail;
+    sl_seg__fd_opened(s);
     sl_seg_ident(s);
     sl_seg_path(dir, s->base, ".index", path, sizeof(path));
     s->idx_fd = sl_fs->open(path, O_RDWR | O_CREAT | log_flags, 0644);
@@ -500,14 +501,14 @@ out:
 }
 
 /* Does the batch header at pos carry base offset `want`? */
-static int hdr_matches(const sl_seg *s, uint64_t pos, int64_t want,
+static int hdr_matches(sl_seg *s, uint64_t pos, int64_t want,
                        uint64_t fsize)
 {
     uint8_t h[SL_BATCH_HDR_SIZE];
     sl_batch_hdr bh;
     if (pos + SL_BATCH_HDR_SIZE > fsize)
         return 0;
-    if (sl_fs_pread_all(s->fd, h, sizeof(h), (off_t)pos, NULL) != SL_OK)
+    if (sl_fs_pread_all(sl_seg_fd(s), h, sizeof(h), (off_t)pos, NULL) != SL_OK)
         return 0;
     if (sl_batch_hdr_decode(h, sizeof(h), &bh) != SL_OK)
         return 0;
@@ -600,7 +601,7 @@ static sl_err scan(sl_seg *s, uint64_t from, int64_t min_base,
             why = "torn header";
             break;
         }
-        rc = sl_fs_pread_all(s->fd, hb, sizeof(hb), (off_t)pos, NULL);
+        rc = sl_fs_pread_all(sl_seg_fd(s), hb, sizeof(hb), (off_t)pos, NULL);
         if (rc != SL_OK)
             goto out;
         if (sl_batch_hdr_decode(hb, sizeof(hb), &h) != SL_OK) {
@@ -628,7 +629,7 @@ static sl_err scan(sl_seg *s, uint64_t from, int64_t min_base,
                 buf = n;
                 cap = sz;
             }
-            rc = sl_fs_pread_all(s->fd, buf, sz, (off_t)pos, NULL);
+            rc = sl_fs_pread_all(sl_seg_fd(s), buf, sz, (off_t)pos, NULL);
             if (rc != SL_OK)
                 goto out;
             if (sl_batch_verify(buf, sz, NULL) != SL_OK) {
@@ -646,7 +647,7 @@ static sl_err scan(sl_seg *s, uint64_t from, int64_t min_base,
          * batch after this one (or an intact later segment) proves it is
          * corruption of acknowledged data. Keep everything; readers skip
          * the damaged range and its offsets are never reused. */
-        if (!check || zero_from(s->fd, pos, fsize))
+        if (!check || zero_from(sl_seg_fd(s), pos, fsize))
             break;
         {
             sl_batch_hdr bh;
@@ -689,7 +690,7 @@ static sl_err scan(sl_seg *s, uint64_t from, int64_t min_base,
         }
     }
     if (why)
-        z = zero_from(s->fd, pos, fsize);
+        z = zero_from(sl_seg_fd(s), pos, fsize);
     if (why && !z)
         sl_log(SL_WARN, "storage",
                "segment %020lld: %s at position %llu, cutting %llu bytes",
@@ -778,8 +779,8 @@ sl_err sl_seg_open(const char *dir, int64_t base, int is_last,
     if (good < fsize) {
         /* Zeros after the last batch (zero, from the scan): preallocated
          * space, not a torn write (nothing after it is suspect). */
-        if (sl_fs->ftruncate(s->fd, (off_t)good) != 0 ||
-            sl_fs->fdatasync(s->fd) != 0) {
+        if (sl_fs->ftruncate(sl_seg_fd(s), (off_t)good) != 0 ||
+            sl_fs->fdatasync(sl_seg_fd(s)) != 0) {
             rc = SL_ESYS(errno);
             goto out;
         }
@@ -836,7 +837,7 @@ sl_err sl_seg_append(sl_seg *s, const uint8_t *batch, size_t len,
     sl_err rc;
 
     *fatal = 0;
-    rc = sl_fs_pwrite_all(s->fd, batch, len, (off_t)pos);
+    rc = sl_fs_pwrite_all(sl_seg_fd(s), batch, len, (off_t)pos);
     if (rc != SL_OK)
         goto undo;
     if (index_step(s, pos, h, interval, 1)) {
@@ -861,7 +862,7 @@ undo:
     if (s->tidx_disk > ntidx0)
         s->tidx_disk = ntidx0;
     int own = idx_acquire(s);
-    if (own < 0 || sl_fs->ftruncate(s->fd, (off_t)pos) != 0 ||
+    if (own < 0 || sl_fs->ftruncate(sl_seg_fd(s), (off_t)pos) != 0 ||
         sl_fs->ftruncate(s->idx_fd, (off_t)(s->idx_disk * SL_IDX_ENTRY)) != 0 ||
         sl_fs->ftruncate(s->tidx_fd, (off_t)(s->tidx_disk * SL_TIDX_ENTRY)) !=
             0)
@@ -894,8 +895,8 @@ void sl_seg_prealloc(sl_seg *s, uint64_t need, uint64_t step, uint64_t max)
         return;
     if (s->alloc_end < s->size)
         s->alloc_end = s->size;
-    if (fallocate(s->fd, 0, (off_t)s->alloc_end, (off_t)(to - s->alloc_end)) ==
-        0)
+    if (fallocate(sl_seg_fd(s), 0, (off_t)s->alloc_end,
+                  (off_t)(to - s->alloc_end)) == 0)
         s->alloc_end = to;
     /* else (ENOSPC, EOPNOTSUPP): plain appends; a real lack of space shows
      * up in the append itself. */
@@ -905,7 +906,7 @@ sl_err sl_seg_trim(sl_seg *s)
 {
     if (s->alloc_end <= s->size)
         return SL_OK;
-    if (sl_fs->ftruncate(s->fd, (off_t)s->size) != 0)
+    if (sl_fs->ftruncate(sl_seg_fd(s), (off_t)s->size) != 0)
         return SL_ESYS(errno);
     s->alloc_end = s->size;
     return SL_OK;
@@ -930,7 +931,7 @@ uint64_t sl_seg_lookup(const sl_seg *s, int64_t offset)
     return lo ? s->idx[lo - 1].pos : 0;
 }
 
-void sl_walker_init(sl_walker *w, const sl_seg *s, uint8_t *buf, size_t cap)
+void sl_walker_init(sl_walker *w, sl_seg *s, uint8_t *buf, size_t cap)
 {
     w->s = s;
     w->buf = buf;
@@ -952,7 +953,7 @@ sl_err sl_walker_hdr(sl_walker *w, uint64_t pos, int64_t *base, uint32_t *size,
         sl_err rc;
         if (w->s->size - pos < want)
             want = (size_t)(w->s->size - pos);
-        rc = sl_fs_pread_all(w->s->fd, w->buf, want, (off_t)pos, &got);
+        rc = sl_fs_pread_all(sl_seg_fd(w->s), w->buf, want, (off_t)pos, &got);
         if (rc != SL_OK && rc != SL_ERR_MALFORMED)
             return rc;
         w->wpos = pos;
@@ -976,7 +977,7 @@ sl_err sl_walker_hdr(sl_walker *w, uint64_t pos, int64_t *base, uint32_t *size,
 /* Is the batch at pos whole, its CRC right and its base >= min_base?
  * (buf: scratch of at least SL_BATCH_MAX_SIZE bytes is not needed: the
  * batch is read into a malloc'ed buffer.) */
-static int intact_at(const sl_seg *s, uint64_t pos, int64_t min_base,
+static int intact_at(sl_seg *s, uint64_t pos, int64_t min_base,
                      int64_t next_base, sl_batch_hdr *out)
 {
     uint8_t hb[SL_BATCH_HDR_SIZE];
@@ -985,7 +986,8 @@ static int intact_at(const sl_seg *s, uint64_t pos, int64_t min_base,
     size_t sz;
     int ok = 0;
     if (pos + SL_BATCH_HDR_SIZE > s->size ||
-        sl_fs_pread_all(s->fd, hb, sizeof(hb), (off_t)pos, NULL) != SL_OK ||
+        sl_fs_pread_all(sl_seg_fd(s), hb, sizeof(hb), (off_t)pos, NULL) !=
+            SL_OK ||
         sl_batch_hdr_decode(hb, sizeof(hb), &h) != SL_OK ||
         h.base_offset < min_base || sl_batch_size(&h) > s->size - pos ||
         sl_batch_last_offset(&h) >= next_base ||
@@ -993,7 +995,7 @@ static int intact_at(const sl_seg *s, uint64_t pos, int64_t min_base,
         return 0;
     sz = sl_batch_size(&h);
     b = malloc(sz);
-    if (b && sl_fs_pread_all(s->fd, b, sz, (off_t)pos, NULL) == SL_OK &&
+    if (b && sl_fs_pread_all(sl_seg_fd(s), b, sz, (off_t)pos, NULL) == SL_OK &&
         sl_batch_verify(b, sz, NULL) == SL_OK)
         ok = 1;
     free(b);
@@ -1002,7 +1004,7 @@ static int intact_at(const sl_seg *s, uint64_t pos, int64_t min_base,
     return ok;
 }
 
-uint64_t sl_seg_next_good(const sl_seg *s, uint64_t pos, uint64_t hint,
+uint64_t sl_seg_next_good(sl_seg *s, uint64_t pos, uint64_t hint,
                           int64_t min_base, int64_t next_base,
                           int64_t *base_out)
 {
@@ -1026,7 +1028,7 @@ uint64_t sl_seg_next_good(const sl_seg *s, uint64_t pos, uint64_t hint,
         size_t want = sizeof(buf), got = 0;
         if (want > s->size - q)
             want = (size_t)(s->size - q);
-        if (sl_fs_pread_all(s->fd, buf, want, (off_t)q, &got) != SL_OK &&
+        if (sl_fs_pread_all(sl_seg_fd(s), buf, want, (off_t)q, &got) != SL_OK &&
             got == 0)
             break;
         if (got < SL_BATCH_HDR_SIZE)
@@ -1045,7 +1047,7 @@ uint64_t sl_seg_next_good(const sl_seg *s, uint64_t pos, uint64_t hint,
     return s->size;
 }
 
-sl_err sl_seg_find(const sl_seg *s, int64_t offset, uint8_t *scratch,
+sl_err sl_seg_find(sl_seg *s, int64_t offset, uint8_t *scratch,
                    uint64_t *pos_out)
 {
     sl_walker w;

@@ -42,7 +42,7 @@ typedef struct sl_seg {
     int64_t base; /* first offset, the file name */
     int64_t end;  /* offset after its last batch (base if empty) */
     char *dir;    /* the partition directory (a copy) */
-    int fd;       /* .log, open while the segment exists */
+    int fd;       /* .log; -1 while closed: use sl_seg_fd() (fdcache.c) */
     int idx_fd, tidx_fd; /* -1 except while the index files are read or
                             written (sl_seg_idx_close) */
     uint64_t size;        /* (mu) bytes of whole batches in .log */
@@ -71,6 +71,12 @@ typedef struct sl_seg {
         uint64_t pos;
     } holes[SL_SEG_HOLES_MAX];
     size_t nholes;
+    /* Open-file cache (fdcache.c): the LRU links (fdcache's mutex) and
+     * the mutex of the partition whose array holds the segment (NULL
+     * before it is pushed): fd changes under it. */
+    struct sl_seg *lru_prev, *lru_next;
+    int in_lru;
+    pthread_mutex_t *pmu;
 } sl_seg;
 
 struct sl_part {
@@ -99,6 +105,26 @@ struct sl_part {
     int fl_touched; /* in the journal's set to checkpoint */
     int64_t fl_due_ms;
 };
+
+/* ---- fdcache.c: the bounded LRU of open .log descriptors ------------- */
+
+/* The bound is never below this (an operation may work on two segments
+ * at once) and defaults to half of RLIMIT_NOFILE. */
+#define SL_FDC_MIN 8
+#define SL_FDC_DEFAULT 1024
+/* s's .log descriptor, opened now if it was closed (evicted); moves s to
+ * the front of the LRU and closes the least recently used ones beyond the
+ * bound. -1 with errno when the open fails (logged). Valid until the next
+ * sl_seg_fd of another segment. @thread loop, no partition mutex held */
+int sl_seg_fd(sl_seg *s);
+/* s->fd was just opened by segment.c: count it, add s to the LRU, evict.
+ * @thread loop, no partition mutex held */
+void sl_seg__fd_opened(sl_seg *s);
+/* Replace s->fd (closing the old one) by fd, keeping the LRU right; never
+ * evicts, so it may run under the partition mutex (compaction). */
+void sl_seg__fd_replace(sl_seg *s, int fd);
+/* Close s->fd and drop s from the LRU (s is no longer shared). */
+void sl_seg__fd_forget(sl_seg *s);
 
 /* ---- segment.c ------------------------------------------------------- */
 
@@ -155,20 +181,20 @@ uint64_t sl_seg_lookup(const sl_seg *s, int64_t offset);
 /* Position of the first batch whose last offset >= offset (s->size if
  * none), walking headers from the index position with the scratch
  * buffer. */
-sl_err sl_seg_find(const sl_seg *s, int64_t offset, uint8_t *scratch,
+sl_err sl_seg_find(sl_seg *s, int64_t offset, uint8_t *scratch,
                    uint64_t *pos_out);
 /*
  * Walks batch headers of a segment through a read-ahead window (scratch),
  * for sl_part_read and sl_seg_find: one pread per window, not per batch.
  */
 typedef struct sl_walker {
-    const sl_seg *s;
+    sl_seg *s;
     uint8_t *buf;
     size_t cap;
     uint64_t wpos; /* file position of buf[0] */
     size_t wlen;   /* valid bytes in buf */
 } sl_walker;
-void sl_walker_init(sl_walker *w, const sl_seg *s, uint8_t *buf, size_t cap);
+void sl_walker_init(sl_walker *w, sl_seg *s, uint8_t *buf, size_t cap);
 /* Header of the batch at pos: its base offset, total size, last offset.
  * SL_ERR_CORRUPT if it is not a sane header or runs past s->size. */
 sl_err sl_walker_hdr(sl_walker *w, uint64_t pos, int64_t *base, uint32_t *size,
@@ -181,7 +207,7 @@ sl_err sl_walker_hdr(sl_walker *w, uint64_t pos, int64_t *base, uint32_t *size,
  * end when its header was readable; 0 = none), else scanning forward byte
  * by byte. *base_out = its base offset; s->size and -1 when none follows in
  * this segment. Reads the file (pread); memory: one batch. */
-uint64_t sl_seg_next_good(const sl_seg *s, uint64_t pos, uint64_t hint,
+uint64_t sl_seg_next_good(sl_seg *s, uint64_t pos, uint64_t hint,
                           int64_t min_base, int64_t next_base,
                           int64_t *base_out);
 /* Rebuild indexes from the .log (full header scan, no truncation) and

@@ -17,7 +17,8 @@ PARTS = 300  # 4 per partition would be 1,200 descriptors
 
 
 class LimitedBroker(Broker):
-    """sluiced under RLIMIT_NOFILE = LIMIT (soft and hard)."""
+    """sluiced under RLIMIT_NOFILE = limit (soft and hard)."""
+    limit = LIMIT
 
     def spawn(self, extra=()):
         cmd = [sluiced_path(), "--data", self.data_dir,
@@ -26,8 +27,10 @@ class LimitedBroker(Broker):
         cmd += self.args + list(extra)
         log = open(self.log_path, "ab")
 
+        n = self.limit
+
         def limit():
-            resource.setrlimit(resource.RLIMIT_NOFILE, (LIMIT, LIMIT))
+            resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
         try:
             return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log,
                                     stdin=subprocess.DEVNULL,
@@ -65,6 +68,65 @@ def test_partitions_beyond_four_descriptors_each(tmp_path):
                 assert [x["value"] for x in recs] == \
                     [b"v-%d-%d" % (p, i) for i in range(3)]
         assert open_fds(b.pid) <= PARTS + 64, open_fds(b.pid)
+        assert b.stop() == 0
+    finally:
+        b.cleanup()
+
+
+# The open-file cache (storage/fdcache.c): partitions far beyond the
+# descriptor limit. Before it, a partition kept its active segment open, so
+# a topic of CPARTS partitions could not even be created under CLIMIT.
+CLIMIT = 256
+CPARTS = 1200
+CMAX = 32  # storage-max-open-files
+
+
+class CachedBroker(LimitedBroker):
+    limit = CLIMIT
+
+
+def produce_all(c, topic, parts, tag, per_request=400):
+    for lo in range(0, parts, per_request):
+        batches = {p: sw.encode_batch([b"%s-%d-%d" % (tag, p, i)
+                                       for i in range(2)])
+                   for p in range(lo, min(parts, lo + per_request))}
+        res = sw.decode_produce(c.call(sw.API_PRODUCE, sw.produce_body(
+            sw.ACKS_DURABLE, {topic: batches})))
+        for p in batches:
+            assert res[(topic, p)]["error"] == 0, (p, res[(topic, p)])
+
+
+def check_all(c, topic, parts, tags):
+    for p in range(parts):
+        recs = c.fetch_records(topic, p, 0, upto=2 * len(tags))
+        want = [b"%s-%d-%d" % (t, p, i) for t in tags for i in range(2)]
+        assert [x["value"] for x in recs] == want, p
+
+
+def test_partitions_beyond_the_descriptor_limit(tmp_path):
+    b = CachedBroker(str(tmp_path / "data"),
+                     args=["--storage-max-open-files", str(CMAX)])
+    try:
+        b.start()
+        with b.client() as c:
+            assert c.create_topic("wide", CPARTS) == (0, None), b.log()
+            produce_all(c, "wide", CPARTS, b"a")
+            check_all(c, "wide", CPARTS, [b"a"])
+            # every partition written and read, yet the cache's bound
+            # holds (plus sockets, SQLite, the journal, the lock)
+            assert open_fds(b.pid) <= CMAX + 48, open_fds(b.pid)
+            produce_all(c, "wide", CPARTS, b"b")
+        assert open_fds(b.pid) <= CMAX + 48, open_fds(b.pid)
+        assert b.stop() == 0
+        b.start()  # after a clean stop
+        with b.client() as c:
+            check_all(c, "wide", CPARTS, [b"a", b"b"])
+            produce_all(c, "wide", CPARTS, b"c")
+        b.kill9()  # every acknowledged record survives a kill -9
+        b.start()
+        with b.client() as c:
+            check_all(c, "wide", CPARTS, [b"a", b"b", b"c"])
+            assert open_fds(b.pid) <= CMAX + 48, open_fds(b.pid)
         assert b.stop() == 0
     finally:
         b.cleanup()
