@@ -612,6 +612,8 @@ static void h_produce(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
             pr->log_end_offset = -1;
             if (rc == SL_OK && (rc = produce_validate(b, c, name, pp)) != SL_OK)
                 frc = rc;
+            if (rc == SL_OK && q.acks == SL_ACKS_DURABLE && b->durable_guard)
+                rc = b->durable_guard(b, name, (int32_t)pp->partition);
             while (rc == SL_OK && sl_records_next(pp->records, pp->records_len,
                                                   &off, &boff, &blen, &frc)) {
                 rc = sl_ops_append(b, name, (int32_t)pp->partition,
@@ -762,7 +764,23 @@ static int fetch_try(fetch_ctx *x, int final)
             if (rc == SL_OK)
                 rc = sl_ops_part(b, name, (int32_t)fp->partition,
                                  SL_OPS_NO_CREATE, &part);
-            if (rc == SL_OK) {
+            if (rc == SL_OK && q->replica_id) {
+                /* a follower: everything written, and the leader's HW */
+                int64_t vis = sl_part_end_offset(part);
+                ph.high_watermark = vis < sl_part_read_cap(part)
+                                        ? vis
+                                        : sl_part_read_cap(part);
+                ph.log_start_offset = sl_part_start_offset(part);
+                ph.log_end_offset = vis;
+                if (maxb > remaining)
+                    maxb = remaining;
+                if (maxb > 0 && fp->fetch_offset < vis)
+                    rc = sl_part_read(part, fp->fetch_offset, maxb, vis,
+                                      &slots[k].sl);
+                else if (fp->fetch_offset < ph.log_start_offset ||
+                         fp->fetch_offset > vis)
+                    rc = SL_ERR_OFFSET_OUT_OF_RANGE;
+            } else if (rc == SL_OK) {
                 int64_t vis = 0;
                 sl_ops_visible_offset(b, name, (int32_t)fp->partition, &vis);
                 ph.high_watermark = vis;
@@ -865,6 +883,16 @@ static void h_fetch(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
     /* the names borrow the frame, which goes away after this call */
     for (uint32_t t = 0; t < x->q.ntopics; t++)
         x->q.topics[t].topic = arena_str(&x->a, x->q.topics[t].topic);
+    if (x->q.replica_id) {
+        if (!b->replica_fetch) {
+            sl_reply_error(r, SL_ERR_INVALID_ARG,
+                           "FETCH version 2 is a follower's fetch; this "
+                           "broker is not in a cluster");
+            fetch_ctx_free(x);
+            return;
+        }
+        b->replica_fetch(b, &x->q);
+    }
     if (fetch_try(x, x->q.max_wait_ms == 0 || b->stopping)) {
         fetch_ctx_free(x);
         return;
@@ -1084,6 +1112,6 @@ void sl_binary_init(sl_broker *b)
     sl_binary_register(b, SL_API_DELETE_TOPICS, 1, 1, h_delete_topics);
     sl_binary_register(b, SL_API_LIST_TOPICS, 1, 1, h_list_topics);
     sl_binary_register(b, SL_API_PRODUCE, 1, 1, h_produce);
-    sl_binary_register(b, SL_API_FETCH, 1, 1, h_fetch);
+    sl_binary_register(b, SL_API_FETCH, 1, 2, h_fetch);
     sl_binary_register(b, SL_API_LIST_OFFSETS, 1, 1, h_list_offsets);
 }

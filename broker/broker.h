@@ -52,6 +52,13 @@ struct sl_broker {
      * own appends, which the guard lets through */
     sl_err (*append_guard)(sl_broker *b, const char *topic, int32_t part);
     int replicating;
+    /* cluster.c: a durable produce to a partition whose ISR is below
+     * min-insync-replicas is refused before it is appended */
+    sl_err (*durable_guard)(sl_broker *b, const char *topic, int32_t part);
+    /* replica.c (the leader's side): a follower's FETCH (version 2) reports
+     * its log ends and durable offsets; called before the fetch is read.
+     * NULL: not a cluster, version 2 is refused. */
+    void (*replica_fetch)(sl_broker *b, const struct sl_fetch_req *q);
     struct sl_journal *journal; /* NULL when journal = no */
 
     struct evconnlistener *bin_lis, *stomp_lis;

@@ -331,6 +331,23 @@ out:
     sl_arena_fini(&a);
 }
 
+static int not_leader_msg(sl_broker *b, char *msg, size_t len);
+
+sl_err sl_bcluster_propose(sl_broker *b, const void *cmd, size_t len,
+                           sl_cluster_done_fn fn, void *arg)
+{
+    char msg[256];
+    const char *to;
+    if (!b->cluster || !b->cluster->node)
+        return SL_ERR_SHUTTING_DOWN;
+    if (!not_leader_msg(b, msg, sizeof(msg)))
+        return sl_cluster_propose(b->cluster->node, cmd, len, fn, arg);
+    to = leader_addr(b, msg, sizeof(msg));
+    if (!to)
+        return SL_ERR_BUSY;
+    return forward(b, to, cmd, len, fn, arg);
+}
+
 /* ---- 2 CREATE_TOPICS through the quorum ------------------------------- */
 
 typedef struct create_op create_op;
@@ -644,8 +661,9 @@ static void fwd_in_done(void *arg, sl_err rc, const char *msg)
 }
 
 /* 30 CLUSTER_FORWARD: a command from another node, proposed here. Only
- * the commands other nodes have reason to send: their own REGISTER_NODE
- * and a client's CREATE_TOPIC. */
+ * the commands other nodes have reason to send: their own REGISTER_NODE,
+ * a client's CREATE_TOPIC, and a partition leader's ISR change
+ * (PARTITION_CHANGE, broker/replica.c). */
 static void h_cluster_forward(sl_broker *b, sl_conn *c, const sl_req *req,
                               sl_reply *r)
 {
@@ -662,10 +680,11 @@ static void h_cluster_forward(sl_broker *b, sl_conn *c, const sl_req *req,
         return;
     }
     type = sl_meta_cmd_type(cmd, len);
-    if (type != SL_MCMD_REGISTER_NODE && type != SL_MCMD_CREATE_TOPIC) {
+    if (type != SL_MCMD_REGISTER_NODE && type != SL_MCMD_CREATE_TOPIC &&
+        type != SL_MCMD_PARTITION_CHANGE) {
         sl_reply_error(r, SL_ERR_INVALID_ARG,
-                       "CLUSTER_FORWARD: only node registrations and topic "
-                       "creation are forwarded");
+                       "CLUSTER_FORWARD: only node registrations, topic "
+                       "creation and in-sync set changes are forwarded");
         return;
     }
     if (not_leader_msg(b, msg, sizeof(msg))) {
@@ -755,6 +774,30 @@ static sl_err append_guard(sl_broker *b, const char *topic, int32_t part)
     return SL_ERR_NOT_LEADER;
 }
 
+/* A durable produce needs min-insync-replicas in the ISR (docs/cluster.md
+ * 3.3); refused before anything is appended. */
+static sl_err durable_guard(sl_broker *b, const char *topic, int32_t part)
+{
+    const sl_mi_topic *t = sl_meta_topic_find(&b->cluster->image, topic);
+    const sl_mi_part *mp;
+    if (!t || part < 0 || part >= t->nparts)
+        return SL_OK;
+    mp = &t->parts[part];
+    if (mp->leader != (int32_t)b->cfg.node_id ||
+        mp->nisr >= sl_replicas_min_insync(b, t))
+        return SL_OK;
+    sl_log(SL_DEBUG, "cluster", "durable produce to %s/%d refused: ISR %d < "
+           "min-insync-replicas %d", topic, (int)part, (int)mp->nisr,
+           (int)sl_replicas_min_insync(b, t));
+    return SL_ERR_NOT_ENOUGH_REPLICAS;
+}
+
+static void replica_fetch(sl_broker *b, const sl_fetch_req *q)
+{
+    if (b->cluster->replicas)
+        sl_replicas_on_fetch(b->cluster->replicas, q);
+}
+
 /* ---- start / stop ------------------------------------------------------- */
 
 sl_err sl_bcluster_start(sl_broker *b, char *err, size_t errlen)
@@ -812,6 +855,8 @@ sl_err sl_bcluster_start(sl_broker *b, char *err, size_t errlen)
     }
     sl_binary_register(b, SL_API_CLUSTER_FORWARD, 1, 1, h_cluster_forward);
     b->append_guard = append_guard;
+    b->durable_guard = durable_guard;
+    b->replica_fetch = replica_fetch;
     sl_binary_register(b, SL_API_CREATE_TOPICS, 1, 1, h_create_topics);
     sl_binary_register(b, SL_API_DELETE_TOPICS, 1, 1, h_delete_topics);
     return SL_OK;
@@ -823,6 +868,8 @@ void sl_bcluster_stop(sl_broker *b)
     if (!bc)
         return;
     b->append_guard = NULL;
+    b->durable_guard = NULL;
+    b->replica_fetch = NULL;
     /* completes what is pending (their replies, if still wanted) */
     sl_cluster_node_stop(bc->node);
     bc->node = NULL;

@@ -20,4 +20,11 @@ sl_err sl_bcluster_start(sl_broker *b, char *err, size_t errlen);
  * broker without cluster mode. */
 void sl_bcluster_stop(sl_broker *b);
 
+/* Put an encoded metadata command (cluster/meta.h) in the log: proposed
+ * here on the metadata leader, else forwarded to it (CLUSTER_FORWARD).
+ * fn(arg, rc, msg) runs exactly once, later, when SL_OK is returned. */
+sl_err sl_bcluster_propose(sl_broker *b, const void *cmd, size_t len,
+                           void (*fn)(void *arg, sl_err rc, const char *msg),
+                           void *arg);
+
 #endif

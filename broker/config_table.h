@@ -216,6 +216,17 @@ SL_CFG(unclean_leader_election, "unclean-leader-election", BOOL, "no", 0, 0,
        "an out-of-sync replica anyway (records only the others had are "
        "lost). Off: the partition stays offline until an in-sync replica "
        "returns.")
+SL_CFG(min_insync_replicas, "min-insync-replicas", INT, "2", 1, 16,
+       SL_CF_TOPIC, NULL,
+       "Cluster: a durable produce (acks=durable, a STOMP receipt) is "
+       "answered once every in-sync replica has fsynced it, and refused "
+       "with NOT_ENOUGH_REPLICAS while the in-sync set has fewer members "
+       "than this (capped to the topic's replication factor).")
+SL_CFG(replica_lag_time_max_ms, "replica-lag-time-max-ms", MS, "10000", 100,
+       3600000, 0, NULL,
+       "Cluster: the partition leader removes a follower from the in-sync "
+       "set when it has not caught up to the leader's log end for this "
+       "long, and adds it back once it has.")
 SL_CFG(cluster_snapshot_threshold, "cluster-snapshot-threshold", INT, "1024",
        8, 100000000, 0, NULL,
        "Metadata log entries between two snapshots of the metadata image.")

@@ -311,8 +311,11 @@ sl_err sl_ops_wait_durable(sl_broker *b, const char *topic, int32_t partition,
     rc = tp_get(b, topic, partition, SL_OPS_NO_CREATE, &tp);
     if (rc != SL_OK)
         return rc;
-    if (tp->topic->pcfg.flush == SL_FLUSH_NEVER ||
-        sl_part_durable_offset(tp->part) >= upto) {
+    if (tp->fol_durable < 0)
+        return SL_ERR_NOT_ENOUGH_REPLICAS; /* cluster: ISR too small */
+    if ((tp->topic->pcfg.flush == SL_FLUSH_NEVER ||
+         sl_part_durable_offset(tp->part) >= upto) &&
+        tp->fol_durable >= upto) {
         *wait_out = NULL;
         return SL_OK;
     }
@@ -357,6 +360,76 @@ void sl_ops_wait_cancel(sl_ops_wait *w)
 static void fire(sl_broker *b, sl_tpart *tp);
 static void run_fire_list(sl_broker *b);
 
+/* Answer tp's durable waiters that are covered: by the local durable
+ * offset, and in a cluster also by the followers' (fol_durable). */
+static void dw_run(sl_tpart *tp)
+{
+    int64_t durable = sl_part_durable_offset(tp->part);
+    sl_ops_wait *w;
+
+    /* A failed fsync stops the durable offset for good: fail the
+     * waiters beyond it instead of leaving them hanging. */
+    int failed = sl_part_failed(tp->part);
+
+    if (tp->fol_durable < durable)
+        durable = tp->fol_durable;
+    while ((w = tp->dw_head) && (w->upto <= durable || failed)) {
+        tp->dw_head = w->next;
+        if (tp->dw_head)
+            tp->dw_head->prev = NULL;
+        else
+            tp->dw_tail = NULL;
+        if (w->upto > durable)
+            sl_log(SL_ERROR, "ops",
+                   "%s/%d: fsync failed; durable ack up to offset %lld "
+                   "refused",
+                   tp->topic->name, tp->id, (long long)w->upto);
+        w->cb(w->arg, w->upto <= durable ? SL_OK : SL_ERR_STORAGE);
+        free(w);
+    }
+}
+
+/* Fail every durable waiter of tp with err. */
+static void dw_fail(sl_tpart *tp, sl_err err)
+{
+    sl_ops_wait *w;
+    while ((w = tp->dw_head)) {
+        tp->dw_head = w->next;
+        if (tp->dw_head)
+            tp->dw_head->prev = NULL;
+        else
+            tp->dw_tail = NULL;
+        w->cb(w->arg, err);
+        free(w);
+    }
+}
+
+sl_err sl_ops_set_follower_marks(sl_broker *b, const char *topic,
+                                 int32_t partition, int64_t fol_durable,
+                                 int64_t read_cap, sl_err fail)
+{
+    sl_tpart *tp;
+    int64_t old_cap;
+    sl_err rc = tp_get(b, topic, partition, SL_OPS_NO_CREATE, &tp);
+
+    if (rc != SL_OK)
+        return rc;
+    tp->fol_durable = fol_durable;
+    if (fail != SL_OK)
+        dw_fail(tp, fail);
+    else
+        dw_run(tp);
+    old_cap = sl_part_read_cap(tp->part);
+    if (read_cap != old_cap) {
+        sl_part_set_read_cap(tp->part, read_cap);
+        if (read_cap > old_cap) { /* readers may go on */
+            fire(b, tp);
+            mark_appended(b, tp);
+        }
+    }
+    return SL_OK;
+}
+
 /* Loop side of the flusher's notifies: answer what the round made durable,
  * and wake the watches of partitions whose visible offset advanced. Runs
  * after the round's fdatasyncs, usually while the flusher is still in the
@@ -387,27 +460,7 @@ void sl_ops_on_flush(evutil_socket_t fd, short what, void *arg)
 
     while (*pp) {
         sl_tpart *tp = *pp;
-        int64_t durable = sl_part_durable_offset(tp->part);
-        sl_ops_wait *w;
-
-        /* A failed fsync stops the durable offset for good: fail the
-         * waiters beyond it instead of leaving them hanging. */
-        int failed = sl_part_failed(tp->part);
-
-        while ((w = tp->dw_head) && (w->upto <= durable || failed)) {
-            tp->dw_head = w->next;
-            if (tp->dw_head)
-                tp->dw_head->prev = NULL;
-            else
-                tp->dw_tail = NULL;
-            if (w->upto > durable)
-                sl_log(SL_ERROR, "ops",
-                       "%s/%d: fsync failed; durable ack up to offset %lld "
-                       "refused",
-                       tp->topic->name, tp->id, (long long)w->upto);
-            w->cb(w->arg, w->upto <= durable ? SL_OK : SL_ERR_STORAGE);
-            free(w);
-        }
+        dw_run(tp);
         if (!tp->dw_head) {
             tp->on_dw_list = 0;
             *pp = tp->dw_next;
@@ -686,7 +739,8 @@ void sl_ops_on_append_ev(evutil_socket_t fd, short what, void *arg)
             items[n].id = tp->id;
             n++;
         }
-        if (tp->topic->pcfg.flush != SL_FLUSH_ALWAYS)
+        /* a follower's fetch (cluster) reads past the durable offset */
+        if (tp->topic->pcfg.flush != SL_FLUSH_ALWAYS || b->cluster)
             fire(b, tp);
     }
     /* Hooks may append, create or delete topics: look each one up again. */
@@ -737,6 +791,8 @@ sl_err sl_ops_visible_offset(sl_broker *b, const char *topic, int32_t partition,
         *out = sl_part_durable_offset(tp->part);
     else
         *out = sl_part_end_offset(tp->part);
+    if (*out > sl_part_read_cap(tp->part))
+        *out = sl_part_read_cap(tp->part); /* cluster: the high-water mark */
     return SL_OK;
 }
 
@@ -750,11 +806,14 @@ sl_err sl_ops_read(sl_broker *b, const char *topic, int32_t partition,
         return rc;
     if (max_bytes > (size_t)b->cfg.fetch_max_bytes)
         max_bytes = (size_t)b->cfg.fetch_max_bytes;
-    return sl_part_read(tp->part, offset, max_bytes,
-                        tp->topic->pcfg.flush == SL_FLUSH_ALWAYS
-                            ? sl_part_durable_offset(tp->part)
-                            : sl_part_end_offset(tp->part),
-                        out);
+    {
+        int64_t upto = tp->topic->pcfg.flush == SL_FLUSH_ALWAYS
+                           ? sl_part_durable_offset(tp->part)
+                           : sl_part_end_offset(tp->part);
+        if (upto > sl_part_read_cap(tp->part))
+            upto = sl_part_read_cap(tp->part);
+        return sl_part_read(tp->part, offset, max_bytes, upto, out);
+    }
 }
 
 sl_err sl_ops_list_offset(sl_broker *b, const char *topic, int32_t partition,

@@ -192,6 +192,21 @@ sl_err sl_ops_wait_durable(sl_broker *b, const char *topic, int32_t partition,
 /* Cancel: cb will not run. Only for a wait whose cb has not run yet. */
 void sl_ops_wait_cancel(sl_ops_wait *w);
 
+/*
+ * Cluster (broker/replica.c, the partition leader; docs/cluster.md 3.3):
+ * fol_durable = the lowest durable offset the in-sync followers reported
+ * (INT64_MAX: no follower to wait for; -1: fewer in-sync replicas than
+ * min-insync-replicas, so sl_ops_wait_durable refuses with
+ * SL_ERR_NOT_ENOUGH_REPLICAS). Durable waiters are answered once both the
+ * local and fol_durable pass them. read_cap = the high-water mark readers
+ * stop at (sl_part_set_read_cap; INT64_MAX = none); readers are woken when
+ * it rises. fail != SL_OK fails the waiting durable waiters with it (the
+ * ISR shrank below the minimum, or this node lost the leadership).
+ */
+sl_err sl_ops_set_follower_marks(sl_broker *b, const char *topic,
+                                 int32_t partition, int64_t fol_durable,
+                                 int64_t read_cap, sl_err fail);
+
 /* ---- fetch and wake-ups ------------------------------------------------ */
 
 /*

@@ -17,11 +17,17 @@
  * to the leader's epoch boundary (KIP-101/279) is the step that will
  * resolve that; it is not built yet.
  *
- * What this does NOT give yet: the leader does not know how far followers
- * are (no high-water mark, no ISR changes from lag), and acks=durable
- * still means the leader's own fsync. Replication is asynchronous: a
- * record the leader acknowledged may be missing on the new leader after a
- * failover if the follower had not fetched it.
+ * The fetch is FETCH version 2 (docs/protocol.md 4.6): it carries this
+ * node's id and, per partition, its durable offset; its fetch_offset is
+ * the log end. After appending a response's batches the fetcher waits for
+ * their local fsync before it sends the next fetch, so the next fetch
+ * reports them durable (the leader's durable acks wait for that). The
+ * leader's high-water mark comes back in each response and caps this
+ * node's readers too.
+ *
+ * The leader's side (below, "the leader's side") keeps what each follower
+ * reported and derives the partition's high-water mark (readers' cap) and
+ * the followers' durable offset (durable acks), docs/cluster.md 3.3.
  *
  * @thread loop (everything here)
  */
@@ -34,6 +40,7 @@
 #include <event2/event.h>
 
 #include "broker/broker.h"
+#include "broker/cluster.h"
 #include "broker/replica.h"
 #include "cluster/meta.h"
 #include "protocol/api.h"
@@ -52,13 +59,41 @@ typedef struct stall {
     int32_t partition, leader_epoch;
 } stall;
 
+/* The leader's view of one partition it leads (or led): what each
+ * follower reported in its latest fetch. */
+#define LP_BUCKETS 1024
+typedef struct lpart {
+    struct lpart *next; /* hash chain */
+    char *topic;
+    int32_t partition;
+    int leading; /* this node led it at the last evaluation */
+    int32_t n;   /* followers seen */
+    int32_t id[SL_META_MAX_RF];
+    int64_t end[SL_META_MAX_RF], durable[SL_META_MAX_RF];
+    /* ISR upkeep: the leader's end when that follower's previous fetch
+     * came, and the last time a fetch showed it had all of that */
+    int64_t prev_end[SL_META_MAX_RF], caught_ms[SL_META_MAX_RF];
+    int64_t fetch_ms[SL_META_MAX_RF]; /* its latest fetch */
+    int64_t lead_ms; /* when this node began to lead it */
+    int change_pending; /* a PARTITION_CHANGE of ours is in flight */
+    struct sl_replicas *rs;
+} lpart;
+
 struct sl_replicas {
     sl_broker *b;
     int32_t self;
     const sl_meta *image;
     struct fetcher *fetchers;
     stall *stalls; /* diverged partitions, until their epoch changes */
+    lpart *lparts[LP_BUCKETS];
+    struct event *isr_ev; /* ISR upkeep tick */
 };
+
+typedef struct dwait {
+    struct dwait *next;
+    struct fetcher *f;
+    sl_ops_wait *w;
+} dwait;
 
 typedef struct fetcher {
     struct fetcher *next;
@@ -69,6 +104,7 @@ typedef struct fetcher {
     struct event *retry_ev;
     int connected, inflight, dead;
     uint32_t corr;
+    dwait *waits; /* local fsyncs of the last response's appends */
 } fetcher;
 
 static int is_stalled(sl_replicas *rs, const char *topic, int32_t p,
@@ -114,6 +150,12 @@ static const sl_mi_part *followed(const sl_replicas *rs, const sl_mi_topic *t,
 
 static void fetcher_close(fetcher *f)
 {
+    while (f->waits) {
+        dwait *d = f->waits;
+        f->waits = d->next;
+        sl_ops_wait_cancel(d->w);
+        free(d);
+    }
     if (f->bev)
         bufferevent_free(f->bev);
     f->bev = NULL;
@@ -138,19 +180,35 @@ static void retry_later(fetcher *f)
     evtimer_add(f->retry_ev, &tv);
 }
 
-/* Append one response's batches for one partition. */
-static void apply_part(fetcher *f, const char *topic,
-                       const sl_fetch_part_resp *pr, int32_t epoch)
+static void dwait_cb(void *arg, sl_err rc)
+{
+    dwait *d = arg, **pp;
+    fetcher *f = d->f;
+    (void)rc; /* a failed fsync: the next fetch reports what is durable */
+    for (pp = &f->waits; *pp; pp = &(*pp)->next)
+        if (*pp == d) {
+            *pp = d->next;
+            break;
+        }
+    free(d);
+    if (!f->waits)
+        send_fetch(f);
+}
+
+/* Append one response's batches for one partition; 1 if any was. */
+static int apply_part(fetcher *f, const char *topic,
+                      const sl_fetch_part_resp *pr, int32_t epoch)
 {
     sl_replicas *rs = f->rs;
     size_t off = 0;
     sl_part *part;
+    int appended = 0;
 
-    if (pr->error != SL_OK || pr->records_len == 0)
-        return;
+    if (pr->error != SL_OK)
+        return 0;
     if (sl_ops_part(rs->b, topic, (int32_t)pr->partition, SL_OPS_NO_CREATE,
                     &part) != SL_OK)
-        return;
+        return 0;
     while (off + SL_BATCH_HDR_SIZE <= pr->records_len) {
         const uint8_t *p = pr->records + off;
         int64_t base = (int64_t)sl_get_u64(p);
@@ -163,6 +221,8 @@ static void apply_part(fetcher *f, const char *topic,
 
         if (total > pr->records_len - off)
             break; /* a partial trailing batch: fetched again next time */
+        if (base < 0)
+            break;
         off += total;
         if (base + lod < end)
             continue; /* already here (the batch holding fetch_offset) */
@@ -174,11 +234,11 @@ static void apply_part(fetcher *f, const char *topic,
                    topic, pr->partition, (int)f->leader, (long long)base,
                    (long long)end);
             set_stalled(rs, topic, (int32_t)pr->partition, epoch);
-            return;
+            break;
         }
         copy = malloc(total);
         if (!copy)
-            return;
+            break;
         memcpy(copy, p, total);
         rs->b->replicating = 1;
         rc = sl_ops_append(rs->b, topic, (int32_t)pr->partition,
@@ -189,9 +249,33 @@ static void apply_part(fetcher *f, const char *topic,
             sl_log(SL_ERROR, "replica", "%s/%u: append at %lld: %s", topic,
                    pr->partition, (long long)base, sl_strerror(rc));
             set_stalled(rs, topic, (int32_t)pr->partition, epoch);
-            return;
+            break;
+        }
+        appended = 1;
+    }
+    /* readers here stop at the leader's high-water mark too */
+    if (pr->high_watermark >= 0)
+        sl_ops_set_follower_marks(rs->b, topic, (int32_t)pr->partition,
+                                  INT64_MAX, pr->high_watermark, SL_OK);
+    if (appended) {
+        /* the next fetch reports this as durable: send it once it is */
+        dwait *d = calloc(1, sizeof(*d));
+        sl_ops_wait *w = NULL;
+        if (d) {
+            d->f = f;
+            if (sl_ops_wait_durable(rs->b, topic, (int32_t)pr->partition,
+                                    sl_part_end_offset(part), dwait_cb, d,
+                                    &w) == SL_OK &&
+                w) {
+                d->w = w;
+                d->next = f->waits;
+                f->waits = d;
+            } else {
+                free(d);
+            }
         }
     }
+    return appended;
 }
 
 static void on_response(fetcher *f, const uint8_t *frame, size_t flen)
@@ -263,6 +347,8 @@ static void read_cb(struct bufferevent *bev, void *arg)
             retry_later(f);
             return;
         }
+        if (f->waits)
+            return; /* dwait_cb sends the next fetch */
         send_fetch(f);
         if (!f->bev)
             return;
@@ -319,11 +405,12 @@ static void send_fetch(fetcher *f)
     sl_fetch_req q;
     uint32_t nt = 0;
 
-    if (!f->bev || !f->connected || f->inflight)
+    if (!f->bev || !f->connected || f->inflight || f->waits)
         return;
     sl_arena_init(&a);
     sl_wb_init(&wb, 512);
     memset(&q, 0, sizeof(q));
+    q.replica_id = rs->self;
     q.max_wait_ms = FETCH_WAIT_MS;
     q.min_bytes = 1;
     q.max_bytes = FETCH_MAX_BYTES;
@@ -347,6 +434,8 @@ static void send_fetch(fetcher *f)
             ft->parts[ft->nparts].partition = (uint32_t)p;
             ft->parts[ft->nparts].fetch_offset = sl_part_end_offset(part);
             ft->parts[ft->nparts].max_bytes = PART_MAX_BYTES;
+            ft->parts[ft->nparts].durable_offset =
+                sl_part_durable_offset(part);
             ft->nparts++;
         }
         if (ft->nparts) {
@@ -367,6 +456,8 @@ out:
     sl_arena_fini(&a);
 }
 
+static void isr_tick(evutil_socket_t fd, short what, void *arg);
+
 sl_err sl_replicas_new(sl_broker *b, int32_t self, const sl_meta *image,
                        sl_replicas **out)
 {
@@ -376,6 +467,16 @@ sl_err sl_replicas_new(sl_broker *b, int32_t self, const sl_meta *image,
     rs->b = b;
     rs->self = self;
     rs->image = image;
+    rs->isr_ev = event_new(b->base, -1, EV_PERSIST, isr_tick, rs);
+    if (rs->isr_ev) {
+        int64_t ms = b->cfg.replica_lag_time_max_ms / 4;
+        struct timeval tv;
+        if (ms < 50)
+            ms = 50;
+        tv.tv_sec = (time_t)(ms / 1000);
+        tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+        event_add(rs->isr_ev, &tv);
+    }
     *out = rs;
     return SL_OK;
 }
@@ -384,6 +485,8 @@ void sl_replicas_free(sl_replicas *rs)
 {
     if (!rs)
         return;
+    if (rs->isr_ev)
+        event_free(rs->isr_ev);
     while (rs->fetchers) {
         fetcher *f = rs->fetchers;
         rs->fetchers = f->next;
@@ -394,13 +497,24 @@ void sl_replicas_free(sl_replicas *rs)
         rs->stalls = s->next;
         free(s);
     }
+    for (size_t h = 0; h < LP_BUCKETS; h++)
+        while (rs->lparts[h]) {
+            lpart *lp = rs->lparts[h];
+            rs->lparts[h] = lp->next;
+            free(lp->topic);
+            free(lp);
+        }
     free(rs);
 }
+
+static void leaders_update(sl_replicas *rs);
 
 void sl_replicas_update(sl_replicas *rs)
 {
     const sl_meta *m = rs->image;
     fetcher **pf;
+
+    leaders_update(rs);
 
     /* a fetcher per leader node this node follows something from */
     for (size_t i = 0; i < m->nnodes; i++) {
@@ -452,6 +566,291 @@ void sl_replicas_update(sl_replicas *rs)
         } else {
             *pf = f->next;
             fetcher_free(f);
+        }
+    }
+}
+
+/* ---- the leader's side: followers' progress, HW and durable acks -------
+ *
+ * Each follower's fetch (FETCH version 2) carries, per partition, its log
+ * end (fetch_offset) and durable offset. For a partition this node leads,
+ * with the ISR from the image:
+ *   HW  = min(leader's end, every in-sync follower's end); readers stop
+ *         there (the partition's read cap; it never goes down while this
+ *         node leads; INT64_MAX when no follower is in the ISR);
+ *   DHW = min(leader's durable offset, every in-sync follower's durable
+ *         offset): durable acks are answered below it (ops.c), or refused
+ *         with NOT_ENOUGH_REPLICAS while the ISR is smaller than
+ *         min-insync-replicas (capped to the replication factor).
+ * A follower that never fetched counts as having nothing (0). */
+
+static unsigned lp_hash(const char *topic, int32_t p)
+{
+    unsigned h = 2166136261u;
+    for (const char *c = topic; *c; c++)
+        h = (h ^ (unsigned char)*c) * 16777619u;
+    h = (h ^ (unsigned)p) * 16777619u;
+    return h % LP_BUCKETS;
+}
+
+static lpart *lp_get(sl_replicas *rs, const char *topic, int32_t p,
+                     int create)
+{
+    unsigned h = lp_hash(topic, p);
+    lpart *lp;
+    for (lp = rs->lparts[h]; lp; lp = lp->next)
+        if (lp->partition == p && !strcmp(lp->topic, topic))
+            return lp;
+    if (!create)
+        return NULL;
+    lp = calloc(1, sizeof(*lp));
+    if (!lp || !(lp->topic = strdup(topic))) {
+        free(lp);
+        return NULL;
+    }
+    lp->partition = p;
+    lp->rs = rs;
+    lp->next = rs->lparts[h];
+    rs->lparts[h] = lp;
+    /* first sight in this process: no high-water mark known yet */
+    sl_ops_set_follower_marks(rs->b, topic, p, INT64_MAX, 0, SL_OK);
+    return lp;
+}
+
+int32_t sl_replicas_min_insync(const sl_broker *b, const sl_mi_topic *t)
+{
+    const char *v = sl_meta_topic_config(t, "min-insync-replicas");
+    int64_t n = b->cfg.min_insync_replicas;
+    if (v)
+        n = strtoll(v, NULL, 10);
+    if (n > t->rf)
+        n = t->rf;
+    return n < 1 ? 1 : (int32_t)n;
+}
+
+/* Recompute one partition's marks (see above). */
+static void leader_eval(sl_replicas *rs, const sl_mi_topic *t, int32_t p,
+                        lpart *lp)
+{
+    const sl_mi_part *mp = &t->parts[p];
+    sl_part *part;
+    int64_t end, fol_end = INT64_MAX, fol_dur = INT64_MAX, cap, old;
+    int nfol = 0;
+
+    if (sl_ops_part(rs->b, t->name, p, SL_OPS_NO_CREATE, &part) != SL_OK)
+        return;
+    if (mp->leader != rs->self) {
+        if (lp->leading) { /* lost it: waiting acks will not come here */
+            lp->leading = 0;
+            sl_ops_set_follower_marks(rs->b, t->name, p, INT64_MAX,
+                                      sl_part_read_cap(part),
+                                      SL_ERR_NOT_LEADER);
+        }
+        return;
+    }
+    if (!lp->leading) { /* every follower gets a full lag period */
+        lp->lead_ms = sl_now_ms();
+        for (int32_t k = 0; k < lp->n; k++)
+            lp->caught_ms[k] = lp->lead_ms;
+    }
+    lp->leading = 1;
+    end = sl_part_end_offset(part);
+    for (int32_t i = 0; i < mp->nisr; i++) {
+        int32_t m = mp->isr[i], k;
+        int64_t fe = 0, fd = 0;
+        if (m == rs->self)
+            continue;
+        for (k = 0; k < lp->n; k++)
+            if (lp->id[k] == m) {
+                fe = lp->end[k];
+                fd = lp->durable[k];
+                break;
+            }
+        nfol++;
+        if (fe < fol_end)
+            fol_end = fe;
+        if (fd < fol_dur)
+            fol_dur = fd;
+    }
+    old = sl_part_read_cap(part);
+    if (old > end)
+        old = end;
+    if (!nfol) {
+        cap = INT64_MAX;
+    } else {
+        cap = fol_end < end ? fol_end : end;
+        if (cap < old)
+            cap = old; /* the HW never goes back on a leader */
+    }
+    if (mp->nisr < sl_replicas_min_insync(rs->b, t))
+        sl_ops_set_follower_marks(rs->b, t->name, p, -1, cap,
+                                  SL_ERR_NOT_ENOUGH_REPLICAS);
+    else
+        sl_ops_set_follower_marks(rs->b, t->name, p, fol_dur, cap, SL_OK);
+}
+
+void sl_replicas_on_fetch(sl_replicas *rs, const sl_fetch_req *q)
+{
+    for (uint32_t i = 0; i < q->ntopics; i++) {
+        char topic[256];
+        const sl_mi_topic *t;
+        const sl_fetch_topic *ft = &q->topics[i];
+        snprintf(topic, sizeof(topic), "%.*s", (int)ft->topic.len,
+                 ft->topic.p ? ft->topic.p : "");
+        t = sl_meta_topic_find(rs->image, topic);
+        if (!t)
+            continue;
+        for (uint32_t j = 0; j < ft->nparts; j++) {
+            const sl_fetch_part *fp = &ft->parts[j];
+            int32_t p = (int32_t)fp->partition, k;
+            lpart *lp;
+            if (p < 0 || p >= t->nparts)
+                continue;
+            lp = lp_get(rs, topic, p, 1);
+            if (!lp)
+                continue;
+            for (k = 0; k < lp->n; k++)
+                if (lp->id[k] == q->replica_id)
+                    break;
+            if (k == lp->n) {
+                if (lp->n == SL_META_MAX_RF)
+                    continue;
+                lp->id[lp->n++] = q->replica_id;
+                lp->prev_end[k] = INT64_MAX;
+                lp->caught_ms[k] = sl_now_ms();
+            }
+            {
+                sl_part *part;
+                int64_t now_end = 0;
+                if (sl_ops_part(rs->b, topic, p, SL_OPS_NO_CREATE, &part) ==
+                    SL_OK)
+                    now_end = sl_part_end_offset(part);
+                /* caught up: it has all the leader had when it last
+                 * asked (or all there is now) */
+                lp->fetch_ms[k] = sl_now_ms();
+                if (fp->fetch_offset >= now_end ||
+                    fp->fetch_offset >= lp->prev_end[k])
+                    lp->caught_ms[k] = lp->fetch_ms[k];
+                lp->prev_end[k] = now_end;
+            }
+            lp->end[k] = fp->fetch_offset;
+            lp->durable[k] = fp->durable_offset < fp->fetch_offset
+                                 ? fp->durable_offset
+                                 : fp->fetch_offset;
+            leader_eval(rs, t, p, lp);
+        }
+    }
+}
+
+/* ---- ISR upkeep (the partition leader; docs/cluster.md 3.3) ------------
+ * A follower in the ISR that has not been caught up for
+ * replica-lag-time-max-ms leaves it; a replica outside it that is caught up
+ * (and fetching) joins it. Both through the metadata quorum as a
+ * PARTITION_CHANGE compare-and-set on the partition epoch, one in flight
+ * per partition; the new ISR takes effect when the image applies it. */
+
+static void isr_change_done(void *arg, sl_err rc, const char *msg)
+{
+    lpart *lp = arg;
+    lp->change_pending = 0;
+    if (rc != SL_OK)
+        sl_log(SL_DEBUG, "replica", "%s/%d: ISR change not applied: %s",
+               lp->topic, (int)lp->partition,
+               msg && msg[0] ? msg : sl_strerror(rc));
+}
+
+static void isr_check(sl_replicas *rs, lpart *lp, int64_t now, int64_t lag)
+{
+    const sl_mi_topic *t = sl_meta_topic_find(rs->image, lp->topic);
+    const sl_mi_part *mp;
+    int32_t isr[SL_META_MAX_RF], n = 0;
+    int changed = 0;
+    sl_wb wb;
+
+    if (!t || lp->partition >= t->nparts || lp->change_pending)
+        return;
+    mp = &t->parts[lp->partition];
+    if (mp->leader != rs->self)
+        return;
+    for (int32_t r = 0; r < mp->nrep; r++) {
+        int32_t m = mp->rep[r], k, in = 0, ok;
+        for (int32_t i = 0; i < mp->nisr; i++)
+            in |= mp->isr[i] == m;
+        if (m == rs->self) {
+            isr[n++] = m;
+            continue;
+        }
+        for (k = 0; k < lp->n; k++)
+            if (lp->id[k] == m)
+                break;
+        /* one that never fetched since this node leads: from then */
+        ok = k < lp->n ? now - lp->caught_ms[k] <= lag
+                       : now - lp->lead_ms <= lag;
+        if (in && !ok) {
+            sl_log(SL_WARN, "replica",
+                   "%s/%d: follower %d not caught up for %lld ms: leaves "
+                   "the in-sync set",
+                   lp->topic, (int)lp->partition, (int)m, (long long)lag);
+            changed = 1;
+            continue;
+        }
+        /* joins: caught up at its latest fetch, which is recent, and
+         * not fenced (a dead node's old progress does not count) */
+        if (!in && k < lp->n && lp->caught_ms[k] == lp->fetch_ms[k] &&
+            now - lp->fetch_ms[k] <= 1000 &&
+            sl_meta_node_find(rs->image, m) &&
+            !sl_meta_node_find(rs->image, m)->fenced) {
+            sl_log(SL_INFO, "replica",
+                   "%s/%d: follower %d caught up: joins the in-sync set",
+                   lp->topic, (int)lp->partition, (int)m);
+            changed = 1;
+            in = 1;
+        }
+        if (in)
+            isr[n++] = m;
+    }
+    if (!changed)
+        return;
+    sl_wb_init(&wb, 128);
+    sl_meta_enc_partition_change(&wb, lp->topic, lp->partition,
+                                 mp->part_epoch, rs->self, isr, n);
+    if (!wb.err && sl_bcluster_propose(rs->b, wb.p, wb.len, isr_change_done,
+                                       lp) == SL_OK)
+        lp->change_pending = 1;
+    sl_wb_fini(&wb);
+}
+
+static void isr_tick(evutil_socket_t fd, short what, void *arg)
+{
+    sl_replicas *rs = arg;
+    int64_t now = sl_now_ms(), lag = rs->b->cfg.replica_lag_time_max_ms;
+    (void)fd;
+    (void)what;
+    for (size_t h = 0; h < LP_BUCKETS; h++)
+        for (lpart *lp = rs->lparts[h]; lp; lp = lp->next)
+            if (lp->leading)
+                isr_check(rs, lp, now, lag);
+}
+
+/* The image changed: every replicated partition here is evaluated. */
+static void leaders_update(sl_replicas *rs)
+{
+    const sl_meta *m = rs->image;
+    for (size_t i = 0; i < m->ntopics; i++) {
+        const sl_mi_topic *t = m->topics[i];
+        if (t->rf < 2)
+            continue;
+        for (int32_t p = 0; p < t->nparts; p++) {
+            const sl_mi_part *mp = &t->parts[p];
+            int here = 0;
+            lpart *lp;
+            for (int32_t r = 0; r < mp->nrep; r++)
+                here |= mp->rep[r] == rs->self;
+            if (!here)
+                continue;
+            lp = lp_get(rs, t->name, p, 1);
+            if (lp)
+                leader_eval(rs, t, p, lp);
         }
     }
 }

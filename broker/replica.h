@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "cluster/meta.h"
+#include "protocol/api.h"
 #include "protocol/err.h"
 
 typedef struct sl_broker sl_broker;
@@ -18,7 +19,14 @@ typedef struct sl_replicas sl_replicas;
 sl_err sl_replicas_new(sl_broker *b, int32_t self, const sl_meta *image,
                        sl_replicas **out);
 void sl_replicas_free(sl_replicas *rs); /* accepts NULL */
-/* The image changed: start, retarget or drop fetchers. */
+/* The image changed: start, retarget or drop fetchers; re-evaluate the
+ * high-water marks of the partitions this node leads. */
 void sl_replicas_update(sl_replicas *rs);
+/* The leader's side: a follower's FETCH (version 2) reported its log ends
+ * and durable offsets. */
+void sl_replicas_on_fetch(sl_replicas *rs, const sl_fetch_req *q);
+/* min-insync-replicas of t (its override or the broker's), capped to its
+ * replication factor. */
+int32_t sl_replicas_min_insync(const sl_broker *b, const sl_mi_topic *t);
 
 #endif

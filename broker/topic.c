@@ -154,6 +154,7 @@ static sl_err topic_open(sl_topics *ts, const char *name, int32_t nparts,
         }
         t->parts[i]->topic = t;
         t->parts[i]->id = i;
+        t->parts[i]->fol_durable = INT64_MAX;
         snprintf(path, sizeof(path), "%s/topics/%s/%d", ts->dir, name, i);
         rc = sl_fs_mkdirs(path, 0755);
         if (rc == SL_OK)
@@ -845,6 +846,7 @@ sl_err sl_topics_add_partitions(sl_topics *ts, sl_topic *t, int32_t nparts,
         }
         np[i]->topic = t;
         np[i]->id = i;
+        np[i]->fol_durable = INT64_MAX;
         snprintf(path, sizeof(path), "%s/topics/%s/%d", ts->dir, t->name, i);
         if (stat(path, &sb) == 0) /* left by an add that crashed */
             rm_rf(path);

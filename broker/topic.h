@@ -46,6 +46,10 @@ typedef struct sl_tpart {
     /* deferred append hooks (ops.c) */
     struct sl_tpart *ap_next;
     int on_ap_list;
+    /* cluster (sl_ops_set_follower_marks): durable acks wait for
+     * min(local durable, fol_durable); INT64_MAX = the local fsync alone
+     * (every single-node partition), -1 = too few in-sync replicas */
+    int64_t fol_durable;
 } sl_tpart;
 
 struct sl_topic {

@@ -72,6 +72,7 @@ struct sl_cluster_node {
     struct raft_barrier barrier;
     int ctl_pending;
     uint64_t last_seen[SL_CLUSTER_MAX_PEERS];
+    uint64_t last_tick; /* the controller's previous tick (uv_now) */
 };
 
 static void ipush(ilist *l, item *it)
@@ -363,6 +364,13 @@ static void controller(sl_cluster_node *n)
     sl_wb wb;
     const sl_mi_node *self;
 
+    /* A tick much later than the last one means this process itself was
+     * paused (SIGSTOP, a stalled VM): the silence it measured is its own,
+     * so everyone gets a full session again instead of being fenced. */
+    if (n->last_tick && now - n->last_tick > n->session_ms / 2)
+        for (size_t i = 0; i < n->npeers; i++)
+            n->last_seen[i] = now;
+    n->last_tick = now;
     if (raft_state(&n->raft) != RAFT_LEADER) {
         n->barrier_term = 0;
         return;

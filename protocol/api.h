@@ -439,6 +439,7 @@ typedef struct sl_fetch_part {
     uint32_t partition;
     int64_t fetch_offset;
     uint32_t max_bytes; /* partition_max_bytes */
+    int64_t durable_offset; /* version 2 (replica fetch): the follower's */
 } sl_fetch_part;
 
 typedef struct sl_fetch_topic {
@@ -447,12 +448,20 @@ typedef struct sl_fetch_topic {
     sl_fetch_part *parts;
 } sl_fetch_topic;
 
+/*
+ * Version 2 is a follower's fetch in a cluster (broker/replica.c): the
+ * version 1 body, then `i32 replica_id` and one `i64 durable_offset` per
+ * partition in request order. The leader records the follower's log end
+ * (fetch_offset) and durable offset for its high-water marks, and reads
+ * past them. sl_fetch_req_encode writes version 2 when replica_id != 0.
+ */
 typedef struct sl_fetch_req {
     uint32_t max_wait_ms; /* long-poll until min_bytes or this */
     uint32_t min_bytes;
     uint32_t max_bytes; /* for the whole response */
     uint32_t ntopics;
     sl_fetch_topic *topics;
+    int32_t replica_id; /* 0 = a consumer (version 1) */
 } sl_fetch_req;
 
 typedef struct sl_fetch_part_resp {

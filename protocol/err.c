@@ -48,6 +48,9 @@ static const struct {
     [SL_ERR_COMPRESSION] = {"SL_ERR_COMPRESSION", "compression error"},
     [SL_ERR_NOT_LEADER] = {"SL_ERR_NOT_LEADER",
                            "not the leader of this partition"},
+    [SL_ERR_NOT_ENOUGH_REPLICAS] = {"SL_ERR_NOT_ENOUGH_REPLICAS",
+                                    "fewer in-sync replicas than "
+                                    "min-insync-replicas"},
 };
 
 static const char *errno_name(int e)

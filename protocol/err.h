@@ -45,6 +45,8 @@ typedef enum sl_err {
     SL_ERR_COMPRESSION = 31,    /* zstd failure or unknown codec */
     SL_ERR_NOT_LEADER = 32,     /* cluster: this node does not lead the
                                    partition; refresh metadata */
+    SL_ERR_NOT_ENOUGH_REPLICAS = 33, /* cluster: fewer in-sync replicas
+                                        than min-insync-replicas */
     SL_ERR__END                 /* not an error: one past the last */
 } sl_err;
 

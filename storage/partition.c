@@ -249,6 +249,7 @@ sl_err sl_part_open(const char *dir, const sl_part_cfg *cfg, sl_part **out)
         return SL_ERR_NOMEM;
     pthread_mutex_init(&p->mu, NULL);
     p->low_water = -1;
+    p->read_cap = INT64_MAX;
     p->cfg = *cfg;
     fix_cfg(&p->cfg);
     p->dir = strdup(dir);
@@ -565,6 +566,16 @@ uint64_t sl_part_size_bytes(sl_part *p, size_t *nsegs)
         *nsegs = p->nsegs;
     pthread_mutex_unlock(&p->mu);
     return sum;
+}
+
+void sl_part_set_read_cap(sl_part *p, int64_t cap)
+{
+    p->read_cap = cap;
+}
+
+int64_t sl_part_read_cap(const sl_part *p)
+{
+    return p->read_cap;
 }
 
 int64_t sl_part_durable_offset(const sl_part *p)
@@ -1359,6 +1370,8 @@ int sl_part_iter_next(sl_part_iter *it, sl_record *rec, sl_err *err)
             it->pos += sz;
             continue;
         }
+        if (h.base_offset >= p->read_cap)
+            return 0; /* above the high-water mark: resumes here later */
         rc = sl_batch_iter_init(&it->bi, b, sz);
         if (rc != SL_OK) {
             sl_batch_iter_fini(&it->bi);

@@ -81,6 +81,17 @@ int64_t sl_part_start_offset(const sl_part *p);
 int64_t sl_part_end_offset(const sl_part *p);
 /* Every offset below this is on disk (fsynced). @thread any */
 int64_t sl_part_durable_offset(const sl_part *p);
+/*
+ * Cluster high-water mark (docs/cluster.md 3.4): readers that iterate
+ * (sl_part_iter_next: queue groups, STOMP topic readers) stop before the
+ * first batch whose base offset is >= the cap, so they never see a record
+ * that is not yet on every in-sync replica. INT64_MAX (the default, and
+ * always on a single node) = no cap. sl_part_read takes its limit from the
+ * caller (broker/ops.c applies the cap; a follower's fetch reads past it).
+ * The cap is always on a batch boundary. @thread loop
+ */
+void sl_part_set_read_cap(sl_part *p, int64_t cap);
+int64_t sl_part_read_cap(const sl_part *p);
 /* Records and bytes handed out by sl_part_read so far (fetches, queue
  * acquires): a read's slice counts whole, from the offset asked for.
  * @thread loop */

@@ -93,6 +93,7 @@ struct sl_part {
     uint64_t names_synced; /* (mu) names covered by a directory fsync; the
                               directory needs one while below names */
     int64_t low_water;
+    int64_t read_cap; /* loop: cluster high-water mark, INT64_MAX = none */
     uint64_t gen;     /* bumped when segments are deleted or rewritten */
     uint8_t *scratch; /* SL_SCRATCH_SIZE, loop-only read buffer */
     /* Damaged batches found by recovery or by readers (loop). */

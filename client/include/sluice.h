@@ -101,7 +101,8 @@ typedef enum sluice_err {
     SLUICE_ERR_INVALID_TOPIC = 29, /* invalid topic name */
     SLUICE_ERR_SHUTTING_DOWN = 30,
     SLUICE_ERR_COMPRESSION = 31,
-    SLUICE_ERR_NOT_LEADER = 32 /* cluster: ask the partition's leader */
+    SLUICE_ERR_NOT_LEADER = 32, /* cluster: ask the partition's leader */
+    SLUICE_ERR_NOT_ENOUGH_REPLICAS = 33 /* cluster: ISR < min-insync */
 } sluice_err;
 
 /* System errors: SLUICE_ERR_SYS(ECONNREFUSED) etc. */

@@ -430,6 +430,7 @@ static sl_err send_fetch(sluice_consumer *c, int max_wait_ms)
 
     if (c->fetch_corr || c->nparts == 0)
         return SL_OK;
+    memset(&req, 0, sizeof(req));
     sl_arena_reset(&c->arena);
     topics = sl_arena_alloc(&c->arena, c->nparts * sizeof(*topics));
     if (!topics)

@@ -10,6 +10,9 @@
 /* sluice_err and sl_err are the same numbers. */
 _Static_assert((int)SLUICE_ERR_COMPRESSION == (int)SL_ERR_COMPRESSION,
                "sluice_err out of sync with sl_err");
+_Static_assert((int)SLUICE_ERR_NOT_ENOUGH_REPLICAS ==
+                   (int)SL_ERR_NOT_ENOUGH_REPLICAS,
+               "error codes");
 _Static_assert((int)SLUICE_ERR_NOT_LEADER == (int)SL_ERR_NOT_LEADER,
                "sluice_err out of sync with sl_err");
 _Static_assert((int)SLUICE_ERR_DISCONNECTED == (int)SL_ERR_DISCONNECTED,
@@ -66,6 +69,7 @@ const char *sluice_errname(int err)
         N(ERR_SHUTTING_DOWN),
         N(ERR_COMPRESSION),
         N(ERR_NOT_LEADER),
+        N(ERR_NOT_ENOUGH_REPLICAS),
 #undef N
     };
     if (SLUICE_ERR_IS_SYS(err))

@@ -155,7 +155,12 @@ def test_paused_leader_is_fenced_and_rejoins(cluster):
                          "p1 the same on all three"))
     for (l0, e0, _, _), (l1, e1, _, i1) in zip(before, after):
         assert e1 == (e0 + 1 if l0 == leader else e0)
-        assert leader not in i1 and l1 != leader
+        assert l1 != leader
+    # caught up again, the partition leaders put it back in their ISRs
+    def full_isrs():
+        v = same_everywhere(c, "p1", all3, 3)
+        return v and all(sorted(x[3]) == all3 for x in parse(v))
+    c.wait(full_isrs, "the resumed node in every ISR")
     # the resumed node forwards metadata writes to the current leader
     c.cli(leader, "topic", "create", "late")
     c.wait(lambda: same_everywhere(c, "late", all3, 1), "late everywhere")

@@ -181,9 +181,9 @@ static sl_err b_produce_resp(sl_wb *wb)
 
 static sl_err b_fetch_req(sl_wb *wb)
 {
-    sl_fetch_part p[2] = {{0, 100, 1 << 20}, {1, 0, 65536}};
+    sl_fetch_part p[2] = {{0, 100, 1 << 20, 0}, {1, 0, 65536, 0}};
     sl_fetch_topic t[1] = {{S("orders"), 2, p}};
-    sl_fetch_req q = {500, 1, 8 << 20, 1, t};
+    sl_fetch_req q = {500, 1, 8 << 20, 1, t, 0};
     return sl_fetch_req_encode(wb, CORR, &q);
 }
 

@@ -39,6 +39,7 @@ so that ordinary ``except TimeoutError`` / ``except ValueError`` /
      +-- ShuttingDownError         (30)
      +-- CompressionError          (31)
      +-- NotLeaderError            (32)  cluster: not the partition leader
+     +-- NotEnoughReplicasError    (33)  cluster: ISR < min-insync-replicas
      +-- SystemError_              (10000 + errno)  also OSError; .errno set
 
 Every instance has ``.code`` (the int), ``.name`` (e.g. ``"SLUICE_ERR_UNKNOWN_TOPIC"``
@@ -62,6 +63,7 @@ __all__ = [
     "RebalanceError", "NotAcquiredError", "LockExpiredError",
     "ThrottledError", "StorageError", "DisconnectedError", "ProtocolError",
     "SluiceIOError", "ShuttingDownError", "CompressionError", "NotLeaderError",
+    "NotEnoughReplicasError",
     "SystemError_",
     "error_from_code", "ESYS_BASE",
 ]
@@ -285,6 +287,13 @@ class NotLeaderError(SluiceError):
     ``sluice topic describe`` for the leader)."""
     code = 32
     name = "SLUICE_ERR_NOT_LEADER"
+
+
+class NotEnoughReplicasError(SluiceError):
+    """In a cluster: a durable produce to a partition whose in-sync replica
+    set is smaller than min-insync-replicas (retry; docs/cluster.md)."""
+    code = 33
+    name = "SLUICE_ERR_NOT_ENOUGH_REPLICAS"
 
 
 class SystemError_(SluiceError, OSError):

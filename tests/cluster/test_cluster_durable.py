@@ -1,0 +1,195 @@
+"""Durable acknowledgements and the high-water mark in a 3-node cluster
+(docs/cluster.md 3.3, 3.4): a produce with acks=durable is answered only
+when every in-sync replica has the records fsynced, consumers never see a
+record that is not on every in-sync replica, and a leader kill -9ed right
+after its acks loses none of them.
+
+The followers are paused with SIGSTOP. While both are paused the metadata
+quorum cannot shrink the in-sync set (one node of three is no majority),
+so nothing but the followers' own fetches could advance the marks: what
+the leader answers then does not depend on timing."""
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import cluster_harness  # noqa: E402
+from test_cluster_failover import parse, same_everywhere, wait_all_up  # noqa
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    c = cluster_harness.Cluster(tmp_path, n=3)
+    c.start()
+    yield c
+    for b in c.nodes.values():
+        if b.running():
+            b.proc.send_signal(signal.SIGCONT)
+    c.stop_all()
+
+
+def cli_bounded(c, nid, seconds, *args):
+    """Run sluice for at most `seconds`; (returncode or None, stdout)."""
+    b = c.nodes[nid]
+    cmd = [cluster_harness.cli_path(), "-b", "%s:%d" % b.binary_addr] + \
+        list(args)
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True,
+                           timeout=seconds)
+        return p.returncode, p.stdout
+    except subprocess.TimeoutExpired as e:
+        out = e.stdout or b""
+        return None, out.decode() if isinstance(out, bytes) else out
+
+
+def leader_of(c, topic, nodes):
+    v = same_everywhere(c, topic, nodes, 1)
+    if not v:
+        return None
+    ldr = parse(v)[0][0]
+    return ldr if ldr in nodes else None
+
+
+def test_durable_acks_wait_for_the_isr_and_survive_leader_kill(cluster):
+    c = cluster
+    all3 = [1, 2, 3]
+    wait_all_up(c, all3)
+    c.cli(1, "topic", "create", "d", "--partitions", "1",
+          "--replication-factor", "3")
+    view = parse(c.wait(lambda: same_everywhere(c, "d", all3, 1), "d"))
+    pl = view[0][0]
+    fol = [n for n in all3 if n != pl]
+    assert sorted(view[0][3]) == all3
+
+    acked = ["a-%03d" % i for i in range(100)]
+    c.cli(pl, "produce", "d", "--partition", "0", "--acks", "durable",
+          input="\n".join(acked) + "\n")
+    # acks=durable came back: every in-sync replica has all 100 already
+    # (no waiting for the followers to catch up)
+    for n in fol:
+        assert c.ends(n, "d") == [100]
+
+    for n in fol:
+        c.nodes[n].proc.send_signal(signal.SIGSTOP)
+    # acks=written is the leader's word alone ...
+    c.cli(pl, "produce", "d", "--partition", "0", "--acks", "written",
+          input="w-0\nw-1\nw-2\n")
+    assert c.ends(pl, "d") == [103]
+    # ... and readers stop at the high-water mark: the 3 records on the
+    # leader only are not handed out
+    out = c.cli(pl, "consume", "d", "--partition", "0", "--from-beginning",
+                "--count", "100").stdout.split()
+    assert out == acked
+    rc, out = cli_bounded(c, pl, 3, "consume", "d", "--partition", "0",
+                          "--offset", "100", "--count", "1")
+    assert rc is None and out == "", out
+    # a durable produce is not answered while the followers have not
+    # fsynced it: it times out (not acknowledged)
+    p = subprocess.run([cluster_harness.cli_path(), "-b",
+                        "%s:%d" % c.nodes[pl].binary_addr, "-X",
+                        "request.timeout.ms=1500", "produce", "d",
+                        "--partition", "0", "--acks", "durable"],
+                       input="never-acked\n", capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode != 0, "durable ack without the followers' fsync"
+
+    # the leader dies; the followers resume and one of them leads
+    c.kill9(pl)
+    for n in fol:
+        c.nodes[n].proc.send_signal(signal.SIGCONT)
+    newl = c.wait(lambda: leader_of(c, "d", fol), "a new leader for d")
+    # every acknowledged record is there, once, in order; after them at
+    # most what the dead leader had sent it before the pause (a fetch
+    # answer still in the socket), never anything that was not sent
+    n_end = c.ends(newl, "d")[0]
+    assert 100 <= n_end <= 104
+    out = c.cli(newl, "consume", "d", "--partition", "0", "--from-beginning",
+                "--count", str(n_end)).stdout.split()
+    assert out[:100] == acked
+    assert out[100:] == ["w-0", "w-1", "w-2", "never-acked"][:n_end - 100]
+    more = ["b-%03d" % i for i in range(50)]
+    c.cli(newl, "produce", "d", "--partition", "0", "--acks", "durable",
+          input="\n".join(more) + "\n")
+    other = next(n for n in fol if n != newl)
+    assert c.ends(other, "d") == [n_end + 50]
+    got = c.cli(other, "consume", "d", "--partition", "0",
+                "--from-beginning", "--count", str(n_end + 50)).stdout.split()
+    assert got == out + more
+
+
+def test_queue_dispatch_stops_at_the_high_water_mark(cluster):
+    c = cluster
+    all3 = [1, 2, 3]
+    wait_all_up(c, all3)
+    c.cli(1, "topic", "create", "q", "--partitions", "1")
+    pl = parse(c.wait(lambda: same_everywhere(c, "q", all3, 1), "q"))[0][0]
+    fol = [n for n in all3 if n != pl]
+    c.cli(pl, "produce", "q", "--partition", "0", input="x-0\nx-1\n")
+    for n in fol:
+        c.nodes[n].proc.send_signal(signal.SIGSTOP)
+    c.cli(pl, "produce", "q", "--partition", "0", "--acks", "written",
+          input="y-0\n")
+    rc, out = cli_bounded(c, pl, 4, "queue", "consume", "q", "--group", "g",
+                          "--count", "3", "--wait-ms", "2000")
+    assert out.split() == ["x-0", "x-1"], out
+    for n in fol:
+        c.nodes[n].proc.send_signal(signal.SIGCONT)
+    out = c.cli(pl, "queue", "consume", "q", "--group", "g", "--count", "1",
+                "--wait-ms", "20000").stdout.split()
+    assert out == ["y-0"]
+
+
+@pytest.fixture
+def cluster_lag(tmp_path):
+    c = cluster_harness.Cluster(tmp_path, n=3, extra=[
+        "--replica-lag-time-max-ms", "400"])
+    c.start()
+    yield c
+    for b in c.nodes.values():
+        if b.running():
+            b.proc.send_signal(signal.SIGCONT)
+    c.stop_all()
+
+
+def test_isr_shrinks_and_expands_through_the_quorum(cluster_lag):
+    """RF 2, min-insync-replicas 2: a paused follower leaves the ISR (the
+    leader proposes it through the metadata quorum, which the third node
+    keeps alive), durable produces are then refused with
+    NOT_ENOUGH_REPLICAS; when it resumes it catches up and the leader puts
+    it back, and durable produces go through again."""
+    c = cluster_lag
+    all3 = [1, 2, 3]
+    wait_all_up(c, all3)
+    c.cli(1, "topic", "create", "i", "--partitions", "1",
+          "--replication-factor", "2")
+    view = parse(c.wait(lambda: same_everywhere(c, "i", all3, 1), "i"))
+    pl, _, rep, isr = view[0]
+    assert sorted(isr) == sorted(rep) and len(rep) == 2
+    f = next(n for n in rep if n != pl)
+    c.cli(pl, "produce", "i", "--partition", "0", "--acks", "durable",
+          input="".join("a-%d\n" % i for i in range(10)))
+
+    c.nodes[f].proc.send_signal(signal.SIGSTOP)
+    others = [n for n in all3 if n != f]
+    c.wait(lambda: (parse(same_everywhere(c, "i", others, 1) or
+                          ["leader 0 epoch 0 replicas 0 isr 0"])[0][3] ==
+                    [pl]), "the paused follower out of the ISR")
+    p = c.cli(pl, "produce", "i", "--partition", "0", "--acks", "durable",
+              input="refused\n", check=False)
+    assert p.returncode != 0 and "in-sync replicas" in p.stderr, p.stderr
+    c.cli(pl, "produce", "i", "--partition", "0", "--acks", "written",
+          input="w-0\n")
+
+    c.nodes[f].proc.send_signal(signal.SIGCONT)
+    c.wait(lambda: (parse(same_everywhere(c, "i", all3, 1) or
+                          ["leader 0 epoch 0 replicas 0 isr 0"])[0][3] ==
+                    [n for n in rep]), "the follower back in the ISR")
+    c.cli(pl, "produce", "i", "--partition", "0", "--acks", "durable",
+          input="b-0\n")
+    assert c.ends(f, "i") == [12]
+    out = c.cli(f, "consume", "i", "--partition", "0", "--from-beginning",
+                "--count", "12").stdout.split()
+    assert out == ["a-%d" % i for i in range(10)] + ["w-0", "b-0"]
