@@ -11,11 +11,17 @@
  * group-commit flusher makes it durable per the topic's flush policy.
  * Because the local end is always a batch boundary and appends assign the
  * next offset, a batch whose base offset equals the local end gets the
- * leader's offsets; any other base offset means the logs diverged (a tail
- * the old leader wrote, or a produce sent to this node): the partition is
- * then left alone (logged once) until its leader epoch changes. Truncation
- * to the leader's epoch boundary (KIP-101/279) is the step that will
- * resolve that; it is not built yet.
+ * leader's offsets.
+ *
+ * Divergent tails (docs/cluster.md 3.2): after every leader change the
+ * first fetch of a partition asks for this node's last batch again and
+ * compares the leader's batch at that offset with it (the header bytes;
+ * the CRC in them covers the records). Different, or the leader's log
+ * ends before it: the batch is a tail an old leader wrote that nobody
+ * kept, so it is cut (sl_part_truncate) and the batch before it is checked
+ * with the next fetch, until the logs agree. Only the active segment can
+ * be cut; a divergence below it stalls the partition (logged, with what
+ * to do) until its leader epoch changes.
  *
  * The fetch is FETCH version 2 (docs/protocol.md 4.6): it carries this
  * node's id and, per partition, its durable offset; its fetch_offset is
@@ -77,6 +83,12 @@ typedef struct lpart {
     int64_t lead_ms; /* when this node began to lead it */
     int change_pending; /* a PARTITION_CHANGE of ours is in flight */
     struct sl_replicas *rs;
+    /* the follower's side: its tail was checked against the leader of
+     * this epoch (-1: not yet); while checking, the last batch's header */
+    int32_t verified_epoch;
+    int verifying;
+    int64_t tail_base;
+    uint8_t tail_hdr[SL_BATCH_HDR_SIZE];
 } lpart;
 
 struct sl_replicas {
@@ -180,6 +192,76 @@ static void retry_later(fetcher *f)
     evtimer_add(f->retry_ev, &tv);
 }
 
+static lpart *lp_get(sl_replicas *rs, const char *topic, int32_t p,
+                     int create);
+
+/* Cut this follower's log back to `to` (a batch boundary); 0 if it could
+ * not be (then the partition stalls until its epoch changes). */
+static int cut_tail(fetcher *f, const char *topic, int32_t p, sl_part *part,
+                    int64_t to, int32_t epoch)
+{
+    sl_err rc;
+    int64_t end = sl_part_end_offset(part);
+    if (to >= end)
+        return 1;
+    rc = sl_part_truncate(part, to);
+    if (rc != SL_OK) {
+        sl_log(SL_ERROR, "replica",
+               "%s/%d: log diverged from leader %d below offset %lld and "
+               "cannot be truncated there (%s): not replicating this "
+               "partition; stop this node, remove its directory "
+               "DATA/topics/%s/%d and restart it to copy it again",
+               topic, (int)p, (int)f->leader, (long long)end,
+               sl_strerror(rc), topic, (int)p);
+        set_stalled(f->rs, topic, p, epoch);
+        return 0;
+    }
+    sl_log(SL_WARN, "replica",
+           "%s/%d: log end %lld diverged from leader %d (epoch %d): "
+           "truncated to %lld",
+           topic, (int)p, (long long)end, (int)f->leader, (int)epoch,
+           (long long)to);
+    return 1;
+}
+
+/*
+ * The first answer after a leader change (docs/cluster.md 3.2): the fetch
+ * asked for this node's last batch again. The leader's batch at that
+ * offset must be the same bytes (header compared; its CRC covers the
+ * records); else this node's tail is one the old leader wrote and nobody
+ * else kept: cut it and check the batch before it with the next fetch.
+ * 1 when the tail is verified (the answer's batches can be appended).
+ */
+static int verify_tail(fetcher *f, const char *topic,
+                       const sl_fetch_part_resp *pr, int32_t epoch,
+                       sl_part *part, lpart *lp)
+{
+    int32_t p = (int32_t)pr->partition;
+    if (pr->error == SL_ERR_OFFSET_OUT_OF_RANGE) {
+        /* the leader's log ends before our last batch starts */
+        int64_t lend = pr->log_end_offset, b;
+        uint8_t hdr[SL_BATCH_HDR_SIZE];
+        if (lend < 0 || lend >= sl_part_end_offset(part))
+            return 0;
+        if (lend < sl_part_start_offset(part) ||
+            sl_part_batch_header(part, lend, hdr, &b) != SL_OK)
+            b = lend;
+        cut_tail(f, topic, p, part, b, epoch);
+        return 0;
+    }
+    if (pr->error != SL_OK)
+        return 0;
+    if (pr->records_len >= SL_BATCH_HDR_SIZE &&
+        (int64_t)sl_get_u64(pr->records) == lp->tail_base &&
+        !memcmp(pr->records, lp->tail_hdr, SL_BATCH_HDR_SIZE)) {
+        lp->verified_epoch = epoch;
+        lp->verifying = 0;
+        return 1;
+    }
+    cut_tail(f, topic, p, part, lp->tail_base, epoch);
+    return 0;
+}
+
 static void dwait_cb(void *arg, sl_err rc)
 {
     dwait *d = arg, **pp;
@@ -204,10 +286,16 @@ static int apply_part(fetcher *f, const char *topic,
     sl_part *part;
     int appended = 0;
 
-    if (pr->error != SL_OK)
-        return 0;
     if (sl_ops_part(rs->b, topic, (int32_t)pr->partition, SL_OPS_NO_CREATE,
                     &part) != SL_OK)
+        return 0;
+    {
+        lpart *lp = lp_get(rs, topic, (int32_t)pr->partition, 1);
+        if (lp && lp->verifying &&
+            !verify_tail(f, topic, pr, epoch, part, lp))
+            return 0;
+    }
+    if (pr->error != SL_OK)
         return 0;
     while (off + SL_BATCH_HDR_SIZE <= pr->records_len) {
         const uint8_t *p = pr->records + off;
@@ -433,6 +521,22 @@ static void send_fetch(fetcher *f)
                 continue;
             ft->parts[ft->nparts].partition = (uint32_t)p;
             ft->parts[ft->nparts].fetch_offset = sl_part_end_offset(part);
+            {
+                /* a new leader: first check this node's tail (3.2) */
+                lpart *lp = lp_get(rs, t->name, p, 1);
+                int64_t end = sl_part_end_offset(part);
+                if (lp && lp->verified_epoch != mp->leader_epoch) {
+                    if (end > sl_part_start_offset(part) &&
+                        sl_part_batch_header(part, end - 1, lp->tail_hdr,
+                                             &lp->tail_base) == SL_OK) {
+                        lp->verifying = 1;
+                        ft->parts[ft->nparts].fetch_offset = lp->tail_base;
+                    } else {
+                        lp->verified_epoch = mp->leader_epoch;
+                        lp->verifying = 0;
+                    }
+                }
+            }
             ft->parts[ft->nparts].max_bytes = PART_MAX_BYTES;
             ft->parts[ft->nparts].durable_offset =
                 sl_part_durable_offset(part);
@@ -610,6 +714,7 @@ static lpart *lp_get(sl_replicas *rs, const char *topic, int32_t p,
     }
     lp->partition = p;
     lp->rs = rs;
+    lp->verified_epoch = -1;
     lp->next = rs->lparts[h];
     rs->lparts[h] = lp;
     /* first sight in this process: no high-water mark known yet */

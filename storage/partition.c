@@ -626,7 +626,7 @@ sl_err sl_part__sync_files(sl_part *p, int files, uint64_t *nsyncs)
     size_t n = 0;
     int dfd = -1;
     int64_t target;
-    uint64_t syncs = 0, names = 0;
+    uint64_t syncs = 0, names = 0, tgen;
     sl_err rc = SL_OK;
 
     if (atomic_load(&p->failed))
@@ -636,6 +636,7 @@ sl_err sl_part__sync_files(sl_part *p, int files, uint64_t *nsyncs)
      * retention deletes a segment while we sync it. */
     pthread_mutex_lock(&p->mu);
     target = p->next_offset;
+    tgen = p->trunc_gen;
     for (size_t i = 0; i < p->nsegs; i++) {
         sl_seg *s = p->segs[i];
         if ((files ? s->file_synced : s->synced_size) >= s->size &&
@@ -739,7 +740,7 @@ sl_err sl_part__sync_files(sl_part *p, int files, uint64_t *nsyncs)
                p->dir, sl_strerror(rc), (long long)atomic_load(&p->durable));
     } else {
         pthread_mutex_lock(&p->mu);
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0; i < n && p->trunc_gen == tgen; i++) {
             ssize_t k = seg_index(p, v[i].base);
             if (k < 0)
                 continue;
@@ -753,11 +754,11 @@ sl_err sl_part__sync_files(sl_part *p, int files, uint64_t *nsyncs)
         }
         if (dfd >= 0 && p->names_synced < names)
             p->names_synced = names;
-        pthread_mutex_unlock(&p->mu);
         int64_t cur = atomic_load(&p->durable);
-        while (cur < target &&
+        while (p->trunc_gen == tgen && cur < target &&
                !atomic_compare_exchange_weak(&p->durable, &cur, target))
             ;
+        pthread_mutex_unlock(&p->mu);
     }
 cleanup:
     for (size_t i = 0; i < n; i++) {
@@ -791,6 +792,7 @@ int sl_part__journal(sl_part *p, sl_journal *j, sl_part_jpend *pend)
         return SL_PART_J_NOTHING;
     pthread_mutex_lock(&p->mu);
     pend->target = p->next_offset;
+    pend->trunc_gen = p->trunc_gen;
     for (size_t i = 0; i < p->nsegs; i++) {
         sl_seg *s = p->segs[i];
         if (s->synced_size >= s->size)
@@ -866,16 +868,154 @@ void sl_part__journal_done(const sl_part_jpend *pend)
 {
     sl_part *p = pend->p;
     pthread_mutex_lock(&p->mu);
+    if (p->trunc_gen != pend->trunc_gen) { /* truncated meanwhile */
+        pthread_mutex_unlock(&p->mu);
+        return;
+    }
     for (size_t i = 0; i < pend->nsegs; i++) {
         ssize_t k = seg_index(p, pend->base[i]);
         if (k >= 0 && p->segs[k]->synced_size < pend->size[i])
             p->segs[k]->synced_size = pend->size[i];
     }
-    pthread_mutex_unlock(&p->mu);
     int64_t cur = atomic_load(&p->durable);
     while (cur < pend->target &&
            !atomic_compare_exchange_weak(&p->durable, &cur, pend->target))
         ;
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* ---- cluster: a follower's tail (broker/replica.c) -------------------- */
+
+static sl_err locate(sl_part *p, int64_t offset, size_t *si, uint64_t *pos);
+
+sl_err sl_part_batch_header(sl_part *p, int64_t offset, uint8_t *hdr,
+                            int64_t *base)
+{
+    sl_walker w;
+    size_t si;
+    uint64_t q;
+    int64_t b, l;
+    uint32_t sz;
+    sl_err rc;
+
+    if (offset < sl_part_start_offset(p) || offset >= p->next_offset)
+        return SL_ERR_OFFSET_OUT_OF_RANGE;
+    rc = locate(p, offset, &si, &q);
+    if (rc != SL_OK)
+        return rc;
+    sl_walker_init(&w, p->segs[si], p->scratch, SL_SCRATCH_SIZE);
+    rc = sl_walker_hdr(&w, q, &b, &sz, &l);
+    if (rc != SL_OK)
+        return rc;
+    if (b > offset || l < offset || sz < SL_BATCH_HDR_SIZE)
+        return SL_ERR_CORRUPT;
+    rc = sl_fs_pread_all(p->segs[si]->fd, hdr, SL_BATCH_HDR_SIZE, (off_t)q,
+                         NULL);
+    if (rc == SL_OK)
+        *base = b;
+    return rc;
+}
+
+/*
+ * Cut the log back to `offset`, a batch boundary inside the active
+ * segment. Like compaction (compact.c), the kept bytes go to a new file
+ * installed with the durable recipe: a new inode, so journal entries of
+ * the old file are void at replay, and no preallocated space keeps the cut
+ * batches for recovery to find. A flusher round taken before the cut
+ * publishes nothing (trunc_gen).
+ */
+sl_err sl_part_truncate(sl_part *p, int64_t offset)
+{
+    sl_seg *s = active(p);
+    char path[PATH_MAX], tmp[PATH_MAX], ipath[PATH_MAX], tpath[PATH_MAX];
+    uint64_t q = 0, done = 0;
+    int fd = -1, idx_fd, tidx_fd;
+    sl_err rc = SL_OK;
+
+    if (offset >= p->next_offset)
+        return SL_OK;
+    if (offset < s->base || offset < sl_part_start_offset(p))
+        return SL_ERR_INVALID_ARG; /* only the active segment */
+    if (offset > s->base) {
+        size_t si;
+        sl_walker w;
+        int64_t b, l;
+        uint32_t sz;
+        rc = locate(p, offset, &si, &q);
+        if (rc != SL_OK)
+            return rc;
+        if (si + 1 != p->nsegs)
+            return SL_ERR_INVALID_ARG;
+        sl_walker_init(&w, s, p->scratch, SL_SCRATCH_SIZE);
+        rc = sl_walker_hdr(&w, q, &b, &sz, &l);
+        if (rc != SL_OK)
+            return rc;
+        if (b != offset)
+            return SL_ERR_INVALID_ARG; /* not a batch boundary */
+    }
+    sl_seg_path(p->dir, s->base, ".log", path, sizeof(path));
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.truncated", path) >=
+        sizeof(tmp))
+        return SL_ESYS(ENAMETOOLONG);
+    fd = sl_fs->open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return SL_ESYS(errno);
+    while (done < q && rc == SL_OK) {
+        size_t n = q - done > SL_SCRATCH_SIZE ? SL_SCRATCH_SIZE
+                                              : (size_t)(q - done);
+        rc = sl_fs_pread_all(s->fd, p->scratch, n, (off_t)done, NULL);
+        if (rc == SL_OK)
+            rc = sl_fs_pwrite_all(fd, p->scratch, n, (off_t)done);
+        done += n;
+    }
+    sl_seg_path(p->dir, s->base, ".index", ipath, sizeof(ipath));
+    sl_seg_path(p->dir, s->base, ".timeindex", tpath, sizeof(tpath));
+    if (rc == SL_OK) {
+        unlink(ipath);
+        unlink(tpath);
+        rc = sl_fs_commit_durable(fd, tmp, path);
+    }
+    if (rc != SL_OK) {
+        close(fd);
+        unlink(tmp);
+        return rc;
+    }
+    idx_fd = sl_fs->open(ipath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    tidx_fd = sl_fs->open(tpath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    pthread_mutex_lock(&p->mu);
+    close(s->fd);
+    s->fd = fd;
+    s->size = s->synced_size = s->file_synced = q;
+    s->alloc_end = q;
+    sl_seg_ident(s);
+    s->idx_dirty = 0;
+    if (s->idx_fd >= 0)
+        close(s->idx_fd);
+    if (s->tidx_fd >= 0)
+        close(s->tidx_fd);
+    s->idx_fd = idx_fd;
+    s->tidx_fd = tidx_fd;
+    p->next_offset = offset;
+    atomic_store(&p->end_a, offset);
+    if (atomic_load(&p->durable) > offset)
+        atomic_store(&p->durable, offset);
+    p->trunc_gen++;
+    pthread_mutex_unlock(&p->mu);
+    p->gen++;
+    {
+        size_t k = 0; /* damaged ranges that were cut away are gone */
+        for (size_t i = 0; i < p->nbad; i++)
+            if (p->bad[i].first < offset)
+                p->bad[k++] = p->bad[i];
+        p->nbad = k;
+    }
+    if (idx_fd < 0 || tidx_fd < 0)
+        return SL_ESYS(errno);
+    rc = sl_seg_reindex(s, p->cfg.index_interval_bytes);
+    sl_seg_idx_close(s);
+    sl_log(SL_WARN, "storage", "%s: truncated to offset %lld (%llu bytes)",
+           p->dir, (long long)offset, (unsigned long long)q);
+    return rc;
 }
 
 /* ---- read ------------------------------------------------------------ */

@@ -92,6 +92,19 @@ int64_t sl_part_durable_offset(const sl_part *p);
  */
 void sl_part_set_read_cap(sl_part *p, int64_t cap);
 int64_t sl_part_read_cap(const sl_part *p);
+/*
+ * Cluster followers (KIP-101 style truncation, docs/cluster.md 3.2):
+ * sl_part_batch_header copies the SL_BATCH_HDR_SIZE header bytes of the
+ * stored batch that holds `offset` into hdr and its base offset into
+ * *base (SL_ERR_OFFSET_OUT_OF_RANGE outside the log).
+ * sl_part_truncate cuts the log back to `offset`, which must be a batch
+ * boundary in the active segment (else SL_ERR_INVALID_ARG, nothing
+ * changed); the durable offset and log end follow; open iterators
+ * reposition. @thread loop
+ */
+sl_err sl_part_batch_header(sl_part *p, int64_t offset, uint8_t *hdr,
+                            int64_t *base);
+sl_err sl_part_truncate(sl_part *p, int64_t offset);
 /* Records and bytes handed out by sl_part_read so far (fetches, queue
  * acquires): a read's slice counts whole, from the offset asked for.
  * @thread loop */

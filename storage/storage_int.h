@@ -94,6 +94,8 @@ struct sl_part {
                               directory needs one while below names */
     int64_t low_water;
     int64_t read_cap; /* loop: cluster high-water mark, INT64_MAX = none */
+    uint64_t trunc_gen; /* (mu) + 1 per sl_part_truncate: a sync taken
+                           before it publishes nothing */
     uint64_t gen;     /* bumped when segments are deleted or rewritten */
     uint8_t *scratch; /* SL_SCRATCH_SIZE, loop-only read buffer */
     /* Damaged batches found by recovery or by readers (loop). */
@@ -243,6 +245,7 @@ typedef struct sl_part_jpend {
     int64_t base[SL_JP_SEGS];  /* segments */
     uint64_t size[SL_JP_SEGS]; /* their bytes up to here are journaled */
     int64_t target;            /* durable offset to publish */
+    uint64_t trunc_gen;        /* p->trunc_gen when taken */
 } sl_part_jpend;
 enum {
     SL_PART_J_ADDED = 0,   /* in the journal's buffer; *pend filled */

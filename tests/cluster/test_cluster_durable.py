@@ -56,8 +56,8 @@ def leader_of(c, topic, nodes):
 def test_durable_acks_wait_for_the_isr_and_survive_leader_kill(cluster):
     c = cluster
     all3 = [1, 2, 3]
-    wait_all_up(c, all3)
-    c.cli(1, "topic", "create", "d", "--partitions", "1",
+    ldr = wait_all_up(c, all3)
+    c.cli(ldr, "topic", "create", "d", "--partitions", "1",
           "--replication-factor", "3")
     view = parse(c.wait(lambda: same_everywhere(c, "d", all3, 1), "d"))
     pl = view[0][0]
@@ -123,8 +123,8 @@ def test_durable_acks_wait_for_the_isr_and_survive_leader_kill(cluster):
 def test_queue_dispatch_stops_at_the_high_water_mark(cluster):
     c = cluster
     all3 = [1, 2, 3]
-    wait_all_up(c, all3)
-    c.cli(1, "topic", "create", "q", "--partitions", "1")
+    ldr = wait_all_up(c, all3)
+    c.cli(ldr, "topic", "create", "q", "--partitions", "1")
     pl = parse(c.wait(lambda: same_everywhere(c, "q", all3, 1), "q"))[0][0]
     fol = [n for n in all3 if n != pl]
     c.cli(pl, "produce", "q", "--partition", "0", input="x-0\nx-1\n")
@@ -162,8 +162,8 @@ def test_isr_shrinks_and_expands_through_the_quorum(cluster_lag):
     it back, and durable produces go through again."""
     c = cluster_lag
     all3 = [1, 2, 3]
-    wait_all_up(c, all3)
-    c.cli(1, "topic", "create", "i", "--partitions", "1",
+    ldr = wait_all_up(c, all3)
+    c.cli(ldr, "topic", "create", "i", "--partitions", "1",
           "--replication-factor", "2")
     view = parse(c.wait(lambda: same_everywhere(c, "i", all3, 1), "i"))
     pl, _, rep, isr = view[0]
@@ -193,3 +193,50 @@ def test_isr_shrinks_and_expands_through_the_quorum(cluster_lag):
     out = c.cli(f, "consume", "i", "--partition", "0", "--from-beginning",
                 "--count", "12").stdout.split()
     assert out == ["a-%d" % i for i in range(10)] + ["w-0", "b-0"]
+
+
+def test_returning_old_leader_truncates_its_divergent_tail(cluster):
+    """A leader that wrote records nobody else has (acks=written while its
+    followers were down) is paused (SIGSTOP); the followers elect a new
+    leader that writes other records at the same offsets. When the old
+    leader resumes it follows the new one: it finds that its last batch
+    differs from the leader's at that offset, cuts it, and copies the new
+    records, so all three logs are identical again."""
+    c = cluster
+    all3 = [1, 2, 3]
+    ldr = wait_all_up(c, all3)
+    c.cli(ldr, "topic", "create", "e", "--partitions", "1",
+          "--replication-factor", "3")
+    pl = parse(c.wait(lambda: same_everywhere(c, "e", all3, 1), "e"))[0][0]
+    fol = [n for n in all3 if n != pl]
+    first = ["a-%02d" % i for i in range(20)]
+    c.cli(pl, "produce", "e", "--partition", "0", "--acks", "durable",
+          input="\n".join(first) + "\n")
+    # the followers die (a paused one could still read a fetch answer
+    # that was in its socket when it resumes, and copy the records)
+    for n in fol:
+        c.kill9(n)
+    c.cli(pl, "produce", "e", "--partition", "0", "--acks", "written",
+          input="stray-0\nstray-1\nstray-2\n")
+    assert c.ends(pl, "e") == [23]
+    c.nodes[pl].proc.send_signal(signal.SIGSTOP)
+    try:
+        for n in fol:
+            c.restart(n)
+        newl = c.wait(lambda: leader_of(c, "e", fol), "a new leader for e")
+        second = ["b-%02d" % i for i in range(10)]
+        c.cli(newl, "produce", "e", "--partition", "0", "--acks", "durable",
+              input="\n".join(second) + "\n")
+    finally:
+        c.nodes[pl].proc.send_signal(signal.SIGCONT)
+    c.wait(lambda: c.ends(pl, "e") == [30], "the old leader at 30")
+    want = first + second
+    for n in all3:
+        out = c.cli(n, "consume", "e", "--partition", "0",
+                    "--from-beginning", "--count", "30").stdout.split()
+        assert out == want, (n, out)
+    # and it is in sync again: back in the ISR
+    def full_isr():
+        v = same_everywhere(c, "e", all3, 1)
+        return v and sorted(parse(v)[0][3]) == all3
+    c.wait(full_isr, "the old leader back in the ISR")

@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""bench/cluster_failover.py BUILD_DIR [KILLS] - failover time of a 3-node
+cluster (issue 13): a topic with RF 3, min-insync-replicas 2; the leader of
+its partition is kill -9ed; the time from the kill to the first durable
+produce acknowledged by the new leader (tried on every survivor in turn,
+each attempt a `sluice produce --acks durable` of one record). Then the
+killed node is restarted and the next round waits until it is back in the
+in-sync set. Prints each round and p50/p99/max.
+
+The cluster runs with the test harness's timings (tests/cluster/
+cluster_harness.py): cluster-session-timeout-ms 1500, election timeout
+500 ms, heartbeat 50 ms. Failover time is dominated by the session
+timeout (the controller fences the dead node after it).
+"""
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+build = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
+kills = int(sys.argv[2]) if len(sys.argv) > 2 else 20
+here = os.path.dirname(os.path.abspath(__file__))
+os.environ["SLUICE_BIN_DIR"] = os.path.join(build, "bin")
+sys.path.insert(0, os.path.join(here, "..", "tests", "cluster"))
+import cluster_harness  # noqa: E402
+from test_cluster_failover import parse, same_everywhere  # noqa: E402
+from test_cluster_failover import wait_all_up  # noqa: E402
+
+
+def produce_one(c, nid, i):
+    b = c.nodes[nid]
+    p = subprocess.run([cluster_harness.cli_path(), "-b",
+                        "%s:%d" % b.binary_addr, "-X",
+                        "request.timeout.ms=2000", "produce", "f",
+                        "--partition", "0", "--acks", "durable"],
+                       input="r-%d\n" % i, capture_output=True, text=True,
+                       timeout=30)
+    return p.returncode == 0
+
+
+def main():
+    all3 = [1, 2, 3]
+    times = []
+    with tempfile.TemporaryDirectory() as tmp:
+        c = cluster_harness.Cluster(tmp, n=3,
+                                    extra=["--log-level", "warn"])
+        c.start()
+        try:
+            wait_all_up(c, all3)
+            c.cli(1, "topic", "create", "f", "--partitions", "1",
+                  "--replication-factor", "3")
+            c.wait(lambda: same_everywhere(c, "f", all3, 1), "f")
+            seq = 0
+            for k in range(kills):
+                def full():
+                    v = same_everywhere(c, "f", all3, 1)
+                    return v and sorted(parse(v)[0][3]) == all3 and \
+                        parse(v)[0][0]
+                pl = c.wait(full, "a full ISR", timeout=60)
+                seq += 1
+                assert produce_one(c, pl, seq)
+                t0 = time.monotonic()
+                c.kill9(pl)
+                rest = [n for n in all3 if n != pl]
+                done = False
+                while not done:
+                    for n in rest:
+                        seq += 1
+                        if produce_one(c, n, seq):
+                            done = True
+                            break
+                    if time.monotonic() - t0 > 60:
+                        raise SystemExit("no failover within 60 s")
+                dt = time.monotonic() - t0
+                times.append(dt)
+                print("round %d: leader %d killed, durable ack after "
+                      "%.3f s" % (k + 1, pl, dt), flush=True)
+                c.restart(pl)
+                wait_all_up(c, all3)
+        finally:
+            c.stop_all()
+    times.sort()
+
+    def pct(q):
+        return times[min(len(times) - 1, int(q * len(times)))]
+    print("failover kills=%d p50=%.3f s p99=%.3f s max=%.3f s" % (
+        len(times), pct(0.5), pct(0.99), times[-1]))
+
+
+main()
