@@ -65,6 +65,11 @@ struct sl_broker {
     char bin_addr[80], stomp_addr[80];
     struct evconnlistener *ws_lis; /* stomp-ws-listen (ws.c), or NULL */
     char ws_addr[80];
+    /* TLS listeners (tls.c; NULL when not configured) and the context
+     * they share, rebuilt on SIGHUP */
+    struct evconnlistener *bin_tls_lis, *stomp_tls_lis;
+    char bin_tls_addr[80], stomp_tls_addr[80];
+    struct ssl_ctx_st *tls_ctx;
     struct sl_proto {
         const struct sl_conn_ops *ops;
         void *arg;

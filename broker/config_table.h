@@ -108,6 +108,36 @@ SL_CFG(shutdown_timeout_ms, "shutdown-timeout-ms", MS, "10000", 0, 3600000, 0,
        "On SIGTERM/SIGINT, how long to let in-flight requests finish before "
        "closing connections anyway (the final flush always runs).")
 
+/* ---- TLS (broker/tls.c, docs/security.md) ------------------------------ */
+SL_CFG(tls_listen, "tls-listen", STR, "", 0, 0, 0, NULL,
+       "Binary protocol over TLS: listen address HOST:PORT (port 0 = any "
+       "free port; the ready line reports it as tls=). Empty = none. "
+       "Needs tls-cert and tls-key.")
+SL_CFG(stomp_tls_listen, "stomp-tls-listen", STR, "", 0, 0, 0, NULL,
+       "STOMP over TLS (ActiveMQ's stomp+ssl, usually port 61614): listen "
+       "address HOST:PORT (ready line: stomp-tls=). Empty = none.")
+SL_CFG(http_tls_listen, "http-tls-listen", STR, "", 0, 0, 0, NULL,
+       "HTTPS: the HTTP listener's routes (/metrics, /api, the console) "
+       "over TLS on HOST:PORT (ready line: http-tls=). Empty = none.")
+SL_CFG(tls_cert, "tls-cert", STR, "", 0, 0, 0, NULL,
+       "PEM file with the broker's certificate, followed by any "
+       "intermediate certificates. Reloaded on SIGHUP (open connections "
+       "keep theirs).")
+SL_CFG(tls_key, "tls-key", STR, "", 0, 0, 0, NULL,
+       "PEM file with the private key of tls-cert (unencrypted). A warning "
+       "is logged when group or others may read it (chmod 600 it). "
+       "Reloaded on SIGHUP.")
+SL_CFG(tls_ca, "tls-ca", STR, "", 0, 0, 0, NULL,
+       "PEM file of the CA certificates client certificates must chain to "
+       "(needed by tls-client-auth request|require). Reloaded on SIGHUP.")
+SL_CFG_ENUM(tls_client_auth, "tls-client-auth", "none",
+            "none|request|require", 0, NULL,
+            "Client certificates (mutual TLS): none = not asked for; "
+            "request = asked for and verified against tls-ca when given; "
+            "require = a client without a valid certificate is refused. "
+            "A verified certificate's subject is the connection's TLS "
+            "identity (docs/security.md).")
+
 /* ---- topics ------------------------------------------------------------ */
 SL_CFG(default_partitions, "default-partitions", INT, "1", 1, 10000, 0, NULL,
        "Partitions of a topic created without a count (auto-created topics "

@@ -86,12 +86,21 @@
  * not when the socket drains), pumps raw input left in the socket's
  * buffer after a pause (work_cb), never reads the socket directly
  * (sl_ops_read_more, pacing), and flushes the filter with BEV_FINISHED
- * before shutting the socket's write side. TLS goes in that one place:
- * bufferevent_openssl_socket_new (or a filter over the socket bufferevent)
- * gives the same bufferevent interface, so reading, writing, watermarks
- * and timeouts above stay as they are (sl_ops_read_more and
- * sl_conn_write_now, which touch the socket directly, must then be skipped
- * for a filtered bufferevent). An inter-broker link is one more ops table on a
+ * before shutting the socket's write side. TLS (tls.c) is decided by the
+ * listener too (sl_conn_accept_on): the socket-level bufferevent is then
+ * bufferevent_openssl over the socket instead of a socket bufferevent,
+ * the same interface, so reading, writing, watermarks and timeouts above
+ * stay as they are. What touches the socket directly is skipped for it:
+ * the extra reads of sl_ops_read_more and pacing, sl_conn_write_now, and
+ * sendfile (reply buffers of a TLS connection are not marked
+ * DRAINS_TO_FD: file ranges are read into memory to be encrypted). The
+ * TLS handshake runs under handshake-timeout-ms like a protocol's; its
+ * failures are logged broker-wide rate-limited (scanners); a verified
+ * client certificate's subject is kept on the connection for the auth
+ * layer (sl_conn_tls_subject). Closing sends close_notify before shutting
+ * the write side. A plaintext connection whose first bytes are a TLS
+ * ClientHello is closed with a line naming the port to use. An
+ * inter-broker link is one more ops table on a
  * listener of its own, or an outgoing connection handed to
  * conn_bev_new. No protocol code changes for any of them.
  *
@@ -114,11 +123,16 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/listener.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "broker/broker.h"
 #include "broker/hist.h"
+#include "broker/tls.h"
 #include "protocol/log.h"
 #include "storage/fsutil.h"
 
@@ -240,6 +254,12 @@ struct sl_conn {
     enum sl_listener lis;
     int64_t opened_ms;
     uint64_t bytes_in, bytes_out, replies;
+    /* transport (conn_bev_new) */
+    enum sl_transport transport;
+    int tls_hs;        /* TLS handshake not finished yet */
+    int plain_checked; /* TCP: first bytes looked at (TLS on plaintext) */
+    char *tls_subject; /* verified client certificate, RFC 2253 */
+    char *tls_cn;      /* its commonName */
 };
 
 static void process_input(sl_conn *c);
@@ -287,6 +307,21 @@ const char *sl_conn_peer(const sl_conn *c)
 static int filtered(const sl_conn *c)
 {
     return c->sock != c->bev;
+}
+
+enum sl_transport sl_conn_transport(const sl_conn *c)
+{
+    return c->transport;
+}
+
+const char *sl_conn_tls_subject(const sl_conn *c)
+{
+    return c->tls_subject;
+}
+
+const char *sl_conn_tls_cn(const sl_conn *c)
+{
+    return c->tls_cn;
 }
 
 size_t sl_conn_out_len(const sl_conn *c)
@@ -341,7 +376,9 @@ void sl_conn_write_now(sl_conn *c)
     /* a filter moved its output to the socket's at once */
     struct evbuffer *out = bufferevent_get_output(c->sock);
     size_t n = evbuffer_get_length(out);
-    if (n == 0 || n > WRITE_NOW_MAX || c->closing || c->dead)
+    /* TLS: the bytes must go through SSL_write, the bufferevent's job */
+    if (n == 0 || n > WRITE_NOW_MAX || c->closing || c->dead ||
+        c->transport != SL_TRANSPORT_TCP)
         return;
     evbuffer_unfreeze(out, 1);
     evbuffer_write(out, bufferevent_getfd(c->bev));
@@ -839,6 +876,8 @@ void sl_conn_reap_cb(evutil_socket_t fd, short what, void *arg)
         event_free(c->work_ev);
         event_free(c->timer_ev);
         free(c->hooks);
+        free(c->tls_subject);
+        free(c->tls_cn);
         free(c);
         any = 1;
     }
@@ -881,6 +920,14 @@ static void maybe_finish_close(sl_conn *c)
     c->lingering = 1;
     /* read_cb discards whatever still arrives (never drain here: a
      * handler may be reading the current frame from the input) */
+    if (c->transport == SL_TRANSPORT_TLS && !c->tls_hs) {
+        /* close_notify first, so the peer sees a clean end, not a
+         * truncation (everything before it was written already) */
+        SSL *ssl = bufferevent_openssl_get_ssl(c->sock);
+        if (ssl)
+            SSL_shutdown(ssl);
+        ERR_clear_error();
+    }
     shutdown(bufferevent_getfd(c->bev), SHUT_WR);
     bufferevent_set_timeouts(c->bev, NULL, NULL);
     timer_set(c, TIMER_LINGER, CLOSE_LINGER_MS);
@@ -1046,8 +1093,10 @@ sl_reply *sl_reply_new(sl_conn *c, uint32_t tag)
         return NULL;
     }
     /* Its chains end up in the socket's output: let evbuffer_add_file
-     * make sendfile segments rather than mmap and copy them. */
-    evbuffer_set_flags(r->buf, EVBUFFER_FLAG_DRAINS_TO_FD);
+     * make sendfile segments rather than mmap and copy them. Not for TLS,
+     * whose bytes are encrypted in user space (tls.c, kernel TLS). */
+    if (c->transport == SL_TRANSPORT_TCP)
+        evbuffer_set_flags(r->buf, EVBUFFER_FLAG_DRAINS_TO_FD);
     r->c = c;
     r->corr = tag;
     r->cost = reply_cost(0);
@@ -1189,8 +1238,10 @@ static void set_priority(sl_conn *c)
 
 void sl_conn_set_pace(sl_conn *c, int may_pace)
 {
-    /* pacing reads the socket directly: not under a transport's filter */
-    may_pace = may_pace != 0 && !filtered(c);
+    /* pacing reads the socket directly: not under a transport's filter,
+     * nor under TLS */
+    may_pace = may_pace != 0 && !filtered(c) &&
+               c->transport == SL_TRANSPORT_TCP;
     if (c->pace == may_pace)
         return;
     c->pace = may_pace;
@@ -1256,6 +1307,28 @@ static void process_input(sl_conn *c)
     if (len > c->in_mark)
         c->bytes_in += len - c->in_mark;
     c->in_mark = len;
+    if (!c->plain_checked && c->transport == SL_TRANSPORT_TCP &&
+        evbuffer_get_length(in) >= 6) {
+        unsigned char h[6];
+        size_t rl;
+        c->plain_checked = 1;
+        evbuffer_copyout(in, h, 6);
+        rl = (size_t)h[3] << 8 | h[4];
+        if (h[0] == 0x16 && h[1] == 0x03 && h[2] <= 0x04 && rl > 0 &&
+            rl <= 18432 && h[5] == 0x01) {
+            /* a TLS record holding a ClientHello (TLS 1.0..1.3): no
+             * STOMP frame starts so, and a binary frame only with an api
+             * key above 256; the client wants the TLS listener */
+            broker_warn(c->b, "tls-on-plain",
+                        "peer %s: closing, it started a TLS handshake on "
+                        "the plaintext %s port (TLS clients connect to "
+                        "the TLS listener, --tls-listen or "
+                        "--stomp-tls-listen)",
+                        c->peer, c->ops->name);
+            conn_kill(c, "TLS on a plaintext port");
+            return;
+        }
+    }
     c->in_read = 1;
     /* the pause as it stands (set by replies and at frame boundaries):
      * output a protocol wrote of its own accord (deliveries) does not stop
@@ -1293,9 +1366,10 @@ static void read_cb(struct bufferevent *bev, void *arg)
     else
         ingress_arm(c->b);
     /* libevent 2.1 reads at most 4 KiB per callback: take what the
-     * socket holds, up to the protocol's read_max */
+     * socket holds, up to the protocol's read_max (not through a filter
+     * nor TLS: the bufferevent reads the socket itself) */
     if (!c->in_read && !c->paused && !c->in_limit && c->ops->read_max &&
-        !filtered(c))
+        !filtered(c) && c->transport == SL_TRANSPORT_TCP)
         sl_ops_read_more(bev, c->in_mark, c->ops->read_max);
     process_input(c);
 }
@@ -1351,7 +1425,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     case TIMER_HANDSHAKE:
         sl_log(SL_INFO, "conn",
                "peer %s: closing, %s handshake not finished within %lld ms",
-               c->peer, c->ops->name,
+               c->peer, c->tls_hs ? "TLS" : c->ops->name,
                (long long)c->b->cfg.handshake_timeout_ms);
         conn_kill(c, "handshake timeout");
         break;
@@ -1369,12 +1443,96 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* The TLS handshake finished: stop its timer, keep the verified client
+ * certificate's subject. */
+static void tls_connected(sl_conn *c)
+{
+    SSL *ssl = bufferevent_openssl_get_ssl(c->sock);
+    X509 *x = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
+
+    c->tls_hs = 0;
+    if (!c->hs_pending)
+        timer_clear(c, TIMER_HANDSHAKE);
+    if (x && SSL_get_verify_result(ssl) == X509_V_OK) {
+        X509_NAME *n = X509_get_subject_name(x);
+        BIO *bio = BIO_new(BIO_s_mem());
+        char cn[256];
+        if (bio && X509_NAME_print_ex(bio, n, 0, XN_FLAG_RFC2253) >= 0) {
+            char buf[1024];
+            int got = BIO_read(bio, buf, (int)sizeof(buf) - 1);
+            buf[got > 0 ? got : 0] = '\0';
+            c->tls_subject = strdup(buf);
+        }
+        BIO_free(bio);
+        if (X509_NAME_get_text_by_NID(n, NID_commonName, cn, sizeof(cn)) > 0)
+            c->tls_cn = strdup(cn);
+    }
+    ERR_clear_error();
+    sl_log(SL_DEBUG, "conn", "peer %s: TLS %s established%s%s", c->peer,
+           ssl ? SSL_get_version(ssl) : "?",
+           c->tls_subject ? ", client certificate " : "",
+           c->tls_subject ? c->tls_subject : "");
+}
+
+/* Why a TLS connection failed, for the log line. */
+static void tls_error_text(sl_conn *c, char *buf, size_t len)
+{
+    unsigned long e = bufferevent_get_openssl_error(c->sock);
+    SSL *ssl = bufferevent_openssl_get_ssl(c->sock);
+    long vr = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+    char r[160];
+    int se = EVUTIL_SOCKET_ERROR();
+
+    if (e)
+        sl_tls_err_reason(e, r, sizeof(r));
+    else if (se)
+        snprintf(r, sizeof(r), "%s", evutil_socket_error_to_string(se));
+    else
+        snprintf(r, sizeof(r), "connection closed");
+    while (bufferevent_get_openssl_error(c->sock))
+        ; /* the rest of the queue */
+    if (vr != X509_V_OK)
+        snprintf(buf, len, "%s (client certificate: %s)", r,
+                 X509_verify_cert_error_string(vr));
+    else if (!strcmp(r, "wrong version number") ||
+             !strcmp(r, "http request") ||
+             !strcmp(r, "https proxy request") ||
+             !strcmp(r, "packet length too long") ||
+             !strcmp(r, "record layer failure"))
+        snprintf(buf, len, "%s (not TLS: a plaintext client on a TLS port?)",
+                 r);
+    else
+        snprintf(buf, len, "%s", r);
+}
+
 static void event_cb(struct bufferevent *bev, short what, void *arg)
 {
     sl_conn *c = arg;
 
     if (c->dead)
         return;
+    if (what & BEV_EVENT_CONNECTED) {
+        if (c->transport == SL_TRANSPORT_TLS)
+            tls_connected(c);
+        return;
+    }
+    if (c->tls_hs && (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF))) {
+        /* a scanner, a plaintext client on a TLS port, a client that
+         * does not trust us or that we do not trust: one (broker-wide
+         * rate-limited) line; a bare connect-and-close (a port probe)
+         * only at DEBUG */
+        char why[400];
+        tls_error_text(c, why, sizeof(why));
+        if ((what & BEV_EVENT_ERROR) || strcmp(why, "connection closed"))
+            broker_warn(c->b, "tls-handshake",
+                        "peer %s: TLS handshake on the %s port failed: %s",
+                        c->peer, c->ops->name, why);
+        else
+            sl_log(SL_DEBUG, "conn",
+                   "peer %s: closed before the TLS handshake", c->peer);
+        conn_kill(c, "TLS handshake failed");
+        return;
+    }
     if (what & BEV_EVENT_TIMEOUT) {
         if (what & BEV_EVENT_WRITING) {
             sl_log(SL_INFO, "conn",
@@ -1420,6 +1578,11 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
         return;
     }
     if (what & BEV_EVENT_ERROR) {
+        if (c->transport == SL_TRANSPORT_TLS) {
+            char why[400];
+            tls_error_text(c, why, sizeof(why));
+            sl_conn_warn(c, "tls", "TLS error: %s", why);
+        }
         conn_kill(c, "socket error");
         return;
     }
@@ -1553,16 +1716,40 @@ static void sock_out_cb(struct evbuffer *buf,
         write_cb(c->bev, c);
 }
 
-/* The transport seam: a socket bufferevent over TCP, filtered by the
- * listener's transport if it has one (sl_conn_set_transport). */
+/* TLS over fd: bufferevent_openssl (tls.c's context). NULL on failure
+ * (fd then still open). */
+static struct bufferevent *tls_bev_new(sl_broker *b, evutil_socket_t fd)
+{
+    SSL *ssl = sl_tls_ssl_new(b);
+    struct bufferevent *bev;
+    if (!ssl)
+        return NULL;
+    bev = bufferevent_openssl_socket_new(b->base, fd, ssl,
+                                         BUFFEREVENT_SSL_ACCEPTING,
+                                         BEV_OPT_CLOSE_ON_FREE);
+    if (!bev) {
+        SSL_free(ssl);
+        return NULL;
+    }
+    /* a peer that closes the socket without close_notify ends its input
+     * like a TCP peer (EOF), not with an error */
+    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    return bev;
+}
+
+/* The transport seam: a socket bufferevent over TCP, or an OpenSSL one
+ * for a TLS listener (t), filtered by the listener's transport if it has
+ * one (sl_conn_set_transport). */
 static struct bufferevent *conn_bev_new(sl_broker *b, enum sl_listener l,
                                         sl_conn *c, evutil_socket_t fd,
-                                        int *fd_closed)
+                                        enum sl_transport t, int *fd_closed)
 {
     int one = 1;
     struct bufferevent *sock, *bev;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    sock = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    sock = t == SL_TRANSPORT_TLS
+               ? tls_bev_new(b, fd)
+               : bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
     c->sock = sock;
     if (!sock || !b->protos[l].wrap)
         return sock;
@@ -1580,6 +1767,13 @@ static struct bufferevent *conn_bev_new(sl_broker *b, enum sl_listener l,
 
 void sl_conn_accept(sl_broker *b, enum sl_listener l, evutil_socket_t fd,
                     const struct sockaddr *sa, int salen)
+{
+    sl_conn_accept_on(b, l, SL_TRANSPORT_TCP, fd, sa, salen);
+}
+
+void sl_conn_accept_on(sl_broker *b, enum sl_listener l, enum sl_transport t,
+                       evutil_socket_t fd, const struct sockaddr *sa,
+                       int salen)
 {
     const sl_conn_ops *ops = b->protos[l].ops;
     unsigned char addr[16];
@@ -1646,8 +1840,9 @@ void sl_conn_accept(sl_broker *b, enum sl_listener l, evutil_socket_t fd,
     c->id = ++b->conn_ids;
     c->opened_ms = sl_now_ms();
     b->protos[l].accepted++;
+    c->transport = t;
     snprintf(c->peer, sizeof(c->peer), "%s:%d", host, port);
-    c->bev = conn_bev_new(b, l, c, fd, &fd_closed);
+    c->bev = conn_bev_new(b, l, c, fd, t, &fd_closed);
     c->work_ev = event_new(b->base, -1, 0, work_cb, c);
     c->timer_ev = evtimer_new(b->base, timer_cb, c);
     if (!c->bev || !c->work_ev || !c->timer_ev) {
@@ -1691,10 +1886,13 @@ void sl_conn_accept(sl_broker *b, enum sl_listener l, evutil_socket_t fd,
         memcpy(c->addr, addr, (size_t)alen);
         c->addr_len = alen;
     }
-    if ((ops->flags & SL_CONN_HANDSHAKE) && b->cfg.handshake_timeout_ms > 0) {
+    if ((ops->flags & SL_CONN_HANDSHAKE) && b->cfg.handshake_timeout_ms > 0)
         c->hs_pending = 1;
+    /* the TLS handshake counts against the same timeout */
+    if (t == SL_TRANSPORT_TLS)
+        c->tls_hs = 1;
+    if ((c->hs_pending || c->tls_hs) && b->cfg.handshake_timeout_ms > 0)
         timer_set(c, TIMER_HANDSHAKE, b->cfg.handshake_timeout_ms);
-    }
     if (ops->on_open(b->protos[l].arg, c, &c->state) != SL_OK) {
         conn_kill(c, "refused by the protocol");
         return;
@@ -1710,8 +1908,9 @@ void sl_conn_accept(sl_broker *b, enum sl_listener l, evutil_socket_t fd,
 
 static void listeners_enable(sl_broker *b, int on)
 {
-    struct evconnlistener *ls[3] = {b->bin_lis, b->stomp_lis, b->ws_lis};
-    for (int i = 0; i < 3; i++) {
+    struct evconnlistener *ls[] = {b->bin_lis, b->stomp_lis, b->ws_lis,
+                                   b->bin_tls_lis, b->stomp_tls_lis};
+    for (size_t i = 0; i < sizeof(ls) / sizeof(ls[0]); i++) {
         if (!ls[i])
             continue;
         if (on)

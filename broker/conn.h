@@ -41,6 +41,10 @@ struct sl_jw;
 enum sl_listener { SL_LISTENER_BINARY = 0, SL_LISTENER_STOMP = 1,
                    SL_LISTENER_STOMP_WS = 2, SL_LISTENER_N = 3 };
 
+/* The transport under a connection (conn_bev_new in conn.c): what the
+ * listener that accepted it speaks below the protocol. */
+enum sl_transport { SL_TRANSPORT_TCP = 0, SL_TRANSPORT_TLS = 1 };
+
 /* sl_conn_ops.flags */
 #define SL_CONN_IDLE 1u      /* close after idle-timeout-ms of silence */
 #define SL_CONN_HANDSHAKE 2u /* close unless sl_conn_handshake_done within
@@ -109,6 +113,17 @@ const sl_conn_ops *sl_conn_proto_ops(sl_broker *b, enum sl_listener l);
 
 /* Peer "IP:PORT" of the connection (for logs). */
 const char *sl_conn_peer(const sl_conn *c);
+/* The connection's transport (SL_TRANSPORT_*). */
+enum sl_transport sl_conn_transport(const sl_conn *c);
+/* The subject of the client certificate a TLS connection presented and
+ * that verified against tls-ca (tls-client-auth request|require), as an
+ * RFC 2253 string ("CN=alice,O=Example"); NULL when there is none (plain
+ * TCP, no certificate, handshake not finished). For the auth layer: the
+ * TLS identity of the peer. */
+const char *sl_conn_tls_subject(const sl_conn *c);
+/* The commonName of that subject (NULL when none): the user name a
+ * verified client certificate names. */
+const char *sl_conn_tls_cn(const sl_conn *c);
 /* True while on_input may take more: not paused, not closing. */
 int sl_conn_reading(const sl_conn *c);
 /* True once the connection is closing or closed: write nothing more of
@@ -308,6 +323,11 @@ const char *sl_conn_listener_name(enum sl_listener l);
 
 void sl_conn_accept(sl_broker *b, enum sl_listener l, evutil_socket_t fd,
                     const struct sockaddr *sa, int salen);
+/* The same for a listener of another transport (a TLS listener: the
+ * socket gets a TLS bufferevent; the protocol is listener l's). */
+void sl_conn_accept_on(sl_broker *b, enum sl_listener l, enum sl_transport t,
+                       evutil_socket_t fd, const struct sockaddr *sa,
+                       int salen);
 /* Shutdown: stop reading, close each once its replies are sent. */
 void sl_conn_stop_all(sl_broker *b);
 /* Free every connection now (end of shutdown). */

@@ -22,6 +22,8 @@
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
@@ -30,6 +32,7 @@
 #include "broker/console.h"
 #include "broker/json.h"
 #include "broker/metrics.h"
+#include "broker/tls.h"
 #include "protocol/log.h"
 
 #define MAX_ARGS 64
@@ -37,7 +40,9 @@
 typedef struct sl_http {
     sl_broker *b;
     struct evhttp *http;
+    struct evhttp *https; /* http-tls-listen, NULL when not set */
     char addr[80];
+    char tls_addr[80];
 } sl_http;
 
 /* One module per broker; the broker keeps no slot for it. */
@@ -47,6 +52,12 @@ const char *sl_http_addr(const sl_broker *b)
 {
     (void)b;
     return g_http ? g_http->addr : "";
+}
+
+const char *sl_http_tls_addr(const sl_broker *b)
+{
+    (void)b;
+    return g_http && g_http->https ? g_http->tls_addr : NULL;
 }
 
 /* ---- answers -------------------------------------------------------------- */
@@ -449,22 +460,46 @@ static void on_request(struct evhttp_request *req, void *arg)
 
 /* ---- life cycle ------------------------------------------------------------ */
 
-void sl_http_start(sl_broker *b)
+/* HTTPS: evhttp makes each connection's bufferevent through this. */
+static struct bufferevent *https_bev(struct event_base *base, void *arg)
 {
-    const char *addr = sl_broker_config(b)->http_listen;
+    sl_http *h = arg;
+    SSL *ssl = sl_tls_ssl_new(h->b);
+    struct bufferevent *bev;
+    if (!ssl)
+        return NULL;
+    bev = bufferevent_openssl_socket_new(base, -1, ssl,
+                                         BUFFEREVENT_SSL_ACCEPTING,
+                                         BEV_OPT_CLOSE_ON_FREE);
+    if (!bev) {
+        SSL_free(ssl);
+        return NULL;
+    }
+    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    return bev;
+}
+
+/* A configured evhttp bound to addr (flag names the setting); its bound
+ * "IP:PORT" into out. NULL after sl_broker_fail. */
+static struct evhttp *http_listen(sl_http *h, const char *flag,
+                                  const char *addr, char *out, size_t outlen)
+{
+    sl_broker *b = h->b;
+    const char *orig = addr;
     const char *colon = addr ? strrchr(addr, ':') : NULL;
-    char host[256];
+    char host[256], msg[400];
     size_t hl;
     long port;
     char *end;
+    struct evhttp *http;
     struct evhttp_bound_socket *bs;
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
-    sl_http *h;
 
     if (!addr || !*addr || !colon) {
-        sl_broker_fail(b, "http-listen: expected HOST:PORT");
-        return;
+        snprintf(msg, sizeof(msg), "%s: expected HOST:PORT", flag);
+        sl_broker_fail(b, msg);
+        return NULL;
     }
     hl = (size_t)(colon - addr);
     if (hl >= 2 && addr[0] == '[' && addr[hl - 1] == ']') {
@@ -472,39 +507,35 @@ void sl_http_start(sl_broker *b)
         hl -= 2;
     }
     if (hl == 0 || hl >= sizeof(host)) {
-        sl_broker_fail(b, "http-listen: bad host");
-        return;
+        snprintf(msg, sizeof(msg), "%s: bad host", flag);
+        sl_broker_fail(b, msg);
+        return NULL;
     }
     memcpy(host, addr, hl);
     host[hl] = 0;
     port = strtol(colon + 1, &end, 10);
     if (*end || port < 0 || port > 65535) {
-        sl_broker_fail(b, "http-listen: bad port");
-        return;
-    }
-    h = calloc(1, sizeof(*h));
-    if (!h || !(h->http = evhttp_new(sl_broker_base(b)))) {
-        free(h);
-        sl_broker_fail(b, "http: out of memory");
-        return;
-    }
-    h->b = b;
-    evhttp_set_max_headers_size(h->http, 16384);
-    evhttp_set_max_body_size(h->http, 1 << 20);
-    evhttp_set_timeout(h->http, 30);
-    evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD |
-                                            EVHTTP_REQ_POST |
-                                            EVHTTP_REQ_DELETE);
-    evhttp_set_gencb(h->http, on_request, h);
-    bs = evhttp_bind_socket_with_handle(h->http, host, (ev_uint16_t)port);
-    if (!bs) {
-        char msg[400];
-        snprintf(msg, sizeof(msg), "http: cannot listen on %s",
-                 sl_broker_config(b)->http_listen);
-        evhttp_free(h->http);
-        free(h);
+        snprintf(msg, sizeof(msg), "%s: bad port", flag);
         sl_broker_fail(b, msg);
-        return;
+        return NULL;
+    }
+    if (!(http = evhttp_new(sl_broker_base(b)))) {
+        sl_broker_fail(b, "http: out of memory");
+        return NULL;
+    }
+    evhttp_set_max_headers_size(http, 16384);
+    evhttp_set_max_body_size(http, 1 << 20);
+    evhttp_set_timeout(http, 30);
+    evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD |
+                                         EVHTTP_REQ_POST | EVHTTP_REQ_DELETE);
+    evhttp_set_gencb(http, on_request, h);
+    bs = evhttp_bind_socket_with_handle(http, host, (ev_uint16_t)port);
+    if (!bs) {
+        snprintf(msg, sizeof(msg), "http: cannot listen on %s (--%s)", orig,
+                 flag);
+        evhttp_free(http);
+        sl_broker_fail(b, msg);
+        return NULL;
     }
     memset(&ss, 0, sizeof(ss));
     if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&ss,
@@ -513,20 +544,49 @@ void sl_http_start(sl_broker *b)
         if (ss.ss_family == AF_INET6) {
             struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
             inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
-            snprintf(h->addr, sizeof(h->addr), "[%s]:%d", ip,
-                     ntohs(s6->sin6_port));
+            snprintf(out, outlen, "[%s]:%d", ip, ntohs(s6->sin6_port));
         } else {
             struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
             inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
-            snprintf(h->addr, sizeof(h->addr), "%s:%d", ip,
-                     ntohs(s4->sin_port));
+            snprintf(out, outlen, "%s:%d", ip, ntohs(s4->sin_port));
         }
     } else {
-        snprintf(h->addr, sizeof(h->addr), "%s", sl_broker_config(b)->http_listen);
+        snprintf(out, outlen, "%s", orig);
+    }
+    return http;
+}
+
+void sl_http_start(sl_broker *b)
+{
+    const char *tls = sl_broker_config(b)->http_tls_listen;
+    sl_http *h = calloc(1, sizeof(*h));
+
+    if (!h) {
+        sl_broker_fail(b, "http: out of memory");
+        return;
+    }
+    h->b = b;
+    h->http = http_listen(h, "http-listen", sl_broker_config(b)->http_listen,
+                          h->addr, sizeof(h->addr));
+    if (!h->http) {
+        free(h);
+        return;
+    }
+    if (tls && *tls) {
+        /* the same routes on a second evhttp whose connections are TLS
+         * bufferevents (tls.c's context, reloaded on SIGHUP) */
+        h->https = http_listen(h, "http-tls-listen", tls, h->tls_addr,
+                               sizeof(h->tls_addr));
+        if (!h->https) {
+            evhttp_free(h->http);
+            free(h);
+            return;
+        }
+        evhttp_set_bevcb(h->https, https_bev, h);
     }
     g_http = h;
-    sl_log(SL_INFO, "http", "HTTP listening on %s (metrics, API, console)",
-           h->addr);
+    sl_log(SL_INFO, "http", "HTTP listening on %s%s%s (metrics, API, console)",
+           h->addr, h->https ? ", HTTPS on " : "", h->https ? h->tls_addr : "");
 }
 
 void sl_http_stop(sl_broker *b)
@@ -535,6 +595,8 @@ void sl_http_stop(sl_broker *b)
     if (!g_http)
         return;
     evhttp_free(g_http->http);
+    if (g_http->https)
+        evhttp_free(g_http->https);
     free(g_http);
     g_http = NULL;
 }

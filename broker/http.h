@@ -2,8 +2,9 @@
  * http.h - the HTTP listener of sluiced (libevent's evhttp): /metrics,
  * /healthz, /readyz, the JSON management API under /api/ (every route maps
  * onto a verb of broker/admin.h) and the web console at /.
- * docs/http-api.md documents the routes. No users or TLS yet: loopback by
- * default (--http-listen).
+ * docs/http-api.md documents the routes. Loopback by default
+ * (--http-listen); the same routes over TLS with --http-tls-listen
+ * (docs/security.md).
  * @thread loop
  */
 #ifndef SL_HTTP_H
@@ -17,5 +18,7 @@ void sl_http_start(sl_broker *b);
 void sl_http_stop(sl_broker *b);
 /* "IP:PORT" actually bound, "" when not listening. */
 const char *sl_http_addr(const sl_broker *b);
+/* The same for --http-tls-listen (HTTPS), NULL when not set. */
+const char *sl_http_tls_addr(const sl_broker *b);
 
 #endif

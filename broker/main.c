@@ -100,8 +100,15 @@ int main(int argc, char **argv)
     }
     printf("sluiced ready binary=%s stomp=%s http=%s", sl_server_binary_addr(b),
            sl_server_stomp_addr(b), sl_http_addr(b));
-    if (sl_server_ws_addr(b)) /* only when on: stomp-ws-listen */
+    /* the optional listeners' fields only when they are on */
+    if (sl_server_ws_addr(b)) /* stomp-ws-listen */
         printf(" stomp-ws=%s", sl_server_ws_addr(b));
+    if (sl_server_binary_tls_addr(b))
+        printf(" tls=%s", sl_server_binary_tls_addr(b));
+    if (sl_server_stomp_tls_addr(b))
+        printf(" stomp-tls=%s", sl_server_stomp_tls_addr(b));
+    if (sl_http_tls_addr(b))
+        printf(" http-tls=%s", sl_http_tls_addr(b));
     printf(" pid=%ld\n", (long)getpid());
     fflush(stdout);
     return sl_server_run(b);

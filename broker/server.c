@@ -24,6 +24,7 @@
 #include "broker/ops_groups.h"
 #include "broker/stomp.h"
 #include "broker/ws.h"
+#include "broker/tls.h"
 #include "protocol/log.h"
 #include "storage/fsutil.h"
 #include "storage/journal.h"
@@ -74,6 +75,16 @@ const char *sl_server_ws_addr(const sl_broker *b)
     return b->ws_lis ? b->ws_addr : NULL;
 }
 
+const char *sl_server_binary_tls_addr(const sl_broker *b)
+{
+    return b->bin_tls_lis ? b->bin_tls_addr : NULL;
+}
+
+const char *sl_server_stomp_tls_addr(const sl_broker *b)
+{
+    return b->stomp_tls_lis ? b->stomp_tls_addr : NULL;
+}
+
 /* ---- callbacks ------------------------------------------------------------
  */
 
@@ -102,6 +113,20 @@ static void stomp_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
                             struct sockaddr *sa, int salen, void *arg)
 {
     sl_conn_accept(arg, SL_LISTENER_STOMP, fd, sa, salen);
+}
+
+static void bin_tls_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
+                              struct sockaddr *sa, int salen, void *arg)
+{
+    sl_conn_accept_on(arg, SL_LISTENER_BINARY, SL_TRANSPORT_TLS, fd, sa,
+                      salen);
+}
+
+static void stomp_tls_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
+                                struct sockaddr *sa, int salen, void *arg)
+{
+    sl_conn_accept_on(arg, SL_LISTENER_STOMP, SL_TRANSPORT_TLS, fd, sa,
+                      salen);
 }
 
 /* EMFILE/ENFILE pause the listeners (conn.c) instead of letting libevent
@@ -150,7 +175,8 @@ static void stop_timer_cb(evutil_socket_t fd, short what, void *arg)
  *   SIGTERM, SIGINT  clean stop (a second one stops at once);
  *   SIGHUP           logged, the broker keeps running: the log is
  *                    reopened (sl_log_reopen; a no-op while it goes to
- *                    stderr), certificates will be reloaded here too;
+ *                    stderr) and the TLS certificates are reloaded
+ *                    (tls.c; open connections keep theirs);
  *   SIGUSR1, SIGUSR2 logged and ignored (reserved);
  *   SIGPIPE          ignored: a write to a closed socket is an EPIPE the
  *                    connection layer handles;
@@ -166,6 +192,7 @@ static void other_signal_cb(evutil_socket_t sig, short what, void *arg)
         sl_log(SL_INFO, "server",
                "SIGHUP: still running (%zu connection(s)); log %s", b->nconns,
                rc == 0 ? "reopened" : "goes to stderr, nothing to reopen");
+        sl_tls_reload(b);
         return;
     }
     sl_log(SL_INFO, "server", "signal %d (%s) ignored: reserved", (int)sig,
@@ -192,6 +219,10 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
         evconnlistener_disable(b->stomp_lis);
     if (b->ws_lis)
         evconnlistener_disable(b->ws_lis);
+    if (b->bin_tls_lis)
+        evconnlistener_disable(b->bin_tls_lis);
+    if (b->stomp_tls_lis)
+        evconnlistener_disable(b->stomp_tls_lis);
     sl_ops_expire_watches(b);
     tv.tv_sec = (time_t)(b->cfg.shutdown_timeout_ms / 1000);
     tv.tv_usec = (suseconds_t)(b->cfg.shutdown_timeout_ms % 1000) * 1000;
@@ -402,6 +433,11 @@ sl_err sl_server_start(sl_config *cfg, sl_broker **out, char *err,
             goto out;
         }
     }
+    /* before the modules: the HTTP module's TLS listener uses it too */
+    if (sl_tls_init(b, err, errlen) != 0) {
+        rc = SL_ERR_INVALID_CONFIG;
+        goto out;
+    }
     for (size_t i = 0; i < NMODULES; i++) {
         b->nmodules = i + 1; /* its fini runs even if its init failed */
         modules[i].init(b);
@@ -428,12 +464,31 @@ sl_err sl_server_start(sl_config *cfg, sl_broker **out, char *err,
         if (rc != SL_OK)
             goto out;
     }
+    if (b->cfg.tls_listen && *b->cfg.tls_listen) {
+        rc = bind_listener(b, "tls", b->cfg.tls_listen, bin_tls_accept_cb,
+                           &b->bin_tls_lis, b->bin_tls_addr,
+                           sizeof(b->bin_tls_addr), err, errlen);
+        if (rc != SL_OK)
+            goto out;
+    }
+    if (b->cfg.stomp_tls_listen && *b->cfg.stomp_tls_listen) {
+        rc = bind_listener(b, "stomp-tls", b->cfg.stomp_tls_listen,
+                           stomp_tls_accept_cb, &b->stomp_tls_lis,
+                           b->stomp_tls_addr, sizeof(b->stomp_tls_addr), err,
+                           errlen);
+        if (rc != SL_OK)
+            goto out;
+    }
     rc = sl_bcluster_start(b, err, errlen);
     if (rc != SL_OK)
         goto out;
     sl_log(SL_INFO, "server",
            "sluiced started: binary %s, stomp %s, data %s, %zu topic(s)",
            b->bin_addr, b->stomp_addr, b->cfg.data, sl_topics_count(b->topics));
+    if (b->bin_tls_lis || b->stomp_tls_lis)
+        sl_log(SL_INFO, "server", "TLS listeners: binary %s, stomp %s",
+               b->bin_tls_lis ? b->bin_tls_addr : "-",
+               b->stomp_tls_lis ? b->stomp_tls_addr : "-");
     *out = b;
     return SL_OK;
 out:
@@ -486,6 +541,10 @@ static void broker_free(sl_broker *b)
         evconnlistener_free(b->stomp_lis);
     if (b->ws_lis)
         evconnlistener_free(b->ws_lis);
+    if (b->bin_tls_lis)
+        evconnlistener_free(b->bin_tls_lis);
+    if (b->stomp_tls_lis)
+        evconnlistener_free(b->stomp_tls_lis);
     /* Covers every append requested so far (final group commit). */
     sl_flusher_free(b->flusher);
     b->flusher = NULL;
@@ -508,6 +567,7 @@ static void broker_free(sl_broker *b)
         event_free(b->spin_ev);
     if (b->base)
         sl_conn_fini(b);
+    sl_tls_fini(b);
     if (b->maint_ev)
         event_free(b->maint_ev);
     if (b->sig_term)

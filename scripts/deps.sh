@@ -11,6 +11,7 @@ PKGS=(build-essential cmake pkg-config libevent-dev libssl-dev libsqlite3-dev
       libwslay-dev # STOMP over WebSocket (broker/ws.c)
       zstd # zstd: the CLI builds zstd bombs in tests/integration
       libcjson-dev python3-prometheus-client curl chromium
+      openssl # the TLS tests make their certificates with it
       systemd) # systemd-analyze verify: the example unit (test_install)
 missing=()
 for p in "${PKGS[@]}"; do

@@ -36,8 +36,9 @@ finished and everything is flushed first), 1 fatal error while running,
 start-up failure (e.g. cannot listen).
 
 Once bound, sluiced prints one line to stdout:
-`sluiced ready binary=IP:PORT stomp=IP:PORT pid=PID` (with the real ports
-when port 0 was asked for).
+`sluiced ready binary=IP:PORT stomp=IP:PORT http=IP:PORT pid=PID` (with
+the real ports when port 0 was asked for); with TLS listeners configured,
+`tls=`, `stomp-tls=` and `http-tls=` fields stand before `pid=`.
 
 HDR
   "$bin" --dump-config-md

@@ -60,6 +60,7 @@ class Broker:
         self.stomp_addr = None
         self.http_addr = None
         self.ws_addr = None
+        self.tls_addr = self.stomp_tls_addr = self.http_tls_addr = None
         # beside the data directory (pytest's tmp_path keeps both)
         self.log_path = self.data_dir.rstrip("/") + ".log"
         self.ready_line = None
@@ -113,6 +114,13 @@ class Broker:
             self.http_addr = _parse_addr(fields["http"])
         if "stomp-ws" in fields:  # --stomp-ws-listen
             self.ws_addr = _parse_addr(fields["stomp-ws"])
+        # TLS listeners: only when configured (--tls-listen and the like)
+        self.tls_addr = (_parse_addr(fields["tls"]) if "tls" in fields
+                         else None)
+        self.stomp_tls_addr = (_parse_addr(fields["stomp-tls"])
+                               if "stomp-tls" in fields else None)
+        self.http_tls_addr = (_parse_addr(fields["http-tls"])
+                              if "http-tls" in fields else None)
         self.pid = int(fields["pid"])
         assert self.pid == p.pid
         self.proc = p
