@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli/mgmt.h"
 #include "protocol/parse.h"
@@ -43,11 +44,18 @@ static void on_signal(int sig)
 static void usage(FILE *f)
 {
     fputs(
-        "usage: sluice [-b HOST:PORT] [-X key=value]... COMMAND ...\n"
+        "usage: sluice [-b HOST:PORT] [--tls [--tls-ca FILE]] "
+        "[-X key=value]... COMMAND ...\n"
         "\n"
         "  -b HOST:PORT   broker address (default $SLUICE_BOOTSTRAP, else "
         "127.0.0.1:7410)\n"
         "  -X key=value   libsluice setting (see docs/cli.md)\n"
+        "  --tls          TLS to the broker (its --tls-listen port); the\n"
+        "                 certificate is verified, host name included\n"
+        "  --tls-ca FILE  CA certificates (PEM) the broker's must chain to\n"
+        "                 (default: the system's)\n"
+        "  --tls-cert FILE --tls-key FILE\n"
+        "                 client certificate and key (mutual TLS)\n"
         "\n"
         "commands:\n"
         "  topic create NAME [--partitions N] [--replication-factor N]\n"
@@ -1144,6 +1152,32 @@ int main(int argc, char **argv)
                 rc = die_usage("-b '%s': expected HOST:PORT", argv[i]);
                 goto out;
             }
+        } else if (!strcmp(argv[i], "--tls")) {
+            sluice_conf_set(g_conf, "security.protocol", "ssl", NULL, 0);
+        } else if (!strcmp(argv[i], "--tls-ca") ||
+                   !strcmp(argv[i], "--tls-cert") ||
+                   !strcmp(argv[i], "--tls-key")) {
+            /* each implies --tls */
+            const char *key = !strcmp(argv[i], "--tls-ca")
+                                  ? "ssl.ca.location"
+                              : !strcmp(argv[i], "--tls-cert")
+                                  ? "ssl.certificate.location"
+                                  : "ssl.key.location";
+            if (i + 1 >= argc) {
+                rc = die_usage("%s needs a FILE", argv[i]);
+                goto out;
+            }
+            if (access(argv[i + 1], R_OK) != 0) {
+                rc = die_usage("%s %s: %s", argv[i], argv[i + 1],
+                               strerror(errno));
+                goto out;
+            }
+            if (sluice_conf_set(g_conf, key, argv[++i], errstr,
+                                sizeof(errstr))) {
+                rc = die_usage("%s: %s", argv[i - 1], errstr);
+                goto out;
+            }
+            sluice_conf_set(g_conf, "security.protocol", "ssl", NULL, 0);
         } else if (!strcmp(argv[i], "-X")) {
             char *eq;
             if (i + 1 >= argc || !(eq = strchr(argv[i + 1], '='))) {

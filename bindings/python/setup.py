@@ -99,7 +99,7 @@ ext = Extension(
     sources=[os.path.join("src", "_sluice.c")],
     include_dirs=[os.path.join(ROOT, "client", "include")],
     extra_objects=_static_libs(lib_dir),
-    libraries=["zstd", "pthread"],
+    libraries=["zstd", "ssl", "crypto", "pthread"],
     extra_compile_args=extra_compile,
     extra_link_args=extra_link,
 )

@@ -4,7 +4,7 @@
  * This is the only public header of libsluice. Every name in it starts with
  * sluice_ / SLUICE_. Handles are opaque; no libevent or internal type shows
  * through. Link with `pkg-config --cflags --libs sluice` (libsluice.so or
- * libsluice.a; the static one also needs -lzstd -lpthread).
+ * libsluice.a; the static one also needs -lzstd -lssl -lcrypto -lpthread).
  *
  * Objects
  *   sluice_conf            key/value configuration, copied by every *_new
@@ -194,6 +194,22 @@ const char *sluice_errstr(void);
  *   ack.batch.records     pending acks that trigger a send [256]
  *   ack.linger.ms         max age of a pending ack before it is sent on
  *                         the next call [10]
+ * TLS (librdkafka's names; docs/security.md):
+ *   security.protocol     plaintext | ssl: TLS to the broker's
+ *                         --tls-listen port [plaintext]
+ *   ssl.ca.location       PEM file of the CAs that may sign the broker's
+ *                         certificate ["" = the system's CAs]
+ *   ssl.certificate.location  client certificate (PEM, chain after it) for
+ *                         mutual TLS [none]
+ *   ssl.key.location      its private key [the certificate file]
+ *   enable.ssl.certificate.verification  true | false: verify the broker's
+ *                         certificate (never turn off in production) [true]
+ *   ssl.endpoint.identification.algorithm  https | none: the certificate
+ *                         must name the bootstrap host (DNS name or IP
+ *                         address) [https]
+ *                         A failed handshake is SLUICE_ERR_DISCONNECTED with
+ *                         the reason in sluice_errstr(): expired, untrusted,
+ *                         another host, client certificate required.
  */
 typedef struct sluice_conf sluice_conf;
 

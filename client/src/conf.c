@@ -53,6 +53,14 @@ static const struct key {
     {"queue.max.unacked", "0", K_INT, 0, 1000000, NULL},
     {"ack.batch.records", "256", K_INT, 1, 1000000, NULL},
     {"ack.linger.ms", "10", K_INT, 0, 600000, NULL},
+    /* TLS, named as librdkafka names them */
+    {"security.protocol", "plaintext", K_ENUM, 0, 0, "plaintext|ssl"},
+    {"ssl.ca.location", "", K_STR, 0, 1023, NULL},
+    {"ssl.certificate.location", "", K_STR, 0, 1023, NULL},
+    {"ssl.key.location", "", K_STR, 0, 1023, NULL},
+    {"enable.ssl.certificate.verification", "true", K_BOOL, 0, 0, NULL},
+    {"ssl.endpoint.identification.algorithm", "https", K_ENUM, 0, 0,
+     "https|none"},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -312,6 +320,16 @@ sl_err sl_cl_cfg_load(sl_cl_cfg *cfg, const sluice_conf *conf)
     cfg->queue_max_unacked = (int)get_int(conf, "queue.max.unacked");
     cfg->ack_batch_records = (int)get_int(conf, "ack.batch.records");
     cfg->ack_linger_ms = (int)get_int(conf, "ack.linger.ms");
+    cfg->tls = get_enum(conf, "security.protocol") == 1;
+    snprintf(cfg->tls_ca, sizeof(cfg->tls_ca), "%s",
+             sluice_conf_get(conf, "ssl.ca.location"));
+    snprintf(cfg->tls_cert, sizeof(cfg->tls_cert), "%s",
+             sluice_conf_get(conf, "ssl.certificate.location"));
+    snprintf(cfg->tls_key, sizeof(cfg->tls_key), "%s",
+             sluice_conf_get(conf, "ssl.key.location"));
+    cfg->tls_verify = get_bool(conf, "enable.ssl.certificate.verification");
+    cfg->tls_verify_host =
+        get_enum(conf, "ssl.endpoint.identification.algorithm") == 0;
     if (conf) {
         cfg->dr_cb = conf->dr_cb;
         cfg->dr_opaque = conf->dr_opaque;

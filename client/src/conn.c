@@ -3,6 +3,15 @@
  * with deadlines, so every wait is bounded and both directions progress
  * together (the broker stops reading a client whose replies pile up;
  * reading while writing avoids that deadlock).
+ *
+ * TLS (security.protocol=ssl): OpenSSL over the same nonblocking socket.
+ * SSL_read/SSL_write stand in for recv/send and their "want read/write"
+ * for EAGAIN; records OpenSSL already holds (SSL_has_pending) are read
+ * before polling. The socket BIO is our own, sending with MSG_NOSIGNAL as
+ * the plain path does: a library must not raise SIGPIPE in its host.
+ * Verification is on by default (the system's CAs, or ssl.ca.location)
+ * with the host name checked; a failed handshake names the reason
+ * (expired, untrusted, another host, no client certificate).
  */
 #include "client/src/conn.h"
 
@@ -16,6 +25,11 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "protocol/api.h"
 #include "protocol/frame.h"
@@ -36,6 +50,11 @@ void sl_cl_conn_init(sl_cl_conn *c, const sl_cl_cfg *cfg)
 
 void sl_cl_conn_close(sl_cl_conn *c)
 {
+    if (c->tls) {
+        SSL_free(c->tls);
+        c->tls = NULL;
+        ERR_clear_error();
+    }
     if (c->fd >= 0)
         close(c->fd);
     c->fd = -1;
@@ -50,6 +69,8 @@ void sl_cl_conn_close(sl_cl_conn *c)
 void sl_cl_conn_fini(sl_cl_conn *c)
 {
     sl_cl_conn_close(c);
+    SSL_CTX_free(c->tls_ctx);
+    c->tls_ctx = NULL;
     sl_wb_fini(&c->out);
     free(c->in);
     c->in = NULL;
@@ -112,6 +133,268 @@ static sl_err connect_one(sl_cl_conn *c, const struct addrinfo *ai, int *fd_out,
     return SL_OK;
 }
 
+/* ---- TLS ------------------------------------------------------------------- */
+
+/* The socket BIO: send/recv with MSG_NOSIGNAL (OpenSSL's own writes with
+ * write(2), which raises SIGPIPE on a closed connection). */
+static int bio_sock_write(BIO *b, const char *p, int n)
+{
+    ssize_t r;
+    BIO_clear_retry_flags(b);
+    do
+        r = send(BIO_get_fd(b, NULL), p, (size_t)n, MSG_NOSIGNAL);
+    while (r < 0 && errno == EINTR);
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        BIO_set_retry_write(b);
+    return (int)r;
+}
+
+static int bio_sock_read(BIO *b, char *p, int n)
+{
+    ssize_t r;
+    BIO_clear_retry_flags(b);
+    do
+        r = recv(BIO_get_fd(b, NULL), p, (size_t)n, 0);
+    while (r < 0 && errno == EINTR);
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        BIO_set_retry_read(b);
+    return (int)r;
+}
+
+static BIO_METHOD *bio_method(void)
+{
+    static BIO_METHOD *m;
+    static int done;
+    /* a benign race at worst: two threads making the same table */
+    if (!done) {
+        BIO_METHOD *n = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK |
+                                         BIO_TYPE_DESCRIPTOR,
+                                     "sluice socket");
+        const BIO_METHOD *sock = BIO_s_socket();
+        if (!n)
+            return NULL;
+        BIO_meth_set_write(n, bio_sock_write);
+        BIO_meth_set_read(n, bio_sock_read);
+        BIO_meth_set_ctrl(n, BIO_meth_get_ctrl(sock));
+        BIO_meth_set_create(n, BIO_meth_get_create(sock));
+        BIO_meth_set_destroy(n, BIO_meth_get_destroy(sock));
+        m = n;
+        done = 1;
+    }
+    return m;
+}
+
+static const char *tls_reason(char *buf, size_t len)
+{
+    unsigned long e = ERR_peek_last_error();
+    const char *r = e ? ERR_reason_error_string(e) : NULL;
+    snprintf(buf, len, "%s", r ? r : "no detail from OpenSSL");
+    ERR_clear_error();
+    return buf;
+}
+
+static sl_err tls_ctx_make(sl_cl_conn *c)
+{
+    const sl_cl_cfg *cfg = c->cfg;
+    const char *key = cfg->tls_key[0] ? cfg->tls_key : cfg->tls_cert;
+    char r[200];
+    SSL_CTX *ctx;
+
+    if (c->tls_ctx)
+        return SL_OK;
+    ERR_clear_error();
+    ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx)
+        return sl_cl_fail(SL_ERR_NOMEM, "TLS: cannot create a context: %s",
+                          tls_reason(r, sizeof(r)));
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+                              SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    if (cfg->tls_ca[0]) {
+        if (SSL_CTX_load_verify_locations(ctx, cfg->tls_ca, NULL) != 1) {
+            SSL_CTX_free(ctx);
+            return sl_cl_fail(SL_ERR_INVALID_CONFIG,
+                              "TLS: cannot load the CA file %s "
+                              "(ssl.ca.location): %s",
+                              cfg->tls_ca, tls_reason(r, sizeof(r)));
+        }
+    } else {
+        SSL_CTX_set_default_verify_paths(ctx);
+    }
+    if (cfg->tls_cert[0]) {
+        if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1 ||
+            SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
+            SSL_CTX_check_private_key(ctx) != 1) {
+            SSL_CTX_free(ctx);
+            return sl_cl_fail(SL_ERR_INVALID_CONFIG,
+                              "TLS: cannot use the client certificate %s "
+                              "with the key %s: %s",
+                              cfg->tls_cert, key, tls_reason(r, sizeof(r)));
+        }
+    }
+    SSL_CTX_set_verify(ctx, cfg->tls_verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE,
+                       NULL);
+    c->tls_ctx = ctx;
+    return SL_OK;
+}
+
+/* Why the broker's certificate was refused, in words. */
+static const char *verify_words(long v)
+{
+    switch (v) {
+    case X509_V_ERR_CERT_HAS_EXPIRED:
+        return "the broker's certificate has expired";
+    case X509_V_ERR_CERT_NOT_YET_VALID:
+        return "the broker's certificate is not valid yet";
+    case X509_V_ERR_HOSTNAME_MISMATCH:
+    case X509_V_ERR_IP_ADDRESS_MISMATCH:
+        return "the broker's certificate is for another host (wrong host)";
+    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+    case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+    case X509_V_ERR_CERT_UNTRUSTED:
+        return "the broker's certificate is untrusted (not signed by a CA "
+               "given with --tls-ca / ssl.ca.location)";
+    default:
+        return NULL;
+    }
+}
+
+/* A TLS failure on c as an error naming the reason; closes c. */
+static sl_err tls_fail(sl_cl_conn *c, int ret, const char *what)
+{
+    int e = c->tls ? SSL_get_error(c->tls, ret) : SSL_ERROR_SSL;
+    long v = c->tls ? SSL_get_verify_result(c->tls) : X509_V_OK;
+    int se = errno;
+    char r[200], msg[400];
+
+    if (c->tls && e == SSL_ERROR_SYSCALL && !strcmp(what, "write")) {
+        /* TLS 1.3: a broker that refuses our certificate says so with an
+         * alert after our handshake finished, then closes; a write that
+         * meets the reset leaves the alert unread in the socket */
+        char tmp[256];
+        int r2;
+        ERR_clear_error();
+        r2 = SSL_read(c->tls, tmp, sizeof(tmp));
+        if (r2 <= 0 && SSL_get_error(c->tls, r2) == SSL_ERROR_SSL)
+            e = SSL_ERROR_SSL;
+        else
+            errno = se;
+    }
+
+    if (v != X509_V_OK && verify_words(v)) {
+        snprintf(msg, sizeof(msg), "%s (%s)", verify_words(v),
+                 X509_verify_cert_error_string(v));
+        ERR_clear_error();
+    } else if (v != X509_V_OK) {
+        snprintf(msg, sizeof(msg), "certificate verify failed: %s",
+                 X509_verify_cert_error_string(v));
+        ERR_clear_error();
+    } else if (e == SSL_ERROR_ZERO_RETURN ||
+               (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)) {
+        if (e == SSL_ERROR_SYSCALL && ret < 0 && se)
+            snprintf(msg, sizeof(msg), "%s", strerror(se));
+        else
+            snprintf(msg, sizeof(msg), "the broker closed the connection%s",
+                     !strcmp(what, "TLS handshake")
+                         ? " (is that port a TLS listener? sluiced "
+                           "--tls-listen)"
+                         : "");
+    } else {
+        tls_reason(r, sizeof(r));
+        if (strstr(r, "certificate required"))
+            snprintf(msg, sizeof(msg),
+                     "the broker requires a client certificate "
+                     "(--tls-cert/--tls-key): %s",
+                     r);
+        else if (strstr(r, "unknown ca") || strstr(r, "bad certificate") ||
+                 strstr(r, "certificate unknown"))
+            snprintf(msg, sizeof(msg),
+                     "the broker refused our client certificate: %s", r);
+        else if (!strcmp(r, "wrong version number") ||
+                 !strcmp(r, "packet length too long") ||
+                 !strcmp(r, "record layer failure"))
+            snprintf(msg, sizeof(msg),
+                     "%s (the broker did not answer in TLS: a plaintext "
+                     "port?)",
+                     r);
+        else
+            snprintf(msg, sizeof(msg), "%s", r);
+    }
+    sl_cl_conn_close(c);
+    return sl_cl_fail(SL_ERR_DISCONNECTED, "broker %s:%s %s failed: %s",
+                      c->cfg->host, c->cfg->port, what, msg);
+}
+
+static int is_ip(const char *h)
+{
+    unsigned char a[16];
+    return inet_pton(AF_INET, h, a) == 1 || inet_pton(AF_INET6, h, a) == 1;
+}
+
+/* TLS handshake on the connected socket c->fd, bounded by
+ * connect.timeout.ms. */
+static sl_err tls_connect(sl_cl_conn *c)
+{
+    const sl_cl_cfg *cfg = c->cfg;
+    int64_t deadline = sl_cl_deadline(cfg->connect_timeout_ms);
+    BIO *bio;
+    sl_err rc;
+
+    rc = tls_ctx_make(c);
+    if (rc != SL_OK) {
+        sl_cl_conn_close(c);
+        return rc;
+    }
+    ERR_clear_error();
+    c->tls = SSL_new(c->tls_ctx);
+    bio = bio_method() ? BIO_new(bio_method()) : NULL;
+    if (!c->tls || !bio) {
+        BIO_free(bio);
+        sl_cl_conn_close(c);
+        return sl_cl_fail(SL_ERR_NOMEM, "TLS: out of memory");
+    }
+    BIO_set_fd(bio, c->fd, BIO_NOCLOSE);
+    SSL_set_bio(c->tls, bio, bio);
+    if (!is_ip(cfg->host))
+        SSL_set_tlsext_host_name(c->tls, cfg->host);
+    if (cfg->tls_verify && cfg->tls_verify_host) {
+        X509_VERIFY_PARAM *vp = SSL_get0_param(c->tls);
+        if (is_ip(cfg->host))
+            X509_VERIFY_PARAM_set1_ip_asc(vp, cfg->host);
+        else
+            SSL_set1_host(c->tls, cfg->host);
+    }
+    for (;;) {
+        int r = SSL_connect(c->tls), e, pr;
+        struct pollfd pfd;
+        if (r == 1)
+            return SL_OK;
+        e = SSL_get_error(c->tls, r);
+        if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+            return tls_fail(c, r, "TLS handshake");
+        pfd.fd = c->fd;
+        pfd.events = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
+        pfd.revents = 0;
+        pr = poll(&pfd, 1, sl_cl_left(deadline));
+        if (pr < 0 && errno != EINTR) {
+            sl_cl_conn_close(c);
+            return sl_cl_fail(SL_ERR_DISCONNECTED,
+                              "broker %s:%s TLS handshake: poll: %s",
+                              cfg->host, cfg->port, strerror(errno));
+        }
+        if (pr == 0) {
+            sl_cl_conn_close(c);
+            return sl_cl_fail(SL_ERR_TIMEOUT,
+                              "broker %s:%s: TLS handshake not finished "
+                              "within %d ms (a plaintext port?)",
+                              cfg->host, cfg->port, cfg->connect_timeout_ms);
+        }
+    }
+}
+
 static sl_err handshake(sl_cl_conn *c)
 {
     sl_handshake_req req;
@@ -130,6 +413,14 @@ static sl_err handshake(sl_cl_conn *c)
     if (rc != SL_OK)
         goto out;
     rc = sl_cl_conn_call(c, corr, sl_cl_deadline(c->cfg->connect_timeout_ms), &f);
+    if (rc == SL_ERR_DISCONNECTED && !c->cfg->tls) {
+        /* a TLS listener closes a plaintext client at its first bytes */
+        rc = sl_cl_fail(rc,
+                        "broker %s:%s closed the connection during the "
+                        "handshake (a TLS port? connect with --tls / "
+                        "security.protocol=ssl)",
+                        c->cfg->host, c->cfg->port);
+    }
     if (rc != SL_OK)
         goto out;
     body = sl_frame_body(f, &blen, &rcorr);
@@ -191,6 +482,11 @@ sl_err sl_cl_conn_ensure(sl_cl_conn *c)
     c->out_off = 0;
     c->in_len = 0;
     c->epoch++;
+    if (c->cfg->tls) {
+        rc = tls_connect(c);
+        if (rc != SL_OK)
+            return rc;
+    }
     return handshake(c);
 }
 
@@ -201,6 +497,19 @@ sl_err sl_cl_conn_write_some(sl_cl_conn *c)
         return sl_cl_fail(SL_ERR_DISCONNECTED, "broker %s:%s: not connected",
                           c->cfg->host, c->cfg->port);
     while (c->out_off < c->out.len) {
+        if (c->tls) {
+            size_t len = c->out.len - c->out_off;
+            int r = SSL_write(c->tls, c->out.p + c->out_off,
+                              len > INT32_MAX ? INT32_MAX : (int)len);
+            if (r <= 0) {
+                int e = SSL_get_error(c->tls, r);
+                if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ)
+                    return SL_OK;
+                return tls_fail(c, r, "write");
+            }
+            c->out_off += (size_t)r;
+            continue;
+        }
         n = send(c->fd, c->out.p + c->out_off, c->out.len - c->out_off,
                  MSG_NOSIGNAL);
         if (n < 0) {
@@ -229,14 +538,40 @@ static void compact_out(sl_cl_conn *c)
     c->out_off = 0;
 }
 
+/* recv(2) or SSL_read into p: > 0 bytes, 0 at the peer's end, -1 with
+ * errno (EAGAIN when TLS wants more bytes); a TLS failure closes c and
+ * returns -2 with the error recorded in *rc. */
+static ssize_t conn_recv(sl_cl_conn *c, void *p, size_t len, sl_err *rc)
+{
+    int r, e;
+    if (!c->tls)
+        return recv(c->fd, p, len, 0);
+    r = SSL_read(c->tls, p, len > INT32_MAX ? INT32_MAX : (int)len);
+    if (r > 0)
+        return r;
+    e = SSL_get_error(c->tls, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        errno = EAGAIN;
+        return -1;
+    }
+    if (e == SSL_ERROR_ZERO_RETURN ||
+        (e == SSL_ERROR_SYSCALL && r == 0 && ERR_peek_error() == 0)) {
+        ERR_clear_error();
+        return 0;
+    }
+    *rc = tls_fail(c, r, "read");
+    return -2;
+}
+
 /* Read what is available into the input buffer (or the big frame). */
 static sl_err read_some(sl_cl_conn *c)
 {
     ssize_t n;
+    sl_err trc = SL_OK;
     for (;;) {
         if (c->big) {
-            n = recv(c->fd, sl_chunk_ptr(c->big) + c->big_have,
-                     c->big->len - c->big_have, 0);
+            n = conn_recv(c, sl_chunk_ptr(c->big) + c->big_have,
+                          c->big->len - c->big_have, &trc);
         } else {
             if (c->in_cap - c->in_len < READ_CHUNK / 4) {
                 size_t ncap = c->in_cap ? c->in_cap * 2 : READ_CHUNK;
@@ -246,8 +581,10 @@ static sl_err read_some(sl_cl_conn *c)
                 c->in = p;
                 c->in_cap = ncap;
             }
-            n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
+            n = conn_recv(c, c->in + c->in_len, c->in_cap - c->in_len, &trc);
         }
+        if (n == -2)
+            return trc;
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -314,6 +651,9 @@ static sl_err wait_io(sl_cl_conn *c, int64_t deadline, int want_write)
     int r, left = sl_cl_left(deadline);
     sl_err rc;
 
+    /* records OpenSSL holds already: no poll would report them */
+    if (c->tls && SSL_has_pending(c->tls))
+        return read_some(c);
     pfd.fd = c->fd;
     pfd.events = POLLIN | (want_write ? POLLOUT : 0);
     pfd.revents = 0;

@@ -1,5 +1,6 @@
 /*
- * conn.h - one TCP connection to the broker: blocking sockets + poll(2),
+ * conn.h - one TCP (or TLS) connection to the broker: blocking sockets +
+ * poll(2),
  * pipelined request frames, response frames matched by the caller through
  * correlation ids, reconnect with backoff. Not thread-safe: the owning
  * handle's mutex serialises every call.
@@ -13,9 +14,14 @@
 #include "client/src/internal.h"
 #include "protocol/rd.h"
 
+struct ssl_ctx_st;
+struct ssl_st;
+
 typedef struct sl_cl_conn {
     const sl_cl_cfg *cfg; /* borrowed from the handle */
     int fd;               /* -1 = not connected */
+    struct ssl_ctx_st *tls_ctx; /* security.protocol=ssl: made once */
+    struct ssl_st *tls;         /* the connection's TLS, NULL on TCP */
     uint32_t next_corr;
     uint64_t epoch; /* +1 per successful connect */
     int64_t last_attempt_ms;

@@ -63,6 +63,13 @@ typedef struct sl_cl_cfg {
     int queue_credits_max; /* the adaptive window's ceiling */
     int ack_batch_records;
     int ack_linger_ms;
+    /* TLS (security.protocol=ssl; client/src/conn.c) */
+    int tls;
+    char tls_ca[1024];   /* ssl.ca.location, "" = the system's CAs */
+    char tls_cert[1024]; /* ssl.certificate.location */
+    char tls_key[1024];  /* ssl.key.location */
+    int tls_verify;      /* enable.ssl.certificate.verification */
+    int tls_verify_host; /* ssl.endpoint.identification.algorithm=https */
     sluice_delivery_cb dr_cb;
     void *dr_opaque;
 } sl_cl_cfg;

@@ -437,3 +437,71 @@ def test_sighup_reloads_certificates_without_dropping(make_broker, pki,
     for s in (old, new, again):
         s.close()
 
+
+# ---- the CLI (libsluice) -------------------------------------------------------------
+
+def cli(*args, stdin=b""):
+    exe = os.path.join(os.environ.get("SLUICE_BIN_DIR") or os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "..", "..", "build",
+        "bin"), "sluice")
+    r = subprocess.run([exe] + list(args), input=stdin,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=WAIT)
+    return r.returncode, r.stdout.decode(), r.stderr.decode()
+
+
+def test_cli_over_tls(broker, pki):
+    b = "localhost:%d" % broker.tls_addr[1]
+    rc, out, err = cli("-b", b, "--tls-ca", pki.ca, "produce", "clitls",
+                       stdin=b"one\ntwo\nthree\n")
+    assert rc == 0, err
+    rc, out, err = cli("-b", b, "--tls-ca", pki.ca, "consume", "clitls",
+                       "--from-beginning", "--count", "3")
+    assert rc == 0 and out.split() == ["one", "two", "three"], (out, err)
+    # an IP address is checked against the certificate's IP entries
+    rc, out, err = cli("-b", "127.0.0.1:%d" % broker.tls_addr[1],
+                       "--tls-ca", pki.ca, "topic", "list")
+    assert rc == 0 and "clitls" in out, err
+
+
+def test_cli_names_why_the_handshake_failed(make_broker, pki):
+    ok = make_broker(tls_args(*pki.srv))
+    port = ok.tls_addr[1]
+    # no --tls-ca: the system's CAs do not know the test CA
+    rc, out, err = cli("-b", "localhost:%d" % port, "--tls", "topic", "list")
+    assert rc == 3 and "the broker's certificate is untrusted" in err, err
+    # plaintext to the TLS port, TLS to the plaintext port
+    rc, out, err = cli("-b", "localhost:%d" % port, "topic", "list")
+    assert rc == 3 and "a TLS port? connect with --tls" in err, err
+    rc, out, err = cli("-b", "localhost:%d" % ok.binary_addr[1], "--tls-ca",
+                       pki.ca, "topic", "list")
+    assert rc == 3 and "is that port a TLS listener" in err, err
+    exp = make_broker(tls_args(*pki.expired))
+    rc, out, err = cli("-b", "localhost:%d" % exp.tls_addr[1], "--tls-ca",
+                       pki.ca, "topic", "list")
+    assert rc == 3 and "the broker's certificate has expired" in err, err
+    other = pki.server("otherhost", host="broker.example", ip=None)
+    wrong = make_broker(tls_args(*other))
+    rc, out, err = cli("-b", "localhost:%d" % wrong.tls_addr[1], "--tls-ca",
+                       pki.ca, "topic", "list")
+    assert rc == 3 and "is for another host (wrong host)" in err, err
+    # and the brokers keep serving
+    rc, out, err = cli("-b", "localhost:%d" % port, "--tls-ca", pki.ca,
+                       "topic", "list")
+    assert rc == 0, err
+
+
+def test_cli_mutual_tls(make_broker, pki):
+    b = make_broker(tls_args(*pki.srv, ["--tls-ca", pki.ca,
+                                        "--tls-client-auth", "require"]))
+    addr = "localhost:%d" % b.tls_addr[1]
+    rc, out, err = cli("-b", addr, "--tls-ca", pki.ca, "topic", "list")
+    assert rc == 3 and "requires a client certificate" in err, err
+    rc, out, err = cli("-b", addr, "--tls-ca", pki.ca, "--tls-cert",
+                       pki.alice[0], "--tls-key", pki.alice[1], "topic",
+                       "create", "mtls")
+    assert rc == 0, err
+    rc, out, err = cli("-b", addr, "--tls-ca", pki.ca, "--tls-cert",
+                       pki.mallory[0], "--tls-key", pki.mallory[1], "topic",
+                       "list")
+    assert rc == 3 and "refused our client certificate" in err, err

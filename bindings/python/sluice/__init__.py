@@ -25,7 +25,8 @@ variable ``SLUICE_BOOTSTRAP``, else ``127.0.0.1:7410``.
 
 Configuration: keyword arguments are libsluice configuration keys with the
 dots written as underscores (``linger_ms=5`` is ``linger.ms``), or pass
-``config={"linger.ms": "5"}``. Every object is a context manager and is safe
+``config={"linger.ms": "5"}``. TLS: ``tls=True``, ``tls_ca="ca.crt"``,
+``tls_cert=``/``tls_key=`` for mutual TLS, ``tls_verify`` (on by default). Every object is a context manager and is safe
 to use from several threads (calls on one object are serialised; use one
 object per thread for parallelism).
 """
@@ -92,6 +93,14 @@ def partition_for_key(key: bytes, partitions: int) -> int:
     return _sluice.partition_for_key(key, partitions)
 
 
+#: The TLS keyword arguments and the libsluice keys they set
+#: (docs/security.md); tls=True is security.protocol=ssl.
+_TLS_KWARGS = {"tls_ca": "ssl.ca.location",
+               "tls_cert": "ssl.certificate.location",
+               "tls_key": "ssl.key.location",
+               "tls_verify": "enable.ssl.certificate.verification"}
+
+
 def _conf(bootstrap: Optional[str], config: Optional[Mapping[str, Any]],
           kwargs: Mapping[str, Any]) -> Dict[str, str]:
     out: Dict[str, str] = {}
@@ -99,6 +108,13 @@ def _conf(bootstrap: Optional[str], config: Optional[Mapping[str, Any]],
         out["bootstrap"] = bootstrap
     for src in (config or {}), kwargs:
         for k, v in src.items():
+            if src is kwargs and k == "tls":
+                out["security.protocol"] = "ssl" if v else "plaintext"
+                continue
+            if src is kwargs and k in _TLS_KWARGS:
+                k = _TLS_KWARGS[k]
+                if v is None:
+                    continue
             key = k if src is config else k.replace("_", ".")
             if isinstance(v, bool):
                 v = "true" if v else "false"
