@@ -105,7 +105,7 @@ struct sl_qgroup {
     sl_qpart **parts;
     int32_t nparts;
     sl_qconsumer *consumers;
-    int32_t rr;
+    int32_t rr; /* index of the consumer the next pass starts at */
     int pumping;
     int repump;
     int cfg_dirty;

@@ -15,9 +15,6 @@
 #include "protocol/log.h"
 #include "protocol/parse.h"
 
-/* The least number of window entries one delivery pass reads. */
-#define PASS_CHUNK 64
-
 /* ---- delivery -------------------------------------------------------- */
 
 /* Seen-key set for key-ordered scans (open addressing, 0 = empty). */
@@ -302,10 +299,14 @@ static int deliver_part(sl_qpart *qp, sl_qconsumer *c, int max, int64_t now)
     return n;
 }
 
-/* Deliver to consumers with credits, round robin, in chunks. */
+/* Deliver to consumers with credits, round robin, in chunks. Each pass
+ * starts at the consumer after the last one that got records (qg->rr), so
+ * records that arrive one at a time go to each consumer in turn, as
+ * RabbitMQ and ActiveMQ hand them out, instead of all to the first. */
 void sl_q__pump(sl_qgroup *qg)
 {
     int64_t now;
+    int32_t ncons = 0;
     if (qg->pumping) {
         qg->repump = 1;
         return;
@@ -315,17 +316,20 @@ void sl_q__pump(sl_qgroup *qg)
     if (qg->nparts == 0)
         return;
     qg->pumping = 1;
-    for (sl_qconsumer *c = qg->consumers; c; c = c->next)
+    for (sl_qconsumer *c = qg->consumers; c; c = c->next) {
         c->delivered_in_pass = 0;
+        ncons++;
+    }
     do {
         int progress;
         qg->repump = 0;
         now = sl_groups_now(qg->g);
         do {
-            /* Chunk per consumer and pass: small when records are scarce
-             * (fair round robin), large with a backlog, so each consumer
-             * gets long runs of offsets (whole stored batches are sent
-             * once instead of to every consumer). */
+            /* Chunk per consumer and pass: the backlog shared out among
+             * the consumers with credits, so scarce records are spread
+             * (fair round robin), and long runs of offsets with a backlog
+             * (whole stored batches are sent once instead of to every
+             * consumer). */
             int64_t backlog = 0, chunk;
             int nc = 0;
             for (sl_qconsumer *c = qg->consumers; c; c = c->next)
@@ -338,13 +342,20 @@ void sl_q__pump(sl_qgroup *qg)
                                            ? sl_q__qp_upto(qp) - qp->cursor
                                            : 0);
             }
-            chunk = nc ? backlog / nc : 0;
-            if (chunk < PASS_CHUNK)
-                chunk = PASS_CHUNK;
+            chunk = nc ? (backlog + nc - 1) / nc : 0;
+            if (chunk < 1)
+                chunk = 1;
             if (chunk > 65536)
                 chunk = 65536;
             progress = 0;
-            for (sl_qconsumer *c = qg->consumers; c; c = c->next) {
+            sl_qconsumer *c = qg->consumers;
+            int32_t first = ncons ? qg->rr % ncons : 0;
+            if (first < 0)
+                first = 0;
+            for (int32_t i = 0; i < first && c; i++)
+                c = c->next;
+            for (int32_t i = 0; i < ncons && c;
+                 i++, c = c->next ? c->next : qg->consumers) {
                 if (c->credits <= 0)
                     continue;
                 int want = c->credits < chunk ? (int)c->credits : (int)chunk;
@@ -356,8 +367,10 @@ void sl_q__pump(sl_qgroup *qg)
                     got += deliver_part(qg->parts[pi], c, want - got, now);
                 }
                 c->rr_part = (c->rr_part + 1) % qg->nparts;
-                if (got > 0)
+                if (got > 0) {
                     progress = 1;
+                    qg->rr = (first + i + 1) % ncons;
+                }
             }
         } while (progress);
     } while (qg->repump);

@@ -2,6 +2,8 @@
 moves to Sluice (issue 19), each over raw frames: what the reference
 brokers do, and so what Sluice must do. docs/stomp.md's compatibility
 table lists them."""
+import select
+
 import pytest
 
 from conftest import Raw
@@ -114,3 +116,62 @@ def test_10_connected_has_heart_beat(broker):
     assert f.headers["version"] == "1.0"
     assert f.headers["heart-beat"] == "0,0"
     r.close()
+
+
+# ---- competing consumers --------------------------------------------------
+
+def next_message(conns):
+    """(name, MESSAGE) from whichever of conns ({name: Raw}) has one."""
+    while True:
+        for name, c in conns.items():
+            if b"\0" in c.buf:
+                return name, c.expect("MESSAGE")
+        r, _, _ = select.select([c.sock for c in conns.values()], [], [], 10)
+        assert r, "no MESSAGE on any connection"
+        for c in conns.values():
+            if c.sock in r:
+                c._fill()
+
+
+def test_competing_consumers_share_one_at_a_time(raw):
+    """Two subscribers on one queue, messages sent one at a time: RabbitMQ
+    gives one to each in turn; Sluice gave every one to the first."""
+    a, b, p = raw(), raw(), raw()
+    sub_and_sync(a, "/queue/rr1", sid="a")
+    sub_and_sync(b, "/queue/rr1", sid="b")
+    got = {"a": [], "b": []}
+    for i in range(4):
+        send_sync(p, "/queue/rr1", "m%d" % i)
+        name, m = next_message({"a": a, "b": b})
+        assert m.body == b"m%d" % i
+        got[name].append(m.body)
+    assert got == {"a": [b"m0", b"m2"], "b": [b"m1", b"m3"]} or \
+        got == {"a": [b"m1", b"m3"], "b": [b"m0", b"m2"]}, got
+
+
+def test_competing_consumers_share_a_burst(raw):
+    """Two messages in one write (one appended batch): one to each."""
+    a, b, p = raw(), raw(), raw()
+    sub_and_sync(a, "/queue/rr2", sid="a")
+    sub_and_sync(b, "/queue/rr2", sid="b")
+    frames = b"".join(
+        b"SEND\ndestination:/queue/rr2\n\nm%d\0" % i for i in range(2))
+    p.send_raw(frames + b"SEND\ndestination:/queue/rr2-sync\nreceipt:r\n\n\0")
+    assert p.expect("RECEIPT").headers["receipt-id"] == "r"
+    bodies = sorted([a.expect("MESSAGE").body, b.expect("MESSAGE").body])
+    assert bodies == [b"m0", b"m1"]
+
+
+def test_competing_consumers_four_workers(raw):
+    """Eight messages sent one at a time to four workers: two each."""
+    ws = [raw() for _ in range(4)]
+    for i, w in enumerate(ws):
+        sub_and_sync(w, "/queue/rr4", sid="w%d" % i)
+    p = raw()
+    for i in range(8):
+        send_sync(p, "/queue/rr4", "m%d" % i)
+    counts = []
+    for w in ws:
+        bodies = [w.expect("MESSAGE").body for _ in range(2)]
+        counts.append(len(bodies))
+    assert counts == [2, 2, 2, 2]
