@@ -52,8 +52,13 @@ enum { DEST_QUEUE = 1, DEST_TOPIC = 2, DEST_TEMP = 3 };
 typedef struct dest {
     int kind;
     char name[SL_TOPIC_NAME_MAX + 1]; /* topic (or pattern) */
-    const char *prefix;               /* for wildcard deliveries */
+    /* the queue group when it is not name (a virtual topic's consumer
+     * queue), else "" */
+    char group[SL_TOPIC_NAME_MAX + 1];
+    const char *prefix; /* for wildcard deliveries */
     int wildcard;
+    int literal;     /* a topic named as is ('*', '#', '>' are no wildcards) */
+    const char *err; /* when refused: the ERROR's message header */
 } dest;
 
 /* Resolve a destination header; session names this connection's temp

@@ -284,13 +284,13 @@ void stomp_h_send(stomp_conn *c, const sl_stomp_frame *f)
     stomp_tx *t = NULL;
 
     if (stomp_dest_parse(c->session, dv, &d, why, sizeof(why)) != SL_OK) {
-        stomp_send_error(c, receipt, "invalid destination", why);
+        stomp_send_error(c, receipt, d.err, why);
         return;
     }
     if (d.kind == DEST_TOPIC && d.wildcard) {
         snprintf(why, sizeof(why),
                  "cannot SEND to a wildcard destination '%.100s'", dv);
-        stomp_send_error(c, receipt, "invalid destination", why);
+        stomp_send_error(c, receipt, "Invalid destination", why);
         return;
     }
     if (txid) {
@@ -298,7 +298,7 @@ void stomp_h_send(stomp_conn *c, const sl_stomp_frame *f)
         if (!t) {
             snprintf(why, sizeof(why), "SEND in unknown transaction '%.100s'",
                      txid);
-            stomp_send_error(c, receipt, "unknown transaction", why);
+            stomp_send_error(c, receipt, "Bad transaction", why);
             return;
         }
     }
@@ -307,7 +307,7 @@ void stomp_h_send(stomp_conn *c, const sl_stomp_frame *f)
     if (rt && strncmp(rt, "/temp-queue/", 12) == 0) {
         dest td;
         if (stomp_dest_parse(c->session, rt, &td, why, sizeof(why)) != SL_OK) {
-            stomp_send_error(c, receipt, "invalid reply-to", why);
+            stomp_send_error(c, receipt, "Invalid header", why);
             return;
         }
         if (!stomp_sub_find(c, rt)) {
@@ -329,7 +329,7 @@ void stomp_h_send(stomp_conn *c, const sl_stomp_frame *f)
     if (rc != SL_OK || np < 1) {
         snprintf(why, sizeof(why), "destination %.100s: %s", dv,
                  sl_strerror(rc != SL_OK ? rc : SL_ERR_UNKNOWN_TOPIC));
-        stomp_send_error(c, receipt, "invalid destination", why);
+        stomp_send_error(c, receipt, "Invalid destination", why);
         return;
     }
     if (key && np > 1) {
@@ -402,14 +402,14 @@ void stomp_h_begin(stomp_conn *c, const sl_stomp_frame *f)
     char why[256];
     stomp_tx *t;
     if (!txid) {
-        stomp_send_error(c, receipt, "missing transaction header",
-                         "BEGIN needs a transaction header");
+        stomp_send_error(c, receipt, "Missing header",
+                         "missing transaction header: BEGIN needs one");
         return;
     }
     if (stomp_tx_find(c, txid)) {
-        snprintf(why, sizeof(why), "transaction '%.100s' is already open",
-                 txid);
-        stomp_send_error(c, receipt, "duplicate transaction", why);
+        snprintf(why, sizeof(why),
+                 "duplicate transaction '%.100s': it is already open", txid);
+        stomp_send_error(c, receipt, "Bad transaction", why);
         return;
     }
     t = calloc(1, sizeof(*t));
@@ -437,15 +437,19 @@ void stomp_h_commit(stomp_conn *c, const sl_stomp_frame *f, int abort)
     int queue = 0;
     sl_err rc = SL_OK;
     if (!txid) {
-        stomp_send_error(c, receipt, "missing transaction header",
-                         abort ? "ABORT needs a transaction header"
-                               : "COMMIT needs a transaction header");
+        stomp_send_error(c, receipt, "Missing header",
+                         abort ? "missing transaction header: ABORT needs one"
+                               : "missing transaction header: COMMIT needs "
+                                 "one");
         return;
     }
     t = stomp_tx_find(c, txid);
     if (!t) {
-        snprintf(why, sizeof(why), "no open transaction '%.100s'", txid);
-        stomp_send_error(c, receipt, "unknown transaction", why);
+        snprintf(why, sizeof(why),
+                 "unknown transaction '%.100s': no open transaction of that "
+                 "name",
+                 txid);
+        stomp_send_error(c, receipt, "Bad transaction", why);
         return;
     }
     tx_unlink(c, t);

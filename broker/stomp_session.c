@@ -125,9 +125,9 @@ void stomp_h_connect(stomp_conn *c, const sl_stomp_frame *f)
         c->version = best;
     }
     if (hb_parse(sl_stomp_frame_value(f, "heart-beat"), &cx, &cy) < 0) {
-        stomp_send_error(c, RECEIPT(f), "invalid heart-beat header",
-                         "heart-beat must be two non-negative integers in ms: "
-                         "cx,cy");
+        stomp_send_error(c, RECEIPT(f), "Invalid header",
+                         "invalid heart-beat header: it must be two "
+                         "non-negative integers in ms: cx,cy");
         return;
     }
     snprintf(c->login, sizeof(c->login), "%s", login ? login : "");

@@ -261,7 +261,8 @@ sl_err stomp_sub_create(stomp_conn *c, const char *id, const char *dstr,
             tmp_remember(c, d->name);
             s->temp = 1;
         }
-        rc = sub_open_queue(s, d->name, d->name, 0, f, why, whylen);
+        rc = sub_open_queue(s, d->group[0] ? d->group : d->name, d->name, 0, f,
+                            why, whylen);
     } else if (durable_name) {
         char group[SL_TOPIC_NAME_MAX + 1];
         if (d->wildcard) {
@@ -403,7 +404,7 @@ void stomp_h_subscribe(stomp_conn *c, const sl_stomp_frame *f)
     }
     if (!id) {
         if (c->version >= SL_STOMP_V11) {
-            stomp_send_error(c, receipt, "missing id header",
+            stomp_send_error(c, receipt, "Missing header",
                              "SUBSCRIBE requires an id header in STOMP 1.1 and "
                              "1.2");
             return;
@@ -415,7 +416,7 @@ void stomp_h_subscribe(stomp_conn *c, const sl_stomp_frame *f)
                  "subscription id '%.100s' is already in use on this "
                  "connection",
                  id);
-        stomp_send_error(c, receipt, "duplicate subscription id", why);
+        stomp_send_error(c, receipt, "Duplicated subscription identifier", why);
         return;
     }
     if (ack < 0) {
@@ -423,7 +424,7 @@ void stomp_h_subscribe(stomp_conn *c, const sl_stomp_frame *f)
                  "ack must be auto, client or client-individual, not "
                  "'%.60s'",
                  sl_stomp_frame_value(f, "ack"));
-        stomp_send_error(c, receipt, "invalid ack mode", why);
+        stomp_send_error(c, receipt, "Invalid header", why);
         return;
     }
     if (pf || apf) {
@@ -434,14 +435,14 @@ void stomp_h_subscribe(stomp_conn *c, const sl_stomp_frame *f)
                      "%s must be a non-negative integer, not '%.60s'",
                      pf ? "prefetch-count" : "activemq.prefetchSize",
                      pf ? pf : apf);
-            stomp_send_error(c, receipt, "invalid prefetch", why);
+            stomp_send_error(c, receipt, "Invalid header", why);
             return;
         }
         /* 0 = unlimited (RabbitMQ); cap to keep memory bounded */
         prefetch = v == 0 ? 1000000 : v;
     }
     if (stomp_dest_parse(c->session, dv, &d, why, sizeof(why)) != SL_OK) {
-        stomp_send_error(c, receipt, "invalid destination", why);
+        stomp_send_error(c, receipt, d.err, why);
         return;
     }
     if (stomp_tmp_foreign(c->session, d.name)) {
@@ -559,7 +560,7 @@ void stomp_h_ack(stomp_conn *c, const sl_stomp_frame *f)
         if (!t) {
             snprintf(why, sizeof(why), "%s in unknown transaction '%.100s'",
                      f->cmd == SL_STOMP_ACK ? "ACK" : "NACK", txid);
-            stomp_send_error(c, receipt, "unknown transaction", why);
+            stomp_send_error(c, receipt, "Bad transaction", why);
             return;
         }
         o = calloc(1, sizeof(*o));

@@ -175,3 +175,88 @@ def test_competing_consumers_four_workers(raw):
         bodies = [w.expect("MESSAGE").body for _ in range(2)]
         counts.append(len(bodies))
     assert counts == [2, 2, 2, 2]
+
+
+# ---- destinations ----------------------------------------------------------
+
+def test_bare_destination_is_a_queue(raw):
+    """ActiveMQ and RabbitMQ 3.10.8 take a bare NAME as a queue."""
+    p, c = raw(), raw()
+    send_sync(p, "bare1", "x")
+    sub_and_sync(c, "/queue/bare1")
+    m = c.expect("MESSAGE")
+    assert m.body == b"x"
+    d = raw()
+    send_sync(p, "/queue/bare2", "y")
+    sub_and_sync(d, "bare2")
+    m = d.expect("MESSAGE")
+    assert m.body == b"y" and m.headers["destination"] == "bare2"
+
+
+def test_exchange_direct_and_default(raw):
+    """/exchange/amq.direct/KEY: every subscriber gets what is sent with
+    its key; /exchange/amq.default/KEY (the default exchange) is the queue
+    KEY."""
+    a, b, p = raw(), raw(), raw()
+    sub_and_sync(a, "/exchange/amq.direct/dk", sid="a")
+    sub_and_sync(b, "/exchange/amq.direct/dk", sid="b")
+    send_sync(p, "/exchange/amq.direct/dk", "both")
+    for c in (a, b):
+        m = c.expect("MESSAGE")
+        assert m.body == b"both"
+        assert m.headers["destination"] == "/exchange/amq.direct/dk"
+    q = raw()
+    send_sync(p, "/exchange/amq.default/dq", "to-queue")
+    sub_and_sync(q, "/queue/dq")
+    assert q.expect("MESSAGE").body == b"to-queue"
+
+
+def test_virtual_topic_consumer_groups(raw):
+    """ActiveMQ virtual topics: each Consumer.G queue gets every message
+    sent to /topic/VirtualTopic.X; the consumers of one G compete."""
+    a1, a2, b1, p = raw(), raw(), raw(), raw()
+    sub_and_sync(a1, "/queue/Consumer.A.VirtualTopic.Orders", sid="a1")
+    sub_and_sync(a2, "/queue/Consumer.A.VirtualTopic.Orders", sid="a2")
+    sub_and_sync(b1, "/queue/Consumer.B.VirtualTopic.Orders", sid="b1")
+    for i in range(4):
+        send_sync(p, "/topic/VirtualTopic.Orders", "o%d" % i)
+    got_b = [b1.expect("MESSAGE").body for _ in range(4)]
+    assert got_b == [b"o0", b"o1", b"o2", b"o3"]
+    got_a = []
+    for _ in range(4):
+        _, m = next_message({"a1": a1, "a2": a2})
+        got_a.append(m.body)
+    assert sorted(got_a) == [b"o0", b"o1", b"o2", b"o3"]
+
+
+# ---- error wording (RabbitMQ's) -------------------------------------------
+
+@pytest.mark.parametrize("frame,headers,message", [
+    ("SEND", {}, "Missing destination"),
+    ("SEND", {"destination": "/nowhere/x"}, "Unknown destination"),
+    ("SEND", {"destination": "/queue/bad name"}, "Invalid destination"),
+    ("SEND", {"destination": "/exchange/nosuch/k"}, "not_found"),
+    ("SEND", {"destination": "/queue/a", "transaction": "t9"},
+     "Bad transaction"),
+    ("COMMIT", {"transaction": "t9"}, "Bad transaction"),
+    ("SUBSCRIBE", {"destination": "/queue/a"}, "Missing header"),
+    ("SUBSCRIBE", {"destination": "/queue/a", "id": "1", "ack": "x"},
+     "Invalid header"),
+    ("SUBSCRIBE", {"destination": "/queue/a", "id": "1",
+                   "prefetch-count": "x"}, "Invalid header"),
+])
+def test_error_messages_in_rabbitmq_words(raw, frame, headers, message):
+    r = raw()
+    r.send(frame, headers, "")
+    f = error_of(r)
+    assert f.headers["message"] == message, f
+    assert f.body and f.body.decode() != message  # the detail is there
+
+
+def test_duplicated_subscription_identifier(raw):
+    r = raw()
+    sub_and_sync(r, "/queue/dup1", sid="same")
+    r.send("SUBSCRIBE", {"destination": "/queue/dup2", "id": "same"})
+    f = error_of(r)
+    assert f.headers["message"] == "Duplicated subscription identifier"
+    assert "already in use" in f.body.decode()

@@ -386,20 +386,20 @@ def test_error_unknown_ack_and_unsubscribe(raw):
 def test_error_tx_paths(raw):
     r = raw()
     r.send("COMMIT", {"transaction": "never"})
-    expect_error(r, "unknown transaction")
+    expect_error(r, "Bad transaction", "unknown transaction")
     r = raw()
     r.send("BEGIN", {"transaction": "t"})
     r.send("BEGIN", {"transaction": "t"})
-    expect_error(r, "duplicate transaction")
+    expect_error(r, "Bad transaction", "duplicate transaction")
     r = raw()
     r.send("BEGIN", {})
-    expect_error(r, "missing transaction")
+    expect_error(r, "Missing header", "missing transaction")
 
 
 def test_bad_heartbeat_header(broker):
     r = Raw(broker.stomp_port)
     r.send("CONNECT", {"accept-version": "1.2", "heart-beat": "x,1"})
-    expect_error(r, "heart-beat")
+    expect_error(r, "Invalid header", "heart-beat")
 
 
 # ---- heart-beats -----------------------------------------------------------

@@ -59,6 +59,56 @@ static void test_dest_kinds(void **state)
     assert_string_equal(d.name, "stomp-tmp-7-reply");
 }
 
+static void test_dest_rabbitmq_activemq_forms(void **state)
+{
+    dest d;
+    char why[256];
+    (void)state;
+    /* a bare name is a queue (ActiveMQ, RabbitMQ 3.10) */
+    assert_int_equal(parse("orders", &d, why, sizeof(why)), SL_OK);
+    assert_int_equal(d.kind, DEST_QUEUE);
+    assert_string_equal(d.name, "orders");
+    assert_string_equal(d.group, "");
+    /* the default exchange routes to the queue named by the key */
+    assert_int_equal(parse("/exchange/amq.default/jobs", &d, why, sizeof(why)),
+                     SL_OK);
+    assert_int_equal(d.kind, DEST_QUEUE);
+    assert_string_equal(d.name, "jobs");
+    assert_int_equal(parse("/exchange//jobs", &d, why, sizeof(why)), SL_OK);
+    assert_int_equal(d.kind, DEST_QUEUE);
+    assert_string_equal(d.name, "jobs");
+    /* amq.direct: a topic, each subscriber its copy */
+    assert_int_equal(parse("/exchange/amq.direct/k1", &d, why, sizeof(why)),
+                     SL_OK);
+    assert_int_equal(d.kind, DEST_TOPIC);
+    assert_string_equal(d.name, "k1");
+    assert_int_equal(d.wildcard, 0);
+    /* ActiveMQ virtual topics: group A on topic VirtualTopic.Orders */
+    assert_int_equal(
+        parse("/queue/Consumer.A.VirtualTopic.Orders", &d, why, sizeof(why)),
+        SL_OK);
+    assert_int_equal(d.kind, DEST_QUEUE);
+    assert_string_equal(d.name, "VirtualTopic.Orders");
+    assert_string_equal(d.group, "A");
+    assert_int_equal(
+        parse("Consumer.B.VirtualTopic.Orders", &d, why, sizeof(why)), SL_OK);
+    assert_string_equal(d.name, "VirtualTopic.Orders");
+    assert_string_equal(d.group, "B");
+    /* not virtual topic consumer queues: plain queues */
+    assert_int_equal(
+        parse("/queue/Consumer..VirtualTopic.Orders", &d, why, sizeof(why)),
+        SL_OK);
+    assert_string_equal(d.group, "");
+    assert_int_equal(
+        parse("/queue/Consumer.A.VirtualTopic.", &d, why, sizeof(why)), SL_OK);
+    assert_string_equal(d.group, "");
+    assert_string_equal(d.name, "Consumer.A.VirtualTopic.");
+    assert_int_equal(parse("/topic/VirtualTopic.Orders", &d, why, sizeof(why)),
+                     SL_OK);
+    assert_int_equal(d.kind, DEST_TOPIC);
+    assert_string_equal(d.name, "VirtualTopic.Orders");
+}
+
 static void test_dest_wildcards(void **state)
 {
     dest d;
@@ -91,9 +141,25 @@ static void test_dest_refused(void **state)
     assert_int_equal(parse("/queue/a b", &d, why, sizeof(why)),
                      SL_ERR_INVALID_ARG);
     assert_non_null(strstr(why, "[A-Za-z0-9._-]"));
-    assert_int_equal(parse("/exchange/amq.direct/k", &d, why, sizeof(why)),
+    assert_int_equal(parse("/exchange/other/k", &d, why, sizeof(why)),
                      SL_ERR_INVALID_ARG);
     assert_non_null(strstr(why, "unsupported exchange"));
+    assert_string_equal(d.err, "not_found");
+    assert_int_equal(parse("/nowhere/x", &d, why, sizeof(why)),
+                     SL_ERR_INVALID_ARG);
+    assert_string_equal(d.err, "Unknown destination");
+    assert_int_equal(parse(NULL, &d, why, sizeof(why)), SL_ERR_INVALID_ARG);
+    assert_string_equal(d.err, "Missing destination");
+    assert_int_equal(parse("bad name", &d, why, sizeof(why)),
+                     SL_ERR_INVALID_ARG);
+    assert_string_equal(d.err, "Invalid destination");
+    /* a direct exchange's key is a name, never a pattern */
+    assert_int_equal(parse("/exchange/amq.direct/a.*", &d, why, sizeof(why)),
+                     SL_ERR_INVALID_ARG);
+    /* a virtual topic consumer's group follows name rules too */
+    assert_int_equal(
+        parse("/queue/Consumer.a b.VirtualTopic.X", &d, why, sizeof(why)),
+        SL_ERR_INVALID_ARG);
     assert_int_equal(parse("/temp-queue/", &d, why, sizeof(why)),
                      SL_ERR_INVALID_ARG);
     assert_int_equal(parse("/temp-queue/a/b", &d, why, sizeof(why)),
@@ -301,6 +367,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dest_kinds),
+        cmocka_unit_test(test_dest_rabbitmq_activemq_forms),
         cmocka_unit_test(test_dest_wildcards),
         cmocka_unit_test(test_dest_refused),
         cmocka_unit_test(test_wild_match),
