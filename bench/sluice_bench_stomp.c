@@ -6,6 +6,7 @@
  *       [--count N] [--size B] [--dest /queue/X] [--persistent]
  *       [--receipt-every K] [--window W] [--ack auto|client-individual]
  *       [--prefetch N] [--login L --passcode P] [--sync-receipts]
+ *       [--tls-ca FILE]
  *
  * Producers send --count messages each; consumers share the destination
  * (competing on a queue) until they received producers x count in total
@@ -20,7 +21,9 @@
  * e2e p50/p99/p99.9 (ms) and receipt p50/p99/p99.9 (ms).
  *
  * Frames are parsed with broker/stomp_frame.c (pure code). Blocking
- * sockets, one thread per client.
+ * sockets, one thread per client. --tls-ca FILE: STOMP over TLS (the
+ * broker's --stomp-tls-listen port), the broker's certificate verified
+ * against FILE (host name not checked).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -37,11 +40,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include "bench/bench.h"
 #include "broker/stomp_frame.h"
 
 typedef struct bopts {
-    const char *host, *port, *dest, *login, *passcode, *ack;
+    const char *host, *port, *dest, *login, *passcode, *ack, *tls_ca;
     int producers, consumers;
     long count;
     size_t size;
@@ -99,8 +105,11 @@ static double pct(lat *l, double p)
     return (double)l->v[i] / 1e6;
 }
 
+static SSL_CTX *g_tls; /* --tls-ca: made once in main */
+
 typedef struct sconn {
     int fd;
+    SSL *ssl; /* NULL without --tls-ca */
     sl_stomp_parser ps;
     uint8_t buf[65536];
     size_t off, len;
@@ -120,6 +129,17 @@ static int sc_open(sconn *c)
     }
     freeaddrinfo(ai);
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    c->ssl = NULL;
+    if (g_tls) {
+        c->ssl = SSL_new(g_tls);
+        if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1 ||
+            SSL_connect(c->ssl) != 1) {
+            unsigned long e = ERR_get_error();
+            fprintf(stderr, "bench: TLS handshake failed: %s\n",
+                    e ? ERR_reason_error_string(e) : "closed");
+            return -1;
+        }
+    }
     sl_stomp_parser_init(&c->ps, NULL);
     c->off = c->len = 0;
     return 0;
@@ -129,7 +149,9 @@ static int sc_write(sconn *c, const void *p, size_t n)
 {
     const uint8_t *b = p;
     while (n) {
-        ssize_t w = write(c->fd, b, n);
+        ssize_t w = c->ssl ? SSL_write(c->ssl, b, n > INT32_MAX ? INT32_MAX
+                                                               : (int)n)
+                           : write(c->fd, b, n);
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0)
@@ -157,7 +179,8 @@ static int sc_read(sconn *c, sl_stomp_frame *f)
             }
         }
         {
-            ssize_t r = read(c->fd, c->buf, sizeof(c->buf));
+            ssize_t r = c->ssl ? SSL_read(c->ssl, c->buf, sizeof(c->buf))
+                               : read(c->fd, c->buf, sizeof(c->buf));
             if (r < 0 && errno == EINTR)
                 continue;
             if (r <= 0)
@@ -202,6 +225,9 @@ static int sc_connect(sconn *c)
 
 static void sc_close(sconn *c)
 {
+    if (c->ssl)
+        SSL_free(c->ssl);
+    c->ssl = NULL;
     if (c->fd >= 0)
         close(c->fd);
     c->fd = -1;
@@ -377,7 +403,7 @@ static void usage(void)
             "  [--count N] [--size BYTES] [--dest /queue/X] [--persistent]\n"
             "  [--receipt-every K] [--window W] [--sync-receipts]\n"
             "  [--ack auto|client-individual] [--prefetch N]\n"
-            "  [--login L] [--passcode P]\n");
+            "  [--login L] [--passcode P] [--tls-ca FILE]\n");
 }
 
 int sl_bench_stomp_main(int argc, char **argv)
@@ -411,6 +437,8 @@ int sl_bench_stomp_main(int argc, char **argv)
             O.port = v;
         else if (OPT("--dest"))
             O.dest = v;
+        else if (OPT("--tls-ca"))
+            O.tls_ca = v;
         else if (OPT("--login"))
             O.login = v;
         else if (OPT("--passcode"))
@@ -445,6 +473,15 @@ int sl_bench_stomp_main(int argc, char **argv)
         O.window < 1) {
         fprintf(stderr, "bench: --size >= 16, --count >= 1, --window >= 1\n");
         return 2;
+    }
+    if (O.tls_ca) {
+        g_tls = SSL_CTX_new(TLS_client_method());
+        if (!g_tls || SSL_CTX_load_verify_locations(g_tls, O.tls_ca, NULL) != 1) {
+            fprintf(stderr, "bench: cannot load %s\n", O.tls_ca);
+            return 2;
+        }
+        SSL_CTX_set_verify(g_tls, SSL_VERIFY_PEER, NULL);
+        SSL_CTX_set_mode(g_tls, SSL_MODE_AUTO_RETRY);
     }
     n = O.producers + O.consumers;
     ws = calloc((size_t)n, sizeof(*ws));
