@@ -26,6 +26,7 @@ struct sl_topics {
     sqlite3 *db;
     sl_topic *buckets[NBUCKETS];
     size_t count;
+    int opened; /* every partition opened: a clean stop may mark it */
 };
 
 static uint32_t hash_name(const char *s)
@@ -156,7 +157,10 @@ static sl_err topic_open(sl_topics *ts, const char *name, int32_t nparts,
         t->parts[i]->id = i;
         t->parts[i]->fol_durable = INT64_MAX;
         snprintf(path, sizeof(path), "%s/topics/%s/%d", ts->dir, name, i);
-        rc = sl_fs_mkdirs(path, 0755);
+        /* mkdir -p only for a new one: at every start it cost 12 mkdir
+         * calls per partition (120,016 for 10,000 partitions). */
+        struct stat pst;
+        rc = stat(path, &pst) == 0 ? SL_OK : sl_fs_mkdirs(path, 0755);
         if (rc == SL_OK)
             rc = sl_part_open(path, &t->pcfg, &t->parts[i]->part);
         if (rc != SL_OK) {
@@ -449,10 +453,35 @@ sl_err sl_topics_open(const char *data_dir, const sl_config *cfg,
                      err, errlen);
     if (rc == SL_OK && ndirs > 0)
         rc = reregister_topics(ts, dirs, ndirs, err, errlen);
-    if (rc == SL_OK)
-        rc = load_topics(ts, err, errlen);
+    if (rc == SL_OK) {
+        /* One syncfs after all partitions are opened instead of an
+         * fdatasync per partition, none after a clean stop (the marker
+         * sl_topics_free leaves; storage/partition.h). */
+        int clean = 0;
+        long long t0 = sl_now_ms();
+        rc = sl_part_startup_begin(data_dir, &clean);
+        if (rc != SL_OK)
+            snprintf(err, errlen, "%s/%s: %s", data_dir, SL_PART_CLEAN_MARKER,
+                     sl_strerror(rc));
+        if (rc == SL_OK)
+            rc = load_topics(ts, err, errlen);
+        sl_err rc2 = sl_part_startup_end(data_dir);
+        if (rc == SL_OK && rc2 != SL_OK) {
+            snprintf(err, errlen,
+                     "cannot make the recovered partitions durable (syncfs "
+                     "of %s): %s",
+                     data_dir, sl_strerror(rc2));
+            rc = rc2;
+        }
+        if (rc == SL_OK)
+            sl_log(SL_INFO, "topic",
+                   "opened %zu topic(s) in %lld ms (%s)", ts->count,
+                   sl_now_ms() - t0,
+                   clean ? "after a clean stop" : "recovered, then syncfs");
+    }
     if (rc != SL_OK)
         goto out;
+    ts->opened = 1;
     *out = ts;
     ts = NULL;
 out:
@@ -463,14 +492,34 @@ out:
 
 void sl_topics_free(sl_topics *ts)
 {
+    int clean;
     if (!ts)
         return;
+    /* A clean stop (every partition opened at start, none failed since)
+     * leaves the marker that lets the next start skip its syncfs. The
+     * flusher's last round ran before this; sl_part_shutdown_mark syncs
+     * what closing wrote (index entries, trims) and all the rest. */
+    clean = ts->opened;
+    for (size_t i = 0; i < NBUCKETS && clean; i++)
+        for (sl_topic *t = ts->buckets[i]; t && clean; t = t->hnext)
+            for (int32_t k = 0; k < t->nparts && clean; k++)
+                if (t->parts[k] && t->parts[k]->part &&
+                    sl_part_failed(t->parts[k]->part))
+                    clean = 0;
     for (size_t i = 0; i < NBUCKETS; i++) {
         sl_topic *t = ts->buckets[i], *n;
         for (; t; t = n) {
             n = t->hnext;
             topic_free(t);
         }
+    }
+    if (clean) {
+        sl_err rc = sl_part_shutdown_mark(ts->dir);
+        if (rc != SL_OK)
+            sl_log(SL_WARN, "topic",
+                   "cannot leave the clean-stop marker in %s: %s (the next "
+                   "start recovers as after a crash)",
+                   ts->dir, sl_strerror(rc));
     }
     if (ts->db)
         sqlite3_close(ts->db);

@@ -28,6 +28,7 @@ const sl_fs_ops sl_fs_posix = {
     .fdatasync = fdatasync,
     .fsync = fsync,
     .ftruncate = ftruncate,
+    .syncfs = syncfs,
 };
 
 const sl_fs_ops *sl_fs = &sl_fs_posix;

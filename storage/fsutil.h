@@ -2,7 +2,8 @@
  * fsutil.h - file system helpers of storage/: the fault-injection seam, the
  * durable-file recipe and the data-directory lock.
  *
- * Every write, pwrite, fdatasync, fsync, ftruncate and open done by storage/
+ * Every write, pwrite, fdatasync, fsync, syncfs, ftruncate and open done by
+ * storage/
  * goes through the table `sl_fs` points at. Tests replace it (keep a copy of
  * sl_fs_posix, override one entry, point sl_fs at the copy) to inject ENOSPC
  * or EIO exactly where they want, in the manner of SQLite's VFS (test6.c)
@@ -24,6 +25,9 @@ typedef struct sl_fs_ops {
     int (*fdatasync)(int fd);
     int (*fsync)(int fd);
     int (*ftruncate)(int fd, off_t len);
+    /* syncfs(2): every dirty file of fd's file system, and the device
+     * cache (start-up after a crash, clean stop; partition.c). */
+    int (*syncfs)(int fd);
 } sl_fs_ops;
 
 /* The real system calls. */

@@ -51,6 +51,30 @@ typedef struct sl_part sl_part;
  */
 sl_err sl_part_open(const char *dir, const sl_part_cfg *cfg, sl_part **out);
 
+/*
+ * Start-up and clean stop of a data directory (the broker; storage tests
+ * that call only sl_part_open keep its per-partition fdatasyncs).
+ *
+ * sl_part_startup_begin: before the partitions of data_dir are opened.
+ * If the clean-shutdown marker (DATA/clean-shutdown, written by
+ * sl_part_shutdown_mark) is there, it is removed durably (a later crash
+ * must not find it) and *clean = 1: the last stop synced everything. From
+ * here on sl_part_open does not fdatasync what it recovers.
+ * sl_part_startup_end: after they are opened: unless the start was clean,
+ * one syncfs of data_dir makes whatever a kill -9 left in the page cache
+ * durable (and flushes the device cache) before anything is served:
+ * one call instead of an fdatasync per partition. A failure is returned
+ * (refuse to start).
+ * sl_part_shutdown_mark: after every partition was closed (sl_part_free)
+ * at a clean stop, and only when none failed: syncfs of data_dir (index
+ * files and trims written at close included), then the marker, durably.
+ * @thread loop
+ */
+#define SL_PART_CLEAN_MARKER "clean-shutdown"
+sl_err sl_part_startup_begin(const char *data_dir, int *clean);
+sl_err sl_part_startup_end(const char *data_dir);
+sl_err sl_part_shutdown_mark(const char *data_dir);
+
 /* Close fds and free. Does not fsync: call sl_part_sync first if needed.
  * Accepts NULL. The flusher must no longer reference p. @thread loop */
 void sl_part_free(sl_part *p);

@@ -329,6 +329,27 @@ static int pl_fsync(int fd)
     return sync_common(fd, sl_fs_posix.fsync);
 }
 
+/* syncfs: every tracked file (and every directory entry) is durable. */
+static int pl_syncfs(int fd)
+{
+    int r;
+    sl_pl_begin();
+    r = sl_fs_posix.syncfs(fd);
+    if (r == 0) {
+        pthread_mutex_lock(&mu);
+        for (pl_file *f = files; f; f = f->next) {
+            free_undo(f);
+            f->durable = file_size(f->path);
+            if (f->durable < 0)
+                f->durable = 0;
+            f->fresh = 0;
+        }
+        pthread_mutex_unlock(&mu);
+    }
+    sl_pl_end();
+    return r;
+}
+
 int sl_powerloss_active(void)
 {
     return active;
@@ -383,6 +404,7 @@ sl_err sl_powerloss_install(const char *spec, char *err, size_t errlen)
     pl_ops.ftruncate = pl_ftruncate;
     pl_ops.fdatasync = pl_fdatasync;
     pl_ops.fsync = pl_fsync;
+    pl_ops.syncfs = pl_syncfs;
     sl_fs = &pl_ops;
     active = 1;
     goto out;

@@ -131,7 +131,10 @@
  *  - The log end is the offset after the last good batch. The active
  *    segment and the segments modified in the last 120 s (they may hold
  *    page-cache-only data after a kill -9) are fdatasynced before the
- *    durable offset is set to the log end.
+ *    durable offset is set to the log end. In the broker's start-up one
+ *    syncfs after every partition was opened does that for all of them,
+ *    and after a clean stop (its marker, sl_part_shutdown_mark) nothing
+ *    is synced (partition.h, docs/storage.md 3, step 5a).
  * Hence: an acknowledged (fsynced) batch is never dropped, and a torn batch
  * is never visible. Corruption before the last index entry of a segment is
  * not found at open (that would mean reading every segment); the record

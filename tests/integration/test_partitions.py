@@ -118,12 +118,20 @@ def test_partitions_beyond_the_descriptor_limit(tmp_path):
             produce_all(c, "wide", CPARTS, b"b")
         assert open_fds(b.pid) <= CMAX + 48, open_fds(b.pid)
         assert b.stop() == 0
+        # a clean stop leaves the marker; the next start consumes it
+        # (no recovery syncfs) before it serves anything
+        marker = os.path.join(b.data_dir, "clean-shutdown")
+        assert os.path.exists(marker)
         b.start()  # after a clean stop
+        assert not os.path.exists(marker)
+        assert "(after a clean stop)" in b.log()
         with b.client() as c:
             check_all(c, "wide", CPARTS, [b"a", b"b"])
             produce_all(c, "wide", CPARTS, b"c")
         b.kill9()  # every acknowledged record survives a kill -9
+        assert not os.path.exists(marker)
         b.start()
+        assert "(recovered, then syncfs)" in b.log()
         with b.client() as c:
             check_all(c, "wide", CPARTS, [b"a", b"b", b"c"])
             assert open_fds(b.pid) <= CMAX + 48, open_fds(b.pid)
