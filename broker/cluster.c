@@ -885,3 +885,50 @@ void sl_bcluster_stop(sl_broker *b)
     free(bc);
     b->cluster = NULL;
 }
+
+/* ---- /metrics ------------------------------------------------------------ */
+
+int sl_bcluster_stats_get(sl_broker *b, sl_bcluster_stats *out)
+{
+    const sl_meta *m;
+    sl_cluster_status st;
+    memset(out, 0, sizeof(*out));
+    if (!b->cluster)
+        return -1;
+    m = &b->cluster->image;
+    sl_cluster_status_get(b->cluster->node, &st);
+    out->node_id = st.node_id;
+    out->leader_id = st.leader_id;
+    out->role = st.role;
+    out->term = st.term;
+    out->applied = m->applied;
+    out->nodes = (int64_t)m->nnodes;
+    for (size_t i = 0; i < m->nnodes; i++)
+        out->nodes_up += !m->nodes[i].fenced;
+    for (size_t t = 0; t < m->ntopics; t++)
+        for (int32_t p = 0; p < m->topics[t]->nparts; p++) {
+            const sl_mi_part *mp = &m->topics[t]->parts[p];
+            out->partitions++;
+            out->partitions_led += mp->leader == st.node_id;
+            out->partitions_offline += mp->leader < 0;
+            out->partitions_under_replicated += mp->nisr < mp->nrep;
+        }
+    return 0;
+}
+
+void sl_bcluster_foreach_part(sl_broker *b,
+                              void (*fn)(void *arg, const char *topic,
+                                         int32_t partition, int32_t leader,
+                                         int32_t replicas, int32_t in_sync),
+                              void *arg)
+{
+    const sl_meta *m;
+    if (!b->cluster)
+        return;
+    m = &b->cluster->image;
+    for (size_t t = 0; t < m->ntopics; t++)
+        for (int32_t p = 0; p < m->topics[t]->nparts; p++) {
+            const sl_mi_part *mp = &m->topics[t]->parts[p];
+            fn(arg, m->topics[t]->name, p, mp->leader, mp->nrep, mp->nisr);
+        }
+}

@@ -6,6 +6,7 @@
 #define SL_BROKER_CLUSTER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "protocol/err.h"
 
@@ -26,5 +27,26 @@ void sl_bcluster_stop(sl_broker *b);
 sl_err sl_bcluster_propose(sl_broker *b, const void *cmd, size_t len,
                            void (*fn)(void *arg, sl_err rc, const char *msg),
                            void *arg);
+
+/* For /metrics: this node's view of the cluster. 0, or -1 without
+ * cluster mode. */
+typedef struct sl_bcluster_stats {
+    int32_t node_id, leader_id; /* metadata (Raft) leader; 0 = none */
+    int role;                   /* 0 unavailable, 1 follower, 2 candidate,
+                                   3 leader */
+    uint64_t term, applied;
+    int64_t nodes, nodes_up;
+    int64_t partitions, partitions_led; /* led: by this node */
+    int64_t partitions_offline;         /* no leader */
+    int64_t partitions_under_replicated; /* in-sync < replicas */
+} sl_bcluster_stats;
+int sl_bcluster_stats_get(sl_broker *b, sl_bcluster_stats *out);
+/* Per partition of the metadata image: fn(arg, topic, partition, leader,
+ * replicas, in_sync). No-op without cluster mode. */
+void sl_bcluster_foreach_part(sl_broker *b,
+                              void (*fn)(void *arg, const char *topic,
+                                         int32_t partition, int32_t leader,
+                                         int32_t replicas, int32_t in_sync),
+                              void *arg);
 
 #endif

@@ -22,6 +22,7 @@
 
 #include "broker/admin.h"
 #include "broker/broker.h"
+#include "broker/cluster.h"
 #include "broker/json.h"
 #include "broker/hist.h"
 #include "broker/ops_groups.h"
@@ -544,10 +545,90 @@ static void process(sl_broker *b, struct evbuffer *o)
     evbuffer_add_printf(o, "sluice_up %d\n", !b->stopping);
 }
 
+/* ---- cluster ------------------------------------------------------------- */
+
+typedef struct cpart_ctx {
+    struct evbuffer *o;
+    int f; /* which family */
+} cpart_ctx;
+
+static void cluster_part(void *arg, const char *topic, int32_t partition,
+                         int32_t leader, int32_t replicas, int32_t in_sync)
+{
+    static const char *const names[] = {"sluice_partition_leader",
+                                        "sluice_partition_replicas",
+                                        "sluice_partition_in_sync_replicas"};
+    cpart_ctx *x = arg;
+    int32_t v = x->f == 0 ? leader : x->f == 1 ? replicas : in_sync;
+    evbuffer_add_printf(x->o, "%s{topic=\"", names[x->f]);
+    lv(x->o, topic);
+    evbuffer_add_printf(x->o, "\",partition=\"%d\"} %d\n", (int)partition,
+                        (int)v);
+}
+
+static void cluster(sl_broker *b, struct evbuffer *o)
+{
+    static const char *const roles[] = {"unavailable", "follower",
+                                        "candidate", "leader"};
+    static const char *const pf[][2] = {
+        {"sluice_partition_leader",
+         "Node id leading the partition (-1: offline), cluster mode."},
+        {"sluice_partition_replicas", "Replicas of the partition."},
+        {"sluice_partition_in_sync_replicas",
+         "Replicas in sync (ISR) with the partition's leader."},
+    };
+    sl_bcluster_stats st;
+    cpart_ctx x = {o, 0};
+    if (sl_bcluster_stats_get(b, &st) != 0)
+        return;
+    family(o, "sluice_cluster_role", "gauge",
+           "This node's role in the metadata quorum (1 for the current "
+           "one).");
+    for (int r = 0; r < 4; r++)
+        evbuffer_add_printf(o, "sluice_cluster_role{role=\"%s\"} %d\n",
+                            roles[r], st.role == r);
+    family(o, "sluice_cluster_node_id", "gauge", "This node's id.");
+    evbuffer_add_printf(o, "sluice_cluster_node_id %d\n", (int)st.node_id);
+    family(o, "sluice_cluster_metadata_leader", "gauge",
+           "Node id of the metadata leader (0: none known).");
+    evbuffer_add_printf(o, "sluice_cluster_metadata_leader %d\n",
+                        (int)st.leader_id);
+    family(o, "sluice_cluster_term", "gauge", "Raft term.");
+    evbuffer_add_printf(o, "sluice_cluster_term %" PRIu64 "\n", st.term);
+    family(o, "sluice_cluster_applied_index", "gauge",
+           "Index of the last metadata command applied here.");
+    evbuffer_add_printf(o, "sluice_cluster_applied_index %" PRIu64 "\n",
+                        st.applied);
+    family(o, "sluice_cluster_nodes", "gauge", "Nodes in the metadata.");
+    evbuffer_add_printf(o, "sluice_cluster_nodes %" PRId64 "\n", st.nodes);
+    family(o, "sluice_cluster_nodes_up", "gauge", "Nodes not fenced.");
+    evbuffer_add_printf(o, "sluice_cluster_nodes_up %" PRId64 "\n",
+                        st.nodes_up);
+    family(o, "sluice_cluster_partitions_led", "gauge",
+           "Partitions this node leads.");
+    evbuffer_add_printf(o, "sluice_cluster_partitions_led %" PRId64 "\n",
+                        st.partitions_led);
+    family(o, "sluice_cluster_partitions_offline", "gauge",
+           "Partitions without a leader.");
+    evbuffer_add_printf(o, "sluice_cluster_partitions_offline %" PRId64 "\n",
+                        st.partitions_offline);
+    family(o, "sluice_cluster_partitions_under_replicated", "gauge",
+           "Partitions with fewer in-sync replicas than replicas.");
+    evbuffer_add_printf(o,
+                        "sluice_cluster_partitions_under_replicated %" PRId64
+                        "\n",
+                        st.partitions_under_replicated);
+    for (x.f = 0; x.f < 3; x.f++) {
+        family(o, pf[x.f][0], "gauge", pf[x.f][1]);
+        sl_bcluster_foreach_part(b, cluster_part, &x);
+    }
+}
+
 void sl_metrics_render(sl_broker *b, struct evbuffer *out)
 {
     process(b, out);
     partitions(b, out);
     groups(b, out);
     flusher(b, out);
+    cluster(b, out);
 }

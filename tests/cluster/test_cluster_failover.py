@@ -7,8 +7,10 @@ import os
 import shutil
 import signal
 import sys
+import urllib.request
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, os.path.dirname(__file__))
 import cluster_harness  # noqa: E402
@@ -41,6 +43,18 @@ def same_everywhere(c, topic, nodes, nparts):
     if any(v is None or len(v) != nparts for v in views):
         return None
     return views[0] if all(v == views[0] for v in views) else None
+
+
+def metrics(b):
+    with urllib.request.urlopen("http://%s:%d/metrics" % b.http_addr,
+                                timeout=30) as r:
+        text = r.read().decode()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for f in text_string_to_metric_families(text) for s in f.samples}
+
+
+def part_metric(m, name, topic, p):
+    return m[(name, (("partition", str(p)), ("topic", topic)))]
 
 
 def test_single_node_reports_no_cluster(tmp_path):
@@ -82,6 +96,27 @@ def test_leader_election_and_failover(cluster):
         assert sorted(rep) == [1, 2, 3]
         assert isr == rep and ldr == rep[0] and epoch == 0
     assert sorted(set(leaders)) == [1, 2, 3]  # leaders spread
+    # /metrics on every node: the same placement, one metadata leader
+    roles = {}
+    for n in all3:
+        m = metrics(c.nodes[n])
+        assert m[("sluice_cluster_node_id", ())] == n
+        assert m[("sluice_cluster_metadata_leader", ())] == leader
+        assert m[("sluice_cluster_nodes", ())] == 3
+        assert m[("sluice_cluster_nodes_up", ())] == 3
+        roles[n] = [r for r in ("unavailable", "follower", "candidate",
+                                "leader")
+                    if m[("sluice_cluster_role", (("role", r),))] == 1]
+        for p, (ldr, _, rep, isr) in enumerate(view):
+            assert part_metric(m, "sluice_partition_leader", "t1", p) == ldr
+            assert part_metric(m, "sluice_partition_replicas", "t1",
+                               p) == len(rep)
+            assert part_metric(m, "sluice_partition_in_sync_replicas", "t1",
+                               p) == len(isr)
+        assert m[("sluice_cluster_partitions_led", ())] >= leaders.count(n)
+        assert m[("sluice_cluster_partitions_offline", ())] == 0
+    assert roles == {n: ["leader" if n == leader else "follower"]
+                     for n in all3}
     # default replication factor (3) and create errors through the quorum
     c.cli(leader, "topic", "create", "t0")
     p = c.cli(leader, "topic", "create", "t1", check=False)
@@ -101,6 +136,14 @@ def test_leader_election_and_failover(cluster):
         assert r1 == r0  # placement does not change
         assert l1 != leader and l1 in i1 and leader not in i1
         assert e1 == (e0 + 1 if l0 == leader else e0)
+    m = metrics(c.nodes[new])
+    assert m[("sluice_cluster_role", (("role", "leader"),))] == 1
+    assert m[("sluice_cluster_nodes_up", ())] == 2
+    for p, (l1, _, _, i1) in enumerate(after):
+        assert part_metric(m, "sluice_partition_leader", "t1", p) == l1
+        assert part_metric(m, "sluice_partition_in_sync_replicas", "t1",
+                           p) == len(i1) == 2
+    assert m[("sluice_cluster_partitions_under_replicated", ())] >= 6
 
     # the quorum of two still takes metadata writes
     c.cli(new, "topic", "create", "t2", "--partitions", "2",
