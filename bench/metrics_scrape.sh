@@ -116,8 +116,13 @@ run_one() { # workload mode
   c0=$(cpu_ticks "$pid")
   hport=$(sed -nE 's/.*http=127\.0\.0\.1:([0-9]+).*/\1/p' "$d/ready")
   if [ "$m" = scraped ]; then
-    ( while :; do curl -s -o /dev/null "http://127.0.0.1:$hport/metrics";
-                  sleep "$INTERVAL"; done ) &
+    # one long-lived curl fetching every INTERVAL s (--rate), rather than
+    # a process started per scrape: the scraper's own start-up would
+    # compete for the cores the benchmark uses
+    local urls=() per
+    per=$(awk -v i="$INTERVAL" 'BEGIN {printf "%d", 3600 / i}')
+    for _ in $(seq 3600); do urls+=("http://127.0.0.1:$hport/metrics"); done
+    curl -s --rate "$per/h" "${urls[@]}" >/dev/null &
     scraper=$!
     extra_pids=$scraper
   fi
