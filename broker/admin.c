@@ -1119,6 +1119,10 @@ static void conn_row(void *arg, sl_conn *c, const sl_conn_stat *st)
     sl_jw_ki64(&x->j, "id", (int64_t)st->id);
     sl_jw_kstr(&x->j, "protocol", st->protocol);
     sl_jw_kstr(&x->j, "listener", st->listener);
+    sl_jw_key(&x->j, "tls");
+    sl_jw_bool(&x->j, sl_conn_transport(c) == SL_TRANSPORT_TLS);
+    /* a verified client certificate's subject (mutual TLS), or null */
+    sl_jw_kstr(&x->j, "tls_subject", sl_conn_tls_subject(c));
     sl_jw_kstr(&x->j, "peer", st->peer);
     sl_jw_ki64(&x->j, "opened_ms", st->opened_ms);
     sl_jw_ki64(&x->j, "age_ms", now > st->opened_ms ? now - st->opened_ms : 0);

@@ -125,6 +125,8 @@ def test_list_describe_and_close(tmp_path):
         assert len(stomp) == 1 and len(binary) == 1, conns
         s = stomp[0]
         assert s["user"] == "alice" and s["client"] == "app-1"
+        assert s["listener"] == "stomp" and s["tls"] is False
+        assert s["tls_subject"] is None
         assert s["peer"] == "%s:%d" % st.s.getsockname()
         # every byte each side sent, counted by the connection layer
         assert s["bytes_in"] == st.sent

@@ -899,9 +899,22 @@ class Admin:
         return q
 
     def connections(self) -> List[Dict[str, Any]]:
-        """Open client connections."""
+        """Open client connections: ``id``, ``protocol``, ``listener``,
+        ``peer``, ``user``, ``age_ms``, ``bytes_in``, ``bytes_out``,
+        ``in_flight`` and the ``subscriptions`` (STOMP) or ``groups``
+        (binary queue consumers) of each (like ``rabbitmqctl
+        list_connections``)."""
         c: List[Dict[str, Any]] = self.call("connections")["connections"]
         return c
+
+    def close_connection(self, conn_id: int, reason: str = "") -> None:
+        """Close connection ``conn_id`` (an ``id`` from
+        :meth:`connections`) now: what its consumers held is available
+        again. Raises :class:`SluiceError` if it is not open."""
+        if reason:
+            self.call("connection.close", id=conn_id, reason=reason)
+        else:
+            self.call("connection.close", id=conn_id)
 
     def status(self) -> Dict[str, Any]:
         """Version, uptime, data directory, listeners and node."""

@@ -150,3 +150,28 @@ def test_status_version_and_unknown_verb(admin):
     with pytest.raises(sluice.SluiceError) as e:
         admin.call("no.such.verb")
     assert "no.such.verb" in str(e.value)
+
+
+def test_connections_list_and_close(bootstrap, admin, topic):
+    """A queue consumer's connection is listed with what it holds; closing
+    it makes its records ready again."""
+    admin.create_topic(topic, partitions=1)
+    produce(bootstrap, topic, [b"a", b"b", b"c"])
+    with sluice.QueueConsumer(bootstrap, topic, "cg", queue_credits=2,
+                              queue_prefetch=False) as q:
+        assert len(take(q, 2)) == 2
+        mine = [c for c in admin.connections()
+                if any(g["group"] == "cg" for g in c.get("groups", []))]
+        assert len(mine) == 1
+        (c,) = mine
+        assert c["protocol"] == "binary" and c["listener"] == "binary"
+        assert c["in_flight"] == 2 and c["bytes_in"] > 0
+        assert [(g["group"], g["topic"], g["in_flight"])
+                for g in c["groups"]] == [("cg", topic, 2)]
+        admin.close_connection(c["id"], reason="test")
+        assert c["id"] not in [x["id"] for x in admin.connections()]
+        r = row(admin, topic, "cg")
+        assert (r["ready"], r["in_flight"]) == (3, 0)
+    with pytest.raises(sluice.SluiceError) as e:
+        admin.close_connection(c["id"])
+    assert "no open connection" in str(e.value)
