@@ -79,6 +79,10 @@ async function main() {
     out.pending_after = await page.$eval(drow + " .pending", (e) => e.innerText);
 
     await page_(page, "connections");
+    out.connections = await page.$$eval("#connections tbody tr", (rs) =>
+        rs.map((r) => [...r.querySelectorAll("td")].map((td) => td.innerText)));
+    out.connections_note = await page.$eval("#connections-note",
+                                            (e) => e.innerText);
     if (shots) await page.screenshot({path: path.join(shots, "console-connections.png")});
     out.errors = errors;
   } finally {

@@ -4,6 +4,7 @@ console shows the queue's depth, and its Redrive button empties a DLQ.
 SLUICE_SCREENSHOTS=DIR also saves a screenshot of each page (docs/)."""
 import json
 import os
+import socket
 import subprocess
 import urllib.request
 
@@ -45,6 +46,18 @@ def test_console_shows_depth_and_redrive_empties_the_dlq(broker):
     (q,) = get(broker, "/api/queues")["queues"]
     assert (q["ready"], q["dlq_pending"]) == (7, 2)
 
+    # a STOMP client stays connected while the browser looks: the
+    # Connections page lists it (a topic subscription takes nothing from
+    # the queue above)
+    st = socket.create_connection(broker.stomp_addr, timeout=30)
+    st.sendall(b"CONNECT\naccept-version:1.2\nlogin:console-user\n\n\0"
+               b"SUBSCRIBE\nid:1\ndestination:/topic/news\nreceipt:r\n\n\0")
+    got = b""
+    while got.count(b"\0") < 2:  # CONNECTED, RECEIPT
+        d = st.recv(4096)
+        assert d, got
+        got += d
+
     # puppeteer-core: installed globally by scripts/deps.sh
     root = subprocess.run(["npm", "root", "-g"], stdout=subprocess.PIPE,
                           check=True, timeout=60).stdout.decode().strip()
@@ -58,6 +71,13 @@ def test_console_shows_depth_and_redrive_empties_the_dlq(broker):
     assert p.returncode == 0, p.stderr.decode()
     out = json.loads(p.stdout.decode().strip().splitlines()[-1])
     assert out["errors"] == []
+    assert out["connections_note"] == ""
+    stomp_rows = [r for r in out["connections"] if r[1] == "stomp"]
+    assert len(stomp_rows) == 1, out["connections"]
+    assert stomp_rows[0][2] == "%s:%d" % st.getsockname()
+    assert stomp_rows[0][3] == "console-user"
+    assert stomp_rows[0][-1] == "/topic/news"
+    st.close()
     assert out["queue"] == {"ready": "7", "in_flight": "0", "dlq": "2 / 2"}
     assert out["peeked"] == 7
     assert "Ready" in " ".join(out["cards"])
