@@ -226,6 +226,67 @@ static void sub_refill(stomp_sub *s)
     }
 }
 
+/* A selector's view of a record: its headers, and the JMS header names
+ * ActiveMQ maps onto STOMP ones. */
+typedef struct sel_rec {
+    const sl_record *rec;
+    char *buf;
+    size_t cap;
+    char num[32];
+} sel_rec;
+
+static const char *sel_lookup(void *arg, const char *name)
+{
+    sel_rec *x = arg;
+    const char *hname = name;
+    sl_header h;
+    if (strcmp(name, "JMSTimestamp") == 0) {
+        snprintf(x->num, sizeof(x->num), "%" PRId64, x->rec->timestamp);
+        return x->num;
+    }
+    if (strcmp(name, "JMSPriority") == 0)
+        hname = "priority";
+    else if (strcmp(name, "JMSType") == 0)
+        hname = "type";
+    else if (strcmp(name, "JMSCorrelationID") == 0)
+        hname = "correlation-id";
+    else if (strcmp(name, "JMSDeliveryMode") == 0)
+        hname = "persistent";
+    if (sl_record_header_find(x->rec, hname, &h) != SL_OK || !h.value) {
+        if (hname != name && strcmp(hname, "priority") == 0)
+            return "4"; /* the JMS default */
+        if (hname != name && strcmp(hname, "persistent") == 0)
+            return "NON_PERSISTENT";
+        return NULL;
+    }
+    if (h.value_len + 1 > x->cap) {
+        char *nb = realloc(x->buf, h.value_len + 1);
+        if (!nb)
+            return NULL;
+        x->buf = nb;
+        x->cap = h.value_len + 1;
+    }
+    memcpy(x->buf, h.value, h.value_len);
+    x->buf[h.value_len] = 0;
+    if (hname != name && strcmp(hname, "persistent") == 0)
+        return stomp_header_bool(x->buf, 0) ? "PERSISTENT" : "NON_PERSISTENT";
+    return x->buf;
+}
+
+/* Does rec pass s's selector (if any)? */
+static int sel_pass(stomp_sub *s, const sl_record *rec)
+{
+    sel_rec x;
+    int ok;
+    if (!s->sel)
+        return 1;
+    memset(&x, 0, sizeof(x));
+    x.rec = rec;
+    ok = sl_selector_match(s->sel, sel_lookup, &x);
+    free(x.buf);
+    return ok;
+}
+
 /* Deliver what a topic reader can, from its cursors. */
 static void reader_pump(treader *r)
 {
@@ -260,7 +321,7 @@ static void reader_pump(treader *r)
             if (rec.offset < r->cursor[p])
                 continue;
             r->cursor[p] = rec.offset + 1;
-            if (rec_expired(&rec))
+            if (rec_expired(&rec) || !sel_pass(s, &rec))
                 continue;
             if (deliver(s, r->topic, p, &rec, 1, 0) == 0 && s->ack != ACK_AUTO)
                 stomp_pendq_push(&s->pq, r, r->topic, p, rec.offset);

@@ -12,6 +12,7 @@
  *   stomp_deliver.c  MESSAGE delivery: queue consumers, topic readers
  *   stomp_dest.c     destination names and wildcards (pure)
  *   stomp_ack.c      ack modes, message ids, the unacked list (pure)
+ *   stomp_selector.c JMS selectors (pure)
  *   stomp_frame.c    the frame parser and encoder (pure)
  *   stomp_auth.c     password checks on a worker thread
  *
@@ -32,6 +33,7 @@
 #include "broker/ops_groups.h"
 #include "broker/stomp_auth.h"
 #include "broker/stomp_frame.h"
+#include "broker/stomp_selector.h"
 #include "groups/groups.h"
 #include "protocol/batch.h"
 #include "protocol/log.h"
@@ -166,7 +168,8 @@ struct stomp_sub {
     char *group, *qtopic;
     int64_t qcredit; /* credits last granted */
     treader *readers;
-    char *pattern; /* wildcard pattern, or NULL */
+    char *pattern;    /* wildcard pattern, or NULL */
+    sl_selector *sel; /* JMS selector (topic readers only), or NULL */
     stomp_pendq pq;
 };
 

@@ -56,6 +56,7 @@ void stomp_sub_free(stomp_sub *s)
         stomp_reader_free(srv, r);
     }
     stomp_pendq_clear(&s->pq);
+    sl_selector_free(s->sel);
     free(s->id);
     free(s->dest);
     free(s->dprefix);
@@ -386,8 +387,14 @@ void stomp_h_subscribe(stomp_conn *c, const sl_stomp_frame *f)
     const char *pf = sl_stomp_frame_value(f, "prefetch-count");
     const char *apf = sl_stomp_frame_value(f, "activemq.prefetchSize");
     const char *amq_sub = sl_stomp_frame_value(f, "activemq.subscriptionName");
-    const char *dur = sl_stomp_frame_value(f, "durable");
+    /* persistent: RabbitMQ's legacy name for durable */
+    const char *dur = sl_stomp_frame_value(f, "durable")
+                          ? sl_stomp_frame_value(f, "durable")
+                          : sl_stomp_frame_value(f, "persistent");
     const char *ad = sl_stomp_frame_value(f, "auto-delete");
+    const char *id_hdr = id;
+    const char *selector = sl_stomp_frame_value(f, "selector");
+    sl_selector *sel = NULL;
     const char *xq = sl_stomp_frame_value(f, "x-queue-name");
     char why[512], durable_name[SL_TOPIC_NAME_MAX + 1];
     const char *dn = NULL;
@@ -396,12 +403,6 @@ void stomp_h_subscribe(stomp_conn *c, const sl_stomp_frame *f)
     stomp_sub *s;
     dest d;
 
-    if (sl_stomp_frame_value(f, "selector")) {
-        stomp_send_error(c, receipt, "selectors are not supported",
-                         "Sluice does not implement JMS selectors; subscribe "
-                         "without a selector header");
-        return;
-    }
     if (!id) {
         if (c->version >= SL_STOMP_V11) {
             stomp_send_error(c, receipt, "Missing header",
@@ -467,15 +468,43 @@ void stomp_h_subscribe(stomp_conn *c, const sl_stomp_frame *f)
                      amq_sub);
             dn = durable_name;
         } else if (stomp_header_bool(dur, 0) && !stomp_header_bool(ad, 0)) {
+            if (!id_hdr) {
+                /* RabbitMQ: the id names the durable queue */
+                stomp_send_error(c, receipt, "Missing header",
+                                 "a durable topic subscription needs an id "
+                                 "header (it names the subscription)");
+                return;
+            }
             snprintf(durable_name, sizeof(durable_name), "%s", xq ? xq : id);
             dn = durable_name;
         }
     }
+    if (selector) {
+        /* topic readers filter what they read; a queue group hands its
+         * records out without asking (docs/stomp.md, Selectors) */
+        if (d.kind != DEST_TOPIC || dn) {
+            stomp_send_error(c, receipt, "Invalid header",
+                             "selectors are supported on non-durable topic "
+                             "subscriptions only, not on queues or durable "
+                             "subscriptions");
+            return;
+        }
+        sel = sl_selector_compile(selector, why, sizeof(why));
+        if (!sel) {
+            char detail[800];
+            snprintf(detail, sizeof(detail), "invalid selector '%.200s': %s",
+                     selector, why);
+            stomp_send_error(c, receipt, "Invalid selector", detail);
+            return;
+        }
+    }
     if (stomp_sub_create(c, id, dv, &d, ack, prefetch, dn, f, why, sizeof(why),
                          &s) != SL_OK) {
+        sl_selector_free(sel);
         stomp_send_error(c, receipt, "cannot subscribe", why);
         return;
     }
+    s->sel = sel;
     stomp_sub_link(c, s);
     sl_log(SL_DEBUG, STOMP_SUBSYS,
            "peer %s session %s: subscribed %s to %s (ack %s, prefetch "
@@ -491,7 +520,9 @@ void stomp_h_unsubscribe(stomp_conn *c, const sl_stomp_frame *f)
     const char *id = sl_stomp_frame_value(f, "id");
     const char *receipt = RECEIPT(f);
     const char *amq_sub = sl_stomp_frame_value(f, "activemq.subscriptionName");
-    const char *dur = sl_stomp_frame_value(f, "durable");
+    const char *dur = sl_stomp_frame_value(f, "durable")
+                          ? sl_stomp_frame_value(f, "durable")
+                          : sl_stomp_frame_value(f, "persistent");
     char why[256];
     stomp_sub *s;
     char *group = NULL, *topic = NULL;

@@ -260,3 +260,79 @@ def test_duplicated_subscription_identifier(raw):
     f = error_of(r)
     assert f.headers["message"] == "Duplicated subscription identifier"
     assert "already in use" in f.body.decode()
+
+
+# ---- durable topic subscriptions (RabbitMQ) --------------------------------
+
+def test_durable_topic_subscription_needs_an_id(raw):
+    """RabbitMQ: the id names a durable subscription's queue; without one
+    (STOMP 1.0 allows SUBSCRIBE without id) it is an ERROR."""
+    r = raw("1.0")
+    r.send("SUBSCRIBE", {"destination": "/topic/dur-noid", "durable": "true",
+                         "auto-delete": "false"})
+    f = error_of(r)
+    assert f.headers["message"] == "Missing header"
+    assert "id" in f.body.decode()
+
+
+@pytest.mark.parametrize("header", ["durable", "persistent"])
+def test_legacy_persistent_makes_a_durable_subscription(raw, header):
+    """persistent:true on SUBSCRIBE is RabbitMQ's legacy durable:true: what
+    is sent while the subscriber is away waits for it."""
+    dest = "/topic/dur-" + header
+    extra = {header: "true", "auto-delete": "false"}
+    c = raw()
+    sub_and_sync(c, dest, sid="keep", extra=extra)
+    c.send("DISCONNECT", {"receipt": "bye"})
+    c.expect("RECEIPT")
+    p = raw()
+    send_sync(p, dest, "while-away")
+    c2 = raw()
+    sub_and_sync(c2, dest, sid="keep", extra=extra)
+    assert c2.expect("MESSAGE").body == b"while-away"
+
+
+# ---- JMS selectors (ActiveMQ) ---------------------------------------------
+
+def test_selector_on_topic_subscription(raw):
+    """ActiveMQ: a topic subscriber with a selector gets only the messages
+    whose headers make it TRUE (numbers in headers compare as numbers)."""
+    c, p = raw(), raw()
+    sub_and_sync(c, "/topic/sel1", sid="red", extra={
+        "selector": "color = 'red' AND size > 5"})
+    sends = [("red", "10", "a"), ("blue", "10", "b"), ("red", "3", "c"),
+             ("red", "6", "d")]
+    for color, size, body in sends:
+        p.send("SEND", {"destination": "/topic/sel1", "color": color,
+                        "size": size}, body)
+    p.send("SEND", {"destination": "/topic/sel1", "size": "9"}, "no-color")
+    send_sync(p, "/topic/sel1", "end", color="red", size="100")
+    got = [c.expect("MESSAGE").body for _ in range(3)]
+    assert got == [b"a", b"d", b"end"]
+
+
+def test_selector_three_valued_logic_and_like(raw):
+    c, p = raw(), raw()
+    sub_and_sync(c, "/topic/sel2.*", sid="w", extra={
+        "selector": "NOT (region LIKE 'eu-%') OR JMSPriority > 7"})
+    p.send("SEND", {"destination": "/topic/sel2.x", "region": "eu-west"},
+           "eu")  # FALSE OR FALSE (priority 4 by default)
+    p.send("SEND", {"destination": "/topic/sel2.x"}, "none")  # unknown
+    p.send("SEND", {"destination": "/topic/sel2.y", "region": "us-east"},
+           "us")
+    send_sync(p, "/topic/sel2.x", "urgent-eu", region="eu-1", priority="9")
+    got = [c.expect("MESSAGE").body for _ in range(2)]
+    assert got == [b"us", b"urgent-eu"]
+
+
+@pytest.mark.parametrize("dest,selector,message", [
+    ("/topic/sel3", "color = ", "Invalid selector"),
+    ("/topic/sel3", "(a = 1", "Invalid selector"),
+    ("/queue/sel3", "color = 'red'", "Invalid header"),
+])
+def test_selector_refused(raw, dest, selector, message):
+    r = raw()
+    r.send("SUBSCRIBE", {"destination": dest, "id": "1",
+                         "selector": selector})
+    f = error_of(r)
+    assert f.headers["message"] == message, f
