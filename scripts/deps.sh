@@ -9,6 +9,7 @@ PKGS=(build-essential cmake pkg-config libevent-dev libssl-dev libsqlite3-dev
       clang-format # scripts/format.sh --check (scripts/test.sh)
       libraft-dev libuv1-dev
       libwslay-dev # STOMP over WebSocket (broker/ws.c)
+      libnet-stomp-perl # Net::Stomp, a third-party client (test_stomp_compat)
       zstd # zstd: the CLI builds zstd bombs in tests/integration
       libcjson-dev python3-prometheus-client curl chromium
       openssl # the TLS tests make their certificates with it

@@ -336,3 +336,34 @@ def test_selector_refused(raw, dest, selector, message):
                          "selector": selector})
     f = error_of(r)
     assert f.headers["message"] == message, f
+
+
+# ---- third-party clients --------------------------------------------------
+
+NET_STOMP_TX = r"""
+use strict;
+use Net::Stomp;
+my $s = Net::Stomp->new({hostname => '127.0.0.1', port => $ARGV[0]});
+$s->connect({login => 'guest', passcode => 'guest'});
+# BEGIN, SEND with transaction and receipt, wait for that RECEIPT, COMMIT
+my $ok = $s->send_transactional(
+    {destination => '/queue/net-stomp-tx', body => 'from perl'});
+print $ok ? "committed\n" : "aborted\n";
+$s->send_with_receipt({destination => '/queue/net-stomp-sync', body => 's'})
+    or die "no receipt";
+$s->disconnect;
+"""
+
+
+def test_net_stomp_send_transactional(broker, raw):
+    """Net::Stomp's send_transactional waits for the transactional SEND's
+    receipt before COMMIT: it hung forever when the receipt was held
+    until COMMIT."""
+    import subprocess
+    out = subprocess.run(["perl", "-e", NET_STOMP_TX, str(broker.stomp_port)],
+                         capture_output=True, timeout=60)
+    assert out.returncode == 0, out
+    assert out.stdout == b"committed\n", out
+    c = raw()
+    sub_and_sync(c, "/queue/net-stomp-tx")
+    assert c.expect("MESSAGE").body == b"from perl"
