@@ -565,6 +565,20 @@ static void h_produce(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
                        "PRODUCE: acks must be 0, 1 or 2");
         goto out;
     }
+    if (b->defer_create && !b->no_defer && b->cfg.auto_create_topics) {
+        /* cluster: a topic to auto-create goes through the metadata
+         * quorum first; the request runs again once it exists here */
+        for (uint32_t t = 0; t < q.ntopics; t++) {
+            char name[SL_TOPIC_NAME_MAX + 1];
+            int32_t np;
+            if (topic_cstr(q.topics[t].topic, name, sizeof(name)) == SL_OK &&
+                sl_topic_name_check(name, strlen(name)) == SL_OK &&
+                sl_ops_topic_get(b, name, SL_OPS_NO_CREATE, &np) ==
+                    SL_ERR_UNKNOWN_TOPIC &&
+                b->defer_create(b, name, c, req, r, h_produce) == SL_OK)
+                goto out;
+        }
+    }
     x = calloc(1, sizeof(*x));
     if (!x) {
         sl_reply_error(r, SL_ERR_NOMEM, "out of memory");

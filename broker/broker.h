@@ -59,6 +59,16 @@ struct sl_broker {
      * its log ends and durable offsets; called before the fetch is read.
      * NULL: not a cluster, version 2 is refused. */
     void (*replica_fetch)(sl_broker *b, const struct sl_fetch_req *q);
+    /* cluster.c: topics are auto-created through the metadata quorum.
+     * auto_create (from every SL_OPS_AUTO_CREATE lookup of an unknown
+     * topic) starts the creation and answers SL_ERR_UNKNOWN_TOPIC;
+     * defer_create parks a request (its body copied) until the topic
+     * exists here, then runs fn again with no_defer set. */
+    sl_err (*auto_create)(sl_broker *b, const char *topic);
+    sl_err (*defer_create)(sl_broker *b, const char *topic, sl_conn *c,
+                           const sl_req *req, sl_reply *r,
+                           sl_binary_handler fn);
+    int no_defer;
     struct sl_journal *journal; /* NULL when journal = no */
 
     struct evconnlistener *bin_lis, *stomp_lis;

@@ -43,7 +43,29 @@ struct sl_bcluster {
     struct event *reg_ev;  /* until the image holds our addresses */
     int reg_inflight;
     struct fwd *fwds; /* forwards in flight (stop completes them) */
+    struct ac_pending *acs; /* auto-creations in flight */
 };
+
+/* A topic auto-created through the quorum, and the requests waiting for
+ * it (docs/cluster.md 2.6). */
+typedef struct ac_wait {
+    struct ac_wait *next;
+    sl_reply *r; /* NULL once the connection closed */
+    sl_conn *c;
+    sl_req req; /* body copied */
+    sl_binary_handler fn;
+} ac_wait;
+
+typedef struct ac_pending {
+    struct ac_pending *next;
+    sl_broker *b;
+    char name[256];
+    int done; /* the log answered: run the waiters once it exists here */
+    sl_err rc;
+    ac_wait *waits;
+} ac_pending;
+
+static void ac_poll(sl_broker *b);
 
 /* ---- forwarding a command to the metadata leader -----------------------
  *
@@ -223,6 +245,7 @@ static void reconcile(sl_broker *b)
     }
     if (b->cluster->replicas)
         sl_replicas_update(b->cluster->replicas);
+    ac_poll(b);
 }
 
 static void drain_cb(evutil_socket_t fd, short what, void *arg)
@@ -798,6 +821,181 @@ static void replica_fetch(sl_broker *b, const sl_fetch_req *q)
         sl_replicas_on_fetch(b->cluster->replicas, q);
 }
 
+/* ---- topics auto-created through the quorum ---------------------------
+ *
+ * A produce (or a STOMP destination, a queue group) naming a topic that
+ * does not exist, with auto-create-topics on, creates it like `topic
+ * create` would, through the metadata log: default-partitions partitions,
+ * cluster-replication-factor (capped to the live nodes), no configs. One
+ * difference: the node that got the request is made the first replica
+ * (the leader) of every partition it holds a replica of, so a client that
+ * wrote to it can keep writing to it (clients do not route by leader yet,
+ * section 5). A binary PRODUCE waits for the topic (its body is copied)
+ * and runs again once the topic exists on this node; other callers get
+ * UNKNOWN_TOPIC now and find the topic on their next try. */
+
+static void ac_run(sl_broker *b, ac_pending *a)
+{
+    ac_pending **pp;
+    for (pp = &b->cluster->acs; *pp; pp = &(*pp)->next)
+        if (*pp == a) {
+            *pp = a->next;
+            break;
+        }
+    while (a->waits) {
+        ac_wait *w = a->waits;
+        a->waits = w->next;
+        if (w->r) {
+            sl_reply_set_cancel(w->r, NULL, NULL);
+            if (a->rc != SL_OK) {
+                char msg[320];
+                snprintf(msg, sizeof(msg),
+                         "topic '%s' could not be auto-created through the "
+                         "cluster: %s",
+                         a->name, sl_strerror(a->rc));
+                sl_reply_error(w->r, a->rc, msg);
+            } else {
+                b->no_defer = 1;
+                w->fn(b, w->c, &w->req, w->r);
+                b->no_defer = 0;
+            }
+        }
+        free(w->req.body);
+        free(w);
+    }
+    free(a);
+}
+
+static void ac_poll(sl_broker *b)
+{
+    ac_pending *a, *next;
+    for (a = b->cluster->acs; a; a = next) {
+        int32_t np;
+        next = a->next;
+        if (a->done &&
+            (a->rc != SL_OK ||
+             sl_ops_topic_get(b, a->name, SL_OPS_NO_CREATE, &np) == SL_OK))
+            ac_run(b, a);
+    }
+}
+
+static void ac_done(void *arg, sl_err rc, const char *msg)
+{
+    ac_pending *a = arg;
+    sl_broker *b = a->b;
+    a->done = 1;
+    a->rc = rc == SL_ERR_TOPIC_EXISTS ? SL_OK : rc;
+    if (a->rc != SL_OK) {
+        sl_log(SL_WARN, "cluster", "auto-create of topic %s failed: %s",
+               a->name, msg && msg[0] ? msg : sl_strerror(rc));
+        ac_run(b, a);
+        return;
+    }
+    reconcile(b); /* creates it here if the image has it; runs ac_poll */
+}
+
+static void ac_cancel(void *arg)
+{
+    ((ac_wait *)arg)->r = NULL;
+}
+
+static ac_pending *ac_start(sl_broker *b, const char *topic, sl_err *rc)
+{
+    const sl_meta *m = &b->cluster->image;
+    ac_pending *a;
+    int32_t np = (int32_t)b->cfg.default_partitions, rf, self;
+    int32_t *rep;
+    char msg[256];
+    sl_wb wb;
+
+    for (a = b->cluster->acs; a; a = a->next)
+        if (!strcmp(a->name, topic))
+            return a;
+    self = (int32_t)b->cfg.node_id;
+    rf = (int32_t)b->cfg.cluster_replication_factor;
+    if (rf > live_nodes(m))
+        rf = live_nodes(m) > 0 ? live_nodes(m) : 1;
+    if (np < 1)
+        np = 1;
+    rep = calloc((size_t)np * (size_t)rf, sizeof(*rep));
+    a = calloc(1, sizeof(*a));
+    if (!rep || !a) {
+        free(rep);
+        free(a);
+        *rc = SL_ERR_NOMEM;
+        return NULL;
+    }
+    *rc = sl_meta_place(m, topic, np, rf, rep, msg, sizeof(msg));
+    if (*rc != SL_OK) {
+        sl_log(SL_WARN, "cluster", "auto-create of topic %s: %s", topic,
+               msg);
+        free(rep);
+        free(a);
+        return NULL;
+    }
+    for (int32_t p = 0; p < np; p++) { /* this node leads what it holds */
+        int32_t *r = rep + (size_t)p * (size_t)rf;
+        for (int32_t k = 1; k < rf; k++)
+            if (r[k] == self) {
+                r[k] = r[0];
+                r[0] = self;
+            }
+    }
+    a->b = b;
+    snprintf(a->name, sizeof(a->name), "%s", topic);
+    sl_wb_init(&wb, 256);
+    sl_meta_enc_create_topic(&wb, topic, np, rf, NULL, NULL, 0, rep);
+    free(rep);
+    *rc = wb.err ? SL_ERR_NOMEM
+                 : sl_bcluster_propose(b, wb.p, wb.len, ac_done, a);
+    sl_wb_fini(&wb);
+    if (*rc != SL_OK) {
+        free(a);
+        return NULL;
+    }
+    a->next = b->cluster->acs;
+    b->cluster->acs = a;
+    sl_log(SL_INFO, "cluster", "auto-creating topic %s through the quorum",
+           topic);
+    return a;
+}
+
+static sl_err auto_create(sl_broker *b, const char *topic)
+{
+    sl_err rc = SL_OK;
+    ac_start(b, topic, &rc);
+    return SL_ERR_UNKNOWN_TOPIC;
+}
+
+static sl_err defer_create(sl_broker *b, const char *topic, sl_conn *c,
+                           const sl_req *req, sl_reply *r,
+                           sl_binary_handler fn)
+{
+    sl_err rc = SL_OK;
+    ac_pending *a = ac_start(b, topic, &rc);
+    ac_wait *w;
+    if (!a)
+        return rc;
+    w = calloc(1, sizeof(*w));
+    if (!w)
+        return SL_ERR_NOMEM;
+    w->req = *req;
+    w->req.body = malloc(req->len + 1);
+    if (!w->req.body) {
+        free(w);
+        return SL_ERR_NOMEM;
+    }
+    memcpy(w->req.body, req->body, req->len);
+    w->req.peer = NULL;
+    w->r = r;
+    w->c = c;
+    w->fn = fn;
+    w->next = a->waits;
+    a->waits = w;
+    sl_reply_set_cancel(r, ac_cancel, w);
+    return SL_OK;
+}
+
 /* ---- start / stop ------------------------------------------------------- */
 
 sl_err sl_bcluster_start(sl_broker *b, char *err, size_t errlen)
@@ -857,6 +1055,8 @@ sl_err sl_bcluster_start(sl_broker *b, char *err, size_t errlen)
     b->append_guard = append_guard;
     b->durable_guard = durable_guard;
     b->replica_fetch = replica_fetch;
+    b->auto_create = auto_create;
+    b->defer_create = defer_create;
     sl_binary_register(b, SL_API_CREATE_TOPICS, 1, 1, h_create_topics);
     sl_binary_register(b, SL_API_DELETE_TOPICS, 1, 1, h_delete_topics);
     return SL_OK;
@@ -870,11 +1070,18 @@ void sl_bcluster_stop(sl_broker *b)
     b->append_guard = NULL;
     b->durable_guard = NULL;
     b->replica_fetch = NULL;
+    b->auto_create = NULL;
+    b->defer_create = NULL;
     /* completes what is pending (their replies, if still wanted) */
     sl_cluster_node_stop(bc->node);
     bc->node = NULL;
     while (bc->fwds)
         fwd_finish(bc->fwds, SL_ERR_SHUTTING_DOWN, "the broker is stopping");
+    while (bc->acs) { /* their requests fail: the topic is not there */
+        bc->acs->done = 1;
+        bc->acs->rc = SL_ERR_SHUTTING_DOWN;
+        ac_run(b, bc->acs);
+    }
     sl_replicas_free(bc->replicas);
     bc->replicas = NULL;
     if (bc->drain_ev)

@@ -240,3 +240,26 @@ def test_returning_old_leader_truncates_its_divergent_tail(cluster):
         v = same_everywhere(c, "e", all3, 1)
         return v and sorted(parse(v)[0][3]) == all3
     c.wait(full_isr, "the old leader back in the ISR")
+
+
+def test_auto_created_topic_goes_through_the_quorum(cluster):
+    """A produce to a topic that does not exist, sent to a node that is not
+    the metadata leader, creates it through the metadata log: every node
+    has it with the same placement (RF 3, full ISR), the node written to
+    leads it, and the produce itself is answered once the topic exists."""
+    c = cluster
+    all3 = [1, 2, 3]
+    ldr = wait_all_up(c, all3)
+    f = next(n for n in all3 if n != ldr)
+    recs = ["auto-%d" % i for i in range(5)]
+    c.cli(f, "produce", "fresh", "--acks", "durable",
+          input="\n".join(recs) + "\n")
+    view = parse(c.wait(lambda: same_everywhere(c, "fresh", all3, 1),
+                        "fresh the same on every node"))
+    lead, _, rep, isr = view[0]
+    assert lead == f and sorted(rep) == all3 and sorted(isr) == all3
+    for n in all3:
+        assert c.ends(n, "fresh") == [5]
+    out = c.cli(f, "consume", "fresh", "--partition", "0",
+                "--from-beginning", "--count", "5").stdout.split()
+    assert out == recs
