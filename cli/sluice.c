@@ -47,8 +47,9 @@ static void usage(FILE *f)
         "usage: sluice [-b HOST:PORT] [--tls [--tls-ca FILE]] "
         "[-X key=value]... COMMAND ...\n"
         "\n"
-        "  -b HOST:PORT   broker address (default $SLUICE_BOOTSTRAP, else "
-        "127.0.0.1:7410)\n"
+        "  -b HOST:PORT[,HOST:PORT...]  broker address(es), tried in turn "
+        "(default\n"
+        "                 $SLUICE_BOOTSTRAP, else 127.0.0.1:7410)\n"
         "  -X key=value   libsluice setting (see docs/cli.md)\n"
         "  --tls          TLS to the broker (its --tls-listen port); the\n"
         "                 certificate is verified, host name included\n"
@@ -1149,7 +1150,9 @@ int main(int argc, char **argv)
             }
             if (sluice_conf_set(g_conf, "bootstrap", argv[++i], errstr,
                                 sizeof(errstr))) {
-                rc = die_usage("-b '%s': expected HOST:PORT", argv[i]);
+                rc = die_usage("-b '%s': expected HOST:PORT or a list "
+                               "HOST:PORT,HOST:PORT,...",
+                               argv[i]);
                 goto out;
             }
         } else if (!strcmp(argv[i], "--tls")) {

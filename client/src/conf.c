@@ -181,8 +181,23 @@ static int check_value(const struct key *k, const char *v)
                    : -1;
     case K_ENUM:
         return enum_index(k->choices, v) >= 0 ? 0 : -1;
-    case K_ADDR:
-        return split_addr(v, h, sizeof(h), p, sizeof(p));
+    case K_ADDR: { /* one address or a comma-separated list */
+        char one[300];
+        int cnt = 0;
+        for (const char *s = v;; cnt++) {
+            const char *comma = strchr(s, ',');
+            size_t l = comma ? (size_t)(comma - s) : strlen(s);
+            if (l >= sizeof(one) || cnt >= SL_CL_MAX_BOOT)
+                return -1;
+            memcpy(one, s, l);
+            one[l] = 0;
+            if (split_addr(one, h, sizeof(h), p, sizeof(p)) != 0)
+                return -1;
+            if (!comma)
+                return 0;
+            s = comma + 1;
+        }
+    }
     }
     return -1;
 }
@@ -283,10 +298,29 @@ static int get_bool(const sluice_conf *conf, const char *key)
 sl_err sl_cl_cfg_load(sl_cl_cfg *cfg, const sluice_conf *conf)
 {
     memset(cfg, 0, sizeof(*cfg));
-    if (split_addr(sluice_conf_get(conf, "bootstrap"), cfg->host,
-                   sizeof(cfg->host), cfg->port, sizeof(cfg->port)) != 0)
-        return sl_cl_fail(SL_ERR_INVALID_CONFIG, "config bootstrap='%s'",
-                          sluice_conf_get(conf, "bootstrap"));
+    {
+        const char *s = sluice_conf_get(conf, "bootstrap");
+        char one[300];
+        for (;;) {
+            const char *comma = strchr(s, ',');
+            size_t l = comma ? (size_t)(comma - s) : strlen(s);
+            if (l >= sizeof(one) || cfg->nboot >= SL_CL_MAX_BOOT)
+                goto bad_boot;
+            memcpy(one, s, l);
+            one[l] = 0;
+            if (split_addr(one, cfg->boot_host[cfg->nboot],
+                           sizeof(cfg->boot_host[0]),
+                           cfg->boot_port[cfg->nboot],
+                           sizeof(cfg->boot_port[0])) != 0)
+                goto bad_boot;
+            cfg->nboot++;
+            if (!comma)
+                break;
+            s = comma + 1;
+        }
+        snprintf(cfg->host, sizeof(cfg->host), "%s", cfg->boot_host[0]);
+        snprintf(cfg->port, sizeof(cfg->port), "%s", cfg->boot_port[0]);
+    }
     snprintf(cfg->client_id, sizeof(cfg->client_id), "%s",
              sluice_conf_get(conf, "client.id"));
     cfg->connect_timeout_ms = (int)get_int(conf, "connect.timeout.ms");
@@ -335,6 +369,9 @@ sl_err sl_cl_cfg_load(sl_cl_cfg *cfg, const sluice_conf *conf)
         cfg->dr_opaque = conf->dr_opaque;
     }
     return SL_OK;
+bad_boot:
+    return sl_cl_fail(SL_ERR_INVALID_CONFIG, "config bootstrap='%s'",
+                      sluice_conf_get(conf, "bootstrap"));
 }
 
 int64_t sl_cl_now_ms(void)

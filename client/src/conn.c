@@ -38,6 +38,10 @@
 #define BIG_FRAME (256 * 1024)
 #define READ_CHUNK (256 * 1024)
 
+/* The bootstrap address in use. */
+#define HOST(c) ((c)->cfg->nboot ? (c)->cfg->boot_host[(c)->cur] : (c)->cfg->host)
+#define PORT(c) ((c)->cfg->nboot ? (c)->cfg->boot_port[(c)->cur] : (c)->cfg->port)
+
 void sl_cl_conn_init(sl_cl_conn *c, const sl_cl_cfg *cfg)
 {
     memset(c, 0, sizeof(*c));
@@ -85,10 +89,10 @@ static sl_err fail_io(sl_cl_conn *c, int e, const char *what)
 {
     sl_cl_conn_close(c);
     if (e == 0 || e == ECONNRESET || e == EPIPE)
-        return sl_cl_fail(SL_ERR_DISCONNECTED, "broker %s:%s %s", c->cfg->host,
-                          c->cfg->port, what);
-    return sl_cl_fail(SL_ERR_DISCONNECTED, "broker %s:%s %s: %s", c->cfg->host,
-                      c->cfg->port, what, strerror(e));
+        return sl_cl_fail(SL_ERR_DISCONNECTED, "broker %s:%s %s", HOST(c),
+                          PORT(c), what);
+    return sl_cl_fail(SL_ERR_DISCONNECTED, "broker %s:%s %s: %s", HOST(c),
+                      PORT(c), what, strerror(e));
 }
 
 static sl_err connect_one(sl_cl_conn *c, const struct addrinfo *ai, int *fd_out,
@@ -325,7 +329,7 @@ static sl_err tls_fail(sl_cl_conn *c, int ret, const char *what)
     }
     sl_cl_conn_close(c);
     return sl_cl_fail(SL_ERR_DISCONNECTED, "broker %s:%s %s failed: %s",
-                      c->cfg->host, c->cfg->port, what, msg);
+                      HOST(c), PORT(c), what, msg);
 }
 
 static int is_ip(const char *h)
@@ -358,14 +362,14 @@ static sl_err tls_connect(sl_cl_conn *c)
     }
     BIO_set_fd(bio, c->fd, BIO_NOCLOSE);
     SSL_set_bio(c->tls, bio, bio);
-    if (!is_ip(cfg->host))
-        SSL_set_tlsext_host_name(c->tls, cfg->host);
+    if (!is_ip(HOST(c))) /* the bootstrap address in use */
+        SSL_set_tlsext_host_name(c->tls, HOST(c));
     if (cfg->tls_verify && cfg->tls_verify_host) {
         X509_VERIFY_PARAM *vp = SSL_get0_param(c->tls);
-        if (is_ip(cfg->host))
-            X509_VERIFY_PARAM_set1_ip_asc(vp, cfg->host);
+        if (is_ip(HOST(c)))
+            X509_VERIFY_PARAM_set1_ip_asc(vp, HOST(c));
         else
-            SSL_set1_host(c->tls, cfg->host);
+            SSL_set1_host(c->tls, HOST(c));
     }
     for (;;) {
         int r = SSL_connect(c->tls), e, pr;
@@ -419,7 +423,7 @@ static sl_err handshake(sl_cl_conn *c)
                         "broker %s:%s closed the connection during the "
                         "handshake (a TLS port? connect with --tls / "
                         "security.protocol=ssl)",
-                        c->cfg->host, c->cfg->port);
+                        HOST(c), PORT(c));
     }
     if (rc != SL_OK)
         goto out;
@@ -427,12 +431,12 @@ static sl_err handshake(sl_cl_conn *c)
     rc = sl_handshake_resp_decode(body, blen, &arena, &resp);
     if (rc != SL_OK) {
         rc = sl_cl_fail(SL_ERR_PROTOCOL, "broker %s:%s: bad handshake reply",
-                        c->cfg->host, c->cfg->port);
+                        HOST(c), PORT(c));
         goto out;
     }
     if (resp.error != SL_OK) {
         rc = sl_cl_fail((sl_err)resp.error, "broker %s:%s handshake: %.*s",
-                        c->cfg->host, c->cfg->port, (int)resp.error_msg.len,
+                        HOST(c), PORT(c), (int)resp.error_msg.len,
                         resp.error_msg.p ? resp.error_msg.p : "");
         goto out;
     }
@@ -458,36 +462,50 @@ sl_err sl_cl_conn_ensure(sl_cl_conn *c)
     if (now - c->last_attempt_ms < c->cfg->reconnect_backoff_ms)
         return sl_cl_fail(
             SL_ERR_DISCONNECTED,
-            "broker %s:%s: not connected (retrying in %d ms)", c->cfg->host,
-            c->cfg->port,
+            "broker %s:%s: not connected (retrying in %d ms)", HOST(c),
+            PORT(c),
             (int)(c->cfg->reconnect_backoff_ms - (now - c->last_attempt_ms)));
     c->last_attempt_ms = now;
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
-    gai = getaddrinfo(c->cfg->host, c->cfg->port, &hints, &res);
-    if (gai != 0)
-        return sl_cl_fail(SL_ERR_DISCONNECTED, "resolve %s:%s: %s",
-                          c->cfg->host, c->cfg->port, gai_strerror(gai));
-    for (ai = res; ai; ai = ai->ai_next) {
-        rc = connect_one(c, ai, &fd, &e);
-        if (rc == SL_OK)
-            break;
+    for (int tries = c->cfg->nboot > 1 ? c->cfg->nboot : 1; tries > 0;
+         tries--) {
+        gai = getaddrinfo(HOST(c), PORT(c), &hints, &res);
+        if (gai != 0) {
+            rc = sl_cl_fail(SL_ERR_DISCONNECTED, "resolve %s:%s: %s", HOST(c),
+                            PORT(c), gai_strerror(gai));
+        } else {
+            rc = SL_ERR_DISCONNECTED;
+            for (ai = res; ai; ai = ai->ai_next) {
+                rc = connect_one(c, ai, &fd, &e);
+                if (rc == SL_OK)
+                    break;
+            }
+            freeaddrinfo(res);
+            res = NULL;
+            if (rc != SL_OK)
+                rc = sl_cl_fail(SL_ERR_DISCONNECTED, "connect %s:%s: %s",
+                                HOST(c), PORT(c), strerror(e));
+        }
+        if (rc == SL_OK) {
+            c->fd = fd;
+            c->out_off = 0;
+            c->in_len = 0;
+            c->epoch++;
+            if (c->cfg->tls)
+                rc = tls_connect(c);
+            if (rc == SL_OK)
+                rc = handshake(c);
+            if (rc == SL_OK)
+                return SL_OK;
+            if (c->cfg->nboot > 1 && c->fd >= 0)
+                sl_cl_conn_close(c); /* and try the next address */
+        }
+        if (c->cfg->nboot > 1) /* the next bootstrap address */
+            c->cur = (c->cur + 1) % c->cfg->nboot;
     }
-    freeaddrinfo(res);
-    if (rc != SL_OK)
-        return sl_cl_fail(SL_ERR_DISCONNECTED, "connect %s:%s: %s",
-                          c->cfg->host, c->cfg->port, strerror(e));
-    c->fd = fd;
-    c->out_off = 0;
-    c->in_len = 0;
-    c->epoch++;
-    if (c->cfg->tls) {
-        rc = tls_connect(c);
-        if (rc != SL_OK)
-            return rc;
-    }
-    return handshake(c);
+    return rc;
 }
 
 sl_err sl_cl_conn_write_some(sl_cl_conn *c)
@@ -495,7 +513,7 @@ sl_err sl_cl_conn_write_some(sl_cl_conn *c)
     ssize_t n;
     if (c->fd < 0)
         return sl_cl_fail(SL_ERR_DISCONNECTED, "broker %s:%s: not connected",
-                          c->cfg->host, c->cfg->port);
+                          HOST(c), PORT(c));
     while (c->out_off < c->out.len) {
         if (c->tls) {
             size_t len = c->out.len - c->out_off;
@@ -634,7 +652,7 @@ static int take_frame(sl_cl_conn *c, sl_chunk **frame)
         sl_cl_conn_close(c);
         return sl_cl_fail(SL_ERR_PROTOCOL,
                           "broker %s:%s sent a bad frame (length %zu)",
-                          c->cfg->host, c->cfg->port, flen);
+                          HOST(c), PORT(c), flen);
     }
     *frame = sl_chunk_new(flen);
     if (!*frame)
@@ -683,13 +701,13 @@ sl_err sl_cl_conn_write_bounded(sl_cl_conn *c, int64_t deadline, size_t max_pend
     sl_err rc;
     if (c->fd < 0)
         return sl_cl_fail(SL_ERR_DISCONNECTED, "broker %s:%s: not connected",
-                          c->cfg->host, c->cfg->port);
+                          HOST(c), PORT(c));
     rc = sl_cl_conn_write_some(c);
     while (rc == SL_OK && c->out.len - c->out_off > max_pending) {
         rc = wait_io(c, deadline, 1);
         if (rc == SL_ERR_TIMEOUT)
             return sl_cl_fail(SL_ERR_TIMEOUT, "broker %s:%s: write",
-                              c->cfg->host, c->cfg->port);
+                              HOST(c), PORT(c));
     }
     if (rc == SL_OK)
         compact_out(c);
@@ -701,13 +719,13 @@ sl_err sl_cl_conn_write(sl_cl_conn *c, int64_t deadline)
     sl_err rc;
     if (c->fd < 0)
         return sl_cl_fail(SL_ERR_DISCONNECTED, "broker %s:%s: not connected",
-                          c->cfg->host, c->cfg->port);
+                          HOST(c), PORT(c));
     rc = sl_cl_conn_write_some(c);
     while (rc == SL_OK && c->out.len > c->out_off) {
         rc = wait_io(c, deadline, 1);
         if (rc == SL_ERR_TIMEOUT)
             return sl_cl_fail(SL_ERR_TIMEOUT, "broker %s:%s: write",
-                              c->cfg->host, c->cfg->port);
+                              HOST(c), PORT(c));
     }
     return rc;
 }
@@ -720,8 +738,8 @@ sl_err sl_cl_conn_read(sl_cl_conn *c, int64_t deadline, sl_chunk **frame)
     for (;;) {
         if (c->fd < 0)
             return sl_cl_fail(SL_ERR_DISCONNECTED,
-                              "broker %s:%s: not connected", c->cfg->host,
-                              c->cfg->port);
+                              "broker %s:%s: not connected", HOST(c),
+                              PORT(c));
         r = take_frame(c, frame);
         if (r == SL_OK)
             return SL_OK;
@@ -747,7 +765,7 @@ sl_err sl_cl_conn_call(sl_cl_conn *c, uint32_t corr, int64_t deadline,
         rc = sl_cl_conn_read(c, deadline, &f);
         if (rc == SL_ERR_TIMEOUT)
             return sl_cl_fail(SL_ERR_TIMEOUT, "broker %s:%s: no reply in time",
-                              c->cfg->host, c->cfg->port);
+                              HOST(c), PORT(c));
         if (rc != SL_OK)
             return rc;
         p = sl_chunk_ptr(f);

@@ -22,6 +22,7 @@ typedef struct sl_cl_conn {
     int fd;               /* -1 = not connected */
     struct ssl_ctx_st *tls_ctx; /* security.protocol=ssl: made once */
     struct ssl_st *tls;         /* the connection's TLS, NULL on TCP */
+    int cur; /* the bootstrap address in use (cfg->boot_*) */
     uint32_t next_corr;
     uint64_t epoch; /* +1 per successful connect */
     int64_t last_attempt_ms;
@@ -37,9 +38,11 @@ typedef struct sl_cl_conn {
 void sl_cl_conn_init(sl_cl_conn *c, const sl_cl_cfg *cfg);
 void sl_cl_conn_fini(sl_cl_conn *c);
 int sl_cl_conn_connected(const sl_cl_conn *c);
-/* Connect and handshake if not connected. Honors reconnect.backoff.ms
- * (fails with SL_ERR_DISCONNECTED inside the backoff window after a failed
- * attempt). Detail via sl_cl_fail naming the address. */
+/* Connect and handshake if not connected: the bootstrap addresses in
+ * turn, from the one used last, until one answers. Honors
+ * reconnect.backoff.ms (fails with SL_ERR_DISCONNECTED inside the backoff
+ * window after an attempt on which every address failed). Detail via
+ * sl_cl_fail naming the address. */
 sl_err sl_cl_conn_ensure(sl_cl_conn *c);
 /* Drop the connection (pending output and input are discarded). */
 void sl_cl_conn_close(sl_cl_conn *c);

@@ -30,9 +30,15 @@ void sl_cl_errstr_copy(char *errstr, size_t size);
 /* ---- configuration --------------------------------------------------- */
 
 /* The parsed configuration every handle copies. */
+#define SL_CL_MAX_BOOT 16
 typedef struct sl_cl_cfg {
-    char host[256];
+    char host[256]; /* the first bootstrap address */
     char port[16];
+    /* every bootstrap address ("H1:P1,H2:P2,..."); a connection tries
+     * them in turn from the one that worked last (conn.c) */
+    int nboot;
+    char boot_host[SL_CL_MAX_BOOT][256];
+    char boot_port[SL_CL_MAX_BOOT][16];
     char client_id[128];
     int connect_timeout_ms;
     int request_timeout_ms;

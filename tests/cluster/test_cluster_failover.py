@@ -293,3 +293,33 @@ def test_followers_copy_records_and_serve_after_failover(cluster):
     out = c.cli(pl, "consume", "r", "--partition", "0", "--from-beginning",
                 "--count", "300").stdout.split()
     assert out == sent
+
+
+def test_bootstrap_list_skips_dead_nodes(cluster):
+    """-b and SLUICE_BOOTSTRAP take a list H1:P1,H2:P2,...: a client tries
+    the addresses in turn until one answers, so it works while any node is
+    up (docs/cluster.md section 5)."""
+    import subprocess
+    c = cluster
+    all3 = [1, 2, 3]
+    leader = wait_all_up(c, all3)
+    c.cli(leader, "topic", "create", "bl", "--partitions", "1")
+    c.wait(lambda: same_everywhere(c, "bl", all3, 1), "bl")
+    addrs = ["%s:%d" % c.nodes[n].binary_addr for n in all3]
+    boot = ",".join(addrs)
+    c.kill9(1)
+    c.kill9(2)
+    p = subprocess.run([cluster_harness.cli_path(), "-b", boot, "topic",
+                        "list"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert [ln.split()[0] for ln in p.stdout.splitlines()] == ["bl"]
+    env = dict(os.environ, SLUICE_BOOTSTRAP=boot)
+    p = subprocess.run([cluster_harness.cli_path(), "topic", "describe",
+                        "bl"], capture_output=True, text=True, timeout=60,
+                       env=env)
+    assert p.returncode == 0 and "partition 0 " in p.stdout, p.stderr
+    # a bad entry anywhere in the list is refused up front, naming it
+    p = subprocess.run([cluster_harness.cli_path(), "-b", boot + ",nope",
+                        "topic", "list"], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 2 and "HOST:PORT,HOST:PORT" in p.stderr, p.stderr
