@@ -189,6 +189,78 @@ static void test_iterator(void **state)
     tu_rmrf(dir);
 }
 
+/* Cluster followers: sl_part_truncate cuts back to a batch boundary of
+ * the active segment (and nothing else), durably; the read cap stops
+ * iterators at a batch boundary (docs/cluster.md 3.2, 3.4). */
+static void test_truncate_and_read_cap(void **state)
+{
+    char *dir = tu_tmpdir();
+    sl_part_cfg cfg;
+    sl_part *p;
+    sl_part_iter *it;
+    sl_record r;
+    sl_err e;
+    uint8_t hdr[SL_BATCH_HDR_SIZE];
+    int64_t base = -1;
+    (void)state;
+
+    tu_small_cfg(&cfg, 1 << 20);
+    assert_int_equal(sl_part_open(dir, &cfg, &p), SL_OK);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(tu_append(p, 3, 1000 + i, 3 * i, 20), 3 * i);
+    assert_int_equal(sl_part_batch_header(p, 14, hdr, &base), SL_OK);
+    assert_int_equal(base, 12);
+    assert_int_equal(sl_part_batch_header(p, 15, hdr, &base),
+                     SL_ERR_OFFSET_OUT_OF_RANGE);
+    assert_int_equal(sl_part_truncate(p, 7), SL_ERR_INVALID_ARG);
+    assert_int_equal(sl_part_end_offset(p), 15);
+    assert_int_equal(sl_part_sync(p), SL_OK);
+    assert_int_equal(sl_part_durable_offset(p), 15);
+    assert_int_equal(sl_part_truncate(p, 9), SL_OK);
+    assert_int_equal(sl_part_end_offset(p), 9);
+    assert_int_equal(sl_part_durable_offset(p), 9);
+    assert_int_equal(tu_count_records(p, 0), 9);
+    /* appends continue at the cut, with new records */
+    assert_int_equal(tu_append(p, 3, 2000, 100, 20), 9);
+    assert_int_equal(sl_part_end_offset(p), 12);
+    /* the read cap stops an iterator before the first batch at or above
+     * it, and it resumes once the cap rises */
+    sl_part_set_read_cap(p, 6);
+    assert_int_equal(sl_part_iter_new(p, 0, &it), SL_OK);
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(sl_part_iter_next(it, &r, &e), 1);
+        assert_int_equal(r.offset, i);
+    }
+    assert_int_equal(sl_part_iter_next(it, &r, &e), 0);
+    assert_int_equal(e, SL_OK);
+    sl_part_set_read_cap(p, INT64_MAX);
+    for (int i = 6; i < 12; i++) {
+        assert_int_equal(sl_part_iter_next(it, &r, &e), 1);
+        assert_int_equal(r.offset, i);
+        if (i >= 9)
+            check_rec(&r, 100 + i - 9, 20);
+        else
+            check_rec(&r, i, 20);
+    }
+    sl_part_iter_free(it);
+    /* durable: after a reopen the cut stays cut */
+    assert_int_equal(sl_part_sync(p), SL_OK);
+    sl_part_free(p);
+    assert_int_equal(sl_part_open(dir, &cfg, &p), SL_OK);
+    assert_int_equal(sl_part_end_offset(p), 12);
+    assert_int_equal(tu_count_records(p, 0), 12);
+    sl_part_free(p);
+    tu_rmrf(dir);
+
+    /* only the active segment can be cut */
+    dir = tu_tmpdir();
+    p = fill(dir, 40);
+    assert_int_equal(sl_part_truncate(p, 3), SL_ERR_INVALID_ARG);
+    assert_int_equal(sl_part_end_offset(p), 120);
+    sl_part_free(p);
+    tu_rmrf(dir);
+}
+
 static void test_index_entries(void **state)
 {
     char *dir = tu_tmpdir();
@@ -906,6 +978,7 @@ int main(void)
         cmocka_unit_test(test_fdatasync_failure),
         cmocka_unit_test(test_bad_batches),
         cmocka_unit_test(test_reopen),
+        cmocka_unit_test(test_truncate_and_read_cap),
         cmocka_unit_test(test_fsutil),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
