@@ -77,8 +77,8 @@ struct sl_broker {
     char ws_addr[80];
     /* TLS listeners (tls.c; NULL when not configured) and the context
      * they share, rebuilt on SIGHUP */
-    struct evconnlistener *bin_tls_lis, *stomp_tls_lis;
-    char bin_tls_addr[80], stomp_tls_addr[80];
+    struct evconnlistener *bin_tls_lis, *stomp_tls_lis, *wss_lis;
+    char bin_tls_addr[80], stomp_tls_addr[80], wss_addr[80];
     struct ssl_ctx_st *tls_ctx;
     struct sl_proto {
         const struct sl_conn_ops *ops;

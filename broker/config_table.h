@@ -116,6 +116,10 @@ SL_CFG(tls_listen, "tls-listen", STR, "", 0, 0, 0, NULL,
 SL_CFG(stomp_tls_listen, "stomp-tls-listen", STR, "", 0, 0, 0, NULL,
        "STOMP over TLS (ActiveMQ's stomp+ssl, usually port 61614): listen "
        "address HOST:PORT (ready line: stomp-tls=). Empty = none.")
+SL_CFG(stomp_wss_listen, "stomp-wss-listen", STR, "", 0, 0, 0, NULL,
+       "STOMP over WebSocket over TLS (wss://): listen address HOST:PORT "
+       "(ready line: stomp-wss=), the same paths and subprotocols as "
+       "stomp-ws-listen. Empty = none.")
 SL_CFG(http_tls_listen, "http-tls-listen", STR, "", 0, 0, 0, NULL,
        "HTTPS: the HTTP listener's routes (/metrics, /api, the console) "
        "over TLS on HOST:PORT (ready line: http-tls=). Empty = none.")

@@ -1909,7 +1909,8 @@ void sl_conn_accept_on(sl_broker *b, enum sl_listener l, enum sl_transport t,
 static void listeners_enable(sl_broker *b, int on)
 {
     struct evconnlistener *ls[] = {b->bin_lis, b->stomp_lis, b->ws_lis,
-                                   b->bin_tls_lis, b->stomp_tls_lis};
+                                   b->bin_tls_lis, b->stomp_tls_lis,
+                                   b->wss_lis};
     for (size_t i = 0; i < sizeof(ls) / sizeof(ls[0]); i++) {
         if (!ls[i])
             continue;

@@ -107,6 +107,8 @@ int main(int argc, char **argv)
         printf(" tls=%s", sl_server_binary_tls_addr(b));
     if (sl_server_stomp_tls_addr(b))
         printf(" stomp-tls=%s", sl_server_stomp_tls_addr(b));
+    if (sl_server_wss_addr(b))
+        printf(" stomp-wss=%s", sl_server_wss_addr(b));
     if (sl_http_tls_addr(b))
         printf(" http-tls=%s", sl_http_tls_addr(b));
     printf(" pid=%ld\n", (long)getpid());

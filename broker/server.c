@@ -85,6 +85,11 @@ const char *sl_server_stomp_tls_addr(const sl_broker *b)
     return b->stomp_tls_lis ? b->stomp_tls_addr : NULL;
 }
 
+const char *sl_server_wss_addr(const sl_broker *b)
+{
+    return b->wss_lis ? b->wss_addr : NULL;
+}
+
 /* ---- callbacks ------------------------------------------------------------
  */
 
@@ -119,6 +124,13 @@ static void bin_tls_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
                               struct sockaddr *sa, int salen, void *arg)
 {
     sl_conn_accept_on(arg, SL_LISTENER_BINARY, SL_TRANSPORT_TLS, fd, sa,
+                      salen);
+}
+
+static void wss_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
+                          struct sockaddr *sa, int salen, void *arg)
+{
+    sl_conn_accept_on(arg, SL_LISTENER_STOMP_WS, SL_TRANSPORT_TLS, fd, sa,
                       salen);
 }
 
@@ -223,6 +235,8 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
         evconnlistener_disable(b->bin_tls_lis);
     if (b->stomp_tls_lis)
         evconnlistener_disable(b->stomp_tls_lis);
+    if (b->wss_lis)
+        evconnlistener_disable(b->wss_lis);
     sl_ops_expire_watches(b);
     tv.tv_sec = (time_t)(b->cfg.shutdown_timeout_ms / 1000);
     tv.tv_usec = (suseconds_t)(b->cfg.shutdown_timeout_ms % 1000) * 1000;
@@ -479,16 +493,25 @@ sl_err sl_server_start(sl_config *cfg, sl_broker **out, char *err,
         if (rc != SL_OK)
             goto out;
     }
+    if (b->cfg.stomp_wss_listen && *b->cfg.stomp_wss_listen) {
+        rc = bind_listener(b, "stomp-wss", b->cfg.stomp_wss_listen,
+                           wss_accept_cb, &b->wss_lis, b->wss_addr,
+                           sizeof(b->wss_addr), err, errlen);
+        if (rc != SL_OK)
+            goto out;
+    }
     rc = sl_bcluster_start(b, err, errlen);
     if (rc != SL_OK)
         goto out;
     sl_log(SL_INFO, "server",
            "sluiced started: binary %s, stomp %s, data %s, %zu topic(s)",
            b->bin_addr, b->stomp_addr, b->cfg.data, sl_topics_count(b->topics));
-    if (b->bin_tls_lis || b->stomp_tls_lis)
-        sl_log(SL_INFO, "server", "TLS listeners: binary %s, stomp %s",
+    if (b->bin_tls_lis || b->stomp_tls_lis || b->wss_lis)
+        sl_log(SL_INFO, "server",
+               "TLS listeners: binary %s, stomp %s, stomp-wss %s",
                b->bin_tls_lis ? b->bin_tls_addr : "-",
-               b->stomp_tls_lis ? b->stomp_tls_addr : "-");
+               b->stomp_tls_lis ? b->stomp_tls_addr : "-",
+               b->wss_lis ? b->wss_addr : "-");
     *out = b;
     return SL_OK;
 out:
@@ -545,6 +568,8 @@ static void broker_free(sl_broker *b)
         evconnlistener_free(b->bin_tls_lis);
     if (b->stomp_tls_lis)
         evconnlistener_free(b->stomp_tls_lis);
+    if (b->wss_lis)
+        evconnlistener_free(b->wss_lis);
     /* Covers every append requested so far (final group commit). */
     sl_flusher_free(b->flusher);
     b->flusher = NULL;

@@ -69,6 +69,7 @@ int sl_tls_wanted(const sl_broker *b)
     const sl_config *c = &b->cfg;
     return (c->tls_listen && *c->tls_listen) ||
            (c->stomp_tls_listen && *c->stomp_tls_listen) ||
+           (c->stomp_wss_listen && *c->stomp_wss_listen) ||
            (c->http_tls_listen && *c->http_tls_listen);
 }
 

@@ -621,7 +621,9 @@ void sl_ws_module_init(sl_broker *b)
     const sl_conn_ops *stomp = sl_conn_proto_ops(b, SL_LISTENER_STOMP);
     ws_srv *s;
 
-    if (!cfg->stomp_ws_listen || !cfg->stomp_ws_listen[0])
+    /* stomp-wss-listen (tls.c) is the same listener kind over TLS */
+    if ((!cfg->stomp_ws_listen || !cfg->stomp_ws_listen[0]) &&
+        (!cfg->stomp_wss_listen || !cfg->stomp_wss_listen[0]))
         return;
     if (!stomp) {
         sl_broker_fail(b, "stomp-ws: the STOMP module is not running");

@@ -197,10 +197,17 @@ def test_stomp_py_over_tls(broker, pki):
             got.append(frame.body)
             ev.set()
 
-    c = stomp.Connection12([("localhost", port)])
-    c.set_ssl(for_hosts=[("localhost", port)], ca_certs=pki.ca)
+    # the IP address (the certificate names it too): "localhost" may
+    # resolve to ::1 first, where nothing listens
+    c = stomp.Connection12([("127.0.0.1", port)], timeout=WAIT,
+                           reconnect_attempts_max=10)
+    c.set_ssl(for_hosts=[("127.0.0.1", port)], ca_certs=pki.ca)
     c.set_listener("l", L())
-    c.connect(wait=True)
+    try:
+        c.connect(wait=True)
+    except stomp.exception.ConnectFailedException:
+        raise AssertionError("stomp.py could not connect over TLS; log:\n" +
+                             broker.log())
     try:
         dest = "/queue/tls-%s" % uuid.uuid4().hex[:8]
         c.subscribe(dest, id="1", ack="auto")

@@ -40,6 +40,7 @@ class Broker:
         self.stomp_port = None
         self.binary_port = None
         self.ws_port = None
+        self.wss_port = None
         # beside the data directory (not through it: cleanup removes it
         # first, and a path through it no longer resolves)
         self.stderr_path = os.path.join(
@@ -64,6 +65,8 @@ class Broker:
         self.stomp_port = int(fields["stomp"].rsplit(":", 1)[1])
         if "stomp-ws" in fields:  # --stomp-ws-listen
             self.ws_port = int(fields["stomp-ws"].rsplit(":", 1)[1])
+        if "stomp-wss" in fields:  # --stomp-wss-listen (TLS)
+            self.wss_port = int(fields["stomp-wss"].rsplit(":", 1)[1])
         return self
 
     def log(self):
