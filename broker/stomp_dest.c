@@ -207,8 +207,17 @@ int stomp_wild_match(const char *p, const char *t)
             return 0;
         if (!pe)
             return te == NULL;
-        if (!te)
+        if (!te) {
+            /* the topic ended: the rest matches only if it is '#' words,
+             * which may match zero words ("a.#" matches "a", RabbitMQ) */
+            const char *r = pe + 1;
+            while (r[0] == '#' && (r[1] == 0 || r[1] == '.')) {
+                if (r[1] == 0)
+                    return 1;
+                r += 2;
+            }
             return 0;
+        }
         return stomp_wild_match(pe + 1, te + 1);
     }
 }

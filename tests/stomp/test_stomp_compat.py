@@ -367,3 +367,18 @@ def test_net_stomp_send_transactional(broker, raw):
     c = raw()
     sub_and_sync(c, "/queue/net-stomp-tx")
     assert c.expect("MESSAGE").body == b"from perl"
+
+
+def test_hash_wildcard_matches_zero_words(raw):
+    """RabbitMQ: '#' is zero or more words, so /topic/hz.# gets what is
+    sent to /topic/hz itself; '*' needs exactly one word."""
+    c, p = raw(), raw()
+    sub_and_sync(c, "/topic/hz.#", sid="hash")
+    sub_and_sync(c, "/topic/hz.*", sid="star")
+    send_sync(p, "/topic/hz", "bare")
+    m = c.expect("MESSAGE")
+    assert (m.headers["subscription"], m.body) == ("hash", b"bare")
+    send_sync(p, "/topic/hz.x", "one")
+    got = sorted((f.headers["subscription"], f.body)
+                 for f in (c.expect("MESSAGE"), c.expect("MESSAGE")))
+    assert got == [("hash", b"one"), ("star", b"one")]

@@ -180,6 +180,15 @@ static void test_wild_match(void **state)
     assert_false(stomp_wild_match("a.*.c", "a.b.b.c"));
     assert_false(stomp_wild_match("a.*", "a"));
     assert_true(stomp_wild_match("a.#", "a.b.c"));
+    /* '#' is zero or more words, at the end too (RabbitMQ) */
+    assert_true(stomp_wild_match("a.#", "a"));
+    assert_true(stomp_wild_match("a.#.#", "a"));
+    assert_true(stomp_wild_match("a.b.#", "a.b"));
+    assert_false(stomp_wild_match("a.#", "b"));
+    assert_false(stomp_wild_match("a.b.#", "a"));
+    assert_false(stomp_wild_match("a.#.c", "a"));
+    /* '>' is one or more (ActiveMQ) */
+    assert_false(stomp_wild_match("a.>", "a"));
     assert_true(stomp_wild_match("#.c", "a.b.c"));
     assert_true(stomp_wild_match("#", "anything.at.all"));
     assert_true(stomp_wild_match("a.#.c", "a.c"));
