@@ -28,7 +28,7 @@ static const struct {
     [SL_ERR_NOMEM] = {"SL_ERR_NOMEM", "out of memory"},
     [SL_ERR_CLOSED] = {"SL_ERR_CLOSED", "closed"},
     [SL_ERR_BUSY] = {"SL_ERR_BUSY", "resource busy"},
-    [SL_ERR_AUTH] = {"SL_ERR_AUTH", "authentication failed"},
+    [SL_ERR_AUTH] = {"SL_ERR_AUTHENTICATION_FAILED", "authentication failed"},
     [SL_ERR_INVALID_ARG] = {"SL_ERR_INVALID_ARG", "invalid argument"},
     [SL_ERR_UNKNOWN_GROUP] = {"SL_ERR_UNKNOWN_GROUP", "unknown group"},
     [SL_ERR_UNKNOWN_MEMBER] = {"SL_ERR_UNKNOWN_MEMBER",
@@ -51,6 +51,8 @@ static const struct {
     [SL_ERR_NOT_ENOUGH_REPLICAS] = {"SL_ERR_NOT_ENOUGH_REPLICAS",
                                     "fewer in-sync replicas than "
                                     "min-insync-replicas"},
+    [SL_ERR_AUTHORIZATION_FAILED] = {"SL_ERR_AUTHORIZATION_FAILED",
+                                     "not authorized"},
 };
 
 static const char *errno_name(int e)

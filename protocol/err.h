@@ -28,7 +28,8 @@ typedef enum sl_err {
     SL_ERR_NOMEM = 14,
     SL_ERR_CLOSED = 15,         /* object or connection already closed */
     SL_ERR_BUSY = 16,           /* resource locked (e.g. data dir in use) */
-    SL_ERR_AUTH = 17,           /* authentication failed */
+    SL_ERR_AUTH = 17,           /* AUTHENTICATION_FAILED: wrong user or
+                                   password, or a request before login */
     SL_ERR_INVALID_ARG = 18,    /* bad argument from caller or client */
     SL_ERR_UNKNOWN_GROUP = 19,
     SL_ERR_UNKNOWN_MEMBER = 20,
@@ -47,8 +48,13 @@ typedef enum sl_err {
                                    partition; refresh metadata */
     SL_ERR_NOT_ENOUGH_REPLICAS = 33, /* cluster: fewer in-sync replicas
                                         than min-insync-replicas */
+    SL_ERR_AUTHORIZATION_FAILED = 34, /* authenticated, but no rule allows
+                                         the operation on the resource */
     SL_ERR__END                 /* not an error: one past the last */
 } sl_err;
+
+/* The name issue 16 gives code 17. */
+#define SL_ERR_AUTHENTICATION_FAILED SL_ERR_AUTH
 
 #define SL_ESYS_BASE 10000
 /* Wrap a positive errno value. */

@@ -85,7 +85,7 @@ typedef enum sluice_err {
     SLUICE_ERR_NOMEM = 14,
     SLUICE_ERR_CLOSED = 15,
     SLUICE_ERR_BUSY = 16,
-    SLUICE_ERR_AUTH = 17,
+    SLUICE_ERR_AUTH = 17, /* AUTHENTICATION_FAILED */
     SLUICE_ERR_INVALID_ARG = 18,
     SLUICE_ERR_UNKNOWN_GROUP = 19,
     SLUICE_ERR_UNKNOWN_MEMBER = 20,
@@ -102,8 +102,12 @@ typedef enum sluice_err {
     SLUICE_ERR_SHUTTING_DOWN = 30,
     SLUICE_ERR_COMPRESSION = 31,
     SLUICE_ERR_NOT_LEADER = 32, /* cluster: ask the partition's leader */
-    SLUICE_ERR_NOT_ENOUGH_REPLICAS = 33 /* cluster: ISR < min-insync */
+    SLUICE_ERR_NOT_ENOUGH_REPLICAS = 33, /* cluster: ISR < min-insync */
+    SLUICE_ERR_AUTHORIZATION_FAILED = 34 /* no rule allows it (issue 16) */
 } sluice_err;
+
+/* Issue 16's names of the login and permission errors. */
+#define SLUICE_ERR_AUTHENTICATION_FAILED SLUICE_ERR_AUTH
 
 /* System errors: SLUICE_ERR_SYS(ECONNREFUSED) etc. */
 #define SLUICE_ERR_SYS_BASE 10000

@@ -15,6 +15,9 @@ _Static_assert((int)SLUICE_ERR_NOT_ENOUGH_REPLICAS ==
                "error codes");
 _Static_assert((int)SLUICE_ERR_NOT_LEADER == (int)SL_ERR_NOT_LEADER,
                "sluice_err out of sync with sl_err");
+_Static_assert((int)SLUICE_ERR_AUTHORIZATION_FAILED ==
+                   (int)SL_ERR_AUTHORIZATION_FAILED,
+               "sluice_err out of sync with sl_err");
 _Static_assert((int)SLUICE_ERR_DISCONNECTED == (int)SL_ERR_DISCONNECTED,
                "sluice_err out of sync with sl_err");
 _Static_assert((int)SLUICE_ERR_SYS_BASE == (int)SL_ESYS_BASE,
@@ -70,6 +73,7 @@ const char *sluice_errname(int err)
         N(ERR_COMPRESSION),
         N(ERR_NOT_LEADER),
         N(ERR_NOT_ENOUGH_REPLICAS),
+        N(ERR_AUTHORIZATION_FAILED),
 #undef N
     };
     if (SLUICE_ERR_IS_SYS(err))

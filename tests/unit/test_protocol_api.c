@@ -941,7 +941,7 @@ static void test_api_table(void **state)
     size_t n;
     const sl_api_info *all = sl_api_all(&n);
     (void)state;
-    assert_int_equal(n, 24);
+    assert_int_equal(n, 26);
     for (size_t i = 0; i < n; i++) {
         assert_ptr_equal(sl_api_lookup(all[i].key), &all[i]);
         assert_int_equal(sl_api_check(all[i].key, SL_API_V1), SL_OK);

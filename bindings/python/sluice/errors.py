@@ -40,6 +40,7 @@ so that ordinary ``except TimeoutError`` / ``except ValueError`` /
      +-- CompressionError          (31)
      +-- NotLeaderError            (32)  cluster: not the partition leader
      +-- NotEnoughReplicasError    (33)  cluster: ISR < min-insync-replicas
+     +-- AuthorizationError        (34)  also PermissionError: no rule allows it
      +-- SystemError_              (10000 + errno)  also OSError; .errno set
 
 Every instance has ``.code`` (the int), ``.name`` (e.g. ``"SLUICE_ERR_UNKNOWN_TOPIC"``
@@ -64,6 +65,7 @@ __all__ = [
     "ThrottledError", "StorageError", "DisconnectedError", "ProtocolError",
     "SluiceIOError", "ShuttingDownError", "CompressionError", "NotLeaderError",
     "NotEnoughReplicasError",
+    "AuthorizationError",
     "SystemError_",
     "error_from_code", "ESYS_BASE",
 ]
@@ -190,7 +192,8 @@ class BusyError(SluiceError):
 
 
 class AuthenticationError(SluiceError):
-    """Authentication failed."""
+    """Authentication failed (AUTHENTICATION_FAILED): wrong user name or
+    password, or a request before logging in. The message names the user."""
     code = 17
     name = "SLUICE_ERR_AUTH"
 
@@ -294,6 +297,14 @@ class NotEnoughReplicasError(SluiceError):
     set is smaller than min-insync-replicas (retry; docs/cluster.md)."""
     code = 33
     name = "SLUICE_ERR_NOT_ENOUGH_REPLICAS"
+
+
+class AuthorizationError(SluiceError, PermissionError):
+    """AUTHORIZATION_FAILED: the user is logged in but no rule allows the
+    operation on the resource; the message names the user, the operation
+    and the resource (``sluice acl grant`` adds rules)."""
+    code = 34
+    name = "SLUICE_ERR_AUTHORIZATION_FAILED"
 
 
 class SystemError_(SluiceError, OSError):
