@@ -26,6 +26,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "broker/acl.h"
+#include "broker/auth.h"
 #include "broker/binary.h"
 #include "broker/broker.h"
 #include "broker/http.h"
@@ -1282,9 +1284,17 @@ sl_admin_call *sl_admin_run(sl_broker *b, const char *verb,
     for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
         if (!strcmp(verbs[i].name, verb))
             v = &verbs[i];
-    if (!v) {
-        snprintf(x->msg, sizeof(x->msg), "unknown admin verb '%.64s'", verb);
-        finish(x, SL_ERR_INVALID_ARG);
+    rc = sl_acl_check_verb(b, args->user, args->admin, verb, args->n,
+                           args->keys, args->values, x->msg, sizeof(x->msg));
+    if (rc != SL_OK) {
+        finish(x, rc);
+        return NULL;
+    }
+    if (!v) { /* users and permissions: broker/auth.c, broker/acl.c */
+        rc = sl_auth_verb(b, verb, args->n, args->keys, args->values,
+                          args->user, args->peer, &x->j, x->msg,
+                          sizeof(x->msg));
+        finish(x, rc);
         return NULL;
     }
     x->in_verb = 1;
@@ -1368,7 +1378,6 @@ static void h_admin(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
     char verb[128];
     char **kv = NULL;
     sl_admin_args args;
-    (void)c;
     sl_arena_init(&a);
     sl_arena_set_limit(&a, 8 * req->len + 4096);
     if (sl_admin_req_decode(req->body, req->len, &a, &q) != SL_OK) {
@@ -1401,6 +1410,9 @@ static void h_admin(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
     args.n = q.nargs;
     args.keys = (const char *const *)kv;
     args.values = (const char *const *)kv + q.nargs;
+    args.user = sl_auth_conn_user(c);
+    args.admin = sl_auth_conn_admin(c);
+    args.peer = sl_conn_peer(c);
     bc->r = r;
     bc->corr = req->correlation_id;
     bc->x = sl_admin_run(b, verb, &args, bin_done, bc);

@@ -30,6 +30,11 @@ typedef struct sl_admin_args {
     size_t n;
     const char *const *keys;
     const char *const *values;
+    /* Who asks (broker/acl.c checks what the verb needs): the logged-in
+     * user or NULL, whether it has the admin role, its address. */
+    const char *user;
+    int admin;
+    const char *peer;
 } sl_admin_args;
 
 /* The answer: rc SL_OK with the JSON document in json, or an error with

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "broker/auth.h"
 #include "broker/binary_groups.h"
 #include "broker/broker.h"
 #include "broker/conn.h"
@@ -110,6 +111,8 @@ void sl_binary_dispatch(sl_broker *b, sl_conn *c, sl_req *req, sl_reply *r)
         sl_reply_error(r, SL_ERR_UNSUPPORTED_VERSION, msg);
         return;
     }
+    if (!sl_auth_binary_gate(b, c, req, r))
+        return; /* not logged in, or no rule allows it: answered */
     b->api_requests[req->api_key]++; /* /metrics */
     sl_reply_time(r, &b->api_lat[req->api_key]);
     e->fn(b, c, req, r);
@@ -1047,7 +1050,7 @@ static void bin_input(void *state, sl_conn *c, struct evbuffer *in)
             break;
         h = avail < sizeof(hdr) ? avail : sizeof(hdr);
         evbuffer_copyout(in, hdr, h);
-        prc = sl_frame_peek(hdr, h, (uint32_t)b->cfg.max_frame_bytes, &flen);
+        prc = sl_frame_peek(hdr, h, sl_auth_frame_limit(b, c), &flen);
         if (prc == SL_ERR_MALFORMED) {
             protocol_error(c, hdr, h, "frame length shorter than a header");
             sl_conn_abort(c, "broken framing");
@@ -1058,8 +1061,11 @@ static void bin_input(void *state, sl_conn *c, struct evbuffer *in)
                 break; /* wait for the correlation id to answer it */
             sl_req_hdr_decode(hdr, sizeof(hdr), &rh);
             snprintf(msg, sizeof(msg),
-                     "frame of %zu bytes exceeds max-frame-bytes %lld", flen,
-                     (long long)b->cfg.max_frame_bytes);
+                     "frame of %zu bytes exceeds %s %lld", flen,
+                     (int64_t)sl_auth_frame_limit(b, c) < b->cfg.max_frame_bytes
+                         ? "the limit before login"
+                         : "max-frame-bytes",
+                     (long long)sl_auth_frame_limit(b, c));
             protocol_error(c, hdr, h, msg);
             r = sl_reply_new(c, sl_get_u32(hdr + 8));
             if (r)
@@ -1095,7 +1101,7 @@ static void bin_input(void *state, sl_conn *c, struct evbuffer *in)
 
 static sl_err bin_open(void *arg, sl_conn *c, void **state)
 {
-    (void)c;
+    sl_auth_bin_open(arg, c);
     *state = arg;
     return SL_OK;
 }

@@ -157,6 +157,7 @@ struct sl_broker {
     /* module state (server.c's module table), each set by its own init */
     struct sl_gmod *gmod;       /* ops_groups.c */
     struct sl_bgroups *bgroups; /* binary_groups.c */
+    struct sl_auth *auth;       /* auth.c: users, logins */
 
     size_t nmodules; /* server.c's modules[] whose init ran */
     int stopping;

@@ -339,6 +339,23 @@ SL_CFG_ENUM(queue_dispatch, "queue-dispatch", "written", "written|durable", 0,
             "only after it. durable: only after its fdatasync, so a consumer "
             "never sees a record that a power loss could take back.")
 
+/* ---- security (broker/auth.c, broker/acl.c; docs/security.md) ---------- */
+SL_CFG(allow_anonymous, "allow-anonymous", BOOL, "no", 0, 0, 0, NULL,
+       "Without users every client may do everything; sluiced then refuses "
+       "to start with a listener beyond loopback unless this is given "
+       "(RabbitMQ's guest user works only from localhost for the same "
+       "reason). Ignored once a user exists.")
+SL_CFG(bootstrap_admin, "bootstrap-admin", STR, "", 0, 0, 0, NULL,
+       "Create this administrator at start if no user exists yet, with the "
+       "password from the SLUICE_ADMIN_PASSWORD environment variable (never "
+       "on the command line). Authentication is on once a user exists.")
+SL_CFG(login_failure_delay_ms, "login-failure-delay-ms", MS, "100", 0, 60000,
+       0, NULL,
+       "Slow-down of failed logins per client address: from the third "
+       "failure on, the address's next login check waits this long, doubled "
+       "per further failure up to 10 s (forgotten after 5 minutes without a "
+       "failure). 0 turns it off.")
+
 /* ---- management (broker/admin.c, broker/http.c) ------------------------ */
 SL_CFG(http_listen, "http-listen", ADDR, "127.0.0.1:7480", 0, 0, 0, NULL,
        "HTTP listen address HOST:PORT for /metrics (Prometheus), /healthz, "

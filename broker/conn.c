@@ -235,6 +235,8 @@ struct sl_conn {
     int in_read;
     int in_flush;
     int hs_pending; /* SL_CONN_HANDSHAKE, not done yet */
+    void *auth;     /* sl_conn_set_auth: login state, freed with c */
+    void (*auth_free)(void *);
     /* pacing (SL_PRI_INGRESS) */
     int pace;      /* producer-only: may be paced */
     int streaming; /* its last read found more than 4 KiB waiting */
@@ -878,6 +880,8 @@ void sl_conn_reap_cb(evutil_socket_t fd, short what, void *arg)
         free(c->hooks);
         free(c->tls_subject);
         free(c->tls_cn);
+        if (c->auth_free)
+            c->auth_free(c->auth);
         free(c);
         any = 1;
     }
@@ -1599,6 +1603,38 @@ void sl_conn_handshake_done(sl_conn *c)
         bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
         if (c->ops->read_max)
             bufferevent_set_max_single_read(c->bev, c->ops->read_max);
+    }
+}
+
+int sl_conn_is_tls(const sl_conn *c)
+{
+    return c->transport == SL_TRANSPORT_TLS;
+}
+
+void *sl_conn_auth(const sl_conn *c)
+{
+    return c->auth;
+}
+
+void sl_conn_set_auth(sl_conn *c, void *auth, void (*free_fn)(void *))
+{
+    if (c->auth_free && c->auth && c->auth != auth)
+        c->auth_free(c->auth);
+    c->auth = auth;
+    c->auth_free = free_fn;
+}
+
+void sl_conn_handshake_begin(sl_conn *c, size_t input_limit)
+{
+    if (c->hs_pending || c->dead)
+        return;
+    if (c->b->cfg.handshake_timeout_ms > 0) {
+        c->hs_pending = 1;
+        timer_set(c, TIMER_HANDSHAKE, c->b->cfg.handshake_timeout_ms);
+    }
+    if (input_limit) {
+        c->hs_pending = 1;
+        sl_conn_limit_input(c, input_limit);
     }
 }
 

@@ -143,6 +143,17 @@ void sl_conn_write_now(sl_conn *c);
 /* Run on_drain (and take buffered input) from the loop, soon: deferred,
  * at most once per loop iteration however often it is asked. */
 void sl_conn_kick(sl_conn *c);
+/* 1 when the connection runs over TLS (sl_conn_transport; PLAIN logins
+ * are refused otherwise). */
+int sl_conn_is_tls(const sl_conn *c);
+/* The login state of the connection (broker/auth.c): an object the
+ * connection frees with free_fn when it is freed (after on_close). */
+void *sl_conn_auth(const sl_conn *c);
+void sl_conn_set_auth(sl_conn *c, void *auth, void (*free_fn)(void *));
+/* Start the handshake timer and its input limit now, for a protocol
+ * whose ops lack SL_CONN_HANDSHAKE but that needs a login on this
+ * connection (binary, while authentication is on). */
+void sl_conn_handshake_begin(sl_conn *c, size_t input_limit);
 /* Stop reading until sl_conn_resume (e.g. while a password is checked).
  * Nested calls are not counted: one resume undoes them. */
 void sl_conn_pause(sl_conn *c);

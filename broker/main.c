@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "broker/config.h"
@@ -92,6 +93,10 @@ int main(int argc, char **argv)
                getenv("SLUICE_POWERLOSS"), SL_POWERLOSS_EXIT);
     }
     raise_nofile();
+    /* The data directory holds every message and the users' keys: what
+     * sluiced creates is for its own user only (directories 0700, files
+     * 0600; issue 16, docs/security.md). */
+    umask(077);
     rc = sl_server_start(&cfg, &b, err, sizeof(err));
     if (rc != SL_OK) {
         fprintf(stderr, "sluiced: %s\n", err);

@@ -19,6 +19,7 @@
 #include <event2/thread.h>
 
 #include "broker/admin.h"
+#include "broker/auth.h"
 #include "broker/binary_groups.h"
 #include "broker/broker.h"
 #include "broker/ops_groups.h"
@@ -49,6 +50,7 @@ typedef struct sl_module {
 } sl_module;
 
 static const sl_module modules[] = {
+    {"auth", sl_auth_module_init, sl_auth_module_fini, NULL},
     {"binary", sl_binary_init, NULL, NULL},
     {"groups", sl_groups_module_init, sl_groups_module_fini,
      sl_groups_module_release},

@@ -319,7 +319,7 @@ static void st_close(void *state, sl_conn *conn)
     sl_wait_unref(c->bb_w);
     if (c->hb_ev)
         event_free(c->hb_ev);
-    sl_stomp_auth_cancel(c->auth_job); /* its answer finds no connection */
+    sl_auth_job_cancel(c->auth_job); /* its answer finds no connection */
     free(c->auth_receipt);
     sl_stomp_parser_fini(&c->ps);
     sl_bb_fini(&c->bb);

@@ -1,6 +1,6 @@
 /*
- * stomp_auth.h - STOMP password checks on a worker thread (stomp_auth.c).
- * Every function is called on the loop thread; callbacks run there too.
+ * stomp_auth.h - the STOMP users file (stomp_auth.c); the checks are
+ * broker/auth.c's.
  */
 #ifndef SL_STOMP_AUTH_H
 #define SL_STOMP_AUTH_H
@@ -9,26 +9,6 @@
 #include <stdio.h>
 
 #include "protocol/err.h"
-
-struct event_base;
-
-typedef struct sl_stomp_auth sl_stomp_auth;
-typedef struct sl_stomp_auth_job sl_stomp_auth_job;
-/* ok: 1 = the password matches the stored hash (and force_fail was 0). */
-typedef void (*sl_stomp_auth_cb)(void *arg, int ok);
-
-/* Start the worker thread; answers arrive through an event of base. */
-sl_err sl_stomp_auth_new(struct event_base *base, sl_stomp_auth **out);
-/* Stop and join the worker; pending jobs are dropped, callbacks not run. */
-void sl_stomp_auth_free(sl_stomp_auth *a);
-/* Check password against stored (sl_stomp_password_ok) on the worker, then
- * call cb(arg, ok) on the loop. force_fail: do the same work but refuse
- * (an unknown login costs as much as a wrong passcode). NULL = no memory. */
-sl_stomp_auth_job *sl_stomp_auth_submit(sl_stomp_auth *a, const char *stored,
-                                        const char *password, int force_fail,
-                                        sl_stomp_auth_cb cb, void *arg);
-/* The callback of job will not be called (its argument is going away). */
-void sl_stomp_auth_cancel(sl_stomp_auth_job *job);
 
 /* One line of the users file (stomp-users-file): LOGIN HASH. */
 typedef struct sl_stomp_user {

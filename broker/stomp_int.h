@@ -14,7 +14,7 @@
  *   stomp_ack.c      ack modes, message ids, the unacked list (pure)
  *   stomp_selector.c JMS selectors (pure)
  *   stomp_frame.c    the frame parser and encoder (pure)
- *   stomp_auth.c     password checks on a worker thread
+ *   stomp_auth.c     the users file (checks: broker/auth.c)
  *
  * The pure files open no socket and touch no broker state, so
  * tests/unit/test_stomp_sub.c tests them without a running broker.
@@ -31,6 +31,8 @@
 #include "broker/conn.h"
 #include "broker/ops.h"
 #include "broker/ops_groups.h"
+#include "broker/acl.h"
+#include "broker/auth.h"
 #include "broker/stomp_auth.h"
 #include "broker/stomp_frame.h"
 #include "broker/stomp_selector.h"
@@ -128,15 +130,11 @@ void stomp_pendq_clear(stomp_pendq *q);
 typedef struct stomp_srv stomp_srv;
 typedef struct stomp_conn stomp_conn;
 typedef struct stomp_sub stomp_sub;
-typedef sl_stomp_user stomp_user;
 
 struct stomp_srv {
     sl_broker *b;
     const sl_config *cfg;
     sl_stomp_limits lim;
-    stomp_user *users;
-    size_t nusers;
-    sl_stomp_auth *auth; /* password checks, when users are configured */
     sl_stomp_limits lim_prelogin; /* until CONNECT succeeded */
     stomp_conn *conns;            /* every STOMP session */
     treader *readers;             /* every topic reader */
@@ -211,7 +209,7 @@ struct stomp_conn {
     int64_t hb_in, hb_out; /* ms; 0 = none */
     int64_t last_read, last_write;
     /* CONNECT waiting for its password check (stomp_auth.c) */
-    sl_stomp_auth_job *auth_job;
+    sl_auth_job *auth_job; /* broker/auth.c */
     int64_t auth_cx, auth_cy;
     char *auth_receipt;
     struct event *hb_ev;
@@ -302,7 +300,8 @@ void stomp_send_error(stomp_conn *c, const char *receipt, const char *msg,
 
 void stomp_h_connect(stomp_conn *c, const sl_stomp_frame *f);
 void stomp_h_disconnect(stomp_conn *c, const sl_stomp_frame *f);
-/* Read stomp-users-file into s (and start the password check thread). */
+/* Log the development mode when the broker has no users (auth.c holds
+ * them and imported stomp-users-file). */
 sl_err stomp_users_init(stomp_srv *s, char *err, size_t errlen);
 void stomp_users_fini(stomp_srv *s);
 

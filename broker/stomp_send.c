@@ -293,6 +293,11 @@ void stomp_h_send(stomp_conn *c, const sl_stomp_frame *f)
         stomp_send_error(c, receipt, "Invalid destination", why);
         return;
     }
+    if (sl_acl_stomp_send(c->s->b, c->conn, d.name, d.kind == DEST_TEMP, why,
+                          sizeof(why)) != SL_OK) {
+        stomp_send_error(c, receipt, "access refused", why);
+        return;
+    }
     if (txid) {
         t = stomp_tx_find(c, txid);
         if (!t) {

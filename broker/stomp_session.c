@@ -3,11 +3,13 @@
  * DISCONNECT, and the users file.
  *
  * CONNECT picks the highest version both sides speak (accept-version;
- * none = 1.0) and refuses a second CONNECT. With stomp-users-file set,
- * the passcode is checked on stomp_auth.c's worker thread (PBKDF2 is slow
- * on purpose): reading stops until the answer, then CONNECTED or an ERROR
- * follows, and an unknown login costs as much as a wrong passcode.
- * Without the file (development mode) every login is accepted.
+ * none = 1.0) and refuses a second CONNECT. Once the broker has users
+ * (broker/auth.c: one store for every protocol; stomp-users-file is
+ * imported into it), the passcode is checked on auth.c's login threads
+ * (PBKDF2 is slow on purpose): reading stops until the answer, then
+ * CONNECTED or an ERROR follows, and an unknown login costs as much as a
+ * wrong passcode. Without users (development mode) every login is
+ * accepted.
  *
  * Heart-beats (1.1, 1.2): we send every max(cy, heartbeat-min) if the
  * client wants them and expect one every max(cx, heartbeat-min) if it
@@ -56,17 +58,7 @@ static int hb_parse(const char *v, int64_t *a, int64_t *b)
     return 0;
 }
 
-static const stomp_user *user_find(stomp_srv *s, const char *login)
-{
-    size_t i;
-    for (i = 0; i < s->nusers; i++) {
-        if (strcmp(s->users[i].login, login) == 0)
-            return &s->users[i];
-    }
-    return NULL;
-}
-
-static void auth_done(void *arg, int ok);
+static void auth_done(void *arg, int ok, int admin);
 static void connect_finish(stomp_conn *c, int64_t cx, int64_t cy,
                            const char *receipt);
 
@@ -132,17 +124,15 @@ void stomp_h_connect(stomp_conn *c, const sl_stomp_frame *f)
     }
     snprintf(c->login, sizeof(c->login), "%s", login ? login : "");
     snprintf(c->client_id, sizeof(c->client_id), "%s", cid ? cid : "");
-    if (c->s->nusers > 0) {
-        /* checked on the auth thread; reading stops until the answer
-         * (should_pause), connect_finish or an ERROR follows */
-        const stomp_user *u = login ? user_find(c->s, login) : NULL;
+    if (sl_auth_enabled(c->s->b)) {
+        /* checked on the login threads (broker/auth.c); reading stops
+         * until the answer, connect_finish or an ERROR follows */
         const char *r = RECEIPT(f);
         c->auth_cx = cx;
         c->auth_cy = cy;
         c->auth_receipt = r ? strdup(r) : NULL;
-        c->auth_job =
-            sl_stomp_auth_submit(c->s->auth, u ? u->hash : c->s->users[0].hash,
-                                 pass ? pass : "", !u || !pass, auth_done, c);
+        c->auth_job = sl_auth_check_password(c->s->b, c->peer, "stomp", login,
+                                             pass, auth_done, c);
         if (!c->auth_job) {
             free(c->auth_receipt);
             c->auth_receipt = NULL;
@@ -158,19 +148,17 @@ void stomp_h_connect(stomp_conn *c, const sl_stomp_frame *f)
 }
 
 /* The password check of a CONNECT came back. @thread loop */
-static void auth_done(void *arg, int ok)
+static void auth_done(void *arg, int ok, int admin)
 {
     stomp_conn *c = arg;
     char *receipt = c->auth_receipt;
     c->auth_job = NULL;
     c->auth_receipt = NULL;
-    if (!ok) {
-        sl_log(SL_WARN, STOMP_SUBSYS,
-               "peer %s: authentication failed for login '%.64s'", c->peer,
-               c->login);
+    if (!ok) { /* auth.c logged the audit line */
         stomp_send_error(c, receipt, "access refused",
                          "wrong login or passcode");
     } else {
+        sl_auth_conn_set_user(c->conn, c->login, admin);
         connect_finish(c, c->auth_cx, c->auth_cy, receipt);
         sl_conn_resume(c->conn); /* and handle what came after CONNECT */
     }
@@ -322,34 +310,12 @@ int sl_stomp_password_ok(const char *stored, const char *password)
     return CRYPTO_memcmp(got, want, (size_t)hl) == 0;
 }
 
-static sl_err users_load(stomp_srv *s, const char *path, char *err,
-                         size_t errlen)
-{
-    FILE *f = fopen(path, "r");
-    sl_err rc;
-    if (!f) {
-        snprintf(err, errlen, "stomp-users-file %s: %s", path, strerror(errno));
-        return SL_ESYS(errno);
-    }
-    rc = sl_stomp_users_read(f, path, &s->users, &s->nusers, err, errlen);
-    fclose(f);
-    return rc;
-}
-
 sl_err stomp_users_init(stomp_srv *s, char *err, size_t errlen)
 {
-    if (s->cfg->stomp_users_file && s->cfg->stomp_users_file[0]) {
-        if (users_load(s, s->cfg->stomp_users_file, err, errlen) != SL_OK)
-            return SL_ERR_INVALID_CONFIG;
-        sl_log(SL_INFO, STOMP_SUBSYS, "%zu STOMP users loaded from %s",
-               s->nusers, s->cfg->stomp_users_file);
-        if (s->nusers > 0 &&
-            sl_stomp_auth_new(sl_broker_base(s->b), &s->auth) != SL_OK) {
-            snprintf(err, errlen,
-                     "stomp: cannot start the password check thread");
-            return SL_ERR_UNKNOWN;
-        }
-    } else {
+    /* users: broker/auth.c (stomp-users-file is imported there) */
+    (void)err;
+    (void)errlen;
+    if (!sl_auth_enabled(s->b)) {
         sl_log(SL_WARN, STOMP_SUBSYS,
                "development mode: no stomp-users-file, every STOMP login is "
                "accepted");
@@ -359,11 +325,5 @@ sl_err stomp_users_init(stomp_srv *s, char *err, size_t errlen)
 
 void stomp_users_fini(stomp_srv *s)
 {
-    size_t i;
-    sl_stomp_auth_free(s->auth);
-    for (i = 0; i < s->nusers; i++) {
-        free(s->users[i].login);
-        free(s->users[i].hash);
-    }
-    free(s->users);
+    (void)s;
 }

@@ -479,6 +479,12 @@ void stomp_h_subscribe(stomp_conn *c, const sl_stomp_frame *f)
             dn = durable_name;
         }
     }
+    if (sl_acl_stomp_subscribe(
+            c->s->b, c->conn, d.name, d.kind == DEST_QUEUE ? d.name : dn,
+            d.kind == DEST_TEMP, why, sizeof(why)) != SL_OK) {
+        stomp_send_error(c, receipt, "access refused", why);
+        return;
+    }
     if (selector) {
         /* topic readers filter what they read; a queue group hands its
          * records out without asking (docs/stomp.md, Selectors) */

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/auth_cmds.h"
 #include "cli/mgmt.h"
 #include "protocol/parse.h"
 #include "sluice.h"
@@ -44,12 +45,15 @@ static void on_signal(int sig)
 static void usage(FILE *f)
 {
     fputs(
-        "usage: sluice [-b HOST:PORT] [--tls [--tls-ca FILE]] "
-        "[-X key=value]... COMMAND ...\n"
+        "usage: sluice [-b HOST:PORT] [--tls [--tls-ca FILE]] [--user NAME]\n"
+        "              [-X key=value]... COMMAND ...\n"
         "\n"
         "  -b HOST:PORT[,HOST:PORT...]  broker address(es), tried in turn "
         "(default\n"
         "                 $SLUICE_BOOTSTRAP, else 127.0.0.1:7410)\n"
+        "  --user NAME    log in as NAME (default $SLUICE_USER); the password "
+        "from\n"
+        "                 $SLUICE_PASSWORD, else a prompt on a terminal\n"
         "  -X key=value   libsluice setting (see docs/cli.md)\n"
         "  --tls          TLS to the broker (its --tls-listen port); the\n"
         "                 certificate is verified, host name included\n"
@@ -92,6 +96,14 @@ static void usage(FILE *f)
         "  dlq redrive DLQTOPIC [--to TOPIC] [--rate N] [--reason R]\n"
         "                [--max N]\n"
         "  dlq purge DLQTOPIC\n"
+        "  user add|passwd NAME [--admin] [--password-stdin] | user delete "
+        "NAME\n"
+        "  user list\n"
+        "  acl grant USER --topic P|--group P|--cluster --ops LIST "
+        "[--prefix]\n"
+        "  acl revoke USER --topic P|--group P|--cluster [--ops LIST] "
+        "[--prefix]\n"
+        "  acl list [USER]\n"
         "\n"
         "every command answers --help (sluice topic create --help)\n"
         "\n"
@@ -1127,6 +1139,7 @@ int main(int argc, char **argv)
     char errstr[512];
     int i, rc;
     struct sigaction sa;
+    const char *user = NULL;
 
     g_conf = sluice_conf_new();
     if (!g_conf)
@@ -1181,6 +1194,12 @@ int main(int argc, char **argv)
                 goto out;
             }
             sluice_conf_set(g_conf, "security.protocol", "ssl", NULL, 0);
+        } else if (!strcmp(argv[i], "--user")) {
+            if (i + 1 >= argc) {
+                rc = die_usage("--user needs a user name");
+                goto out;
+            }
+            user = argv[++i];
         } else if (!strcmp(argv[i], "-X")) {
             char *eq;
             if (i + 1 >= argc || !(eq = strchr(argv[i + 1], '='))) {
@@ -1206,7 +1225,8 @@ int main(int argc, char **argv)
         rc = EX_USAGE;
         goto out;
     }
-    if (sl_cli_help(argc - i, argv + i)) {
+    if (sl_cli_auth_help(argc - i, argv + i) ||
+        sl_cli_help(argc - i, argv + i)) {
         rc = EX_OK; /* never contacts the broker */
         goto out;
     }
@@ -1215,8 +1235,15 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    if (sl_cli_login_setup(g_conf, user) != 0) {
+        rc = EX_USAGE;
+        goto out;
+    }
     {
         int handled;
+        rc = sl_cli_auth(g_conf, argc - i, argv + i, &handled);
+        if (handled)
+            goto out;
         rc = sl_cli_mgmt(g_conf, argc - i, argv + i, &handled);
         if (handled)
             goto out;

@@ -61,6 +61,10 @@ static const struct key {
     {"enable.ssl.certificate.verification", "true", K_BOOL, 0, 0, NULL},
     {"ssl.endpoint.identification.algorithm", "https", K_ENUM, 0, 0,
      "https|none"},
+    /* login (issue 16): empty = $SLUICE_USER / $SLUICE_PASSWORD */
+    {"sasl.mechanism", "SCRAM-SHA-256", K_ENUM, 0, 0, "SCRAM-SHA-256|PLAIN"},
+    {"sasl.username", "", K_STR, 0, 64, NULL},
+    {"sasl.password", "", K_STR, 0, 1023, NULL},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -364,6 +368,18 @@ sl_err sl_cl_cfg_load(sl_cl_cfg *cfg, const sluice_conf *conf)
     cfg->tls_verify = get_bool(conf, "enable.ssl.certificate.verification");
     cfg->tls_verify_host =
         get_enum(conf, "ssl.endpoint.identification.algorithm") == 0;
+    cfg->sasl_plain = get_enum(conf, "sasl.mechanism") == 1;
+    {
+        const char *u = sluice_conf_get(conf, "sasl.username");
+        const char *p = sluice_conf_get(conf, "sasl.password");
+        if (!u || !*u)
+            u = getenv("SLUICE_USER");
+        if (!p || !*p)
+            p = getenv("SLUICE_PASSWORD");
+        snprintf(cfg->sasl_user, sizeof(cfg->sasl_user), "%s", u ? u : "");
+        snprintf(cfg->sasl_password, sizeof(cfg->sasl_password), "%s",
+                 p ? p : "");
+    }
     if (conf) {
         cfg->dr_cb = conf->dr_cb;
         cfg->dr_opaque = conf->dr_opaque;

@@ -442,6 +442,7 @@ static sl_err handshake(sl_cl_conn *c)
     }
     if (resp.max_frame >= 1024)
         c->max_frame = resp.max_frame;
+    rc = sl_cl_sasl_login(c);
 out:
     sl_chunk_unref(f);
     sl_arena_fini(&arena);

@@ -44,6 +44,8 @@ int sl_cl_conn_connected(const sl_cl_conn *c);
  * window after an attempt on which every address failed). Detail via
  * sl_cl_fail naming the address. */
 sl_err sl_cl_conn_ensure(sl_cl_conn *c);
+/* Log in (sasl.c): nothing when no user is configured. */
+sl_err sl_cl_sasl_login(sl_cl_conn *c);
 /* Drop the connection (pending output and input are discarded). */
 void sl_cl_conn_close(sl_cl_conn *c);
 static inline uint32_t sl_cl_conn_corr(sl_cl_conn *c)

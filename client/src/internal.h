@@ -78,6 +78,10 @@ typedef struct sl_cl_cfg {
     int tls_verify_host; /* ssl.endpoint.identification.algorithm=https */
     sluice_delivery_cb dr_cb;
     void *dr_opaque;
+    /* login: sasl.* or $SLUICE_USER / $SLUICE_PASSWORD; empty user = none */
+    char sasl_user[65];
+    char sasl_password[1024];
+    int sasl_plain; /* sasl.mechanism PLAIN (only over TLS) */
 } sl_cl_cfg;
 
 /* Fill cfg from conf (NULL = defaults). SL_ERR_INVALID_CONFIG on a bad

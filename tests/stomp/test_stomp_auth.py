@@ -72,7 +72,7 @@ def test_password_check_does_not_stall_others(slow_auth_broker):
     assert other.connect("1.2", headers={"login": "alice",
                                          "passcode": "s3cret"}
                          ).command == "CONNECTED"
-    slow = Raw(b.stomp_port)
+    slow = Raw(b.stomp_port, timeout=300)  # 5M PBKDF2 rounds under ASan
     slow.send("CONNECT", {"accept-version": "1.2", "login": "slow",
                           "passcode": "pw"})
     slow.send("SUBSCRIBE", {"destination": "/queue/behind", "id": "s",
@@ -97,6 +97,50 @@ def test_password_check_does_not_stall_others(slow_auth_broker):
     assert slow.expect("MESSAGE").body == b"hello"
     slow.close()
     other.close()
+
+
+@pytest.fixture
+def flood_broker():
+    """slow: 2,000,000 PBKDF2 iterations per check; alice: 1,000."""
+    yield from users_broker(["alice " + make_hash("s3cret"),
+                             "slow " + make_hash("pw", iterations=2000000)])
+
+
+def test_login_flood_does_not_delay_others(flood_broker):
+    """Eight wrong CONNECTs for one user are in flight when another user
+    logs in: the checks queue fairly (per address and user name), so the
+    good one is answered while most of the bad ones still wait (before,
+    it came after every one of them)."""
+    b = flood_broker
+    bad = []
+    for _ in range(8):
+        r = Raw(b.stomp_port, timeout=300)
+        r.send("CONNECT", {"accept-version": "1.2", "login": "slow",
+                           "passcode": "wrong"})
+        bad.append(r)
+    # every bad CONNECT is with the broker before the good one
+    probe = Raw(b.stomp_port)
+    assert probe.connect("1.2", headers={"login": "alice",
+                                         "passcode": "s3cret"}
+                         ).command == "CONNECTED"
+    probe.close()
+    good = Raw(b.stomp_port, timeout=300)
+    assert good.connect("1.2", headers={"login": "alice",
+                                        "passcode": "s3cret"}
+                        ).command == "CONNECTED"
+    answered = 0
+    for r in bad:
+        r.sock.setblocking(False)
+        try:
+            answered += 1 if r.sock.recv(1) else 0
+        except BlockingIOError:
+            pass
+        r.sock.setblocking(True)
+    assert answered <= 4, "%d of 8 bad logins answered first" % answered
+    for r in bad:
+        assert r.read_frame().headers["message"] == "access refused"
+        r.close()
+    good.close()
 
 
 def test_dev_mode_logged(broker):

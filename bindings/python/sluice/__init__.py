@@ -21,7 +21,11 @@ topics) and :class:`Message`. Errors are :class:`SluiceError` subclasses
 (see :mod:`sluice.errors`).
 
 The broker address: ``bootstrap`` when given, else the environment
-variable ``SLUICE_BOOTSTRAP``, else ``127.0.0.1:7410``.
+variable ``SLUICE_BOOTSTRAP``, else ``127.0.0.1:7410``. A broker with users
+needs a login: ``user="alice", password="..."`` (or the environment
+variables ``SLUICE_USER`` and ``SLUICE_PASSWORD``); a wrong one raises
+:class:`AuthenticationError`, an operation no rule allows
+:class:`AuthorizationError`.
 
 Configuration: keyword arguments are libsluice configuration keys with the
 dots written as underscores (``linger_ms=5`` is ``linger.ms``), or pass
@@ -100,6 +104,11 @@ _TLS_KWARGS = {"tls_ca": "ssl.ca.location",
                "tls_key": "ssl.key.location",
                "tls_verify": "enable.ssl.certificate.verification"}
 
+#: Keyword arguments with names of their own: ``user=`` and ``password=``
+#: log in (SCRAM-SHA-256; default: the SLUICE_USER and SLUICE_PASSWORD
+#: environment variables, read by libsluice).
+_ALIASES = {"user": "sasl.username", "password": "sasl.password"}
+
 
 def _conf(bootstrap: Optional[str], config: Optional[Mapping[str, Any]],
           kwargs: Mapping[str, Any]) -> Dict[str, str]:
@@ -115,7 +124,7 @@ def _conf(bootstrap: Optional[str], config: Optional[Mapping[str, Any]],
                 k = _TLS_KWARGS[k]
                 if v is None:
                     continue
-            key = k if src is config else k.replace("_", ".")
+            key = k if src is config else _ALIASES.get(k, k.replace("_", "."))
             if isinstance(v, bool):
                 v = "true" if v else "false"
             out[key] = str(v)

@@ -1,0 +1,101 @@
+/*
+ * auth.h - users, logins and their checks, for every protocol (auth.c has
+ * the design essay; acl.h the permissions).
+ *
+ * One user store (DATA/meta.db, tables users and acls) serves the binary
+ * protocol (SASL SCRAM-SHA-256, PLAIN over TLS), STOMP (CONNECT login and
+ * passcode) and the HTTP API (Basic). Authentication is on as soon as one
+ * user exists; with none, every client is the anonymous user and may do
+ * everything (development on loopback, see sl_auth_module_init).
+ * @thread loop (everything here unless tagged)
+ */
+#ifndef SL_AUTH_H
+#define SL_AUTH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "broker/conn.h"
+#include "broker/ops.h"
+#include "protocol/err.h"
+#include "protocol/scram.h"
+
+typedef struct sl_auth sl_auth;
+typedef struct sl_auth_job sl_auth_job;
+struct sl_req;
+struct sl_jw;
+
+/* A stored user: SCRAM credentials only, never a password. */
+typedef struct sl_user {
+    char name[65];
+    uint8_t salt[64];
+    size_t saltlen;
+    uint32_t iter;
+    uint8_t stored_key[SL_SCRAM_KEY_LEN];
+    uint8_t server_key[SL_SCRAM_KEY_LEN];
+    int admin;
+    int64_t created_ms;
+} sl_user;
+
+/* Module life cycle (server.c's table; first, so later modules can ask).
+ * init opens the store, imports stomp-users-file, creates the
+ * --bootstrap-admin user, applies the safe defaults (data directory
+ * modes, the non-loopback refusal) and starts the check threads. */
+void sl_auth_module_init(sl_broker *b);
+void sl_auth_module_fini(sl_broker *b);
+
+/* 1 when at least one user exists: every connection must log in. */
+int sl_auth_enabled(const sl_broker *b);
+/* The user a connection logged in as, or NULL (anonymous: only while
+ * authentication is off). */
+const char *sl_auth_conn_user(sl_conn *c);
+/* 1 when the connection's user has the admin role. */
+int sl_auth_conn_admin(sl_conn *c);
+/* Record that c logged in as user (STOMP after its CONNECT check). */
+void sl_auth_conn_set_user(sl_conn *c, const char *user, int admin);
+/* Find a user (NULL if none). Borrowed until the next store change. */
+const sl_user *sl_auth_user_find(const sl_broker *b, const char *name);
+
+/*
+ * Binary protocol. sl_auth_bin_open: a binary connection was accepted
+ * (pre-login input limit and login timer while authentication is on).
+ * sl_auth_frame_limit: the largest frame c may send now (tens of KiB
+ * before login). sl_auth_binary_gate: before dispatching req; returns 1
+ * if it may run, 0 when r was answered (AUTHENTICATION_FAILED before
+ * login, AUTHORIZATION_FAILED when no rule allows it).
+ */
+void sl_auth_bin_open(sl_broker *b, sl_conn *c);
+uint32_t sl_auth_frame_limit(sl_broker *b, sl_conn *c);
+int sl_auth_binary_gate(sl_broker *b, sl_conn *c, const struct sl_req *req,
+                        sl_reply *r);
+
+/*
+ * Check a password (STOMP passcode, HTTP Basic, PLAIN) for user on the
+ * check threads, slowed down per client address after failures. done
+ * runs once on the loop: ok 1/0, admin set when ok. An unknown user costs
+ * the same as a wrong password and gets the same answer. NULL when out of
+ * memory (done will not run). `proto` ("stomp", "http") names it in the
+ * audit line.
+ */
+typedef void (*sl_auth_done_fn)(void *arg, int ok, int admin);
+sl_auth_job *sl_auth_check_password(sl_broker *b, const char *peer,
+                                    const char *proto, const char *user,
+                                    const char *password, sl_auth_done_fn done,
+                                    void *arg);
+/* The job's done will not run (its argument is going away). */
+void sl_auth_job_cancel(sl_auth_job *j);
+
+/* Admin verbs of the user store (admin.c's table): user.add, user.passwd,
+ * user.delete, users, acl.grant, acl.revoke, acls. Answer into j, msg on
+ * error. who/peer name the caller in the audit line. */
+sl_err sl_auth_verb(sl_broker *b, const char *verb, size_t n,
+                    const char *const *keys, const char *const *values,
+                    const char *who, const char *peer, struct sl_jw *j,
+                    char *msg, size_t msglen);
+
+/* Store access for acl.c: run SQL on meta.db (the auth connection). */
+struct sqlite3 *sl_auth_db(sl_broker *b);
+/* Audit line (INFO, subsystem "audit"). */
+void sl_auth_audit(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif
