@@ -1415,6 +1415,8 @@ static int check_exposure(sl_broker *b)
         {"--listen", b->cfg.listen},
         {"--stomp-listen", b->cfg.stomp_listen},
         {"--stomp-ws-listen", b->cfg.stomp_ws_listen},
+        {"--tls-listen", b->cfg.tls_listen},
+        {"--stomp-tls-listen", b->cfg.stomp_tls_listen},
         {"--http-listen", b->cfg.http_listen},
     };
     char why[512];

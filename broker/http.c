@@ -10,6 +10,14 @@
  *
  * Bounds: headers 16 KiB, bodies 1 MiB, 30 s timeouts (evhttp's own
  * limits); evhttp answers anything larger itself.
+ *
+ * Login: once the broker has users (broker/auth.c), every /api/ request
+ * carries HTTP Basic credentials of one (Authorization: Basic), checked on
+ * the login threads like a STOMP passcode (slowed down after failures);
+ * without them 401 with WWW-Authenticate, with a wrong one 401 too. The
+ * verb then runs as that user: acl.c checks what it needs (403 when no
+ * rule allows it). /metrics, /healthz, /readyz and the console's files
+ * need no login.
  * @thread loop
  */
 #include "broker/http.h"
@@ -28,12 +36,14 @@
 #include <event2/keyvalq_struct.h>
 
 #include "broker/admin.h"
+#include "broker/auth.h"
 #include "broker/config.h"
 #include "broker/console.h"
 #include "broker/json.h"
 #include "broker/metrics.h"
 #include "broker/tls.h"
 #include "protocol/log.h"
+#include "protocol/scram.h"
 
 #define MAX_ARGS 64
 
@@ -228,8 +238,15 @@ static void hargs_fini(hargs *a)
     evhttp_clear_headers(&a->body);
 }
 
+/* The logged-in user of the request being routed (route_api_as). */
+typedef struct who {
+    const char *user;
+    int admin;
+    char peer[80];
+} who;
+
 static void run_verb(sl_http *h, struct evhttp_request *req, const char *verb,
-                     hargs *a)
+                     hargs *a, const who *w)
 {
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
@@ -282,11 +299,9 @@ static void run_verb(sl_http *h, struct evhttp_request *req, const char *verb,
     args.n = a->n;
     args.keys = a->keys;
     args.values = a->values;
-    /* No login over HTTP yet: with users, every verb is refused
-     * (AUTHENTICATION_FAILED); without, anonymous may do anything. */
-    args.user = NULL;
-    args.admin = 0;
-    args.peer = "http";
+    args.user = w->user; /* NULL: anonymous (no users) */
+    args.admin = w->admin;
+    args.peer = w->peer;
     hc->x = sl_admin_run(h->b, verb, &args, hcall_done, hc);
     if (!hc->answered) {
         if (hc->evcon)
@@ -328,8 +343,9 @@ static int seg_is(const segs *s, int i, const char *w)
     return i < s->n && s->len[i] == strlen(w) && !memcmp(s->p[i], w, s->len[i]);
 }
 
-/* Route an /api/ request (path after "/api"). 0 = handled. */
-static int route_api(sl_http *h, struct evhttp_request *req, const char *path)
+/* Route an /api/ request (path after "/api") as w. 0 = handled. */
+static int route_api_as(sl_http *h, struct evhttp_request *req,
+                        const char *path, const who *w)
 {
     enum evhttp_cmd_type m = evhttp_request_get_command(req);
     int get = m == EVHTTP_REQ_GET || m == EVHTTP_REQ_HEAD;
@@ -416,12 +432,126 @@ static int route_api(sl_http *h, struct evhttp_request *req, const char *path)
             reply_error(req, SL_ERR_NOT_FOUND, "no such API path");
         return 0;
     }
-    run_verb(h, req, verb, &a);
+    run_verb(h, req, verb, &a, w);
     hargs_fini(&a);
     return 0;
 notfound:
     hargs_fini(&a);
     reply_error(req, SL_ERR_NOT_FOUND, "no such API path");
+    return 0;
+}
+
+/* ---- login (HTTP Basic) ---------------------------------------------------- */
+
+typedef struct hauth {
+    sl_http *h;
+    struct evhttp_request *req;
+    struct evhttp_connection *evcon;
+    sl_auth_job *job;
+    char *path;
+    who w;
+    char user[65];
+} hauth;
+
+static void reply_401(struct evhttp_request *req, const char *msg)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(req),
+                      "WWW-Authenticate", "Basic realm=\"sluice\"");
+    reply_error(req, SL_ERR_AUTH, msg);
+}
+
+static void hauth_free(hauth *ha)
+{
+    free(ha->path);
+    free(ha);
+}
+
+static void hauth_closed(struct evhttp_connection *evcon, void *arg)
+{
+    hauth *ha = arg;
+    (void)evcon;
+    sl_auth_job_cancel(ha->job);
+    hauth_free(ha);
+}
+
+static void hauth_done(void *arg, int ok, int admin)
+{
+    hauth *ha = arg;
+    char msg[160];
+    if (ha->evcon)
+        evhttp_connection_set_closecb(ha->evcon, NULL, NULL);
+    if (!ok) {
+        snprintf(msg, sizeof(msg),
+                 "AUTHENTICATION_FAILED: authentication failed for user "
+                 "'%s' (wrong user name or password)",
+                 ha->user);
+        reply_401(ha->req, msg);
+    } else {
+        ha->w.user = ha->user;
+        ha->w.admin = admin;
+        route_api_as(ha->h, ha->req, ha->path, &ha->w);
+    }
+    hauth_free(ha);
+}
+
+static int route_api(sl_http *h, struct evhttp_request *req, const char *path)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    const char *hdr = evhttp_find_header(evhttp_request_get_input_headers(req),
+                                         "Authorization");
+    char *peer_host = NULL;
+    uint16_t peer_port = 0;
+    uint8_t cred[512];
+    char pw[512];
+    const char *colon;
+    hauth *ha;
+    who w;
+    int n;
+
+    memset(&w, 0, sizeof(w));
+    if (evcon)
+        evhttp_connection_get_peer(evcon, &peer_host, &peer_port);
+    snprintf(w.peer, sizeof(w.peer), "%s:%u", peer_host ? peer_host : "?",
+             (unsigned)peer_port);
+    if (!sl_auth_enabled(h->b))
+        return route_api_as(h, req, path, &w);
+    if (!hdr || strncmp(hdr, "Basic ", 6) != 0) {
+        reply_401(req, "AUTHENTICATION_FAILED: log in first (HTTP Basic: "
+                       "Authorization: Basic base64(user:password))");
+        return 0;
+    }
+    n = sl_b64_decode(hdr + 6, strlen(hdr + 6), cred, sizeof(cred) - 1);
+    colon = n > 0 ? memchr(cred, ':', (size_t)n) : NULL;
+    if (!colon || colon == (const char *)cred ||
+        (size_t)(colon - (const char *)cred) > 64) {
+        reply_401(req, "AUTHENTICATION_FAILED: malformed Basic credentials");
+        return 0;
+    }
+    ha = calloc(1, sizeof(*ha));
+    if (!ha) {
+        reply_error(req, SL_ERR_NOMEM, "out of memory");
+        return 0;
+    }
+    memcpy(ha->user, cred, (size_t)(colon - (const char *)cred));
+    memcpy(pw, colon + 1, (size_t)(n - (colon + 1 - (const char *)cred)));
+    pw[n - (colon + 1 - (const char *)cred)] = 0;
+    ha->h = h;
+    ha->req = req;
+    ha->evcon = evcon;
+    ha->w = w;
+    ha->path = strdup(path);
+    ha->job = ha->path ? sl_auth_check_password(h->b, w.peer, "http",
+                                                ha->user, pw, hauth_done, ha)
+                       : NULL;
+    memset(pw, 0, sizeof(pw));
+    memset(cred, 0, sizeof(cred));
+    if (!ha->job) {
+        hauth_free(ha);
+        reply_error(req, SL_ERR_NOMEM, "out of memory");
+        return 0;
+    }
+    if (evcon)
+        evhttp_connection_set_closecb(evcon, hauth_closed, ha);
     return 0;
 }
 

@@ -392,3 +392,82 @@ def test_bootstrap_admin_needs_password(tmp_path):
     assert "SLUICE_ADMIN_PASSWORD" in b.log()
     if env_pw:
         os.environ["SLUICE_ADMIN_PASSWORD"] = env_pw
+
+
+# ---- HTTP API: Basic login, the same rules ------------------------------------
+
+def http(broker, path, user=None, password=None):
+    import base64
+    import urllib.error
+    import urllib.request
+    req = urllib.request.Request("http://%s:%d%s" % (broker.http_addr + (path,)))
+    if user:
+        tok = base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+        req.add_header("Authorization", "Basic " + tok)
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, r.headers, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read().decode()
+
+
+def test_http_api_login_and_rules(secured):
+    b = secured
+    code, h, body = http(b, "/api/topics")
+    assert code == 401 and "Basic" in h["WWW-Authenticate"]
+    assert "AUTHENTICATION_FAILED" in body
+    code, _, body = http(b, "/api/topics", "bob", "wrong")
+    assert code == 401 and "authentication failed for user 'bob'" in body
+    admin(b, "user", "add", "dave", "--password-stdin", stdin=b"dave-pw\n")
+    code, _, body = http(b, "/api/topics", "dave", "dave-pw")
+    assert code == 403
+    assert "AUTHORIZATION_FAILED: user 'dave' may not describe on the " \
+        "cluster" in body
+    admin(b, "acl", "grant", "dave", "--cluster", "--ops", "describe")
+    code, _, body = http(b, "/api/topics", "dave", "dave-pw")
+    assert code == 200 and body.startswith("{")
+    code, _, _ = http(b, "/api/topics", "root", ADMIN_PW)
+    assert code == 200
+    # metrics and health need no login
+    assert http(b, "/healthz")[0] == 200
+
+
+# ---- PLAIN over TLS ----------------------------------------------------------------
+
+def test_plain_over_tls(tmp_path):
+    from sluice_tls import Pki
+    pki = Pki(str(tmp_path / "pki"))
+    crt, key = pki.server("srv")
+    os.environ["SLUICE_ADMIN_PASSWORD"] = ADMIN_PW
+    try:
+        b = Broker(data_dir=str(tmp_path / "d"),
+                   args=["--bootstrap-admin", "root", "--tls-listen",
+                         "127.0.0.1:0", "--tls-cert", crt, "--tls-key",
+                         key]).start()
+    finally:
+        del os.environ["SLUICE_ADMIN_PASSWORD"]
+    try:
+        def run_tls(*args, pw=ADMIN_PW):
+            env = dict(os.environ, SLUICE_USER="root", SLUICE_PASSWORD=pw)
+            p = subprocess.run(
+                [sluice_bin(), "-b", "localhost:%d" % b.tls_addr[1],
+                 "--tls-ca", pki.ca, "-X", "sasl.mechanism=PLAIN"] +
+                list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                env=env, timeout=60)
+            return p.returncode, p.stdout.decode(), p.stderr.decode()
+        rc, out, err = run_tls("topic", "create", "tls.t")
+        assert rc == 0, err
+        rc, out, err = run_tls("topic", "list", pw="nope")
+        assert rc == 1 and "authentication failed for user 'root'" in err
+        # the same PLAIN on the plaintext port is refused
+        env = dict(os.environ, SLUICE_USER="root", SLUICE_PASSWORD=ADMIN_PW)
+        p = subprocess.run([sluice_bin(), "-b", "%s:%d" % b.binary_addr,
+                            "-X", "sasl.mechanism=PLAIN", "topic", "list"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           env=env, timeout=60)
+        assert p.returncode == 1
+        assert "PLAIN only over TLS" in p.stderr.decode()
+        assert "logged in as 'root' (PLAIN)" in b.log()
+    finally:
+        assert b.stop() == 0, b.log()
+        b.cleanup()
