@@ -119,7 +119,7 @@ def test_login_flood_does_not_delay_others(flood_broker):
                            "passcode": "wrong"})
         bad.append(r)
     # every bad CONNECT is with the broker before the good one
-    probe = Raw(b.stomp_port)
+    probe = Raw(b.stomp_port, timeout=300)  # waits for a running check
     assert probe.connect("1.2", headers={"login": "alice",
                                          "passcode": "s3cret"}
                          ).command == "CONNECTED"
