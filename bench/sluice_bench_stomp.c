@@ -6,7 +6,7 @@
  *       [--count N] [--size B] [--dest /queue/X] [--persistent]
  *       [--receipt-every K] [--window W] [--ack auto|client-individual]
  *       [--prefetch N] [--login L --passcode P] [--sync-receipts]
- *       [--tls-ca FILE]
+ *       [--tls-ca FILE] [--ws PATH]
  *
  * Producers send --count messages each; consumers share the destination
  * (competing on a queue) until they received producers x count in total
@@ -19,6 +19,12 @@
  *
  * Output: one line `key=value ...` with sent/s (in), received/s (out),
  * e2e p50/p99/p99.9 (ms) and receipt p50/p99/p99.9 (ms).
+ *
+ * --ws PATH speaks STOMP over WebSocket instead (sluiced's
+ * --stomp-ws-listen, RabbitMQ's Web-STOMP at /ws): an HTTP Upgrade, then
+ * each write one masked binary message (an all-zero mask, so the client
+ * spends nothing masking) and the server's messages unwrapped before the
+ * STOMP parser, so the two transports are compared with the same client.
  *
  * Frames are parsed with broker/stomp_frame.c (pure code). Blocking
  * sockets, one thread per client. --tls-ca FILE: STOMP over TLS (the
@@ -37,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -56,6 +63,7 @@ typedef struct bopts {
     long window;
     long prefetch;
     int sync_receipts;
+    const char *ws; /* --ws PATH: STOMP over WebSocket */
 } bopts;
 
 typedef struct lat {
@@ -113,7 +121,130 @@ typedef struct sconn {
     sl_stomp_parser ps;
     uint8_t buf[65536];
     size_t off, len;
+    /* --ws: raw bytes read, and what is left of the current message */
+    uint8_t *raw;
+    size_t roff, rlen;
+    uint64_t left;
 } sconn;
+
+static int raw_write(int fd, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    while (n) {
+        ssize_t w = write(fd, b, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        b += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* At least n raw bytes buffered (--ws), or -1 on EOF/error. */
+static int ws_need(sconn *c, size_t n)
+{
+    if (c->rlen - c->roff >= n)
+        return 0;
+    memmove(c->raw, c->raw + c->roff, c->rlen - c->roff);
+    c->rlen -= c->roff;
+    c->roff = 0;
+    while (c->rlen < n) {
+        ssize_t r = read(c->fd, c->raw + c->rlen, 65536 + 16 - c->rlen);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        c->rlen += (size_t)r;
+    }
+    return 0;
+}
+
+/* The WebSocket handshake (--ws), after connect. */
+static int ws_handshake(sconn *c)
+{
+    char req[512];
+    int n = snprintf(req, sizeof(req),
+                     "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\n"
+                     "Sec-WebSocket-Key: c2x1aWNlLWJlbmNoLWtleQ==\r\n"
+                     "Sec-WebSocket-Version: 13\r\n"
+                     "Sec-WebSocket-Protocol: v12.stomp\r\n\r\n",
+                     O.ws, O.host);
+    c->raw = malloc(65536 + 32);
+    c->roff = c->rlen = 0;
+    c->left = 0;
+    if (!c->raw || raw_write(c->fd, req, (size_t)n) != 0)
+        return -1;
+    for (;;) {
+        uint8_t *e;
+        if (ws_need(c, c->rlen - c->roff + 1) != 0)
+            return -1;
+        c->raw[c->rlen] = 0;
+        e = (uint8_t *)strstr((char *)c->raw, "\r\n\r\n");
+        if (!e)
+            continue;
+        if (strncmp((char *)c->raw, "HTTP/1.1 101", 12) != 0) {
+            fprintf(stderr, "bench: WebSocket handshake refused: %.*s\n",
+                    (int)(e - c->raw), (char *)c->raw);
+            return -1;
+        }
+        c->roff = (size_t)(e + 4 - c->raw);
+        return 0;
+    }
+}
+
+/* Fill c->buf with message payload (--ws): skips control frames. */
+static ssize_t ws_read(sconn *c)
+{
+    while (c->left == 0) {
+        uint8_t b1;
+        uint64_t n;
+        size_t hl = 2;
+        if (ws_need(c, 2) != 0)
+            return -1;
+        b1 = c->raw[c->roff + 1] & 0x7f;
+        if (b1 == 126)
+            hl = 4;
+        else if (b1 == 127)
+            hl = 10;
+        if (ws_need(c, hl) != 0)
+            return -1;
+        n = b1;
+        if (b1 == 126)
+            n = (uint64_t)c->raw[c->roff + 2] << 8 | c->raw[c->roff + 3];
+        else if (b1 == 127) {
+            n = 0;
+            for (int i = 2; i < 10; i++)
+                n = n << 8 | c->raw[c->roff + i];
+        }
+        if ((c->raw[c->roff] & 0x0f) == 8)
+            return -1; /* Close */
+        c->roff += hl;
+        c->left = n;
+        if ((c->raw[c->roff - hl] & 0x0f) >= 8) {
+            /* ping/pong: skip (the broker sends none unasked) */
+            if (ws_need(c, (size_t)n) != 0)
+                return -1;
+            c->roff += (size_t)n;
+            c->left = 0;
+        }
+    }
+    if (c->roff == c->rlen && ws_need(c, 1) != 0)
+        return -1;
+    {
+        size_t k = c->rlen - c->roff;
+        if (k > c->left)
+            k = (size_t)c->left;
+        if (k > sizeof(c->buf))
+            k = sizeof(c->buf);
+        memcpy(c->buf, c->raw + c->roff, k);
+        c->roff += k;
+        c->left -= k;
+        return (ssize_t)k;
+    }
+}
 
 static int sc_open(sconn *c)
 {
@@ -142,12 +273,43 @@ static int sc_open(sconn *c)
     }
     sl_stomp_parser_init(&c->ps, NULL);
     c->off = c->len = 0;
+    if (O.ws && ws_handshake(c) != 0)
+        return -1;
     return 0;
 }
 
 static int sc_write(sconn *c, const void *p, size_t n)
 {
     const uint8_t *b = p;
+    if (O.ws) {
+        /* one binary message, masked with an all-zero key */
+        uint8_t h[14];
+        size_t hl = 2;
+        struct iovec iov[2];
+        h[0] = 0x82;
+        if (n < 126)
+            h[1] = (uint8_t)(0x80 | n);
+        else if (n < 65536) {
+            h[1] = 0x80 | 126;
+            h[2] = (uint8_t)(n >> 8);
+            h[3] = (uint8_t)n;
+            hl = 4;
+        } else {
+            h[1] = 0x80 | 127;
+            for (int i = 0; i < 8; i++)
+                h[2 + i] = (uint8_t)((uint64_t)n >> (56 - 8 * i));
+            hl = 10;
+        }
+        memset(h + hl, 0, 4);
+        hl += 4;
+        iov[0].iov_base = h;
+        iov[0].iov_len = hl;
+        iov[1].iov_base = (void *)p;
+        iov[1].iov_len = n;
+        if (writev(c->fd, iov, 2) == (ssize_t)(hl + n))
+            return 0;
+        return -1; /* a short writev: not worth resuming in a bench */
+    }
     while (n) {
         ssize_t w = c->ssl ? SSL_write(c->ssl, b, n > INT32_MAX ? INT32_MAX
                                                                : (int)n)
@@ -179,8 +341,9 @@ static int sc_read(sconn *c, sl_stomp_frame *f)
             }
         }
         {
-            ssize_t r = c->ssl ? SSL_read(c->ssl, c->buf, sizeof(c->buf))
-                               : read(c->fd, c->buf, sizeof(c->buf));
+            ssize_t r = O.ws     ? ws_read(c)
+                        : c->ssl ? SSL_read(c->ssl, c->buf, sizeof(c->buf))
+                                 : read(c->fd, c->buf, sizeof(c->buf));
             if (r < 0 && errno == EINTR)
                 continue;
             if (r <= 0)
@@ -231,6 +394,8 @@ static void sc_close(sconn *c)
     if (c->fd >= 0)
         close(c->fd);
     c->fd = -1;
+    free(c->raw);
+    c->raw = NULL;
     sl_stomp_parser_fini(&c->ps);
 }
 
@@ -403,7 +568,7 @@ static void usage(void)
             "  [--count N] [--size BYTES] [--dest /queue/X] [--persistent]\n"
             "  [--receipt-every K] [--window W] [--sync-receipts]\n"
             "  [--ack auto|client-individual] [--prefetch N]\n"
-            "  [--login L] [--passcode P] [--tls-ca FILE]\n");
+            "  [--login L] [--passcode P] [--tls-ca FILE] [--ws PATH]\n");
 }
 
 int sl_bench_stomp_main(int argc, char **argv)
@@ -443,6 +608,8 @@ int sl_bench_stomp_main(int argc, char **argv)
             O.login = v;
         else if (OPT("--passcode"))
             O.passcode = v;
+        else if (OPT("--ws"))
+            O.ws = v;
         else if (OPT("--ack"))
             O.ack = v;
         else if (OPT("--producers"))
@@ -472,6 +639,11 @@ int sl_bench_stomp_main(int argc, char **argv)
     if (O.size < 16 || O.count < 1 || O.producers < 0 || O.consumers < 0 ||
         O.window < 1) {
         fprintf(stderr, "bench: --size >= 16, --count >= 1, --window >= 1\n");
+        return 2;
+    }
+    if (O.tls_ca && O.ws) {
+        fprintf(stderr, "bench: --ws and --tls-ca do not combine (wss is "
+                        "not in this client)\n");
         return 2;
     }
     if (O.tls_ca) {
