@@ -186,7 +186,35 @@ typedef struct pworker {
     lat l;
     long failed;
     int sample_every;
+    size_t start; /* where in the shared pool its values begin */
 } pworker;
+
+/* Values: consecutive slices of one 16 MiB pool (larger than any batch,
+ * so zstd finds no repeats) of random printable bytes (6.6 bits of
+ * entropy per byte), or constant 'x' (--payload zeros: compresses to
+ * almost nothing). Made once, before the clock starts, and shared by the
+ * producer threads (read only): one pool per thread cost 16 MiB and 16 M
+ * rand_r calls each, inside the measured time, and made 64 or 256
+ * producers a benchmark of the pool (issue 20, connection scaling). */
+#define POOL (16u << 20)
+static char *g_pool;
+
+static void pool_make(void)
+{
+    size_t len = (size_t)O.size + POOL, k;
+    unsigned seed = 1;
+    if (g_pool)
+        return;
+    g_pool = malloc(len);
+    if (!g_pool) {
+        fprintf(stderr, "sluice-bench: out of memory\n");
+        exit(1);
+    }
+    for (k = 0; k < len; k++)
+        g_pool[k] = strcmp(O.payload, "random")
+                        ? 'x'
+                        : (char)(33 + rand_r(&seed) % 94);
+}
 
 static void on_dr(const sluice_delivery *d, void *opaque)
 {
@@ -205,20 +233,10 @@ static void *produce_thread(void *arg)
     sluice_conf *c = base_conf();
     sluice_producer *p;
     char err[256];
-    /* values: consecutive slices of a 16 MiB pool (larger than any batch,
-     * so zstd finds no repeats) of random printable bytes (6.6 bits of
-     * entropy per byte), or constant 'x' (--payload zeros: compresses to
-     * almost nothing) */
-    size_t pool_len = (size_t)O.size + (16u << 20);
-    char *val = malloc(pool_len);
-    unsigned seed = (unsigned)(uintptr_t)w;
+    const char *val = g_pool;
     long i;
-    size_t k;
     sluice_err e;
 
-    for (k = 0; k < pool_len; k++)
-        val[k] =
-            strcmp(O.payload, "random") ? 'x' : (char)(33 + rand_r(&seed) % 94);
     sluice_conf_set_delivery_cb(c, on_dr, w);
     e = sluice_producer_new(c, &p, err, sizeof(err));
     if (e)
@@ -226,7 +244,7 @@ static void *produce_thread(void *arg)
     for (i = 0; i < w->n; i++) {
         void *op =
             (i % w->sample_every) == 0 ? (void *)(intptr_t)now_ns() : NULL;
-        size_t at = ((size_t)i * (size_t)O.size) % (16u << 20);
+        size_t at = (w->start + (size_t)i * (size_t)O.size) % POOL;
         int32_t part = O.spread_each ? (int32_t)(i % O.partitions)
                                      : SLUICE_PARTITION_ANY;
         e = sluice_producer_send(p, O.topic, part, NULL, 0,
@@ -241,7 +259,6 @@ static void *produce_thread(void *arg)
         die(e, "flush");
     sluice_producer_free(p);
     sluice_conf_free(c);
-    free(val);
     return NULL;
 }
 
@@ -255,10 +272,12 @@ static void run_produce(long records, int quiet)
      * clock read per record */
     int every = 16;
 
+    pool_make();
     t0 = now_ns();
     for (i = 0; i < O.producers; i++) {
         ws[i].n = records / O.producers + (i < records % O.producers);
         ws[i].sample_every = every;
+        ws[i].start = (size_t)i * (POOL / (size_t)O.producers);
         pthread_create(&ws[i].th, NULL, produce_thread, &ws[i]);
     }
     for (i = 0; i < O.producers; i++) {
