@@ -44,7 +44,11 @@
  *     is one WebSocket message, as RabbitMQ sends them; a heart-beat EOL is
  *     a message of its own. A frame that is valid UTF-8 goes as a text
  *     message, any other as binary (browsers fail the connection on a text
- *     message that is not UTF-8; stompjs takes both).
+ *     message that is not UTF-8; stompjs takes both). These data messages
+ *     are framed here, their bytes moved into the socket's output, not
+ *     queued through wslay, which copies each message twice (through
+ *     wslay's queue the broker spent about 70% more CPU per message than
+ *     on plain STOMP; docs/benchmarks.md).
  *  4. Close. When the STOMP side closes (DISCONNECT, an ERROR), the
  *     connection layer flushes the filter with BEV_FINISHED: a Close with
  *     1000 goes out before the socket's write side is shut.
@@ -67,6 +71,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <wslay/wslay.h>
@@ -102,6 +107,8 @@ typedef struct ws_conn {
     /* during the input filter */
     struct evbuffer *src, *dst;
     ev_ssize_t lim;
+    size_t raw_mark; /* raw input left after the last pass */
+    int plain;       /* sock is a socket bufferevent (not TLS: wss) */
 } ws_conn;
 
 /* ---- small helpers --------------------------------------------------------
@@ -492,6 +499,15 @@ ws_in_filter(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t lim,
             return BEV_NEED_MORE;
         }
     }
+    /* libevent 2.1 reads 4 KiB per read event: when that read was full,
+     * take what the socket holds (as conn.c does for plain sockets), or a
+     * stream of small messages costs a read, an ioctl and a loop pass per
+     * 4 KiB, and more, smaller fdatasync rounds. Not under TLS (wss): the
+     * socket's bytes are ciphertext for the TLS bufferevent to read */
+    if (w->plain &&
+        evbuffer_get_length(src) >= w->raw_mark + SL_OPS_EV_READ_MAX &&
+        evbuffer_get_length(src) < WS_RAW_IN_MAX)
+        sl_ops_read_now(w->sock, WS_RAW_IN_MAX - evbuffer_get_length(src));
     if (evbuffer_get_length(src) == 0)
         return BEV_NEED_MORE;
     w->src = src;
@@ -499,6 +515,7 @@ ws_in_filter(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t lim,
     w->lim = lim;
     rv = wslay_event_recv(w->ctx);
     w->src = w->dst = NULL;
+    w->raw_mark = evbuffer_get_length(src);
     /* pongs, the answer to a Close, wslay's own Close on an error */
     if (wslay_event_want_write(w->ctx))
         wslay_event_send(w->ctx);
@@ -546,13 +563,70 @@ static size_t stomp_frame_len(struct evbuffer *src)
     return nul.pos < 0 ? 0 : (size_t)nul.pos + 1;
 }
 
+/* Are the first n bytes of b all ASCII? (No copy: chunk by chunk.) */
+static int all_ascii(struct evbuffer *b, size_t n)
+{
+    struct evbuffer_iovec v[8];
+    struct evbuffer_ptr at;
+    evbuffer_ptr_set(b, &at, 0, EVBUFFER_PTR_SET);
+    while (n > 0) {
+        int k = evbuffer_peek(b, (ev_ssize_t)n, &at, v, 8);
+        size_t seen = 0;
+        if (k <= 0)
+            return 0;
+        for (int i = 0; i < k && i < 8 && n > 0; i++) {
+            const unsigned char *p = v[i].iov_base;
+            size_t m = v[i].iov_len < n ? v[i].iov_len : n;
+            for (size_t j = 0; j < m; j++)
+                if (p[j] & 0x80)
+                    return 0;
+            n -= m;
+            seen += m;
+        }
+        if (n > 0 && evbuffer_ptr_set(b, &at, seen, EVBUFFER_PTR_ADD) != 0)
+            return 0;
+    }
+    return 1;
+}
+
+/*
+ * One server message holding the first n bytes of src: the frame header
+ * (server frames are not masked), then the bytes moved, not copied, where
+ * libevent can move whole chains. Data messages do not go through wslay
+ * (its queue copies each message twice); wslay writes only control
+ * frames (pongs, Close), each whole, so the two never interleave inside
+ * a frame.
+ */
+static void put_msg(struct evbuffer *src, struct evbuffer *dst, size_t n)
+{
+    unsigned char h[10];
+    size_t hl = 2;
+    int text =
+        all_ascii(src, n) || utf8_valid(evbuffer_pullup(src, (ev_ssize_t)n), n);
+    h[0] = 0x80 | (text ? WSLAY_TEXT_FRAME : WSLAY_BINARY_FRAME);
+    if (n < 126)
+        h[1] = (unsigned char)n;
+    else if (n < 65536) {
+        h[1] = 126;
+        h[2] = (unsigned char)(n >> 8);
+        h[3] = (unsigned char)n;
+        hl = 4;
+    } else {
+        h[1] = 127;
+        for (int i = 0; i < 8; i++)
+            h[2 + i] = (unsigned char)((uint64_t)n >> (56 - 8 * i));
+        hl = 10;
+    }
+    evbuffer_add(dst, h, hl);
+    evbuffer_remove_buffer(src, dst, n);
+}
+
 static enum bufferevent_filter_result
 ws_out_filter(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t lim,
               enum bufferevent_flush_mode mode, void *ctx_)
 {
     ws_conn *w = ctx_;
     int took = 0;
-    (void)dst;
     (void)lim;
 
     if (!w->ctx) {
@@ -562,19 +636,14 @@ ws_out_filter(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t lim,
     }
     for (;;) {
         size_t n = stomp_frame_len(src);
-        struct wslay_event_msg m;
-        unsigned char *p;
         if (n == 0 && mode != BEV_NORMAL)
             n = evbuffer_get_length(src); /* flushing: what there is */
         if (n == 0)
             break;
-        p = evbuffer_pullup(src, (ev_ssize_t)n);
-        m.opcode = utf8_valid(p, n) ? WSLAY_TEXT_FRAME : WSLAY_BINARY_FRAME;
-        m.msg = p;
-        m.msg_length = n;
-        /* refused once a Close was queued: nothing more goes out */
-        wslay_event_queue_msg(w->ctx, &m);
-        evbuffer_drain(src, n);
+        if (wslay_event_get_close_sent(w->ctx))
+            evbuffer_drain(src, n); /* nothing goes out after a Close */
+        else
+            put_msg(src, dst, n);
         took = 1;
     }
     if (mode == BEV_FINISHED && !wslay_event_get_close_sent(w->ctx))
@@ -602,6 +671,7 @@ static struct bufferevent *ws_wrap(void *arg, sl_conn *c,
     w->srv = arg;
     w->c = c;
     w->sock = sock;
+    w->plain = bufferevent_openssl_get_ssl(sock) == NULL;
     bufferevent_setwatermark(sock, EV_READ, 0, WS_RAW_IN_MAX);
     bufferevent_set_max_single_read(sock, WS_IO_MAX);
     bufferevent_set_max_single_write(sock, WS_IO_MAX);
