@@ -46,9 +46,9 @@
  *     message, any other as binary (browsers fail the connection on a text
  *     message that is not UTF-8; stompjs takes both). These data messages
  *     are framed here, their bytes moved into the socket's output, not
- *     queued through wslay, which copies each message twice (through
- *     wslay's queue the broker spent about 70% more CPU per message than
- *     on plain STOMP; docs/benchmarks.md).
+ *     queued through wslay, which copies each message twice. (The broker
+ *     spends about 1.5x the CPU per message of plain STOMP;
+ *     docs/benchmarks.md has the figures.)
  *  4. Close. When the STOMP side closes (DISCONNECT, an ERROR), the
  *     connection layer flushes the filter with BEV_FINISHED: a Close with
  *     1000 goes out before the socket's write side is shut.
