@@ -251,6 +251,10 @@ def test_auto_created_topic_goes_through_the_quorum(cluster):
     all3 = [1, 2, 3]
     ldr = wait_all_up(c, all3)
     f = next(n for n in all3 if n != ldr)
+    # f places the new topic from its own copy of the metadata: wait until
+    # that copy has every node up (the leader's view can be ahead of it).
+    c.wait(lambda: (c.status(f) or {}).get("nodes") ==
+           {n: "up" for n in all3}, "node %d sees every node up" % f)
     recs = ["auto-%d" % i for i in range(5)]
     c.cli(f, "produce", "fresh", "--acks", "durable",
           input="\n".join(recs) + "\n")
