@@ -1113,6 +1113,12 @@ static void bin_describe(void *state, sl_conn *c, struct sl_jw *j)
     sl_bg_describe_conn(state, c, j);
 }
 
+static const char *bin_user(void *state, sl_conn *c)
+{
+    (void)state;
+    return sl_auth_conn_user(c);
+}
+
 static const sl_conn_ops bin_ops = {
     .name = "binary",
     .flags = SL_CONN_IDLE,
@@ -1120,6 +1126,7 @@ static const sl_conn_ops bin_ops = {
     .write_max = 1024 * 1024,
     .on_open = bin_open,
     .on_input = bin_input,
+    .user = bin_user,
     .describe = bin_describe,
 };
 

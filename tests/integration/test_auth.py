@@ -471,3 +471,13 @@ def test_plain_over_tls(tmp_path):
     finally:
         assert b.stop() == 0, b.log()
         b.cleanup()
+
+
+def test_connection_listing_names_the_binary_user(secured):
+    """`sluice connections` shows who a binary connection logged in as (the
+    CLI's own connection, listed while it asks)."""
+    out = admin(secured, "connections")
+    rows = [l.split() for l in out.splitlines()[1:] if l.strip()]
+    mine = [r for r in rows if r[1] == "binary"]
+    assert mine, out
+    assert all(r[3] == "root" for r in mine), out
