@@ -112,6 +112,17 @@ def test_partitions_beyond_the_descriptor_limit(tmp_path):
             assert c.create_topic("wide", CPARTS) == (0, None), b.log()
             produce_all(c, "wide", CPARTS, b"a")
             check_all(c, "wide", CPARTS, [b"a"])
+            # one FETCH over every partition: small slices are copied into
+            # the reply, not held as one descriptor each until it is sent
+            # (that was 1,200 descriptors under a limit of 256)
+            res = sw.decode_fetch(c.call(sw.API_FETCH, sw.fetch_body(
+                {"wide": [(p, 0, 1 << 16) for p in range(CPARTS)]})))
+            for p in range(CPARTS):
+                r = res[("wide", p)]
+                assert r["error"] == 0, (p, r["error"])
+                assert [x["value"] for x in sw.decode_batches(
+                    r["records"])] == [b"a-%d-%d" % (p, i)
+                                       for i in range(2)], p
             # every partition written and read, yet the cache's bound
             # holds (plus sockets, SQLite, the journal, the lock)
             assert open_fds(b.pid) <= CMAX + 48, open_fds(b.pid)
