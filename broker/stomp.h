@@ -22,9 +22,5 @@ void sl_stomp_module_init(sl_broker *b);
 /* Close every STOMP connection (releasing what they held) and free. */
 void sl_stomp_module_fini(sl_broker *b);
 
-/* "pbkdf2-sha256$ITER$SALT_HEX$HASH_HEX" check of password against stored.
- * Returns 1 when it matches, 0 otherwise (also for a malformed entry).
- * @thread any */
-int sl_stomp_password_ok(const char *stored, const char *password);
 
 #endif

@@ -28,9 +28,6 @@
 
 #include <event2/event.h>
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-
 #include "broker/config.h"
 #include "broker/stomp.h"
 #include "broker/stomp_int.h"
@@ -253,62 +250,6 @@ static void hb_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /* ---- users --------------------------------------------------------------- */
-
-static int hexval(int ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
-static int unhex(const char *s, size_t n, uint8_t *out, size_t cap)
-{
-    size_t i;
-    if (n % 2 || n / 2 > cap)
-        return -1;
-    for (i = 0; i < n / 2; i++) {
-        int a = hexval(s[2 * i]), b = hexval(s[2 * i + 1]);
-        if (a < 0 || b < 0)
-            return -1;
-        out[i] = (uint8_t)(a * 16 + b);
-    }
-    return (int)(n / 2);
-}
-
-int sl_stomp_password_ok(const char *stored, const char *password)
-{
-    const char *p = stored, *a, *b;
-    uint8_t salt[256], want[128], got[128];
-    int sl, hl, ok;
-    int64_t iter;
-    char ib[16];
-    if (strncmp(p, "pbkdf2-sha256$", 14) != 0)
-        return 0;
-    p += 14;
-    a = strchr(p, '$');
-    if (!a || (size_t)(a - p) >= sizeof(ib))
-        return 0;
-    memcpy(ib, p, (size_t)(a - p));
-    ib[a - p] = 0;
-    iter = parse_i64(ib, &ok);
-    if (!ok || iter < 1 || iter > 10000000)
-        return 0;
-    b = strchr(a + 1, '$');
-    if (!b)
-        return 0;
-    sl = unhex(a + 1, (size_t)(b - a - 1), salt, sizeof(salt));
-    hl = unhex(b + 1, strlen(b + 1), want, sizeof(want));
-    if (sl < 1 || hl < 16)
-        return 0;
-    if (PKCS5_PBKDF2_HMAC(password, (int)strlen(password), salt, sl, (int)iter,
-                          EVP_sha256(), hl, got) != 1)
-        return 0;
-    return CRYPTO_memcmp(got, want, (size_t)hl) == 0;
-}
 
 sl_err stomp_users_init(stomp_srv *s, char *err, size_t errlen)
 {
