@@ -1011,21 +1011,6 @@ typedef struct aredrive {
     struct event *timer;
 } aredrive;
 
-static int32_t sink_partitions(void *ctx, const char *topic)
-{
-    int32_t np = 0;
-    if (sl_ops_topic_get(ctx, topic, SL_OPS_AUTO_CREATE, &np) != SL_OK)
-        return -1;
-    return np;
-}
-
-static sl_err sink_append(void *ctx, const char *topic, int32_t partition,
-                          uint8_t *batch, size_t len)
-{
-    return sl_ops_append(ctx, topic, partition, SL_OPS_NO_CREATE, batch, len,
-                         NULL, NULL);
-}
-
 static void aredrive_free(aredrive *ar)
 {
     if (ar->timer)
@@ -1071,7 +1056,7 @@ static sl_err v_dlq_redrive(sl_admin_call *x)
 {
     sl_groups *g = groups(x);
     sl_dlq_redrive_opts o;
-    sl_dlq_sink sink = {x->b, sink_partitions, sink_append};
+    sl_dlq_sink sink = sl_ops_dlq_sink(x->b);
     const char *dlq;
     int64_t max, rate;
     aredrive *ar;

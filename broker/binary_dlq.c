@@ -127,21 +127,6 @@ typedef struct redrive {
     int cancelled;
 } redrive;
 
-static int32_t sink_partitions(void *ctx, const char *topic)
-{
-    int32_t np = 0;
-    if (sl_ops_topic_get(ctx, topic, SL_OPS_AUTO_CREATE, &np) != SL_OK)
-        return -1;
-    return np;
-}
-
-static sl_err sink_append(void *ctx, const char *topic, int32_t partition,
-                          uint8_t *batch, size_t len)
-{
-    return sl_ops_append(ctx, topic, partition, SL_OPS_NO_CREATE, batch, len,
-                         NULL, NULL);
-}
-
 static void redrive_finish(redrive *rd, sl_err rc);
 
 static void redrive_step(evutil_socket_t fd, short what, void *arg)
@@ -211,7 +196,7 @@ static void h_redrive(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
 {
     sl_dlq_redrive_req q;
     sl_dlq_redrive_opts o;
-    sl_dlq_sink sink = {b, sink_partitions, sink_append};
+    sl_dlq_sink sink = sl_ops_dlq_sink(b);
     char dlq[SL_BG_NAME_MAX], target[SL_BG_NAME_MAX], reason[64];
     redrive *rd;
     char msg[400];

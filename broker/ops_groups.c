@@ -394,3 +394,24 @@ void sl_groups_module_release(sl_broker *b)
     free(M->ticks);
     free(M);
 }
+
+static int32_t dlq_sink_partitions(void *ctx, const char *topic)
+{
+    int32_t np = 0;
+    if (sl_ops_topic_get(ctx, topic, SL_OPS_AUTO_CREATE, &np) != SL_OK)
+        return -1;
+    return np;
+}
+
+static sl_err dlq_sink_append(void *ctx, const char *topic, int32_t partition,
+                              uint8_t *batch, size_t len)
+{
+    return sl_ops_append(ctx, topic, partition, SL_OPS_NO_CREATE, batch, len,
+                         NULL, NULL);
+}
+
+sl_dlq_sink sl_ops_dlq_sink(sl_broker *b)
+{
+    sl_dlq_sink sink = {b, dlq_sink_partitions, dlq_sink_append};
+    return sink;
+}

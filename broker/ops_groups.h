@@ -12,6 +12,7 @@
 #define SL_OPS_GROUPS_H
 
 #include "broker/ops.h"
+#include "groups/dlq.h"
 #include "groups/groups.h"
 
 /* The module (server.c's table): open groups.db, hook into the broker. */
@@ -29,5 +30,9 @@ sl_groups *sl_ops_groups(sl_broker *b);
  * SL_OK, SL_ERR_NOMEM, SL_ERR_INVALID_ARG (groups not started). */
 sl_err sl_ops_groups_on_second(sl_broker *b, void (*fn)(void *arg, int64_t now),
                                void *arg);
+
+/* The sink a DLQ redrive (groups/dlq.h) writes through: topics are
+ * auto-created, records appended like a PRODUCE (admin verb and API 26). */
+sl_dlq_sink sl_ops_dlq_sink(sl_broker *b);
 
 #endif
