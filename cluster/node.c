@@ -11,6 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <raft.h>
 #include <raft/uv.h>
@@ -515,6 +519,32 @@ static void node_free(sl_cluster_node *n)
     free(n);
 }
 
+/* Why listening on addr ("IPv4:port") fails, found by trying it (libraft
+ * reports only "I/O error"); NULL when it works or addr is not IPv4. */
+static const char *listen_error(const char *addr)
+{
+    struct sockaddr_in sa;
+    char host[64];
+    const char *colon = strrchr(addr, ':');
+    int fd, one = 1, e = 0;
+    if (!colon || (size_t)(colon - addr) >= sizeof(host))
+        return NULL;
+    memcpy(host, addr, (size_t)(colon - addr));
+    host[colon - addr] = 0;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)atoi(colon + 1));
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+        return NULL;
+    if ((fd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
+        return strerror(errno);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, 1) != 0)
+        e = errno;
+    close(fd);
+    return e ? strerror(e) : NULL;
+}
+
 sl_err sl_cluster_node_start(const sl_cluster_cfg *cfg, sl_cluster_node **out,
                              char *err, size_t errlen)
 {
@@ -608,8 +638,14 @@ sl_err sl_cluster_node_start(const sl_cluster_cfg *cfg, sl_cluster_node **out,
     raft_set_snapshot_trailing(&n->raft, 128);
     raft_set_pre_vote(&n->raft, true);
     if ((rv = raft_start(&n->raft)) != 0) {
-        snprintf(err, errlen, "raft: cannot start on %s: %s", n->listen,
-                 raft_errmsg(&n->raft));
+        /* libraft leaves its own message empty when the transport fails
+         * (a port in use): the io layer's, else the code's, names it */
+        const char *why = raft_errmsg(&n->raft);
+        if (!why || !why[0])
+            why = n->io.errmsg[0] ? n->io.errmsg : listen_error(n->listen);
+        if (!why)
+            why = raft_strerror(rv);
+        snprintf(err, errlen, "raft: cannot start on %s: %s", n->listen, why);
         goto fail;
     }
     uv_timer_start(&n->tick, tick_cb, cfg->heartbeat_ms, cfg->heartbeat_ms);

@@ -6,6 +6,7 @@ node restarts and catches up."""
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import urllib.request
 
@@ -323,3 +324,26 @@ def test_bootstrap_list_skips_dead_nodes(cluster):
                         "topic", "list"], capture_output=True, text=True,
                        timeout=60)
     assert p.returncode == 2 and "HOST:PORT,HOST:PORT" in p.stderr, p.stderr
+
+
+def test_raft_port_in_use_is_named(tmp_path):
+    """A cluster-listen address another socket holds stops sluiced with
+    the reason (libraft itself says only "I/O error")."""
+    import socket
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    held.listen()
+    addr = "127.0.0.1:%d" % held.getsockname()[1]
+    try:
+        p = subprocess.run(
+            [sluice_harness.sluiced_path(),
+             "--listen", "127.0.0.1:0", "--stomp-listen", "127.0.0.1:0",
+             "--http-listen", "127.0.0.1:0", "--data", str(tmp_path / "d"),
+             "--node-id", "1", "--cluster-listen", addr,
+             "--cluster-peers", "1@" + addr],
+            capture_output=True, text=True, timeout=60)
+    finally:
+        held.close()
+    assert p.returncode != 0
+    assert ("raft: cannot start on %s: Address already in use" % addr) in \
+        p.stderr, p.stderr
