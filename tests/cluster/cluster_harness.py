@@ -3,8 +3,9 @@
 Client ports use port 0 and the ready line, as every other suite. The Raft
 (--cluster-listen) ports cannot: every node must know every peer's address
 before any of them starts (they are the bootstrap configuration, entry 1 of
-the metadata log). So the harness reserves them: it binds 127.0.0.1:0,
-reads the port the kernel chose, and closes the socket just before starting
+the metadata log). So the harness reserves them: it binds free ports below
+the kernel's ephemeral range (so no outgoing connection takes one while its
+node is down for a restart), and closes the sockets just before starting
 the nodes. If a node still fails to bind in that window (another process
 took the port), it exits with status 4 and Cluster.start() starts the whole
 cluster again on new ports (docs/cluster.md, Tests).
@@ -26,13 +27,36 @@ def cli_path():
     return os.path.join(sluice_harness.bin_dir(), "sluice")
 
 
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def reserve_ports(n):
+    """n free ports BELOW the kernel's ephemeral range: a node restarted
+    by a test must get its Raft port back, and a port from the ephemeral
+    range (what bind(0) gives) can meanwhile become the source port of an
+    outgoing connection (seen once: "cannot start on ...: Address already
+    in use" after a restart)."""
+    import random
+    low = _ephemeral_low()
+    rng = random.Random()
     socks, ports = [], []
-    for _ in range(n):
+    while len(ports) < n:
+        port = rng.randrange(10000, low)
+        if port in ports:
+            continue
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.bind(("127.0.0.1", 0))
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            s.close()
+            continue
         socks.append(s)
-        ports.append(s.getsockname()[1])
+        ports.append(port)
     for s in socks:
         s.close()
     return ports
