@@ -13,7 +13,8 @@ PKGS=(build-essential cmake pkg-config libevent-dev libssl-dev libsqlite3-dev
       zstd # zstd: the CLI builds zstd bombs in tests/integration
       libcjson-dev python3-prometheus-client curl chromium
       openssl # the TLS tests make their certificates with it
-      systemd) # systemd-analyze verify: the example unit (test_install)
+      systemd # systemd-analyze verify: the example unit (test_install)
+      iproute2) # ip netns: the network-partition test (tests/cluster)
 missing=()
 for p in "${PKGS[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -1,14 +1,28 @@
 #!/usr/bin/env bash
-# scripts/jepsen-cluster.sh [BUILD_DIR] [ROUNDS] - the long mode of
-# tests/cluster/test_cluster_jepsen.py: 3 real nodes, two producers with
-# acks=durable, the partition leader kill -9ed or paused (SIGSTOP) every
-# round and brought back, ROUNDS rounds (default 100), then the full read
-# and the verdict (every acknowledged record present once, in order,
-# nothing never sent, identical replicas). The suite runs 3 rounds.
+# scripts/jepsen-cluster.sh [--netpart] [BUILD_DIR] [ROUNDS] - the long
+# modes of the Jepsen-style cluster checks (docs/cluster.md 8):
+#   default: tests/cluster/test_cluster_jepsen.py: 3 real nodes, two
+#     producers with acks=durable, the partition leader kill -9ed or paused
+#     (SIGSTOP) every round and brought back;
+#   --netpart: tests/cluster/test_cluster_netpart.py: each node in its own
+#     network namespace (needs root), the partition leader cut off from the
+#     other two every round (blackhole routes) while a third producer
+#     writes to the isolated side, then healed.
+# ROUNDS rounds (default 100), then the full read and the verdict (every
+# acknowledged record present once, in order, nothing never sent,
+# identical replicas; --netpart also: the isolated leader acknowledged
+# nothing, no epoch named two leaders). The suite runs 3 rounds of each.
 set -euo pipefail
+test=test_cluster_jepsen.py
+var=JEPSEN_ROUNDS
+if [ "${1:-}" = "--netpart" ]; then
+  test=test_cluster_netpart.py
+  var=NETPART_ROUNDS
+  shift
+fi
 src=$(cd "$(dirname "$0")/.." && pwd)
 b=$(cd "${1:-$src/build}" && pwd)
 rounds=${2:-100}
-JEPSEN_ROUNDS=$rounds SLUICE_BIN_DIR=$b/bin SLUICE_SOURCE_DIR=$src \
+env "$var=$rounds" SLUICE_BIN_DIR="$b/bin" SLUICE_SOURCE_DIR="$src" \
   PYTHONDONTWRITEBYTECODE=1 "${PYTHON3:-python3}" -m pytest -q -p no:cacheprovider \
-  -o faulthandler_timeout=0 "$src/tests/cluster/test_cluster_jepsen.py"
+  -o faulthandler_timeout=0 "$src/tests/cluster/$test"
