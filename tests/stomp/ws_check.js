@@ -2,7 +2,7 @@
 // STOMP-over-WebSocket listener, in Node or in headless Chromium (Debian's,
 // driven by puppeteer-core). Used by tests/stomp/test_stomp_ws.py:
 //
-//   node ws_check.js node|browser ws://HOST:PORT/ws QUEUE
+//   node ws_check.js node|browser ws://HOST:PORT/ws QUEUE [text-only]
 //
 // Prints the scenario's summary as one JSON line; exits non-zero with the
 // error when the scenario fails or does not finish within the timeout.
@@ -11,13 +11,15 @@ const fs = require("fs");
 const os = require("os");
 const path = require("path");
 
-const [where, url, queue] = process.argv.slice(2);
+// a 4th argument "text-only" leaves out the binary message
+const [where, url, queue, only] = process.argv.slice(2);
+const withBinary = only !== "text-only";
 const TIMEOUT = 60000;
 
 async function inNode() {
   const StompJs = require("@stomp/stompjs");
   Object.assign(global, {WebSocket: require("ws")});
-  return require("./ws_scenario.js").scenario(StompJs, url, queue);
+  return require("./ws_scenario.js").scenario(StompJs, url, queue, withBinary);
 }
 
 async function inBrowser() {
@@ -44,7 +46,7 @@ async function inBrowser() {
     await page.addScriptTag({
       content: fs.readFileSync(path.join(__dirname, "ws_scenario.js"), "utf8")});
     const out = await page.evaluate(
-      (u, q) => scenario(window.StompJs, u, q), url, queue);
+      (u, q, b) => scenario(window.StompJs, u, q, b), url, queue, withBinary);
     out.errors = errors;
     out.userAgent = await browser.userAgent();
     return out;
