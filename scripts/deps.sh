@@ -10,6 +10,8 @@ PKGS=(build-essential cmake pkg-config libevent-dev libssl-dev libsqlite3-dev
       libraft-dev libuv1-dev
       libwslay-dev # STOMP over WebSocket (broker/ws.c)
       libnet-stomp-perl # Net::Stomp, a third-party client (test_stomp_compat)
+      ruby-stomp # the Ruby stomp gem, a third-party client (test_stomp_peers)
+      rabbitmq-server activemq # the reference brokers (tests/stomp/test_stomp_peers.py)
       zstd # zstd: the CLI builds zstd bombs in tests/integration
       libcjson-dev python3-prometheus-client curl chromium
       openssl # the TLS tests make their certificates with it
@@ -42,4 +44,8 @@ fi
 # Node (with the ws package) and in chromium
 if [ ! -d "$(npm root -g)/@stomp/stompjs" ] || [ ! -d "$(npm root -g)/ws" ]; then
   $SUDO npm install -g --no-audit --no-fund --silent @stomp/stompjs@7.5.0 ws@8.23.1
+fi
+# stompit, a Node STOMP client over TCP (tests/stomp/test_stomp_peers.py)
+if [ ! -d "$(npm root -g)/stompit" ]; then
+  $SUDO npm install -g --no-audit --no-fund --silent stompit@1.0.0
 fi
