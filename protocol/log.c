@@ -26,6 +26,11 @@ void sl_log_set_fd(int fd)
     log_fd = fd;
 }
 
+int sl_log_fd(void)
+{
+    return log_fd;
+}
+
 int sl_log_set_file(const char *path)
 {
     int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);

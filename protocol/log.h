@@ -28,6 +28,8 @@ void sl_log_write(int level, const char *subsys, const char *fmt, ...)
 int sl_log_parse_level(const char *s);
 /* Where lines go (default: 2 = stderr). */
 void sl_log_set_fd(int fd);
+/* The descriptor lines go to (for a writer that must not call sl_log). */
+int sl_log_fd(void);
 /* Append lines to the file at path (created 0644), remembered for
  * sl_log_reopen. 0 or -1 (errno; lines keep going where they went). */
 int sl_log_set_file(const char *path);

@@ -6,18 +6,35 @@
  * (writer-preferring, so new operations queue behind it) and never releases
  * it. `mu` protects the file table, which is keyed by absolute path. The undo log is kept in memory: this
  * is a test mode, and a round writes megabytes, not gigabytes.
+ *
+ * The rest of the process stops before the files change (stop_world):
+ * reads (sendfile, pread) do not go through the seam, so without the stop
+ * the event loop went on answering clients from files the cut was
+ * rewriting. A queue acquire answered that way carried zeros where the
+ * undo had put back preallocated space (a reply no real power loss can
+ * send; docs/benchmarks.md, "round 462"). So the cutting thread first
+ * parks every other thread in a signal handler that never returns, then
+ * resets every TCP connection (SO_LINGER 0: what the socket buffers still
+ * held never leaves, as with the machine off), and only then rewrites the
+ * files. From the stop on, it takes no lock another thread could hold
+ * (no malloc, no stdio, no gmtime: see raw_log).
  */
 #include "storage/powerloss.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "protocol/log.h"
@@ -44,6 +61,8 @@ static pl_file *files;
 static unsigned long long ops, cut_at;
 static unsigned long long rng = 1;
 static int tear = 1, verbose, active;
+static unsigned long long hold_ms; /* tests: stay stopped this long */
+static int stop = 1; /* 0: the old cut under a running process (tests) */
 static sl_fs_ops pl_ops;
 
 static unsigned long long rnd(void)
@@ -167,12 +186,162 @@ static void note_create(const char *path)
     pthread_mutex_unlock(&mu);
 }
 
+/* ---- stopping the rest of the process ---------------------------------- */
+
+#define PL_STOP_MAX 4096 /* threads; far more than sluiced starts */
+static int stop_sig;
+static pid_t stopped[PL_STOP_MAX];
+static int nstopped;
+
+/* Parks the thread it runs on for good (until _exit). */
+static void stop_handler(int sig)
+{
+    sigset_t all;
+    int i = __atomic_fetch_add(&nstopped, 1, __ATOMIC_SEQ_CST);
+    (void)sig;
+    if (i < PL_STOP_MAX)
+        __atomic_store_n(&stopped[i], gettid(), __ATOMIC_SEQ_CST);
+    sigfillset(&all);
+    for (;;)
+        sigsuspend(&all);
+}
+
+static int is_stopped(pid_t tid)
+{
+    int n = __atomic_load_n(&nstopped, __ATOMIC_SEQ_CST);
+    for (int i = 0; i < n && i < PL_STOP_MAX; i++)
+        if (__atomic_load_n(&stopped[i], __ATOMIC_SEQ_CST) == tid)
+            return 1;
+    return 0;
+}
+
+/* Calls fn(number) for each numeric entry of a /proc directory; no
+ * allocation (getdents64 into a stack buffer). */
+static void each_entry(const char *dir, void (*fn)(long, void *), void *arg)
+{
+    char buf[4096] __attribute__((aligned(8))); /* dirent64 records */
+    ssize_t n;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    while ((n = getdents64(fd, buf, sizeof(buf))) > 0) {
+        for (ssize_t off = 0; off < n;) {
+            struct dirent64 *d = (struct dirent64 *)(buf + off);
+            char *end;
+            long v = strtol(d->d_name, &end, 10);
+            off += d->d_reclen;
+            if (end != d->d_name && *end == 0 && v != fd)
+                fn(v, arg);
+        }
+    }
+    close(fd);
+}
+
+typedef struct {
+    pid_t self;
+    int running;  /* threads not parked yet */
+    pid_t sent[PL_STOP_MAX];
+    int nsent;
+} stop_scan;
+
+static void stop_one(long tid, void *arg)
+{
+    stop_scan *sc = arg;
+    int i;
+    if ((pid_t)tid == sc->self || is_stopped((pid_t)tid))
+        return;
+    sc->running++;
+    for (i = 0; i < sc->nsent; i++)
+        if (sc->sent[i] == (pid_t)tid)
+            return; /* signalled; the handler has not run yet */
+    if (sc->nsent < PL_STOP_MAX && tgkill(getpid(), (pid_t)tid, stop_sig) == 0)
+        sc->sent[sc->nsent++] = (pid_t)tid;
+}
+
+/* Park every other thread of the process; returns how many would not stop
+ * within 5 s (0 in every run so far). Threads started meanwhile are found
+ * by the next scan. */
+static int stop_world(void)
+{
+    static stop_scan sc;
+    struct timespec t0, now, nap = {0, 50 * 1000};
+    sc.self = gettid();
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        sc.running = 0;
+        each_entry("/proc/self/task", stop_one, &sc);
+        if (sc.running == 0)
+            return 0;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - t0.tv_sec > 5)
+            return sc.running;
+        nanosleep(&nap, NULL);
+    }
+}
+
+/* Reset a TCP socket: nothing more of what it holds reaches the peer. */
+static void reset_socket(long fd, void *arg)
+{
+    int dom = 0, type = 0;
+    socklen_t l1 = sizeof(dom), l2 = sizeof(type);
+    struct linger lg = {1, 0};
+    if (getsockopt((int)fd, SOL_SOCKET, SO_DOMAIN, &dom, &l1) != 0 ||
+        getsockopt((int)fd, SOL_SOCKET, SO_TYPE, &type, &l2) != 0 ||
+        (dom != AF_INET && dom != AF_INET6) || type != SOCK_STREAM)
+        return;
+    setsockopt((int)fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    close((int)fd);
+    ++*(int *)arg;
+}
+
+/* One log line in sl_log's text format, written without a lock another
+ * (parked) thread could hold: sl_log's gmtime_r takes glibc's tz lock. */
+__attribute__((format(printf, 1, 2))) static void raw_log(const char *fmt, ...)
+{
+    char line[1024];
+    struct timespec ts;
+    long long days, sod, z, era, doe, yoe, y, doy, mp, d, m;
+    int n, w;
+    va_list ap;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    days = ts.tv_sec / 86400;
+    sod = ts.tv_sec % 86400;
+    /* civil date from days since 1970-01-01 (H. Hinnant's algorithm) */
+    z = days + 719468;
+    era = z / 146097;
+    doe = z - era * 146097;
+    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    y = yoe + era * 400;
+    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    mp = (5 * doy + 2) / 153;
+    d = doy - (153 * mp + 2) / 5 + 1;
+    m = mp < 10 ? mp + 3 : mp - 9;
+    y += m <= 2;
+    n = snprintf(line, sizeof(line),
+                 "%04lld-%02lld-%02lldT%02lld:%02lld:%02lld.%03ldZ ERROR "
+                 "powerloss ",
+                 y, m, d, sod / 3600, sod / 60 % 60, sod % 60,
+                 ts.tv_nsec / 1000000);
+    va_start(ap, fmt);
+    w = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+    va_end(ap);
+    if (w > 0)
+        n += w < (int)sizeof(line) - n - 1 ? w : (int)sizeof(line) - n - 2;
+    line[n++] = '\n';
+    if (write(sl_log_fd(), line, (size_t)n) < 0)
+        return;
+}
+
 /* The machine stops: make the disk hold only what was synced. */
 static void cut(void)
 {
     pl_file *f;
-    int removed = 0, torn = 0, nfiles = 0;
+    int removed = 0, torn = 0, nfiles = 0, resets = 0, unstopped = 0;
     long long dropped = 0;
+    if (stop) {
+        unstopped = stop_world();
+        each_entry("/proc/self/fd", reset_socket, &resets);
+    }
     pthread_mutex_lock(&mu);
     for (f = files; f; f = f->next) {
         off_t size = file_size(f->path), keep;
@@ -182,10 +351,10 @@ static void cut(void)
             continue; /* unlinked since */
         nfiles++;
         if (verbose)
-            sl_log(SL_ERROR, "powerloss", "%s: size %lld durable %lld%s%s",
-                   f->path, (long long)size, (long long)f->durable,
-                   f->fresh ? " (new, directory not synced: removed)" : "",
-                   f->undo ? " (overwrites undone)" : "");
+            raw_log("%s: size %lld durable %lld%s%s", f->path,
+                    (long long)size, (long long)f->durable,
+                    f->fresh ? " (new, directory not synced: removed)" : "",
+                    f->undo ? " (overwrites undone)" : "");
         if (f->fresh) {
             unlink(f->path);
             removed++;
@@ -211,10 +380,18 @@ static void cut(void)
             abort();
         close(fd);
     }
-    sl_log(SL_ERROR, "powerloss",
-           "cut at operation %llu: %d files, %lld bytes dropped, %d torn "
-           "tails, %d unsynced new files removed; exiting %d",
-           cut_at, nfiles, dropped, torn, removed, SL_POWERLOSS_EXIT);
+    raw_log("cut at operation %llu: %d files, %lld bytes dropped, %d torn "
+            "tails, %d unsynced new files removed, %d connections reset%s; "
+            "exiting %d",
+            cut_at, nfiles, dropped, torn, removed, resets,
+            unstopped ? " (SOME THREADS DID NOT STOP)" : "",
+            SL_POWERLOSS_EXIT);
+    if (hold_ms) {
+        struct timespec t = {(time_t)(hold_ms / 1000),
+                             (long)(hold_ms % 1000) * 1000000};
+        while (nanosleep(&t, &t) != 0 && errno == EINTR)
+            ;
+    }
     _exit(SL_POWERLOSS_EXIT);
 }
 
@@ -382,6 +559,10 @@ sl_err sl_powerloss_install(const char *spec, char *err, size_t errlen)
             tear = (int)v;
         else if (strcmp(tok, "verbose") == 0 && v <= 1)
             verbose = (int)v;
+        else if (strcmp(tok, "hold") == 0 && v <= 60000)
+            hold_ms = v;
+        else if (strcmp(tok, "stop") == 0 && v <= 1)
+            stop = (int)v;
         else
             goto bad;
     }
@@ -392,6 +573,19 @@ sl_err sl_powerloss_install(const char *spec, char *err, size_t errlen)
         goto out;
     }
     rng = seed * 0x9E3779B97F4A7C15ull + 1;
+    {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = stop_handler;
+        sigfillset(&sa.sa_mask);
+        stop_sig = SIGRTMIN + 4;
+        if (sigaction(stop_sig, &sa, NULL) != 0) {
+            snprintf(err, errlen, "SLUICE_POWERLOSS: sigaction: %s",
+                     strerror(errno));
+            rc = SL_ERR_INVALID_ARG;
+            goto out;
+        }
+    }
     pthread_rwlockattr_init(&ra);
     pthread_rwlockattr_setkind_np(&ra,
                                   PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
@@ -410,7 +604,7 @@ sl_err sl_powerloss_install(const char *spec, char *err, size_t errlen)
     goto out;
 bad:
     snprintf(err, errlen, "SLUICE_POWERLOSS '%s': bad part '%s' (expected "
-             "at=N, seed=S, tear=0|1)", spec, tok);
+             "at=N, seed=S, tear=0|1, verbose=0|1, hold=MS, stop=0|1)", spec, tok);
     rc = SL_ERR_INVALID_ARG;
 out:
     free(s);

@@ -17,7 +17,9 @@
  *     since (POSIX does not promise a new name survives without it).
  * Each write, truncate and sync is one operation. When the count reaches
  * the chosen cut point the layer stops every other I/O thread at its next
- * operation, waits for the ones in flight, and then for every tracked file:
+ * operation, waits for the ones in flight, parks every other thread of the
+ * process (no more replies from files it is about to rewrite), resets
+ * every TCP connection, and then for every tracked file:
  * removes it if its name was never made durable; else undoes the overwrites
  * (newest first) and truncates it to its durable size (with tear=1, half of
  * the time a random prefix of the unsynced tail survives instead: a torn
@@ -47,6 +49,11 @@
  *   seed=S   random seed for torn tails (default 1)
  *   tear=0|1 keep a random prefix of unsynced tails half of the time
  *            (default 1)
+ *   verbose=0|1  one log line per file at the cut
+ *   hold=MS  stay (stopped) MS milliseconds after the cut before exiting:
+ *            lets a test check that nothing answers meanwhile
+ *   stop=0|1 park the other threads and reset connections first (default
+ *            1; 0 is the old behaviour, kept to show what the stop fixes)
  * SL_OK or SL_ERR_INVALID_ARG (err names the bad part). Call once, before
  * any file is opened. @thread any (before threads start)
  */

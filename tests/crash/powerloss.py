@@ -29,7 +29,9 @@ import random
 import shutil
 import sys
 import tempfile
+import threading
 import time
+import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "harness"))
@@ -48,6 +50,30 @@ WINDOW = 8
 
 class Failure(AssertionError):
     pass
+
+
+class BadReply(Failure):
+    """A reply the test client could not decode (its bytes are saved)."""
+
+
+# where undecodable replies are saved (set by run(): the round's work dir)
+DUMP_DIR = None
+
+
+def decoded(what, fn, body):
+    """fn(body), or BadReply naming the request and where the raw reply
+    was saved (hex dump: the bytes and the position of the failure)."""
+    try:
+        return fn(body)
+    except Exception as e:  # struct.error, ValueError, AssertionError
+        path = None
+        if DUMP_DIR:
+            path = os.path.join(DUMP_DIR, "bad-reply-%d.bin" % os.getpid())
+            with open(path, "wb") as f:
+                f.write(body)
+        raise BadReply("%s reply of %d bytes undecodable (%s: %s); raw "
+                       "body in %s" % (what, len(body), type(e).__name__, e,
+                                       path))
 
 
 def check(cond, msg):
@@ -129,7 +155,11 @@ def load(b, m, rnd, rid, max_steps):
             for i, v in enumerate(vals):
                 m.acked[(p, r["base_offset"] + i)] = v
             if step % 3 == 0:
-                recs = q.acquire(rnd.randrange(1, 12))
+                recs = decoded("QUEUE_ACQUIRE (load)", swg.decode_acquire,
+                               cons.call(swg.API_QUEUE_ACQUIRE,
+                                         swg.acquire_body(
+                                             QGROUP, TOPIC, q.cid,
+                                             rnd.randrange(1, 12))))
                 keys = [(x["partition"], x["offset"]) for x in recs]
                 for k in keys:
                     check(k not in m.qacked, "acked %r delivered again" % (k,))
@@ -235,13 +265,141 @@ def verify(data, m):
     check(rc == 0, "clean stop after verify: %r" % rc)
 
 
+def load_during_cut(b, m, rnd, rid, max_steps):
+    """Load that keeps the event loop free when power is cut, and a
+    consumer that keeps reading the newest records: one durable produce in
+    flight (it waits for the flusher, so the loop is not blocked in an
+    append when the cut comes from the flusher thread); a consumer that
+    acquires with a 50 ms lock and acks (on a third connection, without
+    waiting: an ack's answer waits for groups.db) all but the newest
+    records of each partition, which it gets again every 50 ms. With
+    hold=MS the cut keeps the process MS ms before it exits: whatever
+    answers in that time answers from files the cut rewrote. Every acquire
+    reply must decode (BadReply otherwise). True when the broker died."""
+    keep = 8
+    prod = b.client(timeout=60)
+    cons = b.client(timeout=60)
+    acker = b.client(timeout=60)
+    q = swg.Queue(cons, QGROUP, TOPIC, "h%d" % rid)
+    bad = []
+    done = threading.Event()
+
+    def consume():
+        newest = {}
+        try:
+            while not done.is_set():
+                recs = decoded("QUEUE_ACQUIRE (during the cut)",
+                               swg.decode_acquire,
+                               cons.call(swg.API_QUEUE_ACQUIRE,
+                                         swg.acquire_body(
+                                             QGROUP, TOPIC, q.cid, 64,
+                                             lock_ms=50, max_wait_ms=50)))
+                for x in recs:
+                    p = x["partition"]
+                    newest[p] = max(newest.get(p, -1), x["offset"])
+                keys = [(x["partition"], x["offset"]) for x in recs
+                        if x["offset"] <= newest[x["partition"]] - keep]
+                if keys:
+                    m.qack_sent.update(keys)
+                    acker.send(swg.API_QUEUE_ACK, swg.settle_body(
+                        swg.API_QUEUE_ACK, QGROUP, TOPIC, q.cid, keys))
+        except BadReply as e:
+            bad.append(e)
+        except (ConnectionError, OSError, sw.ProtocolError):
+            pass
+
+    th = threading.Thread(target=consume)
+    th.start()
+    died = True
+    try:
+        for step in range(max_steps):
+            p = rnd.randrange(PARTS)
+            vals = [("r%d-h%d-%d|" % (rid, step, i)).encode() +
+                    bytes(rnd.getrandbits(8)
+                          for _ in range(rnd.randrange(0, 300)))
+                    for i in range(rnd.randrange(1, 4))]
+            m.sent.update(vals)
+            r = sw.decode_produce(prod.call(sw.API_PRODUCE, sw.produce_body(
+                sw.ACKS_DURABLE, {TOPIC: {p: sw.encode_batch(vals)}})))
+            r = r[(TOPIC, p)]
+            check(r["error"] == 0, "produce failed: %r" % (r,))
+            for i, v in enumerate(vals):
+                m.acked[(p, r["base_offset"] + i)] = v
+        died = False
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        done.set()
+        if not died:
+            b.kill9()
+        th.join()
+        prod.close()
+        cons.close()
+        acker.close()
+    if bad:
+        raise bad[0]
+    return died
+
+
+def run_during_cut(rounds, seed, hold_ms, nmax=400, fresh_every=5,
+                   max_steps=400, workdir=None, stop=1):
+    """Rounds of load_during_cut with SLUICE_POWERLOSS=...,hold=hold_ms
+    (stop=0: without the layer's stop of the other threads, to show what
+    it fixes), each followed by the invariants of verify. Returns counts."""
+    global DUMP_DIR
+    rnd = random.Random(seed)
+    base = workdir or tempfile.mkdtemp(prefix="sluice-plh-")
+    os.makedirs(base, exist_ok=True)
+    DUMP_DIR = base
+    stats = {"rounds": 0, "cut": 0, "cut_startup": 0, "no_cut": 0,
+             "acked": 0}
+    data = m = None
+    for rid in range(rounds):
+        if rid % fresh_every == 0:
+            if data:
+                stats["acked"] += len(m.acked)
+                shutil.rmtree(data, ignore_errors=True)
+            data = os.path.join(base, "h%d" % rid)
+            m = Model()
+            setup(data)
+        env = "at=%d,seed=%d,hold=%d,stop=%d" % (
+            rnd.randrange(1, nmax), rnd.randrange(1 << 30), hold_ms, stop)
+        phase = "start"
+        try:
+            b, _ = start(data, env)
+            if b is None:
+                stats["cut_startup"] += 1
+            else:
+                phase = "load"
+                died = load_during_cut(b, m, rnd, rid, max_steps)
+                phase = "stop"
+                rc = b.stop(timeout=60)
+                if died:
+                    check(rc == PL_EXIT, "broker exited %r, not by the "
+                          "power-loss layer" % rc)
+                    stats["cut"] += 1
+                else:
+                    stats["no_cut"] += 1
+            phase = "verify"
+            verify(data, m)
+        except Exception as e:
+            raise Failure("round %d (%s, data %s), %s phase: %s: %s" % (
+                rid, env, data, phase, type(e).__name__, e))
+        stats["rounds"] += 1
+    stats["acked"] += len(m.acked)
+    shutil.rmtree(base, ignore_errors=True)
+    return stats
+
+
 def run(rounds, seed=1, nmax=1000, fresh_every=10, max_steps=150,
         workdir=None, out=sys.stdout):
     """Returns a dict of counts; raises Failure on the first broken
     invariant (with the round, cut point and data dir kept)."""
+    global DUMP_DIR
     rnd = random.Random(seed)
     base = workdir or tempfile.mkdtemp(prefix="sluice-pl-")
     os.makedirs(base, exist_ok=True)
+    DUMP_DIR = base
     stats = {"rounds": 0, "cut": 0, "cut_startup": 0, "no_cut": 0,
              "acked": 0, "qacked": 0}
     data = None
@@ -261,12 +419,15 @@ def run(rounds, seed=1, nmax=1000, fresh_every=10, max_steps=150,
                 setup(data)
             at = rnd.randrange(1, nmax)
             env = "at=%d,seed=%d" % (at, rnd.randrange(1 << 30))
+            phase = "start"
             try:
                 b, rc = start(data, env)
                 if b is None:
                     stats["cut_startup"] += 1
                 else:
+                    phase = "load"
                     died = load(b, m, rnd, rid, max_steps)
+                    phase = "stop"
                     if not died:
                         b.kill9()
                         stats["no_cut"] += 1
@@ -275,14 +436,12 @@ def run(rounds, seed=1, nmax=1000, fresh_every=10, max_steps=150,
                         check(rc == PL_EXIT, "broker exited %r, not by the "
                               "power-loss layer" % rc)
                         stats["cut"] += 1
+                phase = "verify"
                 verify(data, m)
-            except (Failure, AssertionError, ValueError, KeyError,
-                    BrokerError) as e:
-                raise Failure("round %d (%s, data %s): %s: %s" % (
-                    rid, env, data, type(e).__name__, e))
             except Exception as e:  # struct.error and friends: a bad reply
-                raise Failure("round %d (%s, data %s): %s: %s" % (
-                    rid, env, data, type(e).__name__, e))
+                raise Failure("round %d (%s, data %s), %s phase: %s: %s\n%s"
+                              % (rid, env, data, phase, type(e).__name__, e,
+                                 traceback.format_exc()))
             stats["rounds"] += 1
         stats["acked"] += len(m.acked)
         stats["qacked"] += len(m.qacked)
