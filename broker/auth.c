@@ -37,9 +37,23 @@
  *     address (NAT, a shared host). The count is forgotten after 5 minutes
  *     without a failure. The table holds ADDR_SLOTS keys (the stalest is
  *     replaced).
- *  6. Audit. One line per failed login (user, address, protocol,
- *     mechanism, delay now in force) and per change to users and rules
- *     (who, from where, what), subsystem "audit".
+ *  6. Audit. One line per login (user, peer, protocol, mechanism; a
+ *     failure also names the delay now in force) and per change to users
+ *     and rules (who, from where, what), subsystem "audit". Login lines
+ *     are bounded: per address and user name, the first AUDIT_KEY_LINES
+ *     failures, then one line per AUDIT_KEY_EVERY_MS with the count of the
+ *     rest; HTTP (a login per request) one success line per address and
+ *     user per AUDIT_HTTP_OK_EVERY_MS; and in all a token bucket
+ *     (AUDIT_BURST lines, AUDIT_PER_S a second), whatever it drops summed
+ *     up in one line AUDIT_SUMMARY_MS later. Changes are never dropped.
+ *  8. Certificates as users (tls-cert-login cn|san): a TLS connection
+ *     whose client certificate verified logs in as the user its common
+ *     name (or first DNS/email subjectAltName) names, if that user
+ *     exists, without a password (RabbitMQ's EXTERNAL, Kafka's SSL
+ *     principal). Binary: implicitly before its first request, or
+ *     explicitly with SASL EXTERNAL; a SASL handshake on such a connection
+ *     drops the certificate's login and starts over. STOMP: a CONNECT
+ *     without login and passcode (or whose login is that user).
  *  7. Before login. A binary connection may send only HANDSHAKE and the
  *     SASL requests, frames of at most PRELOGIN_FRAME bytes, and must log
  *     in within handshake-timeout-ms (conn.c's handshake timer); anything
@@ -75,16 +89,26 @@
 #define DELAY_MAX_MS 10000
 #define PRELOGIN_FRAME (16u * 1024)
 #define PRELOGIN_INPUT (64u * 1024)
+#define AUDIT_KEY_LINES 10
+#define AUDIT_KEY_EVERY_MS 10000
+#define AUDIT_HTTP_OK_EVERY_MS (10 * 60 * 1000)
+#define AUDIT_BURST 200
+#define AUDIT_PER_S 2
+#define AUDIT_SUMMARY_MS 10000
 
 enum { JOB_PASSWORD = 1, JOB_SCRAM = 2 };
-enum { MECH_NONE = 0, MECH_SCRAM, MECH_PLAIN };
+enum { MECH_NONE = 0, MECH_SCRAM, MECH_PLAIN, MECH_EXTERNAL };
+enum { CERT_LOGIN_NONE = 0, CERT_LOGIN_CN, CERT_LOGIN_SAN };
 
 typedef struct addr_ent {
     char addr[140]; /* "ADDRESS/USER" */
     int fails;
     int64_t last_fail_ms;
-    int64_t next_ms; /* the next check from here starts no earlier */
-    int inflight;    /* checks queued or running for this key */
+    int64_t next_ms;    /* the next check from here starts no earlier */
+    int inflight;       /* checks queued or running for this key */
+    int64_t line_ms;    /* last failure line of this key */
+    int unlogged;       /* failures since that were not logged */
+    int64_t ok_line_ms; /* last success line (HTTP) */
 } addr_ent;
 
 struct sl_auth_job {
@@ -92,6 +116,7 @@ struct sl_auth_job {
     sl_auth *a;
     int kind;
     char addr[64], user[65], proto[16], mech[16];
+    char peer[72]; /* address:port, for the success line */
     /* inputs */
     char *password;
     sl_user u; /* the user's credentials (or the fake ones) */
@@ -132,6 +157,10 @@ struct sl_auth {
     sl_auth_job *delayed; /* waiting for their time (loop only) */
     addr_ent addrs[ADDR_SLOTS];
     uint64_t failures; /* /metrics some day */
+    /* audit lines of logins: token bucket (thousandths), dropped counts */
+    int64_t tok_milli, tok_at;
+    long sup_ok, sup_fail;
+    struct event *sup_ev;
 };
 
 /* Per connection (sl_conn_set_auth). */
@@ -140,6 +169,9 @@ typedef struct conn_auth {
     sl_conn *c;
     char user[65];
     int authed, admin;
+    int via_cert;   /* logged in by its TLS client certificate */
+    int cert_tried; /* that was looked at (once per connection) */
+    char *cert_why; /* why the certificate did not log it in */
     int mech, step;
     char *cfb;    /* SCRAM client-first-bare */
     char *sfirst; /* SCRAM server-first */
@@ -167,6 +199,54 @@ void sl_auth_audit(const char *fmt, ...)
 static sl_auth *A(const sl_broker *b)
 {
     return b->auth;
+}
+
+static void audit_summary_cb(evutil_socket_t fd, short what, void *arg)
+{
+    sl_auth *a = arg;
+    (void)fd;
+    (void)what;
+    if (a->sup_ok || a->sup_fail)
+        sl_auth_audit("%ld successful and %ld failed login(s) not logged in "
+                      "the last %d s (login lines are limited to %d at once "
+                      "and %d a second)",
+                      a->sup_ok, a->sup_fail, AUDIT_SUMMARY_MS / 1000,
+                      AUDIT_BURST, AUDIT_PER_S);
+    a->sup_ok = a->sup_fail = 0;
+}
+
+/* May a login line go out now? Else it is counted for the summary. */
+static int audit_take(sl_auth *a, int ok)
+{
+    int64_t now = sl_now_ms();
+    a->tok_milli += (now - a->tok_at) * AUDIT_PER_S;
+    if (a->tok_milli > (int64_t)AUDIT_BURST * 1000)
+        a->tok_milli = (int64_t)AUDIT_BURST * 1000;
+    a->tok_at = now;
+    if (a->tok_milli >= 1000) {
+        a->tok_milli -= 1000;
+        return 1;
+    }
+    if (ok)
+        a->sup_ok++;
+    else
+        a->sup_fail++;
+    if (a->sup_ev && !evtimer_pending(a->sup_ev, NULL)) {
+        struct timeval tv = {AUDIT_SUMMARY_MS / 1000, 0};
+        evtimer_add(a->sup_ev, &tv);
+    }
+    return 0;
+}
+
+/* The line of a successful login. peer: address:port. */
+static void audit_login_ok(sl_auth *a, const char *user, const char *peer,
+                           const char *proto, const char *mech,
+                           const char *extra)
+{
+    if (audit_take(a, 1))
+        sl_auth_audit("authentication succeeded: user '%s' from %s over %s "
+                      "(%s)%s",
+                      user, peer ? peer : "?", proto, mech, extra ? extra : "");
 }
 
 int sl_auth_enabled(const sl_broker *b)
@@ -461,15 +541,43 @@ static void done_cb(evutil_socket_t fd, short what, void *arg)
             e->inflight--;
         if (!j->cancelled) {
             if (!j->ok) {
-                char key[140];
-                int64_t d;
+                char key[140], more[80] = "";
+                int64_t d, now = sl_now_ms();
                 slow_key(j, key, sizeof(key));
                 d = addr_failed(a, key);
-                sl_auth_audit("authentication failed: user '%s' from %s over "
-                              "%s (%s)%s; next check from this address "
-                              "delayed %" PRId64 " ms",
-                              j->user, j->addr, j->proto, j->mech,
-                              j->known ? "" : " [no such user]", d);
+                e = addr_get(a, key, 1);
+                if (e->fails > AUDIT_KEY_LINES &&
+                    now - e->line_ms < AUDIT_KEY_EVERY_MS) {
+                    e->unlogged++;
+                } else if (audit_take(a, 0)) {
+                    if (e->unlogged)
+                        snprintf(more, sizeof(more),
+                                 " (%d earlier failure(s) of this user "
+                                 "from this address not logged)",
+                                 e->unlogged);
+                    e->line_ms = now;
+                    e->unlogged = 0;
+                    sl_auth_audit("authentication failed: user '%s' from %s "
+                                  "over %s (%s)%s; next check from this "
+                                  "address delayed %" PRId64 " ms%s",
+                                  j->user, j->addr, j->proto, j->mech,
+                                  j->known ? "" : " [no such user]", d, more);
+                }
+            } else if (strcmp(j->proto, "http") != 0) {
+                audit_login_ok(a, j->user, j->peer, j->proto, j->mech, NULL);
+            } else {
+                /* HTTP Basic logs in at every request: one line per
+                 * address and user now and then */
+                int64_t now = sl_now_ms();
+                e = addr_get(a, k, 1);
+                if (!e->ok_line_ms ||
+                    now - e->ok_line_ms >= AUDIT_HTTP_OK_EVERY_MS) {
+                    e->ok_line_ms = now;
+                    audit_login_ok(a, j->user, j->peer, j->proto, j->mech,
+                                   " (HTTP Basic: next line for this "
+                                   "address and user in 10 min at the "
+                                   "earliest)");
+                }
             }
             j->fin(j);
         }
@@ -501,6 +609,7 @@ static sl_auth_job *job_new(sl_auth *a, int kind, const char *peer,
     j->a = a;
     j->kind = kind;
     peer_addr(peer, j->addr, sizeof(j->addr));
+    snprintf(j->peer, sizeof(j->peer), "%s", peer ? peer : "?");
     snprintf(j->proto, sizeof(j->proto), "%s", proto);
     snprintf(j->mech, sizeof(j->mech), "%s", mech);
     snprintf(j->user, sizeof(j->user), "%.64s", user ? user : "");
@@ -813,6 +922,7 @@ static void ca_free(void *p)
     sl_auth_job_cancel(ca->job);
     free(ca->cfb);
     free(ca->sfirst);
+    free(ca->cert_why);
     free(ca);
 }
 
@@ -857,6 +967,103 @@ void sl_auth_conn_set_user(sl_conn *c, const char *user, int admin)
     ca->authed = 1;
 }
 
+/* ---- TLS client certificates as users
+ * ------------------------------------------ */
+
+/* The user name c's verified client certificate gives (tls-cert-login),
+ * or NULL. */
+static const char *cert_name(const sl_broker *b, const sl_conn *c)
+{
+    if (!sl_conn_tls_subject(c))
+        return NULL; /* no certificate, or it did not verify */
+    switch (b->cfg.tls_cert_login) {
+    case CERT_LOGIN_CN:
+        return sl_conn_tls_cn(c);
+    case CERT_LOGIN_SAN:
+        return sl_conn_tls_san(c);
+    default:
+        return NULL;
+    }
+}
+
+/* Log c in as the user its certificate names: 1 on success (audit line),
+ * 0 when it names nobody; -1 when it names a user who cannot log in
+ * (no such user, or not a user name: audit line, why filled). */
+static int cert_login_now(sl_broker *b, conn_auth *ca, const char *proto,
+                          const char *mech, char *why, size_t whylen)
+{
+    const char *name = cert_name(b, ca->c);
+    const sl_user *u;
+    char extra[300];
+    if (!name)
+        return 0;
+    u = sl_user_name_ok(name, strlen(name)) ? sl_auth_user_find(b, name) : NULL;
+    if (!u) {
+        snprintf(why, whylen,
+                 "AUTHENTICATION_FAILED: the TLS client certificate (%.160s) "
+                 "names user '%.64s', who %s",
+                 sl_conn_tls_subject(ca->c), name,
+                 sl_user_name_ok(name, strlen(name))
+                     ? "does not exist"
+                     : "cannot be a user (1..64 of A-Z a-z 0-9 . _ @ -)");
+        if (audit_take(A(b), 0))
+            sl_auth_audit("authentication failed: TLS client certificate of "
+                          "%s over %s (%s) names user '%.64s' [no such "
+                          "user]",
+                          sl_conn_peer(ca->c), proto,
+                          sl_conn_tls_subject(ca->c), name);
+        return -1;
+    }
+    snprintf(ca->user, sizeof(ca->user), "%s", u->name);
+    ca->u = *u;
+    ca->admin = u->admin;
+    ca->authed = 1;
+    ca->via_cert = 1;
+    sl_conn_handshake_done(ca->c);
+    snprintf(extra, sizeof(extra), ", TLS client certificate %.200s",
+             sl_conn_tls_subject(ca->c));
+    audit_login_ok(A(b), ca->user, sl_conn_peer(ca->c), proto, mech, extra);
+    return 1;
+}
+
+int sl_auth_cert_login(sl_broker *b, sl_conn *c, const char *proto,
+                       const char *login)
+{
+    conn_auth *ca;
+    const char *name;
+    char why[400];
+    if (!sl_auth_enabled(b) || b->cfg.tls_cert_login == CERT_LOGIN_NONE ||
+        !(name = cert_name(b, c)))
+        return 0;
+    if (login && login[0] && strcmp(login, name) != 0)
+        return 0; /* asks for another user: a password login */
+    ca = ca_get(b, c);
+    if (!ca)
+        return 0;
+    if (ca->authed)
+        return ca->via_cert;
+    return cert_login_now(b, ca, proto, "certificate", why, sizeof(why)) > 0;
+}
+
+/* Binary: before the first request, once per connection. */
+static void cert_login_implicit(sl_broker *b, sl_conn *c)
+{
+    conn_auth *ca;
+    char why[400];
+    if (!sl_auth_enabled(b) || b->cfg.tls_cert_login == CERT_LOGIN_NONE ||
+        !cert_name(b, c))
+        return;
+    ca = ca_get(b, c);
+    if (!ca || ca->authed || ca->cert_tried || ca->mech != MECH_NONE)
+        return;
+    ca->cert_tried = 1;
+    if (cert_login_now(b, ca, "binary", "certificate", why, sizeof(why)) < 0) {
+        sl_conn_warn(c, "certificate", "%s", why);
+        free(ca->cert_why);
+        ca->cert_why = strdup(why);
+    }
+}
+
 void sl_auth_bin_open(sl_broker *b, sl_conn *c)
 {
     if (sl_auth_enabled(b))
@@ -865,6 +1072,8 @@ void sl_auth_bin_open(sl_broker *b, sl_conn *c)
 
 uint32_t sl_auth_frame_limit(sl_broker *b, sl_conn *c)
 {
+    if (sl_auth_enabled(b) && !sl_auth_conn_user(c))
+        cert_login_implicit(b, c);
     if (sl_auth_enabled(b) && !sl_auth_conn_user(c) &&
         (uint64_t)b->cfg.max_frame_bytes > PRELOGIN_FRAME)
         return PRELOGIN_FRAME;
@@ -889,7 +1098,7 @@ static void h_sasl_handshake(sl_broker *b, sl_conn *c, const sl_req *req,
 {
     sl_sasl_handshake_req q;
     sl_sasl_handshake_resp s;
-    sl_str mechs[2];
+    sl_str mechs[3];
     sl_wb wb;
     conn_auth *ca = ca_get(b, c);
     char msg[200];
@@ -907,8 +1116,19 @@ static void h_sasl_handshake(sl_broker *b, sl_conn *c, const sl_req *req,
     memset(&s, 0, sizeof(s));
     mechs[0] = SL_STR_LIT(SL_SCRAM_MECH);
     mechs[1] = SL_STR_LIT("PLAIN");
+    mechs[2] = SL_STR_LIT("EXTERNAL");
     s.mechanisms = mechs;
     s.nmechanisms = tls ? 2 : 1;
+    if (tls && b->cfg.tls_cert_login != CERT_LOGIN_NONE && cert_name(b, c))
+        s.nmechanisms = 3;
+    if (ca->authed && ca->via_cert) {
+        /* logged in by the certificate: a SASL login starts over (and
+         * nothing runs as the certificate's user meanwhile) */
+        ca->authed = 0;
+        ca->via_cert = 0;
+        ca->admin = 0;
+    }
+    ca->cert_tried = 1;
     if (ca->authed) {
         sl_reply_error(r, SL_ERR_INVALID_ARG,
                        "SASL_HANDSHAKE: this connection is logged in already");
@@ -918,13 +1138,18 @@ static void h_sasl_handshake(sl_broker *b, sl_conn *c, const sl_req *req,
         ca->mech = MECH_SCRAM;
     } else if (sl_str_eq(q.mechanism, "PLAIN") && tls) {
         ca->mech = MECH_PLAIN;
+    } else if (sl_str_eq(q.mechanism, "EXTERNAL") && s.nmechanisms == 3) {
+        ca->mech = MECH_EXTERNAL;
     } else {
         snprintf(msg, sizeof(msg),
                  "SASL mechanism '%.*s' is not enabled on this connection "
-                 "(enabled: %s%s)",
+                 "(enabled: %s%s%s)",
                  (int)(q.mechanism.len > 32 ? 32 : q.mechanism.len),
                  q.mechanism.p, SL_SCRAM_MECH,
-                 tls ? ", PLAIN" : "; PLAIN only over TLS");
+                 tls ? ", PLAIN" : "; PLAIN only over TLS",
+                 s.nmechanisms == 3 ? ", EXTERNAL"
+                                    : "; EXTERNAL only with a verified TLS "
+                                      "client certificate and tls-cert-login");
         sasl_fail(ca, r, SL_ERR_AUTHENTICATION_FAILED, msg);
         return;
     }
@@ -956,13 +1181,14 @@ static void auth_reply(sl_reply *r, uint32_t corr, const void *data, size_t len,
     sl_wb_fini(&wb);
 }
 
+/* (the audit line of a checked login is done_cb's) */
 static void login_ok(conn_auth *ca, const char *mech)
 {
+    (void)mech;
     ca->authed = 1;
+    ca->via_cert = 0;
     ca->admin = ca->u.admin;
     sl_conn_handshake_done(ca->c);
-    sl_log(SL_INFO, "auth", "peer %s: logged in as '%s' (%s)",
-           sl_conn_peer(ca->c), ca->user, mech);
 }
 
 static void login_refused(conn_auth *ca, sl_reply *r)
@@ -1186,6 +1412,35 @@ static void plain_auth(conn_auth *ca, const uint8_t *m, size_t len, sl_reply *r,
     park(ca, j, r, corr);
 }
 
+/* SASL EXTERNAL (RFC 4422 appendix A): the message is the authorization
+ * identity, empty or the certificate's user. */
+static void external_auth(conn_auth *ca, const uint8_t *m, size_t len,
+                          sl_reply *r, uint32_t corr)
+{
+    const char *name = cert_name(ca->b, ca->c);
+    char why[400];
+    if (!name) {
+        sasl_fail(ca, r, SL_ERR_AUTHENTICATION_FAILED,
+                  "EXTERNAL: no verified TLS client certificate");
+        return;
+    }
+    if (len && (len != strlen(name) || memcmp(m, name, len) != 0)) {
+        snprintf(why, sizeof(why),
+                 "EXTERNAL: the TLS client certificate names user '%.64s', "
+                 "not '%.*s'",
+                 name, (int)(len > 64 ? 64 : len), (const char *)m);
+        sasl_fail(ca, r, SL_ERR_AUTHENTICATION_FAILED, why);
+        return;
+    }
+    if (cert_login_now(ca->b, ca, "binary", "EXTERNAL", why, sizeof(why)) <=
+        0) {
+        sasl_fail(ca, r, SL_ERR_AUTHENTICATION_FAILED, why);
+        return;
+    }
+    ca->mech = MECH_NONE;
+    auth_reply(r, corr, NULL, 0, 1);
+}
+
 static void h_sasl_authenticate(sl_broker *b, sl_conn *c, const sl_req *req,
                                 sl_reply *r)
 {
@@ -1212,6 +1467,8 @@ static void h_sasl_authenticate(sl_broker *b, sl_conn *c, const sl_req *req,
                     req->peer);
     else if (ca->mech == MECH_PLAIN)
         plain_auth(ca, q.data, q.len, r, req->correlation_id, req->peer);
+    else if (ca->mech == MECH_EXTERNAL)
+        external_auth(ca, q.data, q.len, r, req->correlation_id);
     else
         sasl_fail(ca, r, SL_ERR_AUTHENTICATION_FAILED,
                   "SASL_AUTHENTICATE before SASL_HANDSHAKE");
@@ -1228,11 +1485,20 @@ int sl_auth_binary_gate(sl_broker *b, sl_conn *c, const sl_req *req,
         return 1;
     user = sl_auth_conn_user(c);
     if (!user && sl_auth_enabled(b)) {
-        snprintf(msg, sizeof(msg),
-                 "AUTHENTICATION_FAILED: %s refused: log in first "
-                 "(SASL_HANDSHAKE and SASL_AUTHENTICATE; sluice --user, "
-                 "SLUICE_USER and SLUICE_PASSWORD)",
-                 sl_api_name(k));
+        cert_login_implicit(b, c);
+        user = sl_auth_conn_user(c);
+    }
+    if (!user && sl_auth_enabled(b)) {
+        conn_auth *ca = sl_conn_auth(c);
+        if (ca && ca->cert_why)
+            snprintf(msg, sizeof(msg), "%s refused: %s", sl_api_name(k),
+                     ca->cert_why);
+        else
+            snprintf(msg, sizeof(msg),
+                     "AUTHENTICATION_FAILED: %s refused: log in first "
+                     "(SASL_HANDSHAKE and SASL_AUTHENTICATE; sluice --user, "
+                     "SLUICE_USER and SLUICE_PASSWORD)",
+                     sl_api_name(k));
         sl_conn_warn(c, "unauthenticated", "%s", msg);
         sl_reply_error(r, SL_ERR_AUTHENTICATION_FAILED, msg);
         sl_conn_close_after_reply(c);
@@ -1514,6 +1780,9 @@ void sl_auth_module_init(sl_broker *b)
         rc = import_users_file(a, b->cfg.stomp_users_file, err, sizeof(err));
     if (rc == SL_OK)
         rc = bootstrap_admin(a, err, sizeof(err));
+    a->tok_milli = (int64_t)AUDIT_BURST * 1000;
+    a->tok_at = sl_now_ms();
+    a->sup_ev = evtimer_new(b->base, audit_summary_cb, a);
     if (rc == SL_OK) {
         a->done_ev = event_new(b->base, -1, 0, done_cb, a);
         for (int i = 0; a->done_ev && i < AUTH_THREADS; i++)
@@ -1575,6 +1844,10 @@ void sl_auth_module_fini(sl_broker *b)
     }
     if (a->done_ev)
         event_free(a->done_ev);
+    if (a->sup_ev) {
+        audit_summary_cb(-1, 0, a); /* what the rate limit left out */
+        event_free(a->sup_ev);
+    }
     sl_acl_free(b);
     if (a->db)
         sqlite3_close(a->db);

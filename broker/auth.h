@@ -53,6 +53,16 @@ const char *sl_auth_conn_user(sl_conn *c);
 int sl_auth_conn_admin(sl_conn *c);
 /* Record that c logged in as user (STOMP after its CONNECT check). */
 void sl_auth_conn_set_user(sl_conn *c, const char *user, int admin);
+/*
+ * tls-cert-login: log c in as the user its verified TLS client certificate
+ * names (common name or subjectAltName), without a password. login: the
+ * user the client asks for (STOMP's login header), NULL or "" for any.
+ * 1 when c is now logged in that way (an audit line names user, peer and
+ * certificate), 0 otherwise (no certificate, the setting is none, another
+ * user asked for, or no such user: then a password login follows).
+ */
+int sl_auth_cert_login(sl_broker *b, sl_conn *c, const char *proto,
+                       const char *login);
 /* Find a user (NULL if none). Borrowed until the next store change. */
 const sl_user *sl_auth_user_find(const sl_broker *b, const char *name);
 

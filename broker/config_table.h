@@ -141,6 +141,13 @@ SL_CFG_ENUM(tls_client_auth, "tls-client-auth", "none",
             "require = a client without a valid certificate is refused. "
             "A verified certificate's subject is the connection's TLS "
             "identity (docs/security.md).")
+SL_CFG_ENUM(tls_cert_login, "tls-cert-login", "none", "none|cn|san", 0, NULL,
+            "Log in with a verified client certificate, without a password "
+            "(RabbitMQ's ssl_cert_login_from, Kafka's SSL principal): cn = "
+            "the subject's common name is the user name; san = its first "
+            "DNS or email subjectAltName; none = certificates name nobody. "
+            "The user must exist. Binary: implicit, or SASL EXTERNAL; "
+            "STOMP: a CONNECT without login and passcode (docs/security.md).")
 
 /* ---- topics ------------------------------------------------------------ */
 SL_CFG(default_partitions, "default-partitions", INT, "1", 1, 10000, 0, NULL,

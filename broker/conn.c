@@ -129,6 +129,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "broker/broker.h"
 #include "broker/hist.h"
@@ -262,6 +263,7 @@ struct sl_conn {
     int plain_checked; /* TCP: first bytes looked at (TLS on plaintext) */
     char *tls_subject; /* verified client certificate, RFC 2253 */
     char *tls_cn;      /* its commonName */
+    char *tls_san;     /* its first DNS or email subjectAltName */
 };
 
 static void process_input(sl_conn *c);
@@ -324,6 +326,11 @@ const char *sl_conn_tls_subject(const sl_conn *c)
 const char *sl_conn_tls_cn(const sl_conn *c)
 {
     return c->tls_cn;
+}
+
+const char *sl_conn_tls_san(const sl_conn *c)
+{
+    return c->tls_san;
 }
 
 size_t sl_conn_out_len(const sl_conn *c)
@@ -880,6 +887,7 @@ void sl_conn_reap_cb(evutil_socket_t fd, short what, void *arg)
         free(c->hooks);
         free(c->tls_subject);
         free(c->tls_cn);
+        free(c->tls_san);
         if (c->auth_free)
             c->auth_free(c->auth);
         free(c);
@@ -1447,6 +1455,27 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* The first DNS name or email address among x's subjectAltNames (the
+ * name tls-cert-login san maps to a user), or NULL. */
+static char *first_san(X509 *x)
+{
+    GENERAL_NAMES *gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+    char *out = NULL;
+    for (int i = 0; gens && !out && i < sk_GENERAL_NAME_num(gens); i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+        const ASN1_IA5STRING *s = g->type == GEN_DNS     ? g->d.dNSName
+                                  : g->type == GEN_EMAIL ? g->d.rfc822Name
+                                                         : NULL;
+        int len = s ? ASN1_STRING_length(s) : 0;
+        const unsigned char *d = s ? ASN1_STRING_get0_data(s) : NULL;
+        /* no embedded NUL: "alice\0.evil" must not read as "alice" */
+        if (d && len > 0 && memchr(d, 0, (size_t)len) == NULL)
+            out = strndup((const char *)d, (size_t)len);
+    }
+    GENERAL_NAMES_free(gens);
+    return out;
+}
+
 /* The TLS handshake finished: stop its timer, keep the verified client
  * certificate's subject. */
 static void tls_connected(sl_conn *c)
@@ -1468,8 +1497,11 @@ static void tls_connected(sl_conn *c)
             c->tls_subject = strdup(buf);
         }
         BIO_free(bio);
-        if (X509_NAME_get_text_by_NID(n, NID_commonName, cn, sizeof(cn)) > 0)
+        int cl = X509_NAME_get_text_by_NID(n, NID_commonName, cn, sizeof(cn));
+        /* an embedded NUL would cut the name short: no CN then */
+        if (cl > 0 && (size_t)cl == strlen(cn))
             c->tls_cn = strdup(cn);
+        c->tls_san = first_san(x);
     }
     ERR_clear_error();
     sl_log(SL_DEBUG, "conn", "peer %s: TLS %s established%s%s", c->peer,

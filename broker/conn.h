@@ -124,6 +124,9 @@ const char *sl_conn_tls_subject(const sl_conn *c);
 /* The commonName of that subject (NULL when none): the user name a
  * verified client certificate names. */
 const char *sl_conn_tls_cn(const sl_conn *c);
+/* Its first subjectAltName that is a DNS name or an email address, in
+ * the certificate's order (NULL when none): tls-cert-login san. */
+const char *sl_conn_tls_san(const sl_conn *c);
 /* True while on_input may take more: not paused, not closing. */
 int sl_conn_reading(const sl_conn *c);
 /* True once the connection is closing or closed: write nothing more of

@@ -121,6 +121,14 @@ void stomp_h_connect(stomp_conn *c, const sl_stomp_frame *f)
     }
     snprintf(c->login, sizeof(c->login), "%s", login ? login : "");
     snprintf(c->client_id, sizeof(c->client_id), "%s", cid ? cid : "");
+    if (sl_auth_enabled(c->s->b) && !(pass && *pass) &&
+        sl_auth_cert_login(c->s->b, c->conn, "stomp", login)) {
+        /* tls-cert-login: the verified client certificate names the user
+         * (RabbitMQ's ssl_cert_login); auth.c logged the audit line */
+        snprintf(c->login, sizeof(c->login), "%s", sl_auth_conn_user(c->conn));
+        connect_finish(c, cx, cy, RECEIPT(f));
+        return;
+    }
     if (sl_auth_enabled(c->s->b)) {
         /* checked on the login threads (broker/auth.c); reading stops
          * until the answer, connect_finish or an ERROR follows */

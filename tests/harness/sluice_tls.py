@@ -59,3 +59,10 @@ class Pki:
     def client(self, user, days=30):
         return self._issue("client-" + user, "/O=Sluice/CN=%s" % user,
                            "extendedKeyUsage=clientAuth\n", days)
+
+    def client_san(self, name, cn, san, days=30):
+        """A client certificate with subject CN=cn and subjectAltName san
+        (e.g. "email:carol@example.com")."""
+        return self._issue("client-" + name, "/O=Sluice/CN=%s" % cn,
+                           "subjectAltName=%s\nextendedKeyUsage=clientAuth\n"
+                           % san, days)
