@@ -20,10 +20,15 @@
  * temp queue (the reply-to header) are the exception, see
  * sl_stomp_acl_*. Reading other sessions' temp queues needs admin.
  *
+ * Listings are open to every logged-in user and filtered to what the user
+ * may describe (sl_acl_may_list: describe on the entry, or on the
+ * cluster), as Kafka filters ListTopics/Metadata/ListGroups; connections
+ * are filtered to the user's own unless admin or describe on the cluster.
+ *
  * What each binary request needs (sl_acl_check_request):
- *   METADATA            describe on each topic named (all topics: describe
- *                       on the cluster)
- *   LIST_TOPICS         describe on the cluster
+ *   METADATA            describe on each topic named (all topics: a login;
+ *                       the answer lists what the user may describe)
+ *   LIST_TOPICS         a login (filtered)
  *   CREATE_TOPICS       create on each topic
  *   DELETE_TOPICS       delete on each topic
  *   PRODUCE             produce on each topic (and create if it does not
@@ -34,11 +39,12 @@
  *   GROUP_HEARTBEAT/LEAVE consume on the group
  *   OFFSET_COMMIT       commit on the group, consume on each topic
  *   OFFSET_FETCH        describe on the group
- *   GROUP_LIST          describe on the cluster
+ *   GROUP_LIST          a login (filtered)
  *   GROUP_DESCRIBE      describe on the group
  *   QUEUE_ACQUIRE/ACK/NACK/REJECT/TOUCH consume on the topic and the group
  *   QUEUE_GROUP_CONFIG  alter on the group (describe when it only reads)
- *   DLQ_LIST            describe on the cluster
+ *   DLQ_LIST            a login (filtered: describe on the group or the
+ *                       DLQ topic)
  *   DLQ_REDRIVE         dlq-redrive on the DLQ topic (and produce on the
  *                       target when one is named)
  *   CLUSTER_STATUS      describe on the cluster
@@ -306,6 +312,25 @@ sl_err sl_acl_need(sl_broker *b, const char *user, int admin, int op, int kind,
     return SL_ERR_AUTHORIZATION_FAILED;
 }
 
+int sl_acl_may_list(sl_broker *b, const char *user, int admin, int kind,
+                    const char *name)
+{
+    return sl_acl_allowed(b, user, admin, SL_OP_DESCRIBE, SL_RES_CLUSTER,
+                          NULL) ||
+           sl_acl_allowed(b, user, admin, SL_OP_DESCRIBE, kind, name);
+}
+
+int sl_acl_conn_may_list(sl_broker *b, sl_conn *c, int kind, const char *name)
+{
+    return sl_acl_may_list(b, sl_auth_conn_user(c), sl_auth_conn_admin(c), kind,
+                           name);
+}
+
+int sl_acl_may_list_all_conns(sl_broker *b, const char *user, int admin)
+{
+    return sl_acl_allowed(b, user, admin, SL_OP_DESCRIBE, SL_RES_CLUSTER, NULL);
+}
+
 /* The check of one (op, kind, sl_str name). */
 typedef struct ck {
     sl_broker *b;
@@ -364,8 +389,7 @@ sl_err sl_acl_check_request(sl_broker *b, sl_conn *c, const sl_req *req,
         sl_metadata_req q;
         if ((drc = sl_metadata_req_decode(req->body, req->len, &a, &q)) ==
             SL_OK) {
-            if (q.ntopics == 0)
-                need_c(&k, SL_OP_DESCRIBE, SL_RES_CLUSTER, NULL);
+            /* every topic (ntopics 0): filtered by the handler */
             for (uint32_t i = 0; i < q.ntopics; i++)
                 need(&k, SL_OP_DESCRIBE, SL_RES_TOPIC, q.topics[i]);
         }
@@ -374,6 +398,7 @@ sl_err sl_acl_check_request(sl_broker *b, sl_conn *c, const sl_req *req,
     case SL_API_LIST_TOPICS:
     case SL_API_GROUP_LIST:
     case SL_API_DLQ_LIST:
+        break; /* listings: filtered by the handler (sl_acl_may_list) */
     case SL_API_CLUSTER_STATUS:
         need_c(&k, SL_OP_DESCRIBE, SL_RES_CLUSTER, NULL);
         break;
@@ -521,10 +546,12 @@ static const struct verb_need {
 } verb_needs[] = {
     {"version", 0, 0, NULL},
     {"status", SL_OP_DESCRIBE, SL_RES_CLUSTER, NULL},
-    {"topics", SL_OP_DESCRIBE, SL_RES_CLUSTER, NULL},
-    {"groups", SL_OP_DESCRIBE, SL_RES_CLUSTER, NULL},
-    {"queues", SL_OP_DESCRIBE, SL_RES_CLUSTER, NULL},
-    {"dlq.list", SL_OP_DESCRIBE, SL_RES_CLUSTER, NULL},
+    /* listings: a login; admin.c filters them (sl_acl_may_list) */
+    {"topics", 0, 0, NULL},
+    {"groups", 0, 0, NULL},
+    {"queues", 0, 0, NULL},
+    {"dlq.list", 0, 0, NULL},
+    {"connections", 0, 0, NULL},
     {"topic", SL_OP_DESCRIBE, SL_RES_TOPIC, "topic"},
     {"topic.create", SL_OP_CREATE, SL_RES_TOPIC, "topic"},
     {"topic.delete", SL_OP_DELETE, SL_RES_TOPIC, "topic"},
@@ -556,7 +583,7 @@ sl_err sl_acl_check_verb(sl_broker *b, const char *user, int admin,
     for (size_t i = 0; i < sizeof(verb_needs) / sizeof(verb_needs[0]); i++)
         if (!strcmp(verb_needs[i].verb, verb))
             vn = &verb_needs[i];
-    if (!vn) /* users, acls, connections, and whatever comes: admin */
+    if (!vn) /* users, acls, connection.close, whatever comes: admin */
         return sl_acl_need(b, user, admin, SL_OP_ADMIN, SL_RES_CLUSTER, NULL,
                            msg, msglen);
     if (!vn->op)

@@ -81,6 +81,21 @@ sl_err sl_acl_stomp_subscribe(sl_broker *b, sl_conn *c, const char *topic,
                               const char *group, int temp, char *why,
                               size_t whylen);
 
+/*
+ * Listings (topic and group lists, METADATA of every topic, queues, DLQs):
+ * may the user see the entry of resource (kind, name)? As in Kafka, a
+ * listing is open to every logged-in user and shows what the user may
+ * describe: describe (or any other operation) on the resource, or describe
+ * on the cluster. Always 1 while authentication is off, and for admins.
+ */
+int sl_acl_may_list(sl_broker *b, const char *user, int admin, int kind,
+                    const char *name);
+/* The same for the user connection c logged in as. */
+int sl_acl_conn_may_list(sl_broker *b, sl_conn *c, int kind, const char *name);
+/* May that user see every connection (admin, or describe on the
+ * cluster)? Others see their own only. */
+int sl_acl_may_list_all_conns(sl_broker *b, const char *user, int admin);
+
 /* "produce", "consume", ... for one op bit. */
 const char *sl_acl_op_name(int op);
 /* 1 for topics clients may not write without a rule naming them: dead

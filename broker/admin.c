@@ -69,6 +69,12 @@ struct sl_admin_call {
 
 typedef sl_err (*verb_fn)(sl_admin_call *x);
 
+/* Listings show what the caller may describe (broker/acl.c). */
+static int may_list(const sl_admin_call *x, int kind, const char *name)
+{
+    return sl_acl_may_list(x->b, x->args->user, x->args->admin, kind, name);
+}
+
 /* ---- arguments ----------------------------------------------------------- */
 
 static const char *arg(const sl_admin_call *x, const char *k)
@@ -290,7 +296,8 @@ static sl_err v_topics(sl_admin_call *x)
     sl_jw_key(&x->j, "topics");
     sl_jw_arr(&x->j);
     for (size_t i = 0; i < n; i++)
-        topic_json(&x->j, all[i], 0);
+        if (may_list(x, SL_RES_TOPIC, all[i]->name))
+            topic_json(&x->j, all[i], 0);
     sl_jw_end(&x->j);
     sl_jw_end(&x->j);
     free(all);
@@ -534,7 +541,8 @@ static sl_err v_groups(sl_admin_call *x)
     sl_jw_arr(&x->j);
     for (size_t i = 0; i < n; i++) {
         sl_group_info *gi = NULL;
-        if (sl_groups_describe(g, names[i], &gi) == SL_OK) {
+        if (may_list(x, SL_RES_GROUP, names[i]) &&
+            sl_groups_describe(g, names[i], &gi) == SL_OK) {
             group_json(x->b, &x->j, gi, 0);
             sl_group_info_free(gi);
         }
@@ -639,7 +647,8 @@ static sl_err v_queues(sl_admin_call *x)
     for (size_t i = 0; i < r.n; i++) {
         sl_qgroup_summary s;
         int64_t total = 0, pending = 0;
-        if (sl_qgroup_summary_get(g, r.v[i].group, r.v[i].topic, &s) != SL_OK)
+        if (!may_list(x, SL_RES_GROUP, r.v[i].group) ||
+            sl_qgroup_summary_get(g, r.v[i].group, r.v[i].topic, &s) != SL_OK)
             continue;
         sl_jw_obj(&x->j);
         sl_jw_kstr(&x->j, "topic", r.v[i].topic);
@@ -900,6 +909,9 @@ static sl_err v_dlq_list(sl_admin_call *x)
         int64_t total, pending;
         if (!r.v[i].dlq[0] || (topic && *topic && strcmp(topic, r.v[i].topic)))
             continue;
+        if (!may_list(x, SL_RES_GROUP, r.v[i].group) &&
+            !may_list(x, SL_RES_TOPIC, r.v[i].dlq))
+            continue;
         sl_jw_obj(&x->j);
         sl_jw_kstr(&x->j, "dlq_topic", r.v[i].dlq);
         sl_jw_kstr(&x->j, "source_topic", r.v[i].topic);
@@ -1102,6 +1114,12 @@ static void conn_row(void *arg, sl_conn *c, const sl_conn_stat *st)
 {
     sl_admin_call *x = arg;
     int64_t now = sl_now_ms();
+    const char *u = sl_conn_user(c);
+    /* the user's own connections, unless admin or describe on the cluster
+     * (RabbitMQ shows a user without the monitoring tag only its own) */
+    if (!sl_acl_may_list_all_conns(x->b, x->args->user, x->args->admin) &&
+        (!u || !x->args->user || strcmp(u, x->args->user) != 0))
+        return;
     sl_jw_obj(&x->j);
     sl_jw_ki64(&x->j, "id", (int64_t)st->id);
     sl_jw_kstr(&x->j, "protocol", st->protocol);

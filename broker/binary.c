@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "broker/acl.h"
 #include "broker/auth.h"
 #include "broker/binary_groups.h"
 #include "broker/broker.h"
@@ -255,9 +256,10 @@ static void h_metadata(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
             sl_reply_error(r, SL_ERR_NOMEM, "out of memory");
             goto out;
         }
+        /* only the topics the user may describe (Kafka does the same) */
         for (size_t i = 0; i < n; i++)
-            fill_meta_topic(b, &a, all[i], &s.topics[i]);
-        s.ntopics = (uint32_t)n;
+            if (sl_acl_conn_may_list(b, c, SL_RES_TOPIC, all[i]->name))
+                fill_meta_topic(b, &a, all[i], &s.topics[s.ntopics++]);
     } else {
         s.topics = sl_arena_alloc(&a, sizeof(sl_meta_topic) * q.ntopics);
         if (!s.topics) {
@@ -417,10 +419,12 @@ static void h_list_topics(sl_broker *b, sl_conn *c, const sl_req *req,
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
-        s.topics[i].name = sl_str_c(all[i]->name);
-        s.topics[i].partitions = (uint32_t)all[i]->nparts;
+        if (!sl_acl_conn_may_list(b, c, SL_RES_TOPIC, all[i]->name))
+            continue; /* not the user's to see */
+        s.topics[s.ntopics].name = sl_str_c(all[i]->name);
+        s.topics[s.ntopics].partitions = (uint32_t)all[i]->nparts;
+        s.ntopics++;
     }
-    s.ntopics = (uint32_t)n;
     reply_wb(r, &wb, sl_list_topics_resp_encode(&wb, req->correlation_id, &s),
              "LIST_TOPICS");
 out:

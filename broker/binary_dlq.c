@@ -13,6 +13,7 @@
 
 #include <event2/event.h>
 
+#include "broker/acl.h"
 #include "broker/binary.h"
 #include "broker/binary_groups.h"
 #include "broker/broker.h"
@@ -73,7 +74,7 @@ static void h_dlq_list(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
     int ftopic, fgroup;
     sl_groups *g = sl_bg_groups(b, r);
     sl_wb wb;
-    (void)c;
+    size_t k = 0;
     if (!g)
         return;
     memset(&dc, 0, sizeof(dc));
@@ -96,12 +97,18 @@ static void h_dlq_list(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
         goto out;
     }
     for (size_t i = 0; i < dc.n; i++) {
-        dc.e[i].dlq_topic = sl_str_c(dc.names[i][0]);
-        dc.e[i].source_topic = sl_str_c(dc.names[i][1]);
-        dc.e[i].group = sl_str_c(dc.names[i][2]);
+        /* the user's to see: describe on its group or on the DLQ topic */
+        if (!sl_acl_conn_may_list(b, c, SL_RES_GROUP, dc.names[i][2]) &&
+            !sl_acl_conn_may_list(b, c, SL_RES_TOPIC, dc.names[i][0]))
+            continue;
+        dc.e[k] = dc.e[i];
+        dc.e[k].dlq_topic = sl_str_c(dc.names[i][0]);
+        dc.e[k].source_topic = sl_str_c(dc.names[i][1]);
+        dc.e[k].group = sl_str_c(dc.names[i][2]);
+        k++;
     }
     memset(&resp, 0, sizeof(resp));
-    resp.ndlqs = (uint32_t)dc.n;
+    resp.ndlqs = (uint32_t)k;
     resp.dlqs = dc.e;
     if (sl_dlq_list_resp_encode(&wb, req->correlation_id, &resp) != SL_OK)
         sl_reply_error(r, SL_ERR_NOMEM, "DLQ_LIST: encode failed");

@@ -18,6 +18,7 @@
 
 #include <event2/event.h>
 
+#include "broker/acl.h"
 #include "broker/binary.h"
 #include "broker/binary_groups.h"
 #include "broker/broker.h"
@@ -118,7 +119,6 @@ static void h_list(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
     sl_group_info **infos = NULL;
     sl_groups *g = sl_bg_groups(b, r);
     sl_wb wb;
-    (void)c;
     if (!g)
         return;
     sl_wb_init(&wb, 256);
@@ -131,7 +131,8 @@ static void h_list(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
         goto nomem;
     for (size_t i = 0; i < n; i++) {
         sl_group_entry *e = &resp.groups[resp.ngroups];
-        if (sl_groups_describe(g, names[i], &infos[i]) != SL_OK)
+        if (!sl_acl_conn_may_list(b, c, SL_RES_GROUP, names[i]) ||
+            sl_groups_describe(g, names[i], &infos[i]) != SL_OK)
             continue;
         e->group = sl_str_c(names[i]);
         e->kind = (uint8_t)infos[i]->kind;

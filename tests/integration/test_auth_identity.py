@@ -384,3 +384,63 @@ def test_failed_login_lines_are_bounded(tmp_path, pki, brokers):
     assert logged + dropped == 300, (logged, dropped)
     # the bucket: 200 at once, then 2 a second (whatever else came first)
     assert logged <= 200 + 2 * (took + 5), (logged, took)
+
+
+# ---- listings filtered to what the user may describe ---------------------------
+
+def login_plain(b, pki, user, pw):
+    c = tls_wire(b.tls_addr, pki)
+    err, msg = sasl(c, "PLAIN", b"\0" + user.encode() + b"\0" + pw.encode())
+    assert err == 0, msg
+    return c
+
+
+def test_listings_show_what_the_user_may_describe(tmp_path, pki, brokers):
+    """As Kafka filters ListTopics, Metadata and ListGroups: every
+    logged-in user may list, and sees the topics, groups, queues and
+    connections it may describe (describe on the cluster: all; admin:
+    all, connections too). Binary and HTTP (the console reads the HTTP
+    API). Before: the lists needed describe on the cluster, so dave got
+    AUTHORIZATION_FAILED and a cluster describer saw everything."""
+    import sluice_wire_groups as swg
+    b = start(tmp_path, pki)
+    brokers.append(b)
+    for u in ("dave", "mon"):
+        admin(b, "user", "add", u, "--password-stdin", stdin=b"pw\n")
+    root = login_plain(b, pki, "root", ADMIN_PW)
+    for t in ("a.1", "a.2", "b.1"):
+        assert root.create_topic(t) == (0, None)
+    swg.queue_config(root, "ga", "a.1")
+    swg.queue_config(root, "gb", "b.1")
+    admin(b, "acl", "grant", "dave", "--topic", "a.", "--prefix", "--ops",
+          "consume")
+    admin(b, "acl", "grant", "dave", "--group", "ga", "--ops", "consume")
+    admin(b, "acl", "grant", "mon", "--cluster", "--ops", "describe")
+    dave = login_plain(b, pki, "dave", "pw")
+    assert sorted(dave.list_topics()) == ["a.1", "a.2"]
+    assert sorted(dave.metadata()) == ["a.1", "a.2"]
+    assert [g["group"] for g in swg.group_list(dave)] == ["ga"]
+    # a topic named in the request is refused by name, as before
+    with pytest.raises(sw.ProtocolError) as e:
+        dave.metadata(["b.1"])
+    assert "may not describe on topic 'b.1'" in str(e.value)
+    mon = login_plain(b, pki, "mon", "pw")
+    assert sorted(mon.list_topics()) == ["a.1", "a.2", "b.1"]
+    assert sorted(g["group"] for g in swg.group_list(mon)) == ["ga", "gb"]
+    assert sorted(root.list_topics()) == ["a.1", "a.2", "b.1"]
+
+    def names(path, user, key, field):
+        return sorted(x[field] for x in http_get(b, path, user, "pw")[key])
+    assert names("/api/topics", "dave", "topics", "name") == ["a.1", "a.2"]
+    assert names("/api/groups", "dave", "groups", "name") == ["ga"]
+    assert names("/api/queues", "dave", "queues", "group") == ["ga"]
+    assert names("/api/topics", "mon", "topics", "name") == [
+        "a.1", "a.2", "b.1"]
+    # connections: dave sees dave's own (not root's, not mon's); mon all
+    conns = http_get(b, "/api/connections", "dave", "pw")["connections"]
+    assert conns and {c["user"] for c in conns} == {"dave"}, conns
+    users = {c["user"] for c in http_get(b, "/api/connections", "mon",
+                                         "pw")["connections"]}
+    assert {"root", "dave", "mon"} <= users, users
+    for c in (root, dave, mon):
+        c.close()
