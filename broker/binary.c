@@ -18,6 +18,7 @@
 #include "broker/auth.h"
 #include "broker/binary_groups.h"
 #include "broker/broker.h"
+#include "broker/cluster.h"
 #include "broker/conn.h"
 #include "protocol/api.h"
 #include "protocol/frame.h"
@@ -197,6 +198,10 @@ static void fill_meta_topic(sl_broker *b, sl_arena *a, sl_topic *t,
         mt->parts[i].partition = (uint32_t)i;
         mt->parts[i].start_offset = sl_part_start_offset(t->parts[i]->part);
         mt->parts[i].end_offset = sl_part_end_offset(t->parts[i]->part);
+        mt->parts[i].leader = SL_META_LEADER_ANY;
+        mt->parts[i].leader_epoch = 0;
+        mt->parts[i].nreplicas = mt->parts[i].nisr = 0;
+        mt->parts[i].replicas = mt->parts[i].isr = NULL;
     }
     cc.cap = (uint32_t)t->ncfg + (uint32_t)t->nparts;
     cc.kv = sl_arena_alloc(a, sizeof(sl_kv) * (cc.cap + 1));
@@ -284,6 +289,10 @@ static void h_metadata(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
         }
         s.ntopics = q.ntopics;
     }
+    /* version 2: leaders, replicas, ISR and the brokers (cluster.c) */
+    s.version = req->api_version;
+    if (s.version >= 2)
+        sl_bcluster_meta_fill(b, &a, &s);
     reply_wb(r, &wb, sl_metadata_resp_encode(&wb, req->correlation_id, &s),
              "METADATA");
 out:
@@ -1176,7 +1185,7 @@ void sl_binary_init(sl_broker *b)
 {
     sl_conn_set_proto(b, SL_LISTENER_BINARY, &bin_ops, b);
     sl_binary_register(b, SL_API_HANDSHAKE, 1, 1, h_handshake);
-    sl_binary_register(b, SL_API_METADATA, 1, 1, h_metadata);
+    sl_binary_register(b, SL_API_METADATA, 1, 2, h_metadata);
     sl_binary_register(b, SL_API_CREATE_TOPICS, 1, 1, h_create_topics);
     sl_binary_register(b, SL_API_DELETE_TOPICS, 1, 1, h_delete_topics);
     sl_binary_register(b, SL_API_LIST_TOPICS, 1, 1, h_list_topics);

@@ -354,6 +354,46 @@ out:
     sl_arena_fini(&a);
 }
 
+void sl_bcluster_meta_fill(sl_broker *b, sl_arena *a, sl_metadata_resp *r)
+{
+    const sl_meta *m;
+    if (!b->cluster)
+        return;
+    m = &b->cluster->image;
+    r->node_id = (int32_t)b->cfg.node_id;
+    r->brokers = sl_arena_alloc(a, sizeof(*r->brokers) * (m->nnodes + 1));
+    if (r->brokers) {
+        for (size_t i = 0; i < m->nnodes; i++) {
+            r->brokers[i].id = m->nodes[i].id;
+            r->brokers[i].addr = sl_str_c(m->nodes[i].addr);
+            r->brokers[i].up = !m->nodes[i].fenced;
+        }
+        r->nbrokers = (uint32_t)m->nnodes;
+    }
+    for (uint32_t i = 0; i < r->ntopics; i++) {
+        sl_meta_topic *t = &r->topics[i];
+        char name[256];
+        const sl_mi_topic *mt;
+        if (t->error != SL_OK || !t->name.p || t->name.len >= sizeof(name))
+            continue;
+        memcpy(name, t->name.p, t->name.len);
+        name[t->name.len] = 0;
+        mt = sl_meta_topic_find(m, name);
+        if (!mt)
+            continue;
+        for (uint32_t j = 0; j < t->nparts && (int32_t)j < mt->nparts; j++) {
+            const sl_mi_part *mp = &mt->parts[j];
+            sl_meta_part *p = &t->parts[j];
+            p->leader = mp->leader >= 0 ? mp->leader : SL_META_LEADER_NONE;
+            p->leader_epoch = mp->leader_epoch;
+            p->nreplicas = (uint32_t)mp->nrep;
+            p->replicas = (int32_t *)mp->rep;
+            p->nisr = (uint32_t)mp->nisr;
+            p->isr = (int32_t *)mp->isr;
+        }
+    }
+}
+
 static int not_leader_msg(sl_broker *b, char *msg, size_t len);
 
 sl_err sl_bcluster_propose(sl_broker *b, const void *cmd, size_t len,

@@ -28,6 +28,17 @@ sl_err sl_bcluster_propose(sl_broker *b, const void *cmd, size_t len,
                            void (*fn)(void *arg, sl_err rc, const char *msg),
                            void *arg);
 
+/* METADATA version 2 (docs/protocol.md 4.1): this node's id, the brokers
+ * and their binary addresses, and per partition of r's topics the leader,
+ * leader epoch, replicas and ISR from this node's image. Topics the image
+ * does not hold keep leader SL_META_LEADER_ANY. No-op without cluster
+ * mode (node id 0, no brokers). Arrays come from a (or the image, which
+ * outlives the reply's encoding). */
+struct sl_metadata_resp;
+struct sl_arena;
+void sl_bcluster_meta_fill(sl_broker *b, struct sl_arena *a,
+                           struct sl_metadata_resp *r);
+
 /* For /metrics: this node's view of the cluster. 0, or -1 without
  * cluster mode. */
 typedef struct sl_bcluster_stats {

@@ -271,13 +271,36 @@ sl_err sl_api_version_pick(const sl_handshake_resp *r, uint16_t key,
 typedef struct sl_metadata_req {
     uint32_t ntopics; /* 0 = all topics */
     sl_str *topics;
+    /* 2 = also the placement (leaders, replicas, ISR) and the brokers
+     * (docs/protocol.md 4.1, version 2); 0 or 1 = version 1 */
+    uint16_t version;
 } sl_metadata_req;
+
+/* Version 2 per partition: SL_META_LEADER_ANY = no placement (a single
+ * node, or a topic the cluster image does not hold): any node serves it;
+ * SL_META_LEADER_NONE = offline (no leader right now). */
+#define SL_META_LEADER_ANY 0
+#define SL_META_LEADER_NONE (-1)
 
 typedef struct sl_meta_part {
     uint32_t partition;
     int64_t start_offset; /* log start */
     int64_t end_offset;   /* log end: next offset to be assigned */
+    /* version 2 */
+    int32_t leader; /* node id, SL_META_LEADER_ANY or _NONE */
+    int32_t leader_epoch;
+    uint32_t nreplicas;
+    int32_t *replicas;
+    uint32_t nisr;
+    int32_t *isr;
 } sl_meta_part;
+
+/* Version 2: a broker of the cluster and its binary address. */
+typedef struct sl_meta_broker {
+    int32_t id;
+    sl_str addr; /* HOST:PORT, empty until it registered */
+    uint8_t up;  /* 0 = fenced */
+} sl_meta_broker;
 
 typedef struct sl_meta_topic {
     sl_str name;
@@ -293,6 +316,11 @@ typedef struct sl_metadata_resp {
     sl_str error_msg;
     uint32_t ntopics;
     sl_meta_topic *topics;
+    /* version 2 (encoded when version >= 2; decoded when present) */
+    uint16_t version;
+    int32_t node_id; /* the answering node, 0 = a single node */
+    uint32_t nbrokers;
+    sl_meta_broker *brokers;
 } sl_metadata_resp;
 
 sl_err sl_metadata_req_encode(sl_wb *wb, uint32_t corr,

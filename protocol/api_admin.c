@@ -116,10 +116,28 @@ sl_err sl_api_version_pick(const sl_handshake_resp *r, uint16_t key,
 
 /* ---- 1 METADATA ------------------------------------------------------- */
 
+static void meta_put_ids(sl_wb *wb, uint32_t n, const int32_t *ids)
+{
+    sl_wb_u32(wb, n);
+    for (uint32_t i = 0; i < n; i++)
+        sl_wb_u32(wb, (uint32_t)ids[i]);
+}
+
+static int32_t *meta_get_ids(sl_rd *rd, sl_arena *a, uint32_t *n)
+{
+    int32_t *ids;
+    *n = sl__rd_count(rd, 4);
+    ids = sl__rd_array(rd, a, *n, sizeof(int32_t));
+    for (uint32_t i = 0; i < *n && !rd->err; i++)
+        ids[i] = sl_rd_i32(rd);
+    return ids;
+}
+
 sl_err sl_metadata_req_encode(sl_wb *wb, uint32_t corr,
                               const sl_metadata_req *r)
 {
-    size_t st = sl_req_begin(wb, SL_API_METADATA, SL_API_V1, corr);
+    size_t st = sl_req_begin(wb, SL_API_METADATA,
+                             r->version >= 2 ? 2 : SL_API_V1, corr);
     sl__put_strs(wb, r->ntopics, r->topics);
     return sl_frame_finish(wb, st);
 }
@@ -159,6 +177,25 @@ sl_err sl_metadata_resp_encode(sl_wb *wb, uint32_t corr,
         }
         sl__put_kvs(wb, t->nconfigs, t->configs);
     }
+    if (r->version >= 2) { /* the placement section (docs/protocol.md 4.1) */
+        sl_wb_u32(wb, (uint32_t)r->node_id);
+        sl_wb_u32(wb, r->nbrokers);
+        for (uint32_t i = 0; i < r->nbrokers; i++) {
+            sl_wb_u32(wb, (uint32_t)r->brokers[i].id);
+            sl__wb_str(wb, r->brokers[i].addr);
+            sl_wb_u8(wb, r->brokers[i].up);
+        }
+        for (uint32_t i = 0; i < r->ntopics; i++) {
+            const sl_meta_topic *t = &r->topics[i];
+            for (uint32_t j = 0; j < t->nparts; j++) {
+                const sl_meta_part *p = &t->parts[j];
+                sl_wb_u32(wb, (uint32_t)p->leader);
+                sl_wb_u32(wb, (uint32_t)p->leader_epoch);
+                meta_put_ids(wb, p->nreplicas, p->replicas);
+                meta_put_ids(wb, p->nisr, p->isr);
+            }
+        }
+    }
     return sl_frame_finish(wb, st);
 }
 
@@ -186,6 +223,27 @@ sl_err sl_metadata_resp_decode(const uint8_t *body, size_t len, sl_arena *a,
             t->parts[j].end_offset = sl_rd_i64(&rd);
         }
         t->configs = sl__get_kvs(&rd, a, &t->nconfigs);
+    }
+    if (!rd.err && sl_rd_left(&rd) > 0) { /* version 2 */
+        o.version = 2;
+        o.node_id = sl_rd_i32(&rd);
+        o.nbrokers = sl__rd_count(&rd, 4 + SL_MIN_STR + 1);
+        o.brokers = sl__rd_array(&rd, a, o.nbrokers, sizeof(*o.brokers));
+        for (uint32_t i = 0; i < o.nbrokers && !rd.err; i++) {
+            o.brokers[i].id = sl_rd_i32(&rd);
+            o.brokers[i].addr = sl__rd_str(&rd);
+            o.brokers[i].up = sl_rd_u8(&rd);
+        }
+        for (uint32_t i = 0; i < o.ntopics && !rd.err; i++) {
+            sl_meta_topic *t = &o.topics[i];
+            for (uint32_t j = 0; j < t->nparts && !rd.err; j++) {
+                sl_meta_part *p = &t->parts[j];
+                p->leader = sl_rd_i32(&rd);
+                p->leader_epoch = sl_rd_i32(&rd);
+                p->replicas = meta_get_ids(&rd, a, &p->nreplicas);
+                p->isr = meta_get_ids(&rd, a, &p->nisr);
+            }
+        }
     }
 out:
     rc = sl__rd_end(&rd);

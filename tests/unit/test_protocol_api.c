@@ -95,13 +95,14 @@ static sl_err b_handshake_resp(sl_wb *wb)
 static sl_err b_metadata_req(sl_wb *wb)
 {
     sl_str t[2] = {S("orders"), S("")};
-    sl_metadata_req q = {2, t};
+    sl_metadata_req q = {2, t, 0};
     return sl_metadata_req_encode(wb, CORR, &q);
 }
 
 static sl_err b_metadata_resp(sl_wb *wb)
 {
-    sl_meta_part p[2] = {{0, 0, 10}, {1, 5, 7}};
+    sl_meta_part p[2] = {{0, 0, 10, 0, 0, 0, NULL, 0, NULL},
+                         {1, 5, 7, 0, 0, 0, NULL, 0, NULL}};
     sl_kv kv[1] = {{S("retention.ms"), S("604800000")}};
     sl_meta_topic t[2] = {{S("orders"), SL_OK, 2, p, 1, kv},
                           {S("nope"), SL_ERR_UNKNOWN_TOPIC, 0, NULL, 0, NULL}};
@@ -1098,7 +1099,7 @@ static void test_bad_enums(void **state)
     char *big = malloc(70000);
     memset(big, 'x', 70000);
     sl_str bs = {big, 65535};
-    sl_metadata_req mq = {1, &bs};
+    sl_metadata_req mq = {1, &bs, 0};
     size_t before = wb.len;
     assert_int_equal(sl_metadata_req_encode(&wb, 1, &mq), SL_ERR_TOO_LARGE);
     assert_int_equal(wb.len, before);
@@ -1203,6 +1204,61 @@ static void test_fetch_fields(void **state)
     assert_int_equal(rec.value_len, 2);
     assert_memory_equal(rec.value, "v1", 2);
     sl_batch_iter_fini(&it);
+    sl_wb_fini(&wb);
+    sl_arena_fini(&a);
+}
+
+/* METADATA version 2: the placement section after the version 1 body
+ * (docs/protocol.md 4.1) survives a round trip; version 1 has none. */
+static void test_metadata_v2_placement(void **state)
+{
+    sl_wb wb;
+    sl_arena a;
+    sl_metadata_resp r;
+    int32_t rep[3] = {2, 3, 1}, isr[2] = {2, 3};
+    sl_meta_part p[2] = {{0, 0, 10, 2, 7, 3, rep, 2, isr},
+                         {1, 5, 7, SL_META_LEADER_NONE, 4, 3, rep, 0, NULL}};
+    sl_meta_topic t[1] = {{S("orders"), SL_OK, 2, p, 0, NULL}};
+    sl_meta_broker br[2] = {{1, S("127.0.0.1:9001"), 1},
+                            {2, S("127.0.0.1:9002"), 0}};
+    sl_metadata_resp q = {0};
+    (void)state;
+    q.ntopics = 1;
+    q.topics = t;
+    q.version = 2;
+    q.node_id = 3;
+    q.nbrokers = 2;
+    q.brokers = br;
+    sl_wb_init(&wb, 0);
+    sl_arena_init(&a);
+    assert_int_equal(sl_metadata_resp_encode(&wb, CORR, &q), SL_OK);
+    assert_int_equal(sl_metadata_resp_decode(wb.p + SL_RESP_HDR_SIZE,
+                                             wb.len - SL_RESP_HDR_SIZE, &a,
+                                             &r),
+                     SL_OK);
+    assert_int_equal(r.version, 2);
+    assert_int_equal(r.node_id, 3);
+    assert_int_equal(r.nbrokers, 2);
+    assert_true(sl_str_eq(r.brokers[1].addr, "127.0.0.1:9002"));
+    assert_int_equal(r.brokers[1].up, 0);
+    assert_int_equal(r.topics[0].parts[0].leader, 2);
+    assert_int_equal(r.topics[0].parts[0].leader_epoch, 7);
+    assert_int_equal(r.topics[0].parts[0].nreplicas, 3);
+    assert_int_equal(r.topics[0].parts[0].replicas[2], 1);
+    assert_int_equal(r.topics[0].parts[0].nisr, 2);
+    assert_int_equal(r.topics[0].parts[1].leader, SL_META_LEADER_NONE);
+    assert_int_equal(r.topics[0].parts[1].nisr, 0);
+    /* version 1: no section, nothing decoded */
+    q.version = 1;
+    sl_wb_reset(&wb);
+    sl_arena_reset(&a);
+    assert_int_equal(sl_metadata_resp_encode(&wb, CORR, &q), SL_OK);
+    assert_int_equal(sl_metadata_resp_decode(wb.p + SL_RESP_HDR_SIZE,
+                                             wb.len - SL_RESP_HDR_SIZE, &a,
+                                             &r),
+                     SL_OK);
+    assert_int_equal(r.version, 0);
+    assert_int_equal(r.nbrokers, 0);
     sl_wb_fini(&wb);
     sl_arena_fini(&a);
 }
@@ -1492,6 +1548,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_bad_enums),
         cmocka_unit_test(test_produce_in_place),
         cmocka_unit_test(test_fetch_fields),
+        cmocka_unit_test(test_metadata_v2_placement),
         cmocka_unit_test(test_fetch_zero_copy),
         cmocka_unit_test(test_acquire_zero_copy),
         cmocka_unit_test(test_handshake_pick),
