@@ -138,6 +138,18 @@ const char *sluice_errstr(void);
  *   connect.timeout.ms    [5000]
  *   request.timeout.ms    per request, also for sync calls [30000]
  *   reconnect.backoff.ms  between reconnect attempts [100]
+ *   delivery.timeout.ms   how long a send (its delivery report) or a
+ *                         consumer's poll rides through failures that
+ *                         pass: NOT_LEADER, NOT_ENOUGH_REPLICAS, a lost
+ *                         or refused connection, a broker restarting. The
+ *                         library refreshes the metadata, reconnects (to
+ *                         the partition's leader in a cluster) and resends
+ *                         the same batch, until this long after the record
+ *                         was given to send; then the report carries the
+ *                         last error. 0 = no retries (as confluent-kafka's
+ *                         message.timeout.ms / delivery.timeout.ms)
+ *                         [120000]
+ *   retry.backoff.ms      wait between two attempts of one request [100]
  *   max.in.flight         pipelined requests per connection [64]
  * producer:
  *   acks                  none | written | durable [durable]

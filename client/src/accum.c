@@ -145,6 +145,8 @@ static sl_pbatch *batch_new(sl_accum *a, int tidx, int32_t part, int64_t now)
     b->created_ms = now;
     b->enc = NULL;
     b->enc_len = 0;
+    b->last_err = 0;
+    b->attempts = 0;
     /* append to the age list */
     b->prev = a->age_tail;
     if (a->age_tail)

@@ -27,6 +27,8 @@ typedef struct sl_pbatch {
     int64_t rep_base;      /* producer: delivery result, base offset */
     int rep_err;           /* producer: delivery result, sl_err */
     const char *rep_topic; /* producer: topic name (stable) */
+    int last_err;          /* producer: why the last attempt failed */
+    uint32_t attempts;     /* producer: requests that carried it */
 } sl_pbatch;
 
 typedef struct sl_accum_topic {

@@ -27,6 +27,8 @@ static const struct key {
     {"connect.timeout.ms", "5000", K_INT, 1, INT_MAX, NULL},
     {"request.timeout.ms", "30000", K_INT, 1, INT_MAX, NULL},
     {"reconnect.backoff.ms", "100", K_INT, 0, 600000, NULL},
+    {"delivery.timeout.ms", "120000", K_INT, 0, INT_MAX, NULL},
+    {"retry.backoff.ms", "100", K_INT, 0, 600000, NULL},
     {"max.in.flight", "64", K_INT, 1, 100000, NULL},
     {"acks", "durable", K_ENUM, 0, 0, "none|written|durable"},
     {"linger.ms", "5", K_INT, 0, 600000, NULL},
@@ -330,6 +332,8 @@ sl_err sl_cl_cfg_load(sl_cl_cfg *cfg, const sluice_conf *conf)
     cfg->connect_timeout_ms = (int)get_int(conf, "connect.timeout.ms");
     cfg->request_timeout_ms = (int)get_int(conf, "request.timeout.ms");
     cfg->reconnect_backoff_ms = (int)get_int(conf, "reconnect.backoff.ms");
+    cfg->delivery_timeout_ms = (int)get_int(conf, "delivery.timeout.ms");
+    cfg->retry_backoff_ms = (int)get_int(conf, "retry.backoff.ms");
     cfg->max_in_flight = (int)get_int(conf, "max.in.flight");
     cfg->acks = get_enum(conf, "acks");
     cfg->linger_ms = (int)get_int(conf, "linger.ms");

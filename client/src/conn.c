@@ -39,8 +39,16 @@
 #define READ_CHUNK (256 * 1024)
 
 /* The bootstrap address in use. */
-#define HOST(c) ((c)->cfg->nboot ? (c)->cfg->boot_host[(c)->cur] : (c)->cfg->host)
-#define PORT(c) ((c)->cfg->nboot ? (c)->cfg->boot_port[(c)->cur] : (c)->cfg->port)
+#define HOST(c)                                                                \
+    ((c)->fixed_host ? (c)->fixed_host                                         \
+     : (c)->cfg->nboot ? (c)->cfg->boot_host[(c)->cur]                         \
+                       : (c)->cfg->host)
+#define PORT(c)                                                                \
+    ((c)->fixed_host ? (c)->fixed_port                                         \
+     : (c)->cfg->nboot ? (c)->cfg->boot_port[(c)->cur]                         \
+                       : (c)->cfg->port)
+/* Addresses ensure() tries in turn. */
+#define NADDR(c) ((c)->fixed_host || (c)->cfg->nboot <= 1 ? 1 : (c)->cfg->nboot)
 
 void sl_cl_conn_init(sl_cl_conn *c, const sl_cl_cfg *cfg)
 {
@@ -470,8 +478,7 @@ sl_err sl_cl_conn_ensure(sl_cl_conn *c)
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
-    for (int tries = c->cfg->nboot > 1 ? c->cfg->nboot : 1; tries > 0;
-         tries--) {
+    for (int tries = NADDR(c); tries > 0; tries--) {
         gai = getaddrinfo(HOST(c), PORT(c), &hints, &res);
         if (gai != 0) {
             rc = sl_cl_fail(SL_ERR_DISCONNECTED, "resolve %s:%s: %s", HOST(c),
@@ -500,10 +507,10 @@ sl_err sl_cl_conn_ensure(sl_cl_conn *c)
                 rc = handshake(c);
             if (rc == SL_OK)
                 return SL_OK;
-            if (c->cfg->nboot > 1 && c->fd >= 0)
+            if (NADDR(c) > 1 && c->fd >= 0)
                 sl_cl_conn_close(c); /* and try the next address */
         }
-        if (c->cfg->nboot > 1) /* the next bootstrap address */
+        if (NADDR(c) > 1) /* the next bootstrap address */
             c->cur = (c->cur + 1) % c->cfg->nboot;
     }
     return rc;

@@ -23,6 +23,9 @@ typedef struct sl_cl_conn {
     struct ssl_ctx_st *tls_ctx; /* security.protocol=ssl: made once */
     struct ssl_st *tls;         /* the connection's TLS, NULL on TCP */
     int cur; /* the bootstrap address in use (cfg->boot_*) */
+    /* a connection to one broker of a cluster (route.c): this address
+     * only, not the bootstrap list; NULL = the bootstrap list */
+    const char *fixed_host, *fixed_port;
     uint32_t next_corr;
     uint64_t epoch; /* +1 per successful connect */
     int64_t last_attempt_ms;

@@ -70,6 +70,8 @@ struct sluice_consumer {
     int hb_interval_ms;
     uint32_t hb_corr;
     int64_t next_autocommit_ms;
+    /* failures that may pass (ride_out): when they began, 0 = none */
+    int64_t down_since;
 };
 
 /* ---- helpers ---------------------------------------------------------- */
@@ -1182,6 +1184,40 @@ sluice_err sluice_consumer_watermarks(sluice_consumer *c, const char *topic,
     return (sluice_err)rc;
 }
 
+/*
+ * A failure that may pass: a lost connection, a broker restarting or a
+ * leader moving. poll rides it out (docs/cluster.md section 5): it waits
+ * reconnect.backoff.ms (within its own timeout) and tries again, for up
+ * to delivery.timeout.ms from the first failure. Returns 1 to go on; 0
+ * with *rc the error to return (SL_ERR_TIMEOUT "no message" once the
+ * poll's timeout passed).
+ */
+static int ride_out(sluice_consumer *c, sl_err *rc, int64_t deadline)
+{
+    int64_t now = sl_cl_now_ms(), until;
+    int backoff = c->cfg.reconnect_backoff_ms > 10 ? c->cfg.reconnect_backoff_ms
+                                                   : 10;
+    if (*rc != SL_ERR_DISCONNECTED && *rc != SL_ERR_SHUTTING_DOWN &&
+        *rc != SL_ERR_NOT_LEADER && *rc != SL_ERR_NOT_ENOUGH_REPLICAS)
+        return 0;
+    if (c->down_since == 0)
+        c->down_since = now;
+    if (c->cfg.delivery_timeout_ms == 0 ||
+        now - c->down_since >= c->cfg.delivery_timeout_ms)
+        return 0;
+    if (now >= deadline) {
+        *rc = sl_cl_fail(SL_ERR_TIMEOUT, "poll: no message (broker not "
+                                         "reachable since %lld ms)",
+                         (long long)(now - c->down_since));
+        return 0;
+    }
+    until = now + backoff < deadline ? now + backoff : deadline;
+    pthread_mutex_unlock(&c->mu);
+    poll(NULL, 0, sl_cl_left(until));
+    pthread_mutex_lock(&c->mu);
+    return 1;
+}
+
 static sl_err poll_locked(sluice_consumer *c, int timeout_ms,
                           sluice_message **msgs, size_t max, size_t *count)
 {
@@ -1194,23 +1230,33 @@ static sl_err poll_locked(sluice_consumer *c, int timeout_ms,
 
     for (;;) {
         rc = group_tick(c);
-        if (rc != SL_OK)
+        if (rc != SL_OK) {
+            if (n == 0 && ride_out(c, &rc, deadline))
+                continue;
             break;
+        }
         if (c->nparts == 0 && !c->subscribed) {
             rc = sl_cl_fail(SL_ERR_INVALID_ARG, "poll: no partitions assigned");
             break;
         }
         rc = ensure_conn(c);
-        if (rc != SL_OK)
+        if (rc == SL_OK)
+            rc = resolve_all(c);
+        if (rc != SL_OK) {
+            if (n == 0 && ride_out(c, &rc, deadline))
+                continue;
             break;
-        rc = resolve_all(c);
-        if (rc != SL_OK)
-            break;
+        }
         while (n < max && (m = next_buffered(c, &e)))
             msgs[n++] = m;
         if (c->perr != SL_OK && n == 0) {
-            rc = sl_cl_fail(c->perr, "%s", c->perr_msg);
+            sl_err pe = c->perr;
+            rc = pe;
             c->perr = SL_OK;
+            if (ride_out(c, &rc, deadline))
+                continue;
+            if (rc == pe)
+                rc = sl_cl_fail(rc, "%s", c->perr_msg);
             break;
         }
         /* Keep one fetch in flight: a prefetch (no broker wait) while
@@ -1227,8 +1273,11 @@ static sl_err poll_locked(sluice_consumer *c, int timeout_ms,
             c->buffered_bytes < 2 * (size_t)c->cfg.fetch_max_bytes &&
             (!prefetch || !c->caught_up)) {
             rc = send_fetch(c, wait);
-            if (rc != SL_OK)
+            if (rc != SL_OK) {
+                if (n == 0 && ride_out(c, &rc, deadline))
+                    continue;
                 break;
+            }
         }
         if (n > 0)
             break;
@@ -1257,8 +1306,11 @@ static sl_err poll_locked(sluice_consumer *c, int timeout_ms,
         if (rc != SL_OK) {
             c->fetch_corr = 0;
             c->hb_corr = 0;
+            if (ride_out(c, &rc, deadline))
+                continue;
             break;
         }
+        c->down_since = 0;
         handle_frame(c, fr);
         sl_chunk_unref(fr);
     }

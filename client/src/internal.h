@@ -43,6 +43,12 @@ typedef struct sl_cl_cfg {
     int connect_timeout_ms;
     int request_timeout_ms;
     int reconnect_backoff_ms;
+    /* retries (route.c): a request that failed on NOT_LEADER,
+     * NOT_ENOUGH_REPLICAS or a lost connection is resent, the metadata
+     * refreshed first, retry.backoff.ms apart, until delivery.timeout.ms
+     * after the record was sent (0 = never retry) */
+    int delivery_timeout_ms;
+    int retry_backoff_ms;
     int max_in_flight;
     int acks;
     int linger_ms;

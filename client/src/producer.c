@@ -10,9 +10,24 @@
  *
  * A request carries at most one batch per (topic, partition), so the
  * reply's base offset for a partition is the base offset of that batch.
- * A lost connection fails the batches in flight with
- * SLUICE_ERR_DISCONNECTED (no automatic resend: a resend could duplicate
- * records the broker did store).
+ *
+ * Routing and retries (docs/cluster.md section 5, route.c): each request
+ * goes to the connection of its partitions' leader (all its batches share
+ * one). A batch that fails with an error a resend may cure (NOT_LEADER,
+ * NOT_ENOUGH_REPLICAS, a lost or silent connection, a broker shutting
+ * down; sl_cl_retriable) goes to the retry list with its encoded bytes
+ * unchanged (so the broker's idempotence can recognise a resend), the
+ * metadata is marked stale, and after retry.backoff.ms the list goes back
+ * to the front of the accumulator's ready list, in order, to be routed
+ * again with fresh metadata. A batch is failed with its last error once
+ * delivery.timeout.ms has passed since it was created.
+ *
+ * Order within a partition: a batch is not sent while an older batch of
+ * its partition waits in the retry list, or is in flight on another
+ * connection than the one it would go to (blocked(); it waits in the
+ * retry list behind them). A lost connection requeues everything in
+ * flight on it, in order. Without idempotence a resend of a batch the
+ * broker had stored before the connection broke stores it twice.
  */
 #include <poll.h>
 #include <pthread.h>
@@ -22,13 +37,21 @@
 #include "client/src/accum.h"
 #include "client/src/conn.h"
 #include "client/src/internal.h"
+#include "client/src/route.h"
 #include "protocol/api.h"
 
 typedef struct inflight {
     struct inflight *next;
     uint32_t corr;
+    sl_cl_conn *conn;   /* corr ids are per connection */
+    int64_t sent_ms;    /* for request.timeout.ms */
     sl_pbatch *batches; /* linked by next */
 } inflight;
+
+/* A reply later than request.timeout.ms by this much: the connection is
+ * considered dead (a paused broker) and its requests are resent. The
+ * broker answers TIMEOUT itself at request.timeout.ms. */
+#define REPLY_SLACK_MS 1000
 
 /* Unsent request bytes the producer may keep while it goes on batching. */
 #define OUT_PENDING (4u * 1024 * 1024)
@@ -44,7 +67,7 @@ typedef struct ptopic_meta {
 struct sluice_producer {
     pthread_mutex_t mu;
     sl_cl_cfg cfg;
-    sl_cl_conn conn;
+    sl_cl_router rt; /* the connections and the leaders (route.c) */
     sl_accum acc;
     ptopic_meta *meta; /* parallel to acc.topics */
     size_t meta_cap;
@@ -52,6 +75,8 @@ struct sluice_producer {
     size_t n_inflight;
     size_t outstanding;             /* records without a delivered report */
     sl_pbatch *rep_head, *rep_tail; /* batches with a result to deliver */
+    sl_pbatch *retry_head, *retry_tail; /* batches to resend, in order */
+    int64_t retry_at;                   /* when to route them again */
     size_t nrep;                    /* records in them */
     sl_arena arena;
     int64_t wall_off;     /* wall clock - monotonic clock, ms */
@@ -114,22 +139,94 @@ static int deliver(sluice_producer *p)
     return (int)n;
 }
 
+/* ---- retries ---------------------------------------------------------- */
+
+static void retry_append(sluice_producer *p, sl_pbatch *b)
+{
+    b->next = NULL;
+    if (p->retry_tail)
+        p->retry_tail->next = b;
+    else {
+        p->retry_head = b;
+        p->retry_at = sl_cl_now_ms() + p->cfg.retry_backoff_ms;
+    }
+    p->retry_tail = b;
+}
+
+/* Batch b failed with err: resend it later when err may pass and its
+ * delivery timeout has not, else report err. */
+static void retry_or_report(sluice_producer *p, sl_pbatch *b, sl_err err)
+{
+    int64_t now = sl_cl_now_ms();
+    if (p->cfg.acks != SL_ACKS_NONE && sl_cl_retriable(err) &&
+        p->cfg.delivery_timeout_ms > 0 &&
+        now - b->created_ms < p->cfg.delivery_timeout_ms) {
+        b->last_err = err;
+        p->rt.stale = 1;
+        retry_append(p, b);
+        return;
+    }
+    report_batch(p, b, -1, err);
+}
+
+/* Is a batch of b's partition waiting for a resend, or in flight on
+ * another connection than to? Then b waits behind it. */
+static int blocked(sluice_producer *p, const sl_pbatch *b, sl_cl_conn *to)
+{
+    const sl_pbatch *x;
+    const inflight *f;
+    for (x = p->retry_head; x; x = x->next)
+        if (x->tidx == b->tidx && x->partition == b->partition)
+            return 1;
+    for (f = p->if_head; f; f = f->next) {
+        if (f->conn == to)
+            continue;
+        for (x = f->batches; x; x = x->next)
+            if (x->tidx == b->tidx && x->partition == b->partition)
+                return 1;
+    }
+    return 0;
+}
+
 /* ---- in flight -------------------------------------------------------- */
 
-static void fail_inflight(sluice_producer *p, sl_err err)
+static void unlink_inflight(sluice_producer *p, inflight *f, inflight *prev)
 {
-    inflight *f, *nf;
+    if (prev)
+        prev->next = f->next;
+    else
+        p->if_head = f->next;
+    if (p->if_tail == f)
+        p->if_tail = prev;
+    p->n_inflight--;
+}
+
+/* Connection c is gone (or silent): everything in flight on it is
+ * resent or failed with err, in order. The caller closes c. */
+static void fail_conn(sluice_producer *p, sl_cl_conn *c, sl_err err)
+{
+    inflight *f, *nf, *prev = NULL;
     sl_pbatch *b, *nb;
     for (f = p->if_head; f; f = nf) {
         nf = f->next;
+        if (f->conn != c) {
+            prev = f;
+            continue;
+        }
+        unlink_inflight(p, f, prev);
         for (b = f->batches; b; b = nb) {
             nb = b->next;
-            report_batch(p, b, -1, err);
+            retry_or_report(p, b, err);
         }
         free(f);
     }
-    p->if_head = p->if_tail = NULL;
-    p->n_inflight = 0;
+    sl_cl_route_failed(&p->rt, c);
+}
+
+static void drop_conn(sluice_producer *p, sl_cl_conn *c, sl_err err)
+{
+    fail_conn(p, c, err);
+    sl_cl_conn_close(c);
 }
 
 static void handle_produce_resp(sluice_producer *p, inflight *f,
@@ -164,13 +261,16 @@ static void handle_produce_resp(sluice_producer *p, inflight *f,
         }
         if (e == SL_ERR_UNKNOWN_TOPIC || e == SL_ERR_UNKNOWN_PARTITION)
             p->meta[b->tidx].confirmed = 0;
-        report_batch(p, b, base, e);
+        if (e == SL_OK)
+            report_batch(p, b, base, e);
+        else
+            retry_or_report(p, b, e);
     }
     f->batches = NULL;
 }
 
-/* Handle one reply frame (a produce reply, or a stray one). */
-static void handle_frame(sluice_producer *p, sl_chunk *fr)
+/* Handle one reply frame from c (a produce reply, or a stray one). */
+static void handle_frame(sluice_producer *p, sl_cl_conn *c, sl_chunk *fr)
 {
     size_t len;
     uint32_t corr;
@@ -178,79 +278,92 @@ static void handle_frame(sluice_producer *p, sl_chunk *fr)
     inflight *f, *prev = NULL;
 
     for (f = p->if_head; f; prev = f, f = f->next)
-        if (f->corr == corr)
+        if (f->conn == c && f->corr == corr)
             break;
     if (!f)
         return; /* not ours any more */
-    if (prev)
-        prev->next = f->next;
-    else
-        p->if_head = f->next;
-    if (p->if_tail == f)
-        p->if_tail = prev;
-    p->n_inflight--;
+    unlink_inflight(p, f, prev);
     handle_produce_resp(p, f, body, len);
     free(f);
 }
 
-/* Read and handle one reply, waiting until deadline. */
+/* route.c's callbacks while it asks for metadata on a connection that
+ * also carries produce requests. */
+static void on_stray(void *arg, sl_cl_conn *c, sl_chunk *fr)
+{
+    handle_frame(arg, c, fr);
+}
+
+static void on_lost(void *arg, sl_cl_conn *c, sl_err rc)
+{
+    fail_conn(arg, c, rc);
+}
+
+/* Read and handle one reply, waiting until deadline: from the connection
+ * of the oldest request (replies on the others wait in their sockets).
+ * A connection that failed, or kept a request past request.timeout.ms,
+ * is dropped and its requests resent. */
 static sl_err pump_one(sluice_producer *p, int64_t deadline)
 {
     sl_chunk *fr = NULL;
-    sl_err rc = sl_cl_conn_read(&p->conn, deadline, &fr);
+    inflight *f = p->if_head;
+    sl_cl_conn *c;
+    int64_t req_deadline;
+    sl_err rc;
+
+    if (!f)
+        return SL_ERR_TIMEOUT;
+    c = f->conn;
+    req_deadline = f->sent_ms + p->cfg.request_timeout_ms + REPLY_SLACK_MS;
+    rc = sl_cl_conn_read(c, deadline < req_deadline ? deadline : req_deadline,
+                         &fr);
     if (rc == SL_OK) {
-        handle_frame(p, fr);
+        handle_frame(p, c, fr);
         sl_chunk_unref(fr);
     } else if (rc != SL_ERR_TIMEOUT) {
-        fail_inflight(p, rc);
+        drop_conn(p, c, rc);
+    } else if (sl_cl_now_ms() >= req_deadline) {
+        sl_cl_fail(rc, "no reply in %d ms", p->cfg.request_timeout_ms);
+        drop_conn(p, c, SL_ERR_TIMEOUT);
     }
     return rc;
 }
 
-/* Wait for the reply to corr, handling produce replies meanwhile. */
-static sl_err wait_corr(sluice_producer *p, uint32_t corr, int64_t deadline,
-                        sl_chunk **out)
+/* Write what every connection has pending, without blocking. */
+static void write_all(sluice_producer *p)
 {
-    sl_chunk *fr;
-    size_t len;
-    uint32_t c;
-    sl_err rc;
+    sl_cl_conn *c;
+    for (size_t i = 0; (c = sl_cl_route_conn_at(&p->rt, i)); i++)
+        if (c->fd >= 0 && c->out.len > c->out_off &&
+            sl_cl_conn_write_some(c) != SL_OK)
+            drop_conn(p, c, SL_ERR_DISCONNECTED);
+}
 
-    rc = sl_cl_conn_write(&p->conn, deadline);
-    for (;;) {
-        if (rc != SL_OK)
-            break;
-        fr = NULL;
-        rc = sl_cl_conn_read(&p->conn, deadline, &fr);
-        if (rc != SL_OK)
-            break;
-        sl_frame_body(fr, &len, &c);
-        if (c == corr) {
-            *out = fr;
-            return SL_OK;
-        }
-        handle_frame(p, fr);
-        sl_chunk_unref(fr);
+/* Wait for something to do until deadline: a reply, or the time to
+ * resend. SL_ERR_TIMEOUT when there is nothing to wait for. Called with
+ * the mutex held. */
+static sl_err wait_some(sluice_producer *p, int64_t deadline)
+{
+    int64_t until;
+    if (p->n_inflight)
+        return pump_one(p, deadline);
+    if (!p->retry_head)
+        return SL_ERR_TIMEOUT;
+    until = p->retry_at < deadline ? p->retry_at : deadline;
+    if (until > sl_cl_now_ms()) {
+        pthread_mutex_unlock(&p->mu);
+        poll(NULL, 0, sl_cl_left(until));
+        pthread_mutex_lock(&p->mu);
     }
-    if (rc != SL_ERR_TIMEOUT)
-        fail_inflight(p, rc);
-    else
-        rc = sl_cl_fail(rc, "broker %s:%s: no reply in time", p->cfg.host,
-                        p->cfg.port);
-    return rc;
+    return SL_OK;
 }
 
 /* ---- metadata --------------------------------------------------------- */
 
 static int topic_index(sluice_producer *p, const char *topic, sl_err *err)
 {
-    sl_metadata_req req;
     sl_metadata_resp resp;
-    sl_str name = sl_str_c(topic);
     sl_chunk *fr = NULL;
-    uint32_t corr, c;
-    const uint8_t *body;
-    size_t len;
     int32_t nparts = 1;
     int confirmed = 0, idx;
     sl_err rc;
@@ -259,30 +372,12 @@ static int topic_index(sluice_producer *p, const char *topic, sl_err *err)
     if (idx >= 0 &&
         (p->meta[idx].confirmed || sl_cl_now_ms() < p->meta[idx].retry_ms))
         return idx;
-    rc = sl_cl_conn_ensure(&p->conn);
-    if (rc != SL_OK)
-        goto fail;
-    corr = sl_cl_conn_corr(&p->conn);
-    req.ntopics = 1;
-    req.topics = &name;
-    rc = sl_metadata_req_encode(&p->conn.out, corr, &req);
-    if (rc != SL_OK) {
-        rc = sl_cl_fail(rc, "topic '%s'", topic);
-        goto fail;
-    }
-    rc = wait_corr(p, corr, sl_cl_deadline(p->cfg.request_timeout_ms), &fr);
-    if (rc != SL_OK)
-        goto fail;
-    body = sl_frame_body(fr, &len, &c);
-    rc = sl_cl_resp_check(body, len, "metadata");
-    if (rc != SL_OK)
-        goto fail;
     sl_arena_reset(&p->arena);
-    rc = sl_metadata_resp_decode(body, len, &p->arena, &resp);
-    if (rc != SL_OK) {
-        rc = sl_cl_bad_reply(rc, "metadata");
-        goto fail;
-    }
+    rc = sl_cl_route_metadata(&p->rt, &topic, 1,
+                              sl_cl_deadline(p->cfg.request_timeout_ms),
+                              &p->arena, &resp, &fr);
+    if (rc != SL_OK)
+        goto fail; /* the detail names the broker */
     if (resp.ntopics == 1 && resp.topics[0].error == SL_OK &&
         resp.topics[0].nparts > 0) {
         nparts = (int32_t)resp.topics[0].nparts;
@@ -326,6 +421,8 @@ fail:
     idx = sl_accum_find(&p->acc, topic);
     if (idx >= 0 && rc != SL_ERR_NOMEM)
         return idx;
+    /* Not reachable now but may be soon: a later send asks again. The
+     * record is not queued (its partition is unknown). */
     *err = rc;
     return -1;
 }
@@ -338,8 +435,32 @@ static void fail_batch(sluice_producer *p, sl_pbatch *b, sl_err err)
     report_batch(p, b, -1, err);
 }
 
+/* Put the batches waiting for a resend back in front of the ready list
+ * (in order) once retry.backoff.ms passed, after refreshing the
+ * metadata (route.c rate-limits it to one attempt per backoff). */
+static void requeue_retries(sluice_producer *p)
+{
+    sl_pbatch *list = p->retry_head, *rev = NULL, *b;
+    if (!list || sl_cl_now_ms() < p->retry_at)
+        return;
+    sl_cl_route_refresh(&p->rt, &p->arena);
+    p->retry_head = p->retry_tail = NULL;
+    while (list) { /* reverse, then unget each: the first ends in front */
+        b = list;
+        list = b->next;
+        b->next = rev;
+        rev = b;
+    }
+    while (rev) {
+        b = rev;
+        rev = b->next;
+        sl_accum_unget(&p->acc, b);
+    }
+}
+
 /* Build one PRODUCE request from ready batches (all = also batches still
- * lingering). Returns SL_OK with *sent = 0 when nothing was due. */
+ * lingering), all for one connection. Returns SL_OK with *sent = 0 when
+ * nothing was due. */
 static sl_err send_one(sluice_producer *p, int all, int *sent)
 {
     sl_pbatch *list = NULL, *tail = NULL, *b, *x;
@@ -348,21 +469,47 @@ static sl_err send_one(sluice_producer *p, int all, int *sent)
     sl_produce_req req;
     sl_produce_topic *topics;
     sl_err rc, ferr;
+    sl_cl_conn *to = NULL, *c;
     inflight *f;
     uint32_t corr;
     int dup;
 
     *sent = 0;
+    requeue_retries(p);
+    if (p->rt.stale)
+        sl_cl_route_refresh(&p->rt, &p->arena);
     while ((b = sl_accum_take(&p->acc, now, all, &ferr))) {
         if (ferr != SL_OK) {
             fail_batch(p, b, ferr);
             continue;
         }
+        c = sl_cl_route_conn(&p->rt, p->acc.topics[b->tidx].name,
+                             b->partition);
+        if (!c) { /* no leader right now */
+            retry_or_report(p, b, SL_ERR_NOT_LEADER);
+            continue;
+        }
+        if (blocked(p, b, c)) {
+            retry_append(p, b);
+            continue;
+        }
+        if (!list) {
+            rc = sl_cl_conn_ensure(c);
+            if (rc != SL_OK) {
+                sl_cl_route_failed(&p->rt, c);
+                retry_or_report(p, b, rc);
+                continue;
+            }
+            to = c;
+        } else if (c != to) {
+            sl_accum_unget(&p->acc, b);
+            break;
+        }
         dup = 0;
         for (x = list; x; x = x->next)
             if (x->tidx == b->tidx && x->partition == b->partition)
                 dup = 1;
-        if (dup || (nb && bytes + b->enc_len > p->conn.max_frame / 2)) {
+        if (dup || (nb && bytes + b->enc_len > to->max_frame / 2)) {
             sl_accum_unget(&p->acc, b);
             break;
         }
@@ -377,9 +524,6 @@ static sl_err send_one(sluice_producer *p, int all, int *sent)
     }
     if (!list)
         return SL_OK;
-    rc = sl_cl_conn_ensure(&p->conn);
-    if (rc != SL_OK)
-        goto fail;
     /* group by topic (batches of one topic need not be adjacent) */
     sl_arena_reset(&p->arena);
     topics = sl_arena_alloc(&p->arena, nb * sizeof(*topics));
@@ -406,25 +550,26 @@ static sl_err send_one(sluice_producer *p, int all, int *sent)
         topics[t].parts[i].partition = (uint32_t)b->partition;
         topics[t].parts[i].records = (uint8_t *)b->enc;
         topics[t].parts[i].records_len = b->enc_len;
+        b->attempts++;
     }
     req.acks = (uint8_t)p->cfg.acks;
     req.timeout_ms = (uint32_t)p->cfg.request_timeout_ms;
     req.ntopics = (uint32_t)ntopics;
     req.topics = topics;
-    corr = sl_cl_conn_corr(&p->conn);
-    rc = sl_produce_req_encode(&p->conn.out, corr, &req);
+    corr = sl_cl_conn_corr(to);
+    rc = sl_produce_req_encode(&to->out, corr, &req);
     if (rc != SL_OK)
         goto fail;
     if (p->cfg.acks == SL_ACKS_NONE) {
         rc = sl_cl_conn_write_bounded(
-            &p->conn, sl_cl_deadline(p->cfg.request_timeout_ms), OUT_PENDING);
+            to, sl_cl_deadline(p->cfg.request_timeout_ms), OUT_PENDING);
         while (list) {
             b = list;
             list = b->next;
             fail_batch(p, b, rc);
         }
         if (rc != SL_OK)
-            fail_inflight(p, rc);
+            drop_conn(p, to, rc);
         *sent = 1;
         return rc;
     }
@@ -434,6 +579,8 @@ static sl_err send_one(sluice_producer *p, int all, int *sent)
         goto fail;
     }
     f->corr = corr;
+    f->conn = to;
+    f->sent_ms = now;
     f->batches = list;
     if (p->if_tail)
         p->if_tail->next = f;
@@ -445,10 +592,10 @@ static sl_err send_one(sluice_producer *p, int all, int *sent)
     /* do not wait for the socket to take it all: keep batching while the
      * kernel drains (bounded by OUT_PENDING) */
     rc = sl_cl_conn_write_bounded(
-        &p->conn, sl_cl_deadline(p->cfg.request_timeout_ms), OUT_PENDING);
+        to, sl_cl_deadline(p->cfg.request_timeout_ms), OUT_PENDING);
     if (rc != SL_OK)
-        fail_inflight(p, rc);
-    return rc;
+        drop_conn(p, to, rc);
+    return SL_OK;
 fail:
     while (list) {
         b = list;
@@ -466,7 +613,7 @@ static sl_err drain(sluice_producer *p, int all)
     for (;;) {
         while (p->n_inflight >= (size_t)p->cfg.max_in_flight) {
             rc = pump_one(p, sl_cl_deadline(p->cfg.request_timeout_ms));
-            if (rc != SL_OK)
+            if (rc != SL_OK && rc != SL_ERR_TIMEOUT)
                 break;
         }
         rc = send_one(p, all, &sent);
@@ -493,12 +640,12 @@ sluice_err sluice_producer_new(const sluice_conf *conf, sluice_producer **out,
     if (rc != SL_OK)
         goto fail;
     pthread_mutex_init(&p->mu, NULL);
-    sl_cl_conn_init(&p->conn, &p->cfg);
+    sl_cl_route_init(&p->rt, &p->cfg, on_stray, on_lost, p);
     sl_accum_init(&p->acc, p->cfg.batch_size, p->cfg.batch_records,
                   p->cfg.linger_ms, p->cfg.codec);
     p->acc.null_rr = p->cfg.null_key_rr;
     sl_arena_init(&p->arena);
-    rc = sl_cl_conn_ensure(&p->conn);
+    rc = sl_cl_conn_ensure(&p->rt.boot);
     if (rc != SL_OK) {
         sluice_producer_free(p);
         p = NULL;
@@ -530,8 +677,12 @@ void sluice_producer_free(sluice_producer *p)
         nb = b->next;
         sl_accum_release(&p->acc, b);
     }
+    for (b = p->retry_head; b; b = nb) {
+        nb = b->next;
+        sl_accum_release(&p->acc, b);
+    }
     sl_accum_fini(&p->acc);
-    sl_cl_conn_fini(&p->conn);
+    sl_cl_route_fini(&p->rt);
     sl_arena_fini(&p->arena);
     free(p->meta);
     pthread_mutex_destroy(&p->mu);
@@ -597,11 +748,12 @@ sluice_err sluice_producer_send(sluice_producer *p, const char *topic,
     if (full || sl_accum_next_due(&p->acc) <= now)
         drain(p, 0);
     while (p->outstanding >= p->cfg.queue_max_records) {
-        if (drain(p, 1) != SL_OK && p->n_inflight == 0)
+        drain(p, 1);
+        if (p->n_inflight == 0 && !p->retry_head)
             break;
-        if (p->n_inflight == 0)
-            break;
-        if (pump_one(p, sl_cl_deadline(p->cfg.request_timeout_ms)) != SL_OK)
+        if (wait_some(p, sl_cl_deadline(p->cfg.request_timeout_ms)) !=
+                SL_OK &&
+            p->n_inflight == 0)
             break;
         if (p->nrep && !p->cfg.dr_cb)
             deliver(p);
@@ -619,9 +771,7 @@ int sluice_producer_poll(sluice_producer *p, int timeout_ms)
     pthread_mutex_lock(&p->mu);
     for (;;) {
         drain(p, 0);
-        if (p->conn.fd >= 0 && p->conn.out.len > p->conn.out_off &&
-            sl_cl_conn_write_some(&p->conn) != SL_OK)
-            fail_inflight(p, SL_ERR_DISCONNECTED);
+        write_all(p);
         /* read what is there without waiting */
         while (p->n_inflight && pump_one(p, 0) == SL_OK)
             ;
@@ -633,6 +783,8 @@ int sluice_producer_poll(sluice_producer *p, int timeout_ms)
         due = sl_accum_next_due(&p->acc);
         if (due > deadline)
             due = deadline;
+        if (p->retry_head && p->retry_at < due)
+            due = p->retry_at;
         if (p->n_inflight) {
             pump_one(p, due);
         } else if (due > now) {
@@ -656,9 +808,7 @@ sluice_err sluice_producer_flush(sluice_producer *p, int timeout_ms)
     pthread_mutex_lock(&p->mu);
     for (;;) {
         drain(p, 1);
-        if (p->conn.fd >= 0 && p->conn.out.len > p->conn.out_off &&
-            sl_cl_conn_write(&p->conn, deadline) != SL_OK)
-            fail_inflight(p, SL_ERR_DISCONNECTED);
+        write_all(p);
         deliver(p);
         if (p->outstanding == 0)
             break;
@@ -668,8 +818,7 @@ sluice_err sluice_producer_flush(sluice_producer *p, int timeout_ms)
                             p->outstanding);
             break;
         }
-        if (p->n_inflight)
-            pump_one(p, deadline);
+        wait_some(p, deadline);
     }
     pthread_mutex_unlock(&p->mu);
     return (sluice_err)rc;

@@ -87,10 +87,12 @@ def test_durable_acks_wait_for_the_isr_and_survive_leader_kill(cluster):
                           "--offset", "100", "--count", "1")
     assert rc is None and out == "", out
     # a durable produce is not answered while the followers have not
-    # fsynced it: it times out (not acknowledged)
+    # fsynced it: it times out (not acknowledged; not resent either, or
+    # the leader would hold it twice)
     p = subprocess.run([cluster_harness.cli_path(), "-b",
                         "%s:%d" % c.nodes[pl].binary_addr, "-X",
-                        "request.timeout.ms=1500", "produce", "d",
+                        "request.timeout.ms=1500", "-X",
+                        "delivery.timeout.ms=0", "produce", "d",
                         "--partition", "0", "--acks", "durable"],
                        input="never-acked\n", capture_output=True, text=True,
                        timeout=60)
@@ -177,8 +179,11 @@ def test_isr_shrinks_and_expands_through_the_quorum(cluster_lag):
     c.wait(lambda: (parse(same_everywhere(c, "i", others, 1) or
                           ["leader 0 epoch 0 replicas 0 isr 0"])[0][3] ==
                     [pl]), "the paused follower out of the ISR")
-    p = c.cli(pl, "produce", "i", "--partition", "0", "--acks", "durable",
-              input="refused\n", check=False)
+    # refused before anything is appended; libsluice retries it (the ISR
+    # may grow back) until delivery.timeout.ms, then reports it
+    p = c.cli(pl, "-X", "delivery.timeout.ms=1000", "produce", "i",
+              "--partition", "0", "--acks", "durable", input="refused\n",
+              check=False)
     assert p.returncode != 0 and "in-sync replicas" in p.stderr, p.stderr
     c.cli(pl, "produce", "i", "--partition", "0", "--acks", "written",
           input="w-0\n")

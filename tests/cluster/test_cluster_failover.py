@@ -266,11 +266,16 @@ def test_followers_copy_records_and_serve_after_failover(cluster):
           input="\n".join(sent[:200]) + "\n")
     c.wait(lambda: all(c.ends(n, "r") == [200] for n in all3),
            "followers at the leader's end")
-    # a follower refuses client writes: they would fork its log
+    # a follower refuses client writes: they would fork its log (a raw
+    # PRODUCE: libsluice would route it to the leader)
     f = next(n for n in all3 if n != pl)
-    p = c.cli(f, "produce", "r", "--partition", "0", input="stray\n",
-              check=False)
-    assert p.returncode != 0 and "not the leader" in p.stderr, p.stderr
+    import sluice_wire
+    with sluice_wire.Client(c.nodes[f].binary_addr) as w:
+        w.handshake()
+        res = sluice_wire.decode_produce(w.call(
+            sluice_wire.API_PRODUCE, sluice_wire.produce_body(
+                1, {"r": {0: sluice_wire.encode_batch([b"stray"])}})))
+    assert res[("r", 0)]["error"] == 32  # NOT_LEADER
     assert c.ends(f, "r") == [200]
     c.kill9(pl)
     rest = [n for n in all3 if n != pl]

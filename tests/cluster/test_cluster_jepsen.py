@@ -79,7 +79,8 @@ class Producer(threading.Thread):
                     [cluster_harness.cli_path(), "-b",
                      "%s:%d" % b.binary_addr, "-X",
                      "request.timeout.ms=3000", "-X",
-                     "connect.timeout.ms=1000", "produce", "j",
+                     "connect.timeout.ms=1000", "-X",
+                     "delivery.timeout.ms=0", "produce", "j",
                      "--partition", "0", "--acks", "durable"],
                     input=rec + "\n", capture_output=True, text=True,
                     timeout=20)

@@ -80,7 +80,8 @@ def produce(c, nid, rec, timeout_ms=3000):
         p = subprocess.run(
             [cluster_harness.cli_path(), "-b", "%s:%d" % b.binary_addr,
              "-X", "request.timeout.ms=%d" % timeout_ms,
-             "-X", "connect.timeout.ms=1000", "produce", TOPIC,
+             "-X", "connect.timeout.ms=1000",
+             "-X", "delivery.timeout.ms=0", "produce", TOPIC,
              "--partition", "0", "--acks", "durable"],
             input=rec + "\n", capture_output=True, text=True, timeout=30)
         return p.returncode == 0
