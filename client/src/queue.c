@@ -38,6 +38,15 @@
  * pending settlements, waits for their replies and closes the connection,
  * which is this consumer's own: the broker then releases everything still
  * held (attempts kept, no failure counted; docs/groups.md).
+ *
+ * In a cluster (docs/cluster.md section 5) a queue group's state lives on
+ * the node that serves its requests, so every member of group g must talk
+ * to the same node: the coordinator, the leader of partition
+ * fnv1a(g) mod partitions of the topic (METADATA version 2, asked on each
+ * (re)connect). A lost connection or a broker restart does not fail
+ * poll: it reconnects (to the coordinator as it is then) and goes on,
+ * for up to delivery.timeout.ms; the records it held come back from the
+ * broker (released with the connection).
  */
 #include <poll.h>
 #include <stdarg.h>
@@ -52,6 +61,7 @@
 #include "client/src/cursor.h"
 #include "client/src/internal.h"
 #include "protocol/api.h"
+#include "protocol/hash.h"
 
 #define ADAPT_SLOW_MS 100  /* half a window takes longer: shrink */
 #define UNKNOWN_RETRY_MS 50 /* first wait for a topic that does not exist */
@@ -81,6 +91,8 @@ struct sluice_queue_consumer {
     sl_cl_cfg cfg;
     sl_cl_conn conn;
     sl_arena arena;
+    char coord_host[256], coord_port[16]; /* the group's node (cluster) */
+    int64_t down_since; /* failures that may pass began, 0 = none */
     char *topic;
     char *group;
     char consumer_id[160];
@@ -340,13 +352,116 @@ static sl_err pump(sluice_queue_consumer *q, int64_t deadline)
     return rc;
 }
 
+/* Connected through the bootstrap list: in a cluster, move to the
+ * group's coordinator (the leader of partition fnv1a(group) mod
+ * partitions). Any failure here keeps the connection we have. */
+static void move_to_coordinator(sluice_queue_consumer *q)
+{
+    sl_metadata_req req;
+    sl_metadata_resp resp;
+    sl_str name = sl_str_c(q->topic);
+    sl_chunk *fr = NULL;
+    const uint8_t *body;
+    const sl_meta_topic *t;
+    size_t len;
+    uint32_t corr, i;
+    int32_t ld;
+
+    memset(&req, 0, sizeof(req));
+    req.ntopics = 1;
+    req.topics = &name;
+    req.version = 2;
+    corr = sl_cl_conn_corr(&q->conn);
+    if (sl_metadata_req_encode(&q->conn.out, corr, &req) != SL_OK ||
+        sl_cl_conn_call(&q->conn, corr,
+                        sl_cl_deadline(q->cfg.request_timeout_ms),
+                        &fr) != SL_OK)
+        goto out;
+    body = sl_frame_body(fr, &len, &corr);
+    sl_arena_reset(&q->arena);
+    if (sl_metadata_resp_decode(body, len, &q->arena, &resp) != SL_OK ||
+        resp.error != SL_OK || resp.nbrokers == 0 || resp.ntopics != 1)
+        goto out;
+    t = &resp.topics[0];
+    if (t->error != SL_OK || t->nparts == 0)
+        goto out;
+    ld = t->parts[sl_fnv1a32(q->group, strlen(q->group)) % t->nparts].leader;
+    if (ld <= 0 || ld == resp.node_id)
+        goto out; /* any node, offline now, or this one */
+    for (i = 0; i < resp.nbrokers; i++) {
+        sl_str a = resp.brokers[i].addr;
+        const char *colon;
+        if (resp.brokers[i].id != ld || !a.p || !a.len ||
+            a.len >= sizeof(q->coord_host))
+            continue;
+        colon = memrchr(a.p, ':', a.len);
+        if (!colon || (size_t)(a.p + a.len - colon - 1) >= sizeof(q->coord_port))
+            break;
+        memcpy(q->coord_host, a.p, (size_t)(colon - a.p));
+        q->coord_host[colon - a.p] = 0;
+        memcpy(q->coord_port, colon + 1, (size_t)(a.p + a.len - colon - 1));
+        q->coord_port[a.p + a.len - colon - 1] = 0;
+        sl_cl_conn_close(&q->conn);
+        q->conn.fixed_host = q->coord_host;
+        q->conn.fixed_port = q->coord_port;
+        q->conn.last_attempt_ms = INT64_MIN / 2; /* no backoff for this */
+        if (sl_cl_conn_ensure(&q->conn) != SL_OK) {
+            /* not reachable: any node rather than none */
+            q->conn.fixed_host = q->conn.fixed_port = NULL;
+            q->conn.last_attempt_ms = INT64_MIN / 2;
+            sl_cl_conn_ensure(&q->conn);
+        }
+        break;
+    }
+out:
+    sl_chunk_unref(fr);
+    sl_cl_clear_err();
+}
+
 static sl_err ensure_conn(sluice_queue_consumer *q)
 {
     uint64_t epoch = q->conn.epoch;
-    sl_err rc = sl_cl_conn_ensure(&q->conn);
+    sl_err rc = SL_OK;
+    if (q->conn.fd < 0) {
+        q->conn.fixed_host = q->conn.fixed_port = NULL; /* bootstrap list */
+        rc = sl_cl_conn_ensure(&q->conn);
+        if (rc == SL_OK)
+            move_to_coordinator(q);
+        if (q->conn.fd < 0 && rc == SL_OK)
+            rc = sl_cl_fail(SL_ERR_DISCONNECTED, "queue consumer: no broker");
+    }
     if (rc == SL_OK && q->conn.epoch != epoch)
         on_disconnect(q, SL_ERR_DISCONNECTED);
     return rc;
+}
+
+/* A failure that may pass (a lost connection, a broker restarting): poll
+ * waits reconnect.backoff.ms and goes on, for up to delivery.timeout.ms
+ * from the first one. 1 = go on; 0 = return *rc (SL_ERR_TIMEOUT once the
+ * poll's own timeout passed). */
+static int ride_out(sluice_queue_consumer *q, sl_err *rc, int64_t deadline)
+{
+    int64_t now = sl_cl_now_ms(), until;
+    int backoff = q->cfg.reconnect_backoff_ms > 10 ? q->cfg.reconnect_backoff_ms
+                                                   : 10;
+    if (*rc != SL_ERR_DISCONNECTED && *rc != SL_ERR_SHUTTING_DOWN)
+        return 0;
+    if (q->down_since == 0)
+        q->down_since = now;
+    if (q->cfg.delivery_timeout_ms == 0 ||
+        now - q->down_since >= q->cfg.delivery_timeout_ms)
+        return 0;
+    if (now >= deadline) {
+        *rc = sl_cl_fail(SL_ERR_TIMEOUT, "poll: no message (broker not "
+                                         "reachable since %lld ms)",
+                         (long long)(now - q->down_since));
+        return 0;
+    }
+    until = now + backoff < deadline ? now + backoff : deadline;
+    pthread_mutex_unlock(&q->mu);
+    poll(NULL, 0, sl_cl_left(until));
+    pthread_mutex_lock(&q->mu);
+    return 1;
 }
 
 /* Encode and write the pending settlements (no waiting for replies). */
@@ -567,8 +682,11 @@ static sl_err poll_locked(sluice_queue_consumer *q, int timeout_ms,
 
     for (;;) {
         rc = ensure_conn(q);
-        if (rc != SL_OK)
+        if (rc != SL_OK) {
+            if (n == 0 && ride_out(q, &rc, deadline))
+                continue;
             break;
+        }
         while (n < max && (m = next_buffered(q)))
             msgs[n++] = m;
         if (n > 0)
@@ -577,8 +695,11 @@ static sl_err poll_locked(sluice_queue_consumer *q, int timeout_ms,
             /* about to return or to block: send what is pending */
             if (sl_ackr_pending(&q->ackr) && (!q->bhead || acks_due(q))) {
                 rc = send_settlements(q);
-                if (rc != SL_OK)
+                if (rc != SL_OK) {
+                    if (n == 0 && ride_out(q, &rc, deadline))
+                        continue;
                     break;
+                }
             }
         }
         /* read settlement replies that are already there */
@@ -591,8 +712,11 @@ static sl_err poll_locked(sluice_queue_consumer *q, int timeout_ms,
             wait = q->cfg.queue_max_wait_ms;
         adapt_starved(q);
         rc = send_acquire(q, wait, unacked_room(q, window(q)));
-        if (rc != SL_OK)
+        if (rc != SL_OK) {
+            if (ride_out(q, &rc, deadline))
+                continue;
             break;
+        }
         if (!q->acq_corr && !q->npend) {
             /* queue.max.unacked records held: nothing to ask for until
              * the caller settles some (maybe from another thread: the
@@ -618,8 +742,12 @@ static sl_err poll_locked(sluice_queue_consumer *q, int timeout_ms,
             rc = sl_cl_fail(SL_ERR_TIMEOUT, "poll: no message");
             break;
         }
-        if (rc != SL_OK)
+        if (rc != SL_OK) {
+            if (ride_out(q, &rc, deadline))
+                continue;
             break;
+        }
+        q->down_since = 0;
         if (q->acq_err == SL_ERR_UNKNOWN_TOPIC && !q->bhead) {
             /* not created yet (auto-create-topics is off): wait for it,
              * unless the timeout ends before the next try (then the
@@ -702,7 +830,7 @@ sluice_err sluice_queue_consumer_new(const sluice_conf *conf, const char *topic,
         rc = sl_cl_fail(SL_ERR_NOMEM, "queue consumer");
         goto fail;
     }
-    rc = sl_cl_conn_ensure(&q->conn);
+    rc = ensure_conn(q); /* in a cluster: the group's coordinator */
     if (rc != SL_OK) {
         sluice_queue_consumer_free(q);
         goto fail;

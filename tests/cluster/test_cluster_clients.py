@@ -169,3 +169,28 @@ def test_producer_rides_through_leader_kill_and_pause(cluster):
     # each acknowledged record at the offset its report named
     for f in acks:
         assert log[int(f[3])] == "p-%08d" % int(f[1])
+
+
+def test_queue_group_members_share_one_node(cluster):
+    """A queue group's state lives on the node serving it (issue 14
+    replicates it), so every member must reach the same node: libsluice
+    sends a group's requests to its coordinator (the leader of partition
+    fnv1a(group) mod partitions) whichever node it was given. Two
+    consumers of group g bootstrapped on two different nodes share the
+    records: each exactly once (before, the second node's group started
+    over and handed out the first consumer's records again)."""
+    c = cluster
+    all3 = [1, 2, 3]
+    wait_all_up(c, all3)
+    c.cli(1, "topic", "create", "qg", "--partitions", "3",
+          "--replication-factor", "3")
+    c.wait(lambda: same_everywhere(c, "qg", all3, 3), "qg")
+    recs = ["q-%03d" % i for i in range(30)]
+    c.cli(1, "produce", "qg", "--key-separator", ":",
+          input="".join("k%d:%s\n" % (i, r) for i, r in enumerate(recs)))
+    first = c.cli(2, "queue", "consume", "qg", "--group", "g", "--count",
+                  "10").stdout.split()
+    second = c.cli(3, "queue", "consume", "qg", "--group", "g", "--count",
+                   "20").stdout.split()
+    assert len(first) == 10 and len(second) == 20
+    assert sorted(first + second) == recs
