@@ -101,6 +101,7 @@ async function refreshOverview() {
     if (series.in.length > 60) { series.in.shift(); series.out.shift(); }
   }
   last = {t: now, rin, rout};
+  document.body.dataset.samples = String(series.in.length);
   const cards = [
     ["Topics", s.topics], ["Connections", s.connections], ["Ready", ready],
     ["In flight", inflight], ["Dead letters pending", dlq],

@@ -22,6 +22,14 @@ async function page_(page, name) {
                              {timeout: TIMEOUT}, name);
 }
 
+// Click inside the page in one step: the console re-renders its tables
+// every few seconds, so an element handle taken by page.click() can be
+// detached before the click lands ("Node is detached from document").
+async function click(page, sel) {
+  await page.waitForSelector(sel, {timeout: TIMEOUT});
+  await page.$eval(sel, (e) => e.click());
+}
+
 async function main() {
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), "sluice-chromium-"));
   const browser = await puppeteer.launch({
@@ -40,13 +48,14 @@ async function main() {
     page.on("pageerror", (e) => errors.push(String(e)));
 
     await page_(page, "overview");
-    // two samples for a rate point on the charts
-    await new Promise((r) => setTimeout(r, 2500));
+    // a rate point on the charts needs two samples (one tick later)
+    await page.waitForFunction(() => Number(document.body.dataset.samples) >= 1,
+                               {timeout: TIMEOUT});
     out.cards = await page.$$eval(".card", (cs) => cs.map((c) => c.innerText));
     if (shots) await page.screenshot({path: path.join(shots, "console-overview.png")});
 
     await page_(page, "topics");
-    await page.click(".topic-link");
+    await click(page, ".topic-link");
     await page.waitForSelector("#topic-detail table", {timeout: TIMEOUT});
     if (shots) await page.screenshot({path: path.join(shots, "console-topics.png")});
 
@@ -58,7 +67,7 @@ async function main() {
       in_flight: tr.querySelector(".inflight").innerText,
       dlq: tr.querySelector(".dlq").innerText,
     }));
-    await page.click(row + " .peek");
+    await click(page, row + " .peek");
     await page.waitForSelector("#peek table", {timeout: TIMEOUT});
     out.peeked = await page.$$eval("#peek tbody tr", (rs) => rs.length);
     if (shots) await page.screenshot({path: path.join(shots, "console-queues.png")});
@@ -71,7 +80,7 @@ async function main() {
     out.dlq_headers = await page.$$eval("#dlq-detail .headers span",
                                         (s) => s.map((x) => x.innerText));
     if (shots) await page.screenshot({path: path.join(shots, "console-dlq.png")});
-    await page.click(drow + " .redrive");
+    await click(page, drow + " .redrive");
     await page.waitForFunction(
         (sel) => { const e = document.querySelector(sel);
                    return e && e.innerText === "0"; },
