@@ -181,7 +181,9 @@ def test_prelogin_buffering_is_bounded(monkeypatch):
                 except (BlockingIOError, ConnectionResetError,
                         BrokenPipeError):
                     break
-            s.setblocking(True)
+            # a bounded wait: a broker that buffers the frame answers
+            # nothing (before the fix this test hung here)
+            s.settimeout(30)
         for s in conns:
             r = Raw.__new__(Raw)
             r.sock, r.buf, r.version, r.eols = s, b"", "1.2", 0
@@ -189,6 +191,10 @@ def test_prelogin_buffering_is_bounded(monkeypatch):
                 f = r.read_frame()
             except ConnectionResetError:
                 continue  # the ERROR was overtaken by a reset: still closed
+            except socket.timeout:
+                raise AssertionError("no ERROR within 30 s: the broker is "
+                                     "buffering a 16 MB CONNECT of a client "
+                                     "that has not logged in")
             assert f.command == "ERROR", f
             assert "stomp-max-frame" in f.headers["message"], f
         grown = rss_kib(b.proc.pid) - before
