@@ -176,11 +176,29 @@ static int rec_expired(const sl_record *rec)
 }
 
 /* Queue consumer push callback. */
+static int sel_pass(stomp_sub *s, const sl_record *rec);
+
+/* The queue group's filter for a queue subscription with a selector:
+ * records it does not match stay for the other consumers. */
+int stomp_qc_accept(void *arg, const sl_record *rec)
+{
+    return sel_pass(arg, rec);
+}
+
 void stomp_qc_deliver(void *arg, const sl_qdelivery *d)
 {
     stomp_sub *s = arg;
     if (s->qcredit > 0)
         s->qcredit--;
+    if (s->durable && !sel_pass(s, d->rec)) {
+        /* a durable subscription's group is its own: what its selector
+         * does not match is not for it, ever (ActiveMQ does not keep it
+         * for the subscription either); done, and the credit back */
+        sl_qconsumer_ack(s->qc, d->partition, d->offset, d->offset, NULL);
+        sl_qconsumer_credit(s->qc, 1);
+        s->qcredit++;
+        return;
+    }
     /* expiry (expires, ttl-ms, the group's and the topic's TTL) was
      * checked by the group as it handed the record out, and dealt with
      * as the group says (dlq_expired) */

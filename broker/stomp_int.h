@@ -167,7 +167,10 @@ struct stomp_sub {
     int64_t qcredit; /* credits last granted */
     treader *readers;
     char *pattern;    /* wildcard pattern, or NULL */
-    sl_selector *sel; /* JMS selector (topic readers only), or NULL */
+    sl_selector *sel; /* JMS selector, or NULL: topic readers skip what it
+                         does not match, a queue group leaves it for other
+                         consumers (stomp_qc_accept), a durable
+                         subscription acks it unseen */
     stomp_pendq pq;
 };
 
@@ -345,6 +348,7 @@ sl_err stomp_do_ack(stomp_conn *c, int cmd, const char *msgid, const char *hint,
 /* The queue consumer callbacks of a subscription (arg = the stomp_sub). */
 void stomp_qc_deliver(void *arg, const sl_qdelivery *d);
 void stomp_qc_flush(void *arg);
+int stomp_qc_accept(void *arg, const sl_record *rec);
 /* Refill credits and pump the readers of s. */
 void stomp_sub_pump(stomp_sub *s);
 /* A reader of topic for s, from the log end (from_start = 0) or start. */

@@ -10,8 +10,8 @@
  *  - topic readers (plain /topic/NAME, or one per topic a wildcard
  *    matches): stomp_deliver.c.
  * A SUBSCRIBE that creates a queue group may carry RabbitMQ's queue
- * arguments (x-message-ttl, x-delivery-limit), checked against the queue
- * groups' own bounds (groups/queue_cfg.h).
+ * arguments (x-message-ttl, x-delivery-limit, x-max-priority), checked
+ * against the queue groups' own bounds (groups/queue_cfg.h).
  *
  * ACK/NACK find the delivery by its id (stomp_ack.c) in the subscription
  * the 1.2 ack id names, or (message-id) in the subscription hinted and
@@ -113,12 +113,14 @@ static int info_has_topic(const sl_group_info *info, const char *topic)
 }
 
 /* Queue settings a SUBSCRIBE may carry when it creates the queue
- * (RabbitMQ's queue arguments): x-message-ttl, x-delivery-limit. */
+ * (RabbitMQ's queue arguments): x-message-ttl, x-delivery-limit,
+ * x-max-priority. */
 static sl_err sub_queue_args(const sl_stomp_frame *f, sl_qgroup_cfg *cfg,
                              char *why, size_t whylen)
 {
     const char *ttl = f ? sl_stomp_frame_value(f, "x-message-ttl") : NULL;
     const char *lim = f ? sl_stomp_frame_value(f, "x-delivery-limit") : NULL;
+    const char *pri = f ? sl_stomp_frame_value(f, "x-max-priority") : NULL;
     int ok;
     int64_t v;
     if (ttl) {
@@ -142,6 +144,18 @@ static sl_err sub_queue_args(const sl_stomp_frame *f, sl_qgroup_cfg *cfg,
             snprintf(why, whylen,
                      "x-delivery-limit must be %lld..%lld, not '%.40s'",
                      (long long)(lo - 1), (long long)(hi - 1), lim);
+            return SL_ERR_INVALID_ARG;
+        }
+    }
+    if (pri) {
+        int64_t lo = 0, hi = 0;
+        sl_qgroup_cfg_bounds("max-priority", &lo, &hi);
+        v = parse_i64(pri, &ok);
+        if (!ok ||
+            sl_qgroup_cfg_set_int(cfg, "max-priority", v, NULL, 0) != SL_OK) {
+            snprintf(why, whylen,
+                     "x-max-priority must be %lld..%lld, not '%.40s'",
+                     (long long)lo, (long long)hi, pri);
             return SL_ERR_INVALID_ARG;
         }
     }
@@ -486,15 +500,6 @@ void stomp_h_subscribe(stomp_conn *c, const sl_stomp_frame *f)
         return;
     }
     if (selector) {
-        /* topic readers filter what they read; a queue group hands its
-         * records out without asking (docs/stomp.md, Selectors) */
-        if (d.kind != DEST_TOPIC || dn) {
-            stomp_send_error(c, receipt, "Invalid header",
-                             "selectors are supported on non-durable topic "
-                             "subscriptions only, not on queues or durable "
-                             "subscriptions");
-            return;
-        }
         sel = sl_selector_compile(selector, why, sizeof(why));
         if (!sel) {
             char detail[800];
@@ -511,6 +516,8 @@ void stomp_h_subscribe(stomp_conn *c, const sl_stomp_frame *f)
         return;
     }
     s->sel = sel;
+    if (sel && s->qc && !s->durable)
+        sl_qconsumer_set_filter(s->qc, stomp_qc_accept, s);
     stomp_sub_link(c, s);
     sl_log(SL_DEBUG, STOMP_SUBSYS,
            "peer %s session %s: subscribed %s to %s (ack %s, prefetch "

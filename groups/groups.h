@@ -193,6 +193,9 @@ typedef struct sl_qgroup_cfg {
     int32_t max_delayed;    /* extra window span for records waiting for
                                their not-before time [100000] */
     int start_latest;       /* a new group starts at the log end [0] */
+    int32_t max_priority;   /* 0 = log order; else the highest priority
+                               (`priority` header, clamped): available
+                               records go out highest first [0] */
     char dlq_topic[250];    /* "" = "<topic>.DLQ"; "-" = none (archive) */
 } sl_qgroup_cfg;
 
@@ -205,7 +208,8 @@ void sl_groups_qgroup_defaults(const sl_groups *g, sl_qgroup_cfg *cfg);
 void sl_groups_set_qgroup_defaults(sl_groups *g, const sl_qgroup_cfg *cfg);
 /* Set one setting by name ("max-deliveries", "lock-ms", "backoff-ms",
  * "backoff-max-ms", "backoff-factor", "ttl-ms", "dlq-expired",
- * "key-ordered", "max-inflight", "start", "dlq-topic"). On error writes
+ * "key-ordered", "max-inflight", "start", "dlq-topic", "max-priority").
+ * On error writes
  * a message naming key and value into errstr. */
 sl_err sl_qgroup_cfg_set(sl_qgroup_cfg *cfg, const char *key, const char *value,
                          char *errstr, size_t errlen);
@@ -272,6 +276,16 @@ int sl_qconsumer_alive(const sl_qconsumer *c);
 /* Add n credits (n may be negative; credits never go below 0) and deliver
  * what is available now. */
 void sl_qconsumer_credit(sl_qconsumer *c, int64_t n);
+/* A filter for c (a JMS selector on a queue): records accept() returns 0
+ * for are not handed to c and stay available for the group's other
+ * consumers, in their place. It is asked at delivery time, possibly more
+ * than once for one record, and must not call into the group. NULL = every
+ * record (the default). A record no consumer accepts stays in the window:
+ * at most max_inflight of them per partition before c sees no newer ones
+ * (docs/stomp.md, Selectors). @thread loop */
+void sl_qconsumer_set_filter(sl_qconsumer *c,
+                             int (*accept)(void *arg, const sl_record *rec),
+                             void *arg);
 void sl_qconsumer_set_credit(sl_qconsumer *c, int64_t n);
 int64_t sl_qconsumer_credits(const sl_qconsumer *c);
 /* Records currently held (acquired) by c. */

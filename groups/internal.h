@@ -49,6 +49,7 @@ typedef struct sl_qent {
     uint8_t state;
     uint8_t reason;
     uint8_t flags;
+    uint8_t prio; /* with max_priority: the record's priority (META) */
 } sl_qent;
 
 typedef struct sl_qgroup sl_qgroup;
@@ -93,6 +94,8 @@ struct sl_qconsumer {
     uint64_t held;
     int32_t rr_part;
     int delivered_in_pass;
+    int (*accept)(void *arg, const sl_record *rec); /* filter, or NULL */
+    void *accept_arg;
     struct sl_qconsumer *next;
 };
 

@@ -59,6 +59,16 @@
  * of the key; a collision only serializes two keys). Records without a key
  * are not ordered.
  *
+ * Priority (max_priority > 0): the log stays in arrival order; delivery
+ * changes the order in which it hands out what is available. A partition
+ * reads up to SL_Q_PRIO_LOOKAHEAD available records ahead into its window
+ * (bounded by max_inflight like any read), and each delivery pass hands
+ * out the deliverable ones highest priority first, in offset order within
+ * a priority (queue_deliver.c, deliver_prio). Key order still holds: a
+ * record behind a pending one of its key waits, whatever its priority.
+ * Nothing is stored for it: after a restart the priorities are read again
+ * from the records.
+ *
  * Files: this one holds the window and its transitions, group lifetime and
  * events (append, flush, tick); queue_deliver.c hands records out and
  * settles them; queue_store.c persists and loads; queue_mgmt.c describes,
@@ -171,6 +181,17 @@ void sl_q__ent_meta(sl_qgroup *qg, sl_qent *e, const sl_record *rec, int fresh)
             e->t = rec->timestamp + v;
     }
     e->keyhash = rec->key ? fnv1a(rec->key, rec->key_len) : 0;
+    e->prio = 0;
+    if (qg->cfg.max_priority > 0) {
+        /* absent or not a number: 4, JMS's default (RabbitMQ reads 0) */
+        if (header_i64(rec, "priority", &v) != 0)
+            v = 4;
+        if (v < 0)
+            v = 0;
+        if (v > qg->cfg.max_priority)
+            v = qg->cfg.max_priority;
+        e->prio = (uint8_t)v;
+    }
     e->flags |= SL_QE_META;
 }
 
@@ -626,9 +647,15 @@ sl_err sl_qgroup_declare(sl_groups *g, const char *group, const char *topic,
         qg->cfg_dirty = 1;
         sl_q__qg_sync_parts(qg);
     } else if (cfg) {
-
+        int reprio = cfg->max_priority != qg->cfg.max_priority;
         qg->cfg = *cfg;
         qg->cfg_dirty = 1;
+        /* priorities are read with the other metadata: read them again */
+        for (int32_t i = 0; reprio && i < qg->nparts; i++) {
+            sl_qpart *qp = qg->parts[i];
+            for (int64_t o = qp ? qp->start : 0; qp && o < qp->cursor; o++)
+                ent(qp, o)->flags &= (uint8_t)~SL_QE_META;
+        }
     }
     sl_groups_mutated(g);
     return SL_OK;

@@ -59,6 +59,7 @@ static const qkey keys[] = {
     {"key_ordered", QK_BOOL, F(key_ordered), 0, 1},
     {"start", QK_START, F(start_latest), 0, 1},
     {"dlq_topic", QK_TOPIC, F(dlq_topic), 0, 0},
+    {"max_priority", QK_I32, F(max_priority), 0, SL_QCFG_MAX_PRIORITY},
 };
 #undef F
 
@@ -189,12 +190,13 @@ void sl_qgroup_cfg_text(const sl_qgroup_cfg *cfg, char *buf, size_t len)
              "max_deliveries=%d\nlock_ms=%lld\nbackoff_initial_ms=%lld\n"
              "backoff_max_ms=%lld\nbackoff_multiplier=%d\nttl_ms=%lld\n"
              "dlq_expired=%d\nkey_ordered=%d\nmax_inflight=%d\n"
-             "max_delayed=%d\nstart=%s\ndlq_topic=%s\n",
+             "max_delayed=%d\nstart=%s\ndlq_topic=%s\nmax_priority=%d\n",
              cfg->max_deliveries, (long long)cfg->lock_ms,
              (long long)cfg->backoff_ms, (long long)cfg->backoff_max_ms,
              cfg->backoff_factor, (long long)cfg->ttl_ms, cfg->dlq_expired,
              cfg->key_ordered, cfg->max_inflight, cfg->max_delayed,
-             cfg->start_latest ? "latest" : "earliest", cfg->dlq_topic);
+             cfg->start_latest ? "latest" : "earliest", cfg->dlq_topic,
+             cfg->max_priority);
 }
 
 void sl_qgroup_cfg_from_text(sl_qgroup_cfg *cfg, const char *text)

@@ -21,6 +21,10 @@
 #define SL_QCFG_MAX_DELIVERIES_MAX 65535
 #define SL_QCFG_LOCK_MS_MAX 604800000LL  /* 7 days */
 #define SL_QCFG_MAX_INFLIGHT_MAX 4194304 /* 1 << 22 */
+#define SL_QCFG_MAX_PRIORITY 255         /* RabbitMQ's x-max-priority bound */
+/* With max_priority, how many available records of a partition delivery
+ * looks at to pick the highest priority (docs/stomp.md, Priority). */
+#define SL_Q_PRIO_LOOKAHEAD 1000
 
 /* Keys are matched with '-' and '.' read as '_' ("max-deliveries",
  * "max.deliveries" and "max_deliveries" are one key). */

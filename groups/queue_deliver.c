@@ -57,6 +57,12 @@ static int keyset_add(keyset *ks, uint64_t h)
     return keyset_put(ks, h);
 }
 
+/* Does c's filter (if any) take rec? */
+static int wants(const sl_qconsumer *c, const sl_record *rec)
+{
+    return !c->accept || c->accept(c->accept_arg, rec);
+}
+
 /* Hand the record at off (state AVAIL, due) to c. Returns 1 if delivered,
  * 0 if it was expired / dead-lettered instead. */
 static int hand_out(sl_qpart *qp, int64_t off, const sl_record *rec,
@@ -203,6 +209,112 @@ static int read_fresh(sl_qpart *qp, sl_record *rec, int64_t upto, int64_t now)
     return 1;
 }
 
+typedef struct prio_cand {
+    int64_t off;
+    int prio;
+} prio_cand;
+
+static int prio_cmp(const void *a, const void *b)
+{
+    const prio_cand *x = a, *y = b;
+    if (x->prio != y->prio)
+        return x->prio > y->prio ? -1 : 1;
+    return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/* deliver_part for a group with max_priority (the model is at the top of
+ * queue.c): read ahead up to SL_Q_PRIO_LOOKAHEAD available records, list
+ * the deliverable ones of the window (due, first of their key in key
+ * mode), and hand them out highest priority first, by offset within one.
+ * A record handed out keeps its key pending, so the list stays valid for
+ * the whole call. */
+static int deliver_prio(sl_qpart *qp, sl_qconsumer *c, int max, int64_t now)
+{
+    sl_qgroup *qg = qp->qg;
+    int key_mode = qg->cfg.key_ordered;
+    int64_t upto = sl_q__qp_upto(qp);
+    int64_t next_due = INT64_MAX;
+    keyset ks = {NULL, 0, 0};
+    prio_cand *cand;
+    size_t ncand = 0;
+    sl_record rec;
+    int n = 0;
+
+    while ((int64_t)qp->n_avail - qp->n_delayed < SL_Q_PRIO_LOOKAHEAD &&
+           read_fresh(qp, &rec, upto, now)) {
+        sl_qent *e = ent(qp, rec.offset);
+        if (e->expires && e->expires <= now)
+            sl_q__expire(qp, rec.offset, &rec);
+    }
+    if (qp->cursor <= qp->start)
+        return 0;
+    cand = malloc((size_t)(qp->cursor - qp->start) * sizeof(*cand));
+    if (!cand)
+        return 0;
+    for (int64_t off = qp->start; off < qp->cursor; off++) {
+        sl_qent *e = ent(qp, off);
+        int st = e->state;
+        if (st == SL_Q_ACKED || st == SL_Q_ARCHIVED || st == SL_Q_DLQ)
+            continue;
+        if (!(e->flags & SL_QE_META)) { /* loaded after a restart */
+            if (sl_q__reread(qp, off, &rec) == 1) {
+                sl_q__ent_meta(qg, e, &rec, 0);
+                sl_q__ent_keyed(qp, e, e->keyhash != 0);
+            } else {
+                e->flags |= SL_QE_META;
+            }
+        }
+        if (key_mode && e->keyhash && keyset_add(&ks, e->keyhash) != 1)
+            continue; /* an earlier record of this key is pending */
+        if (st != SL_Q_AVAIL)
+            continue;
+        if (e->t > now) {
+            if (e->t < next_due)
+                next_due = e->t;
+            continue;
+        }
+        cand[ncand].off = off;
+        cand[ncand].prio = e->prio;
+        ncand++;
+    }
+    free(ks.v);
+    qsort(cand, ncand, sizeof(*cand), prio_cmp);
+    for (size_t i = 0; i < ncand; i++) {
+        int64_t off = cand[i].off;
+        sl_qent *e = ent(qp, off);
+        if (n >= max || c->credits <= 0 ||
+            qp->n_acq >= (uint32_t)qg->cfg.max_inflight) {
+            next_due = now; /* more to hand out at the next pass */
+            break;
+        }
+        if (off < qp->start || e->state != SL_Q_AVAIL)
+            continue; /* settled meanwhile (expired, dead-lettered) */
+        int rr = sl_q__reread(qp, off, &rec);
+        if (rr < 0) {
+            next_due = now;
+            continue;
+        }
+        if (rr == 0) { /* gone from the log (compaction) */
+            undelay(qp, e);
+            e->state = SL_Q_ACKED;
+            qp->n_avail--;
+            qp->dirty = 1;
+            sl_q__advance_start(qp);
+            continue;
+        }
+        if (!wants(c, &rec)) {
+            next_due = now; /* stays available for other consumers */
+            continue;
+        }
+        n += hand_out(qp, off, &rec, c, now);
+    }
+    free(cand);
+    qp->next_due = next_due;
+    if (next_due > now && next_due != INT64_MAX)
+        sl_groups_deadline(qg->g, next_due);
+    return n;
+}
+
 /* Deliver up to max records of qp to c. Returns the number delivered. */
 static int deliver_part(sl_qpart *qp, sl_qconsumer *c, int max, int64_t now)
 {
@@ -212,6 +324,9 @@ static int deliver_part(sl_qpart *qp, sl_qconsumer *c, int max, int64_t now)
     keyset ks = {NULL, 0, 0};
     sl_record rec;
     int64_t upto = sl_q__qp_upto(qp);
+
+    if (qg->cfg.max_priority > 0)
+        return deliver_prio(qp, c, max, now);
 
     /* Phase 1: available records already in the window. Key-ordered
      * delivery also walks it to learn which keys are pending, but only
@@ -275,6 +390,10 @@ static int deliver_part(sl_qpart *qp, sl_qconsumer *c, int max, int64_t now)
                 sl_q__ent_meta(qg, e, &rec, 0);
                 sl_q__ent_keyed(qp, e, e->keyhash != 0);
             }
+            if (!wants(c, &rec)) {
+                next_due = now; /* stays available for other consumers */
+                continue;
+            }
             n += hand_out(qp, off, &rec, c, now);
         }
         qp->next_due = next_due;
@@ -293,6 +412,10 @@ static int deliver_part(sl_qpart *qp, sl_qconsumer *c, int max, int64_t now)
             continue; /* stays available, behind its key */
         if (e->t > now)
             continue; /* delayed: next_due updated by make_available */
+        if (!wants(c, &rec)) {
+            qp->next_due = now; /* available for the others (phase 1) */
+            continue;
+        }
         n += hand_out(qp, off, &rec, c, now);
     }
     free(ks.v);
@@ -392,6 +515,15 @@ int sl_q__qg_wants(sl_qgroup *qg)
 }
 
 /* ---- consumers -------------------------------------------------------- */
+
+void sl_qconsumer_set_filter(sl_qconsumer *c,
+                             int (*accept)(void *arg, const sl_record *rec),
+                             void *arg)
+{
+    c->accept = accept;
+    c->accept_arg = arg;
+    sl_q__pump(c->qg);
+}
 
 sl_err sl_qconsumer_new(sl_groups *g, const char *group, const char *topic,
                         int64_t lock_ms, const char *name,

@@ -16,7 +16,8 @@ loopback ports the test chooses, and is stopped by pid:
   Ready = "Server startup complete" in its log (it logs to stdout, which
   goes to a file that we poll with a deadline).
 - ActiveMQ: a generated activemq.xml with one STOMP connector (Debian's
-  package has no WebSocket transport: no Jetty). Ready = a STOMP CONNECT
+  package has no WebSocket transport: no Jetty) and prioritizedMessages
+  on queues. Ready = a STOMP CONNECT
   answered with CONNECTED, polled with a deadline.
 
 Both take seconds to start, so the suite starts each once per module
@@ -219,6 +220,10 @@ ACTIVEMQ_XML = """<beans xmlns="http://www.springframework.org/schema/beans"
   <broker xmlns="http://activemq.apache.org/schema/core" useJmx="false"
           brokerName="sluicetest" dataDirectory="%(dir)s/data"
           schedulerSupport="false">
+    <destinationPolicy><policyMap><policyEntries>
+      <!-- priorities on queues (test_priority) -->
+      <policyEntry queue=">" prioritizedMessages="true"/>
+    </policyEntries></policyMap></destinationPolicy>
     <persistenceAdapter><kahaDB directory="%(dir)s/data/kahadb"/></persistenceAdapter>
     <transportConnectors>
       <transportConnector name="stomp" uri="stomp+nio://127.0.0.1:%(stomp)d"/>

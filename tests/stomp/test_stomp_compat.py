@@ -328,7 +328,7 @@ def test_selector_three_valued_logic_and_like(raw):
 @pytest.mark.parametrize("dest,selector,message", [
     ("/topic/sel3", "color = ", "Invalid selector"),
     ("/topic/sel3", "(a = 1", "Invalid selector"),
-    ("/queue/sel3", "color = 'red'", "Invalid header"),
+    ("/queue/sel3", "color = ", "Invalid selector"),
 ])
 def test_selector_refused(raw, dest, selector, message):
     r = raw()
@@ -336,6 +336,65 @@ def test_selector_refused(raw, dest, selector, message):
                          "selector": selector})
     f = error_of(r)
     assert f.headers["message"] == message, f
+
+
+def test_selector_on_a_queue_leaves_the_rest_for_others(raw):
+    """ActiveMQ: a queue consumer with a selector gets the messages it
+    matches; the others stay in the queue, in order, for consumers without
+    one (or with another selector), and the queue does not stall behind
+    them. Before: ERROR Invalid header."""
+    red, p = raw(), raw()
+    sub_and_sync(red, "/queue/selq", sid="red", ack="client-individual",
+                 extra={"selector": "color = 'red'"})
+    for i, color in enumerate(["blue", "red", "blue", "green", "red"]):
+        send_sync(p, "/queue/selq", "%s%d" % (color, i), color=color)
+    got = []
+    for _ in range(2):
+        m = red.expect("MESSAGE")
+        got.append(m.body)
+        red.send("ACK", {"id": m.headers["ack"]})
+    assert got == [b"red1", b"red4"]
+    # the rest waited, in order, for a consumer that takes them
+    blue = raw()
+    sub_and_sync(blue, "/queue/selq", sid="blue", ack="client-individual",
+                 extra={"selector": "color <> 'red'"})
+    rest = [blue.expect("MESSAGE") for _ in range(3)]
+    assert [m.body for m in rest] == [b"blue0", b"blue2", b"green3"]
+    for m in rest:
+        blue.send("ACK", {"id": m.headers["ack"]})
+    # new messages keep flowing to the matching consumer
+    send_sync(p, "/queue/selq", "red5", color="red")
+    send_sync(p, "/queue/selq", "blue6", color="blue")
+    assert red.expect("MESSAGE").body == b"red5"
+    assert blue.expect("MESSAGE").body == b"blue6"
+
+
+def test_selector_on_a_durable_subscription(raw):
+    """A durable topic subscription with a selector keeps, while away, only
+    what its selector matches (ActiveMQ)."""
+    h = {"client-id": "selcid"}
+    a = raw(headers=h)
+    sub_and_sync(a, "/topic/seld", sid="d1", ack="client-individual",
+                 extra={"activemq.subscriptionName": "s",
+                        "selector": "kind = 'keep'"})
+    a.send("DISCONNECT", {"receipt": "bye"})
+    assert a.expect("RECEIPT").headers["receipt-id"] == "bye"
+    p = raw()
+    for i, kind in enumerate(["drop", "keep", "drop", "keep"]):
+        send_sync(p, "/topic/seld", "%s%d" % (kind, i), kind=kind)
+    b = raw(headers=h)
+    sub_and_sync(b, "/topic/seld", sid="d1", ack="client-individual",
+                 extra={"activemq.subscriptionName": "s",
+                        "selector": "kind = 'keep'"})
+    got = []
+    for _ in range(2):
+        m = b.expect("MESSAGE")
+        got.append(m.body)
+        b.send("ACK", {"id": m.headers["ack"]})
+    assert got == [b"keep1", b"keep3"]
+    send_sync(p, "/topic/seld", "drop4", kind="drop")
+    send_sync(p, "/topic/seld", "keep5", kind="keep")
+    assert b.expect("MESSAGE").body == b"keep5"
 
 
 # ---- third-party clients --------------------------------------------------

@@ -636,6 +636,139 @@ static void test_key_ordered(void **state)
     sl_qconsumer_free(b.c);
 }
 
+static int only_red(void *arg, const sl_record *rec)
+{
+    sl_header h;
+    (void)arg;
+    return sl_record_header_find(rec, "color", &h) == SL_OK &&
+           h.value_len == 3 && memcmp(h.value, "red", 3) == 0;
+}
+
+/* A consumer's filter (a JMS selector on a queue): what it does not take
+ * stays available, in order, for the others; new records go to whoever
+ * takes them; a filter does not hold the others back. */
+static void test_consumer_filter(void **state)
+{
+    rx a, b;
+    (void)state;
+    declare("g", NULL, NULL, NULL, NULL);
+    produce(0, 1, NULL, "color", "blue", 1); /* 0 */
+    produce(0, 1, NULL, "color", "red", 1);  /* 1 */
+    produce(0, 1, NULL, "color", "blue", 1); /* 2 */
+    produce(0, 1, NULL, NULL, NULL, 1);      /* 3 */
+    produce(0, 1, NULL, "color", "red", 1);  /* 4 */
+    rx_new(&a, "g", 0);
+    sl_qconsumer_set_filter(a.c, only_red, NULL);
+    sl_qconsumer_credit(a.c, 10);
+    assert_int_equal(a.n, 2);
+    assert_int_equal(a.off[0], 1);
+    assert_int_equal(a.off[1], 4);
+    rx_new(&b, "g", 0);
+    sl_qconsumer_credit(b.c, 10);
+    assert_int_equal(b.n, 3);
+    assert_int_equal(b.off[0], 0);
+    assert_int_equal(b.off[1], 2);
+    assert_int_equal(b.off[2], 3);
+    produce(0, 1, NULL, "color", "red", 1);  /* 5 */
+    produce(0, 1, NULL, "color", "blue", 1); /* 6 */
+    assert_int_equal(a.n, 3);
+    assert_int_equal(a.off[2], 5);
+    assert_int_equal(b.n, 4);
+    assert_int_equal(b.off[3], 6);
+    /* released by b, a record a's filter refuses goes back to b only */
+    assert_int_equal(sl_qconsumer_release(b.c, 0, 6, 6, 0, 1, NULL), SL_OK);
+    assert_int_equal(a.n, 3);
+    assert_int_equal(b.n, 5);
+    assert_int_equal(b.off[4], 6);
+    sl_qconsumer_free(a.c);
+    sl_qconsumer_free(b.c);
+}
+
+/* max_priority: what is available goes out highest priority first, by
+ * offset within one; absent = 4; above the maximum = the maximum; a record
+ * arriving later with a higher priority overtakes the ones waiting; a nack
+ * puts a record back in its place by priority. */
+static void test_priority(void **state)
+{
+    rx a;
+    (void)state;
+    declare("g", "max_priority", "9", NULL, NULL);
+    produce(0, 1, NULL, "priority", "1", 1);  /* 0 */
+    produce(0, 1, NULL, "priority", "5", 1);  /* 1 */
+    produce(0, 1, NULL, "priority", "9", 1);  /* 2 */
+    produce(0, 1, NULL, NULL, NULL, 1);       /* 3: absent = 4 */
+    produce(0, 1, NULL, "priority", "50", 1); /* 4: = 9 */
+    produce(0, 1, NULL, "priority", "x", 1);  /* 5: not a number = 4 */
+    rx_new(&a, "g", 0);
+    sl_qconsumer_credit(a.c, 2);
+    assert_int_equal(a.n, 2);
+    assert_int_equal(a.off[0], 2);
+    assert_int_equal(a.off[1], 4);
+    produce(0, 1, NULL, "priority", "7", 1); /* 6 */
+    assert_int_equal(sl_qconsumer_release(a.c, 0, 4, 4, 0, 1, NULL), SL_OK);
+    sl_qconsumer_credit(a.c, 10);
+    int64_t want[] = {2, 4, 4, 6, 1, 3, 5, 0};
+    assert_int_equal(a.n, 8);
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(a.off[i], want[i]);
+    assert_int_equal(a.att[2], 2); /* the nacked one again */
+    sl_qconsumer_free(a.c);
+}
+
+/* Without max_priority the header changes nothing: log order. */
+static void test_priority_off_is_log_order(void **state)
+{
+    rx a;
+    (void)state;
+    declare("g", NULL, NULL, NULL, NULL);
+    produce(0, 1, NULL, "priority", "1", 1);
+    produce(0, 1, NULL, "priority", "9", 1);
+    rx_new(&a, "g", 0);
+    sl_qconsumer_credit(a.c, 10);
+    assert_int_equal(a.n, 2);
+    assert_int_equal(a.off[0], 0);
+    assert_int_equal(a.off[1], 1);
+    sl_qconsumer_free(a.c);
+}
+
+/* Priority and key order: a record waits behind a pending one of its key
+ * whatever its priority; keys apart, the higher priority goes first. After
+ * a restart the priorities are read again from the records. */
+static void test_priority_with_keys_and_restart(void **state)
+{
+    rx a, b;
+    sl_qgroup_cfg cfg;
+    char err[128];
+    (void)state;
+    sl_qgroup_cfg_defaults(&cfg);
+    assert_int_equal(sl_qgroup_cfg_set(&cfg, "max-priority", "9", err,
+                                       sizeof(err)), SL_OK);
+    assert_int_equal(sl_qgroup_cfg_set(&cfg, "key_ordered", "1", err,
+                                       sizeof(err)), SL_OK);
+    assert_int_equal(sl_qgroup_declare(F.g, "g", "t", &cfg), SL_OK);
+    produce(0, 1, "A", "priority", "1", 1); /* 0 */
+    produce(0, 1, "A", "priority", "9", 1); /* 1: behind A@0 */
+    produce(0, 1, "B", "priority", "5", 1); /* 2 */
+    produce(0, 1, NULL, "priority", "8", 1); /* 3 */
+    rx_new(&a, "g", 0);
+    sl_qconsumer_credit(a.c, 10);
+    assert_int_equal(a.n, 3);
+    assert_int_equal(a.off[0], 3);
+    assert_int_equal(a.off[1], 2);
+    assert_int_equal(a.off[2], 0);
+    assert_int_equal(sl_groups_commit_now(F.g), SL_OK);
+    sl_qconsumer_free(a.c);
+    reopen();
+    assert_int_equal(sl_qgroup_get_cfg(F.g, "g", "t", &cfg), SL_OK);
+    assert_int_equal(cfg.max_priority, 9); /* stored */
+    rx_new(&b, "g", 0);
+    sl_qconsumer_credit(b.c, 2);
+    assert_int_equal(b.n, 2);
+    assert_int_equal(b.off[0], 3); /* 8 */
+    assert_int_equal(b.off[1], 2); /* 5; A@1 still behind A@0 */
+    sl_qconsumer_free(b.c);
+}
+
 /* Many distinct keys in one delivery pass (the key set grows past its
  * first size), then a key still held blocks a later record of that key
  * while keyless records flow. */
@@ -1150,6 +1283,10 @@ int main(void)
         T(test_key_ordered),
         T(test_key_ordered_many_keys),
         T(test_key_ordered_after_restart),
+        T(test_consumer_filter),
+        T(test_priority),
+        T(test_priority_off_is_log_order),
+        T(test_priority_with_keys_and_restart),
         T(test_window_bound),
         T(test_window_grows),
         T(test_window_inflight_vs_span),
