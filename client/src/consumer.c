@@ -10,6 +10,16 @@
  * moves positions (assign, seek, rebalance) bumps `gen`, drops buffered
  * replies and ignores the fetch in flight.
  *
+ * Routing (docs/cluster.md section 5): in a cluster each partition's
+ * FETCH and LIST_OFFSETS go to its leader (METADATA version 2, asked on
+ * this connection when positions are resolved and after a routing
+ * failure; route.c holds the leaders and one connection per broker). A
+ * node that holds no replica of a partition has nothing to serve for it.
+ * One FETCH is in flight at a time, carrying the partitions of one
+ * leader; when the assigned partitions have several leaders the fetches
+ * take turns (with a shorter broker wait). Group requests, commits and
+ * heartbeats stay on this connection.
+ *
  * Groups: GROUP_JOIN returns this member's assignment; positions start at
  * the committed offsets (OFFSET_FETCH), else auto.offset.reset. Heartbeats
  * are sent from poll every heartbeat interval; a heartbeat answered with
@@ -25,6 +35,7 @@
 #include "client/src/conn.h"
 #include "client/src/cursor.h"
 #include "client/src/internal.h"
+#include "client/src/route.h"
 #include "protocol/api.h"
 
 typedef struct cpart {
@@ -45,6 +56,10 @@ struct sluice_consumer {
     pthread_mutex_t mu;
     sl_cl_cfg cfg;
     sl_cl_conn conn;
+    sl_cl_router rt; /* leaders and their connections (its boot unused) */
+    int rt_stale;    /* ask the placement before the next fetch */
+    sl_cl_conn *fetch_conn; /* where the fetch in flight went */
+    size_t fetch_rr;        /* next partition to start a fetch from */
     sl_arena arena;
     cpart *parts;
     size_t nparts, pcap;
@@ -148,14 +163,16 @@ static sl_err add_part(sluice_consumer *c, const char *topic, size_t tlen,
     cp->fetch_pos = offset;
     cp->committed = -1;
     c->nparts++;
+    c->rt_stale = 1; /* where does it live? */
     return SL_OK;
 }
 
-static void handle_frame(sluice_consumer *c, sl_chunk *fr);
+static void handle_frame(sluice_consumer *c, sl_cl_conn *on, sl_chunk *fr);
 
-/* Send what is in conn.out (one request with corr) and wait for its reply,
+/* Send what is in on->out (one request with corr) and wait for its reply,
  * dispatching other replies (fetch, heartbeat) meanwhile. */
-static sl_err call(sluice_consumer *c, uint32_t corr, sl_chunk **out)
+static sl_err call_on(sluice_consumer *c, sl_cl_conn *on, uint32_t corr,
+                      sl_chunk **out)
 {
     int64_t deadline = sl_cl_deadline(c->cfg.request_timeout_ms);
     sl_chunk *fr;
@@ -163,10 +180,10 @@ static sl_err call(sluice_consumer *c, uint32_t corr, sl_chunk **out)
     uint32_t rc_corr;
     sl_err rc;
 
-    rc = sl_cl_conn_write(&c->conn, deadline);
+    rc = sl_cl_conn_write(on, deadline);
     while (rc == SL_OK) {
         fr = NULL;
-        rc = sl_cl_conn_read(&c->conn, deadline, &fr);
+        rc = sl_cl_conn_read(on, deadline, &fr);
         if (rc != SL_OK)
             break;
         sl_frame_body(fr, &len, &rc_corr);
@@ -174,15 +191,37 @@ static sl_err call(sluice_consumer *c, uint32_t corr, sl_chunk **out)
             *out = fr;
             return SL_OK;
         }
-        handle_frame(c, fr);
+        handle_frame(c, on, fr);
         sl_chunk_unref(fr);
     }
     if (rc == SL_ERR_TIMEOUT)
         rc = sl_cl_fail(rc, "broker %s:%s: no reply in time", c->cfg.host,
                         c->cfg.port);
-    c->fetch_corr = 0;
-    c->hb_corr = 0;
+    if (c->fetch_conn == on)
+        c->fetch_corr = 0;
+    if (on == &c->conn)
+        c->hb_corr = 0;
+    else {
+        sl_cl_conn_close(on); /* a leader's connection: ask again */
+        c->rt_stale = 1;
+    }
     return rc;
+}
+
+static sl_err call(sluice_consumer *c, uint32_t corr, sl_chunk **out)
+{
+    return call_on(c, &c->conn, corr, out);
+}
+
+/* The connection serving (topic, partition): its leader's in a cluster,
+ * else this one. */
+static sl_cl_conn *part_conn(sluice_consumer *c, const char *topic,
+                             int32_t partition)
+{
+    sl_cl_conn *to = sl_cl_route_conn(&c->rt, topic, partition);
+    if (!to || to == &c->rt.boot)
+        return &c->conn;
+    return to;
 }
 
 static sl_err ensure_conn(sluice_consumer *c)
@@ -192,6 +231,7 @@ static sl_err ensure_conn(sluice_consumer *c)
     if (rc == SL_OK && c->conn.epoch != epoch) {
         c->fetch_corr = 0;
         c->hb_corr = 0;
+        c->rt_stale = 1;
         reset_pipeline(c);
     }
     return rc;
@@ -207,6 +247,7 @@ static sl_err list_offset(sluice_consumer *c, const char *topic,
     sl_lo_topic t;
     sl_lo_part p;
     sl_list_offsets_resp resp;
+    sl_cl_conn *on;
     sl_chunk *fr = NULL;
     const uint8_t *body;
     size_t len;
@@ -223,11 +264,17 @@ static sl_err list_offset(sluice_consumer *c, const char *topic,
     t.parts = &p;
     req.ntopics = 1;
     req.topics = &t;
-    corr = sl_cl_conn_corr(&c->conn);
-    rc = sl_list_offsets_req_encode(&c->conn.out, corr, &req);
+    on = part_conn(c, topic, partition);
+    rc = sl_cl_conn_ensure(on);
+    if (rc != SL_OK) {
+        c->rt_stale = 1;
+        return rc;
+    }
+    corr = sl_cl_conn_corr(on);
+    rc = sl_list_offsets_req_encode(&on->out, corr, &req);
     if (rc != SL_OK)
         return sl_cl_fail(rc, "list offsets '%s'", topic);
-    rc = call(c, corr, &fr);
+    rc = call_on(c, on, corr, &fr);
     if (rc != SL_OK)
         return rc;
     body = sl_frame_body(fr, &len, &rc_corr);
@@ -397,6 +444,7 @@ static sl_err topic_meta(sluice_consumer *c, const char *topic, sl_chunk **frp,
         return rc;
     req.ntopics = 1;
     req.topics = &name;
+    req.version = 2;
     corr = sl_cl_conn_corr(&c->conn);
     rc = sl_metadata_req_encode(&c->conn.out, corr, &req);
     if (rc != SL_OK)
@@ -414,6 +462,7 @@ static sl_err topic_meta(sluice_consumer *c, const char *topic, sl_chunk **frp,
         return sl_cl_bad_reply(rc, "metadata");
     if (resp.ntopics != 1)
         return sl_cl_fail(SL_ERR_PROTOCOL, "metadata: bad reply");
+    sl_cl_route_learn(&c->rt, &resp);
     if (resp.topics[0].error != SL_OK)
         return sl_cl_fail((sl_err)resp.topics[0].error, "topic '%s'", topic);
     *out = &resp.topics[0];
@@ -422,11 +471,42 @@ static sl_err topic_meta(sluice_consumer *c, const char *topic, sl_chunk **frp,
 
 /* ---- fetching --------------------------------------------------------- */
 
+/* Where each assigned partition is served (METADATA version 2 of each
+ * topic, on this connection), when stale. */
+static sl_err refresh_placement(sluice_consumer *c)
+{
+    size_t i, j;
+    sl_meta_topic *mt;
+    sl_chunk *fr;
+    sl_err rc;
+
+    if (!c->rt_stale)
+        return SL_OK;
+    for (i = 0; i < c->nparts; i++) {
+        for (j = 0; j < i; j++)
+            if (!strcmp(c->parts[j].topic, c->parts[i].topic))
+                break;
+        if (j < i)
+            continue; /* asked already */
+        rc = topic_meta(c, c->parts[i].topic, &fr, &mt);
+        sl_chunk_unref(fr);
+        if (rc == SL_ERR_DISCONNECTED || rc == SL_ERR_TIMEOUT)
+            return rc;
+        /* another error (unknown topic): the fetch will say */
+    }
+    sl_cl_clear_err();
+    c->rt_stale = 0;
+    c->rt.stale = 0;
+    return SL_OK;
+}
+
 static sl_err send_fetch(sluice_consumer *c, int max_wait_ms)
 {
     sl_fetch_req req;
     sl_fetch_topic *topics;
-    size_t i, t, ntopics = 0;
+    size_t i, k, t, ntopics = 0, start;
+    sl_cl_conn *to = NULL, *pc;
+    int others = 0;
     uint32_t corr;
     sl_err rc;
 
@@ -437,10 +517,21 @@ static sl_err send_fetch(sluice_consumer *c, int max_wait_ms)
     topics = sl_arena_alloc(&c->arena, c->nparts * sizeof(*topics));
     if (!topics)
         return sl_cl_fail(SL_ERR_NOMEM, "fetch");
-    for (i = 0; i < c->nparts; i++) {
-        cpart *cp = &c->parts[i];
+    start = c->fetch_rr % c->nparts;
+    for (k = 0; k < c->nparts; k++) {
+        cpart *cp;
+        i = (start + k) % c->nparts;
+        cp = &c->parts[i];
         if (cp->fetch_pos < 0)
             continue;
+        pc = part_conn(c, cp->topic, cp->partition);
+        if (!to) {
+            to = pc;
+            c->fetch_rr = i + 1;
+        } else if (pc != to) {
+            others = 1; /* another leader's turn comes next */
+            continue;
+        }
         for (t = 0; t < ntopics; t++)
             if (sl_str_eq(topics[t].topic, cp->topic))
                 break;
@@ -459,21 +550,38 @@ static sl_err send_fetch(sluice_consumer *c, int max_wait_ms)
             (uint32_t)c->cfg.fetch_max_bytes;
         topics[t].nparts++;
     }
+    if (c->rt.stale)
+        c->rt_stale = 1; /* a partition without a leader: ask again */
     if (ntopics == 0)
         return SL_OK;
+    if (others && max_wait_ms > 100)
+        max_wait_ms = 100;
+    if (to != &c->conn) {
+        rc = sl_cl_conn_ensure(to);
+        if (rc != SL_OK) {
+            c->rt_stale = 1;
+            return rc;
+        }
+    }
     req.max_wait_ms = (uint32_t)(max_wait_ms < 0 ? 0 : max_wait_ms);
     req.min_bytes = (uint32_t)c->cfg.fetch_min_bytes;
     req.max_bytes = (uint32_t)c->cfg.fetch_max_bytes;
     req.ntopics = (uint32_t)ntopics;
     req.topics = topics;
-    corr = sl_cl_conn_corr(&c->conn);
-    rc = sl_fetch_req_encode(&c->conn.out, corr, &req);
+    corr = sl_cl_conn_corr(to);
+    rc = sl_fetch_req_encode(&to->out, corr, &req);
     if (rc != SL_OK)
         return sl_cl_fail(rc, "fetch");
-    rc = sl_cl_conn_write(&c->conn, sl_cl_deadline(c->cfg.request_timeout_ms));
-    if (rc != SL_OK)
+    rc = sl_cl_conn_write(to, sl_cl_deadline(c->cfg.request_timeout_ms));
+    if (rc != SL_OK) {
+        if (to != &c->conn) {
+            sl_cl_conn_close(to);
+            c->rt_stale = 1;
+        }
         return rc;
+    }
     c->fetch_corr = corr;
+    c->fetch_conn = to;
     c->fetch_gen = c->gen;
     return SL_OK;
 }
@@ -523,6 +631,10 @@ static void handle_fetch(sluice_consumer *c, sl_chunk *fr)
             idx = find_part_str(c, tr->topic, (int32_t)pr->partition);
             if (idx < 0)
                 continue;
+            if (pr->error == SL_ERR_NOT_LEADER) {
+                c->rt_stale = 1; /* the placement moved: ask again */
+                continue;
+            }
             if (pr->error != SL_OK) {
                 cpart *cp = &c->parts[idx];
                 set_perr(c, (sl_err)pr->error, cp->topic, cp->partition,
@@ -561,7 +673,7 @@ static void handle_fetch(sluice_consumer *c, sl_chunk *fr)
     c->caught_up = pending_bytes == 0;
 }
 
-static void handle_frame(sluice_consumer *c, sl_chunk *fr)
+static void handle_frame(sluice_consumer *c, sl_cl_conn *on, sl_chunk *fr)
 {
     size_t len;
     uint32_t corr;
@@ -569,11 +681,11 @@ static void handle_frame(sluice_consumer *c, sl_chunk *fr)
     int32_t err;
     sl_str msg;
 
-    if (c->fetch_corr && corr == c->fetch_corr) {
+    if (c->fetch_corr && on == c->fetch_conn && corr == c->fetch_corr) {
         c->fetch_corr = 0;
         if (c->fetch_gen == c->gen)
             handle_fetch(c, fr);
-    } else if (c->hb_corr && corr == c->hb_corr) {
+    } else if (c->hb_corr && on == &c->conn && corr == c->hb_corr) {
         c->hb_corr = 0;
         if (sl_status_resp_decode(body, len, &err, &msg) == SL_OK &&
             (err == SL_ERR_REBALANCE || err == SL_ERR_UNKNOWN_MEMBER ||
@@ -883,6 +995,7 @@ sluice_err sluice_consumer_new(const sluice_conf *conf, sluice_consumer **out,
     }
     pthread_mutex_init(&c->mu, NULL);
     sl_cl_conn_init(&c->conn, &c->cfg);
+    sl_cl_route_init(&c->rt, &c->cfg, NULL, NULL, NULL);
     sl_arena_init(&c->arena);
     rc = sl_cl_conn_ensure(&c->conn);
     if (rc != SL_OK) {
@@ -927,6 +1040,7 @@ void sluice_consumer_free(sluice_consumer *c)
         free(c->topics[i]);
     free(c->topics);
     sl_cl_conn_fini(&c->conn);
+    sl_cl_route_fini(&c->rt);
     sl_arena_fini(&c->arena);
     pthread_mutex_destroy(&c->mu);
     free(c);
@@ -1180,6 +1294,17 @@ sluice_err sluice_consumer_watermarks(sluice_consumer *c, const char *topic,
         }
     }
     sl_chunk_unref(fr);
+    if (rc == SL_OK && part_conn(c, topic, partition) != &c->conn) {
+        /* a cluster node that may hold no replica: ask the leader */
+        int64_t lo = 0, hi = 0;
+        rc = list_offset(c, topic, partition, SL_OFFSET_EARLIEST, &lo);
+        if (rc == SL_OK)
+            rc = list_offset(c, topic, partition, SL_OFFSET_LATEST, &hi);
+        if (rc == SL_OK) {
+            *low = lo;
+            *high = hi;
+        }
+    }
     pthread_mutex_unlock(&c->mu);
     return (sluice_err)rc;
 }
@@ -1226,6 +1351,7 @@ static sl_err poll_locked(sluice_consumer *c, int timeout_ms,
     size_t n = 0;
     sl_err rc = SL_OK, e;
     sluice_message *m;
+    sl_cl_conn *on;
     int wait, prefetch;
 
     for (;;) {
@@ -1240,6 +1366,8 @@ static sl_err poll_locked(sluice_consumer *c, int timeout_ms,
             break;
         }
         rc = ensure_conn(c);
+        if (rc == SL_OK)
+            rc = refresh_placement(c);
         if (rc == SL_OK)
             rc = resolve_all(c);
         if (rc != SL_OK) {
@@ -1298,20 +1426,26 @@ static sl_err poll_locked(sluice_consumer *c, int timeout_ms,
         /* with the deadline passed this still takes what already arrived
          * (so poll(0) in a loop makes progress) */
         fr = NULL;
-        rc = sl_cl_conn_read(&c->conn, deadline, &fr);
+        on = c->fetch_corr ? c->fetch_conn : &c->conn;
+        rc = sl_cl_conn_read(on, deadline, &fr);
         if (rc == SL_ERR_TIMEOUT) {
             rc = sl_cl_fail(SL_ERR_TIMEOUT, "poll: no message");
             break;
         }
         if (rc != SL_OK) {
             c->fetch_corr = 0;
-            c->hb_corr = 0;
+            if (on == &c->conn)
+                c->hb_corr = 0;
+            else { /* a leader's connection: ask where to go */
+                sl_cl_conn_close(on);
+                c->rt_stale = 1;
+            }
             if (ride_out(c, &rc, deadline))
                 continue;
             break;
         }
         c->down_since = 0;
-        handle_frame(c, fr);
+        handle_frame(c, on, fr);
         sl_chunk_unref(fr);
     }
     if (n > 0) {

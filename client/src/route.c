@@ -276,12 +276,17 @@ static sl_err try_conn(sl_cl_router *r, sl_cl_conn *c,
         *frame = NULL;
         return rc;
     }
+    sl_cl_route_learn(r, resp);
+    return SL_OK;
+}
+
+void sl_cl_route_learn(sl_cl_router *r, const sl_metadata_resp *resp)
+{
     r->cluster = resp->nbrokers > 0;
     for (uint32_t i = 0; i < resp->nbrokers; i++)
         learn_broker(r, &resp->brokers[i]);
     for (uint32_t i = 0; i < resp->ntopics; i++)
         learn_topic(r, resp, &resp->topics[i]);
-    return SL_OK;
 }
 
 sl_err sl_cl_route_metadata(sl_cl_router *r, const char *const *topics,
@@ -369,6 +374,8 @@ sl_cl_conn *sl_cl_route_conn(sl_cl_router *r, const char *topic,
     sl_cl_bnode *n;
     int32_t ld;
 
+    if (r->cfg->tls)
+        return &r->boot; /* brokers register their plain addresses */
     if (!t || partition < 0 || partition >= t->nparts)
         return &r->boot; /* not known yet: the broker judges */
     ld = t->leader[partition];

@@ -75,6 +75,9 @@ void sl_cl_route_fini(sl_cl_router *r);
 sl_err sl_cl_route_metadata(sl_cl_router *r, const char *const *topics,
                             size_t n, int64_t deadline, sl_arena *a,
                             sl_metadata_resp *resp, sl_chunk **frame);
+/* Learn the brokers and leaders of a METADATA reply asked elsewhere
+ * (the stream consumer asks on its own connection). */
+void sl_cl_route_learn(sl_cl_router *r, const sl_metadata_resp *resp);
 /* Refresh the topics the cache holds, if stale and retry.backoff.ms has
  * passed since the last attempt. SL_OK when nothing was due. */
 sl_err sl_cl_route_refresh(sl_cl_router *r, sl_arena *a);

@@ -194,3 +194,28 @@ def test_queue_group_members_share_one_node(cluster):
                    "20").stdout.split()
     assert len(first) == 10 and len(second) == 20
     assert sorted(first + second) == recs
+
+
+def test_consume_through_a_node_without_a_replica(cluster):
+    """A stream consumer given a node that holds no replica of its
+    partitions fetches from their leaders (before: that node had nothing
+    to serve and `consume` printed nothing)."""
+    c = cluster
+    all3 = [1, 2, 3]
+    wait_all_up(c, all3)
+    c.cli(1, "topic", "create", "nr", "--partitions", "3",
+          "--replication-factor", "1")
+    view = parse(c.wait(lambda: same_everywhere(c, "nr", all3, 3), "nr"))
+    recs = ["nr-%03d" % i for i in range(30)]
+    c.cli(1, "produce", "nr", input="\n".join(recs) + "\n")
+    for p in range(3):
+        ldr = view[p][0]
+        other = next(n for n in all3 if n != ldr)
+        n = c.ends(ldr, "nr")[p]
+        out = c.cli(other, "consume", "nr", "--partition", str(p),
+                    "--from-beginning").stdout.split()
+        mine = c.cli(ldr, "consume", "nr", "--partition", str(p),
+                     "--from-beginning").stdout.split()
+        assert len(mine) == n and out == mine
+    out = c.cli(1, "consume", "nr", "--from-beginning").stdout.split()
+    assert sorted(out) == recs
