@@ -79,6 +79,9 @@ struct sl_broker {
      * they share, rebuilt on SIGHUP */
     struct evconnlistener *bin_tls_lis, *stomp_tls_lis, *wss_lis;
     char bin_tls_addr[80], stomp_tls_addr[80], wss_addr[80];
+    /* http-listen and http-tls-listen (http.c's ops; TLS one or NULL) */
+    struct evconnlistener *http_lis, *http_tls_lis;
+    char http_addr[80], http_tls_addr[80];
     struct ssl_ctx_st *tls_ctx;
     struct sl_proto {
         const struct sl_conn_ops *ops;

@@ -4,8 +4,9 @@
  * Design
  * ------
  * One sl_conn per accepted socket, owned by the loop. The layer knows
- * nothing of frames; a protocol (binary.c, stomp*.c) plugs in with an ops
- * table (conn.h), the way nng's protocols plug into its sockets:
+ * nothing of frames; a protocol (binary.c, stomp*.c, http.c) plugs in
+ * with an ops table (conn.h), the way nng's protocols plug into its
+ * sockets:
  *
  *   on_open(arg, c, &state)   a socket was accepted: make the protocol state
  *   on_input(state, c, in)    bytes wait in `in`: cut and handle frames
@@ -274,6 +275,12 @@ static void conn_kill(sl_conn *c, const char *why);
 static void update_pause(sl_conn *c);
 static void addr_unref(sl_broker *b, const unsigned char *a, int len);
 
+/* The idle timeout of c's protocol (SL_CONN_IDLE), 0 = none. */
+static int64_t idle_ms(const sl_conn *c)
+{
+    return c->ops->idle_ms ? c->ops->idle_ms : c->b->cfg.idle_timeout_ms;
+}
+
 /* ---- protocols ----------------------------------------------------------- */
 
 void sl_conn_set_proto(sl_broker *b, enum sl_listener l,
@@ -539,6 +546,7 @@ const char *sl_conn_listener_name(enum sl_listener l)
         [SL_LISTENER_BINARY] = "binary",
         [SL_LISTENER_STOMP] = "stomp",
         [SL_LISTENER_STOMP_WS] = "stomp-ws",
+        [SL_LISTENER_HTTP] = "http",
     };
     return (unsigned)l < SL_LISTENER_N && names[l] ? names[l] : "other";
 }
@@ -819,7 +827,14 @@ static void conn_kill(sl_conn *c, const char *why)
     if (c->dead)
         return;
     c->dead = 1;
-    if (c->opened) {
+    if (c->opened && (c->ops->flags & SL_CONN_QUIET)) {
+        sl_log(SL_DEBUG, "conn",
+               "peer %s: connection %llu closed (%s): %s, %llu bytes in, "
+               "%llu out",
+               c->peer, (unsigned long long)c->id, why, c->ops->name,
+               (unsigned long long)c->bytes_in,
+               (unsigned long long)c->bytes_out);
+    } else if (c->opened) {
         const char *u = sl_conn_user(c);
         conn_info(b,
                   "peer %s: connection %llu closed (%s): %s, user %s, "
@@ -1052,7 +1067,7 @@ static void conn_flush(sl_conn *c)
     /* A reply restarts the idle clock (re-adding the read event resets its
      * timeout): a long poll answered just now is not an idle peer. */
     if (c->head && reply_ready(c->head) && (c->ops->flags & SL_CONN_IDLE) &&
-        c->b->cfg.idle_timeout_ms > 0 && !c->paused && !c->closing)
+        idle_ms(c) > 0 && !c->paused && !c->closing)
         bufferevent_enable(c->bev, EV_READ);
     while (c->head && reply_ready(c->head)) {
         sl_reply *r = c->head;
@@ -1334,8 +1349,8 @@ static void process_input(sl_conn *c)
             broker_warn(c->b, "tls-on-plain",
                         "peer %s: closing, it started a TLS handshake on "
                         "the plaintext %s port (TLS clients connect to "
-                        "the TLS listener, --tls-listen or "
-                        "--stomp-tls-listen)",
+                        "the TLS listener, --tls-listen, "
+                        "--stomp-tls-listen or --http-tls-listen)",
                         c->peer, c->ops->name);
             conn_kill(c, "TLS on a plaintext port");
             return;
@@ -1573,7 +1588,7 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
         if (what & BEV_EVENT_WRITING) {
             sl_log(SL_INFO, "conn",
                    "peer %s: closing, it read nothing for %lld ms", c->peer,
-                   (long long)c->b->cfg.idle_timeout_ms);
+                   (long long)idle_ms(c));
             conn_kill(c, "write timeout");
         } else if (c->npending > 0 || c->paused ||
                    evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
@@ -1581,8 +1596,8 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
             if (!c->paused && !c->closing)
                 bufferevent_enable(bev, EV_READ);
         } else {
-            sl_log(SL_INFO, "conn", "peer %s: closing idle connection",
-                   c->peer);
+            sl_log(c->ops->flags & SL_CONN_QUIET ? SL_DEBUG : SL_INFO,
+                   "conn", "peer %s: closing idle connection", c->peer);
             conn_kill(c, "idle");
         }
         return;
@@ -1939,9 +1954,9 @@ void sl_conn_accept_on(sl_broker *b, enum sl_listener l, enum sl_transport t,
         bufferevent_set_max_single_write(c->bev, ops->write_max);
     bufferevent_setwatermark(c->bev, EV_WRITE,
                              (size_t)b->cfg.output_high_water / 2, 0);
-    if ((ops->flags & SL_CONN_IDLE) && b->cfg.idle_timeout_ms > 0) {
-        tv.tv_sec = (time_t)(b->cfg.idle_timeout_ms / 1000);
-        tv.tv_usec = (suseconds_t)(b->cfg.idle_timeout_ms % 1000) * 1000;
+    if ((ops->flags & SL_CONN_IDLE) && idle_ms(c) > 0) {
+        tv.tv_sec = (time_t)(idle_ms(c) / 1000);
+        tv.tv_usec = (suseconds_t)(idle_ms(c) % 1000) * 1000;
         bufferevent_set_timeouts(c->bev, &tv, &tv);
     }
     c->next = b->conns;
@@ -1968,17 +1983,22 @@ void sl_conn_accept_on(sl_broker *b, enum sl_listener l, enum sl_transport t,
     c->opened = 1;
     if (!c->dead)
         bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-    conn_info(b, "peer %s: connection %llu opened (%s)", c->peer,
-              (unsigned long long)c->id, ops->name);
+    if (ops->flags & SL_CONN_QUIET)
+        sl_log(SL_DEBUG, "conn", "peer %s: connection %llu opened (%s)",
+               c->peer, (unsigned long long)c->id, ops->name);
+    else
+        conn_info(b, "peer %s: connection %llu opened (%s)", c->peer,
+                  (unsigned long long)c->id, ops->name);
 }
 
 /* ---- out of descriptors ------------------------------------------------------ */
 
 static void listeners_enable(sl_broker *b, int on)
 {
-    struct evconnlistener *ls[] = {b->bin_lis, b->stomp_lis, b->ws_lis,
-                                   b->bin_tls_lis, b->stomp_tls_lis,
-                                   b->wss_lis};
+    struct evconnlistener *ls[] = {b->bin_lis,      b->stomp_lis,
+                                   b->ws_lis,       b->bin_tls_lis,
+                                   b->stomp_tls_lis, b->wss_lis,
+                                   b->http_lis,     b->http_tls_lis};
     for (size_t i = 0; i < sizeof(ls) / sizeof(ls[0]); i++) {
         if (!ls[i])
             continue;

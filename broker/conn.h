@@ -39,7 +39,8 @@ struct sl_jw;
 
 /* The listeners a protocol can be attached to. */
 enum sl_listener { SL_LISTENER_BINARY = 0, SL_LISTENER_STOMP = 1,
-                   SL_LISTENER_STOMP_WS = 2, SL_LISTENER_N = 3 };
+                   SL_LISTENER_STOMP_WS = 2, SL_LISTENER_HTTP = 3,
+                   SL_LISTENER_N = 4 };
 
 /* The transport under a connection (conn_bev_new in conn.c): what the
  * listener that accepted it speaks below the protocol. */
@@ -49,12 +50,16 @@ enum sl_transport { SL_TRANSPORT_TCP = 0, SL_TRANSPORT_TLS = 1 };
 #define SL_CONN_IDLE 1u      /* close after idle-timeout-ms of silence */
 #define SL_CONN_HANDSHAKE 2u /* close unless sl_conn_handshake_done within
                                 handshake-timeout-ms */
+#define SL_CONN_QUIET 4u     /* open and close lines at DEBUG, not INFO
+                                (HTTP: one connection per scrape) */
 
 typedef struct sl_conn_ops {
-    const char *name; /* "binary", "stomp": log lines */
+    const char *name; /* "binary", "stomp", "http": log lines */
     unsigned flags;   /* SL_CONN_* */
     size_t read_max;  /* bytes per read call (0: libevent's 16 KiB) */
     size_t write_max; /* bytes per write call (0: libevent's 16 KiB) */
+    int64_t idle_ms;  /* SL_CONN_IDLE after this long instead of
+                         idle-timeout-ms (0: the setting) */
     /* A connection was accepted: set *state. Anything but SL_OK closes
      * the socket (on_close is not called then). */
     sl_err (*on_open)(void *arg, sl_conn *c, void **state);

@@ -1,5 +1,5 @@
 /*
- * http.h - the HTTP listener of sluiced (libevent's evhttp): /metrics,
+ * http.h - the HTTP adapter of sluiced (an ops table on conn.c): /metrics,
  * /healthz, /readyz, the JSON management API under /api/ (every route maps
  * onto a verb of broker/admin.h) and the web console at /.
  * docs/http-api.md documents the routes. Loopback by default
@@ -12,10 +12,10 @@
 
 #include "broker/ops.h"
 
-/* Bind --http-listen and serve; a bind failure fails the broker start
- * (sl_broker_fail). */
-void sl_http_start(sl_broker *b);
-void sl_http_stop(sl_broker *b);
+/* Module life cycle (server.c's table): attach the HTTP ops to the
+ * http listeners, which server.c binds (http-listen, http-tls-listen). */
+void sl_http_module_init(sl_broker *b);
+void sl_http_module_fini(sl_broker *b);
 /* "IP:PORT" actually bound, "" when not listening. */
 const char *sl_http_addr(const sl_broker *b);
 /* The same for --http-tls-listen (HTTPS), NULL when not set. */

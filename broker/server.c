@@ -22,6 +22,7 @@
 #include "broker/auth.h"
 #include "broker/binary_groups.h"
 #include "broker/broker.h"
+#include "broker/http.h"
 #include "broker/ops_groups.h"
 #include "broker/stomp.h"
 #include "broker/ws.h"
@@ -59,6 +60,7 @@ static const sl_module modules[] = {
     {"stomp", sl_stomp_module_init, sl_stomp_module_fini, NULL},
     {"stomp-ws", sl_ws_module_init, sl_ws_module_fini, NULL},
     {"admin", sl_admin_module_init, sl_admin_module_fini, NULL},
+    {"http", sl_http_module_init, sl_http_module_fini, NULL},
 };
 #define NMODULES (sizeof(modules) / sizeof(modules[0]))
 
@@ -145,6 +147,20 @@ static void stomp_tls_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 
 /* EMFILE/ENFILE pause the listeners (conn.c) instead of letting libevent
  * retry the failing accept on every loop pass. */
+static void http_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
+                           struct sockaddr *sa, int salen, void *arg)
+{
+    (void)l;
+    sl_conn_accept(arg, SL_LISTENER_HTTP, fd, sa, salen);
+}
+
+static void https_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
+                            struct sockaddr *sa, int salen, void *arg)
+{
+    (void)l;
+    sl_conn_accept_on(arg, SL_LISTENER_HTTP, SL_TRANSPORT_TLS, fd, sa, salen);
+}
+
 static void listener_error_cb(struct evconnlistener *l, void *arg)
 {
     sl_conn_accept_error(arg, EVUTIL_SOCKET_ERROR(),
@@ -239,6 +255,10 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
         evconnlistener_disable(b->stomp_tls_lis);
     if (b->wss_lis)
         evconnlistener_disable(b->wss_lis);
+    if (b->http_lis)
+        evconnlistener_disable(b->http_lis);
+    if (b->http_tls_lis)
+        evconnlistener_disable(b->http_tls_lis);
     sl_ops_expire_watches(b);
     tv.tv_sec = (time_t)(b->cfg.shutdown_timeout_ms / 1000);
     tv.tv_usec = (suseconds_t)(b->cfg.shutdown_timeout_ms % 1000) * 1000;
@@ -502,6 +522,22 @@ sl_err sl_server_start(sl_config *cfg, sl_broker **out, char *err,
         if (rc != SL_OK)
             goto out;
     }
+    rc = bind_listener(b, "http", b->cfg.http_listen, http_accept_cb,
+                       &b->http_lis, b->http_addr, sizeof(b->http_addr), err,
+                       errlen);
+    if (rc != SL_OK)
+        goto out;
+    if (b->cfg.http_tls_listen && *b->cfg.http_tls_listen) {
+        rc = bind_listener(b, "http-tls", b->cfg.http_tls_listen,
+                           https_accept_cb, &b->http_tls_lis,
+                           b->http_tls_addr, sizeof(b->http_tls_addr), err,
+                           errlen);
+        if (rc != SL_OK)
+            goto out;
+    }
+    sl_log(SL_INFO, "http", "HTTP listening on %s%s%s (metrics, API, console)",
+           b->http_addr, b->http_tls_lis ? ", HTTPS on " : "",
+           b->http_tls_lis ? b->http_tls_addr : "");
     rc = sl_bcluster_start(b, err, errlen);
     if (rc != SL_OK)
         goto out;
@@ -572,6 +608,10 @@ static void broker_free(sl_broker *b)
         evconnlistener_free(b->stomp_tls_lis);
     if (b->wss_lis)
         evconnlistener_free(b->wss_lis);
+    if (b->http_lis)
+        evconnlistener_free(b->http_lis);
+    if (b->http_tls_lis)
+        evconnlistener_free(b->http_tls_lis);
     /* Covers every append requested so far (final group commit). */
     sl_flusher_free(b->flusher);
     b->flusher = NULL;
