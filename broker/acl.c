@@ -67,20 +67,13 @@
 #include "broker/topic.h"
 #include "protocol/api.h"
 
-typedef struct rule {
+typedef struct sl_acl_rule {
     char user[65];
     int kind;
     char pattern[256];
     int prefix;
     int ops;
 } rule;
-
-typedef struct sl_acl {
-    rule *v;
-    size_t n;
-} sl_acl;
-
-static sl_acl g_acl; /* one broker per process; state of this module */
 
 static const struct {
     int op;
@@ -124,8 +117,9 @@ sl_err sl_acl_load(sl_broker *b, char *err, size_t errlen)
     sqlite3 *db = sl_auth_db(b);
     sqlite3_stmt *st = NULL;
     char *m = NULL;
-    free(g_acl.v);
-    memset(&g_acl, 0, sizeof(g_acl));
+    free(b->acl_rules);
+    b->acl_rules = NULL;
+    b->nacl_rules = 0;
     if (sqlite3_exec(db,
                      "CREATE TABLE IF NOT EXISTS acls("
                      " user TEXT NOT NULL, kind INTEGER NOT NULL,"
@@ -145,13 +139,13 @@ sl_err sl_acl_load(sl_broker *b, char *err, size_t errlen)
         return SL_ERR_STORAGE;
     }
     while (sqlite3_step(st) == SQLITE_ROW) {
-        rule *nv = realloc(g_acl.v, (g_acl.n + 1) * sizeof(*nv)), *r;
+        rule *nv = realloc(b->acl_rules, (b->nacl_rules + 1) * sizeof(*nv)), *r;
         if (!nv) {
             sqlite3_finalize(st);
             return SL_ERR_NOMEM;
         }
-        g_acl.v = nv;
-        r = &g_acl.v[g_acl.n++];
+        b->acl_rules = nv;
+        r = &b->acl_rules[b->nacl_rules++];
         memset(r, 0, sizeof(*r));
         snprintf(r->user, sizeof(r->user), "%s",
                  (const char *)sqlite3_column_text(st, 0));
@@ -167,9 +161,9 @@ sl_err sl_acl_load(sl_broker *b, char *err, size_t errlen)
 
 void sl_acl_free(sl_broker *b)
 {
-    (void)b;
-    free(g_acl.v);
-    memset(&g_acl, 0, sizeof(g_acl));
+    free(b->acl_rules);
+    b->acl_rules = NULL;
+    b->nacl_rules = 0;
 }
 
 /* Set the ops of one rule (0 deletes it), then reload. */
@@ -202,10 +196,10 @@ static sl_err rule_put(sl_broker *b, const rule *r, char *err, size_t errlen)
     return sl_acl_load(b, err, errlen);
 }
 
-static rule *rule_find(const rule *k)
+static rule *rule_find(sl_broker *b, const rule *k)
 {
-    for (size_t i = 0; i < g_acl.n; i++) {
-        rule *r = &g_acl.v[i];
+    for (size_t i = 0; i < b->nacl_rules; i++) {
+        rule *r = &b->acl_rules[i];
         if (!strcmp(r->user, k->user) && r->kind == k->kind &&
             !strcmp(r->pattern, k->pattern) && r->prefix == k->prefix)
             return r;
@@ -271,8 +265,8 @@ int sl_acl_allowed(sl_broker *b, const char *user, int admin, int op, int kind,
         name = "";
     prot = kind == SL_RES_TOPIC && op == SL_OP_PRODUCE &&
            sl_acl_topic_protected(name);
-    for (size_t i = 0; i < g_acl.n; i++) {
-        const rule *r = &g_acl.v[i];
+    for (size_t i = 0; i < b->nacl_rules; i++) {
+        const rule *r = &b->acl_rules[i];
         if (strcmp(r->user, user))
             continue;
         if (r->kind == SL_RES_CLUSTER && (r->ops & SL_OP_ADMIN))
@@ -706,9 +700,9 @@ sl_err sl_acl_verb(sl_broker *b, const char *verb, size_t n,
         sl_jw_obj(j);
         sl_jw_key(j, "acls");
         sl_jw_arr(j);
-        for (size_t i = 0; i < g_acl.n; i++)
-            if (!user || !user[0] || !strcmp(user, g_acl.v[i].user))
-                rule_json(j, &g_acl.v[i]);
+        for (size_t i = 0; i < b->nacl_rules; i++)
+            if (!user || !user[0] || !strcmp(user, b->acl_rules[i].user))
+                rule_json(j, &b->acl_rules[i]);
         sl_jw_end(j);
         sl_jw_end(j);
         return SL_OK;
@@ -767,7 +761,7 @@ sl_err sl_acl_verb(sl_broker *b, const char *verb, size_t n,
         snprintf(msg, msglen, "acl.grant: 'ops' lists no operation");
         return SL_ERR_INVALID_ARG;
     }
-    old = rule_find(&key);
+    old = rule_find(b, &key);
     nr = key;
     if (grant)
         nr.ops = (old ? old->ops : 0) | ops;

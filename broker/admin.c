@@ -30,7 +30,6 @@
 #include "broker/auth.h"
 #include "broker/binary.h"
 #include "broker/broker.h"
-#include "broker/http.h"
 #include "broker/json.h"
 #include "broker/ops_groups.h"
 #include "groups/dlq.h"
@@ -39,18 +38,11 @@
 
 #define PEEK_MAX 1000
 
-static int64_t g_started_ms;
-/* Calls still running (waiting for a commit or a redrive): cancelled at
- * module fini, so nothing answers into a freed HTTP request or reply. */
-static sl_admin_call *g_calls;
-
-int64_t sl_admin_started_ms(void)
-{
-    return g_started_ms;
-}
-
+/* Calls still running (waiting for a commit or a redrive) are on
+ * b->admin_calls: cancelled at module fini, so nothing answers into a
+ * freed HTTP request or reply. */
 struct sl_admin_call {
-    sl_admin_call *next, *prev; /* g_calls */
+    sl_admin_call *next, *prev; /* b->admin_calls */
     sl_broker *b;
     const sl_admin_args *args;
     struct evbuffer *out;
@@ -222,14 +214,14 @@ static sl_err v_status(sl_admin_call *x)
     gethostname(host, sizeof(host) - 1);
     sl_jw_obj(&x->j);
     sl_jw_kstr(&x->j, "version", SL_BROKER_VERSION);
-    sl_jw_ki64(&x->j, "started_ms", g_started_ms);
-    sl_jw_ki64(&x->j, "uptime_s", (now - g_started_ms) / 1000);
+    sl_jw_ki64(&x->j, "started_ms", x->b->started_ms);
+    sl_jw_ki64(&x->j, "uptime_s", (now - x->b->started_ms) / 1000);
     sl_jw_kstr(&x->j, "data_dir", b->cfg.data);
     sl_jw_key(&x->j, "listeners");
     sl_jw_obj(&x->j);
     sl_jw_kstr(&x->j, "binary", b->bin_addr);
     sl_jw_kstr(&x->j, "stomp", b->stomp_addr);
-    sl_jw_kstr(&x->j, "http", sl_http_addr(b));
+    sl_jw_kstr(&x->j, "http", sl_broker_http_addr(b));
     sl_jw_end(&x->j);
     sl_jw_key(&x->j, "node");
     sl_jw_obj(&x->j);
@@ -1226,7 +1218,7 @@ static void call_free(sl_admin_call *x)
     if (x->prev)
         x->prev->next = x->next;
     else
-        g_calls = x->next;
+        x->b->admin_calls = x->next;
     if (x->next)
         x->next->prev = x->prev;
     evbuffer_free(x->out);
@@ -1275,10 +1267,10 @@ sl_admin_call *sl_admin_run(sl_broker *b, const char *verb,
         done(arg, SL_ERR_NOMEM, "out of memory", NULL);
         return NULL;
     }
-    x->next = g_calls;
-    if (g_calls)
-        g_calls->prev = x;
-    g_calls = x;
+    x->next = b->admin_calls;
+    if (b->admin_calls)
+        b->admin_calls->prev = x;
+    b->admin_calls = x;
     x->b = b;
     x->args = args;
     x->done = done;
@@ -1433,7 +1425,7 @@ out:
 
 void sl_admin_module_init(sl_broker *b)
 {
-    g_started_ms = sl_now_ms();
+    b->started_ms = sl_now_ms();
     sl_binary_register(b, SL_API_ADMIN, 1, 1, h_admin);
 }
 
@@ -1441,7 +1433,6 @@ void sl_admin_module_fini(sl_broker *b)
 {
     /* Calls still waiting answer nobody: their requests (binary and
      * HTTP) went with the connections, which are freed before. */
-    (void)b;
-    for (sl_admin_call *x = g_calls; x; x = x->next)
+    for (sl_admin_call *x = b->admin_calls; x; x = x->next)
         x->cancelled = 1;
 }

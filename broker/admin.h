@@ -22,8 +22,6 @@
 
 #include "broker/ops.h"
 
-#define SL_BROKER_VERSION "0.1.0"
-
 /* Arguments: n key/value pairs (a key may repeat: "config"). Borrowed for
  * the duration of sl_admin_run only. */
 typedef struct sl_admin_args {
@@ -64,7 +62,5 @@ const char *const *sl_admin_verbs(void);
 void sl_admin_module_init(sl_broker *b);
 void sl_admin_module_fini(sl_broker *b);
 
-/* Milliseconds since the epoch when the broker started. */
-int64_t sl_admin_started_ms(void);
 
 #endif

@@ -49,6 +49,11 @@ int sl_broker_stopping(const sl_broker *b)
     return b->stopping;
 }
 
+const char *sl_broker_http_addr(const sl_broker *b)
+{
+    return b->http_addr;
+}
+
 void sl_broker_fail(sl_broker *b, const char *why)
 {
     sl_log(SL_ERROR, "server", "fatal: %s", why);

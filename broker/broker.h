@@ -161,6 +161,13 @@ struct sl_broker {
     struct sl_gmod *gmod;       /* ops_groups.c */
     struct sl_bgroups *bgroups; /* binary_groups.c */
     struct sl_auth *auth;       /* auth.c: users, logins */
+    /* acl.c: the permission rules loaded from meta.db */
+    struct sl_acl_rule *acl_rules;
+    size_t nacl_rules;
+    /* admin.c: when the broker started, and the calls still running
+     * (waiting for a commit or a redrive), cancelled at its fini */
+    int64_t started_ms;
+    struct sl_admin_call *admin_calls;
 
     size_t nmodules; /* server.c's modules[] whose init ran */
     int stopping;

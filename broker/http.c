@@ -105,16 +105,6 @@ struct hreq {
     char user[65];
 };
 
-const char *sl_http_addr(const sl_broker *b)
-{
-    return b->http_addr;
-}
-
-const char *sl_http_tls_addr(const sl_broker *b)
-{
-    return b->http_tls_lis ? b->http_tls_addr : NULL;
-}
-
 /* ---- answers --------------------------------------------------------------
  */
 

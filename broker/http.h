@@ -16,9 +16,5 @@
  * http listeners, which server.c binds (http-listen, http-tls-listen). */
 void sl_http_module_init(sl_broker *b);
 void sl_http_module_fini(sl_broker *b);
-/* "IP:PORT" actually bound, "" when not listening. */
-const char *sl_http_addr(const sl_broker *b);
-/* The same for --http-tls-listen (HTTPS), NULL when not set. */
-const char *sl_http_tls_addr(const sl_broker *b);
 
 #endif

@@ -14,7 +14,6 @@
 #include <unistd.h>
 
 #include "broker/config.h"
-#include "broker/http.h"
 #include "broker/pl_vfs.h"
 #include "broker/server.h"
 #include "protocol/log.h"
@@ -104,7 +103,7 @@ int main(int argc, char **argv)
         return rc == SL_ERR_BUSY ? 3 : 4;
     }
     printf("sluiced ready binary=%s stomp=%s http=%s", sl_server_binary_addr(b),
-           sl_server_stomp_addr(b), sl_http_addr(b));
+           sl_server_stomp_addr(b), sl_server_http_addr(b));
     /* the optional listeners' fields only when they are on */
     if (sl_server_ws_addr(b)) /* stomp-ws-listen */
         printf(" stomp-ws=%s", sl_server_ws_addr(b));
@@ -114,8 +113,8 @@ int main(int argc, char **argv)
         printf(" stomp-tls=%s", sl_server_stomp_tls_addr(b));
     if (sl_server_wss_addr(b))
         printf(" stomp-wss=%s", sl_server_wss_addr(b));
-    if (sl_http_tls_addr(b))
-        printf(" http-tls=%s", sl_http_tls_addr(b));
+    if (sl_server_http_tls_addr(b))
+        printf(" http-tls=%s", sl_server_http_tls_addr(b));
     printf(" pid=%ld\n", (long)getpid());
     fflush(stdout);
     return sl_server_run(b);

@@ -20,7 +20,6 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "broker/admin.h"
 #include "broker/broker.h"
 #include "broker/cluster.h"
 #include "broker/json.h"
@@ -492,7 +491,7 @@ static void process(sl_broker *b, struct evbuffer *o)
     family(o, "sluice_start_time_seconds", "gauge",
            "When the broker started (seconds since the epoch).");
     evbuffer_add_printf(o, "sluice_start_time_seconds %.3f\n",
-                        (double)sl_admin_started_ms() / 1000.0);
+                        (double)b->started_ms / 1000.0);
     f = fopen("/proc/self/statm", "r");
     if (f) {
         if (fscanf(f, "%ld %ld", &pages, &rss) != 2)

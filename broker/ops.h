@@ -48,6 +48,9 @@
 #include "storage/flusher.h"
 #include "storage/partition.h"
 
+/* The broker's version (ADMIN version, /metrics sluice_build_info). */
+#define SL_BROKER_VERSION "0.1.0"
+
 typedef struct sl_broker sl_broker;
 struct sl_config; /* broker/config.h */
 
@@ -80,6 +83,8 @@ const struct sl_config *sl_broker_config(const sl_broker *b);
 const char *sl_broker_data_dir(const sl_broker *b);
 /* True once shutdown began (SIGTERM/SIGINT): finish, accept nothing new. */
 int sl_broker_stopping(const sl_broker *b);
+/* The HTTP listener's bound "IP:PORT" ("" before it is bound). */
+const char *sl_broker_http_addr(const sl_broker *b);
 /*
  * Clean shutdown for modules. On SIGTERM/SIGINT the listeners stop, every
  * stop hook runs once (fn(arg): stop reading new frames, finish what is in

@@ -94,6 +94,16 @@ const char *sl_server_wss_addr(const sl_broker *b)
     return b->wss_lis ? b->wss_addr : NULL;
 }
 
+const char *sl_server_http_addr(const sl_broker *b)
+{
+    return b->http_addr;
+}
+
+const char *sl_server_http_tls_addr(const sl_broker *b)
+{
+    return b->http_tls_lis ? b->http_tls_addr : NULL;
+}
+
 /* ---- callbacks ------------------------------------------------------------
  */
 

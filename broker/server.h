@@ -28,6 +28,10 @@ const char *sl_server_ws_addr(const sl_broker *b);
 const char *sl_server_binary_tls_addr(const sl_broker *b);
 const char *sl_server_stomp_tls_addr(const sl_broker *b);
 const char *sl_server_wss_addr(const sl_broker *b);
+/* The HTTP listener's bound address (http-listen), and the HTTPS one's
+ * (http-tls-listen, NULL when not set). */
+const char *sl_server_http_addr(const sl_broker *b);
+const char *sl_server_http_tls_addr(const sl_broker *b);
 /* Run until stopped; then shut down and free b. Returns the exit status
  * (0 after a clean SIGTERM/SIGINT, 1 after sl_broker_fail). */
 int sl_server_run(sl_broker *b);
