@@ -31,6 +31,16 @@ async function post(path, form) {
   return api(path, {method: "POST", body: new URLSearchParams(form || {})});
 }
 
+/* Replace el's rows only when what they show changed: a refresh that
+ * rewrote an unchanged table took the row a user (or a test) was about to
+ * click out of the page under them. True when it rendered. */
+function render(el, html) {
+  if (el.dataset.src === html) return false;
+  el.dataset.src = html;
+  el.innerHTML = html;
+  return true;
+}
+
 function toast(msg) {
   const t = $("#toast");
   t.textContent = msg;
@@ -118,11 +128,12 @@ async function refreshOverview() {
 
 async function refreshTopics() {
   const t = (await api("/api/topics")).topics;
-  $("#topics tbody").innerHTML = t.map((x) => `<tr data-topic="${esc(x.name)}">
+  if (!render($("#topics tbody"), t.map((x) => `<tr data-topic="${esc(x.name)}">
     <td><a href="#topics" class="topic-link">${esc(x.name)}</a></td>
     <td class="num">${x.partition_count}</td><td class="num">${num(x.records)}</td>
     <td class="num">${bytes(x.bytes)}</td>
-    <td>${Object.entries(x.configs).map(([k, v]) => esc(k + "=" + v)).join(", ")}</td></tr>`).join("");
+    <td>${Object.entries(x.configs).map(([k, v]) => esc(k + "=" + v)).join(", ")}</td></tr>`).join("")))
+    return;
   for (const a of document.querySelectorAll(".topic-link"))
     a.onclick = (e) => { e.preventDefault(); showTopic(a.textContent); };
 }
@@ -141,14 +152,15 @@ async function showTopic(name) {
 
 async function refreshQueues() {
   const q = (await api("/api/queues")).queues;
-  $("#queues tbody").innerHTML = q.map((r) => `<tr class="${r.dlq_pending ? "bad" : ""}"
+  if (!render($("#queues tbody"), q.map((r) => `<tr class="${r.dlq_pending ? "bad" : ""}"
       data-topic="${esc(r.topic)}" data-group="${esc(r.group)}">
     <td>${esc(r.topic)}</td><td>${esc(r.group)}</td>
     <td class="num ready">${num(r.ready)}</td><td class="num inflight">${num(r.in_flight)}</td>
     <td class="num">${num(r.delayed)}</td>
     <td class="num dlq">${num(r.dlq_pending)} / ${num(r.dlq_total)}</td>
     <td class="num">${num(r.consumers)}</td><td class="num">${age(r.oldest_ready_age_ms)}</td>
-    <td><button class="peek">Peek</button> <button class="danger purge">Purge</button></td></tr>`).join("");
+    <td><button class="peek">Peek</button> <button class="danger purge">Purge</button></td></tr>`).join("")))
+    return;
   for (const tr of document.querySelectorAll("#queues tbody tr")) {
     const t = tr.dataset.topic, g = tr.dataset.group;
     const path = "/api/queues/" + encodeURIComponent(t) + "/" + encodeURIComponent(g);
@@ -182,12 +194,12 @@ let openDlq = null;
 
 async function refreshDlqs() {
   const d = (await api("/api/dlqs")).dlqs;
-  $("#dlqs tbody").innerHTML = d.map((x) => `<tr data-dlq="${esc(x.dlq_topic)}" class="${x.pending ? "bad" : ""}">
+  const changed = render($("#dlqs tbody"), d.map((x) => `<tr data-dlq="${esc(x.dlq_topic)}" class="${x.pending ? "bad" : ""}">
     <td><a href="#dlq" class="dlq-link">${esc(x.dlq_topic)}</a></td><td>${esc(x.source_topic)}</td>
     <td>${esc(x.group)}</td><td class="num dlq pending">${num(x.pending)}</td><td class="num">${num(x.total)}</td>
     <td><button class="redrive" ${x.pending ? "" : "disabled"}>Redrive</button>
-        <button class="danger dlqpurge" ${x.pending ? "" : "disabled"}>Mark handled</button></td></tr>`).join("");
-  for (const tr of document.querySelectorAll("#dlqs tbody tr")) {
+        <button class="danger dlqpurge" ${x.pending ? "" : "disabled"}>Mark handled</button></td></tr>`).join(""));
+  for (const tr of changed ? document.querySelectorAll("#dlqs tbody tr") : []) {
     const name = tr.dataset.dlq;
     const path = "/api/dlqs/" + encodeURIComponent(name);
     $(".dlq-link", tr).onclick = (e) => { e.preventDefault(); showDlq(name); };
