@@ -69,6 +69,14 @@ struct sl_broker {
                            const sl_req *req, sl_reply *r,
                            sl_binary_handler fn);
     int no_defer;
+    /* cluster.c (forward.c): an append this node cannot make because
+     * another node leads the partition is sent to that leader as a
+     * PRODUCE; cb(arg, rc) runs once, later, with its answer. SL_OK or why
+     * nothing was sent. NULL: not a cluster. The STOMP SEND path uses it
+     * (docs/cluster.md 5.1). */
+    sl_err (*forward_append)(sl_broker *b, const char *topic, int32_t part,
+                             const uint8_t *batch, size_t len, int durable,
+                             void (*cb)(void *arg, sl_err rc), void *arg);
     struct sl_journal *journal; /* NULL when journal = no */
 
     struct evconnlistener *bin_lis, *stomp_lis;

@@ -29,6 +29,7 @@
 
 #include "broker/broker.h"
 #include "broker/cluster.h"
+#include "broker/forward.h"
 #include "broker/replica.h"
 #include "cluster/node.h"
 #include "protocol/api.h"
@@ -40,6 +41,7 @@ struct sl_bcluster {
     sl_meta image; /* the loop's copy, @thread loop */
     struct event *drain_ev;
     sl_replicas *replicas; /* followers' fetchers (replica.c) */
+    sl_fwd *fwd;           /* appends sent to their leader (forward.c) */
     struct event *reg_ev;  /* until the image holds our addresses */
     int reg_inflight;
     struct fwd *fwds; /* forwards in flight (stop completes them) */
@@ -855,6 +857,16 @@ static sl_err durable_guard(sl_broker *b, const char *topic, int32_t part)
     return SL_ERR_NOT_ENOUGH_REPLICAS;
 }
 
+static sl_err forward_append(sl_broker *b, const char *topic, int32_t part,
+                             const uint8_t *batch, size_t len, int durable,
+                             void (*cb)(void *arg, sl_err rc), void *arg)
+{
+    if (!b->cluster->fwd)
+        return SL_ERR_NOT_LEADER;
+    return sl_fwd_append(b->cluster->fwd, topic, part, batch, len, durable,
+                         cb, arg);
+}
+
 static void replica_fetch(sl_broker *b, const sl_fetch_req *q)
 {
     if (b->cluster->replicas)
@@ -1081,6 +1093,8 @@ sl_err sl_bcluster_start(sl_broker *b, char *err, size_t errlen)
     cc.notify_arg = b;
     rc = sl_replicas_new(b, cc.node_id, &bc->image, &bc->replicas);
     if (rc == SL_OK)
+        rc = sl_fwd_new(b, &bc->image, &bc->fwd);
+    if (rc == SL_OK)
         rc = sl_cluster_node_start(&cc, &bc->node, err, errlen);
     if (rc != SL_OK) {
         sl_bcluster_stop(b);
@@ -1093,6 +1107,7 @@ sl_err sl_bcluster_start(sl_broker *b, char *err, size_t errlen)
     }
     sl_binary_register(b, SL_API_CLUSTER_FORWARD, 1, 1, h_cluster_forward);
     b->append_guard = append_guard;
+    b->forward_append = forward_append;
     b->durable_guard = durable_guard;
     b->replica_fetch = replica_fetch;
     b->auto_create = auto_create;
@@ -1108,6 +1123,7 @@ void sl_bcluster_stop(sl_broker *b)
     if (!bc)
         return;
     b->append_guard = NULL;
+    b->forward_append = NULL;
     b->durable_guard = NULL;
     b->replica_fetch = NULL;
     b->auto_create = NULL;
@@ -1124,6 +1140,8 @@ void sl_bcluster_stop(sl_broker *b)
     }
     sl_replicas_free(bc->replicas);
     bc->replicas = NULL;
+    sl_fwd_free(bc->fwd);
+    bc->fwd = NULL;
     if (bc->drain_ev)
         event_free(bc->drain_ev);
     if (bc->reg_ev)

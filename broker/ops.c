@@ -263,6 +263,15 @@ static void mark_appended(sl_broker *b, sl_tpart *tp)
     event_active(b->append_ev, EV_READ, 0);
 }
 
+sl_err sl_ops_forward_append(sl_broker *b, const char *topic, int32_t partition,
+                             const uint8_t *batch, size_t len, int durable,
+                             void (*cb)(void *arg, sl_err err), void *arg)
+{
+    if (!b->forward_append)
+        return SL_ERR_NOT_LEADER;
+    return b->forward_append(b, topic, partition, batch, len, durable, cb, arg);
+}
+
 sl_err sl_ops_append(sl_broker *b, const char *topic, int32_t partition,
                      enum sl_ops_create create, uint8_t *batch, size_t len,
                      int64_t *base_out, int64_t *next_out)

@@ -174,6 +174,18 @@ sl_err sl_ops_append(sl_broker *b, const char *topic, int32_t partition,
                      enum sl_ops_create create, uint8_t *batch, size_t len,
                      int64_t *base_out, int64_t *next_out);
 
+/*
+ * Cluster: sl_ops_append answered SL_ERR_NOT_LEADER; send the batch (copied)
+ * to the node that leads the partition instead (broker/forward.c). SL_OK:
+ * cb(arg, err) runs once, later, with the leader's answer (durable: after
+ * its durable ack; cb may be NULL). Otherwise nothing was sent:
+ * SL_ERR_NOT_LEADER (no leader known, or not a cluster), SL_ERR_DISCONNECTED,
+ * SL_ERR_BUSY.
+ */
+sl_err sl_ops_forward_append(sl_broker *b, const char *topic, int32_t partition,
+                             const uint8_t *batch, size_t len, int durable,
+                             void (*cb)(void *arg, sl_err err), void *arg);
+
 /* A pending completion; cancel with sl_ops_wait_cancel. */
 typedef struct sl_ops_wait sl_ops_wait;
 /* err = SL_OK (durable), SL_ERR_STORAGE (fsync failed), SL_ERR_TIMEOUT,

@@ -54,6 +54,23 @@ sl_err stomp_batch_flush(stomp_conn *c)
     if (rc == SL_OK)
         rc = sl_ops_append(c->s->b, c->bb_topic, c->bb_part, SL_OPS_AUTO_CREATE,
                            (uint8_t *)bp, blen, &base, &next);
+    if (rc == SL_ERR_NOT_LEADER) {
+        /* cluster: another node leads the partition; the receipt comes
+         * with the leader's answer (docs/cluster.md 5.1) */
+        if (w)
+            sl_wait_hold(w);
+        rc = sl_ops_forward_append(c->s->b, c->bb_topic, c->bb_part, bp, blen,
+                                   w && c->bb_durable, w ? stomp_wait_cb : NULL,
+                                   w);
+        if (rc != SL_OK && w)
+            sl_wait_release(w, SL_OK); /* the failure is reported below */
+        else if (w) {
+            sl_bb_reset(&c->bb);
+            sl_wait_built(w);
+            sl_wait_unref(w);
+            return SL_OK;
+        }
+    }
     sl_bb_reset(&c->bb);
     if (rc != SL_OK) {
         sl_log(SL_WARN, STOMP_SUBSYS, "peer %s: append to %s/%d failed: %s",
