@@ -53,73 +53,107 @@ def leader_of(c, topic, nodes):
     return ldr if ldr in nodes else None
 
 
+def isr_of(c, nid, topic):
+    """The in-sync set of partition 0 as node nid's own metadata says."""
+    v = c.describe(nid, topic)
+    return sorted(parse(v)[0][3]) if v else None
+
+
 def test_durable_acks_wait_for_the_isr_and_survive_leader_kill(cluster):
+    """The reads below rely on the leader's in-sync set holding both
+    paused followers: the HW is the minimum over the ISR, so with the
+    leader alone in it (by design, as in Kafka) the HW is the leader's end
+    and a reader does see what only the leader has. Under load the ISR can
+    shrink just before the pause (the controller fences a follower it did
+    not hear from for the harness's 1.5 s session timeout; a fence already
+    in flight commits with the acks that reach the leader after the
+    pause). It cannot grow while both followers are paused (joining needs
+    a fetch), so an ISR still full AFTER the reads was full during them;
+    an attempt where it shrank proves nothing and is made again on a new
+    topic. (That shrink is what made this test fail once under load: a
+    reader at offset 100 got w-0.)"""
     c = cluster
     all3 = [1, 2, 3]
+    wait_all_up(c, all3)
+    for attempt in range(5):
+        if durable_attempt(c, "d%d" % attempt):
+            return
+    raise AssertionError("the leader's ISR shrank around the pause in 5 "
+                         "attempts in a row")
+
+
+def durable_attempt(c, topic):
+    all3 = [1, 2, 3]
     ldr = wait_all_up(c, all3)
-    c.cli(ldr, "topic", "create", "d", "--partitions", "1",
+    c.cli(ldr, "topic", "create", topic, "--partitions", "1",
           "--replication-factor", "3")
-    view = parse(c.wait(lambda: same_everywhere(c, "d", all3, 1), "d"))
+    view = parse(c.wait(lambda: same_everywhere(c, topic, all3, 1), topic))
     pl = view[0][0]
     fol = [n for n in all3 if n != pl]
     assert sorted(view[0][3]) == all3
 
     acked = ["a-%03d" % i for i in range(100)]
-    c.cli(pl, "produce", "d", "--partition", "0", "--acks", "durable",
+    c.cli(pl, "produce", topic, "--partition", "0", "--acks", "durable",
           input="\n".join(acked) + "\n")
     # acks=durable came back: every in-sync replica has all 100 already
     # (no waiting for the followers to catch up)
     for n in fol:
-        assert c.ends(n, "d") == [100]
+        assert c.ends(n, topic) == [100]
 
     for n in fol:
         c.nodes[n].proc.send_signal(signal.SIGSTOP)
     # acks=written is the leader's word alone ...
-    c.cli(pl, "produce", "d", "--partition", "0", "--acks", "written",
+    c.cli(pl, "produce", topic, "--partition", "0", "--acks", "written",
           input="w-0\nw-1\nw-2\n")
-    assert c.ends(pl, "d") == [103]
+    assert c.ends(pl, topic) == [103]
     # ... and readers stop at the high-water mark: the 3 records on the
     # leader only are not handed out
-    out = c.cli(pl, "consume", "d", "--partition", "0", "--from-beginning",
+    out = c.cli(pl, "consume", topic, "--partition", "0", "--from-beginning",
                 "--count", "100").stdout.split()
-    assert out == acked
-    rc, out = cli_bounded(c, pl, 3, "consume", "d", "--partition", "0",
-                          "--offset", "100", "--count", "1")
-    assert rc is None and out == "", out
+    rc, out2 = cli_bounded(c, pl, 3, "consume", topic, "--partition", "0",
+                           "--offset", "100", "--count", "1")
     # a durable produce is not answered while the followers have not
     # fsynced it: it times out (not acknowledged; not resent either, or
     # the leader would hold it twice)
     p = subprocess.run([cluster_harness.cli_path(), "-b",
                         "%s:%d" % c.nodes[pl].binary_addr, "-X",
                         "request.timeout.ms=1500", "-X",
-                        "delivery.timeout.ms=0", "produce", "d",
+                        "delivery.timeout.ms=0", "produce", topic,
                         "--partition", "0", "--acks", "durable"],
                        input="never-acked\n", capture_output=True, text=True,
                        timeout=60)
+    isr = isr_of(c, pl, topic)
+    if isr != all3:
+        for n in fol:
+            c.nodes[n].proc.send_signal(signal.SIGCONT)
+        return False  # see the docstring above: this attempt is void
+    assert out == acked
+    assert rc is None and out2 == "", (out2, isr)
     assert p.returncode != 0, "durable ack without the followers' fsync"
 
     # the leader dies; the followers resume and one of them leads
     c.kill9(pl)
     for n in fol:
         c.nodes[n].proc.send_signal(signal.SIGCONT)
-    newl = c.wait(lambda: leader_of(c, "d", fol), "a new leader for d")
+    newl = c.wait(lambda: leader_of(c, topic, fol), "a new leader")
     # every acknowledged record is there, once, in order; after them at
     # most what the dead leader had sent it before the pause (a fetch
     # answer still in the socket), never anything that was not sent
-    n_end = c.ends(newl, "d")[0]
+    n_end = c.ends(newl, topic)[0]
     assert 100 <= n_end <= 104
-    out = c.cli(newl, "consume", "d", "--partition", "0", "--from-beginning",
-                "--count", str(n_end)).stdout.split()
+    out = c.cli(newl, "consume", topic, "--partition", "0",
+                "--from-beginning", "--count", str(n_end)).stdout.split()
     assert out[:100] == acked
     assert out[100:] == ["w-0", "w-1", "w-2", "never-acked"][:n_end - 100]
     more = ["b-%03d" % i for i in range(50)]
-    c.cli(newl, "produce", "d", "--partition", "0", "--acks", "durable",
+    c.cli(newl, "produce", topic, "--partition", "0", "--acks", "durable",
           input="\n".join(more) + "\n")
     other = next(n for n in fol if n != newl)
-    assert c.ends(other, "d") == [n_end + 50]
-    got = c.cli(other, "consume", "d", "--partition", "0",
+    assert c.ends(other, topic) == [n_end + 50]
+    got = c.cli(other, "consume", topic, "--partition", "0",
                 "--from-beginning", "--count", str(n_end + 50)).stdout.split()
     assert got == out + more
+    return True
 
 
 def test_queue_dispatch_stops_at_the_high_water_mark(cluster):
@@ -187,6 +221,13 @@ def test_isr_shrinks_and_expands_through_the_quorum(cluster_lag):
     assert p.returncode != 0 and "in-sync replicas" in p.stderr, p.stderr
     c.cli(pl, "produce", "i", "--partition", "0", "--acks", "written",
           input="w-0\n")
+    # with the leader alone in the ISR the HW is the leader's own end (as
+    # in Kafka): a reader gets w-0 although the paused follower lacks it.
+    # test_durable_acks_wait_for_the_isr_and_survive_leader_kill rules
+    # this case out before it asserts that readers stop at the followers'
+    out = c.cli(pl, "consume", "i", "--partition", "0", "--offset", "10",
+                "--count", "1").stdout.split()
+    assert out == ["w-0"]
 
     c.nodes[f].proc.send_signal(signal.SIGCONT)
     c.wait(lambda: (parse(same_everywhere(c, "i", all3, 1) or
