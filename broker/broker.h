@@ -60,8 +60,9 @@ struct sl_broker {
      * NULL: not a cluster, version 2 is refused. */
     void (*replica_fetch)(sl_broker *b, const struct sl_fetch_req *q);
     /* cluster.c: topics are auto-created through the metadata quorum.
-     * auto_create (from every SL_OPS_AUTO_CREATE lookup of an unknown
-     * topic) starts the creation and answers SL_ERR_UNKNOWN_TOPIC;
+     * auto_create (from every SL_OPS_AUTO_CREATE or SL_OPS_CREATE (DLQ)
+     * lookup of an unknown topic) starts the creation and answers
+     * SL_ERR_UNKNOWN_TOPIC (the DLQ move retries on its tick);
      * defer_create parks a request (its body copied) until the topic
      * exists here, then runs fn again with no_defer set. */
     sl_err (*auto_create)(sl_broker *b, const char *topic);

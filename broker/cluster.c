@@ -42,6 +42,8 @@ struct sl_bcluster {
     struct event *drain_ev;
     sl_replicas *replicas; /* followers' fetchers (replica.c) */
     sl_fwd *fwd;           /* appends sent to their leader (forward.c) */
+    char **known;          /* topic names of the image at the last drain */
+    size_t nknown;
     struct event *reg_ev;  /* until the image holds our addresses */
     int reg_inflight;
     struct fwd *fwds; /* forwards in flight (stop completes them) */
@@ -221,10 +223,62 @@ static void notify(void *arg)
     event_active(b->cluster->drain_ev, 0, 0);
 }
 
-/* Create locally what the image has and this node lacks. */
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Delete locally the topics the image had at the last drain and has no
+ * more (a DELETE_TOPIC applied), then remember the image's names. A node
+ * that was down when a topic was deleted does not see it go: its copy
+ * stays until removed by hand (docs/cluster.md 9). */
+static void reconcile_deleted(sl_broker *b)
+{
+    sl_bcluster *bc = b->cluster;
+    const sl_meta *m = &bc->image;
+    char **now;
+    size_t n = 0;
+    for (size_t i = 0; i < bc->nknown; i++)
+        if (!sl_meta_topic_find(m, bc->known[i])) {
+            sl_err rc = sl_ops_topic_delete(b, bc->known[i]);
+            if (rc != SL_OK && rc != SL_ERR_UNKNOWN_TOPIC)
+                sl_log(SL_ERROR, "cluster",
+                       "topic %s was deleted through the metadata log but "
+                       "cannot be deleted here: %s",
+                       bc->known[i], sl_strerror(rc));
+            else
+                sl_log(SL_INFO, "cluster", "topic %s deleted", bc->known[i]);
+            if (bc->replicas)
+                sl_replicas_topic_deleted(bc->replicas, bc->known[i]);
+        }
+    now = calloc(m->ntopics + 1, sizeof(*now));
+    if (!now)
+        return; /* keep the old list: deletions are found next time */
+    for (size_t i = 0; i < m->ntopics; i++) {
+        if (!(now[n] = strdup(m->topics[i]->name)))
+            break;
+        n++;
+    }
+    if (n < m->ntopics) {
+        while (n)
+            free(now[--n]);
+        free(now);
+        return;
+    }
+    qsort(now, n, sizeof(*now), cmp_str);
+    for (size_t i = 0; i < bc->nknown; i++)
+        free(bc->known[i]);
+    free(bc->known);
+    bc->known = now;
+    bc->nknown = n;
+}
+
+/* Create locally what the image has and this node lacks; delete what it
+ * no longer has. */
 static void reconcile(sl_broker *b)
 {
     const sl_meta *m = &b->cluster->image;
+    reconcile_deleted(b);
     for (size_t i = 0; i < m->ntopics; i++) {
         const sl_mi_topic *t = m->topics[i];
         char err[256] = "";
@@ -430,6 +484,7 @@ struct create_op {
     uint32_t corr;
     uint32_t n, left;
     create_one *one;
+    int del; /* DELETE_TOPICS (same answer layout) */
 };
 
 static void create_reply(create_op *op)
@@ -454,7 +509,9 @@ static void create_reply(create_op *op)
                                           ? op->one[i].msg
                                           : sl_strerror(op->one[i].rc));
     }
-    if (sl_create_topics_resp_encode(&wb, op->corr, &s) != SL_OK ||
+    if ((op->del ? sl_delete_topics_resp_encode(&wb, op->corr, &s)
+                 : sl_create_topics_resp_encode(&wb, op->corr, &s)) !=
+            SL_OK ||
         sl_reply_add(op->r, wb.p, wb.len) != SL_OK)
         sl_reply_error(op->r, SL_ERR_NOMEM, "out of memory");
     else
@@ -746,10 +803,11 @@ static void h_cluster_forward(sl_broker *b, sl_conn *c, const sl_req *req,
     }
     type = sl_meta_cmd_type(cmd, len);
     if (type != SL_MCMD_REGISTER_NODE && type != SL_MCMD_CREATE_TOPIC &&
-        type != SL_MCMD_PARTITION_CHANGE) {
+        type != SL_MCMD_DELETE_TOPIC && type != SL_MCMD_PARTITION_CHANGE) {
         sl_reply_error(r, SL_ERR_INVALID_ARG,
                        "CLUSTER_FORWARD: only node registrations, topic "
-                       "creation and in-sync set changes are forwarded");
+                       "creation and deletion and in-sync set changes are "
+                       "forwarded");
         return;
     }
     if (not_leader_msg(b, msg, sizeof(msg))) {
@@ -812,15 +870,79 @@ static void reg_cb(evutil_socket_t fd, short what, void *arg)
     sl_wb_fini(&wb);
 }
 
+/* ---- 3 DELETE_TOPICS through the quorum -------------------------------
+ * A DELETE_TOPIC command per topic, proposed here or forwarded to the
+ * metadata leader; every node deletes its copy when it applies it
+ * (reconcile_deleted), this one before it answers. */
+
+static void delete_done(void *arg, sl_err rc, const char *msg)
+{
+    create_done(arg, rc, msg); /* the same bookkeeping; reconcile deletes */
+}
+
 static void h_delete_topics(sl_broker *b, sl_conn *c, const sl_req *req,
                             sl_reply *r)
 {
-    (void)b;
+    sl_arena a;
+    sl_delete_topics_req q;
+    create_op *op = NULL;
+    uint32_t proposed = 0;
     (void)c;
-    (void)req;
-    sl_reply_error(r, SL_ERR_INVALID_ARG,
-                   "deleting topics in a cluster is not supported yet "
-                   "(docs/cluster.md section 9)");
+
+    sl_arena_init(&a);
+    if (sl_delete_topics_req_decode(req->body, req->len, &a, &q) != SL_OK) {
+        sl_reply_error(r, SL_ERR_MALFORMED, "DELETE_TOPICS: bad body");
+        goto out;
+    }
+    op = calloc(1, sizeof(*op));
+    if (!op || !(op->one = calloc(q.ntopics + 1, sizeof(*op->one)))) {
+        free(op);
+        sl_reply_error(r, SL_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    op->b = b;
+    op->r = r;
+    op->corr = req->correlation_id;
+    op->n = q.ntopics;
+    op->del = 1;
+    for (uint32_t i = 0; i < q.ntopics; i++) {
+        create_one *one = &op->one[i];
+        const sl_str *nm = &q.topics[i];
+        sl_wb wb;
+        one->op = op;
+        snprintf(one->name, sizeof(one->name), "%.*s",
+                 nm->p ? (int)(nm->len < 255 ? nm->len : 255) : 0,
+                 nm->p ? nm->p : "");
+        if (!sl_meta_topic_find(&b->cluster->image, one->name)) {
+            one->rc = SL_ERR_UNKNOWN_TOPIC;
+            snprintf(one->msg, sizeof(one->msg),
+                     "unknown topic '%.200s' (not in the cluster's "
+                     "metadata)",
+                     one->name);
+            continue;
+        }
+        sl_wb_init(&wb, 64);
+        sl_meta_enc_delete_topic(&wb, one->name);
+        one->rc = wb.err ? SL_ERR_NOMEM
+                         : sl_bcluster_propose(b, wb.p, wb.len, delete_done,
+                                               one);
+        sl_wb_fini(&wb);
+        if (one->rc == SL_OK)
+            proposed++;
+        else
+            snprintf(one->msg, sizeof(one->msg),
+                     "cannot delete through the cluster now: %s; retry",
+                     sl_strerror(one->rc));
+    }
+    op->left = proposed;
+    if (proposed == 0) {
+        create_reply(op);
+        create_op_free(op);
+    } else {
+        sl_reply_set_cancel(r, create_cancel, op);
+    }
+out:
+    sl_arena_fini(&a);
 }
 
 /* Client appends (PRODUCE, STOMP SEND) go to the partition's leader only:
@@ -1147,6 +1269,9 @@ void sl_bcluster_stop(sl_broker *b)
     if (bc->reg_ev)
         event_free(bc->reg_ev);
     sl_meta_fini(&bc->image);
+    for (size_t i = 0; i < bc->nknown; i++)
+        free(bc->known[i]);
+    free(bc->known);
     free(bc);
     b->cluster = NULL;
 }

@@ -61,8 +61,8 @@ static sl_err tp_get(sl_broker *b, const char *topic, int32_t partition,
         if (create == SL_OPS_NO_CREATE ||
             (create == SL_OPS_AUTO_CREATE && !b->cfg.auto_create_topics))
             return SL_ERR_UNKNOWN_TOPIC;
-        if (create == SL_OPS_AUTO_CREATE && b->auto_create)
-            return b->auto_create(b, topic); /* cluster: via the quorum */
+        if (b->auto_create) /* cluster: via the quorum, DLQs too */
+            return b->auto_create(b, topic);
         rc = sl_topics_create(b->topics, topic, 0, NULL, NULL, 0, &t, err,
                               sizeof(err));
         if (rc != SL_OK) {

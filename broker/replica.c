@@ -613,6 +613,19 @@ void sl_replicas_free(sl_replicas *rs)
 
 static void leaders_update(sl_replicas *rs);
 
+void sl_replicas_topic_deleted(sl_replicas *rs, const char *topic)
+{
+    /* reset, not freed: an ISR change in flight still points at it */
+    for (size_t h = 0; h < LP_BUCKETS; h++)
+        for (lpart *lp = rs->lparts[h]; lp; lp = lp->next)
+            if (!strcmp(lp->topic, topic)) {
+                lp->n = 0;
+                lp->leading = 0;
+                lp->verified_epoch = -1;
+                lp->verifying = 0;
+            }
+}
+
 void sl_replicas_update(sl_replicas *rs)
 {
     const sl_meta *m = rs->image;

@@ -22,6 +22,9 @@ void sl_replicas_free(sl_replicas *rs); /* accepts NULL */
 /* The image changed: start, retarget or drop fetchers; re-evaluate the
  * high-water marks of the partitions this node leads. */
 void sl_replicas_update(sl_replicas *rs);
+/* A topic was deleted: forget what the leader's side knew of it (a topic
+ * created again under its name starts afresh). */
+void sl_replicas_topic_deleted(sl_replicas *rs, const char *topic);
 /* The leader's side: a follower's FETCH (version 2) reported its log ends
  * and durable offsets. */
 void sl_replicas_on_fetch(sl_replicas *rs, const sl_fetch_req *q);
