@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""bench/cluster_failover.py BUILD_DIR [KILLS] - failover time of a 3-node
+"""bench/cluster_failover.py BUILD_DIR [KILLS] [--load] - failover time of a 3-node
 cluster (issue 13): a topic with RF 3, min-insync-replicas 2; the leader of
 its partition is kill -9ed; the time from the kill to the first durable
 produce acknowledged by the new leader (tried on every survivor in turn,
@@ -11,21 +11,88 @@ The cluster runs with the test harness's timings (tests/cluster/
 cluster_harness.py): cluster-session-timeout-ms 1500, election timeout
 500 ms, heartbeat 50 ms. Failover time is dominated by the session
 timeout (the controller fences the dead node after it).
+
+--load: the same, while three loader threads keep every node busy: each
+writes batches of 50 records of 100 bytes with acks=durable, 8 in
+flight, to one partition of a second topic `load` (3 partitions, RF 3, so
+each node leads one and follows two), following its partition's leader
+when it moves. Prints the load's records/s over the run too.
 """
 import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
-build = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
-kills = int(sys.argv[2]) if len(sys.argv) > 2 else 20
+args = [a for a in sys.argv[1:] if a != "--load"]
+load = "--load" in sys.argv[1:]
+build = os.path.abspath(args[0] if args else "build")
+kills = int(args[1]) if len(args) > 1 else 20
 here = os.path.dirname(os.path.abspath(__file__))
 os.environ["SLUICE_BIN_DIR"] = os.path.join(build, "bin")
 sys.path.insert(0, os.path.join(here, "..", "tests", "cluster"))
 import cluster_harness  # noqa: E402
 from test_cluster_failover import parse, same_everywhere  # noqa: E402
 from test_cluster_failover import wait_all_up  # noqa: E402
+sys.path.insert(0, os.path.join(here, "..", "tests", "harness"))
+import sluice_wire  # noqa: E402
+
+
+WINDOW = 8
+
+
+class Loader(threading.Thread):
+    """Durable batches to one partition of `load`, to its leader."""
+
+    def __init__(self, c, p):
+        super().__init__(daemon=True)
+        self.c, self.p = c, p
+        self.stop = threading.Event()
+        self.records = 0
+        self.values = [b"x" * 100] * 50
+        self.body = sluice_wire.produce_body(
+            sluice_wire.ACKS_DURABLE,
+            {"load": {p: sluice_wire.encode_batch(self.values)}})
+
+    def leader(self):
+        for n in (1, 2, 3):
+            if not self.c.nodes[n].running():
+                continue
+            try:
+                v = self.c.describe(n, "load")
+            except subprocess.TimeoutExpired:
+                continue
+            if v and len(v) == 3:
+                ldr = parse(v)[self.p][0]
+                if ldr > 0 and self.c.nodes[ldr].running():
+                    return ldr
+        return None
+
+    def run(self):
+        while not self.stop.is_set():
+            ldr = self.leader()
+            if not ldr:
+                self.stop.wait(0.05)
+                continue
+            try:
+                with sluice_wire.Client(self.c.nodes[ldr].binary_addr,
+                                        timeout=5) as cl:
+                    # WINDOW requests in flight, answered in order
+                    inflight = 0
+                    while not self.stop.is_set():
+                        while inflight < WINDOW:
+                            cl.send(sluice_wire.API_PRODUCE, self.body)
+                            inflight += 1
+                        _, body = cl.recv()
+                        inflight -= 1
+                        r = sluice_wire.decode_produce(body)[("load",
+                                                              self.p)]
+                        if r["error"]:
+                            break
+                        self.records += len(self.values)
+            except (OSError, ConnectionError, AssertionError):
+                pass
 
 
 def produce_one(c, nid, i):
@@ -46,11 +113,20 @@ def main():
         c = cluster_harness.Cluster(tmp, n=3,
                                     extra=["--log-level", "warn"])
         c.start()
+        loaders = []
         try:
             wait_all_up(c, all3)
             c.cli(1, "topic", "create", "f", "--partitions", "1",
                   "--replication-factor", "3")
             c.wait(lambda: same_everywhere(c, "f", all3, 1), "f")
+            if load:
+                c.cli(1, "topic", "create", "load", "--partitions", "3",
+                      "--replication-factor", "3")
+                c.wait(lambda: same_everywhere(c, "load", all3, 3), "load")
+                loaders = [Loader(c, p) for p in range(3)]
+                for ld in loaders:
+                    ld.start()
+                t_load = time.monotonic()
             seq = 0
             for k in range(kills):
                 def full():
@@ -78,7 +154,14 @@ def main():
                       "%.3f s" % (k + 1, pl, dt), flush=True)
                 c.restart(pl)
                 wait_all_up(c, all3)
+            if loaders:
+                rate = sum(ld.records for ld in loaders) / (
+                    time.monotonic() - t_load)
+                print("load: %.0f records/s (durable, 100 B) over the run" %
+                      rate)
         finally:
+            for ld in loaders:
+                ld.stop.set()
             c.stop_all()
     times.sort()
 
