@@ -496,6 +496,7 @@ void stomp_h_commit(stomp_conn *c, const sl_stomp_frame *f, int abort)
         const uint8_t *bp;
         size_t blen;
         int64_t base, next;
+        int fwd = 0;
         if (o->cmd != SL_STOMP_SEND || o->partition < 0)
             continue;
         sl_bb_init(&bb, SL_CODEC_NONE);
@@ -517,7 +518,20 @@ void stomp_h_commit(stomp_conn *c, const sl_stomp_frame *f, int abort)
             rc = sl_ops_append(c->s->b, o->topic, o->partition,
                                SL_OPS_AUTO_CREATE, (uint8_t *)bp, blen, &base,
                                &next);
-        if (rc == SL_OK) {
+        if (rc == SL_ERR_NOT_LEADER) {
+            /* cluster: another node leads it; the COMMIT's receipt waits
+             * for that leader's durable ack (docs/cluster.md 5.1) */
+            sl_wait_hold(w);
+            rc = sl_ops_forward_append(c->s->b, o->topic, o->partition, bp,
+                                       blen, 1, stomp_wait_cb, w);
+            if (rc != SL_OK)
+                sl_wait_release(w, SL_OK); /* the failure is reported below */
+            else
+                fwd = 1; /* no local durable wait */
+        }
+        if (fwd) {
+            /* the leader's answer releases w */
+        } else if (rc == SL_OK) {
             sl_ops_wait *ow = NULL;
             sl_wait_hold(w);
             rc = sl_ops_wait_durable(c->s->b, o->topic, o->partition, next,

@@ -28,6 +28,26 @@ def cluster(tmp_path):
     c.stop_all()
 
 
+def ready(c):
+    """wait_all_up, and every node's own metadata holds every node's client
+    address: a node forwards a SEND to the address its own copy names
+    (before a node registered, forwarding to it fails with NOT_LEADER)."""
+    all3 = [1, 2, 3]
+    ldr = wait_all_up(c, all3)
+
+    def registered():
+        for n in all3:
+            p = c.cli(n, "cluster", "status", check=False)
+            lines = [ln for ln in p.stdout.splitlines()
+                     if ln.startswith("node ") and " raft " in ln]
+            if len(lines) != 3 or not all(" binary 127.0.0.1:" in ln
+                                          for ln in lines):
+                return False
+        return True
+    c.wait(registered, "every node's address in every node's metadata")
+    return ldr
+
+
 def stomp(c, nid):
     r = Raw(c.nodes[nid].stomp_addr[1], timeout=60)
     assert r.connect().command == "CONNECTED"
@@ -42,7 +62,7 @@ def read_all(c, nid, topic, p, n):
 def test_send_to_any_node_reaches_every_partition_leader(cluster):
     c = cluster
     all3 = [1, 2, 3]
-    ldr = wait_all_up(c, all3)
+    ldr = ready(c)
     c.cli(ldr, "topic", "create", "s", "--partitions", "3",
           "--replication-factor", "3")
     view = parse(c.wait(lambda: same_everywhere(c, "s", all3, 3), "s"))
@@ -93,7 +113,7 @@ def test_receipt_of_a_forwarded_send_waits_for_the_isr(cluster):
     and F has the record."""
     c = cluster
     all3 = [1, 2, 3]
-    ldr = wait_all_up(c, all3)
+    ldr = ready(c)
     c.cli(ldr, "topic", "create", "one", "--partitions", "1",
           "--replication-factor", "3")
     lead = parse(c.wait(lambda: same_everywhere(c, "one", all3, 1),
@@ -128,7 +148,7 @@ def test_forwarded_send_to_a_dead_leader_gets_an_error(cluster):
     and once a new leader is elected SENDs are forwarded there."""
     c = cluster
     all3 = [1, 2, 3]
-    ldr = wait_all_up(c, all3)
+    ldr = ready(c)
     c.cli(ldr, "topic", "create", "k", "--partitions", "1",
           "--replication-factor", "3")
     lead = parse(c.wait(lambda: same_everywhere(c, "k", all3, 1),
@@ -164,7 +184,7 @@ def test_topic_subscriber_on_any_node_gets_every_partition(cluster):
     so it sees what is SENT through any node, led anywhere."""
     c = cluster
     all3 = [1, 2, 3]
-    ldr = wait_all_up(c, all3)
+    ldr = ready(c)
     c.cli(ldr, "topic", "create", "b", "--partitions", "3",
           "--replication-factor", "3")
     c.wait(lambda: same_everywhere(c, "b", all3, 3), "b")
@@ -187,3 +207,28 @@ def test_topic_subscriber_on_any_node_gets_every_partition(cluster):
         assert sorted(got) == want, (nid, got)
         r.close()
     w.close()
+
+
+def test_transaction_commit_through_a_follower(cluster):
+    """SENDs inside a transaction, on a node that does not lead the
+    partition: COMMIT forwards them to the leader, and its receipt comes
+    once the leader acknowledged them durably."""
+    c = cluster
+    all3 = [1, 2, 3]
+    ldr = ready(c)
+    c.cli(ldr, "topic", "create", "tx", "--partitions", "1",
+          "--replication-factor", "3")
+    lead = parse(c.wait(lambda: same_everywhere(c, "tx", all3, 1),
+                        "tx"))[0][0]
+    f = next(n for n in all3 if n != lead)
+    r = stomp(c, f)
+    r.send("BEGIN", {"transaction": "t1"})
+    for i in range(5):
+        r.send("SEND", {"destination": "/queue/tx", "transaction": "t1",
+                        "persistent": "true"}, "t-%d" % i)
+    r.send("COMMIT", {"transaction": "t1", "receipt": "c1"})
+    assert r.expect("RECEIPT").headers["receipt-id"] == "c1"
+    r.close()
+    for n in all3:
+        assert c.ends(n, "tx") == [5]
+    assert read_all(c, lead, "tx", 0, 5) == ["t-%d" % i for i in range(5)]

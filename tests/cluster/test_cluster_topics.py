@@ -11,7 +11,8 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import cluster_harness  # noqa: E402
-from test_cluster_failover import parse, same_everywhere, wait_all_up  # noqa
+from test_cluster_failover import parse, same_everywhere  # noqa: E402
+from test_cluster_stomp import ready  # noqa: E402
 
 
 @pytest.fixture
@@ -29,7 +30,7 @@ def topics(c, nid):
 def test_delete_topic_goes_through_the_quorum(cluster):
     c = cluster
     all3 = [1, 2, 3]
-    ldr = wait_all_up(c, all3)
+    ldr = ready(c)
     f = next(n for n in all3 if n != ldr)
     c.cli(ldr, "topic", "create", "gone", "--partitions", "2")
     c.cli(ldr, "topic", "create", "kept", "--partitions", "1")
@@ -67,7 +68,7 @@ def test_delete_topic_goes_through_the_quorum(cluster):
 def test_dead_letter_topic_is_created_through_the_quorum(cluster):
     c = cluster
     all3 = [1, 2, 3]
-    ldr = wait_all_up(c, all3)
+    ldr = ready(c)
     c.cli(ldr, "topic", "create", "orders", "--partitions", "1")
     pl = parse(c.wait(lambda: same_everywhere(c, "orders", all3, 1),
                       "orders"))[0][0]
