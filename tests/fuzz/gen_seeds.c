@@ -71,7 +71,7 @@ static void requests(sl_wb *wb)
     sl_handshake_req hs = {SL_STR_LIT("fuzz"), 0, NULL};
     sl_handshake_req_encode(wb, 1, &hs);
     put_wb("request", "handshake", wb);
-    sl_metadata_req md = {1, &topic};
+    sl_metadata_req md = {.ntopics = 1, .topics = &topic};
     sl_metadata_req_encode(wb, 2, &md);
     put_wb("request", "metadata", wb);
     sl_create_topic ct = {topic, 3, 1, &kv};
@@ -177,10 +177,11 @@ static void responses(sl_wb *wb)
                             SL_STR_LIT("0.1.0"), 1 << 26, 1, &ar};
     sl_handshake_resp_encode(wb, 1, &hs);
     response(wb, 0, "handshake");
-    sl_meta_part mp = {0, 0, 10};
+    sl_meta_part mp = {.partition = 0, .start_offset = 0, .end_offset = 10};
     sl_kv kv = {SL_STR_LIT("flush"), SL_STR_LIT("always")};
     sl_meta_topic mt = {topic, 0, 1, &mp, 1, &kv};
-    sl_metadata_resp md = {0, {NULL, 0}, 1, &mt};
+    sl_metadata_resp md = {
+        .error = 0, .error_msg = {NULL, 0}, .ntopics = 1, .topics = &mt};
     sl_metadata_resp_encode(wb, 2, &md);
     response(wb, 1, "metadata");
     sl_topic_result tr = {topic, 36, SL_STR_LIT("topic exists")};
