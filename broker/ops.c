@@ -277,7 +277,8 @@ sl_err sl_ops_append(sl_broker *b, const char *topic, int32_t partition,
                      int64_t *base_out, int64_t *next_out)
 {
     sl_tpart *tp;
-    int64_t base;
+    int64_t base, next = -1;
+    int dup = 0;
     sl_err rc;
 
     if (b->append_guard && !b->replicating) {
@@ -288,7 +289,16 @@ sl_err sl_ops_append(sl_broker *b, const char *topic, int32_t partition,
     rc = tp_get(b, topic, partition, create, &tp);
     if (rc != SL_OK)
         return rc;
-    rc = sl_part_append(tp->part, batch, len, sl_now_ms(), &base);
+    rc = sl_part_append_ex(tp->part, batch, len, sl_now_ms(),
+                           b->replicating ? SL_PART_APPEND_REPLICA : 0, &base,
+                           &next, &dup);
+    if (dup || rc == SL_ERR_DUPLICATE_SEQUENCE) { /* a producer's retry */
+        if (base_out && dup)
+            *base_out = base;
+        if (next_out)
+            *next_out = next;
+        return rc;
+    }
     if (rc != SL_OK) {
         sl_log(SL_DEBUG, "ops", "append to %s/%d failed: %s", topic, partition,
                sl_strerror(rc));

@@ -169,6 +169,14 @@ sl_err sl_ops_part(sl_broker *b, const char *topic, int32_t partition,
  * _PARTITION / SL_ERR_INVALID_TOPIC, SL_ERR_MALFORMED / SL_ERR_CORRUPT
  * (bad batch), SL_ERR_TOO_LARGE, SL_ESYS(ENOSPC) etc., SL_ERR_STORAGE;
  * nothing is appended then.
+ *
+ * Idempotent producer (docs/cluster.md 4): a batch with producer_id >= 0
+ * that repeats one of the producer's last 5 batches appends nothing and
+ * returns SL_OK with the original base offset and *next_out after it (the
+ * caller's durable wait covers the original); an older repeat returns
+ * SL_ERR_DUPLICATE_SEQUENCE with *next_out an offset it lies below;
+ * SL_ERR_OUT_OF_ORDER_SEQUENCE and SL_ERR_PRODUCER_FENCED refuse it.
+ * While b->replicating (a follower's copy) the batch is only recorded.
  */
 sl_err sl_ops_append(sl_broker *b, const char *topic, int32_t partition,
                      enum sl_ops_create create, uint8_t *batch, size_t len,

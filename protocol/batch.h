@@ -109,6 +109,13 @@ sl_err sl_batch_verify(const uint8_t *p, size_t len, sl_batch_hdr *h);
 /* Compute the CRC the batch at p (of total size len) should carry. */
 uint32_t sl_batch_compute_crc(const uint8_t *p, size_t len);
 
+/* Idempotent producer sequences (docs/protocol.md 4.5): seq + n in
+ * sequence space, 0..INT32_MAX wrapping to 0 as Kafka's. */
+static inline int32_t sl_seq_add(int32_t seq, int64_t n)
+{
+    return (int32_t)(((int64_t)seq + n) % ((int64_t)INT32_MAX + 1));
+}
+
 /* Write the base offset into a batch buffer (does not touch the CRC). */
 static inline void sl_batch_set_base_offset(uint8_t *p, int64_t off)
 {

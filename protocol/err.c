@@ -53,6 +53,13 @@ static const struct {
                                     "min-insync-replicas"},
     [SL_ERR_AUTHORIZATION_FAILED] = {"SL_ERR_AUTHORIZATION_FAILED",
                                      "not authorized"},
+    [SL_ERR_OUT_OF_ORDER_SEQUENCE] = {"SL_ERR_OUT_OF_ORDER_SEQUENCE",
+                                      "producer sequence out of order"},
+    [SL_ERR_PRODUCER_FENCED] = {"SL_ERR_PRODUCER_FENCED",
+                                "producer epoch fenced by a newer one"},
+    [SL_ERR_DUPLICATE_SEQUENCE] = {"SL_ERR_DUPLICATE_SEQUENCE",
+                                   "batch already stored (duplicate "
+                                   "sequence)"},
 };
 
 static const char *errno_name(int e)

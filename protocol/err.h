@@ -50,6 +50,13 @@ typedef enum sl_err {
                                         than min-insync-replicas */
     SL_ERR_AUTHORIZATION_FAILED = 34, /* authenticated, but no rule allows
                                          the operation on the resource */
+    SL_ERR_OUT_OF_ORDER_SEQUENCE = 35, /* idempotent producer: the batch's
+                                          sequence is not the next one */
+    SL_ERR_PRODUCER_FENCED = 36,  /* idempotent producer: an older epoch
+                                     than the producer id's current one */
+    SL_ERR_DUPLICATE_SEQUENCE = 37, /* idempotent producer: a retry of a
+                                       batch stored long ago; success, its
+                                       offset is no longer known */
     SL_ERR__END                 /* not an error: one past the last */
 } sl_err;
 

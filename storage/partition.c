@@ -28,6 +28,7 @@
 
 #include "protocol/log.h"
 #include "storage/fsutil.h"
+#include "storage/producer_state.h"
 
 /* Segments modified this recently are fdatasynced on open. */
 #define SL_RECENT_MS (120 * 1000)
@@ -456,6 +457,7 @@ void sl_part_free(sl_part *p)
 {
     if (!p)
         return;
+    sl_part__idem_free(p);
     for (size_t i = 0; i < p->nsegs; i++) {
         if (sl_seg_write_index(p->segs[i], 1) != SL_OK)
             sl_log(SL_WARN, "storage", "%s: writing index entries: %s", p->dir,
@@ -510,9 +512,11 @@ sl_err sl_part_destroy(sl_part *p)
 static sl_err roll(sl_part *p, int64_t now_ms)
 {
     sl_seg *s, *old = active(p);
+    sl_err rc;
+    sl_part__idem_roll(p, now_ms); /* snapshot at the new segment's base */
     /* created_ms starts at the first append (sl_part_append), so an idle
      * partition does not roll empty segments. */
-    sl_err rc = sl_seg_create(p->dir, p->next_offset, -1, &s);
+    rc = sl_seg_create(p->dir, p->next_offset, -1, &s);
     if (rc != SL_OK)
         return rc;
     rc = segs_push(p, s);
@@ -542,17 +546,38 @@ static sl_err roll(sl_part *p, int64_t now_ms)
 sl_err sl_part_append(sl_part *p, uint8_t *batch, size_t len, int64_t now_ms,
                       int64_t *base_out)
 {
+    return sl_part_append_ex(p, batch, len, now_ms, 0, base_out, NULL, NULL);
+}
+
+sl_err sl_part_append_ex(sl_part *p, uint8_t *batch, size_t len,
+                         int64_t now_ms, unsigned flags, int64_t *base_out,
+                         int64_t *next_out, int *dup)
+{
     sl_batch_hdr h;
     sl_seg *s;
-    int fatal = 0;
+    int fatal = 0, isdup = 0;
     sl_err rc;
 
+    if (dup)
+        *dup = 0;
     if (atomic_load(&p->failed))
         return SL_ERR_STORAGE;
     rc = sl_batch_verify(batch, len, &h);
     if (rc != SL_OK)
         return rc;
     s = active(p);
+    if (!p->ps_opened) /* first append since open: producer_state.c */
+        sl_part__idem_open(p);
+    if (h.producer_id >= 0) { /* idempotent producer: producer_state.c */
+        int64_t nx = -1;
+        rc = sl_part__idem_check(p, &h, flags, now_ms, &isdup, base_out, &nx);
+        if (next_out && (isdup || rc == SL_ERR_DUPLICATE_SEQUENCE))
+            *next_out = nx;
+        if (dup)
+            *dup = isdup;
+        if (rc != SL_OK || isdup)
+            return rc;
+    }
     if (s->size > 0 &&
         (s->size + len > p->cfg.segment_bytes ||
          (p->cfg.segment_ms >= 0 && s->created_ms >= 0 &&
@@ -607,7 +632,11 @@ sl_err sl_part_append(sl_part *p, uint8_t *batch, size_t len, int64_t now_ms,
     p->next_offset += h.record_count;
     atomic_store(&p->end_a, p->next_offset);
     pthread_mutex_unlock(&p->mu);
+    if (h.producer_id >= 0)
+        sl_part__idem_record(p, &h, now_ms);
     *base_out = h.base_offset;
+    if (next_out)
+        *next_out = p->next_offset;
     return SL_OK;
 }
 
@@ -1067,6 +1096,7 @@ sl_err sl_part_truncate(sl_part *p, int64_t offset)
     p->trunc_gen++;
     pthread_mutex_unlock(&p->mu);
     p->gen++;
+    sl_part__idem_cut(p, offset); /* rebuilt from the kept log when needed */
     {
         size_t k = 0; /* damaged ranges that were cut away are gone */
         for (size_t i = 0; i < p->nbad; i++)

@@ -99,6 +99,30 @@ const sl_part_cfg *sl_part_get_cfg(const sl_part *p);
 sl_err sl_part_append(sl_part *p, uint8_t *batch, size_t len, int64_t now_ms,
                       int64_t *base_out);
 
+/*
+ * sl_part_append with the idempotent producer (docs/cluster.md 4,
+ * storage/producer_state.h). A batch whose producer_id is >= 0 is checked
+ * against the partition's producer state first:
+ *  - a retry of one of the producer's last 5 batches: nothing appended,
+ *    SL_OK with *dup = 1, *base_out = the original base offset and
+ *    *next_out = the offset after that batch;
+ *  - SL_ERR_DUPLICATE_SEQUENCE: an older retry (stored, offset no longer
+ *    known); *next_out = an offset it lies below;
+ *  - SL_ERR_OUT_OF_ORDER_SEQUENCE, SL_ERR_PRODUCER_FENCED, nothing
+ *    appended.
+ * flags SL_PART_APPEND_REPLICA: a follower's copy of its leader's batch:
+ * recorded, never refused for its sequence. dup and next_out may be NULL.
+ * @thread loop
+ */
+#define SL_PART_APPEND_REPLICA 1u
+sl_err sl_part_append_ex(sl_part *p, uint8_t *batch, size_t len,
+                         int64_t now_ms, unsigned flags, int64_t *base_out,
+                         int64_t *next_out, int *dup);
+/* The epoch and last sequence the partition knows for producer pid
+ * (tests, tools). SL_ERR_NOT_FOUND. @thread loop */
+sl_err sl_part_producer(sl_part *p, int64_t pid, int16_t *epoch,
+                        int32_t *last_seq);
+
 /* Earliest offset still stored (log start). @thread loop */
 int64_t sl_part_start_offset(const sl_part *p);
 /* Next offset to be assigned (log end). @thread loop */

@@ -103,11 +103,36 @@ struct sl_part {
     size_t nbad;
     _Atomic uint64_t bad_total;
     uint64_t rd_records, rd_bytes; /* loop: handed out by sl_part_read */
+    struct sl_pstate *ps; /* loop: idempotent producers; NULL until first
+                             needed (producer_state.c) */
+    int ps_files;         /* loop: a .producers snapshot exists */
+    int ps_opened;        /* loop: sl_part__idem_open ran */
     /* Flusher bookkeeping, guarded by the flusher's own mutex. */
     int fl_pending;
     int fl_touched; /* in the journal's set to checkpoint */
     int64_t fl_due_ms;
 };
+
+/* ---- producer_state.c: the idempotent producer's hooks ------------- */
+
+/* Before appending h (producer_id >= 0): build the state if needed, then
+ * check it (sl_pstate_check; with SL_PART_APPEND_REPLICA only the fields'
+ * signs). */
+sl_err sl_part__idem_check(sl_part *p, const sl_batch_hdr *h, unsigned flags,
+                           int64_t now_ms, int *dup, int64_t *base,
+                           int64_t *next);
+/* After appending h (base_offset assigned). */
+void sl_part__idem_record(sl_part *p, const sl_batch_hdr *h, int64_t now_ms);
+/* Before the first append since open (a roll, a truncation): delete
+ * snapshots above the log end (its tail was cut by recovery), note
+ * whether one is left. One directory listing per partition and run. */
+void sl_part__idem_open(sl_part *p);
+/* Before a roll: snapshot the state at p->next_offset. */
+void sl_part__idem_roll(sl_part *p, int64_t now_ms);
+/* The log was cut back to end (recovery, truncation): forget the state,
+ * delete snapshots above end. */
+void sl_part__idem_cut(sl_part *p, int64_t end);
+void sl_part__idem_free(sl_part *p);
 
 /* ---- fdcache.c: the bounded LRU of open .log descriptors ------------- */
 
