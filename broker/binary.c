@@ -633,7 +633,7 @@ static void h_produce(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
             sl_produce_part *pp = &pt->parts[p];
             sl_produce_part_resp *pr = &rt->parts[p];
             size_t off = 0, boff, blen;
-            int64_t base, next = -1;
+            int64_t base, next = -1, old_next = -1;
             sl_err rc = trc, frc = SL_OK;
             int nb = 0;
 
@@ -647,14 +647,46 @@ static void h_produce(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
                 rc = b->durable_guard(b, name, (int32_t)pp->partition);
             while (rc == SL_OK && sl_records_next(pp->records, pp->records_len,
                                                   &off, &boff, &blen, &frc)) {
+                int64_t n2 = -1;
                 rc = sl_ops_append(b, name, (int32_t)pp->partition,
                                    SL_OPS_AUTO_CREATE, pp->records + boff, blen,
-                                   &base, &next);
-                if (rc == SL_OK && nb++ == 0)
-                    pr->base_offset = base;
+                                   &base, &n2);
+                if (rc == SL_ERR_DUPLICATE_SEQUENCE && nb == 0) {
+                    /* an old retry, stored before (docs/cluster.md 4):
+                     * answered with this code once durable up to n2 */
+                    old_next = n2 > old_next ? n2 : old_next;
+                    rc = SL_OK;
+                    continue;
+                }
+                if (rc == SL_OK) {
+                    next = n2;
+                    if (nb++ == 0)
+                        pr->base_offset = base;
+                }
             }
             if (rc == SL_OK && frc != SL_OK)
                 rc = frc;
+            if (rc == SL_OK && nb == 0 && old_next >= 0) {
+                pr->error = SL_ERR_DUPLICATE_SEQUENCE;
+                if (q.acks == SL_ACKS_DURABLE) {
+                    produce_wait *pw = &x->waits[x->nwaits];
+                    sl_ops_wait *w = NULL;
+                    sl_err wrc;
+                    pw->ctx = x;
+                    pw->pr = pr;
+                    wrc = sl_ops_wait_durable(b, name, (int32_t)pp->partition,
+                                              old_next, produce_durable_cb, pw,
+                                              &w);
+                    if (wrc != SL_OK) {
+                        pr->error = wrc;
+                    } else if (w) {
+                        pw->w = w;
+                        x->nwaits++;
+                        x->pending++;
+                    }
+                }
+                continue;
+            }
             if (rc == SL_OK && nb == 0)
                 rc = SL_ERR_MALFORMED; /* no batch at all */
             if (rc != SL_OK) {
@@ -1192,4 +1224,5 @@ void sl_binary_init(sl_broker *b)
     sl_binary_register(b, SL_API_PRODUCE, 1, 1, h_produce);
     sl_binary_register(b, SL_API_FETCH, 1, 2, h_fetch);
     sl_binary_register(b, SL_API_LIST_OFFSETS, 1, 1, h_list_offsets);
+    sl_producer_id_init(b);
 }

@@ -52,6 +52,9 @@ struct sl_broker {
      * own appends, which the guard lets through */
     sl_err (*append_guard)(sl_broker *b, const char *topic, int32_t part);
     int replicating;
+    /* producer_id.c: the next producer id counter and the end of the
+     * block reserved in DATA/producer-ids (-1: not read yet) */
+    int64_t pid_next, pid_end;
     /* cluster.c: a durable produce to a partition whose ISR is below
      * min-insync-replicas is refused before it is appended */
     sl_err (*durable_guard)(sl_broker *b, const char *topic, int32_t part);
@@ -200,6 +203,8 @@ void sl_server_check_stopped(sl_broker *b);
 
 /* binary.c */
 void sl_binary_init(sl_broker *b);
+/* INIT_PRODUCER_ID (producer_id.c); sl_binary_init calls it. */
+void sl_producer_id_init(sl_broker *b);
 
 /* Dispatch one frame (binary.c's frame cutter -> its table). */
 void sl_binary_dispatch(sl_broker *b, sl_conn *c, sl_req *req, sl_reply *r);

@@ -95,7 +95,9 @@ enum sl_api_key {
     /* authentication (before any other request but HANDSHAKE) */
     SL_API_SASL_HANDSHAKE = 31,
     SL_API_SASL_AUTHENTICATE = 32,
-    SL_API__MAX = 33 /* one past the largest key */
+    /* idempotent producer (docs/cluster.md 4) */
+    SL_API_INIT_PRODUCER_ID = 33,
+    SL_API__MAX = 34 /* one past the largest key */
 };
 
 /* Every api is at version 1. */
@@ -463,6 +465,32 @@ sl_err sl_produce_resp_encode(sl_wb *wb, uint32_t corr,
                               const sl_produce_resp *r);
 sl_err sl_produce_resp_decode(const uint8_t *body, size_t len, sl_arena *a,
                               sl_produce_resp *out);
+
+/* ---- 33 INIT_PRODUCER_ID ---------------------------------------------- */
+
+/* A producer id for the idempotent producer (docs/protocol.md 4.33):
+ * producer_id -1 asks for a new one; an id the client holds, with its
+ * epoch, asks for the next epoch of it (after a failed batch). */
+typedef struct sl_init_pid_req {
+    int64_t producer_id;
+    int16_t producer_epoch;
+} sl_init_pid_req;
+
+typedef struct sl_init_pid_resp {
+    int32_t error;
+    sl_str error_msg;
+    int64_t producer_id;
+    int16_t producer_epoch;
+} sl_init_pid_resp;
+
+sl_err sl_init_pid_req_encode(sl_wb *wb, uint32_t corr,
+                              const sl_init_pid_req *r);
+sl_err sl_init_pid_req_decode(const uint8_t *body, size_t len,
+                              sl_init_pid_req *out);
+sl_err sl_init_pid_resp_encode(sl_wb *wb, uint32_t corr,
+                               const sl_init_pid_resp *r);
+sl_err sl_init_pid_resp_decode(const uint8_t *body, size_t len,
+                               sl_init_pid_resp *out);
 
 /* ---- 6 FETCH ---------------------------------------------------------- */
 

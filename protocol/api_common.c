@@ -44,6 +44,7 @@ static const sl_api_info api_table[] = {
     API(ADMIN, "ADMIN"),
     API(SASL_HANDSHAKE, "SASL_HANDSHAKE"),
     API(SASL_AUTHENTICATE, "SASL_AUTHENTICATE"),
+    API(INIT_PRODUCER_ID, "INIT_PRODUCER_ID"),
 };
 #undef API
 

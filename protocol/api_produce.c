@@ -127,3 +127,60 @@ out:
         *out = o;
     return rc;
 }
+
+/* ---- 33 INIT_PRODUCER_ID ---------------------------------------------- */
+
+sl_err sl_init_pid_req_encode(sl_wb *wb, uint32_t corr,
+                              const sl_init_pid_req *r)
+{
+    size_t st = sl_req_begin(wb, SL_API_INIT_PRODUCER_ID, SL_API_V1, corr);
+    sl_wb_u64(wb, (uint64_t)r->producer_id);
+    sl_wb_u16(wb, (uint16_t)r->producer_epoch);
+    return sl_frame_finish(wb, st);
+}
+
+sl_err sl_init_pid_req_decode(const uint8_t *body, size_t len,
+                              sl_init_pid_req *out)
+{
+    sl_rd rd;
+    sl_init_pid_req o;
+    sl_err rc;
+
+    sl_rd_init(&rd, body, len);
+    o.producer_id = sl_rd_i64(&rd);
+    o.producer_epoch = sl_rd_i16(&rd);
+    rc = sl__rd_end(&rd);
+    if (rc == SL_OK)
+        *out = o;
+    return rc;
+}
+
+sl_err sl_init_pid_resp_encode(sl_wb *wb, uint32_t corr,
+                               const sl_init_pid_resp *r)
+{
+    size_t st;
+    if (r->error != SL_OK)
+        return sl__resp_error(wb, corr, r->error, r->error_msg);
+    st = sl_resp_begin(wb, corr, SL_OK);
+    sl_wb_u64(wb, (uint64_t)r->producer_id);
+    sl_wb_u16(wb, (uint16_t)r->producer_epoch);
+    return sl_frame_finish(wb, st);
+}
+
+sl_err sl_init_pid_resp_decode(const uint8_t *body, size_t len,
+                               sl_init_pid_resp *out)
+{
+    sl_rd rd;
+    sl_init_pid_resp o = {0};
+    sl_err rc;
+
+    sl_rd_init(&rd, body, len);
+    if (sl__rd_resp_status(&rd, &o.error, &o.error_msg)) {
+        o.producer_id = sl_rd_i64(&rd);
+        o.producer_epoch = sl_rd_i16(&rd);
+    }
+    rc = sl__rd_end(&rd);
+    if (rc == SL_OK)
+        *out = o;
+    return rc;
+}

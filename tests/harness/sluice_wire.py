@@ -30,6 +30,7 @@ API_LIST_TOPICS = 4
 API_PRODUCE = 5
 API_FETCH = 6
 API_LIST_OFFSETS = 7
+API_INIT_PRODUCER_ID = 33
 
 ACKS_NONE, ACKS_WRITTEN, ACKS_DURABLE = 0, 1, 2
 OFFSET_LATEST, OFFSET_EARLIEST = -1, -2
@@ -47,6 +48,9 @@ ERR_TOPIC_EXISTS = 9
 ERR_INVALID_CONFIG = 10
 ERR_OFFSET_OUT_OF_RANGE = 11
 ERR_INVALID_TOPIC = 29
+ERR_OUT_OF_ORDER_SEQUENCE = 35
+ERR_PRODUCER_FENCED = 36
+ERR_DUPLICATE_SEQUENCE = 37
 
 # ---- CRC-32C (Castagnoli), reflected polynomial 0x82F63B78 -------------
 
@@ -108,9 +112,12 @@ def _bytes_field(b):
     return varint(len(b)) + b
 
 
-def encode_batch(values, keys=None, headers=None, ts=1700000000000):
+def encode_batch(values, keys=None, headers=None, ts=1700000000000,
+                 producer=None):
     """One uncompressed batch. values: list of bytes (or None); keys:
-    optional list; headers: optional list of lists of (key, value)."""
+    optional list; headers: optional list of lists of (key, value);
+    producer: (producer_id, epoch, base_sequence) of an idempotent
+    producer (docs/protocol.md 4.5), default not idempotent (-1s)."""
     recs = bytearray()
     for i, v in enumerate(values):
         k = keys[i] if keys else None
@@ -127,7 +134,9 @@ def encode_batch(values, keys=None, headers=None, ts=1700000000000):
             body += _bytes_field(hv)
         recs += varint(len(body)) + body
     n = len(values)
-    after_crc = struct.pack("<BHiqqqhiI", 2, 0, n - 1, ts, ts, -1, -1, -1, n)
+    pid, epoch, seq = producer if producer else (-1, -1, -1)
+    after_crc = struct.pack("<BHiqqqhiI", 2, 0, n - 1, ts, ts, pid, epoch,
+                            seq, n)
     after_crc += bytes(recs)
     crc = crc32c(after_crc)
     length = 4 + len(after_crc)  # crc + rest
@@ -332,6 +341,15 @@ def decode_produce(body):
         "log_end_offset": r.i64()})
 
 
+def init_producer_id_body(producer_id=-1, epoch=-1):
+    return struct.pack("<qh", producer_id, epoch)
+
+
+def decode_init_producer_id(body):
+    r = _ok(body)
+    return r.i64(), struct.unpack("<h", struct.pack("<H", r.u16()))[0]
+
+
 def _fetch_part(r):
     d = {"error": r.i32(), "high_watermark": r.i64(),
          "log_start_offset": r.i64(), "log_end_offset": r.i64()}
@@ -460,6 +478,18 @@ class Client:
         if acks == ACKS_NONE:
             self.send(API_PRODUCE, body)
             return None
+        return decode_produce(self.call(API_PRODUCE, body))[(topic,
+                                                              partition)]
+
+    def init_producer_id(self, producer_id=-1, epoch=-1):
+        """(producer_id, epoch) from INIT_PRODUCER_ID (api 33)."""
+        return decode_init_producer_id(self.call(
+            API_INIT_PRODUCER_ID, init_producer_id_body(producer_id, epoch)))
+
+    def produce_batch(self, topic, partition, batch, acks=ACKS_DURABLE):
+        """Send one encoded batch as it is (resend the same bytes to
+        retry); the partition's result dict."""
+        body = produce_body(acks, {topic: {partition: batch}})
         return decode_produce(self.call(API_PRODUCE, body))[(topic,
                                                               partition)]
 

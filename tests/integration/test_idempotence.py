@@ -1,0 +1,148 @@
+"""The idempotent producer over the binary wire (docs/cluster.md 4,
+docs/protocol.md 4.5 and 4.33): a resent batch is stored once, also when
+the broker was killed with -9 between the two sends; out-of-order and
+fenced batches are refused; producer ids are unique across restarts."""
+import os
+import struct
+import subprocess
+
+import sluice_wire as sw
+
+
+def batch(pid, epoch, seq, tag, n=3):
+    return sw.encode_batch([("%s-%d" % (tag, i)).encode() for i in range(n)],
+                           producer=(pid, epoch, seq))
+
+
+def values(c, topic, end):
+    return [r["value"] for r in c.fetch_records(topic, 0, 0, upto=end)]
+
+
+def test_resend_after_kill9_is_stored_once(broker):
+    c = broker.client()
+    assert c.create_topic("idem", 1) == (0, None)
+    pid, epoch = c.init_producer_id()
+    assert pid >= 0 and epoch == 0
+    b0, b1 = batch(pid, epoch, 0, "a"), batch(pid, epoch, 3, "b")
+    r0 = c.produce_batch("idem", 0, b0)
+    r1 = c.produce_batch("idem", 0, b1)
+    assert (r0["error"], r0["base_offset"], r0["last_offset"]) == (0, 0, 2)
+    assert (r1["error"], r1["base_offset"]) == (0, 3)
+    c.close()
+    # the producer never saw the answer to b1 and resends it to the broker
+    # that comes back after a kill -9
+    broker.kill9()
+    broker.start()
+    c = broker.client()
+    r = c.produce_batch("idem", 0, b1)
+    assert (r["error"], r["base_offset"], r["last_offset"]) == (0, 3, 5)
+    assert r["log_end_offset"] == 6
+    r = c.produce_batch("idem", 0, b0)
+    assert (r["error"], r["base_offset"]) == (0, 0)
+    # the next batch goes on from there
+    r = c.produce_batch("idem", 0, batch(pid, epoch, 6, "c"))
+    assert (r["error"], r["base_offset"]) == (0, 6)
+    assert values(c, "idem", 9) == [b"a-0", b"a-1", b"a-2", b"b-0", b"b-1",
+                                    b"b-2", b"c-0", b"c-1", b"c-2"]
+    assert c.list_offset("idem", 0, sw.OFFSET_LATEST) == (0, 9)
+
+
+def test_out_of_order_fenced_and_old_duplicates(broker):
+    c = broker.client()
+    assert c.create_topic("idem2", 1) == (0, None)
+    pid, epoch = c.init_producer_id()
+    sent = [batch(pid, epoch, 3 * i, "x%d" % i) for i in range(8)]
+    for i, b in enumerate(sent):
+        assert c.produce_batch("idem2", 0, b, acks=sw.ACKS_WRITTEN)[
+            "base_offset"] == 3 * i
+    # a gap
+    r = c.produce_batch("idem2", 0, batch(pid, epoch, 30, "gap"))
+    assert (r["error"], r["base_offset"]) == (sw.ERR_OUT_OF_ORDER_SEQUENCE, -1)
+    # older than the last 5 batches: stored, offset no longer known
+    r = c.produce_batch("idem2", 0, sent[0])
+    assert (r["error"], r["base_offset"]) == (sw.ERR_DUPLICATE_SEQUENCE, -1)
+    # a new epoch of the same id starts at 0 and fences the old one
+    pid2, epoch2 = c.init_producer_id(pid, epoch)
+    assert (pid2, epoch2) == (pid, epoch + 1)
+    r = c.produce_batch("idem2", 0, batch(pid, epoch2, 0, "new"))
+    assert (r["error"], r["base_offset"]) == (0, 24)
+    r = c.produce_batch("idem2", 0, batch(pid, epoch, 24, "old"))
+    assert r["error"] == sw.ERR_PRODUCER_FENCED
+    # negative epoch or sequence with a producer id: malformed
+    r = c.produce_batch("idem2", 0, batch(pid, -1, 0, "bad"))
+    assert r["error"] == sw.ERR_MALFORMED
+    assert c.list_offset("idem2", 0, sw.OFFSET_LATEST) == (0, 27)
+    # producer id -1: no deduplication
+    plain = sw.encode_batch([b"p"])
+    assert c.produce_batch("idem2", 0, plain)["base_offset"] == 27
+    assert c.produce_batch("idem2", 0, plain)["base_offset"] == 28
+
+
+def test_producer_ids_unique_across_restarts(broker):
+    c = broker.client()
+    ids = {c.init_producer_id()[0] for _ in range(5)}
+    c.close()
+    broker.kill9()
+    broker.start()
+    c = broker.client()
+    ids |= {c.init_producer_id()[0] for _ in range(5)}
+    c.close()
+    broker.restart()
+    c = broker.client()
+    ids |= {c.init_producer_id()[0] for _ in range(5)}
+    assert len(ids) == 15 and min(ids) >= 0
+    # a malformed request is refused, the connection stays usable
+    err, msg, _ = sw.status(c.call(sw.API_INIT_PRODUCER_ID, b"\x01"))
+    assert err == sw.ERR_MALFORMED and "INIT_PRODUCER_ID" in msg
+    assert c.init_producer_id()[0] not in ids
+
+
+def batch_headers(c, topic, partition=0):
+    """(base_offset, records, producer_id, epoch, base_sequence) of every
+    stored batch, from a raw FETCH."""
+    data = c.fetch(topic, partition, 0)["records"]
+    out, off = [], 0
+    while off + 57 <= len(data):
+        base, length = struct.unpack_from("<qI", data, off)
+        pid, epoch, seq, n = struct.unpack_from("<qhiI", data, off + 39)
+        out.append((base, n, pid, epoch, seq))
+        off += 12 + length
+    return out
+
+
+def sluice_cli(broker, *args, stdin=None):
+    d = os.environ.get("SLUICE_BIN_DIR") or os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "..", "..", "build", "bin")
+    p = subprocess.run([os.path.join(d, "sluice"), "-b",
+                        "%s:%d" % broker.binary_addr] + list(args),
+                       input=stdin, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=60)
+    assert p.returncode == 0, p.stderr.decode()
+
+
+def test_libsluice_stamps_ids_and_sequences(broker):
+    """libsluice (here through the CLI) asks INIT_PRODUCER_ID and numbers
+    each partition's batches from 0; enable.idempotence=false sends -1."""
+    c = broker.client()
+    assert c.create_topic("stamped", 1) == (0, None)
+    lines = b"".join(b"r%d\n" % i for i in range(2000))
+    sluice_cli(broker, "-X", "batch.records=300", "produce", "stamped",
+               stdin=lines)
+    sluice_cli(broker, "-X", "batch.records=300", "produce", "stamped",
+               stdin=lines)
+    sluice_cli(broker, "-X", "enable.idempotence=false", "produce", "stamped",
+               stdin=b"plain\n")
+    hdrs = batch_headers(c, "stamped")
+    assert sum(h[1] for h in hdrs) == 4001
+    runs = {}
+    for base, n, pid, epoch, seq in hdrs[:-1]:
+        assert pid >= 0 and epoch == 0
+        runs.setdefault(pid, []).append((seq, n))
+    assert len(runs) == 2  # one producer id per producer
+    for seqs in runs.values():
+        nxt = 0
+        for seq, n in seqs:
+            assert seq == nxt
+            nxt += n
+        assert nxt == 2000
+    assert hdrs[-1][2:] == (-1, -1, -1)
