@@ -103,7 +103,12 @@ typedef enum sluice_err {
     SLUICE_ERR_COMPRESSION = 31,
     SLUICE_ERR_NOT_LEADER = 32, /* cluster: ask the partition's leader */
     SLUICE_ERR_NOT_ENOUGH_REPLICAS = 33, /* cluster: ISR < min-insync */
-    SLUICE_ERR_AUTHORIZATION_FAILED = 34 /* no rule allows it (issue 16) */
+    SLUICE_ERR_AUTHORIZATION_FAILED = 34, /* no rule allows it (issue 16) */
+    /* idempotent producer (docs/cluster.md 4) */
+    SLUICE_ERR_OUT_OF_ORDER_SEQUENCE = 35, /* a batch before it was lost */
+    SLUICE_ERR_PRODUCER_FENCED = 36,       /* a newer epoch of the id */
+    SLUICE_ERR_DUPLICATE_SEQUENCE = 37     /* broker: stored long ago (the
+                                              producer reports success) */
 } sluice_err;
 
 /* Issue 16's names of the login and permission errors. */
@@ -155,6 +160,13 @@ const char *sluice_errstr(void);
  *   acks                  none | written | durable [durable]
  *                         none: no reply wanted (report sent=ok, offset -1)
  *                         written: appended to the log; durable: fsynced
+ *   enable.idempotence    true | false: the broker stores a batch the
+ *                         producer sends again (after a lost connection
+ *                         or a failover) once: each batch carries a
+ *                         producer id from INIT_PRODUCER_ID and a
+ *                         sequence per partition; off with acks=none
+ *                         [true, as the Java client since Kafka 3.0;
+ *                         librdkafka and confluent-kafka default false]
  *   linger.ms             max wait to fill a batch [5]
  *   batch.size            bytes per partition batch before sending [262144]
  *   batch.records         max records per batch [100000]

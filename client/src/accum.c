@@ -16,6 +16,18 @@ void sl_accum_init(sl_accum *a, size_t batch_size, uint32_t batch_records,
     a->batch_records = batch_records;
     a->linger_ms = linger_ms;
     a->codec = codec;
+    a->pid = -1;
+    a->epoch = -1;
+}
+
+void sl_accum_set_producer(sl_accum *a, int64_t pid, int16_t epoch)
+{
+    a->pid = pid;
+    a->epoch = epoch;
+    for (size_t i = 0; i < a->ntopics; i++)
+        if (a->topics[i].seq)
+            memset(a->topics[i].seq, 0,
+                   (size_t)a->topics[i].nparts * sizeof(int32_t));
 }
 
 static void batch_free(sl_pbatch *b)
@@ -45,6 +57,7 @@ void sl_accum_fini(sl_accum *a)
     for (i = 0; i < a->ntopics; i++) {
         free(a->topics[i].name);
         free(a->topics[i].open);
+        free(a->topics[i].seq);
     }
     free(a->topics);
     memset(a, 0, sizeof(*a));
@@ -85,6 +98,11 @@ int sl_accum_add_topic(sl_accum *a, const char *topic, int32_t nparts)
     }
     t = &a->topics[i];
     if (nparts > t->nparts) {
+        int32_t *seq = realloc(t->seq, (size_t)nparts * sizeof(*seq));
+        if (!seq)
+            return -1;
+        memset(seq + t->nparts, 0, (size_t)(nparts - t->nparts) * sizeof(*seq));
+        t->seq = seq;
         open = realloc(t->open, (size_t)nparts * sizeof(*open));
         if (!open)
             return -1;
@@ -259,8 +277,20 @@ sl_pbatch *sl_accum_take(sl_accum *a, int64_t now_ms, int all, sl_err *err)
         age_unlink(a, b);
         detach_slot(a, b);
     }
-    if (!b->enc)
+    if (!b->enc) {
+        if (a->pid >= 0) { /* stamped once: a resend keeps its sequence */
+            int32_t *seq = &a->topics[b->tidx].seq[b->partition];
+            b->bb.producer_id = a->pid;
+            b->bb.producer_epoch = a->epoch;
+            b->bb.base_sequence = *seq;
+            *seq = sl_seq_add(*seq, b->n);
+        } else {
+            b->bb.producer_id = -1;
+            b->bb.producer_epoch = -1;
+            b->bb.base_sequence = -1;
+        }
         *err = sl_bb_finish(&b->bb, &b->enc, &b->enc_len);
+    }
     a->records -= b->n;
     return b;
 }

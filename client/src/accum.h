@@ -35,6 +35,7 @@ typedef struct sl_accum_topic {
     char *name;
     int32_t nparts;
     sl_pbatch **open; /* nparts slots */
+    int32_t *seq;     /* idempotence: next sequence per partition */
     int32_t sticky;   /* partition for null keys */
 } sl_accum_topic;
 
@@ -51,6 +52,13 @@ typedef struct sl_accum {
     sl_pbatch *spare;                   /* recycled batches */
     uint32_t rr;                        /* sticky round-robin counter */
     int null_rr; /* null keys: next partition per record, not per batch */
+    /* Idempotent producer (docs/cluster.md 4): with pid >= 0, sl_accum_take
+     * stamps pid, epoch and the partition's next sequence into each batch
+     * before it is encoded, once: a batch taken again (ungot, or resent
+     * after a lost connection) keeps its bytes, so the broker recognises
+     * the resend. -1 = not idempotent (the producer ids stay -1). */
+    int64_t pid;
+    int16_t epoch;
 } sl_accum;
 
 void sl_accum_init(sl_accum *a, size_t batch_size, uint32_t batch_records,
@@ -84,6 +92,14 @@ sl_pbatch *sl_accum_take(sl_accum *a, int64_t now_ms, int all, sl_err *err);
 void sl_accum_unget(sl_accum *a, sl_pbatch *b);
 /* Monotonic ms when the oldest open batch is due; INT64_MAX if none. */
 int64_t sl_accum_next_due(const sl_accum *a);
+/* A new producer id or epoch: every partition's sequence restarts at 0
+ * (batches already encoded keep theirs). */
+void sl_accum_set_producer(sl_accum *a, int64_t pid, int16_t epoch);
+/* INIT_PRODUCER_ID on a connection of its own (idem.c): a producer id,
+ * or the next epoch of acc's, set with sl_accum_set_producer. A broker
+ * without the api sets *off (and pid -1). */
+struct sl_cl_cfg;
+sl_err sl_cl_idem_init(const struct sl_cl_cfg *cfg, sl_accum *acc, int *off);
 /* Return a sent batch for reuse. */
 void sl_accum_release(sl_accum *a, sl_pbatch *b);
 

@@ -31,6 +31,7 @@ static const struct key {
     {"retry.backoff.ms", "100", K_INT, 0, 600000, NULL},
     {"max.in.flight", "64", K_INT, 1, 100000, NULL},
     {"acks", "durable", K_ENUM, 0, 0, "none|written|durable"},
+    {"enable.idempotence", "true", K_BOOL, 0, 0, NULL},
     {"linger.ms", "5", K_INT, 0, 600000, NULL},
     {"batch.size", "262144", K_INT, 1, 64 * 1024 * 1024 - 1024, NULL},
     {"batch.records", "100000", K_INT, 1, 10000000, NULL},
@@ -336,6 +337,7 @@ sl_err sl_cl_cfg_load(sl_cl_cfg *cfg, const sluice_conf *conf)
     cfg->retry_backoff_ms = (int)get_int(conf, "retry.backoff.ms");
     cfg->max_in_flight = (int)get_int(conf, "max.in.flight");
     cfg->acks = get_enum(conf, "acks");
+    cfg->idempotence = get_bool(conf, "enable.idempotence");
     cfg->linger_ms = (int)get_int(conf, "linger.ms");
     cfg->batch_size = (size_t)get_int(conf, "batch.size");
     cfg->batch_records = (uint32_t)get_int(conf, "batch.records");

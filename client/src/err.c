@@ -18,6 +18,9 @@ _Static_assert((int)SLUICE_ERR_NOT_LEADER == (int)SL_ERR_NOT_LEADER,
 _Static_assert((int)SLUICE_ERR_AUTHORIZATION_FAILED ==
                    (int)SL_ERR_AUTHORIZATION_FAILED,
                "sluice_err out of sync with sl_err");
+_Static_assert((int)SLUICE_ERR_DUPLICATE_SEQUENCE ==
+                   (int)SL_ERR_DUPLICATE_SEQUENCE,
+               "sluice_err out of sync with sl_err");
 _Static_assert((int)SLUICE_ERR_DISCONNECTED == (int)SL_ERR_DISCONNECTED,
                "sluice_err out of sync with sl_err");
 _Static_assert((int)SLUICE_ERR_SYS_BASE == (int)SL_ESYS_BASE,
@@ -74,6 +77,9 @@ const char *sluice_errname(int err)
         N(ERR_NOT_LEADER),
         N(ERR_NOT_ENOUGH_REPLICAS),
         N(ERR_AUTHORIZATION_FAILED),
+        N(ERR_OUT_OF_ORDER_SEQUENCE),
+        N(ERR_PRODUCER_FENCED),
+        N(ERR_DUPLICATE_SEQUENCE),
 #undef N
     };
     if (SLUICE_ERR_IS_SYS(err))

@@ -51,6 +51,7 @@ typedef struct sl_cl_cfg {
     int retry_backoff_ms;
     int max_in_flight;
     int acks;
+    int idempotence; /* enable.idempotence (producer.c, accum.c) */
     int linger_ms;
     size_t batch_size;
     uint32_t batch_records;

@@ -28,6 +28,17 @@
  * retry list behind them). A lost connection requeues everything in
  * flight on it, in order. Without idempotence a resend of a batch the
  * broker had stored before the connection broke stores it twice.
+ *
+ * Idempotence (enable.idempotence, default on with acks written or
+ * durable; docs/cluster.md 4): before the first batch is encoded the
+ * producer asks INIT_PRODUCER_ID once (idem.c), and accum.c stamps the
+ * id, epoch and each partition's next sequence into every batch when it
+ * encodes it, once; a resent batch keeps its bytes, so the broker answers
+ * a resend of a stored batch with its original offsets instead of
+ * storing it twice. A batch that fails for good leaves a gap in its
+ * partition's sequences, so after any failed batch the producer asks for
+ * the next epoch of its id (sequences restart at 0). A broker without the
+ * api (UNSUPPORTED_API) turns idempotence off for this producer.
  */
 #include <poll.h>
 #include <pthread.h>
@@ -79,6 +90,8 @@ struct sluice_producer {
     int64_t retry_at;                   /* when to route them again */
     size_t nrep;                    /* records in them */
     sl_arena arena;
+    int pid_reset;        /* a stamped batch failed: ask for a new epoch */
+    int pid_off;          /* the broker has no INIT_PRODUCER_ID */
     int64_t wall_off;     /* wall clock - monotonic clock, ms */
     int64_t wall_sync_ms; /* monotonic time wall_off was measured */
 };
@@ -90,6 +103,9 @@ static void report_batch(sluice_producer *p, sl_pbatch *b, int64_t base,
                          sl_err err)
 {
     b->rep_topic = p->acc.topics[b->tidx].name;
+    if (err != SL_OK && b->bb.producer_id >= 0 &&
+        b->bb.producer_id == p->acc.pid && b->bb.producer_epoch == p->acc.epoch)
+        p->pid_reset = 1; /* its sequences have a gap now */
     b->rep_base = err == SL_OK ? base : -1;
     b->rep_err = err;
     b->next = NULL;
@@ -261,6 +277,12 @@ static void handle_produce_resp(sluice_producer *p, inflight *f,
         }
         if (e == SL_ERR_UNKNOWN_TOPIC || e == SL_ERR_UNKNOWN_PARTITION)
             p->meta[b->tidx].confirmed = 0;
+        if (e == SL_ERR_DUPLICATE_SEQUENCE) {
+            /* a resend of a batch stored long ago: delivered, offsets no
+             * longer known (docs/protocol.md 4.5) */
+            e = SL_OK;
+            base = -1;
+        }
         if (e == SL_OK)
             report_batch(p, b, base, e);
         else
@@ -427,6 +449,15 @@ fail:
     return -1;
 }
 
+/* ---- idempotence (idem.c) ------------------------------------------- */
+
+/* Whether batches taken now must carry a (new) producer id first. */
+static int pid_needed(const sluice_producer *p)
+{
+    return p->cfg.idempotence && p->cfg.acks != SL_ACKS_NONE && !p->pid_off &&
+           (p->acc.pid < 0 || p->pid_reset);
+}
+
 /* ---- sending ---------------------------------------------------------- */
 
 /* Fail a batch that cannot be sent. */
@@ -468,7 +499,7 @@ static sl_err send_one(sluice_producer *p, int all, int *sent)
     int64_t now = sl_cl_now_ms();
     sl_produce_req req;
     sl_produce_topic *topics;
-    sl_err rc, ferr;
+    sl_err rc, ferr, init_rc = SL_OK;
     sl_cl_conn *to = NULL, *c;
     inflight *f;
     uint32_t corr;
@@ -478,6 +509,13 @@ static sl_err send_one(sluice_producer *p, int all, int *sent)
     requeue_retries(p);
     if (p->rt.stale)
         sl_cl_route_refresh(&p->rt, &p->arena);
+    if (pid_needed(p) &&
+        sl_accum_next_due(&p->acc) <= (all ? INT64_MAX - 1 : now)) {
+        /* on failure the due batches wait for a retry (or fail) */
+        init_rc = sl_cl_idem_init(&p->cfg, &p->acc, &p->pid_off);
+        if (init_rc == SL_OK)
+            p->pid_reset = 0;
+    }
     while ((b = sl_accum_take(&p->acc, now, all, &ferr))) {
         if (ferr != SL_OK) {
             fail_batch(p, b, ferr);
@@ -524,6 +562,14 @@ static sl_err send_one(sluice_producer *p, int all, int *sent)
     }
     if (!list)
         return SL_OK;
+    if (init_rc != SL_OK) { /* no producer id now: resend them later */
+        while (list) {
+            b = list;
+            list = b->next;
+            retry_or_report(p, b, init_rc);
+        }
+        return SL_OK;
+    }
     /* group by topic (batches of one topic need not be adjacent) */
     sl_arena_reset(&p->arena);
     topics = sl_arena_alloc(&p->arena, nb * sizeof(*topics));

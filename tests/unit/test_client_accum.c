@@ -117,6 +117,72 @@ static void test_batch_by_records_and_linger(void **state)
     sl_accum_fini(&a);
 }
 
+/* Idempotence: each batch is stamped once with the producer id, epoch and
+ * its partition's next sequence; a batch put back and taken again keeps
+ * its bytes; a new epoch restarts every partition at 0. */
+static void test_sequences_stamped_once(void **state)
+{
+    sl_accum a;
+    sl_pbatch *b, *b2;
+    sl_batch_hdr h;
+    sl_err e;
+    int t, full;
+    (void)state;
+
+    sl_accum_init(&a, 1 << 20, 3, 0, SL_CODEC_NONE);
+    t = sl_accum_add_topic(&a, "t", 2);
+    /* not idempotent: -1 everywhere */
+    assert_int_equal(
+        sl_accum_add(&a, t, 0, 1, NULL, 0, "x", 1, NULL, 0, NULL, 0, &full),
+        SL_OK);
+    b = sl_accum_take(&a, 0, 1, &e);
+    assert_int_equal(sl_batch_verify(b->enc, b->enc_len, &h), SL_OK);
+    assert_int_equal(h.producer_id, -1);
+    assert_int_equal(h.base_sequence, -1);
+    sl_accum_release(&a, b);
+    sl_accum_set_producer(&a, 77, 2);
+    for (int i = 0; i < 8; i++) /* partition 0: 3 + 3 + 2 records */
+        assert_int_equal(sl_accum_add(&a, t, 0, 1, NULL, 0, "x", 1, NULL, 0,
+                                      NULL, 0, &full),
+                         SL_OK);
+    assert_int_equal(
+        sl_accum_add(&a, t, 1, 1, NULL, 0, "y", 1, NULL, 0, NULL, 0, &full),
+        SL_OK);
+    int32_t want[] = {0, 3}; /* the two full batches of partition 0 */
+    for (int i = 0; i < 2; i++) {
+        b = sl_accum_take(&a, 0, 0, &e);
+        assert_int_equal(sl_batch_verify(b->enc, b->enc_len, &h), SL_OK);
+        assert_int_equal(h.producer_id, 77);
+        assert_int_equal(h.producer_epoch, 2);
+        assert_int_equal(h.base_sequence, want[i]);
+        if (i == 0) { /* put back, taken again: the same bytes */
+            const uint8_t *enc = b->enc;
+            sl_accum_unget(&a, b);
+            b2 = sl_accum_take(&a, 0, 0, &e);
+            assert_ptr_equal(b2, b);
+            assert_ptr_equal(b2->enc, enc);
+        }
+        sl_accum_release(&a, b);
+    }
+    /* partition 1 has its own series; partition 0 goes on at 6 */
+    for (int i = 0; i < 2; i++) {
+        b = sl_accum_take(&a, 0, 1, &e);
+        assert_int_equal(sl_batch_verify(b->enc, b->enc_len, &h), SL_OK);
+        assert_int_equal(h.base_sequence, b->partition == 0 ? 6 : 0);
+        sl_accum_release(&a, b);
+    }
+    sl_accum_set_producer(&a, 77, 3);
+    assert_int_equal(
+        sl_accum_add(&a, t, 0, 1, NULL, 0, "x", 1, NULL, 0, NULL, 0, &full),
+        SL_OK);
+    b = sl_accum_take(&a, 0, 1, &e);
+    assert_int_equal(sl_batch_verify(b->enc, b->enc_len, &h), SL_OK);
+    assert_int_equal(h.producer_epoch, 3);
+    assert_int_equal(h.base_sequence, 0);
+    sl_accum_release(&a, b);
+    sl_accum_fini(&a);
+}
+
 static void test_batch_by_size_and_flush_all(void **state)
 {
     sl_accum a;
@@ -232,6 +298,7 @@ int main(void)
         cmocka_unit_test(test_batch_by_records_and_linger),
         cmocka_unit_test(test_batch_by_size_and_flush_all),
         cmocka_unit_test(test_sticky_and_keys),
+        cmocka_unit_test(test_sequences_stamped_once),
         cmocka_unit_test(test_null_key_round_robin_survives_early_take),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
