@@ -171,7 +171,7 @@ sl_err sl_ops_part(sl_broker *b, const char *topic, int32_t partition,
  * nothing is appended then.
  *
  * Idempotent producer (docs/cluster.md 4): a batch with producer_id >= 0
- * that repeats one of the producer's last 5 batches appends nothing and
+ * that repeats one of the producer's last 64 batches appends nothing and
  * returns SL_OK with the original base offset and *next_out after it (the
  * caller's durable wait covers the original); an older repeat returns
  * SL_ERR_DUPLICATE_SEQUENCE with *next_out an offset it lies below;

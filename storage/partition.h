@@ -103,7 +103,7 @@ sl_err sl_part_append(sl_part *p, uint8_t *batch, size_t len, int64_t now_ms,
  * sl_part_append with the idempotent producer (docs/cluster.md 4,
  * storage/producer_state.h). A batch whose producer_id is >= 0 is checked
  * against the partition's producer state first:
- *  - a retry of one of the producer's last 5 batches: nothing appended,
+ *  - a retry of one of the producer's last 64 batches: nothing appended,
  *    SL_OK with *dup = 1, *base_out = the original base offset and
  *    *next_out = the offset after that batch;
  *  - SL_ERR_DUPLICATE_SEQUENCE: an older retry (stored, offset no longer

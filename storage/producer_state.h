@@ -27,11 +27,15 @@
 #include "protocol/batch.h"
 #include "protocol/err.h"
 
-/* Batches remembered per producer (Kafka's 5 in-flight batches). */
-#define SL_PSTATE_WINDOW 5
-/* Producers remembered per partition; beyond, the one idle longest is
- * forgotten (bounded memory whatever ids clients send). */
-#define SL_PSTATE_MAX_PRODUCERS 65536
+/* Batches remembered per producer: libsluice's default max.in.flight
+ * (64 requests, at most one batch of a partition each), so every batch a
+ * client resends after a lost connection or a failover is answered with
+ * its offsets. Kafka keeps 5 and caps its clients at 5 requests in
+ * flight; a resend older than the window is SL_ERR_DUPLICATE_SEQUENCE. */
+#define SL_PSTATE_WINDOW 64
+/* Producers remembered per partition (about 1 KiB each); beyond, the one
+ * idle longest is forgotten: bounded memory whatever ids clients send. */
+#define SL_PSTATE_MAX_PRODUCERS 4096
 /* A producer with no batch for this long is forgotten at the next
  * snapshot (Kafka's producer.id.expiration.ms, 1 day there; here the
  * default retention, 7 days). */

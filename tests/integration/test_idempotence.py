@@ -51,31 +51,35 @@ def test_out_of_order_fenced_and_old_duplicates(broker):
     c = broker.client()
     assert c.create_topic("idem2", 1) == (0, None)
     pid, epoch = c.init_producer_id()
-    sent = [batch(pid, epoch, 3 * i, "x%d" % i) for i in range(8)]
+    n = 64 + 3  # the broker remembers 64 batches per producer
+    sent = [batch(pid, epoch, 3 * i, "x%d" % i) for i in range(n)]
     for i, b in enumerate(sent):
         assert c.produce_batch("idem2", 0, b, acks=sw.ACKS_WRITTEN)[
             "base_offset"] == 3 * i
     # a gap
-    r = c.produce_batch("idem2", 0, batch(pid, epoch, 30, "gap"))
+    r = c.produce_batch("idem2", 0, batch(pid, epoch, 3 * n + 9, "gap"))
     assert (r["error"], r["base_offset"]) == (sw.ERR_OUT_OF_ORDER_SEQUENCE, -1)
-    # older than the last 5 batches: stored, offset no longer known
+    # the last 64: answered with their offsets
+    r = c.produce_batch("idem2", 0, sent[3])
+    assert (r["error"], r["base_offset"]) == (0, 9)
+    # older than the last 64 batches: stored, offset no longer known
     r = c.produce_batch("idem2", 0, sent[0])
     assert (r["error"], r["base_offset"]) == (sw.ERR_DUPLICATE_SEQUENCE, -1)
     # a new epoch of the same id starts at 0 and fences the old one
     pid2, epoch2 = c.init_producer_id(pid, epoch)
     assert (pid2, epoch2) == (pid, epoch + 1)
     r = c.produce_batch("idem2", 0, batch(pid, epoch2, 0, "new"))
-    assert (r["error"], r["base_offset"]) == (0, 24)
-    r = c.produce_batch("idem2", 0, batch(pid, epoch, 24, "old"))
+    assert (r["error"], r["base_offset"]) == (0, 3 * n)
+    r = c.produce_batch("idem2", 0, batch(pid, epoch, 3 * n, "old"))
     assert r["error"] == sw.ERR_PRODUCER_FENCED
     # negative epoch or sequence with a producer id: malformed
     r = c.produce_batch("idem2", 0, batch(pid, -1, 0, "bad"))
     assert r["error"] == sw.ERR_MALFORMED
-    assert c.list_offset("idem2", 0, sw.OFFSET_LATEST) == (0, 27)
+    assert c.list_offset("idem2", 0, sw.OFFSET_LATEST) == (0, 3 * n + 3)
     # producer id -1: no deduplication
     plain = sw.encode_batch([b"p"])
-    assert c.produce_batch("idem2", 0, plain)["base_offset"] == 27
-    assert c.produce_batch("idem2", 0, plain)["base_offset"] == 28
+    assert c.produce_batch("idem2", 0, plain)["base_offset"] == 3 * n + 3
+    assert c.produce_batch("idem2", 0, plain)["base_offset"] == 3 * n + 4
 
 
 def test_producer_ids_unique_across_restarts(broker):

@@ -101,8 +101,8 @@ static void test_pstate_rules(void **state)
     h = hdr(7, 0, 1, 2, 0);
     assert_int_equal(sl_pstate_check(ps, &h, &dup, &base, &next),
                      SL_ERR_OUT_OF_ORDER_SEQUENCE);
-    /* 7 more batches: the window keeps the last 5 */
-    for (int i = 0; i < 7; i++) {
+    /* WINDOW + 2 more batches: the window keeps the last WINDOW */
+    for (int i = 0; i < SL_PSTATE_WINDOW + 2; i++) {
         h = hdr(7, 0, 3 + i, 1, 103 + i);
         assert_int_equal(sl_pstate_check(ps, &h, &dup, &base, &next), SL_OK);
         assert_int_equal(dup, 0);
