@@ -345,10 +345,10 @@ sl_err sl_part_compact(sl_part *p, int64_t now_ms)
     sl_part_iter *it = NULL;
     sl_record r;
     uint64_t dropped = 0;
-    sl_err rc = SL_OK;
+    sl_err rc = sl_part__load(p);
 
-    if (p->nsegs < 2)
-        return SL_OK;
+    if (rc != SL_OK || p->nsegs < 2)
+        return rc;
     /* 1. latest offset of every key, over the whole log */
     rc = sl_part_iter_new(p, sl_part_start_offset(p), &it);
     if (rc != SL_OK)

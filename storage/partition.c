@@ -244,14 +244,10 @@ static int first_batch_intact(const char *dir, int64_t base)
     return ok;
 }
 
-sl_err sl_part_open(const char *dir, const sl_part_cfg *cfg, sl_part **out)
+/* The partition object alone: no directory access. */
+static sl_err part_new(const char *dir, const sl_part_cfg *cfg, sl_part **out)
 {
     sl_part *p = calloc(1, sizeof(*p));
-    int64_t *bases = NULL;
-    size_t n = 0;
-    int dir_changed = 0;
-    sl_err rc;
-
     if (!p)
         return SL_ERR_NOMEM;
     pthread_mutex_init(&p->mu, NULL);
@@ -260,31 +256,70 @@ sl_err sl_part_open(const char *dir, const sl_part_cfg *cfg, sl_part **out)
     p->cfg = *cfg;
     fix_cfg(&p->cfg);
     p->dir = strdup(dir);
-    p->scratch = malloc(SL_SCRATCH_SIZE);
-    if (!p->dir || !p->scratch) {
-        rc = SL_ERR_NOMEM;
-        goto out;
+    if (!p->dir) {
+        pthread_mutex_destroy(&p->mu);
+        free(p);
+        return SL_ERR_NOMEM;
     }
+    *out = p;
+    return SL_OK;
+}
+
+/* Create dir (and fsync its name in the parent) when it is missing. */
+static sl_err part_mkdir(sl_part *p)
+{
     struct stat dst;
-    int created = stat(dir, &dst) != 0;
+    sl_err rc = SL_OK;
+    if (stat(p->dir, &dst) == 0) /* (not at every start: 12 mkdirs) */
+        return SL_OK;
+    rc = sl_fs_mkdirs(p->dir, 0755);
     /* A new flush=never partition (e.g. a STOMP temp queue) is left to the
      * OS like its data: its creation is not fsynced either. */
-    int lazy = p->cfg.flush == SL_FLUSH_NEVER;
-    rc = SL_OK;
-    if (created) /* (not at every start: 12 mkdirs a partition) */
-        rc = sl_fs_mkdirs(dir, 0755);
-    if (rc == SL_OK && created && !lazy)
-        rc = sl_fs_fsync_dir(dir, 0); /* the new name in its parent */
-    if (rc != SL_OK) {
+    if (rc == SL_OK && p->cfg.flush != SL_FLUSH_NEVER)
+        rc = sl_fs_fsync_dir(p->dir, 0); /* the new name in its parent */
+    if (rc != SL_OK)
         sl_log(SL_ERROR, "storage", "cannot create partition directory %s: %s",
-               dir, sl_strerror(rc));
+               p->dir, sl_strerror(rc));
+    return rc;
+}
+
+/*
+ * LAZY PARTITIONS. Opening a partition (list the directory, open every
+ * segment, load its indexes, scan its tail) costs about 140 µs of CPU and
+ * keeps a descriptor, index arrays and a segment structure per segment:
+ * 100,000 partitions took 17-20 s of CPU to start and 1 GiB of RSS (issue
+ * 20). A partition opened with sl_part_open_lazy knows only its summary
+ * (offsets, size, what retention looks at: partition.h) until a call
+ * needs its bytes; part_load then does what sl_part_open always did. The
+ * getters (start, end, durable offset, size) answer from the summary, a
+ * read at the log end and an iterator that is caught up need nothing, so
+ * metadata requests, listings, /metrics and idle consumers never load a
+ * partition. Only the loop thread loads (it owns the partition); the
+ * flusher and the checkpoint thread find no segment in an unloaded
+ * partition's array (nsegs = 0) and have nothing to sync, since an
+ * unloaded partition was never appended to in this run.
+ */
+static sl_err part_load(sl_part *p)
+{
+    int64_t *bases = NULL;
+    size_t n = 0;
+    int dir_changed = 0;
+    /* A new flush=never partition is not fsynced on creation. */
+    int lazy = p->cfg.flush == SL_FLUSH_NEVER;
+    const char *dir = p->dir;
+    sl_err rc = part_mkdir(p);
+
+    if (rc != SL_OK)
         goto out;
-    }
     rc = list_segments(dir, &bases, &n);
     if (rc != SL_OK)
         goto out;
     if (n > 0)
         lazy = 0; /* an existing partition: recover as always */
+    /* After a clean stop everything was synced (sl_part_shutdown_mark): a
+     * partition opened from its summary has nothing to fdatasync. */
+    if (p->from_summary)
+        lazy = 1;
 
     for (size_t i = 0; i < n; i++) {
         sl_seg *s;
@@ -349,7 +384,9 @@ sl_err sl_part_open(const char *dir, const sl_part_cfg *cfg, sl_part **out)
          * which the first sync round does (names). Opening a
          * partition whose empty segment vanished creates it again. Saves
          * two of three fsyncs per partition of a new topic. */
-        p->names += !lazy;
+        pthread_mutex_lock(&p->mu);
+        p->names += p->cfg.flush != SL_FLUSH_NEVER;
+        pthread_mutex_unlock(&p->mu);
         lazy = 1;
     }
     /* Whatever survived may still be only in the page cache (a kill -9
@@ -379,23 +416,142 @@ sl_err sl_part_open(const char *dir, const sl_part_cfg *cfg, sl_part **out)
             }
         }
     }
-    if (dir_changed && !lazy) {
+    if (dir_changed && (!lazy || p->from_summary)) {
         rc = sl_fs_fsync_dir(p->dir, 1);
         if (rc != SL_OK)
             goto out;
     }
+    if (p->from_summary &&
+        (active(p)->end != p->sum.end || p->segs[0]->base != p->sum.start))
+        sl_log(SL_WARN, "storage",
+               "%s: holds offsets %lld..%lld, its summary of the last clean "
+               "stop said %lld..%lld (changed while sluiced was stopped?)",
+               dir, (long long)p->segs[0]->base, (long long)active(p)->end,
+               (long long)p->sum.start, (long long)p->sum.end);
+    pthread_mutex_lock(&p->mu);
     p->next_offset = active(p)->end;
     atomic_store(&p->end_a, p->next_offset);
     atomic_store(&p->durable, p->next_offset);
+    p->loaded = 1;
+    pthread_mutex_unlock(&p->mu);
     sl_log(SL_DEBUG, "storage",
            "%s: opened, %zu segment(s), offsets %lld..%lld", dir, p->nsegs,
            (long long)p->segs[0]->base, (long long)p->next_offset);
-    *out = p;
-    p = NULL;
 out:
+    if (rc != SL_OK) {
+        /* Back to nothing loaded: the segments opened so far go. */
+        pthread_mutex_lock(&p->mu);
+        size_t ns = p->nsegs;
+        p->nsegs = 0;
+        pthread_mutex_unlock(&p->mu);
+        for (size_t i = 0; i < ns; i++)
+            sl_seg_free(p->segs[i]);
+    }
     free(bases);
-    sl_part_free(p);
     return rc;
+}
+
+sl_err sl_part__load(sl_part *p)
+{
+    if (p->loaded)
+        return SL_OK;
+    if (p->load_err != SL_OK)
+        return p->load_err;
+    sl_err rc = part_load(p);
+    if (rc != SL_OK) {
+        p->load_err = rc;
+        sl_log(SL_ERROR, "storage", "%s: cannot open the partition: %s",
+               p->dir, sl_strerror(rc));
+    }
+    return rc;
+}
+
+int sl_part_loaded(const sl_part *p)
+{
+    return p->loaded;
+}
+
+sl_err sl_part_open(const char *dir, const sl_part_cfg *cfg, sl_part **out)
+{
+    sl_part *p;
+    sl_err rc = part_new(dir, cfg, &p);
+    if (rc != SL_OK)
+        return rc;
+    rc = part_load(p);
+    if (rc != SL_OK) {
+        sl_part_free(p);
+        return rc;
+    }
+    *out = p;
+    return SL_OK;
+}
+
+void sl_part_summary_empty(sl_part_summary *sum)
+{
+    memset(sum, 0, sizeof(*sum));
+    sum->first_max_ts = INT64_MIN;
+}
+
+sl_err sl_part_open_lazy(const char *dir, const sl_part_cfg *cfg,
+                         const sl_part_summary *sum, sl_part **out)
+{
+    sl_part *p;
+    sl_err rc = part_new(dir, cfg, &p);
+    if (rc != SL_OK)
+        return rc;
+    rc = part_mkdir(p);
+    if (rc != SL_OK) {
+        sl_part_free(p);
+        return rc;
+    }
+    p->sum = *sum;
+    p->from_summary = sum->nsegs > 0; /* else new and empty */
+    p->next_offset = sum->end;
+    atomic_store(&p->end_a, sum->end);
+    atomic_store(&p->durable, sum->end);
+    *out = p;
+    return SL_OK;
+}
+
+void sl_part_summary_get(const sl_part *p, sl_part_summary *out)
+{
+    if (!p->loaded) {
+        *out = p->sum;
+        return;
+    }
+    sl_part_summary_empty(out);
+    out->start = p->segs[0]->base;
+    out->end = p->next_offset;
+    out->nsegs = (uint32_t)p->nsegs;
+    for (size_t i = 0; i < p->nsegs; i++)
+        out->bytes += p->segs[i]->size;
+    out->first_max_ts = p->segs[0]->max_ts;
+    out->first_bytes = p->segs[0]->size;
+    out->second_base = sl_part__seg_end(p, 0);
+}
+
+/* The loop thread's scratch buffer (one per thread that reads). */
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_key_init(void)
+{
+    (void)pthread_key_create(&scratch_key, free);
+}
+
+uint8_t *sl_part__scratch(void)
+{
+    uint8_t *b;
+    pthread_once(&scratch_once, scratch_key_init);
+    b = pthread_getspecific(scratch_key);
+    if (!b) {
+        b = malloc(SL_SCRATCH_SIZE);
+        if (b && pthread_setspecific(scratch_key, b) != 0) {
+            free(b);
+            b = NULL;
+        }
+    }
+    return b;
 }
 
 /* ---- start-up and clean stop ----------------------------------------- */
@@ -412,12 +568,47 @@ static sl_err syncfs_dir(const char *data_dir)
     return rc;
 }
 
+/* The marker's first line; a note follows on the second. */
+#define SL_MARK_NOTE_MAX 200
+
+/* The note of the marker the last sl_part_startup_begin removed. */
+static char startup_note[SL_MARK_NOTE_MAX + 1];
+
+const char *sl_part_startup_note(void)
+{
+    return startup_note;
+}
+
+/* Read the marker's note (its second line) into startup_note. */
+static void read_note(const char *path)
+{
+    char buf[128 + SL_MARK_NOTE_MAX];
+    ssize_t n;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    startup_note[0] = 0;
+    if (fd < 0)
+        return;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return;
+    buf[n] = 0;
+    char *nl = strchr(buf, '\n');
+    if (!nl)
+        return;
+    char *end = strchr(nl + 1, '\n');
+    if (end)
+        *end = 0;
+    snprintf(startup_note, sizeof(startup_note), "%s", nl + 1);
+}
+
 sl_err sl_part_startup_begin(const char *data_dir, int *clean)
 {
     char path[PATH_MAX];
     sl_err rc = SL_OK;
     *clean = 0;
     snprintf(path, sizeof(path), "%s/%s", data_dir, SL_PART_CLEAN_MARKER);
+    read_note(path);
     if (unlink(path) == 0) {
         /* Durably gone before anything is appended: a crash of this run
          * must not find a marker that vouches for data it left only in
@@ -428,6 +619,8 @@ sl_err sl_part_startup_begin(const char *data_dir, int *clean)
         *clean = 1;
     } else if (errno != ENOENT) {
         return SL_ESYS(errno);
+    } else {
+        startup_note[0] = 0;
     }
     startup_clean = *clean;
     atomic_store(&startup_deferred, 1);
@@ -442,14 +635,19 @@ sl_err sl_part_startup_end(const char *data_dir)
 
 sl_err sl_part_shutdown_mark(const char *data_dir)
 {
-    char path[PATH_MAX], text[96];
+    return sl_part_shutdown_mark_note(data_dir, "");
+}
+
+sl_err sl_part_shutdown_mark_note(const char *data_dir, const char *note)
+{
+    char path[PATH_MAX], text[96 + SL_MARK_NOTE_MAX];
     int n;
     sl_err rc = syncfs_dir(data_dir);
     if (rc != SL_OK)
         return rc;
     snprintf(path, sizeof(path), "%s/%s", data_dir, SL_PART_CLEAN_MARKER);
-    n = snprintf(text, sizeof(text), "sluiced clean stop, pid %ld, %lld ms\n",
-                 (long)getpid(), sl_fs_now_ms());
+    n = snprintf(text, sizeof(text), "sluiced clean stop, pid %ld, %lld ms\n%.*s\n",
+                 (long)getpid(), sl_fs_now_ms(), SL_MARK_NOTE_MAX, note);
     return sl_fs_write_durable(path, text, (size_t)n);
 }
 
@@ -469,7 +667,7 @@ void sl_part_free(sl_part *p)
     }
     free(p->segs);
     pthread_mutex_destroy(&p->mu);
-    free(p->scratch);
+    free(p->bad);
     free(p->dir);
     free(p);
 }
@@ -565,6 +763,9 @@ sl_err sl_part_append_ex(sl_part *p, uint8_t *batch, size_t len,
     rc = sl_batch_verify(batch, len, &h);
     if (rc != SL_OK)
         return rc;
+    rc = sl_part__load(p);
+    if (rc != SL_OK)
+        return rc;
     s = active(p);
     if (!p->ps_opened) /* first append since open: producer_state.c */
         sl_part__idem_open(p);
@@ -642,7 +843,7 @@ sl_err sl_part_append_ex(sl_part *p, uint8_t *batch, size_t len,
 
 int64_t sl_part_start_offset(const sl_part *p)
 {
-    return p->segs[0]->base;
+    return p->loaded ? p->segs[0]->base : p->sum.start;
 }
 
 int64_t sl_part_end_offset(const sl_part *p)
@@ -658,6 +859,11 @@ uint64_t sl_part_size_bytes(sl_part *p, size_t *nsegs)
         sum += p->segs[i]->size;
     if (nsegs)
         *nsegs = p->nsegs;
+    if (!p->loaded) { /* (p->loaded changes under mu) */
+        sum = p->sum.bytes;
+        if (nsegs)
+            *nsegs = p->sum.nsegs;
+    }
     pthread_mutex_unlock(&p->mu);
     return sum;
 }
@@ -990,14 +1196,20 @@ sl_err sl_part_batch_header(sl_part *p, int64_t offset, uint8_t *hdr,
     uint64_t q;
     int64_t b, l;
     uint32_t sz;
+    uint8_t *scratch;
     sl_err rc;
 
     if (offset < sl_part_start_offset(p) || offset >= p->next_offset)
         return SL_ERR_OFFSET_OUT_OF_RANGE;
+    rc = sl_part__load(p);
+    if (rc != SL_OK)
+        return rc;
     rc = locate(p, offset, &si, &q);
     if (rc != SL_OK)
         return rc;
-    sl_walker_init(&w, p->segs[si], p->scratch, SL_SCRATCH_SIZE);
+    if (!(scratch = sl_part__scratch()))
+        return SL_ERR_NOMEM;
+    sl_walker_init(&w, p->segs[si], scratch, SL_SCRATCH_SIZE);
     rc = sl_walker_hdr(&w, q, &b, &sz, &l);
     if (rc != SL_OK)
         return rc;
@@ -1020,14 +1232,21 @@ sl_err sl_part_batch_header(sl_part *p, int64_t offset, uint8_t *hdr,
  */
 sl_err sl_part_truncate(sl_part *p, int64_t offset)
 {
-    sl_seg *s = active(p);
+    sl_seg *s;
     char path[PATH_MAX], tmp[PATH_MAX], ipath[PATH_MAX], tpath[PATH_MAX];
     uint64_t q = 0, done = 0;
     int fd = -1, idx_fd, tidx_fd;
+    uint8_t *scratch = sl_part__scratch();
     sl_err rc = SL_OK;
 
     if (offset >= p->next_offset)
         return SL_OK;
+    rc = sl_part__load(p);
+    if (rc != SL_OK)
+        return rc;
+    if (!scratch)
+        return SL_ERR_NOMEM;
+    s = active(p);
     if (offset < s->base || offset < sl_part_start_offset(p))
         return SL_ERR_INVALID_ARG; /* only the active segment */
     if (offset > s->base) {
@@ -1040,7 +1259,7 @@ sl_err sl_part_truncate(sl_part *p, int64_t offset)
             return rc;
         if (si + 1 != p->nsegs)
             return SL_ERR_INVALID_ARG;
-        sl_walker_init(&w, s, p->scratch, SL_SCRATCH_SIZE);
+        sl_walker_init(&w, s, scratch, SL_SCRATCH_SIZE);
         rc = sl_walker_hdr(&w, q, &b, &sz, &l);
         if (rc != SL_OK)
             return rc;
@@ -1057,9 +1276,9 @@ sl_err sl_part_truncate(sl_part *p, int64_t offset)
     while (done < q && rc == SL_OK) {
         size_t n = q - done > SL_SCRATCH_SIZE ? SL_SCRATCH_SIZE
                                               : (size_t)(q - done);
-        rc = sl_fs_pread_all(s->fd, p->scratch, n, (off_t)done, NULL);
+        rc = sl_fs_pread_all(sl_seg_fd(s), scratch, n, (off_t)done, NULL);
         if (rc == SL_OK)
-            rc = sl_fs_pwrite_all(fd, p->scratch, n, (off_t)done);
+            rc = sl_fs_pwrite_all(fd, scratch, n, (off_t)done);
         done += n;
     }
     sl_seg_path(p->dir, s->base, ".index", ipath, sizeof(ipath));
@@ -1124,9 +1343,12 @@ sl_err sl_part_truncate(sl_part *p, int64_t offset)
 static sl_err locate(sl_part *p, int64_t offset, size_t *si, uint64_t *pos)
 {
     size_t i = sl_part__seg_for(p, offset);
+    uint8_t *scratch = sl_part__scratch();
+    if (!scratch)
+        return SL_ERR_NOMEM;
     for (;;) {
         uint64_t q;
-        sl_err rc = sl_seg_find(p->segs[i], offset, p->scratch, &q);
+        sl_err rc = sl_seg_find(p->segs[i], offset, scratch, &q);
         if (rc != SL_OK) {
             sl_log(SL_ERROR, "storage",
                    "%s: segment %020lld: corrupt batch header near offset "
@@ -1168,6 +1390,9 @@ static sl_err read_start(sl_part *p, int64_t offset, int64_t *upto,
     if (rc != SL_OK)
         return rc;
     if (offset < end) {
+        rc = sl_part__load(p);
+        if (rc != SL_OK)
+            return rc;
         rc = locate(p, offset, &si, &q);
         if (rc != SL_OK)
             return rc;
@@ -1185,6 +1410,7 @@ sl_err sl_part_read(sl_part *p, int64_t offset, size_t max_bytes, int64_t upto,
 {
     sl_part_slice r = {-1, 0, 0, offset, offset};
     sl_walker w;
+    uint8_t *scratch;
     sl_seg *s;
     uint64_t pos, q;
     int64_t b, l;
@@ -1195,7 +1421,9 @@ sl_err sl_part_read(sl_part *p, int64_t offset, size_t max_bytes, int64_t upto,
         return rc;
     if (!s)
         goto done;
-    sl_walker_init(&w, s, p->scratch, SL_SCRATCH_SIZE);
+    if (!(scratch = sl_part__scratch()))
+        return SL_ERR_NOMEM;
+    sl_walker_init(&w, s, scratch, SL_SCRATCH_SIZE);
     rc = sl_walker_hdr(&w, pos, &b, &sz, &l);
     if (rc != SL_OK)
         return rc;
@@ -1412,7 +1640,9 @@ int sl_part__note_bad(sl_part *p, int64_t first, int64_t last, const char *why)
         if (p->bad[i].first == first)
             return 0;
     atomic_fetch_add(&p->bad_total, 1);
-    if (p->nbad < SL_PART_BAD_MAX) {
+    if (!p->bad)
+        p->bad = calloc(SL_PART_BAD_MAX, sizeof(*p->bad));
+    if (p->bad && p->nbad < SL_PART_BAD_MAX) {
         sl_part_bad *b = &p->bad[p->nbad++];
         b->first = first;
         b->last = last;
@@ -1539,6 +1769,13 @@ int sl_part_iter_next(sl_part_iter *it, sl_record *rec, sl_err *err)
                 it->want = it->cur_last + 1;
             continue;
         }
+        if (!p->loaded) {
+            if (it->want >= p->next_offset)
+                return 0; /* caught up: no need to open the segments */
+            rc = sl_part__load(p);
+            if (rc != SL_OK)
+                goto fail;
+        }
         if (!it->positioned || it->gen != p->gen) {
             rc = iter_position(it);
             if (rc != SL_OK)
@@ -1628,6 +1865,9 @@ fail:
 sl_err sl_part_offset_for_time(sl_part *p, int64_t ts_ms, int64_t *out)
 {
     int64_t start = -1;
+    sl_err lrc = sl_part__load(p);
+    if (lrc != SL_OK)
+        return lrc;
     for (size_t i = 0; i < p->nsegs; i++) {
         sl_seg *s = p->segs[i];
         if (s->max_ts == INT64_MIN || s->max_ts < ts_ms)
@@ -1670,12 +1910,38 @@ sl_err sl_part_offset_for_time(sl_part *p, int64_t ts_ms, int64_t *out)
 
 /* ---- retention ------------------------------------------------------- */
 
+/* Would sl_part_maintain do anything to a partition not loaded? Only
+ * retention can (its active segment's age counts from the load, as after
+ * any recovery; compaction runs once it is loaded). */
+static int maintain_due(const sl_part *p, int64_t now_ms)
+{
+    const sl_part_summary *m = &p->sum;
+    if (m->nsegs < 2 || (p->low_water >= 0 && m->second_base > p->low_water))
+        return 0;
+    return (p->cfg.retention_ms >= 0 &&
+            (m->first_max_ts == INT64_MIN ||
+             now_ms - m->first_max_ts > p->cfg.retention_ms)) ||
+           (p->cfg.retention_bytes >= 0 &&
+            m->bytes - m->first_bytes >= (uint64_t)p->cfg.retention_bytes);
+}
+
 sl_err sl_part_maintain(sl_part *p, int64_t now_ms, int *deleted)
 {
-    sl_seg *a = active(p);
+    sl_seg *a;
     uint64_t total = 0;
     int n = 0;
     sl_err rc = SL_OK;
+
+    if (deleted)
+        *deleted = 0;
+    if (!p->loaded) {
+        if (!maintain_due(p, now_ms))
+            return SL_OK;
+        rc = sl_part__load(p);
+        if (rc != SL_OK)
+            return rc;
+    }
+    a = active(p);
 
     if (a->size > 0 && p->cfg.segment_ms >= 0 && a->created_ms >= 0 &&
         now_ms - a->created_ms >= p->cfg.segment_ms) {

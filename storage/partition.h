@@ -52,6 +52,47 @@ typedef struct sl_part sl_part;
 sl_err sl_part_open(const char *dir, const sl_part_cfg *cfg, sl_part **out);
 
 /*
+ * Lazy partitions. What a partition's metadata needs (its offsets and
+ * size, and what retention would look at) without opening its segments:
+ * the broker writes it for every partition at a clean stop and opens each
+ * partition from it at the next start (sl_part_open_lazy), so a start
+ * does not grow with the partitions' contents and an idle partition holds
+ * no descriptor, no index and no buffer. The segments are opened and
+ * recovered (sl_part_open's scan) at the first use that reads or writes
+ * them; until then the getters below answer from the summary.
+ */
+typedef struct sl_part_summary {
+    int64_t start, end; /* log start and end offsets */
+    uint64_t bytes;     /* sl_part_size_bytes */
+    uint32_t nsegs;     /* segments (>= 1 once loaded; 0 = none yet) */
+    int64_t first_max_ts;  /* the oldest segment's max timestamp
+                              (INT64_MIN: none), for retention */
+    uint64_t first_bytes;  /* its bytes */
+    int64_t second_base;   /* its end: the next segment's base (= end
+                              when it is the only one) */
+} sl_part_summary;
+
+/* The summary of an empty new partition (offsets 0, no segment). */
+void sl_part_summary_empty(sl_part_summary *sum);
+/* p's summary: from its segments when loaded, else the one it was opened
+ * with. @thread loop */
+void sl_part_summary_get(const sl_part *p, sl_part_summary *out);
+/*
+ * Open the partition directory `dir` (created, and its name fsynced, if
+ * missing) without reading it: sum says what it holds and must come from
+ * a clean stop of the same data (or be sl_part_summary_empty for a
+ * directory that is new or empty). The segments are opened at the first
+ * append, read, iteration, truncation, time lookup or compaction, or when
+ * retention has something to do (sl_part_maintain); a failure there is
+ * returned by that call and by every later one. Because a clean stop
+ * synced everything, loading such a partition fdatasyncs nothing.
+ * 1 if p's segments are loaded (sl_part_loaded). @thread loop
+ */
+sl_err sl_part_open_lazy(const char *dir, const sl_part_cfg *cfg,
+                         const sl_part_summary *sum, sl_part **out);
+int sl_part_loaded(const sl_part *p);
+
+/*
  * Start-up and clean stop of a data directory (the broker; storage tests
  * that call only sl_part_open keep its per-partition fdatasyncs).
  *
@@ -74,6 +115,11 @@ sl_err sl_part_open(const char *dir, const sl_part_cfg *cfg, sl_part **out);
 sl_err sl_part_startup_begin(const char *data_dir, int *clean);
 sl_err sl_part_startup_end(const char *data_dir);
 sl_err sl_part_shutdown_mark(const char *data_dir);
+/* The same with a note written into the marker (e.g. a token naming the
+ * partition summaries written by the same stop), and the note the marker
+ * found by the last sl_part_startup_begin carried ("" if none). */
+sl_err sl_part_shutdown_mark_note(const char *data_dir, const char *note);
+const char *sl_part_startup_note(void);
 
 /* Close fds and free. Does not fsync: call sl_part_sync first if needed.
  * Accepts NULL. The flusher must no longer reference p. @thread loop */

@@ -97,9 +97,17 @@ struct sl_part {
     uint64_t trunc_gen; /* (mu) + 1 per sl_part_truncate: a sync taken
                            before it publishes nothing */
     uint64_t gen;     /* bumped when segments are deleted or rewritten */
-    uint8_t *scratch; /* SL_SCRATCH_SIZE, loop-only read buffer */
-    /* Damaged batches found by recovery or by readers (loop). */
-    sl_part_bad bad[SL_PART_BAD_MAX];
+    /* Lazy loading (partition.c, "LAZY PARTITIONS"): 0 while only the
+     * summary is known (no segment, no descriptor, no index in memory);
+     * the loop loads the segments at the first use that needs them. */
+    int loaded;
+    int from_summary; /* opened from a clean stop's summary: a load
+                         fdatasyncs nothing */
+    sl_err load_err;  /* a load failed: every later use returns it */
+    sl_part_summary sum; /* what the summary said (valid while !loaded) */
+    /* Damaged batches found by recovery or by readers (loop); allocated
+     * (SL_PART_BAD_MAX) at the first one. */
+    sl_part_bad *bad;
     size_t nbad;
     _Atomic uint64_t bad_total;
     uint64_t rd_records, rd_bytes; /* loop: handed out by sl_part_read */
@@ -248,6 +256,14 @@ sl_err sl_seg_reindex(sl_seg *s, uint32_t index_interval);
  * first SL_PART_BAD_MAX are kept). 1 when it was new. @thread loop */
 int sl_part__note_bad(sl_part *p, int64_t first, int64_t last,
                       const char *why);
+
+/* Load p's segments if only its summary is known (sl_part_open_lazy).
+ * @thread loop */
+sl_err sl_part__load(sl_part *p);
+/* The loop thread's read buffer (SL_SCRATCH_SIZE), shared by every
+ * partition: one per thread, not one per partition. NULL if out of
+ * memory. */
+uint8_t *sl_part__scratch(void);
 
 /* Index of the segment holding offset (floor by base); 0 if below. */
 size_t sl_part__seg_for(const sl_part *p, int64_t offset);

@@ -149,3 +149,70 @@ def test_partitions_beyond_the_descriptor_limit(tmp_path):
         assert b.stop() == 0
     finally:
         b.cleanup()
+
+
+# Lazy partitions (issue 20): a clean stop writes every partition's
+# summary (DATA/partitions.summary, its token in the clean-stop marker);
+# the next start opens each partition from it without touching its
+# directory, and a partition opens its segments at its first read or
+# write. So after a restart an idle partition holds no descriptor, and
+# metadata (offsets) is answered without loading anything.
+LPARTS = 300
+LIDLE = 200
+
+
+def test_restart_opens_partitions_lazily(tmp_path):
+    b = Broker(str(tmp_path / "data"))
+    summary = os.path.join(str(tmp_path / "data"), "partitions.summary")
+    try:
+        b.start()
+        with b.client() as c:
+            assert c.create_topic("lazy", LPARTS) == (0, None), b.log()
+            assert c.create_topic("idle", LIDLE) == (0, None), b.log()
+            produce_all(c, "lazy", LPARTS, b"a")
+        assert b.stop() == 0
+        assert os.path.exists(summary)
+        b.start()
+        assert "%d partition(s) from their summary" % (LPARTS + LIDLE) \
+            in b.log(), b.log()
+        assert not os.path.exists(summary)  # used once
+        base = open_fds(b.pid)
+        # an eager start held one descriptor per partition (500 here)
+        assert base <= 64, base
+        with b.client() as c:
+            for p in range(LPARTS):
+                assert c.list_offset("lazy", p, sw.OFFSET_EARLIEST) == (0, 0)
+                assert c.list_offset("lazy", p, sw.OFFSET_LATEST) == (0, 2)
+            for p in range(LIDLE):
+                assert c.list_offset("idle", p, sw.OFFSET_LATEST) == (0, 0)
+                # a read at the end of an empty partition loads nothing
+                assert c.fetch("idle", p, 0)["error"] == 0
+            assert open_fds(b.pid) <= base + 2, open_fds(b.pid)
+            # first use: the records are there, appends go on after them
+            check_all(c, "lazy", LPARTS, [b"a"])
+            produce_all(c, "lazy", LPARTS, b"b")
+            check_all(c, "lazy", LPARTS, [b"a", b"b"])
+            produce_all(c, "idle", LIDLE, b"i")
+            check_all(c, "idle", LIDLE, [b"i"])
+        b.kill9()  # no summary is trusted after a crash
+        b.start()
+        assert "(recovered, then syncfs); 0 partition(s) from their " \
+            "summary" in b.log(), b.log()
+        with b.client() as c:
+            check_all(c, "lazy", LPARTS, [b"a", b"b"])
+            check_all(c, "idle", LIDLE, [b"i"])
+        assert b.stop() == 0
+        # a summary whose token is not the marker's is not used
+        with open(summary, "r+") as f:
+            text = f.read()
+            f.seek(0)
+            f.write(text.replace("sluice-partitions 1 ",
+                                 "sluice-partitions 1 x", 1))
+        b.start()
+        assert "is not from the last clean stop" in b.log(), b.log()
+        with b.client() as c:
+            assert c.list_offset("lazy", 7, sw.OFFSET_LATEST) == (0, 4)
+            check_all(c, "lazy", LPARTS, [b"a", b"b"])
+        assert b.stop() == 0
+    finally:
+        b.cleanup()

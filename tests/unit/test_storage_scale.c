@@ -196,11 +196,126 @@ static void test_startup_one_syncfs(void **state)
     tu_rmrf(data);
 }
 
+/* Lazy partitions (sl_part_open_lazy): opened from the summary of a
+ * clean stop, a partition answers its offsets and size, a read at its
+ * end and a caught-up iterator without opening anything; the first read
+ * or append loads it (no fdatasync: the stop synced it) and it goes on
+ * where it was. Retention that is due loads it; one that is not does
+ * not. */
+static void test_lazy_partitions(void **state)
+{
+    (void)state;
+    enum { N = 30 };
+    char *data = tu_tmpdir();
+    char dir[1024];
+    sl_part *p[N];
+    sl_part_summary sum[N];
+    sl_fs_ops counted = sl_fs_posix;
+    const sl_fs_ops *saved = sl_fs;
+    sl_part_cfg cfg;
+    int base;
+
+    counted.fdatasync = count_fdatasync;
+    tu_small_cfg(&cfg, 1u << 20);
+    open_all(data, p, N);
+    for (int i = 0; i < N; i++) {
+        tu_append(p[i], 2 + i % 3, 1000, i, 10);
+        assert_int_equal(sl_part_sync(p[i]), SL_OK);
+        sl_part_summary_get(p[i], &sum[i]);
+        assert_int_equal(sum[i].start, 0);
+        assert_int_equal(sum[i].end, 2 + i % 3);
+        assert_int_equal(sum[i].nsegs, 1);
+        assert_true(sum[i].bytes > 0);
+    }
+    free_all(p, N);
+
+    sl_fs = &counted;
+    n_fdatasync = 0;
+    base = open_fds();
+    for (int i = 0; i < N; i++) {
+        part_dir(data, i, dir, sizeof(dir));
+        assert_int_equal(sl_part_open_lazy(dir, &cfg, &sum[i], &p[i]), SL_OK);
+    }
+    assert_int_equal(open_fds(), base); /* no descriptor per partition */
+    for (int i = 0; i < N; i++) {
+        sl_part_slice sl;
+        sl_part_iter *it;
+        sl_record rec;
+        sl_err e = SL_OK;
+        size_t nsegs = 0;
+        int deleted = -1;
+        int64_t end = 2 + i % 3;
+        assert_int_equal(sl_part_start_offset(p[i]), 0);
+        assert_int_equal(sl_part_end_offset(p[i]), end);
+        assert_int_equal(sl_part_durable_offset(p[i]), end);
+        assert_int_equal(sl_part_size_bytes(p[i], &nsegs), sum[i].bytes);
+        assert_int_equal(nsegs, 1);
+        assert_false(sl_part_dirty(p[i]));
+        assert_int_equal(sl_part_sync(p[i]), SL_OK); /* nothing to sync */
+        assert_int_equal(sl_part_read(p[i], end, 1 << 20, end, &sl), SL_OK);
+        assert_int_equal(sl.len, 0);
+        assert_int_equal(sl_part_iter_new(p[i], end, &it), SL_OK);
+        assert_int_equal(sl_part_iter_next(it, &rec, &e), 0);
+        assert_int_equal(e, SL_OK);
+        sl_part_iter_free(it);
+        assert_int_equal(sl_part_maintain(p[i], 2000, &deleted), SL_OK);
+        assert_int_equal(deleted, 0);
+        assert_false(sl_part_loaded(p[i]));
+    }
+    assert_int_equal(open_fds(), base);
+    /* First use: the records are there, appends continue after them. */
+    for (int i = 0; i < N; i++) {
+        int64_t end = 2 + i % 3;
+        if (i % 2) {
+            assert_int_equal(tu_count_records(p[i], 0), end);
+        } else {
+            assert_int_equal(tu_append(p[i], 1, 3000, i, 10), end);
+            assert_int_equal(sl_part_sync(p[i]), SL_OK);
+            assert_int_equal(sl_part_durable_offset(p[i]), end + 1);
+            assert_int_equal(tu_count_records(p[i], 0), end + 1);
+        }
+        assert_true(sl_part_loaded(p[i]));
+    }
+    /* Loading synced nothing (only the appends' own syncs). */
+    assert_int_equal(n_fdatasync, N / 2);
+    free_all(p, N);
+    sl_fs = saved;
+
+    /* Retention that is due loads the partition and deletes: a summary
+     * of two segments whose first is older than retention_ms. */
+    {
+        sl_part *q;
+        sl_part_summary m;
+        int deleted = 0;
+        cfg.segment_bytes = 200;
+        part_dir(data, N, dir, sizeof(dir));
+        assert_int_equal(sl_part_open(dir, &cfg, &q), SL_OK);
+        for (int k = 0; k < 6; k++)
+            tu_append(q, 2, 1000 + k, k, 40);
+        sl_part_summary_get(q, &m);
+        assert_true(m.nsegs >= 2);
+        assert_true(m.second_base > 0);
+        assert_int_equal(m.first_max_ts, 1001);
+        sl_part_free(q);
+        cfg.retention_ms = 100000;
+        assert_int_equal(sl_part_open_lazy(dir, &cfg, &m, &q), SL_OK);
+        assert_int_equal(sl_part_maintain(q, 50000, &deleted), SL_OK);
+        assert_false(sl_part_loaded(q)); /* not due yet */
+        assert_int_equal(sl_part_maintain(q, 1000000, &deleted), SL_OK);
+        assert_true(sl_part_loaded(q));
+        assert_true(deleted >= 1);
+        assert_true(sl_part_start_offset(q) >= m.second_base);
+        sl_part_free(q);
+    }
+    tu_rmrf(data);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fd_cache_bound),
         cmocka_unit_test(test_startup_one_syncfs),
+        cmocka_unit_test(test_lazy_partitions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
