@@ -797,10 +797,18 @@ sl_err sl_part_append_ex(sl_part *p, uint8_t *batch, size_t len,
          * each write, which costs more than the file-size update it saves
          * once a round covers many KiB (see sl_seg_prealloc). */
         uint64_t unsynced;
+        int classic;
         pthread_mutex_lock(&p->mu);
         unsynced = s->size - s->synced_size;
+        /* Only a segment that already holds synced bytes and whose last
+         * round fdatasynced the file itself: the journal's rounds
+         * (many partitions) never fdatasync it, so they do not pay for
+         * the file size, and a partition written once (a topic spread
+         * over 100,000 partitions) keeps no preallocated space for the
+         * clean stop to cut off again (one ftruncate per partition). */
+        classic = s->file_synced > 0 && s->file_synced == s->synced_size;
         pthread_mutex_unlock(&p->mu);
-        if (unsynced + len <= SL_PREALLOC_MAX_ROUND) {
+        if (classic && unsynced + len <= SL_PREALLOC_MAX_ROUND) {
             /* Sized to the partition's rate: 64 KiB ahead at first,
              * twice as far at each extension, up to preallocate_bytes.
              * A partition written once holds 64 KiB of unused space,

@@ -305,9 +305,10 @@ static void test_torn_closed_segment(void **state)
 }
 
 /* Preallocation is sized to the partition's rate: a partition written
- * once holds 64 KiB of unused space, not segment-preallocate-bytes (4
- * MiB by default: 4,900 such partitions took 20 GB); each extension
- * doubles the last. */
+ * once holds no unused space (before: 64 KiB, and at first
+ * segment-preallocate-bytes, 4 MiB by default: 4,900 such partitions took
+ * 20 GB), one written again after its own fdatasync 64 KiB ahead; each
+ * extension doubles the last. */
 static void test_prealloc_sized_to_rate(void **state)
 {
     char *dir = tu_tmpdir();
@@ -320,9 +321,13 @@ static void test_prealloc_sized_to_rate(void **state)
     assert_int_equal(sl_part_open(dir, &cfg, &p), SL_OK);
     tu_append(p, 1, 100, 0, 30);
     long long one = tu_file_size(tu_seg_path(dir, 0, ".log"));
-    assert_true(one > 64 * 1024 && one < 65 * 1024);
+    assert_true(one > 0 && one < 1024);
+    assert_int_equal(sl_part_sync(p), SL_OK);
+    tu_append(p, 1, 101, 1, 30);
+    long long two = tu_file_size(tu_seg_path(dir, 0, ".log"));
+    assert_true(two > 64 * 1024 && two < 65 * 1024);
     /* ~600 KiB more, synced as it goes (the latency-bound regime) */
-    for (int i = 1; i <= 200; i++) {
+    for (int i = 2; i <= 200; i++) {
         tu_append(p, 1, 100 + i, i, 3000);
         assert_int_equal(sl_part_sync(p), SL_OK);
     }
@@ -346,9 +351,14 @@ static void test_preallocated_tail(void **state)
     cfg.preallocate_bytes = 64 * 1024;
     assert_int_equal(sl_part_open(dir, &cfg, &p), SL_OK);
     assert_int_equal(tu_append(p, 2, 100, 0, 30), 0);
-    /* open: file extended ahead (capped at the segment size) */
+    /* written once: nothing says it is written again, no preallocation */
+    assert_true(tu_file_size(tu_seg_path(dir, 0, ".log")) < 4000);
+    assert_int_equal(sl_part_sync(p), SL_OK);
+    assert_int_equal(tu_append(p, 2, 101, 2, 30), 2);
+    /* written again after its own fdatasync: extended ahead (capped at
+     * the segment size) */
     assert_int_equal(tu_file_size(tu_seg_path(dir, 0, ".log")), 4000);
-    for (int i = 1; i < 40; i++)
+    for (int i = 2; i < 40; i++)
         tu_append(p, 2, 100 + i, 2 * i, 30);
     int nseg = tu_count_files(dir, ".log");
     assert_true(nseg >= 2);
@@ -356,9 +366,10 @@ static void test_preallocated_tail(void **state)
     long long s0 = tu_file_size(tu_seg_path(dir, 0, ".log"));
     assert_true(s0 > 0 && s0 < 4000);
     assert_int_equal(sl_part_sync(p), SL_OK);
+    assert_int_equal(tu_append(p, 2, 200, 80, 30), 80);
     /* a kill -9 now leaves the active file preallocated: copy it as is */
     int64_t last = -1;
-    for (int64_t b = 79; b > 0 && last < 0; b--)
+    for (int64_t b = 81; b > 0 && last < 0; b--)
         if (tu_file_size(tu_seg_path(dir, b, ".log")) >= 0)
             last = b;
     assert_true(last > 0);
@@ -375,15 +386,15 @@ static void test_preallocated_tail(void **state)
      * of its cut: zeros there are no torn tail, later segments stay */
     assert_int_equal(truncate(tu_seg_path(dir, 0, ".log"), 4000), 0);
     assert_int_equal(sl_part_open(dir, &cfg, &p), SL_OK);
-    assert_int_equal(sl_part_end_offset(p), 80);
-    assert_int_equal(tu_count_records(p, 0), 80);
+    assert_int_equal(sl_part_end_offset(p), 82);
+    assert_int_equal(tu_count_records(p, 0), 82);
     assert_int_equal(tu_count_files(dir, ".log"), nseg);
     assert_int_equal(tu_file_size(tu_seg_path(dir, 0, ".log")), s0);
     assert_int_equal(tu_file_size(tu_seg_path(dir, last, ".log")), closed);
-    assert_int_equal(tu_append(p, 2, 999, 0, 30), 80);
+    assert_int_equal(tu_append(p, 2, 999, 0, 30), 82);
     sl_part_free(p);
     assert_int_equal(sl_part_open(dir, &cfg, &p), SL_OK);
-    assert_int_equal(tu_count_records(p, 0), 82);
+    assert_int_equal(tu_count_records(p, 0), 84);
     sl_part_free(p);
     tu_rmrf(dir);
 }
