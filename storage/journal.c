@@ -667,6 +667,18 @@ uint64_t sl_journal__seq(const sl_journal *j)
     return j->seq;
 }
 
+sl_err sl_journal__syncfs(sl_journal *j)
+{
+    sl_err rc = SL_OK;
+    int fd = open(j->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return SL_ESYS(errno);
+    if (sl_fs->syncfs(fd) != 0)
+        rc = SL_ESYS(errno);
+    close(fd);
+    return rc;
+}
+
 void sl_journal__retire(sl_journal *j)
 {
     if (j->fd < 0 || atomic_load(&j->failed) || j->blen != 0)

@@ -85,6 +85,12 @@ uint64_t sl_journal__seq(const sl_journal *j);
  * checkpointed (the flusher's last act). No-op after a failure.
  * @thread flusher */
 void sl_journal__retire(sl_journal *j);
+/* syncfs of the data directory's file system: every segment file (and
+ * directory) the journal covers is durable after SL_OK, as after a
+ * checkpoint of each (the flusher's last checkpoint when it covers many
+ * partitions). A failure (a writeback error, Linux >= 5.8) keeps the
+ * journal for the next start to replay. @thread flusher */
+sl_err sl_journal__syncfs(sl_journal *j);
 /* Inode generation of fd (FS_IOC_GETVERSION), 0 when unsupported: with
  * the inode number it tells a segment file from a later one of the same
  * name. @thread any */

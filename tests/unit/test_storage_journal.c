@@ -219,12 +219,85 @@ static void test_clean_stop_and_foreign_file(void **state)
     tu_rmrf(data);
 }
 
+/* sl_fs counting fdatasync and syncfs calls. */
+static int n_fdatasync, n_syncfs;
+static int count_fdatasync(int fd)
+{
+    n_fdatasync++;
+    return sl_fs_posix.fdatasync(fd);
+}
+static int count_syncfs(int fd)
+{
+    n_syncfs++;
+    return sl_fs_posix.syncfs(fd);
+}
+
+/* The last checkpoint of many journaled partitions (a clean stop after a
+ * topic of 100,000 partitions was written) is one syncfs, not an
+ * fdatasync of every segment file; the journal is gone after it and the
+ * records are durable (no replay needed). */
+static void test_clean_stop_many_one_syncfs(void **state)
+{
+    enum { M = 100 };
+    char *data = tu_tmpdir();
+    char dir[1024], jdir[1024];
+    sl_journal *j;
+    sl_flusher *f;
+    sl_part *p[M];
+    sl_part_cfg cfg;
+    sl_fs_ops counted = sl_fs_posix;
+    const sl_fs_ops *saved = sl_fs;
+    uint64_t replayed = 1;
+    (void)state;
+    counted.fdatasync = count_fdatasync;
+    counted.syncfs = count_syncfs;
+    snprintf(jdir, sizeof(jdir), "%s/journal", data);
+    assert_int_equal(sl_journal_open(data, 64u << 20, &j, NULL), SL_OK);
+    assert_int_equal(sl_flusher_new(NULL, NULL, &f), SL_OK);
+    assert_int_equal(sl_flusher_set_journal(f, j, 2), SL_OK);
+    tu_small_cfg(&cfg, 1u << 20);
+    for (int i = 0; i < M; i++) {
+        part_dir(data, i, dir, sizeof(dir));
+        assert_int_equal(sl_fs_mkdirs(dir, 0755), SL_OK);
+        assert_int_equal(sl_part_open(dir, &cfg, &p[i]), SL_OK);
+    }
+    sl_fs = &counted;
+    n_fdatasync = n_syncfs = 0;
+    sl_flusher_hold(f, 1);
+    for (int i = 0; i < M; i++) {
+        tu_append(p[i], 2, 1000, i * 10, 40);
+        sl_flusher_request(f, p[i]);
+    }
+    sl_flusher_hold(f, 0);
+    sl_flusher_free(f); /* one journal round, then the last checkpoint */
+    sl_journal_free(j);
+    sl_fs = saved;
+    assert_int_equal(n_syncfs, 1);
+    assert_true(n_fdatasync < 10); /* the journal's, not one per file */
+    assert_int_equal(tu_count_files(jdir, ".wal"), 0);
+    for (int i = 0; i < M; i++) {
+        assert_int_equal(sl_part_durable_offset(p[i]), 2);
+        sl_part_free(p[i]);
+    }
+    assert_int_equal(sl_journal_open(data, 64u << 20, &j, &replayed), SL_OK);
+    assert_int_equal(replayed, 0);
+    sl_journal_free(j);
+    for (int i = 0; i < M; i++) {
+        part_dir(data, i, dir, sizeof(dir));
+        assert_int_equal(sl_part_open(dir, &cfg, &p[i]), SL_OK);
+        assert_int_equal(tu_count_records(p[i], 0), 2);
+        sl_part_free(p[i]);
+    }
+    tu_rmrf(data);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_replay_restores_acked),
         cmocka_unit_test(test_without_journal_lost),
         cmocka_unit_test(test_clean_stop_and_foreign_file),
+        cmocka_unit_test(test_clean_stop_many_one_syncfs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
