@@ -499,7 +499,9 @@ sl_err sl_part_open_lazy(const char *dir, const sl_part_cfg *cfg,
     sl_err rc = part_new(dir, cfg, &p);
     if (rc != SL_OK)
         return rc;
-    rc = part_mkdir(p);
+    /* A new one's directory now; one with data must exist (a missing one
+     * shows when it loads: it starts empty, with a warning). */
+    rc = sum->nsegs == 0 ? part_mkdir(p) : SL_OK;
     if (rc != SL_OK) {
         sl_part_free(p);
         return rc;

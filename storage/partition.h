@@ -78,8 +78,9 @@ void sl_part_summary_empty(sl_part_summary *sum);
  * with. @thread loop */
 void sl_part_summary_get(const sl_part *p, sl_part_summary *out);
 /*
- * Open the partition directory `dir` (created, and its name fsynced, if
- * missing) without reading it: sum says what it holds and must come from
+ * Open the partition directory `dir` without reading it (when sum is
+ * empty, the directory is created, and its name fsynced, if missing; one
+ * with data must exist): sum says what it holds and must come from
  * a clean stop of the same data (or be sl_part_summary_empty for a
  * directory that is new or empty). The segments are opened at the first
  * append, read, iteration, truncation, time lookup or compaction, or when
