@@ -183,16 +183,21 @@ SL_CFG_ENUM(flush, "flush", "always", "always|interval|never", SL_CF_TOPIC,
 SL_CFG(flush_interval_ms, "flush-interval-ms", MS, "1000", 1, 3600000,
        SL_CF_TOPIC, NULL, "fsync period for flush = interval.")
 SL_CFG(flush_spin_us, "flush-spin-us", INT, "250", 0, 100000, 0, NULL,
-       "After an fsync round the flusher thread waits this many "
-       "microseconds for the next durable write, yielding the CPU, before "
-       "it sleeps: saves a thread wake-up per round when clients wait for "
-       "each receipt or durable ack. 0 = sleep at once.")
+       "After an fsync round the flusher thread waits up to this many "
+       "microseconds for the next durable write before it sleeps: saves a "
+       "thread wake-up per round when clients wait for each receipt or "
+       "durable ack. Adaptive: it sleeps through most of the recent gap "
+       "between rounds and requests and spins (yielding the CPU) only "
+       "around its end, not at all when the gaps exceed 2 ms. 0 = sleep "
+       "at once.")
 SL_CFG(loop_spin_us, "loop-spin-us", INT, "300", 0, 100000, 0, NULL,
        "While a single client waits for a durable write (a receipt on "
        "every SEND, one durable produce at a time), the event loop polls "
        "for the fsync round for up to this many microseconds instead of "
        "sleeping, which saves a thread wake-up per answer. Only while "
-       "the recent fsync rounds took less than this. 0 = always sleep.")
+       "the recent fsync rounds took less than this, and only for their "
+       "last quarter: it sleeps (on a timerfd) through the first 3/4 of "
+       "the recent fsync time. 0 = always sleep.")
 SL_CFG(journal, "journal", BOOL, "yes", 0, 0, 0, NULL,
        "Shared write-ahead journal (DATA/journal): an fsync round with at "
        "least journal-min-partitions partitions to sync writes their new "

@@ -63,10 +63,17 @@ void sl_flusher_add_hook(sl_flusher *f, void (*fn)(void *arg), void *arg);
  * (for users whose per-round work hangs off the durable notify instead;
  * the broker). Default 1. @thread any */
 void sl_flusher_set_round_hooks(sl_flusher *f, int on);
-/* After a round, spin (sched_yield) up to us microseconds for the next
- * request before sleeping, saving a futex wake-up per round for clients
- * that wait for each durable ack. 0 (default) = sleep at once. @thread any */
+/* After a round, wait up to us microseconds for the next request before
+ * sleeping, saving a futex wake-up per round for clients that wait for
+ * each durable ack: adaptive (flusher.c, spin_wait): it sleeps for most of
+ * the average gap between a round and the next request and spins
+ * (sched_yield) only around its end, and not at all when the gaps are
+ * longer than 2 ms. 0 (default) = sleep at once. @thread any */
 void sl_flusher_set_spin_us(sl_flusher *f, int64_t us);
+/* Spins started after a round, and those a request ended (any may be
+ * NULL). @thread any */
+void sl_flusher_spin_stats(const sl_flusher *f, uint64_t *spins,
+                           uint64_t *hits);
 
 /*
  * Coverage tokens: a caller that must not commit something before the

@@ -887,6 +887,44 @@ static void test_wake_only_hooks_and_spin(void **state)
     tu_rmrf(dir);
 }
 
+/* Adaptive spinning (flusher.c, spin_wait): a client that waits 5 ms
+ * between its durable appends (a gap longer than a spin can pay for)
+ * makes the flusher sleep after its rounds instead of spinning: at most
+ * the first rounds spin, while the average gap is still being learnt.
+ * Before, every round was followed by a spin of up to spin_us (20 here,
+ * for 20 rounds). The gaps only get longer on a loaded machine, so the
+ * bound holds whatever the load. */
+static void test_spin_adapts_to_long_gaps(void **state)
+{
+    char *dir = tu_tmpdir();
+    sl_part *p = open_part(dir, 1 << 30, SL_FLUSH_ALWAYS);
+    sl_flusher *f;
+    uint64_t spins = 0, hits = 0;
+    const int N = 20;
+    (void)state;
+    assert_int_equal(sl_flusher_new(notify, NULL, &f), SL_OK);
+    sl_flusher_set_durable_notify(f, bcast_dnotify, NULL);
+    sl_flusher_set_round_hooks(f, 0);
+    sl_flusher_set_spin_us(f, 10000);
+    for (int i = 0; i < N; i++) {
+        struct timespec gap = {0, 5 * 1000 * 1000};
+        assert_int_equal(tu_append(p, 1, 1, i, 20), i);
+        sl_flusher_request(f, p);
+        wait_durable(p, i + 1);
+        nanosleep(&gap, NULL); /* the client's think time */
+    }
+    sl_flusher_spin_stats(f, &spins, &hits);
+    assert_true(spins <= 3);
+    assert_true(hits <= spins);
+    pthread_mutex_lock(&mu);
+    watched = NULL;
+    pthread_mutex_unlock(&mu);
+    sl_flusher_forget(f, p);
+    sl_flusher_free(f);
+    sl_part_free(p);
+    tu_rmrf(dir);
+}
+
 /* Coverage tokens: covered reaches a token only once a round that took
  * every SL_FLUSH_ALWAYS request before it ended (durable offsets
  * published); interval requests do not count; a forgotten partition does
@@ -954,6 +992,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hooks_overlap_round, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spin_adapts_to_long_gaps, setup,
+                                        teardown),
     };
     const char *only = getenv("SL_TEST_FILTER"); /* e.g. "*overlap*" */
     if (only)
