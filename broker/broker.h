@@ -111,11 +111,6 @@ struct sl_broker {
     struct event *spin_ev;   /* loop-spin-us: polls for the next round */
     uint64_t spin_rounds;    /* flusher rounds when the spin started */
     int64_t spin_start_us;
-    /* A timerfd (microseconds, unlike libevent's millisecond timers)
-     * that ends the parked part of a lone wait (ops.c, spin_arm); -1
-     * when unavailable: spin at once as before. */
-    int spin_tfd;
-    struct event *spin_tev;
     struct event *maint_ev; /* periodic sl_part_maintain */
     struct event *reap_ev;  /* frees closed connections */
     struct event *sig_term, *sig_int, *sig_hup, *sig_usr1, *sig_usr2;
@@ -196,7 +191,6 @@ void sl_ops_init_events(sl_broker *b);
 void sl_ops_on_flush(evutil_socket_t fd, short what, void *arg);
 void sl_ops_on_append_ev(evutil_socket_t fd, short what, void *arg);
 void sl_ops_on_spin(evutil_socket_t fd, short what, void *arg);
-void sl_ops_on_spin_timer(evutil_socket_t fd, short what, void *arg);
 /* Shutdown: every watch times out now. */
 void sl_ops_expire_watches(sl_broker *b);
 /* Complete every durable waiter with err (shutdown after the last flush). */

@@ -195,9 +195,7 @@ SL_CFG(loop_spin_us, "loop-spin-us", INT, "300", 0, 100000, 0, NULL,
        "every SEND, one durable produce at a time), the event loop polls "
        "for the fsync round for up to this many microseconds instead of "
        "sleeping, which saves a thread wake-up per answer. Only while "
-       "the recent fsync rounds took less than this, and only for their "
-       "last quarter: it sleeps (on a timerfd) through the first 3/4 of "
-       "the recent fsync time. 0 = always sleep.")
+       "the recent fsync rounds took less than this. 0 = always sleep.")
 SL_CFG(journal, "journal", BOOL, "yes", 0, 0, 0, NULL,
        "Shared write-ahead journal (DATA/journal): an fsync round with at "
        "least journal-min-partitions partitions to sync writes their new "

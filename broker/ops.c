@@ -8,10 +8,8 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/timerfd.h>
 #include <sys/uio.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -219,18 +217,7 @@ sl_err sl_ops_topic_delete(sl_broker *b, const char *name)
  * (sl_flusher_sync_avg_us: the disk's own time, which polling does not
  * change), so a slow disk does not cost a polling CPU for nothing. With
  * more than one waiter the loop has work anyway.
- *
- * Park first, spin at the end (issue 20). Polling for the whole round
- * burned a CPU for every fdatasync: with one receipt window at 2-3 k
- * messages/s the loop's and the flusher's spins took about 65% of a core.
- * A round takes about as long as the recent ones (sync_avg), so the loop
- * parks in epoll for 3/4 of that, on a timerfd (b->spin_tfd: libevent's
- * own timers have millisecond precision) and polls only from then on,
- * up to loop-spin-us after the append as before. If the round ends while
- * it is parked, the flusher's notify wakes it as without spinning; the
- * timer then finds the round done and does nothing.
  */
-#define SL_SPIN_PARK_MIN_US 40
 static int lone_waiter(const sl_broker *b)
 {
     return b->dw_list && !b->dw_list->dw_next &&
@@ -240,36 +227,12 @@ static int lone_waiter(const sl_broker *b)
 static void spin_arm(sl_broker *b)
 {
     static const struct timeval zero = {0, 0};
-    int64_t avg, park;
     if (b->cfg.loop_spin_us <= 0 || evtimer_pending(b->spin_ev, NULL) ||
         !lone_waiter(b) ||
-        (avg = sl_flusher_sync_avg_us(b->flusher)) > b->cfg.loop_spin_us)
+        sl_flusher_sync_avg_us(b->flusher) > b->cfg.loop_spin_us)
         return;
     b->spin_rounds = sl_flusher_rounds(b->flusher);
     b->spin_start_us = sl_fs_mono_us();
-    park = avg * 3 / 4;
-    if (b->spin_tfd >= 0 && b->spin_tev && park >= SL_SPIN_PARK_MIN_US) {
-        struct itimerspec its = {{0, 0}, {0, (long)park * 1000}};
-        if (timerfd_settime(b->spin_tfd, 0, &its, NULL) == 0)
-            return; /* sl_ops_on_spin_timer starts the polling */
-    }
-    evtimer_add(b->spin_ev, &zero);
-}
-
-void sl_ops_on_spin_timer(evutil_socket_t fd, short what, void *arg)
-{
-    static const struct timeval zero = {0, 0};
-    sl_broker *b = arg;
-    uint64_t n;
-    (void)what;
-    if (read(fd, &n, sizeof(n)) != (ssize_t)sizeof(n))
-        return; /* (disarmed meanwhile) */
-    /* The round ended while the loop was parked (the durable notify
-     * answered it), or the wait is no longer a lone one: nothing to
-     * poll for. */
-    if (sl_flusher_rounds(b->flusher) != b->spin_rounds || !lone_waiter(b) ||
-        evtimer_pending(b->spin_ev, NULL))
-        return;
     evtimer_add(b->spin_ev, &zero);
 }
 

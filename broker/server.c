@@ -11,9 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -396,7 +394,6 @@ sl_err sl_server_start(sl_config *cfg, sl_broker **out, char *err,
     }
     b->cfg = *cfg; /* takes the strings */
     memset(cfg, 0, sizeof(*cfg));
-    b->spin_tfd = -1;
     b->lock_fd = -1;
     b->spare_fd = -1;
     if (evthread_use_pthreads() != 0) {
@@ -439,20 +436,6 @@ sl_err sl_server_start(sl_config *cfg, sl_broker **out, char *err,
     /* polling for a fsync round must not hold back producers' reads */
     if (b->spin_ev)
         event_priority_set(b->spin_ev, SL_PRI_INGRESS);
-    /* the parked part of a lone wait ends on a timerfd (ops.c); with the
-     * loop thread's timer slack at 1 µs (50 µs by default: a quarter of
-     * an fdatasync) it fires when asked */
-    b->spin_tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    if (b->spin_tfd >= 0) {
-        b->spin_tev = event_new(b->base, b->spin_tfd, EV_READ | EV_PERSIST,
-                                sl_ops_on_spin_timer, b);
-        if (b->spin_tev) {
-            event_priority_set(b->spin_tev, SL_PRI_INGRESS);
-            event_add(b->spin_tev, NULL);
-        }
-        if (b->cfg.loop_spin_us > 0)
-            (void)prctl(PR_SET_TIMERSLACK, 1000UL);
-    }
     b->maint_ev = event_new(b->base, -1, EV_PERSIST, maint_cb, b);
     b->sig_term = evsignal_new(b->base, SIGTERM, signal_cb, b);
     b->sig_int = evsignal_new(b->base, SIGINT, signal_cb, b);
@@ -659,11 +642,6 @@ static void broker_free(sl_broker *b)
         event_free(b->append_ev);
     if (b->spin_ev)
         event_free(b->spin_ev);
-    if (b->spin_tev)
-        event_free(b->spin_tev);
-    if (b->spin_tfd >= 0)
-        close(b->spin_tfd);
-    b->spin_tfd = -1;
     if (b->base)
         sl_conn_fini(b);
     sl_tls_fini(b);
