@@ -526,14 +526,21 @@ static void scan_log(sl_part *p, int64_t from, int64_t now_ms)
 
 static void snapshot(sl_part *p, int64_t now_ms);
 
-/* Build p->ps if it is not built. SL_ERR_NOMEM only. */
+/* Build p->ps if it is not built: loads a lazily opened partition first
+ * (the scan starts at its last segment). SL_ERR_NOMEM, or why the
+ * partition cannot be loaded. */
 static sl_err ensure(sl_part *p, int64_t now_ms)
 {
-    int64_t *snaps = NULL, from = p->segs[p->nsegs - 1]->base;
+    int64_t *snaps = NULL, from;
     size_t n = 0;
+    sl_err lrc;
 
     if (p->ps)
         return SL_OK;
+    lrc = sl_part__load(p);
+    if (lrc != SL_OK)
+        return lrc;
+    from = p->segs[p->nsegs - 1]->base;
     p->ps = sl_pstate_new();
     if (!p->ps)
         return SL_ERR_NOMEM;

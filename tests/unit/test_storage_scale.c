@@ -281,6 +281,24 @@ static void test_lazy_partitions(void **state)
     free_all(p, N);
     sl_fs = saved;
 
+    /* Asking an unopened partition for a producer's state loads it first
+     * (building that state reads the log from the last segment's base). */
+    {
+        sl_part *q;
+        sl_part_summary m;
+        int16_t ep = 0;
+        int32_t last = 0;
+        part_dir(data, 0, dir, sizeof(dir));
+        assert_int_equal(sl_part_open(dir, &cfg, &q), SL_OK);
+        sl_part_summary_get(q, &m);
+        sl_part_free(q);
+        assert_int_equal(sl_part_open_lazy(dir, &cfg, &m, &q), SL_OK);
+        assert_false(sl_part_loaded(q));
+        assert_int_equal(sl_part_producer(q, 77, &ep, &last), SL_ERR_NOT_FOUND);
+        assert_true(sl_part_loaded(q));
+        sl_part_free(q);
+    }
+
     /* Retention that is due loads the partition and deletes: a summary
      * of two segments whose first is older than retention_ms. */
     {
