@@ -527,6 +527,25 @@ static void create_op_free(create_op *op)
     free(op);
 }
 
+/* A CREATE_TOPICS or DELETE_TOPICS of n topics waiting for the quorum;
+ * NULL (and the request answered with NOMEM) when memory is short. */
+static create_op *create_op_new(sl_broker *b, sl_reply *r, const sl_req *req,
+                                uint32_t n, int del)
+{
+    create_op *op = calloc(1, sizeof(*op));
+    if (!op || !(op->one = calloc(n + 1, sizeof(*op->one)))) {
+        free(op);
+        sl_reply_error(r, SL_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    op->b = b;
+    op->r = r;
+    op->corr = req->correlation_id;
+    op->n = n;
+    op->del = del;
+    return op;
+}
+
 static void create_cancel(void *arg)
 {
     create_op *op = arg;
@@ -717,16 +736,8 @@ static void h_create_topics(sl_broker *b, sl_conn *c, const sl_req *req,
         sl_reply_error(r, SL_ERR_MALFORMED, "CREATE_TOPICS: bad body");
         goto out;
     }
-    op = calloc(1, sizeof(*op));
-    if (!op || !(op->one = calloc(q.ntopics + 1, sizeof(*op->one)))) {
-        free(op);
-        sl_reply_error(r, SL_ERR_NOMEM, "out of memory");
+    if (!(op = create_op_new(b, r, req, q.ntopics, 0)))
         goto out;
-    }
-    op->b = b;
-    op->r = r;
-    op->corr = req->correlation_id;
-    op->n = q.ntopics;
     for (uint32_t i = 0; i < q.ntopics; i++) {
         create_one *one = &op->one[i];
         const sl_str *nm = &q.topics[i].name;
@@ -894,17 +905,8 @@ static void h_delete_topics(sl_broker *b, sl_conn *c, const sl_req *req,
         sl_reply_error(r, SL_ERR_MALFORMED, "DELETE_TOPICS: bad body");
         goto out;
     }
-    op = calloc(1, sizeof(*op));
-    if (!op || !(op->one = calloc(q.ntopics + 1, sizeof(*op->one)))) {
-        free(op);
-        sl_reply_error(r, SL_ERR_NOMEM, "out of memory");
+    if (!(op = create_op_new(b, r, req, q.ntopics, 1)))
         goto out;
-    }
-    op->b = b;
-    op->r = r;
-    op->corr = req->correlation_id;
-    op->n = q.ntopics;
-    op->del = 1;
     for (uint32_t i = 0; i < q.ntopics; i++) {
         create_one *one = &op->one[i];
         const sl_str *nm = &q.topics[i];

@@ -14,7 +14,6 @@ Waiting is always "poll a status command until a condition holds or a
 deadline passes", never a fixed sleep.
 """
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -27,39 +26,7 @@ def cli_path():
     return os.path.join(sluice_harness.bin_dir(), "sluice")
 
 
-def _ephemeral_low():
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            return int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
-
-
-def reserve_ports(n):
-    """n free ports BELOW the kernel's ephemeral range: a node restarted
-    by a test must get its Raft port back, and a port from the ephemeral
-    range (what bind(0) gives) can meanwhile become the source port of an
-    outgoing connection (seen once: "cannot start on ...: Address already
-    in use" after a restart)."""
-    import random
-    low = _ephemeral_low()
-    rng = random.Random()
-    socks, ports = [], []
-    while len(ports) < n:
-        port = rng.randrange(10000, low)
-        if port in ports:
-            continue
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            s.close()
-            continue
-        socks.append(s)
-        ports.append(port)
-    for s in socks:
-        s.close()
-    return ports
+reserve_ports = sluice_harness.reserve_ports
 
 
 class Cluster:

@@ -24,47 +24,23 @@ Both take seconds to start, so the suite starts each once per module
 (and both at the same time).
 """
 import os
-import random
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "harness"))
+import sluice_harness  # noqa: E402
 
 RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 ACTIVEMQ_JAR = "/usr/share/activemq/bin/activemq.jar"
 START_TIMEOUT = 120.0  # seconds: two JVM/BEAM starts on 2 busy cores
 
 
-def _ephemeral_low():
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            return int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
-
-
-def reserve_ports(n):
-    """n distinct free loopback ports below the ephemeral range."""
-    low = _ephemeral_low()
-    rng = random.Random()
-    socks, ports = [], []
-    while len(ports) < n:
-        port = rng.randrange(10000, low)
-        if port in ports:
-            continue
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            s.close()
-            continue
-        socks.append(s)
-        ports.append(port)
-    for s in socks:
-        s.close()
-    return ports
+reserve_ports = sluice_harness.reserve_ports
 
 
 def _stop_pid(proc, timeout=60):
