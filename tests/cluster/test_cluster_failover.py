@@ -168,11 +168,23 @@ def test_leader_election_and_failover(cluster):
 
 
 def wait_all_up(c, nodes):
+    """A metadata leader all agree on, and every node's own image has
+    every node up: a node places a new topic's replicas from its own
+    image, so one that has not applied the others' registrations yet
+    refuses a replication factor above the nodes it knows (seen in CI:
+    "replication factor 1 is more than the 0 live node(s)")."""
+    want = {n: "up" for n in nodes}
+
     def ok():
         ldr = c.agreed_leader(nodes)
-        st = c.status(ldr) if ldr else None
-        return st and st["nodes"] == {n: "up" for n in nodes} and ldr
-    return c.wait(ok, "a leader and every node up")
+        if not ldr:
+            return None
+        for n in nodes:
+            st = c.status(n)
+            if not st or st["nodes"] != want:
+                return None
+        return ldr
+    return c.wait(ok, "a leader and every node up in every node's view")
 
 
 def test_paused_leader_is_fenced_and_rejoins(cluster):
