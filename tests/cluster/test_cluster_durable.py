@@ -213,8 +213,12 @@ def test_isr_shrinks_and_expands_through_the_quorum(cluster_lag):
     c.wait(lambda: (parse(same_everywhere(c, "i", others, 1) or
                           ["leader 0 epoch 0 replicas 0 isr 0"])[0][3] ==
                     [pl]), "the paused follower out of the ISR")
-    # refused before anything is appended; libsluice retries it (the ISR
-    # may grow back) until delivery.timeout.ms, then reports it
+    # refused; libsluice retries it (the ISR may grow back) until
+    # delivery.timeout.ms, then reports it. A try that reached the leader
+    # while the ISR was full again for a moment is appended and then
+    # failed when the ISR shrank (Kafka's NOT_ENOUGH_REPLICAS_AFTER_APPEND:
+    # the record may be in the log though the producer was told it failed;
+    # seen once in CI), so the log may hold "refused" below w-0.
     p = c.cli(pl, "-X", "delivery.timeout.ms=1000", "produce", "i",
               "--partition", "0", "--acks", "durable", input="refused\n",
               check=False)
@@ -225,9 +229,11 @@ def test_isr_shrinks_and_expands_through_the_quorum(cluster_lag):
     # in Kafka): a reader gets w-0 although the paused follower lacks it.
     # test_durable_acks_wait_for_the_isr_and_survive_leader_kill rules
     # this case out before it asserts that readers stop at the followers'
-    out = c.cli(pl, "consume", "i", "--partition", "0", "--offset", "10",
-                "--count", "1").stdout.split()
-    assert out == ["w-0"]
+    (end,) = c.ends(pl, "i")
+    assert end >= 11
+    mid = c.cli(pl, "consume", "i", "--partition", "0", "--offset", "10",
+                "--count", str(end - 10)).stdout.split()
+    assert mid[-1] == "w-0" and set(mid[:-1]) <= {"refused"}, mid
 
     c.nodes[f].proc.send_signal(signal.SIGCONT)
     c.wait(lambda: (parse(same_everywhere(c, "i", all3, 1) or
@@ -235,10 +241,10 @@ def test_isr_shrinks_and_expands_through_the_quorum(cluster_lag):
                     [n for n in rep]), "the follower back in the ISR")
     c.cli(pl, "produce", "i", "--partition", "0", "--acks", "durable",
           input="b-0\n")
-    assert c.ends(f, "i") == [12]
+    assert c.ends(f, "i") == [end + 1]
     out = c.cli(f, "consume", "i", "--partition", "0", "--from-beginning",
-                "--count", "12").stdout.split()
-    assert out == ["a-%d" % i for i in range(10)] + ["w-0", "b-0"]
+                "--count", str(end + 1)).stdout.split()
+    assert out == ["a-%d" % i for i in range(10)] + mid + ["b-0"]
 
 
 def test_returning_old_leader_truncates_its_divergent_tail(cluster):
