@@ -1149,7 +1149,7 @@ static sl_err defer_create(sl_broker *b, const char *topic, sl_conn *c,
 {
     sl_err rc = SL_OK;
     ac_pending *a = ac_start(b, topic, &rc);
-    ac_wait *w;
+    ac_wait *w, **pw;
     if (!a)
         return rc;
     w = calloc(1, sizeof(*w));
@@ -1166,8 +1166,11 @@ static sl_err defer_create(sl_broker *b, const char *topic, sl_conn *c,
     w->r = r;
     w->c = c;
     w->fn = fn;
-    w->next = a->waits;
-    a->waits = w;
+    /* appended: the waiting requests run in the order they came, so a
+     * producer's pipelined batches keep their order (and sequences) */
+    for (pw = &a->waits; *pw; pw = &(*pw)->next)
+        ;
+    *pw = w;
     sl_reply_set_cancel(r, ac_cancel, w);
     return SL_OK;
 }

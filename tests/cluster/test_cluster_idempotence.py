@@ -72,3 +72,34 @@ def test_resend_to_the_new_leader_is_stored_once(cluster):
     with sw.Client(c.nodes[other].binary_addr) as cl:
         got = [x["value"] for x in cl.fetch_records("idem", 0, 0, upto=9)]
         assert got == want
+
+
+def test_pipelined_batches_to_an_auto_created_topic_keep_order(cluster):
+    """Batches pipelined to a topic that does not exist yet wait together
+    for the quorum to create it and then run in the order they came: each
+    is stored, with its sequence accepted, and the log holds them in
+    order (they once ran last-first: OUT_OF_ORDER_SEQUENCE)."""
+    c = cluster
+    all3 = [1, 2, 3]
+    ldr = wait_all_up(c, all3)
+    f = next(n for n in all3 if n != ldr)
+    c.wait(lambda: (c.status(f) or {}).get("nodes") ==
+           {n: "up" for n in all3}, "node %d sees every node up" % f)
+    n = 6
+    with sw.Client(c.nodes[f].binary_addr) as cl:
+        pid, epoch = cl.init_producer_id()
+        corrs = [cl.send(sw.API_PRODUCE, sw.produce_body(
+            sw.ACKS_DURABLE, {"piped": {0: batch(pid, epoch, 3 * i,
+                                                 "p%d" % i)}}))
+            for i in range(n)]
+        got = []
+        for corr in corrs:
+            rc, body = cl.recv()
+            assert rc == corr
+            r = sw.decode_produce(body)[("piped", 0)]
+            got.append((r["error"], r["base_offset"]))
+        assert got == [(0, 3 * i) for i in range(n)]
+        vals = [x["value"] for x in cl.fetch_records("piped", 0, 0,
+                                                     upto=3 * n)]
+        assert vals == [("p%d-%d" % (i, k)).encode() for i in range(n)
+                        for k in range(3)]
