@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import ctypes
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.dirname(os.path.dirname(HERE))
@@ -64,6 +65,39 @@ def reserve_ports(n):
     for s in socks:
         s.close()
     return ports
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_IN_MODIFY = 0x2
+
+
+def wait_written(path, cond, what, timeout=30.0):
+    """cond()'s first true value, checked again each time `path` is
+    written (inotify), so nothing sleeps: a write between a check and the
+    wait is queued on the watch, set up before the first check. Raises
+    AssertionError naming `what` after `timeout` seconds."""
+    fd = _libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+    if fd < 0:
+        raise OSError(ctypes.get_errno(), "inotify_init1")
+    try:
+        if _libc.inotify_add_watch(fd, os.fsencode(path), _IN_MODIFY) < 0:
+            raise OSError(ctypes.get_errno(), "inotify_add_watch %s" % path)
+        deadline = time.monotonic() + timeout
+        while True:
+            v = cond()
+            if v:
+                return v
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError("timed out after %.0fs waiting for %s"
+                                     % (timeout, what))
+            if select.select([fd], [], [], left)[0]:
+                try:
+                    os.read(fd, 65536)
+                except BlockingIOError:
+                    pass
+    finally:
+        os.close(fd)
 
 
 def bin_dir():
@@ -217,6 +251,15 @@ class Broker:
                 return f.read().decode(errors="replace")
         except OSError:
             return ""
+
+    def wait_log(self, cond, what, timeout=30.0):
+        """cond(log text)'s first true value, checked each time the log is
+        written (wait_written), at most `timeout` seconds."""
+        try:
+            return wait_written(self.log_path, lambda: cond(self.log()),
+                                what, timeout)
+        except AssertionError as e:
+            raise AssertionError("%s; the log:\n%s" % (e, self.log()))
 
     def rss_kb(self):
         """Resident set size of the running sluiced (VmRSS, kB)."""

@@ -164,11 +164,8 @@ def audit(b, text):
 
 
 def wait_audit(b, text, count=1):
-    deadline = time.monotonic() + WAIT
-    while len(audit(b, text)) < count:
-        assert time.monotonic() < deadline, "no %r in the log:\n%s" % (
-            text, b.log())
-        time.sleep(0.05)
+    b.wait_log(lambda log: len(audit(b, text)) >= count,
+               "audit line %r" % text, WAIT)
     return audit(b, text)
 
 

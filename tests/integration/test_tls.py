@@ -108,11 +108,7 @@ def stomp_connect(s):
 
 
 def wait_log(b, text, count=1):
-    deadline = time.monotonic() + WAIT
-    while b.log().count(text) < count:
-        assert time.monotonic() < deadline, "no %r in the log:\n%s" % (
-            text, b.log())
-        time.sleep(0.05)
+    b.wait_log(lambda log: log.count(text) >= count, repr(text), WAIT)
 
 
 def closed_by_peer(s):
