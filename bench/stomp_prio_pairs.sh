@@ -43,17 +43,4 @@ run() { # plain|prio
 for i in $(seq "$PAIRS"); do
   if [ $((i % 2)) = 1 ]; then run plain; run prio; else run prio; run plain; fi
 done
-python3 - "$out" <<'PY'
-import re, statistics, sys
-runs = {}
-for line in open(sys.argv[1]):
-    t = line.split()[0]
-    kv = dict(re.findall(r"(\S+)=(\S+)", line))
-    runs.setdefault(t, []).append(kv)
-for t, rs in runs.items():
-    for k, worst in (("out_msg_s", min), ("e2e_p99_ms", max),
-                     ("broker_cpu_ticks", max)):
-        v = [float(r[k]) for r in rs]
-        print("%-5s %-17s median %10.1f  worst %10.1f  (%d runs)" %
-              (t, k, statistics.median(v), worst(v), len(v)))
-PY
+python3 bench/pairs_summary.py "$out"

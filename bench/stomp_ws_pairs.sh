@@ -40,21 +40,4 @@ run() { # transport
 for i in $(seq "$PAIRS"); do
   if [ $((i % 2)) = 1 ]; then run plain; run ws; else run ws; run plain; fi
 done
-python3 - "$out" <<'PY'
-import re, statistics, sys
-runs = {}
-for line in open(sys.argv[1]):
-    t = line.split()[0]
-    kv = dict(re.findall(r"(\S+)=(\S+)", line))
-    runs.setdefault(t, []).append(kv)
-def num(kv, k):
-    return float(kv[k])
-for t, rs in runs.items():
-    for k, worst in (("out_msg_s", min), ("e2e_p99_ms", max),
-                     ("broker_cpu_ticks", max)):
-        if k not in rs[0]:
-            continue
-        v = [num(r, k) for r in rs]
-        print("%-5s %-17s median %10.1f  worst %10.1f  (%d runs)" %
-              (t, k, statistics.median(v), worst(v), len(v)))
-PY
+python3 bench/pairs_summary.py "$out"

@@ -12,22 +12,8 @@ import subprocess
 import sys
 import threading
 
-import pytest
-
 sys.path.insert(0, os.path.dirname(__file__))
-import cluster_harness  # noqa: E402
 from test_cluster_failover import parse, same_everywhere, wait_all_up  # noqa
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    c = cluster_harness.Cluster(tmp_path, n=3)
-    c.start()
-    yield c
-    for b in c.nodes.values():
-        if b.running():
-            b.proc.send_signal(signal.SIGCONT)
-    c.stop_all()
 
 
 def test_cli_produce_through_a_node_that_leads_nothing_of_it(cluster):

@@ -20,17 +20,6 @@ import cluster_harness  # noqa: E402
 from test_cluster_failover import parse, same_everywhere, wait_all_up  # noqa
 
 
-@pytest.fixture
-def cluster(tmp_path):
-    c = cluster_harness.Cluster(tmp_path, n=3)
-    c.start()
-    yield c
-    for b in c.nodes.values():
-        if b.running():
-            b.proc.send_signal(signal.SIGCONT)
-    c.stop_all()
-
-
 def cli_bounded(c, nid, seconds, *args):
     """Run sluice for at most `seconds`; (returncode or None, stdout)."""
     b = c.nodes[nid]

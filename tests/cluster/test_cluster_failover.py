@@ -10,20 +10,11 @@ import subprocess
 import sys
 import urllib.request
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, os.path.dirname(__file__))
 import cluster_harness  # noqa: E402
 import sluice_harness  # noqa: E402
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    c = cluster_harness.Cluster(tmp_path, n=3)
-    c.start()
-    yield c
-    c.stop_all()
 
 
 def parse(lines):

@@ -4,27 +4,12 @@ new leader, is stored once. The followers built the same producer state
 from the replicated batches, so the new leader recognises the resend and
 answers it with the original offsets."""
 import os
-import signal
 import sys
 
-import pytest
-
 sys.path.insert(0, os.path.dirname(__file__))
-import cluster_harness  # noqa: E402
 import sluice_wire as sw  # noqa: E402
 from test_cluster_durable import leader_of  # noqa: E402
 from test_cluster_failover import parse, same_everywhere, wait_all_up  # noqa
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    c = cluster_harness.Cluster(tmp_path, n=3)
-    c.start()
-    yield c
-    for b in c.nodes.values():
-        if b.running():
-            b.proc.send_signal(signal.SIGCONT)
-    c.stop_all()
 
 
 def batch(pid, epoch, seq, tag):

@@ -19,24 +19,11 @@ import subprocess
 import sys
 import threading
 
-import pytest
-
 sys.path.insert(0, os.path.dirname(__file__))
 import cluster_harness  # noqa: E402
 from test_cluster_failover import parse, same_everywhere, wait_all_up  # noqa
 
 ROUNDS = int(os.environ.get("JEPSEN_ROUNDS", "3"))
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    c = cluster_harness.Cluster(tmp_path, n=3)
-    c.start()
-    yield c
-    for b in c.nodes.values():
-        if b.running():
-            b.proc.send_signal(signal.SIGCONT)
-    c.stop_all()
 
 
 class Producer(threading.Thread):

@@ -8,24 +8,9 @@ import os
 import signal
 import sys
 
-import pytest
-
 sys.path.insert(0, os.path.dirname(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "stomp"))
-import cluster_harness  # noqa: E402
-from conftest import Raw  # noqa: E402
+from stomp_raw import Raw  # noqa: E402
 from test_cluster_failover import parse, same_everywhere, wait_all_up  # noqa
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    c = cluster_harness.Cluster(tmp_path, n=3)
-    c.start()
-    yield c
-    for b in c.nodes.values():
-        if b.running():
-            b.proc.send_signal(signal.SIGCONT)
-    c.stop_all()
 
 
 def ready(c):

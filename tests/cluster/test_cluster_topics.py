@@ -7,20 +7,10 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 sys.path.insert(0, os.path.dirname(__file__))
 import cluster_harness  # noqa: E402
 from test_cluster_failover import parse, same_everywhere  # noqa: E402
 from test_cluster_stomp import ready  # noqa: E402
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    c = cluster_harness.Cluster(tmp_path, n=3)
-    c.start()
-    yield c
-    c.stop_all()
 
 
 def topics(c, nid):

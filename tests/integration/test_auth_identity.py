@@ -19,6 +19,7 @@ import pytest
 import sluice_wire as sw
 from sluice_harness import Broker
 from sluice_tls import Pki
+from stomp_raw import read_frame, stomp_frame
 
 WAIT = 30  # seconds an expected event may take at most (never slept)
 ADMIN_PW = "root-secret"
@@ -133,21 +134,6 @@ def sasl(c, mech, data):
     if err:
         return err, msg
     return 0, mechs
-
-
-def stomp_frame(cmd, headers=(), body=b""):
-    h = "".join("%s:%s\n" % kv for kv in headers)
-    return ("%s\n%s\n" % (cmd, h)).encode() + body + b"\0"
-
-
-def read_frame(s):
-    buf = b""
-    while b"\0" not in buf:
-        chunk = s.recv(65536)
-        if not chunk:
-            raise ConnectionError("closed; got %r" % buf)
-        buf += chunk
-    return buf.split(b"\0", 1)[0].lstrip(b"\n")
 
 
 def stomp_tls(b, pki, cert, headers=()):

@@ -22,6 +22,7 @@ import stomp
 import sluice_wire
 from sluice_harness import Broker
 from sluice_tls import Pki
+from stomp_raw import read_frame, stomp_frame
 
 WAIT = 30  # seconds an expected event may take at most (never slept)
 
@@ -82,21 +83,6 @@ def client_ctx(ca, cert=None):
 def tls_sock(addr, ctx, host="localhost"):
     s = socket.create_connection(addr, timeout=WAIT)
     return ctx.wrap_socket(s, server_hostname=host)
-
-
-def stomp_frame(cmd, headers=(), body=b""):
-    h = "".join("%s:%s\n" % kv for kv in headers)
-    return ("%s\n%s\n" % (cmd, h)).encode() + body + b"\0"
-
-
-def read_frame(s):
-    buf = b""
-    while b"\0" not in buf:
-        chunk = s.recv(65536)
-        if not chunk:
-            raise ConnectionError("closed; got %r" % buf)
-        buf += chunk
-    return buf.split(b"\0", 1)[0].lstrip(b"\n")
 
 
 def stomp_connect(s):

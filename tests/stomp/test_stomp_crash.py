@@ -1,6 +1,5 @@
 """kill -9 during persistent STOMP sends with receipts: every receipted
 message is there after a restart."""
-import socket
 import threading
 
 import pytest

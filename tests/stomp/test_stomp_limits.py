@@ -16,8 +16,6 @@ import socket
 import struct
 import tempfile
 
-import pytest
-
 from conftest import Broker, Raw
 
 
