@@ -28,7 +28,7 @@
  *    change of s->fd (open, eviction) is made under that mutex too:
  *    s->pmu points at it once the segment is in its partition's array.
  *    When they find fd == -1 they open the file by its path for that
- *    round (partition.c): syncing a segment never needs a cached fd.
+ *    round (partition_sync.c): syncing a segment never needs a cached fd.
  *  - Lock order: partition mutex, then the cache's mutex. The evictor
  *    releases the cache's mutex before it takes the victim's partition
  *    mutex, and nothing evicts while holding a partition mutex.

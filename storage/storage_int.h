@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "protocol/batch.h"
 #include "protocol/err.h"
@@ -250,7 +251,7 @@ uint64_t sl_seg_next_good(sl_seg *s, uint64_t pos, uint64_t hint,
  * rewrite the index files. */
 sl_err sl_seg_reindex(sl_seg *s, uint32_t index_interval);
 
-/* ---- partition.c (for compact.c and flusher.c) ----------------------- */
+/* ---- partition*.c (for each other, compact.c and flusher.c) --------- */
 
 /* Remember a damaged range [first, last] (once per first offset; the
  * first SL_PART_BAD_MAX are kept). 1 when it was new. @thread loop */
@@ -269,6 +270,12 @@ uint8_t *sl_part__scratch(void);
 size_t sl_part__seg_for(const sl_part *p, int64_t offset);
 /* Offset after the segment i (next base, or end of log). */
 int64_t sl_part__seg_end(const sl_part *p, size_t i);
+/* Index of the segment whose base is exactly base; -1 if gone. The
+ * caller holds p->mu or is the loop. */
+ssize_t sl_part__seg_index(const sl_part *p, int64_t base);
+/* A close-on-exec duplicate of fd (a sync or a zero-copy read keeps its
+ * own descriptor while the open-file cache may close the segment's). */
+int sl_part__dupfd(int fd);
 /* sl_part_sync, also reporting how many fdatasync/fsync calls it made. */
 sl_err sl_part__sync(sl_part *p, uint64_t *nsyncs);
 /* files = 0: sl_part__sync. files = 1: the journal's checkpoint: also
