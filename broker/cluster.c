@@ -1281,6 +1281,11 @@ void sl_bcluster_stop(sl_broker *b)
     b->cluster = NULL;
 }
 
+const sl_meta *sl_bcluster_image(sl_broker *b)
+{
+    return b->cluster ? &b->cluster->image : NULL;
+}
+
 /* ---- /metrics ------------------------------------------------------------ */
 
 int sl_bcluster_stats_get(sl_broker *b, sl_bcluster_stats *out)

@@ -39,6 +39,11 @@ struct sl_arena;
 void sl_bcluster_meta_fill(sl_broker *b, struct sl_arena *a,
                            struct sl_metadata_resp *r);
 
+/* The loop's copy of the metadata image (cluster/meta.h), or NULL
+ * without cluster mode. Valid until sl_bcluster_stop. */
+struct sl_meta;
+const struct sl_meta *sl_bcluster_image(sl_broker *b);
+
 /* For /metrics: this node's view of the cluster. 0, or -1 without
  * cluster mode. */
 typedef struct sl_bcluster_stats {

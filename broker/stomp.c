@@ -379,6 +379,8 @@ static void st_describe(void *state, sl_conn *conn, sl_jw *j)
     for (stomp_sub *s = c->subs; s; s = s->next) {
         int64_t held = s->queue && s->qc ? (int64_t)sl_qconsumer_held(s->qc)
                                          : (int64_t)s->pq.n;
+        if (s->relay && s->ack == ACK_AUTO)
+            held = 0;
         if (s->ack != ACK_AUTO || s->queue)
             in_flight += held;
         sl_jw_obj(j);
@@ -392,6 +394,8 @@ static void st_describe(void *state, sl_conn *conn, sl_jw *j)
             sl_jw_kstr(j, "group", s->group);
             sl_jw_kstr(j, "topic", s->qtopic);
         }
+        if (s->relay) /* served by the group's coordinator */
+            sl_jw_ki64(j, "relayed_to", stomp_relay_node(s->relay));
         sl_jw_ki64(j, "in_flight", held);
         sl_jw_end(j);
     }
@@ -473,6 +477,12 @@ void sl_stomp_module_init(sl_broker *b)
         return;
     }
     tmp_cleanup(s);
+    if (stomp_relay_init(s) != SL_OK) {
+        sl_broker_fail(b, "stomp: out of memory");
+        stomp_users_fini(s);
+        free(s);
+        return;
+    }
     sl_ops_on_append(b, stomp_on_append, s);
     sl_ops_on_topic_delete(b, stomp_on_topic_delete, s);
     /* the module's state hangs on the listener's protocol entry */
@@ -486,6 +496,7 @@ void sl_stomp_module_fini(sl_broker *b)
         return;
     /* the server freed every connection (and so every session) first */
     sl_conn_set_proto(b, SL_LISTENER_STOMP, NULL, NULL);
+    stomp_relay_fini(s);
     stomp_users_fini(s);
     free(s);
 }

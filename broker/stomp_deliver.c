@@ -419,6 +419,8 @@ void stomp_sub_pump(stomp_sub *s)
     treader *r;
     if (s->qc)
         sub_refill(s);
+    else if (s->relay)
+        stomp_relay_pump(s);
     for (r = s->readers; r; r = r->sub_next)
         reader_pump(r);
 }

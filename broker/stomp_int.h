@@ -15,6 +15,8 @@
  *   stomp_selector.c JMS selectors (pure)
  *   stomp_frame.c    the frame parser and encoder (pure)
  *   stomp_auth.c     the users file (checks: broker/auth.c)
+ *   relay.c          cluster: /queue subscriptions served by the node
+ *                    that coordinates their group (docs/cluster.md 5.1)
  *
  * The pure files open no socket and touch no broker state, so
  * tests/unit/test_stomp_sub.c tests them without a running broker.
@@ -130,6 +132,7 @@ void stomp_pendq_clear(stomp_pendq *q);
 typedef struct stomp_srv stomp_srv;
 typedef struct stomp_conn stomp_conn;
 typedef struct stomp_sub stomp_sub;
+typedef struct stomp_relay stomp_relay;
 
 struct stomp_srv {
     sl_broker *b;
@@ -139,6 +142,7 @@ struct stomp_srv {
     stomp_conn *conns;            /* every STOMP session */
     treader *readers;             /* every topic reader */
     uint64_t next_session;
+    struct event *relay_tick; /* cluster mode: relay.c's timer */
 };
 
 struct treader {
@@ -172,6 +176,17 @@ struct stomp_sub {
                          consumers (stomp_qc_accept), a durable
                          subscription acks it unseen */
     stomp_pendq pq;
+    /* cluster (relay.c): a /queue subscription is served where its group
+     * is coordinated; homeable marks one that follows the coordinator */
+    int homeable;
+    struct stomp_relay *relay; /* another node serves it, or NULL */
+    char **xh;                 /* SUBSCRIBE headers passed on: name, value */
+    size_t nxh;
+    /* deliveries made before the subscription moved (its coordinator
+     * changed): their ACK/NACK settles nothing, the group delivers them
+     * again */
+    stomp_pendq stale;
+    int home_warned;
 };
 
 typedef struct tx_op {
@@ -231,6 +246,7 @@ struct stomp_conn {
     char **tmp_topics;
     size_t ntmp;
     uint64_t tmp_seq;
+    int32_t relay_from; /* a relay session of node N (CONNECT sluice-relay) */
 };
 
 /* ---- small helpers ------------------------------------------------------- */
@@ -339,9 +355,38 @@ void stomp_sub_free(stomp_sub *s);
 void stomp_conn_set_priority(stomp_conn *c);
 /* The topic of a destination, created if missing. */
 sl_err stomp_dest_topic(stomp_conn *c, const dest *d, int32_t *np);
-/* Settle msgid (see stomp_sub.c). SL_OK or SL_ERR_NOT_FOUND. */
+/* Settle msgid (see stomp_sub.c). SL_OK or SL_ERR_NOT_FOUND. w (may be
+ * NULL): the wait of the receipt; a relayed settlement holds it until the
+ * coordinator committed it. */
 sl_err stomp_do_ack(stomp_conn *c, int cmd, const char *msgid, const char *hint,
-                    int requeue, int *settled_queue);
+                    int requeue, sl_wait *w, int *settled_queue);
+
+/* The queue consumer of s on this node, from what its SUBSCRIBE said
+ * (relay.c calls it when the group's coordinator moves here). */
+sl_err stomp_sub_open_local(stomp_sub *s, char *why, size_t whylen);
+/* Stop serving s where it is served now (its deliveries become stale). */
+void stomp_sub_unhome(stomp_sub *s);
+
+/* ---- relay.c ------------------------------------------------------------- */
+
+/* Who serves queue group `group` on `topic`: 0 this node (also: not a
+ * cluster, or a topic the metadata does not hold), N > 0 node N, -1 none
+ * now (its partition has no leader, or the node no STOMP address). */
+int32_t stomp_relay_coordinator(stomp_srv *srv, const char *group,
+                                const char *topic);
+/* Relay s (its group, qtopic set) to node (-1: wait for one). */
+sl_err stomp_relay_open(stomp_sub *s, int32_t node);
+void stomp_relay_free(struct stomp_relay *rl);
+/* Settle a delivery of a relayed subscription at its coordinator; w (may
+ * be NULL) completes when the coordinator committed it. */
+void stomp_relay_settle(stomp_sub *s, const pend *p, int cmd, int requeue,
+                        sl_wait *w);
+/* Room in the client's output again: read the coordinator's MESSAGEs. */
+void stomp_relay_pump(stomp_sub *s);
+/* The node a relayed subscription is served by (-1: none yet). */
+int32_t stomp_relay_node(const struct stomp_relay *rl);
+sl_err stomp_relay_init(stomp_srv *srv);
+void stomp_relay_fini(stomp_srv *srv);
 
 /* ---- stomp_deliver.c ----------------------------------------------------- */
 

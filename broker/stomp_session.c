@@ -121,6 +121,13 @@ void stomp_h_connect(stomp_conn *c, const sl_stomp_frame *f)
     }
     snprintf(c->login, sizeof(c->login), "%s", login ? login : "");
     snprintf(c->client_id, sizeof(c->client_id), "%s", cid ? cid : "");
+    if (sl_stomp_frame_value(f, "sluice-relay")) {
+        /* another node relays its clients' /queue subscriptions on this
+         * session (relay.c): served here, never relayed again */
+        int ok;
+        int64_t n = parse_i64(sl_stomp_frame_value(f, "sluice-relay"), &ok);
+        c->relay_from = ok && n > 0 && n <= INT32_MAX ? (int32_t)n : 0;
+    }
     if (sl_auth_enabled(c->s->b) && !(pass && *pass) &&
         sl_auth_cert_login(c->s->b, c->conn, "stomp", login)) {
         /* tls-cert-login: the verified client certificate names the user

@@ -26,9 +26,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/broker.h"
 #include "broker/config.h"
 #include "broker/stomp_int.h"
 #include "groups/queue_cfg.h"
+
+/* Deliveries remembered as stale per subscription (older ones are
+ * forgotten: their ACK is then answered "unknown message"). */
+#define STALE_MAX 100000
 
 /* ---- subscriptions: lifecycle -------------------------------------------- */
 
@@ -51,11 +56,16 @@ void stomp_sub_free(stomp_sub *s)
      * gone first and freed its consumers itself */
     if (s->qc && srv_groups(srv))
         sl_qconsumer_free(s->qc);
+    stomp_relay_free(s->relay);
     for (r = s->readers; r; r = rn) {
         rn = r->sub_next;
         stomp_reader_free(srv, r);
     }
     stomp_pendq_clear(&s->pq);
+    stomp_pendq_clear(&s->stale);
+    for (size_t i = 0; i < s->nxh; i++)
+        free(s->xh[i]);
+    free(s->xh);
     sl_selector_free(s->sel);
     free(s->id);
     free(s->dest);
@@ -214,6 +224,156 @@ static sl_err sub_open_queue(stomp_sub *s, const char *group, const char *topic,
     return SL_OK;
 }
 
+/* ---- cluster: where a /queue subscription is served (relay.c) ---------- */
+
+/* The SUBSCRIBE headers a queue subscription passes on when it is opened
+ * again elsewhere (its coordinator moved): the selector and RabbitMQ's
+ * queue arguments. */
+static const char *const xh_names[] = {"selector", "x-message-ttl",
+                                       "x-delivery-limit", "x-max-priority"};
+
+static sl_err sub_keep_headers(stomp_sub *s, const sl_stomp_frame *f)
+{
+    size_t i, n = sizeof(xh_names) / sizeof(xh_names[0]);
+    s->xh = calloc(2 * n, sizeof(*s->xh));
+    if (!s->xh)
+        return SL_ERR_NOMEM;
+    for (i = 0; f && i < n; i++) {
+        const char *v = sl_stomp_frame_value(f, xh_names[i]);
+        if (!v)
+            continue;
+        s->xh[s->nxh] = strdup(xh_names[i]);
+        s->xh[s->nxh + 1] = strdup(v);
+        if (!s->xh[s->nxh] || !s->xh[s->nxh + 1]) {
+            free(s->xh[s->nxh]);
+            free(s->xh[s->nxh + 1]);
+            return SL_ERR_NOMEM;
+        }
+        s->nxh += 2;
+    }
+    return SL_OK;
+}
+
+/* A /queue subscription on group/topic: remember what it needs to move,
+ * and relay it when another node coordinates the group (docs/cluster.md
+ * 5.1). SL_OK with s->relay NULL: serve it here. */
+static sl_err sub_home(stomp_sub *s, const char *group, const char *topic,
+                       const sl_stomp_frame *f, char *why, size_t whylen)
+{
+    stomp_conn *c = s->c;
+    int32_t home;
+    sl_err rc;
+    if (!c->s->relay_tick)
+        return SL_OK; /* not a cluster */
+    home = stomp_relay_coordinator(c->s, group, topic);
+    if (c->relay_from) {
+        /* a relay session is served here or nowhere: relaying it again
+         * would chain nodes, and a node that is not the coordinator
+         * (the relaying node's image is behind or ahead of ours) must not
+         * dispatch the group */
+        if (home == 0)
+            return SL_OK;
+        snprintf(why, whylen,
+                 "node %d does not coordinate queue group %s on %s (node %d "
+                 "does, as this node sees it)",
+                 (int)c->s->b->cfg.node_id, group, topic, (int)home);
+        return SL_ERR_NOT_LEADER;
+    }
+    if (sl_ops_groups(c->s->b)) {
+        /* the queue arguments are checked here, where the client is */
+        sl_qgroup_cfg cfg;
+        sl_groups_qgroup_defaults(srv_groups(c->s), &cfg);
+        rc = sub_queue_args(f, &cfg, why, whylen);
+        if (rc != SL_OK)
+            return rc;
+    }
+    rc = sub_keep_headers(s, f);
+    if (rc != SL_OK) {
+        snprintf(why, whylen, "out of memory");
+        return rc;
+    }
+    s->homeable = 1;
+    if (home == 0)
+        return SL_OK;
+    s->group = strdup(group);
+    s->qtopic = strdup(topic);
+    s->queue = 1;
+    if (!s->group || !s->qtopic) {
+        snprintf(why, whylen, "out of memory");
+        return SL_ERR_NOMEM;
+    }
+    rc = stomp_relay_open(s, home);
+    if (rc != SL_OK)
+        snprintf(why, whylen, "cannot relay to node %d: %s", (int)home,
+                 sl_strerror(rc));
+    return rc;
+}
+
+sl_err stomp_sub_open_local(stomp_sub *s, char *why, size_t whylen)
+{
+    sl_stomp_header h[sizeof(xh_names) / sizeof(xh_names[0])];
+    sl_stomp_frame f;
+    char *group = s->group, *topic = s->qtopic;
+    size_t i;
+    sl_err rc;
+    memset(&f, 0, sizeof(f));
+    f.cmd = SL_STOMP_SUBSCRIBE;
+    f.headers = h;
+    for (i = 0; i + 1 < s->nxh; i += 2) {
+        h[f.header_count].name = s->xh[i];
+        h[f.header_count].name_len = strlen(s->xh[i]);
+        h[f.header_count].value = s->xh[i + 1];
+        h[f.header_count].value_len = strlen(s->xh[i + 1]);
+        f.header_count++;
+    }
+    /* sub_open_queue sets them again */
+    s->group = s->qtopic = NULL;
+    rc = sub_open_queue(s, group, topic, 0, &f, why, whylen);
+    if (rc != SL_OK) {
+        free(s->group);
+        free(s->qtopic);
+        s->group = group;
+        s->qtopic = topic;
+        return rc;
+    }
+    free(group);
+    free(topic);
+    if (s->sel)
+        sl_qconsumer_set_filter(s->qc, stomp_qc_accept, s);
+    return SL_OK;
+}
+
+void stomp_sub_unhome(stomp_sub *s)
+{
+    stomp_srv *srv = s->c->s;
+    /* what the client holds now was delivered by the old home; the
+     * group (at its new home) delivers it again */
+    if (s->pq.head) {
+        if (s->stale.tail)
+            s->stale.tail->next = s->pq.head;
+        else
+            s->stale.head = s->pq.head;
+        s->stale.tail = s->pq.tail;
+        s->stale.n += s->pq.n;
+        s->pq.head = s->pq.tail = NULL;
+        s->pq.n = 0;
+    }
+    while (s->stale.n > STALE_MAX) {
+        pend *p = s->stale.head;
+        s->stale.head = p->next;
+        if (!s->stale.head)
+            s->stale.tail = NULL;
+        s->stale.n--;
+        free(p);
+    }
+    if (s->qc && srv_groups(srv))
+        sl_qconsumer_free(s->qc); /* releases what it held */
+    s->qc = NULL;
+    s->qcredit = 0;
+    stomp_relay_free(s->relay);
+    s->relay = NULL;
+}
+
 /* Register a temp queue topic for deletion with the connection. */
 static void tmp_remember(stomp_conn *c, const char *topic)
 {
@@ -275,6 +435,11 @@ sl_err stomp_sub_create(stomp_conn *c, const char *id, const char *dstr,
         if (d->kind == DEST_TEMP) {
             tmp_remember(c, d->name);
             s->temp = 1;
+        } else {
+            rc = sub_home(s, d->group[0] ? d->group : d->name, d->name, f, why,
+                          whylen);
+            if (rc != SL_OK || s->relay)
+                goto out;
         }
         rc = sub_open_queue(s, d->group[0] ? d->group : d->name, d->name, 0, f,
                             why, whylen);
@@ -351,8 +516,12 @@ static stomp_sub *pend_find(stomp_conn *c, const char *msgid, const char *hint,
     return NULL;
 }
 
-static void pend_settle(stomp_sub *s, pend *p, int cmd, int requeue)
+static void pend_settle(stomp_sub *s, pend *p, int cmd, int requeue, sl_wait *w)
 {
+    if (s->relay) {
+        stomp_relay_settle(s, p, cmd, requeue, w);
+        return;
+    }
     if (!s->qc || p->r)
         return; /* topic subscription: nothing to settle */
     if (cmd == SL_STOMP_ACK)
@@ -366,21 +535,58 @@ static void pend_settle(stomp_sub *s, pend *p, int cmd, int requeue)
                             NULL);
 }
 
+/* msgid was delivered before its subscription moved to another node
+ * (docs/cluster.md 5.1): the group delivers it again from there, so the
+ * ACK/NACK settles nothing here; forget it (and, in client mode, the
+ * stale ones before it). SL_ERR_NOT_FOUND when it is not stale either. */
+static sl_err stale_ack(stomp_conn *c, const char *msgid)
+{
+    char topic[SL_TOPIC_NAME_MAX + 1];
+    int32_t part;
+    int64_t off;
+    const char *exact;
+    stomp_sub *s;
+    pend *prev, *ent, *p, *n;
+    if (stomp_msgid_parse(msgid, topic, sizeof(topic), &part, &off, &exact) !=
+        0)
+        return SL_ERR_NOT_FOUND;
+    for (s = c->subs; s; s = s->next) {
+        if (exact && strcmp(exact, s->id) != 0)
+            continue;
+        ent = stomp_pendq_find(&s->stale, topic, part, off, &prev);
+        if (!ent)
+            continue;
+        for (p = stomp_pendq_take(&s->stale, prev, ent, s->ack == ACK_CLIENT);
+             p; p = n) {
+            n = p->next;
+            free(p);
+        }
+        sl_log(SL_DEBUG, STOMP_SUBSYS,
+               "peer %s session %s: ACK/NACK of %s, delivered before its "
+               "subscription moved: it will be delivered again",
+               c->peer, c->session, msgid);
+        return SL_OK;
+    }
+    return SL_ERR_NOT_FOUND;
+}
+
 /* Settle msgid (and, in client mode, every earlier delivery of its
  * subscription). SL_OK or SL_ERR_NOT_FOUND. *settled_queue = 1 when group
  * state changed (the receipt then waits for its commit). */
 sl_err stomp_do_ack(stomp_conn *c, int cmd, const char *msgid, const char *hint,
-                    int requeue, int *settled_queue)
+                    int requeue, sl_wait *w, int *settled_queue)
 {
     pend *prev, *ent, *p, *n;
     stomp_sub *s = pend_find(c, msgid, hint, &prev, &ent);
     if (!s)
-        return SL_ERR_NOT_FOUND;
+        return stale_ack(c, msgid);
     /* ack:client is cumulative: everything up to and including ent */
     for (p = stomp_pendq_take(&s->pq, prev, ent, s->ack == ACK_CLIENT); p;
          p = n) {
         n = p->next;
-        pend_settle(s, p, cmd, requeue);
+        /* the last one carries the receipt's wait: a relayed ACK is
+         * answered in order, so its answer covers the ones before */
+        pend_settle(s, p, cmd, requeue, n ? NULL : w);
         free(p);
     }
     if (s->qc)
@@ -588,6 +794,7 @@ void stomp_h_ack(stomp_conn *c, const sl_stomp_frame *f)
     int requeue = stomp_header_bool(rq, 1);
     int queue = 0;
     char why[512];
+    sl_wait *w;
     /* 1.2 names the message by id (our ack header) only, as RabbitMQ
      * and ActiveMQ require; 1.0/1.1 by message-id (id accepted too) */
     msgid = c->version >= SL_STOMP_V12 ? id : (mid ? mid : id);
@@ -620,33 +827,34 @@ void stomp_h_ack(stomp_conn *c, const sl_stomp_frame *f)
         stomp_owe_receipt(c, receipt, NULL); /* received (see h_send) */
         return;
     }
-    if (stomp_do_ack(c, f->cmd, msgid, sub, requeue, &queue) != SL_OK) {
+    /* the receipt means the ack is committed (here, or at the
+     * coordinator a relayed subscription is served by) */
+    w = receipt ? sl_wait_new(c->conn) : NULL;
+    if (stomp_do_ack(c, f->cmd, msgid, sub, requeue, w, &queue) != SL_OK) {
         snprintf(why, sizeof(why),
                  "no unacknowledged message with id '%.150s' on this "
                  "connection (already acknowledged, or auto-acknowledged)",
                  msgid);
+        if (w) {
+            sl_wait_built(w);
+            sl_wait_unref(w);
+        }
         stomp_send_error(c, receipt, "unknown message", why);
         return;
     }
-    if (receipt) {
-        sl_wait *w = NULL;
+    if (w) {
         if (queue && srv_groups(c->s)) {
-            /* the receipt means the ack is committed */
-            w = sl_wait_new(c->conn);
-            if (w) {
-                sl_wait_hold(w);
-                sl_wait_set_what(
-                    w,
-                    "%s %.120s is applied but not yet durable (the "
-                    "group state could not be written, a full disk?); "
-                    "it is written by the next commit that succeeds, "
-                    "and undone only if the broker stops before that",
-                    f->cmd == SL_STOMP_ACK ? "ACK" : "NACK", msgid);
-                sl_groups_wait(srv_groups(c->s), stomp_wait_cb, w);
-                sl_wait_built(w);
-            }
+            sl_wait_hold(w);
+            sl_wait_set_what(w,
+                             "%s %.120s is applied but not yet durable (the "
+                             "group state could not be written, a full disk?); "
+                             "it is written by the next commit that succeeds, "
+                             "and undone only if the broker stops before that",
+                             f->cmd == SL_STOMP_ACK ? "ACK" : "NACK", msgid);
+            sl_groups_wait(srv_groups(c->s), stomp_wait_cb, w);
         }
         stomp_owe_receipt(c, receipt, w);
+        sl_wait_built(w);
         sl_wait_unref(w);
     }
 }

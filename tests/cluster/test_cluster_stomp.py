@@ -3,10 +3,14 @@ connected to any node can SEND to every destination. A SEND whose
 partition another node leads is forwarded to that leader (a PRODUCE on
 the node's own connection to it), and the RECEIPT of a persistent SEND
 comes only after the leader's durable ack, i.e. once every in-sync replica
-has it fsynced."""
+has it fsynced. A /queue subscription on any node is served by the node
+that coordinates its queue group (relayed there), so consumers of one
+queue on different nodes compete for its messages."""
 import os
+import select
 import signal
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from stomp_raw import Raw  # noqa: E402
@@ -217,3 +221,192 @@ def test_transaction_commit_through_a_follower(cluster):
     for n in all3:
         assert c.ends(n, "tx") == [5]
     assert read_all(c, lead, "tx", 0, 5) == ["t-%d" % i for i in range(5)]
+
+
+# ---- /queue subscriptions relayed to the group's coordinator ------------
+
+def fnv1a32(s):
+    h = 0x811c9dc5
+    for b in s.encode():
+        h = ((h ^ b) * 0x01000193) & 0xffffffff
+    return h
+
+
+def coordinator(view, group):
+    """The node that serves queue group `group`: the leader of partition
+    fnv1a32(group) mod partitions (docs/cluster.md 5)."""
+    return view[fnv1a32(group) % len(view)][0]
+
+
+def read_messages(conns, until, what, on_frame, timeout=60.0):
+    """Read frames from every connection in conns ({key: Raw}) and hand
+    each to on_frame(key, frame) until until() holds; fails after timeout
+    (a deadline on a condition, not a sleep)."""
+    deadline = time.monotonic() + timeout
+    while not until():
+        left = deadline - time.monotonic()
+        assert left > 0, "timed out waiting for %s" % what
+        ready = [k for k, r in conns.items() if b"\0" in r.buf]
+        if not ready:
+            socks = {r.sock: k for k, r in conns.items()}
+            rd, _, _ = select.select(list(socks), [], [], min(left, 0.5))
+            ready = [socks[x] for x in rd]
+        for k in ready:
+            on_frame(k, conns[k].read_frame())
+
+
+def send_receipted(r, dest, bodies):
+    for b in bodies:
+        r.send("SEND", {"destination": dest, "persistent": "true",
+                        "receipt": b}, b)
+    got = [r.expect("RECEIPT").headers["receipt-id"] for _ in bodies]
+    assert got == list(bodies)
+
+
+def queue_consumer(c, nid, dest, prefetch):
+    r = stomp(c, nid)
+    r.send("SUBSCRIBE", {"destination": dest, "id": "s%d" % nid,
+                         "ack": "client-individual",
+                         "prefetch-count": str(prefetch),
+                         "receipt": "sub"})
+    assert r.expect("RECEIPT").headers["receipt-id"] == "sub"
+    return r
+
+
+def test_queue_consumers_on_every_node_compete(cluster):
+    """Three consumers of one queue, one per node, client-individual acks:
+    every message goes to exactly one of them (the coordinator dispatches
+    the group; the two other nodes relay their consumers to it), and a
+    message acknowledged (receipt received) is never delivered again."""
+    c = cluster
+    all3 = [1, 2, 3]
+    ldr = ready(c)
+    c.cli(ldr, "topic", "create", "work", "--partitions", "3",
+          "--replication-factor", "3")
+    view = parse(c.wait(lambda: same_everywhere(c, "work", all3, 3),
+                        "work"))
+    coord = coordinator(view, "work")
+    sent = ["w-%02d" % i for i in range(30)]
+    w = stomp(c, next(n for n in all3 if n != coord))
+    send_receipted(w, "/queue/work", sent)
+    cons = {n: queue_consumer(c, n, "/queue/work", 5) for n in all3}
+    got = {n: [] for n in all3}
+
+    def take(n, f):
+        assert f.command == "MESSAGE", (n, f)
+        assert f.headers["subscription"] == "s%d" % n
+        assert f.headers["destination"] == "/queue/work"
+        got[n].append(f)
+    # nobody acks yet: each consumer gets exactly its prefetch (5), and
+    # no message goes to two of them
+    read_messages(cons, lambda: all(len(got[n]) >= 5 for n in all3),
+                  "5 messages on each consumer", take)
+    held = [f.body.decode() for n in all3 for f in got[n]]
+    assert len(held) == 15 and len(set(held)) == 15, held
+    assert set(held) <= set(sent)
+    # now each acks what it gets (with a receipt: committed at the
+    # coordinator) until all 30 were delivered
+    acked = []
+    receipts = {n: 0 for n in all3}
+
+    def ack_all(n, f):
+        if f.command == "RECEIPT":
+            receipts[n] += 1
+            return
+        take(n, f)
+        ack_one(n, f)
+
+    def ack_one(n, f):
+        cons[n].send("ACK", {"id": f.headers["ack"],
+                             "receipt": "a-" + f.body.decode()})
+        acked.append(f.body.decode())
+    for n in all3:
+        for f in got[n]:
+            ack_one(n, f)
+    read_messages(cons, lambda: (sum(len(v) for v in got.values()) >= 30
+                                 and sum(receipts.values()) == len(acked)),
+                  "30 messages delivered and acknowledged", ack_all)
+    bodies = [f.body.decode() for n in all3 for f in got[n]]
+    # exactly once: 30 deliveries, 30 different messages, all sent ones
+    assert sorted(bodies) == sorted(sent), bodies
+    assert all(got[n] for n in all3)
+    # per consumer, the messages of one partition arrive in offset order
+    for n in all3:
+        ids = [f.headers["message-id"].rsplit("/", 2) for f in got[n]]
+        for p in {i[1] for i in ids}:
+            offs = [int(i[2]) for i in ids if i[1] == p]
+            assert offs == sorted(offs), (n, p, offs)
+    # acknowledged ones are never delivered again: new messages (two per
+    # partition at least) arrive, and nothing else does
+    markers = ["m-%d" % i for i in range(6)]
+    send_receipted(w, "/queue/work", markers)
+    after = []
+
+    def mark(n, f):
+        if f.command == "RECEIPT":
+            receipts[n] += 1
+            return
+        take(n, f)
+        after.append(f.body.decode())
+        ack_one(n, f)
+    read_messages(cons, lambda: len(after) >= len(markers), "the markers",
+                  mark)
+    assert sorted(after) == markers, after
+    for r in list(cons.values()) + [w]:
+        r.close()
+
+
+def test_queue_coordinator_killed_holding_relayed_messages(cluster):
+    """Consumers on the two nodes that do not coordinate the queue's group
+    hold unacknowledged messages when the coordinator is killed with -9:
+    their subscriptions move to the new coordinator, which delivers those
+    messages again; nothing sent is lost (before or after the kill)."""
+    c = cluster
+    all3 = [1, 2, 3]
+    ldr = ready(c)
+    c.cli(ldr, "topic", "create", "jobs", "--partitions", "3",
+          "--replication-factor", "3")
+    view = parse(c.wait(lambda: same_everywhere(c, "jobs", all3, 3),
+                        "jobs"))
+    coord = coordinator(view, "jobs")
+    a, b = [n for n in all3 if n != coord]
+    sent = ["j-%02d" % i for i in range(20)]
+    w = stomp(c, a)
+    send_receipted(w, "/queue/jobs", sent)
+    w.close()
+    cons = {n: queue_consumer(c, n, "/queue/jobs", 4) for n in (a, b)}
+    got = {n: [] for n in (a, b)}
+
+    def take(n, f):
+        assert f.command == "MESSAGE", (n, f)
+        got[n].append(f.body.decode())
+    read_messages(cons, lambda: all(len(got[n]) >= 4 for n in (a, b)),
+                  "4 unacknowledged messages on each consumer", take)
+    held = got[a] + got[b]
+    assert len(set(held)) == 8, held
+    c.kill9(coord)
+    # a new coordinator: every partition led by a live node
+    rest = [a, b]
+    c.wait(lambda: (lambda v: v if v and all(x[0] in rest for x in parse(v))
+                    else None)(same_everywhere(c, "jobs", rest, 3)),
+           "new leaders for jobs")
+    after = {n: [] for n in (a, b)}
+
+    def take_ack(n, f):
+        assert f.command == "MESSAGE", (n, f)
+        after[n].append(f.body.decode())
+        cons[n].send("ACK", {"id": f.headers["ack"]})
+    seen = lambda: set(after[a]) | set(after[b])  # noqa: E731
+    # the held ones come again, and so does everything else not acked
+    read_messages(cons, lambda: seen() >= set(sent),
+                  "every message delivered again after the failover",
+                  take_ack)
+    # sends after the failover arrive too
+    w = stomp(c, a)
+    more = ["k-%d" % i for i in range(5)]
+    send_receipted(w, "/queue/jobs", more)
+    read_messages(cons, lambda: seen() >= set(sent) | set(more),
+                  "the messages sent after the failover", take_ack)
+    assert seen() == set(sent) | set(more), seen()
+    for r in list(cons.values()) + [w]:
+        r.close()

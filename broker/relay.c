@@ -1,0 +1,652 @@
+/*
+ * relay.c - cluster: a STOMP /queue subscription is served by the node
+ * that coordinates its queue group (docs/cluster.md 5.1).
+ *
+ * A queue group's state (what is acquired, acked, how often delivered)
+ * lives in the groups.db of the node that serves it. If every node served
+ * the consumers connected to it, consumers of one queue on three nodes
+ * would each get every message. So one node dispatches a group: its
+ * coordinator, the leader of partition fnv1a32(group) mod partitions of
+ * the topic (the node libsluice's queue consumers connect to,
+ * client/src/queue.c). A /queue SUBSCRIBE on another node is relayed
+ * there:
+ *
+ *  - The node opens a STOMP session of its own to the coordinator's STOMP
+ *    address (from the metadata image), one per relayed subscription,
+ *    with CONNECT header `sluice-relay:<its node id>`, and subscribes
+ *    there under the client's subscription id with the client's
+ *    destination, selector, queue arguments and prefetch, and ack mode
+ *    client-individual (auto when the client's is auto). The coordinator
+ *    serves that session like any consumer: its prefetch, lock and
+ *    delivery counts, expiry and dead-lettering, redelivered flags.
+ *  - MESSAGE frames are read from that session, given the client's
+ *    subscription id, destination and (1.2) ack id, encoded in the
+ *    client's STOMP version and written to the client; the message-id
+ *    (topic/partition/offset) is the same on every node. A client ACK or
+ *    NACK (client mode: each delivery up to the one named) is sent up as
+ *    an ACK/NACK of the same message; with a receipt, the client's
+ *    RECEIPT waits for the coordinator's, which comes once the group
+ *    state holding it is committed there.
+ *  - Back-pressure: while the client's output is above output-high-water
+ *    the node stops reading the coordinator's session; TCP then stops the
+ *    coordinator, whose own back-pressure takes the consumer's credits.
+ *
+ * A relay session is served where it lands: a node never relays it again,
+ * and a node that is not the group's coordinator as it sees it refuses
+ * the SUBSCRIBE with an ERROR (the relaying node's image was ahead or
+ * behind; it tries again). A tick (RELAY_TICK_MS) follows the image:
+ *
+ *  - a subscription whose coordinator moved (a leader change of that
+ *    partition, a failover) moves with it: the old session is closed (the
+ *    coordinator releases what it held, attempts kept) or the local
+ *    consumer freed, and the subscription is opened at the new home,
+ *    relayed or local. The same happens to a local /queue subscription on
+ *    a node that stops coordinating its group;
+ *  - a lost session (EOF, ERROR, no heart-beat for 3 intervals, no
+ *    CONNECTED within RELAY_CONNECT_MS) is opened again after a backoff
+ *    (RELAY_BACKOFF_MIN_MS doubling to RELAY_BACKOFF_MAX_MS);
+ *  - a relay session on this node whose group this node no longer
+ *    coordinates gets an ERROR and is closed, so its node moves it.
+ *
+ * Deliveries the client still holds when its subscription moves are
+ * stale: the old home released them (or died with them), and the group
+ * delivers them again from the new home (at least once; never lost). An
+ * ACK or NACK of a stale delivery settles nothing and is answered as
+ * done (stomp_sub.c). An ACK whose answer from the coordinator was still
+ * awaited when the session broke fails its receipt (ERROR): it may or may
+ * not have been applied.
+ *
+ * Not authenticated: the relay session logs in with the client's login
+ * and no passcode, so a coordinator with users configured refuses it
+ * (the relaying node logs it and retries; inter-broker identity is issue
+ * 16, as for forwarded SENDs).
+ *
+ * @thread loop (everything here)
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "broker/broker.h"
+#include "broker/cluster.h"
+#include "broker/stomp_int.h"
+#include "cluster/meta.h"
+#include "protocol/hash.h"
+
+#define RELAY_SUBSYS "relay"
+#define RELAY_TICK_MS 100
+#define RELAY_BACKOFF_MIN_MS 100
+#define RELAY_BACKOFF_MAX_MS 2000
+#define RELAY_CONNECT_MS 5000
+/* heart-beats asked of the coordinator (it may send them less often:
+ * stomp-heartbeat-min-ms, as it says in CONNECTED) */
+#define RELAY_HB_MS 1000
+
+enum { RL_DOWN = 0, RL_CONNECTING, RL_SUBSCRIBING, RL_UP };
+
+/* A client receipt waiting for the coordinator's. */
+typedef struct rl_wait {
+    struct rl_wait *next;
+    uint64_t id;
+    sl_wait *w;
+} rl_wait;
+
+struct stomp_relay {
+    stomp_sub *s;
+    int32_t node; /* the coordinator it relays to, -1 none known */
+    char addr[128];
+    struct bufferevent *bev;
+    sl_stomp_parser ps;
+    int state;
+    int paused;       /* not reading: the client's output is high */
+    int warned;       /* a failure was logged since the last success */
+    int64_t since;    /* of the current state */
+    int64_t retry_at; /* RL_DOWN: when to connect again */
+    int64_t backoff;
+    int64_t last_in, hb_ms; /* heart-beat watch (hb_ms 0: none) */
+    uint64_t next_id;
+    rl_wait *waits, *waits_tail;
+    sl_wb wb;
+};
+
+int32_t stomp_relay_node(const struct stomp_relay *rl)
+{
+    return rl->state == RL_UP ? rl->node : -1;
+}
+
+int32_t stomp_relay_coordinator(stomp_srv *srv, const char *group,
+                                const char *topic)
+{
+    const sl_meta *m = sl_bcluster_image(srv->b);
+    const sl_mi_topic *t;
+    const sl_mi_node *n;
+    int32_t ld;
+    if (!m || !(t = sl_meta_topic_find(m, topic)) || t->nparts <= 0)
+        return 0;
+    ld =
+        t->parts[sl_fnv1a32(group, strlen(group)) % (uint32_t)t->nparts].leader;
+    if (ld == (int32_t)srv->b->cfg.node_id)
+        return 0;
+    if (ld <= 0 || !(n = sl_meta_node_find(m, ld)) || !n->stomp_addr ||
+        !n->stomp_addr[0])
+        return -1;
+    return ld;
+}
+
+/* ---- the session to the coordinator ------------------------------------ */
+
+static void rl_set_state(stomp_relay *rl, int state)
+{
+    rl->state = state;
+    rl->since = sl_now_ms();
+}
+
+/* The session is lost: close it, fail the receipts waiting for it, and
+ * try again after the backoff. What the client holds is stale: the
+ * coordinator releases it with the session (or died with it). */
+static void rl_fail(stomp_relay *rl, const char *why)
+{
+    stomp_sub *s = rl->s;
+    int up = rl->state == RL_UP;
+    if (rl->bev)
+        bufferevent_free(rl->bev);
+    rl->bev = NULL;
+    sl_stomp_parser_fini(&rl->ps);
+    sl_stomp_parser_init(&rl->ps, &s->c->s->lim);
+    rl->paused = 0;
+    while (rl->waits) {
+        rl_wait *x = rl->waits;
+        rl->waits = x->next;
+        sl_wait_set_what(x->w,
+                         "the session to node %d, which coordinates queue "
+                         "group %s, was lost before it answered",
+                         (int)rl->node, s->group);
+        sl_wait_release(x->w, SL_ERR_DISCONNECTED);
+        free(x);
+    }
+    rl->waits_tail = NULL;
+    /* in place: the subscription keeps its relay, only the deliveries of
+     * this session are stale (stomp_sub_unhome without the free) */
+    if (s->pq.head) {
+        if (s->stale.tail)
+            s->stale.tail->next = s->pq.head;
+        else
+            s->stale.head = s->pq.head;
+        s->stale.tail = s->pq.tail;
+        s->stale.n += s->pq.n;
+        s->pq.head = s->pq.tail = NULL;
+        s->pq.n = 0;
+    }
+    if (!rl->warned || up)
+        sl_log(SL_WARN, RELAY_SUBSYS,
+               "subscription %s of session %s (queue group %s on %s): "
+               "relay to node %d at %s: %s; resubscribing",
+               s->id, s->c->session, s->group, s->qtopic, (int)rl->node,
+               rl->addr, why);
+    else
+        sl_log(SL_DEBUG, RELAY_SUBSYS,
+               "subscription %s of session %s: relay to node %d: %s", s->id,
+               s->c->session, (int)rl->node, why);
+    rl->warned = 1;
+    rl_set_state(rl, RL_DOWN);
+    rl->retry_at = sl_now_ms() + rl->backoff;
+    rl->backoff *= 2;
+    if (rl->backoff > RELAY_BACKOFF_MAX_MS)
+        rl->backoff = RELAY_BACKOFF_MAX_MS;
+}
+
+static void rl_write(stomp_relay *rl)
+{
+    if (rl->bev)
+        bufferevent_write(rl->bev, rl->wb.p, rl->wb.len);
+}
+
+/* CONNECT and SUBSCRIBE, pipelined. */
+static void rl_send_subscribe(stomp_relay *rl)
+{
+    stomp_sub *s = rl->s;
+    stomp_conn *c = s->c;
+    sl_stomp_enc e;
+    char num[32];
+    size_t i;
+    sl_wb_reset(&rl->wb);
+    sl_stomp_enc_begin(&e, &rl->wb, SL_STOMP_V12, SL_STOMP_CONNECT);
+    sl_stomp_enc_header_s(&e, "accept-version", "1.2");
+    sl_stomp_enc_header_s(&e, "host", rl->addr);
+    if (c->login[0])
+        sl_stomp_enc_header_s(&e, "login", c->login);
+    snprintf(num, sizeof(num), "0,%d", RELAY_HB_MS);
+    sl_stomp_enc_header_s(&e, "heart-beat", num);
+    sl_stomp_enc_header_u(&e, "sluice-relay", c->s->b->cfg.node_id);
+    sl_stomp_enc_end(&e, NULL, 0);
+    sl_stomp_enc_begin(&e, &rl->wb, SL_STOMP_V12, SL_STOMP_SUBSCRIBE);
+    sl_stomp_enc_header_s(&e, "id", s->id);
+    sl_stomp_enc_header_s(&e, "destination", s->dest);
+    sl_stomp_enc_header_s(&e, "ack",
+                          s->ack == ACK_AUTO ? "auto" : "client-individual");
+    sl_stomp_enc_header_u(&e, "prefetch-count", (uint64_t)s->prefetch);
+    for (i = 0; i + 1 < s->nxh; i += 2)
+        sl_stomp_enc_header_s(&e, s->xh[i], s->xh[i + 1]);
+    sl_stomp_enc_header_s(&e, "receipt", "subscribed");
+    sl_stomp_enc_end(&e, NULL, 0);
+    rl_write(rl);
+    rl_set_state(rl, RL_SUBSCRIBING);
+}
+
+/* Header name: "message-id#subscription-id" (stomp_msgid_parse). */
+static void enc_ack_id(sl_stomp_enc *e, const char *name, const char *mid,
+                       const char *subid)
+{
+    char buf[SL_TOPIC_NAME_MAX + 200], *v = buf;
+    size_t ml = strlen(mid), sl = strlen(subid);
+    if (ml + sl + 2 > sizeof(buf) && !(v = malloc(ml + sl + 2))) {
+        sl_stomp_enc_header_s(e, name, mid); /* found by message-id */
+        return;
+    }
+    memcpy(v, mid, ml);
+    v[ml] = '#';
+    memcpy(v + ml + 1, subid, sl + 1);
+    sl_stomp_enc_header(e, name, strlen(name), v, ml + sl + 1);
+    if (v != buf)
+        free(v);
+}
+
+/* A MESSAGE of the coordinator, as the client's. */
+static void rl_message(stomp_relay *rl, const sl_stomp_frame *f)
+{
+    stomp_sub *s = rl->s;
+    stomp_conn *c = s->c;
+    const char *mid = sl_stomp_frame_value(f, "message-id");
+    char topic[SL_TOPIC_NAME_MAX + 1];
+    int32_t part;
+    int64_t off;
+    const char *subid;
+    sl_wb *wb = &c->scratch;
+    sl_stomp_enc e;
+    uint32_t i;
+
+    if (!mid ||
+        stomp_msgid_parse(mid, topic, sizeof(topic), &part, &off, &subid) !=
+            0 ||
+        strcmp(topic, s->qtopic) != 0) {
+        rl_fail(rl, "a MESSAGE without a message-id of its queue");
+        return;
+    }
+    sl_wb_reset(wb);
+    stomp_enc_begin(c, &e, wb, c->version, SL_STOMP_MESSAGE);
+    sl_stomp_enc_header_s(&e, "subscription", s->id);
+    sl_stomp_enc_header_s(&e, "message-id", mid);
+    sl_stomp_enc_header_s(&e, "destination", s->dest);
+    if (c->version >= SL_STOMP_V12 && s->ack != ACK_AUTO)
+        enc_ack_id(&e, "ack", mid, s->id);
+    for (i = 0; i < f->header_count; i++) {
+        const sl_stomp_header *h = &f->headers[i];
+        if (strcmp(h->name, "subscription") == 0 ||
+            strcmp(h->name, "message-id") == 0 ||
+            strcmp(h->name, "destination") == 0 ||
+            strcmp(h->name, "ack") == 0 ||
+            strcmp(h->name, "content-length") == 0)
+            continue;
+        sl_stomp_enc_header(&e, h->name, h->name_len, h->value, h->value_len);
+    }
+    sl_stomp_enc_header_u(&e, "content-length", f->body_len);
+    sl_stomp_enc_end(&e, f->body, f->body_len);
+    conn_write(c, wb->p, wb->len);
+    if (s->ack != ACK_AUTO)
+        /* the ack will not resolve without memory; lock expiry returns
+         * it at the coordinator */
+        stomp_pendq_push(&s->pq, NULL, s->qtopic, part, off);
+}
+
+static void rl_receipt(stomp_relay *rl, const sl_stomp_frame *f)
+{
+    const char *id = sl_stomp_frame_value(f, "receipt-id");
+    stomp_sub *s = rl->s;
+    int ok;
+    uint64_t n;
+    rl_wait *x;
+    if (id && strcmp(id, "subscribed") == 0) {
+        rl_set_state(rl, RL_UP);
+        rl->backoff = RELAY_BACKOFF_MIN_MS;
+        sl_log(rl->warned ? SL_INFO : SL_DEBUG, RELAY_SUBSYS,
+               "subscription %s of session %s (queue group %s on %s): "
+               "relayed to node %d at %s",
+               s->id, s->c->session, s->group, s->qtopic, (int)rl->node,
+               rl->addr);
+        rl->warned = 0;
+        return;
+    }
+    n = id ? (uint64_t)parse_i64(id, &ok) : 0;
+    /* answered in order: the first waiting one */
+    x = rl->waits;
+    if (!id || !ok || !x || x->id != n) {
+        rl_fail(rl, "a RECEIPT out of order");
+        return;
+    }
+    rl->waits = x->next;
+    if (!rl->waits)
+        rl->waits_tail = NULL;
+    sl_wait_release(x->w, SL_OK);
+    free(x);
+}
+
+static void rl_frame(stomp_relay *rl, const sl_stomp_frame *f)
+{
+    char why[300];
+    switch (f->cmd) {
+    case SL_STOMP_CONNECTED: {
+        const char *hb = sl_stomp_frame_value(f, "heart-beat");
+        long long sx = 0, sy = 0;
+        sl_stomp_parser_set_version(&rl->ps, SL_STOMP_V12);
+        /* "sx,sy": the coordinator sends every sx ms */
+        if (hb && sscanf(hb, "%lld,%lld", &sx, &sy) == 2 && sx > 0)
+            rl->hb_ms = sx;
+        else
+            rl->hb_ms = 0;
+        break;
+    }
+    case SL_STOMP_MESSAGE:
+        if (rl->state != RL_UP && rl->state != RL_SUBSCRIBING)
+            break;
+        rl_message(rl, f);
+        break;
+    case SL_STOMP_RECEIPT:
+        rl_receipt(rl, f);
+        break;
+    case SL_STOMP_ERROR: {
+        const char *m = sl_stomp_frame_value(f, "message");
+        snprintf(why, sizeof(why), "ERROR %.100s: %.*s", m ? m : "",
+                 (int)(f->body_len > 150 ? 150 : f->body_len),
+                 (const char *)f->body);
+        rl_fail(rl, why);
+        break;
+    }
+    default:
+        snprintf(why, sizeof(why), "unexpected %s frame",
+                 sl_stomp_cmd_name(f->cmd));
+        rl_fail(rl, why);
+        break;
+    }
+}
+
+/* Handle what the coordinator sent, while the client can take it. */
+static void rl_input(stomp_relay *rl)
+{
+    struct evbuffer *in;
+    if (!rl->bev)
+        return;
+    in = bufferevent_get_input(rl->bev);
+    while (rl->bev && evbuffer_get_length(in) > 0) {
+        struct evbuffer_iovec v;
+        size_t used = 0;
+        sl_stomp_frame f;
+        int rc;
+        if (conn_closing(rl->s->c))
+            return; /* the client is going: its close frees us */
+        if (out_high(rl->s->c)) {
+            /* until stomp_relay_pump: the client's output drained */
+            bufferevent_disable(rl->bev, EV_READ);
+            rl->paused = 1;
+            return;
+        }
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+            break;
+        rc = sl_stomp_parse(&rl->ps, v.iov_base, v.iov_len, &used, &f);
+        evbuffer_drain(in, used);
+        if (rc == SL_STOMP_PERROR) {
+            rl_fail(rl, rl->ps.errstr);
+            return;
+        }
+        if (rc == SL_STOMP_FRAME)
+            rl_frame(rl, &f);
+    }
+}
+
+static void rl_read_cb(struct bufferevent *bev, void *arg)
+{
+    stomp_relay *rl = arg;
+    (void)bev;
+    rl->last_in = sl_now_ms();
+    rl_input(rl);
+}
+
+static void rl_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    stomp_relay *rl = arg;
+    (void)bev;
+    if (what & BEV_EVENT_CONNECTED) {
+        rl->last_in = sl_now_ms();
+        rl_send_subscribe(rl);
+        return;
+    }
+    if (what & BEV_EVENT_EOF)
+        rl_fail(rl, "connection closed");
+    else if (what & BEV_EVENT_ERROR)
+        rl_fail(rl, "connection failed");
+}
+
+/* Open the session to rl->node at its STOMP address. */
+static void rl_connect(stomp_relay *rl)
+{
+    stomp_srv *srv = rl->s->c->s;
+    const sl_meta *m = sl_bcluster_image(srv->b);
+    const sl_mi_node *n = m ? sl_meta_node_find(m, rl->node) : NULL;
+    struct sockaddr_storage ss;
+    int slen = sizeof(ss);
+    if (rl->node <= 0 || !n || !n->stomp_addr || !n->stomp_addr[0]) {
+        rl->retry_at = sl_now_ms() + RELAY_BACKOFF_MAX_MS;
+        return; /* the tick moves it once a coordinator is known */
+    }
+    snprintf(rl->addr, sizeof(rl->addr), "%s", n->stomp_addr);
+    if (evutil_parse_sockaddr_port(rl->addr, (struct sockaddr *)&ss, &slen) !=
+        0) {
+        rl_fail(rl, "cannot parse its STOMP address");
+        return;
+    }
+    rl->bev = bufferevent_socket_new(srv->b->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (!rl->bev) {
+        rl_fail(rl, "out of memory");
+        return;
+    }
+    bufferevent_setcb(rl->bev, rl_read_cb, NULL, rl_event_cb, rl);
+    bufferevent_enable(rl->bev, EV_READ | EV_WRITE);
+    rl_set_state(rl, RL_CONNECTING);
+    rl->hb_ms = 0;
+    if (bufferevent_socket_connect(rl->bev, (struct sockaddr *)&ss, slen) != 0)
+        rl_fail(rl, "cannot connect");
+}
+
+sl_err stomp_relay_open(stomp_sub *s, int32_t node)
+{
+    stomp_relay *rl = calloc(1, sizeof(*rl));
+    if (!rl)
+        return SL_ERR_NOMEM;
+    rl->s = s;
+    rl->node = node;
+    rl->backoff = RELAY_BACKOFF_MIN_MS;
+    sl_stomp_parser_init(&rl->ps, &s->c->s->lim);
+    sl_wb_init(&rl->wb, 512);
+    s->relay = rl;
+    rl_set_state(rl, RL_DOWN);
+    rl_connect(rl);
+    return SL_OK;
+}
+
+void stomp_relay_free(stomp_relay *rl)
+{
+    if (!rl)
+        return;
+    /* the coordinator releases what the session held */
+    if (rl->bev)
+        bufferevent_free(rl->bev);
+    while (rl->waits) {
+        rl_wait *x = rl->waits;
+        rl->waits = x->next;
+        sl_wait_release(x->w, SL_ERR_DISCONNECTED);
+        free(x);
+    }
+    sl_stomp_parser_fini(&rl->ps);
+    sl_wb_fini(&rl->wb);
+    free(rl);
+}
+
+void stomp_relay_settle(stomp_sub *s, const pend *p, int cmd, int requeue,
+                        sl_wait *w)
+{
+    stomp_relay *rl = s->relay;
+    sl_stomp_enc e;
+    char mid[SL_TOPIC_NAME_MAX + 48];
+    rl_wait *x = NULL;
+    if (!rl->bev || (rl->state != RL_UP && rl->state != RL_SUBSCRIBING))
+        return; /* lost with its session: delivered again */
+    snprintf(mid, sizeof(mid), "%s/%d/%" PRId64, p->topic, (int)p->partition,
+             p->offset);
+    if (w && (x = calloc(1, sizeof(*x)))) {
+        x->id = ++rl->next_id;
+        x->w = w;
+        sl_wait_hold(w);
+        if (rl->waits_tail)
+            rl->waits_tail->next = x;
+        else
+            rl->waits = x;
+        rl->waits_tail = x;
+    }
+    sl_wb_reset(&rl->wb);
+    sl_stomp_enc_begin(&e, &rl->wb, SL_STOMP_V12,
+                       cmd == SL_STOMP_ACK ? SL_STOMP_ACK : SL_STOMP_NACK);
+    enc_ack_id(&e, "id", mid, s->id);
+    if (cmd != SL_STOMP_ACK)
+        sl_stomp_enc_header_s(&e, "requeue", requeue ? "true" : "false");
+    if (x)
+        sl_stomp_enc_header_u(&e, "receipt", x->id);
+    sl_stomp_enc_end(&e, NULL, 0);
+    rl_write(rl);
+}
+
+void stomp_relay_pump(stomp_sub *s)
+{
+    stomp_relay *rl = s->relay;
+    if (!rl->paused || !rl->bev || out_high(s->c))
+        return;
+    rl->paused = 0;
+    rl->last_in = sl_now_ms();
+    bufferevent_enable(rl->bev, EV_READ);
+    rl_input(rl); /* what was buffered when reading stopped */
+}
+
+/* ---- the tick: follow the coordinators ---------------------------------- */
+
+/* Move s to want (0 here, N relayed to node N). */
+static void rehome(stomp_sub *s, int32_t want)
+{
+    char why[512];
+    sl_err rc;
+    int32_t was = s->relay ? s->relay->node : 0;
+    stomp_sub_unhome(s);
+    if (want == 0)
+        rc = stomp_sub_open_local(s, why, sizeof(why));
+    else
+        rc = stomp_relay_open(s, want);
+    if (rc == SL_OK) {
+        sl_log(SL_INFO, RELAY_SUBSYS,
+               "subscription %s of session %s (queue group %s on %s) moves "
+               "from node %d to node %d, its coordinator now",
+               s->id, s->c->session, s->group, s->qtopic,
+               (int)(was ? was : (int32_t)s->c->s->b->cfg.node_id),
+               (int)(want ? want : (int32_t)s->c->s->b->cfg.node_id));
+        s->home_warned = 0;
+        stomp_sub_pump(s);
+    } else if (!s->home_warned) {
+        if (want != 0)
+            snprintf(why, sizeof(why), "%s", sl_strerror(rc));
+        sl_log(SL_WARN, RELAY_SUBSYS,
+               "subscription %s of session %s (queue group %s on %s): "
+               "cannot open it at node %d: %s; trying again",
+               s->id, s->c->session, s->group, s->qtopic, (int)want, why);
+        s->home_warned = 1;
+    }
+}
+
+static void tick_sub(stomp_sub *s, int64_t now)
+{
+    stomp_srv *srv = s->c->s;
+    stomp_relay *rl = s->relay;
+    int32_t want = stomp_relay_coordinator(srv, s->group, s->qtopic);
+    int32_t cur = rl ? rl->node : (s->qc ? 0 : -2);
+    if (want >= 0 && want != cur) {
+        rehome(s, want);
+        return;
+    }
+    if (!rl)
+        return;
+    if (rl->state == RL_DOWN) {
+        if (now >= rl->retry_at)
+            rl_connect(rl);
+    } else if (rl->state != RL_UP) {
+        if (now - rl->since > RELAY_CONNECT_MS)
+            rl_fail(rl, "no answer to CONNECT and SUBSCRIBE");
+    } else if (rl->hb_ms > 0 && !rl->paused &&
+               now - rl->last_in > 3 * rl->hb_ms + 1000) {
+        rl_fail(rl, "no heart-beat");
+    }
+}
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    stomp_srv *srv = arg;
+    int64_t now = sl_now_ms();
+    stomp_conn *c, *cn;
+    (void)fd;
+    (void)what;
+    if (!sl_bcluster_image(srv->b) || !srv_groups(srv))
+        return;
+    for (c = srv->conns; c; c = cn) {
+        stomp_sub *s;
+        cn = c->next;
+        if (!c->connected || conn_closing(c))
+            continue;
+        for (s = c->subs; s; s = s->next) {
+            if (c->relay_from) {
+                int32_t want;
+                char why[300];
+                if (!s->queue || !s->group)
+                    continue;
+                want = stomp_relay_coordinator(srv, s->group, s->qtopic);
+                if (want == 0)
+                    continue;
+                snprintf(why, sizeof(why),
+                         "node %d no longer coordinates queue group %s on "
+                         "%s",
+                         (int)srv->b->cfg.node_id, s->group, s->qtopic);
+                stomp_send_error(c, NULL, "not the coordinator", why);
+                break;
+            }
+            if (s->homeable)
+                tick_sub(s, now);
+        }
+    }
+}
+
+sl_err stomp_relay_init(stomp_srv *srv)
+{
+    struct timeval tv = {0, RELAY_TICK_MS * 1000};
+    if (srv->b->cfg.node_id == 0)
+        return SL_OK; /* a single node: everything is served here */
+    srv->relay_tick = event_new(srv->b->base, -1, EV_PERSIST, tick_cb, srv);
+    if (!srv->relay_tick)
+        return SL_ERR_NOMEM;
+    event_add(srv->relay_tick, &tv);
+    return SL_OK;
+}
+
+void stomp_relay_fini(stomp_srv *srv)
+{
+    if (srv->relay_tick)
+        event_free(srv->relay_tick);
+    srv->relay_tick = NULL;
+}
