@@ -1,5 +1,8 @@
 /*
- * topic.c - topic registry over meta.db (see topic.h for the crash rules).
+ * topic.c - topic registry over meta.db (see topic.h for the crash rules):
+ * open and load (with the missing-state checks), create, delete, find.
+ * The partition summaries are in topic_summary.c, alter and
+ * add-partitions in topic_alter.c.
  */
 #include "broker/topic.h"
 
@@ -14,32 +17,10 @@
 #include <unistd.h>
 
 #include "broker/ops.h"
+#include "broker/topic_int.h"
 #include "protocol/hash.h"
 #include "protocol/log.h"
 #include "storage/fsutil.h"
-
-#define NBUCKETS 4096
-
-/* One partition's line of DATA/partitions.summary (see "PARTITION
- * SUMMARIES" below). */
-typedef struct psum {
-    const char *topic; /* into the file's buffer */
-    int32_t part;
-    sl_part_summary sum;
-} psum;
-
-struct sl_topics {
-    char *dir;
-    const sl_config *cfg; /* borrowed from the broker */
-    sqlite3 *db;
-    sl_topic *buckets[NBUCKETS];
-    size_t count;
-    int opened; /* every partition opened: a clean stop may mark it */
-    /* While loading after a clean stop: the summaries, sorted. */
-    psum *sums;
-    size_t nsums;
-    size_t lazy_opened; /* partitions opened from their summary */
-};
 
 static uint32_t hash_name(const char *s)
 {
@@ -70,7 +51,7 @@ static int rm_cb(const char *path, const struct stat *st, int flag,
     return 0;
 }
 
-static void rm_rf(const char *path)
+void sl_topics_rm_rf(const char *path)
 {
     nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
@@ -87,12 +68,12 @@ static void trash(sl_topics *ts, const char *path, const char *name, int sync)
         if (errno != ENOENT)
             sl_log(SL_WARN, "topic", "cannot move %s to %s: %s", path, dst,
                    strerror(errno));
-        rm_rf(path);
+        sl_topics_rm_rf(path);
         return;
     }
     if (sync)
         sl_fs_fsync_dir(path, 0);
-    rm_rf(dst);
+    sl_topics_rm_rf(dst);
 }
 
 static void topic_free(sl_topic *t)
@@ -115,7 +96,8 @@ static void topic_free(sl_topic *t)
     free(t);
 }
 
-static sl_err db_exec(sl_topics *ts, const char *sql, char *err, size_t errlen)
+sl_err sl_topics_db_exec(sl_topics *ts, const char *sql, char *err,
+                         size_t errlen)
 {
     char *msg = NULL;
     if (sqlite3_exec(ts->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
@@ -126,177 +108,15 @@ static sl_err db_exec(sl_topics *ts, const char *sql, char *err, size_t errlen)
     return SL_OK;
 }
 
-/* ---- PARTITION SUMMARIES ----------------------------------------------
- *
- * A start used to open every partition (list its directory, open its
- * segments, load its indexes, scan its tail): 66-69 s and 1 GiB of RSS
- * for 100,000 partitions. Now a clean stop writes one line per partition
- * to DATA/partitions.summary (offsets, size, what retention looks at:
- * sl_part_summary), durably, before the clean-stop marker; the marker
- * carries the file's token. The next start, when it finds the marker and
- * a summary file with the same token, opens each partition from its line
- * (sl_part_open_lazy: no directory access) and the partition loads its
- * segments at its first real use. Any other start (after a crash, no
- * summary, another token, a partition missing from it) opens partitions
- * as always: the summary is only trusted when the clean stop that wrote
- * it was the last thing to touch the data. Partitions of a new topic (or
- * added to one) are opened lazily too: their directory is new and empty.
- *
- * File: "sluice-partitions 1 TOKEN\n", then per partition
- * "TOPIC PART START END BYTES NSEGS FIRST_MAX_TS FIRST_BYTES SECOND_BASE\n".
- */
-#define SUMMARY_FILE "partitions.summary"
-
-static int psum_cmp(const void *a, const void *b)
-{
-    const psum *x = a, *y = b;
-    int c = strcmp(x->topic, y->topic);
-    return c ? c : (x->part > y->part) - (x->part < y->part);
-}
-
-/* Read DATA/partitions.summary if its token is `token`; ts->sums. The
- * buffer holding the names is returned (freed after loading). */
-static char *summaries_read(sl_topics *ts, const char *token)
-{
-    char path[4096];
-    char *buf = NULL, *q, *nl;
-    struct stat st;
-    size_t cap = 0, n = 0;
-    FILE *f;
-
-    snprintf(path, sizeof(path), "%s/%s", ts->dir, SUMMARY_FILE);
-    f = fopen(path, "re");
-    if (!f)
-        return NULL;
-    if (fstat(fileno(f), &st) != 0 || st.st_size <= 0 ||
-        !(buf = malloc((size_t)st.st_size + 1)) ||
-        fread(buf, 1, (size_t)st.st_size, f) != (size_t)st.st_size) {
-        fclose(f);
-        free(buf);
-        return NULL;
-    }
-    fclose(f);
-    buf[st.st_size] = 0;
-    nl = strchr(buf, '\n');
-    if (!nl || !token[0] || strncmp(buf, "sluice-partitions 1 ", 20) != 0 ||
-        (size_t)(nl - buf - 20) != strlen(token) ||
-        strncmp(buf + 20, token, strlen(token)) != 0) {
-        sl_log(SL_WARN, "topic",
-               "%s is not from the last clean stop: partitions are opened "
-               "and recovered at start",
-               path);
-        free(buf);
-        return NULL;
-    }
-    for (q = nl + 1; *q; q = nl + 1) {
-        psum e;
-        char *tok[9];
-        int k = 0;
-        nl = strchr(q, '\n');
-        if (!nl)
-            break; /* (a last line without its newline: not used) */
-        *nl = 0;
-        for (char *sp = q; k < 9; k++) {
-            tok[k] = sp;
-            sp = strchr(sp, ' ');
-            if (!sp)
-                break;
-            *sp++ = 0;
-        }
-        if (k != 8)
-            continue; /* not 9 fields */
-        e.topic = tok[0];
-        e.part = (int32_t)strtol(tok[1], NULL, 10);
-        e.sum.start = strtoll(tok[2], NULL, 10);
-        e.sum.end = strtoll(tok[3], NULL, 10);
-        e.sum.bytes = strtoull(tok[4], NULL, 10);
-        e.sum.nsegs = (uint32_t)strtoul(tok[5], NULL, 10);
-        e.sum.first_max_ts = strtoll(tok[6], NULL, 10);
-        e.sum.first_bytes = strtoull(tok[7], NULL, 10);
-        e.sum.second_base = strtoll(tok[8], NULL, 10);
-        if (e.sum.start < 0 || e.sum.end < e.sum.start ||
-            (e.sum.nsegs == 0 && e.sum.end != 0))
-            continue; /* (nsegs 0: a new partition, never written) */
-        if (n == cap) {
-            size_t nc = cap ? 2 * cap : 1024;
-            psum *nv = realloc(ts->sums, nc * sizeof(*nv));
-            if (!nv)
-                break;
-            ts->sums = nv;
-            cap = nc;
-        }
-        ts->sums[n++] = e;
-    }
-    if (n > 1)
-        qsort(ts->sums, n, sizeof(*ts->sums), psum_cmp);
-    ts->nsums = n;
-    return buf;
-}
-
-static sl_part_summary *summary_find(sl_topics *ts, const char *topic,
-                                     int32_t part)
-{
-    psum key = {topic, part, {0}}, *e;
-    if (!ts->nsums)
-        return NULL;
-    e = bsearch(&key, ts->sums, ts->nsums, sizeof(*ts->sums), psum_cmp);
-    return e ? &e->sum : NULL;
-}
-
-/* Write every partition's summary (durably: FILE.tmp, fsync, rename,
- * fsync of the directory) under `token`. @thread loop, at a clean stop */
-static sl_err summaries_write(sl_topics *ts, const char *token)
-{
-    char path[4096];
-    size_t n, len = 0, cap = 1 << 16;
-    sl_topic **all = sl_topics_sorted(ts, &n);
-    char *buf = malloc(cap);
-    sl_err rc = SL_OK;
-
-    if (!all || !buf) {
-        free(all);
-        free(buf);
-        return SL_ERR_NOMEM;
-    }
-    len = (size_t)snprintf(buf, cap, "sluice-partitions 1 %s\n", token);
-    for (size_t i = 0; i < n && rc == SL_OK; i++) {
-        for (int32_t k = 0; k < all[i]->nparts; k++) {
-            sl_part_summary m;
-            if (cap - len < 512) {
-                char *nb = realloc(buf, cap * 2);
-                if (!nb) {
-                    rc = SL_ERR_NOMEM;
-                    break;
-                }
-                buf = nb;
-                cap *= 2;
-            }
-            sl_part_summary_get(all[i]->parts[k]->part, &m);
-            len += (size_t)snprintf(
-                buf + len, cap - len,
-                "%s %d %lld %lld %llu %u %lld %llu %lld\n", all[i]->name,
-                (int)k, (long long)m.start, (long long)m.end,
-                (unsigned long long)m.bytes, (unsigned)m.nsegs,
-                (long long)m.first_max_ts, (unsigned long long)m.first_bytes,
-                (long long)m.second_base);
-        }
-    }
-    snprintf(path, sizeof(path), "%s/%s", ts->dir, SUMMARY_FILE);
-    if (rc == SL_OK)
-        rc = sl_fs_write_durable(path, buf, len);
-    free(buf);
-    free(all);
-    return rc;
-}
-
 /* Open partition `part` of topic `name` at path: from its summary (start
  * after a clean stop), empty (fresh: a new directory), or the whole
  * recovery. */
-static sl_err part_open(sl_topics *ts, const char *path, const char *name,
-                        int32_t part, int fresh, const sl_part_cfg *pcfg,
-                        sl_part **out)
+sl_err sl_topics_part_open(sl_topics *ts, const char *path, const char *name,
+                           int32_t part, int fresh, const sl_part_cfg *pcfg,
+                           sl_part **out)
 {
-    const sl_part_summary *m = fresh ? NULL : summary_find(ts, name, part);
+    const sl_part_summary *m =
+        fresh ? NULL : sl_topics_summary_find(ts, name, part);
     sl_part_summary empty;
     struct stat pst;
     sl_err rc;
@@ -366,8 +186,8 @@ static sl_err topic_open(sl_topics *ts, const char *name, int32_t nparts,
         t->parts[i]->id = i;
         t->parts[i]->fol_durable = INT64_MAX;
         snprintf(path, sizeof(path), "%s/topics/%s/%d", ts->dir, name, i);
-        rc = part_open(ts, path, name, i, fresh, &t->pcfg,
-                       &t->parts[i]->part);
+        rc = sl_topics_part_open(ts, path, name, i, fresh, &t->pcfg,
+                                 &t->parts[i]->part);
         if (rc != SL_OK) {
             snprintf(err, errlen, "topic %s partition %d: open %s: %s", name, i,
                      path, sl_strerror(rc));
@@ -602,7 +422,7 @@ static sl_err load_topics(sl_topics *ts, char *err, size_t errlen)
                 rc = SL_ERR_STORAGE;
                 break;
             }
-            sl_part_summary *m = summary_find(ts, name, i);
+            sl_part_summary *m = sl_topics_summary_find(ts, name, i);
             if (m) /* what it said is gone with the directory */
                 sl_part_summary_empty(m);
             sl_log(SL_WARN, "topic",
@@ -653,7 +473,7 @@ sl_err sl_topics_open(const char *data_dir, const sl_config *cfg,
     rc = sl_fs_mkdirs(path, 0755);
     if (rc == SL_OK) {
         snprintf(path, sizeof(path), "%s/trash", data_dir);
-        rm_rf(path);
+        sl_topics_rm_rf(path);
         rc = sl_fs_mkdirs(path, 0755);
     }
     if (rc != SL_OK) {
@@ -683,19 +503,20 @@ sl_err sl_topics_open(const char *data_dir, const sl_config *cfg,
         goto out;
     }
     sqlite3_busy_timeout(ts->db, 5000);
-    rc = db_exec(ts, "PRAGMA journal_mode=WAL", err, errlen);
+    rc = sl_topics_db_exec(ts, "PRAGMA journal_mode=WAL", err, errlen);
     if (rc == SL_OK)
-        rc = db_exec(ts, "PRAGMA synchronous=FULL", err, errlen);
+        rc = sl_topics_db_exec(ts, "PRAGMA synchronous=FULL", err, errlen);
     if (rc == SL_OK)
-        rc = db_exec(ts,
-                     "CREATE TABLE IF NOT EXISTS topics("
-                     " name TEXT PRIMARY KEY,"
-                     " partitions INTEGER NOT NULL,"
-                     " created_ms INTEGER NOT NULL);"
-                     "CREATE TABLE IF NOT EXISTS topic_configs("
-                     " topic TEXT NOT NULL, key TEXT NOT NULL,"
-                     " value TEXT NOT NULL, PRIMARY KEY(topic, key));",
-                     err, errlen);
+        rc =
+            sl_topics_db_exec(ts,
+                              "CREATE TABLE IF NOT EXISTS topics("
+                              " name TEXT PRIMARY KEY,"
+                              " partitions INTEGER NOT NULL,"
+                              " created_ms INTEGER NOT NULL);"
+                              "CREATE TABLE IF NOT EXISTS topic_configs("
+                              " topic TEXT NOT NULL, key TEXT NOT NULL,"
+                              " value TEXT NOT NULL, PRIMARY KEY(topic, key));",
+                              err, errlen);
     if (rc == SL_OK && ndirs > 0)
         rc = reregister_topics(ts, dirs, ndirs, err, errlen);
     if (rc == SL_OK) {
@@ -710,14 +531,14 @@ sl_err sl_topics_open(const char *data_dir, const sl_config *cfg,
                      sl_strerror(rc));
         char *sbuf = NULL;
         if (rc == SL_OK && clean)
-            sbuf = summaries_read(ts, sl_part_startup_note());
+            sbuf = sl_topics_summaries_read(ts, sl_part_startup_note());
         if (rc == SL_OK)
             rc = load_topics(ts, err, errlen);
         free(sbuf);
         free(ts->sums);
         ts->sums = NULL;
         ts->nsums = 0;
-        snprintf(path, sizeof(path), "%s/%s", data_dir, SUMMARY_FILE);
+        snprintf(path, sizeof(path), "%s/%s", data_dir, SL_TOPICS_SUMMARY_FILE);
         unlink(path); /* (its token is in no later marker) */
         sl_err rc2 = sl_part_startup_end(data_dir);
         if (rc == SL_OK && rc2 != SL_OK) {
@@ -770,7 +591,7 @@ void sl_topics_free(sl_topics *ts)
         static unsigned seq;
         snprintf(token, sizeof(token), "%ld-%lld-%u", (long)getpid(),
                  (long long)sl_now_ms(), ++seq);
-        sl_err rc = summaries_write(ts, token);
+        sl_err rc = sl_topics_summaries_write(ts, token);
         if (rc != SL_OK) {
             sl_log(SL_WARN, "topic",
                    "cannot write the partition summaries in %s: %s (the "
@@ -822,8 +643,9 @@ size_t sl_topics_count(const sl_topics *ts)
 static void db_lazy(sl_topics *ts, int on)
 {
     char e[64];
-    db_exec(ts, on ? "PRAGMA synchronous=OFF" : "PRAGMA synchronous=FULL", e,
-            sizeof(e));
+    sl_topics_db_exec(ts,
+                      on ? "PRAGMA synchronous=OFF" : "PRAGMA synchronous=FULL",
+                      e, sizeof(e));
 }
 
 sl_err sl_topics_create(sl_topics *ts, const char *name, int32_t nparts,
@@ -874,7 +696,7 @@ sl_err sl_topics_create(sl_topics *ts, const char *name, int32_t nparts,
     lazy = pc.flush == SL_FLUSH_NEVER;
     if (lazy)
         db_lazy(ts, 1);
-    rc = db_exec(ts, "BEGIN IMMEDIATE", err, errlen);
+    rc = sl_topics_db_exec(ts, "BEGIN IMMEDIATE", err, errlen);
     if (rc != SL_OK)
         goto out;
     began = 1;
@@ -905,7 +727,7 @@ sl_err sl_topics_create(sl_topics *ts, const char *name, int32_t nparts,
     }
     sqlite3_finalize(st);
     st = NULL;
-    rc = db_exec(ts, "COMMIT", err, errlen);
+    rc = sl_topics_db_exec(ts, "COMMIT", err, errlen);
     if (rc != SL_OK)
         goto out;
     began = 0;
@@ -920,7 +742,7 @@ dberr:
 out:
     sqlite3_finalize(st);
     if (began)
-        db_exec(ts, "ROLLBACK", path, sizeof(path));
+        sl_topics_db_exec(ts, "ROLLBACK", path, sizeof(path));
     if (lazy)
         db_lazy(ts, 0);
     if (t) {
@@ -940,7 +762,7 @@ sl_err sl_topics_delete(sl_topics *ts, sl_topic *t)
 
     if (lazy)
         db_lazy(ts, 1);
-    rc = db_exec(ts, "BEGIN IMMEDIATE", err, sizeof(err));
+    rc = sl_topics_db_exec(ts, "BEGIN IMMEDIATE", err, sizeof(err));
     if (rc != SL_OK)
         goto out;
     if (sqlite3_prepare_v2(ts->db, "DELETE FROM topics WHERE name = ?1; ", -1,
@@ -958,7 +780,7 @@ sl_err sl_topics_delete(sl_topics *ts, sl_topic *t)
         goto dberr;
     sqlite3_finalize(st);
     st = NULL;
-    rc = db_exec(ts, "COMMIT", err, sizeof(err));
+    rc = sl_topics_db_exec(ts, "COMMIT", err, sizeof(err));
     if (rc != SL_OK)
         goto out;
     if (lazy)
@@ -977,7 +799,7 @@ sl_err sl_topics_delete(sl_topics *ts, sl_topic *t)
 dberr:
     snprintf(err, sizeof(err), "%s", sqlite3_errmsg(ts->db));
     sqlite3_finalize(st);
-    db_exec(ts, "ROLLBACK", path, sizeof(path));
+    sl_topics_db_exec(ts, "ROLLBACK", path, sizeof(path));
     rc = SL_ERR_STORAGE;
 out:
     if (lazy)
@@ -1019,201 +841,4 @@ int sl_topics_synchronous(sl_topics *ts)
         v = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
     return v;
-}
-
-/* ---- changes after creation (sluice topic alter / add-partitions) ------ */
-
-sl_err sl_topics_alter(sl_topics *ts, sl_topic *t, const char *const *keys,
-                       const char *const *values, size_t n, char *err,
-                       size_t errlen)
-{
-    size_t cap = t->ncfg + n, m = 0;
-    const char **k = calloc(cap + 1, sizeof(*k)), **v = calloc(cap + 1,
-                                                              sizeof(*v));
-    char **nk = NULL, **nv = NULL;
-    sqlite3_stmt *up = NULL, *del = NULL;
-    sl_part_cfg pc;
-    sl_err rc = SL_ERR_NOMEM;
-
-    if (!k || !v)
-        goto out;
-    for (size_t i = 0; i < t->ncfg; i++) {
-        k[m] = t->cfg_keys[i];
-        v[m++] = t->cfg_values[i];
-    }
-    for (size_t i = 0; i < n; i++) {
-        size_t j;
-        for (j = 0; j < m && strcmp(k[j], keys[i]); j++)
-            ;
-        if (j == m)
-            m++;
-        k[j] = keys[i];
-        v[j] = values[i];
-    }
-    /* drop removals (empty values) */
-    {
-        size_t w = 0;
-        for (size_t i = 0; i < m; i++)
-            if (v[i][0]) {
-                k[w] = k[i];
-                v[w++] = v[i];
-            }
-        m = w;
-    }
-    rc = sl_config_part_cfg(ts->cfg, k, v, m, &pc, err, errlen);
-    if (rc != SL_OK)
-        goto out;
-    nk = calloc(m + 1, sizeof(*nk));
-    nv = calloc(m + 1, sizeof(*nv));
-    if (!nk || !nv) {
-        rc = SL_ERR_NOMEM;
-        goto out;
-    }
-    for (size_t i = 0; i < m; i++) {
-        nk[i] = strdup(k[i]);
-        nv[i] = strdup(v[i]);
-        if (!nk[i] || !nv[i]) {
-            rc = SL_ERR_NOMEM;
-            goto out;
-        }
-    }
-    rc = db_exec(ts, "BEGIN IMMEDIATE", err, errlen);
-    if (rc != SL_OK)
-        goto out;
-    if (sqlite3_prepare_v2(ts->db,
-                           "DELETE FROM topic_configs WHERE topic = ?1", -1,
-                           &del, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(ts->db,
-                           "INSERT OR REPLACE INTO topic_configs(topic, key, "
-                           "value) VALUES(?1, ?2, ?3)",
-                           -1, &up, NULL) != SQLITE_OK)
-        goto dberr;
-    sqlite3_bind_text(del, 1, t->name, -1, SQLITE_STATIC);
-    if (sqlite3_step(del) != SQLITE_DONE)
-        goto dberr;
-    for (size_t i = 0; i < m; i++) {
-        sqlite3_reset(up);
-        sqlite3_bind_text(up, 1, t->name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(up, 2, nk[i], -1, SQLITE_STATIC);
-        sqlite3_bind_text(up, 3, nv[i], -1, SQLITE_STATIC);
-        if (sqlite3_step(up) != SQLITE_DONE)
-            goto dberr;
-    }
-    rc = db_exec(ts, "COMMIT", err, errlen);
-    if (rc != SL_OK) {
-        db_exec(ts, "ROLLBACK", err, errlen);
-        goto out;
-    }
-    /* swap in the new overrides */
-    for (size_t i = 0; i < t->ncfg; i++) {
-        free(t->cfg_keys[i]);
-        free(t->cfg_values[i]);
-    }
-    free(t->cfg_keys);
-    free(t->cfg_values);
-    t->cfg_keys = nk;
-    t->cfg_values = nv;
-    t->ncfg = m;
-    nk = nv = NULL;
-    t->pcfg = pc;
-    for (int32_t i = 0; i < t->nparts; i++)
-        sl_part_set_cfg(t->parts[i]->part, &t->pcfg);
-    sl_log(SL_INFO, "topic", "altered topic %s (%zu override(s))", t->name,
-           m);
-    rc = SL_OK;
-    goto out;
-dberr:
-    snprintf(err, errlen, "meta.db: %s", sqlite3_errmsg(ts->db));
-    db_exec(ts, "ROLLBACK", err + strlen(err), errlen - strlen(err));
-    rc = SL_ERR_STORAGE;
-out:
-    sqlite3_finalize(up);
-    sqlite3_finalize(del);
-    for (size_t i = 0; nk && i < m; i++)
-        free(nk[i]);
-    for (size_t i = 0; nv && i < m; i++)
-        free(nv[i]);
-    free(nk);
-    free(nv);
-    free(k);
-    free(v);
-    return rc;
-}
-
-sl_err sl_topics_add_partitions(sl_topics *ts, sl_topic *t, int32_t nparts,
-                                char *err, size_t errlen)
-{
-    sl_tpart **np;
-    sqlite3_stmt *st = NULL;
-    char path[4096];
-    struct stat sb;
-    int32_t old = t->nparts, i;
-    sl_err rc;
-
-    if (nparts <= old || nparts > 10000) {
-        snprintf(err, errlen,
-                 "topic %s has %d partitions: the new count must be more "
-                 "than that and at most 10000, not %d",
-                 t->name, old, nparts);
-        return SL_ERR_INVALID_CONFIG;
-    }
-    np = calloc((size_t)nparts, sizeof(*np));
-    if (!np)
-        return SL_ERR_NOMEM;
-    memcpy(np, t->parts, (size_t)old * sizeof(*np));
-    for (i = old; i < nparts; i++) {
-        np[i] = calloc(1, sizeof(sl_tpart));
-        if (!np[i]) {
-            rc = SL_ERR_NOMEM;
-            goto fail;
-        }
-        np[i]->topic = t;
-        np[i]->id = i;
-        np[i]->fol_durable = INT64_MAX;
-        snprintf(path, sizeof(path), "%s/topics/%s/%d", ts->dir, t->name, i);
-        if (stat(path, &sb) == 0) /* left by an add that crashed */
-            rm_rf(path);
-        rc = sl_fs_mkdirs(path, 0755);
-        if (rc == SL_OK)
-            rc = part_open(ts, path, t->name, i, 1, &t->pcfg, &np[i]->part);
-        if (rc != SL_OK) {
-            snprintf(err, errlen, "topic %s partition %d: open %s: %s",
-                     t->name, i, path, sl_strerror(rc));
-            goto fail;
-        }
-    }
-    if (sqlite3_prepare_v2(ts->db,
-                           "UPDATE topics SET partitions = ?2 WHERE name = ?1",
-                           -1, &st, NULL) != SQLITE_OK) {
-        rc = SL_ERR_STORAGE;
-        snprintf(err, errlen, "meta.db: %s", sqlite3_errmsg(ts->db));
-        goto fail;
-    }
-    sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 2, nparts);
-    if (sqlite3_step(st) != SQLITE_DONE) {
-        rc = SL_ERR_STORAGE;
-        snprintf(err, errlen, "meta.db: %s", sqlite3_errmsg(ts->db));
-        goto fail;
-    }
-    sqlite3_finalize(st);
-    free(t->parts);
-    t->parts = np;
-    t->nparts = nparts;
-    sl_log(SL_INFO, "topic", "topic %s: partitions %d -> %d", t->name, old,
-           nparts);
-    return SL_OK;
-fail:
-    sqlite3_finalize(st);
-    for (int32_t k = old; k < nparts; k++) {
-        if (np[k]) {
-            sl_part_free(np[k]->part);
-            free(np[k]);
-            snprintf(path, sizeof(path), "%s/topics/%s/%d", ts->dir, t->name,
-                     k);
-            rm_rf(path);
-        }
-    }
-    free(np);
-    return rc;
 }
