@@ -1,6 +1,9 @@
 /*
  * consumer.c - sluice_consumer: stream consumption with assign or group
- * subscribe, seek by offset or time, pipelined fetches, commit.
+ * subscribe, seek by offset or time, pipelined fetches, commit. This file
+ * holds the fetch pipeline and the public calls; consumer_offsets.c the
+ * positions (list offsets, seek, watermarks), consumer_group.c the group
+ * membership and commits; consumer_int.h the structure they share.
  *
  * Fetch pipeline: at most one FETCH in flight. When its reply arrives, the
  * next fetch offsets are computed from the batch headers (no record
@@ -33,61 +36,11 @@
 #include <string.h>
 
 #include "client/src/conn.h"
+#include "client/src/consumer_int.h"
 #include "client/src/cursor.h"
 #include "client/src/internal.h"
 #include "client/src/route.h"
 #include "protocol/api.h"
-
-typedef struct cpart {
-    char *topic;
-    int32_t partition;
-    int64_t position;  /* next offset poll returns; < 0: to resolve */
-    int64_t fetch_pos; /* next offset to request */
-    int64_t committed; /* last committed by us (-1 unknown) */
-} cpart;
-
-typedef struct fbuf {
-    struct fbuf *next;
-    int cp; /* index in parts */
-    sl_cursor cu;
-} fbuf;
-
-struct sluice_consumer {
-    pthread_mutex_t mu;
-    sl_cl_cfg cfg;
-    sl_cl_conn conn;
-    sl_cl_router rt; /* leaders and their connections (its boot unused) */
-    int rt_stale;    /* ask the placement before the next fetch */
-    sl_cl_conn *fetch_conn; /* where the fetch in flight went */
-    size_t fetch_rr;        /* next partition to start a fetch from */
-    sl_arena arena;
-    cpart *parts;
-    size_t nparts, pcap;
-    uint64_t gen;
-    /* fetch in flight */
-    uint32_t fetch_corr; /* 0 = none */
-    uint64_t fetch_gen;
-    uint64_t fetch_epoch;
-    fbuf *bhead, *btail;
-    size_t buffered_bytes;
-    int caught_up; /* the last fetch brought nothing: no prefetching */
-    /* pending fetch error to return once */
-    sl_err perr;
-    char perr_msg[512];
-    /* group */
-    int subscribed;
-    char **topics;
-    size_t ntopics;
-    char member_id[128];
-    int32_t generation;
-    int need_rejoin;
-    int64_t next_hb_ms;
-    int hb_interval_ms;
-    uint32_t hb_corr;
-    int64_t next_autocommit_ms;
-    /* failures that may pass (ride_out): when they began, 0 = none */
-    int64_t down_since;
-};
 
 /* ---- helpers ---------------------------------------------------------- */
 
@@ -104,7 +57,7 @@ static void clear_buffers(sluice_consumer *c)
 }
 
 /* Positions changed: forget prefetched data and the fetch in flight. */
-static void reset_pipeline(sluice_consumer *c)
+void sl_cons_reset_pipeline(sluice_consumer *c)
 {
     size_t i;
     clear_buffers(c);
@@ -113,16 +66,16 @@ static void reset_pipeline(sluice_consumer *c)
         c->parts[i].fetch_pos = c->parts[i].position;
 }
 
-static void clear_parts(sluice_consumer *c)
+void sl_cons_clear_parts(sluice_consumer *c)
 {
     size_t i;
     for (i = 0; i < c->nparts; i++)
         free(c->parts[i].topic);
     c->nparts = 0;
-    reset_pipeline(c);
+    sl_cons_reset_pipeline(c);
 }
 
-static int find_part(sluice_consumer *c, const char *topic, int32_t part)
+int sl_cons_find_part(sluice_consumer *c, const char *topic, int32_t part)
 {
     size_t i;
     for (i = 0; i < c->nparts; i++)
@@ -142,8 +95,8 @@ static int find_part_str(sluice_consumer *c, sl_str topic, int32_t part)
     return -1;
 }
 
-static sl_err add_part(sluice_consumer *c, const char *topic, size_t tlen,
-                       int32_t part, int64_t offset)
+sl_err sl_cons_add_part(sluice_consumer *c, const char *topic, size_t tlen,
+                        int32_t part, int64_t offset)
 {
     cpart *cp;
     if (c->nparts == c->pcap) {
@@ -171,8 +124,8 @@ static void handle_frame(sluice_consumer *c, sl_cl_conn *on, sl_chunk *fr);
 
 /* Send what is in on->out (one request with corr) and wait for its reply,
  * dispatching other replies (fetch, heartbeat) meanwhile. */
-static sl_err call_on(sluice_consumer *c, sl_cl_conn *on, uint32_t corr,
-                      sl_chunk **out)
+sl_err sl_cons_call_on(sluice_consumer *c, sl_cl_conn *on, uint32_t corr,
+                       sl_chunk **out)
 {
     int64_t deadline = sl_cl_deadline(c->cfg.request_timeout_ms);
     sl_chunk *fr;
@@ -208,15 +161,15 @@ static sl_err call_on(sluice_consumer *c, sl_cl_conn *on, uint32_t corr,
     return rc;
 }
 
-static sl_err call(sluice_consumer *c, uint32_t corr, sl_chunk **out)
+sl_err sl_cons_call(sluice_consumer *c, uint32_t corr, sl_chunk **out)
 {
-    return call_on(c, &c->conn, corr, out);
+    return sl_cons_call_on(c, &c->conn, corr, out);
 }
 
 /* The connection serving (topic, partition): its leader's in a cluster,
  * else this one. */
-static sl_cl_conn *part_conn(sluice_consumer *c, const char *topic,
-                             int32_t partition)
+sl_cl_conn *sl_cons_part_conn(sluice_consumer *c, const char *topic,
+                              int32_t partition)
 {
     sl_cl_conn *to = sl_cl_route_conn(&c->rt, topic, partition);
     if (!to || to == &c->rt.boot)
@@ -224,7 +177,7 @@ static sl_cl_conn *part_conn(sluice_consumer *c, const char *topic,
     return to;
 }
 
-static sl_err ensure_conn(sluice_consumer *c)
+sl_err sl_cons_ensure_conn(sluice_consumer *c)
 {
     uint64_t epoch = c->conn.epoch;
     sl_err rc = sl_cl_conn_ensure(&c->conn);
@@ -232,241 +185,9 @@ static sl_err ensure_conn(sluice_consumer *c)
         c->fetch_corr = 0;
         c->hb_corr = 0;
         c->rt_stale = 1;
-        reset_pipeline(c);
+        sl_cons_reset_pipeline(c);
     }
     return rc;
-}
-
-/* ---- offsets ---------------------------------------------------------- */
-
-/* LIST_OFFSETS for one partition: ts = SL_OFFSET_EARLIEST / _LATEST / ms */
-static sl_err list_offset(sluice_consumer *c, const char *topic,
-                          int32_t partition, int64_t ts, int64_t *out)
-{
-    sl_list_offsets_req req;
-    sl_lo_topic t;
-    sl_lo_part p;
-    sl_list_offsets_resp resp;
-    sl_cl_conn *on;
-    sl_chunk *fr = NULL;
-    const uint8_t *body;
-    size_t len;
-    uint32_t corr, rc_corr;
-    sl_err rc;
-
-    rc = ensure_conn(c);
-    if (rc != SL_OK)
-        return rc;
-    p.partition = (uint32_t)partition;
-    p.timestamp = ts;
-    t.topic = sl_str_c(topic);
-    t.nparts = 1;
-    t.parts = &p;
-    req.ntopics = 1;
-    req.topics = &t;
-    on = part_conn(c, topic, partition);
-    rc = sl_cl_conn_ensure(on);
-    if (rc != SL_OK) {
-        c->rt_stale = 1;
-        return rc;
-    }
-    corr = sl_cl_conn_corr(on);
-    rc = sl_list_offsets_req_encode(&on->out, corr, &req);
-    if (rc != SL_OK)
-        return sl_cl_fail(rc, "list offsets '%s'", topic);
-    rc = call_on(c, on, corr, &fr);
-    if (rc != SL_OK)
-        return rc;
-    body = sl_frame_body(fr, &len, &rc_corr);
-    rc = sl_cl_resp_check(body, len, "list offsets");
-    if (rc != SL_OK)
-        goto out;
-    sl_arena_reset(&c->arena);
-    rc = sl_list_offsets_resp_decode(body, len, &c->arena, &resp);
-    if (rc != SL_OK) {
-        rc = sl_cl_bad_reply(rc, "list offsets");
-        goto out;
-    }
-    if (resp.ntopics != 1 || resp.topics[0].nparts != 1) {
-        rc = sl_cl_fail(SL_ERR_PROTOCOL, "list offsets: bad reply");
-        goto out;
-    }
-    if (resp.topics[0].parts[0].error != SL_OK) {
-        rc = sl_cl_fail((sl_err)resp.topics[0].parts[0].error,
-                        "topic '%s' partition %d", topic, (int)partition);
-        goto out;
-    }
-    *out = resp.topics[0].parts[0].offset;
-out:
-    sl_chunk_unref(fr);
-    return rc;
-}
-
-/* Committed offset of the group for one partition (-1 = none). */
-static sl_err fetch_committed(sluice_consumer *c, const char *topic,
-                              int32_t partition, int64_t *out)
-{
-    sl_offset_fetch_req req;
-    sl_topic_parts tp;
-    uint32_t pid = (uint32_t)partition;
-    sl_offset_fetch_resp resp;
-    sl_chunk *fr = NULL;
-    const uint8_t *body;
-    size_t len;
-    uint32_t corr, rc_corr, t, i;
-    sl_err rc;
-
-    if (!c->cfg.group_id[0])
-        return sl_cl_fail(SL_ERR_INVALID_ARG,
-                          "committed offsets need group.id");
-    rc = ensure_conn(c);
-    if (rc != SL_OK)
-        return rc;
-    tp.topic = sl_str_c(topic);
-    tp.nparts = 1;
-    tp.parts = &pid;
-    req.group = sl_str_c(c->cfg.group_id);
-    req.ntopics = 1;
-    req.topics = &tp;
-    corr = sl_cl_conn_corr(&c->conn);
-    rc = sl_offset_fetch_req_encode(&c->conn.out, corr, &req);
-    if (rc != SL_OK)
-        return sl_cl_fail(rc, "offset fetch");
-    rc = call(c, corr, &fr);
-    if (rc != SL_OK)
-        return rc;
-    body = sl_frame_body(fr, &len, &rc_corr);
-    rc = sl_cl_resp_check(body, len, "offset fetch");
-    if (rc == SL_ERR_UNKNOWN_GROUP) {
-        *out = -1; /* a new group: nothing committed */
-        rc = SL_OK;
-        goto out;
-    }
-    if (rc != SL_OK)
-        goto out;
-    sl_arena_reset(&c->arena);
-    rc = sl_offset_fetch_resp_decode(body, len, &c->arena, &resp);
-    if (rc != SL_OK) {
-        rc = sl_cl_bad_reply(rc, "offset fetch");
-        goto out;
-    }
-    *out = -1;
-    for (t = 0; t < resp.ntopics; t++) {
-        if (!sl_str_eq(resp.topics[t].topic, topic))
-            continue;
-        for (i = 0; i < resp.topics[t].nparts; i++) {
-            sl_committed_part *cp = &resp.topics[t].parts[i];
-            if ((int32_t)cp->partition != partition)
-                continue;
-            if (cp->error != SL_OK && cp->error != SL_ERR_NOT_FOUND &&
-                cp->error != SL_ERR_UNKNOWN_GROUP) {
-                rc = sl_cl_fail((sl_err)cp->error,
-                                "committed offset of '%s' partition %d", topic,
-                                (int)partition);
-                goto out;
-            }
-            if (cp->error == SL_OK)
-                *out = cp->offset;
-        }
-    }
-out:
-    sl_chunk_unref(fr);
-    return rc;
-}
-
-/* Turn a special offset into a real one. */
-static sl_err resolve(sluice_consumer *c, const char *topic, int32_t part,
-                      int64_t want, int64_t *out)
-{
-    int64_t off = want;
-    sl_err rc = SL_OK;
-    if (want == SLUICE_OFFSET_STORED) {
-        rc = fetch_committed(c, topic, part, &off);
-        if (rc != SL_OK)
-            return rc;
-        if (off < 0)
-            want = c->cfg.offset_reset_earliest ? SLUICE_OFFSET_BEGINNING
-                                                : SLUICE_OFFSET_END;
-        else
-            want = off;
-    }
-    if (want == SLUICE_OFFSET_BEGINNING)
-        rc = list_offset(c, topic, part, SL_OFFSET_EARLIEST, &off);
-    else if (want == SLUICE_OFFSET_END)
-        rc = list_offset(c, topic, part, SL_OFFSET_LATEST, &off);
-    else if (want < 0)
-        return sl_cl_fail(SL_ERR_INVALID_ARG, "offset %lld", (long long)want);
-    else
-        off = want;
-    if (rc == SL_OK)
-        *out = off;
-    return rc;
-}
-
-static sl_err resolve_all(sluice_consumer *c)
-{
-    size_t i;
-    sl_err rc;
-    int changed = 0;
-    for (i = 0; i < c->nparts; i++) {
-        int64_t off = -1;
-        if (c->parts[i].position >= 0)
-            continue;
-        rc = resolve(c, c->parts[i].topic, c->parts[i].partition,
-                     c->parts[i].position, &off);
-        if (rc != SL_OK)
-            return rc;
-        c->parts[i].position = off;
-        changed = 1;
-    }
-    if (changed)
-        reset_pipeline(c);
-    return SL_OK;
-}
-
-/* ---- metadata --------------------------------------------------------- */
-
-/* Partitions and offsets of one topic. */
-static sl_err topic_meta(sluice_consumer *c, const char *topic, sl_chunk **frp,
-                         sl_meta_topic **out)
-{
-    sl_metadata_req req;
-    sl_metadata_resp resp;
-    sl_str name = sl_str_c(topic);
-    const uint8_t *body;
-    size_t len;
-    uint32_t corr, rc_corr;
-    sl_err rc;
-
-    *frp = NULL;
-    rc = ensure_conn(c);
-    if (rc != SL_OK)
-        return rc;
-    req.ntopics = 1;
-    req.topics = &name;
-    req.version = 2;
-    corr = sl_cl_conn_corr(&c->conn);
-    rc = sl_metadata_req_encode(&c->conn.out, corr, &req);
-    if (rc != SL_OK)
-        return sl_cl_fail(rc, "topic '%s'", topic);
-    rc = call(c, corr, frp);
-    if (rc != SL_OK)
-        return rc;
-    body = sl_frame_body(*frp, &len, &rc_corr);
-    rc = sl_cl_resp_check(body, len, "metadata");
-    if (rc != SL_OK)
-        return rc;
-    sl_arena_reset(&c->arena);
-    rc = sl_metadata_resp_decode(body, len, &c->arena, &resp);
-    if (rc != SL_OK)
-        return sl_cl_bad_reply(rc, "metadata");
-    if (resp.ntopics != 1)
-        return sl_cl_fail(SL_ERR_PROTOCOL, "metadata: bad reply");
-    sl_cl_route_learn(&c->rt, &resp);
-    if (resp.topics[0].error != SL_OK)
-        return sl_cl_fail((sl_err)resp.topics[0].error, "topic '%s'", topic);
-    *out = &resp.topics[0];
-    return SL_OK;
 }
 
 /* ---- fetching --------------------------------------------------------- */
@@ -488,7 +209,7 @@ static sl_err refresh_placement(sluice_consumer *c)
                 break;
         if (j < i)
             continue; /* asked already */
-        rc = topic_meta(c, c->parts[i].topic, &fr, &mt);
+        rc = sl_cons_topic_meta(c, c->parts[i].topic, &fr, &mt);
         sl_chunk_unref(fr);
         if (rc == SL_ERR_DISCONNECTED || rc == SL_ERR_TIMEOUT)
             return rc;
@@ -524,7 +245,7 @@ static sl_err send_fetch(sluice_consumer *c, int max_wait_ms)
         cp = &c->parts[i];
         if (cp->fetch_pos < 0)
             continue;
-        pc = part_conn(c, cp->topic, cp->partition);
+        pc = sl_cons_part_conn(c, cp->topic, cp->partition);
         if (!to) {
             to = pc;
             c->fetch_rr = i + 1;
@@ -743,7 +464,7 @@ static sluice_message *next_buffered(sluice_consumer *c, sl_err *err)
                              cp->topic, (int)cp->partition,
                              (long long)cp->position, sl_strerror(e));
             }
-            reset_pipeline(c); /* frees b */
+            sl_cons_reset_pipeline(c); /* frees b */
             return NULL;
         }
         c->bhead = b->next;
@@ -755,223 +476,6 @@ static sluice_message *next_buffered(sluice_consumer *c, sl_err *err)
         free(b);
     }
     return NULL;
-}
-
-/* ---- groups ----------------------------------------------------------- */
-
-static sl_err commit_locked(sluice_consumer *c,
-                            const sluice_topic_partition *tps, size_t n);
-
-static sl_err join_group(sluice_consumer *c)
-{
-    sl_group_join_req req;
-    sl_group_join_resp resp;
-    sl_str *topics;
-    sl_chunk *fr = NULL;
-    const uint8_t *body;
-    size_t len, i;
-    uint32_t corr, rc_corr, t, k;
-    sl_err rc;
-
-    rc = ensure_conn(c);
-    if (rc != SL_OK)
-        return rc;
-    sl_arena_reset(&c->arena);
-    topics = sl_arena_alloc(&c->arena, c->ntopics * sizeof(*topics));
-    if (!topics)
-        return sl_cl_fail(SL_ERR_NOMEM, "join");
-    for (i = 0; i < c->ntopics; i++)
-        topics[i] = sl_str_c(c->topics[i]);
-    memset(&req, 0, sizeof(req));
-    req.group = sl_str_c(c->cfg.group_id);
-    req.member_id = c->member_id[0] ? sl_str_c(c->member_id) : sl_str_c(NULL);
-    req.client_id = sl_str_c(c->cfg.client_id);
-    req.session_timeout_ms = (uint32_t)c->cfg.session_timeout_ms;
-    req.rebalance_timeout_ms = (uint32_t)c->cfg.session_timeout_ms;
-    req.assignor = SL_ASSIGN_RANGE;
-    req.ntopics = (uint32_t)c->ntopics;
-    req.topics = topics;
-    corr = sl_cl_conn_corr(&c->conn);
-    rc = sl_group_join_req_encode(&c->conn.out, corr, &req);
-    if (rc != SL_OK)
-        return sl_cl_fail(rc, "join group '%s'", c->cfg.group_id);
-    rc = call(c, corr, &fr);
-    if (rc != SL_OK)
-        return rc;
-    body = sl_frame_body(fr, &len, &rc_corr);
-    rc = sl_cl_resp_check(body, len, "join group");
-    if (rc == SL_ERR_UNKNOWN_MEMBER) {
-        c->member_id[0] = '\0'; /* expired: join as new next time */
-        c->need_rejoin = 1;
-    }
-    if (rc != SL_OK)
-        goto out;
-    sl_arena_reset(&c->arena);
-    rc = sl_group_join_resp_decode(body, len, &c->arena, &resp);
-    if (rc != SL_OK) {
-        rc = sl_cl_bad_reply(rc, "join group");
-        goto out;
-    }
-    snprintf(c->member_id, sizeof(c->member_id), "%.*s",
-             (int)resp.member_id.len, resp.member_id.p ? resp.member_id.p : "");
-    c->generation = resp.generation;
-    c->hb_interval_ms = resp.heartbeat_interval_ms
-                            ? (int)resp.heartbeat_interval_ms
-                            : c->cfg.heartbeat_interval_ms;
-    if (c->hb_interval_ms > c->cfg.heartbeat_interval_ms)
-        c->hb_interval_ms = c->cfg.heartbeat_interval_ms;
-    c->next_hb_ms = sl_cl_now_ms() + c->hb_interval_ms;
-    c->need_rejoin = 0;
-    clear_parts(c);
-    for (t = 0; t < resp.ntopics && rc == SL_OK; t++)
-        for (k = 0; k < resp.assignment[t].nparts && rc == SL_OK; k++)
-            rc = add_part(
-                c, resp.assignment[t].topic.p, resp.assignment[t].topic.len,
-                (int32_t)resp.assignment[t].parts[k], SLUICE_OFFSET_STORED);
-    sl_chunk_unref(fr);
-    fr = NULL;
-    if (rc == SL_OK)
-        rc = resolve_all(c);
-out:
-    sl_chunk_unref(fr);
-    return rc;
-}
-
-static void send_heartbeat(sluice_consumer *c)
-{
-    sl_group_member_req req;
-    uint32_t corr;
-    if (c->hb_corr)
-        return;
-    req.group = sl_str_c(c->cfg.group_id);
-    req.member_id = sl_str_c(c->member_id);
-    req.generation = c->generation;
-    corr = sl_cl_conn_corr(&c->conn);
-    if (sl_group_member_req_encode(&c->conn.out, SL_API_GROUP_HEARTBEAT, corr,
-                                   &req) != SL_OK)
-        return;
-    if (sl_cl_conn_write(&c->conn, sl_cl_deadline(c->cfg.request_timeout_ms)) ==
-        SL_OK)
-        c->hb_corr = corr;
-    c->next_hb_ms = sl_cl_now_ms() + c->hb_interval_ms;
-}
-
-/* Periodic work in poll: heartbeat, rejoin, auto commit. */
-static sl_err group_tick(sluice_consumer *c)
-{
-    int64_t now = sl_cl_now_ms();
-    sl_err rc = SL_OK;
-    if (c->cfg.auto_commit && c->cfg.group_id[0] &&
-        now >= c->next_autocommit_ms) {
-        commit_locked(c, NULL, 0);
-        c->next_autocommit_ms = now + c->cfg.auto_commit_interval_ms;
-    }
-    if (!c->subscribed)
-        return SL_OK;
-    if (c->need_rejoin || !sl_cl_conn_connected(&c->conn)) {
-        if (c->cfg.auto_commit)
-            commit_locked(c, NULL, 0);
-        rc = join_group(c);
-        if (rc != SL_OK)
-            return rc;
-    }
-    if (now >= c->next_hb_ms)
-        send_heartbeat(c);
-    return SL_OK;
-}
-
-/* ---- commit ----------------------------------------------------------- */
-
-static sl_err commit_locked(sluice_consumer *c,
-                            const sluice_topic_partition *tps, size_t n)
-{
-    sl_offset_commit_req req;
-    sl_offset_commit_resp resp;
-    sl_commit_topic *topics;
-    size_t i, t, ntopics = 0, count = tps ? n : c->nparts;
-    sl_chunk *fr = NULL;
-    const uint8_t *body;
-    size_t len;
-    uint32_t corr, rc_corr, k;
-    sl_err rc;
-
-    if (!c->cfg.group_id[0])
-        return sl_cl_fail(SL_ERR_INVALID_ARG, "commit needs group.id");
-    if (count == 0)
-        return SL_OK;
-    rc = ensure_conn(c);
-    if (rc != SL_OK)
-        return rc;
-    sl_arena_reset(&c->arena);
-    topics = sl_arena_alloc(&c->arena, count * sizeof(*topics));
-    if (!topics)
-        return sl_cl_fail(SL_ERR_NOMEM, "commit");
-    for (i = 0; i < count; i++) {
-        const char *tn = tps ? tps[i].topic : c->parts[i].topic;
-        int32_t part = tps ? tps[i].partition : c->parts[i].partition;
-        int64_t off = tps ? tps[i].offset : c->parts[i].position;
-        if (off < 0)
-            continue;
-        for (t = 0; t < ntopics; t++)
-            if (sl_str_eq(topics[t].topic, tn))
-                break;
-        if (t == ntopics) {
-            topics[t].topic = sl_str_c(tn);
-            topics[t].nparts = 0;
-            topics[t].parts =
-                sl_arena_alloc(&c->arena, count * sizeof(sl_commit_part));
-            if (!topics[t].parts)
-                return sl_cl_fail(SL_ERR_NOMEM, "commit");
-            ntopics++;
-        }
-        k = topics[t].nparts++;
-        topics[t].parts[k].partition = (uint32_t)part;
-        topics[t].parts[k].offset = off;
-        topics[t].parts[k].metadata = sl_str_c(NULL);
-    }
-    if (ntopics == 0)
-        return SL_OK;
-    req.group = sl_str_c(c->cfg.group_id);
-    if (c->subscribed && c->member_id[0]) {
-        req.member_id = sl_str_c(c->member_id);
-        req.generation = c->generation;
-    } else {
-        req.member_id = sl_str_c(NULL);
-        req.generation = -1;
-    }
-    req.ntopics = (uint32_t)ntopics;
-    req.topics = topics;
-    corr = sl_cl_conn_corr(&c->conn);
-    rc = sl_offset_commit_req_encode(&c->conn.out, corr, &req);
-    if (rc != SL_OK)
-        return sl_cl_fail(rc, "commit");
-    rc = call(c, corr, &fr);
-    if (rc != SL_OK)
-        return rc;
-    body = sl_frame_body(fr, &len, &rc_corr);
-    rc = sl_cl_resp_check(body, len, "commit");
-    if (rc == SL_ERR_REBALANCE || rc == SL_ERR_UNKNOWN_MEMBER)
-        c->need_rejoin = 1;
-    if (rc != SL_OK)
-        goto out;
-    sl_arena_reset(&c->arena);
-    rc = sl_offset_commit_resp_decode(body, len, &c->arena, &resp);
-    if (rc != SL_OK) {
-        rc = sl_cl_bad_reply(rc, "commit");
-        goto out;
-    }
-    for (t = 0; t < resp.ntopics; t++)
-        for (k = 0; k < resp.topics[t].nparts; k++)
-            if (resp.topics[t].parts[k].error != SL_OK && rc == SL_OK)
-                rc = sl_cl_fail(
-                    (sl_err)resp.topics[t].parts[k].error,
-                    "commit '%.*s' partition %u", (int)resp.topics[t].topic.len,
-                    resp.topics[t].topic.p, resp.topics[t].parts[k].partition);
-    if (rc == SL_ERR_REBALANCE || rc == SL_ERR_UNKNOWN_MEMBER)
-        c->need_rejoin = 1;
-out:
-    sl_chunk_unref(fr);
-    return rc;
 }
 
 /* ---- public ----------------------------------------------------------- */
@@ -1023,7 +527,7 @@ static void leave_group(sluice_consumer *c)
     if (sl_group_member_req_encode(&c->conn.out, SL_API_GROUP_LEAVE, corr,
                                    &req) != SL_OK)
         return;
-    if (call(c, corr, &fr) == SL_OK)
+    if (sl_cons_call(c, corr, &fr) == SL_OK)
         sl_chunk_unref(fr);
     c->member_id[0] = '\0';
 }
@@ -1034,7 +538,7 @@ void sluice_consumer_free(sluice_consumer *c)
     if (!c)
         return;
     leave_group(c);
-    clear_parts(c);
+    sl_cons_clear_parts(c);
     free(c->parts);
     for (i = 0; i < c->ntopics; i++)
         free(c->topics[i]);
@@ -1068,19 +572,19 @@ sluice_err sluice_consumer_assign(sluice_consumer *c,
     sl_cl_clear_err();
     pthread_mutex_lock(&c->mu);
     unsubscribe(c);
-    clear_parts(c);
+    sl_cons_clear_parts(c);
     for (i = 0; i < count && rc == SL_OK; i++) {
         if (!tps[i].topic || tps[i].partition < 0) {
             rc = sl_cl_fail(SL_ERR_INVALID_ARG, "assign: entry %zu", i);
             break;
         }
-        rc = add_part(c, tps[i].topic, strlen(tps[i].topic), tps[i].partition,
-                      tps[i].offset);
+        rc = sl_cons_add_part(c, tps[i].topic, strlen(tps[i].topic),
+                              tps[i].partition, tps[i].offset);
     }
     if (rc == SL_OK)
-        rc = resolve_all(c);
+        rc = sl_cons_resolve_all(c);
     if (rc != SL_OK)
-        clear_parts(c);
+        sl_cons_clear_parts(c);
     pthread_mutex_unlock(&c->mu);
     return (sluice_err)rc;
 }
@@ -1097,7 +601,7 @@ sluice_err sluice_consumer_assign_topic(sluice_consumer *c, const char *topic,
 
     sl_cl_clear_err();
     pthread_mutex_lock(&c->mu);
-    rc = topic_meta(c, topic, &fr, &mt);
+    rc = sl_cons_topic_meta(c, topic, &fr, &mt);
     if (rc == SL_OK) {
         n = (int32_t)mt->nparts;
         tps = calloc((size_t)(n ? n : 1), sizeof(*tps));
@@ -1133,7 +637,7 @@ sluice_err sluice_consumer_subscribe(sluice_consumer *c,
         goto out;
     }
     unsubscribe(c);
-    clear_parts(c);
+    sl_cons_clear_parts(c);
     c->topics = calloc(count, sizeof(char *));
     if (!c->topics) {
         rc = sl_cl_fail(SL_ERR_NOMEM, "subscribe");
@@ -1148,7 +652,7 @@ sluice_err sluice_consumer_subscribe(sluice_consumer *c,
         c->ntopics++;
     }
     c->subscribed = 1;
-    rc = join_group(c);
+    rc = sl_cons_join_group(c);
     if (rc != SL_OK)
         unsubscribe(c);
 out:
@@ -1197,131 +701,11 @@ void sluice_topic_partitions_free(sluice_topic_partition *tps, size_t count)
     free(tps);
 }
 
-sluice_err sluice_consumer_seek(sluice_consumer *c, const char *topic,
-                                int32_t partition, int64_t offset)
-{
-    sl_err rc;
-    int idx;
-    int64_t off = -1;
-
-    sl_cl_clear_err();
-    pthread_mutex_lock(&c->mu);
-    idx = find_part(c, topic, partition);
-    if (idx < 0) {
-        rc = sl_cl_fail(SL_ERR_INVALID_ARG,
-                        "seek: topic '%s' partition %d is not assigned", topic,
-                        (int)partition);
-        goto out;
-    }
-    rc = resolve(c, topic, partition, offset, &off);
-    if (rc == SL_OK) {
-        c->parts[idx].position = off;
-        reset_pipeline(c);
-    }
-out:
-    pthread_mutex_unlock(&c->mu);
-    return (sluice_err)rc;
-}
-
-sluice_err sluice_consumer_seek_time(sluice_consumer *c, const char *topic,
-                                     int32_t partition, int64_t ts_ms)
-{
-    sl_err rc = SL_OK;
-    size_t i;
-    int found = 0;
-    int64_t off;
-
-    sl_cl_clear_err();
-    if (ts_ms < 0)
-        return (sluice_err)sl_cl_fail(SL_ERR_INVALID_ARG,
-                                      "seek: timestamp %lld", (long long)ts_ms);
-    pthread_mutex_lock(&c->mu);
-    for (i = 0; i < c->nparts && rc == SL_OK; i++) {
-        if (strcmp(c->parts[i].topic, topic) != 0 ||
-            (partition >= 0 && c->parts[i].partition != partition))
-            continue;
-        found = 1;
-        rc = list_offset(c, topic, c->parts[i].partition, ts_ms, &off);
-        if (rc == SL_OK)
-            c->parts[i].position = off;
-    }
-    if (!found && rc == SL_OK)
-        rc = sl_cl_fail(SL_ERR_INVALID_ARG,
-                        "seek: topic '%s' partition %d is not assigned", topic,
-                        (int)partition);
-    reset_pipeline(c);
-    pthread_mutex_unlock(&c->mu);
-    return (sluice_err)rc;
-}
-
-sluice_err sluice_consumer_offset_for_time(sluice_consumer *c,
-                                           const char *topic, int32_t partition,
-                                           int64_t ts_ms, int64_t *offset)
-{
-    sl_err rc;
-    int64_t off;
-    sl_cl_clear_err();
-    pthread_mutex_lock(&c->mu);
-    rc = list_offset(c, topic, partition, ts_ms, &off);
-    pthread_mutex_unlock(&c->mu);
-    if (rc == SL_OK)
-        *offset = off;
-    return (sluice_err)rc;
-}
-
-sluice_err sluice_consumer_watermarks(sluice_consumer *c, const char *topic,
-                                      int32_t partition, int64_t *low,
-                                      int64_t *high)
-{
-    sl_meta_topic *mt;
-    sl_chunk *fr = NULL;
-    sl_err rc;
-    uint32_t i;
-
-    sl_cl_clear_err();
-    pthread_mutex_lock(&c->mu);
-    rc = topic_meta(c, topic, &fr, &mt);
-    if (rc == SL_OK) {
-        rc = sl_cl_fail(SL_ERR_UNKNOWN_PARTITION, "topic '%s' partition %d",
-                        topic, (int)partition);
-        for (i = 0; i < mt->nparts; i++) {
-            if ((int32_t)mt->parts[i].partition == partition) {
-                *low = mt->parts[i].start_offset;
-                *high = mt->parts[i].end_offset;
-                rc = SL_OK;
-                sl_cl_clear_err();
-            }
-        }
-    }
-    sl_chunk_unref(fr);
-    if (rc == SL_OK && part_conn(c, topic, partition) != &c->conn) {
-        /* a cluster node that may hold no replica: ask the leader */
-        int64_t lo = 0, hi = 0;
-        rc = list_offset(c, topic, partition, SL_OFFSET_EARLIEST, &lo);
-        if (rc == SL_OK)
-            rc = list_offset(c, topic, partition, SL_OFFSET_LATEST, &hi);
-        if (rc == SL_OK) {
-            *low = lo;
-            *high = hi;
-        }
-    }
-    pthread_mutex_unlock(&c->mu);
-    return (sluice_err)rc;
-}
-
-/*
- * A failure that may pass: a lost connection, a broker restarting or a
- * leader moving. poll rides it out (docs/cluster.md section 5): it waits
- * reconnect.backoff.ms (within its own timeout) and tries again, for up
- * to delivery.timeout.ms from the first failure. Returns 1 to go on; 0
- * with *rc the error to return (SL_ERR_TIMEOUT "no message" once the
- * poll's timeout passed).
- */
 static int ride_out(sluice_consumer *c, sl_err *rc, int64_t deadline)
 {
     int64_t now = sl_cl_now_ms(), until;
-    int backoff = c->cfg.reconnect_backoff_ms > 10 ? c->cfg.reconnect_backoff_ms
-                                                   : 10;
+    int backoff =
+        c->cfg.reconnect_backoff_ms > 10 ? c->cfg.reconnect_backoff_ms : 10;
     if (*rc != SL_ERR_DISCONNECTED && *rc != SL_ERR_SHUTTING_DOWN &&
         *rc != SL_ERR_NOT_LEADER && *rc != SL_ERR_NOT_ENOUGH_REPLICAS)
         return 0;
@@ -1331,8 +715,9 @@ static int ride_out(sluice_consumer *c, sl_err *rc, int64_t deadline)
         now - c->down_since >= c->cfg.delivery_timeout_ms)
         return 0;
     if (now >= deadline) {
-        *rc = sl_cl_fail(SL_ERR_TIMEOUT, "poll: no message (broker not "
-                                         "reachable since %lld ms)",
+        *rc = sl_cl_fail(SL_ERR_TIMEOUT,
+                         "poll: no message (broker not "
+                         "reachable since %lld ms)",
                          (long long)(now - c->down_since));
         return 0;
     }
@@ -1355,7 +740,7 @@ static sl_err poll_locked(sluice_consumer *c, int timeout_ms,
     int wait, prefetch;
 
     for (;;) {
-        rc = group_tick(c);
+        rc = sl_cons_group_tick(c);
         if (rc != SL_OK) {
             if (n == 0 && ride_out(c, &rc, deadline))
                 continue;
@@ -1365,11 +750,11 @@ static sl_err poll_locked(sluice_consumer *c, int timeout_ms,
             rc = sl_cl_fail(SL_ERR_INVALID_ARG, "poll: no partitions assigned");
             break;
         }
-        rc = ensure_conn(c);
+        rc = sl_cons_ensure_conn(c);
         if (rc == SL_OK)
             rc = refresh_placement(c);
         if (rc == SL_OK)
-            rc = resolve_all(c);
+            rc = sl_cons_resolve_all(c);
         if (rc != SL_OK) {
             if (n == 0 && ride_out(c, &rc, deadline))
                 continue;
@@ -1491,7 +876,7 @@ sluice_err sluice_consumer_commit(sluice_consumer *c)
     sl_err rc;
     sl_cl_clear_err();
     pthread_mutex_lock(&c->mu);
-    rc = commit_locked(c, NULL, 0);
+    rc = sl_cons_commit_locked(c, NULL, 0);
     pthread_mutex_unlock(&c->mu);
     return (sluice_err)rc;
 }
@@ -1503,7 +888,7 @@ sluice_err sluice_consumer_commit_offsets(sluice_consumer *c,
     sl_err rc;
     sl_cl_clear_err();
     pthread_mutex_lock(&c->mu);
-    rc = commit_locked(c, tps, count);
+    rc = sl_cons_commit_locked(c, tps, count);
     pthread_mutex_unlock(&c->mu);
     return (sluice_err)rc;
 }
@@ -1515,7 +900,7 @@ sluice_err sluice_consumer_committed(sluice_consumer *c, const char *topic,
     int64_t off;
     sl_cl_clear_err();
     pthread_mutex_lock(&c->mu);
-    rc = fetch_committed(c, topic, partition, &off);
+    rc = sl_cons_fetch_committed(c, topic, partition, &off);
     pthread_mutex_unlock(&c->mu);
     if (rc == SL_OK)
         *offset = off;

@@ -1,0 +1,225 @@
+/*
+ * consumer_group.c - a sluice_consumer in a stream group: join (its
+ * assignment), heartbeats, the periodic group work of poll, and commits.
+ * The rules are in the essay at the top of consumer.c.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/src/consumer_int.h"
+
+/* ---- groups ----------------------------------------------------------- */
+
+sl_err sl_cons_join_group(sluice_consumer *c)
+{
+    sl_group_join_req req;
+    sl_group_join_resp resp;
+    sl_str *topics;
+    sl_chunk *fr = NULL;
+    const uint8_t *body;
+    size_t len, i;
+    uint32_t corr, rc_corr, t, k;
+    sl_err rc;
+
+    rc = sl_cons_ensure_conn(c);
+    if (rc != SL_OK)
+        return rc;
+    sl_arena_reset(&c->arena);
+    topics = sl_arena_alloc(&c->arena, c->ntopics * sizeof(*topics));
+    if (!topics)
+        return sl_cl_fail(SL_ERR_NOMEM, "join");
+    for (i = 0; i < c->ntopics; i++)
+        topics[i] = sl_str_c(c->topics[i]);
+    memset(&req, 0, sizeof(req));
+    req.group = sl_str_c(c->cfg.group_id);
+    req.member_id = c->member_id[0] ? sl_str_c(c->member_id) : sl_str_c(NULL);
+    req.client_id = sl_str_c(c->cfg.client_id);
+    req.session_timeout_ms = (uint32_t)c->cfg.session_timeout_ms;
+    req.rebalance_timeout_ms = (uint32_t)c->cfg.session_timeout_ms;
+    req.assignor = SL_ASSIGN_RANGE;
+    req.ntopics = (uint32_t)c->ntopics;
+    req.topics = topics;
+    corr = sl_cl_conn_corr(&c->conn);
+    rc = sl_group_join_req_encode(&c->conn.out, corr, &req);
+    if (rc != SL_OK)
+        return sl_cl_fail(rc, "join group '%s'", c->cfg.group_id);
+    rc = sl_cons_call(c, corr, &fr);
+    if (rc != SL_OK)
+        return rc;
+    body = sl_frame_body(fr, &len, &rc_corr);
+    rc = sl_cl_resp_check(body, len, "join group");
+    if (rc == SL_ERR_UNKNOWN_MEMBER) {
+        c->member_id[0] = '\0'; /* expired: join as new next time */
+        c->need_rejoin = 1;
+    }
+    if (rc != SL_OK)
+        goto out;
+    sl_arena_reset(&c->arena);
+    rc = sl_group_join_resp_decode(body, len, &c->arena, &resp);
+    if (rc != SL_OK) {
+        rc = sl_cl_bad_reply(rc, "join group");
+        goto out;
+    }
+    snprintf(c->member_id, sizeof(c->member_id), "%.*s",
+             (int)resp.member_id.len, resp.member_id.p ? resp.member_id.p : "");
+    c->generation = resp.generation;
+    c->hb_interval_ms = resp.heartbeat_interval_ms
+                            ? (int)resp.heartbeat_interval_ms
+                            : c->cfg.heartbeat_interval_ms;
+    if (c->hb_interval_ms > c->cfg.heartbeat_interval_ms)
+        c->hb_interval_ms = c->cfg.heartbeat_interval_ms;
+    c->next_hb_ms = sl_cl_now_ms() + c->hb_interval_ms;
+    c->need_rejoin = 0;
+    sl_cons_clear_parts(c);
+    for (t = 0; t < resp.ntopics && rc == SL_OK; t++)
+        for (k = 0; k < resp.assignment[t].nparts && rc == SL_OK; k++)
+            rc = sl_cons_add_part(
+                c, resp.assignment[t].topic.p, resp.assignment[t].topic.len,
+                (int32_t)resp.assignment[t].parts[k], SLUICE_OFFSET_STORED);
+    sl_chunk_unref(fr);
+    fr = NULL;
+    if (rc == SL_OK)
+        rc = sl_cons_resolve_all(c);
+out:
+    sl_chunk_unref(fr);
+    return rc;
+}
+
+static void send_heartbeat(sluice_consumer *c)
+{
+    sl_group_member_req req;
+    uint32_t corr;
+    if (c->hb_corr)
+        return;
+    req.group = sl_str_c(c->cfg.group_id);
+    req.member_id = sl_str_c(c->member_id);
+    req.generation = c->generation;
+    corr = sl_cl_conn_corr(&c->conn);
+    if (sl_group_member_req_encode(&c->conn.out, SL_API_GROUP_HEARTBEAT, corr,
+                                   &req) != SL_OK)
+        return;
+    if (sl_cl_conn_write(&c->conn, sl_cl_deadline(c->cfg.request_timeout_ms)) ==
+        SL_OK)
+        c->hb_corr = corr;
+    c->next_hb_ms = sl_cl_now_ms() + c->hb_interval_ms;
+}
+
+/* Periodic work in poll: heartbeat, rejoin, auto commit. */
+sl_err sl_cons_group_tick(sluice_consumer *c)
+{
+    int64_t now = sl_cl_now_ms();
+    sl_err rc = SL_OK;
+    if (c->cfg.auto_commit && c->cfg.group_id[0] &&
+        now >= c->next_autocommit_ms) {
+        sl_cons_commit_locked(c, NULL, 0);
+        c->next_autocommit_ms = now + c->cfg.auto_commit_interval_ms;
+    }
+    if (!c->subscribed)
+        return SL_OK;
+    if (c->need_rejoin || !sl_cl_conn_connected(&c->conn)) {
+        if (c->cfg.auto_commit)
+            sl_cons_commit_locked(c, NULL, 0);
+        rc = sl_cons_join_group(c);
+        if (rc != SL_OK)
+            return rc;
+    }
+    if (now >= c->next_hb_ms)
+        send_heartbeat(c);
+    return SL_OK;
+}
+
+/* ---- commit ----------------------------------------------------------- */
+
+sl_err sl_cons_commit_locked(sluice_consumer *c,
+                             const sluice_topic_partition *tps, size_t n)
+{
+    sl_offset_commit_req req;
+    sl_offset_commit_resp resp;
+    sl_commit_topic *topics;
+    size_t i, t, ntopics = 0, count = tps ? n : c->nparts;
+    sl_chunk *fr = NULL;
+    const uint8_t *body;
+    size_t len;
+    uint32_t corr, rc_corr, k;
+    sl_err rc;
+
+    if (!c->cfg.group_id[0])
+        return sl_cl_fail(SL_ERR_INVALID_ARG, "commit needs group.id");
+    if (count == 0)
+        return SL_OK;
+    rc = sl_cons_ensure_conn(c);
+    if (rc != SL_OK)
+        return rc;
+    sl_arena_reset(&c->arena);
+    topics = sl_arena_alloc(&c->arena, count * sizeof(*topics));
+    if (!topics)
+        return sl_cl_fail(SL_ERR_NOMEM, "commit");
+    for (i = 0; i < count; i++) {
+        const char *tn = tps ? tps[i].topic : c->parts[i].topic;
+        int32_t part = tps ? tps[i].partition : c->parts[i].partition;
+        int64_t off = tps ? tps[i].offset : c->parts[i].position;
+        if (off < 0)
+            continue;
+        for (t = 0; t < ntopics; t++)
+            if (sl_str_eq(topics[t].topic, tn))
+                break;
+        if (t == ntopics) {
+            topics[t].topic = sl_str_c(tn);
+            topics[t].nparts = 0;
+            topics[t].parts =
+                sl_arena_alloc(&c->arena, count * sizeof(sl_commit_part));
+            if (!topics[t].parts)
+                return sl_cl_fail(SL_ERR_NOMEM, "commit");
+            ntopics++;
+        }
+        k = topics[t].nparts++;
+        topics[t].parts[k].partition = (uint32_t)part;
+        topics[t].parts[k].offset = off;
+        topics[t].parts[k].metadata = sl_str_c(NULL);
+    }
+    if (ntopics == 0)
+        return SL_OK;
+    req.group = sl_str_c(c->cfg.group_id);
+    if (c->subscribed && c->member_id[0]) {
+        req.member_id = sl_str_c(c->member_id);
+        req.generation = c->generation;
+    } else {
+        req.member_id = sl_str_c(NULL);
+        req.generation = -1;
+    }
+    req.ntopics = (uint32_t)ntopics;
+    req.topics = topics;
+    corr = sl_cl_conn_corr(&c->conn);
+    rc = sl_offset_commit_req_encode(&c->conn.out, corr, &req);
+    if (rc != SL_OK)
+        return sl_cl_fail(rc, "commit");
+    rc = sl_cons_call(c, corr, &fr);
+    if (rc != SL_OK)
+        return rc;
+    body = sl_frame_body(fr, &len, &rc_corr);
+    rc = sl_cl_resp_check(body, len, "commit");
+    if (rc == SL_ERR_REBALANCE || rc == SL_ERR_UNKNOWN_MEMBER)
+        c->need_rejoin = 1;
+    if (rc != SL_OK)
+        goto out;
+    sl_arena_reset(&c->arena);
+    rc = sl_offset_commit_resp_decode(body, len, &c->arena, &resp);
+    if (rc != SL_OK) {
+        rc = sl_cl_bad_reply(rc, "commit");
+        goto out;
+    }
+    for (t = 0; t < resp.ntopics; t++)
+        for (k = 0; k < resp.topics[t].nparts; k++)
+            if (resp.topics[t].parts[k].error != SL_OK && rc == SL_OK)
+                rc = sl_cl_fail(
+                    (sl_err)resp.topics[t].parts[k].error,
+                    "commit '%.*s' partition %u", (int)resp.topics[t].topic.len,
+                    resp.topics[t].topic.p, resp.topics[t].parts[k].partition);
+    if (rc == SL_ERR_REBALANCE || rc == SL_ERR_UNKNOWN_MEMBER)
+        c->need_rejoin = 1;
+out:
+    sl_chunk_unref(fr);
+    return rc;
+}
