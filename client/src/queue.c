@@ -1,7 +1,8 @@
 /*
  * queue.c - sluice_queue_consumer: QUEUE_ACQUIRE long-polls with credits,
  * settlements (ack / nack / reject) coalesced into ranges (ackr.c) and
- * sent in batches, touch.
+ * sent in batches, touch. Settlements, flush and touch are in
+ * queue_settle.c; the structure both files share in queue_int.h.
  *
  * Pipelining: settlement requests are written without waiting; their
  * replies are read later (on poll or flush; poll never waits for them)
@@ -20,9 +21,9 @@
  * basic_qos prefetch_count: prefetch=1 holds one record at a time).
  *
  * The adaptive window works as a TCP window does. It starts at one record.
- * It doubles (up to queue.credits.max) each time the consumer ran out of records
- * and had to wait for an acquire while the broker had filled the last one
- * (so the window, not the queue, was the limit: the consumer keeps up). It
+ * It doubles (up to queue.credits.max) each time the consumer ran out of
+ * records and had to wait for an acquire while the broker had filled the last
+ * one (so the window, not the queue, was the limit: the consumer keeps up). It
  * halves, down to what the consumer handles in ADAPT_SLOW_MS, when working
  * through half a window took longer than ADAPT_SLOW_MS: a slow consumer
  * holds few records, and the rest stay available to competing consumers.
@@ -60,64 +61,9 @@
 #include "client/src/conn.h"
 #include "client/src/cursor.h"
 #include "client/src/internal.h"
+#include "client/src/queue_int.h"
 #include "protocol/api.h"
 #include "protocol/hash.h"
-
-#define ADAPT_SLOW_MS 100  /* half a window takes longer: shrink */
-#define UNKNOWN_RETRY_MS 50 /* first wait for a topic that does not exist */
-
-typedef struct qbuf {
-    struct qbuf *next;
-    int32_t partition;
-    sl_qentry *entries; /* malloc'd copy */
-    uint32_t nentries, ei;
-    sl_cursor cu;
-} qbuf;
-
-typedef struct hitem {
-    int32_t partition;
-    int64_t offset;
-    int live;
-} hitem;
-
-typedef struct pending {
-    uint32_t corr;
-    uint16_t api;
-    size_t items;
-} pending;
-
-struct sluice_queue_consumer {
-    pthread_mutex_t mu;
-    sl_cl_cfg cfg;
-    sl_cl_conn conn;
-    sl_arena arena;
-    char coord_host[256], coord_port[16]; /* the group's node (cluster) */
-    int64_t down_since; /* failures that may pass began, 0 = none */
-    char *topic;
-    char *group;
-    char consumer_id[160];
-    sl_ackr ackr;
-    qbuf *bhead, *btail;
-    uint32_t acq_corr; /* acquire in flight, 0 = none */
-    pending *pend;     /* settlement replies awaited, FIFO */
-    size_t npend, pend_cap;
-    sl_err acq_err; /* top-level acquire error, returned by poll */
-    char acq_msg[1024];
-    sl_err first_err;
-    char first_err_msg[256];
-    size_t nfailed;
-    hitem *held_v; /* acquired, not settled by the caller: [hstart, hn) */
-    size_t hstart, hn, hcap;
-    size_t held; /* live entries */
-    /* window (adaptive unless cfg.queue_credits > 0) */
-    int64_t win;
-    int64_t acq_want;   /* records asked by the acquire in flight */
-    int last_full;      /* the last reply had all it asked for */
-    uint64_t handed;    /* records handed to the caller, ever */
-    uint64_t handed_at; /* ... when the last acquire reply came */
-    int64_t reply_ms;   /* when the last acquire reply came */
-    int unknown_wait_ms; /* waiting for the topic to be created */
-};
 
 /* Records the next acquire may ask for. */
 static int64_t window(const sluice_queue_consumer *q)
@@ -163,7 +109,7 @@ static void note_err(sluice_queue_consumer *q, sl_err e, const char *fmt, ...)
 
 /* The connection dropped: everything in flight is lost, the broker has
  * released what we held. */
-static void on_disconnect(sluice_queue_consumer *q, sl_err rc)
+void sl_qc_on_disconnect(sluice_queue_consumer *q, sl_err rc)
 {
     size_t i;
     for (i = 0; i < q->npend; i++)
@@ -204,7 +150,7 @@ static int held_add(sluice_queue_consumer *q, int32_t part, int64_t off)
 
 /* The caller settled (part, off): forget it. Settlements come mostly in
  * delivery order, so the match is usually at the front. */
-static void held_remove(sluice_queue_consumer *q, int32_t part, int64_t off)
+void sl_qc_held_remove(sluice_queue_consumer *q, int32_t part, int64_t off)
 {
     size_t i;
     for (i = q->hstart; i < q->hn; i++) {
@@ -315,7 +261,7 @@ static void handle_settle(sluice_queue_consumer *q, const pending *pd,
         }
 }
 
-static void handle_frame(sluice_queue_consumer *q, sl_chunk *fr)
+void sl_qc_handle_frame(sluice_queue_consumer *q, sl_chunk *fr)
 {
     size_t len, i;
     uint32_t corr;
@@ -339,15 +285,15 @@ static void handle_frame(sluice_queue_consumer *q, sl_chunk *fr)
 }
 
 /* Read replies until the condition is met or deadline. */
-static sl_err pump(sluice_queue_consumer *q, int64_t deadline)
+sl_err sl_qc_pump(sluice_queue_consumer *q, int64_t deadline)
 {
     sl_chunk *fr = NULL;
     sl_err rc = sl_cl_conn_read(&q->conn, deadline, &fr);
     if (rc == SL_OK) {
-        handle_frame(q, fr);
+        sl_qc_handle_frame(q, fr);
         sl_chunk_unref(fr);
     } else if (rc != SL_ERR_TIMEOUT) {
-        on_disconnect(q, rc);
+        sl_qc_on_disconnect(q, rc);
     }
     return rc;
 }
@@ -395,7 +341,8 @@ static void move_to_coordinator(sluice_queue_consumer *q)
             a.len >= sizeof(q->coord_host))
             continue;
         colon = memrchr(a.p, ':', a.len);
-        if (!colon || (size_t)(a.p + a.len - colon - 1) >= sizeof(q->coord_port))
+        if (!colon ||
+            (size_t)(a.p + a.len - colon - 1) >= sizeof(q->coord_port))
             break;
         memcpy(q->coord_host, a.p, (size_t)(colon - a.p));
         q->coord_host[colon - a.p] = 0;
@@ -418,7 +365,7 @@ out:
     sl_cl_clear_err();
 }
 
-static sl_err ensure_conn(sluice_queue_consumer *q)
+sl_err sl_qc_ensure_conn(sluice_queue_consumer *q)
 {
     uint64_t epoch = q->conn.epoch;
     sl_err rc = SL_OK;
@@ -431,7 +378,7 @@ static sl_err ensure_conn(sluice_queue_consumer *q)
             rc = sl_cl_fail(SL_ERR_DISCONNECTED, "queue consumer: no broker");
     }
     if (rc == SL_OK && q->conn.epoch != epoch)
-        on_disconnect(q, SL_ERR_DISCONNECTED);
+        sl_qc_on_disconnect(q, SL_ERR_DISCONNECTED);
     return rc;
 }
 
@@ -442,8 +389,8 @@ static sl_err ensure_conn(sluice_queue_consumer *q)
 static int ride_out(sluice_queue_consumer *q, sl_err *rc, int64_t deadline)
 {
     int64_t now = sl_cl_now_ms(), until;
-    int backoff = q->cfg.reconnect_backoff_ms > 10 ? q->cfg.reconnect_backoff_ms
-                                                   : 10;
+    int backoff =
+        q->cfg.reconnect_backoff_ms > 10 ? q->cfg.reconnect_backoff_ms : 10;
     if (*rc != SL_ERR_DISCONNECTED && *rc != SL_ERR_SHUTTING_DOWN)
         return 0;
     if (q->down_since == 0)
@@ -452,8 +399,9 @@ static int ride_out(sluice_queue_consumer *q, sl_err *rc, int64_t deadline)
         now - q->down_since >= q->cfg.delivery_timeout_ms)
         return 0;
     if (now >= deadline) {
-        *rc = sl_cl_fail(SL_ERR_TIMEOUT, "poll: no message (broker not "
-                                         "reachable since %lld ms)",
+        *rc = sl_cl_fail(SL_ERR_TIMEOUT,
+                         "poll: no message (broker not "
+                         "reachable since %lld ms)",
                          (long long)(now - q->down_since));
         return 0;
     }
@@ -462,57 +410,6 @@ static int ride_out(sluice_queue_consumer *q, sl_err *rc, int64_t deadline)
     poll(NULL, 0, sl_cl_left(until));
     pthread_mutex_lock(&q->mu);
     return 1;
-}
-
-/* Encode and write the pending settlements (no waiting for replies). */
-static sl_err send_settlements(sluice_queue_consumer *q)
-{
-    static const uint16_t apis[SL_ACKR__N] = {
-        SL_API_QUEUE_ACK, SL_API_QUEUE_NACK, SL_API_QUEUE_REJECT};
-    sl_qsettle_req req;
-    size_t items;
-    uint32_t corr;
-    sl_err rc;
-    int op;
-
-    if (sl_ackr_pending(&q->ackr) == 0)
-        return SL_OK;
-    rc = ensure_conn(q);
-    if (rc != SL_OK)
-        return rc;
-    for (op = 0; op < SL_ACKR__N; op++) {
-        if (q->ackr.n[op] == 0)
-            continue;
-        sl_arena_reset(&q->arena);
-        memset(&req, 0, sizeof(req));
-        req.group = sl_str_c(q->group);
-        req.topic = sl_str_c(q->topic);
-        req.consumer_id = sl_str_c(q->consumer_id);
-        rc = sl_ackr_take(&q->ackr, op, &q->arena, &req.parts, &req.nparts,
-                          &items);
-        if (rc != SL_OK)
-            return sl_cl_fail(rc, "settle");
-        if (q->npend == q->pend_cap) {
-            size_t ncap = q->pend_cap ? q->pend_cap * 2 : 16;
-            pending *n = realloc(q->pend, ncap * sizeof(*n));
-            if (!n)
-                return sl_cl_fail(SL_ERR_NOMEM, "settle");
-            q->pend = n;
-            q->pend_cap = ncap;
-        }
-        corr = sl_cl_conn_corr(&q->conn);
-        rc = sl_qsettle_req_encode(&q->conn.out, apis[op], corr, &req);
-        if (rc != SL_OK)
-            return sl_cl_fail(rc, "settle");
-        q->pend[q->npend].corr = corr;
-        q->pend[q->npend].api = apis[op];
-        q->pend[q->npend].items = items;
-        q->npend++;
-    }
-    rc = sl_cl_conn_write(&q->conn, sl_cl_deadline(q->cfg.request_timeout_ms));
-    if (rc != SL_OK)
-        on_disconnect(q, rc);
-    return rc;
 }
 
 static sl_err send_acquire(sluice_queue_consumer *q, int max_wait_ms,
@@ -538,7 +435,7 @@ static sl_err send_acquire(sluice_queue_consumer *q, int max_wait_ms,
         return sl_cl_fail(rc, "acquire");
     rc = sl_cl_conn_write(&q->conn, sl_cl_deadline(q->cfg.request_timeout_ms));
     if (rc != SL_OK) {
-        on_disconnect(q, rc);
+        sl_qc_on_disconnect(q, rc);
         return rc;
     }
     q->acq_corr = corr;
@@ -624,7 +521,7 @@ static void adapt_starved(sluice_queue_consumer *q)
         return;
     q->last_full = 0; /* once per reply */
     q->win = q->win * 2 > q->cfg.queue_credits_max ? q->cfg.queue_credits_max
-                                                    : q->win * 2;
+                                                   : q->win * 2;
 }
 
 /* queue.prefetch: keep the next acquire in flight while the caller works
@@ -656,7 +553,7 @@ static void maybe_prefetch(sluice_queue_consumer *q)
 /* Pending settlements that trigger a send: ack.batch.records, or with the
  * adaptive window half of it when that is more (a window of 16384 records
  * in 64 settlement requests cost the broker more than the records). */
-static size_t ack_batch(const sluice_queue_consumer *q)
+size_t sl_qc_ack_batch(const sluice_queue_consumer *q)
 {
     size_t n = (size_t)q->cfg.ack_batch_records;
     if (q->cfg.queue_credits == 0 && (size_t)q->win / 2 > n)
@@ -667,7 +564,7 @@ static size_t ack_batch(const sluice_queue_consumer *q)
 static int acks_due(sluice_queue_consumer *q)
 {
     size_t n = sl_ackr_pending(&q->ackr);
-    return n >= ack_batch(q) ||
+    return n >= sl_qc_ack_batch(q) ||
            (n && sl_cl_now_ms() - q->ackr.oldest_ms >= q->cfg.ack_linger_ms);
 }
 
@@ -681,7 +578,7 @@ static sl_err poll_locked(sluice_queue_consumer *q, int timeout_ms,
     int wait;
 
     for (;;) {
-        rc = ensure_conn(q);
+        rc = sl_qc_ensure_conn(q);
         if (rc != SL_OK) {
             if (n == 0 && ride_out(q, &rc, deadline))
                 continue;
@@ -694,7 +591,7 @@ static sl_err poll_locked(sluice_queue_consumer *q, int timeout_ms,
         if (n > 0 || !q->bhead) {
             /* about to return or to block: send what is pending */
             if (sl_ackr_pending(&q->ackr) && (!q->bhead || acks_due(q))) {
-                rc = send_settlements(q);
+                rc = sl_qc_send_settlements(q);
                 if (rc != SL_OK) {
                     if (n == 0 && ride_out(q, &rc, deadline))
                         continue;
@@ -703,7 +600,7 @@ static sl_err poll_locked(sluice_queue_consumer *q, int timeout_ms,
             }
         }
         /* read settlement replies that are already there */
-        while (q->npend && pump(q, 0) == SL_OK)
+        while (q->npend && sl_qc_pump(q, 0) == SL_OK)
             ;
         if (n > 0)
             break;
@@ -737,7 +634,7 @@ static sl_err poll_locked(sluice_queue_consumer *q, int timeout_ms,
         /* with the deadline passed this still takes what already arrived
          * (so poll(0) in a loop makes progress); an acquire still in
          * flight is answered into the next poll */
-        rc = pump(q, deadline);
+        rc = sl_qc_pump(q, deadline);
         if (rc == SL_ERR_TIMEOUT) {
             rc = sl_cl_fail(SL_ERR_TIMEOUT, "poll: no message");
             break;
@@ -753,9 +650,8 @@ static sl_err poll_locked(sluice_queue_consumer *q, int timeout_ms,
              * unless the timeout ends before the next try (then the
              * error says why nothing came) */
             int left = sl_cl_left(deadline), ms;
-            q->unknown_wait_ms = q->unknown_wait_ms
-                                     ? q->unknown_wait_ms * 2
-                                     : UNKNOWN_RETRY_MS;
+            q->unknown_wait_ms =
+                q->unknown_wait_ms ? q->unknown_wait_ms * 2 : UNKNOWN_RETRY_MS;
             if (q->unknown_wait_ms > q->cfg.queue_max_wait_ms)
                 q->unknown_wait_ms = q->cfg.queue_max_wait_ms;
             ms = q->unknown_wait_ms < 1 ? 1 : q->unknown_wait_ms;
@@ -830,7 +726,7 @@ sluice_err sluice_queue_consumer_new(const sluice_conf *conf, const char *topic,
         rc = sl_cl_fail(SL_ERR_NOMEM, "queue consumer");
         goto fail;
     }
-    rc = ensure_conn(q); /* in a cluster: the group's coordinator */
+    rc = sl_qc_ensure_conn(q); /* in a cluster: the group's coordinator */
     if (rc != SL_OK) {
         sluice_queue_consumer_free(q);
         goto fail;
@@ -873,175 +769,6 @@ sluice_err sluice_queue_consumer_poll_batch(sluice_queue_consumer *qc,
     return (sluice_err)rc;
 }
 
-static sluice_err settle(sluice_queue_consumer *qc, int op, int32_t partition,
-                         int64_t offset, int64_t delay_ms, const char *reason)
-{
-    sl_err rc;
-    if (partition < 0 || offset < 0)
-        return (sluice_err)sl_cl_fail(SL_ERR_INVALID_ARG,
-                                      "settle: partition %d offset %lld",
-                                      (int)partition, (long long)offset);
-    if (delay_ms > INT32_MAX)
-        delay_ms = INT32_MAX;
-    if (delay_ms < -1)
-        delay_ms = -1;
-    pthread_mutex_lock(&qc->mu);
-    rc = sl_ackr_add(&qc->ackr, op, partition, offset, (int32_t)delay_ms,
-                     reason, sl_cl_now_ms());
-    if (rc != SL_OK)
-        rc = sl_cl_fail(rc, "settle");
-    else
-        held_remove(qc, partition, offset);
-    if (rc == SL_OK &&
-        sl_ackr_pending(&qc->ackr) >= ack_batch(qc))
-        send_settlements(qc); /* failures surface in flush */
-    pthread_mutex_unlock(&qc->mu);
-    return (sluice_err)rc;
-}
-
-sluice_err sluice_queue_consumer_ack(sluice_queue_consumer *qc,
-                                     int32_t partition, int64_t offset)
-{
-    return settle(qc, SL_ACKR_ACK, partition, offset, 0, NULL);
-}
-
-sluice_err sluice_queue_consumer_nack(sluice_queue_consumer *qc,
-                                      int32_t partition, int64_t offset,
-                                      int64_t delay_ms)
-{
-    return settle(qc, SL_ACKR_NACK, partition, offset, delay_ms, NULL);
-}
-
-sluice_err sluice_queue_consumer_reject(sluice_queue_consumer *qc,
-                                        int32_t partition, int64_t offset,
-                                        const char *reason)
-{
-    return settle(qc, SL_ACKR_REJECT, partition, offset, 0, reason);
-}
-
-/* Wait until every settlement reply is in. */
-static sl_err wait_settled(sluice_queue_consumer *q, int64_t deadline)
-{
-    sl_err rc = SL_OK;
-    while (q->npend && rc == SL_OK)
-        rc = pump(q, deadline);
-    if (rc == SL_ERR_TIMEOUT)
-        rc = sl_cl_fail(rc, "flush: %zu settlement replies outstanding",
-                        q->npend);
-    return rc;
-}
-
-sluice_err sluice_queue_consumer_flush(sluice_queue_consumer *qc,
-                                       int timeout_ms)
-{
-    sl_err rc;
-    sl_cl_clear_err();
-    pthread_mutex_lock(&qc->mu);
-    rc = send_settlements(qc);
-    if (rc == SL_OK)
-        rc = wait_settled(qc, sl_cl_deadline(timeout_ms));
-    if (rc == SL_OK && qc->first_err != SL_OK) {
-        rc = sl_cl_fail(qc->first_err, "%s (%zu failed)", qc->first_err_msg,
-                        qc->nfailed);
-    }
-    qc->first_err = SL_OK;
-    qc->nfailed = 0;
-    pthread_mutex_unlock(&qc->mu);
-    return (sluice_err)rc;
-}
-
-sluice_err sluice_queue_consumer_touch(sluice_queue_consumer *qc,
-                                       int32_t partition, int64_t offset,
-                                       int64_t lock_ms, int64_t *deadline)
-{
-    sl_qsettle_req req;
-    sl_qsettle_part part;
-    sl_qrange range;
-    sl_qsettle_resp resp;
-    sl_chunk *fr = NULL;
-    const uint8_t *body;
-    size_t len;
-    uint32_t corr, rcorr;
-    int64_t dl = sl_cl_deadline(qc->cfg.request_timeout_ms);
-    sl_err rc;
-
-    sl_cl_clear_err();
-    pthread_mutex_lock(&qc->mu);
-    rc = send_settlements(qc);
-    if (rc != SL_OK)
-        goto out;
-    memset(&range, 0, sizeof(range));
-    range.first = range.last = offset;
-    range.extend_ms = (uint32_t)(lock_ms > 0 ? lock_ms : 0);
-    part.partition = (uint32_t)partition;
-    part.nranges = 1;
-    part.ranges = &range;
-    memset(&req, 0, sizeof(req));
-    req.group = sl_str_c(qc->group);
-    req.topic = sl_str_c(qc->topic);
-    req.consumer_id = sl_str_c(qc->consumer_id);
-    req.nparts = 1;
-    req.parts = &part;
-    corr = sl_cl_conn_corr(&qc->conn);
-    rc = sl_qsettle_req_encode(&qc->conn.out, SL_API_QUEUE_TOUCH, corr, &req);
-    if (rc != SL_OK) {
-        rc = sl_cl_fail(rc, "touch");
-        goto out;
-    }
-    rc = sl_cl_conn_write(&qc->conn, dl);
-    for (;;) {
-        if (rc != SL_OK)
-            break;
-        fr = NULL;
-        rc = sl_cl_conn_read(&qc->conn, dl, &fr);
-        if (rc != SL_OK)
-            break;
-        sl_frame_body(fr, &len, &rcorr);
-        if (rcorr == corr)
-            break;
-        handle_frame(qc, fr);
-        sl_chunk_unref(fr);
-        fr = NULL;
-    }
-    if (rc != SL_OK) {
-        if (rc != SL_ERR_TIMEOUT)
-            on_disconnect(qc, rc);
-        goto out;
-    }
-    body = sl_frame_body(fr, &len, &rcorr);
-    rc = sl_cl_resp_check(body, len, "touch");
-    if (rc != SL_OK)
-        goto out;
-    sl_arena_reset(&qc->arena);
-    rc = sl_qsettle_resp_decode(body, len, &qc->arena, &resp);
-    if (rc != SL_OK) {
-        rc = sl_cl_bad_reply(rc, "touch");
-        goto out;
-    }
-    if (resp.nparts == 1 && resp.parts[0].nranges == 1 &&
-        resp.parts[0].ranges[0].error != SL_OK) {
-        rc = sl_cl_fail((sl_err)resp.parts[0].ranges[0].error,
-                        "touch topic '%s' partition %d offset %lld", qc->topic,
-                        (int)partition, (long long)offset);
-        goto out;
-    }
-    if (deadline) /* the reply does not carry it: computed here */
-        *deadline = lock_ms > 0 ? sl_cl_wall_ms() + lock_ms : 0;
-out:
-    sl_chunk_unref(fr);
-    pthread_mutex_unlock(&qc->mu);
-    return (sluice_err)rc;
-}
-
-size_t sluice_queue_consumer_held(sluice_queue_consumer *qc)
-{
-    size_t n;
-    pthread_mutex_lock(&qc->mu);
-    n = qc->held;
-    pthread_mutex_unlock(&qc->mu);
-    return n;
-}
-
 void sluice_queue_consumer_free(sluice_queue_consumer *qc)
 {
     if (!qc)
@@ -1052,8 +779,8 @@ void sluice_queue_consumer_free(sluice_queue_consumer *qc)
      * the broker release everything else it holds (buffered records and
      * those of an acquire still in flight included) at once: attempts
      * kept, no failure counted. */
-    if (qc->conn.fd >= 0 && send_settlements(qc) == SL_OK)
-        wait_settled(qc, sl_cl_deadline(qc->cfg.request_timeout_ms));
+    if (qc->conn.fd >= 0 && sl_qc_send_settlements(qc) == SL_OK)
+        sl_qc_wait_settled(qc, sl_cl_deadline(qc->cfg.request_timeout_ms));
     free(qc->held_v);
     clear_buffers(qc);
     sl_cl_conn_fini(&qc->conn);
