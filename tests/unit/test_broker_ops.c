@@ -212,6 +212,8 @@ static int setup_with(void **state, const char *key, const char *value)
         sl_config_set(&c, "listen", "127.0.0.1:0", err, sizeof(err)), 0);
     assert_int_equal(
         sl_config_set(&c, "stomp-listen", "127.0.0.1:0", err, sizeof(err)), 0);
+    assert_int_equal(
+        sl_config_set(&c, "http-listen", "127.0.0.1:0", err, sizeof(err)), 0);
     if (key)
         assert_int_equal(sl_config_set(&c, key, value, err, sizeof(err)), 0);
     sl_log_level = SL_ERROR;
