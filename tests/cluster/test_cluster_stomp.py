@@ -12,6 +12,8 @@ import signal
 import sys
 import time
 
+import pytest
+
 sys.path.insert(0, os.path.dirname(__file__))
 from stomp_raw import Raw  # noqa: E402
 from test_cluster_failover import parse, same_everywhere, wait_all_up  # noqa
@@ -356,11 +358,13 @@ def test_queue_consumers_on_every_node_compete(cluster):
         r.close()
 
 
-def test_queue_coordinator_killed_holding_relayed_messages(cluster):
+@pytest.mark.parametrize("how", ["kill9", "pause"])
+def test_queue_coordinator_killed_holding_relayed_messages(cluster, how):
     """Consumers on the two nodes that do not coordinate the queue's group
-    hold unacknowledged messages when the coordinator is killed with -9:
-    their subscriptions move to the new coordinator, which delivers those
-    messages again; nothing sent is lost (before or after the kill)."""
+    hold unacknowledged messages when the coordinator is killed with -9
+    (or paused with SIGSTOP until it is fenced): their subscriptions move
+    to the new coordinator, which delivers those messages again; nothing
+    sent is lost (before or after the failover)."""
     c = cluster
     all3 = [1, 2, 3]
     ldr = ready(c)
@@ -384,7 +388,13 @@ def test_queue_coordinator_killed_holding_relayed_messages(cluster):
                   "4 unacknowledged messages on each consumer", take)
     held = got[a] + got[b]
     assert len(set(held)) == 8, held
-    c.kill9(coord)
+    if how == "kill9":
+        c.kill9(coord)
+    else:
+        # no EOF reaches the relaying nodes: the subscriptions move when
+        # the controller fences the paused node and the image names
+        # another leader
+        c.nodes[coord].proc.send_signal(signal.SIGSTOP)
     # a new coordinator: every partition led by a live node
     rest = [a, b]
     c.wait(lambda: (lambda v: v if v and all(x[0] in rest for x in parse(v))
@@ -410,3 +420,63 @@ def test_queue_coordinator_killed_holding_relayed_messages(cluster):
     assert seen() == set(sent) | set(more), seen()
     for r in list(cons.values()) + [w]:
         r.close()
+
+
+def test_relayed_queue_subscription_keeps_selector_nack_and_client_acks(
+        cluster):
+    """A relayed subscription carries its SUBSCRIBE's selector and ack mode
+    to the coordinator: a consumer on another node gets only what its
+    selector matches; a NACK with requeue:false dead-letters the message
+    at the coordinator; ack:client acknowledges every earlier delivery
+    with the one it names. A consumer on the coordinator then gets only
+    what is left."""
+    c = cluster
+    all3 = [1, 2, 3]
+    ldr = ready(c)
+    c.cli(ldr, "topic", "create", "sel", "--partitions", "1",
+          "--replication-factor", "3")
+    view = parse(c.wait(lambda: same_everywhere(c, "sel", all3, 1), "sel"))
+    coord = coordinator(view, "sel")
+    other = next(n for n in all3 if n != coord)
+    w = stomp(c, coord)
+    for i in range(6):
+        w.send("SEND", {"destination": "/queue/sel", "persistent": "true",
+                        "color": "red" if i % 2 else "blue",
+                        "receipt": "r%d" % i}, "m%d" % i)
+    for i in range(6):
+        w.expect("RECEIPT")
+    r = stomp(c, other)
+    r.send("SUBSCRIBE", {"destination": "/queue/sel", "id": "red",
+                         "ack": "client", "selector": "color = 'red'",
+                         "receipt": "sub"})
+    assert r.expect("RECEIPT").headers["receipt-id"] == "sub"
+    reds = [r.expect("MESSAGE") for _ in range(3)]
+    assert [f.body.decode() for f in reds] == ["m1", "m3", "m5"]
+    assert all(f.headers["color"] == "red" and
+               f.headers["subscription"] == "red" for f in reds)
+    # NACK requeue:false of the first red one: dead-lettered by the
+    # coordinator (its DLQ names the queue), then ack:client the last one:
+    # acknowledges m3 too
+    r.send("NACK", {"id": reds[0].headers["ack"], "requeue": "false",
+                    "receipt": "n"})
+    assert r.expect("RECEIPT").headers["receipt-id"] == "n"
+    r.send("ACK", {"id": reds[2].headers["ack"], "receipt": "a"})
+    assert r.expect("RECEIPT").headers["receipt-id"] == "a"
+    r.send("UNSUBSCRIBE", {"id": "red", "receipt": "u"})
+    assert r.expect("RECEIPT").headers["receipt-id"] == "u"
+    r.close()
+    # on the coordinator itself (where the group's state is): the blue
+    # ones are still there, and no red one comes again
+    r = stomp(c, coord)
+    r.send("SUBSCRIBE", {"destination": "/queue/sel", "id": "all",
+                         "ack": "client-individual", "receipt": "sub2"})
+    assert r.expect("RECEIPT").headers["receipt-id"] == "sub2"
+    rest = [r.expect("MESSAGE") for _ in range(3)]
+    assert [f.body.decode() for f in rest] == ["m0", "m2", "m4"]
+    # ... and nothing after them: a marker is the next message
+    w.send("SEND", {"destination": "/queue/sel", "persistent": "true",
+                    "receipt": "mk"}, "marker")
+    w.expect("RECEIPT")
+    assert r.expect("MESSAGE").body == b"marker"
+    r.close()
+    w.close()
