@@ -56,6 +56,15 @@
  * awaited when the session broke fails its receipt (ERROR): it may or may
  * not have been applied.
  *
+ * Plain /topic subscriptions use the same sessions for the partitions
+ * of their topic that this node holds no replica of (RF below the cluster
+ * size): one session per such partition, to its leader, subscribed to the
+ * same destination with `sluice-partition:P` (that node reads only P of
+ * its replica, from its log end) and ack auto; the SUBSCRIBE's receipt
+ * waits until each is subscribed. A lost one is opened again at the
+ * partition's leader then (what was appended in between is not seen:
+ * a plain topic subscription is not durable).
+ *
  * Not authenticated: the relay session logs in with the client's login
  * and no passcode, so a coordinator with users configured refuses it
  * (the relaying node logs it and retries; inter-broker identity is issue
@@ -98,7 +107,13 @@ typedef struct rl_wait {
 
 struct stomp_relay {
     stomp_sub *s;
-    int32_t node; /* the coordinator it relays to, -1 none known */
+    stomp_relay *next; /* in s->relay */
+    /* a /topic relay: the partition it brings (held by node, not here)
+     * and the subscription's reader of its topic; -1 and NULL: /queue */
+    int32_t part;
+    treader *r;
+    sl_wait *sub_w; /* a SUBSCRIBE receipt waiting until it is relayed */
+    int32_t node;   /* the node it relays to, -1 none known */
     char addr[128];
     struct bufferevent *bev;
     sl_stomp_parser ps;
@@ -113,6 +128,9 @@ struct stomp_relay {
     rl_wait *waits, *waits_tail;
     sl_wb wb;
 };
+
+static void rl_sub_done(stomp_relay *rl);
+static void rl_free_one(stomp_relay *rl);
 
 int32_t stomp_relay_node(const struct stomp_relay *rl)
 {
@@ -165,14 +183,16 @@ static void rl_fail(stomp_relay *rl, const char *why)
         sl_wait_set_what(x->w,
                          "the session to node %d, which coordinates queue "
                          "group %s, was lost before it answered",
-                         (int)rl->node, s->group);
+                         (int)rl->node, s->group ? s->group : "");
         sl_wait_release(x->w, SL_ERR_DISCONNECTED);
         free(x);
     }
     rl->waits_tail = NULL;
+    rl_sub_done(rl);
     /* in place: the subscription keeps its relay, only the deliveries of
-     * this session are stale (stomp_sub_unhome without the free) */
-    if (s->pq.head) {
+     * this session are stale (stomp_sub_unhome without the free); a
+     * topic's deliveries settle nothing and stay */
+    if (rl->part < 0 && s->pq.head) {
         if (s->stale.tail)
             s->stale.tail->next = s->pq.head;
         else
@@ -184,9 +204,9 @@ static void rl_fail(stomp_relay *rl, const char *why)
     }
     if (!rl->warned || up)
         sl_log(SL_WARN, RELAY_SUBSYS,
-               "subscription %s of session %s (queue group %s on %s): "
+               "subscription %s of session %s (%s, partition %d): "
                "relay to node %d at %s: %s; resubscribing",
-               s->id, s->c->session, s->group, s->qtopic, (int)rl->node,
+               s->id, s->c->session, s->dest, (int)rl->part, (int)rl->node,
                rl->addr, why);
     else
         sl_log(SL_DEBUG, RELAY_SUBSYS,
@@ -227,9 +247,15 @@ static void rl_send_subscribe(stomp_relay *rl)
     sl_stomp_enc_begin(&e, &rl->wb, SL_STOMP_V12, SL_STOMP_SUBSCRIBE);
     sl_stomp_enc_header_s(&e, "id", s->id);
     sl_stomp_enc_header_s(&e, "destination", s->dest);
-    sl_stomp_enc_header_s(&e, "ack",
-                          s->ack == ACK_AUTO ? "auto" : "client-individual");
-    sl_stomp_enc_header_u(&e, "prefetch-count", (uint64_t)s->prefetch);
+    if (rl->part >= 0) {
+        /* a topic's deliveries settle nothing: auto; one partition */
+        sl_stomp_enc_header_s(&e, "ack", "auto");
+        sl_stomp_enc_header_u(&e, "sluice-partition", (uint64_t)rl->part);
+    } else {
+        sl_stomp_enc_header_s(
+            &e, "ack", s->ack == ACK_AUTO ? "auto" : "client-individual");
+        sl_stomp_enc_header_u(&e, "prefetch-count", (uint64_t)s->prefetch);
+    }
     for (i = 0; i + 1 < s->nxh; i += 2)
         sl_stomp_enc_header_s(&e, s->xh[i], s->xh[i + 1]);
     sl_stomp_enc_header_s(&e, "receipt", "subscribed");
@@ -273,10 +299,12 @@ static void rl_message(stomp_relay *rl, const sl_stomp_frame *f)
     if (!mid ||
         stomp_msgid_parse(mid, topic, sizeof(topic), &part, &off, &subid) !=
             0 ||
-        strcmp(topic, s->qtopic) != 0) {
-        rl_fail(rl, "a MESSAGE without a message-id of its queue");
+        strcmp(topic, rl->r ? rl->r->topic : s->qtopic) != 0) {
+        rl_fail(rl, "a MESSAGE without a message-id of its destination");
         return;
     }
+    if (rl->part >= 0 && part != rl->part)
+        return; /* read here, or by another relay */
     sl_wb_reset(wb);
     stomp_enc_begin(c, &e, wb, c->version, SL_STOMP_MESSAGE);
     sl_stomp_enc_header_s(&e, "subscription", s->id);
@@ -297,7 +325,9 @@ static void rl_message(stomp_relay *rl, const sl_stomp_frame *f)
     sl_stomp_enc_header_u(&e, "content-length", f->body_len);
     sl_stomp_enc_end(&e, f->body, f->body_len);
     conn_write(c, wb->p, wb->len);
-    if (s->ack != ACK_AUTO)
+    if (s->ack != ACK_AUTO && rl->r)
+        stomp_pendq_push(&s->pq, rl->r, rl->r->topic, part, off);
+    else if (s->ack != ACK_AUTO)
         /* the ack will not resolve without memory; lock expiry returns
          * it at the coordinator */
         stomp_pendq_push(&s->pq, NULL, s->qtopic, part, off);
@@ -313,10 +343,11 @@ static void rl_receipt(stomp_relay *rl, const sl_stomp_frame *f)
     if (id && strcmp(id, "subscribed") == 0) {
         rl_set_state(rl, RL_UP);
         rl->backoff = RELAY_BACKOFF_MIN_MS;
+        rl_sub_done(rl);
         sl_log(rl->warned ? SL_INFO : SL_DEBUG, RELAY_SUBSYS,
-               "subscription %s of session %s (queue group %s on %s): "
+               "subscription %s of session %s (%s, partition %d): "
                "relayed to node %d at %s",
-               s->id, s->c->session, s->group, s->qtopic, (int)rl->node,
+               s->id, s->c->session, s->dest, (int)rl->part, (int)rl->node,
                rl->addr);
         rl->warned = 0;
         return;
@@ -461,29 +492,121 @@ static void rl_connect(stomp_relay *rl)
         rl_fail(rl, "cannot connect");
 }
 
-sl_err stomp_relay_open(stomp_sub *s, int32_t node)
+static stomp_relay *rl_new(stomp_sub *s, int32_t node, int32_t part, treader *r,
+                           sl_wait *w)
 {
     stomp_relay *rl = calloc(1, sizeof(*rl));
     if (!rl)
-        return SL_ERR_NOMEM;
+        return NULL;
     rl->s = s;
     rl->node = node;
+    rl->part = part;
+    rl->r = r;
     rl->backoff = RELAY_BACKOFF_MIN_MS;
+    if (w) {
+        rl->sub_w = w;
+        sl_wait_hold(w);
+    }
     sl_stomp_parser_init(&rl->ps, &s->c->s->lim);
     sl_wb_init(&rl->wb, 512);
+    rl->next = s->relay;
     s->relay = rl;
     rl_set_state(rl, RL_DOWN);
     rl_connect(rl);
-    return SL_OK;
+    return rl;
 }
 
-void stomp_relay_free(stomp_relay *rl)
+sl_err stomp_relay_open(stomp_sub *s, int32_t node)
 {
-    if (!rl)
+    return rl_new(s, node, -1, NULL, NULL) ? SL_OK : SL_ERR_NOMEM;
+}
+
+/* The node that brings partition p of t to a node without a replica of
+ * it: its leader (-1: none now). 0 when this node holds a replica. */
+static int32_t topic_source(stomp_srv *srv, const sl_mi_topic *t, int32_t p)
+{
+    const sl_mi_part *mp = &t->parts[p];
+    const sl_meta *m = sl_bcluster_image(srv->b);
+    const sl_mi_node *n;
+    int32_t i;
+    for (i = 0; i < mp->nrep; i++)
+        if (mp->rep[i] == (int32_t)srv->b->cfg.node_id)
+            return 0;
+    if (mp->leader <= 0 || !(n = sl_meta_node_find(m, mp->leader)) ||
+        !n->stomp_addr || !n->stomp_addr[0])
+        return -1;
+    return mp->leader;
+}
+
+static stomp_relay *topic_relay_find(stomp_sub *s, int32_t p)
+{
+    stomp_relay *rl;
+    for (rl = s->relay; rl; rl = rl->next)
+        if (rl->part == p)
+            return rl;
+    return NULL;
+}
+
+/* Relays for the partitions of s's topic this node holds no replica of
+ * (open or follow them); w (may be NULL) is held until each is
+ * subscribed. */
+static void topic_follow(stomp_sub *s, sl_wait *w, int64_t now)
+{
+    stomp_srv *srv = s->c->s;
+    const sl_meta *m = sl_bcluster_image(srv->b);
+    treader *r = s->readers;
+    const sl_mi_topic *t;
+    int32_t p;
+    if (!m || !r || r->sub_next || !(t = sl_meta_topic_find(m, r->topic)))
         return;
+    for (p = 0; p < t->nparts && p < r->nparts; p++) {
+        int32_t want = topic_source(srv, t, p);
+        stomp_relay *rl = topic_relay_find(s, p);
+        if (want == 0) {
+            if (rl) { /* a replica here now: it is read here */
+                stomp_relay **pp = &s->relay;
+                while (*pp != rl)
+                    pp = &(*pp)->next;
+                *pp = rl->next;
+                rl_free_one(rl);
+            }
+            continue;
+        }
+        if (!rl) {
+            if (want > 0 && !rl_new(s, want, p, r, w))
+                sl_log(SL_WARN, RELAY_SUBSYS,
+                       "subscription %s of session %s: out of memory "
+                       "relaying %s/%d",
+                       s->id, s->c->session, r->topic, (int)p);
+            continue;
+        }
+        /* an established relay keeps reading its node's replica (it
+         * stays one when leadership moves); a lost one goes to the
+         * leader */
+        if (rl->state == RL_DOWN && want > 0)
+            rl->node = want;
+        (void)now;
+    }
+}
+
+void stomp_relay_topic_open(stomp_sub *s, sl_wait *w)
+{
+    topic_follow(s, w, sl_now_ms());
+}
+
+static void rl_sub_done(stomp_relay *rl)
+{
+    if (rl->sub_w)
+        sl_wait_release(rl->sub_w, SL_OK);
+    rl->sub_w = NULL;
+}
+
+static void rl_free_one(stomp_relay *rl)
+{
     /* the coordinator releases what the session held */
     if (rl->bev)
         bufferevent_free(rl->bev);
+    rl_sub_done(rl);
     while (rl->waits) {
         rl_wait *x = rl->waits;
         rl->waits = x->next;
@@ -493,6 +616,15 @@ void stomp_relay_free(stomp_relay *rl)
     sl_stomp_parser_fini(&rl->ps);
     sl_wb_fini(&rl->wb);
     free(rl);
+}
+
+void stomp_relay_free(stomp_relay *rl)
+{
+    while (rl) {
+        stomp_relay *n = rl->next;
+        rl_free_one(rl);
+        rl = n;
+    }
 }
 
 void stomp_relay_settle(stomp_sub *s, const pend *p, int cmd, int requeue,
@@ -530,13 +662,15 @@ void stomp_relay_settle(stomp_sub *s, const pend *p, int cmd, int requeue,
 
 void stomp_relay_pump(stomp_sub *s)
 {
-    stomp_relay *rl = s->relay;
-    if (!rl->paused || !rl->bev || out_high(s->c))
-        return;
-    rl->paused = 0;
-    rl->last_in = sl_now_ms();
-    bufferevent_enable(rl->bev, EV_READ);
-    rl_input(rl); /* what was buffered when reading stopped */
+    stomp_relay *rl;
+    for (rl = s->relay; rl; rl = rl->next) {
+        if (!rl->paused || !rl->bev || out_high(s->c))
+            continue;
+        rl->paused = 0;
+        rl->last_in = sl_now_ms();
+        bufferevent_enable(rl->bev, EV_READ);
+        rl_input(rl); /* what was buffered when reading stopped */
+    }
 }
 
 /* ---- the tick: follow the coordinators ---------------------------------- */
@@ -572,18 +706,9 @@ static void rehome(stomp_sub *s, int32_t want)
     }
 }
 
-static void tick_sub(stomp_sub *s, int64_t now)
+/* Retry a lost session, give up on a silent one. */
+static void rl_check(stomp_relay *rl, int64_t now)
 {
-    stomp_srv *srv = s->c->s;
-    stomp_relay *rl = s->relay;
-    int32_t want = stomp_relay_coordinator(srv, s->group, s->qtopic);
-    int32_t cur = rl ? rl->node : (s->qc ? 0 : -2);
-    if (want >= 0 && want != cur) {
-        rehome(s, want);
-        return;
-    }
-    if (!rl)
-        return;
     if (rl->state == RL_DOWN) {
         if (now >= rl->retry_at)
             rl_connect(rl);
@@ -594,6 +719,20 @@ static void tick_sub(stomp_sub *s, int64_t now)
                now - rl->last_in > 3 * rl->hb_ms + 1000) {
         rl_fail(rl, "no heart-beat");
     }
+}
+
+static void tick_sub(stomp_sub *s, int64_t now)
+{
+    stomp_srv *srv = s->c->s;
+    stomp_relay *rl = s->relay;
+    int32_t want = stomp_relay_coordinator(srv, s->group, s->qtopic);
+    int32_t cur = rl ? rl->node : (s->qc ? 0 : -2);
+    if (want >= 0 && want != cur) {
+        rehome(s, want);
+        return;
+    }
+    if (rl)
+        rl_check(rl, now);
 }
 
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
@@ -628,6 +767,12 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
             }
             if (s->homeable)
                 tick_sub(s, now);
+            else if (s->topic_relay) {
+                stomp_relay *rl;
+                topic_follow(s, NULL, now);
+                for (rl = s->relay; rl; rl = rl->next)
+                    rl_check(rl, now);
+            }
         }
     }
 }

@@ -312,6 +312,8 @@ static void reader_pump(treader *r)
     stomp_srv *srv = s->c->s;
     int32_t p;
     for (p = 0; p < r->nparts; p++) {
+        if (r->cursor[p] < 0)
+            continue; /* not read by this reader (stomp_reader_only) */
         while (sub_can_deliver(s)) {
             sl_record rec;
             sl_err err = SL_OK;
@@ -402,6 +404,14 @@ sl_err stomp_reader_new(stomp_sub *s, const char *topic, int from_start)
         srv->readers->gprev = r;
     srv->readers = r;
     return SL_OK;
+}
+
+void stomp_reader_only(treader *r, int32_t part)
+{
+    int32_t p;
+    for (p = 0; p < r->nparts; p++)
+        if (p != part)
+            r->cursor[p] = -1;
 }
 
 static treader *sub_reader_for(stomp_sub *s, const char *topic)

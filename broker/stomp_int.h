@@ -179,7 +179,9 @@ struct stomp_sub {
     /* cluster (relay.c): a /queue subscription is served where its group
      * is coordinated; homeable marks one that follows the coordinator */
     int homeable;
-    struct stomp_relay *relay; /* another node serves it, or NULL */
+    /* a /topic subscription that relays partitions held elsewhere */
+    int topic_relay;
+    struct stomp_relay *relay; /* the node(s) serving it, or NULL */
     char **xh;                 /* SUBSCRIBE headers passed on: name, value */
     size_t nxh;
     /* deliveries made before the subscription moved (its coordinator
@@ -374,6 +376,10 @@ void stomp_sub_unhome(stomp_sub *s);
  * now (its partition has no leader, or the node no STOMP address). */
 int32_t stomp_relay_coordinator(stomp_srv *srv, const char *group,
                                 const char *topic);
+/* Relay to s (a plain /topic subscription) the partitions of its topic
+ * this node holds no replica of; w (may be NULL) completes when they are
+ * subscribed at their leaders. */
+void stomp_relay_topic_open(stomp_sub *s, sl_wait *w);
 /* Relay s (its group, qtopic set) to node (-1: wait for one). */
 sl_err stomp_relay_open(stomp_sub *s, int32_t node);
 void stomp_relay_free(struct stomp_relay *rl);
@@ -398,6 +404,8 @@ int stomp_qc_accept(void *arg, const sl_record *rec);
 void stomp_sub_pump(stomp_sub *s);
 /* A reader of topic for s, from the log end (from_start = 0) or start. */
 sl_err stomp_reader_new(stomp_sub *s, const char *topic, int from_start);
+/* Let r read partition part only (a relay session's subscription). */
+void stomp_reader_only(treader *r, int32_t part);
 void stomp_reader_free(stomp_srv *srv, treader *r);
 /* Readers for every existing topic the wildcard subscription s matches. */
 void stomp_wild_attach(stomp_sub *s);

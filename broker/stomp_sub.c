@@ -467,9 +467,18 @@ sl_err stomp_sub_create(stomp_conn *c, const char *id, const char *dstr,
         s->dprefix = strdup(d->prefix ? d->prefix : "/topic/");
         stomp_wild_attach(s);
     } else {
+        const char *only = f && c->relay_from
+                               ? sl_stomp_frame_value(f, "sluice-partition")
+                               : NULL;
         rc = sl_ops_topic_get(c->s->b, d->name, SL_OPS_AUTO_CREATE, &np);
         if (rc == SL_OK)
             rc = stomp_reader_new(s, d->name, 0);
+        if (rc == SL_OK && only) {
+            /* another node relays this partition to its subscriber */
+            int ok;
+            int64_t p = parse_i64(only, &ok);
+            stomp_reader_only(s->readers, ok ? (int32_t)p : -1);
+        }
         if (rc != SL_OK)
             snprintf(why, whylen, "destination %s: %s", dstr, sl_strerror(rc));
     }
@@ -518,7 +527,7 @@ static stomp_sub *pend_find(stomp_conn *c, const char *msgid, const char *hint,
 
 static void pend_settle(stomp_sub *s, pend *p, int cmd, int requeue, sl_wait *w)
 {
-    if (s->relay) {
+    if (s->relay && s->queue) {
         stomp_relay_settle(s, p, cmd, requeue, w);
         return;
     }
@@ -730,7 +739,22 @@ void stomp_h_subscribe(stomp_conn *c, const sl_stomp_frame *f)
            "%" PRId64 "%s%s)",
            c->peer, c->session, s->id, s->dest, stomp_ack_names[ack], prefetch,
            dn ? ", durable " : "", dn ? dn : "");
-    stomp_owe_receipt(c, receipt, NULL);
+    if (!s->queue && !s->pattern && s->readers && c->s->relay_tick &&
+        !c->relay_from) {
+        /* cluster: partitions this node holds no replica of come from
+         * their leaders (relay.c); the receipt waits until they do */
+        sl_wait *w = receipt ? sl_wait_new(c->conn) : NULL;
+        s->topic_relay = 1;
+        if (sub_keep_headers(s, f) == SL_OK)
+            stomp_relay_topic_open(s, w);
+        stomp_owe_receipt(c, receipt, w);
+        if (w) {
+            sl_wait_built(w);
+            sl_wait_unref(w);
+        }
+    } else {
+        stomp_owe_receipt(c, receipt, NULL);
+    }
     stomp_sub_pump(s);
 }
 

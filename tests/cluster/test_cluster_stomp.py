@@ -480,3 +480,59 @@ def test_relayed_queue_subscription_keeps_selector_nack_and_client_acks(
     assert r.expect("MESSAGE").body == b"marker"
     r.close()
     w.close()
+
+
+def test_topic_subscriber_gets_partitions_held_elsewhere(cluster):
+    """RF 1 on 3 nodes: each node holds one partition of the topic. A
+    /topic subscriber on any node still gets every partition: the ones
+    its node holds no replica of are relayed from their leaders (the
+    SUBSCRIBE's receipt comes once they are), with its selector and ack
+    mode."""
+    c = cluster
+    all3 = [1, 2, 3]
+    ldr = ready(c)
+    c.cli(ldr, "topic", "create", "rt", "--partitions", "3",
+          "--replication-factor", "1")
+    view = parse(c.wait(lambda: same_everywhere(c, "rt", all3, 3), "rt"))
+    assert sorted(v[0] for v in view) == all3 and \
+        all(len(v[2]) == 1 for v in view), view
+    subs = {}
+    for nid in all3:
+        r = stomp(c, nid)
+        r.send("SUBSCRIBE", {"destination": "/topic/rt", "id": "t%d" % nid,
+                             "ack": "client-individual",
+                             "selector": "keep = 'yes'",
+                             "receipt": "sub"})
+        assert r.expect("RECEIPT").headers["receipt-id"] == "sub"
+        subs[nid] = r
+    w = stomp(c, 1)
+    want = []
+    for i in range(30):
+        keep = "no" if i % 5 == 4 else "yes"
+        body = "t-%02d" % i
+        w.send("SEND", {"destination": "/topic/rt", "persistent": "true",
+                        "keep": keep, "receipt": body}, body)
+        if keep == "yes":
+            want.append(body)
+    for _ in range(30):
+        w.expect("RECEIPT")
+    got = {n: [] for n in all3}
+
+    def take(n, f):
+        if f.command == "RECEIPT":
+            return
+        assert f.command == "MESSAGE", (n, f)
+        assert f.headers["subscription"] == "t%d" % n
+        assert f.headers["destination"] == "/topic/rt"
+        got[n].append(f)
+        subs[n].send("ACK", {"id": f.headers["ack"], "receipt": "a"})
+    read_messages(subs, lambda: all(len(got[n]) >= len(want)
+                                    for n in all3),
+                  "every kept message on every subscriber", take)
+    for n in all3:
+        bodies = [f.body.decode() for f in got[n]]
+        assert sorted(bodies) == want, (n, bodies)
+        parts = {f.headers["message-id"].rsplit("/", 2)[1] for f in got[n]}
+        assert parts == {"0", "1", "2"}, (n, parts)
+    for r in list(subs.values()) + [w]:
+        r.close()
