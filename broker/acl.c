@@ -63,17 +63,12 @@
 #include "broker/auth.h"
 #include "broker/binary.h"
 #include "broker/broker.h"
+#include "broker/cluster_users.h"
 #include "broker/json.h"
 #include "broker/topic.h"
 #include "protocol/api.h"
 
-typedef struct sl_acl_rule {
-    char user[65];
-    int kind;
-    char pattern[256];
-    int prefix;
-    int ops;
-} rule;
+typedef sl_acl_rule rule;
 
 static const struct {
     int op;
@@ -194,6 +189,43 @@ static sl_err rule_put(sl_broker *b, const rule *r, char *err, size_t errlen)
         return SL_ERR_STORAGE;
     }
     return sl_acl_load(b, err, errlen);
+}
+
+sl_err sl_acl_store_replace(sl_broker *b, const sl_acl_rule *rules, size_t n,
+                            char *err, size_t errlen)
+{
+    sqlite3 *db = sl_auth_db(b);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_exec(db, "DELETE FROM acls", NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db,
+                           "INSERT OR REPLACE INTO acls(user, kind, pattern, "
+                           "prefix, ops) VALUES(?,?,?,?,?)",
+                           -1, &st, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "meta.db: %s", sqlite3_errmsg(db));
+        return SL_ERR_STORAGE;
+    }
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_reset(st);
+        sqlite3_bind_text(st, 1, rules[i].user, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int(st, 2, rules[i].kind);
+        sqlite3_bind_text(st, 3, rules[i].pattern, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int(st, 4, rules[i].prefix);
+        sqlite3_bind_int(st, 5, rules[i].ops);
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            snprintf(err, errlen, "meta.db: %s", sqlite3_errmsg(db));
+            sqlite3_finalize(st);
+            return SL_ERR_STORAGE;
+        }
+    }
+    sqlite3_finalize(st);
+    return SL_OK;
+}
+
+void sl_acl_rules(const sl_broker *b, sl_acl_rule *out, size_t *n)
+{
+    if (out)
+        memcpy(out, b->acl_rules, b->nacl_rules * sizeof(*out));
+    *n = b->nacl_rules;
 }
 
 static rule *rule_find(sl_broker *b, const rule *k)
@@ -689,11 +721,13 @@ static void rule_json(sl_jw *j, const rule *r)
 
 sl_err sl_acl_verb(sl_broker *b, const char *verb, size_t n,
                    const char *const *k, const char *const *v, const char *who,
-                   const char *peer, sl_jw *j, char *msg, size_t msglen)
+                   const char *peer, sl_jw *j, char *msg, size_t msglen,
+                   sl_auth_later *later)
 {
     const char *user = vget(n, k, v, "user");
     rule key, *old, nr;
     int grant, ops;
+    char line[700];
     const char *res, *pat, *pre, *opss;
     sl_err rc;
     if (!strcmp(verb, "acls")) {
@@ -771,16 +805,39 @@ sl_err sl_acl_verb(sl_broker *b, const char *verb, size_t n,
         return SL_ERR_NOT_FOUND;
     } else
         nr.ops = ops ? old->ops & ~ops : 0;
-    rc = rule_put(b, &nr, msg, msglen);
+    snprintf(line, sizeof(line),
+             "%s '%s' from %s: %s %s on %s %s%s for "
+             "user '%s'",
+             who ? "user" : "client", who ? who : "anonymous",
+             peer ? peer : "?", grant ? "granted" : "revoked",
+             opss && opss[0] ? opss : "every operation", res,
+             key.kind == SL_RES_CLUSTER ? "" : key.pattern,
+             key.prefix ? " (prefix)" : "", user);
+    if (sl_cluster_users_on(b)) {
+        /* the log applies the change to the rule as it is then */
+        char missing[200];
+        sl_wb wb;
+        if (grant)
+            snprintf(missing, sizeof(missing),
+                     "acl.grant: no user '%.64s' (sluice user add first)",
+                     user);
+        else
+            snprintf(missing, sizeof(missing),
+                     "acl.revoke: user '%s' has no rule on that %s", user, res);
+        sl_wb_init(&wb, 128);
+        sl_meta_enc_acl_change(&wb, user, key.kind, key.pattern, key.prefix,
+                               grant ? (uint32_t)ops : 0,
+                               grant ? 0 : (uint32_t)(ops ? ops : SL_OP_ALL));
+        rc = sl_cluster_users_propose(b, &wb, line, NULL, missing, later, msg,
+                                      msglen);
+        sl_wb_fini(&wb);
+    } else {
+        rc = rule_put(b, &nr, msg, msglen);
+        if (rc == SL_OK)
+            sl_auth_audit("%s", line);
+    }
     if (rc != SL_OK)
         return rc;
-    sl_auth_audit("%s '%s' from %s: %s %s on %s %s%s%s for user '%s'",
-                  who ? "user" : "client", who ? who : "anonymous",
-                  peer ? peer : "?", grant ? "granted" : "revoked",
-                  opss && opss[0] ? opss : "every operation", res,
-                  key.kind == SL_RES_CLUSTER ? "" : key.pattern,
-                  key.prefix ? " (prefix)" : "",
-                  key.kind == SL_RES_CLUSTER ? "" : "", user);
     sl_jw_obj(j);
     sl_jw_key(j, "rule");
     rule_json(j, &nr);

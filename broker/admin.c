@@ -218,6 +218,15 @@ static void committed(void *arg, sl_err rc)
     adm_finish(x, rc);
 }
 
+/* A change to users or rules in a cluster, applied by the log. */
+static void auth_later(void *arg, sl_err rc, const char *msg)
+{
+    sl_admin_call *x = arg;
+    if (rc != SL_OK && msg)
+        snprintf(x->msg, sizeof(x->msg), "%s", msg);
+    adm_finish(x, rc);
+}
+
 sl_admin_call *sl_admin_run(sl_broker *b, const char *verb,
                             const sl_admin_args *args, sl_admin_done_fn done,
                             void *arg)
@@ -252,9 +261,13 @@ sl_admin_call *sl_admin_run(sl_broker *b, const char *verb,
         return NULL;
     }
     if (!v) { /* users and permissions: broker/auth.c, broker/acl.c */
+        sl_auth_later later = {auth_later, x, 0};
         rc = sl_auth_verb(b, verb, args->n, args->keys, args->values,
                           args->user, args->peer, &x->j, x->msg,
-                          sizeof(x->msg));
+                          sizeof(x->msg), &later);
+        x->args = NULL; /* borrowed for the call only */
+        if (rc == SL_OK && later.pending)
+            return x; /* a cluster: the metadata log answers (auth_later) */
         adm_finish(x, rc);
         return NULL;
     }

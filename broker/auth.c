@@ -77,7 +77,9 @@
 #include <sqlite3.h>
 
 #include "broker/acl.h"
+#include "broker/cluster_users.h"
 #include "broker/json.h"
+#include "broker/peer_auth.h"
 #include "broker/stomp_auth.h"
 #include "protocol/log.h"
 
@@ -195,9 +197,88 @@ static sl_err delete_user(sl_auth *a, const char *name, char *err,
     return load_users(a, err, errlen);
 }
 
+sl_err sl_auth_store_replace(sl_broker *b, const sl_user *users, size_t n,
+                             const sl_acl_rule *rules, size_t nrules,
+                             uint64_t index, char *err, size_t errlen)
+{
+    sl_auth *a = auth_of(b);
+    sqlite3_stmt *st = NULL;
+    sl_err rc = db_exec(a, "BEGIN IMMEDIATE; DELETE FROM users;", err, errlen);
+    if (rc == SL_OK &&
+        sqlite3_prepare_v2(a->db,
+                           "INSERT INTO users(name, salt, iterations, "
+                           "stored_key, server_key, admin, created_ms) "
+                           "VALUES(?,?,?,?,?,?,?)",
+                           -1, &st, NULL) != SQLITE_OK)
+        rc = SL_ERR_STORAGE;
+    for (size_t i = 0; rc == SL_OK && i < n; i++) {
+        const sl_user *u = &users[i];
+        sqlite3_reset(st);
+        sqlite3_bind_text(st, 1, u->name, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_blob(st, 2, u->salt, (int)u->saltlen, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(st, 3, u->iter);
+        sqlite3_bind_blob(st, 4, u->stored_key, SL_SCRAM_KEY_LEN,
+                          SQLITE_TRANSIENT);
+        sqlite3_bind_blob(st, 5, u->server_key, SL_SCRAM_KEY_LEN,
+                          SQLITE_TRANSIENT);
+        sqlite3_bind_int(st, 6, u->admin);
+        sqlite3_bind_int64(st, 7, u->created_ms);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            rc = SL_ERR_STORAGE;
+    }
+    sqlite3_finalize(st);
+    if (rc == SL_OK)
+        rc = sl_acl_store_replace(b, rules, nrules, err, errlen);
+    if (rc == SL_OK) {
+        char sql[160];
+        snprintf(sql, sizeof(sql),
+                 "INSERT OR REPLACE INTO cluster_sync(key, value) "
+                 "VALUES('auth_index', %llu); COMMIT;",
+                 (unsigned long long)index);
+        rc = db_exec(a, sql, err, errlen);
+    } else {
+        if (!err[0])
+            snprintf(err, errlen, "meta.db: %s", sqlite3_errmsg(a->db));
+        sqlite3_exec(a->db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    if (rc == SL_OK)
+        a->synced_index = index;
+    /* reload either way: memory follows what the table holds */
+    if (load_users(a, err, errlen) != SL_OK || sl_acl_load(b, err, errlen))
+        rc = rc == SL_OK ? SL_ERR_STORAGE : rc;
+    return rc;
+}
+
+void sl_auth_users(const sl_broker *b, const sl_user **users, size_t *n)
+{
+    *users = auth_of(b) ? auth_of(b)->users : NULL;
+    *n = auth_of(b) ? auth_of(b)->nusers : 0;
+}
+
+uint64_t sl_auth_synced_index(const sl_broker *b)
+{
+    return auth_of(b) ? auth_of(b)->synced_index : 0;
+}
+
 struct sqlite3 *sl_auth_db(sl_broker *b)
 {
     return auth_of(b) ? auth_of(b)->db : NULL;
+}
+
+/* The metadata log index the store's users and rules are as of (a
+ * cluster node's; 0 otherwise). */
+static uint64_t read_synced_index(sl_auth *a)
+{
+    sqlite3_stmt *st = NULL;
+    uint64_t v = 0;
+    if (sqlite3_prepare_v2(a->db,
+                           "SELECT value FROM cluster_sync WHERE key = "
+                           "'auth_index'",
+                           -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        v = (uint64_t)sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
 }
 
 /* A user from a password (bootstrap admin): salt, keys. */
@@ -366,7 +447,8 @@ static int b64_arg(const char *s, uint8_t *out, size_t cap, size_t want)
 
 static sl_err v_user_set(sl_auth *a, int add, size_t n, const char *const *k,
                          const char *const *v, const char *who,
-                         const char *peer, sl_jw *j, char *msg, size_t msglen)
+                         const char *peer, sl_jw *j, char *msg, size_t msglen,
+                         sl_auth_later *later)
 {
     const char *name = vget(n, k, v, "name"), *it = vget(n, k, v, "iterations");
     const char *adm = vget(n, k, v, "admin");
@@ -375,6 +457,7 @@ static sl_err v_user_set(sl_auth *a, int add, size_t n, const char *const *k,
     int sl;
     long long iter;
     sl_err rc;
+    char line[400];
     if (!name || !sl_user_name_ok(name, strlen(name))) {
         snprintf(msg, msglen,
                  "user name '%.64s': use 1..64 of A-Z a-z 0-9 . _ @ -",
@@ -416,13 +499,29 @@ static sl_err v_user_set(sl_auth *a, int add, size_t n, const char *const *k,
         u.admin =
             !strcmp(adm, "yes") || !strcmp(adm, "true") || !strcmp(adm, "1");
     u.created_ms = old ? old->created_ms : sl_now_ms();
-    rc = store_user(a, &u, msg, msglen);
+    snprintf(line, sizeof(line), "%s '%s' from %s: %s user '%s'%s",
+             who ? "user" : "client", who ? who : "anonymous",
+             peer ? peer : "?", add ? "added" : "changed the password of", name,
+             u.admin ? " (admin)" : "");
+    if (sl_cluster_users_on(a->b)) {
+        char exists[128], missing[128];
+        snprintf(exists, sizeof(exists),
+                 "user '%s' exists already (sluice user passwd changes its "
+                 "password)",
+                 name);
+        snprintf(missing, sizeof(missing), "no user '%s'", name);
+        rc = sl_cluster_users_propose_user(
+            a->b, &u,
+            (add ? SL_META_USER_NEW : SL_META_USER_EXISTING) |
+                (adm ? 0 : SL_META_USER_KEEP_ADMIN),
+            line, exists, missing, later, msg, msglen);
+    } else {
+        rc = store_user(a, &u, msg, msglen);
+        if (rc == SL_OK)
+            sl_auth_audit("%s", line);
+    }
     if (rc != SL_OK)
         return rc;
-    sl_auth_audit("%s '%s' from %s: %s user '%s'%s", who ? "user" : "client",
-                  who ? who : "anonymous", peer ? peer : "?",
-                  add ? "added" : "changed the password of", name,
-                  u.admin ? " (admin)" : "");
     sl_jw_obj(j);
     sl_jw_kstr(j, "name", name);
     sl_jw_key(j, "admin");
@@ -433,7 +532,8 @@ static sl_err v_user_set(sl_auth *a, int add, size_t n, const char *const *k,
 
 sl_err sl_auth_verb(sl_broker *b, const char *verb, size_t n,
                     const char *const *k, const char *const *v, const char *who,
-                    const char *peer, struct sl_jw *j, char *msg, size_t msglen)
+                    const char *peer, struct sl_jw *j, char *msg, size_t msglen,
+                    sl_auth_later *later)
 {
     sl_auth *a = auth_of(b);
     const char *name;
@@ -443,24 +543,41 @@ sl_err sl_auth_verb(sl_broker *b, const char *verb, size_t n,
         return SL_ERR_UNKNOWN;
     }
     if (!strcmp(verb, "user.add"))
-        return v_user_set(a, 1, n, k, v, who, peer, j, msg, msglen);
+        return v_user_set(a, 1, n, k, v, who, peer, j, msg, msglen, later);
     if (!strcmp(verb, "user.passwd"))
-        return v_user_set(a, 0, n, k, v, who, peer, j, msg, msglen);
+        return v_user_set(a, 0, n, k, v, who, peer, j, msg, msglen, later);
     if (!strcmp(verb, "user.delete")) {
         name = vget(n, k, v, "name");
         if (!name || !sl_auth_user_find(b, name)) {
             snprintf(msg, msglen, "no user '%.64s'", name ? name : "");
             return SL_ERR_NOT_FOUND;
         }
-        rc = delete_user(a, name, msg, msglen);
+        if (sl_cluster_users_on(b)) {
+            char line[300], missing[100];
+            sl_wb wb;
+            snprintf(line, sizeof(line),
+                     "%s '%s' from %s: deleted user '%s' and its rules",
+                     who ? "user" : "client", who ? who : "anonymous",
+                     peer ? peer : "?", name);
+            snprintf(missing, sizeof(missing), "no user '%.64s'", name);
+            sl_wb_init(&wb, 80);
+            sl_meta_enc_user_delete(&wb, name);
+            rc = sl_cluster_users_propose(b, &wb, line, NULL, missing, later,
+                                          msg, msglen);
+            sl_wb_fini(&wb);
+        } else {
+            rc = delete_user(a, name, msg, msglen);
+            if (rc == SL_OK)
+                sl_auth_audit("%s '%s' from %s: deleted user '%s' and its "
+                              "rules%s",
+                              who ? "user" : "client", who ? who : "anonymous",
+                              peer ? peer : "?", name,
+                              a->nusers == 0 ? "; no user is left: "
+                                               "authentication is off"
+                                             : "");
+        }
         if (rc != SL_OK)
             return rc;
-        sl_auth_audit("%s '%s' from %s: deleted user '%s' and its rules%s",
-                      who ? "user" : "client", who ? who : "anonymous",
-                      peer ? peer : "?", name,
-                      a->nusers == 0 ? "; no user is left: authentication "
-                                       "is off"
-                                     : "");
         sl_jw_obj(j);
         sl_jw_kstr(j, "deleted", name);
         sl_jw_end(j);
@@ -483,7 +600,7 @@ sl_err sl_auth_verb(sl_broker *b, const char *verb, size_t n,
         sl_jw_end(j);
         return SL_OK;
     }
-    return sl_acl_verb(b, verb, n, k, v, who, peer, j, msg, msglen);
+    return sl_acl_verb(b, verb, n, k, v, who, peer, j, msg, msglen, later);
 }
 
 /* ---- safe defaults
@@ -599,11 +716,17 @@ void sl_auth_module_init(sl_broker *b)
                      " iterations INTEGER NOT NULL,"
                      " stored_key BLOB NOT NULL, server_key BLOB NOT NULL,"
                      " admin INTEGER NOT NULL DEFAULT 0,"
-                     " created_ms INTEGER NOT NULL);",
+                     " created_ms INTEGER NOT NULL);"
+                     "CREATE TABLE IF NOT EXISTS cluster_sync("
+                     " key TEXT PRIMARY KEY, value INTEGER NOT NULL);",
                      err, sizeof(err));
     }
     if (rc == SL_OK)
+        rc = sl_peer_auth_load(b, err, sizeof(err));
+    if (rc == SL_OK)
         rc = load_users(a, err, sizeof(err));
+    if (rc == SL_OK)
+        a->synced_index = read_synced_index(a);
     if (rc == SL_OK)
         rc = sl_acl_load(b, err, sizeof(err));
     if (rc == SL_OK && b->cfg.stomp_users_file && b->cfg.stomp_users_file[0])

@@ -63,6 +63,8 @@ void sl_auth_conn_set_user(sl_conn *c, const char *user, int admin);
  */
 int sl_auth_cert_login(sl_broker *b, sl_conn *c, const char *proto,
                        const char *login);
+/* Every user, sorted by name (borrowed until the next store change). */
+void sl_auth_users(const sl_broker *b, const sl_user **users, size_t *n);
 /* Find a user (NULL if none). Borrowed until the next store change. */
 const sl_user *sl_auth_user_find(const sl_broker *b, const char *name);
 
@@ -95,13 +97,34 @@ sl_auth_job *sl_auth_check_password(sl_broker *b, const char *peer,
 /* The job's done will not run (its argument is going away). */
 void sl_auth_job_cancel(sl_auth_job *j);
 
+/* In a cluster a change to users or rules is a command of the metadata
+ * log (cluster_users.c): the verb returns SL_OK with pending set, and
+ * fn(arg, rc, msg) runs exactly once, later, when the log applied it (the
+ * answer in j stands only if rc is SL_OK). */
+typedef struct sl_auth_later {
+    void (*fn)(void *arg, sl_err rc, const char *msg);
+    void *arg;
+    int pending;
+} sl_auth_later;
+
 /* Admin verbs of the user store (admin.c's table): user.add, user.passwd,
  * user.delete, users, acl.grant, acl.revoke, acls. Answer into j, msg on
  * error. who/peer name the caller in the audit line. */
 sl_err sl_auth_verb(sl_broker *b, const char *verb, size_t n,
                     const char *const *keys, const char *const *values,
                     const char *who, const char *peer, struct sl_jw *j,
-                    char *msg, size_t msglen);
+                    char *msg, size_t msglen, sl_auth_later *later);
+
+/*
+ * A cluster's users and rules come from the metadata log: replace the
+ * store's users and rules by these, remembering the log index they are
+ * as of (one transaction). sl_auth_synced_index: that index (0: never).
+ */
+struct sl_acl_rule;
+sl_err sl_auth_store_replace(sl_broker *b, const sl_user *users, size_t n,
+                             const struct sl_acl_rule *rules, size_t nrules,
+                             uint64_t index, char *err, size_t errlen);
+uint64_t sl_auth_synced_index(const sl_broker *b);
 
 /* Store access for acl.c: run SQL on meta.db (the auth connection). */
 struct sqlite3 *sl_auth_db(sl_broker *b);

@@ -16,6 +16,7 @@
 #include "broker/broker.h"
 
 #define AUTH_THREADS 2
+#define PEER_SEEN 4096
 #define ADDR_SLOTS 256
 #define FAIL_FORGET_MS (5 * 60 * 1000)
 #define DELAY_MAX_MS 10000
@@ -29,7 +30,7 @@
 #define AUDIT_SUMMARY_MS 10000
 
 enum { JOB_PASSWORD = 1, JOB_SCRAM = 2 };
-enum { MECH_NONE = 0, MECH_SCRAM, MECH_PLAIN, MECH_EXTERNAL };
+enum { MECH_NONE = 0, MECH_SCRAM, MECH_PLAIN, MECH_EXTERNAL, MECH_BROKER };
 enum { CERT_LOGIN_NONE = 0, CERT_LOGIN_CN, CERT_LOGIN_SAN };
 
 typedef struct addr_ent {
@@ -89,6 +90,16 @@ struct sl_auth {
     sl_auth_job *delayed; /* waiting for their time (loop only) */
     addr_ent addrs[ADDR_SLOTS];
     uint64_t failures; /* /metrics some day */
+    uint64_t synced_index; /* cluster: log index of the users and rules */
+    /* peer_auth.c: the cluster secret and the nonces of recent broker
+     * logins (a replayed login is refused) */
+    uint8_t peer_secret[256];
+    size_t peer_secret_len;
+    struct {
+        uint8_t nonce[16];
+        int64_t ms;
+    } peer_seen[PEER_SEEN];
+    size_t peer_seen_next;
     /* audit lines of logins: token bucket (thousandths), dropped counts */
     int64_t tok_milli, tok_at;
     long sup_ok, sup_fail;
@@ -102,6 +113,7 @@ typedef struct conn_auth {
     char user[65];
     int authed, admin;
     int via_cert;   /* logged in by its TLS client certificate */
+    int32_t broker; /* another broker of the cluster (peer_auth.c): its id */
     int cert_tried; /* that was looked at (once per connection) */
     char *cert_why; /* why the certificate did not log it in */
     int mech, step;

@@ -13,6 +13,7 @@
 
 #include "broker/acl.h"
 #include "broker/binary.h"
+#include "broker/peer_auth.h"
 #include "protocol/api.h"
 #include "protocol/log.h"
 
@@ -245,6 +246,9 @@ static void h_sasl_handshake(sl_broker *b, sl_conn *c, const sl_req *req,
         ca->mech = MECH_PLAIN;
     } else if (sl_str_eq(q.mechanism, "EXTERNAL") && s.nmechanisms == 3) {
         ca->mech = MECH_EXTERNAL;
+    } else if (sl_str_eq(q.mechanism, SL_PEER_MECH) &&
+               sl_peer_auth_enabled(b)) {
+        ca->mech = MECH_BROKER; /* not listed: brokers know it */
     } else {
         snprintf(msg, sizeof(msg),
                  "SASL mechanism '%.*s' is not enabled on this connection "
@@ -546,6 +550,33 @@ static void external_auth(conn_auth *ca, const uint8_t *m, size_t len,
     auth_reply(r, corr, NULL, 0, 1);
 }
 
+/* SLUICE-BROKER (peer_auth.c): another broker of the cluster. Checked
+ * here on the loop (two HMACs), so the request behind it runs logged in. */
+static void broker_auth(conn_auth *ca, const uint8_t *m, size_t len,
+                        sl_reply *r, uint32_t corr)
+{
+    char why[300], reply[80], msg[400];
+    int32_t node = 0;
+    if (sl_peer_auth_check(ca->b, m, len, &node, reply, sizeof(reply), why,
+                           sizeof(why)) != SL_OK) {
+        if (auth_audit_take(auth_of(ca->b), 0))
+            sl_auth_audit("authentication failed: broker login from %s: %s",
+                          sl_conn_peer(ca->c), why);
+        snprintf(msg, sizeof(msg), "AUTHENTICATION_FAILED: %s", why);
+        sasl_fail(ca, r, SL_ERR_AUTHENTICATION_FAILED, msg);
+        return;
+    }
+    snprintf(ca->user, sizeof(ca->user), "(node %d)", (int)node);
+    ca->broker = node;
+    ca->authed = 1;
+    ca->admin = 1;
+    ca->mech = MECH_NONE;
+    sl_conn_handshake_done(ca->c);
+    sl_log(SL_DEBUG, "auth", "broker login: node %d from %s", (int)node,
+           sl_conn_peer(ca->c));
+    auth_reply(r, corr, reply, strlen(reply), 1);
+}
+
 static void h_sasl_authenticate(sl_broker *b, sl_conn *c, const sl_req *req,
                                 sl_reply *r)
 {
@@ -574,9 +605,37 @@ static void h_sasl_authenticate(sl_broker *b, sl_conn *c, const sl_req *req,
         plain_auth(ca, q.data, q.len, r, req->correlation_id, req->peer);
     else if (ca->mech == MECH_EXTERNAL)
         external_auth(ca, q.data, q.len, r, req->correlation_id);
+    else if (ca->mech == MECH_BROKER)
+        broker_auth(ca, q.data, q.len, r, req->correlation_id);
     else
         sasl_fail(ca, r, SL_ERR_AUTHENTICATION_FAILED,
                   "SASL_AUTHENTICATE before SASL_HANDSHAKE");
+}
+
+/* Replica fetches (FETCH version 2) and CLUSTER_FORWARD are for the
+ * brokers of the cluster: once a cluster secret is set or users exist,
+ * only a connection logged in with the secret may send them. 1 (msg
+ * filled) when req is one and c is not such a connection. */
+static int broker_only(sl_broker *b, sl_conn *c, const sl_req *req, char *msg,
+                       size_t msglen)
+{
+    conn_auth *ca;
+    int fetch = req->api_key == SL_API_FETCH && req->api_version >= 2;
+    if (!fetch && req->api_key != SL_API_CLUSTER_FORWARD)
+        return 0;
+    if (!sl_peer_auth_enabled(b) && !sl_auth_enabled(b))
+        return 0; /* a cluster without a secret: as before (a WARN at start) */
+    ca = sl_conn_auth(c);
+    if (ca && ca->authed && ca->broker)
+        return 0;
+    snprintf(msg, msglen,
+             "AUTHORIZATION_FAILED: %s is for the brokers of the cluster "
+             "only; this connection did not log in with the cluster "
+             "secret (SASL %s)",
+             fetch ? "a replica fetch (FETCH version 2, a replica id)"
+                   : "CLUSTER_FORWARD",
+             SL_PEER_MECH);
+    return 1;
 }
 
 int sl_auth_binary_gate(sl_broker *b, sl_conn *c, const sl_req *req,
@@ -588,6 +647,11 @@ int sl_auth_binary_gate(sl_broker *b, sl_conn *c, const sl_req *req,
     if (k == SL_API_HANDSHAKE || k == SL_API_SASL_HANDSHAKE ||
         k == SL_API_SASL_AUTHENTICATE)
         return 1;
+    if (broker_only(b, c, req, msg, sizeof(msg))) {
+        sl_conn_warn(c, "not-a-broker", "%s", msg);
+        sl_reply_error(r, SL_ERR_AUTHORIZATION_FAILED, msg);
+        return 0;
+    }
     user = sl_auth_conn_user(c);
     if (!user && sl_auth_enabled(b)) {
         cert_login_implicit(b, c);

@@ -47,6 +47,7 @@ struct sl_broker {
     sl_topics *topics;
     int lock_fd;
     struct sl_bcluster *cluster; /* NULL unless --node-id (cluster.c) */
+    struct sl_cluster_users *cluster_users; /* cluster_users.c */
     /* cluster.c: refuses client appends to partitions this node does not
      * lead (SL_ERR_NOT_LEADER); replica.c sets `replicating` around its
      * own appends, which the guard lets through */

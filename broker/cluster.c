@@ -29,7 +29,9 @@
 
 #include "broker/broker.h"
 #include "broker/cluster.h"
+#include "broker/cluster_users.h"
 #include "broker/forward.h"
+#include "broker/peer_auth.h"
 #include "broker/replica.h"
 #include "cluster/node.h"
 #include "protocol/api.h"
@@ -85,6 +87,7 @@ typedef struct fwd {
     sl_cluster_done_fn fn;
     void *arg;
     int done;
+    sl_peer_login login; /* with a cluster secret (peer_auth.c) */
 } fwd;
 
 static void fwd_finish(fwd *f, sl_err rc, const char *msg)
@@ -115,6 +118,16 @@ static void fwd_read_cb(struct bufferevent *bev, void *arg)
 
     int prc;
 
+    if (f->login.left) {
+        prc = sl_peer_login_read(&f->login, in, msg, sizeof(msg));
+        if (prc < 0) {
+            sl_log(SL_WARN, "cluster", "metadata leader: %s", msg);
+            fwd_finish(f, SL_ERR_AUTHENTICATION_FAILED, msg);
+        }
+        if (prc <= 0)
+            return;
+        avail = evbuffer_get_length(in);
+    }
     if (avail < 4)
         return;
     p = evbuffer_pullup(in, 4);
@@ -174,7 +187,8 @@ static sl_err forward(sl_broker *b, const char *addr, const void *cmd,
     f->arg = arg;
     bufferevent_setcb(f->bev, fwd_read_cb, NULL, fwd_event_cb, f);
     bufferevent_enable(f->bev, EV_READ | EV_WRITE);
-    if (bufferevent_write(f->bev, wb.p, wb.len) != 0 ||
+    if (sl_peer_login_start(b, &f->login, f->bev) != SL_OK ||
+        bufferevent_write(f->bev, wb.p, wb.len) != 0 ||
         bufferevent_socket_connect(f->bev, (struct sockaddr *)&ss, slen) !=
             0) {
         rc = SL_ERR_DISCONNECTED;
@@ -302,6 +316,7 @@ static void reconcile(sl_broker *b)
     if (b->cluster->replicas)
         sl_replicas_update(b->cluster->replicas);
     ac_poll(b);
+    sl_cluster_users_sync(b);
 }
 
 static void drain_cb(evutil_socket_t fd, short what, void *arg)
@@ -814,11 +829,13 @@ static void h_cluster_forward(sl_broker *b, sl_conn *c, const sl_req *req,
     }
     type = sl_meta_cmd_type(cmd, len);
     if (type != SL_MCMD_REGISTER_NODE && type != SL_MCMD_CREATE_TOPIC &&
-        type != SL_MCMD_DELETE_TOPIC && type != SL_MCMD_PARTITION_CHANGE) {
+        type != SL_MCMD_DELETE_TOPIC && type != SL_MCMD_PARTITION_CHANGE &&
+        type != SL_MCMD_USER_UPSERT && type != SL_MCMD_USER_DELETE &&
+        type != SL_MCMD_ACL_CHANGE) {
         sl_reply_error(r, SL_ERR_INVALID_ARG,
                        "CLUSTER_FORWARD: only node registrations, topic "
-                       "creation and deletion and in-sync set changes are "
-                       "forwarded");
+                       "creation and deletion, in-sync set changes and "
+                       "changes to users and rules are forwarded");
         return;
     }
     if (not_leader_msg(b, msg, sizeof(msg))) {
@@ -1241,6 +1258,7 @@ sl_err sl_bcluster_start(sl_broker *b, char *err, size_t errlen)
     b->defer_create = defer_create;
     sl_binary_register(b, SL_API_CREATE_TOPICS, 1, 1, h_create_topics);
     sl_binary_register(b, SL_API_DELETE_TOPICS, 1, 1, h_delete_topics);
+    sl_cluster_users_start(b);
     return SL_OK;
 }
 
@@ -1260,6 +1278,7 @@ void sl_bcluster_stop(sl_broker *b)
     bc->node = NULL;
     while (bc->fwds)
         fwd_finish(bc->fwds, SL_ERR_SHUTTING_DOWN, "the broker is stopping");
+    sl_cluster_users_stop(b); /* after the completions above */
     while (bc->acs) { /* their requests fail: the topic is not there */
         bc->acs->done = 1;
         bc->acs->rc = SL_ERR_SHUTTING_DOWN;

@@ -359,6 +359,13 @@ SL_CFG(bootstrap_admin, "bootstrap-admin", STR, "", 0, 0, 0, NULL,
        "Create this administrator at start if no user exists yet, with the "
        "password from the SLUICE_ADMIN_PASSWORD environment variable (never "
        "on the command line). Authentication is on once a user exists.")
+SL_CFG(cluster_secret_file, "cluster-secret-file", STR, "", 0, 0, 0, NULL,
+       "Cluster mode: a file holding the secret every node of the cluster "
+       "shares (at least 16 bytes; chmod 600). Connections between brokers "
+       "(followers' fetches, forwarded produces and metadata commands) "
+       "authenticate with it, and replica fetches and CLUSTER_FORWARD from "
+       "any other connection are refused. Required once users exist "
+       "(docs/security.md, Clusters).")
 SL_CFG(login_failure_delay_ms, "login-failure-delay-ms", MS, "100", 0, 60000,
        0, NULL,
        "Slow-down of failed logins per client address: from the third "

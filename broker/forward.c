@@ -29,9 +29,10 @@
  * names none (an election in progress) the forward fails with
  * SL_ERR_NOT_LEADER and the client retries, as it would after a failover.
  *
- * Not authenticated yet (like CLUSTER_FORWARD and follower fetches): a
- * leader with users configured refuses the PRODUCE; issue 16 brings
- * inter-broker identity.
+ * With a cluster secret the connection first logs in as a broker
+ * (peer_auth.c), so a leader with users accepts the PRODUCE: the node
+ * that took the client's SEND checked the user's rules before it got
+ * here.
  *
  * @thread loop (everything here)
  */
@@ -46,6 +47,7 @@
 #include "broker/broker.h"
 #include "broker/cluster.h"
 #include "broker/forward.h"
+#include "broker/peer_auth.h"
 #include "protocol/api.h"
 #include "protocol/frame.h"
 #include "protocol/log.h"
@@ -69,6 +71,7 @@ typedef struct fa_link {
     struct bufferevent *bev;
     uint32_t corr;
     fa_req *head, *tail;
+    sl_peer_login login; /* with a cluster secret (peer_auth.c) */
 } fa_link;
 
 struct sl_fwd {
@@ -138,6 +141,17 @@ static void read_cb(struct bufferevent *bev, void *arg)
     fa_link *l = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
 
+    if (l->login.left) {
+        char msg[300];
+        int lr = sl_peer_login_read(&l->login, in, msg, sizeof(msg));
+        if (lr < 0) {
+            sl_log(SL_WARN, "forward", "leader %d at %s: %s", (int)l->leader,
+                   l->addr, msg);
+            link_fail(l, SL_ERR_AUTHENTICATION_FAILED);
+        }
+        if (lr <= 0)
+            return;
+    }
     while (l->bev) {
         size_t avail = evbuffer_get_length(in), flen = 0;
         const uint8_t *p;
@@ -253,7 +267,8 @@ static fa_link *link_get(sl_fwd *fw, int32_t leader, const char *addr)
         return NULL;
     bufferevent_setcb(l->bev, read_cb, NULL, event_cb, l);
     bufferevent_enable(l->bev, EV_READ | EV_WRITE);
-    if (bufferevent_socket_connect(l->bev, (struct sockaddr *)&ss, slen) != 0) {
+    if (sl_peer_login_start(fw->b, &l->login, l->bev) != SL_OK ||
+        bufferevent_socket_connect(l->bev, (struct sockaddr *)&ss, slen) != 0) {
         bufferevent_free(l->bev);
         l->bev = NULL;
         return NULL;

@@ -48,6 +48,7 @@
 #include "broker/broker.h"
 #include "broker/cluster.h"
 #include "broker/replica.h"
+#include "broker/peer_auth.h"
 #include "cluster/meta.h"
 #include "protocol/api.h"
 #include "protocol/batch.h"
@@ -117,6 +118,7 @@ typedef struct fetcher {
     int connected, inflight, dead;
     uint32_t corr;
     dwait *waits; /* local fsyncs of the last response's appends */
+    sl_peer_login login; /* with a cluster secret (peer_auth.c) */
 } fetcher;
 
 static int is_stalled(sl_replicas *rs, const char *topic, int32_t p,
@@ -409,6 +411,17 @@ static void read_cb(struct bufferevent *bev, void *arg)
     fetcher *f = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
 
+    if (f->login.left) {
+        char msg[300];
+        int lr = sl_peer_login_read(&f->login, in, msg, sizeof(msg));
+        if (lr < 0) {
+            sl_log(SL_WARN, "replica", "leader %d at %s: %s", (int)f->leader,
+                   f->addr, msg);
+            retry_later(f);
+        }
+        if (lr <= 0)
+            return;
+    }
     for (;;) {
         size_t avail = evbuffer_get_length(in), flen = 0;
         const uint8_t *p = evbuffer_pullup(in, avail < 4 ? (ssize_t)avail : 4);
@@ -472,7 +485,8 @@ static void connect_fetcher(fetcher *f)
         return;
     bufferevent_setcb(f->bev, read_cb, NULL, event_cb, f);
     bufferevent_enable(f->bev, EV_READ | EV_WRITE);
-    if (bufferevent_socket_connect(f->bev, (struct sockaddr *)&ss, slen) != 0)
+    if (sl_peer_login_start(f->rs->b, &f->login, f->bev) != SL_OK ||
+        bufferevent_socket_connect(f->bev, (struct sockaddr *)&ss, slen) != 0)
         retry_later(f);
 }
 

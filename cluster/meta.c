@@ -4,6 +4,7 @@
  * and docs/cluster.md section 2.
  */
 #include "cluster/meta.h"
+#include "cluster/meta_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +61,7 @@ void sl_meta_fini(sl_meta *m)
     for (size_t i = 0; i < m->ntopics; i++)
         topic_free(m->topics[i]);
     free(m->topics);
+    sl_meta_auth_fini(m);
     memset(m, 0, sizeof(*m));
 }
 
@@ -231,8 +233,9 @@ void sl_meta_enc_partition_change(sl_wb *wb, const char *topic, int32_t part,
 int sl_meta_cmd_type(const void *buf, size_t len)
 {
     const uint8_t *p = buf;
-    if (len < 2 || p[0] != SL_META_VERSION || p[1] < SL_MCMD_REGISTER_NODE ||
-        p[1] > SL_MCMD_PARTITION_CHANGE)
+    if (len < 2 || p[0] != SL_META_VERSION ||
+        ((p[1] < SL_MCMD_REGISTER_NODE || p[1] > SL_MCMD_PARTITION_CHANGE) &&
+         (p[1] < SL_MCMD_USER_UPSERT || p[1] > SL_MCMD_ACL_CHANGE)))
         return 0;
     return p[1];
 }
@@ -558,6 +561,11 @@ sl_err sl_meta_apply(sl_meta *m, uint64_t index, const void *buf, size_t len)
     case SL_MCMD_DELETE_TOPIC:
         rc = apply_delete(m, &rd);
         break;
+    case SL_MCMD_USER_UPSERT:
+    case SL_MCMD_USER_DELETE:
+    case SL_MCMD_ACL_CHANGE:
+        rc = sl_meta_auth_apply(m, index, type, &rd);
+        break;
     default:
         rc = apply_part_change(m, &rd);
         break;
@@ -567,16 +575,21 @@ sl_err sl_meta_apply(sl_meta *m, uint64_t index, const void *buf, size_t len)
 
 /* ---- snapshot / restore ---------------------------------------------------
  *
- *   u8 version | u64 applied | u32 nnodes x {i32 id, str16 raft_addr,
+ *   u8 version (2) | u64 applied | u32 nnodes x {i32 id, str16 raft_addr,
  *   str16 addr, str16 stomp_addr, u8 fenced} | u32 ntopics x {str16 name,
  *   i32 nparts, i32 rf, u32 ncfg x {str16 key, str16 value}, nparts x
  *   {i32 leader, i32 leader_epoch, i32 part_epoch, u8 nrep, nrep x i32,
- *   u8 nisr, nisr x i32}}
+ *   u8 nisr, nisr x i32}} | the users and rules (meta_int.h; version 1,
+ *   before them, has no such section)
  */
+
+/* Snapshots with the users and rules section; version 1 (before them) is
+ * still restored, without users. */
+#define SNAP_VERSION 2
 
 void sl_meta_snapshot(const sl_meta *m, sl_wb *wb)
 {
-    sl_wb_u8(wb, SL_META_VERSION);
+    sl_wb_u8(wb, SNAP_VERSION);
     sl_wb_u64(wb, m->applied);
     sl_wb_u32(wb, (uint32_t)m->nnodes);
     for (size_t i = 0; i < m->nnodes; i++) {
@@ -611,6 +624,7 @@ void sl_meta_snapshot(const sl_meta *m, sl_wb *wb)
                 sl_wb_u32(wb, (uint32_t)mp->isr[r]);
         }
     }
+    sl_meta_auth_snapshot(m, wb);
 }
 
 sl_err sl_meta_restore(sl_meta *m, const void *buf, size_t len)
@@ -618,10 +632,12 @@ sl_err sl_meta_restore(sl_meta *m, const void *buf, size_t len)
     sl_meta n;
     sl_rd rd;
     uint32_t cnt;
+    int version;
 
     sl_meta_init(&n);
     sl_rd_init(&rd, buf, len);
-    if (sl_rd_u8(&rd) != SL_META_VERSION)
+    version = sl_rd_u8(&rd);
+    if (version != 1 && version != SNAP_VERSION)
         return SL_ERR_CORRUPT;
     n.applied = sl_rd_u64(&rd);
     cnt = sl_rd_u32(&rd);
@@ -678,6 +694,9 @@ sl_err sl_meta_restore(sl_meta *m, const void *buf, size_t len)
                 mp->isr[r] = (int32_t)sl_rd_u32(&rd);
         }
     }
+    if (!rd.err && version == SNAP_VERSION &&
+        sl_meta_auth_restore(&n, &rd) != SL_OK)
+        goto bad;
     if (rd.err || sl_rd_left(&rd) != 0)
         goto bad;
     sl_meta_fini(m);
@@ -777,4 +796,26 @@ int sl_meta_check(const sl_meta *m, char *err, size_t errlen)
         }
     }
     return 0;
+}
+
+/* ---- for meta_auth.c (meta_int.h) ---------------------------------------- */
+
+void *sl_meta_xcalloc(size_t n, size_t sz)
+{
+    return xcalloc(n, sz);
+}
+
+char *sl_meta_rd_strdup(sl_rd *rd)
+{
+    return rd_strdup(rd);
+}
+
+void sl_meta_wb_str(sl_wb *wb, const char *s)
+{
+    wb_str(wb, s);
+}
+
+void sl_meta_enc_head(sl_wb *wb, int type)
+{
+    enc_head(wb, type);
 }

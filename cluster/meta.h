@@ -24,6 +24,13 @@
  *   PARTITION_CHANGE  str16 topic, i32 partition, i32 expect_part_epoch,
  *                     i32 leader, u32 nisr x i32 isr
  *                     (the leader epoch increases when leader changes)
+ *   USER_UPSERT       str16 name, u8 flags, u8 admin, i64 created_ms,
+ *                     u8 saltlen x salt, u32 iterations, 32 stored_key,
+ *                     32 server_key (SCRAM-SHA-256: never a password)
+ *   USER_DELETE       str16 name (its rules go too)
+ *   ACL_CHANGE        str16 user, u8 kind, str16 pattern, u8 prefix,
+ *                     u32 ops_add, u32 ops_remove (a rule whose ops end
+ *                     up empty is removed)
  *
  * Apply validates each command against the image; a command that does not
  * fit (topic exists, stale partition epoch, unknown node) changes nothing
@@ -71,6 +78,10 @@ enum sl_meta_cmd {
     SL_MCMD_CREATE_TOPIC = 4,
     SL_MCMD_DELETE_TOPIC = 5,
     SL_MCMD_PARTITION_CHANGE = 6,
+    /* users and permissions (issue 16; cluster/meta_auth.c) */
+    SL_MCMD_USER_UPSERT = 20,
+    SL_MCMD_USER_DELETE = 21,
+    SL_MCMD_ACL_CHANGE = 22,
 };
 
 typedef struct sl_mi_node {
@@ -98,12 +109,46 @@ typedef struct sl_mi_topic {
     sl_mi_part *parts; /* nparts */
 } sl_mi_topic;
 
+/* A user: SCRAM-SHA-256 credentials (broker/auth.h's sl_user). */
+#define SL_META_KEY_LEN 32
+#define SL_META_MAX_USERS 100000
+#define SL_META_MAX_ACLS 1000000
+typedef struct sl_mi_user {
+    char *name;
+    uint8_t salt[64];
+    uint8_t saltlen;
+    uint32_t iter;
+    uint8_t stored_key[SL_META_KEY_LEN], server_key[SL_META_KEY_LEN];
+    uint8_t admin;
+    int64_t created_ms;
+} sl_mi_user;
+
+/* A permission rule (broker/acl.h): kind 1 topic, 2 group, 3 cluster. */
+typedef struct sl_mi_acl {
+    char *user;
+    uint8_t kind, prefix;
+    char *pattern; /* "" for the cluster */
+    uint32_t ops;
+} sl_mi_acl;
+
+/* USER_UPSERT flags: the user must not exist yet (user add: the first
+ * proposal of a name wins); must exist (passwd); keep the admin role the
+ * user has. */
+#define SL_META_USER_NEW 1
+#define SL_META_USER_EXISTING 2
+#define SL_META_USER_KEEP_ADMIN 8
+
 typedef struct sl_meta {
     uint64_t applied; /* index of the last command applied */
     sl_mi_node *nodes; /* sorted by id */
     size_t nnodes;
     sl_mi_topic **topics; /* sorted by name */
     size_t ntopics;
+    sl_mi_user *users; /* sorted by name */
+    size_t nusers;
+    sl_mi_acl *acls; /* sorted by user, kind, pattern, prefix */
+    size_t nacls;
+    uint64_t auth_index; /* index of the last change to users or rules */
 } sl_meta;
 
 void sl_meta_init(sl_meta *m);
@@ -139,6 +184,17 @@ void sl_meta_enc_delete_topic(sl_wb *wb, const char *name);
 void sl_meta_enc_partition_change(sl_wb *wb, const char *topic, int32_t part,
                                   int32_t expect_part_epoch, int32_t leader,
                                   const int32_t *isr, int32_t nisr);
+
+/* Users and rules (meta_auth.c). An upsert validates nothing about the
+ * password (there is none): salt 1..64 bytes, iterations >= 1. */
+void sl_meta_enc_user_upsert(sl_wb *wb, const sl_mi_user *u, int flags);
+void sl_meta_enc_user_delete(sl_wb *wb, const char *name);
+void sl_meta_enc_acl_change(sl_wb *wb, const char *user, int kind,
+                            const char *pattern, int prefix, uint32_t add,
+                            uint32_t remove);
+const sl_mi_user *sl_meta_user_find(const sl_meta *m, const char *name);
+const sl_mi_acl *sl_meta_acl_find(const sl_meta *m, const char *user,
+                                  int kind, const char *pattern, int prefix);
 
 /* The command type of an encoded command, or 0 if it does not decode. */
 int sl_meta_cmd_type(const void *buf, size_t len);

@@ -407,6 +407,111 @@ static void test_liveness_cmds(void **state)
     sl_meta_fini(&m);
 }
 
+static void user_of(sl_mi_user *u, const char *name, uint8_t fill, int admin)
+{
+    memset(u, 0, sizeof(*u));
+    u->name = (char *)name;
+    u->saltlen = 16;
+    memset(u->salt, fill, 16);
+    u->iter = 4096;
+    memset(u->stored_key, fill + 1, SL_META_KEY_LEN);
+    memset(u->server_key, fill + 2, SL_META_KEY_LEN);
+    u->admin = (uint8_t)admin;
+    u->created_ms = 1000 + fill;
+}
+
+/* Users and rules (meta_auth.c): what apply decides from the state, and
+ * that snapshots carry them. */
+static void test_users_and_rules(void **state)
+{
+    sl_meta m, r;
+    sl_mi_user u;
+    sl_wb wb, s1, s2;
+    (void)state;
+    sl_meta_init(&m);
+    sl_meta_init(&r);
+    sl_wb_init(&wb, 64);
+    /* two nodes seed the same administrator: the first one's wins */
+    user_of(&u, "admin", 1, 1);
+    sl_meta_enc_user_upsert(&wb, &u, SL_META_USER_NEW);
+    assert_int_equal(apply_wb(&m, &wb), SL_OK);
+    assert_int_equal(m.auth_index, g_index);
+    user_of(&u, "admin", 9, 1);
+    sl_meta_enc_user_upsert(&wb, &u, SL_META_USER_NEW);
+    assert_int_equal(apply_wb(&m, &wb), SL_ERR_INVALID_ARG);
+    assert_int_equal(sl_meta_user_find(&m, "admin")->salt[0], 1);
+    /* add refuses an existing user; passwd needs one; keep admin */
+    user_of(&u, "bob", 2, 0);
+    sl_meta_enc_user_upsert(&wb, &u, SL_META_USER_EXISTING);
+    assert_int_equal(apply_wb(&m, &wb), SL_ERR_NOT_FOUND);
+    sl_meta_enc_user_upsert(&wb, &u, SL_META_USER_NEW);
+    assert_int_equal(apply_wb(&m, &wb), SL_OK);
+    sl_meta_enc_user_upsert(&wb, &u, SL_META_USER_NEW);
+    assert_int_not_equal(apply_wb(&m, &wb), SL_OK);
+    user_of(&u, "alice", 3, 0);
+    sl_meta_enc_user_upsert(&wb, &u, SL_META_USER_NEW);
+    assert_int_equal(apply_wb(&m, &wb), SL_OK);
+    assert_int_equal(m.nusers, 3);
+    assert_string_equal(m.users[0].name, "admin"); /* sorted */
+    assert_string_equal(m.users[1].name, "alice");
+    user_of(&u, "admin", 5, 0);
+    sl_meta_enc_user_upsert(&wb, &u,
+                            SL_META_USER_EXISTING | SL_META_USER_KEEP_ADMIN);
+    assert_int_equal(apply_wb(&m, &wb), SL_OK);
+    assert_int_equal(sl_meta_user_find(&m, "admin")->admin, 1);
+    assert_int_equal(sl_meta_user_find(&m, "admin")->salt[0], 5);
+    assert_int_equal(sl_meta_user_find(&m, "admin")->created_ms, 1001);
+    /* rules: grant needs the user; grants add up; revokes remove bits */
+    sl_meta_enc_acl_change(&wb, "carol", 1, "orders", 0, 1, 0);
+    assert_int_equal(apply_wb(&m, &wb), SL_ERR_NOT_FOUND);
+    sl_meta_enc_acl_change(&wb, "bob", 1, "orders", 0, 1, 0);
+    assert_int_equal(apply_wb(&m, &wb), SL_OK);
+    sl_meta_enc_acl_change(&wb, "bob", 1, "orders", 0, 2, 0);
+    assert_int_equal(apply_wb(&m, &wb), SL_OK);
+    sl_meta_enc_acl_change(&wb, "bob", 2, "g", 1, 0x40, 0);
+    assert_int_equal(apply_wb(&m, &wb), SL_OK);
+    sl_meta_enc_acl_change(&wb, "alice", 3, "ignored", 1, 0x20, 0);
+    assert_int_equal(apply_wb(&m, &wb), SL_OK);
+    assert_non_null(sl_meta_acl_find(&m, "alice", 3, "", 0));
+    assert_int_equal(sl_meta_acl_find(&m, "bob", 1, "orders", 0)->ops, 3);
+    sl_meta_enc_acl_change(&wb, "bob", 1, "orders", 0, 0, 1);
+    assert_int_equal(apply_wb(&m, &wb), SL_OK);
+    assert_int_equal(sl_meta_acl_find(&m, "bob", 1, "orders", 0)->ops, 2);
+    sl_meta_enc_acl_change(&wb, "bob", 1, "nothing", 0, 0, 0x1ff);
+    assert_int_equal(apply_wb(&m, &wb), SL_ERR_NOT_FOUND);
+    /* snapshot and restore carry users, rules and auth_index */
+    sl_wb_init(&s1, 64);
+    sl_wb_init(&s2, 64);
+    sl_meta_snapshot(&m, &s1);
+    assert_int_equal(sl_meta_restore(&r, s1.p, s1.len), SL_OK);
+    sl_meta_snapshot(&r, &s2);
+    assert_int_equal(s1.len, s2.len);
+    assert_memory_equal(s1.p, s2.p, s1.len);
+    assert_int_equal(r.auth_index, m.auth_index);
+    assert_int_equal(r.nusers, 3);
+    assert_int_equal(sl_meta_acl_find(&r, "bob", 2, "g", 1)->ops, 0x40);
+    for (size_t n = 0; n < s1.len; n++)
+        assert_int_equal(sl_meta_restore(&r, s1.p, n), SL_ERR_CORRUPT);
+    /* deleting a user deletes its rules */
+    sl_meta_enc_user_delete(&wb, "bob");
+    assert_int_equal(apply_wb(&m, &wb), SL_OK);
+    assert_null(sl_meta_user_find(&m, "bob"));
+    assert_null(sl_meta_acl_find(&m, "bob", 2, "g", 1));
+    assert_int_equal(m.nacls, 1);
+    sl_meta_enc_user_delete(&wb, "bob");
+    assert_int_equal(apply_wb(&m, &wb), SL_ERR_NOT_FOUND);
+    /* a bad name changes nothing */
+    user_of(&u, "no spaces", 4, 0);
+    sl_meta_enc_user_upsert(&wb, &u, 0);
+    assert_int_equal(apply_wb(&m, &wb), SL_ERR_MALFORMED);
+    assert_int_equal(m.nusers, 2);
+    sl_wb_fini(&s1);
+    sl_wb_fini(&s2);
+    sl_wb_fini(&wb);
+    sl_meta_fini(&m);
+    sl_meta_fini(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -419,6 +524,7 @@ int main(void)
         cmocka_unit_test(test_partition_change_cas),
         cmocka_unit_test(test_snapshot_roundtrip),
         cmocka_unit_test(test_liveness_cmds),
+        cmocka_unit_test(test_users_and_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

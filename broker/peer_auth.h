@@ -1,0 +1,60 @@
+/*
+ * peer_auth.h - brokers of a cluster prove to each other that they hold
+ * the cluster secret (cluster-secret-file), before any request on a
+ * connection between them (broker/peer_auth.c has the design).
+ * @thread loop
+ */
+#ifndef SL_BROKER_PEER_AUTH_H
+#define SL_BROKER_PEER_AUTH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "broker/broker.h"
+#include "protocol/err.h"
+
+struct evbuffer;
+struct bufferevent;
+
+#define SL_PEER_MECH "SLUICE-BROKER"
+
+/* The client side, one per connection to another broker. */
+typedef struct sl_peer_login {
+    int left;        /* replies of the login still to read */
+    uint32_t corr;   /* of the SASL_AUTHENTICATE */
+    uint8_t expect[32]; /* the server's proof */
+} sl_peer_login;
+
+/*
+ * Queue the login (SASL_HANDSHAKE SLUICE-BROKER, SASL_AUTHENTICATE with
+ * the proof) on bev before the connection's first request; its replies
+ * come first, in order. Without a cluster secret nothing is sent.
+ * SL_OK or SL_ERR_NOMEM.
+ */
+sl_err sl_peer_login_start(sl_broker *b, sl_peer_login *pl,
+                           struct bufferevent *bev);
+/*
+ * At the top of the connection's read callback: consume the login's
+ * replies at the head of in. 1: done (what follows is the connection's
+ * own), 0: more bytes needed, -1: refused or the other side is no broker
+ * of this cluster (msg says why: close the connection).
+ */
+int sl_peer_login_read(sl_peer_login *pl, struct evbuffer *in, char *msg,
+                       size_t msglen);
+
+/* The server side (auth_sasl.c). 1 when a cluster secret is loaded. */
+int sl_peer_auth_enabled(const sl_broker *b);
+/*
+ * Check a login message: node id, time, nonce and proof. SL_OK with
+ * *node and reply (the server's proof, NUL-terminated) filled, else
+ * SL_ERR_AUTHENTICATION_FAILED with why. A message is accepted once (a
+ * replayed one is refused) and only within 5 minutes of its time.
+ */
+sl_err sl_peer_auth_check(sl_broker *b, const uint8_t *m, size_t len,
+                          int32_t *node, char *reply, size_t replylen,
+                          char *why, size_t whylen);
+/* Read cluster-secret-file (auth module init): SL_OK, or an error with
+ * err naming the problem (missing, too short). */
+sl_err sl_peer_auth_load(sl_broker *b, char *err, size_t errlen);
+
+#endif
