@@ -33,8 +33,11 @@
  * the login threads like a STOMP passcode (slowed down after failures);
  * without them 401 with WWW-Authenticate, with a wrong one 401 too. The
  * verb then runs as that user: acl.c checks what it needs (403 when no
- * rule allows it). /metrics, /healthz, /readyz and the console's files
- * need no login.
+ * rule allows it). On HTTPS a request without Authorization whose
+ * connection has a verified client certificate naming a user
+ * (tls-cert-login cn|san) runs as that user, as on the binary and STOMP
+ * listeners (sl_auth_cert_login). /metrics, /healthz, /readyz and the
+ * console's files need no login.
  * @thread loop
  */
 #include "broker/http.h"
@@ -553,9 +556,19 @@ static void route_api(hreq *q)
         route_target_api(q);
         return;
     }
+    if (!hdr && q->hc && sl_auth_cert_login(q->h->b, q->hc->c, "http", NULL)) {
+        /* HTTPS with a client certificate naming a user (tls-cert-login,
+         * as on the binary and STOMP listeners) */
+        snprintf(q->user, sizeof(q->user), "%s", sl_auth_conn_user(q->hc->c));
+        q->w.user = q->user;
+        q->w.admin = sl_auth_conn_admin(q->hc->c);
+        route_target_api(q);
+        return;
+    }
     if (!hdr || strncmp(hdr, "Basic ", 6) != 0) {
         reply_401(q, "AUTHENTICATION_FAILED: log in first (HTTP Basic: "
-                     "Authorization: Basic base64(user:password))");
+                     "Authorization: Basic base64(user:password), or a TLS "
+                     "client certificate with tls-cert-login)");
         return;
     }
     n = sl_b64_decode(hdr + 6, strlen(hdr + 6), cred, sizeof(cred) - 1);

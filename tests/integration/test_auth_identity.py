@@ -10,6 +10,7 @@ import ssl
 import struct
 import subprocess
 import time
+import urllib.error
 import urllib.request
 import base64
 import json
@@ -292,6 +293,51 @@ def test_stomp_certificate_login(tmp_path, pki, brokers):
     s, f = stomp_tls(b2, pki, pki.alice)
     assert f.startswith(b"ERROR\n") and b"access refused" in f, f
     s.close()
+
+
+def https_get(b, pki, path, cert=None):
+    """(status, JSON or text) of an HTTPS GET without Authorization."""
+    req = urllib.request.Request("https://localhost:%d%s" % (
+        b.http_tls_addr[1], path))
+    try:
+        with urllib.request.urlopen(req, timeout=WAIT,
+                                    context=ctx(pki, cert)) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def test_https_certificate_login(tmp_path, pki, brokers):
+    """The HTTP API over TLS: a request without credentials from a
+    connection whose client certificate names a user runs as that user
+    (the same tls-cert-login rules as binary and STOMP)."""
+    b = start(tmp_path, pki, ["--tls-cert-login", "cn",
+                              "--http-tls-listen", "127.0.0.1:0"])
+    brokers.append(b)
+    admin(b, "user", "add", "alice", "--password-stdin", stdin=b"alice-pw\n")
+    admin(b, "topic", "create", "h.mine")
+    admin(b, "topic", "create", "h.other")
+    admin(b, "acl", "grant", "alice", "--topic", "h.mine", "--ops",
+          "describe")
+    st, body = https_get(b, pki, "/api/topics", pki.alice)
+    assert st == 200, (st, body)
+    assert [t["name"] for t in body["topics"]] == ["h.mine"], body
+    st, body = https_get(b, pki, "/api/overview", pki.alice)
+    assert st == 403 and "alice" in body, (st, body)
+    wait_audit(b, "over http (certificate), TLS client certificate "
+               "CN=alice,O=Sluice")
+    st, body = https_get(b, pki, "/api/topics")  # no certificate
+    assert st == 401 and "log in first" in body, (st, body)
+    st, body = https_get(b, pki, "/api/topics", pki.nobody)  # no such user
+    assert st == 401, (st, body)
+    wait_audit(b, "names user 'nobody' [no such user]")
+
+    b2 = start(tmp_path, pki, ["--http-tls-listen", "127.0.0.1:0"],
+               name="data2")  # tls-cert-login none: certificates name nobody
+    brokers.append(b2)
+    admin(b2, "user", "add", "alice", "--password-stdin", stdin=b"pw\n")
+    st, body = https_get(b2, pki, "/api/topics", pki.alice)
+    assert st == 401, (st, body)
 
 
 # ---- audit lines of logins ----------------------------------------------------
