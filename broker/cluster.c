@@ -121,7 +121,7 @@ static void fwd_read_cb(struct bufferevent *bev, void *arg)
     if (f->login.left) {
         prc = sl_peer_login_read(&f->login, in, msg, sizeof(msg));
         if (prc < 0) {
-            sl_log(SL_WARN, "cluster", "metadata leader: %s", msg);
+            sl_peer_login_warn("cluster", 0, "metadata leader", msg);
             fwd_finish(f, SL_ERR_AUTHENTICATION_FAILED, msg);
         }
         if (prc <= 0)

@@ -145,8 +145,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
         char msg[300];
         int lr = sl_peer_login_read(&l->login, in, msg, sizeof(msg));
         if (lr < 0) {
-            sl_log(SL_WARN, "forward", "leader %d at %s: %s", (int)l->leader,
-                   l->addr, msg);
+            sl_peer_login_warn("forward", l->leader, l->addr, msg);
             link_fail(l, SL_ERR_AUTHENTICATION_FAILED);
         }
         if (lr <= 0)

@@ -233,6 +233,26 @@ int sl_peer_login_read(sl_peer_login *pl, struct evbuffer *in, char *msg,
     return 1;
 }
 
+void sl_peer_login_warn(const char *sub, int32_t node, const char *addr,
+                        const char *msg)
+{
+    static int64_t last_ms;
+    static long skipped;
+    int64_t now = sl_now_ms();
+    if (last_ms && now - last_ms < 10000) {
+        skipped++;
+        return;
+    }
+    if (node > 0)
+        sl_log(SL_WARN, sub, "node %d at %s: %s%s", (int)node, addr, msg,
+               skipped ? " (and earlier refusals not logged)" : "");
+    else
+        sl_log(SL_WARN, sub, "%s: %s%s", addr, msg,
+               skipped ? " (and earlier refusals not logged)" : "");
+    last_ms = now;
+    skipped = 0;
+}
+
 /* ---- server ------------------------------------------------------------- */
 
 static int unhex16(const char *s, size_t n, uint8_t *out)

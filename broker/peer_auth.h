@@ -42,6 +42,12 @@ sl_err sl_peer_login_start(sl_broker *b, sl_peer_login *pl,
 int sl_peer_login_read(sl_peer_login *pl, struct evbuffer *in, char *msg,
                        size_t msglen);
 
+/* Log a refused login (WARN, subsystem sub: "replica", "forward",
+ * "cluster"), at most one line per 10 s in all, with the count of the
+ * ones left out: a node with a wrong secret retries all the time. */
+void sl_peer_login_warn(const char *sub, int32_t node, const char *addr,
+                        const char *msg);
+
 /* The server side (auth_sasl.c). 1 when a cluster secret is loaded. */
 int sl_peer_auth_enabled(const sl_broker *b);
 /*

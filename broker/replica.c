@@ -415,8 +415,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
         char msg[300];
         int lr = sl_peer_login_read(&f->login, in, msg, sizeof(msg));
         if (lr < 0) {
-            sl_log(SL_WARN, "replica", "leader %d at %s: %s", (int)f->leader,
-                   f->addr, msg);
+            sl_peer_login_warn("replica", f->leader, f->addr, msg);
             retry_later(f);
         }
         if (lr <= 0)
