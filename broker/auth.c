@@ -729,10 +729,23 @@ void sl_auth_module_init(sl_broker *b)
         a->synced_index = read_synced_index(a);
     if (rc == SL_OK)
         rc = sl_acl_load(b, err, sizeof(err));
-    if (rc == SL_OK && b->cfg.stomp_users_file && b->cfg.stomp_users_file[0])
-        rc = import_users_file(a, b->cfg.stomp_users_file, err, sizeof(err));
-    if (rc == SL_OK)
-        rc = bootstrap_admin(a, err, sizeof(err));
+    if (rc == SL_OK && a->synced_index > 0) {
+        /* a cluster node whose store follows the metadata log: adding
+         * users here would bring back ones the cluster deleted */
+        if ((b->cfg.stomp_users_file && b->cfg.stomp_users_file[0]) ||
+            (b->cfg.bootstrap_admin && b->cfg.bootstrap_admin[0]))
+            sl_log(SL_INFO, "auth",
+                   "users come from the cluster's metadata log: "
+                   "stomp-users-file and bootstrap-admin are not applied "
+                   "again (use sluice user)");
+    } else {
+        if (rc == SL_OK && b->cfg.stomp_users_file &&
+            b->cfg.stomp_users_file[0])
+            rc =
+                import_users_file(a, b->cfg.stomp_users_file, err, sizeof(err));
+        if (rc == SL_OK)
+            rc = bootstrap_admin(a, err, sizeof(err));
+    }
     a->tok_milli = (int64_t)AUDIT_BURST * 1000;
     a->tok_at = sl_now_ms();
     a->sup_ev = evtimer_new(b->base, auth_audit_summary_cb, a);

@@ -142,15 +142,20 @@ def test_users_and_rules_go_through_the_quorum(secure):
     c.wait(lambda: refused_everywhere(c, all3, "alice", "alice-pw-1"),
            "alice refused on every node")
 
-    # a node down while users change gets them when it comes back
+    # a node down while users change gets the changes when it comes back
     down = f[1]
+    add_user(c, ldr, "dave", "dave-pw-1")
+    c.wait(lambda: logs_in_everywhere(c, all3, "dave", "dave-pw-1"), "dave")
     c.kill9(down)
     up = [n for n in all3 if n != down]
     add_user(c, up[0], "bob", "bob-pw-1")
+    c.cli(up[1], "user", "delete", "dave")
     c.wait(lambda: logs_in_everywhere(c, up, "bob", "bob-pw-1"), "bob")
     c.restart(down)
     c.wait(lambda: logs_in_everywhere(c, [down], "bob", "bob-pw-1"),
            "bob on the restarted node")
+    c.wait(lambda: refused_everywhere(c, [down], "dave", "dave-pw-1"),
+           "dave, deleted while it was down, refused on the restarted node")
     assert refused_everywhere(c, [down], "alice", "alice-pw-1")
 
     # the metadata leader killed: the survivors elect another and take
