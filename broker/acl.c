@@ -223,7 +223,7 @@ sl_err sl_acl_store_replace(sl_broker *b, const sl_acl_rule *rules, size_t n,
 
 void sl_acl_rules(const sl_broker *b, sl_acl_rule *out, size_t *n)
 {
-    if (out)
+    if (out && b->nacl_rules)
         memcpy(out, b->acl_rules, b->nacl_rules * sizeof(*out));
     *n = b->nacl_rules;
 }
