@@ -32,6 +32,7 @@
 
 #include "protocol/log.h"
 #include "storage/fsutil.h"
+#include "storage/offset_files.h"
 #include "storage/producer_state.h"
 
 /* Segments modified this recently are fdatasynced on open. */
@@ -140,91 +141,44 @@ static sl_seg *active(const sl_part *p)
 
 /* ---- open / free ----------------------------------------------------- */
 
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Parse "NNNNNNNNNNNNNNNNNNNN<ext>" exactly; -1 if not that shape. */
-static int64_t parse_name(const char *name, const char *ext)
-{
-    size_t el = strlen(ext);
-    int64_t v = 0;
-    if (strlen(name) != SL_SEG_NAME_DIGITS + el ||
-        strcmp(name + SL_SEG_NAME_DIGITS, ext) != 0)
-        return -1;
-    for (int i = 0; i < SL_SEG_NAME_DIGITS; i++) {
-        if (name[i] < '0' || name[i] > '9')
-            return -1;
-        if (v > (INT64_MAX - 9) / 10)
-            return -1;
-        v = v * 10 + (name[i] - '0');
-    }
-    return v;
-}
-
 static int has_suffix(const char *s, const char *suf)
 {
     size_t a = strlen(s), b = strlen(suf);
     return a >= b && strcmp(s + a - b, suf) == 0;
 }
 
+/* The entries of a partition directory that are not segments: leftovers
+ * are removed in the listing's pass. */
+static void clean_leftover(const char *dir, const char *name, void *arg)
+{
+    char path[PATH_MAX];
+    int64_t ib;
+    (void)arg;
+    if (has_suffix(name, ".tmp") || has_suffix(name, ".cleaned")) {
+        /* An interrupted durable write or compaction: never renamed,
+         * so nothing refers to it. */
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
+        unlink(path);
+        return;
+    }
+    ib = sl_offset_name(name, ".index");
+    if (ib < 0)
+        ib = sl_offset_name(name, ".timeindex");
+    if (ib >= 0) {
+        /* Index without a log (the log was deleted first). */
+        struct stat st;
+        sl_seg_path(dir, ib, ".log", path, sizeof(path));
+        if (stat(path, &st) != 0 && errno == ENOENT) {
+            snprintf(path, sizeof(path), "%s/%s", dir, name);
+            unlink(path);
+        }
+    }
+}
+
 /* List segment bases (sorted) and clean up leftovers. */
 static sl_err list_segments(const char *dir, int64_t **out, size_t *n_out)
 {
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    int64_t *v = NULL;
-    size_t n = 0, c = 0;
-    char path[PATH_MAX];
-
-    if (!d)
-        return SL_ESYS(errno);
-    while ((e = readdir(d)) != NULL) {
-        int64_t b = parse_name(e->d_name, ".log");
-        if (has_suffix(e->d_name, ".tmp") ||
-            has_suffix(e->d_name, ".cleaned")) {
-            /* An interrupted durable write or compaction: never renamed,
-             * so nothing refers to it. */
-            snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-            unlink(path);
-            continue;
-        }
-        if (b < 0) {
-            int64_t ib = parse_name(e->d_name, ".index");
-            if (ib < 0)
-                ib = parse_name(e->d_name, ".timeindex");
-            if (ib >= 0) {
-                /* Index without a log (the log was deleted first). */
-                struct stat st;
-                sl_seg_path(dir, ib, ".log", path, sizeof(path));
-                if (stat(path, &st) != 0 && errno == ENOENT) {
-                    snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-                    unlink(path);
-                }
-            }
-            continue;
-        }
-        if (n == c) {
-            size_t nc = c ? c * 2 : 16;
-            int64_t *nv = realloc(v, nc * sizeof(*nv));
-            if (!nv) {
-                free(v);
-                closedir(d);
-                return SL_ERR_NOMEM;
-            }
-            v = nv;
-            c = nc;
-        }
-        v[n++] = b;
-    }
-    closedir(d);
-    if (n > 1)
-        qsort(v, n, sizeof(*v), cmp_i64);
-    *out = v;
-    *n_out = n;
-    return SL_OK;
+    return sl_offset_files(dir, ".log", clean_leftover, NULL, out, n_out);
 }
 
 /* Does segment `base` of dir start with an intact batch (header, size,

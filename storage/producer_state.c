@@ -31,8 +31,20 @@
  * costs nothing more) and a follower's truncation (sl_part_truncate,
  * at once). So a snapshot at or below the log end is always true. A build
  * uses the newest snapshot that reads back with a good CRC, else none.
- * The newest two are kept (the older one is the fall-back when a crash
- * damaged the newer, which is not fsynced: it is derived data).
+ * The newest two are kept (the older one is the fall-back when the newer
+ * reads back damaged).
+ *
+ * DURABILITY. The snapshot written at a segment roll uses the durable
+ * recipe (fsutil.h: fsync the .tmp, rename, fsync the directory). It is
+ * derived data, but the only copy of it once the segments it describes
+ * are not scanned any more: if a power loss took it, a build would scan
+ * the active segment only, and a producer whose last batch lies in an
+ * older segment would be forgotten, so its resend of that batch would be
+ * stored twice. Cost: two fsyncs of a small file per segment roll. The
+ * marker written at a partition's first idempotent batch is not
+ * fsynced: until the next roll every idempotent batch is in the active
+ * segment, which a build scans anyway, and that roll writes a durable
+ * snapshot.
  *
  * With no usable snapshot the build scans only the active segment
  * (batches in older segments were written before this code, or their
@@ -48,7 +60,6 @@
  */
 #include "storage/producer_state.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -62,6 +73,7 @@
 #include "protocol/log.h"
 #include "protocol/rd.h"
 #include "storage/fsutil.h"
+#include "storage/offset_files.h"
 #include "storage/storage_int.h"
 
 #define PS_MAGIC 0x53504c53u /* "SLPS" */
@@ -308,11 +320,11 @@ static void snap_path(const char *dir, int64_t offset, char *buf, size_t n)
 }
 
 sl_err sl_pstate_write(sl_pstate *ps, const char *dir, int64_t offset,
-                       int64_t now_ms)
+                       int64_t now_ms, int durable)
 {
     char path[PATH_MAX], tmp[PATH_MAX + 8];
     sl_wb wb;
-    sl_err rc = SL_OK;
+    sl_err rc;
     int fd;
 
     for (size_t i = 0; i < ps->nbk; i++) {
@@ -350,6 +362,11 @@ sl_err sl_pstate_write(sl_pstate *ps, const char *dir, int64_t offset,
         return SL_ERR_NOMEM;
     }
     snap_path(dir, offset, path, sizeof(path));
+    if (durable) {
+        rc = sl_fs_write_durable(path, wb.p, wb.len);
+        sl_wb_fini(&wb);
+        return rc;
+    }
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     fd = sl_fs->open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
@@ -439,52 +456,7 @@ out:
 /* Snapshot offsets in dir, sorted ascending (*out malloc'ed). */
 static sl_err list_snaps(const char *dir, int64_t **out, size_t *nout)
 {
-    DIR *d = opendir(dir);
-    struct dirent *de;
-    int64_t *v = NULL;
-    size_t n = 0, c = 0;
-    const size_t el = strlen(SL_PSTATE_EXT);
-
-    *out = NULL;
-    *nout = 0;
-    if (!d)
-        return SL_ESYS(errno);
-    while ((de = readdir(d)) != NULL) {
-        const char *nm = de->d_name;
-        int64_t off = 0;
-        int ok = strlen(nm) == SL_SEG_NAME_DIGITS + el &&
-                 strcmp(nm + SL_SEG_NAME_DIGITS, SL_PSTATE_EXT) == 0;
-        for (int i = 0; ok && i < SL_SEG_NAME_DIGITS; i++) {
-            if (nm[i] < '0' || nm[i] > '9' || off > (INT64_MAX - 9) / 10)
-                ok = 0;
-            else
-                off = off * 10 + (nm[i] - '0');
-        }
-        if (!ok)
-            continue;
-        if (n == c) {
-            size_t nc = c ? c * 2 : 8;
-            int64_t *nv = realloc(v, nc * sizeof(*nv));
-            if (!nv) {
-                free(v);
-                closedir(d);
-                return SL_ERR_NOMEM;
-            }
-            v = nv;
-            c = nc;
-        }
-        v[n++] = off;
-    }
-    closedir(d);
-    for (size_t i = 1; i < n; i++) /* few files: insertion sort */
-        for (size_t j = i; j > 0 && v[j - 1] > v[j]; j--) {
-            int64_t t = v[j];
-            v[j] = v[j - 1];
-            v[j - 1] = t;
-        }
-    *out = v;
-    *nout = n;
-    return SL_OK;
+    return sl_offset_files(dir, SL_PSTATE_EXT, NULL, NULL, out, nout);
 }
 
 /* ---- the partition's side (storage_int.h) ---------------------------- */
@@ -524,7 +496,7 @@ static void scan_log(sl_part *p, int64_t from, int64_t now_ms)
     sl_wb_fini(&wb);
 }
 
-static void snapshot(sl_part *p, int64_t now_ms);
+static void snapshot(sl_part *p, int64_t now_ms, int durable);
 
 /* Build p->ps if it is not built: loads a lazily opened partition first
  * (the scan starts at its last segment). SL_ERR_NOMEM, or why the
@@ -579,7 +551,9 @@ sl_err sl_part__idem_check(sl_part *p, const sl_batch_hdr *h, unsigned flags,
     if (rc != SL_OK)
         return rc;
     if (!p->ps_files)
-        snapshot(p, now_ms); /* the marker: this partition has producers */
+        /* the marker: this partition has producers (not fsynced: losing
+         * it loses nothing, see SNAPSHOT FILES) */
+        snapshot(p, now_ms, 0);
     if (flags & SL_PART_APPEND_REPLICA) {
         /* the leader checked it; a copy must match the leader's log */
         if (h->producer_epoch < 0 || h->base_sequence < 0)
@@ -596,11 +570,11 @@ void sl_part__idem_record(sl_part *p, const sl_batch_hdr *h, int64_t now_ms)
 }
 
 /* Write the snapshot of the state at the log end; keep the newest two. */
-static void snapshot(sl_part *p, int64_t now_ms)
+static void snapshot(sl_part *p, int64_t now_ms, int durable)
 {
     int64_t *snaps = NULL;
     size_t n = 0;
-    sl_err rc = sl_pstate_write(p->ps, p->dir, p->next_offset, now_ms);
+    sl_err rc = sl_pstate_write(p->ps, p->dir, p->next_offset, now_ms, durable);
     if (rc != SL_OK) {
         sl_log(SL_WARN, "storage", "%s: writing producer snapshot: %s", p->dir,
                sl_strerror(rc));
@@ -631,7 +605,7 @@ void sl_part__idem_roll(sl_part *p, int64_t now_ms)
         return;
     if (sl_pstate_count(p->ps) == 0 && !p->ps_files)
         return;
-    snapshot(p, now_ms);
+    snapshot(p, now_ms, 1);
 }
 
 void sl_part__idem_open(sl_part *p)

@@ -73,13 +73,15 @@ sl_err sl_pstate_check(const sl_pstate *ps, const sl_batch_hdr *h, int *dup,
 void sl_pstate_record(sl_pstate *ps, const sl_batch_hdr *h, int64_t now_ms);
 
 /*
- * Snapshot file of the state at log end `offset` in dir: written to a
- * .tmp and renamed (not fsynced: a snapshot that a crash damaged fails
- * its CRC and an older one, or the log, is used). Producers idle for
+ * Snapshot file of the state at log end `offset` in dir, written to a
+ * .tmp and renamed. durable: with the durable recipe (fsync the file
+ * before the rename, then the directory: it survives a power loss);
+ * else not fsynced (a snapshot that a crash damaged fails its CRC and an
+ * older one, or the log, is used). Producers idle for
  * SL_PSTATE_EXPIRE_MS at now_ms are dropped first.
  */
 sl_err sl_pstate_write(sl_pstate *ps, const char *dir, int64_t offset,
-                       int64_t now_ms);
+                       int64_t now_ms, int durable);
 /* Read the snapshot dir/<offset>.producers into ps (emptied first).
  * SL_OK, SL_ERR_CORRUPT (bad CRC, bad fields), SL_ESYS(errno). */
 sl_err sl_pstate_read(sl_pstate *ps, const char *dir, int64_t offset);

@@ -16,6 +16,8 @@
 
 #include <cmocka.h>
 
+#include "storage/fsutil.h"
+#include "storage/offset_files.h"
 #include "storage/partition.h"
 #include "storage/producer_state.h"
 #include "tests/unit/test_storage_util.h"
@@ -354,7 +356,7 @@ static void test_snapshot_past_the_end_is_dropped(void **state)
     tu_append(p, 1, 1000, 0, 8);
     sl_part_free(p);
     sl_pstate_record(ps, &h, 1);
-    assert_int_equal(sl_pstate_write(ps, dir, 50, 1), SL_OK);
+    assert_int_equal(sl_pstate_write(ps, dir, 50, 1, 0), SL_OK);
     sl_pstate_free(ps);
     assert_int_equal(tu_count_files(dir, SL_PSTATE_EXT), 1);
     assert_int_equal(sl_part_open(dir, &cfg, &p), SL_OK);
@@ -369,6 +371,118 @@ static void test_snapshot_past_the_end_is_dropped(void **state)
     tu_rmrf(dir);
 }
 
+/* The seam records which files and directories get fsynced. */
+static char synced[64][512];
+static int nsynced;
+static char opened[1024][512]; /* by fd */
+
+static int rec_open(const char *path, int flags, mode_t mode)
+{
+    int fd = sl_fs_posix.open(path, flags, mode);
+    if (fd >= 0 && fd < 1024)
+        snprintf(opened[fd], sizeof(opened[fd]), "%s", path);
+    return fd;
+}
+
+static int rec_fsync(int fd)
+{
+    if (fd >= 0 && fd < 1024 && nsynced < 64)
+        snprintf(synced[nsynced++], sizeof(synced[0]), "%s", opened[fd]);
+    return sl_fs_posix.fsync(fd);
+}
+
+static int synced_suffix(const char *suffix)
+{
+    for (int i = 0; i < nsynced; i++) {
+        size_t a = strlen(synced[i]), b = strlen(suffix);
+        if (a >= b && strcmp(synced[i] + a - b, suffix) == 0)
+            return i;
+    }
+    return -1;
+}
+
+/* The snapshot a roll writes is fsynced, then its directory, so a power
+ * loss cannot take it (producer_state.c, DURABILITY). */
+static void test_roll_snapshot_is_durable(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    sl_part_cfg cfg;
+    sl_part *p;
+    sl_fs_ops ops = sl_fs_posix;
+    int64_t base, *snaps = NULL;
+    size_t n = 0;
+    int dup, f, d;
+    int32_t seq = 0;
+
+    ops.open = rec_open;
+    ops.fsync = rec_fsync;
+    tu_small_cfg(&cfg, 2048);
+    assert_int_equal(sl_part_open(dir, &cfg, &p), SL_OK);
+    sl_fs = &ops;
+    nsynced = 0;
+    while (tu_count_files(dir, ".log") < 2) {
+        assert_int_equal(papp(p, 2, 0, seq, 4, 0, &base, &dup), SL_OK);
+        seq += 4;
+    }
+    sl_fs = &sl_fs_posix;
+    /* the marker (first batch) and the roll's snapshot */
+    assert_int_equal(
+        sl_offset_files(dir, SL_PSTATE_EXT, NULL, NULL, &snaps, &n), SL_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(snaps[0], 0);
+    assert_true(snaps[1] > 0);
+    f = synced_suffix(SL_PSTATE_EXT ".tmp");
+    assert_true(f >= 0);
+    assert_non_null(strstr(synced[f], tu_seg_path(dir, snaps[1], "")));
+    d = synced_suffix(dir);
+    assert_true(d > f);
+    free(snaps);
+    sl_part_free(p);
+    tu_rmrf(dir);
+}
+
+/* The listing behind segments and snapshots: exact names only, sorted,
+ * everything else handed to the callback. */
+static void count_other(const char *d, const char *name, void *arg)
+{
+    (void)d;
+    if (strcmp(name, ".") != 0 && strcmp(name, "..") != 0)
+        (*(int *)arg)++;
+}
+
+static void test_offset_files_listing(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    const char *names[] = {
+        "00000000000000000300.log",     "00000000000000000007.log",
+        "00000000000000000100.log",     "0000000000000000010.log",
+        "00000000000000000100.log.tmp", "0000000000000000x100.log",
+        "00000000000000000100.index"};
+    char path[1024];
+    int64_t *v = NULL;
+    size_t n = 0;
+    int others = 0;
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+        tu_write_file(path, "x", 1);
+    }
+    assert_int_equal(sl_offset_files(dir, ".log", count_other, &others, &v, &n),
+                     SL_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(v[0], 7);
+    assert_int_equal(v[1], 100);
+    assert_int_equal(v[2], 300);
+    assert_int_equal(others, 4);
+    free(v);
+    assert_int_equal(
+        sl_offset_name("00000000000000000042.producers", ".producers"), 42);
+    assert_int_equal(sl_offset_name("00000000000000000042.log", ".index"), -1);
+    tu_rmrf(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -379,6 +493,8 @@ int main(void)
         cmocka_unit_test(test_plain_partition_has_no_snapshots),
         cmocka_unit_test(test_truncate_forgets_cut_batches),
         cmocka_unit_test(test_snapshot_past_the_end_is_dropped),
+        cmocka_unit_test(test_roll_snapshot_is_durable),
+        cmocka_unit_test(test_offset_files_listing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
