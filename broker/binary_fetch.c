@@ -121,6 +121,8 @@ static int fetch_try(fetch_ctx *x, int final)
             if (rc == SL_OK)
                 rc = sl_ops_part(b, name, (int32_t)fp->partition,
                                  SL_OPS_NO_CREATE, &part);
+            if (rc == SL_OK && fp->refused)
+                rc = fp->refused; /* a follower's stale epoch */
             if (rc == SL_OK && q->replica_id) {
                 /* a follower: everything written, and the leader's HW */
                 int64_t vis = sl_part_end_offset(part);
@@ -339,6 +341,6 @@ out:
 
 void sl_binary_fetch_register(sl_broker *b)
 {
-    sl_binary_register(b, SL_API_FETCH, 1, 2, h_fetch);
+    sl_binary_register(b, SL_API_FETCH, 1, 3, h_fetch);
     sl_binary_register(b, SL_API_LIST_OFFSETS, 1, 1, h_list_offsets);
 }

@@ -62,7 +62,7 @@ struct sl_broker {
     /* replica.c (the leader's side): a follower's FETCH (version 2) reports
      * its log ends and durable offsets; called before the fetch is read.
      * NULL: not a cluster, version 2 is refused. */
-    void (*replica_fetch)(sl_broker *b, const struct sl_fetch_req *q);
+    void (*replica_fetch)(sl_broker *b, struct sl_fetch_req *q);
     /* cluster.c: topics are auto-created through the metadata quorum.
      * auto_create (from every SL_OPS_AUTO_CREATE or SL_OPS_CREATE (DLQ)
      * lookup of an unknown topic) starts the creation and answers

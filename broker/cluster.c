@@ -1008,7 +1008,7 @@ static sl_err forward_append(sl_broker *b, const char *topic, int32_t part,
                          cb, arg);
 }
 
-static void replica_fetch(sl_broker *b, const sl_fetch_req *q)
+static void replica_fetch(sl_broker *b, sl_fetch_req *q)
 {
     if (b->cluster->replicas)
         sl_replicas_on_fetch(b->cluster->replicas, q);

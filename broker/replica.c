@@ -31,6 +31,17 @@
  * leader's high-water mark comes back in each response and caps this
  * node's readers too.
  *
+ * Leader epochs (KIP-320): the fetch is version 3, each partition with the
+ * leader epoch this node's image names. A leader whose image names a
+ * newer epoch refuses that partition with FENCED_LEADER_EPOCH and does
+ * not count the fetch toward its high-water mark (this node's log may
+ * hold a tail the leader cut since, and the tail check above runs only
+ * once this node knows the epoch changed); one whose image is older
+ * answers UNKNOWN_LEADER_EPOCH. Either way this node leaves the partition
+ * out of its fetches until its own image changes the epoch or RETRY_MS
+ * passed (its image is its metadata: it catches up from the Raft log),
+ * then asks again; no busy loop while one of the two images lags.
+ *
  * The leader's side (below, "the leader's side") keeps what each follower
  * reported and derives the partition's high-water mark (readers' cap) and
  * the followers' durable offset (durable acks), docs/cluster.md 3.3.
@@ -90,6 +101,10 @@ typedef struct lpart {
     int verifying;
     int64_t tail_base;
     uint8_t tail_hdr[SL_BATCH_HDR_SIZE];
+    /* the leader refused our fetch in this epoch (stale metadata on one
+     * side): not asked again before refused_until_ms or a new epoch */
+    int32_t refused_epoch;
+    int64_t refused_until_ms;
 } lpart;
 
 struct sl_replicas {
@@ -291,6 +306,21 @@ static int apply_part(fetcher *f, const char *topic,
     if (sl_ops_part(rs->b, topic, (int32_t)pr->partition, SL_OPS_NO_CREATE,
                     &part) != SL_OK)
         return 0;
+    if (pr->error == SL_ERR_FENCED_LEADER_EPOCH ||
+        pr->error == SL_ERR_UNKNOWN_LEADER_EPOCH) {
+        lpart *lp = lp_get(rs, topic, (int32_t)pr->partition, 1);
+        if (lp) {
+            if (lp->refused_epoch != epoch)
+                sl_log(SL_INFO, "replica",
+                       "%s/%u: leader %d refused our fetch in epoch %d: %s; "
+                       "waiting for the metadata to agree",
+                       topic, pr->partition, (int)f->leader, (int)epoch,
+                       sl_strerror(pr->error));
+            lp->refused_epoch = epoch;
+            lp->refused_until_ms = sl_now_ms() + RETRY_MS;
+        }
+        return 0;
+    }
     {
         lpart *lp = lp_get(rs, topic, (int32_t)pr->partition, 1);
         if (lp && lp->verifying &&
@@ -491,9 +521,13 @@ static void connect_fetcher(fetcher *f)
 
 static void retry_cb(evutil_socket_t fd, short what, void *arg)
 {
+    fetcher *f = arg;
     (void)fd;
     (void)what;
-    connect_fetcher(arg);
+    if (f->bev)
+        send_fetch(f); /* a partition refused for its epoch is due again */
+    else
+        connect_fetcher(f);
 }
 
 /* One FETCH for every partition this node follows from f->leader. */
@@ -505,6 +539,8 @@ static void send_fetch(fetcher *f)
     sl_wb wb;
     sl_fetch_req q;
     uint32_t nt = 0;
+    int deferred = 0;
+    int64_t now = sl_now_ms();
 
     if (!f->bev || !f->connected || f->inflight || f->waits)
         return;
@@ -512,6 +548,7 @@ static void send_fetch(fetcher *f)
     sl_wb_init(&wb, 512);
     memset(&q, 0, sizeof(q));
     q.replica_id = rs->self;
+    q.epochs = 1;
     q.max_wait_ms = FETCH_WAIT_MS;
     q.min_bytes = 1;
     q.max_bytes = FETCH_MAX_BYTES;
@@ -532,7 +569,16 @@ static void send_fetch(fetcher *f)
                 sl_ops_part(rs->b, t->name, p, SL_OPS_NO_CREATE, &part) !=
                     SL_OK)
                 continue;
+            {
+                lpart *lp = lp_get(rs, t->name, p, 0);
+                if (lp && lp->refused_epoch == mp->leader_epoch &&
+                    now < lp->refused_until_ms) {
+                    deferred = 1;
+                    continue;
+                }
+            }
             ft->parts[ft->nparts].partition = (uint32_t)p;
+            ft->parts[ft->nparts].leader_epoch = mp->leader_epoch;
             ft->parts[ft->nparts].fetch_offset = sl_part_end_offset(part);
             {
                 /* a new leader: first check this node's tail (3.2) */
@@ -560,8 +606,13 @@ static void send_fetch(fetcher *f)
             nt++;
         }
     }
-    if (nt == 0)
+    if (nt == 0) {
+        if (deferred) { /* only refused partitions: ask again later */
+            struct timeval tv = {0, RETRY_MS * 1000};
+            evtimer_add(f->retry_ev, &tv);
+        }
         goto out; /* nothing to follow from this leader (any more) */
+    }
     q.ntopics = nt;
     f->corr++;
     if (sl_fetch_req_encode(&wb, f->corr, &q) != SL_OK)
@@ -741,6 +792,7 @@ static lpart *lp_get(sl_replicas *rs, const char *topic, int32_t p,
     lp->partition = p;
     lp->rs = rs;
     lp->verified_epoch = -1;
+    lp->refused_epoch = -1;
     lp->next = rs->lparts[h];
     rs->lparts[h] = lp;
     /* first sight in this process: no high-water mark known yet */
@@ -820,7 +872,21 @@ static void leader_eval(sl_replicas *rs, const sl_mi_topic *t, int32_t p,
         sl_ops_set_follower_marks(rs->b, t->name, p, fol_dur, cap, SL_OK);
 }
 
-void sl_replicas_on_fetch(sl_replicas *rs, const sl_fetch_req *q)
+/* A follower's fetch of partition p names leader epoch e (version 3):
+ * 0 when it agrees with this node's image, else the partition's error. */
+static sl_err epoch_check(const sl_replicas *rs, const sl_mi_part *mp,
+                          int32_t e)
+{
+    if (e < 0)
+        return SL_OK;
+    if (e < mp->leader_epoch)
+        return SL_ERR_FENCED_LEADER_EPOCH; /* the follower's image lags */
+    if (e > mp->leader_epoch)
+        return SL_ERR_UNKNOWN_LEADER_EPOCH; /* ours does */
+    return mp->leader == rs->self ? SL_OK : SL_ERR_NOT_LEADER;
+}
+
+void sl_replicas_on_fetch(sl_replicas *rs, sl_fetch_req *q)
 {
     for (uint32_t i = 0; i < q->ntopics; i++) {
         char topic[256];
@@ -832,11 +898,19 @@ void sl_replicas_on_fetch(sl_replicas *rs, const sl_fetch_req *q)
         if (!t)
             continue;
         for (uint32_t j = 0; j < ft->nparts; j++) {
-            const sl_fetch_part *fp = &ft->parts[j];
+            sl_fetch_part *fp = &ft->parts[j];
             int32_t p = (int32_t)fp->partition, k;
             lpart *lp;
             if (p < 0 || p >= t->nparts)
                 continue;
+            if (q->epochs) {
+                /* a refused fetch says nothing about the follower's log
+                 * that this epoch can trust: not counted */
+                fp->refused = (int32_t)epoch_check(rs, &t->parts[p],
+                                                   fp->leader_epoch);
+                if (fp->refused)
+                    continue;
+            }
             lp = lp_get(rs, topic, p, 1);
             if (!lp)
                 continue;

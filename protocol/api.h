@@ -499,6 +499,13 @@ typedef struct sl_fetch_part {
     int64_t fetch_offset;
     uint32_t max_bytes; /* partition_max_bytes */
     int64_t durable_offset; /* version 2 (replica fetch): the follower's */
+    /* version 3: the leader epoch the follower's metadata names for this
+     * partition (the leader refuses an older one: FENCED_LEADER_EPOCH,
+     * a newer one: UNKNOWN_LEADER_EPOCH); -1 when not sent */
+    int32_t leader_epoch;
+    /* not on the wire: the receiving broker's answer for this partition
+     * decided before reading (set by its replica hook), 0 = read it */
+    int32_t refused;
 } sl_fetch_part;
 
 typedef struct sl_fetch_topic {
@@ -512,7 +519,9 @@ typedef struct sl_fetch_topic {
  * version 1 body, then `i32 replica_id` and one `i64 durable_offset` per
  * partition in request order. The leader records the follower's log end
  * (fetch_offset) and durable offset for its high-water marks, and reads
- * past them. sl_fetch_req_encode writes version 2 when replica_id != 0.
+ * past them. Version 3 adds one `i32 leader_epoch` per partition after
+ * those (KIP-320's current_leader_epoch). sl_fetch_req_encode writes
+ * version 2 when replica_id != 0, 3 when epochs is set too.
  */
 typedef struct sl_fetch_req {
     uint32_t max_wait_ms; /* long-poll until min_bytes or this */
@@ -521,6 +530,7 @@ typedef struct sl_fetch_req {
     uint32_t ntopics;
     sl_fetch_topic *topics;
     int32_t replica_id; /* 0 = a consumer (version 1) */
+    int epochs;         /* version 3: parts carry leader_epoch */
 } sl_fetch_req;
 
 typedef struct sl_fetch_part_resp {

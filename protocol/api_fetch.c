@@ -148,8 +148,9 @@ uint64_t sl_resp_enc_frame_size(const sl_resp_enc *e)
 
 sl_err sl_fetch_req_encode(sl_wb *wb, uint32_t corr, const sl_fetch_req *r)
 {
-    size_t st = sl_req_begin(wb, SL_API_FETCH, r->replica_id ? 2 : SL_API_V1,
-                             corr);
+    size_t st = sl_req_begin(
+        wb, SL_API_FETCH, r->replica_id ? (r->epochs ? 3 : 2) : SL_API_V1,
+        corr);
     sl_wb_u32(wb, r->max_wait_ms);
     sl_wb_u32(wb, r->min_bytes);
     sl_wb_u32(wb, r->max_bytes);
@@ -169,6 +170,11 @@ sl_err sl_fetch_req_encode(sl_wb *wb, uint32_t corr, const sl_fetch_req *r)
         for (uint32_t i = 0; i < r->ntopics; i++)
             for (uint32_t j = 0; j < r->topics[i].nparts; j++)
                 sl_wb_u64(wb, (uint64_t)r->topics[i].parts[j].durable_offset);
+        if (r->epochs)
+            for (uint32_t i = 0; i < r->ntopics; i++)
+                for (uint32_t j = 0; j < r->topics[i].nparts; j++)
+                    sl_wb_u32(wb,
+                              (uint32_t)r->topics[i].parts[j].leader_epoch);
     }
     return sl_frame_finish(wb, st);
 }
@@ -195,6 +201,8 @@ sl_err sl_fetch_req_decode(const uint8_t *body, size_t len, sl_arena *a,
             t->parts[j].partition = sl_rd_u32(&rd);
             t->parts[j].fetch_offset = sl_rd_i64(&rd);
             t->parts[j].max_bytes = sl_rd_u32(&rd);
+            t->parts[j].leader_epoch = -1;
+            t->parts[j].refused = 0;
         }
     }
     if (!rd.err && sl_rd_left(&rd) > 0) { /* version 2 */
@@ -204,6 +212,12 @@ sl_err sl_fetch_req_decode(const uint8_t *body, size_t len, sl_arena *a,
         for (uint32_t i = 0; i < o.ntopics && !rd.err; i++)
             for (uint32_t j = 0; j < o.topics[i].nparts && !rd.err; j++)
                 o.topics[i].parts[j].durable_offset = sl_rd_i64(&rd);
+    }
+    if (!rd.err && sl_rd_left(&rd) > 0) { /* version 3 */
+        o.epochs = 1;
+        for (uint32_t i = 0; i < o.ntopics && !rd.err; i++)
+            for (uint32_t j = 0; j < o.topics[i].nparts && !rd.err; j++)
+                o.topics[i].parts[j].leader_epoch = sl_rd_i32(&rd);
     }
     rc = sl__rd_end(&rd);
     if (rc == SL_OK)

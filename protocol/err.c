@@ -60,6 +60,12 @@ static const struct {
     [SL_ERR_DUPLICATE_SEQUENCE] = {"SL_ERR_DUPLICATE_SEQUENCE",
                                    "batch already stored (duplicate "
                                    "sequence)"},
+    [SL_ERR_FENCED_LEADER_EPOCH] = {"SL_ERR_FENCED_LEADER_EPOCH",
+                                    "leader epoch older than the "
+                                    "leader's (stale metadata)"},
+    [SL_ERR_UNKNOWN_LEADER_EPOCH] = {"SL_ERR_UNKNOWN_LEADER_EPOCH",
+                                     "leader epoch newer than the "
+                                     "broker knows yet"},
 };
 
 static const char *errno_name(int e)

@@ -57,6 +57,12 @@ typedef enum sl_err {
     SL_ERR_DUPLICATE_SEQUENCE = 37, /* idempotent producer: a retry of a
                                        batch stored long ago; success, its
                                        offset is no longer known */
+    SL_ERR_FENCED_LEADER_EPOCH = 38, /* cluster: the request names an
+                                        older leader epoch than the
+                                        receiver's; refresh metadata */
+    SL_ERR_UNKNOWN_LEADER_EPOCH = 39, /* cluster: the request names a newer
+                                         leader epoch than the receiver
+                                         knows yet; retry */
     SL_ERR__END                 /* not an error: one past the last */
 } sl_err;
 

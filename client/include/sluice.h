@@ -107,8 +107,11 @@ typedef enum sluice_err {
     /* idempotent producer (docs/cluster.md 4) */
     SLUICE_ERR_OUT_OF_ORDER_SEQUENCE = 35, /* a batch before it was lost */
     SLUICE_ERR_PRODUCER_FENCED = 36,       /* a newer epoch of the id */
-    SLUICE_ERR_DUPLICATE_SEQUENCE = 37     /* broker: stored long ago (the
+    SLUICE_ERR_DUPLICATE_SEQUENCE = 37,    /* broker: stored long ago (the
                                               producer reports success) */
+    /* cluster: leader epochs (KIP-320), retried by libsluice */
+    SLUICE_ERR_FENCED_LEADER_EPOCH = 38,  /* the client's epoch is stale */
+    SLUICE_ERR_UNKNOWN_LEADER_EPOCH = 39  /* the broker's epoch is stale */
 } sluice_err;
 
 /* Issue 16's names of the login and permission errors. */

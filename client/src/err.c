@@ -21,6 +21,9 @@ _Static_assert((int)SLUICE_ERR_AUTHORIZATION_FAILED ==
 _Static_assert((int)SLUICE_ERR_DUPLICATE_SEQUENCE ==
                    (int)SL_ERR_DUPLICATE_SEQUENCE,
                "sluice_err out of sync with sl_err");
+_Static_assert((int)SLUICE_ERR_UNKNOWN_LEADER_EPOCH ==
+                   (int)SL_ERR_UNKNOWN_LEADER_EPOCH,
+               "sluice_err out of sync with sl_err");
 _Static_assert((int)SLUICE_ERR_DISCONNECTED == (int)SL_ERR_DISCONNECTED,
                "sluice_err out of sync with sl_err");
 _Static_assert((int)SLUICE_ERR_SYS_BASE == (int)SL_ESYS_BASE,
@@ -80,6 +83,8 @@ const char *sluice_errname(int err)
         N(ERR_OUT_OF_ORDER_SEQUENCE),
         N(ERR_PRODUCER_FENCED),
         N(ERR_DUPLICATE_SEQUENCE),
+        N(ERR_FENCED_LEADER_EPOCH),
+        N(ERR_UNKNOWN_LEADER_EPOCH),
 #undef N
     };
     if (SLUICE_ERR_IS_SYS(err))

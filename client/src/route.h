@@ -106,7 +106,8 @@ static inline int sl_cl_retriable(sl_err e)
 {
     return e == SL_ERR_NOT_LEADER || e == SL_ERR_NOT_ENOUGH_REPLICAS ||
            e == SL_ERR_DISCONNECTED || e == SL_ERR_TIMEOUT ||
-           e == SL_ERR_SHUTTING_DOWN;
+           e == SL_ERR_SHUTTING_DOWN || e == SL_ERR_FENCED_LEADER_EPOCH ||
+           e == SL_ERR_UNKNOWN_LEADER_EPOCH;
 }
 
 #endif

@@ -182,9 +182,9 @@ static sl_err b_produce_resp(sl_wb *wb)
 
 static sl_err b_fetch_req(sl_wb *wb)
 {
-    sl_fetch_part p[2] = {{0, 100, 1 << 20, 0}, {1, 0, 65536, 0}};
+    sl_fetch_part p[2] = {{0, 100, 1 << 20, 0, -1, 0}, {1, 0, 65536, 0, -1, 0}};
     sl_fetch_topic t[1] = {{S("orders"), 2, p}};
-    sl_fetch_req q = {500, 1, 8 << 20, 1, t, 0};
+    sl_fetch_req q = {500, 1, 8 << 20, 1, t, 0, 0};
     return sl_fetch_req_encode(wb, CORR, &q);
 }
 
@@ -841,6 +841,38 @@ static void test_random_bodies(void **state)
 }
 
 /* Every response type carries a top-level error and message. */
+/* FETCH versions 2 and 3 (a follower's): replica id, durable offsets and,
+ * in 3, the leader epoch per partition, in request order. */
+static void test_fetch_follower_versions(void **state)
+{
+    (void)state;
+    sl_fetch_part p[2] = {{0, 100, 1 << 20, 90, 7, 0}, {1, 5, 65536, 5, 2, 0}};
+    sl_fetch_topic t[1] = {{S("orders"), 2, p}};
+    sl_fetch_req q = {250, 1, 8 << 20, 1, t, 3, 1}, o;
+    sl_arena a;
+    sl_wb wb;
+
+    for (int v = 2; v <= 3; v++) {
+        q.epochs = v == 3;
+        sl_wb_init(&wb, 64);
+        sl_arena_init(&a);
+        assert_int_equal(sl_fetch_req_encode(&wb, CORR, &q), SL_OK);
+        /* u32 length, u16 api, u16 version */
+        assert_int_equal(wb.p[6] | wb.p[7] << 8, v);
+        assert_int_equal(sl_fetch_req_decode(wb.p + 12, wb.len - 12, &a, &o),
+                         SL_OK);
+        assert_int_equal(o.replica_id, 3);
+        assert_int_equal(o.epochs, v == 3);
+        assert_int_equal(o.topics[0].parts[0].durable_offset, 90);
+        assert_int_equal(o.topics[0].parts[1].durable_offset, 5);
+        assert_int_equal(o.topics[0].parts[0].leader_epoch, v == 3 ? 7 : -1);
+        assert_int_equal(o.topics[0].parts[1].leader_epoch, v == 3 ? 2 : -1);
+        assert_int_equal(o.topics[0].parts[1].refused, 0);
+        sl_arena_fini(&a);
+        sl_wb_fini(&wb);
+    }
+}
+
 static void test_error_responses(void **state)
 {
     (void)state;
@@ -1578,6 +1610,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_mutations_never_crash),
         cmocka_unit_test(test_random_bodies),
         cmocka_unit_test(test_error_responses),
+        cmocka_unit_test(test_fetch_follower_versions),
         cmocka_unit_test(test_error_frame_bytes),
         cmocka_unit_test(test_frame_peek),
         cmocka_unit_test(test_api_table),
