@@ -41,6 +41,11 @@ so that ordinary ``except TimeoutError`` / ``except ValueError`` /
      +-- NotLeaderError            (32)  cluster: not the partition leader
      +-- NotEnoughReplicasError    (33)  cluster: ISR < min-insync-replicas
      +-- AuthorizationError        (34)  also PermissionError: no rule allows it
+     +-- OutOfOrderSequenceError   (35)  idempotent producer: a batch before it is missing
+     +-- ProducerFencedError       (36)  idempotent producer: a newer epoch of the id
+     +-- DuplicateSequenceError    (37)  idempotent producer: stored long ago
+     +-- FencedLeaderEpochError    (38)  cluster: the request's leader epoch is stale
+     +-- UnknownLeaderEpochError   (39)  cluster: the broker's metadata lags
      +-- SystemError_              (10000 + errno)  also OSError; .errno set
 
 Every instance has ``.code`` (the int), ``.name`` (e.g. ``"SLUICE_ERR_UNKNOWN_TOPIC"``
@@ -66,6 +71,8 @@ __all__ = [
     "SluiceIOError", "ShuttingDownError", "CompressionError", "NotLeaderError",
     "NotEnoughReplicasError",
     "AuthorizationError",
+    "OutOfOrderSequenceError", "ProducerFencedError", "DuplicateSequenceError",
+    "FencedLeaderEpochError", "UnknownLeaderEpochError",
     "SystemError_",
     "error_from_code", "ESYS_BASE",
 ]
@@ -305,6 +312,47 @@ class AuthorizationError(SluiceError, PermissionError):
     and the resource (``sluice acl grant`` adds rules)."""
     code = 34
     name = "SLUICE_ERR_AUTHORIZATION_FAILED"
+
+
+class OutOfOrderSequenceError(SluiceError):
+    """Idempotent producer: the broker refused a batch whose sequence is not
+    the next one of its producer on that partition (a batch before it was
+    lost). libsluice resends on its own while an earlier batch of the
+    partition is still being resent; this reaches the application only when
+    that cannot cure it (docs/cluster.md section 4)."""
+    code = 35
+    name = "SLUICE_ERR_OUT_OF_ORDER_SEQUENCE"
+
+
+class ProducerFencedError(SluiceError):
+    """Idempotent producer: a newer epoch of the same producer id exists (a
+    batch of this one failed for good and the producer moved on), so the
+    broker refuses the old epoch's batches."""
+    code = 36
+    name = "SLUICE_ERR_PRODUCER_FENCED"
+
+
+class DuplicateSequenceError(SluiceError):
+    """Idempotent producer: the batch is a resend of one the broker stored
+    long ago (its offset is no longer known). libsluice reports it as a
+    success; the class exists for code that talks to the broker itself."""
+    code = 37
+    name = "SLUICE_ERR_DUPLICATE_SEQUENCE"
+
+
+class FencedLeaderEpochError(SluiceError):
+    """In a cluster: the request names an older leader epoch than the
+    broker's (the sender's metadata is stale; KIP-320). libsluice refreshes
+    its metadata and retries within ``delivery.timeout.ms``."""
+    code = 38
+    name = "SLUICE_ERR_FENCED_LEADER_EPOCH"
+
+
+class UnknownLeaderEpochError(SluiceError):
+    """In a cluster: the request names a newer leader epoch than the broker
+    knows yet (its metadata lags); retried like FencedLeaderEpochError."""
+    code = 39
+    name = "SLUICE_ERR_UNKNOWN_LEADER_EPOCH"
 
 
 class SystemError_(SluiceError, OSError):

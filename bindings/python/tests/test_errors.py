@@ -22,7 +22,7 @@ def test_hierarchy_and_code_mapping():
     assert issubclass(sluice.DisconnectedError, ConnectionError)
     assert issubclass(sluice.InvalidTopicError, sluice.InvalidArgumentError)
     assert issubclass(sluice.InvalidArgumentError, ValueError)
-    for code in range(2, 32):
+    for code in range(2, 40):
         e = errors.error_from_code(code, "m")
         assert isinstance(e, sluice.SluiceError)
         assert e.code == code and str(e) == "m"
@@ -30,6 +30,26 @@ def test_hierarchy_and_code_mapping():
     e = errors.error_from_code(10000 + 28, "disk full")
     assert isinstance(e, OSError) and e.errno == 28 and e.name == "ENOSPC"
     assert sluice.strerror(7) == "unknown topic"
+
+
+def test_idempotence_and_epoch_error_classes():
+    """Codes 35-39 (protocol/err.h) have their own classes, exported from
+    the package, each a SluiceError with the C library's name."""
+    want = {35: sluice.OutOfOrderSequenceError,
+            36: sluice.ProducerFencedError,
+            37: sluice.DuplicateSequenceError,
+            38: sluice.FencedLeaderEpochError,
+            39: sluice.UnknownLeaderEpochError}
+    for code, cls in want.items():
+        e = errors.error_from_code(code, "why")
+        assert type(e) is cls
+        assert isinstance(e, sluice.SluiceError)
+        assert (e.code, e.message, str(e)) == (code, "why", "why")
+        assert e.name == cls.name == sluice._sluice.errname(code)
+        assert cls.__name__ in sluice.__all__
+        assert sluice.strerror(code) not in ("", "unknown error code")
+    with pytest.raises(sluice.ProducerFencedError):
+        raise errors.error_from_code(36)
 
 
 def test_connection_refused_is_disconnected_error():
