@@ -26,6 +26,16 @@ of established ones are dropped), while the client at 10.A.B.254 still
 reaches every node, so a test can try to write to the isolated side: the
 dangerous case of a split brain. heal() removes the routes.
 
+impair() slows every node's link down and loses packets on it: `tc netem`
+delay, jitter and loss on the egress of each node's eth0 (so both
+directions between two nodes). The netem qdisc is a kernel module
+(sch_netem) that a container's kernel may lack, as on the machine these
+tests were written on; then impair() uses the token bucket qdisc (tbf,
+usually built in) instead: a link of `rate` whose queue holds at most
+delay_ms of traffic, so bursts (fetch answers, Raft catch-up) queue up to
+that long and what does not fit is dropped, which TCP sees as loss. It
+returns which of the two it installed, and the test says so.
+
 Names carry the creating process id, so a run that was killed before its
 clean-up leaves namespaces that the next run removes (_sweep)."""
 import os
@@ -45,6 +55,14 @@ def ip(*args, check=True):
                        timeout=30)
     if check and p.returncode != 0:
         raise RuntimeError("ip %s: %s" % (" ".join(args), p.stderr.strip()))
+    return p
+
+
+def tc(*args, check=True):
+    p = subprocess.run(["tc"] + list(args), capture_output=True, text=True,
+                       timeout=30)
+    if check and p.returncode != 0:
+        raise RuntimeError("tc %s: %s" % (" ".join(args), p.stderr.strip()))
     return p
 
 
@@ -210,3 +228,29 @@ class NetCluster(cluster_harness.Cluster):
         for a, b in sorted(self.cut):
             self._route("del", a, b)
         self.cut.clear()
+
+    def impair(self, delay_ms=20, jitter_ms=10, loss_pct=2.0,
+               rate="256kbit"):
+        """Delay and lose packets on every node's link (module docstring).
+        Returns "netem" or "tbf", whichever the kernel has."""
+        kind = "netem"
+        for nid in range(1, self.n + 1):
+            ns = self.ns(nid)
+            if kind == "netem":
+                p = tc("-n", ns, "qdisc", "replace", "dev", "eth0", "root",
+                       "netem", "delay", "%dms" % delay_ms,
+                       "%dms" % jitter_ms, "loss", "%g%%" % loss_pct,
+                       check=False)
+                if p.returncode == 0:
+                    continue
+                if "unknown" not in p.stderr:
+                    raise RuntimeError("tc netem: " + p.stderr.strip())
+                kind = "tbf"
+            tc("-n", ns, "qdisc", "replace", "dev", "eth0", "root", "tbf",
+               "rate", rate, "burst", "2kb", "latency", "%dms" % delay_ms)
+        return kind
+
+    def unimpair(self):
+        for nid in range(1, self.n + 1):
+            tc("-n", self.ns(nid), "qdisc", "del", "dev", "eth0", "root",
+               check=False)

@@ -21,8 +21,13 @@ records in the order it sent them, nothing that was never sent, every
 replica identical, nothing acknowledged by an isolated leader. Producers
 do not retry a failed send, so no duplicate is allowed at all.
 
-NETPART_ROUNDS (default 3) sets the rounds; scripts/jepsen-cluster.sh
---netpart runs the long mode. Every wait is for an observable condition."""
+The same check runs once more on a slow, lossy network: every node's link
+delays and drops packets (`tc netem`, or tbf where the kernel lacks netem:
+netns_harness.impair) for the whole run, cuts included.
+
+NETPART_ROUNDS (default 3) and NETEM_ROUNDS (default 1) set the rounds;
+scripts/jepsen-cluster.sh --netpart and --netem run the long modes. Every
+wait is for an observable condition."""
 import os
 import subprocess
 import sys
@@ -36,6 +41,7 @@ import netns_harness  # noqa: E402
 from test_cluster_failover import parse, wait_all_up  # noqa: E402
 
 ROUNDS = int(os.environ.get("NETPART_ROUNDS", "3"))
+NETEM_ROUNDS = int(os.environ.get("NETEM_ROUNDS", "1"))
 TOPIC = "np"
 
 
@@ -156,7 +162,25 @@ class Producer(threading.Thread):
 
 
 def test_partitioned_leader_acks_nothing_and_nothing_is_lost(cluster):
-    c = cluster
+    check_rounds(cluster, ROUNDS)
+
+
+def test_the_same_on_a_slow_lossy_network(cluster):
+    kind = cluster.impair(delay_ms=int(os.environ.get("NETEM_DELAY_MS", 20)),
+                          jitter_ms=10,
+                          loss_pct=float(os.environ.get("NETEM_LOSS", 2)))
+    print("network impaired with %s" % kind)
+    for nid in (1, 2, 3):
+        q = netns_harness.tc("-n", cluster.ns(nid), "qdisc", "show", "dev",
+                             "eth0").stdout
+        assert kind in q, q
+    check_rounds(cluster, NETEM_ROUNDS)
+    for nid in (1, 2, 3):  # what the links did, for the log
+        print(netns_harness.tc("-s", "-n", cluster.ns(nid), "qdisc", "show",
+                               "dev", "eth0").stdout)
+
+
+def check_rounds(c, rounds):
     all3 = [1, 2, 3]
     ldr = wait_all_up(c, all3)
     c.cli(ldr, "topic", "create", TOPIC, "--partitions", "1",
@@ -171,7 +195,7 @@ def test_partitioned_leader_acks_nothing_and_nothing_is_lost(cluster):
     for p in prods + [brain]:
         p.start()
     try:
-        for r in range(ROUNDS):
+        for r in range(rounds):
             def full_isr():
                 v = views.same(all3)
                 return v and sorted(v[3]) == all3 and v[0]
@@ -228,8 +252,8 @@ def test_partitioned_leader_acks_nothing_and_nothing_is_lost(cluster):
     assert all(logs[n] == final for n in all3), "replicas differ"
     sent = set(r for p in prods + [brain] for r in p.sent)
     acked = [r for p in prods for r in p.acked]
-    assert len(acked) >= ROUNDS * 10
-    assert brain.n_tries() >= ROUNDS * 2
+    assert len(acked) >= rounds * 10
+    assert brain.n_tries() >= rounds * 2
     assert brain.acked == [], \
         "an isolated leader acknowledged durable writes: %r" % brain.acked
     assert len(final) == len(set(final)), "a record appears twice"
