@@ -15,7 +15,10 @@
  * goes to the connection of its partitions' leader (all its batches share
  * one). A batch that fails with an error a resend may cure (NOT_LEADER,
  * NOT_ENOUGH_REPLICAS, a lost or silent connection, a broker shutting
- * down; sl_cl_retriable) goes to the retry list with its encoded bytes
+ * down, a stale leader epoch; sl_cl_retriable; and OUT_OF_ORDER_SEQUENCE
+ * while a batch of the partition with a lower sequence waits for a resend
+ * or is in flight: that batch is the gap) goes to the retry list with its
+ * encoded bytes
  * unchanged (so the broker's idempotence can recognise a resend), the
  * metadata is marked stale, and after retry.backoff.ms the list goes back
  * to the front of the accumulator's ready list, in order, to be routed
@@ -169,12 +172,38 @@ static void retry_append(sluice_producer *p, sl_pbatch *b)
     p->retry_tail = b;
 }
 
+/* Is a batch of b's partition with a lower sequence waiting for a resend
+ * or in flight? Then b's OUT_OF_ORDER_SEQUENCE is that batch's gap: the
+ * broker did not store it yet, and once the resend stores it b fits
+ * (Kafka's producer retries such a batch too). */
+static int earlier_pending(const sluice_producer *p, const sl_pbatch *b)
+{
+    const sl_pbatch *x;
+    const inflight *f;
+    if (b->bb.producer_id < 0)
+        return 0;
+    for (x = p->retry_head; x; x = x->next)
+        if (x->tidx == b->tidx && x->partition == b->partition &&
+            x->bb.base_sequence < b->bb.base_sequence)
+            return 1;
+    for (f = p->if_head; f; f = f->next)
+        for (x = f->batches; x; x = x->next)
+            if (x != b && x->tidx == b->tidx &&
+                x->partition == b->partition &&
+                x->bb.base_sequence < b->bb.base_sequence)
+                return 1;
+    return 0;
+}
+
 /* Batch b failed with err: resend it later when err may pass and its
  * delivery timeout has not, else report err. */
 static void retry_or_report(sluice_producer *p, sl_pbatch *b, sl_err err)
 {
     int64_t now = sl_cl_now_ms();
-    if (p->cfg.acks != SL_ACKS_NONE && sl_cl_retriable(err) &&
+    int may_pass = sl_cl_retriable(err) ||
+                   (err == SL_ERR_OUT_OF_ORDER_SEQUENCE &&
+                    earlier_pending(p, b));
+    if (p->cfg.acks != SL_ACKS_NONE && may_pass &&
         p->cfg.delivery_timeout_ms > 0 &&
         now - b->created_ms < p->cfg.delivery_timeout_ms) {
         b->last_err = err;

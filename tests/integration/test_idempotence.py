@@ -150,3 +150,146 @@ def test_libsluice_stamps_ids_and_sequences(broker):
             nxt += n
         assert nxt == 2000
     assert hdrs[-1][2:] == (-1, -1, -1)
+
+
+class OutOfOrderBroker:
+    """A one-partition fake broker for libsluice's resend rules: it keeps
+    the first produce (sequence 0) unanswered until a later batch of the
+    partition arrives, then refuses the first with NOT_ENOUGH_REPLICAS
+    (retriable: nothing stored) and the later one with
+    OUT_OF_ORDER_SEQUENCE, as a real leader does when the batch before a
+    pipelined one was not stored. From then on it stores what comes in
+    sequence order and refuses gaps."""
+
+    def __init__(self):
+        import socket
+        import threading
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(4)
+        self.addr = "127.0.0.1:%d" % self.srv.getsockname()[1]
+        self.stored, self.answers = [], []
+        self.next_seq = 0
+        self.refused_first = False
+        self.t = threading.Thread(target=self.serve, daemon=True)
+        self.t.start()
+
+    def serve(self):
+        import threading
+        while True:
+            try:
+                s, _ = self.srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.conn, args=(s,), daemon=True).start()
+
+    @staticmethod
+    def frame(corr, body):
+        return struct.pack("<II", 4 + len(body), corr) + body
+
+    def produce_answer(self, corr, topic, part, seq, n, err):
+        if err == 0:
+            base = len(self.stored) - n
+            body = struct.pack("<i", 0) + struct.pack("<I", 1) + \
+                sw.str16(topic) + struct.pack("<IIiqqq", 1, part, 0, base,
+                                              base + n - 1, len(self.stored))
+        else:
+            body = struct.pack("<i", 0) + struct.pack("<I", 1) + \
+                sw.str16(topic) + struct.pack("<IIiqqq", 1, part, err, -1,
+                                              -1, len(self.stored))
+        self.answers.append((seq, err))
+        return self.frame(corr, body)
+
+    def conn(self, s):
+        held = None
+        buf = b""
+        with s:
+            while True:
+                while len(buf) < 4 or len(buf) < 4 + struct.unpack_from(
+                        "<I", buf)[0]:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        return
+                    buf += chunk
+                n = struct.unpack_from("<I", buf)[0]
+                api, ver, corr = struct.unpack_from("<HHI", buf, 4)
+                body = buf[12:4 + n]
+                buf = buf[4 + n:]
+                if api == sw.API_HANDSHAKE:
+                    apis = [(0, 1, 1), (1, 1, 2), (5, 1, 1), (33, 1, 1)]
+                    out = struct.pack("<i", 0) + sw.str16("fake") + \
+                        sw.str16("0") + struct.pack("<II", 1 << 20,
+                                                     len(apis))
+                    out += b"".join(struct.pack("<HHH", *a) for a in apis)
+                    s.sendall(self.frame(corr, out))
+                elif api == sw.API_METADATA:
+                    r = sw.Reader(body)
+                    names = [r.str16() for _ in range(r.u32())] or ["t"]
+                    out = struct.pack("<iI", 0, len(names))
+                    for nm in names:
+                        out += sw.str16(nm) + struct.pack(
+                            "<iIIqqI", 0, 1, 0, 0, len(self.stored), 0)
+                    if ver >= 2:
+                        out += struct.pack("<iI", 0, 0)
+                        out += struct.pack("<iiII", 0, 0, 0, 0) * len(names)
+                    s.sendall(self.frame(corr, out))
+                elif api == sw.API_INIT_PRODUCER_ID:
+                    s.sendall(self.frame(corr, struct.pack("<iqh", 0, 7, 0)))
+                elif api == sw.API_PRODUCE:
+                    r = sw.Reader(body)
+                    r._u("<B")
+                    r.u32()
+                    assert r.u32() == 1
+                    topic = r.str16()
+                    assert r.u32() == 1
+                    part = r.u32()
+                    recs = r.blob32()
+                    seq = struct.unpack_from("<i", recs, 16 + 1 + 2 + 4 + 8 +
+                                             8 + 8 + 2)[0]
+                    vals = [x["value"] for x in sw.decode_batches(recs)]
+                    if seq == 0 and not self.refused_first:
+                        held = (corr, topic, part, seq, len(vals))
+                        continue
+                    out = b""
+                    if held:  # the earlier batch was not stored
+                        out += self.produce_answer(*held, 33)
+                        self.refused_first = True
+                        held = None
+                    if seq != self.next_seq:
+                        out += self.produce_answer(corr, topic, part, seq,
+                                                   len(vals), 35)
+                    else:
+                        self.stored += vals
+                        self.next_seq += len(vals)
+                        out += self.produce_answer(corr, topic, part, seq,
+                                                   len(vals), 0)
+                    s.sendall(out)
+                else:
+                    s.sendall(self.frame(corr, struct.pack("<ih", 5, 0)))
+
+    def close(self):
+        self.srv.close()
+
+
+def test_out_of_order_behind_a_resend_is_resent(tmp_path):
+    """OUT_OF_ORDER_SEQUENCE for a batch whose partition has an earlier
+    batch waiting for a resend is that batch's gap: libsluice resends both,
+    in order, and reports success (Kafka's producer does the same)."""
+    fb = OutOfOrderBroker()
+    try:
+        d = os.environ.get("SLUICE_BIN_DIR") or os.path.join(
+            os.path.dirname(os.path.abspath(__file__)), "..", "..", "build",
+            "bin")
+        lines = b"".join(b"r%d\n" % i for i in range(5))
+        p = subprocess.run(
+            [os.path.join(d, "sluice"), "-b", fb.addr, "-X", "linger.ms=0",
+             "-X", "batch.records=1", "produce", "t", "--partition", "0",
+             "--acks", "durable"],
+            input=lines, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            timeout=60)
+        assert (0, 33) in fb.answers and any(
+            e == 35 for _, e in fb.answers), fb.answers
+        assert p.returncode == 0, p.stderr.decode()
+        assert fb.stored == [b"r%d" % i for i in range(5)]
+    finally:
+        fb.close()
