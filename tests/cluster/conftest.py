@@ -1,8 +1,9 @@
 """Fixtures shared by the cluster suite (docs/cluster.md, Tests).
 
 `cluster`: three real sluiced nodes on loopback (cluster_harness.Cluster),
-started before the test and stopped by pid after it. A test may leave a
-node paused with SIGSTOP; it is resumed first so that it can stop."""
+started before the test and stopped by pid after it; `cluster5` the same
+with five. A test may leave a node paused with SIGSTOP; it is resumed
+first so that it can stop."""
 import os
 import signal
 import sys
@@ -13,12 +14,21 @@ sys.path.insert(0, os.path.dirname(__file__))
 import cluster_harness  # noqa: E402
 
 
-@pytest.fixture
-def cluster(tmp_path):
-    c = cluster_harness.Cluster(tmp_path, n=3)
+def _cluster(tmp_path, n):
+    c = cluster_harness.Cluster(tmp_path, n=n)
     c.start()
     yield c
     for b in c.nodes.values():
         if b.running():
             b.proc.send_signal(signal.SIGCONT)
     c.stop_all()
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    yield from _cluster(tmp_path, 3)
+
+
+@pytest.fixture
+def cluster5(tmp_path):
+    yield from _cluster(tmp_path, 5)

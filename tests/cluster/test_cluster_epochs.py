@@ -7,28 +7,13 @@ so its log may hold a tail it has to check first) and a newer one with
 UNKNOWN_LEADER_EPOCH (its own metadata lags), and reads nothing for that
 partition; the epoch it holds is served as before."""
 import os
-import signal
 import struct
 import sys
 
-import pytest
-
 sys.path.insert(0, os.path.dirname(__file__))
-import cluster_harness  # noqa: E402
 import sluice_wire as sw  # noqa: E402
 from test_cluster_durable import leader_of  # noqa: E402
 from test_cluster_failover import parse, same_everywhere, wait_all_up  # noqa
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    c = cluster_harness.Cluster(tmp_path, n=3)
-    c.start()
-    yield c
-    for b in c.nodes.values():
-        if b.running():
-            b.proc.send_signal(signal.SIGCONT)
-    c.stop_all()
 
 
 def follower_fetch(cl, replica_id, topic, parts):

@@ -11,31 +11,16 @@ resent (so nothing may appear twice), and only sends answered without
 error count as acknowledged. Every wait is for an observable condition."""
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
 
-import pytest
-
 sys.path.insert(0, os.path.dirname(__file__))
-import cluster_harness  # noqa: E402
 import sluice_wire as sw  # noqa: E402
 from test_cluster_failover import parse, same_everywhere, wait_all_up  # noqa
 
 ALL = [1, 2, 3, 4, 5]
 PARTS = 5
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    c = cluster_harness.Cluster(tmp_path, n=5)
-    c.start()
-    yield c
-    for b in c.nodes.values():
-        if b.running():
-            b.proc.send_signal(signal.SIGCONT)
-    c.stop_all()
 
 
 def placement(c, among):
@@ -111,8 +96,8 @@ def read_all(c, nid, part, upto):
                 cl.fetch_records("five", part, 0, upto=upto)]
 
 
-def test_five_nodes_two_kills_and_a_wiped_replica(cluster):
-    c = cluster
+def test_five_nodes_two_kills_and_a_wiped_replica(cluster5):
+    c = cluster5
     wait_all_up(c, ALL)
     c.cli(1, "topic", "create", "five", "--partitions", str(PARTS),
           "--replication-factor", "3")
