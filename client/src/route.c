@@ -13,6 +13,26 @@
  * never answers). */
 #define BAD_MS 2000
 
+static sl_cl_bnode *node_add(sl_cl_router *r, int32_t id, const char *host,
+                             const char *port)
+{
+    sl_cl_bnode *n = calloc(1, sizeof(*n)), **nv;
+    nv = n ? realloc(r->nodes, (r->nnodes + 1) * sizeof(*nv)) : NULL;
+    if (!n || !nv) {
+        free(n);
+        return NULL;
+    }
+    r->nodes = nv;
+    n->id = id;
+    snprintf(n->host, sizeof(n->host), "%s", host);
+    snprintf(n->port, sizeof(n->port), "%s", port);
+    sl_cl_conn_init(&n->conn, r->cfg);
+    n->conn.fixed_host = n->host;
+    n->conn.fixed_port = n->port;
+    r->nodes[r->nnodes++] = n;
+    return n;
+}
+
 void sl_cl_route_init(sl_cl_router *r, const sl_cl_cfg *cfg,
                       sl_cl_stray_fn stray, sl_cl_lost_fn lost, void *arg)
 {
@@ -23,6 +43,12 @@ void sl_cl_route_init(sl_cl_router *r, const sl_cl_cfg *cfg,
     r->lost = lost;
     r->arg = arg;
     r->last_refresh_ms = INT64_MIN / 2;
+    /* TLS: the bootstrap addresses are the brokers' (route.h) */
+    for (int i = 0; cfg->tls && i < cfg->nboot; i++) {
+        sl_cl_bnode *n = node_add(r, 0, cfg->boot_host[i], cfg->boot_port[i]);
+        if (n)
+            n->boot_idx = i;
+    }
 }
 
 void sl_cl_route_fini(sl_cl_router *r)
@@ -101,7 +127,9 @@ static int split_addr(sl_str a, char *host, size_t hl, char *port, size_t pl)
 static void learn_broker(sl_cl_router *r, const sl_meta_broker *b)
 {
     char host[256], port[16];
-    sl_cl_bnode *n, **nv;
+    sl_cl_bnode *n;
+    if (r->cfg->tls)
+        return; /* its plaintext address: the TLS entries are fixed */
     if (split_addr(b->addr, host, sizeof(host), port, sizeof(port)) != 0)
         return;
     n = node_find(r, b->id);
@@ -116,22 +144,20 @@ static void learn_broker(sl_cl_router *r, const sl_meta_broker *b)
         snprintf(n->port, sizeof(n->port), "%s", port);
         return;
     }
-    n = calloc(1, sizeof(*n));
-    nv = realloc(r->nodes, (r->nnodes + 1) * sizeof(*nv));
-    if (!n || !nv) {
-        free(n);
-        if (nv)
-            r->nodes = nv;
-        return;
-    }
-    r->nodes = nv;
-    n->id = b->id;
-    snprintf(n->host, sizeof(n->host), "%s", host);
-    snprintf(n->port, sizeof(n->port), "%s", port);
-    sl_cl_conn_init(&n->conn, r->cfg);
-    n->conn.fixed_host = n->host;
-    n->conn.fixed_port = n->port;
-    r->nodes[r->nnodes++] = n;
+    node_add(r, b->id, host, port);
+}
+
+/* TLS: a METADATA reply on c names the node that answered: c's
+ * bootstrap entry is that node's TLS address. */
+static void learn_tls_id(sl_cl_router *r, sl_cl_conn *c, int32_t id)
+{
+    sl_cl_bnode *n = node_of_conn(r, c);
+    if (!n && c == &r->boot)
+        for (size_t i = 0; i < r->nnodes && !n; i++)
+            if (r->nodes[i]->boot_idx == c->cur)
+                n = r->nodes[i];
+    if (n && id > 0)
+        n->id = id;
 }
 
 static sl_cl_rtopic *topic_find(sl_cl_router *r, const char *name, size_t len)
@@ -270,6 +296,8 @@ static sl_err try_conn(sl_cl_router *r, sl_cl_conn *c,
         rc = sl_metadata_resp_decode(body, len, a, resp);
         if (rc != SL_OK)
             rc = sl_cl_bad_reply(rc, "metadata");
+        else if (r->cfg->tls)
+            learn_tls_id(r, c, resp->node_id);
     }
     if (rc != SL_OK) {
         sl_chunk_unref(*frame);
@@ -287,6 +315,32 @@ void sl_cl_route_learn(sl_cl_router *r, const sl_metadata_resp *resp)
         learn_broker(r, &resp->brokers[i]);
     for (uint32_t i = 0; i < resp->ntopics; i++)
         learn_topic(r, resp, &resp->topics[i]);
+}
+
+/* TLS: ask each bootstrap entry not identified yet (and not failed
+ * lately) which node it is. Its own arena and frame: the caller's answer
+ * borrows from theirs. */
+static void probe_tls(sl_cl_router *r, const char *const *topics, size_t n,
+                      int64_t deadline)
+{
+    int64_t now = sl_cl_now_ms();
+    for (size_t i = 0; i < r->nnodes; i++) {
+        sl_cl_bnode *nd = r->nodes[i];
+        sl_metadata_resp resp;
+        sl_chunk *fr = NULL;
+        sl_arena pa;
+        if (nd->id != 0 || nd->bad_until > now || now >= deadline)
+            continue;
+        if (nd->conn.fd < 0 && sl_cl_conn_ensure(&nd->conn) != SL_OK) {
+            nd->bad_until = now + BAD_MS;
+            continue;
+        }
+        sl_arena_init(&pa);
+        if (try_conn(r, &nd->conn, topics, n, deadline, &pa, &resp, &fr) ==
+            SL_OK)
+            sl_chunk_unref(fr);
+        sl_arena_fini(&pa);
+    }
 }
 
 sl_err sl_cl_route_metadata(sl_cl_router *r, const char *const *topics,
@@ -326,6 +380,8 @@ sl_err sl_cl_route_metadata(sl_cl_router *r, const char *const *topics,
                 rc = try_conn(r, c, topics, n, deadline, a, resp, frame);
                 if (rc == SL_OK) {
                     r->stale = 0;
+                    if (r->cfg->tls)
+                        probe_tls(r, topics, n, deadline);
                     return SL_OK;
                 }
                 last = rc;
@@ -374,8 +430,6 @@ sl_cl_conn *sl_cl_route_conn(sl_cl_router *r, const char *topic,
     sl_cl_bnode *n;
     int32_t ld;
 
-    if (r->cfg->tls)
-        return &r->boot; /* brokers register their plain addresses */
     if (!t || partition < 0 || partition >= t->nparts)
         return &r->boot; /* not known yet: the broker judges */
     ld = t->leader[partition];
@@ -388,7 +442,10 @@ sl_cl_conn *sl_cl_route_conn(sl_cl_router *r, const char *topic,
     n = node_find(r, ld);
     if (!n) {
         r->stale = 1;
-        return NULL;
+        /* TLS: a leader not (yet) identified among the bootstrap
+         * addresses is reached as before TLS routing: the bootstrap
+         * connection answers NOT_LEADER, retried (route.h) */
+        return r->cfg->tls ? &r->boot : NULL;
     }
     return &n->conn;
 }

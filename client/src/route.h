@@ -9,6 +9,16 @@
  * a partition's requests go to its leader over a connection to that
  * broker's registered address, made on first use.
  *
+ * TLS (security.protocol=ssl): brokers register only their plaintext
+ * binary address, which a TLS client must not use. So a TLS router makes
+ * one broker entry per bootstrap address (which should then list every
+ * node's --tls-listen address), its id unknown (0) until a METADATA reply
+ * on it names the answering node; a refresh asks the entries whose id is
+ * still unknown too. A leader whose TLS address is not in the bootstrap
+ * list is reached through the bootstrap connection as before (NOT_LEADER,
+ * retried within delivery.timeout.ms). Every connection uses the same TLS
+ * settings (conn.c).
+ *
  * The router does no retrying itself: its owner (producer.c, consumer.c)
  * marks the cache stale on NOT_LEADER, NOT_ENOUGH_REPLICAS or a lost
  * connection and calls sl_cl_route_refresh, which asks any reachable
@@ -27,7 +37,8 @@
 #include "protocol/api.h"
 
 typedef struct sl_cl_bnode {
-    int32_t id;
+    int32_t id;   /* 0: a TLS bootstrap entry not identified yet */
+    int boot_idx; /* TLS: its bootstrap address (cfg->boot_*) */
     char host[256], port[16];
     sl_cl_conn conn;   /* fixed to host:port */
     int64_t bad_until; /* failed lately: not asked for metadata before */
