@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""bench/cluster_failover.py BUILD_DIR [KILLS] [--load] - failover time of a 3-node
+"""bench/cluster_failover.py BUILD_DIR [KILLS] [--load] [--defaults] - failover time of a 3-node
 cluster (issue 13): a topic with RF 3, min-insync-replicas 2; the leader of
 its partition is kill -9ed; the time from the kill to the first durable
 produce acknowledged by the new leader (tried on every survivor in turn,
@@ -17,6 +17,16 @@ writes batches of 50 records of 100 bytes with acks=durable, 8 in
 flight, to one partition of a second topic `load` (3 partitions, RF 3, so
 each node leads one and follows two), following its partition's leader
 when it moves. Prints the load's records/s over the run too.
+
+--defaults: the cluster runs with sluiced's default timings instead
+(cluster-session-timeout-ms, -election-timeout-ms and -heartbeat-ms as
+docs/cluster.md section 7 lists them).
+
+Each round also says whether the killed node was the metadata (Raft)
+leader too (then a Raft election comes first) and when a survivor's
+metadata first named the new partition leader ("named"), so the time
+splits into detection + election (named) and the new leader's first
+durable round trip (ack - named).
 """
 import os
 import subprocess
@@ -25,8 +35,9 @@ import tempfile
 import threading
 import time
 
-args = [a for a in sys.argv[1:] if a != "--load"]
+args = [a for a in sys.argv[1:] if not a.startswith("--")]
 load = "--load" in sys.argv[1:]
+defaults = "--defaults" in sys.argv[1:]
 build = os.path.abspath(args[0] if args else "build")
 kills = int(args[1]) if len(args) > 1 else 20
 here = os.path.dirname(os.path.abspath(__file__))
@@ -112,6 +123,8 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         c = cluster_harness.Cluster(tmp, n=3,
                                     extra=["--log-level", "warn"])
+        if defaults:
+            c.timings = {}
         c.start()
         loaders = []
         try:
@@ -136,9 +149,18 @@ def main():
                 pl = c.wait(full, "a full ISR", timeout=60)
                 seq += 1
                 assert produce_one(c, pl, seq)
+                meta = c.agreed_leader(all3)
                 t0 = time.monotonic()
                 c.kill9(pl)
                 rest = [n for n in all3 if n != pl]
+                named = {}
+
+                def watch():
+                    while "t" not in named and time.monotonic() - t0 < 60:
+                        v = same_everywhere(c, "f", rest[:1], 1)
+                        if v and parse(v)[0][0] in rest:
+                            named["t"] = time.monotonic() - t0
+                threading.Thread(target=watch, daemon=True).start()
                 done = False
                 while not done:
                     for n in rest:
@@ -150,8 +172,12 @@ def main():
                         raise SystemExit("no failover within 60 s")
                 dt = time.monotonic() - t0
                 times.append(dt)
-                print("round %d: leader %d killed, durable ack after "
-                      "%.3f s" % (k + 1, pl, dt), flush=True)
+                print("round %d: leader %d killed%s, durable ack after "
+                      "%.3f s (new leader named after %s s)" % (
+                          k + 1, pl, " (metadata leader too)"
+                          if meta == pl else "", dt,
+                          "%.3f" % named["t"] if "t" in named else "?"),
+                      flush=True)
                 c.restart(pl)
                 wait_all_up(c, all3)
             if loaders:

@@ -36,6 +36,11 @@ class Cluster:
         self.extra = list(extra)
         self.nodes = {}  # id -> sluice_harness.Broker
         self.peers = None
+        # faster than sluiced's defaults, so failovers in tests are quick;
+        # {} runs the defaults (bench/cluster_failover.py --defaults)
+        self.timings = {"cluster-session-timeout-ms": "1500",
+                        "cluster-election-timeout-ms": "500",
+                        "cluster-heartbeat-ms": "50"}
 
     def _make(self, nid):
         d = os.path.join(self.tmpdir, "n%d" % nid)
@@ -43,11 +48,10 @@ class Cluster:
         port = self.ports[nid - 1]
         args = ["--node-id", str(nid),
                 "--cluster-listen", "127.0.0.1:%d" % port,
-                "--cluster-peers", self.peers,
-                "--cluster-session-timeout-ms", "1500",
-                "--cluster-election-timeout-ms", "500",
-                "--cluster-heartbeat-ms", "50"] + self.extra
-        return sluice_harness.Broker(data_dir=d, args=args)
+                "--cluster-peers", self.peers]
+        for k, v in self.timings.items():
+            args += ["--" + k, v]
+        return sluice_harness.Broker(data_dir=d, args=args + self.extra)
 
     def start(self, attempts=5):
         for _ in range(attempts):
