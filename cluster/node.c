@@ -76,6 +76,10 @@ struct sl_cluster_node {
     struct raft_barrier barrier;
     int ctl_pending;
     uint64_t last_seen[SL_CLUSTER_MAX_PEERS];
+    /* as a follower: the Raft leader, and when it was last heard from
+     * (libraft resets the election timer on each of its messages) */
+    raft_id prev_leader;
+    uint64_t prev_leader_heard;
     uint64_t last_tick; /* the controller's previous tick (uv_now) */
 };
 
@@ -375,6 +379,15 @@ static void controller(sl_cluster_node *n)
         for (size_t i = 0; i < n->npeers; i++)
             n->last_seen[i] = now;
     n->last_tick = now;
+    if (raft_state(&n->raft) == RAFT_FOLLOWER) {
+        raft_id lid = 0;
+        const char *laddr = NULL;
+        raft_leader(&n->raft, &lid, &laddr);
+        if (lid && lid != (raft_id)n->id) {
+            n->prev_leader = lid;
+            n->prev_leader_heard = n->raft.election_timer_start;
+        }
+    }
     if (raft_state(&n->raft) != RAFT_LEADER) {
         n->barrier_term = 0;
         return;
@@ -385,9 +398,17 @@ static void controller(sl_cluster_node *n)
             n->barrier_for = n->raft.current_term;
             if (raft_barrier(&n->raft, &n->barrier, barrier_cb) == 0)
                 n->barrier_pending = 1;
-            /* a new leader gives everyone a full session before fencing */
+            /* a new leader gives everyone a full session before fencing,
+             * except the leader it replaces: this node was elected because
+             * that one fell silent, so its session runs from when it was
+             * last heard (a dead metadata leader is fenced one election
+             * earlier; a live one is heard again within a heartbeat) */
             for (size_t i = 0; i < n->npeers; i++)
-                n->last_seen[i] = now;
+                n->last_seen[i] =
+                    n->peers[i].id == (int32_t)n->prev_leader &&
+                            n->prev_leader_heard <= now
+                        ? n->prev_leader_heard
+                        : now;
         }
         return;
     }
