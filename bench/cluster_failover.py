@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""bench/cluster_failover.py BUILD_DIR [KILLS] [--load] [--defaults] - failover time of a 3-node
+"""bench/cluster_failover.py BUILD_DIR [KILLS] [--load] [--defaults]
+[--set KEY=VALUE ...] [--watch SECONDS] - failover time of a 3-node
 cluster (issue 13): a topic with RF 3, min-insync-replicas 2; the leader of
 its partition is kill -9ed; the time from the kill to the first durable
 produce acknowledged by the new leader (tried on every survivor in turn,
@@ -22,6 +23,14 @@ when it moves. Prints the load's records/s over the run too.
 (cluster-session-timeout-ms, -election-timeout-ms and -heartbeat-ms as
 docs/cluster.md section 7 lists them).
 
+--set cluster-session-timeout-ms=2000 (repeatable): that timing instead
+(on top of --defaults or the harness's).
+
+--watch SECONDS: no kills; the cluster (with --load, loaded) runs for
+SECONDS and the script counts the nodes fenced meanwhile ("controller:
+fencing" in the logs): with nobody killed, each one is a false alarm of
+the session timeout on this machine.
+
 Each round also says whether the killed node was the metadata (Raft)
 leader too (then a Raft election comes first) and when a survivor's
 metadata first named the new partition leader ("named"), so the time
@@ -35,9 +44,20 @@ import tempfile
 import threading
 import time
 
-args = [a for a in sys.argv[1:] if not a.startswith("--")]
-load = "--load" in sys.argv[1:]
-defaults = "--defaults" in sys.argv[1:]
+argv = sys.argv[1:]
+sets, watch = {}, None
+while "--set" in argv:
+    i = argv.index("--set")
+    k, v = argv[i + 1].split("=", 1)
+    sets[k] = v
+    del argv[i:i + 2]
+if "--watch" in argv:
+    i = argv.index("--watch")
+    watch = float(argv[i + 1])
+    del argv[i:i + 2]
+args = [a for a in argv if not a.startswith("--")]
+load = "--load" in argv
+defaults = "--defaults" in argv
 build = os.path.abspath(args[0] if args else "build")
 kills = int(args[1]) if len(args) > 1 else 20
 here = os.path.dirname(os.path.abspath(__file__))
@@ -125,6 +145,7 @@ def main():
                                     extra=["--log-level", "warn"])
         if defaults:
             c.timings = {}
+        c.timings.update(sets)
         c.start()
         loaders = []
         try:
@@ -141,7 +162,17 @@ def main():
                     ld.start()
                 t_load = time.monotonic()
             seq = 0
-            for k in range(kills):
+            rounds = kills
+            if watch is not None:
+                rounds = 0
+                t_w = time.monotonic()
+                while time.monotonic() - t_w < watch:
+                    time.sleep(1)  # the measurement window, not a sync
+                fences = sum(c.nodes[n].log().count("controller: fencing")
+                             for n in all3)
+                print("watch: %.0f s, timings %s: %d node(s) fenced with "
+                      "nobody killed" % (watch, c.timings, fences))
+            for k in range(rounds):
                 def full():
                     v = same_everywhere(c, "f", all3, 1)
                     return v and sorted(parse(v)[0][3]) == all3 and \
@@ -155,12 +186,12 @@ def main():
                 rest = [n for n in all3 if n != pl]
                 named = {}
 
-                def watch():
+                def watch_named():
                     while "t" not in named and time.monotonic() - t0 < 60:
                         v = same_everywhere(c, "f", rest[:1], 1)
                         if v and parse(v)[0][0] in rest:
                             named["t"] = time.monotonic() - t0
-                threading.Thread(target=watch, daemon=True).start()
+                threading.Thread(target=watch_named, daemon=True).start()
                 done = False
                 while not done:
                     for n in rest:
@@ -190,6 +221,8 @@ def main():
                 ld.stop.set()
             c.stop_all()
     times.sort()
+    if not times:
+        return
 
     def pct(q):
         return times[min(len(times) - 1, int(q * len(times)))]
