@@ -92,6 +92,7 @@
 #define RELAY_BACKOFF_MIN_MS 100
 #define RELAY_BACKOFF_MAX_MS 2000
 #define RELAY_CONNECT_MS 5000
+#define RELAY_READ_BYTES (128u * 1024)
 /* heart-beats asked of the coordinator (it may send them less often:
  * stomp-heartbeat-min-ms, as it says in CONNECTED) */
 #define RELAY_HB_MS 1000
@@ -485,6 +486,8 @@ static void rl_connect(stomp_relay *rl)
         return;
     }
     bufferevent_setcb(rl->bev, rl_read_cb, NULL, rl_event_cb, rl);
+    /* MESSAGEs in bulk: as much per read as a STOMP client connection */
+    bufferevent_set_max_single_read(rl->bev, RELAY_READ_BYTES);
     bufferevent_enable(rl->bev, EV_READ | EV_WRITE);
     rl_set_state(rl, RL_CONNECTING);
     rl->hb_ms = 0;

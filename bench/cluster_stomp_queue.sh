@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# bench/cluster_stomp_queue.sh BUILD_DIR [PAIRS] [MESSAGES] [ACK] - STOMP
+# queue consumption in a 3-node cluster on this machine, through the node
+# that coordinates the queue's group against through another node, which
+# relays the subscription to the coordinator (docs/cluster.md 5.1; issue
+# 13). One cluster; per run a new queue (3 partitions, RF 3) is filled
+# with MESSAGES 100-byte messages (a STOMP producer on the coordinator),
+# then drained by 2 consumers (ack ACK, default client-individual,
+# prefetch 1000) connected to the coordinator or to another node,
+# alternating which goes first in each pair. Prints sluice-bench's line
+# per run and the medians of out_msg_s (drain messages/s).
+set -euo pipefail
+b=$(cd "${1:-build}" && pwd)
+pairs=${2:-3}
+msgs=${3:-100000}
+ack=${4:-client-individual}
+tmp=$(mktemp -d /tmp/sluice-relay-bench.XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+ready_line() { # FILE -> the ready line, once there
+  for _ in $(seq 300); do grep -q '^sluiced ready' "$1" 2>/dev/null && break; sleep 0.1; done
+  grep '^sluiced ready' "$1"
+}
+
+ports=$(python3 -c '
+import socket
+ss=[socket.socket() for _ in range(3)]
+for s in ss: s.bind(("127.0.0.1",0))
+print(" ".join(str(s.getsockname()[1]) for s in ss))')
+set -- $ports
+peers="1@127.0.0.1:$1,2@127.0.0.1:$2,3@127.0.0.1:$3"
+rp=("$1" "$2" "$3")
+bp=() sp=()
+for i in 1 2 3; do
+  "$b/bin/sluiced" --listen 127.0.0.1:0 --stomp-listen 127.0.0.1:0 \
+    --http-listen 127.0.0.1:0 --data "$tmp/n$i" --log-level warn \
+    --node-id "$i" --cluster-listen "127.0.0.1:${rp[$((i-1))]}" \
+    --cluster-peers "$peers" >"$tmp/ready$i" 2>"$tmp/log$i" &
+  pids+=("$!")
+done
+for i in 1 2 3; do
+  line=$(ready_line "$tmp/ready$i")
+  bp+=("$(sed -nE 's/.*binary=127\.0\.0\.1:([0-9]+).*/\1/p' <<<"$line")")
+  sp+=("$(sed -nE 's/.*stomp=127\.0\.0\.1:([0-9]+).*/\1/p' <<<"$line")")
+done
+
+# A new queue: prints "COORDINATOR OTHER" once every partition has its
+# full ISR (the coordinator leads partition fnv1a32(name) mod 3).
+new_queue() {
+  local q=$1 out=""
+  for _ in $(seq 300); do
+    "$b/bin/sluice" -b "127.0.0.1:${bp[0]}" topic create "$q" --partitions 3 \
+      --replication-factor 3 >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  # every node's own image: a SEND is forwarded by what its node sees
+  local i
+  for i in 0 1 2; do
+    for _ in $(seq 300); do
+      out=$("$b/bin/sluice" -b "127.0.0.1:${bp[$i]}" topic describe "$q" 2>/dev/null |
+        sed -nE 's/^partition ([0-9]+) .* leader ([0-9]+) .* isr [0-9]+,[0-9]+,[0-9]+.*/\1 \2/p')
+      [ "$(wc -l <<<"$out")" = 3 ] && break
+      sleep 0.1
+    done
+  done
+  python3 -c '
+import sys
+q, lines = sys.argv[1], sys.argv[2].splitlines()
+h = 0x811c9dc5
+for c in q.encode():
+    h = ((h ^ c) * 0x01000193) & 0xffffffff
+lead = dict(l.split() for l in lines)
+c = int(lead[str(h % 3)])
+print(c, next(n for n in (1, 2, 3) if n != c))' "$q" "$out"
+}
+
+run() { # MODE(coordinator|relayed) N -> sluice-bench's line
+  local mode=$1 q=q$2 co ot node
+  read -r co ot <<<"$(new_queue "$q")"
+  "$b/bin/sluice-bench" stomp --port "${sp[$((co-1))]}" --producers 1 \
+    --consumers 0 --count "$msgs" --size 100 --dest "/queue/$q" \
+    --receipt-every 1000 >/dev/null
+  node=$co
+  [ "$mode" = relayed ] && node=$ot
+  echo -n "$mode (coordinator $co, consumers on $node): "
+  "$b/bin/sluice-bench" stomp --port "${sp[$((node-1))]}" --producers 0 \
+    --consumers 2 --count "$msgs" --size 100 --dest "/queue/$q" \
+    --ack "$ack" --prefetch 1000
+}
+
+echo "uptime: $(uptime)"
+n=0
+for i in $(seq "$pairs"); do
+  if [ $((i % 2)) = 1 ]; then order="coordinator relayed"; else order="relayed coordinator"; fi
+  for m in $order; do
+    n=$((n + 1))
+    run "$m" "$n" | tee -a "$tmp/out"
+  done
+done
+echo "uptime: $(uptime)"
+for m in coordinator relayed; do
+  grep "^$m " "$tmp/out" | sed -nE 's/.*out_msg_s=([0-9]+).*/\1/p' | sort -n |
+    awk -v m="$m" '{v[NR]=$1} END {printf "%s: median out_msg_s %d, worst %d (%d runs)\n", m, v[int((NR+1)/2)], v[1], NR}'
+done
