@@ -536,3 +536,52 @@ def test_topic_subscriber_gets_partitions_held_elsewhere(cluster):
         assert parts == {"0", "1", "2"}, (n, parts)
     for r in list(subs.values()) + [w]:
         r.close()
+
+
+def test_relayed_queue_subscription_of_a_stomp10_client(cluster):
+    """A STOMP 1.0 client (no ack ids: ACK names the message-id) on a node
+    that does not coordinate the queue: its relayed MESSAGEs carry the
+    coordinator's message-id, its ACK by message-id reaches the
+    coordinator (a consumer there gets only what was not acknowledged),
+    and header values survive the re-encoding in its version."""
+    c = cluster
+    all3 = [1, 2, 3]
+    ldr = ready(c)
+    c.cli(ldr, "topic", "create", "old", "--partitions", "1",
+          "--replication-factor", "3")
+    view = parse(c.wait(lambda: same_everywhere(c, "old", all3, 1), "old"))
+    coord = coordinator(view, "old")
+    other = next(n for n in all3 if n != coord)
+    w = stomp(c, coord)
+    for i in range(3):
+        w.send("SEND", {"destination": "/queue/old", "persistent": "true",
+                        "note": "a:b c%d" % i, "receipt": "r%d" % i},
+               "o%d" % i)
+    for i in range(3):
+        w.expect("RECEIPT")
+    r = Raw(c.nodes[other].stomp_addr[1], timeout=60)
+    assert r.connect(version="1.0").command == "CONNECTED"
+    r.send("SUBSCRIBE", {"destination": "/queue/old", "ack": "client",
+                         "receipt": "sub"})
+    assert r.expect("RECEIPT").headers["receipt-id"] == "sub"
+    got = [r.expect("MESSAGE") for _ in range(3)]
+    assert [f.body for f in got] == [b"o0", b"o1", b"o2"]
+    assert [f.headers["note"] for f in got] == ["a:b c%d" % i
+                                                for i in range(3)]
+    assert all("ack" not in f.headers for f in got)
+    # ack:client: the second one acknowledges the first too
+    r.send("ACK", {"message-id": got[1].headers["message-id"],
+                   "receipt": "a"})
+    assert r.expect("RECEIPT").headers["receipt-id"] == "a"
+    r.close()
+    q = stomp(c, coord)
+    q.send("SUBSCRIBE", {"destination": "/queue/old", "id": "x",
+                         "ack": "client-individual", "receipt": "s"})
+    assert q.expect("RECEIPT").headers["receipt-id"] == "s"
+    assert q.expect("MESSAGE").body == b"o2"
+    w.send("SEND", {"destination": "/queue/old", "persistent": "true",
+                    "receipt": "mk"}, "marker")
+    w.expect("RECEIPT")
+    assert q.expect("MESSAGE").body == b"marker"
+    q.close()
+    w.close()
