@@ -56,6 +56,13 @@
  * awaited when the session broke fails its receipt (ERROR): it may or may
  * not have been applied.
  *
+ * Durable topic subscriptions are queue groups named after the
+ * subscription: relayed the same way (the session's CONNECT carries the
+ * client's client-id, the SUBSCRIBE its durable headers), and an
+ * UNSUBSCRIBE that removes one is sent up before the session closes
+ * (stomp_relay_drop; ActiveMQ's removal of an inactive one goes to every
+ * node). A SUBSCRIBE's receipt waits until the relay is subscribed.
+ *
  * Plain /topic subscriptions use the same sessions for the partitions
  * of their topic that this node holds no replica of (RF below the cluster
  * size): one session per such partition, to its leader, subscribed to the
@@ -244,6 +251,8 @@ static void rl_send_subscribe(stomp_relay *rl)
     snprintf(num, sizeof(num), "0,%d", RELAY_HB_MS);
     sl_stomp_enc_header_s(&e, "heart-beat", num);
     sl_stomp_enc_header_u(&e, "sluice-relay", c->s->b->cfg.node_id);
+    if (c->client_id[0]) /* names ActiveMQ durable subscriptions */
+        sl_stomp_enc_header_s(&e, "client-id", c->client_id);
     sl_stomp_enc_end(&e, NULL, 0);
     sl_stomp_enc_begin(&e, &rl->wb, SL_STOMP_V12, SL_STOMP_SUBSCRIBE);
     sl_stomp_enc_header_s(&e, "id", s->id);
@@ -519,6 +528,16 @@ static stomp_relay *rl_new(stomp_sub *s, int32_t node, int32_t part, treader *r,
     return rl;
 }
 
+void stomp_relay_wait_subscribed(stomp_relay *rl, sl_wait *w)
+{
+    if (!w || rl->sub_w || rl->state == RL_UP)
+        return;
+    if (rl->state == RL_DOWN && rl->node <= 0)
+        return; /* no node to wait for */
+    rl->sub_w = w;
+    sl_wait_hold(w);
+}
+
 sl_err stomp_relay_open(stomp_sub *s, int32_t node)
 {
     return rl_new(s, node, -1, NULL, NULL) ? SL_OK : SL_ERR_NOMEM;
@@ -661,6 +680,104 @@ void stomp_relay_settle(stomp_sub *s, const pend *p, int cmd, int requeue,
         sl_stomp_enc_header_u(&e, "receipt", x->id);
     sl_stomp_enc_end(&e, NULL, 0);
     rl_write(rl);
+}
+
+/* ---- sessions that only deliver a last frame ------------------------- */
+
+/* bev (ours, connected or connecting) carries a last frame: free it once
+ * that is written (the node reads it before the EOF), or on an error or
+ * after RELAY_CONNECT_MS. */
+static void linger_done(struct bufferevent *bev, void *arg)
+{
+    (void)arg;
+    bufferevent_free(bev);
+}
+
+static void linger_event(struct bufferevent *bev, short what, void *arg)
+{
+    if (what & BEV_EVENT_CONNECTED)
+        return; /* the write callback follows */
+    linger_done(bev, arg);
+}
+
+static void linger_read(struct bufferevent *bev, void *arg)
+{
+    (void)arg;
+    evbuffer_drain(bufferevent_get_input(bev),
+                   evbuffer_get_length(bufferevent_get_input(bev)));
+}
+
+static void linger(struct bufferevent *bev, const sl_wb *last)
+{
+    struct timeval tv = {RELAY_CONNECT_MS / 1000, 0};
+    bufferevent_setcb(bev, linger_read, linger_done, linger_event, NULL);
+    bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+    bufferevent_set_timeouts(bev, &tv, &tv);
+    bufferevent_write(bev, last->p, last->len);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+void stomp_relay_drop(stomp_sub *s, const char *amq_sub)
+{
+    stomp_relay *rl = s->relay;
+    sl_stomp_enc e;
+    if (!rl || !rl->bev || rl->state == RL_CONNECTING) {
+        sl_log(SL_WARN, RELAY_SUBSYS,
+               "durable subscription %s (group %s): no session to its "
+               "coordinator now; it stays there (UNSUBSCRIBE it again)",
+               s->id, s->group);
+        return;
+    }
+    sl_wb_reset(&rl->wb);
+    sl_stomp_enc_begin(&e, &rl->wb, SL_STOMP_V12, SL_STOMP_UNSUBSCRIBE);
+    sl_stomp_enc_header_s(&e, "id", s->id);
+    if (amq_sub)
+        sl_stomp_enc_header_s(&e, "activemq.subscriptionName", amq_sub);
+    else
+        sl_stomp_enc_header_s(&e, "durable", "true");
+    sl_stomp_enc_end(&e, NULL, 0);
+    linger(rl->bev, &rl->wb);
+    rl->bev = NULL; /* the linger frees it */
+}
+
+void stomp_relay_unsubscribe_all(stomp_conn *c, const char *amq_sub)
+{
+    stomp_srv *srv = c->s;
+    const sl_meta *m = srv->relay_tick ? sl_bcluster_image(srv->b) : NULL;
+    sl_stomp_enc e;
+    sl_wb wb;
+    size_t i;
+    if (!m || c->relay_from)
+        return;
+    sl_wb_init(&wb, 256);
+    sl_stomp_enc_begin(&e, &wb, SL_STOMP_V12, SL_STOMP_CONNECT);
+    sl_stomp_enc_header_s(&e, "accept-version", "1.2");
+    if (c->login[0])
+        sl_stomp_enc_header_s(&e, "login", c->login);
+    sl_stomp_enc_header_u(&e, "sluice-relay", srv->b->cfg.node_id);
+    sl_stomp_enc_header_s(&e, "client-id", c->client_id);
+    sl_stomp_enc_end(&e, NULL, 0);
+    sl_stomp_enc_begin(&e, &wb, SL_STOMP_V12, SL_STOMP_UNSUBSCRIBE);
+    sl_stomp_enc_header_s(&e, "activemq.subscriptionName", amq_sub);
+    sl_stomp_enc_end(&e, NULL, 0);
+    for (i = 0; i < m->nnodes; i++) {
+        const sl_mi_node *n = &m->nodes[i];
+        struct sockaddr_storage ss;
+        int slen = sizeof(ss);
+        struct bufferevent *bev;
+        if (n->id == (int32_t)srv->b->cfg.node_id || n->fenced ||
+            !n->stomp_addr || !n->stomp_addr[0] ||
+            evutil_parse_sockaddr_port(n->stomp_addr, (struct sockaddr *)&ss,
+                                       &slen) != 0)
+            continue;
+        bev = bufferevent_socket_new(srv->b->base, -1, BEV_OPT_CLOSE_ON_FREE);
+        if (!bev)
+            continue;
+        linger(bev, &wb);
+        if (bufferevent_socket_connect(bev, (struct sockaddr *)&ss, slen) != 0)
+            bufferevent_free(bev);
+    }
+    sl_wb_fini(&wb);
 }
 
 void stomp_relay_pump(stomp_sub *s)

@@ -383,10 +383,20 @@ void stomp_relay_topic_open(stomp_sub *s, sl_wait *w);
 /* Relay s (its group, qtopic set) to node (-1: wait for one). */
 sl_err stomp_relay_open(stomp_sub *s, int32_t node);
 void stomp_relay_free(struct stomp_relay *rl);
+/* w (may be NULL) completes once rl is subscribed (or failed once). */
+void stomp_relay_wait_subscribed(struct stomp_relay *rl, sl_wait *w);
 /* Settle a delivery of a relayed subscription at its coordinator; w (may
  * be NULL) completes when the coordinator committed it. */
 void stomp_relay_settle(stomp_sub *s, const pend *p, int cmd, int requeue,
                         sl_wait *w);
+/* s, a relayed durable subscription, is being removed: have the
+ * coordinator remove it too (amq_sub: ActiveMQ's name, else RabbitMQ's
+ * durable:true). The session closes once that is sent; s may be freed
+ * at once. */
+void stomp_relay_drop(stomp_sub *s, const char *amq_sub);
+/* ActiveMQ's UNSUBSCRIBE of an inactive durable subscription
+ * (client-id.amq_sub) in a cluster: sent to every other node. */
+void stomp_relay_unsubscribe_all(stomp_conn *c, const char *amq_sub);
 /* Room in the client's output again: read the coordinator's MESSAGEs. */
 void stomp_relay_pump(stomp_sub *s);
 /* The node a relayed subscription is served by (-1: none yet). */

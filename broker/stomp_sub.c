@@ -227,10 +227,12 @@ static sl_err sub_open_queue(stomp_sub *s, const char *group, const char *topic,
 /* ---- cluster: where a /queue subscription is served (relay.c) ---------- */
 
 /* The SUBSCRIBE headers a queue subscription passes on when it is opened
- * again elsewhere (its coordinator moved): the selector and RabbitMQ's
- * queue arguments. */
-static const char *const xh_names[] = {"selector", "x-message-ttl",
-                                       "x-delivery-limit", "x-max-priority"};
+ * again elsewhere (its coordinator moved): the selector, RabbitMQ's
+ * queue arguments and what makes a topic subscription durable. */
+static const char *const xh_names[] = {
+    "selector",       "x-message-ttl", "x-delivery-limit",
+    "x-max-priority", "durable",       "persistent",
+    "auto-delete",    "x-queue-name",  "activemq.subscriptionName"};
 
 static sl_err sub_keep_headers(stomp_sub *s, const sl_stomp_frame *f)
 {
@@ -328,7 +330,7 @@ sl_err stomp_sub_open_local(stomp_sub *s, char *why, size_t whylen)
     }
     /* sub_open_queue sets them again */
     s->group = s->qtopic = NULL;
-    rc = sub_open_queue(s, group, topic, 0, &f, why, whylen);
+    rc = sub_open_queue(s, group, topic, s->durable, &f, why, whylen);
     if (rc != SL_OK) {
         free(s->group);
         free(s->qtopic);
@@ -338,7 +340,7 @@ sl_err stomp_sub_open_local(stomp_sub *s, char *why, size_t whylen)
     }
     free(group);
     free(topic);
-    if (s->sel)
+    if (s->sel && !s->durable)
         sl_qconsumer_set_filter(s->qc, stomp_qc_accept, s);
     return SL_OK;
 }
@@ -461,6 +463,9 @@ sl_err stomp_sub_create(stomp_conn *c, const char *id, const char *dstr,
         snprintf(group, sizeof(group), "%s", durable_name);
         sanitize_name(group);
         s->durable = 1;
+        rc = sub_home(s, group, d->name, f, why, whylen);
+        if (rc != SL_OK || s->relay)
+            goto out;
         rc = sub_open_queue(s, group, d->name, 1, f, why, whylen);
     } else if (d->wildcard) {
         s->pattern = strdup(d->name);
@@ -630,6 +635,7 @@ void stomp_h_subscribe(stomp_conn *c, const sl_stomp_frame *f)
     int ack = stomp_ack_mode_parse(sl_stomp_frame_value(f, "ack"));
     int64_t prefetch = c->s->cfg->stomp_prefetch;
     stomp_sub *s;
+    sl_wait *w;
     dest d;
 
     if (!id) {
@@ -739,21 +745,23 @@ void stomp_h_subscribe(stomp_conn *c, const sl_stomp_frame *f)
            "%" PRId64 "%s%s)",
            c->peer, c->session, s->id, s->dest, stomp_ack_names[ack], prefetch,
            dn ? ", durable " : "", dn ? dn : "");
+    /* cluster (relay.c): the receipt waits until the relayed subscription
+     * is subscribed at the node serving it (a durable one starts there,
+     * from then on); partitions of a topic this node holds no replica of
+     * come from their leaders */
+    w = receipt ? sl_wait_new(c->conn) : NULL;
     if (!s->queue && !s->pattern && s->readers && c->s->relay_tick &&
         !c->relay_from) {
-        /* cluster: partitions this node holds no replica of come from
-         * their leaders (relay.c); the receipt waits until they do */
-        sl_wait *w = receipt ? sl_wait_new(c->conn) : NULL;
         s->topic_relay = 1;
         if (sub_keep_headers(s, f) == SL_OK)
             stomp_relay_topic_open(s, w);
-        stomp_owe_receipt(c, receipt, w);
-        if (w) {
-            sl_wait_built(w);
-            sl_wait_unref(w);
-        }
-    } else {
-        stomp_owe_receipt(c, receipt, NULL);
+    } else if (s->relay) {
+        stomp_relay_wait_subscribed(s->relay, w);
+    }
+    stomp_owe_receipt(c, receipt, w);
+    if (w) {
+        sl_wait_built(w);
+        sl_wait_unref(w);
     }
     stomp_sub_pump(s);
 }
@@ -780,6 +788,9 @@ void stomp_h_unsubscribe(stomp_conn *c, const sl_stomp_frame *f)
         sanitize_name(g);
         if (srv_groups(c->s))
             sl_qgroup_delete(srv_groups(c->s), g, NULL);
+        /* cluster: its topic (and so its coordinator) is unknown here:
+         * every other node deletes its copy (relay.c) */
+        stomp_relay_unsubscribe_all(c, amq_sub);
         stomp_owe_receipt(c, receipt, NULL);
         return;
     }
@@ -796,6 +807,8 @@ void stomp_h_unsubscribe(stomp_conn *c, const sl_stomp_frame *f)
         drop = 1;
         group = xstrdup(s->group);
         topic = xstrdup(s->qtopic);
+        if (s->relay) /* the coordinator removes it */
+            stomp_relay_drop(s, amq_sub);
     }
     sub_unlink(c, s);
     stomp_sub_free(s);

@@ -585,3 +585,76 @@ def test_relayed_queue_subscription_of_a_stomp10_client(cluster):
     assert q.expect("MESSAGE").body == b"marker"
     q.close()
     w.close()
+
+
+def test_durable_topic_subscription_follows_its_coordinator(cluster):
+    """A durable topic subscription (RabbitMQ's durable:true, the id names
+    it) is a queue group; its state is kept by the group's coordinator
+    whatever node the subscriber uses: messages sent while it was away
+    are delivered when it comes back through another node, and
+    UNSUBSCRIBE with durable:true removes it there."""
+    c = cluster
+    all3 = [1, 2, 3]
+    ldr = ready(c)
+    c.cli(ldr, "topic", "create", "news", "--partitions", "1",
+          "--replication-factor", "3")
+    view = parse(c.wait(lambda: same_everywhere(c, "news", all3, 1),
+                        "news"))
+    group = "sub-news"
+    coord = coordinator(view, group)
+    a, b = [n for n in all3 if n != coord]
+    hdrs = {"destination": "/topic/news", "id": group, "durable": "true",
+            "auto-delete": "false", "ack": "client-individual"}
+    w = stomp(c, coord)
+
+    def send(body):
+        w.send("SEND", {"destination": "/topic/news", "persistent": "true",
+                        "receipt": body}, body)
+        assert w.expect("RECEIPT").headers["receipt-id"] == body
+
+    def subscribe(nid):
+        r = stomp(c, nid)
+        r.send("SUBSCRIBE", dict(hdrs, receipt="sub"))
+        assert r.expect("RECEIPT").headers["receipt-id"] == "sub"
+        return r
+
+    def take(r, body):
+        """The next MESSAGE is body: ACK it, its receipt comes (the next
+        MESSAGE may come before it)."""
+        early = getattr(r, "early", [])
+        f = early.pop(0) if early else r.expect("MESSAGE")
+        assert f.body.decode() == body and f.headers["subscription"] == group
+        r.send("ACK", {"id": f.headers["ack"], "receipt": "a-" + body})
+        while True:
+            f = r.read_frame()
+            if f.command == "MESSAGE":
+                r.early = early + [f]
+                early = r.early
+                continue
+            assert f.command == "RECEIPT", f
+            assert f.headers["receipt-id"] == "a-" + body
+            break
+    r = subscribe(a)
+    send("one")
+    take(r, "one")
+    r.close()  # away: the subscription stays
+    send("two")
+    send("three")
+    r = subscribe(b)  # back, through another node
+    take(r, "two")
+    take(r, "three")
+    r.send("UNSUBSCRIBE", {"id": group, "durable": "true", "receipt": "u"})
+    assert r.expect("RECEIPT").headers["receipt-id"] == "u"
+    r.close()
+    # removed at the coordinator: a new one starts from now on (when the
+    # removal has reached the coordinator: its describe no longer shows
+    # the group)
+    c.wait(lambda: group not in c.cli(coord, "group", "list",
+                                       check=False).stdout,
+           "the durable subscription removed at the coordinator")
+    send("gone")
+    r = subscribe(a)
+    send("new")
+    take(r, "new")
+    r.close()
+    w.close()
