@@ -658,3 +658,59 @@ def test_durable_topic_subscription_follows_its_coordinator(cluster):
     take(r, "new")
     r.close()
     w.close()
+
+
+def test_activemq_durable_subscription_across_nodes(cluster):
+    """ActiveMQ's durable subscription (client-id + subscriptionName) made
+    through one node and resumed through another gets what was sent
+    meanwhile; its removal while inactive (UNSUBSCRIBE naming it, no
+    subscription on the connection) removes it on every node."""
+    c = cluster
+    all3 = [1, 2, 3]
+    ldr = ready(c)
+    c.cli(ldr, "topic", "create", "amq", "--partitions", "1",
+          "--replication-factor", "3")
+    view = parse(c.wait(lambda: same_everywhere(c, "amq", all3, 1), "amq"))
+    group = "app1.feed"
+    coord = coordinator(view, group)
+    a, b = [n for n in all3 if n != coord]
+
+    def conn(nid):
+        r = Raw(c.nodes[nid].stomp_addr[1], timeout=60)
+        assert r.connect(headers={"client-id": "app1"}).command == \
+            "CONNECTED"
+        return r
+
+    def subscribe(nid):
+        r = conn(nid)
+        r.send("SUBSCRIBE", {"destination": "/topic/amq", "id": "x",
+                             "activemq.subscriptionName": "feed",
+                             "receipt": "sub"})
+        assert r.expect("RECEIPT").headers["receipt-id"] == "sub"
+        return r
+    w = stomp(c, coord)
+
+    def send(body):
+        w.send("SEND", {"destination": "/topic/amq", "persistent": "true",
+                        "receipt": body}, body)
+        assert w.expect("RECEIPT").headers["receipt-id"] == body
+    r = subscribe(a)
+    send("p1")
+    assert r.expect("MESSAGE").body == b"p1"
+    r.close()
+    send("p2")
+    r = subscribe(b)
+    assert r.expect("MESSAGE").body == b"p2"
+    r.close()
+
+    def listed():
+        return [n for n in all3
+                if group in c.cli(n, "group", "list", check=False).stdout]
+    c.wait(lambda: coord in listed(), "the subscription at the coordinator")
+    r = conn(a)
+    r.send("UNSUBSCRIBE", {"activemq.subscriptionName": "feed",
+                           "receipt": "u"})
+    assert r.expect("RECEIPT").headers["receipt-id"] == "u"
+    r.close()
+    c.wait(lambda: not listed(), "the subscription removed everywhere")
+    w.close()
