@@ -340,14 +340,17 @@ SL_CFG(group_commit_interval_ms, "group-commit-interval-ms", MS, "50", 0, 60000,
        "round.")
 SL_CFG_ENUM(queue_dispatch, "queue-dispatch", "written", "written|durable", 0,
             NULL,
-            "When queue consumers (binary queue groups, STOMP /queue and "
-            "durable subscriptions) get a record of a flush=always topic. "
+            "When every reader (binary FETCH, STOMP /topic subscribers, "
+            "queue consumers: binary queue groups, STOMP /queue and durable "
+            "subscriptions) sees a record of a flush=always topic. "
             "written: as soon as it is appended, while its fdatasync runs "
             "(as RabbitMQ and ActiveMQ dispatch while they store); the "
             "producer's receipt or durable ack still waits for the "
-            "fdatasync, and acks of such records are committed to groups.db "
-            "only after it. durable: only after its fdatasync, so a consumer "
-            "never sees a record that a power loss could take back.")
+            "fdatasync, and acks and offset commits of such records are "
+            "committed to groups.db only after it. durable: only after its "
+            "fdatasync (also for flush=interval topics), so a consumer "
+            "never sees a record that a power loss could take back. "
+            "docs/broker.md, Fetch and visibility.")
 
 /* ---- security (broker/auth.c, broker/acl.c; docs/security.md) ---------- */
 SL_CFG(allow_anonymous, "allow-anonymous", BOOL, "no", 0, 0, 0, NULL,

@@ -15,6 +15,7 @@
 #include <event2/bufferevent.h>
 
 #include "broker/broker.h"
+#include "groups/visible.h"
 #include "protocol/log.h"
 #include "storage/fsutil.h"
 
@@ -75,6 +76,14 @@ static sl_err tp_get(sl_broker *b, const char *topic, int32_t partition,
         return SL_ERR_UNKNOWN_PARTITION;
     *out = t->parts[partition];
     return SL_OK;
+}
+
+/* Does an append make records visible at once (sl_ops_visible_offset is
+ * the log end), or only the flusher round after it (the durable offset)? */
+static int visible_at_append(const sl_broker *b, const sl_tpart *tp)
+{
+    return tp->topic->pcfg.flush == SL_FLUSH_NEVER ||
+           b->cfg.queue_dispatch == 0; /* 0 = written */
 }
 
 sl_err sl_ops_part(sl_broker *b, const char *topic, int32_t partition,
@@ -308,7 +317,7 @@ sl_err sl_ops_append(sl_broker *b, const char *topic, int32_t partition,
     tp->records_in += (uint64_t)(sl_part_end_offset(tp->part) - base);
     if (tp->topic->pcfg.flush != SL_FLUSH_NEVER)
         sl_flusher_request(b->flusher, tp->part);
-    if (tp->topic->pcfg.flush == SL_FLUSH_ALWAYS && !tp->on_dv_list) {
+    if (!visible_at_append(b, tp) && !tp->on_dv_list) {
         tp->on_dv_list = 1;
         tp->dv_next = b->dv_list;
         b->dv_list = tp;
@@ -761,7 +770,7 @@ void sl_ops_on_append_ev(evutil_socket_t fd, short what, void *arg)
             n++;
         }
         /* a follower's fetch (cluster) reads past the durable offset */
-        if (tp->topic->pcfg.flush != SL_FLUSH_ALWAYS || b->cluster)
+        if (visible_at_append(b, tp) || b->cluster)
             fire(b, tp);
     }
     /* Hooks may append, create or delete topics: look each one up again. */
@@ -808,33 +817,9 @@ sl_err sl_ops_visible_offset(sl_broker *b, const char *topic, int32_t partition,
 
     if (rc != SL_OK)
         return rc;
-    if (tp->topic->pcfg.flush == SL_FLUSH_ALWAYS)
-        *out = sl_part_durable_offset(tp->part);
-    else
-        *out = sl_part_end_offset(tp->part);
-    if (*out > sl_part_read_cap(tp->part))
-        *out = sl_part_read_cap(tp->part); /* cluster: the high-water mark */
+    *out = sl_visible_offset(tp->part, b->cfg.queue_dispatch == 0,
+                             SL_VISIBLE_STREAM);
     return SL_OK;
-}
-
-sl_err sl_ops_read(sl_broker *b, const char *topic, int32_t partition,
-                   int64_t offset, size_t max_bytes, sl_part_slice *out)
-{
-    sl_tpart *tp;
-    sl_err rc = tp_get(b, topic, partition, SL_OPS_NO_CREATE, &tp);
-
-    if (rc != SL_OK)
-        return rc;
-    if (max_bytes > (size_t)b->cfg.fetch_max_bytes)
-        max_bytes = (size_t)b->cfg.fetch_max_bytes;
-    {
-        int64_t upto = tp->topic->pcfg.flush == SL_FLUSH_ALWAYS
-                           ? sl_part_durable_offset(tp->part)
-                           : sl_part_end_offset(tp->part);
-        if (upto > sl_part_read_cap(tp->part))
-            upto = sl_part_read_cap(tp->part);
-        return sl_part_read(tp->part, offset, max_bytes, upto, out);
-    }
 }
 
 sl_err sl_ops_list_offset(sl_broker *b, const char *topic, int32_t partition,

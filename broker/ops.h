@@ -236,20 +236,13 @@ sl_err sl_ops_set_follower_marks(sl_broker *b, const char *topic,
 
 /*
  * The offset below which records of (topic, partition) are visible to
- * readers: the durable offset for flush=always topics (a consumer never
- * sees a record that a crash could take back), the log end for
- * flush=interval|never topics. Fetches read below it.
+ * stream readers (FETCH, STOMP /topic subscribers): the one rule of
+ * groups/visible.c, decided by queue-dispatch (written: the log end, as
+ * queue groups hand records out; durable: the durable offset of
+ * flush=always|interval topics), capped by the cluster's high-water mark.
  */
 sl_err sl_ops_visible_offset(sl_broker *b, const char *topic, int32_t partition,
                              int64_t *out);
-
-/*
- * Whole batches of (topic, partition) from `offset`, up to max_bytes (at
- * least one batch), below the visible offset, for zero-copy sending: see
- * sl_part_read (the caller owns slice->fd; evbuffer_add_file takes it).
- */
-sl_err sl_ops_read(sl_broker *b, const char *topic, int32_t partition,
-                   int64_t offset, size_t max_bytes, sl_part_slice *out);
 
 /*
  * Append hooks: fn(arg, topic, partition, end_offset) after records were
@@ -295,8 +288,9 @@ void sl_ops_on_topic_delete(sl_broker *b,
 /*
  * Watches (long-poll fetch, STOMP topic subscribers): cb(arg, timed_out)
  * runs from the loop when new records became visible in a watched
- * partition (sl_ops_visible_offset advanced: after the append for
- * flush=interval|never topics, after the flusher round for flush=always;
+ * partition (sl_ops_visible_offset advanced: after the append when the
+ * rule shows the log end, after the flusher round when it shows the
+ * durable offset, when the cluster's high-water mark rose;
  * deferred as above, timed_out = 0), and once when timeout_ms passes
  * (timed_out = 1; timeout_ms < 0 = never). At shutdown every watch times
  * out at once. The watch stays armed until freed: free it from

@@ -9,9 +9,13 @@
  *    group's callbacks.
  *  - topic readers (plain /topic subscriptions, one per topic a wildcard
  *    matches): cursors over the partition logs from the end offset at
- *    subscribe time (sl_part_iter), woken by the broker's append hook
- *    (stomp_on_append), which also lets a wildcard subscription discover
- *    topics created after it subscribed.
+ *    subscribe time (sl_part_iter) that read only what is visible, by the
+ *    one rule every reader follows (groups/visible.c,
+ *    sl_ops_visible_offset: FETCH sees the same records, queue-dispatch
+ *    decides for both), woken by a watch on their partitions
+ *    (sl_ops_watch, as a FETCH long-poll is). The broker's append hook
+ *    (stomp_on_append) lets a wildcard subscription discover topics
+ *    created after it subscribed.
  *
  * Back-pressure: past output-high-water a subscription loses its credits
  * and its readers stop; the connection's on_drain (stomp.c) pumps again.
@@ -312,9 +316,12 @@ static void reader_pump(treader *r)
     stomp_srv *srv = s->c->s;
     int32_t p;
     for (p = 0; p < r->nparts; p++) {
+        int64_t upto = 0;
         if (r->cursor[p] < 0)
             continue; /* not read by this reader (stomp_reader_only) */
-        while (sub_can_deliver(s)) {
+        if (sl_ops_visible_offset(srv->b, r->topic, p, &upto) != SL_OK)
+            continue;
+        while (r->cursor[p] < upto && sub_can_deliver(s)) {
             sl_record rec;
             sl_err err = SL_OK;
             if (!r->it[p]) {
@@ -340,6 +347,10 @@ static void reader_pump(treader *r)
             }
             if (rec.offset < r->cursor[p])
                 continue;
+            if (rec.offset >= upto) { /* past a gap: not visible yet */
+                sl_part_iter_seek(r->it[p], rec.offset);
+                break;
+            }
             r->cursor[p] = rec.offset + 1;
             if (rec_expired(&rec) || !sel_pass(s, &rec))
                 continue;
@@ -358,11 +369,19 @@ void stomp_reader_free(stomp_srv *srv, treader *r)
         srv->readers = r->gnext;
     if (r->gnext)
         r->gnext->gprev = r->gprev;
+    sl_ops_watch_free(r->watch);
     for (p = 0; p < r->nparts; p++)
         sl_part_iter_free(r->it[p]);
     free(r->it);
     free(r->cursor);
     free(r);
+}
+
+/* New records of the reader's partitions became visible. */
+static void reader_watch_cb(void *arg, int timed_out)
+{
+    if (!timed_out) /* (only at shutdown: the watch has no timeout) */
+        reader_pump(arg);
 }
 
 /* A reader of topic for s, starting at the log end (from_start = 0) or at
@@ -383,7 +402,8 @@ sl_err stomp_reader_new(stomp_sub *s, const char *topic, int from_start)
     r->nparts = np;
     r->cursor = calloc((size_t)np, sizeof(*r->cursor));
     r->it = calloc((size_t)np, sizeof(*r->it));
-    if (!r->cursor || !r->it) {
+    if (!r->cursor || !r->it ||
+        sl_ops_watch_new(srv->b, -1, reader_watch_cb, r, &r->watch) != SL_OK) {
         free(r->cursor);
         free(r->it);
         free(r);
@@ -391,6 +411,7 @@ sl_err stomp_reader_new(stomp_sub *s, const char *topic, int from_start)
     }
     for (p = 0; p < np; p++) {
         int64_t off = 0;
+        sl_ops_watch_add(r->watch, topic, p);
         if (sl_ops_list_offset(srv->b, topic, p,
                                from_start ? SL_OFFSET_EARLIEST
                                           : SL_OFFSET_LATEST,
@@ -455,13 +476,13 @@ void stomp_wild_attach(stomp_sub *s)
     sl_ops_topic_list(s->c->s->b, wild_each, &w);
 }
 
-/* The append hook: wake topic readers of this topic (and let wildcard
- * subscriptions discover topics created after they subscribed). */
+/* The append hook: let wildcard subscriptions discover topics created
+ * after they subscribed (a new reader reads them from their start; the
+ * readers' own watches wake them). */
 void stomp_on_append(void *arg, const char *topic, int32_t partition,
                      int64_t end_offset)
 {
     stomp_srv *srv = arg;
-    treader *r, *next;
     stomp_conn *c;
     for (c = srv->conns; c; c = c->next) {
         stomp_sub *s;
@@ -470,14 +491,10 @@ void stomp_on_append(void *arg, const char *topic, int32_t partition,
         for (s = c->subs; s; s = s->next) {
             if (s->pattern && stomp_wild_match(s->pattern, topic) &&
                 !stomp_tmp_foreign(c->session, topic) &&
-                !sub_reader_for(s, topic))
-                stomp_reader_new(s, topic, 1);
+                !sub_reader_for(s, topic) &&
+                stomp_reader_new(s, topic, 1) == SL_OK)
+                reader_pump(s->readers); /* (its watch missed this one) */
         }
-    }
-    for (r = srv->readers; r; r = next) {
-        next = r->gnext;
-        if (strcmp(r->topic, topic) == 0 && partition < r->nparts)
-            reader_pump(r);
     }
 }
 

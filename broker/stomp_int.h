@@ -151,8 +151,9 @@ struct treader {
     treader *gnext, *gprev; /* in srv->readers */
     char topic[SL_TOPIC_NAME_MAX + 1];
     int32_t nparts;
-    int64_t *cursor;   /* next offset per partition */
-    sl_part_iter **it; /* lazily opened per partition */
+    int64_t *cursor;     /* next offset per partition */
+    sl_part_iter **it;   /* lazily opened per partition */
+    sl_ops_watch *watch; /* wakes it when records become visible */
 };
 
 struct stomp_sub {

@@ -154,21 +154,23 @@ static int stq_pending(sl_groups *g)
 }
 
 /* Serialize everything dirty into a staged buffer. When some of it refers
- * to records handed out before their fdatasync, its commit waits for the
- * flusher round that covers them (sl_flusher_token): group state never
- * points past the durable end of a log, or a crash that took that tail
- * back would reuse the offsets and find NEW records already acked.
+ * to records handed out (or, a stream offset, read) before their
+ * fdatasync, its commit waits for the flusher round that covers them
+ * (sl_flusher_token): group state never points past the durable end of a
+ * log, or a crash that took that tail back would reuse the offsets and
+ * find NEW records already acked.
  * @thread loop */
 static void stage_now(sl_groups *g)
 {
     sl_wb wb;
     uint64_t token = 0;
-    int ready;
+    int ready, early;
     g->last_stage_ms = sl_groups_now(g);
     sl_wb_init(&wb, 4096);
-    if (sl_queue_stage(g, &wb) && g->flusher)
+    early = sl_queue_stage(g, &wb);
+    early |= sl_stream_stage(g, &wb);
+    if (early && g->flusher)
         token = sl_flusher_token(g->flusher);
-    sl_stream_stage(g, &wb);
     g->need_stage = 0;
     pthread_mutex_lock(&g->mu);
     stq_push(g, &wb, g->seq, token);

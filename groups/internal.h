@@ -244,7 +244,9 @@ void sl_queue_mark_all_dirty(sl_groups *g);
 sl_err sl_queue_describe(sl_groups *g, const char *group, sl_group_info *info);
 
 /* stream.c */
-void sl_stream_stage(sl_groups *g, sl_wb *wb);
+/* Stage the dirty offsets; 1 if one of them is past the durable end of a
+ * flush=always partition (its commit must wait for the flusher). */
+int sl_stream_stage(sl_groups *g, sl_wb *wb);
 sl_err sl_stream_load(sl_groups *g);
 int64_t sl_stream_tick(sl_groups *g, int64_t now);
 void sl_sgroup_free_all(sl_groups *g);

@@ -29,16 +29,17 @@
  *   start advances over a prefix of ACKED/ARCHIVED; the partition's
  *   low-water mark (sl_part_set_low_water) is the min start of all groups.
  *
- * Which records are handed out (qp_upto): those below the log end for
- * flush=never topics; for flush=always topics also below the log end when
- * early dispatch is on (sl_groups_set_early, the broker's default: a
- * consumer does not wait for the fdatasync, as RabbitMQ and ActiveMQ
- * dispatch while they store), else below sl_part_durable_offset. Either
- * way, group state that refers to a record not yet durable is committed
- * only after the flusher round that covers it (sl_queue_stage reports it,
- * groups.c holds the commit back): otherwise, if a crash took that tail
- * back, the ack would be remembered and would mark a NEW record at the
- * same offset acked.
+ * Which records are handed out (qp_upto): those visible by the one rule
+ * of groups/visible.c, which every reader of a partition follows: below
+ * the log end for flush=never topics; for flush=always topics also below
+ * the log end when early dispatch is on (sl_groups_set_early, the
+ * broker's queue-dispatch written, its default: a consumer does not wait
+ * for the fdatasync, as RabbitMQ and ActiveMQ dispatch while they store),
+ * else below sl_part_durable_offset. Either way, group state that refers to a
+ * record not yet durable is committed only after the flusher round that covers
+ * it (sl_queue_stage reports it, groups.c holds the commit back): otherwise, if
+ * a crash took that tail back, the ack would be remembered and would mark a NEW
+ * record at the same offset acked.
  *
  * Dead-lettering: the DLQ record is appended first (headers dlq.*), the
  * entry stays in state DLQ (persisted with its reason) until the DLQ
@@ -81,6 +82,7 @@
 #include "groups/dlq.h"
 #include "groups/queue_cfg.h"
 #include "groups/queue_int.h"
+#include "groups/visible.h"
 #include "protocol/hash.h"
 #include "protocol/log.h"
 #include "protocol/parse.h"
@@ -217,21 +219,15 @@ void sl_q__recount_keyed(sl_qpart *qp)
             qp->n_keyed++;
 }
 
-/* The offset below which records may be handed out: the log end for
- * flush=never topics, and for flush=always topics when early dispatch is
- * on (sl_groups_set_early; not for a partition whose fdatasync failed);
- * else the durable offset. */
+/* The offset below which records may be handed out: the one visibility
+ * rule (groups/visible.c) for a queue reader; early dispatch is
+ * queue-dispatch written. */
 int64_t sl_q__qp_upto(sl_qpart *qp)
 {
     sl_part *p = sl_q__qp_part(qp);
-    int flush;
     if (!p)
         return qp->cursor;
-    flush = sl_part_get_cfg(p)->flush;
-    if (flush == SL_FLUSH_NEVER ||
-        (flush == SL_FLUSH_ALWAYS && qp->qg->g->early && !sl_part_failed(p)))
-        return sl_part_end_offset(p);
-    return sl_part_durable_offset(p);
+    return sl_visible_offset(p, qp->qg->g->early, SL_VISIBLE_QUEUE);
 }
 
 /* Re-read the record at off into *rec. 1 = found, 0 = gone from the log

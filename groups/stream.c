@@ -366,13 +366,22 @@ int64_t sl_stream_tick(sl_groups *g, int64_t now)
     return next - now;
 }
 
-void sl_stream_stage(sl_groups *g, sl_wb *wb)
+int sl_stream_stage(sl_groups *g, sl_wb *wb)
 {
+    int early = 0;
     for (sl_sgroup *sg = g->sgroups; sg; sg = sg->next)
         for (size_t i = 0; i < sg->noffs; i++) {
             sl_soffset *o = &sg->offs[i];
+            sl_part *p;
             if (!o->dirty)
                 continue;
+            /* an offset past a flush=always partition's durable end (its
+             * records were read before their fdatasync, groups/visible.c):
+             * committed after the round that covers them */
+            p = g->env.get_part(g->env.ctx, o->topic, o->partition);
+            if (p && sl_part_get_cfg(p)->flush == SL_FLUSH_ALWAYS &&
+                o->offset > sl_part_durable_offset(p))
+                early = 1;
             sl_wb_u8(wb, SL_OP_OFFSET);
             sl_wb_str16(wb, sg->name, strlen(sg->name));
             sl_wb_str16(wb, o->topic, strlen(o->topic));
@@ -380,6 +389,7 @@ void sl_stream_stage(sl_groups *g, sl_wb *wb)
             sl_wb_u64(wb, (uint64_t)o->offset);
             o->dirty = 0;
         }
+    return early;
 }
 
 sl_err sl_stream_load(sl_groups *g)
