@@ -21,6 +21,7 @@
 #include "broker/broker.h"
 #include "broker/json.h"
 #include "broker/ops_groups.h"
+#include "broker/topic.h"
 #include "groups/dlq.h"
 #include "protocol/api.h"
 #include "protocol/log.h"

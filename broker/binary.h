@@ -48,9 +48,10 @@
 
 #include "broker/conn.h"
 #include "broker/ops.h"
+#include "broker/types.h"
 #include "protocol/err.h"
 
-typedef struct sl_req {
+struct sl_req {
     uint16_t api_key;
     uint16_t api_version;
     uint32_t correlation_id;
@@ -58,10 +59,9 @@ typedef struct sl_req {
                       writable (produce writes base offsets in place) */
     size_t len;
     const char *peer; /* "IP:PORT" of the client, for log lines */
-} sl_req;
+};
 
-typedef void (*sl_binary_handler)(sl_broker *b, sl_conn *c, const sl_req *req,
-                                  sl_reply *r);
+/* typedef sl_binary_handler: broker/types.h */
 
 /* Register (or replace) the handler for api_key (< SL_API__MAX or up to
  * 1023). SL_OK or SL_ERR_INVALID_ARG. @thread loop (module init) */

@@ -1,7 +1,8 @@
 /*
  * binary_int.h - inside the binary protocol module: the helpers its
- * handler files (binary.c, binary_produce.c, binary_fetch.c) share and
- * the registration of each file's handlers. Not for other modules.
+ * handler files (binary_topics.c, binary_produce.c, binary_fetch.c) share
+ * (defined in binary.c) and the registration of each file's handlers
+ * (binary_conn.c calls them). Not for other modules.
  * @thread loop
  */
 #ifndef SL_BINARY_INT_H
@@ -21,6 +22,8 @@ void sl_bin_reply_wb(sl_reply *r, sl_wb *wb, sl_err enc_rc, const char *api);
 /* Answer SL_ERR_MALFORMED "<api>: malformed request body", log the peer. */
 void sl_bin_malformed(sl_conn *c, sl_reply *r, const char *api);
 
+/* binary_topics.c: register 0-4 (handshake, metadata, topics). */
+void sl_binary_topics_register(sl_broker *b);
 /* binary_produce.c: register 5 PRODUCE. */
 void sl_binary_produce_register(sl_broker *b);
 /* binary_fetch.c: register 6 FETCH and 7 LIST_OFFSETS. */

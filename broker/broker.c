@@ -15,6 +15,7 @@
 #include <event2/event.h>
 
 #include "broker/broker.h"
+#include "broker/broker_api.h"
 #include "protocol/log.h"
 
 int64_t sl_now_ms(void)

@@ -7,13 +7,11 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
-#include "broker/binary.h"
-#include "broker/conn.h"
 #include "broker/config.h"
 #include "broker/hist.h"
-#include "broker/ops.h"
 #include "broker/stomp_frame.h"
-#include "broker/topic.h"
+#include "broker/types.h"
+#include "storage/flusher.h"
 
 #define SL_MAX_API 1024
 

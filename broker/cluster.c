@@ -27,10 +27,12 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "broker/binary.h"
 #include "broker/broker.h"
 #include "broker/cluster.h"
 #include "broker/cluster_users.h"
 #include "broker/forward.h"
+#include "broker/ops.h"
 #include "broker/peer_auth.h"
 #include "broker/replica.h"
 #include "cluster/node.h"

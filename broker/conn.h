@@ -30,6 +30,7 @@
 #include <event2/util.h>
 
 #include "broker/ops.h"
+#include "broker/types.h"
 #include "protocol/err.h"
 
 typedef struct sl_conn sl_conn;
@@ -37,10 +38,8 @@ typedef struct sl_reply sl_reply;
 typedef struct sl_wait sl_wait;
 struct sl_jw;
 
-/* The listeners a protocol can be attached to. */
-enum sl_listener { SL_LISTENER_BINARY = 0, SL_LISTENER_STOMP = 1,
-                   SL_LISTENER_STOMP_WS = 2, SL_LISTENER_HTTP = 3,
-                   SL_LISTENER_N = 4 };
+/* The listeners a protocol can be attached to: enum sl_listener
+ * (broker/types.h). */
 
 /* The transport under a connection (conn_bev_new in conn.c): what the
  * listener that accepted it speaks below the protocol. */

@@ -45,6 +45,7 @@
 #include <event2/event.h>
 
 #include "broker/broker.h"
+#include "broker/broker_api.h"
 #include "broker/cluster.h"
 #include "broker/forward.h"
 #include "broker/peer_auth.h"

@@ -10,6 +10,7 @@
  * produce or consume path waits for or takes a lock for a scrape.
  * @thread loop
  */
+#include "broker/conn.h"
 #include "broker/metrics.h"
 
 #include <dirent.h>
@@ -26,6 +27,7 @@
 #include "broker/hist.h"
 #include "broker/ops_groups.h"
 #include "broker/stomp_frame.h"
+#include "broker/topic.h"
 #include "protocol/api.h"
 
 static void family(struct evbuffer *o, const char *name, const char *type,

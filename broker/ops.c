@@ -15,6 +15,7 @@
 #include <event2/bufferevent.h>
 
 #include "broker/broker.h"
+#include "broker/topic.h"
 #include "groups/visible.h"
 #include "protocol/log.h"
 #include "storage/fsutil.h"

@@ -44,72 +44,20 @@
 #include <event2/util.h>
 
 #include "protocol/api.h" /* enum sl_acks, SL_OFFSET_LATEST/EARLIEST */
+#include "broker/broker_api.h"
+#include "broker/topic.h"
+#include "broker/types.h"
 #include "protocol/err.h"
 #include "storage/flusher.h"
 #include "storage/partition.h"
 
-/* The broker's version (ADMIN version, /metrics sluice_build_info). */
-#define SL_BROKER_VERSION "0.1.0"
-
-typedef struct sl_broker sl_broker;
-struct sl_config; /* broker/config.h */
-
-/* ---- access to the broker's pieces ----------------------------------- */
-
-struct event_base *sl_broker_base(sl_broker *b);
-/*
- * Event priorities on the broker's base (libevent runs the active events
- * of the most urgent priority first, and lower ones only once none of
- * those are left). Every event is SL_PRI_NORMAL (libevent's default for
- * SL_PRI_N priorities) unless set otherwise.
- * Reading from a STOMP connection with no subscription (a producer) is
- * SL_PRI_INGRESS: the loop delivers what is stored and reads acks before
- * it takes in more, so on a busy loop producers slow down to what the
- * consumers take instead of a backlog (and its latency) growing inside
- * the broker. A publisher that the loop cannot keep up with is paced,
- * as RabbitMQ's credit flow paces one; nothing is refused or dropped.
- */
-enum { SL_PRI_NORMAL = 1, SL_PRI_INGRESS = 2, SL_PRI_N = 3 }; /* 0: unused */
-/* Strict priorities starve: a loop kept busy at SL_PRI_NORMAL (a binary
- * client producing or fetching flat out) would never get to the ingress
- * reads. So every read of normal priority arms the connection layer's
- * guard timer (broker/conn.c): a bounded wait instead of an unbounded
- * one. Which connections are paced: sl_conn_set_pace (conn.h). */
-sl_flusher *sl_broker_flusher(sl_broker *b);
-/* The parsed settings (struct sl_config in broker/config.h; one field per
- * config_table.h entry). Read-only after start-up. */
-const struct sl_config *sl_broker_config(const sl_broker *b);
-/* The data directory (e.g. "./sluice-data"); groups.db goes there. */
-const char *sl_broker_data_dir(const sl_broker *b);
-/* True once shutdown began (SIGTERM/SIGINT): finish, accept nothing new. */
-int sl_broker_stopping(const sl_broker *b);
-/* The HTTP listener's bound "IP:PORT" ("" before it is bound). */
-const char *sl_broker_http_addr(const sl_broker *b);
-/*
- * Clean shutdown for modules. On SIGTERM/SIGINT the listeners stop, every
- * stop hook runs once (fn(arg): stop reading new frames, finish what is in
- * flight, e.g. receipts waiting for durability), and the loop keeps running
- * until every binary connection is closed AND every hold is released, or
- * shutdown-timeout-ms passes. Then module fini, final flush, exit 0.
- * A module takes a hold for each connection (or piece of work) that must
- * finish first and releases it when done; holds are counted.
- */
-void sl_broker_on_stop(sl_broker *b, void (*fn)(void *arg), void *arg);
-void sl_broker_hold(sl_broker *b);
-void sl_broker_release(sl_broker *b);
-
-/* Fatal error in a module at start-up or run time: logs `why`, stops the
- * loop, and sluiced exits with status 1. */
-void sl_broker_fail(sl_broker *b, const char *why);
-/* Wall-clock milliseconds since the epoch. @thread any */
-int64_t sl_now_ms(void);
+/* The broker's accessors (sl_broker_base, ... sl_now_ms) and event
+ * priorities: broker/broker_api.h, included here. */
 
 /* ---- topics ---------------------------------------------------------- */
 
-/* Topic names: 1..249 chars of [A-Za-z0-9._-], not "." or "..". */
-#define SL_TOPIC_NAME_MAX 249
-/* SL_OK or SL_ERR_INVALID_TOPIC. */
-sl_err sl_topic_name_check(const char *name, size_t len);
+/* Topic names (SL_TOPIC_NAME_MAX, sl_topic_name_check): broker/topic.h,
+ * included here. */
 
 enum sl_ops_create {
     SL_OPS_NO_CREATE = 0,   /* unknown topic -> SL_ERR_UNKNOWN_TOPIC */
@@ -250,8 +198,7 @@ sl_err sl_ops_visible_offset(sl_broker *b, const char *topic, int32_t partition,
  * partition per loop iteration, never inside sl_ops_append, so the hook may
  * append itself (e.g. the DLQ). Register at module init. Never removed.
  */
-typedef void (*sl_ops_append_fn)(void *arg, const char *topic,
-                                 int32_t partition, int64_t end_offset);
+/* typedef sl_ops_append_fn: broker/types.h */
 void sl_ops_on_append(sl_broker *b, sl_ops_append_fn fn, void *arg);
 
 /*

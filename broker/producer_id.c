@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/binary.h"
 #include "broker/broker.h"
 #include "protocol/api.h"
 #include "protocol/log.h"

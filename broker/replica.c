@@ -58,6 +58,7 @@
 
 #include "broker/broker.h"
 #include "broker/cluster.h"
+#include "broker/ops.h"
 #include "broker/replica.h"
 #include "broker/peer_auth.h"
 #include "cluster/meta.h"

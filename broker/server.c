@@ -25,6 +25,7 @@
 #include "broker/http.h"
 #include "broker/ops_groups.h"
 #include "broker/stomp.h"
+#include "broker/topic.h"
 #include "broker/ws.h"
 #include "broker/tls.h"
 #include "protocol/log.h"

@@ -16,7 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "broker/ops.h"
+#include "broker/broker_api.h"
 #include "broker/topic_int.h"
 #include "protocol/hash.h"
 #include "protocol/log.h"

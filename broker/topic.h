@@ -21,6 +21,11 @@
 #include "protocol/err.h"
 #include "storage/partition.h"
 
+/* Topic names: 1..249 chars of [A-Za-z0-9._-], not "." or "..". */
+#define SL_TOPIC_NAME_MAX 249
+/* SL_OK or SL_ERR_INVALID_TOPIC. */
+sl_err sl_topic_name_check(const char *name, size_t len);
+
 typedef struct sl_topic sl_topic;
 typedef struct sl_ops_wait sl_ops_wait;
 typedef struct sl_watch_link sl_watch_link;
