@@ -3,7 +3,8 @@
 
 Input (a file): one line per run, the mode first, then key=value fields
 (`sluice-bench stomp`'s last line plus broker_cpu_ticks=... load=...).
-For each mode and each of out_msg_s (worst: the lowest), e2e_p99_ms and
+For each mode and each of out_msg_s and records_per_sec (`sluice-bench
+produce|consume|queue`) (worst: the lowest), e2e_p99_ms and
 broker_cpu_ticks (worst: the highest) present in its runs, prints the
 median and the worst run.
 
@@ -13,7 +14,8 @@ import re
 import statistics
 import sys
 
-KEYS = (("out_msg_s", min), ("e2e_p99_ms", max), ("broker_cpu_ticks", max))
+KEYS = (("out_msg_s", min), ("records_per_sec", min), ("e2e_p99_ms", max),
+        ("broker_cpu_ticks", max))
 
 
 def main(path):

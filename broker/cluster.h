@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "broker/cluster_propose.h"
 #include "protocol/err.h"
 
 typedef struct sl_broker sl_broker;
@@ -21,12 +22,7 @@ sl_err sl_bcluster_start(sl_broker *b, char *err, size_t errlen);
  * broker without cluster mode. */
 void sl_bcluster_stop(sl_broker *b);
 
-/* Put an encoded metadata command (cluster/meta.h) in the log: proposed
- * here on the metadata leader, else forwarded to it (CLUSTER_FORWARD).
- * fn(arg, rc, msg) runs exactly once, later, when SL_OK is returned. */
-sl_err sl_bcluster_propose(sl_broker *b, const void *cmd, size_t len,
-                           void (*fn)(void *arg, sl_err rc, const char *msg),
-                           void *arg);
+/* sl_bcluster_propose: broker/cluster_propose.h, included above. */
 
 /* METADATA version 2 (docs/protocol.md 4.1): this node's id, the brokers
  * and their binary addresses, and per partition of r's topics the leader,

@@ -46,7 +46,6 @@
 
 #include "broker/broker.h"
 #include "broker/broker_api.h"
-#include "broker/cluster.h"
 #include "broker/forward.h"
 #include "broker/peer_auth.h"
 #include "protocol/api.h"

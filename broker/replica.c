@@ -57,7 +57,7 @@
 #include <event2/event.h>
 
 #include "broker/broker.h"
-#include "broker/cluster.h"
+#include "broker/cluster_propose.h"
 #include "broker/ops.h"
 #include "broker/replica.h"
 #include "broker/peer_auth.h"

@@ -390,3 +390,18 @@ void sl_dlq_redrive_free(sl_dlq_redrive *rd)
     free(rd->ends);
     free(rd);
 }
+
+/* (groups.h) every queue group with its DLQ topic */
+void sl_groups_qgroup_foreach(sl_groups *g,
+                              void (*fn)(void *arg, const char *group,
+                                         const char *topic,
+                                         const char *dlq_topic),
+                              void *arg)
+{
+    for (sl_qgroup *qg = g->qgroups; qg; qg = qg->next) {
+        char buf[300];
+        const char *dt = sl_dlq_topic_name(&qg->cfg, qg->topic, buf,
+                                           sizeof(buf));
+        fn(arg, qg->name, qg->topic, dt);
+    }
+}

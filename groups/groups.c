@@ -39,7 +39,6 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "groups/dlq.h"
 #include "groups/internal.h"
 #include "protocol/log.h"
 
@@ -735,20 +734,6 @@ void sl_groups_free(sl_groups *g)
     pthread_mutex_destroy(&g->db_mu);
     free(g->path);
     free(g);
-}
-
-void sl_groups_qgroup_foreach(sl_groups *g,
-                              void (*fn)(void *arg, const char *group,
-                                         const char *topic,
-                                         const char *dlq_topic),
-                              void *arg)
-{
-    for (sl_qgroup *qg = g->qgroups; qg; qg = qg->next) {
-        char buf[300];
-        const char *dt = sl_dlq_topic_name(&qg->cfg, qg->topic, buf,
-                                           sizeof(buf));
-        fn(arg, qg->name, qg->topic, dt);
-    }
 }
 
 void sl_groups_on_append(sl_groups *g, const char *topic, int32_t partition)

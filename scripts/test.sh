@@ -11,6 +11,9 @@ echo "== build (release)"
 ./scripts/build.sh build
 echo "== formatting (scripts/format-files.txt)"
 ./scripts/format.sh --check
+echo "== no new include cycle between modules (docs/development.md)"
+python3 scripts/include-cycles.py \
+  --known storage:partition,producer_state,storage --known broker:acl,auth
 echo "== docs/configuration.md and sluiced.conf match the config table"
 ./scripts/gen-config-doc.sh --check build
 echo "== ctest (release)"
