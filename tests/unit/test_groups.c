@@ -1265,6 +1265,69 @@ static void test_early_dispatch_commit_waits_for_fsync(void **state)
     F.fl = NULL;
 }
 
+/* A stream group's committed offset of partition 0 of "t" in groups.db,
+ * or -1. */
+static int64_t db_soffset(const char *grp)
+{
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    char path[600];
+    int64_t off = -1;
+    snprintf(path, sizeof(path), "%s/groups.db", F.dir);
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT off FROM soffset WHERE grp=?1 "
+                                        "AND topic='t' AND part=0",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(st, 1, grp, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        off = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return off;
+}
+
+/* A stream consumer reads records before their fdatasync
+ * (groups/visible.c, queue-dispatch written): an offset it commits past
+ * the durable end of a flush=always partition is committed (and
+ * answered) only after the round that covers those records, as a queue
+ * ack is, so after a power loss it never points past the log. */
+static void test_stream_commit_past_durable_waits_for_fsync(void **state)
+{
+    sl_flusher *fl;
+    (void)state;
+    sl_groups_free(F.g);
+    assert_int_equal(sl_flusher_new(NULL, NULL, &fl), SL_OK);
+    sl_flusher_hold(fl, 1);
+    assert_int_equal(sl_groups_open(F.dir, &k_env, fl, &F.g), SL_OK);
+    sl_flusher_add_hook(fl, sl_groups_flush_hook, F.g);
+    F.fl = fl;
+    produce(0, 3, NULL, NULL, NULL, 0);
+    assert_int_equal(sl_part_durable_offset(F.parts[0]), 0);
+    assert_int_equal(sl_sgroup_commit(F.g, "s", NULL, -1, "t", 0, 3), SL_OK);
+    waited = 0;
+    sl_groups_wait(F.g, wait_cb, NULL);
+    sl_groups_flush_hook(F.g); /* as the hook thread would: too early */
+    sl_groups_on_flushed(F.g);
+    assert_int_equal(waited, 0);
+    assert_int_equal(db_soffset("s"), -1); /* not past the durable end */
+
+    sl_flusher_hold(fl, 0);
+    sl_flusher_wait_covered(fl, sl_flusher_token(fl));
+    assert_int_equal(sl_part_durable_offset(F.parts[0]), 3);
+    sl_groups_on_durable(F.g);
+    sl_groups_flush_hook(F.g);
+    sl_groups_on_flushed(F.g);
+    assert_int_equal(waited, 1);
+    assert_int_equal(waited_rc, SL_OK);
+    assert_int_equal(db_soffset("s"), 3);
+    sl_flusher_forget(fl, F.parts[0]);
+    sl_flusher_free(fl);
+    F.fl = NULL;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1272,6 +1335,7 @@ int main(void)
         T(test_acquire_ack_advances_start),
         T(test_only_durable_records_delivered),
         T(test_early_dispatch_commit_waits_for_fsync),
+        T(test_stream_commit_past_durable_waits_for_fsync),
         T(test_release_delay_and_counts),
         T(test_backoff_policy),
         T(test_tick_deadlines),
