@@ -11,9 +11,10 @@ echo "== build (release)"
 ./scripts/build.sh build
 echo "== formatting (scripts/format-files.txt)"
 ./scripts/format.sh --check
-echo "== no new include cycle between modules (docs/development.md)"
-python3 scripts/include-cycles.py \
-  --known storage:partition,producer_state,storage --known broker:acl,auth
+echo "== no include cycle between the modules of the clean directories"
+# (docs/broker.md, Files: broker/ and storage/ still have cycles; add a
+# directory here once it is clean)
+python3 scripts/include-cycles.py protocol groups cluster client cli
 echo "== docs/configuration.md and sluiced.conf match the config table"
 ./scripts/gen-config-doc.sh --check build
 echo "== ctest (release)"
