@@ -133,12 +133,15 @@ sl_err sl_topics_part_open(sl_topics *ts, const char *path, const char *name,
         if (rc != SL_OK)
             return rc;
     }
+    if (m && !fresh && ts->crash_lazy && sl_part_touched_has(path))
+        m = NULL; /* changed by the run that crashed: recover it */
     if (m) {
         rc = sl_part_open_lazy(path, pcfg, m, out);
         if (rc == SL_OK && !fresh)
             ts->lazy_opened++;
         return rc;
     }
+    ts->recovered++;
     return sl_part_open(path, pcfg, out);
 }
 
@@ -529,9 +532,32 @@ sl_err sl_topics_open(const char *data_dir, const sl_config *cfg,
         if (rc != SL_OK)
             snprintf(err, errlen, "%s/%s: %s", data_dir, SL_PART_CLEAN_MARKER,
                      sl_strerror(rc));
-        char *sbuf = NULL;
-        if (rc == SL_OK && clean)
-            sbuf = sl_topics_summaries_read(ts, sl_part_startup_note());
+        char *sbuf = NULL, ttok[160] = "";
+        if (rc == SL_OK && clean) {
+            snprintf(ttok, sizeof(ttok), "%s", sl_part_startup_note());
+            sbuf = sl_topics_summaries_read(ts, ttok);
+        } else if (rc == SL_OK &&
+                   sl_part_touched_read(data_dir, ttok, sizeof(ttok)) ==
+                       SL_OK &&
+                   ttok[0]) {
+            /* After a crash: what the crashed run(s) did not change is
+             * still as the summary says (storage/part_touched.c). */
+            sbuf = sl_topics_summaries_read(ts, ttok);
+            ts->crash_lazy = sbuf != NULL;
+        }
+        if (rc == SL_OK) {
+            /* This run lists what it changes, against that summary. */
+            sl_err trc = sl_part_touched_begin(data_dir, sbuf ? ttok : "",
+                                               ts->crash_lazy);
+            if (trc != SL_OK) {
+                sl_log(SL_WARN, "topic",
+                       "cannot write %s/%s: %s (a start after a crash "
+                       "recovers every partition)",
+                       data_dir, SL_PART_TOUCHED_FILE, sl_strerror(trc));
+                sl_part_touched_stop(data_dir);
+            }
+        }
+        int keep_summary = sbuf != NULL;
         if (rc == SL_OK)
             rc = load_topics(ts, err, errlen);
         free(sbuf);
@@ -539,7 +565,8 @@ sl_err sl_topics_open(const char *data_dir, const sl_config *cfg,
         ts->sums = NULL;
         ts->nsums = 0;
         snprintf(path, sizeof(path), "%s/%s", data_dir, SL_TOPICS_SUMMARY_FILE);
-        unlink(path); /* (its token is in no later marker) */
+        if (!keep_summary) /* (else partitions.touched amends it) */
+            unlink(path);  /* (its token is in no later marker) */
         sl_err rc2 = sl_part_startup_end(data_dir);
         if (rc == SL_OK && rc2 != SL_OK) {
             snprintf(err, errlen,
@@ -551,10 +578,11 @@ sl_err sl_topics_open(const char *data_dir, const sl_config *cfg,
         if (rc == SL_OK)
             sl_log(SL_INFO, "topic",
                    "opened %zu topic(s) in %lld ms (%s); %zu partition(s) "
-                   "from their summary (loaded at first use)",
+                   "from their summary (loaded at first use), %zu "
+                   "recovered",
                    ts->count, sl_now_ms() - t0,
                    clean ? "after a clean stop" : "recovered, then syncfs",
-                   ts->lazy_opened);
+                   ts->lazy_opened, ts->recovered);
     }
     if (rc != SL_OK)
         goto out;
@@ -615,6 +643,8 @@ void sl_topics_free(sl_topics *ts)
                    "start recovers as after a crash)",
                    ts->dir, sl_strerror(rc));
     }
+    if (ts->opened)
+        sl_part_touched_end(); /* (the next start begins a new list) */
     if (ts->db)
         sqlite3_close(ts->db);
     free(ts->sums);

@@ -31,6 +31,10 @@ struct sl_topics {
     psum *sums;
     size_t nsums;
     size_t lazy_opened; /* partitions opened from their summary */
+    /* After a crash: the summary holds for partitions not listed in
+     * partitions.touched (storage/part_touched.c). */
+    int crash_lazy;
+    size_t recovered; /* partitions recovered at start */
 };
 
 /* DATA/partitions.summary (topic_summary.c) */

@@ -24,10 +24,12 @@
  * carries the file's token. The next start, when it finds the marker and
  * a summary file with the same token, opens each partition from its line
  * (sl_part_open_lazy: no directory access) and the partition loads its
- * segments at its first real use. Any other start (after a crash, no
- * summary, another token, a partition missing from it) opens partitions
- * as always: the summary is only trusted when the clean stop that wrote
- * it was the last thing to touch the data. Partitions of a new topic (or
+ * segments at its first real use. A start after a crash trusts it for
+ * the partitions that no run since the clean stop changed: every run
+ * lists the ones it changes in DATA/partitions.touched under the
+ * summary's token (storage/part_touched.c), so the file is kept after a
+ * start. Any other start (no summary, another token, a partition missing
+ * from it) opens partitions as always. Partitions of a new topic (or
  * added to one) are opened lazily too: their directory is new and empty.
  *
  * File: "sluice-partitions 1 TOKEN\n", then per partition

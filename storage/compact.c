@@ -363,6 +363,9 @@ sl_err sl_part_compact(sl_part *p, int64_t now_ms)
     if (rc != SL_OK)
         goto out;
     /* 2. rewrite closed segments */
+    rc = sl_part__touch(p, 1);
+    if (rc != SL_OK)
+        goto out;
     for (size_t i = 0; i + 1 < p->nsegs; i++) {
         rc = compact_seg(p, p->segs[i], &m, now_ms, &dropped);
         if (rc != SL_OK)

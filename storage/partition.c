@@ -646,6 +646,9 @@ sl_err sl_part_destroy(sl_part *p)
 
     if (!p)
         return SL_OK;
+    rc = sl_part__touch(p, 1); /* a topic made again under its name */
+    if (rc != SL_OK)
+        return rc;
     dir = strdup(p->dir);
     sl_part_free(p);
     if (!dir)
@@ -674,7 +677,9 @@ sl_err sl_part_destroy(sl_part *p)
 static sl_err roll(sl_part *p, int64_t now_ms)
 {
     sl_seg *s, *old = active(p);
-    sl_err rc;
+    sl_err rc = sl_part__touch(p, 0); /* (a new empty file: no harm) */
+    if (rc != SL_OK)
+        return rc;
     sl_part__idem_roll(p, now_ms); /* snapshot at the new segment's base */
     /* created_ms starts at the first append (sl_part_append), so an idle
      * partition does not roll empty segments. */
@@ -728,6 +733,8 @@ sl_err sl_part_append_ex(sl_part *p, uint8_t *batch, size_t len,
     if (rc != SL_OK)
         return rc;
     rc = sl_part__load(p);
+    if (rc == SL_OK)
+        rc = sl_part__touch(p, 0); /* (an append is synced before acked) */
     if (rc != SL_OK)
         return rc;
     s = active(p);
@@ -927,6 +934,9 @@ sl_err sl_part_maintain(sl_part *p, int64_t now_ms, int *deleted)
                       total - s->size >= (uint64_t)p->cfg.retention_bytes;
         if (!by_time && !by_size)
             break;
+        rc = sl_part__touch(p, 1);
+        if (rc != SL_OK)
+            goto out;
         pthread_mutex_lock(&p->mu);
         memmove(p->segs, p->segs + 1, (p->nsegs - 1) * sizeof(*p->segs));
         p->nsegs--;

@@ -113,6 +113,31 @@ int sl_part_loaded(const sl_part *p);
  * @thread loop
  */
 #define SL_PART_CLEAN_MARKER "clean-shutdown"
+
+/*
+ * Starts after a crash (storage/part_touched.c): every run lists the
+ * partitions it changed in DATA/partitions.touched, under the token of
+ * the summary file it started from; a start after a crash recovers those
+ * and opens every other one from the summary.
+ *
+ * sl_part_touched_read: the token of the file left by the last run ("" if
+ * none or incomplete) and, remembered for sl_part_touched_has, its lines.
+ * sl_part_touched_has: did a run since the summary change the partition
+ * in dir (1 when it cannot tell)?
+ * sl_part_touched_begin: track this run's changes under token: a new file
+ * (keep = 0), or appending to the one read (keep = 1, its lines stay
+ * known). An empty token stops tracking (the file goes).
+ * sl_part_touched_stop: stop tracking and remove the file.
+ * sl_part_touched_end: stop tracking, keep the file (a clean stop).
+ * @thread loop
+ */
+#define SL_PART_TOUCHED_FILE "partitions.touched"
+sl_err sl_part_touched_read(const char *data_dir, char *token, size_t toklen);
+int sl_part_touched_has(const char *dir);
+sl_err sl_part_touched_begin(const char *data_dir, const char *token,
+                             int keep);
+void sl_part_touched_stop(const char *data_dir);
+void sl_part_touched_end(void);
 sl_err sl_part_startup_begin(const char *data_dir, int *clean);
 sl_err sl_part_startup_end(const char *data_dir);
 sl_err sl_part_shutdown_mark(const char *data_dir);

@@ -77,6 +77,8 @@ sl_err sl_part_truncate(sl_part *p, int64_t offset)
     if (offset >= p->next_offset)
         return SL_OK;
     rc = sl_part__load(p);
+    if (rc == SL_OK)
+        rc = sl_part__touch(p, 1);
     if (rc != SL_OK)
         return rc;
     if (!scratch)

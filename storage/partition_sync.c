@@ -123,7 +123,11 @@ sl_err sl_part__sync_files(sl_part *p, int files, uint64_t *nsyncs)
         goto cleanup;
     }
 
-    /* 2. fdatasync without the lock; appends continue meanwhile. */
+    /* 2. fdatasync without the lock; appends continue meanwhile. First
+     * the partition's line in partitions.touched (part_touched.c): once
+     * per partition and run, usually a no-op. */
+    if (n > 0 || names)
+        rc = sl_part__touched_sync(p);
     for (size_t i = 0; i < n && rc == SL_OK; i++) {
         int fds[3] = {v[i].fd, v[i].idx ? v[i].idx_fd : -1,
                       v[i].idx ? v[i].tidx_fd : -1};
@@ -203,6 +207,8 @@ int sl_part__journal(sl_part *p, sl_journal *j, sl_part_jpend *pend)
 
     if (atomic_load(&p->failed))
         return SL_PART_J_NOTHING;
+    if (sl_part__touched_sync(p) != SL_OK)
+        return SL_PART_J_CLASSIC; /* whose sync fails the partition */
     pthread_mutex_lock(&p->mu);
     pend->target = p->next_offset;
     pend->trunc_gen = p->trunc_gen;

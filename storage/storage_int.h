@@ -106,6 +106,9 @@ struct sl_part {
                          fdatasyncs nothing */
     sl_err load_err;  /* a load failed: every later use returns it */
     sl_part_summary sum; /* what the summary said (valid while !loaded) */
+    /* part_touched.c: this run's line for the partition in
+     * partitions.touched (0 = none yet, UINT64_MAX = none needed). */
+    uint64_t touch_seq;
     /* Damaged batches found by recovery or by readers (loop); allocated
      * (SL_PART_BAD_MAX) at the first one. */
     sl_part_bad *bad;
@@ -121,6 +124,16 @@ struct sl_part {
     int fl_touched; /* in the journal's set to checkpoint */
     int64_t fl_due_ms;
 };
+
+/* ---- part_touched.c: partitions a run changed ----------------------- */
+
+/* Before p's first change of this run: its line in partitions.touched
+ * (write(2)); durable = 1 also fdatasyncs it (changes that are not
+ * appends). @thread loop */
+sl_err sl_part__touch(sl_part *p, int durable);
+/* Make p's line durable (before a durable offset of p is published).
+ * @thread any */
+sl_err sl_part__touched_sync(const sl_part *p);
 
 /* ---- producer_state.c: the idempotent producer's hooks ------------- */
 

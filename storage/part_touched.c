@@ -1,0 +1,279 @@
+/*
+ * part_touched.c - the list of partitions a run changed, so that a start
+ * after a crash recovers only those (issue 20).
+ *
+ * A clean stop writes every partition's summary (broker/topic.c,
+ * DATA/partitions.summary, under a token) and the next start opens each
+ * partition from its line without touching its directory (LAZY
+ * PARTITIONS, partition.c). After a kill -9 there was no clean stop, and
+ * every partition used to be opened and recovered at start: 28-51 s for
+ * 100,000. But a partition the crashed run never changed is still exactly
+ * what the summary says. So each run keeps DATA/partitions.touched:
+ *
+ *   "sluice-touched 1 TOKEN\n"        the summary file it amends
+ *   "topics/NAME/PART\n" ...          one line per partition changed
+ *
+ * A partition's line is written (write(2), O_APPEND) before its first
+ * change of the run reaches its files: the first append, roll, retention
+ * deletion, compaction, truncation or removal (sl_part__touch). Order
+ * against a kill -9: the line's write(2) returns before the change's
+ * write(2) or unlink(2) is issued, and the page cache keeps both. Order
+ * against a power loss: the line is fdatasynced before anything the change
+ * made is called durable: sl_part__sync_files and the journal's round
+ * call sl_part__touched_sync before they publish a durable offset, and
+ * changes that are not appends (retention, compaction, truncation,
+ * removal) sync it before they start. A change that was never
+ * acknowledged may survive a power loss without its line; the summary
+ * then hides it until the partition loads (a produce, a read below its
+ * end), when recovery finds it, as after any crash.
+ *
+ * Start (broker/topic.c): after a clean stop the file is started afresh
+ * under the marker's token. After a crash, when the file's token is the
+ * summary file's, partitions listed in it are opened and recovered at
+ * start, every other one from its summary line (lazily); the file is kept
+ * and this run appends to it (the summary is still its base). Any other
+ * case (no file, another token, a line cut short, a partition outside the
+ * data directory) recovers every partition at start, as before.
+ *
+ * @thread loop (begin, has, touch); the flusher calls sl_part__touched_sync
+ */
+#include "storage/storage_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "protocol/log.h"
+#include "storage/fsutil.h"
+
+#define TOUCHED_HDR "sluice-touched 1 "
+#define TOUCHED_TOKEN_MAX 128
+
+static struct {
+    int fd;         /* -1: not tracking */
+    char *data_dir; /* prefix of every tracked partition directory */
+    char **seen;    /* sorted: listed by earlier runs (has, dedup) */
+    size_t nseen;
+    uint64_t written;        /* loop: lines written */
+    _Atomic uint64_t synced; /* lines covered by an fdatasync */
+    pthread_mutex_t mu;      /* one fdatasync at a time */
+} T = {.fd = -1, .mu = PTHREAD_MUTEX_INITIALIZER};
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void touched_path(const char *data_dir, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s/%s", data_dir, SL_PART_TOUCHED_FILE);
+}
+
+/* p's directory relative to the data directory, or NULL. */
+static const char *rel_dir(const char *dir)
+{
+    size_t n = T.data_dir ? strlen(T.data_dir) : 0;
+    if (!n || strncmp(dir, T.data_dir, n) != 0 || dir[n] != '/')
+        return NULL;
+    return dir + n + 1;
+}
+
+static void seen_free(void)
+{
+    for (size_t i = 0; i < T.nseen; i++)
+        free(T.seen[i]);
+    free(T.seen);
+    T.seen = NULL;
+    T.nseen = 0;
+}
+
+void sl_part_touched_end(void)
+{
+    pthread_mutex_lock(&T.mu); /* (a flusher's sl_part__touched_sync) */
+    if (T.fd >= 0)
+        close(T.fd);
+    T.fd = -1;
+    pthread_mutex_unlock(&T.mu);
+    free(T.data_dir);
+    T.data_dir = NULL;
+    seen_free();
+    T.written = 0;
+    atomic_store(&T.synced, 0);
+}
+
+/* Parse the file: its token into tok, its lines into T.seen. 0 when it is
+ * whole (header, every line ended, none "*"). */
+static int parse(char *buf, size_t len, char *tok, size_t toklen)
+{
+    char *q, *nl;
+    size_t cap = 0;
+    if (len == 0 || buf[len - 1] != '\n')
+        return -1; /* empty, or a line cut short */
+    nl = strchr(buf, '\n');
+    if (strncmp(buf, TOUCHED_HDR, strlen(TOUCHED_HDR)) != 0 ||
+        (size_t)(nl - buf) - strlen(TOUCHED_HDR) >= toklen)
+        return -1;
+    *nl = 0;
+    snprintf(tok, toklen, "%s", buf + strlen(TOUCHED_HDR));
+    for (q = nl + 1; q < buf + len; q = nl + 1) {
+        nl = strchr(q, '\n');
+        *nl = 0;
+        if (!q[0] || strcmp(q, "*") == 0)
+            return -1; /* a change outside the data directory */
+        if (T.nseen == cap) {
+            size_t nc = cap ? cap * 2 : 64;
+            char **nv = realloc(T.seen, nc * sizeof(*nv));
+            if (!nv)
+                return -1;
+            T.seen = nv;
+            cap = nc;
+        }
+        if (!(T.seen[T.nseen] = strdup(q)))
+            return -1;
+        T.nseen++;
+    }
+    if (T.nseen > 1)
+        qsort(T.seen, T.nseen, sizeof(*T.seen), cmp_str);
+    return 0;
+}
+
+sl_err sl_part_touched_read(const char *data_dir, char *token, size_t toklen)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    char *buf = NULL;
+    int fd, ok = -1;
+
+    token[0] = 0;
+    sl_part_touched_end();
+    touched_path(data_dir, path, sizeof(path));
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? SL_OK : SL_ESYS(errno);
+    if (fstat(fd, &st) == 0 && st.st_size > 0 &&
+        (buf = malloc((size_t)st.st_size + 1)) != NULL &&
+        sl_fs_pread_all(fd, buf, (size_t)st.st_size, 0, NULL) == SL_OK) {
+        buf[st.st_size] = 0;
+        ok = parse(buf, (size_t)st.st_size, token, toklen);
+    }
+    close(fd);
+    free(buf);
+    if (ok != 0) {
+        token[0] = 0;
+        seen_free();
+        sl_log(SL_WARN, "storage",
+               "%s is incomplete: every partition is recovered at start", path);
+    }
+    return SL_OK;
+}
+
+int sl_part_touched_has(const char *dir)
+{
+    const char *rel = rel_dir(dir);
+    if (!rel)
+        return 1; /* not known: recover it */
+    return T.nseen &&
+           bsearch(&rel, T.seen, T.nseen, sizeof(*T.seen), cmp_str) != NULL;
+}
+
+sl_err sl_part_touched_begin(const char *data_dir, const char *token, int keep)
+{
+    char path[PATH_MAX], hdr[sizeof(TOUCHED_HDR) + TOUCHED_TOKEN_MAX + 1];
+    sl_err rc;
+    int n, fd;
+
+    if (!keep)
+        seen_free();
+    if (!token[0] || strlen(token) >= TOUCHED_TOKEN_MAX ||
+        strchr(token, '\n')) {
+        sl_part_touched_stop(data_dir);
+        return SL_OK;
+    }
+    touched_path(data_dir, path, sizeof(path));
+    if (!keep) {
+        n = snprintf(hdr, sizeof(hdr), "%s%s\n", TOUCHED_HDR, token);
+        rc = sl_fs_write_durable(path, hdr, (size_t)n);
+        if (rc != SL_OK)
+            return rc;
+    }
+    fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (fd < 0)
+        return SL_ESYS(errno);
+    if (T.fd >= 0)
+        close(T.fd);
+    T.fd = fd;
+    free(T.data_dir);
+    T.data_dir = strdup(data_dir);
+    if (!T.data_dir) {
+        sl_part_touched_stop(data_dir);
+        return SL_ERR_NOMEM;
+    }
+    T.written = 0;
+    atomic_store(&T.synced, 0);
+    return SL_OK;
+}
+
+void sl_part_touched_stop(const char *data_dir)
+{
+    char path[PATH_MAX];
+    sl_part_touched_end();
+    touched_path(data_dir, path, sizeof(path));
+    if (unlink(path) == 0)
+        (void)sl_fs_fsync_dir(data_dir, 1);
+}
+
+sl_err sl_part__touch(sl_part *p, int durable)
+{
+    if (!p->touch_seq) {
+        const char *rel;
+        char line[PATH_MAX + 2];
+        int n;
+        if (T.fd < 0) {
+            p->touch_seq = UINT64_MAX; /* not tracking: nothing to sync */
+            return SL_OK;
+        }
+        rel = rel_dir(p->dir);
+        if (rel && T.nseen &&
+            bsearch(&rel, T.seen, T.nseen, sizeof(*T.seen), cmp_str)) {
+            p->touch_seq = UINT64_MAX; /* listed by an earlier run */
+            return SL_OK;
+        }
+        n = snprintf(line, sizeof(line), "%s\n", rel ? rel : "*");
+        if (n <= 0 || (size_t)n >= sizeof(line) ||
+            write(T.fd, line, (size_t)n) != n) {
+            sl_log(SL_ERROR, "storage", "%s: cannot write %s: %s", p->dir,
+                   SL_PART_TOUCHED_FILE, strerror(errno));
+            return SL_ERR_STORAGE;
+        }
+        p->touch_seq = ++T.written;
+    }
+    return durable ? sl_part__touched_sync(p) : SL_OK;
+}
+
+sl_err sl_part__touched_sync(const sl_part *p)
+{
+    uint64_t want = p->touch_seq;
+    sl_err rc = SL_OK;
+    if (want == 0 || want == UINT64_MAX || atomic_load(&T.synced) >= want)
+        return SL_OK;
+    pthread_mutex_lock(&T.mu);
+    if (atomic_load(&T.synced) < want) {
+        /* Everything written so far: T.written may grow meanwhile (loop),
+         * but want is covered by any fdatasync started after it. */
+        if (T.fd < 0 || sl_fs->fdatasync(T.fd) != 0) {
+            rc = T.fd < 0 ? SL_OK : SL_ESYS(errno);
+            if (rc != SL_OK)
+                sl_log(SL_ERROR, "storage", "fdatasync of %s: %s",
+                       SL_PART_TOUCHED_FILE, strerror(errno));
+        } else {
+            atomic_store(&T.synced, want);
+        }
+    }
+    pthread_mutex_unlock(&T.mu);
+    return rc;
+}
