@@ -220,6 +220,12 @@ SL_CFG(storage_max_open_files, "storage-max-open-files", INT, "0", 0,
        "partition count is not bounded by descriptors). 0 = half of "
        "RLIMIT_NOFILE (sluiced raises it to its hard limit at start). "
        "Values below 8 count as 8.")
+SL_CFG(partition_idle_unload_ms, "partition-idle-unload-ms", MS, "300000", 0,
+       86400000, 0, NULL,
+       "A partition nothing appended to or read from for this long gives "
+       "back its memory and descriptors (segments, indexes, producer "
+       "state) once all of it is fsynced, and loads again at its next "
+       "use. Checked every maintenance-interval-ms. 0 = never.")
 SL_CFG(index_interval_bytes, "index-interval-bytes", SIZE, "4096", 128,
        16777216, SL_CF_TOPIC, NULL,
        "Bytes of log between two sparse offset/time index entries.")

@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
@@ -184,6 +185,7 @@ static void maint_cb(evutil_socket_t fd, short what, void *arg)
     size_t n;
     sl_topic **all = sl_topics_sorted(b->topics, &n);
     int64_t now = sl_now_ms();
+    uint64_t unloads = sl_part_unloads();
 
     for (size_t i = 0; i < n; i++) {
         for (int32_t p = 0; p < all[i]->nparts; p++) {
@@ -199,6 +201,10 @@ static void maint_cb(evutil_socket_t fd, short what, void *arg)
         }
     }
     free(all);
+    /* Idle partitions were unloaded (storage: partition-idle-unload-ms):
+     * give their memory back to the system, not only to malloc. */
+    if (sl_part_unloads() != unloads)
+        malloc_trim(0);
 }
 
 static void stop_timer_cb(evutil_socket_t fd, short what, void *arg)

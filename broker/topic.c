@@ -472,6 +472,7 @@ sl_err sl_topics_open(const char *data_dir, const sl_config *cfg,
     }
     /* Before any partition is opened (storage/fdcache.c). */
     sl_part_set_max_open_files((size_t)cfg->storage_max_open_files);
+    sl_part_set_idle_unload_ms(cfg->partition_idle_unload_ms);
     snprintf(path, sizeof(path), "%s/topics", data_dir);
     rc = sl_fs_mkdirs(path, 0755);
     if (rc == SL_OK) {

@@ -108,7 +108,10 @@
  * are synced the classic way in the same round. A third thread, the
  * checkpoint thread, fdatasyncs the segment files a full journal file
  * covered (the flusher has already moved on to a new file) and then
- * deletes it; sl_flusher_forget also waits for a checkpoint that holds
+ * deletes it; a file is also rotated that way once no journal round ran
+ * for SL_JOURNAL_IDLE_CK_MS (an idle checkpoint: the partitions' own
+ * files then hold their bytes durably, and an idle partition may be
+ * unloaded); sl_flusher_forget also waits for a checkpoint that holds
  * the partition, then checkpoints it itself; sl_flusher_free ends with a
  * checkpoint of everything and deletes the journal file.
  *
@@ -178,6 +181,7 @@ struct sl_flusher {
      * end of the last round, the average gap between them (flusher). */
     _Atomic int64_t req_us;
     int64_t round_end_us, gap_avg_us;
+    int64_t jidle_at_ms; /* (mu) idle checkpoint due (0 = none) */
     _Atomic uint64_t spins, spin_hits; /* spins started / that caught one */
     /* Coverage tokens (sl_flusher_token): SL_FLUSH_ALWAYS requests so far
      * (written under mu), the value of it when the round in progress took
@@ -400,6 +404,13 @@ static uint64_t journal_round(sl_flusher *f)
 }
 
 /* One fsync round and its durable notify. @thread flusher */
+/* Idle checkpoint: a journal file that covers partitions nobody wrote
+ * for this long is rotated too (maybe_rotate), so that their own files are
+ * fdatasynced and an idle partition can be unloaded (partition.c,
+ * sl_part_unload: only bytes its files hold durably) and the journal
+ * file goes. */
+#define SL_JOURNAL_IDLE_CK_MS 5000
+
 static void run_round(sl_flusher *f)
 {
     void (*dn)(void *arg);
@@ -412,6 +423,9 @@ static void run_round(sl_flusher *f)
     pthread_mutex_unlock(&f->mu);
     if (f->j && !sl_journal__failed(f->j) && f->nround >= jmin) {
         n = journal_round(f);
+        pthread_mutex_lock(&f->mu);
+        f->jidle_at_ms = mono_ms() + SL_JOURNAL_IDLE_CK_MS;
+        pthread_mutex_unlock(&f->mu);
     } else {
         for (size_t i = 0; i < f->nround; i++) {
             uint64_t k = 0;
@@ -530,16 +544,17 @@ static void *ck_main(void *arg)
     return NULL;
 }
 
-/* After a round: when the journal file is full and no checkpoint runs,
- * start a new file and hand the partitions the old one covered to the
- * checkpoint thread. Holds f->mu (drops it around the rotation). */
-static void maybe_rotate(sl_flusher *f)
+/* When the journal file is full, or its partitions were idle for
+ * SL_JOURNAL_IDLE_CK_MS (idle = 1), and no checkpoint runs: start a new
+ * file and hand the partitions the old one covered to the checkpoint
+ * thread. Holds f->mu (drops it around the rotation). */
+static void maybe_rotate(sl_flusher *f, int idle)
 {
     uint64_t old;
     sl_part **t;
     size_t c;
     if (!f->j || f->ck_busy || f->ntouched == 0 || !f->cth_started ||
-        !sl_journal__full(f->j))
+        (!idle && !sl_journal__full(f->j)))
         return;
     f->ck_busy = 1; /* reserved: nobody else rotates */
     pthread_mutex_unlock(&f->mu);
@@ -685,6 +700,16 @@ static void *flusher_main(void *arg)
             }
             continue;
         }
+        if (f->nround == 0 && !stopping && f->jidle_at_ms > 0 &&
+            f->ntouched > 0 && !f->ck_busy) {
+            if (now >= f->jidle_at_ms) {
+                f->jidle_at_ms = 0; /* (retried after the next round) */
+                maybe_rotate(f, 1);
+                continue;
+            }
+            if (f->jidle_at_ms < next)
+                next = f->jidle_at_ms;
+        }
         if (f->nround == 0 && !stopping) {
             if (f->spin_us > 0 && f->last_end_us > 0 &&
                 (next == INT64_MAX || next > now)) {
@@ -728,7 +753,7 @@ static void *flusher_main(void *arg)
             final_checkpoint(f);
             break;
         }
-        maybe_rotate(f);
+        maybe_rotate(f, 0);
     }
     pthread_mutex_unlock(&f->mu);
     return NULL;

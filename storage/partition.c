@@ -413,8 +413,80 @@ out:
     return rc;
 }
 
+/* Idle unloading (sl_part_set_idle_unload_ms): the maintenance clock
+ * (sl_part_maintain's now) stamps each use, so a use costs no clock read. */
+static int64_t idle_unload_ms;
+static int64_t coarse_now_ms;
+static _Atomic uint64_t unloads;
+
+void sl_part_set_idle_unload_ms(int64_t idle_ms)
+{
+    idle_unload_ms = idle_ms > 0 ? idle_ms : 0;
+}
+
+uint64_t sl_part_unloads(void)
+{
+    return atomic_load(&unloads);
+}
+
+void sl_part__used(sl_part *p)
+{
+    p->used_ms = coarse_now_ms;
+}
+
+int sl_part_unload(sl_part *p, int64_t now_ms)
+{
+    sl_seg **segs;
+    size_t n;
+    int ok = p->loaded && !atomic_load(&p->failed) && p->nbad == 0;
+
+    /* Only what its own files hold durably: a byte only the journal
+     * covers waits for the journal's checkpoint (file_synced), a rolled
+     * segment for its index sync, a new name for the directory's. */
+    pthread_mutex_lock(&p->mu);
+    for (size_t i = 0; ok && i < p->nsegs; i++) {
+        const sl_seg *s = p->segs[i];
+        ok = s->synced_size >= s->size && s->file_synced >= s->size &&
+             !s->idx_dirty;
+    }
+    ok = ok && p->names_synced >= p->names &&
+         atomic_load(&p->durable) >= p->next_offset;
+    pthread_mutex_unlock(&p->mu);
+    if (!ok)
+        return 0;
+    /* The producer state goes to a snapshot at the log end (as at a
+     * roll): the next build reads it and scans nothing. */
+    if (p->ps)
+        sl_part__idem_roll(p, now_ms);
+    sl_part__idem_free(p);
+    sl_part_summary_get(p, &p->sum);
+    pthread_mutex_lock(&p->mu);
+    segs = p->segs;
+    n = p->nsegs;
+    p->segs = NULL;
+    p->nsegs = p->csegs = 0;
+    p->loaded = 0;
+    p->from_summary = 1; /* everything is synced: a load syncs nothing */
+    pthread_mutex_unlock(&p->mu);
+    p->gen++; /* iterators position again (after a load) */
+    for (size_t i = 0; i < n; i++) {
+        /* Pending index entries and the preallocated tail, as at a clean
+         * stop; a crash before they reach the disk costs a longer scan
+         * at recovery, nothing else. */
+        (void)sl_seg_write_index(segs[i], 1);
+        (void)sl_seg_trim(segs[i]);
+        sl_seg_free(segs[i]);
+    }
+    free(segs);
+    atomic_fetch_add(&unloads, 1);
+    sl_log(SL_DEBUG, "storage", "%s: idle, unloaded (offsets %lld..%lld)",
+           p->dir, (long long)p->sum.start, (long long)p->sum.end);
+    return 1;
+}
+
 sl_err sl_part__load(sl_part *p)
 {
+    p->used_ms = coarse_now_ms;
     if (p->loaded)
         return SL_OK;
     if (p->load_err != SL_OK)
@@ -904,6 +976,14 @@ sl_err sl_part_maintain(sl_part *p, int64_t now_ms, int *deleted)
 
     if (deleted)
         *deleted = 0;
+    coarse_now_ms = now_ms;
+    if (p->loaded && idle_unload_ms > 0) {
+        if (p->used_ms <= 0) /* loaded before the first tick */
+            p->used_ms = now_ms;
+        else if (now_ms - p->used_ms >= idle_unload_ms &&
+                 sl_part_unload(p, now_ms))
+            return SL_OK;
+    }
     if (!p->loaded) {
         if (!maintain_due(p, now_ms))
             return SL_OK;

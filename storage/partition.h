@@ -242,6 +242,21 @@ uint64_t sl_part_size_bytes(sl_part *p, size_t *nsegs);
  * @thread loop
  */
 void sl_part_set_max_open_files(size_t max);
+
+/*
+ * Idle partitions are unloaded (issue 20): sl_part_maintain turns a
+ * loaded partition that nothing appended to, read or iterated over for
+ * idle_ms back into its summary (no segment, descriptor, index or
+ * producer state in memory; it loads again at its next use, see LAZY
+ * PARTITIONS in partition.c), once every byte of it is fdatasynced in its
+ * own files. 0 = never. Process-wide. @thread loop
+ */
+void sl_part_set_idle_unload_ms(int64_t idle_ms);
+/* Unload p now if it can be (everything synced, not failed, no damaged
+ * range to remember); 1 when it was. @thread loop */
+int sl_part_unload(sl_part *p, int64_t now_ms);
+/* Partitions unloaded so far (process-wide). */
+uint64_t sl_part_unloads(void);
 /* Descriptors the cache holds now, its bound, files opened and evicted
  * since start (any may be NULL). @thread any */
 void sl_part_open_files(size_t *open, size_t *max, uint64_t *opens,

@@ -456,6 +456,7 @@ static const uint8_t *iter_window(sl_part_iter *it, sl_seg *s, uint64_t pos,
         it->cap = want;
     }
     size_t got = 0;
+    sl_part__used(it->p); /* (idle unloading) */
     *rc = sl_fs_pread_all(sl_seg_fd(s), it->buf, want, (off_t)pos, &got);
     it->wpos = pos;
     it->wlen = got;

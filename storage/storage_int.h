@@ -109,6 +109,7 @@ struct sl_part {
     /* part_touched.c: this run's line for the partition in
      * partitions.touched (0 = none yet, UINT64_MAX = none needed). */
     uint64_t touch_seq;
+    int64_t used_ms; /* loop: last use (coarse: the maintenance clock) */
     /* Damaged batches found by recovery or by readers (loop); allocated
      * (SL_PART_BAD_MAX) at the first one. */
     sl_part_bad *bad;
@@ -274,6 +275,8 @@ int sl_part__note_bad(sl_part *p, int64_t first, int64_t last,
 /* Load p's segments if only its summary is known (sl_part_open_lazy).
  * @thread loop */
 sl_err sl_part__load(sl_part *p);
+/* Note a use of p (for sl_part_set_idle_unload_ms). @thread loop */
+void sl_part__used(sl_part *p);
 /* The loop thread's read buffer (SL_SCRATCH_SIZE), shared by every
  * partition: one per thread, not one per partition. NULL if out of
  * memory. */

@@ -7,6 +7,7 @@ every partition in one request (one journal round), restarts, and reads
 every record back."""
 import os
 import resource
+import time
 import subprocess
 
 import sluice_wire as sw
@@ -307,6 +308,68 @@ def test_crash_start_recovers_only_what_the_run_changed(tmp_path):
             "%d recovered" % CPARTS_COLD in line, line
         with b.client() as c:
             check_all(c, "w", 3, [b"a"])
+        assert b.stop() == 0
+    finally:
+        b.cleanup()
+
+
+# Idle partitions are unloaded (issue 20): a partition nothing used for
+# partition-idle-unload-ms gives back its descriptor and memory once all
+# of it is fdatasynced, and loads again at its next use: its records,
+# offsets and idempotent producers' state (a resent batch is still stored
+# once) are as before.
+UPARTS = 100
+
+
+def wait_fds_at_most(b, n, deadline_s=120.0):
+    t_end = time.monotonic() + deadline_s
+    while open_fds(b.pid) > n:
+        assert time.monotonic() < t_end, (open_fds(b.pid), n)
+        time.sleep(0.05)
+
+
+def produce_idem(c, topic, parts, pid, epoch, seq, tag):
+    batches = {p: sw.encode_batch([b"%s-%d-%d" % (tag, p, i)
+                                   for i in range(2)],
+                                  producer=(pid, epoch, seq)) for p in parts}
+    res = sw.decode_produce(c.call(sw.API_PRODUCE, sw.produce_body(
+        sw.ACKS_DURABLE, {topic: batches})))
+    return {p: (res[(topic, p)]["error"], res[(topic, p)]["base_offset"])
+            for p in parts}
+
+
+def test_idle_partitions_are_unloaded(tmp_path):
+    b = Broker(str(tmp_path / "data"),
+               args=["--partition-idle-unload-ms", "300",
+                     "--maintenance-interval-ms", "50"])
+    try:
+        b.start()
+        base = open_fds(b.pid)
+        parts = list(range(UPARTS))
+        with b.client() as c:
+            assert c.create_topic("u", UPARTS) == (0, None), b.log()
+            pid, epoch = c.init_producer_id()
+            assert produce_idem(c, "u", parts, pid, epoch, 0, b"a") == \
+                {p: (0, 0) for p in parts}
+            # each written partition holds its active segment open until
+            # it is idle and unloaded
+            wait_fds_at_most(b, base + 4)
+            assert c.list_offset("u", 7, sw.OFFSET_LATEST) == (0, 2)
+            # a resend of the same batches: still known, stored once
+            assert produce_idem(c, "u", parts, pid, epoch, 0, b"a") == \
+                {p: (0, 0) for p in parts}
+            assert produce_idem(c, "u", parts, pid, epoch, 2, b"b") == \
+                {p: (0, 2) for p in parts}
+            check_all(c, "u", UPARTS, [b"a", b"b"])
+            wait_fds_at_most(b, base + 4)
+            check_all(c, "u", UPARTS, [b"a", b"b"])
+        # what an unloaded partition was is what a crash start recovers
+        b.kill9()
+        b.start()
+        with b.client() as c:
+            check_all(c, "u", UPARTS, [b"a", b"b"])
+            assert produce_idem(c, "u", [3], pid, epoch, 2, b"b") == \
+                {3: (0, 2)}
         assert b.stop() == 0
     finally:
         b.cleanup()
