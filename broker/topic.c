@@ -139,6 +139,8 @@ sl_err sl_topics_part_open(sl_topics *ts, const char *path, const char *name,
         rc = sl_part_open_lazy(path, pcfg, m, out);
         if (rc == SL_OK && !fresh)
             ts->lazy_opened++;
+        else if (rc == SL_OK) /* (the caller flushes the list) */
+            rc = sl_part_touch(*out);
         return rc;
     }
     ts->recovered++;
@@ -196,6 +198,14 @@ static sl_err topic_open(sl_topics *ts, const char *name, int32_t nparts,
                      path, sl_strerror(rc));
             goto out;
         }
+    }
+    /* (a flush=never topic, e.g. a STOMP temp queue, is not synced at
+     * creation: its records are not either) */
+    if (fresh && t->pcfg.flush != SL_FLUSH_NEVER &&
+        (rc = sl_part_touched_flush()) != SL_OK) {
+        snprintf(err, errlen, "topic %s: %s: %s", name, SL_PART_TOUCHED_FILE,
+                 sl_strerror(rc));
+        goto out;
     }
     *out = t;
     t = NULL;

@@ -175,6 +175,13 @@ sl_err sl_topics_add_partitions(sl_topics *ts, sl_topic *t, int32_t nparts,
             goto fail;
         }
     }
+    if (t->pcfg.flush != SL_FLUSH_NEVER) /* (storage/part_touched.c) */
+        rc = sl_part_touched_flush();
+    if (rc != SL_OK) {
+        snprintf(err, errlen, "topic %s: %s: %s", t->name, SL_PART_TOUCHED_FILE,
+                 sl_strerror(rc));
+        goto fail;
+    }
     if (sqlite3_prepare_v2(ts->db,
                            "UPDATE topics SET partitions = ?2 WHERE name = ?1",
                            -1, &st, NULL) != SQLITE_OK) {

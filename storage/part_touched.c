@@ -255,6 +255,18 @@ sl_err sl_part__touch(sl_part *p, int durable)
     return durable ? sl_part__touched_sync(p) : SL_OK;
 }
 
+sl_err sl_part_touch(sl_part *p)
+{
+    return sl_part__touch(p, 0);
+}
+
+sl_err sl_part_touched_flush(void)
+{
+    sl_part probe;
+    probe.touch_seq = T.written; /* everything written so far */
+    return T.written ? sl_part__touched_sync(&probe) : SL_OK;
+}
+
 sl_err sl_part__touched_sync(const sl_part *p)
 {
     uint64_t want = p->touch_seq;

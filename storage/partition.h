@@ -137,6 +137,13 @@ int sl_part_touched_has(const char *dir);
 sl_err sl_part_touched_begin(const char *data_dir, const char *token,
                              int keep);
 void sl_part_touched_stop(const char *data_dir);
+/* A partition made anew (a topic created or grown) is listed too: its
+ * directory may have held a deleted topic's partition of the same name,
+ * which the summary still describes. sl_part_touch writes p's line;
+ * sl_part_touched_flush makes the lines written so far durable (one
+ * fdatasync; before the creation is committed). */
+sl_err sl_part_touch(sl_part *p);
+sl_err sl_part_touched_flush(void);
 void sl_part_touched_end(void);
 sl_err sl_part_startup_begin(const char *data_dir, int *clean);
 sl_err sl_part_startup_end(const char *data_dir);

@@ -373,3 +373,33 @@ def test_idle_partitions_are_unloaded(tmp_path):
         assert b.stop() == 0
     finally:
         b.cleanup()
+
+
+def test_crash_start_after_a_topic_was_made_again(tmp_path):
+    """A topic deleted and made again under its name, then a crash: its
+    partitions are new (listed at creation), not what the summary of the
+    last clean stop says about the old topic's."""
+    b = Broker(str(tmp_path / "data"))
+    try:
+        b.start()
+        with b.client() as c:
+            assert c.create_topic("r", 4) == (0, None), b.log()
+            produce_all(c, "r", 4, b"a")
+        assert b.stop() == 0
+        b.start()
+        with b.client() as c:
+            assert c.delete_topic("r")[0] == 0, b.log()
+            assert c.create_topic("r", 4) == (0, None), b.log()
+        b.kill9()
+        b.start()
+        line = last_open_line(b)
+        assert "0 partition(s) from their summary (loaded at first use), " \
+            "4 recovered" in line, line
+        with b.client() as c:
+            for p in range(4):
+                assert c.list_offset("r", p, sw.OFFSET_LATEST) == (0, 0), p
+            produce_all(c, "r", 4, b"b")
+            check_all(c, "r", 4, [b"b"])
+        assert b.stop() == 0
+    finally:
+        b.cleanup()
