@@ -7,7 +7,9 @@
 # creates PARTITIONS (default 100000) partitions as topics of 10,000 with
 # one durable 100-byte record each (sluice-bench produce --spread each),
 # then SIGTERM and start, twice (the second clean stop finds nothing
-# loaded), then kill -9 and start. Prints the wall time of each step and,
+# loaded), then kill -9 and start, twice: with nothing written before the
+# kill, then with one record written to each of WRITTEN (default 1000)
+# partitions. Prints the wall time of each step and,
 # after each start, descriptors, RSS and the CPU sluiced used so far
 # (user+sys), plus the broker's own "opened N topic(s)" line. Stops it by
 # pid. bench/many_partitions.sh --scale does the same with FETCHes of
@@ -44,7 +46,18 @@ for r in 1 2; do
   start; echo "start after clean stop: $start_ms ms $(stats)"
   grep 'opened .* topic' "$d/log" | tail -1
 done
+# crashes (issue 20: a start after a crash recovers only the partitions
+# the crashed run changed): one with nothing written since the start,
+# one after a durable record to each of WRITTEN (default 1000)
+# partitions of the first topic
 kill -9 $pid; wait $pid 2>/dev/null || true
-start; echo "start after kill -9: $start_ms ms $(stats)"
+start; echo "start after kill -9, nothing written before it: $start_ms ms $(stats)"
+grep 'opened .* topic' "$d/log" | tail -1
+W=${WRITTEN:-1000}
+"$B/bin/sluice-bench" produce -b 127.0.0.1:$bport --topic s1 -X request.timeout.ms=3600000 \
+  --partitions "$(per 1)" --records "$W" --size 100 --acks durable --spread each >/dev/null
+kill -9 $pid; wait $pid 2>/dev/null || true
+start; echo "start after kill -9, $W partitions written before it: $start_ms ms $(stats)"
+grep 'opened .* topic' "$d/log" | tail -1
 kill -TERM $pid; wait $pid || true; pid=
 echo "# uptime after: $(uptime)"
