@@ -21,11 +21,15 @@
  * against a power loss: the line is fdatasynced before anything the change
  * made is called durable: sl_part__sync_files and the journal's round
  * call sl_part__touched_sync before they publish a durable offset, and
- * changes that are not appends (retention, compaction, truncation,
- * removal) sync it before they start. A change that was never
- * acknowledged may survive a power loss without its line; the summary
- * then hides it until the partition loads (a produce, a read below its
- * end), when recovery finds it, as after any crash.
+ * compaction, truncation and removal sync it before they start (a
+ * created partition's line is synced once per created topic). Retention
+ * does not (its unlinks are not synced either): after a power loss that
+ * kept a deletion but not its line, the summary's start offset is too low
+ * until the partition loads (a read there loads it and finds the real
+ * start). A change that was never acknowledged may survive a power loss
+ * without its line; the summary then hides it until the partition loads
+ * (a produce, a read below its end), when recovery finds it, as after
+ * any crash.
  *
  * Start (broker/topic.c): after a clean stop the file is started afresh
  * under the marker's token. After a crash, when the file's token is the

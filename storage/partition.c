@@ -1014,7 +1014,10 @@ sl_err sl_part_maintain(sl_part *p, int64_t now_ms, int *deleted)
                       total - s->size >= (uint64_t)p->cfg.retention_bytes;
         if (!by_time && !by_size)
             break;
-        rc = sl_part__touch(p, 1);
+        /* Not synced first: retention's unlinks are not synced either (a
+         * power loss may bring a segment back), and 100,000 partitions
+         * aging out together would cost the loop 100,000 fdatasyncs. */
+        rc = sl_part__touch(p, 0);
         if (rc != SL_OK)
             goto out;
         pthread_mutex_lock(&p->mu);
