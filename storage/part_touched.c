@@ -116,8 +116,8 @@ static int parse(char *buf, size_t len, char *tok, size_t toklen)
 {
     char *q, *nl;
     size_t cap = 0;
-    if (len == 0 || buf[len - 1] != '\n')
-        return -1; /* empty, or a line cut short */
+    if (len == 0 || buf[len - 1] != '\n' || memchr(buf, 0, len))
+        return -1; /* empty, a line cut short, zeros (a power loss) */
     nl = strchr(buf, '\n');
     if (strncmp(buf, TOUCHED_HDR, strlen(TOUCHED_HDR)) != 0 ||
         (size_t)(nl - buf) - strlen(TOUCHED_HDR) >= toklen)
