@@ -585,12 +585,17 @@ static void topic_follow(stomp_sub *s, sl_wait *w, int64_t now)
         int32_t want = topic_source(srv, t, p);
         stomp_relay *rl = topic_relay_find(s, p);
         if (want == 0) {
-            if (rl) { /* a replica here now: it is read here */
+            if (rl) { /* a replica here now: read here, from its end */
                 stomp_relay **pp = &s->relay;
+                int64_t end = 0;
                 while (*pp != rl)
                     pp = &(*pp)->next;
                 *pp = rl->next;
                 rl_free_one(rl);
+                if (sl_ops_list_offset(srv->b, r->topic, p, SL_OFFSET_LATEST,
+                                       &end) == SL_OK &&
+                    !r->it[p])
+                    r->cursor[p] = end;
             }
             continue;
         }
