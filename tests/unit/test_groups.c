@@ -13,6 +13,7 @@
 #include <sqlite3.h>
 
 #include "groups/groups.h"
+#include "groups/visible.h"
 
 #define MAXP 4
 
@@ -1328,6 +1329,39 @@ static void test_stream_commit_past_durable_waits_for_fsync(void **state)
     F.fl = NULL;
 }
 
+/* The one visibility rule (groups/visible.c), cell by cell: 3 records
+ * appended, 2 of them fsynced. */
+static void test_visible_rule(void **state)
+{
+    sl_part *p = F.parts[0];
+    sl_part_cfg cfg = *sl_part_get_cfg(p);
+    (void)state;
+    produce(0, 2, NULL, NULL, NULL, 1);
+    produce(0, 1, NULL, NULL, NULL, 0);
+    assert_int_equal(sl_part_durable_offset(p), 2);
+    assert_int_equal(sl_part_end_offset(p), 3);
+    /* flush=always: queue-dispatch decides for every reader */
+    assert_int_equal(sl_visible_offset(p, 1, SL_VISIBLE_STREAM), 3);
+    assert_int_equal(sl_visible_offset(p, 1, SL_VISIBLE_QUEUE), 3);
+    assert_int_equal(sl_visible_offset(p, 0, SL_VISIBLE_STREAM), 2);
+    assert_int_equal(sl_visible_offset(p, 0, SL_VISIBLE_QUEUE), 2);
+    /* flush=interval: queues wait for the timed fsync */
+    cfg.flush = SL_FLUSH_INTERVAL;
+    sl_part_set_cfg(p, &cfg);
+    assert_int_equal(sl_visible_offset(p, 1, SL_VISIBLE_STREAM), 3);
+    assert_int_equal(sl_visible_offset(p, 1, SL_VISIBLE_QUEUE), 2);
+    assert_int_equal(sl_visible_offset(p, 0, SL_VISIBLE_STREAM), 2);
+    /* flush=never: the log end */
+    cfg.flush = SL_FLUSH_NEVER;
+    sl_part_set_cfg(p, &cfg);
+    assert_int_equal(sl_visible_offset(p, 0, SL_VISIBLE_STREAM), 3);
+    assert_int_equal(sl_visible_offset(p, 0, SL_VISIBLE_QUEUE), 3);
+    /* a cluster's high-water mark caps every reader */
+    sl_part_set_read_cap(p, 1);
+    assert_int_equal(sl_visible_offset(p, 1, SL_VISIBLE_STREAM), 1);
+    sl_part_set_read_cap(p, INT64_MAX);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1336,6 +1370,7 @@ int main(void)
         T(test_only_durable_records_delivered),
         T(test_early_dispatch_commit_waits_for_fsync),
         T(test_stream_commit_past_durable_waits_for_fsync),
+        T(test_visible_rule),
         T(test_release_delay_and_counts),
         T(test_backoff_policy),
         T(test_tick_deadlines),
