@@ -99,3 +99,35 @@ def test_written_topic_subscriber_and_fetch_see_the_append(setup):
     m = s.expect("MESSAGE")
     assert (m.headers["destination"], m.body) == ("/topic/dur", b"d")
     assert fetched(c, "dur") == [b"d"]
+
+
+@pytest.mark.parametrize("setup", ["durable"], indirect=True)
+def test_durable_long_poll_is_woken_by_the_fsync(setup):
+    """queue-dispatch durable: a FETCH long-poll (and a /topic subscriber)
+    parked before the append is answered once the fsync made the record
+    visible: for flush=always after the flusher round, for flush=interval
+    after the timed fsync."""
+    b, c, s = setup
+    assert c.create_topic("tick", configs={
+        "flush": "interval", "flush-interval-ms": "20"}) == (0, None)
+    s.send("SUBSCRIBE", {"destination": "/topic/tick", "id": "tick",
+                         "receipt": "subtick"})
+    assert s.expect("RECEIPT").headers["receipt-id"] == "subtick"
+    for topic in ("dur", "tick"):
+        poll = sluice_wire.Client(("127.0.0.1", b.binary_port))
+        poll.handshake()
+        corr = poll.send(sluice_wire.API_FETCH, sluice_wire.fetch_body(
+            {topic: [(0, 0, 1 << 20)]}, 60000, 1))
+        # parked until the record is visible (if the produce is read
+        # first, the record is still not fsynced when the FETCH comes)
+        assert c.produce(topic, 0, [b"x-" + topic.encode()])["error"] == 0
+        rc, body = poll.recv()
+        assert rc == corr
+        r = sluice_wire.decode_fetch(body)[(topic, 0)]
+        assert r["error"] == 0
+        got = [x["value"] for x in sluice_wire.decode_batches(r["records"])]
+        assert got == [b"x-" + topic.encode()]
+        poll.close()
+        m = s.expect("MESSAGE")
+        assert (m.headers["destination"], m.body) == (
+            "/topic/" + topic, b"x-" + topic.encode())
