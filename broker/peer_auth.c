@@ -122,12 +122,39 @@ sl_err sl_peer_auth_load(sl_broker *b, char *err, size_t errlen)
 
 /* ---- client ------------------------------------------------------------- */
 
-sl_err sl_peer_login_start(sl_broker *b, sl_peer_login *pl,
-                           struct bufferevent *bev)
+sl_err sl_peer_login_message(sl_broker *b, char *msg, size_t msglen,
+                             uint8_t expect[32])
 {
     sl_auth *a = b->auth;
     uint8_t nonce[16], proof[SL_SCRAM_KEY_LEN];
-    char body[160], nhex[33], phex[65], msg[256];
+    char body[160], nhex[33], phex[65];
+    if (sl_scram_random(nonce, sizeof(nonce)) != SL_OK)
+        return SL_ERR_NOMEM;
+    hex(nonce, sizeof(nonce), nhex);
+    snprintf(body, sizeof(body), "n=%d,t=%" PRId64 ",r=%s", (int)b->cfg.node_id,
+             sl_now_ms(), nhex);
+    mac(a, SL_PEER_MECH, body, proof);
+    hex(proof, sizeof(proof), phex);
+    mac(a, SL_PEER_MECH "-SERVER", body, expect);
+    snprintf(msg, msglen, "%s,p=%s", body, phex);
+    return SL_OK;
+}
+
+int sl_peer_login_proof_ok(const uint8_t expect[32], const char *got)
+{
+    char want[80];
+    hex(expect, 32, want + 2);
+    want[0] = 'v';
+    want[1] = '=';
+    return got && strlen(got) == strlen(want) &&
+           sl_scram_equal((const uint8_t *)got, (const uint8_t *)want,
+                          strlen(want));
+}
+
+sl_err sl_peer_login_start(sl_broker *b, sl_peer_login *pl,
+                           struct bufferevent *bev)
+{
+    char msg[256];
     sl_sasl_handshake_req hs;
     sl_sasl_auth_req ar;
     sl_wb wb;
@@ -135,15 +162,9 @@ sl_err sl_peer_login_start(sl_broker *b, sl_peer_login *pl,
     memset(pl, 0, sizeof(*pl));
     if (!sl_peer_auth_enabled(b))
         return SL_OK;
-    if (sl_scram_random(nonce, sizeof(nonce)) != SL_OK)
-        return SL_ERR_NOMEM;
-    hex(nonce, sizeof(nonce), nhex);
-    snprintf(body, sizeof(body), "n=%d,t=%" PRId64 ",r=%s",
-             (int)b->cfg.node_id, sl_now_ms(), nhex);
-    mac(a, SL_PEER_MECH, body, proof);
-    hex(proof, sizeof(proof), phex);
-    mac(a, SL_PEER_MECH "-SERVER", body, pl->expect);
-    snprintf(msg, sizeof(msg), "%s,p=%s", body, phex);
+    rc = sl_peer_login_message(b, msg, sizeof(msg), pl->expect);
+    if (rc != SL_OK)
+        return rc;
     hs.mechanism = sl_str_c(SL_PEER_MECH);
     ar.data = (const uint8_t *)msg;
     ar.len = strlen(msg);
@@ -208,18 +229,13 @@ int sl_peer_login_read(sl_peer_login *pl, struct evbuffer *in, char *msg,
         }
         if (corr == pl->corr) {
             sl_sasl_auth_resp s;
-            char want[80], got[80] = "";
-            hex(pl->expect, sizeof(pl->expect), want + 2);
-            want[0] = 'v';
-            want[1] = '=';
+            char got[80] = "";
             if (sl_sasl_auth_resp_decode(p + SL_RESP_HDR_SIZE,
                                          flen - SL_RESP_HDR_SIZE,
                                          &s) == SL_OK &&
                 s.len < sizeof(got))
                 memcpy(got, s.data, s.len);
-            if (strlen(got) != strlen(want) ||
-                !sl_scram_equal((const uint8_t *)got, (const uint8_t *)want,
-                                strlen(want))) {
+            if (!sl_peer_login_proof_ok(pl->expect, got)) {
                 snprintf(msg, msglen,
                          "broker login: the other side does not prove the "
                          "cluster secret (not a broker of this cluster, or "

@@ -34,6 +34,17 @@ typedef struct sl_peer_login {
 sl_err sl_peer_login_start(sl_broker *b, sl_peer_login *pl,
                            struct bufferevent *bev);
 /*
+ * The login message itself ("n=NODE,t=UNIX_MS,r=NONCE,p=PROOF"), for a
+ * connection that carries it in its own protocol (a STOMP relay session's
+ * CONNECT, broker/relay.c), and in expect the server's proof to check
+ * its answer against with sl_peer_login_proof_ok. Needs a cluster
+ * secret (sl_peer_auth_enabled). SL_OK or SL_ERR_NOMEM.
+ */
+sl_err sl_peer_login_message(sl_broker *b, char *msg, size_t msglen,
+                             uint8_t expect[32]);
+/* 1 when got ("v=" hex) is the server's proof expected. */
+int sl_peer_login_proof_ok(const uint8_t expect[32], const char *got);
+/*
  * At the top of the connection's read callback: consume the login's
  * replies at the head of in. 1: done (what follows is the connection's
  * own), 0: more bytes needed, -1: refused or the other side is no broker

@@ -72,10 +72,12 @@
  * partition's leader then (what was appended in between is not seen:
  * a plain topic subscription is not durable).
  *
- * Not authenticated: the relay session logs in with the client's login
- * and no passcode, so a coordinator with users configured refuses it
- * (the relaying node logs it and retries; inter-broker identity is issue
- * 16, as for forwarded SENDs).
+ * Authentication: with a cluster secret the CONNECT carries the broker
+ * login of peer_auth.c (sluice-relay-login) and the coordinator's
+ * CONNECTED its proof (sluice-relay-proof), checked here; the session is
+ * then a broker, not subject to the users' rules (this node checked its
+ * client's). Without a secret it logs in with the client's login and no
+ * passcode, so a coordinator with users refuses it (logged, retried).
  *
  * @thread loop (everything here)
  */
@@ -90,6 +92,7 @@
 
 #include "broker/broker.h"
 #include "broker/cluster.h"
+#include "broker/peer_auth.h"
 #include "broker/stomp_int.h"
 #include "cluster/meta.h"
 #include "protocol/hash.h"
@@ -132,6 +135,8 @@ struct stomp_relay {
     int64_t retry_at; /* RL_DOWN: when to connect again */
     int64_t backoff;
     int64_t last_in, hb_ms; /* heart-beat watch (hb_ms 0: none) */
+    int peer_login;         /* logged in with the cluster secret */
+    uint8_t expect[32];     /* the other node's proof of it */
     uint64_t next_id;
     rl_wait *waits, *waits_tail;
     sl_wb wb;
@@ -251,6 +256,16 @@ static void rl_send_subscribe(stomp_relay *rl)
     snprintf(num, sizeof(num), "0,%d", RELAY_HB_MS);
     sl_stomp_enc_header_s(&e, "heart-beat", num);
     sl_stomp_enc_header_u(&e, "sluice-relay", c->s->b->cfg.node_id);
+    rl->peer_login = 0;
+    if (sl_peer_auth_enabled(c->s->b)) {
+        /* a broker of this cluster (peer_auth.c), whatever users the
+         * coordinator has */
+        char m[256];
+        if (sl_peer_login_message(c->s->b, m, sizeof(m), rl->expect) == SL_OK) {
+            sl_stomp_enc_header_s(&e, "sluice-relay-login", m);
+            rl->peer_login = 1;
+        }
+    }
     if (c->client_id[0]) /* names ActiveMQ durable subscriptions */
         sl_stomp_enc_header_s(&e, "client-id", c->client_id);
     sl_stomp_enc_end(&e, NULL, 0);
@@ -383,6 +398,14 @@ static void rl_frame(stomp_relay *rl, const sl_stomp_frame *f)
     case SL_STOMP_CONNECTED: {
         const char *hb = sl_stomp_frame_value(f, "heart-beat");
         long long sx = 0, sy = 0;
+        if (rl->peer_login &&
+            !sl_peer_login_proof_ok(
+                rl->expect, sl_stomp_frame_value(f, "sluice-relay-proof"))) {
+            rl_fail(rl, "the other side does not prove the cluster secret "
+                        "(not a broker of this cluster, or its "
+                        "cluster-secret-file differs)");
+            break;
+        }
         sl_stomp_parser_set_version(&rl->ps, SL_STOMP_V12);
         /* "sx,sy": the coordinator sends every sx ms */
         if (hb && sscanf(hb, "%lld,%lld", &sx, &sy) == 2 && sx > 0)
@@ -760,6 +783,12 @@ void stomp_relay_unsubscribe_all(stomp_conn *c, const char *amq_sub)
     if (c->login[0])
         sl_stomp_enc_header_s(&e, "login", c->login);
     sl_stomp_enc_header_u(&e, "sluice-relay", srv->b->cfg.node_id);
+    if (sl_peer_auth_enabled(srv->b)) {
+        char lm[256];
+        uint8_t expect[32];
+        if (sl_peer_login_message(srv->b, lm, sizeof(lm), expect) == SL_OK)
+            sl_stomp_enc_header_s(&e, "sluice-relay-login", lm);
+    }
     sl_stomp_enc_header_s(&e, "client-id", c->client_id);
     sl_stomp_enc_end(&e, NULL, 0);
     sl_stomp_enc_begin(&e, &wb, SL_STOMP_V12, SL_STOMP_UNSUBSCRIBE);

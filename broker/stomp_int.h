@@ -249,7 +249,8 @@ struct stomp_conn {
     char **tmp_topics;
     size_t ntmp;
     uint64_t tmp_seq;
-    int32_t relay_from; /* a relay session of node N (CONNECT sluice-relay) */
+    int32_t relay_from;   /* a relay session of node N (CONNECT sluice-relay) */
+    char relay_proof[80]; /* its login's answer (cluster secret), or "" */
 };
 
 /* ---- small helpers ------------------------------------------------------- */

@@ -29,6 +29,7 @@
 #include <event2/event.h>
 
 #include "broker/config.h"
+#include "broker/peer_auth.h"
 #include "broker/stomp.h"
 #include "broker/stomp_int.h"
 
@@ -128,6 +129,28 @@ void stomp_h_connect(stomp_conn *c, const sl_stomp_frame *f)
         int64_t n = parse_i64(sl_stomp_frame_value(f, "sluice-relay"), &ok);
         c->relay_from = ok && n > 0 && n <= INT32_MAX ? (int32_t)n : 0;
     }
+    if (sl_stomp_frame_value(f, "sluice-relay-login") &&
+        sl_peer_auth_enabled(c->s->b)) {
+        /* a relay session that proves the cluster secret (peer_auth.c):
+         * a broker, not subject to the users' rules (the relaying node
+         * checked its client's) */
+        const char *m = sl_stomp_frame_value(f, "sluice-relay-login");
+        char why[300];
+        int32_t node = 0;
+        if (sl_peer_auth_check(c->s->b, (const uint8_t *)m, strlen(m), &node,
+                               c->relay_proof, sizeof(c->relay_proof), why,
+                               sizeof(why)) != SL_OK) {
+            sl_peer_login_warn("relay", 0, c->peer, why);
+            c->relay_proof[0] = 0;
+            stomp_send_error(c, RECEIPT(f), "access refused", why);
+            return;
+        }
+        c->relay_from = node;
+        snprintf(c->login, sizeof(c->login), "(node %d)", (int)node);
+        sl_auth_conn_set_user(c->conn, c->login, 1);
+        connect_finish(c, cx, cy, RECEIPT(f));
+        return;
+    }
     if (sl_auth_enabled(c->s->b) && !(pass && *pass) &&
         sl_auth_cert_login(c->s->b, c->conn, "stomp", login)) {
         /* tls-cert-login: the verified client certificate names the user
@@ -209,6 +232,8 @@ static void connect_finish(stomp_conn *c, int64_t cx, int64_t cy,
     /* in 1.0 too ("0,0"), as RabbitMQ and ActiveMQ send it */
     snprintf(hb, sizeof(hb), "%" PRId64 ",%" PRId64, c->hb_out, c->hb_in);
     sl_stomp_enc_header_s(&e, "heart-beat", hb);
+    if (c->relay_proof[0]) /* this broker holds the cluster secret too */
+        sl_stomp_enc_header_s(&e, "sluice-relay-proof", c->relay_proof);
     sl_stomp_enc_end(&e, NULL, 0);
     conn_write(c, wb->p, wb->len);
     sl_log(SL_DEBUG, STOMP_SUBSYS,

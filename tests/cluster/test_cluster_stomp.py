@@ -15,6 +15,7 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
+import cluster_harness  # noqa: E402
 from stomp_raw import Raw  # noqa: E402
 from test_cluster_failover import parse, same_everywhere, wait_all_up  # noqa
 
@@ -714,3 +715,57 @@ def test_activemq_durable_subscription_across_nodes(cluster):
     r.close()
     c.wait(lambda: not listed(), "the subscription removed everywhere")
     w.close()
+
+
+def test_relay_logs_in_with_the_cluster_secret(tmp_path, monkeypatch):
+    """With users configured (every client logs in) and a cluster secret,
+    a relay session proves the secret in its CONNECT instead of a
+    passcode it does not have: consumers of one queue on the two nodes
+    that do not coordinate it compete at the coordinator."""
+    pw = "admin-secret-pw"
+    secret = os.path.join(str(tmp_path), "secret")
+    with open(secret, "w") as fh:
+        fh.write("0123456789abcdef-relay-secret\n")
+    os.chmod(secret, 0o600)
+    monkeypatch.setenv("SLUICE_ADMIN_PASSWORD", pw)
+    monkeypatch.setenv("SLUICE_USER", "admin")
+    monkeypatch.setenv("SLUICE_PASSWORD", pw)
+    c = cluster_harness.Cluster(tmp_path, n=3, extra=[
+        "--cluster-secret-file", secret, "--bootstrap-admin", "admin"])
+    c.start()
+    try:
+        all3 = [1, 2, 3]
+        ldr = ready(c)
+        c.cli(ldr, "topic", "create", "sq", "--partitions", "1",
+              "--replication-factor", "3")
+        view = parse(c.wait(lambda: same_everywhere(c, "sq", all3, 1),
+                            "sq"))
+        coord = coordinator(view, "sq")
+        a, b = [n for n in all3 if n != coord]
+
+        def login(nid):
+            r = Raw(c.nodes[nid].stomp_addr[1], timeout=60)
+            f = r.connect(headers={"login": "admin", "passcode": pw})
+            assert f.command == "CONNECTED", f
+            return r
+        w = login(coord)
+        for i in range(4):
+            w.send("SEND", {"destination": "/queue/sq", "persistent": "true",
+                            "receipt": "r%d" % i}, "s%d" % i)
+        for i in range(4):
+            w.expect("RECEIPT")
+        cons = {}
+        for n in (a, b):
+            r = login(n)
+            r.send("SUBSCRIBE", {"destination": "/queue/sq", "id": "q",
+                                 "ack": "client-individual",
+                                 "prefetch-count": "2", "receipt": "sub"})
+            assert r.expect("RECEIPT").headers["receipt-id"] == "sub"
+            cons[n] = r
+        got = {n: [r.expect("MESSAGE").body.decode() for _ in range(2)]
+               for n, r in cons.items()}
+        assert sorted(got[a] + got[b]) == ["s0", "s1", "s2", "s3"], got
+        for r in list(cons.values()) + [w]:
+            r.close()
+    finally:
+        c.stop_all()
