@@ -30,6 +30,7 @@
 #include "broker/binary.h"
 #include "broker/broker.h"
 #include "broker/cluster.h"
+#include "broker/cluster_ops.h"
 #include "broker/cluster_users.h"
 #include "broker/forward.h"
 #include "broker/ops.h"
@@ -52,6 +53,7 @@ struct sl_bcluster {
     int reg_inflight;
     struct fwd *fwds; /* forwards in flight (stop completes them) */
     struct ac_pending *acs; /* auto-creations in flight */
+    sl_bops *ops;           /* operations (cluster_ops.c) */
 };
 
 /* A topic auto-created through the quorum, and the requests waiting for
@@ -319,6 +321,7 @@ static void reconcile(sl_broker *b)
         sl_replicas_update(b->cluster->replicas);
     ac_poll(b);
     sl_cluster_users_sync(b);
+    sl_bops_changed(b->cluster->ops);
 }
 
 static void drain_cb(evutil_socket_t fd, short what, void *arg)
@@ -833,11 +836,12 @@ static void h_cluster_forward(sl_broker *b, sl_conn *c, const sl_req *req,
     if (type != SL_MCMD_REGISTER_NODE && type != SL_MCMD_CREATE_TOPIC &&
         type != SL_MCMD_DELETE_TOPIC && type != SL_MCMD_PARTITION_CHANGE &&
         type != SL_MCMD_USER_UPSERT && type != SL_MCMD_USER_DELETE &&
-        type != SL_MCMD_ACL_CHANGE) {
+        type != SL_MCMD_ACL_CHANGE && !sl_bops_forwardable(cmd, len)) {
         sl_reply_error(r, SL_ERR_INVALID_ARG,
                        "CLUSTER_FORWARD: only node registrations, topic "
-                       "creation and deletion, in-sync set changes and "
-                       "changes to users and rules are forwarded");
+                       "creation and deletion, in-sync set changes, "
+                       "changes to users and rules and operations "
+                       "(docs/cluster.md 10) are forwarded");
         return;
     }
     if (not_leader_msg(b, msg, sizeof(msg))) {
@@ -883,9 +887,12 @@ static void reg_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
 
     me = sl_meta_node_find(&bc->image, (int32_t)b->cfg.node_id);
-    if (bc->reg_inflight ||
+    /* a node that stopped itself (SL_MI_STOPPED) registers again when it
+     * is back, not while it is stopping (cluster_ops.c) */
+    if (bc->reg_inflight || sl_broker_stopping(b) ||
         (me && !strcmp(me->addr, b->bin_addr) &&
-         !strcmp(me->stomp_addr, b->stomp_addr)))
+         !strcmp(me->stomp_addr, b->stomp_addr) &&
+         me->fenced != SL_MI_STOPPED))
         return;
     if (!not_leader_msg(b, msg, sizeof(msg)))
         return; /* the leader registers itself (cluster/node.c) */
@@ -1242,6 +1249,8 @@ sl_err sl_bcluster_start(sl_broker *b, char *err, size_t errlen)
         rc = sl_fwd_new(b, &bc->image, &bc->fwd);
     if (rc == SL_OK)
         rc = sl_cluster_node_start(&cc, &bc->node, err, errlen);
+    if (rc == SL_OK)
+        rc = sl_bops_new(b, &bc->ops);
     if (rc != SL_OK) {
         sl_bcluster_stop(b);
         return rc;
@@ -1286,6 +1295,8 @@ void sl_bcluster_stop(sl_broker *b)
         bc->acs->rc = SL_ERR_SHUTTING_DOWN;
         ac_run(b, bc->acs);
     }
+    sl_bops_free(bc->ops); /* after the completions above */
+    bc->ops = NULL;
     sl_replicas_free(bc->replicas);
     bc->replicas = NULL;
     sl_fwd_free(bc->fwd);
@@ -1305,6 +1316,11 @@ void sl_bcluster_stop(sl_broker *b)
 const sl_meta *sl_bcluster_image(sl_broker *b)
 {
     return b->cluster ? &b->cluster->image : NULL;
+}
+
+sl_cluster_node *sl_bcluster_node(const sl_broker *b)
+{
+    return b->cluster ? b->cluster->node : NULL;
 }
 
 /* ---- /metrics ------------------------------------------------------------ */

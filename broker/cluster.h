@@ -24,6 +24,11 @@ void sl_bcluster_stop(sl_broker *b);
 
 /* sl_bcluster_propose: broker/cluster_propose.h, included above. */
 
+/* The quorum member, for broker/cluster_ops.c; NULL without cluster
+ * mode. */
+struct sl_cluster_node;
+struct sl_cluster_node *sl_bcluster_node(const sl_broker *b);
+
 /* METADATA version 2 (docs/protocol.md 4.1): this node's id, the brokers
  * and their binary addresses, and per partition of r's topics the leader,
  * leader epoch, replicas and ISR from this node's image. Topics the image

@@ -280,6 +280,12 @@ SL_CFG(replica_lag_time_max_ms, "replica-lag-time-max-ms", MS, "10000", 100,
 SL_CFG(cluster_snapshot_threshold, "cluster-snapshot-threshold", INT, "1024",
        8, 100000000, 0, NULL,
        "Metadata log entries between two snapshots of the metadata image.")
+SL_CFG(controlled_shutdown_timeout_ms, "controlled-shutdown-timeout-ms", MS,
+       "10000", 0, 3600000, 0, NULL,
+       "Cluster: on SIGTERM a node first moves partition leadership off "
+       "itself through the metadata quorum (controlled shutdown) and waits "
+       "at most this long for it before it stops anyway. 0 = stop at once "
+       "(the controller fences it after cluster-session-timeout-ms).")
 
 /* ---- STOMP (broker/stomp*.c) ----------------------------------------- */
 SL_CFG(stomp_users_file, "stomp-users-file", STR, "", 0, 0, 0, NULL,

@@ -190,6 +190,8 @@ void sl_meta_enc_fence(sl_wb *wb, int32_t id, int fenced)
 {
     enc_head(wb, fenced ? SL_MCMD_FENCE_NODE : SL_MCMD_UNFENCE_NODE);
     sl_wb_u32(wb, (uint32_t)id);
+    if (fenced == SL_MI_STOPPED)
+        sl_wb_u8(wb, 1); /* controlled shutdown */
 }
 
 void sl_meta_enc_create_topic(sl_wb *wb, const char *name, int32_t nparts,
@@ -286,6 +288,8 @@ static sl_err apply_register(sl_meta *m, sl_rd *rd)
         n->stomp_addr = xstrndup("", 0);
     }
     n = &m->nodes[i];
+    if (n->fenced == SL_MI_STOPPED)
+        n->fenced = 1; /* restarted: the controller unfences it when alive */
     if (raft[0])
         set_str(&n->raft_addr, raft), raft = NULL;
     if (addr[0])
@@ -340,17 +344,22 @@ static void fence_part(const sl_meta *m, const sl_mi_topic *t,
 static sl_err apply_fence(sl_meta *m, sl_rd *rd, int fenced)
 {
     int32_t id = (int32_t)sl_rd_u32(rd);
-    int found;
+    int found, was;
     size_t i;
 
+    if (fenced && sl_rd_left(rd) == 1 && sl_rd_u8(rd) == 1)
+        fenced = SL_MI_STOPPED; /* the node's own controlled shutdown */
     if (rd->err || sl_rd_left(rd) != 0)
         return SL_ERR_MALFORMED;
     i = node_pos(m, id, &found);
     if (!found)
         return SL_ERR_NOT_FOUND;
-    if (m->nodes[i].fenced == fenced)
+    was = m->nodes[i].fenced;
+    if (was == fenced)
         return SL_OK;
     m->nodes[i].fenced = fenced;
+    if (was && fenced)
+        return SL_OK; /* fenced already: only the reason changed */
     for (size_t k = 0; k < m->ntopics; k++) {
         sl_mi_topic *t = m->topics[k];
         for (int32_t j = 0; j < t->nparts; j++) {
@@ -650,7 +659,9 @@ sl_err sl_meta_restore(sl_meta *m, const void *buf, size_t len)
         nd->raft_addr = rd_strdup(&rd);
         nd->addr = rd_strdup(&rd);
         nd->stomp_addr = rd_strdup(&rd);
-        nd->fenced = sl_rd_u8(&rd) != 0;
+        nd->fenced = sl_rd_u8(&rd);
+        if (nd->fenced > SL_MI_STOPPED)
+            goto bad;
         n.nnodes = i + 1;
     }
     cnt = sl_rd_u32(&rd);
@@ -758,6 +769,8 @@ size_t sl_meta_liveness_cmds(const sl_meta *m, const int32_t *ids,
         const sl_mi_node *nd = &m->nodes[i];
         int up = 0;
         size_t at;
+        if (nd->fenced == SL_MI_STOPPED)
+            continue; /* stays fenced until it registers again */
         for (size_t k = 0; k < n; k++)
             if (ids[k] == nd->id)
                 up = alive[k];

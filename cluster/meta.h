@@ -16,7 +16,7 @@
  *
  *   REGISTER_NODE     i32 id, str16 raft_addr, str16 addr, str16 stomp_addr
  *                     (an empty address keeps the one already known)
- *   FENCE_NODE        i32 id
+ *   FENCE_NODE        i32 id [u8 1 = the node's controlled shutdown]
  *   UNFENCE_NODE      i32 id
  *   CREATE_TOPIC      str16 name, i32 nparts, i32 rf, u32 nconfigs
  *                     x {str16 key, str16 value}, nparts x rf x i32 replica
@@ -89,8 +89,16 @@ typedef struct sl_mi_node {
     char *raft_addr;  /* HOST:PORT of the Raft transport */
     char *addr;       /* binary protocol HOST:PORT ("" until registered) */
     char *stomp_addr; /* STOMP HOST:PORT ("" until registered) */
-    int fenced;       /* 1 until the controller sees it alive */
+    int fenced;       /* 1 until the controller sees it alive; 2 =
+                         SL_MI_STOPPED */
 } sl_mi_node;
+
+/* fenced == SL_MI_STOPPED: the node fenced itself on SIGTERM (controlled
+ * shutdown, docs/cluster.md 10.4). The controller does not unfence it
+ * while it is still heard from (it is about to stop); its REGISTER_NODE
+ * when it starts again turns it into an ordinary fenced node (1), which
+ * the controller unfences once alive. */
+#define SL_MI_STOPPED 2
 
 typedef struct sl_mi_part {
     int32_t leader;       /* node id, or -1 when offline */
@@ -174,6 +182,7 @@ const char *sl_meta_topic_config(const sl_mi_topic *t, const char *key);
 
 void sl_meta_enc_register(sl_wb *wb, int32_t id, const char *raft_addr,
                           const char *addr, const char *stomp_addr);
+/* fenced: 0 unfence, 1 fence, SL_MI_STOPPED controlled shutdown. */
 void sl_meta_enc_fence(sl_wb *wb, int32_t id, int fenced);
 /* replicas: nparts * rf node ids, partition-major. */
 void sl_meta_enc_create_topic(sl_wb *wb, const char *name, int32_t nparts,

@@ -68,6 +68,10 @@ struct sl_cluster_node {
     pthread_mutex_t mu; /* guards inbox, outbox, stopping, st */
     ilist inbox, outbox;
     int stopping;
+    int leaving; /* controlled shutdown: do not register again */
+    int closing; /* raft_close called (raft thread) */
+    unsigned election_ms;
+    struct raft_transfer xfer;
     sl_cluster_status st;
 
     /* controller, raft thread only */
@@ -371,6 +375,7 @@ static void controller(sl_cluster_node *n)
     size_t k = 0;
     sl_wb wb;
     const sl_mi_node *self;
+    int leaving;
 
     /* A tick much later than the last one means this process itself was
      * paused (SIGSTOP, a stalled VM): the silence it measured is its own,
@@ -423,8 +428,14 @@ static void controller(sl_cluster_node *n)
         sl_wb_reset(&wb);
     }
     self = sl_meta_node_find(m, n->id);
-    if (self && (strcmp(self->addr, n->addr) ||
-                 strcmp(self->stomp_addr, n->stomp_addr))) {
+    pthread_mutex_lock(&n->mu);
+    leaving = n->leaving;
+    pthread_mutex_unlock(&n->mu);
+    /* a node that stopped itself (SL_MI_STOPPED) registers when it is
+     * back, which lets the controller unfence it */
+    if (self && !leaving &&
+        (strcmp(self->addr, n->addr) || strcmp(self->stomp_addr, n->stomp_addr) ||
+         self->fenced == SL_MI_STOPPED)) {
         sl_meta_enc_register(&wb, n->id, "", n->addr, n->stomp_addr);
         ctl_propose(n, wb.p, wb.len);
         sl_wb_reset(&wb);
@@ -476,6 +487,26 @@ static void tick_cb(uv_timer_t *t)
     publish_status(n);
 }
 
+static void close_raft(sl_cluster_node *n)
+{
+    if (n->closing)
+        return;
+    n->closing = 1;
+    uv_timer_stop(&n->tick);
+    uv_close((uv_handle_t *)&n->tick, NULL);
+    raft_close(&n->raft, node_raft_closed);
+}
+
+static void xfer_cb(struct raft_transfer *req)
+{
+    close_raft(req->data);
+}
+
+static void close_timer_cb(uv_timer_t *t)
+{
+    close_raft(t->data);
+}
+
 static void async_cb(uv_async_t *a)
 {
     sl_cluster_node *n = a->data;
@@ -495,9 +526,21 @@ static void async_cb(uv_async_t *a)
     }
     if (stopping && !uv_is_closing((uv_handle_t *)&n->async)) {
         uv_timer_stop(&n->tick);
-        uv_close((uv_handle_t *)&n->tick, NULL);
         uv_close((uv_handle_t *)&n->async, NULL);
-        raft_close(&n->raft, node_raft_closed);
+        /* The metadata leader hands the leadership to the most up-to-date
+         * voter before it closes (controlled shutdown): the others need no
+         * election timeout to go on. libraft calls back when the target
+         * leads or after an election timeout; the timer is a backstop. */
+        n->xfer.data = n;
+        if (raft_state(&n->raft) == RAFT_LEADER &&
+            raft_transfer(&n->raft, &n->xfer, 0, xfer_cb) == 0) {
+            sl_log(SL_INFO, "cluster", "stopping: handing the metadata "
+                   "leadership over");
+            uv_timer_start(&n->tick, close_timer_cb,
+                           4 * (uint64_t)n->election_ms, 0);
+        } else {
+            close_raft(n);
+        }
     }
 }
 
@@ -580,6 +623,7 @@ sl_err sl_cluster_node_start(const sl_cluster_cfg *cfg, sl_cluster_node **out,
     sl_meta_fsm_init(&n->fsm);
     n->id = cfg->node_id;
     n->session_ms = cfg->session_ms;
+    n->election_ms = cfg->election_ms;
     n->notify = cfg->notify;
     n->notify_arg = cfg->notify_arg;
     snprintf(n->listen, sizeof(n->listen), "%s", cfg->listen);
@@ -756,6 +800,13 @@ size_t sl_cluster_drain(sl_cluster_node *n, sl_meta *image)
         item_free(it);
     }
     return changed;
+}
+
+void sl_cluster_node_set_leaving(sl_cluster_node *n)
+{
+    pthread_mutex_lock(&n->mu);
+    n->leaving = 1;
+    pthread_mutex_unlock(&n->mu);
 }
 
 void sl_cluster_status_get(sl_cluster_node *n, sl_cluster_status *st)

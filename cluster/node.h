@@ -83,6 +83,10 @@ sl_err sl_cluster_propose(sl_cluster_node *n, const void *cmd, size_t len,
  * and return how many commands or snapshots changed image. @thread loop */
 size_t sl_cluster_drain(sl_cluster_node *n, sl_meta *image);
 
+/* Controlled shutdown began: the controller stops registering this node
+ * (which would undo its SL_MI_STOPPED fence). @thread any */
+void sl_cluster_node_set_leaving(sl_cluster_node *n);
+
 typedef struct sl_cluster_status {
     int32_t node_id;
     int32_t leader_id; /* 0 = no known leader */

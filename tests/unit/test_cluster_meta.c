@@ -508,6 +508,56 @@ static void test_users_and_rules(void **state)
     sl_wb_fini(&s1);
     sl_wb_fini(&s2);
     sl_wb_fini(&wb);
+/* Controlled shutdown: the node's own fence moves its leadership and ISR
+ * membership like any fence, the controller does not unfence it while it
+ * is still heard from, and its registration when it is back lets the
+ * controller unfence it. */
+static void test_controlled_shutdown_fence(void **state)
+{
+    sl_meta m, r;
+    sl_wb wb, cmds, snap;
+    int32_t ids[3] = {1, 2, 3};
+    int alive[3] = {1, 1, 1};
+    const sl_mi_part *p;
+    (void)state;
+    sl_meta_init(&m);
+    sl_meta_init(&r);
+    setup_nodes(&m, 3);
+    create(&m, "t", 3, 3, NULL, NULL, SL_OK);
+    sl_wb_init(&wb, 64);
+    sl_wb_init(&cmds, 64);
+    sl_wb_init(&snap, 256);
+    sl_meta_enc_fence(&wb, 2, SL_MI_STOPPED);
+    assert_int_equal(apply_wb(&m, &wb), SL_OK);
+    check(&m);
+    assert_int_equal(sl_meta_node_find(&m, 2)->fenced, SL_MI_STOPPED);
+    for (int32_t i = 0; i < 3; i++) {
+        p = &sl_meta_topic_find(&m, "t")->parts[i];
+        assert_true(p->leader != 2 && p->leader > 0);
+        assert_int_equal(p->nisr, 2);
+        for (int32_t k = 0; k < p->nisr; k++)
+            assert_true(p->isr[k] != 2);
+    }
+    /* alive (still stopping): no UNFENCE for it */
+    assert_int_equal(sl_meta_liveness_cmds(&m, ids, alive, 3, &cmds), 0);
+    /* the mark survives a snapshot */
+    sl_meta_snapshot(&m, &snap);
+    assert_int_equal(sl_meta_restore(&r, snap.p, snap.len), SL_OK);
+    assert_int_equal(sl_meta_node_find(&r, 2)->fenced, SL_MI_STOPPED);
+    /* a plain fence of a stopped node changes nothing else */
+    sl_meta_enc_fence(&wb, 2, 1);
+    assert_int_equal(apply_wb(&m, &wb), SL_OK);
+    assert_int_equal(sl_meta_node_find(&m, 2)->fenced, 1);
+    sl_meta_enc_fence(&wb, 2, SL_MI_STOPPED);
+    assert_int_equal(apply_wb(&m, &wb), SL_OK);
+    /* back: it registers, then the controller unfences it */
+    sl_meta_enc_register(&wb, 2, "", "h:2", "");
+    assert_int_equal(apply_wb(&m, &wb), SL_OK);
+    assert_int_equal(sl_meta_node_find(&m, 2)->fenced, 1);
+    assert_int_equal(sl_meta_liveness_cmds(&m, ids, alive, 3, &cmds), 1);
+    sl_wb_fini(&wb);
+    sl_wb_fini(&cmds);
+    sl_wb_fini(&snap);
     sl_meta_fini(&m);
     sl_meta_fini(&r);
 }
@@ -525,6 +575,7 @@ int main(void)
         cmocka_unit_test(test_snapshot_roundtrip),
         cmocka_unit_test(test_liveness_cmds),
         cmocka_unit_test(test_users_and_rules),
+        cmocka_unit_test(test_controlled_shutdown_fence),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,30 @@
+/*
+ * cluster_ops.h - operating a cluster (issue 14, docs/cluster.md section
+ * 10): controlled shutdown on SIGTERM, and the admin verbs that move
+ * partitions and change the membership. All of it goes through the
+ * metadata quorum (broker/cluster.c, cluster/meta.h). @thread loop
+ */
+#ifndef SL_BROKER_CLUSTER_OPS_H
+#define SL_BROKER_CLUSTER_OPS_H
+
+#include <stddef.h>
+
+#include "protocol/err.h"
+
+typedef struct sl_broker sl_broker;
+typedef struct sl_bops sl_bops;
+
+/* Registers the controlled-shutdown stop hook. Called by
+ * sl_bcluster_start once the quorum member runs. */
+sl_err sl_bops_new(sl_broker *b, sl_bops **out);
+/* Accepts NULL. Called after the quorum member stopped (its completions
+ * have run). */
+void sl_bops_free(sl_bops *o);
+/* The loop's image changed (after each drain): waiters look again. */
+void sl_bops_changed(sl_bops *o);
+
+/* Whether a CLUSTER_FORWARD may carry cmd: a node's own controlled-shutdown
+ * fence, and the operations' commands. */
+int sl_bops_forwardable(const void *cmd, size_t len);
+
+#endif
