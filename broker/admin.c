@@ -30,6 +30,7 @@
 #include "broker/auth.h"
 #include "broker/binary.h"
 #include "broker/broker.h"
+#include "broker/cluster_ops.h"
 #include "broker/json.h"
 #include "broker/ops_groups.h"
 #include "broker/topic.h"
@@ -170,6 +171,9 @@ static const struct verb {
     {"dlq.redrive", v_dlq_redrive},
     {"connections", v_connections},
     {"connection.close", v_connection_close},
+    {"partition.reassign", v_partition_reassign},
+    {"partition.reassignments", v_partition_reassignments},
+    {"cluster.rebalance", v_cluster_rebalance},
 };
 
 const char *const *sl_admin_verbs(void)

@@ -26,12 +26,14 @@
  */
 #include "broker/cluster_ops.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <event2/event.h>
 
+#include "broker/admin_int.h"
 #include "broker/broker.h"
 #include "broker/cluster.h"
 #include "cluster/meta.h"
@@ -145,12 +147,302 @@ static void sd_begin(void *arg)
         evtimer_add(o->sd_timer, &tv);
 }
 
+/* ---- partition reassignment and rebalance (admin verbs) -------------------
+ *
+ * `partition.reassign` proposes one REASSIGN (cluster/meta.h): the new
+ * replicas are added to the partition's replicas at once, copy the log
+ * from the leader (broker/replica.c, at most reassign-throttle-bytes per
+ * second per node), join the ISR when caught up, and the controller
+ * (cluster/node.c) then completes it with REASSIGN_DONE: the replicas
+ * become the target, the old ones stop following, the first target
+ * leads. `cluster.rebalance` proposes a REASSIGN for every partition
+ * whose replicas or leader differ from the even placement over the
+ * current nodes (docs/cluster.md 2.5). Both answer once their commands
+ * are in the log; `partition.reassignments` shows what is in progress. */
+
+typedef struct rop {
+    sl_admin_call *x;
+    int left;  /* proposals not answered yet */
+    int count; /* proposals made */
+    int unchanged, in_progress;
+    sl_err rc;
+    char msg[512];
+} rop;
+
+static int not_cluster(sl_admin_call *x)
+{
+    if (sl_bcluster_image(x->b))
+        return 0;
+    snprintf(x->msg, sizeof(x->msg),
+             "not a cluster: this broker runs without --node-id");
+    return 1;
+}
+
+static void ids_json(sl_jw *j, const char *k, const int32_t *v, int32_t n)
+{
+    sl_jw_key(j, k);
+    sl_jw_arr(j);
+    for (int32_t i = 0; i < n; i++)
+        sl_jw_i64(j, v[i]);
+    sl_jw_end(j);
+}
+
+static int has(const int32_t *v, int32_t n, int32_t id)
+{
+    for (int32_t i = 0; i < n; i++)
+        if (v[i] == id)
+            return 1;
+    return 0;
+}
+
+static void part_json(sl_jw *j, const char *topic, int32_t p,
+                      const sl_mi_part *mp)
+{
+    int32_t add[SL_META_MAX_RF], rem[SL_META_MAX_RF], na = 0, nr = 0;
+    for (int32_t i = 0; i < mp->ntarget; i++)
+        if (!has(mp->isr, mp->nisr, mp->target[i]))
+            add[na++] = mp->target[i];
+    for (int32_t i = 0; mp->ntarget && i < mp->nrep; i++)
+        if (!has(mp->target, mp->ntarget, mp->rep[i]))
+            rem[nr++] = mp->rep[i];
+    sl_jw_obj(j);
+    sl_jw_kstr(j, "topic", topic);
+    sl_jw_ki64(j, "partition", p);
+    sl_jw_ki64(j, "leader", mp->leader);
+    sl_jw_ki64(j, "leader_epoch", mp->leader_epoch);
+    ids_json(j, "replicas", mp->rep, mp->nrep);
+    ids_json(j, "isr", mp->isr, mp->nisr);
+    ids_json(j, "target", mp->target, mp->ntarget);
+    ids_json(j, "adding", add, na);   /* copying, not in sync yet */
+    ids_json(j, "removing", rem, nr); /* go once the target is in sync */
+    sl_jw_end(j);
+}
+
+static void rop_json(rop *o)
+{
+    sl_jw_obj(&o->x->j);
+    sl_jw_ki64(&o->x->j, "reassignments", o->count);
+    sl_jw_ki64(&o->x->j, "unchanged", o->unchanged);
+    sl_jw_ki64(&o->x->j, "in_progress", o->in_progress);
+    sl_jw_end(&o->x->j);
+}
+
+static void rop_done(void *arg, sl_err rc, const char *msg)
+{
+    rop *o = arg;
+    if (rc != SL_OK && o->rc == SL_OK) {
+        o->rc = rc;
+        snprintf(o->msg, sizeof(o->msg), "%s",
+                 msg && msg[0] ? msg : sl_strerror(rc));
+    }
+    if (--o->left > 0)
+        return;
+    if (o->rc != SL_OK)
+        snprintf(o->x->msg, sizeof(o->x->msg), "%s", o->msg);
+    else
+        rop_json(o);
+    adm_finish(o->x, o->rc);
+    free(o);
+}
+
+/* Propose a REASSIGN of topic/p to target under o. */
+static sl_err rop_propose(rop *o, const char *topic, int32_t p,
+                          const int32_t *target, int32_t n)
+{
+    sl_wb wb;
+    sl_err rc;
+    sl_wb_init(&wb, 64);
+    sl_meta_enc_reassign(&wb, topic, p, target, n);
+    o->left++;
+    rc = wb.err ? SL_ERR_NOMEM
+                : sl_bcluster_propose(o->x->b, wb.p, wb.len, rop_done, o);
+    sl_wb_fini(&wb);
+    if (rc != SL_OK)
+        o->left--;
+    else
+        o->count++;
+    return rc;
+}
+
+/* Start o's answer: pending until its proposals are answered (rc, a
+ * failure after some were made, is reported then); answered now when
+ * none was made. */
+static sl_err rop_start(rop *o, sl_err rc)
+{
+    sl_admin_call *x = o->x;
+    if (o->left == 0) {
+        if (rc == SL_OK)
+            rop_json(o);
+        else if (!x->msg[0])
+            snprintf(x->msg, sizeof(x->msg),
+                     "cannot reach the metadata leader now: %s; retry",
+                     sl_strerror(rc));
+        free(o);
+        return rc;
+    }
+    if (rc != SL_OK) {
+        o->rc = rc;
+        snprintf(o->msg, sizeof(o->msg), "%s",
+                 x->msg[0] ? x->msg : sl_strerror(rc));
+    }
+    x->pending = 1;
+    return SL_OK;
+}
+
+/* "1,2,3" into ids; 0 or -1 with x->msg set. */
+static int parse_ids(sl_admin_call *x, const char *s, int32_t *ids, int32_t *n)
+{
+    *n = 0;
+    while (*s) {
+        char *e;
+        long v = strtol(s, &e, 10);
+        if (e == s || v < 1 || v > 1000000 || (*e && *e != ',') ||
+            *n == SL_META_MAX_RF) {
+            snprintf(x->msg, sizeof(x->msg),
+                     "replicas: expected up to %d node ids like 1,2,3, not "
+                     "'%.64s'",
+                     SL_META_MAX_RF, s);
+            return -1;
+        }
+        ids[(*n)++] = (int32_t)v;
+        s = *e ? e + 1 : e;
+    }
+    if (*n == 0) {
+        snprintf(x->msg, sizeof(x->msg), "replicas: no node ids given");
+        return -1;
+    }
+    return 0;
+}
+
+sl_err v_partition_reassign(sl_admin_call *x)
+{
+    const sl_meta *m = sl_bcluster_image(x->b);
+    const char *topic, *reps;
+    const sl_mi_topic *t;
+    int32_t ids[SL_META_MAX_RF], n;
+    int64_t part;
+    rop *o;
+    sl_err rc;
+
+    if (not_cluster(x))
+        return SL_ERR_INVALID_ARG;
+    if ((rc = adm_need(x, "topic", &topic)) != SL_OK ||
+        (rc = adm_int_arg(x, "partition", 0, SL_META_MAX_PARTS - 1, -1,
+                          &part)) != SL_OK ||
+        (rc = adm_need(x, "replicas", &reps)) != SL_OK)
+        return rc;
+    if (part < 0) {
+        snprintf(x->msg, sizeof(x->msg), "missing argument 'partition'");
+        return SL_ERR_INVALID_ARG;
+    }
+    if (!(t = sl_meta_topic_find(m, topic))) {
+        snprintf(x->msg, sizeof(x->msg),
+                 "unknown topic '%.200s' (not in the cluster's metadata)",
+                 topic);
+        return SL_ERR_UNKNOWN_TOPIC;
+    }
+    if (part >= t->nparts) {
+        snprintf(x->msg, sizeof(x->msg), "topic %.200s has %d partition(s)",
+                 topic, (int)t->nparts);
+        return SL_ERR_UNKNOWN_PARTITION;
+    }
+    if (parse_ids(x, reps, ids, &n) != 0)
+        return SL_ERR_INVALID_ARG;
+    for (int32_t i = 0; i < n; i++) {
+        const sl_mi_node *nd = sl_meta_node_find(m, ids[i]);
+        if (!nd) {
+            snprintf(x->msg, sizeof(x->msg),
+                     "node %d is not a member of the cluster (sluice cluster "
+                     "status lists them)",
+                     (int)ids[i]);
+            return SL_ERR_INVALID_CONFIG;
+        }
+        if (has(ids, i, ids[i])) {
+            snprintf(x->msg, sizeof(x->msg), "replicas: node %d twice",
+                     (int)ids[i]);
+            return SL_ERR_INVALID_CONFIG;
+        }
+    }
+    if (!(o = calloc(1, sizeof(*o))))
+        return SL_ERR_NOMEM;
+    o->x = x;
+    return rop_start(o, rop_propose(o, topic, (int32_t)part, ids, n));
+}
+
+sl_err v_partition_reassignments(sl_admin_call *x)
+{
+    const sl_meta *m = sl_bcluster_image(x->b);
+    const char *topic = adm_arg(x, "topic");
+    if (not_cluster(x))
+        return SL_ERR_INVALID_ARG;
+    sl_jw_obj(&x->j);
+    sl_jw_key(&x->j, "reassignments");
+    sl_jw_arr(&x->j);
+    for (size_t i = 0; i < m->ntopics; i++) {
+        const sl_mi_topic *t = m->topics[i];
+        if (topic && *topic && strcmp(topic, t->name))
+            continue;
+        for (int32_t p = 0; p < t->nparts; p++)
+            if (t->parts[p].ntarget > 0)
+                part_json(&x->j, t->name, p, &t->parts[p]);
+    }
+    sl_jw_end(&x->j);
+    sl_jw_end(&x->j);
+    return SL_OK;
+}
+
+sl_err v_cluster_rebalance(sl_admin_call *x)
+{
+    const sl_meta *m = sl_bcluster_image(x->b);
+    rop *o;
+    sl_err rc = SL_OK;
+
+    if (not_cluster(x))
+        return SL_ERR_INVALID_ARG;
+    for (size_t i = 0; i < m->nnodes; i++)
+        if (m->nodes[i].fenced) {
+            snprintf(x->msg, sizeof(x->msg),
+                     "node %d is down: bring it back (or remove it with "
+                     "sluice cluster remove-node) before rebalancing",
+                     (int)m->nodes[i].id);
+            return SL_ERR_INVALID_CONFIG;
+        }
+    if (!(o = calloc(1, sizeof(*o))))
+        return SL_ERR_NOMEM;
+    o->x = x;
+    for (size_t i = 0; i < m->ntopics && rc == SL_OK; i++) {
+        const sl_mi_topic *t = m->topics[i];
+        for (int32_t p = 0; p < t->nparts && rc == SL_OK; p++) {
+            const sl_mi_part *mp = &t->parts[p];
+            int32_t want[SL_META_MAX_RF];
+            if (mp->ntarget > 0) {
+                o->in_progress++;
+                continue;
+            }
+            if (sl_meta_place_one(m, t->name, p, mp->nrep, want, x->msg,
+                                  sizeof(x->msg)) != SL_OK) {
+                rc = SL_ERR_INVALID_CONFIG;
+                break;
+            }
+            if (!memcmp(want, mp->rep, sizeof(int32_t) * (size_t)mp->nrep) &&
+                mp->leader == want[0]) {
+                o->unchanged++;
+                continue;
+            }
+            rc = rop_propose(o, t->name, p, want, mp->nrep);
+        }
+    }
+    return rop_start(o, rc);
+}
+
 int sl_bops_forwardable(const void *cmd, size_t len)
 {
     const uint8_t *p = cmd;
     switch (sl_meta_cmd_type(cmd, len)) {
     case SL_MCMD_FENCE_NODE: /* only with the controlled-shutdown mark */
         return len == 7 && p[6] == 1;
+    case SL_MCMD_REASSIGN:
+        return 1;
     default:
         return 0;
     }

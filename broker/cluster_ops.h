@@ -27,4 +27,13 @@ void sl_bops_changed(sl_bops *o);
  * fence, and the operations' commands. */
 int sl_bops_forwardable(const void *cmd, size_t len);
 
+/* Admin verbs (broker/admin.c's table; docs/cluster.md 10):
+ *   partition.reassign       topic, partition, replicas "A,B,C"
+ *   partition.reassignments  [topic]: the reassignments in progress
+ *   cluster.rebalance        spread replicas and leaders evenly */
+struct sl_admin_call;
+sl_err v_partition_reassign(struct sl_admin_call *x);
+sl_err v_partition_reassignments(struct sl_admin_call *x);
+sl_err v_cluster_rebalance(struct sl_admin_call *x);
+
 #endif

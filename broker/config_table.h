@@ -280,6 +280,12 @@ SL_CFG(replica_lag_time_max_ms, "replica-lag-time-max-ms", MS, "10000", 100,
 SL_CFG(cluster_snapshot_threshold, "cluster-snapshot-threshold", INT, "1024",
        8, 100000000, 0, NULL,
        "Metadata log entries between two snapshots of the metadata image.")
+SL_CFG(reassign_throttle_bytes, "reassign-throttle-bytes", SIZE, "64m", 0,
+       1099511627776LL, 0, NULL,
+       "Cluster: bytes per second a node copies for the partitions a "
+       "reassignment adds it to (partition reassign, cluster rebalance, "
+       "remove-node), so moving data does not starve producers and "
+       "in-sync followers. 0 = unlimited.")
 SL_CFG(controlled_shutdown_timeout_ms, "controlled-shutdown-timeout-ms", MS,
        "10000", 0, 3600000, 0, NULL,
        "Cluster: on SIGTERM a node first moves partition leadership off "

@@ -116,6 +116,11 @@ struct sl_replicas {
     stall *stalls; /* diverged partitions, until their epoch changes */
     lpart *lparts[LP_BUCKETS];
     struct event *isr_ev; /* ISR upkeep tick */
+    /* reassignment throttle (docs/cluster.md 10.3): bytes this node may
+     * still fetch this second for partitions it copies to join them */
+    int64_t thr_budget, thr_ms;
+    struct event *thr_ev;
+    int thr_armed;
 };
 
 typedef struct dwait {
@@ -295,6 +300,18 @@ static void dwait_cb(void *arg, sl_err rc)
         send_fetch(f);
 }
 
+/* Whether this node copies mp for a reassignment that adds it (not in
+ * the ISR yet): such fetches are throttled. */
+static int throttled(const sl_replicas *rs, const sl_mi_part *mp)
+{
+    if (rs->b->cfg.reassign_throttle_bytes <= 0 || mp->ntarget == 0)
+        return 0;
+    for (int32_t i = 0; i < mp->nisr; i++)
+        if (mp->isr[i] == rs->self)
+            return 0;
+    return 1;
+}
+
 /* Append one response's batches for one partition; 1 if any was. */
 static int apply_part(fetcher *f, const char *topic,
                       const sl_fetch_part_resp *pr, int32_t epoch)
@@ -321,6 +338,12 @@ static int apply_part(fetcher *f, const char *topic,
             lp->refused_until_ms = sl_now_ms() + RETRY_MS;
         }
         return 0;
+    }
+    {
+        const sl_mi_topic *t = sl_meta_topic_find(rs->image, topic);
+        if (t && (int32_t)pr->partition < t->nparts &&
+            throttled(rs, &t->parts[pr->partition]))
+            rs->thr_budget -= (int64_t)pr->records_len;
     }
     {
         lpart *lp = lp_get(rs, topic, (int32_t)pr->partition, 1);
@@ -531,6 +554,37 @@ static void retry_cb(evutil_socket_t fd, short what, void *arg)
         connect_fetcher(f);
 }
 
+/* How many bytes a fetch may ask for partition mp: PART_MAX_BYTES, or
+ * when throttled what is left of reassign-throttle-bytes (a token bucket
+ * of one second; 0: skip it this time). The bytes that arrive are
+ * charged (apply_part), so a batch larger than the grant (the first one
+ * comes whole) is a debt the next fetches wait out. */
+static uint32_t throttle_grant(sl_replicas *rs, const sl_mi_part *mp)
+{
+    int64_t rate = rs->b->cfg.reassign_throttle_bytes, now;
+    if (!throttled(rs, mp))
+        return PART_MAX_BYTES;
+    now = sl_now_ms();
+    rs->thr_budget += rate * (now - rs->thr_ms) / 1000;
+    if (rs->thr_budget > rate)
+        rs->thr_budget = rate;
+    rs->thr_ms = now;
+    if (rs->thr_budget <= 0)
+        return 0;
+    return rs->thr_budget < PART_MAX_BYTES ? (uint32_t)rs->thr_budget
+                                           : PART_MAX_BYTES;
+}
+
+static void thr_cb(evutil_socket_t fd, short what, void *arg)
+{
+    sl_replicas *rs = arg;
+    (void)fd;
+    (void)what;
+    rs->thr_armed = 0;
+    for (fetcher *f = rs->fetchers; f; f = f->next)
+        send_fetch(f);
+}
+
 /* One FETCH for every partition this node follows from f->leader. */
 static void send_fetch(fetcher *f)
 {
@@ -597,7 +651,16 @@ static void send_fetch(fetcher *f)
                     }
                 }
             }
-            ft->parts[ft->nparts].max_bytes = PART_MAX_BYTES;
+            ft->parts[ft->nparts].max_bytes = throttle_grant(rs, mp);
+            if (ft->parts[ft->nparts].max_bytes == 0) {
+                /* throttled: again when the budget has grown */
+                if (rs->thr_ev && !rs->thr_armed) {
+                    struct timeval tv = {0, 100 * 1000};
+                    rs->thr_armed = 1;
+                    evtimer_add(rs->thr_ev, &tv);
+                }
+                continue;
+            }
             ft->parts[ft->nparts].durable_offset =
                 sl_part_durable_offset(part);
             ft->nparts++;
@@ -636,6 +699,8 @@ sl_err sl_replicas_new(sl_broker *b, int32_t self, const sl_meta *image,
     rs->b = b;
     rs->self = self;
     rs->image = image;
+    rs->thr_ev = evtimer_new(b->base, thr_cb, rs);
+    rs->thr_ms = sl_now_ms();
     rs->isr_ev = event_new(b->base, -1, EV_PERSIST, isr_tick, rs);
     if (rs->isr_ev) {
         int64_t ms = b->cfg.replica_lag_time_max_ms / 4;
@@ -656,6 +721,8 @@ void sl_replicas_free(sl_replicas *rs)
         return;
     if (rs->isr_ev)
         event_free(rs->isr_ev);
+    if (rs->thr_ev)
+        event_free(rs->thr_ev);
     while (rs->fetchers) {
         fetcher *f = rs->fetchers;
         rs->fetchers = f->next;

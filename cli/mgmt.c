@@ -138,6 +138,23 @@ static const help helps[] = {
      "Move pending dead letters back to their topic (or --to TOPIC) and mark\n"
      "them handled.",
      "sluice dlq redrive orders.DLQ --reason rejected --rate 100"},
+    {"partition", "reassign",
+     "sluice partition reassign TOPIC/P --replicas A,B,C\n"
+     "       sluice partition reassign --status [TOPIC]",
+     "Move partition P of TOPIC to the nodes A,B,C (cluster; node ids as in\n"
+     "`sluice cluster status`). The new replicas are added first and copy\n"
+     "the log from the leader (at most reassign-throttle-bytes per second\n"
+     "per node); once all of them are in sync the old ones are dropped and\n"
+     "A leads. A different number of nodes changes the partition's\n"
+     "replication factor. --status lists the reassignments in progress:\n"
+     "TOPIC/P replicas=.. target=.. adding=.. (copying) removing=..",
+     "sluice partition reassign orders/0 --replicas 2,3,4"},
+    {"cluster", "rebalance", "sluice cluster rebalance",
+     "Spread replicas and leaders evenly over the nodes (cluster): every\n"
+     "partition whose replicas or leader differ from the even placement is\n"
+     "reassigned (as `partition reassign`, throttled). Refused while a node\n"
+     "is down. Follow it with `sluice partition reassign --status`.",
+     "sluice cluster rebalance"},
     {"dlq", "purge", "sluice dlq purge DLQTOPIC",
      "Mark every pending record of a dead-letter topic handled (pending\n"
      "drops to 0; the records stay until retention removes them).",
@@ -736,6 +753,114 @@ static int cmd_dlq(sluice_conf *conf, int argc, char **argv)
     return EX_OK;
 }
 
+static void print_ids(const char *k, const cJSON *o)
+{
+    const cJSON *v;
+    int first = 1;
+    printf(" %s=", k);
+    cJSON_ArrayForEach(v, cJSON_GetObjectItem(o, k))
+    {
+        printf("%s%" PRId64, first ? "" : ",", (int64_t)v->valuedouble);
+        first = 0;
+    }
+    if (first)
+        printf("-");
+}
+
+/* partition reassign TOPIC/P --replicas A,B,C | --status [TOPIC] */
+static int cmd_partition(sluice_conf *conf, int argc, char **argv)
+{
+    const char *what = NULL, *reps = NULL;
+    int status = 0, rc;
+    char topic[256], part[24];
+    kvs a = {0};
+    cJSON *o, *r, *e;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--replicas") && i + 1 < argc)
+            reps = argv[++i];
+        else if (!strcmp(argv[i], "--status"))
+            status = 1;
+        else if (argv[i][0] == '-')
+            return usage_err("partition reassign: unknown option or missing "
+                             "value '%s'",
+                             argv[i]);
+        else if (!what)
+            what = argv[i];
+        else
+            return usage_err("partition reassign: unexpected argument '%s'",
+                             argv[i]);
+    }
+    if (status) {
+        if (reps)
+            return usage_err("partition reassign: --status takes no "
+                             "--replicas");
+        if (what)
+            kv_add(&a, "topic", what);
+        rc = call(conf, "partition.reassignments", &a,
+                  "partition reassign --status", &o, NULL);
+        if (rc)
+            return rc;
+        r = cJSON_GetObjectItem(o, "reassignments");
+        if (cJSON_GetArraySize(r) == 0)
+            printf("no reassignment in progress\n");
+        cJSON_ArrayForEach(e, r)
+        {
+            printf("%s/%" PRId64 " leader=%" PRId64, str(e, "topic"),
+                   num(e, "partition"), num(e, "leader"));
+            print_ids("replicas", e);
+            print_ids("isr", e);
+            print_ids("target", e);
+            print_ids("adding", e);
+            print_ids("removing", e);
+            printf("\n");
+        }
+        cJSON_Delete(o);
+        return EX_OK;
+    }
+    {
+        const char *slash = what ? strrchr(what, '/') : NULL;
+        int64_t p;
+        if (!slash || slash == what || (size_t)(slash - what) >= sizeof(topic) ||
+            sl_parse_i64(slash + 1, &p) || p < 0)
+            return usage_err("partition reassign: expected TOPIC/PARTITION, "
+                             "e.g. orders/0");
+        if (!reps)
+            return usage_err("partition reassign: --replicas A,B,C is "
+                             "required");
+        memcpy(topic, what, (size_t)(slash - what));
+        topic[slash - what] = 0;
+        snprintf(part, sizeof(part), "%" PRId64, p);
+    }
+    kv_add(&a, "topic", topic);
+    kv_add(&a, "partition", part);
+    kv_add(&a, "replicas", reps);
+    rc = call(conf, "partition.reassign", &a, "partition reassign", &o, NULL);
+    if (rc)
+        return rc;
+    printf("reassigning %s/%s to %s (sluice partition reassign --status "
+           "follows it)\n",
+           topic, part, reps);
+    cJSON_Delete(o);
+    return EX_OK;
+}
+
+static int cmd_cluster_ops(sluice_conf *conf, int argc, char **argv)
+{
+    int rc;
+    cJSON *o;
+    if (argc > 1)
+        return usage_err("cluster %s: unexpected argument '%s'", argv[0],
+                         argv[1]);
+    rc = call(conf, "cluster.rebalance", NULL, "cluster rebalance", &o, NULL);
+    if (rc)
+        return rc;
+    printf("rebalance: %" PRId64 " partition(s) reassigned, %" PRId64
+           " already in place, %" PRId64 " with a reassignment in progress\n",
+           num(o, "reassignments"), num(o, "unchanged"), num(o, "in_progress"));
+    cJSON_Delete(o);
+    return EX_OK;
+}
+
 int sl_cli_mgmt(sluice_conf *conf, int argc, char **argv, int *handled)
 {
     const char *c = argv[0], *s = argc > 1 ? argv[1] : "";
@@ -757,6 +882,10 @@ int sl_cli_mgmt(sluice_conf *conf, int argc, char **argv, int *handled)
         return cmd_topic(conf, argc - 1, argv + 1);
     if (!strcmp(c, "dlq") && (!strcmp(s, "list") || !strcmp(s, "purge")))
         return cmd_dlq(conf, argc - 1, argv + 1);
+    if (!strcmp(c, "partition") && !strcmp(s, "reassign"))
+        return cmd_partition(conf, argc - 1, argv + 1);
+    if (!strcmp(c, "cluster") && !strcmp(s, "rebalance"))
+        return cmd_cluster_ops(conf, argc - 1, argv + 1);
     *handled = 0;
     return EX_OK;
 }

@@ -61,6 +61,8 @@ static void usage(FILE *f)
         "  topic list\n"
         "  topic describe NAME\n"
         "  cluster status\n"
+        "  cluster rebalance\n"
+        "  partition reassign TOPIC/P --replicas A,B,C | --status [TOPIC]\n"
         "  topic delete NAME\n"
         "  topic alter NAME --config k=v...\n"
         "  topic add-partitions NAME --count N\n"

@@ -232,14 +232,36 @@ void sl_meta_enc_partition_change(sl_wb *wb, const char *topic, int32_t part,
         sl_wb_u32(wb, (uint32_t)isr[i]);
 }
 
+void sl_meta_enc_reassign(sl_wb *wb, const char *topic, int32_t part,
+                          const int32_t *target, int32_t n)
+{
+    enc_head(wb, SL_MCMD_REASSIGN);
+    wb_str(wb, topic);
+    sl_wb_u32(wb, (uint32_t)part);
+    sl_wb_u32(wb, (uint32_t)n);
+    for (int32_t i = 0; i < n; i++)
+        sl_wb_u32(wb, (uint32_t)target[i]);
+}
+
+void sl_meta_enc_reassign_done(sl_wb *wb, const char *topic, int32_t part,
+                               int32_t expect_part_epoch)
+{
+    enc_head(wb, SL_MCMD_REASSIGN_DONE);
+    wb_str(wb, topic);
+    sl_wb_u32(wb, (uint32_t)part);
+    sl_wb_u32(wb, (uint32_t)expect_part_epoch);
+}
+
 int sl_meta_cmd_type(const void *buf, size_t len)
 {
     const uint8_t *p = buf;
-    if (len < 2 || p[0] != SL_META_VERSION ||
-        ((p[1] < SL_MCMD_REGISTER_NODE || p[1] > SL_MCMD_PARTITION_CHANGE) &&
-         (p[1] < SL_MCMD_USER_UPSERT || p[1] > SL_MCMD_ACL_CHANGE)))
+    if (len < 2 || p[0] != SL_META_VERSION)
         return 0;
-    return p[1];
+    if ((p[1] >= SL_MCMD_REGISTER_NODE && p[1] <= SL_MCMD_PARTITION_CHANGE) ||
+        (p[1] >= SL_MCMD_USER_UPSERT && p[1] <= SL_MCMD_ACL_CHANGE) ||
+        p[1] == SL_MCMD_REASSIGN || p[1] == SL_MCMD_REASSIGN_DONE)
+        return p[1];
+    return 0;
 }
 
 /* ---- apply --------------------------------------------------------------- */
@@ -542,6 +564,166 @@ out:
     return rc;
 }
 
+/* A topic's rf: the largest replica count of its partitions (it grows
+ * during a reassignment and with a changed replication factor). */
+static void topic_rf(sl_mi_topic *t)
+{
+    int32_t rf = 1;
+    for (int32_t p = 0; p < t->nparts; p++)
+        if (t->parts[p].nrep > rf)
+            rf = t->parts[p].nrep;
+    t->rf = rf;
+}
+
+/* The topic and partition a command names (after its str16 and i32). */
+static sl_err rd_part(sl_meta *m, sl_rd *rd, sl_mi_topic **tp, int32_t *pp)
+{
+    char *name = rd_strdup(rd);
+    int32_t part = (int32_t)sl_rd_u32(rd);
+    const sl_mi_topic *t;
+    sl_err rc = SL_OK;
+    if (rd->err)
+        rc = SL_ERR_MALFORMED;
+    else if (!(t = sl_meta_topic_find(m, name)))
+        rc = SL_ERR_UNKNOWN_TOPIC;
+    else if (part < 0 || part >= t->nparts)
+        rc = SL_ERR_UNKNOWN_PARTITION;
+    else {
+        *tp = (sl_mi_topic *)t;
+        *pp = part;
+    }
+    free(name);
+    return rc;
+}
+
+static sl_err apply_reassign(sl_meta *m, sl_rd *rd)
+{
+    sl_mi_topic *t = NULL;
+    sl_mi_part *p;
+    int32_t part = 0, target[SL_META_MAX_RF], rep[SL_META_MAX_RF], nrep;
+    uint32_t n;
+    sl_err rc = rd_part(m, rd, &t, &part);
+
+    n = sl_rd_u32(rd);
+    if (rd->err || n < 1 || n > SL_META_MAX_RF)
+        return SL_ERR_MALFORMED;
+    for (uint32_t i = 0; i < n; i++)
+        target[i] = (int32_t)sl_rd_u32(rd);
+    if (rd->err || sl_rd_left(rd) != 0)
+        return SL_ERR_MALFORMED;
+    if (rc != SL_OK)
+        return rc;
+    for (uint32_t i = 0; i < n; i++)
+        if (!sl_meta_node_find(m, target[i]) ||
+            in_set(target, (int32_t)i, target[i]))
+            return SL_ERR_INVALID_CONFIG; /* unknown or repeated node */
+    p = &t->parts[part];
+    /* replicas: every current one (the old ones serve until done), but
+     * when this replaces a target in progress, not the replicas that
+     * were being added for it and are neither in sync nor wanted now;
+     * then the targets they lack */
+    nrep = 0;
+    for (int32_t r = 0; r < p->nrep; r++)
+        if (in_set(p->isr, p->nisr, p->rep[r]) ||
+            in_set(target, (int32_t)n, p->rep[r]) || p->ntarget == 0)
+            rep[nrep++] = p->rep[r];
+    for (uint32_t i = 0; i < n; i++)
+        if (!in_set(rep, nrep, target[i])) {
+            if (nrep == SL_META_MAX_RF)
+                return SL_ERR_INVALID_CONFIG;
+            rep[nrep++] = target[i];
+        }
+    /* the leader and the ISR must stay replicas */
+    for (int32_t i = 0; i < p->nisr; i++)
+        if (!in_set(rep, nrep, p->isr[i])) {
+            if (nrep == SL_META_MAX_RF)
+                return SL_ERR_INVALID_CONFIG;
+            rep[nrep++] = p->isr[i];
+        }
+    memcpy(p->rep, rep, sizeof(rep));
+    p->nrep = nrep;
+    memcpy(p->target, target, sizeof(int32_t) * n);
+    p->ntarget = (int32_t)n;
+    p->part_epoch++;
+    topic_rf(t);
+    return SL_OK;
+}
+
+/* The leader when a reassignment completes (meta.h, REASSIGN_DONE). */
+static int32_t done_leader(const sl_meta *m, const sl_mi_part *p)
+{
+    if (!is_fenced(m, p->target[0]) &&
+        in_set(p->isr, p->nisr, p->target[0]))
+        return p->target[0];
+    if (p->leader >= 0 && in_set(p->target, p->ntarget, p->leader))
+        return p->leader;
+    for (int32_t i = 0; i < p->ntarget; i++)
+        if (!is_fenced(m, p->target[i]) &&
+            in_set(p->isr, p->nisr, p->target[i]))
+            return p->target[i];
+    return -1;
+}
+
+static int targets_in_sync(const sl_mi_part *p)
+{
+    for (int32_t i = 0; i < p->ntarget; i++)
+        if (!in_set(p->isr, p->nisr, p->target[i]))
+            return 0;
+    return p->ntarget > 0;
+}
+
+static sl_err apply_reassign_done(sl_meta *m, sl_rd *rd)
+{
+    sl_mi_topic *t = NULL;
+    sl_mi_part *p;
+    int32_t part = 0, expect, leader, isr[SL_META_MAX_RF], nisr = 0;
+    sl_err rc = rd_part(m, rd, &t, &part);
+
+    expect = (int32_t)sl_rd_u32(rd);
+    if (rd->err || sl_rd_left(rd) != 0)
+        return SL_ERR_MALFORMED;
+    if (rc != SL_OK)
+        return rc;
+    p = &t->parts[part];
+    if (p->part_epoch != expect || !targets_in_sync(p))
+        return SL_ERR_REBALANCE;
+    leader = done_leader(m, p);
+    for (int32_t i = 0; i < p->ntarget; i++)
+        if (in_set(p->isr, p->nisr, p->target[i]))
+            isr[nisr++] = p->target[i];
+    if (leader != p->leader)
+        p->leader_epoch++;
+    p->leader = leader;
+    memcpy(p->rep, p->target, sizeof(p->rep));
+    p->nrep = p->ntarget;
+    memcpy(p->isr, isr, sizeof(isr));
+    p->nisr = nisr;
+    p->ntarget = 0;
+    p->part_epoch++;
+    topic_rf(t);
+    return SL_OK;
+}
+
+size_t sl_meta_reassign_cmds(const sl_meta *m, sl_wb *cmds)
+{
+    size_t out = 0;
+    for (size_t i = 0; i < m->ntopics; i++) {
+        const sl_mi_topic *t = m->topics[i];
+        for (int32_t p = 0; p < t->nparts; p++) {
+            const sl_mi_part *mp = &t->parts[p];
+            size_t at;
+            if (!targets_in_sync(mp))
+                continue;
+            at = cmds->len;
+            sl_wb_u32(cmds, 0);
+            sl_meta_enc_reassign_done(cmds, t->name, p, mp->part_epoch);
+            sl_wb_patch_u32(cmds, at, (uint32_t)(cmds->len - at - 4));
+            out++;
+        }
+    }
+    return out;
+}
+
 sl_err sl_meta_apply(sl_meta *m, uint64_t index, const void *buf, size_t len)
 {
     sl_rd rd;
@@ -575,6 +757,12 @@ sl_err sl_meta_apply(sl_meta *m, uint64_t index, const void *buf, size_t len)
     case SL_MCMD_ACL_CHANGE:
         rc = sl_meta_auth_apply(m, index, type, &rd);
         break;
+    case SL_MCMD_REASSIGN:
+        rc = apply_reassign(m, &rd);
+        break;
+    case SL_MCMD_REASSIGN_DONE:
+        rc = apply_reassign_done(m, &rd);
+        break;
     default:
         rc = apply_part_change(m, &rd);
         break;
@@ -584,17 +772,18 @@ sl_err sl_meta_apply(sl_meta *m, uint64_t index, const void *buf, size_t len)
 
 /* ---- snapshot / restore ---------------------------------------------------
  *
- *   u8 version (2) | u64 applied | u32 nnodes x {i32 id, str16 raft_addr,
+ *   u8 version (3) | u64 applied | u32 nnodes x {i32 id, str16 raft_addr,
  *   str16 addr, str16 stomp_addr, u8 fenced} | u32 ntopics x {str16 name,
  *   i32 nparts, i32 rf, u32 ncfg x {str16 key, str16 value}, nparts x
  *   {i32 leader, i32 leader_epoch, i32 part_epoch, u8 nrep, nrep x i32,
- *   u8 nisr, nisr x i32}} | the users and rules (meta_int.h; version 1,
- *   before them, has no such section)
+ *   u8 nisr, nisr x i32, u8 ntarget, ntarget x i32 (version 3)}} | the
+ *   users and rules (meta_int.h; version 1, before them, has no such
+ *   section; versions 1 and 2 no reassignment targets)
  */
 
-/* Snapshots with the users and rules section; version 1 (before them) is
- * still restored, without users. */
-#define SNAP_VERSION 2
+/* Snapshots with the users and rules section (2) and reassignment targets
+ * (3); versions 1 and 2 are still restored, without them. */
+#define SNAP_VERSION 3
 
 void sl_meta_snapshot(const sl_meta *m, sl_wb *wb)
 {
@@ -631,6 +820,9 @@ void sl_meta_snapshot(const sl_meta *m, sl_wb *wb)
             sl_wb_u8(wb, (uint8_t)mp->nisr);
             for (int32_t r = 0; r < mp->nisr; r++)
                 sl_wb_u32(wb, (uint32_t)mp->isr[r]);
+            sl_wb_u8(wb, (uint8_t)mp->ntarget);
+            for (int32_t r = 0; r < mp->ntarget; r++)
+                sl_wb_u32(wb, (uint32_t)mp->target[r]);
         }
     }
     sl_meta_auth_snapshot(m, wb);
@@ -646,7 +838,7 @@ sl_err sl_meta_restore(sl_meta *m, const void *buf, size_t len)
     sl_meta_init(&n);
     sl_rd_init(&rd, buf, len);
     version = sl_rd_u8(&rd);
-    if (version != 1 && version != SNAP_VERSION)
+    if (version < 1 || version > SNAP_VERSION)
         return SL_ERR_CORRUPT;
     n.applied = sl_rd_u64(&rd);
     cnt = sl_rd_u32(&rd);
@@ -703,10 +895,14 @@ sl_err sl_meta_restore(sl_meta *m, const void *buf, size_t len)
                 goto bad;
             for (int32_t r = 0; r < mp->nisr; r++)
                 mp->isr[r] = (int32_t)sl_rd_u32(&rd);
+            mp->ntarget = version >= 3 ? sl_rd_u8(&rd) : 0;
+            if (mp->ntarget > SL_META_MAX_RF)
+                goto bad;
+            for (int32_t r = 0; r < mp->ntarget; r++)
+                mp->target[r] = (int32_t)sl_rd_u32(&rd);
         }
     }
-    if (!rd.err && version == SNAP_VERSION &&
-        sl_meta_auth_restore(&n, &rd) != SL_OK)
+    if (!rd.err && version >= 2 && sl_meta_auth_restore(&n, &rd) != SL_OK)
         goto bad;
     if (rd.err || sl_rd_left(&rd) != 0)
         goto bad;
@@ -733,13 +929,10 @@ static uint32_t name_hash(const char *s)
 sl_err sl_meta_place(const sl_meta *m, const char *topic, int32_t nparts,
                      int32_t rf, int32_t *out, char *err, size_t errlen)
 {
-    int32_t live[SL_META_MAX_NODES];
     size_t n = 0;
-    uint32_t start;
 
     for (size_t i = 0; i < m->nnodes; i++)
-        if (!m->nodes[i].fenced)
-            live[n++] = m->nodes[i].id;
+        n += !m->nodes[i].fenced;
     if (rf < 1 || rf > SL_META_MAX_RF) {
         snprintf(err, errlen, "replication factor %d is outside 1..%d",
                  (int)rf, SL_META_MAX_RF);
@@ -751,11 +944,31 @@ sl_err sl_meta_place(const sl_meta *m, const char *topic, int32_t nparts,
                  (int)rf, n);
         return SL_ERR_INVALID_CONFIG;
     }
-    start = name_hash(topic) % (uint32_t)n;
     for (int32_t p = 0; p < nparts; p++)
-        for (int32_t r = 0; r < rf; r++)
-            out[(size_t)p * (size_t)rf + (size_t)r] =
-                live[(start + (uint32_t)p + (uint32_t)r) % n];
+        sl_meta_place_one(m, topic, p, rf, out + (size_t)p * (size_t)rf, err,
+                          errlen);
+    return SL_OK;
+}
+
+sl_err sl_meta_place_one(const sl_meta *m, const char *topic, int32_t part,
+                         int32_t rf, int32_t *out, char *err, size_t errlen)
+{
+    int32_t live[SL_META_MAX_NODES];
+    size_t n = 0;
+    uint32_t start;
+    for (size_t i = 0; i < m->nnodes; i++)
+        if (!m->nodes[i].fenced)
+            live[n++] = m->nodes[i].id;
+    if (rf < 1 || rf > SL_META_MAX_RF || (size_t)rf > n) {
+        snprintf(err, errlen,
+                 "replication factor %d: want 1..%d and at most the %zu "
+                 "live node(s)",
+                 (int)rf, SL_META_MAX_RF, n);
+        return SL_ERR_INVALID_CONFIG;
+    }
+    start = name_hash(topic) % (uint32_t)n;
+    for (int32_t r = 0; r < rf; r++)
+        out[r] = live[(start + (uint32_t)part + (uint32_t)r) % n];
     return SL_OK;
 }
 

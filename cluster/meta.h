@@ -31,6 +31,22 @@
  *   ACL_CHANGE        str16 user, u8 kind, str16 pattern, u8 prefix,
  *                     u32 ops_add, u32 ops_remove (a rule whose ops end
  *                     up empty is removed)
+ *   REASSIGN          str16 topic, i32 partition, u32 n x i32 target
+ *                     starts moving the partition to the target replicas
+ *                     (Kafka's adding/removing replicas): replicas become
+ *                     the current ones plus the new targets, the ISR is
+ *                     unchanged; the new replicas copy the log and join
+ *                     the ISR when caught up (broker/replica.c). A new
+ *                     REASSIGN replaces a target in progress.
+ *   REASSIGN_DONE     str16 topic, i32 partition, i32 expect_part_epoch
+ *                     the controller's completion once every target is in
+ *                     the ISR: replicas = target, ISR = ISR within target,
+ *                     leader = the first target if in sync and not
+ *                     fenced, else the current leader if it stays, else
+ *                     the first in-sync target (a new leader epoch when
+ *                     it changes). Refused (SL_ERR_REBALANCE) while a
+ *                     target is out of the ISR or the epoch moved on.
+ *   A topic's rf is the largest replica count of its partitions.
  *
  * Apply validates each command against the image; a command that does not
  * fit (topic exists, stale partition epoch, unknown node) changes nothing
@@ -82,6 +98,9 @@ enum sl_meta_cmd {
     SL_MCMD_USER_UPSERT = 20,
     SL_MCMD_USER_DELETE = 21,
     SL_MCMD_ACL_CHANGE = 22,
+    /* operations (issue 14, docs/cluster.md 10) */
+    SL_MCMD_REASSIGN = 30,
+    SL_MCMD_REASSIGN_DONE = 31,
 };
 
 typedef struct sl_mi_node {
@@ -107,6 +126,8 @@ typedef struct sl_mi_part {
     int32_t nrep, nisr;
     int32_t rep[SL_META_MAX_RF]; /* preferred leader first */
     int32_t isr[SL_META_MAX_RF]; /* in replica order */
+    int32_t ntarget;             /* > 0: a reassignment is in progress */
+    int32_t target[SL_META_MAX_RF];
 } sl_mi_part;
 
 typedef struct sl_mi_topic {
@@ -205,6 +226,16 @@ const sl_mi_user *sl_meta_user_find(const sl_meta *m, const char *name);
 const sl_mi_acl *sl_meta_acl_find(const sl_meta *m, const char *user,
                                   int kind, const char *pattern, int prefix);
 
+void sl_meta_enc_reassign(sl_wb *wb, const char *topic, int32_t part,
+                          const int32_t *target, int32_t n);
+void sl_meta_enc_reassign_done(sl_wb *wb, const char *topic, int32_t part,
+                               int32_t expect_part_epoch);
+
+/* The controller's reassignment step: one REASSIGN_DONE (u32 length, then
+ * the command, as sl_meta_liveness_cmds) per partition whose targets are
+ * all in its ISR. Returns how many. */
+size_t sl_meta_reassign_cmds(const sl_meta *m, sl_wb *cmds);
+
 /* The command type of an encoded command, or 0 if it does not decode. */
 int sl_meta_cmd_type(const void *buf, size_t len);
 
@@ -216,6 +247,11 @@ int sl_meta_cmd_type(const void *buf, size_t len);
  */
 sl_err sl_meta_place(const sl_meta *m, const char *topic, int32_t nparts,
                      int32_t rf, int32_t *out, char *err, size_t errlen);
+
+/* The same placement for one partition p of rf replicas (rf ids to out):
+ * what `cluster rebalance` moves partitions to. */
+sl_err sl_meta_place_one(const sl_meta *m, const char *topic, int32_t part,
+                         int32_t rf, int32_t *out, char *err, size_t errlen);
 
 /*
  * The controller's liveness step: for every node of the image, alive[i]

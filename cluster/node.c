@@ -470,6 +470,17 @@ static void controller(sl_cluster_node *n)
             off += 4 + len;
         }
     }
+    /* reassignments whose new replicas are all in sync: complete them
+     * (docs/cluster.md 10.3) */
+    sl_wb_reset(&wb);
+    if (n->ctl_pending == 0 && sl_meta_reassign_cmds(m, &wb) > 0) {
+        size_t off = 0;
+        while (off + 4 <= wb.len) {
+            uint32_t len = sl_get_u32(wb.p + off);
+            ctl_propose(n, wb.p + off + 4, len);
+            off += 4 + len;
+        }
+    }
     sl_wb_fini(&wb);
 }
 

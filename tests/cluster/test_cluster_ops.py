@@ -162,3 +162,121 @@ def test_rolling_restart_under_load_loses_nothing(cluster):
         got = rd.got[p]
         assert got == logs[p][:len(got)], "partition %d read differs" % p
         assert len(got) > 0
+
+
+def reassign_status(c, nid, topic=None):
+    args = ["partition", "reassign", "--status"] + ([topic] if topic else [])
+    return c.cli(nid, *args).stdout
+
+
+@pytest.fixture
+def slow_cluster(tmp_path):
+    # a small copy throttle, so a reassignment is seen in progress
+    c = cluster_harness.Cluster(tmp_path, n=3,
+                                extra=["--reassign-throttle-bytes", "256k"])
+    c.start()
+    yield c
+    c.stop_all()
+
+
+def test_reassign_under_load_then_rebalance(slow_cluster):
+    c = slow_cluster
+    all3 = [1, 2, 3]
+    wait_all_up(c, all3)
+    c.cli(1, "topic", "create", "mv", "--partitions", "3",
+          "--replication-factor", "2")
+    view = c.wait(lambda: full_isr_of(c, "mv", all3, 3), "mv in sync")
+    ldr, _, reps, _ = view[0]
+    newcomer = next(n for n in all3 if n not in reps)
+    # ~1.5 MB already in partition 0: the newcomer copies it throttled
+    blob = "x" * 1000
+    c.cli(ldr, "produce", "mv", "--partition", "0", "--acks", "durable",
+          input="".join("pre-%05d-%s\n" % (i, blob) for i in range(1500)))
+    cl = Client(c, "mv", all3)
+    try:
+        c.wait(lambda: cl.acked() >= 50, "acks before the reassignment")
+        target = [newcomer, reps[0]]
+        out = c.cli(2, "partition", "reassign", "mv/0", "--replicas",
+                    "%d,%d" % tuple(target)).stdout
+        assert "reassigning mv/0 to %d,%d" % tuple(target) in out
+        # in progress: all three hold it, the newcomer is still copying
+        # (node 1's image may apply the command a heartbeat later)
+        st = c.wait(lambda: "mv/0" in reassign_status(c, 1, "mv") and
+                    reassign_status(c, 1, "mv"), "the reassignment on node 1")
+        assert st.startswith("mv/0 leader=%d" % ldr), st
+        assert ("replicas=%d,%d,%d" % (reps[0], reps[1], newcomer)) in st, st
+        assert ("target=%d,%d adding=%d removing=%d" % (
+            newcomer, reps[0], newcomer, reps[1])) in st, st
+
+        def done():
+            v = same_everywhere(c, "mv", all3, 3)
+            return v and parse(v)[0][2] == target and \
+                sorted(parse(v)[0][3]) == sorted(target) and \
+                "no reassignment in progress" in reassign_status(c, 3)
+        c.wait(done, "the reassignment completes", timeout=120)
+        assert parse(same_everywhere(c, "mv", all3, 3))[0][0] == newcomer
+        n0 = cl.acked()
+        c.wait(lambda: cl.acked() >= n0 + 50, "acks after the reassignment")
+        rc = cl.stop()
+    finally:
+        cl.kill()
+    assert rc == 0 and cl.errors()[:-1] == [], cl.errors()[:5]
+    acks = [f for f in cl.lines if f[0] == "ack"]
+    # every acknowledged record, on both new replicas, at its offset
+    for p in range(3):
+        v = parse(same_everywhere(c, "mv", all3, 3))[p]
+        end = c.ends(v[0], "mv")[p]
+        logs = [c.cli(n, "consume", "mv", "--partition", str(p),
+                      "--from-beginning", "--count", str(end)
+                      ).stdout.split() for n in v[2]]
+        assert logs[0] == logs[1], "replicas of mv/%d differ" % p
+        for f in acks:
+            if int(f[2]) == p:
+                assert logs[0][int(f[3])] == "p-%08d" % int(f[1]), f
+        if p == 0:
+            assert logs[0][:1500] == ["pre-%05d-%s" % (i, blob)
+                                      for i in range(1500)]
+    # rebalance: back to the even placement, one leader per node
+    out = c.cli(3, "cluster", "rebalance").stdout
+    assert "partition(s) reassigned" in out, out
+
+    def balanced():
+        v = same_everywhere(c, "mv", all3, 3)
+        if not v or "no reassignment" not in reassign_status(c, 1):
+            return None
+        view = parse(v)
+        return view if sorted(x[0] for x in view) == all3 else None
+    view = c.wait(balanced, "leaders spread after the rebalance", timeout=120)
+    for ldr, _, reps, isr in view:
+        assert reps[0] == ldr and len(reps) == 2 and sorted(isr) == \
+            sorted(reps)
+    out = c.cli(1, "cluster", "rebalance").stdout
+    assert out.startswith("rebalance: 0 partition(s) reassigned, 3 already")
+
+
+def full_isr_of(c, topic, nodes, nparts):
+    v = same_everywhere(c, topic, nodes, nparts)
+    if not v:
+        return None
+    view = parse(v)
+    return view if all(sorted(isr) == sorted(reps) and ldr > 0
+                       for ldr, _, reps, isr in view) else None
+
+
+def test_reassign_refuses_bad_input(cluster):
+    c = cluster
+    all3 = [1, 2, 3]
+    wait_all_up(c, all3)
+    c.cli(1, "topic", "create", "bad", "--partitions", "1",
+          "--replication-factor", "2")
+    c.wait(lambda: full_isr_of(c, "bad", all3, 1), "bad in sync")
+    for args, want in [
+            (["bad/0", "--replicas", "1,9"], "node 9 is not a member"),
+            (["bad/0", "--replicas", "1,1"], "node 1 twice"),
+            (["bad/5", "--replicas", "1,2"], "has 1 partition(s)"),
+            (["nope/0", "--replicas", "1,2"], "unknown topic 'nope'"),
+            (["bad", "--replicas", "1,2"], "expected TOPIC/PARTITION"),
+            (["bad/0"], "--replicas A,B,C is required")]:
+        p = c.cli(2, "partition", "reassign", *args, check=False)
+        assert p.returncode != 0 and want in p.stderr, (args, p.stderr)
+    assert "no reassignment in progress" in reassign_status(c, 2)

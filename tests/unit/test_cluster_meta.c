@@ -562,6 +562,105 @@ static void test_controlled_shutdown_fence(void **state)
     sl_meta_fini(&r);
 }
 
+static void apply_cmds(sl_meta *m, sl_wb *cmds)
+{
+    size_t off = 0;
+    while (off + 4 <= cmds->len) {
+        uint32_t len = sl_get_u32(cmds->p + off);
+        assert_int_equal(sl_meta_apply(m, ++g_index, cmds->p + off + 4, len),
+                         SL_OK);
+        off += 4 + len;
+    }
+    sl_wb_reset(cmds);
+}
+
+/* Reassignment: the new replicas are added first, the controller
+ * completes it once they are in the ISR, the old ones go, the first
+ * target leads. */
+static void test_reassign(void **state)
+{
+    sl_meta m, r;
+    sl_wb wb, cmds, snap;
+    sl_mi_part *p;
+    int32_t tgt[3], old[3], isr[4], epoch;
+    (void)state;
+    sl_meta_init(&m);
+    sl_meta_init(&r);
+    setup_nodes(&m, 4);
+    create(&m, "t", 1, 3, NULL, NULL, SL_OK);
+    sl_wb_init(&wb, 64);
+    sl_wb_init(&cmds, 64);
+    sl_wb_init(&snap, 256);
+    p = &((sl_mi_topic *)sl_meta_topic_find(&m, "t"))->parts[0];
+    memcpy(old, p->rep, sizeof(old));
+    epoch = p->leader_epoch;
+    /* the node not holding it replaces the current leader */
+    for (int32_t i = 1; i <= 4; i++)
+        if (i != old[0] && i != old[1] && i != old[2])
+            tgt[0] = i;
+    tgt[1] = old[1];
+    tgt[2] = old[2];
+    /* unknown or repeated nodes are refused */
+    {
+        int32_t bad[2] = {tgt[1], tgt[1]}, unk[1] = {99};
+        sl_meta_enc_reassign(&wb, "t", 0, bad, 2);
+        assert_int_equal(apply_wb(&m, &wb), SL_ERR_INVALID_CONFIG);
+        sl_meta_enc_reassign(&wb, "t", 0, unk, 1);
+        assert_int_equal(apply_wb(&m, &wb), SL_ERR_INVALID_CONFIG);
+        sl_meta_enc_reassign(&wb, "t", 1, tgt, 3);
+        assert_int_equal(apply_wb(&m, &wb), SL_ERR_UNKNOWN_PARTITION);
+    }
+    sl_meta_enc_reassign(&wb, "t", 0, tgt, 3);
+    assert_int_equal(apply_wb(&m, &wb), SL_OK);
+    check(&m);
+    assert_int_equal(p->nrep, 4); /* old ones, then the new one */
+    assert_int_equal(p->rep[3], tgt[0]);
+    assert_int_equal(p->nisr, 3);
+    assert_int_equal(p->ntarget, 3);
+    assert_int_equal(sl_meta_topic_find(&m, "t")->rf, 4);
+    /* in progress: survives a snapshot */
+    sl_meta_snapshot(&m, &snap);
+    assert_int_equal(sl_meta_restore(&r, snap.p, snap.len), SL_OK);
+    assert_int_equal(sl_meta_topic_find(&r, "t")->parts[0].ntarget, 3);
+    /* not complete while the new replica is out of the ISR */
+    assert_int_equal(sl_meta_reassign_cmds(&m, &cmds), 0);
+    sl_meta_enc_reassign_done(&wb, "t", 0, p->part_epoch);
+    assert_int_equal(apply_wb(&m, &wb), SL_ERR_REBALANCE);
+    /* the leader sees it caught up: it joins the ISR */
+    memcpy(isr, p->rep, sizeof(int32_t) * 4);
+    sl_meta_enc_partition_change(&wb, "t", 0, p->part_epoch, p->leader, isr,
+                                 4);
+    assert_int_equal(apply_wb(&m, &wb), SL_OK);
+    assert_int_equal(sl_meta_reassign_cmds(&m, &cmds), 1);
+    apply_cmds(&m, &cmds);
+    check(&m);
+    assert_int_equal(p->ntarget, 0);
+    assert_int_equal(p->nrep, 3);
+    assert_memory_equal(p->rep, tgt, sizeof(tgt));
+    assert_int_equal(p->nisr, 3);
+    assert_int_equal(p->leader, tgt[0]);
+    assert_int_equal(p->leader_epoch, epoch + 1);
+    assert_int_equal(sl_meta_topic_find(&m, "t")->rf, 3);
+    assert_int_equal(sl_meta_reassign_cmds(&m, &cmds), 0);
+    /* a reassignment to the same replicas in another order moves only
+     * the leader (a preferred-leader election) */
+    tgt[0] = p->rep[1];
+    tgt[1] = p->rep[0];
+    tgt[2] = p->rep[2];
+    sl_meta_enc_reassign(&wb, "t", 0, tgt, 3);
+    assert_int_equal(apply_wb(&m, &wb), SL_OK);
+    assert_int_equal(sl_meta_reassign_cmds(&m, &cmds), 1);
+    apply_cmds(&m, &cmds);
+    check(&m);
+    assert_int_equal(p->leader, tgt[0]);
+    assert_memory_equal(p->rep, tgt, sizeof(tgt));
+    sl_wb_fini(&wb);
+    sl_wb_fini(&cmds);
+    sl_wb_fini(&snap);
+    sl_meta_fini(&m);
+    sl_meta_fini(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -576,6 +675,7 @@ int main(void)
         cmocka_unit_test(test_liveness_cmds),
         cmocka_unit_test(test_users_and_rules),
         cmocka_unit_test(test_controlled_shutdown_fence),
+        cmocka_unit_test(test_reassign),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
