@@ -174,6 +174,8 @@ static const struct verb {
     {"partition.reassign", v_partition_reassign},
     {"partition.reassignments", v_partition_reassignments},
     {"cluster.rebalance", v_cluster_rebalance},
+    {"cluster.add_node", v_cluster_add_node},
+    {"cluster.remove_node", v_cluster_remove_node},
 };
 
 const char *const *sl_admin_verbs(void)

@@ -1242,6 +1242,7 @@ sl_err sl_bcluster_start(sl_broker *b, char *err, size_t errlen)
     cc.heartbeat_ms = (unsigned)b->cfg.cluster_heartbeat_ms;
     cc.session_ms = (unsigned)b->cfg.cluster_session_timeout_ms;
     cc.snapshot_threshold = (unsigned)b->cfg.cluster_snapshot_threshold;
+    cc.join = b->cfg.cluster_join;
     cc.notify = notify;
     cc.notify_arg = b;
     rc = sl_replicas_new(b, cc.node_id, &bc->image, &bc->replicas);

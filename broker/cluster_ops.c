@@ -165,6 +165,7 @@ typedef struct rop {
     int left;  /* proposals not answered yet */
     int count; /* proposals made */
     int unchanged, in_progress;
+    int32_t node; /* remove-node: the node being emptied */
     sl_err rc;
     char msg[512];
 } rop;
@@ -218,8 +219,15 @@ static void part_json(sl_jw *j, const char *topic, int32_t p,
     sl_jw_end(j);
 }
 
+static void member_json(sl_admin_call *x, int32_t id, const char *state,
+                        int64_t moving, int64_t in_progress);
+
 static void rop_json(rop *o)
 {
+    if (o->node) {
+        member_json(o->x, o->node, "moving", o->count, o->in_progress);
+        return;
+    }
     sl_jw_obj(&o->x->j);
     sl_jw_ki64(&o->x->j, "reassignments", o->count);
     sl_jw_ki64(&o->x->j, "unchanged", o->unchanged);
@@ -435,6 +443,274 @@ sl_err v_cluster_rebalance(sl_admin_call *x)
     return rop_start(o, rc);
 }
 
+/* ---- membership: cluster add-node / remove-node ---------------------------
+ *
+ * add-node: MEMBER_ADD goes to the metadata leader (forwarded like a
+ * command), which adds the node to the Raft configuration as a spare and
+ * makes it a voter once libraft has caught it up (cluster/node.c). The
+ * new node, started with cluster-join, then registers its addresses and
+ * the controller unfences it. It holds no partition until one is moved
+ * to it (partition reassign, cluster rebalance).
+ *
+ * remove-node: while a partition still names the node, the verb moves
+ * them (one REASSIGN each: the node replaced by the live node holding the
+ * fewest replicas) and answers "moving"; refused as a whole, before
+ * anything is proposed, when a partition would have no node to go to
+ * (under its replication factor). Once no partition names it, it takes
+ * the node out of the Raft configuration (MEMBER_REMOVE) and out of the
+ * image (UNREGISTER_NODE) and answers "removed". `sluice cluster
+ * remove-node` calls it until then. */
+
+typedef struct mop {
+    sl_admin_call *x;
+    int32_t id;
+    int step; /* remove: 0 leaving the configuration, 1 the image */
+} mop;
+
+static void member_json(sl_admin_call *x, int32_t id, const char *state,
+                        int64_t moving, int64_t in_progress)
+{
+    sl_jw_obj(&x->j);
+    sl_jw_ki64(&x->j, "node", id);
+    sl_jw_kstr(&x->j, "state", state);
+    sl_jw_ki64(&x->j, "moving", moving);
+    sl_jw_ki64(&x->j, "in_progress", in_progress);
+    sl_jw_end(&x->j);
+}
+
+static void mop_fail(mop *o, sl_err rc, const char *msg)
+{
+    snprintf(o->x->msg, sizeof(o->x->msg), "%s",
+             msg && msg[0] ? msg : sl_strerror(rc));
+    adm_finish(o->x, rc);
+    free(o);
+}
+
+static sl_err propose_cmd(sl_broker *b, sl_wb *wb, sl_cluster_done_fn fn,
+                          void *arg)
+{
+    sl_err rc = wb->err ? SL_ERR_NOMEM
+                        : sl_bcluster_propose(b, wb->p, wb->len, fn, arg);
+    sl_wb_fini(wb);
+    return rc;
+}
+
+static void add_done(void *arg, sl_err rc, const char *msg)
+{
+    mop *o = arg;
+    if (rc != SL_OK) {
+        mop_fail(o, rc, msg);
+        return;
+    }
+    member_json(o->x, o->id, "added", 0, 0);
+    adm_finish(o->x, SL_OK);
+    free(o);
+}
+
+static void remove_done(void *arg, sl_err rc, const char *msg)
+{
+    mop *o = arg;
+    sl_wb wb;
+    if (rc == SL_ERR_NOT_FOUND && o->step == 1)
+        rc = SL_OK; /* not in the image any more: done already */
+    if (rc != SL_OK) {
+        mop_fail(o, rc, msg);
+        return;
+    }
+    if (o->step == 0) {
+        o->step = 1;
+        sl_wb_init(&wb, 16);
+        sl_meta_enc_unregister(&wb, o->id);
+        rc = propose_cmd(o->x->b, &wb, remove_done, o);
+        if (rc != SL_OK)
+            mop_fail(o, rc,
+                     "left the metadata quorum, but cannot reach the "
+                     "metadata leader to drop it from the image; "
+                     "retry");
+        return;
+    }
+    member_json(o->x, o->id, "removed", 0, 0);
+    adm_finish(o->x, SL_OK);
+    free(o);
+}
+
+static sl_err node_arg(sl_admin_call *x, int32_t *id)
+{
+    int64_t v;
+    sl_err rc = adm_int_arg(x, "node", 1, 1000000, -1, &v);
+    if (rc == SL_OK && v < 0) {
+        snprintf(x->msg, sizeof(x->msg), "missing argument 'node'");
+        rc = SL_ERR_INVALID_ARG;
+    }
+    *id = (int32_t)v;
+    return rc;
+}
+
+static sl_err mop_start(sl_admin_call *x, int32_t id, sl_wb *wb,
+                        sl_cluster_done_fn fn)
+{
+    mop *o = calloc(1, sizeof(*o));
+    sl_err rc;
+    if (!o) {
+        sl_wb_fini(wb);
+        return SL_ERR_NOMEM;
+    }
+    o->x = x;
+    o->id = id;
+    rc = propose_cmd(x->b, wb, fn, o);
+    if (rc != SL_OK) {
+        free(o);
+        snprintf(x->msg, sizeof(x->msg),
+                 "cannot reach the metadata leader now: %s; retry",
+                 sl_strerror(rc));
+        return rc;
+    }
+    x->pending = 1;
+    return SL_OK;
+}
+
+sl_err v_cluster_add_node(sl_admin_call *x)
+{
+    const char *addr, *colon;
+    int32_t id;
+    sl_wb wb;
+    sl_err rc;
+
+    if (not_cluster(x))
+        return SL_ERR_INVALID_ARG;
+    if ((rc = node_arg(x, &id)) != SL_OK ||
+        (rc = adm_need(x, "address", &addr)) != SL_OK)
+        return rc;
+    colon = strrchr(addr, ':');
+    if (!colon || colon == addr || !colon[1] ||
+        strlen(addr) >= SL_CLUSTER_ADDR_MAX) {
+        snprintf(x->msg, sizeof(x->msg),
+                 "address '%.64s': expected the new node's cluster-listen "
+                 "HOST:PORT",
+                 addr);
+        return SL_ERR_INVALID_ARG;
+    }
+    sl_wb_init(&wb, 64);
+    sl_meta_enc_member(&wb, SL_MREQ_MEMBER_ADD, id, addr);
+    return mop_start(x, id, &wb, add_done);
+}
+
+/* The live node, not id and not in set[0..n), holding the fewest
+ * replicas (count, by position in the image's nodes); -1 if none. */
+static int32_t pick_node(const sl_meta *m, int32_t id, const int32_t *set,
+                         int32_t n, const int64_t *count)
+{
+    int32_t best = -1;
+    int64_t bc = 0;
+    for (size_t i = 0; i < m->nnodes; i++) {
+        const sl_mi_node *nd = &m->nodes[i];
+        if (nd->id == id || nd->fenced || has(set, n, nd->id))
+            continue;
+        if (best < 0 || count[i] < bc) {
+            best = (int32_t)i;
+            bc = count[i];
+        }
+    }
+    return best;
+}
+
+/* Plan (o NULL) or propose (o) the moves of every partition naming id;
+ * count: replicas per node of the image (updated). SL_OK, or
+ * SL_ERR_INVALID_CONFIG with x->msg naming a partition that cannot move. */
+static sl_err plan_moves(sl_admin_call *x, const sl_meta *m, int32_t id,
+                         int64_t *count, rop *o)
+{
+    for (size_t t = 0; t < m->ntopics; t++)
+        for (int32_t p = 0; p < m->topics[t]->nparts; p++) {
+            const sl_mi_topic *tp = m->topics[t];
+            const sl_mi_part *mp = &tp->parts[p];
+            const int32_t *base = mp->ntarget ? mp->target : mp->rep;
+            int32_t nb = mp->ntarget ? mp->ntarget : mp->nrep;
+            int32_t want[SL_META_MAX_RF], nw = 0, k;
+            if (!has(base, nb, id)) {
+                if (o && mp->ntarget && has(mp->rep, mp->nrep, id))
+                    o->in_progress++; /* moving away already */
+                continue;
+            }
+            for (int32_t i = 0; i < nb; i++)
+                if (base[i] != id)
+                    want[nw++] = base[i];
+            k = pick_node(m, id, want, nw, count);
+            if (k < 0) {
+                snprintf(x->msg, sizeof(x->msg),
+                         "removing node %d would leave %.200s/%d under its "
+                         "replication factor %d: no other live node can "
+                         "take its replica (add a node first)",
+                         (int)id, tp->name, (int)p, (int)nb);
+                return SL_ERR_INVALID_CONFIG;
+            }
+            want[nw++] = m->nodes[k].id;
+            count[k]++;
+            if (o && rop_propose(o, tp->name, p, want, nw) != SL_OK)
+                return SL_ERR_BUSY;
+        }
+    return SL_OK;
+}
+
+static void replica_counts(const sl_meta *m, int64_t *count)
+{
+    for (size_t i = 0; i < m->nnodes; i++) {
+        count[i] = 0;
+        for (size_t t = 0; t < m->ntopics; t++)
+            for (int32_t p = 0; p < m->topics[t]->nparts; p++) {
+                const sl_mi_part *mp = &m->topics[t]->parts[p];
+                count[i] += has(mp->rep, mp->nrep, m->nodes[i].id);
+            }
+    }
+}
+
+sl_err v_cluster_remove_node(sl_admin_call *x)
+{
+    const sl_meta *m = sl_bcluster_image(x->b);
+    int64_t *count;
+    int32_t id;
+    rop *o;
+    sl_err rc;
+
+    if (not_cluster(x))
+        return SL_ERR_INVALID_ARG;
+    if ((rc = node_arg(x, &id)) != SL_OK)
+        return rc;
+    if (!sl_meta_node_find(m, id)) {
+        snprintf(x->msg, sizeof(x->msg),
+                 "node %d is not a member of the cluster", (int)id);
+        return SL_ERR_NOT_FOUND;
+    }
+    if (!sl_meta_node_used(m, id)) {
+        sl_wb wb;
+        sl_wb_init(&wb, 16);
+        sl_meta_enc_member(&wb, SL_MREQ_MEMBER_REMOVE, id, "");
+        return mop_start(x, id, &wb, remove_done);
+    }
+    count = calloc(m->nnodes + 1, sizeof(*count));
+    o = calloc(1, sizeof(*o));
+    if (!count || !o) {
+        free(count);
+        free(o);
+        return SL_ERR_NOMEM;
+    }
+    o->x = x;
+    o->node = id;
+    /* nothing moves unless every partition has somewhere to go */
+    replica_counts(m, count);
+    rc = plan_moves(x, m, id, count, NULL);
+    if (rc == SL_OK) {
+        replica_counts(m, count);
+        rc = plan_moves(x, m, id, count, o);
+    }
+    free(count);
+    if (rc == SL_ERR_INVALID_CONFIG) {
+        free(o);
+        return rc;
+    }
+    return rop_start(o, rc);
+}
+
 int sl_bops_forwardable(const void *cmd, size_t len)
 {
     const uint8_t *p = cmd;
@@ -442,6 +718,9 @@ int sl_bops_forwardable(const void *cmd, size_t len)
     case SL_MCMD_FENCE_NODE: /* only with the controlled-shutdown mark */
         return len == 7 && p[6] == 1;
     case SL_MCMD_REASSIGN:
+    case SL_MCMD_UNREGISTER_NODE:
+    case SL_MREQ_MEMBER_ADD:
+    case SL_MREQ_MEMBER_REMOVE:
         return 1;
     default:
         return 0;

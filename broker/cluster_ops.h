@@ -35,5 +35,10 @@ struct sl_admin_call;
 sl_err v_partition_reassign(struct sl_admin_call *x);
 sl_err v_partition_reassignments(struct sl_admin_call *x);
 sl_err v_cluster_rebalance(struct sl_admin_call *x);
+/*   cluster.add_node         node, address (its cluster-listen HOST:PORT)
+ *   cluster.remove_node      node: moves its partitions ("moving"), then
+ *                            removes it ("removed") */
+sl_err v_cluster_add_node(struct sl_admin_call *x);
+sl_err v_cluster_remove_node(struct sl_admin_call *x);
 
 #endif

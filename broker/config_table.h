@@ -247,6 +247,11 @@ SL_CFG(cluster_listen, "cluster-listen", STR, "", 0, 0, 0, NULL,
 SL_CFG(cluster_peers, "cluster-peers", STR, "", 0, 0, 0, NULL,
        "Every voter of the metadata quorum as ID@HOST:PORT,... (this node "
        "included), the same on all nodes. Required with node-id.")
+SL_CFG(cluster_join, "cluster-join", BOOL, "no", 0, 0, 0, NULL,
+       "Start a new node that joins a running cluster: it does not "
+       "bootstrap the metadata log (its cluster-peers lists the current "
+       "nodes and itself) and waits until `sluice cluster add-node` on the "
+       "cluster adds it (docs/cluster.md 10.4). Harmless on later starts.")
 SL_CFG(cluster_replication_factor, "cluster-replication-factor", INT, "3", 1,
        16, 0, NULL,
        "Replication factor of a topic created without --replication-factor "

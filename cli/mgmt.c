@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -155,6 +156,19 @@ static const help helps[] = {
      "reassigned (as `partition reassign`, throttled). Refused while a node\n"
      "is down. Follow it with `sluice partition reassign --status`.",
      "sluice cluster rebalance"},
+    {"cluster", "add-node", "sluice cluster add-node ID HOST:PORT",
+     "Add node ID to the cluster (HOST:PORT: its --cluster-listen). Start\n"
+     "it first with --cluster-join and --cluster-peers listing the current\n"
+     "nodes and itself; it joins the metadata quorum as a voter once it has\n"
+     "caught up. It holds no partition until you move some to it\n"
+     "(partition reassign, cluster rebalance).",
+     "sluice cluster add-node 4 10.0.0.4:7420"},
+    {"cluster", "remove-node", "sluice cluster remove-node ID [--no-wait]",
+     "Remove node ID: its partitions are moved to the other nodes first\n"
+     "(throttled, as partition reassign; refused if a partition would be\n"
+     "left under its replication factor), then it leaves the metadata\n"
+     "quorum. Waits until done unless --no-wait (run it again to finish).",
+     "sluice cluster remove-node 1"},
     {"dlq", "purge", "sluice dlq purge DLQTOPIC",
      "Mark every pending record of a dead-letter topic handled (pending\n"
      "drops to 0; the records stay until retention removes them).",
@@ -262,10 +276,23 @@ static void kv_add(kvs *a, const char *k, const char *v)
     }
 }
 
+#define EX_BUSY_RETRY 100 /* call_ex with busy_ok: SLUICE_ERR_BUSY */
+
+static int call_ex(sluice_conf *conf, const char *verb, const kvs *args,
+                   const char *what, cJSON **out, char **raw, int busy_ok);
+
 /* Call verb; on success *out is the parsed answer (cJSON_Delete) and, if
  * raw is not NULL, the text (free). Returns an exit code. */
 static int call(sluice_conf *conf, const char *verb, const kvs *args,
                 const char *what, cJSON **out, char **raw)
+{
+    return call_ex(conf, verb, args, what, out, raw, 0);
+}
+
+/* call, but with busy_ok a SLUICE_ERR_BUSY answer ("retry") returns
+ * EX_BUSY_RETRY without printing anything. */
+static int call_ex(sluice_conf *conf, const char *verb, const kvs *args,
+                   const char *what, cJSON **out, char **raw, int busy_ok)
 {
     sluice_admin *a = NULL;
     char errstr[512], *json = NULL;
@@ -277,6 +304,8 @@ static int call(sluice_conf *conf, const char *verb, const kvs *args,
     err = sluice_admin_call(a, verb, args ? args->v : NULL, args ? args->n : 0,
                             &json, NULL);
     sluice_admin_free(a);
+    if (err == SLUICE_ERR_BUSY && busy_ok)
+        return EX_BUSY_RETRY;
     if (err) {
         const char *d = sluice_errstr();
         if (d && *d) /* names the verb and the problem */
@@ -844,10 +873,90 @@ static int cmd_partition(sluice_conf *conf, int argc, char **argv)
     return EX_OK;
 }
 
+/* cluster add-node ID HOST:PORT */
+static int cmd_add_node(sluice_conf *conf, int argc, char **argv)
+{
+    kvs a = {0};
+    int64_t id;
+    int rc;
+    cJSON *o;
+    if (argc != 3 || sl_parse_i64(argv[1], &id) || id < 1 || id > 1000000)
+        return usage_err("cluster add-node: expected ID HOST:PORT (the new "
+                         "node's --node-id and --cluster-listen)");
+    kv_add(&a, "node", argv[1]);
+    kv_add(&a, "address", argv[2]);
+    for (int tries = 0;; tries++) {
+        rc = call_ex(conf, "cluster.add_node", &a, "cluster add-node", &o,
+                     NULL, tries < 30);
+        if (rc != EX_BUSY_RETRY)
+            break;
+        sleep(1); /* another membership change or an election: retry */
+    }
+    if (rc)
+        return rc;
+    printf("node %s at %s is a voter of the metadata quorum\n", argv[1],
+           argv[2]);
+    cJSON_Delete(o);
+    return EX_OK;
+}
+
+/* cluster remove-node ID [--no-wait]: moves its partitions off, waits
+ * until they are moved, then removes it. */
+static int cmd_remove_node(sluice_conf *conf, int argc, char **argv)
+{
+    kvs a = {0};
+    int64_t id;
+    int rc, nowait = 0, told = 0;
+    const char *state;
+    cJSON *o;
+    for (int i = 2; i < argc; i++)
+        if (!strcmp(argv[i], "--no-wait"))
+            nowait = 1;
+        else
+            return usage_err("cluster remove-node: unexpected argument '%s'",
+                             argv[i]);
+    if (argc < 2 || sl_parse_i64(argv[1], &id) || id < 1 || id > 1000000)
+        return usage_err("cluster remove-node: expected a node id");
+    kv_add(&a, "node", argv[1]);
+    for (int busy = 0;;) {
+        rc = call_ex(conf, "cluster.remove_node", &a, "cluster remove-node",
+                     &o, NULL, busy < 30);
+        if (rc == EX_BUSY_RETRY) {
+            busy++;
+            sleep(1); /* a leader hand-over or another change: retry */
+            continue;
+        }
+        if (rc)
+            return rc;
+        state = str(o, "state");
+        if (state && !strcmp(state, "removed")) {
+            printf("node %s removed from the cluster (stop its sluiced "
+                   "now)\n",
+                   argv[1]);
+            cJSON_Delete(o);
+            return EX_OK;
+        }
+        if (!told || nowait)
+            printf("moving %" PRId64 " partition(s) off node %s (%" PRId64
+                   " already moving); sluice partition reassign --status "
+                   "follows them\n",
+                   num(o, "moving"), argv[1], num(o, "in_progress"));
+        told = 1;
+        cJSON_Delete(o);
+        if (nowait)
+            return EX_OK;
+        sleep(1); /* polling the operation, as --status would */
+    }
+}
+
 static int cmd_cluster_ops(sluice_conf *conf, int argc, char **argv)
 {
     int rc;
     cJSON *o;
+    if (!strcmp(argv[0], "add-node"))
+        return cmd_add_node(conf, argc, argv);
+    if (!strcmp(argv[0], "remove-node"))
+        return cmd_remove_node(conf, argc, argv);
     if (argc > 1)
         return usage_err("cluster %s: unexpected argument '%s'", argv[0],
                          argv[1]);
@@ -884,7 +993,9 @@ int sl_cli_mgmt(sluice_conf *conf, int argc, char **argv, int *handled)
         return cmd_dlq(conf, argc - 1, argv + 1);
     if (!strcmp(c, "partition") && !strcmp(s, "reassign"))
         return cmd_partition(conf, argc - 1, argv + 1);
-    if (!strcmp(c, "cluster") && !strcmp(s, "rebalance"))
+    if (!strcmp(c, "cluster") &&
+        (!strcmp(s, "rebalance") || !strcmp(s, "add-node") ||
+         !strcmp(s, "remove-node")))
         return cmd_cluster_ops(conf, argc - 1, argv + 1);
     *handled = 0;
     return EX_OK;

@@ -62,6 +62,8 @@ static void usage(FILE *f)
         "  topic describe NAME\n"
         "  cluster status\n"
         "  cluster rebalance\n"
+        "  cluster add-node ID HOST:PORT\n"
+        "  cluster remove-node ID [--no-wait]\n"
         "  partition reassign TOPIC/P --replicas A,B,C | --status [TOPIC]\n"
         "  topic delete NAME\n"
         "  topic alter NAME --config k=v...\n"

@@ -252,6 +252,56 @@ void sl_meta_enc_reassign_done(sl_wb *wb, const char *topic, int32_t part,
     sl_wb_u32(wb, (uint32_t)expect_part_epoch);
 }
 
+void sl_meta_enc_unregister(sl_wb *wb, int32_t id)
+{
+    enc_head(wb, SL_MCMD_UNREGISTER_NODE);
+    sl_wb_u32(wb, (uint32_t)id);
+}
+
+void sl_meta_enc_member(sl_wb *wb, int type, int32_t id, const char *addr)
+{
+    enc_head(wb, type);
+    sl_wb_u32(wb, (uint32_t)id);
+    if (type == SL_MREQ_MEMBER_ADD)
+        wb_str(wb, addr);
+}
+
+sl_err sl_meta_dec_member(const void *buf, size_t len, int *type,
+                          int32_t *id, char *addr, size_t addrlen)
+{
+    int t = sl_meta_cmd_type(buf, len);
+    sl_rd rd;
+    uint16_t n = 0;
+    const char *a = "";
+    if (t != SL_MREQ_MEMBER_ADD && t != SL_MREQ_MEMBER_REMOVE)
+        return SL_ERR_MALFORMED;
+    sl_rd_init(&rd, buf, len);
+    sl_rd_u8(&rd);
+    sl_rd_u8(&rd);
+    *id = (int32_t)sl_rd_u32(&rd);
+    if (t == SL_MREQ_MEMBER_ADD)
+        a = sl_rd_str16(&rd, &n);
+    if (rd.err || !a || sl_rd_left(&rd) != 0 || n >= addrlen)
+        return SL_ERR_MALFORMED;
+    memcpy(addr, a, n);
+    addr[n] = 0;
+    *type = t;
+    return SL_OK;
+}
+
+int sl_meta_node_used(const sl_meta *m, int32_t id)
+{
+    for (size_t i = 0; i < m->ntopics; i++)
+        for (int32_t p = 0; p < m->topics[i]->nparts; p++) {
+            const sl_mi_part *mp = &m->topics[i]->parts[p];
+            if (in_set(mp->rep, mp->nrep, id) ||
+                in_set(mp->isr, mp->nisr, id) ||
+                in_set(mp->target, mp->ntarget, id))
+                return 1;
+        }
+    return 0;
+}
+
 int sl_meta_cmd_type(const void *buf, size_t len)
 {
     const uint8_t *p = buf;
@@ -259,7 +309,7 @@ int sl_meta_cmd_type(const void *buf, size_t len)
         return 0;
     if ((p[1] >= SL_MCMD_REGISTER_NODE && p[1] <= SL_MCMD_PARTITION_CHANGE) ||
         (p[1] >= SL_MCMD_USER_UPSERT && p[1] <= SL_MCMD_ACL_CHANGE) ||
-        p[1] == SL_MCMD_REASSIGN || p[1] == SL_MCMD_REASSIGN_DONE)
+        (p[1] >= SL_MCMD_REASSIGN && p[1] <= SL_MREQ_MEMBER_REMOVE))
         return p[1];
     return 0;
 }
@@ -704,6 +754,27 @@ static sl_err apply_reassign_done(sl_meta *m, sl_rd *rd)
     return SL_OK;
 }
 
+static sl_err apply_unregister(sl_meta *m, sl_rd *rd)
+{
+    int32_t id = (int32_t)sl_rd_u32(rd);
+    int found;
+    size_t i;
+    if (rd->err || sl_rd_left(rd) != 0)
+        return SL_ERR_MALFORMED;
+    i = node_pos(m, id, &found);
+    if (!found)
+        return SL_ERR_NOT_FOUND;
+    if (sl_meta_node_used(m, id))
+        return SL_ERR_INVALID_CONFIG;
+    free(m->nodes[i].raft_addr);
+    free(m->nodes[i].addr);
+    free(m->nodes[i].stomp_addr);
+    memmove(&m->nodes[i], &m->nodes[i + 1],
+            sizeof(*m->nodes) * (m->nnodes - i - 1));
+    m->nnodes--;
+    return SL_OK;
+}
+
 size_t sl_meta_reassign_cmds(const sl_meta *m, sl_wb *cmds)
 {
     size_t out = 0;
@@ -762,6 +833,13 @@ sl_err sl_meta_apply(sl_meta *m, uint64_t index, const void *buf, size_t len)
         break;
     case SL_MCMD_REASSIGN_DONE:
         rc = apply_reassign_done(m, &rd);
+        break;
+    case SL_MCMD_UNREGISTER_NODE:
+        rc = apply_unregister(m, &rd);
+        break;
+    case SL_MREQ_MEMBER_ADD:
+    case SL_MREQ_MEMBER_REMOVE:
+        rc = SL_ERR_INVALID_ARG; /* requests, never in the log */
         break;
     default:
         rc = apply_part_change(m, &rd);

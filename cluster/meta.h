@@ -47,6 +47,12 @@
  *                     it changes). Refused (SL_ERR_REBALANCE) while a
  *                     target is out of the ISR or the epoch moved on.
  *   A topic's rf is the largest replica count of its partitions.
+ *   UNREGISTER_NODE   i32 id: the node leaves the image (cluster
+ *                     remove-node, after its Raft removal); refused
+ *                     (SL_ERR_INVALID_CONFIG) while a partition still
+ *                     names it as a replica, in-sync or target.
+ *   MEMBER_ADD        i32 id, str16 raft_addr  } requests, not commands:
+ *   MEMBER_REMOVE     i32 id                   } cluster/node.h
  *
  * Apply validates each command against the image; a command that does not
  * fit (topic exists, stale partition epoch, unknown node) changes nothing
@@ -101,6 +107,12 @@ enum sl_meta_cmd {
     /* operations (issue 14, docs/cluster.md 10) */
     SL_MCMD_REASSIGN = 30,
     SL_MCMD_REASSIGN_DONE = 31,
+    SL_MCMD_UNREGISTER_NODE = 32,
+    /* membership requests: carried like commands (proposed, forwarded)
+     * but executed by cluster/node.c as Raft configuration changes; never
+     * in the log, apply refuses them */
+    SL_MREQ_MEMBER_ADD = 33,
+    SL_MREQ_MEMBER_REMOVE = 34,
 };
 
 typedef struct sl_mi_node {
@@ -230,6 +242,17 @@ void sl_meta_enc_reassign(sl_wb *wb, const char *topic, int32_t part,
                           const int32_t *target, int32_t n);
 void sl_meta_enc_reassign_done(sl_wb *wb, const char *topic, int32_t part,
                                int32_t expect_part_epoch);
+
+void sl_meta_enc_unregister(sl_wb *wb, int32_t id);
+/* type SL_MREQ_MEMBER_ADD (addr: the new node's Raft HOST:PORT) or
+ * SL_MREQ_MEMBER_REMOVE (addr ignored). */
+void sl_meta_enc_member(sl_wb *wb, int type, int32_t id, const char *addr);
+/* Decode a membership request: SL_OK with *id and addr (NUL-terminated,
+ * "" for a removal), else SL_ERR_MALFORMED. */
+sl_err sl_meta_dec_member(const void *buf, size_t len, int *type,
+                          int32_t *id, char *addr, size_t addrlen);
+/* Whether a partition names node id (replica, in-sync or target). */
+int sl_meta_node_used(const sl_meta *m, int32_t id);
 
 /* The controller's reassignment step: one REASSIGN_DONE (u32 length, then
  * the command, as sl_meta_liveness_cmds) per partition whose targets are

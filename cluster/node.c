@@ -36,6 +36,8 @@ typedef struct item {
     sl_cluster_done_fn fn;
     void *arg;
     struct raft_apply req;
+    struct raft_change change; /* membership requests */
+    int32_t member;
     struct sl_cluster_node *node;
 } item;
 
@@ -79,7 +81,10 @@ struct sl_cluster_node {
     int barrier_pending;
     struct raft_barrier barrier;
     int ctl_pending;
-    uint64_t last_seen[SL_CLUSTER_MAX_PEERS];
+    /* when each member of the Raft configuration was last heard from */
+    int32_t seen_id[SL_META_MAX_NODES];
+    uint64_t last_seen[SL_META_MAX_NODES];
+    size_t nseen;
     /* as a follower: the Raft leader, and when it was last heard from
      * (libraft resets the election timer on each of its messages) */
     raft_id prev_leader;
@@ -291,13 +296,127 @@ static void not_leader(sl_cluster_node *n, item *it)
     done(n, it, SL_ERR_BUSY, msg);
 }
 
+/* ---- membership (cluster add-node / remove-node, raft thread) ---------- */
+
+static void xfer_noop(struct raft_transfer *req)
+{
+    (void)req;
+}
+
+static sl_err raft_to_sl(int rv)
+{
+    return rv == RAFT_CANTCHANGE || rv == RAFT_NOTLEADER ||
+                   rv == RAFT_LEADERSHIPLOST
+               ? SL_ERR_BUSY
+               : SL_ERR_UNKNOWN;
+}
+
+static const struct raft_server *config_find(const sl_cluster_node *n,
+                                             int32_t id)
+{
+    for (unsigned i = 0; i < n->raft.configuration.n; i++)
+        if ((int32_t)n->raft.configuration.servers[i].id == id)
+            return &n->raft.configuration.servers[i];
+    return NULL;
+}
+
+static void member_done(item *it, int status, const char *what)
+{
+    char msg[160];
+    if (status == 0) {
+        sl_log(SL_INFO, "cluster", "node %d %s", (int)it->member, what);
+        done(it->node, it, SL_OK, NULL);
+        return;
+    }
+    snprintf(msg, sizeof(msg), "membership change of node %d: %s%s",
+             (int)it->member, raft_strerror(status),
+             status == RAFT_CANTCHANGE ? " (another change is in progress; "
+                                         "retry)"
+                                       : "");
+    done(it->node, it, raft_to_sl(status), msg);
+}
+
+static void assign_cb(struct raft_change *req, int status)
+{
+    member_done(req->data, status, "is a voter of the metadata quorum");
+}
+
+static void add_cb(struct raft_change *req, int status)
+{
+    item *it = req->data;
+    int rv;
+    if (status != 0) {
+        member_done(it, status, "");
+        return;
+    }
+    /* a spare now: libraft catches it up, then makes it a voter */
+    rv = raft_assign(&it->node->raft, &it->change, (raft_id)it->member,
+                     RAFT_VOTER, assign_cb);
+    if (rv != 0)
+        member_done(it, rv, "");
+}
+
+static void remove_cb(struct raft_change *req, int status)
+{
+    member_done(req->data, status, "left the metadata quorum");
+}
+
+static void member_change(sl_cluster_node *n, item *it)
+{
+    char addr[SL_CLUSTER_ADDR_MAX];
+    const struct raft_server *sv;
+    int type, rv;
+
+    if (sl_meta_dec_member(it->buf, it->len, &type, &it->member, addr,
+                           sizeof(addr)) != SL_OK) {
+        done(n, it, SL_ERR_MALFORMED, "bad membership request");
+        return;
+    }
+    it->node = n;
+    it->change.data = it;
+    sv = config_find(n, it->member);
+    if (type == SL_MREQ_MEMBER_ADD) {
+        if (sv && sv->role == RAFT_VOTER) {
+            done(n, it, SL_OK, NULL); /* already: nothing to do */
+            return;
+        }
+        rv = sv ? raft_assign(&n->raft, &it->change, (raft_id)it->member,
+                              RAFT_VOTER, assign_cb)
+                : raft_add(&n->raft, &it->change, (raft_id)it->member, addr,
+                           add_cb);
+    } else {
+        if (!sv) {
+            done(n, it, SL_OK, NULL);
+            return;
+        }
+        if (it->member == n->id) {
+            /* the leader does not remove itself: it hands the leadership
+             * to another voter, which the request is then sent to */
+            raft_transfer(&n->raft, &n->xfer, 0, xfer_noop);
+            done(n, it, SL_ERR_BUSY,
+                 "this node is the metadata leader: it hands the leadership "
+                 "over first; retry");
+            return;
+        }
+        rv = raft_remove(&n->raft, &it->change, (raft_id)it->member,
+                         remove_cb);
+    }
+    if (rv != 0)
+        member_done(it, rv, "");
+}
+
 static void submit(sl_cluster_node *n, item *it)
 {
     struct raft_buffer b;
-    int rv;
+    int rv, type;
 
     if (raft_state(&n->raft) != RAFT_LEADER) {
         not_leader(n, it);
+        return;
+    }
+    type = sl_meta_cmd_type(it->buf, it->len);
+    if (type == SL_MREQ_MEMBER_ADD || type == SL_MREQ_MEMBER_REMOVE) {
+        member_change(n, it);
         return;
     }
     if (sl_meta_fsm_wrap(it->buf, it->len, &b) != SL_OK) {
@@ -366,12 +485,26 @@ static int peer_index(const sl_cluster_node *n, int32_t id)
     return -1;
 }
 
+/* The last_seen slot of member id (added, seen now, when new); NULL when
+ * the table is full. */
+static uint64_t *seen_slot(sl_cluster_node *n, int32_t id, uint64_t now)
+{
+    for (size_t i = 0; i < n->nseen; i++)
+        if (n->seen_id[i] == id)
+            return &n->last_seen[i];
+    if (n->nseen == SL_META_MAX_NODES)
+        return NULL;
+    n->seen_id[n->nseen] = id;
+    n->last_seen[n->nseen] = now;
+    return &n->last_seen[n->nseen++];
+}
+
 static void controller(sl_cluster_node *n)
 {
     const sl_meta *m = &n->fsm.meta;
     uint64_t now = uv_now(&n->loop);
-    int32_t ids[SL_CLUSTER_MAX_PEERS];
-    int alive[SL_CLUSTER_MAX_PEERS];
+    int32_t ids[SL_META_MAX_NODES];
+    int alive[SL_META_MAX_NODES];
     size_t k = 0;
     sl_wb wb;
     const sl_mi_node *self;
@@ -381,7 +514,7 @@ static void controller(sl_cluster_node *n)
      * paused (SIGSTOP, a stalled VM): the silence it measured is its own,
      * so everyone gets a full session again instead of being fenced. */
     if (n->last_tick && now - n->last_tick > n->session_ms / 2)
-        for (size_t i = 0; i < n->npeers; i++)
+        for (size_t i = 0; i < n->nseen; i++)
             n->last_seen[i] = now;
     n->last_tick = now;
     if (raft_state(&n->raft) == RAFT_FOLLOWER) {
@@ -408,9 +541,12 @@ static void controller(sl_cluster_node *n)
              * that one fell silent, so its session runs from when it was
              * last heard (a dead metadata leader is fenced one election
              * earlier; a live one is heard again within a heartbeat) */
-            for (size_t i = 0; i < n->npeers; i++)
+            for (unsigned i = 0; i < n->raft.configuration.n; i++)
+                seen_slot(n, (int32_t)n->raft.configuration.servers[i].id,
+                          now);
+            for (size_t i = 0; i < n->nseen; i++)
                 n->last_seen[i] =
-                    n->peers[i].id == (int32_t)n->prev_leader &&
+                    n->seen_id[i] == (int32_t)n->prev_leader &&
                             n->prev_leader_heard <= now
                         ? n->prev_leader_heard
                         : now;
@@ -420,10 +556,13 @@ static void controller(sl_cluster_node *n)
     if (n->ctl_pending > 0)
         return;
     sl_wb_init(&wb, 256);
-    for (size_t i = 0; i < n->npeers; i++) {
-        if (sl_meta_node_find(m, n->peers[i].id))
+    /* every member of the Raft configuration (the bootstrap peers, and
+     * nodes added by cluster add-node) is in the image */
+    for (unsigned i = 0; i < n->raft.configuration.n; i++) {
+        const struct raft_server *sv = &n->raft.configuration.servers[i];
+        if (sl_meta_node_find(m, (int32_t)sv->id))
             continue;
-        sl_meta_enc_register(&wb, n->peers[i].id, n->peers[i].addr, "", "");
+        sl_meta_enc_register(&wb, (int32_t)sv->id, sv->address, "", "");
         ctl_propose(n, wb.p, wb.len);
         sl_wb_reset(&wb);
     }
@@ -446,14 +585,14 @@ static void controller(sl_cluster_node *n)
     }
     for (unsigned i = 0; i < n->raft.configuration.n; i++) {
         const struct raft_server *s = &n->raft.configuration.servers[i];
-        int pi = peer_index(n, (int32_t)s->id);
-        if (pi < 0 || k == SL_CLUSTER_MAX_PEERS)
+        uint64_t *seen = seen_slot(n, (int32_t)s->id, now);
+        if (!seen || k == SL_META_MAX_NODES)
             continue;
         if ((int32_t)s->id == n->id ||
             n->raft.leader_state.progress[i].recent_recv)
-            n->last_seen[pi] = now;
+            *seen = now;
         ids[k] = (int32_t)s->id;
-        alive[k] = now - n->last_seen[pi] < n->session_ms;
+        alive[k] = now - *seen < n->session_ms;
         k++;
     }
     if (sl_meta_liveness_cmds(m, ids, alive, k, &wb) > 0) {
@@ -701,7 +840,10 @@ sl_err sl_cluster_node_start(const sl_cluster_cfg *cfg, sl_cluster_node **out,
             snprintf(err, errlen, "raft: cannot build the configuration");
             goto fail;
         }
-    rv = raft_bootstrap(&n->raft, &conf);
+    /* a node joining a running cluster (cluster-join) must not bootstrap:
+     * its entry 1 would differ from the cluster's; it waits for the
+     * leader, which sends it the log after `cluster add-node` */
+    rv = cfg->join ? RAFT_CANTBOOTSTRAP : raft_bootstrap(&n->raft, &conf);
     raft_configuration_close(&conf);
     if (rv != 0 && rv != RAFT_CANTBOOTSTRAP) {
         snprintf(err, errlen, "raft bootstrap in %s: %s", n->dir,

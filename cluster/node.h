@@ -53,6 +53,8 @@ typedef struct sl_cluster_cfg {
     const char *dir;    /* Raft directory (created) */
     const char *addr, *stomp_addr; /* client-facing, for REGISTER_NODE */
     unsigned election_ms, heartbeat_ms, session_ms, snapshot_threshold;
+    int join; /* joining a running cluster: do not bootstrap (docs/cluster.md
+                 10.4) */
     void (*notify)(void *arg); /* @thread raft: wake the loop */
     void *notify_arg;
 } sl_cluster_cfg;
@@ -75,6 +77,11 @@ void sl_cluster_node_stop(sl_cluster_node *n);
 typedef void (*sl_cluster_done_fn)(void *arg, sl_err rc, const char *msg);
 
 /* Queue cmd (copied) for the log; fn(arg, ...) runs from sl_cluster_drain.
+ * A membership request (SL_MREQ_MEMBER_ADD: raft_add as a spare, then
+ * raft_assign to voter once libraft caught it up; SL_MREQ_MEMBER_REMOVE:
+ * raft_remove) is executed instead of logged; SL_ERR_BUSY when another
+ * change is in progress or the leader would remove itself (it hands the
+ * leadership over first). 
  * SL_ERR_NOMEM, else SL_OK. @thread loop */
 sl_err sl_cluster_propose(sl_cluster_node *n, const void *cmd, size_t len,
                           sl_cluster_done_fn fn, void *arg);

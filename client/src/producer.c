@@ -196,7 +196,12 @@ static int earlier_pending(const sluice_producer *p, const sl_pbatch *b)
 }
 
 /* Batch b failed with err: resend it later when err may pass and its
- * delivery timeout has not, else report err. */
+ * delivery timeout has not, else report err. OUT_OF_ORDER_SEQUENCE
+ * passes when an older batch of the partition waits for its resend: a
+ * new leader that had not applied its election yet refused the older
+ * one and then, applied, took b's sequence as a gap (seen when a
+ * controlled shutdown moves leadership while batches are pipelined);
+ * b goes after it, as Kafka's producer does. */
 static void retry_or_report(sluice_producer *p, sl_pbatch *b, sl_err err)
 {
     int64_t now = sl_cl_now_ms();

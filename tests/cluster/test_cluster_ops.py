@@ -19,6 +19,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import cluster_harness  # noqa: E402
+import sluice_harness  # noqa: E402
 from test_cluster_clients import Client  # noqa: E402
 from test_cluster_failover import parse, same_everywhere, wait_all_up  # noqa
 
@@ -280,3 +281,101 @@ def test_reassign_refuses_bad_input(cluster):
         p = c.cli(2, "partition", "reassign", *args, check=False)
         assert p.returncode != 0 and want in p.stderr, (args, p.stderr)
     assert "no reassignment in progress" in reassign_status(c, 2)
+
+
+def start_joiner(c, nid):
+    """A new node started with --cluster-join: its peers are the current
+    nodes and itself (docs/cluster.md 10.5). Returns its Raft address."""
+    port = cluster_harness.reserve_ports(1)[0]
+    raft = "127.0.0.1:%d" % port
+    d = os.path.join(c.tmpdir, "n%d" % nid)
+    os.makedirs(d, exist_ok=True)
+    args = ["--node-id", str(nid), "--cluster-listen", raft,
+            "--cluster-peers", c.peers + ",%d@%s" % (nid, raft),
+            "--cluster-join",
+            "--cluster-session-timeout-ms", "1500",
+            "--cluster-election-timeout-ms", "500",
+            "--cluster-heartbeat-ms", "50"] + c.extra
+    c.nodes[nid] = sluice_harness.Broker(data_dir=d, args=args)
+    c.nodes[nid].start()
+    return raft
+
+
+def test_add_node_reassign_to_it_then_remove_an_old_one(cluster):
+    """Under load: node 4 joins (add-node), a partition is moved onto it,
+    then node 1 is removed (its partitions move first) and stopped.
+    Nothing acknowledged is lost, the reader gets every record once."""
+    c = cluster
+    all3, all4 = [1, 2, 3], [1, 2, 3, 4]
+    wait_all_up(c, all3)
+    c.cli(1, "topic", "create", "gr", "--partitions", "2",
+          "--replication-factor", "3")
+    c.wait(lambda: full_isr(c, "gr", all3, 2), "gr in sync")
+    cl = Client(c, "gr", all3)
+    rd = Reader(c, "gr", 2)
+    rd.start()
+    try:
+        c.wait(lambda: cl.acked() >= 50 and rd.count() >= 20,
+               "acks and reads before node 4")
+        # a node 4 that was not added is refused as a replica
+        p = c.cli(2, "partition", "reassign", "gr/0", "--replicas", "4,2,3",
+                  check=False)
+        assert p.returncode != 0 and "node 4 is not a member" in p.stderr
+        raft4 = start_joiner(c, 4)
+        out = c.cli(3, "cluster", "add-node", "4", raft4).stdout
+        assert out.strip() == ("node 4 at %s is a voter of the metadata "
+                               "quorum" % raft4)
+        wait_all_up(c, all4)
+        # every node, node 4 included, knows the topic
+        c.wait(lambda: same_everywhere(c, "gr", all4, 2), "gr on node 4")
+        c.cli(1, "partition", "reassign", "gr/0", "--replicas", "4,2,3")
+
+        def moved():
+            v = same_everywhere(c, "gr", all4, 2)
+            return v and parse(v)[0][2] == [4, 2, 3] and \
+                sorted(parse(v)[0][3]) == [2, 3, 4] and parse(v)[0][0] == 4
+        c.wait(moved, "gr/0 on 4,2,3 led by 4", timeout=120)
+        a0 = cl.acked()
+        c.wait(lambda: cl.acked() >= a0 + 50, "acks with node 4 leading")
+        # removing node 1: gr/1 still has it and moves first
+        out = c.cli(2, "cluster", "remove-node", "1").stdout
+        assert "moving 1 partition(s) off node 1" in out, out
+        assert "node 1 removed from the cluster" in out, out
+        st = c.status(2)
+        assert sorted(st["nodes"]) == [2, 3, 4], st
+        v = parse(c.wait(lambda: same_everywhere(c, "gr", [2, 3, 4], 2),
+                         "gr without node 1"))
+        for ldr, _, reps, isr in v:
+            assert 1 not in reps and 1 not in isr and ldr in (2, 3, 4)
+        c.nodes[1].stop()
+        a1 = cl.acked()
+        c.wait(lambda: cl.acked() >= a1 + 50, "acks without node 1")
+        # and a node cannot be removed when its partitions have nowhere to
+        # go (3 replicas, 3 nodes)
+        p = c.cli(3, "cluster", "remove-node", "2", check=False)
+        assert p.returncode != 0 and "under its replication factor 3" in \
+            p.stderr, p.stderr
+        rc = cl.stop()
+    finally:
+        cl.kill()
+        rd.stop.set()
+        rd.join(120)
+    done = cl.lines[-1]
+    assert rc == 0 and cl.errors() == [done], cl.errors()[:5]
+    sent = int(done[1].split("=")[1])
+    assert done == ["done", "sent=%d" % sent, "acked=%d" % sent, "failed=0"]
+    acks = [f for f in cl.lines if f[0] == "ack"]
+    rest = [2, 3, 4]
+    view = c.wait(lambda: full_isr(c, "gr", rest, 2), "settled on 2,3,4")
+    for p in range(2):
+        end = c.ends(view[p][0], "gr")[p]
+        logs = [c.cli(n, "consume", "gr", "--partition", str(p),
+                      "--from-beginning", "--count", str(end)
+                      ).stdout.split() for n in rest]
+        assert logs[0] == logs[1] == logs[2], "replicas of gr/%d differ" % p
+        for f in acks:
+            if int(f[2]) == p:
+                assert logs[0][int(f[3])] == "p-%08d" % int(f[1]), f
+        assert len(logs[0]) == len(set(logs[0])), "a record stored twice"
+        got = rd.got[p]
+        assert got and got == logs[0][:len(got)], "gr/%d read differs" % p
