@@ -8,9 +8,9 @@ nodes under load:
     error, and a consumer that reads by offset gets every record exactly
     once, in order: nothing lost, nothing delivered twice.
 
-Every wait polls an observable condition with a deadline."""
+Every wait polls an observable condition with a deadline. The `cluster`
+fixture is in conftest.py."""
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -22,17 +22,6 @@ import cluster_harness  # noqa: E402
 import sluice_harness  # noqa: E402
 from test_cluster_clients import Client  # noqa: E402
 from test_cluster_failover import parse, same_everywhere, wait_all_up  # noqa
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    c = cluster_harness.Cluster(tmp_path, n=3)
-    c.start()
-    yield c
-    for b in c.nodes.values():
-        if b.running():
-            b.proc.send_signal(signal.SIGCONT)
-    c.stop_all()
 
 
 class Reader(threading.Thread):
