@@ -19,6 +19,8 @@
 #include "broker/auth.h"
 #include "broker/binary.h"
 #include "broker/broker.h"
+#include "broker/cluster.h"
+#include "broker/cluster_ops.h"
 #include "broker/json.h"
 #include "broker/ops_groups.h"
 #include "broker/topic.h"
@@ -231,11 +233,14 @@ sl_err v_topic_alter(sl_admin_call *x)
         snprintf(x->msg, sizeof(x->msg), "topic.alter: no config=k=v given");
         rc = SL_ERR_INVALID_ARG;
     }
-    if (rc == SL_OK)
+    if (rc == SL_OK && sl_bcluster_image(x->b)) /* through the quorum */
+        rc = sl_bops_topic_alter(x, name, keys, values, n);
+    else if (rc == SL_OK) {
         rc = sl_topics_alter(x->b->topics, t, keys, values, n, x->msg,
                              sizeof(x->msg));
-    if (rc == SL_OK)
-        topic_json(&x->j, t, 1);
+        if (rc == SL_OK)
+            topic_json(&x->j, t, 1);
+    }
     free(keys);
     free(values);
     free(buf);
@@ -256,6 +261,8 @@ sl_err v_topic_add_partitions(sl_admin_call *x)
         snprintf(x->msg, sizeof(x->msg), "missing argument 'count'");
         rc = SL_ERR_INVALID_ARG;
     }
+    if (rc == SL_OK && sl_bcluster_image(x->b)) /* through the quorum */
+        return sl_bops_topic_add_partitions(x, name, (int32_t)count);
     if (rc == SL_OK)
         rc = sl_topics_add_partitions(x->b->topics, t, (int32_t)count, x->msg,
                                       sizeof(x->msg));

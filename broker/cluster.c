@@ -317,6 +317,7 @@ static void reconcile(sl_broker *b)
             sl_log(SL_INFO, "cluster", "topic %s: %d partition(s), RF %d",
                    t->name, (int)t->nparts, (int)t->rf);
     }
+    sl_bops_sync_topics(b); /* partitions added, configs changed */
     if (b->cluster->replicas)
         sl_replicas_update(b->cluster->replicas);
     ac_poll(b);

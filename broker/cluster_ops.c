@@ -36,6 +36,8 @@
 #include "broker/admin_int.h"
 #include "broker/broker.h"
 #include "broker/cluster.h"
+#include "broker/config.h"
+#include "broker/topic.h"
 #include "cluster/meta.h"
 #include "cluster/node.h"
 #include "protocol/log.h"
@@ -711,6 +713,217 @@ sl_err v_cluster_remove_node(sl_admin_call *x)
     return rop_start(o, rc);
 }
 
+/* ---- topic changes in a cluster -------------------------------------------
+ *
+ * `topic alter` and `topic add-partitions` on a cluster node go through
+ * the metadata log (ALTER_TOPIC, ADD_PARTITIONS; the new partitions are
+ * placed as at creation, section 2.5, with the topic's replication
+ * factor), and every node applies them to its own copy when it sees them
+ * in its image (sl_bops_sync_topics, from cluster.c's reconcile). A
+ * replication factor changes through partition reassign. */
+
+/* Local copy of image topic mt: partitions added and configs changed to
+ * match. Logged on failure; tried again at the next image change. */
+static void sync_topic(sl_broker *b, const sl_mi_topic *mt, sl_topic *t)
+{
+    char err[256] = "";
+    const char *keys[SL_META_MAX_CONFIGS * 2 + 1],
+        *vals[SL_META_MAX_CONFIGS * 2 + 1];
+    size_t n = 0;
+
+    if (t->nparts < mt->nparts &&
+        sl_topics_add_partitions(b->topics, t, mt->nparts, err, sizeof(err)) !=
+            SL_OK)
+        sl_log(SL_ERROR, "cluster",
+               "topic %s: cannot add the partitions the metadata log has "
+               "(%d): %s",
+               mt->name, (int)mt->nparts, err);
+    for (uint32_t i = 0; i < mt->ncfg; i++) { /* set or changed */
+        size_t k;
+        for (k = 0; k < t->ncfg && strcmp(t->cfg_keys[k], mt->keys[i]); k++)
+            ;
+        if (k == t->ncfg || strcmp(t->cfg_values[k], mt->vals[i])) {
+            keys[n] = mt->keys[i];
+            vals[n++] = mt->vals[i];
+        }
+    }
+    for (size_t k = 0; k < t->ncfg; k++) /* removed */
+        if (!sl_meta_topic_config(mt, t->cfg_keys[k])) {
+            keys[n] = t->cfg_keys[k];
+            vals[n++] = "";
+        }
+    if (n == 0)
+        return;
+    if (sl_topics_alter(b->topics, t, keys, vals, n, err, sizeof(err)) != SL_OK)
+        sl_log(SL_ERROR, "cluster",
+               "topic %s: cannot apply the configs of the metadata log: %s",
+               mt->name, err);
+    else
+        sl_log(SL_INFO, "cluster", "topic %s: %zu config(s) changed", mt->name,
+               n);
+}
+
+void sl_bops_sync_topics(sl_broker *b)
+{
+    const sl_meta *m = sl_bcluster_image(b);
+    for (size_t i = 0; m && i < m->ntopics; i++) {
+        sl_topic *t = sl_topics_find(b->topics, m->topics[i]->name);
+        if (t)
+            sync_topic(b, m->topics[i], t);
+    }
+}
+
+typedef struct top {
+    sl_admin_call *x;
+    char name[256];
+} top;
+
+/* The answer (written before the proposal, dropped on error) names what
+ * was asked: this node's image may apply it a heartbeat after the
+ * metadata leader did. */
+static void topic_change_done(void *arg, sl_err rc, const char *msg)
+{
+    top *o = arg;
+    sl_admin_call *x = o->x;
+    if (rc != SL_OK)
+        snprintf(x->msg, sizeof(x->msg), "%s",
+                 msg && msg[0] ? msg : sl_strerror(rc));
+    else
+        sl_bops_sync_topics(x->b); /* here before the answer */
+    adm_finish(x, rc);
+    free(o);
+}
+
+static void topic_answer(sl_admin_call *x, const char *name, int32_t count,
+                         const char *const *keys, const char *const *vals,
+                         size_t n)
+{
+    sl_jw_obj(&x->j);
+    sl_jw_kstr(&x->j, "name", name);
+    if (count > 0)
+        sl_jw_ki64(&x->j, "partition_count", count);
+    sl_jw_key(&x->j, "configs");
+    sl_jw_obj(&x->j);
+    for (size_t i = 0; i < n; i++)
+        sl_jw_kstr(&x->j, keys[i], vals[i]);
+    sl_jw_end(&x->j);
+    sl_jw_end(&x->j);
+}
+
+static sl_err top_propose(sl_admin_call *x, const char *name, sl_wb *wb)
+{
+    top *o = calloc(1, sizeof(*o));
+    sl_err rc;
+    if (!o) {
+        sl_wb_fini(wb);
+        return SL_ERR_NOMEM;
+    }
+    o->x = x;
+    snprintf(o->name, sizeof(o->name), "%s", name);
+    rc = propose_cmd(x->b, wb, topic_change_done, o);
+    if (rc != SL_OK) {
+        free(o);
+        snprintf(x->msg, sizeof(x->msg),
+                 "cannot reach the metadata leader now: %s; retry",
+                 sl_strerror(rc));
+        return rc;
+    }
+    x->pending = 1;
+    return SL_OK;
+}
+
+static const sl_mi_topic *image_topic(sl_admin_call *x, const char *name)
+{
+    const sl_mi_topic *mt = sl_meta_topic_find(sl_bcluster_image(x->b), name);
+    if (!mt)
+        snprintf(x->msg, sizeof(x->msg),
+                 "unknown topic '%.200s' (not in the cluster's metadata)",
+                 name);
+    return mt;
+}
+
+sl_err sl_bops_topic_alter(sl_admin_call *x, const char *name,
+                           const char *const *keys, const char *const *vals,
+                           size_t n)
+{
+    const sl_mi_topic *mt = image_topic(x, name);
+    const char *mk[SL_META_MAX_CONFIGS * 2 + 1],
+        *mv[SL_META_MAX_CONFIGS * 2 + 1];
+    size_t nm = 0;
+    sl_part_cfg pc;
+    sl_wb wb;
+    sl_err rc;
+
+    if (!mt)
+        return SL_ERR_UNKNOWN_TOPIC;
+    if (n > SL_META_MAX_CONFIGS) {
+        snprintf(x->msg, sizeof(x->msg), "more than %d configs",
+                 SL_META_MAX_CONFIGS);
+        return SL_ERR_INVALID_CONFIG;
+    }
+    /* the configs as they would be, checked before they reach the log:
+     * every node applies them */
+    for (uint32_t i = 0; i < mt->ncfg; i++) {
+        int changed = 0;
+        for (size_t k = 0; k < n; k++)
+            changed |= !strcmp(keys[k], mt->keys[i]);
+        if (!changed) {
+            mk[nm] = mt->keys[i];
+            mv[nm++] = mt->vals[i];
+        }
+    }
+    for (size_t k = 0; k < n; k++)
+        if (vals[k][0]) {
+            mk[nm] = keys[k];
+            mv[nm++] = vals[k];
+        }
+    rc =
+        sl_config_part_cfg(&x->b->cfg, mk, mv, nm, &pc, x->msg, sizeof(x->msg));
+    if (rc != SL_OK)
+        return rc;
+    sl_wb_init(&wb, 256);
+    sl_meta_enc_alter_topic(&wb, name, keys, vals, (uint32_t)n);
+    topic_answer(x, name, 0, keys, vals, n);
+    return top_propose(x, name, &wb);
+}
+
+sl_err sl_bops_topic_add_partitions(sl_admin_call *x, const char *name,
+                                    int32_t count)
+{
+    const sl_meta *m = sl_bcluster_image(x->b);
+    const sl_mi_topic *mt = image_topic(x, name);
+    int32_t *rep;
+    sl_wb wb;
+    sl_err rc = SL_OK;
+
+    if (!mt)
+        return SL_ERR_UNKNOWN_TOPIC;
+    if (count <= mt->nparts) {
+        snprintf(x->msg, sizeof(x->msg),
+                 "topic %.200s has %d partition(s) already: --count is the "
+                 "new total and must be more",
+                 name, (int)mt->nparts);
+        return SL_ERR_INVALID_ARG;
+    }
+    rep =
+        calloc((size_t)(count - mt->nparts) * (size_t)mt->rf + 1, sizeof(*rep));
+    if (!rep)
+        return SL_ERR_NOMEM;
+    for (int32_t p = mt->nparts; p < count && rc == SL_OK; p++)
+        rc = sl_meta_place_one(m, name, p, mt->rf,
+                               rep + (size_t)(p - mt->nparts) * (size_t)mt->rf,
+                               x->msg, sizeof(x->msg));
+    if (rc == SL_OK) {
+        sl_wb_init(&wb, 256);
+        sl_meta_enc_add_partitions(&wb, name, count, mt->rf, rep,
+                                   count - mt->nparts);
+        topic_answer(x, name, count, NULL, NULL, 0);
+        rc = top_propose(x, name, &wb);
+    }
+    free(rep);
+    return rc;
+}
+
 int sl_bops_forwardable(const void *cmd, size_t len)
 {
     const uint8_t *p = cmd;
@@ -721,6 +934,8 @@ int sl_bops_forwardable(const void *cmd, size_t len)
     case SL_MCMD_UNREGISTER_NODE:
     case SL_MREQ_MEMBER_ADD:
     case SL_MREQ_MEMBER_REMOVE:
+    case SL_MCMD_ALTER_TOPIC:
+    case SL_MCMD_ADD_PARTITIONS:
         return 1;
     default:
         return 0;

@@ -8,6 +8,7 @@
 #define SL_BROKER_CLUSTER_OPS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "protocol/err.h"
 
@@ -39,6 +40,18 @@ sl_err v_cluster_rebalance(struct sl_admin_call *x);
  *   cluster.remove_node      node: moves its partitions ("moving"), then
  *                            removes it ("removed") */
 sl_err v_cluster_add_node(struct sl_admin_call *x);
+/* topic.alter and topic.add_partitions in a cluster (admin_topics.c calls
+ * them when the broker is one): through the metadata log; every node
+ * applies the change when it sees it (sl_bops_sync_topics). keys/vals and
+ * name are borrowed for the call. */
+sl_err sl_bops_topic_alter(struct sl_admin_call *x, const char *name,
+                           const char *const *keys, const char *const *vals,
+                           size_t n);
+sl_err sl_bops_topic_add_partitions(struct sl_admin_call *x, const char *name,
+                                    int32_t count);
+/* Make the local topics match the image's partition counts and configs
+ * (cluster.c's reconcile, after it created missing topics). */
+void sl_bops_sync_topics(sl_broker *b);
 sl_err v_cluster_remove_node(struct sl_admin_call *x);
 
 #endif

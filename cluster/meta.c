@@ -258,6 +258,31 @@ void sl_meta_enc_unregister(sl_wb *wb, int32_t id)
     sl_wb_u32(wb, (uint32_t)id);
 }
 
+void sl_meta_enc_alter_topic(sl_wb *wb, const char *name,
+                             const char *const *keys,
+                             const char *const *vals, uint32_t n)
+{
+    enc_head(wb, SL_MCMD_ALTER_TOPIC);
+    wb_str(wb, name);
+    sl_wb_u32(wb, n);
+    for (uint32_t i = 0; i < n; i++) {
+        wb_str(wb, keys[i]);
+        wb_str(wb, vals[i]);
+    }
+}
+
+void sl_meta_enc_add_partitions(sl_wb *wb, const char *name, int32_t nparts,
+                                int32_t rf, const int32_t *replicas,
+                                int32_t nnew)
+{
+    enc_head(wb, SL_MCMD_ADD_PARTITIONS);
+    wb_str(wb, name);
+    sl_wb_u32(wb, (uint32_t)nparts);
+    sl_wb_u32(wb, (uint32_t)rf);
+    for (int64_t i = 0; i < (int64_t)nnew * rf; i++)
+        sl_wb_u32(wb, (uint32_t)replicas[i]);
+}
+
 void sl_meta_enc_member(sl_wb *wb, int type, int32_t id, const char *addr)
 {
     enc_head(wb, type);
@@ -309,7 +334,7 @@ int sl_meta_cmd_type(const void *buf, size_t len)
         return 0;
     if ((p[1] >= SL_MCMD_REGISTER_NODE && p[1] <= SL_MCMD_PARTITION_CHANGE) ||
         (p[1] >= SL_MCMD_USER_UPSERT && p[1] <= SL_MCMD_ACL_CHANGE) ||
-        (p[1] >= SL_MCMD_REASSIGN && p[1] <= SL_MREQ_MEMBER_REMOVE))
+        (p[1] >= SL_MCMD_REASSIGN && p[1] <= SL_MCMD_ADD_PARTITIONS))
         return p[1];
     return 0;
 }
@@ -754,6 +779,131 @@ static sl_err apply_reassign_done(sl_meta *m, sl_rd *rd)
     return SL_OK;
 }
 
+static sl_err apply_alter(sl_meta *m, sl_rd *rd)
+{
+    char *name = rd_strdup(rd), *keys[SL_META_MAX_CONFIGS] = {0},
+         *vals[SL_META_MAX_CONFIGS] = {0};
+    uint32_t n = sl_rd_u32(rd), i;
+    sl_mi_topic *t;
+    sl_err rc = SL_OK;
+
+    if (rd->err || n > SL_META_MAX_CONFIGS) {
+        n = 0;
+        rc = SL_ERR_MALFORMED;
+        goto out;
+    }
+    for (i = 0; i < n; i++) {
+        keys[i] = rd_strdup(rd);
+        vals[i] = rd_strdup(rd);
+    }
+    if (rd->err || sl_rd_left(rd) != 0) {
+        rc = SL_ERR_MALFORMED;
+        goto out;
+    }
+    if (!(t = (sl_mi_topic *)sl_meta_topic_find(m, name))) {
+        rc = SL_ERR_UNKNOWN_TOPIC;
+        goto out;
+    }
+    if (t->ncfg + n > SL_META_MAX_CONFIGS) {
+        rc = SL_ERR_INVALID_CONFIG;
+        goto out;
+    }
+    t->keys = realloc(t->keys, sizeof(char *) * (t->ncfg + n + 1));
+    t->vals = realloc(t->vals, sizeof(char *) * (t->ncfg + n + 1));
+    if (!t->keys || !t->vals)
+        abort();
+    for (i = 0; i < n; i++) {
+        uint32_t k;
+        for (k = 0; k < t->ncfg && strcmp(t->keys[k], keys[i]); k++)
+            ;
+        if (!vals[i][0]) { /* removes the override */
+            if (k < t->ncfg) {
+                free(t->keys[k]);
+                free(t->vals[k]);
+                memmove(&t->keys[k], &t->keys[k + 1],
+                        sizeof(char *) * (t->ncfg - k - 1));
+                memmove(&t->vals[k], &t->vals[k + 1],
+                        sizeof(char *) * (t->ncfg - k - 1));
+                t->ncfg--;
+            }
+            continue;
+        }
+        if (k == t->ncfg) {
+            t->keys[k] = keys[i];
+            t->vals[k] = NULL;
+            keys[i] = NULL;
+            t->ncfg++;
+        }
+        free(t->vals[k]);
+        t->vals[k] = vals[i];
+        vals[i] = NULL;
+    }
+out:
+    for (i = 0; i < n; i++) {
+        free(keys[i]);
+        free(vals[i]);
+    }
+    free(name);
+    return rc;
+}
+
+static sl_err apply_add_partitions(sl_meta *m, sl_rd *rd)
+{
+    char *name = rd_strdup(rd);
+    int32_t np = (int32_t)sl_rd_u32(rd), rf = (int32_t)sl_rd_u32(rd), old;
+    sl_mi_topic *t = NULL;
+    sl_mi_part *parts;
+    sl_err rc = SL_OK;
+
+    if (rd->err || rf < 1 || rf > SL_META_MAX_RF || np < 1 ||
+        np > SL_META_MAX_PARTS) {
+        rc = SL_ERR_MALFORMED;
+        goto out;
+    }
+    if (!(t = (sl_mi_topic *)sl_meta_topic_find(m, name))) {
+        rc = SL_ERR_UNKNOWN_TOPIC;
+        goto out;
+    }
+    old = t->nparts;
+    if (np <= old) {
+        rc = SL_ERR_INVALID_ARG;
+        goto out;
+    }
+    if (sl_rd_left(rd) != (size_t)(np - old) * (size_t)rf * 4) {
+        rc = SL_ERR_MALFORMED;
+        goto out;
+    }
+    parts = xcalloc((size_t)np, sizeof(*parts));
+    memcpy(parts, t->parts, sizeof(*parts) * (size_t)old);
+    for (int32_t p = old; p < np; p++) {
+        sl_mi_part *mp = &parts[p];
+        mp->nrep = rf;
+        for (int32_t r = 0; r < rf; r++) {
+            mp->rep[r] = (int32_t)sl_rd_u32(rd);
+            if (!sl_meta_node_find(m, mp->rep[r]) ||
+                in_set(mp->rep, r, mp->rep[r]))
+                rc = SL_ERR_INVALID_CONFIG;
+        }
+        memcpy(mp->isr, mp->rep, sizeof(mp->rep));
+        mp->nisr = mp->nrep;
+        mp->leader = -1;
+        for (int32_t r = 0; r < mp->nrep && mp->leader < 0; r++)
+            if (!is_fenced(m, mp->rep[r]))
+                mp->leader = mp->rep[r];
+    }
+    if (rc != SL_OK) {
+        free(parts);
+        goto out;
+    }
+    free(t->parts);
+    t->parts = parts;
+    t->nparts = np;
+    topic_rf(t);
+out:
+    free(name);
+    return rc;
+}
+
 static sl_err apply_unregister(sl_meta *m, sl_rd *rd)
 {
     int32_t id = (int32_t)sl_rd_u32(rd);
@@ -836,6 +986,12 @@ sl_err sl_meta_apply(sl_meta *m, uint64_t index, const void *buf, size_t len)
         break;
     case SL_MCMD_UNREGISTER_NODE:
         rc = apply_unregister(m, &rd);
+        break;
+    case SL_MCMD_ALTER_TOPIC:
+        rc = apply_alter(m, &rd);
+        break;
+    case SL_MCMD_ADD_PARTITIONS:
+        rc = apply_add_partitions(m, &rd);
         break;
     case SL_MREQ_MEMBER_ADD:
     case SL_MREQ_MEMBER_REMOVE:

@@ -51,6 +51,11 @@
  *                     remove-node, after its Raft removal); refused
  *                     (SL_ERR_INVALID_CONFIG) while a partition still
  *                     names it as a replica, in-sync or target.
+ *   ALTER_TOPIC       str16 name, u32 n x {str16 key, str16 value}: the
+ *                     topic's configs (an empty value removes the key)
+ *   ADD_PARTITIONS    str16 name, i32 nparts (new total, more than now),
+ *                     i32 rf, (nparts - old) x rf x i32 replica: the new
+ *                     partitions and their placement (as CREATE_TOPIC)
  *   MEMBER_ADD        i32 id, str16 raft_addr  } requests, not commands:
  *   MEMBER_REMOVE     i32 id                   } cluster/node.h
  *
@@ -113,6 +118,8 @@ enum sl_meta_cmd {
      * in the log, apply refuses them */
     SL_MREQ_MEMBER_ADD = 33,
     SL_MREQ_MEMBER_REMOVE = 34,
+    SL_MCMD_ALTER_TOPIC = 35,
+    SL_MCMD_ADD_PARTITIONS = 36,
 };
 
 typedef struct sl_mi_node {
@@ -244,6 +251,13 @@ void sl_meta_enc_reassign_done(sl_wb *wb, const char *topic, int32_t part,
                                int32_t expect_part_epoch);
 
 void sl_meta_enc_unregister(sl_wb *wb, int32_t id);
+void sl_meta_enc_alter_topic(sl_wb *wb, const char *name,
+                             const char *const *keys,
+                             const char *const *vals, uint32_t n);
+/* replicas: (nparts - the topic's current count) * rf ids. */
+void sl_meta_enc_add_partitions(sl_wb *wb, const char *name, int32_t nparts,
+                                int32_t rf, const int32_t *replicas,
+                                int32_t nnew);
 /* type SL_MREQ_MEMBER_ADD (addr: the new node's Raft HOST:PORT) or
  * SL_MREQ_MEMBER_REMOVE (addr ignored). */
 void sl_meta_enc_member(sl_wb *wb, int type, int32_t id, const char *addr);

@@ -368,3 +368,51 @@ def test_add_node_reassign_to_it_then_remove_an_old_one(cluster):
         assert len(logs[0]) == len(set(logs[0])), "a record stored twice"
         got = rd.got[p]
         assert got and got == logs[0][:len(got)], "gr/%d read differs" % p
+
+
+def test_topic_changes_go_through_the_quorum(cluster):
+    """topic alter and add-partitions on a cluster node reach every node
+    (through the metadata log), and the new partitions are replicated."""
+    c = cluster
+    all3 = [1, 2, 3]
+    wait_all_up(c, all3)
+    c.cli(1, "topic", "create", "tc", "--partitions", "2",
+          "--replication-factor", "3", "--config", "retention-ms=86400000")
+    c.wait(lambda: full_isr(c, "tc", all3, 2), "tc in sync")
+    out = c.cli(2, "topic", "alter", "tc", "--config",
+                "retention-ms=3600000", "--config", "segment-bytes=1048576"
+                ).stdout
+    assert "altered topic tc" in out, out
+
+    def configs(n):
+        p = c.cli(n, "topic", "describe", "tc", check=False)
+        return sorted(ln for ln in p.stdout.splitlines()
+                      if ln.startswith("config "))
+    want = ["config retention-ms=3600000", "config segment-bytes=1048576"]
+    c.wait(lambda: all(configs(n) == want for n in all3),
+           "the new configs on every node")
+    # removing an override (k=) removes it everywhere
+    c.cli(3, "topic", "alter", "tc", "--config", "segment-bytes=")
+    c.wait(lambda: all(configs(n) == want[:1] for n in all3),
+           "segment-bytes removed on every node")
+    # a bad value is refused before it reaches the log
+    p = c.cli(2, "topic", "alter", "tc", "--config", "retention-ms=soon",
+              check=False)
+    assert p.returncode != 0 and "retention-ms" in p.stderr, p.stderr
+    out = c.cli(3, "topic", "add-partitions", "tc", "--count", "4").stdout
+    assert "topic tc now has 4 partitions" in out, out
+    view = c.wait(lambda: full_isr(c, "tc", all3, 4), "4 partitions in sync")
+    for ldr, _, reps, _ in view:
+        assert sorted(reps) == all3
+    # records to a new partition reach all its replicas
+    c.cli(1, "produce", "tc", "--partition", "3", "--acks", "durable",
+          input="a\nb\nc\n")
+    c.wait(lambda: all((c.ends(n, "tc") or [0, 0, 0, 0])[3] == 3
+                       for n in all3), "partition 3 replicated")
+    for n in all3:
+        assert c.cli(n, "consume", "tc", "--partition", "3",
+                     "--from-beginning", "--count", "3").stdout.split() == \
+            ["a", "b", "c"]
+    p = c.cli(1, "topic", "add-partitions", "tc", "--count", "3",
+              check=False)
+    assert p.returncode != 0 and "has 4 partition(s) already" in p.stderr

@@ -661,6 +661,62 @@ static void test_reassign(void **state)
     sl_meta_fini(&r);
 }
 
+/* Topic changes through the log: configs merged (an empty value removes
+ * one), partitions added with their placement; both checked. */
+static void test_topic_changes(void **state)
+{
+    sl_meta m, r;
+    sl_wb wb, snap;
+    const sl_mi_topic *t;
+    const char *k1[2] = {"retention-ms", "flush"}, *v1[2] = {"1000", "never"};
+    const char *k2[1] = {"flush"}, *v2[1] = {""};
+    int32_t rep[2 * 3], bad[3] = {1, 1, 2};
+    char err[128];
+    (void)state;
+    sl_meta_init(&m);
+    sl_meta_init(&r);
+    setup_nodes(&m, 3);
+    create(&m, "t", 2, 3, "retention-ms", "5", SL_OK);
+    sl_wb_init(&wb, 64);
+    sl_wb_init(&snap, 256);
+    sl_meta_enc_alter_topic(&wb, "t", k1, v1, 2);
+    assert_int_equal(apply_wb(&m, &wb), SL_OK);
+    t = sl_meta_topic_find(&m, "t");
+    assert_int_equal(t->ncfg, 2);
+    assert_string_equal(sl_meta_topic_config(t, "retention-ms"), "1000");
+    assert_string_equal(sl_meta_topic_config(t, "flush"), "never");
+    sl_meta_enc_alter_topic(&wb, "t", k2, v2, 1);
+    assert_int_equal(apply_wb(&m, &wb), SL_OK);
+    assert_int_equal(t->ncfg, 1);
+    assert_null(sl_meta_topic_config(t, "flush"));
+    sl_meta_enc_alter_topic(&wb, "nope", k2, v2, 1);
+    assert_int_equal(apply_wb(&m, &wb), SL_ERR_UNKNOWN_TOPIC);
+    /* partitions: more than now, valid placement */
+    for (int32_t p = 2; p < 4; p++)
+        assert_int_equal(sl_meta_place_one(&m, "t", p, 3, rep + (p - 2) * 3,
+                                           err, sizeof(err)),
+                         SL_OK);
+    sl_meta_enc_add_partitions(&wb, "t", 3, 3, bad, 1);
+    assert_int_equal(apply_wb(&m, &wb), SL_ERR_INVALID_CONFIG);
+    sl_meta_enc_add_partitions(&wb, "t", 2, 3, rep, 0);
+    assert_int_equal(apply_wb(&m, &wb), SL_ERR_INVALID_ARG);
+    sl_meta_enc_add_partitions(&wb, "t", 4, 3, rep, 2);
+    assert_int_equal(apply_wb(&m, &wb), SL_OK);
+    check(&m);
+    t = sl_meta_topic_find(&m, "t");
+    assert_int_equal(t->nparts, 4);
+    assert_int_equal(t->parts[3].nisr, 3);
+    assert_int_equal(t->parts[3].leader, rep[3]);
+    assert_int_equal(t->parts[0].leader_epoch, 0); /* old ones unchanged */
+    sl_meta_snapshot(&m, &snap);
+    assert_int_equal(sl_meta_restore(&r, snap.p, snap.len), SL_OK);
+    assert_int_equal(sl_meta_topic_find(&r, "t")->nparts, 4);
+    sl_wb_fini(&wb);
+    sl_wb_fini(&snap);
+    sl_meta_fini(&m);
+    sl_meta_fini(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -676,6 +732,7 @@ int main(void)
         cmocka_unit_test(test_users_and_rules),
         cmocka_unit_test(test_controlled_shutdown_fence),
         cmocka_unit_test(test_reassign),
+        cmocka_unit_test(test_topic_changes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
