@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""bench/client_failover.py BUILD_DIR [KILLS] [RATE] - failover time as
+"""bench/client_failover.py BUILD_DIR [KILLS] [RATE] [--stop [--no-controlled]]
+- failover time as
 the client sees it (issue 13, docs/cluster.md section 5): one
 sluice-failover-client producer sends RATE records/s (default 2000,
 100-byte-ish values, acks=durable) to a 1-partition topic with RF 3 on a
@@ -23,9 +24,18 @@ import tempfile
 import threading
 import time
 
-build = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
-kills = int(sys.argv[2]) if len(sys.argv) > 2 else 20
-rate = int(sys.argv[3]) if len(sys.argv) > 3 else 2000
+# --stop: stop the leader with SIGTERM (a clean stop: with the controlled
+# shutdown of issue 14 it moves leadership off itself first) instead of
+# kill -9; --no-controlled: with controlled-shutdown-timeout-ms 0 (the
+# leader just stops; the controller fences it after the session timeout)
+flags = [a for a in sys.argv[1:] if a.startswith("--")]
+args = [a for a in sys.argv[1:] if not a.startswith("--")]
+build = os.path.abspath(args[0] if len(args) > 0 else "build")
+kills = int(args[1]) if len(args) > 1 else 20
+rate = int(args[2]) if len(args) > 2 else 2000
+stop = "--stop" in flags
+extra = ["--controlled-shutdown-timeout-ms", "0"] \
+    if "--no-controlled" in flags else []
 here = os.path.dirname(os.path.abspath(__file__))
 os.environ["SLUICE_BIN_DIR"] = os.path.join(build, "bin")
 sys.path.insert(0, os.path.join(here, "..", "tests", "cluster"))
@@ -74,7 +84,7 @@ def main():
     times = []
     with tempfile.TemporaryDirectory() as tmp:
         c = cluster_harness.Cluster(tmp, n=3,
-                                    extra=["--log-level", "warn"])
+                                    extra=["--log-level", "warn"] + extra)
         c.start()
         prod = None
         try:
@@ -99,11 +109,14 @@ def main():
                 pl = c.wait(full, "a full ISR", timeout=60)
                 acks.first_after(time.monotonic() * 1000)  # flowing
                 t0 = time.monotonic() * 1000
-                c.kill9(pl)
+                if stop:
+                    c.nodes[pl].stop()  # SIGTERM, waits for the exit
+                else:
+                    c.kill9(pl)
                 t1 = acks.first_after(t0)
                 dt = (t1 - t0) / 1000.0
                 times.append(dt)
-                print("round %d: leader %d killed, first ack %.3f s later "
+                print("round %d: leader %d stopped, first ack %.3f s later "
                       "(%d acked so far)" % (k + 1, pl, dt, acks.n),
                       flush=True)
                 c.restart(pl)
@@ -124,8 +137,10 @@ def main():
 
     def pct(q):
         return times[min(len(times) - 1, int(q * len(times)))]
-    print("client failover kills=%d rate=%d/s p50=%.3f s p99=%.3f s "
-          "max=%.3f s" % (len(times), rate, pct(0.5), pct(0.99), times[-1]))
+    print("client failover %s kills=%d rate=%d/s p50=%.3f s p99=%.3f s "
+          "max=%.3f s" % (("SIGTERM" + (" no-controlled" if extra else ""))
+                          if stop else "kill-9", len(times), rate, pct(0.5),
+                          pct(0.99), times[-1]))
 
 
 main()

@@ -161,6 +161,7 @@ static sl_pbatch *batch_new(sl_accum *a, int tidx, int32_t part, int64_t now)
     b->partition = part;
     b->n = 0;
     b->created_ms = now;
+    b->order = ++a->created;
     b->enc = NULL;
     b->enc_len = 0;
     b->last_err = 0;

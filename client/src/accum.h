@@ -22,6 +22,7 @@ typedef struct sl_pbatch {
     void **opaque;      /* per record: msg_opaque */
     int64_t *ts;        /* per record: timestamp */
     int64_t created_ms; /* monotonic */
+    uint64_t order;     /* creation order in its accumulator */
     const uint8_t *enc; /* after sl_accum_finish: the encoded batch */
     size_t enc_len;
     int64_t rep_base;      /* producer: delivery result, base offset */
@@ -51,6 +52,7 @@ typedef struct sl_accum {
     size_t records;                     /* in open + ready batches */
     sl_pbatch *spare;                   /* recycled batches */
     uint32_t rr;                        /* sticky round-robin counter */
+    uint64_t created;                   /* batches made (their order) */
     int null_rr; /* null keys: next partition per record, not per batch */
     /* Idempotent producer (docs/cluster.md 4): with pid >= 0, sl_accum_take
      * stamps pid, epoch and the partition's next sequence into each batch

@@ -160,16 +160,25 @@ static int deliver(sluice_producer *p)
 
 /* ---- retries ---------------------------------------------------------- */
 
+/* Into the retry list, behind every older batch but before any newer
+ * batch of its partition: a batch that was blocked() behind an older one
+ * in flight elsewhere is in the list before that older one fails (seen
+ * with a leader stopping cleanly: the older answered NOT_LEADER after the
+ * newer was blocked), and the resend must keep the partition's order
+ * (its sequences, with idempotence). */
 static void retry_append(sluice_producer *p, sl_pbatch *b)
 {
-    b->next = NULL;
-    if (p->retry_tail)
-        p->retry_tail->next = b;
-    else {
-        p->retry_head = b;
+    sl_pbatch **pp = &p->retry_head;
+    if (!p->retry_head)
         p->retry_at = sl_cl_now_ms() + p->cfg.retry_backoff_ms;
-    }
-    p->retry_tail = b;
+    for (; *pp; pp = &(*pp)->next)
+        if ((*pp)->tidx == b->tidx && (*pp)->partition == b->partition &&
+            (*pp)->order > b->order)
+            break;
+    b->next = *pp;
+    *pp = b;
+    if (!b->next)
+        p->retry_tail = b;
 }
 
 /* Is a batch of b's partition with a lower sequence waiting for a resend
