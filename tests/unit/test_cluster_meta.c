@@ -508,6 +508,10 @@ static void test_users_and_rules(void **state)
     sl_wb_fini(&s1);
     sl_wb_fini(&s2);
     sl_wb_fini(&wb);
+    sl_meta_fini(&m);
+    sl_meta_fini(&r);
+}
+
 /* Controlled shutdown: the node's own fence moves its leadership and ISR
  * membership like any fence, the controller does not unfence it while it
  * is still heard from, and its registration when it is back lets the
