@@ -721,6 +721,74 @@ static void test_topic_changes(void **state)
     sl_meta_fini(&r);
 }
 
+/* Membership: requests decode (and never apply), a node a partition
+ * still names cannot leave the image, one no partition names can. */
+static void test_membership(void **state)
+{
+    sl_meta m;
+    sl_wb wb;
+    char addr[64];
+    int type;
+    int32_t id, tgt[2];
+    (void)state;
+    sl_meta_init(&m);
+    setup_nodes(&m, 3);
+    create(&m, "t", 1, 3, NULL, NULL, SL_OK);
+    sl_wb_init(&wb, 64);
+    sl_meta_enc_member(&wb, SL_MREQ_MEMBER_ADD, 4, "10.0.0.4:7420");
+    assert_int_equal(sl_meta_cmd_type(wb.p, wb.len), SL_MREQ_MEMBER_ADD);
+    assert_int_equal(sl_meta_dec_member(wb.p, wb.len, &type, &id, addr,
+                                        sizeof(addr)),
+                     SL_OK);
+    assert_int_equal(type, SL_MREQ_MEMBER_ADD);
+    assert_int_equal(id, 4);
+    assert_string_equal(addr, "10.0.0.4:7420");
+    assert_int_equal(sl_meta_dec_member(wb.p, wb.len - 1, &type, &id, addr,
+                                        sizeof(addr)),
+                     SL_ERR_MALFORMED);
+    assert_int_equal(apply_wb(&m, &wb), SL_ERR_INVALID_ARG);
+    sl_meta_enc_member(&wb, SL_MREQ_MEMBER_REMOVE, 3, NULL);
+    assert_int_equal(sl_meta_dec_member(wb.p, wb.len, &type, &id, addr,
+                                        sizeof(addr)),
+                     SL_OK);
+    assert_int_equal(type, SL_MREQ_MEMBER_REMOVE);
+    assert_string_equal(addr, "");
+    sl_wb_reset(&wb);
+    /* node 3 holds a replica: it stays */
+    assert_true(sl_meta_node_used(&m, 3));
+    sl_meta_enc_unregister(&wb, 3);
+    assert_int_equal(apply_wb(&m, &wb), SL_ERR_INVALID_CONFIG);
+    assert_non_null(sl_meta_node_find(&m, 3));
+    /* moved off (as remove-node does), then it can go */
+    tgt[0] = 1;
+    tgt[1] = 2;
+    sl_meta_enc_reassign(&wb, "t", 0, tgt, 2);
+    assert_int_equal(apply_wb(&m, &wb), SL_OK);
+    assert_true(sl_meta_node_used(&m, 3)); /* until done */
+    {
+        sl_wb cmds;
+        size_t off = 0;
+        sl_wb_init(&cmds, 64);
+        assert_int_equal(sl_meta_reassign_cmds(&m, &cmds), 1);
+        while (off + 4 <= cmds.len) {
+            uint32_t len = sl_get_u32(cmds.p + off);
+            assert_int_equal(
+                sl_meta_apply(&m, ++g_index, cmds.p + off + 4, len), SL_OK);
+            off += 4 + len;
+        }
+        sl_wb_fini(&cmds);
+    }
+    assert_false(sl_meta_node_used(&m, 3));
+    sl_meta_enc_unregister(&wb, 3);
+    assert_int_equal(apply_wb(&m, &wb), SL_OK);
+    assert_null(sl_meta_node_find(&m, 3));
+    sl_meta_enc_unregister(&wb, 3);
+    assert_int_equal(apply_wb(&m, &wb), SL_ERR_NOT_FOUND);
+    check(&m);
+    sl_wb_fini(&wb);
+    sl_meta_fini(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -737,6 +805,7 @@ int main(void)
         cmocka_unit_test(test_controlled_shutdown_fence),
         cmocka_unit_test(test_reassign),
         cmocka_unit_test(test_topic_changes),
+        cmocka_unit_test(test_membership),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
