@@ -22,7 +22,12 @@
  * holds everything committed before it won), then REGISTER_NODE for
  * configuration members missing from the image and for itself with its
  * client addresses, then FENCE/UNFENCE from the followers' recent_recv
- * (not heard from for session_ms = fenced).
+ * (not heard from for session_ms = fenced; a node that fenced itself in
+ * a controlled shutdown stays fenced until it registers again), then
+ * REASSIGN_DONE for every reassignment whose targets are all in sync.
+ * "Configuration members" are libraft's configuration, which cluster
+ * add-node and remove-node change (membership requests, below), not the
+ * --cluster-peers a node bootstrapped with.
  */
 #ifndef SL_CLUSTER_NODE_H
 #define SL_CLUSTER_NODE_H
