@@ -218,7 +218,8 @@ static void h_produce(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
             if (rc == SL_OK && (rc = produce_validate(b, c, name, pp)) != SL_OK)
                 frc = rc;
             if (rc == SL_OK && q.acks == SL_ACKS_DURABLE && b->durable_guard)
-                rc = b->durable_guard(b, name, (int32_t)pp->partition);
+                rc = b->durable_guard(b, name, (int32_t)pp->partition,
+                                      pp->records, pp->records_len);
             while (rc == SL_OK && sl_records_next(pp->records, pp->records_len,
                                                   &off, &boff, &blen, &frc)) {
                 int64_t n2 = -1;

@@ -56,7 +56,8 @@ struct sl_broker {
     int64_t pid_next, pid_end;
     /* cluster.c: a durable produce to a partition whose ISR is below
      * min-insync-replicas is refused before it is appended */
-    sl_err (*durable_guard)(sl_broker *b, const char *topic, int32_t part);
+    sl_err (*durable_guard)(sl_broker *b, const char *topic, int32_t part,
+                            const uint8_t *records, size_t len);
     /* replica.c (the leader's side): a follower's FETCH (version 2) reports
      * its log ends and durable offsets; called before the fetch is read.
      * NULL: not a cluster, version 2 is refused. */

@@ -991,8 +991,11 @@ static sl_err append_guard(sl_broker *b, const char *topic, int32_t part)
 }
 
 /* A durable produce needs min-insync-replicas in the ISR (docs/cluster.md
- * 3.3); refused before anything is appended. */
-static sl_err durable_guard(sl_broker *b, const char *topic, int32_t part)
+ * 3.3); refused before anything is appended. An idempotent producer the
+ * partition does not know is then expected to resend the first batch
+ * before any later one (sl_part_idem_refused). */
+static sl_err durable_guard(sl_broker *b, const char *topic, int32_t part,
+                            const uint8_t *records, size_t len)
 {
     const sl_mi_topic *t = sl_meta_topic_find(&b->cluster->image, topic);
     const sl_mi_part *mp;
@@ -1005,6 +1008,14 @@ static sl_err durable_guard(sl_broker *b, const char *topic, int32_t part)
     sl_log(SL_DEBUG, "cluster", "durable produce to %s/%d refused: ISR %d < "
            "min-insync-replicas %d", topic, (int)part, (int)mp->nisr,
            (int)sl_replicas_min_insync(b, t));
+    {
+        sl_batch_hdr h;
+        sl_part *p;
+        if (sl_batch_hdr_decode(records, len, &h) == SL_OK &&
+            h.producer_id >= 0 &&
+            sl_ops_part(b, topic, part, SL_OPS_NO_CREATE, &p) == SL_OK)
+            sl_part_idem_refused(p, &h);
+    }
     return SL_ERR_NOT_ENOUGH_REPLICAS;
 }
 

@@ -197,6 +197,16 @@ sl_err sl_part_append(sl_part *p, uint8_t *batch, size_t len, int64_t now_ms,
 sl_err sl_part_append_ex(sl_part *p, uint8_t *batch, size_t len,
                          int64_t now_ms, unsigned flags, int64_t *base_out,
                          int64_t *next_out, int *dup);
+/*
+ * Batch h (an idempotent producer's: producer_id >= 0) was refused
+ * before it was appended, with an error its producer resends after
+ * (NOT_ENOUGH_REPLICAS). If the partition does not know the producer, it
+ * now expects h's sequence from it: a later batch of the same producer
+ * that arrives first is OUT_OF_ORDER_SEQUENCE (resent by the client behind
+ * h) instead of being taken as a new producer's first batch, which would
+ * leave h's records out for good (docs/cluster.md section 4). @thread loop
+ */
+void sl_part_idem_refused(sl_part *p, const sl_batch_hdr *h);
 /* The epoch and last sequence the partition knows for producer pid
  * (tests, tools). SL_ERR_NOT_FOUND. @thread loop */
 sl_err sl_part_producer(sl_part *p, int64_t pid, int16_t *epoch,

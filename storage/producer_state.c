@@ -272,6 +272,23 @@ sl_err sl_pstate_check(const sl_pstate *ps, const sl_batch_hdr *h, int *dup,
     return SL_ERR_OUT_OF_ORDER_SEQUENCE;
 }
 
+void sl_pstate_expect(sl_pstate *ps, const sl_batch_hdr *h, int64_t now_ms)
+{
+    pentry *e;
+    if (h->producer_id < 0 || h->producer_epoch < 0 || h->base_sequence < 0 ||
+        find(ps, h->producer_id))
+        return;
+    e = insert(ps, h->producer_id);
+    if (!e)
+        return;
+    /* nothing of it is stored: no window, and first_known > last_seq so
+     * no older sequence is ever taken for a stored one */
+    e->epoch = h->producer_epoch;
+    e->first_known = h->base_sequence;
+    e->last_seq = sl_seq_add(h->base_sequence, -1);
+    e->last_ms = now_ms;
+}
+
 void sl_pstate_record(sl_pstate *ps, const sl_batch_hdr *h, int64_t now_ms)
 {
     pentry *e = find(ps, h->producer_id);
@@ -642,6 +659,18 @@ void sl_part__idem_free(sl_part *p)
 {
     sl_pstate_free(p->ps);
     p->ps = NULL;
+}
+
+void sl_part_idem_refused(sl_part *p, const sl_batch_hdr *h)
+{
+    int64_t now = sl_fs_now_ms();
+    if (h->producer_id < 0)
+        return;
+    if (!p->ps_opened)
+        sl_part__idem_open(p); /* as the first append would: before ensure */
+    if (ensure(p, now) != SL_OK)
+        return;
+    sl_pstate_expect(p->ps, h, now);
 }
 
 sl_err sl_part_producer(sl_part *p, int64_t pid, int16_t *epoch,

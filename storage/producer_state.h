@@ -71,6 +71,9 @@ sl_err sl_pstate_check(const sl_pstate *ps, const sl_batch_hdr *h, int *dup,
  * epoch replaces the producer's window. Never fails: without memory the
  * producer is forgotten (its next batch is accepted as a new producer's). */
 void sl_pstate_record(sl_pstate *ps, const sl_batch_hdr *h, int64_t now_ms);
+/* A producer ps does not know is expected to continue at h's sequence in
+ * h's epoch (sl_part_idem_refused); a known one is left as it is. */
+void sl_pstate_expect(sl_pstate *ps, const sl_batch_hdr *h, int64_t now_ms);
 
 /*
  * Snapshot file of the state at log end `offset` in dir, written to a

@@ -371,6 +371,42 @@ static void test_snapshot_past_the_end_is_dropped(void **state)
     tu_rmrf(dir);
 }
 
+/* A batch of a producer the partition does not know, refused before it was
+ * stored (NOT_ENOUGH_REPLICAS): a later batch of it that comes first is
+ * out of order, not a new producer's first; the refused one, resent, is
+ * stored first. A known producer, or one never refused, is unchanged. */
+static void test_refused_first_batch_is_expected(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    sl_part_cfg cfg;
+    sl_part *p;
+    sl_batch_hdr h = hdr(21, 0, 0, 2, -1);
+    int64_t base;
+    int dup;
+
+    tu_small_cfg(&cfg, 1 << 20);
+    assert_int_equal(sl_part_open(dir, &cfg, &p), SL_OK);
+    sl_part_idem_refused(p, &h);
+    assert_int_equal(papp(p, 21, 0, 2, 2, 0, &base, &dup),
+                     SL_ERR_OUT_OF_ORDER_SEQUENCE);
+    assert_int_equal(sl_part_end_offset(p), 0);
+    assert_int_equal(papp(p, 21, 0, 0, 2, 0, &base, &dup), SL_OK);
+    assert_int_equal(base, 0);
+    assert_int_equal(papp(p, 21, 0, 2, 2, 0, &base, &dup), SL_OK);
+    assert_int_equal(base, 2);
+    /* known: a refusal changes nothing */
+    assert_int_equal(papp(p, 22, 0, 0, 2, 0, &base, &dup), SL_OK);
+    h = hdr(22, 0, 7, 1, -1);
+    sl_part_idem_refused(p, &h);
+    assert_int_equal(papp(p, 22, 0, 2, 1, 0, &base, &dup), SL_OK);
+    /* never refused: a producer the partition does not know starts at
+     * any sequence, as before (its state may have expired) */
+    assert_int_equal(papp(p, 23, 0, 5, 1, 0, &base, &dup), SL_OK);
+    sl_part_free(p);
+    tu_rmrf(dir);
+}
+
 /* The seam records which files and directories get fsynced. */
 static char synced[64][512];
 static int nsynced;
@@ -494,6 +530,7 @@ int main(void)
         cmocka_unit_test(test_truncate_forgets_cut_batches),
         cmocka_unit_test(test_snapshot_past_the_end_is_dropped),
         cmocka_unit_test(test_roll_snapshot_is_durable),
+        cmocka_unit_test(test_refused_first_batch_is_expected),
         cmocka_unit_test(test_offset_files_listing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
