@@ -552,7 +552,7 @@ sl_err sl_topics_open(const char *data_dir, const sl_config *cfg,
                        SL_OK &&
                    ttok[0]) {
             /* After a crash: what the crashed run(s) did not change is
-             * still as the summary says (storage/part_touched.c). */
+             * still as the summary says (storage/partition_startup.c). */
             sbuf = sl_topics_summaries_read(ts, ttok);
             ts->crash_lazy = sbuf != NULL;
         }

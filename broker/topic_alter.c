@@ -175,7 +175,7 @@ sl_err sl_topics_add_partitions(sl_topics *ts, sl_topic *t, int32_t nparts,
             goto fail;
         }
     }
-    if (t->pcfg.flush != SL_FLUSH_NEVER) /* (storage/part_touched.c) */
+    if (t->pcfg.flush != SL_FLUSH_NEVER) /* (storage/partition_startup.c) */
         rc = sl_part_touched_flush();
     if (rc != SL_OK) {
         snprintf(err, errlen, "topic %s: %s: %s", t->name, SL_PART_TOUCHED_FILE,

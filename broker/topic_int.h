@@ -32,7 +32,7 @@ struct sl_topics {
     size_t nsums;
     size_t lazy_opened; /* partitions opened from their summary */
     /* After a crash: the summary holds for partitions not listed in
-     * partitions.touched (storage/part_touched.c). */
+     * partitions.touched (storage/partition_startup.c). */
     int crash_lazy;
     size_t recovered; /* partitions recovered at start */
 };

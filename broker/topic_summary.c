@@ -27,7 +27,7 @@
  * segments at its first real use. A start after a crash trusts it for
  * the partitions that no run since the clean stop changed: every run
  * lists the ones it changes in DATA/partitions.touched under the
- * summary's token (storage/part_touched.c), so the file is kept after a
+ * summary's token (storage/partition_startup.c), so the file is kept after a
  * start. Any other start (no summary, another token, a partition missing
  * from it) opens partitions as always. Partitions of a new topic (or
  * added to one) are opened lazily too: their directory is new and empty.

@@ -1,9 +1,12 @@
 /*
- * partition.c - the partition log: open, start-up, append, retention.
+ * partition.c - the partition log: open (lazily), unload, append,
+ * retention.
  *
  * Split by concern: partition_sync.c has sl_part_sync and the shared
  * journal's side of a partition, partition_read.c reading, iterating,
- * damaged batches, time lookup and a follower's tail (truncate).
+ * damaged batches, time lookup and a follower's tail (truncate),
+ * partition_startup.c the start-up and clean stop of a data directory
+ * and the list of partitions a run changed (crash starts).
  *
  * The file formats, the fsync ordering and the recovery rule are described
  * at the top of segment.c (and in docs/storage.md).
@@ -37,12 +40,6 @@
 
 /* Segments modified this recently are fdatasynced on open. */
 #define SL_RECENT_MS (120 * 1000)
-
-/* Start-up state (sl_part_startup_begin/end): 0 = none (every open
- * fdatasyncs what it recovered, as a storage test expects), 1 = the
- * broker is opening its partitions (one syncfs at the end instead). */
-static _Atomic int startup_deferred;
-static int startup_clean; /* the marker was there: nothing to syncfs */
 
 void sl_part_cfg_defaults(sl_part_cfg *cfg)
 {
@@ -361,7 +358,7 @@ static sl_err part_load(sl_part *p)
      * the first old one). During the broker's start-up one syncfs after
      * every partition was opened does this for all of them
      * (sl_part_startup_end): 10,000 fdatasyncs took 45-73 s. */
-    if (!lazy && !atomic_load(&startup_deferred)) {
+    if (!lazy && !sl_part__startup_deferred()) {
         long long recent = sl_fs_now_ms() - SL_RECENT_MS;
         for (size_t i = p->nsegs; i-- > 0;) {
             struct stat st;
@@ -588,103 +585,6 @@ uint8_t *sl_part__scratch(void)
         }
     }
     return b;
-}
-
-/* ---- start-up and clean stop ----------------------------------------- */
-
-static sl_err syncfs_dir(const char *data_dir)
-{
-    sl_err rc = SL_OK;
-    int fd = open(data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return SL_ESYS(errno);
-    if (sl_fs->syncfs(fd) != 0)
-        rc = SL_ESYS(errno);
-    close(fd);
-    return rc;
-}
-
-/* The marker's first line; a note follows on the second. */
-#define SL_MARK_NOTE_MAX 200
-
-/* The note of the marker the last sl_part_startup_begin removed. */
-static char startup_note[SL_MARK_NOTE_MAX + 1];
-
-const char *sl_part_startup_note(void)
-{
-    return startup_note;
-}
-
-/* Read the marker's note (its second line) into startup_note. */
-static void read_note(const char *path)
-{
-    char buf[128 + SL_MARK_NOTE_MAX];
-    ssize_t n;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    startup_note[0] = 0;
-    if (fd < 0)
-        return;
-    n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return;
-    buf[n] = 0;
-    char *nl = strchr(buf, '\n');
-    if (!nl)
-        return;
-    char *end = strchr(nl + 1, '\n');
-    if (end)
-        *end = 0;
-    snprintf(startup_note, sizeof(startup_note), "%s", nl + 1);
-}
-
-sl_err sl_part_startup_begin(const char *data_dir, int *clean)
-{
-    char path[PATH_MAX];
-    sl_err rc = SL_OK;
-    *clean = 0;
-    snprintf(path, sizeof(path), "%s/%s", data_dir, SL_PART_CLEAN_MARKER);
-    read_note(path);
-    if (unlink(path) == 0) {
-        /* Durably gone before anything is appended: a crash of this run
-         * must not find a marker that vouches for data it left only in
-         * the page cache. */
-        rc = sl_fs_fsync_dir(data_dir, 1);
-        if (rc != SL_OK)
-            return rc;
-        *clean = 1;
-    } else if (errno != ENOENT) {
-        return SL_ESYS(errno);
-    } else {
-        startup_note[0] = 0;
-    }
-    startup_clean = *clean;
-    atomic_store(&startup_deferred, 1);
-    return SL_OK;
-}
-
-sl_err sl_part_startup_end(const char *data_dir)
-{
-    atomic_store(&startup_deferred, 0);
-    return startup_clean ? SL_OK : syncfs_dir(data_dir);
-}
-
-sl_err sl_part_shutdown_mark(const char *data_dir)
-{
-    return sl_part_shutdown_mark_note(data_dir, "");
-}
-
-sl_err sl_part_shutdown_mark_note(const char *data_dir, const char *note)
-{
-    char path[PATH_MAX], text[96 + SL_MARK_NOTE_MAX];
-    int n;
-    sl_err rc = syncfs_dir(data_dir);
-    if (rc != SL_OK)
-        return rc;
-    snprintf(path, sizeof(path), "%s/%s", data_dir, SL_PART_CLEAN_MARKER);
-    n = snprintf(text, sizeof(text), "sluiced clean stop, pid %ld, %lld ms\n%.*s\n",
-                 (long)getpid(), sl_fs_now_ms(), SL_MARK_NOTE_MAX, note);
-    return sl_fs_write_durable(path, text, (size_t)n);
 }
 
 void sl_part_free(sl_part *p)

@@ -115,7 +115,7 @@ int sl_part_loaded(const sl_part *p);
 #define SL_PART_CLEAN_MARKER "clean-shutdown"
 
 /*
- * Starts after a crash (storage/part_touched.c): every run lists the
+ * Starts after a crash (storage/partition_startup.c): every run lists the
  * partitions it changed in DATA/partitions.touched, under the token of
  * the summary file it started from; a start after a crash recovers those
  * and opens every other one from the summary.

@@ -124,7 +124,7 @@ sl_err sl_part__sync_files(sl_part *p, int files, uint64_t *nsyncs)
     }
 
     /* 2. fdatasync without the lock; appends continue meanwhile. First
-     * the partition's line in partitions.touched (part_touched.c): once
+     * the partition's line in partitions.touched (partition_startup.c): once
      * per partition and run, usually a no-op. */
     if (n > 0 || names)
         rc = sl_part__touched_sync(p);

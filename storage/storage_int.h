@@ -106,7 +106,7 @@ struct sl_part {
                          fdatasyncs nothing */
     sl_err load_err;  /* a load failed: every later use returns it */
     sl_part_summary sum; /* what the summary said (valid while !loaded) */
-    /* part_touched.c: this run's line for the partition in
+    /* partition_startup.c: this run's line for the partition in
      * partitions.touched (0 = none yet, UINT64_MAX = none needed). */
     uint64_t touch_seq;
     int64_t used_ms; /* loop: last use (coarse: the maintenance clock) */
@@ -126,7 +126,11 @@ struct sl_part {
     int64_t fl_due_ms;
 };
 
-/* ---- part_touched.c: partitions a run changed ----------------------- */
+/* ---- partition_startup.c: start-up, partitions a run changed ------- */
+
+/* 1 while the broker opens its partitions at start (their recovery is
+ * made durable by one syncfs at the end, not an fdatasync each). */
+int sl_part__startup_deferred(void);
 
 /* Before p's first change of this run: its line in partitions.touched
  * (write(2)); durable = 1 also fdatasyncs it (changes that are not
