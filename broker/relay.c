@@ -456,6 +456,10 @@ static void rl_input(stomp_relay *rl)
             /* until stomp_relay_pump: the client's output drained */
             bufferevent_disable(rl->bev, EV_READ);
             rl->paused = 1;
+            sl_log(SL_DEBUG, RELAY_SUBSYS,
+                   "subscription %s of session %s: the client's output is "
+                   "full; not reading node %d",
+                   rl->s->id, rl->s->c->session, (int)rl->node);
             return;
         }
         if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)

@@ -9,6 +9,7 @@ queue on different nodes compete for its messages."""
 import os
 import select
 import signal
+import socket
 import sys
 import time
 
@@ -767,5 +768,58 @@ def test_relay_logs_in_with_the_cluster_secret(tmp_path, monkeypatch):
         assert sorted(got[a] + got[b]) == ["s0", "s1", "s2", "s3"], got
         for r in list(cons.values()) + [w]:
             r.close()
+    finally:
+        c.stop_all()
+
+
+def test_relay_back_pressure_slow_consumer(tmp_path):
+    """A consumer on a relaying node that does not read while its queue
+    fills (output-high-water 64 KiB): the relaying node stops reading its
+    session to the coordinator and starts again as the client drains;
+    every message arrives once, in order (one partition), ack:auto."""
+    c = cluster_harness.Cluster(tmp_path, n=3,
+                                extra=["--output-high-water", "65536",
+                                       "--log-level", "debug"])
+    c.start()
+    try:
+        all3 = [1, 2, 3]
+        ldr = ready(c)
+        c.cli(ldr, "topic", "create", "bp", "--partitions", "1",
+              "--replication-factor", "3")
+        view = parse(c.wait(lambda: same_everywhere(c, "bp", all3, 1),
+                            "bp"))
+        coord = coordinator(view, "bp")
+        other = next(n for n in all3 if n != coord)
+        # a small receive buffer, set before connecting (loopback windows
+        # grow to MBs): what the client does not read stays in the
+        # relaying node's output
+        r = Raw.__new__(Raw)
+        r.sock = socket.socket()
+        r.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        r.sock.settimeout(60)
+        r.sock.connect(("127.0.0.1", c.nodes[other].stomp_addr[1]))
+        r.buf, r.version, r.eols = b"", "1.0", 0
+        assert r.connect().command == "CONNECTED"
+        r.send("SUBSCRIBE", {"destination": "/queue/bp", "id": "s",
+                             "receipt": "sub"})
+        assert r.expect("RECEIPT").headers["receipt-id"] == "sub"
+        w = stomp(c, coord)
+        pad = "x" * 8000
+        # 8 MB: more than the relaying node's socket buffer towards the
+        # client can take (up to 4 MB), many times the high-water mark
+        n = 1000
+        for i in range(n):
+            w.send("SEND", {"destination": "/queue/bp"}, "%04d%s" % (i, pad))
+        w.send("SEND", {"destination": "/queue/bp", "receipt": "end"}, "end")
+        assert w.expect("RECEIPT").headers["receipt-id"] == "end"
+        # the client reads nothing until the relaying node stopped reading
+        # its session to the coordinator (its output to the client full)
+        c.nodes[other].wait_log(lambda t: "is full; not reading node" in t,
+                                "the relay stopped reading")
+        got = [r.expect("MESSAGE").body[:4].decode() for _ in range(n)]
+        assert got == ["%04d" % i for i in range(n)]
+        assert r.expect("MESSAGE").body == b"end"
+        r.close()
+        w.close()
     finally:
         c.stop_all()
