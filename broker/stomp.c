@@ -317,6 +317,7 @@ static void st_close(void *state, sl_conn *conn)
         stomp_tx_free(t);
     }
     sl_wait_unref(c->bb_w);
+    stomp_relay_sendlinks_free(c);
     if (c->hb_ev)
         event_free(c->hb_ev);
     sl_auth_job_cancel(c->auth_job); /* its answer finds no connection */
@@ -338,7 +339,13 @@ static sl_err st_open(void *arg, sl_conn *conn, void **state)
     c->s = srv;
     c->conn = conn;
     c->peer = sl_conn_peer(conn);
-    snprintf(c->session, sizeof(c->session), "%" PRIu64, ++srv->next_session);
+    if (srv->b->cfg.node_id)
+        /* a cluster: names temp queues "stomp-tmp-N.S-NAME" (relay.c) */
+        snprintf(c->session, sizeof(c->session), "%u.%" PRIu64,
+                 (unsigned)srv->b->cfg.node_id, ++srv->next_session);
+    else
+        snprintf(c->session, sizeof(c->session), "%" PRIu64,
+                 ++srv->next_session);
     c->version = SL_STOMP_V10;
     c->last_read = c->last_write = sl_now_ms();
     sl_stomp_parser_init(&c->ps, &srv->lim_prelogin);

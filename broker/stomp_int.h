@@ -251,6 +251,7 @@ struct stomp_conn {
     uint64_t tmp_seq;
     int32_t relay_from;   /* a relay session of node N (CONNECT sluice-relay) */
     char relay_proof[80]; /* its login's answer (cluster secret), or "" */
+    struct stomp_sendlink *sendlinks; /* to other nodes' temp queues */
 };
 
 /* ---- small helpers ------------------------------------------------------- */
@@ -403,6 +404,16 @@ void stomp_relay_unsubscribe_all(stomp_conn *c, const char *amq_sub);
 void stomp_relay_pump(stomp_sub *s);
 /* The node a relayed subscription is served by (-1: none yet). */
 int32_t stomp_relay_node(const struct stomp_relay *rl);
+/* The node whose temp queue topic is (N > 0), 0 when it is not another
+ * node's temp queue, -1 when node N is not known now. */
+int32_t stomp_relay_temp_owner(stomp_srv *srv, const char *topic);
+/* Send f (reply-to: reply_to when not NULL) to dst, a temp queue of
+ * node; w (may be NULL) completes with node's receipt. SL_OK, or nothing
+ * was sent: SL_ERR_DISCONNECTED, SL_ERR_NOMEM. */
+sl_err stomp_relay_send(stomp_conn *c, int32_t node, const char *dst,
+                        const sl_stomp_frame *f, const char *reply_to,
+                        sl_wait *w);
+void stomp_relay_sendlinks_free(stomp_conn *c);
 sl_err stomp_relay_init(stomp_srv *srv);
 void stomp_relay_fini(stomp_srv *srv);
 

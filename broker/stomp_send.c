@@ -283,6 +283,48 @@ static sl_err tx_add_send(stomp_tx *t, const char *topic, int32_t part,
     return SL_OK;
 }
 
+/* A SEND to a temp queue of another node (relay.c). */
+static void send_remote_temp(stomp_conn *c, const sl_stomp_frame *f,
+                             const dest *d, stomp_tx *t, const char *reply_to,
+                             const char *receipt)
+{
+    int32_t node = stomp_relay_temp_owner(c->s, d->name);
+    char why[300], dst[SL_TOPIC_NAME_MAX + 16];
+    sl_wait *w;
+    sl_err rc;
+    if (t) {
+        snprintf(why, sizeof(why),
+                 "%.100s is a temp queue of node %d: a SEND to it cannot be "
+                 "part of a transaction on another node",
+                 d->name, (int)node);
+        stomp_send_error(c, receipt, "Invalid destination", why);
+        return;
+    }
+    if (stomp_batch_flush(c) != SL_OK)
+        return; /* its error is sent */
+    snprintf(dst, sizeof(dst), "/queue/%s", d->name);
+    w = receipt ? sl_wait_new(c->conn) : NULL;
+    rc = node > 0 ? stomp_relay_send(c, node, dst, f, reply_to, w)
+                  : SL_ERR_DISCONNECTED;
+    if (rc != SL_OK) {
+        if (w) {
+            sl_wait_built(w);
+            sl_wait_unref(w);
+        }
+        snprintf(why, sizeof(why),
+                 "%.100s is a temp queue of node %d, which cannot be reached "
+                 "now: %s",
+                 d->name, (int)node, sl_strerror(rc));
+        stomp_send_error(c, receipt, "message not stored", why);
+        return;
+    }
+    stomp_owe_receipt(c, receipt, w);
+    if (w) {
+        sl_wait_built(w);
+        sl_wait_unref(w);
+    }
+}
+
 void stomp_h_send(stomp_conn *c, const sl_stomp_frame *f)
 {
     const char *dv = sl_stomp_frame_value(f, "destination");
@@ -346,6 +388,11 @@ void stomp_h_send(stomp_conn *c, const sl_stomp_frame *f)
         }
         snprintf(rtbuf, sizeof(rtbuf), "/queue/%s", td.name);
         reply_to = rtbuf;
+    }
+    if (d.kind == DEST_QUEUE && stomp_relay_temp_owner(c->s, d.name)) {
+        /* cluster: another node's temp queue (a reply): sent there */
+        send_remote_temp(c, f, &d, t, reply_to, receipt);
+        return;
     }
     rc = stomp_dest_topic(c, &d, &np);
     if (rc != SL_OK || np < 1) {

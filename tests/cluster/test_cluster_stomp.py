@@ -823,3 +823,46 @@ def test_relay_back_pressure_slow_consumer(tmp_path):
         w.close()
     finally:
         c.stop_all()
+
+
+def test_reply_to_a_temp_queue_of_another_node(cluster):
+    """Request/reply across nodes: the requester on one node sends with
+    reply-to:/temp-queue/r (its node's temp queue); the replier, on
+    another node, sends the reply to the reply-to it got; the reply is
+    sent to the requester's node and arrives, with its receipt."""
+    c = cluster
+    all3 = [1, 2, 3]
+    ldr = ready(c)
+    c.cli(ldr, "topic", "create", "req", "--partitions", "1",
+          "--replication-factor", "3")
+    c.wait(lambda: same_everywhere(c, "req", all3, 1), "req")
+    a, b = 1, 2
+    replier = stomp(c, b)
+    replier.send("SUBSCRIBE", {"destination": "/queue/req", "id": "rq",
+                               "ack": "client-individual", "receipt": "s"})
+    assert replier.expect("RECEIPT").headers["receipt-id"] == "s"
+    req = stomp(c, a)
+    for i in range(3):
+        req.send("SEND", {"destination": "/queue/req",
+                          "reply-to": "/temp-queue/r",
+                          "correlation-id": "c%d" % i, "persistent": "true",
+                          "receipt": "q%d" % i}, "ask-%d" % i)
+        assert req.expect("RECEIPT").headers["receipt-id"] == "q%d" % i
+    asks = [replier.expect("MESSAGE") for _ in range(3)]
+    for i, f in enumerate(asks):
+        rt = f.headers["reply-to"]
+        assert rt.startswith("/queue/stomp-tmp-"), rt
+        replier.send("SEND", {"destination": rt,
+                              "correlation-id": f.headers["correlation-id"],
+                              "receipt": "a%d" % i},
+                     "answer-" + f.body.decode())
+        assert replier.expect("RECEIPT").headers["receipt-id"] == "a%d" % i
+        replier.send("ACK", {"id": f.headers["ack"]})
+    got = [req.expect("MESSAGE") for _ in range(3)]
+    assert [f.body.decode() for f in got] == \
+        ["answer-ask-%d" % i for i in range(3)]
+    assert [f.headers["correlation-id"] for f in got] == \
+        ["c%d" % i for i in range(3)]
+    assert all(f.headers["subscription"] == "/temp-queue/r" for f in got)
+    req.close()
+    replier.close()
