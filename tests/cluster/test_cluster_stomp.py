@@ -242,6 +242,24 @@ def coordinator(view, group):
     return view[fnv1a32(group) % len(view)][0]
 
 
+def serving_node(c, nodes, queue):
+    """The node that serves /queue/<queue>, found by what it does: a
+    subscription (on any node) declares the queue group on the node that
+    dispatches it, and only there (relayed from the others)."""
+    r = stomp(c, nodes[0])
+    r.send("SUBSCRIBE", {"destination": "/queue/" + queue, "id": "probe",
+                         "receipt": "p"})
+    assert r.expect("RECEIPT").headers["receipt-id"] == "p"
+    r.close()
+
+    def where():
+        has = [n for n in nodes
+               if queue in c.cli(n, "group", "list", check=False)
+               .stdout.split()]
+        return has[0] if len(has) == 1 else None
+    return c.wait(where, "the node that declared queue group " + queue)
+
+
 def read_messages(conns, until, what, on_frame, timeout=60.0):
     """Read frames from every connection in conns ({key: Raw}) and hand
     each to on_frame(key, frame) until until() holds; fails after timeout
@@ -786,9 +804,8 @@ def test_relay_back_pressure_slow_consumer(tmp_path):
         ldr = ready(c)
         c.cli(ldr, "topic", "create", "bp", "--partitions", "1",
               "--replication-factor", "3")
-        view = parse(c.wait(lambda: same_everywhere(c, "bp", all3, 1),
-                            "bp"))
-        coord = coordinator(view, "bp")
+        c.wait(lambda: same_everywhere(c, "bp", all3, 1), "bp")
+        coord = serving_node(c, all3, "bp")
         other = next(n for n in all3 if n != coord)
         # a small receive buffer, set before connecting (loopback windows
         # grow to MBs): what the client does not read stays in the
