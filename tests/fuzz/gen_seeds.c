@@ -88,9 +88,11 @@ static void requests(sl_wb *wb)
     sl_produce_req pr = {SL_ACKS_DURABLE, 1000, 1, &pt};
     sl_produce_req_encode(wb, 6, &pr);
     put_wb("request", "produce", wb);
-    sl_fetch_part fp = {0, 0, 1 << 20, 0};
+    sl_fetch_part fp = {.partition = 0, .fetch_offset = 0,
+                        .max_bytes = 1 << 20};
     sl_fetch_topic ft = {topic, 1, &fp};
-    sl_fetch_req fr = {100, 1, 1 << 20, 1, &ft, 0};
+    sl_fetch_req fr = {.max_wait_ms = 100, .min_bytes = 1,
+                       .max_bytes = 1 << 20, .ntopics = 1, .topics = &ft};
     sl_fetch_req_encode(wb, 7, &fr);
     put_wb("request", "fetch", wb);
     sl_lo_part lp = {0, SL_OFFSET_LATEST};
