@@ -17,10 +17,13 @@
  *     TLS; STOMP and HTTP send a password, checked by running the PBKDF2
  *     and comparing StoredKeys. A stomp-users-file (pbkdf2-sha256$I$S$H)
  *     is imported at start: its hash is SCRAM's SaltedPassword.
- *  2. On or off. Authentication is on once a user exists. Off, everyone is
- *     the anonymous user with every right; that is allowed only while
- *     every listener is on loopback, or with --allow-anonymous (checked at
- *     start, one line naming the listener).
+ *  2. On or off. Authentication is on once a user exists. Off, a client
+ *     that does not log in is the anonymous user with every right; that is
+ *     allowed only while every listener is on loopback, or with
+ *     --allow-anonymous (checked at start, one line naming the listener).
+ *     A client that does log in while it is off is checked against one
+ *     built-in user, guest/guest, found only from loopback (RabbitMQ's
+ *     guest; auth_guest.c): a wrong password is refused in every set-up.
  *  3. Checks off the loop. A PBKDF2 costs milliseconds to seconds (the
  *     iteration count is the user's); run on the loop, 40 logins in
  *     flight stalled every client for seconds. Every check is a job for
@@ -606,19 +609,6 @@ sl_err sl_auth_verb(sl_broker *b, const char *verb, size_t n,
 /* ---- safe defaults
  * ---------------------------------------------------------------- */
 
-static int addr_loopback(const char *addr)
-{
-    char host[80];
-    auth_peer_addr(addr, host, sizeof(host));
-    if (host[0] == '[') {
-        memmove(host, host + 1, strlen(host));
-        if (host[0] && host[strlen(host) - 1] == ']')
-            host[strlen(host) - 1] = 0;
-    }
-    return !strncmp(host, "127.", 4) || !strcmp(host, "localhost") ||
-           !strcmp(host, "::1");
-}
-
 /* Every listener on loopback, or users, or --allow-anonymous. */
 static int check_exposure(sl_broker *b)
 {
@@ -636,7 +626,7 @@ static int check_exposure(sl_broker *b)
     if (sl_auth_enabled(b) || b->cfg.allow_anonymous)
         return 0;
     for (size_t i = 0; i < sizeof(ls) / sizeof(ls[0]); i++) {
-        if (!ls[i].addr || !ls[i].addr[0] || addr_loopback(ls[i].addr))
+        if (!ls[i].addr || !ls[i].addr[0] || auth_addr_loopback(ls[i].addr))
             continue;
         snprintf(why, sizeof(why),
                  "refusing to listen on %s (%s) without users: anyone who "

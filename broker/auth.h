@@ -5,8 +5,10 @@
  * One user store (DATA/meta.db, tables users and acls) serves the binary
  * protocol (SASL SCRAM-SHA-256, PLAIN over TLS), STOMP (CONNECT login and
  * passcode) and the HTTP API (Basic). Authentication is on as soon as one
- * user exists; with none, every client is the anonymous user and may do
- * everything (development on loopback, see sl_auth_module_init).
+ * user exists; with none, every client that does not log in is the
+ * anonymous user and may do everything (development on loopback, see
+ * sl_auth_module_init), and a login is accepted only for guest/guest from
+ * loopback (auth_guest.c).
  * @thread loop (everything here unless tagged)
  */
 #ifndef SL_AUTH_H
@@ -63,6 +65,15 @@ void sl_auth_conn_set_user(sl_conn *c, const char *user, int admin);
  */
 int sl_auth_cert_login(sl_broker *b, sl_conn *c, const char *proto,
                        const char *login);
+/*
+ * The default set-up (no users): a login (not the anonymous CONNECT) is
+ * accepted only for guest/guest from loopback (auth_guest.c). 1 when
+ * user is guest asking from peer, not on loopback, in that set-up: why
+ * says guest is loopback-only and an audit line (over proto) is written;
+ * the caller refuses the login. 0 otherwise (the usual check follows).
+ */
+int sl_auth_guest_remote(sl_broker *b, const char *peer, const char *user,
+                         const char *proto, char *why, size_t n);
 /* Every user, sorted by name (borrowed until the next store change). */
 void sl_auth_users(const sl_broker *b, const sl_user **users, size_t *n);
 /* Find a user (NULL if none). Borrowed until the next store change. */

@@ -439,7 +439,7 @@ sl_auth_job *auth_job_new(sl_auth *a, int kind, const char *peer,
     snprintf(j->proto, sizeof(j->proto), "%s", proto);
     snprintf(j->mech, sizeof(j->mech), "%s", mech);
     snprintf(j->user, sizeof(j->user), "%.64s", user ? user : "");
-    u = sl_auth_user_find(a->b, j->user);
+    u = auth_login_user(a, j->user, peer);
     if (u) {
         j->u = *u;
         j->known = 1;

@@ -104,6 +104,9 @@ struct sl_auth {
     int64_t tok_milli, tok_at;
     long sup_ok, sup_fail;
     struct event *sup_ev;
+    /* auth_guest.c: the default set-up's guest, made on first use */
+    sl_user guest;
+    int guest_ready;
 };
 
 /* Per connection (sl_conn_set_auth). */
@@ -149,6 +152,13 @@ sl_auth_job *auth_job_new(sl_auth *a, int kind, const char *peer,
 void auth_job_submit(sl_auth *a, sl_auth_job *j);
 void auth_job_free(sl_auth_job *j);
 void auth_done_cb(evutil_socket_t fd, short what, void *arg);
+
+/* auth_guest.c: 1 when addr ("HOST:PORT", "IP:PORT") is on loopback;
+ * the user a login as name from peer checks against: the store's, or
+ * the default set-up's guest (no users, name guest, peer on loopback),
+ * or NULL (then auth_fake_user). */
+int auth_addr_loopback(const char *addr);
+const sl_user *auth_login_user(sl_auth *a, const char *name, const char *peer);
 
 /* auth_sasl.c: register SASL_HANDSHAKE and SASL_AUTHENTICATE. */
 void auth_sasl_register(sl_broker *b);

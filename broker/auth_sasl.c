@@ -310,6 +310,19 @@ static void login_refused(conn_auth *ca, sl_reply *r)
     sasl_fail(ca, r, SL_ERR_AUTHENTICATION_FAILED, msg);
 }
 
+/* The default set-up's guest asked for from another address
+ * (auth_guest.c): refused with a message saying why. */
+static int guest_remote(conn_auth *ca, sl_reply *r, const char *mech)
+{
+    char why[300], msg[360];
+    if (!sl_auth_guest_remote(ca->b, sl_conn_peer(ca->c), ca->user, "binary",
+                              why, sizeof(why)))
+        return 0;
+    snprintf(msg, sizeof(msg), "AUTHENTICATION_FAILED: %s: %s", mech, why);
+    sasl_fail(ca, r, SL_ERR_AUTHENTICATION_FAILED, msg);
+    return 1;
+}
+
 static void reply_cancelled(void *arg)
 {
     conn_auth *ca = arg;
@@ -391,6 +404,8 @@ static void scram_first(conn_auth *ca, const char *m, size_t len, sl_reply *r,
     }
     memcpy(ca->user, val, vlen);
     ca->user[vlen] = 0;
+    if (guest_remote(ca, r, SL_SCRAM_MECH))
+        return;
     if (!sl_scram_attr(bare, len - 3, 'r', &val, &vlen) || vlen < 8 ||
         vlen > 64) {
         sasl_fail(ca, r, SL_ERR_AUTHENTICATION_FAILED,
@@ -409,7 +424,7 @@ static void scram_first(conn_auth *ca, const char *m, size_t len, sl_reply *r,
         return;
     }
     snprintf(ca->nonce, sizeof(ca->nonce), "%.*s%s", (int)vlen, val, snonce);
-    u = sl_auth_user_find(ca->b, ca->user);
+    u = auth_login_user(auth_of(ca->b), ca->user, sl_conn_peer(ca->c));
     if (u) {
         ca->u = *u;
         ca->known = 1;
@@ -506,6 +521,8 @@ static void plain_auth(conn_auth *ca, const uint8_t *m, size_t len, sl_reply *r,
     }
     memcpy(ca->user, z1 + 1, ulen);
     ca->user[ulen] = 0;
+    if (guest_remote(ca, r, "PLAIN"))
+        return;
     memcpy(pw, z2 + 1, plen);
     pw[plen] = 0;
     j = auth_job_new(auth_of(ca->b), JOB_PASSWORD, peer, "binary", "PLAIN", ca->user);

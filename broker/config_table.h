@@ -301,8 +301,10 @@ SL_CFG(controlled_shutdown_timeout_ms, "controlled-shutdown-timeout-ms", MS,
 /* ---- STOMP (broker/stomp*.c) ----------------------------------------- */
 SL_CFG(stomp_users_file, "stomp-users-file", STR, "", 0, 0, 0, NULL,
        "STOMP users: a file of `LOGIN pbkdf2-sha256$ITERATIONS$SALT_HEX$"
-       "HASH_HEX` lines (docs/stomp.md shows how to make one). Empty = "
-       "development mode: any login is accepted (logged at start-up).")
+       "HASH_HEX` lines (docs/stomp.md shows how to make one), imported "
+       "into the user store. Without any user (development mode) a CONNECT "
+       "without login is anonymous and a login is accepted only for "
+       "guest/guest from loopback (logged at start-up).")
 SL_CFG(stomp_max_frame, "stomp-max-frame", SIZE, "16m", 1024, 67108864, 0, NULL,
        "Largest STOMP frame (command, headers and body). A larger frame is "
        "refused with an ERROR as soon as its size is known.")

@@ -8,8 +8,10 @@
  * imported into it), the passcode is checked on auth.c's login threads
  * (PBKDF2 is slow on purpose): reading stops until the answer, then
  * CONNECTED or an ERROR follows, and an unknown login costs as much as a
- * wrong passcode. Without users (development mode) every login is
- * accepted.
+ * wrong passcode. Without users (development mode) a CONNECT without
+ * login is the anonymous user, and a login is checked the same way
+ * against the one built-in user, guest/guest, from loopback only
+ * (broker/auth_guest.c: RabbitMQ's default).
  *
  * Heart-beats (1.1, 1.2): we send every max(cy, heartbeat-min) if the
  * client wants them and expect one every max(cx, heartbeat-min) if it
@@ -67,6 +69,7 @@ void stomp_h_connect(stomp_conn *c, const sl_stomp_frame *f)
     const char *pass = sl_stomp_frame_value(f, "passcode");
     const char *cid = sl_stomp_frame_value(f, "client-id");
     int64_t cx = 0, cy = 0;
+    int check = 0;
     sl_stomp_enc e;
     sl_wb *wb = &c->scratch;
 
@@ -159,7 +162,21 @@ void stomp_h_connect(stomp_conn *c, const sl_stomp_frame *f)
         connect_finish(c, cx, cy, RECEIPT(f));
         return;
     }
-    if (sl_auth_enabled(c->s->b)) {
+    if (!sl_auth_enabled(c->s->b) && login && *login &&
+        !sl_stomp_frame_value(f, "sluice-relay")) {
+        /* the default set-up (no users): a login must be guest/guest
+         * from loopback (auth_guest.c), checked below like any other;
+         * no login is the anonymous user, and a relay session (which
+         * carries its client's login) as before */
+        char why[300];
+        if (sl_auth_guest_remote(c->s->b, c->peer, login, "stomp", why,
+                                 sizeof(why))) {
+            stomp_send_error(c, RECEIPT(f), "access refused", why);
+            return;
+        }
+        check = 1;
+    }
+    if (sl_auth_enabled(c->s->b) || check) {
         /* checked on the login threads (broker/auth.c); reading stops
          * until the answer, connect_finish or an ERROR follows */
         const char *r = RECEIPT(f);
@@ -190,8 +207,17 @@ static void auth_done(void *arg, int ok, int admin)
     c->auth_job = NULL;
     c->auth_receipt = NULL;
     if (!ok) { /* auth.c logged the audit line */
-        stomp_send_error(c, receipt, "access refused",
-                         "wrong login or passcode");
+        char why[300];
+        snprintf(why, sizeof(why),
+                 "Access refused for user '%.64s': wrong login or "
+                 "passcode%s",
+                 c->login,
+                 sl_auth_enabled(c->s->b)
+                     ? ""
+                     : " (no users are configured: only guest/guest logs "
+                       "in, from loopback; a CONNECT without login is "
+                       "anonymous)");
+        stomp_send_error(c, receipt, "access refused", why);
     } else {
         sl_auth_conn_set_user(c->conn, c->login, admin);
         connect_finish(c, c->auth_cx, c->auth_cy, receipt);
@@ -298,8 +324,9 @@ sl_err stomp_users_init(stomp_srv *s, char *err, size_t errlen)
     (void)errlen;
     if (!sl_auth_enabled(s->b)) {
         sl_log(SL_WARN, STOMP_SUBSYS,
-               "development mode: no stomp-users-file, every STOMP login is "
-               "accepted");
+               "development mode: no users; a CONNECT without login is "
+               "anonymous and may do everything, a login is accepted only "
+               "for guest/guest from loopback");
     }
     return SL_OK;
 }

@@ -50,7 +50,8 @@ def test_console_shows_depth_and_redrive_empties_the_dlq(broker):
     # Connections page lists it (a topic subscription takes nothing from
     # the queue above)
     st = socket.create_connection(broker.stomp_addr, timeout=30)
-    st.sendall(b"CONNECT\naccept-version:1.2\nlogin:console-user\n\n\0"
+    st.sendall(b"CONNECT\naccept-version:1.2\nlogin:guest\npasscode:guest\n"
+               b"\n\0"
                b"SUBSCRIBE\nid:1\ndestination:/topic/news\nreceipt:r\n\n\0")
     got = b""
     while got.count(b"\0") < 2:  # CONNECTED, RECEIPT
@@ -75,7 +76,7 @@ def test_console_shows_depth_and_redrive_empties_the_dlq(broker):
     stomp_rows = [r for r in out["connections"] if r[1] == "stomp"]
     assert len(stomp_rows) == 1, out["connections"]
     assert stomp_rows[0][2] == "%s:%d" % st.getsockname()
-    assert stomp_rows[0][3] == "console-user"
+    assert stomp_rows[0][3] == "guest"
     assert stomp_rows[0][-1] == "/topic/news"
     st.close()
     assert out["queue"] == {"ready": "7", "in_flight": "0", "dlq": "2 / 2"}

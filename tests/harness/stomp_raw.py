@@ -57,9 +57,8 @@ class Frame:
 class Raw:
     """A raw STOMP connection: bytes out, frames in."""
 
-    def __init__(self, port, timeout=10):
-        self.sock = socket.create_connection(("127.0.0.1", port),
-                                             timeout=timeout)
+    def __init__(self, port, timeout=10, host="127.0.0.1"):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
         self.buf = b""
         self.version = "1.0"
         self.eols = 0

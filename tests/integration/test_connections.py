@@ -106,8 +106,8 @@ def test_list_describe_and_close(tmp_path):
 
         # a STOMP consumer holding 5 messages unacked
         st = Stomp(b.stomp_addr)
-        st.send("CONNECT", {"accept-version": "1.2", "login": "alice",
-                            "passcode": "x", "client-id": "app-1"})
+        st.send("CONNECT", {"accept-version": "1.2", "login": "guest",
+                            "passcode": "guest", "client-id": "app-1"})
         assert st.frame() == "CONNECTED"
         st.send("SUBSCRIBE", {"id": "s1", "destination": "/queue/jobs",
                               "ack": "client-individual"})
@@ -124,7 +124,7 @@ def test_list_describe_and_close(tmp_path):
         binary = [x for x in conns if x["protocol"] == "binary"]
         assert len(stomp) == 1 and len(binary) == 1, conns
         s = stomp[0]
-        assert s["user"] == "alice" and s["client"] == "app-1"
+        assert s["user"] == "guest" and s["client"] == "app-1"
         assert s["listener"] == "stomp" and s["tls"] is False
         assert s["tls_subject"] is None
         assert s["peer"] == "%s:%d" % st.s.getsockname()
@@ -148,7 +148,7 @@ def test_list_describe_and_close(tmp_path):
         out = cli(b, "connections").stdout.decode().splitlines()
         assert out[0].split()[:4] == ["ID", "PROTOCOL", "PEER", "USER"]
         rows = {int(l.split()[0]): l.split() for l in out[1:]}
-        assert rows[s["id"]][1:4] == ["stomp", s["peer"], "alice"]
+        assert rows[s["id"]][1:4] == ["stomp", s["peer"], "guest"]
         assert rows[s["id"]][-1] == "/queue/jobs"
         assert rows[bn["id"]][-1] == "bg/work"
         js = json.loads(cli(b, "connections", "--format", "json").stdout)
@@ -208,7 +208,7 @@ def test_list_describe_and_close(tmp_path):
     assert re.search(r"INFO conn peer %s: connection %d opened \(stomp\)"
                      % (re.escape(s["peer"]), s["id"]), log)
     assert re.search(r"INFO conn peer %s: connection %d closed \(closed by "
-                     r"an operator: stuck\): stomp, user alice, [0-9.]+ s, "
+                     r"an operator: stuck\): stomp, user guest, [0-9.]+ s, "
                      r"%d bytes in, \d+ out" % (re.escape(s["peer"]), s["id"],
                                                 st.sent), log), log
     b.cleanup()

@@ -144,9 +144,16 @@ def test_login_flood_does_not_delay_others(flood_broker):
 
 
 def test_dev_mode_logged(broker):
+    # without users: guest/guest from loopback, any other login refused
+    # (issue 19; tests/integration/test_guest.py has the rest)
+    r = Raw(broker.stomp_port)
+    f = r.connect("1.2", headers={"login": "guest", "passcode": "guest"})
+    assert f.command == "CONNECTED"
+    r.close()
     r = Raw(broker.stomp_port)
     f = r.connect("1.2", headers={"login": "anyone", "passcode": "x"})
-    assert f.command == "CONNECTED"
+    assert f.command == "ERROR"
+    assert f.headers["message"] == "access refused"
     r.close()
     assert "development mode" in broker.log()
 

@@ -111,7 +111,7 @@ def test_12_ack_without_id_is_an_error(raw):
 
 def test_10_connected_has_heart_beat(broker):
     r = Raw(broker.stomp_port)
-    r.send("CONNECT", {"login": "a", "passcode": "b"})
+    r.send("CONNECT", {"login": "guest", "passcode": "guest"})
     f = r.expect("CONNECTED")
     assert f.headers["version"] == "1.0"
     assert f.headers["heart-beat"] == "0,0"

@@ -29,7 +29,7 @@ def test_version_negotiation(broker, offer, want):
 
 def test_no_accept_version_is_10(broker):
     r = Raw(broker.stomp_port)
-    r.send("CONNECT", {"login": "x", "passcode": "y"})
+    r.send("CONNECT", {"login": "guest", "passcode": "guest"})
     f = r.expect("CONNECTED")
     assert f.headers["version"] == "1.0"
     r.close()
