@@ -21,6 +21,8 @@ struct sl_config;
 typedef int (*sl_cfg_apply_fn)(struct sl_config *cfg, char *err, size_t errlen);
 int sl_config_apply_log_level(struct sl_config *cfg, char *err, size_t errlen);
 int sl_config_apply_log_format(struct sl_config *cfg, char *err, size_t errlen);
+/* broker/stomp_vhost.c: the vhosts list is valid */
+int sl_config_apply_vhosts(struct sl_config *cfg, char *err, size_t errlen);
 
 #define SL_CT_STR char *
 #define SL_CT_ADDR char *

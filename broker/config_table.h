@@ -305,6 +305,12 @@ SL_CFG(stomp_users_file, "stomp-users-file", STR, "", 0, 0, 0, NULL,
        "into the user store. Without any user (development mode) a CONNECT "
        "without login is anonymous and a login is accepted only for "
        "guest/guest from loopback (logged at start-up).")
+SL_CFG(vhosts, "vhosts", STR, "", 0, 0, 0, sl_config_apply_vhosts,
+       "STOMP virtual hosts besides the default one, /: a comma list of "
+       "names (A-Z a-z 0-9 _ -). Empty = none: CONNECT's host header is "
+       "ignored. Otherwise host must be absent, / or one of them (else "
+       "ERROR Bad CONNECT), and destination N in vhost V is topic "
+       "vhost.V.N (docs/stomp.md, Virtual hosts).")
 SL_CFG(stomp_max_frame, "stomp-max-frame", SIZE, "16m", 1024, 67108864, 0, NULL,
        "Largest STOMP frame (command, headers and body). A larger frame is "
        "refused with an ERROR as soon as its size is known.")

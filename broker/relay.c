@@ -254,7 +254,8 @@ static void rl_send_subscribe(stomp_relay *rl)
     sl_wb_reset(&rl->wb);
     sl_stomp_enc_begin(&e, &rl->wb, SL_STOMP_V12, SL_STOMP_CONNECT);
     sl_stomp_enc_header_s(&e, "accept-version", "1.2");
-    sl_stomp_enc_header_s(&e, "host", rl->addr);
+    /* the client's virtual host (stomp_vhost.c), else the address */
+    sl_stomp_enc_header_s(&e, "host", c->vhost[0] ? c->vhost : rl->addr);
     if (c->login[0])
         sl_stomp_enc_header_s(&e, "login", c->login);
     snprintf(num, sizeof(num), "0,%d", RELAY_HB_MS);
@@ -788,6 +789,8 @@ void stomp_relay_unsubscribe_all(stomp_conn *c, const char *amq_sub)
     sl_wb_init(&wb, 256);
     sl_stomp_enc_begin(&e, &wb, SL_STOMP_V12, SL_STOMP_CONNECT);
     sl_stomp_enc_header_s(&e, "accept-version", "1.2");
+    if (c->vhost[0])
+        sl_stomp_enc_header_s(&e, "host", c->vhost);
     if (c->login[0])
         sl_stomp_enc_header_s(&e, "login", c->login);
     sl_stomp_enc_header_u(&e, "sluice-relay", srv->b->cfg.node_id);

@@ -89,7 +89,8 @@ static int deliver(stomp_sub *s, const char *topic, int32_t partition,
         sl_u64_dec(mid + n, (uint64_t)(rec->offset < 0 ? 0 : rec->offset));
     }
     if (s->pattern) {
-        snprintf(dst, sizeof(dst), "%s%s", s->dprefix, topic);
+        snprintf(dst, sizeof(dst), "%s%s", s->dprefix,
+                 stomp_vhost_local(c, topic));
         dname = dst;
     }
     sl_wb_reset(wb);
@@ -465,7 +466,7 @@ static void wild_each(void *arg, const char *name, int32_t partitions)
     wild_ctx *w = arg;
     if (stomp_wild_match(w->s->pattern, name) &&
         !stomp_tmp_foreign(w->s->c->session, name) &&
-        !sub_reader_for(w->s, name))
+        stomp_vhost_sees(w->s->c, name) && !sub_reader_for(w->s, name))
         stomp_reader_new(w->s, name, 0);
 }
 
@@ -491,7 +492,7 @@ void stomp_on_append(void *arg, const char *topic, int32_t partition,
         for (s = c->subs; s; s = s->next) {
             if (s->pattern && stomp_wild_match(s->pattern, topic) &&
                 !stomp_tmp_foreign(c->session, topic) &&
-                !sub_reader_for(s, topic) &&
+                stomp_vhost_sees(c, topic) && !sub_reader_for(s, topic) &&
                 stomp_reader_new(s, topic, 1) == SL_OK)
                 reader_pump(s->readers); /* (its watch missed this one) */
         }

@@ -11,6 +11,7 @@
  *   stomp_sub.c      SUBSCRIBE/UNSUBSCRIBE, ACK/NACK, temp queues
  *   stomp_deliver.c  MESSAGE delivery: queue consumers, topic readers
  *   stomp_dest.c     destination names and wildcards (pure)
+ *   stomp_vhost.c    virtual hosts: CONNECT's host, names in a vhost
  *   stomp_ack.c      ack modes, message ids, the unacked list (pure)
  *   stomp_selector.c JMS selectors (pure)
  *   stomp_frame.c    the frame parser and encoder (pure)
@@ -67,8 +68,11 @@ typedef struct dest {
     const char *err; /* when refused: the ERROR's message header */
 } dest;
 
+#define STOMP_VHOST_MAX 64
+
 /* Resolve a destination header; session names this connection's temp
- * queues. SL_OK or SL_ERR_INVALID_ARG with why. */
+ * queues. SL_OK or SL_ERR_INVALID_ARG with why. Pure: frame handlers
+ * call stomp_dest_resolve (below), which adds the virtual host. */
 sl_err stomp_dest_parse(const char *session, const char *s, dest *d, char *why,
                         size_t whylen);
 /* Topic wildcard match, dot-separated words: '*' one word, '#' zero or
@@ -76,6 +80,25 @@ sl_err stomp_dest_parse(const char *session, const char *s, dest *d, char *why,
 int stomp_wild_match(const char *pattern, const char *topic);
 /* Is topic another session's temp queue ("stomp-tmp-S-NAME")? */
 int stomp_tmp_foreign(const char *session, const char *topic);
+
+/* ---- virtual hosts (stomp_vhost.c) --------------------------------------- */
+
+struct stomp_conn;
+/* CONNECT's host: sets c->vhost; -1 (why) when vhosts are configured and
+ * host is none of them (relay: another node's session, never refused). */
+int stomp_vhost_connect(struct stomp_conn *c, const char *host, int relay,
+                        char *why, size_t whylen);
+/* stomp_dest_parse, then the names moved into c's vhost. */
+sl_err stomp_dest_resolve(struct stomp_conn *c, const char *s, dest *d,
+                          char *why, size_t whylen);
+/* A name of c's (a durable subscription's) moved into its vhost in place
+ * (cap bytes); SL_ERR_INVALID_ARG with why when it cannot be. */
+sl_err stomp_vhost_name(struct stomp_conn *c, char *name, size_t cap, char *why,
+                        size_t whylen);
+/* 1 when c's wildcard subscriptions may see topic (not another vhost's). */
+int stomp_vhost_sees(const struct stomp_conn *c, const char *topic);
+/* topic as named in c's vhost (its prefix dropped). */
+const char *stomp_vhost_local(const struct stomp_conn *c, const char *topic);
 
 /* ---- ack modes, ids, the unacked list (stomp_ack.c) ---------------------- */
 
@@ -252,6 +275,7 @@ struct stomp_conn {
     int32_t relay_from;   /* a relay session of node N (CONNECT sluice-relay) */
     char relay_proof[80]; /* its login's answer (cluster secret), or "" */
     struct stomp_sendlink *sendlinks; /* to other nodes' temp queues */
+    char vhost[STOMP_VHOST_MAX + 1];  /* CONNECT's host; "" = default "/" */
 };
 
 /* ---- small helpers ------------------------------------------------------- */

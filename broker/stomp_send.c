@@ -342,7 +342,7 @@ void stomp_h_send(stomp_conn *c, const sl_stomp_frame *f)
     sl_err rc;
     stomp_tx *t = NULL;
 
-    if (stomp_dest_parse(c->session, dv, &d, why, sizeof(why)) != SL_OK) {
+    if (stomp_dest_resolve(c, dv, &d, why, sizeof(why)) != SL_OK) {
         stomp_send_error(c, receipt, d.err, why);
         return;
     }
@@ -370,7 +370,7 @@ void stomp_h_send(stomp_conn *c, const sl_stomp_frame *f)
      * (auto ack, subscription = the temp-queue name) and rewritten */
     if (rt && strncmp(rt, "/temp-queue/", 12) == 0) {
         dest td;
-        if (stomp_dest_parse(c->session, rt, &td, why, sizeof(why)) != SL_OK) {
+        if (stomp_dest_resolve(c, rt, &td, why, sizeof(why)) != SL_OK) {
             stomp_send_error(c, receipt, "Invalid header", why);
             return;
         }

@@ -123,6 +123,16 @@ void stomp_h_connect(stomp_conn *c, const sl_stomp_frame *f)
                          "non-negative integers in ms: cx,cy");
         return;
     }
+    {
+        char why[400];
+        if (stomp_vhost_connect(c, sl_stomp_frame_value(f, "host"),
+                                sl_stomp_frame_value(f, "sluice-relay") != NULL,
+                                why, sizeof(why)) < 0) {
+            /* RabbitMQ's words for a vhost it does not have */
+            stomp_send_error(c, RECEIPT(f), "Bad CONNECT", why);
+            return;
+        }
+    }
     snprintf(c->login, sizeof(c->login), "%s", login ? login : "");
     snprintf(c->client_id, sizeof(c->client_id), "%s", cid ? cid : "");
     if (sl_stomp_frame_value(f, "sluice-relay")) {

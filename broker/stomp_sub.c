@@ -677,7 +677,7 @@ void stomp_h_subscribe(stomp_conn *c, const sl_stomp_frame *f)
         /* 0 = unlimited (RabbitMQ); cap to keep memory bounded */
         prefetch = v == 0 ? 1000000 : v;
     }
-    if (stomp_dest_parse(c->session, dv, &d, why, sizeof(why)) != SL_OK) {
+    if (stomp_dest_resolve(c, dv, &d, why, sizeof(why)) != SL_OK) {
         stomp_send_error(c, receipt, d.err, why);
         return;
     }
@@ -712,6 +712,11 @@ void stomp_h_subscribe(stomp_conn *c, const sl_stomp_frame *f)
             }
             snprintf(durable_name, sizeof(durable_name), "%s", xq ? xq : id);
             dn = durable_name;
+        }
+        if (dn && stomp_vhost_name(c, durable_name, sizeof(durable_name), why,
+                                   sizeof(why)) != SL_OK) {
+            stomp_send_error(c, receipt, "Invalid destination", why);
+            return;
         }
     }
     if (sl_acl_stomp_subscribe(
@@ -785,6 +790,10 @@ void stomp_h_unsubscribe(stomp_conn *c, const sl_stomp_frame *f)
         /* ActiveMQ: remove a durable subscription that is not active */
         char g[SL_TOPIC_NAME_MAX + 1];
         snprintf(g, sizeof(g), "%s.%s", c->client_id, amq_sub);
+        if (stomp_vhost_name(c, g, sizeof(g), why, sizeof(why)) != SL_OK) {
+            stomp_send_error(c, receipt, "Invalid destination", why);
+            return;
+        }
         sanitize_name(g);
         if (srv_groups(c->s))
             sl_qgroup_delete(srv_groups(c->s), g, NULL);
