@@ -416,3 +416,42 @@ def test_topic_changes_go_through_the_quorum(cluster):
     p = c.cli(1, "topic", "add-partitions", "tc", "--count", "3",
               check=False)
     assert p.returncode != 0 and "has 4 partition(s) already" in p.stderr
+
+
+def test_replace_a_dead_node(cluster):
+    """docs/cluster.md 10.6: node 3 dies for good (kill -9); node 4 joins,
+    node 3 is removed: its replicas are copied to node 4, the quorum and
+    the image lose node 3, and every record is on the new replica set."""
+    c = cluster
+    all3 = [1, 2, 3]
+    wait_all_up(c, all3)
+    c.cli(1, "topic", "create", "rp", "--partitions", "2",
+          "--replication-factor", "3")
+    c.wait(lambda: full_isr(c, "rp", all3, 2), "rp in sync")
+    recs = ["r-%03d" % i for i in range(100)]
+    c.cli(1, "produce", "rp", "--partition", "0", "--acks", "durable",
+          input="\n".join(recs) + "\n")
+    c.kill9(3)
+    c.wait(lambda: (c.status(1) or {}).get("nodes", {}).get(3) == "down",
+           "node 3 fenced")
+    raft4 = start_joiner(c, 4)
+    c.cli(1, "cluster", "add-node", "4", raft4)
+    c.wait(lambda: all((c.status(n) or {}).get("nodes", {}).get(4) == "up"
+                       for n in (1, 2, 4)), "node 4 up everywhere")
+    out = c.cli(2, "cluster", "remove-node", "3").stdout
+    assert "moving 2 partition(s) off node 3" in out, out
+    assert "node 3 removed from the cluster" in out, out
+    rest = [1, 2, 4]
+    c.wait(lambda: all(sorted((c.status(n) or {}).get("nodes", {})) == rest
+                       for n in rest), "node 3 gone from every image")
+    view = c.wait(lambda: full_isr(c, "rp", rest, 2), "rp on 1,2,4")
+    for ldr, _, reps, isr in view:
+        assert sorted(reps) == rest and sorted(isr) == rest
+    for n in rest:
+        assert c.cli(n, "consume", "rp", "--partition", "0",
+                     "--from-beginning", "--count", "100"
+                     ).stdout.split() == recs
+    # the quorum of three is whole again: a metadata change commits
+    c.cli(4, "topic", "create", "after", "--partitions", "1",
+          "--replication-factor", "3")
+    c.wait(lambda: full_isr(c, "after", rest, 1), "a topic on 1,2,4")
