@@ -77,6 +77,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/ssl.h>
 #include <sqlite3.h>
 
 #include "broker/acl.h"
@@ -714,6 +715,8 @@ void sl_auth_module_init(sl_broker *b)
     if (rc == SL_OK)
         rc = sl_peer_auth_load(b, err, sizeof(err));
     if (rc == SL_OK)
+        rc = sl_peer_tls_check(b, err, sizeof(err));
+    if (rc == SL_OK)
         rc = load_users(a, err, sizeof(err));
     if (rc == SL_OK)
         a->synced_index = read_synced_index(a);
@@ -804,6 +807,7 @@ void sl_auth_module_fini(sl_broker *b)
         event_free(a->sup_ev);
     }
     sl_acl_free(b);
+    SSL_CTX_free(a->peer_tls_ctx);
     if (a->db)
         sqlite3_close(a->db);
     pthread_cond_destroy(&a->cv);

@@ -100,6 +100,7 @@ struct sl_auth {
         int64_t ms;
     } peer_seen[PEER_SEEN];
     size_t peer_seen_next;
+    struct ssl_ctx_st *peer_tls_ctx; /* cluster-tls client context */
     /* audit lines of logins: token bucket (thousandths), dropped counts */
     int64_t tok_milli, tok_at;
     long sup_ok, sup_fail;

@@ -184,8 +184,7 @@ static sl_err forward(sl_broker *b, const char *addr, const void *cmd,
         goto fail;
     }
     if (sl_cluster_forward_req_encode(&wb, 1, cmd, len) != SL_OK ||
-        !(f->bev = bufferevent_socket_new(b->base, -1,
-                                          BEV_OPT_CLOSE_ON_FREE)))
+        !(f->bev = sl_peer_bev_new(b, addr)))
         goto fail;
     f->fn = fn;
     f->arg = arg;
@@ -891,8 +890,8 @@ static void reg_cb(evutil_socket_t fd, short what, void *arg)
     /* a node that stopped itself (SL_MI_STOPPED) registers again when it
      * is back, not while it is stopping (cluster_ops.c) */
     if (bc->reg_inflight || sl_broker_stopping(b) ||
-        (me && !strcmp(me->addr, b->bin_addr) &&
-         !strcmp(me->stomp_addr, b->stomp_addr) &&
+        (me && !strcmp(me->addr, sl_peer_my_addr(b, 0)) &&
+         !strcmp(me->stomp_addr, sl_peer_my_addr(b, 1)) &&
          me->fenced != SL_MI_STOPPED))
         return;
     if (!not_leader_msg(b, msg, sizeof(msg)))
@@ -901,8 +900,8 @@ static void reg_cb(evutil_socket_t fd, short what, void *arg)
     if (!to)
         return;
     sl_wb_init(&wb, 128);
-    sl_meta_enc_register(&wb, (int32_t)b->cfg.node_id, "", b->bin_addr,
-                         b->stomp_addr);
+    sl_meta_enc_register(&wb, (int32_t)b->cfg.node_id, "",
+                         sl_peer_my_addr(b, 0), sl_peer_my_addr(b, 1));
     if (!wb.err && forward(b, to, wb.p, wb.len, reg_done, b) == SL_OK)
         bc->reg_inflight = 1;
     sl_wb_fini(&wb);
@@ -1248,8 +1247,8 @@ sl_err sl_bcluster_start(sl_broker *b, char *err, size_t errlen)
     cc.listen = b->cfg.cluster_listen;
     cc.peers = b->cfg.cluster_peers;
     cc.dir = dir;
-    cc.addr = b->bin_addr;
-    cc.stomp_addr = b->stomp_addr;
+    cc.addr = sl_peer_my_addr(b, 0); /* the TLS ones with cluster-tls */
+    cc.stomp_addr = sl_peer_my_addr(b, 1);
     cc.election_ms = (unsigned)b->cfg.cluster_election_timeout_ms;
     cc.heartbeat_ms = (unsigned)b->cfg.cluster_heartbeat_ms;
     cc.session_ms = (unsigned)b->cfg.cluster_session_timeout_ms;

@@ -400,6 +400,14 @@ SL_CFG(cluster_secret_file, "cluster-secret-file", STR, "", 0, 0, 0, NULL,
        "authenticate with it, and replica fetches and CLUSTER_FORWARD from "
        "any other connection are refused. Required once users exist "
        "(docs/security.md, Clusters).")
+SL_CFG(cluster_tls, "cluster-tls", BOOL, "no", 0, 0, 0, NULL,
+       "Cluster mode: brokers reach each other over TLS. Each node "
+       "registers its tls-listen and stomp-tls-listen addresses (both "
+       "needed, and tls-ca), so METADATA and cluster status name TLS "
+       "addresses and clients use TLS too; it connects to the other nodes "
+       "with TLS, checks their certificate against tls-ca and the address "
+       "it connects to, and shows its own tls-cert as a client certificate "
+       "(docs/security.md, Clusters).")
 SL_CFG(login_failure_delay_ms, "login-failure-delay-ms", MS, "100", 0, 60000,
        0, NULL,
        "Slow-down of failed logins per client address: from the third "

@@ -261,7 +261,7 @@ static fa_link *link_get(sl_fwd *fw, int32_t leader, const char *addr)
     snprintf(l->addr, sizeof(l->addr), "%s", addr);
     if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &slen) != 0)
         return NULL;
-    l->bev = bufferevent_socket_new(fw->b->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    l->bev = sl_peer_bev_new(fw->b, addr); /* TLS with cluster-tls */
     if (!l->bev)
         return NULL;
     bufferevent_setcb(l->bev, read_cb, NULL, event_cb, l);

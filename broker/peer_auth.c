@@ -44,10 +44,17 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <arpa/inet.h>
+
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "broker/auth_int.h"
+#include "broker/tls.h"
 #include "protocol/api.h"
 #include "protocol/frame.h"
 #include "protocol/log.h"
@@ -118,6 +125,106 @@ sl_err sl_peer_auth_load(sl_broker *b, char *err, size_t errlen)
     }
     a->peer_secret_len = n;
     return SL_OK;
+}
+
+/* ---- TLS between brokers (cluster-tls) ---------------------------------- */
+
+const char *sl_peer_my_addr(const sl_broker *b, int stomp)
+{
+    if (b->cfg.cluster_tls)
+        return stomp ? b->stomp_tls_addr : b->bin_tls_addr;
+    return stomp ? b->stomp_addr : b->bin_addr;
+}
+
+sl_err sl_peer_tls_check(sl_broker *b, char *err, size_t errlen)
+{
+    const sl_config *cfg = &b->cfg;
+    if (!cfg->cluster_tls || cfg->node_id == 0)
+        return SL_OK;
+    if (!cfg->tls_listen || !cfg->tls_listen[0] || !cfg->stomp_tls_listen ||
+        !cfg->stomp_tls_listen[0] || !cfg->tls_ca || !cfg->tls_ca[0]) {
+        snprintf(err, errlen,
+                 "cluster-tls needs tls-listen and stomp-tls-listen (the "
+                 "addresses this node registers) and tls-ca (the CA of the "
+                 "other nodes' certificates)");
+        return SL_ERR_INVALID_CONFIG;
+    }
+    return SL_OK;
+}
+
+/* The client context for connections to other brokers, built once:
+ * TLS 1.2+, the peers' certificates checked against tls-ca, this node's
+ * tls-cert shown as a client certificate. NULL (logged) on failure. */
+static SSL_CTX *peer_ctx(sl_broker *b)
+{
+    sl_auth *a = b->auth;
+    const sl_config *cfg = &b->cfg;
+    SSL_CTX *ctx;
+    char why[200];
+    if (a->peer_tls_ctx)
+        return a->peer_tls_ctx;
+    ERR_clear_error();
+    ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx)
+        return NULL;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+                              SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    if (SSL_CTX_load_verify_locations(ctx, cfg->tls_ca, NULL) != 1 ||
+        (cfg->tls_cert && cfg->tls_cert[0] &&
+         (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1 ||
+          SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key, SSL_FILETYPE_PEM) !=
+              1))) {
+        sl_log(SL_ERROR, "cluster",
+               "cluster-tls: cannot build the client context (tls-ca %s, "
+               "tls-cert %s): %s",
+               cfg->tls_ca, cfg->tls_cert ? cfg->tls_cert : "",
+               sl_tls_err_reason(0, why, sizeof(why)));
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    a->peer_tls_ctx = ctx;
+    return ctx;
+}
+
+struct bufferevent *sl_peer_bev_new(sl_broker *b, const char *addr)
+{
+    char host[128];
+    const char *colon = strrchr(addr, ':');
+    size_t n = colon ? (size_t)(colon - addr) : strlen(addr);
+    unsigned char ipbuf[16];
+    struct bufferevent *bev;
+    X509_VERIFY_PARAM *vp;
+    SSL_CTX *ctx;
+    SSL *ssl;
+    if (!b->cfg.cluster_tls)
+        return bufferevent_socket_new(b->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (!(ctx = peer_ctx(b)) || !(ssl = SSL_new(ctx)))
+        return NULL;
+    if (n && addr[0] == '[' && addr[n - 1] == ']') {
+        addr++;
+        n -= 2;
+    }
+    snprintf(host, sizeof(host), "%.*s", (int)(n < 127 ? n : 127), addr);
+    vp = SSL_get0_param(ssl);
+    if (inet_pton(AF_INET, host, ipbuf) == 1 ||
+        inet_pton(AF_INET6, host, ipbuf) == 1) {
+        X509_VERIFY_PARAM_set1_ip_asc(vp, host);
+    } else {
+        X509_VERIFY_PARAM_set1_host(vp, host, 0);
+        SSL_set_tlsext_host_name(ssl, host);
+    }
+    bev = bufferevent_openssl_socket_new(b->base, -1, ssl,
+                                         BUFFEREVENT_SSL_CONNECTING,
+                                         BEV_OPT_CLOSE_ON_FREE);
+    if (!bev) {
+        SSL_free(ssl);
+        return NULL;
+    }
+    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    return bev;
 }
 
 /* ---- client ------------------------------------------------------------- */

@@ -59,6 +59,21 @@ int sl_peer_login_read(sl_peer_login *pl, struct evbuffer *in, char *msg,
 void sl_peer_login_warn(const char *sub, int32_t node, const char *addr,
                         const char *msg);
 
+/*
+ * A bufferevent for a connection to another broker at addr (HOST:PORT):
+ * a socket one, or with cluster-tls a TLS one that checks the peer's
+ * certificate (tls-ca, and the host or IP of addr) and shows this node's.
+ * Connect it with bufferevent_socket_connect. NULL when out of memory or
+ * the TLS context cannot be built (logged).
+ */
+struct bufferevent *sl_peer_bev_new(sl_broker *b, const char *addr);
+/* The address other nodes reach this one at: binary (stomp 0) or STOMP
+ * (stomp 1); the TLS listeners' with cluster-tls. */
+const char *sl_peer_my_addr(const sl_broker *b, int stomp);
+/* Start checks of cluster-tls (auth module init): SL_OK or an error with
+ * err naming what is missing. */
+sl_err sl_peer_tls_check(sl_broker *b, char *err, size_t errlen);
+
 /* The server side (auth_sasl.c). 1 when a cluster secret is loaded. */
 int sl_peer_auth_enabled(const sl_broker *b);
 /*

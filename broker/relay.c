@@ -521,7 +521,7 @@ static void rl_connect(stomp_relay *rl)
         rl_fail(rl, "cannot parse its STOMP address");
         return;
     }
-    rl->bev = bufferevent_socket_new(srv->b->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    rl->bev = sl_peer_bev_new(srv->b, rl->addr); /* TLS with cluster-tls */
     if (!rl->bev) {
         rl_fail(rl, "out of memory");
         return;

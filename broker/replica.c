@@ -533,7 +533,7 @@ static void connect_fetcher(fetcher *f)
                (int)f->leader, f->addr);
         return;
     }
-    f->bev = bufferevent_socket_new(f->rs->b->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    f->bev = sl_peer_bev_new(f->rs->b, f->addr); /* TLS with cluster-tls */
     if (!f->bev)
         return;
     bufferevent_setcb(f->bev, read_cb, NULL, event_cb, f);
