@@ -1256,6 +1256,7 @@ sl_err sl_bcluster_start(sl_broker *b, char *err, size_t errlen)
     cc.join = b->cfg.cluster_join;
     cc.notify = notify;
     cc.notify_arg = b;
+    cc.secret = sl_peer_secret(b, &cc.secret_len); /* the Raft port too */
     rc = sl_replicas_new(b, cc.node_id, &bc->image, &bc->replicas);
     if (rc == SL_OK)
         rc = sl_fwd_new(b, &bc->image, &bc->fwd);

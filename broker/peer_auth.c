@@ -84,6 +84,12 @@ static void mac(const sl_auth *a, const char *label, const char *body,
                   n < 0 ? 0 : (size_t)n, out);
 }
 
+const uint8_t *sl_peer_secret(const sl_broker *b, size_t *len)
+{
+    *len = b->auth ? b->auth->peer_secret_len : 0;
+    return b->auth ? b->auth->peer_secret : NULL;
+}
+
 int sl_peer_auth_enabled(const sl_broker *b)
 {
     return b->auth && b->auth->peer_secret_len > 0;

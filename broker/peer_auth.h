@@ -74,6 +74,10 @@ const char *sl_peer_my_addr(const sl_broker *b, int stomp);
  * err naming what is missing. */
 sl_err sl_peer_tls_check(sl_broker *b, char *err, size_t errlen);
 
+/* The cluster secret (for the Raft transport, cluster/raft_auth.c);
+ * *len 0 without one. */
+const uint8_t *sl_peer_secret(const sl_broker *b, size_t *len);
+
 /* The server side (auth_sasl.c). 1 when a cluster secret is loaded. */
 int sl_peer_auth_enabled(const sl_broker *b);
 /*

@@ -21,6 +21,7 @@
 #include <uv.h>
 
 #include "cluster/fsm.h"
+#include "cluster/raft_auth.h"
 #include "protocol/log.h"
 
 enum { IT_APPLY = 1, IT_RESTORE, IT_DONE, IT_PROPOSE };
@@ -60,6 +61,7 @@ struct sl_cluster_node {
     uv_async_t async;
     uv_timer_t tick;
     struct raft_uv_transport transport;
+    struct raft_uv_transport auth_transport; /* with a secret: raft_auth.c */
     struct raft_io io;
     struct raft raft;
     sl_meta_fsm fsm;
@@ -628,6 +630,7 @@ static void node_raft_closed(struct raft *r)
     sl_cluster_node *n = r->data;
     raft_uv_close(&n->io);
     raft_uv_tcp_close(&n->transport);
+    sl_raft_auth_fini(&n->auth_transport);
 }
 
 static void tick_cb(uv_timer_t *t)
@@ -715,6 +718,7 @@ static void node_free(sl_cluster_node *n)
                 raft_uv_close(&n->io);
             if (n->transport_init)
                 raft_uv_tcp_close(&n->transport);
+            sl_raft_auth_fini(&n->auth_transport);
         }
         if (!uv_is_closing((uv_handle_t *)&n->async))
             uv_close((uv_handle_t *)&n->async, NULL);
@@ -764,6 +768,7 @@ sl_err sl_cluster_node_start(const sl_cluster_cfg *cfg, sl_cluster_node **out,
 {
     sl_cluster_node *n = calloc(1, sizeof(*n));
     struct raft_configuration conf;
+    struct raft_uv_transport *tr;
     int pi, rv;
     sl_err rc;
 
@@ -816,7 +821,16 @@ sl_err sl_cluster_node_start(const sl_cluster_cfg *cfg, sl_cluster_node **out,
         goto fail;
     }
     n->transport_init = 1;
-    if ((rv = raft_uv_init(&n->io, &n->loop, n->dir, &n->transport)) != 0) {
+    tr = &n->transport;
+    if (cfg->secret_len) { /* Raft connections prove the cluster secret */
+        if (sl_raft_auth_init(&n->auth_transport, &n->transport, &n->loop,
+                              cfg->secret, cfg->secret_len) != 0) {
+            snprintf(err, errlen, "raft transport: out of memory");
+            goto fail;
+        }
+        tr = &n->auth_transport;
+    }
+    if ((rv = raft_uv_init(&n->io, &n->loop, n->dir, tr)) != 0) {
         snprintf(err, errlen, "raft storage in %s: %s", n->dir, n->io.errmsg);
         goto fail;
     }

@@ -62,6 +62,10 @@ typedef struct sl_cluster_cfg {
                  10.4) */
     void (*notify)(void *arg); /* @thread raft: wake the loop */
     void *notify_arg;
+    /* cluster-secret-file: every Raft connection proves it
+     * (cluster/raft_auth.c); secret_len 0: none */
+    const uint8_t *secret;
+    size_t secret_len;
 } sl_cluster_cfg;
 
 typedef struct sl_cluster_node sl_cluster_node;
