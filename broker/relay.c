@@ -815,7 +815,7 @@ void stomp_relay_unsubscribe_all(stomp_conn *c, const char *amq_sub)
             evutil_parse_sockaddr_port(n->stomp_addr, (struct sockaddr *)&ss,
                                        &slen) != 0)
             continue;
-        bev = bufferevent_socket_new(srv->b->base, -1, BEV_OPT_CLOSE_ON_FREE);
+        bev = sl_peer_bev_new(srv->b, n->stomp_addr); /* cluster-tls */
         if (!bev)
             continue;
         linger(bev, &wb);
