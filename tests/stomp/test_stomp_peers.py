@@ -120,11 +120,16 @@ def read_from(conns, n):
     """n MESSAGE frames from any of conns: [(index of conn, frame)]."""
     got = []
     while len(got) < n:
-        ready = [i for i, c in enumerate(conns) if c.buf]
+        # heart-beat EOLs (ActiveMQ sends one after each frame) are not a
+        # frame: a buffer holding only those would block in read_frame
+        ready = [i for i, c in enumerate(conns) if c.buf.lstrip(b"\r\n")]
         if not ready:
             rl, _, _ = select.select([c.sock for c in conns], [], [], 20)
             assert rl, "no MESSAGE within 20 s; got %r" % got
-            ready = [i for i, c in enumerate(conns) if c.sock in rl]
+            for c in conns:
+                if c.sock in rl:
+                    c._fill()  # maybe only an EOL: looked at again above
+            continue
         for i in ready:
             f = conns[i].read_frame()
             assert f.command == "MESSAGE", f
