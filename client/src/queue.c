@@ -334,6 +334,9 @@ static void move_to_coordinator(sluice_queue_consumer *q)
     ld = t->parts[sl_fnv1a32(q->group, strlen(q->group)) % t->nparts].leader;
     if (ld <= 0 || ld == resp.node_id)
         goto out; /* any node, offline now, or this one */
+    if (q->cfg.tls)
+        goto out; /* brokers register plaintext addresses only: a TLS
+                     handshake there fails (docs/cluster.md 5) */
     for (i = 0; i < resp.nbrokers; i++) {
         sl_str a = resp.brokers[i].addr;
         const char *colon;

@@ -65,3 +65,28 @@ def test_tls_clients_are_routed_to_the_leaders(tls_cluster):
                     "--from-beginning", "--count", "5")
         assert r.returncode == 0, r.stderr
         assert r.stdout.split() == want
+
+
+def test_tls_queue_consumer_stays_on_tls(tls_cluster):
+    """A queue consumer over TLS does not try its group's coordinator at
+    the registered plaintext address (a TLS handshake there is refused and
+    logged); it consumes through the node it reached."""
+    c = tls_cluster
+    all3 = [1, 2, 3]
+    wait_all_up(c, all3)
+    c.cli(1, "topic", "create", "tq", "--partitions", "3",
+          "--replication-factor", "3")
+    c.wait(lambda: same_everywhere(c, "tq", all3, 3), "tq everywhere")
+    for p in range(3):
+        c.cli(1, "produce", "tq", "--partition", str(p), "--acks",
+              "durable", input="q%d\n" % p)
+    got = []
+    for boot in all3:  # the coordinator is another node for two of these
+        r = tls_cli(c, [boot], "queue", "consume", "tq", "--group",
+                    "g%d" % boot, "--count", "3")
+        assert r.returncode == 0, r.stderr
+        got.append(sorted(r.stdout.split()))
+    assert got == [["q0", "q1", "q2"]] * 3
+    for n in all3:
+        assert "tls-on-plain" not in c.nodes[n].log() and \
+            "TLS handshake on the plaintext" not in c.nodes[n].log()
