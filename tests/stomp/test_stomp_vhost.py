@@ -211,3 +211,54 @@ def test_bad_vhosts_setting_refuses_start():
         b.start()
     assert "vhosts: 'b.c' is not a virtual host name" in str(e.value)
     b.cleanup()
+
+
+def sluice_as(b, user, pw, *args, stdin=None):
+    env = dict(os.environ, SLUICE_USER=user, SLUICE_PASSWORD=pw)
+    p = subprocess.run([os.path.join(bin_dir(), "sluice"), "-b",
+                        "127.0.0.1:%d" % b.binary_port] + list(args),
+                       input=stdin, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, env=env, timeout=60)
+    assert p.returncode == 0, (args, p.stderr)
+
+
+def login(b, host, user, pw):
+    r = Raw(b.stomp_port)
+    r.send("CONNECT", {"accept-version": "1.2", "host": host,
+                       "login": user, "passcode": pw})
+    f = r.read_frame()
+    assert f.command == "CONNECTED", f
+    r.version = "1.2"
+    return r
+
+
+def test_user_kept_to_a_vhost_by_prefix_rules():
+    """docs/stomp.md, Users and vhosts: rules on the prefix vhost.a.
+    let alice use vhost a and nothing else."""
+    os.environ["SLUICE_ADMIN_PASSWORD"] = "root-pw"
+    try:
+        b = Broker(args=["--vhosts", "a,b", "--bootstrap-admin",
+                         "root"]).start()
+    finally:
+        del os.environ["SLUICE_ADMIN_PASSWORD"]
+    try:
+        sluice_as(b, "root", "root-pw", "user", "add", "alice",
+                  "--password-stdin", stdin=b"alice-pw\n")
+        for kind in ("--topic", "--group"):
+            sluice_as(b, "root", "root-pw", "acl", "grant", "alice", kind,
+                      "vhost.a.", "--prefix", "--ops", "all")
+        r = login(b, "a", "alice", "alice-pw")
+        send(r, "/queue/jobs", "mine")
+        r.send("SUBSCRIBE", {"destination": "/queue/jobs", "id": "1"})
+        assert next_message(r).body == b"mine"
+        r.close()
+        for host in ("b", "/"):
+            r = login(b, host, "alice", "alice-pw")
+            r.send("SEND", {"destination": "/queue/jobs", "receipt": "x"},
+                   b"not here")
+            f = r.read_frame()
+            assert f.command == "ERROR", (host, f)
+            assert f.headers["message"] == "access refused"
+            r.close()
+    finally:
+        b.cleanup()
