@@ -57,6 +57,17 @@ sl_groups *sl_bg_groups(sl_broker *b, sl_reply *r)
     return g;
 }
 
+int sl_bg_coordinated(sl_broker *b, const char *group, const char *what,
+                      sl_reply *r)
+{
+    char msg[700], full[800];
+    if (sl_ops_group_coordinated(b, group, msg, sizeof(msg)))
+        return 1;
+    snprintf(full, sizeof(full), "%s: %s", what, msg);
+    sl_reply_error(r, SL_ERR_NOT_COORDINATOR, full);
+    return 0;
+}
+
 /* A reply waiting for a groups commit. */
 typedef struct dwait {
     sl_reply *r;

@@ -34,6 +34,11 @@ int sl_bg_cstr(sl_str s, char *buf, size_t size);
 void sl_bg_reply_frame(sl_reply *r, sl_wb *wb);
 /* The broker's groups, or NULL after answering SL_ERR_SHUTTING_DOWN. */
 sl_groups *sl_bg_groups(sl_broker *b, sl_reply *r);
+/* In a cluster only a group's coordinator serves it (docs/cluster.md 6):
+ * 0 after answering SL_ERR_NOT_COORDINATOR (naming the coordinator) on
+ * any other node; libsluice then looks for it. 1 = go on. */
+int sl_bg_coordinated(sl_broker *b, const char *group, const char *what,
+                      sl_reply *r);
 /* Send wb (a whole response frame) once the groups state is durable; takes
  * ownership of wb's buffer. */
 void sl_bg_reply_when_durable(sl_groups *g, sl_reply *r, sl_wb *wb);

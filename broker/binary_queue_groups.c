@@ -586,6 +586,8 @@ static void h_acquire(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
         int32_t np;
         (void)sl_ops_topic_get(b, topic, SL_OPS_AUTO_CREATE, &np);
     }
+    if (!sl_bg_coordinated(b, group, "QUEUE_ACQUIRE", r))
+        return;
     rc = bq_get(b->bgroups, g, group, topic, cid, q.lock_ms, c, &cq);
     if (rc != SL_OK) {
         char msg[800];
@@ -665,6 +667,8 @@ static void h_settle(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
                        "non-empty and shorter than 256 bytes");
         goto out;
     }
+    if (!sl_bg_coordinated(b, group, "settle", r))
+        goto out;
     rc = bq_get(b->bgroups, g, group, topic, cid, 0, c, &cq);
     if (rc != SL_OK) {
         sl_reply_error(r, rc, "settle: unknown queue group or topic");
@@ -763,6 +767,8 @@ static void h_qconfig(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
                        "QUEUE_GROUP_CONFIG: bad group or topic name");
         goto out;
     }
+    if (!sl_bg_coordinated(b, group, "QUEUE_GROUP_CONFIG", r))
+        goto out;
     rc = sl_qgroup_get_cfg(g, group, topic, &cfg);
     if (rc != SL_OK) {
         if (q.mode != SL_QGC_UPSERT) {

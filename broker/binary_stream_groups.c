@@ -52,6 +52,8 @@ static void h_join(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
                        "GROUP_JOIN: needs a group name and 1..256 topics");
         goto out;
     }
+    if (!sl_bg_coordinated(b, group, "GROUP_JOIN", r))
+        goto out;
     if (sl_bg_cstr(q.member_id, member, sizeof(member)))
         member[0] = 0;
     if (sl_bg_cstr(q.client_id, client, sizeof(client)))
@@ -135,6 +137,12 @@ static void h_member(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
         sl_reply_error(r, SL_ERR_INVALID_ARG, "bad group or member id");
         return;
     }
+    if (!sl_bg_coordinated(b, group,
+                           req->api_key == SL_API_GROUP_HEARTBEAT
+                               ? "GROUP_HEARTBEAT"
+                               : "GROUP_LEAVE",
+                           r))
+        return;
     if (req->api_key == SL_API_GROUP_HEARTBEAT)
         rc = sl_sgroup_heartbeat(g, group, member, q.generation);
     else
@@ -170,6 +178,8 @@ static void h_commit(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
         sl_reply_error(r, SL_ERR_INVALID_ARG, "OFFSET_COMMIT: bad group");
         goto out;
     }
+    if (!sl_bg_coordinated(b, group, "OFFSET_COMMIT", r))
+        goto out;
     if (sl_bg_cstr(q.member_id, member, sizeof(member)))
         member[0] = 0;
     memset(&resp, 0, sizeof(resp));
@@ -236,6 +246,8 @@ static void h_fetch_offsets(sl_broker *b, sl_conn *c, const sl_req *req,
         sl_reply_error(r, SL_ERR_INVALID_ARG, "OFFSET_FETCH: bad group");
         goto out;
     }
+    if (!sl_bg_coordinated(b, group, "OFFSET_FETCH", r))
+        goto out;
     if (q.ntopics == 0) {
         /* Everything committed by the group. */
         if (sl_groups_describe(g, group, &info) == SL_OK && info->kind == 0) {

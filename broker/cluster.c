@@ -33,6 +33,7 @@
 #include "broker/cluster_ops.h"
 #include "broker/cluster_users.h"
 #include "broker/forward.h"
+#include "broker/group_state.h"
 #include "broker/ops.h"
 #include "broker/peer_auth.h"
 #include "broker/replica.h"
@@ -319,6 +320,7 @@ static void reconcile(sl_broker *b)
     sl_bops_sync_topics(b); /* partitions added, configs changed */
     if (b->cluster->replicas)
         sl_replicas_update(b->cluster->replicas);
+    sl_gstate_on_image(b); /* group coordinators follow the leaders */
     ac_poll(b);
     sl_cluster_users_sync(b);
     sl_bops_changed(b->cluster->ops);

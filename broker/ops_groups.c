@@ -27,12 +27,15 @@
 
 #include "broker/broker.h"
 #include "broker/config.h"
+#include "broker/group_state.h"
 #include "broker/ops_groups.h"
 #include "protocol/log.h"
 
 typedef struct sl_gmod {
     sl_broker *b;
     sl_groups *g;
+    sl_gstate *gs; /* cluster: state replicated (group_state.c) */
+    int64_t dlq_token; /* dead-letter batches forwarded so far */
     struct event *flushed_ev;
     struct event *tick_ev;
     struct event *stage_ev; /* end of loop iteration: stage once */
@@ -48,6 +51,32 @@ typedef struct sl_gmod {
 sl_groups *sl_ops_groups(sl_broker *b)
 {
     return b->gmod ? b->gmod->g : NULL;
+}
+
+sl_gstate *sl_ops_gstate(sl_broker *b)
+{
+    return b->gmod && b->gmod->g ? b->gmod->gs : NULL;
+}
+
+int sl_ops_group_coordinated(sl_broker *b, const char *group, char *msg,
+                             size_t msglen)
+{
+    int32_t c;
+    if (!b->gmod || !b->gmod->gs ||
+        sl_gstate_coordinates(b->gmod->gs, group))
+        return 1;
+    c = sl_gstate_coordinator(b, group);
+    if (c > 0 && c != (int32_t)sl_broker_config(b)->node_id)
+        snprintf(msg, msglen,
+                 "group '%s' is coordinated by node %d (the leader of its "
+                 "%s partition)",
+                 group, (int)c, SL_GSTATE_TOPIC);
+    else
+        snprintf(msg, msglen,
+                 "group '%s' has no coordinator right now (its %s partition "
+                 "is being created, elected or rebuilt): retry",
+                 group, SL_GSTATE_TOPIC);
+    return 0;
 }
 
 sl_err sl_ops_groups_on_second(sl_broker *b, void (*fn)(void *arg, int64_t now),
@@ -87,16 +116,57 @@ static int32_t env_partitions(void *ctx, const char *topic)
     return n;
 }
 
+/* A dead-letter batch forwarded to its partition's leader. */
+typedef struct dlq_fwd {
+    sl_broker *b;
+    int64_t token;
+} dlq_fwd;
+
+static void dlq_fwd_done(void *arg, sl_err err)
+{
+    dlq_fwd *f = arg;
+    sl_groups *g = sl_ops_groups(f->b);
+    if (g)
+        sl_groups_dlq_forwarded(g, f->token, err);
+    free(f);
+}
+
 static sl_err env_append(void *ctx, const char *topic, int32_t p,
                          uint8_t *batch, size_t len, int64_t *base,
                          sl_part **part_out)
 {
     gmod *M = ctx;
+    dlq_fwd *f;
     sl_err rc =
         sl_ops_append(M->b, topic, p, SL_OPS_CREATE, batch, len, base, NULL);
-    if (rc != SL_OK)
+    if (rc == SL_OK)
+        return sl_ops_part(M->b, topic, p, SL_OPS_NO_CREATE, part_out);
+    if (rc != SL_ERR_NOT_LEADER || !(f = calloc(1, sizeof(*f))))
         return rc;
-    return sl_ops_part(M->b, topic, p, SL_OPS_NO_CREATE, part_out);
+    /* a cluster: the coordinator does not lead the DLQ partition (it
+     * moved, docs/cluster.md 6): the leader stores it, acks=durable */
+    f->b = M->b;
+    f->token = ++M->dlq_token;
+    rc = sl_ops_forward_append(M->b, topic, p, batch, len, 1, dlq_fwd_done,
+                               f);
+    if (rc != SL_OK) {
+        free(f);
+        return rc;
+    }
+    *base = f->token;
+    *part_out = NULL;
+    return SL_OK;
+}
+
+static int env_coordinates(void *ctx, const char *group)
+{
+    return sl_gstate_coordinates(((gmod *)ctx)->gs, group);
+}
+
+static void env_replicate(void *ctx, const uint8_t *ops, size_t len,
+                          uint64_t seq)
+{
+    sl_gstate_replicate(((gmod *)ctx)->gs, ops, len, seq);
 }
 
 static int64_t env_now(void *ctx)
@@ -328,9 +398,16 @@ void sl_groups_module_init(sl_broker *b)
     {
         sl_groups_env env = {
             M,       env_get_part,      env_partitions, env_append,
-            env_now, env_request_stage, env_topic_ttl,  env_wake_at};
+            env_now, env_request_stage, env_topic_ttl,  env_wake_at,
+            NULL,    NULL};
+        if (cfg->node_id != 0) { /* cluster: docs/cluster.md 6 */
+            env.coordinates = env_coordinates;
+            env.replicate = env_replicate;
+        }
         rc = sl_groups_open(sl_broker_data_dir(b), &env, sl_broker_flusher(b),
                             &g);
+        if (rc == SL_OK)
+            rc = sl_gstate_new(b, g, &M->gs);
     }
     if (rc != SL_OK) {
         sl_log(SL_ERROR, "groups", "cannot open %s/groups.db: %s",
@@ -373,6 +450,8 @@ void sl_groups_module_fini(sl_broker *b)
     pthread_mutex_unlock(&M->mu);
     if (g) {
         sl_groups_commit_now(g);
+        sl_gstate_free(M->gs);
+        M->gs = NULL;
         sl_groups_free(g);
     }
     if (M->tick_ev)

@@ -25,6 +25,15 @@ void sl_groups_module_release(sl_broker *b);
 
 /* The broker's groups, or NULL before module init / after fini. */
 sl_groups *sl_ops_groups(sl_broker *b);
+/* Cluster: the replication of group state (broker/group_state.c); NULL on
+ * a single node or outside init..fini. */
+struct sl_gstate;
+struct sl_gstate *sl_ops_gstate(sl_broker *b);
+/* May this node serve requests of queue group `group`? 1 on a single
+ * node; in a cluster only on its coordinator, else 0 with msg saying
+ * which node coordinates it (answer SL_ERR_NOT_COORDINATOR). */
+int sl_ops_group_coordinated(sl_broker *b, const char *group, char *msg,
+                             size_t msglen);
 /* fn(arg, now) about once a second from the groups' timer (no wake-up of
  * its own), while the groups module runs. Register after module init.
  * SL_OK, SL_ERR_NOMEM, SL_ERR_INVALID_ARG (groups not started). */

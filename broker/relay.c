@@ -7,8 +7,9 @@
  * the consumers connected to it, consumers of one queue on three nodes
  * would each get every message. So one node dispatches a group: its
  * coordinator, the leader of partition fnv1a32(group) mod partitions of
- * the topic (the node libsluice's queue consumers connect to,
- * client/src/queue.c). A /queue SUBSCRIBE on another node is relayed
+ * __sluice_group_state, which holds the group's replicated state
+ * (broker/group_state.c; the node libsluice's queue consumers connect to,
+ * client/src/coord.c). A /queue SUBSCRIBE on another node is relayed
  * there:
  *
  *  - The node opens a STOMP session of its own to the coordinator's STOMP
@@ -96,10 +97,10 @@
 
 #include "broker/broker.h"
 #include "broker/cluster.h"
+#include "broker/group_state.h"
 #include "broker/peer_auth.h"
 #include "broker/stomp_int.h"
 #include "cluster/meta.h"
-#include "protocol/hash.h"
 
 #define RELAY_SUBSYS "relay"
 #define RELAY_TICK_MS 100
@@ -158,13 +159,12 @@ int32_t stomp_relay_coordinator(stomp_srv *srv, const char *group,
                                 const char *topic)
 {
     const sl_meta *m = sl_bcluster_image(srv->b);
-    const sl_mi_topic *t;
     const sl_mi_node *n;
     int32_t ld;
-    if (!m || !(t = sl_meta_topic_find(m, topic)) || t->nparts <= 0)
+    (void)topic; /* the group alone decides (docs/cluster.md 6) */
+    if (!m)
         return 0;
-    ld =
-        t->parts[sl_fnv1a32(group, strlen(group)) % (uint32_t)t->nparts].leader;
+    ld = sl_gstate_coordinator(srv->b, group);
     if (ld == (int32_t)srv->b->cfg.node_id)
         return 0;
     if (ld <= 0 || !(n = sl_meta_node_find(m, ld)) || !n->stomp_addr ||

@@ -45,7 +45,11 @@ typedef struct sl_groups_env {
     /* Append one batch to topic/partition, creating the topic (with one
      * partition) if missing, and ask the flusher to cover it. The batch
      * buffer may be modified (base offset). On SL_OK *base_out is the
-     * assigned offset and *part_out the partition (to check durability). */
+     * assigned offset and *part_out the partition (to check durability).
+     * In a cluster, when another node leads the partition, the batch may
+     * be forwarded there instead: SL_OK with *part_out NULL and *base_out
+     * a token (>0, unique), and sl_groups_dlq_forwarded(g, token, rc)
+     * later, once the leader answered (acks=durable). */
     sl_err (*append)(void *ctx, const char *topic, int32_t partition,
                      uint8_t *batch, size_t len, int64_t *base_out,
                      sl_part **part_out);
@@ -64,6 +68,18 @@ typedef struct sl_groups_env {
      * session timeout, a deferred commit): call sl_groups_tick by then.
      * NULL = the caller ticks often enough on its own. */
     void (*wake_at)(void *ctx, int64_t at_ms);
+    /* Optional (cluster, broker/group_state.c): does this node coordinate
+     * queue group `group`? 0: creating it here is refused with
+     * SL_ERR_NOT_COORDINATOR. NULL = yes (a single node). */
+    int (*coordinates)(void *ctx, const char *group);
+    /* Optional (cluster): every staged buffer of state ops (walk it with
+     * sl_groups_ops_next), covering the mutations up to seq, is handed
+     * here before it is committed to groups.db. The broker appends it to
+     * the replicated state log and calls sl_groups_replicated(g, seq, rc)
+     * once, later, in seq order; waiters (sl_groups_wait) of those
+     * mutations are answered only after both the groups.db commit and
+     * that call. NULL = nothing is replicated. */
+    void (*replicate)(void *ctx, const uint8_t *ops, size_t len, uint64_t seq);
 } sl_groups_env;
 
 /*
@@ -142,6 +158,52 @@ void sl_groups_qgroup_foreach(sl_groups *g,
                               void *arg);
 /* The topic is being deleted: drop every queue/stream state for it. */
 void sl_groups_forget_topic(sl_groups *g, const char *topic);
+
+/* ---- replication of group state (cluster, docs/cluster.md 6) ---------- */
+
+/* One op of a staged buffer (env.replicate). kind: 'q' a queue group's
+ * window, settings or deletion, 's' a stream group's offsets or
+ * deletion, 't' a topic's deletion (group empty). partition: of a window
+ * or an offset, else -1. p/len: the op's bytes, a valid buffer alone. */
+typedef struct sl_gop {
+    int kind;
+    const char *group;
+    uint16_t group_len;
+    const char *topic;
+    uint16_t topic_len;
+    int32_t partition;
+    const uint8_t *p;
+    size_t len;
+} sl_gop;
+/* The op at *off of ops[0..len): 1 = *op filled and *off moved past it,
+ * 0 = the end, -1 = malformed. @thread any */
+int sl_groups_ops_next(const uint8_t *ops, size_t len, size_t *off,
+                       sl_gop *op);
+/* A dead-letter batch env.append forwarded (token) was answered: SL_OK =
+ * on every in-sync replica of the DLQ partition, so the record is
+ * archived; else it is appended again later. @thread loop */
+void sl_groups_dlq_forwarded(sl_groups *g, int64_t token, sl_err rc);
+/* The replication of everything staged up to seq finished: rc SL_OK, or
+ * the error the waiters of those mutations are answered with (their
+ * state is staged again in full with the next round). @thread loop */
+void sl_groups_replicated(sl_groups *g, uint64_t seq, sl_err rc);
+/* Another node coordinates the queue and stream groups for which
+ * mine(arg, name) is 1 now: what changed in them is staged
+ * (env.replicate refuses it and their waiters fail), then they are
+ * dropped from memory (queue consumers become orphans, see
+ * sl_groups_free; stream members are forgotten). groups.db keeps their
+ * rows until sl_groups_reload replaces them. @thread loop */
+void sl_groups_unload(sl_groups *g, int (*mine)(void *arg, const char *group),
+                      void *arg);
+/* This node coordinates the groups for which mine(arg, name) is 1 now
+ * (unload them first): their rows in groups.db are replaced, in one
+ * transaction, by `ops` (queue and stream ops, oldest first, read back
+ * from the replicated state log), and loaded. State of topics that do
+ * not exist is skipped. Locks are not in the state: every record not
+ * done is available, attempts kept; stream members rejoin.
+ * @thread loop (blocks for one commit) */
+sl_err sl_groups_reload(sl_groups *g, int (*mine)(void *arg, const char *group),
+                        void *arg, const uint8_t *ops, size_t len);
 
 /* Run cb(arg, SL_OK) once every mutation made so far is committed (or
  * cb(arg, err) if the commit failed; SL_ERR_SHUTTING_DOWN at free). May run

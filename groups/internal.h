@@ -202,6 +202,12 @@ struct sl_groups {
     int64_t now_cache;
     int early; /* hand out flush=always records before their fdatasync */
     int in_free;
+    /* Replication (env.replicate): mutations up to repl_seq are in the
+     * replicated state log. @thread loop */
+    uint64_t repl_seq;
+    /* sl_groups_reload: load only these groups' rows (NULL = all). */
+    int (*load_mine)(void *arg, const char *group);
+    void *load_arg;
 };
 
 /* groups.c */
@@ -239,6 +245,9 @@ void sl_queue_on_flushed(sl_groups *g);
 int64_t sl_queue_tick(sl_groups *g, int64_t now);
 void sl_queue_on_append(sl_groups *g, const char *topic, int32_t partition);
 void sl_qgroup_free_all(sl_groups *g);
+/* Unlink and free the queue groups for which mine(arg, name) is 1. */
+void sl_qgroup_unload(sl_groups *g, int (*mine)(void *arg, const char *group),
+                      void *arg);
 void sl_queue_forget_topic(sl_groups *g, const char *topic);
 void sl_queue_mark_all_dirty(sl_groups *g);
 sl_err sl_queue_describe(sl_groups *g, const char *group, sl_group_info *info);
@@ -250,6 +259,9 @@ int sl_stream_stage(sl_groups *g, sl_wb *wb);
 sl_err sl_stream_load(sl_groups *g);
 int64_t sl_stream_tick(sl_groups *g, int64_t now);
 void sl_sgroup_free_all(sl_groups *g);
+/* Unlink and free the stream groups for which mine(arg, name) is 1. */
+void sl_sgroup_unload(sl_groups *g, int (*mine)(void *arg, const char *group),
+                      void *arg);
 void sl_stream_forget_topic(sl_groups *g, const char *topic);
 sl_err sl_stream_describe(sl_groups *g, const char *group, sl_group_info *info);
 

@@ -219,6 +219,20 @@ void sl_q__recount_keyed(sl_qpart *qp)
             qp->n_keyed++;
 }
 
+/* Below this offset a dead-letter copy is safe: fsynced here (any
+ * offset for flush=never), and in a cluster also below the DLQ
+ * partition's high-water mark, so on every in-sync replica (the kill -9
+ * of its leader cannot take it back). On a single node the cap is
+ * INT64_MAX. */
+static int64_t dlq_durable(sl_part *dp)
+{
+    int64_t d = sl_part_get_cfg(dp)->flush == SL_FLUSH_NEVER
+                    ? sl_part_end_offset(dp)
+                    : sl_part_durable_offset(dp);
+    int64_t cap = sl_part_read_cap(dp);
+    return cap < d ? cap : d;
+}
+
 /* The offset below which records may be handed out: the one visibility
  * rule (groups/visible.c) for a queue reader; early dispatch is
  * queue-dispatch written. */
@@ -426,8 +440,9 @@ void sl_q__dead_letter(sl_qpart *qp, int64_t off, const sl_record *rec_in,
     }
     qg->st.dead_letters++;
     e->flags |= SL_QE_DLQ_SENT;
-    if (sl_part_get_cfg(dp)->flush == SL_FLUSH_NEVER ||
-        sl_part_durable_offset(dp) > base) {
+    /* dp NULL: forwarded to the DLQ partition's leader (a cluster), base
+     * is its token; sl_groups_dlq_forwarded settles it */
+    if (dp && dlq_durable(dp) > base) {
         e->state = SL_Q_ARCHIVED;
         qp->archived++;
         sl_q__advance_start(qp);
@@ -628,12 +643,30 @@ void sl_qgroup_free_all(sl_groups *g)
     }
 }
 
+void sl_qgroup_unload(sl_groups *g, int (*mine)(void *arg, const char *group),
+                      void *arg)
+{
+    sl_qgroup **pp = &g->qgroups;
+    while (*pp) {
+        sl_qgroup *qg = *pp;
+        if (!mine(arg, qg->name)) {
+            pp = &qg->next;
+            continue;
+        }
+        *pp = qg->next;
+        drop_dlq_pending(g, qg);
+        qg_free(qg);
+    }
+}
+
 sl_err sl_qgroup_declare(sl_groups *g, const char *group, const char *topic,
                          const sl_qgroup_cfg *cfg)
 {
     sl_qgroup *qg = sl_groups_qgroup_find(g, group, topic);
     if (!group[0] || strlen(group) > 249)
         return SL_ERR_INVALID_ARG;
+    if (g->env.coordinates && !g->env.coordinates(g->env.ctx, group))
+        return SL_ERR_NOT_COORDINATOR;
     if (g->env.partitions(g->env.ctx, topic) < 0)
         return SL_ERR_UNKNOWN_TOPIC;
     if (!qg) {
@@ -681,29 +714,64 @@ void sl_queue_on_append(sl_groups *g, const char *topic, int32_t partition)
     }
 }
 
-void sl_queue_on_flushed(sl_groups *g)
+/* The dead-letter copy of off is safe: archive the record (still in
+ * state DLQ: a delete or reload may have changed it meanwhile). */
+static void dlq_archive(sl_qpart *qp, int64_t off)
+{
+    if (off >= qp->start && off < qp->cursor) {
+        sl_qent *e = ent(qp, off);
+        if (e->state == SL_Q_DLQ) {
+            e->state = SL_Q_ARCHIVED;
+            qp->archived++;
+            sl_q__advance_start(qp);
+            sl_q__qp_dirty(qp);
+        }
+    }
+}
+
+void sl_groups_dlq_forwarded(sl_groups *g, int64_t token, sl_err rc)
+{
+    for (size_t i = 0; i < g->ndlqp; i++) {
+        sl_qdlq_pending d = g->dlqp[i];
+        if (d.dlq_part || d.dlq_off != token)
+            continue;
+        g->dlqp[i] = g->dlqp[--g->ndlqp];
+        if (rc == SL_OK) {
+            dlq_archive(d.qp, d.off);
+        } else if (d.off >= d.qp->start && d.off < d.qp->cursor &&
+                   ent(d.qp, d.off)->state == SL_Q_DLQ) {
+            /* not stored for sure: the tick appends it again (a copy
+             * may exist: duplicated maybe, lost never) */
+            ent(d.qp, d.off)->flags &= (uint8_t)~SL_QE_DLQ_SENT;
+            d.qp->n_dlq_redo++;
+            sl_log(SL_WARN, "groups",
+                   "dead-letter copy of %s/%d offset %lld (group %s) "
+                   "forwarded to the DLQ's leader failed: %s; will retry",
+                   d.qp->qg->topic, d.qp->partition, (long long)d.off,
+                   d.qp->qg->name, sl_strerror(rc));
+        }
+        return;
+    }
+}
+
+/* Dead-letter appends that became durable: archive. */
+static void dlq_settle(sl_groups *g)
 {
     size_t j = 0;
-    /* Dead-letter appends that became durable: archive. */
     for (size_t i = 0; i < g->ndlqp; i++) {
         sl_qdlq_pending *d = &g->dlqp[i];
-        if (sl_part_get_cfg(d->dlq_part)->flush == SL_FLUSH_NEVER ||
-            sl_part_durable_offset(d->dlq_part) > d->dlq_off) {
-            sl_qpart *qp = d->qp;
-            if (d->off >= qp->start && d->off < qp->cursor) {
-                sl_qent *e = ent(qp, d->off);
-                if (e->state == SL_Q_DLQ) {
-                    e->state = SL_Q_ARCHIVED;
-                    qp->archived++;
-                    sl_q__advance_start(qp);
-                    sl_q__qp_dirty(qp);
-                }
-            }
+        if (d->dlq_part && dlq_durable(d->dlq_part) > d->dlq_off) {
+            dlq_archive(d->qp, d->off);
         } else {
             g->dlqp[j++] = *d;
         }
     }
     g->ndlqp = j;
+}
+
+void sl_queue_on_flushed(sl_groups *g)
+{
+    dlq_settle(g);
     /* Newly durable records for waiting consumers. */
     for (sl_qgroup *qg = g->qgroups; qg; qg = qg->next)
         if (sl_q__qg_wants(qg))
@@ -716,6 +784,8 @@ int64_t sl_queue_tick(sl_groups *g, int64_t now)
     int refresh = g->env.topic_ttl_ms && now - g->ttl_refreshed >= 1000;
     if (refresh)
         g->ttl_refreshed = now;
+    if (g->ndlqp) /* a cluster's HW rises without a flusher round */
+        dlq_settle(g);
     for (sl_qgroup *qg = g->qgroups; qg; qg = qg->next) {
         int freed = 0;
         if (refresh) /* topic settings may change at run time */

@@ -145,6 +145,13 @@ sl_err sl_queue_load(sl_groups *g)
         return SL_ERR_STORAGE;
     while (sqlite3_step(st) == SQLITE_ROW) {
         sl_qgroup_cfg cfg = g->qdefaults;
+        const char *gn = (const char *)sqlite3_column_text(st, 0);
+        const char *tn = (const char *)sqlite3_column_text(st, 1);
+        if (g->load_mine && /* a reload: these groups only, existing topics */
+            (!g->load_mine(g->load_arg, gn) ||
+             g->env.partitions(g->env.ctx, tn) < 0 ||
+             sl_groups_qgroup_find(g, gn, tn)))
+            continue;
         sl_qgroup_cfg_from_text(&cfg, (const char *)sqlite3_column_text(st, 2));
         if (!sl_q__qg_new(g, (const char *)sqlite3_column_text(st, 0),
                           (const char *)sqlite3_column_text(st, 1), &cfg)) {
@@ -164,7 +171,7 @@ sl_err sl_queue_load(sl_groups *g)
         sl_qgroup *qg =
             sl_groups_qgroup_find(g, (const char *)sqlite3_column_text(st, 0),
                                   (const char *)sqlite3_column_text(st, 1));
-        if (!qg)
+        if (!qg || (g->load_mine && !g->load_mine(g->load_arg, qg->name)))
             continue;
         load_qpart(qg, sqlite3_column_int(st, 2), sqlite3_column_int64(st, 3),
                    sqlite3_column_int64(st, 4));
@@ -185,7 +192,8 @@ sl_err sl_queue_load(sl_groups *g)
                                   (const char *)sqlite3_column_text(st, 1));
         int32_t part = sqlite3_column_int(st, 2);
         sl_qpart *qp;
-        if (!qg || part < 0 || part >= qg->nparts || !qg->parts[part])
+        if (!qg || part < 0 || part >= qg->nparts || !qg->parts[part] ||
+            (g->load_mine && !g->load_mine(g->load_arg, qg->name)))
             continue;
         qp = qg->parts[part];
         int64_t first = sqlite3_column_int64(st, 3);
@@ -214,10 +222,13 @@ sl_err sl_queue_load(sl_groups *g)
     /* Settle loaded windows: done prefixes, low-water marks. */
     for (sl_qgroup *qg = g->qgroups; qg; qg = qg->next)
         for (int32_t i = 0; i < qg->nparts; i++)
-            if (qg->parts[i]) {
+            if (qg->parts[i] &&
+                (!g->load_mine || g->load_mine(g->load_arg, qg->name))) {
                 sl_qpart *qp = qg->parts[i];
                 sl_part *p = sl_q__qp_part(qp);
-                if (p && qp->cursor > sl_part_end_offset(p)) {
+                /* (not on a reload in a cluster: this replica of the log
+                 * may still be catching up with its leader) */
+                if (p && !g->load_mine && qp->cursor > sl_part_end_offset(p)) {
                     /* The log lost an unflushed tail (state referring to
                      * records not durable is never committed, so nothing
                      * acked is lost here). */

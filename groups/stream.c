@@ -69,6 +69,21 @@ static void sg_free(sl_sgroup *sg)
     free(sg);
 }
 
+void sl_sgroup_unload(sl_groups *g, int (*mine)(void *arg, const char *group),
+                      void *arg)
+{
+    sl_sgroup **pp = &g->sgroups;
+    while (*pp) {
+        sl_sgroup *sg = *pp;
+        if (!mine(arg, sg->name)) {
+            pp = &sg->next;
+            continue;
+        }
+        *pp = sg->next;
+        sg_free(sg);
+    }
+}
+
 void sl_sgroup_free_all(sl_groups *g)
 {
     while (g->sgroups) {
@@ -168,6 +183,8 @@ sl_err sl_sgroup_join(sl_groups *g, const char *group, const char *member_id,
     for (size_t i = 0; i < ntopics; i++)
         if (g->env.partitions(g->env.ctx, topics[i]) < 0)
             return SL_ERR_UNKNOWN_TOPIC;
+    if (g->env.coordinates && !g->env.coordinates(g->env.ctx, group))
+        return SL_ERR_NOT_COORDINATOR;
     sg = sg_get(g, group, 1);
     if (!sg)
         return SL_ERR_NOMEM;
@@ -309,6 +326,8 @@ sl_err sl_sgroup_commit(sl_groups *g, const char *group, const char *member_id,
         return SL_ERR_UNKNOWN_TOPIC;
     if (partition < 0 || partition >= np)
         return SL_ERR_UNKNOWN_PARTITION;
+    if (g->env.coordinates && !g->env.coordinates(g->env.ctx, group))
+        return SL_ERR_NOT_COORDINATOR;
     sg = sg_get(g, group, 1);
     if (!sg)
         return SL_ERR_NOMEM;
@@ -400,7 +419,14 @@ sl_err sl_stream_load(sl_groups *g)
                            -1, &st, NULL) != SQLITE_OK)
         return SL_ERR_STORAGE;
     while (sqlite3_step(st) == SQLITE_ROW) {
-        sl_sgroup *sg = sg_get(g, (const char *)sqlite3_column_text(st, 0), 1);
+        const char *gn = (const char *)sqlite3_column_text(st, 0);
+        sl_sgroup *sg;
+        if (g->load_mine && /* a reload: these groups, existing topics */
+            (!g->load_mine(g->load_arg, gn) ||
+             g->env.partitions(g->env.ctx,
+                               (const char *)sqlite3_column_text(st, 1)) < 0))
+            continue;
+        sg = sg_get(g, gn, 1);
         if (!sg) {
             rc = SL_ERR_NOMEM;
             break;

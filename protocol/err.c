@@ -66,6 +66,8 @@ static const struct {
     [SL_ERR_UNKNOWN_LEADER_EPOCH] = {"SL_ERR_UNKNOWN_LEADER_EPOCH",
                                      "leader epoch newer than the "
                                      "broker knows yet"},
+    [SL_ERR_NOT_COORDINATOR] = {"SL_ERR_NOT_COORDINATOR",
+                                "not the coordinator of this group"},
 };
 
 static const char *errno_name(int e)

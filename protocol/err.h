@@ -63,6 +63,8 @@ typedef enum sl_err {
     SL_ERR_UNKNOWN_LEADER_EPOCH = 39, /* cluster: the request names a newer
                                          leader epoch than the receiver
                                          knows yet; retry */
+    SL_ERR_NOT_COORDINATOR = 40, /* cluster: another node coordinates
+                                    this group; find it again */
     SL_ERR__END                 /* not an error: one past the last */
 } sl_err;
 

@@ -111,7 +111,9 @@ typedef enum sluice_err {
                                               producer reports success) */
     /* cluster: leader epochs (KIP-320), retried by libsluice */
     SLUICE_ERR_FENCED_LEADER_EPOCH = 38,  /* the client's epoch is stale */
-    SLUICE_ERR_UNKNOWN_LEADER_EPOCH = 39  /* the broker's epoch is stale */
+    SLUICE_ERR_UNKNOWN_LEADER_EPOCH = 39, /* the broker's epoch is stale */
+    SLUICE_ERR_NOT_COORDINATOR = 40 /* cluster: the group moved to another
+                                       node (consumers follow it) */
 } sluice_err;
 
 /* Issue 16's names of the login and permission errors. */

@@ -180,13 +180,34 @@ sl_cl_conn *sl_cons_part_conn(sluice_consumer *c, const char *topic,
 sl_err sl_cons_ensure_conn(sluice_consumer *c)
 {
     uint64_t epoch = c->conn.epoch;
-    sl_err rc = sl_cl_conn_ensure(&c->conn);
+    sl_err rc;
+    if (c->cfg.group_id[0]) {
+        rc = sl_cl_coord_ensure(&c->conn, c->cfg.group_id, &c->coord);
+        if (rc == SL_OK && c->coord_epoch != c->conn.epoch) {
+            sl_cl_coord_move(&c->conn, c->cfg.group_id, &c->coord);
+            c->coord_epoch = c->conn.epoch;
+        }
+    } else {
+        rc = sl_cl_conn_ensure(&c->conn);
+    }
     if (rc == SL_OK && c->conn.epoch != epoch) {
         c->fetch_corr = 0;
         c->hb_corr = 0;
         c->rt_stale = 1;
         sl_cons_reset_pipeline(c);
     }
+    return rc;
+}
+
+sl_err sl_cons_coord_check(sluice_consumer *c, sl_err rc)
+{
+    if (rc != SL_ERR_NOT_COORDINATOR && !c->coord_lost)
+        return rc;
+    c->coord_lost = 0;
+    sl_cl_conn_close(&c->conn);
+    c->fetch_corr = 0;
+    c->hb_corr = 0;
+    c->need_rejoin = c->subscribed;
     return rc;
 }
 
@@ -412,6 +433,8 @@ static void handle_frame(sluice_consumer *c, sl_cl_conn *on, sl_chunk *fr)
             (err == SL_ERR_REBALANCE || err == SL_ERR_UNKNOWN_MEMBER ||
              err == SL_ERR_UNKNOWN_GROUP))
             c->need_rejoin = 1;
+        else if (err == SL_ERR_NOT_COORDINATOR)
+            c->coord_lost = 1; /* the next group tick reconnects */
     }
 }
 
@@ -653,6 +676,17 @@ sluice_err sluice_consumer_subscribe(sluice_consumer *c,
     }
     c->subscribed = 1;
     rc = sl_cons_join_group(c);
+    {
+        /* a cluster's group moving or its state topic being created: the
+         * coordinator is found again, within request.timeout.ms */
+        int64_t until = sl_cl_deadline(c->cfg.request_timeout_ms);
+        int backoff =
+            c->cfg.reconnect_backoff_ms > 10 ? c->cfg.reconnect_backoff_ms : 10;
+        while (rc == SL_ERR_NOT_COORDINATOR && sl_cl_left(until) > backoff) {
+            poll(NULL, 0, backoff);
+            rc = sl_cons_join_group(c);
+        }
+    }
     if (rc != SL_OK)
         unsubscribe(c);
 out:
@@ -707,7 +741,8 @@ static int ride_out(sluice_consumer *c, sl_err *rc, int64_t deadline)
     int backoff =
         c->cfg.reconnect_backoff_ms > 10 ? c->cfg.reconnect_backoff_ms : 10;
     if (*rc != SL_ERR_DISCONNECTED && *rc != SL_ERR_SHUTTING_DOWN &&
-        *rc != SL_ERR_NOT_LEADER && *rc != SL_ERR_NOT_ENOUGH_REPLICAS)
+        *rc != SL_ERR_NOT_LEADER && *rc != SL_ERR_NOT_ENOUGH_REPLICAS &&
+        *rc != SL_ERR_NOT_COORDINATOR)
         return 0;
     if (c->down_since == 0)
         c->down_since = now;

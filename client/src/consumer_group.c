@@ -49,7 +49,7 @@ sl_err sl_cons_join_group(sluice_consumer *c)
     if (rc != SL_OK)
         return rc;
     body = sl_frame_body(fr, &len, &rc_corr);
-    rc = sl_cl_resp_check(body, len, "join group");
+    rc = sl_cons_coord_check(c, sl_cl_resp_check(body, len, "join group"));
     if (rc == SL_ERR_UNKNOWN_MEMBER) {
         c->member_id[0] = '\0'; /* expired: join as new next time */
         c->need_rejoin = 1;
@@ -116,6 +116,8 @@ sl_err sl_cons_group_tick(sluice_consumer *c)
         sl_cons_commit_locked(c, NULL, 0);
         c->next_autocommit_ms = now + c->cfg.auto_commit_interval_ms;
     }
+    if (c->coord_lost)
+        sl_cons_coord_check(c, SL_OK);
     if (!c->subscribed)
         return SL_OK;
     if (c->need_rejoin || !sl_cl_conn_connected(&c->conn)) {
@@ -199,7 +201,7 @@ sl_err sl_cons_commit_locked(sluice_consumer *c,
     if (rc != SL_OK)
         return rc;
     body = sl_frame_body(fr, &len, &rc_corr);
-    rc = sl_cl_resp_check(body, len, "commit");
+    rc = sl_cons_coord_check(c, sl_cl_resp_check(body, len, "commit"));
     if (rc == SL_ERR_REBALANCE || rc == SL_ERR_UNKNOWN_MEMBER)
         c->need_rejoin = 1;
     if (rc != SL_OK)

@@ -9,6 +9,7 @@
 #include <pthread.h>
 
 #include "client/src/conn.h"
+#include "client/src/coord.h"
 #include "client/src/cursor.h"
 #include "client/src/internal.h"
 #include "client/src/route.h"
@@ -57,6 +58,9 @@ struct sluice_consumer {
     char member_id[128];
     int32_t generation;
     int need_rejoin;
+    sl_cl_coord coord;    /* the group's coordinator (cluster) */
+    uint64_t coord_epoch; /* conn.epoch it was looked for on */
+    int coord_lost;       /* a heartbeat got NOT_COORDINATOR */
     int64_t next_hb_ms;
     int hb_interval_ms;
     uint32_t hb_corr;
@@ -91,8 +95,13 @@ sl_err sl_cons_call(sluice_consumer *c, uint32_t corr, sl_chunk **out);
 sl_cl_conn *sl_cons_part_conn(sluice_consumer *c, const char *topic,
                               int32_t partition);
 
-/* Connect the consumer's own connection if it is not. */
+/* Connect the consumer's own connection if it is not: with a group.id,
+ * to the group's coordinator in a cluster (client/src/coord.c). */
 sl_err sl_cons_ensure_conn(sluice_consumer *c);
+/* A group request was answered rc: on NOT_COORDINATOR (or a heartbeat's,
+ * coord_lost) the group moved (a failover): drop the connection and
+ * rejoin; sl_cons_ensure_conn finds the new coordinator. Returns rc. */
+sl_err sl_cons_coord_check(sluice_consumer *c, sl_err rc);
 
 /* Committed offset of the group for one partition (-1 = none). */
 sl_err sl_cons_fetch_committed(sluice_consumer *c, const char *topic,

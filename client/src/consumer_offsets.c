@@ -110,7 +110,7 @@ sl_err sl_cons_fetch_committed(sluice_consumer *c, const char *topic,
     if (rc != SL_OK)
         return rc;
     body = sl_frame_body(fr, &len, &rc_corr);
-    rc = sl_cl_resp_check(body, len, "offset fetch");
+    rc = sl_cons_coord_check(c, sl_cl_resp_check(body, len, "offset fetch"));
     if (rc == SL_ERR_UNKNOWN_GROUP) {
         *out = -1; /* a new group: nothing committed */
         rc = SL_OK;

@@ -21,6 +21,8 @@ _Static_assert((int)SLUICE_ERR_AUTHORIZATION_FAILED ==
 _Static_assert((int)SLUICE_ERR_DUPLICATE_SEQUENCE ==
                    (int)SL_ERR_DUPLICATE_SEQUENCE,
                "sluice_err out of sync with sl_err");
+_Static_assert((int)SLUICE_ERR_NOT_COORDINATOR == (int)SL_ERR_NOT_COORDINATOR,
+               "sluice_err out of sync with sl_err");
 _Static_assert((int)SLUICE_ERR_UNKNOWN_LEADER_EPOCH ==
                    (int)SL_ERR_UNKNOWN_LEADER_EPOCH,
                "sluice_err out of sync with sl_err");
@@ -85,6 +87,7 @@ const char *sluice_errname(int err)
         N(ERR_DUPLICATE_SEQUENCE),
         N(ERR_FENCED_LEADER_EPOCH),
         N(ERR_UNKNOWN_LEADER_EPOCH),
+        N(ERR_NOT_COORDINATOR),
 #undef N
     };
     if (SLUICE_ERR_IS_SYS(err))

@@ -177,6 +177,10 @@ static void handle_acquire(sluice_queue_consumer *q, sl_chunk *fr,
     if (sl_resp_error_decode(body, len, &resp.error, &resp.error_msg) ==
             SL_OK &&
         resp.error != SL_OK) {
+        if (resp.error == SL_ERR_NOT_COORDINATOR) {
+            q->moved = 1; /* the group moved: find it (poll) */
+            return;
+        }
         q->acq_err = (sl_err)resp.error;
         snprintf(q->acq_msg, sizeof(q->acq_msg),
                  "acquire from topic '%s' group '%s': %.*s", q->topic, q->group,
@@ -241,6 +245,8 @@ static void handle_settle(sluice_queue_consumer *q, const pending *pd,
         return;
     }
     if (err != SL_OK) {
+        if (err == SL_ERR_NOT_COORDINATOR)
+            q->moved = 1;
         note_err(q, (sl_err)err, "%s of %zu records: %.*s", what, pd->items,
                  (int)msg.len, msg.p ? msg.p : "");
         return;
@@ -298,91 +304,33 @@ sl_err sl_qc_pump(sluice_queue_consumer *q, int64_t deadline)
     return rc;
 }
 
-/* Connected through the bootstrap list: in a cluster, move to the
- * group's coordinator (the leader of partition fnv1a(group) mod
- * partitions). Any failure here keeps the connection we have. */
-static void move_to_coordinator(sluice_queue_consumer *q)
-{
-    sl_metadata_req req;
-    sl_metadata_resp resp;
-    sl_str name = sl_str_c(q->topic);
-    sl_chunk *fr = NULL;
-    const uint8_t *body;
-    const sl_meta_topic *t;
-    size_t len;
-    uint32_t corr, i;
-    int32_t ld;
-
-    memset(&req, 0, sizeof(req));
-    req.ntopics = 1;
-    req.topics = &name;
-    req.version = 2;
-    corr = sl_cl_conn_corr(&q->conn);
-    if (sl_metadata_req_encode(&q->conn.out, corr, &req) != SL_OK ||
-        sl_cl_conn_call(&q->conn, corr,
-                        sl_cl_deadline(q->cfg.request_timeout_ms),
-                        &fr) != SL_OK)
-        goto out;
-    body = sl_frame_body(fr, &len, &corr);
-    sl_arena_reset(&q->arena);
-    if (sl_metadata_resp_decode(body, len, &q->arena, &resp) != SL_OK ||
-        resp.error != SL_OK || resp.nbrokers == 0 || resp.ntopics != 1)
-        goto out;
-    t = &resp.topics[0];
-    if (t->error != SL_OK || t->nparts == 0)
-        goto out;
-    ld = t->parts[sl_fnv1a32(q->group, strlen(q->group)) % t->nparts].leader;
-    if (ld <= 0 || ld == resp.node_id)
-        goto out; /* any node, offline now, or this one */
-    if (q->cfg.tls)
-        goto out; /* brokers register plaintext addresses only: a TLS
-                     handshake there fails (docs/cluster.md 5) */
-    for (i = 0; i < resp.nbrokers; i++) {
-        sl_str a = resp.brokers[i].addr;
-        const char *colon;
-        if (resp.brokers[i].id != ld || !a.p || !a.len ||
-            a.len >= sizeof(q->coord_host))
-            continue;
-        colon = memrchr(a.p, ':', a.len);
-        if (!colon ||
-            (size_t)(a.p + a.len - colon - 1) >= sizeof(q->coord_port))
-            break;
-        memcpy(q->coord_host, a.p, (size_t)(colon - a.p));
-        q->coord_host[colon - a.p] = 0;
-        memcpy(q->coord_port, colon + 1, (size_t)(a.p + a.len - colon - 1));
-        q->coord_port[a.p + a.len - colon - 1] = 0;
-        sl_cl_conn_close(&q->conn);
-        q->conn.fixed_host = q->coord_host;
-        q->conn.fixed_port = q->coord_port;
-        q->conn.last_attempt_ms = INT64_MIN / 2; /* no backoff for this */
-        if (sl_cl_conn_ensure(&q->conn) != SL_OK) {
-            /* not reachable: any node rather than none */
-            q->conn.fixed_host = q->conn.fixed_port = NULL;
-            q->conn.last_attempt_ms = INT64_MIN / 2;
-            sl_cl_conn_ensure(&q->conn);
-        }
-        break;
-    }
-out:
-    sl_chunk_unref(fr);
-    sl_cl_clear_err();
-}
-
 sl_err sl_qc_ensure_conn(sluice_queue_consumer *q)
 {
     uint64_t epoch = q->conn.epoch;
     sl_err rc = SL_OK;
     if (q->conn.fd < 0) {
-        q->conn.fixed_host = q->conn.fixed_port = NULL; /* bootstrap list */
-        rc = sl_cl_conn_ensure(&q->conn);
-        if (rc == SL_OK)
-            move_to_coordinator(q);
+        rc = sl_cl_coord_ensure(&q->conn, q->group, &q->coord);
         if (q->conn.fd < 0 && rc == SL_OK)
             rc = sl_cl_fail(SL_ERR_DISCONNECTED, "queue consumer: no broker");
     }
     if (rc == SL_OK && q->conn.epoch != epoch)
         sl_qc_on_disconnect(q, SL_ERR_DISCONNECTED);
     return rc;
+}
+
+/* The broker said another node coordinates the group now (a failover):
+ * drop this connection (what we held is released there, and gone with
+ * the old coordinator anyway) and let the caller reconnect, which finds
+ * the coordinator again. SL_ERR_DISCONNECTED, for ride_out. */
+static sl_err follow_coordinator(sluice_queue_consumer *q)
+{
+    q->moved = 0;
+    sl_cl_conn_close(&q->conn);
+    sl_qc_on_disconnect(q, SL_ERR_DISCONNECTED);
+    return sl_cl_fail(SL_ERR_DISCONNECTED,
+                      "queue consumer of group '%s' follows the group to "
+                      "another node",
+                      q->group);
 }
 
 /* A failure that may pass (a lost connection, a broker restarting): poll
@@ -607,6 +555,12 @@ static sl_err poll_locked(sluice_queue_consumer *q, int timeout_ms,
             ;
         if (n > 0)
             break;
+        if (q->moved) {
+            rc = follow_coordinator(q);
+            if (ride_out(q, &rc, deadline))
+                continue;
+            break;
+        }
         wait = sl_cl_left(deadline);
         if (wait < 0 || wait > q->cfg.queue_max_wait_ms)
             wait = q->cfg.queue_max_wait_ms;
@@ -642,6 +596,8 @@ static sl_err poll_locked(sluice_queue_consumer *q, int timeout_ms,
             rc = sl_cl_fail(SL_ERR_TIMEOUT, "poll: no message");
             break;
         }
+        if (rc == SL_OK && q->moved)
+            rc = follow_coordinator(q);
         if (rc != SL_OK) {
             if (ride_out(q, &rc, deadline))
                 continue;

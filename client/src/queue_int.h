@@ -10,6 +10,7 @@
 
 #include "client/src/ackr.h"
 #include "client/src/conn.h"
+#include "client/src/coord.h"
 #include "client/src/cursor.h"
 #include "client/src/internal.h"
 #include "protocol/api.h"
@@ -42,7 +43,7 @@ struct sluice_queue_consumer {
     sl_cl_cfg cfg;
     sl_cl_conn conn;
     sl_arena arena;
-    char coord_host[256], coord_port[16]; /* the group's node (cluster) */
+    sl_cl_coord coord;  /* the group's node (cluster) */
     int64_t down_since; /* failures that may pass began, 0 = none */
     char *topic;
     char *group;
@@ -53,6 +54,7 @@ struct sluice_queue_consumer {
     pending *pend;     /* settlement replies awaited, FIFO */
     size_t npend, pend_cap;
     sl_err acq_err; /* top-level acquire error, returned by poll */
+    int moved;      /* NOT_COORDINATOR: reconnect to the coordinator */
     char acq_msg[1024];
     sl_err first_err;
     char first_err_msg[256];

@@ -236,10 +236,26 @@ def fnv1a32(s):
     return h
 
 
+STATE = "__sluice_group_state"
+
+
+def state_view(c, nodes):
+    """The group state topic as every node in `nodes` sees it (the first
+    queue group use creates it: a consumer of a throw-away group here)."""
+    if not c.describe(nodes[0], STATE):
+        c.cli(nodes[0], "queue", "consume", "warm-up", "--group", "w",
+              "--wait-ms", "1", check=False)
+    return c.wait(lambda: (lambda v: v if v and all(
+        x[0] in nodes for x in parse(v)) else None)(
+            same_everywhere(c, STATE, nodes, 16)),
+        "the group state topic led by live nodes")
+
+
 def coordinator(view, group):
     """The node that serves queue group `group`: the leader of partition
-    fnv1a32(group) mod partitions (docs/cluster.md 5)."""
-    return view[fnv1a32(group) % len(view)][0]
+    fnv1a32(group) mod partitions of the group state topic (view:
+    state_view, docs/cluster.md 6)."""
+    return parse(view)[fnv1a32(group) % len(view)][0]
 
 
 def serving_node(c, nodes, queue):
@@ -305,9 +321,8 @@ def test_queue_consumers_on_every_node_compete(cluster):
     ldr = ready(c)
     c.cli(ldr, "topic", "create", "work", "--partitions", "3",
           "--replication-factor", "3")
-    view = parse(c.wait(lambda: same_everywhere(c, "work", all3, 3),
-                        "work"))
-    coord = coordinator(view, "work")
+    c.wait(lambda: same_everywhere(c, "work", all3, 3), "work")
+    coord = coordinator(state_view(c, all3), "work")
     sent = ["w-%02d" % i for i in range(30)]
     w = stomp(c, next(n for n in all3 if n != coord))
     send_receipted(w, "/queue/work", sent)
@@ -390,9 +405,8 @@ def test_queue_coordinator_killed_holding_relayed_messages(cluster, how):
     ldr = ready(c)
     c.cli(ldr, "topic", "create", "jobs", "--partitions", "3",
           "--replication-factor", "3")
-    view = parse(c.wait(lambda: same_everywhere(c, "jobs", all3, 3),
-                        "jobs"))
-    coord = coordinator(view, "jobs")
+    c.wait(lambda: same_everywhere(c, "jobs", all3, 3), "jobs")
+    coord = coordinator(state_view(c, all3), "jobs")
     a, b = [n for n in all3 if n != coord]
     sent = ["j-%02d" % i for i in range(20)]
     w = stomp(c, a)
@@ -420,6 +434,7 @@ def test_queue_coordinator_killed_holding_relayed_messages(cluster, how):
     c.wait(lambda: (lambda v: v if v and all(x[0] in rest for x in parse(v))
                     else None)(same_everywhere(c, "jobs", rest, 3)),
            "new leaders for jobs")
+    assert coordinator(state_view(c, rest), "jobs") in rest
     after = {n: [] for n in (a, b)}
 
     def take_ack(n, f):
@@ -455,8 +470,8 @@ def test_relayed_queue_subscription_keeps_selector_nack_and_client_acks(
     ldr = ready(c)
     c.cli(ldr, "topic", "create", "sel", "--partitions", "1",
           "--replication-factor", "3")
-    view = parse(c.wait(lambda: same_everywhere(c, "sel", all3, 1), "sel"))
-    coord = coordinator(view, "sel")
+    c.wait(lambda: same_everywhere(c, "sel", all3, 1), "sel")
+    coord = coordinator(state_view(c, all3), "sel")
     other = next(n for n in all3 if n != coord)
     w = stomp(c, coord)
     for i in range(6):
@@ -569,8 +584,8 @@ def test_relayed_queue_subscription_of_a_stomp10_client(cluster):
     ldr = ready(c)
     c.cli(ldr, "topic", "create", "old", "--partitions", "1",
           "--replication-factor", "3")
-    view = parse(c.wait(lambda: same_everywhere(c, "old", all3, 1), "old"))
-    coord = coordinator(view, "old")
+    c.wait(lambda: same_everywhere(c, "old", all3, 1), "old")
+    coord = coordinator(state_view(c, all3), "old")
     other = next(n for n in all3 if n != coord)
     w = stomp(c, coord)
     for i in range(3):
@@ -618,10 +633,9 @@ def test_durable_topic_subscription_follows_its_coordinator(cluster):
     ldr = ready(c)
     c.cli(ldr, "topic", "create", "news", "--partitions", "1",
           "--replication-factor", "3")
-    view = parse(c.wait(lambda: same_everywhere(c, "news", all3, 1),
-                        "news"))
+    c.wait(lambda: same_everywhere(c, "news", all3, 1), "news")
     group = "sub-news"
-    coord = coordinator(view, group)
+    coord = coordinator(state_view(c, all3), group)
     a, b = [n for n in all3 if n != coord]
     hdrs = {"destination": "/topic/news", "id": group, "durable": "true",
             "auto-delete": "false", "ack": "client-individual"}
@@ -690,9 +704,9 @@ def test_activemq_durable_subscription_across_nodes(cluster):
     ldr = ready(c)
     c.cli(ldr, "topic", "create", "amq", "--partitions", "1",
           "--replication-factor", "3")
-    view = parse(c.wait(lambda: same_everywhere(c, "amq", all3, 1), "amq"))
+    c.wait(lambda: same_everywhere(c, "amq", all3, 1), "amq")
     group = "app1.feed"
-    coord = coordinator(view, group)
+    coord = coordinator(state_view(c, all3), group)
     a, b = [n for n in all3 if n != coord]
 
     def conn(nid):

@@ -46,6 +46,7 @@ so that ordinary ``except TimeoutError`` / ``except ValueError`` /
      +-- DuplicateSequenceError    (37)  idempotent producer: stored long ago
      +-- FencedLeaderEpochError    (38)  cluster: the request's leader epoch is stale
      +-- UnknownLeaderEpochError   (39)  cluster: the broker's metadata lags
+     +-- NotCoordinatorError       (40)  cluster: the group moved to another node
      +-- SystemError_              (10000 + errno)  also OSError; .errno set
 
 Every instance has ``.code`` (the int), ``.name`` (e.g. ``"SLUICE_ERR_UNKNOWN_TOPIC"``
@@ -69,7 +70,7 @@ __all__ = [
     "RebalanceError", "NotAcquiredError", "LockExpiredError",
     "ThrottledError", "StorageError", "DisconnectedError", "ProtocolError",
     "SluiceIOError", "ShuttingDownError", "CompressionError", "NotLeaderError",
-    "NotEnoughReplicasError",
+    "NotEnoughReplicasError", "NotCoordinatorError",
     "AuthorizationError",
     "OutOfOrderSequenceError", "ProducerFencedError", "DuplicateSequenceError",
     "FencedLeaderEpochError", "UnknownLeaderEpochError",
@@ -304,6 +305,14 @@ class NotEnoughReplicasError(SluiceError):
     set is smaller than min-insync-replicas (retry; docs/cluster.md)."""
     code = 33
     name = "SLUICE_ERR_NOT_ENOUGH_REPLICAS"
+
+
+class NotCoordinatorError(SluiceError):
+    """In a cluster: the node no longer coordinates the group (its state
+    partition moved, docs/cluster.md 6). Queue consumers find the new
+    coordinator by themselves; retry other calls."""
+    code = 40
+    name = "SLUICE_ERR_NOT_COORDINATOR"
 
 
 class AuthorizationError(SluiceError, PermissionError):

@@ -1,0 +1,305 @@
+"""Queue group state survives the kill -9 of its coordinator (issue 14,
+docs/cluster.md section 6), with 3 real sluiced (tests/cluster's
+cluster_harness) and this package's QueueConsumer.
+
+The coordinator of group g is the leader of partition fnv1a32(g) mod
+partitions of __sluice_group_state. Acks, nacks and rejects answered by
+it (flush() returned) are in that partition on every in-sync replica, so
+after its kill -9 the new leader rebuilds them: no acked record is
+delivered again, attempts and failures carry over, dead-lettered records
+stay dead-lettered, and records acquired but not acked are delivered
+again (locks are not part of the state)."""
+import os
+import sys
+import time
+
+import pytest
+
+import sluice
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.environ.get("SLUICE_SOURCE_DIR") or os.path.normpath(
+    os.path.join(HERE, "..", "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "tests", "cluster"))
+
+import cluster_harness  # noqa: E402
+
+STATE = "__sluice_group_state"
+
+
+@pytest.fixture
+def cluster(bin_dir, tmp_path):
+    os.environ["SLUICE_BIN_DIR"] = bin_dir
+    c = cluster_harness.Cluster(tmp_path, n=3)
+    c.start()
+    yield c
+    c.stop_all()
+
+
+def fnv1a32(s):
+    h = 0x811C9DC5
+    for b in s.encode():
+        h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
+    return h
+
+
+def describe(c, nid, topic):
+    """[(leader, end offset)] per partition as node nid says, or None."""
+    p = c.cli(nid, "topic", "describe", topic, check=False)
+    if p.returncode != 0:
+        return None
+    out = []
+    for ln in p.stdout.splitlines():
+        f = ln.split()
+        if f and f[0] == "partition" and "leader" in f:
+            out.append((int(f[f.index("leader") + 1]), int(f[5])))
+    return out or None
+
+
+def all_up(c, nodes):
+    want = {n: "up" for n in nodes}
+    ldr = c.agreed_leader(nodes)
+    return ldr if ldr and all(
+        (c.status(n) or {}).get("nodes") == want for n in nodes) else None
+
+
+def coordinator(c, nid, group, topic):
+    """The leader of the group's state partition (before issue 14, with
+    no state topic: of partition fnv1a32(group) mod partitions of the
+    data topic, which the test uses to show it fails without the
+    change)."""
+    d = describe(c, nid, STATE) or describe(c, nid, topic)
+    if not d:
+        return None
+    ld = d[fnv1a32(group) % len(d)][0]
+    return ld if ld > 0 else None
+
+
+def bootstrap(c, nodes):
+    return ",".join("%s:%d" % c.nodes[n].binary_addr for n in nodes)
+
+
+def poll_until(qc, want, deadline_s=60.0):
+    """Poll until want(msgs) holds; the messages in order."""
+    got = []
+    end = time.monotonic() + deadline_s
+    while not want(got):
+        assert time.monotonic() < end, "timed out; got %r" % (
+            [(m.offset, m.attempts) for m in got],)
+        m = qc.poll(0.5)
+        if m is not None:
+            got.append(m)
+    return got
+
+
+def test_queue_state_survives_coordinator_kill(cluster):
+    c = cluster
+    all3 = [1, 2, 3]
+    c.wait(lambda: all_up(c, all3), "a cluster with every node up")
+    c.cli(1, "topic", "create", "jobs", "--partitions", "1",
+          "--replication-factor", "3")
+    c.wait(lambda: all(describe(c, n, "jobs") for n in all3), "jobs")
+    n = 60
+    c.cli(1, "produce", "jobs", "--acks", "durable",
+          input="".join("job-%03d\n" % i for i in range(n)))
+    bs = bootstrap(c, all3)
+
+    # 1. settle the first 30: ack 0-19, reject 20-24, nack 25-29 twice
+    qc = sluice.QueueConsumer(bs, "jobs", "g", prefetch=5)
+    seen = {}  # offset -> (attempts, failures) last seen before the kill
+    acked, rejected = set(), set()
+    nacks = {}
+    end = time.monotonic() + 60
+    while len(acked) < 20 or len(rejected) < 5 or \
+            any(nacks.get(o, 0) < 2 for o in range(25, 30)):
+        assert time.monotonic() < end, (acked, rejected, nacks)
+        m = qc.poll(0.5)
+        if m is None:
+            continue
+        seen[m.offset] = (m.attempts, m.failures)
+        assert m.offset not in acked and m.offset not in rejected
+        if m.offset < 20:
+            m.ack()
+            acked.add(m.offset)
+        elif m.offset < 25:
+            m.reject("bad job")
+            rejected.add(m.offset)
+        else:  # nacked: available again at once, one failure more
+            m.nack()
+            nacks[m.offset] = nacks.get(m.offset, 0) + 1
+        qc.flush()  # every settlement answered before the next poll
+    qc.close()
+    # the dead-lettered copies are on every replica of jobs.DLQ
+    c.wait(lambda: all((describe(c, x, "jobs.DLQ") or [(0, 0)])[0][1] >= 5
+                       for x in all3), "the DLQ copies replicated")
+
+    # 2. a consumer holds records without acking them
+    holder = sluice.QueueConsumer(bs, "jobs", "g", prefetch=5)
+    held = poll_until(holder, lambda g: len(g) >= 3)
+    held_attempts = {m.offset: m.attempts for m in held}
+
+    # 3. the coordinator dies
+    coord = c.wait(lambda: coordinator(c, 1, "g", "jobs"), "g's coordinator")
+    c.kill9(coord)
+    rest = [x for x in all3 if x != coord]
+
+    # 4. a new consumer gets everything not acked or rejected, once
+    expect = set(range(25, n))
+    qc = sluice.QueueConsumer(bootstrap(c, rest), "jobs", "g", prefetch=10)
+    got = {}
+    end = time.monotonic() + 90
+    while set(got) != expect:
+        assert time.monotonic() < end, sorted(expect - set(got))
+        m = qc.poll(0.5)
+        if m is None:
+            continue
+        assert m.offset in expect, \
+            "offset %d delivered again after its answered %s" % (
+                m.offset, "ack" if m.offset < 20 else "reject")
+        assert m.offset not in got, "offset %d twice" % m.offset
+        got[m.offset] = (m.attempts, m.failures)
+        m.ack()
+    qc.flush()
+    # nothing else is left for the group (the acked ones stay acked)
+    assert qc.poll(1.0) is None
+    # a reject on the new coordinator: its dead-letter copy is stored by
+    # the DLQ partition's leader, wherever that is now (forwarded)
+    c.cli(rest[0], "produce", "jobs", "--acks", "durable", input="late\n")
+    m = poll_until(qc, lambda g: len(g) >= 1)[0]
+    assert m.value == b"late"
+    m.reject("late")
+    qc.flush()
+    qc.close()
+    holder.close()
+    c.wait(lambda: all((describe(c, x, "jobs.DLQ") or [(0, 0)])[0][1] >= 6
+                       for x in rest), "the late reject in the DLQ")
+
+    # attempts and failures never go backwards
+    for off in range(25, 30):
+        a0, f0 = seen[off]
+        a1, f1 = got[off]
+        assert a1 > a0 and f1 >= f0, (off, seen[off], got[off])
+        assert f1 >= 2, (off, got[off])
+    for off, a0 in held_attempts.items():
+        assert got[off][0] >= a0, (off, a0, got[off])
+
+    # the dead-letter moves survived: each rejected record in the DLQ
+    p = c.cli(rest[0], "dlq", "show", "jobs.DLQ", "--count", "100",
+              "--format", "json")
+    offs = sorted(int(ln.split('"dlq.offset":"')[1].split('"')[0])
+                  for ln in p.stdout.splitlines() if "dlq.offset" in ln)
+    assert set(offs) == set(range(20, 25)) | {n}, p.stdout
+
+
+def test_stream_group_offsets_survive_coordinator_kill(cluster):
+    """Committed stream group offsets are group state too: after the
+    coordinator's kill -9 the group resumes at its committed offsets on
+    the new coordinator; no committed offset goes backwards."""
+    c = cluster
+    all3 = [1, 2, 3]
+    c.wait(lambda: all_up(c, all3), "a cluster with every node up")
+    c.cli(1, "topic", "create", "ev", "--partitions", "2",
+          "--replication-factor", "3")
+    c.wait(lambda: all(describe(c, x, "ev") for x in all3), "ev")
+    n = 40
+    c.cli(1, "produce", "ev", "--acks", "durable", "--key-separator", ":",
+          input="".join("k%d:ev-%03d\n" % (i, i) for i in range(n)))
+    bs = bootstrap(c, all3)
+    con = sluice.Consumer(bs, "sg", auto_offset_reset="earliest",
+                          enable_auto_commit=False)
+    con.subscribe(["ev"])
+    first = poll_until(con, lambda g: len(g) >= n // 2)
+    con.commit()  # answered: on every in-sync replica of its partition
+    committed = {p: con.committed("ev", p) for p in (0, 1)}
+    pos = {}
+    for m in first:
+        pos[m.partition] = max(pos.get(m.partition, 0), m.offset + 1)
+    assert committed == {p: pos.get(p, 0) for p in (0, 1)}, (committed, pos)
+    coord = c.wait(lambda: coordinator(c, 1, "sg", "ev"), "sg's coordinator")
+    c.kill9(coord)
+    rest = [x for x in all3 if x != coord]
+
+    con2 = sluice.Consumer(bootstrap(c, rest), "sg",
+                           auto_offset_reset="earliest",
+                           enable_auto_commit=False)
+    con2.subscribe(["ev"])
+    ends = {}
+    for ln in c.cli(rest[0], "topic", "describe", "ev").stdout.splitlines():
+        f = ln.split()
+        if f and f[0] == "partition":
+            ends[int(f[1])] = int(f[5])
+    left = sum(ends[p] - max(committed[p], 0) for p in (0, 1))
+    rest_msgs = poll_until(con2, lambda g: len(g) >= left, 90)
+    for m in rest_msgs:
+        assert m.offset >= committed[m.partition], \
+            "partition %d offset %d read again below its committed %d" % (
+                m.partition, m.offset, committed[m.partition])
+    got = sorted(m.value for m in first + rest_msgs)
+    assert got == sorted(b"ev-%03d" % i for i in range(n))
+    con2.commit()
+    for p in (0, 1):
+        assert con2.committed("ev", p) >= committed[p]
+    con.close()
+    con2.close()
+
+
+def test_queue_acks_through_repeated_coordinator_kills(cluster):
+    """Jepsen-style, short: one consumer acks records and flushes (an
+    answered flush = answered acks) while the group's coordinator is
+    killed with -9 three times, each time restarted once the next acks
+    were answered by the new one. At the end every record was acked, none
+    whose ack was answered was delivered again, and a record's attempts
+    never went down between deliveries."""
+    c = cluster
+    all3 = [1, 2, 3]
+    c.wait(lambda: all_up(c, all3), "a cluster with every node up")
+    c.cli(1, "topic", "create", "rk", "--partitions", "2",
+          "--replication-factor", "3")
+    c.wait(lambda: all(describe(c, x, "rk") for x in all3), "rk")
+    n = 300
+    c.cli(1, "produce", "rk", "--acks", "durable", "--key-separator", ":",
+          input="".join("k%d:rk-%03d\n" % (i, i) for i in range(n)))
+    qc = sluice.QueueConsumer(bootstrap(c, all3), "rk", "grk", prefetch=8)
+    answered = set()   # (partition, offset) whose ack was answered
+    pending = set()    # acked, flush not returned yet
+    unsure = set()     # acked, flush failed: done or delivered again
+    attempts = {}      # (partition, offset) -> attempts last delivered
+    values = set()
+    kills, down = 0, None
+    end = time.monotonic() + 240
+    while True:
+        assert time.monotonic() < end, "%d of %d acked" % (len(answered), n)
+        m = qc.poll(0.5)
+        if m is None and not pending and len(answered | unsure) == n:
+            break  # all acked (the unsure ones did not come back)
+        if m is not None:
+            k = (m.partition, m.offset)
+            assert k not in answered, "%r delivered again after its " \
+                "answered ack" % (k,)
+            assert m.attempts >= attempts.get(k, 0), (k, m.attempts,
+                                                      attempts[k])
+            attempts[k] = m.attempts
+            values.add(m.value)
+            m.ack()
+            pending.add(k)
+        if len(pending) >= 10 or (m is None and pending):
+            try:
+                qc.flush()
+                answered |= pending
+                unsure -= pending
+            except sluice.SluiceError:
+                unsure |= pending  # not answered: may come again
+            pending = set()
+            if down is not None:
+                c.restart(down)  # the new coordinator answered acks
+                c.wait(lambda: all_up(c, all3), "node %d back" % down)
+                down = None
+            elif down is None and kills < 3 and \
+                    len(answered) >= (kills + 1) * n // 5:
+                down = c.wait(lambda: coordinator(c, 1, "grk", "rk"),
+                              "grk's coordinator")
+                c.kill9(down)
+                kills += 1
+    qc.close()
+    assert kills == 3
+    assert values == {b"rk-%03d" % i for i in range(n)}

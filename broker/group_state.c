@@ -1,0 +1,517 @@
+/*
+ * group_state.c - group state replicated with the data
+ * (docs/cluster.md section 6; Kafka's __consumer_offsets and KIP-932's
+ * __share_group_state).
+ *
+ * DESIGN. In a cluster, queue group state lives in an internal topic,
+ * __sluice_group_state (SL_GSTATE_PARTITIONS partitions, RF
+ * cluster-replication-factor, flush always, cleanup-policy compact),
+ * created through the metadata log the first time a node is asked about
+ * a queue group. Group g belongs to partition fnv1a32(g) mod partitions;
+ * the leader of that partition is g's **coordinator**: the only node
+ * that keeps g in memory, hands its records out and settles them. No
+ * election of its own: the metadata quorum already picks one leader per
+ * partition and epoch.
+ *
+ * The records are the groups library's own staged buffers (groups.c):
+ * every flusher round serializes each dirty share-partition's whole
+ * window (as ranges: acked runs, counts, due times, DLQ states), group
+ * settings and deletions into one buffer. env.replicate hands that buffer
+ * here; each op becomes one record keyed by what it describes (its window,
+ * its settings), all ops of one state partition one batch, appended to the
+ * partition this node leads and waited for with sl_ops_wait_durable: in a
+ * cluster that is "fsynced on every in-sync replica" (docs/cluster.md
+ * 3.3). The groups library answers a waiter (an ACK's reply, a receipt)
+ * only when both its groups.db commit and this wait are done
+ * (sl_groups_replicated). So one replicated append per round and state
+ * partition covers every ack of the round, as the groups.db transaction
+ * does, and an answered ack is on a majority's disk.
+ *
+ * A window op is a full snapshot of that window, so the newest record
+ * per key is all a new coordinator needs: compaction (keep the latest per
+ * key) is the "snapshot + tail" rule without separate snapshot records.
+ *
+ * Becoming coordinator (the image names this node leader of partition p;
+ * sl_gstate_on_image after every image change): read p's whole local log
+ * (past the read cap: the new leader's log is the truth, and an answered
+ * ack is in it even if this node had not yet learned the old leader's
+ * high-water mark), keep the queue ops, and sl_groups_reload them for
+ * the groups of p: their groups.db rows are replaced in one transaction
+ * and loaded. Locks are not in the state, so every record acquired but
+ * not acked is available again (attempts kept), as after a restart.
+ * Only then does sl_gstate_coordinates say yes for p's groups.
+ *
+ * Losing it: the groups of p are dropped from memory (sl_groups_unload);
+ * their consumers are orphaned; binary requests for them are answered
+ * SL_ERR_NOT_COORDINATOR and libsluice finds the new coordinator from
+ * METADATA of this topic. A stage that includes ops of a partition this
+ * node does not lead (or has not rebuilt) fails as a whole with
+ * NOT_COORDINATOR: nobody is told such a change is done.
+ *
+ * Failure scenario this prevents: coordinator A answers an ack, dies;
+ * B becomes leader of the state partition: the ack's window record is in
+ * B's log (it was fsynced on every ISR member before the answer), so the
+ * record is acked on B too and never delivered again.
+ *
+ * Stream groups: committed offsets are ops of the same buffers (one
+ * record per (group, topic, partition)), so they go the same way, and a
+ * stream group is served by its coordinator too; membership is not
+ * state (members rejoin after a move, as after a restart).
+ * @thread loop
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "broker/broker.h"
+#include "broker/cluster.h"
+#include "broker/group_state.h"
+#include "broker/ops_groups.h"
+#include "cluster/meta.h"
+#include "protocol/batch.h"
+#include "protocol/hash.h"
+#include "protocol/log.h"
+
+/* One staged buffer on its way to the state log: done when pending
+ * appends are all durable. Completed in seq order. */
+typedef struct rstage {
+    struct rstage *next;
+    uint64_t seq;
+    int pending;
+    sl_err rc;
+    sl_gstate *gs;
+} rstage;
+
+struct sl_gstate {
+    sl_broker *b;
+    sl_groups *g;
+    int32_t self;
+    int32_t nparts; /* of the state topic in the image; 0 = none yet */
+    uint8_t *ready; /* [nparts]: led here and rebuilt */
+    int creating;   /* a CREATE_TOPIC of ours is in the log's hands */
+    rstage *head, *tail;
+    struct event *done_ev; /* completes finished stages, never inline */
+};
+
+int32_t sl_gstate_partition(const char *group, int32_t nparts)
+{
+    if (nparts <= 0)
+        return 0;
+    return (int32_t)(sl_fnv1a32(group, strlen(group)) % (uint32_t)nparts);
+}
+
+static const sl_mi_topic *state_topic(sl_broker *b)
+{
+    const sl_meta *m = sl_bcluster_image(b);
+    return m ? sl_meta_topic_find(m, SL_GSTATE_TOPIC) : NULL;
+}
+
+static void create_topic(sl_gstate *gs);
+
+int32_t sl_gstate_coordinator(sl_broker *b, const char *group)
+{
+    const sl_mi_topic *t;
+    if (!sl_bcluster_image(b))
+        return 0;
+    t = state_topic(b);
+    if (!t || t->nparts <= 0) {
+        if (!t && sl_ops_gstate(b))
+            create_topic(sl_ops_gstate(b));
+        return -1;
+    }
+    return t->parts[sl_gstate_partition(group, t->nparts)].leader;
+}
+
+/* ---- creating the state topic ----------------------------------------- */
+
+static void create_done(void *arg, sl_err rc, const char *msg)
+{
+    sl_gstate *gs = arg;
+    gs->creating = 0;
+    if (rc != SL_OK && rc != SL_ERR_TOPIC_EXISTS)
+        sl_log(SL_WARN, "groups", "creating %s: %s", SL_GSTATE_TOPIC,
+               msg && msg[0] ? msg : sl_strerror(rc));
+}
+
+static int count_peers(const char *peers)
+{
+    int n = peers && peers[0] ? 1 : 0;
+    for (const char *p = peers; p && *p; p++)
+        n += *p == ',';
+    return n;
+}
+
+/* Placed like any topic (docs/cluster.md 2.5), so coordinators spread
+ * over the nodes; waits until enough nodes are up for the full RF. */
+static void create_topic(sl_gstate *gs)
+{
+    /* small segments: compaction rewrites closed ones only, and a new
+     * coordinator reads the active one whole (Kafka's
+     * __consumer_offsets uses 100 MiB) */
+    static const char *const keys[] = {"cleanup-policy", "flush",
+                                       "segment-bytes"};
+    static const char *const vals[] = {"compact", "always", "16m"};
+    const sl_meta *m = sl_bcluster_image(gs->b);
+    const sl_config *cfg = sl_broker_config(gs->b);
+    int32_t rf = (int32_t)cfg->cluster_replication_factor, live = 0;
+    int32_t np = SL_GSTATE_PARTITIONS, *rep;
+    char msg[256];
+    sl_wb wb;
+    if (gs->creating || !m)
+        return;
+    for (size_t i = 0; i < m->nnodes; i++)
+        live += !m->nodes[i].fenced;
+    if (rf > count_peers(cfg->cluster_peers))
+        rf = count_peers(cfg->cluster_peers);
+    if (rf < 1)
+        rf = 1;
+    if (live < rf)
+        return; /* asked again by the next request */
+    rep = calloc((size_t)np * (size_t)rf, sizeof(*rep));
+    if (!rep)
+        return;
+    if (sl_meta_place(m, SL_GSTATE_TOPIC, np, rf, rep, msg, sizeof(msg)) !=
+        SL_OK) {
+        free(rep);
+        return;
+    }
+    sl_wb_init(&wb, 512);
+    sl_meta_enc_create_topic(&wb, SL_GSTATE_TOPIC, np, rf, keys, vals, 3, rep);
+    free(rep);
+    if (!wb.err &&
+        sl_bcluster_propose(gs->b, wb.p, wb.len, create_done, gs) == SL_OK) {
+        gs->creating = 1;
+        sl_log(SL_INFO, "groups", "creating %s (%d partitions, RF %d)",
+               SL_GSTATE_TOPIC, (int)np, (int)rf);
+    }
+    sl_wb_fini(&wb);
+}
+
+int sl_gstate_coordinates(sl_gstate *gs, const char *group)
+{
+    int32_t p;
+    if (!gs)
+        return 1;
+    if (gs->nparts <= 0) {
+        if (!state_topic(gs->b))
+            create_topic(gs);
+        return 0;
+    }
+    p = sl_gstate_partition(group, gs->nparts);
+    return gs->ready[p];
+}
+
+/* ---- appending state records ------------------------------------------ */
+
+static void finish_ready(sl_gstate *gs)
+{
+    while (gs->head && gs->head->pending == 0) {
+        rstage *s = gs->head;
+        gs->head = s->next;
+        if (!gs->head)
+            gs->tail = NULL;
+        sl_groups_replicated(gs->g, s->seq, s->rc);
+        free(s);
+    }
+}
+
+static void done_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    finish_ready(arg);
+}
+
+static void durable_cb(void *arg, sl_err err)
+{
+    rstage *s = arg;
+    if (!s->gs) { /* sl_gstate_free left it to this wait */
+        if (--s->pending == 0)
+            free(s);
+        return;
+    }
+    if (err != SL_OK && s->rc == SL_OK)
+        s->rc = err;
+    s->pending--;
+    finish_ready(s->gs);
+}
+
+/* The record key of an op: what it describes (compaction keeps the
+ * newest per key). */
+static void op_key(const sl_gop *op, sl_wb *k)
+{
+    k->len = 0;
+    sl_wb_u8(k, (uint8_t)op->kind);
+    sl_wb_str16(k, op->group, op->group_len);
+    sl_wb_str16(k, op->topic, op->topic_len);
+    sl_wb_u32(k, (uint32_t)op->partition);
+}
+
+/* Append the records collected for partition p and wait for them. */
+static void append_part(sl_gstate *gs, rstage *s, int32_t p,
+                        sl_batch_builder *bb)
+{
+    const uint8_t *bp;
+    size_t blen;
+    uint8_t *copy;
+    int64_t next = 0;
+    sl_ops_wait *w = NULL;
+    sl_err rc = sl_bb_finish(bb, &bp, &blen);
+    if (rc == SL_OK && !(copy = malloc(blen)))
+        rc = SL_ERR_NOMEM;
+    if (rc == SL_OK) {
+        memcpy(copy, bp, blen);
+        rc = sl_ops_append(gs->b, SL_GSTATE_TOPIC, p, SL_OPS_NO_CREATE, copy,
+                           blen, NULL, &next);
+        free(copy);
+    }
+    if (rc == SL_OK)
+        rc = sl_ops_wait_durable(gs->b, SL_GSTATE_TOPIC, p, next, durable_cb, s,
+                                 &w);
+    if (rc != SL_OK) {
+        sl_log(SL_WARN, "groups", "%s/%d: state record not stored: %s",
+               SL_GSTATE_TOPIC, (int)p, sl_strerror(rc));
+        if (s->rc == SL_OK)
+            s->rc = rc;
+    } else if (w) {
+        s->pending++;
+    }
+}
+
+void sl_gstate_replicate(sl_gstate *gs, const uint8_t *ops, size_t len,
+                         uint64_t seq)
+{
+    rstage *s = calloc(1, sizeof(*s));
+    sl_batch_builder *bbs = NULL;
+    int64_t now = sl_now_ms();
+    size_t off = 0;
+    sl_gop op;
+    sl_wb key;
+    int r;
+
+    if (!s) { /* cannot track it: fail it through a later stage */
+        sl_log(SL_ERROR, "groups", "out of memory replicating group state");
+        return;
+    }
+    s->seq = seq;
+    s->gs = gs;
+    if (gs->tail)
+        gs->tail->next = s;
+    else
+        gs->head = s;
+    gs->tail = s;
+    event_active(gs->done_ev, 0, 0);
+    if (gs->nparts > 0)
+        bbs = calloc((size_t)gs->nparts, sizeof(*bbs));
+    if (gs->nparts > 0 && !bbs) {
+        s->rc = SL_ERR_NOMEM;
+        return;
+    }
+    sl_wb_init(&key, 64);
+    while ((r = sl_groups_ops_next(ops, len, &off, &op)) == 1) {
+        int32_t p;
+        if (op.kind == 't')
+            continue; /* a topic delete: every node applies it itself */
+        if (gs->nparts <= 0) {
+            s->rc = SL_ERR_NOT_COORDINATOR;
+            break;
+        }
+        {
+            char gname[256];
+            snprintf(gname, sizeof(gname), "%.*s", (int)op.group_len,
+                     op.group ? op.group : "");
+            p = sl_gstate_partition(gname, gs->nparts);
+        }
+        if (!gs->ready[p]) { /* led elsewhere now: not ours to write */
+            s->rc = SL_ERR_NOT_COORDINATOR;
+            continue;
+        }
+        if (!bbs[p].buf.p)
+            sl_bb_init(&bbs[p], SL_CODEC_NONE);
+        op_key(&op, &key);
+        if (key.err || sl_bb_add(&bbs[p], now, key.p, key.len, op.p, op.len,
+                                 NULL, 0) != SL_OK)
+            s->rc = SL_ERR_NOMEM;
+    }
+    if (r < 0) {
+        sl_log(SL_ERROR, "groups", "internal: bad staged ops at %zu/%zu", off,
+               len);
+        s->rc = SL_ERR_UNKNOWN;
+    }
+    for (int32_t p = 0; p < gs->nparts; p++) {
+        if (!bbs[p].buf.p)
+            continue;
+        if (s->rc == SL_OK && bbs[p].count > 0)
+            append_part(gs, s, p, &bbs[p]);
+        sl_bb_fini(&bbs[p]);
+    }
+    sl_wb_fini(&key);
+    free(bbs);
+}
+
+/* ---- coordinator changes ------------------------------------------------ */
+
+typedef struct mine_arg {
+    int32_t p, nparts;
+} mine_arg;
+
+static int mine_part(void *arg, const char *group)
+{
+    const mine_arg *a = arg;
+    return sl_gstate_partition(group, a->nparts) == a->p;
+}
+
+static int mine_all(void *arg, const char *group)
+{
+    (void)arg;
+    (void)group;
+    return 1;
+}
+
+/* The queue ops of partition p's whole local log, oldest first. */
+static sl_err read_state(sl_gstate *gs, int32_t p, sl_wb *out)
+{
+    sl_part *part;
+    sl_part_iter *it = NULL;
+    sl_record rec;
+    sl_err rc = sl_ops_part(gs->b, SL_GSTATE_TOPIC, p, SL_OPS_NO_CREATE, &part);
+    int64_t cap;
+    size_t n = 0;
+    if (rc != SL_OK)
+        return rc;
+    cap = sl_part_read_cap(part);
+    sl_part_set_read_cap(part, INT64_MAX); /* the whole log, see above */
+    rc = sl_part_iter_new(part, sl_part_start_offset(part), &it);
+    while (rc == SL_OK && sl_part_iter_next(it, &rec, &rc)) {
+        size_t off = 0;
+        sl_gop op;
+        if (!rec.value || rec.value_len <= 0)
+            continue;
+        if (sl_groups_ops_next(rec.value, (size_t)rec.value_len, &off, &op) !=
+                1 ||
+            off != (size_t)rec.value_len || op.kind == 't') {
+            continue;
+        }
+        sl_wb_put(out, rec.value, (size_t)rec.value_len);
+        n++;
+    }
+    sl_part_iter_free(it);
+    sl_part_set_read_cap(part, cap);
+    if (out->err)
+        rc = SL_ERR_NOMEM;
+    sl_log(SL_DEBUG, "groups", "%s/%d: %zu state records read", SL_GSTATE_TOPIC,
+           (int)p, n);
+    return rc;
+}
+
+static void become_coordinator(sl_gstate *gs, int32_t p)
+{
+    mine_arg a = {p, gs->nparts};
+    int64_t t0 = sl_now_ms();
+    sl_wb ops;
+    sl_err rc;
+    sl_wb_init(&ops, 4096);
+    rc = read_state(gs, p, &ops);
+    if (rc == SL_OK)
+        rc = sl_groups_reload(gs->g, mine_part, &a, ops.p, ops.len);
+    sl_wb_fini(&ops);
+    if (rc != SL_OK) {
+        sl_log(SL_ERROR, "groups",
+               "%s/%d: cannot rebuild the group state it holds: %s (its "
+               "groups are not served here; retried at the next change)",
+               SL_GSTATE_TOPIC, (int)p, sl_strerror(rc));
+        return;
+    }
+    gs->ready[p] = 1;
+    sl_log(SL_INFO, "groups",
+           "coordinator of the groups of %s/%d (state rebuilt in %lld ms)",
+           SL_GSTATE_TOPIC, (int)p, (long long)(sl_now_ms() - t0));
+}
+
+void sl_gstate_on_image(sl_broker *b)
+{
+    sl_gstate *gs = sl_ops_gstate(b);
+    const sl_mi_topic *t;
+    if (!gs)
+        return;
+    t = state_topic(b);
+    if (!t) {
+        if (gs->nparts > 0) { /* deleted: nothing is coordinated here */
+            sl_groups_unload(gs->g, mine_all, NULL);
+            free(gs->ready);
+            gs->ready = NULL;
+            gs->nparts = 0;
+        }
+        return;
+    }
+    if (gs->nparts != t->nparts) {
+        uint8_t *r = calloc((size_t)t->nparts, 1);
+        if (!r)
+            return;
+        sl_groups_unload(gs->g, mine_all, NULL);
+        free(gs->ready);
+        gs->ready = r;
+        gs->nparts = t->nparts;
+    }
+    for (int32_t p = 0; p < t->nparts; p++) {
+        int lead = t->parts[p].leader == gs->self;
+        if (lead && !gs->ready[p]) {
+            int32_t np;
+            if (sl_ops_topic_get(b, SL_GSTATE_TOPIC, SL_OPS_NO_CREATE, &np) !=
+                SL_OK)
+                return; /* not created here yet: the next change */
+            become_coordinator(gs, p);
+        } else if (!lead && gs->ready[p]) {
+            mine_arg a = {p, gs->nparts};
+            gs->ready[p] = 0;
+            sl_groups_unload(gs->g, mine_part, &a);
+            sl_log(SL_INFO, "groups",
+                   "no longer coordinator of the groups of %s/%d (leader "
+                   "now %d)",
+                   SL_GSTATE_TOPIC, (int)p, (int)t->parts[p].leader);
+        }
+    }
+}
+
+sl_err sl_gstate_new(sl_broker *b, sl_groups *g, sl_gstate **out)
+{
+    sl_gstate *gs;
+    *out = NULL;
+    if (sl_broker_config(b)->node_id == 0)
+        return SL_OK;
+    gs = calloc(1, sizeof(*gs));
+    if (!gs)
+        return SL_ERR_NOMEM;
+    gs->b = b;
+    gs->g = g;
+    gs->self = (int32_t)sl_broker_config(b)->node_id;
+    gs->done_ev = event_new(sl_broker_base(b), -1, 0, done_cb, gs);
+    if (!gs->done_ev) {
+        free(gs);
+        return SL_ERR_NOMEM;
+    }
+    *out = gs; /* before the unload: its stage is replicated through it */
+    sl_groups_unload(g, mine_all, NULL);
+    return SL_OK;
+}
+
+void sl_gstate_free(sl_gstate *gs)
+{
+    if (!gs)
+        return;
+    /* stages still waiting: their durable waits are failed by the broker's
+     * shutdown; the groups are gone, so nobody is told */
+    while (gs->head) {
+        rstage *s = gs->head;
+        gs->head = s->next;
+        s->gs = NULL;
+        if (s->pending == 0)
+            free(s);
+    }
+    if (gs->done_ev)
+        event_free(gs->done_ev);
+    free(gs->ready);
+    free(gs);
+}

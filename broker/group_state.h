@@ -1,0 +1,47 @@
+/*
+ * group_state.h - queue group state replicated with the data
+ * (broker/group_state.c, docs/cluster.md 6). @thread loop
+ */
+#ifndef SL_BROKER_GROUP_STATE_H
+#define SL_BROKER_GROUP_STATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "protocol/err.h"
+
+/* The internal topic, its partition count when this node creates it. */
+#define SL_GSTATE_TOPIC "__sluice_group_state"
+#define SL_GSTATE_PARTITIONS 16
+
+typedef struct sl_broker sl_broker;
+typedef struct sl_groups sl_groups;
+typedef struct sl_gstate sl_gstate;
+
+/* With cluster mode (node-id set): *out is set first (env.replicate
+ * must find it), then every queue group groups.db loaded is dropped
+ * (the state log is the truth; a group is loaded again when this node
+ * becomes its coordinator). *out NULL without cluster mode. */
+sl_err sl_gstate_new(sl_broker *b, sl_groups *g, sl_gstate **out);
+void sl_gstate_free(sl_gstate *gs); /* accepts NULL */
+
+/* The state partition of `group` among nparts (fnv1a32 mod nparts, as
+ * libsluice computes it). */
+int32_t sl_gstate_partition(const char *group, int32_t nparts);
+/* Does this node coordinate queue group `group`? Always on a single node.
+ * In a cluster: it leads the group's state partition and has rebuilt the
+ * state from it; else 0, and the first call asks for the state topic's
+ * creation when the image lacks it. */
+int sl_gstate_coordinates(sl_gstate *gs, const char *group);
+/* The node id that coordinates `group` per this node's image: 0 on a
+ * single node, -1 when unknown now (no state topic yet: its creation is
+ * asked for; an election). */
+int32_t sl_gstate_coordinator(sl_broker *b, const char *group);
+/* groups env.replicate (groups/groups.h). */
+void sl_gstate_replicate(sl_gstate *gs, const uint8_t *ops, size_t len,
+                         uint64_t seq);
+/* The metadata image changed (broker/cluster.c): rebuild the groups of
+ * state partitions this node leads now, drop those it no longer leads. */
+void sl_gstate_on_image(sl_broker *b);
+
+#endif
