@@ -254,6 +254,11 @@ int sl_q__reread(sl_qpart *qp, int64_t off, sl_record *rec)
         return -1;
     if (off < sl_part_start_offset(p))
         return 0;
+    /* not readable here yet, not gone: a cluster's new coordinator may
+     * hold records an old one handed out above this replica's read cap
+     * (the high-water mark it knows) or past its log end */
+    if (off >= sl_part_read_cap(p) || off >= sl_part_end_offset(p))
+        return -1;
     if (!qp->rit) {
         if (sl_part_iter_new(p, off, &qp->rit) != SL_OK)
             return -1;
@@ -268,7 +273,10 @@ int sl_q__reread(sl_qpart *qp, int64_t off, sl_record *rec)
     for (;;) {
         if (!sl_part_iter_next(qp->rit, rec, &err)) {
             qp->rit_pos = -1;
-            return err == SL_OK && off < sl_part_end_offset(p) ? 0 : -1;
+            return err == SL_OK && off < sl_part_end_offset(p) &&
+                           off < sl_part_read_cap(p)
+                       ? 0
+                       : -1;
         }
         if (rec->offset >= off)
             break;
