@@ -771,9 +771,8 @@ def test_relay_logs_in_with_the_cluster_secret(tmp_path, monkeypatch):
         ldr = ready(c)
         c.cli(ldr, "topic", "create", "sq", "--partitions", "1",
               "--replication-factor", "3")
-        view = parse(c.wait(lambda: same_everywhere(c, "sq", all3, 1),
-                            "sq"))
-        coord = coordinator(view, "sq")
+        c.wait(lambda: same_everywhere(c, "sq", all3, 1), "sq")
+        coord = coordinator(state_view(c, all3), "sq")
         a, b = [n for n in all3 if n != coord]
 
         def login(nid):
