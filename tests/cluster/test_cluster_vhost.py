@@ -13,6 +13,7 @@ import cluster_harness  # noqa: E402
 from stomp_raw import Raw  # noqa: E402
 from test_cluster_failover import parse, same_everywhere  # noqa: E402
 from test_cluster_stomp import coordinator, ready, send_receipted  # noqa
+from test_cluster_stomp import state_view  # noqa: E402
 
 
 @pytest.fixture
@@ -38,10 +39,10 @@ def test_relayed_queue_subscription_stays_in_its_vhost(vcluster):
     for t in ("work", "vhost.a.work"):
         c.cli(ldr, "topic", "create", t, "--partitions", "3",
               "--replication-factor", "3")
-    view = parse(c.wait(lambda: same_everywhere(c, "vhost.a.work", all3, 3),
-                        "vhost.a.work"))
+    c.wait(lambda: same_everywhere(c, "vhost.a.work", all3, 3),
+           "vhost.a.work")
     c.wait(lambda: same_everywhere(c, "work", all3, 3), "work")
-    coord = coordinator(view, "vhost.a.work")
+    coord = coordinator(state_view(c, all3), "vhost.a.work")
     other = next(n for n in all3 if n != coord)
     d = stomp(c, other, "/")
     send_receipted(d, "/queue/work", ["d-%d" % i for i in range(6)])
