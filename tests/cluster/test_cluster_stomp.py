@@ -266,14 +266,18 @@ def serving_node(c, nodes, queue):
     r.send("SUBSCRIBE", {"destination": "/queue/" + queue, "id": "probe",
                          "receipt": "p"})
     assert r.expect("RECEIPT").headers["receipt-id"] == "p"
-    r.close()
 
     def where():
         has = [n for n in nodes
                if queue in c.cli(n, "group", "list", check=False)
                .stdout.split()]
         return has[0] if len(has) == 1 else None
-    return c.wait(where, "the node that declared queue group " + queue)
+    # kept open until then: a relayed subscription reaches the coordinator
+    # once one is known (the first group of a cluster waits for the group
+    # state topic, docs/cluster.md 6)
+    node = c.wait(where, "the node that declared queue group " + queue)
+    r.close()
+    return node
 
 
 def read_messages(conns, until, what, on_frame, timeout=60.0):
