@@ -95,6 +95,14 @@ struct sl_gstate {
     struct event *done_ev; /* completes finished stages, never inline */
 };
 
+/* STOMP temp queues ("stomp-tmp-N.S-NAME") live on the node that made
+ * them (docs/stomp.md; relay.c sends replies there): their groups are
+ * that node's alone, never coordinated, moved or replicated. */
+static int local_group(const char *group, size_t len)
+{
+    return len >= 10 && !memcmp(group, "stomp-tmp-", 10);
+}
+
 int32_t sl_gstate_partition(const char *group, int32_t nparts)
 {
     if (nparts <= 0)
@@ -192,7 +200,7 @@ static void create_topic(sl_gstate *gs)
 int sl_gstate_coordinates(sl_gstate *gs, const char *group)
 {
     int32_t p;
-    if (!gs)
+    if (!gs || local_group(group, strlen(group)))
         return 1;
     if (gs->nparts <= 0) {
         if (!state_topic(gs->b))
@@ -312,7 +320,7 @@ void sl_gstate_replicate(sl_gstate *gs, const uint8_t *ops, size_t len,
     sl_wb_init(&key, 64);
     while ((r = sl_groups_ops_next(ops, len, &off, &op)) == 1) {
         int32_t p;
-        if (op.kind == 't')
+        if (op.kind == 't' || local_group(op.group, op.group_len))
             continue; /* a topic delete: every node applies it itself */
         if (gs->nparts <= 0) {
             s->rc = SL_ERR_NOT_COORDINATOR;
@@ -360,14 +368,14 @@ typedef struct mine_arg {
 static int mine_part(void *arg, const char *group)
 {
     const mine_arg *a = arg;
-    return sl_gstate_partition(group, a->nparts) == a->p;
+    return !local_group(group, strlen(group)) &&
+           sl_gstate_partition(group, a->nparts) == a->p;
 }
 
 static int mine_all(void *arg, const char *group)
 {
     (void)arg;
-    (void)group;
-    return 1;
+    return !local_group(group, strlen(group));
 }
 
 /* The queue ops of partition p's whole local log, oldest first. */
