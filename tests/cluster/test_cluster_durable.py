@@ -192,8 +192,8 @@ def test_queue_dispatch_stops_at_the_high_water_mark(cluster):
           input="y-0\n")
     # no --count: each record is printed when it arrives; the acks cannot
     # be answered while the followers are paused, so the run is cut short
-    rc, out = cli_bounded(c, pl, 6, "queue", "consume", "q", "--group", g,
-                          "--wait-ms", "2000")
+    rc, out = cli_bounded(c, pl, 6, "-X", "queue.credits=16", "queue",
+                          "consume", "q", "--group", g, "--wait-ms", "2000")
     assert out.split() == ["x-0", "x-1"], out
     for n in fol:
         c.nodes[n].proc.send_signal(signal.SIGCONT)
