@@ -98,22 +98,10 @@
  * a futex wake-up and a scheduler hop (tens of microseconds on a VM) to
  * each of its fdatasyncs.
  *
- * The shared journal (journal.c, sl_flusher_set_journal): a round with
- * at least min_partitions partitions does not fdatasync each of them; it
- * copies their new bytes into the journal (sl_part__journal), fdatasyncs
- * that one file, and only then publishes their durable offsets
- * (sl_part__journal_done) and calls the durable notify: guarantee 1
- * holds with "the journal's fdatasync" for "the fdatasyncs". Partitions
- * it cannot take (too much to copy, out of descriptors, a failed journal)
- * are synced the classic way in the same round. A third thread, the
- * checkpoint thread, fdatasyncs the segment files a full journal file
- * covered (the flusher has already moved on to a new file) and then
- * deletes it; a file is also rotated that way once no journal round ran
- * for SL_JOURNAL_IDLE_CK_MS (an idle checkpoint: the partitions' own
- * files then hold their bytes durably, and an idle partition may be
- * unloaded); sl_flusher_forget also waits for a checkpoint that holds
- * the partition, then checkpoints it itself; sl_flusher_free ends with a
- * checkpoint of everything and deletes the journal file.
+ * The shared journal (sl_flusher_set_journal): rounds of many partitions
+ * fdatasync one journal file instead of each partition; flusher_journal.c
+ * explains it and its checkpoint thread. Adaptive spinning after a round:
+ * flusher_spin.c.
  *
  * Policies: SL_FLUSH_ALWAYS requests a round now; SL_FLUSH_INTERVAL
  * requests one no later than flush_interval_ms after the first unsynced
@@ -136,7 +124,6 @@
 #include "storage/flusher.h"
 
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,157 +131,19 @@
 #include <time.h>
 
 #include "protocol/log.h"
+#include "storage/flusher_int.h"
 #include "storage/fsutil.h"
 #include "storage/journal.h"
 #include "storage/storage_int.h"
 
-typedef struct hook {
-    void (*fn)(void *arg);
-    void *arg;
-} hook;
-
-struct sl_flusher {
-    pthread_t th;  /* flusher thread: fsync rounds, durable notify */
-    pthread_t hth; /* hook thread: hooks, then notify */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;      /* work or stop */
-    pthread_cond_t done_cv; /* a round ended */
-    pthread_cond_t hcv;     /* hooks_wanted or hstop */
-    sl_part **pend;         /* pending partitions (p->fl_pending = 1) */
-    size_t npend, cpend;
-    sl_part **round; /* partitions of the round in progress */
-    size_t nround, cround;
-    hook *hooks;
-    size_t nhooks, chooks;
-    int stop, in_round;
-    int hold;                /* sl_flusher_hold: take no round */
-    int hooks_wanted, hstop; /* hook thread: run the hooks / exit */
-    void (*notify)(void *arg);
-    void *arg;
-    void (*dnotify)(void *arg); /* durable notify, guarded by mu */
-    void *darg;
-    int round_hooks;          /* hooks after every round (default 1), mu */
-    int64_t spin_us;          /* spin for new work after a round, mu */
-    int64_t last_end_us;      /* end of the last round, flusher thread */
-    _Atomic uint64_t req_seq; /* sl_flusher_request calls */
-    /* Adaptive spinning (spin_wait): the time of the last request, the
-     * end of the last round, the average gap between them (flusher). */
-    _Atomic int64_t req_us;
-    int64_t round_end_us, gap_avg_us;
-    int64_t jidle_at_ms; /* (mu) idle checkpoint due (0 = none) */
-    _Atomic uint64_t spins, spin_hits; /* spins started / that caught one */
-    /* Coverage tokens (sl_flusher_token): SL_FLUSH_ALWAYS requests so far
-     * (written under mu), the value of it when the round in progress took
-     * its partitions (mu), and the same for the last round that ended. */
-    _Atomic uint64_t always_seq;
-    uint64_t round_token;
-    _Atomic uint64_t covered;
-    _Atomic int astop; /* copy of stop for the spinner */
-    _Atomic uint64_t rounds, syncs;
-    _Atomic int64_t sync_avg_us; /* fdatasync time per round, 1/8 weight */
-    /* histograms (sl_flusher_hists), written by the flusher thread */
-    _Atomic uint64_t h_sync[SL_FLUSHER_NBUCKETS], h_sync_sum;
-    _Atomic uint64_t h_size[SL_FLUSHER_NBUCKETS], h_size_sum;
-    uint64_t last_covered; /* flusher thread: covered before this round */
-    /* The shared journal (journal.c), NULL = a sync per partition. */
-    sl_journal *j;
-    size_t jmin;           /* journal rounds of >= jmin partitions (mu) */
-    sl_part_jpend *jp;     /* the round's journaled ranges (cround) */
-    size_t cjp;
-    sl_part **touched;     /* journaled since the current file began (mu) */
-    size_t ntouched, ctouched;
-    /* The checkpoint thread: fdatasyncs the segment files a rotated
-     * journal file covered, then deletes that file. (mu) */
-    pthread_t cth;
-    int cth_started;
-    pthread_cond_t ccv;
-    sl_part **ck; /* the batch in progress */
-    size_t nck, cck;
-    int ck_busy, ck_stop;
-    int ck_ready; /* a batch for the checkpoint thread (not the final) */
-    uint64_t ck_seq; /* journal file to delete after the batch */
-    _Atomic uint64_t checkpoints, jrounds;
-};
-
-static int64_t mono_ms(void)
+int64_t sl_flusher__mono_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/*
- * Spin (yielding the CPU) until a request arrives or `until_us`. Sleeping
- * on the condition variable costs a futex wake-up and a scheduler hop on
- * the next request (tens of microseconds on a VM, a good part of a
- * 0.2 ms fdatasync); a client that waits for each receipt sends its next
- * message about one loopback round trip after the last round. Bounded, so
- * an idle broker sleeps. @thread flusher, without f->mu
- */
-static void spin_for_work(sl_flusher *f, uint64_t seq, int64_t until_us)
-{
-    while (atomic_load(&f->req_seq) == seq && !atomic_load(&f->astop) &&
-           sl_fs_mono_us() < until_us)
-        sched_yield();
-}
-
-/*
- * ADAPTIVE SPINNING. A spin for the whole gap between a round and the
- * next request burned a CPU for the gap: at 2-3 k messages/s with one
- * receipt window (gaps of 0.1-0.3 ms: the answer, the client's round
- * trip, its next SEND) the flusher and the loop's spin (broker/ops.c)
- * took about 65% of a core (issue 20). Yet the gaps of such a client are
- * regular, so the flusher parks for the predictable part and spins only
- * around when the next request is due: it keeps the average gap
- * (gap_avg_us, measured from the end of a round to the last request
- * before the next one), sleeps on its condition variable with a timeout
- * (futex timeouts are hrtimers: microsecond precision) until SL_SPIN_EARLY
- * of it, then spins until twice the average, never longer than spin_us
- * in all. A request during the sleep wakes it as without spinning. Gaps
- * longer than SL_SPIN_MAX_GAP_US (a client that thinks between messages)
- * are not worth a spin at all: a wake-up there is a small part of the
- * wait. So the CPU a spin costs is about twice the jitter of the gaps,
- * not the gaps. @thread flusher, holds f->mu (released while waiting)
- */
-#define SL_SPIN_MAX_GAP_US 2000
-/* spin from this fraction (1/8ths) of the expected gap */
-#define SL_SPIN_EARLY 6
-
-static void spin_wait(sl_flusher *f)
-{
-    int64_t t = sl_fs_mono_us(), g = f->gap_avg_us, from, until;
-    uint64_t seq = atomic_load(&f->req_seq);
-
-    f->last_end_us = 0; /* one spin per round */
-    if (g > SL_SPIN_MAX_GAP_US)
-        return;
-    from = f->round_end_us + g * SL_SPIN_EARLY / 8;
-    until = f->round_end_us + 2 * g + 20;
-    if (until > f->round_end_us + f->spin_us)
-        until = f->round_end_us + f->spin_us;
-    if (from > until - 20)
-        from = until - 20;
-    if (t >= until)
-        return;
-    if (t < from) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        int64_t ns = ts.tv_nsec + (from - t) * 1000;
-        ts.tv_sec += ns / 1000000000;
-        ts.tv_nsec = ns % 1000000000;
-        pthread_cond_timedwait(&f->cv, &f->mu, &ts);
-        if (atomic_load(&f->req_seq) != seq || f->stop)
-            return; /* woken by a request: no spin needed */
-    }
-    atomic_fetch_add_explicit(&f->spins, 1, memory_order_relaxed);
-    pthread_mutex_unlock(&f->mu);
-    spin_for_work(f, seq, until);
-    pthread_mutex_lock(&f->mu);
-    if (atomic_load(&f->req_seq) != seq)
-        atomic_fetch_add_explicit(&f->spin_hits, 1, memory_order_relaxed);
-}
-
-static int grow(void **v, size_t *cap, size_t need, size_t elem)
+int sl_flusher__grow(void **v, size_t *cap, size_t need, size_t elem)
 {
     if (need <= *cap)
         return 0;
@@ -319,8 +168,10 @@ static int64_t take_due(sl_flusher *f, int64_t now, int all)
     /* Every SL_FLUSH_ALWAYS request so far is due now: this round (or an
      * earlier one) covers it, unless memory runs out below. */
     f->round_token = atomic_load(&f->always_seq);
-    if (grow((void **)&f->round, &f->cround, f->npend, sizeof(*f->round)) ||
-        (f->j && grow((void **)&f->jp, &f->cjp, f->cround, sizeof(*f->jp)))) {
+    if (sl_flusher__grow((void **)&f->round, &f->cround, f->npend,
+                         sizeof(*f->round)) ||
+        (f->j && sl_flusher__grow((void **)&f->jp, &f->cjp, f->cround,
+                                  sizeof(*f->jp)))) {
         all = 0; /* out of memory: take nothing, retry later */
         f->round_token = atomic_load(&f->covered);
     }
@@ -339,78 +190,7 @@ static int64_t take_due(sl_flusher *f, int64_t now, int all)
     return next;
 }
 
-/* Remember p for the next checkpoint. Holds f->mu. 0 = remembered. */
-static int touch(sl_flusher *f, sl_part *p)
-{
-    if (p->fl_touched)
-        return 0;
-    if (grow((void **)&f->touched, &f->ctouched, f->ntouched + 1,
-             sizeof(*f->touched)))
-        return -1;
-    p->fl_touched = 1;
-    f->touched[f->ntouched++] = p;
-    return 0;
-}
-
-/*
- * The journal's part of a round: copy the new bytes of every partition
- * into the journal, one fdatasync, publish (journal.c, rules 1 and 2).
- * Partitions that need their files synced (a roll, a new file) and every
- * partition when the journal fails are synced the classic way. Returns the
- * number of fdatasync calls. @thread flusher
- */
-static uint64_t journal_round(sl_flusher *f)
-{
-    size_t nj = 0;
-    uint64_t n = 0, k;
-    for (size_t i = 0; i < f->nround; i++) {
-        sl_part *p = f->round[i];
-        int r = sl_part__journal(p, f->j, &f->jp[nj]);
-        if (r == SL_PART_J_ADDED) {
-            nj++;
-        } else if (r == SL_PART_J_CLASSIC) {
-            k = 0;
-            sl_part__sync(p, &k);
-            n += k;
-        }
-    }
-    if (nj == 0)
-        return n;
-    n++;
-    if (sl_journal__commit(f->j) != SL_OK) {
-        /* Rule 5: the segment files still hold every byte. */
-        for (size_t i = 0; i < nj; i++) {
-            k = 0;
-            sl_part__sync(f->jp[i].p, &k);
-            n += k;
-        }
-        return n;
-    }
-    atomic_fetch_add(&f->jrounds, 1);
-    pthread_mutex_lock(&f->mu);
-    for (size_t i = 0; i < nj; i++) {
-        if (touch(f, f->jp[i].p) != 0) {
-            /* Cannot remember it for the checkpoint: make its file
-             * durable now instead (rare: out of memory). */
-            pthread_mutex_unlock(&f->mu);
-            sl_part__checkpoint(f->jp[i].p);
-            pthread_mutex_lock(&f->mu);
-        }
-    }
-    pthread_mutex_unlock(&f->mu);
-    for (size_t i = 0; i < nj; i++)
-        sl_part__journal_done(&f->jp[i]);
-    return n;
-}
-
 /* One fsync round and its durable notify. @thread flusher */
-/* Idle checkpoint: a journal file that covers partitions nobody wrote
- * for this long is rotated too (maybe_rotate), so that their own files are
- * fdatasynced and an idle partition can be unloaded (partition.c,
- * sl_part_unload: only bytes its files hold durably) and the journal
- * file goes. */
-#define SL_JOURNAL_IDLE_CK_MS 5000
-
 static void run_round(sl_flusher *f)
 {
     void (*dn)(void *arg);
@@ -422,9 +202,9 @@ static void run_round(sl_flusher *f)
     jmin = f->jmin;
     pthread_mutex_unlock(&f->mu);
     if (f->j && !sl_journal__failed(f->j) && f->nround >= jmin) {
-        n = journal_round(f);
+        n = sl_flusher__journal_round(f);
         pthread_mutex_lock(&f->mu);
-        f->jidle_at_ms = mono_ms() + SL_JOURNAL_IDLE_CK_MS;
+        f->jidle_at_ms = sl_flusher__mono_ms() + SL_JOURNAL_IDLE_CK_MS;
         pthread_mutex_unlock(&f->mu);
     } else {
         for (size_t i = 0; i < f->nround; i++) {
@@ -467,160 +247,6 @@ static void run_round(sl_flusher *f)
      * (or sl_part__journal_done after the journal's fdatasync). */
     if (dn && f->nround > 0)
         dn(darg);
-}
-
-/* ---- checkpoints ------------------------------------------------------ */
-
-#define CK_THREADS 8
-
-typedef struct ck_work {
-    sl_part **v;
-    size_t n;
-    _Atomic size_t next;
-    _Atomic int failed;
-} ck_work;
-
-static void *ck_worker(void *arg)
-{
-    ck_work *w = arg;
-    for (;;) {
-        size_t i = atomic_fetch_add(&w->next, 1);
-        if (i >= w->n)
-            return NULL;
-        if (sl_part__checkpoint(w->v[i]) != SL_OK)
-            atomic_store(&w->failed, 1);
-    }
-}
-
-/* fdatasync the files of v[0..n) with up to CK_THREADS threads (ext4
- * folds concurrent fdatasyncs into one journal commit: docs/storage.md).
- * Returns 0 when all succeeded. */
-static int checkpoint_parts(sl_part **v, size_t n)
-{
-    ck_work w = {v, n, 0, 0};
-    pthread_t th[CK_THREADS];
-    size_t k = n / 16 + 1, started = 0;
-    if (k > CK_THREADS)
-        k = CK_THREADS;
-    for (size_t i = 1; i < k; i++)
-        if (pthread_create(&th[started], NULL, ck_worker, &w) == 0)
-            started++;
-    ck_worker(&w);
-    for (size_t i = 0; i < started; i++)
-        pthread_join(th[i], NULL);
-    return atomic_load(&w.failed);
-}
-
-/* Waits for a batch (ck_busy), checkpoints it, deletes the rotated
- * journal file when every fdatasync succeeded (journal.c rule 3). */
-static void *ck_main(void *arg)
-{
-    sl_flusher *f = arg;
-    pthread_mutex_lock(&f->mu);
-    for (;;) {
-        while (!f->ck_ready && !f->ck_stop)
-            pthread_cond_wait(&f->ccv, &f->mu);
-        if (!f->ck_ready)
-            break;
-        f->ck_ready = 0;
-        size_t n = f->nck;
-        uint64_t seq = f->ck_seq;
-        pthread_mutex_unlock(&f->mu);
-        int failed = checkpoint_parts(f->ck, n);
-        if (!failed)
-            sl_journal__drop(f->j, seq);
-        else
-            sl_log(SL_ERROR, "flusher",
-                   "journal checkpoint incomplete: keeping journal file %llu "
-                   "(replayed on the next start)",
-                   (unsigned long long)seq);
-        atomic_fetch_add(&f->checkpoints, 1);
-        pthread_mutex_lock(&f->mu);
-        f->nck = 0;
-        f->ck_busy = 0;
-        pthread_cond_broadcast(&f->done_cv);
-    }
-    pthread_mutex_unlock(&f->mu);
-    return NULL;
-}
-
-/* When the journal file is full, or its partitions were idle for
- * SL_JOURNAL_IDLE_CK_MS (idle = 1), and no checkpoint runs: start a new
- * file and hand the partitions the old one covered to the checkpoint
- * thread. Holds f->mu (drops it around the rotation). */
-static void maybe_rotate(sl_flusher *f, int idle)
-{
-    uint64_t old;
-    sl_part **t;
-    size_t c;
-    if (!f->j || f->ck_busy || f->ntouched == 0 || !f->cth_started ||
-        (!idle && !sl_journal__full(f->j)))
-        return;
-    f->ck_busy = 1; /* reserved: nobody else rotates */
-    pthread_mutex_unlock(&f->mu);
-    sl_err rc = sl_journal__rotate(f->j, &old);
-    pthread_mutex_lock(&f->mu);
-    if (rc != SL_OK) {
-        f->ck_busy = 0;
-        return;
-    }
-    /* Swap the sets: touched (now empty) collects the new file's. */
-    t = f->ck;
-    c = f->cck;
-    f->ck = f->touched;
-    f->cck = f->ctouched;
-    f->nck = f->ntouched;
-    f->touched = t;
-    f->ctouched = c;
-    f->ntouched = 0;
-    for (size_t i = 0; i < f->nck; i++)
-        f->ck[i]->fl_touched = 0;
-    f->ck_seq = old;
-    f->ck_ready = 1;
-    pthread_cond_signal(&f->ccv);
-}
-
-/* The last act of a stopping flusher: wait for a checkpoint in progress,
- * checkpoint what the current file covers, delete it. A clean stop leaves
- * no journal behind. Holds f->mu. */
-/* The last checkpoint of this many partitions or more is one syncfs. */
-#define SL_CK_SYNCFS_MIN 64
-
-static void final_checkpoint(sl_flusher *f)
-{
-    while (f->ck_busy)
-        pthread_cond_wait(&f->done_cv, &f->mu);
-    if (!f->j)
-        return;
-    int failed = 0;
-    if (f->ntouched > 0) {
-        sl_part **v = f->touched;
-        size_t n = f->ntouched, cv = f->ctouched;
-        f->ck_busy = 1; /* sl_flusher_forget waits for it */
-        f->touched = f->ck;
-        f->ctouched = f->cck;
-        f->ntouched = 0;
-        f->ck = v;
-        f->cck = cv;
-        f->nck = n;
-        for (size_t i = 0; i < n; i++)
-            v[i]->fl_touched = 0;
-        pthread_mutex_unlock(&f->mu);
-        /* Many partitions: one syncfs instead of an fdatasync of each
-         * (100,000 partitions written once: 100,000 opens and fdatasyncs
-         * at every clean stop). The broker syncfs's the same file system
-         * right after anyway (sl_part_shutdown_mark). */
-        if (n >= SL_CK_SYNCFS_MIN)
-            failed = sl_journal__syncfs(f->j) != SL_OK;
-        else
-            failed = checkpoint_parts(v, n);
-        pthread_mutex_lock(&f->mu);
-        f->nck = 0;
-        f->ck_busy = 0;
-        pthread_cond_broadcast(&f->done_cv);
-    }
-    if (!failed)
-        sl_journal__retire(f->j);
 }
 
 /* Run every hook once, serially, then notify. @thread hook */
@@ -677,7 +303,7 @@ static void *flusher_main(void *arg)
     (void)prctl(PR_SET_TIMERSLACK, 1000UL);
     pthread_mutex_lock(&f->mu);
     for (;;) {
-        int64_t now = mono_ms();
+        int64_t now = sl_flusher__mono_ms();
         int stopping = f->stop;
         int64_t next;
         if (f->hold && !stopping) {
@@ -704,7 +330,7 @@ static void *flusher_main(void *arg)
             f->ntouched > 0 && !f->ck_busy) {
             if (now >= f->jidle_at_ms) {
                 f->jidle_at_ms = 0; /* (retried after the next round) */
-                maybe_rotate(f, 1);
+                sl_flusher__maybe_rotate(f, 1);
                 continue;
             }
             if (f->jidle_at_ms < next)
@@ -713,7 +339,7 @@ static void *flusher_main(void *arg)
         if (f->nround == 0 && !stopping) {
             if (f->spin_us > 0 && f->last_end_us > 0 &&
                 (next == INT64_MAX || next > now)) {
-                spin_wait(f);
+                sl_flusher__spin_wait(f);
                 continue;
             }
             if (next == INT64_MAX) {
@@ -750,10 +376,10 @@ static void *flusher_main(void *arg)
         if (f->round_hooks)
             want_hooks(f); /* and go on: the hooks overlap the next round */
         if (stopping) {
-            final_checkpoint(f);
+            sl_flusher__final_checkpoint(f);
             break;
         }
-        maybe_rotate(f, 0);
+        sl_flusher__maybe_rotate(f, 0);
     }
     pthread_mutex_unlock(&f->mu);
     return NULL;
@@ -844,7 +470,7 @@ void sl_flusher_request(sl_flusher *f, sl_part *p)
     int64_t due;
     if (policy == SL_FLUSH_NEVER)
         return;
-    due = mono_ms();
+    due = sl_flusher__mono_ms();
     if (policy == SL_FLUSH_INTERVAL)
         due += p->cfg.flush_interval_ms;
     pthread_mutex_lock(&f->mu);
@@ -857,8 +483,8 @@ void sl_flusher_request(sl_flusher *f, sl_part *p)
             p->fl_due_ms = due;
             pthread_cond_signal(&f->cv);
         }
-    } else if (grow((void **)&f->pend, &f->cpend, f->npend + 1,
-                    sizeof(*f->pend)) == 0) {
+    } else if (sl_flusher__grow((void **)&f->pend, &f->cpend, f->npend + 1,
+                                sizeof(*f->pend)) == 0) {
         p->fl_pending = 1;
         p->fl_due_ms = due;
         f->pend[f->npend++] = p;
@@ -909,40 +535,6 @@ void sl_flusher_forget(sl_flusher *f, sl_part *p)
         sl_part__checkpoint(p);
 }
 
-sl_err sl_flusher_set_journal(sl_flusher *f, sl_journal *j,
-                              size_t min_partitions)
-{
-    pthread_mutex_lock(&f->mu);
-    if (f->j || !j) {
-        pthread_mutex_unlock(&f->mu);
-        return SL_ERR_INVALID_ARG;
-    }
-    f->jmin = min_partitions ? min_partitions : 1;
-    if (grow((void **)&f->jp, &f->cjp, f->cround ? f->cround : 16,
-             sizeof(*f->jp)) != 0) {
-        pthread_mutex_unlock(&f->mu);
-        return SL_ERR_NOMEM;
-    }
-    if (pthread_create(&f->cth, NULL, ck_main, f) != 0) {
-        pthread_mutex_unlock(&f->mu);
-        return SL_ERR_UNKNOWN;
-    }
-    f->cth_started = 1;
-    f->j = j;
-    pthread_mutex_unlock(&f->mu);
-    return SL_OK;
-}
-
-uint64_t sl_flusher_journal_rounds(const sl_flusher *f)
-{
-    return atomic_load(&((sl_flusher *)f)->jrounds);
-}
-
-uint64_t sl_flusher_checkpoints(const sl_flusher *f)
-{
-    return atomic_load(&((sl_flusher *)f)->checkpoints);
-}
-
 void sl_flusher_wake(sl_flusher *f)
 {
     pthread_mutex_lock(&f->mu);
@@ -974,28 +566,11 @@ void sl_flusher_set_round_hooks(sl_flusher *f, int on)
     pthread_mutex_unlock(&f->mu);
 }
 
-void sl_flusher_spin_stats(const sl_flusher *f, uint64_t *spins,
-                           uint64_t *hits)
-{
-    sl_flusher *g = (sl_flusher *)f;
-    if (spins)
-        *spins = atomic_load(&g->spins);
-    if (hits)
-        *hits = atomic_load(&g->spin_hits);
-}
-
-void sl_flusher_set_spin_us(sl_flusher *f, int64_t us)
-{
-    pthread_mutex_lock(&f->mu);
-    f->spin_us = us > 0 ? us : 0;
-    pthread_mutex_unlock(&f->mu);
-}
-
 void sl_flusher_add_hook(sl_flusher *f, void (*fn)(void *arg), void *arg)
 {
     pthread_mutex_lock(&f->mu);
-    if (grow((void **)&f->hooks, &f->chooks, f->nhooks + 1,
-             sizeof(*f->hooks)) == 0) {
+    if (sl_flusher__grow((void **)&f->hooks, &f->chooks, f->nhooks + 1,
+                         sizeof(*f->hooks)) == 0) {
         f->hooks[f->nhooks].fn = fn;
         f->hooks[f->nhooks].arg = arg;
         f->nhooks++;
@@ -1047,10 +622,10 @@ void sl_flusher_hists(const sl_flusher *f, sl_flusher_hist *sync_us,
     memset(sync_us, 0, sizeof(*sync_us));
     memset(size, 0, sizeof(*size));
     for (int i = 0; i < SL_FLUSHER_NBUCKETS; i++) {
-        sync_us->count[i] = atomic_load_explicit(&m->h_sync[i],
-                                                 memory_order_relaxed);
-        size->count[i] = atomic_load_explicit(&m->h_size[i],
-                                              memory_order_relaxed);
+        sync_us->count[i] =
+            atomic_load_explicit(&m->h_sync[i], memory_order_relaxed);
+        size->count[i] =
+            atomic_load_explicit(&m->h_size[i], memory_order_relaxed);
         sync_us->n += sync_us->count[i];
         size->n += size->count[i];
     }
