@@ -1,0 +1,124 @@
+/*
+ * replica_int.h - what the files of the replica fetcher share (replica.c
+ * has the essay): the fetcher's and the leader's per-partition state, and
+ * the functions across files (replica.c: fetchers, their connections and
+ * FETCH requests, the reassignment throttle, life cycle; replica_apply.c:
+ * a FETCH answer appended, divergent tails cut; replica_leader.c: the
+ * leader's side, high-water marks, durable acks, ISR upkeep).
+ * @thread loop
+ */
+#ifndef SL_BROKER_REPLICA_INT_H
+#define SL_BROKER_REPLICA_INT_H
+
+#include <stdint.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "broker/broker.h"
+#include "broker/ops.h"
+#include "broker/peer_auth.h"
+#include "broker/replica.h"
+#include "cluster/meta.h"
+#include "protocol/batch.h"
+
+#define FETCH_WAIT_MS 250
+#define FETCH_MAX_BYTES (8u * 1024 * 1024)
+#define PART_MAX_BYTES (1u * 1024 * 1024)
+#define RETRY_MS 200
+
+typedef struct stall {
+    struct stall *next;
+    char topic[256];
+    int32_t partition, leader_epoch;
+} stall;
+
+/* The leader's view of one partition it leads (or led): what each
+ * follower reported in its latest fetch. */
+#define LP_BUCKETS 1024
+typedef struct lpart {
+    struct lpart *next; /* hash chain */
+    char *topic;
+    int32_t partition;
+    int leading; /* this node led it at the last evaluation */
+    int32_t n;   /* followers seen */
+    int32_t id[SL_META_MAX_RF];
+    int64_t end[SL_META_MAX_RF], durable[SL_META_MAX_RF];
+    /* ISR upkeep: the leader's end when that follower's previous fetch
+     * came, and the last time a fetch showed it had all of that */
+    int64_t prev_end[SL_META_MAX_RF], caught_ms[SL_META_MAX_RF];
+    int64_t fetch_ms[SL_META_MAX_RF]; /* its latest fetch */
+    int64_t lead_ms;                  /* when this node began to lead it */
+    int change_pending; /* a PARTITION_CHANGE of ours is in flight */
+    struct sl_replicas *rs;
+    /* the follower's side: its tail was checked against the leader of
+     * this epoch (-1: not yet); while checking, the last batch's header */
+    int32_t verified_epoch;
+    int verifying;
+    int64_t tail_base;
+    uint8_t tail_hdr[SL_BATCH_HDR_SIZE];
+    /* the leader refused our fetch in this epoch (stale metadata on one
+     * side): not asked again before refused_until_ms or a new epoch */
+    int32_t refused_epoch;
+    int64_t refused_until_ms;
+} lpart;
+
+struct sl_replicas {
+    sl_broker *b;
+    int32_t self;
+    const sl_meta *image;
+    struct fetcher *fetchers;
+    stall *stalls; /* diverged partitions, until their epoch changes */
+    lpart *lparts[LP_BUCKETS];
+    struct event *isr_ev; /* ISR upkeep tick */
+    /* reassignment throttle (docs/cluster.md 10.3): bytes this node may
+     * still fetch this second for partitions it copies to join them */
+    int64_t thr_budget, thr_ms;
+    struct event *thr_ev;
+    int thr_armed;
+};
+
+typedef struct dwait {
+    struct dwait *next;
+    struct fetcher *f;
+    sl_ops_wait *w;
+} dwait;
+
+typedef struct fetcher {
+    struct fetcher *next;
+    sl_replicas *rs;
+    int32_t leader;
+    char addr[80];
+    struct bufferevent *bev;
+    struct event *retry_ev;
+    int connected, inflight, dead;
+    uint32_t corr;
+    dwait *waits;        /* local fsyncs of the last response's appends */
+    sl_peer_login login; /* with a cluster secret (peer_auth.c) */
+} fetcher;
+
+/* replica.c */
+/* Does this node follow (topic, p) from `leader`? */
+const sl_mi_part *replica_followed(const sl_replicas *rs, const sl_mi_topic *t,
+                                   int32_t p, int32_t leader);
+/* Whether this node copies mp for a reassignment that adds it (not in
+ * the ISR yet): such fetches are throttled. */
+int replica_throttled(const sl_replicas *rs, const sl_mi_part *mp);
+/* One FETCH for every partition this node follows from f->leader. */
+void replica_send_fetch(fetcher *f);
+
+/* replica_apply.c */
+int replica_is_stalled(sl_replicas *rs, const char *topic, int32_t p,
+                       int32_t epoch);
+/* One FETCH answer from f->leader: append what it brought. */
+void replica_on_response(fetcher *f, const uint8_t *frame, size_t flen);
+
+/* replica_leader.c */
+lpart *replica_lp_get(sl_replicas *rs, const char *topic, int32_t p,
+                      int create);
+/* The image changed: every replicated partition here is evaluated. */
+void replica_leaders_update(sl_replicas *rs);
+/* ISR upkeep tick (an EV_PERSIST event). */
+void replica_isr_tick(evutil_socket_t fd, short what, void *arg);
+
+#endif
