@@ -117,10 +117,9 @@ void sl_bcluster_reconcile(sl_broker *b)
         sl_err rc;
         if (sl_ops_topic_get(b, t->name, SL_OPS_NO_CREATE, &np) == SL_OK)
             continue;
-        rc = sl_ops_topic_create(b, t->name, t->nparts,
-                                 (const char *const *)t->keys,
-                                 (const char *const *)t->vals, t->ncfg, err,
-                                 sizeof(err));
+        rc = sl_ops_topic_create(
+            b, t->name, t->nparts, (const char *const *)t->keys,
+            (const char *const *)t->vals, t->ncfg, err, sizeof(err));
         if (rc != SL_OK && rc != SL_ERR_TOPIC_EXISTS)
             sl_log(SL_ERROR, "cluster",
                    "topic %s from the metadata log cannot be created here: "
@@ -150,7 +149,6 @@ static void drain_cb(evutil_socket_t fd, short what, void *arg)
     if (sl_cluster_drain(b->cluster->node, &b->cluster->image) > 0)
         sl_bcluster_reconcile(b);
 }
-
 
 /* ---- 28 CLUSTER_STATUS ------------------------------------------------ */
 
@@ -286,7 +284,6 @@ void sl_bcluster_meta_fill(sl_broker *b, sl_arena *a, sl_metadata_resp *r)
     }
 }
 
-
 /* Client appends (PRODUCE, STOMP SEND) go to the partition's leader only:
  * a record appended on a follower would make its log diverge from the
  * leader's. Topics the image does not know (created locally, e.g. by
@@ -298,8 +295,8 @@ static sl_err append_guard(sl_broker *b, const char *topic, int32_t part)
         return SL_OK;
     if (t->parts[part].leader == (int32_t)b->cfg.node_id)
         return SL_OK;
-    sl_log(SL_DEBUG, "cluster", "append to %s/%d refused: leader is %d",
-           topic, (int)part, (int)t->parts[part].leader);
+    sl_log(SL_DEBUG, "cluster", "append to %s/%d refused: leader is %d", topic,
+           (int)part, (int)t->parts[part].leader);
     return SL_ERR_NOT_LEADER;
 }
 
@@ -318,9 +315,10 @@ static sl_err durable_guard(sl_broker *b, const char *topic, int32_t part,
     if (mp->leader != (int32_t)b->cfg.node_id ||
         mp->nisr >= sl_replicas_min_insync(b, t))
         return SL_OK;
-    sl_log(SL_DEBUG, "cluster", "durable produce to %s/%d refused: ISR %d < "
-           "min-insync-replicas %d", topic, (int)part, (int)mp->nisr,
-           (int)sl_replicas_min_insync(b, t));
+    sl_log(SL_DEBUG, "cluster",
+           "durable produce to %s/%d refused: ISR %d < "
+           "min-insync-replicas %d",
+           topic, (int)part, (int)mp->nisr, (int)sl_replicas_min_insync(b, t));
     {
         sl_batch_hdr h;
         sl_part *p;
@@ -338,8 +336,8 @@ static sl_err forward_append(sl_broker *b, const char *topic, int32_t part,
 {
     if (!b->cluster->fwd)
         return SL_ERR_NOT_LEADER;
-    return sl_fwd_append(b->cluster->fwd, topic, part, batch, len, durable,
-                         cb, arg);
+    return sl_fwd_append(b->cluster->fwd, topic, part, batch, len, durable, cb,
+                         arg);
 }
 
 static void replica_fetch(sl_broker *b, sl_fetch_req *q)
@@ -347,7 +345,6 @@ static void replica_fetch(sl_broker *b, sl_fetch_req *q)
     if (b->cluster->replicas)
         sl_replicas_on_fetch(b->cluster->replicas, q);
 }
-
 
 /* ---- start / stop ------------------------------------------------------- */
 
@@ -363,7 +360,8 @@ sl_err sl_bcluster_start(sl_broker *b, char *err, size_t errlen)
         return SL_OK;
     if (!b->cfg.cluster_listen || !b->cfg.cluster_listen[0] ||
         !b->cfg.cluster_peers || !b->cfg.cluster_peers[0]) {
-        snprintf(err, errlen, "node-id %d needs cluster-listen and "
+        snprintf(err, errlen,
+                 "node-id %d needs cluster-listen and "
                  "cluster-peers (see docs/cluster.md)",
                  (int)b->cfg.node_id);
         return SL_ERR_INVALID_CONFIG;
@@ -410,16 +408,17 @@ sl_err sl_bcluster_start(sl_broker *b, char *err, size_t errlen)
         struct timeval tv = {0, 500 * 1000};
         event_add(bc->reg_ev, &tv);
     }
-    sl_binary_register(b, SL_API_CLUSTER_FORWARD, 1, 1,
-                       sl_bcluster_h_forward);
+    sl_binary_register(b, SL_API_CLUSTER_FORWARD, 1, 1, sl_bcluster_h_forward);
     b->append_guard = append_guard;
     b->forward_append = forward_append;
     b->durable_guard = durable_guard;
     b->replica_fetch = replica_fetch;
     b->auto_create = sl_bcluster_auto_create;
     b->defer_create = sl_bcluster_defer_create;
-    sl_binary_register(b, SL_API_CREATE_TOPICS, 1, 1, sl_bcluster_h_create_topics);
-    sl_binary_register(b, SL_API_DELETE_TOPICS, 1, 1, sl_bcluster_h_delete_topics);
+    sl_binary_register(b, SL_API_CREATE_TOPICS, 1, 1,
+                       sl_bcluster_h_create_topics);
+    sl_binary_register(b, SL_API_DELETE_TOPICS, 1, 1,
+                       sl_bcluster_h_delete_topics);
     sl_cluster_users_start(b);
     return SL_OK;
 }
@@ -442,7 +441,7 @@ void sl_bcluster_stop(sl_broker *b)
         sl_bcluster_fwd_finish(bc->fwds, SL_ERR_SHUTTING_DOWN,
                                "the broker is stopping");
     sl_cluster_users_stop(b); /* after the completions above */
-    while (bc->acs) { /* their requests fail: the topic is not there */
+    while (bc->acs) {         /* their requests fail: the topic is not there */
         bc->acs->done = 1;
         bc->acs->rc = SL_ERR_SHUTTING_DOWN;
         sl_bcluster_ac_run(b, bc->acs);
@@ -521,4 +520,3 @@ void sl_bcluster_foreach_part(sl_broker *b,
             fn(arg, m->topics[t]->name, p, mp->leader, mp->nrep, mp->nisr);
         }
 }
-

@@ -89,7 +89,8 @@ static void fwd_read_cb(struct bufferevent *bev, void *arg)
         flen < SL_RESP_HDR_SIZE + 4 ||
         !(p = evbuffer_pullup(in, (ssize_t)flen)) ||
         sl_resp_hdr_decode(p, flen, &corr) != SL_OK) {
-        sl_bcluster_fwd_finish(f, SL_ERR_PROTOCOL, "bad reply from the metadata leader");
+        sl_bcluster_fwd_finish(f, SL_ERR_PROTOCOL,
+                               "bad reply from the metadata leader");
         return;
     }
     sl_rd_init(&rd, p + SL_RESP_HDR_SIZE, flen - SL_RESP_HDR_SIZE);
@@ -107,15 +108,16 @@ static void fwd_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     (void)bev;
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
-        sl_bcluster_fwd_finish(arg, SL_ERR_DISCONNECTED,
-                   "lost the connection to the metadata leader; the "
-                   "command may or may not be applied: check, then retry");
+        sl_bcluster_fwd_finish(
+            arg, SL_ERR_DISCONNECTED,
+            "lost the connection to the metadata leader; the "
+            "command may or may not be applied: check, then retry");
 }
 
 /* Send cmd to the node at addr; fn(arg, rc, msg) runs exactly once, later,
  * if this returns SL_OK (never from inside this call). */
 sl_err sl_bcluster_forward(sl_broker *b, const char *addr, const void *cmd,
-                      size_t len, sl_cluster_done_fn fn, void *arg)
+                           size_t len, sl_cluster_done_fn fn, void *arg)
 {
     fwd *f = calloc(1, sizeof(*f));
     struct sockaddr_storage ss;
@@ -139,8 +141,7 @@ sl_err sl_bcluster_forward(sl_broker *b, const char *addr, const void *cmd,
     bufferevent_enable(f->bev, EV_READ | EV_WRITE);
     if (sl_peer_login_start(b, &f->login, f->bev) != SL_OK ||
         bufferevent_write(f->bev, wb.p, wb.len) != 0 ||
-        bufferevent_socket_connect(f->bev, (struct sockaddr *)&ss, slen) !=
-            0) {
+        bufferevent_socket_connect(f->bev, (struct sockaddr *)&ss, slen) != 0) {
         rc = SL_ERR_DISCONNECTED;
         goto fail;
     }
@@ -166,20 +167,21 @@ const char *sl_bcluster_leader_addr(sl_broker *b, char *msg, size_t len)
     const sl_mi_node *ln;
     sl_cluster_status_get(b->cluster->node, &st);
     if (!st.leader_id) {
-        snprintf(msg, len, "no metadata leader yet (election in progress "
+        snprintf(msg, len,
+                 "no metadata leader yet (election in progress "
                  "or no quorum); retry");
         return NULL;
     }
     ln = sl_meta_node_find(&b->cluster->image, st.leader_id);
     if (!ln || !ln->addr[0]) {
-        snprintf(msg, len, "the metadata leader (node %d) has not "
+        snprintf(msg, len,
+                 "the metadata leader (node %d) has not "
                  "registered its address yet; retry",
                  (int)st.leader_id);
         return NULL;
     }
     return ln->addr;
 }
-
 
 /* 1 with msg naming the leader when this node is not the metadata
  * leader, else 0. */
@@ -191,7 +193,8 @@ int sl_bcluster_not_leader_msg(sl_broker *b, char *msg, size_t len)
     if (st.role == 3)
         return 0;
     if (!st.leader_id) {
-        snprintf(msg, len, "no metadata leader yet (election in progress "
+        snprintf(msg, len,
+                 "no metadata leader yet (election in progress "
                  "or no quorum); retry");
         return 1;
     }
@@ -201,7 +204,6 @@ int sl_bcluster_not_leader_msg(sl_broker *b, char *msg, size_t len)
              ln && ln->addr[0] ? ln->addr : "");
     return 1;
 }
-
 
 sl_err sl_bcluster_propose(sl_broker *b, const void *cmd, size_t len,
                            sl_cluster_done_fn fn, void *arg)
@@ -256,7 +258,7 @@ static void fwd_in_done(void *arg, sl_err rc, const char *msg)
  * a client's CREATE_TOPIC, and a partition leader's ISR change
  * (PARTITION_CHANGE, broker/replica.c). */
 void sl_bcluster_h_forward(sl_broker *b, sl_conn *c, const sl_req *req,
-                              sl_reply *r)
+                           sl_reply *r)
 {
     const uint8_t *cmd;
     size_t len;
@@ -309,8 +311,8 @@ static void reg_done(void *arg, sl_err rc, const char *msg)
     sl_broker *b = arg;
     b->cluster->reg_inflight = 0;
     if (rc != SL_OK)
-        sl_log(SL_DEBUG, "cluster", "registration: %s", msg && msg[0]
-               ? msg : sl_strerror(rc));
+        sl_log(SL_DEBUG, "cluster", "registration: %s",
+               msg && msg[0] ? msg : sl_strerror(rc));
 }
 
 void sl_bcluster_reg_cb(evutil_socket_t fd, short what, void *arg)
@@ -340,7 +342,8 @@ void sl_bcluster_reg_cb(evutil_socket_t fd, short what, void *arg)
     sl_wb_init(&wb, 128);
     sl_meta_enc_register(&wb, (int32_t)b->cfg.node_id, "",
                          sl_peer_my_addr(b, 0), sl_peer_my_addr(b, 1));
-    if (!wb.err && sl_bcluster_forward(b, to, wb.p, wb.len, reg_done, b) == SL_OK)
+    if (!wb.err &&
+        sl_bcluster_forward(b, to, wb.p, wb.len, reg_done, b) == SL_OK)
         bc->reg_inflight = 1;
     sl_wb_fini(&wb);
 }

@@ -28,9 +28,9 @@ struct sl_bcluster {
     sl_fwd *fwd;           /* appends sent to their leader (forward.c) */
     char **known;          /* topic names of the image at the last drain */
     size_t nknown;
-    struct event *reg_ev;  /* until the image holds our addresses */
+    struct event *reg_ev; /* until the image holds our addresses */
     int reg_inflight;
-    struct fwd *fwds; /* forwards in flight (stop completes them) */
+    struct fwd *fwds;       /* forwards in flight (stop completes them) */
     struct ac_pending *acs; /* auto-creations in flight */
     sl_bops *ops;           /* operations (cluster_ops.c) */
 };
@@ -53,7 +53,6 @@ typedef struct ac_pending {
     sl_err rc;
     ac_wait *waits;
 } ac_pending;
-
 
 /* cluster.c: create locally what the image has and this node lacks;
  * delete what it no longer has. */

@@ -55,13 +55,12 @@ static void create_reply(create_op *op)
         res[i].name = sl_str_c(op->one[i].name);
         res[i].error = op->one[i].rc;
         if (op->one[i].rc != SL_OK)
-            res[i].message = sl_str_c(op->one[i].msg[0]
-                                          ? op->one[i].msg
-                                          : sl_strerror(op->one[i].rc));
+            res[i].message =
+                sl_str_c(op->one[i].msg[0] ? op->one[i].msg
+                                           : sl_strerror(op->one[i].rc));
     }
     if ((op->del ? sl_delete_topics_resp_encode(&wb, op->corr, &s)
-                 : sl_create_topics_resp_encode(&wb, op->corr, &s)) !=
-            SL_OK ||
+                 : sl_create_topics_resp_encode(&wb, op->corr, &s)) != SL_OK ||
         sl_reply_add(op->r, wb.p, wb.len) != SL_OK)
         sl_reply_error(op->r, SL_ERR_NOMEM, "out of memory");
     else
@@ -110,7 +109,8 @@ static void create_done(void *arg, sl_err rc, const char *msg)
     if (msg && msg[0])
         snprintf(one->msg, sizeof(one->msg), "%s", msg);
     if (rc == SL_OK)
-        sl_bcluster_reconcile(op->b); /* the partitions exist here before the answer */
+        sl_bcluster_reconcile(
+            op->b); /* the partitions exist here before the answer */
     if (--op->left > 0)
         return;
     if (op->r) {
@@ -127,7 +127,6 @@ static int live_nodes(const sl_meta *m)
         n += !m->nodes[i].fenced;
     return n;
 }
-
 
 /* Validate one topic and propose it; on a local refusal, fill one->rc. */
 static void create_propose(sl_broker *b, const sl_create_topic *ct,
@@ -170,8 +169,10 @@ static void create_propose(sl_broker *b, const sl_create_topic *ct,
     }
     if (ct->partitions > 10000) {
         one->rc = SL_ERR_INVALID_CONFIG;
-        snprintf(one->msg, sizeof(one->msg), "%u partitions is more than "
-                 "10000", ct->partitions);
+        snprintf(one->msg, sizeof(one->msg),
+                 "%u partitions is more than "
+                 "10000",
+                 ct->partitions);
         goto out;
     }
     for (uint32_t k = 0; k < ct->nconfigs; k++) {
@@ -234,7 +235,8 @@ static void create_propose(sl_broker *b, const sl_create_topic *ct,
         goto out;
     }
     if (fwd_to) {
-        one->rc = sl_bcluster_forward(b, fwd_to, wb.p, wb.len, create_done, one);
+        one->rc =
+            sl_bcluster_forward(b, fwd_to, wb.p, wb.len, create_done, one);
         if (one->rc != SL_OK)
             snprintf(one->msg, sizeof(one->msg),
                      "cannot forward to the metadata leader at %s", fwd_to);
@@ -253,7 +255,7 @@ out:
 }
 
 void sl_bcluster_h_create_topics(sl_broker *b, sl_conn *c, const sl_req *req,
-                            sl_reply *r)
+                                 sl_reply *r)
 {
     sl_arena a;
     sl_create_topics_req q;
@@ -301,7 +303,7 @@ static void delete_done(void *arg, sl_err rc, const char *msg)
 }
 
 void sl_bcluster_h_delete_topics(sl_broker *b, sl_conn *c, const sl_req *req,
-                            sl_reply *r)
+                                 sl_reply *r)
 {
     sl_arena a;
     sl_delete_topics_req q;
@@ -334,9 +336,9 @@ void sl_bcluster_h_delete_topics(sl_broker *b, sl_conn *c, const sl_req *req,
         }
         sl_wb_init(&wb, 64);
         sl_meta_enc_delete_topic(&wb, one->name);
-        one->rc = wb.err ? SL_ERR_NOMEM
-                         : sl_bcluster_propose(b, wb.p, wb.len, delete_done,
-                                               one);
+        one->rc = wb.err
+                      ? SL_ERR_NOMEM
+                      : sl_bcluster_propose(b, wb.p, wb.len, delete_done, one);
         sl_wb_fini(&wb);
         if (one->rc == SL_OK)
             proposed++;
@@ -355,7 +357,6 @@ void sl_bcluster_h_delete_topics(sl_broker *b, sl_conn *c, const sl_req *req,
 out:
     sl_arena_fini(&a);
 }
-
 
 /* ---- topics auto-created through the quorum ---------------------------
  *
@@ -427,7 +428,8 @@ static void ac_done(void *arg, sl_err rc, const char *msg)
         sl_bcluster_ac_run(b, a);
         return;
     }
-    sl_bcluster_reconcile(b); /* creates it here if the image has it; runs ac_poll */
+    sl_bcluster_reconcile(
+        b); /* creates it here if the image has it; runs ac_poll */
 }
 
 static void ac_cancel(void *arg)
@@ -463,8 +465,7 @@ static ac_pending *ac_start(sl_broker *b, const char *topic, sl_err *rc)
     }
     *rc = sl_meta_place(m, topic, np, rf, rep, msg, sizeof(msg));
     if (*rc != SL_OK) {
-        sl_log(SL_WARN, "cluster", "auto-create of topic %s: %s", topic,
-               msg);
+        sl_log(SL_WARN, "cluster", "auto-create of topic %s: %s", topic, msg);
         free(rep);
         free(a);
         return NULL;
@@ -504,8 +505,8 @@ sl_err sl_bcluster_auto_create(sl_broker *b, const char *topic)
 }
 
 sl_err sl_bcluster_defer_create(sl_broker *b, const char *topic, sl_conn *c,
-                           const sl_req *req, sl_reply *r,
-                           sl_binary_handler fn)
+                                const sl_req *req, sl_reply *r,
+                                sl_binary_handler fn)
 {
     sl_err rc = SL_OK;
     ac_pending *a = ac_start(b, topic, &rc);
@@ -534,4 +535,3 @@ sl_err sl_bcluster_defer_create(sl_broker *b, const char *topic, sl_conn *c,
     sl_reply_set_cancel(r, ac_cancel, w);
     return SL_OK;
 }
-

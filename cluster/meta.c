@@ -304,7 +304,8 @@ bad:
     return SL_ERR_CORRUPT;
 }
 
-/* ---- placement ------------------------------------------------------------ */
+/* ---- placement ------------------------------------------------------------
+ */
 
 static uint32_t name_hash(const char *s)
 {
@@ -324,8 +325,8 @@ sl_err sl_meta_place(const sl_meta *m, const char *topic, int32_t nparts,
     for (size_t i = 0; i < m->nnodes; i++)
         n += !m->nodes[i].fenced;
     if (rf < 1 || rf > SL_META_MAX_RF) {
-        snprintf(err, errlen, "replication factor %d is outside 1..%d",
-                 (int)rf, SL_META_MAX_RF);
+        snprintf(err, errlen, "replication factor %d is outside 1..%d", (int)rf,
+                 SL_META_MAX_RF);
         return SL_ERR_INVALID_CONFIG;
     }
     if ((size_t)rf > n) {
@@ -362,7 +363,8 @@ sl_err sl_meta_place_one(const sl_meta *m, const char *topic, int32_t part,
     return SL_OK;
 }
 
-/* ---- controller ------------------------------------------------------------ */
+/* ---- controller ------------------------------------------------------------
+ */
 
 size_t sl_meta_liveness_cmds(const sl_meta *m, const int32_t *ids,
                              const int *alive, size_t n, sl_wb *cmds)
@@ -455,4 +457,3 @@ int sl_meta_in_set(const int32_t *s, int32_t n, int32_t id)
 {
     return in_set(s, n, id);
 }
-

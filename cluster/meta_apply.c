@@ -44,7 +44,8 @@ static void set_str(char **dst, char *src)
 static sl_err apply_register(sl_meta *m, sl_rd *rd)
 {
     int32_t id = (int32_t)sl_rd_u32(rd);
-    char *raft = sl_meta_rd_strdup(rd), *addr = sl_meta_rd_strdup(rd), *stomp = sl_meta_rd_strdup(rd);
+    char *raft = sl_meta_rd_strdup(rd), *addr = sl_meta_rd_strdup(rd),
+         *stomp = sl_meta_rd_strdup(rd);
     int found;
     size_t i;
     sl_mi_node *n;
@@ -98,13 +99,14 @@ out:
 static int32_t pick_isr_leader(const sl_meta *m, const sl_mi_part *p)
 {
     for (int32_t i = 0; i < p->nrep; i++)
-        if (sl_meta_in_set(p->isr, p->nisr, p->rep[i]) && !is_fenced(m, p->rep[i]))
+        if (sl_meta_in_set(p->isr, p->nisr, p->rep[i]) &&
+            !is_fenced(m, p->rep[i]))
             return p->rep[i];
     return -1;
 }
 
-static void fence_part(const sl_meta *m, const sl_mi_topic *t,
-                       sl_mi_part *p, int32_t id)
+static void fence_part(const sl_meta *m, const sl_mi_topic *t, sl_mi_part *p,
+                       int32_t id)
 {
     if (!sl_meta_in_set(p->rep, p->nrep, id))
         return;
@@ -313,9 +315,11 @@ static sl_err apply_part_change(sl_meta *m, sl_rd *rd)
         goto out;
     }
     for (uint32_t i = 0; i < nisr; i++)
-        if (!sl_meta_in_set(p->rep, p->nrep, isr[i]) || sl_meta_in_set(isr, (int32_t)i, isr[i]))
+        if (!sl_meta_in_set(p->rep, p->nrep, isr[i]) ||
+            sl_meta_in_set(isr, (int32_t)i, isr[i]))
             rc = SL_ERR_INVALID_ARG;
-    if (rc == SL_OK && leader >= 0 && !sl_meta_in_set(isr, (int32_t)nisr, leader))
+    if (rc == SL_OK && leader >= 0 &&
+        !sl_meta_in_set(isr, (int32_t)nisr, leader))
         rc = SL_ERR_INVALID_ARG;
     if (rc != SL_OK)
         goto out;
@@ -697,4 +701,3 @@ sl_err sl_meta_apply(sl_meta *m, uint64_t index, const void *buf, size_t len)
     }
     return rc;
 }
-

@@ -98,8 +98,8 @@ void sl_meta_enc_unregister(sl_wb *wb, int32_t id)
 }
 
 void sl_meta_enc_alter_topic(sl_wb *wb, const char *name,
-                             const char *const *keys,
-                             const char *const *vals, uint32_t n)
+                             const char *const *keys, const char *const *vals,
+                             uint32_t n)
 {
     sl_meta_enc_head(wb, SL_MCMD_ALTER_TOPIC);
     sl_meta_wb_str(wb, name);
@@ -130,8 +130,8 @@ void sl_meta_enc_member(sl_wb *wb, int type, int32_t id, const char *addr)
         sl_meta_wb_str(wb, addr);
 }
 
-sl_err sl_meta_dec_member(const void *buf, size_t len, int *type,
-                          int32_t *id, char *addr, size_t addrlen)
+sl_err sl_meta_dec_member(const void *buf, size_t len, int *type, int32_t *id,
+                          char *addr, size_t addrlen)
 {
     int t = sl_meta_cmd_type(buf, len);
     sl_rd rd;
