@@ -35,19 +35,7 @@
  * A relay session is served where it lands: a node never relays it again,
  * and a node that is not the group's coordinator as it sees it refuses
  * the SUBSCRIBE with an ERROR (the relaying node's image was ahead or
- * behind; it tries again). A tick (RELAY_TICK_MS) follows the image:
- *
- *  - a subscription whose coordinator moved (a leader change of that
- *    partition, a failover) moves with it: the old session is closed (the
- *    coordinator releases what it held, attempts kept) or the local
- *    consumer freed, and the subscription is opened at the new home,
- *    relayed or local. The same happens to a local /queue subscription on
- *    a node that stops coordinating its group;
- *  - a lost session (EOF, ERROR, no heart-beat for 3 intervals, no
- *    CONNECTED within RELAY_CONNECT_MS) is opened again after a backoff
- *    (RELAY_BACKOFF_MIN_MS doubling to RELAY_BACKOFF_MAX_MS);
- *  - a relay session on this node whose group this node no longer
- *    coordinates gets an ERROR and is closed, so its node moves it.
+ * behind; it tries again).
  *
  * Deliveries the client still holds when its subscription moves are
  * stale: the old home released them (or died with them), and the group
@@ -57,32 +45,21 @@
  * awaited when the session broke fails its receipt (ERROR): it may or may
  * not have been applied.
  *
- * Durable topic subscriptions are queue groups named after the
- * subscription: relayed the same way (the session's CONNECT carries the
- * client's client-id, the SUBSCRIBE its durable headers), and an
- * UNSUBSCRIBE that removes one is sent up before the session closes
- * (stomp_relay_drop; ActiveMQ's removal of an inactive one goes to every
- * node). A SUBSCRIBE's receipt waits until the relay is subscribed.
- *
- * Plain /topic subscriptions use the same sessions for the partitions
- * of their topic that this node holds no replica of (RF below the cluster
- * size): one session per such partition, to its leader, subscribed to the
- * same destination with `sluice-partition:P` (that node reads only P of
- * its replica, from its log end) and ack auto; the SUBSCRIBE's receipt
- * waits until each is subscribed. A lost one is opened again at the
- * partition's leader then (what was appended in between is not seen:
- * a plain topic subscription is not durable).
- *
- * Replies to a temp queue of another node (its name carries the node,
- * "stomp-tmp-N.S-NAME") go to that node over a STOMP session per client
- * connection and node (the end of this file).
- *
  * Authentication: with a cluster secret the CONNECT carries the broker
  * login of peer_auth.c (sluice-relay-login) and the coordinator's
  * CONNECTED its proof (sluice-relay-proof), checked here; the session is
  * then a broker, not subject to the users' rules (this node checked its
  * client's). Without a secret it logs in with the client's login and no
  * passcode, so a coordinator with users refuses it (logged, retried).
+ *
+ * The relay is split by concern; each file opens with its own essay:
+ *
+ *   relay.c          this session: CONNECT, SUBSCRIBE, MESSAGEs, ACKs
+ *   relay_tick.c     the tick: following the coordinators, retries
+ *   relay_topic.c    plain /topic subscriptions: partitions held elsewhere
+ *   relay_durable.c  durable subscriptions removed at the coordinator
+ *   relay_send.c     SENDs to a temp queue of another node
+ *   relay_int.h      what they share
  *
  * @thread loop (everything here)
  */
@@ -102,53 +79,9 @@
 #include "broker/stomp_int.h"
 #include "cluster/meta.h"
 
-#define RELAY_SUBSYS "relay"
-#define RELAY_TICK_MS 100
-#define RELAY_BACKOFF_MIN_MS 100
-#define RELAY_BACKOFF_MAX_MS 2000
-#define RELAY_CONNECT_MS 5000
-#define RELAY_READ_BYTES (128u * 1024)
-/* heart-beats asked of the coordinator (it may send them less often:
- * stomp-heartbeat-min-ms, as it says in CONNECTED) */
-#define RELAY_HB_MS 1000
-
-enum { RL_DOWN = 0, RL_CONNECTING, RL_SUBSCRIBING, RL_UP };
-
-/* A client receipt waiting for the coordinator's. */
-typedef struct rl_wait {
-    struct rl_wait *next;
-    uint64_t id;
-    sl_wait *w;
-} rl_wait;
-
-struct stomp_relay {
-    stomp_sub *s;
-    stomp_relay *next; /* in s->relay */
-    /* a /topic relay: the partition it brings (held by node, not here)
-     * and the subscription's reader of its topic; -1 and NULL: /queue */
-    int32_t part;
-    treader *r;
-    sl_wait *sub_w; /* a SUBSCRIBE receipt waiting until it is relayed */
-    int32_t node;   /* the node it relays to, -1 none known */
-    char addr[128];
-    struct bufferevent *bev;
-    sl_stomp_parser ps;
-    int state;
-    int paused;       /* not reading: the client's output is high */
-    int warned;       /* a failure was logged since the last success */
-    int64_t since;    /* of the current state */
-    int64_t retry_at; /* RL_DOWN: when to connect again */
-    int64_t backoff;
-    int64_t last_in, hb_ms; /* heart-beat watch (hb_ms 0: none) */
-    int peer_login;         /* logged in with the cluster secret */
-    uint8_t expect[32];     /* the other node's proof of it */
-    uint64_t next_id;
-    rl_wait *waits, *waits_tail;
-    sl_wb wb;
-};
+#include "broker/relay_int.h"
 
 static void rl_sub_done(stomp_relay *rl);
-static void rl_free_one(stomp_relay *rl);
 
 int32_t stomp_relay_node(const struct stomp_relay *rl)
 {
@@ -184,7 +117,7 @@ static void rl_set_state(stomp_relay *rl, int state)
 /* The session is lost: close it, fail the receipts waiting for it, and
  * try again after the backoff. What the client holds is stale: the
  * coordinator releases it with the session (or died with it). */
-static void rl_fail(stomp_relay *rl, const char *why)
+void rl_fail(stomp_relay *rl, const char *why)
 {
     stomp_sub *s = rl->s;
     int up = rl->state == RL_UP;
@@ -504,7 +437,7 @@ static void rl_event_cb(struct bufferevent *bev, short what, void *arg)
 }
 
 /* Open the session to rl->node at its STOMP address. */
-static void rl_connect(stomp_relay *rl)
+void rl_connect(stomp_relay *rl)
 {
     stomp_srv *srv = rl->s->c->s;
     const sl_meta *m = sl_bcluster_image(srv->b);
@@ -536,8 +469,8 @@ static void rl_connect(stomp_relay *rl)
         rl_fail(rl, "cannot connect");
 }
 
-static stomp_relay *rl_new(stomp_sub *s, int32_t node, int32_t part, treader *r,
-                           sl_wait *w)
+stomp_relay *rl_new(stomp_sub *s, int32_t node, int32_t part, treader *r,
+                    sl_wait *w)
 {
     stomp_relay *rl = calloc(1, sizeof(*rl));
     if (!rl)
@@ -575,84 +508,6 @@ sl_err stomp_relay_open(stomp_sub *s, int32_t node)
     return rl_new(s, node, -1, NULL, NULL) ? SL_OK : SL_ERR_NOMEM;
 }
 
-/* The node that brings partition p of t to a node without a replica of
- * it: its leader (-1: none now). 0 when this node holds a replica. */
-static int32_t topic_source(stomp_srv *srv, const sl_mi_topic *t, int32_t p)
-{
-    const sl_mi_part *mp = &t->parts[p];
-    const sl_meta *m = sl_bcluster_image(srv->b);
-    const sl_mi_node *n;
-    int32_t i;
-    for (i = 0; i < mp->nrep; i++)
-        if (mp->rep[i] == (int32_t)srv->b->cfg.node_id)
-            return 0;
-    if (mp->leader <= 0 || !(n = sl_meta_node_find(m, mp->leader)) ||
-        !n->stomp_addr || !n->stomp_addr[0])
-        return -1;
-    return mp->leader;
-}
-
-static stomp_relay *topic_relay_find(stomp_sub *s, int32_t p)
-{
-    stomp_relay *rl;
-    for (rl = s->relay; rl; rl = rl->next)
-        if (rl->part == p)
-            return rl;
-    return NULL;
-}
-
-/* Relays for the partitions of s's topic this node holds no replica of
- * (open or follow them); w (may be NULL) is held until each is
- * subscribed. */
-static void topic_follow(stomp_sub *s, sl_wait *w, int64_t now)
-{
-    stomp_srv *srv = s->c->s;
-    const sl_meta *m = sl_bcluster_image(srv->b);
-    treader *r = s->readers;
-    const sl_mi_topic *t;
-    int32_t p;
-    if (!m || !r || r->sub_next || !(t = sl_meta_topic_find(m, r->topic)))
-        return;
-    for (p = 0; p < t->nparts && p < r->nparts; p++) {
-        int32_t want = topic_source(srv, t, p);
-        stomp_relay *rl = topic_relay_find(s, p);
-        if (want == 0) {
-            if (rl) { /* a replica here now: read here, from its end */
-                stomp_relay **pp = &s->relay;
-                int64_t end = 0;
-                while (*pp != rl)
-                    pp = &(*pp)->next;
-                *pp = rl->next;
-                rl_free_one(rl);
-                if (sl_ops_list_offset(srv->b, r->topic, p, SL_OFFSET_LATEST,
-                                       &end) == SL_OK &&
-                    !r->it[p])
-                    r->cursor[p] = end;
-            }
-            continue;
-        }
-        if (!rl) {
-            if (want > 0 && !rl_new(s, want, p, r, w))
-                sl_log(SL_WARN, RELAY_SUBSYS,
-                       "subscription %s of session %s: out of memory "
-                       "relaying %s/%d",
-                       s->id, s->c->session, r->topic, (int)p);
-            continue;
-        }
-        /* an established relay keeps reading its node's replica (it
-         * stays one when leadership moves); a lost one goes to the
-         * leader */
-        if (rl->state == RL_DOWN && want > 0)
-            rl->node = want;
-        (void)now;
-    }
-}
-
-void stomp_relay_topic_open(stomp_sub *s, sl_wait *w)
-{
-    topic_follow(s, w, sl_now_ms());
-}
-
 static void rl_sub_done(stomp_relay *rl)
 {
     if (rl->sub_w)
@@ -660,7 +515,7 @@ static void rl_sub_done(stomp_relay *rl)
     rl->sub_w = NULL;
 }
 
-static void rl_free_one(stomp_relay *rl)
+void rl_free_one(stomp_relay *rl)
 {
     /* the coordinator releases what the session held */
     if (rl->bev)
@@ -719,112 +574,6 @@ void stomp_relay_settle(stomp_sub *s, const pend *p, int cmd, int requeue,
     rl_write(rl);
 }
 
-/* ---- sessions that only deliver a last frame ------------------------- */
-
-/* bev (ours, connected or connecting) carries a last frame: free it once
- * that is written (the node reads it before the EOF), or on an error or
- * after RELAY_CONNECT_MS. */
-static void linger_done(struct bufferevent *bev, void *arg)
-{
-    (void)arg;
-    bufferevent_free(bev);
-}
-
-static void linger_event(struct bufferevent *bev, short what, void *arg)
-{
-    if (what & BEV_EVENT_CONNECTED)
-        return; /* the write callback follows */
-    linger_done(bev, arg);
-}
-
-static void linger_read(struct bufferevent *bev, void *arg)
-{
-    (void)arg;
-    evbuffer_drain(bufferevent_get_input(bev),
-                   evbuffer_get_length(bufferevent_get_input(bev)));
-}
-
-static void linger(struct bufferevent *bev, const sl_wb *last)
-{
-    struct timeval tv = {RELAY_CONNECT_MS / 1000, 0};
-    bufferevent_setcb(bev, linger_read, linger_done, linger_event, NULL);
-    bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
-    bufferevent_set_timeouts(bev, &tv, &tv);
-    bufferevent_write(bev, last->p, last->len);
-    bufferevent_enable(bev, EV_READ | EV_WRITE);
-}
-
-void stomp_relay_drop(stomp_sub *s, const char *amq_sub)
-{
-    stomp_relay *rl = s->relay;
-    sl_stomp_enc e;
-    if (!rl || !rl->bev || rl->state == RL_CONNECTING) {
-        sl_log(SL_WARN, RELAY_SUBSYS,
-               "durable subscription %s (group %s): no session to its "
-               "coordinator now; it stays there (UNSUBSCRIBE it again)",
-               s->id, s->group);
-        return;
-    }
-    sl_wb_reset(&rl->wb);
-    sl_stomp_enc_begin(&e, &rl->wb, SL_STOMP_V12, SL_STOMP_UNSUBSCRIBE);
-    sl_stomp_enc_header_s(&e, "id", s->id);
-    if (amq_sub)
-        sl_stomp_enc_header_s(&e, "activemq.subscriptionName", amq_sub);
-    else
-        sl_stomp_enc_header_s(&e, "durable", "true");
-    sl_stomp_enc_end(&e, NULL, 0);
-    linger(rl->bev, &rl->wb);
-    rl->bev = NULL; /* the linger frees it */
-}
-
-void stomp_relay_unsubscribe_all(stomp_conn *c, const char *amq_sub)
-{
-    stomp_srv *srv = c->s;
-    const sl_meta *m = srv->relay_tick ? sl_bcluster_image(srv->b) : NULL;
-    sl_stomp_enc e;
-    sl_wb wb;
-    size_t i;
-    if (!m || c->relay_from)
-        return;
-    sl_wb_init(&wb, 256);
-    sl_stomp_enc_begin(&e, &wb, SL_STOMP_V12, SL_STOMP_CONNECT);
-    sl_stomp_enc_header_s(&e, "accept-version", "1.2");
-    if (c->vhost[0])
-        sl_stomp_enc_header_s(&e, "host", c->vhost);
-    if (c->login[0])
-        sl_stomp_enc_header_s(&e, "login", c->login);
-    sl_stomp_enc_header_u(&e, "sluice-relay", srv->b->cfg.node_id);
-    if (sl_peer_auth_enabled(srv->b)) {
-        char lm[256];
-        uint8_t expect[32];
-        if (sl_peer_login_message(srv->b, lm, sizeof(lm), expect) == SL_OK)
-            sl_stomp_enc_header_s(&e, "sluice-relay-login", lm);
-    }
-    sl_stomp_enc_header_s(&e, "client-id", c->client_id);
-    sl_stomp_enc_end(&e, NULL, 0);
-    sl_stomp_enc_begin(&e, &wb, SL_STOMP_V12, SL_STOMP_UNSUBSCRIBE);
-    sl_stomp_enc_header_s(&e, "activemq.subscriptionName", amq_sub);
-    sl_stomp_enc_end(&e, NULL, 0);
-    for (i = 0; i < m->nnodes; i++) {
-        const sl_mi_node *n = &m->nodes[i];
-        struct sockaddr_storage ss;
-        int slen = sizeof(ss);
-        struct bufferevent *bev;
-        if (n->id == (int32_t)srv->b->cfg.node_id || n->fenced ||
-            !n->stomp_addr || !n->stomp_addr[0] ||
-            evutil_parse_sockaddr_port(n->stomp_addr, (struct sockaddr *)&ss,
-                                       &slen) != 0)
-            continue;
-        bev = sl_peer_bev_new(srv->b, n->stomp_addr); /* cluster-tls */
-        if (!bev)
-            continue;
-        linger(bev, &wb);
-        if (bufferevent_socket_connect(bev, (struct sockaddr *)&ss, slen) != 0)
-            bufferevent_free(bev);
-    }
-    sl_wb_fini(&wb);
-}
-
 void stomp_relay_pump(stomp_sub *s)
 {
     stomp_relay *rl;
@@ -835,390 +584,5 @@ void stomp_relay_pump(stomp_sub *s)
         rl->last_in = sl_now_ms();
         bufferevent_enable(rl->bev, EV_READ);
         rl_input(rl); /* what was buffered when reading stopped */
-    }
-}
-
-/* ---- the tick: follow the coordinators ---------------------------------- */
-
-/* Move s to want (0 here, N relayed to node N). */
-static void rehome(stomp_sub *s, int32_t want)
-{
-    char why[512];
-    sl_err rc;
-    int32_t was = s->relay ? s->relay->node : 0;
-    stomp_sub_unhome(s);
-    if (want == 0)
-        rc = stomp_sub_open_local(s, why, sizeof(why));
-    else
-        rc = stomp_relay_open(s, want);
-    if (rc == SL_OK) {
-        sl_log(SL_INFO, RELAY_SUBSYS,
-               "subscription %s of session %s (queue group %s on %s) moves "
-               "from node %d to node %d, its coordinator now",
-               s->id, s->c->session, s->group, s->qtopic,
-               (int)(was ? was : (int32_t)s->c->s->b->cfg.node_id),
-               (int)(want ? want : (int32_t)s->c->s->b->cfg.node_id));
-        s->home_warned = 0;
-        stomp_sub_pump(s);
-    } else if (!s->home_warned) {
-        if (want != 0)
-            snprintf(why, sizeof(why), "%s", sl_strerror(rc));
-        sl_log(SL_WARN, RELAY_SUBSYS,
-               "subscription %s of session %s (queue group %s on %s): "
-               "cannot open it at node %d: %s; trying again",
-               s->id, s->c->session, s->group, s->qtopic, (int)want, why);
-        s->home_warned = 1;
-    }
-}
-
-/* Retry a lost session, give up on a silent one. */
-static void rl_check(stomp_relay *rl, int64_t now)
-{
-    if (rl->state == RL_DOWN) {
-        if (now >= rl->retry_at)
-            rl_connect(rl);
-    } else if (rl->state != RL_UP) {
-        if (now - rl->since > RELAY_CONNECT_MS)
-            rl_fail(rl, "no answer to CONNECT and SUBSCRIBE");
-    } else if (rl->hb_ms > 0 && !rl->paused &&
-               now - rl->last_in > 3 * rl->hb_ms + 1000) {
-        rl_fail(rl, "no heart-beat");
-    }
-}
-
-static void tick_sub(stomp_sub *s, int64_t now)
-{
-    stomp_srv *srv = s->c->s;
-    stomp_relay *rl = s->relay;
-    int32_t want = stomp_relay_coordinator(srv, s->group, s->qtopic);
-    int32_t cur = rl ? rl->node : (s->qc ? 0 : -2);
-    if (want >= 0 && want != cur) {
-        rehome(s, want);
-        return;
-    }
-    if (rl)
-        rl_check(rl, now);
-}
-
-static void tick_cb(evutil_socket_t fd, short what, void *arg)
-{
-    stomp_srv *srv = arg;
-    int64_t now = sl_now_ms();
-    stomp_conn *c, *cn;
-    (void)fd;
-    (void)what;
-    if (!sl_bcluster_image(srv->b) || !srv_groups(srv))
-        return;
-    for (c = srv->conns; c; c = cn) {
-        stomp_sub *s;
-        cn = c->next;
-        if (!c->connected || conn_closing(c))
-            continue;
-        for (s = c->subs; s; s = s->next) {
-            if (c->relay_from) {
-                int32_t want;
-                char why[300];
-                if (!s->queue || !s->group)
-                    continue;
-                want = stomp_relay_coordinator(srv, s->group, s->qtopic);
-                if (want == 0)
-                    continue;
-                snprintf(why, sizeof(why),
-                         "node %d no longer coordinates queue group %s on "
-                         "%s",
-                         (int)srv->b->cfg.node_id, s->group, s->qtopic);
-                stomp_send_error(c, NULL, "not the coordinator", why);
-                break;
-            }
-            if (s->homeable)
-                tick_sub(s, now);
-            else if (s->topic_relay) {
-                stomp_relay *rl;
-                topic_follow(s, NULL, now);
-                for (rl = s->relay; rl; rl = rl->next)
-                    rl_check(rl, now);
-            }
-        }
-    }
-}
-
-sl_err stomp_relay_init(stomp_srv *srv)
-{
-    struct timeval tv = {0, RELAY_TICK_MS * 1000};
-    if (srv->b->cfg.node_id == 0)
-        return SL_OK; /* a single node: everything is served here */
-    srv->relay_tick = event_new(srv->b->base, -1, EV_PERSIST, tick_cb, srv);
-    if (!srv->relay_tick)
-        return SL_ERR_NOMEM;
-    event_add(srv->relay_tick, &tv);
-    return SL_OK;
-}
-
-void stomp_relay_fini(stomp_srv *srv)
-{
-    if (srv->relay_tick)
-        event_free(srv->relay_tick);
-    srv->relay_tick = NULL;
-}
-
-/* ---- SENDs to another node's temp queue -------------------------------- */
-
-/*
- * A temp queue ("stomp-tmp-N.S-NAME" in a cluster: node N, session S) is
- * a topic of node N only, never in the metadata: a reply sent to it
- * through another node goes there over a STOMP session of that node's
- * own (one per client connection and node, opened on first use): the
- * SEND as the client wrote it (reply-to already rewritten), and its
- * receipt, if any, waits for node N's. A lost session fails the receipts
- * waiting for it (ERROR: the reply may or may not be stored); the next
- * SEND opens a new one.
- */
-typedef struct stomp_sendlink {
-    struct stomp_sendlink *next;
-    stomp_conn *c;
-    int32_t node;
-    char addr[128];
-    struct bufferevent *bev;
-    sl_stomp_parser ps;
-    int peer_login;
-    uint8_t expect[32];
-    uint64_t next_id;
-    rl_wait *waits, *waits_tail;
-    sl_wb wb;
-} stomp_sendlink;
-
-int32_t stomp_relay_temp_owner(stomp_srv *srv, const char *topic)
-{
-    const sl_meta *m;
-    const sl_mi_node *n;
-    char *end;
-    long v;
-    if (!srv->relay_tick || strncmp(topic, "stomp-tmp-", 10) != 0)
-        return 0;
-    v = strtol(topic + 10, &end, 10);
-    if (end == topic + 10 || *end != '.' || v <= 0 || v > INT32_MAX ||
-        v == (long)srv->b->cfg.node_id)
-        return 0; /* ours, or not a cluster temp queue name */
-    m = sl_bcluster_image(srv->b);
-    if (!m || !(n = sl_meta_node_find(m, (int32_t)v)) || !n->stomp_addr ||
-        !n->stomp_addr[0])
-        return -1;
-    return (int32_t)v;
-}
-
-static void sk_fail(stomp_sendlink *l, sl_err rc, const char *why)
-{
-    if (l->bev)
-        bufferevent_free(l->bev);
-    l->bev = NULL;
-    if (l->waits || why)
-        sl_log(SL_INFO, RELAY_SUBSYS,
-               "session %s: SENDs to node %d's temp queues at %s: %s",
-               l->c->session, (int)l->node, l->addr, why ? why : "closed");
-    while (l->waits) {
-        rl_wait *x = l->waits;
-        l->waits = x->next;
-        sl_wait_set_what(x->w,
-                         "a reply to a temp queue of node %d: the session "
-                         "to it was lost before it answered (%s)",
-                         (int)l->node, why ? why : "closed");
-        sl_wait_release(x->w, rc);
-        free(x);
-    }
-    l->waits_tail = NULL;
-    sl_stomp_parser_fini(&l->ps);
-    sl_stomp_parser_init(&l->ps, &l->c->s->lim);
-}
-
-static void sk_frame_in(stomp_sendlink *l, const sl_stomp_frame *f)
-{
-    const char *id;
-    rl_wait *x;
-    int ok;
-    char why[300];
-    switch (f->cmd) {
-    case SL_STOMP_CONNECTED:
-        if (l->peer_login &&
-            !sl_peer_login_proof_ok(
-                l->expect, sl_stomp_frame_value(f, "sluice-relay-proof")))
-            sk_fail(l, SL_ERR_AUTHENTICATION_FAILED,
-                    "the other side does not prove the cluster secret");
-        else
-            sl_stomp_parser_set_version(&l->ps, SL_STOMP_V12);
-        return;
-    case SL_STOMP_RECEIPT:
-        id = sl_stomp_frame_value(f, "receipt-id");
-        x = l->waits;
-        if (!id || !x || (uint64_t)parse_i64(id, &ok) != x->id || !ok) {
-            sk_fail(l, SL_ERR_PROTOCOL, "a RECEIPT out of order");
-            return;
-        }
-        l->waits = x->next;
-        if (!l->waits)
-            l->waits_tail = NULL;
-        sl_wait_release(x->w, SL_OK);
-        free(x);
-        return;
-    case SL_STOMP_ERROR:
-        snprintf(why, sizeof(why), "ERROR %.100s: %.*s",
-                 sl_stomp_frame_value(f, "message")
-                     ? sl_stomp_frame_value(f, "message")
-                     : "",
-                 (int)(f->body_len > 150 ? 150 : f->body_len),
-                 (const char *)f->body);
-        sk_fail(l, SL_ERR_UNKNOWN, why);
-        return;
-    default:
-        return; /* heart-beats are skipped by the parser; nothing else */
-    }
-}
-
-static void sk_read_cb(struct bufferevent *bev, void *arg)
-{
-    stomp_sendlink *l = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
-    while (l->bev && evbuffer_get_length(in) > 0) {
-        struct evbuffer_iovec v;
-        size_t used = 0;
-        sl_stomp_frame f;
-        int rc;
-        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
-            break;
-        rc = sl_stomp_parse(&l->ps, v.iov_base, v.iov_len, &used, &f);
-        evbuffer_drain(in, used);
-        if (rc == SL_STOMP_PERROR) {
-            sk_fail(l, SL_ERR_PROTOCOL, l->ps.errstr);
-            return;
-        }
-        if (rc == SL_STOMP_FRAME)
-            sk_frame_in(l, &f);
-    }
-}
-
-static void sk_event_cb(struct bufferevent *bev, short what, void *arg)
-{
-    stomp_sendlink *l = arg;
-    (void)bev;
-    if (what & BEV_EVENT_CONNECTED)
-        return;
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
-        sk_fail(l, SL_ERR_DISCONNECTED,
-                what & BEV_EVENT_EOF ? "connection closed"
-                                     : "connection failed");
-}
-
-static stomp_sendlink *sk_link(stomp_conn *c, int32_t node)
-{
-    stomp_srv *srv = c->s;
-    const sl_meta *m = sl_bcluster_image(srv->b);
-    const sl_mi_node *n = m ? sl_meta_node_find(m, node) : NULL;
-    struct sockaddr_storage ss;
-    int slen = sizeof(ss);
-    stomp_sendlink *l;
-    sl_stomp_enc e;
-    for (l = c->sendlinks; l; l = l->next)
-        if (l->node == node)
-            break;
-    if (!l) {
-        l = calloc(1, sizeof(*l));
-        if (!l)
-            return NULL;
-        l->c = c;
-        l->node = node;
-        sl_stomp_parser_init(&l->ps, &srv->lim);
-        sl_wb_init(&l->wb, 512);
-        l->next = c->sendlinks;
-        c->sendlinks = l;
-    }
-    if (l->bev)
-        return l;
-    if (!n || !n->stomp_addr || !n->stomp_addr[0])
-        return NULL;
-    snprintf(l->addr, sizeof(l->addr), "%s", n->stomp_addr);
-    if (evutil_parse_sockaddr_port(l->addr, (struct sockaddr *)&ss, &slen) != 0)
-        return NULL;
-    l->bev = bufferevent_socket_new(srv->b->base, -1, BEV_OPT_CLOSE_ON_FREE);
-    if (!l->bev)
-        return NULL;
-    bufferevent_setcb(l->bev, sk_read_cb, NULL, sk_event_cb, l);
-    bufferevent_enable(l->bev, EV_READ | EV_WRITE);
-    /* CONNECT now; the SENDs queue behind it until the connection is up */
-    sl_wb_reset(&l->wb);
-    sl_stomp_enc_begin(&e, &l->wb, SL_STOMP_V12, SL_STOMP_CONNECT);
-    sl_stomp_enc_header_s(&e, "accept-version", "1.2");
-    if (c->login[0])
-        sl_stomp_enc_header_s(&e, "login", c->login);
-    sl_stomp_enc_header_u(&e, "sluice-relay", srv->b->cfg.node_id);
-    l->peer_login = 0;
-    if (sl_peer_auth_enabled(srv->b)) {
-        char lm[256];
-        if (sl_peer_login_message(srv->b, lm, sizeof(lm), l->expect) == SL_OK) {
-            sl_stomp_enc_header_s(&e, "sluice-relay-login", lm);
-            l->peer_login = 1;
-        }
-    }
-    sl_stomp_enc_end(&e, NULL, 0);
-    bufferevent_write(l->bev, l->wb.p, l->wb.len);
-    if (bufferevent_socket_connect(l->bev, (struct sockaddr *)&ss, slen) != 0) {
-        bufferevent_free(l->bev);
-        l->bev = NULL;
-        return NULL;
-    }
-    return l;
-}
-
-sl_err stomp_relay_send(stomp_conn *c, int32_t node, const char *dst,
-                        const sl_stomp_frame *f, const char *reply_to,
-                        sl_wait *w)
-{
-    stomp_sendlink *l = sk_link(c, node);
-    sl_stomp_enc e;
-    rl_wait *x = NULL;
-    uint32_t i;
-    if (!l || !l->bev)
-        return SL_ERR_DISCONNECTED;
-    if (w && !(x = calloc(1, sizeof(*x))))
-        return SL_ERR_NOMEM;
-    sl_wb_reset(&l->wb);
-    sl_stomp_enc_begin(&e, &l->wb, SL_STOMP_V12, SL_STOMP_SEND);
-    sl_stomp_enc_header_s(&e, "destination", dst);
-    for (i = 0; i < f->header_count; i++) {
-        const sl_stomp_header *h = &f->headers[i];
-        if (strcmp(h->name, "destination") == 0 ||
-            strcmp(h->name, "receipt") == 0 ||
-            strcmp(h->name, "transaction") == 0 ||
-            strcmp(h->name, "content-length") == 0 ||
-            (reply_to && strcmp(h->name, "reply-to") == 0))
-            continue;
-        sl_stomp_enc_header(&e, h->name, h->name_len, h->value, h->value_len);
-    }
-    if (reply_to)
-        sl_stomp_enc_header_s(&e, "reply-to", reply_to);
-    if (x) {
-        x->id = ++l->next_id;
-        x->w = w;
-        sl_wait_hold(w);
-        if (l->waits_tail)
-            l->waits_tail->next = x;
-        else
-            l->waits = x;
-        l->waits_tail = x;
-        sl_stomp_enc_header_u(&e, "receipt", x->id);
-    }
-    sl_stomp_enc_header_u(&e, "content-length", f->body_len);
-    sl_stomp_enc_end(&e, f->body, f->body_len);
-    bufferevent_write(l->bev, l->wb.p, l->wb.len);
-    return SL_OK;
-}
-
-void stomp_relay_sendlinks_free(stomp_conn *c)
-{
-    while (c->sendlinks) {
-        stomp_sendlink *l = c->sendlinks;
-        c->sendlinks = l->next;
-        sk_fail(l, SL_ERR_DISCONNECTED, NULL);
-        sl_stomp_parser_fini(&l->ps);
-        sl_wb_fini(&l->wb);
-        free(l);
     }
 }

@@ -16,7 +16,7 @@
  *   stomp_selector.c JMS selectors (pure)
  *   stomp_frame.c    the frame parser and encoder (pure)
  *   stomp_auth.c     the users file (checks: broker/auth.c)
- *   relay.c          cluster: /queue subscriptions served by the node
+ *   relay*.c         cluster: /queue subscriptions served by the node
  *                    that coordinates their group (docs/cluster.md 5.1)
  *
  * The pure files open no socket and touch no broker state, so
@@ -396,7 +396,7 @@ sl_err stomp_sub_open_local(stomp_sub *s, char *why, size_t whylen);
 /* Stop serving s where it is served now (its deliveries become stale). */
 void stomp_sub_unhome(stomp_sub *s);
 
-/* ---- relay.c ------------------------------------------------------------- */
+/* ---- relay*.c (relay.c's essay says which file holds what) --------------- */
 
 /* Who serves queue group `group` on `topic`: 0 this node (also: not a
  * cluster, or a topic the metadata does not hold), N > 0 node N, -1 none

@@ -1,0 +1,81 @@
+/*
+ * relay_int.h - what the files of the STOMP relay share (not for use
+ * outside broker/relay*.c; the essay is at the top of relay.c).
+ *
+ * @thread loop (everything here)
+ */
+#ifndef SL_BROKER_RELAY_INT_H
+#define SL_BROKER_RELAY_INT_H
+
+#include <stdint.h>
+
+#include "broker/stomp_int.h"
+
+#define RELAY_SUBSYS "relay"
+#define RELAY_TICK_MS 100
+#define RELAY_BACKOFF_MIN_MS 100
+#define RELAY_BACKOFF_MAX_MS 2000
+#define RELAY_CONNECT_MS 5000
+#define RELAY_READ_BYTES (128u * 1024)
+/* heart-beats asked of the coordinator (it may send them less often:
+ * stomp-heartbeat-min-ms, as it says in CONNECTED) */
+#define RELAY_HB_MS 1000
+
+enum { RL_DOWN = 0, RL_CONNECTING, RL_SUBSCRIBING, RL_UP };
+
+/* A client receipt waiting for the coordinator's. */
+typedef struct rl_wait {
+    struct rl_wait *next;
+    uint64_t id;
+    sl_wait *w;
+} rl_wait;
+
+struct stomp_relay {
+    stomp_sub *s;
+    stomp_relay *next; /* in s->relay */
+    /* a /topic relay: the partition it brings (held by node, not here)
+     * and the subscription's reader of its topic; -1 and NULL: /queue */
+    int32_t part;
+    treader *r;
+    sl_wait *sub_w; /* a SUBSCRIBE receipt waiting until it is relayed */
+    int32_t node;   /* the node it relays to, -1 none known */
+    char addr[128];
+    struct bufferevent *bev;
+    sl_stomp_parser ps;
+    int state;
+    int paused;       /* not reading: the client's output is high */
+    int warned;       /* a failure was logged since the last success */
+    int64_t since;    /* of the current state */
+    int64_t retry_at; /* RL_DOWN: when to connect again */
+    int64_t backoff;
+    int64_t last_in, hb_ms; /* heart-beat watch (hb_ms 0: none) */
+    int peer_login;         /* logged in with the cluster secret */
+    uint8_t expect[32];     /* the other node's proof of it */
+    uint64_t next_id;
+    rl_wait *waits, *waits_tail;
+    sl_wb wb;
+};
+
+/* ---- relay.c ------------------------------------------------------------- */
+
+/* The session is lost: close it, fail the receipts waiting for it, and
+ * try again after the backoff. */
+void rl_fail(stomp_relay *rl, const char *why);
+/* Open the session to rl->node at its STOMP address. */
+void rl_connect(stomp_relay *rl);
+/* A relay of s to node (part -1 and r NULL: a /queue subscription; else
+ * partition part of r's topic), linked into s->relay and connecting; w
+ * (may be NULL) is held until it is subscribed. NULL: out of memory. */
+stomp_relay *rl_new(stomp_sub *s, int32_t node, int32_t part, treader *r,
+                    sl_wait *w);
+/* Close and free rl (not unlinked from s->relay). */
+void rl_free_one(stomp_relay *rl);
+
+/* ---- relay_topic.c ------------------------------------------------------- */
+
+/* Relays for the partitions of s's topic this node holds no replica of
+ * (open or follow them); w (may be NULL) is held until each is
+ * subscribed. */
+void rl_topic_follow(stomp_sub *s, sl_wait *w, int64_t now);
+
+#endif

@@ -1,0 +1,158 @@
+/*
+ * relay_tick.c - cluster: the relay follows the metadata image.
+ *
+ * A tick (RELAY_TICK_MS) follows the image:
+ *
+ *  - a subscription whose coordinator moved (a leader change of that
+ *    partition, a failover) moves with it: the old session is closed (the
+ *    coordinator releases what it held, attempts kept) or the local
+ *    consumer freed, and the subscription is opened at the new home,
+ *    relayed or local. The same happens to a local /queue subscription on
+ *    a node that stops coordinating its group;
+ *  - a lost session (EOF, ERROR, no heart-beat for 3 intervals, no
+ *    CONNECTED within RELAY_CONNECT_MS) is opened again after a backoff
+ *    (RELAY_BACKOFF_MIN_MS doubling to RELAY_BACKOFF_MAX_MS);
+ *  - a relay session on this node whose group this node no longer
+ *    coordinates gets an ERROR and is closed, so its node moves it.
+ *
+ * @thread loop (everything here)
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "broker/broker.h"
+#include "broker/cluster.h"
+#include "broker/group_state.h"
+#include "broker/peer_auth.h"
+#include "broker/relay_int.h"
+#include "broker/stomp_int.h"
+#include "cluster/meta.h"
+
+/* ---- the tick: follow the coordinators ---------------------------------- */
+
+/* Move s to want (0 here, N relayed to node N). */
+static void rehome(stomp_sub *s, int32_t want)
+{
+    char why[512];
+    sl_err rc;
+    int32_t was = s->relay ? s->relay->node : 0;
+    stomp_sub_unhome(s);
+    if (want == 0)
+        rc = stomp_sub_open_local(s, why, sizeof(why));
+    else
+        rc = stomp_relay_open(s, want);
+    if (rc == SL_OK) {
+        sl_log(SL_INFO, RELAY_SUBSYS,
+               "subscription %s of session %s (queue group %s on %s) moves "
+               "from node %d to node %d, its coordinator now",
+               s->id, s->c->session, s->group, s->qtopic,
+               (int)(was ? was : (int32_t)s->c->s->b->cfg.node_id),
+               (int)(want ? want : (int32_t)s->c->s->b->cfg.node_id));
+        s->home_warned = 0;
+        stomp_sub_pump(s);
+    } else if (!s->home_warned) {
+        if (want != 0)
+            snprintf(why, sizeof(why), "%s", sl_strerror(rc));
+        sl_log(SL_WARN, RELAY_SUBSYS,
+               "subscription %s of session %s (queue group %s on %s): "
+               "cannot open it at node %d: %s; trying again",
+               s->id, s->c->session, s->group, s->qtopic, (int)want, why);
+        s->home_warned = 1;
+    }
+}
+
+/* Retry a lost session, give up on a silent one. */
+static void rl_check(stomp_relay *rl, int64_t now)
+{
+    if (rl->state == RL_DOWN) {
+        if (now >= rl->retry_at)
+            rl_connect(rl);
+    } else if (rl->state != RL_UP) {
+        if (now - rl->since > RELAY_CONNECT_MS)
+            rl_fail(rl, "no answer to CONNECT and SUBSCRIBE");
+    } else if (rl->hb_ms > 0 && !rl->paused &&
+               now - rl->last_in > 3 * rl->hb_ms + 1000) {
+        rl_fail(rl, "no heart-beat");
+    }
+}
+
+static void tick_sub(stomp_sub *s, int64_t now)
+{
+    stomp_srv *srv = s->c->s;
+    stomp_relay *rl = s->relay;
+    int32_t want = stomp_relay_coordinator(srv, s->group, s->qtopic);
+    int32_t cur = rl ? rl->node : (s->qc ? 0 : -2);
+    if (want >= 0 && want != cur) {
+        rehome(s, want);
+        return;
+    }
+    if (rl)
+        rl_check(rl, now);
+}
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    stomp_srv *srv = arg;
+    int64_t now = sl_now_ms();
+    stomp_conn *c, *cn;
+    (void)fd;
+    (void)what;
+    if (!sl_bcluster_image(srv->b) || !srv_groups(srv))
+        return;
+    for (c = srv->conns; c; c = cn) {
+        stomp_sub *s;
+        cn = c->next;
+        if (!c->connected || conn_closing(c))
+            continue;
+        for (s = c->subs; s; s = s->next) {
+            if (c->relay_from) {
+                int32_t want;
+                char why[300];
+                if (!s->queue || !s->group)
+                    continue;
+                want = stomp_relay_coordinator(srv, s->group, s->qtopic);
+                if (want == 0)
+                    continue;
+                snprintf(why, sizeof(why),
+                         "node %d no longer coordinates queue group %s on "
+                         "%s",
+                         (int)srv->b->cfg.node_id, s->group, s->qtopic);
+                stomp_send_error(c, NULL, "not the coordinator", why);
+                break;
+            }
+            if (s->homeable)
+                tick_sub(s, now);
+            else if (s->topic_relay) {
+                stomp_relay *rl;
+                rl_topic_follow(s, NULL, now);
+                for (rl = s->relay; rl; rl = rl->next)
+                    rl_check(rl, now);
+            }
+        }
+    }
+}
+
+sl_err stomp_relay_init(stomp_srv *srv)
+{
+    struct timeval tv = {0, RELAY_TICK_MS * 1000};
+    if (srv->b->cfg.node_id == 0)
+        return SL_OK; /* a single node: everything is served here */
+    srv->relay_tick = event_new(srv->b->base, -1, EV_PERSIST, tick_cb, srv);
+    if (!srv->relay_tick)
+        return SL_ERR_NOMEM;
+    event_add(srv->relay_tick, &tv);
+    return SL_OK;
+}
+
+void stomp_relay_fini(stomp_srv *srv)
+{
+    if (srv->relay_tick)
+        event_free(srv->relay_tick);
+    srv->relay_tick = NULL;
+}
