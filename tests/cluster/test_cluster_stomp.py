@@ -47,6 +47,16 @@ def stomp(c, nid):
     return r
 
 
+def create(c, ldr, topic, parts, rf=3):
+    """Create topic on node ldr and wait until every node's metadata has
+    its parts partitions with leaders; return the parsed view
+    [(leader, epoch, replicas, isr), ...] by partition."""
+    c.cli(ldr, "topic", "create", topic, "--partitions", str(parts),
+          "--replication-factor", str(rf))
+    return parse(c.wait(lambda: same_everywhere(c, topic, [1, 2, 3], parts),
+                        topic))
+
+
 def read_all(c, nid, topic, p, n):
     return c.cli(nid, "consume", topic, "--partition", str(p),
                  "--from-beginning", "--count", str(n)).stdout.split()
@@ -56,9 +66,7 @@ def test_send_to_any_node_reaches_every_partition_leader(cluster):
     c = cluster
     all3 = [1, 2, 3]
     ldr = ready(c)
-    c.cli(ldr, "topic", "create", "s", "--partitions", "3",
-          "--replication-factor", "3")
-    view = parse(c.wait(lambda: same_everywhere(c, "s", all3, 3), "s"))
+    view = create(c, ldr, "s", 3)
     leaders = [v[0] for v in view]
     # every node leads one partition (placement spreads leaders), so from
     # any node two of three partitions are led elsewhere
@@ -107,15 +115,11 @@ def test_receipt_of_a_forwarded_send_waits_for_the_isr(cluster):
     c = cluster
     all3 = [1, 2, 3]
     ldr = ready(c)
-    c.cli(ldr, "topic", "create", "one", "--partitions", "1",
-          "--replication-factor", "3")
-    lead = parse(c.wait(lambda: same_everywhere(c, "one", all3, 1),
-                        "one"))[0][0]
+    lead = create(c, ldr, "one", 1)[0][0]
     f, g = [n for n in all3 if n != lead]
     r = stomp(c, f)
-    r.send("SEND", {"destination": "/topic/one", "persistent": "true",
+    r.call("SEND", {"destination": "/topic/one", "persistent": "true",
                     "receipt": "r0"}, "first")
-    assert r.expect("RECEIPT").headers["receipt-id"] == "r0"
     assert c.ends(f, "one") == [1] and c.ends(g, "one") == [1]
     c.nodes[g].proc.send_signal(signal.SIGSTOP)
     try:
@@ -142,10 +146,7 @@ def test_forwarded_send_to_a_dead_leader_gets_an_error(cluster):
     c = cluster
     all3 = [1, 2, 3]
     ldr = ready(c)
-    c.cli(ldr, "topic", "create", "k", "--partitions", "1",
-          "--replication-factor", "3")
-    lead = parse(c.wait(lambda: same_everywhere(c, "k", all3, 1),
-                        "k"))[0][0]
+    lead = create(c, ldr, "k", 1)[0][0]
     f = next(n for n in all3 if n != lead)
     rest = [n for n in all3 if n != lead]
     c.kill9(lead)
@@ -163,9 +164,8 @@ def test_forwarded_send_to_a_dead_leader_gets_an_error(cluster):
                        "a new leader for k"))[0][0]
     other = next(n for n in rest if n != new)
     r = stomp(c, other)
-    r.send("SEND", {"destination": "/topic/k", "persistent": "true",
+    r.call("SEND", {"destination": "/topic/k", "persistent": "true",
                     "receipt": "y"}, "after")
-    assert r.expect("RECEIPT").headers["receipt-id"] == "y"
     r.close()
     end = c.ends(new, "k")[0]
     assert read_all(c, new, "k", 0, end)[-1] == "after"
@@ -178,9 +178,7 @@ def test_topic_subscriber_on_any_node_gets_every_partition(cluster):
     c = cluster
     all3 = [1, 2, 3]
     ldr = ready(c)
-    c.cli(ldr, "topic", "create", "b", "--partitions", "3",
-          "--replication-factor", "3")
-    c.wait(lambda: same_everywhere(c, "b", all3, 3), "b")
+    create(c, ldr, "b", 3)
     subs = {}
     for nid in all3:
         r = stomp(c, nid)
@@ -209,18 +207,14 @@ def test_transaction_commit_through_a_follower(cluster):
     c = cluster
     all3 = [1, 2, 3]
     ldr = ready(c)
-    c.cli(ldr, "topic", "create", "tx", "--partitions", "1",
-          "--replication-factor", "3")
-    lead = parse(c.wait(lambda: same_everywhere(c, "tx", all3, 1),
-                        "tx"))[0][0]
+    lead = create(c, ldr, "tx", 1)[0][0]
     f = next(n for n in all3 if n != lead)
     r = stomp(c, f)
     r.send("BEGIN", {"transaction": "t1"})
     for i in range(5):
         r.send("SEND", {"destination": "/queue/tx", "transaction": "t1",
                         "persistent": "true"}, "t-%d" % i)
-    r.send("COMMIT", {"transaction": "t1", "receipt": "c1"})
-    assert r.expect("RECEIPT").headers["receipt-id"] == "c1"
+    r.call("COMMIT", {"transaction": "t1", "receipt": "c1"})
     r.close()
     for n in all3:
         assert c.ends(n, "tx") == [5]
@@ -263,9 +257,8 @@ def serving_node(c, nodes, queue):
     subscription (on any node) declares the queue group on the node that
     dispatches it, and only there (relayed from the others)."""
     r = stomp(c, nodes[0])
-    r.send("SUBSCRIBE", {"destination": "/queue/" + queue, "id": "probe",
+    r.call("SUBSCRIBE", {"destination": "/queue/" + queue, "id": "probe",
                          "receipt": "p"})
-    assert r.expect("RECEIPT").headers["receipt-id"] == "p"
 
     def where():
         has = [n for n in nodes
@@ -307,11 +300,10 @@ def send_receipted(r, dest, bodies):
 
 def queue_consumer(c, nid, dest, prefetch):
     r = stomp(c, nid)
-    r.send("SUBSCRIBE", {"destination": dest, "id": "s%d" % nid,
+    r.call("SUBSCRIBE", {"destination": dest, "id": "s%d" % nid,
                          "ack": "client-individual",
                          "prefetch-count": str(prefetch),
                          "receipt": "sub"})
-    assert r.expect("RECEIPT").headers["receipt-id"] == "sub"
     return r
 
 
@@ -323,9 +315,7 @@ def test_queue_consumers_on_every_node_compete(cluster):
     c = cluster
     all3 = [1, 2, 3]
     ldr = ready(c)
-    c.cli(ldr, "topic", "create", "work", "--partitions", "3",
-          "--replication-factor", "3")
-    c.wait(lambda: same_everywhere(c, "work", all3, 3), "work")
+    create(c, ldr, "work", 3)
     coord = coordinator(state_view(c, all3), "work")
     sent = ["w-%02d" % i for i in range(30)]
     w = stomp(c, next(n for n in all3 if n != coord))
@@ -407,9 +397,7 @@ def test_queue_coordinator_killed_holding_relayed_messages(cluster, how):
     c = cluster
     all3 = [1, 2, 3]
     ldr = ready(c)
-    c.cli(ldr, "topic", "create", "jobs", "--partitions", "3",
-          "--replication-factor", "3")
-    c.wait(lambda: same_everywhere(c, "jobs", all3, 3), "jobs")
+    create(c, ldr, "jobs", 3)
     coord = coordinator(state_view(c, all3), "jobs")
     a, b = [n for n in all3 if n != coord]
     sent = ["j-%02d" % i for i in range(20)]
@@ -472,9 +460,7 @@ def test_relayed_queue_subscription_keeps_selector_nack_and_client_acks(
     c = cluster
     all3 = [1, 2, 3]
     ldr = ready(c)
-    c.cli(ldr, "topic", "create", "sel", "--partitions", "1",
-          "--replication-factor", "3")
-    c.wait(lambda: same_everywhere(c, "sel", all3, 1), "sel")
+    create(c, ldr, "sel", 1)
     coord = coordinator(state_view(c, all3), "sel")
     other = next(n for n in all3 if n != coord)
     w = stomp(c, coord)
@@ -485,10 +471,9 @@ def test_relayed_queue_subscription_keeps_selector_nack_and_client_acks(
     for i in range(6):
         w.expect("RECEIPT")
     r = stomp(c, other)
-    r.send("SUBSCRIBE", {"destination": "/queue/sel", "id": "red",
+    r.call("SUBSCRIBE", {"destination": "/queue/sel", "id": "red",
                          "ack": "client", "selector": "color = 'red'",
                          "receipt": "sub"})
-    assert r.expect("RECEIPT").headers["receipt-id"] == "sub"
     reds = [r.expect("MESSAGE") for _ in range(3)]
     assert [f.body.decode() for f in reds] == ["m1", "m3", "m5"]
     assert all(f.headers["color"] == "red" and
@@ -496,20 +481,16 @@ def test_relayed_queue_subscription_keeps_selector_nack_and_client_acks(
     # NACK requeue:false of the first red one: dead-lettered by the
     # coordinator (its DLQ names the queue), then ack:client the last one:
     # acknowledges m3 too
-    r.send("NACK", {"id": reds[0].headers["ack"], "requeue": "false",
+    r.call("NACK", {"id": reds[0].headers["ack"], "requeue": "false",
                     "receipt": "n"})
-    assert r.expect("RECEIPT").headers["receipt-id"] == "n"
-    r.send("ACK", {"id": reds[2].headers["ack"], "receipt": "a"})
-    assert r.expect("RECEIPT").headers["receipt-id"] == "a"
-    r.send("UNSUBSCRIBE", {"id": "red", "receipt": "u"})
-    assert r.expect("RECEIPT").headers["receipt-id"] == "u"
+    r.call("ACK", {"id": reds[2].headers["ack"], "receipt": "a"})
+    r.call("UNSUBSCRIBE", {"id": "red", "receipt": "u"})
     r.close()
     # on the coordinator itself (where the group's state is): the blue
     # ones are still there, and no red one comes again
     r = stomp(c, coord)
-    r.send("SUBSCRIBE", {"destination": "/queue/sel", "id": "all",
+    r.call("SUBSCRIBE", {"destination": "/queue/sel", "id": "all",
                          "ack": "client-individual", "receipt": "sub2"})
-    assert r.expect("RECEIPT").headers["receipt-id"] == "sub2"
     rest = [r.expect("MESSAGE") for _ in range(3)]
     assert [f.body.decode() for f in rest] == ["m0", "m2", "m4"]
     # ... and nothing after them: a marker is the next message
@@ -530,19 +511,16 @@ def test_topic_subscriber_gets_partitions_held_elsewhere(cluster):
     c = cluster
     all3 = [1, 2, 3]
     ldr = ready(c)
-    c.cli(ldr, "topic", "create", "rt", "--partitions", "3",
-          "--replication-factor", "1")
-    view = parse(c.wait(lambda: same_everywhere(c, "rt", all3, 3), "rt"))
+    view = create(c, ldr, "rt", 3, rf=1)
     assert sorted(v[0] for v in view) == all3 and \
         all(len(v[2]) == 1 for v in view), view
     subs = {}
     for nid in all3:
         r = stomp(c, nid)
-        r.send("SUBSCRIBE", {"destination": "/topic/rt", "id": "t%d" % nid,
+        r.call("SUBSCRIBE", {"destination": "/topic/rt", "id": "t%d" % nid,
                              "ack": "client-individual",
                              "selector": "keep = 'yes'",
                              "receipt": "sub"})
-        assert r.expect("RECEIPT").headers["receipt-id"] == "sub"
         subs[nid] = r
     w = stomp(c, 1)
     want = []
@@ -586,9 +564,7 @@ def test_relayed_queue_subscription_of_a_stomp10_client(cluster):
     c = cluster
     all3 = [1, 2, 3]
     ldr = ready(c)
-    c.cli(ldr, "topic", "create", "old", "--partitions", "1",
-          "--replication-factor", "3")
-    c.wait(lambda: same_everywhere(c, "old", all3, 1), "old")
+    create(c, ldr, "old", 1)
     coord = coordinator(state_view(c, all3), "old")
     other = next(n for n in all3 if n != coord)
     w = stomp(c, coord)
@@ -600,23 +576,20 @@ def test_relayed_queue_subscription_of_a_stomp10_client(cluster):
         w.expect("RECEIPT")
     r = Raw(c.nodes[other].stomp_addr[1], timeout=60)
     assert r.connect(version="1.0").command == "CONNECTED"
-    r.send("SUBSCRIBE", {"destination": "/queue/old", "ack": "client",
+    r.call("SUBSCRIBE", {"destination": "/queue/old", "ack": "client",
                          "receipt": "sub"})
-    assert r.expect("RECEIPT").headers["receipt-id"] == "sub"
     got = [r.expect("MESSAGE") for _ in range(3)]
     assert [f.body for f in got] == [b"o0", b"o1", b"o2"]
     assert [f.headers["note"] for f in got] == ["a:b c%d" % i
                                                 for i in range(3)]
     assert all("ack" not in f.headers for f in got)
     # ack:client: the second one acknowledges the first too
-    r.send("ACK", {"message-id": got[1].headers["message-id"],
+    r.call("ACK", {"message-id": got[1].headers["message-id"],
                    "receipt": "a"})
-    assert r.expect("RECEIPT").headers["receipt-id"] == "a"
     r.close()
     q = stomp(c, coord)
-    q.send("SUBSCRIBE", {"destination": "/queue/old", "id": "x",
+    q.call("SUBSCRIBE", {"destination": "/queue/old", "id": "x",
                          "ack": "client-individual", "receipt": "s"})
-    assert q.expect("RECEIPT").headers["receipt-id"] == "s"
     assert q.expect("MESSAGE").body == b"o2"
     w.send("SEND", {"destination": "/queue/old", "persistent": "true",
                     "receipt": "mk"}, "marker")
@@ -635,9 +608,7 @@ def test_durable_topic_subscription_follows_its_coordinator(cluster):
     c = cluster
     all3 = [1, 2, 3]
     ldr = ready(c)
-    c.cli(ldr, "topic", "create", "news", "--partitions", "1",
-          "--replication-factor", "3")
-    c.wait(lambda: same_everywhere(c, "news", all3, 1), "news")
+    create(c, ldr, "news", 1)
     group = "sub-news"
     coord = coordinator(state_view(c, all3), group)
     a, b = [n for n in all3 if n != coord]
@@ -646,9 +617,8 @@ def test_durable_topic_subscription_follows_its_coordinator(cluster):
     w = stomp(c, coord)
 
     def send(body):
-        w.send("SEND", {"destination": "/topic/news", "persistent": "true",
+        w.call("SEND", {"destination": "/topic/news", "persistent": "true",
                         "receipt": body}, body)
-        assert w.expect("RECEIPT").headers["receipt-id"] == body
 
     def subscribe(nid):
         r = stomp(c, nid)
@@ -681,8 +651,7 @@ def test_durable_topic_subscription_follows_its_coordinator(cluster):
     r = subscribe(b)  # back, through another node
     take(r, "two")
     take(r, "three")
-    r.send("UNSUBSCRIBE", {"id": group, "durable": "true", "receipt": "u"})
-    assert r.expect("RECEIPT").headers["receipt-id"] == "u"
+    r.call("UNSUBSCRIBE", {"id": group, "durable": "true", "receipt": "u"})
     r.close()
     # removed at the coordinator: a new one starts from now on (when the
     # removal has reached the coordinator: its describe no longer shows
@@ -706,9 +675,7 @@ def test_activemq_durable_subscription_across_nodes(cluster):
     c = cluster
     all3 = [1, 2, 3]
     ldr = ready(c)
-    c.cli(ldr, "topic", "create", "amq", "--partitions", "1",
-          "--replication-factor", "3")
-    c.wait(lambda: same_everywhere(c, "amq", all3, 1), "amq")
+    create(c, ldr, "amq", 1)
     group = "app1.feed"
     coord = coordinator(state_view(c, all3), group)
     a, b = [n for n in all3 if n != coord]
@@ -721,17 +688,15 @@ def test_activemq_durable_subscription_across_nodes(cluster):
 
     def subscribe(nid):
         r = conn(nid)
-        r.send("SUBSCRIBE", {"destination": "/topic/amq", "id": "x",
+        r.call("SUBSCRIBE", {"destination": "/topic/amq", "id": "x",
                              "activemq.subscriptionName": "feed",
                              "receipt": "sub"})
-        assert r.expect("RECEIPT").headers["receipt-id"] == "sub"
         return r
     w = stomp(c, coord)
 
     def send(body):
-        w.send("SEND", {"destination": "/topic/amq", "persistent": "true",
+        w.call("SEND", {"destination": "/topic/amq", "persistent": "true",
                         "receipt": body}, body)
-        assert w.expect("RECEIPT").headers["receipt-id"] == body
     r = subscribe(a)
     send("p1")
     assert r.expect("MESSAGE").body == b"p1"
@@ -746,9 +711,8 @@ def test_activemq_durable_subscription_across_nodes(cluster):
                 if group in c.cli(n, "group", "list", check=False).stdout]
     c.wait(lambda: coord in listed(), "the subscription at the coordinator")
     r = conn(a)
-    r.send("UNSUBSCRIBE", {"activemq.subscriptionName": "feed",
+    r.call("UNSUBSCRIBE", {"activemq.subscriptionName": "feed",
                            "receipt": "u"})
-    assert r.expect("RECEIPT").headers["receipt-id"] == "u"
     r.close()
     c.wait(lambda: not listed(), "the subscription removed everywhere")
     w.close()
@@ -773,9 +737,7 @@ def test_relay_logs_in_with_the_cluster_secret(tmp_path, monkeypatch):
     try:
         all3 = [1, 2, 3]
         ldr = ready(c)
-        c.cli(ldr, "topic", "create", "sq", "--partitions", "1",
-              "--replication-factor", "3")
-        c.wait(lambda: same_everywhere(c, "sq", all3, 1), "sq")
+        create(c, ldr, "sq", 1)
         coord = coordinator(state_view(c, all3), "sq")
         a, b = [n for n in all3 if n != coord]
 
@@ -793,10 +755,9 @@ def test_relay_logs_in_with_the_cluster_secret(tmp_path, monkeypatch):
         cons = {}
         for n in (a, b):
             r = login(n)
-            r.send("SUBSCRIBE", {"destination": "/queue/sq", "id": "q",
+            r.call("SUBSCRIBE", {"destination": "/queue/sq", "id": "q",
                                  "ack": "client-individual",
                                  "prefetch-count": "2", "receipt": "sub"})
-            assert r.expect("RECEIPT").headers["receipt-id"] == "sub"
             cons[n] = r
         got = {n: [r.expect("MESSAGE").body.decode() for _ in range(2)]
                for n, r in cons.items()}
@@ -819,9 +780,7 @@ def test_relay_back_pressure_slow_consumer(tmp_path):
     try:
         all3 = [1, 2, 3]
         ldr = ready(c)
-        c.cli(ldr, "topic", "create", "bp", "--partitions", "1",
-              "--replication-factor", "3")
-        c.wait(lambda: same_everywhere(c, "bp", all3, 1), "bp")
+        create(c, ldr, "bp", 1)
         coord = serving_node(c, all3, "bp")
         other = next(n for n in all3 if n != coord)
         # a small receive buffer, set before connecting (loopback windows
@@ -834,9 +793,8 @@ def test_relay_back_pressure_slow_consumer(tmp_path):
         r.sock.connect(("127.0.0.1", c.nodes[other].stomp_addr[1]))
         r.buf, r.version, r.eols = b"", "1.0", 0
         assert r.connect().command == "CONNECTED"
-        r.send("SUBSCRIBE", {"destination": "/queue/bp", "id": "s",
+        r.call("SUBSCRIBE", {"destination": "/queue/bp", "id": "s",
                              "receipt": "sub"})
-        assert r.expect("RECEIPT").headers["receipt-id"] == "sub"
         w = stomp(c, coord)
         pad = "x" * 8000
         # 8 MB: more than the relaying node's socket buffer towards the
@@ -844,8 +802,7 @@ def test_relay_back_pressure_slow_consumer(tmp_path):
         n = 1000
         for i in range(n):
             w.send("SEND", {"destination": "/queue/bp"}, "%04d%s" % (i, pad))
-        w.send("SEND", {"destination": "/queue/bp", "receipt": "end"}, "end")
-        assert w.expect("RECEIPT").headers["receipt-id"] == "end"
+        w.call("SEND", {"destination": "/queue/bp", "receipt": "end"}, "end")
         # the client reads nothing until the relaying node stopped reading
         # its session to the coordinator (its output to the client full)
         c.nodes[other].wait_log(lambda t: "is full; not reading node" in t,
@@ -867,21 +824,17 @@ def test_reply_to_a_temp_queue_of_another_node(cluster):
     c = cluster
     all3 = [1, 2, 3]
     ldr = ready(c)
-    c.cli(ldr, "topic", "create", "req", "--partitions", "1",
-          "--replication-factor", "3")
-    c.wait(lambda: same_everywhere(c, "req", all3, 1), "req")
+    create(c, ldr, "req", 1)
     a, b = 1, 2
     replier = stomp(c, b)
-    replier.send("SUBSCRIBE", {"destination": "/queue/req", "id": "rq",
+    replier.call("SUBSCRIBE", {"destination": "/queue/req", "id": "rq",
                                "ack": "client-individual", "receipt": "s"})
-    assert replier.expect("RECEIPT").headers["receipt-id"] == "s"
     req = stomp(c, a)
     for i in range(3):
-        req.send("SEND", {"destination": "/queue/req",
+        req.call("SEND", {"destination": "/queue/req",
                           "reply-to": "/temp-queue/r",
                           "correlation-id": "c%d" % i, "persistent": "true",
                           "receipt": "q%d" % i}, "ask-%d" % i)
-        assert req.expect("RECEIPT").headers["receipt-id"] == "q%d" % i
     asks = [replier.expect("MESSAGE") for _ in range(3)]
     for i, f in enumerate(asks):
         rt = f.headers["reply-to"]

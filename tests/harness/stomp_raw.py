@@ -142,6 +142,14 @@ class Raw:
         assert f.command == command, "expected %s, got %r" % (command, f)
         return f
 
+    def call(self, command, headers, body=b""):
+        """Send a frame that asks for a receipt (headers hold "receipt")
+        and check that the next frame is that RECEIPT; return it."""
+        self.send(command, headers, body)
+        f = self.expect("RECEIPT")
+        assert f.headers.get("receipt-id") == headers["receipt"], f
+        return f
+
     def expect_closed(self):
         """Read until EOF; return the frames read before it."""
         frames = []
