@@ -50,9 +50,8 @@ def test_relayed_queue_subscription_stays_in_its_vhost(vcluster):
     send_receipted(a, "/queue/work", ["a-%d" % i for i in range(6)])
     # a consumer of the vhost's queue on a node that relays it
     r = stomp(c, other, "a")
-    r.send("SUBSCRIBE", {"destination": "/queue/work", "id": "1",
+    r.call("SUBSCRIBE", {"destination": "/queue/work", "id": "1",
                          "ack": "client-individual", "receipt": "sub"})
-    assert r.expect("RECEIPT").headers["receipt-id"] == "sub"
     got = []
     while len(got) < 6:
         f = r.expect("MESSAGE")

@@ -98,8 +98,7 @@ def test_acks_without_receipt_share_commits(broker):
     c.connect("1.2")
     c.send("SUBSCRIBE", {"destination": "/queue/lazyack", "id": "s",
                          "ack": "client-individual"})
-    c.send("SEND", {"destination": "/queue/lazyack", "receipt": "w"}, "warm")
-    assert c.expect("RECEIPT").headers["receipt-id"] == "w"
+    c.call("SEND", {"destination": "/queue/lazyack", "receipt": "w"}, "warm")
     b = binary_client(broker)
 
     def stats():
@@ -110,9 +109,8 @@ def test_acks_without_receipt_share_commits(broker):
     n = 300
     before = stats()
     for i in range(n):
-        p.send("SEND", {"destination": "/queue/lazyack", "persistent": "true",
+        p.call("SEND", {"destination": "/queue/lazyack", "persistent": "true",
                         "receipt": str(i)}, "m-%d" % i)
-        assert p.expect("RECEIPT").headers["receipt-id"] == str(i)
         m = c.expect("MESSAGE")
         if m.body == b"warm":
             c.send("ACK", {"id": m.headers["ack"]})

@@ -31,9 +31,8 @@ def setup(request):
     s = Raw(b.stomp_port)
     s.connect("1.2")
     for i, d in enumerate(("slow", "mark", "dur")):
-        s.send("SUBSCRIBE", {"destination": "/topic/" + d, "id": d,
+        s.call("SUBSCRIBE", {"destination": "/topic/" + d, "id": d,
                              "receipt": "sub%d" % i})
-        assert s.expect("RECEIPT").headers["receipt-id"] == "sub%d" % i
     yield b, c, s
     s.close()
     c.close()
@@ -110,9 +109,8 @@ def test_durable_long_poll_is_woken_by_the_fsync(setup):
     b, c, s = setup
     assert c.create_topic("tick", configs={
         "flush": "interval", "flush-interval-ms": "20"}) == (0, None)
-    s.send("SUBSCRIBE", {"destination": "/topic/tick", "id": "tick",
+    s.call("SUBSCRIBE", {"destination": "/topic/tick", "id": "tick",
                          "receipt": "subtick"})
-    assert s.expect("RECEIPT").headers["receipt-id"] == "subtick"
     for topic in ("dur", "tick"):
         poll = sluice_wire.Client(("127.0.0.1", b.binary_port))
         poll.handshake()
