@@ -1,0 +1,350 @@
+"""A Jepsen-style check of QUEUE semantics on a 3-node cluster (issue 14,
+docs/cluster.md sections 6 and 8): a RF 3 topic read as a queue group
+while the nodes under it fail.
+
+  - two producers (sluice-failover-client, libsluice, acks=durable,
+    idempotent) write unique records;
+  - four consumers of the queue group take them: two binary ones (the
+    `sluice` CLI, libsluice's queue consumer) and two STOMP ones
+    (client-individual, every ACK with a receipt), each STOMP one on a
+    node of its own, relayed to the group's coordinator when that is
+    another node (tests/cluster/queue_jepsen.py says what each records);
+  - a nemesis, one fault per round, in this order: kill -9 the
+    partition's leader, kill -9 the group's coordinator (leader of its
+    __sluice_group_state partition), pause the leader (SIGSTOP until the
+    others took over, then SIGCONT), cut the leader off from the two other
+    nodes (each node in its own network namespace, as
+    test_cluster_netpart.py; needs root and `ip`, else that round kills
+    the leader instead); each round waits for acks of producers and
+    consumers while the fault lasts (a consumer is given only nodes that
+    are neither paused nor cut off; the producers all three) and brings
+    the node back before the next.
+
+Then the producers stop, the consumers drain the queue, and the verdict
+(queue_jepsen.History.verdict): nothing delivered that was never sent,
+one value per offset; no delivery after an answered ack of the same
+record; attempts never go backwards; every acknowledged produce delivered
+and acked; at the end the group has settled everything up to the log end
+and nothing went to the dead-letter topic.
+
+JEPSEN_QUEUE_ROUNDS (default 3) sets the rounds; scripts/jepsen-cluster.sh
+--queue runs the long mode. Every wait is for an observable condition."""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import cluster_harness  # noqa: E402
+import netns_harness  # noqa: E402
+from queue_jepsen import (STATE, BinConsumer, History,  # noqa: E402
+                          StompConsumer, fnv1a32, wait_progress)
+from test_cluster_failover import parse, wait_all_up  # noqa: E402
+
+ROUNDS = int(os.environ.get("JEPSEN_QUEUE_ROUNDS", "3"))
+TOPIC = "jq"
+ALL3 = [1, 2, 3]
+FAULTS = os.environ.get(
+    "JEPSEN_QUEUE_FAULTS",
+    "kill-leader,kill-coordinator,pause-leader,partition-leader").split(",")
+
+
+def netns_ok():
+    return os.geteuid() == 0 and shutil.which("ip") is not None
+
+
+@pytest.fixture
+def qcluster(tmp_path):
+    if netns_ok():
+        c = netns_harness.NetCluster(tmp_path, n=3)
+    else:
+        c = cluster_harness.Cluster(tmp_path, n=3)
+    c.start()
+    yield c
+    for b in c.nodes.values():
+        if b.running():
+            b.proc.send_signal(signal.SIGCONT)
+    c.stop_all()
+
+
+class Producer:
+    """sluice-failover-client in the background (test_cluster_clients)."""
+
+    def __init__(self, c, name, rate):
+        self.name = name
+        boot = ",".join("%s:%d" % c.nodes[n].binary_addr for n in ALL3)
+        exe = os.path.join(cluster_harness.sluice_harness.bin_dir(),
+                           "sluice-failover-client")
+        self.p = subprocess.Popen(
+            [exe, "-b", boot, "-t", TOPIC, "-n", name, "-r", str(rate),
+             "-X", "request.timeout.ms=2000", "-X", "connect.timeout.ms=1000"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True)
+        self.lines = []
+        self.lock = threading.Lock()
+        self.t = threading.Thread(target=self._read, daemon=True)
+        self.t.start()
+
+    def _read(self):
+        for ln in self.p.stdout:
+            with self.lock:
+                self.lines.append(ln.split())
+
+    def acked(self):
+        with self.lock:
+            return sum(1 for f in self.lines if f[0] == "ack")
+
+    def stop(self):
+        self.p.stdin.write("stop\n")
+        self.p.stdin.flush()
+        rc = self.p.wait(180)
+        self.t.join(30)
+        return rc
+
+    def kill(self):
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.wait()
+
+    def result(self):
+        """(every value it tried, {(p, o): value} acknowledged)."""
+        done = [f for f in self.lines if f[0] == "done"]
+        assert done, "producer %s did not finish: %r" % (self.name,
+                                                        self.lines[-3:])
+        sent = int(done[0][1].split("=")[1])
+        vals = set("%s-%08d" % (self.name, i) for i in range(sent))
+        acked = {(int(f[2]), int(f[3])): "%s-%08d" % (self.name, int(f[1]))
+                 for f in self.lines if f[0] == "ack"}
+        return vals, acked
+
+
+class Nodes:
+    """Which nodes clients may be given (not the paused or cut one: a
+    client given only those would just wait)."""
+
+    def __init__(self, c):
+        self.c = c
+        self.away = set()
+        self.lock = threading.Lock()
+
+    def live(self):
+        with self.lock:
+            away = set(self.away)
+        return [n for n in ALL3 if n not in away and
+                n in self.c.nodes and self.c.nodes[n].running()]
+
+    def binary(self):
+        return [self.c.nodes[n].binary_addr for n in self.live()]
+
+    def stomp(self):
+        return [(n, self.c.nodes[n].stomp_addr) for n in self.live()]
+
+
+def view(c, nid, topic):
+    try:
+        v = c.describe(nid, topic)
+    except subprocess.TimeoutExpired:
+        return None
+    return parse(v) if v else None
+
+
+def agreed(c, nodes, topic):
+    vs = [view(c, n, topic) for n in nodes]
+    if any(v is None for v in vs) or any(v != vs[0] for v in vs):
+        return None
+    return vs[0]
+
+
+def leader(c, nodes):
+    v = agreed(c, nodes, TOPIC)
+    return v[0][0] if v and v[0][0] in nodes else None
+
+
+def coordinator(c, nodes):
+    v = agreed(c, nodes, STATE)
+    if not v or len(v) != 16:
+        return None
+    ld = v[fnv1a32(TOPIC) % 16][0]
+    return ld if ld in nodes else None
+
+
+def in_sync(c):
+    """Every partition of the topic and of the state topic led by a node
+    and with all three in its ISR, as every node says."""
+    for t in (TOPIC, STATE):
+        v = agreed(c, ALL3, t)
+        if not v or any(sorted(isr) != ALL3 or ld not in ALL3
+                        for ld, _, _, isr in v):
+            return None
+    return True
+
+
+def group_settled(c, nid):
+    """(start, end, in-flight, DLQ depth) of the group on partition 0 as
+    `sluice group describe` on node nid says ('partition jq/0 start S end
+    E lag L in-flight F', 'dlq jq.DLQ depth D source jq'), or None."""
+    p = c.cli(nid, "group", "describe", TOPIC, check=False)
+    if p.returncode != 0:
+        return None
+    part = dlq = None
+    for ln in p.stdout.splitlines():
+        f = ln.split()
+        if f[:2] == ["partition", TOPIC + "/0"]:
+            part = (int(f[3]), int(f[5]), int(f[9]))
+        elif f[:1] == ["dlq"]:
+            dlq = int(f[3])
+    return part + (dlq,) if part and dlq is not None else None
+
+
+def create_queue(c):
+    wait_all_up(c, ALL3)
+    c.cli(1, "topic", "create", TOPIC, "--partitions", "1",
+          "--replication-factor", "3")
+    # the group: no dead-lettering however often a record comes again
+    # (retried while the group state topic is created and elected)
+    c.wait(lambda: c.cli(1, "group", "config", TOPIC, "--topic", TOPIC,
+                         "max_deliveries=65535",
+                         check=False).returncode == 0,
+           "the group configured", timeout=60)
+    c.wait(lambda: in_sync(c), "the topics in sync on every node",
+           timeout=60)
+
+
+class Run:
+    """Producers and consumers of the queue, started and stopped together;
+    finish() drains the queue and returns the verdict."""
+
+    def __init__(self, c, rate=40):
+        self.c = c
+        self.hist = History()
+        self.nodes = Nodes(c)
+        self.prods = [Producer(c, "p%d" % i, rate) for i in range(2)]
+        self.cons = [BinConsumer("bin%d" % i, TOPIC, TOPIC, self.hist,
+                                 self.nodes.binary) for i in range(2)]
+        self.cons += [StompConsumer("stomp%d" % n, TOPIC, self.hist, n,
+                                    self.nodes.stomp) for n in (2, 3)]
+        for x in self.cons:
+            x.start()
+
+    def produced(self):
+        return sum(p.acked() for p in self.prods)
+
+    def progress(self, what):
+        """Acks on both sides: the producers' and the consumers'."""
+        wait_progress(self.c, what + ": produce acks", self.produced, 5)
+        wait_progress(self.c, what + ": consumer acks", self.hist.n_acks, 5)
+
+    def away(self, nid, yes):
+        with self.nodes.lock:
+            (self.nodes.away.add if yes else self.nodes.away.discard)(nid)
+
+    def abort(self):
+        for p in self.prods:
+            p.kill()
+        for x in self.cons:
+            x.stop.set()
+        for x in self.cons:
+            x.join(90)
+
+    def finish(self):
+        c = self.c
+        rcs = [p.stop() for p in self.prods]
+        sent, produced = set(), {}
+        for p in self.prods:
+            s, a = p.result()
+            sent |= s
+            produced.update(a)
+        c.wait(lambda: in_sync(c), "everything in sync at the end",
+               timeout=90)
+
+        # drain: every acknowledged produce acked (or its ack unknown)
+        def drained():
+            done = self.hist.acked_set() | set(
+                (p, o) for _, p, o in self.hist.unknown)
+            return all(k in done for k in produced)
+        c.wait(drained, "the consumers drained the queue", timeout=120)
+        self.abort()
+        end = c.ends(leader(c, ALL3) or 1, TOPIC)[0]
+        # the group, at its coordinator: everything up to the log end
+        # settled (acked: unknown acks included, or they would have come
+        # again), nothing dead-lettered
+        settled = c.wait(lambda: group_settled(c, coordinator(c, ALL3) or 1),
+                         "the group's state")
+        bad, stats = self.hist.verdict(sent, produced)
+        stats["violations"] = len(bad)
+        stats["consumer_errors"] = len(self.hist.errors)
+        print("jepsen-queue:", " ".join("%s=%s" % kv
+                                        for kv in sorted(stats.items())))
+        for who, e in self.hist.errors[:20]:
+            print("consumer error", who, e)
+        assert not bad, "\n".join(bad[:30])
+        assert rcs == [0, 0], "a producer failed: %r" % rcs
+        assert end == len(produced), (end, len(produced))
+        assert settled == (end, end, 0, 0), \
+            "the group did not settle everything: start %d end %d " \
+            "in-flight %d dlq %d" % settled
+        return stats
+
+
+def test_queue_group_survives_kills_pauses_and_partitions(qcluster):
+    c = qcluster
+    netns = isinstance(c, netns_harness.NetCluster)
+    create_queue(c)
+    counts = {"kill": 0, "pause": 0, "partition": 0}
+    run = Run(c)
+    try:
+        for r in range(ROUNDS):
+            fault = FAULTS[r % len(FAULTS)]
+            if fault == "partition-leader" and not netns:
+                fault = "kill-leader"
+            c.wait(lambda: in_sync(c), "round %d: everything in sync" % r,
+                   timeout=90)
+            run.progress("round %d" % r)
+            if fault == "kill-coordinator":
+                victim = c.wait(lambda: coordinator(c, ALL3),
+                                "round %d: the coordinator" % r)
+            else:
+                victim = c.wait(lambda: leader(c, ALL3),
+                                "round %d: the leader" % r)
+            rest = [n for n in ALL3 if n != victim]
+            print("round %d: %s node %d" % (r, fault, victim))
+            if fault.startswith("kill"):
+                c.kill9(victim)
+                counts["kill"] += 1
+            elif fault == "pause-leader":
+                run.away(victim, True)
+                c.nodes[victim].proc.send_signal(signal.SIGSTOP)
+                counts["pause"] += 1
+            else:
+                run.away(victim, True)
+                c.partition(victim)
+                counts["partition"] += 1
+            # the majority takes over the data and the group
+            c.wait(lambda: leader(c, rest) and coordinator(c, rest),
+                   "round %d: leader and coordinator on the rest" % r,
+                   timeout=60)
+            run.progress("round %d, during the fault" % r)
+            if fault.startswith("kill"):
+                c.restart(victim)
+            elif fault == "pause-leader":
+                c.nodes[victim].proc.send_signal(signal.SIGCONT)
+            else:
+                c.heal()
+            run.away(victim, False)
+            wait_all_up(c, ALL3)
+        stats = run.finish()
+    finally:
+        run.abort()
+        for b in c.nodes.values():
+            if b.running():
+                b.proc.send_signal(signal.SIGCONT)
+        if netns:
+            c.heal()
+    assert stats["records"] >= ROUNDS * 10
+    counts["rounds"] = ROUNDS
+    print("jepsen-queue:", " ".join("%s=%s" % kv
+                                    for kv in sorted(counts.items())))
