@@ -181,7 +181,7 @@ void sl_seg__fd_replace(sl_seg *s, int fd);
 /* Close s->fd and drop s from the LRU (s is no longer shared). */
 void sl_seg__fd_forget(sl_seg *s);
 
-/* ---- segment.c ------------------------------------------------------- */
+/* ---- segment.c, segment_index.c, segment_recover.c -------------------- */
 
 /* "DIR/NNNNNNNNNNNNNNNNNNNN.ext" into buf (>= PATH_MAX). */
 void sl_seg_path(const char *dir, int64_t base, const char *ext, char *buf,
@@ -190,7 +190,7 @@ void sl_seg_path(const char *dir, int64_t base, const char *ext, char *buf,
 sl_err sl_seg_create(const char *dir, int64_t base, int64_t now_ms,
                      sl_seg **out);
 /*
- * Open an existing segment and recover it (see the essay in segment.c).
+ * Open an existing segment and recover it (segment_recover.c).
  * is_last: the active segment (tail scan with CRC from its last index
  * entry). next_base: base of the following segment (INT64_MAX if last).
  * later_valid: a later segment starts with an intact batch (so a bad batch
@@ -268,6 +268,34 @@ uint64_t sl_seg_next_good(sl_seg *s, uint64_t pos, uint64_t hint,
 /* Rebuild indexes from the .log (full header scan, no truncation) and
  * rewrite the index files. */
 sl_err sl_seg_reindex(sl_seg *s, uint32_t index_interval);
+
+/* ---- segment*.c among themselves ------------------------------------ */
+
+/* segment.c: a new sl_seg for base in dir, no file open. NULL if out of
+ * memory. */
+sl_seg *sl_seg__alloc(const char *dir, int64_t base);
+/* segment.c: open .log, .index, .timeindex (log_flags: O_CREAT|O_TRUNC
+ * for a new segment, 0 for an existing one); logs and returns the error. */
+sl_err sl_seg__open_files(const char *dir, sl_seg *s, int log_flags);
+/* segment.c: open the index files if they are closed: 1 when it opened
+ * them (release with sl_seg_idx_close), 0 when they were open, -1 on
+ * error (errno). */
+int sl_seg__idx_acquire(sl_seg *s);
+/* segment_index.c: rewrite both index files from memory (recovery,
+ * compaction). */
+sl_err sl_seg__write_indexes(sl_seg *s);
+/* segment_index.c: load .index (checked against the .log size fsize) and
+ * .timeindex into memory; 0 = plausible, -1 = must be rebuilt. */
+int sl_seg__load_index(sl_seg *s, uint64_t fsize);
+int sl_seg__load_tindex(sl_seg *s);
+/* segment_index.c: does the batch header at pos carry base offset want? */
+int sl_seg__hdr_matches(sl_seg *s, uint64_t pos, int64_t want,
+                        uint64_t fsize);
+/* segment_index.c: index bookkeeping shared by append and recovery's
+ * scan: before adding the batch at pos (header h), add index and time
+ * entries if due. 1 when entries were added to memory. */
+int sl_seg__index_step(sl_seg *s, uint64_t pos, const sl_batch_hdr *h,
+                       uint32_t interval, int allow_entry);
 
 /* ---- partition*.c (for each other, compact.c and flusher.c) --------- */
 
