@@ -2,8 +2,8 @@
  * api_admin.c - HANDSHAKE, METADATA, CREATE_TOPICS, DELETE_TOPICS,
  * LIST_TOPICS, ADMIN codecs. Byte layouts: docs/protocol.md.
  */
-#include "protocol/api.h"
-#include "protocol/api_int.h"
+#include "protocol/api_admin.h"
+#include "protocol/api_common_int.h"
 
 /* ---- shared pieces ---------------------------------------------------- */
 

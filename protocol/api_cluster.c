@@ -4,8 +4,8 @@
  * for, each partition's leader, leader epoch, replicas and ISR. Wire
  * layout in docs/protocol.md 4.28.
  */
-#include "protocol/api.h"
-#include "protocol/api_int.h"
+#include "protocol/api_cluster.h"
+#include "protocol/api_common_int.h"
 #include "protocol/frame.h"
 
 sl_err sl_cluster_status_req_encode(sl_wb *wb, uint32_t corr,

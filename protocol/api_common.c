@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "protocol/api.h"
-#include "protocol/api_int.h"
+#include "protocol/api_common.h"
+#include "protocol/api_common_int.h"
 #include "protocol/batch.h"
 
 /* ---- api table -------------------------------------------------------- */

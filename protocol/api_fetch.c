@@ -10,8 +10,9 @@
  * (evbuffer_add + evbuffer_add_file); the bytes on the wire are identical
  * to those of sl_fetch_resp_encode with the records copied in.
  */
-#include "protocol/api.h"
-#include "protocol/api_int.h"
+#include "protocol/api_fetch.h"
+#include "protocol/api_common_int.h"
+#include "protocol/api_queue.h"
 
 /* ---- sl_resp_enc ------------------------------------------------------ */
 

@@ -3,8 +3,8 @@
  * GROUP_LEAVE, OFFSET_COMMIT, OFFSET_FETCH, GROUP_LIST, GROUP_DESCRIBE.
  * Byte layouts: docs/protocol.md.
  */
-#include "protocol/api.h"
-#include "protocol/api_int.h"
+#include "protocol/api_group.h"
+#include "protocol/api_common_int.h"
 
 /* topic + u32 partition ids */
 static void put_topic_parts(sl_wb *wb, uint32_t n, const sl_topic_parts *t)

@@ -7,8 +7,8 @@
  * offset into it in place; the decoder only checks the framing of the
  * records field (its length), not the batches inside.
  */
-#include "protocol/api.h"
-#include "protocol/api_int.h"
+#include "protocol/api_produce.h"
+#include "protocol/api_common_int.h"
 
 sl_err sl_produce_req_encode(sl_wb *wb, uint32_t corr, const sl_produce_req *r)
 {

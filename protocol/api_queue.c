@@ -4,8 +4,8 @@
  * Byte layouts: docs/protocol.md. The zero-copy QUEUE_ACQUIRE response
  * encoder lives with FETCH's in api_fetch.c.
  */
-#include "protocol/api.h"
-#include "protocol/api_int.h"
+#include "protocol/api_queue.h"
+#include "protocol/api_common_int.h"
 
 /* ---- 20 QUEUE_ACQUIRE ------------------------------------------------- */
 

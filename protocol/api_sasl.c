@@ -8,7 +8,8 @@
  *
  * (an error response ends after its str16 message, as every response).
  */
-#include "protocol/api_int.h"
+#include "protocol/api_sasl.h"
+#include "protocol/api_common_int.h"
 
 sl_err sl_sasl_handshake_req_encode(sl_wb *wb, uint32_t corr,
                                     const sl_sasl_handshake_req *r)

@@ -1,11 +1,12 @@
 /*
- * api_int.h - helpers shared by the protocol/api_*.c codecs. Internal to
- * protocol/: not for the broker or the client.
+ * api_common_int.h - helpers shared by the protocol/api_*.c codecs
+ * (defined in api_common.c). Internal to protocol/: not for the broker or
+ * the client.
  */
-#ifndef SL_API_INT_H
-#define SL_API_INT_H
+#ifndef SL_API_COMMON_INT_H
+#define SL_API_COMMON_INT_H
 
-#include "protocol/api.h"
+#include "protocol/api_common.h"
 
 /* Minimum encoded sizes, used to bound counts before allocating. */
 #define SL_MIN_STR 2
