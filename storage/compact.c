@@ -22,7 +22,7 @@
  * Memory: one copy of every distinct key (the offset map), plus one batch.
  * @thread loop (it blocks on disk I/O: call it from maintenance, rarely)
  */
-#include "storage/storage_int.h"
+#include "storage/partition_int.h"
 
 #include <errno.h>
 #include <fcntl.h>

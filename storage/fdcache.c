@@ -40,7 +40,7 @@
  * reports an error nobody has seen yet to a new opener, errseq "seen"
  * flag), and a failed fdatasync marks the partition failed as before.
  */
-#include "storage/storage_int.h"
+#include "storage/segment.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -50,6 +50,7 @@
 
 #include "protocol/log.h"
 #include "storage/fsutil.h"
+#include "storage/partition.h"
 
 static struct {
     pthread_mutex_t mu;

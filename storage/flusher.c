@@ -134,7 +134,7 @@
 #include "storage/flusher_int.h"
 #include "storage/fsutil.h"
 #include "storage/journal.h"
-#include "storage/storage_int.h"
+#include "storage/partition_int.h"
 
 int64_t sl_flusher__mono_ms(void)
 {

@@ -13,7 +13,7 @@
 
 #include "storage/flusher.h"
 #include "storage/journal.h"
-#include "storage/storage_int.h"
+#include "storage/partition_int.h"
 
 typedef struct hook {
     void (*fn)(void *arg);

@@ -28,7 +28,7 @@
 #include "storage/flusher_int.h"
 #include "storage/fsutil.h"
 #include "storage/journal.h"
-#include "storage/storage_int.h"
+#include "storage/partition_int.h"
 
 /* Remember p for the next checkpoint. Holds f->mu. 0 = remembered. */
 static int touch(sl_flusher *f, sl_part *p)

@@ -10,16 +10,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "storage/storage_int.h"
 
 int64_t sl_offset_name(const char *name, const char *ext)
 {
     size_t el = strlen(ext);
     int64_t v = 0;
-    if (strlen(name) != SL_SEG_NAME_DIGITS + el ||
-        strcmp(name + SL_SEG_NAME_DIGITS, ext) != 0)
+    if (strlen(name) != SL_OFFSET_NAME_DIGITS + el ||
+        strcmp(name + SL_OFFSET_NAME_DIGITS, ext) != 0)
         return -1;
-    for (int i = 0; i < SL_SEG_NAME_DIGITS; i++) {
+    for (int i = 0; i < SL_OFFSET_NAME_DIGITS; i++) {
         if (name[i] < '0' || name[i] > '9')
             return -1;
         if (v > (INT64_MAX - 9) / 10)

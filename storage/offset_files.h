@@ -12,6 +12,9 @@
 
 #include "protocol/err.h"
 
+/* The digits of the offset in a name. */
+#define SL_OFFSET_NAME_DIGITS 20
+
 /* The offset in `name` when it is exactly "<20 digits><ext>", else -1. */
 int64_t sl_offset_name(const char *name, const char *ext);
 

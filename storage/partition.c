@@ -21,7 +21,7 @@
  * takes it only to publish a change; the flusher holds it only to take a
  * snapshot and to record the result, never across an fdatasync.
  */
-#include "storage/storage_int.h"
+#include "storage/partition_int.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -36,7 +36,6 @@
 #include "protocol/log.h"
 #include "storage/fsutil.h"
 #include "storage/offset_files.h"
-#include "storage/producer_state.h"
 
 /* Segments modified this recently are fdatasynced on open. */
 #define SL_RECENT_MS (120 * 1000)

@@ -6,7 +6,7 @@
  *
  * Threads: the loop only (see partition.c).
  */
-#include "storage/storage_int.h"
+#include "storage/partition_int.h"
 
 #include <errno.h>
 #include <fcntl.h>

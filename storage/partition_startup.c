@@ -44,7 +44,7 @@
  *
  * @thread loop (begin, has, touch); the flusher calls sl_part__touched_sync
  */
-#include "storage/storage_int.h"
+#include "storage/partition_int.h"
 
 #include <errno.h>
 #include <fcntl.h>

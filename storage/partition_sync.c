@@ -7,7 +7,7 @@
  * thread; they hold p->mu only to snapshot and to publish, never across an
  * fdatasync.
  */
-#include "storage/storage_int.h"
+#include "storage/partition_int.h"
 
 #include <errno.h>
 #include <fcntl.h>

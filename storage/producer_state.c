@@ -74,7 +74,7 @@
 #include "protocol/rd.h"
 #include "storage/fsutil.h"
 #include "storage/offset_files.h"
-#include "storage/storage_int.h"
+#include "storage/partition_int.h"
 
 #define PS_MAGIC 0x53504c53u /* "SLPS" */
 #define PS_VERSION 1
@@ -476,7 +476,7 @@ static sl_err list_snaps(const char *dir, int64_t **out, size_t *nout)
     return sl_offset_files(dir, SL_PSTATE_EXT, NULL, NULL, out, nout);
 }
 
-/* ---- the partition's side (storage_int.h) ---------------------------- */
+/* ---- the partition's side (partition_int.h) -------------------------- */
 
 /* Apply the producer fields of every batch in [from, p->next_offset). */
 static void scan_log(sl_part *p, int64_t from, int64_t now_ms)

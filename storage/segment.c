@@ -73,7 +73,7 @@
  * How a segment is recovered when its partition opens: the RECOVERY RULE
  * at the top of segment_recover.c.
  */
-#include "storage/storage_int.h"
+#include "storage/segment.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -35,7 +35,7 @@
  * are never fsynced on the append path (only once when their segment is
  * rolled) and recovery distrusts them.
  */
-#include "storage/storage_int.h"
+#include "storage/segment.h"
 
 #include <errno.h>
 #include <fcntl.h>

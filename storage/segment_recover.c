@@ -52,7 +52,7 @@
  * iterator checks every batch CRC when it reads, skips a damaged batch and
  * records its range the same way.
  */
-#include "storage/storage_int.h"
+#include "storage/segment.h"
 
 #include <errno.h>
 #include <fcntl.h>

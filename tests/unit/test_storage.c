@@ -15,7 +15,7 @@
 #include "protocol/batch.h"
 #include "storage/fsutil.h"
 #include "storage/partition.h"
-#include "storage/storage_int.h"
+#include "storage/partition_int.h"
 #include "tests/unit/test_storage_util.h"
 
 /* Check the record at r is key-k with value "val-k..." */

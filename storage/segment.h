@@ -1,22 +1,19 @@
 /*
- * storage_int.h - private to storage/: the structures behind sl_part and
- * the segment functions (sl_seg_*) partition.c, compact.c and flusher.c
- * share. Nothing outside storage/ includes this file.
+ * segment.h - private to storage/: one segment of a partition log
+ * (struct sl_seg), the segment functions (segment.c, segment_index.c,
+ * segment_recover.c) and the open-file cache of their .log descriptors
+ * (fdcache.c). Nothing outside storage/ includes this file.
  */
-#ifndef SL_STORAGE_INT_H
-#define SL_STORAGE_INT_H
+#ifndef SL_SEGMENT_H
+#define SL_SEGMENT_H
 
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 #include "protocol/batch.h"
 #include "protocol/err.h"
-#include "storage/journal.h"
-#include "storage/partition.h"
 
-#define SL_SEG_NAME_DIGITS 20
 #define SL_IDX_ENTRY 8   /* u32 rel, u32 pos */
 #define SL_TIDX_ENTRY 12 /* i64 ts, u32 rel */
 /* Header bytes needed to walk batches (base, length, ..., last delta). */
@@ -44,22 +41,22 @@ typedef struct sl_seg {
     int64_t end;  /* offset after its last batch (base if empty) */
     char *dir;    /* the partition directory (a copy) */
     int fd;       /* .log; -1 while closed: use sl_seg_fd() (fdcache.c) */
-    int idx_fd, tidx_fd; /* -1 except while the index files are read or
-                            written (sl_seg_idx_close) */
-    uint64_t size;        /* (mu) bytes of whole batches in .log */
-    uint64_t synced_size; /* (mu) .log bytes durable: covered by an
-                             fdatasync of the file or of the journal */
-    uint64_t file_synced; /* (mu) .log bytes covered by an fdatasync of
-                             the file itself (<= synced_size) */
-    uint64_t ino, igen;   /* (mu) identity of the .log (journal.c) */
-    uint64_t alloc_end;   /* loop: .log file size when preallocated past
-                             `size` (fallocate), else <= size */
+    int idx_fd, tidx_fd;    /* -1 except while the index files are read or
+                               written (sl_seg_idx_close) */
+    uint64_t size;          /* (mu) bytes of whole batches in .log */
+    uint64_t synced_size;   /* (mu) .log bytes durable: covered by an
+                               fdatasync of the file or of the journal */
+    uint64_t file_synced;   /* (mu) .log bytes covered by an fdatasync of
+                               the file itself (<= synced_size) */
+    uint64_t ino, igen;     /* (mu) identity of the .log (journal.c) */
+    uint64_t alloc_end;     /* loop: .log file size when preallocated past
+                               `size` (fallocate), else <= size */
     uint64_t prealloc_step; /* loop: the last extension (0 = none yet) */
-    int idx_dirty;        /* (mu) index files need one sync (rolled) */
-    int64_t max_ts;       /* max batch max_timestamp; INT64_MIN if none */
-    int64_t max_ts_off;   /* base offset of the batch holding max_ts */
-    int64_t created_ms;   /* for segment_ms rolling; -1 = at 1st append */
-    uint64_t idx_bytes;   /* bytes appended since the last index entry */
+    int idx_dirty;          /* (mu) index files need one sync (rolled) */
+    int64_t max_ts;         /* max batch max_timestamp; INT64_MIN if none */
+    int64_t max_ts_off;     /* base offset of the batch holding max_ts */
+    int64_t created_ms;     /* for segment_ms rolling; -1 = at 1st append */
+    uint64_t idx_bytes;     /* bytes appended since the last index entry */
     sl_idx_ent *idx;
     size_t nidx, cidx;
     sl_tidx_ent *tidx;
@@ -79,87 +76,6 @@ typedef struct sl_seg {
     int in_lru;
     pthread_mutex_t *pmu;
 } sl_seg;
-
-struct sl_part {
-    char *dir;
-    sl_part_cfg cfg;
-    pthread_mutex_t mu; /* segs array, (mu) fields; never held over I/O */
-    sl_seg **segs;      /* sorted by base; last = active */
-    size_t nsegs, csegs;
-    int64_t next_offset;     /* loop */
-    _Atomic int64_t end_a;   /* mirror of next_offset for other threads */
-    _Atomic int64_t durable; /* every offset below is fdatasynced */
-    _Atomic int failed;      /* an fdatasync failed: refuse appends */
-    uint64_t names;        /* (mu) new file names so far (created, rolled) */
-    uint64_t names_synced; /* (mu) names covered by a directory fsync; the
-                              directory needs one while below names */
-    int64_t low_water;
-    int64_t read_cap; /* loop: cluster high-water mark, INT64_MAX = none */
-    uint64_t trunc_gen; /* (mu) + 1 per sl_part_truncate: a sync taken
-                           before it publishes nothing */
-    uint64_t gen;     /* bumped when segments are deleted or rewritten */
-    /* Lazy loading (partition.c, "LAZY PARTITIONS"): 0 while only the
-     * summary is known (no segment, no descriptor, no index in memory);
-     * the loop loads the segments at the first use that needs them. */
-    int loaded;
-    int from_summary; /* opened from a clean stop's summary: a load
-                         fdatasyncs nothing */
-    sl_err load_err;  /* a load failed: every later use returns it */
-    sl_part_summary sum; /* what the summary said (valid while !loaded) */
-    /* partition_startup.c: this run's line for the partition in
-     * partitions.touched (0 = none yet, UINT64_MAX = none needed). */
-    uint64_t touch_seq;
-    int64_t used_ms; /* loop: last use (coarse: the maintenance clock) */
-    /* Damaged batches found by recovery or by readers (loop); allocated
-     * (SL_PART_BAD_MAX) at the first one. */
-    sl_part_bad *bad;
-    size_t nbad;
-    _Atomic uint64_t bad_total;
-    uint64_t rd_records, rd_bytes; /* loop: handed out by sl_part_read */
-    struct sl_pstate *ps; /* loop: idempotent producers; NULL until first
-                             needed (producer_state.c) */
-    int ps_files;         /* loop: a .producers snapshot exists */
-    int ps_opened;        /* loop: sl_part__idem_open ran */
-    /* Flusher bookkeeping, guarded by the flusher's own mutex. */
-    int fl_pending;
-    int fl_touched; /* in the journal's set to checkpoint */
-    int64_t fl_due_ms;
-};
-
-/* ---- partition_startup.c: start-up, partitions a run changed ------- */
-
-/* 1 while the broker opens its partitions at start (their recovery is
- * made durable by one syncfs at the end, not an fdatasync each). */
-int sl_part__startup_deferred(void);
-
-/* Before p's first change of this run: its line in partitions.touched
- * (write(2)); durable = 1 also fdatasyncs it (changes that are not
- * appends). @thread loop */
-sl_err sl_part__touch(sl_part *p, int durable);
-/* Make p's line durable (before a durable offset of p is published).
- * @thread any */
-sl_err sl_part__touched_sync(const sl_part *p);
-
-/* ---- producer_state.c: the idempotent producer's hooks ------------- */
-
-/* Before appending h (producer_id >= 0): build the state if needed, then
- * check it (sl_pstate_check; with SL_PART_APPEND_REPLICA only the fields'
- * signs). */
-sl_err sl_part__idem_check(sl_part *p, const sl_batch_hdr *h, unsigned flags,
-                           int64_t now_ms, int *dup, int64_t *base,
-                           int64_t *next);
-/* After appending h (base_offset assigned). */
-void sl_part__idem_record(sl_part *p, const sl_batch_hdr *h, int64_t now_ms);
-/* Before the first append since open (a roll, a truncation): delete
- * snapshots above the log end (its tail was cut by recovery), note
- * whether one is left. One directory listing per partition and run. */
-void sl_part__idem_open(sl_part *p);
-/* Before a roll: snapshot the state at p->next_offset. */
-void sl_part__idem_roll(sl_part *p, int64_t now_ms);
-/* The log was cut back to end (recovery, truncation): forget the state,
- * delete snapshots above end. */
-void sl_part__idem_cut(sl_part *p, int64_t end);
-void sl_part__idem_free(sl_part *p);
 
 /* ---- fdcache.c: the bounded LRU of open .log descriptors ------------- */
 
@@ -289,75 +205,11 @@ sl_err sl_seg__write_indexes(sl_seg *s);
 int sl_seg__load_index(sl_seg *s, uint64_t fsize);
 int sl_seg__load_tindex(sl_seg *s);
 /* segment_index.c: does the batch header at pos carry base offset want? */
-int sl_seg__hdr_matches(sl_seg *s, uint64_t pos, int64_t want,
-                        uint64_t fsize);
+int sl_seg__hdr_matches(sl_seg *s, uint64_t pos, int64_t want, uint64_t fsize);
 /* segment_index.c: index bookkeeping shared by append and recovery's
  * scan: before adding the batch at pos (header h), add index and time
  * entries if due. 1 when entries were added to memory. */
 int sl_seg__index_step(sl_seg *s, uint64_t pos, const sl_batch_hdr *h,
                        uint32_t interval, int allow_entry);
-
-/* ---- partition*.c (for each other, compact.c and flusher.c) --------- */
-
-/* Remember a damaged range [first, last] (once per first offset; the
- * first SL_PART_BAD_MAX are kept). 1 when it was new. @thread loop */
-int sl_part__note_bad(sl_part *p, int64_t first, int64_t last,
-                      const char *why);
-
-/* Load p's segments if only its summary is known (sl_part_open_lazy).
- * @thread loop */
-sl_err sl_part__load(sl_part *p);
-/* Note a use of p (for sl_part_set_idle_unload_ms). @thread loop */
-void sl_part__used(sl_part *p);
-/* The loop thread's read buffer (SL_SCRATCH_SIZE), shared by every
- * partition: one per thread, not one per partition. NULL if out of
- * memory. */
-uint8_t *sl_part__scratch(void);
-
-/* Index of the segment holding offset (floor by base); 0 if below. */
-size_t sl_part__seg_for(const sl_part *p, int64_t offset);
-/* Offset after the segment i (next base, or end of log). */
-int64_t sl_part__seg_end(const sl_part *p, size_t i);
-/* Index of the segment whose base is exactly base; -1 if gone. The
- * caller holds p->mu or is the loop. */
-ssize_t sl_part__seg_index(const sl_part *p, int64_t base);
-/* A close-on-exec duplicate of fd (a sync or a zero-copy read keeps its
- * own descriptor while the open-file cache may close the segment's). */
-int sl_part__dupfd(int fd);
-/* sl_part_sync, also reporting how many fdatasync/fsync calls it made. */
-sl_err sl_part__sync(sl_part *p, uint64_t *nsyncs);
-/* files = 0: sl_part__sync. files = 1: the journal's checkpoint: also
- * the bytes only the journal covers (file_synced < size). */
-sl_err sl_part__sync_files(sl_part *p, int files, uint64_t *nsyncs);
-
-/* Journaled ranges waiting for the journal's fdatasync. */
-#define SL_JP_SEGS 4
-/* A partition with more than this to sync in one round is synced the
- * classic way: the journal helps many small ranges, not one big one. */
-#define SL_JP_MAX_COPY (1024u * 1024u)
-typedef struct sl_part_jpend {
-    sl_part *p;
-    size_t nsegs;
-    int64_t base[SL_JP_SEGS];  /* segments */
-    uint64_t size[SL_JP_SEGS]; /* their bytes up to here are journaled */
-    int64_t target;            /* durable offset to publish */
-    uint64_t trunc_gen;        /* p->trunc_gen when taken */
-} sl_part_jpend;
-enum {
-    SL_PART_J_ADDED = 0,   /* in the journal's buffer; *pend filled */
-    SL_PART_J_NOTHING = 1, /* nothing to sync (or the partition failed) */
-    SL_PART_J_CLASSIC = 2  /* needs sl_part__sync (journal.c rule 2) */
-};
-/* Journal round, step 1: copy p's unsynced bytes into j (under p->mu
- * only for the snapshot). @thread flusher */
-int sl_part__journal(sl_part *p, sl_journal *j, sl_part_jpend *pend);
-/* The journal's checkpoint: sl_part__sync_files(p, 1): fdatasync every
- * .log with bytes only the journal covers (file_synced < size), rolled
- * index files and the directory if it has new names. Safe beside the
- * flusher's own syncs of p (each publishes only what it synced, by
- * max). A failed fdatasync marks p failed. @thread checkpoint */
-sl_err sl_part__checkpoint(sl_part *p);
-/* Step 2, after sl_journal__commit succeeded: publish. @thread flusher */
-void sl_part__journal_done(const sl_part_jpend *pend);
 
 #endif
