@@ -203,106 +203,97 @@ out:
 /* ---- 2 CREATE_TOPICS, 3 DELETE_TOPICS, 4 LIST_TOPICS
  * ------------------------- */
 
-static void h_create_topics(sl_broker *b, sl_conn *c, const sl_req *req,
-                            sl_reply *r)
+/* One CREATE_TOPICS entry: create it (with its configs) and say how it
+ * went. */
+static sl_topic_result create_one(sl_broker *b, sl_arena *a,
+                                  const sl_create_topic *ct)
 {
-    sl_arena a;
-    sl_wb wb;
-    sl_create_topics_req q;
-    sl_create_topics_resp s;
+    sl_topic_result res = {.name = ct->name};
+    char name[SL_TOPIC_NAME_MAX + 1], err[256] = "";
+    const char **keys, **vals;
+    sl_err rc;
 
-    sl_arena_init(&a);
-    sl_wb_init(&wb, 256);
-    if (sl_create_topics_req_decode(req->body, req->len, &a, &q) != SL_OK) {
-        sl_bin_malformed(c, r, "CREATE_TOPICS");
-        goto out;
-    }
-    memset(&s, 0, sizeof(s));
-    s.ntopics = q.ntopics;
-    s.topics = sl_arena_alloc(&a, sizeof(sl_topic_result) * (q.ntopics + 1));
-    if (!s.topics) {
-        sl_reply_error(r, SL_ERR_NOMEM, "out of memory");
-        goto out;
-    }
-    for (uint32_t i = 0; i < q.ntopics; i++) {
-        sl_create_topic *ct = &q.topics[i];
-        char name[SL_TOPIC_NAME_MAX + 1], err[256] = "";
-        const char **keys, **vals;
-        sl_err rc;
-
-        s.topics[i].name = ct->name;
-        keys = sl_arena_alloc(&a, sizeof(char *) * (ct->nconfigs + 1));
-        vals = sl_arena_alloc(&a, sizeof(char *) * (ct->nconfigs + 1));
-        rc = sl_bin_topic_cstr(ct->name, name, sizeof(name));
-        if (rc != SL_OK) {
-            snprintf(err, sizeof(err),
-                     "invalid topic name: use 1..249 of [A-Za-z0-9._-]");
-        } else if (!keys || !vals) {
-            rc = SL_ERR_NOMEM;
-        } else if (ct->partitions > 10000) {
-            rc = SL_ERR_INVALID_CONFIG;
-            snprintf(err, sizeof(err), "%u partitions is more than 10000",
-                     ct->partitions);
-        } else {
-            for (uint32_t k = 0; k < ct->nconfigs; k++) {
-                keys[k] = sl_bin_arena_str(&a, ct->configs[k].key).p;
-                vals[k] = sl_bin_arena_str(&a, ct->configs[k].value).p;
-                if (!keys[k] || !vals[k]) {
-                    rc = SL_ERR_INVALID_CONFIG;
-                    snprintf(err, sizeof(err), "config %u: null key/value", k);
-                }
+    keys = sl_arena_alloc(a, sizeof(char *) * (ct->nconfigs + 1));
+    vals = sl_arena_alloc(a, sizeof(char *) * (ct->nconfigs + 1));
+    rc = sl_bin_topic_cstr(ct->name, name, sizeof(name));
+    if (rc != SL_OK) {
+        snprintf(err, sizeof(err),
+                 "invalid topic name: use 1..249 of [A-Za-z0-9._-]");
+    } else if (!keys || !vals) {
+        rc = SL_ERR_NOMEM;
+    } else if (ct->partitions > 10000) {
+        rc = SL_ERR_INVALID_CONFIG;
+        snprintf(err, sizeof(err), "%u partitions is more than 10000",
+                 ct->partitions);
+    } else {
+        for (uint32_t k = 0; k < ct->nconfigs; k++) {
+            keys[k] = sl_bin_arena_str(a, ct->configs[k].key).p;
+            vals[k] = sl_bin_arena_str(a, ct->configs[k].value).p;
+            if (!keys[k] || !vals[k]) {
+                rc = SL_ERR_INVALID_CONFIG;
+                snprintf(err, sizeof(err), "config %u: null key/value", k);
             }
-            if (rc == SL_OK)
-                rc = sl_ops_topic_create(b, name, (int32_t)ct->partitions, keys,
-                                         vals, ct->nconfigs, err, sizeof(err));
         }
-        s.topics[i].error = rc;
-        if (rc != SL_OK)
-            s.topics[i].message =
-                sl_bin_arena_str(&a, sl_str_c(err[0] ? err : sl_strerror(rc)));
+        if (rc == SL_OK)
+            rc = sl_ops_topic_create(b, name, (int32_t)ct->partitions, keys,
+                                     vals, ct->nconfigs, err, sizeof(err));
     }
-    sl_bin_reply_wb(r, &wb,
-                    sl_create_topics_resp_encode(&wb, req->correlation_id, &s),
-                    "CREATE_TOPICS");
-out:
-    sl_wb_fini(&wb);
-    sl_arena_fini(&a);
+    res.error = rc;
+    if (rc != SL_OK)
+        res.message =
+            sl_bin_arena_str(a, sl_str_c(err[0] ? err : sl_strerror(rc)));
+    return res;
 }
 
-static void h_delete_topics(sl_broker *b, sl_conn *c, const sl_req *req,
+/* One DELETE_TOPICS entry. */
+static sl_topic_result delete_one(sl_broker *b, sl_str topic)
+{
+    sl_topic_result res = {.name = topic};
+    char name[SL_TOPIC_NAME_MAX + 1];
+    sl_err rc = sl_bin_topic_cstr(topic, name, sizeof(name));
+    if (rc == SL_OK)
+        rc = sl_ops_topic_delete(b, name);
+    res.error = rc;
+    if (rc != SL_OK)
+        res.message = sl_str_c(sl_strerror(rc));
+    return res;
+}
+
+/* CREATE_TOPICS and DELETE_TOPICS: one result per topic, in request
+ * order (sl_topics_result_resp, the same shape for both). */
+static void h_topics_change(sl_broker *b, sl_conn *c, const sl_req *req,
                             sl_reply *r)
 {
+    int create = req->api_key == SL_API_CREATE_TOPICS;
+    const char *api = create ? "CREATE_TOPICS" : "DELETE_TOPICS";
     sl_arena a;
     sl_wb wb;
-    sl_delete_topics_req q;
-    sl_delete_topics_resp s;
+    sl_create_topics_req cq;
+    sl_delete_topics_req dq;
+    sl_topics_result_resp s;
+    sl_err rc;
 
     sl_arena_init(&a);
     sl_wb_init(&wb, 256);
-    if (sl_delete_topics_req_decode(req->body, req->len, &a, &q) != SL_OK) {
-        sl_bin_malformed(c, r, "DELETE_TOPICS");
+    rc = create ? sl_create_topics_req_decode(req->body, req->len, &a, &cq)
+                : sl_delete_topics_req_decode(req->body, req->len, &a, &dq);
+    if (rc != SL_OK) {
+        sl_bin_malformed(c, r, api);
         goto out;
     }
     memset(&s, 0, sizeof(s));
-    s.ntopics = q.ntopics;
-    s.topics = sl_arena_alloc(&a, sizeof(sl_topic_result) * (q.ntopics + 1));
+    s.ntopics = create ? cq.ntopics : dq.ntopics;
+    s.topics = sl_arena_alloc(&a, sizeof(sl_topic_result) * (s.ntopics + 1));
     if (!s.topics) {
         sl_reply_error(r, SL_ERR_NOMEM, "out of memory");
         goto out;
     }
-    for (uint32_t i = 0; i < q.ntopics; i++) {
-        char name[SL_TOPIC_NAME_MAX + 1];
-        sl_err rc = sl_bin_topic_cstr(q.topics[i], name, sizeof(name));
-        if (rc == SL_OK)
-            rc = sl_ops_topic_delete(b, name);
-        s.topics[i].name = q.topics[i];
-        s.topics[i].error = rc;
-        if (rc != SL_OK)
-            s.topics[i].message = sl_str_c(sl_strerror(rc));
-    }
-    sl_bin_reply_wb(r, &wb,
-                    sl_delete_topics_resp_encode(&wb, req->correlation_id, &s),
-                    "DELETE_TOPICS");
+    for (uint32_t i = 0; i < s.ntopics; i++)
+        s.topics[i] = create ? create_one(b, &a, &cq.topics[i])
+                             : delete_one(b, dq.topics[i]);
+    rc = create ? sl_create_topics_resp_encode(&wb, req->correlation_id, &s)
+                : sl_delete_topics_resp_encode(&wb, req->correlation_id, &s);
+    sl_bin_reply_wb(r, &wb, rc, api);
 out:
     sl_wb_fini(&wb);
     sl_arena_fini(&a);
@@ -348,7 +339,7 @@ void sl_binary_topics_register(sl_broker *b)
 {
     sl_binary_register(b, SL_API_HANDSHAKE, 1, 1, h_handshake);
     sl_binary_register(b, SL_API_METADATA, 1, 2, h_metadata);
-    sl_binary_register(b, SL_API_CREATE_TOPICS, 1, 1, h_create_topics);
-    sl_binary_register(b, SL_API_DELETE_TOPICS, 1, 1, h_delete_topics);
+    sl_binary_register(b, SL_API_CREATE_TOPICS, 1, 1, h_topics_change);
+    sl_binary_register(b, SL_API_DELETE_TOPICS, 1, 1, h_topics_change);
     sl_binary_register(b, SL_API_LIST_TOPICS, 1, 1, h_list_topics);
 }
