@@ -186,11 +186,13 @@ static void maint_cb(evutil_socket_t fd, short what, void *arg)
     sl_topic **all = sl_topics_sorted(b->topics, &n);
     int64_t now = sl_now_ms();
     uint64_t unloads = sl_part_unloads();
+    size_t loaded = 0;
 
     for (size_t i = 0; i < n; i++) {
         for (int32_t p = 0; p < all[i]->nparts; p++) {
             int deleted = 0;
             sl_err rc = sl_part_maintain(all[i]->parts[p]->part, now, &deleted);
+            loaded += sl_part_loaded(all[i]->parts[p]->part) != 0;
             if (rc != SL_OK)
                 sl_log(SL_WARN, "server", "maintenance of %s/%d: %s",
                        all[i]->name, p, sl_strerror(rc));
@@ -203,8 +205,12 @@ static void maint_cb(evutil_socket_t fd, short what, void *arg)
     free(all);
     /* Idle partitions were unloaded (storage: partition-idle-unload-ms):
      * give their memory back to the system, not only to malloc. */
-    if (sl_part_unloads() != unloads)
+    if (sl_part_unloads() != unloads) {
+        sl_log(SL_INFO, "server",
+               "unloaded %llu idle partition(s), %zu partition(s) loaded",
+               (unsigned long long)(sl_part_unloads() - unloads), loaded);
         malloc_trim(0);
+    }
 }
 
 static void stop_timer_cb(evutil_socket_t fd, short what, void *arg)

@@ -6,8 +6,8 @@ topic of PARTS partitions: it creates the topic, takes a durable produce to
 every partition in one request (one journal round), restarts, and reads
 every record back."""
 import os
+import re
 import resource
-import time
 import subprocess
 
 import sluice_wire as sw
@@ -333,11 +333,13 @@ def test_crash_start_recovers_only_what_the_run_changed(tmp_path):
 UPARTS = 100
 
 
-def wait_fds_at_most(b, n, deadline_s=120.0):
-    t_end = time.monotonic() + deadline_s
-    while open_fds(b.pid) > n:
-        assert time.monotonic() < t_end, (open_fds(b.pid), n)
-        time.sleep(0.05)
+def wait_all_unloaded(b, since):
+    """Wait for the maintenance tick's line saying idle partitions were
+    unloaded and none is loaded any more, written after the log offset
+    `since` (the test is idle by then, so nothing loads them again)."""
+    b.wait_log(lambda log: re.search(
+        r"unloaded \d+ idle partition\(s\), 0 partition\(s\) loaded",
+        log[since:]), "every partition unloaded", timeout=120)
 
 
 def produce_idem(c, topic, parts, pid, epoch, seq, tag):
@@ -363,9 +365,11 @@ def test_idle_partitions_are_unloaded(tmp_path):
             pid, epoch = c.init_producer_id()
             assert produce_idem(c, "u", parts, pid, epoch, 0, b"a") == \
                 {p: (0, 0) for p in parts}
+            since = len(b.log())
             # each written partition holds its active segment open until
             # it is idle and unloaded
-            wait_fds_at_most(b, base + 4)
+            wait_all_unloaded(b, since)
+            assert open_fds(b.pid) <= base + 4
             assert c.list_offset("u", 7, sw.OFFSET_LATEST) == (0, 2)
             # a resend of the same batches: still known, stored once
             assert produce_idem(c, "u", parts, pid, epoch, 0, b"a") == \
@@ -373,7 +377,9 @@ def test_idle_partitions_are_unloaded(tmp_path):
             assert produce_idem(c, "u", parts, pid, epoch, 2, b"b") == \
                 {p: (0, 2) for p in parts}
             check_all(c, "u", UPARTS, [b"a", b"b"])
-            wait_fds_at_most(b, base + 4)
+            since = len(b.log())
+            wait_all_unloaded(b, since)
+            assert open_fds(b.pid) <= base + 4
             check_all(c, "u", UPARTS, [b"a", b"b"])
         # what an unloaded partition was is what a crash start recovers
         b.kill9()
