@@ -111,6 +111,12 @@ struct sl_broker {
     struct event *spin_ev;   /* loop-spin-us: polls for the next round */
     uint64_t spin_rounds;    /* flusher rounds when the spin started */
     int64_t spin_start_us;
+    /* flush-inline-us (ops.c, kick_soon): after a batch of requests,
+     * kick_ev decides; a lone waiter's round waits for the loop to be idle
+     * (idle_ev, a zero timer of SL_PRI_INGRESS), at most until guard_ev */
+    struct event *kick_ev, *idle_ev, *guard_ev;
+    unsigned kick_appends; /* durable appends since the last kick */
+    int kick_idle;         /* idle_ev and guard_ev armed */
     struct event *maint_ev; /* periodic sl_part_maintain */
     struct event *reap_ev;  /* frees closed connections */
     struct event *sig_term, *sig_int, *sig_hup, *sig_usr1, *sig_usr2;
@@ -190,6 +196,8 @@ struct sl_broker {
 void sl_ops_init_events(sl_broker *b);
 void sl_ops_on_flush(evutil_socket_t fd, short what, void *arg);
 void sl_ops_on_append_ev(evutil_socket_t fd, short what, void *arg);
+void sl_ops_on_kick(evutil_socket_t fd, short what, void *arg);
+void sl_ops_on_kick_idle(evutil_socket_t fd, short what, void *arg);
 void sl_ops_on_spin(evutil_socket_t fd, short what, void *arg);
 /* Shutdown: every watch times out now. */
 void sl_ops_expire_watches(sl_broker *b);

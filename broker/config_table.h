@@ -196,6 +196,14 @@ SL_CFG(loop_spin_us, "loop-spin-us", INT, "300", 0, 100000, 0, NULL,
        "for the fsync round for up to this many microseconds instead of "
        "sleeping, which saves a thread wake-up per answer. Only while "
        "the recent fsync rounds took less than this. 0 = always sleep.")
+SL_CFG(flush_inline_us, "flush-inline-us", INT, "1000", 0, 100000, 0, NULL,
+       "When one client waits for one durable write and nothing else is "
+       "pending, the event loop fsyncs it itself instead of handing it to "
+       "the flusher thread and being woken back (two thread wake-ups and "
+       "the spins that hide them saved per message). Only while the "
+       "recent fsync rounds took at most this many microseconds: the "
+       "longest the loop's other work waits. 0 = always the flusher "
+       "thread.")
 SL_CFG(journal, "journal", BOOL, "yes", 0, 0, 0, NULL,
        "Shared write-ahead journal (DATA/journal): an fsync round with at "
        "least journal-min-partitions partitions to sync writes their new "

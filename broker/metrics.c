@@ -419,6 +419,10 @@ static void flusher(sl_broker *b, struct evbuffer *o)
     family(o, "sluice_fsyncs_total", "counter", "fdatasync calls.");
     evbuffer_add_printf(o, "sluice_fsyncs_total %" PRIu64 "\n",
                         sl_flusher_syncs(b->flusher));
+    family(o, "sluice_fsync_inline_rounds_total", "counter",
+           "Rounds the event loop ran itself (flush-inline-us).");
+    evbuffer_add_printf(o, "sluice_fsync_inline_rounds_total %" PRIu64 "\n",
+                        sl_flusher_inline_rounds(b->flusher));
 }
 
 /* ---- process and connections -------------------------------------------- */

@@ -263,6 +263,83 @@ void sl_ops_on_spin(evutil_socket_t fd, short what, void *arg)
     evtimer_add(b->spin_ev, &zero);
 }
 
+/*
+ * flush-inline-us (storage/flusher.c, INLINE ROUNDS): requests do not wake
+ * the flusher thread; kick_ev runs right after the callback that made
+ * them and decides. When the batch was more than one durable append, or
+ * not exactly one client waits (more load than a window of one), it
+ * wakes the flusher thread at once (sl_flusher_kick(f, 0)), as a request
+ * would have. Otherwise the round is for the loop to run, but only once
+ * it has nothing more urgent to do: idle_ev, a zero timer of
+ * SL_PRI_INGRESS, runs after the deliveries of that append have been
+ * written (a consumer gets its message during the fdatasync, not after
+ * it). A loop kept busy at normal priority would starve idle_ev, so
+ * guard_ev, a timer of normal priority, kicks at most
+ * SL_KICK_GUARD_US later, then on the flusher thread. After the loop's
+ * own round it answers at once (sl_ops_on_flush) and takes back the
+ * flush_ev activation of the round's durable notify.
+ */
+#define SL_KICK_GUARD_US 500
+
+static void kick_soon(sl_broker *b, int append)
+{
+    if (b->cfg.flush_inline_us <= 0)
+        return;
+    b->kick_appends += append != 0;
+    event_active(b->kick_ev, EV_READ, 0);
+}
+
+static void kick_idle_cancel(sl_broker *b)
+{
+    if (!b->kick_idle)
+        return;
+    b->kick_idle = 0;
+    evtimer_del(b->idle_ev);
+    evtimer_del(b->guard_ev);
+}
+
+void sl_ops_on_kick(evutil_socket_t fd, short what, void *arg)
+{
+    static const struct timeval zero = {0, 0};
+    static const struct timeval guard = {0, SL_KICK_GUARD_US};
+    sl_broker *b = arg;
+    int may = lone_waiter(b) && b->kick_appends <= 1;
+    (void)fd;
+    (void)what;
+    b->kick_appends = 0;
+    if (!may) {
+        kick_idle_cancel(b);
+        sl_flusher_kick(b->flusher, 0);
+        spin_arm(b);
+        return;
+    }
+    if (b->kick_idle)
+        return;
+    b->kick_idle = 1;
+    evtimer_add(b->idle_ev, &zero);
+    evtimer_add(b->guard_ev, &guard);
+}
+
+/* idle_ev or guard_ev: the loop's own round, or the thread's. */
+void sl_ops_on_kick_idle(evutil_socket_t fd, short what, void *arg)
+{
+    sl_broker *b = arg;
+    int idle;
+    (void)fd;
+    (void)what;
+    if (!b->kick_idle)
+        return;
+    idle = !evtimer_pending(b->idle_ev, NULL); /* idle_ev ran, not guard */
+    kick_idle_cancel(b);
+    if (sl_flusher_kick(b->flusher, idle && lone_waiter(b))) {
+        /* answer now, not one pass later (what activated flush_ev before
+         * this is answered too) */
+        event_del(b->flush_ev);
+        sl_ops_on_flush(-1, 0, b);
+    } else
+        spin_arm(b);
+}
+
 static void mark_appended(sl_broker *b, sl_tpart *tp)
 {
     if (tp->on_ap_list)
@@ -316,8 +393,10 @@ sl_err sl_ops_append(sl_broker *b, const char *topic, int32_t partition,
     }
     tp->bytes_in += len;
     tp->records_in += (uint64_t)(sl_part_end_offset(tp->part) - base);
-    if (tp->topic->pcfg.flush != SL_FLUSH_NEVER)
+    if (tp->topic->pcfg.flush != SL_FLUSH_NEVER) {
         sl_flusher_request(b->flusher, tp->part);
+        kick_soon(b, 1);
+    }
     if (!visible_at_append(b, tp) && !tp->on_dv_list) {
         tp->on_dv_list = 1;
         tp->dv_next = b->dv_list;
@@ -369,7 +448,10 @@ sl_err sl_ops_wait_durable(sl_broker *b, const char *topic, int32_t partition,
         b->dw_list = tp;
     }
     sl_flusher_request(b->flusher, tp->part);
-    spin_arm(b);
+    if (b->cfg.flush_inline_us > 0)
+        kick_soon(b, 0); /* which arms the spin if it does not sync */
+    else
+        spin_arm(b);
     *wait_out = w;
     return SL_OK;
 }

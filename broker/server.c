@@ -446,6 +446,11 @@ sl_err sl_server_start(sl_config *cfg, sl_broker **out, char *err,
     b->flush_ev = event_new(b->base, -1, 0, sl_ops_on_flush, b);
     b->append_ev = event_new(b->base, -1, 0, sl_ops_on_append_ev, b);
     b->spin_ev = evtimer_new(b->base, sl_ops_on_spin, b);
+    b->kick_ev = event_new(b->base, -1, 0, sl_ops_on_kick, b);
+    b->idle_ev = evtimer_new(b->base, sl_ops_on_kick_idle, b);
+    b->guard_ev = evtimer_new(b->base, sl_ops_on_kick_idle, b);
+    if (b->idle_ev) /* runs once nothing more urgent is active */
+        event_priority_set(b->idle_ev, SL_PRI_INGRESS);
     /* polling for a fsync round must not hold back producers' reads */
     if (b->spin_ev)
         event_priority_set(b->spin_ev, SL_PRI_INGRESS);
@@ -455,7 +460,8 @@ sl_err sl_server_start(sl_config *cfg, sl_broker **out, char *err,
     b->sig_hup = evsignal_new(b->base, SIGHUP, other_signal_cb, b);
     b->sig_usr1 = evsignal_new(b->base, SIGUSR1, other_signal_cb, b);
     b->sig_usr2 = evsignal_new(b->base, SIGUSR2, other_signal_cb, b);
-    if (!b->flush_ev || !b->append_ev || !b->spin_ev || sl_conn_init(b) != 0 ||
+    if (!b->flush_ev || !b->append_ev || !b->spin_ev || !b->kick_ev ||
+        !b->idle_ev || !b->guard_ev || sl_conn_init(b) != 0 ||
         !b->maint_ev || !b->sig_term || !b->sig_int || !b->sig_hup ||
         !b->sig_usr1 || !b->sig_usr2) {
         snprintf(err, errlen, "libevent: cannot create events");
@@ -482,6 +488,8 @@ sl_err sl_server_start(sl_config *cfg, sl_broker **out, char *err,
      * hooks (groups' commit) run when asked for (sl_flusher_wake). */
     sl_flusher_set_round_hooks(b->flusher, 0);
     sl_flusher_set_spin_us(b->flusher, b->cfg.flush_spin_us);
+    /* sl_ops_on_kick calls sl_flusher_kick after each batch of requests */
+    sl_flusher_set_inline_us(b->flusher, b->cfg.flush_inline_us);
     if (b->journal) {
         rc = sl_flusher_set_journal(b->flusher, b->journal,
                                     (size_t)b->cfg.journal_min_partitions);
@@ -655,6 +663,12 @@ static void broker_free(sl_broker *b)
         event_free(b->append_ev);
     if (b->spin_ev)
         event_free(b->spin_ev);
+    if (b->kick_ev)
+        event_free(b->kick_ev);
+    if (b->idle_ev)
+        event_free(b->idle_ev);
+    if (b->guard_ev)
+        event_free(b->guard_ev);
     if (b->base)
         sl_conn_fini(b);
     sl_tls_fini(b);

@@ -306,8 +306,9 @@ static void *flusher_main(void *arg)
         int64_t now = sl_flusher__mono_ms();
         int stopping = f->stop;
         int64_t next;
-        if (f->hold && !stopping) {
-            pthread_cond_wait(&f->cv, &f->mu);
+        if ((f->hold && !stopping) || f->in_round) {
+            /* held, or a caller runs a round (sl_flusher_kick) */
+            pthread_cond_wait(f->in_round ? &f->done_cv : &f->cv, &f->mu);
             continue;
         }
         next = take_due(f, now, stopping);
@@ -466,7 +467,7 @@ void sl_flusher_free(sl_flusher *f)
 
 void sl_flusher_request(sl_flusher *f, sl_part *p)
 {
-    int policy = p->cfg.flush;
+    int policy = p->cfg.flush, quiet;
     int64_t due;
     if (policy == SL_FLUSH_NEVER)
         return;
@@ -474,6 +475,8 @@ void sl_flusher_request(sl_flusher *f, sl_part *p)
     if (policy == SL_FLUSH_INTERVAL)
         due += p->cfg.flush_interval_ms;
     pthread_mutex_lock(&f->mu);
+    /* Inline mode: the caller's sl_flusher_kick wakes the thread. */
+    quiet = f->inline_us > 0 && policy == SL_FLUSH_ALWAYS;
     atomic_fetch_add(&f->req_seq, 1);
     atomic_store_explicit(&f->req_us, sl_fs_mono_us(), memory_order_relaxed);
     if (policy == SL_FLUSH_ALWAYS)
@@ -481,19 +484,97 @@ void sl_flusher_request(sl_flusher *f, sl_part *p)
     if (p->fl_pending) {
         if (due < p->fl_due_ms) {
             p->fl_due_ms = due;
-            pthread_cond_signal(&f->cv);
+            if (!quiet)
+                pthread_cond_signal(&f->cv);
         }
     } else if (sl_flusher__grow((void **)&f->pend, &f->cpend, f->npend + 1,
                                 sizeof(*f->pend)) == 0) {
         p->fl_pending = 1;
         p->fl_due_ms = due;
         f->pend[f->npend++] = p;
-        pthread_cond_signal(&f->cv);
+        if (!quiet)
+            pthread_cond_signal(&f->cv);
     } else {
         sl_log(SL_ERROR, "flusher", "%s: out of memory queueing a sync",
                p->dir);
     }
     pthread_mutex_unlock(&f->mu);
+}
+
+/*
+ * INLINE ROUNDS. At low rates each durable message costs thread hand-offs
+ * more than anything else (issue 20, docs/benchmarks.md: on this VM a
+ * context switch costs about 13 us, an fdatasync 43 us of CPU): the loop
+ * wakes the flusher thread, which wakes the loop back after its
+ * fdatasync, and both spin (flush-spin-us, loop-spin-us) to hide those
+ * wake-ups. When one client waits for one durable write and nothing else
+ * is going on, the caller may as well fdatasync itself, as Redis's
+ * appendfsync always does on its main thread: one thread, no hand-off,
+ * nothing to spin for. So with sl_flusher_set_inline_us(us > 0), a
+ * request of an SL_FLUSH_ALWAYS partition only queues it (no signal),
+ * and the caller calls sl_flusher_kick once its batch of requests is in.
+ * The kick runs the round on the calling thread when the caller says it
+ * may (its own view: a lone waiter, one append), the round would be
+ * exactly one due partition, the flusher thread is idle (not in a round,
+ * not held, not stopping), no journal round would be due, and the recent
+ * fdatasyncs took at most us on average (the most the caller's other work
+ * waits); otherwise it signals the flusher thread as a request would
+ * have. The round is run_round itself, so guarantee 1 holds: durable
+ * offsets are published after the fdatasync, the durable notify comes
+ * after them (on the calling thread), tokens are covered after it. The
+ * flusher thread waits (done_cv) while in_round is set by a kick, and a
+ * kick never starts while the thread has a round; take_due under f->mu
+ * decides who takes the pending partition. @thread loop (the caller of
+ * sl_flusher_request)
+ */
+int sl_flusher_kick(sl_flusher *f, int may_inline)
+{
+    int64_t now = sl_flusher__mono_ms();
+    pthread_mutex_lock(&f->mu);
+    if (f->npend == 0) { /* taken already (a spinning thread, a round) */
+        pthread_mutex_unlock(&f->mu);
+        return 0;
+    }
+    if (!may_inline || f->inline_us <= 0 || f->in_round || f->hold || f->stop ||
+        f->npend != 1 || f->pend[0]->fl_due_ms > now ||
+        atomic_load(&f->sync_avg_us) > f->inline_us || (f->j && f->jmin <= 1)) {
+        pthread_cond_signal(&f->cv);
+        pthread_mutex_unlock(&f->mu);
+        return 0;
+    }
+    (void)take_due(f, now, 0);
+    if (f->nround == 0) { /* out of memory: let the thread retry */
+        pthread_cond_signal(&f->cv);
+        pthread_mutex_unlock(&f->mu);
+        return 0;
+    }
+    f->in_round = 1;
+    pthread_mutex_unlock(&f->mu);
+    run_round(f);
+    atomic_fetch_add(&f->inline_rounds, 1);
+    pthread_mutex_lock(&f->mu);
+    f->in_round = 0;
+    f->nround = 0;
+    pthread_cond_broadcast(&f->done_cv);
+    /* What arrived meanwhile (another thread's request) is the thread's. */
+    if (f->npend > 0)
+        pthread_cond_signal(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+    return 1;
+}
+
+void sl_flusher_set_inline_us(sl_flusher *f, int64_t us)
+{
+    pthread_mutex_lock(&f->mu);
+    f->inline_us = us > 0 ? us : 0;
+    if (f->npend > 0)
+        pthread_cond_signal(&f->cv); /* nothing left waiting for a kick */
+    pthread_mutex_unlock(&f->mu);
+}
+
+uint64_t sl_flusher_inline_rounds(const sl_flusher *f)
+{
+    return atomic_load(&((sl_flusher *)f)->inline_rounds);
 }
 
 void sl_flusher_forget(sl_flusher *f, sl_part *p)

@@ -76,6 +76,22 @@ void sl_flusher_spin_stats(const sl_flusher *f, uint64_t *spins,
                            uint64_t *hits);
 
 /*
+ * Inline rounds (flusher.c, INLINE ROUNDS): us > 0 = requests of
+ * SL_FLUSH_ALWAYS partitions queue without waking the flusher thread, and
+ * the caller MUST call sl_flusher_kick after its batch of requests (e.g.
+ * from an event that runs right after the current callback). The kick
+ * runs the round (fdatasync, durable offsets, durable notify) on the
+ * calling thread when may_inline, the round is one due partition, the
+ * flusher thread is idle and the recent fdatasyncs averaged at most us;
+ * otherwise it wakes the flusher thread. Returns 1 when it ran the round.
+ * 0 (default) = off; sl_flusher_kick then only wakes. @thread the one
+ * that calls sl_flusher_request */
+void sl_flusher_set_inline_us(sl_flusher *f, int64_t us);
+int sl_flusher_kick(sl_flusher *f, int may_inline);
+/* Rounds sl_flusher_kick ran (they count in sl_flusher_rounds too). */
+uint64_t sl_flusher_inline_rounds(const sl_flusher *f);
+
+/*
  * Coverage tokens: a caller that must not commit something before the
  * logs it refers to are durable (groups/ committing acks of records it
  * handed out before their fdatasync) takes t = sl_flusher_token() after

@@ -198,7 +198,8 @@ typedef struct fixture {
     sl_broker *b;
 } fixture;
 
-static int setup_with(void **state, const char *key, const char *value)
+static int setup_with2(void **state, const char *key, const char *value,
+                       const char *key2, const char *value2)
 {
     fixture *f = calloc(1, sizeof(*f));
     sl_config c;
@@ -216,6 +217,8 @@ static int setup_with(void **state, const char *key, const char *value)
         sl_config_set(&c, "http-listen", "127.0.0.1:0", err, sizeof(err)), 0);
     if (key)
         assert_int_equal(sl_config_set(&c, key, value, err, sizeof(err)), 0);
+    if (key2)
+        assert_int_equal(sl_config_set(&c, key2, value2, err, sizeof(err)), 0);
     sl_log_level = SL_ERROR;
     if (sl_server_start(&c, &f->b, err, sizeof(err)) != SL_OK)
         fail_msg("start: %s", err);
@@ -225,13 +228,21 @@ static int setup_with(void **state, const char *key, const char *value)
 
 static int setup(void **state)
 {
-    return setup_with(state, NULL, NULL);
+    return setup_with2(state, NULL, NULL, NULL, NULL);
 }
 
-/* loop-spin-us long enough for any fsync round of the test below */
+/* loop-spin-us long enough for any fsync round of the test below, and no
+ * inline rounds (they need no polling) */
 static int setup_spin(void **state)
 {
-    return setup_with(state, "loop-spin-us", "100000");
+    return setup_with2(state, "loop-spin-us", "100000", "flush-inline-us",
+                       "0");
+}
+
+/* inline rounds whatever the disk's fdatasync time */
+static int setup_inline(void **state)
+{
+    return setup_with2(state, "flush-inline-us", "100000", NULL, NULL);
 }
 
 static int teardown(void **state)
@@ -403,6 +414,69 @@ static void test_lone_waiter_spin(void **state)
     }
     atomic_store(&sync_gate, 1);
     sl_fs = saved;
+}
+
+/* flush-inline-us (ops.c, kick_soon): one append and its lone waiter are
+ * synced by the loop itself (no flusher thread round), and answered only
+ * once durable; a batch of two appends goes to the flusher thread. The
+ * loop's round waits for the loop to be idle, at most SL_KICK_GUARD_US
+ * (then it is the thread's): on a loaded machine some of the lone rounds
+ * may be the thread's, so it counts that most were inline. */
+static waits inl_w;
+static int64_t inl_durable_at_answer[32];
+static sl_broker *inl_b;
+static void on_durable_inline(void *arg, sl_err err)
+{
+    wait_arg *a = arg;
+    int64_t vis = -1;
+    assert_int_equal(sl_ops_visible_offset(inl_b, "inl", 0, &vis), SL_OK);
+    inl_durable_at_answer[inl_w.n] = vis;
+    on_durable(a, err);
+}
+
+static void test_lone_waiter_inline(void **state)
+{
+    fixture *f = *state;
+    sl_flusher *fl = sl_broker_flusher(f->b);
+    static wait_arg a;
+    sl_ops_wait *h = NULL;
+    uint64_t inl0, thr0;
+    const int N = 20;
+    int64_t next[32];
+
+    memset(&inl_w, 0, sizeof(inl_w));
+    inl_b = f->b;
+    a.w = &inl_w;
+    a.id = 1;
+    append(f->b, "inl", 0, "first"); /* creates the topic */
+    inl0 = sl_flusher_inline_rounds(fl);
+    for (int i = 0; i < N; i++) {
+        inl_w.n = 0;
+        next[i] = append(f->b, "inl", 0, "v");
+        assert_int_equal(sl_ops_wait_durable(f->b, "inl", 0, next[i],
+                                             on_durable_inline, &a, &h),
+                         SL_OK);
+        if (!h)
+            continue; /* a round of the thread's made it durable already */
+        loop_until(f->b, &inl_w.n, 1);
+        assert_int_equal(inl_w.errs[0], SL_OK);
+        assert_true(inl_durable_at_answer[0] >= next[i]); /* on disk */
+    }
+    assert_true(sl_flusher_inline_rounds(fl) - inl0 >= (uint64_t)N / 2);
+
+    /* two appends before the loop runs: the flusher thread's round */
+    inl0 = sl_flusher_inline_rounds(fl);
+    thr0 = sl_flusher_rounds(fl);
+    inl_w.n = 0;
+    append(f->b, "inl", 0, "a");
+    next[0] = append(f->b, "inl", 0, "b");
+    assert_int_equal(sl_ops_wait_durable(f->b, "inl", 0, next[0],
+                                         on_durable_inline, &a, &h),
+                     SL_OK);
+    if (h)
+        loop_until(f->b, &inl_w.n, 1);
+    assert_int_equal(sl_flusher_inline_rounds(fl), inl0);
+    assert_true(sl_flusher_rounds(fl) > thr0);
 }
 
 static sl_fs_ops failing;
@@ -596,6 +670,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_delete_topic_with_waiters_and_watches, setup, teardown),
         cmocka_unit_test_setup(test_stop_hooks_and_holds, setup),
+        cmocka_unit_test_setup_teardown(test_lone_waiter_inline, setup_inline,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_lone_waiter_spin, setup_spin,
                                         teardown),
     };

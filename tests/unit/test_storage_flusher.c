@@ -974,6 +974,110 @@ static void test_tokens(void **state)
     tu_rmrf(dir);
 }
 
+/* Inline rounds (flusher.c, INLINE ROUNDS): with sl_flusher_set_inline_us
+ * a request does not wake the flusher thread; sl_flusher_kick(f, 1) runs
+ * the round on the calling thread: fdatasync, durable offset published,
+ * durable notify (on this thread), token covered, all before it returns.
+ * It leaves the round to the thread when told not to (0), when more than
+ * one partition is pending, when held, or when the recent fdatasyncs were
+ * slower than the bound. */
+static pthread_t dn_thread;
+static int dn_calls;
+static void self_dnotify(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&mu);
+    dn_thread = pthread_self();
+    dn_calls++;
+    ev_add('D');
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+}
+
+static void test_inline_kick(void **state)
+{
+    char *dir = tu_tmpdir(), sub[600];
+    sl_part *p = open_part(dir, 1 << 30, SL_FLUSH_ALWAYS), *q;
+    sl_flusher *f;
+    uint64_t t;
+    const int N = 20;
+    (void)state;
+    snprintf(sub, sizeof(sub), "%s/second", dir);
+    q = open_part(sub, 1 << 30, SL_FLUSH_ALWAYS);
+    dn_calls = 0;
+    assert_int_equal(sl_flusher_new(NULL, NULL, &f), SL_OK);
+    sl_flusher_set_durable_notify(f, self_dnotify, NULL);
+    sl_flusher_set_round_hooks(f, 0);
+    sl_flusher_set_inline_us(f, 60 * 1000000); /* any disk */
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(tu_append(p, 1, 1, i, 20), i);
+        sl_flusher_request(f, p);
+        t = sl_flusher_token(f);
+        assert_int_equal(sl_flusher_kick(f, 1), 1);
+        /* done when the kick returns, on this thread, in order */
+        assert_int_equal(sl_part_durable_offset(p), i + 1);
+        assert_true(sl_flusher_covered(f) >= t);
+        pthread_mutex_lock(&mu);
+        assert_int_equal(dn_calls, i + 1);
+        assert_true(pthread_equal(dn_thread, pthread_self()));
+        pthread_mutex_unlock(&mu);
+        assert_log("D");
+    }
+    assert_int_equal(sl_flusher_inline_rounds(f), N);
+    assert_int_equal(sl_flusher_rounds(f), N);
+
+    /* two partitions pending: concurrency, the thread's round (the
+     * thread has slept since it started: nothing woke it yet) */
+    tu_append(p, 1, 1, N, 20);
+    sl_flusher_request(f, p);
+    tu_append(q, 1, 1, 0, 20);
+    sl_flusher_request(f, q);
+    assert_int_equal(sl_flusher_kick(f, 1), 0);
+    wait_durable(p, N + 1);
+    wait_durable(q, 1);
+    wait_ev('D', 1);
+    assert_log("D");
+    pthread_mutex_lock(&mu);
+    assert_false(pthread_equal(dn_thread, pthread_self()));
+    pthread_mutex_unlock(&mu);
+
+    /* not allowed by the caller: the thread's round */
+    tu_append(p, 1, 1, N + 1, 20);
+    sl_flusher_request(f, p);
+    assert_int_equal(sl_flusher_kick(f, 0), 0);
+    wait_durable(p, N + 2);
+
+    /* held: no round at all until released */
+    sl_flusher_hold(f, 1);
+    tu_append(p, 1, 1, N + 2, 20);
+    sl_flusher_request(f, p);
+    assert_int_equal(sl_flusher_kick(f, 1), 0);
+    assert_int_equal(sl_part_durable_offset(p), N + 2);
+    sl_flusher_hold(f, 0);
+    wait_durable(p, N + 3);
+
+    /* the recent fdatasyncs took longer than the bound: the thread's */
+    sl_flusher_set_inline_us(f, 1);
+    tu_append(p, 1, 1, N + 3, 20);
+    sl_flusher_request(f, p);
+    if (sl_flusher_sync_avg_us(f) > 1)
+        assert_int_equal(sl_flusher_kick(f, 1), 0);
+    else
+        sl_flusher_kick(f, 0);
+    wait_durable(p, N + 4);
+    assert_int_equal(sl_flusher_inline_rounds(f), N);
+
+    pthread_mutex_lock(&mu);
+    watched = NULL;
+    pthread_mutex_unlock(&mu);
+    sl_flusher_forget(f, p);
+    sl_flusher_forget(f, q);
+    sl_flusher_free(f);
+    sl_part_free(p);
+    sl_part_free(q);
+    tu_rmrf(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -994,6 +1098,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spin_adapts_to_long_gaps, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_inline_kick, setup, teardown),
     };
     const char *only = getenv("SL_TEST_FILTER"); /* e.g. "*overlap*" */
     if (only)
