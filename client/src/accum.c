@@ -155,6 +155,20 @@ static sl_pbatch *batch_new(sl_accum *a, int tidx, int32_t part, int64_t now)
         if (!b)
             return NULL;
         sl_bb_init(&b->bb, a->codec);
+        if (a->full_bytes) /* failure to reserve: it grows as it goes */
+            (void)sl_wb_reserve(&b->bb.buf, a->full_bytes + 4096);
+        if (a->full_records) {
+            b->opaque = malloc(a->full_records * sizeof(*b->opaque));
+            b->ts = malloc(a->full_records * sizeof(*b->ts));
+            if (b->opaque && b->ts) {
+                b->cap = a->full_records;
+            } else {
+                free(b->opaque);
+                free(b->ts);
+                b->opaque = NULL;
+                b->ts = NULL;
+            }
+        }
     }
     b->next = b->prev = NULL;
     b->tidx = tidx;
@@ -247,6 +261,8 @@ sl_err sl_accum_add(sl_accum *a, int tidx, int32_t partition, int64_t ts,
     b->n++;
     a->records++;
     if (sl_bb_size(&b->bb) >= a->batch_size || b->n >= a->batch_records) {
+        a->full_bytes = sl_bb_size(&b->bb);
+        a->full_records = b->n;
         age_unlink(a, b);
         detach_slot(a, b);
         b->prev = a->ready_tail;

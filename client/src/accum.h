@@ -54,6 +54,13 @@ typedef struct sl_accum {
     uint32_t rr;                        /* sticky round-robin counter */
     uint64_t created;                   /* batches made (their order) */
     int null_rr; /* null keys: next partition per record, not per batch */
+    /* The size and record count of the last batch that closed full: a new
+     * batch (not a recycled one) reserves that much at once instead of
+     * growing from 1 KiB by doubling (each step a realloc copy). Zero until
+     * a batch filled, so a producer of small batches over many partitions
+     * reserves nothing ahead. */
+    size_t full_bytes;
+    uint32_t full_records;
     /* Idempotent producer (docs/cluster.md 4): with pid >= 0, sl_accum_take
      * stamps pid, epoch and the partition's next sequence into each batch
      * before it is encoded, once: a batch taken again (ungot, or resent
