@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
@@ -562,6 +563,94 @@ static void compact_out(sl_cl_conn *c)
     memmove(c->out.p, c->out.p + c->out_off, left);
     c->out.len = left;
     c->out_off = 0;
+}
+
+/* Pieces of one sendmsg in sl_cl_conn_queue_produce: a request of more
+ * partitions than this takes the copying path. */
+#define PRODUCE_PIECES 64
+
+sl_err sl_cl_conn_queue_produce(sl_cl_conn *c, uint32_t corr,
+                                const sl_produce_req *r)
+{
+    struct iovec iov[PRODUCE_PIECES];
+    size_t cut[PRODUCE_PIECES / 2], nparts = 0, k = 0, at = 0, st;
+    size_t total = 0, sent = 0, skip;
+    uint64_t ext = 0;
+    struct msghdr m;
+    sl_wb hdr;
+    sl_err rc;
+    int n = 0;
+
+    for (uint32_t t = 0; t < r->ntopics; t++)
+        nparts += r->topics[t].nparts;
+    if (c->tls || c->fd < 0 || c->out_off != c->out.len ||
+        nparts >= PRODUCE_PIECES / 2 || r->acks > SL_ACKS_DURABLE)
+        return sl_produce_req_encode(&c->out, corr, r);
+    /* the bytes around the batches, as sl_produce_req_encode writes them
+     * (tests/unit/test_client_conn.c compares the two) */
+    sl_wb_init(&hdr, 256);
+    st = sl_req_begin(&hdr, SL_API_PRODUCE, SL_API_V1, corr);
+    sl_wb_u8(&hdr, r->acks);
+    sl_wb_u32(&hdr, r->timeout_ms);
+    sl_wb_u32(&hdr, r->ntopics);
+    for (uint32_t t = 0; t < r->ntopics; t++) {
+        const sl_produce_topic *pt = &r->topics[t];
+        sl_wb_str16(&hdr, pt->topic.p, pt->topic.len);
+        sl_wb_u32(&hdr, pt->nparts);
+        for (uint32_t j = 0; j < pt->nparts; j++) {
+            if (pt->parts[j].records_len > UINT32_MAX - 1)
+                hdr.err = SL_ERR_TOO_LARGE;
+            sl_wb_u32(&hdr, pt->parts[j].partition);
+            sl_wb_u32(&hdr, (uint32_t)pt->parts[j].records_len);
+            cut[k++] = hdr.len;
+            ext += pt->parts[j].records_len;
+        }
+    }
+    rc = sl_frame_finish_ext(&hdr, st, ext);
+    if (rc != SL_OK) {
+        sl_wb_fini(&hdr);
+        return rc;
+    }
+    k = 0;
+    for (uint32_t t = 0; t < r->ntopics; t++)
+        for (uint32_t j = 0; j < r->topics[t].nparts; j++, k++) {
+            iov[n].iov_base = hdr.p + at;
+            iov[n++].iov_len = cut[k] - at;
+            at = cut[k];
+            iov[n].iov_base = r->topics[t].parts[j].records;
+            iov[n++].iov_len = r->topics[t].parts[j].records_len;
+        }
+    iov[n].iov_base = hdr.p + at;
+    iov[n++].iov_len = hdr.len - at;
+    for (int i = 0; i < n; i++)
+        total += iov[i].iov_len;
+    memset(&m, 0, sizeof(m));
+    m.msg_iov = iov;
+    m.msg_iovlen = (size_t)n;
+    for (;;) {
+        ssize_t w = sendmsg(c->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w >= 0)
+            sent = (size_t)w;
+        else if (errno == EINTR)
+            continue;
+        /* EAGAIN: all of it is queued below; another error: the next
+         * write meets it and reports it */
+        break;
+    }
+    sl_wb_reset(&c->out);
+    c->out_off = 0;
+    skip = sent;
+    for (int i = 0; i < n && sent < total; i++) {
+        if (skip >= iov[i].iov_len) { /* sent in full */
+            skip -= iov[i].iov_len;
+            continue;
+        }
+        sl_wb_put(&c->out, (const uint8_t *)iov[i].iov_base + skip,
+                  iov[i].iov_len - skip);
+        skip = 0;
+    }
+    sl_wb_fini(&hdr);
+    return c->out.err ? (sl_err)c->out.err : SL_OK;
 }
 
 /* recv(2) or SSL_read into p: > 0 bytes, 0 at the peer's end, -1 with

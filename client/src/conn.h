@@ -38,6 +38,16 @@ typedef struct sl_cl_conn {
     size_t big_have;
 } sl_cl_conn;
 
+/* Queue a PRODUCE request (the same bytes as sl_produce_req_encode into
+ * c->out) without copying the record batches when it can: with nothing
+ * queued before it on a TCP connection the frame goes to the socket
+ * straight from the batches (one sendmsg of header pieces and batches);
+ * what the socket does not take, and everything under TLS or behind
+ * queued output, is copied into c->out as before. A send error closes
+ * nothing: it is left for the next write to report. */
+struct sl_produce_req;
+sl_err sl_cl_conn_queue_produce(sl_cl_conn *c, uint32_t corr,
+                                const struct sl_produce_req *r);
 void sl_cl_conn_init(sl_cl_conn *c, const sl_cl_cfg *cfg);
 void sl_cl_conn_fini(sl_cl_conn *c);
 int sl_cl_conn_connected(const sl_cl_conn *c);

@@ -646,7 +646,8 @@ static sl_err send_one(sluice_producer *p, int all, int *sent)
     req.ntopics = (uint32_t)ntopics;
     req.topics = topics;
     corr = sl_cl_conn_corr(to);
-    rc = sl_produce_req_encode(&to->out, corr, &req);
+    /* straight from the batches when the socket takes it (no copy) */
+    rc = sl_cl_conn_queue_produce(to, corr, &req);
     if (rc != SL_OK)
         goto fail;
     if (p->cfg.acks == SL_ACKS_NONE) {
