@@ -51,9 +51,11 @@ for i in 1 2 3; do
 done
 
 # A new queue: prints "COORDINATOR OTHER" once every partition has its
-# full ISR (the coordinator leads partition fnv1a32(name) mod 3).
+# full ISR. The coordinator of queue group Q is the leader of partition
+# fnv1a32(Q) mod partitions of __sluice_group_state (docs/cluster.md 6),
+# as node 1 sees it (the nodes agree once the ISRs are full).
 new_queue() {
-  local q=$1 out=""
+  local q=$1 out="" st=""
   for _ in $(seq 300); do
     "$b/bin/sluice" -b "127.0.0.1:${bp[0]}" topic create "$q" --partitions 3 \
       --replication-factor 3 >/dev/null 2>&1 && break
@@ -69,6 +71,13 @@ new_queue() {
       sleep 0.1
     done
   done
+  for _ in $(seq 300); do
+    st=$("$b/bin/sluice" -b "127.0.0.1:${bp[0]}" topic describe __sluice_group_state 2>/dev/null |
+      sed -nE 's/^partition ([0-9]+) .* leader (-?[0-9]+) .*/\1 \2/p')
+    # every partition led
+    [ -n "$st" ] && ! grep -qE ' (-[0-9]+|0)$' <<<"$st" && break
+    sleep 0.1
+  done
   python3 -c '
 import sys
 q, lines = sys.argv[1], sys.argv[2].splitlines()
@@ -76,9 +85,29 @@ h = 0x811c9dc5
 for c in q.encode():
     h = ((h ^ c) * 0x01000193) & 0xffffffff
 lead = dict(l.split() for l in lines)
-c = int(lead[str(h % 3)])
-print(c, next(n for n in (1, 2, 3) if n != c))' "$q" "$out"
+c = int(lead[str(h % len(lead))])
+print(c, next(n for n in (1, 2, 3) if n != c))' "$q" "$st"
 }
+
+# The group state topic is created on the first queue subscription: make
+# one, so that new_queue can read the coordinators from it.
+for _ in $(seq 300); do
+  "$b/bin/sluice" -b "127.0.0.1:${bp[0]}" topic create warmup --partitions 1 \
+    --replication-factor 3 >/dev/null 2>&1 && break
+  sleep 0.1
+done
+python3 -c '
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"CONNECT\naccept-version:1.2\nhost:/\n\n\0"
+          b"SUBSCRIBE\nid:0\ndestination:/queue/warmup\nreceipt:r\n\n\0")
+buf = b""
+while b"RECEIPT" not in buf and b"ERROR" not in buf:
+    d = s.recv(4096)
+    if not d:
+        break
+    buf += d
+s.close()' "${sp[0]}"
 
 run() { # MODE(coordinator|relayed) N -> sluice-bench's line
   local mode=$1 q=q$2 co ot node
@@ -89,9 +118,30 @@ run() { # MODE(coordinator|relayed) N -> sluice-bench's line
   node=$co
   [ "$mode" = relayed ] && node=$ot
   echo -n "$mode (coordinator $co, consumers on $node): "
+  local c0 c1
+  c0=$(cpu_ticks "${pids[$((co-1))]}")
+  [ "$node" != "$co" ] && c1=$(cpu_ticks "${pids[$((node-1))]}")
   "$b/bin/sluice-bench" stomp --port "${sp[$((node-1))]}" --producers 0 \
     --consumers 2 --count "$msgs" --size 100 --dest "/queue/$q" \
-    --ack "$ack" --prefetch 1000
+    --ack "$ack" --prefetch 1000 | tr -d '\n'
+  # CPU per message of the drain (load-independent, unlike msg/s)
+  echo -n " coordinator_cpu_us_msg=$(cpu_us_msg "${pids[$((co-1))]}" "$c0")"
+  if [ "$node" != "$co" ]; then
+    echo -n " relay_cpu_us_msg=$(cpu_us_msg "${pids[$((node-1))]}" "$c1")"
+  fi
+  echo
+}
+
+cpu_ticks() { # PID -> utime + stime in clock ticks
+  awk '{print $14 + $15}' "/proc/$1/stat"
+}
+
+cpu_us_msg() { # PID TICKS_BEFORE -> microseconds of CPU per message since
+  local now hz
+  now=$(cpu_ticks "$1")
+  hz=$(getconf CLK_TCK)
+  awk -v a="$2" -v b="$now" -v hz="$hz" -v n="$msgs" \
+    'BEGIN {printf "%.2f", (b - a) * 1e6 / hz / n}'
 }
 
 echo "uptime: $(uptime)"
@@ -108,3 +158,7 @@ for m in coordinator relayed; do
   grep "^$m " "$tmp/out" | sed -nE 's/.*out_msg_s=([0-9]+).*/\1/p' | sort -n |
     awk -v m="$m" '{v[NR]=$1} END {printf "%s: median out_msg_s %d, worst %d (%d runs)\n", m, v[int((NR+1)/2)], v[1], NR}'
 done
+grep "^relayed " "$tmp/out" | sed -nE 's/.*relay_cpu_us_msg=([0-9.]+).*/\1/p' | sort -n |
+  awk '{v[NR]=$1} END {if (NR) printf "relaying node: median CPU %.2f us/msg, worst %.2f (%d runs)\n", v[int((NR+1)/2)], v[NR], NR}'
+grep "" "$tmp/out" | sed -nE 's/.*coordinator_cpu_us_msg=([0-9.]+).*/\1/p' | sort -n |
+  awk '{v[NR]=$1} END {if (NR) printf "coordinator: median CPU %.2f us/msg, worst %.2f (%d runs)\n", v[int((NR+1)/2)], v[NR], NR}'

@@ -76,10 +76,10 @@
 #include "broker/cluster.h"
 #include "broker/group_state.h"
 #include "broker/peer_auth.h"
+#include "broker/relay_frame.h"
+#include "broker/relay_int.h"
 #include "broker/stomp_int.h"
 #include "cluster/meta.h"
-
-#include "broker/relay_int.h"
 
 static void rl_sub_done(stomp_relay *rl);
 
@@ -126,7 +126,9 @@ void rl_fail(stomp_relay *rl, const char *why)
     rl->bev = NULL;
     sl_stomp_parser_fini(&rl->ps);
     sl_stomp_parser_init(&rl->ps, &s->c->s->lim);
+    rl->in_parser = 0;
     rl->paused = 0;
+    sl_wb_reset(&rl->acks); /* settled nothing: delivered again */
     while (rl->waits) {
         rl_wait *x = rl->waits;
         rl->waits = x->next;
@@ -245,29 +247,77 @@ static void enc_ack_id(sl_stomp_enc *e, const char *name, const char *mid,
         free(v);
 }
 
-/* A MESSAGE of the coordinator, as the client's. */
+/* mid (n bytes, a MESSAGE's message-id) as "topic/partition/offset" of
+ * rl's topic: *part, *off; -1 when it is not that (stomp_msgid_parse's
+ * format, without its strtoll and copies: once per relayed message). */
+static int rl_mid_parse(const stomp_relay *rl, const char *mid, size_t n,
+                        int32_t *part, int64_t *off)
+{
+    const char *t = rl->r ? rl->r->topic : rl->s->qtopic;
+    size_t tl = strlen(t), i, d;
+    uint64_t pv = 0, ov = 0;
+    if (n < tl + 4 || memcmp(mid, t, tl) != 0 || mid[tl] != '/')
+        return -1;
+    for (i = tl + 1, d = 0; i < n && mid[i] != '/'; i++, d++) {
+        if (mid[i] < '0' || mid[i] > '9' || d >= 10)
+            return -1;
+        pv = pv * 10 + (uint64_t)(mid[i] - '0');
+    }
+    if (d == 0 || i >= n || pv > INT32_MAX)
+        return -1;
+    for (i++, d = 0; i < n; i++, d++) {
+        if (mid[i] < '0' || mid[i] > '9' || d >= 18)
+            return -1;
+        ov = ov * 10 + (uint64_t)(mid[i] - '0');
+    }
+    if (d == 0)
+        return -1;
+    *part = (int32_t)pv;
+    *off = (int64_t)ov;
+    return 0;
+}
+
+/* Is mid (a MESSAGE's message-id, n bytes) one for rl to deliver? 1 yes
+ * (*part, *off set), 0 no (a partition another relay brings), -1 not of
+ * its destination at all (the session is failed). */
+static int rl_msg_check(stomp_relay *rl, const char *mid, size_t n,
+                        int32_t *part, int64_t *off)
+{
+    if (!mid || rl_mid_parse(rl, mid, n, part, off) != 0) {
+        rl_fail(rl, "a MESSAGE without a message-id of its destination");
+        return -1;
+    }
+    if (rl->part >= 0 && *part != rl->part)
+        return 0; /* read here, or by another relay */
+    return 1;
+}
+
+/* A delivery written to the client: remember it until it is acked. */
+static void rl_msg_pend(stomp_relay *rl, int32_t part, int64_t off)
+{
+    stomp_sub *s = rl->s;
+    if (s->ack != ACK_AUTO && rl->r)
+        stomp_pendq_push(&s->pq, rl->r, rl->r->topic, part, off);
+    else if (s->ack != ACK_AUTO)
+        /* the ack will not resolve without memory; lock expiry returns
+         * it at the coordinator */
+        stomp_pendq_push(&s->pq, NULL, s->qtopic, part, off);
+}
+
+/* A MESSAGE of the coordinator, as the client's (the parsed path). */
 static void rl_message(stomp_relay *rl, const sl_stomp_frame *f)
 {
     stomp_sub *s = rl->s;
     stomp_conn *c = s->c;
     const char *mid = sl_stomp_frame_value(f, "message-id");
-    char topic[SL_TOPIC_NAME_MAX + 1];
     int32_t part;
     int64_t off;
-    const char *subid;
     sl_wb *wb = &c->scratch;
     sl_stomp_enc e;
     uint32_t i;
 
-    if (!mid ||
-        stomp_msgid_parse(mid, topic, sizeof(topic), &part, &off, &subid) !=
-            0 ||
-        strcmp(topic, rl->r ? rl->r->topic : s->qtopic) != 0) {
-        rl_fail(rl, "a MESSAGE without a message-id of its destination");
+    if (rl_msg_check(rl, mid, mid ? strlen(mid) : 0, &part, &off) <= 0)
         return;
-    }
-    if (rl->part >= 0 && part != rl->part)
-        return; /* read here, or by another relay */
     sl_wb_reset(wb);
     stomp_enc_begin(c, &e, wb, c->version, SL_STOMP_MESSAGE);
     sl_stomp_enc_header_s(&e, "subscription", s->id);
@@ -288,12 +338,7 @@ static void rl_message(stomp_relay *rl, const sl_stomp_frame *f)
     sl_stomp_enc_header_u(&e, "content-length", f->body_len);
     sl_stomp_enc_end(&e, f->body, f->body_len);
     conn_write(c, wb->p, wb->len);
-    if (s->ack != ACK_AUTO && rl->r)
-        stomp_pendq_push(&s->pq, rl->r, rl->r->topic, part, off);
-    else if (s->ack != ACK_AUTO)
-        /* the ack will not resolve without memory; lock expiry returns
-         * it at the coordinator */
-        stomp_pendq_push(&s->pq, NULL, s->qtopic, part, off);
+    rl_msg_pend(rl, part, off);
 }
 
 static void rl_receipt(stomp_relay *rl, const sl_stomp_frame *f)
@@ -376,6 +421,85 @@ static void rl_frame(stomp_relay *rl, const sl_stomp_frame *f)
     }
 }
 
+/* Does the client take sc, a MESSAGE of rl's session, as it came? Yes
+ * when the parsed path would write the same bytes: a 1.2 client (the
+ * session's version), the client's own subscription id and destination
+ * (unescaped, so they compare as they are), and the ack id the client's
+ * ack mode asks for. */
+static int rl_fast_ok(const stomp_relay *rl, const rl_scan *sc)
+{
+    const stomp_sub *s = rl->s;
+    size_t il = rl->id_len, ml = sc->mid_len;
+    if (sc->escaped || sc->sub_len != il || memcmp(sc->sub, s->id, il) != 0 ||
+        sc->dest_len != rl->dest_len ||
+        memcmp(sc->dest, s->dest, rl->dest_len) != 0)
+        return 0;
+    if (s->ack == ACK_AUTO)
+        return !sc->ack;
+    return sc->ack && sc->ack_len == ml + 1 + il &&
+           memcmp(sc->ack, sc->mid, ml) == 0 && sc->ack[ml] == '#' &&
+           memcmp(sc->ack + ml + 1, s->id, il) == 0;
+}
+
+/* The fast path: the whole MESSAGEs at the start of in that the client
+ * takes as they came are copied to it in one write, unparsed
+ * (relay_frame.c). 1: some bytes were used; 0: more are needed; -1: the
+ * next frame is the parser's. */
+static int rl_input_fast(stomp_relay *rl, struct evbuffer *in)
+{
+    stomp_conn *c = rl->s->c;
+    size_t n = evbuffer_get_length(in), pos = 0, run = 0;
+    const char *p;
+    int next = 0;
+    /* one contiguous run: frames cross the chains of the reads (a copy
+     * only where they do, bounded by the reads while not paused) */
+    p = (const char *)evbuffer_pullup(in, -1);
+    if (!p)
+        return -1;
+    while (pos < n && pos - run < RELAY_READ_BYTES) {
+        rl_scan sc;
+        int32_t part;
+        int64_t off;
+        int rc, chk;
+        if (p[pos] == '\n') { /* a heart-beat: not the client's */
+            if (pos > run)
+                conn_write(c, p + run, pos - run);
+            run = ++pos;
+            continue;
+        }
+        rc = rl_scan_frame(p + pos, n - pos, RELAY_SCAN_HDR_MAX,
+                           c->s->lim.max_frame, &sc);
+        if (rc == RL_SCAN_MORE) {
+            /* a large frame: assembled by the parser, not pulled up again
+             * on each read */
+            if (pos == 0 && n > 2 * RELAY_READ_BYTES)
+                next = -1;
+            break;
+        }
+        if (rc != RL_SCAN_MESSAGE || !rl_fast_ok(rl, &sc)) {
+            next = -1;
+            break;
+        }
+        chk = rl_msg_check(rl, sc.mid, sc.mid_len, &part, &off);
+        if (chk < 0)
+            return 1;   /* failed: its input is gone */
+        if (chk == 0) { /* another relay's partition: skipped */
+            if (pos > run)
+                conn_write(c, p + run, pos - run);
+            pos += sc.len;
+            run = pos;
+            continue;
+        }
+        c->s->b->stomp_frames_out[SL_STOMP_MESSAGE]++;
+        rl_msg_pend(rl, part, off);
+        pos += sc.len;
+    }
+    if (pos > run)
+        conn_write(c, p + run, pos - run);
+    evbuffer_drain(in, pos);
+    return pos > 0 ? 1 : next;
+}
+
 /* Handle what the coordinator sent, while the client can take it. */
 static void rl_input(stomp_relay *rl)
 {
@@ -400,6 +524,14 @@ static void rl_input(stomp_relay *rl)
                    rl->s->id, rl->s->c->session, (int)rl->node);
             return;
         }
+        if (!rl->in_parser && rl->s->c->version == SL_STOMP_V12 &&
+            (rl->state == RL_UP || rl->state == RL_SUBSCRIBING)) {
+            rc = rl_input_fast(rl, in);
+            if (rc > 0)
+                continue;
+            if (rc == 0)
+                return;
+        }
         if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
             break;
         rc = sl_stomp_parse(&rl->ps, v.iov_base, v.iov_len, &used, &f);
@@ -408,6 +540,8 @@ static void rl_input(stomp_relay *rl)
             rl_fail(rl, rl->ps.errstr);
             return;
         }
+        /* the parser holds part of a frame: it gets the rest */
+        rl->in_parser = rc != SL_STOMP_FRAME;
         if (rc == SL_STOMP_FRAME)
             rl_frame(rl, &f);
     }
@@ -469,6 +603,13 @@ void rl_connect(stomp_relay *rl)
         rl_fail(rl, "cannot connect");
 }
 
+static void rl_acks_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    rl_acks_flush(arg);
+}
+
 stomp_relay *rl_new(stomp_sub *s, int32_t node, int32_t part, treader *r,
                     sl_wait *w)
 {
@@ -480,12 +621,23 @@ stomp_relay *rl_new(stomp_sub *s, int32_t node, int32_t part, treader *r,
     rl->part = part;
     rl->r = r;
     rl->backoff = RELAY_BACKOFF_MIN_MS;
+    rl->id_len = strlen(s->id);
+    rl->dest_len = strlen(s->dest);
     if (w) {
         rl->sub_w = w;
         sl_wait_hold(w);
     }
     sl_stomp_parser_init(&rl->ps, &s->c->s->lim);
     sl_wb_init(&rl->wb, 512);
+    sl_wb_init(&rl->acks, 4096);
+    rl->ack_ev = event_new(s->c->s->b->base, -1, 0, rl_acks_cb, rl);
+    if (!rl->ack_ev) {
+        sl_stomp_parser_fini(&rl->ps);
+        sl_wb_fini(&rl->wb);
+        sl_wb_fini(&rl->acks);
+        free(rl);
+        return NULL;
+    }
     rl->next = s->relay;
     s->relay = rl;
     rl_set_state(rl, RL_DOWN);
@@ -529,6 +681,9 @@ void rl_free_one(stomp_relay *rl)
     }
     sl_stomp_parser_fini(&rl->ps);
     sl_wb_fini(&rl->wb);
+    sl_wb_fini(&rl->acks);
+    if (rl->ack_ev)
+        event_free(rl->ack_ev);
     free(rl);
 }
 
@@ -550,8 +705,19 @@ void stomp_relay_settle(stomp_sub *s, const pend *p, int cmd, int requeue,
     rl_wait *x = NULL;
     if (!rl->bev || (rl->state != RL_UP && rl->state != RL_SUBSCRIBING))
         return; /* lost with its session: delivered again */
-    snprintf(mid, sizeof(mid), "%s/%d/%" PRId64, p->topic, (int)p->partition,
-             p->offset);
+    {
+        /* "topic/partition/offset" without snprintf: once per ACK */
+        size_t n = strlen(p->topic);
+        if (n > SL_TOPIC_NAME_MAX)
+            n = SL_TOPIC_NAME_MAX;
+        memcpy(mid, p->topic, n);
+        mid[n++] = '/';
+        n += sl_u64_dec(mid + n,
+                        (uint64_t)(p->partition < 0 ? 0 : p->partition));
+        mid[n++] = '/';
+        n += sl_u64_dec(mid + n, (uint64_t)(p->offset < 0 ? 0 : p->offset));
+        mid[n] = 0;
+    }
     if (w && (x = calloc(1, sizeof(*x)))) {
         x->id = ++rl->next_id;
         x->w = w;
@@ -562,8 +728,11 @@ void stomp_relay_settle(stomp_sub *s, const pend *p, int cmd, int requeue,
             rl->waits = x;
         rl->waits_tail = x;
     }
-    sl_wb_reset(&rl->wb);
-    sl_stomp_enc_begin(&e, &rl->wb, SL_STOMP_V12,
+    /* batched: a burst of the client's ACKs goes up in one write, once
+     * this loop iteration's callbacks ran (rl_acks_cb) */
+    if (rl->acks.len == 0)
+        event_active(rl->ack_ev, EV_TIMEOUT, 0);
+    sl_stomp_enc_begin(&e, &rl->acks, SL_STOMP_V12,
                        cmd == SL_STOMP_ACK ? SL_STOMP_ACK : SL_STOMP_NACK);
     enc_ack_id(&e, "id", mid, s->id);
     if (cmd != SL_STOMP_ACK)
@@ -571,7 +740,13 @@ void stomp_relay_settle(stomp_sub *s, const pend *p, int cmd, int requeue,
     if (x)
         sl_stomp_enc_header_u(&e, "receipt", x->id);
     sl_stomp_enc_end(&e, NULL, 0);
-    rl_write(rl);
+}
+
+void rl_acks_flush(stomp_relay *rl)
+{
+    if (rl->bev && rl->acks.len > 0)
+        bufferevent_write(rl->bev, rl->acks.p, rl->acks.len);
+    sl_wb_reset(&rl->acks);
 }
 
 void stomp_relay_pump(stomp_sub *s)

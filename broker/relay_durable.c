@@ -73,6 +73,7 @@ void stomp_relay_drop(stomp_sub *s, const char *amq_sub)
                s->id, s->group);
         return;
     }
+    rl_acks_flush(rl); /* the ACKs before it first */
     sl_wb_reset(&rl->wb);
     sl_stomp_enc_begin(&e, &rl->wb, SL_STOMP_V12, SL_STOMP_UNSUBSCRIBE);
     sl_stomp_enc_header_s(&e, "id", s->id);

@@ -17,6 +17,9 @@
 #define RELAY_BACKOFF_MAX_MS 2000
 #define RELAY_CONNECT_MS 5000
 #define RELAY_READ_BYTES (128u * 1024)
+/* a MESSAGE's header block the fast path scans (relay_frame.c); a larger
+ * one goes to the parser */
+#define RELAY_SCAN_HDR_MAX (64u * 1024)
 /* heart-beats asked of the coordinator (it may send them less often:
  * stomp-heartbeat-min-ms, as it says in CONNECTED) */
 #define RELAY_HB_MS 1000
@@ -42,6 +45,8 @@ struct stomp_relay {
     char addr[128];
     struct bufferevent *bev;
     sl_stomp_parser ps;
+    int in_parser; /* ps holds part of a frame: it gets the next bytes */
+    size_t id_len, dest_len; /* of s->id and s->dest (the fast path) */
     int state;
     int paused;       /* not reading: the client's output is high */
     int warned;       /* a failure was logged since the last success */
@@ -54,6 +59,9 @@ struct stomp_relay {
     uint64_t next_id;
     rl_wait *waits, *waits_tail;
     sl_wb wb;
+    /* ACK/NACK frames of this loop iteration, written as one by ack_ev */
+    sl_wb acks;
+    struct event *ack_ev;
 };
 
 /* ---- relay.c ------------------------------------------------------------- */
@@ -68,6 +76,8 @@ void rl_connect(stomp_relay *rl);
  * (may be NULL) is held until it is subscribed. NULL: out of memory. */
 stomp_relay *rl_new(stomp_sub *s, int32_t node, int32_t part, treader *r,
                     sl_wait *w);
+/* Write the ACKs and NACKs batched so far (before any other frame). */
+void rl_acks_flush(stomp_relay *rl);
 /* Close and free rl (not unlinked from s->relay). */
 void rl_free_one(stomp_relay *rl);
 

@@ -599,6 +599,66 @@ def test_relayed_queue_subscription_of_a_stomp10_client(cluster):
     w.close()
 
 
+@pytest.mark.parametrize("sub_id", ["plain-1", "odd:id\\x"])
+def test_relayed_messages_of_a_stomp12_client(cluster, sub_id):
+    """A STOMP 1.2 client on a node that does not coordinate the queue
+    gets the coordinator's MESSAGE frames as they came (the relay's fast
+    path, broker/relay_frame.c) or re-encoded when its subscription id
+    needs escaping (the parsed path): either way with its own
+    subscription id, destination and ack id, header values with escapes
+    and a body with NULs intact, every message once and in order; its
+    ACKs by ack id reach the coordinator (a consumer there then gets
+    only the one not acknowledged)."""
+    c = cluster
+    all3 = [1, 2, 3]
+    ldr = ready(c)
+    q = "fast" if sub_id.startswith("plain") else "slow"
+    c.cli(ldr, "topic", "create", q, "--partitions", "1",
+          "--replication-factor", "3")
+    c.wait(lambda: same_everywhere(c, q, all3, 1), q)
+    coord = coordinator(state_view(c, all3), q)
+    other = next(n for n in all3 if n != coord)
+    w = stomp(c, coord)
+    n = 200
+    note = "a:b\\c\nd"
+    for i in range(n):
+        body = b"x\0y%03d" % i
+        w.send("SEND", {"destination": "/queue/" + q, "persistent": "true",
+                        "note": note, "content-length": str(len(body)),
+                        "receipt": "r%d" % i}, body)
+    for i in range(n):
+        w.expect("RECEIPT")
+    r = stomp(c, other)
+    r.send("SUBSCRIBE", {"destination": "/queue/" + q, "id": sub_id,
+                         "ack": "client-individual", "receipt": "sub"})
+    assert r.expect("RECEIPT").headers["receipt-id"] == "sub"
+    got = [r.expect("MESSAGE") for _ in range(n)]
+    assert [f.body for f in got] == [b"x\0y%03d" % i for i in range(n)]
+    for f in got:
+        assert f.headers["subscription"] == sub_id
+        assert f.headers["destination"] == "/queue/" + q
+        assert f.headers["ack"] == f.headers["message-id"] + "#" + sub_id
+        assert f.headers["note"] == note
+        assert f.headers["redelivered"] == "false"
+    # acknowledge all but the last (receipts: the coordinator has them)
+    for i, f in enumerate(got[:-1]):
+        r.send("ACK", {"id": f.headers["ack"], "receipt": "a%d" % i})
+    for i in range(n - 1):
+        assert r.expect("RECEIPT").headers["receipt-id"] == "a%d" % i
+    r.close()
+    k = stomp(c, coord)
+    k.send("SUBSCRIBE", {"destination": "/queue/" + q, "id": "k",
+                         "ack": "client-individual", "receipt": "s"})
+    assert k.expect("RECEIPT").headers["receipt-id"] == "s"
+    assert k.expect("MESSAGE").body == b"x\0y%03d" % (n - 1)
+    w.send("SEND", {"destination": "/queue/" + q, "persistent": "true",
+                    "receipt": "mk"}, "marker")
+    w.expect("RECEIPT")
+    assert k.expect("MESSAGE").body == b"marker"
+    k.close()
+    w.close()
+
+
 def test_durable_topic_subscription_follows_its_coordinator(cluster):
     """A durable topic subscription (RabbitMQ's durable:true, the id names
     it) is a queue group; its state is kept by the group's coordinator
