@@ -326,6 +326,10 @@ static void handle_produce_resp(sluice_producer *p, inflight *f,
             e = SL_OK;
             base = -1;
         }
+        if (e == SL_ERR_TIMEOUT || e == SL_ERR_NOT_ENOUGH_REPLICAS)
+            /* a leader that cannot replicate may be cut off from the
+             * others and not know it was replaced: ask them first */
+            sl_cl_route_failed(&p->rt, f->conn);
         if (e == SL_OK)
             report_batch(p, b, base, e);
         else

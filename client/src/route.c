@@ -225,6 +225,8 @@ static void drop(sl_cl_router *r, sl_cl_conn *c, sl_err rc)
         n->bad_until = sl_cl_now_ms() + BAD_MS;
     else if (c->cfg->nboot > 1) /* start with the next bootstrap address */
         c->cur = (c->cur + 1) % c->cfg->nboot;
+    if (c == &r->boot)
+        r->boot_id = 0; /* known again from its next answer */
 }
 
 /* One METADATA exchange on c (connected). */
@@ -298,6 +300,8 @@ static sl_err try_conn(sl_cl_router *r, sl_cl_conn *c,
             rc = sl_cl_bad_reply(rc, "metadata");
         else if (r->cfg->tls)
             learn_tls_id(r, c, resp->node_id);
+        if (rc == SL_OK && c == &r->boot)
+            r->boot_id = resp->node_id;
     }
     if (rc != SL_OK) {
         sl_chunk_unref(*frame);
@@ -355,13 +359,22 @@ sl_err sl_cl_route_metadata(sl_cl_router *r, const char *const *topics,
     *frame = NULL;
     /* pass 0: connections already up; pass 1: connect (the bootstrap
      * list first, then the brokers the metadata named). Brokers that
-     * failed lately come last in each pass. */
-    for (pass = 0; pass < 2; pass++) {
-        for (int bad = 0; bad < 2; bad++) {
+     * failed lately come after both passes over the others (a leader
+     * cut off from the rest answers on its open connection, naming
+     * itself). */
+    for (int bad = 0; bad < 2; bad++) {
+        for (pass = 0; pass < 2; pass++) {
             for (i = 0; i <= r->nnodes; i++) {
                 sl_cl_conn *c = sl_cl_route_conn_at(r, i);
                 sl_cl_bnode *nd = i ? r->nodes[i - 1] : NULL;
-                int is_bad = nd && nd->bad_until > now;
+                /* the bootstrap connection is as bad as the node it is
+                 * on: a leader cut off from the others still answers,
+                 * naming itself, until a node of the majority is asked */
+                sl_cl_bnode *on = nd ? nd
+                                     : (c->fd >= 0 && r->boot_id > 0
+                                            ? node_find(r, r->boot_id)
+                                            : NULL);
+                int is_bad = on && on->bad_until > now;
                 if (is_bad != bad)
                     continue;
                 if (pass == 0 && c->fd < 0)
@@ -461,6 +474,8 @@ int32_t sl_cl_route_epoch(sl_cl_router *r, const char *topic, int32_t partition)
 void sl_cl_route_failed(sl_cl_router *r, sl_cl_conn *c)
 {
     sl_cl_bnode *n = c ? node_of_conn(r, c) : NULL;
+    if (!n && c == &r->boot && r->boot_id > 0)
+        n = node_find(r, r->boot_id);
     r->stale = 1;
     if (n)
         n->bad_until = sl_cl_now_ms() + BAD_MS;

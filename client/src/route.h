@@ -66,6 +66,7 @@ typedef struct sl_cl_router {
     int cluster; /* the last metadata named brokers */
     sl_cl_rtopic *topics;
     size_t ntopics;
+    int32_t boot_id;         /* the node the bootstrap connection is on */
     int stale;               /* refresh before routing */
     int64_t last_refresh_ms; /* last attempt (rate limit) */
     sl_cl_stray_fn stray;

@@ -10,15 +10,17 @@ while the nodes under it fail.
     node of its own, relayed to the group's coordinator when that is
     another node (tests/cluster/queue_jepsen.py says what each records);
   - a nemesis, one fault per round, in this order: kill -9 the
-    partition's leader, kill -9 the group's coordinator (leader of its
-    __sluice_group_state partition), pause the leader (SIGSTOP until the
-    others took over, then SIGCONT), cut the leader off from the two other
-    nodes (each node in its own network namespace, as
-    test_cluster_netpart.py; needs root and `ip`, else that round kills
-    the leader instead); each round waits for acks of producers and
-    consumers while the fault lasts (a consumer is given only nodes that
-    are neither paused nor cut off; the producers all three) and brings
-    the node back before the next.
+    partition's leader; cut the leader off from the two other nodes
+    (each node in its own network namespace, as test_cluster_netpart.py;
+    needs root and `ip`, else that round kills the leader instead); kill
+    -9 the group's coordinator (leader of its __sluice_group_state
+    partition); pause the leader (SIGSTOP until the others took over,
+    then SIGCONT). Each round waits for acks of producers and consumers
+    while the fault lasts (a consumer is given only nodes that are
+    neither paused nor cut off; the producers all three, so a producer
+    must find the new leader by itself even when the cut-off one still
+    answers, naming itself) and brings the node back, on the addresses
+    it had, before the next.
 
 Then the producers stop, the consumers drain the queue, and the verdict
 (queue_jepsen.History.verdict): nothing delivered that was never sent,
@@ -27,8 +29,9 @@ record; attempts never go backwards; every acknowledged produce delivered
 and acked; at the end the group has settled everything up to the log end
 and nothing went to the dead-letter topic.
 
-JEPSEN_QUEUE_ROUNDS (default 3) sets the rounds; scripts/jepsen-cluster.sh
---queue runs the long mode. Every wait is for an observable condition."""
+JEPSEN_QUEUE_ROUNDS (default 3: the pause comes in the long mode) sets
+the rounds, JEPSEN_QUEUE_FAULTS (comma-separated) the cycle of faults;
+scripts/jepsen-cluster.sh --queue runs the long mode. Every wait is for an observable condition."""
 import os
 import shutil
 import signal
@@ -50,7 +53,7 @@ TOPIC = "jq"
 ALL3 = [1, 2, 3]
 FAULTS = os.environ.get(
     "JEPSEN_QUEUE_FAULTS",
-    "kill-leader,kill-coordinator,pause-leader,partition-leader").split(",")
+    "kill-leader,partition-leader,kill-coordinator,pause-leader").split(",")
 
 
 def netns_ok():
