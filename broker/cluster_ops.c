@@ -497,6 +497,30 @@ static sl_err propose_cmd(sl_broker *b, sl_wb *wb, sl_cluster_done_fn fn,
     return rc;
 }
 
+/* The tail of every verb that answers once one command is in the log:
+ * propose wb (consumed) for call x with fn(o, ...) to answer it; x is
+ * pending then. o was allocated by the caller (NULL: out of memory) and
+ * is freed here when nothing was proposed; x->msg then says why. */
+static sl_err propose_for_call(sl_admin_call *x, sl_wb *wb,
+                               sl_cluster_done_fn fn, void *o)
+{
+    sl_err rc;
+    if (!o) {
+        sl_wb_fini(wb);
+        return SL_ERR_NOMEM;
+    }
+    rc = propose_cmd(x->b, wb, fn, o);
+    if (rc != SL_OK) {
+        free(o);
+        snprintf(x->msg, sizeof(x->msg),
+                 "cannot reach the metadata leader now: %s; retry",
+                 sl_strerror(rc));
+        return rc;
+    }
+    x->pending = 1;
+    return SL_OK;
+}
+
 static void add_done(void *arg, sl_err rc, const char *msg)
 {
     mop *o = arg;
@@ -552,23 +576,11 @@ static sl_err mop_start(sl_admin_call *x, int32_t id, sl_wb *wb,
                         sl_cluster_done_fn fn)
 {
     mop *o = calloc(1, sizeof(*o));
-    sl_err rc;
-    if (!o) {
-        sl_wb_fini(wb);
-        return SL_ERR_NOMEM;
+    if (o) {
+        o->x = x;
+        o->id = id;
     }
-    o->x = x;
-    o->id = id;
-    rc = propose_cmd(x->b, wb, fn, o);
-    if (rc != SL_OK) {
-        free(o);
-        snprintf(x->msg, sizeof(x->msg),
-                 "cannot reach the metadata leader now: %s; retry",
-                 sl_strerror(rc));
-        return rc;
-    }
-    x->pending = 1;
-    return SL_OK;
+    return propose_for_call(x, wb, fn, o);
 }
 
 sl_err v_cluster_add_node(sl_admin_call *x)
@@ -813,23 +825,11 @@ static void topic_answer(sl_admin_call *x, const char *name, int32_t count,
 static sl_err top_propose(sl_admin_call *x, const char *name, sl_wb *wb)
 {
     top *o = calloc(1, sizeof(*o));
-    sl_err rc;
-    if (!o) {
-        sl_wb_fini(wb);
-        return SL_ERR_NOMEM;
+    if (o) {
+        o->x = x;
+        snprintf(o->name, sizeof(o->name), "%s", name);
     }
-    o->x = x;
-    snprintf(o->name, sizeof(o->name), "%s", name);
-    rc = propose_cmd(x->b, wb, topic_change_done, o);
-    if (rc != SL_OK) {
-        free(o);
-        snprintf(x->msg, sizeof(x->msg),
-                 "cannot reach the metadata leader now: %s; retry",
-                 sl_strerror(rc));
-        return rc;
-    }
-    x->pending = 1;
-    return SL_OK;
+    return propose_for_call(x, wb, topic_change_done, o);
 }
 
 static const sl_mi_topic *image_topic(sl_admin_call *x, const char *name)
