@@ -23,6 +23,7 @@
 #include "broker/binary_groups.h"
 #include "broker/broker.h"
 #include "broker/config.h"
+#include "broker/group_route.h"
 #include "broker/ops_groups.h"
 #include "groups/dlq.h"
 #include "protocol/api.h"
@@ -121,28 +122,29 @@ void sl_bg_reply_when_durable(sl_groups *g, sl_reply *r, sl_wb *wb)
 /* ---- 15 GROUP_LIST, 16 GROUP_DESCRIBE ---------------------------------------
  */
 
-static void h_list(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
+/* This node's groups, those c may see (c NULL: all), as a GROUP_LIST
+ * response frame with correlation id corr. */
+static sl_err list_encode(sl_broker *b, sl_conn *c, uint32_t corr, sl_wb *wb)
 {
     sl_group_list_resp resp;
     char **names = NULL;
     int *kinds = NULL;
     size_t n = 0;
     sl_group_info **infos = NULL;
-    sl_groups *g = sl_bg_groups(b, r);
-    sl_wb wb;
+    sl_groups *g = sl_ops_groups(b);
+    sl_err rc = SL_ERR_NOMEM;
     if (!g)
-        return;
-    sl_wb_init(&wb, 256);
+        return SL_ERR_SHUTTING_DOWN;
     memset(&resp, 0, sizeof(resp));
     if (sl_groups_list(g, &names, &kinds, &n) != SL_OK)
-        goto nomem;
+        goto out;
     resp.groups = calloc(n + 1, sizeof(*resp.groups));
     infos = calloc(n + 1, sizeof(*infos));
     if (!resp.groups || !infos)
-        goto nomem;
+        goto out;
     for (size_t i = 0; i < n; i++) {
         sl_group_entry *e = &resp.groups[resp.ngroups];
-        if (!sl_acl_conn_may_list(b, c, SL_RES_GROUP, names[i]) ||
+        if ((c && !sl_acl_conn_may_list(b, c, SL_RES_GROUP, names[i])) ||
             sl_groups_describe(g, names[i], &infos[i]) != SL_OK)
             continue;
         e->group = sl_str_c(names[i]);
@@ -151,12 +153,7 @@ static void h_list(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
         e->members = (uint32_t)infos[i]->nmembers;
         resp.ngroups++;
     }
-    if (sl_group_list_resp_encode(&wb, req->correlation_id, &resp) != SL_OK)
-        goto nomem;
-    sl_bg_reply_frame(r, &wb);
-    goto out;
-nomem:
-    sl_reply_error(r, SL_ERR_NOMEM, "GROUP_LIST: out of memory");
+    rc = sl_group_list_resp_encode(wb, corr, &resp);
 out:
     for (size_t i = 0; i < n; i++) {
         free(names[i]);
@@ -167,6 +164,28 @@ out:
     free(kinds);
     free(infos);
     free(resp.groups);
+    return rc;
+}
+
+static sl_err list_local(sl_broker *b, sl_wb *wb)
+{
+    return list_encode(b, NULL, 0, wb);
+}
+
+/* In a cluster, version 1 is answered for every node (group_route.c);
+ * version 2 and a single node answer with this node's groups. */
+static void h_list(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
+{
+    sl_wb wb;
+    sl_err rc;
+    if (!sl_bg_groups(b, r) || sl_groute_list(b, c, req, r, list_local))
+        return;
+    sl_wb_init(&wb, 256);
+    rc = list_encode(b, c, req->correlation_id, &wb);
+    if (rc == SL_OK)
+        sl_bg_reply_frame(r, &wb);
+    else
+        sl_reply_error(r, rc, "GROUP_LIST: out of memory");
     sl_wb_fini(&wb);
 }
 
@@ -194,6 +213,8 @@ static void h_describe(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
         sl_reply_error(r, SL_ERR_INVALID_ARG, "GROUP_DESCRIBE: bad group");
         goto out;
     }
+    if (sl_groute_describe(b, req, group, r))
+        goto out; /* at its coordinator (group_route.c) */
     rc = sl_groups_describe(g, group, &info);
     if (rc != SL_OK) {
         snprintf(msg, sizeof(msg), "GROUP_DESCRIBE: group %s: %s", group,
@@ -274,8 +295,9 @@ void sl_binary_groups_module_init(sl_broker *b)
         return;
     }
     sl_bg_stream_register(b);
-    sl_binary_register(b, SL_API_GROUP_LIST, 1, 1, h_list);
-    sl_binary_register(b, SL_API_GROUP_DESCRIBE, 1, 1, h_describe);
+    /* version 2: this node's own (group_route.c asks other nodes so) */
+    sl_binary_register(b, SL_API_GROUP_LIST, 1, 2, h_list);
+    sl_binary_register(b, SL_API_GROUP_DESCRIBE, 1, 2, h_describe);
     sl_bg_dlq_register(b);
 }
 

@@ -92,7 +92,8 @@ struct sl_gstate {
     uint8_t *ready; /* [nparts]: led here and rebuilt */
     int creating;   /* a CREATE_TOPIC of ours is in the log's hands */
     rstage *head, *tail;
-    struct event *done_ev; /* completes finished stages, never inline */
+    struct event *done_ev;   /* completes finished stages, never inline */
+    struct sl_groute *route; /* group_route.c */
 };
 
 /* STOMP temp queues ("stomp-tmp-N.S-NAME") live on the node that made
@@ -195,6 +196,11 @@ static void create_topic(sl_gstate *gs)
                SL_GSTATE_TOPIC, (int)np, (int)rf);
     }
     sl_wb_fini(&wb);
+}
+
+struct sl_groute *sl_gstate_route(sl_gstate *gs)
+{
+    return gs ? gs->route : NULL;
 }
 
 int sl_gstate_coordinates(sl_gstate *gs, const char *group)
@@ -500,6 +506,11 @@ sl_err sl_gstate_new(sl_broker *b, sl_groups *g, sl_gstate **out)
         free(gs);
         return SL_ERR_NOMEM;
     }
+    if (sl_groute_new(b, &gs->route) != SL_OK) {
+        event_free(gs->done_ev);
+        free(gs);
+        return SL_ERR_NOMEM;
+    }
     *out = gs; /* before the unload: its stage is replicated through it */
     sl_groups_unload(g, mine_all, NULL);
     return SL_OK;
@@ -518,6 +529,7 @@ void sl_gstate_free(sl_gstate *gs)
         if (s->pending == 0)
             free(s);
     }
+    sl_groute_free(gs->route);
     if (gs->done_ev)
         event_free(gs->done_ev);
     free(gs->ready);

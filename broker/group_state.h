@@ -37,6 +37,13 @@ int sl_gstate_coordinates(sl_gstate *gs, const char *group);
  * single node, -1 when unknown now (no state topic yet: its creation is
  * asked for; an election). */
 int32_t sl_gstate_coordinator(sl_broker *b, const char *group);
+/* GROUP_LIST and GROUP_DESCRIBE for the whole cluster
+ * (broker/group_route.c, whose state hangs on gs): NULL when gs is. */
+struct sl_groute;
+struct sl_groute *sl_gstate_route(sl_gstate *gs);
+sl_err sl_groute_new(sl_broker *b, struct sl_groute **out);
+/* Requests in flight are answered SL_ERR_SHUTTING_DOWN. Accepts NULL. */
+void sl_groute_free(struct sl_groute *gr);
 /* groups env.replicate (groups/groups.h). */
 void sl_gstate_replicate(sl_gstate *gs, const uint8_t *ops, size_t len,
                          uint64_t seq);

@@ -303,3 +303,80 @@ def test_queue_acks_through_repeated_coordinator_kills(cluster):
     qc.close()
     assert kills == 3
     assert values == {b"rk-%03d" % i for i in range(n)}
+
+
+def cli_groups(c, nid):
+    """{name: (kind, state)} from `sluice group list` on node nid."""
+    out = {}
+    for ln in c.cli(nid, "group", "list").stdout.splitlines():
+        f = ln.split("\t")
+        out[f[0]] = (f[1], f[2])
+    return out
+
+
+def test_group_list_and_describe_answer_for_the_whole_cluster(cluster):
+    """Any node answers `group list` and `group describe` for every group
+    of the cluster (docs/cluster.md 6.4), whichever node coordinates it:
+    the list is gathered from every node, a describe is sent on to the
+    group's coordinator. Before, each node knew only the groups it
+    coordinates: the list differed per node and describing a group
+    coordinated elsewhere failed with UNKNOWN_GROUP."""
+    c = cluster
+    all3 = [1, 2, 3]
+    c.wait(lambda: all_up(c, all3), "a cluster with every node up")
+    c.cli(1, "topic", "create", "work", "--partitions", "1",
+          "--replication-factor", "3")
+    c.wait(lambda: all(describe(c, n, "work") for n in all3), "work")
+    c.cli(1, "produce", "work", "--acks", "durable",
+          input="".join("w-%03d\n" % i for i in range(20)))
+    # queue groups that ack 1, 2 or 3 records each, through any node
+    groups = {"q%d" % i: i % 3 + 1 for i in range(9)}
+    for i, (g, k) in enumerate(sorted(groups.items())):
+        c.cli(all3[i % 3], "queue", "consume", "work", "--group", g,
+              "--count", str(k))
+    # a stream group with a committed offset
+    con = sluice.Consumer(bootstrap(c, all3), "s1",
+                          auto_offset_reset="earliest",
+                          enable_auto_commit=False)
+    con.subscribe(["work"])
+    poll_until(con, lambda got: len(got) >= 5)
+    con.commit()
+    committed = con.committed("work", 0)
+    con.close()
+    coords = {g: c.wait(lambda g=g: coordinator(c, 1, g, "work"),
+                        "%s's coordinator" % g)
+              for g in list(groups) + ["s1"]}
+    # the test means something only if the groups are spread out
+    assert len(set(coords.values())) >= 2, coords
+
+    want = set(groups) | {"s1"}
+    for n in all3:
+        listed = cli_groups(c, n)
+        assert set(listed) == want, (n, listed)
+        assert all(listed[g][0] == "queue" for g in groups), listed
+        assert listed["s1"][0] == "stream", listed
+    # describe: the same answer from every node, the coordinator's
+    for g, k in groups.items():
+        outs = [c.cli(n, "group", "describe", g).stdout for n in all3]
+        assert outs[0] == outs[1] == outs[2], (g, outs)
+        assert "partition work/0 start %d end 20 " % k in outs[0], outs[0]
+    outs = [c.cli(n, "group", "describe", "s1").stdout for n in all3]
+    assert outs[0] == outs[1] == outs[2], outs
+    assert "partition work/0 committed %d end 20 " % committed in outs[0]
+    p = c.cli(2, "group", "describe", "nosuch", check=False)
+    assert p.returncode != 0 and "nosuch" in p.stderr, p.stderr
+
+    # the Python bindings (libsluice's admin calls) see the same
+    for n in all3:
+        with sluice.Admin(bootstrap(c, [n])) as a:
+            names = {gi.name for gi in a.groups()}
+            assert names == want, (n, names)
+            for g, k in groups.items():
+                gi = a.group(g)
+                assert gi.kind == "queue", gi
+                assert [(p.topic, p.partition, p.committed)
+                        for p in gi.partitions] == [("work", 0, k)], gi
+            assert [p.committed for p in a.group("s1").partitions] == \
+                [committed]
+            with pytest.raises(sluice.UnknownGroupError):
+                a.group("nosuch")
