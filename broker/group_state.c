@@ -35,11 +35,11 @@
  * sl_gstate_on_image after every image change): read p's whole local log
  * (past the read cap: the new leader's log is the truth, and an answered
  * ack is in it even if this node had not yet learned the old leader's
- * high-water mark), keep the queue ops, and sl_groups_reload them for
- * the groups of p: their groups.db rows are replaced in one transaction
- * and loaded. Locks are not in the state, so every record acquired but
- * not acked is available again (attempts kept), as after a restart.
- * Only then does sl_gstate_coordinates say yes for p's groups.
+ * high-water mark), keep the queue and stream ops, and sl_groups_reload
+ * them for the groups of p: their groups.db rows are replaced in one
+ * transaction and loaded. Locks are not in the state, so every record acquired
+ * but not acked is available again (attempts kept), as after a restart. Only
+ * then does sl_gstate_coordinates say yes for p's groups.
  *
  * Losing it: the groups of p are dropped from memory (sl_groups_unload);
  * their consumers are orphaned; binary requests for them are answered
@@ -52,6 +52,17 @@
  * B becomes leader of the state partition: the ack's window record is in
  * B's log (it was fsynced on every ISR member before the answer), so the
  * record is acked on B too and never delivered again.
+ *
+ * Deleted topics: every node deletes a topic's group state itself when
+ * its image drops the topic; the leader of each state partition also
+ * appends the delete op (key: the topic) to it. A rebuild drops every
+ * op before such a record that names its topic, so a topic created
+ * again under the same name starts with no group state, not the old
+ * topic's acked ranges and offsets (which would hide its new records).
+ * Compaction keeps the newest delete record of a topic, which follows
+ * every record of the topics it ended. Not covered: a state partition
+ * that had no leader when the topic was deleted (its next leader finds
+ * the old state, as before).
  *
  * Stream groups: committed offsets are ops of the same buffers (one
  * record per (group, topic, partition)), so they go the same way, and a
@@ -326,8 +337,24 @@ void sl_gstate_replicate(sl_gstate *gs, const uint8_t *ops, size_t len,
     sl_wb_init(&key, 64);
     while ((r = sl_groups_ops_next(ops, len, &off, &op)) == 1) {
         int32_t p;
-        if (op.kind == 't' || local_group(op.group, op.group_len))
-            continue; /* a topic delete: every node applies it itself */
+        if (op.kind == 't') {
+            /* a topic delete: every node applies it itself; each leader
+             * marks it in its state partitions, so that a rebuild drops
+             * the state of the deleted topic (see read_state) */
+            op_key(&op, &key);
+            for (p = 0; p < gs->nparts && !key.err; p++) {
+                if (!gs->ready[p])
+                    continue;
+                if (!bbs[p].buf.p)
+                    sl_bb_init(&bbs[p], SL_CODEC_NONE);
+                if (sl_bb_add(&bbs[p], now, key.p, key.len, op.p, op.len, NULL,
+                              0) != SL_OK)
+                    s->rc = SL_ERR_NOMEM;
+            }
+            continue;
+        }
+        if (local_group(op.group, op.group_len))
+            continue;
         if (gs->nparts <= 0) {
             s->rc = SL_ERR_NOT_COORDINATOR;
             break;
@@ -384,7 +411,30 @@ static int mine_all(void *arg, const char *group)
     return !local_group(group, strlen(group));
 }
 
-/* The queue ops of partition p's whole local log, oldest first. */
+/* One op read back from the state log (read_state). */
+typedef struct rop_ref {
+    size_t off, len; /* in the buffer being built */
+    int dead;        /* its topic was deleted after it */
+} rop_ref;
+
+/* A topic-delete record: every op before it of that topic (an earlier
+ * topic of the same name) is dropped. */
+static void drop_topic(const sl_wb *buf, rop_ref *v, size_t n,
+                       const sl_gop *del)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t off = 0;
+        sl_gop op;
+        if (!v[i].dead &&
+            sl_groups_ops_next(buf->p + v[i].off, v[i].len, &off, &op) == 1 &&
+            op.topic_len == del->topic_len &&
+            !memcmp(op.topic, del->topic, op.topic_len))
+            v[i].dead = 1;
+    }
+}
+
+/* The queue and stream ops of partition p's whole local log, oldest
+ * first, without those a later topic-delete record covers. */
 static sl_err read_state(sl_gstate *gs, int32_t p, sl_wb *out)
 {
     sl_part *part;
@@ -392,9 +442,12 @@ static sl_err read_state(sl_gstate *gs, int32_t p, sl_wb *out)
     sl_record rec;
     sl_err rc = sl_ops_part(gs->b, SL_GSTATE_TOPIC, p, SL_OPS_NO_CREATE, &part);
     int64_t cap;
-    size_t n = 0;
+    size_t n = 0, cap_v = 0, live = 0;
+    rop_ref *v = NULL;
+    sl_wb all;
     if (rc != SL_OK)
         return rc;
+    sl_wb_init(&all, 4096);
     cap = sl_part_read_cap(part);
     sl_part_set_read_cap(part, INT64_MAX); /* the whole log, see above */
     rc = sl_part_iter_new(part, sl_part_start_offset(part), &it);
@@ -405,18 +458,40 @@ static sl_err read_state(sl_gstate *gs, int32_t p, sl_wb *out)
             continue;
         if (sl_groups_ops_next(rec.value, (size_t)rec.value_len, &off, &op) !=
                 1 ||
-            off != (size_t)rec.value_len || op.kind == 't') {
+            off != (size_t)rec.value_len)
+            continue;
+        if (op.kind == 't') {
+            drop_topic(&all, v, n, &op);
             continue;
         }
-        sl_wb_put(out, rec.value, (size_t)rec.value_len);
+        if (n == cap_v) {
+            rop_ref *nv =
+                realloc(v, (cap_v = cap_v ? cap_v * 2 : 256) * sizeof(*v));
+            if (!nv) {
+                rc = SL_ERR_NOMEM;
+                break;
+            }
+            v = nv;
+        }
+        v[n].off = all.len;
+        v[n].len = (size_t)rec.value_len;
+        v[n].dead = 0;
         n++;
+        sl_wb_put(&all, rec.value, (size_t)rec.value_len);
     }
     sl_part_iter_free(it);
     sl_part_set_read_cap(part, cap);
-    if (out->err)
+    for (size_t i = 0; rc == SL_OK && i < n; i++)
+        if (!v[i].dead) {
+            sl_wb_put(out, all.p + v[i].off, v[i].len);
+            live++;
+        }
+    if (all.err || out->err)
         rc = SL_ERR_NOMEM;
-    sl_log(SL_DEBUG, "groups", "%s/%d: %zu state records read", SL_GSTATE_TOPIC,
-           (int)p, n);
+    free(v);
+    sl_wb_fini(&all);
+    sl_log(SL_DEBUG, "groups", "%s/%d: %zu state records read, %zu kept",
+           SL_GSTATE_TOPIC, (int)p, n, live);
     return rc;
 }
 

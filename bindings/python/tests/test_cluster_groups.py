@@ -380,3 +380,65 @@ def test_group_list_and_describe_answer_for_the_whole_cluster(cluster):
                 [committed]
             with pytest.raises(sluice.UnknownGroupError):
                 a.group("nosuch")
+
+
+def test_topic_created_again_does_not_find_the_old_group_state(cluster):
+    """A topic deleted and created again under its name starts with no
+    group state, also after its groups' coordinator changed: the old
+    topic's acked ranges must not hide the new topic's records at the
+    same offsets. Before, the rebuilt coordinator replayed the old
+    topic's window from __sluice_group_state and the new records counted
+    as acked (never delivered); now each state partition's leader marks
+    the deletion there and a rebuild drops what came before."""
+    c = cluster
+    all3 = [1, 2, 3]
+    c.wait(lambda: all_up(c, all3), "a cluster with every node up")
+
+    def make():
+        c.cli(1, "topic", "create", "again", "--partitions", "1",
+              "--replication-factor", "3")
+        c.wait(lambda: all(describe(c, n, "again") for n in all3),
+               "again everywhere")
+
+    make()
+    c.cli(1, "produce", "again", "--acks", "durable",
+          input="".join("old-%02d\n" % i for i in range(10)))
+    # group g acks all ten (and a stream group commits offset 10)
+    out = c.cli(2, "queue", "consume", "again", "--group", "g", "--count",
+                "10").stdout.split()
+    assert sorted(out) == ["old-%02d" % i for i in range(10)]
+    con = sluice.Consumer(bootstrap(c, all3), "sg",
+                          auto_offset_reset="earliest",
+                          enable_auto_commit=False)
+    con.subscribe(["again"])
+    poll_until(con, lambda got: len(got) >= 10)
+    con.commit()
+    con.close()
+
+    c.cli(3, "topic", "delete", "again")
+    c.wait(lambda: all(describe(c, n, "again") is None for n in all3),
+           "again deleted everywhere")
+    make()
+    c.cli(1, "produce", "again", "--acks", "durable",
+          input="".join("new-%02d\n" % i for i in range(10)))
+
+    # the coordinators of g and sg rebuild their state from the log
+    coord = c.wait(lambda: coordinator(c, 1, "g", "again"), "g's coordinator")
+    c.kill9(coord)
+    rest = [n for n in all3 if n != coord]
+    c.wait(lambda: coordinator(c, rest[0], "g", "again") not in (None, coord),
+           "a new coordinator for g")
+    qc = sluice.QueueConsumer(bootstrap(c, rest), "again", "g", prefetch=10)
+    got = poll_until(qc, lambda got: len(got) >= 10, 90)
+    for m in got:
+        m.ack()
+    qc.flush()
+    qc.close()
+    assert sorted(m.value for m in got) == [b"new-%02d" % i
+                                            for i in range(10)]
+    con = sluice.Consumer(bootstrap(c, rest), "sg",
+                          auto_offset_reset="earliest",
+                          enable_auto_commit=False)
+    assert con.committed("again", 0) in (-1, None), \
+        con.committed("again", 0)
+    con.close()
