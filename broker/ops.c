@@ -182,6 +182,24 @@ static void watch_unlink(sl_watch_link *l)
     l->tp = NULL;
 }
 
+sl_err sl_ops_part_reset(sl_broker *b, const char *topic, int32_t partition,
+                         uint64_t *bytes)
+{
+    sl_tpart *tp;
+    sl_ops_wait *w;
+    sl_err rc = tp_get(b, topic, partition, SL_OPS_NO_CREATE, &tp);
+    if (rc != SL_OK)
+        return rc;
+    while ((w = tp->dw_head)) {
+        tp->dw_head = w->next;
+        w->cb(w->arg, SL_ERR_NOT_LEADER);
+        free(w);
+    }
+    tp->dw_tail = NULL;
+    unlink_tp_lists(b, tp);
+    return sl_part_reset(tp->part, bytes);
+}
+
 sl_err sl_ops_topic_delete(sl_broker *b, const char *name)
 {
     sl_topic *t = sl_topics_find(b->topics, name);

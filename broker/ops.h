@@ -103,6 +103,12 @@ sl_err sl_ops_topic_configs(sl_broker *b, const char *name,
  */
 sl_err sl_ops_part(sl_broker *b, const char *topic, int32_t partition,
                    enum sl_ops_create create, sl_part **out);
+/* Drop every record of (topic, partition) here, files included (a
+ * replica moved off this node, broker/replica.c): durable waiters on it
+ * fail with SL_ERR_NOT_LEADER, the log starts again empty at offset 0
+ * (sl_part_reset). *bytes (may be NULL) = the bytes deleted. */
+sl_err sl_ops_part_reset(sl_broker *b, const char *topic, int32_t partition,
+                         uint64_t *bytes);
 
 /* ---- produce ----------------------------------------------------------- */
 

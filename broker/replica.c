@@ -405,12 +405,62 @@ void sl_replicas_topic_deleted(sl_replicas *rs, const char *topic)
             }
 }
 
+/* Partitions the image no longer places on this node (neither a replica
+ * nor a target: a reassignment moved them off, just now or while this
+ * node was down) keep no records here: their files are deleted and the
+ * log starts again empty, as on a node that never held them; if one comes
+ * back, it is copied from offset 0 (docs/cluster.md 10.3). The image
+ * only moves forward (a restarted node replays its own Raft log), so one
+ * that names this node again came after the copy it would delete. */
+static void drop_moved_off(sl_replicas *rs)
+{
+    const sl_meta *m = rs->image;
+    for (size_t i = 0; i < m->ntopics; i++) {
+        const sl_mi_topic *t = m->topics[i];
+        for (int32_t p = 0; p < t->nparts; p++) {
+            const sl_mi_part *mp = &t->parts[p];
+            sl_part *part;
+            uint64_t bytes = 0;
+            int here = 0;
+            lpart *lp;
+            sl_err rc;
+            for (int32_t r = 0; r < mp->nrep; r++)
+                here |= mp->rep[r] == rs->self;
+            for (int32_t r = 0; r < mp->ntarget; r++)
+                here |= mp->target[r] == rs->self;
+            if (here ||
+                sl_ops_part(rs->b, t->name, p, SL_OPS_NO_CREATE, &part) !=
+                    SL_OK ||
+                (sl_part_end_offset(part) == 0 &&
+                 sl_part_start_offset(part) == 0))
+                continue;
+            rc = sl_ops_part_reset(rs->b, t->name, p, &bytes);
+            if (rc != SL_OK) {
+                sl_log(SL_ERROR, "replica",
+                       "%s/%d: no longer a replica here, but its records "
+                       "cannot be deleted: %s",
+                       t->name, (int)p, sl_strerror(rc));
+                continue;
+            }
+            sl_log(SL_INFO, "replica",
+                   "%s/%d: no longer a replica here (moved to other nodes): "
+                   "its records deleted (%llu bytes)",
+                   t->name, (int)p, (unsigned long long)bytes);
+            if ((lp = replica_lp_get(rs, t->name, p, 0))) {
+                lp->verified_epoch = -1;
+                lp->verifying = 0;
+            }
+        }
+    }
+}
+
 void sl_replicas_update(sl_replicas *rs)
 {
     const sl_meta *m = rs->image;
     fetcher **pf;
 
     replica_leaders_update(rs);
+    drop_moved_off(rs);
 
     /* a fetcher per leader node this node follows something from */
     for (size_t i = 0; i < m->nnodes; i++) {

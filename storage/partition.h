@@ -242,6 +242,11 @@ int64_t sl_part_read_cap(const sl_part *p);
 sl_err sl_part_batch_header(sl_part *p, int64_t offset, uint8_t *hdr,
                             int64_t *base);
 sl_err sl_part_truncate(sl_part *p, int64_t offset);
+/* Drop every record (a replica moved off this node, docs/cluster.md
+ * 10.3): every segment file is deleted and the log starts again, empty,
+ * at offset 0; open iterators reposition. *bytes (may be NULL) = the
+ * bytes deleted. @thread loop */
+sl_err sl_part_reset(sl_part *p, uint64_t *bytes);
 /* Records and bytes handed out by sl_part_read so far (fetches, queue
  * acquires): a read's slice counts whole, from the offset asked for.
  * @thread loop */

@@ -168,6 +168,65 @@ sl_err sl_part_truncate(sl_part *p, int64_t offset)
     return rc;
 }
 
+/*
+ * Like retention for every segment, the active one too, then a new empty
+ * segment at offset 0. Its file is a new inode, so journal entries of the
+ * old files are void at replay; a flusher round snapshotted before
+ * publishes nothing (trunc_gen) and syncs only its dups of the old files.
+ */
+sl_err sl_part_reset(sl_part *p, uint64_t *bytes)
+{
+    sl_seg *s, **old;
+    size_t n;
+    uint64_t total = 0;
+    sl_err rc = sl_part__load(p);
+
+    if (bytes)
+        *bytes = 0;
+    if (rc == SL_OK)
+        rc = sl_part__touch(p, 1);
+    if (rc != SL_OK)
+        return rc;
+    if (p->next_offset == 0 && p->nsegs == 1 && p->segs[0]->size == 0)
+        return SL_OK; /* empty already */
+    if (!(old = malloc(p->nsegs * sizeof(*old))))
+        return SL_ERR_NOMEM;
+    n = p->nsegs;
+    memcpy(old, p->segs, n * sizeof(*old));
+    /* the files first: the new segment takes the first one's name */
+    for (size_t i = 0; i < n; i++) {
+        total += old[i]->size;
+        sl_seg_unlink(p->dir, old[i]->base);
+    }
+    rc = sl_seg_create(p->dir, 0, -1, &s);
+    if (rc != SL_OK) {
+        /* the old segments serve until a restart finds the directory
+         * empty: nothing is lost that was meant to stay */
+        free(old);
+        return rc;
+    }
+    pthread_mutex_lock(&p->mu);
+    p->segs[0] = s;
+    p->nsegs = 1;
+    p->next_offset = 0;
+    atomic_store(&p->end_a, 0);
+    atomic_store(&p->durable, 0);
+    p->trunc_gen++;
+    p->names++; /* the new file name must be synced too */
+    pthread_mutex_unlock(&p->mu);
+    p->gen++;
+    sl_part__idem_cut(p, 0);
+    p->nbad = 0;
+    for (size_t i = 0; i < n; i++)
+        sl_seg_free(old[i]);
+    free(old);
+    if (bytes)
+        *bytes = total;
+    sl_log(SL_INFO, "storage", "%s: every record dropped (%llu bytes)", p->dir,
+           (unsigned long long)total);
+    return SL_OK;
+}
+
 /* ---- read ------------------------------------------------------------ */
 
 /*

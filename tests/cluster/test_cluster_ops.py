@@ -457,3 +457,72 @@ def test_replace_a_dead_node(cluster):
     c.cli(4, "topic", "create", "after", "--partitions", "1",
           "--replication-factor", "3")
     c.wait(lambda: full_isr(c, "after", rest, 1), "a topic on 1,2,4")
+
+
+def log_bytes(c, nid, topic, p):
+    """Bytes of node nid's .log files of topic/p (its data directory)."""
+    d = os.path.join(c.nodes[nid].data_dir, "topics", topic, str(p))
+    return sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d)
+               if f.endswith(".log"))
+
+
+def test_replicas_moved_off_a_node_are_deleted_there(cluster):
+    """A node a reassignment moves a partition off deletes its copy once
+    the move is done (docs/cluster.md 10.3), and a node that was down
+    then deletes it when it starts again. Before, the files stayed on the
+    old replica for good."""
+    c = cluster
+    all3 = [1, 2, 3]
+    wait_all_up(c, all3)
+    c.cli(1, "topic", "create", "mo", "--partitions", "2",
+          "--replication-factor", "2")
+    view = c.wait(lambda: full_isr_of(c, "mo", all3, 2), "mo in sync")
+    for p in (0, 1):
+        c.cli(view[p][0], "produce", "mo", "--partition", str(p), "--acks",
+              "durable", input="".join("mo%d-%04d\n" % (p, i)
+                                       for i in range(500)))
+    c.wait(lambda: all(log_bytes(c, n, "mo", p) > 0
+                       for p in (0, 1) for n in view[p][2]),
+           "every replica holds its records")
+
+    # 1. moved off a running node: deleted there once the move is done
+    reps = view[0][2]
+    gone, stays = reps[1], reps[0]
+    newcomer = next(n for n in all3 if n not in reps)
+    c.cli(1, "partition", "reassign", "mo/0", "--replicas",
+          "%d,%d" % (stays, newcomer))
+    c.wait(lambda: (full_isr_of(c, "mo", all3, 2) or [[0, 0, []]])[0][2] ==
+           [stays, newcomer], "mo/0 moved")
+    c.wait(lambda: log_bytes(c, gone, "mo", 0) == 0,
+           "node %d deleted its copy of mo/0" % gone)
+    for n in (stays, newcomer):
+        assert c.cli(n, "consume", "mo", "--partition", "0",
+                     "--from-beginning", "--count", "500").stdout.split() \
+            == ["mo0-%04d" % i for i in range(500)]
+
+    # 2. moved off a node that was down: deleted when it starts again
+    view = c.wait(lambda: full_isr_of(c, "mo", all3, 2), "mo in sync")
+    reps = view[1][2]
+    down = next(n for n in reps if n != view[1][0])
+    stays = view[1][0]
+    newcomer = next(n for n in all3 if n not in reps)
+    up = [n for n in all3 if n != down]
+    c.nodes[down].stop()
+    c.wait(lambda: all((c.status(n) or {}).get("nodes", {}).get(down) ==
+                       "down" for n in up), "node %d down" % down)
+    c.cli(stays, "partition", "reassign", "mo/1", "--replicas",
+          "%d,%d" % (stays, newcomer))
+
+    def moved():
+        v = same_everywhere(c, "mo", up, 2)
+        return v and parse(v)[1][2] == [stays, newcomer] and \
+            sorted(parse(v)[1][3]) == sorted([stays, newcomer])
+    c.wait(moved, "mo/1 moved while node %d is down" % down, timeout=60)
+    assert log_bytes(c, down, "mo", 1) > 0  # nobody told it yet
+    c.restart(down)
+    c.wait(lambda: log_bytes(c, down, "mo", 1) == 0,
+           "node %d deleted its copy of mo/1 after its restart" % down)
+    wait_all_up(c, all3)
+    assert c.cli(newcomer, "consume", "mo", "--partition", "1",
+                 "--from-beginning", "--count", "500").stdout.split() == \
+        ["mo1-%04d" % i for i in range(500)]

@@ -261,6 +261,49 @@ static void test_truncate_and_read_cap(void **state)
     tu_rmrf(dir);
 }
 
+/* A replica moved off a node: sl_part_reset deletes every segment (many
+ * here), the log starts again at 0, an open iterator sees no deleted
+ * record past the batch it held, and a reopen finds the new log only
+ * (docs/cluster.md 10.3). */
+static void test_reset(void **state)
+{
+    char *dir = tu_tmpdir();
+    sl_part_cfg cfg;
+    sl_part *p = fill(dir, 40);
+    sl_part_iter *it;
+    sl_record r;
+    sl_err e;
+    uint64_t bytes = 0;
+    (void)state;
+
+    tu_small_cfg(&cfg, 1 << 20);
+    assert_int_equal(sl_part_end_offset(p), 120);
+    assert_int_equal(sl_part_iter_new(p, 0, &it), SL_OK);
+    assert_int_equal(sl_part_iter_next(it, &r, &e), 1);
+    assert_int_equal(sl_part_reset(p, &bytes), SL_OK);
+    assert_true(bytes > 0);
+    assert_int_equal(sl_part_start_offset(p), 0);
+    assert_int_equal(sl_part_end_offset(p), 0);
+    assert_int_equal(sl_part_durable_offset(p), 0);
+    /* the iterator ends with the batch it had read (offsets 0-2) */
+    while (sl_part_iter_next(it, &r, &e) == 1)
+        assert_true(r.offset < 3);
+    assert_int_equal(e, SL_OK);
+    sl_part_iter_free(it);
+    assert_int_equal(tu_append(p, 3, 2000, 100, 20), 0);
+    assert_int_equal(tu_count_records(p, 0), 3);
+    assert_int_equal(sl_part_reset(p, &bytes), SL_OK);
+    assert_int_equal(tu_append(p, 3, 3000, 200, 20), 0);
+    assert_int_equal(sl_part_sync(p), SL_OK);
+    sl_part_free(p);
+    assert_int_equal(sl_part_open(dir, &cfg, &p), SL_OK);
+    assert_int_equal(sl_part_start_offset(p), 0);
+    assert_int_equal(sl_part_end_offset(p), 3);
+    assert_int_equal(tu_count_records(p, 0), 3);
+    sl_part_free(p);
+    tu_rmrf(dir);
+}
+
 static void test_index_entries(void **state)
 {
     char *dir = tu_tmpdir();
@@ -979,6 +1022,7 @@ int main(void)
         cmocka_unit_test(test_bad_batches),
         cmocka_unit_test(test_reopen),
         cmocka_unit_test(test_truncate_and_read_cap),
+        cmocka_unit_test(test_reset),
         cmocka_unit_test(test_fsutil),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
