@@ -324,6 +324,56 @@ static int parse_ids(sl_admin_call *x, const char *s, int32_t *ids, int32_t *n)
     return 0;
 }
 
+/* `partition reassign --cancel [TOPIC/P]` (Kafka's
+ * kafka-reassign-partitions --cancel): every reassignment in progress (of
+ * topic/part when given) goes back to the replicas it started from, as a
+ * REASSIGN to them (cluster/meta.h: orig). The replicas it was adding and
+ * that are not among those stop copying at once; when every original
+ * replica is in sync the controller completes it like any other, and the
+ * nodes it had added delete their copies (broker/replica.c). */
+static sl_err cancel_reassign(sl_admin_call *x, const char *topic, int64_t part)
+{
+    const sl_meta *m = sl_bcluster_image(x->b);
+    sl_err rc = SL_OK;
+    rop *o;
+
+    if (topic && !sl_meta_topic_find(m, topic)) {
+        snprintf(x->msg, sizeof(x->msg),
+                 "unknown topic '%.200s' (not in the cluster's metadata)",
+                 topic);
+        return SL_ERR_UNKNOWN_TOPIC;
+    }
+    if (!(o = calloc(1, sizeof(*o))))
+        return SL_ERR_NOMEM;
+    o->x = x;
+    for (size_t i = 0; i < m->ntopics && rc == SL_OK; i++) {
+        const sl_mi_topic *t = m->topics[i];
+        if (topic && strcmp(topic, t->name))
+            continue;
+        for (int32_t p = 0; p < t->nparts && rc == SL_OK; p++) {
+            const sl_mi_part *mp = &t->parts[p];
+            if ((part >= 0 && p != part) || mp->ntarget == 0)
+                continue;
+            if (mp->norig == 0) {
+                snprintf(x->msg, sizeof(x->msg),
+                         "%.200s/%d: the replicas it started from are not "
+                         "known (started by an older version): move it "
+                         "with --replicas instead",
+                         t->name, (int)p);
+                rc = SL_ERR_INVALID_CONFIG;
+                break;
+            }
+            rc = rop_propose(o, t->name, p, mp->orig, mp->norig);
+        }
+    }
+    if (rc == SL_OK && o->left == 0 && part >= 0) {
+        snprintf(x->msg, sizeof(x->msg),
+                 "no reassignment of %.200s/%d in progress", topic, (int)part);
+        rc = SL_ERR_NOT_FOUND;
+    }
+    return rop_start(o, rc);
+}
+
 sl_err v_partition_reassign(sl_admin_call *x)
 {
     const sl_meta *m = sl_bcluster_image(x->b);
@@ -336,6 +386,13 @@ sl_err v_partition_reassign(sl_admin_call *x)
 
     if (not_cluster(x))
         return SL_ERR_INVALID_ARG;
+    if (adm_arg(x, "cancel")) {
+        const char *tp = adm_arg(x, "topic");
+        if ((rc = adm_int_arg(x, "partition", 0, SL_META_MAX_PARTS - 1, -1,
+                              &part)) != SL_OK)
+            return rc;
+        return cancel_reassign(x, tp && *tp ? tp : NULL, part);
+    }
     if ((rc = adm_need(x, "topic", &topic)) != SL_OK ||
         (rc = adm_int_arg(x, "partition", 0, SL_META_MAX_PARTS - 1, -1,
                           &part)) != SL_OK ||

@@ -141,14 +141,18 @@ static const help helps[] = {
      "sluice dlq redrive orders.DLQ --reason rejected --rate 100"},
     {"partition", "reassign",
      "sluice partition reassign TOPIC/P --replicas A,B,C\n"
-     "       sluice partition reassign --status [TOPIC]",
+     "       sluice partition reassign --status [TOPIC]\n"
+     "       sluice partition reassign --cancel [TOPIC/P]",
      "Move partition P of TOPIC to the nodes A,B,C (cluster; node ids as in\n"
      "`sluice cluster status`). The new replicas are added first and copy\n"
      "the log from the leader (at most reassign-throttle-bytes per second\n"
      "per node); once all of them are in sync the old ones are dropped and\n"
      "A leads. A different number of nodes changes the partition's\n"
      "replication factor. --status lists the reassignments in progress:\n"
-     "TOPIC/P replicas=.. target=.. adding=.. (copying) removing=..",
+     "TOPIC/P replicas=.. target=.. adding=.. (copying) removing=..\n"
+     "--cancel takes the reassignment of TOPIC/P (or every one in\n"
+     "progress) back to the replicas it started from; the nodes it was\n"
+     "adding stop copying and delete what they copied.",
      "sluice partition reassign orders/0 --replicas 2,3,4"},
     {"cluster", "rebalance", "sluice cluster rebalance",
      "Spread replicas and leaders evenly over the nodes (cluster): every\n"
@@ -796,11 +800,12 @@ static void print_ids(const char *k, const cJSON *o)
         printf("-");
 }
 
-/* partition reassign TOPIC/P --replicas A,B,C | --status [TOPIC] */
+/* partition reassign TOPIC/P --replicas A,B,C | --status [TOPIC] |
+ * --cancel [TOPIC/P] */
 static int cmd_partition(sluice_conf *conf, int argc, char **argv)
 {
     const char *what = NULL, *reps = NULL;
-    int status = 0, rc;
+    int status = 0, cancel = 0, rc;
     char topic[256], part[24];
     kvs a = {0};
     cJSON *o, *r, *e;
@@ -809,6 +814,8 @@ static int cmd_partition(sluice_conf *conf, int argc, char **argv)
             reps = argv[++i];
         else if (!strcmp(argv[i], "--status"))
             status = 1;
+        else if (!strcmp(argv[i], "--cancel"))
+            cancel = 1;
         else if (argv[i][0] == '-')
             return usage_err("partition reassign: unknown option or missing "
                              "value '%s'",
@@ -818,6 +825,22 @@ static int cmd_partition(sluice_conf *conf, int argc, char **argv)
         else
             return usage_err("partition reassign: unexpected argument '%s'",
                              argv[i]);
+    }
+    if (cancel && (status || reps))
+        return usage_err("partition reassign: --cancel takes no --status "
+                         "or --replicas");
+    if (cancel && !what) {
+        kv_add(&a, "cancel", "1");
+        rc = call(conf, "partition.reassign", &a, "partition reassign --cancel",
+                  &o, NULL);
+        if (rc)
+            return rc;
+        printf("cancelled %" PRId64 " reassignment(s): back to the replicas "
+               "they started from (sluice partition reassign --status "
+               "follows them)\n",
+               num(o, "reassignments"));
+        cJSON_Delete(o);
+        return EX_OK;
     }
     if (status) {
         if (reps)
@@ -853,7 +876,7 @@ static int cmd_partition(sluice_conf *conf, int argc, char **argv)
             sl_parse_i64(slash + 1, &p) || p < 0)
             return usage_err("partition reassign: expected TOPIC/PARTITION, "
                              "e.g. orders/0");
-        if (!reps)
+        if (!reps && !cancel)
             return usage_err("partition reassign: --replicas A,B,C is "
                              "required");
         memcpy(topic, what, (size_t)(slash - what));
@@ -862,6 +885,19 @@ static int cmd_partition(sluice_conf *conf, int argc, char **argv)
     }
     kv_add(&a, "topic", topic);
     kv_add(&a, "partition", part);
+    if (cancel) {
+        kv_add(&a, "cancel", "1");
+        rc = call(conf, "partition.reassign", &a, "partition reassign --cancel",
+                  &o, NULL);
+        if (rc)
+            return rc;
+        printf("cancelled the reassignment of %s/%s: back to the replicas it "
+               "started from (sluice partition reassign --status follows "
+               "it)\n",
+               topic, part);
+        cJSON_Delete(o);
+        return EX_OK;
+    }
     kv_add(&a, "replicas", reps);
     rc = call(conf, "partition.reassign", &a, "partition reassign", &o, NULL);
     if (rc)

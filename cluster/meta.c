@@ -166,14 +166,16 @@ int sl_meta_node_used(const sl_meta *m, int32_t id)
  *   str16 addr, str16 stomp_addr, u8 fenced} | u32 ntopics x {str16 name,
  *   i32 nparts, i32 rf, u32 ncfg x {str16 key, str16 value}, nparts x
  *   {i32 leader, i32 leader_epoch, i32 part_epoch, u8 nrep, nrep x i32,
- *   u8 nisr, nisr x i32, u8 ntarget, ntarget x i32 (version 3)}} | the
- *   users and rules (meta_int.h; version 1, before them, has no such
- *   section; versions 1 and 2 no reassignment targets)
+ *   u8 nisr, nisr x i32, u8 ntarget, ntarget x i32 (version 3), u8 norig,
+ *   norig x i32 (version 4)}} | the users and rules (meta_int.h; version
+ *   1, before them, has no such section; versions 1 and 2 no reassignment
+ *   targets, version 3 no replicas before one)
  */
 
-/* Snapshots with the users and rules section (2) and reassignment targets
- * (3); versions 1 and 2 are still restored, without them. */
-#define SNAP_VERSION 3
+/* Snapshots with the users and rules section (2), reassignment targets
+ * (3) and the replicas before a reassignment (4); older versions are
+ * still restored, without them. */
+#define SNAP_VERSION 4
 
 void sl_meta_snapshot(const sl_meta *m, sl_wb *wb)
 {
@@ -213,6 +215,9 @@ void sl_meta_snapshot(const sl_meta *m, sl_wb *wb)
             sl_wb_u8(wb, (uint8_t)mp->ntarget);
             for (int32_t r = 0; r < mp->ntarget; r++)
                 sl_wb_u32(wb, (uint32_t)mp->target[r]);
+            sl_wb_u8(wb, (uint8_t)mp->norig);
+            for (int32_t r = 0; r < mp->norig; r++)
+                sl_wb_u32(wb, (uint32_t)mp->orig[r]);
         }
     }
     sl_meta_auth_snapshot(m, wb);
@@ -290,6 +295,11 @@ sl_err sl_meta_restore(sl_meta *m, const void *buf, size_t len)
                 goto bad;
             for (int32_t r = 0; r < mp->ntarget; r++)
                 mp->target[r] = (int32_t)sl_rd_u32(&rd);
+            mp->norig = version >= 4 ? sl_rd_u8(&rd) : 0;
+            if (mp->norig > SL_META_MAX_RF)
+                goto bad;
+            for (int32_t r = 0; r < mp->norig; r++)
+                mp->orig[r] = (int32_t)sl_rd_u32(&rd);
         }
     }
     if (!rd.err && version >= 2 && sl_meta_auth_restore(&n, &rd) != SL_OK)

@@ -37,7 +37,10 @@
  *                     the current ones plus the new targets, the ISR is
  *                     unchanged; the new replicas copy the log and join
  *                     the ISR when caught up (broker/replica.c). A new
- *                     REASSIGN replaces a target in progress.
+ *                     REASSIGN replaces a target in progress. The
+ *                     replicas before the first one are kept (orig)
+ *                     until REASSIGN_DONE: a cancel is a REASSIGN back
+ *                     to them.
  *   REASSIGN_DONE     str16 topic, i32 partition, i32 expect_part_epoch
  *                     the controller's completion once every target is in
  *                     the ISR: replicas = target, ISR = ISR within target,
@@ -147,6 +150,12 @@ typedef struct sl_mi_part {
     int32_t isr[SL_META_MAX_RF]; /* in replica order */
     int32_t ntarget;             /* > 0: a reassignment is in progress */
     int32_t target[SL_META_MAX_RF];
+    /* the replicas when the reassignment in progress started (REASSIGN
+     * while none was): what `partition reassign --cancel` proposes as
+     * the target; norig 0 when none (or restored from a snapshot older
+     * than version 4) */
+    int32_t norig;
+    int32_t orig[SL_META_MAX_RF];
 } sl_mi_part;
 
 typedef struct sl_mi_topic {

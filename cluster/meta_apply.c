@@ -413,6 +413,10 @@ static sl_err apply_reassign(sl_meta *m, sl_rd *rd)
                 return SL_ERR_INVALID_CONFIG;
             rep[nrep++] = p->isr[i];
         }
+    if (p->ntarget == 0) { /* what a cancel goes back to */
+        memcpy(p->orig, p->rep, sizeof(p->orig));
+        p->norig = p->nrep;
+    }
     memcpy(p->rep, rep, sizeof(rep));
     p->nrep = nrep;
     memcpy(p->target, target, sizeof(int32_t) * n);
@@ -472,6 +476,7 @@ static sl_err apply_reassign_done(sl_meta *m, sl_rd *rd)
     memcpy(p->isr, isr, sizeof(isr));
     p->nisr = nisr;
     p->ntarget = 0;
+    p->norig = 0;
     p->part_epoch++;
     topic_rf(t);
     return SL_OK;

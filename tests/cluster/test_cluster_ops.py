@@ -526,3 +526,51 @@ def test_replicas_moved_off_a_node_are_deleted_there(cluster):
     assert c.cli(newcomer, "consume", "mo", "--partition", "1",
                  "--from-beginning", "--count", "500").stdout.split() == \
         ["mo1-%04d" % i for i in range(500)]
+
+
+def test_reassign_cancel_goes_back_to_the_replicas_it_started_from(
+        slow_cluster):
+    """`partition reassign --cancel` (Kafka's --cancel): a reassignment in
+    progress goes back to the replicas it started from; the node it was
+    adding stops copying and deletes what it had copied; nothing written
+    before is lost. Before, a started move could only be replaced by
+    another one, naming the old replicas by hand."""
+    c = slow_cluster
+    all3 = [1, 2, 3]
+    wait_all_up(c, all3)
+    c.cli(1, "topic", "create", "cx", "--partitions", "1",
+          "--replication-factor", "2")
+    view = c.wait(lambda: full_isr_of(c, "cx", all3, 1), "cx in sync")
+    ldr, _, reps, _ = view[0]
+    newcomer = next(n for n in all3 if n not in reps)
+    blob = "y" * 1000  # ~2 MB: copied at 256 KiB/s, so seen in progress
+    c.cli(ldr, "produce", "cx", "--partition", "0", "--acks", "durable",
+          input="".join("cx-%05d-%s\n" % (i, blob) for i in range(2000)))
+    p = c.cli(2, "partition", "reassign", "--cancel", "cx/0", check=False)
+    assert p.returncode != 0 and "no reassignment of cx/0 in progress" in \
+        p.stderr, p.stderr
+    c.cli(1, "partition", "reassign", "cx/0", "--replicas",
+          "%d,%d" % (newcomer, reps[1]))
+    c.wait(lambda: log_bytes(c, newcomer, "cx", 0) > 0,
+           "node %d copying cx/0" % newcomer)
+    st = reassign_status(c, 3, "cx")
+    assert ("target=%d,%d" % (newcomer, reps[1])) in st, st
+
+    out = c.cli(3, "partition", "reassign", "--cancel", "cx/0").stdout
+    assert out.startswith("cancelled the reassignment of cx/0"), out
+
+    def back():
+        v = same_everywhere(c, "cx", all3, 1)
+        return v and parse(v)[0][2] == reps and \
+            sorted(parse(v)[0][3]) == sorted(reps) and \
+            "no reassignment in progress" in reassign_status(c, 1)
+    c.wait(back, "cx/0 back on its replicas %r" % (reps,), timeout=60)
+    c.wait(lambda: log_bytes(c, newcomer, "cx", 0) == 0,
+           "node %d deleted what it had copied" % newcomer)
+    for n in reps:
+        assert c.cli(n, "consume", "cx", "--partition", "0",
+                     "--from-beginning", "--count", "2000").stdout.split() \
+            == ["cx-%05d-%s" % (i, blob) for i in range(2000)]
+    # nothing left to cancel
+    out = c.cli(2, "partition", "reassign", "--cancel").stdout
+    assert out.startswith("cancelled 0 reassignment(s)"), out
