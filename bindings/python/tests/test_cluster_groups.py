@@ -442,3 +442,42 @@ def test_topic_created_again_does_not_find_the_old_group_state(cluster):
     assert con.committed("again", 0) in (-1, None), \
         con.committed("again", 0)
     con.close()
+
+
+def test_group_list_and_describe_with_a_cluster_secret(bin_dir, tmp_path,
+                                                       monkeypatch):
+    """With a cluster secret and users, the nodes that gather the group
+    list and send a describe on log in to each other as brokers
+    (peer_auth.c) and still answer for every group."""
+    os.environ["SLUICE_BIN_DIR"] = bin_dir
+    secret = os.path.join(str(tmp_path), "secret")
+    with open(secret, "w") as f:
+        f.write("0123456789abcdef-cluster\n")
+    os.chmod(secret, 0o600)
+    monkeypatch.setenv("SLUICE_ADMIN_PASSWORD", "admin-pw-0123")
+    monkeypatch.setenv("SLUICE_USER", "admin")
+    monkeypatch.setenv("SLUICE_PASSWORD", "admin-pw-0123")
+    c = cluster_harness.Cluster(tmp_path, n=3, extra=[
+        "--cluster-secret-file", secret, "--bootstrap-admin", "admin"])
+    c.start()
+    try:
+        all3 = [1, 2, 3]
+        c.wait(lambda: all_up(c, all3), "a cluster with every node up")
+        c.cli(1, "topic", "create", "sec", "--partitions", "1",
+              "--replication-factor", "3")
+        c.wait(lambda: all(describe(c, n, "sec") for n in all3), "sec")
+        c.cli(1, "produce", "sec", "--acks", "durable",
+              input="".join("s-%d\n" % i for i in range(10)))
+        groups = ["a%d" % i for i in range(6)]
+        for g in groups:
+            c.cli(2, "queue", "consume", "sec", "--group", g, "--count", "2")
+        coords = {c.wait(lambda g=g: coordinator(c, 1, g, "sec"), g)
+                  for g in groups}
+        assert len(coords) >= 2, coords
+        for n in all3:
+            assert set(cli_groups(c, n)) == set(groups), n
+            for g in groups:
+                out = c.cli(n, "group", "describe", g).stdout
+                assert "partition sec/0 start 2 end 10 " in out, (n, out)
+    finally:
+        c.stop_all()
