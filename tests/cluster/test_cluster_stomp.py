@@ -6,12 +6,14 @@ comes only after the leader's durable ack, i.e. once every in-sync replica
 has it fsynced. A /queue subscription on any node is served by the node
 that coordinates its queue group (relayed there), so consumers of one
 queue on different nodes compete for its messages."""
+import json
 import os
 import select
 import signal
 import socket
 import sys
 import time
+import urllib.request
 
 import pytest
 
@@ -252,6 +254,16 @@ def coordinator(view, group):
     return parse(view)[fnv1a32(group) % len(view)][0]
 
 
+def local_groups(c, nid):
+    """The names of the groups node nid holds itself (GET /api/groups)."""
+    url = "http://%s:%d/api/groups" % c.nodes[nid].http_addr
+    try:
+        with urllib.request.urlopen(url, timeout=30) as r:
+            return [g["name"] for g in json.loads(r.read())["groups"]]
+    except OSError:
+        return []
+
+
 def serving_node(c, nodes, queue):
     """The node that serves /queue/<queue>, found by what it does: a
     subscription (on any node) declares the queue group on the node that
@@ -261,9 +273,9 @@ def serving_node(c, nodes, queue):
                          "receipt": "p"})
 
     def where():
-        has = [n for n in nodes
-               if queue in c.cli(n, "group", "list", check=False)
-               .stdout.split()]
+        # each node's own groups: the HTTP API's (`sluice group list`
+        # answers for the whole cluster on any node)
+        has = [n for n in nodes if queue in local_groups(c, n)]
         return has[0] if len(has) == 1 else None
     # kept open until then: a relayed subscription reaches the coordinator
     # once one is known (the first group of a cluster waits for the group
