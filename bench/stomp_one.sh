@@ -9,7 +9,9 @@
 # directory (plus SLUICED ARGS, e.g. --flush-spin-us 0), runs an unmeasured
 # warm-up, then `sluice-bench stomp --port P --dest /queue/tRANDOM ARGS`,
 # and prints the bench's result line and the broker's CPU time during it
-# (broker_cpu_ticks, clock ticks of user+system over all its threads).
+# (broker_cpu_ticks, clock ticks of user+system over all its threads) and
+# its context switches (broker_ctx_switches, all threads, voluntary and
+# not: threads that exited meanwhile are not counted).
 # Stops the broker by pid. Examples (docs/benchmarks.md):
 #
 #   bench/stomp_one.sh build "--producers 4 --consumers 4 --size 100 \
@@ -18,7 +20,7 @@
 #   bench/stomp_one.sh build "--producers 1 --consumers 1 --size 100 \
 #       --count 2000 --persistent --sync-receipts --ack client-individual"
 set -euo pipefail
-[ $# -ge 2 ] || { sed -n 2,22p "$0" >&2; exit 2; }
+[ $# -ge 2 ] || { sed -n 2,21p "$0" >&2; exit 2; }
 B=$1; args=$2; shift 2
 case $B in /*) ;; *) B=$(cd "$(dirname "$0")/.." && pwd)/$B ;; esac
 . "$(dirname "$0")/sluiced.sh"
@@ -27,8 +29,13 @@ port=$sport
 "$B/bin/sluice-bench" stomp --port "$port" --dest /queue/warm --producers 2 \
   --consumers 2 --count 5000 --persistent --receipt-every 100 >/dev/null 2>&1
 t0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+# context switches (voluntary + not) over all the broker's threads
+cs() { cat /proc/"$pid"/task/*/status 2>/dev/null |
+       awk '/^(non)?voluntary_ctxt_switches/ { n += $2 } END { print n }'; }
+c0=$(cs)
 # shellcheck disable=SC2086
 "$B/bin/sluice-bench" stomp --port "$port" --dest "/queue/t$RANDOM" $args 2>&1 |
   tail -1
 t1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
-echo "broker_cpu_ticks=$((t1 - t0))"
+c1=$(cs)
+echo "broker_cpu_ticks=$((t1 - t0)) broker_ctx_switches=$((c1 - c0))"

@@ -297,7 +297,7 @@ void sl_ops_on_spin(evutil_socket_t fd, short what, void *arg)
  * own round it answers at once (sl_ops_on_flush) and takes back the
  * flush_ev activation of the round's durable notify.
  */
-#define SL_KICK_GUARD_US 500
+#define SL_KICK_GUARD_US 200
 
 static void kick_soon(sl_broker *b, int append)
 {
