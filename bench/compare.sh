@@ -18,7 +18,8 @@
 #        BROKERS ("sluiced rabbitmq activemq"), OUT (also write the table),
 #        WINDOW (receipts outstanding per producer, default 4),
 #        ONLY (regex: run only the workloads whose name matches),
-#        RCHUNKS (rounds of the receipt-vs-fdatasync measurement, default 5)
+#        RCHUNKS (rounds of the receipt-vs-fdatasync measurement, default 5),
+#        SLUICED_ARGS (more sluiced flags, e.g. "--flush-inline-us 0")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -86,9 +87,10 @@ rss_mib() {
 start_sluiced() {
   local d="$work/sluiced"
   mkdir -p "$d"
+  # shellcheck disable=SC2086
   "$sluiced" --listen 127.0.0.1:0 --stomp-listen 127.0.0.1:0 \
     --http-listen 127.0.0.1:0 --data "$d/data" \
-    --log-level warn >"$d/ready" 2>"$d/log" &
+    --log-level warn ${SLUICED_ARGS:-} >"$d/ready" 2>"$d/log" &
   pids+=($!)
   for _ in $(seq 100); do grep -q '^sluiced ready' "$d/ready" && break; sleep 0.1; done
   port=$(sed -nE 's/.*stomp=127\.0\.0\.1:([0-9]+).*/\1/p' "$d/ready")

@@ -321,7 +321,10 @@ void sl_ops_on_kick(evutil_socket_t fd, short what, void *arg)
     static const struct timeval zero = {0, 0};
     static const struct timeval guard = {0, SL_KICK_GUARD_US};
     sl_broker *b = arg;
-    int may = lone_waiter(b) && b->kick_appends <= 1;
+    /* (the flusher checks the fdatasync time again; checked here too, a
+     * round it would decline goes to the thread now, not after idle_ev) */
+    int may = lone_waiter(b) && b->kick_appends <= 1 &&
+              sl_flusher_sync_avg_us(b->flusher) <= b->cfg.flush_inline_us;
     (void)fd;
     (void)what;
     b->kick_appends = 0;
