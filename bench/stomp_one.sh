@@ -11,7 +11,7 @@
 # and prints the bench's result line and the broker's CPU time during it
 # (broker_cpu_ticks, clock ticks of user+system over all its threads) and
 # its context switches (broker_ctx_switches, all threads, voluntary and
-# not: threads that exited meanwhile are not counted).
+# not, and per thread name: threads that exited meanwhile do not count).
 # Stops the broker by pid. Examples (docs/benchmarks.md):
 #
 #   bench/stomp_one.sh build "--producers 4 --consumers 4 --size 100 \
@@ -29,13 +29,21 @@ port=$sport
 "$B/bin/sluice-bench" stomp --port "$port" --dest /queue/warm --producers 2 \
   --consumers 2 --count 5000 --persistent --receipt-every 100 >/dev/null 2>&1
 t0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
-# context switches (voluntary + not) over all the broker's threads
-cs() { cat /proc/"$pid"/task/*/status 2>/dev/null |
-       awk '/^(non)?voluntary_ctxt_switches/ { n += $2 } END { print n }'; }
+# context switches (voluntary + not) per thread name (the event loop and
+# any other unnamed thread: sluiced; storage/flusher.c names its threads)
+cs() { for t in /proc/"$pid"/task/*; do
+         awk -v c="$(cat "$t/comm" 2>/dev/null)" \
+           '/^(non)?voluntary_ctxt_switches/ { n += $2 } END { print c, n }' \
+           "$t/status" 2>/dev/null
+       done | awk '{ n[$1] += $2 } END { for (c in n) print c, n[c] }' | sort; }
 c0=$(cs)
 # shellcheck disable=SC2086
 "$B/bin/sluice-bench" stomp --port "$port" --dest "/queue/t$RANDOM" $args 2>&1 |
   tail -1
 t1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
 c1=$(cs)
-echo "broker_cpu_ticks=$((t1 - t0)) broker_ctx_switches=$((c1 - c0))"
+by=$(join -a 2 <(echo "$c0") <(echo "$c1") |
+     awk '{ d = NF == 3 ? $3 - $2 : $2; t += d; s = s sep $1 ":" d; sep = "," }
+          END { print t, s }')
+echo "broker_cpu_ticks=$((t1 - t0)) broker_ctx_switches=${by% *}" \
+  "broker_ctx_switches_by_thread=${by#* }"

@@ -111,12 +111,15 @@ struct sl_broker {
     struct event *spin_ev;   /* loop-spin-us: polls for the next round */
     uint64_t spin_rounds;    /* flusher rounds when the spin started */
     int64_t spin_start_us;
-    /* flush-inline-us (ops.c, kick_soon): after a batch of requests,
+    /* flush-inline-us (ops.c, request_durable): after a batch of requests,
      * kick_ev decides; a lone waiter's round waits for the loop to be idle
      * (idle_ev, a zero timer of SL_PRI_INGRESS), at most until guard_ev */
     struct event *kick_ev, *idle_ev, *guard_ev;
-    unsigned kick_appends; /* durable appends since the last kick */
-    int kick_idle;         /* idle_ev and guard_ev armed */
+    unsigned kick_appends; /* deferred appends since the last kick */
+    struct sl_tpart *kick_tp; /* the last of them (compared only) */
+    int kick_dirty;   /* this batch also made a normal request */
+    int kick_pending; /* kick_ev active */
+    int kick_idle;    /* idle_ev and guard_ev armed */
     struct event *maint_ev; /* periodic sl_part_maintain */
     struct event *reap_ev;  /* frees closed connections */
     struct event *sig_term, *sig_int, *sig_hup, *sig_usr1, *sig_usr2;

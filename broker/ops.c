@@ -282,28 +282,41 @@ void sl_ops_on_spin(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
- * flush-inline-us (storage/flusher.c, INLINE ROUNDS): requests do not wake
- * the flusher thread; kick_ev runs right after the callback that made
- * them and decides. When the batch was more than one durable append, or
- * not exactly one client waits (more load than a window of one), it
- * wakes the flusher thread at once (sl_flusher_kick(f, 0)), as a request
- * would have. Otherwise the round is for the loop to run, but only once
- * it has nothing more urgent to do: idle_ev, a zero timer of
- * SL_PRI_INGRESS, runs after the deliveries of that append have been
- * written (a consumer gets its message during the fdatasync, not after
- * it). A loop kept busy at normal priority would starve idle_ev, so
- * guard_ev, a timer of normal priority, kicks at most
- * SL_KICK_GUARD_US later, then on the flusher thread. After the loop's
- * own round it answers at once (sl_ops_on_flush) and takes back the
- * flush_ev activation of the round's durable notify.
+ * flush-inline-us (storage/flusher.c, INLINE ROUNDS). A durable append
+ * that looks like a window of one (nothing older of its partition waits
+ * for a round, no append of this batch did) is requested with
+ * sl_flusher_request_deferred: the flusher thread is not woken. Any other
+ * is requested as usual, and marks the batch (kick_dirty). kick_ev runs
+ * right after the callback that appended and decides. Unless the batch
+ * was that one append and its client is the only one waiting (a lone
+ * waiter), it wakes the flusher thread at once (sl_flusher_kick(f, 0)):
+ * concurrent load keeps its group commit and a loop that never waits for
+ * the disk. Otherwise the round is for the loop to run, but only once it
+ * has nothing more urgent to do: idle_ev, a zero timer of SL_PRI_INGRESS,
+ * runs after the deliveries of that append have been written (a consumer
+ * gets its message during the fdatasync, not after it). A loop kept busy
+ * at normal priority would starve idle_ev, so guard_ev, a timer of normal
+ * priority, kicks at most SL_KICK_GUARD_US later, then on the flusher
+ * thread. After the loop's own round it answers at once (sl_ops_on_flush)
+ * and takes back the flush_ev activation of the round's durable notify.
  */
 #define SL_KICK_GUARD_US 200
 
-static void kick_soon(sl_broker *b, int append)
+static void request_durable(sl_broker *b, sl_tpart *tp, int64_t base)
 {
-    if (b->cfg.flush_inline_us <= 0)
+    if (b->cfg.flush_inline_us <= 0) {
+        sl_flusher_request(b->flusher, tp->part);
         return;
-    b->kick_appends += append != 0;
+    }
+    if (!b->kick_dirty && sl_part_durable_offset(tp->part) >= base) {
+        sl_flusher_request_deferred(b->flusher, tp->part);
+        b->kick_tp = tp;
+        b->kick_appends++;
+    } else {
+        sl_flusher_request(b->flusher, tp->part);
+        b->kick_dirty = 1;
+    }
+    b->kick_pending = 1;
     event_active(b->kick_ev, EV_READ, 0);
 }
 
@@ -323,11 +336,15 @@ void sl_ops_on_kick(evutil_socket_t fd, short what, void *arg)
     sl_broker *b = arg;
     /* (the flusher checks the fdatasync time again; checked here too, a
      * round it would decline goes to the thread now, not after idle_ev) */
-    int may = lone_waiter(b) && b->kick_appends <= 1 &&
+    int may = !b->kick_dirty && b->kick_appends == 1 && lone_waiter(b) &&
+              b->dw_list == b->kick_tp &&
               sl_flusher_sync_avg_us(b->flusher) <= b->cfg.flush_inline_us;
     (void)fd;
     (void)what;
     b->kick_appends = 0;
+    b->kick_dirty = 0;
+    b->kick_pending = 0;
+    b->kick_tp = NULL;
     if (!may) {
         kick_idle_cancel(b);
         sl_flusher_kick(b->flusher, 0);
@@ -414,10 +431,8 @@ sl_err sl_ops_append(sl_broker *b, const char *topic, int32_t partition,
     }
     tp->bytes_in += len;
     tp->records_in += (uint64_t)(sl_part_end_offset(tp->part) - base);
-    if (tp->topic->pcfg.flush != SL_FLUSH_NEVER) {
-        sl_flusher_request(b->flusher, tp->part);
-        kick_soon(b, 1);
-    }
+    if (tp->topic->pcfg.flush != SL_FLUSH_NEVER)
+        request_durable(b, tp, base);
     if (!visible_at_append(b, tp) && !tp->on_dv_list) {
         tp->on_dv_list = 1;
         tp->dv_next = b->dv_list;
@@ -468,11 +483,12 @@ sl_err sl_ops_wait_durable(sl_broker *b, const char *topic, int32_t partition,
         tp->dw_next = b->dw_list;
         b->dw_list = tp;
     }
-    sl_flusher_request(b->flusher, tp->part);
-    if (b->cfg.flush_inline_us > 0)
-        kick_soon(b, 0); /* which arms the spin if it does not sync */
-    else
+    if (b->kick_pending) { /* the kick decides (and arms the spin) */
+        sl_flusher_request_deferred(b->flusher, tp->part);
+    } else {
+        sl_flusher_request(b->flusher, tp->part);
         spin_arm(b);
+    }
     *wait_out = w;
     return SL_OK;
 }

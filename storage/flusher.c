@@ -273,6 +273,7 @@ static void run_hooks(sl_flusher *f)
 static void *hook_main(void *arg)
 {
     sl_flusher *f = arg;
+    (void)prctl(PR_SET_NAME, "sl-hooks"); /* top -H, perf, /proc: comm */
     pthread_mutex_lock(&f->mu);
     for (;;) {
         while (!f->hooks_wanted && !f->hstop)
@@ -301,6 +302,7 @@ static void *flusher_main(void *arg)
     /* spin_wait's timed sleeps end when asked: the default timer slack
      * (50 µs) is a quarter of an fdatasync */
     (void)prctl(PR_SET_TIMERSLACK, 1000UL);
+    (void)prctl(PR_SET_NAME, "sl-flusher");
     pthread_mutex_lock(&f->mu);
     for (;;) {
         int64_t now = sl_flusher__mono_ms();
@@ -465,18 +467,19 @@ void sl_flusher_free(sl_flusher *f)
     free(f);
 }
 
-void sl_flusher_request(sl_flusher *f, sl_part *p)
+/* quiet: an SL_FLUSH_ALWAYS request does not wake the flusher thread
+ * (sl_flusher_request_deferred: the caller kicks). */
+static void request(sl_flusher *f, sl_part *p, int quiet)
 {
-    int policy = p->cfg.flush, quiet;
+    int policy = p->cfg.flush;
     int64_t due;
     if (policy == SL_FLUSH_NEVER)
         return;
     due = sl_flusher__mono_ms();
     if (policy == SL_FLUSH_INTERVAL)
         due += p->cfg.flush_interval_ms;
+    quiet = quiet && policy == SL_FLUSH_ALWAYS;
     pthread_mutex_lock(&f->mu);
-    /* Inline mode: the caller's sl_flusher_kick wakes the thread. */
-    quiet = f->inline_us > 0 && policy == SL_FLUSH_ALWAYS;
     atomic_fetch_add(&f->req_seq, 1);
     atomic_store_explicit(&f->req_us, sl_fs_mono_us(), memory_order_relaxed);
     if (policy == SL_FLUSH_ALWAYS)
@@ -501,6 +504,16 @@ void sl_flusher_request(sl_flusher *f, sl_part *p)
     pthread_mutex_unlock(&f->mu);
 }
 
+void sl_flusher_request(sl_flusher *f, sl_part *p)
+{
+    request(f, p, 0);
+}
+
+void sl_flusher_request_deferred(sl_flusher *f, sl_part *p)
+{
+    request(f, p, 1);
+}
+
 /*
  * INLINE ROUNDS. At low rates each durable message costs thread hand-offs
  * more than anything else (issue 20, docs/benchmarks.md: on this VM a
@@ -510,11 +523,12 @@ void sl_flusher_request(sl_flusher *f, sl_part *p)
  * wake-ups. When one client waits for one durable write and nothing else
  * is going on, the caller may as well fdatasync itself, as Redis's
  * appendfsync always does on its main thread: one thread, no hand-off,
- * nothing to spin for. So with sl_flusher_set_inline_us(us > 0), a
- * request of an SL_FLUSH_ALWAYS partition only queues it (no signal),
- * and the caller calls sl_flusher_kick once its batch of requests is in.
- * The kick runs the round on the calling thread when the caller says it
- * may (its own view: a lone waiter, one append), the round would be
+ * nothing to spin for. So a caller that expects such a round requests
+ * with sl_flusher_request_deferred, which only queues an SL_FLUSH_ALWAYS
+ * partition (no signal), and calls sl_flusher_kick once its batch of
+ * requests is in. With sl_flusher_set_inline_us(us > 0) the kick runs the
+ * round on the calling thread when the caller says it may (its own view:
+ * a lone waiter for one append, nothing older pending), the round would be
  * exactly one due partition, the flusher thread is idle (not in a round,
  * not held, not stopping), no journal round would be due, and the recent
  * fdatasyncs took at most us on average (the most the caller's other work
@@ -567,8 +581,6 @@ void sl_flusher_set_inline_us(sl_flusher *f, int64_t us)
 {
     pthread_mutex_lock(&f->mu);
     f->inline_us = us > 0 ? us : 0;
-    if (f->npend > 0)
-        pthread_cond_signal(&f->cv); /* nothing left waiting for a kick */
     pthread_mutex_unlock(&f->mu);
 }
 

@@ -76,16 +76,18 @@ void sl_flusher_spin_stats(const sl_flusher *f, uint64_t *spins,
                            uint64_t *hits);
 
 /*
- * Inline rounds (flusher.c, INLINE ROUNDS): us > 0 = requests of
- * SL_FLUSH_ALWAYS partitions queue without waking the flusher thread, and
- * the caller MUST call sl_flusher_kick after its batch of requests (e.g.
- * from an event that runs right after the current callback). The kick
- * runs the round (fdatasync, durable offsets, durable notify) on the
- * calling thread when may_inline, the round is one due partition, the
- * flusher thread is idle and the recent fdatasyncs averaged at most us;
- * otherwise it wakes the flusher thread. Returns 1 when it ran the round.
- * 0 (default) = off; sl_flusher_kick then only wakes. @thread the one
- * that calls sl_flusher_request */
+ * Inline rounds (flusher.c, INLINE ROUNDS). sl_flusher_request_deferred:
+ * as sl_flusher_request, but an SL_FLUSH_ALWAYS partition is only queued,
+ * without waking the flusher thread; the caller MUST call sl_flusher_kick
+ * after its batch of requests (e.g. from an event that runs right after
+ * the current callback). The kick runs the round (fdatasync, durable
+ * offsets, durable notify) on the calling thread when may_inline, inline
+ * rounds are on (sl_flusher_set_inline_us, us > 0), the round is one due
+ * partition, the flusher thread is idle and the recent fdatasyncs
+ * averaged at most us; otherwise it wakes the flusher thread. Returns 1
+ * when it ran the round. Default us = 0: a kick only wakes. @thread the
+ * one that calls sl_flusher_request */
+void sl_flusher_request_deferred(sl_flusher *f, sl_part *p);
 void sl_flusher_set_inline_us(sl_flusher *f, int64_t us);
 int sl_flusher_kick(sl_flusher *f, int may_inline);
 /* Rounds sl_flusher_kick ran (they count in sl_flusher_rounds too). */

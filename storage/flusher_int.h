@@ -81,9 +81,8 @@ struct sl_flusher {
     int ck_ready;    /* a batch for the checkpoint thread (not the final) */
     uint64_t ck_seq; /* journal file to delete after the batch */
     _Atomic uint64_t checkpoints, jrounds;
-    /* Inline rounds (sl_flusher_set_inline_us, flusher.c): requests of
-     * SL_FLUSH_ALWAYS partitions do not wake the flusher thread; the
-     * caller's sl_flusher_kick runs the round itself or wakes it. (mu) */
+    /* Inline rounds (sl_flusher_kick, flusher.c): the bound on the
+     * recent fdatasync time for a kick to run the round itself. (mu) */
     int64_t inline_us;              /* 0 = off */
     _Atomic uint64_t inline_rounds; /* rounds run by sl_flusher_kick */
 };

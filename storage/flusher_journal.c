@@ -22,6 +22,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 
 #include "protocol/log.h"
 #include "storage/flusher.h"
@@ -141,6 +142,7 @@ static int checkpoint_parts(sl_part **v, size_t n)
 static void *ck_main(void *arg)
 {
     sl_flusher *f = arg;
+    (void)prctl(PR_SET_NAME, "sl-checkpoint");
     pthread_mutex_lock(&f->mu);
     for (;;) {
         while (!f->ck_ready && !f->ck_stop)

@@ -416,12 +416,12 @@ static void test_lone_waiter_spin(void **state)
     sl_fs = saved;
 }
 
-/* flush-inline-us (ops.c, kick_soon): one append and its lone waiter are
+/* flush-inline-us (ops.c, request_durable): one append and its lone waiter are
  * synced by the loop itself (no flusher thread round), and answered only
  * once durable; a batch of two appends goes to the flusher thread. The
  * loop's round waits for the loop to be idle, at most SL_KICK_GUARD_US
  * (then it is the thread's): on a loaded machine some of the lone rounds
- * may be the thread's, so it counts that most were inline. */
+ * may be the thread's, so it asks that a quarter were inline. */
 static waits inl_w;
 static int64_t inl_durable_at_answer[32];
 static sl_broker *inl_b;
@@ -462,7 +462,7 @@ static void test_lone_waiter_inline(void **state)
         assert_int_equal(inl_w.errs[0], SL_OK);
         assert_true(inl_durable_at_answer[0] >= next[i]); /* on disk */
     }
-    assert_true(sl_flusher_inline_rounds(fl) - inl0 >= (uint64_t)N / 2);
+    assert_true(sl_flusher_inline_rounds(fl) - inl0 >= (uint64_t)N / 4);
 
     /* two appends before the loop runs: the flusher thread's round */
     inl0 = sl_flusher_inline_rounds(fl);

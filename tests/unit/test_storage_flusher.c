@@ -974,13 +974,14 @@ static void test_tokens(void **state)
     tu_rmrf(dir);
 }
 
-/* Inline rounds (flusher.c, INLINE ROUNDS): with sl_flusher_set_inline_us
- * a request does not wake the flusher thread; sl_flusher_kick(f, 1) runs
- * the round on the calling thread: fdatasync, durable offset published,
- * durable notify (on this thread), token covered, all before it returns.
- * It leaves the round to the thread when told not to (0), when more than
- * one partition is pending, when held, or when the recent fdatasyncs were
- * slower than the bound. */
+/* Inline rounds (flusher.c, INLINE ROUNDS): a deferred request does not
+ * wake the flusher thread; with sl_flusher_set_inline_us,
+ * sl_flusher_kick(f, 1) runs the round on the calling thread: fdatasync,
+ * durable offset published, durable notify (on this thread), token
+ * covered, all before it returns. It leaves the round to the thread when
+ * told not to (0), when more than one partition is pending, when held, or
+ * when the recent fdatasyncs were slower than the bound. A plain request
+ * still wakes the thread. */
 static pthread_t dn_thread;
 static int dn_calls;
 static void self_dnotify(void *arg)
@@ -1011,7 +1012,7 @@ static void test_inline_kick(void **state)
     sl_flusher_set_inline_us(f, 60 * 1000000); /* any disk */
     for (int i = 0; i < N; i++) {
         assert_int_equal(tu_append(p, 1, 1, i, 20), i);
-        sl_flusher_request(f, p);
+        sl_flusher_request_deferred(f, p);
         t = sl_flusher_token(f);
         assert_int_equal(sl_flusher_kick(f, 1), 1);
         /* done when the kick returns, on this thread, in order */
@@ -1029,9 +1030,9 @@ static void test_inline_kick(void **state)
     /* two partitions pending: concurrency, the thread's round (the
      * thread has slept since it started: nothing woke it yet) */
     tu_append(p, 1, 1, N, 20);
-    sl_flusher_request(f, p);
+    sl_flusher_request_deferred(f, p);
     tu_append(q, 1, 1, 0, 20);
-    sl_flusher_request(f, q);
+    sl_flusher_request_deferred(f, q);
     assert_int_equal(sl_flusher_kick(f, 1), 0);
     wait_durable(p, N + 1);
     wait_durable(q, 1);
@@ -1043,28 +1044,33 @@ static void test_inline_kick(void **state)
 
     /* not allowed by the caller: the thread's round */
     tu_append(p, 1, 1, N + 1, 20);
-    sl_flusher_request(f, p);
+    sl_flusher_request_deferred(f, p);
     assert_int_equal(sl_flusher_kick(f, 0), 0);
     wait_durable(p, N + 2);
 
     /* held: no round at all until released */
     sl_flusher_hold(f, 1);
     tu_append(p, 1, 1, N + 2, 20);
-    sl_flusher_request(f, p);
+    sl_flusher_request_deferred(f, p);
     assert_int_equal(sl_flusher_kick(f, 1), 0);
     assert_int_equal(sl_part_durable_offset(p), N + 2);
     sl_flusher_hold(f, 0);
     wait_durable(p, N + 3);
 
-    /* the recent fdatasyncs took longer than the bound: the thread's */
-    sl_flusher_set_inline_us(f, 1);
+    /* a plain request still wakes the thread, no kick needed */
     tu_append(p, 1, 1, N + 3, 20);
     sl_flusher_request(f, p);
+    wait_durable(p, N + 4);
+
+    /* the recent fdatasyncs took longer than the bound: the thread's */
+    sl_flusher_set_inline_us(f, 1);
+    tu_append(p, 1, 1, N + 4, 20);
+    sl_flusher_request_deferred(f, p);
     if (sl_flusher_sync_avg_us(f) > 1)
         assert_int_equal(sl_flusher_kick(f, 1), 0);
     else
         sl_flusher_kick(f, 0);
-    wait_durable(p, N + 4);
+    wait_durable(p, N + 5);
     assert_int_equal(sl_flusher_inline_rounds(f), N);
 
     pthread_mutex_lock(&mu);
