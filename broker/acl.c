@@ -63,9 +63,10 @@
 #include "broker/auth.h"
 #include "broker/binary.h"
 #include "broker/broker.h"
-#include "broker/cluster_users.h"
+#include "broker/cluster_users_propose.h"
 #include "broker/json.h"
 #include "broker/topic.h"
+#include "cluster/meta.h"
 #include "protocol/api.h"
 
 typedef sl_acl_rule rule;

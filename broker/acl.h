@@ -9,12 +9,12 @@
 
 #include <stddef.h>
 
+#include "broker/acl_store.h"
 #include "broker/conn.h"
 #include "broker/ops.h"
 #include "protocol/err.h"
 
 struct sl_req;
-struct sl_jw;
 
 /* Operations (bits). */
 enum {
@@ -32,32 +32,6 @@ enum {
 
 /* Resource kinds. */
 enum { SL_RES_TOPIC = 1, SL_RES_GROUP = 2, SL_RES_CLUSTER = 3 };
-
-/* A rule: the user, the resource kind and pattern, the operations. */
-typedef struct sl_acl_rule {
-    char user[65];
-    int kind;
-    char pattern[256];
-    int prefix;
-    int ops;
-} sl_acl_rule;
-
-/* The store (tables of meta.db through sl_auth_db). */
-sl_err sl_acl_load(sl_broker *b, char *err, size_t errlen);
-void sl_acl_free(sl_broker *b);
-/* Replace every rule by rules[0..n) in the table, inside the caller's
- * transaction (a cluster's rules come from the metadata log: cluster_users.c);
- * the caller reloads with sl_acl_load after its commit. */
-sl_err sl_acl_store_replace(sl_broker *b, const sl_acl_rule *rules, size_t n,
-                            char *err, size_t errlen);
-/* The number of rules in *n; with out (room for that many, from a
- * first call with NULL), a copy of them too. */
-void sl_acl_rules(const sl_broker *b, sl_acl_rule *out, size_t *n);
-/* Remove every rule of user (user.delete). */
-void sl_acl_forget_user(sl_broker *b, const char *user);
-/* Every operation on every topic and group (stomp-users-file import). */
-sl_err sl_acl_grant_all_topics(sl_broker *b, const char *user, char *err,
-                               size_t errlen);
 
 /*
  * May user (admin: has the admin role) do op on the resource? 1/0. Always
@@ -78,12 +52,6 @@ sl_err sl_acl_check_request(sl_broker *b, sl_conn *c, const struct sl_req *req,
 sl_err sl_acl_check_verb(sl_broker *b, const char *user, int admin,
                          const char *verb, size_t n, const char *const *keys,
                          const char *const *values, char *msg, size_t msglen);
-/* acl.grant, acl.revoke, acls (sl_auth_verb). */
-struct sl_auth_later;
-sl_err sl_acl_verb(sl_broker *b, const char *verb, size_t n,
-                   const char *const *keys, const char *const *values,
-                   const char *who, const char *peer, struct sl_jw *j,
-                   char *msg, size_t msglen, struct sl_auth_later *later);
 
 /*
  * STOMP destinations on the same rules (stomp.c calls these; /queue/X

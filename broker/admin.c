@@ -30,7 +30,6 @@
 #include "broker/auth.h"
 #include "broker/binary.h"
 #include "broker/broker.h"
-#include "broker/cluster_ops.h"
 #include "broker/json.h"
 #include "broker/ops_groups.h"
 #include "broker/topic.h"

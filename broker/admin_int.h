@@ -103,5 +103,17 @@ sl_err v_topic_create(sl_admin_call *x);
 sl_err v_topic_delete(sl_admin_call *x);
 sl_err v_topics(sl_admin_call *x);
 sl_err v_version(sl_admin_call *x);
+/* cluster_ops.c (docs/cluster.md 10):
+ *   partition.reassign       topic, partition, replicas "A,B,C"
+ *   partition.reassignments  [topic]: the reassignments in progress
+ *   cluster.rebalance        spread replicas and leaders evenly
+ *   cluster.add_node         node, address (its cluster-listen HOST:PORT)
+ *   cluster.remove_node      node: moves its partitions ("moving"), then
+ *                            removes it ("removed") */
+sl_err v_partition_reassign(sl_admin_call *x);
+sl_err v_partition_reassignments(sl_admin_call *x);
+sl_err v_cluster_rebalance(sl_admin_call *x);
+sl_err v_cluster_add_node(sl_admin_call *x);
+sl_err v_cluster_remove_node(sl_admin_call *x);
 
 #endif

@@ -80,11 +80,11 @@
 #include <openssl/ssl.h>
 #include <sqlite3.h>
 
-#include "broker/acl.h"
-#include "broker/cluster_users.h"
+#include "broker/acl_store.h"
+#include "broker/cluster_users_propose.h"
 #include "broker/json.h"
-#include "broker/peer_auth.h"
 #include "broker/stomp_auth.h"
+#include "cluster/meta.h"
 #include "protocol/log.h"
 
 /* ---- the store

@@ -164,4 +164,12 @@ const sl_user *auth_login_user(sl_auth *a, const char *name, const char *peer);
 /* auth_sasl.c: register SASL_HANDSHAKE and SASL_AUTHENTICATE. */
 void auth_sasl_register(sl_broker *b);
 
+/* peer_auth.c, for the auth module's init (auth.c calls them; declared
+ * here, not in peer_auth.h, so auth does not depend on peer_auth, which
+ * uses this header). Start checks of cluster-tls: SL_OK or an error with
+ * err naming what is missing. Read cluster-secret-file: SL_OK, or an
+ * error with err naming the problem (missing, too short). */
+sl_err sl_peer_tls_check(sl_broker *b, char *err, size_t errlen);
+sl_err sl_peer_auth_load(sl_broker *b, char *err, size_t errlen);
+
 #endif

@@ -22,12 +22,8 @@ sl_err sl_bcluster_start(sl_broker *b, char *err, size_t errlen);
  * broker without cluster mode. */
 void sl_bcluster_stop(sl_broker *b);
 
-/* sl_bcluster_propose: broker/cluster_propose.h, included above. */
-
-/* The quorum member, for broker/cluster_ops.c; NULL without cluster
- * mode. */
-struct sl_cluster_node;
-struct sl_cluster_node *sl_bcluster_node(const sl_broker *b);
+/* sl_bcluster_propose, sl_bcluster_image, sl_bcluster_node:
+ * broker/cluster_propose.h, included above. */
 
 /* METADATA version 2 (docs/protocol.md 4.1): this node's id, the brokers
  * and their binary addresses, and per partition of r's topics the leader,
@@ -39,11 +35,6 @@ struct sl_metadata_resp;
 struct sl_arena;
 void sl_bcluster_meta_fill(sl_broker *b, struct sl_arena *a,
                            struct sl_metadata_resp *r);
-
-/* The loop's copy of the metadata image (cluster/meta.h), or NULL
- * without cluster mode. Valid until sl_bcluster_stop. */
-struct sl_meta;
-const struct sl_meta *sl_bcluster_image(sl_broker *b);
 
 /* For /metrics: this node's view of the cluster. 0, or -1 without
  * cluster mode. */

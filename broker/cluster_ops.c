@@ -35,7 +35,7 @@
 
 #include "broker/admin_int.h"
 #include "broker/broker.h"
-#include "broker/cluster.h"
+#include "broker/cluster_propose.h"
 #include "broker/config.h"
 #include "broker/topic.h"
 #include "cluster/meta.h"

@@ -28,18 +28,11 @@ void sl_bops_changed(sl_bops *o);
  * fence, and the operations' commands. */
 int sl_bops_forwardable(const void *cmd, size_t len);
 
-/* Admin verbs (broker/admin.c's table; docs/cluster.md 10):
- *   partition.reassign       topic, partition, replicas "A,B,C"
- *   partition.reassignments  [topic]: the reassignments in progress
- *   cluster.rebalance        spread replicas and leaders evenly */
+/* Its admin verbs (partition.reassign, partition.reassignments,
+ * cluster.rebalance, cluster.add_node, cluster.remove_node) are declared
+ * with the others in broker/admin_int.h. */
+
 struct sl_admin_call;
-sl_err v_partition_reassign(struct sl_admin_call *x);
-sl_err v_partition_reassignments(struct sl_admin_call *x);
-sl_err v_cluster_rebalance(struct sl_admin_call *x);
-/*   cluster.add_node         node, address (its cluster-listen HOST:PORT)
- *   cluster.remove_node      node: moves its partitions ("moving"), then
- *                            removes it ("removed") */
-sl_err v_cluster_add_node(struct sl_admin_call *x);
 /* topic.alter and topic.add_partitions in a cluster (admin_topics.c calls
  * them when the broker is one): through the metadata log; every node
  * applies the change when it sees it (sl_bops_sync_topics). keys/vals and
@@ -52,6 +45,5 @@ sl_err sl_bops_topic_add_partitions(struct sl_admin_call *x, const char *name,
 /* Make the local topics match the image's partition counts and configs
  * (cluster.c's reconcile, after it created missing topics). */
 void sl_bops_sync_topics(sl_broker *b);
-sl_err v_cluster_remove_node(struct sl_admin_call *x);
 
 #endif

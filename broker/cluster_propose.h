@@ -1,8 +1,11 @@
 /*
- * cluster_propose.h - putting a metadata command in the quorum's log
- * (implemented by cluster.c; broker/cluster.h includes it). Apart from
- * cluster.h so that the modules cluster.c starts (replica.c) can propose
- * without depending on cluster.c's module (scripts/include-cycles.py).
+ * cluster_propose.h - the metadata quorum as the modules below cluster.c
+ * use it: put a command in its log, read the image the log built, reach
+ * the quorum member (implemented by cluster.c; broker/cluster.h includes
+ * it). Apart from cluster.h so that the modules cluster.c starts or
+ * calls (replica.c, cluster_ops.c, cluster_users.c, group_state.c) can
+ * use the quorum without depending on cluster.c's module
+ * (scripts/include-cycles.py).
  */
 #ifndef SL_BROKER_CLUSTER_PROPOSE_H
 #define SL_BROKER_CLUSTER_PROPOSE_H
@@ -18,5 +21,15 @@
 sl_err sl_bcluster_propose(sl_broker *b, const void *cmd, size_t len,
                            void (*fn)(void *arg, sl_err rc, const char *msg),
                            void *arg);
+
+/* The loop's copy of the metadata image (cluster/meta.h), or NULL
+ * without cluster mode. Valid until sl_bcluster_stop. */
+struct sl_meta;
+const struct sl_meta *sl_bcluster_image(sl_broker *b);
+
+/* The quorum member, for broker/cluster_ops.c; NULL without cluster
+ * mode. */
+struct sl_cluster_node;
+struct sl_cluster_node *sl_bcluster_node(const sl_broker *b);
 
 #endif

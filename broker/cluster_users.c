@@ -34,9 +34,9 @@
 
 #include <event2/event.h>
 
-#include "broker/acl.h"
+#include "broker/acl_store.h"
 #include "broker/broker.h"
-#include "broker/cluster.h"
+#include "broker/cluster_propose.h"
 #include "broker/peer_auth.h"
 #include "protocol/log.h"
 

@@ -77,9 +77,9 @@
 #include <event2/event.h>
 
 #include "broker/broker.h"
-#include "broker/cluster.h"
+#include "broker/cluster_propose.h"
 #include "broker/group_state.h"
-#include "broker/ops_groups.h"
+#include "broker/ops.h"
 #include "cluster/meta.h"
 #include "protocol/batch.h"
 #include "protocol/hash.h"

@@ -24,6 +24,10 @@ typedef struct sl_gstate sl_gstate;
  * becomes its coordinator). *out NULL without cluster mode. */
 sl_err sl_gstate_new(sl_broker *b, sl_groups *g, sl_gstate **out);
 void sl_gstate_free(sl_gstate *gs); /* accepts NULL */
+/* The broker's group state replication, owned by the groups module
+ * (implemented by broker/ops_groups.c, which calls sl_gstate_new); NULL on
+ * a single node or outside the module's init..fini. */
+sl_gstate *sl_ops_gstate(sl_broker *b);
 
 /* The state partition of `group` among nparts (fnv1a32 mod nparts, as
  * libsluice computes it). */

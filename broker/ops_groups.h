@@ -25,10 +25,8 @@ void sl_groups_module_release(sl_broker *b);
 
 /* The broker's groups, or NULL before module init / after fini. */
 sl_groups *sl_ops_groups(sl_broker *b);
-/* Cluster: the replication of group state (broker/group_state.c); NULL on
- * a single node or outside init..fini. */
-struct sl_gstate;
-struct sl_gstate *sl_ops_gstate(sl_broker *b);
+/* Cluster: the replication of group state: sl_ops_gstate in
+ * broker/group_state.h. */
 /* May this node serve requests of queue group `group`? 1 on a single
  * node; in a cluster only on its coordinator, else 0 with msg saying
  * which node coordinates it (answer SL_ERR_NOT_COORDINATOR). */

@@ -70,9 +70,6 @@ struct bufferevent *sl_peer_bev_new(sl_broker *b, const char *addr);
 /* The address other nodes reach this one at: binary (stomp 0) or STOMP
  * (stomp 1); the TLS listeners' with cluster-tls. */
 const char *sl_peer_my_addr(const sl_broker *b, int stomp);
-/* Start checks of cluster-tls (auth module init): SL_OK or an error with
- * err naming what is missing. */
-sl_err sl_peer_tls_check(sl_broker *b, char *err, size_t errlen);
 
 /* The cluster secret (for the Raft transport, cluster/raft_auth.c);
  * *len 0 without one. */
@@ -89,8 +86,5 @@ int sl_peer_auth_enabled(const sl_broker *b);
 sl_err sl_peer_auth_check(sl_broker *b, const uint8_t *m, size_t len,
                           int32_t *node, char *reply, size_t replylen,
                           char *why, size_t whylen);
-/* Read cluster-secret-file (auth module init): SL_OK, or an error with
- * err naming the problem (missing, too short). */
-sl_err sl_peer_auth_load(sl_broker *b, char *err, size_t errlen);
 
 #endif
