@@ -7,7 +7,8 @@
 #
 #   BEFORE=/tmp/before/build bench/redesign_pairs.sh [AFTER_DIR] [PAIRS]
 #                                        (default build, 3 pairs)
-#   env: ONLY (regex over the workload names)
+#   env: ONLY (regex over the workload names), STOMP_COUNT (messages of
+#        the STOMP workloads, default 20000)
 #
 # Prints one line per run (mode=build:workload, the bench's result line,
 # the broker's CPU ticks during the measured command, the load average),
@@ -19,6 +20,7 @@ AFTER=$(pwd)/${1:-build}
 PAIRS=${2:-3}
 BEFORE=${BEFORE:?set BEFORE to the build directory to compare against}
 ONLY=${ONLY:-.}
+STOMP_COUNT=${STOMP_COUNT:-20000}
 BENCH=$AFTER/bin/sluice-bench
 . bench/sluiced.sh
 out=$(mktemp /tmp/redesign-pairs.XXXXXX)
@@ -30,8 +32,8 @@ WORKLOADS=(
   "produce_durable||produce -b %B --topic d --records 200000 --size 100 --acks durable"
   "consume_2p|produce -b %B --topic c --partitions 2 --records 1000000 --acks written|consume -b %B --topic c --records 1000000 --consumers 2"
   "queue_4c|produce -b %B --topic q --partitions 4 --records 400000 --acks written|queue -b %B --topic q --records 400000 --consumers 4 --credits 8192"
-  "stomp_queue||stomp --port %S --dest /queue/b --producers 1 --consumers 1 --size 100 --count 20000 --persistent --receipt-every 100 --window 4 --ack client-individual"
-  "stomp_topic||stomp --port %S --dest /topic/b --producers 1 --consumers 1 --size 100 --count 20000 --persistent --receipt-every 100 --window 4"
+  "stomp_queue||stomp --port %S --dest /queue/b --producers 1 --consumers 1 --size 100 --count ${STOMP_COUNT:-20000} --persistent --receipt-every 100 --window 4 --ack client-individual"
+  "stomp_topic||stomp --port %S --dest /topic/b --producers 1 --consumers 1 --size 100 --count ${STOMP_COUNT:-20000} --persistent --receipt-every 100 --window 4"
 )
 
 subst() { local s=${1//%B/127.0.0.1:$bport}; echo "${s//%S/$sport}"; }
