@@ -50,11 +50,13 @@
 #include <event2/event.h>
 
 #include "broker/broker.h"
+#include "broker/cluster.h"
 #include "broker/ops.h"
 #include "broker/peer_auth.h"
 #include "broker/replica.h"
 #include "broker/replica_int.h"
 #include "cluster/meta.h"
+#include "cluster/node.h"
 #include "protocol/api.h"
 #include "protocol/frame.h"
 #include "protocol/log.h"
@@ -415,6 +417,14 @@ void sl_replicas_topic_deleted(sl_replicas *rs, const char *topic)
 static void drop_moved_off(sl_replicas *rs)
 {
     const sl_meta *m = rs->image;
+    sl_cluster_status st;
+    /* Not before the image has applied everything this node's Raft log
+     * held when it started: an older one (a restart replaying its log)
+     * may predate a move that made this node a replica again, and then
+     * the copy it would delete is one the cluster counts on. */
+    sl_cluster_status_get(sl_bcluster_node(rs->b), &st);
+    if (m->applied < st.start_index)
+        return;
     for (size_t i = 0; i < m->ntopics; i++) {
         const sl_mi_topic *t = m->topics[i];
         for (int32_t p = 0; p < t->nparts; p++) {

@@ -56,6 +56,7 @@ struct sl_cluster_node {
     unsigned session_ms;
     void (*notify)(void *arg);
     void *notify_arg;
+    uint64_t start_index; /* raft_last_index after raft_start */
 
     uv_loop_t loop;
     uv_async_t async;
@@ -258,6 +259,7 @@ static void publish_status(sl_cluster_node *n)
     }
     st.term = n->raft.current_term;
     st.applied = raft_last_applied(&n->raft);
+    st.start_index = n->start_index;
     pthread_mutex_lock(&n->mu);
     n->st = st;
     pthread_mutex_unlock(&n->mu);
@@ -880,6 +882,7 @@ sl_err sl_cluster_node_start(const sl_cluster_cfg *cfg, sl_cluster_node **out,
         snprintf(err, errlen, "raft: cannot start on %s: %s", n->listen, why);
         goto fail;
     }
+    n->start_index = raft_last_index(&n->raft);
     uv_timer_start(&n->tick, tick_cb, cfg->heartbeat_ms, cfg->heartbeat_ms);
     publish_status(n);
     if (pthread_create(&n->thr, NULL, thread_main, n) != 0) {

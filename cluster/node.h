@@ -108,6 +108,10 @@ typedef struct sl_cluster_status {
     int32_t leader_id; /* 0 = no known leader */
     int role;          /* 0 unavailable, 1 follower, 2 candidate, 3 leader */
     uint64_t term, applied;
+    /* the last index of this node's Raft log when it started: an image
+     * applied this far is as new as anything this node acted on before
+     * (broker/replica.c deletes moved-off replicas only then) */
+    uint64_t start_index;
 } sl_cluster_status;
 
 /* A copy of the latest status the Raft thread published. @thread any */
