@@ -50,7 +50,7 @@
 #include <event2/event.h>
 
 #include "broker/broker.h"
-#include "broker/cluster.h"
+#include "broker/cluster_propose.h"
 #include "broker/ops.h"
 #include "broker/peer_auth.h"
 #include "broker/replica.h"
