@@ -284,7 +284,8 @@ void sl_ops_on_spin(evutil_socket_t fd, short what, void *arg)
 /*
  * flush-inline-us (storage/flusher.c, INLINE ROUNDS). A durable append
  * that looks like a window of one (nothing older of its partition waits
- * for a round, no append of this batch did) is requested with
+ * for a round, no append of this batch did, the partition's previous
+ * append is at least half an fdatasync old) is requested with
  * sl_flusher_request_deferred: the flusher thread is not woken. Any other
  * is requested as usual, and marks the batch (kick_dirty). kick_ev runs
  * right after the callback that appended and decides. Unless the batch
@@ -304,11 +305,19 @@ void sl_ops_on_spin(evutil_socket_t fd, short what, void *arg)
 
 static void request_durable(sl_broker *b, sl_tpart *tp, int64_t base)
 {
+    int64_t now, gap;
     if (b->cfg.flush_inline_us <= 0) {
         sl_flusher_request(b->flusher, tp->part);
         return;
     }
-    if (!b->kick_dirty && sl_part_durable_offset(tp->part) >= base) {
+    now = sl_fs_mono_us();
+    gap = now - tp->last_append_us;
+    tp->last_append_us = now;
+    /* A client that waits for each answer appends at most once per round
+     * (an fdatasync and a round trip apart); a stream appends microseconds
+     * apart, also when one of its SENDs arrives alone. */
+    if (!b->kick_dirty && sl_part_durable_offset(tp->part) >= base &&
+        gap >= sl_flusher_sync_avg_us(b->flusher) / 2) {
         sl_flusher_request_deferred(b->flusher, tp->part);
         b->kick_tp = tp;
         b->kick_appends++;

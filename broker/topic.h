@@ -39,6 +39,7 @@ typedef struct sl_tpart {
     sl_ops_wait *dw_head, *dw_tail;
     struct sl_tpart *dw_next; /* on the broker's list of tparts waiting */
     int on_dw_list;
+    int64_t last_append_us; /* flush-inline-us: gap between appends */
     /* watches (ops.c) */
     sl_watch_link *watches;
     /* watches to wake when the durable offset passes dv_fired (ops.c) */
