@@ -1000,8 +1000,9 @@ static void test_inline_kick(void **state)
     char *dir = tu_tmpdir(), sub[600];
     sl_part *p = open_part(dir, 1 << 30, SL_FLUSH_ALWAYS), *q;
     sl_flusher *f;
-    uint64_t t;
+    uint64_t t, inl = 0;
     const int N = 20;
+    char got[sizeof(evlog)];
     (void)state;
     snprintf(sub, sizeof(sub), "%s/second", dir);
     q = open_part(sub, 1 << 30, SL_FLUSH_ALWAYS);
@@ -1010,37 +1011,47 @@ static void test_inline_kick(void **state)
     sl_flusher_set_durable_notify(f, self_dnotify, NULL);
     sl_flusher_set_round_hooks(f, 0);
     sl_flusher_set_inline_us(f, 60 * 1000000); /* any disk */
+    /* The flusher thread may still be starting, or finishing its loop
+     * after a round, and take a request itself before the kick: such a
+     * round is the thread's, and the kick then has nothing to do. */
     for (int i = 0; i < N; i++) {
+        int r;
         assert_int_equal(tu_append(p, 1, 1, i, 20), i);
         sl_flusher_request_deferred(f, p);
         t = sl_flusher_token(f);
-        assert_int_equal(sl_flusher_kick(f, 1), 1);
+        pthread_mutex_lock(&mu);
+        dn_calls = 0;
+        pthread_mutex_unlock(&mu);
+        r = sl_flusher_kick(f, 1);
+        inl += (uint64_t)r;
+        if (!r) {
+            wait_durable(p, i + 1);
+            wait_ev('D', 1);
+            take_log(got, sizeof(got));
+            continue;
+        }
         /* done when the kick returns, on this thread, in order */
         assert_int_equal(sl_part_durable_offset(p), i + 1);
         assert_true(sl_flusher_covered(f) >= t);
         pthread_mutex_lock(&mu);
-        assert_int_equal(dn_calls, i + 1);
+        assert_int_equal(dn_calls, 1);
         assert_true(pthread_equal(dn_thread, pthread_self()));
         pthread_mutex_unlock(&mu);
         assert_log("D");
     }
-    assert_int_equal(sl_flusher_inline_rounds(f), N);
-    assert_int_equal(sl_flusher_rounds(f), N);
+    assert_int_equal(sl_flusher_inline_rounds(f), inl);
+    assert_true(inl >= (uint64_t)N / 2);
 
-    /* two partitions pending: concurrency, the thread's round (the
-     * thread has slept since it started: nothing woke it yet) */
+    /* two partitions pending: the kick leaves them to the thread (unless
+     * the thread took one of them before the kick: see above) */
     tu_append(p, 1, 1, N, 20);
     sl_flusher_request_deferred(f, p);
     tu_append(q, 1, 1, 0, 20);
     sl_flusher_request_deferred(f, q);
-    assert_int_equal(sl_flusher_kick(f, 1), 0);
+    inl += (uint64_t)sl_flusher_kick(f, 1);
     wait_durable(p, N + 1);
     wait_durable(q, 1);
-    wait_ev('D', 1);
-    assert_log("D");
-    pthread_mutex_lock(&mu);
-    assert_false(pthread_equal(dn_thread, pthread_self()));
-    pthread_mutex_unlock(&mu);
+    assert_int_equal(sl_flusher_inline_rounds(f), inl);
 
     /* not allowed by the caller: the thread's round */
     tu_append(p, 1, 1, N + 1, 20);
@@ -1071,7 +1082,7 @@ static void test_inline_kick(void **state)
     else
         sl_flusher_kick(f, 0);
     wait_durable(p, N + 5);
-    assert_int_equal(sl_flusher_inline_rounds(f), N);
+    assert_int_equal(sl_flusher_inline_rounds(f), inl);
 
     pthread_mutex_lock(&mu);
     watched = NULL;
