@@ -158,7 +158,7 @@ void rl_fail(stomp_relay *rl, const char *why)
         sl_log(SL_WARN, RELAY_SUBSYS,
                "subscription %s of session %s (%s, partition %d): "
                "relay to node %d at %s: %s; resubscribing",
-               s->id, s->c->session, s->dest, (int)rl->part, (int)rl->node,
+               s->id, s->c->session, rl->dest, (int)rl->part, (int)rl->node,
                rl->addr, why);
     else
         sl_log(SL_DEBUG, RELAY_SUBSYS,
@@ -211,11 +211,13 @@ static void rl_send_subscribe(stomp_relay *rl)
     sl_stomp_enc_end(&e, NULL, 0);
     sl_stomp_enc_begin(&e, &rl->wb, SL_STOMP_V12, SL_STOMP_SUBSCRIBE);
     sl_stomp_enc_header_s(&e, "id", s->id);
-    sl_stomp_enc_header_s(&e, "destination", s->dest);
+    sl_stomp_enc_header_s(&e, "destination", rl->dest);
     if (rl->part >= 0) {
         /* a topic's deliveries settle nothing: auto; one partition */
         sl_stomp_enc_header_s(&e, "ack", "auto");
         sl_stomp_enc_header_u(&e, "sluice-partition", (uint64_t)rl->part);
+        if (rl->from_start) /* a topic newer than the subscription */
+            sl_stomp_enc_header_s(&e, "sluice-from-start", "true");
     } else {
         sl_stomp_enc_header_s(
             &e, "ack", s->ack == ACK_AUTO ? "auto" : "client-individual");
@@ -322,7 +324,7 @@ static void rl_message(stomp_relay *rl, const sl_stomp_frame *f)
     stomp_enc_begin(c, &e, wb, c->version, SL_STOMP_MESSAGE);
     sl_stomp_enc_header_s(&e, "subscription", s->id);
     sl_stomp_enc_header_s(&e, "message-id", mid);
-    sl_stomp_enc_header_s(&e, "destination", s->dest);
+    sl_stomp_enc_header_s(&e, "destination", rl->dest);
     if (c->version >= SL_STOMP_V12 && s->ack != ACK_AUTO)
         enc_ack_id(&e, "ack", mid, s->id);
     for (i = 0; i < f->header_count; i++) {
@@ -350,12 +352,13 @@ static void rl_receipt(stomp_relay *rl, const sl_stomp_frame *f)
     rl_wait *x;
     if (id && strcmp(id, "subscribed") == 0) {
         rl_set_state(rl, RL_UP);
+        rl->from_start = 0; /* a session opened again reads from the end */
         rl->backoff = RELAY_BACKOFF_MIN_MS;
         rl_sub_done(rl);
         sl_log(rl->warned ? SL_INFO : SL_DEBUG, RELAY_SUBSYS,
                "subscription %s of session %s (%s, partition %d): "
                "relayed to node %d at %s",
-               s->id, s->c->session, s->dest, (int)rl->part, (int)rl->node,
+               s->id, s->c->session, rl->dest, (int)rl->part, (int)rl->node,
                rl->addr);
         rl->warned = 0;
         return;
@@ -432,7 +435,7 @@ static int rl_fast_ok(const stomp_relay *rl, const rl_scan *sc)
     size_t il = rl->id_len, ml = sc->mid_len;
     if (sc->escaped || sc->sub_len != il || memcmp(sc->sub, s->id, il) != 0 ||
         sc->dest_len != rl->dest_len ||
-        memcmp(sc->dest, s->dest, rl->dest_len) != 0)
+        memcmp(sc->dest, rl->dest, rl->dest_len) != 0)
         return 0;
     if (s->ack == ACK_AUTO)
         return !sc->ack;
@@ -622,11 +625,21 @@ stomp_relay *rl_new(stomp_sub *s, int32_t node, int32_t part, treader *r,
     rl->r = r;
     rl->backoff = RELAY_BACKOFF_MIN_MS;
     rl->id_len = strlen(s->id);
-    rl->dest_len = strlen(s->dest);
-    if (w) {
-        rl->sub_w = w;
-        sl_wait_hold(w);
+    if (r && s->pattern) {
+        /* a topic of a wildcard: its own name (as stomp_deliver.c's) */
+        const char *local = stomp_vhost_local(s->c, r->topic);
+        size_t n = strlen(s->dprefix) + strlen(local) + 1;
+        if ((rl->dest = malloc(n)))
+            snprintf(rl->dest, n, "%s%s", s->dprefix, local);
+        rl->from_start = r->from_start;
+    } else {
+        rl->dest = strdup(s->dest);
     }
+    if (!rl->dest) {
+        free(rl);
+        return NULL;
+    }
+    rl->dest_len = strlen(rl->dest);
     sl_stomp_parser_init(&rl->ps, &s->c->s->lim);
     sl_wb_init(&rl->wb, 512);
     sl_wb_init(&rl->acks, 4096);
@@ -635,8 +648,13 @@ stomp_relay *rl_new(stomp_sub *s, int32_t node, int32_t part, treader *r,
         sl_stomp_parser_fini(&rl->ps);
         sl_wb_fini(&rl->wb);
         sl_wb_fini(&rl->acks);
+        free(rl->dest);
         free(rl);
         return NULL;
+    }
+    if (w) {
+        rl->sub_w = w;
+        sl_wait_hold(w);
     }
     rl->next = s->relay;
     s->relay = rl;
@@ -684,6 +702,7 @@ void rl_free_one(stomp_relay *rl)
     sl_wb_fini(&rl->acks);
     if (rl->ack_ev)
         event_free(rl->ack_ev);
+    free(rl->dest);
     free(rl);
 }
 

@@ -40,6 +40,10 @@ struct stomp_relay {
      * and the subscription's reader of its topic; -1 and NULL: /queue */
     int32_t part;
     treader *r;
+    /* the destination its MESSAGEs name: the client's, or for a wildcard
+     * subscription the topic's own (owned) */
+    char *dest;
+    int from_start; /* subscribe reading from the log start (once) */
     sl_wait *sub_w; /* a SUBSCRIBE receipt waiting until it is relayed */
     int32_t node;   /* the node it relays to, -1 none known */
     char addr[128];

@@ -11,6 +11,14 @@
  * partition's leader then (what was appended in between is not seen:
  * a plain topic subscription is not durable).
  *
+ * Wildcard subscriptions (`/topic/a.*`, `a.#`, `a.>`) do the same for
+ * each topic they match: one session per partition held elsewhere, to
+ * its leader, subscribed to the topic's own destination (what the
+ * client's MESSAGEs name). The tick also gives them the matching topics
+ * the image gains (a node never sees an append of a topic held
+ * elsewhere): read from their start, here and, on the relay's first
+ * session, at the leader (`sluice-from-start`), as on a single node.
+ *
  * @thread loop (everything here)
  */
 #include <inttypes.h>
@@ -47,59 +55,98 @@ static int32_t topic_source(stomp_srv *srv, const sl_mi_topic *t, int32_t p)
     return mp->leader;
 }
 
-static stomp_relay *topic_relay_find(stomp_sub *s, int32_t p)
+static stomp_relay *topic_relay_find(stomp_sub *s, const treader *r, int32_t p)
 {
     stomp_relay *rl;
     for (rl = s->relay; rl; rl = rl->next)
-        if (rl->part == p)
+        if (rl->r == r && rl->part == p)
             return rl;
     return NULL;
 }
 
-/* Relays for the partitions of s's topic this node holds no replica of
- * (open or follow them); w (may be NULL) is held until each is
- * subscribed. */
+static void topic_relay_drop(stomp_sub *s, stomp_relay *rl)
+{
+    stomp_relay **pp = &s->relay;
+    while (*pp != rl)
+        pp = &(*pp)->next;
+    *pp = rl->next;
+    rl_free_one(rl);
+}
+
+/* A wildcard subscription s: readers for the matching topics of the image
+ * it has none for yet. Topics created after the subscription (from their
+ * start, as stomp_on_append does for one whose first append is here); a
+ * node learns of a topic from its image, and one whose partitions are all
+ * elsewhere never has an append here. */
+static void wild_follow(stomp_sub *s, const sl_meta *m)
+{
+    size_t i;
+    for (i = 0; i < m->ntopics; i++) {
+        const char *name = m->topics[i]->name;
+        treader *r;
+        if (!stomp_wild_match(s->pattern, name) ||
+            stomp_tmp_foreign(s->c->session, name) ||
+            !stomp_vhost_sees(s->c, name))
+            continue;
+        for (r = s->readers; r && strcmp(r->topic, name) != 0; r = r->sub_next)
+            ;
+        if (!r && stomp_reader_new(s, name, 1) == SL_OK)
+            stomp_sub_pump(s); /* what is here already */
+    }
+}
+
+/* Relays for the partitions of s's topics (its topic, or every topic its
+ * wildcard matches) this node holds no replica of (open or follow them);
+ * w (may be NULL) is held until each is subscribed. */
 void rl_topic_follow(stomp_sub *s, sl_wait *w, int64_t now)
 {
     stomp_srv *srv = s->c->s;
     const sl_meta *m = sl_bcluster_image(srv->b);
-    treader *r = s->readers;
-    const sl_mi_topic *t;
+    stomp_relay *rl, *rn;
+    treader *r;
     int32_t p;
-    if (!m || !r || r->sub_next || !(t = sl_meta_topic_find(m, r->topic)))
+    (void)now;
+    if (!m)
         return;
-    for (p = 0; p < t->nparts && p < r->nparts; p++) {
-        int32_t want = topic_source(srv, t, p);
-        stomp_relay *rl = topic_relay_find(s, p);
-        if (want == 0) {
-            if (rl) { /* a replica here now: read here, from its end */
-                stomp_relay **pp = &s->relay;
-                int64_t end = 0;
-                while (*pp != rl)
-                    pp = &(*pp)->next;
-                *pp = rl->next;
-                rl_free_one(rl);
-                if (sl_ops_list_offset(srv->b, r->topic, p, SL_OFFSET_LATEST,
-                                       &end) == SL_OK &&
-                    !r->it[p])
-                    r->cursor[p] = end;
+    if (s->pattern)
+        wild_follow(s, m);
+    /* a deleted topic's reader reads nothing more (nparts 0): nor do its
+     * relays */
+    for (rl = s->relay; rl; rl = rn) {
+        rn = rl->next;
+        if (rl->r && rl->part >= rl->r->nparts)
+            topic_relay_drop(s, rl);
+    }
+    for (r = s->readers; r; r = r->sub_next) {
+        const sl_mi_topic *t = sl_meta_topic_find(m, r->topic);
+        for (p = 0; t && p < t->nparts && p < r->nparts; p++) {
+            int32_t want = topic_source(srv, t, p);
+            rl = topic_relay_find(s, r, p);
+            if (want == 0) {
+                if (rl) { /* a replica here now: read here, from its end */
+                    int64_t end = 0;
+                    topic_relay_drop(s, rl);
+                    if (sl_ops_list_offset(srv->b, r->topic, p,
+                                           SL_OFFSET_LATEST, &end) == SL_OK &&
+                        !r->it[p])
+                        r->cursor[p] = end;
+                }
+                continue;
             }
-            continue;
+            if (!rl) {
+                if (want > 0 && !rl_new(s, want, p, r, w))
+                    sl_log(SL_WARN, RELAY_SUBSYS,
+                           "subscription %s of session %s: out of memory "
+                           "relaying %s/%d",
+                           s->id, s->c->session, r->topic, (int)p);
+                continue;
+            }
+            /* an established relay keeps reading its node's replica (it
+             * stays one when leadership moves); a lost one goes to the
+             * leader */
+            if (rl->state == RL_DOWN && want > 0)
+                rl->node = want;
         }
-        if (!rl) {
-            if (want > 0 && !rl_new(s, want, p, r, w))
-                sl_log(SL_WARN, RELAY_SUBSYS,
-                       "subscription %s of session %s: out of memory "
-                       "relaying %s/%d",
-                       s->id, s->c->session, r->topic, (int)p);
-            continue;
-        }
-        /* an established relay keeps reading its node's replica (it
-         * stays one when leadership moves); a lost one goes to the
-         * leader */
-        if (rl->state == RL_DOWN && want > 0)
-            rl->node = want;
-        (void)now;
     }
 }
 

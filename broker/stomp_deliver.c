@@ -400,6 +400,7 @@ sl_err stomp_reader_new(stomp_sub *s, const char *topic, int from_start)
         return SL_ERR_NOMEM;
     snprintf(r->topic, sizeof(r->topic), "%s", topic);
     r->sub = s;
+    r->from_start = from_start;
     r->nparts = np;
     r->cursor = calloc((size_t)np, sizeof(*r->cursor));
     r->it = calloc((size_t)np, sizeof(*r->it));

@@ -177,6 +177,7 @@ struct treader {
     int64_t *cursor;     /* next offset per partition */
     sl_part_iter **it;   /* lazily opened per partition */
     sl_ops_watch *watch; /* wakes it when records become visible */
+    int from_start;      /* a topic newer than its subscription (relay.c) */
 };
 
 struct stomp_sub {

@@ -475,9 +475,14 @@ sl_err stomp_sub_create(stomp_conn *c, const char *id, const char *dstr,
         const char *only = f && c->relay_from
                                ? sl_stomp_frame_value(f, "sluice-partition")
                                : NULL;
+        /* a relayed partition of a topic newer than its wildcard
+         * subscription (relay_topic.c) is read from its start */
+        int from_start =
+            only &&
+            stomp_header_bool(sl_stomp_frame_value(f, "sluice-from-start"), 0);
         rc = sl_ops_topic_get(c->s->b, d->name, SL_OPS_AUTO_CREATE, &np);
         if (rc == SL_OK)
-            rc = stomp_reader_new(s, d->name, 0);
+            rc = stomp_reader_new(s, d->name, from_start);
         if (rc == SL_OK && only) {
             /* another node relays this partition to its subscriber */
             int ok;
@@ -755,7 +760,7 @@ void stomp_h_subscribe(stomp_conn *c, const sl_stomp_frame *f)
      * from then on); partitions of a topic this node holds no replica of
      * come from their leaders */
     w = receipt ? sl_wait_new(c->conn) : NULL;
-    if (!s->queue && !s->pattern && s->readers && c->s->relay_tick &&
+    if (!s->queue && (s->pattern || s->readers) && c->s->relay_tick &&
         !c->relay_from) {
         s->topic_relay = 1;
         if (sub_keep_headers(s, f) == SL_OK)

@@ -567,6 +567,76 @@ def test_topic_subscriber_gets_partitions_held_elsewhere(cluster):
         r.close()
 
 
+@pytest.mark.parametrize("pattern", ["wt.*", "wt.>"])
+def test_wildcard_subscriber_gets_partitions_held_elsewhere(cluster,
+                                                            pattern):
+    """RF 1 on 3 nodes: a wildcard /topic subscriber (RabbitMQ's `*`,
+    ActiveMQ's `>`) on any node gets every partition of every matching
+    topic, the ones its node holds no replica of relayed from their
+    leaders: a topic with a partition on each node, a topic whose one
+    partition is on one node, and a matching topic created after the
+    subscription (from its start, as on a single node). Each MESSAGE
+    names its actual topic; a topic the pattern does not match is not
+    delivered."""
+    c = cluster
+    all3 = [1, 2, 3]
+    ldr = ready(c)
+    view = create(c, ldr, "wt.a", 3, rf=1)
+    assert sorted(v[0] for v in view) == all3, view
+    create(c, ldr, "wt.b", 1, rf=1)
+    create(c, ldr, "wx", 1, rf=1)
+    subs = {}
+    for nid in all3:
+        r = stomp(c, nid)
+        r.call("SUBSCRIBE", {"destination": "/topic/" + pattern,
+                             "id": "w%d" % nid, "ack": "client-individual",
+                             "receipt": "sub"})
+        subs[nid] = r
+    w = stomp(c, 1)
+    want = []
+    for i in range(30):
+        want.append(("/topic/wt.a", "a-%02d" % i))
+    for i in range(10):
+        want.append(("/topic/wt.b", "b-%02d" % i))
+    for dest, body in want + [("/topic/wx", "x-00")]:
+        w.send("SEND", {"destination": dest, "persistent": "true",
+                        "receipt": body}, body)
+        assert w.expect("RECEIPT").headers["receipt-id"] == body
+    # a matching topic created now, on whichever node
+    create(c, ldr, "wt.c", 1, rf=1)
+    for i in range(5):
+        body = "c-%02d" % i
+        w.send("SEND", {"destination": "/topic/wt.c", "persistent": "true",
+                        "receipt": body}, body)
+        assert w.expect("RECEIPT").headers["receipt-id"] == body
+        want.append(("/topic/wt.c", body))
+    got = {n: [] for n in all3}
+
+    def take(n, f):
+        assert f.command == "MESSAGE", (n, f)
+        assert f.headers["subscription"] == "w%d" % n
+        got[n].append(f)
+        subs[n].send("ACK", {"id": f.headers["ack"]})
+    read_messages(subs, lambda: all(len(got[n]) >= len(want)
+                                    for n in all3),
+                  "every matching message on every subscriber", take)
+    for n in all3:
+        pairs = [(f.headers["destination"], f.body.decode())
+                 for f in got[n]]
+        assert sorted(pairs) == sorted(want), (n, pairs)
+        parts = {f.headers["message-id"].rsplit("/", 2)[1] for f in got[n]
+                 if f.headers["destination"] == "/topic/wt.a"}
+        assert parts == {"0", "1", "2"}, (n, parts)
+    # nothing more: the next message on each is a marker sent now
+    w.send("SEND", {"destination": "/topic/wt.b", "persistent": "true",
+                    "receipt": "mk"}, "marker")
+    w.expect("RECEIPT")
+    for n in all3:
+        assert subs[n].expect("MESSAGE").body == b"marker", n
+    for r in list(subs.values()) + [w]:
+        r.close()
+
+
 def test_relayed_queue_subscription_of_a_stomp10_client(cluster):
     """A STOMP 1.0 client (no ack ids: ACK names the message-id) on a node
     that does not coordinate the queue: its relayed MESSAGEs carry the
