@@ -187,7 +187,8 @@ static void h_metadata(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
         }
         s.ntopics = q.ntopics;
     }
-    /* version 2: leaders, replicas, ISR and the brokers (cluster.c) */
+    /* version 2: leaders, replicas, ISR and the brokers (cluster.c); 3:
+     * and the brokers' TLS addresses */
     s.version = req->api_version;
     if (s.version >= 2)
         sl_bcluster_meta_fill(b, &a, &s);
@@ -338,7 +339,7 @@ out:
 void sl_binary_topics_register(sl_broker *b)
 {
     sl_binary_register(b, SL_API_HANDSHAKE, 1, 1, h_handshake);
-    sl_binary_register(b, SL_API_METADATA, 1, 2, h_metadata);
+    sl_binary_register(b, SL_API_METADATA, 1, 3, h_metadata);
     sl_binary_register(b, SL_API_CREATE_TOPICS, 1, 1, h_topics_change);
     sl_binary_register(b, SL_API_DELETE_TOPICS, 1, 1, h_topics_change);
     sl_binary_register(b, SL_API_LIST_TOPICS, 1, 1, h_list_topics);

@@ -244,6 +244,13 @@ out:
     sl_arena_fini(&a);
 }
 
+const char *sl_bcluster_tls_addr(const sl_broker *b)
+{
+    /* as sl_server_binary_tls_addr (server.h would close an include
+     * cycle) */
+    return b->bin_tls_lis ? b->bin_tls_addr : "";
+}
+
 void sl_bcluster_meta_fill(sl_broker *b, sl_arena *a, sl_metadata_resp *r)
 {
     const sl_meta *m;
@@ -257,6 +264,7 @@ void sl_bcluster_meta_fill(sl_broker *b, sl_arena *a, sl_metadata_resp *r)
             r->brokers[i].id = m->nodes[i].id;
             r->brokers[i].addr = sl_str_c(m->nodes[i].addr);
             r->brokers[i].up = !m->nodes[i].fenced;
+            r->brokers[i].tls_addr = sl_str_c(m->nodes[i].tls_addr);
         }
         r->nbrokers = (uint32_t)m->nnodes;
     }
@@ -384,6 +392,7 @@ sl_err sl_bcluster_start(sl_broker *b, char *err, size_t errlen)
     cc.dir = dir;
     cc.addr = sl_peer_my_addr(b, 0); /* the TLS ones with cluster-tls */
     cc.stomp_addr = sl_peer_my_addr(b, 1);
+    cc.tls_addr = sl_bcluster_tls_addr(b); /* for TLS clients (METADATA 3) */
     cc.election_ms = (unsigned)b->cfg.cluster_election_timeout_ms;
     cc.heartbeat_ms = (unsigned)b->cfg.cluster_heartbeat_ms;
     cc.session_ms = (unsigned)b->cfg.cluster_session_timeout_ms;

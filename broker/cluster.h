@@ -36,6 +36,12 @@ struct sl_arena;
 void sl_bcluster_meta_fill(sl_broker *b, struct sl_arena *a,
                            struct sl_metadata_resp *r);
 
+/* The address TLS clients reach this node's binary protocol at, which it
+ * registers in the metadata (REGISTER_NODE's tls_addr; METADATA version
+ * 3 hands it to clients, as Kafka's advertised listeners): its
+ * --tls-listen address, "" without one. */
+const char *sl_bcluster_tls_addr(const sl_broker *b);
+
 /* For /metrics: this node's view of the cluster. 0, or -1 without
  * cluster mode. */
 typedef struct sl_bcluster_stats {
@@ -44,8 +50,8 @@ typedef struct sl_bcluster_stats {
                                    3 leader */
     uint64_t term, applied;
     int64_t nodes, nodes_up;
-    int64_t partitions, partitions_led; /* led: by this node */
-    int64_t partitions_offline;         /* no leader */
+    int64_t partitions, partitions_led;  /* led: by this node */
+    int64_t partitions_offline;          /* no leader */
     int64_t partitions_under_replicated; /* in-sync < replicas */
 } sl_bcluster_stats;
 int sl_bcluster_stats_get(sl_broker *b, sl_bcluster_stats *out);

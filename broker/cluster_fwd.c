@@ -332,6 +332,7 @@ void sl_bcluster_reg_cb(evutil_socket_t fd, short what, void *arg)
     if (bc->reg_inflight || sl_broker_stopping(b) ||
         (me && !strcmp(me->addr, sl_peer_my_addr(b, 0)) &&
          !strcmp(me->stomp_addr, sl_peer_my_addr(b, 1)) &&
+         !strcmp(me->tls_addr, sl_bcluster_tls_addr(b)) &&
          me->fenced != SL_MI_STOPPED))
         return;
     if (!sl_bcluster_not_leader_msg(b, msg, sizeof(msg)))
@@ -340,8 +341,9 @@ void sl_bcluster_reg_cb(evutil_socket_t fd, short what, void *arg)
     if (!to)
         return;
     sl_wb_init(&wb, 128);
-    sl_meta_enc_register(&wb, (int32_t)b->cfg.node_id, "",
-                         sl_peer_my_addr(b, 0), sl_peer_my_addr(b, 1));
+    sl_meta_enc_register_tls(&wb, (int32_t)b->cfg.node_id, "",
+                             sl_peer_my_addr(b, 0), sl_peer_my_addr(b, 1),
+                             sl_bcluster_tls_addr(b));
     if (!wb.err &&
         sl_bcluster_forward(b, to, wb.p, wb.len, reg_done, b) == SL_OK)
         bc->reg_inflight = 1;

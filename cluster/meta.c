@@ -57,6 +57,7 @@ void sl_meta_fini(sl_meta *m)
         free(m->nodes[i].raft_addr);
         free(m->nodes[i].addr);
         free(m->nodes[i].stomp_addr);
+        free(m->nodes[i].tls_addr);
     }
     free(m->nodes);
     for (size_t i = 0; i < m->ntopics; i++)
@@ -162,20 +163,21 @@ int sl_meta_node_used(const sl_meta *m, int32_t id)
 
 /* ---- snapshot / restore ---------------------------------------------------
  *
- *   u8 version (3) | u64 applied | u32 nnodes x {i32 id, str16 raft_addr,
- *   str16 addr, str16 stomp_addr, u8 fenced} | u32 ntopics x {str16 name,
- *   i32 nparts, i32 rf, u32 ncfg x {str16 key, str16 value}, nparts x
- *   {i32 leader, i32 leader_epoch, i32 part_epoch, u8 nrep, nrep x i32,
- *   u8 nisr, nisr x i32, u8 ntarget, ntarget x i32 (version 3), u8 norig,
- *   norig x i32 (version 4)}} | the users and rules (meta_int.h; version
- *   1, before them, has no such section; versions 1 and 2 no reassignment
- *   targets, version 3 no replicas before one)
+ *   u8 version (5) | u64 applied | u32 nnodes x {i32 id, str16 raft_addr,
+ *   str16 addr, str16 stomp_addr, u8 fenced, str16 tls_addr (version 5)}
+ *   | u32 ntopics x {str16 name, i32 nparts, i32 rf, u32 ncfg x {str16
+ *   key, str16 value}, nparts x {i32 leader, i32 leader_epoch, i32
+ *   part_epoch, u8 nrep, nrep x i32, u8 nisr, nisr x i32, u8 ntarget,
+ *   ntarget x i32 (version 3), u8 norig, norig x i32 (version 4)}} | the
+ *   users and rules (meta_int.h; version 1, before them, has no such
+ *   section; versions 1 and 2 no reassignment targets, version 3 no
+ *   replicas before one, versions 1-4 no TLS addresses)
  */
 
 /* Snapshots with the users and rules section (2), reassignment targets
- * (3) and the replicas before a reassignment (4); older versions are
- * still restored, without them. */
-#define SNAP_VERSION 4
+ * (3), the replicas before a reassignment (4) and the nodes' TLS
+ * addresses (5); older versions are still restored, without them. */
+#define SNAP_VERSION 5
 
 void sl_meta_snapshot(const sl_meta *m, sl_wb *wb)
 {
@@ -189,6 +191,7 @@ void sl_meta_snapshot(const sl_meta *m, sl_wb *wb)
         wb_str(wb, n->addr);
         wb_str(wb, n->stomp_addr);
         sl_wb_u8(wb, (uint8_t)n->fenced);
+        wb_str(wb, n->tls_addr);
     }
     sl_wb_u32(wb, (uint32_t)m->ntopics);
     for (size_t i = 0; i < m->ntopics; i++) {
@@ -247,6 +250,7 @@ sl_err sl_meta_restore(sl_meta *m, const void *buf, size_t len)
         nd->addr = rd_strdup(&rd);
         nd->stomp_addr = rd_strdup(&rd);
         nd->fenced = sl_rd_u8(&rd);
+        nd->tls_addr = version >= 5 ? rd_strdup(&rd) : sl_meta_xstrndup("", 0);
         if (nd->fenced > SL_MI_STOPPED)
             goto bad;
         n.nnodes = i + 1;

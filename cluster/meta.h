@@ -15,7 +15,9 @@
  *   u8 version (= 1) | u8 type | fields
  *
  *   REGISTER_NODE     i32 id, str16 raft_addr, str16 addr, str16 stomp_addr
- *                     (an empty address keeps the one already known)
+ *                     [str16 tls_addr] (an empty address keeps the one
+ *                     already known; tls_addr, when there, is set as it
+ *                     is: empty = no TLS listener)
  *   FENCE_NODE        i32 id [u8 1 = the node's controlled shutdown]
  *   UNFENCE_NODE      i32 id
  *   CREATE_TOPIC      str16 name, i32 nparts, i32 rf, u32 nconfigs
@@ -130,6 +132,7 @@ typedef struct sl_mi_node {
     char *raft_addr;  /* HOST:PORT of the Raft transport */
     char *addr;       /* binary protocol HOST:PORT ("" until registered) */
     char *stomp_addr; /* STOMP HOST:PORT ("" until registered) */
+    char *tls_addr;   /* binary protocol over TLS HOST:PORT ("" none) */
     int fenced;       /* 1 until the controller sees it alive; 2 =
                          SL_MI_STOPPED */
 } sl_mi_node;
@@ -231,6 +234,10 @@ const char *sl_meta_topic_config(const sl_mi_topic *t, const char *key);
 
 void sl_meta_enc_register(sl_wb *wb, int32_t id, const char *raft_addr,
                           const char *addr, const char *stomp_addr);
+/* The same with the node's TLS binary address (tls_addr, "" = none). */
+void sl_meta_enc_register_tls(sl_wb *wb, int32_t id, const char *raft_addr,
+                              const char *addr, const char *stomp_addr,
+                              const char *tls_addr);
 /* fenced: 0 unfence, 1 fence, SL_MI_STOPPED controlled shutdown. */
 void sl_meta_enc_fence(sl_wb *wb, int32_t id, int fenced);
 /* replicas: nparts * rf node ids, partition-major. */

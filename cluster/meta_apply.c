@@ -45,12 +45,14 @@ static sl_err apply_register(sl_meta *m, sl_rd *rd)
 {
     int32_t id = (int32_t)sl_rd_u32(rd);
     char *raft = sl_meta_rd_strdup(rd), *addr = sl_meta_rd_strdup(rd),
-         *stomp = sl_meta_rd_strdup(rd);
+         *stomp = sl_meta_rd_strdup(rd), *tls = NULL;
     int found;
     size_t i;
     sl_mi_node *n;
     sl_err rc = SL_OK;
 
+    if (!rd->err && sl_rd_left(rd) > 0) /* the TLS address (optional) */
+        tls = sl_meta_rd_strdup(rd);
     if (rd->err || sl_rd_left(rd) != 0) {
         rc = SL_ERR_MALFORMED;
         goto out;
@@ -78,6 +80,7 @@ static sl_err apply_register(sl_meta *m, sl_rd *rd)
         n->raft_addr = sl_meta_xstrndup("", 0);
         n->addr = sl_meta_xstrndup("", 0);
         n->stomp_addr = sl_meta_xstrndup("", 0);
+        n->tls_addr = sl_meta_xstrndup("", 0);
     }
     n = &m->nodes[i];
     if (n->fenced == SL_MI_STOPPED)
@@ -88,10 +91,13 @@ static sl_err apply_register(sl_meta *m, sl_rd *rd)
         set_str(&n->addr, addr), addr = NULL;
     if (stomp[0])
         set_str(&n->stomp_addr, stomp), stomp = NULL;
+    if (tls)
+        set_str(&n->tls_addr, tls), tls = NULL;
 out:
     free(raft);
     free(addr);
     free(stomp);
+    free(tls);
     return rc;
 }
 
@@ -622,6 +628,7 @@ static sl_err apply_unregister(sl_meta *m, sl_rd *rd)
     free(m->nodes[i].raft_addr);
     free(m->nodes[i].addr);
     free(m->nodes[i].stomp_addr);
+    free(m->nodes[i].tls_addr);
     memmove(&m->nodes[i], &m->nodes[i + 1],
             sizeof(*m->nodes) * (m->nnodes - i - 1));
     m->nnodes--;

@@ -25,6 +25,14 @@ void sl_meta_enc_register(sl_wb *wb, int32_t id, const char *raft_addr,
     sl_meta_wb_str(wb, stomp_addr);
 }
 
+void sl_meta_enc_register_tls(sl_wb *wb, int32_t id, const char *raft_addr,
+                              const char *addr, const char *stomp_addr,
+                              const char *tls_addr)
+{
+    sl_meta_enc_register(wb, id, raft_addr, addr, stomp_addr);
+    sl_meta_wb_str(wb, tls_addr);
+}
+
 void sl_meta_enc_fence(sl_wb *wb, int32_t id, int fenced)
 {
     sl_meta_enc_head(wb, fenced ? SL_MCMD_FENCE_NODE : SL_MCMD_UNFENCE_NODE);

@@ -50,6 +50,7 @@ struct sl_cluster_node {
     int32_t id;
     char listen[SL_CLUSTER_ADDR_MAX];
     char addr[SL_CLUSTER_ADDR_MAX], stomp_addr[SL_CLUSTER_ADDR_MAX];
+    char tls_addr[SL_CLUSTER_ADDR_MAX];
     char *dir;
     sl_cluster_peer peers[SL_CLUSTER_MAX_PEERS];
     size_t npeers;
@@ -578,8 +579,10 @@ static void controller(sl_cluster_node *n)
      * back, which lets the controller unfence it */
     if (self && !leaving &&
         (strcmp(self->addr, n->addr) || strcmp(self->stomp_addr, n->stomp_addr) ||
+         strcmp(self->tls_addr, n->tls_addr) ||
          self->fenced == SL_MI_STOPPED)) {
-        sl_meta_enc_register(&wb, n->id, "", n->addr, n->stomp_addr);
+        sl_meta_enc_register_tls(&wb, n->id, "", n->addr, n->stomp_addr,
+                                 n->tls_addr);
         ctl_propose(n, wb.p, wb.len);
         sl_wb_reset(&wb);
     }
@@ -787,6 +790,8 @@ sl_err sl_cluster_node_start(const sl_cluster_cfg *cfg, sl_cluster_node **out,
     snprintf(n->addr, sizeof(n->addr), "%s", cfg->addr ? cfg->addr : "");
     snprintf(n->stomp_addr, sizeof(n->stomp_addr), "%s",
              cfg->stomp_addr ? cfg->stomp_addr : "");
+    snprintf(n->tls_addr, sizeof(n->tls_addr), "%s",
+             cfg->tls_addr ? cfg->tls_addr : "");
     rc = sl_cluster_parse_peers(cfg->peers, n->peers, &n->npeers, err,
                                 errlen);
     if (rc != SL_OK)

@@ -57,6 +57,7 @@ typedef struct sl_cluster_cfg {
     const char *peers;  /* as for sl_cluster_parse_peers */
     const char *dir;    /* Raft directory (created) */
     const char *addr, *stomp_addr; /* client-facing, for REGISTER_NODE */
+    const char *tls_addr; /* the binary TLS listener's, NULL or "" none */
     unsigned election_ms, heartbeat_ms, session_ms, snapshot_threshold;
     int join; /* joining a running cluster: do not bootstrap (docs/cluster.md
                  10.4) */

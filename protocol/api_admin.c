@@ -137,7 +137,10 @@ sl_err sl_metadata_req_encode(sl_wb *wb, uint32_t corr,
                               const sl_metadata_req *r)
 {
     size_t st = sl_req_begin(wb, SL_API_METADATA,
-                             r->version >= 2 ? 2 : SL_API_V1, corr);
+                             r->version >= 3   ? 3
+                             : r->version >= 2 ? 2
+                                               : SL_API_V1,
+                             corr);
     sl__put_strs(wb, r->ntopics, r->topics);
     return sl_frame_finish(wb, st);
 }
@@ -196,6 +199,9 @@ sl_err sl_metadata_resp_encode(sl_wb *wb, uint32_t corr,
             }
         }
     }
+    if (r->version >= 3) /* the brokers' TLS addresses, in their order */
+        for (uint32_t i = 0; i < r->nbrokers; i++)
+            sl__wb_str(wb, r->brokers[i].tls_addr);
     return sl_frame_finish(wb, st);
 }
 
@@ -243,6 +249,11 @@ sl_err sl_metadata_resp_decode(const uint8_t *body, size_t len, sl_arena *a,
                 p->replicas = meta_get_ids(&rd, a, &p->nreplicas);
                 p->isr = meta_get_ids(&rd, a, &p->nisr);
             }
+        }
+        if (!rd.err && sl_rd_left(&rd) > 0) { /* version 3 */
+            o.version = 3;
+            for (uint32_t i = 0; i < o.nbrokers && !rd.err; i++)
+                o.brokers[i].tls_addr = sl__rd_str(&rd);
         }
     }
 out:

@@ -56,7 +56,8 @@ typedef struct sl_metadata_req {
     uint32_t ntopics; /* 0 = all topics */
     sl_str *topics;
     /* 2 = also the placement (leaders, replicas, ISR) and the brokers
-     * (docs/protocol.md 4.1, version 2); 0 or 1 = version 1 */
+     * (docs/protocol.md 4.1, version 2); 3 = and the brokers' TLS
+     * addresses; 0 or 1 = version 1 */
     uint16_t version;
 } sl_metadata_req;
 
@@ -82,8 +83,9 @@ typedef struct sl_meta_part {
 /* Version 2: a broker of the cluster and its binary address. */
 typedef struct sl_meta_broker {
     int32_t id;
-    sl_str addr; /* HOST:PORT, empty until it registered */
-    uint8_t up;  /* 0 = fenced */
+    sl_str addr;     /* HOST:PORT, empty until it registered */
+    uint8_t up;      /* 0 = fenced */
+    sl_str tls_addr; /* version 3: over TLS, empty = none (or unknown) */
 } sl_meta_broker;
 
 typedef struct sl_meta_topic {
@@ -100,7 +102,8 @@ typedef struct sl_metadata_resp {
     sl_str error_msg;
     uint32_t ntopics;
     sl_meta_topic *topics;
-    /* version 2 (encoded when version >= 2; decoded when present) */
+    /* version 2 (encoded when version >= 2; decoded when present; the
+     * brokers' tls_addr: version 3, likewise) */
     uint16_t version;
     int32_t node_id; /* the answering node, 0 = a single node */
     uint32_t nbrokers;

@@ -6,10 +6,12 @@
  * partitions of __sluice_group_state; any other node answers its
  * requests with NOT_COORDINATOR. A consumer connects through the
  * bootstrap list, asks that node METADATA version 2 for the state topic,
- * and reconnects to the leader it names. Whatever fails on the way (a
- * single node, no state topic yet, an election, the leader unreachable)
- * keeps the bootstrap connection: the broker's NOT_COORDINATOR makes the
- * caller drop it and come back here.
+ * and reconnects to the leader it names (over TLS: version 3, at the TLS
+ * address the leader registered; a broker without version 3, or a
+ * leader without a TLS address: the bootstrap entry that is that node).
+ * Whatever fails on the way (a single node, no state topic yet, an election,
+ * the leader unreachable) keeps the bootstrap connection: the broker's
+ * NOT_COORDINATOR makes the caller drop it and come back here.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,29 +90,45 @@ void sl_cl_coord_move(sl_cl_conn *conn, const char *group, sl_cl_coord *co)
     memset(&req, 0, sizeof(req));
     req.ntopics = 1;
     req.topics = &name;
-    req.version = 2;
-    corr = sl_cl_conn_corr(conn);
-    if (sl_metadata_req_encode(&conn->out, corr, &req) != SL_OK ||
-        sl_cl_conn_call(conn, corr,
-                        sl_cl_deadline(conn->cfg->request_timeout_ms),
-                        &fr) != SL_OK)
-        goto out;
-    body = sl_frame_body(fr, &len, &corr);
-    if (sl_metadata_resp_decode(body, len, &arena, &resp) != SL_OK ||
-        resp.error != SL_OK || resp.nbrokers == 0 || resp.ntopics != 1)
+    /* TLS: version 3 names the brokers' TLS addresses; a broker without
+     * it answers UNSUPPORTED_VERSION: version 2 then */
+    for (req.version = conn->cfg->tls ? 3 : 2;; req.version = 2) {
+        sl_chunk_unref(fr);
+        fr = NULL;
+        sl_arena_reset(&arena);
+        corr = sl_cl_conn_corr(conn);
+        if (sl_metadata_req_encode(&conn->out, corr, &req) != SL_OK ||
+            sl_cl_conn_call(conn, corr,
+                            sl_cl_deadline(conn->cfg->request_timeout_ms),
+                            &fr) != SL_OK)
+            goto out;
+        body = sl_frame_body(fr, &len, &corr);
+        if (sl_metadata_resp_decode(body, len, &arena, &resp) != SL_OK)
+            goto out;
+        if (resp.error != SL_ERR_UNSUPPORTED_VERSION || req.version == 2)
+            break;
+    }
+    if (resp.error != SL_OK || resp.nbrokers == 0 || resp.ntopics != 1)
         goto out;
     t = &resp.topics[0];
     if (t->error != SL_OK || t->nparts == 0)
         goto out;
     ld = t->parts[sl_fnv1a32(group, strlen(group)) % t->nparts].leader;
     if (ld <= 0 || ld == resp.node_id)
-        goto out;         /* any node, offline now, or this one */
-    if (conn->cfg->tls) { /* brokers register plaintext addresses only */
-        move_tls(conn, ld, co);
-        goto out;
+        goto out; /* any node, offline now, or this one */
+    if (conn->cfg->tls) {
+        /* its TLS address, if it registered one (version 3) */
+        for (i = 0; i < resp.nbrokers; i++)
+            if (resp.brokers[i].id == ld && resp.brokers[i].tls_addr.len > 0)
+                break;
+        if (i == resp.nbrokers) {
+            move_tls(conn, ld, co);
+            goto out;
+        }
     }
     for (i = 0; i < resp.nbrokers; i++) {
-        sl_str a = resp.brokers[i].addr;
+        sl_str a =
+            conn->cfg->tls ? resp.brokers[i].tls_addr : resp.brokers[i].addr;
         const char *colon;
         if (resp.brokers[i].id != ld || !a.p || !a.len ||
             a.len >= sizeof(co->host))

@@ -128,11 +128,23 @@ static void learn_broker(sl_cl_router *r, const sl_meta_broker *b)
 {
     char host[256], port[16];
     sl_cl_bnode *n;
-    if (r->cfg->tls)
-        return; /* its plaintext address: the TLS entries are fixed */
-    if (split_addr(b->addr, host, sizeof(host), port, sizeof(port)) != 0)
+    /* TLS: its TLS address (METADATA version 3), never its plaintext one;
+     * none known: the bootstrap entries are all there is */
+    if (split_addr(r->cfg->tls ? b->tls_addr : b->addr, host, sizeof(host),
+                   port, sizeof(port)) != 0)
         return;
     n = node_find(r, b->id);
+    if (!n && r->cfg->tls) {
+        /* a bootstrap entry not identified yet may be this address */
+        for (size_t i = 0; i < r->nnodes && !n; i++)
+            if (r->nodes[i]->id == 0 && !strcmp(r->nodes[i]->host, host) &&
+                !strcmp(r->nodes[i]->port, port))
+                n = r->nodes[i];
+        if (n) {
+            n->id = b->id;
+            return;
+        }
+    }
     if (n) {
         if (!strcmp(n->host, host) && !strcmp(n->port, port))
             return;
@@ -144,7 +156,9 @@ static void learn_broker(sl_cl_router *r, const sl_meta_broker *b)
         snprintf(n->port, sizeof(n->port), "%s", port);
         return;
     }
-    node_add(r, b->id, host, port);
+    n = node_add(r, b->id, host, port);
+    if (n)
+        n->boot_idx = -1; /* not a bootstrap entry (learn_tls_id) */
 }
 
 /* TLS: a METADATA reply on c names the node that answered: c's
@@ -248,7 +262,8 @@ static sl_err ask(sl_cl_router *r, sl_cl_conn *c, const char *const *topics,
     memset(&req, 0, sizeof(req));
     req.ntopics = (uint32_t)n;
     req.topics = names;
-    req.version = 2;
+    /* TLS: version 3 for the brokers' TLS addresses */
+    req.version = r->cfg->tls && !r->meta_v2 ? 3 : 2;
     corr = sl_cl_conn_corr(c);
     rc = sl_metadata_req_encode(&c->out, corr, &req);
     free(names);
@@ -293,6 +308,13 @@ static sl_err try_conn(sl_cl_router *r, sl_cl_conn *c,
     }
     body = sl_frame_body(*frame, &len, &corr);
     rc = sl_cl_resp_check(body, len, "metadata");
+    if (rc == SL_ERR_UNSUPPORTED_VERSION && r->cfg->tls && !r->meta_v2) {
+        /* a broker before version 3: ask as before, from now on */
+        r->meta_v2 = 1;
+        sl_chunk_unref(*frame);
+        *frame = NULL;
+        return try_conn(r, c, topics, n, deadline, a, resp, frame);
+    }
     if (rc == SL_OK) {
         sl_arena_reset(a);
         rc = sl_metadata_resp_decode(body, len, a, resp);

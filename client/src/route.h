@@ -9,15 +9,20 @@
  * a partition's requests go to its leader over a connection to that
  * broker's registered address, made on first use.
  *
- * TLS (security.protocol=ssl): brokers register only their plaintext
- * binary address, which a TLS client must not use. So a TLS router makes
- * one broker entry per bootstrap address (which should then list every
- * node's --tls-listen address), its id unknown (0) until a METADATA reply
- * on it names the answering node; a refresh asks the entries whose id is
- * still unknown too. A leader whose TLS address is not in the bootstrap
- * list is reached through the bootstrap connection as before (NOT_LEADER,
- * retried within delivery.timeout.ms). Every connection uses the same TLS
- * settings (conn.c).
+ * TLS (security.protocol=ssl): a TLS client must not use a broker's
+ * plaintext address. Brokers register their --tls-listen address too,
+ * which METADATA version 3 hands out (as Kafka's advertised listeners),
+ * so a TLS router asks for version 3 and adds each broker at its TLS
+ * address: one bootstrap address is enough. It also makes one broker
+ * entry per bootstrap address, its id unknown (0) until a METADATA reply
+ * on it names the answering node (or a broker's TLS address is that
+ * entry's); a refresh asks the entries whose id is still unknown too.
+ * Against brokers without version 3 (SL_ERR_UNSUPPORTED_VERSION: asked
+ * with version 2 from then on), or a broker without a TLS listener, a
+ * leader whose TLS address is not in the bootstrap list is reached
+ * through the bootstrap connection as before (NOT_LEADER, retried within
+ * delivery.timeout.ms). Every connection uses the same TLS settings
+ * (conn.c).
  *
  * The router does no retrying itself: its owner (producer.c, consumer.c)
  * marks the cache stale on NOT_LEADER, NOT_ENOUGH_REPLICAS or a lost
@@ -68,6 +73,7 @@ typedef struct sl_cl_router {
     size_t ntopics;
     int32_t boot_id;         /* the node the bootstrap connection is on */
     int stale;               /* refresh before routing */
+    int meta_v2;             /* TLS: the brokers lack METADATA version 3 */
     int64_t last_refresh_ms; /* last attempt (rate limit) */
     sl_cl_stray_fn stray;
     sl_cl_lost_fn lost;

@@ -82,6 +82,31 @@ static void test_register_and_addresses(void **state)
     assert_string_equal(n->raft_addr, "h:2");
     assert_string_equal(n->addr, "h:10");
     assert_string_equal(n->stomp_addr, "h:11");
+    assert_string_equal(n->tls_addr, "");
+    /* the TLS address: set when the command carries it (also to ""),
+     * kept when it does not */
+    sl_meta_enc_register_tls(&wb, 2, "", "", "", "h:12");
+    assert_int_equal(apply_wb(&m, &wb), SL_OK);
+    assert_string_equal(sl_meta_node_find(&m, 2)->tls_addr, "h:12");
+    assert_string_equal(sl_meta_node_find(&m, 2)->addr, "h:10");
+    sl_meta_enc_register(&wb, 2, "", "h:10", "h:11");
+    assert_int_equal(apply_wb(&m, &wb), SL_OK);
+    assert_string_equal(sl_meta_node_find(&m, 2)->tls_addr, "h:12");
+    {
+        /* and snapshots carry it */
+        sl_meta r;
+        sl_wb snap;
+        sl_meta_init(&r);
+        sl_wb_init(&snap, 64);
+        sl_meta_snapshot(&m, &snap);
+        assert_int_equal(sl_meta_restore(&r, snap.p, snap.len), SL_OK);
+        assert_string_equal(sl_meta_node_find(&r, 2)->tls_addr, "h:12");
+        sl_wb_fini(&snap);
+        sl_meta_fini(&r);
+    }
+    sl_meta_enc_register_tls(&wb, 2, "", "", "", "");
+    assert_int_equal(apply_wb(&m, &wb), SL_OK);
+    assert_string_equal(sl_meta_node_find(&m, 2)->tls_addr, "");
     sl_meta_enc_register(&wb, 0, "", "", "");
     assert_int_equal(apply_wb(&m, &wb), SL_ERR_INVALID_ARG);
     sl_meta_enc_fence(&wb, 9, 1);

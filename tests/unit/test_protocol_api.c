@@ -1289,8 +1289,8 @@ static void test_metadata_v2_placement(void **state)
     sl_meta_part p[2] = {{0, 0, 10, 2, 7, 3, rep, 2, isr},
                          {1, 5, 7, SL_META_LEADER_NONE, 4, 3, rep, 0, NULL}};
     sl_meta_topic t[1] = {{S("orders"), SL_OK, 2, p, 0, NULL}};
-    sl_meta_broker br[2] = {{1, S("127.0.0.1:9001"), 1},
-                            {2, S("127.0.0.1:9002"), 0}};
+    sl_meta_broker br[2] = {{1, S("127.0.0.1:9001"), 1, S("127.0.0.1:9101")},
+                            {2, S("127.0.0.1:9002"), 0, S("")}};
     sl_metadata_resp q = {0};
     (void)state;
     q.ntopics = 1;
@@ -1318,6 +1318,22 @@ static void test_metadata_v2_placement(void **state)
     assert_int_equal(r.topics[0].parts[0].nisr, 2);
     assert_int_equal(r.topics[0].parts[1].leader, SL_META_LEADER_NONE);
     assert_int_equal(r.topics[0].parts[1].nisr, 0);
+    assert_int_equal(r.brokers[0].tls_addr.len, 0); /* not in version 2 */
+    /* version 3: and the brokers' TLS addresses */
+    q.version = 3;
+    sl_wb_reset(&wb);
+    sl_arena_reset(&a);
+    assert_int_equal(sl_metadata_resp_encode(&wb, CORR, &q), SL_OK);
+    assert_int_equal(sl_metadata_resp_decode(wb.p + SL_RESP_HDR_SIZE,
+                                             wb.len - SL_RESP_HDR_SIZE, &a,
+                                             &r),
+                     SL_OK);
+    assert_int_equal(r.version, 3);
+    assert_int_equal(r.nbrokers, 2);
+    assert_true(sl_str_eq(r.brokers[0].addr, "127.0.0.1:9001"));
+    assert_true(sl_str_eq(r.brokers[0].tls_addr, "127.0.0.1:9101"));
+    assert_int_equal(r.brokers[1].tls_addr.len, 0);
+    assert_int_equal(r.topics[0].parts[0].leader, 2);
     /* version 1: no section, nothing decoded */
     q.version = 1;
     sl_wb_reset(&wb);
