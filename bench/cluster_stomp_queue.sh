@@ -50,6 +50,26 @@ for i in 1 2 3; do
   sp+=("$(sed -nE 's/.*stomp=127\.0\.0\.1:([0-9]+).*/\1/p' <<<"$line")")
 done
 
+# The group state topic is created on the first queue subscription (and
+# tried again on the next one if that failed): make one, so that
+# new_queue can read the coordinators from it.
+warmup() {
+  "$b/bin/sluice" -b "127.0.0.1:${bp[0]}" topic create warmup --partitions 1 \
+    --replication-factor 3 >/dev/null 2>&1 || true
+  python3 -c '
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(b"CONNECT\naccept-version:1.2\nhost:/\n\n\0"
+          b"SUBSCRIBE\nid:0\ndestination:/queue/warmup\nreceipt:r\n\n\0")
+buf = b""
+while b"RECEIPT" not in buf and b"ERROR" not in buf:
+    d = s.recv(4096)
+    if not d:
+        break
+    buf += d
+s.close()' "${sp[0]}" || true
+}
+
 # A new queue: prints "COORDINATOR OTHER" once every partition has its
 # full ISR. The coordinator of queue group Q is the leader of partition
 # fnv1a32(Q) mod partitions of __sluice_group_state (docs/cluster.md 6),
@@ -71,14 +91,13 @@ new_queue() {
       sleep 0.1
     done
   done
+  local co_ot=""
   for _ in $(seq 300); do
     st=$("$b/bin/sluice" -b "127.0.0.1:${bp[0]}" topic describe __sluice_group_state 2>/dev/null |
       sed -nE 's/^partition ([0-9]+) .* leader (-?[0-9]+) .*/\1 \2/p')
-    # every partition led
-    [ -n "$st" ] && ! grep -qE ' (-[0-9]+|0)$' <<<"$st" && break
-    sleep 0.1
-  done
-  python3 -c '
+    [ -n "$st" ] || warmup
+    # every partition led, and the answer complete (else ask again)
+    co_ot=$(python3 -c '
 import sys
 q, lines = sys.argv[1], sys.argv[2].splitlines()
 h = 0x811c9dc5
@@ -86,28 +105,13 @@ for c in q.encode():
     h = ((h ^ c) * 0x01000193) & 0xffffffff
 lead = dict(l.split() for l in lines)
 c = int(lead[str(h % len(lead))])
-print(c, next(n for n in (1, 2, 3) if n != c))' "$q" "$st"
+assert sorted(map(int, lead)) == list(range(len(lead)))
+assert c > 0 and all(int(v) > 0 for v in lead.values())
+print(c, next(n for n in (1, 2, 3) if n != c))' "$q" "$st" 2>/dev/null) && break
+    sleep 0.1
+  done
+  echo "$co_ot"
 }
-
-# The group state topic is created on the first queue subscription: make
-# one, so that new_queue can read the coordinators from it.
-for _ in $(seq 300); do
-  "$b/bin/sluice" -b "127.0.0.1:${bp[0]}" topic create warmup --partitions 1 \
-    --replication-factor 3 >/dev/null 2>&1 && break
-  sleep 0.1
-done
-python3 -c '
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-s.sendall(b"CONNECT\naccept-version:1.2\nhost:/\n\n\0"
-          b"SUBSCRIBE\nid:0\ndestination:/queue/warmup\nreceipt:r\n\n\0")
-buf = b""
-while b"RECEIPT" not in buf and b"ERROR" not in buf:
-    d = s.recv(4096)
-    if not d:
-        break
-    buf += d
-s.close()' "${sp[0]}"
 
 run() { # MODE(coordinator|relayed) N -> sluice-bench's line
   local mode=$1 q=q$2 co ot node
