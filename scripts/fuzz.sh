@@ -2,7 +2,8 @@
 # Build the libFuzzer targets (tests/fuzz/) with clang and run each one for
 # SECONDS (default 60), one after the other:
 #   scripts/fuzz.sh [SECONDS] [TARGET...]     (targets: request response
-#     stomp_frame batch zstd segment config users http; default all)
+#     stomp_frame batch zstd segment config users http relay_frame;
+#     default all)
 # Each run starts from the seed corpus tests/fuzz/corpus/TARGET (every seed
 # and regression input is replayed first) plus what earlier runs found,
 # kept in BUILD/fuzz-work/TARGET (not in the repository). A crash, leak,
@@ -18,7 +19,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-60}
 shift || true
-all=(request response stomp_frame batch zstd segment config users http)
+all=(request response stomp_frame batch zstd segment config users http
+  relay_frame)
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=("${all[@]}")
 build=${FUZZ_BUILD:-build-fuzz}
