@@ -485,6 +485,10 @@ int sl_groute_describe(sl_broker *b, const sl_req *req, const char *group,
 
     if (!gs || !m || !gr || sl_gstate_coordinates(gs, group))
         return 0;
+    /* no state topic yet: no node coordinates a group (its creation is
+     * asked for), so this one answers (UNKNOWN_GROUP), not "retry" */
+    if (!sl_meta_topic_find(m, SL_GSTATE_TOPIC))
+        return 0;
     coord = sl_gstate_coordinator(b, group);
     if (req->api_version >= ROUTE_LOCAL_VERSION || coord < 0 ||
         coord == (int32_t)b->cfg.node_id ||
