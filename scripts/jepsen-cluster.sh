@@ -54,5 +54,5 @@ src=$(cd "$(dirname "$0")/.." && pwd)
 b=$(cd "${1:-$src/build}" && pwd)
 rounds=${2:-100}
 env "$var=$rounds" SLUICE_BIN_DIR="$b/bin" SLUICE_SOURCE_DIR="$src" \
-  PYTHONDONTWRITEBYTECODE=1 "${PYTHON3:-python3}" -m pytest -q -p no:cacheprovider \
+  PYTHONDONTWRITEBYTECODE=1 "${PYTHON3:-/usr/bin/python3}" -m pytest -q -p no:cacheprovider \
   -o faulthandler_timeout=0 "${only[@]}" "$src/tests/cluster/$test"
