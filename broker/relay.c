@@ -40,10 +40,11 @@
  * Deliveries the client still holds when its subscription moves are
  * stale: the old home released them (or died with them), and the group
  * delivers them again from the new home (at least once; never lost). An
- * ACK or NACK of a stale delivery settles nothing and is answered as
- * done (stomp_sub.c). An ACK whose answer from the coordinator was still
- * awaited when the session broke fails its receipt (ERROR): it may or may
- * not have been applied.
+ * ACK or NACK of a stale delivery settles nothing (stomp_sub.c): a NACK
+ * is answered as done, an ACK's receipt is an ERROR (a RECEIPT would say
+ * it is acknowledged; it comes again). An ACK whose answer from the
+ * coordinator was still awaited when the session broke fails its receipt
+ * (ERROR): it may or may not have been applied.
  *
  * Authentication: with a cluster secret the CONNECT carries the broker
  * login of peer_auth.c (sluice-relay-login) and the coordinator's

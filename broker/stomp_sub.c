@@ -557,8 +557,11 @@ static void pend_settle(stomp_sub *s, pend *p, int cmd, int requeue, sl_wait *w)
 /* msgid was delivered before its subscription moved to another node
  * (docs/cluster.md 5.1): the group delivers it again from there, so the
  * ACK/NACK settles nothing here; forget it (and, in client mode, the
- * stale ones before it). SL_ERR_NOT_FOUND when it is not stale either. */
-static sl_err stale_ack(stomp_conn *c, const char *msgid)
+ * stale ones before it). An ACK's receipt (w) fails: a RECEIPT would say
+ * the message is acknowledged, and it comes again (found by
+ * tests/cluster/test_cluster_jepsen_queue.py). A NACK asked for that.
+ * SL_ERR_NOT_FOUND when it is not stale either. */
+static sl_err stale_ack(stomp_conn *c, int cmd, const char *msgid, sl_wait *w)
 {
     char topic[SL_TOPIC_NAME_MAX + 1];
     int32_t part;
@@ -584,6 +587,15 @@ static sl_err stale_ack(stomp_conn *c, const char *msgid)
                "peer %s session %s: ACK/NACK of %s, delivered before its "
                "subscription moved: it will be delivered again",
                c->peer, c->session, msgid);
+        if (w && cmd == SL_STOMP_ACK) {
+            sl_wait_set_what(w,
+                             "ACK %.120s not applied: the message was "
+                             "delivered before its subscription moved to the "
+                             "queue group's new coordinator, which delivers "
+                             "it again",
+                             msgid);
+            sl_wait_fail(w, SL_ERR_NOT_COORDINATOR);
+        }
         return SL_OK;
     }
     return SL_ERR_NOT_FOUND;
@@ -598,7 +610,7 @@ sl_err stomp_do_ack(stomp_conn *c, int cmd, const char *msgid, const char *hint,
     pend *prev, *ent, *p, *n;
     stomp_sub *s = pend_find(c, msgid, hint, &prev, &ent);
     if (!s)
-        return stale_ack(c, msgid);
+        return stale_ack(c, cmd, msgid, w);
     /* ack:client is cumulative: everything up to and including ent */
     for (p = stomp_pendq_take(&s->pq, prev, ent, s->ack == ACK_CLIENT); p;
          p = n) {
