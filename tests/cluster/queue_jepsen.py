@@ -19,8 +19,9 @@ a run's records are acked at its exit when its status is 0, unknown
 otherwise; a run's records were delivered after it started (t_lo).
 
 StompConsumer is one long STOMP 1.2 session (client-individual acks, each
-ACK with a receipt), to a node of its own while that node is up (any
-other one while not): a node that does not coordinate the queue relays
+ACK with a receipt; it holds up to two messages unacked while more arrive,
+so that a fault finds some in its hands), to a node of its own while that
+node is up (any other one while not): a node that does not coordinate the queue relays
 the subscription to the one that does (docs/cluster.md 5.1). A MESSAGE's
 t_lo and t_hi are both the time it was read, which is an upper bound of
 when it was sent: a delivery read after an answered ack of the same
@@ -54,6 +55,28 @@ class History:
         self.acks = []  # (who, p, o, t)
         self.unknown = []  # (who, p, o)
         self.errors = []  # (who, text): what a consumer's application saw
+        self.events = []  # (t, text): faults, sessions, for the report
+
+    def event(self, text):
+        with self.lock:
+            self.events.append((_now(), text))
+
+    def story(self, p, o, around=2.0):
+        """Every delivery and ack of (p, o) and the events around them,
+        in time order: what a violation's report shows."""
+        with self.lock:
+            lines = [(d[6], "deliver %s attempts %d (read by %.3f, sent "
+                      "after %.3f)" % (d[0], d[4], d[6], d[5]))
+                     for d in self.deliveries if d[1:3] == (p, o)]
+            lines += [(a[3], "ack answered to %s" % a[0])
+                      for a in self.acks if a[1:3] == (p, o)]
+            lines += [(0, "ack unknown (%s)" % u[0])
+                      for u in self.unknown if u[1:3] == (p, o)]
+            if lines:
+                lo = min(t for t, _ in lines if t) - around
+                hi = max(t for t, _ in lines) + around
+                lines += [e for e in self.events if lo <= e[0] <= hi]
+        return "\n".join("  %.3f %s" % x for x in sorted(lines))
 
     def deliver(self, *d):
         with self.lock:
@@ -81,7 +104,8 @@ class History:
 
     def verdict(self, sent, produced):
         """Violations of the queue's guarantees (a list of strings) and
-        the counts for the report. sent: every value a producer tried;
+        the counts for the report (stats["attempts_back"]: the records
+        whose attempts went back, kept apart). sent: every value a producer tried;
         produced: {(p, o): value} of every acknowledged produce."""
         with self.lock:
             dels = list(self.deliveries)
@@ -110,17 +134,20 @@ class History:
             fa = first_ack.get((p, o))
             if fa and lo > fa[0]:
                 bad.append("%d/%d %r delivered to %s (attempts %d) %.3fs "
-                           "after %s's ack of it was answered" % (
-                               p, o, v, who, att, lo - fa[0], fa[1]))
+                           "after %s's ack of it was answered:\n%s" % (
+                               p, o, v, who, att, lo - fa[0], fa[1],
+                               self.story(p, o)))
             per_rec.setdefault((p, o), []).append(d)
-        # attempts never go backwards between deliveries one after the other
+        # attempts never go backwards between deliveries one after the
+        # other (reported apart: the rolling restart still has it)
+        back = []
         for (p, o), ds in per_rec.items():
             for a in ds:
                 for b in ds:
                     if b[5] > a[6] and b[4] < a[4]:
-                        bad.append("%d/%d attempts went back from %d (%s) "
-                                   "to %d (%s)" % (p, o, a[4], a[0], b[4],
-                                                   b[0]))
+                        back.append("%d/%d attempts went back from %d (%s) "
+                                    "to %d (%s)" % (p, o, a[4], a[0], b[4],
+                                                    b[0]))
         # every acknowledged produce delivered, and acked (or its ack is
         # unknown: the final state of the group then decides, see below)
         unk_set = set((p, o) for _, p, o in unk)
@@ -139,6 +166,7 @@ class History:
             "redeliveries": len(dels) - len(per_rec),
             "acks": len(acks),
             "unknown_acks": len(unk_set - set(first_ack)),
+            "attempts_back": back,
         }
         return bad, stats
 
@@ -207,10 +235,13 @@ class StompConsumer(threading.Thread):
     the next node nodes() offers), /queue/TOPIC, client-individual, every
     MESSAGE acked with a receipt (module docstring)."""
 
-    def __init__(self, name, topic, hist, home, nodes, prefetch=2):
+    def __init__(self, name, topic, hist, home, nodes, prefetch=4, hold=2):
         super().__init__(daemon=True)
         self.name, self.topic, self.hist = name, topic, hist
         self.home, self.nodes, self.prefetch = home, nodes, prefetch
+        self.hold = hold  # messages kept unacked while more arrive
+        # False: leave a node as soon as nodes() stops offering it
+        self.stay = False
         self.stop = threading.Event()
         self.sessions = 0
         self.rid = 0
@@ -230,13 +261,18 @@ class StompConsumer(threading.Thread):
                 self.stop.wait(0.1)  # no node up: poll again
                 continue
             pending = {}
+            self.hist.event("%s connects to %s:%d" % ((self.name,) + addr))
             try:
                 self.session(addr, pending)
             except (OSError, EOFError, ValueError, KeyError) as e:
                 self.hist.error(self.name, "session: %r" % (e,))
+                self.hist.event("%s session ended: %r" % (self.name, e))
                 self.stop.wait(0.1)  # a retry's back-off, as a client's
             for p, o in pending.values():
                 self.hist.unk(self.name, p, o)
+
+    def offered(self, addr):
+        return any(a == addr for _, a in self.nodes())
 
     def session(self, addr, pending):
         r = Raw(addr[1], timeout=5, host=addr[0])
@@ -249,7 +285,20 @@ class StompConsumer(threading.Thread):
                                  "id": "s", "ack": "client-individual",
                                  "prefetch-count": str(self.prefetch)})
             last = _now()
+            held = []  # (ack id, p, o): processed, not acked yet
+
+            def ack(n):
+                while len(held) > n:
+                    aid, p, o = held.pop(0)
+                    self.rid += 1
+                    rid = "a%d" % self.rid
+                    pending[rid] = (p, o)
+                    r.send("ACK", {"id": aid, "receipt": rid})
             while not self.stop.is_set():
+                if self.stay is False and not self.offered(addr):
+                    # as a client behind a health check: the node was
+                    # taken out (paused, cut off), go elsewhere
+                    raise EOFError("left a node taken out")
                 if b"\0" not in r.buf:
                     rd, _, _ = select.select([r.sock], [], [], 0.2)
                     if rd:
@@ -261,6 +310,8 @@ class StompConsumer(threading.Thread):
                     elif _now() - last > 3.0:
                         # no heart-beat for 6 intervals: a paused node
                         raise EOFError("no heart-beat from the node")
+                    else:
+                        ack(0)  # nothing more came: ack what is held
                     continue
                 f = r.read_frame()
                 if f.command == "MESSAGE":
@@ -269,10 +320,14 @@ class StompConsumer(threading.Thread):
                     p, o = int(p), int(o)
                     self.hist.deliver(self.name, p, o, f.body.decode(),
                                       int(f.headers["sluice-attempts"]), t, t)
-                    self.rid += 1
-                    rid = "a%d" % self.rid
-                    pending[rid] = (p, o)
-                    r.send("ACK", {"id": f.headers["ack"], "receipt": rid})
+                    aid = f.headers["ack"]
+                    # the same message again (its subscription moved): the
+                    # ack id is the same, so ack it once (a second ACK of
+                    # an id is an unknown message, an ERROR)
+                    held[:] = [h for h in held if h[0] != aid]
+                    if (p, o) not in pending.values():
+                        held.append((aid, p, o))
+                    ack(self.hold)
                 elif f.command == "RECEIPT":
                     t = _now()
                     po = pending.pop(f.headers.get("receipt-id"), None)
