@@ -175,6 +175,10 @@ def _now():
     return time.monotonic()
 
 
+class Left(Exception):
+    """A STOMP consumer left a node the test took out."""
+
+
 class BinConsumer(threading.Thread):
     """The sluice CLI's queue consumer, run again and again (module
     docstring). nodes() gives the bootstrap list for the next run."""
@@ -264,6 +268,8 @@ class StompConsumer(threading.Thread):
             self.hist.event("%s connects to %s:%d" % ((self.name,) + addr))
             try:
                 self.session(addr, pending)
+            except Left as e:  # the client's own choice, not an error
+                self.hist.event("%s: %s" % (self.name, e))
             except (OSError, EOFError, ValueError, KeyError) as e:
                 self.hist.error(self.name, "session: %r" % (e,))
                 self.hist.event("%s session ended: %r" % (self.name, e))
@@ -298,7 +304,7 @@ class StompConsumer(threading.Thread):
                 if self.stay is False and not self.offered(addr):
                     # as a client behind a health check: the node was
                     # taken out (paused, cut off), go elsewhere
-                    raise EOFError("left a node taken out")
+                    raise Left("left a node taken out")
                 if b"\0" not in r.buf:
                     rd, _, _ = select.select([r.sock], [], [], 0.2)
                     if rd:

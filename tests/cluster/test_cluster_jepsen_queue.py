@@ -240,6 +240,39 @@ def create_queue(c):
            timeout=60)
 
 
+def check_logs(c, end, produced, hist):
+    """The log itself, read from every replica: the same everywhere, each
+    acknowledged produce at the offset its ack named, nothing twice."""
+    bad = []
+    logs = {n: c.cli(n, "consume", TOPIC, "--partition", "0",
+                     "--from-beginning", "--count", str(end)).stdout.split()
+            for n in ALL3}
+    ref = logs[ALL3[0]]
+    for n in ALL3[1:]:
+        if logs[n] != ref:
+            i = next((i for i, (a, b) in enumerate(zip(ref, logs[n]))
+                      if a != b), min(len(ref), len(logs[n])))
+            bad.append("replicas %d and %d differ from offset %d: %r / %r" % (
+                ALL3[0], n, i, ref[i:i + 3], logs[n][i:i + 3]))
+    where = {}
+    for i, v in enumerate(ref):
+        where.setdefault(v, []).append(i)
+    for v, offs in where.items():
+        if len(offs) > 1:
+            bad.append("%r stored %d times: offsets %r" % (v, len(offs),
+                                                          offs))
+    for (p, o), v in sorted(produced.items()):
+        if o >= len(ref) or ref[o] != v:
+            bad.append("%r acknowledged at 0/%d, stored at %r; 0/%d holds "
+                       "%r (acked to its producer at %r)\n%s" % (
+                           v, o, where.get(v), o,
+                           ref[o] if o < len(ref) else None,
+                           [k for k, x in produced.items()
+                            if o < len(ref) and x == ref[o]],
+                           hist.story(p, o)))
+    return bad
+
+
 class Run:
     """Producers and consumers of the queue, started and stopped together;
     finish() drains the queue and returns the verdict."""
@@ -316,7 +349,19 @@ class Run:
             done = self.hist.acked_set() | set(
                 (p, o) for _, p, o in self.hist.unknown)
             return all(k in done for k in produced)
-        c.wait(drained, "the consumers drained the queue", timeout=120)
+        try:
+            c.wait(drained, "the consumers drained the queue", timeout=120)
+        except AssertionError:
+            done = self.hist.acked_set() | set(
+                (p, o) for _, p, o in self.hist.unknown)
+            left = sorted(k for k in produced if k not in done)
+            print("not acked: %d, the first: %r" % (len(left), left[:10]))
+            for p, o in left[:3]:
+                print("%d/%d:\n%s" % (p, o, self.hist.story(p, o)))
+            self.dump()
+            print(c.cli(coordinator(c, ALL3) or 1, "group", "describe",
+                        TOPIC, check=False).stdout)
+            raise
         self.abort()
         end = c.ends(leader(c, ALL3) or 1, TOPIC)[0]
         # the group, at its coordinator: everything up to the log end
@@ -325,6 +370,7 @@ class Run:
         settled = c.wait(lambda: group_settled(c, coordinator(c, ALL3) or 1),
                          "the group's state")
         bad, stats = self.hist.verdict(sent, produced)
+        bad += check_logs(c, end, produced, self.hist)
         self.attempts_back = stats.pop("attempts_back")
         stats["attempts_back"] = len(self.attempts_back)
         stats["violations"] = len(bad)
