@@ -176,8 +176,9 @@ SL_CFG(retention_bytes, "retention-bytes", SIZE, "-1", -1, 1125899906842624LL,
        "limit).")
 SL_CFG_ENUM(flush, "flush", "always", "always|interval|never", SL_CF_TOPIC,
             NULL,
-            "always: every append is fsynced by the next group commit (a "
-            "durable produce is answered after it); interval: at most every "
+            "always: every append is fsynced by a group commit, at once "
+            "when a client waits for it (a durable produce is answered "
+            "after it), else within flush-lazy-ms; interval: at most every "
             "flush-interval-ms; never: left to the OS (durable acks are "
             "answered when written).")
 SL_CFG(flush_interval_ms, "flush-interval-ms", MS, "1000", 1, 3600000,
@@ -204,6 +205,15 @@ SL_CFG(flush_inline_us, "flush-inline-us", INT, "1000", 0, 100000, 0, NULL,
        "recent fsync rounds took at most this many microseconds: the "
        "longest the loop's other work waits. 0 = always the flusher "
        "thread.")
+SL_CFG(flush_lazy_ms, "flush-lazy-ms", MS, "10", 0, 60000, 0, NULL,
+       "flush = always: an append no client waits on yet (a STOMP SEND "
+       "without a receipt, a produce with acks below durable) starts no "
+       "fsync round of its own; it is covered by the round that the next "
+       "receipt or durable ack starts, or at the latest after this long. "
+       "A producer that asks for a receipt every 100 SENDs pays one "
+       "fsync per 100. Single node with queue-dispatch written only (a "
+       "cluster or queue-dispatch durable syncs at once). 0 = every "
+       "append starts a round.")
 SL_CFG(journal, "journal", BOOL, "yes", 0, 0, 0, NULL,
        "Shared write-ahead journal (DATA/journal): an fsync round with at "
        "least journal-min-partitions partitions to sync writes their new "

@@ -406,9 +406,21 @@ sl_err sl_ops_forward_append(sl_broker *b, const char *topic, int32_t partition,
     return b->forward_append(b, topic, partition, batch, len, durable, cb, arg);
 }
 
-sl_err sl_ops_append(sl_broker *b, const char *topic, int32_t partition,
+/* An append nobody waits on may wait for its fsync round (flush-lazy-ms,
+ * sl_flusher_request_lazy): a single node's flush=always partition whose
+ * readers see records at append (queue-dispatch written). In a cluster
+ * the high-water mark follows the leader's durable offset, and with
+ * queue-dispatch durable so do the readers: there the round starts now. */
+static int lazy_ok(const sl_broker *b, const sl_tpart *tp)
+{
+    return b->cfg.flush_lazy_ms > 0 && !b->cluster && !b->replicating &&
+           tp->topic->pcfg.flush == SL_FLUSH_ALWAYS &&
+           visible_at_append(b, tp);
+}
+
+static sl_err append(sl_broker *b, const char *topic, int32_t partition,
                      enum sl_ops_create create, uint8_t *batch, size_t len,
-                     int64_t *base_out, int64_t *next_out)
+                     int64_t *base_out, int64_t *next_out, int lazy)
 {
     sl_tpart *tp;
     int64_t base, next = -1;
@@ -440,7 +452,9 @@ sl_err sl_ops_append(sl_broker *b, const char *topic, int32_t partition,
     }
     tp->bytes_in += len;
     tp->records_in += (uint64_t)(sl_part_end_offset(tp->part) - base);
-    if (tp->topic->pcfg.flush != SL_FLUSH_NEVER)
+    if (lazy && lazy_ok(b, tp))
+        sl_flusher_request_lazy(b->flusher, tp->part, b->cfg.flush_lazy_ms);
+    else if (tp->topic->pcfg.flush != SL_FLUSH_NEVER)
         request_durable(b, tp, base);
     if (!visible_at_append(b, tp) && !tp->on_dv_list) {
         tp->on_dv_list = 1;
@@ -453,6 +467,22 @@ sl_err sl_ops_append(sl_broker *b, const char *topic, int32_t partition,
     if (next_out)
         *next_out = sl_part_end_offset(tp->part);
     return SL_OK;
+}
+
+sl_err sl_ops_append(sl_broker *b, const char *topic, int32_t partition,
+                     enum sl_ops_create create, uint8_t *batch, size_t len,
+                     int64_t *base_out, int64_t *next_out)
+{
+    return append(b, topic, partition, create, batch, len, base_out, next_out,
+                  0);
+}
+
+sl_err sl_ops_append_lazy(sl_broker *b, const char *topic, int32_t partition,
+                          enum sl_ops_create create, uint8_t *batch,
+                          size_t len, int64_t *base_out, int64_t *next_out)
+{
+    return append(b, topic, partition, create, batch, len, base_out, next_out,
+                  1);
 }
 
 sl_err sl_ops_wait_durable(sl_broker *b, const char *topic, int32_t partition,

@@ -135,6 +135,18 @@ sl_err sl_ops_part_reset(sl_broker *b, const char *topic, int32_t partition,
 sl_err sl_ops_append(sl_broker *b, const char *topic, int32_t partition,
                      enum sl_ops_create create, uint8_t *batch, size_t len,
                      int64_t *base_out, int64_t *next_out);
+/* sl_ops_append for a client's batch that nobody waits on: its fsync
+ * round may wait up to flush-lazy-ms (single node, queue-dispatch
+ * written, flush=always), unless a durable wait (sl_ops_wait_durable, a
+ * later append that is waited on, a group commit that refers to it) asks
+ * for the round first. The STOMP SEND path (a SEND batch without a
+ * receipt on a persistent SEND) and the binary PRODUCE path (acks below
+ * durable) use it; the receipt or durable ack that follows starts one
+ * round for all of them. A caller about to wait for the batch uses
+ * sl_ops_append (its round may run inline, flush-inline-us). */
+sl_err sl_ops_append_lazy(sl_broker *b, const char *topic, int32_t partition,
+                          enum sl_ops_create create, uint8_t *batch,
+                          size_t len, int64_t *base_out, int64_t *next_out);
 
 /*
  * Cluster: sl_ops_append answered SL_ERR_NOT_LEADER; send the batch (copied)

@@ -52,8 +52,11 @@ sl_err stomp_batch_flush(stomp_conn *c)
     c->bb_w = NULL;
     rc = sl_bb_finish(&c->bb, &bp, &blen);
     if (rc == SL_OK)
-        rc = sl_ops_append(c->s->b, c->bb_topic, c->bb_part, SL_OPS_AUTO_CREATE,
-                           (uint8_t *)bp, blen, &base, &next);
+        /* without a receipt that waits for the fsync, the batch starts
+         * no round of its own (flush-lazy-ms) */
+        rc = (w && c->bb_durable ? sl_ops_append : sl_ops_append_lazy)(
+            c->s->b, c->bb_topic, c->bb_part, SL_OPS_AUTO_CREATE, (uint8_t *)bp,
+            blen, &base, &next);
     if (rc == SL_ERR_NOT_LEADER) {
         /* cluster: another node leads the partition; the receipt comes
          * with the leader's answer (docs/cluster.md 5.1) */

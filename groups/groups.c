@@ -18,9 +18,11 @@
  * transactions follows the number of rounds, not the number of acks.
  *
  * Early dispatch (sl_groups_set_early): a queue window may refer to
- * records handed out before their fdatasync. Such a buffer carries a
- * flusher token (sl_flusher_token, taken after those appends were
- * requested) and is ready only once sl_flusher_covered() reaches it, i.e.
+ * records handed out before their fdatasync. Staging asks the flusher
+ * for a round of each such partition now (sl_flusher_request: an append
+ * nobody waited on may have asked only lazily), then the buffer carries a
+ * flusher token (sl_flusher_token, taken after those requests) and is
+ * ready only once sl_flusher_covered() reaches it, i.e.
  * after the round that made the records durable; sl_groups_on_durable
  * wakes the hook then. Buffers commit in order, so everything staged
  * after it waits too; a newer buffer is merged into the newest queued one
@@ -168,8 +170,12 @@ static void stage_now(sl_groups *g)
     sl_wb_init(&wb, 4096);
     early = sl_queue_stage(g, &wb);
     early |= sl_stream_stage(g, &wb);
-    if (early && g->flusher)
+    if (early && g->flusher) {
+        /* after the stage functions' sl_flusher_request of each partition
+         * it refers to ahead of its durable end: the token covers them */
         token = sl_flusher_token(g->flusher);
+        sl_flusher_kick(g->flusher, 0); /* (inline mode: requests only queue) */
+    }
     g->need_stage = 0;
     if (g->env.replicate)
         g->env.replicate(g->env.ctx, wb.p, wb.len, g->seq);

@@ -89,8 +89,13 @@ int sl_queue_stage(sl_groups *g, sl_wb *wb)
                 stage_qpart(qp, wb);
                 qp->dirty = 0;
                 if (p && sl_part_get_cfg(p)->flush != SL_FLUSH_NEVER &&
-                    qp->cursor > sl_part_durable_offset(p))
+                    qp->cursor > sl_part_durable_offset(p)) {
                     early = 1;
+                    /* the round may not be started yet (a lazy append,
+                     * sl_flusher_request_lazy): start it now */
+                    if (g->flusher)
+                        sl_flusher_request(g->flusher, p);
+                }
             }
         }
     }

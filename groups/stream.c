@@ -399,8 +399,11 @@ int sl_stream_stage(sl_groups *g, sl_wb *wb)
              * committed after the round that covers them */
             p = g->env.get_part(g->env.ctx, o->topic, o->partition);
             if (p && sl_part_get_cfg(p)->flush == SL_FLUSH_ALWAYS &&
-                o->offset > sl_part_durable_offset(p))
+                o->offset > sl_part_durable_offset(p)) {
                 early = 1;
+                if (g->flusher) /* a lazy append's round: now */
+                    sl_flusher_request(g->flusher, p);
+            }
             sl_wb_u8(wb, SL_OP_OFFSET);
             sl_wb_str16(wb, sg->name, strlen(sg->name));
             sl_wb_str16(wb, o->topic, strlen(o->topic));

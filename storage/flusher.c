@@ -103,7 +103,8 @@
  * explains it and its checkpoint thread. Adaptive spinning after a round:
  * flusher_spin.c.
  *
- * Policies: SL_FLUSH_ALWAYS requests a round now; SL_FLUSH_INTERVAL
+ * Policies: SL_FLUSH_ALWAYS requests a round now (or, lazily, within a
+ * delay: LAZY REQUESTS below); SL_FLUSH_INTERVAL
  * requests one no later than flush_interval_ms after the first unsynced
  * append (a partition already pending keeps its earlier deadline);
  * SL_FLUSH_NEVER ignores the request (the OS writes back; durable offset
@@ -512,6 +513,48 @@ void sl_flusher_request(sl_flusher *f, sl_part *p)
 void sl_flusher_request_deferred(sl_flusher *f, sl_part *p)
 {
     request(f, p, 1);
+}
+
+/*
+ * LAZY REQUESTS. An append that no client waits on (a STOMP SEND without
+ * a receipt, a produce with acks below durable) need not start a round
+ * of its own: with sl_flusher_request_lazy its partition becomes due only
+ * delay_ms later (a round before that leaves it pending). When a waiter
+ * arrives (a receipt, a durable ack, a group commit that refers to the
+ * record) its sl_flusher_request makes the partition due now, and one
+ * fdatasync covers everything appended before it. A STOMP producer that
+ * asks for a receipt on every 100th SEND thus pays one fdatasync per
+ * window instead of the one its first SENDs started plus the one its
+ * receipt waits for. A lazy request takes no token (sl_flusher_token):
+ * whoever needs the record durable asks with sl_flusher_request first.
+ * The thread is signalled when the partition becomes pending, so its
+ * timed wait sees the deadline. @thread loop
+ */
+void sl_flusher_request_lazy(sl_flusher *f, sl_part *p, int64_t delay_ms)
+{
+    int64_t due;
+    if (p->cfg.flush != SL_FLUSH_ALWAYS || delay_ms <= 0) {
+        sl_flusher_request(f, p);
+        return;
+    }
+    due = sl_flusher__mono_ms() + delay_ms;
+    pthread_mutex_lock(&f->mu);
+    if (p->fl_pending) {
+        if (due < p->fl_due_ms) {
+            p->fl_due_ms = due;
+            pthread_cond_signal(&f->cv);
+        }
+    } else if (sl_flusher__grow((void **)&f->pend, &f->cpend, f->npend + 1,
+                                sizeof(*f->pend)) == 0) {
+        p->fl_pending = 1;
+        p->fl_due_ms = due;
+        f->pend[f->npend++] = p;
+        pthread_cond_signal(&f->cv);
+    } else {
+        sl_log(SL_ERROR, "flusher", "%s: out of memory queueing a sync",
+               p->dir);
+    }
+    pthread_mutex_unlock(&f->mu);
 }
 
 /*

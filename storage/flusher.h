@@ -45,6 +45,11 @@ void sl_flusher_free(sl_flusher *f);
 /* p has appends to cover (policy ALWAYS: next round; INTERVAL: a round no
  * later than flush_interval_ms; NEVER: ignored). @thread loop */
 void sl_flusher_request(sl_flusher *f, sl_part *p);
+/* p has appends nobody waits on yet (policy ALWAYS): cover them within
+ * delay_ms (a later sl_flusher_request makes p due now). Takes no
+ * token. Other policies,
+ * or delay_ms <= 0: sl_flusher_request. @thread loop */
+void sl_flusher_request_lazy(sl_flusher *f, sl_part *p, int64_t delay_ms);
 /* p is about to be freed: drop it from the pending set and wait for a round
  * in progress to finish. @thread loop */
 void sl_flusher_forget(sl_flusher *f, sl_part *p);

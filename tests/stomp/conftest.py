@@ -45,6 +45,7 @@ class Broker:
         self.binary_port = None
         self.ws_port = None
         self.wss_port = None
+        self.http_port = None
         # beside the data directory (not through it: cleanup removes it
         # first, and a path through it no longer resolves)
         self.stderr_path = os.path.join(
@@ -67,6 +68,8 @@ class Broker:
         fields = dict(f.split("=", 1) for f in line.split()[2:])
         self.binary_port = int(fields["binary"].rsplit(":", 1)[1])
         self.stomp_port = int(fields["stomp"].rsplit(":", 1)[1])
+        if "http" in fields:
+            self.http_port = int(fields["http"].rsplit(":", 1)[1])
         if "stomp-ws" in fields:  # --stomp-ws-listen
             self.ws_port = int(fields["stomp-ws"].rsplit(":", 1)[1])
         if "stomp-wss" in fields:  # --stomp-wss-listen (TLS)
