@@ -4,21 +4,27 @@
 #
 #   bench/conn_scaling.sh [BUILD_DIR] [ROUNDS]       (default build, 3)
 #   env: CONNS ("1 4 16 64 256"), RECORDS (in total per run, 2000000),
-#        SIZE (100), ACKS (durable), IDLE (idle connections, 10000)
+#        SIZE (100), ACKS (durable), IDLE (idle connections, 10000),
+#        BASE (a second build directory: before/after pairs, see below)
 #
 # 1. Throughput: `sluice-bench produce --producers N` (N threads, one
 #    libsluice producer and so one connection each; RECORDS in total, one
 #    partition, libsluice's defaults) for each N, in rounds that run the
 #    counts ascending, then descending, and so on, on one sluiced; the
-#    broker's CPU (user+system, all threads, /proc/PID/stat) per record.
-#    The client's CPU (/usr/bin/time) per record is printed beside it:
-#    both share the machine's 2 cores.
+#    broker's CPU (user+system, all threads, /proc/PID/stat) and page
+#    faults (minflt) per run. The client's CPU and page faults
+#    (/usr/bin/time) are printed beside them, and the two CPUs' sum per
+#    record: both share the machine's 2 cores, so under load throughput
+#    follows that sum. With BASE=DIR, each count runs with BASE's
+#    sluiced and sluice-bench and with BUILD_DIR's, alternating which
+#    goes first, each build on its own sluiced (both started once): the
+#    summary gives each build's medians side by side.
 # 2. Idle cost: IDLE connections opened and left idle, binary ones (no
 #    handshake), then STOMP ones (CONNECT answered by CONNECTED, nothing
 #    more), each on a fresh sluiced; the broker's RSS and descriptors
 #    before and after, and its CPU over 5 s with them open.
 #    bench/idle_conns.py does the connecting.
-# Stops the broker by pid.
+# Stops the brokers by pid.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=$(pwd)/${1:-build}
@@ -28,45 +34,74 @@ RECORDS=${RECORDS:-2000000}
 SIZE=${SIZE:-100}
 ACKS=${ACKS:-durable}
 IDLE=${IDLE:-10000}
+BASE=${BASE:+$(pwd)/$BASE}
 . bench/sluiced.sh
-sluiced_start "$B" conns --max-connections $((IDLE + 1000))
 out=$(mktemp)
-trap 'rm -f "$out"; kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$d"' EXIT
-ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+builds=("$B")
+[ -n "$BASE" ] && builds=("$BASE" "$B")
+declare -A bpid bbport bdir
+for bd in "${builds[@]}"; do
+  sluiced_start "$bd" conns --max-connections $((IDLE + 1000))
+  bpid[$bd]=$pid bbport[$bd]=$bport bdir[$bd]=$d
+done
+stop_all() {
+  for bd in "${builds[@]}"; do
+    kill "${bpid[$bd]}" 2>/dev/null || true
+    wait "${bpid[$bd]}" 2>/dev/null || true
+    rm -rf "${bdir[$bd]}"
+  done
+}
+trap 'rm -f "$out"; stop_all' EXIT
+stat_of() { awk '{print $14 + $15, $10}' "/proc/$1/stat"; }
 echo "== producer connections (load: $(cut -d' ' -f1-3 /proc/loadavg))"
 order=$CONNS
 rev=$(echo "$CONNS" | tr ' ' '\n' | tac | tr '\n' ' ')
 for r in $(seq "$ROUNDS"); do
   if [ $((r % 2)) = 1 ]; then list=$order; else list=$rev; fi
   for n in $list; do
-    t0=$(ticks)
-    # the client's own CPU too (user+system of sluice-bench, in s)
-    line=$( { /usr/bin/time -f "client_cpu_s=%U+%S" "$B/bin/sluice-bench" produce \
-      -b "127.0.0.1:$bport" --topic "c$n-$r" --records "$RECORDS" --size "$SIZE" \
-      --acks "$ACKS" --producers "$n"; } 2>&1 | tail -2 | tr '\n' ' ')
-    t1=$(ticks)
-    echo "conns=$n $line cpu_ticks=$((t1 - t0)) load=$(cut -d' ' -f1 /proc/loadavg)" | tee -a "$out"
+    if [ $(((r + n) % 2)) = 1 ]; then bl=("${builds[@]}"); else
+      bl=($(printf '%s\n' "${builds[@]}" | tac)); fi
+    for bd in "${bl[@]}"; do
+      p=${bpid[$bd]}
+      read -r t0 f0 < <(stat_of "$p")
+      # the client's own CPU and faults too (sluice-bench, in s)
+      line=$( { /usr/bin/time -f "client_cpu_s=%U+%S client_minflt=%R" \
+        "$bd/bin/sluice-bench" produce -b "127.0.0.1:${bbport[$bd]}" \
+        --topic "c$n-$r" --records "$RECORDS" --size "$SIZE" \
+        --acks "$ACKS" --producers "$n"; } 2>&1 | tail -2 | tr '\n' ' ')
+      read -r t1 f1 < <(stat_of "$p")
+      echo "build=$(basename "$bd") conns=$n $line cpu_ticks=$((t1 - t0)) broker_minflt=$((f1 - f0)) load=$(cut -d' ' -f1 /proc/loadavg)" | tee -a "$out"
+    done
   done
 done
-python3 - "$out" "$RECORDS" <<'PY'
+python3 - "$out" "$RECORDS" "${builds[@]##*/}" <<'PY'
 import os, re, statistics, sys
 hz = os.sysconf("SC_CLK_TCK")
+n_rec = float(sys.argv[2])
 rows = {}
 for line in open(sys.argv[1]):
     kv = dict(re.findall(r"(\S+)=(\S+)", line))
-    rows.setdefault(int(kv["conns"]), []).append(
+    rows.setdefault((kv["build"], int(kv["conns"])), []).append(
         (float(kv["records_per_sec"]),
-         float(kv["cpu_ticks"]) / hz * 1e6 / float(sys.argv[2]),
-         eval(kv["client_cpu_s"]) * 1e6 / float(sys.argv[2])))
-best = max(statistics.median([x[0] for x in v]) for v in rows.values())
-for n in sorted(rows):
-    r = [x[0] for x in rows[n]]; u = [x[1] for x in rows[n]]
-    cl = [x[2] for x in rows[n]]
-    print("conns %4d  records/s median %10.0f worst %10.0f (%.2fx the best median) | broker CPU us/record median %.3f worst %.3f | client CPU us/record median %.3f (%d runs)"
-          % (n, statistics.median(r), min(r), statistics.median(r) / best,
-             statistics.median(u), max(u), statistics.median(cl), len(r)))
+         float(kv["cpu_ticks"]) / hz * 1e6 / n_rec,
+         eval(kv["client_cpu_s"]) * 1e6 / n_rec,
+         int(kv["broker_minflt"]), int(kv["client_minflt"])))
+med = statistics.median
+for build in dict.fromkeys(sys.argv[3:]):  # BASE first
+    mine = {n: v for (b, n), v in rows.items() if b == build}
+    best = max(med([x[0] for x in v]) for v in mine.values())
+    print("build %s" % build)
+    for n in sorted(mine):
+        v = mine[n]
+        r = [x[0] for x in v]; u = [x[1] for x in v]; cl = [x[2] for x in v]
+        tot = [x[1] + x[2] for x in v]
+        print("  conns %4d  records/s median %10.0f worst %10.0f (%.2fx the best median) | CPU us/record: broker median %.3f worst %.3f, client median %.3f, sum median %.3f | page faults: broker %d, client %d (medians, %d runs)"
+              % (n, med(r), min(r), med(r) / best, med(u), max(u), med(cl),
+                 med(tot), med([x[3] for x in v]), med([x[4] for x in v]),
+                 len(r)))
 PY
-kill "$pid"; wait "$pid" 2>/dev/null || true; rm -rf "$d"
+stop_all
+trap 'rm -f "$out"' EXIT
 echo "== $IDLE idle connections, each kind on a fresh sluiced (a broker that"
 echo "   ran the workload above holds freed heap that would hide the cost)"
 for kind in binary stomp; do
