@@ -143,6 +143,45 @@ static void age_unlink(sl_accum *a, sl_pbatch *b)
     b->next = b->prev = NULL;
 }
 
+/* The last full batch of any accumulator in the process: many producers
+ * that each make a few batches (one per thread, as bench/conn_scaling.sh
+ * runs them) reserve ahead from their first batch on. Relaxed atomics:
+ * a stale hint only costs a realloc. */
+static size_t g_full_bytes;
+static uint32_t g_full_records;
+
+/* A new batch (not a recycled one) reserves the size and record count of
+ * the last batch that closed full, its own accumulator's or else the
+ * process's (at most batch.size and batch.records), instead of growing
+ * from 1 KiB by doubling. A failed reservation is left to growth. */
+static void batch_reserve(sl_accum *a, sl_pbatch *b)
+{
+    size_t bytes = a->full_bytes;
+    uint32_t recs = a->full_records;
+    if (!bytes) {
+        bytes = __atomic_load_n(&g_full_bytes, __ATOMIC_RELAXED);
+        recs = __atomic_load_n(&g_full_records, __ATOMIC_RELAXED);
+        if (bytes > a->batch_size)
+            bytes = a->batch_size;
+        if (recs > a->batch_records)
+            recs = a->batch_records;
+    }
+    if (bytes)
+        (void)sl_wb_reserve(&b->bb.buf, bytes + 4096);
+    if (recs) {
+        b->opaque = malloc(recs * sizeof(*b->opaque));
+        b->ts = malloc(recs * sizeof(*b->ts));
+        if (b->opaque && b->ts) {
+            b->cap = recs;
+        } else {
+            free(b->opaque);
+            free(b->ts);
+            b->opaque = NULL;
+            b->ts = NULL;
+        }
+    }
+}
+
 static sl_pbatch *batch_new(sl_accum *a, int tidx, int32_t part, int64_t now)
 {
     sl_pbatch *b = a->spare;
@@ -155,20 +194,7 @@ static sl_pbatch *batch_new(sl_accum *a, int tidx, int32_t part, int64_t now)
         if (!b)
             return NULL;
         sl_bb_init(&b->bb, a->codec);
-        if (a->full_bytes) /* failure to reserve: it grows as it goes */
-            (void)sl_wb_reserve(&b->bb.buf, a->full_bytes + 4096);
-        if (a->full_records) {
-            b->opaque = malloc(a->full_records * sizeof(*b->opaque));
-            b->ts = malloc(a->full_records * sizeof(*b->ts));
-            if (b->opaque && b->ts) {
-                b->cap = a->full_records;
-            } else {
-                free(b->opaque);
-                free(b->ts);
-                b->opaque = NULL;
-                b->ts = NULL;
-            }
-        }
+        batch_reserve(a, b);
     }
     b->next = b->prev = NULL;
     b->tidx = tidx;
@@ -263,6 +289,8 @@ sl_err sl_accum_add(sl_accum *a, int tidx, int32_t partition, int64_t ts,
     if (sl_bb_size(&b->bb) >= a->batch_size || b->n >= a->batch_records) {
         a->full_bytes = sl_bb_size(&b->bb);
         a->full_records = b->n;
+        __atomic_store_n(&g_full_bytes, a->full_bytes, __ATOMIC_RELAXED);
+        __atomic_store_n(&g_full_records, b->n, __ATOMIC_RELAXED);
         age_unlink(a, b);
         detach_slot(a, b);
         b->prev = a->ready_tail;

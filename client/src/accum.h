@@ -56,9 +56,11 @@ typedef struct sl_accum {
     int null_rr; /* null keys: next partition per record, not per batch */
     /* The size and record count of the last batch that closed full: a new
      * batch (not a recycled one) reserves that much at once instead of
-     * growing from 1 KiB by doubling (each step a realloc copy). Zero until
-     * a batch filled, so a producer of small batches over many partitions
-     * reserves nothing ahead. */
+     * growing from 1 KiB by doubling (each step a realloc copy, and freed
+     * steps of 64 KiB and more trim the heap, to be faulted in again).
+     * Zero until a batch filled (then the process's last full batch is
+     * the hint, accum.c), so a process whose producers make only small
+     * batches, over many partitions, reserves nothing ahead. */
     size_t full_bytes;
     uint32_t full_records;
     /* Idempotent producer (docs/cluster.md 4): with pid >= 0, sl_accum_take
