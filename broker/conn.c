@@ -31,7 +31,19 @@
  *     to SL_PRI_INGRESS so that deliveries and acks run first (ops.h), and
  *     a guard timer, armed by every read of normal priority, reads for any
  *     paced connection not served for INGRESS_MAX_WAIT_US, so its wait is
- *     bounded while the loop is busy.
+ *     bounded while the loop is busy. A protocol that has cut part of a
+ *     large frame says how much is missing (sl_conn_want_input) and, on a
+ *     plain TCP socket, SO_RCVLOWAT makes the kernel wake the loop only
+ *     once that much is there (issue 20: 256 producers each sending
+ *     frames of 256 KiB had each frame read in pieces, one per loop pass
+ *     over all connections, every piece held in the heap meanwhile: 64 MiB
+ *     of partial frames, faulted in anew, and read callbacks per frame
+ *     instead of one). Linux caps the mark at half of tcp_rmem's maximum
+ *     and grows the receive buffer to hold it; a nonblocking read still
+ *     returns what is there, EOF and errors still wake. Below
+ *     WANT_INPUT_MIN the mark stays 1 (a small rest is not worth a
+ *     setsockopt); TLS and filtered connections are left alone (bytes
+ *     inside TLS or a filter would not count).
  *  3. The ordered reply queue. Each request that owes an answer takes a
  *     slot (sl_reply) at the FIFO's tail; slots complete in any order
  *     (durable produce, long poll, group commit) and the completed prefix
@@ -1002,6 +1014,23 @@ void sl_conn_handshake_begin(sl_conn *c, size_t input_limit)
 void sl_conn_handshake_wait(sl_conn *c)
 {
     timer_clear(c, TIMER_HANDSHAKE);
+}
+
+/* The least rest of a frame worth an SO_RCVLOWAT (see "2. Reading"). */
+#define WANT_INPUT_MIN (32 * 1024)
+
+void sl_conn_want_input(sl_conn *c, size_t more)
+{
+    int v =
+        more >= WANT_INPUT_MIN ? (more > INT32_MAX ? INT32_MAX : (int)more) : 1;
+    evutil_socket_t fd;
+    if (v == (c->lowat ? c->lowat : 1) || c->dead || conn_filtered(c) ||
+        c->transport != SL_TRANSPORT_TCP)
+        return;
+    fd = bufferevent_getfd(c->bev);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &v, sizeof(v)) != 0)
+        return; /* the loop is woken per byte, as before */
+    c->lowat = v;
 }
 
 void sl_conn_limit_input(sl_conn *c, size_t bytes)

@@ -176,6 +176,12 @@ void sl_conn_handshake_wait(sl_conn *c);
  * protocol's own): before a login, a peer may make the broker hold only
  * this much. */
 void sl_conn_limit_input(sl_conn *c, size_t bytes);
+/* The protocol cannot go on before `more` bytes beyond its input buffer
+ * have come (the rest of a large frame; 0 = any byte will do). See
+ * conn.c, "2. Reading": the kernel wakes the loop for a plain TCP
+ * connection only once they are there. Call it on every return from
+ * on_input (0 when nothing is missing). */
+void sl_conn_want_input(sl_conn *c, size_t more);
 /* A producer-only connection may be paced (SL_PRI_INGRESS, ops.h) when it
  * streams; 0 for one that also consumes. */
 void sl_conn_set_pace(sl_conn *c, int may_pace);

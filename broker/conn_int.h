@@ -105,6 +105,7 @@ struct sl_conn {
     int addr_len;
     size_t in_mark;  /* input length after the last on_input */
     size_t in_limit; /* sl_conn_limit_input, 0 = none */
+    int lowat;       /* SO_RCVLOWAT set by sl_conn_want_input, 0 = 1 */
     sl_reply *head, *tail;
     size_t npending;
     size_t qmem; /* what the queued replies cost */
