@@ -90,7 +90,7 @@ med = statistics.median
 for build in dict.fromkeys(sys.argv[3:]):  # BASE first
     mine = {n: v for (b, n), v in rows.items() if b == build}
     best = max(med([x[0] for x in v]) for v in mine.values())
-    print("build %s" % build)
+    print("== %s" % build)
     for n in sorted(mine):
         v = mine[n]
         r = [x[0] for x in v]; u = [x[1] for x in v]; cl = [x[2] for x in v]
