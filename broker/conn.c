@@ -36,14 +36,16 @@
  *     plain TCP socket, SO_RCVLOWAT makes the kernel wake the loop only
  *     once that much is there (issue 20: 256 producers each sending
  *     frames of 256 KiB had each frame read in pieces, one per loop pass
- *     over all connections, every piece held in the heap meanwhile: 64 MiB
- *     of partial frames, faulted in anew, and read callbacks per frame
- *     instead of one). Linux caps the mark at half of tcp_rmem's maximum
- *     and grows the receive buffer to hold it; a nonblocking read still
- *     returns what is there, EOF and errors still wake. Below
- *     WANT_INPUT_MIN the mark stays 1 (a small rest is not worth a
- *     setsockopt); TLS and filtered connections are left alone (bytes
- *     inside TLS or a filter would not count).
+ *     over all connections, every piece held in the heap meanwhile, and
+ *     several read callbacks per frame instead of one). Linux caps the
+ *     mark at half of tcp_rmem's maximum and grows the receive buffer to
+ *     hold it; a nonblocking read still returns what is there, EOF and
+ *     errors still wake. Below WANT_INPUT_MIN the mark stays 1 (a small
+ *     rest is not worth a setsockopt); TLS and filtered connections are
+ *     left alone (bytes inside TLS or a filter would not count). Bytes
+ *     below the mark make no read event, so the idle timeout (5) reads
+ *     them instead of closing: a peer sending a large frame slowly is
+ *     not idle.
  *  3. The ordered reply queue. Each request that owes an answer takes a
  *     slot (sl_reply) at the FIFO's tail; slots complete in any order
  *     (durable produce, long poll, group commit) and the completed prefix
@@ -132,6 +134,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -191,6 +194,16 @@ const sl_conn_ops *sl_conn_proto_ops(sl_broker *b, enum sl_listener l)
 const char *sl_conn_peer(const sl_conn *c)
 {
     return c->peer;
+}
+
+/* Bytes waiting in c's socket (FIONREAD), 0 when unknown. */
+static int conn_socket_pending(sl_conn *c)
+{
+    int n = 0;
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    if (fd < 0 || ioctl(fd, FIONREAD, &n) != 0)
+        return 0;
+    return n;
 }
 
 int conn_filtered(const sl_conn *c)
@@ -920,6 +933,16 @@ void conn_event_cb(struct bufferevent *bev, short what, void *arg)
                    evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
             /* waiting for our replies (long poll), not idle */
             if (!c->paused && !c->closing)
+                bufferevent_enable(bev, EV_READ);
+        } else if (c->lowat > 1 && conn_socket_pending(c) > 0) {
+            /* bytes of a large frame came below the read mark
+             * (sl_conn_want_input), so no read event: not idle. They are
+             * read now; a peer that stalls mid-frame is closed one idle
+             * period later, when nothing more came. */
+            sl_ops_read_now(bev, c->ops->read_max ? c->ops->read_max
+                                                  : SL_OPS_EV_READ_MAX);
+            process_input(c);
+            if (!c->dead && !c->paused && !c->closing)
                 bufferevent_enable(bev, EV_READ);
         } else {
             sl_log(c->ops->flags & SL_CONN_QUIET ? SL_DEBUG : SL_INFO,

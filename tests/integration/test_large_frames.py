@@ -102,3 +102,39 @@ def test_many_connections_cut_at_random(broker):
         s.close()
     assert sorted(seen) == [300 * k for k in range(len(socks))]
     assert len(values(c, "bigm", 0, 300 * len(socks))) == 300 * len(socks)
+
+
+def test_slow_large_frame_is_not_idle(tmp_path):
+    """Bytes of a large frame that trickle in below the read mark make no
+    read event; the idle timeout reads them instead of closing, and still
+    closes a peer that stalls mid-frame."""
+    import time
+    from sluice_harness import Broker
+    b = Broker(str(tmp_path / "d"), args=["--idle-timeout-ms", "500"])
+    try:
+        b.start()
+        with b.client() as admin:
+            assert admin.create_topic("slow", 1) == (0, None)
+        frame = produce_frame(9, "slow", big_batch("s", 200, 1000))
+        s = socket.create_connection(b.binary_addr)
+        s.settimeout(60)
+        s.sendall(frame[:10000])  # the rest (~190 KiB) sets the mark
+        # a slow sender: 2 KiB every 100 ms for 4 idle periods (the pace
+        # is the scenario, nothing waits on it)
+        at = 10000
+        end = time.monotonic() + 2.0
+        while time.monotonic() < end:
+            time.sleep(0.1)
+            s.sendall(frame[at:at + 2048])
+            at += 2048
+        s.sendall(frame[at:])
+        corr, r = reply(bytearray(), s)
+        assert corr == 9 and r[("slow", 0)]["error"] == 0
+        # stalled mid-frame: closed as idle
+        s.sendall(produce_frame(10, "slow", big_batch("t", 200, 1000))[:5000])
+        assert s.recv(10) == b""
+        s.close()
+        assert "closing idle connection" in b.log()
+        assert b.stop() == 0
+    finally:
+        b.cleanup()
