@@ -3,8 +3,10 @@
  */
 #include "client/src/accum.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "sluice.h"
 
@@ -182,6 +184,36 @@ static void batch_reserve(sl_accum *a, sl_pbatch *b)
     }
 }
 
+/*
+ * A new batch's buffer is fresh memory: copying records into it faults
+ * each 4 KiB page in on its own. Ahead of the records, the next POP_STEP
+ * of the buffer (never beyond what it already holds, so nothing is
+ * touched that the batch may not use) is faulted in with one
+ * MADV_POPULATE_WRITE (Linux 5.14; elsewhere the pages fault as before):
+ * about a third less time than 64 separate faults here, and 256
+ * producer threads of one process fault pages in every batch they make
+ * (issue 20, docs/benchmarks.md). A recycled batch's buffer is resident
+ * already and skips it.
+ */
+#define POP_STEP (64 * 1024)
+
+static void populate_ahead(sl_pbatch *b)
+{
+#ifdef MADV_POPULATE_WRITE
+    const sl_wb *w = &b->bb.buf;
+    uintptr_t from, to;
+    if (w->len < b->pop_end || w->cap - w->len < POP_STEP)
+        return;
+    from = ((uintptr_t)w->p + w->len + 4095) & ~(uintptr_t)4095;
+    to = ((uintptr_t)w->p + w->len + POP_STEP) & ~(uintptr_t)4095;
+    if (to > from)
+        (void)madvise((void *)from, to - from, MADV_POPULATE_WRITE);
+    b->pop_end = w->len + POP_STEP - 4096;
+#else
+    (void)b;
+#endif
+}
+
 static sl_pbatch *batch_new(sl_accum *a, int tidx, int32_t part, int64_t now)
 {
     sl_pbatch *b = a->spare;
@@ -189,6 +221,7 @@ static sl_pbatch *batch_new(sl_accum *a, int tidx, int32_t part, int64_t now)
         a->spare = b->next;
         sl_bb_reset(&b->bb);
         b->bb.codec = a->codec;
+        b->pop_end = SIZE_MAX; /* resident already */
     } else {
         b = calloc(1, sizeof(*b));
         if (!b)
@@ -282,6 +315,7 @@ sl_err sl_accum_add(sl_accum *a, int tidx, int32_t partition, int64_t ts,
     rc = sl_bb_add(&b->bb, ts, key, klen, value, vlen, hdrs, nhdrs);
     if (rc != SL_OK)
         return rc;
+    populate_ahead(b);
     b->opaque[b->n] = opaque;
     b->ts[b->n] = ts;
     b->n++;

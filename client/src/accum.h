@@ -30,6 +30,7 @@ typedef struct sl_pbatch {
     const char *rep_topic; /* producer: topic name (stable) */
     int last_err;          /* producer: why the last attempt failed */
     uint32_t attempts;     /* producer: requests that carried it */
+    size_t pop_end;        /* its buffer is faulted in up to here (accum.c) */
 } sl_pbatch;
 
 typedef struct sl_accum_topic {
