@@ -73,6 +73,9 @@ typedef struct lat {
 
 static bopts O;
 static atomic_long g_received;
+/* consumers whose SUBSCRIBE was answered (its receipt): producers start
+ * only then, or a /topic subscriber would miss the first messages */
+static atomic_long g_subscribed;
 static atomic_long g_sent;
 static long g_expected;
 static int64_t g_first_send, g_last_recv, g_first_recv, g_last_send_done;
@@ -546,6 +549,10 @@ static void *consumer(void *arg)
                     break;
                 sl_wb_reset(&wb);
             }
+        } else if (f.cmd == SL_STOMP_RECEIPT) {
+            const char *rid = sl_stomp_frame_value(&f, "receipt-id");
+            if (rid && strcmp(rid, "sub") == 0)
+                atomic_fetch_add(&g_subscribed, 1);
         } else if (f.cmd == SL_STOMP_ERROR) {
             fprintf(stderr, "bench: consumer ERROR: %s\n",
                     sl_stomp_frame_value(&f, "message"));
@@ -662,15 +669,24 @@ int sl_bench_stomp_main(int argc, char **argv)
     g_expected = O.consumers ? (long)O.producers * O.count : 0;
     if (O.producers == 0)
         g_expected = O.count; /* drain a queue filled beforehand */
-    /* consumers first, subscribed before anything is sent */
+    /* consumers first, subscribed (receipt) before anything is sent */
     for (i = 0; i < O.consumers; i++) {
         ws[i].c.fd = -1;
         if (sc_connect(&ws[i].c) != 0)
             return 1;
     }
-    t0 = now_ns();
     for (i = 0; i < O.consumers; i++)
         pthread_create(&ws[i].t, NULL, consumer, &ws[i]);
+    /* every SUBSCRIBE answered before the first SEND (bounded) */
+    {
+        int64_t deadline = now_ns() + 30LL * 1000000000LL;
+        while (atomic_load(&g_subscribed) < O.consumers && now_ns() < deadline)
+            usleep(200);
+        if (atomic_load(&g_subscribed) < O.consumers)
+            fprintf(stderr, "bench: %ld of %ld subscriptions confirmed\n",
+                    atomic_load(&g_subscribed), (long)O.consumers);
+    }
+    t0 = now_ns();
     for (i = O.consumers; i < n; i++) {
         ws[i].c.fd = -1;
         pthread_create(&ws[i].t, NULL, producer, &ws[i]);
