@@ -468,23 +468,10 @@ void sl_flusher_free(sl_flusher *f)
     free(f);
 }
 
-/* quiet: an SL_FLUSH_ALWAYS request does not wake the flusher thread
- * (sl_flusher_request_deferred: the caller kicks). */
-static void request(sl_flusher *f, sl_part *p, int quiet)
+/* p pending, due no later than due (an earlier deadline stays); the
+ * thread is signalled unless quiet. Holds f->mu. */
+static void pend_at(sl_flusher *f, sl_part *p, int64_t due, int quiet)
 {
-    int policy = p->cfg.flush;
-    int64_t due;
-    if (policy == SL_FLUSH_NEVER)
-        return;
-    due = sl_flusher__mono_ms();
-    if (policy == SL_FLUSH_INTERVAL)
-        due += p->cfg.flush_interval_ms;
-    quiet = quiet && policy == SL_FLUSH_ALWAYS;
-    pthread_mutex_lock(&f->mu);
-    atomic_fetch_add(&f->req_seq, 1);
-    atomic_store_explicit(&f->req_us, sl_fs_mono_us(), memory_order_relaxed);
-    if (policy == SL_FLUSH_ALWAYS)
-        atomic_fetch_add(&f->always_seq, 1);
     if (p->fl_pending) {
         if (due < p->fl_due_ms) {
             p->fl_due_ms = due;
@@ -502,6 +489,26 @@ static void request(sl_flusher *f, sl_part *p, int quiet)
         sl_log(SL_ERROR, "flusher", "%s: out of memory queueing a sync",
                p->dir);
     }
+}
+
+/* quiet: an SL_FLUSH_ALWAYS request does not wake the flusher thread
+ * (sl_flusher_request_deferred: the caller kicks). */
+static void request(sl_flusher *f, sl_part *p, int quiet)
+{
+    int policy = p->cfg.flush;
+    int64_t due;
+    if (policy == SL_FLUSH_NEVER)
+        return;
+    due = sl_flusher__mono_ms();
+    if (policy == SL_FLUSH_INTERVAL)
+        due += p->cfg.flush_interval_ms;
+    quiet = quiet && policy == SL_FLUSH_ALWAYS;
+    pthread_mutex_lock(&f->mu);
+    atomic_fetch_add(&f->req_seq, 1);
+    atomic_store_explicit(&f->req_us, sl_fs_mono_us(), memory_order_relaxed);
+    if (policy == SL_FLUSH_ALWAYS)
+        atomic_fetch_add(&f->always_seq, 1);
+    pend_at(f, p, due, quiet);
     pthread_mutex_unlock(&f->mu);
 }
 
@@ -539,21 +546,7 @@ void sl_flusher_request_lazy(sl_flusher *f, sl_part *p, int64_t delay_ms)
     }
     due = sl_flusher__mono_ms() + delay_ms;
     pthread_mutex_lock(&f->mu);
-    if (p->fl_pending) {
-        if (due < p->fl_due_ms) {
-            p->fl_due_ms = due;
-            pthread_cond_signal(&f->cv);
-        }
-    } else if (sl_flusher__grow((void **)&f->pend, &f->cpend, f->npend + 1,
-                                sizeof(*f->pend)) == 0) {
-        p->fl_pending = 1;
-        p->fl_due_ms = due;
-        f->pend[f->npend++] = p;
-        pthread_cond_signal(&f->cv);
-    } else {
-        sl_log(SL_ERROR, "flusher", "%s: out of memory queueing a sync",
-               p->dir);
-    }
+    pend_at(f, p, due, 0);
     pthread_mutex_unlock(&f->mu);
 }
 

@@ -30,6 +30,22 @@ def metric(b, name, labels=""):
     return float(m.group(1))
 
 
+def warm(b, topic):
+    """A /topic subscriber and a producer; one receipted SEND makes the
+    topic and its first record durable. Returns (subscriber, producer)."""
+    sub = Raw(b.stomp_port)
+    sub.connect()
+    sub.call("SUBSCRIBE", {"destination": "/topic/" + topic, "id": "t",
+                           "receipt": "s"})
+    p = Raw(b.stomp_port)
+    p.connect()
+    p.call("SEND", {"destination": "/topic/" + topic, "persistent": "true",
+                    "receipt": "w"}, "warm")
+    assert sub.expect("MESSAGE").body == b"warm"
+    assert durable(b, topic) == 1
+    return sub, p
+
+
 def durable(b, topic):
     return metric(b, "sluice_partition_durable_offset",
                   '{topic="%s",partition="0"}' % topic)
@@ -37,17 +53,7 @@ def durable(b, topic):
 
 def test_sends_without_receipt_share_the_receipts_round(lazy):
     b = lazy
-    sub = Raw(b.stomp_port)
-    sub.connect()
-    sub.call("SUBSCRIBE", {"destination": "/topic/lz", "id": "t",
-                           "receipt": "s"})
-    p = Raw(b.stomp_port)
-    p.connect()
-    # the topic exists and its first record is durable
-    p.call("SEND", {"destination": "/topic/lz", "persistent": "true",
-                    "receipt": "w"}, "warm")
-    assert sub.expect("MESSAGE").body == b"warm"
-    assert durable(b, "lz") == 1
+    sub, p = warm(b, "lz")
     rounds = metric(b, "sluice_fsync_rounds_total")
     for i in range(20):
         p.send("SEND", {"destination": "/topic/lz", "persistent": "true"},
@@ -102,15 +108,7 @@ def test_flush_lazy_ms_0_starts_a_round_per_append():
     before lazy rounds): the record is durable without any receipt."""
     b = Broker(args=["--flush-lazy-ms", "0"]).start()
     try:
-        sub = Raw(b.stomp_port)
-        sub.connect()
-        sub.call("SUBSCRIBE", {"destination": "/topic/z", "id": "t",
-                               "receipt": "s"})
-        p = Raw(b.stomp_port)
-        p.connect()
-        p.call("SEND", {"destination": "/topic/z", "persistent": "true",
-                        "receipt": "w"}, "warm")
-        assert sub.expect("MESSAGE").body == b"warm"
+        sub, p = warm(b, "z")
         rounds = metric(b, "sluice_fsync_rounds_total")
         p.send("SEND", {"destination": "/topic/z", "persistent": "true"},
                "x")
