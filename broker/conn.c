@@ -939,6 +939,10 @@ void conn_event_cb(struct bufferevent *bev, short what, void *arg)
              * (sl_conn_want_input), so no read event: not idle. They are
              * read now; a peer that stalls mid-frame is closed one idle
              * period later, when nothing more came. */
+            sl_log(SL_DEBUG, "conn",
+                   "peer %s: %d bytes of a large frame came below the read "
+                   "mark; read by the idle check",
+                   c->peer, conn_socket_pending(c));
             sl_ops_read_now(bev, c->ops->read_max ? c->ops->read_max
                                                   : SL_OPS_EV_READ_MAX);
             process_input(c);

@@ -108,9 +108,9 @@ def test_slow_large_frame_is_not_idle(tmp_path):
     """Bytes of a large frame that trickle in below the read mark make no
     read event; the idle timeout reads them instead of closing, and still
     closes a peer that stalls mid-frame."""
-    import time
     from sluice_harness import Broker
-    b = Broker(str(tmp_path / "d"), args=["--idle-timeout-ms", "500"])
+    b = Broker(str(tmp_path / "d"),
+               args=["--idle-timeout-ms", "1000", "--log-level", "debug"])
     try:
         b.start()
         with b.client() as admin:
@@ -119,14 +119,16 @@ def test_slow_large_frame_is_not_idle(tmp_path):
         s = socket.create_connection(b.binary_addr)
         s.settimeout(60)
         s.sendall(frame[:10000])  # the rest (~190 KiB) sets the mark
-        # a slow sender: 2 KiB every 100 ms for 4 idle periods (the pace
-        # is the scenario, nothing waits on it)
+        # a slow sender: 2 KiB per idle period for 3 periods. Each chunk
+        # after the first is sent once the broker's idle check has read the
+        # one before (its debug line), so each period sees bytes.
+        mark = "bytes of a large frame came below the read mark"
         at = 10000
-        end = time.monotonic() + 2.0
-        while time.monotonic() < end:
-            time.sleep(0.1)
+        for k in range(1, 4):
             s.sendall(frame[at:at + 2048])
             at += 2048
+            b.wait_log(lambda t, k=k: t.count(mark) >= k,
+                       "idle check %d read the trickle" % k)
         s.sendall(frame[at:])
         corr, r = reply(bytearray(), s)
         assert corr == 9 and r[("slow", 0)]["error"] == 0
