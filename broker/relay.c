@@ -80,6 +80,7 @@
 #include "broker/relay_frame.h"
 #include "broker/relay_int.h"
 #include "broker/stomp_int.h"
+#include "broker/stomp_read.h"
 #include "cluster/meta.h"
 
 static void rl_sub_done(stomp_relay *rl);
@@ -512,8 +513,6 @@ static void rl_input(stomp_relay *rl)
         return;
     in = bufferevent_get_input(rl->bev);
     while (rl->bev && evbuffer_get_length(in) > 0) {
-        struct evbuffer_iovec v;
-        size_t used = 0;
         sl_stomp_frame f;
         int rc;
         if (conn_closing(rl->s->c))
@@ -536,10 +535,7 @@ static void rl_input(stomp_relay *rl)
             if (rc == 0)
                 return;
         }
-        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
-            break;
-        rc = sl_stomp_parse(&rl->ps, v.iov_base, v.iov_len, &used, &f);
-        evbuffer_drain(in, used);
+        rc = sl_stomp_read(&rl->ps, in, &f);
         if (rc == SL_STOMP_PERROR) {
             rl_fail(rl, rl->ps.errstr);
             return;

@@ -27,6 +27,7 @@
 #include "broker/peer_auth.h"
 #include "broker/relay_int.h"
 #include "broker/stomp_int.h"
+#include "broker/stomp_read.h"
 #include "cluster/meta.h"
 
 typedef struct stomp_sendlink {
@@ -133,21 +134,16 @@ static void sk_read_cb(struct bufferevent *bev, void *arg)
 {
     stomp_sendlink *l = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
-    while (l->bev && evbuffer_get_length(in) > 0) {
-        struct evbuffer_iovec v;
-        size_t used = 0;
+    while (l->bev) {
         sl_stomp_frame f;
-        int rc;
-        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+        int rc = sl_stomp_read(&l->ps, in, &f);
+        if (rc == SL_STOMP_NEED_MORE)
             break;
-        rc = sl_stomp_parse(&l->ps, v.iov_base, v.iov_len, &used, &f);
-        evbuffer_drain(in, used);
         if (rc == SL_STOMP_PERROR) {
             sk_fail(l, SL_ERR_PROTOCOL, l->ps.errstr);
             return;
         }
-        if (rc == SL_STOMP_FRAME)
-            sk_frame_in(l, &f);
+        sk_frame_in(l, &f);
     }
 }
 

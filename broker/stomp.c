@@ -56,6 +56,7 @@
 #include "broker/config.h"
 #include "broker/json.h"
 #include "broker/stomp_int.h"
+#include "broker/stomp_read.h"
 #include "storage/fsutil.h"
 
 /* Bytes per read of a connection (bigger reads: more SENDs per append
@@ -245,25 +246,19 @@ static void st_input(void *state, sl_conn *conn, struct evbuffer *in)
 {
     stomp_conn *c = state;
     c->last_read = sl_now_ms();
-    while (!sl_conn_closing(conn) && evbuffer_get_length(in) > 0) {
-        struct evbuffer_iovec v;
-        size_t used = 0;
+    while (!sl_conn_closing(conn)) {
         sl_stomp_frame f;
-        int rc;
-        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+        int rc = sl_stomp_read(&c->ps, in, &f);
+        if (rc == SL_STOMP_NEED_MORE)
             break;
-        rc = sl_stomp_parse(&c->ps, v.iov_base, v.iov_len, &used, &f);
-        evbuffer_drain(in, used);
         if (rc == SL_STOMP_PERROR) {
             stomp_batch_flush(c);
             stomp_send_error(c, NULL, c->ps.errstr, NULL);
             break;
         }
-        if (rc == SL_STOMP_FRAME) {
-            handle_frame(c, &f);
-            if (!sl_conn_reading(conn))
-                break; /* paused (after this frame) or closing */
-        }
+        handle_frame(c, &f);
+        if (!sl_conn_reading(conn))
+            break; /* paused (after this frame) or closing */
     }
     if (!conn_closing(c))
         stomp_batch_flush(c);
