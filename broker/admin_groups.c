@@ -116,6 +116,8 @@ sl_err v_groups(sl_admin_call *x)
     int *kinds = NULL;
     size_t n = 0;
     sl_err rc;
+    if (adm_route(x, "groups", &rc))
+        return rc;
     if (!g)
         return SL_ERR_UNKNOWN;
     rc = sl_groups_list(g, &names, &kinds, &n);
@@ -146,6 +148,8 @@ sl_err v_group(sl_admin_call *x)
     const char *name;
     sl_group_info *gi = NULL;
     sl_err rc;
+    if (adm_route(x, "group", &rc))
+        return rc;
     if (!g)
         return SL_ERR_UNKNOWN;
     rc = adm_need(x, "group", &name);
@@ -213,7 +217,10 @@ sl_err v_queues(sl_admin_call *x)
     sl_groups *g = adm_groups(x);
     qrows r;
     int64_t now = sl_now_ms();
-    sl_err rc = adm_queue_rows(g, &r);
+    sl_err rc;
+    if (adm_route(x, "queues", &rc))
+        return rc;
+    rc = adm_queue_rows(g, &r);
     if (rc != SL_OK)
         return rc;
     sl_jw_obj(&x->j);
@@ -267,6 +274,8 @@ sl_err v_queue_purge(sl_admin_call *x)
     sl_topic *t;
     int64_t dropped = 0;
     sl_err rc;
+    if (adm_route(x, "queue.purge", &rc))
+        return rc;
     if (!g)
         return SL_ERR_UNKNOWN;
     if ((rc = adm_need(x, "topic", &topic)) != SL_OK ||
@@ -337,6 +346,8 @@ sl_err v_group_reset(sl_admin_call *x)
     int64_t value = 0;
     int queue;
     sl_err rc;
+    if (adm_route(x, "group.reset", &rc))
+        return rc;
     if (!g)
         return SL_ERR_UNKNOWN;
     if ((rc = adm_need(x, "group", &group)) != SL_OK ||
@@ -406,6 +417,8 @@ sl_err v_group_delete(sl_admin_call *x)
     sl_groups *g = adm_groups(x);
     const char *group;
     sl_err rq, rs;
+    if (adm_route(x, "group.delete", &rq))
+        return rq;
     if (!g)
         return SL_ERR_UNKNOWN;
     if ((rq = adm_need(x, "group", &group)) != SL_OK)
@@ -444,6 +457,8 @@ sl_err v_queue_peek(sl_admin_call *x)
     const char *topic, *group;
     int64_t count, n;
     sl_err rc;
+    if (adm_route(x, "queue.peek", &rc))
+        return rc;
     if (!g)
         return SL_ERR_UNKNOWN;
     if ((rc = adm_need(x, "topic", &topic)) != SL_OK ||

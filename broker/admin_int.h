@@ -81,6 +81,14 @@ typedef struct qrows {
 } qrows;
 sl_err adm_queue_rows(struct sl_groups *g, qrows *r);
 
+/* admin_groups_cluster.c: in a cluster, the group verbs (groups,
+ * queues; group, group.reset, group.delete, queue.purge, queue.peek) are
+ * answered for the whole cluster: 1 when the verb must return *rc at once
+ * (x answered later by other nodes' help, or an error with x->msg set);
+ * 0: answer locally (a single node, this node coordinates the group, or
+ * scope=node). A verb calls it first. */
+int adm_route(sl_admin_call *x, const char *verb, sl_err *rc);
+
 /* The verbs (admin.c's table). */
 sl_err v_connection_close(sl_admin_call *x);
 sl_err v_connections(sl_admin_call *x);

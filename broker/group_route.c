@@ -24,6 +24,11 @@
  *   answered only by the coordinator (NOT_COORDINATOR otherwise), so a
  *   request is sent on at most once, even while two images disagree.
  *
+ * - ADMIN (sl_groute_admin): an admin verb of groups sent to one node or
+ *   to every live one with scope=node, the answers handed back to
+ *   admin_groups_cluster.c, which merges or relays them (the HTTP API and
+ *   the console).
+ *
  * One connection per request to a node, closed after its answer: these
  * are operator commands, not a data path. With a cluster secret the
  * connection logs in as a broker first (peer_auth.c), with cluster-tls
@@ -57,7 +62,7 @@
 /* GROUP_LIST / GROUP_DESCRIBE version 2: the answering node's own */
 #define ROUTE_LOCAL_VERSION 2
 
-enum { OP_LIST, OP_DESCRIBE };
+enum { OP_LIST, OP_DESCRIBE, OP_ADMIN };
 
 typedef struct gr_op gr_op;
 
@@ -96,6 +101,8 @@ struct gr_op {
     size_t nres, capres;
     char group[NAME_MAX_];
     struct event *timer;
+    sl_groute_admin_fn admin_fn; /* OP_ADMIN: answered to it, not to r */
+    void *admin_arg;
 };
 
 struct sl_groute {
@@ -143,9 +150,9 @@ static int call_done(gr_call *k, sl_err rc, const uint8_t *frame, size_t len,
             memcpy(r->frame, frame, len);
             r->len = len;
         }
-        if (r->rc != SL_OK && o->kind == OP_LIST)
-            sl_log(SL_WARN, "groups",
-                   "group list: node %d (%s) left out: %s%s%s", (int)k->node,
+        if (r->rc != SL_OK && o->kind != OP_DESCRIBE)
+            sl_log(SL_WARN, "groups", "%s: node %d (%s) left out: %s%s%s",
+                   o->kind == OP_LIST ? "group list" : o->group, (int)k->node,
                    k->addr, sl_strerror(r->rc), r->why[0] ? ": " : "", r->why);
     }
     if (k->bev)
@@ -155,6 +162,7 @@ static int call_done(gr_call *k, sl_err rc, const uint8_t *frame, size_t len,
 }
 
 static void op_finish(gr_op *o);
+static void admin_answer(gr_op *o);
 
 static void call_read_cb(struct bufferevent *bev, void *arg)
 {
@@ -270,7 +278,7 @@ static gr_op *op_new(sl_groute *gr, int kind, sl_conn *c, const sl_req *req,
     o->kind = kind;
     o->c = c;
     o->r = r;
-    o->corr = req->correlation_id;
+    o->corr = req ? req->correlation_id : 0;
     o->timer = evtimer_new(sl_broker_base(gr->b), op_timeout, o);
     if (!o->timer) {
         free(o);
@@ -282,7 +290,8 @@ static gr_op *op_new(sl_groute *gr, int kind, sl_conn *c, const sl_req *req,
         o->next->pprev = &o->next;
     o->pprev = &gr->ops;
     gr->ops = o;
-    sl_reply_set_cancel(r, op_cancel, o);
+    if (r)
+        sl_reply_set_cancel(r, op_cancel, o);
     return o;
 }
 
@@ -524,11 +533,118 @@ int sl_groute_describe(sl_broker *b, const sl_req *req, const char *group,
     return 1;
 }
 
+/* ---- ADMIN verbs at other nodes (admin_groups_cluster.c) ----------------- */
+
+static void admin_answer(gr_op *o)
+{
+    sl_groute_ans *v = calloc(o->nres + 1, sizeof(*v));
+    size_t n = 0;
+
+    for (size_t i = 0; v && i < o->nres; i++) {
+        gr_res *r = &o->res[i];
+        sl_groute_ans *a = &v[n++];
+        sl_admin_resp resp;
+        a->node = r->node;
+        a->rc = r->rc;
+        a->msg = r->why;
+        if (r->rc != SL_OK)
+            continue;
+        memset(&resp, 0, sizeof(resp));
+        if (sl_admin_resp_decode(r->frame + SL_RESP_HDR_SIZE,
+                                 r->len - SL_RESP_HDR_SIZE, &resp) != SL_OK) {
+            a->rc = SL_ERR_PROTOCOL;
+            a->msg = "malformed ADMIN answer";
+        } else if (resp.error != SL_OK) {
+            a->rc = (sl_err)resp.error;
+            /* the message sits in the frame, followed by nothing we need:
+             * copied into why (NUL-terminated) */
+            snprintf(r->why, sizeof(r->why), "%.*s",
+                     (int)(resp.error_msg.len < sizeof(r->why)
+                               ? resp.error_msg.len
+                               : sizeof(r->why) - 1),
+                     resp.error_msg.p ? resp.error_msg.p : "");
+            a->msg = r->why;
+        } else {
+            a->json = (const char *)resp.json;
+            a->len = resp.json_len;
+        }
+    }
+    o->admin_fn(o->admin_arg, v ? v : NULL, v ? n : 0);
+    free(v);
+}
+
+sl_err sl_groute_admin(sl_broker *b, int32_t node, const char *group,
+                       const char *verb, size_t nargs, const char *const *keys,
+                       const char *const *values, sl_groute_admin_fn fn,
+                       void *arg)
+{
+    sl_groute *gr = sl_gstate_route(sl_ops_gstate(b));
+    const sl_meta *m = sl_bcluster_image(b);
+    int32_t self = (int32_t)b->cfg.node_id;
+    sl_kv *kv;
+    gr_op *o;
+    sl_wb wb;
+
+    if (!gr || !m)
+        return SL_ERR_INVALID_ARG;
+    if (!(kv = calloc(nargs + 1, sizeof(*kv))))
+        return SL_ERR_NOMEM;
+    if (!(o = op_new(gr, OP_ADMIN, NULL, NULL, NULL))) {
+        free(kv);
+        return SL_ERR_NOMEM;
+    }
+    o->admin_fn = fn;
+    o->admin_arg = arg;
+    snprintf(o->group, sizeof(o->group), "%s%s%.200s", verb, group ? " " : "",
+             group ? group : ""); /* for the log */
+    /* the node answers for itself only (SL_GROUTE_SCOPE_*) */
+    for (size_t i = 0; i < nargs; i++) {
+        kv[i].key = sl_str_c(keys[i]);
+        kv[i].value = sl_str_c(values[i]);
+    }
+    kv[nargs].key = sl_str_c(SL_GROUTE_SCOPE_KEY);
+    kv[nargs].value = sl_str_c(SL_GROUTE_SCOPE_NODE);
+    sl_wb_init(&wb, 256);
+    for (size_t i = 0; i < m->nnodes; i++) {
+        const sl_mi_node *nd = &m->nodes[i];
+        uint32_t corr = ++gr->corr;
+        sl_admin_req q;
+        if (nd->id == self || (node >= 0 && nd->id != node) ||
+            (node < 0 && nd->fenced))
+            continue;
+        q.verb = sl_str_c(verb);
+        q.nargs = (uint32_t)nargs + 1;
+        q.args = kv;
+        wb.len = 0;
+        if (!nd->addr[0] || sl_admin_req_encode(&wb, corr, &q) != SL_OK ||
+            wb.err ||
+            call_start(o, nd->id, nd->addr, wb.p, wb.len, corr) != SL_OK) {
+            gr_res *x = res_add(o, nd->id);
+            if (x) {
+                x->rc = SL_ERR_DISCONNECTED;
+                snprintf(x->why, sizeof(x->why), "cannot connect to %s",
+                         nd->addr[0] ? nd->addr : "(no address yet)");
+            }
+            sl_log(SL_WARN, "groups",
+                   "%s: node %d (%s) left out: cannot "
+                   "connect",
+                   o->group, (int)nd->id, nd->addr);
+        }
+    }
+    sl_wb_fini(&wb);
+    free(kv);
+    if (o->left == 0) /* nobody to ask: answered from the loop, not here */
+        event_active(o->timer, EV_TIMEOUT, 1);
+    return SL_OK;
+}
+
 /* ---- life cycle --------------------------------------------------------- */
 
 static void op_finish(gr_op *o)
 {
-    if (!o->cancelled) {
+    if (o->kind == OP_ADMIN) {
+        admin_answer(o);
+    } else if (!o->cancelled) {
         sl_reply_set_cancel(o->r, NULL, NULL);
         if (o->kind == OP_LIST)
             list_answer(o);
@@ -554,6 +670,13 @@ void sl_groute_free(sl_groute *gr)
         return;
     while (gr->ops) {
         gr_op *o = gr->ops;
+        if (o->kind == OP_ADMIN) {
+            while (o->calls)
+                call_done(o->calls, SL_ERR_SHUTTING_DOWN, NULL, 0,
+                          "shutting down");
+            op_finish(o); /* frees o */
+            continue;
+        }
         if (!o->cancelled) {
             sl_reply_set_cancel(o->r, NULL, NULL);
             sl_reply_error(o->r, SL_ERR_SHUTTING_DOWN, "shutting down");

@@ -31,4 +31,35 @@ int sl_groute_list(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r,
 int sl_groute_describe(sl_broker *b, const sl_req *req, const char *group,
                        sl_reply *r);
 
+/* ADMIN verbs of groups answered for the whole cluster
+ * (admin_groups_cluster.c): the request sent to other nodes carries the
+ * argument scope=node, "answer for this node only". */
+#define SL_GROUTE_SCOPE_KEY "scope"
+#define SL_GROUTE_SCOPE_NODE "node"
+
+/* One node's answer to an ADMIN request: rc SL_OK with its JSON document
+ * (json, len; not NUL-terminated), or the error (the node's own, or why
+ * it did not answer: down, refused, no answer within 5 s) and msg. */
+typedef struct sl_groute_ans {
+    int32_t node;
+    sl_err rc;
+    const char *msg;
+    const char *json;
+    size_t len;
+} sl_groute_ans;
+
+/* The answers, valid during the call only; n is 0 when nobody was asked. */
+typedef void (*sl_groute_admin_fn)(void *arg, const sl_groute_ans *ans,
+                                   size_t n);
+
+/* Send ADMIN verb with args (plus scope=node) to node `node`, or, node < 0,
+ * to every other node of the image that is not fenced. group (may be
+ * NULL) only names the request in log lines. SL_OK: fn runs exactly once,
+ * later, from the loop (never before this returns), also at shutdown
+ * (answers SL_ERR_SHUTTING_DOWN); otherwise fn never runs. */
+sl_err sl_groute_admin(sl_broker *b, int32_t node, const char *group,
+                       const char *verb, size_t nargs, const char *const *keys,
+                       const char *const *values, sl_groute_admin_fn fn,
+                       void *arg);
+
 #endif

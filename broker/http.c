@@ -128,6 +128,7 @@ static int status_for(sl_err rc)
     case SL_ERR_BUSY:
         return 409;
     case SL_ERR_SHUTTING_DOWN:
+    case SL_ERR_NOT_COORDINATOR: /* a group's coordinator is moving: retry */
         return 503;
     case SL_ERR_AUTH:
         return 401;

@@ -256,7 +256,7 @@ def coordinator(view, group):
 
 def local_groups(c, nid):
     """The names of the groups node nid holds itself (GET /api/groups)."""
-    url = "http://%s:%d/api/groups" % c.nodes[nid].http_addr
+    url = "http://%s:%d/api/groups?scope=node" % c.nodes[nid].http_addr
     try:
         with urllib.request.urlopen(url, timeout=30) as r:
             return [g["name"] for g in json.loads(r.read())["groups"]]

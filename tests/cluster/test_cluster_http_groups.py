@@ -1,0 +1,133 @@
+"""The HTTP API's groups and queues on a 3-node cluster (issue 14,
+docs/cluster.md 6.4, docs/http-api.md): every node answers for every
+group of the cluster, whichever node coordinates it, with the
+coordinator's numbers (lag, in flight, ready), as `sluice group list`
+does. The lists are gathered from every node; a request about one group
+(describe, peek, purge) is sent on to the group's coordinator. Before,
+each node showed only the groups it coordinates itself: a group
+coordinated elsewhere was missing from the list and `GET
+/api/groups/G` answered 404.
+
+The records held in flight are held by STOMP consumers connected to a
+node that does not coordinate the group (their subscription is relayed to
+the coordinator, docs/cluster.md 5.1)."""
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(__file__))
+from test_cluster_stomp import (coordinator, create, ready,  # noqa: E402
+                                read_messages, state_view, stomp)
+
+N = 20
+T = "VirtualTopic.hw"
+
+
+def api(c, nid, path, method="GET"):
+    """(status, JSON document) of an HTTP API call to node nid."""
+    url = "http://%s:%d%s" % (c.nodes[nid].http_addr + (path,))
+    req = urllib.request.Request(url, method=method,
+                                 data=b"" if method == "POST" else None)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def by(rows, key):
+    return {r[key]: r for r in rows}
+
+
+def test_groups_and_queues_answer_for_the_whole_cluster(cluster):
+    c = cluster
+    all3 = [1, 2, 3]
+    ldr = ready(c)
+    create(c, ldr, T, 1)
+    view = state_view(c, all3)
+    # one queue group coordinated by each node
+    groups = {}
+    i = 0
+    while len(groups) < 3:
+        g = "hq%d" % i
+        groups.setdefault(coordinator(view, g), g)
+        i += 1
+    coord = {g: n for n, g in groups.items()}
+    c.cli(ldr, "produce", T, "--acks", "durable",
+          input="".join("w-%02d\n" % i for i in range(N)))
+    # group g acks k records, then a STOMP consumer holds h in flight
+    # (an ActiveMQ virtual-topic queue: queue group g over topic T)
+    acked, held, holders = {}, {}, {}
+    for k, g in enumerate(sorted(coord), start=1):
+        acked[g], held[g] = k, k + 1
+        c.cli(all3[k % 3], "queue", "consume", T, "--group", g,
+              "--count", str(k))
+        other = next(n for n in all3 if n != coord[g])
+        r = stomp(c, other)
+        r.call("SUBSCRIBE", {"destination": "/queue/Consumer.%s.%s" % (g, T),
+                             "id": g, "ack": "client-individual",
+                             "prefetch-count": str(held[g]),
+                             "receipt": "sub-" + g})
+        holders[g] = r
+    got = {g: [] for g in coord}
+    read_messages(holders, lambda: all(len(got[g]) >= held[g]
+                                       for g in coord),
+                  "each group's records held in flight",
+                  lambda g, f: got[g].append(f))
+
+    # the coordinator's own view of its group (scope=node: no routing)
+    own = {}
+    for g in coord:
+        st, doc = api(c, coord[g], "/api/groups/%s?scope=node" % g)
+        assert st == 200, doc
+        own[g] = doc
+        assert doc["kind"] == "queue" and doc["in_flight"] == held[g], doc
+        assert doc["lag"] == N - acked[g], doc
+    for n in all3:
+        st, doc = api(c, n, "/api/groups")
+        assert st == 200 and "left_out" not in doc, doc
+        listed = by(doc["groups"], "name")
+        for g in coord:
+            assert g in listed, (n, g, listed)
+            for k in ("kind", "lag", "in_flight", "members"):
+                assert listed[g][k] == own[g][k], (n, g, listed[g], own[g])
+        # names once each, sorted
+        names = [x["name"] for x in doc["groups"]]
+        assert names == sorted(set(names)), names
+        st, doc = api(c, n, "/api/queues")
+        assert st == 200, doc
+        rows = {(r["topic"], r["group"]): r for r in doc["queues"]}
+        for g in coord:
+            row = rows[(T, g)]
+            assert row["in_flight"] == held[g], (n, row)
+            assert row["ready"] == N - acked[g] - held[g], (n, row)
+            assert row["consumers"] == 1, (n, row)
+        for g in coord:
+            st, doc = api(c, n, "/api/groups/" + g)
+            assert st == 200 and doc == own[g], (n, g, doc, own[g])
+            st, doc = api(c, n, "/api/queues/%s/%s/peek?count=2" % (T, g))
+            assert st == 200 and doc["count"] == 2, (n, doc)
+    # scope=node: a node lists only what it coordinates, and refuses to
+    # describe a group it does not
+    for g, n in coord.items():
+        other = next(x for x in all3 if x != n)
+        st, doc = api(c, other, "/api/groups?scope=node")
+        assert g not in by(doc["groups"], "name"), doc
+        st, doc = api(c, other, "/api/groups/%s?scope=node" % g)
+        assert st == 503 and doc["error"] == "NOT_COORDINATOR", doc
+    st, doc = api(c, 2, "/api/groups/nosuch")
+    assert st == 404 and doc["error"] == "UNKNOWN_GROUP", doc
+    # a purge asked of a node that does not coordinate the group is done
+    # by its coordinator: every node then shows nothing ready
+    g = sorted(coord)[0]
+    other = next(x for x in all3 if x != coord[g])
+    st, doc = api(c, other, "/api/queues/%s/%s/purge" % (T, g), "POST")
+    assert st == 200 and doc["purged"] == N - acked[g], doc
+    for n in all3:
+        rows = {(r["topic"], r["group"]): r
+                for r in api(c, n, "/api/queues")[1]["queues"]}
+        assert rows[(T, g)]["ready"] == 0, (n, rows)
+    for r in holders.values():
+        r.close()
