@@ -103,6 +103,13 @@ pend *stomp_pendq_find(const stomp_pendq *q, const char *topic,
     return NULL;
 }
 
+void stomp_pendq_retopic(stomp_pendq *q, const char *from, const char *to)
+{
+    for (pend *p = q->head; p; p = p->next)
+        if (p->topic == from)
+            p->topic = to;
+}
+
 pend *stomp_pendq_take(stomp_pendq *q, pend *prev, pend *ent, int cumulative)
 {
     pend *chain;

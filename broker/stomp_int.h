@@ -149,6 +149,9 @@ pend *stomp_pendq_find(const stomp_pendq *q, const char *topic,
 pend *stomp_pendq_take(stomp_pendq *q, pend *prev, pend *ent, int cumulative);
 /* Free every entry. */
 void stomp_pendq_clear(stomp_pendq *q);
+/* Entries naming their topic by `from` name it by `to` (same text): the
+ * string `from` is about to be freed. */
+void stomp_pendq_retopic(stomp_pendq *q, const char *from, const char *to);
 
 /* ---- state --------------------------------------------------------------- */
 

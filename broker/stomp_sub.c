@@ -338,8 +338,18 @@ sl_err stomp_sub_open_local(stomp_sub *s, char *why, size_t whylen)
         s->qtopic = topic;
         return rc;
     }
+    /* deliveries still held by the client (s->stale, from the old home)
+     * name the topic by this pointer: they must not outlive it (an ACK of
+     * one read the freed string, found by the rolling restart test under
+     * ASan) */
+    if (s->qtopic) {
+        stomp_pendq_retopic(&s->stale, topic, s->qtopic);
+        stomp_pendq_retopic(&s->pq, topic, s->qtopic);
+        free(topic);
+    } else {
+        s->qtopic = topic;
+    }
     free(group);
-    free(topic);
     if (s->sel && !s->durable)
         sl_qconsumer_set_filter(s->qc, stomp_qc_accept, s);
     return SL_OK;
