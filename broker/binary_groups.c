@@ -88,7 +88,37 @@ static void dwait_done(void *arg, sl_err rc)
         sl_reply_set_cancel(w->r, NULL, NULL);
         if (rc == SL_OK)
             sl_bg_reply_frame(w->r, &w->wb);
-        else
+        else if (rc == SL_ERR_NOT_COORDINATOR || rc == SL_ERR_NOT_LEADER ||
+                 rc == SL_ERR_FENCED_LEADER_EPOCH)
+            /* The group's state partition moved to another node (a
+             * failover, a controlled shutdown's fence) before the change
+             * reached the replicated state log: the new coordinator's
+             * state does not have it and this node dropped the group.
+             * Retriable there: libsluice looks the coordinator up again,
+             * and the records not settled there come again. */
+            sl_reply_error(w->r, SL_ERR_NOT_COORDINATOR,
+                           "not applied: this node stopped coordinating the "
+                           "group (it moved to another node: a failover or "
+                           "a controlled shutdown) before the change was "
+                           "replicated; ask the new coordinator, which "
+                           "delivers the records again");
+        else if (rc == SL_ERR_SHUTTING_DOWN)
+            sl_reply_error(w->r, rc,
+                           "not confirmed: the broker stopped before the "
+                           "change was durable; records it did not settle "
+                           "come again");
+        else if (rc == SL_ERR_NOT_ENOUGH_REPLICAS || rc == SL_ERR_TIMEOUT) {
+            /* the state stays here and the next round carries it again */
+            char msg[300];
+            snprintf(msg, sizeof(msg),
+                     "applied but not yet durable: the replicated group "
+                     "state log could not be written (%s). It is written by "
+                     "the next round that succeeds; if this node stops "
+                     "coordinating the group before that, it is undone "
+                     "(records are redelivered)",
+                     sl_strerror(rc));
+            sl_reply_error(w->r, rc, msg);
+        } else
             /* Honest about what happened (issue 18, finding 13): the
              * change (ack, nack, reject, offset commit) is already applied
              * in memory and is written with the next commit that succeeds

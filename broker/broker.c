@@ -86,6 +86,11 @@ void sl_broker_release(sl_broker *b)
     sl_server_check_stopped(b);
 }
 
+void sl_broker_keep_conns(sl_broker *b)
+{
+    b->conns_kept = 1;
+}
+
 void sl_server_check_stopped(sl_broker *b)
 {
     if (b->stopping && b->nconns == 0 && b->holds == 0)

@@ -177,6 +177,7 @@ struct sl_broker {
     } * stop_hooks;
     size_t nstop_hooks;
     size_t holds; /* sl_broker_hold - sl_broker_release */
+    int conns_kept; /* sl_broker_keep_conns: not closed at the stop yet */
 
     /* module state (server.c's module table), each set by its own init */
     struct sl_gmod *gmod;       /* ops_groups.c */

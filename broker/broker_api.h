@@ -63,6 +63,13 @@ const char *sl_broker_http_addr(const sl_broker *b);
 void sl_broker_on_stop(sl_broker *b, void (*fn)(void *arg), void *arg);
 void sl_broker_hold(sl_broker *b);
 void sl_broker_release(sl_broker *b);
+/* From a stop hook: the connections stay open and are served as before
+ * (the listeners are closed) until sl_broker_stop_conns, which then
+ * stops them as the stop would have (finish what is in flight, close).
+ * A cluster node's controlled shutdown drains its queue groups so
+ * (broker/cluster_ops.c). Take a hold as well. */
+void sl_broker_keep_conns(sl_broker *b);
+void sl_broker_stop_conns(sl_broker *b);
 
 /* Fatal error in a module at start-up or run time: logs `why`, stops the
  * loop, and sluiced exits with status 1. */

@@ -3,13 +3,27 @@
  *
  * Controlled shutdown (Kafka's controlled.shutdown): on SIGTERM a cluster
  * node does not just vanish and let the controller notice after
- * cluster-session-timeout-ms. Its stop hook proposes FENCE_NODE for
+ * cluster-session-timeout-ms. It first drains the queue groups it
+ * coordinates (issue 14: consumers see only a pause): the groups hand
+ * out nothing more (sl_groups_set_draining), the connections stay open
+ * and served (sl_broker_keep_conns; the listeners are closed), and once
+ * consumers hold no acquired record (they acked, nacked or released what
+ * they had) or half of controlled-shutdown-timeout-ms passed, it waits
+ * for the commit of everything settled so far (groups.db and the
+ * replicated state log, sl_groups_wait), whose answers go out in order
+ * before that wait completes. Without the drain, acks in flight at the
+ * fence were refused (the group had moved before their state records
+ * were replicated) or lost with the connection, and their records came
+ * again. Then its stop hook proposes FENCE_NODE for
  * itself with the "controlled shutdown" mark (SL_MI_STOPPED,
  * cluster/meta.h): applying it moves the leadership of every partition it
  * leads to the next in-sync replica (a new leader epoch) and takes it out
  * of every ISR, on every node at once, while it still serves. It holds
  * the loop open (sl_broker_hold) until its own image shows the fence, or
- * controlled-shutdown-timeout-ms passes, then stops as before. Producers
+ * controlled-shutdown-timeout-ms passes (counted from the SIGTERM), then
+ * closes the connections (requests for the moved groups were answered
+ * NOT_COORDINATOR meanwhile, and libsluice followed) and stops as
+ * before. Producers
  * waiting on it get NOT_LEADER and resend to the new leader (idempotence
  * keeps the resend single); durable acks never wait for a node that is
  * about to go, since it left the ISRs first. The controller does not
@@ -37,9 +51,11 @@
 #include "broker/broker.h"
 #include "broker/cluster_propose.h"
 #include "broker/config.h"
+#include "broker/ops_groups.h"
 #include "broker/topic.h"
 #include "cluster/meta.h"
 #include "cluster/node.h"
+#include "groups/groups.h"
 #include "protocol/log.h"
 
 struct sl_bops {
@@ -49,7 +65,21 @@ struct sl_bops {
     int holding;            /* took a hold: release once */
     struct event *sd_timer; /* controlled-shutdown-timeout-ms */
     int64_t sd_started;
+    int phase;              /* SD_* */
+    int leads;              /* partitions led here at the start */
+    struct event *drain_ev; /* sd_drain_late: polls, then bounds the wait */
+    int64_t drain_until;    /* sl_now_ms() at which the drain gives up */
+    struct sd_drain *drain; /* the commit waited for, or NULL */
 };
+
+enum { SD_NONE, SD_DRAINING, SD_FENCING };
+#define SD_DRAIN_POLL_MS 5
+
+/* A wait for the groups' commit (sl_groups_wait cannot be cancelled):
+ * o is NULL once nobody waits for it any more. */
+typedef struct sd_drain {
+    sl_bops *o;
+} sd_drain;
 
 /* ---- controlled shutdown ------------------------------------------------ */
 
@@ -60,8 +90,19 @@ static void sd_release(sl_bops *o, const char *how)
     o->holding = 0;
     if (o->sd_timer)
         event_del(o->sd_timer);
+    if (o->drain_ev)
+        event_del(o->drain_ev);
+    if (o->drain) {
+        o->drain->o = NULL;
+        o->drain = NULL;
+    }
+    o->phase = SD_NONE;
     sl_log(SL_INFO, "cluster", "controlled shutdown of node %d: %s (%lld ms)",
            (int)o->self, how, (long long)(sl_now_ms() - o->sd_started));
+    /* the groups have moved: requests for them are answered
+     * NOT_COORDINATOR and clients follow; now the stop closes the
+     * connections */
+    sl_broker_stop_conns(o->b);
     sl_broker_release(o->b);
 }
 
@@ -96,6 +137,103 @@ static void sd_timeout(evutil_socket_t fd, short what, void *arg)
                     "anyway");
 }
 
+/* Propose this node's controlled-shutdown fence (the drain is over). */
+static void sd_fence(sl_bops *o)
+{
+    sl_broker *b = o->b;
+    sl_wb wb;
+    sl_err rc;
+
+    o->phase = SD_FENCING;
+    sl_cluster_node_set_leaving(sl_bcluster_node(b));
+    sl_wb_init(&wb, 16);
+    sl_meta_enc_fence(&wb, o->self, SL_MI_STOPPED);
+    sl_log(SL_INFO, "cluster",
+           "controlled shutdown of node %d: moving the "
+           "leadership of %d partition(s) off it",
+           (int)o->self, o->leads);
+    rc = wb.err ? SL_ERR_NOMEM
+                : sl_bcluster_propose(b, wb.p, wb.len, sd_done, o);
+    sl_wb_fini(&wb);
+    if (rc != SL_OK)
+        sd_done(o, rc, "no metadata leader to ask");
+}
+
+/* The drain's end: every settlement that arrived is committed (in
+ * groups.db and in the replicated state log) and was answered, since
+ * waiters are answered in order. */
+static void sd_drained(void *arg, sl_err rc)
+{
+    sd_drain *d = arg;
+    sl_bops *o = d->o;
+    if (o)
+        o->drain = NULL;
+    free(d);
+    if (!o)
+        return; /* the drain gave up waiting, or the module is gone */
+    sl_log(SL_INFO, "cluster",
+           "controlled shutdown of node %d: drained its queue groups in "
+           "%lld ms (%s; %lld record(s) still held by consumers)",
+           (int)o->self, (long long)(sl_now_ms() - o->sd_started),
+           rc == SL_OK ? "settlements committed and answered" : sl_strerror(rc),
+           (long long)sl_groups_in_flight(sl_ops_groups(o->b)));
+    sd_fence(o);
+}
+
+/* Every few ms while draining: once consumers hold nothing (or half of
+ * controlled-shutdown-timeout-ms passed), wait for the commit of what
+ * they settled, then fence. */
+static void sd_drain_tick(evutil_socket_t fd, short what, void *arg)
+{
+    sl_bops *o = arg;
+    sl_groups *g = sl_ops_groups(o->b);
+    sd_drain *d;
+    (void)fd;
+    (void)what;
+    if (o->phase != SD_DRAINING || o->drain)
+        return;
+    if (g && sl_groups_in_flight(g) > 0 && sl_now_ms() < o->drain_until) {
+        struct timeval tv = {0, SD_DRAIN_POLL_MS * 1000};
+        evtimer_add(o->drain_ev, &tv);
+        return;
+    }
+    if (!g || !(d = calloc(1, sizeof(*d)))) {
+        sd_fence(o);
+        return;
+    }
+    d->o = o;
+    o->drain = d;
+    sl_groups_wait(g, sd_drained, d); /* may call back at once */
+    if (o->drain) {                   /* bounded too: the commit may not come */
+        struct timeval tv;
+        int64_t left = o->drain_until - sl_now_ms();
+        if (left < SD_DRAIN_POLL_MS)
+            left = SD_DRAIN_POLL_MS;
+        tv.tv_sec = (time_t)(left / 1000);
+        tv.tv_usec = (suseconds_t)(left % 1000) * 1000;
+        evtimer_add(o->drain_ev, &tv);
+    }
+}
+
+/* The drain's budget ran out while waiting for the commit: fence anyway
+ * (its waiter, when it runs, sees o->drain changed). */
+static void sd_drain_late(evutil_socket_t fd, short what, void *arg)
+{
+    sl_bops *o = arg;
+    if (o->phase == SD_DRAINING && o->drain) {
+        o->drain->o = NULL; /* freed by sd_drained when it runs */
+        o->drain = NULL;
+        sl_log(SL_WARN, "cluster",
+               "controlled shutdown of node %d: the queue groups' last "
+               "settlements were not committed within the drain (half of "
+               "controlled-shutdown-timeout-ms); moving them anyway",
+               (int)o->self);
+        sd_fence(o);
+        return;
+    }
+    sd_drain_tick(fd, what, arg);
+}
+
 /* The stop hook (sl_broker_on_stop): SIGTERM or SIGINT arrived. */
 static void sd_begin(void *arg)
 {
@@ -103,10 +241,9 @@ static void sd_begin(void *arg)
     sl_broker *b = o->b;
     const sl_meta *m = sl_bcluster_image(b);
     const sl_mi_node *me;
-    int others = 0, leads = 0;
+    sl_groups *g = sl_ops_groups(b);
+    int others = 0;
     struct timeval tv;
-    sl_wb wb;
-    sl_err rc;
 
     if (!m || b->cfg.controlled_shutdown_timeout_ms == 0)
         return;
@@ -115,38 +252,42 @@ static void sd_begin(void *arg)
         return; /* fenced already: it leads nothing, is in no ISR */
     for (size_t i = 0; i < m->nnodes; i++)
         others += m->nodes[i].id != o->self && !m->nodes[i].fenced;
+    o->leads = 0;
     for (size_t t = 0; t < m->ntopics; t++)
         for (int32_t p = 0; p < m->topics[t]->nparts; p++)
-            leads += m->topics[t]->parts[p].leader == o->self;
+            o->leads += m->topics[t]->parts[p].leader == o->self;
     if (others == 0) {
         sl_log(SL_INFO, "cluster",
                "controlled shutdown: no other node is "
                "up; stopping without moving leadership");
         return;
     }
-    sl_cluster_node_set_leaving(sl_bcluster_node(b));
-    sl_wb_init(&wb, 16);
-    sl_meta_enc_fence(&wb, o->self, SL_MI_STOPPED);
     o->holding = 1;
     o->sd_started = sl_now_ms();
     sl_broker_hold(b);
-    sl_log(SL_INFO, "cluster",
-           "controlled shutdown of node %d: moving the "
-           "leadership of %d partition(s) off it",
-           (int)o->self, leads);
-    rc = wb.err ? SL_ERR_NOMEM
-                : sl_bcluster_propose(b, wb.p, wb.len, sd_done, o);
-    sl_wb_fini(&wb);
-    if (rc != SL_OK) {
-        sd_done(o, rc, "no metadata leader to ask");
-        return;
-    }
     o->sd_timer = evtimer_new(b->base, sd_timeout, o);
     tv.tv_sec = (time_t)(b->cfg.controlled_shutdown_timeout_ms / 1000);
     tv.tv_usec =
         (suseconds_t)(b->cfg.controlled_shutdown_timeout_ms % 1000) * 1000;
     if (o->sd_timer)
         evtimer_add(o->sd_timer, &tv);
+    o->drain_ev = g ? evtimer_new(b->base, sd_drain_late, o) : NULL;
+    if (!o->drain_ev) {
+        sd_fence(o);
+        return;
+    }
+    /* drain first: no new deliveries, connections served until the
+     * fence, what consumers hold settles and is committed */
+    o->phase = SD_DRAINING;
+    o->drain_until =
+        o->sd_started + (int64_t)b->cfg.controlled_shutdown_timeout_ms / 2;
+    sl_groups_set_draining(g, 1);
+    sl_broker_keep_conns(b);
+    sl_log(SL_INFO, "cluster",
+           "controlled shutdown of node %d: draining its queue groups "
+           "first (no new deliveries; %lld record(s) held by consumers)",
+           (int)o->self, (long long)sl_groups_in_flight(g));
+    sd_drain_tick(-1, 0, o);
 }
 
 /* ---- partition reassignment and rebalance (admin verbs) -------------------
@@ -1018,7 +1159,7 @@ void sl_bops_changed(sl_bops *o)
 {
     if (!o)
         return;
-    if (o->holding && sd_applied(o))
+    if (o->holding && o->phase == SD_FENCING && sd_applied(o))
         sd_release(o, "leadership moved off this node");
 }
 
@@ -1028,5 +1169,9 @@ void sl_bops_free(sl_bops *o)
         return;
     if (o->sd_timer)
         event_free(o->sd_timer);
+    if (o->drain_ev)
+        event_free(o->drain_ev);
+    if (o->drain)
+        o->drain->o = NULL; /* freed by sd_drained when the groups go */
     free(o);
 }

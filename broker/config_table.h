@@ -311,9 +311,11 @@ SL_CFG(reassign_throttle_bytes, "reassign-throttle-bytes", SIZE, "64m", 0,
        "in-sync followers. 0 = unlimited.")
 SL_CFG(controlled_shutdown_timeout_ms, "controlled-shutdown-timeout-ms", MS,
        "10000", 0, 3600000, 0, NULL,
-       "Cluster: on SIGTERM a node first moves partition leadership off "
-       "itself through the metadata quorum (controlled shutdown) and waits "
-       "at most this long for it before it stops anyway. 0 = stop at once "
+       "Cluster: on SIGTERM a node first drains the queue groups it "
+       "coordinates (no new deliveries; what consumers hold is settled and "
+       "committed: at most half of this), then moves partition leadership "
+       "off itself through the metadata quorum (controlled shutdown), and "
+       "stops anyway once this long has passed. 0 = stop at once "
        "(the controller fences it after cluster-session-timeout-ms).")
 
 /* ---- STOMP (broker/stomp*.c) ----------------------------------------- */

@@ -252,6 +252,15 @@ static void other_signal_cb(evutil_socket_t sig, short what, void *arg)
            sig == SIGUSR1 ? "SIGUSR1" : "SIGUSR2");
 }
 
+void sl_broker_stop_conns(sl_broker *b)
+{
+    if (!b->conns_kept)
+        return;
+    b->conns_kept = 0;
+    if (b->stopping)
+        sl_conn_stop_all(b);
+}
+
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
 {
     sl_broker *b = arg;
@@ -290,7 +299,8 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
         evtimer_add(b->stop_timer, &tv);
     for (size_t i = 0; i < b->nstop_hooks; i++)
         b->stop_hooks[i].fn(b->stop_hooks[i].arg);
-    sl_conn_stop_all(b);
+    if (!b->conns_kept) /* else sl_broker_stop_conns, later */
+        sl_conn_stop_all(b);
 }
 
 /* ---- start ----------------------------------------------------------------

@@ -919,10 +919,13 @@ void stomp_h_ack(stomp_conn *c, const sl_stomp_frame *f)
         if (queue && srv_groups(c->s)) {
             sl_wait_hold(w);
             sl_wait_set_what(w,
-                             "%s %.120s is applied but not yet durable (the "
-                             "group state could not be written, a full disk?); "
-                             "it is written by the next commit that succeeds, "
-                             "and undone only if the broker stops before that",
+                             "%s %.120s not confirmed: either the queue "
+                             "group moved to another node before it was "
+                             "replicated (a failover or controlled shutdown: "
+                             "not applied, the message comes again), or the "
+                             "group state could not be written here (see the "
+                             "broker log: applied, written by the next "
+                             "commit that succeeds)",
                              f->cmd == SL_STOMP_ACK ? "ACK" : "NACK", msgid);
             sl_groups_wait(srv_groups(c->s), stomp_wait_cb, w);
         }

@@ -117,6 +117,16 @@ void sl_groups_set_commit_interval(sl_groups *g, int64_t ms);
  * Default 0: only durable records are handed out. @thread loop */
 void sl_groups_set_early(sl_groups *g, int on);
 
+/* Draining (on = 1, a cluster node's controlled shutdown,
+ * broker/cluster_ops.c): queue groups hand out no more records, as if
+ * every queue were empty; settlements (ack, nack, reject, touch) are
+ * served as ever, so what consumers hold can settle before the groups
+ * move to another node. @thread loop */
+void sl_groups_set_draining(sl_groups *g, int on);
+/* Records acquired and not settled yet, over every queue group loaded
+ * here (what a drain waits for). @thread loop */
+int64_t sl_groups_in_flight(sl_groups *g);
+
 /* Stage what changed for the next flusher round (after request_stage).
  * @thread loop */
 void sl_groups_stage(sl_groups *g);

@@ -208,6 +208,8 @@ struct sl_groups {
     /* sl_groups_reload: load only these groups' rows (NULL = all). */
     int (*load_mine)(void *arg, const char *group);
     void *load_arg;
+    /* sl_groups_set_draining: hand nothing out (controlled shutdown) */
+    int draining;
 };
 
 /* groups.c */

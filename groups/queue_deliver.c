@@ -438,6 +438,8 @@ void sl_q__pump(sl_qgroup *qg)
         sl_q__qg_sync_parts(qg);
     if (qg->nparts == 0)
         return;
+    if (qg->g->draining)
+        return; /* a controlled shutdown settles what is out first */
     qg->pumping = 1;
     for (sl_qconsumer *c = qg->consumers; c; c = c->next) {
         c->delivered_in_pass = 0;

@@ -230,3 +230,21 @@ int64_t sl_qgroup_peek(sl_groups *g, const char *group, const char *topic,
     }
     return n;
 }
+
+void sl_groups_set_draining(sl_groups *g, int on)
+{
+    g->draining = on != 0;
+    if (!on)
+        for (sl_qgroup *qg = g->qgroups; qg; qg = qg->next)
+            sl_q__pump(qg);
+}
+
+int64_t sl_groups_in_flight(sl_groups *g)
+{
+    int64_t n = 0;
+    for (sl_qgroup *qg = g->qgroups; qg; qg = qg->next)
+        for (int32_t i = 0; i < qg->nparts; i++)
+            if (qg->parts[i])
+                n += qg->parts[i]->n_acq;
+    return n;
+}
