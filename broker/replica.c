@@ -290,18 +290,22 @@ void replica_send_fetch(fetcher *f)
             ft->parts[ft->nparts].leader_epoch = mp->leader_epoch;
             ft->parts[ft->nparts].fetch_offset = sl_part_end_offset(part);
             {
-                /* a new leader: first check this node's tail (3.2) */
+                /* a new leader: first check this node's log from the
+                 * lowest offset that may differ (replica_apply.c, 3.2) */
                 lpart *lp = replica_lp_get(rs, t->name, p, 1);
                 int64_t end = sl_part_end_offset(part);
                 if (lp && lp->verified_epoch != mp->leader_epoch) {
-                    if (end > sl_part_start_offset(part) &&
-                        sl_part_batch_header(part, end - 1, lp->tail_hdr,
-                                             &lp->tail_base) == SL_OK) {
+                    if (!lp->verifying ||
+                        lp->verify_epoch != mp->leader_epoch) {
                         lp->verifying = 1;
-                        ft->parts[ft->nparts].fetch_offset = lp->tail_base;
-                    } else {
+                        lp->verify_epoch = mp->leader_epoch;
+                        lp->verify_from = replica_verify_from(part);
+                    }
+                    if (lp->verify_from >= end) {
                         lp->verified_epoch = mp->leader_epoch;
                         lp->verifying = 0;
+                    } else {
+                        ft->parts[ft->nparts].fetch_offset = lp->verify_from;
                     }
                 }
             }

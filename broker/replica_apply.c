@@ -3,14 +3,15 @@
  * brought (replica.c has the essay of the fetcher).
  *
  * Divergent tails (docs/cluster.md 3.2): after every leader change the
- * first fetch of a partition asks for this node's last batch again and
- * compares the leader's batch at that offset with it (the header bytes;
- * the CRC in them covers the records). Different, or the leader's log
- * ends before it: the batch is a tail an old leader wrote that nobody
- * kept, so it is cut (sl_part_truncate) and the batch before it is checked
- * with the next fetch, until the logs agree. Only the active segment can
- * be cut; a divergence below it stalls the partition (logged, with what
- * to do) until its leader epoch changes.
+ * fetches of a partition start at the lowest offset where this node's log
+ * may differ from the new leader's (its high-water mark, else its active
+ * segment's base: replica_verify_from), and every batch from there to
+ * this node's log end is compared with the leader's batch at the same
+ * offset (the header bytes; the CRC in them covers the records). At the
+ * first that differs, or where the leader's log ends first, this node's
+ * log is cut (sl_part_truncate), once; then it copies from there. Only
+ * the active segment can be cut; a divergence below it stalls the
+ * partition (logged, with what to do) until its leader epoch changes.
  *
  * @thread loop (everything here)
  */
@@ -84,41 +85,120 @@ static int cut_tail(fetcher *f, const char *topic, int32_t p, sl_part *part,
 }
 
 /*
- * The first answer after a leader change (docs/cluster.md 3.2): the fetch
- * asked for this node's last batch again. The leader's batch at that
- * offset must be the same bytes (header compared; its CRC covers the
- * records); else this node's tail is one the old leader wrote and nobody
- * else kept: cut it and check the batch before it with the next fetch.
- * 1 when the tail is verified (the answer's batches can be appended).
+ * Where a follower's check against a new leader starts: the lowest offset
+ * at which the two logs may differ. Below this node's high-water mark
+ * (its read cap: the last one its leader sent, or the one it computed as
+ * leader) every record is on every in-sync replica, so it is in the new
+ * leader's log at the same offset with the same bytes (the new leader was
+ * in sync). Where that is unknown (a node that just started, or one that
+ * led with no follower in sync), the base of the active segment: the
+ * lowest offset a cut can reach. Never above the log end.
+ */
+int64_t replica_verify_from(sl_part *part)
+{
+    int64_t end = sl_part_end_offset(part);
+    int64_t from = sl_part_active_base(part), hw = sl_part_read_cap(part);
+    if (hw != INT64_MAX && hw > from)
+        from = hw;
+    return from < end ? from : end;
+}
+
+/*
+ * The answers after a leader change (docs/cluster.md 3.2): the fetch asked
+ * from lp->verify_from, and every batch of this node's log from there to
+ * its end must be the leader's batch at the same offset, the same header
+ * bytes (base offset, length, CRC over the records, producer fields).
+ * Comparing only the last batch is not enough: an idempotent (or any
+ * retried) producer resends the same bytes, so after a cut the old
+ * leader's tail and the new leader's log can end with the same batch at
+ * the same offset while the records before it are in another order; the
+ * follower kept its own order, and the acks the new leader had answered
+ * named offsets that hold other records on the old leader (issue 14,
+ * tests/cluster/test_cluster_produce_offsets.py). The first batch that
+ * differs, or this node's batches past the leader's log end, are cut
+ * (sl_part_truncate) and the check is done; an answer that stops short
+ * (max_bytes) moves verify_from on and the next fetch goes on from there.
+ * 1 when this node's whole log is verified (the answer's batches past its
+ * end can be appended).
  */
 static int verify_tail(fetcher *f, const char *topic,
                        const sl_fetch_part_resp *pr, int32_t epoch,
                        sl_part *part, lpart *lp)
 {
     int32_t p = (int32_t)pr->partition;
+    int64_t end = sl_part_end_offset(part), cut = -1;
+    size_t off = 0;
+
+    if (lp->verify_epoch != epoch)
+        return 0; /* asked in another epoch: the next fetch starts over */
+    if (pr->error == SL_ERR_OFFSET_OUT_OF_RANGE &&
+        pr->log_start_offset > lp->verify_from &&
+        pr->log_end_offset >= pr->log_start_offset) {
+        /* the leader no longer keeps records that old: compare from its
+         * log start */
+        lp->verify_from = pr->log_start_offset;
+        if (lp->verify_from >= end)
+            goto done;
+        return 0;
+    }
     if (pr->error == SL_ERR_OFFSET_OUT_OF_RANGE) {
-        /* the leader's log ends before our last batch starts */
+        /* the leader's log ends before verify_from */
         int64_t lend = pr->log_end_offset, b;
         uint8_t hdr[SL_BATCH_HDR_SIZE];
-        if (lend < 0 || lend >= sl_part_end_offset(part))
+        if (lend < 0 || lend >= end)
             return 0;
         if (lend < sl_part_start_offset(part) ||
             sl_part_batch_header(part, lend, hdr, &b) != SL_OK)
             b = lend;
-        cut_tail(f, topic, p, part, b, epoch);
-        return 0;
+        cut = b;
+        goto cut;
     }
     if (pr->error != SL_OK)
         return 0;
-    if (pr->records_len >= SL_BATCH_HDR_SIZE &&
-        (int64_t)sl_get_u64(pr->records) == lp->tail_base &&
-        !memcmp(pr->records, lp->tail_hdr, SL_BATCH_HDR_SIZE)) {
-        lp->verified_epoch = epoch;
-        lp->verifying = 0;
-        return 1;
+    while (off + SL_BATCH_HDR_SIZE <= pr->records_len) {
+        const uint8_t *q = pr->records + off;
+        int64_t base = (int64_t)sl_get_u64(q), mine = -1;
+        size_t total = 12 + (size_t)sl_get_u32(q + SL_BATCH_LEN_OFF);
+        int64_t last = base + (int32_t)sl_get_u32(q + 19);
+        uint8_t hdr[SL_BATCH_HDR_SIZE];
+
+        if (total > pr->records_len - off || base < 0 || base >= end)
+            break; /* partial, or past this node's log: compared */
+        off += total;
+        if (last < lp->verify_from)
+            continue; /* below the range */
+        if (base != lp->verify_from ||
+            sl_part_batch_header(part, base, hdr, &mine) != SL_OK ||
+            mine != base || memcmp(q, hdr, SL_BATCH_HDR_SIZE) != 0) {
+            /* the logs differ from here (or from this node's batch
+             * holding it) */
+            if (mine < 0 || mine > base)
+                mine = base;
+            cut = mine < lp->verify_from ? mine : lp->verify_from;
+            goto cut;
+        }
+        lp->verify_from = last + 1;
     }
-    cut_tail(f, topic, p, part, lp->tail_base, epoch);
+    if (lp->verify_from >= end)
+        goto done;
+    if (pr->log_end_offset >= 0 && pr->log_end_offset <= lp->verify_from) {
+        /* nothing more on the leader: this node's batches from
+         * verify_from on are a tail nobody kept */
+        cut = lp->verify_from;
+        goto cut;
+    }
+    return 0; /* the next fetch goes on from verify_from */
+cut:
+    if (!cut_tail(f, topic, p, part, cut, epoch))
+        return 0;
+    /* verified below the cut; the next fetch copies from the new end */
+    lp->verified_epoch = epoch;
+    lp->verifying = 0;
     return 0;
+done:
+    lp->verified_epoch = epoch;
+    lp->verifying = 0;
+    return 1;
 }
 
 static void dwait_cb(void *arg, sl_err rc)

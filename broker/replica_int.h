@@ -51,12 +51,13 @@ typedef struct lpart {
     int64_t lead_ms;                  /* when this node began to lead it */
     int change_pending; /* a PARTITION_CHANGE of ours is in flight */
     struct sl_replicas *rs;
-    /* the follower's side: its tail was checked against the leader of
-     * this epoch (-1: not yet); while checking, the last batch's header */
+    /* the follower's side: its log was checked against the leader of
+     * this epoch (-1: not yet); while checking (replica_apply.c), the
+     * batches below verify_from are known to be the leader's */
     int32_t verified_epoch;
     int verifying;
-    int64_t tail_base;
-    uint8_t tail_hdr[SL_BATCH_HDR_SIZE];
+    int32_t verify_epoch; /* the epoch being checked */
+    int64_t verify_from;
     /* the leader refused our fetch in this epoch (stale metadata on one
      * side): not asked again before refused_until_ms or a new epoch */
     int32_t refused_epoch;
@@ -108,6 +109,9 @@ int replica_throttled(const sl_replicas *rs, const sl_mi_part *mp);
 void replica_send_fetch(fetcher *f);
 
 /* replica_apply.c */
+/* Where the check of this node's log against a new leader starts
+ * (replica_apply.c). */
+int64_t replica_verify_from(sl_part *part);
 int replica_is_stalled(sl_replicas *rs, const char *topic, int32_t p,
                        int32_t epoch);
 /* One FETCH answer from f->leader: append what it brought. */

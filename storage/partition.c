@@ -801,6 +801,13 @@ int64_t sl_part_end_offset(const sl_part *p)
     return p->next_offset;
 }
 
+int64_t sl_part_active_base(sl_part *p)
+{
+    if (sl_part__load(p) != SL_OK || !p->nsegs)
+        return sl_part_start_offset(p);
+    return p->segs[p->nsegs - 1]->base;
+}
+
 uint64_t sl_part_size_bytes(sl_part *p, size_t *nsegs)
 {
     uint64_t sum = 0;

@@ -216,6 +216,10 @@ sl_err sl_part_producer(sl_part *p, int64_t pid, int16_t *epoch,
 int64_t sl_part_start_offset(const sl_part *p);
 /* Next offset to be assigned (log end). @thread loop */
 int64_t sl_part_end_offset(const sl_part *p);
+/* Base offset of the active (last) segment: the lowest offset
+ * sl_part_truncate can cut to (loads a lazily opened partition; its log
+ * start if that fails). @thread loop */
+int64_t sl_part_active_base(sl_part *p);
 /* Every offset below this is on disk (fsynced). @thread any */
 int64_t sl_part_durable_offset(const sl_part *p);
 /*
