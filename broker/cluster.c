@@ -510,6 +510,8 @@ int sl_bcluster_stats_get(sl_broker *b, sl_bcluster_stats *out)
             out->partitions_offline += mp->leader < 0;
             out->partitions_under_replicated += mp->nisr < mp->nrep;
         }
+    sl_replicas_bytes(b->cluster->replicas, &out->replica_fetched_bytes,
+                      &out->reassign_copied_bytes);
     return 0;
 }
 

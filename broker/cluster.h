@@ -53,6 +53,8 @@ typedef struct sl_bcluster_stats {
     int64_t partitions, partitions_led;  /* led: by this node */
     int64_t partitions_offline;          /* no leader */
     int64_t partitions_under_replicated; /* in-sync < replicas */
+    int64_t replica_fetched_bytes;       /* sl_replicas_bytes */
+    int64_t reassign_copied_bytes;
 } sl_bcluster_stats;
 int sl_bcluster_stats_get(sl_broker *b, sl_bcluster_stats *out);
 /* Per partition of the metadata image: fn(arg, topic, partition, leader,

@@ -623,6 +623,16 @@ static void cluster(sl_broker *b, struct evbuffer *o)
                         "sluice_cluster_partitions_under_replicated %" PRId64
                         "\n",
                         st.partitions_under_replicated);
+    family(o, "sluice_replica_fetched_bytes_total", "counter",
+           "Bytes of records this node copied from partition leaders as a "
+           "follower.");
+    evbuffer_add_printf(o, "sluice_replica_fetched_bytes_total %" PRId64 "\n",
+                        st.replica_fetched_bytes);
+    family(o, "sluice_reassign_copied_bytes_total", "counter",
+           "Of those, bytes copied for reassignments adding this node "
+           "(not in sync yet).");
+    evbuffer_add_printf(o, "sluice_reassign_copied_bytes_total %" PRId64 "\n",
+                        st.reassign_copied_bytes);
     for (x.f = 0; x.f < 3; x.f++) {
         family(o, pf[x.f][0], "gauge", pf[x.f][1]);
         sl_bcluster_foreach_part(b, cluster_part, &x);

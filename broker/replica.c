@@ -103,14 +103,54 @@ static void retry_later(fetcher *f)
     evtimer_add(f->retry_ev, &tv);
 }
 
-int replica_throttled(const sl_replicas *rs, const sl_mi_part *mp)
+int replica_copying(const sl_replicas *rs, const sl_mi_part *mp)
 {
-    if (rs->b->cfg.reassign_throttle_bytes <= 0 || mp->ntarget == 0)
+    if (mp->ntarget == 0)
         return 0;
     for (int32_t i = 0; i < mp->nisr; i++)
         if (mp->isr[i] == rs->self)
             return 0;
     return 1;
+}
+
+int replica_throttled(const sl_replicas *rs, const sl_mi_part *mp)
+{
+    return rs->b->cfg.reassign_throttle_bytes > 0 && replica_copying(rs, mp);
+}
+
+/* A copy for a reassignment that has ended here (this node joined the
+ * ISR, or left the target): one log line with what it cost. */
+static void copies_done(sl_replicas *rs)
+{
+    for (size_t h = 0; h < LP_BUCKETS; h++)
+        for (lpart *lp = rs->lparts[h]; lp; lp = lp->next) {
+            const sl_mi_topic *t;
+            const sl_mi_part *mp;
+            int in_sync = 0;
+            if (!lp->copied)
+                continue;
+            t = sl_meta_topic_find(rs->image, lp->topic);
+            mp = t && lp->partition < t->nparts ? &t->parts[lp->partition]
+                                                : NULL;
+            if (mp && replica_copying(rs, mp))
+                continue;
+            for (int32_t i = 0; mp && i < mp->nisr; i++)
+                in_sync |= mp->isr[i] == rs->self;
+            sl_log(SL_INFO, "replica",
+                   "%s/%d: reassignment copy %s: %lld bytes copied in "
+                   "%lld ms",
+                   lp->topic, (int)lp->partition,
+                   in_sync ? "done (in sync)" : "ended (moved elsewhere)",
+                   (long long)lp->copied,
+                   (long long)(sl_now_ms() - lp->copy_ms));
+            lp->copied = 0;
+        }
+}
+
+void sl_replicas_bytes(const sl_replicas *rs, int64_t *fetched, int64_t *copied)
+{
+    *fetched = rs ? rs->fetched_bytes : 0;
+    *copied = rs ? rs->copied_bytes : 0;
 }
 
 static void read_cb(struct bufferevent *bev, void *arg)
@@ -475,6 +515,7 @@ void sl_replicas_update(sl_replicas *rs)
 
     replica_leaders_update(rs);
     drop_moved_off(rs);
+    copies_done(rs);
 
     /* a fetcher per leader node this node follows something from */
     for (size_t i = 0; i < m->nnodes; i++) {

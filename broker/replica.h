@@ -31,5 +31,10 @@ void sl_replicas_on_fetch(sl_replicas *rs, sl_fetch_req *q);
 /* min-insync-replicas of t (its override or the broker's), capped to its
  * replication factor. */
 int32_t sl_replicas_min_insync(const sl_broker *b, const sl_mi_topic *t);
+/* For /metrics: bytes this node's fetchers appended since it started, and
+ * those of them copied for reassignments adding this node (rs may be
+ * NULL: 0). */
+void sl_replicas_bytes(const sl_replicas *rs, int64_t *fetched,
+                       int64_t *copied);
 
 #endif

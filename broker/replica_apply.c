@@ -256,6 +256,19 @@ static int apply_part(fetcher *f, const char *topic,
     }
     if (pr->error != SL_OK)
         return 0;
+    if (pr->records_len) {
+        const sl_mi_topic *t = sl_meta_topic_find(rs->image, topic);
+        rs->fetched_bytes += (int64_t)pr->records_len;
+        if (t && (int32_t)pr->partition < t->nparts &&
+            replica_copying(rs, &t->parts[pr->partition])) {
+            lpart *lp = replica_lp_get(rs, topic, (int32_t)pr->partition, 1);
+            rs->copied_bytes += (int64_t)pr->records_len;
+            if (lp && !lp->copied)
+                lp->copy_ms = sl_now_ms();
+            if (lp)
+                lp->copied += (int64_t)pr->records_len;
+        }
+    }
     while (off + SL_BATCH_HDR_SIZE <= pr->records_len) {
         const uint8_t *p = pr->records + off;
         int64_t base = (int64_t)sl_get_u64(p);

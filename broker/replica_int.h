@@ -62,6 +62,9 @@ typedef struct lpart {
      * side): not asked again before refused_until_ms or a new epoch */
     int32_t refused_epoch;
     int64_t refused_until_ms;
+    /* the follower's side of a reassignment adding this node: bytes
+     * copied for it so far and when the copy began (logged when done) */
+    int64_t copied, copy_ms;
 } lpart;
 
 struct sl_replicas {
@@ -77,6 +80,9 @@ struct sl_replicas {
     int64_t thr_budget, thr_ms;
     struct event *thr_ev;
     int thr_armed;
+    /* /metrics: bytes appended from FETCH answers, and those of them
+     * copied for a reassignment that adds this node (replica_copying) */
+    int64_t fetched_bytes, copied_bytes;
 };
 
 typedef struct dwait {
@@ -103,7 +109,9 @@ typedef struct fetcher {
 const sl_mi_part *replica_followed(const sl_replicas *rs, const sl_mi_topic *t,
                                    int32_t p, int32_t leader);
 /* Whether this node copies mp for a reassignment that adds it (not in
- * the ISR yet): such fetches are throttled. */
+ * the ISR yet); such fetches are throttled when reassign-throttle-bytes
+ * is set. */
+int replica_copying(const sl_replicas *rs, const sl_mi_part *mp);
 int replica_throttled(const sl_replicas *rs, const sl_mi_part *mp);
 /* One FETCH for every partition this node follows from f->leader. */
 void replica_send_fetch(fetcher *f);

@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import threading
+import urllib.request
 
 import pytest
 
@@ -578,3 +579,60 @@ def test_reassign_cancel_goes_back_to_the_replicas_it_started_from(
     # node's image may apply the completion a heartbeat later)
     out = c.cli(1, "partition", "reassign", "--cancel").stdout
     assert out.startswith("cancelled 0 reassignment(s)"), out
+
+
+def metric(c, nid, name):
+    """The value of an unlabelled counter in node nid's /metrics."""
+    url = "http://%s:%d/metrics" % c.nodes[nid].http_addr
+    with urllib.request.urlopen(url, timeout=30) as r:
+        for ln in r.read().decode().splitlines():
+            if ln.startswith(name + " "):
+                return int(ln.split()[1])
+    raise AssertionError("%s not in node %d's /metrics" % (name, nid))
+
+
+def test_a_replica_moved_back_is_copied_again_and_counted(cluster):
+    """A partition moved off a node and later back to it is copied again
+    from offset 0 (docs/cluster.md 10.3: a node deletes what it no longer
+    replicates, as Kafka does), and what a reassignment copies is
+    observable: sluice_reassign_copied_bytes_total on the node that
+    copies grows by the partition's size each time, and its log says when
+    the copy is done and what it cost."""
+    c = cluster
+    all3 = [1, 2, 3]
+    wait_all_up(c, all3)
+    c.cli(1, "topic", "create", "mb", "--partitions", "1",
+          "--replication-factor", "2")
+    view = c.wait(lambda: full_isr_of(c, "mb", all3, 1), "mb in sync")
+    ldr, _, reps, _ = view[0]
+    other = next(n for n in reps if n != ldr)
+    newcomer = next(n for n in all3 if n not in reps)
+    c.cli(ldr, "produce", "mb", "--acks", "durable",
+          input="".join("mb-%04d-%s\n" % (i, "y" * 500) for i in range(400)))
+    size = log_bytes(c, ldr, "mb", 0)
+    assert size > 200000
+
+    def move(to):
+        c.cli(1, "partition", "reassign", "mb/0", "--replicas",
+              "%d,%d" % tuple(to))
+        c.wait(lambda: (full_isr_of(c, "mb", all3, 1) or [[0, 0, []]])[0][2]
+               == to and "no reassignment in progress" in
+               reassign_status(c, 1), "mb/0 on %s" % (to,), timeout=60)
+
+    copied = []
+    for _ in range(2):
+        before = metric(c, newcomer, "sluice_reassign_copied_bytes_total")
+        move([ldr, newcomer])
+        copied.append(metric(c, newcomer,
+                             "sluice_reassign_copied_bytes_total") - before)
+        assert log_bytes(c, newcomer, "mb", 0) == size
+        c.nodes[newcomer].wait_log(
+            lambda t: t.count("mb/0: reassignment copy done (in sync): "
+                              "%d bytes copied" % size) == len(copied),
+            "the copy logged on node %d" % newcomer)
+        # moved away again: deleted there
+        move([ldr, other])
+        c.wait(lambda: log_bytes(c, newcomer, "mb", 0) == 0,
+               "node %d deleted its copy" % newcomer)
+    # the whole partition both times: a moved-back replica starts at 0
+    assert copied == [size, size], (copied, size)
