@@ -11,13 +11,18 @@ coordinated elsewhere was missing from the list and `GET
 The records held in flight are held by STOMP consumers connected to a
 node that does not coordinate the group (their subscription is relayed to
 the coordinator, docs/cluster.md 5.1)."""
+import base64
 import json
 import os
 import sys
 import urllib.error
 import urllib.request
 
+import pytest
+
 sys.path.insert(0, os.path.dirname(__file__))
+import cluster_harness  # noqa: E402
+from test_cluster_security import ADMIN_PW, add_user, secret_file  # noqa
 from test_cluster_stomp import (coordinator, create, ready,  # noqa: E402
                                 read_messages, state_view, stomp)
 
@@ -25,11 +30,15 @@ N = 20
 T = "VirtualTopic.hw"
 
 
-def api(c, nid, path, method="GET"):
-    """(status, JSON document) of an HTTP API call to node nid."""
+def api(c, nid, path, method="GET", user=None):
+    """(status, JSON document) of an HTTP API call to node nid, as
+    user=(name, password) when given."""
     url = "http://%s:%d%s" % (c.nodes[nid].http_addr + (path,))
     req = urllib.request.Request(url, method=method,
                                  data=b"" if method == "POST" else None)
+    if user:
+        req.add_header("Authorization", "Basic " + base64.b64encode(
+            ("%s:%s" % user).encode()).decode())
     try:
         with urllib.request.urlopen(req, timeout=30) as r:
             return r.status, json.loads(r.read())
@@ -131,3 +140,63 @@ def test_groups_and_queues_answer_for_the_whole_cluster(cluster):
         assert rows[(T, g)]["ready"] == 0, (n, rows)
     for r in holders.values():
         r.close()
+
+
+@pytest.fixture
+def secure(tmp_path, monkeypatch):
+    """3 nodes with a cluster secret and an administrator (the CLI runs
+    as it), as test_cluster_security's."""
+    monkeypatch.setenv("SLUICE_ADMIN_PASSWORD", ADMIN_PW)
+    monkeypatch.setenv("SLUICE_USER", "admin")
+    monkeypatch.setenv("SLUICE_PASSWORD", ADMIN_PW)
+    c = cluster_harness.Cluster(tmp_path, n=3, extra=[
+        "--cluster-secret-file", secret_file(tmp_path),
+        "--bootstrap-admin", "admin"])
+    c.start()
+    yield c
+    c.stop_all()
+
+
+def test_the_lists_show_what_the_user_may_see_on_every_node(secure):
+    """With users, the nodes gather the lists logged in to each other as
+    brokers (which see everything), so the node asked filters the union
+    by the caller's rules: a user allowed one group sees it, and only it,
+    from every node, including nodes that do not coordinate it."""
+    c = secure
+    all3 = [1, 2, 3]
+    ldr = ready(c)
+    create(c, ldr, "sec", 1)
+    view = state_view(c, all3)
+    groups = {}
+    i = 0
+    while len(groups) < 3:
+        g = "sg%d" % i
+        groups.setdefault(coordinator(view, g), g)
+        i += 1
+    c.cli(ldr, "produce", "sec", "--acks", "durable",
+          input="".join("s-%d\n" % i for i in range(10)))
+    for g in groups.values():
+        c.cli(ldr, "queue", "consume", "sec", "--group", g, "--count", "2")
+    mine = groups[1]
+    add_user(c, ldr, "dave", "dave-pw-01")
+    c.cli(ldr, "acl", "grant", "dave", "--group", mine, "--ops", "consume")
+    dave = ("dave", "dave-pw-01")
+    admin = ("admin", ADMIN_PW)
+
+    def seen(n, path, key, field, who):
+        st, doc = api(c, n, path, user=who)
+        return sorted(x[field] for x in doc[key]) if st == 200 else st
+    for n in all3:
+        c.wait(lambda n=n: seen(n, "/api/groups", "groups", "name",
+                                dave) == [mine],
+               "dave's rule on node %d" % n)
+        assert seen(n, "/api/queues", "queues", "group", dave) == [mine]
+        want = sorted(groups.values())
+        assert [g for g in seen(n, "/api/groups", "groups", "name", admin)
+                if g in want] == want
+        st, doc = api(c, n, "/api/groups/" + mine, user=dave)
+        assert st == 200 and doc["lag"] == 8, doc
+        st, doc = api(c, n, "/api/groups/" + groups[2], user=dave)
+        assert st == 403, doc
+        st, doc = api(c, n, "/api/groups")
+        assert st == 401, doc
