@@ -449,12 +449,14 @@ static sl_err route(sl_admin_call *x, const char *verb, int *taken)
             xroute_free(xr);
             return SL_ERR_NOMEM;
         }
+        /* scope=node first: adm_arg finds it before a scope=cluster of
+         * the caller's (which would route this call again, and again) */
+        kv[0] = SL_GROUTE_SCOPE_KEY;
+        kv[a->n + 1] = SL_GROUTE_SCOPE_NODE;
         for (size_t i = 0; i < a->n; i++) {
-            kv[i] = a->keys[i];
-            kv[a->n + 1 + i] = a->values[i];
+            kv[1 + i] = a->keys[i];
+            kv[a->n + 2 + i] = a->values[i];
         }
-        kv[a->n] = SL_GROUTE_SCOPE_KEY;
-        kv[2 * a->n + 1] = SL_GROUTE_SCOPE_NODE;
         la.n = a->n + 1;
         la.keys = kv;
         la.values = kv + a->n + 1;

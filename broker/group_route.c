@@ -581,6 +581,7 @@ sl_err sl_groute_admin(sl_broker *b, int32_t node, const char *group,
     sl_groute *gr = sl_gstate_route(sl_ops_gstate(b));
     const sl_meta *m = sl_bcluster_image(b);
     int32_t self = (int32_t)b->cfg.node_id;
+    size_t nkv = 0;
     sl_kv *kv;
     gr_op *o;
     sl_wb wb;
@@ -597,13 +598,16 @@ sl_err sl_groute_admin(sl_broker *b, int32_t node, const char *group,
     o->admin_arg = arg;
     snprintf(o->group, sizeof(o->group), "%s%s%.200s", verb, group ? " " : "",
              group ? group : ""); /* for the log */
-    /* the node answers for itself only (SL_GROUTE_SCOPE_*) */
+    /* the node answers for itself only: scope=node, and no scope of the
+     * caller's (scope=cluster there would send it on again, and again) */
     for (size_t i = 0; i < nargs; i++) {
-        kv[i].key = sl_str_c(keys[i]);
-        kv[i].value = sl_str_c(values[i]);
+        if (!strcmp(keys[i], SL_GROUTE_SCOPE_KEY))
+            continue;
+        kv[nkv].key = sl_str_c(keys[i]);
+        kv[nkv++].value = sl_str_c(values[i]);
     }
-    kv[nargs].key = sl_str_c(SL_GROUTE_SCOPE_KEY);
-    kv[nargs].value = sl_str_c(SL_GROUTE_SCOPE_NODE);
+    kv[nkv].key = sl_str_c(SL_GROUTE_SCOPE_KEY);
+    kv[nkv++].value = sl_str_c(SL_GROUTE_SCOPE_NODE);
     sl_wb_init(&wb, 256);
     for (size_t i = 0; i < m->nnodes; i++) {
         const sl_mi_node *nd = &m->nodes[i];
@@ -613,7 +617,7 @@ sl_err sl_groute_admin(sl_broker *b, int32_t node, const char *group,
             (node < 0 && nd->fenced))
             continue;
         q.verb = sl_str_c(verb);
-        q.nargs = (uint32_t)nargs + 1;
+        q.nargs = (uint32_t)nkv;
         q.args = kv;
         wb.len = 0;
         if (!nd->addr[0] || sl_admin_req_encode(&wb, corr, &q) != SL_OK ||

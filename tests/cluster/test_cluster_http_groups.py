@@ -126,6 +126,13 @@ def test_groups_and_queues_answer_for_the_whole_cluster(cluster):
         assert g not in by(doc["groups"], "name"), doc
         st, doc = api(c, other, "/api/groups/%s?scope=node" % g)
         assert st == 503 and doc["error"] == "NOT_COORDINATOR", doc
+    # scope=cluster is the default, said out loud (it must not be sent on
+    # again by the nodes asked); anything else is refused
+    st, doc = api(c, 3, "/api/queues?scope=cluster")
+    assert st == 200 and {(T, g) for g in coord} <= {
+        (r["topic"], r["group"]) for r in doc["queues"]}, doc
+    st, doc = api(c, 3, "/api/groups?scope=everywhere")
+    assert st == 400 and doc["error"] == "INVALID_ARG", doc
     st, doc = api(c, 2, "/api/groups/nosuch")
     assert st == 404 and doc["error"] == "UNKNOWN_GROUP", doc
     # a purge asked of a node that does not coordinate the group is done
