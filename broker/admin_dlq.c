@@ -41,7 +41,7 @@ void adm_redrive_group(const char *dlq, char *buf, size_t len)
 
 /* Totals of a DLQ topic: records stored, and those not yet handled. */
 int adm_dlq_counts(sl_broker *b, const char *dlq, int64_t *total,
-                      int64_t *pending)
+                   int64_t *pending)
 {
     sl_topic *t = dlq ? sl_topics_find(b->topics, dlq) : NULL;
     sl_groups *g = sl_ops_groups(b);
@@ -68,7 +68,10 @@ sl_err v_dlq_list(sl_admin_call *x)
     sl_groups *g = adm_groups(x);
     const char *topic = adm_arg(x, "topic");
     qrows r;
-    sl_err rc = adm_queue_rows(g, &r);
+    sl_err rc;
+    if (adm_route(x, "dlq.list", &rc))
+        return rc;
+    rc = adm_queue_rows(g, &r);
     if (rc != SL_OK)
         return rc;
     sl_jw_obj(&x->j);
@@ -105,6 +108,8 @@ sl_err v_dlq_purge(sl_admin_call *x)
     char rg[300];
     int64_t total = 0, pending = 0;
     sl_err rc;
+    if (adm_route(x, "dlq.purge", &rc))
+        return rc;
     if (!g)
         return SL_ERR_UNKNOWN;
     if ((rc = adm_need(x, "dlq", &dlq)) != SL_OK ||
@@ -137,6 +142,8 @@ sl_err v_dlq_show(sl_admin_call *x)
     char rg[300];
     int64_t count, n = 0, all;
     sl_err rc;
+    if (adm_route(x, "dlq.show", &rc))
+        return rc;
     if (!g)
         return SL_ERR_UNKNOWN;
     if ((rc = adm_need(x, "dlq", &dlq)) != SL_OK ||
@@ -242,6 +249,8 @@ sl_err v_dlq_redrive(sl_admin_call *x)
     int64_t max, rate;
     aredrive *ar;
     sl_err rc;
+    if (adm_route(x, "dlq.redrive", &rc))
+        return rc;
     if (!g)
         return SL_ERR_UNKNOWN;
     if ((rc = adm_need(x, "dlq", &dlq)) != SL_OK ||

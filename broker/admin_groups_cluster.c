@@ -9,7 +9,8 @@
  * In a cluster a group's state lives in memory on its coordinator only
  * (group_state.c): every other node has unloaded it. So:
  *
- * - `groups` and `queues` (the lists): the node asks every other node
+ * - `groups`, `queues` and `dlq.list` (the lists): the node asks every
+ *   other node
  *   that is not fenced for its own list (the same verb with the argument
  *   scope=node), runs the verb for itself the same way, and answers the
  *   union: one entry per group (per topic and group for `queues`), the
@@ -20,10 +21,12 @@
  *   off) is left out and named in "left_out": its groups get a new
  *   coordinator within seconds and are listed from there.
  * - `group`, `group.reset`, `group.delete`, `queue.purge`, `queue.peek`
- *   (one group, argument "group"): answered here when this node
- *   coordinates the group, else sent to its coordinator with scope=node
- *   and its answer (JSON or error) relayed. With scope=node a node that
- *   is not the coordinator refuses (NOT_COORDINATOR), so a request is
+ *   (one group, argument "group") and `dlq.show`, `dlq.purge`,
+ *   `dlq.redrive` (argument "dlq": the group is its redrive group,
+ *   "<dlq>.redrive", whose commits mark records handled): answered here
+ *   when this node coordinates the group, else sent to its coordinator
+ *   with scope=node and its answer (JSON or error) relayed. With scope=node a
+ * node that is not the coordinator refuses (NOT_COORDINATOR), so a request is
  *   sent on at most once even while two images disagree.
  *
  * The caller's rules are checked on the node asked (sl_admin_run, before
@@ -51,6 +54,9 @@
 #include "broker/ops_groups.h"
 #include "cluster/meta.h"
 #include "protocol/log.h"
+
+/* How long a node waits for a dlq.redrive it sent to the coordinator */
+#define REDRIVE_WAIT_MS (15 * 60 * 1000)
 
 /* ---- a scanner for the peers' JSON ----------------------------------- */
 
@@ -190,7 +196,27 @@ static int obj_str(const char *p, const char *e, const char *key, char *out,
     return v ? get_str(v, ve, out, cap) : -1;
 }
 
-/* ---- the lists: groups, queues --------------------------------------- */
+/* ---- the lists: groups, queues, dlq.list ----------------------------- */
+
+/* How a list verb's document looks: {"<arr>":[{...},...]}, each entry
+ * named by its group (and its topic, NULL: none). */
+typedef struct lshape {
+    const char *verb, *arr, *group, *topic;
+} lshape;
+
+static const lshape shapes[] = {
+    {"groups", "groups", "name", NULL},
+    {"queues", "queues", "group", "topic"},
+    {"dlq.list", "dlqs", "group", "source_topic"},
+};
+
+static const lshape *shape_of(const char *verb)
+{
+    for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++)
+        if (!strcmp(shapes[i].verb, verb))
+            return &shapes[i];
+    return NULL;
+}
 
 /* One entry of a list: a span of a node's JSON. */
 typedef struct lrow {
@@ -202,7 +228,7 @@ typedef struct lrow {
 
 typedef struct xroute {
     sl_admin_call *x;
-    int queues; /* the queues verb (rows per topic and group) */
+    const lshape *shape; /* a list verb's, or NULL */
     char verb[32];
     char user[65];
     int has_user, admin;
@@ -231,7 +257,7 @@ static int rows_add(xroute *xr, const char *doc, size_t len, int32_t node,
                     lrow **v, size_t *n, size_t *cap)
 {
     const char *e = doc + len, *ae;
-    const char *p = obj_get(doc, e, xr->queues ? "queues" : "groups", &ae);
+    const char *p = obj_get(doc, e, xr->shape->arr, &ae);
     if (!p || *p != '[')
         return -1;
     for (p = ws(p + 1, ae); p < ae && *p != ']';) {
@@ -252,10 +278,9 @@ static int rows_add(xroute *xr, const char *doc, size_t len, int32_t node,
         r->p = s;
         r->len = (size_t)(q - s);
         r->node = node;
-        if (obj_str(s, q, xr->queues ? "group" : "name", r->group,
-                    sizeof(r->group)) != 0 ||
-            (xr->queues &&
-             obj_str(s, q, "topic", r->topic, sizeof(r->topic)) != 0))
+        if (obj_str(s, q, xr->shape->group, r->group, sizeof(r->group)) != 0 ||
+            (xr->shape->topic &&
+             obj_str(s, q, xr->shape->topic, r->topic, sizeof(r->topic)) != 0))
             return -1;
         (*n)++;
         p = ws(q, ae);
@@ -312,7 +337,7 @@ static void list_merge(void *arg, const sl_groute_ans *ans, size_t nans)
             v[k++] = v[pick];
         i = j;
     }
-    evbuffer_add_printf(o, "{\"%s\":[", xr->queues ? "queues" : "groups");
+    evbuffer_add_printf(o, "{\"%s\":[", xr->shape->arr);
     for (size_t i = 0; i < k; i++) {
         if (i)
             evbuffer_add(o, ",", 1);
@@ -374,7 +399,7 @@ static void forward_done(void *arg, const sl_groute_ans *ans, size_t n)
 
 static int is_list(const char *verb)
 {
-    return !strcmp(verb, "groups") || !strcmp(verb, "queues");
+    return shape_of(verb) != NULL;
 }
 
 static sl_err route(sl_admin_call *x, const char *verb, int *taken)
@@ -385,11 +410,22 @@ static sl_err route(sl_admin_call *x, const char *verb, int *taken)
     const char *scope = adm_arg(x, SL_GROUTE_SCOPE_KEY);
     const char *group = adm_arg(x, "group");
     const sl_admin_args *a = x->args;
+    char rg[300];
     int32_t coord;
     xroute *xr;
     sl_err rc;
 
     *taken = 0;
+    if (!strncmp(verb, "dlq.", 4) && !is_list(verb)) {
+        /* a DLQ's handled records are its redrive group's commits: the
+         * DLQ verbs run at that group's coordinator */
+        const char *d = adm_arg(x, "dlq");
+        group = NULL;
+        if (d && *d) {
+            adm_redrive_group(d, rg, sizeof(rg));
+            group = rg;
+        }
+    }
     if (scope && strcmp(scope, SL_GROUTE_SCOPE_NODE) &&
         strcmp(scope, "cluster")) {
         snprintf(x->msg, sizeof(x->msg),
@@ -433,7 +469,7 @@ static sl_err route(sl_admin_call *x, const char *verb, int *taken)
         return SL_ERR_NOMEM;
     }
     xr->x = x;
-    xr->queues = !strcmp(verb, "queues");
+    xr->shape = shape_of(verb);
     snprintf(xr->verb, sizeof(xr->verb), "%s", verb);
     if (a->user) {
         xr->has_user = 1;
@@ -469,8 +505,10 @@ static sl_err route(sl_admin_call *x, const char *verb, int *taken)
             return SL_ERR_UNKNOWN;
         }
     }
+    /* a redrive answers when it is over (rate-limited, in steps) */
     rc = sl_groute_admin(b, coord, is_list(verb) ? NULL : group, verb, a->n,
                          a->keys, a->values,
+                         !strcmp(verb, "dlq.redrive") ? REDRIVE_WAIT_MS : 0,
                          is_list(verb) ? list_merge : forward_done, xr);
     if (rc != SL_OK) {
         xroute_free(xr);

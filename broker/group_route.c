@@ -575,8 +575,8 @@ static void admin_answer(gr_op *o)
 
 sl_err sl_groute_admin(sl_broker *b, int32_t node, const char *group,
                        const char *verb, size_t nargs, const char *const *keys,
-                       const char *const *values, sl_groute_admin_fn fn,
-                       void *arg)
+                       const char *const *values, int timeout_ms,
+                       sl_groute_admin_fn fn, void *arg)
 {
     sl_groute *gr = sl_gstate_route(sl_ops_gstate(b));
     const sl_meta *m = sl_bcluster_image(b);
@@ -596,6 +596,10 @@ sl_err sl_groute_admin(sl_broker *b, int32_t node, const char *group,
     }
     o->admin_fn = fn;
     o->admin_arg = arg;
+    if (timeout_ms > 0) {
+        struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+        evtimer_add(o->timer, &tv); /* replaces ROUTE_TIMEOUT_MS */
+    }
     snprintf(o->group, sizeof(o->group), "%s%s%.200s", verb, group ? " " : "",
              group ? group : ""); /* for the log */
     /* the node answers for itself only: scope=node, and no scope of the

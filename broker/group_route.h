@@ -54,12 +54,13 @@ typedef void (*sl_groute_admin_fn)(void *arg, const sl_groute_ans *ans,
 
 /* Send ADMIN verb with args (plus scope=node) to node `node`, or, node < 0,
  * to every other node of the image that is not fenced. group (may be
- * NULL) only names the request in log lines. SL_OK: fn runs exactly once,
+ * NULL) only names the request in log lines. A node that has not
+ * answered after timeout_ms (0: 5 s) is given up. SL_OK: fn runs exactly once,
  * later, from the loop (never before this returns), also at shutdown
  * (answers SL_ERR_SHUTTING_DOWN); otherwise fn never runs. */
 sl_err sl_groute_admin(sl_broker *b, int32_t node, const char *group,
                        const char *verb, size_t nargs, const char *const *keys,
-                       const char *const *values, sl_groute_admin_fn fn,
-                       void *arg);
+                       const char *const *values, int timeout_ms,
+                       sl_groute_admin_fn fn, void *arg);
 
 #endif

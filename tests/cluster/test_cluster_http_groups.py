@@ -135,6 +135,34 @@ def test_groups_and_queues_answer_for_the_whole_cluster(cluster):
     assert st == 400 and doc["error"] == "INVALID_ARG", doc
     st, doc = api(c, 2, "/api/groups/nosuch")
     assert st == 404 and doc["error"] == "UNKNOWN_GROUP", doc
+    # a record rejected (STOMP NACK requeue:false) goes to the group's DLQ:
+    # every node lists the DLQ rows of every group, shows the record, and
+    # a purge of the DLQ asked of any node marks it handled everywhere
+    # (the DLQ verbs run at the coordinator of its redrive group)
+    g = sorted(coord)[1]
+    r = holders[g]
+    r.send("NACK", {"id": got[g][0].headers["ack"], "requeue": "false",
+                    "receipt": "nack"})
+    while r.read_frame().command != "RECEIPT":
+        pass  # the freed prefetch slot may bring a MESSAGE first
+    dlq = T + ".DLQ"
+    for n in all3:
+        st, doc = api(c, n, "/api/dlqs")
+        assert st == 200, doc
+        assert {(T, x, dlq) for x in coord} <= {
+            (d["source_topic"], d["group"], d["dlq_topic"])
+            for d in doc["dlqs"]}, (n, doc)
+        # the move to the DLQ is appended after the NACK's receipt
+        c.wait(lambda n=n: [x["value"] for x in api(
+            c, n, "/api/dlqs/" + dlq)[1].get("records", [])] == [
+                got[g][0].body.decode()], "the record in %s on node %d" % (
+                    dlq, n))
+    other = next(x for x in all3 if x != coordinator(view, dlq + ".redrive"))
+    st, doc = api(c, other, "/api/dlqs/%s/purge" % dlq, "POST")
+    assert st == 200 and doc["purged"] == 1, doc
+    for n in all3:
+        st, doc = api(c, n, "/api/dlqs/" + dlq)
+        assert st == 200 and doc["count"] == 0, (n, doc)
     # a purge asked of a node that does not coordinate the group is done
     # by its coordinator: every node then shows nothing ready
     g = sorted(coord)[0]
