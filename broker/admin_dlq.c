@@ -154,6 +154,12 @@ sl_err v_dlq_show(sl_admin_call *x)
     adm_redrive_group(dlq, rg, sizeof(rg));
     sl_jw_obj(&x->j);
     sl_jw_kstr(&x->j, "dlq_topic", dlq);
+    {
+        int64_t total, pending;
+        adm_dlq_counts(x->b, dlq, &total, &pending);
+        sl_jw_ki64(&x->j, "pending", pending);
+        sl_jw_ki64(&x->j, "total", total);
+    }
     sl_jw_key(&x->j, "records");
     sl_jw_arr(&x->j);
     for (int32_t p = 0; p < t->nparts && n < count; p++) {

@@ -202,12 +202,13 @@ static int obj_str(const char *p, const char *e, const char *key, char *out,
  * named by its group (and its topic, NULL: none). */
 typedef struct lshape {
     const char *verb, *arr, *group, *topic;
+    const char *pending, *total; /* the DLQ counts of an entry */
 } lshape;
 
 static const lshape shapes[] = {
-    {"groups", "groups", "name", NULL},
-    {"queues", "queues", "group", "topic"},
-    {"dlq.list", "dlqs", "group", "source_topic"},
+    {"groups", "groups", "name", NULL, "dlq_pending", "dlq_total"},
+    {"queues", "queues", "group", "topic", "dlq_pending", "dlq_total"},
+    {"dlq.list", "dlqs", "group", "source_topic", "pending", "total"},
 };
 
 static const lshape *shape_of(const char *verb)
@@ -226,6 +227,23 @@ typedef struct lrow {
     char group[256], topic[256];
 } lrow;
 
+/* An entry of the answer, kept while the DLQ counts are asked for. */
+typedef struct orow {
+    char *txt;
+    size_t len;
+    int32_t node;
+    int dc; /* its DLQ in xr->dcs, or -1 */
+} orow;
+
+/* A DLQ's counts, as the coordinator of its redrive group has them. */
+typedef struct dcount {
+    struct xroute *xr;
+    char dlq[256];
+    int32_t coord;
+    int have;
+    int64_t pending, total;
+} dcount;
+
 typedef struct xroute {
     sl_admin_call *x;
     const lshape *shape; /* a list verb's, or NULL */
@@ -235,12 +253,25 @@ typedef struct xroute {
     struct evbuffer *local; /* this node's answer (scope=node) */
     sl_err local_rc;
     int local_done;
+    /* the merged list, while the DLQ counts are asked for */
+    orow *rows;
+    size_t nrows;
+    dcount *dcs;
+    size_t ndcs;
+    int32_t *left_out;
+    size_t nleft;
+    int waiting;
 } xroute;
 
 static void xroute_free(xroute *xr)
 {
     if (xr->local)
         evbuffer_free(xr->local);
+    for (size_t i = 0; i < xr->nrows; i++)
+        free(xr->rows[i].txt);
+    free(xr->rows);
+    free(xr->dcs);
+    free(xr->left_out);
     free(xr);
 }
 
@@ -290,6 +321,137 @@ static int rows_add(xroute *xr, const char *doc, size_t len, int32_t node,
     return 0;
 }
 
+/* ---- the DLQ counts of a list ----------------------------------------
+ *
+ * An entry's dlq_pending (pending in dlq.list) is what the DLQ holds past
+ * the commits of its redrive group ("<dlq>.redrive"), which only that
+ * group's coordinator knows; the entry comes from the queue group's
+ * coordinator, often another node. So the merged list asks the redrive
+ * group's coordinator of each such DLQ (dlq.show, count 1: it answers
+ * pending and total) and writes its counts into the entries. A node that
+ * does not answer leaves the entry as its node had it. */
+
+/* The DLQ dlq of an entry from node: its index in xr->dcs, or -1 when
+ * that node's counts are the right ones already. */
+static int dcount_of(xroute *xr, const char *dlq, int32_t node)
+{
+    char rg[300];
+    int32_t coord;
+    adm_redrive_group(dlq, rg, sizeof(rg));
+    coord = sl_gstate_coordinator(xr->x->b, rg);
+    if (coord <= 0 || coord == node)
+        return -1;
+    for (size_t i = 0; i < xr->ndcs; i++)
+        if (!strcmp(xr->dcs[i].dlq, dlq))
+            return (int)i;
+    memset(&xr->dcs[xr->ndcs], 0, sizeof(xr->dcs[0]));
+    xr->dcs[xr->ndcs].xr = xr;
+    snprintf(xr->dcs[xr->ndcs].dlq, sizeof(xr->dcs[0].dlq), "%s", dlq);
+    xr->dcs[xr->ndcs].coord = coord;
+    return (int)xr->ndcs++;
+}
+
+/* The number member key of the object [p, e); 0 or -1. */
+static int obj_num(const char *p, const char *e, const char *key, int64_t *out)
+{
+    const char *ve, *v = obj_get(p, e, key, &ve);
+    char buf[32], *end;
+    long long n;
+    if (!v || ve - v <= 0 || ve - v >= (long)sizeof(buf))
+        return -1;
+    memcpy(buf, v, (size_t)(ve - v));
+    buf[ve - v] = 0;
+    n = strtoll(buf, &end, 10);
+    if (*end)
+        return -1;
+    *out = n;
+    return 0;
+}
+
+/* Row r with the number of member key replaced by n, into o. */
+static void put_patched(struct evbuffer *o, const char *p, size_t len,
+                        const char *k1, int64_t n1, const char *k2, int64_t n2)
+{
+    const char *e = p + len, *v1e, *v2e;
+    const char *v1 = obj_get(p, e, k1, &v1e), *v2 = obj_get(p, e, k2, &v2e);
+    if (!v1 || !v2) {
+        evbuffer_add(o, p, len);
+        return;
+    }
+    if (v2 < v1) { /* in the order they appear */
+        const char *t = v1, *te = v1e;
+        int64_t tn = n1;
+        v1 = v2, v1e = v2e, n1 = n2;
+        v2 = t, v2e = te, n2 = tn;
+    }
+    evbuffer_add(o, p, (size_t)(v1 - p));
+    evbuffer_add_printf(o, "%lld", (long long)n1);
+    evbuffer_add(o, v1e, (size_t)(v2 - v1e));
+    evbuffer_add_printf(o, "%lld", (long long)n2);
+    evbuffer_add(o, v2e, (size_t)(e - v2e));
+}
+
+static void list_emit(xroute *xr)
+{
+    sl_admin_call *x = xr->x;
+    struct evbuffer *o = x->out;
+    evbuffer_add_printf(o, "{\"%s\":[", xr->shape->arr);
+    for (size_t i = 0; i < xr->nrows; i++) {
+        const orow *r = &xr->rows[i];
+        const dcount *d = r->dc >= 0 ? &xr->dcs[r->dc] : NULL;
+        if (i)
+            evbuffer_add(o, ",", 1);
+        if (d && d->have)
+            put_patched(o, r->txt, r->len, xr->shape->pending, d->pending,
+                        xr->shape->total, d->total);
+        else
+            evbuffer_add(o, r->txt, r->len);
+    }
+    evbuffer_add(o, "]", 1);
+    for (size_t i = 0; i < xr->nleft; i++)
+        evbuffer_add_printf(o, "%s%d", i ? "," : ",\"left_out\":[",
+                            (int)xr->left_out[i]);
+    evbuffer_add(o, xr->nleft ? "]}" : "}", xr->nleft ? 2 : 1);
+    adm_finish(x, SL_OK);
+    xroute_free(xr);
+}
+
+static void dcount_done(void *arg, const sl_groute_ans *ans, size_t n)
+{
+    dcount *d = arg;
+    xroute *xr = d->xr;
+    if (n && ans[0].rc == SL_OK &&
+        obj_num(ans[0].json, ans[0].json + ans[0].len, "pending",
+                &d->pending) == 0 &&
+        obj_num(ans[0].json, ans[0].json + ans[0].len, "total", &d->total) == 0)
+        d->have = 1;
+    if (--xr->waiting == 0)
+        list_emit(xr);
+}
+
+/* Ask for every DLQ's counts, then emit (at once when none is asked). */
+static void dcounts_ask(xroute *xr)
+{
+    sl_broker *b = xr->x->b;
+    xr->waiting = 1; /* until every call is started */
+    for (size_t i = 0; i < xr->ndcs; i++) {
+        dcount *d = &xr->dcs[i];
+        const char *keys[] = {"dlq", "count"}, *values[] = {d->dlq, "1"};
+        char rg[300];
+        if (d->coord == (int32_t)b->cfg.node_id) {
+            d->have = adm_dlq_counts(b, d->dlq, &d->total, &d->pending);
+            continue;
+        }
+        adm_redrive_group(d->dlq, rg, sizeof(rg));
+        xr->waiting++;
+        if (sl_groute_admin(b, d->coord, rg, "dlq.show", 2, keys, values, 0,
+                            dcount_done, d) != SL_OK)
+            xr->waiting--;
+    }
+    if (--xr->waiting == 0)
+        list_emit(xr);
+}
+
 static void list_merge(void *arg, const sl_groute_ans *ans, size_t nans)
 {
     xroute *xr = arg;
@@ -297,11 +459,9 @@ static void list_merge(void *arg, const sl_groute_ans *ans, size_t nans)
     sl_broker *b = x->b;
     const char *user = xr->has_user ? xr->user : NULL;
     int32_t self = (int32_t)b->cfg.node_id;
-    struct evbuffer *o = x->out;
     lrow *v = NULL;
     size_t n = 0, cap = 0, k = 0;
     char *ldoc;
-    int first = 1;
 
     if (!xr->local_done || xr->local_rc != SL_OK) {
         snprintf(x->msg, sizeof(x->msg), "%s: this node's own list failed",
@@ -337,23 +497,35 @@ static void list_merge(void *arg, const sl_groute_ans *ans, size_t nans)
             v[k++] = v[pick];
         i = j;
     }
-    evbuffer_add_printf(o, "{\"%s\":[", xr->shape->arr);
+    if (!(xr->rows = calloc(k + 1, sizeof(*xr->rows))) ||
+        !(xr->dcs = calloc(k + 1, sizeof(*xr->dcs))) ||
+        !(xr->left_out = calloc(nans + 1, sizeof(*xr->left_out))))
+        goto nomem;
+    for (size_t i = 0; i < nans; i++)
+        if (ans[i].rc != SL_OK)
+            xr->left_out[xr->nleft++] = ans[i].node;
     for (size_t i = 0; i < k; i++) {
-        if (i)
-            evbuffer_add(o, ",", 1);
-        evbuffer_add(o, v[i].p, v[i].len);
+        orow *r = &xr->rows[xr->nrows];
+        char dlq[256];
+        if (!(r->txt = malloc(v[i].len)))
+            goto nomem;
+        memcpy(r->txt, v[i].p, v[i].len);
+        r->len = v[i].len;
+        r->node = v[i].node;
+        r->dc = -1;
+        xr->nrows++;
+        if (obj_str(v[i].p, v[i].p + v[i].len, "dlq_topic", dlq, sizeof(dlq)) ==
+                0 &&
+            dlq[0])
+            r->dc = dcount_of(xr, dlq, r->node);
     }
-    evbuffer_add(o, "]", 1);
-    for (size_t i = 0; i < nans; i++) {
-        if (ans[i].rc == SL_OK)
-            continue;
-        evbuffer_add_printf(o, "%s%d", first ? ",\"left_out\":[" : ",",
-                            (int)ans[i].node);
-        first = 0;
-    }
-    evbuffer_add(o, first ? "}" : "]}", first ? 1 : 2);
     free(v);
-    adm_finish(x, SL_OK);
+    dcounts_ask(xr);
+    return;
+nomem:
+    free(v);
+    snprintf(x->msg, sizeof(x->msg), "%s: out of memory", xr->verb);
+    adm_finish(x, SL_ERR_NOMEM);
     xroute_free(xr);
 }
 

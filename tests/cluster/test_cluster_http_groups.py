@@ -157,12 +157,31 @@ def test_groups_and_queues_answer_for_the_whole_cluster(cluster):
             c, n, "/api/dlqs/" + dlq)[1].get("records", [])] == [
                 got[g][0].body.decode()], "the record in %s on node %d" % (
                     dlq, n))
+
+    def dlq_counts(n):
+        """{group: (pending, total)} of the DLQ in node n's queues and
+        dlq.list rows, and dlq.show's own."""
+        q = {(r["group"], r["dlq_pending"], r["dlq_total"])
+             for r in api(c, n, "/api/queues")[1]["queues"]
+             if r["topic"] == T}
+        d = {(r["group"], r["pending"], r["total"])
+             for r in api(c, n, "/api/dlqs")[1]["dlqs"]
+             if r["source_topic"] == T}
+        s = api(c, n, "/api/dlqs/" + dlq)[1]
+        return q, d, (s["pending"], s["total"])
+    # the counts are the redrive group's coordinator's, whichever node
+    # coordinates the queue group of a row
+    want = {(x, 1, 1) for x in coord}
+    for n in all3:
+        assert dlq_counts(n) == (want, want, (1, 1)), n
     other = next(x for x in all3 if x != coordinator(view, dlq + ".redrive"))
     st, doc = api(c, other, "/api/dlqs/%s/purge" % dlq, "POST")
     assert st == 200 and doc["purged"] == 1, doc
+    want = {(x, 0, 1) for x in coord}
     for n in all3:
         st, doc = api(c, n, "/api/dlqs/" + dlq)
         assert st == 200 and doc["count"] == 0, (n, doc)
+        assert dlq_counts(n) == (want, want, (0, 1)), n
     # a purge asked of a node that does not coordinate the group is done
     # by its coordinator: every node then shows nothing ready
     g = sorted(coord)[0]
