@@ -636,3 +636,47 @@ def test_a_replica_moved_back_is_copied_again_and_counted(cluster):
                "node %d deleted its copy" % newcomer)
     # the whole partition both times: a moved-back replica starts at 0
     assert copied == [size, size], (copied, size)
+
+
+def test_a_caught_up_replica_joins_the_isr_on_its_fetch(tmp_path):
+    """A replica that catches up joins the ISR on the fetch that shows it
+    (as Kafka's leader expands the ISR), not at the leader's next ISR
+    tick, replica-lag-time-max-ms / 4 later: here 150 s, so a
+    reassignment and a restarted node's rejoin complete within the
+    test's deadlines only if the fetch does it. Before, both waited for
+    the tick (2.5 s with the default 10 s)."""
+    c = cluster_harness.Cluster(tmp_path, n=3, extra=[
+        "--replica-lag-time-max-ms", "600000"])
+    c.start()
+    try:
+        all3 = [1, 2, 3]
+        wait_all_up(c, all3)
+        c.cli(1, "topic", "create", "jn", "--partitions", "1",
+              "--replication-factor", "2")
+        view = c.wait(lambda: full_isr_of(c, "jn", all3, 1), "jn in sync")
+        ldr, _, reps, _ = view[0]
+        newcomer = next(n for n in all3 if n not in reps)
+        c.cli(ldr, "produce", "jn", "--acks", "durable",
+              input="".join("jn-%03d\n" % i for i in range(100)))
+        c.cli(1, "partition", "reassign", "jn/0", "--replicas",
+              "%d,%d" % (ldr, newcomer))
+        c.wait(lambda: (full_isr_of(c, "jn", all3, 1) or [[0, 0, []]])[0][2]
+               == [ldr, newcomer], "the move completes", timeout=60)
+        c.nodes[newcomer].wait_log(
+            lambda t: "jn/0: reassignment copy done (in sync)" in t,
+            "the copy logged")
+        # a node restarted (SIGTERM: it leaves the ISR first) rejoins
+        def isr(nodes):
+            v = same_everywhere(c, "jn", nodes, 1)
+            return sorted(parse(v)[0][3]) if v else None
+        c.nodes[newcomer].stop()
+        c.wait(lambda: isr([ldr]) == [ldr], "node %d out of the ISR"
+               % newcomer, timeout=60)
+        # (written: with one replica of two in sync, durable waits)
+        c.cli(ldr, "produce", "jn", "--acks", "written",
+              input="".join("jn-b%03d\n" % i for i in range(10)))
+        c.restart(newcomer)
+        c.wait(lambda: isr(all3) == sorted([ldr, newcomer]),
+               "node %d back in the ISR" % newcomer, timeout=60)
+    finally:
+        c.stop_all()
