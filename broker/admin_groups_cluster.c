@@ -452,12 +452,25 @@ static void dcounts_ask(xroute *xr)
         list_emit(xr);
 }
 
+/* Whether the caller may see row r: its group, or for dlq.list its DLQ
+ * topic (as v_dlq_list filters). */
+static int may_list(const xroute *xr, const lrow *r)
+{
+    sl_broker *b = xr->x->b;
+    const char *user = xr->has_user ? xr->user : NULL;
+    char dlq[256];
+    if (sl_acl_may_list(b, user, xr->admin, SL_RES_GROUP, r->group))
+        return 1;
+    return !strcmp(xr->shape->verb, "dlq.list") &&
+           obj_str(r->p, r->p + r->len, "dlq_topic", dlq, sizeof(dlq)) == 0 &&
+           sl_acl_may_list(b, user, xr->admin, SL_RES_TOPIC, dlq);
+}
+
 static void list_merge(void *arg, const sl_groute_ans *ans, size_t nans)
 {
     xroute *xr = arg;
     sl_admin_call *x = xr->x;
     sl_broker *b = x->b;
-    const char *user = xr->has_user ? xr->user : NULL;
     int32_t self = (int32_t)b->cfg.node_id;
     lrow *v = NULL;
     size_t n = 0, cap = 0, k = 0;
@@ -493,7 +506,7 @@ static void list_merge(void *arg, const sl_groute_ans *ans, size_t nans)
         for (; j < n && !lrow_cmp(&v[j], &v[i]); j++)
             if (v[j].node == coord)
                 pick = j;
-        if (sl_acl_may_list(b, user, xr->admin, SL_RES_GROUP, v[pick].group))
+        if (may_list(xr, &v[pick]))
             v[k++] = v[pick];
         i = j;
     }
