@@ -385,6 +385,18 @@ static int simple(sluice_conf *conf, const char *verb, int argc, char **argv,
     return EX_OK;
 }
 
+/* A list gathered from every node of a cluster names the nodes that did
+ * not answer in "left_out": say so, their groups are missing. */
+static void warn_left_out(const cJSON *o, const char *what)
+{
+    const cJSON *v;
+    cJSON_ArrayForEach(v, cJSON_GetObjectItem(o, "left_out"))
+    fprintf(stderr,
+            "sluice: %s: node %" PRId64 " did not answer: the groups it "
+            "coordinates are missing (retry in a few seconds)\n",
+            what, (int64_t)v->valuedouble);
+}
+
 static int cmd_queues(sluice_conf *conf, int argc, char **argv)
 {
     int json = 0, rc = simple(conf, "queues", argc, argv, &json);
@@ -412,6 +424,7 @@ static int cmd_queues(sluice_conf *conf, int argc, char **argv)
                    num(q, "in_flight"), num(q, "delayed"), dlq,
                    num(q, "consumers"), age);
         }
+        warn_left_out(o, "queues");
     }
     sluice_free(raw);
     cJSON_Delete(o);
@@ -782,6 +795,7 @@ static int cmd_dlq(sluice_conf *conf, int argc, char **argv)
     printf("%s\tsource=%s\tgroup=%s\tpending=%" PRId64 "\ttotal=%" PRId64 "\n",
            str(d, "dlq_topic"), str(d, "source_topic"), str(d, "group"),
            num(d, "pending"), num(d, "total"));
+    warn_left_out(o, "dlq list");
     cJSON_Delete(o);
     return EX_OK;
 }
