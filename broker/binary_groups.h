@@ -49,6 +49,12 @@ void sl_bg_stream_register(sl_broker *b);
  * fini frees every consumer. */
 sl_err sl_bg_queue_init(sl_broker *b);
 void sl_bg_queue_fini(sl_broker *b);
+/* Answer every parked QUEUE_ACQUIRE now with what it holds (usually
+ * nothing): a controlled shutdown moved this node's groups away
+ * (broker/cluster_ops.c, then sl_broker_stop_conns), and a long poll
+ * would keep its client here until its max wait passed; the next
+ * acquire learns where to go. */
+void sl_bg_queue_wake_all(sl_broker *b);
 /* binary_dlq.c: register 25-26. */
 void sl_bg_dlq_register(sl_broker *b);
 

@@ -902,3 +902,11 @@ void sl_bg_queue_fini(sl_broker *b)
     b->bgroups = NULL;
     free(s);
 }
+
+void sl_bg_queue_wake_all(sl_broker *b)
+{
+    bstate *s = b->bgroups;
+    for (bq *q = s ? s->consumers : NULL; q; q = q->next)
+        if (q->acq)
+            acq_respond(q->acq);
+}

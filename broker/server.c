@@ -257,8 +257,10 @@ void sl_broker_stop_conns(sl_broker *b)
     if (!b->conns_kept)
         return;
     b->conns_kept = 0;
-    if (b->stopping)
+    if (b->stopping) {
+        sl_bg_queue_wake_all(b); /* their groups moved: tell them now */
         sl_conn_stop_all(b);
+    }
 }
 
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
