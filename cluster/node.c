@@ -137,8 +137,10 @@ sl_err sl_cluster_parse_peers(const char *s, sl_cluster_peer *out, size_t *n,
         long id;
 
         if (len == 0 || len >= sizeof(ent)) {
-            snprintf(err, errlen, "cluster-peers: bad entry '%.*s' (want "
-                     "ID@HOST:PORT)", (int)(len > 80 ? 80 : len), p);
+            snprintf(err, errlen,
+                     "cluster-peers: bad entry '%.*s' (want "
+                     "ID@HOST:PORT)",
+                     (int)(len > 80 ? 80 : len), p);
             return SL_ERR_INVALID_CONFIG;
         }
         memcpy(ent, p, len);
@@ -148,9 +150,12 @@ sl_err sl_cluster_parse_peers(const char *s, sl_cluster_peer *out, size_t *n,
         errno = 0;
         id = at ? strtol(ent, &e, 10) : 0;
         if (!at || e != at || id < 1 || id > 1000000 || !colon ||
-            colon == at + 1 || !colon[1] || strlen(at + 1) >= SL_CLUSTER_ADDR_MAX) {
-            snprintf(err, errlen, "cluster-peers: bad entry '%s' (want "
-                     "ID@HOST:PORT with ID in 1..1000000)", ent);
+            colon == at + 1 || !colon[1] ||
+            strlen(at + 1) >= SL_CLUSTER_ADDR_MAX) {
+            snprintf(err, errlen,
+                     "cluster-peers: bad entry '%s' (want "
+                     "ID@HOST:PORT with ID in 1..1000000)",
+                     ent);
             return SL_ERR_INVALID_CONFIG;
         }
         if (k == SL_CLUSTER_MAX_PEERS) {
@@ -160,8 +165,10 @@ sl_err sl_cluster_parse_peers(const char *s, sl_cluster_peer *out, size_t *n,
         }
         for (size_t i = 0; i < k; i++)
             if (out[i].id == id || !strcmp(out[i].addr, at + 1)) {
-                snprintf(err, errlen, "cluster-peers: '%s' repeats an id or "
-                         "an address", ent);
+                snprintf(err, errlen,
+                         "cluster-peers: '%s' repeats an id or "
+                         "an address",
+                         ent);
                 return SL_ERR_INVALID_CONFIG;
             }
         /* insert sorted by id */
@@ -178,7 +185,8 @@ sl_err sl_cluster_parse_peers(const char *s, sl_cluster_peer *out, size_t *n,
         p = end ? end + 1 : NULL;
     }
     if (k == 0) {
-        snprintf(err, errlen, "cluster-peers: empty (want "
+        snprintf(err, errlen,
+                 "cluster-peers: empty (want "
                  "1@HOST:PORT,2@HOST:PORT,...)");
         return SL_ERR_INVALID_CONFIG;
     }
@@ -214,8 +222,8 @@ static item *copy_item(int kind, uint64_t index, const void *p, size_t len)
     return it;
 }
 
-static void on_fsm_apply(void *arg, uint64_t index, const void *cmd,
-                         size_t len, sl_err rc)
+static void on_fsm_apply(void *arg, uint64_t index, const void *cmd, size_t len,
+                         sl_err rc)
 {
     sl_log(SL_DEBUG, "cluster", "applied index %llu type %d: %s",
            (unsigned long long)index, sl_meta_cmd_type(cmd, len),
@@ -295,7 +303,8 @@ static void not_leader(sl_cluster_node *n, item *it)
                  (unsigned long long)lid, ln && ln->addr[0] ? " at " : "",
                  ln && ln->addr[0] ? ln->addr : "");
     } else {
-        snprintf(msg, sizeof(msg), "no metadata leader yet (election in "
+        snprintf(msg, sizeof(msg),
+                 "no metadata leader yet (election in "
                  "progress or no quorum); retry");
     }
     done(n, it, SL_ERR_BUSY, msg);
@@ -403,8 +412,7 @@ static void member_change(sl_cluster_node *n, item *it)
                  "over first; retry");
             return;
         }
-        rv = raft_remove(&n->raft, &it->change, (raft_id)it->member,
-                         remove_cb);
+        rv = raft_remove(&n->raft, &it->change, (raft_id)it->member, remove_cb);
     }
     if (rv != 0)
         member_done(it, rv, "");
@@ -547,14 +555,12 @@ static void controller(sl_cluster_node *n)
              * last heard (a dead metadata leader is fenced one election
              * earlier; a live one is heard again within a heartbeat) */
             for (unsigned i = 0; i < n->raft.configuration.n; i++)
-                seen_slot(n, (int32_t)n->raft.configuration.servers[i].id,
-                          now);
+                seen_slot(n, (int32_t)n->raft.configuration.servers[i].id, now);
             for (size_t i = 0; i < n->nseen; i++)
-                n->last_seen[i] =
-                    n->seen_id[i] == (int32_t)n->prev_leader &&
-                            n->prev_leader_heard <= now
-                        ? n->prev_leader_heard
-                        : now;
+                n->last_seen[i] = n->seen_id[i] == (int32_t)n->prev_leader &&
+                                          n->prev_leader_heard <= now
+                                      ? n->prev_leader_heard
+                                      : now;
         }
         return;
     }
@@ -578,7 +584,8 @@ static void controller(sl_cluster_node *n)
     /* a node that stopped itself (SL_MI_STOPPED) registers when it is
      * back, which lets the controller unfence it */
     if (self && !leaving &&
-        (strcmp(self->addr, n->addr) || strcmp(self->stomp_addr, n->stomp_addr) ||
+        (strcmp(self->addr, n->addr) ||
+         strcmp(self->stomp_addr, n->stomp_addr) ||
          strcmp(self->tls_addr, n->tls_addr) ||
          self->fenced == SL_MI_STOPPED)) {
         sl_meta_enc_register_tls(&wb, n->id, "", n->addr, n->stomp_addr,
@@ -692,7 +699,8 @@ static void async_cb(uv_async_t *a)
         n->xfer.data = n;
         if (raft_state(&n->raft) == RAFT_LEADER &&
             raft_transfer(&n->raft, &n->xfer, 0, xfer_cb) == 0) {
-            sl_log(SL_INFO, "cluster", "stopping: handing the metadata "
+            sl_log(SL_INFO, "cluster",
+                   "stopping: handing the metadata "
                    "leadership over");
             uv_timer_start(&n->tick, close_timer_cb,
                            4 * (uint64_t)n->election_ms, 0);
@@ -792,8 +800,7 @@ sl_err sl_cluster_node_start(const sl_cluster_cfg *cfg, sl_cluster_node **out,
              cfg->stomp_addr ? cfg->stomp_addr : "");
     snprintf(n->tls_addr, sizeof(n->tls_addr), "%s",
              cfg->tls_addr ? cfg->tls_addr : "");
-    rc = sl_cluster_parse_peers(cfg->peers, n->peers, &n->npeers, err,
-                                errlen);
+    rc = sl_cluster_parse_peers(cfg->peers, n->peers, &n->npeers, err, errlen);
     if (rc != SL_OK)
         goto fail;
     pi = peer_index(n, n->id);
