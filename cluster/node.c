@@ -6,6 +6,7 @@
 #include "cluster/node.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,37 @@ typedef struct ilist {
     item *head, *tail;
 } ilist;
 
+/* Liveness of one member, as this node sees it (raft thread; the
+ * controller's rules are in docs/cluster.md, "Failure detection"):
+ * - heard: when its last Raft message arrived (any message: heartbeat
+ *   replies, votes), noted by io_recv_hook as it arrives;
+ * - seen: the start of its current session: heard, or the moment a new
+ *   metadata leader gave it a fresh session; fenced when now - seen
+ *   reaches session_ms;
+ * - refused: consecutive connects to its Raft address refused while it
+ *   was silent (probe_cb). A refused connect is a definite signal: the
+ *   machine answered that nothing listens there, so the process is gone;
+ *   two of them, a tick apart, fence it without waiting out the session.
+ *   A paused process (its socket still listens) or a lost machine or
+ *   link (no answer at all) never refuses: those wait for the session. */
+struct probe;
+struct live {
+    int32_t id;
+    uint64_t heard, seen;
+    unsigned refused;
+    uint64_t probe_done; /* when the last probe finished */
+    struct probe *probe; /* in flight */
+};
+
+/* A connect to a silent member's Raft address (struct live). */
+typedef struct probe {
+    struct sl_cluster_node *n;
+    int32_t id;
+    uint64_t start;
+    uv_tcp_t tcp;
+    uv_connect_t req;
+} probe;
+
 struct sl_cluster_node {
     int32_t id;
     char listen[SL_CLUSTER_ADDR_MAX];
@@ -85,14 +117,17 @@ struct sl_cluster_node {
     int barrier_pending;
     struct raft_barrier barrier;
     int ctl_pending;
-    /* when each member of the Raft configuration was last heard from */
-    int32_t seen_id[SL_META_MAX_NODES];
-    uint64_t last_seen[SL_META_MAX_NODES];
-    size_t nseen;
-    /* as a follower: the Raft leader, and when it was last heard from
-     * (libraft resets the election timer on each of its messages) */
+    /* liveness of every member of the Raft configuration (live_slot) */
+    struct live live[SL_META_MAX_NODES];
+    size_t nlive;
+    unsigned heartbeat_ms;
+    /* the io's start and libraft's receive callback, wrapped to note when
+     * each message arrives (io_start_hook) */
+    int (*io_start)(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick,
+                    raft_io_recv_cb recv);
+    raft_io_recv_cb raft_recv;
+    /* as a follower: the Raft leader */
     raft_id prev_leader;
-    uint64_t prev_leader_heard;
     uint64_t last_tick; /* the controller's previous tick (uv_now) */
 };
 
@@ -498,18 +533,187 @@ static int peer_index(const sl_cluster_node *n, int32_t id)
     return -1;
 }
 
-/* The last_seen slot of member id (added, seen now, when new); NULL when
- * the table is full. */
-static uint64_t *seen_slot(sl_cluster_node *n, int32_t id, uint64_t now)
+/* The liveness slot of member id (added, heard and seen now, when new);
+ * NULL when the table is full. */
+static struct live *live_slot(sl_cluster_node *n, int32_t id, uint64_t now)
 {
-    for (size_t i = 0; i < n->nseen; i++)
-        if (n->seen_id[i] == id)
-            return &n->last_seen[i];
-    if (n->nseen == SL_META_MAX_NODES)
+    struct live *l;
+    for (size_t i = 0; i < n->nlive; i++)
+        if (n->live[i].id == id)
+            return &n->live[i];
+    if (n->nlive == SL_META_MAX_NODES)
         return NULL;
-    n->seen_id[n->nseen] = id;
-    n->last_seen[n->nseen] = now;
-    return &n->last_seen[n->nseen++];
+    l = &n->live[n->nlive++];
+    memset(l, 0, sizeof(*l));
+    l->id = id;
+    l->heard = l->seen = now;
+    return l;
+}
+
+/* libraft's receive callback, wrapped: every message notes its sender as
+ * heard now, before libraft handles it. */
+static void io_recv_hook(struct raft_io *io, struct raft_message *msg)
+{
+    sl_cluster_node *n =
+        (sl_cluster_node *)((char *)io - offsetof(sl_cluster_node, io));
+    uint64_t now = uv_now(&n->loop);
+    struct live *l = live_slot(n, (int32_t)msg->server_id, now);
+    if (l)
+        l->heard = now;
+    n->raft_recv(io, msg);
+}
+
+static int io_start_hook(struct raft_io *io, unsigned msecs,
+                         raft_io_tick_cb tick, raft_io_recv_cb recv)
+{
+    sl_cluster_node *n =
+        (sl_cluster_node *)((char *)io - offsetof(sl_cluster_node, io));
+    n->raft_recv = recv;
+    return n->io_start(io, msecs, tick, io_recv_hook);
+}
+
+static void probe_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void probe_close(probe *p)
+{
+    if (!uv_is_closing((uv_handle_t *)&p->tcp))
+        uv_close((uv_handle_t *)&p->tcp, probe_closed);
+}
+
+static void probe_cb(uv_connect_t *req, int status)
+{
+    probe *p = req->data;
+    sl_cluster_node *n = p->n;
+    for (size_t i = 0; i < n->nlive; i++) {
+        struct live *l = &n->live[i];
+        if (l->probe != p)
+            continue;
+        l->probe = NULL;
+        l->probe_done = uv_now(&n->loop);
+        if (status == UV_ECONNREFUSED && l->heard <= p->start) {
+            if (++l->refused == 1)
+                sl_log(SL_INFO, "cluster",
+                       "node %d silent and its Raft address refuses "
+                       "connections; confirming",
+                       (int)l->id);
+        } else {
+            l->refused = 0;
+        }
+    }
+    probe_close(p);
+}
+
+/* Stop l's probe, if any (it counts as not refused). */
+static void probe_cancel(struct live *l)
+{
+    if (l->probe) {
+        probe_close(l->probe); /* probe_cb runs with UV_ECANCELED */
+        l->probe = NULL;
+    }
+}
+
+/* Connect to address (HOST:PORT or [HOST]:PORT, numeric) to learn whether
+ * anything listens there. */
+static void probe_start(sl_cluster_node *n, struct live *l, const char *address,
+                        uint64_t now)
+{
+    struct sockaddr_storage ss;
+    char host[SL_CLUSTER_ADDR_MAX];
+    const char *colon = strrchr(address, ':');
+    size_t hl;
+    probe *p;
+    int port;
+
+    if (!colon || (hl = (size_t)(colon - address)) >= sizeof(host))
+        return;
+    memcpy(host, address, hl);
+    host[hl] = 0;
+    port = atoi(colon + 1);
+    if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
+        memmove(host, host + 1, hl - 2);
+        host[hl - 2] = 0;
+        if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) != 0)
+            return;
+    } else if (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) != 0) {
+        return;
+    }
+    if (!(p = calloc(1, sizeof(*p))))
+        return;
+    p->n = n;
+    p->id = l->id;
+    p->start = now;
+    p->tcp.data = p;
+    p->req.data = p;
+    if (uv_tcp_init(&n->loop, &p->tcp) != 0) {
+        free(p);
+        return;
+    }
+    if (uv_tcp_connect(&p->req, &p->tcp, (struct sockaddr *)&ss, probe_cb) !=
+        0) {
+        probe_close(p);
+        l->probe_done = now;
+        return;
+    }
+    l->probe = p;
+}
+
+/* Probe member l (Raft address address), silent since `since`, once per
+ * tick while it stays silent; 1 once two probes in a row were refused
+ * (the process is gone), else 0. */
+static int probe_step(sl_cluster_node *n, struct live *l, const char *address,
+                      uint64_t since, uint64_t now)
+{
+    if (now - since < 3 * (uint64_t)n->heartbeat_ms) { /* not silent */
+        l->refused = 0;
+        probe_cancel(l);
+        return 0;
+    }
+    if (l->refused >= 2)
+        return 1;
+    if (l->probe && now - l->probe->start > 4 * (uint64_t)n->heartbeat_ms)
+        probe_cancel(l); /* no answer at all: not a refusal */
+    else if (!l->probe && now - l->probe_done >= n->heartbeat_ms)
+        probe_start(n, l, address, now);
+    return 0;
+}
+
+/* The controller's view of member l (Raft address address) at now: 1
+ * alive, 0 not (fence it): silent for a whole session, or silent with
+ * its address refusing connections. */
+static int live_check(sl_cluster_node *n, struct live *l, const char *address,
+                      uint64_t now)
+{
+    if (l->heard > l->seen)
+        l->seen = l->heard;
+    if (now - l->seen >= n->session_ms)
+        return 0;
+    return !probe_step(n, l, address, l->seen, now);
+}
+
+/* As a follower: when the Raft leader lid (at address) fell silent and
+ * its address refuses connections, it is gone; start the election now
+ * rather than after a whole election timeout (libraft's follower starts
+ * one once now - election_timer_start reaches its randomized timeout, at
+ * most twice election_ms). Both followers see it; the first that stands
+ * may be refused by the other until that one sees it too, a tick later,
+ * and stands itself. */
+static void leader_check(sl_cluster_node *n, raft_id lid, const char *address,
+                         uint64_t now)
+{
+    struct live *l = live_slot(n, (int32_t)lid, now);
+    uint64_t back = 2 * (uint64_t)n->election_ms;
+    if (!l || !address || !probe_step(n, l, address, l->heard, now))
+        return;
+    if (now > back && now - n->raft.election_timer_start < back) {
+        sl_log(SL_WARN, "cluster",
+               "the metadata leader (node %d) is silent and its Raft "
+               "address refuses connections: standing for election now",
+               (int)lid);
+        n->raft.election_timer_start = now - back;
+    }
 }
 
 static void controller(sl_cluster_node *n)
@@ -527,8 +731,10 @@ static void controller(sl_cluster_node *n)
      * paused (SIGSTOP, a stalled VM): the silence it measured is its own,
      * so everyone gets a full session again instead of being fenced. */
     if (n->last_tick && now - n->last_tick > n->session_ms / 2)
-        for (size_t i = 0; i < n->nseen; i++)
-            n->last_seen[i] = now;
+        for (size_t i = 0; i < n->nlive; i++) {
+            n->live[i].seen = now;
+            n->live[i].refused = 0;
+        }
     n->last_tick = now;
     if (raft_state(&n->raft) == RAFT_FOLLOWER) {
         raft_id lid = 0;
@@ -536,11 +742,15 @@ static void controller(sl_cluster_node *n)
         raft_leader(&n->raft, &lid, &laddr);
         if (lid && lid != (raft_id)n->id) {
             n->prev_leader = lid;
-            n->prev_leader_heard = n->raft.election_timer_start;
+            leader_check(n, lid, laddr, now);
         }
     }
     if (raft_state(&n->raft) != RAFT_LEADER) {
         n->barrier_term = 0;
+        for (size_t i = 0; i < n->nlive; i++)
+            if (n->live[i].id != (int32_t)n->prev_leader ||
+                raft_state(&n->raft) != RAFT_FOLLOWER)
+                probe_cancel(&n->live[i]);
         return;
     }
     if (n->barrier_term != n->raft.current_term) {
@@ -555,12 +765,14 @@ static void controller(sl_cluster_node *n)
              * last heard (a dead metadata leader is fenced one election
              * earlier; a live one is heard again within a heartbeat) */
             for (unsigned i = 0; i < n->raft.configuration.n; i++)
-                seen_slot(n, (int32_t)n->raft.configuration.servers[i].id, now);
-            for (size_t i = 0; i < n->nseen; i++)
-                n->last_seen[i] = n->seen_id[i] == (int32_t)n->prev_leader &&
-                                          n->prev_leader_heard <= now
-                                      ? n->prev_leader_heard
-                                      : now;
+                live_slot(n, (int32_t)n->raft.configuration.servers[i].id, now);
+            for (size_t i = 0; i < n->nlive; i++) {
+                struct live *l = &n->live[i];
+                int prev = l->id == (int32_t)n->prev_leader;
+                l->seen = prev && l->heard <= now ? l->heard : now;
+                if (!prev) /* the old leader's refusals still hold */
+                    l->refused = 0;
+            }
         }
         return;
     }
@@ -599,14 +811,13 @@ static void controller(sl_cluster_node *n)
     }
     for (unsigned i = 0; i < n->raft.configuration.n; i++) {
         const struct raft_server *s = &n->raft.configuration.servers[i];
-        uint64_t *seen = seen_slot(n, (int32_t)s->id, now);
-        if (!seen || k == SL_META_MAX_NODES)
+        struct live *l = live_slot(n, (int32_t)s->id, now);
+        if (!l || k == SL_META_MAX_NODES)
             continue;
-        if ((int32_t)s->id == n->id ||
-            n->raft.leader_state.progress[i].recent_recv)
-            *seen = now;
+        if ((int32_t)s->id == n->id)
+            l->heard = now;
         ids[k] = (int32_t)s->id;
-        alive[k] = now - *seen < n->session_ms;
+        alive[k] = live_check(n, l, s->address, now);
         k++;
     }
     if (sl_meta_liveness_cmds(m, ids, alive, k, &wb) > 0) {
@@ -615,9 +826,13 @@ static void controller(sl_cluster_node *n)
             uint32_t len = sl_get_u32(wb.p + off);
             int type = sl_meta_cmd_type(wb.p + off + 4, len);
             uint32_t who = sl_get_u32(wb.p + off + 6);
+            struct live *l = live_slot(n, (int32_t)who, now);
             sl_log(SL_WARN, "cluster", "controller: %s node %u",
-                   type == SL_MCMD_FENCE_NODE ? "fencing (not heard from)"
-                                              : "unfencing (alive)",
+                   type != SL_MCMD_FENCE_NODE ? "unfencing (alive)"
+                   : l && l->refused >= 2
+                       ? "fencing (silent, its Raft address refuses "
+                         "connections)"
+                       : "fencing (not heard from)",
                    who);
             ctl_propose(n, wb.p + off + 4, len);
             off += 4 + len;
@@ -657,6 +872,8 @@ static void close_raft(sl_cluster_node *n)
     if (n->closing)
         return;
     n->closing = 1;
+    for (size_t i = 0; i < n->nlive; i++)
+        probe_cancel(&n->live[i]);
     uv_timer_stop(&n->tick);
     uv_close((uv_handle_t *)&n->tick, NULL);
     raft_close(&n->raft, node_raft_closed);
@@ -792,6 +1009,7 @@ sl_err sl_cluster_node_start(const sl_cluster_cfg *cfg, sl_cluster_node **out,
     n->id = cfg->node_id;
     n->session_ms = cfg->session_ms;
     n->election_ms = cfg->election_ms;
+    n->heartbeat_ms = cfg->heartbeat_ms ? cfg->heartbeat_ms : 100;
     n->notify = cfg->notify;
     n->notify_arg = cfg->notify_arg;
     snprintf(n->listen, sizeof(n->listen), "%s", cfg->listen);
@@ -849,6 +1067,8 @@ sl_err sl_cluster_node_start(const sl_cluster_cfg *cfg, sl_cluster_node **out,
         goto fail;
     }
     n->io_init = 1;
+    n->io_start = n->io.start; /* note each message's arrival */
+    n->io.start = io_start_hook;
     if ((rv = raft_init(&n->raft, &n->io, &n->fsm.fsm, (raft_id)n->id,
                         n->listen)) != 0) {
         snprintf(err, errlen, "raft: %s", raft_errmsg(&n->raft));
