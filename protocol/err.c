@@ -68,6 +68,9 @@ static const struct {
                                      "broker knows yet"},
     [SL_ERR_NOT_COORDINATOR] = {"SL_ERR_NOT_COORDINATOR",
                                 "not the coordinator of this group"},
+    [SL_ERR_UNKNOWN_PRODUCER_ID] = {"SL_ERR_UNKNOWN_PRODUCER_ID",
+                                    "producer unknown to the partition "
+                                    "(its state was lost)"},
 };
 
 static const char *errno_name(int e)

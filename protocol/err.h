@@ -65,6 +65,11 @@ typedef enum sl_err {
                                          knows yet; retry */
     SL_ERR_NOT_COORDINATOR = 40, /* cluster: another node coordinates
                                     this group; find it again */
+    SL_ERR_UNKNOWN_PRODUCER_ID = 41, /* idempotent producer: the partition
+                                        has no state of this producer id
+                                        and the batch does not start at
+                                        sequence 0 (KIP-360): bump the
+                                        epoch, restart the sequences */
     SL_ERR__END                 /* not an error: one past the last */
 } sl_err;
 

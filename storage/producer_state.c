@@ -20,7 +20,8 @@
  * producer (and was not built since open) reads nothing. (If a crash
  * loses that first, unsynced snapshot and no idempotent batch arrives
  * again before the next roll, the producers of the rolled segment are
- * forgotten: their next batches are accepted as new producers'.)
+ * forgotten: their next batches get SL_ERR_UNKNOWN_PRODUCER_ID and the
+ * clients move to their next epoch.)
  *
  * SNAPSHOT FILES. DIR/NNNNNNNNNNNNNNNNNNNN.producers holds the state of
  * every batch below offset NNNN (the log end when it was written). It is
@@ -49,8 +50,8 @@
  * With no usable snapshot the build scans only the active segment
  * (batches in older segments were written before this code, or their
  * snapshot was lost): a producer whose last batch lies there is then
- * unknown, and its next batch is accepted as a new producer's, as Kafka
- * does for a producer whose state expired.
+ * unknown, and its next batch (not at sequence 0) is answered
+ * SL_ERR_UNKNOWN_PRODUCER_ID: the client moves to its next epoch (KIP-360).
  *
  * Format (little-endian), then a CRC-32C of everything before it:
  *   u32 magic "SLPS"  u32 version 1  i64 offset  u32 producers
@@ -243,8 +244,8 @@ sl_err sl_pstate_check(const sl_pstate *ps, const sl_batch_hdr *h, int *dup,
     if (h->producer_epoch < 0 || h->base_sequence < 0)
         return SL_ERR_MALFORMED;
     e = find(ps, h->producer_id);
-    if (!e)
-        return SL_OK; /* a new producer (or one whose state expired) */
+    if (!e) /* a new producer starts at 0; else its state was lost */
+        return first == 0 ? SL_OK : SL_ERR_UNKNOWN_PRODUCER_ID;
     if (h->producer_epoch < e->epoch)
         return SL_ERR_PRODUCER_FENCED;
     if (h->producer_epoch > e->epoch)

@@ -52,8 +52,8 @@ size_t sl_pstate_count(const sl_pstate *ps);
 
 /*
  * Check batch h (producer_id >= 0) before a leader appends it:
- *  - SL_OK, *dup = 0: append it (a next sequence, an unknown producer, or
- *    a new epoch starting at sequence 0);
+ *  - SL_OK, *dup = 0: append it (a next sequence, or an unknown producer
+ *    or a new epoch starting at sequence 0);
  *  - SL_OK, *dup = 1: the same sequence range as one of the last
  *    SL_PSTATE_WINDOW batches: a retry. Append nothing; *base is the
  *    original base offset and *next the offset after it;
@@ -63,13 +63,18 @@ size_t sl_pstate_count(const sl_pstate *ps);
  *  - SL_ERR_OUT_OF_ORDER_SEQUENCE: not last + 1 (a gap, or a new epoch
  *    not starting at 0);
  *  - SL_ERR_PRODUCER_FENCED: an epoch older than the producer's;
+ *  - SL_ERR_UNKNOWN_PRODUCER_ID: a producer ps does not know, at a
+ *    sequence other than 0: its state was lost (a new leader that never
+ *    got its batches, state expired or evicted). The client moves to the
+ *    next epoch and restarts at 0 (Kafka's KIP-360), rather than the
+ *    partition taking any sequence as a first one and so hiding a gap;
  *  - SL_ERR_MALFORMED: producer_epoch or base_sequence negative.
  */
 sl_err sl_pstate_check(const sl_pstate *ps, const sl_batch_hdr *h, int *dup,
                        int64_t *base, int64_t *next);
 /* Remember batch h (its base_offset assigned) appended at now_ms. A new
  * epoch replaces the producer's window. Never fails: without memory the
- * producer is forgotten (its next batch is accepted as a new producer's). */
+ * producer is forgotten (its next batch is SL_ERR_UNKNOWN_PRODUCER_ID). */
 void sl_pstate_record(sl_pstate *ps, const sl_batch_hdr *h, int64_t now_ms);
 /* A producer ps does not know is expected to continue at h's sequence in
  * h's epoch (sl_part_idem_refused); a known one is left as it is. */

@@ -112,8 +112,11 @@ typedef enum sluice_err {
     /* cluster: leader epochs (KIP-320), retried by libsluice */
     SLUICE_ERR_FENCED_LEADER_EPOCH = 38,  /* the client's epoch is stale */
     SLUICE_ERR_UNKNOWN_LEADER_EPOCH = 39, /* the broker's epoch is stale */
-    SLUICE_ERR_NOT_COORDINATOR = 40 /* cluster: the group moved to another
-                                       node (consumers follow it) */
+    SLUICE_ERR_NOT_COORDINATOR = 40, /* cluster: the group moved to another
+                                        node (consumers follow it) */
+    SLUICE_ERR_UNKNOWN_PRODUCER_ID = 41 /* idempotent producer: the leader
+                                           lost its state (producers
+                                           recover on their own) */
 } sluice_err;
 
 /* Issue 16's names of the login and permission errors. */

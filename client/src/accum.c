@@ -363,6 +363,7 @@ sl_pbatch *sl_accum_take(sl_accum *a, int64_t now_ms, int all, sl_err *err)
             b->bb.producer_epoch = a->epoch;
             b->bb.base_sequence = *seq;
             *seq = sl_seq_add(*seq, b->n);
+            b->stamped = ++a->stamps;
         } else {
             b->bb.producer_id = -1;
             b->bb.producer_epoch = -1;

@@ -31,6 +31,8 @@ typedef struct sl_pbatch {
     int last_err;          /* producer: why the last attempt failed */
     uint32_t attempts;     /* producer: requests that carried it */
     size_t pop_end;        /* its buffer is faulted in up to here (accum.c) */
+    uint64_t stamped;      /* when its producer fields were stamped (the
+                              accumulator's stamps count then) */
 } sl_pbatch;
 
 typedef struct sl_accum_topic {
@@ -71,6 +73,7 @@ typedef struct sl_accum {
      * the resend. -1 = not idempotent (the producer ids stay -1). */
     int64_t pid;
     int16_t epoch;
+    uint64_t stamps; /* batches stamped so far (sl_pbatch.stamped) */
 } sl_accum;
 
 void sl_accum_init(sl_accum *a, size_t batch_size, uint32_t batch_records,

@@ -23,6 +23,9 @@ _Static_assert((int)SLUICE_ERR_DUPLICATE_SEQUENCE ==
                "sluice_err out of sync with sl_err");
 _Static_assert((int)SLUICE_ERR_NOT_COORDINATOR == (int)SL_ERR_NOT_COORDINATOR,
                "sluice_err out of sync with sl_err");
+_Static_assert((int)SLUICE_ERR_UNKNOWN_PRODUCER_ID ==
+                   (int)SL_ERR_UNKNOWN_PRODUCER_ID,
+               "sluice_err out of sync with sl_err");
 _Static_assert((int)SLUICE_ERR_UNKNOWN_LEADER_EPOCH ==
                    (int)SL_ERR_UNKNOWN_LEADER_EPOCH,
                "sluice_err out of sync with sl_err");
@@ -88,6 +91,7 @@ const char *sluice_errname(int err)
         N(ERR_FENCED_LEADER_EPOCH),
         N(ERR_UNKNOWN_LEADER_EPOCH),
         N(ERR_NOT_COORDINATOR),
+        N(ERR_UNKNOWN_PRODUCER_ID),
 #undef N
     };
     if (SLUICE_ERR_IS_SYS(err))

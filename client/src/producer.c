@@ -42,6 +42,21 @@
  * partition's sequences, so after any failed batch the producer asks for
  * the next epoch of its id (sequences restart at 0). A broker without the
  * api (UNSUPPORTED_API) turns idempotence off for this producer.
+ *
+ * A leader that lost this producer's state (a new leader that never got
+ * its batches) answers UNKNOWN_PRODUCER_ID to a batch that does not start
+ * at sequence 0; nothing of the producer is in its log, so none of the
+ * partition's unacknowledged batches is stored. OUT_OF_ORDER_SEQUENCE
+ * with no earlier batch of the partition pending is the same loss in part
+ * (the leader lost the tail of what it had acknowledged with acks written:
+ * a new leader that got only some of it): the batch was not stored, nor
+ * any later one. In both cases, as Kafka's KIP-360, the
+ * producer then (unk_*) holds the partition until none of its batches is
+ * in flight, takes the next epoch, and resends the partition's batches in
+ * order renumbered from 0 (restamp: the header's id, epoch, sequence and
+ * CRC rewritten). Batches of one partition stamped with different
+ * epochs are never in flight together (blocked()), so a later batch in a
+ * new epoch cannot be stored ahead of an earlier one the leader refused.
  */
 #include <poll.h>
 #include <pthread.h>
@@ -95,8 +110,23 @@ struct sluice_producer {
     sl_arena arena;
     int pid_reset;        /* a stamped batch failed: ask for a new epoch */
     int pid_off;          /* the broker has no INIT_PRODUCER_ID */
+    struct unk *unk;      /* partitions answered UNKNOWN_PRODUCER_ID */
+    size_t nunk, unkcap;
     int64_t wall_off;     /* wall clock - monotonic clock, ms */
     int64_t wall_sync_ms; /* monotonic time wall_off was measured */
+};
+
+/* A partition whose leader answered UNKNOWN_PRODUCER_ID (KIP-360): held
+ * until no batch of it is in flight and the producer has its next epoch;
+ * then released: its batches stamped before (stamped < mark) are
+ * renumbered from 0 in the new epoch as they are sent. */
+struct unk {
+    int tidx;
+    int32_t partition;
+    int hold;
+    int64_t pid; /* the stamp the leader did not know */
+    int16_t epoch;
+    uint64_t mark;
 };
 
 /* ---- reports ---------------------------------------------------------- */
@@ -158,6 +188,68 @@ static int deliver(sluice_producer *p)
     return (int)n;
 }
 
+/* ---- KIP-360: a leader that lost the producer's state ----------------- */
+
+static struct unk *unk_find(const sluice_producer *p, int tidx, int32_t part)
+{
+    for (size_t i = 0; i < p->nunk; i++)
+        if (p->unk[i].tidx == tidx && p->unk[i].partition == part)
+            return &p->unk[i];
+    return NULL;
+}
+
+/* b was answered UNKNOWN_PRODUCER_ID: hold its partition, and ask for the
+ * next epoch if b carries the current one. 0 without memory (b fails). */
+static int unk_note(sluice_producer *p, const sl_pbatch *b)
+{
+    struct unk *u = unk_find(p, b->tidx, b->partition);
+    if (!u) {
+        if (p->nunk == p->unkcap) {
+            size_t ncap = p->unkcap ? 2 * p->unkcap : 4;
+            struct unk *nu = realloc(p->unk, ncap * sizeof(*nu));
+            if (!nu)
+                return 0;
+            p->unk = nu;
+            p->unkcap = ncap;
+        }
+        u = &p->unk[p->nunk++];
+        memset(u, 0, sizeof(*u));
+        u->tidx = b->tidx;
+        u->partition = b->partition;
+    }
+    u->hold = 1;
+    u->pid = b->bb.producer_id;
+    u->epoch = b->bb.producer_epoch;
+    if (b->bb.producer_id == p->acc.pid && b->bb.producer_epoch == p->acc.epoch)
+        p->pid_reset = 1;
+    return 1;
+}
+
+/* Is b to be renumbered in the current epoch before it is sent? */
+static int unk_restamp_due(const sluice_producer *p, const sl_pbatch *b)
+{
+    const struct unk *u = unk_find(p, b->tidx, b->partition);
+    return u && !u->hold && p->acc.pid >= 0 && b->bb.producer_id >= 0 &&
+           b->stamped < u->mark;
+}
+
+/* Give b the current id and epoch and its partition's next sequence, in
+ * the encoded header too (CRC recomputed). */
+static void restamp(sluice_producer *p, sl_pbatch *b)
+{
+    int32_t *seq = &p->acc.topics[b->tidx].seq[b->partition];
+    uint8_t *e = (uint8_t *)b->enc;
+    b->bb.producer_id = p->acc.pid;
+    b->bb.producer_epoch = p->acc.epoch;
+    b->bb.base_sequence = *seq;
+    *seq = sl_seq_add(*seq, b->n);
+    memcpy(e + 39, &b->bb.producer_id, 8);
+    memcpy(e + 47, &b->bb.producer_epoch, 2);
+    memcpy(e + 49, &b->bb.base_sequence, 4);
+    sl_put_u32(e + SL_BATCH_CRC_OFF, sl_batch_compute_crc(e, b->enc_len));
+    b->stamped = ++p->acc.stamps;
+}
+
 /* ---- retries ---------------------------------------------------------- */
 
 /* Into the retry list, behind every older batch but before any newer
@@ -214,9 +306,12 @@ static int earlier_pending(const sluice_producer *p, const sl_pbatch *b)
 static void retry_or_report(sluice_producer *p, sl_pbatch *b, sl_err err)
 {
     int64_t now = sl_cl_now_ms();
-    int may_pass = sl_cl_retriable(err) ||
-                   (err == SL_ERR_OUT_OF_ORDER_SEQUENCE &&
-                    earlier_pending(p, b));
+    int may_pass =
+        sl_cl_retriable(err) ||
+        (err == SL_ERR_OUT_OF_ORDER_SEQUENCE && earlier_pending(p, b)) ||
+        ((err == SL_ERR_UNKNOWN_PRODUCER_ID ||
+          err == SL_ERR_OUT_OF_ORDER_SEQUENCE) &&
+         b->bb.producer_id >= 0 && unk_note(p, b));
     if (p->cfg.acks != SL_ACKS_NONE && may_pass &&
         p->cfg.delivery_timeout_ms > 0 &&
         now - b->created_ms < p->cfg.delivery_timeout_ms) {
@@ -228,22 +323,44 @@ static void retry_or_report(sluice_producer *p, sl_pbatch *b, sl_err err)
     report_batch(p, b, -1, err);
 }
 
+static int pid_needed(const sluice_producer *p);
+
 /* Is a batch of b's partition waiting for a resend, or in flight on
- * another connection than to? Then b waits behind it. */
+ * another connection than to, or in flight with another producer epoch
+ * than b would carry? Then b waits behind it. A partition held after
+ * UNKNOWN_PRODUCER_ID is released here once nothing of it is in flight
+ * and the producer has its next epoch. */
 static int blocked(sluice_producer *p, const sl_pbatch *b, sl_cl_conn *to)
 {
     const sl_pbatch *x;
     const inflight *f;
+    struct unk *u = unk_find(p, b->tidx, b->partition);
+    int64_t pid = b->bb.producer_id;
+    int16_t epoch = b->bb.producer_epoch;
     for (x = p->retry_head; x; x = x->next)
         if (x->tidx == b->tidx && x->partition == b->partition)
             return 1;
-    for (f = p->if_head; f; f = f->next) {
-        if (f->conn == to)
-            continue;
-        for (x = f->batches; x; x = x->next)
-            if (x->tidx == b->tidx && x->partition == b->partition)
-                return 1;
+    if (u && u->hold) {
+        for (f = p->if_head; f; f = f->next)
+            for (x = f->batches; x; x = x->next)
+                if (x->tidx == b->tidx && x->partition == b->partition)
+                    return 1;
+        if (pid_needed(p) || (p->acc.pid == u->pid && p->acc.epoch == u->epoch))
+            return 1; /* the next epoch first */
+        u->hold = 0;
+        u->mark = p->acc.stamps + 1;
+        p->acc.topics[b->tidx].seq[b->partition] = 0;
     }
+    if (unk_restamp_due(p, b)) {
+        pid = p->acc.pid;
+        epoch = p->acc.epoch;
+    }
+    for (f = p->if_head; f; f = f->next)
+        for (x = f->batches; x; x = x->next)
+            if (x->tidx == b->tidx && x->partition == b->partition &&
+                (f->conn != to || x->bb.producer_id != pid ||
+                 x->bb.producer_epoch != epoch))
+                return 1;
     return 0;
 }
 
@@ -598,6 +715,8 @@ static sl_err send_one(sluice_producer *p, int all, int *sent)
             sl_accum_unget(&p->acc, b);
             break;
         }
+        if (unk_restamp_due(p, b))
+            restamp(p, b);
         b->next = NULL;
         if (tail)
             tail->next = b;
@@ -685,8 +804,8 @@ static sl_err send_one(sluice_producer *p, int all, int *sent)
     *sent = 1;
     /* do not wait for the socket to take it all: keep batching while the
      * kernel drains (bounded by OUT_PENDING) */
-    rc = sl_cl_conn_write_bounded(
-        to, sl_cl_deadline(p->cfg.request_timeout_ms), OUT_PENDING);
+    rc = sl_cl_conn_write_bounded(to, sl_cl_deadline(p->cfg.request_timeout_ms),
+                                  OUT_PENDING);
     if (rc != SL_OK)
         drop_conn(p, to, rc);
     return SL_OK;
@@ -779,6 +898,7 @@ void sluice_producer_free(sluice_producer *p)
     sl_cl_route_fini(&p->rt);
     sl_arena_fini(&p->arena);
     free(p->meta);
+    free(p->unk);
     pthread_mutex_destroy(&p->mu);
     free(p);
 }

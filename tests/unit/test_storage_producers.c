@@ -85,7 +85,11 @@ static void test_pstate_rules(void **state)
     int64_t base = -1, next = -1;
     sl_batch_hdr h;
 
-    /* unknown producer: any sequence starts it */
+    /* unknown producer: not at sequence 0, its state was lost (KIP-360) */
+    h = hdr(7, 0, 5, 3, 100);
+    assert_int_equal(sl_pstate_check(ps, &h, &dup, &base, &next),
+                     SL_ERR_UNKNOWN_PRODUCER_ID);
+    /* unknown producer: sequence 0 starts it */
     h = hdr(7, 0, 0, 3, 100);
     assert_int_equal(sl_pstate_check(ps, &h, &dup, &base, &next), SL_OK);
     assert_int_equal(dup, 0);
@@ -400,9 +404,11 @@ static void test_refused_first_batch_is_expected(void **state)
     h = hdr(22, 0, 7, 1, -1);
     sl_part_idem_refused(p, &h);
     assert_int_equal(papp(p, 22, 0, 2, 1, 0, &base, &dup), SL_OK);
-    /* never refused: a producer the partition does not know starts at
-     * any sequence, as before (its state may have expired) */
-    assert_int_equal(papp(p, 23, 0, 5, 1, 0, &base, &dup), SL_OK);
+    /* never refused: a producer the partition does not know, not at
+     * sequence 0, lost its state here (KIP-360): nothing stored */
+    assert_int_equal(papp(p, 23, 0, 5, 1, 0, &base, &dup),
+                     SL_ERR_UNKNOWN_PRODUCER_ID);
+    assert_int_equal(papp(p, 23, 1, 0, 1, 0, &base, &dup), SL_OK);
     sl_part_free(p);
     tu_rmrf(dir);
 }

@@ -74,6 +74,7 @@ __all__ = [
     "AuthorizationError",
     "OutOfOrderSequenceError", "ProducerFencedError", "DuplicateSequenceError",
     "FencedLeaderEpochError", "UnknownLeaderEpochError",
+    "UnknownProducerIdError",
     "SystemError_",
     "error_from_code", "ESYS_BASE",
 ]
@@ -313,6 +314,17 @@ class NotCoordinatorError(SluiceError):
     coordinator by themselves; retry other calls."""
     code = 40
     name = "SLUICE_ERR_NOT_COORDINATOR"
+
+
+class UnknownProducerIdError(SluiceError):
+    """Idempotent producer: the partition's leader has no state of the
+    producer id (lost with a leader whose batches it never got) and the
+    batch does not start its sequences. libsluice recovers on its own as
+    Kafka's KIP-360 does (next epoch, sequences from 0; docs/cluster.md
+    section 4); this reaches the application only after the delivery
+    timeout."""
+    code = 41
+    name = "SLUICE_ERR_UNKNOWN_PRODUCER_ID"
 
 
 class AuthorizationError(SluiceError, PermissionError):

@@ -39,7 +39,8 @@ def test_idempotence_and_epoch_error_classes():
             36: sluice.ProducerFencedError,
             37: sluice.DuplicateSequenceError,
             38: sluice.FencedLeaderEpochError,
-            39: sluice.UnknownLeaderEpochError}
+            39: sluice.UnknownLeaderEpochError,
+            41: sluice.UnknownProducerIdError}
     for code, cls in want.items():
         e = errors.error_from_code(code, "why")
         assert type(e) is cls
