@@ -65,6 +65,7 @@ struct live {
     int32_t id;
     uint64_t heard, seen;
     unsigned refused;
+    int wiped;           /* answered below what it had acknowledged */
     uint64_t probe_done; /* when the last probe finished */
     struct probe *probe; /* in flight */
 };
@@ -126,6 +127,9 @@ struct sl_cluster_node {
     int (*io_start)(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick,
                     raft_io_recv_cb recv);
     raft_io_recv_cb raft_recv;
+    /* a wiped voter's demotion and promotion (wiped_step) */
+    struct raft_change wchange;
+    int wchange_busy;
     /* as a follower: the Raft leader */
     raft_id prev_leader;
     uint64_t last_tick; /* the controller's previous tick (uv_now) */
@@ -552,14 +556,43 @@ static struct live *live_slot(sl_cluster_node *n, int32_t id, uint64_t now)
 
 /* libraft's receive callback, wrapped: every message notes its sender as
  * heard now, before libraft handles it. */
+/* A follower whose log ends below the index it had acknowledged (its
+ * match index) lost its Raft log: its data directory was wiped (a
+ * correct Raft node never loses an entry it acknowledged: libraft
+ * persists before it answers). Noted as the leader; wiped_step demotes
+ * it. */
+static void note_wiped(sl_cluster_node *n, struct live *l,
+                       const struct raft_message *msg)
+{
+    const struct raft_append_entries_result *r = &msg->append_entries_result;
+    if (msg->type != RAFT_IO_APPEND_ENTRIES_RESULT ||
+        raft_state(&n->raft) != RAFT_LEADER || !r->rejected || l->wiped)
+        return;
+    for (unsigned i = 0; i < n->raft.configuration.n; i++)
+        if (n->raft.configuration.servers[i].id == msg->server_id &&
+            n->raft.configuration.servers[i].role == RAFT_VOTER &&
+            r->last_log_index < n->raft.leader_state.progress[i].match_index) {
+            sl_log(SL_WARN, "cluster",
+                   "node %d lost its Raft log (its log ends at %llu, it had "
+                   "acknowledged %llu): a wiped data directory; it is a "
+                   "non-voter until it has caught up",
+                   (int)l->id, (unsigned long long)r->last_log_index,
+                   (unsigned long long)n->raft.leader_state.progress[i]
+                       .match_index);
+            l->wiped = 1;
+        }
+}
+
 static void io_recv_hook(struct raft_io *io, struct raft_message *msg)
 {
     sl_cluster_node *n =
         (sl_cluster_node *)((char *)io - offsetof(sl_cluster_node, io));
     uint64_t now = uv_now(&n->loop);
     struct live *l = live_slot(n, (int32_t)msg->server_id, now);
-    if (l)
+    if (l) {
         l->heard = now;
+        note_wiped(n, l, msg);
+    }
     n->raft_recv(io, msg);
 }
 
@@ -716,6 +749,60 @@ static void leader_check(sl_cluster_node *n, raft_id lid, const char *address,
     }
 }
 
+static void wchange_cb(struct raft_change *req, int status)
+{
+    sl_cluster_node *n = req->data;
+    n->wchange_busy = 0;
+    if (status != 0)
+        sl_log(SL_INFO, "cluster",
+               "metadata quorum change for a wiped "
+               "node: %s; retrying",
+               raft_strerror(status));
+}
+
+/* A wiped voter (note_wiped) becomes a standby: it replicates the log but
+ * neither votes nor counts for commits, so the votes it forgot cannot be
+ * cast twice and an empty log cannot make a majority. A standby (Sluice
+ * makes none otherwise) caught up to the commit index and heard from is
+ * promoted again; libraft's promotion catches it up to the end first.
+ * One change at a time; from the controller's tick (the leader). */
+static void wiped_step(sl_cluster_node *n, uint64_t now)
+{
+    if (n->wchange_busy || n->raft.leader_state.change)
+        return;
+    for (unsigned i = 0; i < n->raft.configuration.n; i++) {
+        const struct raft_server *sv = &n->raft.configuration.servers[i];
+        struct live *l = live_slot(n, (int32_t)sv->id, now);
+        int role = -1;
+        if (!l || (int32_t)sv->id == n->id)
+            continue;
+        if (sv->role == RAFT_VOTER && l->wiped)
+            role = RAFT_STANDBY;
+        else if (sv->role == RAFT_STANDBY &&
+                 n->raft.leader_state.progress[i].match_index >=
+                     n->raft.commit_index &&
+                 now - l->heard < 3 * (uint64_t)n->heartbeat_ms)
+            role = RAFT_VOTER;
+        if (role < 0)
+            continue;
+        n->wchange.data = n;
+        if (raft_assign(&n->raft, &n->wchange, sv->id, role, wchange_cb) != 0)
+            return;
+        n->wchange_busy = 1;
+        l->wiped = 0;
+        sl_log(
+            SL_WARN, "cluster",
+            role == RAFT_STANDBY
+                ? "node %d: a non-voter of the metadata quorum until it "
+                  "has caught up"
+                : "node %d caught up (index %llu): a voter of the "
+                  "metadata quorum again",
+            (int)sv->id,
+            (unsigned long long)n->raft.leader_state.progress[i].match_index);
+        return;
+    }
+}
+
 static void controller(sl_cluster_node *n)
 {
     const sl_meta *m = &n->fsm.meta;
@@ -776,6 +863,7 @@ static void controller(sl_cluster_node *n)
         }
         return;
     }
+    wiped_step(n, now);
     if (n->ctl_pending > 0)
         return;
     sl_wb_init(&wb, 256);
