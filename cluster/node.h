@@ -21,10 +21,15 @@
  * heartbeat while leader: a barrier first in each new term (so its image
  * holds everything committed before it won), then REGISTER_NODE for
  * configuration members missing from the image and for itself with its
- * client addresses, then FENCE/UNFENCE from the followers' recent_recv
- * (not heard from for session_ms = fenced; a node that fenced itself in
- * a controlled shutdown stays fenced until it registers again), then
- * REASSIGN_DONE for every reassignment whose targets are all in sync.
+ * client addresses, then a wiped voter made a standby, or a caught-up
+ * standby a voter again, then FENCE/UNFENCE from when each node's last
+ * Raft message arrived (not heard from for session_ms = fenced, or
+ * sooner when its Raft address refuses connections twice in a row: the
+ * process is gone; a node that fenced itself in a controlled shutdown
+ * stays fenced until it registers again), then REASSIGN_DONE for every
+ * reassignment whose targets are all in sync. As a follower it probes a
+ * silent Raft leader the same way and stands for election at once when
+ * its address refuses.
  * "Configuration members" are libraft's configuration, which cluster
  * add-node and remove-node change (membership requests, below), not the
  * --cluster-peers a node bootstrapped with.
