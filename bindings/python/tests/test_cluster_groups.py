@@ -295,7 +295,11 @@ def test_queue_acks_through_repeated_coordinator_kills(cluster):
                 c.wait(lambda: all_up(c, all3), "node %d back" % down)
                 down = None
             elif down is None and kills < 3 and \
-                    len(answered) >= (kills + 1) * n // 5:
+                    len(answered | unsure) >= (kills + 1) * n // 5:
+                # (progress counts the unsure acks too: with failover
+                # under a second, more flushes fail while the coordinator
+                # moves, and `answered` alone may never reach the third
+                # kill's mark before every record is settled)
                 down = c.wait(lambda: coordinator(c, 1, "grk", "rk"),
                               "grk's coordinator")
                 c.kill9(down)
