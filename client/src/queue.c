@@ -636,6 +636,9 @@ static sl_err poll_locked(sluice_queue_consumer *q, int timeout_ms,
         }
     }
     if (n > 0) {
+        /* records came: an outage, if any, is over (delivery.timeout.ms
+         * counts from the next failure, not from one long ago) */
+        q->down_since = 0;
         sl_cl_clear_err();
         rc = SL_OK;
     }

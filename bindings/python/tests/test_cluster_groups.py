@@ -309,6 +309,78 @@ def test_queue_acks_through_repeated_coordinator_kills(cluster):
     assert values == {b"rk-%03d" % i for i in range(n)}
 
 
+def test_queue_consumer_finds_the_coordinator_past_a_stale_bootstrap(
+        cluster):
+    """When its coordinator dies, a queue consumer looks the coordinator
+    up again through any node it knows of, not only its bootstrap list
+    (docs/cluster.md 6), as a Kafka consumer asks the nodes of its
+    metadata. Here the one bootstrap node was restarted at another
+    address before the coordinator's kill -9, so no bootstrap address
+    answers while two nodes serve the group. Before, poll kept trying the
+    bootstrap list and the dead coordinator and, after
+    delivery.timeout.ms, raised DisconnectedError ("connect ...:
+    Connection refused")."""
+    c = cluster
+    all3 = [1, 2, 3]
+    c.wait(lambda: all_up(c, all3), "a cluster with every node up")
+    c.cli(1, "topic", "create", "fo", "--partitions", "1",
+          "--replication-factor", "3")
+    c.wait(lambda: all(describe(c, x, "fo") for x in all3), "fo")
+    n = 40
+    c.cli(1, "produce", "fo", "--acks", "durable",
+          input="".join("fo-%03d\n" % i for i in range(n)))
+    # the group's state exists: its coordinator is the state leader
+    c.cli(1, "queue", "consume", "fo", "--group", "gfo", "--count", "5")
+    coord = c.wait(lambda: coordinator(c, 1, "gfo", "fo"),
+                   "gfo's coordinator")
+    boot = [x for x in all3 if x != coord][0]
+    qc = sluice.QueueConsumer(bootstrap(c, [boot]), "fo", "gfo", prefetch=5,
+                              delivery_timeout_ms=60000)
+    answered = set()
+    end = time.monotonic() + 60
+    while len(answered) < 10:
+        assert time.monotonic() < end, sorted(answered)
+        m = qc.poll(0.5)
+        if m is not None:
+            m.ack()
+            answered.add(m.offset)
+    qc.flush()  # answered by the coordinator, which qc is connected to
+
+    # the bootstrap node comes back at another address (a rescheduled
+    # container, say); then the coordinator dies
+    c.kill9(boot)
+    c.restart(boot)
+    c.wait(lambda: all_up(c, all3), "node %d back" % boot)
+    c.kill9(coord)
+
+    unsure = set()  # acks sent when the coordinator died: flush failed
+    pending = set()
+    end = time.monotonic() + 120
+    while True:
+        assert time.monotonic() < end, sorted(answered | unsure)
+        m = qc.poll(0.5)  # rides out the failover, raises nothing
+        if m is None and not pending and \
+                answered | unsure == set(range(5, n)):
+            break
+        if m is not None:
+            assert m.offset not in answered, \
+                "offset %d delivered again after its answered ack" % m.offset
+            assert 5 <= m.offset < n, m.offset
+            m.ack()
+            pending.add(m.offset)
+        if pending and (m is None or len(pending) >= 5):
+            try:
+                qc.flush()
+                answered |= pending
+                unsure -= pending
+            except sluice.SluiceError:
+                unsure |= pending  # not answered: may come again
+            pending = set()
+    qc.close()
+    # the new coordinator answered acks (the consumer found it)
+    assert len(answered) > 10
+
+
 def cli_groups(c, nid):
     """{name: (kind, state)} from `sluice group list` on node nid."""
     out = {}
