@@ -91,6 +91,16 @@ def registered(c, nid, among):
     return True
 
 
+def full_isr(c, nid, topic, part, nodes):
+    """Node nid names every one of nodes in the ISR of topic/part."""
+    d = c.describe(nid, topic)
+    if not d or part >= len(d):
+        return False
+    f = d[part].split()
+    return "isr" in f and \
+        sorted(f[f.index("isr") + 1].split(",")) == sorted(map(str, nodes))
+
+
 def bootstrap(c, nodes):
     return ",".join("%s:%d" % c.nodes[n].binary_addr for n in nodes)
 
@@ -375,6 +385,12 @@ def test_queue_consumer_finds_the_coordinator_past_a_stale_bootstrap(
     c.kill9(boot)
     c.restart(boot)
     c.wait(lambda: all_up(c, all3), "node %d back" % boot)
+    # back in sync: with the coordinator gone the other two are
+    # min-insync-replicas, and the new coordinator can answer acks
+    part = fnv1a32("gfo") % len(describe(c, 1, STATE))
+    c.wait(lambda: all(full_isr(c, x, STATE, part, all3) and
+                       full_isr(c, x, "fo", 0, all3) for x in all3),
+           "node %d in sync again" % boot)
     c.kill9(coord)
 
     unsure = set()  # acks sent when the coordinator died: flush failed
