@@ -8,7 +8,8 @@
 #   message; and a receipt on every send (one at a time) for latency.
 #
 # Prints, per broker and workload: msg/s in and out, end-to-end and receipt
-# p50/p99/p99.9 (ms), broker CPU (% of one core over the run) and RSS (MiB).
+# p50/p99/p99.9 (ms), broker CPU (% of one core over the run), its CPU per
+# message sent (µs, from its clock ticks over the run) and RSS (MiB).
 # Installs rabbitmq-server and activemq with apt when missing (NO_INSTALL=1
 # skips), runs every broker on loopback with its data in a temp dir, and
 # stops what it started, by pid.
@@ -223,6 +224,11 @@ for broker in $BROKERS; do
     t1=$(cpu_ticks "$bpid"); s1=$(date +%s.%N)
     cpu=$(awk -v a="$t0" -v b="$t1" -v s="$s0" -v e="$s1" -v hz="$(getconf CLK_TCK)" \
           'BEGIN { printf "%.0f", (b - a) / hz / (e - s) * 100 }')
+    # the broker's CPU per message sent, from its clock ticks (not from
+    # the rounded percentage): issue 20's window-of-one target
+    cpumsg=$(awk -v a="$t0" -v b="$t1" -v n="$(field sent "$line")" \
+             -v hz="$(getconf CLK_TCK)" \
+             'BEGIN { if (n + 0 > 0) printf "%.1f", (b - a) / hz * 1e6 / n; else print "-" }')
     rss=$(rss_mib "$bpid")
     if [ "$name" = receipt-every-send ]; then
       # interleaved with probes, for the ratio (see probe above)
@@ -241,13 +247,13 @@ for broker in $BROKERS; do
         pre=$post
       done
     fi
-    echo "  $name: $line cpu=${cpu}% rss=${rss}MiB" >&2
-    printf '%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s\n' "$broker" "$name" \
+    echo "  $name: $line cpu=${cpu}% cpu_us_per_msg=$cpumsg rss=${rss}MiB" >&2
+    printf '%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s\n' "$broker" "$name" \
       "$(field in_msg_s "$line")" "$(field out_msg_s "$line")" \
       "$(field e2e_p50_ms "$line")" "$(field e2e_p99_ms "$line")" \
       "$(field e2e_p999_ms "$line")" "$(field receipt_p50_ms "$line")" \
       "$(field receipt_p99_ms "$line")" "$(field receipt_p999_ms "$line")" \
-      "$cpu" "$rss" >>"$results"
+      "$cpu" "$rss" "$cpumsg" >>"$results"
   done
   # stop this broker (and its helpers) before starting the next one
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -259,23 +265,23 @@ for broker in $BROKERS; do
 done
 
 {
-  echo "| broker | workload | msg/s in | msg/s out | e2e p50 ms | e2e p99 ms | e2e p99.9 ms | receipt p50 ms | receipt p99 ms | receipt p99.9 ms | broker CPU % | RSS MiB |"
-  echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+  echo "| broker | workload | msg/s in | msg/s out | e2e p50 ms | e2e p99 ms | e2e p99.9 ms | receipt p50 ms | receipt p99 ms | receipt p99.9 ms | broker CPU % | RSS MiB | broker CPU µs/msg |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
   awk -F'|' '{ printf "|"; for (i = 1; i <= NF; i++) printf " %s |", $i; print "" }' "$results"
   echo
   echo "Reference on the same file system: $fsync_ref (500 appends of 100 B)."
   echo
   echo "Ratios sluiced / RabbitMQ (throughput: higher is better; p99: lower is better):"
   echo
-  echo "| workload | in x | out x | e2e p99 / | receipt p99 / |"
-  echo "|---|---|---|---|---|"
+  echo "| workload | in x | out x | e2e p99 / | receipt p99 / | CPU per msg: RabbitMQ's / sluiced's |"
+  echo "|---|---|---|---|---|---|"
   awk -F'|' '
-    $1 == "sluiced" { si[$2]=$3; so[$2]=$4; se[$2]=$6; sr[$2]=$9; order[++n]=$2 }
-    $1 == "rabbitmq" { ri[$2]=$3; ro[$2]=$4; re[$2]=$6; rr[$2]=$9 }
-    function q(a, b) { return (b + 0 > 0) ? sprintf("%.2f", a / b) : "-" }
+    $1 == "sluiced" { si[$2]=$3; so[$2]=$4; se[$2]=$6; sr[$2]=$9; sc[$2]=$13; order[++n]=$2 }
+    $1 == "rabbitmq" { ri[$2]=$3; ro[$2]=$4; re[$2]=$6; rr[$2]=$9; rc[$2]=$13 }
+    function q(a, b) { return (b + 0 > 0 && a != "") ? sprintf("%.2f", a / b) : "-" }
     END { for (i = 1; i <= n; i++) { w = order[i];
-      printf "| %s | %s | %s | %s | %s |\n", w, q(si[w], ri[w]), q(so[w], ro[w]),
-             q(se[w], re[w]), q(sr[w], rr[w]) } }' "$results"
+      printf "| %s | %s | %s | %s | %s | %s |\n", w, q(si[w], ri[w]), q(so[w], ro[w]),
+             q(se[w], re[w]), q(sr[w], rr[w]), q(rc[w], sc[w]) } }' "$results"
   echo
   echo "A receipt on every send: $RCHUNKS rounds of $((LAT_COUNT / RCHUNKS)) receipts, each"
   echo "round's receipt p50 against the mean p50 of the fdatasync probes (100"
