@@ -763,6 +763,8 @@ sl_err sl_part_append_ex(sl_part *p, uint8_t *batch, size_t len,
             sl_seg_prealloc(s, s->size + len, step, p->cfg.segment_bytes);
         }
     }
+    if (s->alloc_end > s->size + len)
+        sl_seg_zero_ahead(s, s->size + len);
     rc = sl_seg_append(s, batch, len, &h, p->cfg.index_interval_bytes, &fatal);
     if (rc != SL_OK) {
         sl_log(SL_ERROR, "storage",

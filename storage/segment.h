@@ -52,6 +52,8 @@ typedef struct sl_seg {
     uint64_t alloc_end;     /* loop: .log file size when preallocated past
                                `size` (fallocate), else <= size */
     uint64_t prealloc_step; /* loop: the last extension (0 = none yet) */
+    uint64_t zero_end;      /* loop: the preallocated space before this
+                               holds written zeros (sl_seg_zero_ahead) */
     int idx_dirty;          /* (mu) index files need one sync (rolled) */
     int64_t max_ts;         /* max batch max_timestamp; INT64_MIN if none */
     int64_t max_ts_off;     /* base offset of the batch holding max_ts */
@@ -139,6 +141,12 @@ sl_err sl_seg_append(sl_seg *s, const uint8_t *batch, size_t len,
 /* Make the .log file at least `need` bytes long with fallocate, `step`
  * bytes ahead, never past max (unless need is). Best effort. @thread loop */
 void sl_seg_prealloc(sl_seg *s, uint64_t need, uint64_t step, uint64_t max);
+/* Preallocated space is zero-filled this far ahead of the appends. */
+#define SL_PREALLOC_ZERO_STEP (128u * 1024u)
+/* When an append that ends at `need` goes past the written zeros, write
+ * zeros over the preallocated space after it, SL_PREALLOC_ZERO_STEP ahead
+ * (never past alloc_end). Best effort. @thread loop */
+void sl_seg_zero_ahead(sl_seg *s, uint64_t need);
 /* Write index entries not yet in the index files: all when force, else
  * only once SL_IDX_BATCH are pending (one pwrite per file). The files are
  * never fsynced on their own and recovery rescans the log after their last

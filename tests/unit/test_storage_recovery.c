@@ -1,7 +1,11 @@
 /* Unit tests: recovery on open. Torn and bit-flipped tails at every byte,
- * missing and garbled indexes, empty segments, a torn closed segment, and
- * the checked-in fixtures in tests/fixtures/storage/. */
+ * missing and garbled indexes, empty segments, a torn closed segment,
+ * preallocated tails (sized to the rate, zero-filled), and the checked-in
+ * fixtures in tests/fixtures/storage/. */
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/fiemap.h>
+#include <linux/fs.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -337,6 +342,58 @@ static void test_prealloc_sized_to_rate(void **state)
     tu_rmrf(dir);
 }
 
+/* Preallocated space is zero-filled, not left as unwritten extents: an
+ * fdatasync after an append into unwritten blocks must also write the
+ * extent tree (one more write and wait per round of several KiB;
+ * storage/segment.c, "Zero-filled"). After the append that preallocates
+ * and one sync, no byte of the file is an unwritten extent. Skipped on
+ * file systems without fallocate or FIEMAP. */
+static void test_prealloc_zero_filled(void **state)
+{
+    char *dir = tu_tmpdir();
+    sl_part_cfg cfg;
+    sl_part *p;
+    struct {
+        struct fiemap fm;
+        struct fiemap_extent ext[64];
+    } map;
+    long long size;
+    int fd;
+    (void)state;
+    open_cfg(&cfg);
+    cfg.segment_bytes = 64u << 20;
+    cfg.preallocate_bytes = 4u << 20;
+    assert_int_equal(sl_part_open(dir, &cfg, &p), SL_OK);
+    tu_append(p, 1, 100, 0, 30);
+    assert_int_equal(sl_part_sync(p), SL_OK);
+    tu_append(p, 1, 101, 1, 30); /* preallocates 64 KiB ahead */
+    assert_int_equal(sl_part_sync(p), SL_OK);
+    size = tu_file_size(tu_seg_path(dir, 0, ".log"));
+    fd = open(tu_seg_path(dir, 0, ".log"), O_RDONLY);
+    assert_true(fd >= 0);
+    memset(&map, 0, sizeof(map));
+    map.fm.fm_length = FIEMAP_MAX_OFFSET;
+    map.fm.fm_flags = FIEMAP_FLAG_SYNC;
+    map.fm.fm_extent_count = 64;
+    if (size < 64 * 1024 || ioctl(fd, FS_IOC_FIEMAP, &map.fm) != 0) {
+        close(fd);
+        sl_part_free(p);
+        tu_rmrf(dir);
+        skip(); /* no fallocate (the file was not extended) or no FIEMAP */
+    }
+    close(fd);
+    assert_true(map.fm.fm_mapped_extents > 0);
+    for (unsigned i = 0; i < map.fm.fm_mapped_extents; i++)
+        if (map.ext[i].fe_flags & FIEMAP_EXTENT_UNWRITTEN)
+            fail_msg("bytes %llu..%llu of %lld are unwritten",
+                     (unsigned long long)map.ext[i].fe_logical,
+                     (unsigned long long)(map.ext[i].fe_logical +
+                                          map.ext[i].fe_length),
+                     size);
+    sl_part_free(p);
+    tu_rmrf(dir);
+}
+
 /* Preallocation: the active .log is longer than its batches while open,
  * cut back to them on roll and on close; a crash leaves zeros after the
  * last batch, which recovery treats as the clean end of the log. */
@@ -447,6 +504,7 @@ int main(void)
         cmocka_unit_test(test_torn_closed_segment),
         cmocka_unit_test(test_preallocated_tail),
         cmocka_unit_test(test_prealloc_sized_to_rate),
+        cmocka_unit_test(test_prealloc_zero_filled),
         cmocka_unit_test(test_fixtures),
     };
     sl_log_level = getenv("SL_TEST_VERBOSE") ? SL_DEBUG : SL_ERROR;
