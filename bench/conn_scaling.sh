@@ -5,7 +5,8 @@
 #   bench/conn_scaling.sh [BUILD_DIR] [ROUNDS]       (default build, 3)
 #   env: CONNS ("1 4 16 64 256"), RECORDS (in total per run, 2000000),
 #        SIZE (100), ACKS (durable), IDLE (idle connections, 10000),
-#        BASE (a second build directory: before/after pairs, see below)
+#        BASE (a second build directory: before/after pairs, see below),
+#        WARM (records produced, unmeasured, before the first run: 0)
 #
 # 1. Throughput: `sluice-bench produce --producers N` (N threads, one
 #    libsluice producer and so one connection each; RECORDS in total, one
@@ -19,6 +20,15 @@
 #    sluiced and sluice-bench and with BUILD_DIR's, alternating which
 #    goes first, each build on its own sluiced (both started once): the
 #    summary gives each build's medians side by side.
+#    WARM: on a VM whose host takes freed guest memory back (free page
+#    reporting), the page cache's first write to a page the host has to
+#    fault in costs several times a write to a page in use (about 2.2
+#    against 0.5 ms of CPU per MB here, docs/benchmarks.md "Issue 20:
+#    session 11"): the broker's CPU per record steps up about 2.5x once
+#    a fresh broker's appends have used up the memory freed recently
+#    (1.2-1.4 GB here) and stays there. Runs before and after that step
+#    do not compare; WARM=16000000 (1.6 GB) makes every measured run
+#    come after it.
 # 2. Idle cost: IDLE connections opened and left idle, binary ones (no
 #    handshake), then STOMP ones (CONNECT answered by CONNECTED, nothing
 #    more), each on a fresh sluiced; the broker's RSS and descriptors
@@ -53,6 +63,14 @@ stop_all() {
 }
 trap 'rm -f "$out"; stop_all' EXIT
 stat_of() { awk '{print $14 + $15, $10}' "/proc/$1/stat"; }
+WARM=${WARM:-0}
+if [ "$WARM" -gt 0 ]; then
+  for bd in "${builds[@]}"; do
+    "$bd/bin/sluice-bench" produce -b "127.0.0.1:${bbport[$bd]}" \
+      --topic warm --records "$WARM" --size "$SIZE" --acks "$ACKS" \
+      --producers 1 >/dev/null 2>&1
+  done
+fi
 echo "== producer connections (load: $(cut -d' ' -f1-3 /proc/loadavg))"
 order=$CONNS
 rev=$(echo "$CONNS" | tr ' ' '\n' | tac | tr '\n' ' ')
