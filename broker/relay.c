@@ -25,9 +25,12 @@
  *    client's STOMP version and written to the client; the message-id
  *    (topic/partition/offset) is the same on every node. A client ACK or
  *    NACK (client mode: each delivery up to the one named) is sent up as
- *    an ACK/NACK of the same message; with a receipt, the client's
- *    RECEIPT waits for the coordinator's, which comes once the group
- *    state holding it is committed there.
+ *    an ACK/NACK of the same message, or, for a burst of ACKs that covers
+ *    every delivery before the oldest one the client still holds, as one
+ *    cumulative ACK (rl_acks_flush); with a receipt, the client's RECEIPT
+ *    waits for the coordinator's receipt of the frame that carried its
+ *    ACK, which comes once the group state holding it is committed
+ *    there.
  *  - Back-pressure: while the client's output is above output-high-water
  *    the node stops reading the coordinator's session; TCP then stops the
  *    coordinator, whose own back-pressure takes the consumer's credits.
@@ -84,6 +87,7 @@
 #include "cluster/meta.h"
 
 static void rl_sub_done(stomp_relay *rl);
+static void rl_settles_drop(stomp_relay *rl, sl_err rc);
 
 int32_t stomp_relay_node(const struct stomp_relay *rl)
 {
@@ -130,7 +134,9 @@ void rl_fail(stomp_relay *rl, const char *why)
     sl_stomp_parser_init(&rl->ps, &s->c->s->lim);
     rl->in_parser = 0;
     rl->paused = 0;
-    sl_wb_reset(&rl->acks); /* settled nothing: delivered again */
+    rl->cumulative = 0;
+    /* settled nothing: delivered again */
+    rl_settles_drop(rl, SL_ERR_DISCONNECTED);
     while (rl->waits) {
         rl_wait *x = rl->waits;
         rl->waits = x->next;
@@ -300,12 +306,13 @@ static int rl_msg_check(stomp_relay *rl, const char *mid, size_t n,
 static void rl_msg_pend(stomp_relay *rl, int32_t part, int64_t off)
 {
     stomp_sub *s = rl->s;
-    if (s->ack != ACK_AUTO && rl->r)
-        stomp_pendq_push(&s->pq, rl->r, rl->r->topic, part, off);
-    else if (s->ack != ACK_AUTO)
-        /* the ack will not resolve without memory; lock expiry returns
-         * it at the coordinator */
-        stomp_pendq_push(&s->pq, NULL, s->qtopic, part, off);
+    if (s->ack == ACK_AUTO)
+        return;
+    /* without memory the ack will not resolve; lock expiry returns the
+     * message at the coordinator */
+    if (stomp_pendq_push(&s->pq, rl->r, rl->r ? rl->r->topic : s->qtopic, part,
+                         off) == 0)
+        s->pq.tail->seq = ++rl->seq; /* the coordinator's order */
 }
 
 /* A MESSAGE of the coordinator, as the client's (the parsed path). */
@@ -366,17 +373,20 @@ static void rl_receipt(stomp_relay *rl, const sl_stomp_frame *f)
         return;
     }
     n = id ? (uint64_t)parse_i64(id, &ok) : 0;
-    /* answered in order: the first waiting one */
+    /* answered in order: the first waiting one, and those that wait for
+     * the same frame (a cumulative ACK's) */
     x = rl->waits;
     if (!id || !ok || !x || x->id != n) {
         rl_fail(rl, "a RECEIPT out of order");
         return;
     }
-    rl->waits = x->next;
+    while ((x = rl->waits) && x->id == n) {
+        rl->waits = x->next;
+        sl_wait_release(x->w, SL_OK);
+        free(x);
+    }
     if (!rl->waits)
         rl->waits_tail = NULL;
-    sl_wait_release(x->w, SL_OK);
-    free(x);
 }
 
 static void rl_frame(stomp_relay *rl, const sl_stomp_frame *f)
@@ -395,6 +405,9 @@ static void rl_frame(stomp_relay *rl, const sl_stomp_frame *f)
             break;
         }
         sl_stomp_parser_set_version(&rl->ps, SL_STOMP_V12);
+        /* it takes "ACK ... sluice-cumulative:true" (rl_acks_flush) */
+        rl->cumulative = stomp_header_bool(
+            sl_stomp_frame_value(f, "sluice-ack-cumulative"), 0);
         /* "sx,sy": the coordinator sends every sx ms */
         if (hb && sscanf(hb, "%lld,%lld", &sx, &sy) == 2 && sx > 0)
             rl->hb_ms = sx;
@@ -599,6 +612,7 @@ void rl_connect(stomp_relay *rl)
     bufferevent_enable(rl->bev, EV_READ | EV_WRITE);
     rl_set_state(rl, RL_CONNECTING);
     rl->hb_ms = 0;
+    rl->cumulative = 0;
     if (bufferevent_socket_connect(rl->bev, (struct sockaddr *)&ss, slen) != 0)
         rl_fail(rl, "cannot connect");
 }
@@ -688,6 +702,8 @@ void rl_free_one(stomp_relay *rl)
     if (rl->bev)
         bufferevent_free(rl->bev);
     rl_sub_done(rl);
+    rl_settles_drop(rl, SL_ERR_DISCONNECTED);
+    free(rl->st);
     while (rl->waits) {
         rl_wait *x = rl->waits;
         rl->waits = x->next;
@@ -712,56 +728,165 @@ void stomp_relay_free(stomp_relay *rl)
     }
 }
 
+/* The batch's waits fail with rc (its frames were not sent). */
+static void rl_settles_drop(stomp_relay *rl, sl_err rc)
+{
+    size_t i;
+    for (i = 0; i < rl->nst; i++) {
+        if (!rl->st[i].w)
+            continue;
+        sl_wait_set_what(rl->st[i].w,
+                         "the session to node %d, which coordinates queue "
+                         "group %s, was lost before the ACK went to it",
+                         (int)rl->node, rl->s->group ? rl->s->group : "");
+        sl_wait_release(rl->st[i].w, rc);
+    }
+    rl->nst = 0;
+    sl_wb_reset(&rl->acks);
+}
+
 void stomp_relay_settle(stomp_sub *s, const pend *p, int cmd, int requeue,
                         sl_wait *w)
 {
     stomp_relay *rl = s->relay;
-    sl_stomp_enc e;
-    char mid[SL_TOPIC_NAME_MAX + 48];
-    rl_wait *x = NULL;
+    rl_settle *x;
     if (!rl->bev || (rl->state != RL_UP && rl->state != RL_SUBSCRIBING))
         return; /* lost with its session: delivered again */
-    {
-        /* "topic/partition/offset" without snprintf: once per ACK */
-        size_t n = strlen(p->topic);
-        if (n > SL_TOPIC_NAME_MAX)
-            n = SL_TOPIC_NAME_MAX;
-        memcpy(mid, p->topic, n);
-        mid[n++] = '/';
-        n += sl_u64_dec(mid + n,
-                        (uint64_t)(p->partition < 0 ? 0 : p->partition));
-        mid[n++] = '/';
-        n += sl_u64_dec(mid + n, (uint64_t)(p->offset < 0 ? 0 : p->offset));
-        mid[n] = 0;
-    }
-    if (w && (x = calloc(1, sizeof(*x)))) {
-        x->id = ++rl->next_id;
-        x->w = w;
-        sl_wait_hold(w);
-        if (rl->waits_tail)
-            rl->waits_tail->next = x;
-        else
-            rl->waits = x;
-        rl->waits_tail = x;
+    if (rl->nst == rl->cap_st) {
+        size_t cap = rl->cap_st ? rl->cap_st * 2 : 64;
+        rl_settle *n = realloc(rl->st, cap * sizeof(*n));
+        if (!n) {
+            /* not settled: lock expiry returns it at the coordinator */
+            if (w) {
+                sl_wait_set_what(w, "out of memory");
+                sl_wait_fail(w, SL_ERR_NOMEM);
+            }
+            return;
+        }
+        rl->st = n;
+        rl->cap_st = cap;
     }
     /* batched: a burst of the client's ACKs goes up in one write, once
      * this loop iteration's callbacks ran (rl_acks_cb) */
-    if (rl->acks.len == 0)
+    if (rl->nst == 0)
         event_active(rl->ack_ev, EV_TIMEOUT, 0);
+    x = &rl->st[rl->nst++];
+    x->seq = p->seq;
+    x->topic = p->topic;
+    x->partition = p->partition;
+    x->offset = p->offset;
+    x->cmd = cmd;
+    x->requeue = requeue;
+    x->w = w;
+    if (w)
+        sl_wait_hold(w);
+}
+
+/* One ACK/NACK frame for x into rl->acks; with cumulative, of every
+ * delivery of the session up to x. Its receipt (if any of xs[0..n) has a
+ * wait) answers the waits of xs[0..n), in that order. */
+static void rl_settle_enc(stomp_relay *rl, const rl_settle *x, int cumulative,
+                          const rl_settle *xs, size_t n)
+{
+    sl_stomp_enc e;
+    char mid[SL_TOPIC_NAME_MAX + 48];
+    size_t k, i;
+    uint64_t id = 0;
+    /* "topic/partition/offset" without snprintf: once per frame */
+    k = strlen(x->topic);
+    if (k > SL_TOPIC_NAME_MAX)
+        k = SL_TOPIC_NAME_MAX;
+    memcpy(mid, x->topic, k);
+    mid[k++] = '/';
+    k += sl_u64_dec(mid + k, (uint64_t)(x->partition < 0 ? 0 : x->partition));
+    mid[k++] = '/';
+    sl_u64_dec(mid + k, (uint64_t)(x->offset < 0 ? 0 : x->offset));
+    for (i = 0; i < n; i++) {
+        rl_wait *w;
+        if (!xs[i].w)
+            continue;
+        if (!id)
+            id = ++rl->next_id;
+        if (!(w = calloc(1, sizeof(*w)))) {
+            /* not waited for: its receipt fails rather than lies */
+            sl_wait_set_what(xs[i].w, "out of memory");
+            sl_wait_release(xs[i].w, SL_ERR_NOMEM);
+            continue;
+        }
+        w->id = id;
+        w->w = xs[i].w; /* the batch's hold moves here */
+        if (rl->waits_tail)
+            rl->waits_tail->next = w;
+        else
+            rl->waits = w;
+        rl->waits_tail = w;
+    }
     sl_stomp_enc_begin(&e, &rl->acks, SL_STOMP_V12,
-                       cmd == SL_STOMP_ACK ? SL_STOMP_ACK : SL_STOMP_NACK);
-    enc_ack_id(&e, "id", mid, s->id);
-    if (cmd != SL_STOMP_ACK)
-        sl_stomp_enc_header_s(&e, "requeue", requeue ? "true" : "false");
-    if (x)
-        sl_stomp_enc_header_u(&e, "receipt", x->id);
+                       x->cmd == SL_STOMP_ACK ? SL_STOMP_ACK : SL_STOMP_NACK);
+    enc_ack_id(&e, "id", mid, rl->s->id);
+    if (x->cmd != SL_STOMP_ACK)
+        sl_stomp_enc_header_s(&e, "requeue", x->requeue ? "true" : "false");
+    if (cumulative)
+        sl_stomp_enc_header_s(&e, "sluice-cumulative", "true");
+    if (id)
+        sl_stomp_enc_header_u(&e, "receipt", id);
     sl_stomp_enc_end(&e, NULL, 0);
 }
 
+/*
+ * Send the batch up in one write. A client acks each delivery
+ * (client-individual), mostly in the order they came; one upstream ACK
+ * each costs this node an encode and the coordinator a parse and a
+ * lookup per message. So, when the coordinator takes them (it says so in
+ * CONNECTED), the batch's ACKs of deliveries older than every delivery
+ * the client still holds go up as one cumulative ACK of the newest of
+ * them: at the coordinator the session's unsettled deliveries up to that
+ * one are exactly those (its order is the order they came here, pend.seq;
+ * the NACKs, and the ACKs sent before, went up first). Every other ACK
+ * and NACK goes up as it came. Each client receipt waits for the
+ * coordinator's receipt of the frame that carries its ACK.
+ */
 void rl_acks_flush(stomp_relay *rl)
 {
-    if (rl->bev && rl->acks.len > 0)
-        bufferevent_write(rl->bev, rl->acks.p, rl->acks.len);
+    const stomp_sub *s = rl->s;
+    /* every delivery numbered below this one is settled by the client */
+    uint64_t below = s->pq.head && s->pq.head->seq ? s->pq.head->seq
+                     : s->pq.head                  ? 0
+                                                   : UINT64_MAX;
+    size_t i, j, cum = SIZE_MAX, ncum = 0;
+    rl_settle last;
+    if (!rl->bev || rl->nst == 0) {
+        rl_settles_drop(rl, SL_ERR_DISCONNECTED);
+        return;
+    }
+    sl_wb_reset(&rl->acks);
+    for (i = 0; rl->cumulative && i < rl->nst; i++) {
+        const rl_settle *x = &rl->st[i];
+        if (x->cmd != SL_STOMP_ACK || !x->seq || x->seq >= below)
+            continue;
+        ncum++;
+        if (cum == SIZE_MAX || x->seq > rl->st[cum].seq)
+            cum = i;
+    }
+    if (ncum < 2)
+        cum = SIZE_MAX; /* one ACK: as it came */
+    else
+        last = rl->st[cum];
+    /* the rest as they came (NACKs before the cumulative ACK); the
+     * cumulative ones moved to the end of the batch, in order */
+    for (i = 0, j = 0; i < rl->nst; i++) {
+        rl_settle x = rl->st[i];
+        if (cum != SIZE_MAX && x.cmd == SL_STOMP_ACK && x.seq &&
+            x.seq < below) {
+            rl->st[j++] = x;
+            continue;
+        }
+        rl_settle_enc(rl, &x, 0, &x, 1);
+    }
+    if (cum != SIZE_MAX)
+        rl_settle_enc(rl, &last, 1, rl->st, j);
+    rl->nst = 0;
+    bufferevent_write(rl->bev, rl->acks.p, rl->acks.len);
     sl_wb_reset(&rl->acks);
 }
 

@@ -26,12 +26,24 @@
 
 enum { RL_DOWN = 0, RL_CONNECTING, RL_SUBSCRIBING, RL_UP };
 
-/* A client receipt waiting for the coordinator's. */
+/* A client receipt waiting for the coordinator's (several may wait for
+ * one: a cumulative ACK answers every ACK it covers). */
 typedef struct rl_wait {
     struct rl_wait *next;
     uint64_t id;
     sl_wait *w;
 } rl_wait;
+
+/* A client's ACK or NACK of this loop iteration, sent up by
+ * rl_acks_flush. */
+typedef struct rl_settle {
+    uint64_t seq; /* the delivery's number in the session (pend.seq) */
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    int cmd, requeue;
+    sl_wait *w; /* held, or NULL */
+} rl_settle;
 
 struct stomp_relay {
     stomp_sub *s;
@@ -63,9 +75,14 @@ struct stomp_relay {
     uint64_t next_id;
     rl_wait *waits, *waits_tail;
     sl_wb wb;
-    /* ACK/NACK frames of this loop iteration, written as one by ack_ev */
+    /* the client's ACKs/NACKs of this loop iteration, written as one
+     * by ack_ev; acks is where they are encoded */
+    rl_settle *st;
+    size_t nst, cap_st;
     sl_wb acks;
     struct event *ack_ev;
+    uint64_t seq;   /* of the last delivery written to the client */
+    int cumulative; /* the coordinator takes cumulative ACKs (CONNECTED) */
 };
 
 /* ---- relay.c ------------------------------------------------------------- */

@@ -80,6 +80,7 @@ int stomp_pendq_push(stomp_pendq *q, treader *r, const char *topic,
     p->topic = topic;
     p->partition = partition;
     p->offset = offset;
+    p->seq = 0;
     if (q->tail)
         q->tail->next = p;
     else

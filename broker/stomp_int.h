@@ -127,6 +127,7 @@ typedef struct pend {
     const char *topic; /* r->topic or the subscription's queue topic */
     int32_t partition;
     int64_t offset;
+    uint64_t seq; /* a relayed delivery's number in its session, else 0 */
 } pend;
 
 /* A subscription's unacked deliveries, oldest first. */
@@ -388,11 +389,13 @@ void stomp_sub_free(stomp_sub *s);
 void stomp_conn_set_priority(stomp_conn *c);
 /* The topic of a destination, created if missing. */
 sl_err stomp_dest_topic(stomp_conn *c, const dest *d, int32_t *np);
-/* Settle msgid (see stomp_sub.c). SL_OK or SL_ERR_NOT_FOUND. w (may be
- * NULL): the wait of the receipt; a relayed settlement holds it until the
- * coordinator committed it. */
+/* Settle msgid (see stomp_sub.c); cumulative: every earlier delivery of
+ * its subscription too, whatever its ack mode. SL_OK or SL_ERR_NOT_FOUND.
+ * w (may be NULL): the wait of the receipt; a relayed settlement holds it
+ * until the coordinator committed it. */
 sl_err stomp_do_ack(stomp_conn *c, int cmd, const char *msgid, const char *hint,
-                    int requeue, sl_wait *w, int *settled_queue);
+                    int cumulative, int requeue, sl_wait *w,
+                    int *settled_queue);
 
 /* The queue consumer of s on this node, from what its SUBSCRIBE said
  * (relay.c calls it when the group's coordinator moves here). */

@@ -608,7 +608,7 @@ void stomp_h_commit(stomp_conn *c, const sl_stomp_frame *f, int abort)
     for (o = t->ops; o; o = o->next) {
         if (o->cmd == SL_STOMP_SEND)
             continue;
-        if (stomp_do_ack(c, o->cmd, o->msgid, o->subid, o->requeue, w,
+        if (stomp_do_ack(c, o->cmd, o->msgid, o->subid, 0, o->requeue, w,
                          &queue) != SL_OK)
             sl_log(SL_INFO, STOMP_SUBSYS,
                    "peer %s session %s: COMMIT %s: %s of unknown message "

@@ -270,6 +270,8 @@ static void connect_finish(stomp_conn *c, int64_t cx, int64_t cy,
     sl_stomp_enc_header_s(&e, "heart-beat", hb);
     if (c->relay_proof[0]) /* this broker holds the cluster secret too */
         sl_stomp_enc_header_s(&e, "sluice-relay-proof", c->relay_proof);
+    if (c->relay_from) /* the relay may send cumulative ACKs (relay.c) */
+        sl_stomp_enc_header_s(&e, "sluice-ack-cumulative", "true");
     sl_stomp_enc_end(&e, NULL, 0);
     conn_write(c, wb->p, wb->len);
     sl_log(SL_DEBUG, STOMP_SUBSYS,

@@ -611,19 +611,21 @@ static sl_err stale_ack(stomp_conn *c, int cmd, const char *msgid, sl_wait *w)
     return SL_ERR_NOT_FOUND;
 }
 
-/* Settle msgid (and, in client mode, every earlier delivery of its
- * subscription). SL_OK or SL_ERR_NOT_FOUND. *settled_queue = 1 when group
- * state changed (the receipt then waits for its commit). */
+/* Settle msgid (and, in client mode or with cumulative, every earlier
+ * delivery of its subscription). SL_OK or SL_ERR_NOT_FOUND.
+ * *settled_queue = 1 when group state changed (the receipt then waits for
+ * its commit). */
 sl_err stomp_do_ack(stomp_conn *c, int cmd, const char *msgid, const char *hint,
-                    int requeue, sl_wait *w, int *settled_queue)
+                    int cumulative, int requeue, sl_wait *w, int *settled_queue)
 {
     pend *prev, *ent, *p, *n;
     stomp_sub *s = pend_find(c, msgid, hint, &prev, &ent);
     if (!s)
         return stale_ack(c, cmd, msgid, w);
     /* ack:client is cumulative: everything up to and including ent */
-    for (p = stomp_pendq_take(&s->pq, prev, ent, s->ack == ACK_CLIENT); p;
-         p = n) {
+    for (p = stomp_pendq_take(&s->pq, prev, ent,
+                              s->ack == ACK_CLIENT || cumulative);
+         p; p = n) {
         n = p->next;
         /* the last one carries the receipt's wait: a relayed ACK is
          * answered in order, so its answer covers the ones before */
@@ -865,6 +867,11 @@ void stomp_h_ack(stomp_conn *c, const sl_stomp_frame *f)
     const char *rq = sl_stomp_frame_value(f, "requeue");
     const char *msgid;
     int requeue = stomp_header_bool(rq, 1);
+    /* a relaying node's ACK of every delivery of the subscription up to
+     * this one (relay.c, rl_acks_flush) */
+    int cumulative =
+        c->relay_from && f->cmd == SL_STOMP_ACK &&
+        stomp_header_bool(sl_stomp_frame_value(f, "sluice-cumulative"), 0);
     int queue = 0;
     char why[512];
     sl_wait *w;
@@ -903,7 +910,8 @@ void stomp_h_ack(stomp_conn *c, const sl_stomp_frame *f)
     /* the receipt means the ack is committed (here, or at the
      * coordinator a relayed subscription is served by) */
     w = receipt ? sl_wait_new(c->conn) : NULL;
-    if (stomp_do_ack(c, f->cmd, msgid, sub, requeue, w, &queue) != SL_OK) {
+    if (stomp_do_ack(c, f->cmd, msgid, sub, cumulative, requeue, w, &queue) !=
+        SL_OK) {
         snprintf(why, sizeof(why),
                  "no unacknowledged message with id '%.150s' on this "
                  "connection (already acknowledged, or auto-acknowledged)",

@@ -741,6 +741,81 @@ def test_relayed_messages_of_a_stomp12_client(cluster, sub_id):
     w.close()
 
 
+def stomp_frames_in(c, nid, command):
+    """How many `command` frames node nid's STOMP listener handled."""
+    from test_cluster_failover import metrics
+    return metrics(c.nodes[nid])[("sluice_stomp_frames_total",
+                                  (("command", command),
+                                   ("direction", "in")))]
+
+
+def test_relayed_acks_go_up_cumulatively(cluster):
+    """A relayed client-individual consumer acks each message. The
+    relaying node sends a burst of them up as one cumulative ACK when they
+    cover every delivery before the oldest one the client still holds,
+    and one by one otherwise (broker/relay.c, rl_acks_flush): the
+    coordinator handles far fewer ACK frames than the client sent, every
+    receipt still comes in order, and nothing the client holds is
+    acknowledged with the others (an ACK or NACK that reached the
+    coordinator for a message a cumulative ACK had taken would be an
+    "unknown message" ERROR there, and fail its receipt here)."""
+    c = cluster
+    all3 = [1, 2, 3]
+    ldr = ready(c)
+    q = "cumul"
+    create(c, ldr, q, 1)
+    coord = coordinator(state_view(c, all3), q)
+    other = next(n for n in all3 if n != coord)
+    w = stomp(c, coord)
+    n = 100
+    send_receipted(w, "/queue/" + q, ["m%03d" % i for i in range(n)])
+    r = stomp(c, other)
+    r.call("SUBSCRIBE", {"destination": "/queue/" + q, "id": "s",
+                         "ack": "client-individual",
+                         "prefetch-count": str(n), "receipt": "sub"})
+    got = [r.expect("MESSAGE") for _ in range(n)]
+    assert [f.body for f in got] == [b"m%03d" % i for i in range(n)]
+    before = stomp_frames_in(c, coord, "ACK")
+
+    def burst(frames):
+        """frames [(command, index)] in one write, each with a receipt;
+        their RECEIPTs, in order"""
+        data = b""
+        for cmd, i in frames:
+            data += ("%s\nid:%s\nreceipt:%s%d\n%s\n\0" % (
+                cmd, got[i].headers["ack"], cmd, i,
+                "requeue:false\n" if cmd == "NACK" else "")).encode()
+        r.send_raw(data)
+        want = ["%s%d" % (cmd, i) for cmd, i in frames]
+        assert [r.expect("RECEIPT").headers["receipt-id"]
+                for _ in frames] == want
+    # 20 held: 0-9 and 11-19 go up as one cumulative ACK (after the NACK
+    # of 10, which dead-letters it), 21-49 one by one
+    burst([("ACK", i) for i in range(10)] + [("NACK", 10)] +
+          [("ACK", i) for i in range(11, 50) if i != 20])
+    # 20 alone (an ACK of its own: the cumulative one did not take it)
+    burst([("ACK", 20)])
+    # 90-99 held: 50-89 as one
+    burst([("ACK", i) for i in range(50, 90)])
+    up = stomp_frames_in(c, coord, "ACK") - before
+    # one by one it would be 89 ACKs; the bursts came in one read each,
+    # so about 32 (1 + 29, 1, 1)
+    assert up <= 44, up
+    r.close()
+    # the held ones, and only those, come again (at the coordinator)
+    k = stomp(c, coord)
+    k.call("SUBSCRIBE", {"destination": "/queue/" + q, "id": "k",
+                         "ack": "client-individual", "receipt": "s"})
+    again = [k.expect("MESSAGE").body for _ in range(10)]
+    assert again == [b"m%03d" % i for i in range(90, 100)]
+    w.send("SEND", {"destination": "/queue/" + q, "persistent": "true",
+                    "receipt": "mk"}, "marker")
+    w.expect("RECEIPT")
+    assert k.expect("MESSAGE").body == b"marker"
+    k.close()
+    w.close()
+
+
 def test_durable_topic_subscription_follows_its_coordinator(cluster):
     """A durable topic subscription (RabbitMQ's durable:true, the id names
     it) is a queue group; its state is kept by the group's coordinator
