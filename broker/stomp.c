@@ -170,18 +170,22 @@ void stomp_send_error(stomp_conn *c, const char *receipt, const char *msg,
 
 static void handle_frame_cmd(stomp_conn *c, const sl_stomp_frame *f);
 
-/* One client frame: counted per command, and the time its handling took
- * on the loop (not what it waits for afterwards: a receipt's fsync) into
- * sluice_stomp_frame_duration_seconds. */
-static void handle_frame(stomp_conn *c, const sl_stomp_frame *f)
+/* One client frame: counted per command, and the time its parsing and
+ * handling took on the loop (not what it waits for afterwards: a
+ * receipt's fsync) into sluice_stomp_frame_duration_seconds. *t: when
+ * its parsing started (the end of the frame before it in this read, set
+ * to the end of this one: one clock read a frame). */
+static void handle_frame(stomp_conn *c, const sl_stomp_frame *f, long long *t)
 {
     sl_broker *b = c->s->b;
-    long long t0 = sl_fs_mono_us();
+    long long t1;
     handle_frame_cmd(c, f);
+    t1 = sl_fs_mono_us();
     if (f->cmd > 0 && f->cmd < SL_STOMP_CMD__END) {
         b->stomp_frames[f->cmd]++;
-        sl_lat_observe(&b->stomp_lat[f->cmd], sl_fs_mono_us() - t0);
+        sl_lat_observe(&b->stomp_lat[f->cmd], t1 - *t);
     }
+    *t = t1;
 }
 
 static void handle_frame_cmd(stomp_conn *c, const sl_stomp_frame *f)
@@ -245,6 +249,7 @@ static void handle_frame_cmd(stomp_conn *c, const sl_stomp_frame *f)
 static void st_input(void *state, sl_conn *conn, struct evbuffer *in)
 {
     stomp_conn *c = state;
+    long long t = sl_fs_mono_us();
     c->last_read = sl_now_ms();
     while (!sl_conn_closing(conn)) {
         sl_stomp_frame f;
@@ -256,7 +261,7 @@ static void st_input(void *state, sl_conn *conn, struct evbuffer *in)
             stomp_send_error(c, NULL, c->ps.errstr, NULL);
             break;
         }
-        handle_frame(c, &f);
+        handle_frame(c, &f, &t);
         if (!sl_conn_reading(conn))
             break; /* paused (after this frame) or closing */
     }
