@@ -71,6 +71,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -833,6 +834,27 @@ static void rl_settle_enc(stomp_relay *rl, const rl_settle *x, int cumulative,
     sl_stomp_enc_end(&e, NULL, 0);
 }
 
+/* Write p (n bytes) to the coordinator now when nothing waits before it
+ * in the session's output (plain TCP): the bufferevent would write it
+ * only once epoll reported the socket writable, one loop pass and two
+ * epoll_ctl calls later, for every batch of ACKs. What the socket does
+ * not take now, errors, and TLS go the bufferevent's way. */
+static void rl_write_now(stomp_relay *rl, const uint8_t *p, size_t n)
+{
+    evutil_socket_t fd = bufferevent_getfd(rl->bev);
+    if (!rl->s->c->s->b->cfg.cluster_tls && fd >= 0 &&
+        (rl->state == RL_UP || rl->state == RL_SUBSCRIBING) &&
+        evbuffer_get_length(bufferevent_get_output(rl->bev)) == 0) {
+        ssize_t k = send(fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (k > 0) {
+            p += k;
+            n -= (size_t)k;
+        }
+    }
+    if (n > 0)
+        bufferevent_write(rl->bev, p, n);
+}
+
 /*
  * Send the batch up in one write. A client acks each delivery
  * (client-individual), mostly in the order they came; one upstream ACK
@@ -886,7 +908,7 @@ void rl_acks_flush(stomp_relay *rl)
     if (cum != SIZE_MAX)
         rl_settle_enc(rl, &last, 1, rl->st, j);
     rl->nst = 0;
-    bufferevent_write(rl->bev, rl->acks.p, rl->acks.len);
+    rl_write_now(rl, rl->acks.p, rl->acks.len);
     sl_wb_reset(&rl->acks);
 }
 
