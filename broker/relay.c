@@ -890,7 +890,19 @@ void rl_acks_flush(stomp_relay *rl)
         if (cum == SIZE_MAX || x->seq > rl->st[cum].seq)
             cum = i;
     }
-    if (ncum < 2)
+    /* The coordinator finds the ACK's message as for any ACK: its oldest
+     * delivery in the session. A message delivered twice (its lock
+     * expired, and it came again) whose older delivery is covered too
+     * would end the cumulative ACK there, short of the newer ones: then
+     * the batch goes up one by one. */
+    for (i = 0; cum != SIZE_MAX && i < rl->nst; i++) {
+        const rl_settle *x = &rl->st[i];
+        if (i != cum && x->cmd == SL_STOMP_ACK && x->seq && x->seq < below &&
+            x->partition == rl->st[cum].partition &&
+            x->offset == rl->st[cum].offset)
+            cum = SIZE_MAX;
+    }
+    if (ncum < 2 || cum == SIZE_MAX)
         cum = SIZE_MAX; /* one ACK: as it came */
     else
         last = rl->st[cum];
