@@ -125,10 +125,13 @@ run() { # MODE(coordinator|relayed) N -> sluice-bench's line
   local c0 c1
   c0=$(cpu_ticks "${pids[$((co-1))]}")
   [ "$node" != "$co" ] && c1=$(cpu_ticks "${pids[$((node-1))]}")
-  "$b/bin/sluice-bench" stomp --port "${sp[$((node-1))]}" --producers 0 \
+  /usr/bin/time -f "%U %S" -o "$tmp/time" \
+    "$b/bin/sluice-bench" stomp --port "${sp[$((node-1))]}" --producers 0 \
     --consumers 2 --count "$msgs" --size 100 --dest "/queue/$q" \
     --ack "$ack" --prefetch 1000 | tr -d '\n'
-  # CPU per message of the drain (load-independent, unlike msg/s)
+  # CPU per message of the drain (load-independent, unlike msg/s), of the
+  # nodes and of the consumers (sluice-bench; 10 ms resolution)
+  echo -n " client_cpu_us_msg=$(awk -v n="$msgs" '{printf "%.2f", ($1 + $2) * 1e6 / n}' "$tmp/time")"
   echo -n " coordinator_cpu_us_msg=$(cpu_us_msg "${pids[$((co-1))]}" "$c0")"
   if [ "$node" != "$co" ]; then
     echo -n " relay_cpu_us_msg=$(cpu_us_msg "${pids[$((node-1))]}" "$c1")"
