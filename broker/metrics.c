@@ -475,8 +475,8 @@ static void stomp(sl_broker *b, struct evbuffer *o)
                             in ? b->stomp_frames[k] : b->stomp_frames_out[k]);
     }
     family(o, "sluice_stomp_frame_duration_seconds", "histogram",
-           "Time handling a client STOMP frame took on the broker's loop "
-           "(not the wait for a receipt's fsync), by command.");
+           "Time parsing and handling a client STOMP frame took on the "
+           "broker's loop (not the wait for a receipt's fsync), by command.");
     for (int k = 1; k < SL_STOMP_CONNECTED; k++)
         hist_series(o, "sluice_stomp_frame_duration_seconds", "command",
                     sl_stomp_cmd_name(k), b->stomp_lat[k].count, SL_LAT_NB, lb,
