@@ -1058,6 +1058,9 @@ void sl_conn_want_input(sl_conn *c, size_t more)
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &v, sizeof(v)) != 0)
         return; /* the loop is woken per byte, as before */
     c->lowat = v;
+    if (v > 1)
+        sl_log(SL_DEBUG, "conn", "peer %s: read mark set at %d bytes (the "
+               "rest of a large frame)", c->peer, v);
 }
 
 void sl_conn_limit_input(sl_conn *c, size_t bytes)

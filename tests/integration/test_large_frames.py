@@ -120,15 +120,18 @@ def test_slow_large_frame_is_not_idle(tmp_path):
         s.settimeout(60)
         s.sendall(frame[:10000])  # the rest (~190 KiB) sets the mark
         # a slow sender: 2 KiB per idle period for 3 periods. Each chunk
-        # after the first is sent once the broker's idle check has read the
-        # one before (its debug line), so each period sees bytes.
-        mark = "bytes of a large frame came below the read mark"
+        # goes once the broker has read everything before it and set its
+        # read mark again (its debug line, logged after the read), so each
+        # idle period finds bytes below the mark and reads them.
+        mark = "read mark set at"
+        trickle = "bytes of a large frame came below the read mark"
         at = 10000
         for k in range(1, 4):
+            b.wait_log(lambda t, k=k: t.count(mark) >= k, "read mark %d" % k)
             s.sendall(frame[at:at + 2048])
             at += 2048
-            b.wait_log(lambda t, k=k: t.count(mark) >= k,
-                       "idle check %d read the trickle" % k)
+        b.wait_log(lambda t: t.count(mark) >= 4 and t.count(trickle) >= 3,
+                   "the idle checks read the trickle")
         s.sendall(frame[at:])
         corr, r = reply(bytearray(), s)
         assert corr == 9 and r[("slow", 0)]["error"] == 0
