@@ -562,3 +562,50 @@ def test_ack_of_a_delivery_from_before_the_move_after_the_group_came_home(
     assert "delivered before its subscription moved" in text, err[0]
     assert c.nodes[home].running(), c.nodes[home].log()[-3000:]
     assert c.status(home) is not None
+
+
+def test_acks_of_held_records_are_answered_before_the_coordinator_stops(
+        cluster):
+    """The drain (docs/cluster.md 10.1): a STOMP consumer on the group's
+    coordinator holds four records when the coordinator gets SIGTERM;
+    its ACKs, sent after the signal, are answered with RECEIPTs (the
+    connection is still served, the acks committed and replicated before
+    the fence), and the group's new coordinator has them all acked:
+    nothing comes again. Before the drain the connection stopped being
+    read at the signal, and the ACKs got no answer."""
+    c = cluster
+    create_queue(c)
+    c.cli(1, "produce", TOPIC, input="".join("m%d\n" % i for i in range(4)))
+    coord = c.wait(lambda: coordinator(c, ALL3), "the coordinator")
+    b = c.nodes[coord]
+    r = Raw(b.stomp_addr[1], timeout=30, host=b.stomp_addr[0])
+    try:
+        assert r.connect().command == "CONNECTED"
+        r.call("SUBSCRIBE", {"destination": "/queue/" + TOPIC, "id": "s",
+                             "ack": "client-individual",
+                             "prefetch-count": "8", "receipt": "sub"})
+        held = [r.expect("MESSAGE") for _ in range(4)]
+        assert sorted(f.body for f in held) == [b"m0", b"m1", b"m2", b"m3"]
+        b.proc.send_signal(signal.SIGTERM)
+        b.wait_log(lambda t: "draining its queue groups first" in t,
+                   "node %d drains" % coord)
+        for i, f in enumerate(held):
+            r.send("ACK", {"id": f.headers["ack"], "receipt": "a%d" % i})
+        got = []
+        while len(got) < 4:
+            f = r.read_frame()
+            assert f.command == "RECEIPT", (f, f.body)
+            got.append(f.headers["receipt-id"])
+        assert sorted(got) == ["a0", "a1", "a2", "a3"]
+    finally:
+        r.close()
+    assert b.proc.wait(60) == 0
+    log = b.log()
+    assert "drained its queue groups" in log, log[-3000:]
+    assert "leadership moved off this node" in log, log[-3000:]
+    rest = [n for n in ALL3 if n != coord]
+    new = c.wait(lambda: coordinator(c, rest), "the new coordinator",
+                 timeout=60)
+    # everything up to the log end settled there, nothing in flight
+    assert c.wait(lambda: group_settled(c, new), "the group's state") == \
+        (4, 4, 0, 0)
