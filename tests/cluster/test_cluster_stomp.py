@@ -728,17 +728,22 @@ def test_relayed_messages_of_a_stomp12_client(cluster, sub_id):
     for i in range(n - 1):
         assert r.expect("RECEIPT").headers["receipt-id"] == "a%d" % i
     r.close()
+    left_at_coordinator(c, coord, w, q, [b"x\0y%03d" % (n - 1)])
+    w.close()
+
+
+def left_at_coordinator(c, coord, w, q, bodies):
+    """A consumer on the coordinator gets `bodies` from /queue/q, then
+    nothing else: the next message is a marker sent on w."""
     k = stomp(c, coord)
-    k.send("SUBSCRIBE", {"destination": "/queue/" + q, "id": "k",
+    k.call("SUBSCRIBE", {"destination": "/queue/" + q, "id": "k",
                          "ack": "client-individual", "receipt": "s"})
-    assert k.expect("RECEIPT").headers["receipt-id"] == "s"
-    assert k.expect("MESSAGE").body == b"x\0y%03d" % (n - 1)
+    assert [k.expect("MESSAGE").body for _ in bodies] == bodies
     w.send("SEND", {"destination": "/queue/" + q, "persistent": "true",
                     "receipt": "mk"}, "marker")
     w.expect("RECEIPT")
     assert k.expect("MESSAGE").body == b"marker"
     k.close()
-    w.close()
 
 
 def stomp_frames_in(c, nid, command):
@@ -803,16 +808,8 @@ def test_relayed_acks_go_up_cumulatively(cluster):
     assert up <= 44, up
     r.close()
     # the held ones, and only those, come again (at the coordinator)
-    k = stomp(c, coord)
-    k.call("SUBSCRIBE", {"destination": "/queue/" + q, "id": "k",
-                         "ack": "client-individual", "receipt": "s"})
-    again = [k.expect("MESSAGE").body for _ in range(10)]
-    assert again == [b"m%03d" % i for i in range(90, 100)]
-    w.send("SEND", {"destination": "/queue/" + q, "persistent": "true",
-                    "receipt": "mk"}, "marker")
-    w.expect("RECEIPT")
-    assert k.expect("MESSAGE").body == b"marker"
-    k.close()
+    left_at_coordinator(c, coord, w, q,
+                        [b"m%03d" % i for i in range(90, 100)])
     w.close()
 
 
