@@ -223,7 +223,7 @@ static int apply_part(fetcher *f, const char *topic,
     sl_replicas *rs = f->rs;
     size_t off = 0;
     sl_part *part;
-    int appended = 0;
+    int appended = 0, verifying = 1;
 
     if (sl_ops_part(rs->b, topic, (int32_t)pr->partition, SL_OPS_NO_CREATE,
                     &part) != SL_OK)
@@ -253,6 +253,22 @@ static int apply_part(fetcher *f, const char *topic,
         lpart *lp = replica_lp_get(rs, topic, (int32_t)pr->partition, 1);
         if (lp && lp->verifying && !verify_tail(f, topic, pr, epoch, part, lp))
             return 0;
+        verifying = lp && lp->verifying;
+    }
+    if (pr->error == SL_ERR_OFFSET_OUT_OF_RANGE && !verifying &&
+        pr->log_start_offset > sl_part_end_offset(part) &&
+        pr->log_end_offset >= pr->log_start_offset) {
+        /* the leader's log starts after this node's end (retention or
+         * compaction removed what lies between): go on from its start */
+        int64_t was = sl_part_end_offset(part);
+        sl_err src = sl_part_skip_to(part, pr->log_start_offset, sl_now_ms());
+        sl_log(src == SL_OK ? SL_INFO : SL_ERROR, "replica",
+               "%s/%u: leader %d's log starts at %lld, after the end here "
+               "(%lld): the log here goes on from there%s%s",
+               topic, pr->partition, (int)f->leader,
+               (long long)pr->log_start_offset, (long long)was,
+               src == SL_OK ? "" : ": ", src == SL_OK ? "" : sl_strerror(src));
+        return 0;
     }
     if (pr->error != SL_OK)
         return 0;
@@ -286,6 +302,24 @@ static int apply_part(fetcher *f, const char *topic,
         off += total;
         if (base + lod < end)
             continue; /* already here (the batch holding fetch_offset) */
+        if (base > end && !verifying) {
+            /* The leader holds nothing in [end, base): compaction removed
+             * those records there before this node copied them (or its
+             * log starts later). The log goes on from base, in a new
+             * segment (offsets inside one are contiguous). */
+            sl_err src = sl_part_skip_to(part, base, sl_now_ms());
+            if (src == SL_OK) {
+                sl_log(SL_INFO, "replica",
+                       "%s/%u: leader %d has no records in [%lld, %lld) "
+                       "(compacted): the log here goes on from %lld",
+                       topic, pr->partition, (int)f->leader, (long long)end,
+                       (long long)base, (long long)base);
+                end = base;
+            } else {
+                sl_log(SL_ERROR, "replica", "%s/%u: skipping to %lld: %s",
+                       topic, pr->partition, (long long)base, sl_strerror(src));
+            }
+        }
         if (base != end) {
             sl_log(SL_ERROR, "replica",
                    "%s/%u: leader %d sent offset %lld, log end here is %lld: "

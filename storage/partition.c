@@ -681,6 +681,23 @@ static sl_err roll(sl_part *p, int64_t now_ms)
     return SL_OK;
 }
 
+sl_err sl_part_skip_to(sl_part *p, int64_t offset, int64_t now_ms)
+{
+    sl_err rc;
+    if (offset <= p->next_offset)
+        return SL_OK;
+    rc = sl_part__load(p);
+    if (rc == SL_OK)
+        rc = sl_part__touch(p, 0);
+    if (rc != SL_OK)
+        return rc;
+    pthread_mutex_lock(&p->mu);
+    p->next_offset = offset;
+    atomic_store(&p->end_a, offset);
+    pthread_mutex_unlock(&p->mu);
+    return roll(p, now_ms); /* the new segment starts at offset */
+}
+
 sl_err sl_part_append(sl_part *p, uint8_t *batch, size_t len, int64_t now_ms,
                       int64_t *base_out)
 {

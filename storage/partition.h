@@ -216,6 +216,12 @@ sl_err sl_part_producer(sl_part *p, int64_t pid, int16_t *epoch,
 int64_t sl_part_start_offset(const sl_part *p);
 /* Next offset to be assigned (log end). @thread loop */
 int64_t sl_part_end_offset(const sl_part *p);
+/* A follower whose leader holds no records in [end, offset) (compacted
+ * away there before it copied them, or below its log start) moves its log
+ * end on to offset, in a new segment (offsets inside one segment are
+ * contiguous; recovery checks that): the next append gets offset. No-op
+ * unless offset > end. @thread loop */
+sl_err sl_part_skip_to(sl_part *p, int64_t offset, int64_t now_ms);
 /* Base offset of the active (last) segment: the lowest offset
  * sl_part_truncate can cut to (loads a lazily opened partition; its log
  * start if that fails). @thread loop */

@@ -150,3 +150,30 @@ class Cluster:
         return [line[line.index(" leader "):].strip()
                 for line in p.stdout.splitlines()
                 if line.startswith("partition ") and " leader " in line]
+
+
+def replica_records(data_dir, topic, partition=0):
+    """[(offset, value)] of the records in one node's own copy of
+    topic/partition, read from the segment files under its data directory
+    (CRCs checked; values decoded as UTF-8). A client cannot read a given
+    replica: its fetches go to the partition's leader whatever node it is
+    given, so comparing replicas through `sluice consume` compares the
+    leader with itself."""
+    import glob
+    import struct
+    import sluice_wire
+    out = []
+    d = os.path.join(data_dir, "topics", topic, str(partition))
+    for path in sorted(glob.glob(os.path.join(d, "*.log"))):
+        with open(path, "rb") as f:
+            data = f.read()
+        off = 0
+        while off + 12 <= len(data):  # preallocated zeros end a file
+            length = struct.unpack_from("<I", data, off + 8)[0]
+            if length == 0 or off + 12 + length > len(data):
+                break
+            out += [(r["offset"], r["value"].decode())
+                    for r in sluice_wire.decode_batches(
+                        data[off:off + 12 + length])]
+            off += 12 + length
+    return out
