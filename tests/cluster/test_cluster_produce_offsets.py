@@ -27,8 +27,10 @@ it would read one replica three times.
     the end every acknowledged (producer, sequence) -> offset pair must
     name that record in every replica's log. PRODUCE_OFFSETS_ROUNDS
     (default 2), PRODUCE_OFFSETS_RATE (records/s per producer, default
-    40) and PRODUCE_OFFSETS_CUT_ACKS (acks each producer must get from
-    the new leader before the heal, default 40) set the long mode.
+    40), PRODUCE_OFFSETS_CUT_ACKS (acks each producer must get from the
+    new leader before the heal, default 40) and PRODUCE_OFFSETS_FAULTS
+    (default "cut"; "cut,kill" alternates with kill -9 and a restart of
+    the leader) set the long mode.
 
 Every wait is for an observable condition."""
 import os
@@ -49,6 +51,9 @@ from test_cluster_failover import parse, wait_all_up  # noqa: E402
 ROUNDS = int(os.environ.get("PRODUCE_OFFSETS_ROUNDS", "2"))
 RATE = int(os.environ.get("PRODUCE_OFFSETS_RATE", "40"))
 CUT_ACKS = int(os.environ.get("PRODUCE_OFFSETS_CUT_ACKS", "40"))
+# the faults, in turn: cut (the leader cut off, then healed), kill (the
+# leader kill -9ed, then started again on its addresses)
+FAULTS = os.environ.get("PRODUCE_OFFSETS_FAULTS", "cut").split(",")
 TOPIC = "po"
 ALL3 = [1, 2, 3]
 
@@ -252,14 +257,23 @@ def test_acked_offsets_are_the_stored_offsets_after_cuts(cluster):
             progress(c, prods, "round %d" % r, 5)
             victim = c.wait(lambda: leader(c, ALL3), "round %d: leader" % r)
             rest = [n for n in ALL3 if n != victim]
-            print("round %d: cut node %d" % (r, victim))
-            c.partition(victim)
+            fault = FAULTS[r % len(FAULTS)]
+            print("round %d: %s node %d" % (r, fault, victim))
+            if fault == "kill":
+                c.kill9(victim)
+            else:
+                c.partition(victim)
             c.wait(lambda: leader(c, rest), "round %d: a leader on the "
                    "rest" % r, timeout=60)
             # long enough for the producers' requests to the cut-off
             # leader to time out and be resent to the new one
-            progress(c, prods, "round %d, during the cut" % r, CUT_ACKS)
-            c.heal()
+            progress(c, prods, "round %d, during the %s" % (r, fault),
+                     CUT_ACKS)
+            if fault == "kill":
+                b = c.nodes[victim]
+                b.start(extra=["--listen", "%s:%d" % b.binary_addr])
+            else:
+                c.heal()
             wait_all_up(c, ALL3)
         c.wait(lambda: in_sync(c), "in sync at the end", timeout=90)
         rcs = [p.stop() for p in prods]
