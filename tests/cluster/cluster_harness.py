@@ -119,7 +119,17 @@ class Cluster:
                 return last
             time.sleep(0.05)  # polling interval, not synchronisation
         raise AssertionError("timed out after %.0fs waiting for %s (last: "
-                             "%r)" % (timeout, what, last))
+                             "%r)\n%s" % (timeout, what, last,
+                                          self.log_tails()))
+
+    def log_tails(self, lines=40):
+        """The last lines of every node's log, for a failure's message."""
+        out = []
+        for nid in sorted(self.nodes):
+            tail = self.nodes[nid].log().splitlines()[-lines:]
+            out.append("--- node %d log (last %d lines) ---" % (nid, len(tail)))
+            out += tail
+        return "\n".join(out)
 
     def agreed_leader(self, among):
         """The metadata leader every node in `among` names, once they agree
