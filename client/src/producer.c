@@ -635,10 +635,16 @@ static void fail_batch(sluice_producer *p, sl_pbatch *b, sl_err err)
  * metadata (route.c rate-limits it to one attempt per backoff). */
 static void requeue_retries(sluice_producer *p)
 {
-    sl_pbatch *list = p->retry_head, *rev = NULL, *b;
-    if (!list || sl_cl_now_ms() < p->retry_at)
+    sl_pbatch *list, *rev = NULL, *b;
+    if (!p->retry_head || sl_cl_now_ms() < p->retry_at)
         return;
+    /* The refresh can drop a connection, and its lost hook puts that
+     * connection's in-flight batches on the retry list, an older batch of a
+     * partition before the newer ones: possibly in front of the head. So
+     * the list is taken after the refresh, never before (a batch put in
+     * front of a list taken earlier was dropped without a result). */
     sl_cl_route_refresh(&p->rt, &p->arena);
+    list = p->retry_head;
     p->retry_head = p->retry_tail = NULL;
     while (list) { /* reverse, then unget each: the first ends in front */
         b = list;
