@@ -150,16 +150,6 @@ static sl_err epoch_check(const sl_replicas *rs, const sl_mi_part *mp,
     return mp->leader == rs->self ? SL_OK : SL_ERR_NOT_LEADER;
 }
 
-static void isr_check(sl_replicas *rs, lpart *lp, int64_t now, int64_t lag);
-
-static int in_isr(const sl_mi_part *mp, int32_t id)
-{
-    for (int32_t i = 0; i < mp->nisr; i++)
-        if (mp->isr[i] == id)
-            return 1;
-    return 0;
-}
-
 void sl_replicas_on_fetch(sl_replicas *rs, sl_fetch_req *q)
 {
     for (uint32_t i = 0; i < q->ntopics; i++) {
@@ -217,14 +207,6 @@ void sl_replicas_on_fetch(sl_replicas *rs, sl_fetch_req *q)
                                  ? fp->durable_offset
                                  : fp->fetch_offset;
             leader_eval(rs, t, p, lp);
-            /* caught up and not in sync yet (a reassignment's new
-             * replica, a restarted node): it joins now, not at the next
-             * ISR tick (replica-lag-time-max-ms / 4 away), as Kafka's
-             * leader expands the ISR on the fetch that catches up */
-            if (lp->caught_ms[k] == lp->fetch_ms[k] && lp->leading &&
-                !in_isr(&t->parts[p], q->replica_id))
-                isr_check(rs, lp, lp->fetch_ms[k],
-                          rs->b->cfg.replica_lag_time_max_ms);
         }
     }
 }
