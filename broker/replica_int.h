@@ -50,6 +50,10 @@ typedef struct lpart {
     int64_t fetch_ms[SL_META_MAX_RF]; /* its latest fetch */
     int64_t lead_ms;                  /* when this node began to lead it */
     int change_pending; /* a PARTITION_CHANGE of ours is in flight */
+    /* followers that change adds to the ISR: counted in the high-water
+     * mark from the proposal on (Kafka's "maximal ISR"), while the image's
+     * partition epoch is still join_epoch (not applied yet) */
+    int32_t joining[SL_META_MAX_RF], njoining, join_epoch;
     struct sl_replicas *rs;
     /* the follower's side: its log was checked against the leader of
      * this epoch (-1: not yet); while checking (replica_apply.c), the

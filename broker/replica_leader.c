@@ -102,8 +102,10 @@ static void leader_eval(sl_replicas *rs, const sl_mi_topic *t, int32_t p,
     }
     lp->leading = 1;
     end = sl_part_end_offset(part);
-    for (int32_t i = 0; i < mp->nisr; i++) {
-        int32_t m = mp->isr[i], k;
+    if (lp->njoining && mp->part_epoch != lp->join_epoch)
+        lp->njoining = 0; /* applied (now in mp->isr) or overtaken */
+    for (int32_t i = 0; i < mp->nisr + lp->njoining; i++) {
+        int32_t m = i < mp->nisr ? mp->isr[i] : lp->joining[i - mp->nisr], k;
         int64_t fe = 0, fd = 0;
         if (m == rs->self)
             continue;
@@ -222,18 +224,22 @@ static void isr_change_done(void *arg, sl_err rc, const char *msg)
 {
     lpart *lp = arg;
     lp->change_pending = 0;
-    if (rc != SL_OK)
+    if (rc != SL_OK) {
+        lp->njoining = 0;
         sl_log(SL_DEBUG, "replica", "%s/%d: ISR change not applied: %s",
                lp->topic, (int)lp->partition,
                msg && msg[0] ? msg : sl_strerror(rc));
+    }
 }
 
 static void isr_check(sl_replicas *rs, lpart *lp, int64_t now, int64_t lag)
 {
     const sl_mi_topic *t = sl_meta_topic_find(rs->image, lp->topic);
     const sl_mi_part *mp;
-    int32_t isr[SL_META_MAX_RF], n = 0;
+    int32_t isr[SL_META_MAX_RF], n = 0, join[SL_META_MAX_RF], nj = 0;
     int changed = 0;
+    int64_t hw = -1;
+    sl_part *part;
     sl_wb wb;
 
     if (!t || lp->partition >= t->nparts || lp->change_pending)
@@ -241,6 +247,14 @@ static void isr_check(sl_replicas *rs, lpart *lp, int64_t now, int64_t lag)
     mp = &t->parts[lp->partition];
     if (mp->leader != rs->self)
         return;
+    /* the high-water mark: a joiner must hold every committed record */
+    if (sl_ops_part(rs->b, lp->topic, lp->partition, SL_OPS_NO_CREATE, &part) ==
+        SL_OK) {
+        int64_t end = sl_part_end_offset(part);
+        hw = sl_part_read_cap(part);
+        if (hw > end)
+            hw = end;
+    }
     for (int32_t r = 0; r < mp->nrep; r++) {
         int32_t m = mp->rep[r], k, in = 0, ok;
         for (int32_t i = 0; i < mp->nisr; i++)
@@ -266,13 +280,15 @@ static void isr_check(sl_replicas *rs, lpart *lp, int64_t now, int64_t lag)
         /* joins: caught up at its latest fetch, which is recent, and
          * not fenced (a dead node's old progress does not count) */
         if (!in && k < lp->n && lp->caught_ms[k] == lp->fetch_ms[k] &&
-            now - lp->fetch_ms[k] <= 1000 && sl_meta_node_find(rs->image, m) &&
+            hw >= 0 && lp->end[k] >= hw && now - lp->fetch_ms[k] <= 1000 &&
+            sl_meta_node_find(rs->image, m) &&
             !sl_meta_node_find(rs->image, m)->fenced) {
             sl_log(SL_INFO, "replica",
                    "%s/%d: follower %d caught up: joins the in-sync set",
                    lp->topic, (int)lp->partition, (int)m);
             changed = 1;
             in = 1;
+            join[nj++] = m;
         }
         if (in)
             isr[n++] = m;
@@ -282,9 +298,13 @@ static void isr_check(sl_replicas *rs, lpart *lp, int64_t now, int64_t lag)
     sl_wb_init(&wb, 128);
     sl_meta_enc_partition_change(&wb, lp->topic, lp->partition, mp->part_epoch,
                                  rs->self, isr, n);
-    if (!wb.err &&
-        sl_bcluster_propose(rs->b, wb.p, wb.len, isr_change_done, lp) == SL_OK)
+    if (!wb.err && sl_bcluster_propose(rs->b, wb.p, wb.len, isr_change_done,
+                                       lp) == SL_OK) {
         lp->change_pending = 1;
+        memcpy(lp->joining, join, sizeof(join[0]) * (size_t)nj);
+        lp->njoining = nj;
+        lp->join_epoch = mp->part_epoch;
+    }
     sl_wb_fini(&wb);
 }
 
