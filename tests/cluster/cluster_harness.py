@@ -16,6 +16,7 @@ deadline passes", never a fixed sleep.
 import os
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "harness"))
@@ -187,3 +188,55 @@ def replica_records(data_dir, topic, partition=0):
                         data[off:off + 12 + length])]
             off += 12 + length
     return out
+
+
+class FailoverClient:
+    """sluice-failover-client in the background: it produces `rate`
+    records a second to `topic` through the nodes `nodes` (values
+    NAME-%08d with `name`), and reports one line per ack ("ack SEQ
+    PARTITION OFFSET") or error, collected by a thread. stop() asks it to
+    finish and returns its exit code."""
+
+    def __init__(self, c, topic, nodes, rate, name=None, stop_timeout=180):
+        boot = ",".join("%s:%d" % c.nodes[n].binary_addr for n in nodes)
+        exe = os.path.join(sluice_harness.bin_dir(), "sluice-failover-client")
+        args = [exe, "-b", boot, "-t", topic, "-r", str(rate)]
+        if name:
+            args += ["-n", name]
+        # request.timeout.ms: a paused leader holds its requests this long
+        # (plus a second) before the client gives up on the connection
+        args += ["-X", "request.timeout.ms=2000",
+                 "-X", "connect.timeout.ms=1000"]
+        self.stop_timeout = stop_timeout
+        self.p = subprocess.Popen(args, stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        self.lines = []
+        self.lock = threading.Lock()
+        self.t = threading.Thread(target=self._read, daemon=True)
+        self.t.start()
+
+    def _read(self):
+        for ln in self.p.stdout:
+            with self.lock:
+                self.lines.append(ln.split())
+
+    def acked(self):
+        with self.lock:
+            return sum(1 for f in self.lines if f[0] == "ack")
+
+    def errors(self):
+        with self.lock:
+            return [f for f in self.lines if f[0] != "ack"]
+
+    def stop(self):
+        self.p.stdin.write("stop\n")
+        self.p.stdin.flush()
+        rc = self.p.wait(self.stop_timeout)
+        self.t.join(30)
+        return rc
+
+    def kill(self):
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.wait()

@@ -8,11 +8,10 @@ paused with SIGSTOP, never sees an error: every record it sent is
 acknowledged and present afterwards, in the order sent."""
 import os
 import signal
-import subprocess
 import sys
-import threading
 
 sys.path.insert(0, os.path.dirname(__file__))
+import cluster_harness  # noqa: E402
 from test_cluster_failover import parse, same_everywhere, wait_all_up  # noqa
 
 
@@ -47,50 +46,11 @@ def test_cli_produce_through_a_node_that_leads_nothing_of_it(cluster):
     assert total == 60
 
 
-class Client:
-    """sluice-failover-client in the background, its report lines
-    collected by a thread."""
+class Client(cluster_harness.FailoverClient):
+    """sluice-failover-client in the background at 500 records a second."""
 
     def __init__(self, c, topic, nodes):
-        boot = ",".join("%s:%d" % c.nodes[n].binary_addr for n in nodes)
-        exe = os.path.join(os.environ["SLUICE_BIN_DIR"],
-                           "sluice-failover-client")
-        # request.timeout.ms: a paused leader holds its requests this long
-        # (plus a second) before the client gives up on the connection
-        self.p = subprocess.Popen(
-            [exe, "-b", boot, "-t", topic, "-r", "500",
-             "-X", "request.timeout.ms=2000", "-X", "connect.timeout.ms=1000"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True)
-        self.lines = []
-        self.lock = threading.Lock()
-        self.t = threading.Thread(target=self._read, daemon=True)
-        self.t.start()
-
-    def _read(self):
-        for ln in self.p.stdout:
-            with self.lock:
-                self.lines.append(ln.split())
-
-    def acked(self):
-        with self.lock:
-            return sum(1 for f in self.lines if f[0] == "ack")
-
-    def errors(self):
-        with self.lock:
-            return [f for f in self.lines if f[0] != "ack"]
-
-    def stop(self):
-        self.p.stdin.write("stop\n")
-        self.p.stdin.flush()
-        rc = self.p.wait(180)
-        self.t.join(30)
-        return rc
-
-    def kill(self):
-        if self.p.poll() is None:
-            self.p.kill()
-            self.p.wait()
+        super().__init__(c, topic, nodes, 500)
 
 
 def test_producer_rides_through_leader_kill_and_pause(cluster):

@@ -89,44 +89,12 @@ def qcluster(tmp_path):
     c.stop_all()
 
 
-class Producer:
+class Producer(cluster_harness.FailoverClient):
     """sluice-failover-client in the background (test_cluster_clients)."""
 
     def __init__(self, c, name, rate):
+        super().__init__(c, TOPIC, ALL3, rate, name=name)
         self.name = name
-        boot = ",".join("%s:%d" % c.nodes[n].binary_addr for n in ALL3)
-        exe = os.path.join(cluster_harness.sluice_harness.bin_dir(),
-                           "sluice-failover-client")
-        self.p = subprocess.Popen(
-            [exe, "-b", boot, "-t", TOPIC, "-n", name, "-r", str(rate),
-             "-X", "request.timeout.ms=2000", "-X", "connect.timeout.ms=1000"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True)
-        self.lines = []
-        self.lock = threading.Lock()
-        self.t = threading.Thread(target=self._read, daemon=True)
-        self.t.start()
-
-    def _read(self):
-        for ln in self.p.stdout:
-            with self.lock:
-                self.lines.append(ln.split())
-
-    def acked(self):
-        with self.lock:
-            return sum(1 for f in self.lines if f[0] == "ack")
-
-    def stop(self):
-        self.p.stdin.write("stop\n")
-        self.p.stdin.flush()
-        rc = self.p.wait(180)
-        self.t.join(30)
-        return rc
-
-    def kill(self):
-        if self.p.poll() is None:
-            self.p.kill()
-            self.p.wait()
 
     def result(self):
         """(every value it tried, {(p, o): value} acknowledged)."""

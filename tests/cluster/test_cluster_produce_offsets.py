@@ -37,7 +37,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
@@ -194,44 +193,12 @@ def test_same_batches_in_another_order_are_cut(cluster):
 
 # ---- producers through repeated cuts --------------------------------------
 
-class Producer:
+class Producer(cluster_harness.FailoverClient):
     """sluice-failover-client in the background: one line per report."""
 
     def __init__(self, c, name, rate):
+        super().__init__(c, TOPIC, ALL3, rate, name=name, stop_timeout=120)
         self.name = name
-        boot = ",".join("%s:%d" % c.nodes[n].binary_addr for n in ALL3)
-        exe = os.path.join(cluster_harness.sluice_harness.bin_dir(),
-                           "sluice-failover-client")
-        self.p = subprocess.Popen(
-            [exe, "-b", boot, "-t", TOPIC, "-n", name, "-r", str(rate),
-             "-X", "request.timeout.ms=2000", "-X", "connect.timeout.ms=1000"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True)
-        self.lines = []
-        self.lock = threading.Lock()
-        self.t = threading.Thread(target=self._read, daemon=True)
-        self.t.start()
-
-    def _read(self):
-        for ln in self.p.stdout:
-            with self.lock:
-                self.lines.append(ln.split())
-
-    def acked(self):
-        with self.lock:
-            return sum(1 for f in self.lines if f[0] == "ack")
-
-    def stop(self):
-        self.p.stdin.write("stop\n")
-        self.p.stdin.flush()
-        rc = self.p.wait(120)
-        self.t.join(30)
-        return rc
-
-    def kill(self):
-        if self.p.poll() is None:
-            self.p.kill()
-            self.p.wait()
 
     def acks(self):
         """[(value, offset)] of every acknowledged record (partition 0)."""
