@@ -32,6 +32,7 @@ class Producer(threading.Thread):
         self.c, self.name, self.down = c, name, down
         self.stop = threading.Event()
         self.acked, self.sent = [], []
+        self.last_error = None  # (node, the CLI's stderr) of the last failure
         self.lock = threading.Lock()
 
     def leader(self):
@@ -72,6 +73,8 @@ class Producer(threading.Thread):
                     input=rec + "\n", capture_output=True, text=True,
                     timeout=20)
                 ok = p.returncode == 0
+                if not ok:
+                    self.last_error = (ldr, p.stderr.strip()[-300:])
             except (subprocess.TimeoutExpired, TypeError):
                 ok = False
             if ok:
@@ -118,8 +121,12 @@ def test_acknowledged_records_survive_kills_and_pauses(cluster):
                 return v and parse(v)[0][0] in rest
             c.wait(moved, "round %d: a new leader" % r, timeout=60)
             mid = sum(p.n_acked() for p in prods)
-            c.wait(lambda: sum(p.n_acked() for p in prods) >= mid + 5,
-                   "round %d: acks on the new leader" % r, timeout=60)
+            try:
+                c.wait(lambda: sum(p.n_acked() for p in prods) >= mid + 5,
+                       "round %d: acks on the new leader" % r, timeout=60)
+            except AssertionError as e:
+                raise AssertionError("%s\nthe producers' last errors: %r" % (
+                    e, [p.last_error for p in prods]))
             if pause:
                 c.nodes[pl].proc.send_signal(signal.SIGCONT)
             else:
