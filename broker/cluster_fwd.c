@@ -305,7 +305,11 @@ void sl_bcluster_h_forward(sl_broker *b, sl_conn *c, const sl_req *req,
 }
 
 /* Followers register their client addresses through the leader; until
- * the image holds them, retry every half second. */
+ * the image holds them, retry every half second. A registration whose
+ * answer has not come in two election timeouts is sent again (to whoever
+ * leads now): a leader paused with it in hand answers only once resumed,
+ * and until then this node's new addresses (a restart on other ports) are
+ * not in the image, so clients and replicas kept the old ones. */
 static void reg_done(void *arg, sl_err rc, const char *msg)
 {
     sl_broker *b = arg;
@@ -329,7 +333,10 @@ void sl_bcluster_reg_cb(evutil_socket_t fd, short what, void *arg)
     me = sl_meta_node_find(&bc->image, (int32_t)b->cfg.node_id);
     /* a node that stopped itself (SL_MI_STOPPED) registers again when it
      * is back, not while it is stopping (cluster_ops.c) */
-    if (bc->reg_inflight || sl_broker_stopping(b) ||
+    if ((bc->reg_inflight &&
+         sl_now_ms() - bc->reg_sent_ms <
+             2 * (int64_t)b->cfg.cluster_election_timeout_ms) ||
+        sl_broker_stopping(b) ||
         (me && !strcmp(me->addr, sl_peer_my_addr(b, 0)) &&
          !strcmp(me->stomp_addr, sl_peer_my_addr(b, 1)) &&
          !strcmp(me->tls_addr, sl_bcluster_tls_addr(b)) &&
@@ -345,7 +352,9 @@ void sl_bcluster_reg_cb(evutil_socket_t fd, short what, void *arg)
                              sl_peer_my_addr(b, 0), sl_peer_my_addr(b, 1),
                              sl_bcluster_tls_addr(b));
     if (!wb.err &&
-        sl_bcluster_forward(b, to, wb.p, wb.len, reg_done, b) == SL_OK)
+        sl_bcluster_forward(b, to, wb.p, wb.len, reg_done, b) == SL_OK) {
         bc->reg_inflight = 1;
+        bc->reg_sent_ms = sl_now_ms();
+    }
     sl_wb_fini(&wb);
 }

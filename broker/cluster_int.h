@@ -30,6 +30,7 @@ struct sl_bcluster {
     size_t nknown;
     struct event *reg_ev; /* until the image holds our addresses */
     int reg_inflight;
+    int64_t reg_sent_ms;    /* when the registration in flight was sent */
     struct fwd *fwds;       /* forwards in flight (stop completes them) */
     struct ac_pending *acs; /* auto-creations in flight */
     sl_bops *ops;           /* operations (cluster_ops.c) */
