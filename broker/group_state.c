@@ -68,6 +68,22 @@
  * record per (group, topic, partition)), so they go the same way, and a
  * stream group is served by its coordinator too; membership is not
  * state (members rejoin after a move, as after a restart).
+ *
+ * The coordinator lease (cluster/lease.c, docs/cluster.md "Coordinator
+ * lease"): leading the state partition is not enough, the node must also
+ * hold its lease (sl_cluster_lease_valid: it heard from the quorum
+ * recently enough that no other node can coordinate yet). Without it,
+ * sl_gstate_coordinates says no, so the groups library delivers nothing
+ * (its pump asks) and new requests get NOT_COORDINATOR; lease_cb fails
+ * every waiting settlement with NOT_COORDINATOR, and staged buffers are
+ * held, in order, instead of appended: appended, they would be refused
+ * and staged again at once, round after round. Acquired records stay
+ * acquired: the next coordinator releases them. When the lease comes
+ * back (a short silence, no failover), the held buffers are appended in
+ * order and delivery resumes. Failure scenario this prevents: a
+ * coordinator cut off from the majority (or paused, then resumed) hands
+ * out records from its frozen state that the new coordinator also hands
+ * out, or has seen acked.
  * @thread loop
  */
 #include <stdio.h>
@@ -81,6 +97,7 @@
 #include "broker/group_state.h"
 #include "broker/ops.h"
 #include "cluster/meta.h"
+#include "cluster/node.h"
 #include "protocol/batch.h"
 #include "protocol/hash.h"
 #include "protocol/log.h"
@@ -93,6 +110,8 @@ typedef struct rstage {
     int pending;
     sl_err rc;
     sl_gstate *gs;
+    uint8_t *held; /* the ops, while the lease is lapsed (one pending) */
+    size_t held_len;
 } rstage;
 
 struct sl_gstate {
@@ -105,7 +124,17 @@ struct sl_gstate {
     rstage *head, *tail;
     struct event *done_ev;   /* completes finished stages, never inline */
     struct sl_groute *route; /* group_route.c */
+    struct event *lease_ev;  /* every heartbeat: lease_cb */
+    int leased;              /* the lease as lease_cb last saw it */
+    int nheld;               /* stages held for the lease */
 };
+
+/* Does this node hold its coordinator lease now? */
+static int lease_ok(sl_gstate *gs)
+{
+    sl_cluster_node *n = sl_bcluster_node(gs->b);
+    return !n || sl_cluster_lease_valid(n, NULL);
+}
 
 /* STOMP temp queues ("stomp-tmp-N.S-NAME") live on the node that made
  * them (docs/stomp.md; relay.c sends replies there): their groups are
@@ -225,7 +254,12 @@ int sl_gstate_coordinates(sl_gstate *gs, const char *group)
         return 0;
     }
     p = sl_gstate_partition(group, gs->nparts);
-    return gs->ready[p];
+    return gs->ready[p] && lease_ok(gs);
+}
+
+int sl_gstate_lease_lapsed(sl_gstate *gs)
+{
+    return gs && !lease_ok(gs);
 }
 
 /* ---- appending state records ------------------------------------------ */
@@ -305,16 +339,28 @@ static void append_part(sl_gstate *gs, rstage *s, int32_t p,
     }
 }
 
+static void stage_ops(sl_gstate *gs, rstage *s, const uint8_t *ops, size_t len);
+
+/* Append the held stages, oldest first (the lease is back). */
+static void release_held(sl_gstate *gs)
+{
+    for (rstage *s = gs->head; s && gs->nheld > 0; s = s->next) {
+        uint8_t *ops = s->held;
+        if (!ops)
+            continue;
+        s->held = NULL;
+        gs->nheld--;
+        stage_ops(gs, s, ops, s->held_len);
+        free(ops);
+        s->pending--;
+    }
+    event_active(gs->done_ev, 0, 0);
+}
+
 void sl_gstate_replicate(sl_gstate *gs, const uint8_t *ops, size_t len,
                          uint64_t seq)
 {
     rstage *s = calloc(1, sizeof(*s));
-    sl_batch_builder *bbs = NULL;
-    int64_t now = sl_now_ms();
-    size_t off = 0;
-    sl_gop op;
-    sl_wb key;
-    int r;
 
     if (!s) { /* cannot track it: fail it through a later stage */
         sl_log(SL_ERROR, "groups", "out of memory replicating group state");
@@ -328,6 +374,35 @@ void sl_gstate_replicate(sl_gstate *gs, const uint8_t *ops, size_t len,
         gs->head = s;
     gs->tail = s;
     event_active(gs->done_ev, 0, 0);
+    if (!lease_ok(gs)) {
+        /* held until the lease is back, behind any earlier held stage */
+        s->held = malloc(len ? len : 1);
+        if (!s->held) {
+            s->rc = SL_ERR_NOMEM;
+            return;
+        }
+        memcpy(s->held, ops, len);
+        s->held_len = len;
+        s->pending++;
+        gs->nheld++;
+        return;
+    }
+    if (gs->nheld > 0)
+        release_held(gs); /* they go first: a window's newest record wins */
+    stage_ops(gs, s, ops, len);
+}
+
+/* The records of one staged buffer, appended to the partitions they
+ * belong to (led here) and waited for. */
+static void stage_ops(sl_gstate *gs, rstage *s, const uint8_t *ops, size_t len)
+{
+    sl_batch_builder *bbs = NULL;
+    int64_t now = sl_now_ms();
+    size_t off = 0;
+    sl_gop op;
+    sl_wb key;
+    int r;
+
     if (gs->nparts > 0)
         bbs = calloc((size_t)gs->nparts, sizeof(*bbs));
     if (gs->nparts > 0 && !bbs) {
@@ -564,6 +639,52 @@ void sl_gstate_on_image(sl_broker *b)
     }
 }
 
+static int coordinates_any(const sl_gstate *gs)
+{
+    for (int32_t p = 0; p < gs->nparts; p++)
+        if (gs->ready[p])
+            return 1;
+    return 0;
+}
+
+/* Every heartbeat: follow the lease. Lapsed: settlements waiting for a
+ * commit fail with NOT_COORDINATOR (so clients look the coordinator up
+ * again), now and every heartbeat it stays lapsed; back: the held stages
+ * are appended and delivery resumes. */
+static void lease_cb(evutil_socket_t fd, short what, void *arg)
+{
+    sl_gstate *gs = arg;
+    sl_cluster_node *n = sl_bcluster_node(gs->b);
+    int ok = lease_ok(gs), any = coordinates_any(gs);
+    (void)fd;
+    (void)what;
+    if (!ok) {
+        if (gs->leased && any)
+            sl_log(SL_WARN, "groups",
+                   "coordinator lease lapsed (node %d has not heard from "
+                   "the metadata quorum within %lld ms): its groups are "
+                   "not served (nothing delivered, settlements answered "
+                   "NOT_COORDINATOR) until it hears again or another node "
+                   "coordinates them",
+                   (int)gs->self, (long long)(n ? sl_cluster_lease_ms(n) : 0));
+        gs->leased = 0;
+        if (any || gs->nheld > 0)
+            sl_groups_fail_waiters(gs->g, SL_ERR_NOT_COORDINATOR);
+        return;
+    }
+    if (!gs->leased) {
+        if (any)
+            sl_log(SL_INFO, "groups",
+                   "coordinator lease held (node %d hears from the metadata "
+                   "quorum): serving its groups",
+                   (int)gs->self);
+        gs->leased = 1;
+        if (gs->nheld > 0)
+            release_held(gs);
+        sl_groups_on_durable(gs->g); /* deliver what waited */
+    }
+}
+
 sl_err sl_gstate_new(sl_broker *b, sl_groups *g, sl_gstate **out)
 {
     sl_gstate *gs;
@@ -586,6 +707,13 @@ sl_err sl_gstate_new(sl_broker *b, sl_groups *g, sl_gstate **out)
         free(gs);
         return SL_ERR_NOMEM;
     }
+    gs->lease_ev = event_new(sl_broker_base(b), -1, EV_PERSIST, lease_cb, gs);
+    if (gs->lease_ev) {
+        int64_t hb = (int64_t)sl_broker_config(b)->cluster_heartbeat_ms;
+        struct timeval tv = {(time_t)(hb / 1000),
+                             (suseconds_t)(hb % 1000) * 1000};
+        event_add(gs->lease_ev, &tv);
+    }
     *out = gs; /* before the unload: its stage is replicated through it */
     sl_groups_unload(g, mine_all, NULL);
     return SL_OK;
@@ -601,9 +729,16 @@ void sl_gstate_free(sl_gstate *gs)
         rstage *s = gs->head;
         gs->head = s->next;
         s->gs = NULL;
+        if (s->held) { /* never appended: nobody waits for it */
+            free(s->held);
+            s->held = NULL;
+            s->pending--;
+        }
         if (s->pending == 0)
             free(s);
     }
+    if (gs->lease_ev)
+        event_free(gs->lease_ev);
     sl_groute_free(gs->route);
     if (gs->done_ev)
         event_free(gs->done_ev);

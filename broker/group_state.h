@@ -33,10 +33,13 @@ sl_gstate *sl_ops_gstate(sl_broker *b);
  * libsluice computes it). */
 int32_t sl_gstate_partition(const char *group, int32_t nparts);
 /* Does this node coordinate queue group `group`? Always on a single node.
- * In a cluster: it leads the group's state partition and has rebuilt the
- * state from it; else 0, and the first call asks for the state topic's
- * creation when the image lacks it. */
+ * In a cluster: it leads the group's state partition, has rebuilt the
+ * state from it and holds its coordinator lease; else 0, and the first
+ * call asks for the state topic's creation when the image lacks it. */
 int sl_gstate_coordinates(sl_gstate *gs, const char *group);
+/* 1 when this node's coordinator lease has lapsed (cluster/lease.c): then
+ * sl_gstate_coordinates says no for every coordinated group. */
+int sl_gstate_lease_lapsed(sl_gstate *gs);
 /* The node id that coordinates `group` per this node's image: 0 on a
  * single node, -1 when unknown now (no state topic yet: its creation is
  * asked for; an election). */

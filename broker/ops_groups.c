@@ -66,7 +66,15 @@ int sl_ops_group_coordinated(sl_broker *b, const char *group, char *msg,
         sl_gstate_coordinates(b->gmod->gs, group))
         return 1;
     c = sl_gstate_coordinator(b, group);
-    if (c > 0 && c != (int32_t)sl_broker_config(b)->node_id)
+    if (c > 0 && c == (int32_t)sl_broker_config(b)->node_id &&
+        sl_gstate_lease_lapsed(b->gmod->gs))
+        snprintf(msg, msglen,
+                 "group '%s': node %d leads its %s partition but its "
+                 "coordinator lease lapsed (it has not heard from the "
+                 "metadata quorum lately; another node may coordinate the "
+                 "group by now): retry",
+                 group, (int)c, SL_GSTATE_TOPIC);
+    else if (c > 0 && c != (int32_t)sl_broker_config(b)->node_id)
         snprintf(msg, msglen,
                  "group '%s' is coordinated by node %d (the leader of its "
                  "%s partition)",

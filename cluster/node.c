@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -22,6 +23,7 @@
 #include <uv.h>
 
 #include "cluster/fsm.h"
+#include "cluster/lease.h"
 #include "cluster/raft_auth.h"
 #include "protocol/log.h"
 
@@ -133,6 +135,15 @@ struct sl_cluster_node {
     /* as a follower: the Raft leader */
     raft_id prev_leader;
     uint64_t last_tick; /* the controller's previous tick (uv_now) */
+
+    /* the coordinator lease (cluster/lease.c): rules on the raft thread;
+     * until and the outbox position the loop must have drained to trust
+     * it are published under mu */
+    sl_lease lease;
+    uint64_t pushed;     /* outbox items ever pushed (mu) */
+    uint64_t drained;    /* pushed count the loop has applied (loop) */
+    int64_t lease_until; /* CLOCK_MONOTONIC ms (mu) */
+    uint64_t lease_seq;  /* pushed when lease_until was computed (mu) */
 };
 
 static void ipush(ilist *l, item *it)
@@ -240,6 +251,7 @@ static void outbox_push(sl_cluster_node *n, item *it)
 {
     pthread_mutex_lock(&n->mu);
     ipush(&n->outbox, it);
+    n->pushed++;
     pthread_mutex_unlock(&n->mu);
     if (n->notify)
         n->notify(n->notify_arg);
@@ -583,6 +595,26 @@ static void note_wiped(sl_cluster_node *n, struct live *l,
         }
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The coordinator lease's part of a message (cluster/lease.c). */
+static void lease_recv(sl_cluster_node *n, const struct raft_message *m)
+{
+    if (m->type == RAFT_IO_APPEND_ENTRIES)
+        sl_lease_on_msg(&n->lease, mono_ms(), SL_LEASE_MSG_APPEND,
+                        (int32_t)m->server_id, m->append_entries.term,
+                        m->append_entries.leader_commit);
+    else if (m->type == RAFT_IO_APPEND_ENTRIES_RESULT)
+        sl_lease_on_msg(&n->lease, mono_ms(), SL_LEASE_MSG_RESULT,
+                        (int32_t)m->server_id, m->append_entries_result.term,
+                        0);
+}
+
 static void io_recv_hook(struct raft_io *io, struct raft_message *msg)
 {
     sl_cluster_node *n =
@@ -593,6 +625,7 @@ static void io_recv_hook(struct raft_io *io, struct raft_message *msg)
         l->heard = now;
         note_wiped(n, l, msg);
     }
+    lease_recv(n, msg);
     n->raft_recv(io, msg);
 }
 
@@ -948,11 +981,66 @@ static void node_raft_closed(struct raft *r)
     sl_raft_auth_fini(&n->auth_transport);
 }
 
+/* ---- the coordinator lease (cluster/lease.c) ---------------------------- */
+
+/* Every tick: the lease from what lease_recv noted, published (with the
+ * outbox position it counts on) for sl_cluster_lease_valid. */
+static void lease_update(sl_cluster_node *n)
+{
+    int32_t voters[SL_LEASE_VOTERS];
+    size_t nv = 0;
+    raft_id lid = 0;
+    const char *laddr = NULL;
+    int role;
+    int64_t until;
+    switch (raft_state(&n->raft)) {
+    case RAFT_FOLLOWER:
+        role = SL_LEASE_FOLLOWER;
+        break;
+    case RAFT_LEADER:
+        role = SL_LEASE_LEADER;
+        break;
+    default:
+        role = SL_LEASE_CANDIDATE;
+    }
+    raft_leader(&n->raft, &lid, &laddr);
+    for (unsigned i = 0; i < n->raft.configuration.n && nv < SL_LEASE_VOTERS;
+         i++)
+        if (n->raft.configuration.servers[i].role == RAFT_VOTER)
+            voters[nv++] = (int32_t)n->raft.configuration.servers[i].id;
+    until = sl_lease_tick(&n->lease, mono_ms(), role, (int32_t)lid,
+                          n->raft.current_term, raft_last_applied(&n->raft),
+                          voters, nv);
+    pthread_mutex_lock(&n->mu);
+    n->lease_until = until;
+    n->lease_seq = n->pushed; /* what the FSM applied is in the outbox */
+    pthread_mutex_unlock(&n->mu);
+}
+
+int sl_cluster_lease_valid(sl_cluster_node *n, int64_t *left_ms)
+{
+    int64_t until, now = mono_ms();
+    uint64_t seq;
+    pthread_mutex_lock(&n->mu);
+    until = n->lease_until;
+    seq = n->lease_seq;
+    pthread_mutex_unlock(&n->mu);
+    if (left_ms)
+        *left_ms = until > now ? until - now : 0;
+    return now < until && n->drained >= seq;
+}
+
+int64_t sl_cluster_lease_ms(sl_cluster_node *n)
+{
+    return n->lease.lease_ms;
+}
+
 static void tick_cb(uv_timer_t *t)
 {
     sl_cluster_node *n = t->data;
     controller(n);
     publish_status(n);
+    lease_update(n);
 }
 
 static void close_raft(sl_cluster_node *n)
@@ -1157,6 +1245,8 @@ sl_err sl_cluster_node_start(const sl_cluster_cfg *cfg, sl_cluster_node **out,
     n->io_init = 1;
     n->io_start = n->io.start; /* note each message's arrival */
     n->io.start = io_start_hook;
+    sl_lease_init(&n->lease, n->id, cfg->election_ms, cfg->heartbeat_ms,
+                  cfg->session_ms);
     if ((rv = raft_init(&n->raft, &n->io, &n->fsm.fsm, (raft_id)n->id,
                         n->listen)) != 0) {
         snprintf(err, errlen, "raft: %s", raft_errmsg(&n->raft));
@@ -1268,9 +1358,11 @@ size_t sl_cluster_drain(sl_cluster_node *n, sl_meta *image)
 {
     item *it, *next;
     size_t changed = 0;
+    uint64_t seq;
 
     pthread_mutex_lock(&n->mu);
     it = ipop_all(&n->outbox);
+    seq = n->pushed;
     pthread_mutex_unlock(&n->mu);
     for (; it; it = next) {
         next = it->next;
@@ -1289,6 +1381,7 @@ size_t sl_cluster_drain(sl_cluster_node *n, sl_meta *image)
         }
         item_free(it);
     }
+    n->drained = seq; /* the lease may count on these now */
     return changed;
 }
 

@@ -123,4 +123,14 @@ typedef struct sl_cluster_status {
 /* A copy of the latest status the Raft thread published. @thread any */
 void sl_cluster_status_get(sl_cluster_node *n, sl_cluster_status *st);
 
+/* The coordinator lease (cluster/lease.c, docs/cluster.md "Coordinator
+ * lease"): 1 while this node may act on what its image says it leads,
+ * i.e. the lease computed on the Raft thread has not run out on
+ * CLOCK_MONOTONIC and sl_cluster_drain has applied every command the
+ * Raft thread had applied when it computed it. *left_ms (may be NULL):
+ * what is left of it. @thread loop */
+int sl_cluster_lease_valid(sl_cluster_node *n, int64_t *left_ms);
+/* The lease length in ms for this node's Raft timings. @thread any */
+int64_t sl_cluster_lease_ms(sl_cluster_node *n);
+
 #endif

@@ -973,6 +973,17 @@ void sl_groups_replicated(sl_groups *g, uint64_t seq, sl_err rc)
     complete_waiters(g);
 }
 
+void sl_groups_fail_waiters(sl_groups *g, sl_err rc)
+{
+    while (g->waiters) {
+        sl_waiter *w = g->waiters;
+        g->waiters = w->next;
+        w->cb(w->arg, rc);
+        free(w);
+    }
+    g->waiters_tail = NULL;
+}
+
 void sl_groups_unload(sl_groups *g, int (*mine)(void *arg, const char *group),
                       void *arg)
 {

@@ -197,6 +197,11 @@ void sl_groups_dlq_forwarded(sl_groups *g, int64_t token, sl_err rc);
  * the error the waiters of those mutations are answered with (their
  * state is staged again in full with the next round). @thread loop */
 void sl_groups_replicated(sl_groups *g, uint64_t seq, sl_err rc);
+/* Answer every waiter (sl_groups_wait) now with rc (not SL_OK): this node
+ * cannot tell them their mutations are done, e.g. its coordinator lease
+ * lapsed (broker/group_state.c). The mutations stay staged; a later
+ * commit covers them without telling anyone. @thread loop */
+void sl_groups_fail_waiters(sl_groups *g, sl_err rc);
 /* Another node coordinates the queue and stream groups for which
  * mine(arg, name) is 1 now: what changed in them is staged
  * (env.replicate refuses it and their waiters fail), then they are

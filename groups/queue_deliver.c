@@ -434,6 +434,12 @@ void sl_q__pump(sl_qgroup *qg)
         qg->repump = 1;
         return;
     }
+    /* a cluster node that is not (or no longer surely) the coordinator
+     * delivers nothing: its state may be stale (docs/cluster.md,
+     * "Coordinator lease") */
+    if (qg->g->env.coordinates &&
+        !qg->g->env.coordinates(qg->g->env.ctx, qg->name))
+        return;
     if (qg->nparts == 0)
         sl_q__qg_sync_parts(qg);
     if (qg->nparts == 0)
