@@ -126,6 +126,7 @@ struct sl_gstate {
     struct sl_groute *route; /* group_route.c */
     struct event *lease_ev;  /* every heartbeat: lease_cb */
     int leased;              /* the lease as lease_cb last saw it */
+    int lapse_seen;          /* lease_ok said no since lease_cb last ran */
     int nheld;               /* stages held for the lease */
 };
 
@@ -133,7 +134,10 @@ struct sl_gstate {
 static int lease_ok(sl_gstate *gs)
 {
     sl_cluster_node *n = sl_bcluster_node(gs->b);
-    return !n || sl_cluster_lease_valid(n, NULL);
+    if (!n || sl_cluster_lease_valid(n, NULL))
+        return 1;
+    gs->lapse_seen = 1;
+    return 0;
 }
 
 /* STOMP temp queues ("stomp-tmp-N.S-NAME") live on the node that made
@@ -672,13 +676,16 @@ static void lease_cb(evutil_socket_t fd, short what, void *arg)
             sl_groups_fail_waiters(gs->g, SL_ERR_NOT_COORDINATOR);
         return;
     }
-    if (!gs->leased) {
-        if (any)
-            sl_log(SL_INFO, "groups",
-                   "coordinator lease held (node %d hears from the metadata "
-                   "quorum): serving its groups",
-                   (int)gs->self);
+    if (!gs->leased && any)
+        sl_log(SL_INFO, "groups",
+               "coordinator lease held (node %d hears from the metadata "
+               "quorum): serving its groups",
+               (int)gs->self);
+    /* also after a lapse shorter than a heartbeat, which only the
+     * requests it refused saw */
+    if (!gs->leased || gs->lapse_seen) {
         gs->leased = 1;
+        gs->lapse_seen = 0;
         if (gs->nheld > 0)
             release_held(gs);
         sl_groups_on_durable(gs->g); /* deliver what waited */
