@@ -16,12 +16,12 @@
  *  - Follower: the anchor is when it last read an AppendEntries of the
  *    current leader in the current term. It answers each one at once, so
  *    the controller heard from it then (or at the previous heartbeat, if
- *    that answer is lost) and fences it no sooner than one session
- *    timeout after that (cluster/node.c, controller()). An anchor counts
- *    only once the node has applied every commit index it has seen: a
- *    fence committed before the heartbeat was sent is then in its image
- *    (the broker's copy too: node.c publishes the lease with the position
- *    in its outbox that the loop must have drained).
+ *    that answer is lost) and fences a live node no sooner than one
+ *    session timeout after that (cluster/node.c, controller()). An
+ *    anchor counts only once the node has applied every commit index it
+ *    has seen: a fence committed before the heartbeat was sent is then
+ *    in its image (the broker's copy too: node.c publishes the lease
+ *    with the position in its outbox that the loop must have drained).
  *  - Leader (controller): the anchor is the moment by which a majority of
  *    voters (itself included) had last been read from: the k-th latest of
  *    the voters' latest AppendEntries results. A new leader needs the vote
@@ -55,7 +55,10 @@
  * ASSUMPTIONS. Clock rates differ by less than 2% (CLOCK_MONOTONIC, not
  * stepped by NTP); a voter answers an AppendEntries within the margin; a
  * suspend that CLOCK_MONOTONIC does not count (it stops during system
- * suspend) is not covered.
+ * suspend) is not covered; a live node is fenced only after a session
+ * of silence: the controller's fast fence of a node whose Raft address
+ * refuses connections (node.c, a dead process) breaks the rule for a
+ * live node behind a firewall that rejects with a TCP reset.
  * @thread raft
  */
 #include "cluster/lease.h"
