@@ -37,8 +37,8 @@
  * ones name those decisions. stall_ms is the longest silence after which
  * no fence can yet have been decided: session - lease - 2 heartbeats.
  *
- * LENGTH (sl_lease_ms). lease = min(election, session - election -
- * heartbeat) - margin, margin = heartbeat + max(session / 50, 10 ms):
+ * LENGTH (sl_lease_ms). lease = min(election - heartbeat - 2% of it,
+ * session - election - 2 heartbeats - 2% of it), 2% at least 10 ms:
  *   - session: the controller fences a node it has not heard from for
  *     that long (a follower's bound);
  *   - election: a new controller can be elected one election timeout
@@ -48,9 +48,11 @@
  *     may go on sending heartbeats to a minority for up to two election
  *     timeouts after the cut (its check-quorum step-down), one more than
  *     the new leader needed to be elected;
- *   - the margin: one heartbeat of read and answer jitter, and 2% for
- *     clock rate differences and delays.
- * Defaults (election 1000, heartbeat 100, session 3000): 840 ms.
+ *   - the margins: one heartbeat of read and answer jitter, and 2% of
+ *     the interval the other side measures, for clock rate differences
+ *     and delays.
+ * Defaults (election 1000, heartbeat 100, session 3000): 880 ms; a long
+ * session does not shorten it.
  *
  * ASSUMPTIONS. Clock rates differ by less than 2% (CLOCK_MONOTONIC, not
  * stepped by NTP); a voter answers an AppendEntries within the margin; a
@@ -69,9 +71,9 @@ int64_t sl_lease_ms(unsigned election_ms, unsigned heartbeat_ms,
                     unsigned session_ms, int *short_out)
 {
     int64_t e = election_ms, hb = heartbeat_ms, s = session_ms;
-    int64_t drift = s / 50 > 10 ? s / 50 : 10;
-    int64_t l = s - e - hb < e ? s - e - hb : e;
-    l -= hb + drift;
+    int64_t a = e - hb - (e / 50 > 10 ? e / 50 : 10);
+    int64_t b = s - e - 2 * hb - (s / 50 > 10 ? s / 50 : 10);
+    int64_t l = a < b ? a : b;
     if (short_out)
         *short_out = l < hb;
     return l < hb ? (hb > 0 ? hb : 1) : l;

@@ -50,7 +50,7 @@ typedef struct sl_lease {
 
 /* The lease length for these Raft timings (ms): shorter than the time
  * after which a controller may fence this node and another node may
- * become coordinator, minus a margin for message delay, tick granularity
+ * become coordinator, minus margins for message delay, tick granularity
  * and clock drift. Never below heartbeat_ms (then the margins are not
  * kept: *short_out is set so that the caller warns). */
 int64_t sl_lease_ms(unsigned election_ms, unsigned heartbeat_ms,

@@ -1247,6 +1247,20 @@ sl_err sl_cluster_node_start(const sl_cluster_cfg *cfg, sl_cluster_node **out,
     n->io.start = io_start_hook;
     sl_lease_init(&n->lease, n->id, cfg->election_ms, cfg->heartbeat_ms,
                   cfg->session_ms);
+    {
+        int short_lease = 0;
+        sl_lease_ms(cfg->election_ms, cfg->heartbeat_ms, cfg->session_ms,
+                    &short_lease);
+        sl_log(short_lease ? SL_WARN : SL_INFO, "cluster",
+               "coordinator lease %lld ms (election %u ms, heartbeat %u ms, "
+               "session %u ms)%s",
+               (long long)n->lease.lease_ms, cfg->election_ms,
+               cfg->heartbeat_ms, cfg->session_ms,
+               short_lease ? ": shorter than its margins allow; raise "
+                             "cluster-election-timeout-ms and "
+                             "cluster-session-timeout-ms"
+                           : "");
+    }
     if ((rv = raft_init(&n->raft, &n->io, &n->fsm.fsm, (raft_id)n->id,
                         n->listen)) != 0) {
         snprintf(err, errlen, "raft: %s", raft_errmsg(&n->raft));

@@ -22,11 +22,15 @@ static void test_length(void **state)
 {
     int short_ = -1;
     (void)state;
-    /* min(1000, 3000 - 1000 - 100) - (100 + 60) */
-    assert_int_equal(sl_lease_ms(1000, 100, 3000, &short_), 840);
+    /* min(1000 - 100 - 20, 3000 - 1000 - 200 - 60) */
+    assert_int_equal(sl_lease_ms(1000, 100, 3000, &short_), 880);
     assert_int_equal(short_, 0);
-    /* the test cluster's timings: min(500, 950) - (50 + 30) */
-    assert_int_equal(sl_lease_ms(500, 50, 1500, NULL), 420);
+    /* the test cluster's timings: min(500 - 50 - 10, 1500 - 500 - 100 -
+     * 30) */
+    assert_int_equal(sl_lease_ms(500, 50, 1500, NULL), 440);
+    /* a long session does not shorten it (2% of 20 s is not a margin the
+     * election bound needs) */
+    assert_int_equal(sl_lease_ms(500, 50, 20000, NULL), 440);
     /* shorter than a heartbeat: floored, and said */
     assert_int_equal(sl_lease_ms(1000, 100, 1100, &short_), 100);
     assert_int_equal(short_, 1);
@@ -44,11 +48,11 @@ static void test_follower_heartbeats_extend(void **state)
     sl_lease_on_msg(&l, 1050, SL_LEASE_MSG_APPEND, 1, 5, 10);
     assert_int_equal(
         sl_lease_tick(&l, 1100, SL_LEASE_FOLLOWER, 1, 5, 10, voters3, 3),
-        1000 + 840);
+        1000 + 880);
     /* a heartbeat of another node (a deposed leader's) does not count */
     sl_lease_on_msg(&l, 1150, SL_LEASE_MSG_APPEND, 3, 5, 10);
     assert_int_equal(
-        sl_lease_tick(&l, 1200, SL_LEASE_FOLLOWER, 1, 5, 10, voters3, 3), 1840);
+        sl_lease_tick(&l, 1200, SL_LEASE_FOLLOWER, 1, 5, 10, voters3, 3), 1880);
     /* silence: the lease is not extended and runs out */
     for (int64_t t = 1300; t <= 2000; t += 100)
         sl_lease_tick(&l, t, SL_LEASE_FOLLOWER, 1, 5, 10, voters3, 3);
@@ -67,7 +71,7 @@ static void test_follower_waits_for_applied_commit(void **state)
         sl_lease_tick(&l, 1100, SL_LEASE_FOLLOWER, 1, 5, 10, voters3, 3), 0);
     assert_int_equal(
         sl_lease_tick(&l, 1200, SL_LEASE_FOLLOWER, 1, 5, 12, voters3, 3),
-        1000 + 840);
+        1000 + 880);
 }
 
 static void test_stall_distrusts_queued_messages(void **state)
@@ -107,7 +111,7 @@ static void test_term_change_drops_it(void **state)
     sl_lease_on_msg(&l, 1160, SL_LEASE_MSG_APPEND, 3, 6, 11);
     assert_int_equal(
         sl_lease_tick(&l, 1200, SL_LEASE_FOLLOWER, 3, 6, 11, voters3, 3),
-        1150 + 840);
+        1150 + 880);
 }
 
 static void test_leader_needs_a_majority(void **state)
@@ -122,7 +126,7 @@ static void test_leader_needs_a_majority(void **state)
     /* 3 voters: itself and one more are a majority */
     assert_int_equal(
         sl_lease_tick(&l, 1100, SL_LEASE_LEADER, 1, 7, 20, voters3, 3),
-        1000 + 840);
+        1000 + 880);
     /* 5 voters: two others needed; the older of the two latest counts */
     init(&l, 1);
     sl_lease_tick(&l, 1000, SL_LEASE_LEADER, 1, 7, 20, voters5, 5);
@@ -133,7 +137,7 @@ static void test_leader_needs_a_majority(void **state)
     sl_lease_on_msg(&l, 1160, SL_LEASE_MSG_RESULT, 2, 7, 0);
     assert_int_equal(
         sl_lease_tick(&l, 1200, SL_LEASE_LEADER, 1, 7, 20, voters5, 5),
-        1100 + 840);
+        1100 + 880);
     /* a result of an older term does not count */
     init(&l, 1);
     sl_lease_on_msg(&l, 1000, SL_LEASE_MSG_RESULT, 2, 6, 0);
