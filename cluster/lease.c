@@ -180,17 +180,17 @@ int64_t sl_lease_tick(sl_lease *l, int64_t now, int role, int32_t leader,
 {
     int64_t anchor = 0;
     ran(l, now);
-    if (role != l->role || term != l->term) {
-        l->role = role;
-        l->term = term;
-        l->until = 0;
-    }
+    /* A role or term change keeps the lease: it bounds when another node
+     * may coordinate whoever leads now (a new controller gives every
+     * node but the old controller a full session; the old controller's
+     * own lease is bounded by the election timeout). Dropping it made
+     * every coordinator lapse at each leadership transfer. */
+    l->role = role;
+    l->term = term;
     if (role == SL_LEASE_FOLLOWER && leader > 0 && leader != l->self)
         anchor = follower_anchor(l, leader, term, applied);
     else if (role == SL_LEASE_LEADER)
         anchor = leader_anchor(l, now, term, voters, nvoters);
-    else
-        l->until = 0;
     if (anchor && anchor + l->lease_ms > l->until)
         l->until = anchor + l->lease_ms;
     return l->until;

@@ -95,19 +95,23 @@ static void test_stall_distrusts_queued_messages(void **state)
     assert_true(l.until > 7000);
 }
 
-static void test_term_change_drops_it(void **state)
+static void test_term_change_keeps_it(void **state)
 {
     sl_lease l;
     (void)state;
     init(&l, 2);
     sl_lease_on_msg(&l, 1000, SL_LEASE_MSG_APPEND, 1, 5, 10);
-    assert_true(sl_lease_tick(&l, 1050, SL_LEASE_FOLLOWER, 1, 5, 10, voters3,
-                              3) > 1050);
-    /* an election: candidate, then a follower of 3 in term 6 */
     assert_int_equal(
-        sl_lease_tick(&l, 1100, SL_LEASE_CANDIDATE, 0, 6, 10, voters3, 3), 0);
+        sl_lease_tick(&l, 1050, SL_LEASE_FOLLOWER, 1, 5, 10, voters3, 3),
+        1000 + 880);
+    /* an election (a leadership transfer): the lease runs on, not
+     * extended by the old leader's heartbeats of the old term */
     assert_int_equal(
-        sl_lease_tick(&l, 1150, SL_LEASE_FOLLOWER, 3, 6, 10, voters3, 3), 0);
+        sl_lease_tick(&l, 1100, SL_LEASE_CANDIDATE, 0, 6, 10, voters3, 3),
+        1880);
+    assert_int_equal(
+        sl_lease_tick(&l, 1150, SL_LEASE_FOLLOWER, 3, 6, 10, voters3, 3), 1880);
+    /* the new leader's heartbeats extend it */
     sl_lease_on_msg(&l, 1160, SL_LEASE_MSG_APPEND, 3, 6, 11);
     assert_int_equal(
         sl_lease_tick(&l, 1200, SL_LEASE_FOLLOWER, 3, 6, 11, voters3, 3),
@@ -152,7 +156,7 @@ int main(void)
         cmocka_unit_test(test_follower_heartbeats_extend),
         cmocka_unit_test(test_follower_waits_for_applied_commit),
         cmocka_unit_test(test_stall_distrusts_queued_messages),
-        cmocka_unit_test(test_term_change_drops_it),
+        cmocka_unit_test(test_term_change_keeps_it),
         cmocka_unit_test(test_leader_needs_a_majority),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
