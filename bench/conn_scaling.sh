@@ -6,7 +6,8 @@
 #   env: CONNS ("1 4 16 64 256"), RECORDS (in total per run, 2000000),
 #        SIZE (100), ACKS (durable), IDLE (idle connections, 10000),
 #        BASE (a second build directory: before/after pairs, see below),
-#        WARM (records produced, unmeasured, before the first run: 0)
+#        WARM (records produced, unmeasured, before the first run: 0),
+#        CLIENT (threads, mux, or "threads mux" for both: threads)
 #
 # 1. Throughput: `sluice-bench produce --producers N` (N threads, one
 #    libsluice producer and so one connection each; RECORDS in total, one
@@ -20,6 +21,14 @@
 #    sluiced and sluice-bench and with BUILD_DIR's, alternating which
 #    goes first, each build on its own sluiced (both started once): the
 #    summary gives each build's medians side by side.
+#    CLIENT=mux runs `sluice-bench produce-mux --conns N` instead: the N
+#    connections on one client thread with epoll (bench/sluice_bench_mux.c,
+#    pre-built batches of libsluice's default size and max.in.flight), as
+#    an application server holds its connections; its client CPU per
+#    record is small and the same for every N, so the broker's scaling
+#    shows without N client threads competing for the 2 cores.
+#    CLIENT="threads mux" runs both, one after the other for each count
+#    (alternating which first), and summarises each client on its own.
 #    WARM: on a VM whose host takes freed guest memory back (free page
 #    reporting), the page cache's first write to a page the host has to
 #    fault in costs several times a write to a page in use (about 2.2
@@ -64,6 +73,7 @@ stop_all() {
 trap 'rm -f "$out"; stop_all' EXIT
 stat_of() { awk '{print $14 + $15, $10}' "/proc/$1/stat"; }
 WARM=${WARM:-0}
+CLIENT=${CLIENT:-threads}
 if [ "$WARM" -gt 0 ]; then
   for bd in "${builds[@]}"; do
     "$bd/bin/sluice-bench" produce -b "127.0.0.1:${bbport[$bd]}" \
@@ -79,36 +89,48 @@ for r in $(seq "$ROUNDS"); do
   for n in $list; do
     if [ $(((r + n) % 2)) = 1 ]; then bl=("${builds[@]}"); else
       bl=($(printf '%s\n' "${builds[@]}" | tac)); fi
+    cl=($CLIENT)
+    [ $(((r + n) % 2)) = 1 ] || cl=($(printf '%s\n' "${cl[@]}" | tac))
     for bd in "${bl[@]}"; do
+     for c in "${cl[@]}"; do
       p=${bpid[$bd]}
+      if [ "$c" = mux ]; then
+        cmd=(produce-mux --conns "$n")
+      else
+        cmd=(produce --producers "$n")
+      fi
       read -r t0 f0 < <(stat_of "$p")
       # the client's own CPU and faults too (sluice-bench, in s)
       line=$( { /usr/bin/time -f "client_cpu_s=%U+%S client_minflt=%R" \
-        "$bd/bin/sluice-bench" produce -b "127.0.0.1:${bbport[$bd]}" \
-        --topic "c$n-$r" --records "$RECORDS" --size "$SIZE" \
-        --acks "$ACKS" --producers "$n"; } 2>&1 | tail -2 | tr '\n' ' ')
+        "$bd/bin/sluice-bench" "${cmd[0]}" -b "127.0.0.1:${bbport[$bd]}" \
+        --topic "c$n-$r-$c" --records "$RECORDS" --size "$SIZE" \
+        --acks "$ACKS" "${cmd[@]:1}"; } 2>&1 | tail -2 | tr '\n' ' ')
       read -r t1 f1 < <(stat_of "$p")
-      echo "build=$(basename "$bd") conns=$n $line cpu_ticks=$((t1 - t0)) broker_minflt=$((f1 - f0)) load=$(cut -d' ' -f1 /proc/loadavg)" | tee -a "$out"
+      echo "build=$(basename "$bd") client=$c conns=$n $line cpu_ticks=$((t1 - t0)) broker_minflt=$((f1 - f0)) load=$(cut -d' ' -f1 /proc/loadavg)" | tee -a "$out"
+     done
     done
   done
 done
 python3 - "$out" "$RECORDS" "${builds[@]##*/}" <<'PY'
 import os, re, statistics, sys
 hz = os.sysconf("SC_CLK_TCK")
-n_rec = float(sys.argv[2])
 rows = {}
 for line in open(sys.argv[1]):
     kv = dict(re.findall(r"(\S+)=(\S+)", line))
-    rows.setdefault((kv["build"], int(kv["conns"])), []).append(
+    # produce-mux sends whole batches: its records= is the count it made
+    n_rec = float(kv.get("records", sys.argv[2]))
+    rows.setdefault((kv["build"], kv["client"], int(kv["conns"])), []).append(
         (float(kv["records_per_sec"]),
          float(kv["cpu_ticks"]) / hz * 1e6 / n_rec,
          eval(kv["client_cpu_s"]) * 1e6 / n_rec,
          int(kv["broker_minflt"]), int(kv["client_minflt"])))
 med = statistics.median
-for build in dict.fromkeys(sys.argv[3:]):  # BASE first
-    mine = {n: v for (b, n), v in rows.items() if b == build}
+for build, client in dict.fromkeys((b, c) for a in sys.argv[3:]
+                                    for (b, c, n) in rows if b == a):
+    mine = {n: v for (b, c, n), v in rows.items()
+            if b == build and c == client}
     best = max(med([x[0] for x in v]) for v in mine.values())
-    print("== %s" % build)
+    print("== %s, client %s" % (build, client))
     for n in sorted(mine):
         v = mine[n]
         r = [x[0] for x in v]; u = [x[1] for x in v]; cl = [x[2] for x in v]

@@ -32,6 +32,8 @@
  *                 sticky (default): the client's partitioner for records
  *                 without a key (one partition per batch).
  *   MODE stomp    see bench/sluice_bench_stomp.c (when built in).
+ *   MODE produce-mux  see bench/sluice_bench_mux.c (N connections, one
+ *                 thread).
  *
  * Output: one line of key=value (records/s, MB/s, latency p50/p99/p99.9/
  * max in ms) on stdout.
@@ -557,6 +559,8 @@ int main(int argc, char **argv)
     static char topic[128];
     int i;
 
+    if (argc > 1 && !strcmp(argv[1], "produce-mux"))
+        return sl_bench_mux_main(argc, argv);
     if (argc > 1 && !strcmp(argv[1], "stomp")) {
         return sl_bench_stomp_main(argc, argv);
     }
