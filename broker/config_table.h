@@ -300,6 +300,14 @@ SL_CFG(replica_lag_time_max_ms, "replica-lag-time-max-ms", MS, "10000", 100,
        "Cluster: the partition leader removes a follower from the in-sync "
        "set when it has not caught up to the leader's log end for this "
        "long, and adds it back once it has.")
+SL_CFG(replica_hwm_checkpoint_ms, "replica-hwm-checkpoint-ms", MS, "5000", 0,
+       3600000, 0, NULL,
+       "Cluster: how often a node writes the high-water marks of its "
+       "partitions to DATA/replication-offset-checkpoint (only when one "
+       "moved; also at a clean stop), so that after a restart it checks "
+       "its log against a new leader from that mark instead of its active "
+       "segment's base (docs/cluster.md 3.2). 0 = off (no file written or "
+       "read).")
 SL_CFG(cluster_snapshot_threshold, "cluster-snapshot-threshold", INT, "1024",
        8, 100000000, 0, NULL,
        "Metadata log entries between two snapshots of the metadata image.")

@@ -60,6 +60,7 @@
 #include "protocol/api.h"
 #include "protocol/frame.h"
 #include "protocol/log.h"
+#include "storage/hwm_checkpoint.h"
 
 const sl_mi_part *replica_followed(const sl_replicas *rs, const sl_mi_topic *t,
                                    int32_t p, int32_t leader)
@@ -337,9 +338,21 @@ void replica_send_fetch(fetcher *f)
                 if (lp && lp->verified_epoch != mp->leader_epoch) {
                     if (!lp->verifying ||
                         lp->verify_epoch != mp->leader_epoch) {
+                        const char *why;
                         lp->verifying = 1;
                         lp->verify_epoch = mp->leader_epoch;
-                        lp->verify_from = replica_verify_from(part);
+                        lp->verify_from =
+                            replica_verify_from(rs, lp, t, part, &why);
+                        lp->verify_start = lp->verify_from;
+                        lp->verify_bytes = 0;
+                        lp->verify_ms = sl_now_ms();
+                        if (lp->verify_from < end)
+                            sl_log(SL_INFO, "replica",
+                                   "%s/%d: checking log [%lld, %lld) against "
+                                   "leader %d (epoch %d) from %s",
+                                   t->name, (int)p, (long long)lp->verify_from,
+                                   (long long)end, (int)f->leader,
+                                   (int)mp->leader_epoch, why);
                     }
                     if (lp->verify_from >= end) {
                         lp->verified_epoch = mp->leader_epoch;
@@ -396,6 +409,15 @@ sl_err sl_replicas_new(sl_broker *b, int32_t self, const sl_meta *image,
     rs->image = image;
     rs->thr_ev = evtimer_new(b->base, thr_cb, rs);
     rs->thr_ms = sl_now_ms();
+    replica_hwm_load(rs);
+    if (b->cfg.replica_hwm_checkpoint_ms > 0 &&
+        (rs->ck_ev =
+             event_new(b->base, -1, EV_PERSIST, replica_hwm_tick, rs))) {
+        int64_t ms = b->cfg.replica_hwm_checkpoint_ms;
+        struct timeval tv = {(time_t)(ms / 1000),
+                             (suseconds_t)(ms % 1000) * 1000};
+        event_add(rs->ck_ev, &tv);
+    }
     rs->isr_ev = event_new(b->base, -1, EV_PERSIST, replica_isr_tick, rs);
     if (rs->isr_ev) {
         int64_t ms = b->cfg.replica_lag_time_max_ms / 4;
@@ -414,6 +436,12 @@ void sl_replicas_free(sl_replicas *rs)
 {
     if (!rs)
         return;
+    /* a clean stop: the marks as they are now (the partitions are still
+     * open here) */
+    replica_hwm_flush(rs, 1);
+    if (rs->ck_ev)
+        event_free(rs->ck_ev);
+    sl_hwm_ckpt_free(rs->ck_loaded, rs->ck_nloaded);
     if (rs->isr_ev)
         event_free(rs->isr_ev);
     if (rs->thr_ev)
@@ -449,6 +477,7 @@ void sl_replicas_topic_deleted(sl_replicas *rs, const char *topic)
                 lp->verified_epoch = -1;
                 lp->verifying = 0;
             }
+    replica_hwm_topic_deleted(rs, topic);
 }
 
 /* Partitions the image no longer places on this node (neither a replica
@@ -503,6 +532,14 @@ static void drop_moved_off(sl_replicas *rs)
             if ((lp = replica_lp_get(rs, t->name, p, 0))) {
                 lp->verified_epoch = -1;
                 lp->verifying = 0;
+                replica_hwm_forget(rs, lp);
+            }
+            {
+                sl_hwm_entry *e =
+                    sl_hwm_ckpt_find(rs->ck_loaded, rs->ck_nloaded, t->name, p);
+                if (e)
+                    e->hwm = -1;
+                rs->ck_urgent = 1;
             }
         }
     }
@@ -515,6 +552,8 @@ void sl_replicas_update(sl_replicas *rs)
 
     replica_leaders_update(rs);
     drop_moved_off(rs);
+    if (rs->ck_urgent) /* a replica moved off: its mark goes now */
+        replica_hwm_flush(rs, 0);
     copies_done(rs);
 
     /* a fetcher per leader node this node follows something from */

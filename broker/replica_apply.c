@@ -90,17 +90,43 @@ static int cut_tail(fetcher *f, const char *topic, int32_t p, sl_part *part,
  * (its read cap: the last one its leader sent, or the one it computed as
  * leader) every record is on every in-sync replica, so it is in the new
  * leader's log at the same offset with the same bytes (the new leader was
- * in sync). Where that is unknown (a node that just started, or one that
- * led with no follower in sync), the base of the active segment: the
- * lowest offset a cut can reach. Never above the log end.
+ * in sync). A node that just started knows no mark in memory: it takes
+ * the one it wrote down (replica_hwm.c), which is also one it knew.
+ * Where neither is known (the file had none, or one that led with no
+ * follower in sync), the base of the active segment: the lowest offset a
+ * cut can reach. Never above the log end.
  */
-int64_t replica_verify_from(sl_part *part)
+int64_t replica_verify_from(sl_replicas *rs, lpart *lp, const sl_mi_topic *t,
+                            sl_part *part, const char **why)
 {
     int64_t end = sl_part_end_offset(part);
     int64_t from = sl_part_active_base(part), hw = sl_part_read_cap(part);
-    if (hw != INT64_MAX && hw > from)
+    int64_t ck = replica_hwm_checkpointed(rs, lp, t);
+    *why = "the active segment's base";
+    if (hw != INT64_MAX && hw > from) {
         from = hw;
+        *why = "the high-water mark";
+    }
+    if (ck > from) {
+        from = ck;
+        *why = "the checkpointed high-water mark";
+    }
     return from < end ? from : end;
+}
+
+/* The check of lp is over: say what it took (docs/benchmarks.md). */
+static void verify_done(fetcher *f, const char *topic, int32_t p, lpart *lp,
+                        int64_t end, int64_t cut)
+{
+    char cutmsg[64] = "no difference";
+    if (cut >= 0)
+        snprintf(cutmsg, sizeof(cutmsg), "cut at %lld", (long long)cut);
+    sl_log(SL_INFO, "replica",
+           "%s/%d: log [%lld, %lld) checked against leader %d (epoch %d): "
+           "%lld bytes compared in %lld ms, %s",
+           topic, (int)p, (long long)lp->verify_start, (long long)end,
+           (int)f->leader, (int)lp->verify_epoch, (long long)lp->verify_bytes,
+           (long long)(sl_now_ms() - lp->verify_ms), cutmsg);
 }
 
 /*
@@ -131,6 +157,7 @@ static int verify_tail(fetcher *f, const char *topic,
 
     if (lp->verify_epoch != epoch)
         return 0; /* asked in another epoch: the next fetch starts over */
+    lp->verify_bytes += (int64_t)pr->records_len;
     if (pr->error == SL_ERR_OFFSET_OUT_OF_RANGE &&
         pr->log_start_offset > lp->verify_from &&
         pr->log_end_offset >= pr->log_start_offset) {
@@ -192,10 +219,12 @@ cut:
     if (!cut_tail(f, topic, p, part, cut, epoch))
         return 0;
     /* verified below the cut; the next fetch copies from the new end */
+    verify_done(f, topic, p, lp, end, cut);
     lp->verified_epoch = epoch;
     lp->verifying = 0;
     return 0;
 done:
+    verify_done(f, topic, p, lp, end, -1);
     lp->verified_epoch = epoch;
     lp->verifying = 0;
     return 1;

@@ -69,6 +69,12 @@ typedef struct lpart {
     /* the follower's side of a reassignment adding this node: bytes
      * copied for it so far and when the copy began (logged when done) */
     int64_t copied, copy_ms;
+    /* the high-water mark checkpoint (replica_hwm.c): the mark this node
+     * knows (-1: none) and the one the file holds */
+    int64_t ckpt_hw, ckpt_written;
+    /* the check in progress: where it started, what it compared, since
+     * when (logged when done) */
+    int64_t verify_start, verify_bytes, verify_ms;
 } lpart;
 
 struct sl_replicas {
@@ -87,6 +93,14 @@ struct sl_replicas {
     /* /metrics: bytes appended from FETCH answers, and those of them
      * copied for a reassignment that adds this node (replica_copying) */
     int64_t fetched_bytes, copied_bytes;
+    /* the high-water mark checkpoint (replica_hwm.c): what the file held
+     * at start (sorted; an entry's hwm is -1 once an lpart took it), the
+     * tick, a write due at once, writes so far */
+    struct sl_hwm_entry *ck_loaded;
+    size_t ck_nloaded;
+    struct event *ck_ev;
+    int ck_urgent;
+    int64_t ck_writes;
 };
 
 typedef struct dwait {
@@ -122,8 +136,9 @@ void replica_send_fetch(fetcher *f);
 
 /* replica_apply.c */
 /* Where the check of this node's log against a new leader starts
- * (replica_apply.c). */
-int64_t replica_verify_from(sl_part *part);
+ * (replica_apply.c); *why names what set it (for the log). */
+int64_t replica_verify_from(sl_replicas *rs, lpart *lp, const sl_mi_topic *t,
+                            sl_part *part, const char **why);
 int replica_is_stalled(sl_replicas *rs, const char *topic, int32_t p,
                        int32_t epoch);
 /* One FETCH answer from f->leader: append what it brought. */
@@ -136,5 +151,22 @@ lpart *replica_lp_get(sl_replicas *rs, const char *topic, int32_t p,
 void replica_leaders_update(sl_replicas *rs);
 /* ISR upkeep tick (an EV_PERSIST event). */
 void replica_isr_tick(evutil_socket_t fd, short what, void *arg);
+
+/* replica_hwm.c */
+/* Read DATA/replication-offset-checkpoint (a damaged file: a WARN). */
+void replica_hwm_load(sl_replicas *rs);
+/* A new lpart takes its checkpointed mark, if the file had one. */
+void replica_hwm_attach(sl_replicas *rs, lpart *lp);
+/* The mark to start a check from (-1: none, or not usable for t). */
+int64_t replica_hwm_checkpointed(sl_replicas *rs, lpart *lp,
+                                 const sl_mi_topic *t);
+/* The partition's records here were deleted (moved off this node). */
+void replica_hwm_forget(sl_replicas *rs, lpart *lp);
+/* A topic was deleted: its marks go, the file is written at once. */
+void replica_hwm_topic_deleted(sl_replicas *rs, const char *topic);
+/* Write the file if a mark moved (or force); at a clean stop with force. */
+sl_err replica_hwm_flush(sl_replicas *rs, int force);
+/* The periodic write (an EV_PERSIST event, replica-hwm-checkpoint-ms). */
+void replica_hwm_tick(evutil_socket_t fd, short what, void *arg);
 
 #endif

@@ -59,6 +59,7 @@ lpart *replica_lp_get(sl_replicas *rs, const char *topic, int32_t p, int create)
     lp->refused_epoch = -1;
     lp->next = rs->lparts[h];
     rs->lparts[h] = lp;
+    replica_hwm_attach(rs, lp);
     /* first sight in this process: no high-water mark known yet */
     sl_ops_set_follower_marks(rs->b, topic, p, INT64_MAX, 0, SL_OK);
     return lp;
