@@ -9,8 +9,9 @@ of the active segment's base, and the leader still decides what is cut.
 
   - test_restarted_node_checks_from_the_checkpointed_mark: a leader
     holds 5 committed records (its checkpoint says 5), takes 2 more with
-    acks=written while its followers are paused, and is killed -9; the
-    new leader takes 3 others at offsets 5-7. Restarted, the old leader
+    acks=written while it is cut off from the others (network namespaces,
+    tests/cluster/netns_harness.py: needs root and `ip`), and is killed
+    -9; the new leader takes 3 others at offsets 5-7. Restarted, the old leader
     logs a check of [5, 7) (not [0, 7)), cuts its tail at 5 and ends
     holding exactly the new leader's records.
   - test_damaged_checkpoint_is_ignored: a clean stop writes the mark; a
@@ -22,13 +23,14 @@ Every wait is for an observable condition (a log line, a file's
 contents, a describe answer)."""
 import os
 import re
-import signal
+import shutil
 import sys
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import cluster_harness  # noqa: E402
+import netns_harness  # noqa: E402
 import sluice_wire as sw  # noqa: E402
 from test_cluster_durable import leader_of  # noqa: E402
 from test_cluster_failover import wait_all_up  # noqa: E402
@@ -44,12 +46,17 @@ def ckpt_path(c, nid):
 def ckpt_marks(c, nid):
     """{(topic, partition): mark} of node nid's checkpoint ({} if none)."""
     try:
-        with open(ckpt_path(c, nid)) as f:
-            lines = f.read().splitlines()
+        with open(ckpt_path(c, nid), "rb") as f:
+            data = f.read()
     except OSError:
         return {}
+    lines = data.decode().splitlines()
     if len(lines) < 3 or lines[0] != "sluice-hwm 1":
         return {}
+    # the last line is the CRC-32C of every byte before it
+    body = data[:data.rindex(b"\n", 0, len(data) - 1) + 1]
+    assert lines[-1] == "crc %08x" % sw.crc32c(body), data
+    assert int(lines[1]) == len(lines) - 3, data
     out = {}
     for ln in lines[2:-1]:
         t, p, h = ln.split()
@@ -79,8 +86,19 @@ def create(c, topic):
     return c.wait(lambda: leader_of(c, topic, ALL3), "a leader of " + topic)
 
 
-def test_restarted_node_checks_from_the_checkpointed_mark(cluster):
-    c = cluster
+@pytest.fixture
+def netcluster(tmp_path):
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        pytest.skip("needs root and iproute2 (network namespaces)")
+    c = netns_harness.NetCluster(tmp_path, n=3)
+    c.start()
+    yield c
+    c.heal()
+    c.stop_all()
+
+
+def test_restarted_node_checks_from_the_checkpointed_mark(netcluster):
+    c = netcluster
     old = create(c, "hw")
     rest = [n for n in ALL3 if n != old]
     for i in range(5):
@@ -88,18 +106,18 @@ def test_restarted_node_checks_from_the_checkpointed_mark(cluster):
     # the leader writes its mark down (replica-hwm-checkpoint-ms, 5 s)
     c.wait(lambda: ckpt_marks(c, old).get(("hw", 0)) == 5,
            "node %d's checkpoint at 5" % old, timeout=30)
-    # its followers paused, the leader still takes acks=written appends:
-    # a tail nobody else has
-    for n in rest:
-        c.nodes[n].proc.send_signal(signal.SIGSTOP)
+    # cut off from the others, it still believes it leads and takes
+    # acks=written appends: a tail nobody else has (a cut, not a pause,
+    # so that no fetch answer in flight carries it to a follower)
+    c.partition(old)
     assert produce(c, old, "hw", [b"x5", b"x6"], sw.ACKS_WRITTEN) == (0, 5)
-    c.kill9(old)
-    for n in rest:
-        c.nodes[n].proc.send_signal(signal.SIGCONT)
     new = c.wait(lambda: leader_of(c, "hw", rest), "a new leader", timeout=60)
     for i in range(5, 8):
         assert produce(c, new, "hw", [b"n%d" % i], sw.ACKS_WRITTEN) == (0, i)
-    c.restart(old)
+    c.kill9(old)
+    c.heal()
+    b = c.nodes[old]
+    b.start(extra=["--listen", "%s:%d" % b.binary_addr])
     want = ["c%d" % i for i in range(5)] + ["n5", "n6", "n7"]
     c.wait(lambda: replica_values(c, old, "hw") == want,
            "node %d holding the new leader's records" % old, timeout=60)
