@@ -439,6 +439,7 @@ void sl_replicas_free(sl_replicas *rs)
     /* a clean stop: the marks as they are now (the partitions are still
      * open here) */
     replica_hwm_flush(rs, 1);
+    replica_hwm_stop(rs);
     if (rs->ck_ev)
         event_free(rs->ck_ev);
     sl_hwm_ckpt_free(rs->ck_loaded, rs->ck_nloaded);

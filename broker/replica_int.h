@@ -27,6 +27,8 @@
 #define PART_MAX_BYTES (1u * 1024 * 1024)
 #define RETRY_MS 200
 
+typedef struct replica_ckw replica_ckw; /* replica_hwm.c */
+
 typedef struct stall {
     struct stall *next;
     char topic[256];
@@ -99,6 +101,7 @@ struct sl_replicas {
     struct sl_hwm_entry *ck_loaded;
     size_t ck_nloaded;
     struct event *ck_ev;
+    struct replica_ckw *ck_writer; /* the writer thread (NULL: none) */
     int ck_urgent;
     int64_t ck_writes;
 };
@@ -164,8 +167,12 @@ int64_t replica_hwm_checkpointed(sl_replicas *rs, lpart *lp,
 void replica_hwm_forget(sl_replicas *rs, lpart *lp);
 /* A topic was deleted: its marks go, the file is written at once. */
 void replica_hwm_topic_deleted(sl_replicas *rs, const char *topic);
-/* Write the file if a mark moved (or force); at a clean stop with force. */
+/* Write the file if a mark moved (or force); at a clean stop with force.
+ * A forced or urgent write is on disk when this returns; a periodic one
+ * is handed to the writer thread. */
 sl_err replica_hwm_flush(sl_replicas *rs, int force);
+/* Stop the writer thread (after the last flush). */
+void replica_hwm_stop(sl_replicas *rs);
 /* The periodic write (an EV_PERSIST event, replica-hwm-checkpoint-ms). */
 void replica_hwm_tick(evutil_socket_t fd, short what, void *arg);
 

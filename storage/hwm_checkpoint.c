@@ -30,11 +30,11 @@
 /* a file larger than this is not one of ours */
 #define HWM_MAX_FILE (64u * 1024 * 1024)
 
-sl_err sl_hwm_ckpt_write(const char *path, const sl_hwm_entry *e, size_t n)
+sl_err sl_hwm_ckpt_encode(const sl_hwm_entry *e, size_t n, char **out,
+                          size_t *outlen)
 {
     size_t cap = 64 + 32, len = 0;
     char *buf;
-    sl_err rc;
     int k;
 
     for (size_t i = 0; i < n; i++)
@@ -52,6 +52,18 @@ sl_err sl_hwm_ckpt_write(const char *path, const sl_hwm_entry *e, size_t n)
     k = snprintf(buf + len, cap - len, "crc %08x\n",
                  (unsigned)sl_crc32c(0, buf, len));
     len += (size_t)k;
+    *out = buf;
+    *outlen = len;
+    return SL_OK;
+}
+
+sl_err sl_hwm_ckpt_write(const char *path, const sl_hwm_entry *e, size_t n)
+{
+    char *buf;
+    size_t len;
+    sl_err rc = sl_hwm_ckpt_encode(e, n, &buf, &len);
+    if (rc != SL_OK)
+        return rc;
     rc = sl_fs_write_durable(path, buf, len);
     free(buf);
     return rc;

@@ -43,6 +43,11 @@ typedef struct sl_hwm_entry {
  * whatever n is. @thread any
  */
 sl_err sl_hwm_ckpt_write(const char *path, const sl_hwm_entry *e, size_t n);
+/* The bytes sl_hwm_ckpt_write would write: *buf is malloc'ed (the
+ * caller frees it), *len its length; for a caller that writes them on
+ * another thread (sl_fs_write_durable). SL_ERR_NOMEM. @thread any */
+sl_err sl_hwm_ckpt_encode(const sl_hwm_entry *e, size_t n, char **buf,
+                          size_t *len);
 
 /*
  * Read path: *out (malloc'ed, each topic too; sl_hwm_ckpt_free) holds
