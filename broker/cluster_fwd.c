@@ -355,6 +355,9 @@ void sl_bcluster_reg_cb(evutil_socket_t fd, short what, void *arg)
         sl_bcluster_forward(b, to, wb.p, wb.len, reg_done, b) == SL_OK) {
         bc->reg_inflight = 1;
         bc->reg_sent_ms = sl_now_ms();
+        /* tests/cluster/test_cluster_registration.py waits for this */
+        sl_log(SL_DEBUG, "cluster", "registration: sent to %s (binary %s)", to,
+               sl_peer_my_addr(b, 0));
     }
     sl_wb_fini(&wb);
 }
