@@ -279,17 +279,28 @@ static void isr_check(sl_replicas *rs, lpart *lp, int64_t now, int64_t lag)
             continue;
         }
         /* joins: caught up at its latest fetch, which is recent, and
-         * not fenced (a dead node's old progress does not count) */
+         * not fenced (a dead node's old progress does not count), and
+         * holding every committed record: its fetch offset is at the
+         * high-water mark (tests/cluster/test_cluster_isr_join.py) */
         if (!in && k < lp->n && lp->caught_ms[k] == lp->fetch_ms[k] &&
-            hw >= 0 && lp->end[k] >= hw && now - lp->fetch_ms[k] <= 1000 &&
-            sl_meta_node_find(rs->image, m) &&
+            now - lp->fetch_ms[k] <= 1000 && sl_meta_node_find(rs->image, m) &&
             !sl_meta_node_find(rs->image, m)->fenced) {
-            sl_log(SL_INFO, "replica",
-                   "%s/%d: follower %d caught up: joins the in-sync set",
-                   lp->topic, (int)lp->partition, (int)m);
-            changed = 1;
-            in = 1;
-            join[nj++] = m;
+            if (hw < 0 || lp->end[k] < hw) {
+                sl_log(SL_DEBUG, "replica",
+                       "%s/%d: follower %d at offset %lld, below the "
+                       "high-water mark %lld: does not join yet",
+                       lp->topic, (int)lp->partition, (int)m,
+                       (long long)lp->end[k], (long long)hw);
+            } else {
+                sl_log(SL_INFO, "replica",
+                       "%s/%d: follower %d caught up at offset %lld "
+                       "(high-water mark %lld): joins the in-sync set",
+                       lp->topic, (int)lp->partition, (int)m,
+                       (long long)lp->end[k], (long long)hw);
+                changed = 1;
+                in = 1;
+                join[nj++] = m;
+            }
         }
         if (in)
             isr[n++] = m;

@@ -43,7 +43,6 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-import cluster_harness  # noqa: E402
 import netns_harness  # noqa: E402
 
 ELECTION_MS = 3000  # X names the paused leader at least this long
@@ -51,7 +50,13 @@ ELECTION_MS = 3000  # X names the paused leader at least this long
 
 class TwoAddrCluster(netns_harness.NetCluster):
     """NetCluster whose nodes listen for clients on a second address
-    (10.A.B.100+N), Raft on the first (10.A.B.N)."""
+    (10.A.B.100+N), Raft on the first (10.A.B.N), with debug logging and
+    the given timings (also used by test_cluster_isr_join.py)."""
+
+    def __init__(self, tmpdir, n=3, extra=(), timings=None):
+        super().__init__(tmpdir, n=n, extra=extra)
+        if timings:
+            self.timings = dict(timings)
 
     def client_addr(self, nid):
         return self.net + str(100 + nid)
@@ -68,16 +73,15 @@ class TwoAddrCluster(netns_harness.NetCluster):
         args = ["--node-id", str(nid),
                 "--cluster-listen", "%s:%d" % (self.addr(nid),
                                                netns_harness.RAFT_PORT),
-                "--cluster-peers", self.peers,
-                "--cluster-session-timeout-ms", str(4 * ELECTION_MS),
-                "--cluster-election-timeout-ms", str(ELECTION_MS),
-                "--cluster-heartbeat-ms", "50",
-                "--log-level", "debug"] + self.extra
+                "--cluster-peers", self.peers]
+        for k, v in self.timings.items():
+            args += ["--" + k, v]
+        args += ["--log-level", "debug"] + self.extra
         return netns_harness.NsBroker(self.ns(nid), self.client_addr(nid),
                                       data_dir=d, args=args)
 
     def block(self, in_ns_of, to_addr):
-        netns_harness.ip("-n", self.ns(in_ns_of), "route", "add",
+        netns_harness.ip("-n", self.ns(in_ns_of), "route", "replace",
                          "blackhole", to_addr + "/32")
 
     def via_client_addr(self, nid, to_addr):
@@ -90,7 +94,10 @@ class TwoAddrCluster(netns_harness.NetCluster):
 
 @pytest.fixture
 def cluster(tmp_path):
-    c = TwoAddrCluster(tmp_path, n=3)
+    c = TwoAddrCluster(tmp_path, n=3, timings={
+        "cluster-session-timeout-ms": str(4 * ELECTION_MS),
+        "cluster-election-timeout-ms": str(ELECTION_MS),
+        "cluster-heartbeat-ms": "50"})
     c.start()
     yield c
     c.stop_all()  # resumes a paused node first
