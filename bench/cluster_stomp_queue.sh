@@ -9,6 +9,9 @@
 # prefetch 1000) connected to the coordinator or to another node,
 # alternating which goes first in each pair. Prints sluice-bench's line
 # per run and the medians of out_msg_s (drain messages/s).
+# PERF_RELAY=PREFIX: `perf record -g` of the relaying node over each
+# relayed drain, into PREFIX.N.data (N: the run's number);
+# PERF_RELAY_ARGS: its options instead of -g (e.g. "--call-graph dwarf").
 set -euo pipefail
 b=$(cd "${1:-build}" && pwd)
 pairs=${2:-3}
@@ -122,30 +125,48 @@ run() { # MODE(coordinator|relayed) N -> sluice-bench's line
   node=$co
   [ "$mode" = relayed ] && node=$ot
   echo -n "$mode (coordinator $co, consumers on $node): "
-  local c0 c1
+  local c0 c1 u1
   c0=$(cpu_ticks "${pids[$((co-1))]}")
-  [ "$node" != "$co" ] && c1=$(cpu_ticks "${pids[$((node-1))]}")
+  local perf_pid=""
+  if [ "$node" != "$co" ]; then
+    c1=$(cpu_ticks "${pids[$((node-1))]}")
+    u1=$(cpu_ticks "${pids[$((node-1))]}" 14)
+    if [ -n "${PERF_RELAY:-}" ]; then
+      perf record -q ${PERF_RELAY_ARGS:--g} -p "${pids[$((node-1))]}" -o "$PERF_RELAY.$2.data" \
+        >/dev/null 2>&1 &
+      perf_pid=$!
+    fi
+  fi
   /usr/bin/time -f "%U %S" -o "$tmp/time" \
     "$b/bin/sluice-bench" stomp --port "${sp[$((node-1))]}" --producers 0 \
     --consumers 2 --count "$msgs" --size 100 --dest "/queue/$q" \
     --ack "$ack" --prefetch 1000 | tr -d '\n'
+  if [ -n "$perf_pid" ]; then
+    kill -INT "$perf_pid"
+    wait "$perf_pid" || true
+  fi
   # CPU per message of the drain (load-independent, unlike msg/s), of the
   # nodes and of the consumers (sluice-bench; 10 ms resolution)
   echo -n " client_cpu_us_msg=$(awk -v n="$msgs" '{printf "%.2f", ($1 + $2) * 1e6 / n}' "$tmp/time")"
   echo -n " coordinator_cpu_us_msg=$(cpu_us_msg "${pids[$((co-1))]}" "$c0")"
   if [ "$node" != "$co" ]; then
     echo -n " relay_cpu_us_msg=$(cpu_us_msg "${pids[$((node-1))]}" "$c1")"
+    echo -n " relay_user_us_msg=$(cpu_us_msg "${pids[$((node-1))]}" "$u1" 14)"
   fi
   echo
 }
 
-cpu_ticks() { # PID -> utime + stime in clock ticks
-  awk '{print $14 + $15}' "/proc/$1/stat"
+cpu_ticks() { # PID [FIELD] -> utime + stime (FIELD 14: utime) in clock ticks
+  if [ -n "${2:-}" ]; then
+    awk -v f="$2" '{print $f}' "/proc/$1/stat"
+  else
+    awk '{print $14 + $15}' "/proc/$1/stat"
+  fi
 }
 
-cpu_us_msg() { # PID TICKS_BEFORE -> microseconds of CPU per message since
+cpu_us_msg() { # PID TICKS_BEFORE [FIELD] -> microseconds of CPU per message since
   local now hz
-  now=$(cpu_ticks "$1")
+  now=$(cpu_ticks "$1" "${3:-}")
   hz=$(getconf CLK_TCK)
   awk -v a="$2" -v b="$now" -v hz="$hz" -v n="$msgs" \
     'BEGIN {printf "%.2f", (b - a) * 1e6 / hz / n}'
