@@ -16,6 +16,12 @@
  * turned into pointers when the frame is complete. Every byte counts
  * against the frame limit as it arrives, every line byte against the line
  * limit, so an oversized frame is refused before its body is read.
+ *
+ * A frame that is whole in the bytes given and in the plain form (LF line
+ * ends, ASCII headers without escapes, within the limits) is taken in one
+ * pass and one copy instead (whole_frame); anything else is left to the
+ * state machine, which then decides as if that path did not exist
+ * (tests/unit/test_stomp_frame.c compares the two).
  */
 #include "broker/stomp_frame.h"
 
@@ -454,6 +460,134 @@ static int finish(sl_stomp_parser *p, sl_stomp_frame *f)
     return SL_STOMP_FRAME;
 }
 
+/* Bytes the whole-frame path (whole_frame) leaves to the state machine
+ * when they appear before a frame's body: CR, NUL, a backslash (escapes),
+ * anything past ASCII (UTF-8 checks). LF and ':' split lines. */
+enum { WF_PLAIN = 0, WF_LF, WF_COLON, WF_SLOW };
+static const uint8_t wf_class[128] = {
+    [0] = WF_SLOW,    ['\n'] = WF_LF,   ['\r'] = WF_SLOW,
+    [':'] = WF_COLON, ['\\'] = WF_SLOW,
+};
+
+/*
+ * The whole-frame path: a frame that starts at d and is whole in d[0..n),
+ * in the plain form almost every client writes (LF line ends, no escapes,
+ * ASCII headers, within every limit), is taken in one pass over its
+ * header block and one copy, instead of line by line (two memchr calls, a
+ * copy, an unescape and two UTF-8 checks a line: most of what a relayed
+ * or queue consumer's one-line ACK costs to parse). Anything else -- a
+ * CR, an escape, a byte past ASCII, a line without ':', a limit reached,
+ * an unknown command, a bad content-length, a frame not whole yet --
+ * returns 0 having changed nothing, and the state machine takes the same
+ * bytes, so it alone decides the errors and their messages. 1: *f is the
+ * frame, *used its bytes (through the NUL).
+ */
+static int whole_frame(sl_stomp_parser *p, const uint8_t *d, size_t n,
+                       size_t *used, sl_stomp_frame *f)
+{
+    size_t k, ls = 0, colon = 0, hdr_end = 0, body_len, total;
+    size_t lim = n < p->lim.max_frame ? n : p->lim.max_frame;
+    uint32_t nh = 0, i;
+    int64_t cl = -1;
+    int cmd = SL_STOMP_CMD_NONE;
+    for (k = 0; k < lim; k++) {
+        uint8_t c = d[k] < 0x80 ? wf_class[d[k]] : WF_SLOW;
+        if (c == WF_PLAIN)
+            continue;
+        if (c == WF_COLON) {
+            if (!colon)
+                colon = k + 1; /* the first ':' of the line, + 1 */
+            continue;
+        }
+        if (c == WF_SLOW)
+            return 0;
+        /* LF: the line d[ls..k) */
+        if (k - ls > p->lim.max_header_len)
+            return 0;
+        if (cmd == SL_STOMP_CMD_NONE) {
+            cmd = sl_stomp_cmd_parse((const char *)d, k);
+            if (cmd == SL_STOMP_CMD_NONE)
+                return 0;
+        } else if (k == ls) {
+            hdr_end = k + 1; /* the blank line */
+            break;
+        } else {
+            sl_stomp_hoff *h;
+            if (!colon || nh >= p->lim.max_headers)
+                return 0;
+            if (nh == p->hcap) {
+                uint32_t nc = p->hcap ? p->hcap * 2 : 16;
+                sl_stomp_hoff *x = realloc(p->hoff, nc * sizeof(*x));
+                if (!x)
+                    return 0;
+                p->hoff = x;
+                p->hcap = nc;
+            }
+            h = &p->hoff[nh++];
+            h->name_off = (uint32_t)ls;
+            h->name_len = (uint32_t)(colon - 1 - ls);
+            h->value_off = (uint32_t)colon;
+            h->value_len = (uint32_t)(k - colon);
+        }
+        ls = k + 1;
+        colon = 0;
+    }
+    if (!hdr_end)
+        return 0; /* not whole, past the frame limit, or not plain */
+    for (i = 0; i < nh; i++) {
+        const sl_stomp_hoff *h = &p->hoff[i];
+        if (h->name_len == 14 &&
+            memcmp(d + h->name_off, "content-length", 14) == 0) {
+            size_t j;
+            if (h->value_len == 0 || h->value_len > 18)
+                return 0;
+            cl = 0;
+            for (j = 0; j < h->value_len; j++) {
+                uint8_t c = d[h->value_off + j];
+                if (c < '0' || c > '9')
+                    return 0;
+                cl = cl * 10 + (c - '0');
+            }
+            break;
+        }
+    }
+    if (cl >= 0) {
+        if ((uint64_t)cl >= n - hdr_end || d[hdr_end + (size_t)cl] != 0)
+            return 0;
+        body_len = (size_t)cl;
+    } else {
+        const uint8_t *z = memchr(d + hdr_end, 0, n - hdr_end);
+        if (!z)
+            return 0;
+        body_len = (size_t)(z - (d + hdr_end));
+    }
+    total = hdr_end + body_len + 1;
+    if (total > p->lim.max_frame || reserve(p, total) != 0)
+        return 0;
+    if (nh > p->hout_cap) { /* so that finish cannot fail */
+        sl_stomp_header *x = realloc(p->hout, nh * sizeof(*x));
+        if (!x)
+            return 0;
+        p->hout = x;
+        p->hout_cap = nh;
+    }
+    memcpy(p->buf, d, total);
+    /* names and values as C strings in place: the ':' and the LF go */
+    for (i = 0; i < nh; i++) {
+        const sl_stomp_hoff *h = &p->hoff[i];
+        p->buf[h->name_off + h->name_len] = 0;
+        p->buf[h->value_off + h->value_len] = 0;
+    }
+    p->cmd = cmd;
+    p->nhdr = nh;
+    p->content_length = cl;
+    p->body_start = hdr_end;
+    p->len = hdr_end + body_len; /* the frame's NUL ends the body */
+    p->fsize = total;
+    *used = total;
+    return finish(p, f);
+}
+
 int sl_stomp_parse(sl_stomp_parser *p, const uint8_t *data, size_t len,
                    size_t *used, sl_stomp_frame *f)
 {
@@ -475,6 +609,11 @@ int sl_stomp_parse(sl_stomp_parser *p, const uint8_t *data, size_t len,
                 break;
             }
             p->fsize = 0;
+            if (p->len == 0 && !p->no_whole &&
+                whole_frame(p, data + i, len - i, used, f) == SL_STOMP_FRAME) {
+                *used += i;
+                return SL_STOMP_FRAME;
+            }
             p->state = ST_LINE;
             break;
         case ST_LINE: {

@@ -139,6 +139,7 @@ typedef struct sl_stomp_parser {
     uint32_t hout_cap;
     int perr; /* enum sl_stomp_perr, sticky */
     char errstr[256];
+    int no_whole; /* tests: no whole-frame path (stomp_frame.c) */
 } sl_stomp_parser;
 
 /* lim may be NULL (defaults). version starts at 1.0 (no escaping); the

@@ -665,6 +665,134 @@ static void test_fuzz(void **state)
     }
 }
 
+/* One parse of in[0..n) fed in chunks of `chunk` bytes: the frames (as
+ * text: command, headers, body) and the error, into out. */
+static void parse_dump(const uint8_t *in, size_t n, size_t chunk,
+                       const sl_stomp_limits *l, int version, int no_whole,
+                       char *out, size_t outsz)
+{
+    sl_stomp_parser p;
+    size_t off = 0, o = 0;
+    sl_stomp_parser_init(&p, l);
+    p.no_whole = no_whole;
+    sl_stomp_parser_set_version(&p, version);
+    out[0] = 0;
+    while (off < n) {
+        sl_stomp_frame f;
+        size_t used = 0, c = chunk < n - off ? chunk : n - off;
+        int rc = sl_stomp_parse(&p, in + off, c, &used, &f);
+        uint32_t h;
+        off += used;
+        if (rc == SL_STOMP_PERROR) {
+            o += (size_t)snprintf(out + o, outsz - o, "ERR %s @%zu",
+                                  p.errstr, off);
+            break;
+        }
+        if (rc != SL_STOMP_FRAME)
+            continue;
+        o += (size_t)snprintf(out + o, outsz - o, "[%s",
+                              sl_stomp_cmd_name(f.cmd));
+        for (h = 0; h < f.header_count && o < outsz; h++)
+            o +=
+                (size_t)snprintf(out + o, outsz - o, "|%s=%s(%zu,%zu)",
+                                 f.headers[h].name, f.headers[h].value,
+                                 f.headers[h].name_len, f.headers[h].value_len);
+        if (o < outsz)
+            o += (size_t)snprintf(out + o, outsz - o,
+                                  "|cl%d|%zu:", f.has_content_length,
+                                  f.body_len);
+        if (o + f.body_len + 2 < outsz) {
+            memcpy(out + o, f.body, f.body_len);
+            o += f.body_len;
+            out[o++] = ']';
+            out[o] = 0;
+        }
+        assert_true(o < outsz);
+    }
+    sl_stomp_parser_fini(&p);
+}
+
+/* The whole-frame path changes nothing the state machine would say: the
+ * same bytes in the same chunks (all at once, and in 7-byte pieces) give
+ * the same frames, values and errors with it and without it, over
+ * random frames near the plain form (CRs, escapes, UTF-8, lines without
+ * ':', limits, bad content-lengths). */
+static void test_whole_frame_as_bytewise(void **state)
+{
+    static const char *const parts[] = {"ACK\n",
+                                        "SEND\n",
+                                        "MESSAGE\n",
+                                        "CONNECT\n",
+                                        "NOPE\n",
+                                        "id:1\n",
+                                        "id:q/0/12#0\n",
+                                        "destination:/queue/a\n",
+                                        "content-length:3\n",
+                                        "content-length:0\n",
+                                        "content-length:x\n",
+                                        "content-length:99\n",
+                                        "a:b:c\n",
+                                        ":v\n",
+                                        "novalue\n",
+                                        "k:\\c\\n\n",
+                                        "k:\\t\n",
+                                        "k:\r\n",
+                                        "r\r\n",
+                                        "u:\xc3\xa9\n",
+                                        "u:\xff\n",
+                                        "\n",
+                                        "\n",
+                                        "\n",
+                                        "abc",
+                                        "\0",
+                                        "\0",
+                                        "\0\n",
+                                        "x\0y",
+                                        "receipt:9\n"};
+    unsigned seed = 4242;
+    int round;
+    for (round = 0; round < 20000; round++) {
+        uint8_t in[400];
+        size_t n = 0;
+        char a[4096], b[4096];
+        sl_stomp_limits l = {SL_STOMP_DEFAULT_MAX_FRAME, 1000, 1000};
+        int k, parts_n;
+        seed = seed * 1103515245u + 12345u;
+        parts_n = 1 + (int)((seed >> 16) % 12);
+        for (k = 0; k < parts_n; k++) {
+            const char *x;
+            size_t xl;
+            seed = seed * 1103515245u + 12345u;
+            x = parts[(seed >> 16) % (sizeof(parts) / sizeof(parts[0]))];
+            xl = strlen(x) ? strlen(x) : 1; /* "\0" */
+            if (x[0] == 0 && x[1] == '\n')
+                xl = 2;
+            if (strcmp(x, "x") == 0 || memcmp(x, "x\0y", 4) == 0)
+                xl = 3;
+            if (n + xl > sizeof(in))
+                break;
+            memcpy(in + n, x, xl);
+            n += xl;
+        }
+        if (round % 3 == 0 && n + 1 < sizeof(in))
+            in[n++] = 0;
+        if (round % 5 == 0) { /* tight limits */
+            l.max_frame = 8 + round % 40;
+            l.max_headers = (uint32_t)(round % 3);
+            l.max_header_len = 3 + (size_t)round % 10;
+        }
+        for (k = 0; k < 2; k++) {
+            size_t chunk = k == 0 ? n : 7;
+            parse_dump(in, n, chunk, &l, 10 + round % 3, 0, a, sizeof(a));
+            parse_dump(in, n, chunk, &l, 10 + round % 3, 1, b, sizeof(b));
+            if (strcmp(a, b) != 0)
+                fprintf(stderr, "round %d:\n whole: %s\n state machine: %s\n",
+                        round, a, b);
+            assert_string_equal(a, b);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -698,6 +826,7 @@ int main(void)
         cmocka_unit_test(test_encode_no_escape_connected_and_10),
         cmocka_unit_test(test_random_chunks),
         cmocka_unit_test(test_fuzz),
+        cmocka_unit_test(test_whole_frame_as_bytewise),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
