@@ -70,30 +70,25 @@ const char *sl_stomp_cmd_name(int cmd)
 int sl_stomp_cmd_parse(const char *s, size_t len)
 {
     int i;
+    /* by first byte and length before comparing: once per frame */
     for (i = SL_STOMP_CMD_NONE + 1; i < SL_STOMP_CMD__END; i++) {
-        if (strlen(cmd_names[i]) == len && memcmp(cmd_names[i], s, len) == 0)
+        if (len > 0 && cmd_names[i][0] == s[0] &&
+            strlen(cmd_names[i]) == len && memcmp(cmd_names[i], s, len) == 0)
             return i;
     }
     return SL_STOMP_CMD_NONE;
 }
 
-const sl_stomp_header *sl_stomp_frame_get(const sl_stomp_frame *f,
-                                          const char *name)
+const sl_stomp_header *sl_stomp_frame_get_n(const sl_stomp_frame *f,
+                                            const char *name, size_t n)
 {
     uint32_t i;
-    size_t n = strlen(name);
     for (i = 0; i < f->header_count; i++) {
         if (f->headers[i].name_len == n &&
             memcmp(f->headers[i].name, name, n) == 0)
             return &f->headers[i];
     }
     return NULL;
-}
-
-const char *sl_stomp_frame_value(const sl_stomp_frame *f, const char *name)
-{
-    const sl_stomp_header *h = sl_stomp_frame_get(f, name);
-    return h ? h->value : NULL;
 }
 
 void sl_stomp_parser_init(sl_stomp_parser *p, const sl_stomp_limits *lim)

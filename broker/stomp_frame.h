@@ -99,11 +99,23 @@ typedef struct sl_stomp_frame {
     int has_content_length;
 } sl_stomp_frame;
 
-/* First header called name, or NULL. */
-const sl_stomp_header *sl_stomp_frame_get(const sl_stomp_frame *f,
-                                          const char *name);
+/* First header called name (n bytes), or NULL. */
+const sl_stomp_header *sl_stomp_frame_get_n(const sl_stomp_frame *f,
+                                            const char *name, size_t n);
+/* First header called name, or NULL. Inline: a literal name's length is
+ * known when compiling (a frame handler asks for several). */
+static inline const sl_stomp_header *sl_stomp_frame_get(const sl_stomp_frame *f,
+                                                        const char *name)
+{
+    return sl_stomp_frame_get_n(f, name, __builtin_strlen(name));
+}
 /* Value of the first header called name, or NULL. */
-const char *sl_stomp_frame_value(const sl_stomp_frame *f, const char *name);
+static inline const char *sl_stomp_frame_value(const sl_stomp_frame *f,
+                                               const char *name)
+{
+    const sl_stomp_header *h = sl_stomp_frame_get(f, name);
+    return h ? h->value : NULL;
+}
 
 /* What the limit violations are called in errors (and in the ERROR frame's
  * message header): "frame too large", ... Each error string names the
