@@ -19,12 +19,44 @@
 
 const char *const stomp_ack_names[] = {"auto", "client", "client-individual"};
 
+/* The form every id has that this broker wrote: "topic/P/O" or
+ * "topic/P/O#sub" with plain digits (P up to 9, O up to 18), in one pass
+ * (once per ACK). 0, or -1 for anything else, which stomp_msgid_parse
+ * then reads as before. */
+static int msgid_plain(const char *id, char *topic, size_t tl, int32_t *part,
+                       int64_t *off, const char **sub)
+{
+    size_t a = 0, i, d;
+    int64_t p = 0, o = 0;
+    while (id[a] && id[a] != '/')
+        a++;
+    if (id[a] != '/' || a == 0 || a >= tl)
+        return -1;
+    for (i = a + 1, d = 0; id[i] >= '0' && id[i] <= '9' && d < 9; i++, d++)
+        p = p * 10 + (id[i] - '0');
+    if (d == 0 || id[i] != '/')
+        return -1;
+    for (i++, d = 0; id[i] >= '0' && id[i] <= '9' && d < 18; i++, d++)
+        o = o * 10 + (id[i] - '0');
+    if (d == 0 || (id[i] != 0 && id[i] != '#'))
+        return -1;
+    memcpy(topic, id, a);
+    topic[a] = 0;
+    *part = (int32_t)p;
+    *off = o;
+    *sub = id[i] == '#' ? id + i + 1 : NULL;
+    return 0;
+}
+
 int stomp_msgid_parse(const char *id, char *topic, size_t tl, int32_t *part,
                       int64_t *off, const char **sub)
 {
-    const char *a = strchr(id, '/'), *b2, *hash;
+    const char *a, *b2, *hash;
     int ok1, ok2;
     char pb[16], ob[24];
+    if (msgid_plain(id, topic, tl, part, off, sub) == 0)
+        return 0;
+    a = strchr(id, '/');
     if (!a || (size_t)(a - id) >= tl || a == id)
         return -1;
     b2 = strchr(a + 1, '/');

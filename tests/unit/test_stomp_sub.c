@@ -274,6 +274,29 @@ static void test_msgid(void **state)
     assert_int_equal(
         stomp_msgid_parse("orders/1/2", topic, 6, &part, &off, &sub),
         -1); /* topic longer than the buffer */
+    /* forms past the one-pass path read as strtoll reads them */
+    assert_int_equal(stomp_msgid_parse("t/0000000001/12345678901234567890#s",
+                                       topic, sizeof(topic), &part, &off, &sub),
+                     -1); /* offset overflows */
+    assert_int_equal(stomp_msgid_parse("t/0000000001/1234567890123456789#s",
+                                       topic, sizeof(topic), &part, &off, &sub),
+                     0);
+    assert_int_equal(part, 1);
+    assert_int_equal(off, 1234567890123456789LL);
+    assert_string_equal(sub, "s");
+    assert_int_equal(
+        stomp_msgid_parse("t/ 2/-3", topic, sizeof(topic), &part, &off, &sub),
+        0);
+    assert_int_equal(part, 2);
+    assert_int_equal(off, -3);
+    assert_null(sub);
+    assert_int_equal(
+        stomp_msgid_parse("t/1/2/3", topic, sizeof(topic), &part, &off, &sub),
+        -1);
+    assert_int_equal(
+        stomp_msgid_parse("t/1/2#", topic, sizeof(topic), &part, &off, &sub),
+        0);
+    assert_string_equal(sub, "");
 }
 
 /* Offsets of the entries of q, in order, as "1,2,3". */
