@@ -150,6 +150,8 @@ pend *stomp_pendq_find(const stomp_pendq *q, const char *topic,
 pend *stomp_pendq_take(stomp_pendq *q, pend *prev, pend *ent, int cumulative);
 /* Free every entry. */
 void stomp_pendq_clear(stomp_pendq *q);
+/* Free one entry taken out of a queue (kept for the next push). */
+void stomp_pend_free(pend *p);
 /* Entries naming their topic by `from` name it by `to` (same text): the
  * string `from` is about to be freed. */
 void stomp_pendq_retopic(stomp_pendq *q, const char *from, const char *to);

@@ -376,7 +376,7 @@ void stomp_sub_unhome(stomp_sub *s)
         if (!s->stale.head)
             s->stale.tail = NULL;
         s->stale.n--;
-        free(p);
+        stomp_pend_free(p);
     }
     if (s->qc && srv_groups(srv))
         sl_qconsumer_free(s->qc); /* releases what it held */
@@ -591,7 +591,7 @@ static sl_err stale_ack(stomp_conn *c, int cmd, const char *msgid, sl_wait *w)
         for (p = stomp_pendq_take(&s->stale, prev, ent, s->ack == ACK_CLIENT);
              p; p = n) {
             n = p->next;
-            free(p);
+            stomp_pend_free(p);
         }
         sl_log(SL_DEBUG, STOMP_SUBSYS,
                "peer %s session %s: ACK/NACK of %s, delivered before its "
@@ -630,7 +630,7 @@ sl_err stomp_do_ack(stomp_conn *c, int cmd, const char *msgid, const char *hint,
         /* the last one carries the receipt's wait: a relayed ACK is
          * answered in order, so its answer covers the ones before */
         pend_settle(s, p, cmd, requeue, n ? NULL : w);
-        free(p);
+        stomp_pend_free(p);
     }
     if (s->qc)
         *settled_queue = 1;
