@@ -467,14 +467,22 @@ static int rl_fast_ok(const stomp_relay *rl, const rl_scan *sc)
 static int rl_input_fast(stomp_relay *rl, struct evbuffer *in)
 {
     stomp_conn *c = rl->s->c;
-    size_t n = evbuffer_get_length(in), pos = 0, run = 0;
+    size_t total = evbuffer_get_length(in), n, pos = 0, run = 0;
     const char *p;
     int next = 0;
-    /* one contiguous run: frames cross the chains of the reads (a copy
-     * only where they do, bounded by the reads while not paused) */
-    p = (const char *)evbuffer_pullup(in, -1);
-    if (!p)
+    struct evbuffer_iovec v;
+    /* the frames of the first chain (a read's bytes) as they lie; a frame
+     * that crosses into the next chain is joined with some of what
+     * follows below, not the whole input (which cost a copy of it and a
+     * chain's malloc and free a read) */
+    if (evbuffer_peek(in, -1, NULL, &v, 1) == 1 && v.iov_len > 0) {
+        p = v.iov_base;
+        n = v.iov_len;
+    } else if ((p = (const char *)evbuffer_pullup(in, -1))) {
+        n = total;
+    } else {
         return -1;
+    }
     while (pos < n && pos - run < RELAY_READ_BYTES) {
         rl_scan sc;
         int32_t part;
@@ -489,6 +497,15 @@ static int rl_input_fast(stomp_relay *rl, struct evbuffer *in)
         rc = rl_scan_frame(p + pos, n - pos, RELAY_SCAN_HDR_MAX,
                            c->s->lim.max_frame, &sc);
         if (rc == RL_SCAN_MORE) {
+            if (pos == 0 && n < total && n <= 2 * RELAY_READ_BYTES) {
+                /* it crosses into the next chain: join more of it */
+                size_t want = 2 * n + 4096 < total ? 2 * n + 4096 : total;
+                p = (const char *)evbuffer_pullup(in, (ev_ssize_t)want);
+                if (!p)
+                    return -1;
+                n = want;
+                continue;
+            }
             /* a large frame: assembled by the parser, not pulled up again
              * on each read */
             if (pos == 0 && n > 2 * RELAY_READ_BYTES)
