@@ -84,6 +84,10 @@ class TwoAddrCluster(netns_harness.NetCluster):
         netns_harness.ip("-n", self.ns(in_ns_of), "route", "replace",
                          "blackhole", to_addr + "/32")
 
+    def unblock(self, in_ns_of, to_addr):
+        netns_harness.ip("-n", self.ns(in_ns_of), "route", "del",
+                         "blackhole", to_addr + "/32")
+
     def via_client_addr(self, nid, to_addr):
         """Node nid's connections to to_addr leave from its client address
         (replacing a blackhole route to it)."""
