@@ -20,7 +20,26 @@
 #        WINDOW (receipts outstanding per producer, default 4),
 #        ONLY (regex: run only the workloads whose name matches),
 #        RCHUNKS (rounds of the receipt-vs-fdatasync measurement, default 5),
-#        SLUICED_ARGS (more sluiced flags, e.g. "--flush-inline-us 0")
+#        SLUICED_ARGS (more sluiced flags, e.g. "--flush-inline-us 0"),
+#        PAIRS (see below)
+#
+# PAIRS=N: the brokers of BROKERS are started once and kept running side
+# by side, and each throughput workload (ONLY; not receipt-every-send)
+# runs N rounds, on each broker back to back (the order alternating
+# round by round), so each pair of runs shares the machine's load: on a
+# shared 2-core box the load moves within seconds, and a broker measured
+# a minute after the other can meet a different machine. Prints every
+# run with the load average, then per workload each round's ratio
+# (sluiced / RabbitMQ, msg/s in and e2e p99), their medians and the
+# worst, and how many rounds reached 10x and 0.1x (issue 20 item 6).
+# The idle brokers' own CPU while the other runs is printed beside
+# (ticks of each over the round), and the fdatasync p50 of 100 small
+# appends probed right before and after each run (their mean): with one
+# receipt window per producer each window waits for one fdatasync, so
+# 100 / that time bounds a producer's msg/s, and the table gives,
+# per round, sluiced's time per window of 100 beside it, with the mean
+# time of sluiced's own fsync rounds in the run (its /metrics) and the
+# time its threads waited in the run queue (schedstat) over the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -79,6 +98,16 @@ listener_pid() { # port -> pid of the process listening on it
 cpu_ticks() { # pid -> utime+stime of the whole process (all threads)
   awk '{print $14 + $15}' "/proc/$1/stat"
 }
+# run-queue waits of all of a process's threads (schedstat: time on a
+# CPU, time runnable but waiting for one), ns
+sched_ns() {
+  cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ r += $1; w += $2 } END { printf "%.0f %.0f\n", r, w }'
+}
+# sluiced's fdatasync rounds so far: sum of their times (s) and count
+fsync_sum() {
+  curl -s "http://127.0.0.1:$1/metrics" 2>/dev/null |
+    awk '/^sluice_fsync_duration_seconds_sum/ { s = $2 } /^sluice_fsync_duration_seconds_count/ { c = $2 } END { print s + 0, c + 0 }'
+}
 rss_mib() {
   awk '/^VmRSS/ {printf "%.0f", $2/1024}' "/proc/$1/status"
 }
@@ -95,6 +124,7 @@ start_sluiced() {
   pids+=($!)
   for _ in $(seq 100); do grep -q '^sluiced ready' "$d/ready" && break; sleep 0.1; done
   port=$(sed -nE 's/.*stomp=127\.0\.0\.1:([0-9]+).*/\1/p' "$d/ready")
+  hport=$(sed -nE 's/.*http=127\.0\.0\.1:([0-9]+).*/\1/p' "$d/ready")
   bpid=$(sed -nE 's/.* pid=([0-9]+).*/\1/p' "$d/ready")
   login=guest
 }
@@ -197,9 +227,110 @@ PY
 fsync_ref=$(probe)
 echo "== $fsync_ref" >&2
 
+field() { sed -nE "s/.*(^| )$1=([^ ]+).*/\2/p" <<<"$2"; }
+
+if [ -n "${PAIRS:-}" ]; then
+  declare -A bport blogin bbpid
+  for broker in $BROKERS; do
+    echo "== start $broker" >&2
+    "start_$broker" || { echo "compare: $broker did not start" >&2; exit 1; }
+    bport[$broker]=$port blogin[$broker]=$login bbpid[$broker]=$bpid
+    [ "$broker" = sluiced ] && shport=$hport
+    "$bench" stomp --port "$port" --login "$login" --passcode \
+      "$([ "$login" = admin ] && echo admin || echo guest)" \
+      --dest /queue/cmp-warmup --producers 2 --consumers 2 --count 5000 \
+      --persistent --receipt-every 100 >/dev/null 2>&1 || true
+  done
+  runs="$work/runs"
+  : >"$runs"
+  for r in $(seq "$PAIRS"); do
+    for w in "${workloads[@]}"; do
+      name=${w%%|*}; args="${w#*|} --window $WINDOW"
+      [ "$name" = receipt-every-send ] && continue
+      [[ $name =~ $ONLY ]] || continue
+      order=($BROKERS)
+      [ $((r % 2)) = 0 ] && order=($(printf '%s\n' "${order[@]}" | tac))
+      for broker in "${order[@]}"; do
+        port=${bport[$broker]} login=${blogin[$broker]}
+        pre=$(probe 100)
+        declare -A t0=()
+        for b in $BROKERS; do t0[$b]=$(cpu_ticks "${bbpid[$b]}"); done
+        read -r run0 wait0 < <(sched_ns "${bbpid[$broker]}")
+        [ "$broker" = sluiced ] && read -r fs0 fc0 < <(fsync_sum "$shport")
+        # shellcheck disable=SC2086
+        line=$("$bench" stomp --port "$port" --login "$login" --passcode \
+               "$([ "$login" = admin ] && echo admin || echo guest)" \
+               --dest "/queue/cmp-$name-$r-$RANDOM" --ack client-individual \
+               $args 2>&1 | tail -1) || true
+        ticks=""
+        for b in $BROKERS; do
+          ticks="$ticks ticks_$b=$(( $(cpu_ticks "${bbpid[$b]}") - ${t0[$b]} ))"
+        done
+        read -r run1 wait1 < <(sched_ns "${bbpid[$broker]}")
+        extra="run_ms=$(( (run1 - run0) / 1000000 )) rq_wait_ms=$(( (wait1 - wait0) / 1000000 ))"
+        if [ "$broker" = sluiced ]; then
+          read -r fs1 fc1 < <(fsync_sum "$shport")
+          extra="$extra $(awk -v a="$fs0" -v b="$fs1" -v c="$fc0" -v d="$fc1" \
+            'BEGIN { printf "rounds=%d round_fsync_ms=%.3f", d - c, (d > c) ? (b - a) / (d - c) * 1e3 : 0 }')"
+        fi
+        post=$(probe 100)
+        fs=$(awk -v a="$(field fdatasync_p50_ms "$pre")" \
+             -v b="$(field fdatasync_p50_ms "$post")" 'BEGIN { printf "%.3f", (a + b) / 2 }')
+        echo "round=$r broker=$broker workload=$name load=$(cut -d' ' -f1 /proc/loadavg) fdatasync_ms=$fs$ticks $extra $line" | tee -a "$runs" >&2
+      done
+    done
+  done
+  /usr/bin/python3 - "$runs" <<'PY' | tee "${OUT:-/dev/null}"
+import re, statistics, sys
+runs = {}
+order = []
+for line in open(sys.argv[1]):
+    kv = dict(re.findall(r"(\S+)=(\S+)", line))
+    if "in_msg_s" not in kv:
+        continue
+    key = (kv["workload"], int(kv["round"]))
+    if kv["workload"] not in order:
+        order.append(kv["workload"])
+    runs.setdefault(key, {})[kv["broker"]] = kv
+med = statistics.median
+print("| workload | rounds | sluiced msg/s median (worst) | RabbitMQ msg/s median (worst) | msg/s ratio per round | median | worst | >= 10x | e2e p99 ratio per round | median | worst | <= 0.1x | load |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+lines = []
+for w in order:
+    rs = sorted(r for (x, r) in runs if x == w)
+    pairs = [runs[(w, r)] for r in rs
+             if "sluiced" in runs[(w, r)] and "rabbitmq" in runs[(w, r)]]
+    if not pairs:
+        continue
+    s = [float(p["sluiced"]["in_msg_s"]) for p in pairs]
+    q = [float(p["rabbitmq"]["in_msg_s"]) for p in pairs]
+    tr = [a / b for a, b in zip(s, q)]
+    er = [float(p["sluiced"]["e2e_p99_ms"]) / float(p["rabbitmq"]["e2e_p99_ms"])
+          for p in pairs]
+    loads = [float(p[b]["load"]) for p in pairs for b in p]
+    print("| %s | %d | %.0f (%.0f) | %.0f (%.0f) | %s | %.1fx | %.1fx | %d of %d | %s | %.2f | %.2f | %d of %d | %.1f-%.1f |" % (
+        w, len(pairs), med(s), min(s), med(q), min(q),
+        ", ".join("%.1f" % x for x in tr), med(tr), min(tr),
+        sum(x >= 10 for x in tr), len(tr),
+        ", ".join("%.2f" % x for x in er), med(er), max(er),
+        sum(x <= 0.1 for x in er), len(er), min(loads), max(loads)))
+    prod = 4 if w.startswith("4p") else 1
+    lines.append("%s, per round: sluiced's ms per window of 100 (per producer) / its fdatasync rounds' mean ms / the probe's fdatasync p50 ms around it / its threads' run-queue wait ms: %s" % (
+        w, "; ".join("%.2f / %.2f / %.2f / %s" % (
+            100 * prod / float(p["sluiced"]["in_msg_s"]) * 1e3,
+            float(p["sluiced"].get("round_fsync_ms", 0)),
+            float(p["sluiced"]["fdatasync_ms"]),
+            p["sluiced"].get("rq_wait_ms", "-"))
+                     for p in pairs)))
+print()
+for l in lines:
+    print("* " + l)
+PY
+  exit 0
+fi
+
 results="$work/results"
 : >"$results"
-field() { sed -nE "s/.*(^| )$1=([^ ]+).*/\2/p" <<<"$2"; }
 
 for broker in $BROKERS; do
   echo "== $broker" >&2
