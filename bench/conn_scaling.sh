@@ -29,6 +29,10 @@
 #    shows without N client threads competing for the 2 cores.
 #    CLIENT="threads mux" runs both, one after the other for each count
 #    (alternating which first), and summarises each client on its own.
+#    Each run also gives the broker's event loop thread's time on a CPU
+#    and time runnable but waiting for one (/proc/PID/task/PID/schedstat),
+#    per record: on a machine whose cores other processes keep busy the
+#    throughput follows the second as much as the first.
 #    WARM: on a VM whose host takes freed guest memory back (free page
 #    reporting), the page cache's first write to a page the host has to
 #    fault in costs several times a write to a page in use (about 2.2
@@ -72,6 +76,8 @@ stop_all() {
 }
 trap 'rm -f "$out"; stop_all' EXIT
 stat_of() { awk '{print $14 + $15, $10}' "/proc/$1/stat"; }
+# the event loop thread (tid = pid): ns on a CPU, ns runnable but waiting
+loop_of() { awk '{print $1, $2}' "/proc/$1/task/$1/schedstat"; }
 WARM=${WARM:-0}
 CLIENT=${CLIENT:-threads}
 if [ "$WARM" -gt 0 ]; then
@@ -100,13 +106,15 @@ for r in $(seq "$ROUNDS"); do
         cmd=(produce --producers "$n")
       fi
       read -r t0 f0 < <(stat_of "$p")
+      read -r l0 w0 < <(loop_of "$p")
       # the client's own CPU and faults too (sluice-bench, in s)
       line=$( { /usr/bin/time -f "client_cpu_s=%U+%S client_minflt=%R" \
         "$bd/bin/sluice-bench" "${cmd[0]}" -b "127.0.0.1:${bbport[$bd]}" \
         --topic "c$n-$r-$c" --records "$RECORDS" --size "$SIZE" \
         --acks "$ACKS" "${cmd[@]:1}"; } 2>&1 | tail -2 | tr '\n' ' ')
       read -r t1 f1 < <(stat_of "$p")
-      echo "build=$(basename "$bd") client=$c conns=$n $line cpu_ticks=$((t1 - t0)) broker_minflt=$((f1 - f0)) load=$(cut -d' ' -f1 /proc/loadavg)" | tee -a "$out"
+      read -r l1 w1 < <(loop_of "$p")
+      echo "build=$(basename "$bd") client=$c conns=$n $line cpu_ticks=$((t1 - t0)) broker_minflt=$((f1 - f0)) loop_run_ms=$(((l1 - l0) / 1000000)) loop_wait_ms=$(((w1 - w0) / 1000000)) load=$(cut -d' ' -f1 /proc/loadavg)" | tee -a "$out"
      done
     done
   done
@@ -123,7 +131,9 @@ for line in open(sys.argv[1]):
         (float(kv["records_per_sec"]),
          float(kv["cpu_ticks"]) / hz * 1e6 / n_rec,
          eval(kv["client_cpu_s"]) * 1e6 / n_rec,
-         int(kv["broker_minflt"]), int(kv["client_minflt"])))
+         int(kv["broker_minflt"]), int(kv["client_minflt"]),
+         float(kv.get("loop_run_ms", "nan")) * 1e3 / n_rec,
+         float(kv.get("loop_wait_ms", "nan")) * 1e3 / n_rec))
 med = statistics.median
 for build, client in dict.fromkeys((b, c) for a in sys.argv[3:]
                                     for (b, c, n) in rows if b == a):
@@ -135,9 +145,10 @@ for build, client in dict.fromkeys((b, c) for a in sys.argv[3:]
         v = mine[n]
         r = [x[0] for x in v]; u = [x[1] for x in v]; cl = [x[2] for x in v]
         tot = [x[1] + x[2] for x in v]
-        print("  conns %4d  records/s median %10.0f worst %10.0f (%.2fx the best median) | CPU us/record: broker median %.3f worst %.3f, client median %.3f, sum median %.3f | page faults: broker %d, client %d (medians, %d runs)"
+        print("  conns %4d  records/s median %10.0f worst %10.0f (%.2fx the best median) | CPU us/record: broker median %.3f worst %.3f, client median %.3f, sum median %.3f | loop thread us/record: on a CPU %.3f, waiting for one %.3f | page faults: broker %d, client %d (medians, %d runs)"
               % (n, med(r), min(r), med(r) / best, med(u), max(u), med(cl),
-                 med(tot), med([x[3] for x in v]), med([x[4] for x in v]),
+                 med(tot), med([x[5] for x in v]), med([x[6] for x in v]),
+                 med([x[3] for x in v]), med([x[4] for x in v]),
                  len(r)))
 PY
 stop_all
