@@ -58,15 +58,28 @@ sl_groups *sl_bg_groups(sl_broker *b, sl_reply *r)
     return g;
 }
 
-int sl_bg_coordinated(sl_broker *b, const char *group, const char *what,
-                      sl_reply *r)
+static int served(sl_broker *b, const char *group, const char *what,
+                  sl_reply *r, int settle)
 {
     char msg[700], full[800];
-    if (sl_ops_group_coordinated(b, group, msg, sizeof(msg)))
+    if (settle ? sl_ops_group_settles(b, group, msg, sizeof(msg))
+               : sl_ops_group_coordinated(b, group, msg, sizeof(msg)))
         return 1;
     snprintf(full, sizeof(full), "%s: %s", what, msg);
     sl_reply_error(r, SL_ERR_NOT_COORDINATOR, full);
     return 0;
+}
+
+int sl_bg_coordinated(sl_broker *b, const char *group, const char *what,
+                      sl_reply *r)
+{
+    return served(b, group, what, r, 0);
+}
+
+int sl_bg_settles(sl_broker *b, const char *group, const char *what,
+                  sl_reply *r)
+{
+    return served(b, group, what, r, 1);
 }
 
 /* A reply waiting for a groups commit. */

@@ -39,6 +39,11 @@ sl_groups *sl_bg_groups(sl_broker *b, sl_reply *r);
  * any other node; libsluice then looks for it. 1 = go on. */
 int sl_bg_coordinated(sl_broker *b, const char *group, const char *what,
                       sl_reply *r);
+/* sl_bg_coordinated for a settlement: also goes on while the
+ * coordinator's lease is out for less than a session timeout (the
+ * settlement then waits for it: sl_ops_group_settles). */
+int sl_bg_settles(sl_broker *b, const char *group, const char *what,
+                  sl_reply *r);
 /* Send wb (a whole response frame) once the groups state is durable; takes
  * ownership of wb's buffer. */
 void sl_bg_reply_when_durable(sl_groups *g, sl_reply *r, sl_wb *wb);

@@ -667,7 +667,7 @@ static void h_settle(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
                        "non-empty and shorter than 256 bytes");
         goto out;
     }
-    if (!sl_bg_coordinated(b, group, "settle", r))
+    if (!sl_bg_settles(b, group, "settle", r))
         goto out;
     rc = bq_get(b->bgroups, g, group, topic, cid, 0, c, &cq);
     if (rc != SL_OK) {

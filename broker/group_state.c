@@ -74,16 +74,25 @@
  * hold its lease (sl_cluster_lease_valid: it heard from the quorum
  * recently enough that no other node can coordinate yet). Without it,
  * sl_gstate_coordinates says no, so the groups library delivers nothing
- * (its pump asks) and new requests get NOT_COORDINATOR; lease_cb fails
- * every waiting settlement with NOT_COORDINATOR, and staged buffers are
- * held, in order, instead of appended: appended, they would be refused
- * and staged again at once, round after round. Acquired records stay
+ * (its pump asks) and new requests get NOT_COORDINATOR, except
+ * settlements (sl_gstate_settles): for one session timeout after the
+ * lease ran out (a controller's death or pause lapses every follower's
+ * lease for about an election) they are applied here and wait, like
+ * every settlement already waiting for its commit; staged buffers are
+ * held, in order, instead of appended (appended, they would be refused
+ * and staged again at once, round after round). Nobody is told a
+ * settlement is done before its state is appended and committed under
+ * a valid lease, so holding them is safe; it spares consumers an error
+ * at every controller change. After a session timeout of lapse another
+ * node may coordinate: lease_cb fails the waiters with NOT_COORDINATOR
+ * (earlier, if this node learns that another one took over: the groups
+ * are unloaded and the held state refused). Acquired records stay
  * acquired: the next coordinator releases them. When the lease comes
  * back (a short silence, no failover), the held buffers are appended in
- * order and delivery resumes. Failure scenario this prevents: a
- * coordinator cut off from the majority (or paused, then resumed) hands
- * out records from its frozen state that the new coordinator also hands
- * out, or has seen acked.
+ * order, their waiters answered when committed, and delivery resumes. Failure
+ * scenario this prevents: a coordinator cut off from the majority (or paused,
+ * then resumed) hands out records from its frozen state that the new
+ * coordinator also hands out, or has seen acked.
  * @thread loop
  */
 #include <stdio.h>
@@ -264,6 +273,28 @@ int sl_gstate_coordinates(sl_gstate *gs, const char *group)
 int sl_gstate_lease_lapsed(sl_gstate *gs)
 {
     return gs && !lease_ok(gs);
+}
+
+/* Has the lease been out for a session timeout (or was it never held)?
+ * Then the controller may have fenced this node and another one may
+ * coordinate its groups: waiting settlements are failed. */
+static int lapse_long(sl_gstate *gs)
+{
+    sl_cluster_node *n = sl_bcluster_node(gs->b);
+    return n &&
+           sl_cluster_lease_lapsed_ms(n) >=
+               (int64_t)sl_broker_config(gs->b)->cluster_session_timeout_ms;
+}
+
+int sl_gstate_settles(sl_gstate *gs, const char *group)
+{
+    int32_t p;
+    if (sl_gstate_coordinates(gs, group))
+        return 1;
+    if (gs->nparts <= 0)
+        return 0;
+    p = sl_gstate_partition(group, gs->nparts);
+    return gs->ready[p] && !lapse_long(gs);
 }
 
 /* ---- appending state records ------------------------------------------ */
@@ -651,10 +682,11 @@ static int coordinates_any(const sl_gstate *gs)
     return 0;
 }
 
-/* Every heartbeat: follow the lease. Lapsed: settlements waiting for a
- * commit fail with NOT_COORDINATOR (so clients look the coordinator up
- * again), now and every heartbeat it stays lapsed; back: the held stages
- * are appended and delivery resumes. */
+/* Every heartbeat: follow the lease. Lapsed for a session timeout:
+ * settlements waiting for a commit fail with NOT_COORDINATOR (so clients
+ * look the coordinator up again), now and every heartbeat it stays
+ * lapsed; shorter: they wait; back: the held stages are appended and
+ * delivery resumes. */
 static void lease_cb(evutil_socket_t fd, short what, void *arg)
 {
     sl_gstate *gs = arg;
@@ -664,15 +696,17 @@ static void lease_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     if (!ok) {
         if (gs->leased && any)
-            sl_log(SL_WARN, "groups",
-                   "coordinator lease lapsed (node %d has not heard from "
-                   "the metadata quorum within %lld ms): its groups are "
-                   "not served (nothing delivered, settlements answered "
-                   "NOT_COORDINATOR) until it hears again or another node "
-                   "coordinates them",
-                   (int)gs->self, (long long)(n ? sl_cluster_lease_ms(n) : 0));
+            sl_log(
+                SL_WARN, "groups",
+                "coordinator lease lapsed (node %d has not heard from "
+                "the metadata quorum within %lld ms): its groups are "
+                "not served (nothing delivered; settlements wait, and "
+                "are answered NOT_COORDINATOR after %lld ms) until it "
+                "hears again or another node coordinates them",
+                (int)gs->self, (long long)(n ? sl_cluster_lease_ms(n) : 0),
+                (long long)sl_broker_config(gs->b)->cluster_session_timeout_ms);
         gs->leased = 0;
-        if (any || gs->nheld > 0)
+        if ((any || gs->nheld > 0) && lapse_long(gs))
             sl_groups_fail_waiters(gs->g, SL_ERR_NOT_COORDINATOR);
         return;
     }

@@ -40,6 +40,10 @@ int sl_gstate_coordinates(sl_gstate *gs, const char *group);
 /* 1 when this node's coordinator lease has lapsed (cluster/lease.c): then
  * sl_gstate_coordinates says no for every coordinated group. */
 int sl_gstate_lease_lapsed(sl_gstate *gs);
+/* sl_gstate_coordinates, or this node leads the group's state partition
+ * and its lease ran out less than a session timeout ago: a settlement is
+ * taken and waits for the lease (group_state.c). */
+int sl_gstate_settles(sl_gstate *gs, const char *group);
 /* The node id that coordinates `group` per this node's image: 0 on a
  * single node, -1 when unknown now (no state topic yet: its creation is
  * asked for; an election). */

@@ -58,12 +58,13 @@ sl_gstate *sl_ops_gstate(sl_broker *b)
     return b->gmod && b->gmod->g ? b->gmod->gs : NULL;
 }
 
-int sl_ops_group_coordinated(sl_broker *b, const char *group, char *msg,
-                             size_t msglen)
+static int group_served(sl_broker *b, const char *group, char *msg,
+                        size_t msglen, int settle)
 {
     int32_t c;
     if (!b->gmod || !b->gmod->gs ||
-        sl_gstate_coordinates(b->gmod->gs, group))
+        (settle ? sl_gstate_settles(b->gmod->gs, group)
+                : sl_gstate_coordinates(b->gmod->gs, group)))
         return 1;
     c = sl_gstate_coordinator(b, group);
     if (c > 0 && c == (int32_t)sl_broker_config(b)->node_id &&
@@ -85,6 +86,18 @@ int sl_ops_group_coordinated(sl_broker *b, const char *group, char *msg,
                  "is being created, elected or rebuilt): retry",
                  group, SL_GSTATE_TOPIC);
     return 0;
+}
+
+int sl_ops_group_coordinated(sl_broker *b, const char *group, char *msg,
+                             size_t msglen)
+{
+    return group_served(b, group, msg, msglen, 0);
+}
+
+int sl_ops_group_settles(sl_broker *b, const char *group, char *msg,
+                         size_t msglen)
+{
+    return group_served(b, group, msg, msglen, 1);
 }
 
 sl_err sl_ops_groups_on_second(sl_broker *b, void (*fn)(void *arg, int64_t now),

@@ -32,6 +32,11 @@ sl_groups *sl_ops_groups(sl_broker *b);
  * which node coordinates it (answer SL_ERR_NOT_COORDINATOR). */
 int sl_ops_group_coordinated(sl_broker *b, const char *group, char *msg,
                              size_t msglen);
+/* The same for a settlement (ack, nack, reject, touch): also 1 on the
+ * coordinator while its lease is out for less than a session timeout
+ * (sl_gstate_settles: the settlement waits for the lease). */
+int sl_ops_group_settles(sl_broker *b, const char *group, char *msg,
+                         size_t msglen);
 /* fn(arg, now) about once a second from the groups' timer (no wake-up of
  * its own), while the groups module runs. Register after module init.
  * SL_OK, SL_ERR_NOMEM, SL_ERR_INVALID_ARG (groups not started). */

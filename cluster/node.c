@@ -1030,6 +1030,17 @@ int sl_cluster_lease_valid(sl_cluster_node *n, int64_t *left_ms)
     return now < until && n->drained >= seq;
 }
 
+int64_t sl_cluster_lease_lapsed_ms(sl_cluster_node *n)
+{
+    int64_t until, now = mono_ms();
+    pthread_mutex_lock(&n->mu);
+    until = n->lease_until;
+    pthread_mutex_unlock(&n->mu);
+    if (until <= 0)
+        return INT64_MAX;
+    return now > until ? now - until : 0;
+}
+
 int64_t sl_cluster_lease_ms(sl_cluster_node *n)
 {
     return n->lease.lease_ms;

@@ -130,6 +130,10 @@ void sl_cluster_status_get(sl_cluster_node *n, sl_cluster_status *st);
  * Raft thread had applied when it computed it. *left_ms (may be NULL):
  * what is left of it. @thread loop */
 int sl_cluster_lease_valid(sl_cluster_node *n, int64_t *left_ms);
+/* How long ago the lease ran out, in ms: 0 while it is valid (or only
+ * waits for sl_cluster_drain), INT64_MAX if this node never held one.
+ * @thread loop */
+int64_t sl_cluster_lease_lapsed_ms(sl_cluster_node *n);
 /* The lease length in ms for this node's Raft timings. @thread any */
 int64_t sl_cluster_lease_ms(sl_cluster_node *n);
 

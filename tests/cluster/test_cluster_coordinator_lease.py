@@ -227,3 +227,69 @@ def test_cut_off_coordinator_serves_nothing_after_its_lease(netcluster):
     a.close()
     c.wait(lambda: coordinator(c, x) == y, "node %d following" % x)
     nothing_left(c, all3)
+
+
+@pytest.fixture
+def slow_fence(tmp_path):
+    """Three nodes whose controller fences a silent node only after 20 s,
+    so a lapse of X's lease stays shorter than a session timeout for as
+    long as the test needs."""
+    c = cluster_harness.Cluster(tmp_path, n=3)
+    c.timings["cluster-session-timeout-ms"] = "20000"
+    c.start()
+    yield c
+    for b in c.nodes.values():
+        if b.running():
+            b.proc.send_signal(signal.SIGCONT)
+    c.stop_all()
+
+
+def test_an_ack_sent_while_the_lease_lapsed_waits_for_it(slow_fence):
+    """X's lease runs out when it cannot hear a majority (here: both other
+    nodes paused; in practice a controller's death, which lapses every
+    follower's lease for about an election timeout). An ack sent to X
+    then is taken and waits; it is answered once the lease is back,
+    instead of NOT_COORDINATOR, and applied: those records never come
+    again. Before, every consumer saw an ack error at each controller
+    change."""
+    c = slow_fence
+    all3 = [1, 2, 3]
+    x, a, q = start(c, all3)  # A acked 0-4 and holds 5-9
+    others = [n for n in all3 if n != x]
+    for n in others:
+        c.nodes[n].proc.send_signal(signal.SIGSTOP)
+    try:
+        c.nodes[x].wait_log(lambda t: "coordinator lease lapsed" in t,
+                            "node %d's lease lapsing" % x)
+        corr = a.send(swg.API_QUEUE_ACK, swg.settle_body(
+            swg.API_QUEUE_ACK, GROUP, TOPIC, "a",
+            [(0, o) for o in range(5, 10)]))
+    finally:
+        for n in others:
+            c.nodes[n].proc.send_signal(signal.SIGCONT)
+    rc, body = a.recv()
+    assert rc == corr
+    try:
+        res = swg.decode_settle(body)
+    except sw.ProtocolError as e:
+        raise AssertionError("the ack sent during the lapse was refused: "
+                             "%d %s" % (e.code, e))
+    assert [(p, f, la, e) for p, f, la, e in res] == [
+        (0, o, o, 0) for o in range(5, 10)], res
+    # applied: B, at the coordinator, gets exactly 10-39 (A still holds
+    # nothing: its held records were all acked)
+    y = c.wait(lambda: agreed_coordinator(c, all3), "an agreed coordinator")
+    got = []
+    end = time.monotonic() + 60
+    with client(c, y) as w:
+        qb = swg.Queue(w, GROUP, TOPIC, "b")
+        while len(got) < N - 10:
+            assert time.monotonic() < end, "B got %r" % got
+            try:
+                recs = qb.acquire(N, max_wait_ms=500, lock_ms=LOCK_MS)
+            except sw.ProtocolError as e:
+                assert e.code == NOT_COORDINATOR, e
+                continue
+            got += [r["offset"] for r in recs]
+    assert sorted(got) == list(range(10, N)), got
+    a.close()
