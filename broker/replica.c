@@ -51,6 +51,7 @@
 
 #include "broker/broker.h"
 #include "broker/cluster_propose.h"
+#include "broker/observer.h"
 #include "broker/ops.h"
 #include "broker/peer_auth.h"
 #include "broker/replica.h"
@@ -71,7 +72,8 @@ const sl_mi_part *replica_followed(const sl_replicas *rs, const sl_mi_topic *t,
     for (int32_t r = 0; r < mp->nrep; r++)
         if (mp->rep[r] == rs->self)
             return mp;
-    return NULL;
+    /* an observer: a queue group coordinated here reads it (observer.c) */
+    return sl_observer_wants(rs->b, t->name) ? mp : NULL;
 }
 
 static void fetcher_close(fetcher *f)
@@ -106,7 +108,10 @@ static void retry_later(fetcher *f)
 
 int replica_copying(const sl_replicas *rs, const sl_mi_part *mp)
 {
-    if (mp->ntarget == 0)
+    int rep = 0;
+    for (int32_t i = 0; i < mp->nrep; i++)
+        rep |= mp->rep[i] == rs->self;
+    if (mp->ntarget == 0 || !rep) /* !rep: an observer (observer.c) */
         return 0;
     for (int32_t i = 0; i < mp->nisr; i++)
         if (mp->isr[i] == rs->self)
@@ -512,7 +517,7 @@ static void drop_moved_off(sl_replicas *rs)
                 here |= mp->rep[r] == rs->self;
             for (int32_t r = 0; r < mp->ntarget; r++)
                 here |= mp->target[r] == rs->self;
-            if (here ||
+            if (here || sl_observer_wants(rs->b, t->name) ||
                 sl_ops_part(rs->b, t->name, p, SL_OPS_NO_CREATE, &part) !=
                     SL_OK ||
                 (sl_part_end_offset(part) == 0 &&

@@ -178,6 +178,11 @@ void sl_replicas_on_fetch(sl_replicas *rs, sl_fetch_req *q)
                 if (fp->refused)
                     continue;
             }
+            for (k = 0; k < t->parts[p].nrep; k++)
+                if (t->parts[p].rep[k] == q->replica_id)
+                    break;
+            if (k == t->parts[p].nrep)
+                continue; /* an observer (observer.c): served, not counted */
             lp = replica_lp_get(rs, topic, p, 1);
             if (!lp)
                 continue;

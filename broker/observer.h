@@ -1,0 +1,27 @@
+/*
+ * observer.h - a queue-group coordinator copies the partitions it holds
+ * no replica of, as a non-voting observer (observer.c has the essay,
+ * docs/cluster.md 5.1 "A coordinator without a replica").
+ * @thread loop
+ */
+#ifndef SL_BROKER_OBSERVER_H
+#define SL_BROKER_OBSERVER_H
+
+#include "protocol/err.h"
+
+struct sl_broker;
+typedef struct sl_observer sl_observer;
+
+sl_err sl_observer_new(struct sl_broker *b, sl_observer **out);
+void sl_observer_free(sl_observer *o); /* accepts NULL */
+/* Look at the queue groups coordinated here again now (after an image
+ * change; a tick does it every OBS_TICK_MS too): when the set of topics
+ * they read changed, the replica fetchers follow it. */
+void sl_observer_refresh(sl_observer *o);
+/* Does a queue group coordinated here read topic? Then every partition
+ * of it that this node holds no replica of is copied here from its
+ * leader (broker/replica.c, replica_followed). b: NULL or not in a
+ * cluster: 0. */
+int sl_observer_wants(const struct sl_broker *b, const char *topic);
+
+#endif

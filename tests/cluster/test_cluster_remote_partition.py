@@ -1,0 +1,182 @@
+"""A queue group whose coordinator holds no replica of some partitions of
+its topic (replication factor below the number of nodes) delivers every
+partition (issue 14, docs/cluster.md 5.1 "A coordinator without a
+replica"): the coordinator copies those partitions from their leaders as
+a non-voting observer (broker/observer.c) and delivers them from the copy,
+below the leader's high-water mark, following leader changes.
+
+Before, such a coordinator never delivered those partitions and reported
+their log end as 0: the consumers below got only the records of the
+coordinator's own partition."""
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+from test_cluster_failover import parse  # noqa: E402
+from test_cluster_stomp import (coordinator, create, read_messages,  # noqa
+                                ready, state_view, stomp)
+
+N = 20
+
+
+def produce(c, nid, topic, p, values):
+    c.cli(nid, "produce", topic, "--partition", str(p), "--acks", "durable",
+          input="".join(v + "\n" for v in values))
+
+
+def qconsume(c, nid, topic, group, count, wait_ms=10000):
+    """[(partition, offset, value)] a `sluice queue consume` through node
+    nid acquired and acked (it stops after count records, or when nothing
+    came for wait_ms)."""
+    out = c.cli(nid, "queue", "consume", topic, "--group", group,
+                "--count", str(count), "--format", "json",
+                "--wait-ms", str(wait_ms)).stdout
+    recs = [json.loads(ln) for ln in out.splitlines() if ln.strip()]
+    return [(r["partition"], r["offset"], r["value"]) for r in recs]
+
+
+def describe_group(c, nid, group):
+    """{partition: (start, end)} of the group's partitions as `sluice
+    group describe` through node nid shows them."""
+    out = c.cli(nid, "group", "describe", group).stdout
+    parts = {}
+    for ln in out.splitlines():
+        f = ln.split()  # partition T/P start S end E lag L in-flight F
+        if len(f) >= 6 and f[0] == "partition" and f[2] == "start":
+            parts[int(f[1].rsplit("/", 1)[1])] = (int(f[3]), int(f[5]))
+    return parts
+
+
+def sent_records(parts, names):
+    return sorted((p, i, names[p][i]) for p in parts
+                  for i in range(len(names[p])))
+
+
+def test_coordinator_without_a_replica_delivers_every_partition(cluster):
+    """RF 1 on three nodes: one partition on each node, the group's
+    coordinator holds one of the three. A binary queue consumer gets every
+    record of every partition exactly once and acks it; the group's
+    describe (asked of any node) shows each partition's true end and
+    nothing left; acked records never come again, new ones do."""
+    c = cluster
+    all3 = [1, 2, 3]
+    ldr = ready(c)
+    t = "rp"
+    view = create(c, ldr, t, 3, rf=1)
+    assert sorted(v[0] for v in view) == all3, view
+    g = "rp-g"
+    coord = coordinator(state_view(c, all3), g)
+    own = [p for p, v in enumerate(view) if coord in v[2]]
+    assert len(own) == 1, (coord, view)
+    names = {p: ["a%d-%02d" % (p, i) for i in range(N)] for p in range(3)}
+    for p in range(3):
+        produce(c, ldr, t, p, names[p])
+    got = qconsume(c, coord, t, g, 3 * N)
+    assert sorted(got) == sent_records(range(3), names), got
+    for n in all3:  # every node answers with the coordinator's view
+        d = describe_group(c, n, g)
+        assert d == {p: (N, N) for p in range(3)}, (n, d)
+    # acked records are not delivered again; new ones are, once
+    more = {p: ["b%d-%02d" % (p, i) for i in range(5)] for p in range(3)}
+    for p in range(3):
+        produce(c, view[p][0], t, p, more[p])
+    got = qconsume(c, coord, t, g, 100, wait_ms=3000)
+    assert sorted((p, v) for p, _, v in got) == sorted(
+        (p, v) for p in range(3) for v in more[p]), got
+    assert all(o >= N for _, o, _ in got), got
+
+
+def test_stomp_queue_on_a_coordinator_without_a_replica(cluster):
+    """The same through STOMP: /queue/Q (queue group Q over topic Q, RF 1,
+    one partition per node), one consumer on the coordinator and one on
+    another node (relayed to the coordinator), client-individual acks
+    with receipts: every message of every partition delivered to exactly
+    one of them."""
+    c = cluster
+    all3 = [1, 2, 3]
+    ldr = ready(c)
+    q = "rq"
+    view = create(c, ldr, q, 3, rf=1)
+    coord = coordinator(state_view(c, all3), q)
+    other = next(n for n in all3 if n != coord)
+    names = {p: ["s%d-%02d" % (p, i) for i in range(N)] for p in range(3)}
+    for p in range(3):
+        produce(c, ldr, q, p, names[p])
+    cons = {}
+    for n in (coord, other):
+        r = stomp(c, n)
+        r.call("SUBSCRIBE", {"destination": "/queue/" + q, "id": "s%d" % n,
+                             "ack": "client-individual",
+                             "prefetch-count": "5", "receipt": "sub"})
+        cons[n] = r
+    got, receipts = [], [0]
+
+    def on_frame(n, f):
+        if f.command == "RECEIPT":
+            receipts[0] += 1
+            return
+        assert f.command == "MESSAGE", (n, f)
+        got.append((f.headers["message-id"], f.body.decode()))
+        cons[n].send("ACK", {"id": f.headers["ack"],
+                             "receipt": "a%d" % len(got)})
+    read_messages(cons, lambda: len(got) >= 3 * N and receipts[0] == len(got),
+                  "every message delivered and acknowledged", on_frame)
+    bodies = sorted(b for _, b in got)
+    assert bodies == sorted(v for p in range(3) for v in names[p]), bodies
+    # each partition's records carry its message-id topic/partition/offset
+    for mid, body in got:
+        _, p, off = mid.rsplit("/", 2)
+        assert names[int(p)][int(off)] == body, (mid, body)
+    for r in cons.values():
+        r.close()
+
+
+def test_observed_partition_follows_a_leader_kill(cluster):
+    """RF 2 on three nodes (min-insync-replicas 1): the coordinator holds
+    two partitions of three. The leader of the third is killed with -9
+    after part of the queue was consumed: its other replica leads it, the
+    coordinator copies it from there, and every record produced before
+    and after the kill is delivered exactly once."""
+    c = cluster
+    all3 = [1, 2, 3]
+    ldr = ready(c)
+    t = "rk"
+    c.cli(ldr, "topic", "create", t, "--partitions", "3",
+          "--replication-factor", "2", "--config", "min-insync-replicas=1")
+    view = parse(c.wait(lambda: (lambda v: v if v and all(
+        len(x[3]) == 2 for x in parse(v)) else None)(
+            c.describe(ldr, t) if all(
+                c.describe(n, t) == c.describe(ldr, t) for n in all3)
+            else None), "topic %s on every node, ISR full" % t))
+    g = "rk-g"
+    coord = coordinator(state_view(c, all3), g)
+    remote = [p for p, v in enumerate(view) if coord not in v[2]]
+    assert len(remote) == 1, (coord, view)
+    rp = remote[0]
+    victim = view[rp][0]
+    survivor = next(n for n in view[rp][2] if n != victim)
+    names = {p: ["k%d-%02d" % (p, i) for i in range(N)] for p in range(3)}
+    for p in range(3):
+        produce(c, ldr, t, p, names[p])
+    first = qconsume(c, coord, t, g, N)
+    assert len(first) == N, first
+
+    c.kill9(victim)
+    live = [n for n in all3 if n != victim]
+
+    def moved():
+        views = [c.describe(n, t) for n in live]
+        if any(v is None for v in views) or views[0] != views[1]:
+            return None
+        v = parse(views[0])
+        return v if all(x[0] in live for x in v) else None
+    after = c.wait(moved, "every partition led by a live node")
+    assert after[rp][0] == survivor, after
+    later = {p: ["l%d-%02d" % (p, i) for i in range(N)] for p in range(3)}
+    for p in range(3):
+        produce(c, survivor, t, p, later[p])
+        names[p] += later[p]
+    rest = qconsume(c, coord, t, g, 5 * N)
+    got = first + rest
+    assert sorted(got) == sent_records(range(3), names), sorted(got)
