@@ -76,6 +76,17 @@ const sl_mi_part *replica_followed(const sl_replicas *rs, const sl_mi_topic *t,
     return sl_observer_wants(rs->b, t->name) ? mp : NULL;
 }
 
+int replica_placed(const sl_replicas *rs, const char *topic, int32_t p)
+{
+    const sl_mi_topic *t = sl_meta_topic_find(rs->image, topic);
+    if (!t || p < 0 || p >= t->nparts)
+        return 0;
+    for (int32_t r = 0; r < t->parts[p].nrep; r++)
+        if (t->parts[p].rep[r] == rs->self)
+            return 1;
+    return 0;
+}
+
 static void fetcher_close(fetcher *f)
 {
     while (f->waits) {

@@ -380,8 +380,9 @@ static int apply_part(fetcher *f, const char *topic,
     if (pr->high_watermark >= 0)
         sl_ops_set_follower_marks(rs->b, topic, (int32_t)pr->partition,
                                   INT64_MAX, pr->high_watermark, SL_OK);
-    if (appended) {
-        /* the next fetch reports this as durable: send it once it is */
+    if (appended && replica_placed(rs, topic, (int32_t)pr->partition)) {
+        /* the next fetch reports this as durable: send it once it is (an
+         * observer's copy, observer.c, counts for no ack: not waited) */
         dwait *d = calloc(1, sizeof(*d));
         sl_ops_wait *w = NULL;
         if (d) {

@@ -129,6 +129,9 @@ typedef struct fetcher {
 /* Does this node follow (topic, p) from `leader`? */
 const sl_mi_part *replica_followed(const sl_replicas *rs, const sl_mi_topic *t,
                                    int32_t p, int32_t leader);
+/* Is this node in the replica list of topic/p (not an observer of it,
+ * observer.c)? */
+int replica_placed(const sl_replicas *rs, const char *topic, int32_t p);
 /* Whether this node copies mp for a reassignment that adds it (not in
  * the ISR yet); such fetches are throttled when reassign-throttle-bytes
  * is set. */
