@@ -55,18 +55,35 @@
 #include "broker/broker.h"
 #include "broker/cluster_int.h"
 #include "broker/observer.h"
+#include "broker/ops.h"
 #include "broker/ops_groups.h"
 #include "broker/replica.h"
+#include "cluster/meta.h"
 #include "groups/groups.h"
 #include "protocol/log.h"
 
 #define OBS_TICK_MS 100
+/* a start=latest group on a partition not observed yet: records
+ * timestamped up to this long before the group was created are delivered
+ * too (producers' clocks may lag this node's) */
+#define OBS_LATEST_SLACK_MS 1000
+
+/* The leader's log end as the last FETCH answer for an observed
+ * partition said (for start=latest groups). */
+typedef struct lend {
+    struct lend *next;
+    char *topic;
+    int32_t partition;
+    int64_t end;
+    int64_t ms; /* when that answer came (sl_now_ms, the groups' clock) */
+} lend;
 
 struct sl_observer {
     sl_broker *b;
     struct event *tick;
     char **topics; /* sorted, unique */
     size_t n;
+    lend *ends;
 };
 
 typedef struct tlist {
@@ -158,6 +175,16 @@ void sl_observer_refresh(sl_observer *o)
                    "topic %s: no queue group coordinated here reads it "
                    "any more",
                    o->topics[i]);
+    for (lend **pe = &o->ends; *pe;) { /* ends of topics left behind */
+        lend *e = *pe;
+        if (has(l.v, l.n, e->topic)) {
+            pe = &e->next;
+            continue;
+        }
+        *pe = e->next;
+        free(e->topic);
+        free(e);
+    }
     list_free(o->topics, o->n);
     o->topics = l.v;
     o->n = l.n;
@@ -196,6 +223,12 @@ void sl_observer_free(sl_observer *o)
     if (o->tick)
         event_free(o->tick);
     list_free(o->topics, o->n);
+    while (o->ends) {
+        lend *e = o->ends;
+        o->ends = e->next;
+        free(e->topic);
+        free(e);
+    }
     free(o);
 }
 
@@ -203,4 +236,61 @@ int sl_observer_wants(const sl_broker *b, const char *topic)
 {
     const sl_observer *o = b && b->cluster ? b->cluster->observer : NULL;
     return o && o->n && has(o->topics, o->n, topic);
+}
+
+void sl_observer_leader_end(sl_broker *b, const char *topic, int32_t partition,
+                            int64_t end)
+{
+    sl_observer *o = b->cluster ? b->cluster->observer : NULL;
+    lend *e;
+    if (!o || end < 0)
+        return;
+    for (e = o->ends; e; e = e->next)
+        if (e->partition == partition && !strcmp(e->topic, topic))
+            break;
+    if (!e) {
+        e = calloc(1, sizeof(*e));
+        if (!e || !(e->topic = strdup(topic))) {
+            free(e);
+            return;
+        }
+        e->partition = partition;
+        e->next = o->ends;
+        o->ends = e;
+    }
+    e->end = end;
+    e->ms = sl_now_ms();
+}
+
+int64_t sl_observer_latest(sl_broker *b, const char *topic, int32_t partition,
+                           int64_t since_ms)
+{
+    sl_observer *o = b->cluster ? b->cluster->observer : NULL;
+    const sl_mi_topic *t =
+        b->cluster ? sl_meta_topic_find(&b->cluster->image, topic) : NULL;
+    sl_part *part;
+    if (sl_ops_part(b, topic, partition, SL_OPS_NO_CREATE, &part) != SL_OK)
+        return 0;
+    if (!o || !t || partition >= t->nparts)
+        return sl_part_end_offset(part);
+    for (int32_t r = 0; r < t->parts[partition].nrep; r++)
+        if (t->parts[partition].rep[r] == (int32_t)b->cfg.node_id)
+            return sl_part_end_offset(part); /* a replica here */
+    for (const lend *e = o->ends; e; e = e->next) {
+        int64_t at;
+        if (e->partition != partition || strcmp(e->topic, topic))
+            continue;
+        if (e->ms <= since_ms)
+            return e->end; /* the leader's end before the group existed */
+        if (sl_part_end_offset(part) < e->end)
+            return -1; /* the copy has not reached that end yet */
+        if (sl_part_offset_for_time(part, since_ms - OBS_LATEST_SLACK_MS,
+                                    &at) != SL_OK)
+            return -1;
+        return at < e->end ? at : e->end;
+    }
+    /* not observed yet (the group asking is being created): start now,
+     * not at the next tick, so that the first answer comes soon */
+    event_active(o->tick, EV_TIMEOUT, 0);
+    return -1;
 }

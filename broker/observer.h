@@ -23,5 +23,14 @@ void sl_observer_refresh(sl_observer *o);
  * leader (broker/replica.c, replica_followed). b: NULL or not in a
  * cluster: 0. */
 int sl_observer_wants(const struct sl_broker *b, const char *topic);
+/* The replica fetcher: a FETCH answer for a partition this node observes
+ * said that its leader's log ends at end. */
+void sl_observer_leader_end(struct sl_broker *b, const char *topic,
+                            int32_t partition, int64_t end);
+/* Where a start=latest queue group created at since_ms starts on
+ * topic/partition (the groups' env.latest; observer.c says how). -1: not
+ * known yet. */
+int64_t sl_observer_latest(struct sl_broker *b, const char *topic,
+                           int32_t partition, int64_t since_ms);
 
 #endif

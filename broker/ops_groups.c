@@ -28,6 +28,7 @@
 #include "broker/broker.h"
 #include "broker/config.h"
 #include "broker/group_state.h"
+#include "broker/observer.h"
 #include "broker/ops_groups.h"
 #include "protocol/log.h"
 
@@ -188,6 +189,12 @@ static void env_replicate(void *ctx, const uint8_t *ops, size_t len,
                           uint64_t seq)
 {
     sl_gstate_replicate(((gmod *)ctx)->gs, ops, len, seq);
+}
+
+static int64_t env_latest(void *ctx, const char *topic, int32_t partition,
+                          int64_t since_ms)
+{
+    return sl_observer_latest(((gmod *)ctx)->b, topic, partition, since_ms);
 }
 
 static int64_t env_now(void *ctx)
@@ -420,10 +427,11 @@ void sl_groups_module_init(sl_broker *b)
         sl_groups_env env = {
             M,       env_get_part,      env_partitions, env_append,
             env_now, env_request_stage, env_topic_ttl,  env_wake_at,
-            NULL,    NULL};
+            NULL,    NULL,              NULL};
         if (cfg->node_id != 0) { /* cluster: docs/cluster.md 6 */
             env.coordinates = env_coordinates;
             env.replicate = env_replicate;
+            env.latest = env_latest; /* observer.c */
         }
         rc = sl_groups_open(sl_broker_data_dir(b), &env, sl_broker_flusher(b),
                             &g);

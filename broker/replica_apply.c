@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "broker/broker.h"
+#include "broker/observer.h"
 #include "broker/ops.h"
 #include "broker/replica_int.h"
 #include "cluster/meta.h"
@@ -376,6 +377,10 @@ static int apply_part(fetcher *f, const char *topic,
         }
         appended = 1;
     }
+    if (pr->error == SL_OK &&
+        !replica_placed(rs, topic, (int32_t)pr->partition))
+        sl_observer_leader_end(rs->b, topic, (int32_t)pr->partition,
+                               pr->log_end_offset);
     /* readers here stop at the leader's high-water mark too */
     if (pr->high_watermark >= 0)
         sl_ops_set_follower_marks(rs->b, topic, (int32_t)pr->partition,

@@ -80,6 +80,14 @@ typedef struct sl_groups_env {
      * mutations are answered only after both the groups.db commit and
      * that call. NULL = nothing is replicated. */
     void (*replicate)(void *ctx, const uint8_t *ops, size_t len, uint64_t seq);
+    /* Optional (cluster, broker/observer.c): where a group created at
+     * since_ms (the now_ms clock) that starts at the log end
+     * (start=latest) starts on topic/partition, for a log here that may
+     * be a copy behind its leader's; -1 = not known yet: that partition
+     * of the group hands out nothing, and is asked again at each
+     * delivery pass. NULL = the log end here. */
+    int64_t (*latest)(void *ctx, const char *topic, int32_t partition,
+                      int64_t since_ms);
 } sl_groups_env;
 
 /*

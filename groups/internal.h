@@ -81,6 +81,10 @@ typedef struct sl_qpart {
     int64_t next_deadline; /* <= min lock deadline (may be stale-low) */
     int64_t next_due;      /* <= min due of available entries */
     int dirty;
+    /* start=latest, its offset not known yet (env.latest): nothing handed
+     * out, nothing staged, until sl_q__latest_settle; since when */
+    int latest_pending;
+    int64_t latest_since;
     uint64_t archived;
 } sl_qpart;
 

@@ -244,6 +244,27 @@ int64_t sl_q__qp_upto(sl_qpart *qp)
     return sl_visible_offset(p, qp->qg->g->early, SL_VISIBLE_QUEUE);
 }
 
+/* A start=latest partition whose start was not known when the group was
+ * created (env.latest): 1 once it is (start and cursor moved there; the
+ * window is empty, nothing was handed out), 0 while it is not. */
+int sl_q__latest_settle(sl_qpart *qp)
+{
+    sl_groups *g = qp->qg->g;
+    int64_t s = g->env.latest(g->env.ctx, qp->qg->topic, qp->partition,
+                              qp->latest_since);
+    if (s < 0)
+        return 0;
+    qp->latest_pending = 0;
+    if (qp->start == qp->cursor) {
+        qp->start = qp->cursor = s;
+        qp->it_pos = -1;
+        sl_q__update_low_water(qp->qg, qp);
+    }
+    qp->dirty = 1;
+    sl_groups_mutated(g);
+    return 1;
+}
+
 /* Re-read the record at off into *rec. 1 = found, 0 = gone from the log
  * (retention, compaction), -1 = read error (try again later). */
 int sl_q__reread(sl_qpart *qp, int64_t off, sl_record *rec)
@@ -573,12 +594,24 @@ void sl_q__qg_sync_parts(sl_qgroup *qg)
     for (int32_t i = qg->nparts; i < n; i++) {
         sl_part *p = g->env.get_part(g->env.ctx, qg->topic, i);
         int64_t s = 0;
-        if (p)
+        int pending = 0;
+        int64_t now = sl_groups_now(g);
+        if (p && qg->cfg.start_latest && g->env.latest) {
+            s = g->env.latest(g->env.ctx, qg->topic, i, now);
+            if (s < 0) { /* sl_q__latest_settle sets it */
+                pending = 1;
+                s = sl_part_end_offset(p);
+            }
+        } else if (p) {
             s = qg->cfg.start_latest ? sl_part_end_offset(p)
                                      : sl_part_start_offset(p);
+        }
         np[i] = sl_q__qp_new(qg, i, s);
-        if (np[i])
+        if (np[i]) {
             np[i]->dirty = 1;
+            np[i]->latest_pending = pending;
+            np[i]->latest_since = now;
+        }
     }
     qg->nparts = n;
     for (int32_t i = 0; i < n; i++) /* after nparts: this group counts */

@@ -323,8 +323,11 @@ static int deliver_part(sl_qpart *qp, sl_qconsumer *c, int max, int64_t now)
     int n = 0;
     keyset ks = {NULL, 0, 0};
     sl_record rec;
-    int64_t upto = sl_q__qp_upto(qp);
+    int64_t upto;
 
+    if (qp->latest_pending && !sl_q__latest_settle(qp))
+        return 0; /* a start=latest copy's start not known yet */
+    upto = sl_q__qp_upto(qp);
     if (qg->cfg.max_priority > 0)
         return deliver_prio(qp, c, max, now);
 

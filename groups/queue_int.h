@@ -48,6 +48,7 @@ int sl_q__qp_room(sl_qpart *qp);
 int64_t sl_q__qp_upto(sl_qpart *qp);
 void sl_q__recount_keyed(sl_qpart *qp);
 int sl_q__reread(sl_qpart *qp, int64_t off, sl_record *rec);
+int sl_q__latest_settle(sl_qpart *qp);
 void sl_q__update_low_water(sl_qgroup *qg, sl_qpart *qp);
 int sl_q__window_full(const sl_qpart *qp);
 

@@ -84,7 +84,7 @@ int sl_queue_stage(sl_groups *g, sl_wb *wb)
         }
         for (int32_t i = 0; i < qg->nparts; i++) {
             sl_qpart *qp = qg->parts[i];
-            if (qp && qp->dirty) {
+            if (qp && qp->dirty && !qp->latest_pending) {
                 sl_part *p = sl_q__qp_part(qp);
                 stage_qpart(qp, wb);
                 qp->dirty = 0;

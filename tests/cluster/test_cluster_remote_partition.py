@@ -13,6 +13,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "harness"))
+import sluice_wire as sw  # noqa: E402
 from test_cluster_failover import parse  # noqa: E402
 from test_cluster_stomp import (coordinator, create, read_messages,  # noqa
                                 ready, state_view, stomp)
@@ -180,3 +182,49 @@ def test_observed_partition_follows_a_leader_kill(cluster):
     rest = qconsume(c, coord, t, g, 5 * N)
     got = first + rest
     assert sorted(got) == sent_records(range(3), names), sorted(got)
+
+
+def test_durable_subscription_on_an_observer_starts_at_the_leaders_end(
+        cluster):
+    """A durable topic subscription (a queue group that starts at the log
+    end) made at a coordinator that holds no replica of two of the three
+    partitions (RF 1): it gets what is sent after it subscribed, on every
+    partition, and nothing sent before. Its start on those partitions is
+    found from the leader's end and the records' timestamps once the
+    copy, which starts empty, reached that end (broker/observer.c); it is
+    not the end of the copy when the group was created (every old record
+    of those partitions would come), nor the leader's end at the first
+    FETCH answer (what was sent in between would be missed)."""
+    c = cluster
+    all3 = [1, 2, 3]
+    ldr = ready(c)
+    t = "rl"
+    view = create(c, ldr, t, 3, rf=1)
+    group = "sub-rl"
+    coord = coordinator(state_view(c, all3), group)
+    # sent "long ago": record timestamps of 2023 (sluice_wire's default),
+    # far below the group's creation less the observer's slack of 1 s
+    for p in range(3):
+        with sw.Client(c.nodes[view[p][0]].binary_addr) as cl:
+            r = cl.produce_batch(t, p, sw.encode_batch(
+                [b"old%d-%d" % (p, i) for i in range(5)]))
+            assert r["error"] == 0, r
+    r = stomp(c, coord)
+    r.call("SUBSCRIBE", {"destination": "/topic/" + t, "id": group,
+                         "durable": "true", "auto-delete": "false",
+                         "ack": "client-individual", "receipt": "sub"})
+    new = ["new%d" % p for p in range(3)]
+    for p in range(3):
+        produce(c, ldr, t, p, [new[p]])
+    got = []
+
+    def on_frame(_, f):
+        assert f.command == "MESSAGE", f
+        got.append(f.body.decode())
+        r.send("ACK", {"id": f.headers["ack"]})
+    read_messages({0: r}, lambda: set(new) <= set(got),
+                  "the messages sent after the subscription", on_frame)
+    # each partition's old records come before its new one in offset
+    # order: had the group started below them, they would be here
+    assert sorted(got) == sorted(new), got
+    r.close()
