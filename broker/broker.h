@@ -46,6 +46,7 @@ struct sl_broker {
     int lock_fd;
     struct sl_bcluster *cluster; /* NULL unless --node-id (cluster.c) */
     struct sl_cluster_users *cluster_users; /* cluster_users.c */
+    struct sl_observer *observer; /* cluster.c: observer.c's, or NULL */
     /* cluster.c: refuses client appends to partitions this node does not
      * lead (SL_ERR_NOT_LEADER); replica.c sets `replicating` around its
      * own appends, which the guard lets through */

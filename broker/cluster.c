@@ -42,6 +42,7 @@
 #include "broker/group_state.h"
 #include "broker/observer.h"
 #include "broker/ops.h"
+#include "broker/ops_groups.h"
 #include "broker/peer_auth.h"
 #include "broker/replica.h"
 #include "cluster/node.h"
@@ -134,8 +135,8 @@ void sl_bcluster_reconcile(sl_broker *b)
     if (b->cluster->replicas)
         sl_replicas_update(b->cluster->replicas);
     sl_gstate_on_image(b); /* group coordinators follow the leaders */
-    if (b->cluster->observer)
-        sl_observer_refresh(b->cluster->observer); /* and what they read */
+    if (b->observer)
+        sl_observer_refresh(b->observer); /* and what they read */
     sl_bcluster_ac_poll(b);
     sl_cluster_users_sync(b);
     sl_bops_changed(b->cluster->ops);
@@ -359,6 +360,14 @@ static void replica_fetch(sl_broker *b, sl_fetch_req *q)
 
 /* ---- start / stop ------------------------------------------------------- */
 
+/* The topics the queue groups coordinated here read changed
+ * (observer.c): the fetchers follow. */
+static void observed_changed(sl_broker *b)
+{
+    if (b->cluster && b->cluster->replicas)
+        sl_replicas_update(b->cluster->replicas);
+}
+
 sl_err sl_bcluster_start(sl_broker *b, char *err, size_t errlen)
 {
     sl_cluster_cfg cc;
@@ -408,7 +417,8 @@ sl_err sl_bcluster_start(sl_broker *b, char *err, size_t errlen)
     if (rc == SL_OK)
         rc = sl_fwd_new(b, &bc->image, &bc->fwd);
     if (rc == SL_OK)
-        rc = sl_observer_new(b, &bc->observer);
+        rc = sl_observer_new(b, &bc->image, cc.node_id, sl_ops_groups,
+                             observed_changed, &b->observer);
     if (rc == SL_OK)
         rc = sl_cluster_node_start(&cc, &bc->node, err, errlen);
     if (rc == SL_OK)
@@ -462,8 +472,8 @@ void sl_bcluster_stop(sl_broker *b)
     }
     sl_bops_free(bc->ops); /* after the completions above */
     bc->ops = NULL;
-    sl_observer_free(bc->observer);
-    bc->observer = NULL;
+    sl_observer_free(b->observer);
+    b->observer = NULL;
     sl_replicas_free(bc->replicas);
     bc->replicas = NULL;
     sl_fwd_free(bc->fwd);

@@ -34,8 +34,6 @@ struct sl_bcluster {
     struct fwd *fwds;       /* forwards in flight (stop completes them) */
     struct ac_pending *acs; /* auto-creations in flight */
     sl_bops *ops;           /* operations (cluster_ops.c) */
-    /* what queue groups coordinated here read (observer.c) */
-    struct sl_observer *observer;
 };
 
 /* A topic auto-created through the quorum, and the requests waiting for

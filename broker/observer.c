@@ -45,6 +45,21 @@
  * partitions placed elsewhere (replica.c, drop_moved_off) and copied
  * again from the leader's log start if it is observed again.
  *
+ * A new group that starts at the log end (start=latest: a durable topic
+ * subscription) must not start at the end of a copy that is behind, or
+ * just started (every old record would come), nor at the leader's end of
+ * the first FETCH answer after the group was created (what was sent in
+ * between would be missed: the fetcher may have a 250 ms long poll in
+ * flight to that leader). sl_observer_latest gives the groups: the
+ * leader's end from an answer that came before the group was created
+ * when there is one (a few old records may come, none is missed); else,
+ * once the copy reached the end of an answer that came after, the first
+ * offset whose record is timestamped at most OBS_LATEST_SLACK_MS before
+ * the group's creation (capped at that end). A producer whose clock lags
+ * this node's by more than that slack can have a record sent after the
+ * subscription left out; one whose clock is ahead can have an older one
+ * delivered.
+ *
  * @thread loop (everything here)
  */
 #include <stdlib.h>
@@ -53,11 +68,8 @@
 #include <event2/event.h>
 
 #include "broker/broker.h"
-#include "broker/cluster_int.h"
 #include "broker/observer.h"
 #include "broker/ops.h"
-#include "broker/ops_groups.h"
-#include "broker/replica.h"
 #include "cluster/meta.h"
 #include "groups/groups.h"
 #include "protocol/log.h"
@@ -80,6 +92,10 @@ typedef struct lend {
 
 struct sl_observer {
     sl_broker *b;
+    const sl_meta *image;
+    int32_t self;
+    sl_groups *(*groups)(sl_broker *b);
+    void (*changed)(sl_broker *b);
     struct event *tick;
     char **topics; /* sorted, unique */
     size_t n;
@@ -136,7 +152,7 @@ static int has(char **v, size_t n, const char *topic)
 
 void sl_observer_refresh(sl_observer *o)
 {
-    sl_groups *g = sl_ops_groups(o->b);
+    sl_groups *g = o->groups(o->b);
     tlist l = {NULL, 0, 0, 0};
     size_t k = 0;
     int changed;
@@ -188,8 +204,7 @@ void sl_observer_refresh(sl_observer *o)
     list_free(o->topics, o->n);
     o->topics = l.v;
     o->n = l.n;
-    if (o->b->cluster && o->b->cluster->replicas)
-        sl_replicas_update(o->b->cluster->replicas);
+    o->changed(o->b);
 }
 
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
@@ -199,13 +214,19 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
     sl_observer_refresh(arg);
 }
 
-sl_err sl_observer_new(sl_broker *b, sl_observer **out)
+sl_err sl_observer_new(sl_broker *b, const sl_meta *image, int32_t self,
+                       sl_groups *(*groups)(sl_broker *b),
+                       void (*changed)(sl_broker *b), sl_observer **out)
 {
     sl_observer *o = calloc(1, sizeof(*o));
     struct timeval tv = {0, OBS_TICK_MS * 1000};
     if (!o)
         return SL_ERR_NOMEM;
     o->b = b;
+    o->image = image;
+    o->self = self;
+    o->groups = groups;
+    o->changed = changed;
     o->tick = event_new(b->base, -1, EV_PERSIST, tick_cb, o);
     if (!o->tick) {
         free(o);
@@ -232,16 +253,14 @@ void sl_observer_free(sl_observer *o)
     free(o);
 }
 
-int sl_observer_wants(const sl_broker *b, const char *topic)
+int sl_observer_wants(const sl_observer *o, const char *topic)
 {
-    const sl_observer *o = b && b->cluster ? b->cluster->observer : NULL;
     return o && o->n && has(o->topics, o->n, topic);
 }
 
-void sl_observer_leader_end(sl_broker *b, const char *topic, int32_t partition,
-                            int64_t end)
+void sl_observer_leader_end(sl_observer *o, const char *topic,
+                            int32_t partition, int64_t end)
 {
-    sl_observer *o = b->cluster ? b->cluster->observer : NULL;
     lend *e;
     if (!o || end < 0)
         return;
@@ -262,19 +281,19 @@ void sl_observer_leader_end(sl_broker *b, const char *topic, int32_t partition,
     e->ms = sl_now_ms();
 }
 
-int64_t sl_observer_latest(sl_broker *b, const char *topic, int32_t partition,
+int64_t sl_observer_latest(sl_observer *o, const char *topic, int32_t partition,
                            int64_t since_ms)
 {
-    sl_observer *o = b->cluster ? b->cluster->observer : NULL;
-    const sl_mi_topic *t =
-        b->cluster ? sl_meta_topic_find(&b->cluster->image, topic) : NULL;
+    const sl_mi_topic *t = o ? sl_meta_topic_find(o->image, topic) : NULL;
     sl_part *part;
-    if (sl_ops_part(b, topic, partition, SL_OPS_NO_CREATE, &part) != SL_OK)
+    if (!o) /* not started yet, or stopped */
+        return -1;
+    if (sl_ops_part(o->b, topic, partition, SL_OPS_NO_CREATE, &part) != SL_OK)
         return 0;
-    if (!o || !t || partition >= t->nparts)
+    if (!t || partition >= t->nparts)
         return sl_part_end_offset(part);
     for (int32_t r = 0; r < t->parts[partition].nrep; r++)
-        if (t->parts[partition].rep[r] == (int32_t)b->cfg.node_id)
+        if (t->parts[partition].rep[r] == o->self)
             return sl_part_end_offset(part); /* a replica here */
     for (const lend *e = o->ends; e; e = e->next) {
         int64_t at;

@@ -7,12 +7,21 @@
 #ifndef SL_BROKER_OBSERVER_H
 #define SL_BROKER_OBSERVER_H
 
+#include <stdint.h>
+
+#include "cluster/meta.h"
+#include "groups/groups.h"
 #include "protocol/err.h"
 
 struct sl_broker;
 typedef struct sl_observer sl_observer;
 
-sl_err sl_observer_new(struct sl_broker *b, sl_observer **out);
+/* image: the loop's copy of the metadata (outlives o); self: this node;
+ * groups(b): the broker's groups (NULL: none yet); changed(b): the set of
+ * observed topics changed (the replica fetchers follow it). */
+sl_err sl_observer_new(struct sl_broker *b, const sl_meta *image, int32_t self,
+                       sl_groups *(*groups)(struct sl_broker *b),
+                       void (*changed)(struct sl_broker *b), sl_observer **out);
 void sl_observer_free(sl_observer *o); /* accepts NULL */
 /* Look at the queue groups coordinated here again now (after an image
  * change; a tick does it every OBS_TICK_MS too): when the set of topics
@@ -20,17 +29,17 @@ void sl_observer_free(sl_observer *o); /* accepts NULL */
 void sl_observer_refresh(sl_observer *o);
 /* Does a queue group coordinated here read topic? Then every partition
  * of it that this node holds no replica of is copied here from its
- * leader (broker/replica.c, replica_followed). b: NULL or not in a
- * cluster: 0. */
-int sl_observer_wants(const struct sl_broker *b, const char *topic);
+ * leader (broker/replica.c, replica_followed). o NULL (not in a
+ * cluster): 0. */
+int sl_observer_wants(const sl_observer *o, const char *topic);
 /* The replica fetcher: a FETCH answer for a partition this node observes
  * said that its leader's log ends at end. */
-void sl_observer_leader_end(struct sl_broker *b, const char *topic,
+void sl_observer_leader_end(sl_observer *o, const char *topic,
                             int32_t partition, int64_t end);
 /* Where a start=latest queue group created at since_ms starts on
  * topic/partition (the groups' env.latest; observer.c says how). -1: not
- * known yet. */
-int64_t sl_observer_latest(struct sl_broker *b, const char *topic,
-                           int32_t partition, int64_t since_ms);
+ * known yet (also while o is NULL: not started, or stopped). */
+int64_t sl_observer_latest(sl_observer *o, const char *topic, int32_t partition,
+                           int64_t since_ms);
 
 #endif

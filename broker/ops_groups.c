@@ -194,7 +194,8 @@ static void env_replicate(void *ctx, const uint8_t *ops, size_t len,
 static int64_t env_latest(void *ctx, const char *topic, int32_t partition,
                           int64_t since_ms)
 {
-    return sl_observer_latest(((gmod *)ctx)->b, topic, partition, since_ms);
+    return sl_observer_latest(((gmod *)ctx)->b->observer, topic, partition,
+                              since_ms);
 }
 
 static int64_t env_now(void *ctx)

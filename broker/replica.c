@@ -73,7 +73,7 @@ const sl_mi_part *replica_followed(const sl_replicas *rs, const sl_mi_topic *t,
         if (mp->rep[r] == rs->self)
             return mp;
     /* an observer: a queue group coordinated here reads it (observer.c) */
-    return sl_observer_wants(rs->b, t->name) ? mp : NULL;
+    return sl_observer_wants(rs->b->observer, t->name) ? mp : NULL;
 }
 
 int replica_placed(const sl_replicas *rs, const char *topic, int32_t p)
@@ -528,7 +528,7 @@ static void drop_moved_off(sl_replicas *rs)
                 here |= mp->rep[r] == rs->self;
             for (int32_t r = 0; r < mp->ntarget; r++)
                 here |= mp->target[r] == rs->self;
-            if (here || sl_observer_wants(rs->b, t->name) ||
+            if (here || sl_observer_wants(rs->b->observer, t->name) ||
                 sl_ops_part(rs->b, t->name, p, SL_OPS_NO_CREATE, &part) !=
                     SL_OK ||
                 (sl_part_end_offset(part) == 0 &&

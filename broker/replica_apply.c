@@ -379,7 +379,7 @@ static int apply_part(fetcher *f, const char *topic,
     }
     if (pr->error == SL_OK &&
         !replica_placed(rs, topic, (int32_t)pr->partition))
-        sl_observer_leader_end(rs->b, topic, (int32_t)pr->partition,
+        sl_observer_leader_end(rs->b->observer, topic, (int32_t)pr->partition,
                                pr->log_end_offset);
     /* readers here stop at the leader's high-water mark too */
     if (pr->high_watermark >= 0)
