@@ -102,6 +102,7 @@ struct sl_observer {
     lend *ends;
 };
 
+/* The topic names of the groups, borrowed from them for one refresh. */
 typedef struct tlist {
     char **v;
     size_t n, cap;
@@ -126,11 +127,7 @@ static void collect(void *arg, const char *group, const char *topic,
         l->v = v;
         l->cap = cap;
     }
-    if (!(l->v[l->n] = strdup(topic))) {
-        l->oom = 1;
-        return;
-    }
-    l->n++;
+    l->v[l->n++] = (char *)topic;
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -160,7 +157,7 @@ void sl_observer_refresh(sl_observer *o)
     if (g)
         sl_groups_qgroup_foreach(g, collect, &l);
     if (l.oom) {
-        list_free(l.v, l.n);
+        free(l.v);
         return; /* the next tick tries again */
     }
     if (l.n)
@@ -168,16 +165,19 @@ void sl_observer_refresh(sl_observer *o)
     for (size_t i = 0; i < l.n; i++) /* unique */
         if (!k || strcmp(l.v[k - 1], l.v[i]))
             l.v[k++] = l.v[i];
-        else
-            free(l.v[i]);
     l.n = k;
     changed = l.n != o->n;
     for (size_t i = 0; !changed && i < l.n; i++)
         changed = strcmp(l.v[i], o->topics[i]) != 0;
     if (!changed) {
-        list_free(l.v, l.n);
+        free(l.v);
         return;
     }
+    for (size_t i = 0; i < l.n; i++) /* ours from now on */
+        if (!(l.v[i] = strdup(l.v[i]))) {
+            list_free(l.v, i);
+            return; /* the next tick tries again */
+        }
     for (size_t i = 0; i < l.n; i++)
         if (!has(o->topics, o->n, l.v[i]))
             sl_log(SL_INFO, "observer",
