@@ -228,3 +228,43 @@ def test_durable_subscription_on_an_observer_starts_at_the_leaders_end(
     # order: had the group started below them, they would be here
     assert sorted(got) == sorted(new), got
     r.close()
+
+
+def test_new_coordinator_without_a_replica_resumes_the_group(cluster):
+    """RF 2 on three nodes (min-insync-replicas 1): the group's coordinator
+    is killed with -9 after a third of the records were delivered and
+    acked. The new coordinator holds no replica of one partition (the one
+    placed on the dead node and the third node): it starts copying it
+    when it loads the group, and delivers every record not acked before,
+    once, and none that was (its copy starts empty; the group state says
+    where the group stands)."""
+    c = cluster
+    all3 = [1, 2, 3]
+    ldr = ready(c)
+    t = "rn"
+    c.cli(ldr, "topic", "create", t, "--partitions", "3",
+          "--replication-factor", "2", "--config", "min-insync-replicas=1")
+    c.wait(lambda: (lambda v: v if v and all(
+        len(x[3]) == 2 for x in parse(v)) else None)(
+            c.describe(ldr, t) if all(
+                c.describe(n, t) == c.describe(ldr, t) for n in all3)
+            else None), "topic %s on every node, ISR full" % t)
+    g = "rn-g"
+    old = coordinator(state_view(c, all3), g)
+    names = {p: ["n%d-%02d" % (p, i) for i in range(N)] for p in range(3)}
+    for p in range(3):
+        produce(c, ldr, t, p, names[p])
+    first = qconsume(c, old, t, g, N)
+    assert len(first) == N, first
+
+    c.kill9(old)
+    live = [n for n in all3 if n != old]
+    new = coordinator(state_view(c, live), g)
+    view = parse(c.wait(lambda: (lambda v: v if v and all(
+        x[0] in live for x in parse(v)) else None)(
+            c.describe(new, t)), "every partition of %s led by a live "
+        "node" % t))
+    assert [p for p, v in enumerate(view) if new not in v[2]], view
+    rest = qconsume(c, new, t, g, 2 * N)
+    got = first + rest
+    assert sorted(got) == sent_records(range(3), names), sorted(got)
