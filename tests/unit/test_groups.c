@@ -890,6 +890,47 @@ static void test_window_inflight_vs_span(void **state)
 }
 
 /* The ring grows with the window (64 -> 1024 entries) and keeps states. */
+/* start=latest on a log here that is a copy behind its leader's
+ * (broker/observer.c, env.latest): while env.latest does not know where
+ * the group starts, nothing is handed out; then it starts where
+ * env.latest says, not at the end of the copy when the group was made. */
+static int64_t g_latest = -1;
+static int64_t env_latest(void *ctx, const char *topic, int32_t p,
+                          int64_t since_ms)
+{
+    (void)ctx;
+    (void)topic;
+    (void)p;
+    assert_int_equal(since_ms, 1000000); /* the group's creation (F.now) */
+    return g_latest;
+}
+
+static void test_latest_waits_for_env_latest(void **state)
+{
+    sl_groups_env env = k_env;
+    rx a;
+    (void)state;
+    sl_groups_free(F.g);
+    env.latest = env_latest;
+    assert_int_equal(sl_groups_open(F.dir, &env, NULL, &F.g), SL_OK);
+    produce(0, 3, NULL, NULL, NULL, 1); /* the copy: 0..2 */
+    g_latest = -1;
+    declare("g", "start", "latest", NULL, NULL);
+    rx_new(&a, "g", 0);
+    sl_qconsumer_credit(a.c, 10);
+    F.now += 1000;
+    produce(0, 4, NULL, NULL, NULL, 1); /* 3..6 */
+    assert_int_equal(a.n, 0);
+    assert_int_equal(sl_groups_commit_now(F.g), SL_OK);
+    g_latest = 5; /* the leader's end when the group was created */
+    produce(0, 1, NULL, NULL, NULL, 1); /* 7 */
+    assert_int_equal(a.n, 3);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(a.off[i], 5 + i);
+    sl_qconsumer_free(a.c);
+    g_latest = -1;
+}
+
 static void test_window_grows(void **state)
 {
     rx a;
@@ -1389,6 +1430,7 @@ int main(void)
         T(test_priority_with_keys_and_restart),
         T(test_window_bound),
         T(test_window_grows),
+        T(test_latest_waits_for_env_latest),
         T(test_window_inflight_vs_span),
         T(test_consumer_free_releases),
         T(test_competing_consumers_exactly_once),
