@@ -141,9 +141,14 @@ def test_registration_resent_past_a_paused_leader(cluster):
     # 1. X restarted on new ports, its registrations to L dropped
     c.kill9(x)
     c.block(x, l_client)
-    c.restart(x)
-    new = (addr_str(c.nodes[x].binary_addr), addr_str(c.nodes[x].stomp_addr))
-    assert new[0] != old[0], "restarted on the same binary port; rerun"
+    for _ in range(3):  # port 0 can give the old port back (rarely)
+        c.restart(x)
+        new = (addr_str(c.nodes[x].binary_addr),
+               addr_str(c.nodes[x].stomp_addr))
+        if new[0] != old[0]:
+            break
+        c.kill9(x)
+    assert new[0] != old[0], "restarted on the same binary port 3 times"
     c.wait(lambda: (view(c, x) or (0, {}))[0] == ldr,
            "node %d following the leader %d" % (x, ldr))
     assert (view(c, f) or (0, {}))[1].get(x) == old
