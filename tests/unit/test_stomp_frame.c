@@ -684,8 +684,8 @@ static void parse_dump(const uint8_t *in, size_t n, size_t chunk,
         uint32_t h;
         off += used;
         if (rc == SL_STOMP_PERROR) {
-            o += (size_t)snprintf(out + o, outsz - o, "ERR %s @%zu",
-                                  p.errstr, off);
+            o += (size_t)snprintf(out + o, outsz - o, "ERR %s @%zu", p.errstr,
+                                  off);
             break;
         }
         if (rc != SL_STOMP_FRAME)
@@ -719,36 +719,44 @@ static void parse_dump(const uint8_t *in, size_t n, size_t chunk,
  * ':', limits, bad content-lengths). */
 static void test_whole_frame_as_bytewise(void **state)
 {
-    static const char *const parts[] = {"ACK\n",
-                                        "SEND\n",
-                                        "MESSAGE\n",
-                                        "CONNECT\n",
-                                        "NOPE\n",
-                                        "id:1\n",
-                                        "id:q/0/12#0\n",
-                                        "destination:/queue/a\n",
-                                        "content-length:3\n",
-                                        "content-length:0\n",
-                                        "content-length:x\n",
-                                        "content-length:99\n",
-                                        "a:b:c\n",
-                                        ":v\n",
-                                        "novalue\n",
-                                        "k:\\c\\n\n",
-                                        "k:\\t\n",
-                                        "k:\r\n",
-                                        "r\r\n",
-                                        "u:\xc3\xa9\n",
-                                        "u:\xff\n",
-                                        "\n",
-                                        "\n",
-                                        "\n",
-                                        "abc",
-                                        "\0",
-                                        "\0",
-                                        "\0\n",
-                                        "x\0y",
-                                        "receipt:9\n"};
+#define P(x)                                                                   \
+    {                                                                          \
+        x, sizeof(x) - 1                                                       \
+    }
+    static const struct {
+        const char *s;
+        size_t n;
+    } parts[] = {P("ACK\n"),
+                 P("SEND\n"),
+                 P("MESSAGE\n"),
+                 P("CONNECT\n"),
+                 P("NOPE\n"),
+                 P("id:1\n"),
+                 P("id:q/0/12#0\n"),
+                 P("destination:/queue/a\n"),
+                 P("content-length:3\n"),
+                 P("content-length:0\n"),
+                 P("content-length:x\n"),
+                 P("content-length:99\n"),
+                 P("a:b:c\n"),
+                 P(":v\n"),
+                 P("novalue\n"),
+                 P("k:\\c\\n\n"),
+                 P("k:\\t\n"),
+                 P("k:\r\n"),
+                 P("r\r\n"),
+                 P("u:\xc3\xa9\n"),
+                 P("u:\xff\n"),
+                 P("\n"),
+                 P("\n"),
+                 P("\n"),
+                 P("abc"),
+                 P("\0"),
+                 P("\0"),
+                 P("\0\n"),
+                 P("x\0y"),
+                 P("receipt:9\n")};
+#undef P
     unsigned seed = 4242;
     int round;
     for (round = 0; round < 20000; round++) {
@@ -760,19 +768,13 @@ static void test_whole_frame_as_bytewise(void **state)
         seed = seed * 1103515245u + 12345u;
         parts_n = 1 + (int)((seed >> 16) % 12);
         for (k = 0; k < parts_n; k++) {
-            const char *x;
-            size_t xl;
+            size_t x;
             seed = seed * 1103515245u + 12345u;
-            x = parts[(seed >> 16) % (sizeof(parts) / sizeof(parts[0]))];
-            xl = strlen(x) ? strlen(x) : 1; /* "\0" */
-            if (x[0] == 0 && x[1] == '\n')
-                xl = 2;
-            if (strcmp(x, "x") == 0 || memcmp(x, "x\0y", 4) == 0)
-                xl = 3;
-            if (n + xl > sizeof(in))
+            x = (seed >> 16) % (sizeof(parts) / sizeof(parts[0]));
+            if (n + parts[x].n > sizeof(in))
                 break;
-            memcpy(in + n, x, xl);
-            n += xl;
+            memcpy(in + n, parts[x].s, parts[x].n);
+            n += parts[x].n;
         }
         if (round % 3 == 0 && n + 1 < sizeof(in))
             in[n++] = 0;
