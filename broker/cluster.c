@@ -73,7 +73,13 @@ static void reconcile_deleted(sl_broker *b)
     size_t n = 0;
     for (size_t i = 0; i < bc->nknown; i++)
         if (!sl_meta_topic_find(m, bc->known[i])) {
-            sl_err rc = sl_ops_topic_delete(b, bc->known[i]);
+            sl_err rc;
+            /* first: its high-water marks leave the checkpoint file
+             * before its files go (a crash between the two must not
+             * leave a mark for a topic made anew under its name) */
+            if (bc->replicas)
+                sl_replicas_topic_deleted(bc->replicas, bc->known[i]);
+            rc = sl_ops_topic_delete(b, bc->known[i]);
             if (rc != SL_OK && rc != SL_ERR_UNKNOWN_TOPIC)
                 sl_log(SL_ERROR, "cluster",
                        "topic %s was deleted through the metadata log but "
@@ -81,8 +87,6 @@ static void reconcile_deleted(sl_broker *b)
                        bc->known[i], sl_strerror(rc));
             else
                 sl_log(SL_INFO, "cluster", "topic %s deleted", bc->known[i]);
-            if (bc->replicas)
-                sl_replicas_topic_deleted(bc->replicas, bc->known[i]);
         }
     now = calloc(m->ntopics + 1, sizeof(*now));
     if (!now)

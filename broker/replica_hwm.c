@@ -24,9 +24,10 @@
  * (storage/hwm_checkpoint.c), rewritten every replica-hwm-checkpoint-ms
  * only when some partition's mark moved since the last write, with one
  * write and the recipe's two fsyncs, whatever the number of partitions or
- * acks; once more at a clean stop, and at once when a topic is deleted or
- * a replica moved off (so that a crash cannot leave a stale mark for a
- * partition made anew under the same name). The fsyncs are not done on
+ * acks; once more at a clean stop, and at once when a topic is deleted
+ * (before its files go: broker/cluster.c) or a replica moved off (so that
+ * a crash cannot leave a stale mark for a partition made anew under the
+ * same name). The fsyncs are not done on
  * the loop: the loop formats the file and hands the bytes to one writer
  * thread (a round whose predecessor is still being written is skipped
  * and comes next tick); the writes that must be on disk before the loop
@@ -237,9 +238,16 @@ static int mark_usable(const sl_mi_topic *t)
 /* Bring lp->ckpt_hw up to the mark this node knows now (see above). */
 static void refresh(sl_replicas *rs, lpart *lp)
 {
+    const sl_mi_topic *t = sl_meta_topic_find(rs->image, lp->topic);
     sl_part *part;
     int64_t cap, end;
 
+    if (!t || lp->partition >= t->nparts) {
+        /* deleted (its files may still be here until the deletion is
+         * done): no mark, so none survives for a topic made anew */
+        lp->ckpt_hw = -1;
+        return;
+    }
     if (sl_ops_part(rs->b, lp->topic, lp->partition, SL_OPS_NO_CREATE, &part) !=
         SL_OK)
         return;

@@ -14,6 +14,8 @@ of the active segment's base, and the leader still decides what is cut.
     -9; the new leader takes 3 others at offsets 5-7. Restarted, the old leader
     logs a check of [5, 7) (not [0, 7)), cuts its tail at 5 and ends
     holding exactly the new leader's records.
+  - test_deleted_topic_leaves_the_checkpoint_at_once: deleting a topic
+    writes every node's file at once, without the topic's marks.
   - test_damaged_checkpoint_is_ignored: a clean stop writes the mark; a
     file cut short, then one whose CRC does not match (it claims a mark
     of 999), are each ignored with a WARN naming the file, and the node
@@ -185,3 +187,28 @@ def test_damaged_checkpoint_is_ignored(slow_ckpt):
         assert c.nodes[ldr].stop() == 0
     assert replica_values(c, ldr, "hd") == \
         ["d%d" % i for i in range(5)] + ["e0", "e1"]
+
+
+def test_deleted_topic_leaves_the_checkpoint_at_once(slow_ckpt):
+    c = slow_ckpt
+    keep = create(c, "keep")
+    for i in range(3):
+        assert produce(c, keep, "keep", [b"k%d" % i], sw.ACKS_DURABLE) == \
+            (0, i)
+    c.cli(1, "topic", "create", "gone", "--partitions", "1",
+          "--replication-factor", "3")
+    gone = c.wait(lambda: leader_of(c, "gone", ALL3), "a leader of gone")
+    for i in range(3):
+        assert produce(c, gone, "gone", [b"g%d" % i], sw.ACKS_DURABLE) == \
+            (0, i)
+    # no periodic write within the test (an hour apart): none yet
+    assert all(ckpt_marks(c, n) == {} for n in ALL3)
+    c.cli(1, "topic", "delete", "gone")
+    # every node writes its file when it deletes the topic, without it
+    for n in ALL3:
+        c.wait(lambda: os.path.exists(ckpt_path(c, n)),
+               "node %d's checkpoint written at the deletion" % n)
+        marks = ckpt_marks(c, n)
+        assert not [k for k in marks if k[0] == "gone"], marks
+        assert set(marks) <= {("keep", 0)}, marks
+        assert all(0 < v <= 3 for v in marks.values()), marks
