@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""bench/cluster_hwm_restart.py BUILD_DIR [MIB] [PAIRS] - what a follower
+"""bench/cluster_hwm_restart.py BUILD_DIR [MIB] [PAIRS] [--traffic KIBPS]
+- what a follower
 restarted after kill -9 spends checking its log against its leader
 (issue 14, docs/cluster.md 3.2), without and with the high-water mark
 checkpoint.
@@ -15,6 +16,11 @@ it checks, the bytes it compares and the time that takes (its own log
 lines), and the time from its "sluiced started" line to the leader's
 "follower N caught up: joins the in-sync set" (log timestamps).
 
+--traffic KIBPS: after the fill, a producer writes KIBPS KiB/s (batches
+of 4 records of 4 KiB, acks=written) to the leader for 4 s, and the
+follower is killed -9 3 s into it: its log then ends past its last
+checkpoint (written every 5 s), as after a crash under load.
+
 "before" runs with --replica-hwm-checkpoint-ms 0 (no file written or
 read: the behaviour before the checkpoint), "after" with the default
 (5000). PAIRS (default 3) alternating before/after pairs; prints each run
@@ -26,6 +32,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from datetime import datetime
 
@@ -33,9 +40,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "cluster"))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "harness"))
 
-BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
-MIB = int(sys.argv[2]) if len(sys.argv) > 2 else 64
-PAIRS = int(sys.argv[3]) if len(sys.argv) > 3 else 3
+ARGS = sys.argv[1:]
+TRAFFIC = 0
+if "--traffic" in ARGS:
+    i = ARGS.index("--traffic")
+    TRAFFIC = int(ARGS[i + 1])
+    del ARGS[i:i + 2]
+BUILD = os.path.abspath(ARGS[0] if len(ARGS) > 0 else "build")
+MIB = int(ARGS[1]) if len(ARGS) > 1 else 64
+PAIRS = int(ARGS[2]) if len(ARGS) > 2 else 3
 os.environ["SLUICE_BIN_DIR"] = os.path.join(BUILD, "bin")
 
 import cluster_harness  # noqa: E402
@@ -102,9 +115,39 @@ def one_run(ckpt_ms):
         if ckpt_ms:
             c.wait(lambda: ckpt_mark(c, fol) == end,
                    "node %d's checkpoint at %d" % (fol, end), 60)
-        c.kill9(fol)
+        extra = 0
+        if TRAFFIC:
+            stop = threading.Event()
+            sent = [0]
+
+            def traffic():
+                rec = os.urandom(4096)
+                t0 = time.monotonic()
+                with sw.Client(c.nodes[ldr].binary_addr, timeout=60) as w:
+                    w.handshake()
+                    while not stop.is_set():
+                        if sent[0] * 4 * 4 > TRAFFIC * (time.monotonic() - t0):
+                            time.sleep(0.005)  # the producer's pace
+                            continue
+                        r = sw.decode_produce(w.call(
+                            sw.API_PRODUCE, sw.produce_body(
+                                sw.ACKS_WRITTEN, {TOPIC: {0: sw.encode_batch(
+                                    [rec] * 4)}})))[(TOPIC, 0)]
+                        assert r["error"] == 0, r
+                        sent[0] += 1
+            th = threading.Thread(target=traffic)
+            th.start()
+            time.sleep(3.0)  # the load's duration before the crash
+            c.kill9(fol)
+            time.sleep(1.0)
+            stop.set()
+            th.join()
+            extra = sent[0] * 4
+        else:
+            c.kill9(fol)
         for i in range(20):
             produce(c, ldr, [b"t%d" % i], sw.ACKS_WRITTEN)
+        end += extra
         # out of the ISR first, so that its return is logged by the leader
         c.wait(lambda: fol not in (isr_of(c, ldr, TOPIC) or [fol]),
                "node %d out of the ISR" % fol, 60)
@@ -139,7 +182,8 @@ def one_run(ckpt_ms):
 
 def main():
     runs = {"before": [], "after": []}
-    print("MIB=%d PAIRS=%d load: %s" % (MIB, PAIRS, os.getloadavg()))
+    print("MIB=%d PAIRS=%d TRAFFIC=%d KiB/s load: %s"
+          % (MIB, PAIRS, TRAFFIC, os.getloadavg()))
     for i in range(PAIRS):
         for side, ms in (("before", 0), ("after", 5000)):
             t0 = time.monotonic()
