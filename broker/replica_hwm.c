@@ -27,15 +27,17 @@
  * acks; once more at a clean stop, and at once when a topic is deleted
  * (before its files go: broker/cluster.c) or a replica moved off (so that
  * a crash cannot leave a stale mark for a partition made anew under the
- * same name). The fsyncs are not done on
- * the loop: the loop formats the file and hands the bytes to one writer
- * thread (a round whose predecessor is still being written is skipped
- * and comes next tick); the writes that must be on disk before the loop
- * goes on (a clean stop, a topic deleted, a replica moved off) wait for
- * it. Writes never overlap, so the file on disk is always the newest
- * handed over. A failed write is logged and the next tick writes again.
- * A file that does not read whole is ignored with a WARN naming it: the
- * node then compares from the active segment's base as before.
+ * same name).
+ *
+ * The fsyncs are not done on the loop: the loop formats the file and
+ * hands the bytes to one writer thread (a round whose predecessor is
+ * still being written is skipped and comes next tick); the writes that
+ * must be on disk before the loop goes on (a clean stop, a topic deleted,
+ * a replica moved off) wait for it. Writes never overlap, so the file on
+ * disk is always the newest handed over. A failed write is logged and the
+ * next tick writes again. A file that does not read whole is ignored with
+ * a WARN naming it: the node then compares from the active segment's base
+ * as before.
  *
  * @thread loop (everything here but writer_main, the writer thread)
  */
