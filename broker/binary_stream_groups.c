@@ -1,9 +1,10 @@
 /*
  * binary_stream_groups.c - binary protocol handlers for stream groups
  * (Kafka's classic consumer groups): 10 GROUP_JOIN, 11 GROUP_HEARTBEAT,
- * 12 GROUP_LEAVE, 13 OFFSET_COMMIT, 14 OFFSET_FETCH. Offset commits are
- * answered after the SQLite transaction holding them committed
- * (sl_groups_wait). docs/groups.md section 1 describes the protocol.
+ * 12 GROUP_LEAVE, 13 OFFSET_COMMIT, 14 OFFSET_FETCH. Offset commits and
+ * joins are answered after the SQLite transaction holding them committed
+ * (sl_groups_wait; in a cluster also once replicated in the state log,
+ * docs/cluster.md 6). docs/groups.md section 1 describes the protocol.
  * @thread loop
  */
 #include <stdio.h>
@@ -105,10 +106,14 @@ static void h_join(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
         }
         tp->parts[tp->nparts++] = (uint32_t)as[i].partition;
     }
-    if (sl_group_join_resp_encode(&wb, req->correlation_id, &resp) != SL_OK)
+    if (sl_group_join_resp_encode(&wb, req->correlation_id, &resp) != SL_OK) {
         sl_reply_error(r, SL_ERR_NOMEM, "GROUP_JOIN: encode failed");
-    else
-        sl_bg_reply_frame(r, &wb);
+    } else {
+        /* the new generation and members are group state: answered once
+         * replicated, so the next coordinator knows this member */
+        sl_bg_reply_when_durable(g, r, &wb);
+        sl_wb_init(&wb, 0);
+    }
 out:
     free(topics);
     free(mid);

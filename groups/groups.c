@@ -419,6 +419,10 @@ static sl_err apply_ops(sl_groups *g, const uint8_t *p, size_t len)
             sqlite3_finalize(st);
             if (!ok)
                 goto err_db;
+        } else if (op == SL_OP_SMEMBERS) {
+            /* the state log's alone (sl_stream_load_members) */
+            if (sl_stream_members_read(g, &rd, NULL) != SL_OK)
+                goto err_parse;
         } else if (op == SL_OP_QDEL) {
             sqlite3_stmt *sts[3] = {del_group, del_parts, del_granges};
             for (int i = 0; i < 3; i++) {
@@ -940,6 +944,11 @@ int sl_groups_ops_next(const uint8_t *ops, size_t len, size_t *off,
     case SL_OP_TDEL:
         op->kind = 't';
         break;
+    case SL_OP_SMEMBERS:
+        op->kind = 'm';
+        if (sl_stream_members_read(NULL, &rd, NULL) != SL_OK)
+            return -1;
+        break;
     default:
         return -1;
     }
@@ -967,6 +976,9 @@ void sl_groups_replicated(sl_groups *g, uint64_t seq, sl_err rc)
         if (!g->waiters)
             g->waiters_tail = NULL;
         sl_queue_mark_all_dirty(g);
+        for (sl_sgroup *sg = g->sgroups; sg; sg = sg->next)
+            if (sg->generation > 0) /* a join answered with the error */
+                sg->members_dirty = 1;
         sl_groups_mutated(g);
         return;
     }
@@ -1075,6 +1087,8 @@ sl_err sl_groups_reload(sl_groups *g, int (*mine)(void *arg, const char *group),
     rc = sl_queue_load(g);
     if (rc == SL_OK)
         rc = sl_stream_load(g);
+    if (rc == SL_OK)
+        rc = sl_stream_load_members(g, ops, len);
     g->load_mine = NULL;
     g->load_arg = NULL;
     return rc;

@@ -181,7 +181,8 @@ void sl_groups_forget_topic(sl_groups *g, const char *topic);
 
 /* One op of a staged buffer (env.replicate). kind: 'q' a queue group's
  * window, settings or deletion, 's' a stream group's offsets or
- * deletion, 't' a topic's deletion (group empty). partition: of a window
+ * deletion, 'm' a stream group's generation and members (the state log
+ * only, not groups.db), 't' a topic's deletion (group empty). partition: of a window
  * or an offset, else -1. p/len: the op's bytes, a valid buffer alone. */
 typedef struct sl_gop {
     int kind;

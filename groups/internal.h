@@ -145,6 +145,8 @@ typedef struct sl_sgroup {
     size_t nmembers;
     sl_soffset *offs;
     size_t noffs;
+    int members_dirty; /* membership changed: staged as SL_OP_SMEMBERS */
+    int64_t parts_seen; /* partitions of its topics at the last rebalance */
     struct sl_sgroup *next;
 } sl_sgroup;
 
@@ -231,7 +233,9 @@ enum {
     SL_OP_OFFSET = 3,
     SL_OP_QDEL = 4, /* group + topic: drop a queue group's rows */
     SL_OP_TDEL = 5, /* topic (group empty): drop every row of a topic */
-    SL_OP_SDEL = 6  /* group (topic empty): drop a stream group's offsets */
+    SL_OP_SDEL = 6, /* group (topic empty): drop a stream group's offsets */
+    SL_OP_SMEMBERS = 7 /* group (topic empty): a stream group's generation
+                        * and members (the state log only, stream.c) */
 };
 /* Stage one delete op directly (it must reach the db even though the
  * objects are gone). */
@@ -263,6 +267,12 @@ sl_err sl_queue_describe(sl_groups *g, const char *group, sl_group_info *info);
  * flush=always partition (its commit must wait for the flusher). */
 int sl_stream_stage(sl_groups *g, sl_wb *wb);
 sl_err sl_stream_load(sl_groups *g);
+/* Read the body of an SL_OP_SMEMBERS op (after its group and topic) from
+ * rd; sg non-NULL: make it the group's generation and members. */
+sl_err sl_stream_members_read(sl_groups *g, sl_rd *rd, sl_sgroup *sg);
+/* The generation and members of the groups load_mine names, from the
+ * SL_OP_SMEMBERS ops of a rebuilt state log (sl_groups_reload). */
+sl_err sl_stream_load_members(sl_groups *g, const uint8_t *ops, size_t len);
 int64_t sl_stream_tick(sl_groups *g, int64_t now);
 void sl_sgroup_free_all(sl_groups *g);
 /* Unlink and free the stream groups for which mine(arg, name) is 1. */

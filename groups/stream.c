@@ -118,10 +118,32 @@ static sl_err add_assign(sl_smember *m, const char *topic, int32_t part)
     return SL_OK;
 }
 
-/* Recompute every member's assignment; bump the generation. */
+/* The partitions of every topic the group's members read (each topic
+ * once): a change (partitions added) needs a new assignment. */
+static int64_t parts_total(sl_groups *g, const sl_sgroup *sg)
+{
+    int64_t n = 0;
+    for (size_t i = 0; i < sg->nmembers; i++)
+        for (size_t t = 0; t < sg->members[i].ntopics; t++) {
+            const char *topic = sg->members[i].topics[t];
+            int dup = 0;
+            for (size_t j = 0; j < i && !dup; j++)
+                dup = member_has_topic(&sg->members[j], topic);
+            for (size_t k = 0; k < t && !dup; k++)
+                dup = !strcmp(sg->members[i].topics[k], topic);
+            if (!dup)
+                n += g->env.partitions(g->env.ctx, topic);
+        }
+    return n;
+}
+
+/* Recompute every member's assignment; bump the generation. The new
+ * membership is group state (staged as SL_OP_SMEMBERS). */
 static void rebalance(sl_groups *g, sl_sgroup *sg)
 {
     sg->generation++;
+    sg->members_dirty = 1;
+    sl_groups_mutated(g);
     qsort(sg->members, sg->nmembers, sizeof(*sg->members), cmp_member);
     for (size_t i = 0; i < sg->nmembers; i++) {
         free(sg->members[i].assign);
@@ -155,8 +177,21 @@ static void rebalance(sl_groups *g, sl_sgroup *sg)
             }
         }
     }
+    sg->parts_seen = parts_total(g, sg);
     sl_log(SL_INFO, "groups", "stream group %s: generation %d, %zu members",
            sg->name, sg->generation, sg->nmembers);
+}
+
+/* m (a member already) asks for the same topics again. */
+static int same_topics(const sl_smember *m, const char *const *topics,
+                       size_t ntopics)
+{
+    if (m->ntopics != ntopics)
+        return 0;
+    for (size_t i = 0; i < ntopics; i++)
+        if (!member_has_topic(m, topics[i]))
+            return 0;
+    return 1;
 }
 
 static sl_smember *find_member(sl_sgroup *sg, const char *id)
@@ -189,16 +224,31 @@ sl_err sl_sgroup_join(sl_groups *g, const char *group, const char *member_id,
     if (!sg)
         return SL_ERR_NOMEM;
     m = member_id && member_id[0] ? find_member(sg, member_id) : NULL;
+    if (m && same_topics(m, topics, ntopics) &&
+        sg->parts_seen == parts_total(g, sg)) {
+        /* A member rejoining with nothing changed (after a lost
+         * connection, a coordinator failover, or to learn the assignment
+         * of a generation it was told about): the current generation
+         * already assigns its partitions, so no rebalance (Kafka's
+         * JoinGroup of a known member with the same metadata). */
+        m->last_hb = sl_groups_now(g);
+        sl_groups_deadline(g, m->last_hb + m->session_ms);
+        goto answer;
+    }
     if (member_id && member_id[0] && !m) {
         if (strlen(member_id) >= sizeof(m->id))
             return SL_ERR_UNKNOWN_MEMBER;
         /* Unknown (e.g. expired): let it back in under the same id. */
         snprintf(idbuf, sizeof(idbuf), "%s", member_id);
     } else if (!m) {
-        snprintf(idbuf, sizeof(idbuf), "%s-%llu",
-                 client_name && client_name[0] ? client_name : "member",
-                 (unsigned long long)g->next_member_id++);
-        idbuf[40] = 0;
+        /* unique in the group: members loaded from another coordinator
+         * were numbered by its counter */
+        do {
+            snprintf(idbuf, sizeof(idbuf), "%s-%llu",
+                     client_name && client_name[0] ? client_name : "member",
+                     (unsigned long long)g->next_member_id++);
+            idbuf[40] = 0;
+        } while (find_member(sg, idbuf));
     }
     if (!m) {
         sl_smember *n =
@@ -230,6 +280,7 @@ sl_err sl_sgroup_join(sl_groups *g, const char *group, const char *member_id,
     snprintf(idbuf, sizeof(idbuf), "%s", m->id);
     rebalance(g, sg);
     m = find_member(sg, idbuf); /* qsort moved it */
+answer:
     mid = strdup(m->id);
     if (m->nassign) {
         copy = malloc(m->nassign * sizeof(*copy));
@@ -385,10 +436,39 @@ int64_t sl_stream_tick(sl_groups *g, int64_t now)
     return next - now;
 }
 
+/* SL_OP_SMEMBERS: u8 op, str16 group, str16 topic (empty), i32
+ * generation, u16 members, each: str16 id, str16 name, u32 session_ms,
+ * u16 topics (str16 each), u16 assigned (str16 topic, u32 partition). */
+static void stage_members(sl_sgroup *sg, sl_wb *wb)
+{
+    sl_wb_u8(wb, SL_OP_SMEMBERS);
+    sl_wb_str16(wb, sg->name, strlen(sg->name));
+    sl_wb_str16(wb, "", 0);
+    sl_wb_u32(wb, (uint32_t)sg->generation);
+    sl_wb_u16(wb, (uint16_t)sg->nmembers);
+    for (size_t i = 0; i < sg->nmembers; i++) {
+        const sl_smember *m = &sg->members[i];
+        sl_wb_str16(wb, m->id, strlen(m->id));
+        sl_wb_str16(wb, m->name, strlen(m->name));
+        sl_wb_u32(wb, (uint32_t)m->session_ms);
+        sl_wb_u16(wb, (uint16_t)m->ntopics);
+        for (size_t t = 0; t < m->ntopics; t++)
+            sl_wb_str16(wb, m->topics[t], strlen(m->topics[t]));
+        sl_wb_u16(wb, (uint16_t)m->nassign);
+        for (size_t k = 0; k < m->nassign; k++) {
+            sl_wb_str16(wb, m->assign[k].topic, strlen(m->assign[k].topic));
+            sl_wb_u32(wb, (uint32_t)m->assign[k].partition);
+        }
+    }
+    sg->members_dirty = 0;
+}
+
 int sl_stream_stage(sl_groups *g, sl_wb *wb)
 {
     int early = 0;
-    for (sl_sgroup *sg = g->sgroups; sg; sg = sg->next)
+    for (sl_sgroup *sg = g->sgroups; sg; sg = sg->next) {
+        if (sg->members_dirty)
+            stage_members(sg, wb);
         for (size_t i = 0; i < sg->noffs; i++) {
             sl_soffset *o = &sg->offs[i];
             sl_part *p;
@@ -411,7 +491,139 @@ int sl_stream_stage(sl_groups *g, sl_wb *wb)
             sl_wb_u64(wb, (uint64_t)o->offset);
             o->dirty = 0;
         }
+    }
     return early;
+}
+
+static char *rd_strdup(sl_rd *rd)
+{
+    uint16_t n;
+    const char *p = sl_rd_str16(rd, &n);
+    return rd->err ? NULL : strndup(p ? p : "", n);
+}
+
+sl_err sl_stream_members_read(sl_groups *g, sl_rd *rd, sl_sgroup *sg)
+{
+    int32_t gen = (int32_t)sl_rd_u32(rd);
+    uint16_t n = sl_rd_u16(rd), len;
+    sl_smember *ms = NULL;
+    size_t nm = 0;
+    int64_t now = sg ? sl_groups_now(g) : 0;
+    sl_err rc = SL_OK;
+    const char *p;
+    if (rd->err)
+        return SL_ERR_MALFORMED;
+    if (sg && n && !(ms = calloc(n, sizeof(*ms))))
+        return SL_ERR_NOMEM;
+    for (uint16_t i = 0; i < n && rc == SL_OK; i++) {
+        sl_smember *m = ms ? &ms[nm++] : NULL;
+        uint16_t nt, na;
+        p = sl_rd_str16(rd, &len);
+        if (m)
+            snprintf(m->id, sizeof(m->id), "%.*s", (int)len, p ? p : "");
+        p = sl_rd_str16(rd, &len);
+        if (m)
+            snprintf(m->name, sizeof(m->name), "%.*s", (int)len, p ? p : "");
+        int64_t session = sl_rd_u32(rd);
+        nt = sl_rd_u16(rd);
+        if (rd->err)
+            break;
+        if (m) {
+            /* a fresh session: heartbeats went to the old coordinator */
+            m->session_ms = session > 0 ? session : 10000;
+            m->last_hb = now;
+            if (nt && !(m->topics = calloc(nt, sizeof(char *))))
+                rc = SL_ERR_NOMEM;
+        }
+        for (uint16_t t = 0; t < nt && rc == SL_OK; t++) {
+            if (!m) {
+                sl_rd_str16(rd, &len);
+                continue;
+            }
+            if (!(m->topics[t] = rd_strdup(rd)))
+                rc = rd->err ? SL_ERR_MALFORMED : SL_ERR_NOMEM;
+            else
+                m->ntopics++;
+        }
+        na = sl_rd_u16(rd);
+        if (m && na && rc == SL_OK && !(m->assign = calloc(na, sizeof(sl_gtp))))
+            rc = SL_ERR_NOMEM;
+        for (uint16_t k = 0; k < na && rc == SL_OK && !rd->err; k++) {
+            p = sl_rd_str16(rd, &len);
+            int32_t part = (int32_t)sl_rd_u32(rd);
+            if (!m || rd->err)
+                continue;
+            snprintf(m->assign[k].topic, sizeof(m->assign[k].topic), "%.*s",
+                     (int)len, p ? p : "");
+            m->assign[k].partition = part;
+            m->nassign++;
+        }
+    }
+    if (rc == SL_OK && rd->err)
+        rc = SL_ERR_MALFORMED;
+    if (rc != SL_OK || !sg) {
+        for (size_t i = 0; i < nm; i++)
+            member_fini(&ms[i]);
+        free(ms);
+        return rc;
+    }
+    for (size_t i = 0; i < sg->nmembers; i++)
+        member_fini(&sg->members[i]);
+    free(sg->members);
+    sg->members = ms;
+    sg->nmembers = nm;
+    sg->generation = gen;
+    sg->members_dirty = 0;
+    sg->parts_seen = parts_total(g, sg);
+    for (size_t i = 0; i < nm; i++)
+        sl_groups_deadline(g, now + ms[i].session_ms);
+    return SL_OK;
+}
+
+sl_err sl_stream_load_members(sl_groups *g, const uint8_t *ops, size_t len)
+{
+    size_t off = 0;
+    sl_gop op;
+    int r;
+    while ((r = sl_groups_ops_next(ops, len, &off, &op)) == 1) {
+        char name[256];
+        sl_sgroup *sg;
+        sl_rd rd;
+        uint16_t n;
+        sl_err rc;
+        if (op.kind != 'm')
+            continue;
+        snprintf(name, sizeof(name), "%.*s", (int)op.group_len,
+                 op.group ? op.group : "");
+        if (g->load_mine && !g->load_mine(g->load_arg, name))
+            continue;
+        sl_rd_init(&rd, op.p, op.len);
+        sl_rd_u8(&rd);
+        sl_rd_str16(&rd, &n);
+        sl_rd_str16(&rd, &n);
+        /* the newest record of a group is applied last and wins */
+        sg = sg_get(g, name, 1);
+        if (!sg)
+            return SL_ERR_NOMEM;
+        rc = sl_stream_members_read(g, &rd, sg);
+        if (rc != SL_OK)
+            return rc;
+    }
+    if (r < 0)
+        return SL_ERR_MALFORMED;
+    /* a group whose last members left and that has no offsets (deleted,
+     * or never committed): nothing to serve */
+    for (sl_sgroup **pp = &g->sgroups; *pp;) {
+        sl_sgroup *sg = *pp;
+        if (!sg->nmembers && !sg->noffs &&
+            (!g->load_mine || g->load_mine(g->load_arg, sg->name))) {
+            *pp = sg->next;
+            sg_free(sg);
+        } else {
+            pp = &sg->next;
+        }
+    }
+    return SL_OK;
 }
 
 sl_err sl_stream_load(sl_groups *g)
