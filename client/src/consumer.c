@@ -763,6 +763,32 @@ static int ride_out(sluice_consumer *c, sl_err *rc, int64_t deadline)
     return 1;
 }
 
+/* Take the heartbeat reply waiting on the coordinator's connection
+ * while the fetches go to another node (a cluster: poll reads only the
+ * fetch's connection). Without this the reply stayed unread, no further
+ * heartbeat was sent, and the member missed a rebalance and then its
+ * session. */
+static void take_heartbeat(sluice_consumer *c)
+{
+    sl_chunk *fr;
+    if (!c->hb_corr || (c->fetch_corr && c->fetch_conn == &c->conn) ||
+        !sl_cl_conn_connected(&c->conn))
+        return;
+    for (;;) {
+        fr = NULL;
+        if (sl_cl_conn_read(&c->conn, sl_cl_deadline(0), &fr) != SL_OK) {
+            if (!sl_cl_conn_connected(&c->conn))
+                c->hb_corr = 0; /* lost: the group tick rejoins */
+            break;
+        }
+        handle_frame(c, &c->conn, fr);
+        sl_chunk_unref(fr);
+        if (!c->hb_corr)
+            break;
+    }
+    sl_cl_clear_err();
+}
+
 static sl_err poll_locked(sluice_consumer *c, int timeout_ms,
                           sluice_message **msgs, size_t max, size_t *count)
 {
@@ -775,6 +801,7 @@ static sl_err poll_locked(sluice_consumer *c, int timeout_ms,
     int wait, prefetch;
 
     for (;;) {
+        take_heartbeat(c);
         rc = sl_cons_group_tick(c);
         if (rc != SL_OK) {
             if (n == 0 && ride_out(c, &rc, deadline))
@@ -906,12 +933,54 @@ sluice_err sluice_consumer_poll_batch(sluice_consumer *c, int timeout_ms,
     return (sluice_err)rc;
 }
 
+/*
+ * A commit rides through a coordinator failover (docs/cluster.md 6): on
+ * a lost connection, no reply in time, NOT_COORDINATOR or too few
+ * in-sync replicas it looks the coordinator up again (coord.c) and sends
+ * the same offsets again, reconnect.backoff.ms apart, for up to
+ * delivery.timeout.ms, as Kafka's commitSync does after
+ * NOT_COORDINATOR. Sending a commit twice is harmless: the same offsets.
+ * The new coordinator knows this member and its generation (they are
+ * replicated with the offsets), so the commit is accepted; only a real
+ * rebalance (SLUICE_ERR_REBALANCE, _UNKNOWN_MEMBER) fails it.
+ */
+static int commit_retriable(sl_err rc)
+{
+    return rc == SL_ERR_DISCONNECTED || rc == SL_ERR_TIMEOUT ||
+           rc == SL_ERR_NOT_COORDINATOR || rc == SL_ERR_SHUTTING_DOWN ||
+           rc == SL_ERR_NOT_ENOUGH_REPLICAS;
+}
+
+static sl_err commit_riding(sluice_consumer *c,
+                            const sluice_topic_partition *tps, size_t n)
+{
+    int64_t start = sl_cl_now_ms();
+    int backoff =
+        c->cfg.reconnect_backoff_ms > 10 ? c->cfg.reconnect_backoff_ms : 10;
+    sl_err rc;
+    for (;;) {
+        rc = sl_cons_commit_locked(c, tps, n);
+        if (!commit_retriable(rc) || c->cfg.delivery_timeout_ms == 0 ||
+            sl_cl_now_ms() - start + backoff >= c->cfg.delivery_timeout_ms)
+            return rc;
+        /* whatever answered (or did not) is not the coordinator: find it
+         * again on the next try */
+        sl_cl_conn_close(&c->conn);
+        c->fetch_corr = c->fetch_conn == &c->conn ? 0 : c->fetch_corr;
+        c->hb_corr = 0;
+        pthread_mutex_unlock(&c->mu);
+        poll(NULL, 0, backoff);
+        pthread_mutex_lock(&c->mu);
+        sl_cl_clear_err();
+    }
+}
+
 sluice_err sluice_consumer_commit(sluice_consumer *c)
 {
     sl_err rc;
     sl_cl_clear_err();
     pthread_mutex_lock(&c->mu);
-    rc = sl_cons_commit_locked(c, NULL, 0);
+    rc = commit_riding(c, NULL, 0);
     pthread_mutex_unlock(&c->mu);
     return (sluice_err)rc;
 }
@@ -923,7 +992,7 @@ sluice_err sluice_consumer_commit_offsets(sluice_consumer *c,
     sl_err rc;
     sl_cl_clear_err();
     pthread_mutex_lock(&c->mu);
-    rc = sl_cons_commit_locked(c, tps, count);
+    rc = commit_riding(c, tps, count);
     pthread_mutex_unlock(&c->mu);
     return (sluice_err)rc;
 }

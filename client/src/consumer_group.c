@@ -19,8 +19,10 @@ sl_err sl_cons_join_group(sluice_consumer *c)
     sl_str *topics;
     sl_chunk *fr = NULL;
     const uint8_t *body;
-    size_t len, i;
+    size_t len, i, nold = 0;
     uint32_t corr, rc_corr, t, k;
+    cpart *old = NULL;
+    int keep;
     sl_err rc;
 
     rc = sl_cons_ensure_conn(c);
@@ -62,6 +64,19 @@ sl_err sl_cons_join_group(sluice_consumer *c)
         rc = sl_cl_bad_reply(rc, "join group");
         goto out;
     }
+    /* the same member in the same generation (a rejoin after a lost
+     * connection or a coordinator failover): its partitions are the
+     * ones it has, so it goes on from its positions, not the committed
+     * offsets */
+    keep = c->member_id[0] && c->generation == resp.generation &&
+           sl_str_eq(resp.member_id, c->member_id);
+    if (keep && c->nparts && !(old = calloc(c->nparts, sizeof(*old))))
+        keep = 0;
+    for (i = 0; keep && i < c->nparts; i++)
+        old[i] = c->parts[i];
+    nold = keep ? c->nparts : 0;
+    for (i = 0; i < nold; i++) /* the topic names are still needed */
+        c->parts[i].topic = NULL;
     snprintf(c->member_id, sizeof(c->member_id), "%.*s",
              (int)resp.member_id.len, resp.member_id.p ? resp.member_id.p : "");
     c->generation = resp.generation;
@@ -80,9 +95,16 @@ sl_err sl_cons_join_group(sluice_consumer *c)
                 (int32_t)resp.assignment[t].parts[k], SLUICE_OFFSET_STORED);
     sl_chunk_unref(fr);
     fr = NULL;
+    for (i = 0; i < nold; i++) {
+        int idx = sl_cons_find_part(c, old[i].topic, old[i].partition);
+        if (idx >= 0 && old[i].position >= 0)
+            c->parts[idx].position = c->parts[idx].fetch_pos = old[i].position;
+        free(old[i].topic);
+    }
     if (rc == SL_OK)
         rc = sl_cons_resolve_all(c);
 out:
+    free(old);
     sl_chunk_unref(fr);
     return rc;
 }
