@@ -269,6 +269,123 @@ def test_stream_group_offsets_survive_coordinator_kill(cluster):
     con2.close()
 
 
+def stream_ends(c, nid, topic, nparts):
+    ends = {}
+    for ln in c.cli(nid, "topic", "describe", topic).stdout.splitlines():
+        f = ln.split()
+        if f and f[0] == "partition":
+            ends[int(f[1])] = int(f[5])
+    assert sorted(ends) == list(range(nparts)), ends
+    return ends
+
+
+def test_stream_commit_rides_through_coordinator_kill(cluster):
+    """Two members of a stream group poll, their coordinator is killed
+    with -9, and each commits: commit() returns without raising (the
+    client finds the new coordinator and sends the commit again), and
+    the new coordinator accepts it because the group's generation and
+    members were replicated with its offsets (Kafka keeps them in
+    __consumer_offsets). The committed offsets are what was committed,
+    the members keep their partitions, and a consumer started afterwards
+    resumes there. Before: the first commit() after the kill raised
+    DisconnectedError, and the new coordinator, knowing no members,
+    refused the retry (UNKNOWN_MEMBER)."""
+    c = cluster
+    all3 = [1, 2, 3]
+    c.wait(lambda: all_up(c, all3), "a cluster with every node up")
+    c.cli(1, "topic", "create", "sk", "--partitions", "2",
+          "--replication-factor", "3")
+    c.wait(lambda: all(describe(c, x, "sk") for x in all3), "sk")
+    for p in (0, 1):
+        c.cli(1, "produce", "sk", "--acks", "durable", "--partition", str(p),
+              input="".join("p%d-%03d\n" % (p, i) for i in range(20)))
+    bs = bootstrap(c, all3)
+    conf = dict(auto_offset_reset="earliest", enable_auto_commit=False,
+                session_timeout_ms=6000)
+    a = sluice.Consumer(bs, "sgk", **conf)
+    a.subscribe(["sk"])
+    b = sluice.Consumer(bs, "sgk", **conf)
+    b.subscribe(["sk"])
+    # a learns of b's join from its next heartbeat and rejoins: one
+    # partition each (what a read before is read again from 0)
+    end = time.monotonic() + 60
+    while not (len(a.assignment()) == 1 and len(b.assignment()) == 1):
+        assert time.monotonic() < end, (a.assignment(), b.assignment())
+        for con in (a, b):
+            con.poll(0.2)
+    mine = {con: con.assignment()[0].partition for con in (a, b)}
+    assert sorted(mine.values()) == [0, 1], mine
+    got = {a: [], b: []}
+    for con in (a, b):
+        con.seek("sk", mine[con], 0)
+        while len(got[con]) < 5:
+            m = con.poll(1.0)
+            assert m is not None or time.monotonic() < end
+            if m is not None:
+                got[con].append(m)
+    pos = {}
+    for con in (a, b):
+        for m in got[con]:
+            assert m.partition == mine[con], (m.partition, mine)
+            assert m.value == b"p%d-%03d" % (m.partition, m.offset)
+        pos[mine[con]] = con.assignment()[0].offset
+        assert pos[mine[con]] == got[con][-1].offset + 1, pos
+    # first commits at the old coordinator
+    a.commit()
+    b.commit()
+    first = {p: a.committed("sk", p) for p in (0, 1)}
+    assert first == pos, (first, pos)
+
+    coord = c.wait(lambda: coordinator(c, 1, "sgk", "sk"), "sgk's coordinator")
+    # records read after the last commit, then the kill: their commit
+    # goes to a coordinator that is gone
+    for con in (a, b):
+        while True:
+            m = con.poll(1.0)
+            assert m is not None, "no record after offset %d" % (
+                got[con][-1].offset,)
+            got[con].append(m)
+            if m.offset >= got[con][0].offset + 9:
+                break
+        pos[mine[con]] = got[con][-1].offset + 1
+    c.kill9(coord)
+    a.commit()  # must not raise
+    b.commit()
+    now = {p: a.committed("sk", p) for p in (0, 1)}
+    assert now == pos, ("committed at the new coordinator", now, pos)
+    assert all(now[p] >= first[p] for p in (0, 1)), (first, now)
+    # still members of the same generation: each keeps its partition
+    # and reads on from where it was
+    rest = [x for x in all3 if x != coord]
+    ends = stream_ends(c, rest[0], "sk", 2)
+    for con in (a, b):
+        p = mine[con]
+        while got[con][-1].offset + 1 < ends[p]:
+            m = con.poll(1.0)
+            if m is None:
+                continue
+            assert m.partition == p, (m.partition, p)
+            assert m.offset == got[con][-1].offset + 1, \
+                "partition %d: %d after %d" % (p, m.offset,
+                                               got[con][-1].offset)
+            got[con].append(m)
+        con.commit()
+        assert con.committed("sk", p) == ends[p]
+    a.close()
+    b.close()
+    # a consumer started afterwards resumes at the committed offsets
+    for p in (0, 1):
+        c.cli(rest[0], "produce", "sk", "--acks", "durable", "--partition",
+              str(p), input="late-%d\n" % p)
+    d = sluice.Consumer(bootstrap(c, rest), "sgk", **conf)
+    d.subscribe(["sk"])
+    late = poll_until(d, lambda g: len(g) >= 2, 60)
+    assert sorted((m.partition, m.offset, m.value) for m in late) == \
+        [(p, ends[p], b"late-%d" % p) for p in (0, 1)]
+    assert d.poll(0.5) is None
+    d.close()
+
+
 def test_queue_acks_through_repeated_coordinator_kills(cluster):
     """Jepsen-style, short: one consumer acks records and flushes (an
     answered flush = answered acks) while the group's coordinator is
