@@ -1220,6 +1220,106 @@ static void test_stream_group_assignment_and_fencing(void **state)
     free(kinds);
 }
 
+/* Every staged buffer, as env.replicate hands it to the state log. */
+static sl_wb g_repl;
+
+static void env_replicate(void *ctx, const uint8_t *ops, size_t len,
+                          uint64_t seq)
+{
+    (void)ctx;
+    (void)seq;
+    sl_wb_put(&g_repl, ops, len);
+}
+
+static const sl_groups_env k_env_repl = {.ctx = &F,
+                                         .get_part = env_get_part,
+                                         .partitions = env_partitions,
+                                         .append = env_append,
+                                         .now_ms = env_now,
+                                         .wake_at = env_wake_at,
+                                         .replicate = env_replicate};
+
+static int mine_all(void *arg, const char *group)
+{
+    (void)arg;
+    (void)group;
+    return 1;
+}
+
+/* A stream group's generation and members are state ops (issue 14): a
+ * node rebuilding from the state log (a new coordinator) knows them, so
+ * a commit from a member of the current generation is accepted there,
+ * a stale generation is still fenced, and a member joining again with
+ * the same topics is not a rebalance. */
+static void test_stream_members_replicated(void **state)
+{
+    const char *topics[] = {"t"};
+    char *m1, *m2, *m3;
+    int32_t gen1, gen2, gen3;
+    sl_gtp *as1, *as2, *as3;
+    size_t n1, n2, n3, off = 0;
+    sl_gop op;
+    int nm = 0;
+    (void)state;
+    close_all();
+    open_parts(3);
+    sl_wb_init(&g_repl, 256);
+    assert_int_equal(sl_groups_open(F.dir, &k_env_repl, NULL, &F.g), SL_OK);
+    assert_int_equal(sl_sgroup_join(F.g, "s", NULL, "c1", topics, 1, 1000, &m1,
+                                    &gen1, &as1, &n1),
+                     SL_OK);
+    assert_int_equal(sl_sgroup_join(F.g, "s", NULL, "c2", topics, 1, 1000, &m2,
+                                    &gen2, &as2, &n2),
+                     SL_OK);
+    free(as1);
+    rejoin(&m1, &gen1, &as1, &n1);
+    assert_int_equal(gen1, gen2);
+    assert_int_equal(n1 + n2, 3);
+    assert_int_equal(sl_sgroup_commit(F.g, "s", m1, gen1, as1[0].topic,
+                                      as1[0].partition, 11),
+                     SL_OK);
+    assert_int_equal(sl_groups_commit_now(F.g), SL_OK);
+    while (sl_groups_ops_next(g_repl.p, g_repl.len, &off, &op) == 1)
+        nm += op.kind == 'm';
+    assert_int_equal(off, g_repl.len);
+    assert_int_equal(nm, 1); /* one round: the membership after both joins */
+    /* a new coordinator: its rows of the group replaced by the state
+     * log's, its members from the log alone */
+    sl_groups_free(F.g);
+    F.g = NULL;
+    assert_int_equal(sl_groups_open(F.dir, &k_env, NULL, &F.g), SL_OK);
+    assert_int_equal(sl_groups_reload(F.g, mine_all, NULL, g_repl.p,
+                                      g_repl.len),
+                     SL_OK);
+    assert_int_equal(sl_sgroup_committed(F.g, "s", as1[0].topic,
+                                         as1[0].partition),
+                     11);
+    assert_int_equal(sl_sgroup_heartbeat(F.g, "s", m2, gen2), SL_OK);
+    assert_int_equal(sl_sgroup_commit(F.g, "s", m2, gen2, as2[0].topic,
+                                      as2[0].partition, 5),
+                     SL_OK);
+    assert_int_equal(sl_sgroup_commit(F.g, "s", m1, gen1 - 1, as1[0].topic,
+                                      as1[0].partition, 3),
+                     SL_ERR_REBALANCE);
+    assert_int_equal(sl_sgroup_commit(F.g, "s", m1, gen1, as2[0].topic,
+                                      as2[0].partition, 3),
+                     SL_ERR_REBALANCE);
+    /* a new member is not given a loaded member's id */
+    assert_int_equal(sl_sgroup_join(F.g, "s", NULL, "c1", topics, 1, 1000, &m3,
+                                    &gen3, &as3, &n3),
+                     SL_OK);
+    assert_string_not_equal(m3, m1);
+    assert_string_not_equal(m3, m2);
+    assert_int_equal(gen3, gen2 + 1);
+    free(m1);
+    free(m2);
+    free(m3);
+    free(as1);
+    free(as2);
+    free(as3);
+    sl_wb_fini(&g_repl);
+}
+
 /* (start, cursor) of group g's partition 0 as committed in groups.db. */
 static void db_qpart(int64_t *start, int64_t *cursor)
 {
@@ -1440,6 +1540,7 @@ int main(void)
         T(test_cfg_errors_name_input),
         T(test_multi_partition),
         T(test_stream_group_assignment_and_fencing),
+        T(test_stream_members_replicated),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
