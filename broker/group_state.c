@@ -66,8 +66,10 @@
  *
  * Stream groups: committed offsets are ops of the same buffers (one
  * record per (group, topic, partition)), so they go the same way, and a
- * stream group is served by its coordinator too; membership is not
- * state (members rejoin after a move, as after a restart).
+ * stream group is served by its coordinator too. So are its generation
+ * and members (one record per group, kind 'm', staged at every
+ * rebalance): the new coordinator accepts a commit from a member of the
+ * current generation, as Kafka's does from __consumer_offsets.
  *
  * The coordinator lease (cluster/lease.c, docs/cluster.md "Coordinator
  * lease"): leading the state partition is not enough, the node must also

@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+"""bench/stream_failover.py BUILD_DIR [KILLS] [--defaults]
+
+Issue 14: the pause a stream-group consumer sees when its group
+coordinator is killed (docs/cluster.md 6, "Stream groups across a
+failover").
+
+Three nodes (tests/cluster/cluster_harness.py), a topic of 2 partitions
+(RF 3) with a backlog of 2000 records produced up front (acks durable)
+and a producer adding about 500 records/s (sluice.Producer, its
+defaults) while the rounds run. One
+sluice.Consumer in group "sfo" (Python bindings over libsluice, built
+against BUILD_DIR: `cd bindings/python && SLUICE_BUILD_DIR=BUILD_DIR
+/usr/bin/python3 setup.py -q build_ext --inplace`, then run this with
+PYTHONPATH=bindings/python)
+polls one record at a time, spends 1 ms on each, and commits every 20
+records. Each round kill -9s the group's coordinator (the leader of its
+__sluice_group_state partition) while the consumer runs, then restarts
+it and waits until every state partition's ISR is full again.
+
+Per round: commit pause = time from the kill to the first commit() that
+returns after it (the commit in flight at the kill, or the next one,
+rides through: it finds the new coordinator and is sent again); poll gap
+= the longest time between two records handed out by poll() in the
+5 s after the kill (the killed node may also lead a data partition; its
+new leader is found the same way). Also counted: exceptions raised by
+poll() or commit() (want 0), records handed out twice (re-reads), and
+whether a committed offset ever went backwards (checked with
+committed() after each round). Cluster timings of the test harness
+(session timeout 1.5 s, election 500 ms, heartbeat 50 ms); --defaults:
+sluiced's own.
+"""
+import os
+import sys
+import tempfile
+import threading
+import time
+
+build = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
+here = os.path.dirname(os.path.abspath(__file__))
+os.environ["SLUICE_BIN_DIR"] = os.path.join(build, "bin")
+sys.path.insert(0, os.path.join(here, "..", "tests", "cluster"))
+sys.path.insert(0, os.path.join(here, "..", "tests", "harness"))
+import cluster_harness  # noqa: E402
+from test_cluster_failover import parse, same_everywhere  # noqa: E402
+from test_cluster_failover import wait_all_up  # noqa: E402
+
+import sluice  # noqa: E402
+
+STATE = "__sluice_group_state"
+ALL3 = [1, 2, 3]
+GROUP = "sfo"
+TOPIC = "sf"
+
+
+def fnv1a32(s):
+    h = 0x811C9DC5
+    for ch in s.encode():
+        h = ((h ^ ch) * 0x01000193) & 0xFFFFFFFF
+    return h
+
+
+def state_full(c, nodes):
+    v = same_everywhere(c, STATE, nodes, 16)
+    if not v:
+        return None
+    v = parse(v)
+    return v if all(sorted(x[3]) == nodes and x[0] in nodes for x in v) \
+        else None
+
+
+def pct(v, q):
+    v = sorted(v)
+    return v[min(len(v) - 1, int(q * len(v)))]
+
+
+def run(kills, defaults):
+    records = 2000
+    with tempfile.TemporaryDirectory() as tmp:
+        c = cluster_harness.Cluster(tmp, n=3, extra=["--log-level", "warn"])
+        if defaults:
+            c.timings = {}
+        c.start()
+        try:
+            wait_all_up(c, ALL3)
+            c.cli(1, "topic", "create", TOPIC, "--partitions", "2",
+                  "--replication-factor", "3")
+            c.wait(lambda: same_everywhere(c, TOPIC, ALL3, 2), TOPIC)
+            c.cli(1, "produce", TOPIC, "--acks", "durable",
+                  input="".join("r-%d\n" % i for i in range(records)))
+            bs = ",".join("%s:%d" % c.nodes[n].binary_addr for n in ALL3)
+            con = sluice.Consumer(bs, GROUP, auto_offset_reset="earliest",
+                                  enable_auto_commit=False)
+            con.subscribe([TOPIC])
+            lock = threading.Lock()
+            st = {"stop": False, "polls": [], "commits": [], "errors": [],
+                  "seen": set(), "again": 0}
+
+            def consume():
+                n = 0
+                while not st["stop"]:
+                    try:
+                        m = con.poll(0.5)
+                    except sluice.SluiceError as e:
+                        st["errors"].append("poll: %s" % e)
+                        continue
+                    if m is None:
+                        continue
+                    t = time.monotonic()
+                    with lock:
+                        st["polls"].append(t)
+                        k = (m.partition, m.offset)
+                        st["again"] += k in st["seen"]
+                        st["seen"].add(k)
+                    time.sleep(0.001)
+                    n += 1
+                    if n % 20 == 0:
+                        try:
+                            con.commit()
+                            with lock:
+                                st["commits"].append(time.monotonic())
+                        except sluice.SluiceError as e:
+                            st["errors"].append("commit: %s" % e)
+
+            def produce():
+                pr = sluice.Producer(bs)
+                i = records
+                while not st["stop"]:
+                    for _ in range(10):
+                        try:
+                            pr.send(TOPIC, b"r-%d" % i, partition=i % 2)
+                        except sluice.SluiceError as e:
+                            st["perrors"].append(str(e))
+                        i += 1
+                    time.sleep(0.02)
+                pr.close()
+
+            st["perrors"] = []
+            th = threading.Thread(target=consume)
+            th.start()
+            tp = threading.Thread(target=produce)
+            tp.start()
+            pauses, gaps, last = [], [], {}
+            backwards = 0
+            try:
+                for k in range(kills):
+                    v = c.wait(lambda: state_full(c, ALL3), "full state ISRs",
+                               timeout=120)
+                    coord = v[fnv1a32(GROUP) % len(v)][0]
+                    time.sleep(1.0)  # the consumer commits on the old one
+                    t0 = time.monotonic()
+                    c.kill9(coord)
+                    c.wait(lambda: any(x > t0 for x in st["commits"]),
+                           "a commit after the kill", timeout=120)
+                    with lock:
+                        pause = min(x for x in st["commits"] if x > t0) - t0
+                    time.sleep(5.0)  # the poll gap window
+                    with lock:
+                        ts = [t0] + [x for x in st["polls"]
+                                     if t0 < x <= t0 + 5.0]
+                    gap = max(b - a for a, b in zip(ts, ts[1:])) \
+                        if len(ts) > 1 else 5.0
+                    pauses.append(pause)
+                    gaps.append(gap)
+                    rest = [n for n in ALL3 if n != coord]
+                    chk = sluice.Consumer(
+                        ",".join("%s:%d" % c.nodes[n].binary_addr
+                                 for n in rest), GROUP)
+                    now = {p: chk.committed(TOPIC, p) for p in (0, 1)}
+                    chk.close()
+                    backwards += sum(now[p] < last.get(p, -1) for p in now)
+                    last = now
+                    print("round %d: coordinator %d killed: commit pause "
+                          "%.3f s, longest poll gap %.3f s, committed %s" %
+                          (k + 1, coord, pause, gap, now), flush=True)
+                    c.restart(coord)
+                    wait_all_up(c, ALL3)
+            finally:
+                st["stop"] = True
+                th.join()
+                tp.join()
+                con.close()
+        finally:
+            c.stop_all()
+    print("stream failover (%s timings) kills=%d commit pause p50=%.3f s "
+          "p99=%.3f s max=%.3f s | poll gap p50=%.3f s p99=%.3f s "
+          "max=%.3f s | errors raised %d, records read twice %d, "
+          "committed offsets gone backwards %d" % (
+              "default" if defaults else "test-harness", len(pauses),
+              pct(pauses, 0.5), pct(pauses, 0.99), max(pauses),
+              pct(gaps, 0.5), pct(gaps, 0.99), max(gaps),
+              len(st["errors"]), st["again"], backwards))
+    for e in st["errors"][:5]:
+        print("  raised:", e)
+
+
+args = [a for a in sys.argv[2:] if a != "--defaults"]
+run(int(args[0]) if args else 10, "--defaults" in sys.argv)
