@@ -682,7 +682,9 @@ sluice_err sluice_consumer_subscribe(sluice_consumer *c,
         int64_t until = sl_cl_deadline(c->cfg.request_timeout_ms);
         int backoff =
             c->cfg.reconnect_backoff_ms > 10 ? c->cfg.reconnect_backoff_ms : 10;
-        while (rc == SL_ERR_NOT_COORDINATOR && sl_cl_left(until) > backoff) {
+        while ((rc == SL_ERR_NOT_COORDINATOR || rc == SL_ERR_DISCONNECTED ||
+                rc == SL_ERR_NOT_ENOUGH_REPLICAS) &&
+               sl_cl_left(until) > backoff) {
             poll(NULL, 0, backoff);
             rc = sl_cons_join_group(c);
         }
@@ -951,28 +953,37 @@ static int commit_retriable(sl_err rc)
            rc == SL_ERR_NOT_ENOUGH_REPLICAS;
 }
 
+/* After a group request failed with rc (first try at start): 1 = look
+ * the coordinator up again and retry (after reconnect.backoff.ms, the
+ * mutex released meanwhile), 0 = return rc. */
+static int coord_retry(sluice_consumer *c, sl_err rc, int64_t start)
+{
+    int backoff =
+        c->cfg.reconnect_backoff_ms > 10 ? c->cfg.reconnect_backoff_ms : 10;
+    if (!commit_retriable(rc) || c->cfg.delivery_timeout_ms == 0 ||
+        sl_cl_now_ms() - start + backoff >= c->cfg.delivery_timeout_ms)
+        return 0;
+    /* whatever answered (or did not) is not the coordinator: find it
+     * again on the next try */
+    sl_cl_conn_close(&c->conn);
+    c->fetch_corr = c->fetch_conn == &c->conn ? 0 : c->fetch_corr;
+    c->hb_corr = 0;
+    pthread_mutex_unlock(&c->mu);
+    poll(NULL, 0, backoff);
+    pthread_mutex_lock(&c->mu);
+    sl_cl_clear_err();
+    return 1;
+}
+
 static sl_err commit_riding(sluice_consumer *c,
                             const sluice_topic_partition *tps, size_t n)
 {
     int64_t start = sl_cl_now_ms();
-    int backoff =
-        c->cfg.reconnect_backoff_ms > 10 ? c->cfg.reconnect_backoff_ms : 10;
     sl_err rc;
-    for (;;) {
+    do
         rc = sl_cons_commit_locked(c, tps, n);
-        if (!commit_retriable(rc) || c->cfg.delivery_timeout_ms == 0 ||
-            sl_cl_now_ms() - start + backoff >= c->cfg.delivery_timeout_ms)
-            return rc;
-        /* whatever answered (or did not) is not the coordinator: find it
-         * again on the next try */
-        sl_cl_conn_close(&c->conn);
-        c->fetch_corr = c->fetch_conn == &c->conn ? 0 : c->fetch_corr;
-        c->hb_corr = 0;
-        pthread_mutex_unlock(&c->mu);
-        poll(NULL, 0, backoff);
-        pthread_mutex_lock(&c->mu);
-        sl_cl_clear_err();
-    }
+    while (coord_retry(c, rc, start));
+    return rc;
 }
 
 sluice_err sluice_consumer_commit(sluice_consumer *c)
@@ -1002,9 +1013,12 @@ sluice_err sluice_consumer_committed(sluice_consumer *c, const char *topic,
 {
     sl_err rc;
     int64_t off;
+    int64_t start = sl_cl_now_ms();
     sl_cl_clear_err();
     pthread_mutex_lock(&c->mu);
-    rc = sl_cons_fetch_committed(c, topic, partition, &off);
+    do /* rides through a coordinator failover, as a commit does */
+        rc = sl_cons_fetch_committed(c, topic, partition, &off);
+    while (coord_retry(c, rc, start));
     pthread_mutex_unlock(&c->mu);
     if (rc == SL_OK)
         *offset = off;

@@ -349,7 +349,9 @@ def test_stream_commit_rides_through_coordinator_kill(cluster):
                 break
         pos[mine[con]] = got[con][-1].offset + 1
     c.kill9(coord)
-    a.commit()  # must not raise
+    # committed() and commit() find the new coordinator (must not raise)
+    assert b.committed("sk", mine[b]) == first[mine[b]]
+    a.commit()
     b.commit()
     now = {p: a.committed("sk", p) for p in (0, 1)}
     assert now == pos, ("committed at the new coordinator", now, pos)
