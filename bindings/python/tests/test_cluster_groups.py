@@ -10,6 +10,9 @@ delivered again, attempts and failures carry over, dead-lettered records
 stay dead-lettered, and records acquired but not acked are delivered
 again (locks are not part of the state)."""
 import os
+import select
+import signal
+import subprocess
 import sys
 import time
 
@@ -386,6 +389,67 @@ def test_stream_commit_rides_through_coordinator_kill(cluster):
         [(p, ends[p], b"late-%d" % p) for p in (0, 1)]
     assert d.poll(0.5) is None
     d.close()
+
+
+def read_lines(p, n, deadline_s=60.0):
+    """n lines of p's stdout, waiting at most deadline_s in all."""
+    out, buf = [], b""
+    end = time.monotonic() + deadline_s
+    fd = p.stdout.fileno()
+    while len(out) < n:
+        left = end - time.monotonic()
+        assert left > 0, "timed out: %d of %d lines: %r" % (len(out), n, out)
+        r, _, _ = select.select([fd], [], [], left)
+        if not r:
+            continue
+        chunk = os.read(fd, 65536)
+        assert chunk, "the consumer exited: %r" % (p.stderr.read(),)
+        buf += chunk
+        while b"\n" in buf and len(out) < n:
+            ln, buf = buf.split(b"\n", 1)
+            out.append(ln.decode())
+    return out
+
+
+def test_cli_group_consumer_rides_through_coordinator_kill(cluster):
+    """`sluice consume --group G --follow` across the kill -9 of G's
+    coordinator: it prints every record once, exits 0 on SIGINT after
+    its final commit, and that commit is at the log end."""
+    c = cluster
+    all3 = [1, 2, 3]
+    c.wait(lambda: all_up(c, all3), "a cluster with every node up")
+    c.cli(1, "topic", "create", "ck", "--partitions", "2",
+          "--replication-factor", "3")
+    c.wait(lambda: all(describe(c, x, "ck") for x in all3), "ck")
+    c.cli(1, "produce", "ck", "--acks", "durable",
+          input="".join("a%d\n" % i for i in range(20)))
+    p = subprocess.Popen([cluster_harness.cli_path(), "-b",
+                          bootstrap(c, all3), "consume", "ck", "--group",
+                          "cg", "--from-beginning", "--follow"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        lines = read_lines(p, 20)
+        coord = c.wait(lambda: coordinator(c, 1, "cg", "ck"),
+                       "cg's coordinator")
+        c.kill9(coord)
+        rest = [x for x in all3 if x != coord]
+        c.cli(rest[0], "produce", "ck", "--acks", "durable",
+              input="".join("b%d\n" % i for i in range(10)))
+        lines += read_lines(p, 10)
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, err
+    assert sorted(lines) == sorted(["a%d" % i for i in range(20)] +
+                                   ["b%d" % i for i in range(10)])
+    ends = stream_ends(c, rest[0], "ck", 2)
+    out = c.cli(rest[0], "group", "describe", "cg").stdout
+    for part in (0, 1):
+        assert "partition ck/%d committed %d " % (part, ends[part]) in out, \
+            out
 
 
 def test_queue_acks_through_repeated_coordinator_kills(cluster):
