@@ -166,9 +166,11 @@ void rl_fail(stomp_relay *rl, const char *why)
     if (!rl->warned || up)
         sl_log(SL_WARN, RELAY_SUBSYS,
                "subscription %s of session %s (%s, partition %d): "
-               "relay to node %d at %s: %s; resubscribing",
+               "relay to node %d at %s: %s; %s",
                s->id, s->c->session, rl->dest, (int)rl->part, (int)rl->node,
-               rl->addr, why);
+               rl->addr, why,
+               conn_closing(s->c) ? "the client is gone: not resubscribing"
+                                  : "resubscribing");
     else
         sl_log(SL_DEBUG, RELAY_SUBSYS,
                "subscription %s of session %s: relay to node %d: %s", s->id,
@@ -202,7 +204,7 @@ static void rl_send_subscribe(stomp_relay *rl)
     sl_stomp_enc_header_s(&e, "host", c->vhost[0] ? c->vhost : rl->addr);
     if (c->login[0])
         sl_stomp_enc_header_s(&e, "login", c->login);
-    snprintf(num, sizeof(num), "0,%d", RELAY_HB_MS);
+    snprintf(num, sizeof(num), "%d,%d", RELAY_HB_OUT_MS, RELAY_HB_MS);
     sl_stomp_enc_header_s(&e, "heart-beat", num);
     sl_stomp_enc_header_u(&e, "sluice-relay", c->s->b->cfg.node_id);
     rl->peer_login = 0;
@@ -419,6 +421,8 @@ static void rl_frame(stomp_relay *rl, const sl_stomp_frame *f)
     case SL_STOMP_MESSAGE:
         if (rl->state != RL_UP && rl->state != RL_SUBSCRIBING)
             break;
+        if (conn_closing(rl->s->c))
+            break; /* the client is gone (rl_input) */
         rl_message(rl, f);
         break;
     case SL_STOMP_RECEIPT:
@@ -537,7 +541,7 @@ static int rl_input_fast(stomp_relay *rl, struct evbuffer *in)
 }
 
 /* Handle what the coordinator sent, while the client can take it. */
-static void rl_input(stomp_relay *rl)
+void rl_input(stomp_relay *rl)
 {
     struct evbuffer *in;
     if (!rl->bev)
@@ -546,9 +550,15 @@ static void rl_input(stomp_relay *rl)
     while (rl->bev && evbuffer_get_length(in) > 0) {
         sl_stomp_frame f;
         int rc;
-        if (conn_closing(rl->s->c))
-            return; /* the client is going: its close frees us */
-        if (out_high(rl->s->c)) {
+        /* The client is going (EOF, DISCONNECT): no MESSAGE goes to it
+         * (rl_frame drops them; the coordinator takes them back when this
+         * session closes with the connection), but the RECEIPTs and
+         * ERRORs of the ACKs it sent are still read: its connection
+         * closes only once their receipts are answered (a relay that
+         * stopped reading here held the connection, this session and
+         * its deliveries at the coordinator forever: issue 14). */
+        int closing = conn_closing(rl->s->c);
+        if (!closing && out_high(rl->s->c)) {
             /* until stomp_relay_pump: the client's output drained */
             bufferevent_disable(rl->bev, EV_READ);
             rl->paused = 1;
@@ -558,7 +568,7 @@ static void rl_input(stomp_relay *rl)
                    rl->s->id, rl->s->c->session, (int)rl->node);
             return;
         }
-        if (!rl->in_parser && rl->s->c->version == SL_STOMP_V12 &&
+        if (!closing && !rl->in_parser && rl->s->c->version == SL_STOMP_V12 &&
             (rl->state == RL_UP || rl->state == RL_SUBSCRIBING)) {
             rc = rl_input_fast(rl, in);
             if (rc > 0)

@@ -23,6 +23,12 @@
 /* heart-beats asked of the coordinator (it may send them less often:
  * stomp-heartbeat-min-ms, as it says in CONNECTED) */
 #define RELAY_HB_MS 1000
+/* heart-beats promised to the coordinator (CONNECT's first value): a
+ * newline every RELAY_HB_OUT_MS / 4 (the tick), so the coordinator, which
+ * closes a session silent for 1.5 intervals (stomp_session.c), closes one
+ * whose node was cut off or stopped, and releases what it held, within
+ * 3 s */
+#define RELAY_HB_OUT_MS 2000
 
 enum { RL_DOWN = 0, RL_CONNECTING, RL_SUBSCRIBING, RL_UP };
 
@@ -70,6 +76,7 @@ struct stomp_relay {
     int64_t retry_at; /* RL_DOWN: when to connect again */
     int64_t backoff;
     int64_t last_in, hb_ms; /* heart-beat watch (hb_ms 0: none) */
+    int64_t last_hb;        /* our last heart-beat to the coordinator */
     int peer_login;         /* logged in with the cluster secret */
     uint8_t expect[32];     /* the other node's proof of it */
     uint64_t next_id;
@@ -92,6 +99,9 @@ struct stomp_relay {
 void rl_fail(stomp_relay *rl, const char *why);
 /* Open the session to rl->node at its STOMP address. */
 void rl_connect(stomp_relay *rl);
+/* Handle what the coordinator sent (what the client can take; for a
+ * client that is going, only the answers to its ACKs). */
+void rl_input(stomp_relay *rl);
 /* A relay of s to node (part -1 and r NULL: a /queue subscription; else
  * partition part of r's topic), linked into s->relay and connecting; w
  * (may be NULL) is held until it is subscribed. NULL: out of memory. */

@@ -13,7 +13,15 @@
  *    CONNECTED within RELAY_CONNECT_MS) is opened again after a backoff
  *    (RELAY_BACKOFF_MIN_MS doubling to RELAY_BACKOFF_MAX_MS);
  *  - a relay session on this node whose group this node no longer
- *    coordinates gets an ERROR and is closed, so its node moves it.
+ *    coordinates gets an ERROR and is closed, so its node moves it;
+ *  - our heart-beat to the coordinator (a newline every
+ *    RELAY_HB_OUT_MS / 4): the CONNECT asks it to close a session silent
+ *    for 1.5 RELAY_HB_OUT_MS, so a session whose node was cut off or
+ *    stopped leaves the group there, and what it held is delivered
+ *    again, within 3 s (TCP alone took about 15 minutes);
+ *  - a client that is going (EOF, DISCONNECT) keeps its relay sessions
+ *    until the receipts of its ACKs are answered: they are still read
+ *    and watched (a lost one fails its receipts), never opened again.
  *
  * @thread loop (everything here)
  */
@@ -67,18 +75,43 @@ static void rehome(stomp_sub *s, int32_t want)
     }
 }
 
-/* Retry a lost session, give up on a silent one. */
-static void rl_check(stomp_relay *rl, int64_t now)
+/* Retry a lost session (not for a client that is going: it would only
+ * take deliveries nobody reads), give up on a silent one, send our
+ * heart-beat. */
+static void rl_check(stomp_relay *rl, int64_t now, int closing)
 {
     if (rl->state == RL_DOWN) {
-        if (now >= rl->retry_at)
+        if (!closing && now >= rl->retry_at)
             rl_connect(rl);
-    } else if (rl->state != RL_UP) {
-        if (now - rl->since > RELAY_CONNECT_MS)
+        return;
+    }
+    if (closing && rl->paused && rl->bev) {
+        /* its RECEIPTs are read whatever the client's output holds */
+        rl->paused = 0;
+        rl->last_in = now;
+        bufferevent_enable(rl->bev, EV_READ);
+        rl_input(rl);
+        if (rl->state == RL_DOWN)
+            return;
+    }
+    if (rl->state != RL_UP) {
+        if (now - rl->since > RELAY_CONNECT_MS) {
             rl_fail(rl, "no answer to CONNECT and SUBSCRIBE");
+            return;
+        }
     } else if (rl->hb_ms > 0 && !rl->paused &&
                now - rl->last_in > 3 * rl->hb_ms + 1000) {
         rl_fail(rl, "no heart-beat");
+        return;
+    }
+    /* CONNECT is out (SUBSCRIBING, UP): a newline between frames when
+     * the output is empty (a full one waits for the coordinator, which
+     * does not count silence while it is not reading) */
+    if (rl->bev && rl->state >= RL_SUBSCRIBING &&
+        now - rl->last_hb >= RELAY_HB_OUT_MS / 4 &&
+        evbuffer_get_length(bufferevent_get_output(rl->bev)) == 0) {
+        bufferevent_write(rl->bev, "\n", 1);
+        rl->last_hb = now;
     }
 }
 
@@ -93,7 +126,20 @@ static void tick_sub(stomp_sub *s, int64_t now)
         return;
     }
     if (rl)
-        rl_check(rl, now);
+        rl_check(rl, now, 0);
+}
+
+/* A client that is going (EOF, DISCONNECT) keeps its relays until the
+ * receipts it is owed are answered: they are read (rl_input) and
+ * watched (lost: the receipts fail and the connection closes, and with
+ * it the sessions), never opened again nor moved. */
+static void tick_closing(stomp_conn *c, int64_t now)
+{
+    for (stomp_sub *s = c->subs; s; s = s->next)
+        for (stomp_relay *rl = s->relay, *rn; rl; rl = rn) {
+            rn = rl->next;
+            rl_check(rl, now, 1);
+        }
 }
 
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
@@ -108,8 +154,13 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
     for (c = srv->conns; c; c = cn) {
         stomp_sub *s;
         cn = c->next;
-        if (!c->connected || conn_closing(c))
+        if (!c->connected)
             continue;
+        if (conn_closing(c)) {
+            if (!c->relay_from)
+                tick_closing(c, now);
+            continue;
+        }
         for (s = c->subs; s; s = s->next) {
             if (c->relay_from) {
                 int32_t want;
@@ -132,7 +183,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
                 stomp_relay *rl;
                 rl_topic_follow(s, NULL, now);
                 for (rl = s->relay; rl; rl = rl->next)
-                    rl_check(rl, now);
+                    rl_check(rl, now, 0);
             }
         }
     }
