@@ -23,7 +23,8 @@
 #     as --netpart; as root, else killed instead); verdict: nothing
 #     delivered after its answered ack, every acknowledged record
 #     delivered and acked, attempts never going back, nothing never sent,
-#     the group settled to the log end with an empty DLQ. The last line
+#     the group settled to the log end with an empty DLQ, no more STOMP
+#     members at the coordinator than STOMP consumers. The last line
 #     "jepsen-queue: ..." gives the counts (-s).
 # ROUNDS rounds (default 100), then the full read and the verdict (every
 # acknowledged record present once, in order, nothing never sent,

@@ -27,7 +27,9 @@ Then the producers stop, the consumers drain the queue, and the verdict
 one value per offset; no delivery after an answered ack of the same
 record; attempts never go backwards; every acknowledged produce delivered
 and acked; at the end the group has settled everything up to the log end
-and nothing went to the dead-letter topic.
+and nothing went to the dead-letter topic, and its coordinator lists no
+more STOMP members than there are STOMP consumers (stale relayed members
+held records forever: test_cluster_relay_members.py).
 
 Found so far: a receipted STOMP ACK of a message delivered before its
 relayed subscription moved was answered with a RECEIPT, and the message
@@ -332,6 +334,24 @@ class Run:
             print(c.cli(coordinator(c, ALL3) or 1, "group", "describe",
                         TOPIC, check=False).stdout)
             raise
+        # the coordinator's members: no more STOMP ones than STOMP
+        # consumers (a relayed member leaves with its client or its node:
+        # stale ones held records forever, test_cluster_relay_members.py)
+        nstomp = sum(isinstance(x, StompConsumer) for x in self.cons)
+
+        def stomp_members():
+            p = c.cli(coordinator(c, ALL3) or 1, "group", "describe", TOPIC,
+                      check=False)
+            n = sum(ln.startswith("member ") and " client stomp " in ln
+                    for ln in p.stdout.splitlines())
+            return (n,) if p.returncode == 0 and n <= nstomp else None
+        try:
+            members = c.wait(stomp_members, "no stale STOMP members",
+                             timeout=30)[0]
+        except AssertionError:
+            print(c.cli(coordinator(c, ALL3) or 1, "group", "describe",
+                        TOPIC, check=False).stdout)
+            raise
         self.abort()
         end = c.ends(leader(c, ALL3) or 1, TOPIC)[0]
         # the group, at its coordinator: everything up to the log end
@@ -345,6 +365,7 @@ class Run:
         stats["attempts_back"] = len(self.attempts_back)
         stats["violations"] = len(bad)
         stats["consumer_errors"] = len(self.hist.errors)
+        stats["stomp_members"] = members
         print("jepsen-queue:", " ".join("%s=%s" % kv
                                         for kv in sorted(stats.items())))
         for who, e in self.hist.errors[:20]:
