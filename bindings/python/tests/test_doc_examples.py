@@ -30,6 +30,8 @@ import sys
 
 import pytest
 
+import sluice_harness  # tests/harness, on sys.path through conftest.py
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.environ.get("SLUICE_SOURCE_DIR") or os.path.normpath(
     os.path.join(HERE, "..", "..", ".."))
@@ -131,6 +133,19 @@ def run_sh(script, env, timeout=180):
     return p.returncode, p.stdout
 
 
+def console_commands(b, text):
+    """[(command, expected output lines)] of a console block."""
+    cmds, cur = [], None
+    for line in text.split("\n"):
+        if line.startswith("$ "):
+            cur = [line[2:], []]
+            cmds.append(cur)
+        elif cur is not None:
+            cur[1].append(line)
+    assert cmds, "%s: a console block without '$ ' lines" % b
+    return cmds
+
+
 def run_block(b, env, subst):
     text = subst(b.text)
     if b.lang == "python":
@@ -142,16 +157,8 @@ def run_block(b, env, subst):
                                                                p.stdout)
         return p.stdout
     if b.lang == "console":
-        cmds, cur = [], None
-        for line in text.split("\n"):
-            if line.startswith("$ "):
-                cur = [line[2:], []]
-                cmds.append(cur)
-            elif cur is not None:
-                cur[1].append(line)
-        assert cmds, "%s: a console block without '$ ' lines" % b
         out = ""
-        for cmd, expect in cmds:
+        for cmd, expect in console_commands(b, text):
             rc, got = run_sh(cmd, env)
             check_output("%s: %s" % (b, cmd), expect, got)
             out += got
@@ -162,14 +169,40 @@ def run_block(b, env, subst):
 
 
 def test_docs_are_marked_and_parse():
-    """Every block is runnable, marked, or plain text; no stray marks."""
-    for b in all_blocks():
-        assert b.mark in (None, "skip"), "%s: unknown mark %r" % (b, b.mark)
+    """Every block is runnable, marked, or plain text; no stray marks; a
+    skip says why; an untagged block is no command."""
+    lines = {}
+    for b in [b for d in ALL_DOCS for b in blocks_of(d)]:
+        assert b.mark in (None, "skip", "broker"), \
+            "%s: unknown mark %r" % (b, b.mark)
         if b.mark == "skip":
+            if b.doc not in lines:
+                lines[b.doc] = open(os.path.join(ROOT, b.doc),
+                                    encoding="utf-8").read().split("\n")
+            # the mark is the last non-blank line before the fence
+            k = b.line - 2
+            while not lines[b.doc][k].strip():
+                k -= 1
+            assert re.match(r"^<!--\s*doc-test:\s*skip\s*\(.+\)\s*-->",
+                            lines[b.doc][k].strip()), \
+                "%s: a skip without its reason: %r" % (b, lines[b.doc][k])
+            continue
+        if b.mark == "broker":
+            assert b.doc in SESSION_DOCS and b.lang == "sh", b
+            parse_sluiced(b.text)
             continue
         assert b.lang in RUN_LANGS or b.lang in ("", "text", "c", "ini",
                                                  "conf", "json"), \
             "%s: fence language %r (run it or mark it)" % (b, b.lang)
+        if b.lang in ("", "text"):
+            first = [ln for ln in b.text.split("\n")
+                     if ln.strip() and not ln.startswith("#")]
+            # (a synopsis, `sluice [-b HOST:PORT] ...`, `group describe G`,
+            # is text)
+            assert not first or not COMMAND.match(first[0]) or \
+                "[" in b.text or PLACEHOLDER.search(b.text), \
+                "%s: an untagged block of commands (run it as sh, or " \
+                "mark it skip with the reason)" % b
 
 
 def test_every_doc_example_runs_in_order_on_one_broker(env):
@@ -199,3 +232,244 @@ def test_every_doc_example_runs_in_order_on_one_broker(env):
                                     shlex.quote(os.path.join(ROOT, ex))), e)
         assert rc == 0 and out.rstrip().endswith("OK"), "%s:\n%s" % (ex,
                                                                      out)
+
+
+# -- the other user docs: one shell session and one broker per doc ---------
+#
+# Each doc below runs as a user would run it in one terminal: exported
+# variables, `cd` and files made by a block stay for the next block (the
+# session's directory is a fresh temporary one). A block marked
+#   <!-- doc-test: broker -->
+# starts sluiced: the test starts it with the block's own flags and
+# environment assignments; listen addresses become 127.0.0.1:0, --data a
+# directory of the session (the same one at every start of the doc: a
+# restart), a `...` stands for the flags of the broker started before. The
+# doc's addresses (HOST:PORT of those listeners, HOST one of 127.0.0.1,
+# localhost, 0.0.0.0, 10.x.y.z, broker.example.com) are then replaced by
+# the real ones in the blocks that follow. A doc with no such block before
+# its first example runs on a broker with the default listeners.
+SESSION_DOCS = ["docs/concepts.md", "docs/groups.md", "docs/stomp.md",
+                "docs/security.md", "docs/http-api.md",
+                "docs/operations.md", "docs/configuration.md",
+                "docs/console.md", "docs/protocol.md"]
+# docs/cluster.md: tests/cluster/test_cluster_doc_examples.py
+ALL_DOCS = DOCS + SESSION_DOCS + ["docs/cluster.md"]
+LISTEN_FLAGS = {"--listen": "binary", "--stomp-listen": "stomp",
+                "--http-listen": "http", "--tls-listen": "tls",
+                "--stomp-tls-listen": "stomp-tls",
+                "--http-tls-listen": "http-tls",
+                "--stomp-ws-listen": "stomp-ws"}
+DEFAULT_PORTS = {"binary": 7410, "stomp": 61613, "http": 7480}
+ADDR = re.compile(r"\b(127\.0\.0\.1|localhost|0\.0\.0\.0|"
+                  r"broker\.example\.com|10\.\d+\.\d+\.\d+):(\d+)\b")
+# an untagged block that starts like this is a command: run it or mark it
+COMMAND = re.compile(r"^(\$ )?(sluiced(?! ready)|sluice|curl|kill|export|printf|openssl|"
+                     r"cmake|systemctl|useradd|tar|python3|/usr/bin/python3|"
+                     r"SLUICE_\w+=)(\s|$)")
+
+
+PLACEHOLDER = re.compile(r"\s[A-Z][A-Z/:_]*(\s|$)")
+
+
+def command_words(text):
+    """The words of a shell command, continuation lines joined."""
+    return shlex.split(text.replace("\\\n", " "), comments=True)
+
+
+def parse_sluiced(text):
+    """(environment assignments, [(flag, value or None)]) of the sluiced
+    command in text."""
+    words = command_words(text)
+    env = {}
+    while words and re.match(r"^[A-Z_][A-Z0-9_]*=", words[0]):
+        k, v = words.pop(0).split("=", 1)
+        env[k] = v
+    assert words and words[0] == "sluiced", "not a sluiced command: %r" % (
+        text,)
+    flags, i = [], 1
+    while i < len(words):
+        w = words[i]
+        if w == "...":
+            flags.append(("...", None))
+            i += 1
+        elif i + 1 < len(words) and not words[i + 1].startswith("--") and \
+                words[i + 1] != "...":
+            flags.append((w, words[i + 1]))
+            i += 2
+        else:
+            flags.append((w, None))
+            i += 1
+    return env, flags
+
+
+class DocBroker(sluice_harness.Broker):
+    """A harness broker started in the session's directory, with its own
+    environment."""
+
+    def __init__(self, cwd, env, **kw):
+        super().__init__(**kw)
+        self.cwd, self.env = cwd, env
+
+    def spawn(self, extra=()):
+        cmd = [sluice_harness.sluiced_path(), "--data", self.data_dir]
+        cmd += self.args + list(extra)
+        with open(self.log_path, "ab") as log:
+            return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log,
+                                    stdin=subprocess.DEVNULL, cwd=self.cwd,
+                                    env=self.env)
+
+
+class Session:
+    """One doc's terminal: environment, directory, broker."""
+
+    def __init__(self, tmp, bin_dir):
+        self.tmp = tmp
+        self.cwd = os.path.join(tmp, "work")
+        os.makedirs(self.cwd)
+        self.data = os.path.join(tmp, "data")
+        self.state = os.path.join(tmp, "state")
+        e = dict(os.environ)
+        e["PATH"] = bin_dir + os.pathsep + e.get("PATH", "")
+        e["PYTHONPATH"] = os.path.join(ROOT, "bindings", "python")
+        e["SLUICE_SOURCE_DIR"] = ROOT
+        # "a CA the system already trusts": the doc's own CA stands in for
+        # the system's (docs/security.md makes it in pki/)
+        e["SSL_CERT_FILE"] = os.path.join(self.cwd, "pki", "ca.crt")
+        self.env = e
+        self.bin_dir = bin_dir
+        self.broker = None
+        self.flags = []      # the doc's flags of the running broker
+        self.ports = {}      # doc port -> (real host, real port)
+
+    def start_broker(self, text):
+        env, flags = parse_sluiced(text)
+        merged = []
+        for f, v in flags:
+            merged += self.flags if f == "..." else [(f, v)]
+        # a flag given again replaces the earlier one
+        last = {f: k for k, (f, _) in enumerate(merged)}
+        merged = [fv for k, fv in enumerate(merged) if last[fv[0]] == k]
+        self.stop_broker()
+        args, doc_ports = [], dict((DEFAULT_PORTS[k], k)
+                                   for k in DEFAULT_PORTS)
+        for f, v in merged:
+            if f == "--data":
+                continue
+            if f in LISTEN_FLAGS:
+                doc_ports[int(v.rsplit(":", 1)[1])] = LISTEN_FLAGS[f]
+                v = "127.0.0.1:0"
+            elif v is not None and not os.path.isabs(v) and \
+                    os.path.exists(os.path.join(self.cwd, v)):
+                v = os.path.join(self.cwd, v)
+            args += [f] + ([v] if v is not None else [])
+        for f in ("--listen", "--stomp-listen", "--http-listen"):
+            if f not in dict(merged):
+                args += [f, "127.0.0.1:0"]
+        benv = dict(self.env)
+        benv.update(env)
+        os.makedirs(self.data, exist_ok=True)
+        self.broker = DocBroker(self.cwd, benv, data_dir=self.data,
+                                args=args)
+        self.broker.log_path = os.path.join(self.tmp, "sluiced.log")
+        self.broker.start()
+        self.flags = merged
+        fields = dict(f.split("=", 1)
+                      for f in self.broker.ready_line.split()[2:])
+        self.ports = {}
+        for port, name in doc_ports.items():
+            if name in fields:
+                self.ports[port] = sluice_harness._parse_addr(fields[name])
+        self.env["SLUICE_BOOTSTRAP"] = "%s:%d" % self.broker.binary_addr
+
+    def stop_broker(self):
+        if self.broker is not None:
+            b, self.broker = self.broker, None
+            rc = b.stop()
+            assert rc == 0, "sluiced exited with %r; log:\n%s" % (rc, b.log())
+
+    def subst(self, text):
+        def addr(m):
+            host, port = m.group(1), int(m.group(2))
+            if port not in self.ports:
+                return m.group(0)
+            name = "localhost" if host in ("localhost",
+                                           "broker.example.com") else \
+                self.ports[port][0]
+            return "%s:%d" % (name, self.ports[port][1])
+        text = ADDR.sub(addr, text)
+        return text.replace("./build/bin/", self.bin_dir + "/")
+
+    def sh(self, script, timeout=180):
+        """Run script in the session: its exports and cwd stay."""
+        wrapped = ("trap 'env -0 > %s.env; pwd > %s.cwd' EXIT\n"
+                   "shopt -s expand_aliases\n%s"
+                   % (self.state, self.state, script))
+        p = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", wrapped],
+                           cwd=self.cwd, env=self.env,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           stdin=subprocess.DEVNULL, timeout=timeout,
+                           universal_newlines=True)
+        try:
+            with open(self.state + ".env", "rb") as f:
+                pairs = [kv.split(b"=", 1) for kv in f.read().split(b"\0")
+                         if b"=" in kv]
+            self.env = {k.decode(): v.decode() for k, v in pairs
+                        if k not in (b"_", b"SHLVL", b"PWD", b"OLDPWD")}
+            with open(self.state + ".cwd") as f:
+                self.cwd = f.read().strip()
+        except OSError:
+            pass
+        return p.returncode, p.stdout
+
+    def run(self, b):
+        if b.mark == "broker":
+            self.start_broker(b.text)
+            return ""
+        if self.broker is None:
+            self.start_broker("sluiced")
+        text = self.subst(b.text)
+        if b.lang == "python":
+            p = subprocess.run([sys.executable, "-"], input=text,
+                               cwd=self.cwd, env=self.env,
+                               stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, timeout=180,
+                               universal_newlines=True)
+            assert p.returncode == 0, "%s failed:\n%s\n---\n%s" % (
+                b, text, p.stdout)
+            return p.stdout
+        if b.lang == "console":
+            out = ""
+            for cmd, expect in console_commands(b, text):
+                rc, got = self.sh(cmd)
+                check_output("%s: %s" % (b, cmd), expect, got)
+                out += got
+            return out
+        rc, got = self.sh(text)
+        assert rc == 0, "%s exited %d:\n%s\n---\n%s" % (b, rc, text, got)
+        return got
+
+
+def runnable(b):
+    return b.mark == "broker" or (b.mark != "skip" and b.lang in RUN_LANGS)
+
+
+@pytest.mark.parametrize("doc", [d for d in SESSION_DOCS
+                                 if any(runnable(b) for b in blocks_of(d))])
+def test_user_doc_examples_run_in_order(doc, bin_dir, tmp_path):
+    s = Session(str(tmp_path), bin_dir)
+    ran = []
+    try:
+        for b in blocks_of(doc):
+            if not runnable(b):
+                continue
+            out = s.run(b)
+            if b.expect:
+                check_output(str(b), b.expect, out)
+            ran.append(str(b))
+    except BaseException:
+        if s.broker is not None:
+            print("--- sluiced log ---\n" + s.broker.log())
+        raise
+    finally:
+        s.stop_broker()
+    assert ran
