@@ -40,7 +40,7 @@ EXAMPLES = ["examples/work_queue.py", "examples/fanout.py",
             "examples/event_sourcing.py"]
 RUN_LANGS = {"sh", "bash", "shell", "console", "python"}
 MARK = re.compile(r"^<!--\s*doc-test:\s*(\w+)")
-FENCE = re.compile(r"^```\s*([\w-]*)\s*$")
+FENCE = re.compile(r"^(\s*)```\s*([\w-]*)\s*$")  # indented in lists too
 
 
 class Block:
@@ -65,13 +65,15 @@ def blocks_of(doc):
                 prev = lines[i].strip()
             i += 1
             continue
-        start, lang = i + 1, m.group(1)
+        start, indent, lang = i + 1, m.group(1), m.group(2)
         j = start
-        while j < len(lines) and not lines[j].startswith("```"):
+        while j < len(lines) and not lines[j].lstrip().startswith("```"):
             j += 1
         mk = MARK.match(prev or "")
         mark = mk.group(1) if mk else None
-        b = Block(doc, start, lang, "\n".join(lines[start:j]) + "\n", mark)
+        body = [ln[len(indent):] if ln.startswith(indent) else ln
+                for ln in lines[start:j]]
+        b = Block(doc, start, lang, "\n".join(body) + "\n", mark)
         if mark == "output":
             assert out, "%s: an output block before any block" % b
             out[-1].expect = b.text.rstrip("\n").split("\n")
