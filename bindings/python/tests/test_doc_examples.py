@@ -207,6 +207,21 @@ def test_docs_are_marked_and_parse():
                 "mark it skip with the reason)" % b
 
 
+def test_ready_lines_shown_are_as_printed(broker):
+    """A ready line a doc shows has the fields of the real one (this
+    module's broker has the default listeners: binary, stomp, http)."""
+    real = [f.split("=")[0] for f in broker.ready_line.split()[2:]]
+    seen = 0
+    for b in [b for d in ALL_DOCS for b in blocks_of(d)]:
+        for line in b.text.split("\n"):
+            if line.startswith("sluiced ready "):
+                shown = [f.split("=")[0] for f in line.split()[2:]]
+                assert shown == real, "%s: %r, but sluiced prints %r" % (
+                    b, line, broker.ready_line)
+                seen += 1
+    assert seen >= 2
+
+
 def test_every_doc_example_runs_in_order_on_one_broker(env):
     e, subst = env
     ran = []
