@@ -461,7 +461,9 @@ class Session:
                 check_output("%s: %s" % (b, cmd), expect, got)
                 out += got
             return out
-        rc, got = self.sh(text)
+        # an HTTP error is a failed example too (curl -s exits 0 on a 404)
+        rc, got = self.sh(re.sub(r"^(\s*)curl ", r"\1curl --fail-with-body ",
+                                 text, flags=re.M))
         assert rc == 0, "%s exited %d:\n%s\n---\n%s" % (b, rc, text, got)
         return got
 
