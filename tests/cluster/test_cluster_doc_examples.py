@@ -1,4 +1,6 @@
-"""docs/cluster.md's examples run, in order, on a real cluster.
+"""docs/cluster.md's examples run, in order, on a real cluster; so do
+docs/security.md's blocks marked ``<!-- doc-test: cluster -->`` (a cluster
+with a secret and users).
 
 The fenced ``sh`` blocks of docs/cluster.md (without a
 ``<!-- doc-test: skip (why) -->`` mark) are run command by command, in the
@@ -11,6 +13,8 @@ order of the doc, as one operator would type them:
   on nodes 2 and 3" (the top of the doc) is done: a bootstrap start also
   starts the peers it names that never ran, with their own id and
   addresses.
+- ``export`` lines stay for the commands after them; other commands
+  (``openssl rand ...``) run in the test's directory and must exit 0.
 - ``kill -TERM "$(pgrep -f 'sluiced --node-id N ')"`` stops that node by
   its pid (never by pgrep: other clusters run on this machine).
 - ``sluice -b 10.0.0.N:7410 ...`` runs the CLI against node N's real
@@ -126,6 +130,36 @@ class DocCluster:
         assert rc == 0, "node %d exited %r after SIG%s:\n%s" % (
             nid, rc, sig, b.log()[-4000:])
 
+    def sluice(self, nid, *args):
+        b = self.c.nodes[nid]
+        return subprocess.run(
+            [cluster_harness.cli_path(), "-b", "%s:%d" % b.binary_addr] +
+            list(args), env=self.env, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, universal_newlines=True, timeout=60)
+
+    def status(self, nid):
+        """{'leader': id, 'nodes': {id: 'up'|'down'}} as node nid says."""
+        p = self.sluice(nid, "cluster", "status")
+        if p.returncode != 0:
+            return None
+        out = {"leader": 0, "nodes": {}}
+        for line in p.stdout.splitlines():
+            f = line.split()
+            if len(f) >= 4 and f[0] == "node" and f[2] == "metadata-leader":
+                out["leader"] = int(f[3])
+            elif len(f) >= 3 and f[0] == "node" and f[2] in ("up", "down"):
+                out["nodes"][int(f[1])] = f[2]
+        return out
+
+    def describe(self, nid, topic):
+        """Per-partition 'leader N epoch E replicas A,B isr A,B' lines."""
+        p = self.sluice(nid, "topic", "describe", topic)
+        if p.returncode != 0:
+            return None
+        return [line[line.index(" leader "):].strip()
+                for line in p.stdout.splitlines()
+                if line.startswith("partition ") and " leader " in line]
+
     def running(self):
         return [n for n, b in self.c.nodes.items() if b.running()]
 
@@ -134,7 +168,7 @@ class DocCluster:
         metadata leader for all, and after a restart isr = replicas on every
         partition of orders."""
         run = [n for n in self.running() if n in self.members]
-        st = {n: self.c.status(n) for n in run}
+        st = {n: self.status(n) for n in run}
         if any(s is None or not s["leader"] for s in st.values()):
             return False
         if len(set(s["leader"] for s in st.values())) != 1:
@@ -143,7 +177,7 @@ class DocCluster:
             if any(s["nodes"].get(n) != "up" for n in run):
                 return False
         if self.restarted:
-            d = self.c.describe(run[0], "orders")
+            d = self.describe(run[0], "orders")
             if d is None:
                 return False
             for line in d:
@@ -157,7 +191,7 @@ class DocCluster:
                     timeout=60)
         self.restarted = False
         text = self.subst(cmd)
-        w = shlex.split(cmd)
+        w = shlex.split(cmd.split("|")[-1])
         if w[3:5] == ["cluster", "add-node"]:
             self.members.add(int(w[5]))
         elif w[3:5] == ["cluster", "remove-node"]:
@@ -188,50 +222,91 @@ HOOKS = {
 }
 
 
+def run_block(dc, b):
+    """Run one block of a doc on dc's nodes; its output."""
+    for key, hook in HOOKS.items():
+        if key in b.text:
+            hook(dc)
+    out = ""
+    if b.lang == "console":  # sluice commands that may fail
+        for cmd, expect in docx.console_commands(b, b.text):
+            got = dc.cli(cmd, check=False)
+            docx.check_output("%s: %s" % (b, cmd), expect, got)
+            out += got
+        return out
+    assert b.lang == "sh", "%s: only sh and console blocks run here" % b
+    for cmd in commands(b.text):
+        m = KILL.match(cmd)
+        words = [w for w in shlex.split(cmd)
+                 if not re.match(r"^[A-Z_][A-Z0-9_]*=", w)]
+        if words[0] == "sluiced":
+            dc.start(cmd)
+        elif m:
+            dc.kill(m.group(1), int(m.group(2)))
+        elif cmd.startswith("export "):
+            for kv in shlex.split(cmd)[1:]:
+                k, v = kv.split("=", 1)
+                dc.env[k] = v
+        elif re.search(r"(^|\| *)sluice ", cmd):
+            out += dc.cli(cmd)
+        else:  # a command of the operator's shell (openssl, a variable)
+            p = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", cmd],
+                               cwd=dc.tmp, env=dc.env,
+                               stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT,
+                               universal_newlines=True, timeout=60)
+            assert p.returncode == 0, "%s: %r exited %d:\n%s" % (
+                b, cmd, p.returncode, p.stdout)
+            out += p.stdout
+    if b.expect:
+        docx.check_output(str(b), b.expect, out)
+    return out
+
+
 def test_cluster_doc_examples_run_in_order(tmp_path):
     dc = DocCluster(str(tmp_path))
     ran = []
     try:
         for b in docx.blocks_of(DOC):
-            if b.mark == "skip" or b.lang not in docx.RUN_LANGS:
+            if b.mark is not None or b.lang not in docx.RUN_LANGS:
                 continue
-            for key, hook in HOOKS.items():
-                if key in b.text:
-                    hook(dc)
-            out = ""
-            if b.lang == "console":  # sluice commands that may fail
-                for cmd, expect in docx.console_commands(b, b.text):
-                    got = dc.cli(cmd, check=False)
-                    docx.check_output("%s: %s" % (b, cmd), expect, got)
-                ran.append(str(b))
-                continue
-            assert b.lang == "sh", "%s: only sh blocks run here" % b
-            for cmd in commands(b.text):
-                m = KILL.match(cmd)
-                if cmd.startswith("sluiced ") or \
-                        re.match(r"^[A-Z_]+=\S* sluiced ", cmd):
-                    dc.start(cmd)
-                elif m:
-                    dc.kill(m.group(1), int(m.group(2)))
-                else:
-                    assert shlex.split(cmd)[0] == "sluice", \
-                        "%s: a command the test cannot run: %r" % (b, cmd)
-                    out += dc.cli(cmd)
-            if b.expect:
-                docx.check_output(str(b), b.expect, out)
+            run_block(dc, b)
             ran.append(str(b))
         # what the doc's steps leave, as its text says: nodes 1 and 3 gone,
         # 2, 4 and 5 up; orders with 8 partitions, its retention changed,
         # orders/0 on nodes 2, 4 and 5 once the last move is done
         assert len(ran) >= 8, ran
-        st = dc.c.status(2)
+        st = dc.status(2)
         assert st["nodes"] == {2: "up", 4: "up", 5: "up"}, st
         dc.restarted = True  # wait for isr = replicas
         dc.c.wait(lambda: dc.settled() and sorted(
-            dc.c.describe(2, "orders")[0].split()[5].split(",")) ==
+            dc.describe(2, "orders")[0].split()[5].split(",")) ==
             ["2", "4", "5"], "orders/0 on nodes 2, 4 and 5")
         out = dc.cli("sluice -b 10.0.0.2:7410 topic describe orders")
         assert "topic orders partitions 8" in out, out
         assert "config retention-ms=3600000" in out, out
+    finally:
+        dc.c.stop_all()
+
+
+def test_security_doc_cluster_examples_run_in_order(tmp_path):
+    """docs/security.md's blocks marked `<!-- doc-test: cluster -->` (a
+    cluster with a secret and users), in order, on three nodes."""
+    dc = DocCluster(str(tmp_path))
+    blocks = [b for b in docx.blocks_of("docs/security.md")
+              if b.mark == "cluster"]
+    assert blocks
+    try:
+        for b in blocks:
+            run_block(dc, b)
+        # the doc: users and rules are on every node
+        for nid in (1, 2, 3):
+            dc.c.wait(lambda: "alice\tuser" in dc.sluice(
+                nid, "user", "list").stdout, "alice on node %d" % nid)
+            out = dc.sluice(nid, "acl", "list", "alice").stdout
+            assert "orders" in out and "produce" in out, out
+        # the nodes use the secret (without it each warns at start)
+        for nid in (1, 2, 3):
+            assert "no cluster-secret-file" not in dc.c.nodes[nid].log()
     finally:
         dc.c.stop_all()

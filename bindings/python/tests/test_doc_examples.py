@@ -175,7 +175,7 @@ def test_docs_are_marked_and_parse():
     skip says why; an untagged block is no command."""
     lines = {}
     for b in [b for d in ALL_DOCS for b in blocks_of(d)]:
-        assert b.mark in (None, "skip", "broker"), \
+        assert b.mark in (None, "skip", "broker", "cluster"), \
             "%s: unknown mark %r" % (b, b.mark)
         if b.mark == "skip":
             if b.doc not in lines:
@@ -192,6 +192,9 @@ def test_docs_are_marked_and_parse():
         if b.mark == "broker":
             assert b.doc in SESSION_DOCS and b.lang == "sh", b
             parse_sluiced(b.text)
+            continue
+        if b.mark == "cluster":  # tests/cluster/test_cluster_doc_examples.py
+            assert b.lang == "sh", b
             continue
         assert b.lang in RUN_LANGS or b.lang in ("", "text", "c", "ini",
                                                  "conf", "json"), \
@@ -226,7 +229,7 @@ def test_every_doc_example_runs_in_order_on_one_broker(env):
     e, subst = env
     ran = []
     for b in all_blocks():
-        if b.mark == "skip" or b.lang not in RUN_LANGS:
+        if b.mark is not None or b.lang not in RUN_LANGS:
             continue
         out = run_block(b, e, subst)
         if b.expect:
@@ -264,7 +267,9 @@ def test_every_doc_example_runs_in_order_on_one_broker(env):
 # doc's addresses (HOST:PORT of those listeners, HOST one of 127.0.0.1,
 # localhost, 0.0.0.0, 10.x.y.z, broker.example.com) are then replaced by
 # the real ones in the blocks that follow. A doc with no such block before
-# its first example runs on a broker with the default listeners.
+# its first example runs on a broker with the default listeners. A block
+# marked <!-- doc-test: cluster --> is run on three nodes by
+# tests/cluster/test_cluster_doc_examples.py.
 SESSION_DOCS = ["docs/concepts.md", "docs/groups.md", "docs/stomp.md",
                 "docs/security.md", "docs/http-api.md",
                 "docs/operations.md", "docs/configuration.md",
@@ -469,7 +474,7 @@ class Session:
 
 
 def runnable(b):
-    return b.mark == "broker" or (b.mark != "skip" and b.lang in RUN_LANGS)
+    return b.mark == "broker" or (b.mark is None and b.lang in RUN_LANGS)
 
 
 @pytest.mark.parametrize("doc", [d for d in SESSION_DOCS
