@@ -1,4 +1,4 @@
-"""Every doc example runs, in order, on one broker, as written.
+"""Every doc example runs, in order, as written.
 
 The fenced ``sh``/``console``/``python`` blocks of README.md,
 docs/quickstart.md, docs/cli.md and docs/python.md are run in that order
@@ -7,11 +7,19 @@ programs of examples/ with their default topic names, as a user following
 the docs would run them. The addresses the docs show (127.0.0.1:7410,
 127.0.0.1:61613) are replaced by the test broker's; ``./build/bin/`` by the
 build under test; SLUICE_BOOTSTRAP names the broker for commands without
-``-b``.
+``-b``. Every other user doc (SESSION_DOCS) runs in a shell session of its
+own, on a broker of its own (see "the other user docs" below);
+docs/cluster.md runs in tests/cluster/test_cluster_doc_examples.py.
+Fences indented in list items count too.
 
 Markers, an HTML comment on the line before a fence:
   <!-- doc-test: skip (why) -->  the block is not run (installation steps,
-                                 the broker start itself, fragments)
+                                 the broker start itself, fragments); the
+                                 reason is required
+  <!-- doc-test: broker -->      (SESSION_DOCS) the block starts sluiced:
+                                 the test starts it with the block's flags
+  <!-- doc-test: cluster -->     run on three nodes by
+                                 tests/cluster/test_cluster_doc_examples.py
   <!-- doc-test: output -->      this block is the expected output of the
                                  block before it: each of its lines must
                                  appear in that output, in order ("..."
@@ -19,7 +27,9 @@ Markers, an HTML comment on the line before a fence:
 ``console`` blocks hold ``$ command`` lines, each followed by its expected
 output (same rule); their commands may fail (error examples). ``sh`` blocks
 run under ``bash -e`` and must exit 0; ``python`` blocks under this
-interpreter and must exit 0.
+interpreter and must exit 0. A block with no language is text; one whose
+first line is a command (``sluice ...``, ``curl ...``) must be run or
+marked.
 """
 
 import os
