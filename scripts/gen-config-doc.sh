@@ -37,8 +37,9 @@ start-up failure (e.g. cannot listen).
 
 Once bound, sluiced prints one line to stdout:
 `sluiced ready binary=IP:PORT stomp=IP:PORT http=IP:PORT pid=PID` (with
-the real ports when port 0 was asked for); with TLS listeners configured,
-`tls=`, `stomp-tls=` and `http-tls=` fields stand before `pid=`.
+the real ports when port 0 was asked for); the optional listeners add
+their fields before `pid=`, in this order: `stomp-ws=`, `tls=`,
+`stomp-tls=`, `stomp-wss=`, `http-tls=`.
 
 HDR
   "$bin" --dump-config-md
