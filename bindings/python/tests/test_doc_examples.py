@@ -409,8 +409,10 @@ class Session:
                       for f in self.broker.ready_line.split()[2:])
         self.ports = {}
         for port, name in doc_ports.items():
-            if name in fields:
-                self.ports[port] = sluice_harness._parse_addr(fields[name])
+            # every listener asked for is named by the ready line
+            assert name in fields, "%s: no %s= in %r" % (
+                text, name, self.broker.ready_line)
+            self.ports[port] = sluice_harness._parse_addr(fields[name])
         self.env["SLUICE_BOOTSTRAP"] = "%s:%d" % self.broker.binary_addr
 
     def stop_broker(self):
