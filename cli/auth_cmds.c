@@ -154,8 +154,12 @@ static int call(sluice_conf *conf, const char *verb, sluice_kv *kv, size_t n,
     sluice_admin_free(a);
     if (err) {
         const char *d = sluice_errstr();
-        fprintf(stderr, "sluice: %s: %s\n", verb,
-                d && *d ? d : sluice_strerror(err));
+        size_t vl = strlen(verb);
+        if (d && !strncmp(d, verb, vl) && d[vl] == ':') /* names it already */
+            fprintf(stderr, "sluice: %s\n", d);
+        else
+            fprintf(stderr, "sluice: %s: %s\n", verb,
+                    d && *d ? d : sluice_strerror(err));
         return exit_for(err);
     }
     *out = cJSON_Parse(json);

@@ -884,8 +884,15 @@ sl_err sl_cl_resp_check(const uint8_t *body, size_t len, const char *what)
         return sl_cl_fail(SL_ERR_PROTOCOL, "%s: reply too short", what);
     if (err == SL_OK)
         return SL_OK;
-    if (msg.p && msg.len)
+    if (msg.p && msg.len) {
+        /* a broker message that names the request already (the admin
+         * verbs': "acl.grant: no user ...") is not prefixed again */
+        size_t wl = strlen(what);
+        if (msg.len > wl + 1 && !memcmp(msg.p, what, wl) &&
+            msg.p[wl] == ':' && msg.p[wl + 1] == ' ')
+            return sl_cl_fail((sl_err)err, "%.*s", (int)msg.len, msg.p);
         return sl_cl_fail((sl_err)err, "%s: %.*s", what, (int)msg.len, msg.p);
+    }
     return sl_cl_fail((sl_err)err, "%s", what);
 }
 

@@ -489,3 +489,15 @@ def test_connection_listing_names_the_binary_user(secured):
     mine = [r for r in rows if r[1] == "binary"]
     assert mine, out
     assert all(r[3] == "root" for r in mine), out
+
+
+def test_admin_verb_error_names_the_verb_once(secured):
+    """The broker's message names the verb already ("acl.grant: no user
+    ..."): the CLI and libsluice do not prefix it again (it read
+    "acl.grant: acl.grant: acl.grant: no user ...")."""
+    rc, out, err = cli(secured, "acl", "grant", "nobody-here", "--topic",
+                       "x", "--ops", "describe", user="root",
+                       password=ADMIN_PW)
+    assert rc != 0
+    assert err.startswith("sluice: acl.grant: no user 'nobody-here'"), err
+    assert err.count("acl.grant:") == 1, err
