@@ -122,10 +122,15 @@ static __thread size_t pend_pool_n;
 
 void stomp_pend_free(pend *p)
 {
+#if PEND_POOL_MAX == 0
+    free(p);
+    return;
+#else
     if (pend_pool_n >= PEND_POOL_MAX) {
         free(p);
         return;
     }
+#endif
     p->next = pend_pool;
     pend_pool = p;
     pend_pool_n++;
