@@ -14,6 +14,7 @@ Waiting is always "poll a status command until a condition holds or a
 deadline passes", never a fixed sleep.
 """
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -161,6 +162,23 @@ class Cluster:
         return [line[line.index(" leader "):].strip()
                 for line in p.stdout.splitlines()
                 if line.startswith("partition ") and " leader " in line]
+
+
+def running(tmp_path, n=3, extra=(), timings=None):
+    """For a fixture (`yield from`): a started Cluster of n nodes with
+    sluiced's `extra` flags and the test timings updated by `timings`;
+    at the end every node left paused (SIGSTOP) is resumed, then all are
+    stopped by pid."""
+    c = Cluster(tmp_path, n=n, extra=extra)
+    c.timings.update(timings or {})
+    c.start()
+    try:
+        yield c
+    finally:
+        for b in c.nodes.values():
+            if b.running():
+                b.proc.send_signal(signal.SIGCONT)
+        c.stop_all()
 
 
 def replica_records(data_dir, topic, partition=0):

@@ -5,7 +5,6 @@ started before the test and stopped by pid after it; `cluster5` the same
 with five. A test may leave a node paused with SIGSTOP; it is resumed
 first so that it can stop."""
 import os
-import signal
 import sys
 
 import pytest
@@ -15,13 +14,7 @@ import cluster_harness  # noqa: E402
 
 
 def _cluster(tmp_path, n):
-    c = cluster_harness.Cluster(tmp_path, n=n)
-    c.start()
-    yield c
-    for b in c.nodes.values():
-        if b.running():
-            b.proc.send_signal(signal.SIGCONT)
-    c.stop_all()
+    yield from cluster_harness.running(tmp_path, n)
 
 
 @pytest.fixture

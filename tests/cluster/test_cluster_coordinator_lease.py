@@ -234,14 +234,8 @@ def slow_fence(tmp_path):
     """Three nodes whose controller fences a silent node only after 20 s,
     so a lapse of X's lease stays shorter than a session timeout for as
     long as the test needs."""
-    c = cluster_harness.Cluster(tmp_path, n=3)
-    c.timings["cluster-session-timeout-ms"] = "20000"
-    c.start()
-    yield c
-    for b in c.nodes.values():
-        if b.running():
-            b.proc.send_signal(signal.SIGCONT)
-    c.stop_all()
+    yield from cluster_harness.running(
+        tmp_path, timings={"cluster-session-timeout-ms": "20000"})
 
 
 def test_an_ack_sent_while_the_lease_lapsed_waits_for_it(slow_fence):

@@ -208,14 +208,8 @@ def test_queue_dispatch_stops_at_the_high_water_mark(cluster):
 
 @pytest.fixture
 def cluster_lag(tmp_path):
-    c = cluster_harness.Cluster(tmp_path, n=3, extra=[
-        "--replica-lag-time-max-ms", "400"])
-    c.start()
-    yield c
-    for b in c.nodes.values():
-        if b.running():
-            b.proc.send_signal(signal.SIGCONT)
-    c.stop_all()
+    yield from cluster_harness.running(
+        tmp_path, extra=["--replica-lag-time-max-ms", "400"])
 
 
 def test_isr_shrinks_and_expands_through_the_quorum(cluster_lag):

@@ -142,11 +142,8 @@ def test_restarted_node_checks_from_the_checkpointed_mark(netcluster):
 @pytest.fixture
 def slow_ckpt(tmp_path):
     """Marks written only at a clean stop (an hour between writes)."""
-    c = cluster_harness.Cluster(tmp_path, n=3,
-                                extra=["--replica-hwm-checkpoint-ms", "1h"])
-    c.start()
-    yield c
-    c.stop_all()
+    yield from cluster_harness.running(
+        tmp_path, extra=["--replica-hwm-checkpoint-ms", "1h"])
 
 
 def test_damaged_checkpoint_is_ignored(slow_ckpt):

@@ -163,11 +163,8 @@ def reassign_status(c, nid, topic=None):
 @pytest.fixture
 def slow_cluster(tmp_path):
     # a small copy throttle, so a reassignment is seen in progress
-    c = cluster_harness.Cluster(tmp_path, n=3,
-                                extra=["--reassign-throttle-bytes", "256k"])
-    c.start()
-    yield c
-    c.stop_all()
+    yield from cluster_harness.running(
+        tmp_path, extra=["--reassign-throttle-bytes", "256k"])
 
 
 def test_reassign_under_load_then_rebalance(slow_cluster):
