@@ -144,7 +144,7 @@ static void list_free(char **v, size_t n)
 
 static int has(char **v, size_t n, const char *topic)
 {
-    return bsearch(&topic, v, n, sizeof(*v), cmp_str) != NULL;
+    return n > 0 && bsearch(&topic, v, n, sizeof(*v), cmp_str) != NULL;
 }
 
 void sl_observer_refresh(sl_observer *o)

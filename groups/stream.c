@@ -144,7 +144,8 @@ static void rebalance(sl_groups *g, sl_sgroup *sg)
     sg->generation++;
     sg->members_dirty = 1;
     sl_groups_mutated(g);
-    qsort(sg->members, sg->nmembers, sizeof(*sg->members), cmp_member);
+    if (sg->nmembers > 1)
+        qsort(sg->members, sg->nmembers, sizeof(*sg->members), cmp_member);
     for (size_t i = 0; i < sg->nmembers; i++) {
         free(sg->members[i].assign);
         sg->members[i].assign = NULL;

@@ -217,7 +217,8 @@ sl_err sl_hwm_ckpt_read(const char *path, sl_hwm_entry **out, size_t *n,
     }
     if (pos != body)
         BAD("more lines than its %lld entries", (long long)count);
-    qsort(e, *n, sizeof(*e), entry_cmp);
+    if (*n > 1)
+        qsort(e, *n, sizeof(*e), entry_cmp);
     for (size_t i = 1; i < *n; i++)
         if (!entry_cmp(&e[i - 1], &e[i]))
             BAD("%s/%d listed twice", e[i].topic, (int)e[i].partition);
