@@ -216,9 +216,10 @@ def test_queue_round_trip_headers_and_order(peers):
 
 def test_competing_consumers_share_a_queue(peers):
     """Two subscribers, four messages: Sluice and RabbitMQ give each two
-    (round robin); ActiveMQ shares them too, but not always two and two
-    (its dispatch to a consumer with prefetch room can run ahead of the
-    other's: 1 and 3 is seen), so for it only "each gets some"."""
+    (round robin); ActiveMQ not always two and two (its dispatch to a
+    consumer with prefetch room can run ahead of the other's: 1 and 3,
+    and on a loaded machine 0 and 4, are seen), so for it only "each
+    message once"."""
     def scenario(t):
         q = "/queue/" + name("rr")
         a, b, p = conn(t), conn(t), conn(t)
@@ -234,8 +235,7 @@ def test_competing_consumers_share_a_queue(peers):
         return sorted(len(x) for x in per), sorted(sum(per, []))
 
     res = on_all(peers, scenario)
-    shared = {b: (min(n) >= 1, m) for b, (n, m) in res.items()}
-    same(shared, (True, ["m0", "m1", "m2", "m3"]))
+    same({b: m for b, (n, m) in res.items()}, ["m0", "m1", "m2", "m3"])
     same({b: n for b, (n, m) in res.items() if b != "activemq"}, [2, 2])
 
 
