@@ -164,6 +164,15 @@ class Cluster:
                 if line.startswith("partition ") and " leader " in line]
 
 
+def fnv1a32(s):
+    """The hash that picks a group's state partition (fnv1a32 mod the
+    partition count), as the broker and libsluice compute it."""
+    h = 0x811C9DC5
+    for b in s.encode():
+        h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
+    return h
+
+
 def running(tmp_path, n=3, extra=(), timings=None):
     """For a fixture (`yield from`): a started Cluster of n nodes with
     sluiced's `extra` flags and the test timings updated by `timings`;

@@ -41,11 +41,7 @@ from stomp_raw import Raw
 STATE = "__sluice_group_state"
 
 
-def fnv1a32(s):
-    h = 0x811C9DC5
-    for b in s.encode():
-        h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
-    return h
+fnv1a32 = cluster_harness.fnv1a32
 
 
 class History:

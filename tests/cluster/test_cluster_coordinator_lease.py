@@ -42,11 +42,7 @@ NOT_COORDINATOR = 40
 LOCK_MS = 120000  # A's locks never expire during a test
 
 
-def fnv1a32(s):
-    h = 0x811C9DC5
-    for b in s.encode():
-        h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
-    return h
+fnv1a32 = cluster_harness.fnv1a32
 
 
 def leaders(c, nid, topic):

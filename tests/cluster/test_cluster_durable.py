@@ -145,11 +145,7 @@ def durable_attempt(c, topic):
     return True
 
 
-def fnv1a32(s):
-    h = 0x811C9DC5
-    for ch in s.encode():
-        h = ((h ^ ch) * 0x01000193) & 0xFFFFFFFF
-    return h
+fnv1a32 = cluster_harness.fnv1a32
 
 
 def group_led_by(c, nid, node):

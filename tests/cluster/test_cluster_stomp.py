@@ -225,11 +225,7 @@ def test_transaction_commit_through_a_follower(cluster):
 
 # ---- /queue subscriptions relayed to the group's coordinator ------------
 
-def fnv1a32(s):
-    h = 0x811c9dc5
-    for b in s.encode():
-        h = ((h ^ b) * 0x01000193) & 0xffffffff
-    return h
+fnv1a32 = cluster_harness.fnv1a32
 
 
 STATE = "__sluice_group_state"

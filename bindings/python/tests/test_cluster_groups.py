@@ -39,11 +39,7 @@ def cluster(bin_dir, tmp_path):
     c.stop_all()
 
 
-def fnv1a32(s):
-    h = 0x811C9DC5
-    for b in s.encode():
-        h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
-    return h
+fnv1a32 = cluster_harness.fnv1a32
 
 
 def describe(c, nid, topic):
