@@ -14,10 +14,12 @@
  *
  *  - The node opens a STOMP session of its own to the coordinator's STOMP
  *    address (from the metadata image), one per relayed subscription,
- *    with CONNECT header `sluice-relay:<its node id>`, and subscribes
- *    there under the client's subscription id with the client's
- *    destination, selector, queue arguments and prefetch, and ack mode
- *    client-individual (auto when the client's is auto). The coordinator
+ *    with CONNECT header `sluice-relay:<its node id>` and its identity
+ *    (which replaces that subscription's older sessions there at once:
+ *    relay_tick.c), and subscribes there under the client's
+ *    subscription id with the client's destination, selector, queue
+ *    arguments and prefetch, and ack mode client-individual (auto when
+ *    the client's is auto). The coordinator
  *    serves that session like any consumer: its prefetch, lock and
  *    delivery counts, expiry and dead-lettering, redelivered flags.
  *  - MESSAGE frames are read from that session, given the client's
@@ -207,6 +209,21 @@ static void rl_send_subscribe(stomp_relay *rl)
     snprintf(num, sizeof(num), "%d,%d", RELAY_HB_OUT_MS, RELAY_HB_MS);
     sl_stomp_enc_header_s(&e, "heart-beat", num);
     sl_stomp_enc_header_u(&e, "sluice-relay", c->s->b->cfg.node_id);
+    /* who it is, so that it replaces its older sessions at once
+     * (relay_tick.c, stomp_relay_replace) */
+    sl_stomp_enc_header_u(&e, "sluice-relay-epoch",
+                          (uint64_t)c->s->relay_epoch);
+    sl_stomp_enc_header_u(&e, "sluice-relay-seq", ++c->s->relay_seq);
+    snprintf(num, sizeof(num), "%d", (int)rl->part);
+    {
+        size_t kl = strlen(c->session) + strlen(num) + strlen(s->id) + 3;
+        char *k = malloc(kl);
+        if (k) {
+            snprintf(k, kl, "%s/%s/%s", c->session, num, s->id);
+            sl_stomp_enc_header_s(&e, "sluice-relay-session", k);
+            free(k);
+        }
+    }
     rl->peer_login = 0;
     if (sl_peer_auth_enabled(c->s->b)) {
         /* a broker of this cluster (peer_auth.c), whatever users the

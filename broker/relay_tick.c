@@ -23,6 +23,18 @@
  *    until the receipts of its ACKs are answered: they are still read
  *    and watched (a lost one fails its receipts), never opened again.
  *
+ * At the coordinator, a relay session names itself in its CONNECT: the
+ * relaying process (sluice-relay-epoch, when it started), the client
+ * subscription it carries (sluice-relay-session: the client's session,
+ * the partition, the subscription id) and the how-manieth session that
+ * process opened (sluice-relay-seq). A new session from the same node
+ * replaces, at once, every open one of an older process of that node and
+ * the older ones of the same subscription (stomp_relay_replace): they
+ * are closed, and what they held is delivered again as after a clean
+ * close. Before, a session whose node lost its link and opened a new one
+ * stayed until its heart-beats timed out (up to 3 s), holding its
+ * deliveries; a session older than one still open is refused.
+ *
  * @thread loop (everything here)
  */
 #include <inttypes.h>
@@ -189,9 +201,63 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* ---- the coordinator's side: a relay session replaces older ones ------- */
+
+/* Is o, a relay session of c's node, older than c (1), newer (-1), or
+ * neither (0: another client subscription of the same process)? */
+static int relay_older(const stomp_conn *o, const stomp_conn *c)
+{
+    if (o->relay_epoch != c->relay_epoch)
+        return o->relay_epoch < c->relay_epoch ? 1 : -1;
+    if (!o->relay_key || !c->relay_key || strcmp(o->relay_key, c->relay_key))
+        return 0;
+    return o->relay_seq < c->relay_seq   ? 1
+           : o->relay_seq > c->relay_seq ? -1
+                                         : 0;
+}
+
+int stomp_relay_replace(stomp_conn *c)
+{
+    stomp_srv *srv = c->s;
+    stomp_conn *o;
+    if (!c->relay_epoch)
+        return 0; /* a node that names none (an older version) */
+    for (o = srv->conns; o; o = o->next) {
+        int older;
+        if (o == c || o->relay_from != c->relay_from || !o->relay_epoch ||
+            !o->connected || conn_closing(o))
+            continue;
+        older = relay_older(o, c);
+        if (older < 0) {
+            char why[300];
+            snprintf(why, sizeof(why),
+                     "node %d already has a newer relay session here "
+                     "(session %s)",
+                     (int)c->relay_from, o->session);
+            sl_log(SL_INFO, RELAY_SUBSYS, "peer %s: refused: %s", c->peer, why);
+            stomp_send_error(c, NULL, "superseded", why);
+            return -1;
+        }
+        if (older == 0)
+            continue;
+        /* what it holds is released now, as when it closes cleanly,
+         * not after its heart-beats time out (issue 14) */
+        sl_log(SL_INFO, RELAY_SUBSYS,
+               "relay session %s of node %d (%s) is replaced by session %s "
+               "from %s: closing it",
+               o->session, (int)o->relay_from,
+               o->relay_epoch < c->relay_epoch ? "a previous process of it"
+                                               : "the same subscription",
+               c->session, c->peer);
+        sl_conn_abort(o->conn, "replaced by a new relay session");
+    }
+    return 0;
+}
+
 sl_err stomp_relay_init(stomp_srv *srv)
 {
     struct timeval tv = {0, RELAY_TICK_MS * 1000};
+    srv->relay_epoch = sl_now_ms();
     if (srv->b->cfg.node_id == 0)
         return SL_OK; /* a single node: everything is served here */
     srv->relay_tick = event_new(srv->b->base, -1, EV_PERSIST, tick_cb, srv);

@@ -322,6 +322,7 @@ static void st_close(void *state, sl_conn *conn)
         event_free(c->hb_ev);
     sl_auth_job_cancel(c->auth_job); /* its answer finds no connection */
     free(c->auth_receipt);
+    free(c->relay_key);
     sl_stomp_parser_fini(&c->ps);
     sl_bb_fini(&c->bb);
     sl_wb_fini(&c->scratch);

@@ -172,6 +172,10 @@ struct stomp_srv {
     treader *readers;             /* every topic reader */
     uint64_t next_session;
     struct event *relay_tick; /* cluster mode: relay.c's timer */
+    /* this process's relay sessions: when it started (wall clock ms) and
+     * the number of the last one opened (relay_tick.c) */
+    int64_t relay_epoch;
+    uint64_t relay_seq;
 };
 
 struct treader {
@@ -281,6 +285,13 @@ struct stomp_conn {
     uint64_t tmp_seq;
     int32_t relay_from;   /* a relay session of node N (CONNECT sluice-relay) */
     char relay_proof[80]; /* its login's answer (cluster secret), or "" */
+    /* a relay session's identity (CONNECT sluice-relay-epoch, -seq,
+     * -session; relay_tick.c): the relaying process, the how-manieth
+     * session it opened, and the client subscription it carries (owned;
+     * NULL: none given) */
+    int64_t relay_epoch;
+    uint64_t relay_seq;
+    char *relay_key;
     struct stomp_sendlink *sendlinks; /* to other nodes' temp queues */
     char vhost[STOMP_VHOST_MAX + 1];  /* CONNECT's host; "" = default "/" */
 };
@@ -448,6 +459,11 @@ sl_err stomp_relay_send(stomp_conn *c, int32_t node, const char *dst,
                         sl_wait *w);
 void stomp_relay_sendlinks_free(stomp_conn *c);
 sl_err stomp_relay_init(stomp_srv *srv);
+/* c, a relay session, was accepted: close the sessions it replaces (the
+ * same node's older process, or an older session of the same client
+ * subscription), their deliveries released as on a clean close. 0; -1
+ * when c itself is older than one still open (then c got an ERROR). */
+int stomp_relay_replace(stomp_conn *c);
 void stomp_relay_fini(stomp_srv *srv);
 
 /* ---- stomp_deliver.c ----------------------------------------------------- */

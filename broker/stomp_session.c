@@ -62,6 +62,24 @@ static void auth_done(void *arg, int ok, int admin);
 static void connect_finish(stomp_conn *c, int64_t cx, int64_t cy,
                            const char *receipt);
 
+/* A relay session's identity (relay.c sends it, stomp_relay_replace
+ * compares it): absent parts stay 0 / NULL. */
+static void relay_identity(stomp_conn *c, const sl_stomp_frame *f)
+{
+    const char *e = sl_stomp_frame_value(f, "sluice-relay-epoch");
+    const char *q = sl_stomp_frame_value(f, "sluice-relay-seq");
+    const char *k = sl_stomp_frame_value(f, "sluice-relay-session");
+    int ok = 0;
+    int64_t v;
+    v = e ? parse_i64(e, &ok) : 0;
+    c->relay_epoch = ok && v > 0 ? v : 0;
+    ok = 0;
+    v = q ? parse_i64(q, &ok) : 0;
+    c->relay_seq = ok && v > 0 ? (uint64_t)v : 0;
+    free(c->relay_key);
+    c->relay_key = k && *k ? strdup(k) : NULL;
+}
+
 void stomp_h_connect(stomp_conn *c, const sl_stomp_frame *f)
 {
     const char *av = sl_stomp_frame_value(f, "accept-version");
@@ -141,6 +159,7 @@ void stomp_h_connect(stomp_conn *c, const sl_stomp_frame *f)
         int ok;
         int64_t n = parse_i64(sl_stomp_frame_value(f, "sluice-relay"), &ok);
         c->relay_from = ok && n > 0 && n <= INT32_MAX ? (int32_t)n : 0;
+        relay_identity(c, f);
     }
     if (sl_stomp_frame_value(f, "sluice-relay-login") &&
         sl_peer_auth_enabled(c->s->b)) {
@@ -245,6 +264,10 @@ static void connect_finish(stomp_conn *c, int64_t cx, int64_t cy,
     char hb[48];
     int64_t period;
     const int64_t hmin = c->s->cfg->stomp_heartbeat_min_ms;
+    /* a relay session replaces the older ones of its client subscription
+     * (or of its node's previous process) at once */
+    if (c->relay_from && stomp_relay_replace(c) < 0)
+        return;
     /* Heart-beats: we send every max(cy, min) if the client wants them,
      * and expect one every max(cx, min) if it offers them. */
     c->hb_out = cy > 0 ? (cy > hmin ? cy : hmin) : 0;

@@ -22,6 +22,7 @@ records they held were never delivered again. Two causes, one test each:
 Every wait is for an observable condition with a deadline."""
 import os
 import shutil
+import subprocess
 import sys
 
 import pytest
@@ -175,3 +176,72 @@ def test_a_cut_off_relaying_node_loses_its_members(ncluster):
         a.close()
         if b:
             b.close()
+
+
+def ns_run(c, nid, *cmd):
+    p = subprocess.run(
+        ["ip", "netns", "exec", c.ns(nid)] + list(cmd), capture_output=True,
+        text=True, timeout=30)
+    assert p.returncode == 0, (cmd, p.stderr)
+    return p.stdout
+
+
+def test_a_reopened_relay_session_replaces_the_old_one_at_once(ncluster):
+    """Node x relays a consumer holding four messages. x's end of the relay
+    session breaks while the coordinator's end stays open (the socket is
+    destroyed with `ss -K` in x's namespace, and every packet of its port
+    leaving x is dropped, so the coordinator hears neither the reset nor
+    the heart-beats): x opens a new session at once. The new session names
+    the same client subscription, so the coordinator must close the old
+    one when it arrives: one member right after x says it is relayed
+    again, and the four redelivered to the client through the new
+    session. Before: both sessions were members until the old one's
+    heart-beats timed out (up to 3 s), the four held by the dead one."""
+    c = ncluster
+    create_queue(c)
+    c.cli(1, "produce", TOPIC, input="".join("m%d\n" % i for i in range(4)))
+    coord = c.wait(lambda: coordinator(c, ALL3), "the coordinator")
+    x = next(n for n in ALL3 if n != coord)
+    caddr, cport = c.nodes[coord].stomp_addr
+    a = subscribe(c, x, 4)
+    rule = None
+    try:
+        held = [a.expect("MESSAGE") for _ in range(4)]
+        assert sorted(f.body for f in held) == [b"m0", b"m1", b"m2", b"m3"]
+        wait_members(c, coord, 1, "a's relay at node %d" % coord)
+        sel = ["state", "established", "dst", caddr, "dport", "=",
+               ":%d" % cport]
+        socks = ns_run(c, x, "ss", "-Htn", *sel).splitlines()
+        # the relay session alone: x's address and port in it
+        assert len(socks) == 1, socks
+        lport = next(w for w in socks[0].split()
+                     if w.startswith(c.addr(x) + ":")).rsplit(":", 1)[1]
+        log = c.nodes[x].log()
+        again_line = "): relayed to node %d at" % coord
+        before = log.count(again_line)
+        rule = ["-n", c.ns(x), "rule", "add", "ipproto", "tcp", "sport",
+                lport, "blackhole"]
+        netns_harness.ip(*rule)
+        ns_run(c, x, "ss", "-K", "-tn", *sel)
+        c.nodes[x].wait_log(lambda t: t.count(again_line) > before,
+                            "node %d relaying a's subscription again" % x)
+        # at once: the old session is not waited out
+        now = members(c, coord)
+        assert now is not None and len(now) == 1, (
+            "the old relay session is still a member at node %d: %r"
+            % (coord, now))
+        again = [a.expect("MESSAGE") for _ in range(4)]
+        assert sorted(f.body for f in again) == [b"m0", b"m1", b"m2", b"m3"]
+        assert all(f.headers.get("redelivered") == "true" for f in again), \
+            again
+        for f in again:
+            a.call("ACK", {"id": f.headers["ack"],
+                           "receipt": "a-" + f.body.decode()})
+        assert c.wait(lambda: group_settled(c, coord),
+                      "the group's state") == (4, 4, 0, 0)
+        assert "is replaced by session" in c.nodes[coord].log()
+    finally:
+        a.close()
+        if rule:
+            rule[3] = "del"
+            netns_harness.ip(*rule, check=False)
