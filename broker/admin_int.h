@@ -111,7 +111,7 @@ sl_err v_topic_create(sl_admin_call *x);
 sl_err v_topic_delete(sl_admin_call *x);
 sl_err v_topics(sl_admin_call *x);
 sl_err v_version(sl_admin_call *x);
-/* cluster_ops.c (docs/cluster.md 10):
+/* cluster_reassign.c (docs/cluster.md 10):
  *   partition.reassign       topic, partition, replicas "A,B,C"
  *   partition.reassignments  [topic]: the reassignments in progress
  *   cluster.rebalance        spread replicas and leaders evenly

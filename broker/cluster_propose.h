@@ -3,9 +3,9 @@
  * use it: put a command in its log, read the image the log built, reach
  * the quorum member (implemented by cluster.c; broker/cluster.h includes
  * it). Apart from cluster.h so that the modules cluster.c starts or
- * calls (replica.c, cluster_ops.c, cluster_users.c, group_state.c) can
- * use the quorum without depending on cluster.c's module
- * (scripts/include-cycles.py).
+ * calls (replica.c, cluster_ops.c, cluster_reassign.c, cluster_users.c,
+ * group_state.c) can use the quorum without depending on cluster.c's
+ * module (scripts/include-cycles.py).
  */
 #ifndef SL_BROKER_CLUSTER_PROPOSE_H
 #define SL_BROKER_CLUSTER_PROPOSE_H
