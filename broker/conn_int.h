@@ -1,8 +1,9 @@
 /*
  * conn_int.h - what the files of the connection layer share (conn.c has
  * the essay): the connection, reply and wait structures, the layer's
- * constants, and its functions across files (conn.c: life cycle, pacing,
- * input; conn_reply.c: waits, replies, back-pressure; conn_registry.c:
+ * constants, and its functions across files (conn.c: life cycle,
+ * closing, handshakes; conn_input.c: pacing, input, the socket's events
+ * and timer; conn_reply.c: waits, replies, back-pressure; conn_registry.c:
  * rate-limited lines and the registry; conn_accept.c: accept, limits,
  * transports, running out of descriptors).
  * @thread loop
@@ -160,14 +161,17 @@ int64_t conn_idle_ms(const sl_conn *c);
 void conn_info(sl_broker *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void conn_ingress_guard_cb(evutil_socket_t fd, short what, void *arg);
+void conn_ingress_unlink(sl_conn *c);
 void conn_kill(sl_conn *c, const char *why);
 void conn_maybe_finish_close(sl_conn *c);
 size_t conn_mem(const sl_conn *c);
 void conn_read_cb(struct bufferevent *bev, void *arg);
 void conn_reply_free(sl_reply *r);
+void conn_run_close_hooks(sl_conn *c);
 void conn_sock_out_cb(struct evbuffer *buf,
                       const struct evbuffer_cb_info *info, void *arg);
 void conn_timer_cb(evutil_socket_t fd, short what, void *arg);
+void conn_timer_clear(sl_conn *c, int kind);
 void conn_timer_set(sl_conn *c, int kind, int64_t ms);
 void conn_update_pause(sl_conn *c);
 void conn_wait_detach(sl_wait *w);
