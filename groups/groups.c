@@ -1,5 +1,7 @@
 /*
  * groups.c - the groups object: groups.db, batched commits, waiters.
+ * The flusher's side (the transaction, the ops as SQL) is groups_db.c,
+ * the group-state log of a cluster groups_repl.c; internal.h is shared.
  *
  * DESIGN: one SQLite transaction per flusher round.
  *
@@ -139,7 +141,7 @@ static void stq_push(sl_groups *g, sl_wb *wb, uint64_t seq, uint64_t token)
 }
 
 /* Is the oldest staged buffer ready to commit? Holds g->mu. */
-static int stq_ready(sl_groups *g)
+int sl_groups_stq_ready(sl_groups *g)
 {
     return g->stq && (!g->flusher || g->stq->token == 0 ||
                       sl_flusher_covered(g->flusher) >= g->stq->token);
@@ -161,7 +163,7 @@ static int stq_pending(sl_groups *g)
  * log, or a crash that took that tail back would reuse the offsets and
  * find NEW records already acked.
  * @thread loop */
-static void stage_now(sl_groups *g)
+void sl_groups_stage_now(sl_groups *g)
 {
     sl_wb wb;
     uint64_t token = 0;
@@ -181,7 +183,7 @@ static void stage_now(sl_groups *g)
         g->env.replicate(g->env.ctx, wb.p, wb.len, g->seq);
     pthread_mutex_lock(&g->mu);
     stq_push(g, &wb, g->seq, token);
-    ready = stq_ready(g);
+    ready = sl_groups_stq_ready(g);
     pthread_mutex_unlock(&g->mu);
     g->staged_upto = g->seq;
     /* Not ready: the durable notify of its round wakes the hook
@@ -195,7 +197,7 @@ static void stage_now(sl_groups *g)
 static void stage_if_idle(sl_groups *g)
 {
     if (!stq_pending(g))
-        stage_now(g);
+        sl_groups_stage_now(g);
 }
 
 void sl_groups_stage_delete(sl_groups *g, int op, const char *group,
@@ -277,272 +279,7 @@ void sl_groups_set_commit_interval(sl_groups *g, int64_t ms)
     g->commit_interval_ms = ms > 0 ? ms : 0;
 }
 
-static sl_err db_exec(sqlite3 *db, const char *sql)
-{
-    char *msg = NULL;
-    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
-    if (rc != SQLITE_OK) {
-        sl_log(SL_ERROR, "groups", "groups.db: %s: %s",
-               msg ? msg : sqlite3_errstr(rc), sql);
-        sqlite3_free(msg);
-        return SL_ERR_STORAGE;
-    }
-    return SL_OK;
-}
-
-static int bind_str(sqlite3_stmt *st, int i, const char *s, uint16_t n)
-{
-    return sqlite3_bind_text(st, i, s, n, SQLITE_STATIC);
-}
-
-/* Apply one staged buffer inside a transaction. @thread flusher */
-static sl_err apply_ops(sl_groups *g, const uint8_t *p, size_t len)
-{
-    sl_rd rd;
-    sl_err rc = SL_OK;
-    sqlite3_stmt *up_part = NULL, *del_ranges = NULL, *ins_range = NULL,
-                 *up_group = NULL, *up_off = NULL, *del_group = NULL,
-                 *del_parts = NULL, *del_granges = NULL;
-    sqlite3 *db = g->db;
-#define PREP(st, sql)                                                          \
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {             \
-        rc = SL_ERR_STORAGE;                                                   \
-        goto out;                                                              \
-    }
-    PREP(up_part, "INSERT OR REPLACE INTO qpart(grp,topic,part,start,cursor) "
-                  "VALUES(?,?,?,?,?)");
-    PREP(del_ranges, "DELETE FROM qrange WHERE grp=? AND topic=? AND part=?");
-    PREP(ins_range, "INSERT OR REPLACE INTO qrange(grp,topic,part,first,last,"
-                    "state,reason,attempts,failures,due,first_ms,last_ms) "
-                    "VALUES(?,?,?,?,?,?,?,?,?,?,?,?)");
-    PREP(up_group, "INSERT OR REPLACE INTO qgroup(grp,topic,cfg) "
-                   "VALUES(?,?,?)");
-    PREP(up_off, "INSERT OR REPLACE INTO soffset(grp,topic,part,off) "
-                 "VALUES(?,?,?,?)");
-    PREP(del_group, "DELETE FROM qgroup WHERE grp=? AND topic=?");
-    PREP(del_parts, "DELETE FROM qpart WHERE grp=? AND topic=?");
-    PREP(del_granges, "DELETE FROM qrange WHERE grp=? AND topic=?");
-#undef PREP
-
-    sl_rd_init(&rd, p, len);
-    while (sl_rd_left(&rd) > 0) {
-        uint8_t op = sl_rd_u8(&rd);
-        uint16_t gl, tl;
-        const char *gn = sl_rd_str16(&rd, &gl);
-        const char *tn = sl_rd_str16(&rd, &tl);
-        SL_RD_CHECK(&rd);
-        if (op == SL_OP_QPART) {
-            int32_t part = (int32_t)sl_rd_u32(&rd);
-            int64_t start = sl_rd_i64(&rd), cursor = sl_rd_i64(&rd);
-            uint32_t n = sl_rd_u32(&rd);
-            SL_RD_CHECK(&rd);
-            sqlite3_reset(up_part);
-            bind_str(up_part, 1, gn, gl);
-            bind_str(up_part, 2, tn, tl);
-            sqlite3_bind_int(up_part, 3, part);
-            sqlite3_bind_int64(up_part, 4, start);
-            sqlite3_bind_int64(up_part, 5, cursor);
-            if (sqlite3_step(up_part) != SQLITE_DONE)
-                goto err_db;
-            sqlite3_reset(del_ranges);
-            bind_str(del_ranges, 1, gn, gl);
-            bind_str(del_ranges, 2, tn, tl);
-            sqlite3_bind_int(del_ranges, 3, part);
-            if (sqlite3_step(del_ranges) != SQLITE_DONE)
-                goto err_db;
-            for (uint32_t i = 0; i < n; i++) {
-                int64_t first = sl_rd_i64(&rd), last = sl_rd_i64(&rd);
-                uint8_t state = sl_rd_u8(&rd), reason = sl_rd_u8(&rd);
-                uint16_t att = sl_rd_u16(&rd), fail = sl_rd_u16(&rd);
-                int64_t due = sl_rd_i64(&rd), fms = sl_rd_i64(&rd),
-                        lms = sl_rd_i64(&rd);
-                SL_RD_CHECK(&rd);
-                sqlite3_reset(ins_range);
-                bind_str(ins_range, 1, gn, gl);
-                bind_str(ins_range, 2, tn, tl);
-                sqlite3_bind_int(ins_range, 3, part);
-                sqlite3_bind_int64(ins_range, 4, first);
-                sqlite3_bind_int64(ins_range, 5, last);
-                sqlite3_bind_int(ins_range, 6, state);
-                sqlite3_bind_int(ins_range, 7, reason);
-                sqlite3_bind_int(ins_range, 8, att);
-                sqlite3_bind_int(ins_range, 9, fail);
-                sqlite3_bind_int64(ins_range, 10, due);
-                sqlite3_bind_int64(ins_range, 11, fms);
-                sqlite3_bind_int64(ins_range, 12, lms);
-                if (sqlite3_step(ins_range) != SQLITE_DONE)
-                    goto err_db;
-            }
-        } else if (op == SL_OP_QGROUP) {
-            uint16_t cl;
-            const char *cfg = sl_rd_str16(&rd, &cl);
-            SL_RD_CHECK(&rd);
-            sqlite3_reset(up_group);
-            bind_str(up_group, 1, gn, gl);
-            bind_str(up_group, 2, tn, tl);
-            bind_str(up_group, 3, cfg, cl);
-            if (sqlite3_step(up_group) != SQLITE_DONE)
-                goto err_db;
-        } else if (op == SL_OP_OFFSET) {
-            int32_t part = (int32_t)sl_rd_u32(&rd);
-            int64_t off = sl_rd_i64(&rd);
-            SL_RD_CHECK(&rd);
-            sqlite3_reset(up_off);
-            bind_str(up_off, 1, gn, gl);
-            bind_str(up_off, 2, tn, tl);
-            sqlite3_bind_int(up_off, 3, part);
-            sqlite3_bind_int64(up_off, 4, off);
-            if (sqlite3_step(up_off) != SQLITE_DONE)
-                goto err_db;
-        } else if (op == SL_OP_TDEL) {
-            static const char *const sqls[4] = {
-                "DELETE FROM qgroup WHERE topic=?",
-                "DELETE FROM qpart WHERE topic=?",
-                "DELETE FROM qrange WHERE topic=?",
-                "DELETE FROM soffset WHERE topic=?"};
-            for (int i = 0; i < 4; i++) {
-                sqlite3_stmt *st = NULL;
-                int ok = sqlite3_prepare_v2(db, sqls[i], -1, &st, NULL) ==
-                             SQLITE_OK &&
-                         bind_str(st, 1, tn, tl) == SQLITE_OK &&
-                         sqlite3_step(st) == SQLITE_DONE;
-                sqlite3_finalize(st);
-                if (!ok)
-                    goto err_db;
-            }
-        } else if (op == SL_OP_SDEL) {
-            sqlite3_stmt *st = NULL;
-            int ok = sqlite3_prepare_v2(db, "DELETE FROM soffset WHERE grp=?",
-                                        -1, &st, NULL) == SQLITE_OK &&
-                     bind_str(st, 1, gn, gl) == SQLITE_OK &&
-                     sqlite3_step(st) == SQLITE_DONE;
-            sqlite3_finalize(st);
-            if (!ok)
-                goto err_db;
-        } else if (op == SL_OP_SMEMBERS) {
-            /* the state log's alone (sl_stream_load_members) */
-            if (sl_stream_members_read(g, &rd, NULL) != SL_OK)
-                goto err_parse;
-        } else if (op == SL_OP_QDEL) {
-            sqlite3_stmt *sts[3] = {del_group, del_parts, del_granges};
-            for (int i = 0; i < 3; i++) {
-                sqlite3_reset(sts[i]);
-                bind_str(sts[i], 1, gn, gl);
-                bind_str(sts[i], 2, tn, tl);
-                if (sqlite3_step(sts[i]) != SQLITE_DONE)
-                    goto err_db;
-            }
-        } else {
-            goto err_parse;
-        }
-    }
-    goto out;
-err_db:
-    sl_log(SL_ERROR, "groups", "groups.db write failed: %s",
-           sqlite3_errmsg(db));
-    rc = SL_ERR_STORAGE;
-    goto out;
-err_parse:
-    sl_log(SL_ERROR, "groups", "internal: bad staged op buffer at %zu/%zu",
-           rd.off, rd.len);
-    rc = SL_ERR_UNKNOWN;
-out:
-    sqlite3_finalize(up_part);
-    sqlite3_finalize(del_ranges);
-    sqlite3_finalize(ins_range);
-    sqlite3_finalize(up_group);
-    sqlite3_finalize(up_off);
-    sqlite3_finalize(del_group);
-    sqlite3_finalize(del_parts);
-    sqlite3_finalize(del_granges);
-    return rc;
-}
-
-static void commit_observe(sl_groups *g, int64_t us)
-{
-    static const int64_t bounds[] = SL_GROUPS_COMMIT_BUCKETS_US;
-    int i = 0;
-    while (i < SL_GROUPS_HIST_NB - 1 && us > bounds[i])
-        i++;
-    __atomic_add_fetch(&g->commit_hist.count[i], 1, __ATOMIC_RELAXED);
-    __atomic_add_fetch(&g->commit_hist.sum_us, (uint64_t)us, __ATOMIC_RELAXED);
-    __atomic_add_fetch(&g->commit_hist.n, 1, __ATOMIC_RELAXED);
-}
-
-void sl_groups_flush_hook(void *arg)
-{
-    sl_groups *g = arg;
-    sl_stage *take = NULL, **tail = &take;
-    uint64_t seq = 0;
-    sl_err rc;
-
-    /* db_mu first: buffers are applied in the order they were taken, also
-     * when sl_groups_commit_now runs beside the hook thread. */
-    pthread_mutex_lock(&g->db_mu);
-    pthread_mutex_lock(&g->mu);
-    while (stq_ready(g)) { /* the ready prefix, in one transaction */
-        sl_stage *s = g->stq;
-        g->stq = s->next;
-        if (!g->stq)
-            g->stq_tail = NULL;
-        s->next = NULL;
-        *tail = s;
-        tail = &s->next;
-        seq = s->seq;
-    }
-    pthread_mutex_unlock(&g->mu);
-    if (!take) {
-        pthread_mutex_unlock(&g->db_mu);
-        return;
-    }
-
-    struct timespec t0, t1;
-    size_t bytes = 0;
-    for (sl_stage *s = take; s; s = s->next)
-        bytes += s->buf.len;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    rc = SL_OK;
-    if (bytes > 0) /* else nothing changed: no transaction */
-        rc = db_exec(g->db, "BEGIN IMMEDIATE");
-    if (bytes > 0 && rc == SL_OK) {
-        for (sl_stage *s = take; s && rc == SL_OK; s = s->next)
-            rc = apply_ops(g, s->buf.p, s->buf.len);
-        if (rc == SL_OK)
-            rc = db_exec(g->db, "COMMIT");
-        if (rc != SL_OK)
-            db_exec(g->db, "ROLLBACK");
-        else
-            __atomic_add_fetch(&g->st.txns, 1, __ATOMIC_RELAXED);
-    }
-    if (bytes > 0 && rc == SL_OK) {
-        struct timespec tc;
-        clock_gettime(CLOCK_MONOTONIC, &tc);
-        commit_observe(g, (int64_t)(tc.tv_sec - t0.tv_sec) * 1000000 +
-                              (tc.tv_nsec - t0.tv_nsec) / 1000);
-    }
-    /* Published before db_mu is released: whoever takes db_mu next (the
-     * hook thread, or sl_groups_commit_now) sees this commit's result. */
-    pthread_mutex_lock(&g->mu);
-    g->commit_err = rc;
-    if (rc == SL_OK)
-        g->committed_seq = seq;
-    pthread_mutex_unlock(&g->mu);
-    pthread_mutex_unlock(&g->db_mu);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    sl_log(SL_DEBUG, "groups", "commit: %zu bytes of state in %.2f ms: %s",
-           bytes,
-           (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
-               (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
-           sl_strerror(rc));
-    while (take) {
-        sl_stage *s = take;
-        take = s->next;
-        sl_wb_fini(&s->buf);
-        free(s);
-    }
-}
-
-static void complete_waiters(sl_groups *g)
+void sl_groups_complete_waiters(sl_groups *g)
 {
     uint64_t committed;
     int err;
@@ -579,14 +316,14 @@ static void complete_waiters(sl_groups *g)
 
 void sl_groups_on_flushed(sl_groups *g)
 {
-    complete_waiters(g);
+    sl_groups_complete_waiters(g);
     sl_queue_on_flushed(g);
     /* Stage even if a buffer is still pending (appended: a later snapshot
      * of a window supersedes an earlier one), so what arrived during the
      * round makes the next round instead of the one after. At most once
      * per round, so the serialization cost stays per round. */
     if (g->need_stage && g->flusher && stage_due(g))
-        stage_now(g);
+        sl_groups_stage_now(g);
 }
 
 void sl_groups_on_durable(sl_groups *g)
@@ -594,7 +331,7 @@ void sl_groups_on_durable(sl_groups *g)
     int ready;
     sl_queue_on_flushed(g);
     pthread_mutex_lock(&g->mu);
-    ready = g->stq && g->stq->token && stq_ready(g);
+    ready = g->stq && g->stq->token && sl_groups_stq_ready(g);
     pthread_mutex_unlock(&g->mu);
     if (ready && g->flusher) /* its round came: commit it now */
         sl_flusher_wake(g->flusher);
@@ -620,19 +357,19 @@ sl_err sl_groups_commit_now(sl_groups *g)
 {
     sl_err rc;
     if (g->need_stage)
-        stage_now(g);
+        sl_groups_stage_now(g);
     stq_wait_durable(g);
     sl_groups_flush_hook(g);
     pthread_mutex_lock(&g->mu);
     rc = g->commit_err;
     pthread_mutex_unlock(&g->mu);
-    complete_waiters(g);
+    sl_groups_complete_waiters(g);
     sl_queue_on_flushed(g);
     if (g->need_stage) {
-        stage_now(g);
+        sl_groups_stage_now(g);
         stq_wait_durable(g);
         sl_groups_flush_hook(g);
-        complete_waiters(g);
+        sl_groups_complete_waiters(g);
     }
     return rc;
 }
@@ -665,7 +402,7 @@ void sl_groups_wait(sl_groups *g, void (*cb)(void *arg, sl_err rc), void *arg)
     g->waiters_tail = w;
     if (g->need_stage && g->flusher) {
         if (!stq_pending(g))
-            stage_now(g);
+            sl_groups_stage_now(g);
     } else if (g->flusher) {
         sl_flusher_wake(g->flusher);
     }
@@ -710,7 +447,7 @@ sl_err sl_groups_open(const char *data_dir, const sl_groups_env *env,
         goto out;
     }
     sqlite3_busy_timeout(g->db, 5000);
-    rc = db_exec(g->db, k_schema);
+    rc = sl_groups_db_exec(g->db, k_schema);
     if (rc != SL_OK)
         goto out;
     rc = sl_queue_load(g);
@@ -894,202 +631,4 @@ nomem:
     free(names);
     free(kinds);
     return SL_ERR_NOMEM;
-}
-
-/* ---- replication of group state (docs/cluster.md 6) -------------------- */
-
-int sl_groups_ops_next(const uint8_t *ops, size_t len, size_t *off,
-                       sl_gop *op)
-{
-    sl_rd rd;
-    uint8_t code;
-    if (*off >= len)
-        return 0;
-    sl_rd_init(&rd, ops + *off, len - *off);
-    memset(op, 0, sizeof(*op));
-    code = sl_rd_u8(&rd);
-    op->group = sl_rd_str16(&rd, &op->group_len);
-    op->topic = sl_rd_str16(&rd, &op->topic_len);
-    op->partition = -1;
-    switch (code) {
-    case SL_OP_QPART: {
-        uint32_t n;
-        op->kind = 'q';
-        op->partition = (int32_t)sl_rd_u32(&rd);
-        sl_rd_i64(&rd);
-        sl_rd_i64(&rd);
-        n = sl_rd_u32(&rd);
-        if (rd.err || n > (len - *off) / 46)
-            return -1;
-        sl_rd_bytes(&rd, (size_t)n * 46);
-        break;
-    }
-    case SL_OP_QGROUP: {
-        uint16_t cl;
-        op->kind = 'q';
-        sl_rd_str16(&rd, &cl);
-        break;
-    }
-    case SL_OP_QDEL:
-        op->kind = 'q';
-        break;
-    case SL_OP_OFFSET:
-        op->kind = 's';
-        op->partition = (int32_t)sl_rd_u32(&rd);
-        sl_rd_i64(&rd);
-        break;
-    case SL_OP_SDEL:
-        op->kind = 's';
-        break;
-    case SL_OP_TDEL:
-        op->kind = 't';
-        break;
-    case SL_OP_SMEMBERS:
-        op->kind = 'm';
-        if (sl_stream_members_read(NULL, &rd, NULL) != SL_OK)
-            return -1;
-        break;
-    default:
-        return -1;
-    }
-    if (rd.err)
-        return -1;
-    op->p = ops + *off;
-    op->len = rd.off;
-    *off += rd.off;
-    return 1;
-}
-
-void sl_groups_replicated(sl_groups *g, uint64_t seq, sl_err rc)
-{
-    if (seq > g->repl_seq)
-        g->repl_seq = seq;
-    if (rc != SL_OK) {
-        /* Not in the replicated log: nobody is told it is done, and the
-         * next round carries every window again in full. */
-        while (g->waiters && g->waiters->seq <= seq) {
-            sl_waiter *w = g->waiters;
-            g->waiters = w->next;
-            w->cb(w->arg, rc);
-            free(w);
-        }
-        if (!g->waiters)
-            g->waiters_tail = NULL;
-        sl_queue_mark_all_dirty(g);
-        for (sl_sgroup *sg = g->sgroups; sg; sg = sg->next)
-            if (sg->generation > 0) /* a join answered with the error */
-                sg->members_dirty = 1;
-        sl_groups_mutated(g);
-        return;
-    }
-    complete_waiters(g);
-}
-
-void sl_groups_fail_waiters(sl_groups *g, sl_err rc)
-{
-    while (g->waiters) {
-        sl_waiter *w = g->waiters;
-        g->waiters = w->next;
-        w->cb(w->arg, rc);
-        free(w);
-    }
-    g->waiters_tail = NULL;
-}
-
-void sl_groups_unload(sl_groups *g, int (*mine)(void *arg, const char *group),
-                      void *arg)
-{
-    if (g->need_stage) /* refused by env.replicate: their waiters fail */
-        stage_now(g);
-    sl_qgroup_unload(g, mine, arg);
-    sl_sgroup_unload(g, mine, arg);
-}
-
-/* The names of the groups that have rows in groups.db. */
-static sl_err db_delete_mine(sl_groups *g,
-                             int (*mine)(void *arg, const char *group),
-                             void *arg)
-{
-    static const char *const dels[4] = {"DELETE FROM qgroup WHERE grp=?",
-                                        "DELETE FROM qpart WHERE grp=?",
-                                        "DELETE FROM qrange WHERE grp=?",
-                                        "DELETE FROM soffset WHERE grp=?"};
-    sqlite3_stmt *st = NULL;
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    sl_err rc = SL_OK;
-    if (sqlite3_prepare_v2(g->db,
-                           "SELECT grp FROM qgroup UNION SELECT grp FROM "
-                           "qpart UNION SELECT grp FROM qrange UNION SELECT "
-                           "grp FROM soffset",
-                           -1, &st, NULL) != SQLITE_OK)
-        return SL_ERR_STORAGE;
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        const char *nm = (const char *)sqlite3_column_text(st, 0);
-        if (!nm || !mine(arg, nm))
-            continue;
-        if (n == cap) {
-            char **nn = realloc(names, (cap = cap ? cap * 2 : 16) *
-                                           sizeof(*names));
-            if (!nn) {
-                rc = SL_ERR_NOMEM;
-                break;
-            }
-            names = nn;
-        }
-        if (!(names[n] = strdup(nm))) {
-            rc = SL_ERR_NOMEM;
-            break;
-        }
-        n++;
-    }
-    sqlite3_finalize(st);
-    for (size_t i = 0; rc == SL_OK && i < n; i++)
-        for (int k = 0; rc == SL_OK && k < 4; k++) {
-            st = NULL;
-            if (sqlite3_prepare_v2(g->db, dels[k], -1, &st, NULL) !=
-                    SQLITE_OK ||
-                sqlite3_bind_text(st, 1, names[i], -1, SQLITE_STATIC) !=
-                    SQLITE_OK ||
-                sqlite3_step(st) != SQLITE_DONE)
-                rc = SL_ERR_STORAGE;
-            sqlite3_finalize(st);
-        }
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
-    return rc;
-}
-
-sl_err sl_groups_reload(sl_groups *g, int (*mine)(void *arg, const char *group),
-                        void *arg, const uint8_t *ops, size_t len)
-{
-    sl_err rc;
-    /* Whatever is staged reaches groups.db first, so nothing older can
-     * overwrite the rows written here. */
-    sl_groups_commit_now(g);
-    pthread_mutex_lock(&g->db_mu);
-    rc = db_exec(g->db, "BEGIN IMMEDIATE");
-    if (rc == SL_OK) {
-        rc = db_delete_mine(g, mine, arg);
-        if (rc == SL_OK && len > 0)
-            rc = apply_ops(g, ops, len);
-        if (rc == SL_OK)
-            rc = db_exec(g->db, "COMMIT");
-        if (rc != SL_OK)
-            db_exec(g->db, "ROLLBACK");
-    }
-    pthread_mutex_unlock(&g->db_mu);
-    if (rc != SL_OK)
-        return rc;
-    g->load_mine = mine;
-    g->load_arg = arg;
-    rc = sl_queue_load(g);
-    if (rc == SL_OK)
-        rc = sl_stream_load(g);
-    if (rc == SL_OK)
-        rc = sl_stream_load_members(g, ops, len);
-    g->load_mine = NULL;
-    g->load_arg = NULL;
-    return rc;
 }

@@ -245,6 +245,19 @@ void sl_groups_stage_delete(sl_groups *g, int op, const char *group,
 /* A deadline at at_ms appeared: make sure sl_groups_tick runs by then
  * (env.wake_at, only when earlier than what was asked for already). */
 void sl_groups_deadline(sl_groups *g, int64_t at_ms);
+/* Serialize everything dirty into a staged buffer now (loop). */
+void sl_groups_stage_now(sl_groups *g);
+/* Is the oldest staged buffer ready to commit? Holds g->mu. */
+int sl_groups_stq_ready(sl_groups *g);
+/* Answer the waiters the commit (and the replication) covers; a failed
+ * commit fails them all and re-stages (loop). */
+void sl_groups_complete_waiters(sl_groups *g);
+
+/* groups_db.c (flusher thread or under g->db_mu) */
+/* Run sql on db; SL_ERR_STORAGE, logged, on failure. */
+sl_err sl_groups_db_exec(sqlite3 *db, const char *sql);
+/* Apply one staged op buffer inside a transaction. */
+sl_err sl_groups_apply_ops(sl_groups *g, const uint8_t *p, size_t len);
 
 /* queue.c */
 /* Serialize dirty queue state into wb; returns 1 if some of it refers to
