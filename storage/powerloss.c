@@ -18,6 +18,18 @@
  * held never leaves, as with the machine off), and only then rewrites the
  * files. From the stop on, it takes no lock another thread could hold
  * (no malloc, no stdio, no gmtime: see raw_log).
+ *
+ * The stop was not enough: a reply written by sendfile before the cut
+ * does not carry a copy of the bytes, the socket buffers hold references
+ * to the segment's page cache pages, and on loopback those references
+ * travel into the client's receive queue, where the reset does not reach
+ * (what was received stays readable after an RST). A client that read its
+ * reply a little late (under load) read the bytes the cut had just put
+ * back: zeros again (crash_powerloss, 2026-12-07). So the cut no longer
+ * writes into the pages a reply may still refer to: it reads what
+ * survives, truncates the file to 0 (which takes the old pages out of the
+ * file unchanged) and writes the content back into new pages
+ * (rewrite_file).
  */
 #include "storage/powerloss.h"
 
@@ -32,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -63,6 +76,9 @@ static unsigned long long rng = 1;
 static int tear = 1, verbose, active;
 static unsigned long long hold_ms; /* tests: stay stopped this long */
 static int stop = 1; /* 0: the old cut under a running process (tests) */
+static int inplace; /* 1: the old cut, files rewritten in place (tests) */
+static int cutting; /* set once, by the thread that cuts */
+static int armed_by_signal; /* signal=1 */
 static sl_fs_ops pl_ops;
 
 static unsigned long long rnd(void)
@@ -332,6 +348,60 @@ __attribute__((format(printf, 1, 2))) static void raw_log(const char *fmt, ...)
         return;
 }
 
+/*
+ * Make f hold what survives (its first min(size, keep) bytes, the undo
+ * log put back, keep bytes long) without changing a byte under a reply
+ * already sent. sendfile hands the socket references to the file's page
+ * cache pages, not a copy, and on loopback those references travel into
+ * the client's receive queue, where resetting the connection does not
+ * reach. Rewriting the file in place changed what a client that read its
+ * reply late then read (zeros where the undo put back preallocated
+ * space); truncating it in place did too (a truncate inside a folio
+ * zeroes the rest of it, and ext4 caches files in folios of up to 2 MiB).
+ * A truncate to 0 only takes the folios out of the file, unchanged, so:
+ * read what survives, truncate to 0, write it back. Same inode (the
+ * journal names segments by inode number); new pages. A new file renamed
+ * over the old one would keep the old pages too, but changes the inode,
+ * and the journal then skipped the segment's entries at replay. The
+ * buffer comes from mmap: no malloc while other threads are parked.
+ */
+static void rewrite_file(pl_file *f, off_t size, off_t keep)
+{
+    off_t have = size < keep ? size : keep, pos;
+    size_t len = (size_t)keep;
+    uint8_t *buf = NULL;
+    pl_undo *u;
+    int fd = open(f->path, O_RDWR | O_CLOEXEC);
+
+    if (fd < 0)
+        return; /* gone since the stat */
+    if (len > 0) {
+        buf = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (buf == MAP_FAILED)
+            abort();
+    }
+    for (pos = 0; pos < have;) {
+        ssize_t got = pread(fd, buf + pos, (size_t)(have - pos), pos);
+        if (got <= 0)
+            abort();
+        pos += got;
+    }
+    for (u = f->undo; u; u = u->next) /* newest first: oldest bytes win */
+        memcpy(buf + u->off, u->old, u->n);
+    if (ftruncate(fd, 0) != 0)
+        abort();
+    for (pos = 0; pos < keep;) {
+        ssize_t put = pwrite(fd, buf + pos, (size_t)(keep - pos), pos);
+        if (put <= 0)
+            abort();
+        pos += put;
+    }
+    if (buf)
+        munmap(buf, len);
+    close(fd);
+}
+
 /* The machine stops: make the disk hold only what was synced. */
 static void cut(void)
 {
@@ -361,24 +431,30 @@ static void cut(void)
             dropped += size;
             continue;
         }
-        fd = open(f->path, O_WRONLY | O_CLOEXEC);
-        if (fd < 0)
-            continue;
-        for (u = f->undo; u; u = u->next) {
-            if (pwrite(fd, u->old, u->n, u->off) != (ssize_t)u->n)
-                abort();
-            dropped += (long long)u->n;
-        }
         keep = f->durable;
         if (tear && size > keep && rnd() % 2) {
             keep += (off_t)(rnd() % (unsigned long long)(size - keep + 1));
             torn++;
         }
+        if (!f->undo && size == keep)
+            continue; /* nothing to drop */
+        for (u = f->undo; u; u = u->next)
+            dropped += (long long)u->n;
         if (size > keep)
             dropped += size - keep;
-        if (ftruncate(fd, keep) != 0)
-            abort();
-        close(fd);
+        if (inplace) {
+            fd = open(f->path, O_WRONLY | O_CLOEXEC);
+            if (fd < 0)
+                continue;
+            for (u = f->undo; u; u = u->next)
+                if (pwrite(fd, u->old, u->n, u->off) != (ssize_t)u->n)
+                    abort();
+            if (ftruncate(fd, keep) != 0)
+                abort();
+            close(fd);
+        } else {
+            rewrite_file(f, size, keep);
+        }
     }
     raw_log("cut at operation %llu: %d files, %lld bytes dropped, %d torn "
             "tails, %d unsynced new files removed, %d connections reset%s; "
@@ -395,12 +471,21 @@ static void cut(void)
     _exit(SL_POWERLOSS_EXIT);
 }
 
+/* signal=1: the signal moves the cut to the next operation. */
+static void arm_handler(int sig)
+{
+    (void)sig;
+    __atomic_store_n(&cut_at, __atomic_load_n(&ops, __ATOMIC_SEQ_CST) + 1,
+                     __ATOMIC_SEQ_CST);
+}
+
 void sl_pl_begin(void)
 {
     unsigned long long n;
     pthread_rwlock_rdlock(&freeze);
     n = __atomic_add_fetch(&ops, 1, __ATOMIC_SEQ_CST);
-    if (n == cut_at) {
+    if (n >= __atomic_load_n(&cut_at, __ATOMIC_SEQ_CST) &&
+        !__atomic_exchange_n(&cutting, 1, __ATOMIC_SEQ_CST)) {
         pthread_rwlock_unlock(&freeze);
         pthread_rwlock_wrlock(&freeze); /* in-flight operations finish */
         cut();
@@ -563,12 +648,18 @@ sl_err sl_powerloss_install(const char *spec, char *err, size_t errlen)
             hold_ms = v;
         else if (strcmp(tok, "stop") == 0 && v <= 1)
             stop = (int)v;
+        else if (strcmp(tok, "inplace") == 0 && v <= 1)
+            inplace = (int)v;
+        else if (strcmp(tok, "signal") == 0 && v <= 1)
+            armed_by_signal = (int)v;
         else
             goto bad;
     }
+    if (cut_at == 0 && armed_by_signal)
+        cut_at = ~0ull; /* only the signal cuts */
     if (cut_at == 0) {
-        snprintf(err, errlen, "SLUICE_POWERLOSS '%s': at=N (N >= 1) is "
-                 "required", spec);
+        snprintf(err, errlen, "SLUICE_POWERLOSS '%s': at=N (N >= 1) or "
+                 "signal=1 is required", spec);
         rc = SL_ERR_INVALID_ARG;
         goto out;
     }
@@ -579,7 +670,10 @@ sl_err sl_powerloss_install(const char *spec, char *err, size_t errlen)
         sa.sa_handler = stop_handler;
         sigfillset(&sa.sa_mask);
         stop_sig = SIGRTMIN + 4;
-        if (sigaction(stop_sig, &sa, NULL) != 0) {
+        if (sigaction(stop_sig, &sa, NULL) != 0 ||
+            (armed_by_signal && (sa.sa_handler = arm_handler,
+                                 sigaction(SL_POWERLOSS_ARM_SIG, &sa,
+                                           NULL) != 0))) {
             snprintf(err, errlen, "SLUICE_POWERLOSS: sigaction: %s",
                      strerror(errno));
             rc = SL_ERR_INVALID_ARG;
@@ -604,7 +698,8 @@ sl_err sl_powerloss_install(const char *spec, char *err, size_t errlen)
     goto out;
 bad:
     snprintf(err, errlen, "SLUICE_POWERLOSS '%s': bad part '%s' (expected "
-             "at=N, seed=S, tear=0|1, verbose=0|1, hold=MS, stop=0|1)", spec, tok);
+             "at=N, seed=S, tear=0|1, verbose=0|1, hold=MS, stop=0|1, "
+             "inplace=0|1, signal=0|1)", spec, tok);
     rc = SL_ERR_INVALID_ARG;
 out:
     free(s);

@@ -23,9 +23,12 @@
  * removes it if its name was never made durable; else undoes the overwrites
  * (newest first) and truncates it to its durable size (with tear=1, half of
  * the time a random prefix of the unsynced tail survives instead: a torn
- * write). Then it logs one line and _exits with SL_POWERLOSS_EXIT, as the
- * machine would have stopped. The page cache holds what is on disk now, so
- * a broker restarted on the directory sees what a power loss would leave.
+ * write). It writes the result into new pages (truncate to 0, write
+ * back), never into the pages of the file: replies already sent by
+ * sendfile still point at them (see powerloss.c). Then it logs one line and _exits with
+ * SL_POWERLOSS_EXIT, as the machine would have stopped. The page cache
+ * holds what is on disk now, so a broker restarted on the directory sees
+ * what a power loss would leave.
  *
  * Not modelled: renames and unlinks (not part of the seam; their durable
  * recipe fsyncs the directory), directory entries of SQLite's own files,
@@ -35,6 +38,7 @@
 #ifndef SL_POWERLOSS_H
 #define SL_POWERLOSS_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -42,10 +46,12 @@
 
 /* The exit status of a process the layer stopped. */
 #define SL_POWERLOSS_EXIT 86
+/* With signal=1: this signal cuts at the next operation. */
+#define SL_POWERLOSS_ARM_SIG (SIGRTMIN + 5)
 
 /*
  * Arm the layer and point sl_fs at it. spec: comma-separated key=value:
- *   at=N     cut at the Nth operation (N >= 1; required)
+ *   at=N     cut at the Nth operation (N >= 1; required unless signal=1)
  *   seed=S   random seed for torn tails (default 1)
  *   tear=0|1 keep a random prefix of unsynced tails half of the time
  *            (default 1)
@@ -54,6 +60,12 @@
  *            lets a test check that nothing answers meanwhile
  *   stop=0|1 park the other threads and reset connections first (default
  *            1; 0 is the old behaviour, kept to show what the stop fixes)
+ *   inplace=0|1  undo and truncate in the file's own pages at the cut
+ *            (default 0: each changed file is read, truncated to 0 and
+ *            written back; 1 is the old behaviour, kept to show why)
+ *   signal=1 SL_POWERLOSS_ARM_SIG (SIGRTMIN+5) moves the cut to the next
+ *            operation, whatever its number: a test chooses the moment
+ *            (at= may then be left out)
  * SL_OK or SL_ERR_INVALID_ARG (err names the bad part). Call once, before
  * any file is opened. @thread any (before threads start)
  */
