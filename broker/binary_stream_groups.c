@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -23,6 +24,61 @@
 
 /* ---- 10 GROUP_JOIN, 11 HEARTBEAT, 12 LEAVE ----------------------------------
  */
+
+/* Test hook (tests/cluster, bindings/python/tests/test_cluster_groups.py):
+ * with SLUICE_TEST_HOLD_JOIN_REPLY=PATH set and the file PATH present, the
+ * next join answered by any node removes PATH, waits until its state is
+ * replicated as every join does, logs "test hook: join ... is replicated,
+ * its reply held" and never answers: the test then kills this node, as
+ * if it died between replicating the join and sending its reply. */
+typedef struct held_join {
+    char line[400];
+    sl_reply *r;
+    int cancelled;
+} held_join;
+
+static void held_cancel(void *arg)
+{
+    ((held_join *)arg)->cancelled = 1; /* the groups waiter frees it */
+}
+
+static void held_done(void *arg, sl_err rc)
+{
+    held_join *h = arg;
+    if (!h->cancelled) {
+        sl_reply_set_cancel(h->r, NULL, NULL);
+        if (rc == SL_OK) {
+            sl_log(SL_WARN, "groups",
+                   "test hook: %s is replicated, its reply "
+                   "held",
+                   h->line);
+            sl_reply_drop(h->r);
+        } else {
+            sl_reply_error(h->r, rc, "GROUP_JOIN: not replicated");
+        }
+    }
+    free(h);
+}
+
+/* 1 = this join's reply is held (the hook's file was there). */
+static int hold_join(sl_groups *g, sl_reply *r, const char *group,
+                     const char *member, int32_t gen)
+{
+    const char *path = getenv("SLUICE_TEST_HOLD_JOIN_REPLY");
+    held_join *h;
+    if (!path || !path[0] || unlink(path) != 0)
+        return 0;
+    h = calloc(1, sizeof(*h));
+    if (!h)
+        return 0;
+    snprintf(h->line, sizeof(h->line),
+             "join of member %s to group %s (generation %d)", member, group,
+             (int)gen);
+    h->r = r;
+    sl_reply_set_cancel(r, held_cancel, h);
+    sl_groups_wait(g, held_done, h);
+    return 1;
+}
 
 static void h_join(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
 {
@@ -108,6 +164,8 @@ static void h_join(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
     }
     if (sl_group_join_resp_encode(&wb, req->correlation_id, &resp) != SL_OK) {
         sl_reply_error(r, SL_ERR_NOMEM, "GROUP_JOIN: encode failed");
+    } else if (hold_join(g, r, group, mid, gen)) {
+        /* the test hook above: no reply */
     } else {
         /* the new generation and members are group state: answered once
          * replicated, so the next coordinator knows this member */

@@ -417,8 +417,12 @@ sluice_err sluice_consumer_assign_topic(sluice_consumer *c, const char *topic,
  * Join the stream group group.id (required) for these topics; the broker
  * assigns partitions across members and rebalances on join/leave/timeout.
  * Each partition starts at the group's committed offset, else at
- * auto.offset.reset. Joining happens here (blocking up to
- * request.timeout.ms); heartbeats and rejoins happen inside poll.
+ * auto.offset.reset. Joining happens here; in a cluster a join whose
+ * coordinator died, paused (no reply within request.timeout.ms) or moved
+ * is sent again to the new coordinator, under the same member id, for up
+ * to delivery.timeout.ms. Heartbeats and rejoins happen inside poll.
+ * With enable.auto.commit the positions of a previous subscription or
+ * assignment are committed first.
  */
 sluice_err sluice_consumer_subscribe(sluice_consumer *c,
                                      const char *const *topics, size_t count);
@@ -470,8 +474,19 @@ sluice_err sluice_consumer_commit_offsets(sluice_consumer *c,
 /* Committed offset of group.id for a partition; -1 if none. */
 sluice_err sluice_consumer_committed(sluice_consumer *c, const char *topic,
                                      int32_t partition, int64_t *offset);
-/* Leave the group (if subscribed; does not commit), close and free.
- * Blocks up to request.timeout.ms for the leave. Accepts NULL. */
+/* Auto-commits (enable.auto.commit: from poll, and on free or a new
+ * subscribe/assign) that failed. A failed auto-commit is sent again, with
+ * the positions of then, at the next poll reconnect.backoff.ms later (to
+ * the new coordinator after a failover), unless a rebalance fenced it.
+ * If err is not NULL it receives the last failure's message ("" if none).
+ */
+uint64_t sluice_consumer_auto_commit_failures(sluice_consumer *c, char *err,
+                                              size_t err_size);
+/* With enable.auto.commit and a group, commit the positions first
+ * (synchronously, riding through a coordinator failover for up to
+ * delivery.timeout.ms, as sluice_consumer_commit does). Then leave the
+ * group (if subscribed), close and free. Blocks up to request.timeout.ms
+ * for the leave. Accepts NULL. */
 void sluice_consumer_free(sluice_consumer *c);
 
 /* ---- queue consumer -------------------------------------------------- */

@@ -152,9 +152,15 @@ sl_err sl_cons_call_on(sluice_consumer *c, sl_cl_conn *on, uint32_t corr,
                         c->cfg.port);
     if (c->fetch_conn == on)
         c->fetch_corr = 0;
-    if (on == &c->conn)
+    if (on == &c->conn) {
         c->hb_corr = 0;
-    else {
+        /* no reply in time: a paused or cut-off coordinator looks alive
+         * to TCP; drop it, so the next request looks the coordinator up
+         * again (Kafka disconnects on a request timeout and marks the
+         * coordinator unknown). Its late reply is not waited for. */
+        if (rc == SL_ERR_TIMEOUT)
+            sl_cl_conn_close(on);
+    } else {
         sl_cl_conn_close(on); /* a leader's connection: ask again */
         c->rt_stale = 1;
     }
@@ -536,6 +542,28 @@ fail:
     return (sluice_err)rc;
 }
 
+/* With enable.auto.commit: commit the positions before the partitions
+ * are given up (close, unsubscribe), synchronously, riding through a
+ * coordinator failover as commit() does (Kafka commits on close too). A
+ * failure is counted as an auto-commit failure. */
+static sl_err commit_riding(sluice_consumer *c,
+                            const sluice_topic_partition *tps, size_t n);
+static int coord_retry(sluice_consumer *c, sl_err rc, int64_t start,
+                       int window);
+
+static void commit_on_close(sluice_consumer *c)
+{
+    sl_err rc;
+    if (!c->cfg.auto_commit || !c->cfg.group_id[0] || c->nparts == 0)
+        return;
+    rc = commit_riding(c, NULL, 0);
+    if (rc != SL_OK) {
+        c->autocommit_failed++;
+        sl_cl_errstr_copy(c->autocommit_err, sizeof(c->autocommit_err));
+    }
+    sl_cl_clear_err();
+}
+
 static void leave_group(sluice_consumer *c)
 {
     sl_group_member_req req;
@@ -560,6 +588,9 @@ void sluice_consumer_free(sluice_consumer *c)
     size_t i;
     if (!c)
         return;
+    pthread_mutex_lock(&c->mu);
+    commit_on_close(c);
+    pthread_mutex_unlock(&c->mu);
     leave_group(c);
     sl_cons_clear_parts(c);
     free(c->parts);
@@ -576,6 +607,8 @@ void sluice_consumer_free(sluice_consumer *c)
 static void unsubscribe(sluice_consumer *c)
 {
     size_t i;
+    if (c->subscribed)
+        commit_on_close(c);
     leave_group(c);
     for (i = 0; i < c->ntopics; i++)
         free(c->topics[i]);
@@ -675,19 +708,19 @@ sluice_err sluice_consumer_subscribe(sluice_consumer *c,
         c->ntopics++;
     }
     c->subscribed = 1;
-    rc = sl_cons_join_group(c);
     {
-        /* a cluster's group moving or its state topic being created: the
-         * coordinator is found again, within request.timeout.ms */
-        int64_t until = sl_cl_deadline(c->cfg.request_timeout_ms);
-        int backoff =
-            c->cfg.reconnect_backoff_ms > 10 ? c->cfg.reconnect_backoff_ms : 10;
-        while ((rc == SL_ERR_NOT_COORDINATOR || rc == SL_ERR_DISCONNECTED ||
-                rc == SL_ERR_NOT_ENOUGH_REPLICAS) &&
-               sl_cl_left(until) > backoff) {
-            poll(NULL, 0, backoff);
+        /* a cluster's group moving (the coordinator died with this join
+         * unanswered, paused, or answered NOT_COORDINATOR) or its state
+         * topic being created: the coordinator is found again and the
+         * join sent again, under the same member id, within
+         * delivery.timeout.ms (request.timeout.ms when that is 0) */
+        int64_t start = sl_cl_now_ms();
+        do
             rc = sl_cons_join_group(c);
-        }
+        while (coord_retry(c, rc, start,
+                           c->cfg.delivery_timeout_ms
+                               ? c->cfg.delivery_timeout_ms
+                               : c->cfg.request_timeout_ms));
     }
     if (rc != SL_OK)
         unsubscribe(c);
@@ -773,8 +806,19 @@ static int ride_out(sluice_consumer *c, sl_err *rc, int64_t deadline)
 static void take_heartbeat(sluice_consumer *c)
 {
     sl_chunk *fr;
-    if (!c->hb_corr || (c->fetch_corr && c->fetch_conn == &c->conn) ||
-        !sl_cl_conn_connected(&c->conn))
+    if (!c->hb_corr || !sl_cl_conn_connected(&c->conn))
+        return;
+    if (sl_cl_now_ms() - c->hb_sent_ms > c->cfg.request_timeout_ms) {
+        /* unanswered for request.timeout.ms: the coordinator is paused or
+         * cut off; drop it, the group tick finds the new one and rejoins
+         * (before, no heartbeat went out again and the session ran out) */
+        sl_cl_conn_close(&c->conn);
+        c->hb_corr = 0;
+        if (c->fetch_conn == &c->conn)
+            c->fetch_corr = 0;
+        return;
+    }
+    if (c->fetch_corr && c->fetch_conn == &c->conn)
         return;
     for (;;) {
         fr = NULL;
@@ -946,7 +990,7 @@ sluice_err sluice_consumer_poll_batch(sluice_consumer *c, int timeout_ms,
  * replicated with the offsets), so the commit is accepted; only a real
  * rebalance (SLUICE_ERR_REBALANCE, _UNKNOWN_MEMBER) fails it.
  */
-static int commit_retriable(sl_err rc)
+int sl_cons_retriable(sl_err rc)
 {
     return rc == SL_ERR_DISCONNECTED || rc == SL_ERR_TIMEOUT ||
            rc == SL_ERR_NOT_COORDINATOR || rc == SL_ERR_SHUTTING_DOWN ||
@@ -956,12 +1000,12 @@ static int commit_retriable(sl_err rc)
 /* After a group request failed with rc (first try at start): 1 = look
  * the coordinator up again and retry (after reconnect.backoff.ms, the
  * mutex released meanwhile), 0 = return rc. */
-static int coord_retry(sluice_consumer *c, sl_err rc, int64_t start)
+static int coord_retry(sluice_consumer *c, sl_err rc, int64_t start, int window)
 {
     int backoff =
         c->cfg.reconnect_backoff_ms > 10 ? c->cfg.reconnect_backoff_ms : 10;
-    if (!commit_retriable(rc) || c->cfg.delivery_timeout_ms == 0 ||
-        sl_cl_now_ms() - start + backoff >= c->cfg.delivery_timeout_ms)
+    if (!sl_cons_retriable(rc) || window == 0 ||
+        sl_cl_now_ms() - start + backoff >= window)
         return 0;
     /* whatever answered (or did not) is not the coordinator: find it
      * again on the next try */
@@ -982,7 +1026,7 @@ static sl_err commit_riding(sluice_consumer *c,
     sl_err rc;
     do
         rc = sl_cons_commit_locked(c, tps, n);
-    while (coord_retry(c, rc, start));
+    while (coord_retry(c, rc, start, c->cfg.delivery_timeout_ms));
     return rc;
 }
 
@@ -1008,6 +1052,18 @@ sluice_err sluice_consumer_commit_offsets(sluice_consumer *c,
     return (sluice_err)rc;
 }
 
+uint64_t sluice_consumer_auto_commit_failures(sluice_consumer *c, char *err,
+                                              size_t err_size)
+{
+    uint64_t n;
+    pthread_mutex_lock(&c->mu);
+    n = c->autocommit_failed;
+    if (err && err_size)
+        snprintf(err, err_size, "%s", c->autocommit_err);
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}
+
 sluice_err sluice_consumer_committed(sluice_consumer *c, const char *topic,
                                      int32_t partition, int64_t *offset)
 {
@@ -1018,7 +1074,7 @@ sluice_err sluice_consumer_committed(sluice_consumer *c, const char *topic,
     pthread_mutex_lock(&c->mu);
     do /* rides through a coordinator failover, as a commit does */
         rc = sl_cons_fetch_committed(c, topic, partition, &off);
-    while (coord_retry(c, rc, start));
+    while (coord_retry(c, rc, start, c->cfg.delivery_timeout_ms));
     pthread_mutex_unlock(&c->mu);
     if (rc == SL_OK)
         *offset = off;

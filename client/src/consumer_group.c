@@ -2,15 +2,50 @@
  * consumer_group.c - a sluice_consumer in a stream group: join (its
  * assignment), heartbeats, the periodic group work of poll, and commits.
  * The rules are in the essay at the top of consumer.c.
+ *
+ * Member ids are made here, before the first join (as KIP-848 clients
+ * do), not by the broker. A join whose reply is lost (the coordinator
+ * died after its record was replicated, or a timeout) is sent again under
+ * the same id, to whichever node coordinates by then: the new coordinator
+ * knows the member from the replicated record and answers with its
+ * assignment, without a rebalance. With a broker-made id the retry came
+ * as a second new member, and the first (whose id the client never
+ * learned) held its partitions, unread, until its session ran out.
+ *
+ * Auto-commit (enable.auto.commit) that fails is not dropped: it is
+ * counted (sluice_consumer_auto_commit_failures, with the error) and
+ * sent again, with the positions of that moment, at the next poll after
+ * reconnect.backoff.ms, as Kafka's consumer retries its auto-commit to
+ * the new coordinator. Only a fenced commit (a rebalance happened) is
+ * not retried: the partitions may be another member's now.
  */
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #include "client/src/consumer_int.h"
 
 /* ---- groups ----------------------------------------------------------- */
+
+/* A new member id: client.id (at most 40 bytes), '-', 16 hex digits
+ * (random). Fits the broker's 63. */
+static void new_member_id(sluice_consumer *c)
+{
+    static uint64_t seq;
+    uint64_t r = 0;
+    if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r))
+        r = ((uint64_t)sl_cl_now_ms() * 0x9E3779B97F4A7C15ull) ^
+            ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)c ^
+            __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED);
+    snprintf(c->member_id, sizeof(c->member_id), "%.40s-%016llx",
+             c->cfg.client_id[0] ? c->cfg.client_id : "member",
+             (unsigned long long)r);
+    c->generation = -1; /* nothing to keep from a previous membership */
+}
 
 sl_err sl_cons_join_group(sluice_consumer *c)
 {
@@ -28,6 +63,8 @@ sl_err sl_cons_join_group(sluice_consumer *c)
     rc = sl_cons_ensure_conn(c);
     if (rc != SL_OK)
         return rc;
+    if (!c->member_id[0])
+        new_member_id(c);
     sl_arena_reset(&c->arena);
     topics = sl_arena_alloc(&c->arena, c->ntopics * sizeof(*topics));
     if (!topics)
@@ -36,7 +73,7 @@ sl_err sl_cons_join_group(sluice_consumer *c)
         topics[i] = sl_str_c(c->topics[i]);
     memset(&req, 0, sizeof(req));
     req.group = sl_str_c(c->cfg.group_id);
-    req.member_id = c->member_id[0] ? sl_str_c(c->member_id) : sl_str_c(NULL);
+    req.member_id = sl_str_c(c->member_id);
     req.client_id = sl_str_c(c->cfg.client_id);
     req.session_timeout_ms = (uint32_t)c->cfg.session_timeout_ms;
     req.rebalance_timeout_ms = (uint32_t)c->cfg.session_timeout_ms;
@@ -123,9 +160,39 @@ static void send_heartbeat(sluice_consumer *c)
                                    &req) != SL_OK)
         return;
     if (sl_cl_conn_write(&c->conn, sl_cl_deadline(c->cfg.request_timeout_ms)) ==
-        SL_OK)
+        SL_OK) {
         c->hb_corr = corr;
+        c->hb_sent_ms = sl_cl_now_ms();
+    }
     c->next_hb_ms = sl_cl_now_ms() + c->hb_interval_ms;
+}
+
+/* One auto-commit of the current positions. A failure is counted, kept
+ * (its message) and, unless the commit was fenced by a rebalance, tried
+ * again at the next poll reconnect.backoff.ms later, with the positions
+ * of then; the failed request already dropped the connection when the
+ * coordinator is gone or moved, so the retry finds the new one. */
+void sl_cons_auto_commit(sluice_consumer *c)
+{
+    int64_t now = sl_cl_now_ms();
+    int backoff =
+        c->cfg.reconnect_backoff_ms > 10 ? c->cfg.reconnect_backoff_ms : 10;
+    sl_err rc = sl_cons_commit_locked(c, NULL, 0);
+    c->next_autocommit_ms = now + c->cfg.auto_commit_interval_ms;
+    if (rc == SL_OK)
+        return;
+    c->autocommit_failed++;
+    sl_cl_errstr_copy(c->autocommit_err, sizeof(c->autocommit_err));
+    if (!c->autocommit_err[0])
+        snprintf(c->autocommit_err, sizeof(c->autocommit_err), "error %d",
+                 (int)rc);
+    if (sl_cons_retriable(rc)) {
+        if (rc == SL_ERR_TIMEOUT || rc == SL_ERR_NOT_ENOUGH_REPLICAS)
+            sl_cl_conn_close(&c->conn); /* look the coordinator up again */
+        if (now + backoff < c->next_autocommit_ms)
+            c->next_autocommit_ms = now + backoff;
+    }
+    sl_cl_clear_err();
 }
 
 /* Periodic work in poll: heartbeat, rejoin, auto commit. */
@@ -134,18 +201,21 @@ sl_err sl_cons_group_tick(sluice_consumer *c)
     int64_t now = sl_cl_now_ms();
     sl_err rc = SL_OK;
     if (c->cfg.auto_commit && c->cfg.group_id[0] &&
-        now >= c->next_autocommit_ms) {
-        sl_cons_commit_locked(c, NULL, 0);
-        c->next_autocommit_ms = now + c->cfg.auto_commit_interval_ms;
-    }
+        now >= c->next_autocommit_ms)
+        sl_cons_auto_commit(c);
     if (c->coord_lost)
         sl_cons_coord_check(c, SL_OK);
     if (!c->subscribed)
         return SL_OK;
     if (c->need_rejoin || !sl_cl_conn_connected(&c->conn)) {
         if (c->cfg.auto_commit)
-            sl_cons_commit_locked(c, NULL, 0);
+            sl_cons_auto_commit(c);
         rc = sl_cons_join_group(c);
+        /* no reply in time: the connection is closed (consumer.c), the
+         * coordinator is looked up again and the join sent again, as
+         * after a lost connection (poll's ride_out) */
+        if (rc == SL_ERR_TIMEOUT)
+            rc = SL_ERR_DISCONNECTED;
         if (rc != SL_OK)
             return rc;
     }

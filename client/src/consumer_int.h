@@ -64,7 +64,12 @@ struct sluice_consumer {
     int64_t next_hb_ms;
     int hb_interval_ms;
     uint32_t hb_corr;
+    int64_t hb_sent_ms; /* when hb_corr went out */
     int64_t next_autocommit_ms;
+    /* auto-commits that failed (each retried at the next poll after
+     * reconnect.backoff.ms) and the last one's error */
+    uint64_t autocommit_failed;
+    char autocommit_err[256];
     /* failures that may pass (ride_out): when they began, 0 = none */
     int64_t down_since;
 };
@@ -103,6 +108,12 @@ sl_err sl_cons_ensure_conn(sluice_consumer *c);
  * rejoin; sl_cons_ensure_conn finds the new coordinator. Returns rc. */
 sl_err sl_cons_coord_check(sluice_consumer *c, sl_err rc);
 
+/* A group request failed with rc in a way a coordinator failover
+ * explains (connection lost, no reply in time, NOT_COORDINATOR, too few
+ * in-sync replicas): finding the coordinator again and resending is
+ * right. */
+int sl_cons_retriable(sl_err rc);
+
 /* Committed offset of the group for one partition (-1 = none). */
 sl_err sl_cons_fetch_committed(sluice_consumer *c, const char *topic,
                                int32_t partition, int64_t *out);
@@ -120,6 +131,10 @@ sl_err sl_cons_join_group(sluice_consumer *c);
 
 /* Periodic work in poll: heartbeat, rejoin, auto commit. */
 sl_err sl_cons_group_tick(sluice_consumer *c);
+
+/* An auto-commit from poll or close (enable.auto.commit): failures are
+ * counted and retried, see consumer_group.c. */
+void sl_cons_auto_commit(sluice_consumer *c);
 
 /* OFFSET_COMMIT of tps (NULL: the current positions); c->mu held. */
 sl_err sl_cons_commit_locked(sluice_consumer *c,

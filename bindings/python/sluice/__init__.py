@@ -693,9 +693,17 @@ class Consumer(_ConsumerBase):
         """The group's committed offset for a partition (-1 if none)."""
         return self._c.committed(topic, partition)
 
+    def auto_commit_failures(self) -> Tuple[int, str]:
+        """``(count, last error message)`` of the auto-commits
+        (``enable_auto_commit``) that failed. A failed auto-commit is sent
+        again at the next poll (to the new coordinator after a failover),
+        with the positions of then; one fenced by a rebalance is not."""
+        return self._c.auto_commit_failures()
+
     def close(self) -> None:
-        """Leave the group (if subscribed; does not commit) and close.
-        Idempotent."""
+        """With ``enable_auto_commit``, commit the positions first
+        (synchronously, riding through a coordinator failover); then leave
+        the group (if subscribed) and close. Idempotent."""
         self._c.close()
 
 

@@ -1462,6 +1462,21 @@ static PyObject *consumer_committed(ConsumerObject *self, PyObject *args)
     return PyLong_FromLongLong(off);
 }
 
+/* (count, last error) of the failed auto-commits (enable.auto.commit) */
+static PyObject *consumer_auto_commit_failures(ConsumerObject *self,
+                                               PyObject *unused)
+{
+    char err[256] = "";
+    unsigned long long n;
+    (void)unused;
+    if (sl_obj_enter(&self->b, "Consumer") < 0)
+        return NULL;
+    n = (unsigned long long)sluice_consumer_auto_commit_failures(self->c, err,
+                                                                 sizeof(err));
+    sl_obj_leave(&self->b);
+    return Py_BuildValue("(Ks)", n, err);
+}
+
 static PyObject *consumer_commit(ConsumerObject *self, PyObject *unused)
 {
     sluice_err rc;
@@ -1623,6 +1638,8 @@ static PyMethodDef consumer_methods[] = {
     {"committed", (PyCFunction)consumer_committed, METH_VARARGS,
      "committed(topic, partition) -> int"},
     {"commit", (PyCFunction)consumer_commit, METH_NOARGS, "commit()"},
+    {"auto_commit_failures", (PyCFunction)consumer_auto_commit_failures,
+     METH_NOARGS, "auto_commit_failures() -> (count, last error)"},
     {"commit_offsets", (PyCFunction)consumer_commit_offsets, METH_VARARGS,
      "commit_offsets([(topic, partition, next_offset), ...])"},
     {"poll", (PyCFunction)consumer_poll, METH_VARARGS,

@@ -14,6 +14,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -776,3 +777,139 @@ def test_group_list_and_describe_with_a_cluster_secret(bin_dir, tmp_path,
                 assert "partition sec/0 start 2 end 10 " in out, (n, out)
     finally:
         c.stop_all()
+
+
+def test_a_join_whose_reply_died_with_the_coordinator_is_answered(
+        bin_dir, tmp_path, monkeypatch):
+    """The coordinator replicates a member's join and dies before it
+    answers (SLUICE_TEST_HOLD_JOIN_REPLY, broker/binary_stream_groups.c:
+    the reply is held, then the node is killed with -9). subscribe()
+    sends the join again to the new coordinator under the same member id
+    (libsluice makes member ids itself): the new coordinator knows that
+    member from the replicated record and answers with its partition.
+    Before, the retry came as a second, new member, and the first one
+    (whose id the client never learned) held a partition, unread, until
+    its session timeout (60 s here): one consumer was assigned nothing
+    and one partition was read by nobody. No record is read twice or
+    lost."""
+    hold = str(tmp_path / "hold-join")
+    monkeypatch.setenv("SLUICE_TEST_HOLD_JOIN_REPLY", hold)
+    monkeypatch.setenv("SLUICE_BIN_DIR", bin_dir)
+    c = cluster_harness.Cluster(tmp_path, n=3)
+    c.start()
+    try:
+        all3 = [1, 2, 3]
+        c.wait(lambda: all_up(c, all3), "a cluster with every node up")
+        c.cli(1, "topic", "create", "sj", "--partitions", "2",
+              "--replication-factor", "3")
+        c.wait(lambda: all(describe(c, x, "sj") for x in all3), "sj")
+        bs = bootstrap(c, all3)
+        conf = dict(auto_offset_reset="earliest", enable_auto_commit=False,
+                    session_timeout_ms=60000)
+        a = sluice.Consumer(bs, "sgj", **conf)
+        a.subscribe(["sj"])
+        assert len(a.assignment()) == 2
+        coord = c.wait(lambda: coordinator(c, 1, "sgj", "sj"),
+                       "sgj's coordinator")
+        b = sluice.Consumer(bs, "sgj", **conf)
+        res = {}
+
+        def join():
+            try:
+                b.subscribe(["sj"])
+                res["ok"] = True
+            except sluice.SluiceError as e:
+                res["err"] = e
+
+        open(hold, "w").close()  # the next join's reply is held
+        th = threading.Thread(target=join)
+        th.start()
+        c.nodes[coord].wait_log(
+            lambda t: "test hook: join of member" in t, "the held join")
+        c.kill9(coord)
+        th.join(120)
+        assert res.get("ok"), res
+        # a learns of the new generation from the new coordinator; both
+        # own one partition well before b's first join could expire
+        end = time.monotonic() + 40
+        while not (len(a.assignment()) == 1 and len(b.assignment()) == 1):
+            assert time.monotonic() < end, (
+                "assignments", a.assignment(), b.assignment())
+            assert a.poll(0.2) is None and b.poll(0.2) is None
+        mine = {a: a.assignment()[0].partition,
+                b: b.assignment()[0].partition}
+        assert sorted(mine.values()) == [0, 1], mine
+        rest = [x for x in all3 if x != coord]
+        for p in (0, 1):
+            c.cli(rest[0], "produce", "sj", "--acks", "durable",
+                  "--partition", str(p),
+                  input="".join("p%d-%02d\n" % (p, i) for i in range(10)))
+        got = {a: [], b: []}
+        end = time.monotonic() + 60
+        while sum(map(len, got.values())) < 20:
+            assert time.monotonic() < end, got
+            for con in (a, b):
+                m = con.poll(0.2)
+                if m is not None:
+                    assert m.partition == mine[con], (m.partition, mine)
+                    got[con].append((m.partition, m.offset, m.value))
+        for con in (a, b):
+            p = mine[con]
+            assert got[con] == [(p, i, b"p%d-%02d" % (p, i))
+                                for i in range(10)], got[con]
+        assert a.poll(0.3) is None and b.poll(0.3) is None
+        a.close()
+        b.close()
+    finally:
+        c.stop_all()
+
+
+def test_auto_commit_rides_through_coordinator_kill(cluster):
+    """enable.auto.commit across the kill -9 of the group's coordinator:
+    the auto-commits that went to the dead coordinator are counted
+    (auto_commit_failures) and sent again to the new one, and close()
+    commits the positions synchronously, through the failover (Kafka's
+    consumer does both). A consumer started afterwards resumes at the
+    position of the first: no record is read twice. Before, a failed
+    auto-commit was dropped without a word and close() did not commit:
+    the records read since the last auto-commit that succeeded were read
+    again."""
+    c = cluster
+    all3 = [1, 2, 3]
+    c.wait(lambda: all_up(c, all3), "a cluster with every node up")
+    c.cli(1, "topic", "create", "sa", "--partitions", "2",
+          "--replication-factor", "3")
+    c.wait(lambda: all(describe(c, x, "sa") for x in all3), "sa")
+    for p in (0, 1):
+        c.cli(1, "produce", "sa", "--acks", "durable", "--partition", str(p),
+              input="".join("p%d-%02d\n" % (p, i) for i in range(30)))
+    a = sluice.Consumer(bootstrap(c, all3), "sga",
+                        auto_offset_reset="earliest", enable_auto_commit=True,
+                        auto_commit_interval_ms=1)
+    a.subscribe(["sa"])
+    first = poll_until(a, lambda g: len(g) >= 40)
+    assert a.auto_commit_failures() == (0, "")
+    coord = c.wait(lambda: coordinator(c, 1, "sga", "sa"), "sga's coordinator")
+    c.kill9(coord)
+    # every poll auto-commits (interval 1 ms): the first ones after the
+    # kill go to a coordinator that is gone
+    first += poll_until(a, lambda g: len(g) >= 20, 90)
+    fails, err = a.auto_commit_failures()
+    assert fails >= 1 and err, (fails, err)
+    a.close()  # commits the positions after the last record, through it
+    keys = [(m.partition, m.offset) for m in first]
+    assert sorted(keys) == [(p, i) for p in (0, 1) for i in range(30)], keys
+    rest = [x for x in all3 if x != coord]
+    for p in (0, 1):
+        c.cli(rest[0], "produce", "sa", "--acks", "durable", "--partition",
+              str(p), input="late-%d\n" % p)
+    b = sluice.Consumer(bootstrap(c, rest), "sga",
+                        auto_offset_reset="earliest", enable_auto_commit=False)
+    b.subscribe(["sa"])
+    late = poll_until(b, lambda g: len(g) >= 2, 60)
+    again = [(m.partition, m.offset) for m in late if m.offset < 30]
+    assert again == [], "%d record(s) read twice: %r" % (len(again), again)
+    assert sorted((m.partition, m.offset, m.value) for m in late) == \
+        [(p, 30, b"late-%d" % p) for p in (0, 1)]
+    assert b.poll(0.5) is None
+    b.close()
