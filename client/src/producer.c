@@ -27,7 +27,7 @@
  *
  * Order within a partition: a batch is not sent while an older batch of
  * its partition waits in the retry list, or is in flight on another
- * connection than the one it would go to (blocked(); it waits in the
+ * connection than the one it would go to (sl_pr_blocked(); it waits in the
  * retry list behind them). A lost connection requeues everything in
  * flight on it, in order. Without idempotence a resend of a batch the
  * broker had stored before the connection broke stores it twice.
@@ -43,39 +43,17 @@
  * the next epoch of its id (sequences restart at 0). A broker without the
  * api (UNSUPPORTED_API) turns idempotence off for this producer.
  *
- * A leader that lost this producer's state (a new leader that never got
- * its batches) answers UNKNOWN_PRODUCER_ID to a batch that does not start
- * at sequence 0; nothing of the producer is in its log, so none of the
- * partition's unacknowledged batches is stored. OUT_OF_ORDER_SEQUENCE
- * with no earlier batch of the partition pending is the same loss in part
- * (the leader lost the tail of what it had acknowledged with acks written:
- * a new leader that got only some of it): the batch was not stored, nor
- * any later one. In both cases, as Kafka's KIP-360, the
- * producer then (unk_*) holds the partition until none of its batches is
- * in flight, takes the next epoch, and resends the partition's batches in
- * order renumbered from 0 (restamp: the header's id, epoch, sequence and
- * CRC rewritten). Batches of one partition stamped with different
- * epochs are never in flight together (blocked()), so a later batch in a
- * new epoch cannot be stored ahead of an earlier one the leader refused.
+ * The delivery reports, the retry list and the order within a partition,
+ * the producer id and the KIP-360 recovery (a leader that lost this
+ * producer's state) are in producer_retry.c.
  */
 #include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "client/src/accum.h"
-#include "client/src/conn.h"
-#include "client/src/internal.h"
-#include "client/src/route.h"
+#include "client/src/producer_int.h"
 #include "protocol/api.h"
-
-typedef struct inflight {
-    struct inflight *next;
-    uint32_t corr;
-    sl_cl_conn *conn;   /* corr ids are per connection */
-    int64_t sent_ms;    /* for request.timeout.ms */
-    sl_pbatch *batches; /* linked by next */
-} inflight;
 
 /* A reply later than request.timeout.ms by this much: the connection is
  * considered dead (a paused broker) and its requests are resent. The
@@ -84,285 +62,6 @@ typedef struct inflight {
 
 /* Unsent request bytes the producer may keep while it goes on batching. */
 #define OUT_PENDING (4u * 1024 * 1024)
-
-/* Delivery reports are kept per batch (sl_pbatch.rep_base / rep_err,
- * linked by next) and expanded to one callback per record in deliver(). */
-
-typedef struct ptopic_meta {
-    int confirmed;    /* partition count from metadata (not provisional) */
-    int64_t retry_ms; /* provisional: ask the broker again after this */
-} ptopic_meta;
-
-struct sluice_producer {
-    pthread_mutex_t mu;
-    sl_cl_cfg cfg;
-    sl_cl_router rt; /* the connections and the leaders (route.c) */
-    sl_accum acc;
-    ptopic_meta *meta; /* parallel to acc.topics */
-    size_t meta_cap;
-    inflight *if_head, *if_tail;
-    size_t n_inflight;
-    size_t outstanding;             /* records without a delivered report */
-    sl_pbatch *rep_head, *rep_tail; /* batches with a result to deliver */
-    sl_pbatch *retry_head, *retry_tail; /* batches to resend, in order */
-    int64_t retry_at;                   /* when to route them again */
-    size_t nrep;                    /* records in them */
-    sl_arena arena;
-    int pid_reset;        /* a stamped batch failed: ask for a new epoch */
-    int pid_off;          /* the broker has no INIT_PRODUCER_ID */
-    struct unk *unk;      /* partitions answered UNKNOWN_PRODUCER_ID */
-    size_t nunk, unkcap;
-    int64_t wall_off;     /* wall clock - monotonic clock, ms */
-    int64_t wall_sync_ms; /* monotonic time wall_off was measured */
-};
-
-/* A partition whose leader answered UNKNOWN_PRODUCER_ID (KIP-360): held
- * until no batch of it is in flight and the producer has its next epoch;
- * then released: its batches stamped before (stamped < mark) are
- * renumbered from 0 in the new epoch as they are sent. */
-struct unk {
-    int tidx;
-    int32_t partition;
-    int hold;
-    int64_t pid; /* the stamp the leader did not know */
-    int16_t epoch;
-    uint64_t mark;
-};
-
-/* ---- reports ---------------------------------------------------------- */
-
-/* Queue the result of batch b (the producer keeps b until delivered). */
-static void report_batch(sluice_producer *p, sl_pbatch *b, int64_t base,
-                         sl_err err)
-{
-    b->rep_topic = p->acc.topics[b->tidx].name;
-    if (err != SL_OK && b->bb.producer_id >= 0 &&
-        b->bb.producer_id == p->acc.pid && b->bb.producer_epoch == p->acc.epoch)
-        p->pid_reset = 1; /* its sequences have a gap now */
-    b->rep_base = err == SL_OK ? base : -1;
-    b->rep_err = err;
-    b->next = NULL;
-    if (p->rep_tail)
-        p->rep_tail->next = b;
-    else
-        p->rep_head = b;
-    p->rep_tail = b;
-    p->nrep += b->n;
-}
-
-/* Hand queued reports to the callback, with the mutex released. Called
- * with the mutex held; returns with it held. Returns the records. */
-static int deliver(sluice_producer *p)
-{
-    sl_pbatch *list = p->rep_head, *b, *nb;
-    size_t n = p->nrep;
-    sluice_delivery d;
-    uint32_t i;
-
-    if (!list)
-        return 0;
-    p->rep_head = p->rep_tail = NULL;
-    p->nrep = 0;
-    p->outstanding -= n;
-    if (p->cfg.dr_cb) {
-        pthread_mutex_unlock(&p->mu);
-        for (b = list; b; b = b->next) {
-            /* topic names are stable until the producer is freed (the
-             * topics array is not: another thread may grow it) */
-            d.topic = b->rep_topic;
-            d.partition = b->partition;
-            d.err = (sluice_err)b->rep_err;
-            for (i = 0; i < b->n; i++) {
-                d.offset = b->rep_base >= 0 ? b->rep_base + i : -1;
-                d.timestamp = b->ts[i];
-                d.opaque = b->opaque[i];
-                p->cfg.dr_cb(&d, p->cfg.dr_opaque);
-            }
-        }
-        pthread_mutex_lock(&p->mu);
-    }
-    for (b = list; b; b = nb) {
-        nb = b->next;
-        sl_accum_release(&p->acc, b);
-    }
-    return (int)n;
-}
-
-/* ---- KIP-360: a leader that lost the producer's state ----------------- */
-
-static struct unk *unk_find(const sluice_producer *p, int tidx, int32_t part)
-{
-    for (size_t i = 0; i < p->nunk; i++)
-        if (p->unk[i].tidx == tidx && p->unk[i].partition == part)
-            return &p->unk[i];
-    return NULL;
-}
-
-/* b was answered UNKNOWN_PRODUCER_ID: hold its partition, and ask for the
- * next epoch if b carries the current one. 0 without memory (b fails). */
-static int unk_note(sluice_producer *p, const sl_pbatch *b)
-{
-    struct unk *u = unk_find(p, b->tidx, b->partition);
-    if (!u) {
-        if (p->nunk == p->unkcap) {
-            size_t ncap = p->unkcap ? 2 * p->unkcap : 4;
-            struct unk *nu = realloc(p->unk, ncap * sizeof(*nu));
-            if (!nu)
-                return 0;
-            p->unk = nu;
-            p->unkcap = ncap;
-        }
-        u = &p->unk[p->nunk++];
-        memset(u, 0, sizeof(*u));
-        u->tidx = b->tidx;
-        u->partition = b->partition;
-    }
-    u->hold = 1;
-    u->pid = b->bb.producer_id;
-    u->epoch = b->bb.producer_epoch;
-    if (b->bb.producer_id == p->acc.pid && b->bb.producer_epoch == p->acc.epoch)
-        p->pid_reset = 1;
-    return 1;
-}
-
-/* Is b to be renumbered in the current epoch before it is sent? */
-static int unk_restamp_due(const sluice_producer *p, const sl_pbatch *b)
-{
-    const struct unk *u = unk_find(p, b->tidx, b->partition);
-    return u && !u->hold && p->acc.pid >= 0 && b->bb.producer_id >= 0 &&
-           b->stamped < u->mark;
-}
-
-/* Give b the current id and epoch and its partition's next sequence, in
- * the encoded header too (CRC recomputed). */
-static void restamp(sluice_producer *p, sl_pbatch *b)
-{
-    int32_t *seq = &p->acc.topics[b->tidx].seq[b->partition];
-    uint8_t *e = (uint8_t *)b->enc;
-    b->bb.producer_id = p->acc.pid;
-    b->bb.producer_epoch = p->acc.epoch;
-    b->bb.base_sequence = *seq;
-    *seq = sl_seq_add(*seq, b->n);
-    memcpy(e + 39, &b->bb.producer_id, 8);
-    memcpy(e + 47, &b->bb.producer_epoch, 2);
-    memcpy(e + 49, &b->bb.base_sequence, 4);
-    sl_put_u32(e + SL_BATCH_CRC_OFF, sl_batch_compute_crc(e, b->enc_len));
-    b->stamped = ++p->acc.stamps;
-}
-
-/* ---- retries ---------------------------------------------------------- */
-
-/* Into the retry list, behind every older batch but before any newer
- * batch of its partition: a batch that was blocked() behind an older one
- * in flight elsewhere is in the list before that older one fails (seen
- * with a leader stopping cleanly: the older answered NOT_LEADER after the
- * newer was blocked), and the resend must keep the partition's order
- * (its sequences, with idempotence). */
-static void retry_append(sluice_producer *p, sl_pbatch *b)
-{
-    sl_pbatch **pp = &p->retry_head;
-    if (!p->retry_head)
-        p->retry_at = sl_cl_now_ms() + p->cfg.retry_backoff_ms;
-    for (; *pp; pp = &(*pp)->next)
-        if ((*pp)->tidx == b->tidx && (*pp)->partition == b->partition &&
-            (*pp)->order > b->order)
-            break;
-    b->next = *pp;
-    *pp = b;
-    if (!b->next)
-        p->retry_tail = b;
-}
-
-/* Is a batch of b's partition with a lower sequence waiting for a resend
- * or in flight? Then b's OUT_OF_ORDER_SEQUENCE is that batch's gap: the
- * broker did not store it yet, and once the resend stores it b fits
- * (Kafka's producer retries such a batch too). */
-static int earlier_pending(const sluice_producer *p, const sl_pbatch *b)
-{
-    const sl_pbatch *x;
-    const inflight *f;
-    if (b->bb.producer_id < 0)
-        return 0;
-    for (x = p->retry_head; x; x = x->next)
-        if (x->tidx == b->tidx && x->partition == b->partition &&
-            x->bb.base_sequence < b->bb.base_sequence)
-            return 1;
-    for (f = p->if_head; f; f = f->next)
-        for (x = f->batches; x; x = x->next)
-            if (x != b && x->tidx == b->tidx &&
-                x->partition == b->partition &&
-                x->bb.base_sequence < b->bb.base_sequence)
-                return 1;
-    return 0;
-}
-
-/* Batch b failed with err: resend it later when err may pass and its
- * delivery timeout has not, else report err. OUT_OF_ORDER_SEQUENCE
- * passes when an older batch of the partition waits for its resend: a
- * new leader that had not applied its election yet refused the older
- * one and then, applied, took b's sequence as a gap (seen when a
- * controlled shutdown moves leadership while batches are pipelined);
- * b goes after it, as Kafka's producer does. */
-static void retry_or_report(sluice_producer *p, sl_pbatch *b, sl_err err)
-{
-    int64_t now = sl_cl_now_ms();
-    int may_pass =
-        sl_cl_retriable(err) ||
-        (err == SL_ERR_OUT_OF_ORDER_SEQUENCE && earlier_pending(p, b)) ||
-        ((err == SL_ERR_UNKNOWN_PRODUCER_ID ||
-          err == SL_ERR_OUT_OF_ORDER_SEQUENCE) &&
-         b->bb.producer_id >= 0 && unk_note(p, b));
-    if (p->cfg.acks != SL_ACKS_NONE && may_pass &&
-        p->cfg.delivery_timeout_ms > 0 &&
-        now - b->created_ms < p->cfg.delivery_timeout_ms) {
-        b->last_err = err;
-        p->rt.stale = 1;
-        retry_append(p, b);
-        return;
-    }
-    report_batch(p, b, -1, err);
-}
-
-static int pid_needed(const sluice_producer *p);
-
-/* Is a batch of b's partition waiting for a resend, or in flight on
- * another connection than to, or in flight with another producer epoch
- * than b would carry? Then b waits behind it. A partition held after
- * UNKNOWN_PRODUCER_ID is released here once nothing of it is in flight
- * and the producer has its next epoch. */
-static int blocked(sluice_producer *p, const sl_pbatch *b, sl_cl_conn *to)
-{
-    const sl_pbatch *x;
-    const inflight *f;
-    struct unk *u = unk_find(p, b->tidx, b->partition);
-    int64_t pid = b->bb.producer_id;
-    int16_t epoch = b->bb.producer_epoch;
-    for (x = p->retry_head; x; x = x->next)
-        if (x->tidx == b->tidx && x->partition == b->partition)
-            return 1;
-    if (u && u->hold) {
-        for (f = p->if_head; f; f = f->next)
-            for (x = f->batches; x; x = x->next)
-                if (x->tidx == b->tidx && x->partition == b->partition)
-                    return 1;
-        if (pid_needed(p) || (p->acc.pid == u->pid && p->acc.epoch == u->epoch))
-            return 1; /* the next epoch first */
-        u->hold = 0;
-        u->mark = p->acc.stamps + 1;
-        p->acc.topics[b->tidx].seq[b->partition] = 0;
-    }
-    if (unk_restamp_due(p, b)) {
-        pid = p->acc.pid;
-        epoch = p->acc.epoch;
-    }
-    for (f = p->if_head; f; f = f->next)
-        for (x = f->batches; x; x = x->next)
-            if (x->tidx == b->tidx && x->partition == b->partition &&
-                (f->conn != to || x->bb.producer_id != pid ||
-                 x->bb.producer_epoch != epoch))
-                return 1;
-    return 0;
-}
 
 /* ---- in flight -------------------------------------------------------- */
 
@@ -392,7 +91,7 @@ static void fail_conn(sluice_producer *p, sl_cl_conn *c, sl_err err)
         unlink_inflight(p, f, prev);
         for (b = f->batches; b; b = nb) {
             nb = b->next;
-            retry_or_report(p, b, err);
+            sl_pr_retry_or_report(p, b, err);
         }
         free(f);
     }
@@ -448,9 +147,9 @@ static void handle_produce_resp(sluice_producer *p, inflight *f,
              * others and not know it was replaced: ask them first */
             sl_cl_route_failed(&p->rt, f->conn);
         if (e == SL_OK)
-            report_batch(p, b, base, e);
+            sl_pr_report_batch(p, b, base, e);
         else
-            retry_or_report(p, b, e);
+            sl_pr_retry_or_report(p, b, e);
     }
     f->batches = NULL;
 }
@@ -613,21 +312,12 @@ fail:
     return -1;
 }
 
-/* ---- idempotence (idem.c) ------------------------------------------- */
-
-/* Whether batches taken now must carry a (new) producer id first. */
-static int pid_needed(const sluice_producer *p)
-{
-    return p->cfg.idempotence && p->cfg.acks != SL_ACKS_NONE && !p->pid_off &&
-           (p->acc.pid < 0 || p->pid_reset);
-}
-
 /* ---- sending ---------------------------------------------------------- */
 
 /* Fail a batch that cannot be sent. */
 static void fail_batch(sluice_producer *p, sl_pbatch *b, sl_err err)
 {
-    report_batch(p, b, -1, err);
+    sl_pr_report_batch(p, b, -1, err);
 }
 
 /* Put the batches waiting for a resend back in front of the ready list
@@ -679,7 +369,7 @@ static sl_err send_one(sluice_producer *p, int all, int *sent)
     requeue_retries(p);
     if (p->rt.stale)
         sl_cl_route_refresh(&p->rt, &p->arena);
-    if (pid_needed(p) &&
+    if (sl_pr_pid_needed(p) &&
         sl_accum_next_due(&p->acc) <= (all ? INT64_MAX - 1 : now)) {
         /* on failure the due batches wait for a retry (or fail) */
         init_rc = sl_cl_idem_init(&p->cfg, &p->acc, &p->pid_off);
@@ -691,21 +381,20 @@ static sl_err send_one(sluice_producer *p, int all, int *sent)
             fail_batch(p, b, ferr);
             continue;
         }
-        c = sl_cl_route_conn(&p->rt, p->acc.topics[b->tidx].name,
-                             b->partition);
+        c = sl_cl_route_conn(&p->rt, p->acc.topics[b->tidx].name, b->partition);
         if (!c) { /* no leader right now */
-            retry_or_report(p, b, SL_ERR_NOT_LEADER);
+            sl_pr_retry_or_report(p, b, SL_ERR_NOT_LEADER);
             continue;
         }
-        if (blocked(p, b, c)) {
-            retry_append(p, b);
+        if (sl_pr_blocked(p, b, c)) {
+            sl_pr_retry_append(p, b);
             continue;
         }
         if (!list) {
             rc = sl_cl_conn_ensure(c);
             if (rc != SL_OK) {
                 sl_cl_route_failed(&p->rt, c);
-                retry_or_report(p, b, rc);
+                sl_pr_retry_or_report(p, b, rc);
                 continue;
             }
             to = c;
@@ -721,8 +410,8 @@ static sl_err send_one(sluice_producer *p, int all, int *sent)
             sl_accum_unget(&p->acc, b);
             break;
         }
-        if (unk_restamp_due(p, b))
-            restamp(p, b);
+        if (sl_pr_unk_restamp_due(p, b))
+            sl_pr_restamp(p, b);
         b->next = NULL;
         if (tail)
             tail->next = b;
@@ -738,7 +427,7 @@ static sl_err send_one(sluice_producer *p, int all, int *sent)
         while (list) {
             b = list;
             list = b->next;
-            retry_or_report(p, b, init_rc);
+            sl_pr_retry_or_report(p, b, init_rc);
         }
         return SL_OK;
     }
@@ -971,12 +660,11 @@ sluice_err sluice_producer_send(sluice_producer *p, const char *topic,
         drain(p, 1);
         if (p->n_inflight == 0 && !p->retry_head)
             break;
-        if (wait_some(p, sl_cl_deadline(p->cfg.request_timeout_ms)) !=
-                SL_OK &&
+        if (wait_some(p, sl_cl_deadline(p->cfg.request_timeout_ms)) != SL_OK &&
             p->n_inflight == 0)
             break;
         if (p->nrep && !p->cfg.dr_cb)
-            deliver(p);
+            sl_pr_deliver(p);
     }
 out:
     pthread_mutex_unlock(&p->mu);
@@ -1014,7 +702,7 @@ int sluice_producer_poll(sluice_producer *p, int timeout_ms)
             pthread_mutex_lock(&p->mu);
         }
     }
-    n = deliver(p);
+    n = sl_pr_deliver(p);
     pthread_mutex_unlock(&p->mu);
     return n;
 }
@@ -1029,7 +717,7 @@ sluice_err sluice_producer_flush(sluice_producer *p, int timeout_ms)
     for (;;) {
         drain(p, 1);
         write_all(p);
-        deliver(p);
+        sl_pr_deliver(p);
         if (p->outstanding == 0)
             break;
         if (sl_cl_now_ms() >= deadline) {
