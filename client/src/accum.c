@@ -3,6 +3,7 @@
  */
 #include "client/src/accum.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,89 @@ static void batch_free(sl_pbatch *b)
     free(b);
 }
 
+/*
+ * Recycling. A sent batch comes back (sl_accum_release) once its result is
+ * delivered, and its buffer, resident by then, takes the next batch: a
+ * producer that keeps up to max.in.flight requests out reuses the same
+ * few dozen buffers for a whole run. A batch's buffer of 256 KiB is fresh
+ * memory the first time, faulted in page by page, and many producers in
+ * one process (a thread and a producer per connection, as many
+ * applications hold them) each made their own: 256 producer threads that
+ * each send a few batches faulted in every byte they sent (73 k faults for
+ * 2 M records of 100 B, against 10 k for one producer; MADV_POPULATE_WRITE
+ * and the faults were a fifth of the client's CPU; issue 20,
+ * docs/benchmarks.md "Issue 20: session 13"). So an accumulator keeps
+ * only OWN_SPARE batches of its own and gives the rest to a pool of the
+ * process, from which any accumulator without a spare takes one before it
+ * allocates: a batch acknowledged for one producer takes another
+ * producer's records while that one's first batches are still in flight.
+ * The pool holds at most POOL_MAX_BYTES (batches beyond it are freed), and
+ * an accumulator's spares go to it when it is freed. One mutex; taken once
+ * per batch, not per record. Off under ASan (reuse would hide a use after
+ * free).
+ */
+#define OWN_SPARE 2
+#if defined(__SANITIZE_ADDRESS__)
+#define POOL_MAX_BYTES 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define POOL_MAX_BYTES 0
+#endif
+#endif
+#ifndef POOL_MAX_BYTES
+#define POOL_MAX_BYTES ((size_t)64 << 20)
+#endif
+
+static pthread_mutex_t g_pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static sl_pbatch *g_pool;
+static size_t g_pool_n, g_pool_bytes;
+
+static size_t batch_bytes(const sl_pbatch *b)
+{
+    return b->bb.buf.cap +
+           (size_t)b->cap * (sizeof(*b->opaque) + sizeof(*b->ts));
+}
+
+static void pool_put(sl_pbatch *b)
+{
+    size_t sz = batch_bytes(b);
+    pthread_mutex_lock(&g_pool_mu);
+    if (g_pool_bytes + sz <= POOL_MAX_BYTES) {
+        b->next = g_pool;
+        g_pool = b;
+        g_pool_n++;
+        g_pool_bytes += sz;
+        b = NULL;
+    }
+    pthread_mutex_unlock(&g_pool_mu);
+    if (b)
+        batch_free(b);
+}
+
+static sl_pbatch *pool_get(void)
+{
+    sl_pbatch *b;
+    if (!__atomic_load_n(&g_pool, __ATOMIC_RELAXED))
+        return NULL; /* a stale look only costs an allocation */
+    pthread_mutex_lock(&g_pool_mu);
+    b = g_pool;
+    if (b) {
+        g_pool = b->next;
+        g_pool_n--;
+        g_pool_bytes -= batch_bytes(b);
+    }
+    pthread_mutex_unlock(&g_pool_mu);
+    return b;
+}
+
+void sl_accum_pool_stats(size_t *batches, size_t *bytes)
+{
+    pthread_mutex_lock(&g_pool_mu);
+    *batches = g_pool_n;
+    *bytes = g_pool_bytes;
+    pthread_mutex_unlock(&g_pool_mu);
+}
+
 void sl_accum_fini(sl_accum *a)
 {
     size_t i;
@@ -54,7 +138,7 @@ void sl_accum_fini(sl_accum *a)
     }
     for (b = a->spare; b; b = n) {
         n = b->next;
-        batch_free(b);
+        pool_put(b);
     }
     for (i = 0; i < a->ntopics; i++) {
         free(a->topics[i].name);
@@ -219,9 +303,14 @@ static sl_pbatch *batch_new(sl_accum *a, int tidx, int32_t part, int64_t now)
     sl_pbatch *b = a->spare;
     if (b) {
         a->spare = b->next;
+        a->nspare--;
+    } else {
+        b = pool_get();
+    }
+    if (b) {
         sl_bb_reset(&b->bb);
         b->bb.codec = a->codec;
-        b->pop_end = SIZE_MAX; /* resident already */
+        b->pop_end = b->touched; /* resident up to there */
     } else {
         b = calloc(1, sizeof(*b));
         if (!b)
@@ -398,6 +487,13 @@ int64_t sl_accum_next_due(const sl_accum *a)
 
 void sl_accum_release(sl_accum *a, sl_pbatch *b)
 {
+    if (b->bb.buf.len > b->touched)
+        b->touched = b->bb.buf.len;
+    if (a->nspare >= OWN_SPARE) {
+        pool_put(b);
+        return;
+    }
     b->next = a->spare;
     a->spare = b;
+    a->nspare++;
 }

@@ -31,6 +31,7 @@ typedef struct sl_pbatch {
     int last_err;          /* producer: why the last attempt failed */
     uint32_t attempts;     /* producer: requests that carried it */
     size_t pop_end;        /* its buffer is faulted in up to here (accum.c) */
+    size_t touched;        /* its buffer was written up to here (resident) */
     uint64_t stamped;      /* when its producer fields were stamped (the
                               accumulator's stamps count then) */
 } sl_pbatch;
@@ -54,6 +55,7 @@ typedef struct sl_accum {
     sl_pbatch *ready_head, *ready_tail; /* full batches, FIFO */
     size_t records;                     /* in open + ready batches */
     sl_pbatch *spare;                   /* recycled batches */
+    uint32_t nspare;                    /* in spare (the rest: the pool) */
     uint32_t rr;                        /* sticky round-robin counter */
     uint64_t created;                   /* batches made (their order) */
     int null_rr; /* null keys: next partition per record, not per batch */
@@ -115,7 +117,11 @@ void sl_accum_set_producer(sl_accum *a, int64_t pid, int16_t epoch);
  * without the api sets *off (and pid -1). */
 struct sl_cl_cfg;
 sl_err sl_cl_idem_init(const struct sl_cl_cfg *cfg, sl_accum *acc, int *off);
-/* Return a sent batch for reuse. */
+/* Return a sent batch for reuse: to a's spares, or past a few of them to
+ * the process's pool, where any accumulator's new batch takes it (accum.c,
+ * "Recycling"). */
 void sl_accum_release(sl_accum *a, sl_pbatch *b);
+/* The pool's batches and bytes now (tests). */
+void sl_accum_pool_stats(size_t *batches, size_t *bytes);
 
 #endif

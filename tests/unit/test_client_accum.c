@@ -290,6 +290,59 @@ static void test_null_key_round_robin_survives_early_take(void **state)
     sl_accum_fini(&a);
 }
 
+/* Recycling (accum.c): an accumulator keeps two released batches of its
+ * own; a third goes to the process's pool, and another accumulator's next
+ * new batch takes it (its buffer, resident, for new records) instead of
+ * allocating; an accumulator's spares go to the pool when it is freed. */
+static void test_released_batches_go_to_other_accumulators(void **state)
+{
+    sl_accum a, b;
+    sl_pbatch *x[3], *y;
+    sl_err e;
+    int t, u, full, i;
+    size_t n0, bytes0, n1, bytes1;
+    (void)state;
+#if defined(__SANITIZE_ADDRESS__)
+    skip(); /* no pool under ASan (accum.c) */
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+    skip();
+#endif
+#endif
+
+    sl_accum_init(&a, 1 << 20, 1, 0, SL_CODEC_NONE);
+    sl_accum_init(&b, 1 << 20, 1, 0, SL_CODEC_NONE);
+    t = sl_accum_add_topic(&a, "t", 1);
+    u = sl_accum_add_topic(&b, "u", 1);
+    for (i = 0; i < 3; i++) {
+        assert_int_equal(sl_accum_add(&a, t, 0, 1, NULL, 0, "a", 1, NULL, 0,
+                                      NULL, 0, &full),
+                         SL_OK);
+        x[i] = sl_accum_take(&a, 0, 1, &e);
+        assert_non_null(x[i]);
+    }
+    sl_accum_pool_stats(&n0, &bytes0);
+    for (i = 0; i < 3; i++)
+        sl_accum_release(&a, x[i]);
+    sl_accum_pool_stats(&n1, &bytes1);
+    assert_int_equal(n1, n0 + 1); /* x[2]: a keeps x[0] and x[1] */
+    assert_true(bytes1 > bytes0);
+    assert_int_equal(sl_accum_add(&b, u, 0, 1, NULL, 0, "b0", 2, NULL, 0,
+                                  NULL, 0, &full),
+                     SL_OK);
+    y = sl_accum_take(&b, 0, 1, &e);
+    assert_ptr_equal(y, x[2]);
+    check_batch(y, "b", 0, 1);
+    assert_int_equal(y->tidx, u);
+    sl_accum_pool_stats(&n1, &bytes1);
+    assert_int_equal(n1, n0);
+    sl_accum_release(&b, y);
+    sl_accum_fini(&a); /* x[0], x[1] to the pool */
+    sl_accum_pool_stats(&n1, &bytes1);
+    assert_int_equal(n1, n0 + 2);
+    sl_accum_fini(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -300,6 +353,7 @@ int main(void)
         cmocka_unit_test(test_sticky_and_keys),
         cmocka_unit_test(test_sequences_stamped_once),
         cmocka_unit_test(test_null_key_round_robin_survives_early_take),
+        cmocka_unit_test(test_released_batches_go_to_other_accumulators),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
