@@ -164,6 +164,14 @@ const char *sluice_errstr(void);
  *                         [120000]
  *   retry.backoff.ms      wait between two attempts of one request [100]
  *   max.in.flight         pipelined requests per connection [64]
+ *   max.in.flight.process.bytes
+ *                         batch bytes in flight over all the producers of
+ *                         the process: past it, a producer with a request
+ *                         of its own in flight waits for a reply before it
+ *                         sends another (one without any always sends);
+ *                         so 256 producer threads do not each run up to
+ *                         max.in.flight batches ahead of the broker in
+ *                         fresh memory. 0 = no bound [33554432]
  * producer:
  *   acks                  none | written | durable [durable]
  *                         none: no reply wanted (report sent=ok, offset -1)

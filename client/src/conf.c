@@ -30,6 +30,7 @@ static const struct key {
     {"delivery.timeout.ms", "120000", K_INT, 0, INT_MAX, NULL},
     {"retry.backoff.ms", "100", K_INT, 0, 600000, NULL},
     {"max.in.flight", "64", K_INT, 1, 100000, NULL},
+    {"max.in.flight.process.bytes", "33554432", K_INT, 0, INT_MAX, NULL},
     {"acks", "durable", K_ENUM, 0, 0, "none|written|durable"},
     {"enable.idempotence", "true", K_BOOL, 0, 0, NULL},
     {"linger.ms", "5", K_INT, 0, 600000, NULL},
@@ -336,6 +337,8 @@ sl_err sl_cl_cfg_load(sl_cl_cfg *cfg, const sluice_conf *conf)
     cfg->delivery_timeout_ms = (int)get_int(conf, "delivery.timeout.ms");
     cfg->retry_backoff_ms = (int)get_int(conf, "retry.backoff.ms");
     cfg->max_in_flight = (int)get_int(conf, "max.in.flight");
+    cfg->process_inflight_bytes =
+        (size_t)get_int(conf, "max.in.flight.process.bytes");
     cfg->acks = get_enum(conf, "acks");
     cfg->idempotence = get_bool(conf, "enable.idempotence");
     cfg->linger_ms = (int)get_int(conf, "linger.ms");

@@ -50,6 +50,7 @@ typedef struct sl_cl_cfg {
     int delivery_timeout_ms;
     int retry_backoff_ms;
     int max_in_flight;
+    size_t process_inflight_bytes; /* 0: no bound over the process */
     int acks;
     int idempotence; /* enable.idempotence (producer.c, accum.c) */
     int linger_ms;

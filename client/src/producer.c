@@ -4,9 +4,14 @@
  *
  * No background thread: batches are sent from send() when they fill up,
  * and from send/poll/flush when linger.ms expired. Replies are read in
- * poll/flush (and in send when max.in.flight or queue.max.records is
- * reached). Reports are queued under the mutex and handed to the delivery
- * callback by poll/flush with the mutex released.
+ * poll/flush (and in send when max.in.flight, queue.max.records or,
+ * with a batch due, the process's max.in.flight.process.bytes is
+ * reached: past that a producer with a request in flight waits for a
+ * reply before it sends another, so many producers in one process do not
+ * all run up to max.in.flight batches ahead of the broker in fresh
+ * memory; one with nothing in flight always sends). Reports are queued under
+ * the mutex and handed to the delivery callback by poll/flush with the mutex
+ * released.
  *
  * A request carries at most one batch per (topic, partition), so the
  * reply's base offset for a partition is the base offset of that batch.
@@ -63,6 +68,10 @@
 /* Unsent request bytes the producer may keep while it goes on batching. */
 #define OUT_PENDING (4u * 1024 * 1024)
 
+/* Batch bytes in flight over every producer of the process, against
+ * max.in.flight.process.bytes (drain). */
+static size_t g_inflight_bytes;
+
 /* ---- in flight -------------------------------------------------------- */
 
 static void unlink_inflight(sluice_producer *p, inflight *f, inflight *prev)
@@ -74,6 +83,7 @@ static void unlink_inflight(sluice_producer *p, inflight *f, inflight *prev)
     if (p->if_tail == f)
         p->if_tail = prev;
     p->n_inflight--;
+    __atomic_sub_fetch(&g_inflight_bytes, f->bytes, __ATOMIC_RELAXED);
 }
 
 /* Connection c is gone (or silent): everything in flight on it is
@@ -490,6 +500,8 @@ static sl_err send_one(sluice_producer *p, int all, int *sent)
     f->conn = to;
     f->sent_ms = now;
     f->batches = list;
+    f->bytes = bytes;
+    __atomic_add_fetch(&g_inflight_bytes, bytes, __ATOMIC_RELAXED);
     if (p->if_tail)
         p->if_tail->next = f;
     else
@@ -513,13 +525,28 @@ fail:
     return rc;
 }
 
-/* Send whatever is due; keep max.in.flight by reading replies. */
+/* Must p read a reply before it sends again? At max.in.flight; or, when
+ * a batch is due, while the process's producers have more than
+ * max.in.flight.process.bytes in flight and p has some of it (so p never
+ * waits for another producer, nor when it has nothing to send). */
+static int must_wait(const sluice_producer *p, int all)
+{
+    return p->n_inflight >= (size_t)p->cfg.max_in_flight ||
+           (p->n_inflight && p->cfg.process_inflight_bytes &&
+            __atomic_load_n(&g_inflight_bytes, __ATOMIC_RELAXED) >
+                p->cfg.process_inflight_bytes &&
+            sl_accum_next_due(&p->acc) <=
+                (all ? INT64_MAX - 1 : sl_cl_now_ms()));
+}
+
+/* Send whatever is due; keep max.in.flight (and the process's bound) by
+ * reading replies. */
 static sl_err drain(sluice_producer *p, int all)
 {
     int sent;
     sl_err rc;
     for (;;) {
-        while (p->n_inflight >= (size_t)p->cfg.max_in_flight) {
+        while (must_wait(p, all)) {
             rc = pump_one(p, sl_cl_deadline(p->cfg.request_timeout_ms));
             if (rc != SL_OK && rc != SL_ERR_TIMEOUT)
                 break;
@@ -579,6 +606,7 @@ void sluice_producer_free(sluice_producer *p)
             nb = b->next;
             sl_accum_release(&p->acc, b);
         }
+        __atomic_sub_fetch(&g_inflight_bytes, f->bytes, __ATOMIC_RELAXED);
         free(f);
     }
     for (b = p->rep_head; b; b = nb) {
