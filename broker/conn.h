@@ -144,6 +144,9 @@ size_t sl_conn_out_len(const sl_conn *c);
 /* Write bytes to the output now, outside the reply queue (deliveries,
  * heart-beats, the answer to a handshake). Copies. No-op once closed. */
 void sl_conn_write(sl_conn *c, const void *p, size_t n);
+/* sl_conn_write, but sent on the socket in this call when nothing is
+ * queued before it (plain TCP only; conn_reply.c). */
+void sl_conn_write_direct(sl_conn *c, const void *p, size_t n);
 /* Send what the output holds now instead of on the next writable event
  * (small outputs only; see conn.c). */
 void sl_conn_write_now(sl_conn *c);

@@ -256,6 +256,35 @@ static void conn_flush(sl_conn *c)
     conn_maybe_finish_close(c);
 }
 
+/* ---- direct writes ------------------------------------------------------- */
+
+/* A stream of deliveries relayed from another node (relay.c): queued with
+ * sl_conn_write, each read's worth leaves only once epoll reported the
+ * socket writable: the write event armed (epoll_ctl), a loop pass, the
+ * write, the event disarmed (epoll_ctl again). With nothing queued before
+ * it, it is sent now instead; what the socket does not take, errors and
+ * EAGAIN go the bufferevent's way. Not for TLS or a filtered transport
+ * (WebSocket), whose bytes must go through the bufferevent. */
+void sl_conn_write_direct(sl_conn *c, const void *p, size_t n)
+{
+    const char *q = p;
+    if (c->dead || c->lingering)
+        return;
+    if (n > 0 && !c->closing && c->transport == SL_TRANSPORT_TCP &&
+        !conn_filtered(c) &&
+        evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+        evutil_socket_t fd = bufferevent_getfd(c->bev);
+        ssize_t k = fd >= 0 ? send(fd, q, n, MSG_DONTWAIT | MSG_NOSIGNAL) : -1;
+        if (k > 0) {
+            c->bytes_out += (uint64_t)k;
+            q += k;
+            n -= (size_t)k;
+        }
+    }
+    if (n > 0)
+        sl_conn_write(c, q, n);
+}
+
 /* ---- replies ------------------------------------------------------------- */
 
 sl_reply *sl_reply_new(sl_conn *c, uint32_t tag)

@@ -481,6 +481,45 @@ static int rl_fast_ok(const stomp_relay *rl, const rl_scan *sc)
            memcmp(sc->ack + ml + 1, s->id, il) == 0;
 }
 
+/* Send what rl_out_add gathered to the client in one send (sl_conn_write_
+ * direct): the frames of a read, which lie in one or more chains of the
+ * input buffer. Queued instead, as before, they waited for epoll to
+ * report the client's socket writable: an epoll_ctl to arm the write
+ * event, a loop pass, another to disarm it, for every read. */
+static void rl_out_flush(stomp_srv *srv)
+{
+    sl_wb *out = &srv->relay_out;
+    if (out->len > 0 && srv->relay_out_to)
+        conn_write_direct(srv->relay_out_to, out->p, out->len);
+    sl_wb_reset(out);
+    srv->relay_out_to = NULL;
+}
+
+/* MESSAGE bytes for rl's client, gathered in the server's relay_out (for
+ * one client at a time, relay_out_to: another's are sent first; it is
+ * empty again when rl_input returns and before the parsed path runs) and
+ * sent by rl_out_flush at the end of the read, before a frame of the
+ * parser's, or when RELAY_READ_BYTES are gathered. */
+static void rl_out_add(stomp_relay *rl, const char *p, size_t n)
+{
+    stomp_conn *c = rl->s->c;
+    stomp_srv *srv = c->s;
+    sl_wb *out = &srv->relay_out;
+    if (srv->relay_out_to != c || out->len + n > RELAY_READ_BYTES)
+        rl_out_flush(srv);
+    if (n >= RELAY_READ_BYTES) {
+        conn_write_direct(c, p, n);
+        return;
+    }
+    srv->relay_out_to = c;
+    sl_wb_put(out, p, n);
+    if (out->err) { /* no memory to gather: as it is */
+        out->err = 0;
+        rl_out_flush(srv);
+        conn_write_direct(c, p, n);
+    }
+}
+
 /* The fast path: the whole MESSAGEs at the start of in that the client
  * takes as they came are copied to it in one write, unparsed
  * (relay_frame.c). 1: some bytes were used; 0: more are needed; -1: the
@@ -511,7 +550,7 @@ static int rl_input_fast(stomp_relay *rl, struct evbuffer *in)
         int rc, chk;
         if (p[pos] == '\n') { /* a heart-beat: not the client's */
             if (pos > run)
-                conn_write(c, p + run, pos - run);
+                rl_out_add(rl, p + run, pos - run);
             run = ++pos;
             continue;
         }
@@ -542,7 +581,7 @@ static int rl_input_fast(stomp_relay *rl, struct evbuffer *in)
             return 1;   /* failed: its input is gone */
         if (chk == 0) { /* another relay's partition: skipped */
             if (pos > run)
-                conn_write(c, p + run, pos - run);
+                rl_out_add(rl, p + run, pos - run);
             pos += sc.len;
             run = pos;
             continue;
@@ -552,13 +591,21 @@ static int rl_input_fast(stomp_relay *rl, struct evbuffer *in)
         pos += sc.len;
     }
     if (pos > run)
-        conn_write(c, p + run, pos - run);
+        rl_out_add(rl, p + run, pos - run);
     evbuffer_drain(in, pos);
     return pos > 0 ? 1 : next;
 }
 
+static void rl_input_frames(stomp_relay *rl);
+
 /* Handle what the coordinator sent, while the client can take it. */
 void rl_input(stomp_relay *rl)
+{
+    rl_input_frames(rl);
+    rl_out_flush(rl->s->c->s);
+}
+
+static void rl_input_frames(stomp_relay *rl)
 {
     struct evbuffer *in;
     if (!rl->bev)
@@ -593,6 +640,7 @@ void rl_input(stomp_relay *rl)
             if (rc == 0)
                 return;
         }
+        rl_out_flush(rl->s->c->s); /* before what the parsed path writes */
         rc = sl_stomp_read(&rl->ps, in, &f);
         if (rc == SL_STOMP_PERROR) {
             rl_fail(rl, rl->ps.errstr);

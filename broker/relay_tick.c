@@ -269,6 +269,7 @@ sl_err stomp_relay_init(stomp_srv *srv)
 
 void stomp_relay_fini(stomp_srv *srv)
 {
+    sl_wb_fini(&srv->relay_out);
     if (srv->relay_tick)
         event_free(srv->relay_tick);
     srv->relay_tick = NULL;

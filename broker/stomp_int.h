@@ -176,6 +176,9 @@ struct stomp_srv {
      * the number of the last one opened (relay_tick.c) */
     int64_t relay_epoch;
     uint64_t relay_seq;
+    /* a relay's MESSAGEs for its client, during a read (relay.c) */
+    sl_wb relay_out;
+    stomp_conn *relay_out_to;
 };
 
 struct treader {
@@ -339,6 +342,13 @@ static inline int conn_closing(stomp_conn *c)
 static inline void conn_write(stomp_conn *c, const void *p, size_t n)
 {
     sl_conn_write(c->conn, p, n);
+    c->last_write = sl_now_ms();
+}
+
+/* conn_write, sent now when nothing is queued (sl_conn_write_direct) */
+static inline void conn_write_direct(stomp_conn *c, const void *p, size_t n)
+{
+    sl_conn_write_direct(c->conn, p, n);
     c->last_write = sl_now_ms();
 }
 
