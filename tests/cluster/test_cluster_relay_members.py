@@ -245,3 +245,70 @@ def test_a_reopened_relay_session_replaces_the_old_one_at_once(ncluster):
         if rule:
             rule[3] = "del"
             netns_harness.ip(*rule, check=False)
+
+
+def relay_session(c, nid, node, epoch, key, seq):
+    """A STOMP session to node nid that says it relays for node `node`
+    (the test cluster has no secret: the headers are taken as they come),
+    with the identity a relaying node's CONNECT carries; (Raw, the answer
+    to CONNECT)."""
+    b = c.nodes[nid]
+    r = Raw(b.stomp_addr[1], timeout=20, host=b.stomp_addr[0])
+    f = r.connect(headers={"host": "/", "sluice-relay": str(node),
+                           "sluice-relay-epoch": str(epoch),
+                           "sluice-relay-session": key,
+                           "sluice-relay-seq": str(seq)})
+    return r, f
+
+
+def test_a_restarted_relaying_node_replaces_its_old_sessions(cluster):
+    """Relay sessions that ask for no heart-beats, as an older relaying
+    node's did: only their identity can end them. One of node x's process
+    started at 1000 holds four messages. A session of an older process, or
+    an older session of the same subscription, is refused and changes
+    nothing; a session of x's newer process (x restarted while the
+    coordinator kept the old connection) closes the old one at once, and
+    the four are delivered again, to it. Before: the old session stayed a
+    member, holding the four, for as long as its TCP connection lived."""
+    c = cluster
+    create_queue(c)
+    c.cli(1, "produce", TOPIC, input="".join("m%d\n" % i for i in range(4)))
+    coord = c.wait(lambda: coordinator(c, ALL3), "the coordinator")
+    x = next(n for n in ALL3 if n != coord)
+    sub = {"destination": "/queue/" + TOPIC, "id": "s",
+           "ack": "client-individual", "prefetch-count": "4",
+           "receipt": "sub"}
+    old, f = relay_session(c, coord, x, 1000, "%d.5/-1/s" % x, 7)
+    others = []
+    try:
+        assert f.command == "CONNECTED", f
+        old.call("SUBSCRIBE", sub)
+        held = [old.expect("MESSAGE") for _ in range(4)]
+        assert sorted(f.body for f in held) == [b"m0", b"m1", b"m2", b"m3"]
+        wait_members(c, coord, 1, "the old session at node %d" % coord)
+        for epoch, key, seq in ((999, "%d.9/-1/s" % x, 1),
+                                (1000, "%d.5/-1/s" % x, 6)):
+            r, f = relay_session(c, coord, x, epoch, key, seq)
+            others.append(r)
+            assert f.command == "ERROR", f
+            assert "newer relay session" in f.body.decode(), f
+            assert r.expect_closed() == []
+        assert len(members(c, coord)) == 1
+        new, f = relay_session(c, coord, x, 2000, "%d.1/-1/s" % x, 1)
+        others.append(new)
+        assert f.command == "CONNECTED", f
+        assert old.expect_closed() == []
+        new.call("SUBSCRIBE", sub)
+        again = [new.expect("MESSAGE") for _ in range(4)]
+        assert sorted(f.body for f in again) == [b"m0", b"m1", b"m2", b"m3"]
+        assert all(f.headers.get("redelivered") == "true" for f in again), \
+            again
+        assert len(wait_members(c, coord, 1, "the new session alone")) == 1
+        assert "a previous process of it" in c.nodes[coord].log()
+    except OSError as e:  # socket.timeout: the old session stayed
+        pytest.fail("the old relay session of node %d was not replaced: "
+                    "%r; members %r" % (x, e, members(c, coord)))
+    finally:
+        old.close()
+        for r in others:
+            r.close()
