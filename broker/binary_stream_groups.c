@@ -1,10 +1,14 @@
 /*
  * binary_stream_groups.c - binary protocol handlers for stream groups
  * (Kafka's classic consumer groups): 10 GROUP_JOIN, 11 GROUP_HEARTBEAT,
- * 12 GROUP_LEAVE, 13 OFFSET_COMMIT, 14 OFFSET_FETCH. Offset commits and
- * joins are answered after the SQLite transaction holding them committed
- * (sl_groups_wait; in a cluster also once replicated in the state log,
- * docs/cluster.md 6). docs/groups.md section 1 describes the protocol.
+ * 12 GROUP_LEAVE, 13 OFFSET_COMMIT, 14 OFFSET_FETCH. Offset commits,
+ * joins and leaves are answered after the SQLite transaction holding them
+ * committed (sl_groups_wait; in a cluster also once replicated in the
+ * state log, docs/cluster.md 6). Heartbeats and OFFSET_FETCH answer from
+ * memory: a heartbeat's REBALANCE from a generation not yet replicated
+ * costs at most a rejoin, and an offset fetched before its commit is
+ * replicated was read by the member that committed it.
+ * docs/groups.md section 1 describes the protocol.
  * @thread loop
  */
 #include <stdio.h>
@@ -213,7 +217,16 @@ static void h_member(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
     sl_wb_init(&wb, 64);
     sl_status_resp_encode(&wb, req->correlation_id, rc,
                           rc ? sl_strerror(rc) : NULL);
-    sl_bg_reply_frame(r, &wb);
+    if (req->api_key == SL_API_GROUP_LEAVE && rc == SL_OK) {
+        /* a leave is a rebalance, group state like a join: answered once
+         * replicated. Answered before, a failover could bring the member
+         * back at the new coordinator, holding its partitions unread until
+         * its session ran out, after its consumer was told it had left. */
+        sl_bg_reply_when_durable(g, r, &wb);
+        sl_wb_init(&wb, 0);
+    } else {
+        sl_bg_reply_frame(r, &wb);
+    }
     sl_wb_fini(&wb);
 }
 
