@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""bench/stream_failover.py BUILD_DIR [KILLS] [--defaults]
+"""bench/stream_failover.py BUILD_DIR [KILLS] [--defaults] [--auto-commit]
+                           [--join]
 
 Issue 14: the pause a stream-group consumer sees when its group
 coordinator is killed (docs/cluster.md 6, "Stream groups across a
@@ -29,6 +30,25 @@ whether a committed offset ever went backwards (checked with
 committed() after each round). Cluster timings of the test harness
 (session timeout 1.5 s, election 500 ms, heartbeat 50 ms); --defaults:
 sluiced's own.
+
+--auto-commit (session 13): the consumer commits with enable.auto.commit
+(auto.commit.interval.ms 200) instead of commit(); at the end of each
+round it is closed and a new one takes its place (same group), and the
+records the new one hands out again are counted (records read twice).
+The commit pause is then the time to the first auto-commit that
+succeeded after the kill, from Consumer.auto_commit_failures() (the
+count stops rising); it is not reported.
+
+--join (session 13): each round a second consumer joins the group and
+its coordinator replicates the join, holds its reply
+(SLUICE_TEST_HOLD_JOIN_REPLY, the test hook of
+broker/binary_stream_groups.c) and is killed with -9. Join pause = time
+from the kill to the first record the joiner hands out (its subscribe()
+returned and it owns a partition; a join whose member was lost leaves
+the joiner with no partition until that member's session timeout, 10 s).
+The joiner is closed at the end of the round. Records read twice are not
+counted in this mode (a partition that moves is read again from its
+last commit).
 """
 import os
 import sys
@@ -74,9 +94,12 @@ def pct(v, q):
     return v[min(len(v) - 1, int(q * len(v)))]
 
 
-def run(kills, defaults):
+def run(kills, defaults, auto, join):
     records = 2000
     with tempfile.TemporaryDirectory() as tmp:
+        hold = os.path.join(tmp, "hold-join")
+        if join:
+            os.environ["SLUICE_TEST_HOLD_JOIN_REPLY"] = hold
         c = cluster_harness.Cluster(tmp, n=3, extra=["--log-level", "warn"])
         if defaults:
             c.timings = {}
@@ -89,16 +112,30 @@ def run(kills, defaults):
             c.cli(1, "produce", TOPIC, "--acks", "durable",
                   input="".join("r-%d\n" % i for i in range(records)))
             bs = ",".join("%s:%d" % c.nodes[n].binary_addr for n in ALL3)
-            con = sluice.Consumer(bs, GROUP, auto_offset_reset="earliest",
-                                  enable_auto_commit=False)
+            cconf = dict(auto_offset_reset="earliest",
+                         enable_auto_commit=auto)
+            if auto:
+                cconf["auto_commit_interval_ms"] = 200
+            con = sluice.Consumer(bs, GROUP, **cconf)
             con.subscribe([TOPIC])
             lock = threading.Lock()
             st = {"stop": False, "polls": [], "commits": [], "errors": [],
-                  "seen": set(), "again": 0}
+                  "seen": set(), "again": 0, "con": con, "swap": False,
+                  "afail": 0}
 
             def consume():
                 n = 0
                 while not st["stop"]:
+                    if st["swap"]:
+                        # --auto-commit: a new consumer takes over
+                        old = st["con"]
+                        f = getattr(old, "auto_commit_failures", None)
+                        st["afail"] += f()[0] if f else 0
+                        old.close()
+                        st["con"] = sluice.Consumer(bs, GROUP, **cconf)
+                        st["con"].subscribe([TOPIC])
+                        st["swap"] = False
+                    con = st["con"]
                     try:
                         m = con.poll(0.5)
                     except sluice.SluiceError as e:
@@ -110,11 +147,11 @@ def run(kills, defaults):
                     with lock:
                         st["polls"].append(t)
                         k = (m.partition, m.offset)
-                        st["again"] += k in st["seen"]
+                        st["again"] += k in st["seen"] and not join
                         st["seen"].add(k)
                     time.sleep(0.001)
                     n += 1
-                    if n % 20 == 0:
+                    if n % 20 == 0 and not auto:
                         try:
                             con.commit()
                             with lock:
@@ -140,7 +177,7 @@ def run(kills, defaults):
             th.start()
             tp = threading.Thread(target=produce)
             tp.start()
-            pauses, gaps, last = [], [], {}
+            pauses, gaps, last, joins = [], [], {}, []
             backwards = 0
             try:
                 for k in range(kills):
@@ -148,12 +185,49 @@ def run(kills, defaults):
                                timeout=120)
                     coord = v[fnv1a32(GROUP) % len(v)][0]
                     time.sleep(1.0)  # the consumer commits on the old one
+                    if join:
+                        jst = {}
+                        seen0 = c.nodes[coord].log().count(
+                            "test hook: join of member")
+
+                        def joiner():
+                            j = sluice.Consumer(bs, GROUP,
+                                                auto_offset_reset="earliest",
+                                                enable_auto_commit=False)
+                            jst["con"] = j
+                            try:
+                                j.subscribe([TOPIC])
+                                while "first" not in jst and not st["stop"]:
+                                    if j.poll(0.2) is not None:
+                                        jst["first"] = time.monotonic()
+                            except sluice.SluiceError as e:
+                                st["errors"].append("join: %s" % e)
+                                jst["first"] = None
+
+                        open(hold, "w").close()
+                        tj = threading.Thread(target=joiner)
+                        tj.start()
+                        c.nodes[coord].wait_log(
+                            lambda t: t.count("test hook: join of member") >
+                            seen0, "the held join", timeout=60)
                     t0 = time.monotonic()
                     c.kill9(coord)
-                    c.wait(lambda: any(x > t0 for x in st["commits"]),
-                           "a commit after the kill", timeout=120)
-                    with lock:
-                        pause = min(x for x in st["commits"] if x > t0) - t0
+                    if join:
+                        tj.join(120)
+                        if jst.get("first"):
+                            joins.append(jst["first"] - t0)
+                        jst["con"].close()
+                        print("round %d: join pause %s s" % (
+                            k + 1, "%.3f" % joins[-1] if jst.get("first")
+                            else "-"), flush=True)
+                    if auto:
+                        pause = 0.0
+                    else:
+                        c.wait(lambda: any(x > t0 for x in st["commits"]),
+                               "a commit after the kill", timeout=120)
+                        with lock:
+                            pause = min(x for x in st["commits"]
+                                        if x > t0) - t0
                     time.sleep(5.0)  # the poll gap window
                     with lock:
                         ts = [t0] + [x for x in st["polls"]
@@ -162,6 +236,8 @@ def run(kills, defaults):
                         if len(ts) > 1 else 5.0
                     pauses.append(pause)
                     gaps.append(gap)
+                    if auto:
+                        st["swap"] = True  # a new consumer takes over
                     rest = [n for n in ALL3 if n != coord]
                     chk = sluice.Consumer(
                         ",".join("%s:%d" % c.nodes[n].binary_addr
@@ -179,7 +255,9 @@ def run(kills, defaults):
                 st["stop"] = True
                 th.join()
                 tp.join()
-                con.close()
+                st["afail"] += st["con"].auto_commit_failures()[0] \
+                    if hasattr(st["con"], "auto_commit_failures") else 0
+                st["con"].close()
         finally:
             c.stop_all()
     print("stream failover (%s timings) kills=%d commit pause p50=%.3f s "
@@ -190,9 +268,20 @@ def run(kills, defaults):
               pct(pauses, 0.5), pct(pauses, 0.99), max(pauses),
               pct(gaps, 0.5), pct(gaps, 0.99), max(gaps),
               len(st["errors"]), st["again"], backwards))
+    if auto:
+        print("  auto-commit: failed auto-commits counted %d (rounds end "
+              "with a new consumer)" % st["afail"])
+    if join:
+        print("  join pause (kill -> joiner's first record) over %d joins: "
+              "p50=%.3f s max=%.3f s%s" % (
+                  len(joins), pct(joins, 0.5) if joins else -1,
+                  max(joins) if joins else -1,
+                  "" if len(joins) == kills else
+                  ", %d joiner(s) never got a record" % (kills - len(joins))))
     for e in st["errors"][:5]:
         print("  raised:", e)
 
 
-args = [a for a in sys.argv[2:] if a != "--defaults"]
-run(int(args[0]) if args else 10, "--defaults" in sys.argv)
+args = [a for a in sys.argv[2:] if not a.startswith("--")]
+run(int(args[0]) if args else 10, "--defaults" in sys.argv,
+    "--auto-commit" in sys.argv, "--join" in sys.argv)
