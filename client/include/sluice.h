@@ -491,8 +491,9 @@ sluice_err sluice_consumer_committed(sluice_consumer *c, const char *topic,
 uint64_t sluice_consumer_auto_commit_failures(sluice_consumer *c, char *err,
                                               size_t err_size);
 /* With enable.auto.commit and a group, commit the positions first
- * (synchronously, riding through a coordinator failover for up to
- * delivery.timeout.ms, as sluice_consumer_commit does). Then leave the
+ * (synchronously, riding through a coordinator failover as
+ * sluice_consumer_commit does, for up to request.timeout.ms or
+ * delivery.timeout.ms if shorter). Then leave the
  * group (if subscribed), close and free. Blocks up to request.timeout.ms
  * for the leave. Accepts NULL. */
 void sluice_consumer_free(sluice_consumer *c);

@@ -544,19 +544,25 @@ fail:
 
 /* With enable.auto.commit: commit the positions before the partitions
  * are given up (close, unsubscribe), synchronously, riding through a
- * coordinator failover as commit() does (Kafka commits on close too). A
- * failure is counted as an auto-commit failure. */
-static sl_err commit_riding(sluice_consumer *c,
-                            const sluice_topic_partition *tps, size_t n);
+ * coordinator failover as commit() does (Kafka commits on close too), for
+ * up to request.timeout.ms (delivery.timeout.ms if shorter; Kafka's
+ * close() waits 30 s by default). A failure is counted as an auto-commit
+ * failure. */
 static int coord_retry(sluice_consumer *c, sl_err rc, int64_t start,
                        int window);
 
 static void commit_on_close(sluice_consumer *c)
 {
+    int64_t start = sl_cl_now_ms();
+    int window = c->cfg.delivery_timeout_ms < c->cfg.request_timeout_ms
+                     ? c->cfg.delivery_timeout_ms
+                     : c->cfg.request_timeout_ms;
     sl_err rc;
     if (!c->cfg.auto_commit || !c->cfg.group_id[0] || c->nparts == 0)
         return;
-    rc = commit_riding(c, NULL, 0);
+    do
+        rc = sl_cons_commit_locked(c, NULL, 0);
+    while (coord_retry(c, rc, start, window));
     if (rc != SL_OK) {
         c->autocommit_failed++;
         sl_cl_errstr_copy(c->autocommit_err, sizeof(c->autocommit_err));

@@ -170,8 +170,9 @@ static void send_heartbeat(sluice_consumer *c)
 /* One auto-commit of the current positions. A failure is counted, kept
  * (its message) and, unless the commit was fenced by a rebalance, tried
  * again at the next poll reconnect.backoff.ms later, with the positions
- * of then; the failed request already dropped the connection when the
- * coordinator is gone or moved, so the retry finds the new one. */
+ * of then. The failed request already dropped the connection when the
+ * coordinator is gone, moved (NOT_COORDINATOR) or did not answer in
+ * time (consumer.c), so the retry looks the coordinator up again. */
 void sl_cons_auto_commit(sluice_consumer *c)
 {
     int64_t now = sl_cl_now_ms();
@@ -186,12 +187,8 @@ void sl_cons_auto_commit(sluice_consumer *c)
     if (!c->autocommit_err[0])
         snprintf(c->autocommit_err, sizeof(c->autocommit_err), "error %d",
                  (int)rc);
-    if (sl_cons_retriable(rc)) {
-        if (rc == SL_ERR_TIMEOUT || rc == SL_ERR_NOT_ENOUGH_REPLICAS)
-            sl_cl_conn_close(&c->conn); /* look the coordinator up again */
-        if (now + backoff < c->next_autocommit_ms)
-            c->next_autocommit_ms = now + backoff;
-    }
+    if (sl_cons_retriable(rc) && now + backoff < c->next_autocommit_ms)
+        c->next_autocommit_ms = now + backoff;
     sl_cl_clear_err();
 }
 

@@ -913,3 +913,65 @@ def test_auto_commit_rides_through_coordinator_kill(cluster):
         [(p, 30, b"late-%d" % p) for p in (0, 1)]
     assert b.poll(0.5) is None
     b.close()
+
+
+def test_a_heartbeat_to_a_paused_coordinator_finds_the_new_one(cluster):
+    """The group's coordinator is paused (SIGSTOP): the member's heartbeat
+    goes unanswered; after request.timeout.ms libsluice drops that
+    connection, finds the new coordinator and rejoins there (a known
+    member: its generation and partitions were replicated). A consumer
+    that joined at the new coordinator meanwhile took one of the two
+    partitions, and the first member learns it on rejoining: each
+    partition is read by one member, each record once. Before, the
+    unanswered heartbeat stayed in flight, no other was sent, and the
+    first member kept reading both partitions (until the new
+    coordinator's session timeout, 60 s here)."""
+    c = cluster
+    all3 = [1, 2, 3]
+    c.wait(lambda: all_up(c, all3), "a cluster with every node up")
+    c.cli(1, "topic", "create", "sp", "--partitions", "2",
+          "--replication-factor", "3")
+    c.wait(lambda: all(describe(c, x, "sp") for x in all3), "sp")
+    conf = dict(auto_offset_reset="earliest", enable_auto_commit=False,
+                session_timeout_ms=60000, request_timeout_ms=3000)
+    a = sluice.Consumer(bootstrap(c, all3), "sgp", **conf)
+    a.subscribe(["sp"])
+    assert len(a.assignment()) == 2
+    coord = c.wait(lambda: coordinator(c, 1, "sgp", "sp"), "sgp's coordinator")
+    rest = [x for x in all3 if x != coord]
+    c.nodes[coord].proc.send_signal(signal.SIGSTOP)
+    try:
+        c.wait(lambda: (coordinator(c, rest[0], "sgp", "sp") or coord) !=
+               coord, "a new coordinator", timeout=60)
+        b = sluice.Consumer(bootstrap(c, rest), "sgp", **conf)
+        b.subscribe(["sp"])
+        assert len(b.assignment()) == 1
+        end = time.monotonic() + 40
+        while len(a.assignment()) != 1:
+            assert time.monotonic() < end, ("a's assignment", a.assignment())
+            assert a.poll(0.2) is None
+            assert b.poll(0.01) is None
+        mine = {a: a.assignment()[0].partition,
+                b: b.assignment()[0].partition}
+        assert sorted(mine.values()) == [0, 1], mine
+        for p in (0, 1):
+            c.cli(rest[0], "produce", "sp", "--acks", "durable",
+                  "--partition", str(p),
+                  input="".join("p%d-%02d\n" % (p, i) for i in range(10)))
+        got = {a: [], b: []}
+        end = time.monotonic() + 60
+        while sum(map(len, got.values())) < 20:
+            assert time.monotonic() < end, got
+            for con in (a, b):
+                m = con.poll(0.2)
+                if m is not None:
+                    assert m.partition == mine[con], (m.partition, mine)
+                    got[con].append((m.partition, m.offset, m.value))
+        for con in (a, b):
+            p = mine[con]
+            assert got[con] == [(p, i, b"p%d-%02d" % (p, i))
+                                for i in range(10)], got[con]
+        b.close()
+    finally:
+        c.nodes[coord].proc.send_signal(signal.SIGCONT)
+    a.close()
