@@ -44,9 +44,11 @@ its coordinator replicates the join, holds its reply
 (SLUICE_TEST_HOLD_JOIN_REPLY, the test hook of
 broker/binary_stream_groups.c) and is killed with -9. Join pause = time
 from the kill to the first record the joiner hands out (its subscribe()
-returned and it owns a partition; a join whose member was lost leaves
-the joiner with no partition until that member's session timeout, 10 s).
-The joiner is closed at the end of the round. Records read twice are not
+returned and it owns a partition), and partition gap = the longest time
+in the 15 s after the kill that one partition handed out no record to
+either consumer (a member lost with the held reply keeps its partition
+unread until its session timeout, 10 s, whichever consumer had it). The
+joiner is closed at the end of the round. Records read twice are not
 counted in this mode (a partition that moves is read again from its
 last commit).
 """
@@ -121,7 +123,7 @@ def run(kills, defaults, auto, join):
             lock = threading.Lock()
             st = {"stop": False, "polls": [], "commits": [], "errors": [],
                   "seen": set(), "again": 0, "con": con, "swap": False,
-                  "afail": 0}
+                  "afail": 0, "pt": []}
 
             def consume():
                 n = 0
@@ -146,6 +148,7 @@ def run(kills, defaults, auto, join):
                     t = time.monotonic()
                     with lock:
                         st["polls"].append(t)
+                        st["pt"].append((t, m.partition))
                         k = (m.partition, m.offset)
                         st["again"] += k in st["seen"] and not join
                         st["seen"].add(k)
@@ -177,7 +180,7 @@ def run(kills, defaults, auto, join):
             th.start()
             tp = threading.Thread(target=produce)
             tp.start()
-            pauses, gaps, last, joins = [], [], {}, []
+            pauses, gaps, last, joins, pgaps = [], [], {}, [], []
             backwards = 0
             try:
                 for k in range(kills):
@@ -197,9 +200,15 @@ def run(kills, defaults, auto, join):
                             jst["con"] = j
                             try:
                                 j.subscribe([TOPIC])
-                                while "first" not in jst and not st["stop"]:
-                                    if j.poll(0.2) is not None:
-                                        jst["first"] = time.monotonic()
+                                while not jst.get("stop") and \
+                                        not st["stop"]:
+                                    m = j.poll(0.2)
+                                    if m is None:
+                                        continue
+                                    t = time.monotonic()
+                                    jst.setdefault("first", t)
+                                    with lock:
+                                        st["pt"].append((t, m.partition))
                             except sluice.SluiceError as e:
                                 st["errors"].append("join: %s" % e)
                                 jst["first"] = None
@@ -213,13 +222,27 @@ def run(kills, defaults, auto, join):
                     t0 = time.monotonic()
                     c.kill9(coord)
                     if join:
+                        time.sleep(15.0)  # the partition gap window
+                        jst["stop"] = True
                         tj.join(120)
                         if jst.get("first"):
                             joins.append(jst["first"] - t0)
                         jst["con"].close()
-                        print("round %d: join pause %s s" % (
-                            k + 1, "%.3f" % joins[-1] if jst.get("first")
-                            else "-"), flush=True)
+                        with lock:
+                            pg = 0.0
+                            for part in (0, 1):
+                                ts = [t0] + sorted(
+                                    x for x, q in st["pt"]
+                                    if q == part and t0 < x <= t0 + 15.0) + \
+                                    [t0 + 15.0]
+                                pg = max([pg] + [b - a for a, b in
+                                                 zip(ts, ts[1:])])
+                        pgaps.append(pg)
+                        print("round %d: join pause %s s, partition gap "
+                              "%.3f s" % (
+                                  k + 1, "%.3f" % joins[-1]
+                                  if jst.get("first") else "-", pg),
+                              flush=True)
                     if auto:
                         pause = 0.0
                     else:
@@ -278,6 +301,10 @@ def run(kills, defaults, auto, join):
                   max(joins) if joins else -1,
                   "" if len(joins) == kills else
                   ", %d joiner(s) never got a record" % (kills - len(joins))))
+        print("  partition gap (longest time one partition was not read, "
+              "15 s after the kill): p50=%.3f s max=%.3f s, rounds over "
+              "5 s: %d of %d" % (pct(pgaps, 0.5), max(pgaps),
+                                 sum(g > 5.0 for g in pgaps), len(pgaps)))
     for e in st["errors"][:5]:
         print("  raised:", e)
 
