@@ -11,6 +11,12 @@
 
 #include "sluice.h"
 
+/* The process pool of released batches (see "Recycling" below). */
+static pthread_mutex_t g_pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static sl_pbatch *g_pool;
+static size_t g_pool_n, g_pool_bytes;
+static size_t g_live; /* accumulators between init and fini */
+
 void sl_accum_init(sl_accum *a, size_t batch_size, uint32_t batch_records,
                    int linger_ms, int codec)
 {
@@ -21,6 +27,9 @@ void sl_accum_init(sl_accum *a, size_t batch_size, uint32_t batch_records,
     a->codec = codec;
     a->pid = -1;
     a->epoch = -1;
+    pthread_mutex_lock(&g_pool_mu);
+    g_live++;
+    pthread_mutex_unlock(&g_pool_mu);
 }
 
 void sl_accum_set_producer(sl_accum *a, int64_t pid, int16_t epoch)
@@ -58,7 +67,10 @@ static void batch_free(sl_pbatch *b)
  * allocates: a batch acknowledged for one producer takes another
  * producer's records while that one's first batches are still in flight.
  * The pool holds at most POOL_MAX_BYTES (batches beyond it are freed), and
- * an accumulator's spares go to it when it is freed. One mutex; taken once
+ * an accumulator's spares go to it when it is freed; when the last
+ * accumulator of the process is freed (no producer left) the pool is
+ * emptied, so a process that closed its producers gives the memory back
+ * (bindings/python/tests/test_memory.py). One mutex; taken once
  * per batch, not per record. Off under ASan (reuse would hide a use after
  * free).
  */
@@ -74,9 +86,6 @@ static void batch_free(sl_pbatch *b)
 #define POOL_MAX_BYTES ((size_t)64 << 20)
 #endif
 
-static pthread_mutex_t g_pool_mu = PTHREAD_MUTEX_INITIALIZER;
-static sl_pbatch *g_pool;
-static size_t g_pool_n, g_pool_bytes;
 
 static size_t batch_bytes(const sl_pbatch *b)
 {
@@ -139,6 +148,20 @@ void sl_accum_fini(sl_accum *a)
     for (b = a->spare; b; b = n) {
         n = b->next;
         pool_put(b);
+    }
+    pthread_mutex_lock(&g_pool_mu);
+    if (g_live > 0)
+        g_live--;
+    b = g_live == 0 ? g_pool : NULL;
+    if (b) {
+        g_pool = NULL;
+        g_pool_n = 0;
+        g_pool_bytes = 0;
+    }
+    pthread_mutex_unlock(&g_pool_mu);
+    for (; b; b = n) {
+        n = b->next;
+        batch_free(b);
     }
     for (i = 0; i < a->ntopics; i++) {
         free(a->topics[i].name);

@@ -340,7 +340,10 @@ static void test_released_batches_go_to_other_accumulators(void **state)
     sl_accum_fini(&a); /* x[0], x[1] to the pool */
     sl_accum_pool_stats(&n1, &bytes1);
     assert_int_equal(n1, n0 + 2);
-    sl_accum_fini(&b);
+    sl_accum_fini(&b); /* the last accumulator: the pool is emptied */
+    sl_accum_pool_stats(&n1, &bytes1);
+    assert_int_equal(n1, 0);
+    assert_int_equal(bytes1, 0);
 }
 
 int main(void)
