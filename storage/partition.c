@@ -875,6 +875,11 @@ void sl_part_set_low_water(sl_part *p, int64_t low_water)
     p->low_water = low_water;
 }
 
+int64_t sl_part_low_water(const sl_part *p)
+{
+    return p->low_water;
+}
+
 /* ---- retention ------------------------------------------------------- */
 
 /* Would sl_part_maintain do anything to a partition not loaded? Only
@@ -890,6 +895,60 @@ static int maintain_due(const sl_part *p, int64_t now_ms)
              now_ms - m->first_max_ts > p->cfg.retention_ms)) ||
            (p->cfg.retention_bytes >= 0 &&
             m->bytes - m->first_bytes >= (uint64_t)p->cfg.retention_bytes);
+}
+
+/* Delete the first segment (never the active one), as retention does. */
+static sl_err drop_first(sl_part *p, const char *by)
+{
+    sl_seg *s = p->segs[0];
+    int64_t s_end = p->segs[1]->base;
+    /* Not synced first: retention's unlinks are not synced either (a
+     * power loss may bring a segment back), and 100,000 partitions
+     * aging out together would cost the loop 100,000 fdatasyncs. */
+    sl_err rc = sl_part__touch(p, 0);
+    if (rc != SL_OK)
+        return rc;
+    pthread_mutex_lock(&p->mu);
+    memmove(p->segs, p->segs + 1, (p->nsegs - 1) * sizeof(*p->segs));
+    p->nsegs--;
+    pthread_mutex_unlock(&p->mu);
+    p->gen++;
+    sl_log(SL_INFO, "storage",
+           "%s: retention deleted segment %020lld (offsets %lld..%lld, "
+           "%llu bytes, by %s)",
+           p->dir, (long long)s->base, (long long)s->base, (long long)s_end - 1,
+           (unsigned long long)s->size, by);
+    sl_seg_unlink(p->dir, s->base);
+    sl_seg_free(s);
+    return SL_OK;
+}
+
+sl_err sl_part_trim_below(sl_part *p, int64_t below, uint64_t roll_bytes,
+                          int64_t now_ms, int *deleted, uint64_t *bytes)
+{
+    sl_err rc = sl_part__load(p);
+    if (deleted)
+        *deleted = 0;
+    if (bytes)
+        *bytes = 0;
+    if (rc != SL_OK)
+        return rc;
+    if (roll_bytes > 0 && active(p)->size >= roll_bytes) {
+        rc = roll(p, now_ms);
+        if (rc != SL_OK)
+            return rc;
+    }
+    while (p->nsegs > 1 && p->segs[1]->base <= below) {
+        uint64_t size = p->segs[0]->size;
+        rc = drop_first(p, "what its groups still need");
+        if (rc != SL_OK)
+            return rc;
+        if (deleted)
+            (*deleted)++;
+        if (bytes)
+            *bytes += size;
+    }
+    return SL_OK;
 }
 
 sl_err sl_part_maintain(sl_part *p, int64_t now_ms, int *deleted)
@@ -939,26 +998,10 @@ sl_err sl_part_maintain(sl_part *p, int64_t now_ms, int *deleted)
                       total - s->size >= (uint64_t)p->cfg.retention_bytes;
         if (!by_time && !by_size)
             break;
-        /* Not synced first: retention's unlinks are not synced either (a
-         * power loss may bring a segment back), and 100,000 partitions
-         * aging out together would cost the loop 100,000 fdatasyncs. */
-        rc = sl_part__touch(p, 0);
+        total -= s->size;
+        rc = drop_first(p, by_time ? "time" : "size");
         if (rc != SL_OK)
             goto out;
-        pthread_mutex_lock(&p->mu);
-        memmove(p->segs, p->segs + 1, (p->nsegs - 1) * sizeof(*p->segs));
-        p->nsegs--;
-        pthread_mutex_unlock(&p->mu);
-        p->gen++;
-        total -= s->size;
-        sl_log(SL_INFO, "storage",
-               "%s: retention deleted segment %020lld (offsets %lld..%lld, "
-               "%llu bytes, by %s)",
-               p->dir, (long long)s->base, (long long)s->base,
-               (long long)s_end - 1, (unsigned long long)s->size,
-               by_time ? "time" : "size");
-        sl_seg_unlink(p->dir, s->base);
-        sl_seg_free(s);
         n++;
     }
     if (p->cfg.compact)

@@ -257,6 +257,11 @@ sl_err sl_part_truncate(sl_part *p, int64_t offset);
  * at offset 0; open iterators reposition. *bytes (may be NULL) = the
  * bytes deleted. @thread loop */
 sl_err sl_part_reset(sl_part *p, uint64_t *bytes);
+/* The same, but the empty log starts at `offset` (>= 0): its log start
+ * and end are offset, the next append gets it (a cluster observer's copy
+ * that starts at what its groups still need, broker/observer.c).
+ * @thread loop */
+sl_err sl_part_reset_at(sl_part *p, int64_t offset, uint64_t *bytes);
 /* Records and bytes handed out by sl_part_read so far (fetches, queue
  * acquires): a read's slice counts whole, from the offset asked for.
  * @thread loop */
@@ -361,6 +366,17 @@ int sl_part_failed(const sl_part *p);
 /* Queue groups: no segment holding offsets >= low_water is deleted by
  * retention (-1 = no queue group holds anything). @thread loop */
 void sl_part_set_low_water(sl_part *p, int64_t low_water);
+/* The low-water mark last set (-1: none). @thread loop */
+int64_t sl_part_low_water(const sl_part *p);
+/*
+ * A copy kept only for the queue groups reading it (a cluster observer's,
+ * broker/observer.c): the active segment is rolled once it holds
+ * roll_bytes or more (0: never), then every segment that ends at or below `below`
+ * (never the active one) is deleted, as retention deletes them. *deleted
+ * and *bytes (may be NULL) = segments and bytes removed. @thread loop
+ */
+sl_err sl_part_trim_below(sl_part *p, int64_t below, uint64_t roll_bytes,
+                          int64_t now_ms, int *deleted, uint64_t *bytes);
 
 /* Roll by age, delete by time/size retention (respecting the low-water
  * mark), compact when cfg->compact. Call periodically. *deleted (may be

@@ -170,11 +170,17 @@ sl_err sl_part_truncate(sl_part *p, int64_t offset)
 
 /*
  * Like retention for every segment, the active one too, then a new empty
- * segment at offset 0. Its file is a new inode, so journal entries of the
- * old files are void at replay; a flusher round snapshotted before
- * publishes nothing (trunc_gen) and syncs only its dups of the old files.
+ * segment at offset 0 (sl_part_reset_at: at offset). Its file is a new inode,
+ * so journal entries of the old files are void at replay; a flusher round
+ * snapshotted before publishes nothing (trunc_gen) and syncs only its dups of
+ * the old files.
  */
 sl_err sl_part_reset(sl_part *p, uint64_t *bytes)
+{
+    return sl_part_reset_at(p, 0, bytes);
+}
+
+sl_err sl_part_reset_at(sl_part *p, int64_t offset, uint64_t *bytes)
 {
     sl_seg *s, **old;
     size_t n;
@@ -183,11 +189,14 @@ sl_err sl_part_reset(sl_part *p, uint64_t *bytes)
 
     if (bytes)
         *bytes = 0;
+    if (offset < 0)
+        return SL_ERR_INVALID_ARG;
     if (rc == SL_OK)
         rc = sl_part__touch(p, 1);
     if (rc != SL_OK)
         return rc;
-    if (p->next_offset == 0 && p->nsegs == 1 && p->segs[0]->size == 0)
+    if (p->next_offset == offset && p->nsegs == 1 && p->segs[0]->size == 0 &&
+        p->segs[0]->base == offset)
         return SL_OK; /* empty already */
     if (!(old = malloc(p->nsegs * sizeof(*old))))
         return SL_ERR_NOMEM;
@@ -198,7 +207,7 @@ sl_err sl_part_reset(sl_part *p, uint64_t *bytes)
         total += old[i]->size;
         sl_seg_unlink(p->dir, old[i]->base);
     }
-    rc = sl_seg_create(p->dir, 0, -1, &s);
+    rc = sl_seg_create(p->dir, offset, -1, &s);
     if (rc != SL_OK) {
         /* the old segments serve until a restart finds the directory
          * empty: nothing is lost that was meant to stay */
@@ -208,9 +217,9 @@ sl_err sl_part_reset(sl_part *p, uint64_t *bytes)
     pthread_mutex_lock(&p->mu);
     p->segs[0] = s;
     p->nsegs = 1;
-    p->next_offset = 0;
-    atomic_store(&p->end_a, 0);
-    atomic_store(&p->durable, 0);
+    p->next_offset = offset;
+    atomic_store(&p->end_a, offset);
+    atomic_store(&p->durable, offset);
     p->trunc_gen++;
     p->names++; /* the new file name must be synced too */
     pthread_mutex_unlock(&p->mu);
@@ -222,8 +231,9 @@ sl_err sl_part_reset(sl_part *p, uint64_t *bytes)
     free(old);
     if (bytes)
         *bytes = total;
-    sl_log(SL_INFO, "storage", "%s: every record dropped (%llu bytes)", p->dir,
-           (unsigned long long)total);
+    sl_log(SL_INFO, "storage",
+           "%s: every record dropped (%llu bytes), the log starts at %lld",
+           p->dir, (unsigned long long)total, (long long)offset);
     return SL_OK;
 }
 

@@ -304,6 +304,63 @@ static void test_reset(void **state)
     tu_rmrf(dir);
 }
 
+/* An observer's copy (broker/observer.c): an empty log that starts at an
+ * offset, kept across a reopen; segments below what its groups need are
+ * trimmed, never the active one. */
+static void test_reset_at_and_trim_below(void **state)
+{
+    char *dir = tu_tmpdir();
+    sl_part_cfg cfg;
+    sl_part *p = fill(dir, 10);
+    uint64_t bytes = 0;
+    int deleted = -1;
+    (void)state;
+
+    tu_small_cfg(&cfg, 700);
+    assert_int_equal(sl_part_reset_at(p, 1000, &bytes), SL_OK);
+    assert_true(bytes > 0);
+    assert_int_equal(sl_part_start_offset(p), 1000);
+    assert_int_equal(sl_part_end_offset(p), 1000);
+    assert_int_equal(sl_part_durable_offset(p), 1000);
+    assert_int_equal(tu_count_files(dir, ".log"), 1);
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(tu_append(p, 3, 5000 + i, 0, 20), 1000 + 3 * i);
+    assert_int_equal(sl_part_sync(p), SL_OK);
+    sl_part_free(p);
+    assert_int_equal(sl_part_open(dir, &cfg, &p), SL_OK);
+    assert_int_equal(sl_part_start_offset(p), 1000);
+    assert_int_equal(sl_part_end_offset(p), 1060);
+    assert_int_equal(tu_count_records(p, 1000), 60);
+
+    /* below the first segment's end: nothing goes */
+    assert_int_equal(sl_part_trim_below(p, 1001, 0, 9000, &deleted, &bytes),
+                     SL_OK);
+    assert_int_equal(deleted, 0);
+    assert_int_equal(sl_part_start_offset(p), 1000);
+    /* every segment that ends at or below 1030 goes */
+    assert_int_equal(sl_part_trim_below(p, 1030, 0, 9000, &deleted, &bytes),
+                     SL_OK);
+    assert_true(deleted > 0 && bytes > 0);
+    assert_true(sl_part_start_offset(p) > 1000);
+    assert_true(sl_part_start_offset(p) <= 1030);
+    assert_int_equal(tu_count_records(p, 0), 1060 - sl_part_start_offset(p));
+    /* past the end: the active segment stays; with roll_bytes it is rolled
+     * first, then it goes too */
+    assert_int_equal(sl_part_trim_below(p, 5000, 0, 9000, &deleted, NULL),
+                     SL_OK);
+    assert_int_equal(tu_count_files(dir, ".log"), 1);
+    assert_true(sl_part_start_offset(p) < 1060);
+    assert_int_equal(sl_part_trim_below(p, 5000, 1, 9000, &deleted, NULL),
+                     SL_OK);
+    assert_int_equal(deleted, 1);
+    assert_int_equal(sl_part_start_offset(p), 1060);
+    assert_int_equal(sl_part_end_offset(p), 1060);
+    assert_int_equal(tu_append(p, 3, 6000, 0, 20), 1060);
+    assert_int_equal(sl_part_reset_at(p, -1, NULL), SL_ERR_INVALID_ARG);
+    sl_part_free(p);
+    tu_rmrf(dir);
+}
+
 static void test_index_entries(void **state)
 {
     char *dir = tu_tmpdir();
@@ -1012,6 +1069,7 @@ int main(void)
         cmocka_unit_test(test_index_entries),
         cmocka_unit_test(test_time_lookup),
         cmocka_unit_test(test_retention_size_and_low_water),
+        cmocka_unit_test(test_reset_at_and_trim_below),
         cmocka_unit_test(test_retention_time),
         cmocka_unit_test(test_roll_by_age),
         cmocka_unit_test(test_compaction),
