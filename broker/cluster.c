@@ -421,8 +421,8 @@ sl_err sl_bcluster_start(sl_broker *b, char *err, size_t errlen)
     if (rc == SL_OK)
         rc = sl_fwd_new(b, &bc->image, &bc->fwd);
     if (rc == SL_OK)
-        rc = sl_observer_new(b, &bc->image, cc.node_id, sl_ops_groups,
-                             observed_changed, &b->observer);
+        rc = sl_observer_new(b, &bc->image, bc->replicas, cc.node_id,
+                             sl_ops_groups, observed_changed, &b->observer);
     if (rc == SL_OK)
         rc = sl_cluster_node_start(&cc, &bc->node, err, errlen);
     if (rc == SL_OK)

@@ -32,18 +32,51 @@
  * (b) is built: it adds no code path to delivery (every rule of the
  * groups library holds unchanged: only records below the leader's
  * high-water mark are visible, sl_visible_offset) and memory stays what a
- * follower uses whatever the backlog. Its cost is disk: a copy of the
- * partition, bounded by the topic's retention (consumption-based
- * retention of a queue deletes the segments every group here passed).
+ * follower uses whatever the backlog. Its cost is disk, bounded by what
+ * the groups still need (below).
  *
  * Which topics: those of the queue groups loaded here, i.e. coordinated
  * here (in a cluster a node loads only the groups it coordinates). The
  * set is looked at after every image change and every OBS_TICK_MS (a
  * group is created by its first consumer, without an image change); when
- * it changed, the fetchers follow (sl_replicas_update). A partition that
- * stops being observed is emptied by the fetcher's clean-up of
- * partitions placed elsewhere (replica.c, drop_moved_off) and copied
- * again from the leader's log start if it is observed again.
+ * it changed, or the image did, the fetchers follow (sl_replicas_update).
+ *
+ * What the copy holds: what the groups coordinated here still need, the
+ * lowest start of those groups on that partition (the partition's
+ * low-water mark, groups/queue.c), not the leader's whole log. A
+ * coordinator that takes over a group with a large acked prefix (a
+ * failover, a moved state partition) would otherwise copy all of it
+ * before it could deliver. So:
+ *   - before each fetch, a copy that ends below that offset (it starts
+ *     empty, or it was kept from before and the groups have since moved
+ *     on elsewhere) or starts above it starts again, empty, there
+ *     (replica.c, observer_copy_start; sl_part_reset_at). When the
+ *     offset falls inside a batch of the leader's, the copy starts at
+ *     that batch (a batch is stored whole, replica_apply.c);
+ *   - every OBS_TRIM_TICKS the segments below it are deleted and the
+ *     active one is rolled at OBS_ROLL_BYTES (trim): the copy is at most
+ *     what the groups have not settled plus a segment;
+ *   - a group that reads from further back (a new group that starts at
+ *     the earliest record; a seek) asks first (env.need_from,
+ *     sl_observer_need_from): the copy starts again there, or at the
+ *     leader's log start if that is later, and is copied again from
+ *     there. Rare, and the cost of keeping only what is needed.
+ *
+ * Kept across a restart: a partition that is not placed on this node
+ * and that no group here reads is deleted (replica.c, drop_moved_off),
+ * but only once sl_observer_settled: the groups this node coordinates
+ * were loaded for the current image (a refresh ran after it: the loop
+ * runs sl_gstate_on_image first) and this node is not fenced. A
+ * restarted coordinator replays an image from before its death, is
+ * fenced, then registers and is unfenced; only then does it know whether
+ * it still coordinates the groups that read its copies. If it does (the
+ * state partition has no other replica, or it was back before the
+ * failover), the copy is kept: its tail is checked against the leader
+ * like a follower's (from the checkpointed high-water mark,
+ * replica_hwm.c) and copying goes on from its end. If not, it is deleted
+ * then, and whenever the groups stop being coordinated here (the state
+ * partition moved, the group deleted); a deleted topic's copy goes with
+ * the topic.
  *
  * A new group that starts at the log end (start=latest: a durable topic
  * subscription) must not start at the end of a copy that is behind, or
@@ -70,11 +103,17 @@
 #include "broker/broker.h"
 #include "broker/observer.h"
 #include "broker/ops.h"
+#include "broker/replica.h"
 #include "cluster/meta.h"
 #include "groups/groups.h"
 #include "protocol/log.h"
 
 #define OBS_TICK_MS 100
+/* copies are trimmed every this many ticks (1 s) */
+#define OBS_TRIM_TICKS 10
+/* a copy's segments are rolled at this size (or the topic's
+ * segment-bytes, if smaller), so that trimming can delete them */
+#define OBS_ROLL_BYTES (64ull * 1024 * 1024)
 /* a start=latest group on a partition not observed yet: records
  * timestamped up to this long before the group was created are delivered
  * too (producers' clocks may lag this node's) */
@@ -86,6 +125,7 @@ typedef struct lend {
     struct lend *next;
     char *topic;
     int32_t partition;
+    int64_t start; /* the leader's log start in that answer */
     int64_t end;
     int64_t ms; /* when that answer came (sl_now_ms, the groups' clock) */
 } lend;
@@ -93,7 +133,10 @@ typedef struct lend {
 struct sl_observer {
     sl_broker *b;
     const sl_meta *image;
+    sl_replicas *rs;
     int32_t self;
+    uint64_t seen_applied; /* the image a refresh last looked at */
+    int ticks;
     sl_groups *(*groups)(sl_broker *b);
     void (*changed)(sl_broker *b);
     struct event *tick;
@@ -147,12 +190,55 @@ static int has(char **v, size_t n, const char *topic)
     return n > 0 && bsearch(&topic, v, n, sizeof(*v), cmp_str) != NULL;
 }
 
+/* Is topic/p placed on this node (a replica, or the target of a
+ * reassignment)? Not: a copy here is an observer's (or a replica moved
+ * off, deleted by replica.c). */
+static int placed_here(const sl_observer *o, const sl_mi_topic *t, int32_t p)
+{
+    const sl_mi_part *mp = &t->parts[p];
+    for (int32_t r = 0; r < mp->nrep; r++)
+        if (mp->rep[r] == o->self)
+            return 1;
+    for (int32_t r = 0; r < mp->ntarget; r++)
+        if (mp->target[r] == o->self)
+            return 1;
+    return 0;
+}
+
+/* A topic read by a queue group coordinated here from now on. */
+static void observe_log(sl_observer *o, const char *topic)
+{
+    const sl_mi_topic *t = sl_meta_topic_find(o->image, topic);
+    sl_log(SL_INFO, "observer",
+           "topic %s: read by a queue group coordinated here; partitions "
+           "without a replica here are copied from their leaders",
+           topic);
+    for (int32_t p = 0; t && p < t->nparts; p++) {
+        sl_part *part;
+        if (placed_here(o, t, p) ||
+            sl_ops_part(o->b, topic, p, SL_OPS_NO_CREATE, &part) != SL_OK ||
+            sl_part_end_offset(part) == 0)
+            continue;
+        sl_log(SL_INFO, "observer",
+               "%s/%d: the copy here holds [%lld, %lld): kept (copied on "
+               "from its end once checked against the leader, unless the "
+               "groups here need other records)",
+               topic, (int)p, (long long)sl_part_start_offset(part),
+               (long long)sl_part_end_offset(part));
+    }
+}
+
 void sl_observer_refresh(sl_observer *o)
 {
     sl_groups *g = o->groups(o->b);
     tlist l = {NULL, 0, 0, 0};
     size_t k = 0;
     int changed;
+    /* a new image: the replica fetchers look at the copies again once the
+     * groups coordinated here follow it (sl_observer_settled) */
+    int moved = o->image->applied != o->seen_applied;
+
+    o->seen_applied = o->image->applied;
 
     if (g)
         sl_groups_qgroup_foreach(g, collect, &l);
@@ -171,6 +257,8 @@ void sl_observer_refresh(sl_observer *o)
         changed = strcmp(l.v[i], o->topics[i]) != 0;
     if (!changed) {
         free(l.v);
+        if (moved)
+            o->changed(o->b);
         return;
     }
     for (size_t i = 0; i < l.n; i++) /* ours from now on */
@@ -180,11 +268,7 @@ void sl_observer_refresh(sl_observer *o)
         }
     for (size_t i = 0; i < l.n; i++)
         if (!has(o->topics, o->n, l.v[i]))
-            sl_log(SL_INFO, "observer",
-                   "topic %s: read by a queue group coordinated here; "
-                   "partitions without a replica here are copied from "
-                   "their leaders",
-                   l.v[i]);
+            observe_log(o, l.v[i]);
     for (size_t i = 0; i < o->n; i++)
         if (!has(l.v, l.n, o->topics[i]))
             sl_log(SL_INFO, "observer",
@@ -207,15 +291,58 @@ void sl_observer_refresh(sl_observer *o)
     o->changed(o->b);
 }
 
-static void tick_cb(evutil_socket_t fd, short what, void *arg)
+/* Trim the copies: every segment below what the groups coordinated here
+ * still need goes (the partition's low-water mark, groups/queue.c). */
+static void trim(sl_observer *o)
 {
-    (void)fd;
-    (void)what;
-    sl_observer_refresh(arg);
+    int64_t now = sl_now_ms();
+    for (size_t i = 0; i < o->n; i++) {
+        const sl_mi_topic *t = sl_meta_topic_find(o->image, o->topics[i]);
+        for (int32_t p = 0; t && p < t->nparts; p++) {
+            sl_part *part;
+            int64_t need;
+            int deleted = 0;
+            uint64_t bytes = 0;
+            sl_err rc;
+            if (placed_here(o, t, p) ||
+                sl_ops_part(o->b, t->name, p, SL_OPS_NO_CREATE, &part) !=
+                    SL_OK ||
+                !sl_part_loaded(part) ||
+                sl_replicas_checking(o->rs, t->name, p))
+                continue;
+            need = sl_part_low_water(part);
+            if (need <= sl_part_start_offset(part))
+                continue;
+            rc = sl_part_trim_below(part, need, OBS_ROLL_BYTES, now, &deleted,
+                                    &bytes);
+            if (rc != SL_OK)
+                sl_log(SL_WARN, "observer", "%s/%d: trimming the copy: %s",
+                       t->name, (int)p, sl_strerror(rc));
+            else if (deleted)
+                sl_log(SL_INFO, "observer",
+                       "%s/%d: copy trimmed to start at %lld (the groups "
+                       "coordinated here need %lld on): %d segment(s), %llu "
+                       "bytes deleted",
+                       t->name, (int)p, (long long)sl_part_start_offset(part),
+                       (long long)need, deleted, (unsigned long long)bytes);
+        }
+    }
 }
 
-sl_err sl_observer_new(sl_broker *b, const sl_meta *image, int32_t self,
-                       sl_groups *(*groups)(sl_broker *b),
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    sl_observer *o = arg;
+    (void)fd;
+    (void)what;
+    sl_observer_refresh(o);
+    if (++o->ticks >= OBS_TRIM_TICKS) {
+        o->ticks = 0;
+        trim(o);
+    }
+}
+
+sl_err sl_observer_new(sl_broker *b, const sl_meta *image, sl_replicas *rs,
+                       int32_t self, sl_groups *(*groups)(sl_broker *b),
                        void (*changed)(sl_broker *b), sl_observer **out)
 {
     sl_observer *o = calloc(1, sizeof(*o));
@@ -224,6 +351,7 @@ sl_err sl_observer_new(sl_broker *b, const sl_meta *image, int32_t self,
         return SL_ERR_NOMEM;
     o->b = b;
     o->image = image;
+    o->rs = rs;
     o->self = self;
     o->groups = groups;
     o->changed = changed;
@@ -258,8 +386,39 @@ int sl_observer_wants(const sl_observer *o, const char *topic)
     return o && o->n && has(o->topics, o->n, topic);
 }
 
+int sl_observer_settled(const sl_observer *o)
+{
+    const sl_mi_node *n;
+    if (!o)
+        return 1;
+    n = sl_meta_node_find(o->image, o->self);
+    return o->seen_applied == o->image->applied && n && !n->fenced;
+}
+
+void sl_observer_need_from(sl_observer *o, const char *topic, int32_t partition,
+                           int64_t offset)
+{
+    const sl_mi_topic *t = o ? sl_meta_topic_find(o->image, topic) : NULL;
+    int64_t at = offset < 0 ? 0 : offset;
+    sl_part *part;
+    if (!t || partition < 0 || partition >= t->nparts || !o->rs ||
+        placed_here(o, t, partition) ||
+        sl_ops_part(o->b, topic, partition, SL_OPS_NO_CREATE, &part) != SL_OK)
+        return;
+    for (const lend *e = o->ends; e; e = e->next)
+        if (e->partition == partition && !strcmp(e->topic, topic)) {
+            if (e->start > at)
+                at = e->start; /* the leader keeps nothing older */
+            break;
+        }
+    if (at >= sl_part_start_offset(part))
+        return;
+    sl_replicas_copy_restart(o->rs, topic, partition, at,
+                             "a queue group here reads from there");
+}
+
 void sl_observer_leader_end(sl_observer *o, const char *topic,
-                            int32_t partition, int64_t end)
+                            int32_t partition, int64_t start, int64_t end)
 {
     lend *e;
     if (!o || end < 0)
@@ -277,6 +436,7 @@ void sl_observer_leader_end(sl_observer *o, const char *topic,
         e->next = o->ends;
         o->ends = e;
     }
+    e->start = start;
     e->end = end;
     e->ms = sl_now_ms();
 }

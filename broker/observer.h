@@ -9,6 +9,7 @@
 
 #include <stdint.h>
 
+#include "broker/replica.h"
 #include "cluster/meta.h"
 #include "groups/groups.h"
 #include "protocol/err.h"
@@ -16,10 +17,12 @@
 struct sl_broker;
 typedef struct sl_observer sl_observer;
 
-/* image: the loop's copy of the metadata (outlives o); self: this node;
- * groups(b): the broker's groups (NULL: none yet); changed(b): the set of
- * observed topics changed (the replica fetchers follow it). */
-sl_err sl_observer_new(struct sl_broker *b, const sl_meta *image, int32_t self,
+/* image: the loop's copy of the metadata (outlives o); rs: the replica
+ * fetchers (outlive o); self: this node; groups(b): the broker's groups
+ * (NULL: none yet); changed(b): the set of observed topics changed, or
+ * the image did (the replica fetchers follow it). */
+sl_err sl_observer_new(struct sl_broker *b, const sl_meta *image,
+                       sl_replicas *rs, int32_t self,
                        sl_groups *(*groups)(struct sl_broker *b),
                        void (*changed)(struct sl_broker *b), sl_observer **out);
 void sl_observer_free(sl_observer *o); /* accepts NULL */
@@ -33,9 +36,21 @@ void sl_observer_refresh(sl_observer *o);
  * cluster): 0. */
 int sl_observer_wants(const sl_observer *o, const char *topic);
 /* The replica fetcher: a FETCH answer for a partition this node observes
- * said that its leader's log ends at end. */
+ * said that its leader's log starts at start and ends at end. */
 void sl_observer_leader_end(sl_observer *o, const char *topic,
-                            int32_t partition, int64_t end);
+                            int32_t partition, int64_t start, int64_t end);
+/* May the replica fetcher delete a copy of a partition this node holds no
+ * replica of, when no queue group coordinated here reads it? Only once
+ * the groups coordinated here were loaded for the current image and this
+ * node is not fenced (a restarted coordinator keeps its copies until it
+ * knows). o NULL: 1. */
+int sl_observer_settled(const sl_observer *o);
+/* The groups' env.need_from: a queue group here is about to read
+ * topic/partition from offset (-1: the earliest record). A copy here (an
+ * observer's) that starts above it, and above the leader's log start,
+ * starts again there (sl_replicas_copy_restart). */
+void sl_observer_need_from(sl_observer *o, const char *topic, int32_t partition,
+                           int64_t offset);
 /* Where a start=latest queue group created at since_ms starts on
  * topic/partition (the groups' env.latest; observer.c says how). -1: not
  * known yet (also while o is NULL: not started, or stopped). */

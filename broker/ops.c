@@ -158,6 +158,12 @@ static void unlink_tp_lists(sl_broker *b, sl_tpart *tp)
 sl_err sl_ops_part_reset(sl_broker *b, const char *topic, int32_t partition,
                          uint64_t *bytes)
 {
+    return sl_ops_part_reset_at(b, topic, partition, 0, bytes);
+}
+
+sl_err sl_ops_part_reset_at(sl_broker *b, const char *topic, int32_t partition,
+                            int64_t at, uint64_t *bytes)
+{
     sl_tpart *tp;
     sl_ops_wait *w;
     sl_err rc = sl_ops_tp_get(b, topic, partition, SL_OPS_NO_CREATE, &tp);
@@ -170,7 +176,7 @@ sl_err sl_ops_part_reset(sl_broker *b, const char *topic, int32_t partition,
     }
     tp->dw_tail = NULL;
     unlink_tp_lists(b, tp);
-    return sl_part_reset(tp->part, bytes);
+    return sl_part_reset_at(tp->part, at, bytes);
 }
 
 sl_err sl_ops_topic_delete(sl_broker *b, const char *name)

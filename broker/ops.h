@@ -109,6 +109,10 @@ sl_err sl_ops_part(sl_broker *b, const char *topic, int32_t partition,
  * (sl_part_reset). *bytes (may be NULL) = the bytes deleted. */
 sl_err sl_ops_part_reset(sl_broker *b, const char *topic, int32_t partition,
                          uint64_t *bytes);
+/* The same, the empty log starting at `at` (sl_part_reset_at: an
+ * observer's copy, broker/observer.c). */
+sl_err sl_ops_part_reset_at(sl_broker *b, const char *topic, int32_t partition,
+                            int64_t at, uint64_t *bytes);
 
 /* ---- produce ----------------------------------------------------------- */
 

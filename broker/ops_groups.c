@@ -198,6 +198,12 @@ static int64_t env_latest(void *ctx, const char *topic, int32_t partition,
                               since_ms);
 }
 
+static void env_need_from(void *ctx, const char *topic, int32_t partition,
+                          int64_t offset)
+{
+    sl_observer_need_from(((gmod *)ctx)->b->observer, topic, partition, offset);
+}
+
 static int64_t env_now(void *ctx)
 {
     (void)ctx;
@@ -428,11 +434,12 @@ void sl_groups_module_init(sl_broker *b)
         sl_groups_env env = {
             M,       env_get_part,      env_partitions, env_append,
             env_now, env_request_stage, env_topic_ttl,  env_wake_at,
-            NULL,    NULL,              NULL};
+            NULL,    NULL,              NULL,           NULL};
         if (cfg->node_id != 0) { /* cluster: docs/cluster.md 6 */
             env.coordinates = env_coordinates;
             env.replicate = env_replicate;
-            env.latest = env_latest; /* observer.c */
+            env.latest = env_latest;       /* observer.c */
+            env.need_from = env_need_from; /* observer.c */
         }
         rc = sl_groups_open(sl_broker_data_dir(b), &env, sl_broker_flusher(b),
                             &g);

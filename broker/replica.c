@@ -296,6 +296,65 @@ static void thr_cb(evutil_socket_t fd, short what, void *arg)
         replica_send_fetch(f);
 }
 
+void sl_replicas_copy_restart(sl_replicas *rs, const char *topic, int32_t p,
+                              int64_t at, const char *why)
+{
+    uint64_t bytes = 0;
+    int64_t start, end;
+    sl_part *part;
+    lpart *lp;
+    sl_err rc;
+
+    if (sl_ops_part(rs->b, topic, p, SL_OPS_NO_CREATE, &part) != SL_OK)
+        return;
+    start = sl_part_start_offset(part);
+    end = sl_part_end_offset(part);
+    rc = sl_ops_part_reset_at(rs->b, topic, p, at, &bytes);
+    if (rc != SL_OK) {
+        sl_log(SL_ERROR, "observer", "%s/%d: copy cannot start at %lld: %s",
+               topic, (int)p, (long long)at, sl_strerror(rc));
+        return;
+    }
+    sl_log(SL_INFO, "observer",
+           "%s/%d: copy starts at %lld (%s); it held [%lld, %lld), %llu "
+           "bytes, deleted",
+           topic, (int)p, (long long)at, why, (long long)start, (long long)end,
+           (unsigned long long)bytes);
+    if ((lp = replica_lp_get(rs, topic, p, 1))) {
+        lp->verified_epoch = -1; /* an empty log: checked at once */
+        lp->verifying = 0;
+        lp->stale_answer = 1; /* asked from the old end */
+    }
+}
+
+int sl_replicas_checking(sl_replicas *rs, const char *topic, int32_t p)
+{
+    lpart *lp = rs ? replica_lp_get(rs, topic, p, 0) : NULL;
+    return lp && lp->verifying;
+}
+
+/* An observer's copy (observer.c) holds what the queue groups coordinated
+ * here still need: from the lowest start of those groups on (the
+ * partition's low-water mark, groups/queue.c). A copy that ends below it
+ * (one that starts empty, one kept from before a restart that the groups
+ * have since passed elsewhere) or starts above it starts again there,
+ * before this fetch asks for it. */
+static void observer_copy_start(sl_replicas *rs, const char *topic, int32_t p,
+                                sl_part *part)
+{
+    int64_t need = sl_part_low_water(part);
+    if (need < 0)
+        return; /* no group has a start here yet */
+    if (need > sl_part_end_offset(part))
+        sl_replicas_copy_restart(rs, topic, p, need,
+                                 "the lowest start of the queue groups "
+                                 "coordinated here");
+    else if (need < sl_part_start_offset(part))
+        sl_replicas_copy_restart(rs, topic, p, need,
+                                 "a queue group coordinated here needs "
+                                 "records below the copy's start");
+}
+
 /* One FETCH for every partition this node follows from f->leader. */
 void replica_send_fetch(fetcher *f)
 {
@@ -343,6 +402,8 @@ void replica_send_fetch(fetcher *f)
                     continue;
                 }
             }
+            if (!replica_placed(rs, t->name, p))
+                observer_copy_start(rs, t->name, p, part);
             ft->parts[ft->nparts].partition = (uint32_t)p;
             ft->parts[ft->nparts].leader_epoch = mp->leader_epoch;
             ft->parts[ft->nparts].fetch_offset = sl_part_end_offset(part);
@@ -351,6 +412,8 @@ void replica_send_fetch(fetcher *f)
                  * lowest offset that may differ (replica_apply.c, 3.2) */
                 lpart *lp = replica_lp_get(rs, t->name, p, 1);
                 int64_t end = sl_part_end_offset(part);
+                if (lp) /* no fetch in flight: this one asks afresh */
+                    lp->stale_answer = 0;
                 if (lp && lp->verified_epoch != mp->leader_epoch) {
                     if (!lp->verifying ||
                         lp->verify_epoch != mp->leader_epoch) {
@@ -528,6 +591,15 @@ static void drop_moved_off(sl_replicas *rs)
                 here |= mp->rep[r] == rs->self;
             for (int32_t r = 0; r < mp->ntarget; r++)
                 here |= mp->target[r] == rs->self;
+            /* Not a replica here: an observer's copy, or a replica moved
+             * off. Whether a queue group coordinated here reads it is
+             * known only once the groups this node coordinates are loaded
+             * for this image, and once this node is back in the cluster
+             * (not fenced): a restarted coordinator keeps its copies until
+             * it knows whether it still coordinates their groups
+             * (observer.c). */
+            if (!here && !sl_observer_settled(rs->b->observer))
+                continue;
             if (here || sl_observer_wants(rs->b->observer, t->name) ||
                 sl_ops_part(rs->b, t->name, p, SL_OPS_NO_CREATE, &part) !=
                     SL_OK ||
@@ -544,7 +616,8 @@ static void drop_moved_off(sl_replicas *rs)
             }
             sl_log(SL_INFO, "replica",
                    "%s/%d: no longer a replica here (moved to other nodes): "
-                   "its records deleted (%llu bytes)",
+                   "its records deleted (%llu bytes; no queue group "
+                   "coordinated here reads it either)",
                    t->name, (int)p, (unsigned long long)bytes);
             if ((lp = replica_lp_get(rs, t->name, p, 0))) {
                 lp->verified_epoch = -1;

@@ -36,5 +36,14 @@ int32_t sl_replicas_min_insync(const sl_broker *b, const sl_mi_topic *t);
  * NULL: 0). */
 void sl_replicas_bytes(const sl_replicas *rs, int64_t *fetched,
                        int64_t *copied);
+/* An observer's copy of topic/p (broker/observer.c) starts again, empty,
+ * at offset `at`: its records are deleted, the next fetch asks from `at`,
+ * and the answer to a fetch already in flight is not applied. why says
+ * why (logged). */
+void sl_replicas_copy_restart(sl_replicas *rs, const char *topic, int32_t p,
+                              int64_t at, const char *why);
+/* Is this node's log of topic/p being checked against a new leader
+ * (replica_apply.c)? Then no segment of it may be deleted meanwhile. */
+int sl_replicas_checking(sl_replicas *rs, const char *topic, int32_t p);
 
 #endif

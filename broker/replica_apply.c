@@ -281,6 +281,8 @@ static int apply_part(fetcher *f, const char *topic,
     }
     {
         lpart *lp = replica_lp_get(rs, topic, (int32_t)pr->partition, 1);
+        if (lp && lp->stale_answer)
+            return 0; /* asked before an observer's copy started again */
         if (lp && lp->verifying && !verify_tail(f, topic, pr, epoch, part, lp))
             return 0;
         verifying = lp && lp->verifying;
@@ -350,6 +352,20 @@ static int apply_part(fetcher *f, const char *topic,
                        topic, pr->partition, (long long)base, sl_strerror(src));
             }
         }
+        if (base < end && sl_part_start_offset(part) == end &&
+            !replica_placed(rs, topic, (int32_t)pr->partition)) {
+            /* An observer's copy that starts empty at what its groups
+             * need (observer.c), inside this batch of the leader's: it
+             * starts at the batch instead (a batch is stored whole). */
+            lpart *lp = replica_lp_get(rs, topic, (int32_t)pr->partition, 1);
+            sl_replicas_copy_restart(rs, topic, (int32_t)pr->partition, base,
+                                     "the leader's batch holding its start");
+            end = sl_part_end_offset(part);
+            if (lp) { /* this answer is the one to apply */
+                lp->stale_answer = 0;
+                lp->verified_epoch = epoch;
+            }
+        }
         if (base != end) {
             sl_log(SL_ERROR, "replica",
                    "%s/%u: leader %d sent offset %lld, log end here is %lld: "
@@ -380,7 +396,7 @@ static int apply_part(fetcher *f, const char *topic,
     if (pr->error == SL_OK &&
         !replica_placed(rs, topic, (int32_t)pr->partition))
         sl_observer_leader_end(rs->b->observer, topic, (int32_t)pr->partition,
-                               pr->log_end_offset);
+                               pr->log_start_offset, pr->log_end_offset);
     /* readers here stop at the leader's high-water mark too */
     if (pr->high_watermark >= 0)
         sl_ops_set_follower_marks(rs->b, topic, (int32_t)pr->partition,

@@ -77,6 +77,10 @@ typedef struct lpart {
     /* the check in progress: where it started, what it compared, since
      * when (logged when done) */
     int64_t verify_start, verify_bytes, verify_ms;
+    /* an observer's copy started again (sl_replicas_copy_restart) after
+     * the fetch in flight was sent: its answer for this partition is
+     * not applied */
+    int stale_answer;
 } lpart;
 
 struct sl_replicas {

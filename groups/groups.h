@@ -88,6 +88,14 @@ typedef struct sl_groups_env {
      * delivery pass. NULL = the log end here. */
     int64_t (*latest)(void *ctx, const char *topic, int32_t partition,
                       int64_t since_ms);
+    /* Optional (cluster, broker/observer.c): a queue group is about to
+     * read topic/partition from `offset` (-1: the log start, a new group
+     * that starts at the earliest record), before it looks at the local
+     * log's start: a log here that is a copy starting later (an
+     * observer's starts at what the groups here needed so far) is made
+     * to start there first. NULL = nothing to do. */
+    void (*need_from)(void *ctx, const char *topic, int32_t partition,
+                      int64_t offset);
 } sl_groups_env;
 
 /*

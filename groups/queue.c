@@ -603,6 +603,8 @@ void sl_q__qg_sync_parts(sl_qgroup *qg)
                 s = sl_part_end_offset(p);
             }
         } else if (p) {
+            if (!qg->cfg.start_latest && g->env.need_from)
+                g->env.need_from(g->env.ctx, qg->topic, i, -1);
             s = qg->cfg.start_latest ? sl_part_end_offset(p)
                                      : sl_part_start_offset(p);
         }

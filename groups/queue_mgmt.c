@@ -154,6 +154,8 @@ sl_err sl_qgroup_seek(sl_groups *g, const char *group, const char *topic,
     qp = qg->parts[partition];
     if (!(p = sl_q__qp_part(qp)))
         return SL_ERR_UNKNOWN_PARTITION;
+    if (g->env.need_from && offset < sl_part_start_offset(p))
+        g->env.need_from(g->env.ctx, topic, partition, offset);
     if (offset < sl_part_start_offset(p))
         offset = sl_part_start_offset(p);
     if (offset > sl_part_end_offset(p))

@@ -11,13 +11,17 @@ coordinator's own partition."""
 import json
 import os
 import sys
+import urllib.request
+
+import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "harness"))
+import cluster_harness  # noqa: E402
 import sluice_wire as sw  # noqa: E402
-from test_cluster_failover import parse  # noqa: E402
-from test_cluster_stomp import (coordinator, create, read_messages,  # noqa
-                                ready, state_view, stomp)
+from test_cluster_failover import parse, same_everywhere  # noqa: E402
+from test_cluster_stomp import (STATE, coordinator, create,  # noqa: E402
+                                read_messages, ready, state_view, stomp)
 
 N = 20
 
@@ -268,3 +272,163 @@ def test_new_coordinator_without_a_replica_resumes_the_group(cluster):
     rest = qconsume(c, new, t, g, 2 * N)
     got = first + rest
     assert sorted(got) == sent_records(range(3), names), sorted(got)
+
+
+# ---- the copy starts at what the groups need, and is kept (session 13) --
+
+
+@pytest.fixture
+def cluster_state_rf1(tmp_path):
+    """Three nodes whose group state partitions have one replica each
+    (cluster-replication-factor 1): a killed coordinator is coordinator
+    again when it restarts (no other node holds its groups' state), and a
+    moved state partition moves the coordinator. High-water marks are
+    checkpointed every 200 ms, so a restarted node's check of its copy
+    starts near its end."""
+    yield from cluster_harness.running(
+        tmp_path, 3, extra=["--cluster-replication-factor", "1",
+                            "--replica-hwm-checkpoint-ms", "200"])
+
+
+def copy_span(c, nid, topic, p=0):
+    """(start, end) of node nid's own log of topic/p (on a node that holds
+    no replica of it: its observer's copy) as `topic describe` through
+    nid shows it."""
+    out = c.cli(nid, "topic", "describe", topic).stdout
+    for ln in out.splitlines():
+        f = ln.split()  # partition P start S end E leader ...
+        if len(f) >= 6 and f[0] == "partition" and int(f[1]) == p:
+            return int(f[3]), int(f[5])
+    raise AssertionError("no partition %d in %r" % (p, out))
+
+
+def metric(c, nid, name):
+    """An unlabelled counter of node nid's /metrics."""
+    url = "http://%s:%d/metrics" % c.nodes[nid].http_addr
+    with urllib.request.urlopen(url, timeout=30) as r:
+        for ln in r.read().decode().splitlines():
+            if ln.startswith(name + " "):
+                return int(ln.split()[1])
+    raise AssertionError("%s not in node %d's /metrics" % (name, nid))
+
+
+def group_named(view, prefix, ok):
+    """The first group name PREFIX-i whose state partition's
+    (leader, epoch, replicas, isr) satisfies ok."""
+    for i in range(10000):
+        g = "%s-%d" % (prefix, i)
+        if ok(view[cluster_harness.fnv1a32(g) % len(view)]):
+            return g
+    raise AssertionError("no group name for %s" % prefix)
+
+
+def test_a_new_coordinator_copies_from_the_groups_start(cluster):
+    """RF 1 topic on node L; the group's coordinator C (not L) acks the
+    first 1500 records of 1800, then is killed with -9. The next
+    coordinator N holds no replica either: its copy starts at the group's
+    start (1500), not at the leader's log start (before, it copied all
+    1800 records before it could deliver). N delivers exactly the 300
+    records not acked, once. A new group at N that starts at the earliest
+    record still gets all 1800: its copy starts again at the leader's log
+    start. C, restarted, coordinates nothing (N kept the state partition)
+    and deletes its copy."""
+    c = cluster
+    all3 = [1, 2, 3]
+    ldr = ready(c)
+    t = "ra"
+    tl = create(c, ldr, t, 1, rf=1)[0][0]
+    sv = parse(state_view(c, all3))
+
+    def moves_off_the_leader(v):
+        nxt = [r for r in v[2] if r != v[0] and r in v[3]]
+        return v[0] != tl and nxt and nxt[0] != tl
+    g = group_named(sv, "ra-g", moves_off_the_leader)
+    old = coordinator(state_view(c, all3), g)
+    acked, more = 1500, 300
+    names = ["a%05d" % i for i in range(acked + more)]
+    produce(c, tl, t, 0, names[:acked])  # a batch boundary at 1500
+    produce(c, tl, t, 0, names[acked:])
+    first = qconsume(c, old, t, g, acked)
+    assert [(o, v) for _, o, v in first] == list(enumerate(names[:acked]))
+    assert copy_span(c, old, t) == (0, acked + more)
+
+    c.kill9(old)
+    live = [n for n in all3 if n != old]
+    new = coordinator(state_view(c, live), g)
+    assert new not in (old, tl), (old, new, tl)
+    rest = qconsume(c, new, t, g, more)
+    assert sorted((o, v) for _, o, v in rest) == \
+        [(i, names[i]) for i in range(acked, acked + more)], rest
+    assert copy_span(c, new, t) == (acked, acked + more)
+    assert "%s/0: copy starts at %d" % (t, acked) in c.nodes[new].log()
+    assert qconsume(c, new, t, g, 1, wait_ms=500) == []
+
+    # a new group there reads from the leader's log start
+    sv2 = parse(state_view(c, live))
+    g2 = group_named(sv2, "ra-new", lambda v: v[0] == new)
+    got = qconsume(c, new, t, g2, acked + more)
+    assert sorted((o, v) for _, o, v in got) == list(enumerate(names))
+    assert copy_span(c, new, t) == (0, acked + more)
+
+    # the old coordinator, restarted, serves nothing: its copy goes
+    c.restart(old)
+    c.wait(lambda: copy_span(c, old, t) == (0, 0),
+           "node %d's copy of %s deleted" % (old, t))
+
+
+def test_a_restarted_coordinator_keeps_its_copy(cluster_state_rf1):
+    """The group's state partition has one replica, on the coordinator C
+    (cluster-replication-factor 1), which holds no replica of the RF 1
+    topic. The copy is trimmed as the group acks (small segments). C is
+    killed with -9 after 1000 of 2000 records were acked; 500 more are
+    produced while it is down. Restarted, C coordinates the group again
+    and goes on from its copy's end: it fetches about the 500 new
+    records, not the 2500 (before, its copy was deleted at start and
+    copied again from offset 0), and delivers the 1500 records not acked,
+    once. Then the state partition moves to the third node: C deletes its
+    copy, and the third node's copy starts at the group's start."""
+    c = cluster_state_rf1
+    all3 = [1, 2, 3]
+    ldr = ready(c)
+    t = "rr"
+    c.cli(ldr, "topic", "create", t, "--partitions", "1",
+          "--replication-factor", "1", "--config", "segment-bytes=65536")
+    tl = parse(c.wait(lambda: same_everywhere(c, t, all3, 1), t))[0][0]
+    sv = parse(state_view(c, all3))
+    g = group_named(sv, "rr-g", lambda v: v[0] != tl)
+    coord = coordinator(state_view(c, all3), g)
+    third = next(n for n in all3 if n not in (coord, tl))
+    blob = "x" * 1000
+    names = ["r%05d-%s" % (i, blob) for i in range(2500)]
+    produce(c, tl, t, 0, names[:2000])
+    first = qconsume(c, coord, t, g, 1000)
+    assert [o for _, o, _ in first] == list(range(1000))
+    # trimmed below the group's start: segments of 64 KiB (~60 records)
+    span = c.wait(lambda: (lambda s: s if 0 < s[0] <= 1000 and
+                           s[1] == 2000 else None)(copy_span(c, coord, t)),
+                  "the copy at node %d trimmed below offset 1000" % coord)
+    assert span[0] >= 500, span  # (a segment holds whole batches)
+
+    c.kill9(coord)
+    produce(c, tl, t, 0, names[2000:])
+    c.restart(coord)
+    rest = qconsume(c, coord, t, g, 1500)
+    assert sorted((o, v) for _, o, v in rest) == \
+        [(i, names[i]) for i in range(1000, 2500)]
+    fetched = metric(c, coord, "sluice_replica_fetched_bytes_total")
+    assert 0 < fetched < 800 * len(blob), fetched  # ~500 records
+    assert copy_span(c, coord, t) == (span[0], 2500)
+    assert "%s/0: copy starts at" % t not in c.nodes[coord].log()
+    assert "%s/0: the copy here holds [%d, 2000): kept" % (t, span[0]) in \
+        c.nodes[coord].log()
+
+    # the coordinator moves away: the copy goes
+    p = cluster_harness.fnv1a32(g) % len(sv)
+    c.cli(ldr, "partition", "reassign", "%s/%d" % (STATE, p),
+          "--replicas", str(third))
+    c.wait(lambda: copy_span(c, coord, t) == (0, 0),
+           "node %d's copy of %s deleted" % (coord, t))
+    produce(c, tl, t, 0, ["after"])
+    got = qconsume(c, third, t, g, 1)
+    assert [(o, v) for _, o, v in got] == [(2500, "after")]
+    assert copy_span(c, third, t) == (2500, 2501)

@@ -85,7 +85,7 @@ static void env_wake_at(void *ctx, int64_t at)
 static const sl_groups_env k_env = {&F,         env_get_part, env_partitions,
                                     env_append, env_now,      NULL,
                                     NULL,       env_wake_at,  NULL,
-                                    NULL,       NULL};
+                                    NULL,       NULL,         NULL};
 
 static void open_parts(int np)
 {

@@ -82,7 +82,7 @@ static int64_t env_now(void *ctx)
 
 static const sl_groups_env k_env = {
     &F,   env_get_part, env_partitions, env_append, env_now, NULL,
-    NULL, NULL,         NULL,           NULL,       NULL};
+    NULL, NULL,         NULL,           NULL,       NULL,    NULL};
 
 /* The redrive's sink: topics "t" and "other" exist (created on demand). */
 static int32_t sink_partitions(void *ctx, const char *topic)
