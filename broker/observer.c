@@ -49,8 +49,12 @@
  * before it could deliver. So:
  *   - before each fetch, a copy that ends below that offset (it starts
  *     empty, or it was kept from before and the groups have since moved
- *     on elsewhere) or starts above it starts again, empty, there
- *     (replica.c, observer_copy_start; sl_part_reset_at). When the
+ *     on elsewhere) starts again, empty, there (replica.c,
+ *     observer_copy_start; sl_part_reset_at); one that starts above it
+ *     (a group loaded here that is further behind than the groups the
+ *     copy was made for) too, and at once, at every refresh
+ *     (check_starts): a group reading below a copy's start would take
+ *     those records for deleted by retention and skip them. When the
  *     offset falls inside a batch of the leader's, the copy starts at
  *     that batch (a batch is stored whole, replica_apply.c);
  *   - every OBS_TRIM_TICKS the segments below it are deleted and the
@@ -228,7 +232,7 @@ static void observe_log(sl_observer *o, const char *topic)
     }
 }
 
-void sl_observer_refresh(sl_observer *o)
+static void refresh_topics(sl_observer *o)
 {
     sl_groups *g = o->groups(o->b);
     tlist l = {NULL, 0, 0, 0};
@@ -289,6 +293,38 @@ void sl_observer_refresh(sl_observer *o)
     o->topics = l.v;
     o->n = l.n;
     o->changed(o->b);
+}
+
+/* A group loaded here (a new coordinator, a restart) may start below a
+ * copy's start (the copy was made or trimmed for other groups): the copy
+ * starts again there now, before the group reads it. Read first, a
+ * record below the copy's start would count as deleted by retention:
+ * skipped, not delivered. */
+static void check_starts(sl_observer *o)
+{
+    for (size_t i = 0; i < o->n; i++) {
+        const sl_mi_topic *t = sl_meta_topic_find(o->image, o->topics[i]);
+        for (int32_t p = 0; t && p < t->nparts; p++) {
+            sl_part *part;
+            int64_t need;
+            if (placed_here(o, t, p) ||
+                sl_ops_part(o->b, t->name, p, SL_OPS_NO_CREATE, &part) != SL_OK)
+                continue;
+            need = sl_part_low_water(part);
+            if (need >= 0 && need < sl_part_start_offset(part))
+                sl_replicas_copy_restart(o->rs, t->name, p, need,
+                                         "a queue group coordinated here "
+                                         "needs records below the copy's "
+                                         "start");
+        }
+    }
+}
+
+void sl_observer_refresh(sl_observer *o)
+{
+    refresh_topics(o);
+    if (o->rs)
+        check_starts(o);
 }
 
 /* Trim the copies: every segment below what the groups coordinated here

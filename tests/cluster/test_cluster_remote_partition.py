@@ -432,3 +432,48 @@ def test_a_restarted_coordinator_keeps_its_copy(cluster_state_rf1):
     got = qconsume(c, third, t, g, 1)
     assert [(o, v) for _, o, v in got] == [(2500, "after")]
     assert copy_span(c, third, t) == (2500, 2501)
+
+
+def reassigned(c, nodes):
+    """No reassignment in progress in any node's view (while one is, the
+    topic counts as RF 2 and its RF 1 partitions refuse acks)."""
+    return all("no reassignment in progress" in c.cli(
+        n, "partition", "reassign", "--status").stdout for n in nodes)
+
+
+def test_a_group_loaded_below_the_copys_start_gets_every_record(
+        cluster_state_rf1):
+    """Coordinator C's copy is trimmed for group A, which acked 1000 of
+    2000 records. Group B, coordinated by the third node, acked only 200;
+    its state partition is moved to C. C's copy starts again at B's start
+    before B reads it: B gets records 200 to 1999, once. (Read first, the
+    records below the copy's start would count as deleted by retention:
+    skipped, never delivered.)"""
+    c = cluster_state_rf1
+    all3 = [1, 2, 3]
+    ldr = ready(c)
+    t = "rb"
+    c.cli(ldr, "topic", "create", t, "--partitions", "1",
+          "--replication-factor", "1", "--config", "segment-bytes=65536")
+    tl = parse(c.wait(lambda: same_everywhere(c, t, all3, 1), t))[0][0]
+    sv = parse(state_view(c, all3))
+    ga = group_named(sv, "rb-a", lambda v: v[0] != tl)
+    coord = coordinator(state_view(c, all3), ga)
+    third = next(n for n in all3 if n not in (coord, tl))
+    gb = group_named(sv, "rb-b", lambda v: v[0] == third)
+    blob = "x" * 1000
+    names = ["b%05d-%s" % (i, blob) for i in range(2000)]
+    produce(c, tl, t, 0, names)
+    assert len(qconsume(c, coord, t, ga, 1000)) == 1000
+    assert len(qconsume(c, third, t, gb, 200)) == 200
+    c.wait(lambda: copy_span(c, coord, t)[0] > 200,
+           "node %d's copy trimmed above offset 200" % coord)
+
+    p = cluster_harness.fnv1a32(gb) % len(sv)
+    c.cli(ldr, "partition", "reassign", "%s/%d" % (STATE, p),
+          "--replicas", str(coord))
+    c.wait(lambda: reassigned(c, all3), "the reassignment done")
+    got = qconsume(c, coord, t, gb, 1800)
+    assert sorted((o, v) for _, o, v in got) == \
+        [(i, names[i]) for i in range(200, 2000)]
+    assert copy_span(c, coord, t)[0] <= 200
