@@ -372,6 +372,18 @@ static void observed_changed(sl_broker *b)
         sl_replicas_update(b->cluster->replicas);
 }
 
+/* What the observer asks of the replica fetchers (observer.h). */
+static void copy_restart(void *rs, const char *topic, int32_t p, int64_t at,
+                         const char *why)
+{
+    sl_replicas_copy_restart(rs, topic, p, at, why);
+}
+
+static int copy_checking(void *rs, const char *topic, int32_t p)
+{
+    return sl_replicas_checking(rs, topic, p);
+}
+
 sl_err sl_bcluster_start(sl_broker *b, char *err, size_t errlen)
 {
     sl_cluster_cfg cc;
@@ -421,8 +433,10 @@ sl_err sl_bcluster_start(sl_broker *b, char *err, size_t errlen)
     if (rc == SL_OK)
         rc = sl_fwd_new(b, &bc->image, &bc->fwd);
     if (rc == SL_OK)
-        rc = sl_observer_new(b, &bc->image, bc->replicas, cc.node_id,
-                             sl_ops_groups, observed_changed, &b->observer);
+        rc = sl_observer_new(
+            b, &bc->image,
+            &(sl_observer_copies){bc->replicas, copy_restart, copy_checking},
+            cc.node_id, sl_ops_groups, observed_changed, &b->observer);
     if (rc == SL_OK)
         rc = sl_cluster_node_start(&cc, &bc->node, err, errlen);
     if (rc == SL_OK)

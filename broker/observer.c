@@ -107,7 +107,6 @@
 #include "broker/broker.h"
 #include "broker/observer.h"
 #include "broker/ops.h"
-#include "broker/replica.h"
 #include "cluster/meta.h"
 #include "groups/groups.h"
 #include "protocol/log.h"
@@ -137,7 +136,7 @@ typedef struct lend {
 struct sl_observer {
     sl_broker *b;
     const sl_meta *image;
-    sl_replicas *rs;
+    sl_observer_copies copies;
     int32_t self;
     uint64_t seen_applied; /* the image a refresh last looked at */
     int ticks;
@@ -312,10 +311,10 @@ static void check_starts(sl_observer *o)
                 continue;
             need = sl_part_low_water(part);
             if (need >= 0 && need < sl_part_start_offset(part))
-                sl_replicas_copy_restart(o->rs, t->name, p, need,
-                                         "a queue group coordinated here "
-                                         "needs records below the copy's "
-                                         "start");
+                o->copies.restart(o->copies.arg, t->name, p, need,
+                                  "a queue group coordinated here "
+                                  "needs records below the copy's "
+                                  "start");
         }
     }
 }
@@ -323,7 +322,7 @@ static void check_starts(sl_observer *o)
 void sl_observer_refresh(sl_observer *o)
 {
     refresh_topics(o);
-    if (o->rs)
+    if (o->copies.restart)
         check_starts(o);
 }
 
@@ -344,7 +343,8 @@ static void trim(sl_observer *o)
                 sl_ops_part(o->b, t->name, p, SL_OPS_NO_CREATE, &part) !=
                     SL_OK ||
                 !sl_part_loaded(part) ||
-                sl_replicas_checking(o->rs, t->name, p))
+                (o->copies.checking &&
+                 o->copies.checking(o->copies.arg, t->name, p)))
                 continue;
             need = sl_part_low_water(part);
             if (need <= sl_part_start_offset(part))
@@ -377,8 +377,9 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-sl_err sl_observer_new(sl_broker *b, const sl_meta *image, sl_replicas *rs,
-                       int32_t self, sl_groups *(*groups)(sl_broker *b),
+sl_err sl_observer_new(sl_broker *b, const sl_meta *image,
+                       const sl_observer_copies *copies, int32_t self,
+                       sl_groups *(*groups)(sl_broker *b),
                        void (*changed)(sl_broker *b), sl_observer **out)
 {
     sl_observer *o = calloc(1, sizeof(*o));
@@ -387,7 +388,7 @@ sl_err sl_observer_new(sl_broker *b, const sl_meta *image, sl_replicas *rs,
         return SL_ERR_NOMEM;
     o->b = b;
     o->image = image;
-    o->rs = rs;
+    o->copies = *copies;
     o->self = self;
     o->groups = groups;
     o->changed = changed;
@@ -437,7 +438,7 @@ void sl_observer_need_from(sl_observer *o, const char *topic, int32_t partition,
     const sl_mi_topic *t = o ? sl_meta_topic_find(o->image, topic) : NULL;
     int64_t at = offset < 0 ? 0 : offset;
     sl_part *part;
-    if (!t || partition < 0 || partition >= t->nparts || !o->rs ||
+    if (!t || partition < 0 || partition >= t->nparts || !o->copies.restart ||
         placed_here(o, t, partition) ||
         sl_ops_part(o->b, topic, partition, SL_OPS_NO_CREATE, &part) != SL_OK)
         return;
@@ -449,8 +450,8 @@ void sl_observer_need_from(sl_observer *o, const char *topic, int32_t partition,
         }
     if (at >= sl_part_start_offset(part))
         return;
-    sl_replicas_copy_restart(o->rs, topic, partition, at,
-                             "a queue group here reads from there");
+    o->copies.restart(o->copies.arg, topic, partition, at,
+                      "a queue group here reads from there");
 }
 
 void sl_observer_leader_end(sl_observer *o, const char *topic,

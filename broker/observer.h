@@ -9,7 +9,6 @@
 
 #include <stdint.h>
 
-#include "broker/replica.h"
 #include "cluster/meta.h"
 #include "groups/groups.h"
 #include "protocol/err.h"
@@ -17,12 +16,24 @@
 struct sl_broker;
 typedef struct sl_observer sl_observer;
 
-/* image: the loop's copy of the metadata (outlives o); rs: the replica
- * fetchers (outlive o); self: this node; groups(b): the broker's groups
- * (NULL: none yet); changed(b): the set of observed topics changed, or
- * the image did (the replica fetchers follow it). */
+/* What the observer asks of the replica fetchers (broker/replica.c, which
+ * includes this header: given as functions, wired by broker/cluster.c).
+ * restart: the copy of topic/p starts again, empty, at `at`
+ * (sl_replicas_copy_restart); checking: is that copy being checked
+ * against a new leader (sl_replicas_checking)? */
+typedef struct sl_observer_copies {
+    void *arg;
+    void (*restart)(void *arg, const char *topic, int32_t p, int64_t at,
+                    const char *why);
+    int (*checking)(void *arg, const char *topic, int32_t p);
+} sl_observer_copies;
+
+/* image: the loop's copy of the metadata (outlives o); copies: see above
+ * (copied); self: this node; groups(b): the broker's groups (NULL: none
+ * yet); changed(b): the set of observed topics changed, or the image did
+ * (the replica fetchers follow it). */
 sl_err sl_observer_new(struct sl_broker *b, const sl_meta *image,
-                       sl_replicas *rs, int32_t self,
+                       const sl_observer_copies *copies, int32_t self,
                        sl_groups *(*groups)(struct sl_broker *b),
                        void (*changed)(struct sl_broker *b), sl_observer **out);
 void sl_observer_free(sl_observer *o); /* accepts NULL */
