@@ -202,6 +202,48 @@ static void decode_body(uint16_t api, uint8_t *body, size_t len, sl_arena *a)
         }
         break;
     }
+    case SL_API_CLUSTER_STATUS: {
+        sl_cluster_status_req q;
+        if (sl_cluster_status_req_decode(body, len, a, &q) == SL_OK)
+            for (i = 0; i < q.ntopics; i++)
+                fz_str(q.topics[i]);
+        break;
+    }
+    case SL_API_ADMIN: {
+        sl_admin_req q;
+        if (sl_admin_req_decode(body, len, a, &q) == SL_OK) {
+            fz_str(q.verb);
+            for (i = 0; i < q.nargs; i++) {
+                fz_str(q.args[i].key);
+                fz_str(q.args[i].value);
+            }
+        }
+        break;
+    }
+    case SL_API_CLUSTER_FORWARD: {
+        const uint8_t *cmd = NULL;
+        size_t clen = 0;
+        if (sl_cluster_forward_req_decode(body, len, &cmd, &clen) == SL_OK)
+            fz_touch(cmd, clen);
+        break;
+    }
+    case SL_API_SASL_HANDSHAKE: {
+        sl_sasl_handshake_req q;
+        if (sl_sasl_handshake_req_decode(body, len, &q) == SL_OK)
+            fz_str(q.mechanism);
+        break;
+    }
+    case SL_API_SASL_AUTHENTICATE: {
+        sl_sasl_auth_req q;
+        if (sl_sasl_auth_req_decode(body, len, &q) == SL_OK)
+            fz_touch(q.data, q.len);
+        break;
+    }
+    case SL_API_INIT_PRODUCER_ID: {
+        sl_init_pid_req q;
+        (void)sl_init_pid_req_decode(body, len, &q);
+        break;
+    }
     default:
         break;
     }

@@ -21,6 +21,9 @@ static const uint16_t apis[] = {
     SL_API_GROUP_LIST,     SL_API_GROUP_DESCRIBE,  SL_API_QUEUE_ACQUIRE,
     SL_API_QUEUE_ACK,      SL_API_DLQ_LIST,        SL_API_DLQ_REDRIVE,
     SL_API_QUEUE_GROUP_CONFIG,
+    /* appended: a seed's first byte is its index here */
+    SL_API_ADMIN,          SL_API_CLUSTER_STATUS,  SL_API_INIT_PRODUCER_ID,
+    SL_API_SASL_HANDSHAKE, SL_API_SASL_AUTHENTICATE,
 };
 #define NAPIS (sizeof(apis) / sizeof(apis[0]))
 
@@ -234,6 +237,54 @@ static void decode_body(uint16_t api, sl_chunk *ch, const uint8_t *body,
                 fz_str(r.configs[i].key);
                 fz_str(r.configs[i].value);
             }
+        break;
+    }
+    case SL_API_ADMIN: {
+        sl_admin_resp r;
+        if (sl_admin_resp_decode(body, len, &r) == SL_OK) {
+            fz_str(r.error_msg);
+            fz_touch(r.json, r.json_len);
+        }
+        break;
+    }
+    case SL_API_CLUSTER_STATUS: {
+        sl_cluster_status_resp r;
+        if (sl_cluster_status_resp_decode(body, len, a, &r) == SL_OK) {
+            for (i = 0; i < r.nnodes; i++) {
+                fz_str(r.nodes[i].raft_addr);
+                fz_str(r.nodes[i].addr);
+                fz_str(r.nodes[i].stomp_addr);
+            }
+            for (i = 0; i < r.ntopics; i++) {
+                fz_str(r.topics[i].name);
+                for (uint32_t j = 0; j < r.topics[i].nparts; j++) {
+                    sl_cl_part *cp = &r.topics[i].parts[j];
+                    fz_touch(cp->replicas, cp->nreplicas * sizeof(int32_t));
+                    fz_touch(cp->isr, cp->nisr * sizeof(int32_t));
+                }
+            }
+        }
+        break;
+    }
+    case SL_API_INIT_PRODUCER_ID: {
+        sl_init_pid_resp r;
+        if (sl_init_pid_resp_decode(body, len, &r) == SL_OK)
+            fz_str(r.error_msg);
+        break;
+    }
+    case SL_API_SASL_HANDSHAKE: {
+        sl_sasl_handshake_resp r;
+        if (sl_sasl_handshake_resp_decode(body, len, a, &r) == SL_OK)
+            for (i = 0; i < r.nmechanisms; i++)
+                fz_str(r.mechanisms[i]);
+        break;
+    }
+    case SL_API_SASL_AUTHENTICATE: {
+        sl_sasl_auth_resp r;
+        if (sl_sasl_auth_resp_decode(body, len, &r) == SL_OK) {
+            fz_str(r.error_msg);
+            fz_touch(r.data, r.len);
+        }
         break;
     }
     default:

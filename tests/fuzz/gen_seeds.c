@@ -150,6 +150,26 @@ static void requests(sl_wb *wb)
                                     &qkv};
     sl_queue_group_config_req_encode(wb, 20, &qg);
     put_wb("request", "queue_group_config", wb);
+    sl_str cst = topic;
+    sl_cluster_status_req csq = {1, &cst};
+    sl_cluster_status_req_encode(wb, 23, &csq);
+    put_wb("request", "cluster_status", wb);
+    sl_kv akv = {SL_STR_LIT("group"), SL_STR_LIT("g")};
+    sl_admin_req ad = {SL_STR_LIT("queue.purge"), 1, &akv};
+    sl_admin_req_encode(wb, 24, &ad);
+    put_wb("request", "admin", wb);
+    sl_cluster_forward_req_encode(wb, 25, "\x01\x02cmd", 5);
+    put_wb("request", "cluster_forward", wb);
+    sl_sasl_handshake_req sh = {SL_STR_LIT("SCRAM-SHA-256")};
+    sl_sasl_handshake_req_encode(wb, 26, &sh);
+    put_wb("request", "sasl_handshake", wb);
+    static const char first[] = "n,,n=alice,r=fyko+d2lbbFgONRv9qkxdawL";
+    sl_sasl_auth_req sa = {(const uint8_t *)first, sizeof(first) - 1};
+    sl_sasl_auth_req_encode(wb, 27, &sa);
+    put_wb("request", "sasl_authenticate", wb);
+    sl_init_pid_req ip = {-1, -1};
+    sl_init_pid_req_encode(wb, 28, &ip);
+    put_wb("request", "init_producer_id", wb);
     /* pipelined: two frames in one read */
     sl_list_topics_req_encode(wb, 21);
     sl_produce_req_encode(wb, 22, &pr);
@@ -228,6 +248,33 @@ static void responses(sl_wb *wb)
     response(wb, 16, "dlq_list");
     sl_resp_error_encode(wb, 10, SL_ERR_UNKNOWN_TOPIC, "unknown topic 'x'");
     response(wb, 7, "error");
+    /* indices 19-23: the apis appended to fuzz_response.c's table */
+    static const char json[] = "{\"purged\":3}";
+    sl_admin_resp ar2 = {0, {NULL, 0}, (const uint8_t *)json,
+                         sizeof(json) - 1};
+    sl_admin_resp_encode(wb, 11, &ar2);
+    response(wb, 19, "admin");
+    int32_t reps[3] = {1, 2, 3};
+    sl_cl_node cn = {1, 1, SL_STR_LIT("127.0.0.1:7400"),
+                     SL_STR_LIT("127.0.0.1:7401"), SL_STR_LIT("127.0.0.1:7402")};
+    sl_cl_part cp = {0, 1, 4, 3, reps, 2, reps};
+    sl_cl_topic clt = {topic, 0, 1, &cp};
+    sl_cluster_status_resp cs = {0, {NULL, 0}, 1, 1, 7, 42, 1, &cn, 1, &clt};
+    sl_cluster_status_resp_encode(wb, 12, &cs);
+    response(wb, 20, "cluster_status");
+    sl_init_pid_resp ipr = {0, {NULL, 0}, 1000, 0};
+    sl_init_pid_resp_encode(wb, 13, &ipr);
+    response(wb, 21, "init_producer_id");
+    sl_str mechs[2] = {SL_STR_LIT("SCRAM-SHA-256"), SL_STR_LIT("PLAIN")};
+    sl_sasl_handshake_resp shr = {0, {NULL, 0}, 2, mechs};
+    sl_sasl_handshake_resp_encode(wb, 14, &shr);
+    response(wb, 22, "sasl_handshake");
+    static const char srv[] = "r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,"
+                              "s=QSXCR+Q6sek8bf92,i=4096";
+    sl_sasl_auth_resp sar = {0, {NULL, 0}, (const uint8_t *)srv,
+                             sizeof(srv) - 1, 0};
+    sl_sasl_auth_resp_encode(wb, 15, &sar);
+    response(wb, 23, "sasl_authenticate");
     free(b);
     free(z);
 }
