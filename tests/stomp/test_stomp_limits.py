@@ -106,6 +106,29 @@ def test_emfile_pauses_accepting_and_logs_once():
         b.cleanup()
 
 
+def test_descriptor_limit_raised_to_the_hard_limit():
+    """Issue 18 item 3: sluiced raises its soft RLIMIT_NOFILE to the hard
+    limit at start (a soft limit of 1024 ran out at about 1,000 idle
+    sockets while the hard limit allowed far more). Without the raise
+    (broker/main.c raise_nofile) the broker kept the soft 256 here."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and hard < 512:
+        import pytest
+        pytest.skip("hard descriptor limit %d: nothing to raise" % hard)
+
+    def low_soft():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+
+    b = Broker(preexec_fn=low_soft).start()
+    try:
+        with open("/proc/%d/limits" % b.proc.pid) as f:
+            row = [l for l in f if l.startswith("Max open files")][0]
+        soft_now, hard_now = row.split()[3:5]
+        assert soft_now == hard_now, row
+    finally:
+        b.cleanup()
+
+
 def test_stomp_connections_count_against_max_connections():
     """Issue 18 item 3: STOMP had no connection cap (a separate count per
     protocol). One count now: STOMP connections use up max-connections for
