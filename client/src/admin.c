@@ -1,22 +1,19 @@
 /*
  * admin.c - sluice_admin: topics, groups and dead-letter topics, all as
- * synchronous request/reply calls on one connection.
+ * synchronous request/reply calls on one connection. This file: the
+ * handle, topics, cluster status and the ADMIN verbs; admin_groups.c the
+ * groups, dead-letter topics and queue-group settings (admin_int.h
+ * between them).
  */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "client/src/admin_int.h"
 #include "client/src/conn.h"
 #include "client/src/internal.h"
 #include "protocol/api.h"
-
-struct sluice_admin {
-    pthread_mutex_t mu;
-    sl_cl_cfg cfg;
-    sl_cl_conn conn;
-    sl_arena arena;
-};
 
 sluice_err sluice_admin_new(const sluice_conf *conf, sluice_admin **out,
                             char *errstr, size_t errstr_size)
@@ -62,8 +59,8 @@ void sluice_admin_free(sluice_admin *a)
 
 /* Send the request already encoded with corr, wait for the reply and check
  * its top-level error. On SL_OK *fr holds the reply (caller unrefs). */
-static sl_err roundtrip(sluice_admin *a, uint32_t corr, const char *what,
-                        sl_chunk **fr, const uint8_t **body, size_t *len)
+sl_err sl_cl_admin_roundtrip(sluice_admin *a, uint32_t corr, const char *what,
+                             sl_chunk **fr, const uint8_t **body, size_t *len)
 {
     uint32_t rcorr;
     sl_err rc = sl_cl_conn_call(&a->conn, corr,
@@ -79,21 +76,12 @@ static sl_err roundtrip(sluice_admin *a, uint32_t corr, const char *what,
     return rc;
 }
 
-static char *dupstr(sl_str s)
+char *sl_cl_admin_dupstr(sl_str s)
 {
     if (!s.p)
         return NULL;
     return strndup(s.p, s.len);
 }
-
-#define BEGIN(a)                                                               \
-    sl_cl_clear_err();                                                         \
-    pthread_mutex_lock(&(a)->mu);                                              \
-    rc = sl_cl_conn_ensure(&(a)->conn);                                           \
-    if (rc != SL_OK)                                                           \
-        goto out;                                                              \
-    sl_arena_reset(&(a)->arena);                                               \
-    corr = sl_cl_conn_corr(&(a)->conn)
 
 /* ---- topics ----------------------------------------------------------- */
 
@@ -151,7 +139,7 @@ sluice_err sluice_admin_create_topic(sluice_admin *a, const char *name,
         rc = sl_cl_fail(rc, "create topic '%s'", name);
         goto out;
     }
-    rc = roundtrip(a, corr, "create topic", &fr, &body, &len);
+    rc = sl_cl_admin_roundtrip(a, corr, "create topic", &fr, &body, &len);
     if (rc != SL_OK)
         goto out;
     rc = sl_create_topics_resp_decode(body, len, &a->arena, &resp);
@@ -188,7 +176,7 @@ sluice_err sluice_admin_delete_topic(sluice_admin *a, const char *name)
         rc = sl_cl_fail(rc, "delete topic '%s'", name);
         goto out;
     }
-    rc = roundtrip(a, corr, "delete topic", &fr, &body, &len);
+    rc = sl_cl_admin_roundtrip(a, corr, "delete topic", &fr, &body, &len);
     if (rc != SL_OK)
         goto out;
     rc = sl_delete_topics_resp_decode(body, len, &a->arena, &resp);
@@ -240,7 +228,7 @@ void sluice_topic_info_free(sluice_topic_info *info)
 static sl_err topic_info_fill(sluice_topic_info *t, const sl_meta_topic *mt)
 {
     size_t i;
-    t->name = dupstr(mt->name);
+    t->name = sl_cl_admin_dupstr(mt->name);
     t->partition_count = (int32_t)mt->nparts;
     t->partitions = calloc(mt->nparts + 1, sizeof(*t->partitions));
     t->configs = calloc(mt->nconfigs + 1, sizeof(*t->configs));
@@ -252,8 +240,8 @@ static sl_err topic_info_fill(sluice_topic_info *t, const sl_meta_topic *mt)
         t->partitions[i].log_end = mt->parts[i].end_offset;
     }
     for (i = 0; i < mt->nconfigs; i++) {
-        t->configs[i].key = dupstr(mt->configs[i].key);
-        t->configs[i].value = dupstr(mt->configs[i].value);
+        t->configs[i].key = sl_cl_admin_dupstr(mt->configs[i].key);
+        t->configs[i].value = sl_cl_admin_dupstr(mt->configs[i].value);
         t->config_count++;
         if (!t->configs[i].key ||
             (!t->configs[i].value && mt->configs[i].value.p))
@@ -277,7 +265,7 @@ static sl_err metadata(sluice_admin *a, uint32_t corr, const char *what,
     rc = sl_metadata_req_encode(&a->conn.out, corr, &req);
     if (rc != SL_OK)
         return sl_cl_fail(rc, "%s", what);
-    rc = roundtrip(a, corr, what, fr, &body, &len);
+    rc = sl_cl_admin_roundtrip(a, corr, what, fr, &body, &len);
     if (rc != SL_OK)
         return rc;
     rc = sl_metadata_resp_decode(body, len, &a->arena, resp);
@@ -419,7 +407,7 @@ sluice_err sluice_admin_cluster_status(sluice_admin *a, const char *topic,
         rc = sl_cl_fail(rc, "cluster status");
         goto out;
     }
-    rc = roundtrip(a, corr, "cluster status", &fr, &body, &len);
+    rc = sl_cl_admin_roundtrip(a, corr, "cluster status", &fr, &body, &len);
     if (rc != SL_OK)
         goto out;
     rc = sl_cluster_status_resp_decode(body, len, &a->arena, &resp);
@@ -493,436 +481,6 @@ out:
     return (sluice_err)rc;
 }
 
-/* ---- groups ----------------------------------------------------------- */
-
-static void group_info_fini(sluice_group_info *g)
-{
-    size_t i;
-    free(g->name);
-    free(g->state);
-    free(g->dlq_topic);
-    for (i = 0; g->members && i < g->member_count; i++) {
-        free(g->members[i].member_id);
-        free(g->members[i].client_id);
-        sluice_topic_partitions_free(g->members[i].assignments,
-                                     g->members[i].assignment_count);
-    }
-    free(g->members);
-    for (i = 0; g->partitions && i < g->partition_count; i++)
-        free(g->partitions[i].topic);
-    free(g->partitions);
-}
-
-void sluice_group_list_free(sluice_group_list *list)
-{
-    size_t i;
-    if (!list)
-        return;
-    for (i = 0; i < list->count; i++)
-        group_info_fini(&list->groups[i]);
-    free(list->groups);
-    free(list);
-}
-
-void sluice_group_info_free(sluice_group_info *info)
-{
-    if (!info)
-        return;
-    group_info_fini(info);
-    free(info);
-}
-
-sluice_err sluice_admin_list_groups(sluice_admin *a, sluice_group_list **out)
-{
-    sl_group_list_resp resp;
-    sluice_group_list *l = NULL;
-    sl_chunk *fr = NULL;
-    const uint8_t *body;
-    size_t len, i;
-    uint32_t corr;
-    sl_err rc;
-
-    BEGIN(a);
-    rc = sl_group_list_req_encode(&a->conn.out, corr);
-    if (rc != SL_OK) {
-        rc = sl_cl_fail(rc, "list groups");
-        goto out;
-    }
-    rc = roundtrip(a, corr, "list groups", &fr, &body, &len);
-    if (rc != SL_OK)
-        goto out;
-    rc = sl_group_list_resp_decode(body, len, &a->arena, &resp);
-    if (rc != SL_OK) {
-        rc = sl_cl_bad_reply(rc, "list groups");
-        goto out;
-    }
-    l = calloc(1, sizeof(*l));
-    if (!l || !(l->groups = calloc(resp.ngroups + 1, sizeof(*l->groups)))) {
-        rc = sl_cl_fail(SL_ERR_NOMEM, "list groups");
-        goto out;
-    }
-    for (i = 0; i < resp.ngroups; i++) {
-        sluice_group_info *g = &l->groups[i];
-        l->count++;
-        g->name = dupstr(resp.groups[i].group);
-        g->state = dupstr(resp.groups[i].state);
-        g->kind = resp.groups[i].kind == SL_GROUP_QUEUE ? SLUICE_GROUP_QUEUE
-                                                        : SLUICE_GROUP_STREAM;
-        g->member_count = resp.groups[i].members; /* members stays NULL */
-        g->dlq_depth = -1;
-        if (!g->name) {
-            rc = sl_cl_fail(SL_ERR_NOMEM, "list groups");
-            goto out;
-        }
-    }
-    *out = l;
-    l = NULL;
-out:
-    sluice_group_list_free(l);
-    sl_chunk_unref(fr);
-    pthread_mutex_unlock(&a->mu);
-    return (sluice_err)rc;
-}
-
-sluice_err sluice_admin_describe_group(sluice_admin *a, const char *group,
-                                       sluice_group_info **out)
-{
-    sl_group_describe_req req;
-    sl_group_describe_resp resp;
-    sluice_group_info *g = NULL;
-    sl_chunk *fr = NULL;
-    const uint8_t *body;
-    size_t len, i, k;
-    uint32_t corr;
-    sl_err rc;
-
-    BEGIN(a);
-    req.group = sl_str_c(group);
-    rc = sl_group_describe_req_encode(&a->conn.out, corr, &req);
-    if (rc != SL_OK) {
-        rc = sl_cl_fail(rc, "describe group '%s'", group);
-        goto out;
-    }
-    rc = roundtrip(a, corr, "describe group", &fr, &body, &len);
-    if (rc != SL_OK)
-        goto out;
-    rc = sl_group_describe_resp_decode(body, len, &a->arena, &resp);
-    if (rc != SL_OK) {
-        rc = sl_cl_bad_reply(rc, "describe group");
-        goto out;
-    }
-    g = calloc(1, sizeof(*g));
-    if (!g) {
-        rc = sl_cl_fail(SL_ERR_NOMEM, "describe group");
-        goto out;
-    }
-    g->name = resp.group.p ? dupstr(resp.group) : strdup(group);
-    g->kind =
-        resp.kind == SL_GROUP_QUEUE ? SLUICE_GROUP_QUEUE : SLUICE_GROUP_STREAM;
-    g->state = dupstr(resp.state);
-    g->generation = resp.generation;
-    g->dlq_topic = dupstr(resp.dlq_topic);
-    g->dlq_depth = resp.dlq_depth;
-    g->members = calloc(resp.nmembers + 1, sizeof(*g->members));
-    g->partitions = calloc(resp.nparts + 1, sizeof(*g->partitions));
-    if (!g->name || !g->members || !g->partitions) {
-        rc = sl_cl_fail(SL_ERR_NOMEM, "describe group");
-        goto out;
-    }
-    for (i = 0; i < resp.nmembers; i++) {
-        sl_member_desc *md = &resp.members[i];
-        sluice_group_member *m = &g->members[i];
-        g->member_count++;
-        m->member_id = dupstr(md->member_id);
-        m->client_id = dupstr(md->client_id);
-        m->assignments = calloc(md->nassigned + 1, sizeof(*m->assignments));
-        if (!m->assignments) {
-            rc = sl_cl_fail(SL_ERR_NOMEM, "describe group");
-            goto out;
-        }
-        for (k = 0; k < md->nassigned; k++) {
-            m->assignments[k].topic = dupstr(md->assigned[k].topic);
-            m->assignments[k].partition = (int32_t)md->assigned[k].partition;
-            m->assignments[k].offset = -1;
-            m->assignment_count++;
-        }
-    }
-    for (i = 0; i < resp.nparts; i++) {
-        sl_group_part_desc *pd = &resp.parts[i];
-        sluice_group_partition *p = &g->partitions[i];
-        g->partition_count++;
-        p->topic = dupstr(pd->topic);
-        p->partition = (int32_t)pd->partition;
-        p->committed = pd->committed;
-        p->log_end = pd->log_end;
-        p->lag = pd->lag;
-        p->in_flight =
-            g->kind == SLUICE_GROUP_QUEUE ? (int64_t)pd->in_flight : -1;
-        p->available = -1;
-    }
-    *out = g;
-    g = NULL;
-out:
-    sluice_group_info_free(g);
-    sl_chunk_unref(fr);
-    pthread_mutex_unlock(&a->mu);
-    return (sluice_err)rc;
-}
-
-/* ---- dead-letter topics ----------------------------------------------- */
-
-void sluice_dlq_list_free(sluice_dlq_list *list)
-{
-    size_t i;
-    if (!list)
-        return;
-    for (i = 0; i < list->count; i++) {
-        free(list->dlqs[i].topic);
-        free(list->dlqs[i].source_topic);
-    }
-    free(list->dlqs);
-    free(list);
-}
-
-sluice_err sluice_admin_dlq_list(sluice_admin *a, const char *source_topic,
-                                 sluice_dlq_list **out)
-{
-    sl_dlq_list_req req;
-    sl_dlq_list_resp resp;
-    sluice_dlq_list *l = NULL;
-    sl_chunk *fr = NULL;
-    const uint8_t *body;
-    size_t len, i, j;
-    uint32_t corr;
-    sl_err rc;
-
-    BEGIN(a);
-    req.topic = sl_str_c(source_topic);
-    req.group = sl_str_c(NULL);
-    rc = sl_dlq_list_req_encode(&a->conn.out, corr, &req);
-    if (rc != SL_OK) {
-        rc = sl_cl_fail(rc, "list dead-letter topics");
-        goto out;
-    }
-    rc = roundtrip(a, corr, "list dead-letter topics", &fr, &body, &len);
-    if (rc != SL_OK)
-        goto out;
-    rc = sl_dlq_list_resp_decode(body, len, &a->arena, &resp);
-    if (rc != SL_OK) {
-        rc = sl_cl_bad_reply(rc, "list dead-letter topics");
-        goto out;
-    }
-    l = calloc(1, sizeof(*l));
-    if (!l || !(l->dlqs = calloc(resp.ndlqs + 1, sizeof(*l->dlqs)))) {
-        rc = sl_cl_fail(SL_ERR_NOMEM, "list dead-letter topics");
-        goto out;
-    }
-    for (i = 0; i < resp.ndlqs; i++) {
-        sl_dlq_entry *e = &resp.dlqs[i];
-        /* one DLQ topic may serve several groups: list it once */
-        for (j = 0; j < l->count; j++)
-            if (sl_str_eq(e->dlq_topic, l->dlqs[j].topic))
-                break;
-        if (j < l->count)
-            continue;
-        l->dlqs[j].topic = dupstr(e->dlq_topic);
-        l->dlqs[j].source_topic = dupstr(e->source_topic);
-        l->dlqs[j].depth = e->depth;
-        l->count++;
-        if (!l->dlqs[j].topic) {
-            rc = sl_cl_fail(SL_ERR_NOMEM, "list dead-letter topics");
-            goto out;
-        }
-    }
-    *out = l;
-    l = NULL;
-out:
-    sluice_dlq_list_free(l);
-    sl_chunk_unref(fr);
-    pthread_mutex_unlock(&a->mu);
-    return (sluice_err)rc;
-}
-
-sluice_err sluice_admin_dlq_redrive(sluice_admin *a, const char *dlq_topic,
-                                    const char *to_topic, double rate,
-                                    const char *reason, int64_t max_records,
-                                    int64_t *moved)
-{
-    sl_dlq_redrive_req req;
-    sl_dlq_redrive_resp resp;
-    sl_chunk *fr = NULL;
-    const uint8_t *body;
-    size_t len;
-    uint32_t corr;
-    sl_err rc;
-
-    if (!dlq_topic || !*dlq_topic)
-        return (sluice_err)sl_cl_fail(SL_ERR_INVALID_TOPIC,
-                                      "redrive: empty topic name");
-    if (rate < 0)
-        return (sluice_err)sl_cl_fail(SL_ERR_INVALID_ARG,
-                                      "redrive: negative rate");
-    BEGIN(a);
-    req.dlq_topic = sl_str_c(dlq_topic);
-    req.target_topic = sl_str_c(to_topic);
-    req.reason = sl_str_c(reason);
-    req.max_records = max_records < 0            ? 0
-                      : max_records > UINT32_MAX ? UINT32_MAX
-                                                 : (uint32_t)max_records;
-    req.rate_per_sec = rate <= 0           ? 0
-                       : rate < 1          ? 1
-                       : rate > UINT32_MAX ? UINT32_MAX
-                                           : (uint32_t)rate;
-    rc = sl_dlq_redrive_req_encode(&a->conn.out, corr, &req);
-    if (rc != SL_OK) {
-        rc = sl_cl_fail(rc, "redrive '%s'", dlq_topic);
-        goto out;
-    }
-    rc = roundtrip(a, corr, "redrive", &fr, &body, &len);
-    if (rc != SL_OK)
-        goto out;
-    rc = sl_dlq_redrive_resp_decode(body, len, &resp);
-    if (rc != SL_OK) {
-        rc = sl_cl_bad_reply(rc, "redrive");
-        goto out;
-    }
-    if (moved)
-        *moved = resp.moved;
-out:
-    sl_chunk_unref(fr);
-    pthread_mutex_unlock(&a->mu);
-    return (sluice_err)rc;
-}
-
-/* ---- queue-group settings ---------------------------------------------- */
-
-void sluice_kv_array_free(sluice_kv *kvs, size_t count)
-{
-    size_t i;
-    if (!kvs)
-        return;
-    for (i = 0; i < count; i++) {
-        free(kvs[i].key);
-        free(kvs[i].value);
-    }
-    free(kvs);
-}
-
-sluice_err sluice_admin_queue_group_config(sluice_admin *a, const char *topic,
-                                           const char *group,
-                                           sluice_qgroup_config_mode mode,
-                                           const sluice_kv *configs,
-                                           size_t count, sluice_kv **out,
-                                           size_t *out_count)
-{
-    sl_queue_group_config_req req;
-    sl_queue_group_config_resp resp;
-    sl_chunk *fr = NULL;
-    sluice_kv *kvs = NULL;
-    const uint8_t *body;
-    size_t len, i, nkv = 0;
-    uint32_t corr;
-    sl_err rc;
-
-    if (!topic || !*topic)
-        return (sluice_err)sl_cl_fail(SL_ERR_INVALID_TOPIC,
-                                      "queue group config: empty topic name");
-    if (!group || !*group)
-        return (sluice_err)sl_cl_fail(SL_ERR_INVALID_ARG,
-                                      "queue group config: empty group name");
-    if (mode != SLUICE_QGROUP_UPSERT && mode != SLUICE_QGROUP_ALTER &&
-        mode != SLUICE_QGROUP_DESCRIBE)
-        return (sluice_err)sl_cl_fail(
-            SL_ERR_INVALID_ARG, "queue group config: bad mode %d", (int)mode);
-    if (mode == SLUICE_QGROUP_DESCRIBE && count)
-        return (sluice_err)sl_cl_fail(
-            SL_ERR_INVALID_ARG, "queue group config: describe takes no keys");
-    if (count > UINT32_MAX || (count && !configs))
-        return (sluice_err)sl_cl_fail(SL_ERR_INVALID_ARG,
-                                      "queue group config: bad configs");
-    for (i = 0; i < count; i++) {
-        if (!configs[i].key || !*configs[i].key)
-            return (sluice_err)sl_cl_fail(
-                SL_ERR_INVALID_CONFIG,
-                "queue group config '%s' on '%s': empty key (entry %zu)", group,
-                topic, i);
-        if (!configs[i].value)
-            return (sluice_err)sl_cl_fail(
-                SL_ERR_INVALID_CONFIG,
-                "queue group config '%s' on '%s': no value for '%s'", group,
-                topic, configs[i].key);
-        /* the broker's limits (binary_groups.c): name the key here */
-        if (strlen(configs[i].key) >= 128 || strlen(configs[i].value) >= 512)
-            return (sluice_err)sl_cl_fail(
-                SL_ERR_INVALID_CONFIG,
-                "queue group config '%s' on '%s': key or value too long "
-                "for setting '%.64s'",
-                group, topic, configs[i].key);
-    }
-    BEGIN(a);
-    memset(&req, 0, sizeof(req));
-    req.group = sl_str_c(group);
-    req.topic = sl_str_c(topic);
-    req.mode = (uint8_t)mode;
-    req.nconfigs = (uint32_t)count;
-    if (count) {
-        req.configs = sl_arena_alloc(&a->arena, count * sizeof(sl_kv));
-        if (!req.configs) {
-            rc = sl_cl_fail(SL_ERR_NOMEM, "queue group config");
-            goto out;
-        }
-        for (i = 0; i < count; i++) {
-            req.configs[i].key = sl_str_c(configs[i].key);
-            req.configs[i].value = sl_str_c(configs[i].value);
-        }
-    }
-    rc = sl_queue_group_config_req_encode(&a->conn.out, corr, &req);
-    if (rc != SL_OK) {
-        rc = sl_cl_fail(rc, "queue group config '%s' on '%s'", group, topic);
-        goto out;
-    }
-    {
-        char what[600];
-        snprintf(what, sizeof(what), "queue group config '%s' on '%s'", group,
-                 topic);
-        rc = roundtrip(a, corr, what, &fr, &body, &len);
-    }
-    if (rc != SL_OK)
-        goto out;
-    rc = sl_queue_group_config_resp_decode(body, len, &a->arena, &resp);
-    if (rc != SL_OK) {
-        rc = sl_cl_bad_reply(rc, "queue group config");
-        goto out;
-    }
-    if (out) {
-        kvs = calloc(resp.nconfigs + 1, sizeof(*kvs));
-        if (!kvs) {
-            rc = sl_cl_fail(SL_ERR_NOMEM, "queue group config");
-            goto out;
-        }
-        for (nkv = 0; nkv < resp.nconfigs; nkv++) {
-            kvs[nkv].key = dupstr(resp.configs[nkv].key);
-            kvs[nkv].value = strndup(
-                resp.configs[nkv].value.p ? resp.configs[nkv].value.p : "",
-                resp.configs[nkv].value.len);
-            if (!kvs[nkv].key || !kvs[nkv].value) {
-                nkv++;
-                rc = sl_cl_fail(SL_ERR_NOMEM, "queue group config");
-                goto out;
-            }
-        }
-        *out = kvs;
-        if (out_count)
-            *out_count = nkv;
-        kvs = NULL;
-    }
-out:
-    sluice_kv_array_free(kvs, nkv);
-    sl_chunk_unref(fr);
-    pthread_mutex_unlock(&a->mu);
-    return (sluice_err)rc;
-}
-
 /* ---- ADMIN: management verbs answering JSON --------------------------- */
 
 sluice_err sluice_admin_call(sluice_admin *a, const char *verb,
@@ -971,7 +529,7 @@ sluice_err sluice_admin_call(sluice_admin *a, const char *verb,
         rc = sl_cl_fail(rc, "admin %s", verb);
         goto out;
     }
-    rc = roundtrip(a, corr, what, &fr, &body, &len);
+    rc = sl_cl_admin_roundtrip(a, corr, what, &fr, &body, &len);
     if (rc != SL_OK)
         goto out;
     rc = sl_admin_resp_decode(body, len, &resp);
