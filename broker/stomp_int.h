@@ -81,6 +81,20 @@ int stomp_wild_match(const char *pattern, const char *topic);
 /* Is topic another session's temp queue ("stomp-tmp-S-NAME")? */
 int stomp_tmp_foreign(const char *session, const char *topic);
 
+/* ---- CONNECT's pure parts (stomp_session.c) ------------------------------ */
+
+/* The highest version in accept-version av (SL_STOMP_V1x) this broker
+ * speaks too; 0 when none. */
+int stomp_accept_version(const char *av);
+/* A heart-beat header "cx,cy" (ms, non-negative): 0 with *a = cx, *b = cy;
+ * 0 leaving them alone when v is NULL; -1 when malformed. */
+int stomp_hb_parse(const char *v, int64_t *a, int64_t *b);
+/* The intervals agreed for the client's cx,cy: *out (we send) max(cy,
+ * hmin) if cy > 0, *in (we expect) max(cx, hmin) if cx > 0, 0 = none;
+ * none at all in STOMP 1.0. */
+void stomp_hb_negotiate(int version, int64_t cx, int64_t cy, int64_t hmin,
+                        int64_t *out, int64_t *in);
+
 /* ---- virtual hosts (stomp_vhost.c) --------------------------------------- */
 
 struct stomp_conn;

@@ -39,7 +39,7 @@
 
 static void hb_cb(evutil_socket_t fd, short what, void *arg);
 
-static int hb_parse(const char *v, int64_t *a, int64_t *b)
+int stomp_hb_parse(const char *v, int64_t *a, int64_t *b)
 {
     char *end;
     long long x, y;
@@ -56,6 +56,32 @@ static int hb_parse(const char *v, int64_t *a, int64_t *b)
     *a = x;
     *b = y;
     return 0;
+}
+
+int stomp_accept_version(const char *av)
+{
+    char buf[128], *tok, *save = NULL;
+    int best = 0;
+    snprintf(buf, sizeof(buf), "%s", av);
+    for (tok = strtok_r(buf, ", ", &save); tok;
+         tok = strtok_r(NULL, ", ", &save)) {
+        int v = strcmp(tok, "1.2") == 0   ? SL_STOMP_V12
+                : strcmp(tok, "1.1") == 0 ? SL_STOMP_V11
+                : strcmp(tok, "1.0") == 0 ? SL_STOMP_V10
+                                          : 0;
+        if (v > best)
+            best = v;
+    }
+    return best;
+}
+
+void stomp_hb_negotiate(int version, int64_t cx, int64_t cy, int64_t hmin,
+                        int64_t *out, int64_t *in)
+{
+    *out = cy > 0 ? (cy > hmin ? cy : hmin) : 0;
+    *in = cx > 0 ? (cx > hmin ? cx : hmin) : 0;
+    if (version == SL_STOMP_V10)
+        *out = *in = 0;
 }
 
 static void auth_done(void *arg, int ok, int admin);
@@ -98,19 +124,7 @@ void stomp_h_connect(stomp_conn *c, const sl_stomp_frame *f)
     }
     c->version = SL_STOMP_V10;
     if (av) {
-        /* highest common version */
-        char buf[128], *tok, *save = NULL;
-        int best = 0;
-        snprintf(buf, sizeof(buf), "%s", av);
-        for (tok = strtok_r(buf, ", ", &save); tok;
-             tok = strtok_r(NULL, ", ", &save)) {
-            int v = strcmp(tok, "1.2") == 0   ? SL_STOMP_V12
-                    : strcmp(tok, "1.1") == 0 ? SL_STOMP_V11
-                    : strcmp(tok, "1.0") == 0 ? SL_STOMP_V10
-                                              : 0;
-            if (v > best)
-                best = v;
-        }
+        int best = stomp_accept_version(av); /* highest common version */
         if (!best) {
             sl_wb_reset(wb);
             stomp_enc_begin(c, &e, wb, SL_STOMP_V10, SL_STOMP_ERROR);
@@ -135,7 +149,7 @@ void stomp_h_connect(stomp_conn *c, const sl_stomp_frame *f)
         }
         c->version = best;
     }
-    if (hb_parse(sl_stomp_frame_value(f, "heart-beat"), &cx, &cy) < 0) {
+    if (stomp_hb_parse(sl_stomp_frame_value(f, "heart-beat"), &cx, &cy) < 0) {
         stomp_send_error(c, RECEIPT(f), "Invalid header",
                          "invalid heart-beat header: it must be two "
                          "non-negative integers in ms: cx,cy");
@@ -270,10 +284,7 @@ static void connect_finish(stomp_conn *c, int64_t cx, int64_t cy,
         return;
     /* Heart-beats: we send every max(cy, min) if the client wants them,
      * and expect one every max(cx, min) if it offers them. */
-    c->hb_out = cy > 0 ? (cy > hmin ? cy : hmin) : 0;
-    c->hb_in = cx > 0 ? (cx > hmin ? cx : hmin) : 0;
-    if (c->version == SL_STOMP_V10)
-        c->hb_out = c->hb_in = 0;
+    stomp_hb_negotiate(c->version, cx, cy, hmin, &c->hb_out, &c->hb_in);
     c->connected = 1;
     sl_stomp_parser_set_version(&c->ps, c->version);
     /* logged in: the full limits from the next frame on */

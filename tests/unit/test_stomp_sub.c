@@ -2,7 +2,8 @@
  * test_stomp_sub.c - the STOMP adapter's pure pieces, without a socket or
  * a broker: destination parsing (stomp_dest.c), topic wildcards and temp
  * queue ownership, ack modes, message/ack ids and a subscription's list of
- * unacknowledged deliveries (stomp_ack.c). Header escaping is
+ * unacknowledged deliveries (stomp_ack.c), and CONNECT's version and
+ * heart-beat negotiation (stomp_session.c). Header escaping is
  * test_stomp_frame.c's.
  */
 #include <setjmp.h>
@@ -395,6 +396,68 @@ static void test_pendq_cumulative(void **state)
     assert_string_equal(b, "");
 }
 
+/* CONNECT: the highest version both speak, whatever the order or the
+ * separators; none in common is 0 (the caller answers ERROR). */
+static void test_accept_version(void **state)
+{
+    (void)state;
+    assert_int_equal(stomp_accept_version("1.0,1.1,1.2"), SL_STOMP_V12);
+    assert_int_equal(stomp_accept_version("1.2,1.0"), SL_STOMP_V12);
+    assert_int_equal(stomp_accept_version("1.1, 1.0"), SL_STOMP_V11);
+    assert_int_equal(stomp_accept_version("1.0"), SL_STOMP_V10);
+    assert_int_equal(stomp_accept_version("2.0,1.1"), SL_STOMP_V11);
+    assert_int_equal(stomp_accept_version("2.0"), 0);
+    assert_int_equal(stomp_accept_version(""), 0);
+}
+
+static void test_hb_parse(void **state)
+{
+    int64_t a = -7, b = -7;
+    (void)state;
+    assert_int_equal(stomp_hb_parse(NULL, &a, &b), 0); /* absent: untouched */
+    assert_int_equal(a, -7);
+    assert_int_equal(b, -7);
+    assert_int_equal(stomp_hb_parse("0,0", &a, &b), 0);
+    assert_int_equal(a, 0);
+    assert_int_equal(b, 0);
+    assert_int_equal(stomp_hb_parse("4000,10000", &a, &b), 0);
+    assert_int_equal(a, 4000);
+    assert_int_equal(b, 10000);
+    assert_int_equal(stomp_hb_parse("", &a, &b), -1);
+    assert_int_equal(stomp_hb_parse("1000", &a, &b), -1);
+    assert_int_equal(stomp_hb_parse("1000,", &a, &b), -1);
+    assert_int_equal(stomp_hb_parse(",1000", &a, &b), -1);
+    assert_int_equal(stomp_hb_parse("-1,1000", &a, &b), -1);
+    assert_int_equal(stomp_hb_parse("1000,-1", &a, &b), -1);
+    assert_int_equal(stomp_hb_parse("1000,10x", &a, &b), -1);
+    assert_int_equal(stomp_hb_parse("99999999999999999999,1", &a, &b), -1);
+    assert_int_equal(a, 4000); /* a malformed header changes nothing */
+    assert_int_equal(b, 10000);
+}
+
+/* cx is what the client can send (we expect it), cy what it wants to get
+ * (we send it); heartbeat-min raises both, 0 stays none, 1.0 has none. */
+static void test_hb_negotiate(void **state)
+{
+    int64_t out = -1, in = -1;
+    (void)state;
+    stomp_hb_negotiate(SL_STOMP_V12, 4000, 10000, 1000, &out, &in);
+    assert_int_equal(out, 10000);
+    assert_int_equal(in, 4000);
+    stomp_hb_negotiate(SL_STOMP_V11, 100, 200, 1000, &out, &in);
+    assert_int_equal(out, 1000);
+    assert_int_equal(in, 1000);
+    stomp_hb_negotiate(SL_STOMP_V12, 0, 5000, 1000, &out, &in);
+    assert_int_equal(out, 5000);
+    assert_int_equal(in, 0);
+    stomp_hb_negotiate(SL_STOMP_V12, 5000, 0, 1000, &out, &in);
+    assert_int_equal(out, 0);
+    assert_int_equal(in, 5000);
+    stomp_hb_negotiate(SL_STOMP_V10, 5000, 5000, 1000, &out, &in);
+    assert_int_equal(out, 0);
+    assert_int_equal(in, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -409,6 +472,9 @@ int main(void)
         cmocka_unit_test(test_msgid),
         cmocka_unit_test(test_pendq_individual),
         cmocka_unit_test(test_pendq_cumulative),
+        cmocka_unit_test(test_accept_version),
+        cmocka_unit_test(test_hb_parse),
+        cmocka_unit_test(test_hb_negotiate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
