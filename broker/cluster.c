@@ -146,11 +146,41 @@ void sl_bcluster_reconcile(sl_broker *b)
     sl_bops_changed(b->cluster->ops);
 }
 
+static void drain_now(sl_broker *b);
+
+static void drain_delayed_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    drain_now(arg);
+}
+
 static void drain_cb(evutil_socket_t fd, short what, void *arg)
 {
     sl_broker *b = arg;
+    sl_bcluster *bc = b->cluster;
     (void)fd;
     (void)what;
+    /* test hook (tests/cluster/test_cluster_read_your_writes.py): a
+     * follower applies the log this much later, so that its copy lags
+     * the leader's every time, not only now and then */
+    if (bc->test_delay_ms > 0 && bc->delay_ev) {
+        sl_cluster_status st;
+        sl_cluster_status_get(bc->node, &st);
+        if (st.role != 3) {
+            if (!evtimer_pending(bc->delay_ev, NULL)) {
+                struct timeval tv = {bc->test_delay_ms / 1000,
+                                     (bc->test_delay_ms % 1000) * 1000};
+                evtimer_add(bc->delay_ev, &tv);
+            }
+            return;
+        }
+    }
+    drain_now(b);
+}
+
+static void drain_now(sl_broker *b)
+{
     /* completions run inside drain, after the image applied their command;
      * reconcile first would be too late for them, so reconcile in the
      * completion too (create_done) */
@@ -412,6 +442,14 @@ sl_err sl_bcluster_start(sl_broker *b, char *err, size_t errlen)
         return SL_ERR_NOMEM;
     }
     b->cluster = bc;
+    if (getenv("SLUICE_TEST_FOLLOWER_APPLY_DELAY_MS")) {
+        bc->test_delay_ms = atoi(getenv("SLUICE_TEST_FOLLOWER_APPLY_DELAY_MS"));
+        bc->delay_ev = evtimer_new(b->base, drain_delayed_cb, b);
+        sl_log(SL_WARN, "cluster",
+               "test hook: a follower applies the metadata log %d ms late "
+               "(SLUICE_TEST_FOLLOWER_APPLY_DELAY_MS)",
+               bc->test_delay_ms);
+    }
     snprintf(dir, sizeof(dir), "%s/raft", b->cfg.data);
     memset(&cc, 0, sizeof(cc));
     cc.node_id = (int32_t)b->cfg.node_id;
@@ -498,6 +536,8 @@ void sl_bcluster_stop(sl_broker *b)
     bc->fwd = NULL;
     if (bc->drain_ev)
         event_free(bc->drain_ev);
+    if (bc->delay_ev)
+        event_free(bc->delay_ev);
     if (bc->reg_ev)
         event_free(bc->reg_ev);
     sl_meta_fini(&bc->image);

@@ -34,6 +34,8 @@ struct sl_bcluster {
     struct fwd *fwds;       /* forwards in flight (stop completes them) */
     struct ac_pending *acs; /* auto-creations in flight */
     sl_bops *ops;           /* operations (cluster_ops.c) */
+    int test_delay_ms;      /* SLUICE_TEST_FOLLOWER_APPLY_DELAY_MS */
+    struct event *delay_ev;
 };
 
 /* A topic auto-created through the quorum, and the requests waiting for
