@@ -30,6 +30,7 @@
 #include "broker/auth.h"
 #include "broker/binary.h"
 #include "broker/broker.h"
+#include "broker/cluster_propose.h"
 #include "broker/json.h"
 #include "broker/ops_groups.h"
 #include "broker/topic.h"
@@ -185,8 +186,70 @@ const char *const *sl_admin_verbs(void)
     return names;
 }
 
+/* A call's own copy of its verb and arguments, kept while it waits for
+ * a read barrier. */
+typedef struct adm_copy {
+    sl_admin_args args;
+    char verb[128];
+    char **kv; /* n keys, n values, user, peer */
+} adm_copy;
+
+static void copy_free(adm_copy *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; c->kv && i < 2 * c->args.n + 2; i++)
+        free(c->kv[i]);
+    free(c->kv);
+    free(c);
+}
+
+static char *dup_or(const char *s, int *fail)
+{
+    char *d;
+    if (!s)
+        return NULL;
+    d = strdup(s);
+    if (!d)
+        *fail = 1;
+    return d;
+}
+
+static adm_copy *copy_args(const char *verb, const sl_admin_args *a)
+{
+    adm_copy *c = calloc(1, sizeof(*c));
+    int fail = 0;
+    if (!c || strlen(verb) >= sizeof(c->verb)) {
+        free(c);
+        return NULL;
+    }
+    snprintf(c->verb, sizeof(c->verb), "%s", verb);
+    c->args = *a;
+    c->kv = calloc(2 * a->n + 2, sizeof(*c->kv));
+    if (!c->kv) {
+        free(c);
+        return NULL;
+    }
+    for (size_t i = 0; i < a->n; i++) {
+        c->kv[i] = dup_or(a->keys[i], &fail);
+        c->kv[a->n + i] = dup_or(a->values[i], &fail);
+    }
+    c->kv[2 * a->n] = dup_or(a->user, &fail);
+    c->kv[2 * a->n + 1] = dup_or(a->peer, &fail);
+    c->args.keys = (const char *const *)c->kv;
+    c->args.values = (const char *const *)c->kv + a->n;
+    c->args.user = c->kv[2 * a->n];
+    c->args.peer = c->kv[2 * a->n + 1];
+    if (fail) {
+        copy_free(c);
+        return NULL;
+    }
+    return c;
+}
+
 static void call_free(sl_admin_call *x)
 {
+    copy_free(x->copy);
     if (x->prev)
         x->prev->next = x->next;
     else
@@ -233,13 +296,47 @@ static void auth_later(void *arg, sl_err rc, const char *msg)
     adm_finish(x, rc);
 }
 
+static const struct verb *verb_find(const char *verb)
+{
+    for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+        if (!strcmp(verbs[i].name, verb))
+            return &verbs[i];
+    return NULL;
+}
+
+/* Verbs that read or change what the metadata log holds (topics, their
+ * partitions and configs, users, rules, the caller's own rights): on a
+ * cluster node they run once its copy holds every change answered before
+ * (a read barrier, broker/cluster_read.c), so that what was answered
+ * through one node is seen through any other. */
+static int wants_barrier(const char *verb, const struct verb *v)
+{
+    return !v || !strncmp(verb, "topic", 5) ||
+           !strncmp(verb, "partition.", 10) || !strncmp(verb, "cluster.", 8);
+}
+
+static sl_admin_call *run_verb(sl_admin_call *x, const char *verb,
+                               const struct verb *v);
+
+static void barrier_done(void *arg, sl_err rc, const char *msg)
+{
+    sl_admin_call *x = arg;
+    (void)rc; /* no barrier: answered from this node's copy */
+    (void)msg;
+    if (x->cancelled) {
+        adm_finish(x, SL_ERR_SHUTTING_DOWN);
+        return;
+    }
+    x->args = &x->copy->args;
+    run_verb(x, x->copy->verb, verb_find(x->copy->verb));
+}
+
 sl_admin_call *sl_admin_run(sl_broker *b, const char *verb,
                             const sl_admin_args *args, sl_admin_done_fn done,
                             void *arg)
 {
     sl_admin_call *x = calloc(1, sizeof(*x));
-    const struct verb *v = NULL;
-    sl_err rc;
+    const struct verb *v = verb_find(verb);
     if (x)
         x->out = evbuffer_new();
     if (!x || !x->out) {
@@ -257,9 +354,22 @@ sl_admin_call *sl_admin_run(sl_broker *b, const char *verb,
     x->done = done;
     x->arg = arg;
     sl_jw_init(&x->j, x->out);
-    for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
-        if (!strcmp(verbs[i].name, verb))
-            v = &verbs[i];
+    if (sl_bcluster_image(b) && wants_barrier(verb, v) &&
+        (x->copy = copy_args(verb, args)) != NULL) {
+        x->args = NULL;
+        if (sl_bcluster_read_barrier(b, barrier_done, x) == SL_OK)
+            return x; /* runs in barrier_done */
+        x->args = args;
+    }
+    return run_verb(x, verb, v);
+}
+
+static sl_admin_call *run_verb(sl_admin_call *x, const char *verb,
+                               const struct verb *v)
+{
+    sl_broker *b = x->b;
+    const sl_admin_args *args = x->args;
+    sl_err rc;
     rc = sl_acl_check_verb(b, args->user, args->admin, verb, args->n,
                            args->keys, args->values, x->msg, sizeof(x->msg));
     if (rc != SL_OK) {

@@ -37,6 +37,7 @@ struct sl_admin_call {
     int64_t moved, skipped;
     int later_done;
     int cancelled; /* the requester went away */
+    struct adm_copy *copy; /* the arguments, while a read barrier waits */
     sl_admin_done_fn done;
     void *arg;
 };

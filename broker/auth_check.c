@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/cluster_propose.h"
+#include "broker/cluster_users_propose.h"
 #include "protocol/log.h"
 
 /* ---- helpers ---------------------------------------------------------------
@@ -319,10 +321,67 @@ static void slow_key(const sl_auth_job *j, char *out, size_t n)
     snprintf(out, n, "%.63s/%.64s", j->addr, j->user);
 }
 
+/* ---- read barriers (a cluster) ---------------------------------------------
+ *
+ * A cluster node checks a login against its copy of the users, which may
+ * lag a change answered through another node (broker/cluster_read.c). So
+ * before a check, a cluster node waits until its copy holds every change
+ * answered before (a read barrier): a user added through node A logs in
+ * through node B at once, and a deleted one or an old password no longer
+ * does. HTTP Basic logs in at every request: there the barrier runs only
+ * when the check failed, and the check runs again after it. */
+
+static void job_enqueue(sl_auth *a, sl_auth_job *j);
+
+static void barrier_done(void *arg, sl_err rc, const char *msg)
+{
+    sl_auth_job *j = arg;
+    const sl_user *u;
+    (void)rc; /* no barrier: the copy as it is */
+    (void)msg;
+    if (j->cancelled) {
+        auth_job_free(j);
+        return;
+    }
+    if (j->kind == JOB_LOOKUP) { /* the caller looks the user up */
+        j->fin(j);
+        auth_job_free(j);
+        return;
+    }
+    u = j->no_password ? NULL : auth_login_user(j->a, j->user, j->peer);
+    if (u) {
+        j->u = *u;
+        j->known = 1;
+    } else {
+        auth_fake_user(j->a, j->user, &j->u);
+        j->known = 0;
+    }
+    auth_job_submit(j->a, j);
+}
+
+/* 1 when j now waits for a read barrier (barrier_done goes on). */
+static int job_barrier(sl_auth *a, sl_auth_job *j)
+{
+    if (j->barrier || !sl_cluster_users_on(a->b))
+        return 0;
+    j->barrier = 1;
+    j->queued = 0; /* cancel: barrier_done frees it */
+    return sl_bcluster_read_barrier(a->b, barrier_done, j) == SL_OK;
+}
+
 void auth_job_submit(sl_auth *a, sl_auth_job *j)
 {
     char key[140];
     int64_t when, now = sl_now_ms();
+    if ((j->kind == JOB_LOOKUP ||
+         (j->kind == JOB_PASSWORD && strcmp(j->proto, "http") != 0)) &&
+        job_barrier(a, j))
+        return;
+    if (j->kind == JOB_LOOKUP) { /* not a cluster: nothing to wait for */
+        j->fin(j);
+        auth_job_free(j);
+        return;
+    }
     slow_key(j, key, sizeof(key));
     when = addr_schedule(a, key);
     if (when > now) {
@@ -365,6 +424,9 @@ void auth_done_cb(evutil_socket_t fd, short what, void *arg)
         e = addr_get(a, k, 0);
         if (e && e->inflight > 0)
             e->inflight--;
+        if (!j->cancelled && !j->ok && j->kind == JOB_PASSWORD &&
+            job_barrier(a, j))
+            continue; /* HTTP Basic: checked again after the barrier */
         if (!j->cancelled) {
             if (!j->ok) {
                 char key[140], more[80] = "";
@@ -468,8 +530,10 @@ sl_auth_job *sl_auth_check_password(sl_broker *b, const char *peer,
         auth_job_free(j);
         return NULL;
     }
-    if (!user || !password)
+    if (!user || !password) {
         j->known = 0;
+        j->no_password = 1;
+    }
     j->fin = pw_fin;
     j->done = done;
     j->arg = arg;

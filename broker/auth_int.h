@@ -29,7 +29,9 @@
 #define AUDIT_PER_S 2
 #define AUDIT_SUMMARY_MS 10000
 
-enum { JOB_PASSWORD = 1, JOB_SCRAM = 2 };
+/* JOB_LOOKUP: no check, only a read barrier in a cluster before fin
+ * (auth_check.c), for SCRAM's first message */
+enum { JOB_PASSWORD = 1, JOB_SCRAM = 2, JOB_LOOKUP = 3 };
 enum { MECH_NONE = 0, MECH_SCRAM, MECH_PLAIN, MECH_EXTERNAL, MECH_BROKER };
 enum { CERT_LOGIN_NONE = 0, CERT_LOGIN_CN, CERT_LOGIN_SAN };
 
@@ -54,6 +56,8 @@ struct sl_auth_job {
     char *password;
     sl_user u; /* the user's credentials (or the fake ones) */
     int known;
+    int no_password; /* asked without a user or password: never known */
+    int barrier;     /* a read barrier ran for it (cluster) */
     char *authmsg;
     uint8_t proof[SL_SCRAM_KEY_LEN];
     /* outputs */

@@ -13,6 +13,7 @@
 
 #include "broker/acl.h"
 #include "broker/binary.h"
+#include "broker/cluster_users_propose.h"
 #include "broker/peer_auth.h"
 #include "protocol/api.h"
 #include "protocol/log.h"
@@ -380,13 +381,53 @@ static void park(conn_auth *ca, sl_auth_job *j, sl_reply *r, uint32_t corr)
     auth_job_submit(auth_of(ca->b), j);
 }
 
+/* The server-first-message: the user's salt and iterations (a made-up
+ * user's when there is none, so that the answer does not say which names
+ * exist). */
+static void scram_first_reply(conn_auth *ca, sl_reply *r, uint32_t corr)
+{
+    char salt64[100], out[400];
+    const sl_user *u;
+    u = auth_login_user(auth_of(ca->b), ca->user, sl_conn_peer(ca->c));
+    if (u) {
+        ca->u = *u;
+        ca->known = 1;
+    } else {
+        auth_fake_user(auth_of(ca->b), ca->user, &ca->u);
+        ca->known = 0;
+    }
+    sl_b64_encode(ca->u.salt, ca->u.saltlen, salt64, sizeof(salt64));
+    snprintf(out, sizeof(out), "r=%s,s=%s,i=%u", ca->nonce, salt64,
+             (unsigned)ca->u.iter);
+    free(ca->sfirst);
+    ca->sfirst = strdup(out);
+    if (!ca->cfb || !ca->sfirst) {
+        sasl_fail(ca, r, SL_ERR_NOMEM, "out of memory");
+        return;
+    }
+    ca->step = 1;
+    auth_reply(r, corr, out, strlen(out), 0);
+}
+
+/* A cluster: the salt is sent once this node's copy of the users holds
+ * every change answered before (auth_check.c, read barriers). */
+static void scram_first_fin(sl_auth_job *j)
+{
+    conn_auth *ca = j->arg;
+    sl_reply *r = ca->r;
+    ca->job = NULL;
+    ca->r = NULL;
+    sl_reply_set_cancel(r, NULL, NULL);
+    sl_conn_resume(ca->c);
+    scram_first_reply(ca, r, ca->corr);
+}
+
 static void scram_first(conn_auth *ca, const char *m, size_t len, sl_reply *r,
                         uint32_t corr)
 {
     const char *bare, *val;
     size_t vlen;
-    char snonce[32], salt64[100], out[400];
-    const sl_user *u;
+    char snonce[32];
     /* gs2 header: "n,," (no channel binding, no authzid) */
     if (len < 3 || memcmp(m, "n,,", 3) != 0) {
         sasl_fail(ca, r, SL_ERR_AUTHENTICATION_FAILED,
@@ -424,27 +465,25 @@ static void scram_first(conn_auth *ca, const char *m, size_t len, sl_reply *r,
         return;
     }
     snprintf(ca->nonce, sizeof(ca->nonce), "%.*s%s", (int)vlen, val, snonce);
-    u = auth_login_user(auth_of(ca->b), ca->user, sl_conn_peer(ca->c));
-    if (u) {
-        ca->u = *u;
-        ca->known = 1;
-    } else {
-        auth_fake_user(auth_of(ca->b), ca->user, &ca->u);
-        ca->known = 0;
-    }
-    sl_b64_encode(ca->u.salt, ca->u.saltlen, salt64, sizeof(salt64));
-    snprintf(out, sizeof(out), "r=%s,s=%s,i=%u", ca->nonce, salt64,
-             (unsigned)ca->u.iter);
     free(ca->cfb);
-    free(ca->sfirst);
     ca->cfb = strndup(bare, len - 3);
-    ca->sfirst = strdup(out);
-    if (!ca->cfb || !ca->sfirst) {
-        sasl_fail(ca, r, SL_ERR_NOMEM, "out of memory");
-        return;
+    if (sl_cluster_users_on(ca->b)) {
+        sl_auth_job *j = auth_job_new(auth_of(ca->b), JOB_LOOKUP,
+                                      sl_conn_peer(ca->c), "binary",
+                                      SL_SCRAM_MECH, ca->user);
+        if (j) {
+            ca->job = j;
+            ca->r = r;
+            ca->corr = corr;
+            j->arg = ca;
+            j->fin = scram_first_fin;
+            sl_reply_set_cancel(r, reply_cancelled, ca);
+            sl_conn_pause(ca->c); /* requests behind it wait */
+            auth_job_submit(auth_of(ca->b), j);
+            return;
+        }
     }
-    ca->step = 1;
-    auth_reply(r, corr, out, strlen(out), 0);
+    scram_first_reply(ca, r, corr);
 }
 
 static void scram_final(conn_auth *ca, const char *m, size_t len, sl_reply *r,

@@ -186,6 +186,7 @@ static void drain_now(sl_broker *b)
      * completion too (create_done) */
     if (sl_cluster_drain(b->cluster->node, &b->cluster->image) > 0)
         sl_bcluster_reconcile(b);
+    sl_bcluster_read_check(b); /* after reconcile: the store has it too */
 }
 
 /* ---- 28 CLUSTER_STATUS ------------------------------------------------ */
@@ -520,6 +521,7 @@ void sl_bcluster_stop(sl_broker *b)
     while (bc->fwds)
         sl_bcluster_fwd_finish(bc->fwds, SL_ERR_SHUTTING_DOWN,
                                "the broker is stopping");
+    sl_bcluster_read_stop(b); /* after the forwards above */
     sl_cluster_users_stop(b); /* after the completions above */
     while (bc->acs) {         /* their requests fail: the topic is not there */
         bc->acs->done = 1;

@@ -34,6 +34,8 @@
 
 typedef struct fwd {
     struct fwd *next, **pprev; /* in sl_bcluster.fwds */
+    sl_broker *b;
+    int wait_index; /* answer once this node's image has the command */
     struct bufferevent *bev;
     sl_cluster_done_fn fn;
     void *arg;
@@ -95,6 +97,16 @@ static void fwd_read_cb(struct bufferevent *bev, void *arg)
     }
     sl_rd_init(&rd, p + SL_RESP_HDR_SIZE, flen - SL_RESP_HDR_SIZE);
     err = (int32_t)sl_rd_u32(&rd);
+    if (err == SL_OK && sl_rd_left(&rd) >= 8 && f->wait_index && !f->done) {
+        /* the leader's read index once it applied the command (older
+         * leaders send none): answer once this node's copy has it too
+         * (cluster_read.c) */
+        uint64_t index = sl_rd_u64(&rd);
+        f->done = 1;
+        sl_bcluster_after_index(f->b, index, SL_OK, "", f->fn, f->arg);
+        sl_bcluster_fwd_finish(f, SL_OK, "");
+        return;
+    }
     if (err != SL_OK && sl_rd_left(&rd) >= 2) {
         uint16_t n = 0;
         const char *m = sl_rd_str16(&rd, &n);
@@ -137,6 +149,10 @@ sl_err sl_bcluster_forward(sl_broker *b, const char *addr, const void *cmd,
         goto fail;
     f->fn = fn;
     f->arg = arg;
+    f->b = b;
+    /* not an in-sync set change: a partition leader acts on the answer
+     * (replica_leader.c) and must not wait a heartbeat for its image */
+    f->wait_index = sl_meta_cmd_type(cmd, len) != SL_MCMD_PARTITION_CHANGE;
     bufferevent_setcb(f->bev, fwd_read_cb, NULL, fwd_event_cb, f);
     bufferevent_enable(f->bev, EV_READ | EV_WRITE);
     if (sl_peer_login_start(b, &f->login, f->bev) != SL_OK ||
@@ -221,6 +237,7 @@ sl_err sl_bcluster_propose(sl_broker *b, const void *cmd, size_t len,
 }
 
 typedef struct fwd_in {
+    sl_broker *b;
     sl_reply *r; /* NULL once the connection closed */
     uint32_t corr;
 } fwd_in;
@@ -238,8 +255,11 @@ static void fwd_in_done(void *arg, sl_err rc, const char *msg)
         if (rc == SL_OK) {
             sl_wb wb;
             size_t st;
-            sl_wb_init(&wb, 16);
+            sl_wb_init(&wb, 24);
             st = sl_resp_begin(&wb, x->corr, SL_OK);
+            /* the read index: the command is in this image (or the
+             * forwarder asked only for the index, READ_INDEX) */
+            sl_wb_u64(&wb, x->b->cluster ? x->b->cluster->image.applied : 0);
             if (sl_frame_finish(&wb, st) == SL_OK &&
                 sl_reply_add(x->r, wb.p, wb.len) == SL_OK)
                 sl_reply_done(x->r);
@@ -272,6 +292,23 @@ void sl_bcluster_h_forward(sl_broker *b, sl_conn *c, const sl_req *req,
         sl_reply_error(r, SL_ERR_MALFORMED, "CLUSTER_FORWARD: bad body");
         return;
     }
+    if (len == 2 && cmd[0] == SL_META_VERSION &&
+        cmd[1] == SL_BREQ_READ_INDEX) { /* answered, not logged */
+        if (sl_bcluster_not_leader_msg(b, msg, sizeof(msg))) {
+            sl_reply_error(r, SL_ERR_BUSY, msg);
+            return;
+        }
+        x = calloc(1, sizeof(*x));
+        if (!x) {
+            sl_reply_error(r, SL_ERR_NOMEM, "out of memory");
+            return;
+        }
+        x->b = b;
+        x->r = r;
+        x->corr = req->correlation_id;
+        fwd_in_done(x, SL_OK, NULL);
+        return;
+    }
     type = sl_meta_cmd_type(cmd, len);
     if (type != SL_MCMD_REGISTER_NODE && type != SL_MCMD_CREATE_TOPIC &&
         type != SL_MCMD_DELETE_TOPIC && type != SL_MCMD_PARTITION_CHANGE &&
@@ -293,6 +330,7 @@ void sl_bcluster_h_forward(sl_broker *b, sl_conn *c, const sl_req *req,
         sl_reply_error(r, SL_ERR_NOMEM, "out of memory");
         return;
     }
+    x->b = b;
     x->r = r;
     x->corr = req->correlation_id;
     if (sl_cluster_propose(b->cluster->node, cmd, len, fwd_in_done, x) !=

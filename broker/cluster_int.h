@@ -34,6 +34,7 @@ struct sl_bcluster {
     struct fwd *fwds;       /* forwards in flight (stop completes them) */
     struct ac_pending *acs; /* auto-creations in flight */
     sl_bops *ops;           /* operations (cluster_ops.c) */
+    struct sl_bread *rd;    /* read barriers (cluster_read.c) */
     int test_delay_ms;      /* SLUICE_TEST_FOLLOWER_APPLY_DELAY_MS */
     struct event *delay_ev;
 };
@@ -78,6 +79,19 @@ void sl_bcluster_h_forward(sl_broker *b, sl_conn *c, const sl_req *req,
                            sl_reply *r);
 /* reg_ev's callback: register this node's addresses through the leader */
 void sl_bcluster_reg_cb(evutil_socket_t fd, short what, void *arg);
+
+/* cluster_read.c */
+/* READ_INDEX: a CLUSTER_FORWARD request (u8 version, u8 type, nothing
+ * else) that is answered, not logged: the leader's applied index. */
+#define SL_BREQ_READ_INDEX 40
+/* fn(arg, rc, msg) once this node's image applied index (or after the
+ * bound); never from inside this call. */
+void sl_bcluster_after_index(sl_broker *b, uint64_t index, sl_err rc,
+                             const char *msg, sl_cluster_done_fn fn, void *arg);
+/* After each drain: run the waiters the image reached. */
+void sl_bcluster_read_check(sl_broker *b);
+/* Stop: complete every waiter (after the forwards in flight). */
+void sl_bcluster_read_stop(sl_broker *b);
 
 /* cluster_topics.c */
 void sl_bcluster_h_create_topics(sl_broker *b, sl_conn *c, const sl_req *req,

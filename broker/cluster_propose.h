@@ -22,6 +22,16 @@ sl_err sl_bcluster_propose(sl_broker *b, const void *cmd, size_t len,
                            void (*fn)(void *arg, sl_err rc, const char *msg),
                            void *arg);
 
+/* Read barrier (broker/cluster_read.c, docs/cluster.md 2.7): fn(arg, rc,
+ * msg) runs exactly once, later, when SL_OK is returned, once this node's
+ * image holds every change the metadata leader had applied when asked
+ * (at once on the leader). rc is not SL_OK when the leader could not be
+ * asked or the image did not catch up within the bound: the caller then
+ * reads its own copy, as without a barrier. Without cluster mode an
+ * error is returned and fn never runs. */
+sl_err sl_bcluster_read_barrier(
+    sl_broker *b, void (*fn)(void *arg, sl_err rc, const char *msg), void *arg);
+
 /* The loop's copy of the metadata image (cluster/meta.h), or NULL
  * without cluster mode. Valid until sl_bcluster_stop. */
 struct sl_meta;

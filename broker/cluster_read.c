@@ -1,0 +1,422 @@
+/*
+ * cluster_read.c - read-your-writes across the nodes of a cluster
+ * (docs/cluster.md 2.7): a node answers from its copy of the metadata
+ * image only once that copy holds every change the metadata leader had
+ * applied when it was asked.
+ *
+ * PROBLEM. Every node applies the metadata log on its own, a heartbeat or
+ * so behind the leader. A change answered through node A (`sluice user
+ * add u`, `topic alter`) may not be in node B's copy yet when the next
+ * request reaches B: B refused `acl grant u` with "no user 'u'", a login
+ * as u, or described the topic as it was.
+ *
+ * RULE (Raft's ReadIndex, section 6.4 of Ongaro's thesis, without its
+ * heartbeat round). Every change is answered after the metadata leader's
+ * loop applied it (a forwarded one: after the leader's, then the asking
+ * node's copy did). So a node that asks the leader for the index its copy
+ * has applied (the read index), and waits until its own copy has applied
+ * as far, sees every change answered before it asked, on any node:
+ *
+ *  - sl_bcluster_read_barrier: the leader's copy is already that far (a
+ *    leader answers changes only from its copy), so it goes on at once; a
+ *    follower sends READ_INDEX (a CLUSTER_FORWARD request that is not
+ *    logged) to the leader and waits for its copy. Requests that arrive
+ *    while one is in flight wait for the next one (the one in flight may
+ *    have been answered before their change was), so a burst costs one
+ *    round trip at a time, not one per request.
+ *  - A forwarded command's answer carries the leader's read index after
+ *    it applied the command (cluster_fwd.c), and the asking node answers
+ *    its client only once its copy has it too (sl_bcluster_after_index).
+ *  - Bound: READ_WAIT_MS. A follower that cannot reach the leader, or
+ *    whose copy does not catch up in time, answers from its copy as
+ *    before (callers get the error, and read anyway).
+ *
+ * Not covered: for about a heartbeat after the metadata leader changed,
+ * the new leader's copy may not hold a change the old one answered just
+ * before it died (it is committed, but the new leader learns that only
+ * when its first entry commits).
+ * @thread loop
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "broker/broker.h"
+#include "broker/cluster_int.h"
+#include "protocol/log.h"
+
+/* The bound: two election timeouts (2 s with the defaults), the time a
+ * paused or cut-off leader takes to be replaced. */
+static int64_t read_wait_ms(const sl_broker *b)
+{
+    int64_t ms = 2 * (int64_t)b->cfg.cluster_election_timeout_ms;
+    return ms < 1000 ? 1000 : ms;
+}
+
+/* Someone waiting for this node's copy to reach an index, then fn. */
+typedef struct iwait {
+    struct iwait *next;
+    uint64_t index;
+    int64_t deadline_ms;
+    sl_cluster_done_fn fn;
+    void *arg;
+    sl_err rc;
+    char msg[256];
+} iwait;
+
+/* A read barrier's caller. */
+typedef struct rwait {
+    struct rwait *next;
+    sl_cluster_done_fn fn;
+    void *arg;
+} rwait;
+
+/* A READ_INDEX in flight; stale once its time ran out (its answer, if
+ * it comes, is dropped). */
+typedef struct ri {
+    struct sl_bread *r;
+    int stale;
+} ri;
+
+struct sl_bread {
+    sl_broker *b;
+    iwait *waits;
+    struct event *ev; /* the next deadline, or at once */
+    rwait *cur;       /* with the READ_INDEX in flight */
+    rwait *next;      /* for the one after it */
+    ri *inflight;
+    struct event *ri_ev; /* its time */
+    int rerun;           /* a deferred request runs again: no barrier */
+};
+
+static void rd_cb(evutil_socket_t fd, short what, void *arg);
+static void ri_timeout_cb(evutil_socket_t fd, short what, void *arg);
+
+static struct sl_bread *rd_state(sl_broker *b)
+{
+    sl_bcluster *bc = b->cluster;
+    if (!bc)
+        return NULL;
+    if (!bc->rd) {
+        struct sl_bread *r = calloc(1, sizeof(*r));
+        if (!r)
+            return NULL;
+        r->b = b;
+        r->ev = evtimer_new(b->base, rd_cb, b);
+        r->ri_ev = evtimer_new(b->base, ri_timeout_cb, r);
+        if (!r->ev || !r->ri_ev) {
+            if (r->ev)
+                event_free(r->ev);
+            if (r->ri_ev)
+                event_free(r->ri_ev);
+            free(r);
+            return NULL;
+        }
+        bc->rd = r;
+    }
+    return bc->rd;
+}
+
+static void rd_arm(struct sl_bread *r);
+
+/* Run every waiter whose index the copy reached or whose time is up. */
+void sl_bcluster_read_check(sl_broker *b)
+{
+    struct sl_bread *r = b->cluster ? b->cluster->rd : NULL;
+    iwait *ready = NULL, **pp, *w;
+    int64_t now = sl_now_ms();
+    if (!r)
+        return;
+    pp = &r->waits;
+    while ((w = *pp)) {
+        if (b->cluster->image.applied >= w->index || now >= w->deadline_ms) {
+            *pp = w->next;
+            if (b->cluster->image.applied < w->index) {
+                sl_log(SL_WARN, "cluster",
+                       "this node's copy of the metadata did not reach "
+                       "index %llu (it is at %llu) within %lld ms: "
+                       "answering from it",
+                       (unsigned long long)w->index,
+                       (unsigned long long)b->cluster->image.applied,
+                       (long long)read_wait_ms(b));
+            }
+            w->next = ready;
+            ready = w;
+        } else {
+            pp = &w->next;
+        }
+    }
+    /* in the order they came (they were pushed in front) */
+    {
+        iwait *rev = NULL;
+        while (ready) {
+            w = ready;
+            ready = w->next;
+            w->next = rev;
+            rev = w;
+        }
+        ready = rev;
+    }
+    while (ready) {
+        w = ready;
+        ready = w->next;
+        if (w->fn)
+            w->fn(w->arg, w->rc, w->msg);
+        free(w);
+    }
+    rd_arm(r);
+}
+
+static void rd_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sl_bcluster_read_check(arg);
+}
+
+static void rd_arm(struct sl_bread *r)
+{
+    int64_t first = INT64_MAX, now = sl_now_ms();
+    struct timeval tv;
+    for (iwait *w = r->waits; w; w = w->next)
+        if (w->deadline_ms < first)
+            first = w->deadline_ms;
+    if (first == INT64_MAX) {
+        event_del(r->ev);
+        return;
+    }
+    first = first > now ? first - now : 0;
+    tv.tv_sec = (time_t)(first / 1000);
+    tv.tv_usec = (suseconds_t)(first % 1000) * 1000;
+    evtimer_add(r->ev, &tv);
+}
+
+void sl_bcluster_after_index(sl_broker *b, uint64_t index, sl_err rc,
+                             const char *msg, sl_cluster_done_fn fn, void *arg)
+{
+    struct sl_bread *r = rd_state(b);
+    iwait *w = r ? calloc(1, sizeof(*w)) : NULL;
+    if (!w) { /* out of memory: answer from the copy as it is */
+        fn(arg, rc, msg);
+        return;
+    }
+    w->index = index;
+    w->deadline_ms = sl_now_ms() + read_wait_ms(b);
+    w->fn = fn;
+    w->arg = arg;
+    w->rc = rc;
+    snprintf(w->msg, sizeof(w->msg), "%s", msg ? msg : "");
+    w->next = r->waits;
+    r->waits = w;
+    if (b->cluster->image.applied >= index) { /* at once, but not inside */
+        event_del(r->ev);
+        event_active(r->ev, EV_TIMEOUT, 0);
+    } else {
+        rd_arm(r);
+    }
+}
+
+static void ri_send(struct sl_bread *r);
+
+static void ri_fail(rwait *list, sl_err rc, const char *msg)
+{
+    while (list) {
+        rwait *w = list;
+        list = w->next;
+        w->fn(w->arg, rc, msg);
+        free(w);
+    }
+}
+
+/* The barrier in flight ended: its callers go on (rc not SL_OK: from
+ * the copy as it is), and the next one leaves. */
+static void ri_end(struct sl_bread *r, sl_err rc, const char *msg)
+{
+    rwait *list = r->cur;
+    r->cur = NULL;
+    r->inflight = NULL;
+    event_del(r->ri_ev);
+    if (rc != SL_OK)
+        sl_log(SL_DEBUG, "cluster",
+               "read barrier: %s; answering from this node's copy",
+               msg && msg[0] ? msg : sl_strerror(rc));
+    if (r->next)
+        ri_send(r);
+    ri_fail(list, rc, msg);
+}
+
+/* The copy reached the read index (or the leader could not be asked). */
+static void ri_done(void *arg, sl_err rc, const char *msg)
+{
+    ri *x = arg;
+    struct sl_bread *r = x->r;
+    int stale = x->stale;
+    free(x);
+    if (!stale)
+        ri_end(r, rc, msg);
+}
+
+static void ri_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct sl_bread *r = arg;
+    (void)fd;
+    (void)what;
+    if (!r->inflight)
+        return;
+    r->inflight->stale = 1; /* ri_done frees it when its answer comes */
+    ri_end(r, SL_ERR_TIMEOUT, "the metadata leader did not answer in time");
+}
+
+static void ri_send(struct sl_bread *r)
+{
+    sl_broker *b = r->b;
+    uint8_t cmd[2] = {SL_META_VERSION, SL_BREQ_READ_INDEX};
+    char msg[256] = "the broker is stopping";
+    const char *to = NULL;
+    ri *x = calloc(1, sizeof(*x));
+    sl_err rc = SL_ERR_NOMEM;
+    r->cur = r->next;
+    r->next = NULL;
+    if (x && b->cluster->node) {
+        x->r = r;
+        to = sl_bcluster_leader_addr(b, msg, sizeof(msg));
+        rc = to ? sl_bcluster_forward(b, to, cmd, sizeof(cmd), ri_done, x)
+                : SL_ERR_BUSY;
+    } else if (x) {
+        rc = SL_ERR_SHUTTING_DOWN;
+    }
+    if (rc != SL_OK) { /* no leader to ask: answer from the copy */
+        rwait *list = r->cur;
+        free(x);
+        r->cur = NULL;
+        ri_fail(list, rc, to ? sl_strerror(rc) : msg);
+        return;
+    }
+    r->inflight = x;
+    {
+        int64_t ms = read_wait_ms(b);
+        struct timeval tv = {(time_t)(ms / 1000),
+                             (suseconds_t)(ms % 1000) * 1000};
+        evtimer_add(r->ri_ev, &tv);
+    }
+}
+
+sl_err sl_bcluster_read_barrier(sl_broker *b, sl_cluster_done_fn fn, void *arg)
+{
+    struct sl_bread *r;
+    rwait *w, **pp;
+    char msg[256];
+    if (!b->cluster || !b->cluster->node)
+        return SL_ERR_SHUTTING_DOWN;
+    r = rd_state(b);
+    if (!r)
+        return SL_ERR_NOMEM;
+    if (!sl_bcluster_not_leader_msg(b, msg, sizeof(msg))) {
+        /* the leader answers changes from this copy: it has them */
+        sl_bcluster_after_index(b, 0, SL_OK, NULL, fn, arg);
+        return SL_OK;
+    }
+    w = calloc(1, sizeof(*w));
+    if (!w)
+        return SL_ERR_NOMEM;
+    w->fn = fn;
+    w->arg = arg;
+    for (pp = &r->next; *pp; pp = &(*pp)->next)
+        ;
+    *pp = w;
+    if (!r->inflight)
+        ri_send(r);
+    return SL_OK;
+}
+
+void sl_bcluster_read_stop(sl_broker *b)
+{
+    struct sl_bread *r = b->cluster ? b->cluster->rd : NULL;
+    if (!r)
+        return;
+    /* forwards in flight were finished before (ri_done ran) */
+    ri_fail(r->cur, SL_ERR_SHUTTING_DOWN, "the broker is stopping");
+    ri_fail(r->next, SL_ERR_SHUTTING_DOWN, "the broker is stopping");
+    r->cur = r->next = NULL;
+    while (r->waits) {
+        iwait *w = r->waits;
+        r->waits = w->next;
+        if (w->fn)
+            w->fn(w->arg, w->rc, w->msg);
+        free(w);
+    }
+    if (r->inflight) /* its forward was finished before: never */
+        r->inflight->stale = 1;
+    event_free(r->ev);
+    event_free(r->ri_ev);
+    free(r);
+    b->cluster->rd = NULL;
+}
+
+/* ---- binary requests run again after a barrier ----------------------------
+ */
+
+typedef struct dwait {
+    sl_broker *b;
+    sl_reply *r; /* NULL once the connection closed */
+    sl_conn *c;
+    sl_req req; /* body copied */
+    sl_binary_handler fn;
+} dwait;
+
+static void d_cancel(void *arg)
+{
+    ((dwait *)arg)->r = NULL;
+}
+
+static void d_done(void *arg, sl_err rc, const char *msg)
+{
+    dwait *w = arg;
+    (void)rc; /* no barrier: answered from the copy */
+    (void)msg;
+    if (w->r && w->b->cluster && w->b->cluster->rd) {
+        struct sl_bread *r = w->b->cluster->rd;
+        sl_reply_set_cancel(w->r, NULL, NULL);
+        r->rerun = 1;
+        w->fn(w->b, w->c, &w->req, w->r);
+        r->rerun = 0;
+    } else if (w->r) {
+        sl_reply_set_cancel(w->r, NULL, NULL);
+        sl_reply_error(w->r, SL_ERR_SHUTTING_DOWN, "the broker is stopping");
+    }
+    free(w->req.body);
+    free(w);
+}
+
+int sl_bcluster_defer_read(sl_broker *b, sl_conn *c, const sl_req *req,
+                           sl_reply *r, sl_binary_handler fn)
+{
+    struct sl_bread *rd;
+    dwait *w;
+    if (!b->cluster || !b->cluster->node || !(rd = rd_state(b)) || rd->rerun)
+        return 0;
+    w = calloc(1, sizeof(*w));
+    if (!w)
+        return 0;
+    w->req = *req;
+    w->req.body = malloc(req->len + 1);
+    if (!w->req.body) {
+        free(w);
+        return 0;
+    }
+    memcpy(w->req.body, req->body, req->len);
+    w->req.peer = NULL;
+    w->b = b;
+    w->r = r;
+    w->c = c;
+    w->fn = fn;
+    if (sl_bcluster_read_barrier(b, d_done, w) != SL_OK) {
+        free(w->req.body);
+        free(w);
+        return 0;
+    }
+    sl_reply_set_cancel(r, d_cancel, w);
+    return 1;
+}
