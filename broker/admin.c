@@ -31,6 +31,7 @@
 #include "broker/binary.h"
 #include "broker/broker.h"
 #include "broker/cluster_propose.h"
+#include "broker/cluster_users_propose.h"
 #include "broker/json.h"
 #include "broker/ops_groups.h"
 #include "broker/topic.h"
@@ -357,7 +358,8 @@ sl_admin_call *sl_admin_run(sl_broker *b, const char *verb,
     if (sl_bcluster_image(b) && wants_barrier(verb, v) &&
         (x->copy = copy_args(verb, args)) != NULL) {
         x->args = NULL;
-        if (sl_bcluster_read_barrier(b, barrier_done, x) == SL_OK)
+        if ((v ? sl_bcluster_read_barrier(b, barrier_done, x)
+               : sl_cluster_users_barrier(b, barrier_done, x)) == SL_OK)
             return x; /* runs in barrier_done */
         x->args = args;
     }

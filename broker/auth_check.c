@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/cluster_propose.h"
 #include "broker/cluster_users_propose.h"
 #include "protocol/log.h"
 
@@ -366,7 +365,7 @@ static int job_barrier(sl_auth *a, sl_auth_job *j)
         return 0;
     j->barrier = 1;
     j->queued = 0; /* cancel: barrier_done frees it */
-    return sl_bcluster_read_barrier(a->b, barrier_done, j) == SL_OK;
+    return sl_cluster_users_barrier(a->b, barrier_done, j) == SL_OK;
 }
 
 void auth_job_submit(sl_auth *a, sl_auth_job *j)

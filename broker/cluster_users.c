@@ -64,9 +64,18 @@ typedef struct seed {
     struct event *ev;
 } seed;
 
+/* A read barrier's caller waiting for the seeding to end. */
+typedef struct ub {
+    struct ub *next;
+    sl_broker *b;
+    void (*fn)(void *arg, sl_err rc, const char *msg);
+    void *arg;
+} ub;
+
 typedef struct sl_cluster_users {
     up *ups;
     seed *seed;
+    ub *seed_waits; /* read barriers done, waiting for the seeding */
 } cu;
 
 static cu g_none; /* no cluster: nothing pending */
@@ -101,8 +110,12 @@ static void answer_ready(sl_broker *b, int all)
     up **pp = &state(b)->ups;
     while (*pp) {
         up *u = *pp;
+        /* while this node seeds, its store is its own (not the image's):
+         * a change is answered once the seeding ended and the store
+         * follows the image again */
         if (u->applied &&
-            (all || u->rc != SL_OK || (m && m->auth_index > u->auth_before))) {
+            (all || u->rc != SL_OK ||
+             (!state(b)->seed && m && m->auth_index > u->auth_before))) {
             *pp = u->next;
             answer(u);
             free(u);
@@ -255,6 +268,59 @@ sl_err sl_cluster_users_propose_user(sl_broker *b, const sl_user *u,
     return rc;
 }
 
+/* ---- read barriers -------------------------------------------------------- */
+
+static void ub_run(ub *list, sl_err rc, const char *msg)
+{
+    ub *rev = NULL;
+    while (list) { /* in the order they came */
+        ub *w = list;
+        list = w->next;
+        w->next = rev;
+        rev = w;
+    }
+    while (rev) {
+        ub *w = rev;
+        rev = w->next;
+        w->fn(w->arg, rc, msg);
+        free(w);
+    }
+}
+
+static void ub_done(void *arg, sl_err rc, const char *msg)
+{
+    ub *w = arg;
+    cu *s = state(w->b);
+    if (s->seed) {
+        w->next = s->seed_waits;
+        s->seed_waits = w;
+        return;
+    }
+    w->fn(w->arg, rc, msg);
+    free(w);
+}
+
+sl_err sl_cluster_users_barrier(sl_broker *b,
+                                void (*fn)(void *arg, sl_err rc,
+                                           const char *msg),
+                                void *arg)
+{
+    ub *w;
+    sl_err rc;
+    if (!b->cluster_users)
+        return SL_ERR_SHUTTING_DOWN;
+    w = calloc(1, sizeof(*w));
+    if (!w)
+        return SL_ERR_NOMEM;
+    w->b = b;
+    w->fn = fn;
+    w->arg = arg;
+    rc = sl_bcluster_read_barrier(b, ub_done, w);
+    if (rc != SL_OK)
+        free(w);
+    return rc;
+}
+
 /* ---- seeding ---------------------------------------------------------- */
 
 static void seed_arm(sl_broker *b)
@@ -277,6 +343,15 @@ static void seed_free(seed *sd)
 }
 
 static void seed_next(sl_broker *b);
+
+/* The seeding ended: the barriers that waited for it go on. */
+static void sd_waits_run(sl_broker *b)
+{
+    cu *s = state(b);
+    ub *list = s->seed_waits;
+    s->seed_waits = NULL;
+    ub_run(list, SL_OK, NULL);
+}
 
 static void seed_done(void *arg, sl_err rc, const char *msg)
 {
@@ -314,6 +389,7 @@ static void seed_next(sl_broker *b)
         s->seed = NULL;
         seed_free(sd);
         sl_cluster_users_sync(b);
+        sd_waits_run(b);
         return;
     }
     sl_wb_init(&wb, 200);
@@ -396,6 +472,7 @@ void sl_cluster_users_stop(sl_broker *b)
         return;
     seed_free(s->seed);
     s->seed = NULL;
+    sd_waits_run(b); /* answered from the store as it is */
     while (s->ups) { /* the log's answer will not come any more */
         up *u = s->ups;
         s->ups = u->next;

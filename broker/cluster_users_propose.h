@@ -35,6 +35,15 @@ sl_err sl_cluster_users_propose(sl_broker *b, const sl_wb *cmd,
                                 const char *missing_msg,
                                 struct sl_auth_later *later, char *msg,
                                 size_t msglen);
+/* A read barrier for users and rules (broker/cluster_read.c): fn(arg, rc,
+ * msg) runs exactly once, later, when SL_OK is returned, once this node's
+ * store holds every change to users and rules answered before, on any
+ * node (and, right after a start, once this node's own users were
+ * proposed: its store follows the log only then). rc not SL_OK: the
+ * store as it is. Not a cluster: an error, fn never runs. */
+sl_err sl_cluster_users_barrier(
+    sl_broker *b, void (*fn)(void *arg, sl_err rc, const char *msg), void *arg);
+
 /* The same for a USER_UPSERT of u with flags (cluster/meta.h). */
 sl_err sl_cluster_users_propose_user(sl_broker *b, const struct sl_user *u,
                                      int flags, const char *audit,
