@@ -361,24 +361,13 @@ static int cmd_topic(int argc, char **argv)
     }
     if (!strcmp(sub, "create")) {
         err = sluice_admin_create_topic(a, name, (int32_t)parts, cfgs, ncfg);
-        if (err) {
+        /* in a cluster, answered once the node asked has the topic, and
+         * any other node waits for it before it answers (docs/cluster.md
+         * 2.7): nothing to wait for here */
+        if (err)
             rc = cli_fail(err, "topic create");
-        } else {
-            /* A cluster node that forwarded the create answers once the
-             * metadata leader applied it; its own copy follows a heartbeat
-             * later. Wait (up to 5 s) until it has the topic, so that the
-             * next command through it knows the topic (docs/cluster.md
-             * 2.4). A single broker has it at once. */
-            sluice_topic_info *t = NULL;
-            for (int tries = 0; tries < 100; tries++) {
-                if (sluice_admin_describe_topic(a, name, &t) == SLUICE_OK) {
-                    sluice_topic_info_free(t);
-                    break;
-                }
-                poll(NULL, 0, 50);
-            }
+        else
             printf("created topic %s\n", name);
-        }
     } else if (!strcmp(sub, "delete")) {
         err = sluice_admin_delete_topic(a, name);
         if (err)
