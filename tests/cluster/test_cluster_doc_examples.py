@@ -181,16 +181,6 @@ class DocCluster:
             if any(s["nodes"].get(n) == "up" for n in self.members
                    if n not in run):
                 return False
-        # a node with users of its own (--bootstrap-admin) proposes them to
-        # the log in its first second or two; a `user add` in that window
-        # is answered before it takes effect (seen here: `user list` on
-        # every node without the user, then `acl grant` refused with "no
-        # user"), so the cluster is up once that is done
-        for n in run:
-            log = self.c.nodes[n].log()
-            if "proposing them to the metadata log" in log and \
-                    "proposed to the metadata log" not in log:
-                return False
         if self.restarted:
             d = self.describe(run[0], "orders")
             if d is None:
