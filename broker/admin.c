@@ -355,7 +355,8 @@ sl_admin_call *sl_admin_run(sl_broker *b, const char *verb,
     x->done = done;
     x->arg = arg;
     sl_jw_init(&x->j, x->out);
-    if (sl_bcluster_image(b) && wants_barrier(verb, v) &&
+    if (wants_barrier(verb, v) &&
+        (v ? sl_bcluster_read_needed(b) : sl_cluster_users_read_needed(b)) &&
         (x->copy = copy_args(verb, args)) != NULL) {
         x->args = NULL;
         if ((v ? sl_bcluster_read_barrier(b, barrier_done, x)

@@ -361,7 +361,7 @@ static void barrier_done(void *arg, sl_err rc, const char *msg)
 /* 1 when j now waits for a read barrier (barrier_done goes on). */
 static int job_barrier(sl_auth *a, sl_auth_job *j)
 {
-    if (j->barrier || !sl_cluster_users_on(a->b))
+    if (j->barrier || !sl_cluster_users_read_needed(a->b))
         return 0;
     j->barrier = 1;
     j->queued = 0; /* cancel: barrier_done frees it */

@@ -467,7 +467,7 @@ static void scram_first(conn_auth *ca, const char *m, size_t len, sl_reply *r,
     snprintf(ca->nonce, sizeof(ca->nonce), "%.*s%s", (int)vlen, val, snonce);
     free(ca->cfb);
     ca->cfb = strndup(bare, len - 3);
-    if (sl_cluster_users_on(ca->b)) {
+    if (sl_cluster_users_read_needed(ca->b)) {
         sl_auth_job *j = auth_job_new(auth_of(ca->b), JOB_LOOKUP,
                                       sl_conn_peer(ca->c), "binary",
                                       SL_SCRAM_MECH, ca->user);

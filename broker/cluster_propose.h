@@ -28,7 +28,10 @@ sl_err sl_bcluster_propose(sl_broker *b, const void *cmd, size_t len,
  * (at once on the leader). rc is not SL_OK when the leader could not be
  * asked or the image did not catch up within the bound: the caller then
  * reads its own copy, as without a barrier. Without cluster mode an
- * error is returned and fn never runs. */
+ * error is returned and fn never runs. sl_bcluster_read_needed: 1 when
+ * a barrier has something to wait for (a cluster node that is not the
+ * metadata leader); 0: read the copy now. */
+int sl_bcluster_read_needed(sl_broker *b);
 sl_err sl_bcluster_read_barrier(
     sl_broker *b, void (*fn)(void *arg, sl_err rc, const char *msg), void *arg);
 

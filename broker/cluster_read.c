@@ -18,7 +18,8 @@
  * as far, sees every change answered before it asked, on any node:
  *
  *  - sl_bcluster_read_barrier: the leader's copy is already that far (a
- *    leader answers changes only from its copy), so it goes on at once; a
+ *    leader answers changes only from its copy), so it goes on at once
+ *    (callers ask sl_bcluster_read_needed first and do not wait at all); a
  *    follower sends READ_INDEX (a CLUSTER_FORWARD request that is not
  *    logged) to the leader and waits for its copy. Requests that arrive
  *    while one is in flight wait for the next one (the one in flight may
@@ -303,6 +304,13 @@ static void ri_send(struct sl_bread *r)
     }
 }
 
+int sl_bcluster_read_needed(sl_broker *b)
+{
+    char msg[256];
+    return b->cluster && b->cluster->node &&
+           sl_bcluster_not_leader_msg(b, msg, sizeof(msg));
+}
+
 sl_err sl_bcluster_read_barrier(sl_broker *b, sl_cluster_done_fn fn, void *arg)
 {
     struct sl_bread *r;
@@ -395,8 +403,8 @@ int sl_bcluster_defer_read(sl_broker *b, sl_conn *c, const sl_req *req,
 {
     struct sl_bread *rd;
     dwait *w;
-    if (!b->cluster || !b->cluster->node || !(rd = rd_state(b)) || rd->rerun)
-        return 0;
+    if (!sl_bcluster_read_needed(b) || !(rd = rd_state(b)) || rd->rerun)
+        return 0; /* the leader's copy has every change answered */
     w = calloc(1, sizeof(*w));
     if (!w)
         return 0;

@@ -300,6 +300,12 @@ static void ub_done(void *arg, sl_err rc, const char *msg)
     free(w);
 }
 
+int sl_cluster_users_read_needed(sl_broker *b)
+{
+    return b->cluster_users &&
+           (sl_bcluster_read_needed(b) || state(b)->seed != NULL);
+}
+
 sl_err sl_cluster_users_barrier(sl_broker *b,
                                 void (*fn)(void *arg, sl_err rc,
                                            const char *msg),

@@ -40,7 +40,10 @@ sl_err sl_cluster_users_propose(sl_broker *b, const sl_wb *cmd,
  * store holds every change to users and rules answered before, on any
  * node (and, right after a start, once this node's own users were
  * proposed: its store follows the log only then). rc not SL_OK: the
- * store as it is. Not a cluster: an error, fn never runs. */
+ * store as it is. Not a cluster: an error, fn never runs.
+ * sl_cluster_users_read_needed: 1 when it has something to wait for
+ * (this node is not the metadata leader, or seeds); 0: read now. */
+int sl_cluster_users_read_needed(sl_broker *b);
 sl_err sl_cluster_users_barrier(
     sl_broker *b, void (*fn)(void *arg, sl_err rc, const char *msg), void *arg);
 
