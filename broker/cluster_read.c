@@ -28,9 +28,14 @@
  *  - A forwarded command's answer carries the leader's read index after
  *    it applied the command (cluster_fwd.c), and the asking node answers
  *    its client only once its copy has it too (sl_bcluster_after_index).
- *  - Bound: READ_WAIT_MS. A follower that cannot reach the leader, or
- *    whose copy does not catch up in time, answers from its copy as
- *    before (callers get the error, and read anyway).
+ *  - Bounds: the leader's answer within four heartbeats (ri_wait_ms,
+ *    200 ms at least), the copy's catching up within two election
+ *    timeouts (read_wait_ms). A follower that cannot reach the leader,
+ *    or whose copy does not catch up in time, answers from its copy as
+ *    before (callers get the error, and read anyway). After a leader did
+ *    not answer, reads do not wait at all (degraded) until a READ_INDEX
+ *    sent without callers (a probe) is answered or another node leads:
+ *    a paused or cut-off leader must not cost every read the bound.
  *
  * Not covered: for about a heartbeat after the metadata leader changed,
  * the new leader's copy may not hold a change the old one answered just
@@ -54,6 +59,18 @@ static int64_t read_wait_ms(const sl_broker *b)
 {
     int64_t ms = 2 * (int64_t)b->cfg.cluster_election_timeout_ms;
     return ms < 1000 ? 1000 : ms;
+}
+
+/* A live leader answers READ_INDEX at once (well under a millisecond on
+ * a LAN): one that has not in four heartbeats (at least 200 ms) is
+ * paused, cut off or overloaded, and reads stop waiting for it (the
+ * degraded mode below) rather than stall for the whole bound each. */
+static int64_t ri_wait_ms(const sl_broker *b)
+{
+    int64_t ms = 4 * (int64_t)b->cfg.cluster_heartbeat_ms;
+    if (ms < 200)
+        ms = 200;
+    return ms < read_wait_ms(b) ? ms : read_wait_ms(b);
 }
 
 /* Someone waiting for this node's copy to reach an index, then fn. */
@@ -90,6 +107,11 @@ struct sl_bread {
     ri *inflight;
     struct event *ri_ev; /* its time */
     int rerun;           /* a deferred request runs again: no barrier */
+    /* the leader did not answer a READ_INDEX in time: reads do not wait
+     * (as before barriers) until one is answered again, or another node
+     * leads; meanwhile a READ_INDEX without callers probes it */
+    int degraded;
+    int32_t degraded_leader;
 };
 
 static void rd_cb(evutil_socket_t fd, short what, void *arg);
@@ -239,6 +261,12 @@ static void ri_end(struct sl_bread *r, sl_err rc, const char *msg)
     r->cur = NULL;
     r->inflight = NULL;
     event_del(r->ri_ev);
+    if (rc == SL_OK && r->degraded) {
+        r->degraded = 0;
+        sl_log(SL_INFO, "cluster",
+               "the metadata leader answers read barriers again: reads on "
+               "this node wait for them again");
+    }
     if (rc != SL_OK)
         sl_log(SL_DEBUG, "cluster",
                "read barrier: %s; answering from this node's copy",
@@ -267,6 +295,17 @@ static void ri_timeout_cb(evutil_socket_t fd, short what, void *arg)
     if (!r->inflight)
         return;
     r->inflight->stale = 1; /* ri_done frees it when its answer comes */
+    if (!r->degraded) {
+        sl_cluster_status st;
+        sl_cluster_status_get(r->b->cluster->node, &st);
+        r->degraded = 1;
+        r->degraded_leader = st.leader_id;
+        sl_log(SL_WARN, "cluster",
+               "the metadata leader (node %d) did not answer a read barrier "
+               "in %lld ms: this node answers reads from its copy, without "
+               "waiting, until it does or another node leads",
+               (int)st.leader_id, (long long)ri_wait_ms(r->b));
+    }
     ri_end(r, SL_ERR_TIMEOUT, "the metadata leader did not answer in time");
 }
 
@@ -297,7 +336,7 @@ static void ri_send(struct sl_bread *r)
     }
     r->inflight = x;
     {
-        int64_t ms = read_wait_ms(b);
+        int64_t ms = ri_wait_ms(b);
         struct timeval tv = {(time_t)(ms / 1000),
                              (suseconds_t)(ms % 1000) * 1000};
         evtimer_add(r->ri_ev, &tv);
@@ -307,8 +346,22 @@ static void ri_send(struct sl_bread *r)
 int sl_bcluster_read_needed(sl_broker *b)
 {
     char msg[256];
-    return b->cluster && b->cluster->node &&
-           sl_bcluster_not_leader_msg(b, msg, sizeof(msg));
+    struct sl_bread *r;
+    if (!b->cluster || !b->cluster->node ||
+        !sl_bcluster_not_leader_msg(b, msg, sizeof(msg)))
+        return 0;
+    r = rd_state(b);
+    if (r && r->degraded) {
+        sl_cluster_status st;
+        sl_cluster_status_get(b->cluster->node, &st);
+        if (st.leader_id == r->degraded_leader) {
+            if (!r->inflight) /* a probe: answered, it ends the mode */
+                ri_send(r);
+            return 0;
+        }
+        r->degraded = 0; /* another leader: ask it */
+    }
+    return 1;
 }
 
 sl_err sl_bcluster_read_barrier(sl_broker *b, sl_cluster_done_fn fn, void *arg)
