@@ -36,6 +36,7 @@ typedef struct fwd {
     struct fwd *next, **pprev; /* in sl_bcluster.fwds */
     sl_broker *b;
     int wait_index; /* answer once this node's image has the command */
+    int read_index; /* READ_INDEX (cluster_read.c): its answer goes there */
     struct bufferevent *bev;
     sl_cluster_done_fn fn;
     void *arg;
@@ -97,6 +98,13 @@ static void fwd_read_cb(struct bufferevent *bev, void *arg)
     }
     sl_rd_init(&rd, p + SL_RESP_HDR_SIZE, flen - SL_RESP_HDR_SIZE);
     err = (int32_t)sl_rd_u32(&rd);
+    if (err == SL_OK && sl_rd_left(&rd) >= 8 && f->read_index && !f->done) {
+        uint64_t index = sl_rd_u64(&rd);
+        f->done = 1;
+        sl_bcluster_read_answered(f->b, f->arg, index);
+        sl_bcluster_fwd_finish(f, SL_OK, "");
+        return;
+    }
     if (err == SL_OK && sl_rd_left(&rd) >= 8 && f->wait_index && !f->done) {
         /* the leader's read index once it applied the command (older
          * leaders send none): answer once this node's copy has it too
@@ -153,6 +161,8 @@ sl_err sl_bcluster_forward(sl_broker *b, const char *addr, const void *cmd,
     /* not an in-sync set change: a partition leader acts on the answer
      * (replica_leader.c) and must not wait a heartbeat for its image */
     f->wait_index = sl_meta_cmd_type(cmd, len) != SL_MCMD_PARTITION_CHANGE;
+    f->read_index = len == 2 && ((const uint8_t *)cmd)[0] == SL_META_VERSION &&
+                    ((const uint8_t *)cmd)[1] == SL_BREQ_READ_INDEX;
     bufferevent_setcb(f->bev, fwd_read_cb, NULL, fwd_event_cb, f);
     bufferevent_enable(f->bev, EV_READ | EV_WRITE);
     if (sl_peer_login_start(b, &f->login, f->bev) != SL_OK ||

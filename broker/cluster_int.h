@@ -88,6 +88,9 @@ void sl_bcluster_reg_cb(evutil_socket_t fd, short what, void *arg);
  * bound); never from inside this call. */
 void sl_bcluster_after_index(sl_broker *b, uint64_t index, sl_err rc,
                              const char *msg, sl_cluster_done_fn fn, void *arg);
+/* The leader answered READ_INDEX request arg (from cluster_fwd.c) with
+ * its read index: wait for this node's image, then end the barrier. */
+void sl_bcluster_read_answered(sl_broker *b, void *arg, uint64_t index);
 /* After each drain: run the waiters the image reached. */
 void sl_bcluster_read_check(sl_broker *b);
 /* Stop: complete every waiter (after the forwards in flight). */

@@ -29,7 +29,7 @@
  *    it applied the command (cluster_fwd.c), and the asking node answers
  *    its client only once its copy has it too (sl_bcluster_after_index).
  *  - Bounds: the leader's answer within four heartbeats (ri_wait_ms,
- *    200 ms at least), the copy's catching up within two election
+ *    500 ms at least), the copy's catching up within two election
  *    timeouts (read_wait_ms). A follower that cannot reach the leader,
  *    or whose copy does not catch up in time, answers from its copy as
  *    before (callers get the error, and read anyway). After a leader did
@@ -62,14 +62,16 @@ static int64_t read_wait_ms(const sl_broker *b)
 }
 
 /* A live leader answers READ_INDEX at once (well under a millisecond on
- * a LAN): one that has not in four heartbeats (at least 200 ms) is
- * paused, cut off or overloaded, and reads stop waiting for it (the
- * degraded mode below) rather than stall for the whole bound each. */
+ * a LAN; a new connection and the brokers' login included, a few on a
+ * loaded machine): one that has not in four heartbeats (at least 500
+ * ms) is paused, cut off or overloaded, and reads stop waiting for it
+ * (the degraded mode below) rather than stall for the whole bound each.
+ * The catching up after the answer is not counted here. */
 static int64_t ri_wait_ms(const sl_broker *b)
 {
     int64_t ms = 4 * (int64_t)b->cfg.cluster_heartbeat_ms;
-    if (ms < 200)
-        ms = 200;
+    if (ms < 500)
+        ms = 500;
     return ms < read_wait_ms(b) ? ms : read_wait_ms(b);
 }
 
@@ -285,6 +287,16 @@ static void ri_done(void *arg, sl_err rc, const char *msg)
     free(x);
     if (!stale)
         ri_end(r, rc, msg);
+}
+
+void sl_bcluster_read_answered(sl_broker *b, void *arg, uint64_t index)
+{
+    ri *x = arg;
+    /* answered in time: what is left is this node's catching up, bounded
+     * by read_wait_ms (the answer's own time is over) */
+    if (!x->stale && x->r->inflight == x)
+        event_del(x->r->ri_ev);
+    sl_bcluster_after_index(b, index, SL_OK, "", ri_done, x);
 }
 
 static void ri_timeout_cb(evutil_socket_t fd, short what, void *arg)
