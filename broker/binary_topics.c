@@ -145,10 +145,6 @@ static void h_metadata(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
     sl_topic **all = NULL;
     size_t n = 0;
 
-    /* a cluster node answers once its copy holds every change answered
-     * before (topics created, altered, partitions added on any node) */
-    if (sl_bcluster_defer_read(b, c, req, r, h_metadata))
-        return;
     sl_arena_init(&a);
     sl_wb_init(&wb, 1024);
     if (sl_metadata_req_decode(req->body, req->len, &a, &q) != SL_OK) {

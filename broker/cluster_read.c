@@ -359,8 +359,16 @@ int sl_bcluster_read_needed(sl_broker *b)
 {
     char msg[256];
     struct sl_bread *r;
+    int64_t left = 0;
     if (!b->cluster || !b->cluster->node ||
         !sl_bcluster_not_leader_msg(b, msg, sizeof(msg)))
+        return 0;
+    /* the leader has been silent for three heartbeats (paused, cut off,
+     * dead): do not wait for it, read the copy now (the coordinator
+     * lease's anchor is the last AppendEntries heard) */
+    sl_cluster_lease_valid(b->cluster->node, &left);
+    if (sl_cluster_lease_ms(b->cluster->node) - left >
+        3 * (int64_t)b->cfg.cluster_heartbeat_ms)
         return 0;
     r = rd_state(b);
     if (r && r->degraded) {
