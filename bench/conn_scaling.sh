@@ -7,7 +7,9 @@
 #        SIZE (100), ACKS (durable), IDLE (idle connections, 10000),
 #        BASE (a second build directory: before/after pairs, see below),
 #        WARM (records produced, unmeasured, before the first run: 0),
-#        CLIENT (threads, mux, or "threads mux" for both: threads)
+#        CLIENT (threads, mux, or "threads mux" for both: threads),
+#        CLIENT_BASE (a second build whose sluice-bench, so libsluice,
+#        runs against BUILD_DIR's one sluiced: see below)
 #
 # 1. Throughput: `sluice-bench produce --producers N` (N threads, one
 #    libsluice producer and so one connection each; RECORDS in total, one
@@ -21,6 +23,10 @@
 #    sluiced and sluice-bench and with BUILD_DIR's, alternating which
 #    goes first, each build on its own sluiced (both started once): the
 #    summary gives each build's medians side by side.
+#    CLIENT_BASE=DIR is the same with one sluiced (BUILD_DIR's) for both:
+#    only the client alternates, so a client change is compared without
+#    two brokers' memory states between them (the broker's CPU per record
+#    steps by 2.5x with the VM's memory state, see WARM).
 #    CLIENT=mux runs `sluice-bench produce-mux --conns N` instead: the N
 #    connections on one client thread with epoll (bench/sluice_bench_mux.c,
 #    pre-built batches of libsluice's default size and max.in.flight), as
@@ -58,15 +64,22 @@ SIZE=${SIZE:-100}
 ACKS=${ACKS:-durable}
 IDLE=${IDLE:-10000}
 BASE=${BASE:+$(pwd)/$BASE}
+CLIENT_BASE=${CLIENT_BASE:+$(pwd)/$CLIENT_BASE}
 . bench/sluiced.sh
 out=$(mktemp)
 builds=("$B")
 [ -n "$BASE" ] && builds=("$BASE" "$B")
+[ -n "$CLIENT_BASE" ] && builds=("$CLIENT_BASE" "$B")
 declare -A bpid bbport bdir
 for bd in "${builds[@]}"; do
+  if [ "$bd" = "$CLIENT_BASE" ]; then continue; fi
   sluiced_start "$bd" conns --max-connections $((IDLE + 1000))
   bpid[$bd]=$pid bbport[$bd]=$bport bdir[$bd]=$d
 done
+if [ -n "$CLIENT_BASE" ]; then # its clients use BUILD_DIR's sluiced
+  bpid[$CLIENT_BASE]=${bpid[$B]} bbport[$CLIENT_BASE]=${bbport[$B]}
+  bdir[$CLIENT_BASE]=${bdir[$B]}
+fi
 stop_all() {
   for bd in "${builds[@]}"; do
     kill "${bpid[$bd]}" 2>/dev/null || true
@@ -82,6 +95,7 @@ WARM=${WARM:-0}
 CLIENT=${CLIENT:-threads}
 if [ "$WARM" -gt 0 ]; then
   for bd in "${builds[@]}"; do
+    [ "$bd" = "$CLIENT_BASE" ] && continue
     "$bd/bin/sluice-bench" produce -b "127.0.0.1:${bbport[$bd]}" \
       --topic warm --records "$WARM" --size "$SIZE" --acks "$ACKS" \
       --producers 1 >/dev/null 2>&1
@@ -110,7 +124,7 @@ for r in $(seq "$ROUNDS"); do
       # the client's own CPU and faults too (sluice-bench, in s)
       line=$( { /usr/bin/time -f "client_cpu_s=%U+%S client_minflt=%R" \
         "$bd/bin/sluice-bench" "${cmd[0]}" -b "127.0.0.1:${bbport[$bd]}" \
-        --topic "c$n-$r-$c" --records "$RECORDS" --size "$SIZE" \
+        --topic "c$n-$r-$c-$(basename "$bd")" --records "$RECORDS" --size "$SIZE" \
         --acks "$ACKS" "${cmd[@]:1}"; } 2>&1 | tail -2 | tr '\n' ' ')
       read -r t1 f1 < <(stat_of "$p")
       read -r l1 w1 < <(loop_of "$p")
