@@ -140,4 +140,16 @@ void sl_cons_auto_commit(sluice_consumer *c);
 sl_err sl_cons_commit_locked(sluice_consumer *c,
                              const sluice_topic_partition *tps, size_t n);
 
+/* consumer_fetch.c: where each assigned partition is served (METADATA). */
+sl_err sl_cons_refresh_placement(sluice_consumer *c);
+
+/* consumer_fetch.c: send the next FETCH (at most one in flight). */
+sl_err sl_cons_send_fetch(sluice_consumer *c, int max_wait_ms);
+
+/* consumer_fetch.c: a reply frame read on `on` (a FETCH's or a late one). */
+void sl_cons_handle_frame(sluice_consumer *c, sl_cl_conn *on, sl_chunk *fr);
+
+/* consumer_fetch.c: the next message from the buffers, or NULL. */
+sluice_message *sl_cons_next_buffered(sluice_consumer *c, sl_err *err);
+
 #endif
