@@ -332,15 +332,23 @@ static void reply_cancelled(void *arg)
     ca->r = NULL;
 }
 
-static void scram_fin(sl_auth_job *j)
+/* A login job finished: its reply, taken back from the connection, which
+ * reads again. */
+static sl_reply *job_done(conn_auth *ca)
 {
-    conn_auth *ca = j->arg;
     sl_reply *r = ca->r;
-    char v[80], b64[64];
     ca->job = NULL;
     ca->r = NULL;
     sl_reply_set_cancel(r, NULL, NULL);
     sl_conn_resume(ca->c);
+    return r;
+}
+
+static void scram_fin(sl_auth_job *j)
+{
+    conn_auth *ca = j->arg;
+    sl_reply *r = job_done(ca);
+    char v[80], b64[64];
     if (!j->ok) {
         login_refused(ca, r);
         return;
@@ -354,11 +362,7 @@ static void scram_fin(sl_auth_job *j)
 static void plain_fin(sl_auth_job *j)
 {
     conn_auth *ca = j->arg;
-    sl_reply *r = ca->r;
-    ca->job = NULL;
-    ca->r = NULL;
-    sl_reply_set_cancel(r, NULL, NULL);
-    sl_conn_resume(ca->c);
+    sl_reply *r = job_done(ca);
     if (!j->ok) {
         login_refused(ca, r);
         return;
@@ -414,11 +418,7 @@ static void scram_first_reply(conn_auth *ca, sl_reply *r, uint32_t corr)
 static void scram_first_fin(sl_auth_job *j)
 {
     conn_auth *ca = j->arg;
-    sl_reply *r = ca->r;
-    ca->job = NULL;
-    ca->r = NULL;
-    sl_reply_set_cancel(r, NULL, NULL);
-    sl_conn_resume(ca->c);
+    sl_reply *r = job_done(ca);
     scram_first_reply(ca, r, ca->corr);
 }
 

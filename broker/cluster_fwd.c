@@ -283,6 +283,27 @@ static void fwd_in_done(void *arg, sl_err rc, const char *msg)
     free(x);
 }
 
+/* The waiting answer of a forwarded command, or NULL when this node is not
+ * the metadata leader or out of memory (r is then answered). */
+static fwd_in *fwd_in_new(sl_broker *b, sl_reply *r, uint32_t corr)
+{
+    char msg[256];
+    fwd_in *x;
+    if (sl_bcluster_not_leader_msg(b, msg, sizeof(msg))) {
+        sl_reply_error(r, SL_ERR_BUSY, msg);
+        return NULL;
+    }
+    x = calloc(1, sizeof(*x));
+    if (!x) {
+        sl_reply_error(r, SL_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    x->b = b;
+    x->r = r;
+    x->corr = corr;
+    return x;
+}
+
 /* 30 CLUSTER_FORWARD: a command from another node, proposed here. Only
  * the commands other nodes have reason to send: their own REGISTER_NODE,
  * a client's CREATE_TOPIC, and a partition leader's ISR change
@@ -292,7 +313,6 @@ void sl_bcluster_h_forward(sl_broker *b, sl_conn *c, const sl_req *req,
 {
     const uint8_t *cmd;
     size_t len;
-    char msg[256];
     fwd_in *x;
     int type;
     (void)c;
@@ -304,19 +324,8 @@ void sl_bcluster_h_forward(sl_broker *b, sl_conn *c, const sl_req *req,
     }
     if (len == 2 && cmd[0] == SL_META_VERSION &&
         cmd[1] == SL_BREQ_READ_INDEX) { /* answered, not logged */
-        if (sl_bcluster_not_leader_msg(b, msg, sizeof(msg))) {
-            sl_reply_error(r, SL_ERR_BUSY, msg);
-            return;
-        }
-        x = calloc(1, sizeof(*x));
-        if (!x) {
-            sl_reply_error(r, SL_ERR_NOMEM, "out of memory");
-            return;
-        }
-        x->b = b;
-        x->r = r;
-        x->corr = req->correlation_id;
-        fwd_in_done(x, SL_OK, NULL);
+        if ((x = fwd_in_new(b, r, req->correlation_id)))
+            fwd_in_done(x, SL_OK, NULL);
         return;
     }
     type = sl_meta_cmd_type(cmd, len);
@@ -331,18 +340,8 @@ void sl_bcluster_h_forward(sl_broker *b, sl_conn *c, const sl_req *req,
                        "(docs/cluster.md 10) are forwarded");
         return;
     }
-    if (sl_bcluster_not_leader_msg(b, msg, sizeof(msg))) {
-        sl_reply_error(r, SL_ERR_BUSY, msg);
+    if (!(x = fwd_in_new(b, r, req->correlation_id)))
         return;
-    }
-    x = calloc(1, sizeof(*x));
-    if (!x) {
-        sl_reply_error(r, SL_ERR_NOMEM, "out of memory");
-        return;
-    }
-    x->b = b;
-    x->r = r;
-    x->corr = req->correlation_id;
     if (sl_cluster_propose(b->cluster->node, cmd, len, fwd_in_done, x) !=
         SL_OK) {
         free(x);
