@@ -37,6 +37,7 @@
 #include "protocol/api.h"
 #include "protocol/batch.h"
 #include "protocol/frame.h"
+#include "tests/unit/fake_broker_io.h"
 
 #define HOLD_MS 300 /* test 1; test 2 holds until b0 comes */
 #define MAXC 8
@@ -54,36 +55,6 @@ typedef struct fake {
     int nprod;
     int64_t next_off;
 } fake;
-
-static int read_full(int fd, uint8_t *p, size_t n)
-{
-    while (n) {
-        ssize_t r = read(fd, p, n);
-        if (r <= 0) {
-            if (r < 0 && errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += r;
-        n -= (size_t)r;
-    }
-    return 0;
-}
-
-static void write_wb(int fd, sl_wb *wb)
-{
-    size_t off = 0;
-    while (off < wb->len) {
-        ssize_t w = write(fd, wb->p + off, wb->len - off);
-        if (w <= 0) {
-            if (w < 0 && errno == EINTR)
-                continue;
-            break;
-        }
-        off += (size_t)w;
-    }
-    sl_wb_reset(wb);
-}
 
 static void send_metadata(fake *f, int fd, uint32_t corr, uint16_t version)
 {
@@ -105,29 +76,6 @@ static void send_metadata(fake *f, int fd, uint32_t corr, uint16_t version)
     r.version = version;
     sl_wb_init(&wb, 256);
     assert_int_equal(sl_metadata_resp_encode(&wb, corr, &r), SL_OK);
-    write_wb(fd, &wb);
-    sl_wb_fini(&wb);
-}
-
-static void send_handshake(int fd, uint32_t corr)
-{
-    sl_handshake_resp r;
-    sl_wb wb;
-    memset(&r, 0, sizeof(r));
-    r.server_name = sl_str_c("fake");
-    r.server_version = sl_str_c("0");
-    r.max_frame = 1u << 24;
-    sl_wb_init(&wb, 64);
-    assert_int_equal(sl_handshake_resp_encode(&wb, corr, &r), SL_OK);
-    write_wb(fd, &wb);
-    sl_wb_fini(&wb);
-}
-
-static void send_error(int fd, uint32_t corr, int32_t err)
-{
-    sl_wb wb;
-    sl_wb_init(&wb, 64);
-    assert_int_equal(sl_resp_error_encode(&wb, corr, err, "fake"), SL_OK);
     write_wb(fd, &wb);
     sl_wb_fini(&wb);
 }
@@ -215,7 +163,7 @@ static int serve(fake *f, int fd)
     } else if (h.api_key == SL_API_HANDSHAKE) {
         send_handshake(fd, h.correlation_id);
     } else {
-        send_error(fd, h.correlation_id, SL_ERR_UNSUPPORTED_VERSION);
+        send_error(fd, h.correlation_id, SL_ERR_UNSUPPORTED_VERSION, "fake");
     }
     free(fr);
     return 0;

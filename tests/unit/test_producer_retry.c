@@ -51,6 +51,7 @@
 #include "protocol/api.h"
 #include "protocol/batch.h"
 #include "protocol/frame.h"
+#include "tests/unit/fake_broker_io.h"
 
 #define BACKOFF_MS "300"
 
@@ -66,37 +67,6 @@ typedef struct fake {
     int nstored[2];
     char err[256]; /* the fake's own failure, if any */
 } fake;
-
-static int read_full(int fd, uint8_t *p, size_t n)
-{
-    while (n) {
-        ssize_t r = read(fd, p, n);
-        if (r <= 0) {
-            if (r < 0 && errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += r;
-        n -= (size_t)r;
-    }
-    return 0;
-}
-
-static int write_wb(int fd, sl_wb *wb)
-{
-    size_t off = 0;
-    while (off < wb->len) {
-        ssize_t w = write(fd, wb->p + off, wb->len - off);
-        if (w <= 0) {
-            if (w < 0 && errno == EINTR)
-                continue;
-            return -1;
-        }
-        off += (size_t)w;
-    }
-    sl_wb_reset(wb);
-    return 0;
-}
 
 static void send_metadata(fake *f, uint32_t corr, uint16_t version)
 {
@@ -120,29 +90,6 @@ static void send_metadata(fake *f, uint32_t corr, uint16_t version)
     r.version = version;
     sl_wb_init(&wb, 256);
     assert_int_equal(sl_metadata_resp_encode(&wb, corr, &r), SL_OK);
-    write_wb(f->fd, &wb);
-    sl_wb_fini(&wb);
-}
-
-static void send_handshake(fake *f, uint32_t corr)
-{
-    sl_handshake_resp r;
-    sl_wb wb;
-    memset(&r, 0, sizeof(r));
-    r.server_name = sl_str_c("fake");
-    r.server_version = sl_str_c("0");
-    r.max_frame = 1u << 24;
-    sl_wb_init(&wb, 64);
-    assert_int_equal(sl_handshake_resp_encode(&wb, corr, &r), SL_OK);
-    write_wb(f->fd, &wb);
-    sl_wb_fini(&wb);
-}
-
-static void send_error(fake *f, uint32_t corr, int32_t err)
-{
-    sl_wb wb;
-    sl_wb_init(&wb, 64);
-    assert_int_equal(sl_resp_error_encode(&wb, corr, err, "scripted"), SL_OK);
     write_wb(f->fd, &wb);
     sl_wb_fini(&wb);
 }
@@ -238,7 +185,7 @@ static void on_metadata(fake *f, uint32_t corr, const uint8_t *body, size_t len)
         snprintf(f->err, sizeof(f->err),
                  "MD3 came before R1 and R2 (%d of them)", f->nprod[0]);
     if (n == 2 || n == 3) {
-        send_error(f, corr, SL_ERR_SHUTTING_DOWN);
+        send_error(f->fd, corr, SL_ERR_SHUTTING_DOWN, "scripted");
         if (n == 3) /* v2 fails: alone on the retry list */
             send_produce(f, f->held[1], 0, SL_ERR_NOT_LEADER, -1, -1);
     } else {
@@ -278,9 +225,10 @@ static void *fake_main(void *arg)
             on_produce(f, h.correlation_id, fr + SL_REQ_HDR_SIZE,
                        flen - SL_REQ_HDR_SIZE);
         else if (h.api_key == SL_API_HANDSHAKE)
-            send_handshake(f, h.correlation_id);
+            send_handshake(f->fd, h.correlation_id);
         else
-            send_error(f, h.correlation_id, SL_ERR_UNSUPPORTED_VERSION);
+            send_error(f->fd, h.correlation_id, SL_ERR_UNSUPPORTED_VERSION,
+                       "scripted");
         free(fr);
     }
     return NULL;
