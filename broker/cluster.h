@@ -22,13 +22,6 @@ sl_err sl_bcluster_start(sl_broker *b, char *err, size_t errlen);
  * broker without cluster mode. */
 void sl_bcluster_stop(sl_broker *b);
 
-/* A binary request that reads the metadata (METADATA): 1 when it was
- * taken to run again, through fn, once this node's copy holds every
- * change answered before it came (a read barrier, cluster_read.c); 0
- * when the caller answers now (not a cluster, or already run again). */
-int sl_bcluster_defer_read(sl_broker *b, sl_conn *c, const sl_req *req,
-                           sl_reply *r, sl_binary_handler fn);
-
 /* sl_bcluster_propose, sl_bcluster_image, sl_bcluster_node:
  * broker/cluster_propose.h, included above. */
 

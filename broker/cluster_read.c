@@ -108,7 +108,6 @@ struct sl_bread {
     rwait *next;      /* for the one after it */
     ri *inflight;
     struct event *ri_ev; /* its time */
-    int rerun;           /* a deferred request runs again: no barrier */
     /* the leader did not answer a READ_INDEX in time: reads do not wait
      * (as before barriers) until one is answered again, or another node
      * leads; meanwhile a READ_INDEX without callers probes it */
@@ -434,70 +433,4 @@ void sl_bcluster_read_stop(sl_broker *b)
     event_free(r->ri_ev);
     free(r);
     b->cluster->rd = NULL;
-}
-
-/* ---- binary requests run again after a barrier ----------------------------
- */
-
-typedef struct dwait {
-    sl_broker *b;
-    sl_reply *r; /* NULL once the connection closed */
-    sl_conn *c;
-    sl_req req; /* body copied */
-    sl_binary_handler fn;
-} dwait;
-
-static void d_cancel(void *arg)
-{
-    ((dwait *)arg)->r = NULL;
-}
-
-static void d_done(void *arg, sl_err rc, const char *msg)
-{
-    dwait *w = arg;
-    (void)rc; /* no barrier: answered from the copy */
-    (void)msg;
-    if (w->r && w->b->cluster && w->b->cluster->rd) {
-        struct sl_bread *r = w->b->cluster->rd;
-        sl_reply_set_cancel(w->r, NULL, NULL);
-        r->rerun = 1;
-        w->fn(w->b, w->c, &w->req, w->r);
-        r->rerun = 0;
-    } else if (w->r) {
-        sl_reply_set_cancel(w->r, NULL, NULL);
-        sl_reply_error(w->r, SL_ERR_SHUTTING_DOWN, "the broker is stopping");
-    }
-    free(w->req.body);
-    free(w);
-}
-
-int sl_bcluster_defer_read(sl_broker *b, sl_conn *c, const sl_req *req,
-                           sl_reply *r, sl_binary_handler fn)
-{
-    struct sl_bread *rd;
-    dwait *w;
-    if (!sl_bcluster_read_needed(b) || !(rd = rd_state(b)) || rd->rerun)
-        return 0; /* the leader's copy has every change answered */
-    w = calloc(1, sizeof(*w));
-    if (!w)
-        return 0;
-    w->req = *req;
-    w->req.body = malloc(req->len + 1);
-    if (!w->req.body) {
-        free(w);
-        return 0;
-    }
-    memcpy(w->req.body, req->body, req->len);
-    w->req.peer = NULL;
-    w->b = b;
-    w->r = r;
-    w->c = c;
-    w->fn = fn;
-    if (sl_bcluster_read_barrier(b, d_done, w) != SL_OK) {
-        free(w->req.body);
-        free(w);
-        return 0;
-    }
-    sl_reply_set_cancel(r, d_cancel, w);
-    return 1;
 }
