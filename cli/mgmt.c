@@ -49,22 +49,6 @@ static int exit_for(sluice_err err)
     return EX_FAIL;
 }
 
-static int parse_time(const char *s, int64_t *out)
-{
-    struct tm tm;
-    const char *end;
-    if (sl_parse_i64(s, out) == 0 && *out >= 0)
-        return 0;
-    memset(&tm, 0, sizeof(tm));
-    end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (!end)
-        end = strptime(s, "%Y-%m-%d %H:%M:%S", &tm);
-    if (!end || (*end && strcmp(end, "Z") != 0))
-        return -1;
-    *out = (int64_t)timegm(&tm) * 1000;
-    return 0;
-}
-
 void mgmt_kv_add(kvs *a, const char *k, const char *v)
 {
     if (a->n < 64) {
@@ -450,7 +434,7 @@ static int cmd_group(sluice_conf *conf, int argc, char **argv)
             ntos++;
         } else if (reset && !strcmp(argv[i], "--to-time") && i + 1 < argc) {
             int64_t t;
-            if (parse_time(argv[++i], &t))
+            if (cli_parse_time(argv[++i], &t))
                 return mgmt_usage_err("--to-time needs ms since the epoch or "
                                  "YYYY-MM-DDTHH:MM:SSZ, not '%s'",
                                  argv[i]);

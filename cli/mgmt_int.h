@@ -17,6 +17,10 @@ enum { EX_OK = 0, EX_FAIL = 1, EX_USAGE = 2, EX_UNREACHABLE = 3, EX_TIMEOUT };
 
 #define EX_BUSY_RETRY 100 /* call_ex with busy_ok: SLUICE_ERR_BUSY */
 
+/* ms since the epoch, or an ISO-8601 UTC time (cli/sluice.c; cli.h is not
+ * included here: its command names differ from mgmt.c's). */
+int cli_parse_time(const char *s, int64_t *out);
+
 typedef struct kvs {
     sluice_kv v[64];
     size_t n;
