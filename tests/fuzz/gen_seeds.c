@@ -14,8 +14,7 @@
 
 static const char *root;
 
-static void put(const char *target, const char *name, const void *p,
-                size_t n)
+static void put(const char *target, const char *name, const void *p, size_t n)
 {
     char path[512];
     FILE *f;
@@ -88,11 +87,14 @@ static void requests(sl_wb *wb)
     sl_produce_req pr = {SL_ACKS_DURABLE, 1000, 1, &pt};
     sl_produce_req_encode(wb, 6, &pr);
     put_wb("request", "produce", wb);
-    sl_fetch_part fp = {.partition = 0, .fetch_offset = 0,
-                        .max_bytes = 1 << 20};
+    sl_fetch_part fp = {
+        .partition = 0, .fetch_offset = 0, .max_bytes = 1 << 20};
     sl_fetch_topic ft = {topic, 1, &fp};
-    sl_fetch_req fr = {.max_wait_ms = 100, .min_bytes = 1,
-                       .max_bytes = 1 << 20, .ntopics = 1, .topics = &ft};
+    sl_fetch_req fr = {.max_wait_ms = 100,
+                       .min_bytes = 1,
+                       .max_bytes = 1 << 20,
+                       .ntopics = 1,
+                       .topics = &ft};
     sl_fetch_req_encode(wb, 7, &fr);
     put_wb("request", "fetch", wb);
     sl_lo_part lp = {0, SL_OFFSET_LATEST};
@@ -100,8 +102,9 @@ static void requests(sl_wb *wb)
     sl_list_offsets_req lo = {1, &lt};
     sl_list_offsets_req_encode(wb, 8, &lo);
     put_wb("request", "list_offsets", wb);
-    sl_group_join_req gj = {SL_STR_LIT("g"), {NULL, 0}, SL_STR_LIT("c"),
-                            10000, 10000, 0, 1, &topic};
+    sl_group_join_req gj = {
+        SL_STR_LIT("g"), {NULL, 0}, SL_STR_LIT("c"), 10000, 10000, 0, 1,
+        &topic};
     sl_group_join_req_encode(wb, 9, &gj);
     put_wb("request", "group_join", wb);
     sl_group_member_req gm = {SL_STR_LIT("g"), SL_STR_LIT("m-1"), 1};
@@ -123,8 +126,8 @@ static void requests(sl_wb *wb)
     sl_group_describe_req gd = {SL_STR_LIT("g")};
     sl_group_describe_req_encode(wb, 15, &gd);
     put_wb("request", "group_describe", wb);
-    sl_queue_acquire_req qa = {SL_STR_LIT("g"), topic, SL_STR_LIT("c1"),
-                               10, 1 << 20, 30000, 100};
+    sl_queue_acquire_req qa = {
+        SL_STR_LIT("g"), topic, SL_STR_LIT("c1"), 10, 1 << 20, 30000, 100};
     sl_queue_acquire_req_encode(wb, 16, &qa);
     put_wb("request", "queue_acquire", wb);
     sl_qrange qr = {0, 9, -1, 5000, SL_STR_LIT("bad")};
@@ -141,8 +144,8 @@ static void requests(sl_wb *wb)
     sl_dlq_list_req dl = {topic, {NULL, 0}};
     sl_dlq_list_req_encode(wb, 18, &dl);
     put_wb("request", "dlq_list", wb);
-    sl_dlq_redrive_req dr = {SL_STR_LIT("orders.DLQ"), {NULL, 0},
-                             SL_STR_LIT("expired"), 10, 0};
+    sl_dlq_redrive_req dr = {
+        SL_STR_LIT("orders.DLQ"), {NULL, 0}, SL_STR_LIT("expired"), 10, 0};
     sl_dlq_redrive_req_encode(wb, 19, &dr);
     put_wb("request", "dlq_redrive", wb);
     sl_kv qkv = {SL_STR_LIT("max_deliveries"), SL_STR_LIT("3")};
@@ -195,8 +198,9 @@ static void responses(sl_wb *wb)
     size_t zl = batch(SL_CODEC_ZSTD, 4, 8, &z);
     sl_str topic = SL_STR_LIT("orders");
     sl_api_range ar = {SL_API_FETCH, 1, 1};
-    sl_handshake_resp hs = {0, {NULL, 0}, SL_STR_LIT("sluiced"),
-                            SL_STR_LIT("0.1.0"), 1 << 26, 1, &ar};
+    sl_handshake_resp hs = {
+        0, {NULL, 0}, SL_STR_LIT("sluiced"), SL_STR_LIT("0.1.0"), 1 << 26,
+        1, &ar};
     sl_handshake_resp_encode(wb, 1, &hs);
     response(wb, 0, "handshake");
     sl_meta_part mp = {.partition = 0, .start_offset = 0, .end_offset = 10};
@@ -236,13 +240,22 @@ static void responses(sl_wb *wb)
     sl_tp tp = {topic, 0};
     sl_member_desc m = {SL_STR_LIT("m-1"), SL_STR_LIT("127.0.0.1"), 1, &tp};
     sl_group_part_desc gp = {topic, 0, 3, 10, 7, 2};
-    sl_group_describe_resp gd = {0, {NULL, 0}, SL_STR_LIT("g"), 1,
-                                 SL_STR_LIT("Active"), 0,
-                                 SL_STR_LIT("orders.DLQ"), 4, 1, &m, 1, &gp};
+    sl_group_describe_resp gd = {0,
+                                 {NULL, 0},
+                                 SL_STR_LIT("g"),
+                                 1,
+                                 SL_STR_LIT("Active"),
+                                 0,
+                                 SL_STR_LIT("orders.DLQ"),
+                                 4,
+                                 1,
+                                 &m,
+                                 1,
+                                 &gp};
     sl_group_describe_resp_encode(wb, 8, &gd);
     response(wb, 13, "group_describe");
-    sl_dlq_entry de = {SL_STR_LIT("orders.DLQ"), topic, SL_STR_LIT("g"), 4, 0,
-                       4};
+    sl_dlq_entry de = {
+        SL_STR_LIT("orders.DLQ"), topic, SL_STR_LIT("g"), 4, 0, 4};
     sl_dlq_list_resp dl = {0, {NULL, 0}, 1, &de};
     sl_dlq_list_resp_encode(wb, 9, &dl);
     response(wb, 16, "dlq_list");
@@ -250,13 +263,13 @@ static void responses(sl_wb *wb)
     response(wb, 7, "error");
     /* indices 19-23: the apis appended to fuzz_response.c's table */
     static const char json[] = "{\"purged\":3}";
-    sl_admin_resp ar2 = {0, {NULL, 0}, (const uint8_t *)json,
-                         sizeof(json) - 1};
+    sl_admin_resp ar2 = {0, {NULL, 0}, (const uint8_t *)json, sizeof(json) - 1};
     sl_admin_resp_encode(wb, 11, &ar2);
     response(wb, 19, "admin");
     int32_t reps[3] = {1, 2, 3};
     sl_cl_node cn = {1, 1, SL_STR_LIT("127.0.0.1:7400"),
-                     SL_STR_LIT("127.0.0.1:7401"), SL_STR_LIT("127.0.0.1:7402")};
+                     SL_STR_LIT("127.0.0.1:7401"),
+                     SL_STR_LIT("127.0.0.1:7402")};
     sl_cl_part cp = {0, 1, 4, 3, reps, 2, reps};
     sl_cl_topic clt = {topic, 0, 1, &cp};
     sl_cluster_status_resp cs = {0, {NULL, 0}, 1, 1, 7, 42, 1, &cn, 1, &clt};
@@ -271,8 +284,8 @@ static void responses(sl_wb *wb)
     response(wb, 22, "sasl_handshake");
     static const char srv[] = "r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,"
                               "s=QSXCR+Q6sek8bf92,i=4096";
-    sl_sasl_auth_resp sar = {0, {NULL, 0}, (const uint8_t *)srv,
-                             sizeof(srv) - 1, 0};
+    sl_sasl_auth_resp sar = {
+        0, {NULL, 0}, (const uint8_t *)srv, sizeof(srv) - 1, 0};
     sl_sasl_auth_resp_encode(wb, 15, &sar);
     response(wb, 23, "sasl_authenticate");
     free(b);
