@@ -2,7 +2,8 @@
 # Build the libFuzzer targets (tests/fuzz/) with clang and run each one for
 # SECONDS (default 60), one after the other:
 #   scripts/fuzz.sh [SECONDS] [TARGET...]     (targets: request response
-#     stomp_frame batch zstd segment config users http relay_frame;
+#     stomp_frame batch zstd segment config users http relay_frame
+#     meta_cmd;
 #     default all)
 # Each run starts from the seed corpus tests/fuzz/corpus/TARGET (every seed
 # and regression input is replayed first) plus what earlier runs found,
@@ -20,7 +21,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-60}
 shift || true
 all=(request response stomp_frame batch zstd segment config users http
-  relay_frame)
+  relay_frame meta_cmd)
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=("${all[@]}")
 build=${FUZZ_BUILD:-build-fuzz}

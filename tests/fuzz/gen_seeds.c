@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cluster/meta.h"
 #include "protocol/api.h"
 #include "protocol/batch.h"
 
@@ -319,6 +320,83 @@ static void batches(void)
     free(z);
 }
 
+/* meta_cmd: commands as fuzz_meta_cmd.c reads them (a 2-byte little-endian
+ * length, then the command), one kind per seed and one sequence. */
+static void meta_seed(const char *name, sl_wb *cmd, sl_wb *out)
+{
+    sl_wb_u8(out, (uint8_t)(cmd->len & 0xff));
+    sl_wb_u8(out, (uint8_t)(cmd->len >> 8));
+    sl_wb_put(out, cmd->p, cmd->len);
+    sl_wb_reset(cmd);
+    if (name)
+        put_wb("meta_cmd", name, out);
+}
+
+static void meta_cmds(void)
+{
+    static const int32_t reps[] = {1, 2, 3, 3, 1, 2, 2, 3, 1};
+    static const int32_t isr12[] = {1, 2}, to4[] = {1, 2, 4};
+    static const char *const keys[] = {"retention-ms", "cleanup-policy"};
+    static const char *const vals[] = {"60000", "compact"};
+    sl_mi_user u;
+    sl_wb c, o;
+    sl_wb_init(&c, 256);
+    sl_wb_init(&o, 256);
+    sl_meta_enc_register(&c, 4, "127.0.0.1:7004", "127.0.0.1:9004",
+                         "127.0.0.1:6004");
+    meta_seed("register", &c, &o);
+    sl_meta_enc_register_tls(&c, 2, "127.0.0.1:7002", "127.0.0.1:9002",
+                             "127.0.0.1:6002", "127.0.0.1:9102");
+    meta_seed("register_tls", &c, &o);
+    sl_meta_enc_fence(&c, 2, 1);
+    meta_seed("fence", &c, &o);
+    sl_meta_enc_fence(&c, 3, SL_MI_STOPPED);
+    meta_seed("stopped", &c, &o);
+    sl_meta_enc_fence(&c, 2, 0);
+    meta_seed("unfence", &c, &o);
+    sl_meta_enc_create_topic(&c, "u", 3, 3, keys, vals, 2, reps);
+    meta_seed("create_topic", &c, &o);
+    sl_meta_enc_delete_topic(&c, "t");
+    meta_seed("delete_topic", &c, &o);
+    sl_meta_enc_partition_change(&c, "t", 0, 0, 2, isr12, 2);
+    meta_seed("partition_change", &c, &o);
+    memset(&u, 0, sizeof(u));
+    u.name = "bob";
+    u.saltlen = 16;
+    u.iter = 4096;
+    sl_meta_enc_user_upsert(&c, &u, SL_META_USER_NEW);
+    meta_seed("user_upsert", &c, &o);
+    sl_meta_enc_user_delete(&c, "alice");
+    meta_seed("user_delete", &c, &o);
+    sl_meta_enc_acl_change(&c, "alice", 2, "g", 1, 4, 1);
+    meta_seed("acl_change", &c, &o);
+    sl_meta_enc_reassign(&c, "t", 1, to4, 3);
+    meta_seed("reassign", &c, &o);
+    sl_meta_enc_reassign_done(&c, "t", 1, 0);
+    meta_seed("reassign_done", &c, &o);
+    sl_meta_enc_unregister(&c, 3);
+    meta_seed("unregister", &c, &o);
+    sl_meta_enc_alter_topic(&c, "t", keys, vals, 2);
+    meta_seed("alter_topic", &c, &o);
+    sl_meta_enc_add_partitions(&c, "t", 3, 3, reps, 1);
+    meta_seed("add_partitions", &c, &o);
+    /* A node joins, the topic moves a partition onto it, the move ends,
+     * the old replica is fenced and leaves. */
+    sl_meta_enc_register(&c, 4, "127.0.0.1:7004", "127.0.0.1:9004",
+                         "127.0.0.1:6004");
+    meta_seed(NULL, &c, &o);
+    sl_meta_enc_reassign(&c, "t", 1, to4, 3);
+    meta_seed(NULL, &c, &o);
+    sl_meta_enc_partition_change(&c, "t", 1, 1, 2, to4, 3);
+    meta_seed(NULL, &c, &o);
+    sl_meta_enc_reassign_done(&c, "t", 1, 2);
+    meta_seed(NULL, &c, &o);
+    sl_meta_enc_fence(&c, 3, 1);
+    meta_seed("sequence", &c, &o);
+    sl_wb_fini(&c);
+    sl_wb_fini(&o);
+}
+
 int main(int argc, char **argv)
 {
     sl_wb wb;
@@ -331,6 +409,7 @@ int main(int argc, char **argv)
     requests(&wb);
     responses(&wb);
     batches();
+    meta_cmds();
     sl_wb_fini(&wb);
     return 0;
 }
