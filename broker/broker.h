@@ -156,6 +156,8 @@ struct sl_broker {
     size_t nconns;        /* counted against max-connections */
     struct sl_conn *reap; /* closed, to free */
     struct sl_conn *ingress; /* paced connections (SL_PRI_INGRESS) */
+    struct sl_conn *corked;  /* with corked output (conn.c), to send */
+    struct event *cork_ev;   /* sends it, at the end of the loop pass */
     struct event *ingress_ev; /* their guard timer */
     struct sl_addr_ent *addrs; /* per client address, when capped */
     size_t addr_cap, addr_used;

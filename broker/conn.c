@@ -228,7 +228,8 @@ const char *sl_conn_tls_san(const sl_conn *c)
 
 size_t sl_conn_out_len(const sl_conn *c)
 {
-    size_t n = evbuffer_get_length(bufferevent_get_output(c->bev));
+    size_t n =
+        evbuffer_get_length(bufferevent_get_output(c->bev)) + c->cork_len;
     if (conn_filtered(c))
         n += evbuffer_get_length(bufferevent_get_output(c->sock));
     return n;
@@ -258,12 +259,141 @@ int sl_conn_closing(const sl_conn *c)
     return c->closing || c->dead;
 }
 
+/* ---- corked output -------------------------------------------------------
+ *
+ * A socket bufferevent sends only once epoll says the socket is writable:
+ * each write arms the write event (epoll_ctl), takes one more loop pass
+ * (epoll_wait) and disarms it again (epoll_ctl), although a socket that
+ * sent everything before is writable already. For a STOMP consumer with
+ * one message in flight that was 2 epoll_ctl and a loop pass for every
+ * MESSAGE, and as many for every RECEIPT a producer waits for (issue 20,
+ * window of one). So output written while nothing waits in the
+ * bufferevent (sl_conn_write, small replies) is corked instead: copied
+ * into c->cork, and cork_ev (SL_PRI_NORMAL, activated by the first such
+ * write of the pass) sends each corked connection's bytes in one send()
+ * once the callbacks of the pass ran; what the socket does not take
+ * (EAGAIN, a partial send) and errors go the bufferevent's way, as
+ * before. Every other way into the output uncorks first (sl_conn_write
+ * of a larger buffer, sl_conn_write_direct, replies moved as buffers,
+ * sl_conn_write_now, closing), so bytes keep their order. The cork holds
+ * at most CORK_MAX and half of output-high-water: a connection whose
+ * output is high has bytes in the bufferevent, whose write callback
+ * brings on_drain and reading back as before. Not for TLS or a filtered
+ * transport (their bytes go through the bufferevent). @thread loop
+ */
+
+static size_t cork_limit(const sl_conn *c)
+{
+    size_t hw = (size_t)c->b->cfg.output_high_water / 2;
+    return hw < CORK_MAX ? hw : CORK_MAX;
+}
+
+/* Take n bytes into c's cork; 0 when they must go another way (nothing
+ * changed then but an uncork). */
+int conn_cork_add(sl_conn *c, const void *p, size_t n)
+{
+    sl_broker *b = c->b;
+    if (n == 0 || c->dead || c->lingering || c->closing ||
+        c->transport != SL_TRANSPORT_TCP || conn_filtered(c) || !b->cork_ev)
+        return 0;
+    if (c->cork_len + n > cork_limit(c))
+        conn_uncork(c);
+    /* (an empty bufferevent output: the cork's bytes would come first) */
+    if (c->cork_len + n > cork_limit(c) ||
+        evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+        return 0;
+    if (c->cork_len + n > c->cork_cap) {
+        size_t cap = c->cork_cap ? c->cork_cap : 1024;
+        char *q;
+        while (cap < c->cork_len + n)
+            cap *= 2;
+        q = realloc(c->cork, cap);
+        if (!q)
+            return 0;
+        c->cork = q;
+        c->cork_cap = cap;
+    }
+    memcpy(c->cork + c->cork_len, p, n);
+    c->cork_len += n;
+    if (!c->on_cork) {
+        c->on_cork = 1;
+        c->cork_next = b->corked;
+        b->corked = c;
+        event_active(b->cork_ev, EV_READ, 0);
+    }
+    return 1;
+}
+
+/* Send p now if nothing waits in the bufferevent; the rest (EAGAIN, a
+ * partial send, an error) goes the bufferevent's way. */
+static void conn_send_direct(sl_conn *c, const char *p, size_t n)
+{
+    if (n > 0 && !c->closing && c->transport == SL_TRANSPORT_TCP &&
+        !conn_filtered(c) &&
+        evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+        evutil_socket_t fd = bufferevent_getfd(c->bev);
+        ssize_t k = fd >= 0 ? send(fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL) : -1;
+        if (k > 0) {
+            p += k;
+            n -= (size_t)k;
+        }
+    }
+    if (n > 0)
+        bufferevent_write(c->bev, p, n);
+}
+
+/* Send c's corked bytes now (before anything written after them). */
+void conn_uncork(sl_conn *c)
+{
+    size_t n = c->cork_len;
+    if (n == 0)
+        return;
+    c->cork_len = 0;
+    if (!c->dead && !c->lingering)
+        conn_send_direct(c, c->cork, n);
+    if (c->cork_cap > CORK_KEEP) {
+        free(c->cork);
+        c->cork = NULL;
+        c->cork_cap = 0;
+    }
+}
+
+void conn_cork_cb(evutil_socket_t fd, short what, void *arg)
+{
+    sl_broker *b = arg;
+    (void)fd;
+    (void)what;
+    while (b->corked) {
+        sl_conn *c = b->corked;
+        b->corked = c->cork_next;
+        c->cork_next = NULL;
+        c->on_cork = 0;
+        conn_uncork(c);
+    }
+}
+
+static void cork_unlink(sl_conn *c)
+{
+    sl_conn **pp = &c->b->corked;
+    if (!c->on_cork)
+        return;
+    while (*pp && *pp != c)
+        pp = &(*pp)->cork_next;
+    if (*pp)
+        *pp = c->cork_next;
+    c->cork_next = NULL;
+    c->on_cork = 0;
+}
+
 void sl_conn_write(sl_conn *c, const void *p, size_t n)
 {
     if (c->dead || c->lingering)
         return;
     c->bytes_out += n;
-    bufferevent_write(c->bev, p, n);
+    if (conn_cork_add(c, p, n))
+        return;
+    conn_uncork(c);
+    conn_send_direct(c, p, n);
 }
 
 /* Write the (small) output now rather than in the next loop iteration: a
@@ -277,7 +407,9 @@ void sl_conn_write_now(sl_conn *c)
 {
     /* a filter moved its output to the socket's at once */
     struct evbuffer *out = bufferevent_get_output(c->sock);
-    size_t n = evbuffer_get_length(out);
+    size_t n;
+    conn_uncork(c);
+    n = evbuffer_get_length(out);
     /* TLS: the bytes must go through SSL_write, the bufferevent's job */
     if (n == 0 || n > WRITE_NOW_MAX || c->closing || c->dead ||
         c->transport != SL_TRANSPORT_TCP)
@@ -436,6 +568,8 @@ void conn_kill(sl_conn *c, const char *why)
     b->protos[c->lis].gone_in += c->bytes_in;
     b->protos[c->lis].gone_out += c->bytes_out;
     bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    cork_unlink(c);
+    c->cork_len = 0;
     conn_cancel_replies(c);
     while (c->waits)
         conn_wait_detach(c->waits);
@@ -488,6 +622,7 @@ void sl_conn_reap_cb(evutil_socket_t fd, short what, void *arg)
         event_free(c->work_ev);
         event_free(c->timer_ev);
         free(c->hooks);
+        free(c->cork);
         free(c->tls_subject);
         free(c->tls_cn);
         free(c->tls_san);
@@ -512,6 +647,7 @@ void conn_maybe_finish_close(sl_conn *c)
 {
     if (c->dead || !c->closing || c->lingering || c->head)
         return;
+    conn_uncork(c);
     if (sl_conn_out_len(c) > 0) {
         /* a peer that does not take its output gets CLOSE_DRAIN_MS */
         if (c->timer_kind != TIMER_DRAIN)

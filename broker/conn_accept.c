@@ -400,7 +400,8 @@ int sl_conn_init(sl_broker *b)
     b->accept_ev = evtimer_new(b->base, accept_timer_cb, b);
     b->ingress_ev = evtimer_new(b->base, conn_ingress_guard_cb, b);
     b->reap_ev = event_new(b->base, -1, 0, sl_conn_reap_cb, b);
-    if (!b->accept_ev || !b->ingress_ev || !b->reap_ev)
+    b->cork_ev = event_new(b->base, -1, 0, conn_cork_cb, b);
+    if (!b->accept_ev || !b->ingress_ev || !b->reap_ev || !b->cork_ev)
         return -1;
     return 0;
 }
@@ -413,7 +414,9 @@ void sl_conn_fini(sl_broker *b)
         event_free(b->ingress_ev);
     if (b->reap_ev)
         event_free(b->reap_ev);
-    b->accept_ev = b->ingress_ev = b->reap_ev = NULL;
+    if (b->cork_ev)
+        event_free(b->cork_ev);
+    b->accept_ev = b->ingress_ev = b->reap_ev = b->cork_ev = NULL;
     if (b->spare_fd >= 0)
         close(b->spare_fd);
     b->spare_fd = -1;

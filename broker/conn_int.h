@@ -37,6 +37,11 @@
 #define COPY_MAX 4096
 /* Output written right away (sl_conn_write_now) up to this size. */
 #define WRITE_NOW_MAX (64 * 1024)
+/* Corked output (conn.c) up to this size (and half of output-high-water)
+ * per connection and loop pass; a cork buffer larger than CORK_KEEP is
+ * freed once sent. */
+#define CORK_MAX (64 * 1024)
+#define CORK_KEEP (16 * 1024)
 /* sl_conn_warn: window and kinds remembered per connection. */
 #define WARN_WINDOW_MS 10000
 #define WARN_KINDS 4
@@ -107,6 +112,12 @@ struct sl_conn {
     size_t in_mark;  /* input length after the last on_input */
     size_t in_limit; /* sl_conn_limit_input, 0 = none */
     int lowat;       /* SO_RCVLOWAT set by sl_conn_want_input, 0 = 1 */
+    /* output not handed to the bufferevent yet: sent in one send() at
+     * the end of the loop pass (conn.c, corked output) */
+    char *cork;
+    size_t cork_len, cork_cap;
+    int on_cork; /* on b->corked */
+    sl_conn *cork_next;
     sl_reply *head, *tail;
     size_t npending;
     size_t qmem; /* what the queued replies cost */
@@ -154,6 +165,9 @@ void conn_addr_unref(sl_broker *b, const unsigned char *a, int len);
 void conn_broker_warn(sl_broker *b, const char *kind, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void conn_cancel_replies(sl_conn *c);
+int conn_cork_add(sl_conn *c, const void *p, size_t n);
+void conn_cork_cb(evutil_socket_t fd, short what, void *arg);
+void conn_uncork(sl_conn *c);
 void conn_connlog_flush(sl_broker *b);
 void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 int conn_filtered(const sl_conn *c);

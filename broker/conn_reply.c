@@ -186,19 +186,24 @@ static size_t reply_cost(size_t len)
     return REPLY_OVERHEAD + (len == 0 ? 0 : len < CHAIN_MIN ? CHAIN_MIN : len);
 }
 
-/* Move r's bytes to the output: small ones are copied into the output's
- * own chains (dense), larger ones and file segments move as they are. */
+/* Move r's bytes to the output: small ones are corked (conn.c) or
+ * copied into the output's own chains (dense), larger ones and file
+ * segments move as they are. */
 static void reply_to_output(sl_conn *c, sl_reply *r, struct evbuffer *out)
 {
     size_t n = evbuffer_get_length(r->buf);
+    unsigned char *p = NULL;
     if (n == 0)
         return;
     c->bytes_out += n;
     if (n <= COPY_MAX && !r->has_file) {
-        unsigned char *p = evbuffer_pullup(r->buf, -1);
-        if (p && evbuffer_add(out, p, n) == 0)
+        p = evbuffer_pullup(r->buf, -1);
+        if (p && conn_cork_add(c, p, n))
             return;
     }
+    conn_uncork(c);
+    if (p && evbuffer_add(out, p, n) == 0)
+        return;
     evbuffer_add_buffer(out, r->buf);
 }
 
@@ -270,6 +275,7 @@ void sl_conn_write_direct(sl_conn *c, const void *p, size_t n)
     const char *q = p;
     if (c->dead || c->lingering)
         return;
+    conn_uncork(c); /* (win20: corked bytes first) */
     if (n > 0 && !c->closing && c->transport == SL_TRANSPORT_TCP &&
         !conn_filtered(c) &&
         evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {

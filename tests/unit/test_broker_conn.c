@@ -311,6 +311,62 @@ static void test_replies_keep_order(void **state)
     stop(f);
 }
 
+static int count_write_ev(const struct event_base *base, const struct event *ev,
+                          void *arg)
+{
+    (void)base;
+    if (event_get_events(ev) & EV_WRITE)
+        (*(int *)arg)++;
+    return 0;
+}
+
+/* Write events added to the loop (a socket waiting for EPOLLOUT). */
+static int write_events(fixture *f)
+{
+    int n = 0;
+    event_base_foreach_event(sl_broker_base(f->b), count_write_ev, &n);
+    return n;
+}
+
+/* Output to a connection with nothing queued (a protocol's own write, a
+ * reply completed outside a read) is corked and sent in one send() at the
+ * end of the loop pass: no write event is armed for it (an epoll_ctl each
+ * way and a loop pass, issue 20), and the bytes keep their order with a
+ * write too large for the cork after them. */
+static void test_idle_output_arms_no_write_event(void **state)
+{
+    fixture *f = start(NULL);
+    static char big[200000], got[200000 + 64];
+    char buf[64];
+    int fd, eof, w0;
+    (void)state;
+    f->p.mode = WAITED;
+    fd = dial(f->port);
+    say(fd, "a\n");
+    loop_until(f, &f->p.lines, 1);
+    spin(f, 5);
+    w0 = write_events(f);
+    sl_conn_write(f->p.last, "m1\n", 3);
+    sl_wait_release(f->p.waits[0], SL_OK); /* the reply "a" */
+    sl_conn_write(f->p.last, "m2\n", 3);
+    assert_int_equal(write_events(f), w0);
+    assert_int_equal(hear(f, fd, buf, 8, &eof), 8);
+    assert_string_equal(buf, "m1\na\nm2\n");
+    assert_int_equal(write_events(f), w0);
+    /* corked bytes, then more than the socket takes at once */
+    memset(big, 'b', sizeof(big));
+    sl_conn_write(f->p.last, "m3\n", 3);
+    sl_conn_write(f->p.last, big, sizeof(big));
+    sl_conn_write(f->p.last, "m4\n", 3);
+    assert_int_equal(hear(f, fd, got, sizeof(big) + 6, &eof), sizeof(big) + 6);
+    assert_memory_equal(got, "m3\n", 3);
+    assert_memory_equal(got + 3, big, sizeof(big));
+    assert_memory_equal(got + 3 + sizeof(big), "m4\n", 3);
+    close(fd);
+    loop_until(f, &f->p.closed, 1);
+    stop(f);
+}
+
 /* A failed wait lets the protocol rewrite its reply (an error naming the
  * operation), later replies are cancelled and the connection closes. */
 static void test_failed_wait_closes(void **state)
@@ -473,6 +529,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_replies_keep_order),
         cmocka_unit_test(test_failed_wait_closes),
+        cmocka_unit_test(test_idle_output_arms_no_write_event),
         cmocka_unit_test(test_wait_outlives_connection),
         cmocka_unit_test(test_reply_memory_pauses_reading),
         cmocka_unit_test(test_shared_connection_limit),
