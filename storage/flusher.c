@@ -191,8 +191,9 @@ static int64_t take_due(sl_flusher *f, int64_t now, int all)
     return next;
 }
 
-/* One fsync round and its durable notify. @thread flusher */
-static void run_round(sl_flusher *f)
+/* One fsync round and its durable notify. @thread flusher, or the loop
+ * for an inline round (on_loop: sl_flusher_kick) */
+static void run_round(sl_flusher *f, int on_loop)
 {
     void (*dn)(void *arg);
     void *darg;
@@ -210,7 +211,10 @@ static void run_round(sl_flusher *f)
     } else {
         for (size_t i = 0; i < f->nround; i++) {
             uint64_t k = 0;
-            sl_part__sync(f->round[i], &k);
+            if (on_loop)
+                sl_part__sync_loop(f->round[i], &k);
+            else
+                sl_part__sync(f->round[i], &k);
             n += k;
         }
     }
@@ -371,7 +375,7 @@ static void *flusher_main(void *arg)
         }
         f->in_round = 1;
         pthread_mutex_unlock(&f->mu);
-        run_round(f);
+        run_round(f, 0);
         pthread_mutex_lock(&f->mu);
         f->in_round = 0;
         f->nround = 0;
@@ -600,7 +604,7 @@ int sl_flusher_kick(sl_flusher *f, int may_inline)
     }
     f->in_round = 1;
     pthread_mutex_unlock(&f->mu);
-    run_round(f);
+    run_round(f, 1);
     atomic_fetch_add(&f->inline_rounds, 1);
     pthread_mutex_lock(&f->mu);
     f->in_round = 0;

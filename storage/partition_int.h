@@ -127,9 +127,16 @@ ssize_t sl_part__seg_index(const sl_part *p, int64_t base);
 int sl_part__dupfd(int fd);
 /* sl_part_sync, also reporting how many fdatasync/fsync calls it made. */
 sl_err sl_part__sync(sl_part *p, uint64_t *nsyncs);
-/* files = 0: sl_part__sync. files = 1: the journal's checkpoint: also
- * the bytes only the journal covers (file_synced < size). */
-sl_err sl_part__sync_files(sl_part *p, int files, uint64_t *nsyncs);
+/* sl_part__sync on the loop thread (an inline round, flusher.c): the
+ * segments' own descriptors are synced, not duplicates, since only the
+ * loop closes them (fdcache.c) and it is busy with this. */
+sl_err sl_part__sync_loop(sl_part *p, uint64_t *nsyncs);
+/* flags 0: sl_part__sync. SL_PART_SYNC_FILES: the journal's checkpoint:
+ * also the bytes only the journal covers (file_synced < size).
+ * SL_PART_SYNC_LOOP: sl_part__sync_loop. */
+#define SL_PART_SYNC_FILES 1
+#define SL_PART_SYNC_LOOP 2
+sl_err sl_part__sync_files(sl_part *p, int flags, uint64_t *nsyncs);
 
 /* Journaled ranges waiting for the journal's fdatasync. */
 #define SL_JP_SEGS 4

@@ -24,6 +24,7 @@ typedef struct sync_snap {
     uint64_t size;
     int idx;                 /* index files to sync too (rolled) */
     int fd, idx_fd, tidx_fd; /* dups, -1 if not to sync */
+    int borrowed;            /* fd is the segment's own (SYNC_LOOP) */
     int by_name;             /* .log was closed (fdcache.c): open it */
     int gone;                /* ... and retention deleted it meanwhile */
 } sync_snap;
@@ -33,8 +34,15 @@ sl_err sl_part__sync(sl_part *p, uint64_t *nsyncs)
     return sl_part__sync_files(p, 0, nsyncs);
 }
 
-sl_err sl_part__sync_files(sl_part *p, int files, uint64_t *nsyncs)
+sl_err sl_part__sync_loop(sl_part *p, uint64_t *nsyncs)
 {
+    return sl_part__sync_files(p, SL_PART_SYNC_LOOP, nsyncs);
+}
+
+sl_err sl_part__sync_files(sl_part *p, int flags, uint64_t *nsyncs)
+{
+    int files = (flags & SL_PART_SYNC_FILES) != 0;
+    int on_loop = (flags & SL_PART_SYNC_LOOP) != 0;
     sync_snap *v = NULL;
     size_t n = 0;
     int dfd = -1;
@@ -46,7 +54,9 @@ sl_err sl_part__sync_files(sl_part *p, int files, uint64_t *nsyncs)
         return SL_ERR_STORAGE;
 
     /* 1. Snapshot under the lock: dups keep the files alive even if
-     * retention deletes a segment while we sync it. */
+     * retention deletes a segment while we sync it. On the loop thread
+     * (an inline round) nothing can close them meanwhile: no dup (a
+     * fcntl and a close per round saved). */
     pthread_mutex_lock(&p->mu);
     target = p->next_offset;
     tgen = p->trunc_gen;
@@ -68,7 +78,10 @@ sl_err sl_part__sync_files(sl_part *p, int files, uint64_t *nsyncs)
         /* A segment the open-file cache closed is opened by name below
          * (fdcache.c): the fdatasync of any descriptor of the file
          * writes its dirty pages. */
-        v[n].fd = s->fd >= 0 ? sl_part__dupfd(s->fd) : -1;
+        v[n].borrowed = on_loop && s->fd >= 0;
+        v[n].fd = s->fd < 0       ? -1
+                  : v[n].borrowed ? s->fd
+                                  : sl_part__dupfd(s->fd);
         v[n].by_name = s->fd < 0;
         v[n].idx_fd = v[n].tidx_fd = -1; /* opened below, by name */
         n++;
@@ -179,7 +192,7 @@ sl_err sl_part__sync_files(sl_part *p, int files, uint64_t *nsyncs)
     }
 cleanup:
     for (size_t i = 0; i < n; i++) {
-        if (v[i].fd >= 0)
+        if (v[i].fd >= 0 && !v[i].borrowed)
             close(v[i].fd);
         if (v[i].idx_fd >= 0)
             close(v[i].idx_fd);
@@ -277,7 +290,7 @@ int sl_part__journal(sl_part *p, sl_journal *j, sl_part_jpend *pend)
 
 sl_err sl_part__checkpoint(sl_part *p)
 {
-    sl_err rc = sl_part__sync_files(p, 1, NULL);
+    sl_err rc = sl_part__sync_files(p, SL_PART_SYNC_FILES, NULL);
     /* A failed fdatasync marked p failed; its bytes are still in the
      * journal, which is kept (journal.c rule 3). */
     return rc;
