@@ -75,6 +75,79 @@ const sl_part_cfg *sl_part_get_cfg(const sl_part *p)
     return &p->cfg;
 }
 
+/* ---- the recent appends ---------------------------------------------------
+ *
+ * A consumer that waits for each message (issue 20, a window of one) gets
+ * it from the queue group's iterator right after the append, which used
+ * to pread the bytes just written (a system call and a page-cache lookup
+ * per message). The first thread that appends (the loop; no other thread
+ * of the broker does) keeps a copy of its last RECENT_N appends of at most
+ * RECENT_MAX bytes each (64 KiB in all, whatever the number of
+ * partitions), keyed by the partition's uid (never reused, unlike its
+ * address), its generation (bumped when segments are deleted, truncated
+ * or rewritten) and the segment's base and position; the iterator
+ * (partition_read.c) copies from it what it holds. Larger appends (binary
+ * batches) are not copied: their readers read ahead in large windows
+ * anyway. Any other thread reads the file as before.
+ */
+#define RECENT_N 16
+#define RECENT_MAX 4096
+
+typedef struct recent_ent {
+    uint64_t uid, gen, pos;
+    int64_t seg_base;
+    size_t len;
+    uint8_t data[RECENT_MAX];
+} recent_ent;
+
+static recent_ent recents[RECENT_N]; /* the owner's only */
+static unsigned recent_next;
+static atomic_int recent_taken;
+static _Thread_local int recent_mine; /* this thread is the owner */
+static atomic_uint_fast64_t part_uids;
+
+void sl_part__recent_put(sl_part *p, const sl_seg *s, uint64_t pos,
+                         const uint8_t *batch, size_t len)
+{
+    recent_ent *e;
+    if (len > RECENT_MAX)
+        return;
+    if (!recent_mine) {
+        int no = 0;
+        if (!atomic_compare_exchange_strong(&recent_taken, &no, 1))
+            return;
+        recent_mine = 1;
+    }
+    e = &recents[recent_next++ % RECENT_N];
+    e->uid = p->uid;
+    e->gen = p->gen;
+    e->seg_base = s->base;
+    e->pos = pos;
+    e->len = len;
+    memcpy(e->data, batch, len);
+}
+
+size_t sl_part__recent_get(const sl_part *p, const sl_seg *s, uint64_t pos,
+                           size_t need, uint8_t *dst, size_t max)
+{
+    if (!recent_mine)
+        return 0;
+    for (unsigned i = 0; i < RECENT_N; i++) {
+        const recent_ent *e = &recents[i];
+        size_t n;
+        if (e->len == 0 || e->uid != p->uid || e->gen != p->gen ||
+            e->seg_base != s->base || pos < e->pos ||
+            pos + need > e->pos + e->len)
+            continue;
+        n = (size_t)(e->pos + e->len - pos);
+        if (n > max)
+            n = max;
+        memcpy(dst, e->data + (pos - e->pos), n);
+        return n;
+    }
+    return 0;
+}
+
 /* ---- segment array --------------------------------------------------- */
 
 size_t sl_part__seg_for(const sl_part *p, int64_t offset)
@@ -209,6 +282,7 @@ static sl_err part_new(const char *dir, const sl_part_cfg *cfg, sl_part **out)
     if (!p)
         return SL_ERR_NOMEM;
     pthread_mutex_init(&p->mu, NULL);
+    p->uid = atomic_fetch_add(&part_uids, 1) + 1;
     p->low_water = -1;
     p->read_cap = INT64_MAX;
     p->cfg = *cfg;
@@ -782,7 +856,13 @@ sl_err sl_part_append_ex(sl_part *p, uint8_t *batch, size_t len,
     }
     if (s->alloc_end > s->size + len)
         sl_seg_zero_ahead(s, s->size + len);
-    rc = sl_seg_append(s, batch, len, &h, p->cfg.index_interval_bytes, &fatal);
+    {
+        uint64_t pos = s->size;
+        rc = sl_seg_append(s, batch, len, &h, p->cfg.index_interval_bytes,
+                           &fatal);
+        if (rc == SL_OK)
+            sl_part__recent_put(p, s, pos, batch, len);
+    }
     if (rc != SL_OK) {
         sl_log(SL_ERROR, "storage",
                "%s: append of %zu bytes at offset %lld failed: %s", p->dir, len,

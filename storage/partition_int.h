@@ -36,6 +36,7 @@ struct sl_part {
     uint64_t trunc_gen; /* (mu) + 1 per sl_part_truncate: a sync taken
                            before it publishes nothing */
     uint64_t gen;       /* bumped when segments are deleted or rewritten */
+    uint64_t uid;       /* unique in the process (the recent appends) */
     /* Lazy loading (partition.c, "LAZY PARTITIONS"): 0 while only the
      * summary is known (no segment, no descriptor, no index in memory);
      * the loop loads the segments at the first use that needs them. */
@@ -104,6 +105,17 @@ void sl_part__idem_free(sl_part *p);
 /* Remember a damaged range [first, last] (once per first offset; the
  * first SL_PART_BAD_MAX are kept). 1 when it was new. @thread loop */
 int sl_part__note_bad(sl_part *p, int64_t first, int64_t last, const char *why);
+
+/* The recent appends (partition.c): a copy of each small append, so
+ * that the reader that delivers it at once (a queue group's consumer
+ * waiting for it) copies it from memory instead of reading the file.
+ * sl_part__recent_get copies [pos, end of that append) of segment s into
+ * dst (at most max bytes) and returns how many, 0 when it does not hold
+ * [pos, pos + need). @thread loop (any other: a no-op, and 0) */
+void sl_part__recent_put(sl_part *p, const sl_seg *s, uint64_t pos,
+                         const uint8_t *batch, size_t len);
+size_t sl_part__recent_get(const sl_part *p, const sl_seg *s, uint64_t pos,
+                           size_t need, uint8_t *dst, size_t max);
 
 /* Load p's segments if only its summary is known (sl_part_open_lazy).
  * @thread loop */

@@ -526,6 +526,15 @@ static const uint8_t *iter_window(sl_part_iter *it, sl_seg *s, uint64_t pos,
     }
     size_t got = 0;
     sl_part__used(it->p); /* (idle unloading) */
+    /* just appended: a copy is in memory (partition.c, recent appends) */
+    got = sl_part__recent_get(it->p, s, pos, n, it->buf, want);
+    if (got >= n) {
+        it->wpos = pos;
+        it->wlen = got;
+        *rc = SL_OK;
+        return it->buf;
+    }
+    got = 0;
     *rc = sl_fs_pread_all(sl_seg_fd(s), it->buf, want, (off_t)pos, &got);
     it->wpos = pos;
     it->wlen = got;
