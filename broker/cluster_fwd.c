@@ -324,8 +324,12 @@ void sl_bcluster_h_forward(sl_broker *b, sl_conn *c, const sl_req *req,
     }
     if (len == 2 && cmd[0] == SL_META_VERSION &&
         cmd[1] == SL_BREQ_READ_INDEX) { /* answered, not logged */
-        if ((x = fwd_in_new(b, r, req->correlation_id)))
-            fwd_in_done(x, SL_OK, NULL);
+        /* by a new leader only once its copy holds what its predecessor
+         * answered (cluster_read.c); until then the asker waits */
+        if ((x = fwd_in_new(b, r, req->correlation_id))) {
+            sl_reply_set_cancel(r, fwd_in_cancel, x);
+            sl_bcluster_after_ready(b, fwd_in_done, x);
+        }
         return;
     }
     type = sl_meta_cmd_type(cmd, len);

@@ -88,6 +88,11 @@ void sl_bcluster_reg_cb(evutil_socket_t fd, short what, void *arg);
  * bound); never from inside this call. */
 void sl_bcluster_after_index(sl_broker *b, uint64_t index, sl_err rc,
                              const char *msg, sl_cluster_done_fn fn, void *arg);
+/* On the metadata leader: fn(arg, SL_OK, "") once its copy holds every
+ * change committed before its term (sl_cluster_leader_ready), or
+ * SL_ERR_BUSY when it lost the leadership or that took two election
+ * timeouts; never from inside this call. */
+void sl_bcluster_after_ready(sl_broker *b, sl_cluster_done_fn fn, void *arg);
 /* The leader answered READ_INDEX request arg (from cluster_fwd.c) with
  * its read index: wait for this node's image, then end the barrier. */
 void sl_bcluster_read_answered(sl_broker *b, void *arg, uint64_t index);

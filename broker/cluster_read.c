@@ -19,28 +19,48 @@
  *
  *  - sl_bcluster_read_barrier: the leader's copy is already that far (a
  *    leader answers changes only from its copy), so it goes on at once
- *    (callers ask sl_bcluster_read_needed first and do not wait at all); a
+ *    once its term began (below; callers ask sl_bcluster_read_needed
+ *    first and do not wait at all); a
  *    follower sends READ_INDEX (a CLUSTER_FORWARD request that is not
  *    logged) to the leader and waits for its copy. Requests that arrive
  *    while one is in flight wait for the next one (the one in flight may
  *    have been answered before their change was), so a burst costs one
  *    round trip at a time, not one per request.
+ *  - A new leader (section 6.4's no-op): right after an election its copy
+ *    may lack a change the old leader answered just before it died (the
+ *    change is committed, but the new leader learns that only when an
+ *    entry of its own term commits). So it neither reads nor answers
+ *    READ_INDEX until the barrier the controller appends at the start of
+ *    its term has applied and the loop drained everything before it
+ *    (sl_cluster_leader_ready, sl_bcluster_after_ready): about one
+ *    heartbeat plus a round trip after it won.
+ *  - The asker asks again, a heartbeat later and of whoever leads then,
+ *    while the leader it asked is gone (connection refused or lost), no
+ *    longer leads or has not begun its term, for up to read_wait_ms: a
+ *    read right after the metadata leader was killed waits for the
+ *    election and the new leader's first entry, and sees every change
+ *    the dead one answered.
  *  - A forwarded command's answer carries the leader's read index after
  *    it applied the command (cluster_fwd.c), and the asking node answers
  *    its client only once its copy has it too (sl_bcluster_after_index).
  *  - Bounds: the leader's answer within four heartbeats (ri_wait_ms,
  *    500 ms at least), the copy's catching up within two election
- *    timeouts (read_wait_ms). A follower that cannot reach the leader,
- *    or whose copy does not catch up in time, answers from its copy as
- *    before (callers get the error, and read anyway). After a leader did
- *    not answer, reads do not wait at all (degraded) until a READ_INDEX
- *    sent without callers (a probe) is answered or another node leads:
- *    a paused or cut-off leader must not cost every read the bound.
+ *    timeouts (read_wait_ms), and so the asking again. A follower that
+ *    cannot reach a leader, or whose copy does not catch up in time,
+ *    answers from its copy as before (callers get the error, and read
+ *    anyway). After a leader did not answer (a paused or cut-off leader
+ *    still named leader when the time ran out), or no leader answered
+ *    within read_wait_ms (this node on the minority side of a partition),
+ *    reads do not wait at all (degraded) until a READ_INDEX sent without
+ *    callers (a probe) is answered or another node leads: a paused or
+ *    cut-off leader costs one read the bound, not every read.
  *
- * Not covered: for about a heartbeat after the metadata leader changed,
- * the new leader's copy may not hold a change the old one answered just
- * before it died (it is committed, but the new leader learns that only
- * when its first entry commits).
+ * Not covered: a leader that lost its leadership without knowing it
+ * (paused, cut off) answers READ_INDEX from its copy until it learns
+ * (ReadIndex without the heartbeat round of section 6.4); a host that
+ * vanishes with the leader (no refusal: the connect hangs) costs the
+ * asker ri_wait_ms and then the degraded mode, unless another node was
+ * elected by then.
  * @thread loop
  */
 #include <stdio.h>
@@ -75,10 +95,13 @@ static int64_t ri_wait_ms(const sl_broker *b)
     return ms < read_wait_ms(b) ? ms : read_wait_ms(b);
 }
 
-/* Someone waiting for this node's copy to reach an index, then fn. */
+/* Someone waiting for this node's copy to reach an index (or, ready:
+ * for this new leader's copy to hold its predecessors' changes), then
+ * fn. */
 typedef struct iwait {
     struct iwait *next;
     uint64_t index;
+    int ready;
     int64_t deadline_ms;
     sl_cluster_done_fn fn;
     void *arg;
@@ -113,10 +136,26 @@ struct sl_bread {
      * leads; meanwhile a READ_INDEX without callers probes it */
     int degraded;
     int32_t degraded_leader;
+    /* the callers in cur wait until cur_deadline (read_wait_ms) while
+     * the leader asked is gone (connection refused or lost), no longer
+     * leads or has not committed an entry of its term: READ_INDEX is
+     * asked again, of whoever leads then, a heartbeat later (retry_ev) */
+    int64_t cur_deadline;
+    int32_t asked; /* the leader asked by the READ_INDEX in flight */
+    int retrying;
+    struct event *retry_ev;
 };
 
 static void rd_cb(evutil_socket_t fd, short what, void *arg);
 static void ri_timeout_cb(evutil_socket_t fd, short what, void *arg);
+static void ri_retry_cb(evutil_socket_t fd, short what, void *arg);
+
+/* How often a caller waiting for a leader polls: a heartbeat. */
+static int64_t poll_ms(const sl_broker *b)
+{
+    int64_t ms = (int64_t)b->cfg.cluster_heartbeat_ms;
+    return ms < 10 ? 10 : ms;
+}
 
 static struct sl_bread *rd_state(sl_broker *b)
 {
@@ -130,11 +169,14 @@ static struct sl_bread *rd_state(sl_broker *b)
         r->b = b;
         r->ev = evtimer_new(b->base, rd_cb, b);
         r->ri_ev = evtimer_new(b->base, ri_timeout_cb, r);
-        if (!r->ev || !r->ri_ev) {
+        r->retry_ev = evtimer_new(b->base, ri_retry_cb, r);
+        if (!r->ev || !r->ri_ev || !r->retry_ev) {
             if (r->ev)
                 event_free(r->ev);
             if (r->ri_ev)
                 event_free(r->ri_ev);
+            if (r->retry_ev)
+                event_free(r->retry_ev);
             free(r);
             return NULL;
         }
@@ -144,6 +186,31 @@ static struct sl_bread *rd_state(sl_broker *b)
 }
 
 static void rd_arm(struct sl_bread *r);
+
+/* A ready waiter's state: 1 go on (rc as it is), 0 wait, -1 go on with
+ * rc SL_ERR_BUSY (the asker retries, a local caller reads its copy). */
+static int ready_state(sl_broker *b, iwait *w, int64_t now)
+{
+    sl_cluster_status st;
+    if (sl_cluster_leader_ready(b->cluster->node))
+        return 1;
+    sl_cluster_status_get(b->cluster->node, &st);
+    if (st.role != 3) {
+        w->rc = SL_ERR_BUSY;
+        snprintf(w->msg, sizeof(w->msg),
+                 "this node no longer leads the metadata; retry");
+        return -1;
+    }
+    if (now >= w->deadline_ms) {
+        w->rc = SL_ERR_BUSY;
+        snprintf(w->msg, sizeof(w->msg),
+                 "the new metadata leader has not committed an entry of "
+                 "its term in %lld ms; retry",
+                 (long long)read_wait_ms(b));
+        return -1;
+    }
+    return 0;
+}
 
 /* Run every waiter whose index the copy reached or whose time is up. */
 void sl_bcluster_read_check(sl_broker *b)
@@ -155,7 +222,16 @@ void sl_bcluster_read_check(sl_broker *b)
         return;
     pp = &r->waits;
     while ((w = *pp)) {
-        if (b->cluster->image.applied >= w->index || now >= w->deadline_ms) {
+        if (w->ready) {
+            if (!b->cluster->node || ready_state(b, w, now) != 0) {
+                *pp = w->next;
+                w->next = ready;
+                ready = w;
+            } else {
+                pp = &w->next;
+            }
+        } else if (b->cluster->image.applied >= w->index ||
+                   now >= w->deadline_ms) {
             *pp = w->next;
             if (b->cluster->image.applied < w->index) {
                 sl_log(SL_WARN, "cluster",
@@ -204,9 +280,13 @@ static void rd_arm(struct sl_bread *r)
 {
     int64_t first = INT64_MAX, now = sl_now_ms();
     struct timeval tv;
-    for (iwait *w = r->waits; w; w = w->next)
+    for (iwait *w = r->waits; w; w = w->next) {
         if (w->deadline_ms < first)
             first = w->deadline_ms;
+        /* a lost leadership is not notified: look again */
+        if (w->ready && now + poll_ms(r->b) < first)
+            first = now + poll_ms(r->b);
+    }
     if (first == INT64_MAX) {
         event_del(r->ev);
         return;
@@ -242,7 +322,31 @@ void sl_bcluster_after_index(sl_broker *b, uint64_t index, sl_err rc,
     }
 }
 
+void sl_bcluster_after_ready(sl_broker *b, sl_cluster_done_fn fn, void *arg)
+{
+    struct sl_bread *r = rd_state(b);
+    iwait *w = r ? calloc(1, sizeof(*w)) : NULL;
+    if (!w) {
+        fn(arg, SL_ERR_NOMEM, "out of memory");
+        return;
+    }
+    w->ready = 1;
+    w->deadline_ms = sl_now_ms() + read_wait_ms(b);
+    w->fn = fn;
+    w->arg = arg;
+    w->rc = SL_OK;
+    w->next = r->waits;
+    r->waits = w;
+    if (sl_cluster_leader_ready(b->cluster->node)) { /* not inside */
+        event_del(r->ev);
+        event_active(r->ev, EV_TIMEOUT, 0);
+    } else {
+        rd_arm(r);
+    }
+}
+
 static void ri_send(struct sl_bread *r);
+static void ri_try(struct sl_bread *r);
 
 static void ri_fail(rwait *list, sl_err rc, const char *msg)
 {
@@ -259,9 +363,37 @@ static void ri_fail(rwait *list, sl_err rc, const char *msg)
 static void ri_end(struct sl_bread *r, sl_err rc, const char *msg)
 {
     rwait *list = r->cur;
-    r->cur = NULL;
     r->inflight = NULL;
     event_del(r->ri_ev);
+    if (list && (rc == SL_ERR_BUSY || rc == SL_ERR_DISCONNECTED) &&
+        sl_now_ms() + poll_ms(r->b) < r->cur_deadline) {
+        /* the leader asked is gone or not (yet) the leader: ask whoever
+         * leads a heartbeat later */
+        int64_t ms = poll_ms(r->b);
+        struct timeval tv = {(time_t)(ms / 1000),
+                             (suseconds_t)(ms % 1000) * 1000};
+        sl_log(SL_DEBUG, "cluster", "read barrier: %s; asking again",
+               msg && msg[0] ? msg : sl_strerror(rc));
+        r->retrying = 1;
+        evtimer_add(r->retry_ev, &tv);
+        return;
+    }
+    if (list && (rc == SL_ERR_BUSY || rc == SL_ERR_DISCONNECTED) &&
+        !r->degraded) {
+        /* no leader answered within the bound (a minority side of a
+         * partition): do not make every read wait for it */
+        sl_cluster_status st;
+        sl_cluster_status_get(r->b->cluster->node, &st);
+        r->degraded = 1;
+        r->degraded_leader = st.leader_id;
+        sl_log(SL_WARN, "cluster",
+               "no metadata leader answered a read barrier in %lld ms (%s): "
+               "this node answers reads from its copy, without waiting, "
+               "until one does or another node leads",
+               (long long)read_wait_ms(r->b),
+               msg && msg[0] ? msg : sl_strerror(rc));
+    }
+    r->cur = NULL;
     if (rc == SL_OK && r->degraded) {
         r->degraded = 0;
         sl_log(SL_INFO, "cluster",
@@ -298,17 +430,30 @@ void sl_bcluster_read_answered(sl_broker *b, void *arg, uint64_t index)
     sl_bcluster_after_index(b, index, SL_OK, "", ri_done, x);
 }
 
+static void ri_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct sl_bread *r = arg;
+    (void)fd;
+    (void)what;
+    r->retrying = 0;
+    ri_try(r);
+}
+
 static void ri_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct sl_bread *r = arg;
+    sl_cluster_status st;
     (void)fd;
     (void)what;
     if (!r->inflight)
         return;
     r->inflight->stale = 1; /* ri_done frees it when its answer comes */
+    sl_cluster_status_get(r->b->cluster->node, &st);
+    if (st.leader_id != r->asked) { /* it was replaced meanwhile: ask */
+        ri_end(r, SL_ERR_BUSY, "the metadata leader changed");
+        return;
+    }
     if (!r->degraded) {
-        sl_cluster_status st;
-        sl_cluster_status_get(r->b->cluster->node, &st);
         r->degraded = 1;
         r->degraded_leader = st.leader_id;
         sl_log(SL_WARN, "cluster",
@@ -320,29 +465,36 @@ static void ri_timeout_cb(evutil_socket_t fd, short what, void *arg)
     ri_end(r, SL_ERR_TIMEOUT, "the metadata leader did not answer in time");
 }
 
-static void ri_send(struct sl_bread *r)
+/* Ask the leader (or, when this node leads now, wait for its copy to
+ * hold its predecessors' changes) for the callers in cur. */
+static void ri_try(struct sl_bread *r)
 {
     sl_broker *b = r->b;
     uint8_t cmd[2] = {SL_META_VERSION, SL_BREQ_READ_INDEX};
     char msg[256] = "the broker is stopping";
     const char *to = NULL;
     ri *x = calloc(1, sizeof(*x));
+    sl_cluster_status st;
     sl_err rc = SL_ERR_NOMEM;
-    r->cur = r->next;
-    r->next = NULL;
     if (x && b->cluster->node) {
         x->r = r;
+        sl_cluster_status_get(b->cluster->node, &st);
+        r->asked = st.leader_id;
+        if (!sl_bcluster_not_leader_msg(b, msg, sizeof(msg))) {
+            /* elected meanwhile: its own copy, once its term began */
+            r->inflight = x;
+            sl_bcluster_after_ready(b, ri_done, x);
+            return;
+        }
         to = sl_bcluster_leader_addr(b, msg, sizeof(msg));
         rc = to ? sl_bcluster_forward(b, to, cmd, sizeof(cmd), ri_done, x)
                 : SL_ERR_BUSY;
     } else if (x) {
         rc = SL_ERR_SHUTTING_DOWN;
     }
-    if (rc != SL_OK) { /* no leader to ask: answer from the copy */
-        rwait *list = r->cur;
+    if (rc != SL_OK) { /* no leader to ask now */
         free(x);
-        r->cur = NULL;
-        ri_fail(list, rc, to ? sl_strerror(rc) : msg);
+        ri_end(r, rc, to ? sl_strerror(rc) : msg);
         return;
     }
     r->inflight = x;
@@ -354,28 +506,30 @@ static void ri_send(struct sl_bread *r)
     }
 }
 
+/* The next READ_INDEX leaves, for the callers that came since. */
+static void ri_send(struct sl_bread *r)
+{
+    r->cur = r->next;
+    r->next = NULL;
+    r->cur_deadline = sl_now_ms() + read_wait_ms(r->b);
+    ri_try(r);
+}
+
 int sl_bcluster_read_needed(sl_broker *b)
 {
     char msg[256];
     struct sl_bread *r;
-    int64_t left = 0;
-    if (!b->cluster || !b->cluster->node ||
-        !sl_bcluster_not_leader_msg(b, msg, sizeof(msg)))
+    if (!b->cluster || !b->cluster->node)
         return 0;
-    /* the leader has been silent for three heartbeats (paused, cut off,
-     * dead): do not wait for it, read the copy now (the coordinator
-     * lease's anchor is the last AppendEntries heard) */
-    sl_cluster_lease_valid(b->cluster->node, &left);
-    if (sl_cluster_lease_ms(b->cluster->node) - left >
-        3 * (int64_t)b->cfg.cluster_heartbeat_ms)
-        return 0;
+    if (!sl_bcluster_not_leader_msg(b, msg, sizeof(msg)))
+        return !sl_cluster_leader_ready(b->cluster->node);
     r = rd_state(b);
     if (r && r->degraded) {
         sl_cluster_status st;
         sl_cluster_status_get(b->cluster->node, &st);
         if (st.leader_id == r->degraded_leader) {
-            if (!r->inflight) /* a probe: answered, it ends the mode */
-                ri_send(r);
+            if (!r->inflight && !r->retrying && !r->cur)
+                ri_send(r); /* a probe: answered, it ends the mode */
             return 0;
         }
         r->degraded = 0; /* another leader: ask it */
@@ -394,8 +548,9 @@ sl_err sl_bcluster_read_barrier(sl_broker *b, sl_cluster_done_fn fn, void *arg)
     if (!r)
         return SL_ERR_NOMEM;
     if (!sl_bcluster_not_leader_msg(b, msg, sizeof(msg))) {
-        /* the leader answers changes from this copy: it has them */
-        sl_bcluster_after_index(b, 0, SL_OK, NULL, fn, arg);
+        /* the leader answers changes from this copy: it has them, once
+         * it holds its predecessors' too */
+        sl_bcluster_after_ready(b, fn, arg);
         return SL_OK;
     }
     w = calloc(1, sizeof(*w));
@@ -406,7 +561,7 @@ sl_err sl_bcluster_read_barrier(sl_broker *b, sl_cluster_done_fn fn, void *arg)
     for (pp = &r->next; *pp; pp = &(*pp)->next)
         ;
     *pp = w;
-    if (!r->inflight)
+    if (!r->inflight && !r->retrying && !r->cur)
         ri_send(r);
     return SL_OK;
 }
@@ -423,6 +578,10 @@ void sl_bcluster_read_stop(sl_broker *b)
     while (r->waits) {
         iwait *w = r->waits;
         r->waits = w->next;
+        if (w->ready) {
+            w->rc = SL_ERR_SHUTTING_DOWN;
+            snprintf(w->msg, sizeof(w->msg), "the broker is stopping");
+        }
         if (w->fn)
             w->fn(w->arg, w->rc, w->msg);
         free(w);
@@ -431,6 +590,7 @@ void sl_bcluster_read_stop(sl_broker *b)
         r->inflight->stale = 1;
     event_free(r->ev);
     event_free(r->ri_ev);
+    event_free(r->retry_ev);
     free(r);
     b->cluster->rd = NULL;
 }

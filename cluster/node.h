@@ -134,6 +134,14 @@ int sl_cluster_lease_valid(sl_cluster_node *n, int64_t *left_ms);
  * waits for sl_cluster_drain), INT64_MAX if this node never held one.
  * @thread loop */
 int64_t sl_cluster_lease_lapsed_ms(sl_cluster_node *n);
+/* 1 while this node is the metadata leader and its copy holds every
+ * change committed before its term: the barrier the controller appends
+ * at the start of each term (Raft's no-op, section 6.4 of Ongaro's
+ * thesis) has applied and sl_cluster_drain has applied everything before
+ * it. Until then a new leader may lack a change its predecessor
+ * answered, and must not answer read barriers (broker/cluster_read.c).
+ * The loop is notified when it becomes true. @thread loop */
+int sl_cluster_leader_ready(sl_cluster_node *n);
 /* The lease length in ms for this node's Raft timings. @thread any */
 int64_t sl_cluster_lease_ms(sl_cluster_node *n);
 

@@ -56,6 +56,14 @@ static void barrier_cb(struct raft_barrier *req, int status)
     n->barrier_pending = 0;
     if (status == 0) {
         n->barrier_term = n->barrier_for;
+        /* every entry before the barrier applied and is in the outbox:
+         * once the loop drained this far, its copy may answer reads */
+        pthread_mutex_lock(&n->mu);
+        n->ready_term = n->barrier_term;
+        n->ready_seq = n->pushed;
+        pthread_mutex_unlock(&n->mu);
+        if (n->notify)
+            n->notify(n->notify_arg);
         sl_log(SL_INFO, "cluster", "node %d is the metadata leader (term %llu)",
                (int)n->id, (unsigned long long)n->barrier_term);
     }
@@ -543,6 +551,17 @@ int64_t sl_cluster_lease_lapsed_ms(sl_cluster_node *n)
     if (until <= 0)
         return INT64_MAX;
     return now > until ? now - until : 0;
+}
+
+int sl_cluster_leader_ready(sl_cluster_node *n)
+{
+    int ok;
+    uint64_t seq;
+    pthread_mutex_lock(&n->mu);
+    ok = n->st.role == 3 && n->ready_term == n->st.term;
+    seq = n->ready_seq;
+    pthread_mutex_unlock(&n->mu);
+    return ok && n->drained >= seq;
 }
 
 int64_t sl_cluster_lease_ms(sl_cluster_node *n)

@@ -136,6 +136,11 @@ struct sl_cluster_node {
     uint64_t drained;    /* pushed count the loop has applied (loop) */
     int64_t lease_until; /* CLOCK_MONOTONIC ms (mu) */
     uint64_t lease_seq;  /* pushed when lease_until was computed (mu) */
+    /* the term whose barrier applied (the leader's "committed an entry of
+     * its term") and the outbox position the loop must have drained to
+     * hold everything before it (mu; sl_cluster_leader_ready) */
+    uint64_t ready_term;
+    uint64_t ready_seq;
 };
 /* node_ctl.c (@thread raft) */
 
