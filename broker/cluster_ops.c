@@ -395,7 +395,29 @@ void sl_bops_sync_topics(sl_broker *b)
 typedef struct top {
     sl_admin_call *x;
     char name[256];
+    int32_t count; /* add-partitions: the total asked for */
 } top;
+
+/* An add-partitions refused because the count changed after it was
+ * placed (another one, through another node, applied first): the error
+ * names the topic's count now, read after a read barrier (this node's
+ * copy may not have the other change yet), as Kafka's
+ * INVALID_PARTITIONS does. */
+static void add_parts_refused(void *arg, sl_err rc, const char *msg)
+{
+    top *o = arg;
+    sl_admin_call *x = o->x;
+    const sl_mi_topic *mt =
+        sl_meta_topic_find(sl_bcluster_image(x->b), o->name);
+    (void)rc;
+    (void)msg;
+    snprintf(x->msg, sizeof(x->msg),
+             "topic %.200s already has %d partition(s) (changed "
+             "concurrently); asked for %d",
+             o->name, mt ? (int)mt->nparts : 0, (int)o->count);
+    adm_finish(x, SL_ERR_INVALID_ARG);
+    free(o);
+}
 
 /* The answer (written before the proposal, dropped on error) names what
  * was asked: this node's image may apply it a heartbeat after the
@@ -404,6 +426,11 @@ static void topic_change_done(void *arg, sl_err rc, const char *msg)
 {
     top *o = arg;
     sl_admin_call *x = o->x;
+    if (rc == SL_ERR_INVALID_ARG && o->count > 0) {
+        if (sl_bcluster_read_barrier(x->b, add_parts_refused, o) != SL_OK)
+            add_parts_refused(o, rc, msg);
+        return;
+    }
     if (rc != SL_OK)
         snprintf(x->msg, sizeof(x->msg), "%s",
                  msg && msg[0] ? msg : sl_strerror(rc));
@@ -429,11 +456,13 @@ static void topic_answer(sl_admin_call *x, const char *name, int32_t count,
     sl_jw_end(&x->j);
 }
 
-static sl_err top_propose(sl_admin_call *x, const char *name, sl_wb *wb)
+static sl_err top_propose(sl_admin_call *x, const char *name, int32_t count,
+                          sl_wb *wb)
 {
     top *o = calloc(1, sizeof(*o));
     if (o) {
         o->x = x;
+        o->count = count;
         snprintf(o->name, sizeof(o->name), "%s", name);
     }
     return sl_bops_propose_for_call(x, wb, topic_change_done, o);
@@ -491,7 +520,7 @@ sl_err sl_bops_topic_alter(sl_admin_call *x, const char *name,
     sl_wb_init(&wb, 256);
     sl_meta_enc_alter_topic(&wb, name, keys, vals, (uint32_t)n);
     topic_answer(x, name, 0, keys, vals, n);
-    return top_propose(x, name, &wb);
+    return top_propose(x, name, 0, &wb);
 }
 
 sl_err sl_bops_topic_add_partitions(sl_admin_call *x, const char *name,
@@ -525,7 +554,7 @@ sl_err sl_bops_topic_add_partitions(sl_admin_call *x, const char *name,
         sl_meta_enc_add_partitions(&wb, name, count, mt->rf, rep,
                                    count - mt->nparts);
         topic_answer(x, name, count, NULL, NULL, 0);
-        rc = top_propose(x, name, &wb);
+        rc = top_propose(x, name, count, &wb);
     }
     free(rep);
     return rc;

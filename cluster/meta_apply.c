@@ -574,7 +574,12 @@ static sl_err apply_add_partitions(sl_meta *m, sl_rd *rd)
         goto out;
     }
     old = t->nparts;
-    if (np <= old) {
+    /* placed for the count its proposer saw: another add-partitions
+     * applied first (two nodes asked at once) is refused as such, not as
+     * a malformed command (broker/cluster_ops.c names the counts) */
+    if (np <= old ||
+        (sl_rd_left(rd) % ((size_t)rf * 4) == 0 &&
+         sl_rd_left(rd) / ((size_t)rf * 4) != (size_t)(np - old))) {
         rc = SL_ERR_INVALID_ARG;
         goto out;
     }

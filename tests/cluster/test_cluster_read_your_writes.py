@@ -318,3 +318,47 @@ def test_reads_right_after_the_metadata_leader_died(lagging):
     assert not failures, "%d failure(s):\n%s" % (len(failures),
                                                  "\n".join(failures))
 
+
+def test_concurrent_add_partitions_name_the_count(lagging):
+    """Two `topic add-partitions` at once through the two followers (to 3
+    and to 4 partitions): each places its new partitions for the count its
+    copy shows, so the one applied second was placed for a count that
+    changed. It was refused as "malformed input" (or "invalid argument");
+    now the error names the topic, its count and the count asked for, as
+    Kafka's INVALID_PARTITIONS does."""
+    c = lagging
+    ldr, (f1, f2) = roles(c)
+    failures, conflicts = [], 0
+    env = dict(os.environ, SLUICE_USER="admin", SLUICE_PASSWORD=ADMIN_PW)
+    for i in range(4):
+        t = "race%d" % i
+        ok(c, ldr, "topic", "create", t, "--partitions", "1")
+        procs = [(want, subprocess.Popen(
+            [cluster_harness.cli_path(), "-b",
+             "%s:%d" % c.nodes[n].binary_addr, "topic", "add-partitions", t,
+             "--count", str(want)], stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, env=env))
+            for n, want in ((f1, 3), (f2, 4))]
+        res = []
+        for want, p in procs:
+            out, err = p.communicate(timeout=60)
+            res.append((want, p.returncode, err.strip()))
+        done = [want for want, rc, _ in res if rc == 0]
+        n, _ = partitions_and_configs(ok(c, f1, "topic", "describe", t))
+        if not done or n != max(done):
+            failures.append("round %d: %d partitions after %s" % (i, n, res))
+        for want, rc, err in res:
+            if rc == 0:
+                continue
+            conflicts += 1
+            # placed before the other applied, or asked after it (the
+            # node's copy had it: the check before the proposal)
+            if ("topic %s already has %d partition(s) (changed "
+                    "concurrently); asked for %d" % (t, n, want) not in err
+                    and "topic %s has %d partition(s) already" % (t, n)
+                    not in err):
+                failures.append("round %d: %s" % (i, err))
+    assert not failures, "%d failure(s):\n%s" % (len(failures),
+                                                 "\n".join(failures))
+    assert conflicts, "no round raced (each add saw the other's change)"
+

@@ -737,6 +737,11 @@ static void test_topic_changes(void **state)
     assert_int_equal(t->parts[3].nisr, 3);
     assert_int_equal(t->parts[3].leader, rep[3]);
     assert_int_equal(t->parts[0].leader_epoch, 0); /* old ones unchanged */
+    /* placed for 3 partitions (two new ones), applied at 4: another add
+     * came first; refused as such, not as malformed */
+    sl_meta_enc_add_partitions(&wb, "t", 5, 3, rep, 2);
+    assert_int_equal(apply_wb(&m, &wb), SL_ERR_INVALID_ARG);
+    assert_int_equal(t->nparts, 4);
     sl_meta_snapshot(&m, &snap);
     assert_int_equal(sl_meta_restore(&r, snap.p, snap.len), SL_OK);
     assert_int_equal(sl_meta_topic_find(&r, "t")->nparts, 4);
