@@ -39,6 +39,12 @@
 #    and time runnable but waiting for one (/proc/PID/task/PID/schedstat),
 #    per record: on a machine whose cores other processes keep busy the
 #    throughput follows the second as much as the first.
+#    sluice-bench produce also reports the measured window alone (from
+#    the clock's start to the last report: connecting 256 producers and
+#    closing them left out): its own CPU, page faults and context
+#    switches, and the broker's CPU (its threads' schedstat; the script
+#    passes the broker's pid in SLUICE_BENCH_PEER_PID); printed as
+#    "window only" under each count.
 #    WARM: on a VM whose host takes freed guest memory back (free page
 #    reporting), the page cache's first write to a page the host has to
 #    fault in costs several times a write to a page in use (about 2.2
@@ -122,7 +128,8 @@ for r in $(seq "$ROUNDS"); do
       read -r t0 f0 < <(stat_of "$p")
       read -r l0 w0 < <(loop_of "$p")
       # the client's own CPU and faults too (sluice-bench, in s)
-      line=$( { /usr/bin/time -f "client_cpu_s=%U+%S client_minflt=%R" \
+      line=$( { SLUICE_BENCH_PEER_PID=$p \
+        /usr/bin/time -f "client_cpu_s=%U+%S client_minflt=%R" \
         "$bd/bin/sluice-bench" "${cmd[0]}" -b "127.0.0.1:${bbport[$bd]}" \
         --topic "c$n-$r-$c-$(basename "$bd")" --records "$RECORDS" --size "$SIZE" \
         --acks "$ACKS" "${cmd[@]:1}"; } 2>&1 | tail -2 | tr '\n' ' ')
@@ -147,7 +154,13 @@ for line in open(sys.argv[1]):
          eval(kv["client_cpu_s"]) * 1e6 / n_rec,
          int(kv["broker_minflt"]), int(kv["client_minflt"]),
          float(kv.get("loop_run_ms", "nan")) * 1e3 / n_rec,
-         float(kv.get("loop_wait_ms", "nan")) * 1e3 / n_rec))
+         float(kv.get("loop_wait_ms", "nan")) * 1e3 / n_rec,
+         # the measured window only (sluice-bench produce): client and
+         # broker CPU, client faults and context switches
+         float(kv.get("win_cpu_us", "nan")) / n_rec,
+         float(kv.get("peer_cpu_us", "nan")) / n_rec,
+         float(kv.get("win_minflt", "nan")),
+         float(kv.get("win_vcsw", "nan")), float(kv.get("win_ivcsw", "nan"))))
 med = statistics.median
 for build, client in dict.fromkeys((b, c) for a in sys.argv[3:]
                                     for (b, c, n) in rows if b == a):
@@ -164,6 +177,11 @@ for build, client in dict.fromkeys((b, c) for a in sys.argv[3:]
                  med(tot), med([x[5] for x in v]), med([x[6] for x in v]),
                  med([x[3] for x in v]), med([x[4] for x in v]),
                  len(r)))
+        if any(x[7] == x[7] for x in v):  # produce: the window's figures
+            print("             window only: CPU us/record broker %.3f client %.3f sum %.3f | client page faults %d, context switches %d waits + %d preemptions (medians)"
+                  % (med([x[8] for x in v]), med([x[7] for x in v]),
+                     med([x[7] + x[8] for x in v]), med([x[9] for x in v]),
+                     med([x[10] for x in v]), med([x[11] for x in v])))
 PY
 stop_all
 trap 'rm -f "$out"' EXIT

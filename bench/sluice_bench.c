@@ -36,14 +36,22 @@
  *                 thread).
  *
  * Output: one line of key=value (records/s, MB/s, latency p50/p99/p99.9/
- * max in ms) on stdout.
+ * max in ms) on stdout. produce adds what the process spent between the
+ * clock's start and the last delivery report (set-up and teardown left
+ * out): win_cpu_us (user+system, all threads), win_minflt (page
+ * faults), win_vcsw and win_ivcsw (context switches: waits and
+ * preemptions); with SLUICE_BENCH_PEER_PID=PID set (bench/conn_scaling.sh
+ * sets it to the broker's), peer_cpu_us is that process's CPU over the
+ * same window (its threads' schedstat).
  */
+#include <dirent.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -123,18 +131,21 @@ static double pct(lat *l, double p)
     return (double)l->v[i] / 1e6;
 }
 
+/* Appended to report()'s line when set. */
+static char g_extra[256];
+
 static void report(const char *mode, long records, double secs, lat *l)
 {
     qsort(l->v, l->n, sizeof(*l->v), cmp64);
     printf("mode=%s records=%ld size=%ld partitions=%ld producers=%ld "
            "consumers=%ld acks=%s compression=%s payload=%s secs=%.3f "
            "records_per_sec=%.0f mb_per_sec=%.1f lat_ms_p50=%.3f "
-           "p99=%.3f p99.9=%.3f max=%.3f samples=%zu\n",
+           "p99=%.3f p99.9=%.3f max=%.3f samples=%zu%s\n",
            mode, records, O.size, O.partitions, O.producers, O.consumers,
            O.acks, O.compression, O.payload, secs, (double)records / secs,
            (double)records * (double)O.size / secs / 1e6, pct(l, 0.5),
            pct(l, 0.99), pct(l, 0.999),
-           l->n ? (double)l->v[l->n - 1] / 1e6 : 0.0, l->n);
+           l->n ? (double)l->v[l->n - 1] / 1e6 : 0.0, l->n, g_extra);
     fflush(stdout);
 }
 
@@ -277,8 +288,49 @@ static void *produce_thread(void *arg)
     return NULL;
 }
 
+/* CPU of process pid's threads so far, ns (the sum of their schedstat
+ * run times; threads that ended are left out, so only a broker's
+ * long-lived threads count); -1 without pid. */
+static int64_t peer_cpu_ns(long pid)
+{
+    char path[64], line[128];
+    int64_t sum = 0;
+    FILE *f;
+    DIR *d;
+    struct dirent *e;
+    if (pid <= 0)
+        return -1;
+    snprintf(path, sizeof(path), "/proc/%ld/task", pid);
+    d = opendir(path);
+    if (!d)
+        return -1;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "/proc/%ld/task/%.16s/schedstat", pid,
+                 e->d_name);
+        f = fopen(path, "r");
+        if (!f)
+            continue;
+        if (fgets(line, sizeof(line), f))
+            sum += strtoll(line, NULL, 10);
+        fclose(f);
+    }
+    closedir(d);
+    return sum;
+}
+
+static int64_t tv_us(struct timeval t)
+{
+    return (int64_t)t.tv_sec * 1000000 + t.tv_usec;
+}
+
 static void run_produce(long records, int quiet)
 {
+    struct rusage u0, u1;
+    const char *peer = getenv("SLUICE_BENCH_PEER_PID");
+    long peer_pid = peer ? strtol(peer, NULL, 10) : 0;
+    int64_t peer0 = -1;
     pworker *ws = calloc((size_t)O.producers, sizeof(*ws));
     lat all = {0};
     int64_t t0;
@@ -300,14 +352,32 @@ static void run_produce(long records, int quiet)
     if (!quiet)
         fprintf(stderr, "sluice-bench: %ld producer(s) connected in %.3f s\n",
                 O.producers, (double)(now_ns() - t0) / 1e9);
+    peer0 = peer_cpu_ns(peer_pid);
+    getrusage(RUSAGE_SELF, &u0);
     t0 = now_ns();
     for (i = 0; i < O.producers; i++) {
         pthread_join(ws[i].th, NULL);
         failed += ws[i].failed;
         lat_merge(&all, &ws[i].l);
     }
-    if (!quiet)
-        report("produce", records, (double)(now_ns() - t0) / 1e9, &all);
+    if (!quiet) {
+        double secs = (double)(now_ns() - t0) / 1e9;
+        int64_t peer1 = peer_cpu_ns(peer_pid);
+        getrusage(RUSAGE_SELF, &u1);
+        int n = snprintf(
+            g_extra, sizeof(g_extra),
+            " win_cpu_us=%" PRId64 " win_minflt=%ld win_vcsw=%ld "
+            "win_ivcsw=%ld",
+            tv_us(u1.ru_utime) - tv_us(u0.ru_utime) + tv_us(u1.ru_stime) -
+                tv_us(u0.ru_stime),
+            u1.ru_minflt - u0.ru_minflt, u1.ru_nvcsw - u0.ru_nvcsw,
+            u1.ru_nivcsw - u0.ru_nivcsw);
+        if (peer0 >= 0 && peer1 >= 0 && n > 0 && (size_t)n < sizeof(g_extra))
+            snprintf(g_extra + n, sizeof(g_extra) - (size_t)n,
+                     " peer_cpu_us=%" PRId64, (peer1 - peer0) / 1000);
+        report("produce", records, secs, &all);
+        g_extra[0] = '\0';
+    }
     if (failed) {
         fprintf(stderr, "sluice-bench: %ld records failed\n", failed);
         exit(1);
