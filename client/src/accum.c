@@ -73,6 +73,21 @@ static void batch_free(sl_pbatch *b)
  * (bindings/python/tests/test_memory.py). One mutex; taken once
  * per batch, not per record. Off under ASan (reuse would hide a use after
  * free).
+ *
+ * That alone left 256 producer threads making nearly every batch of a
+ * run of 2 M records in new memory (52 k page faults against 7 k for one
+ * producer, about 2 us each on this VM): each thread, scheduled for a
+ * few ms at a time, filled its next batches while its first were still
+ * in flight, and a batch's buffer came back only when poll delivered its
+ * report. So (session 14) the buffer is handed on as soon as the result
+ * is known (sl_accum_done: to a's bank of two, from which the next batch
+ * or a released shell without a buffer takes it; the batch keeps the
+ * opaques and timestamps its report needs), a counts the buffers it holds
+ * (nbuf), and the producer, before a record that would need a new buffer
+ * (sl_accum_needs_buffer), waits for a reply while it holds its share of
+ * max.in.flight.process.bytes (over the producers with records
+ * outstanding; producer.c, hold_buffers): 256 producers then each hold about
+ * one buffer (19-22 k faults).
  */
 #define OWN_SPARE 2
 #if defined(__SANITIZE_ADDRESS__)
@@ -85,7 +100,6 @@ static void batch_free(sl_pbatch *b)
 #ifndef POOL_MAX_BYTES
 #define POOL_MAX_BYTES ((size_t)64 << 20)
 #endif
-
 
 static size_t batch_bytes(const sl_pbatch *b)
 {
@@ -149,6 +163,8 @@ void sl_accum_fini(sl_accum *a)
         n = b->next;
         pool_put(b);
     }
+    while (a->nbank)
+        sl_wb_fini(&a->bank[--a->nbank]);
     pthread_mutex_lock(&g_pool_mu);
     if (g_live > 0)
         g_live--;
@@ -275,9 +291,9 @@ static void batch_reserve(sl_accum *a, sl_pbatch *b)
         if (recs > a->batch_records)
             recs = a->batch_records;
     }
-    if (bytes)
+    if (bytes && b->bb.buf.cap < bytes + 4096)
         (void)sl_wb_reserve(&b->bb.buf, bytes + 4096);
-    if (recs) {
+    if (recs && !b->cap) {
         b->opaque = malloc(recs * sizeof(*b->opaque));
         b->ts = malloc(recs * sizeof(*b->ts));
         if (b->opaque && b->ts) {
@@ -321,26 +337,60 @@ static void populate_ahead(sl_pbatch *b)
 #endif
 }
 
+/* Give b (which has none) a buffer from the bank; 0 if it is empty. */
+static int bank_take(sl_accum *a, sl_pbatch *b)
+{
+    if (!a->nbank)
+        return 0;
+    a->nbank--;
+    b->bb.buf = a->bank[a->nbank];
+    b->touched = a->bank_touched[a->nbank];
+    return 1;
+}
+
+/* Unlink and return a's first spare shell with a buffer (with_buf), or
+ * its first at all; NULL if none. */
+static sl_pbatch *spare_take(sl_accum *a, int with_buf)
+{
+    sl_pbatch **pb, *b;
+    for (pb = &a->spare; (b = *pb); pb = &b->next)
+        if (!with_buf || b->bb.buf.p) {
+            *pb = b->next;
+            a->nspare--;
+            return b;
+        }
+    return NULL;
+}
+
 static sl_pbatch *batch_new(sl_accum *a, int tidx, int32_t part, int64_t now)
 {
-    sl_pbatch *b = a->spare;
-    if (b) {
-        a->spare = b->next;
-        a->nspare--;
-    } else {
+    /* a spare with its buffer; else, with nothing in the bank, the
+     * pool's (its shells keep theirs); else any spare shell, or a new
+     * one, with the bank's buffer or a new one */
+    sl_pbatch *b = spare_take(a, 1);
+    if (!b && !a->nbank) {
         b = pool_get();
+        if (b && b->bb.buf.p)
+            a->nbuf++; /* a pool shell's buffer is a's now */
     }
-    if (b) {
+    if (!b)
+        b = spare_take(a, 0);
+    if (!b) {
+        b = calloc(1, sizeof(*b));
+        if (!b)
+            return NULL;
+    }
+    if (b->bb.buf.p || bank_take(a, b)) {
         sl_bb_reset(&b->bb);
         b->bb.codec = a->codec;
         b->pop_end = b->touched; /* resident up to there */
     } else {
-        b = calloc(1, sizeof(*b));
-        if (!b)
-            return NULL;
+        a->nbuf++;
         sl_bb_init(&b->bb, a->codec);
-        batch_reserve(a, b);
+        b->touched = 0;
+        b->pop_end = 0;
     }
+    batch_reserve(a, b); /* what a new buffer or shell lacks */
     b->next = b->prev = NULL;
     b->tidx = tidx;
     b->partition = part;
@@ -508,11 +558,51 @@ int64_t sl_accum_next_due(const sl_accum *a)
     return a->age_head->created_ms + a->linger_ms;
 }
 
+int sl_accum_needs_buffer(const sl_accum *a, int tidx, int32_t partition)
+{
+    const sl_accum_topic *t = &a->topics[tidx];
+    const sl_pbatch *x;
+    if (partition >= 0 && partition < t->nparts && t->open[partition])
+        return 0; /* a batch is open (one that overflows is rare) */
+    if (a->nbank)
+        return 0;
+    for (x = a->spare; x; x = x->next)
+        if (x->bb.buf.p)
+            return 0;
+    return __atomic_load_n(&g_pool, __ATOMIC_RELAXED) == NULL;
+}
+
+void sl_accum_done(sl_accum *a, sl_pbatch *b)
+{
+    if (!b->bb.buf.p || a->nbank >= sizeof(a->bank) / sizeof(a->bank[0]))
+        return;
+    if (b->bb.buf.len > b->touched)
+        b->touched = b->bb.buf.len;
+    a->bank[a->nbank] = b->bb.buf;
+    a->bank_touched[a->nbank++] = b->touched;
+    memset(&b->bb.buf, 0, sizeof(b->bb.buf));
+    b->touched = 0;
+    b->enc = NULL;
+    b->enc_len = 0;
+}
+
 void sl_accum_release(sl_accum *a, sl_pbatch *b)
 {
+    if (!b->bb.buf.p)
+        (void)bank_take(a, b); /* a shell without a buffer gets one back */
     if (b->bb.buf.len > b->touched)
         b->touched = b->bb.buf.len;
     if (a->nspare >= OWN_SPARE) {
+        sl_pbatch *x;
+        for (x = a->spare; x && b->bb.buf.p; x = x->next)
+            if (!x->bb.buf.p) { /* a spare shell keeps the buffer */
+                x->bb.buf = b->bb.buf;
+                x->touched = b->touched;
+                memset(&b->bb.buf, 0, sizeof(b->bb.buf));
+                b->touched = 0;
+            }
+        if (b->bb.buf.p)
+            a->nbuf--;
         pool_put(b);
         return;
     }

@@ -37,6 +37,7 @@ void sl_pr_report_batch(sluice_producer *p, sl_pbatch *b, int64_t base,
         p->pid_reset = 1; /* its sequences have a gap now */
     b->rep_base = err == SL_OK ? base : -1;
     b->rep_err = err;
+    sl_accum_done(&p->acc, b); /* its buffer takes the next batch now */
     b->next = NULL;
     if (p->rep_tail)
         p->rep_tail->next = b;
@@ -60,6 +61,8 @@ int sl_pr_deliver(sluice_producer *p)
     p->rep_head = p->rep_tail = NULL;
     p->nrep = 0;
     p->outstanding -= n;
+    if (p->outstanding == 0)
+        __atomic_sub_fetch(&sl_pr_active, 1, __ATOMIC_RELAXED);
     if (p->cfg.dr_cb) {
         pthread_mutex_unlock(&p->mu);
         for (b = list; b; b = b->next) {

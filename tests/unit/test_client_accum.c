@@ -346,6 +346,48 @@ static void test_released_batches_go_to_other_accumulators(void **state)
     assert_int_equal(bytes1, 0);
 }
 
+/* A batch whose result is known (sl_accum_done) gives its buffer to the
+ * next batch at once, before its report is delivered and the batch
+ * released: the report's records and opaques stay; a released batch
+ * without a buffer takes one back. */
+static void test_done_batch_hands_its_buffer_on(void **state)
+{
+    sl_accum a;
+    sl_pbatch *x, *y;
+    const uint8_t *buf;
+    sl_err e;
+    int t, full;
+    int tag = 7;
+    (void)state;
+
+    sl_accum_init(&a, 1 << 20, 1, 0, SL_CODEC_NONE);
+    t = sl_accum_add_topic(&a, "t", 1);
+    assert_int_equal(
+        sl_accum_add(&a, t, 0, 1, NULL, 0, "a", 1, NULL, 0, &tag, 0, &full),
+        SL_OK);
+    x = sl_accum_take(&a, 0, 1, &e);
+    assert_non_null(x);
+    buf = x->bb.buf.p;
+    sl_accum_done(&a, x);
+    assert_null(x->bb.buf.p);
+    assert_int_equal(x->n, 1); /* what the report needs stays */
+    assert_ptr_equal(x->opaque[0], &tag);
+    assert_int_equal(
+        sl_accum_add(&a, t, 0, 2, NULL, 0, "b0", 2, NULL, 0, NULL, 0, &full),
+        SL_OK);
+    y = sl_accum_take(&a, 0, 1, &e);
+    assert_non_null(y);
+    assert_ptr_not_equal(y, x);
+    assert_ptr_equal(y->bb.buf.p, buf); /* x's buffer, not a new one */
+    check_batch(y, "b", 0, 1);
+    sl_accum_done(&a, y);
+    sl_accum_release(&a, x); /* takes y's buffer back from the bank */
+    assert_ptr_equal(x->bb.buf.p, buf);
+    assert_int_equal(a.nbank, 0);
+    sl_accum_release(&a, y);
+    sl_accum_fini(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -357,6 +399,7 @@ int main(void)
         cmocka_unit_test(test_sequences_stamped_once),
         cmocka_unit_test(test_null_key_round_robin_survives_early_take),
         cmocka_unit_test(test_released_batches_go_to_other_accumulators),
+        cmocka_unit_test(test_done_batch_hands_its_buffer_on),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
