@@ -24,7 +24,8 @@
  *    and watched (a lost one fails its receipts), never opened again.
  *
  * At the coordinator, a relay session names itself in its CONNECT: the
- * relaying process (sluice-relay-epoch, when it started), the client
+ * relaying process (sluice-relay-epoch, larger for each process of the
+ * node, even when the clock went back: relay_epoch_next), the client
  * subscription it carries (sluice-relay-session: the client's session,
  * the partition, the subscription id) and the how-manieth session that
  * process opened (sluice-relay-seq). A new session from the same node
@@ -38,6 +39,7 @@
  * @thread loop (everything here)
  */
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +55,7 @@
 #include "broker/relay_int.h"
 #include "broker/stomp_int.h"
 #include "cluster/meta.h"
+#include "storage/fsutil.h"
 
 /* ---- the tick: follow the coordinators ---------------------------------- */
 
@@ -254,12 +257,61 @@ int stomp_relay_replace(stomp_conn *c)
     return 0;
 }
 
+/*
+ * This process's relay epoch: larger than every earlier process's of this
+ * node, whatever the clock says. A coordinator refuses a session whose
+ * epoch is below an open one of the same node (stomp_relay_replace), so
+ * an epoch taken from the clock alone, after the clock went back across a
+ * restart, had the new process's sessions refused until the old ones'
+ * heart-beats timed out (up to 3 s; forever for a session that asked for
+ * none). The epoch is the wall clock in ms or, when that is not above it,
+ * the last epoch + 1, written durably to DATA/relay-epoch before any
+ * session uses it. A wiped data directory falls back to the clock, as
+ * producer ids do (producer_id.c). SLUICE_TEST_RELAY_EPOCH_CLOCK_MS (a
+ * test hook) is read as the clock.
+ */
+#define RELAY_EPOCH_FILE "relay-epoch"
+
+static int64_t relay_epoch_next(sl_broker *b)
+{
+    char path[PATH_MAX], text[64];
+    const char *fake = getenv("SLUICE_TEST_RELAY_EPOCH_CLOCK_MS");
+    int64_t now = fake ? (int64_t)strtoll(fake, NULL, 10) : sl_now_ms();
+    long long last = 0;
+    int n;
+    sl_err rc;
+    FILE *f;
+    if ((size_t)snprintf(path, sizeof(path), "%s/%s", b->cfg.data,
+                         RELAY_EPOCH_FILE) >= sizeof(path))
+        return now;
+    if ((f = fopen(path, "r"))) {
+        if (fscanf(f, "%lld", &last) != 1 || last < 0) {
+            sl_log(SL_WARN, RELAY_SUBSYS,
+                   "%s unreadable: the relay epoch is the clock's", path);
+            last = 0;
+        }
+        fclose(f);
+    }
+    if (now <= last)
+        now = (int64_t)last + 1;
+    n = snprintf(text, sizeof(text), "%lld\n", (long long)now);
+    rc = sl_fs_write_durable(path, text, (size_t)n);
+    if (rc != SL_OK)
+        sl_log(SL_WARN, RELAY_SUBSYS,
+               "cannot write %s: %s (a restart may reuse this relay epoch "
+               "if the clock goes back)",
+               path, sl_strerror(rc));
+    sl_log(SL_DEBUG, RELAY_SUBSYS, "relay epoch %lld (the last was %lld)",
+           (long long)now, last);
+    return now;
+}
+
 sl_err stomp_relay_init(stomp_srv *srv)
 {
     struct timeval tv = {0, RELAY_TICK_MS * 1000};
-    srv->relay_epoch = sl_now_ms();
     if (srv->b->cfg.node_id == 0)
         return SL_OK; /* a single node: everything is served here */
+    srv->relay_epoch = relay_epoch_next(srv->b);
     srv->relay_tick = event_new(srv->b->base, -1, EV_PERSIST, tick_cb, srv);
     if (!srv->relay_tick)
         return SL_ERR_NOMEM;

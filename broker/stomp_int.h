@@ -186,8 +186,9 @@ struct stomp_srv {
     treader *readers;             /* every topic reader */
     uint64_t next_session;
     struct event *relay_tick; /* cluster mode: relay.c's timer */
-    /* this process's relay sessions: when it started (wall clock ms) and
-     * the number of the last one opened (relay_tick.c) */
+    /* this process's relay sessions: its epoch (above every earlier
+     * process's of this node) and the number of the last one opened
+     * (relay_tick.c) */
     int64_t relay_epoch;
     uint64_t relay_seq;
     /* a relay's MESSAGEs for its client, during a read (relay.c) */

@@ -312,3 +312,57 @@ def test_a_restarted_relaying_node_replaces_its_old_sessions(cluster):
         old.close()
         for r in others:
             r.close()
+
+
+def test_a_restart_with_the_clock_back_replaces_old_sessions(cluster,
+                                                            monkeypatch):
+    """Node x's previous process (its epoch as x wrote it) still has a
+    session open at the coordinator, holding four messages, that asks for
+    no heart-beats. x restarts with its clock an hour back (a test hook
+    fakes the clock its relay epoch reads). A consumer on x must get the
+    four again: x's new sessions carry an epoch above the old process's,
+    so the coordinator closes the old session at once. Before: the epoch
+    was the clock, the new process's sessions were refused as older than
+    the open one ("node x already has a newer relay session here") until
+    the old one's heart-beats timed out (3 s; never for this one)."""
+    c = cluster
+    create_queue(c)
+    c.cli(1, "produce", TOPIC, input="".join("m%d\n" % i for i in range(4)))
+    coord = c.wait(lambda: coordinator(c, ALL3), "the coordinator")
+    x = next(n for n in ALL3 if n != coord)
+    path = os.path.join(c.nodes[x].data_dir, "relay-epoch")
+    with open(path) as f:
+        epoch = int(f.read())
+    sub = {"destination": "/queue/" + TOPIC, "id": "s",
+           "ack": "client-individual", "prefetch-count": "4",
+           "receipt": "sub"}
+    old, f = relay_session(c, coord, x, epoch, "%d.5/-1/s" % x, 3)
+    a = None
+    try:
+        assert f.command == "CONNECTED", f
+        old.call("SUBSCRIBE", sub)
+        held = [old.expect("MESSAGE") for _ in range(4)]
+        assert sorted(f.body for f in held) == [b"m0", b"m1", b"m2", b"m3"]
+        c.nodes[x].stop()
+        monkeypatch.setenv("SLUICE_TEST_RELAY_EPOCH_CLOCK_MS",
+                           str(epoch - 3600 * 1000))
+        c.restart(x)
+        monkeypatch.delenv("SLUICE_TEST_RELAY_EPOCH_CLOCK_MS")
+        with open(path) as f:
+            assert int(f.read()) > epoch
+        a = subscribe(c, x, 4, timeout=15)
+        try:
+            again = [a.expect("MESSAGE") for _ in range(4)]
+        except OSError as e:  # socket.timeout
+            pytest.fail("node %d's new process was not relayed: %r; "
+                        "members %r" % (x, e, members(c, coord)))
+        assert sorted(f.body for f in again) == [b"m0", b"m1", b"m2", b"m3"]
+        assert all(f.headers.get("redelivered") == "true" for f in again), \
+            again
+        assert old.expect_closed() == []
+        assert "a previous process of it" in c.nodes[coord].log()
+        assert len(wait_members(c, coord, 1, "x's new session alone")) == 1
+    finally:
+        old.close()
+        if a:
+            a.close()
