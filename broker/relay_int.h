@@ -67,7 +67,8 @@ struct stomp_relay {
     char addr[128];
     struct bufferevent *bev;
     sl_stomp_parser ps;
-    int in_parser; /* ps holds part of a frame: it gets the next bytes */
+    int in_parser;  /* ps holds part of a frame: it gets the next bytes */
+    size_t in_left; /* input bytes left unread by the last rl_input */
     size_t id_len, dest_len; /* of s->id and s->dest (the fast path) */
     int state;
     int paused;       /* not reading: the client's output is high */
