@@ -147,6 +147,9 @@ void sl_conn_write(sl_conn *c, const void *p, size_t n);
 /* sl_conn_write, but sent on the socket in this call when nothing is
  * queued before it (plain TCP only; conn_reply.c). */
 void sl_conn_write_direct(sl_conn *c, const void *p, size_t n);
+/* Bytes per write call on this connection from now on (its protocol's
+ * write_max otherwise; conn_reply.c). */
+void sl_conn_set_write_max(sl_conn *c, size_t n);
 /* Send what the output holds now instead of on the next writable event
  * (small outputs only; see conn.c). */
 void sl_conn_write_now(sl_conn *c);

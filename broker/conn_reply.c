@@ -291,6 +291,16 @@ void sl_conn_write_direct(sl_conn *c, const void *p, size_t n)
         sl_conn_write(c, q, n);
 }
 
+/* A relay session at the coordinator (stomp_session.c) carries a stream
+ * of deliveries that its node reads in reads of up to 128 KiB (relay.c):
+ * written 16 KiB at a time (libevent's default), each write was a loop
+ * pass and a read there. */
+void sl_conn_set_write_max(sl_conn *c, size_t n)
+{
+    if (!c->dead && c->bev && n > 0)
+        bufferevent_set_max_single_write(c->bev, n);
+}
+
 /* ---- replies ------------------------------------------------------------- */
 
 sl_reply *sl_reply_new(sl_conn *c, uint32_t tag)

@@ -174,6 +174,9 @@ void stomp_h_connect(stomp_conn *c, const sl_stomp_frame *f)
         int64_t n = parse_i64(sl_stomp_frame_value(f, "sluice-relay"), &ok);
         c->relay_from = ok && n > 0 && n <= INT32_MAX ? (int32_t)n : 0;
         relay_identity(c, f);
+        /* its node reads up to 128 KiB at once (relay.c's
+         * RELAY_READ_BYTES): written as much at once */
+        sl_conn_set_write_max(c->conn, 128 * 1024);
     }
     if (sl_stomp_frame_value(f, "sluice-relay-login") &&
         sl_peer_auth_enabled(c->s->b)) {
