@@ -11,7 +11,8 @@
 # per run and the medians of out_msg_s (drain messages/s).
 # PERF_RELAY=PREFIX: `perf record -g` of the relaying node over each
 # relayed drain, into PREFIX.N.data (N: the run's number);
-# PERF_RELAY_ARGS: its options instead of -g (e.g. "--call-graph dwarf").
+# PERF_RELAY_ARGS: its options instead of -g (e.g. "--call-graph dwarf");
+# PERF_COORD=1: record the coordinator over the relayed drain instead.
 set -euo pipefail
 b=$(cd "${1:-build}" && pwd)
 pairs=${2:-3}
@@ -132,7 +133,10 @@ run() { # MODE(coordinator|relayed) N -> sluice-bench's line
     c1=$(cpu_ticks "${pids[$((node-1))]}")
     u1=$(cpu_ticks "${pids[$((node-1))]}" 14)
     if [ -n "${PERF_RELAY:-}" ]; then
-      perf record -q ${PERF_RELAY_ARGS:--g} -p "${pids[$((node-1))]}" -o "$PERF_RELAY.$2.data" \
+      # PERF_COORD=1: the coordinator instead of the relaying node
+      local pp=${pids[$((node-1))]}
+      [ -n "${PERF_COORD:-}" ] && pp=${pids[$((co-1))]}
+      perf record -q ${PERF_RELAY_ARGS:--g} -p "$pp" -o "$PERF_RELAY.$2.data" \
         >/dev/null 2>&1 &
       perf_pid=$!
     fi
