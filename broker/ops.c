@@ -16,6 +16,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/event.h>
 
 #include "broker/broker.h"
 #include "broker/topic.h"
@@ -277,7 +278,8 @@ void sl_ops_on_spin(evutil_socket_t fd, short what, void *arg)
  * gets its message during the fdatasync, not after it). A loop kept busy
  * at normal priority would starve idle_ev, so guard_ev, a timer of normal
  * priority, kicks at most SL_KICK_GUARD_US later, then on the flusher
- * thread. After the loop's own round it answers at once (sl_ops_on_flush)
+ * thread (unless nothing else is active then: a loop that was only late,
+ * descheduled on a loaded machine, runs the round itself). After the loop's own round it answers at once (sl_ops_on_flush)
  * and takes back the flush_ev activation of the round's durable notify.
  */
 #define SL_KICK_GUARD_US 200
@@ -356,6 +358,13 @@ void sl_ops_on_kick_idle(evutil_socket_t fd, short what, void *arg)
     if (!b->kick_idle)
         return;
     idle = !evtimer_pending(b->idle_ev, NULL); /* idle_ev ran, not guard */
+    /* The guard, with nothing else active but idle_ev itself: the loop
+     * was late (descheduled on a loaded machine, one slow pass), not
+     * busy, and a hand-off would cost the flusher thread's wake-up and
+     * the loop's for nothing (issue 20). */
+    if (!idle &&
+        event_base_get_num_events(b->base, EVENT_BASE_COUNT_ACTIVE) <= 1)
+        idle = 1;
     kick_idle_cancel(b);
     if (sl_flusher_kick(b->flusher, idle && lone_waiter(b))) {
         /* answer now, not one pass later (what activated flush_ev before
