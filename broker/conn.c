@@ -90,6 +90,10 @@
  *     optional describe hook. Each open and close is one INFO line with
  *     peer, protocol and (on close) user, duration and bytes; at most 100
  *     such lines per 10 s, the rest counted in one line.
+ *  9. Writing. Output to a socket with nothing waiting in its bufferevent
+ *     (a protocol's own writes, small replies) is corked and leaves in one
+ *     send() at the end of the loop pass, without arming the write event
+ *     (see "corked output" below); the rest goes through the bufferevent.
  *
  * Transports: the seam is the bufferevent. Every connection is a socket
  * bufferevent over TCP (conn_bev_new), which a listener's transport may
