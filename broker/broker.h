@@ -158,6 +158,10 @@ struct sl_broker {
     struct sl_conn *ingress; /* paced connections (SL_PRI_INGRESS) */
     struct sl_conn *corked;  /* with corked output (conn.c), to send */
     struct event *cork_ev;   /* sends it, at the end of the loop pass */
+    /* cork buffers nobody uses (conn.c): an idle connection holds none */
+    char *cork_pool[8];
+    size_t cork_pool_cap[8];
+    int ncork_pool;
     struct event *ingress_ev; /* their guard timer */
     struct sl_addr_ent *addrs; /* per client address, when capped */
     size_t addr_cap, addr_used;

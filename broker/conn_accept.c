@@ -417,6 +417,8 @@ void sl_conn_fini(sl_broker *b)
     if (b->cork_ev)
         event_free(b->cork_ev);
     b->accept_ev = b->ingress_ev = b->reap_ev = b->cork_ev = NULL;
+    while (b->ncork_pool > 0)
+        free(b->cork_pool[--b->ncork_pool]);
     if (b->spare_fd >= 0)
         close(b->spare_fd);
     b->spare_fd = -1;

@@ -38,10 +38,8 @@
 /* Output written right away (sl_conn_write_now) up to this size. */
 #define WRITE_NOW_MAX (64 * 1024)
 /* Corked output (conn.c) up to this size (and half of output-high-water)
- * per connection and loop pass; a cork buffer larger than CORK_KEEP is
- * freed once sent. */
+ * per connection and loop pass. */
 #define CORK_MAX (64 * 1024)
-#define CORK_KEEP (16 * 1024)
 /* sl_conn_warn: window and kinds remembered per connection. */
 #define WARN_WINDOW_MS 10000
 #define WARN_KINDS 4
