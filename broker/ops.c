@@ -279,8 +279,9 @@ void sl_ops_on_spin(evutil_socket_t fd, short what, void *arg)
  * at normal priority would starve idle_ev, so guard_ev, a timer of normal
  * priority, kicks at most SL_KICK_GUARD_US later, then on the flusher
  * thread (unless nothing else is active then: a loop that was only late,
- * descheduled on a loaded machine, runs the round itself). After the loop's own round it answers at once (sl_ops_on_flush)
- * and takes back the flush_ev activation of the round's durable notify.
+ * descheduled on a loaded machine, runs the round itself). After the
+ * loop's own round it answers at once (sl_ops_on_flush) and takes back
+ * the flush_ev activation of the round's durable notify.
  */
 #define SL_KICK_GUARD_US 200
 
