@@ -359,18 +359,6 @@ static int cmd_topic(int argc, char **argv)
         rc = cli_fail_new(err, errstr);
         goto out;
     }
-    if (!strcmp(sub, "describe") || !strcmp(sub, "list")) {
-        /* an admin read first: on a cluster node it runs once the node's
-         * copy holds every change answered before, on any node
-         * (docs/cluster.md 2.7); METADATA, which follows, reads that
-         * copy (it does not wait itself: producers and consumers use
-         * it). Its own errors are METADATA's too. */
-        sluice_kv kv = {(char *)"topic", (char *)name};
-        char *json = NULL;
-        if (sluice_admin_call(a, name ? "topic" : "topics", name ? &kv : NULL,
-                              name ? 1 : 0, &json, NULL) == SLUICE_OK)
-            sluice_free(json);
-    }
     if (!strcmp(sub, "create")) {
         err = sluice_admin_create_topic(a, name, (int32_t)parts, cfgs, ncfg);
         /* in a cluster, answered once the node asked has the topic, and

@@ -673,7 +673,9 @@ sluice_err sluice_admin_create_topic(sluice_admin *a, const char *name,
 sluice_err sluice_admin_delete_topic(sluice_admin *a, const char *name);
 /* Every topic with its partitions (offsets) and configs, as
  * sluice_admin_describe_topic gives one. Caller frees *out with
- * sluice_topic_list_free. */
+ * sluice_topic_list_free. In a cluster both read your writes: they see
+ * every change answered before they were called, through any node
+ * (docs/cluster.md 2.7; one admin round trip more). */
 sluice_err sluice_admin_list_topics(sluice_admin *a, sluice_topic_list **out);
 void sluice_topic_list_free(sluice_topic_list *list);
 /* With per-partition offsets and configs. Caller frees *out with

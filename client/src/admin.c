@@ -274,6 +274,27 @@ static sl_err metadata(sluice_admin *a, uint32_t corr, const char *what,
     return SL_OK;
 }
 
+/* Read-your-writes (docs/cluster.md 2.7): an admin read first. On a
+ * cluster node it runs once the node's copy of the metadata holds every
+ * change answered before, through any node; METADATA, which follows on
+ * the same connection, reads that copy (it does not wait itself:
+ * producers and consumers use it, and a paused metadata leader must not
+ * slow them). Its errors (an older broker, a user without admin rights:
+ * the broker waits before it checks rights) are METADATA's to report,
+ * but for a failed login: the broker closes the connection after it,
+ * so that error is the caller's (SLUICE_ERR_AUTH), else SLUICE_OK. */
+static sluice_err read_barrier_first(sluice_admin *a, const char *topic)
+{
+    sluice_kv kv = {(char *)"topic", (char *)topic};
+    char *json = NULL;
+    sluice_err rc = sluice_admin_call(a, topic ? "topic" : "topics",
+                                      topic ? &kv : NULL, topic ? 1 : 0,
+                                      &json, NULL);
+    if (rc == SLUICE_OK)
+        sluice_free(json);
+    return rc == SLUICE_ERR_AUTH ? rc : SLUICE_OK;
+}
+
 /* Every topic with its partitions and configs: one METADATA request with
  * an empty topic list (LIST_TOPICS carries names and counts only, and
  * Admin.topics() in Python promised configs). */
@@ -286,6 +307,8 @@ sluice_err sluice_admin_list_topics(sluice_admin *a, sluice_topic_list **out)
     uint32_t corr;
     sl_err rc;
 
+    if (read_barrier_first(a, NULL) != SLUICE_OK)
+        return SLUICE_ERR_AUTH;
     BEGIN(a);
     rc = metadata(a, corr, "list topics", NULL, 0, &fr, &resp);
     if (rc != SL_OK)
@@ -325,6 +348,8 @@ sluice_err sluice_admin_describe_topic(sluice_admin *a, const char *name,
     uint32_t corr;
     sl_err rc;
 
+    if (read_barrier_first(a, name) != SLUICE_OK)
+        return SLUICE_ERR_AUTH;
     BEGIN(a);
     rc = metadata(a, corr, "describe topic", &n, 1, &fr, &resp);
     if (rc != SL_OK)

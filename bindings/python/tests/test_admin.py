@@ -91,3 +91,47 @@ def test_sluice_bootstrap_environment_variable(bootstrap, topic, monkeypatch):
         with sluice.Admin(connect_timeout_ms=2000) as a:
             a.topics()
     assert "127.0.0.1:1" in str(e.value)
+
+
+def test_topic_reads_see_changes_through_a_lagging_follower(bin_dir, tmp_path,
+                                                            monkeypatch):
+    """Admin.topic() and Admin.topics() read your writes in a cluster
+    (docs/cluster.md 2.7): through a node whose copy of the metadata
+    applies the log 150 ms late (the test hook), right after a change
+    answered by the metadata leader. They read METADATA, which does not
+    wait (producers and consumers use it), and showed the topic as it
+    was; libsluice now makes an admin read first, which waits."""
+    import os
+    import sys
+    root = os.environ.get("SLUICE_SOURCE_DIR") or os.path.normpath(
+        os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                     ".."))
+    sys.path.insert(0, os.path.join(root, "tests", "cluster"))
+    import cluster_harness
+    monkeypatch.setenv("SLUICE_BIN_DIR", bin_dir)
+    monkeypatch.setenv("SLUICE_TEST_FOLLOWER_APPLY_DELAY_MS", "150")
+    c = cluster_harness.Cluster(tmp_path, n=3)
+    c.start()
+    try:
+        ldr = c.wait(lambda: c.agreed_leader([1, 2, 3]), "a leader")
+        fol = [n for n in (1, 2, 3) if n != ldr][0]
+        c.wait(lambda: c.cli(fol, "topic", "create", "warmup",
+                             check=False).returncode == 0, "a topic")
+        failures = []
+        with sluice.Admin("%s:%d" % c.nodes[fol].binary_addr) as a:
+            for i in range(4):
+                t = "rw%d" % i
+                c.cli(ldr, "topic", "create", t, "--partitions", "1")
+                c.cli(ldr, "topic", "alter", t, "--config",
+                      "retention-ms=%d" % (3600000 + i))
+                got = a.topic(t).config.get("retention-ms")
+                if got != str(3600000 + i):
+                    failures.append("round %d: topic(): %r" % (i, got))
+                c.cli(ldr, "topic", "add-partitions", t, "--count", "2")
+                listed = {x.name: x for x in a.topics()}.get(t)
+                if not listed or listed.partition_count != 2:
+                    failures.append("round %d: topics(): %r" % (
+                        i, listed and listed.partition_count))
+        assert not failures, failures
+    finally:
+        c.stop_all()
