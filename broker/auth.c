@@ -570,7 +570,9 @@ sl_err sl_auth_verb(sl_broker *b, const char *verb, size_t n,
                                           msg, msglen);
             sl_wb_fini(&wb);
         } else {
+            sl_auth_conns_mark(b);
             rc = delete_user(a, name, msg, msglen);
+            sl_auth_conns_recheck(b); /* its connections close */
             if (rc == SL_OK)
                 sl_auth_audit("%s '%s' from %s: deleted user '%s' and its "
                               "rules%s",

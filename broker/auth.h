@@ -56,6 +56,18 @@ int sl_auth_conn_admin(sl_conn *c);
 /* Record that c logged in as user (STOMP after its CONNECT check). */
 void sl_auth_conn_set_user(sl_conn *c, const char *user, int admin);
 /*
+ * Logged-in connections follow the store (RabbitMQ closes a deleted
+ * user's connections): call sl_auth_conns_mark before the users change
+ * (a `user delete` here, or this node's store following the metadata
+ * log), sl_auth_conns_recheck after. A connection whose user was in the
+ * store and is no longer is closed (one audit line); one whose user
+ * stays gets the user's admin role as it is now. Rules are read at each
+ * request already. Connections logged in as no stored user (guest,
+ * brokers, relays) are left alone.
+ */
+void sl_auth_conns_mark(sl_broker *b);
+void sl_auth_conns_recheck(sl_broker *b);
+/*
  * tls-cert-login: log c in as the user its verified TLS client certificate
  * names (common name or subjectAltName), without a password. login: the
  * user the client asks for (STOMP's login header), NULL or "" for any.

@@ -120,6 +120,7 @@ typedef struct conn_auth {
     sl_conn *c;
     char user[65];
     int authed, admin;
+    int in_store;   /* its user is in the store (sl_auth_conns_mark) */
     int via_cert;   /* logged in by its TLS client certificate */
     int32_t broker; /* another broker of the cluster (peer_auth.c): its id */
     int cert_tried; /* that was looked at (once per connection) */

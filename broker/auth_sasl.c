@@ -74,6 +74,70 @@ void sl_auth_conn_set_user(sl_conn *c, const char *user, int admin)
     ca->authed = 1;
 }
 
+static void mark_one(void *arg, sl_conn *c, const sl_conn_stat *st)
+{
+    conn_auth *ca = sl_conn_auth(c);
+    (void)st;
+    if (ca)
+        ca->in_store = ca->authed && !ca->broker &&
+                       sl_auth_user_find(arg, ca->user) != NULL;
+}
+
+void sl_auth_conns_mark(sl_broker *b)
+{
+    sl_conn_foreach(b, mark_one, b);
+}
+
+typedef struct gone {
+    sl_broker *b;
+    uint64_t *ids;
+    size_t n, cap;
+} gone;
+
+static void recheck_one(void *arg, sl_conn *c, const sl_conn_stat *st)
+{
+    gone *g = arg;
+    conn_auth *ca = sl_conn_auth(c);
+    const sl_user *u;
+    if (!ca || !ca->in_store)
+        return;
+    ca->in_store = 0;
+    u = sl_auth_user_find(g->b, ca->user);
+    if (u) {
+        ca->admin = u->admin;
+        return;
+    }
+    if (g->n == g->cap) {
+        size_t cap = g->cap ? 2 * g->cap : 16;
+        uint64_t *ids = realloc(g->ids, cap * sizeof(*ids));
+        if (!ids)
+            return;
+        g->ids = ids;
+        g->cap = cap;
+    }
+    g->ids[g->n++] = st->id;
+}
+
+void sl_auth_conns_recheck(sl_broker *b)
+{
+    gone g = {b, NULL, 0, 0};
+    sl_conn_foreach(b, recheck_one, &g);
+    /* closed after the walk: a close unlinks the connection */
+    for (size_t i = 0; i < g.n; i++) {
+        sl_conn *c = sl_conn_find(b, g.ids[i]);
+        conn_auth *ca = c ? sl_conn_auth(c) : NULL;
+        char why[128];
+        if (!ca)
+            continue;
+        snprintf(why, sizeof(why), "its user '%s' was deleted", ca->user);
+        sl_auth_audit("closing connection %llu from %s: user '%s' was "
+                      "deleted",
+                      (unsigned long long)g.ids[i], sl_conn_peer(c), ca->user);
+        sl_conn_abort(c, why);
+    }
+    free(g.ids);
+}
+
 /* ---- TLS client certificates as users
  * ------------------------------------------ */
 

@@ -165,8 +165,12 @@ void sl_cluster_users_sync(sl_broker *b)
         r->prefix = ma->prefix;
         r->ops = (int)ma->ops;
     }
+    sl_auth_conns_mark(b);
     rc = sl_auth_store_replace(b, users, m->nusers, rules, m->nacls,
                                m->auth_index, err, sizeof(err));
+    /* a user deleted through any node: its connections here close now
+     * (docs/security.md, Clusters) */
+    sl_auth_conns_recheck(b);
     if (rc != SL_OK)
         sl_log(SL_ERROR, "auth",
                "users and rules from the metadata log (index %llu) cannot "

@@ -362,3 +362,38 @@ def test_concurrent_add_partitions_name_the_count(lagging):
                                                  "\n".join(failures))
     assert conflicts, "no round raced (each add saw the other's change)"
 
+
+def test_a_deleted_users_connections_close_on_every_node(lagging):
+    """RabbitMQ closes a deleted user's connections. A STOMP session
+    logged in before `user delete` kept working until it closed, on every
+    node (docs/security.md said so); a lagging node even took new requests
+    from it a heartbeat longer. Now each node closes them when its copy of
+    the users applies the deletion (an audit line says so); another user's
+    sessions stay open."""
+    c = lagging
+    ldr, (f1, f2) = roles(c)
+    for u in ("leaver", "stayer"):
+        ok(c, ldr, "user", "add", u, "--password-stdin", input="pw-" + u +
+           "\n")
+    sessions = {}
+    for n in (1, 2, 3):
+        for u in ("leaver", "stayer"):
+            r = Raw(c.nodes[n].stomp_addr[1], timeout=10)
+            f = r.connect(headers={"login": u, "passcode": "pw-" + u})
+            assert f.command == "CONNECTED", (n, u, f)
+            sessions[(n, u)] = r
+    try:
+        ok(c, f2, "user", "delete", "leaver")
+        for n in (1, 2, 3):
+            # EOF within the socket timeout (10 s); before, it timed out
+            frames = sessions[(n, "leaver")].expect_closed()
+            assert all(f.command in ("ERROR",) for f in frames), (n, frames)
+            c.nodes[n].wait_log(
+                lambda t: "user 'leaver' was deleted" in t,
+                "node %d's audit line" % n, timeout=10)
+            r = sessions[(n, "stayer")]
+            r.send("DISCONNECT", {"receipt": "bye"})
+            assert r.expect("RECEIPT").headers["receipt-id"] == "bye", n
+    finally:
+        for r in sessions.values():
+            r.close()

@@ -501,3 +501,24 @@ def test_admin_verb_error_names_the_verb_once(secured):
     assert rc != 0
     assert err.startswith("sluice: acl.grant: no user 'nobody-here'"), err
     assert err.count("acl.grant:") == 1, err
+
+
+def test_user_delete_closes_its_connections(secured):
+    """RabbitMQ closes a deleted user's connections; before, a STOMP
+    session logged in before `user delete` kept working until it closed.
+    Another user's session stays open."""
+    b = secured
+    admin(b, "user", "add", "dora", "--password-stdin", stdin=b"dora-pw\n")
+    admin(b, "user", "add", "ed", "--password-stdin", stdin=b"ed-pw\n")
+    d = Stomp(b.stomp_addr, "dora", "dora-pw")
+    assert d.read()[0] == "CONNECTED"
+    e = Stomp(b.stomp_addr, "ed", "ed-pw")
+    assert e.read()[0] == "CONNECTED"
+    d.s.settimeout(10)
+    admin(b, "user", "delete", "dora")
+    assert d.read() is None  # EOF; before: the read timed out
+    assert "closing connection" in b.log() and \
+        "user 'dora' was deleted" in b.log()
+    e.send("DISCONNECT", {"receipt": "bye"})
+    cmd, h, _ = e.read()
+    assert cmd == "RECEIPT" and h["receipt-id"] == "bye"
