@@ -30,13 +30,25 @@
  * REGISTER_NODE, a CREATE_TOPIC a client asked it for) to the leader's
  * binary port as CLUSTER_FORWARD, on a connection of its own, and gets
  * the result once the leader applied it. One connection per command:
- * metadata writes are rare. */
+ * metadata writes are rare.
+ *
+ * READ_INDEX (cluster_read.c) is not rare: every admin read and login
+ * through a follower asks one. Its connection stays open once answered
+ * (sl_bcluster.ri_link, logged in once) and carries the next READ_INDEX
+ * to the same address: a new connection and the brokers' login per
+ * request cost about 60 us more than the round trip (docs/benchmarks.md,
+ * "Read barriers"). cluster_read.c has at most one READ_INDEX in flight;
+ * when an unanswered one is still on the link (its time ran out), the
+ * next gets a link of its own and the old one closes when answered. */
 
 typedef struct fwd {
     struct fwd *next, **pprev; /* in sl_bcluster.fwds */
     sl_broker *b;
     int wait_index; /* answer once this node's image has the command */
     int read_index; /* READ_INDEX (cluster_read.c): its answer goes there */
+    int keep;       /* the READ_INDEX link: stays open once answered */
+    uint32_t corr;  /* of the request in flight */
+    char addr[SL_CLUSTER_ADDR_MAX];
     struct bufferevent *bev;
     sl_cluster_done_fn fn;
     void *arg;
@@ -50,6 +62,8 @@ void sl_bcluster_fwd_finish(fwd *f, sl_err rc, const char *msg)
         f->done = 1;
         f->fn(f->arg, rc, msg);
     }
+    if (f->b->cluster && f->b->cluster->ri_link == f)
+        f->b->cluster->ri_link = NULL;
     if (f->pprev) {
         *f->pprev = f->next;
         if (f->next)
@@ -98,9 +112,18 @@ static void fwd_read_cb(struct bufferevent *bev, void *arg)
     }
     sl_rd_init(&rd, p + SL_RESP_HDR_SIZE, flen - SL_RESP_HDR_SIZE);
     err = (int32_t)sl_rd_u32(&rd);
-    if (err == SL_OK && sl_rd_left(&rd) >= 8 && f->read_index && !f->done) {
+    if (f->read_index && (f->done || corr != f->corr)) {
+        evbuffer_drain(in, flen); /* not the request in flight: dropped */
+        return;
+    }
+    if (err == SL_OK && sl_rd_left(&rd) >= 8 && f->read_index) {
         uint64_t index = sl_rd_u64(&rd);
         f->done = 1;
+        if (f->keep) { /* idle until the next READ_INDEX */
+            evbuffer_drain(in, flen);
+            sl_bcluster_read_answered(f->b, f->arg, index);
+            return;
+        }
         sl_bcluster_read_answered(f->b, f->arg, index);
         sl_bcluster_fwd_finish(f, SL_OK, "");
         return;
@@ -134,17 +157,57 @@ static void fwd_event_cb(struct bufferevent *bev, short what, void *arg)
             "command may or may not be applied: check, then retry");
 }
 
+/* READ_INDEX on the open link to addr, if there is one and it is idle:
+ * SL_OK (fn runs later), else SL_ERR_NOT_FOUND (open one). */
+static sl_err ri_link_send(sl_broker *b, const char *addr, const void *cmd,
+                           size_t len, sl_cluster_done_fn fn, void *arg)
+{
+    fwd *f = b->cluster->ri_link;
+    sl_wb wb;
+    sl_err rc;
+    if (!f)
+        return SL_ERR_NOT_FOUND;
+    if (!f->done || strcmp(f->addr, addr)) {
+        /* another leader now, or the one in flight unanswered: that one
+         * closes when answered (or at once when idle) */
+        b->cluster->ri_link = NULL;
+        f->keep = 0;
+        if (f->done)
+            sl_bcluster_fwd_finish(f, SL_OK, "");
+        return SL_ERR_NOT_FOUND;
+    }
+    f->corr++;
+    sl_wb_init(&wb, len + 32);
+    rc = sl_cluster_forward_req_encode(&wb, f->corr, cmd, len);
+    if (rc == SL_OK && bufferevent_write(f->bev, wb.p, wb.len) != 0)
+        rc = SL_ERR_NOMEM;
+    sl_wb_fini(&wb);
+    if (rc != SL_OK)
+        return rc;
+    f->fn = fn;
+    f->arg = arg;
+    f->done = 0;
+    return SL_OK;
+}
+
 /* Send cmd to the node at addr; fn(arg, rc, msg) runs exactly once, later,
  * if this returns SL_OK (never from inside this call). */
 sl_err sl_bcluster_forward(sl_broker *b, const char *addr, const void *cmd,
                            size_t len, sl_cluster_done_fn fn, void *arg)
 {
-    fwd *f = calloc(1, sizeof(*f));
+    fwd *f;
     struct sockaddr_storage ss;
     int slen = sizeof(ss);
+    int ri = len == 2 && ((const uint8_t *)cmd)[0] == SL_META_VERSION &&
+             ((const uint8_t *)cmd)[1] == SL_BREQ_READ_INDEX;
     sl_wb wb;
     sl_err rc = SL_ERR_NOMEM;
 
+    if (ri &&
+        (rc = ri_link_send(b, addr, cmd, len, fn, arg)) != SL_ERR_NOT_FOUND)
+        return rc;
+    rc = SL_ERR_NOMEM;
+    f = calloc(1, sizeof(*f));
     sl_wb_init(&wb, len + 32);
     if (!f)
         goto fail;
@@ -152,17 +215,20 @@ sl_err sl_bcluster_forward(sl_broker *b, const char *addr, const void *cmd,
         rc = SL_ERR_INVALID_ARG;
         goto fail;
     }
-    if (sl_cluster_forward_req_encode(&wb, 1, cmd, len) != SL_OK ||
+    f->corr = 1;
+    if (sl_cluster_forward_req_encode(&wb, f->corr, cmd, len) != SL_OK ||
         !(f->bev = sl_peer_bev_new(b, addr)))
         goto fail;
     f->fn = fn;
     f->arg = arg;
     f->b = b;
+    snprintf(f->addr, sizeof(f->addr), "%s", addr);
     /* not an in-sync set change: a partition leader acts on the answer
      * (replica_leader.c) and must not wait a heartbeat for its image */
-    f->wait_index = sl_meta_cmd_type(cmd, len) != SL_MCMD_PARTITION_CHANGE;
-    f->read_index = len == 2 && ((const uint8_t *)cmd)[0] == SL_META_VERSION &&
-                    ((const uint8_t *)cmd)[1] == SL_BREQ_READ_INDEX;
+    f->wait_index =
+        !ri && sl_meta_cmd_type(cmd, len) != SL_MCMD_PARTITION_CHANGE;
+    f->read_index = ri;
+    f->keep = ri;
     bufferevent_setcb(f->bev, fwd_read_cb, NULL, fwd_event_cb, f);
     bufferevent_enable(f->bev, EV_READ | EV_WRITE);
     if (sl_peer_login_start(b, &f->login, f->bev) != SL_OK ||
@@ -177,6 +243,8 @@ sl_err sl_bcluster_forward(sl_broker *b, const char *addr, const void *cmd,
         f->next->pprev = &f->next;
     f->pprev = &b->cluster->fwds;
     b->cluster->fwds = f;
+    if (f->keep)
+        b->cluster->ri_link = f;
     return SL_OK;
 fail:
     if (f && f->bev)

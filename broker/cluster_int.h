@@ -32,6 +32,7 @@ struct sl_bcluster {
     int reg_inflight;
     int64_t reg_sent_ms;    /* when the registration in flight was sent */
     struct fwd *fwds;       /* forwards in flight (stop completes them) */
+    struct fwd *ri_link;    /* READ_INDEX's open connection (in fwds) */
     struct ac_pending *acs; /* auto-creations in flight */
     sl_bops *ops;           /* operations (cluster_ops.c) */
     struct sl_bread *rd;    /* read barriers (cluster_read.c) */
