@@ -36,7 +36,7 @@
  *    heartbeat plus a round trip after it won.
  *  - The asker asks again, a heartbeat later and of whoever leads then,
  *    while the leader it asked is gone (connection refused or lost), no
- *    longer leads or has not begun its term, for up to read_wait_ms: a
+ *    longer leads or has not begun its term, for up to ask_wait_ms: a
  *    read right after the metadata leader was killed waits for the
  *    election and the new leader's first entry, and sees every change
  *    the dead one answered.
@@ -45,12 +45,13 @@
  *    its client only once its copy has it too (sl_bcluster_after_index).
  *  - Bounds: the leader's answer within four heartbeats (ri_wait_ms,
  *    500 ms at least), the copy's catching up within two election
- *    timeouts (read_wait_ms), and so the asking again. A follower that
+ *    timeouts (read_wait_ms), the asking again within four (ask_wait_ms:
+ *    a split vote costs a second election). A follower that
  *    cannot reach a leader, or whose copy does not catch up in time,
  *    answers from its copy as before (callers get the error, and read
  *    anyway). After a leader did not answer (a paused or cut-off leader
  *    still named leader when the time ran out), or no leader answered
- *    within read_wait_ms (this node on the minority side of a partition),
+ *    within ask_wait_ms (this node on the minority side of a partition),
  *    reads do not wait at all (degraded) until a READ_INDEX sent without
  *    callers (a probe) is answered or another node leads: a paused or
  *    cut-off leader costs one read the bound, not every read.
@@ -79,6 +80,15 @@ static int64_t read_wait_ms(const sl_broker *b)
 {
     int64_t ms = 2 * (int64_t)b->cfg.cluster_election_timeout_ms;
     return ms < 1000 ? 1000 : ms;
+}
+
+/* Asking again while no leader answers: four election timeouts. Right
+ * after a metadata leader died both followers may stand at once and
+ * split the vote; the next election comes one to two election timeouts
+ * later (libraft's randomized timeout), then the new leader's barrier. */
+static int64_t ask_wait_ms(const sl_broker *b)
+{
+    return 2 * read_wait_ms(b);
 }
 
 /* A live leader answers READ_INDEX at once (well under a millisecond on
@@ -136,7 +146,7 @@ struct sl_bread {
      * leads; meanwhile a READ_INDEX without callers probes it */
     int degraded;
     int32_t degraded_leader;
-    /* the callers in cur wait until cur_deadline (read_wait_ms) while
+    /* the callers in cur wait until cur_deadline (ask_wait_ms) while
      * the leader asked is gone (connection refused or lost), no longer
      * leads or has not committed an entry of its term: READ_INDEX is
      * asked again, of whoever leads then, a heartbeat later (retry_ev) */
@@ -390,7 +400,7 @@ static void ri_end(struct sl_bread *r, sl_err rc, const char *msg)
                "no metadata leader answered a read barrier in %lld ms (%s): "
                "this node answers reads from its copy, without waiting, "
                "until one does or another node leads",
-               (long long)read_wait_ms(r->b),
+               (long long)ask_wait_ms(r->b),
                msg && msg[0] ? msg : sl_strerror(rc));
     }
     r->cur = NULL;
@@ -511,7 +521,7 @@ static void ri_send(struct sl_bread *r)
 {
     r->cur = r->next;
     r->next = NULL;
-    r->cur_deadline = sl_now_ms() + read_wait_ms(r->b);
+    r->cur_deadline = sl_now_ms() + ask_wait_ms(r->b);
     ri_try(r);
 }
 
