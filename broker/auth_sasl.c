@@ -122,18 +122,18 @@ void sl_auth_conns_recheck(sl_broker *b)
 {
     gone g = {b, NULL, 0, 0};
     sl_conn_foreach(b, recheck_one, &g);
-    /* closed after the walk: a close unlinks the connection */
+    /* closed after the walk: a close unlinks the connection. Replies
+     * already asked for are still sent (the user's own `user delete`
+     * gets its answer); nothing more is read or delivered */
     for (size_t i = 0; i < g.n; i++) {
         sl_conn *c = sl_conn_find(b, g.ids[i]);
         conn_auth *ca = c ? sl_conn_auth(c) : NULL;
-        char why[128];
         if (!ca)
             continue;
-        snprintf(why, sizeof(why), "its user '%s' was deleted", ca->user);
         sl_auth_audit("closing connection %llu from %s: user '%s' was "
                       "deleted",
                       (unsigned long long)g.ids[i], sl_conn_peer(c), ca->user);
-        sl_conn_abort(c, why);
+        sl_conn_close_after_reply(c);
     }
     free(g.ids);
 }
