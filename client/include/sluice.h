@@ -169,10 +169,6 @@ const char *sluice_errstr(void);
  *                         the process: past it, a producer with a request
  *                         of its own in flight waits for a reply before it
  *                         sends another (one without any always sends);
- *                         and a producer that holds its share of it (this
- *                         over the producers with records outstanding, at
- *                         least one batch.size) in batch buffers waits for
- *                         a reply before it starts a batch in a new one;
  *                         so 256 producer threads do not each run up to
  *                         max.in.flight batches ahead of the broker in
  *                         fresh memory. 0 = no bound [33554432]

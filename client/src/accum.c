@@ -74,20 +74,20 @@ static void batch_free(sl_pbatch *b)
  * per batch, not per record. Off under ASan (reuse would hide a use after
  * free).
  *
- * That alone left 256 producer threads making nearly every batch of a
- * run of 2 M records in new memory (52 k page faults against 7 k for one
- * producer, about 2 us each on this VM): each thread, scheduled for a
- * few ms at a time, filled its next batches while its first were still
- * in flight, and a batch's buffer came back only when poll delivered its
- * report. So (session 14) the buffer is handed on as soon as the result
- * is known (sl_accum_done: to a's bank of two, from which the next batch
- * or a released shell without a buffer takes it; the batch keeps the
- * opaques and timestamps its report needs), a counts the buffers it holds
- * (nbuf), and the producer, before a record that would need a new buffer
- * (sl_accum_needs_buffer), waits for a reply while it holds its share of
- * max.in.flight.process.bytes (over the producers with records
- * outstanding; producer.c, hold_buffers): 256 producers then each hold about
- * one buffer (19-22 k faults).
+ * A batch's buffer is handed on as soon as its result is known, not
+ * when poll delivers the report (sl_accum_done): it goes to a's bank of
+ * two, from which a's next batch, or a released shell without a buffer,
+ * takes it; the batch keeps the opaques and timestamps its report needs.
+ *
+ * What this does not remove (issue 20, docs/benchmarks.md "Issue 20:
+ * producer connections, session 14"): 256 producer threads of a run of
+ * 2 M durable records still make most batches in new memory. Each thread
+ * makes about five batches and, with durable acks, fills its next while
+ * its last waits for an fsync round; a producer that waited for its reply
+ * before starting a batch in a new buffer halved the page faults but
+ * left every thread waiting on the same round (records/s lower in 12 of
+ * 16 alternating pairs; equal medians with acks written), so it was not
+ * kept.
  */
 #define OWN_SPARE 2
 #if defined(__SANITIZE_ADDRESS__)
@@ -368,11 +368,8 @@ static sl_pbatch *batch_new(sl_accum *a, int tidx, int32_t part, int64_t now)
      * pool's (its shells keep theirs); else any spare shell, or a new
      * one, with the bank's buffer or a new one */
     sl_pbatch *b = spare_take(a, 1);
-    if (!b && !a->nbank) {
+    if (!b && !a->nbank)
         b = pool_get();
-        if (b && b->bb.buf.p)
-            a->nbuf++; /* a pool shell's buffer is a's now */
-    }
     if (!b)
         b = spare_take(a, 0);
     if (!b) {
@@ -385,7 +382,6 @@ static sl_pbatch *batch_new(sl_accum *a, int tidx, int32_t part, int64_t now)
         b->bb.codec = a->codec;
         b->pop_end = b->touched; /* resident up to there */
     } else {
-        a->nbuf++;
         sl_bb_init(&b->bb, a->codec);
         b->touched = 0;
         b->pop_end = 0;
@@ -558,20 +554,6 @@ int64_t sl_accum_next_due(const sl_accum *a)
     return a->age_head->created_ms + a->linger_ms;
 }
 
-int sl_accum_needs_buffer(const sl_accum *a, int tidx, int32_t partition)
-{
-    const sl_accum_topic *t = &a->topics[tidx];
-    const sl_pbatch *x;
-    if (partition >= 0 && partition < t->nparts && t->open[partition])
-        return 0; /* a batch is open (one that overflows is rare) */
-    if (a->nbank)
-        return 0;
-    for (x = a->spare; x; x = x->next)
-        if (x->bb.buf.p)
-            return 0;
-    return __atomic_load_n(&g_pool, __ATOMIC_RELAXED) == NULL;
-}
-
 void sl_accum_done(sl_accum *a, sl_pbatch *b)
 {
     if (!b->bb.buf.p || a->nbank >= sizeof(a->bank) / sizeof(a->bank[0]))
@@ -601,8 +583,6 @@ void sl_accum_release(sl_accum *a, sl_pbatch *b)
                 memset(&b->bb.buf, 0, sizeof(b->bb.buf));
                 b->touched = 0;
             }
-        if (b->bb.buf.p)
-            a->nbuf--;
         pool_put(b);
         return;
     }

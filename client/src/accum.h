@@ -81,9 +81,6 @@ typedef struct sl_accum {
     sl_wb bank[2];
     size_t bank_touched[2]; /* each resident up to there */
     uint32_t nbank;
-    /* Batch buffers a holds: in its batches (open, ready, in flight,
-     * awaiting delivery), its spares and its bank. */
-    size_t nbuf;
 } sl_accum;
 
 void sl_accum_init(sl_accum *a, size_t batch_size, uint32_t batch_records,
@@ -133,9 +130,6 @@ void sl_accum_release(sl_accum *a, sl_pbatch *b);
  * releases it): its buffer, no longer needed, goes to the next batch
  * (accum.c, "Recycling"); b keeps what the report needs. */
 void sl_accum_done(sl_accum *a, sl_pbatch *b);
-/* Would a record for (tidx, partition) now take a buffer made new (no
- * open batch, nothing in a's spares, bank or the process's pool)? */
-int sl_accum_needs_buffer(const sl_accum *a, int tidx, int32_t partition);
 /* The pool's batches and bytes now (tests). */
 void sl_accum_pool_stats(size_t *batches, size_t *bytes);
 

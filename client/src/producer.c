@@ -9,12 +9,7 @@
  * reached: past that a producer with a request in flight waits for a
  * reply before it sends another, so many producers in one process do not
  * all run up to max.in.flight batches ahead of the broker in fresh
- * memory; one with nothing in flight always sends). And before a record
- * that would start a batch in a new buffer, a producer that holds its
- * share of that bound in batch buffers (the bound over the process's
- * producers with records outstanding, at least one buffer) reads replies
- * until one of its batches is answered, whose buffer then takes the
- * record (hold_buffers, accum.c "Recycling"). Reports are queued under
+ * memory; one with nothing in flight always sends). Reports are queued under
  * the mutex and handed to the delivery callback by poll/flush with the mutex
  * released.
  *
@@ -76,8 +71,6 @@
 /* Batch bytes in flight over every producer of the process, against
  * max.in.flight.process.bytes (drain). */
 static size_t g_inflight_bytes;
-/* Producers of the process with records outstanding (producer_int.h). */
-size_t sl_pr_active;
 
 /* ---- in flight -------------------------------------------------------- */
 
@@ -564,28 +557,6 @@ static sl_err drain(sluice_producer *p, int all)
     }
 }
 
-/* Before a record that would start a batch in a buffer made new: when p
- * already holds its share of max.in.flight.process.bytes in batch buffers
- * (the bound over the producers with records outstanding; at least one
- * buffer), read replies until one of its batches is answered (its buffer
- * takes the record) or nothing is in flight. */
-static void hold_buffers(sluice_producer *p, int tidx, int32_t partition)
-{
-    size_t bound = p->cfg.process_inflight_bytes, n, share;
-    if (!bound || !p->n_inflight)
-        return;
-    n = __atomic_load_n(&sl_pr_active, __ATOMIC_RELAXED);
-    share = bound / (n ? n : 1);
-    if (!share)
-        share = 1; /* it holds one buffer at least */
-    while (p->n_inflight && p->acc.nbuf * p->cfg.batch_size >= share &&
-           sl_accum_needs_buffer(&p->acc, tidx, partition)) {
-        sl_err rc = pump_one(p, sl_cl_deadline(p->cfg.request_timeout_ms));
-        if (rc != SL_OK && rc != SL_ERR_TIMEOUT)
-            break;
-    }
-}
-
 /* ---- public ----------------------------------------------------------- */
 
 sluice_err sluice_producer_new(const sluice_conf *conf, sluice_producer **out,
@@ -629,8 +600,6 @@ void sluice_producer_free(sluice_producer *p)
     sl_pbatch *b, *nb;
     if (!p)
         return;
-    if (p->outstanding)
-        __atomic_sub_fetch(&sl_pr_active, 1, __ATOMIC_RELAXED);
     for (f = p->if_head; f; f = nf) {
         nf = f->next;
         for (b = f->batches; b; b = nb) {
@@ -695,7 +664,6 @@ sluice_err sluice_producer_send(sluice_producer *p, const char *topic,
             goto out;
         }
     }
-    hold_buffers(p, tidx, partition);
     /* one clock read per record: the wall clock is derived from the
      * monotonic one, re-synchronised every second */
     now = sl_cl_now_ms();
@@ -713,8 +681,7 @@ sluice_err sluice_producer_send(sluice_producer *p, const char *topic,
                         (int)partition);
         goto out;
     }
-    if (p->outstanding++ == 0)
-        __atomic_add_fetch(&sl_pr_active, 1, __ATOMIC_RELAXED);
+    p->outstanding++;
     if (full || sl_accum_next_due(&p->acc) <= now)
         drain(p, 0);
     while (p->outstanding >= p->cfg.queue_max_records) {

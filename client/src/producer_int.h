@@ -69,12 +69,6 @@ struct unk {
     uint64_t mark;
 };
 
-/* Producers of the process with records outstanding (sent, reports not
- * yet delivered): each may hold its share of max.in.flight.process.bytes
- * in batch buffers (producer.c, hold_buffers); idle ones do not count, so
- * one busy producer beside many idle ones has all of it. */
-extern size_t sl_pr_active;
-
 /* producer_retry.c (each described at its definition) */
 void sl_pr_report_batch(sluice_producer *p, sl_pbatch *b, int64_t base,
                         sl_err err);

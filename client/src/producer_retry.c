@@ -61,8 +61,6 @@ int sl_pr_deliver(sluice_producer *p)
     p->rep_head = p->rep_tail = NULL;
     p->nrep = 0;
     p->outstanding -= n;
-    if (p->outstanding == 0)
-        __atomic_sub_fetch(&sl_pr_active, 1, __ATOMIC_RELAXED);
     if (p->cfg.dr_cb) {
         pthread_mutex_unlock(&p->mu);
         for (b = list; b; b = b->next) {
