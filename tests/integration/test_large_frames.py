@@ -143,3 +143,48 @@ def test_slow_large_frame_is_not_idle(tmp_path):
         assert b.stop() == 0
     finally:
         b.cleanup()
+
+
+def test_a_new_connection_takes_a_whole_batch_unread(broker):
+    """A new binary connection's receive buffer holds a produce request of
+    libsluice's default batch (256 KiB) before the broker reads any of it
+    (broker/conn_accept.c, grow_rcvbuf): with tcp_rmem's default the
+    kernel took 175,616 bytes of a 600 KiB request here, the rest waiting
+    in the producer's send queue for the broker's read to send it. The
+    broker is paused (SIGSTOP) once the connection is answered; the
+    client's own send buffer is kept small (32 KiB), so what its
+    nonblocking sends take is about what the broker's side holds."""
+    import os
+    import select
+    import signal
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+    s.connect(broker.binary_addr)
+    s.settimeout(60)
+    hs = sw.request_frame(sw.API_HANDSHAKE, 1, sw.handshake_body())
+    s.sendall(hs)
+    buf = bytearray()
+    while len(buf) < 4 or len(buf) < 4 + struct.unpack_from("<I", buf)[0]:
+        chunk = s.recv(65536)
+        assert chunk, "connection closed by the broker"
+        buf += chunk
+    frame = produce_frame(2, "rcvbuf", big_batch("r", 600, 1000))  # ~600 KiB
+    os.kill(broker.pid, signal.SIGSTOP)
+    try:
+        s.setblocking(False)
+        took = 0
+        # until the socket stays unwritable for a second: the paused
+        # broker's side holds no more
+        while took < len(frame) and select.select([], [s], [], 1.0)[1]:
+            try:
+                took += s.send(frame[took:took + 65536])
+            except BlockingIOError:
+                pass
+    finally:
+        os.kill(broker.pid, signal.SIGCONT)
+    s.setblocking(True)
+    assert took >= 300 * 1024, "the kernel took %d bytes" % took
+    s.sendall(frame[took:])
+    corr, r = reply(bytearray(), s)
+    assert corr == 2 and r[("rcvbuf", 0)]["error"] == 0
+    s.close()
