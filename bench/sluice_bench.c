@@ -17,7 +17,9 @@
  *                 The clock starts once every producer is connected
  *                 and has the topic's metadata (the time that took is
  *                 printed on stderr): 256 connections' set-up was a
- *                 third of a 2 M-record run, not produce throughput.
+ *                 third of a 2 M-record run, not produce throughput. It
+ *                 stops once every report is delivered, before the
+ *                 producers are closed.
  *   MODE consume  the topic is filled with N records first (if short),
  *                 then C consumer threads read them from the beginning
  *                 (partitions split across threads); latency = time
