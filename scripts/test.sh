@@ -2,10 +2,16 @@
 # Install what is missing, build, and run every test: C unit and integration
 # tests (ctest), the Python bindings' pytest suite, then the C suite once more
 # under AddressSanitizer + UndefinedBehaviorSanitizer.
+#
+# Time (docs/development.md, Test time): most ctest tests wait (elections,
+# heartbeats, sessions, a sluiced's start-up) rather than compute, so ctest
+# runs twice as many tests as there are cores (SLUICE_TEST_JOBS sets it),
+# the longest first (their COST, tests/CMakeLists.txt), and the Python
+# suite runs beside the release ctest (its output follows ctest's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/deps.sh
-jobs=$(nproc)
+jobs=${SLUICE_TEST_JOBS:-$(($(nproc) * 2))}
 
 echo "== build (release)"
 ./scripts/build.sh build
@@ -16,13 +22,22 @@ echo "== no include cycle between the modules of any library directory"
 python3 scripts/include-cycles.py protocol storage groups cluster broker client cli
 echo "== docs/configuration.md and sluiced.conf match the config table"
 ./scripts/gen-config-doc.sh --check build
-echo "== ctest (release)"
-(cd build && ctest --output-on-failure -j"$jobs")
-
+py_pid=
 if [ -f bindings/python/setup.py ]; then
-  echo "== python bindings"
-  ./scripts/python-test.sh build
+  ./scripts/python-test.sh build >build/python-test.log 2>&1 &
+  py_pid=$!
+  trap 'kill "$py_pid" 2>/dev/null || true' EXIT
 fi
+echo "== ctest (release; the Python bindings' suite runs beside it)"
+rc=0
+(cd build && ctest --output-on-failure -j"$jobs") || rc=$?
+if [ -n "$py_pid" ]; then
+  echo "== python bindings (build/python-test.log)"
+  wait "$py_pid" || rc=$((rc ? rc : 1))
+  trap - EXIT
+  cat build/python-test.log
+fi
+[ "$rc" -eq 0 ] || { echo "== FAILED (release ctest or python bindings)"; exit "$rc"; }
 
 echo "== fuzz targets (a short run of each; scripts/fuzz.sh SECONDS for more)"
 FUZZ_SEED=${FUZZ_SEED:-1} ./scripts/fuzz.sh "${SLUICE_FUZZ_SECONDS:-8}"
