@@ -16,8 +16,12 @@
 # FUZZ_SEED (libFuzzer -seed; default 0 = a new random seed each run; the
 # suite's short run uses a fixed one so CI explores the same inputs each
 # time and a new finding shows up in a campaign, not as a flaky CI run).
+# scripts/fuzz.sh --build-only: build the targets and stop (scripts/test.sh
+# builds first, then runs them beside the release ctest).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+build_only=
+[ "${1:-}" = "--build-only" ] && { build_only=1; shift; }
 secs=${1:-60}
 shift || true
 all=(request response stomp_frame batch zstd segment config users http
@@ -29,6 +33,7 @@ build=${FUZZ_BUILD:-build-fuzz}
 CC=clang cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DSLUICE_FUZZ=ON -DSLUICE_TESTS=OFF >/dev/null
 cmake --build "$build" -j"${FUZZ_JOBS:-2}" --target fuzz_all >/dev/null
+[ -n "$build_only" ] && exit 0
 
 work="$build/fuzz-work"
 mkdir -p "$work"

@@ -7,7 +7,8 @@
 # heartbeats, sessions, a sluiced's start-up) rather than compute, so ctest
 # runs twice as many tests as there are cores (SLUICE_TEST_JOBS sets it),
 # the longest first (their COST, tests/CMakeLists.txt), and the Python
-# suite runs beside the release ctest (its output follows ctest's).
+# suite and the short fuzz runs go beside the release ctest (their output
+# follows ctest's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/deps.sh
@@ -22,25 +23,38 @@ echo "== no include cycle between the modules of any library directory"
 python3 scripts/include-cycles.py protocol storage groups cluster broker client cli
 echo "== docs/configuration.md and sluiced.conf match the config table"
 ./scripts/gen-config-doc.sh --check build
-py_pid=
-if [ -f bindings/python/setup.py ]; then
-  ./scripts/python-test.sh build >build/python-test.log 2>&1 &
-  py_pid=$!
-  trap 'kill "$py_pid" 2>/dev/null || true' EXIT
-fi
-echo "== ctest (release; the Python bindings' suite runs beside it)"
-rc=0
-(cd build && ctest --output-on-failure -j"$jobs") || rc=$?
-if [ -n "$py_pid" ]; then
-  echo "== python bindings (build/python-test.log)"
-  wait "$py_pid" || rc=$((rc ? rc : 1))
-  trap - EXIT
-  cat build/python-test.log
-fi
-[ "$rc" -eq 0 ] || { echo "== FAILED (release ctest or python bindings)"; exit "$rc"; }
+echo "== build (fuzz targets, clang)"
+./scripts/fuzz.sh --build-only
 
-echo "== fuzz targets (a short run of each; scripts/fuzz.sh SECONDS for more)"
-FUZZ_SEED=${FUZZ_SEED:-1} ./scripts/fuzz.sh "${SLUICE_FUZZ_SECONDS:-8}"
+# Beside the release ctest, in the background (output printed after it):
+# the Python bindings' suite, and a short run of each fuzz target.
+bg_pids=() bg_what=() bg_logs=()
+beside() { # WHAT LOG CMD...
+  local what=$1 log=$2
+  shift 2
+  "$@" >"$log" 2>&1 &
+  bg_pids+=($!) bg_what+=("$what") bg_logs+=("$log")
+}
+trap 'for p in "${bg_pids[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
+if [ -f bindings/python/setup.py ]; then
+  beside "python bindings" build/python-test.log ./scripts/python-test.sh build
+fi
+beside "fuzz targets (a short run of each; scripts/fuzz.sh SECONDS for more)" \
+  build/fuzz-short.log env FUZZ_SEED="${FUZZ_SEED:-1}" \
+  ./scripts/fuzz.sh "${SLUICE_FUZZ_SECONDS:-8}"
+echo "== ctest (release; the Python suite and the fuzz runs go beside it)"
+failed=()
+(cd build && ctest --output-on-failure -j"$jobs") || failed+=("release ctest")
+for i in "${!bg_pids[@]}"; do
+  echo "== ${bg_what[$i]} (${bg_logs[$i]})"
+  wait "${bg_pids[$i]}" || failed+=("${bg_what[$i]%% (*}")
+  cat "${bg_logs[$i]}"
+done
+trap - EXIT
+if [ ${#failed[@]} -ne 0 ]; then
+  echo "== FAILED: $(printf "[%s] " "${failed[@]}")"
+  exit 1
+fi
 
 echo "== build (ASan + UBSan)"
 ./scripts/build.sh build-asan -DSLUICE_SANITIZE=ON
