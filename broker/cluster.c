@@ -360,12 +360,13 @@ static sl_err durable_guard(sl_broker *b, const char *topic, int32_t part,
         return SL_OK;
     mp = &t->parts[part];
     if (mp->leader != (int32_t)b->cfg.node_id ||
-        mp->nisr >= sl_replicas_min_insync(b, t))
+        mp->nisr >= sl_replicas_min_insync(b, t, part))
         return SL_OK;
     sl_log(SL_DEBUG, "cluster",
            "durable produce to %s/%d refused: ISR %d < "
            "min-insync-replicas %d",
-           topic, (int)part, (int)mp->nisr, (int)sl_replicas_min_insync(b, t));
+           topic, (int)part, (int)mp->nisr,
+           (int)sl_replicas_min_insync(b, t, part));
     {
         sl_batch_hdr h;
         sl_part *p;

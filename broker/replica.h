@@ -28,9 +28,10 @@ void sl_replicas_topic_deleted(sl_replicas *rs, const char *topic);
 /* The leader's side: a follower's FETCH (version 2) reported its log ends
  * and durable offsets. */
 void sl_replicas_on_fetch(sl_replicas *rs, sl_fetch_req *q);
-/* min-insync-replicas of t (its override or the broker's), capped to its
- * replication factor. */
-int32_t sl_replicas_min_insync(const sl_broker *b, const sl_mi_topic *t);
+/* min-insync-replicas of t (its override or the broker's), capped to the
+ * replication factor of its partition p (sl_meta_part_rf). */
+int32_t sl_replicas_min_insync(const sl_broker *b, const sl_mi_topic *t,
+                               int32_t p);
 /* For /metrics: bytes this node's fetchers appended since it started, and
  * those of them copied for reassignments adding this node (rs may be
  * NULL: 0). */

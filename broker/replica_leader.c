@@ -12,7 +12,9 @@
  *   DHW = min(leader's durable offset, every in-sync follower's durable
  *         offset): durable acks are answered below it (ops.c), or refused
  *         with NOT_ENOUGH_REPLICAS while the ISR is smaller than
- *         min-insync-replicas (capped to the replication factor).
+ *         min-insync-replicas (capped to the partition's replication
+ *         factor, sl_meta_part_rf: during a reassignment the count it had
+ *         before, so moving one partition changes no other's rule).
  * A follower that never fetched counts as having nothing (0).
  *
  * @thread loop (everything here)
@@ -65,14 +67,16 @@ lpart *replica_lp_get(sl_replicas *rs, const char *topic, int32_t p, int create)
     return lp;
 }
 
-int32_t sl_replicas_min_insync(const sl_broker *b, const sl_mi_topic *t)
+int32_t sl_replicas_min_insync(const sl_broker *b, const sl_mi_topic *t,
+                               int32_t p)
 {
     const char *v = sl_meta_topic_config(t, "min-insync-replicas");
     int64_t n = b->cfg.min_insync_replicas;
+    int32_t rf = sl_meta_part_rf(&t->parts[p]);
     if (v)
         n = strtoll(v, NULL, 10);
-    if (n > t->rf)
-        n = t->rf;
+    if (n > rf)
+        n = rf;
     return n < 1 ? 1 : (int32_t)n;
 }
 
@@ -132,7 +136,7 @@ static void leader_eval(sl_replicas *rs, const sl_mi_topic *t, int32_t p,
         if (cap < old)
             cap = old; /* the HW never goes back on a leader */
     }
-    if (mp->nisr < sl_replicas_min_insync(rs->b, t))
+    if (mp->nisr < sl_replicas_min_insync(rs->b, t, p))
         sl_ops_set_follower_marks(rs->b, t->name, p, -1, cap,
                                   SL_ERR_NOT_ENOUGH_REPLICAS);
     else
@@ -343,8 +347,6 @@ void replica_leaders_update(sl_replicas *rs)
     const sl_meta *m = rs->image;
     for (size_t i = 0; i < m->ntopics; i++) {
         const sl_mi_topic *t = m->topics[i];
-        if (t->rf < 2)
-            continue;
         for (int32_t p = 0; p < t->nparts; p++) {
             const sl_mi_part *mp = &t->parts[p];
             int here = 0;
@@ -353,7 +355,10 @@ void replica_leaders_update(sl_replicas *rs)
                 here |= mp->rep[r] == rs->self;
             if (!here)
                 continue;
-            lp = replica_lp_get(rs, t->name, p, 1);
+            /* a single replica is evaluated only once it had others (a
+             * reassignment moved it here or shrank it): its marks then
+             * go back to the local fsync alone */
+            lp = replica_lp_get(rs, t->name, p, mp->nrep > 1);
             if (lp)
                 leader_eval(rs, t, p, lp);
         }

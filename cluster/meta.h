@@ -51,7 +51,7 @@
  *                     the first in-sync target (a new leader epoch when
  *                     it changes). Refused (SL_ERR_REBALANCE) while a
  *                     target is out of the ISR or the epoch moved on.
- *   A topic's rf is the largest replica count of its partitions.
+ *   A topic's rf is the largest sl_meta_part_rf of its partitions.
  *   UNREGISTER_NODE   i32 id: the node leaves the image (cluster
  *                     remove-node, after its Raft removal); refused
  *                     (SL_ERR_INVALID_CONFIG) while a partition still
@@ -229,6 +229,12 @@ const sl_mi_node *sl_meta_node_find(const sl_meta *m, int32_t id);
 const sl_mi_topic *sl_meta_topic_find(const sl_meta *m, const char *name);
 /* A topic config value, or NULL. */
 const char *sl_meta_topic_config(const sl_mi_topic *t, const char *key);
+/* A partition's replication factor: its replica count, except while a
+ * reassignment is in progress: then the count it had when that started
+ * (the target's when that is not known). The replicas being added count
+ * only once it completes, so a move does not change the partition's
+ * durability rule (min-insync-replicas is capped to this) meanwhile. */
+int32_t sl_meta_part_rf(const sl_mi_part *mp);
 
 /* ---- command encoders (append one command to wb) ---------------------- */
 

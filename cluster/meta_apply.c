@@ -343,14 +343,26 @@ out:
     return rc;
 }
 
-/* A topic's rf: the largest replica count of its partitions (it grows
- * during a reassignment and with a changed replication factor). */
+int32_t sl_meta_part_rf(const sl_mi_part *mp)
+{
+    if (mp->ntarget == 0)
+        return mp->nrep;
+    return mp->norig > 0 ? mp->norig : mp->ntarget;
+}
+
+/* A topic's rf: the largest replication factor of its partitions (it
+ * changes when a reassignment that changes one completes). Only the
+ * replica count of new partitions (add-partitions) and log lines use it:
+ * durability rules are per partition (sl_meta_part_rf). Counting the
+ * replicas a reassignment is adding here once made every other partition
+ * of an RF 1 topic refuse durable appends while one was moved (their
+ * min-insync-replicas rose to 2). */
 static void topic_rf(sl_mi_topic *t)
 {
     int32_t rf = 1;
     for (int32_t p = 0; p < t->nparts; p++)
-        if (t->parts[p].nrep > rf)
-            rf = t->parts[p].nrep;
+        if (sl_meta_part_rf(&t->parts[p]) > rf)
+            rf = sl_meta_part_rf(&t->parts[p]);
     t->rf = rf;
 }
 

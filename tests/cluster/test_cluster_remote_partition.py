@@ -284,10 +284,12 @@ def cluster_state_rf1(tmp_path):
     again when it restarts (no other node holds its groups' state), and a
     moved state partition moves the coordinator. High-water marks are
     checkpointed every 200 ms, so a restarted node's check of its copy
-    starts near its end."""
+    starts near its end. Reassignments copy at most 64 KiB/s, so that a
+    move of a few hundred KB stays in progress for seconds."""
     yield from cluster_harness.running(
         tmp_path, 3, extra=["--cluster-replication-factor", "1",
-                            "--replica-hwm-checkpoint-ms", "200"])
+                            "--replica-hwm-checkpoint-ms", "200",
+                            "--reassign-throttle-bytes", "64k"])
 
 
 def copy_span(c, nid, topic, p=0):
@@ -437,8 +439,7 @@ def test_a_restarted_coordinator_keeps_its_copy(cluster_state_rf1):
 
 
 def reassigned(c, nodes):
-    """No reassignment in progress in any node's view (while one is, the
-    topic counts as RF 2 and its RF 1 partitions refuse acks)."""
+    """No reassignment in progress in any node's view."""
     return all("no reassignment in progress" in c.cli(
         n, "partition", "reassign", "--status").stdout for n in nodes)
 
@@ -480,3 +481,56 @@ def test_a_group_loaded_below_the_copys_start_gets_every_record(
         [(i, names[i]) for i in range(200, 2000)]
     assert "%s/0: copy starts at 200 (a queue group coordinated here needs " \
         "records below the copy's start)" % t in c.nodes[coord].log()
+
+
+# ---- one partition moved: the others keep their rule (session 14) -------
+
+
+def test_moving_one_partition_keeps_the_others_durable(cluster_state_rf1):
+    """An RF 1 topic of three partitions; partition 0 (300 KB) is moved to
+    another node, throttled, so the move lasts seconds. Durable produces
+    to every partition succeed while it is in progress and after it
+    completed, and every record is there once. Before, the replica being
+    added made the whole topic count as RF 2 (cluster/meta_apply.c
+    topic_rf): min-insync-replicas rose to 2 on the other partitions,
+    which refused durable appends (NOT_ENOUGH_REPLICAS) during the move,
+    and their acks kept waiting for a follower after it."""
+    c = cluster_state_rf1
+    all3 = [1, 2, 3]
+    ldr = ready(c)
+    t = "rm"
+    view = create(c, ldr, t, 3, rf=1)
+    src = view[0][0]
+    dst = next(n for n in all3 if n != src)
+    blob = "y" * 1000
+    with sw.Client(c.nodes[src].binary_addr) as cl:
+        for i in range(3):
+            r = cl.produce(t, 0, [("%d-%03d-%s" % (i, k, blob)).encode()
+                                  for k in range(100)], acks=sw.ACKS_DURABLE)
+            assert r["error"] == 0, r
+    c.cli(ldr, "partition", "reassign", "%s/0" % t, "--replicas", str(dst))
+    c.wait(lambda: "%s/0 " % t in c.cli(
+        ldr, "partition", "reassign", "--status").stdout,
+        "the move of %s/0 in progress" % t)
+
+    def durable_to_each(tag, leaders):
+        for p in range(3):
+            with sw.Client(c.nodes[leaders[p][0]].binary_addr) as cl:
+                r = cl.produce(t, p, [("%s%d" % (tag, p)).encode()],
+                               acks=sw.ACKS_DURABLE)
+            assert r["error"] == 0, (tag, p, r)
+    durable_to_each("during", view)
+    # (the produces above were answered while the move was copying)
+    assert not reassigned(c, [ldr]), "the move ended before the produces"
+    c.wait(lambda: reassigned(c, all3), "the move of %s/0 done" % t)
+    moved = parse(c.wait(lambda: (lambda v: v if v and parse(v)[0][2] ==
+                                  [dst] else None)(
+        same_everywhere(c, t, all3, 3)), "%s/0 on node %d only" % (t, dst)))
+    assert [v[2] for v in moved[1:]] == [v[2] for v in view[1:]], moved
+    durable_to_each("after", moved)
+    for p in range(3):
+        with sw.Client(c.nodes[moved[p][0]].binary_addr) as cl:
+            vals = [x["value"] for x in cl.fetch_records(t, p, 0)]
+        tail = [v.decode() for v in vals if not v.endswith(blob.encode())]
+        assert tail == ["during%d" % p, "after%d" % p], (p, tail)
+        assert len(vals) == (302 if p == 0 else 2), (p, len(vals))
