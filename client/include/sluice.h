@@ -413,7 +413,10 @@ sluice_err sluice_consumer_new(const sluice_conf *conf, sluice_consumer **out,
  * subscription). tps[i].offset is where to start: an offset >= 0,
  * SLUICE_OFFSET_BEGINNING, SLUICE_OFFSET_END or SLUICE_OFFSET_STORED
  * (needs group.id). Topic names are copied. Unknown topic/partition:
- * SLUICE_ERR_UNKNOWN_TOPIC / SLUICE_ERR_UNKNOWN_PARTITION.
+ * SLUICE_ERR_UNKNOWN_TOPIC / SLUICE_ERR_UNKNOWN_PARTITION. With
+ * enable.auto.commit and group.id the positions of the previous
+ * assignment or subscription are committed first, synchronously (as
+ * Kafka's assign() does; a failure is counted as an auto-commit failure).
  */
 sluice_err sluice_consumer_assign(sluice_consumer *c,
                                   const sluice_topic_partition *tps,

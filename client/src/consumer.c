@@ -224,11 +224,10 @@ fail:
 }
 
 /* With enable.auto.commit: commit the positions before the partitions
- * are given up (close, unsubscribe), synchronously, riding through a
- * coordinator failover as commit() does (Kafka commits on close too), for
- * up to request.timeout.ms (delivery.timeout.ms if shorter; Kafka's
- * close() waits 30 s by default). A failure is counted as an auto-commit
- * failure. */
+ * are given up (close, a new subscribe or assign), synchronously, riding
+ * through a coordinator failover as commit() does (Kafka commits on close too),
+ * for up to request.timeout.ms (delivery.timeout.ms if shorter; Kafka's close()
+ * waits 30 s by default). A failure is counted as an auto-commit failure. */
 static int coord_retry(sluice_consumer *c, sl_err rc, int64_t start,
                        int window);
 
@@ -291,11 +290,14 @@ void sluice_consumer_free(sluice_consumer *c)
     free(c);
 }
 
+/* Before partitions are given up for others (a new assign or subscribe):
+ * with enable.auto.commit their positions are committed first, whether
+ * they came from the group or from an assign() (Kafka's assign() does the
+ * same), so that whoever reads them next in the group starts there. */
 static void unsubscribe(sluice_consumer *c)
 {
     size_t i;
-    if (c->subscribed)
-        commit_on_close(c);
+    commit_on_close(c);
     leave_group(c);
     for (i = 0; i < c->ntopics; i++)
         free(c->topics[i]);

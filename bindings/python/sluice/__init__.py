@@ -626,7 +626,11 @@ class Consumer(_ConsumerBase):
         ``(topic, partition, offset)``; offset is an offset or
         :data:`OFFSET_BEGINNING`, :data:`OFFSET_END`, :data:`OFFSET_STORED`
         (the default with a group; without one, ``auto_offset_reset``
-        decides: ``"latest"``, the default, is :data:`OFFSET_END`)."""
+        decides: ``"latest"``, the default, is :data:`OFFSET_END`).
+        With ``enable_auto_commit`` and a group, the positions of the
+        partitions consumed until now are committed first, synchronously
+        (as Kafka's ``assign()`` does), so whoever reads them next in the
+        group starts there."""
         tps = []
         for tp in partitions:
             topic, part = tp[0], tp[1]

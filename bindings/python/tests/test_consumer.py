@@ -48,6 +48,35 @@ def test_assign_with_group_starts_at_committed(bootstrap, topic):
         assert [m.value for m in take(c, 2)] == [b"b", b"c"]
 
 
+def test_assign_commits_the_old_positions_with_auto_commit(bootstrap,
+                                                           topic):
+    """With enable_auto_commit, assign() commits the positions of the
+    partitions assigned before (synchronously), as Kafka's assign() does:
+    a consumer of the group that takes them over starts where the first
+    stopped and reads nothing twice. Before, the positions were dropped
+    with the old assignment and the next consumer read them again (here
+    from offset 0: the interval keeps the periodic auto-commit away)."""
+    other = topic + "-b"
+    produce(bootstrap, topic, [b"%d" % i for i in range(10)])
+    produce(bootstrap, other, [b"x"])
+    group = topic + "-g"
+    with sluice.Consumer(bootstrap, group, auto_offset_reset="earliest",
+                         enable_auto_commit=True,
+                         auto_commit_interval_ms=600000) as c:
+        c.assign([(topic, 0)])
+        first = take(c, 6)
+        assert [m.value for m in first] == [b"%d" % i for i in range(6)]
+        c.assign([(other, 0)])
+        assert c.committed(topic, 0) == 6
+        assert [m.value for m in take(c, 1)] == [b"x"]
+        assert c.auto_commit_failures()[0] == 0
+    with sluice.Consumer(bootstrap, group, auto_offset_reset="earliest") as d:
+        d.assign([(topic, 0)])
+        assert [m.value for m in take(d, 4)] == \
+            [b"%d" % i for i in range(6, 10)]
+        assert d.committed(other, 0) == 1  # the first one's close
+
+
 def test_seek_and_assignment(bootstrap, topic):
     produce(bootstrap, topic, [b"%d" % i for i in range(10)])
     with sluice.Consumer(bootstrap) as c:
