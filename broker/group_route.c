@@ -29,10 +29,14 @@
  *   admin_groups_cluster.c, which merges or relays them (the HTTP API and
  *   the console).
  *
+ * - CALL (sl_groute_call): one request to one node, its answer handed
+ *   back as a frame (observer.c asks a partition's leader LIST_OFFSETS
+ *   for a start=latest group).
+ *
  * One connection per request to a node, closed after its answer: these
- * are operator commands, not a data path. With a cluster secret the
- * connection logs in as a broker first (peer_auth.c), with cluster-tls
- * it is TLS (sl_peer_bev_new), as the replica fetcher's.
+ * are operator commands and rare lookups, not a data path. With a cluster
+ * secret the connection logs in as a broker first (peer_auth.c), with
+ * cluster-tls it is TLS (sl_peer_bev_new), as the replica fetcher's.
  *
  * @thread loop (everything here)
  */
@@ -62,7 +66,7 @@
 /* GROUP_LIST / GROUP_DESCRIBE version 2: the answering node's own */
 #define ROUTE_LOCAL_VERSION 2
 
-enum { OP_LIST, OP_DESCRIBE, OP_ADMIN };
+enum { OP_LIST, OP_DESCRIBE, OP_ADMIN, OP_CALL };
 
 typedef struct gr_op gr_op;
 
@@ -103,6 +107,7 @@ struct gr_op {
     struct event *timer;
     sl_groute_admin_fn admin_fn; /* OP_ADMIN: answered to it, not to r */
     void *admin_arg;
+    sl_groute_call_fn call_fn; /* OP_CALL: the one answer goes to it */
 };
 
 struct sl_groute {
@@ -150,7 +155,7 @@ static int call_done(gr_call *k, sl_err rc, const uint8_t *frame, size_t len,
             memcpy(r->frame, frame, len);
             r->len = len;
         }
-        if (r->rc != SL_OK && o->kind != OP_DESCRIBE)
+        if (r->rc != SL_OK && o->kind != OP_DESCRIBE && o->kind != OP_CALL)
             sl_log(SL_WARN, "groups", "%s: node %d (%s) left out: %s%s%s",
                    o->kind == OP_LIST ? "group list" : o->group, (int)k->node,
                    k->addr, sl_strerror(r->rc), r->why[0] ? ": " : "", r->why);
@@ -646,12 +651,53 @@ sl_err sl_groute_admin(sl_broker *b, int32_t node, const char *group,
     return SL_OK;
 }
 
+/* ---- one request to one node (sl_groute_call) ---------------------------- */
+
+sl_err sl_groute_call(sl_broker *b, int32_t node, const uint8_t *frame,
+                      size_t len, uint32_t corr, int timeout_ms,
+                      sl_groute_call_fn fn, void *arg)
+{
+    sl_groute *gr = sl_gstate_route(sl_ops_gstate(b));
+    const sl_meta *m = sl_bcluster_image(b);
+    const sl_mi_node *nd = m ? sl_meta_node_find(m, node) : NULL;
+    gr_op *o;
+    sl_err rc;
+
+    if (!gr || !nd || !nd->addr[0] || node == (int32_t)b->cfg.node_id)
+        return SL_ERR_INVALID_ARG;
+    if (!(o = op_new(gr, OP_CALL, NULL, NULL, NULL)))
+        return SL_ERR_NOMEM;
+    o->call_fn = fn;
+    o->admin_arg = arg;
+    if (timeout_ms > 0) {
+        struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+        evtimer_add(o->timer, &tv); /* replaces ROUTE_TIMEOUT_MS */
+    }
+    rc = call_start(o, node, nd->addr, frame, len, corr);
+    if (rc != SL_OK) {
+        op_free(o); /* fn never runs */
+        return rc;
+    }
+    return SL_OK;
+}
+
+static void call_answer(gr_op *o)
+{
+    const gr_res *r = o->nres ? &o->res[0] : NULL;
+    if (r && r->rc == SL_OK)
+        o->call_fn(o->admin_arg, SL_OK, r->frame, r->len);
+    else
+        o->call_fn(o->admin_arg, r ? r->rc : SL_ERR_TIMEOUT, NULL, 0);
+}
+
 /* ---- life cycle --------------------------------------------------------- */
 
 static void op_finish(gr_op *o)
 {
     if (o->kind == OP_ADMIN) {
         admin_answer(o);
+    } else if (o->kind == OP_CALL) {
+        call_answer(o);
     } else if (!o->cancelled) {
         sl_reply_set_cancel(o->r, NULL, NULL);
         if (o->kind == OP_LIST)
@@ -678,7 +724,7 @@ void sl_groute_free(sl_groute *gr)
         return;
     while (gr->ops) {
         gr_op *o = gr->ops;
-        if (o->kind == OP_ADMIN) {
+        if (o->kind == OP_ADMIN || o->kind == OP_CALL) {
             while (o->calls)
                 call_done(o->calls, SL_ERR_SHUTTING_DOWN, NULL, 0,
                           "shutting down");

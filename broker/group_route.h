@@ -63,4 +63,8 @@ sl_err sl_groute_admin(sl_broker *b, int32_t node, const char *group,
                        const char *const *values, int timeout_ms,
                        sl_groute_admin_fn fn, void *arg);
 
+/* sl_groute_call, one request to one node: group_state.h (beside
+ * sl_groute_new), so that group_state.c can hand it to the observer
+ * without an include cycle. */
+
 #endif

@@ -106,6 +106,7 @@
 #include "broker/broker.h"
 #include "broker/cluster_propose.h"
 #include "broker/group_state.h"
+#include "broker/observer.h"
 #include "broker/ops.h"
 #include "cluster/meta.h"
 #include "cluster/node.h"
@@ -637,6 +638,9 @@ void sl_gstate_on_image(sl_broker *b)
     const sl_mi_topic *t;
     if (!gs)
         return;
+    /* the observer's start=latest lookups go through group_route.c
+     * (observer.c cannot include it: an include cycle) */
+    sl_observer_set_call(b->observer, sl_groute_call);
     t = state_topic(b);
     if (!t) {
         if (gs->nparts > 0) { /* deleted: nothing is coordinated here */

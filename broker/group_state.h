@@ -55,6 +55,22 @@ struct sl_groute *sl_gstate_route(sl_gstate *gs);
 sl_err sl_groute_new(sl_broker *b, struct sl_groute **out);
 /* Requests in flight are answered SL_ERR_SHUTTING_DOWN. Accepts NULL. */
 void sl_groute_free(struct sl_groute *gr);
+/* The answer to one sl_groute_call: rc SL_OK with the node's whole
+ * response frame (frame, len: valid during the call only), or why there
+ * is none (down, refused, a bad reply, no answer within timeout_ms,
+ * SL_ERR_SHUTTING_DOWN). */
+typedef void (*sl_groute_call_fn)(void *arg, sl_err rc, const uint8_t *frame,
+                                  size_t len);
+
+/* Send one request frame (a whole request whose correlation id is corr)
+ * to node `node` of the image on a connection of its own (logged in as a
+ * broker with a cluster secret, TLS with cluster-tls). SL_OK: fn runs
+ * exactly once, later, from the loop (also at shutdown); otherwise
+ * (SL_ERR_INVALID_ARG: not a node with an address, or this node) fn never
+ * runs. timeout_ms 0: 5 s. */
+sl_err sl_groute_call(sl_broker *b, int32_t node, const uint8_t *frame,
+                      size_t len, uint32_t corr, int timeout_ms,
+                      sl_groute_call_fn fn, void *arg);
 /* groups env.replicate (groups/groups.h). */
 void sl_gstate_replicate(sl_gstate *gs, const uint8_t *ops, size_t len,
                          uint64_t seq);

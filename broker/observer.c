@@ -89,13 +89,24 @@
  * between would be missed: the fetcher may have a 250 ms long poll in
  * flight to that leader). sl_observer_latest gives the groups: the
  * leader's end from an answer that came before the group was created
- * when there is one (a few old records may come, none is missed); else,
- * once the copy reached the end of an answer that came after, the first
- * offset whose record is timestamped at most OBS_LATEST_SLACK_MS before
- * the group's creation (capped at that end). A producer whose clock lags
- * this node's by more than that slack can have a record sent after the
- * subscription left out; one whose clock is ahead can have an older one
- * delivered.
+ * when there is one (a few old records may come, none is missed); else
+ * the leader's answer to LIST_OFFSETS for OBS_LATEST_SLACK_MS before the
+ * group's creation (the first offset whose record is timestamped at or
+ * after that, else its log end), asked on a connection of its own
+ * (group_route.c's sl_groute_call, wired by group_state.c) and again
+ * every OBS_LOOKUP_RETRY_MS
+ * while it fails. A producer whose clock lags this node's by more than
+ * that slack can have a record sent after the subscription left out; one
+ * whose clock is ahead can have an older one delivered. Until the group
+ * knows its start it does not count in the partition's low-water mark,
+ * and a copy that is empty and needed by no group is not fetched at all
+ * (replica.c, observer_copy_start): so a latest group copies only what
+ * comes after its start, not the leader's whole log (session 14: before,
+ * the copy began at the leader's log start and the start was found in
+ * it once it had reached the leader's end, copying the whole backlog).
+ * A leader that moved before the question reached it answers from its
+ * own copy (a follower's, perhaps a little behind): a few old records may
+ * come then, none is missed.
  *
  * @thread loop (everything here)
  */
@@ -109,6 +120,7 @@
 #include "broker/ops.h"
 #include "cluster/meta.h"
 #include "groups/groups.h"
+#include "protocol/api.h"
 #include "protocol/log.h"
 
 #define OBS_TICK_MS 100
@@ -121,6 +133,13 @@
  * timestamped up to this long before the group was created are delivered
  * too (producers' clocks may lag this node's) */
 #define OBS_LATEST_SLACK_MS 1000
+/* a LIST_OFFSETS for a start=latest group that failed is asked again
+ * this much later; one not answered in OBS_LOOKUP_TIMEOUT_MS failed */
+#define OBS_LOOKUP_RETRY_MS 500
+#define OBS_LOOKUP_TIMEOUT_MS 5000
+/* a lookup is kept this long after its group's creation (the group asks
+ * again at every delivery pass until it has its start) */
+#define OBS_LOOKUP_KEEP_MS 60000
 
 /* The leader's log end as the last FETCH answer for an observed
  * partition said (for start=latest groups). */
@@ -132,6 +151,19 @@ typedef struct lend {
     int64_t end;
     int64_t ms; /* when that answer came (sl_now_ms, the groups' clock) */
 } lend;
+
+/* A start=latest group's start asked of a partition's leader
+ * (LIST_OFFSETS for since_ms - OBS_LATEST_SLACK_MS). */
+typedef struct lookup {
+    struct lookup *next;
+    sl_observer *o; /* NULL once o is freed: the answer frees it */
+    char *topic;
+    int32_t partition;
+    int64_t since_ms;
+    int inflight;
+    int64_t offset; /* the answer; -1 while none */
+    int64_t ms;     /* when it was asked or answered */
+} lookup;
 
 struct sl_observer {
     sl_broker *b;
@@ -146,6 +178,8 @@ struct sl_observer {
     char **topics; /* sorted, unique */
     size_t n;
     lend *ends;
+    lookup *looks;
+    sl_observer_call call; /* NULL until wired (sl_observer_set_call) */
 };
 
 /* The topic names of the groups, borrowed from them for one refresh. */
@@ -365,15 +399,47 @@ static void trim(sl_observer *o)
     }
 }
 
+static void lookup_ask(sl_observer *o, struct lookup *l, int32_t leader);
+
+/* Lookups that failed are asked again (their groups may have no delivery
+ * pass to ask for them: nothing comes to a copy nobody fetches). */
+static void lookups_retry(sl_observer *o)
+{
+    int64_t now = sl_now_ms();
+    for (lookup *l = o->looks; l; l = l->next) {
+        const sl_mi_topic *t;
+        if (l->inflight || l->offset >= 0 ||
+            now - l->ms < OBS_LOOKUP_RETRY_MS ||
+            !(t = sl_meta_topic_find(o->image, l->topic)) ||
+            l->partition >= t->nparts || t->parts[l->partition].leader < 0)
+            continue;
+        lookup_ask(o, l, t->parts[l->partition].leader);
+    }
+}
+
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
     sl_observer *o = arg;
     (void)fd;
     (void)what;
     sl_observer_refresh(o);
+    lookups_retry(o);
     if (++o->ticks >= OBS_TRIM_TICKS) {
+        int64_t now = sl_now_ms();
         o->ticks = 0;
         trim(o);
+        /* lookups of groups created long ago: a group still waiting
+         * asks again from its delivery pass */
+        for (lookup **pl = &o->looks; *pl;) {
+            lookup *l = *pl;
+            if (l->inflight || now - l->since_ms < OBS_LOOKUP_KEEP_MS) {
+                pl = &l->next;
+                continue;
+            }
+            *pl = l->next;
+            free(l->topic);
+            free(l);
+        }
     }
 }
 
@@ -415,7 +481,23 @@ void sl_observer_free(sl_observer *o)
         free(e->topic);
         free(e);
     }
+    while (o->looks) {
+        lookup *l = o->looks;
+        o->looks = l->next;
+        if (l->inflight) { /* its answer frees it */
+            l->o = NULL;
+            continue;
+        }
+        free(l->topic);
+        free(l);
+    }
     free(o);
+}
+
+void sl_observer_set_call(sl_observer *o, sl_observer_call call)
+{
+    if (o)
+        o->call = call;
 }
 
 int sl_observer_wants(const sl_observer *o, const char *topic)
@@ -478,11 +560,88 @@ void sl_observer_leader_end(sl_observer *o, const char *topic,
     e->ms = sl_now_ms();
 }
 
+/* The leader's LIST_OFFSETS answer for l (group_route.c). */
+static void lookup_done(void *arg, sl_err rc, const uint8_t *frame, size_t len)
+{
+    lookup *l = arg;
+    sl_list_offsets_resp resp;
+    sl_arena a;
+    int64_t off = -1;
+
+    l->inflight = 0;
+    l->ms = sl_now_ms();
+    if (!l->o) { /* the observer is gone */
+        free(l->topic);
+        free(l);
+        return;
+    }
+    sl_arena_init(&a);
+    if (rc == SL_OK) {
+        rc = sl_list_offsets_resp_decode(frame + SL_RESP_HDR_SIZE,
+                                         len - SL_RESP_HDR_SIZE, &a, &resp);
+        if (rc == SL_OK && resp.error != SL_OK)
+            rc = (sl_err)resp.error;
+        if (rc == SL_OK && (resp.ntopics != 1 || resp.topics[0].nparts != 1))
+            rc = SL_ERR_PROTOCOL;
+        if (rc == SL_OK && resp.topics[0].parts[0].error != SL_OK)
+            rc = (sl_err)resp.topics[0].parts[0].error;
+        if (rc == SL_OK)
+            off = resp.topics[0].parts[0].offset;
+    }
+    sl_arena_fini(&a);
+    if (rc != SL_OK || off < 0) {
+        sl_log(SL_WARN, "observer",
+               "%s/%d: the leader's offset for a start=latest group not "
+               "known: %s (asked again)",
+               l->topic, (int)l->partition,
+               sl_strerror(rc != SL_OK ? rc : SL_ERR_PROTOCOL));
+        return;
+    }
+    l->offset = off;
+    sl_log(SL_INFO, "observer",
+           "%s/%d: a start=latest group created here starts at %lld (the "
+           "leader's first offset timestamped from %lld on)",
+           l->topic, (int)l->partition, (long long)off,
+           (long long)(l->since_ms - OBS_LATEST_SLACK_MS));
+    { /* its consumers are waiting: deliver now */
+        sl_groups *g = l->o->groups(l->o->b);
+        if (g)
+            sl_groups_on_append(g, l->topic, l->partition);
+    }
+}
+
+/* Ask the leader of topic/partition (LIST_OFFSETS) for the first offset
+ * timestamped from since_ms - OBS_LATEST_SLACK_MS on. */
+static void lookup_ask(sl_observer *o, lookup *l, int32_t leader)
+{
+    sl_lo_part lp = {(uint32_t)l->partition, l->since_ms - OBS_LATEST_SLACK_MS};
+    sl_lo_topic lt = {sl_str_c(l->topic), 1, &lp};
+    sl_list_offsets_req q = {1, &lt};
+    sl_wb wb;
+    sl_err rc;
+
+    l->ms = sl_now_ms();
+    if (lp.timestamp < 0)
+        lp.timestamp = 0;
+    sl_wb_init(&wb, 128);
+    rc = sl_list_offsets_req_encode(&wb, 1, &q);
+    if (rc == SL_OK && wb.err)
+        rc = SL_ERR_NOMEM;
+    if (rc == SL_OK && !o->call)
+        rc = SL_ERR_INVALID_ARG; /* not wired yet: asked again later */
+    if (rc == SL_OK)
+        rc = o->call(o->b, leader, wb.p, wb.len, 1, OBS_LOOKUP_TIMEOUT_MS,
+                     lookup_done, l);
+    sl_wb_fini(&wb);
+    l->inflight = rc == SL_OK;
+}
+
 int64_t sl_observer_latest(sl_observer *o, const char *topic, int32_t partition,
                            int64_t since_ms)
 {
     const sl_mi_topic *t = o ? sl_meta_topic_find(o->image, topic) : NULL;
     sl_part *part;
+    lookup *l;
     if (!o) /* not started yet, or stopped */
         return -1;
     if (sl_ops_part(o->b, topic, partition, SL_OPS_NO_CREATE, &part) != SL_OK)
@@ -492,21 +651,31 @@ int64_t sl_observer_latest(sl_observer *o, const char *topic, int32_t partition,
     for (int32_t r = 0; r < t->parts[partition].nrep; r++)
         if (t->parts[partition].rep[r] == o->self)
             return sl_part_end_offset(part); /* a replica here */
-    for (const lend *e = o->ends; e; e = e->next) {
-        int64_t at;
-        if (e->partition != partition || strcmp(e->topic, topic))
-            continue;
-        if (e->ms <= since_ms)
+    for (const lend *e = o->ends; e; e = e->next)
+        if (e->partition == partition && !strcmp(e->topic, topic) &&
+            e->ms <= since_ms)
             return e->end; /* the leader's end before the group existed */
-        if (sl_part_end_offset(part) < e->end)
-            return -1; /* the copy has not reached that end yet */
-        if (sl_part_offset_for_time(part, since_ms - OBS_LATEST_SLACK_MS,
-                                    &at) != SL_OK)
+    for (l = o->looks; l; l = l->next)
+        if (l->partition == partition && l->since_ms == since_ms &&
+            !strcmp(l->topic, topic))
+            break;
+    if (!l) {
+        if (!(l = calloc(1, sizeof(*l))) || !(l->topic = strdup(topic))) {
+            free(l);
             return -1;
-        return at < e->end ? at : e->end;
+        }
+        l->o = o;
+        l->partition = partition;
+        l->since_ms = since_ms;
+        l->offset = -1;
+        l->ms = INT64_MIN / 2;
+        l->next = o->looks;
+        o->looks = l;
     }
-    /* not observed yet (the group asking is being created): start now,
-     * not at the next tick, so that the first answer comes soon */
-    event_active(o->tick, EV_TIMEOUT, 0);
+    if (l->offset >= 0)
+        return l->offset;
+    if (!l->inflight && sl_now_ms() - l->ms >= OBS_LOOKUP_RETRY_MS &&
+        t->parts[partition].leader >= 0)
+        lookup_ask(o, l, t->parts[partition].leader);
     return -1;
 }

@@ -28,6 +28,18 @@ typedef struct sl_observer_copies {
     int (*checking)(void *arg, const char *topic, int32_t p);
 } sl_observer_copies;
 
+/* One request to another node, its answer handed to fn (group_route.c's
+ * sl_groute_call: SL_OK, and fn runs exactly once, later, with the
+ * response frame or an error; otherwise fn never runs). Wired by
+ * group_state.c (sl_observer_set_call): observer.c cannot include
+ * group_route.h without an include cycle. */
+typedef void (*sl_observer_call_fn)(void *arg, sl_err rc, const uint8_t *frame,
+                                    size_t len);
+typedef sl_err (*sl_observer_call)(struct sl_broker *b, int32_t node,
+                                   const uint8_t *frame, size_t len,
+                                   uint32_t corr, int timeout_ms,
+                                   sl_observer_call_fn fn, void *arg);
+
 /* image: the loop's copy of the metadata (outlives o); copies: see above
  * (copied); self: this node; groups(b): the broker's groups (NULL: none
  * yet); changed(b): the set of observed topics changed, or the image did
@@ -37,6 +49,8 @@ sl_err sl_observer_new(struct sl_broker *b, const sl_meta *image,
                        sl_groups *(*groups)(struct sl_broker *b),
                        void (*changed)(struct sl_broker *b), sl_observer **out);
 void sl_observer_free(sl_observer *o); /* accepts NULL */
+/* How o asks other nodes (for start=latest groups); o NULL: nothing. */
+void sl_observer_set_call(sl_observer *o, sl_observer_call call);
 /* Look at the queue groups coordinated here again now (after an image
  * change; a tick does it every OBS_TICK_MS too): when the set of topics
  * they read changed, the replica fetchers follow it. */

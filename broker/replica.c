@@ -338,13 +338,16 @@ int sl_replicas_checking(sl_replicas *rs, const char *topic, int32_t p)
  * partition's low-water mark, groups/queue.c). A copy that ends below it
  * (one that starts empty, one kept from before a restart that the groups
  * have since passed elsewhere) or starts above it starts again there,
- * before this fetch asks for it. */
-static void observer_copy_start(sl_replicas *rs, const char *topic, int32_t p,
-                                sl_part *part)
+ * before this fetch asks for it. 0: not fetched now (an empty copy that
+ * no group has a start in yet, as a start=latest group asking its
+ * leader where it starts: fetched from the log start, it would copy the
+ * whole backlog). */
+static int observer_copy_start(sl_replicas *rs, const char *topic, int32_t p,
+                               sl_part *part)
 {
     int64_t need = sl_part_low_water(part);
-    if (need < 0)
-        return; /* no group has a start here yet */
+    if (need < 0) /* no group has a start here yet */
+        return sl_part_end_offset(part) > sl_part_start_offset(part);
     if (need > sl_part_end_offset(part))
         sl_replicas_copy_restart(rs, topic, p, need,
                                  "the lowest start of the queue groups "
@@ -353,6 +356,7 @@ static void observer_copy_start(sl_replicas *rs, const char *topic, int32_t p,
         sl_replicas_copy_restart(rs, topic, p, need,
                                  "a queue group coordinated here needs "
                                  "records below the copy's start");
+    return 1;
 }
 
 /* One FETCH for every partition this node follows from f->leader. */
@@ -402,8 +406,11 @@ void replica_send_fetch(fetcher *f)
                     continue;
                 }
             }
-            if (!replica_placed(rs, t->name, p))
-                observer_copy_start(rs, t->name, p, part);
+            if (!replica_placed(rs, t->name, p) &&
+                !observer_copy_start(rs, t->name, p, part)) {
+                deferred = 1; /* looked at again RETRY_MS later */
+                continue;
+            }
             ft->parts[ft->nparts].partition = (uint32_t)p;
             ft->parts[ft->nparts].leader_epoch = mp->leader_epoch;
             ft->parts[ft->nparts].fetch_offset = sl_part_end_offset(part);

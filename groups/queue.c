@@ -314,8 +314,11 @@ void sl_q__update_low_water(sl_qgroup *qg, sl_qpart *qp)
     if (!p)
         return;
     for (sl_qgroup *o = g->qgroups; o; o = o->next) {
+        /* a start=latest group whose start is not known yet needs
+         * nothing below it: an observer's copy (broker/observer.c) must
+         * not start at the empty copy's end it holds meanwhile */
         if (strcmp(o->topic, qg->topic) || qp->partition >= o->nparts ||
-            !o->parts[qp->partition])
+            !o->parts[qp->partition] || o->parts[qp->partition]->latest_pending)
             continue;
         int64_t s = o->parts[qp->partition]->start;
         if (lw < 0 || s < lw)

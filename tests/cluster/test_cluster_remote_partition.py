@@ -192,13 +192,16 @@ def test_durable_subscription_on_an_observer_starts_at_the_leaders_end(
         cluster):
     """A durable topic subscription (a queue group that starts at the log
     end) made at a coordinator that holds no replica of two of the three
-    partitions (RF 1): it gets what is sent after it subscribed, on every
-    partition, and nothing sent before. Its start on those partitions is
-    found from the leader's end and the records' timestamps once the
-    copy, which starts empty, reached that end (broker/observer.c); it is
-    not the end of the copy when the group was created (every old record
-    of those partitions would come), nor the leader's end at the first
-    FETCH answer (what was sent in between would be missed)."""
+    partitions (RF 1, a backlog of 1 MB each): it gets what is sent after
+    it subscribed, on every partition, and nothing sent before. Its start
+    on those partitions is the leader's answer to LIST_OFFSETS for 1 s
+    before the group's creation (broker/observer.c); it is not the end of
+    the copy when the group was created (every old record of those
+    partitions would come), nor the leader's end at the first FETCH
+    answer (what was sent in between would be missed). The copy starts
+    there: the coordinator fetches a few KB, not the backlog (session 14;
+    before, the copy began at the leader's log start and the start was
+    found in it once it had reached the leader's end: 2 MB fetched)."""
     c = cluster
     all3 = [1, 2, 3]
     ldr = ready(c)
@@ -208,11 +211,15 @@ def test_durable_subscription_on_an_observer_starts_at_the_leaders_end(
     coord = coordinator(state_view(c, all3), group)
     # sent "long ago": record timestamps of 2023 (sluice_wire's default),
     # far below the group's creation less the observer's slack of 1 s
+    blob = b"o" * 1000
     for p in range(3):
         with sw.Client(c.nodes[view[p][0]].binary_addr) as cl:
-            r = cl.produce_batch(t, p, sw.encode_batch(
-                [b"old%d-%d" % (p, i) for i in range(5)]))
-            assert r["error"] == 0, r
+            for b in range(10):
+                r = cl.produce_batch(t, p, sw.encode_batch(
+                    [b"old%d-%d-%d-" % (p, b, i) + blob
+                     for i in range(100)]))
+                assert r["error"] == 0, r
+    fetched0 = metric(c, coord, "sluice_replica_fetched_bytes_total")
     r = stomp(c, coord)
     r.call("SUBSCRIBE", {"destination": "/topic/" + t, "id": group,
                          "durable": "true", "auto-delete": "false",
@@ -232,6 +239,9 @@ def test_durable_subscription_on_an_observer_starts_at_the_leaders_end(
     # order: had the group started below them, they would be here
     assert sorted(got) == sorted(new), got
     r.close()
+    fetched = metric(c, coord, "sluice_replica_fetched_bytes_total") - \
+        fetched0
+    assert fetched < 200000, fetched  # the backlog: 2 x 1 MB
 
 
 def test_new_coordinator_without_a_replica_resumes_the_group(cluster):
