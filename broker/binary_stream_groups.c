@@ -6,8 +6,12 @@
  * committed (sl_groups_wait; in a cluster also once replicated in the
  * state log, docs/cluster.md 6). Heartbeats and OFFSET_FETCH answer from
  * memory: a heartbeat's REBALANCE from a generation not yet replicated
- * costs at most a rejoin, and an offset fetched before its commit is
- * replicated was read by the member that committed it.
+ * costs at most a rejoin; an offset fetched before its commit is
+ * replicated (and answered) may be lost with a failover, but a
+ * failover never makes OFFSET_FETCH answer less than an acknowledged
+ * commit: a new coordinator serves the group only once rebuilt from its
+ * log, which holds every acknowledged commit (docs/cluster.md 6,
+ * "Offset fetches and heartbeats answered from memory").
  * docs/groups.md section 1 describes the protocol.
  * @thread loop
  */

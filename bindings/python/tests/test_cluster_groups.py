@@ -975,3 +975,96 @@ def test_a_heartbeat_to_a_paused_coordinator_finds_the_new_one(cluster):
     finally:
         c.nodes[coord].proc.send_signal(signal.SIGCONT)
     a.close()
+
+
+def test_offset_fetch_after_a_failover_mid_commit_is_never_behind(cluster):
+    """OFFSET_FETCH is answered from the coordinator's memory. Checked
+    against a coordinator that fails over in the middle of a stream of
+    commits (docs/cluster.md 6, "Offset fetches and heartbeats from
+    memory"): one consumer commits offsets 1, 2, 3, ... of the group
+    without pause, another reads the committed offset without pause; the
+    coordinator is paused (SIGSTOP) until the others made a new one, then
+    resumed (its memory is then stale), and both go on through the
+    failover. Every committed() answer is at least the last commit
+    acknowledged before it was asked, and a commit acknowledged is never
+    lost: a new coordinator serves a group only once it rebuilt it from
+    its own copy of the state partition, which holds every acknowledged
+    commit (acknowledged = fsynced on every in-sync replica, and the new
+    leader is one of them), and the old one, its lease lapsed, answers
+    nothing."""
+    c = cluster
+    all3 = [1, 2, 3]
+    c.wait(lambda: all_up(c, all3), "a cluster with every node up")
+    c.cli(1, "topic", "create", "so", "--partitions", "1",
+          "--replication-factor", "3")
+    c.wait(lambda: all(describe(c, x, "so") for x in all3), "so")
+    c.cli(1, "produce", "so", "--acks", "durable",
+          input="".join("r%05d\n" % i for i in range(20000)))
+    bs = bootstrap(c, all3)
+    conf = dict(enable_auto_commit=False, request_timeout_ms=3000)
+    acked = [-1]  # the last commit acknowledged (-1: none yet)
+    stop = threading.Event()
+    errors = []
+
+    def committer():
+        w = sluice.Consumer(bs, "sgo", **conf)
+        try:
+            w.assign([("so", 0, 0)])
+            for i in range(1, 20001):
+                if stop.is_set():
+                    break
+                w.commit([sluice.TopicPartition("so", 0, i)])
+                acked[0] = i
+        except Exception as e:  # noqa: BLE001 (reported below)
+            errors.append(("commit", repr(e)))
+        finally:
+            w.close()
+
+    seen = []
+
+    def reader():
+        r = sluice.Consumer(bs, "sgo", **conf)
+        try:
+            while not stop.is_set():
+                before = acked[0]
+                got = r.committed("so", 0)
+                seen.append((before, got))
+                if got < before:
+                    errors.append(("behind", before, got))
+                time.sleep(0.002)  # pacing (CPU), not synchronisation
+        except Exception as e:  # noqa: BLE001
+            errors.append(("committed", repr(e)))
+        finally:
+            r.close()
+
+    threads = [threading.Thread(target=f) for f in (committer, reader)]
+    for t in threads:
+        t.start()
+    try:
+        c.wait(lambda: acked[0] >= 50 or errors, "50 commits")
+        coord = c.wait(lambda: coordinator(c, 1, "sgo", "so"),
+                       "sgo's coordinator")
+        rest = [x for x in all3 if x != coord]
+        at_pause = acked[0]
+        c.nodes[coord].proc.send_signal(signal.SIGSTOP)
+        try:
+            c.wait(lambda: (coordinator(c, rest[0], "sgo", "so") or coord) !=
+                   coord, "a new coordinator", timeout=60)
+            c.wait(lambda: acked[0] >= at_pause + 50 or errors,
+                   "commits at the new coordinator", timeout=60)
+        finally:
+            c.nodes[coord].proc.send_signal(signal.SIGCONT)
+        mark = acked[0]
+        c.wait(lambda: acked[0] >= mark + 50 or errors,
+               "commits after the old coordinator resumed", timeout=60)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(120)
+    assert errors == [], errors[:5]
+    last = acked[0]
+    assert last > at_pause + 100, (at_pause, last)
+    assert len(seen) > 20 and any(b > at_pause for b, _ in seen), seen[-3:]
+    d = sluice.Consumer(bs, "sgo", **conf)
+    assert d.committed("so", 0) == last
+    d.close()
