@@ -210,8 +210,8 @@ static void run(const char *mode)
         snprintf(what, sizeof(what), "threads(%d)", nthreads);
     else
         snprintf(what, sizeof(what), "%s", mode);
-    printf("| %s | %d | %.2f | %.2f | %.0f | %.0f |\n", what, nfiles,
-           med * 1e3, worst * 1e3, nfiles / med, nfiles / worst);
+    printf("| %s | %d | %.2f | %.2f | %.0f | %.0f |\n", what, nfiles, med * 1e3,
+           worst * 1e3, nfiles / med, nfiles / worst);
     fflush(stdout);
     free(t);
 }
@@ -245,8 +245,8 @@ int main(int argc, char **argv)
             goto usage;
         i++;
     }
-    if (prealloc < 0 || nfiles < 1 || rounds < 1 || bytes < 1 || bytes > sizeof(buf) ||
-        nthreads < 1)
+    if (prealloc < 0 || nfiles < 1 || rounds < 1 || bytes < 1 ||
+        bytes > sizeof(buf) || nthreads < 1)
         goto usage;
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {

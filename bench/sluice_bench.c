@@ -180,8 +180,8 @@ static sluice_conf *base_conf(void)
         char kv[256], *eq;
         snprintf(kv, sizeof(kv), "%s", xconf[i]);
         eq = strchr(kv, '=');
-        if (!eq || (*eq = '\0',
-                    sluice_conf_set(c, kv, eq + 1, err, sizeof(err)))) {
+        if (!eq ||
+            (*eq = '\0', sluice_conf_set(c, kv, eq + 1, err, sizeof(err)))) {
             fprintf(stderr, "sluice-bench: -X %s: %s\n", xconf[i],
                     eq ? err : "want key=value");
             exit(2);
@@ -238,9 +238,8 @@ static void pool_make(void)
         exit(1);
     }
     for (k = 0; k < len; k++)
-        g_pool[k] = strcmp(O.payload, "random")
-                        ? 'x'
-                        : (char)(33 + rand_r(&seed) % 94);
+        g_pool[k] =
+            strcmp(O.payload, "random") ? 'x' : (char)(33 + rand_r(&seed) % 94);
 }
 
 static void on_dr(const sluice_delivery *d, void *opaque)
@@ -277,10 +276,10 @@ static void *produce_thread(void *arg)
         void *op =
             (i % w->sample_every) == 0 ? (void *)(intptr_t)now_ns() : NULL;
         size_t at = (w->start + (size_t)i * (size_t)O.size) % POOL;
-        int32_t part = O.spread_each ? (int32_t)(i % O.partitions)
-                                     : SLUICE_PARTITION_ANY;
-        e = sluice_producer_send(p, O.topic, part, NULL, 0,
-                                 val + at, (size_t)O.size, NULL, 0, 0, op);
+        int32_t part =
+            O.spread_each ? (int32_t)(i % O.partitions) : SLUICE_PARTITION_ANY;
+        e = sluice_producer_send(p, O.topic, part, NULL, 0, val + at,
+                                 (size_t)O.size, NULL, 0, 0, op);
         if (e)
             die(e, "send");
         if ((i & 1023) == 0)
@@ -374,14 +373,13 @@ static void run_produce(long records, int quiet)
         lat_merge(&all, &ws[i].l);
     }
     if (!quiet) {
-        int n = snprintf(
-            g_extra, sizeof(g_extra),
-            " win_cpu_us=%" PRId64 " win_minflt=%ld win_vcsw=%ld "
-            "win_ivcsw=%ld",
-            tv_us(u1.ru_utime) - tv_us(u0.ru_utime) + tv_us(u1.ru_stime) -
-                tv_us(u0.ru_stime),
-            u1.ru_minflt - u0.ru_minflt, u1.ru_nvcsw - u0.ru_nvcsw,
-            u1.ru_nivcsw - u0.ru_nivcsw);
+        int n = snprintf(g_extra, sizeof(g_extra),
+                         " win_cpu_us=%" PRId64 " win_minflt=%ld win_vcsw=%ld "
+                         "win_ivcsw=%ld",
+                         tv_us(u1.ru_utime) - tv_us(u0.ru_utime) +
+                             tv_us(u1.ru_stime) - tv_us(u0.ru_stime),
+                         u1.ru_minflt - u0.ru_minflt, u1.ru_nvcsw - u0.ru_nvcsw,
+                         u1.ru_nivcsw - u0.ru_nivcsw);
         if (peer0 >= 0 && peer1 >= 0 && n > 0 && (size_t)n < sizeof(g_extra))
             snprintf(g_extra + n, sizeof(g_extra) - (size_t)n,
                      " peer_cpu_us=%" PRId64, (peer1 - peer0) / 1000);

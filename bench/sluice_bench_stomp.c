@@ -314,9 +314,9 @@ static int sc_write(sconn *c, const void *p, size_t n)
         return -1; /* a short writev: not worth resuming in a bench */
     }
     while (n) {
-        ssize_t w = c->ssl ? SSL_write(c->ssl, b, n > INT32_MAX ? INT32_MAX
-                                                               : (int)n)
-                           : write(c->fd, b, n);
+        ssize_t w =
+            c->ssl ? SSL_write(c->ssl, b, n > INT32_MAX ? INT32_MAX : (int)n)
+                   : write(c->fd, b, n);
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0)
@@ -655,7 +655,8 @@ int sl_bench_stomp_main(int argc, char **argv)
     }
     if (O.tls_ca) {
         g_tls = SSL_CTX_new(TLS_client_method());
-        if (!g_tls || SSL_CTX_load_verify_locations(g_tls, O.tls_ca, NULL) != 1) {
+        if (!g_tls ||
+            SSL_CTX_load_verify_locations(g_tls, O.tls_ca, NULL) != 1) {
             fprintf(stderr, "bench: cannot load %s\n", O.tls_ca);
             return 2;
         }

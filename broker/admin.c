@@ -67,7 +67,7 @@ sl_err adm_need(sl_admin_call *x, const char *k, const char **out)
 }
 
 sl_err adm_int_arg(sl_admin_call *x, const char *k, int64_t lo, int64_t hi,
-                      int64_t dflt, int64_t *out)
+                   int64_t dflt, int64_t *out)
 {
     const char *v = adm_arg(x, k);
     char *end;
@@ -105,10 +105,11 @@ sl_err adm_topic_or_fail(sl_admin_call *x, const char *name, sl_topic **t)
     return SL_OK;
 }
 
-/* ---- records as JSON ------------------------------------------------------ */
+/* ---- records as JSON ------------------------------------------------------
+ */
 
 void adm_record_json(sl_jw *j, int32_t partition, const sl_record *rec,
-                        int64_t attempts)
+                     int64_t attempts)
 {
     sl_header_iter hi;
     sl_header h;
@@ -144,8 +145,8 @@ void adm_record_json(sl_jw *j, int32_t partition, const sl_record *rec,
     sl_jw_end(j);
 }
 
-
-/* ---- the verb table ------------------------------------------------------- */
+/* ---- the verb table -------------------------------------------------------
+ */
 
 static const struct verb {
     const char *name;
@@ -381,9 +382,9 @@ static sl_admin_call *run_verb(sl_admin_call *x, const char *verb,
     }
     if (!v) { /* users and permissions: broker/auth.c, broker/acl.c */
         sl_auth_later later = {auth_later, x, 0};
-        rc = sl_auth_verb(b, verb, args->n, args->keys, args->values,
-                          args->user, args->peer, &x->j, x->msg,
-                          sizeof(x->msg), &later);
+        rc =
+            sl_auth_verb(b, verb, args->n, args->keys, args->values, args->user,
+                         args->peer, &x->j, x->msg, sizeof(x->msg), &later);
         x->args = NULL; /* borrowed for the call only */
         if (rc == SL_OK && later.pending)
             return x; /* a cluster: the metadata log answers (auth_later) */

@@ -62,5 +62,4 @@ const char *const *sl_admin_verbs(void);
 void sl_admin_module_init(sl_broker *b);
 void sl_admin_module_fini(sl_broker *b);
 
-
 #endif

@@ -247,7 +247,8 @@ sl_err v_queues(sl_admin_call *x)
         else
             sl_jw_null(&x->j);
         sl_jw_kstr(&x->j, "dlq_topic", r.v[i].dlq[0] ? r.v[i].dlq : NULL);
-        adm_dlq_counts(x->b, r.v[i].dlq[0] ? r.v[i].dlq : NULL, &total, &pending);
+        adm_dlq_counts(x->b, r.v[i].dlq[0] ? r.v[i].dlq : NULL, &total,
+                       &pending);
         sl_jw_ki64(&x->j, "dlq_pending", pending);
         sl_jw_ki64(&x->j, "dlq_total", total);
         sl_jw_end(&x->j);
@@ -406,7 +407,7 @@ sl_err v_group_reset(sl_admin_call *x)
     }
     sl_jw_end(&x->j);
     sl_jw_end(&x->j);
-    sl_log(SL_INFO, "admin", "reset %s group %s on %s to %s", 
+    sl_log(SL_INFO, "admin", "reset %s group %s on %s to %s",
            queue ? "queue" : "stream", group, topic, to);
     x->wait = 1;
     return SL_OK;

@@ -30,13 +30,13 @@ struct sl_admin_call {
     struct evbuffer *out;
     sl_jw j;
     char msg[512];
-    int wait;      /* answer after the groups commit */
-    int pending;   /* the verb answers later itself (finish) */
-    int in_verb;   /* inside the verb function */
+    int wait;    /* answer after the groups commit */
+    int pending; /* the verb answers later itself (finish) */
+    int in_verb; /* inside the verb function */
     sl_err later_rc;
     int64_t moved, skipped;
     int later_done;
-    int cancelled; /* the requester went away */
+    int cancelled;         /* the requester went away */
     struct adm_copy *copy; /* the arguments, while a read barrier waits */
     sl_admin_done_fn done;
     void *arg;

@@ -70,7 +70,8 @@ sl_err v_status(sl_admin_call *x)
     return SL_OK;
 }
 
-/* ---- topics --------------------------------------------------------------- */
+/* ---- topics ---------------------------------------------------------------
+ */
 
 static void topic_json(sl_jw *j, sl_topic *t, int detail)
 {
@@ -271,7 +272,8 @@ sl_err v_topic_add_partitions(sl_admin_call *x)
     return rc;
 }
 
-/* ---- connections ------------------------------------------------------------ */
+/* ---- connections ------------------------------------------------------------
+ */
 
 static void conn_row(void *arg, sl_conn *c, const sl_conn_stat *st)
 {
@@ -327,7 +329,8 @@ sl_err v_connection_close(sl_admin_call *x)
     sl_conn *c;
     sl_err rc = adm_need(x, "id", &v);
     char why[160];
-    if (rc != SL_OK || (rc = adm_int_arg(x, "id", 1, INT64_MAX, 0, &id)) != SL_OK)
+    if (rc != SL_OK ||
+        (rc = adm_int_arg(x, "id", 1, INT64_MAX, 0, &id)) != SL_OK)
         return rc;
     c = sl_conn_find(x->b, (uint64_t)id);
     if (!c) {

@@ -67,8 +67,7 @@ int auth_audit_take(sl_auth *a, int ok)
 
 /* The line of a successful login. peer: address:port. */
 void auth_audit_login_ok(sl_auth *a, const char *user, const char *peer,
-                           const char *proto, const char *mech,
-                           const char *extra)
+                         const char *proto, const char *mech, const char *extra)
 {
     if (auth_audit_take(a, 1))
         sl_auth_audit("authentication succeeded: user '%s' from %s over %s "
@@ -451,7 +450,8 @@ void auth_done_cb(evutil_socket_t fd, short what, void *arg)
                                   j->known ? "" : " [no such user]", d, more);
                 }
             } else if (strcmp(j->proto, "http") != 0) {
-                auth_audit_login_ok(a, j->user, j->peer, j->proto, j->mech, NULL);
+                auth_audit_login_ok(a, j->user, j->peer, j->proto, j->mech,
+                                    NULL);
             } else {
                 /* HTTP Basic logs in at every request: one line per
                  * address and user now and then */
@@ -461,9 +461,9 @@ void auth_done_cb(evutil_socket_t fd, short what, void *arg)
                     now - e->ok_line_ms >= AUDIT_HTTP_OK_EVERY_MS) {
                     e->ok_line_ms = now;
                     auth_audit_login_ok(a, j->user, j->peer, j->proto, j->mech,
-                                   " (HTTP Basic: next line for this "
-                                   "address and user in 10 min at the "
-                                   "earliest)");
+                                        " (HTTP Basic: next line for this "
+                                        "address and user in 10 min at the "
+                                        "earliest)");
                 }
             }
             j->fin(j);
@@ -486,8 +486,7 @@ void sl_auth_job_cancel(sl_auth_job *j)
 }
 
 sl_auth_job *auth_job_new(sl_auth *a, int kind, const char *peer,
-                            const char *proto, const char *mech,
-                            const char *user)
+                          const char *proto, const char *mech, const char *user)
 {
     sl_auth_job *j = calloc(1, sizeof(*j));
     const sl_user *u;
@@ -521,7 +520,8 @@ sl_auth_job *sl_auth_check_password(sl_broker *b, const char *peer,
                                     void *arg)
 {
     sl_auth *a = auth_of(b);
-    sl_auth_job *j = auth_job_new(a, JOB_PASSWORD, peer, proto, "password", user);
+    sl_auth_job *j =
+        auth_job_new(a, JOB_PASSWORD, peer, proto, "password", user);
     if (!j)
         return NULL;
     j->password = strdup(password ? password : "");

@@ -93,7 +93,7 @@ struct sl_auth {
     struct event *done_ev;
     sl_auth_job *delayed; /* waiting for their time (loop only) */
     addr_ent addrs[ADDR_SLOTS];
-    uint64_t failures; /* /metrics some day */
+    uint64_t failures;     /* /metrics some day */
     uint64_t synced_index; /* cluster: log index of the users and rules */
     /* peer_auth.c: the cluster secret and the nonces of recent broker
      * logins (a replayed login is refused) */

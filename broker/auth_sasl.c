@@ -193,7 +193,8 @@ static int cert_login_now(sl_broker *b, conn_auth *ca, const char *proto,
     sl_conn_handshake_done(ca->c);
     snprintf(extra, sizeof(extra), ", TLS client certificate %.200s",
              sl_conn_tls_subject(ca->c));
-    auth_audit_login_ok(auth_of(b), ca->user, sl_conn_peer(ca->c), proto, mech, extra);
+    auth_audit_login_ok(auth_of(b), ca->user, sl_conn_peer(ca->c), proto, mech,
+                        extra);
     return 1;
 }
 
@@ -532,9 +533,9 @@ static void scram_first(conn_auth *ca, const char *m, size_t len, sl_reply *r,
     free(ca->cfb);
     ca->cfb = strndup(bare, len - 3);
     if (sl_cluster_users_read_needed(ca->b)) {
-        sl_auth_job *j = auth_job_new(auth_of(ca->b), JOB_LOOKUP,
-                                      sl_conn_peer(ca->c), "binary",
-                                      SL_SCRAM_MECH, ca->user);
+        sl_auth_job *j =
+            auth_job_new(auth_of(ca->b), JOB_LOOKUP, sl_conn_peer(ca->c),
+                         "binary", SL_SCRAM_MECH, ca->user);
         if (j) {
             ca->job = j;
             ca->r = r;
@@ -579,7 +580,8 @@ static void scram_final(conn_auth *ca, const char *m, size_t len, sl_reply *r,
         return;
     }
     wo = (size_t)(pp - m);
-    j = auth_job_new(auth_of(ca->b), JOB_SCRAM, peer, "binary", SL_SCRAM_MECH, ca->user);
+    j = auth_job_new(auth_of(ca->b), JOB_SCRAM, peer, "binary", SL_SCRAM_MECH,
+                     ca->user);
     if (!j) {
         sasl_fail(ca, r, SL_ERR_NOMEM, "out of memory");
         return;
@@ -628,7 +630,8 @@ static void plain_auth(conn_auth *ca, const uint8_t *m, size_t len, sl_reply *r,
         return;
     memcpy(pw, z2 + 1, plen);
     pw[plen] = 0;
-    j = auth_job_new(auth_of(ca->b), JOB_PASSWORD, peer, "binary", "PLAIN", ca->user);
+    j = auth_job_new(auth_of(ca->b), JOB_PASSWORD, peer, "binary", "PLAIN",
+                     ca->user);
     if (j)
         j->password = strdup(pw);
     memset(pw, 0, sizeof(pw));

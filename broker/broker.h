@@ -116,13 +116,13 @@ struct sl_broker {
      * kick_ev decides; a lone waiter's round waits for the loop to be idle
      * (idle_ev, a zero timer of SL_PRI_INGRESS), at most until guard_ev */
     struct event *kick_ev, *idle_ev, *guard_ev;
-    unsigned kick_appends; /* deferred appends since the last kick */
+    unsigned kick_appends;    /* deferred appends since the last kick */
     struct sl_tpart *kick_tp; /* the last of them (compared only) */
-    int kick_dirty;   /* this batch also made a normal request */
-    int kick_pending; /* kick_ev active */
-    int kick_idle;    /* idle_ev and guard_ev armed */
-    struct event *maint_ev; /* periodic sl_part_maintain */
-    struct event *reap_ev;  /* frees closed connections */
+    int kick_dirty;           /* this batch also made a normal request */
+    int kick_pending;         /* kick_ev active */
+    int kick_idle;            /* idle_ev and guard_ev armed */
+    struct event *maint_ev;   /* periodic sl_part_maintain */
+    struct event *reap_ev;    /* frees closed connections */
     struct event *sig_term, *sig_int, *sig_hup, *sig_usr1, *sig_usr2;
     struct event *stop_timer;
 
@@ -153,8 +153,8 @@ struct sl_broker {
 
     /* conn.c: every connection, whatever the protocol */
     struct sl_conn *conns;
-    size_t nconns;        /* counted against max-connections */
-    struct sl_conn *reap; /* closed, to free */
+    size_t nconns;           /* counted against max-connections */
+    struct sl_conn *reap;    /* closed, to free */
     struct sl_conn *ingress; /* paced connections (SL_PRI_INGRESS) */
     struct sl_conn *corked;  /* with corked output (conn.c), to send */
     struct event *cork_ev;   /* sends it, at the end of the loop pass */
@@ -162,20 +162,20 @@ struct sl_broker {
     char *cork_pool[8];
     size_t cork_pool_cap[8];
     int ncork_pool;
-    struct event *ingress_ev; /* their guard timer */
+    struct event *ingress_ev;  /* their guard timer */
     struct sl_addr_ent *addrs; /* per client address, when capped */
     size_t addr_cap, addr_used;
-    int spare_fd;             /* closed to accept-and-close at EMFILE */
-    int accept_paused;        /* out of descriptors: listeners off */
-    int64_t emfile_ms;        /* last EMFILE/ENFILE, 0 = no episode */
-    uint64_t emfile_refused;  /* clients accepted-and-closed meanwhile */
-    struct event *accept_ev;  /* retries accepting */
+    int spare_fd;            /* closed to accept-and-close at EMFILE */
+    int accept_paused;       /* out of descriptors: listeners off */
+    int64_t emfile_ms;       /* last EMFILE/ENFILE, 0 = no episode */
+    uint64_t emfile_refused; /* clients accepted-and-closed meanwhile */
+    struct event *accept_ev; /* retries accepting */
     sl_warn_slot accept_warns[SL_BROKER_WARN_KINDS];
     size_t reaped_bytes; /* held by freed connections since a trim */
-    uint64_t conn_ids;    /* the last connection id given */
+    uint64_t conn_ids;   /* the last connection id given */
     /* the INFO lines per connection opened/closed, rate-limited */
-    int64_t connlog_ms;   /* start of the window */
-    uint64_t connlog_n;   /* lines written in it */
+    int64_t connlog_ms;    /* start of the window */
+    uint64_t connlog_n;    /* lines written in it */
     uint64_t connlog_more; /* lines left out in it */
 
     struct sl_stop_hook {
@@ -183,7 +183,7 @@ struct sl_broker {
         void *arg;
     } * stop_hooks;
     size_t nstop_hooks;
-    size_t holds; /* sl_broker_hold - sl_broker_release */
+    size_t holds;   /* sl_broker_hold - sl_broker_release */
     int conns_kept; /* sl_broker_keep_conns: not closed at the stop yet */
 
     /* module state (server.c's module table), each set by its own init */

@@ -182,8 +182,8 @@ void sl_cluster_users_sync(sl_broker *b)
                "user(s), %zu rule(s)%s",
                (unsigned long long)m->auth_index, m->nusers, m->nacls,
                m->nusers ? "" : "; no user: authentication is off");
-    if (m->nusers && !(b->cfg.cluster_secret_file &&
-                       b->cfg.cluster_secret_file[0]))
+    if (m->nusers &&
+        !(b->cfg.cluster_secret_file && b->cfg.cluster_secret_file[0]))
         sl_log(SL_WARN, "auth",
                "the cluster has users but this node has no "
                "cluster-secret-file: requests it forwards to other nodes "
@@ -253,9 +253,8 @@ static void to_mi(const sl_user *u, sl_mi_user *mu)
     mu->created_ms = u->created_ms;
 }
 
-sl_err sl_cluster_users_propose_user(sl_broker *b, const sl_user *u,
-                                     int flags, const char *audit,
-                                     const char *exists_msg,
+sl_err sl_cluster_users_propose_user(sl_broker *b, const sl_user *u, int flags,
+                                     const char *audit, const char *exists_msg,
                                      const char *missing_msg,
                                      sl_auth_later *later, char *msg,
                                      size_t msglen)
@@ -266,13 +265,14 @@ sl_err sl_cluster_users_propose_user(sl_broker *b, const sl_user *u,
     to_mi(u, &mu);
     sl_wb_init(&wb, 200);
     sl_meta_enc_user_upsert(&wb, &mu, flags);
-    rc = sl_cluster_users_propose(b, &wb, audit, exists_msg, missing_msg,
-                                  later, msg, msglen);
+    rc = sl_cluster_users_propose(b, &wb, audit, exists_msg, missing_msg, later,
+                                  msg, msglen);
     sl_wb_fini(&wb);
     return rc;
 }
 
-/* ---- read barriers -------------------------------------------------------- */
+/* ---- read barriers --------------------------------------------------------
+ */
 
 static void ub_run(ub *list, sl_err rc, const char *msg)
 {
@@ -310,10 +310,8 @@ int sl_cluster_users_read_needed(sl_broker *b)
            (sl_bcluster_read_needed(b) || state(b)->seed != NULL);
 }
 
-sl_err sl_cluster_users_barrier(sl_broker *b,
-                                void (*fn)(void *arg, sl_err rc,
-                                           const char *msg),
-                                void *arg)
+sl_err sl_cluster_users_barrier(
+    sl_broker *b, void (*fn)(void *arg, sl_err rc, const char *msg), void *arg)
 {
     ub *w;
     sl_err rc;

@@ -561,10 +561,10 @@ void sl_config_dump_conf(FILE *f, const sl_config *cfg)
          * matching quotes: quote a value that would lose either, so the
          * dump loads back to the same settings. */
         n = strlen(v);
-        quote = n > 0 && (isspace((unsigned char)v[0]) ||
-                          isspace((unsigned char)v[n - 1]) ||
-                          (n >= 2 && (v[0] == '"' || v[0] == '\'') &&
-                           v[n - 1] == v[0]));
+        quote =
+            n > 0 &&
+            (isspace((unsigned char)v[0]) || isspace((unsigned char)v[n - 1]) ||
+             (n >= 2 && (v[0] == '"' || v[0] == '\'') && v[n - 1] == v[0]));
         fprintf(f, quote ? "%s \"%s\"\n" : "%s %s\n", table[i].key, v);
     }
 }

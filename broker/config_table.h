@@ -69,12 +69,12 @@ SL_CFG(max_connections, "max-connections", INT, "10000", 1, 1000000, 0, NULL,
        "Maximum open connections, every protocol together (binary and "
        "STOMP share one count); further ones are closed at once and "
        "logged (rate-limited).")
-SL_CFG(max_connections_per_address, "max-connections-per-address", INT, "0",
-       0, 1000000, 0, NULL,
+SL_CFG(max_connections_per_address, "max-connections-per-address", INT, "0", 0,
+       1000000, 0, NULL,
        "Maximum open connections from one client IP address, every "
        "protocol together (0 = no limit besides max-connections).")
-SL_CFG(handshake_timeout_ms, "handshake-timeout-ms", MS, "10000", 0,
-       3600000, 0, NULL,
+SL_CFG(handshake_timeout_ms, "handshake-timeout-ms", MS, "10000", 0, 3600000, 0,
+       NULL,
        "Close a connection that has not finished its protocol handshake "
        "(STOMP CONNECT and login) within this time (0 = never).")
 SL_CFG(max_frame_bytes, "max-frame-bytes", SIZE, "64m", 1024, 1073741824, 0,
@@ -134,8 +134,8 @@ SL_CFG(tls_key, "tls-key", STR, "", 0, 0, 0, NULL,
 SL_CFG(tls_ca, "tls-ca", STR, "", 0, 0, 0, NULL,
        "PEM file of the CA certificates client certificates must chain to "
        "(needed by tls-client-auth request|require). Reloaded on SIGHUP.")
-SL_CFG_ENUM(tls_client_auth, "tls-client-auth", "none",
-            "none|request|require", 0, NULL,
+SL_CFG_ENUM(tls_client_auth, "tls-client-auth", "none", "none|request|require",
+            0, NULL,
             "Client certificates (mutual TLS): none = not asked for; "
             "request = asked for and verified against tls-ca when given; "
             "require = a client without a valid certificate is refused. "
@@ -221,8 +221,8 @@ SL_CFG(journal, "journal", BOOL, "yes", 0, 0, 0, NULL,
        "fsync per partition; segment files are fsynced behind it when a "
        "journal file is full, and the journal is replayed on start after "
        "a crash. no = always one fsync per partition.")
-SL_CFG(journal_min_partitions, "journal-min-partitions", INT, "4", 1,
-       1000000, 0, NULL,
+SL_CFG(journal_min_partitions, "journal-min-partitions", INT, "4", 1, 1000000,
+       0, NULL,
        "A round goes through the journal when it syncs at least this many "
        "partitions (fewer: each partition's files are fsynced, which "
        "writes every byte once instead of twice).")
@@ -231,8 +231,8 @@ SL_CFG(journal_file_bytes, "journal-file-bytes", SIZE, "64m", 1048576,
        "Start a new journal file at this size; the segment files the old "
        "one covered are then fsynced in the background and it is deleted. "
        "Bounds the journal's disk use and the replay after a crash.")
-SL_CFG(storage_max_open_files, "storage-max-open-files", INT, "0", 0,
-       100000000, 0, NULL,
+SL_CFG(storage_max_open_files, "storage-max-open-files", INT, "0", 0, 100000000,
+       0, NULL,
        "Segment log files kept open at once, over all partitions (an LRU: "
        "the least recently used are closed and reopened on demand, so the "
        "partition count is not bounded by descriptors). 0 = half of "
@@ -255,7 +255,8 @@ SL_CFG(delete_retention_ms, "delete-retention-ms", MS, "1d", 0, 3153600000000LL,
        SL_CF_TOPIC, NULL,
        "Compacted topics: how long tombstones (null values) are kept.")
 
-/* ---- cluster (docs/cluster.md) -------------------------------------------- */
+/* ---- cluster (docs/cluster.md) --------------------------------------------
+ */
 SL_CFG(node_id, "node-id", INT, "0", 0, 1000000, 0, NULL,
        "This node's id in a cluster (1..1000000). 0 = a single node: no "
        "consensus code runs and nothing below is used.")
@@ -289,8 +290,8 @@ SL_CFG(unclean_leader_election, "unclean-leader-election", BOOL, "no", 0, 0,
        "an out-of-sync replica anyway (records only the others had are "
        "lost). Off: the partition stays offline until an in-sync replica "
        "returns.")
-SL_CFG(min_insync_replicas, "min-insync-replicas", INT, "2", 1, 16,
-       SL_CF_TOPIC, NULL,
+SL_CFG(min_insync_replicas, "min-insync-replicas", INT, "2", 1, 16, SL_CF_TOPIC,
+       NULL,
        "Cluster: a durable produce (acks=durable, a STOMP receipt) is "
        "answered once every in-sync replica has fsynced it, and refused "
        "with NOT_ENOUGH_REPLICAS while the in-sync set has fewer members "
@@ -308,8 +309,8 @@ SL_CFG(replica_hwm_checkpoint_ms, "replica-hwm-checkpoint-ms", MS, "5000", 0,
        "its log against a new leader from that mark instead of its active "
        "segment's base (docs/cluster.md 3.2). 0 = off (no file written or "
        "read).")
-SL_CFG(cluster_snapshot_threshold, "cluster-snapshot-threshold", INT, "1024",
-       8, 100000000, 0, NULL,
+SL_CFG(cluster_snapshot_threshold, "cluster-snapshot-threshold", INT, "1024", 8,
+       100000000, 0, NULL,
        "Metadata log entries between two snapshots of the metadata image.")
 SL_CFG(reassign_throttle_bytes, "reassign-throttle-bytes", SIZE, "64m", 0,
        1099511627776LL, 0, NULL,
@@ -436,8 +437,8 @@ SL_CFG(cluster_tls, "cluster-tls", BOOL, "no", 0, 0, 0, NULL,
        "with TLS, checks their certificate against tls-ca and the address "
        "it connects to, and shows its own tls-cert as a client certificate "
        "(docs/security.md, Clusters).")
-SL_CFG(login_failure_delay_ms, "login-failure-delay-ms", MS, "100", 0, 60000,
-       0, NULL,
+SL_CFG(login_failure_delay_ms, "login-failure-delay-ms", MS, "100", 0, 60000, 0,
+       NULL,
        "Slow-down of failed logins per client address: from the third "
        "failure on, the address's next login check waits this long, doubled "
        "per further failure up to 10 s (forgotten after 5 minutes without a "

@@ -172,8 +172,8 @@ int64_t conn_idle_ms(const sl_conn *c)
 
 /* ---- protocols ----------------------------------------------------------- */
 
-void sl_conn_set_proto(sl_broker *b, enum sl_listener l,
-                       const sl_conn_ops *ops, void *arg)
+void sl_conn_set_proto(sl_broker *b, enum sl_listener l, const sl_conn_ops *ops,
+                       void *arg)
 {
     b->protos[l].ops = ops;
     b->protos[l].arg = arg;
@@ -197,13 +197,13 @@ const sl_conn_ops *sl_conn_proto_ops(sl_broker *b, enum sl_listener l)
     return b->protos[l].ops;
 }
 
-/* ---- small accessors ------------------------------------------------------ */
+/* ---- small accessors ------------------------------------------------------
+ */
 
 const char *sl_conn_peer(const sl_conn *c)
 {
     return c->peer;
 }
-
 
 int conn_filtered(const sl_conn *c)
 {
@@ -443,7 +443,8 @@ void sl_conn_kick(sl_conn *c)
         event_active(c->work_ev, EV_TIMEOUT, 0);
 }
 
-/* ---- lifecycle ------------------------------------------------------------ */
+/* ---- lifecycle ------------------------------------------------------------
+ */
 
 void conn_reply_free(sl_reply *r)
 {
@@ -617,7 +618,6 @@ void sl_conn_abort(sl_conn *c, const char *why)
 {
     conn_kill(c, why);
 }
-
 
 void sl_conn_reap_cb(evutil_socket_t fd, short what, void *arg)
 {

@@ -46,11 +46,13 @@ struct sl_jw;
 enum sl_transport { SL_TRANSPORT_TCP = 0, SL_TRANSPORT_TLS = 1 };
 
 /* sl_conn_ops.flags */
-#define SL_CONN_IDLE 1u      /* close after idle-timeout-ms of silence */
-#define SL_CONN_HANDSHAKE 2u /* close unless sl_conn_handshake_done within
-                                handshake-timeout-ms */
-#define SL_CONN_QUIET 4u     /* open and close lines at DEBUG, not INFO
-                                (HTTP: one connection per scrape) */
+#define SL_CONN_IDLE 1u /* close after idle-timeout-ms of silence */
+#define SL_CONN_HANDSHAKE                                                      \
+    2u /* close unless sl_conn_handshake_done within                           \
+          handshake-timeout-ms */
+#define SL_CONN_QUIET                                                          \
+    4u /* open and close lines at DEBUG, not INFO                              \
+          (HTTP: one connection per scrape) */
 
 typedef struct sl_conn_ops {
     const char *name; /* "binary", "stomp", "http": log lines */
@@ -88,8 +90,8 @@ typedef struct sl_conn_ops {
 
 /* Attach a protocol to a listener (module init, before the listeners
  * accept). arg goes to on_open. */
-void sl_conn_set_proto(sl_broker *b, enum sl_listener l,
-                       const sl_conn_ops *ops, void *arg);
+void sl_conn_set_proto(sl_broker *b, enum sl_listener l, const sl_conn_ops *ops,
+                       void *arg);
 /*
  * A transport between the socket and the protocol (WebSocket; TLS): each
  * connection accepted on listener l gets its socket bufferevent wrapped
@@ -232,7 +234,8 @@ sl_err sl_conn_on_close(sl_conn *c, sl_conn_close_fn fn, void *arg);
  * hooks already ran. */
 void sl_conn_off_close(sl_conn *c, sl_conn_close_fn fn, void *arg);
 
-/* ---- the ordered reply queue ---------------------------------------------- */
+/* ---- the ordered reply queue ----------------------------------------------
+ */
 
 /*
  * A reply slot, appended to the connection's FIFO. Slots complete in any

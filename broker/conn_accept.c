@@ -115,11 +115,10 @@ void conn_addr_unref(sl_broker *b, const unsigned char *a, int len)
     }
 }
 
-
 /* A conn_filtered connection's socket output changed: once it drained below
  * the write watermark, what conn_write_cb does for a plain socket. */
-void conn_sock_out_cb(struct evbuffer *buf,
-                        const struct evbuffer_cb_info *info, void *arg)
+void conn_sock_out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+                      void *arg)
 {
     sl_conn *c = arg;
     size_t lw = (size_t)c->b->cfg.output_high_water / 2;
@@ -138,9 +137,8 @@ static struct bufferevent *tls_bev_new(sl_broker *b, evutil_socket_t fd)
     struct bufferevent *bev;
     if (!ssl)
         return NULL;
-    bev = bufferevent_openssl_socket_new(b->base, fd, ssl,
-                                         BUFFEREVENT_SSL_ACCEPTING,
-                                         BEV_OPT_CLOSE_ON_FREE);
+    bev = bufferevent_openssl_socket_new(
+        b->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
     if (!bev) {
         SSL_free(ssl);
         return NULL;
@@ -162,10 +160,11 @@ static struct bufferevent *tls_bev_new(sl_broker *b, evutil_socket_t fd)
  * (issue 20: at 256 producer connections, short-lived as a benchmark's,
  * 9% of the broker's samples in tcp_write_xmit under readv against 1.5%
  * at one connection; broker CPU per record at 256 connections 0.167 ->
- * 0.132 us, as at one; tests/integration/test_large_frames.py). SO_RCVLOWAT, set and reset, grows the buffer without locking
- * it (SO_RCVBUF would turn autotuning off for long, fast links); its
- * window clamp then follows autotuning up. Linux only, like the read
- * mark of conn.c's "2. Reading"; a failure leaves the defaults.
+ * 0.132 us, as at one; tests/integration/test_large_frames.py). SO_RCVLOWAT,
+ * set and reset, grows the buffer without locking it (SO_RCVBUF would turn
+ * autotuning off for long, fast links); its window clamp then follows
+ * autotuning up. Linux only, like the read mark of conn.c's "2. Reading"; a
+ * failure leaves the defaults.
  */
 #define ACCEPT_RCV_WINDOW (512 * 1024)
 
@@ -213,8 +212,7 @@ void sl_conn_accept(sl_broker *b, enum sl_listener l, evutil_socket_t fd,
 }
 
 void sl_conn_accept_on(sl_broker *b, enum sl_listener l, enum sl_transport t,
-                       evutil_socket_t fd, const struct sockaddr *sa,
-                       int salen)
+                       evutil_socket_t fd, const struct sockaddr *sa, int salen)
 {
     const sl_conn_ops *ops = b->protos[l].ops;
     unsigned char addr[16];
@@ -252,9 +250,9 @@ void sl_conn_accept_on(sl_broker *b, enum sl_listener l, enum sl_transport t,
     }
     if (!ops || b->stopping || b->nconns >= (size_t)b->cfg.max_connections) {
         conn_broker_warn(b, "refused", "peer %s:%d: refused (%s)", host, port,
-                    !ops          ? "no protocol on this listener"
-                    : b->stopping ? "shutting down"
-                                  : "max-connections reached");
+                         !ops          ? "no protocol on this listener"
+                         : b->stopping ? "shutting down"
+                                       : "max-connections reached");
         evutil_closesocket(fd);
         return;
     }
@@ -262,10 +260,10 @@ void sl_conn_accept_on(sl_broker *b, enum sl_listener l, enum sl_transport t,
         ae = addr_find(b, addr, alen, 1);
         if (ae && ae->n >= (size_t)b->cfg.max_connections_per_address) {
             conn_broker_warn(b, "refused-addr",
-                        "peer %s:%d: refused (max-connections-per-address "
-                        "%lld reached)",
-                        host, port,
-                        (long long)b->cfg.max_connections_per_address);
+                             "peer %s:%d: refused (max-connections-per-address "
+                             "%lld reached)",
+                             host, port,
+                             (long long)b->cfg.max_connections_per_address);
             evutil_closesocket(fd);
             return;
         }
@@ -349,14 +347,14 @@ void sl_conn_accept_on(sl_broker *b, enum sl_listener l, enum sl_transport t,
                   (unsigned long long)c->id, ops->name);
 }
 
-/* ---- out of descriptors ------------------------------------------------------ */
+/* ---- out of descriptors
+ * ------------------------------------------------------ */
 
 static void listeners_enable(sl_broker *b, int on)
 {
-    struct evconnlistener *ls[] = {b->bin_lis,      b->stomp_lis,
-                                   b->ws_lis,       b->bin_tls_lis,
-                                   b->stomp_tls_lis, b->wss_lis,
-                                   b->http_lis,     b->http_tls_lis};
+    struct evconnlistener *ls[] = {b->bin_lis,     b->stomp_lis,     b->ws_lis,
+                                   b->bin_tls_lis, b->stomp_tls_lis, b->wss_lis,
+                                   b->http_lis,    b->http_tls_lis};
     for (size_t i = 0; i < sizeof(ls) / sizeof(ls[0]); i++) {
         if (!ls[i])
             continue;
@@ -392,7 +390,7 @@ void sl_conn_accept_error(sl_broker *b, int err, evutil_socket_t lfd)
     static const struct timeval tv = {1, 0};
     if (err != EMFILE && err != ENFILE) {
         conn_broker_warn(b, "accept", "accept failed: %s",
-                    evutil_socket_error_to_string(err));
+                         evutil_socket_error_to_string(err));
         return;
     }
     if (!b->emfile_ms)

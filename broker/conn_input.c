@@ -44,7 +44,8 @@ static int conn_socket_pending(sl_conn *c)
         return 0;
     return n;
 }
-/* ---- pacing (SL_PRI_INGRESS) ------------------------------------------------ */
+/* ---- pacing (SL_PRI_INGRESS) ------------------------------------------------
+ */
 
 /* A producer (sl_conn_set_pace) that streams, i.e. whose last read found
  * more than libevent's 4 KiB waiting, reads at SL_PRI_INGRESS (ops.h);
@@ -82,8 +83,8 @@ void sl_conn_set_pace(sl_conn *c, int may_pace)
 {
     /* pacing reads the socket directly: not under a transport's filter,
      * nor under TLS */
-    may_pace = may_pace != 0 && !conn_filtered(c) &&
-               c->transport == SL_TRANSPORT_TCP;
+    may_pace =
+        may_pace != 0 && !conn_filtered(c) && c->transport == SL_TRANSPORT_TCP;
     if (c->pace == may_pace)
         return;
     c->pace = may_pace;
@@ -118,8 +119,8 @@ void conn_ingress_guard_cb(evutil_socket_t fd, short what, void *arg)
         cn = c->in_next; /* c may leave the list below */
         if (c->pri_stale)
             set_priority(c);
-        if (c->closing || c->dead || c->paused || c->in_read ||
-            c->in_limit || now - c->in_us < INGRESS_MAX_WAIT_US)
+        if (c->closing || c->dead || c->paused || c->in_read || c->in_limit ||
+            now - c->in_us < INGRESS_MAX_WAIT_US)
             continue;
         c->in_us = now;
         got = sl_ops_read_now(c->bev, c->ops->read_max ? c->ops->read_max
@@ -162,11 +163,11 @@ static void process_input(sl_conn *c)
              * STOMP frame starts so, and a binary frame only with an api
              * key above 256; the client wants the TLS listener */
             conn_broker_warn(c->b, "tls-on-plain",
-                        "peer %s: closing, it started a TLS handshake on "
-                        "the plaintext %s port (TLS clients connect to "
-                        "the TLS listener, --tls-listen, "
-                        "--stomp-tls-listen or --http-tls-listen)",
-                        c->peer, c->ops->name);
+                             "peer %s: closing, it started a TLS handshake on "
+                             "the plaintext %s port (TLS clients connect to "
+                             "the TLS listener, --tls-listen, "
+                             "--stomp-tls-listen or --http-tls-listen)",
+                             c->peer, c->ops->name);
             conn_kill(c, "TLS on a plaintext port");
             return;
         }
@@ -248,7 +249,8 @@ void conn_work_cb(evutil_socket_t fd, short what, void *arg)
         c->ops->on_drain(c->state, c);
     /* a filter left raw input in the socket's buffer while reading was
      * paused: it gets no new read event for it */
-    if (conn_filtered(c) && !c->dead && !c->in_read && !c->paused && !c->closing)
+    if (conn_filtered(c) && !c->dead && !c->in_read && !c->paused &&
+        !c->closing)
         bufferevent_flush(c->bev, EV_READ, BEV_NORMAL);
     if (!c->dead && !c->in_read)
         process_input(c);
@@ -360,8 +362,7 @@ static void tls_error_text(sl_conn *c, char *buf, size_t len)
     if (vr != X509_V_OK)
         snprintf(buf, len, "%s (client certificate: %s)", r,
                  X509_verify_cert_error_string(vr));
-    else if (!strcmp(r, "wrong version number") ||
-             !strcmp(r, "http request") ||
+    else if (!strcmp(r, "wrong version number") || !strcmp(r, "http request") ||
              !strcmp(r, "https proxy request") ||
              !strcmp(r, "packet length too long") ||
              !strcmp(r, "record layer failure"))
@@ -391,11 +392,11 @@ void conn_event_cb(struct bufferevent *bev, short what, void *arg)
         tls_error_text(c, why, sizeof(why));
         if ((what & BEV_EVENT_ERROR) || strcmp(why, "connection closed"))
             conn_broker_warn(c->b, "tls-handshake",
-                        "peer %s: TLS handshake on the %s port failed: %s",
-                        c->peer, c->ops->name, why);
+                             "peer %s: TLS handshake on the %s port failed: %s",
+                             c->peer, c->ops->name, why);
         else
-            sl_log(SL_DEBUG, "conn",
-                   "peer %s: closed before the TLS handshake", c->peer);
+            sl_log(SL_DEBUG, "conn", "peer %s: closed before the TLS handshake",
+                   c->peer);
         conn_kill(c, "TLS handshake failed");
         return;
     }
@@ -425,8 +426,8 @@ void conn_event_cb(struct bufferevent *bev, short what, void *arg)
             if (!c->dead && !c->paused && !c->closing)
                 bufferevent_enable(bev, EV_READ);
         } else {
-            sl_log(c->ops->flags & SL_CONN_QUIET ? SL_DEBUG : SL_INFO,
-                   "conn", "peer %s: closing idle connection", c->peer);
+            sl_log(c->ops->flags & SL_CONN_QUIET ? SL_DEBUG : SL_INFO, "conn",
+                   "peer %s: closing idle connection", c->peer);
             conn_kill(c, "idle");
         }
         return;
@@ -484,8 +485,10 @@ void sl_conn_want_input(sl_conn *c, size_t more)
         return; /* the loop is woken per byte, as before */
     c->lowat = v;
     if (v > 1)
-        sl_log(SL_DEBUG, "conn", "peer %s: read mark set at %d bytes (the "
-               "rest of a large frame)", c->peer, v);
+        sl_log(SL_DEBUG, "conn",
+               "peer %s: read mark set at %d bytes (the "
+               "rest of a large frame)",
+               c->peer, v);
 }
 
 void sl_conn_limit_input(sl_conn *c, size_t bytes)
@@ -493,10 +496,10 @@ void sl_conn_limit_input(sl_conn *c, size_t bytes)
     c->in_limit = bytes;
     bufferevent_setwatermark(c->bev, EV_READ, 0, bytes);
     if (bytes)
-        bufferevent_set_max_single_read(
-            c->bev, c->ops->read_max && c->ops->read_max < bytes
-                        ? c->ops->read_max
-                        : bytes);
+        bufferevent_set_max_single_read(c->bev, c->ops->read_max &&
+                                                        c->ops->read_max < bytes
+                                                    ? c->ops->read_max
+                                                    : bytes);
     else if (c->ops->read_max)
         bufferevent_set_max_single_read(c->bev, c->ops->read_max);
 }

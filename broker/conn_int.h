@@ -180,8 +180,8 @@ size_t conn_mem(const sl_conn *c);
 void conn_read_cb(struct bufferevent *bev, void *arg);
 void conn_reply_free(sl_reply *r);
 void conn_run_close_hooks(sl_conn *c);
-void conn_sock_out_cb(struct evbuffer *buf,
-                      const struct evbuffer_cb_info *info, void *arg);
+void conn_sock_out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+                      void *arg);
 void conn_timer_cb(evutil_socket_t fd, short what, void *arg);
 void conn_timer_clear(sl_conn *c, int kind);
 void conn_timer_set(sl_conn *c, int kind, int64_t ms);

@@ -35,17 +35,17 @@
 #include "protocol/log.h"
 #include "storage/fsutil.h"
 
-/* ---- rate-limited warnings ------------------------------------------------ */
+/* ---- rate-limited warnings ------------------------------------------------
+ */
 
 /* The shared body of sl_conn_warn and the broker's own limited lines:
  * slots remember up to n kinds. */
 static void warn_limited(warn_slot *slots, size_t n, const char *subsys,
-                         const char *prefix, const char *kind,
-                         const char *fmt, va_list ap)
-    __attribute__((format(printf, 6, 0)));
+                         const char *prefix, const char *kind, const char *fmt,
+                         va_list ap) __attribute__((format(printf, 6, 0)));
 static void warn_limited(warn_slot *slots, size_t n, const char *subsys,
-                         const char *prefix, const char *kind,
-                         const char *fmt, va_list ap)
+                         const char *prefix, const char *kind, const char *fmt,
+                         va_list ap)
 {
     int64_t now = sl_now_ms();
     warn_slot *s = NULL, *old = &slots[0];
@@ -90,7 +90,7 @@ static void warn_limited(warn_slot *slots, size_t n, const char *subsys,
 }
 
 void conn_warn_flush(warn_slot *slots, size_t n, const char *subsys,
-                       const char *prefix)
+                     const char *prefix)
 {
     for (size_t i = 0; i < n; i++) {
         if (slots[i].kind && slots[i].more > 0 && SL_WARN >= sl_log_level)
@@ -118,8 +118,8 @@ void conn_broker_warn(sl_broker *b, const char *kind, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    warn_limited(b->accept_warns, SL_BROKER_WARN_KINDS, "conn",
-                 "", kind, fmt, ap);
+    warn_limited(b->accept_warns, SL_BROKER_WARN_KINDS, "conn", "", kind, fmt,
+                 ap);
     va_end(ap);
 }
 
@@ -164,7 +164,8 @@ void conn_info(sl_broker *b, const char *fmt, ...)
     sl_log_write(SL_INFO, "conn", "%s", line);
 }
 
-/* ---- the registry, read-only ------------------------------------------------ */
+/* ---- the registry, read-only ------------------------------------------------
+ */
 
 const char *sl_conn_listener_name(enum sl_listener l)
 {

@@ -36,7 +36,8 @@
 
 static void conn_flush(sl_conn *c);
 
-/* ---- waits ------------------------------------------------------------------ */
+/* ---- waits ------------------------------------------------------------------
+ */
 
 sl_wait *sl_wait_new(sl_conn *c)
 {
@@ -127,7 +128,8 @@ const char *sl_wait_what(const sl_wait *w)
     return w->what;
 }
 
-/* ---- back-pressure -------------------------------------------------------- */
+/* ---- back-pressure --------------------------------------------------------
+ */
 
 void conn_update_pause(sl_conn *c)
 {
@@ -235,8 +237,7 @@ static void conn_flush(sl_conn *c)
         c->npending--;
         c->qmem -= r->cost;
         if (r->w && r->w->err != SL_OK && r->fail)
-            r->fail(c->state, r, r->w->err, r->w->what,
-                    r->note ? r->note : "");
+            r->fail(c->state, r, r->w->err, r->w->what, r->note ? r->note : "");
         close_after = r->close_after;
         if (!r->drop) {
             reply_to_output(c, r, out);

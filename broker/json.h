@@ -27,7 +27,7 @@
 typedef struct sl_jw {
     struct evbuffer *b; /* borrowed */
     int depth;
-    int first[SL_JW_DEPTH]; /* nothing written yet at this level */
+    int first[SL_JW_DEPTH];  /* nothing written yet at this level */
     char close[SL_JW_DEPTH]; /* '}' or ']' */
     int after_key;
 } sl_jw;

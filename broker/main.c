@@ -71,8 +71,8 @@ int main(int argc, char **argv)
         break;
     }
     if (cfg.log_file && cfg.log_file[0] && sl_log_set_file(cfg.log_file) != 0) {
-        fprintf(stderr, "sluiced: log-file: cannot open %s: %s\n",
-                cfg.log_file, strerror(errno));
+        fprintf(stderr, "sluiced: log-file: cannot open %s: %s\n", cfg.log_file,
+                strerror(errno));
         sl_config_fini(&cfg);
         return 2;
     }

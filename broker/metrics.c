@@ -71,10 +71,9 @@ static void gt_sample(struct evbuffer *o, const char *name, const char *group,
 /* One histogram series: cumulative buckets (bounds in microseconds, -1 =
  * +Inf) rendered in seconds, then _sum and _count. label/value: one
  * label, or NULL for none. */
-static void hist_series(struct evbuffer *o, const char *name,
-                        const char *label, const char *value,
-                        const uint64_t *count, int nb, const int64_t *bounds,
-                        uint64_t sum_us, uint64_t n)
+static void hist_series(struct evbuffer *o, const char *name, const char *label,
+                        const char *value, const uint64_t *count, int nb,
+                        const int64_t *bounds, uint64_t sum_us, uint64_t n)
 {
     uint64_t cum = 0;
     char lbl[160] = "";
@@ -86,13 +85,13 @@ static void hist_series(struct evbuffer *o, const char *name,
             evbuffer_add_printf(o, "%s_bucket{%sle=\"+Inf\"} %" PRIu64 "\n",
                                 name, lbl, cum);
         else
-            evbuffer_add_printf(o, "%s_bucket{%sle=\"%g\"} %" PRIu64 "\n",
-                                name, lbl, (double)bounds[i] * 1e-6, cum);
+            evbuffer_add_printf(o, "%s_bucket{%sle=\"%g\"} %" PRIu64 "\n", name,
+                                lbl, (double)bounds[i] * 1e-6, cum);
     }
     if (label)
         snprintf(lbl, sizeof(lbl), "{%s=\"%s\"}", label, value);
-    evbuffer_add_printf(o, "%s_sum%s %.9g\n%s_count%s %" PRIu64 "\n", name,
-                        lbl, (double)sum_us * 1e-6, name, lbl, n);
+    evbuffer_add_printf(o, "%s_sum%s %.9g\n%s_count%s %" PRIu64 "\n", name, lbl,
+                        (double)sum_us * 1e-6, name, lbl, n);
 }
 
 /* ---- partitions -------------------------------------------------------- */
@@ -299,10 +298,10 @@ static void groups(sl_broker *b, struct evbuffer *o)
             family(o, cf[f][0], "counter", cf[f][1]);
             for (size_t i = 0; i < l.n; i++) {
                 const sl_qgroup_counters *c = &s[i].st;
-                const uint64_t v[] = {c->deliveries,    c->redeliveries,
-                                      c->acks,          c->nacks,
-                                      c->rejects,       c->lock_expiries,
-                                      c->dead_letters,  c->expired};
+                const uint64_t v[] = {c->deliveries,   c->redeliveries,
+                                      c->acks,         c->nacks,
+                                      c->rejects,      c->lock_expiries,
+                                      c->dead_letters, c->expired};
                 if (s[i].consumers < 0)
                     continue;
                 gt_sample(o, cf[f][0], l.g[i][0], l.g[i][1], (double)v[f]);
@@ -318,7 +317,8 @@ static void groups(sl_broker *b, struct evbuffer *o)
     if (sl_groups_list(g, &names, &kinds, &ng) == SL_OK) {
         for (size_t i = 0; i < ng; i++) {
             sl_group_info *gi = NULL;
-            if (kinds[i] == 0 && sl_groups_describe(g, names[i], &gi) == SL_OK &&
+            if (kinds[i] == 0 &&
+                sl_groups_describe(g, names[i], &gi) == SL_OK &&
                 gi->kind == 0) {
                 for (size_t k = 0; k < gi->nparts; k++) {
                     evbuffer_add(o, "sluice_stream_group_lag_records{group=\"",
@@ -450,10 +450,9 @@ static void connections(sl_broker *b, struct evbuffer *o)
                          : f == 2 ? t[l].bytes_in
                                   : t[l].bytes_out;
             if (ops)
-                evbuffer_add_printf(o, "%s{protocol=\"%s\"} %" PRIu64 "\n",
-                                    fams[f][0],
-                                    sl_conn_listener_name((enum sl_listener)l),
-                                    v);
+                evbuffer_add_printf(
+                    o, "%s{protocol=\"%s\"} %" PRIu64 "\n", fams[f][0],
+                    sl_conn_listener_name((enum sl_listener)l), v);
         }
     }
 }
@@ -530,9 +529,9 @@ static void process(sl_broker *b, struct evbuffer *o)
            "Binary-protocol requests dispatched, per API.");
     for (uint16_t k = 0; k < SL_API__MAX; k++)
         if (b->apis[k].fn)
-            evbuffer_add_printf(o, "sluice_requests_total{api=\"%s\"} %" PRIu64
-                                   "\n",
-                                sl_api_name(k), b->api_requests[k]);
+            evbuffer_add_printf(
+                o, "sluice_requests_total{api=\"%s\"} %" PRIu64 "\n",
+                sl_api_name(k), b->api_requests[k]);
     {
         static const int64_t lb[] = SL_LAT_BUCKETS_US;
         family(o, "sluice_request_duration_seconds", "histogram",
@@ -573,8 +572,8 @@ static void cluster_part(void *arg, const char *topic, int32_t partition,
 
 static void cluster(sl_broker *b, struct evbuffer *o)
 {
-    static const char *const roles[] = {"unavailable", "follower",
-                                        "candidate", "leader"};
+    static const char *const roles[] = {"unavailable", "follower", "candidate",
+                                        "leader"};
     static const char *const pf[][2] = {
         {"sluice_partition_leader",
          "Node id leading the partition (-1: offline), cluster mode."},
@@ -619,10 +618,9 @@ static void cluster(sl_broker *b, struct evbuffer *o)
                         st.partitions_offline);
     family(o, "sluice_cluster_partitions_under_replicated", "gauge",
            "Partitions with fewer in-sync replicas than replicas.");
-    evbuffer_add_printf(o,
-                        "sluice_cluster_partitions_under_replicated %" PRId64
-                        "\n",
-                        st.partitions_under_replicated);
+    evbuffer_add_printf(
+        o, "sluice_cluster_partitions_under_replicated %" PRId64 "\n",
+        st.partitions_under_replicated);
     family(o, "sluice_replica_fetched_bytes_total", "counter",
            "Bytes of records this node copied from partition leaders as a "
            "follower.");

@@ -32,7 +32,6 @@ struct sl_ops_wait {
     sl_ops_wait *prev, *next;
 };
 
-
 /* ---- lookup ------------------------------------------------------------ */
 
 sl_err sl_ops_tp_get(sl_broker *b, const char *topic, int32_t partition,
@@ -467,8 +466,8 @@ sl_err sl_ops_append(sl_broker *b, const char *topic, int32_t partition,
 }
 
 sl_err sl_ops_append_lazy(sl_broker *b, const char *topic, int32_t partition,
-                          enum sl_ops_create create, uint8_t *batch,
-                          size_t len, int64_t *base_out, int64_t *next_out)
+                          enum sl_ops_create create, uint8_t *batch, size_t len,
+                          int64_t *base_out, int64_t *next_out)
 {
     return append(b, topic, partition, create, batch, len, base_out, next_out,
                   1);
@@ -534,7 +533,6 @@ void sl_ops_wait_cancel(sl_ops_wait *w)
         tp->dw_tail = w->prev;
     free(w);
 }
-
 
 /* Answer tp's durable waiters that are covered: by the local durable
  * offset, and in a cluster also by the followers' (fol_durable). */

@@ -149,8 +149,8 @@ sl_err sl_ops_append(sl_broker *b, const char *topic, int32_t partition,
  * round for all of them. A caller about to wait for the batch uses
  * sl_ops_append (its round may run inline, flush-inline-us). */
 sl_err sl_ops_append_lazy(sl_broker *b, const char *topic, int32_t partition,
-                          enum sl_ops_create create, uint8_t *batch,
-                          size_t len, int64_t *base_out, int64_t *next_out);
+                          enum sl_ops_create create, uint8_t *batch, size_t len,
+                          int64_t *base_out, int64_t *next_out);
 
 /*
  * Cluster: sl_ops_append answered SL_ERR_NOT_LEADER; send the batch (copied)

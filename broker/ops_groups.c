@@ -35,7 +35,7 @@
 typedef struct sl_gmod {
     sl_broker *b;
     sl_groups *g;
-    sl_gstate *gs; /* cluster: state replicated (group_state.c) */
+    sl_gstate *gs;     /* cluster: state replicated (group_state.c) */
     int64_t dlq_token; /* dead-letter batches forwarded so far */
     struct event *flushed_ev;
     struct event *tick_ev;
@@ -169,8 +169,7 @@ static sl_err env_append(void *ctx, const char *topic, int32_t p,
      * moved, docs/cluster.md 6): the leader stores it, acks=durable */
     f->b = M->b;
     f->token = ++M->dlq_token;
-    rc = sl_ops_forward_append(M->b, topic, p, batch, len, 1, dlq_fwd_done,
-                               f);
+    rc = sl_ops_forward_append(M->b, topic, p, batch, len, 1, dlq_fwd_done, f);
     if (rc != SL_OK) {
         free(f);
         return rc;
@@ -431,10 +430,18 @@ void sl_groups_module_init(sl_broker *b)
     if (groups_db_deleted(b) != 0)
         return;
     {
-        sl_groups_env env = {
-            M,       env_get_part,      env_partitions, env_append,
-            env_now, env_request_stage, env_topic_ttl,  env_wake_at,
-            NULL,    NULL,              NULL,           NULL};
+        sl_groups_env env = {M,
+                             env_get_part,
+                             env_partitions,
+                             env_append,
+                             env_now,
+                             env_request_stage,
+                             env_topic_ttl,
+                             env_wake_at,
+                             NULL,
+                             NULL,
+                             NULL,
+                             NULL};
         if (cfg->node_id != 0) { /* cluster: docs/cluster.md 6 */
             env.coordinates = env_coordinates;
             env.replicate = env_replicate;

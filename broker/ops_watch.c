@@ -55,7 +55,6 @@ void sl_ops_watch_unlink(sl_watch_link *l)
     l->tp = NULL;
 }
 
-
 /* ---- hooks and watches ------------------------------------------------- */
 
 void sl_ops_on_append(sl_broker *b, sl_ops_append_fn fn, void *arg)
@@ -312,8 +311,8 @@ void sl_ops_on_append_ev(evutil_socket_t fd, short what, void *arg)
     for (size_t i = 0; i < n; i++) {
         for (size_t h = 0; h < b->nappend_hooks; h++) {
             sl_tpart *tp;
-            if (sl_ops_tp_get(b, items[i].name, items[i].id, SL_OPS_NO_CREATE, &tp) !=
-                SL_OK)
+            if (sl_ops_tp_get(b, items[i].name, items[i].id, SL_OPS_NO_CREATE,
+                              &tp) != SL_OK)
                 break;
             b->append_hooks[h].fn(b->append_hooks[h].arg, items[i].name,
                                   items[i].id, sl_part_end_offset(tp->part));

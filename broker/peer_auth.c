@@ -117,9 +117,9 @@ sl_err sl_peer_auth_load(sl_broker *b, char *err, size_t errlen)
                path, (unsigned)(st.st_mode & 0777));
     n = fread(a->peer_secret, 1, sizeof(a->peer_secret), f);
     fclose(f);
-    while (n > 0 && (a->peer_secret[n - 1] == '\n' ||
-                     a->peer_secret[n - 1] == '\r' ||
-                     a->peer_secret[n - 1] == ' '))
+    while (n > 0 &&
+           (a->peer_secret[n - 1] == '\n' || a->peer_secret[n - 1] == '\r' ||
+            a->peer_secret[n - 1] == ' '))
         n--; /* `echo SECRET > file` and `openssl rand -hex 32 > file` */
     if (n < PEER_SECRET_MIN) {
         memset(a->peer_secret, 0, sizeof(a->peer_secret));
@@ -222,9 +222,8 @@ struct bufferevent *sl_peer_bev_new(sl_broker *b, const char *addr)
         X509_VERIFY_PARAM_set1_host(vp, host, 0);
         SSL_set_tlsext_host_name(ssl, host);
     }
-    bev = bufferevent_openssl_socket_new(b->base, -1, ssl,
-                                         BUFFEREVENT_SSL_CONNECTING,
-                                         BEV_OPT_CLOSE_ON_FREE);
+    bev = bufferevent_openssl_socket_new(
+        b->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
     if (!bev) {
         SSL_free(ssl);
         return NULL;

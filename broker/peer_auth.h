@@ -20,8 +20,8 @@ struct bufferevent;
 
 /* The client side, one per connection to another broker. */
 typedef struct sl_peer_login {
-    int left;        /* replies of the login still to read */
-    uint32_t corr;   /* of the SASL_AUTHENTICATE */
+    int left;           /* replies of the login still to read */
+    uint32_t corr;      /* of the SASL_AUTHENTICATE */
     uint8_t expect[32]; /* the server's proof */
 } sl_peer_login;
 

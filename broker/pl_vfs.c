@@ -125,8 +125,8 @@ static int x_unfetch(sqlite3_file *f, sqlite3_int64 off, void *p)
     return SQLITE_OK;
 }
 
-static int x_open(sqlite3_vfs *v, const char *name, sqlite3_file *f,
-                  int flags, int *out_flags)
+static int x_open(sqlite3_vfs *v, const char *name, sqlite3_file *f, int flags,
+                  int *out_flags)
 {
     pl_file *p = (pl_file *)f;
     int rc;

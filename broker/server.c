@@ -139,8 +139,7 @@ static void stomp_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 static void bin_tls_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
                               struct sockaddr *sa, int salen, void *arg)
 {
-    sl_conn_accept_on(arg, SL_LISTENER_BINARY, SL_TRANSPORT_TLS, fd, sa,
-                      salen);
+    sl_conn_accept_on(arg, SL_LISTENER_BINARY, SL_TRANSPORT_TLS, fd, sa, salen);
 }
 
 static void wss_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
@@ -153,8 +152,7 @@ static void wss_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 static void stomp_tls_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
                                 struct sockaddr *sa, int salen, void *arg)
 {
-    sl_conn_accept_on(arg, SL_LISTENER_STOMP, SL_TRANSPORT_TLS, fd, sa,
-                      salen);
+    sl_conn_accept_on(arg, SL_LISTENER_STOMP, SL_TRANSPORT_TLS, fd, sa, salen);
 }
 
 /* EMFILE/ENFILE pause the listeners (conn.c) instead of letting libevent
@@ -175,8 +173,7 @@ static void https_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 
 static void listener_error_cb(struct evconnlistener *l, void *arg)
 {
-    sl_conn_accept_error(arg, EVUTIL_SOCKET_ERROR(),
-                         evconnlistener_get_fd(l));
+    sl_conn_accept_error(arg, EVUTIL_SOCKET_ERROR(), evconnlistener_get_fd(l));
 }
 
 static void maint_cb(evutil_socket_t fd, short what, void *arg)
@@ -381,8 +378,8 @@ static sl_err bind_listener(sl_broker *b, const char *what, const char *addr,
          * "stomp" --stomp-listen): the first thing a user meets on a machine
          * that already runs RabbitMQ or ActiveMQ on 61613. */
         const char *pre = strcmp(what, "binary") == 0 ? "" : what;
-        snprintf(err, errlen, "%s: cannot listen on %s: %s%s%s%s%s", what,
-                 addr, strerror(e),
+        snprintf(err, errlen, "%s: cannot listen on %s: %s%s%s%s%s", what, addr,
+                 strerror(e),
                  e == EADDRINUSE ? " (another broker on this port? move it "
                                    "with --"
                                  : "",
@@ -473,9 +470,9 @@ sl_err sl_server_start(sl_config *cfg, sl_broker **out, char *err,
     b->sig_usr1 = evsignal_new(b->base, SIGUSR1, other_signal_cb, b);
     b->sig_usr2 = evsignal_new(b->base, SIGUSR2, other_signal_cb, b);
     if (!b->flush_ev || !b->append_ev || !b->spin_ev || !b->kick_ev ||
-        !b->idle_ev || !b->guard_ev || sl_conn_init(b) != 0 ||
-        !b->maint_ev || !b->sig_term || !b->sig_int || !b->sig_hup ||
-        !b->sig_usr1 || !b->sig_usr2) {
+        !b->idle_ev || !b->guard_ev || sl_conn_init(b) != 0 || !b->maint_ev ||
+        !b->sig_term || !b->sig_int || !b->sig_hup || !b->sig_usr1 ||
+        !b->sig_usr2) {
         snprintf(err, errlen, "libevent: cannot create events");
         rc = SL_ERR_NOMEM;
         goto out;
@@ -506,8 +503,9 @@ sl_err sl_server_start(sl_config *cfg, sl_broker **out, char *err,
         rc = sl_flusher_set_journal(b->flusher, b->journal,
                                     (size_t)b->cfg.journal_min_partitions);
         if (rc != SL_OK) {
-            snprintf(err, errlen, "cannot start the journal checkpoint "
-                                  "thread: %s",
+            snprintf(err, errlen,
+                     "cannot start the journal checkpoint "
+                     "thread: %s",
                      sl_strerror(rc));
             goto out;
         }
@@ -537,9 +535,9 @@ sl_err sl_server_start(sl_config *cfg, sl_broker **out, char *err,
     if (rc != SL_OK)
         goto out;
     if (b->cfg.stomp_ws_listen && b->cfg.stomp_ws_listen[0]) {
-        rc = bind_listener(b, "stomp-ws", b->cfg.stomp_ws_listen,
-                           ws_accept_cb, &b->ws_lis, b->ws_addr,
-                           sizeof(b->ws_addr), err, errlen);
+        rc = bind_listener(b, "stomp-ws", b->cfg.stomp_ws_listen, ws_accept_cb,
+                           &b->ws_lis, b->ws_addr, sizeof(b->ws_addr), err,
+                           errlen);
         if (rc != SL_OK)
             goto out;
     }
@@ -572,9 +570,8 @@ sl_err sl_server_start(sl_config *cfg, sl_broker **out, char *err,
         goto out;
     if (b->cfg.http_tls_listen && *b->cfg.http_tls_listen) {
         rc = bind_listener(b, "http-tls", b->cfg.http_tls_listen,
-                           https_accept_cb, &b->http_tls_lis,
-                           b->http_tls_addr, sizeof(b->http_tls_addr), err,
-                           errlen);
+                           https_accept_cb, &b->http_tls_lis, b->http_tls_addr,
+                           sizeof(b->http_tls_addr), err, errlen);
         if (rc != SL_OK)
             goto out;
     }

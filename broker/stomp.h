@@ -22,5 +22,4 @@ void sl_stomp_module_init(sl_broker *b);
 /* Close every STOMP connection (releasing what they held) and free. */
 void sl_stomp_module_fini(sl_broker *b);
 
-
 #endif

@@ -72,8 +72,8 @@ int sl_stomp_cmd_parse(const char *s, size_t len)
     int i;
     /* by first byte and length before comparing: once per frame */
     for (i = SL_STOMP_CMD_NONE + 1; i < SL_STOMP_CMD__END; i++) {
-        if (len > 0 && cmd_names[i][0] == s[0] &&
-            strlen(cmd_names[i]) == len && memcmp(cmd_names[i], s, len) == 0)
+        if (len > 0 && cmd_names[i][0] == s[0] && strlen(cmd_names[i]) == len &&
+            memcmp(cmd_names[i], s, len) == 0)
             return i;
     }
     return SL_STOMP_CMD_NONE;

@@ -173,8 +173,8 @@ int cmd_consume(int argc, char **argv)
             v = cli_optval(argc, argv, &i);
             if (!v || cli_parse_time(v, &ts))
                 return cli_die_usage("--time needs ms since the epoch or "
-                                 "YYYY-MM-DDTHH:MM:SSZ, not '%s'",
-                                 v ? v : "");
+                                     "YYYY-MM-DDTHH:MM:SSZ, not '%s'",
+                                     v ? v : "");
             from_set++;
         } else if (!strcmp(argv[i], "--partition")) {
             v = cli_optval(argc, argv, &i);
@@ -208,10 +208,10 @@ int cmd_consume(int argc, char **argv)
         return cli_die_usage("consume: missing topic");
     if (from_set > 1)
         return cli_die_usage("consume: use only one of --from-beginning, "
-                         "--offset, --time");
+                             "--offset, --time");
     if (group && partition >= 0)
         return cli_die_usage("consume: --group and --partition exclude each "
-                         "other");
+                             "other");
     if (group) {
         if (sluice_conf_set(g_conf, "group.id", group, errstr,
                             sizeof(errstr)) ||
@@ -365,7 +365,7 @@ int cmd_queue(int argc, char **argv)
             topic = argv[i];
         } else {
             return cli_die_usage("queue consume: unexpected argument '%s'",
-                             argv[i]);
+                                 argv[i]);
         }
     }
     if (!topic)
@@ -415,4 +415,3 @@ int cmd_queue(int argc, char **argv)
     sluice_queue_consumer_free(q);
     return rc;
 }
-

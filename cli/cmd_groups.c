@@ -54,8 +54,8 @@ static int cmd_group_config(int argc, char **argv)
         } else if (!group) {
             if (strchr(argv[i], '=')) {
                 rc = cli_die_usage("group config: missing group name before "
-                               "'%s'",
-                               argv[i]);
+                                   "'%s'",
+                                   argv[i]);
                 goto out;
             }
             group = argv[i];
@@ -70,7 +70,7 @@ static int cmd_group_config(int argc, char **argv)
             ncfg++;
         } else {
             rc = cli_die_usage("group config: expected key=value, got '%s'",
-                           argv[i]);
+                               argv[i]);
             goto out;
         }
     }
@@ -152,7 +152,7 @@ int cmd_group(int argc, char **argv)
         return cmd_group_config(argc, argv);
     if (argc < 1 || (strcmp(argv[0], "list") && strcmp(argv[0], "describe")))
         return cli_die_usage("group: expected 'list', 'describe G' or "
-                         "'config G --topic T [key=value]...'");
+                             "'config G --topic T [key=value]...'");
     if (!strcmp(argv[0], "describe") && argc != 2)
         return cli_die_usage("group describe: expected one group name");
     if (!strcmp(argv[0], "list") && argc != 1)
@@ -279,7 +279,8 @@ int cmd_dlq(int argc, char **argv)
         } else if (!topic) {
             topic = argv[i];
         } else {
-            return cli_die_usage("dlq %s: unexpected argument '%s'", sub, argv[i]);
+            return cli_die_usage("dlq %s: unexpected argument '%s'", sub,
+                                 argv[i]);
         }
     }
     if (!strcmp(sub, "redrive") && !topic)
@@ -313,4 +314,3 @@ int cmd_dlq(int argc, char **argv)
     sluice_admin_free(a);
     return rc;
 }
-

@@ -75,7 +75,8 @@ int mgmt_call_ex(sluice_conf *conf, const char *verb, const kvs *args,
     char errstr[512], *json = NULL;
     sluice_err err = sluice_admin_new(conf, &a, errstr, sizeof(errstr));
     if (err) {
-        fprintf(stderr, "sluice: %s\n", errstr[0] ? errstr : sluice_strerror(err));
+        fprintf(stderr, "sluice: %s\n",
+                errstr[0] ? errstr : sluice_strerror(err));
         return exit_for(err);
     }
     err = sluice_admin_call(a, verb, args ? args->v : NULL, args ? args->n : 0,
@@ -152,7 +153,8 @@ static int simple(sluice_conf *conf, const char *verb, int argc, char **argv,
         if (f < 0)
             return mgmt_usage_err("--format needs table or json");
         if (!f)
-            return mgmt_usage_err("%s: unexpected argument '%s'", verb, argv[i]);
+            return mgmt_usage_err("%s: unexpected argument '%s'", verb,
+                                  argv[i]);
     }
     (void)conf;
     return EX_OK;
@@ -164,10 +166,10 @@ static void warn_left_out(const cJSON *o, const char *what)
 {
     const cJSON *v;
     cJSON_ArrayForEach(v, cJSON_GetObjectItem(o, "left_out"))
-    fprintf(stderr,
-            "sluice: %s: node %" PRId64 " did not answer: the groups it "
-            "coordinates are missing (retry in a few seconds)\n",
-            what, (int64_t)v->valuedouble);
+        fprintf(stderr,
+                "sluice: %s: node %" PRId64 " did not answer: the groups it "
+                "coordinates are missing (retry in a few seconds)\n",
+                what, (int64_t)v->valuedouble);
 }
 
 static int cmd_queues(sluice_conf *conf, int argc, char **argv)
@@ -193,9 +195,9 @@ static int cmd_queues(sluice_conf *conf, int argc, char **argv)
                      mgmt_num(q, "dlq_pending"), mgmt_num(q, "dlq_total"));
             printf("%-24s %-20s %8" PRId64 " %9" PRId64 " %8" PRId64
                    " %10s %10" PRId64 " %6s\n",
-                   mgmt_str(q, "topic"), mgmt_str(q, "group"), mgmt_num(q, "ready"),
-                   mgmt_num(q, "in_flight"), mgmt_num(q, "delayed"), dlq,
-                   mgmt_num(q, "consumers"), age);
+                   mgmt_str(q, "topic"), mgmt_str(q, "group"),
+                   mgmt_num(q, "ready"), mgmt_num(q, "in_flight"),
+                   mgmt_num(q, "delayed"), dlq, mgmt_num(q, "consumers"), age);
         }
         warn_left_out(o, "queues");
     }
@@ -216,16 +218,16 @@ static int cmd_connection_close(sluice_conf *conf, int argc, char **argv)
             mgmt_kv_add(&a, "reason", argv[++i]);
         else if (argv[i][0] == '-')
             return mgmt_usage_err("connections close: unknown option '%s'",
-                             argv[i]);
+                                  argv[i]);
         else if (id)
             return mgmt_usage_err("connections close: unexpected argument '%s'",
-                             argv[i]);
+                                  argv[i]);
         else
             id = argv[i];
     }
     if (!id || sl_parse_i64(id, &n) != 0 || n < 1)
         return mgmt_usage_err("connections close: expected a connection ID (a "
-                         "number from `sluice connections`)");
+                              "number from `sluice connections`)");
     mgmt_kv_add(&a, "id", id);
     rc = mgmt_call(conf, "connection.close", &a, "connections close", &o, NULL);
     if (rc)
@@ -250,9 +252,10 @@ static void conn_subs(const cJSON *c, char *buf, size_t len)
     }
     cJSON_ArrayForEach(x, cJSON_GetObjectItem(c, "groups"))
     {
-        n += (size_t)snprintf(buf + n, n < len ? len - n : 0, "%s%s/%s",
-                              n ? "," : "", mgmt_str(x, "group") ? mgmt_str(x, "group") : "?",
-                              mgmt_str(x, "topic") ? mgmt_str(x, "topic") : "?");
+        n += (size_t)snprintf(
+            buf + n, n < len ? len - n : 0, "%s%s/%s", n ? "," : "",
+            mgmt_str(x, "group") ? mgmt_str(x, "group") : "?",
+            mgmt_str(x, "topic") ? mgmt_str(x, "topic") : "?");
     }
     if (n >= len && len > 4)
         memcpy(buf + len - 4, "...", 4);
@@ -276,21 +279,23 @@ static int cmd_connections(sluice_conf *conf, int argc, char **argv)
     if (json) {
         printf("%s\n", raw);
     } else {
-        printf("%-6s %-8s %-22s %-12s %8s %12s %12s %9s %s\n", "ID",
-               "PROTOCOL", "PEER", "USER", "AGE", "BYTES-IN", "BYTES-OUT",
-               "IN-FLIGHT", "SUBSCRIPTIONS");
+        printf("%-6s %-8s %-22s %-12s %8s %12s %12s %9s %s\n", "ID", "PROTOCOL",
+               "PEER", "USER", "AGE", "BYTES-IN", "BYTES-OUT", "IN-FLIGHT",
+               "SUBSCRIPTIONS");
         cJSON_ArrayForEach(c, cJSON_GetObjectItem(o, "connections"))
         {
             char age[32], subs[256];
             fmt_age(mgmt_num(c, "age_ms"), age, sizeof(age));
             conn_subs(c, subs, sizeof(subs));
-            printf("%-6" PRId64 " %-8s %-22s %-12s %8s %12" PRId64
-                   " %12" PRId64 " %9" PRId64 " %s\n",
-                   mgmt_num(c, "id"), mgmt_str(c, "protocol") ? mgmt_str(c, "protocol") : "-",
+            printf("%-6" PRId64 " %-8s %-22s %-12s %8s %12" PRId64 " %12" PRId64
+                   " %9" PRId64 " %s\n",
+                   mgmt_num(c, "id"),
+                   mgmt_str(c, "protocol") ? mgmt_str(c, "protocol") : "-",
                    mgmt_str(c, "peer") ? mgmt_str(c, "peer") : "-",
                    mgmt_str(c, "user") ? mgmt_str(c, "user") : "-", age,
                    mgmt_num(c, "bytes_in"), mgmt_num(c, "bytes_out"),
-                   mgmt_num(c, "in_flight") < 0 ? 0 : mgmt_num(c, "in_flight"), subs);
+                   mgmt_num(c, "in_flight") < 0 ? 0 : mgmt_num(c, "in_flight"),
+                   subs);
         }
     }
     sluice_free(raw);
@@ -318,9 +323,11 @@ static int cmd_status(sluice_conf *conf, int argc, char **argv)
         printf("data dir:    %s\n", mgmt_str(o, "data_dir"));
         printf("binary:      %s\n", mgmt_str(l, "binary"));
         printf("stomp:       %s\n", mgmt_str(l, "stomp"));
-        printf("http:        %s\n", mgmt_str(l, "http") ? mgmt_str(l, "http") : "-");
-        printf("node:        %s pid %" PRId64 " (%s)\n", mgmt_str(n, "hostname"),
-               mgmt_num(n, "pid"), mgmt_str(n, "role"));
+        printf("http:        %s\n",
+               mgmt_str(l, "http") ? mgmt_str(l, "http") : "-");
+        printf("node:        %s pid %" PRId64 " (%s)\n",
+               mgmt_str(n, "hostname"), mgmt_num(n, "pid"),
+               mgmt_str(n, "role"));
         printf("topics:      %" PRId64 "\n", mgmt_num(o, "topics"));
         printf("connections: %" PRId64 "\n", mgmt_num(o, "connections"));
     }
@@ -368,11 +375,13 @@ static int cmd_queue(sluice_conf *conf, int argc, char **argv)
                 return mgmt_usage_err("--format needs json or raw");
             raw_fmt = !strcmp(f, "raw");
         } else if (argv[i][0] == '-') {
-            return mgmt_usage_err("queue %s: unknown option '%s'", sub, argv[i]);
+            return mgmt_usage_err("queue %s: unknown option '%s'", sub,
+                                  argv[i]);
         } else if (!topic) {
             topic = argv[i];
         } else {
-            return mgmt_usage_err("queue %s: unexpected argument '%s'", sub, argv[i]);
+            return mgmt_usage_err("queue %s: unexpected argument '%s'", sub,
+                                  argv[i]);
         }
     }
     if (!topic)
@@ -383,8 +392,9 @@ static int cmd_queue(sluice_conf *conf, int argc, char **argv)
     mgmt_kv_add(&a, "group", group);
     if (count)
         mgmt_kv_add(&a, "count", count);
-    rc = mgmt_call(conf, !strcmp(sub, "purge") ? "queue.purge" : "queue.peek", &a,
-              !strcmp(sub, "purge") ? "queue purge" : "queue peek", &o, NULL);
+    rc = mgmt_call(conf, !strcmp(sub, "purge") ? "queue.purge" : "queue.peek",
+                   &a, !strcmp(sub, "purge") ? "queue purge" : "queue peek", &o,
+                   NULL);
     if (rc)
         return rc;
     if (!strcmp(sub, "purge")) {
@@ -436,18 +446,19 @@ static int cmd_group(sluice_conf *conf, int argc, char **argv)
             int64_t t;
             if (cli_parse_time(argv[++i], &t))
                 return mgmt_usage_err("--to-time needs ms since the epoch or "
-                                 "YYYY-MM-DDTHH:MM:SSZ, not '%s'",
-                                 argv[i]);
+                                      "YYYY-MM-DDTHH:MM:SSZ, not '%s'",
+                                      argv[i]);
             snprintf(value, sizeof(value), "%" PRId64, t);
             to = "time";
             ntos++;
         } else if (argv[i][0] == '-') {
-            return mgmt_usage_err("group %s: unknown option or missing value '%s'",
-                             sub, argv[i]);
+            return mgmt_usage_err(
+                "group %s: unknown option or missing value '%s'", sub, argv[i]);
         } else if (!group) {
             group = argv[i];
         } else {
-            return mgmt_usage_err("group %s: unexpected argument '%s'", sub, argv[i]);
+            return mgmt_usage_err("group %s: unexpected argument '%s'", sub,
+                                  argv[i]);
         }
     }
     if (!group)
@@ -465,7 +476,7 @@ static int cmd_group(sluice_conf *conf, int argc, char **argv)
         return mgmt_usage_err("group reset: --topic is required");
     if (ntos != 1)
         return mgmt_usage_err("group reset: give exactly one of --to-earliest, "
-                         "--to-latest, --to-offset N, --to-time T");
+                              "--to-latest, --to-offset N, --to-time T");
     mgmt_kv_add(&a, "topic", topic);
     mgmt_kv_add(&a, "to", to);
     if (value[0])
@@ -475,8 +486,8 @@ static int cmd_group(sluice_conf *conf, int argc, char **argv)
         return rc;
     printf("reset %s group %s on %s:\n", mgmt_str(o, "kind"), group, topic);
     cJSON_ArrayForEach(p, cJSON_GetObjectItem(o, "partitions"))
-    printf("%s/%" PRId64 "\t%" PRId64 "\n", topic, mgmt_num(p, "partition"),
-           mgmt_num(p, "offset"));
+        printf("%s/%" PRId64 "\t%" PRId64 "\n", topic, mgmt_num(p, "partition"),
+               mgmt_num(p, "offset"));
     cJSON_Delete(o);
     return EX_OK;
 }
@@ -500,12 +511,13 @@ static int cmd_topic(sluice_conf *conf, int argc, char **argv)
             if (sl_parse_i64(count, &n) || n < 1 || n > 10000)
                 return mgmt_usage_err("--count needs a number in 1..10000");
         } else if (argv[i][0] == '-') {
-            return mgmt_usage_err("topic %s: unknown option or missing value '%s'",
-                             sub, argv[i]);
+            return mgmt_usage_err(
+                "topic %s: unknown option or missing value '%s'", sub, argv[i]);
         } else if (!name) {
             name = argv[i];
         } else {
-            return mgmt_usage_err("topic %s: unexpected argument '%s'", sub, argv[i]);
+            return mgmt_usage_err("topic %s: unexpected argument '%s'", sub,
+                                  argv[i]);
         }
     }
     if (!name)
@@ -518,14 +530,14 @@ static int cmd_topic(sluice_conf *conf, int argc, char **argv)
     if (count)
         mgmt_kv_add(&a, "count", count);
     rc = mgmt_call(conf, alter ? "topic.alter" : "topic.add_partitions", &a,
-              alter ? "topic alter" : "topic add-partitions", &o, NULL);
+                   alter ? "topic alter" : "topic add-partitions", &o, NULL);
     if (rc)
         return rc;
     if (alter) {
         printf("altered topic %s\n", name);
         cJSON_ArrayForEach(c, cJSON_GetObjectItem(o, "configs"))
-        printf("config %s=%s\n", c->string,
-               cJSON_IsString(c) ? c->valuestring : "");
+            printf("config %s=%s\n", c->string,
+                   cJSON_IsString(c) ? c->valuestring : "");
     } else {
         printf("topic %s now has %" PRId64 " partitions\n", name,
                mgmt_num(o, "partition_count"));
@@ -544,7 +556,8 @@ static int cmd_dlq(sluice_conf *conf, int argc, char **argv)
         if (argv[i][0] == '-')
             return mgmt_usage_err("dlq %s: unknown option '%s'", sub, argv[i]);
         if (name)
-            return mgmt_usage_err("dlq %s: unexpected argument '%s'", sub, argv[i]);
+            return mgmt_usage_err("dlq %s: unexpected argument '%s'", sub,
+                                  argv[i]);
         name = argv[i];
     }
     if (!strcmp(sub, "purge")) {
@@ -554,8 +567,8 @@ static int cmd_dlq(sluice_conf *conf, int argc, char **argv)
         rc = mgmt_call(conf, "dlq.purge", &a, "dlq purge", &o, NULL);
         if (rc)
             return rc;
-        printf("marked %" PRId64 " records of %s handled\n", mgmt_num(o, "purged"),
-               name);
+        printf("marked %" PRId64 " records of %s handled\n",
+               mgmt_num(o, "purged"), name);
         cJSON_Delete(o);
         return EX_OK;
     }
@@ -564,15 +577,14 @@ static int cmd_dlq(sluice_conf *conf, int argc, char **argv)
     rc = mgmt_call(conf, "dlq.list", &a, "dlq list", &o, NULL);
     if (rc)
         return rc;
-    cJSON_ArrayForEach(d, cJSON_GetObjectItem(o, "dlqs"))
-    printf("%s\tsource=%s\tgroup=%s\tpending=%" PRId64 "\ttotal=%" PRId64 "\n",
-           mgmt_str(d, "dlq_topic"), mgmt_str(d, "source_topic"), mgmt_str(d, "group"),
-           mgmt_num(d, "pending"), mgmt_num(d, "total"));
+    cJSON_ArrayForEach(d, cJSON_GetObjectItem(o, "dlqs")) printf(
+        "%s\tsource=%s\tgroup=%s\tpending=%" PRId64 "\ttotal=%" PRId64 "\n",
+        mgmt_str(d, "dlq_topic"), mgmt_str(d, "source_topic"),
+        mgmt_str(d, "group"), mgmt_num(d, "pending"), mgmt_num(d, "total"));
     warn_left_out(o, "dlq list");
     cJSON_Delete(o);
     return EX_OK;
 }
-
 
 int sl_cli_mgmt(sluice_conf *conf, int argc, char **argv, int *handled)
 {

@@ -46,22 +46,23 @@ int mgmt_cmd_partition(sluice_conf *conf, int argc, char **argv)
         else if (!strcmp(argv[i], "--cancel"))
             cancel = 1;
         else if (argv[i][0] == '-')
-            return mgmt_usage_err("partition reassign: unknown option or missing "
-                             "value '%s'",
-                             argv[i]);
+            return mgmt_usage_err(
+                "partition reassign: unknown option or missing "
+                "value '%s'",
+                argv[i]);
         else if (!what)
             what = argv[i];
         else
-            return mgmt_usage_err("partition reassign: unexpected argument '%s'",
-                             argv[i]);
+            return mgmt_usage_err(
+                "partition reassign: unexpected argument '%s'", argv[i]);
     }
     if (cancel && (status || reps))
         return mgmt_usage_err("partition reassign: --cancel takes no --status "
-                         "or --replicas");
+                              "or --replicas");
     if (cancel && !what) {
         mgmt_kv_add(&a, "cancel", "1");
-        rc = mgmt_call(conf, "partition.reassign", &a, "partition reassign --cancel",
-                  &o, NULL);
+        rc = mgmt_call(conf, "partition.reassign", &a,
+                       "partition reassign --cancel", &o, NULL);
         if (rc)
             return rc;
         printf("cancelled %" PRId64 " reassignment(s): back to the replicas "
@@ -74,11 +75,11 @@ int mgmt_cmd_partition(sluice_conf *conf, int argc, char **argv)
     if (status) {
         if (reps)
             return mgmt_usage_err("partition reassign: --status takes no "
-                             "--replicas");
+                                  "--replicas");
         if (what)
             mgmt_kv_add(&a, "topic", what);
         rc = mgmt_call(conf, "partition.reassignments", &a,
-                  "partition reassign --status", &o, NULL);
+                       "partition reassign --status", &o, NULL);
         if (rc)
             return rc;
         r = cJSON_GetObjectItem(o, "reassignments");
@@ -101,13 +102,15 @@ int mgmt_cmd_partition(sluice_conf *conf, int argc, char **argv)
     {
         const char *slash = what ? strrchr(what, '/') : NULL;
         int64_t p;
-        if (!slash || slash == what || (size_t)(slash - what) >= sizeof(topic) ||
+        if (!slash || slash == what ||
+            (size_t)(slash - what) >= sizeof(topic) ||
             sl_parse_i64(slash + 1, &p) || p < 0)
-            return mgmt_usage_err("partition reassign: expected TOPIC/PARTITION, "
-                             "e.g. orders/0");
+            return mgmt_usage_err(
+                "partition reassign: expected TOPIC/PARTITION, "
+                "e.g. orders/0");
         if (!reps && !cancel)
             return mgmt_usage_err("partition reassign: --replicas A,B,C is "
-                             "required");
+                                  "required");
         memcpy(topic, what, (size_t)(slash - what));
         topic[slash - what] = 0;
         snprintf(part, sizeof(part), "%" PRId64, p);
@@ -116,8 +119,8 @@ int mgmt_cmd_partition(sluice_conf *conf, int argc, char **argv)
     mgmt_kv_add(&a, "partition", part);
     if (cancel) {
         mgmt_kv_add(&a, "cancel", "1");
-        rc = mgmt_call(conf, "partition.reassign", &a, "partition reassign --cancel",
-                  &o, NULL);
+        rc = mgmt_call(conf, "partition.reassign", &a,
+                       "partition reassign --cancel", &o, NULL);
         if (rc)
             return rc;
         printf("cancelled the reassignment of %s/%s: back to the replicas it "
@@ -128,7 +131,8 @@ int mgmt_cmd_partition(sluice_conf *conf, int argc, char **argv)
         return EX_OK;
     }
     mgmt_kv_add(&a, "replicas", reps);
-    rc = mgmt_call(conf, "partition.reassign", &a, "partition reassign", &o, NULL);
+    rc = mgmt_call(conf, "partition.reassign", &a, "partition reassign", &o,
+                   NULL);
     if (rc)
         return rc;
     printf("reassigning %s/%s to %s (sluice partition reassign --status "
@@ -146,13 +150,14 @@ static int cmd_add_node(sluice_conf *conf, int argc, char **argv)
     int rc;
     cJSON *o;
     if (argc != 3 || sl_parse_i64(argv[1], &id) || id < 1 || id > 1000000)
-        return mgmt_usage_err("cluster add-node: expected ID HOST:PORT (the new "
-                         "node's --node-id and --cluster-listen)");
+        return mgmt_usage_err(
+            "cluster add-node: expected ID HOST:PORT (the new "
+            "node's --node-id and --cluster-listen)");
     mgmt_kv_add(&a, "node", argv[1]);
     mgmt_kv_add(&a, "address", argv[2]);
     for (int tries = 0;; tries++) {
         rc = mgmt_call_ex(conf, "cluster.add_node", &a, "cluster add-node", &o,
-                     NULL, tries < 30);
+                          NULL, tries < 30);
         if (rc != EX_BUSY_RETRY)
             break;
         sleep(1); /* another membership change or an election: retry */
@@ -178,14 +183,14 @@ static int cmd_remove_node(sluice_conf *conf, int argc, char **argv)
         if (!strcmp(argv[i], "--no-wait"))
             nowait = 1;
         else
-            return mgmt_usage_err("cluster remove-node: unexpected argument '%s'",
-                             argv[i]);
+            return mgmt_usage_err(
+                "cluster remove-node: unexpected argument '%s'", argv[i]);
     if (argc < 2 || sl_parse_i64(argv[1], &id) || id < 1 || id > 1000000)
         return mgmt_usage_err("cluster remove-node: expected a node id");
     mgmt_kv_add(&a, "node", argv[1]);
     for (int busy = 0;;) {
-        rc = mgmt_call_ex(conf, "cluster.remove_node", &a, "cluster remove-node",
-                     &o, NULL, busy < 30);
+        rc = mgmt_call_ex(conf, "cluster.remove_node", &a,
+                          "cluster remove-node", &o, NULL, busy < 30);
         if (rc == EX_BUSY_RETRY) {
             busy++;
             sleep(1); /* a leader hand-over or another change: retry */
@@ -224,13 +229,15 @@ int mgmt_cmd_cluster(sluice_conf *conf, int argc, char **argv)
         return cmd_remove_node(conf, argc, argv);
     if (argc > 1)
         return mgmt_usage_err("cluster %s: unexpected argument '%s'", argv[0],
-                         argv[1]);
-    rc = mgmt_call(conf, "cluster.rebalance", NULL, "cluster rebalance", &o, NULL);
+                              argv[1]);
+    rc = mgmt_call(conf, "cluster.rebalance", NULL, "cluster rebalance", &o,
+                   NULL);
     if (rc)
         return rc;
     printf("rebalance: %" PRId64 " partition(s) reassigned, %" PRId64
            " already in place, %" PRId64 " with a reassignment in progress\n",
-           mgmt_num(o, "reassignments"), mgmt_num(o, "unchanged"), mgmt_num(o, "in_progress"));
+           mgmt_num(o, "reassignments"), mgmt_num(o, "unchanged"),
+           mgmt_num(o, "in_progress"));
     cJSON_Delete(o);
     return EX_OK;
 }

@@ -18,11 +18,13 @@ typedef struct help {
 } help;
 
 static const help helps[] = {
-    {"topic", "create", "sluice topic create NAME [--partitions N] [--config k=v]...",
+    {"topic", "create",
+     "sluice topic create NAME [--partitions N] [--config k=v]...",
      "Create a topic. --partitions defaults to the broker's\n"
      "default-partitions; --config sets per-topic settings (retention-ms,\n"
      "segment-bytes, flush, cleanup-policy, ...; docs/configuration.md).",
-     "sluice topic create orders --partitions 4 --config retention-ms=86400000"},
+     "sluice topic create orders --partitions 4 --config "
+     "retention-ms=86400000"},
     {"topic", "list", "sluice topic list", "List topics: NAME<TAB>PARTITIONS.",
      "sluice topic list"},
     {"topic", "describe", "sluice topic describe NAME",
@@ -40,7 +42,8 @@ static const help helps[] = {
      "as in Kafka.",
      "sluice topic add-partitions orders --count 8"},
     {"produce", NULL,
-     "sluice produce TOPIC [--key-separator SEP] [--acks none|written|durable]\n"
+     "sluice produce TOPIC [--key-separator SEP] [--acks "
+     "none|written|durable]\n"
      "                     [--partition N] [--header k=v]...",
      "Send one record per line of stdin.",
      "seq 1 100 | sluice produce orders --acks durable"},
@@ -62,7 +65,8 @@ static const help helps[] = {
      "group moves to the log end; records in flight are dropped too: their\n"
      "acks then fail). The topic keeps its records for other groups.",
      "sluice queue purge orders --group workers"},
-    {"queue", "peek", "sluice queue peek TOPIC --group G [--count N] [--format json|raw]",
+    {"queue", "peek",
+     "sluice queue peek TOPIC --group G [--count N] [--format json|raw]",
      "Browse the next N (default 10) ready records of queue group G without\n"
      "changing anything: no delivery is counted, nothing is locked.",
      "sluice queue peek orders --group workers --count 5"},
@@ -109,9 +113,11 @@ static const help helps[] = {
      "in flight are dropped); stream groups get their committed offsets set\n"
      "(refused while the group has members, as in Kafka). T: ms since the\n"
      "epoch or YYYY-MM-DDTHH:MM:SS[Z].",
-     "sluice group reset workers --topic orders --to-time 2026-01-01T00:00:00Z"},
+     "sluice group reset workers --topic orders --to-time "
+     "2026-01-01T00:00:00Z"},
     {"dlq", "list", "sluice dlq list [TOPIC]",
-     "Dead-letter topics: DLQ<TAB>source=T<TAB>group=G<TAB>pending=N<TAB>total=M.\n"
+     "Dead-letter topics: "
+     "DLQ<TAB>source=T<TAB>group=G<TAB>pending=N<TAB>total=M.\n"
      "pending counts records not yet redriven or purged (the depth to alert\n"
      "on); total what the DLQ topic holds.",
      "sluice dlq list orders"},
@@ -120,7 +126,8 @@ static const help helps[] = {
      "dlq.* headers naming origin and reason.",
      "sluice dlq show orders.DLQ --count 10"},
     {"dlq", "redrive",
-     "sluice dlq redrive DLQTOPIC [--to TOPIC] [--rate N] [--reason R] [--max N]",
+     "sluice dlq redrive DLQTOPIC [--to TOPIC] [--rate N] [--reason R] [--max "
+     "N]",
      "Move pending dead letters back to their topic (or --to TOPIC) and mark\n"
      "them handled.",
      "sluice dlq redrive orders.DLQ --reason rejected --rate 100"},

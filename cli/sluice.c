@@ -302,7 +302,7 @@ static int cmd_topic(int argc, char **argv)
 
     if (argc < 1)
         return cli_die_usage("topic: missing subcommand (create|list|describe|"
-                         "delete)");
+                             "delete)");
     sub = argv[0];
     if (strcmp(sub, "create") && strcmp(sub, "list") &&
         strcmp(sub, "describe") && strcmp(sub, "delete"))
@@ -324,7 +324,7 @@ static int cmd_topic(int argc, char **argv)
             int64_t rf;
             if (!v || sl_parse_i64(v, &rf) || rf < 1 || rf > 16) {
                 rc = cli_die_usage("--replication-factor needs a number in "
-                               "1..16");
+                                   "1..16");
                 goto out;
             }
             cfgs[ncfg].key = strdup("replication-factor");
@@ -346,7 +346,8 @@ static int cmd_topic(int argc, char **argv)
         } else if (!name) {
             name = argv[i];
         } else {
-            rc = cli_die_usage("topic %s: unexpected argument '%s'", sub, argv[i]);
+            rc = cli_die_usage("topic %s: unexpected argument '%s'", sub,
+                               argv[i]);
             goto out;
         }
     }
@@ -469,8 +470,8 @@ int main(int argc, char **argv)
             if (sluice_conf_set(g_conf, "bootstrap", argv[++i], errstr,
                                 sizeof(errstr))) {
                 rc = cli_die_usage("-b '%s': expected HOST:PORT or a list "
-                               "HOST:PORT,HOST:PORT,...",
-                               argv[i]);
+                                   "HOST:PORT,HOST:PORT,...",
+                                   argv[i]);
                 goto out;
             }
         } else if (!strcmp(argv[i], "--tls")) {
@@ -479,8 +480,7 @@ int main(int argc, char **argv)
                    !strcmp(argv[i], "--tls-cert") ||
                    !strcmp(argv[i], "--tls-key")) {
             /* each implies --tls */
-            const char *key = !strcmp(argv[i], "--tls-ca")
-                                  ? "ssl.ca.location"
+            const char *key = !strcmp(argv[i], "--tls-ca") ? "ssl.ca.location"
                               : !strcmp(argv[i], "--tls-cert")
                                   ? "ssl.certificate.location"
                                   : "ssl.key.location";
@@ -490,7 +490,7 @@ int main(int argc, char **argv)
             }
             if (access(argv[i + 1], R_OK) != 0) {
                 rc = cli_die_usage("%s %s: %s", argv[i], argv[i + 1],
-                               strerror(errno));
+                                   strerror(errno));
                 goto out;
             }
             if (sluice_conf_set(g_conf, key, argv[++i], errstr,

@@ -199,7 +199,7 @@ typedef struct sl_mi_acl {
 #define SL_META_USER_KEEP_ADMIN 8
 
 typedef struct sl_meta {
-    uint64_t applied; /* index of the last command applied */
+    uint64_t applied;  /* index of the last command applied */
     sl_mi_node *nodes; /* sorted by id */
     size_t nnodes;
     sl_mi_topic **topics; /* sorted by name */
@@ -264,8 +264,8 @@ void sl_meta_enc_acl_change(sl_wb *wb, const char *user, int kind,
                             const char *pattern, int prefix, uint32_t add,
                             uint32_t remove);
 const sl_mi_user *sl_meta_user_find(const sl_meta *m, const char *name);
-const sl_mi_acl *sl_meta_acl_find(const sl_meta *m, const char *user,
-                                  int kind, const char *pattern, int prefix);
+const sl_mi_acl *sl_meta_acl_find(const sl_meta *m, const char *user, int kind,
+                                  const char *pattern, int prefix);
 
 void sl_meta_enc_reassign(sl_wb *wb, const char *topic, int32_t part,
                           const int32_t *target, int32_t n);
@@ -274,8 +274,8 @@ void sl_meta_enc_reassign_done(sl_wb *wb, const char *topic, int32_t part,
 
 void sl_meta_enc_unregister(sl_wb *wb, int32_t id);
 void sl_meta_enc_alter_topic(sl_wb *wb, const char *name,
-                             const char *const *keys,
-                             const char *const *vals, uint32_t n);
+                             const char *const *keys, const char *const *vals,
+                             uint32_t n);
 /* replicas: (nparts - the topic's current count) * rf ids. */
 void sl_meta_enc_add_partitions(sl_wb *wb, const char *name, int32_t nparts,
                                 int32_t rf, const int32_t *replicas,
@@ -285,8 +285,8 @@ void sl_meta_enc_add_partitions(sl_wb *wb, const char *name, int32_t nparts,
 void sl_meta_enc_member(sl_wb *wb, int type, int32_t id, const char *addr);
 /* Decode a membership request: SL_OK with *id and addr (NUL-terminated,
  * "" for a removal), else SL_ERR_MALFORMED. */
-sl_err sl_meta_dec_member(const void *buf, size_t len, int *type,
-                          int32_t *id, char *addr, size_t addrlen);
+sl_err sl_meta_dec_member(const void *buf, size_t len, int *type, int32_t *id,
+                          char *addr, size_t addrlen);
 /* Whether a partition names node id (replica, in-sync or target). */
 int sl_meta_node_used(const sl_meta *m, int32_t id);
 

@@ -79,13 +79,13 @@ static size_t acl_pos(const sl_meta *m, const char *user, int kind,
         else
             hi = mid;
     }
-    *found = lo < m->nacls &&
-             !acl_cmp(&m->acls[lo], user, kind, pattern, prefix);
+    *found =
+        lo < m->nacls && !acl_cmp(&m->acls[lo], user, kind, pattern, prefix);
     return lo;
 }
 
-const sl_mi_acl *sl_meta_acl_find(const sl_meta *m, const char *user,
-                                  int kind, const char *pattern, int prefix)
+const sl_mi_acl *sl_meta_acl_find(const sl_meta *m, const char *user, int kind,
+                                  const char *pattern, int prefix)
 {
     int found;
     size_t i = acl_pos(m, user, kind, pattern, prefix, &found);

@@ -96,7 +96,7 @@ typedef void (*sl_cluster_done_fn)(void *arg, sl_err rc, const char *msg);
  * raft_assign to voter once libraft caught it up; SL_MREQ_MEMBER_REMOVE:
  * raft_remove) is executed instead of logged; SL_ERR_BUSY when another
  * change is in progress or the leader would remove itself (it hands the
- * leadership over first). 
+ * leadership over first).
  * SL_ERR_NOMEM, else SL_OK. @thread loop */
 sl_err sl_cluster_propose(sl_cluster_node *n, const void *cmd, size_t len,
                           sl_cluster_done_fn fn, void *arg);

@@ -168,8 +168,8 @@ static int check(sl_raft_auth *a, incoming *in, char *why, size_t whylen)
     char r[33], p[65], body[120], want[65];
     int64_t now = now_ms();
     in->buf[PROOF_LEN] = 0;
-    if (sscanf(in->buf, "SLRAFT1 n=%llu,t=%lld,r=%32[0-9a-f],p=%64[0-9a-f]",
-               &n, &t, r, p) != 4 ||
+    if (sscanf(in->buf, "SLRAFT1 n=%llu,t=%lld,r=%32[0-9a-f],p=%64[0-9a-f]", &n,
+               &t, r, p) != 4 ||
         strlen(r) != 32 || strlen(p) != 64) {
         snprintf(why, whylen,
                  "no proof of the cluster secret (a node without "
@@ -243,8 +243,7 @@ static void in_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 static void in_timer_cb(uv_timer_t *t)
 {
     incoming *in = t->data;
-    warn(in->a, in->address, in->id,
-         "no proof of the cluster secret in time");
+    warn(in->a, in->address, in->id, "no proof of the cluster secret in time");
     incoming_end(in, 0);
 }
 
@@ -307,7 +306,8 @@ static void connect_cb(struct raft_uv_connect *inner_req,
     req->cb(req, stream, 0); /* libraft's writes queue behind ours */
 }
 
-/* ---- the transport's functions -------------------------------------------- */
+/* ---- the transport's functions --------------------------------------------
+ */
 
 static int t_init(struct raft_uv_transport *t, raft_id id, const char *addr)
 {

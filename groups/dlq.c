@@ -400,8 +400,8 @@ void sl_groups_qgroup_foreach(sl_groups *g,
 {
     for (sl_qgroup *qg = g->qgroups; qg; qg = qg->next) {
         char buf[300];
-        const char *dt = sl_dlq_topic_name(&qg->cfg, qg->topic, buf,
-                                           sizeof(buf));
+        const char *dt =
+            sl_dlq_topic_name(&qg->cfg, qg->topic, buf, sizeof(buf));
         fn(arg, qg->name, qg->topic, dt);
     }
 }

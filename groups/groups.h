@@ -190,8 +190,8 @@ void sl_groups_forget_topic(sl_groups *g, const char *topic);
 /* One op of a staged buffer (env.replicate). kind: 'q' a queue group's
  * window, settings or deletion, 's' a stream group's offsets or
  * deletion, 'm' a stream group's generation and members (the state log
- * only, not groups.db), 't' a topic's deletion (group empty). partition: of a window
- * or an offset, else -1. p/len: the op's bytes, a valid buffer alone. */
+ * only, not groups.db), 't' a topic's deletion (group empty). partition: of a
+ * window or an offset, else -1. p/len: the op's bytes, a valid buffer alone. */
 typedef struct sl_gop {
     int kind;
     const char *group;
@@ -204,8 +204,7 @@ typedef struct sl_gop {
 } sl_gop;
 /* The op at *off of ops[0..len): 1 = *op filled and *off moved past it,
  * 0 = the end, -1 = malformed. @thread any */
-int sl_groups_ops_next(const uint8_t *ops, size_t len, size_t *off,
-                       sl_gop *op);
+int sl_groups_ops_next(const uint8_t *ops, size_t len, size_t *off, sl_gop *op);
 /* A dead-letter batch env.append forwarded (token) was answered: SL_OK =
  * on every in-sync replica of the DLQ partition, so the record is
  * archived; else it is appended again later. @thread loop */
@@ -262,7 +261,10 @@ void sl_groups_stats_get(const sl_groups *g, sl_groups_stats *out);
  * Kept with relaxed atomics by the commit thread. @thread any */
 #define SL_GROUPS_HIST_NB 12
 #define SL_GROUPS_COMMIT_BUCKETS_US                                            \
-    {100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, -1}
+    {                                                                          \
+        100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000,  \
+            -1                                                                 \
+    }
 typedef struct sl_groups_hist {
     uint64_t count[SL_GROUPS_HIST_NB];
     uint64_t sum_us;
@@ -472,14 +474,14 @@ sl_err sl_groups_list(sl_groups *g, char ***names, int **kinds, size_t *count);
 /* Per (group, topic) counters since the broker started, plain integers
  * bumped on the loop (read on the loop by /metrics). */
 typedef struct sl_qgroup_counters {
-    uint64_t deliveries;    /* records handed out, redeliveries included */
-    uint64_t redeliveries;  /* of those, handed out before (attempts > 1) */
+    uint64_t deliveries;   /* records handed out, redeliveries included */
+    uint64_t redeliveries; /* of those, handed out before (attempts > 1) */
     uint64_t acks;
-    uint64_t nacks;         /* nacks + releases */
+    uint64_t nacks; /* nacks + releases */
     uint64_t rejects;
     uint64_t lock_expiries;
-    uint64_t dead_letters;  /* appended to the dead-letter topic */
-    uint64_t expired;       /* dropped or dead-lettered for TTL */
+    uint64_t dead_letters; /* appended to the dead-letter topic */
+    uint64_t expired;      /* dropped or dead-lettered for TTL */
 } sl_qgroup_counters;
 
 typedef struct sl_qgroup_summary {
@@ -494,8 +496,8 @@ typedef struct sl_qgroup_summary {
 
 /* SL_OK or SL_ERR_UNKNOWN_GROUP. Reads one record per partition from the
  * log for oldest_ready_ts. @thread loop */
-sl_err sl_qgroup_summary_get(sl_groups *g, const char *group,
-                             const char *topic, sl_qgroup_summary *out);
+sl_err sl_qgroup_summary_get(sl_groups *g, const char *group, const char *topic,
+                             sl_qgroup_summary *out);
 
 /*
  * Move partition `partition` of queue group (group, topic) to `offset`

@@ -13,8 +13,7 @@
 
 /* ---- replication of group state (docs/cluster.md 6) -------------------- */
 
-int sl_groups_ops_next(const uint8_t *ops, size_t len, size_t *off,
-                       sl_gop *op)
+int sl_groups_ops_next(const uint8_t *ops, size_t len, size_t *off, sl_gop *op)
 {
     sl_rd rd;
     uint8_t code;
@@ -125,10 +124,9 @@ static sl_err db_delete_mine(sl_groups *g,
                              int (*mine)(void *arg, const char *group),
                              void *arg)
 {
-    static const char *const dels[4] = {"DELETE FROM qgroup WHERE grp=?",
-                                        "DELETE FROM qpart WHERE grp=?",
-                                        "DELETE FROM qrange WHERE grp=?",
-                                        "DELETE FROM soffset WHERE grp=?"};
+    static const char *const dels[4] = {
+        "DELETE FROM qgroup WHERE grp=?", "DELETE FROM qpart WHERE grp=?",
+        "DELETE FROM qrange WHERE grp=?", "DELETE FROM soffset WHERE grp=?"};
     sqlite3_stmt *st = NULL;
     char **names = NULL;
     size_t n = 0, cap = 0;
@@ -144,8 +142,8 @@ static sl_err db_delete_mine(sl_groups *g,
         if (!nm || !mine(arg, nm))
             continue;
         if (n == cap) {
-            char **nn = realloc(names, (cap = cap ? cap * 2 : 16) *
-                                           sizeof(*names));
+            char **nn =
+                realloc(names, (cap = cap ? cap * 2 : 16) * sizeof(*names));
             if (!nn) {
                 rc = SL_ERR_NOMEM;
                 break;

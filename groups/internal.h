@@ -145,7 +145,7 @@ typedef struct sl_sgroup {
     size_t nmembers;
     sl_soffset *offs;
     size_t noffs;
-    int members_dirty; /* membership changed: staged as SL_OP_SMEMBERS */
+    int members_dirty;  /* membership changed: staged as SL_OP_SMEMBERS */
     int64_t parts_seen; /* partitions of its topics at the last rebalance */
     struct sl_sgroup *next;
 } sl_sgroup;
@@ -201,10 +201,10 @@ struct sl_groups {
 
     sl_groups_stats st;
     sl_groups_hist commit_hist; /* atomics: the hook thread writes */
-    int64_t ttl_refreshed; /* last refresh of topic TTLs (ms) */
-    int64_t wake_hint;     /* earliest tick asked for (ms), see wake_at */
-    int in_tick;           /* inside sl_groups_tick: collect in tick_min */
-    int64_t tick_min;      /* earliest deadline that appeared in the tick */
+    int64_t ttl_refreshed;      /* last refresh of topic TTLs (ms) */
+    int64_t wake_hint;          /* earliest tick asked for (ms), see wake_at */
+    int in_tick;                /* inside sl_groups_tick: collect in tick_min */
+    int64_t tick_min; /* earliest deadline that appeared in the tick */
     int64_t now_cache;
     int early; /* hand out flush=always records before their fdatasync */
     int in_free;
@@ -231,9 +231,9 @@ enum {
     SL_OP_QPART = 1,
     SL_OP_QGROUP = 2,
     SL_OP_OFFSET = 3,
-    SL_OP_QDEL = 4, /* group + topic: drop a queue group's rows */
-    SL_OP_TDEL = 5, /* topic (group empty): drop every row of a topic */
-    SL_OP_SDEL = 6, /* group (topic empty): drop a stream group's offsets */
+    SL_OP_QDEL = 4,    /* group + topic: drop a queue group's rows */
+    SL_OP_TDEL = 5,    /* topic (group empty): drop every row of a topic */
+    SL_OP_SDEL = 6,    /* group (topic empty): drop a stream group's offsets */
     SL_OP_SMEMBERS = 7 /* group (topic empty): a stream group's generation
                         * and members (the state log only, stream.c) */
 };

@@ -479,8 +479,7 @@ sl_err sl_admin_resp_encode(sl_wb *wb, uint32_t corr, const sl_admin_resp *r)
     return sl_frame_finish(wb, st);
 }
 
-sl_err sl_admin_resp_decode(const uint8_t *body, size_t len,
-                            sl_admin_resp *out)
+sl_err sl_admin_resp_decode(const uint8_t *body, size_t len, sl_admin_resp *out)
 {
     sl_rd rd;
     sl_admin_resp o = {0};

@@ -136,8 +136,8 @@ out:
 
 /* ---- 30 CLUSTER_FORWARD ------------------------------------------------ */
 
-sl_err sl_cluster_forward_req_encode(sl_wb *wb, uint32_t corr,
-                                     const void *cmd, size_t len)
+sl_err sl_cluster_forward_req_encode(sl_wb *wb, uint32_t corr, const void *cmd,
+                                     size_t len)
 {
     size_t st = sl_req_begin(wb, SL_API_CLUSTER_FORWARD, SL_API_V1, corr);
     sl_wb_bytes32(wb, cmd, len);

@@ -149,9 +149,9 @@ uint64_t sl_resp_enc_frame_size(const sl_resp_enc *e)
 
 sl_err sl_fetch_req_encode(sl_wb *wb, uint32_t corr, const sl_fetch_req *r)
 {
-    size_t st = sl_req_begin(
-        wb, SL_API_FETCH, r->replica_id ? (r->epochs ? 3 : 2) : SL_API_V1,
-        corr);
+    size_t st =
+        sl_req_begin(wb, SL_API_FETCH,
+                     r->replica_id ? (r->epochs ? 3 : 2) : SL_API_V1, corr);
     sl_wb_u32(wb, r->max_wait_ms);
     sl_wb_u32(wb, r->min_bytes);
     sl_wb_u32(wb, r->max_bytes);
@@ -174,8 +174,7 @@ sl_err sl_fetch_req_encode(sl_wb *wb, uint32_t corr, const sl_fetch_req *r)
         if (r->epochs)
             for (uint32_t i = 0; i < r->ntopics; i++)
                 for (uint32_t j = 0; j < r->topics[i].nparts; j++)
-                    sl_wb_u32(wb,
-                              (uint32_t)r->topics[i].parts[j].leader_epoch);
+                    sl_wb_u32(wb, (uint32_t)r->topics[i].parts[j].leader_epoch);
     }
     return sl_frame_finish(wb, st);
 }

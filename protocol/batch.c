@@ -338,12 +338,12 @@ err_parse:
 
 /* ---- validation of produced batches ----------------------------------- */
 
-#define VFAIL(...)                                                            \
-    do {                                                                      \
-        if (errbuf && errlen)                                                 \
-            snprintf(errbuf, errlen, __VA_ARGS__);                            \
-        rc = SL_ERR_MALFORMED;                                                \
-        goto out;                                                             \
+#define VFAIL(...)                                                             \
+    do {                                                                       \
+        if (errbuf && errlen)                                                  \
+            snprintf(errbuf, errlen, __VA_ARGS__);                             \
+        rc = SL_ERR_MALFORMED;                                                 \
+        goto out;                                                              \
     } while (0)
 
 /* One length-prefixed bytes field of record i; *n = its length (-1 null). */
@@ -439,8 +439,8 @@ sl_err sl_batch_validate(const uint8_t *p, size_t len, size_t max_decompressed,
                   r.len - r.off);
     }
     if (it.rd.off != it.rd.len)
-        VFAIL("%zu bytes after the last of %u records",
-              it.rd.len - it.rd.off, h->record_count);
+        VFAIL("%zu bytes after the last of %u records", it.rd.len - it.rd.off,
+              h->record_count);
     rc = SL_OK;
 out:
     sl_batch_iter_fini(&it);

@@ -17,7 +17,8 @@ static void crc_init(void)
     }
     for (uint32_t i = 0; i < 256; i++)
         for (int t = 1; t < 8; t++)
-            table[t][i] = (table[t - 1][i] >> 8) ^ table[0][table[t - 1][i] & 0xff];
+            table[t][i] =
+                (table[t - 1][i] >> 8) ^ table[0][table[t - 1][i] & 0xff];
 #if defined(__x86_64__)
     __builtin_cpu_init();
     have_hw = __builtin_cpu_supports("sse4.2");
@@ -43,9 +44,8 @@ static uint32_t crc_sw(uint32_t crc, const uint8_t *p, size_t len)
 }
 
 #if defined(__x86_64__)
-__attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t crc,
-                                                          const uint8_t *p,
-                                                          size_t len)
+__attribute__((target("sse4.2"))) static uint32_t
+crc_hw(uint32_t crc, const uint8_t *p, size_t len)
 {
     uint64_t c = crc;
     while (len >= 8) {

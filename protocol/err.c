@@ -31,8 +31,7 @@ static const struct {
     [SL_ERR_AUTH] = {"SL_ERR_AUTHENTICATION_FAILED", "authentication failed"},
     [SL_ERR_INVALID_ARG] = {"SL_ERR_INVALID_ARG", "invalid argument"},
     [SL_ERR_UNKNOWN_GROUP] = {"SL_ERR_UNKNOWN_GROUP", "unknown group"},
-    [SL_ERR_UNKNOWN_MEMBER] = {"SL_ERR_UNKNOWN_MEMBER",
-                               "unknown group member"},
+    [SL_ERR_UNKNOWN_MEMBER] = {"SL_ERR_UNKNOWN_MEMBER", "unknown group member"},
     [SL_ERR_REBALANCE] = {"SL_ERR_REBALANCE", "group is rebalancing"},
     [SL_ERR_NOT_ACQUIRED] = {"SL_ERR_NOT_ACQUIRED",
                              "record is not acquired by this consumer"},
@@ -76,21 +75,36 @@ static const struct {
 static const char *errno_name(int e)
 {
     switch (e) {
-    case ENOSPC: return "ENOSPC";
-    case EIO: return "EIO";
-    case EDQUOT: return "EDQUOT";
-    case EACCES: return "EACCES";
-    case ENOENT: return "ENOENT";
-    case EEXIST: return "EEXIST";
-    case EAGAIN: return "EAGAIN";
-    case EINVAL: return "EINVAL";
-    case ENOMEM: return "ENOMEM";
-    case EROFS: return "EROFS";
-    case EMFILE: return "EMFILE";
-    case ECONNREFUSED: return "ECONNREFUSED";
-    case ECONNRESET: return "ECONNRESET";
-    case EPIPE: return "EPIPE";
-    default: return "ESYS";
+    case ENOSPC:
+        return "ENOSPC";
+    case EIO:
+        return "EIO";
+    case EDQUOT:
+        return "EDQUOT";
+    case EACCES:
+        return "EACCES";
+    case ENOENT:
+        return "ENOENT";
+    case EEXIST:
+        return "EEXIST";
+    case EAGAIN:
+        return "EAGAIN";
+    case EINVAL:
+        return "EINVAL";
+    case ENOMEM:
+        return "ENOMEM";
+    case EROFS:
+        return "EROFS";
+    case EMFILE:
+        return "EMFILE";
+    case ECONNREFUSED:
+        return "ECONNREFUSED";
+    case ECONNRESET:
+        return "ECONNRESET";
+    case EPIPE:
+        return "EPIPE";
+    default:
+        return "ESYS";
     }
 }
 

@@ -88,7 +88,8 @@ void sl_log_write(int level, const char *subsys, const char *fmt, ...)
     w = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
     va_end(ap);
     if (w > 0)
-        n += (size_t)w < sizeof(line) - n - 1 ? (size_t)w : sizeof(line) - n - 2;
+        n +=
+            (size_t)w < sizeof(line) - n - 1 ? (size_t)w : sizeof(line) - n - 2;
     /* One line per event: fold embedded newlines. */
     for (size_t i = 0; i < n; i++)
         if (line[i] == '\n' || line[i] == '\r')

@@ -11,8 +11,13 @@
 #ifndef SL_LOG_H
 #define SL_LOG_H
 
-enum sl_log_level { SL_DEBUG = 0, SL_INFO = 1, SL_WARN = 2, SL_ERROR = 3,
-                    SL_NONE = 4 };
+enum sl_log_level {
+    SL_DEBUG = 0,
+    SL_INFO = 1,
+    SL_WARN = 2,
+    SL_ERROR = 3,
+    SL_NONE = 4
+};
 
 extern int sl_log_level;
 

@@ -117,14 +117,14 @@ const uint8_t *sl_rd_bytes32(sl_rd *rd, uint32_t *len);
 /* ---- writer ---------------------------------------------------------- */
 
 typedef struct sl_wb {
-    uint8_t *p;  /* owned; free with sl_wb_fini */
+    uint8_t *p; /* owned; free with sl_wb_fini */
     size_t len;
     size_t cap;
     int err;
 } sl_wb;
 
 void sl_wb_init(sl_wb *wb, size_t cap_hint);
-void sl_wb_fini(sl_wb *wb); /* accepts a zeroed wb */
+void sl_wb_fini(sl_wb *wb);  /* accepts a zeroed wb */
 void sl_wb_reset(sl_wb *wb); /* len = 0, keeps memory */
 /* Ensure room for n more bytes; returns pointer to the write position or
  * NULL (wb->err set). Does not advance len. */

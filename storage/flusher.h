@@ -149,9 +149,13 @@ int64_t sl_flusher_sync_avg_us(const sl_flusher *f);
  * bucket is +Inf. Written by the flusher thread only. @thread any */
 #define SL_FLUSHER_NBUCKETS 12
 #define SL_FLUSHER_SYNC_BUCKETS_US                                             \
-    {50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 100000, 1000000, -1}
+    {                                                                          \
+        50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 100000, 1000000, -1 \
+    }
 #define SL_FLUSHER_SIZE_BUCKETS                                                \
-    {1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096, -1}
+    {                                                                          \
+        1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096, -1                       \
+    }
 typedef struct sl_flusher_hist {
     uint64_t count[SL_FLUSHER_NBUCKETS];
     uint64_t n;

@@ -68,9 +68,9 @@
  *     first entry that is short, implausible or fails its CRC: a torn
  *     tail, never acked (rule 1). For each entry it opens the segment
  *     file (recreating it under rule 2); when the file is gone or is
- *     another file than the one journaled (inode number and generation differ: compaction renamed a
- *     rewritten copy over it, or the topic was recreated), the entry is
- *     skipped; otherwise the bytes at pos are compared and written back
+ *     another file than the one journaled (inode number and generation differ:
+ * compaction renamed a rewritten copy over it, or the topic was recreated), the
+ * entry is skipped; otherwise the bytes at pos are compared and written back
  *     when they differ or are missing. The written files are fdatasynced,
  *     then the journal files deleted. Partition recovery (segment.c) then
  *     runs as always and cuts whatever unacknowledged tail follows.
@@ -108,8 +108,8 @@ struct sl_journal {
     char *dir;       /* DATA/journal */
     size_t data_len; /* strlen(data_dir) */
     uint64_t file_bytes;
-    uint64_t seq; /* of the current file */
-    int fd;       /* current file */
+    uint64_t seq;  /* of the current file */
+    int fd;        /* current file */
     uint64_t size; /* written to the current file (buffer excluded) */
     uint8_t *buf;  /* entries not yet written */
     size_t blen;
@@ -276,8 +276,7 @@ static sl_err replay_entry(const sl_journal *j, replay_ctx *rc_,
         rc = SL_ESYS(errno);
         goto out;
     }
-    if (!made &&
-        ((uint64_t)st.st_ino != ino || sl_journal__igen(fd) != igen))
+    if (!made && ((uint64_t)st.st_ino != ino || sl_journal__igen(fd) != igen))
         goto out; /* another file of that name now (rule 4) */
     cur = malloc(n ? n : 1);
     if (!cur) {

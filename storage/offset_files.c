@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 int64_t sl_offset_name(const char *name, const char *ext)
 {
     size_t el = strlen(ext);

@@ -13,13 +13,12 @@
  *
  * Threads. The loop thread owns the partition. The flusher calls only
  * sl_part_sync (sl_part__sync) and the atomic getters. What they share is
- * guarded by p->mu: the segment array (the flusher (partition_sync.c) walks it to snapshot
- * fds), each segment's fd (the open-file cache, fdcache.c, opens and
- * closes it on the loop thread under p->mu), size/synced_size/idx_dirty
- * and p->names. The
- * loop reads its own data without the lock (it is the only writer) and
- * takes it only to publish a change; the flusher holds it only to take a
- * snapshot and to record the result, never across an fdatasync.
+ * guarded by p->mu: the segment array (the flusher (partition_sync.c) walks it
+ * to snapshot fds), each segment's fd (the open-file cache, fdcache.c, opens
+ * and closes it on the loop thread under p->mu), size/synced_size/idx_dirty and
+ * p->names. The loop reads its own data without the lock (it is the only
+ * writer) and takes it only to publish a change; the flusher holds it only to
+ * take a snapshot and to record the result, never across an fdatasync.
  */
 #include "storage/partition_int.h"
 
@@ -564,8 +563,8 @@ sl_err sl_part__load(sl_part *p)
     sl_err rc = part_load(p);
     if (rc != SL_OK) {
         p->load_err = rc;
-        sl_log(SL_ERROR, "storage", "%s: cannot open the partition: %s",
-               p->dir, sl_strerror(rc));
+        sl_log(SL_ERROR, "storage", "%s: cannot open the partition: %s", p->dir,
+               sl_strerror(rc));
     }
     return rc;
 }
@@ -778,9 +777,9 @@ sl_err sl_part_append(sl_part *p, uint8_t *batch, size_t len, int64_t now_ms,
     return sl_part_append_ex(p, batch, len, now_ms, 0, base_out, NULL, NULL);
 }
 
-sl_err sl_part_append_ex(sl_part *p, uint8_t *batch, size_t len,
-                         int64_t now_ms, unsigned flags, int64_t *base_out,
-                         int64_t *next_out, int *dup)
+sl_err sl_part_append_ex(sl_part *p, uint8_t *batch, size_t len, int64_t now_ms,
+                         unsigned flags, int64_t *base_out, int64_t *next_out,
+                         int *dup)
 {
     sl_batch_hdr h;
     sl_seg *s;
@@ -846,8 +845,8 @@ sl_err sl_part_append_ex(sl_part *p, uint8_t *batch, size_t len,
              * twice as far at each extension, up to preallocate_bytes.
              * A partition written once holds 64 KiB of unused space,
              * not 4 MiB (4,900 partitions took 20 GB for 0.44 GB). */
-            uint64_t step = s->prealloc_step ? s->prealloc_step * 2
-                                             : SL_PREALLOC_FIRST;
+            uint64_t step =
+                s->prealloc_step ? s->prealloc_step * 2 : SL_PREALLOC_FIRST;
             if (step > p->cfg.preallocate_bytes)
                 step = p->cfg.preallocate_bytes;
             s->prealloc_step = step;

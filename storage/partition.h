@@ -62,14 +62,14 @@ sl_err sl_part_open(const char *dir, const sl_part_cfg *cfg, sl_part **out);
  * them; until then the getters below answer from the summary.
  */
 typedef struct sl_part_summary {
-    int64_t start, end; /* log start and end offsets */
-    uint64_t bytes;     /* sl_part_size_bytes */
-    uint32_t nsegs;     /* segments (>= 1 once loaded; 0 = none yet) */
-    int64_t first_max_ts;  /* the oldest segment's max timestamp
-                              (INT64_MIN: none), for retention */
-    uint64_t first_bytes;  /* its bytes */
-    int64_t second_base;   /* its end: the next segment's base (= end
-                              when it is the only one) */
+    int64_t start, end;   /* log start and end offsets */
+    uint64_t bytes;       /* sl_part_size_bytes */
+    uint32_t nsegs;       /* segments (>= 1 once loaded; 0 = none yet) */
+    int64_t first_max_ts; /* the oldest segment's max timestamp
+                             (INT64_MIN: none), for retention */
+    uint64_t first_bytes; /* its bytes */
+    int64_t second_base;  /* its end: the next segment's base (= end
+                             when it is the only one) */
 } sl_part_summary;
 
 /* The summary of an empty new partition (offsets 0, no segment). */
@@ -134,8 +134,7 @@ int sl_part_loaded(const sl_part *p);
 #define SL_PART_TOUCHED_FILE "partitions.touched"
 sl_err sl_part_touched_read(const char *data_dir, char *token, size_t toklen);
 int sl_part_touched_has(const char *dir);
-sl_err sl_part_touched_begin(const char *data_dir, const char *token,
-                             int keep);
+sl_err sl_part_touched_begin(const char *data_dir, const char *token, int keep);
 void sl_part_touched_stop(const char *data_dir);
 /* A partition made anew (a topic created or grown) is listed too: its
  * directory may have held a deleted topic's partition of the same name,
@@ -194,9 +193,9 @@ sl_err sl_part_append(sl_part *p, uint8_t *batch, size_t len, int64_t now_ms,
  * @thread loop
  */
 #define SL_PART_APPEND_REPLICA 1u
-sl_err sl_part_append_ex(sl_part *p, uint8_t *batch, size_t len,
-                         int64_t now_ms, unsigned flags, int64_t *base_out,
-                         int64_t *next_out, int *dup);
+sl_err sl_part_append_ex(sl_part *p, uint8_t *batch, size_t len, int64_t now_ms,
+                         unsigned flags, int64_t *base_out, int64_t *next_out,
+                         int *dup);
 /*
  * Batch h (an idempotent producer's: producer_id >= 0) was refused
  * before it was appended, with an error its producer resends after
@@ -371,9 +370,9 @@ int64_t sl_part_low_water(const sl_part *p);
 /*
  * A copy kept only for the queue groups reading it (a cluster observer's,
  * broker/observer.c): the active segment is rolled once it holds
- * roll_bytes or more (0: never), then every segment that ends at or below `below`
- * (never the active one) is deleted, as retention deletes them. *deleted
- * and *bytes (may be NULL) = segments and bytes removed. @thread loop
+ * roll_bytes or more (0: never), then every segment that ends at or below
+ * `below` (never the active one) is deleted, as retention deletes them.
+ * *deleted and *bytes (may be NULL) = segments and bytes removed. @thread loop
  */
 sl_err sl_part_trim_below(sl_part *p, int64_t below, uint64_t roll_bytes,
                           int64_t now_ms, int *deleted, uint64_t *bytes);

@@ -4,8 +4,9 @@
  * Locking: every operation holds `freeze` for reading from before its
  * bookkeeping until its system call returned; the cut takes it for writing
  * (writer-preferring, so new operations queue behind it) and never releases
- * it. `mu` protects the file table, which is keyed by absolute path. The undo log is kept in memory: this
- * is a test mode, and a round writes megabytes, not gigabytes.
+ * it. `mu` protects the file table, which is keyed by absolute path. The undo
+ * log is kept in memory: this is a test mode, and a round writes megabytes, not
+ * gigabytes.
  *
  * The rest of the process stops before the files change (stop_world):
  * reads (sendfile, pread) do not go through the seam, so without the stop
@@ -63,7 +64,7 @@ typedef struct pl_undo {
 typedef struct pl_file {
     char *path;
     off_t durable;
-    int fresh; /* created by us; its directory not fsynced since */
+    int fresh;     /* created by us; its directory not fsynced since */
     pl_undo *undo; /* newest first */
     struct pl_file *next;
 } pl_file;
@@ -76,8 +77,8 @@ static unsigned long long rng = 1;
 static int tear = 1, verbose, active;
 static unsigned long long hold_ms; /* tests: stay stopped this long */
 static int stop = 1; /* 0: the old cut under a running process (tests) */
-static int inplace; /* 1: the old cut, files rewritten in place (tests) */
-static int cutting; /* set once, by the thread that cuts */
+static int inplace;  /* 1: the old cut, files rewritten in place (tests) */
+static int cutting;  /* set once, by the thread that cuts */
 static int armed_by_signal; /* signal=1 */
 static sl_fs_ops pl_ops;
 
@@ -255,7 +256,7 @@ static void each_entry(const char *dir, void (*fn)(long, void *), void *arg)
 
 typedef struct {
     pid_t self;
-    int running;  /* threads not parked yet */
+    int running; /* threads not parked yet */
     pid_t sent[PL_STOP_MAX];
     int nsent;
 } stop_scan;
@@ -421,8 +422,8 @@ static void cut(void)
             continue; /* unlinked since */
         nfiles++;
         if (verbose)
-            raw_log("%s: size %lld durable %lld%s%s", f->path,
-                    (long long)size, (long long)f->durable,
+            raw_log("%s: size %lld durable %lld%s%s", f->path, (long long)size,
+                    (long long)f->durable,
                     f->fresh ? " (new, directory not synced: removed)" : "",
                     f->undo ? " (overwrites undone)" : "");
         if (f->fresh) {
@@ -460,8 +461,7 @@ static void cut(void)
             "tails, %d unsynced new files removed, %d connections reset%s; "
             "exiting %d",
             cut_at, nfiles, dropped, torn, removed, resets,
-            unstopped ? " (SOME THREADS DID NOT STOP)" : "",
-            SL_POWERLOSS_EXIT);
+            unstopped ? " (SOME THREADS DID NOT STOP)" : "", SL_POWERLOSS_EXIT);
     if (hold_ms) {
         struct timespec t = {(time_t)(hold_ms / 1000),
                              (long)(hold_ms % 1000) * 1000000};
@@ -549,7 +549,7 @@ static ssize_t pl_write(int fd, const void *b, size_t n)
     off_t off;
     sl_pl_begin();
     off = (fcntl(fd, F_GETFL) & O_APPEND) ? lseek(fd, 0, SEEK_END)
-                                           : lseek(fd, 0, SEEK_CUR);
+                                          : lseek(fd, 0, SEEK_CUR);
     if (off >= 0 && path_of(fd, buf, sizeof(buf)))
         sl_pl_note_write(buf, off, n);
     r = sl_fs_posix.write(fd, b, n);
@@ -626,7 +626,8 @@ sl_err sl_powerloss_install(const char *spec, char *err, size_t errlen)
 
     if (!s)
         return SL_ERR_NOMEM;
-    for (tok = strtok_r(s, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+    for (tok = strtok_r(s, ", ", &save); tok;
+         tok = strtok_r(NULL, ", ", &save)) {
         char *eq = strchr(tok, '='), *end;
         unsigned long long v;
         if (!eq)
@@ -658,8 +659,10 @@ sl_err sl_powerloss_install(const char *spec, char *err, size_t errlen)
     if (cut_at == 0 && armed_by_signal)
         cut_at = ~0ull; /* only the signal cuts */
     if (cut_at == 0) {
-        snprintf(err, errlen, "SLUICE_POWERLOSS '%s': at=N (N >= 1) or "
-                 "signal=1 is required", spec);
+        snprintf(err, errlen,
+                 "SLUICE_POWERLOSS '%s': at=N (N >= 1) or "
+                 "signal=1 is required",
+                 spec);
         rc = SL_ERR_INVALID_ARG;
         goto out;
     }
@@ -671,9 +674,9 @@ sl_err sl_powerloss_install(const char *spec, char *err, size_t errlen)
         sigfillset(&sa.sa_mask);
         stop_sig = SIGRTMIN + 4;
         if (sigaction(stop_sig, &sa, NULL) != 0 ||
-            (armed_by_signal && (sa.sa_handler = arm_handler,
-                                 sigaction(SL_POWERLOSS_ARM_SIG, &sa,
-                                           NULL) != 0))) {
+            (armed_by_signal &&
+             (sa.sa_handler = arm_handler,
+              sigaction(SL_POWERLOSS_ARM_SIG, &sa, NULL) != 0))) {
             snprintf(err, errlen, "SLUICE_POWERLOSS: sigaction: %s",
                      strerror(errno));
             rc = SL_ERR_INVALID_ARG;
@@ -697,9 +700,11 @@ sl_err sl_powerloss_install(const char *spec, char *err, size_t errlen)
     active = 1;
     goto out;
 bad:
-    snprintf(err, errlen, "SLUICE_POWERLOSS '%s': bad part '%s' (expected "
+    snprintf(err, errlen,
+             "SLUICE_POWERLOSS '%s': bad part '%s' (expected "
              "at=N, seed=S, tear=0|1, verbose=0|1, hold=MS, stop=0|1, "
-             "inplace=0|1, signal=0|1)", spec, tok);
+             "inplace=0|1, signal=0|1)",
+             spec, tok);
     rc = SL_ERR_INVALID_ARG;
 out:
     free(s);

@@ -25,9 +25,9 @@
  * the time a random prefix of the unsynced tail survives instead: a torn
  * write). It writes the result into new pages (truncate to 0, write
  * back), never into the pages of the file: replies already sent by
- * sendfile still point at them (see powerloss.c). Then it logs one line and _exits with
- * SL_POWERLOSS_EXIT, as the machine would have stopped. The page cache
- * holds what is on disk now, so a broker restarted on the directory sees
+ * sendfile still point at them (see powerloss.c). Then it logs one line and
+ * _exits with SL_POWERLOSS_EXIT, as the machine would have stopped. The page
+ * cache holds what is on disk now, so a broker restarted on the directory sees
  * what a power loss would leave.
  *
  * Not modelled: renames and unlinks (not part of the seam; their durable

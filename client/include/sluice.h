@@ -102,7 +102,7 @@ typedef enum sluice_err {
     SLUICE_ERR_SHUTTING_DOWN = 30,
     SLUICE_ERR_COMPRESSION = 31,
     SLUICE_ERR_NOT_LEADER = 32, /* cluster: ask the partition's leader */
-    SLUICE_ERR_NOT_ENOUGH_REPLICAS = 33, /* cluster: ISR < min-insync */
+    SLUICE_ERR_NOT_ENOUGH_REPLICAS = 33,  /* cluster: ISR < min-insync */
     SLUICE_ERR_AUTHORIZATION_FAILED = 34, /* no rule allows it (issue 16) */
     /* idempotent producer (docs/cluster.md 4) */
     SLUICE_ERR_OUT_OF_ORDER_SEQUENCE = 35, /* a batch before it was lost */
@@ -112,11 +112,11 @@ typedef enum sluice_err {
     /* cluster: leader epochs (KIP-320), retried by libsluice */
     SLUICE_ERR_FENCED_LEADER_EPOCH = 38,  /* the client's epoch is stale */
     SLUICE_ERR_UNKNOWN_LEADER_EPOCH = 39, /* the broker's epoch is stale */
-    SLUICE_ERR_NOT_COORDINATOR = 40, /* cluster: the group moved to another
-                                        node (consumers follow it) */
-    SLUICE_ERR_UNKNOWN_PRODUCER_ID = 41 /* idempotent producer: the leader
-                                           lost its state (producers
-                                           recover on their own) */
+    SLUICE_ERR_NOT_COORDINATOR = 40,      /* cluster: the group moved to another
+                                             node (consumers follow it) */
+    SLUICE_ERR_UNKNOWN_PRODUCER_ID = 41   /* idempotent producer: the leader
+                                             lost its state (producers
+                                             recover on their own) */
 } sluice_err;
 
 /* Issue 16's names of the login and permission errors. */

@@ -64,7 +64,7 @@ sl_err sl_cl_admin_roundtrip(sluice_admin *a, uint32_t corr, const char *what,
 {
     uint32_t rcorr;
     sl_err rc = sl_cl_conn_call(&a->conn, corr,
-                             sl_cl_deadline(a->cfg.request_timeout_ms), fr);
+                                sl_cl_deadline(a->cfg.request_timeout_ms), fr);
     if (rc != SL_OK)
         return rc;
     *body = sl_frame_body(*fr, len, &rcorr);
@@ -287,9 +287,9 @@ static sluice_err read_barrier_first(sluice_admin *a, const char *topic)
 {
     sluice_kv kv = {(char *)"topic", (char *)topic};
     char *json = NULL;
-    sluice_err rc = sluice_admin_call(a, topic ? "topic" : "topics",
-                                      topic ? &kv : NULL, topic ? 1 : 0,
-                                      &json, NULL);
+    sluice_err rc =
+        sluice_admin_call(a, topic ? "topic" : "topics", topic ? &kv : NULL,
+                          topic ? 1 : 0, &json, NULL);
     if (rc == SLUICE_OK)
         sluice_free(json);
     return rc == SLUICE_ERR_AUTH ? rc : SLUICE_OK;
@@ -461,14 +461,14 @@ sluice_err sluice_admin_cluster_status(sluice_admin *a, const char *topic,
         st->node_count++;
         d->id = resp.nodes[i].id;
         d->up = resp.nodes[i].up;
-        d->raft_addr = strndup(resp.nodes[i].raft_addr.p
-                                   ? resp.nodes[i].raft_addr.p : "",
-                               resp.nodes[i].raft_addr.len);
+        d->raft_addr =
+            strndup(resp.nodes[i].raft_addr.p ? resp.nodes[i].raft_addr.p : "",
+                    resp.nodes[i].raft_addr.len);
         d->addr = strndup(resp.nodes[i].addr.p ? resp.nodes[i].addr.p : "",
                           resp.nodes[i].addr.len);
-        d->stomp_addr = strndup(resp.nodes[i].stomp_addr.p
-                                    ? resp.nodes[i].stomp_addr.p : "",
-                                resp.nodes[i].stomp_addr.len);
+        d->stomp_addr = strndup(
+            resp.nodes[i].stomp_addr.p ? resp.nodes[i].stomp_addr.p : "",
+            resp.nodes[i].stomp_addr.len);
         if (!d->raft_addr || !d->addr || !d->stomp_addr) {
             rc = sl_cl_fail(SL_ERR_NOMEM, "cluster status");
             goto out;
@@ -530,9 +530,8 @@ sluice_err sluice_admin_call(sluice_admin *a, const char *verb,
     for (i = 0; i < count; i++)
         if (!args[i].key || !args[i].value || strlen(args[i].key) >= 65535 ||
             strlen(args[i].value) >= 65535)
-            return (sluice_err)sl_cl_fail(SL_ERR_INVALID_ARG,
-                                          "admin %s: bad argument %zu", verb,
-                                          i);
+            return (sluice_err)sl_cl_fail(
+                SL_ERR_INVALID_ARG, "admin %s: bad argument %zu", verb, i);
     snprintf(what, sizeof(what), "%s", verb);
     BEGIN(a);
     memset(&req, 0, sizeof(req));

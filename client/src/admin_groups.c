@@ -225,7 +225,8 @@ sluice_err sluice_admin_dlq_list(sluice_admin *a, const char *source_topic,
         rc = sl_cl_fail(rc, "list dead-letter topics");
         goto out;
     }
-    rc = sl_cl_admin_roundtrip(a, corr, "list dead-letter topics", &fr, &body, &len);
+    rc = sl_cl_admin_roundtrip(a, corr, "list dead-letter topics", &fr, &body,
+                               &len);
     if (rc != SL_OK)
         goto out;
     rc = sl_dlq_list_resp_decode(body, len, &a->arena, &resp);

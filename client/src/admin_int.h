@@ -22,7 +22,7 @@ struct sluice_admin {
 #define BEGIN(a)                                                               \
     sl_cl_clear_err();                                                         \
     pthread_mutex_lock(&(a)->mu);                                              \
-    rc = sl_cl_conn_ensure(&(a)->conn);                                           \
+    rc = sl_cl_conn_ensure(&(a)->conn);                                        \
     if (rc != SL_OK)                                                           \
         goto out;                                                              \
     sl_arena_reset(&(a)->arena);                                               \

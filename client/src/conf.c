@@ -316,10 +316,9 @@ sl_err sl_cl_cfg_load(sl_cl_cfg *cfg, const sluice_conf *conf)
                 goto bad_boot;
             memcpy(one, s, l);
             one[l] = 0;
-            if (split_addr(one, cfg->boot_host[cfg->nboot],
-                           sizeof(cfg->boot_host[0]),
-                           cfg->boot_port[cfg->nboot],
-                           sizeof(cfg->boot_port[0])) != 0)
+            if (split_addr(
+                    one, cfg->boot_host[cfg->nboot], sizeof(cfg->boot_host[0]),
+                    cfg->boot_port[cfg->nboot], sizeof(cfg->boot_port[0])) != 0)
                 goto bad_boot;
             cfg->nboot++;
             if (!comma)

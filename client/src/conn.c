@@ -41,11 +41,11 @@
 
 /* The bootstrap address in use. */
 #define HOST(c)                                                                \
-    ((c)->fixed_host ? (c)->fixed_host                                         \
+    ((c)->fixed_host   ? (c)->fixed_host                                       \
      : (c)->cfg->nboot ? (c)->cfg->boot_host[(c)->cur]                         \
                        : (c)->cfg->host)
 #define PORT(c)                                                                \
-    ((c)->fixed_host ? (c)->fixed_port                                         \
+    ((c)->fixed_host   ? (c)->fixed_port                                       \
      : (c)->cfg->nboot ? (c)->cfg->boot_port[(c)->cur]                         \
                        : (c)->cfg->port)
 /* Addresses ensure() tries in turn. */
@@ -146,7 +146,8 @@ static sl_err connect_one(sl_cl_conn *c, const struct addrinfo *ai, int *fd_out,
     return SL_OK;
 }
 
-/* ---- TLS ------------------------------------------------------------------- */
+/* ---- TLS -------------------------------------------------------------------
+ */
 
 /* The socket BIO: send/recv with MSG_NOSIGNAL (OpenSSL's own writes with
  * write(2), which raises SIGPIPE on a closed connection). */
@@ -180,9 +181,9 @@ static BIO_METHOD *bio_method(void)
     static int done;
     /* a benign race at worst: two threads making the same table */
     if (!done) {
-        BIO_METHOD *n = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK |
-                                         BIO_TYPE_DESCRIPTOR,
-                                     "sluice socket");
+        BIO_METHOD *n = BIO_meth_new(
+            BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR,
+            "sluice socket");
         const BIO_METHOD *sock = BIO_s_socket();
         if (!n)
             return NULL;
@@ -395,8 +396,8 @@ static sl_err tls_connect(sl_cl_conn *c)
         if (pr < 0 && errno != EINTR) {
             sl_cl_conn_close(c);
             return sl_cl_fail(SL_ERR_DISCONNECTED,
-                              "broker %s:%s TLS handshake: poll: %s",
-                              cfg->host, cfg->port, strerror(errno));
+                              "broker %s:%s TLS handshake: poll: %s", cfg->host,
+                              cfg->port, strerror(errno));
         }
         if (pr == 0) {
             sl_cl_conn_close(c);
@@ -425,7 +426,8 @@ static sl_err handshake(sl_cl_conn *c)
     rc = sl_handshake_req_encode(&c->out, corr, &req);
     if (rc != SL_OK)
         goto out;
-    rc = sl_cl_conn_call(c, corr, sl_cl_deadline(c->cfg->connect_timeout_ms), &f);
+    rc = sl_cl_conn_call(c, corr, sl_cl_deadline(c->cfg->connect_timeout_ms),
+                         &f);
     if (rc == SL_ERR_DISCONNECTED && !c->cfg->tls) {
         /* a TLS listener closes a plaintext client at its first bytes */
         rc = sl_cl_fail(rc,
@@ -472,8 +474,7 @@ sl_err sl_cl_conn_ensure(sl_cl_conn *c)
     if (now - c->last_attempt_ms < c->cfg->reconnect_backoff_ms)
         return sl_cl_fail(
             SL_ERR_DISCONNECTED,
-            "broker %s:%s: not connected (retrying in %d ms)", HOST(c),
-            PORT(c),
+            "broker %s:%s: not connected (retrying in %d ms)", HOST(c), PORT(c),
             (int)(c->cfg->reconnect_backoff_ms - (now - c->last_attempt_ms)));
     c->last_attempt_ms = now;
     memset(&hints, 0, sizeof(hints));
@@ -748,8 +749,8 @@ static int take_frame(sl_cl_conn *c, sl_chunk **frame)
     if (r != SL_OK) {
         sl_cl_conn_close(c);
         return sl_cl_fail(SL_ERR_PROTOCOL,
-                          "broker %s:%s sent a bad frame (length %zu)",
-                          HOST(c), PORT(c), flen);
+                          "broker %s:%s sent a bad frame (length %zu)", HOST(c),
+                          PORT(c), flen);
     }
     *frame = sl_chunk_new(flen);
     if (!*frame)
@@ -793,7 +794,8 @@ static sl_err wait_io(sl_cl_conn *c, int64_t deadline, int want_write)
     return SL_OK;
 }
 
-sl_err sl_cl_conn_write_bounded(sl_cl_conn *c, int64_t deadline, size_t max_pending)
+sl_err sl_cl_conn_write_bounded(sl_cl_conn *c, int64_t deadline,
+                                size_t max_pending)
 {
     sl_err rc;
     if (c->fd < 0)
@@ -803,8 +805,8 @@ sl_err sl_cl_conn_write_bounded(sl_cl_conn *c, int64_t deadline, size_t max_pend
     while (rc == SL_OK && c->out.len - c->out_off > max_pending) {
         rc = wait_io(c, deadline, 1);
         if (rc == SL_ERR_TIMEOUT)
-            return sl_cl_fail(SL_ERR_TIMEOUT, "broker %s:%s: write",
-                              HOST(c), PORT(c));
+            return sl_cl_fail(SL_ERR_TIMEOUT, "broker %s:%s: write", HOST(c),
+                              PORT(c));
     }
     if (rc == SL_OK)
         compact_out(c);
@@ -821,8 +823,8 @@ sl_err sl_cl_conn_write(sl_cl_conn *c, int64_t deadline)
     while (rc == SL_OK && c->out.len > c->out_off) {
         rc = wait_io(c, deadline, 1);
         if (rc == SL_ERR_TIMEOUT)
-            return sl_cl_fail(SL_ERR_TIMEOUT, "broker %s:%s: write",
-                              HOST(c), PORT(c));
+            return sl_cl_fail(SL_ERR_TIMEOUT, "broker %s:%s: write", HOST(c),
+                              PORT(c));
     }
     return rc;
 }
@@ -835,8 +837,7 @@ sl_err sl_cl_conn_read(sl_cl_conn *c, int64_t deadline, sl_chunk **frame)
     for (;;) {
         if (c->fd < 0)
             return sl_cl_fail(SL_ERR_DISCONNECTED,
-                              "broker %s:%s: not connected", HOST(c),
-                              PORT(c));
+                              "broker %s:%s: not connected", HOST(c), PORT(c));
         r = take_frame(c, frame);
         if (r == SL_OK)
             return SL_OK;
@@ -849,7 +850,7 @@ sl_err sl_cl_conn_read(sl_cl_conn *c, int64_t deadline, sl_chunk **frame)
 }
 
 sl_err sl_cl_conn_call(sl_cl_conn *c, uint32_t corr, int64_t deadline,
-                    sl_chunk **frame)
+                       sl_chunk **frame)
 {
     sl_chunk *f = NULL;
     sl_err rc;
@@ -888,8 +889,8 @@ sl_err sl_cl_resp_check(const uint8_t *body, size_t len, const char *what)
         /* a broker message that names the request already (the admin
          * verbs': "acl.grant: no user ...") is not prefixed again */
         size_t wl = strlen(what);
-        if (msg.len > wl + 1 && !memcmp(msg.p, what, wl) &&
-            msg.p[wl] == ':' && msg.p[wl + 1] == ' ')
+        if (msg.len > wl + 1 && !memcmp(msg.p, what, wl) && msg.p[wl] == ':' &&
+            msg.p[wl + 1] == ' ')
             return sl_cl_fail((sl_err)err, "%.*s", (int)msg.len, msg.p);
         return sl_cl_fail((sl_err)err, "%s: %.*s", what, (int)msg.len, msg.p);
     }

@@ -18,11 +18,11 @@ struct ssl_ctx_st;
 struct ssl_st;
 
 typedef struct sl_cl_conn {
-    const sl_cl_cfg *cfg; /* borrowed from the handle */
-    int fd;               /* -1 = not connected */
+    const sl_cl_cfg *cfg;       /* borrowed from the handle */
+    int fd;                     /* -1 = not connected */
     struct ssl_ctx_st *tls_ctx; /* security.protocol=ssl: made once */
     struct ssl_st *tls;         /* the connection's TLS, NULL on TCP */
-    int cur; /* the bootstrap address in use (cfg->boot_*) */
+    int cur;                    /* the bootstrap address in use (cfg->boot_*) */
     /* a connection to one broker of a cluster (route.c): this address
      * only, not the bootstrap list; NULL = the bootstrap list */
     const char *fixed_host, *fixed_port;
@@ -70,7 +70,8 @@ static inline uint32_t sl_cl_conn_corr(sl_cl_conn *c)
 sl_err sl_cl_conn_write(sl_cl_conn *c, int64_t deadline);
 /* Write what the socket takes now; block (reading replies meanwhile)
  * only while more than max_pending bytes are still unsent. */
-sl_err sl_cl_conn_write_bounded(sl_cl_conn *c, int64_t deadline, size_t max_pending);
+sl_err sl_cl_conn_write_bounded(sl_cl_conn *c, int64_t deadline,
+                                size_t max_pending);
 /* Write what the socket takes now without blocking. */
 sl_err sl_cl_conn_write_some(sl_cl_conn *c);
 /*
@@ -93,7 +94,7 @@ static inline const uint8_t *sl_frame_body(sl_chunk *f, size_t *len,
  * write it and wait for its response (other responses are an error:
  * callers use it only when nothing else is in flight). */
 sl_err sl_cl_conn_call(sl_cl_conn *c, uint32_t corr, int64_t deadline,
-                    sl_chunk **frame);
+                       sl_chunk **frame);
 
 /* Check the top-level error of a response body; on error record the
  * broker's message with `what` via sl_cl_fail and return it. Returns

@@ -77,9 +77,11 @@ static int64_t read_all(sl_part *p)
     while (n++ < 100000 && sl_part_iter_next(it, &rec, &e) == 1) {
         fz_touch(rec.value, rec.value_len > 0 ? (size_t)rec.value_len : 0);
         if (rec.offset <= last || rec.offset < start || rec.offset >= end) {
-            fprintf(stderr, "iterator: offset %lld after %lld, log [%lld, "
-                    "%lld)\n", (long long)rec.offset, (long long)last,
-                    (long long)start, (long long)end);
+            fprintf(stderr,
+                    "iterator: offset %lld after %lld, log [%lld, "
+                    "%lld)\n",
+                    (long long)rec.offset, (long long)last, (long long)start,
+                    (long long)end);
             abort();
         }
         last = rec.offset;
@@ -129,8 +131,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t cut = ((size_t)data[0] | (size_t)data[1] << 8) % size;
         char name[64];
         snprintf(name, sizeof(name), "%020u.log", (unsigned)data[2]);
-        write_file("00000000000000000000.log", data + 3,
-                   cut > 3 ? cut - 3 : 0);
+        write_file("00000000000000000000.log", data + 3, cut > 3 ? cut - 3 : 0);
         if (data[2] != 0)
             write_file(name, data + cut, size - cut);
     } else {
@@ -169,7 +170,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (sl_part_open(dir, &cfg, &p) == SL_OK) {
         if (sl_part_end_offset(p) != end) {
             /* a second recovery changed the log */
-            fprintf(stderr, "reopen: end %lld, expected %lld (first "
+            fprintf(stderr,
+                    "reopen: end %lld, expected %lld (first "
                     "recovery end %lld, appended at %lld)\n",
                     (long long)sl_part_end_offset(p), (long long)end,
                     (long long)first_end, (long long)base);

@@ -94,10 +94,9 @@ static void test_good_batches_pass(void **state)
         sl_header hs[1] = {{"h", 1, NULL, 0}};
         sl_bb_init(&bb, codec);
         for (int i = 0; i < 50; i++)
-            assert_int_equal(
-                sl_bb_add(&bb, 2000 - i, i % 2 ? "k" : NULL, 1, "value", 5,
-                          hs, (size_t)(i % 2)),
-                SL_OK);
+            assert_int_equal(sl_bb_add(&bb, 2000 - i, i % 2 ? "k" : NULL, 1,
+                                       "value", 5, hs, (size_t)(i % 2)),
+                             SL_OK);
         assert_int_equal(sl_bb_finish(&bb, &p, &len), SL_OK);
         assert_int_equal(sl_batch_validate(p, len, 1 << 20, why, sizeof(why)),
                          SL_OK);
@@ -215,7 +214,7 @@ static void test_lengths_and_counts(void **state)
      * (its header count, 0) becomes 60. */
     len = craft(b, sizeof(b), 2, offd, NULL, 1000, 1000);
     size_t r0len = (size_t)b[SL_BATCH_HDR_SIZE] / 2; /* zigzag, 1 byte */
-    b[SL_BATCH_HDR_SIZE + r0len] = 120;            /* zigzag(60) */
+    b[SL_BATCH_HDR_SIZE + r0len] = 120;              /* zigzag(60) */
     sl_put_u32(b + SL_BATCH_CRC_OFF, sl_batch_compute_crc(b, len));
     assert_int_equal(sl_batch_validate(b, len, 1 << 20, why, sizeof(why)),
                      SL_ERR_MALFORMED);

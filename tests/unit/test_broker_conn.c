@@ -28,7 +28,8 @@
 #include "broker/server.h"
 #include "protocol/log.h"
 
-/* ---- the test protocol ---------------------------------------------------- */
+/* ---- the test protocol ----------------------------------------------------
+ */
 
 enum mode {
     ECHO,      /* each line: a reply with the line, done at once */
@@ -190,8 +191,7 @@ static fixture *start(const char *const *kv)
     assert_int_equal(
         sl_config_set(&c, "http-listen", "127.0.0.1:0", err, sizeof(err)), 0);
     for (; kv && kv[0]; kv += 2)
-        assert_int_equal(sl_config_set(&c, kv[0], kv[1], err, sizeof(err)),
-                         0);
+        assert_int_equal(sl_config_set(&c, kv[0], kv[1], err, sizeof(err)), 0);
     sl_log_level = SL_WARN;
     if (sl_server_start(&c, &f->b, err, sizeof(err)) != SL_OK)
         fail_msg("start: %s", err);
@@ -386,7 +386,7 @@ static void test_failed_wait_closes(void **state)
     assert_non_null(strstr(buf, "ERR "));
     assert_non_null(strstr(buf, "line x x\n"));
     assert_null(strstr(buf, "y")); /* cancelled */
-    close(fd); /* the broker lingers for this EOF */
+    close(fd);                     /* the broker lingers for this EOF */
     loop_until(f, &f->p.closed, 1);
     stop(f);
 }
@@ -464,8 +464,7 @@ static void test_shared_connection_limit(void **state)
 /* Per-address cap. */
 static void test_per_address_limit(void **state)
 {
-    static const char *const kv[] = {"max-connections-per-address", "1",
-                                     NULL};
+    static const char *const kv[] = {"max-connections-per-address", "1", NULL};
     fixture *f = start(kv);
     char buf[16];
     int a, b, eof;

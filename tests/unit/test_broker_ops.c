@@ -235,8 +235,7 @@ static int setup(void **state)
  * inline rounds (they need no polling) */
 static int setup_spin(void **state)
 {
-    return setup_with2(state, "loop-spin-us", "100000", "flush-inline-us",
-                       "0");
+    return setup_with2(state, "loop-spin-us", "100000", "flush-inline-us", "0");
 }
 
 /* inline rounds whatever the disk's fdatasync time */
@@ -487,8 +486,8 @@ static void test_lone_waiter_inline(void **state)
     /* until N/4 rounds were inline (a loaded machine gives some to the
      * thread: how many is timing, so the test asks for a count, not a
      * share; TRIES bounds it) */
-    for (int t = 0; t < TRIES && sl_flusher_inline_rounds(fl) - inl0 <
-                                     (uint64_t)N / 4;
+    for (int t = 0;
+         t < TRIES && sl_flusher_inline_rounds(fl) - inl0 < (uint64_t)N / 4;
          t++) {
         int i = t % N;
         inl_w.n = 0;
@@ -510,9 +509,9 @@ static void test_lone_waiter_inline(void **state)
     inl_w.n = 0;
     append(f->b, "inl", 0, "a");
     next[0] = append(f->b, "inl", 0, "b");
-    assert_int_equal(sl_ops_wait_durable(f->b, "inl", 0, next[0],
-                                         on_durable_inline, &a, &h),
-                     SL_OK);
+    assert_int_equal(
+        sl_ops_wait_durable(f->b, "inl", 0, next[0], on_durable_inline, &a, &h),
+        SL_OK);
     if (h)
         loop_until(f->b, &inl_w.n, 1);
     assert_int_equal(sl_flusher_inline_rounds(fl), inl0);

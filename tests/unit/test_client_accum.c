@@ -142,9 +142,9 @@ static void test_sequences_stamped_once(void **state)
     sl_accum_release(&a, b);
     sl_accum_set_producer(&a, 77, 2);
     for (int i = 0; i < 8; i++) /* partition 0: 3 + 3 + 2 records */
-        assert_int_equal(sl_accum_add(&a, t, 0, 1, NULL, 0, "x", 1, NULL, 0,
-                                      NULL, 0, &full),
-                         SL_OK);
+        assert_int_equal(
+            sl_accum_add(&a, t, 0, 1, NULL, 0, "x", 1, NULL, 0, NULL, 0, &full),
+            SL_OK);
     assert_int_equal(
         sl_accum_add(&a, t, 1, 1, NULL, 0, "y", 1, NULL, 0, NULL, 0, &full),
         SL_OK);
@@ -275,9 +275,9 @@ static void test_null_key_round_robin_survives_early_take(void **state)
         int32_t p = sl_accum_pick(&a, t, NULL, 0);
         assert_int_equal(p, i % 4);
         counts[p]++;
-        assert_int_equal(sl_accum_add(&a, t, p, 1, NULL, 0, "v", 1, NULL, 0,
-                                      NULL, 0, &full),
-                         SL_OK);
+        assert_int_equal(
+            sl_accum_add(&a, t, p, 1, NULL, 0, "v", 1, NULL, 0, NULL, 0, &full),
+            SL_OK);
         if (i % 7 == 3) { /* a flush takes every open batch */
             while ((b = sl_accum_take(&a, 0, 1, &e)) != NULL)
                 sl_accum_release(&a, b);
@@ -315,9 +315,9 @@ static void test_released_batches_go_to_other_accumulators(void **state)
     t = sl_accum_add_topic(&a, "t", 1);
     u = sl_accum_add_topic(&b, "u", 1);
     for (i = 0; i < 3; i++) {
-        assert_int_equal(sl_accum_add(&a, t, 0, 1, NULL, 0, "a", 1, NULL, 0,
-                                      NULL, 0, &full),
-                         SL_OK);
+        assert_int_equal(
+            sl_accum_add(&a, t, 0, 1, NULL, 0, "a", 1, NULL, 0, NULL, 0, &full),
+            SL_OK);
         x[i] = sl_accum_take(&a, 0, 1, &e);
         assert_non_null(x[i]);
     }
@@ -327,9 +327,9 @@ static void test_released_batches_go_to_other_accumulators(void **state)
     sl_accum_pool_stats(&n1, &bytes1);
     assert_int_equal(n1, n0 + 1); /* x[2]: a keeps x[0] and x[1] */
     assert_true(bytes1 > bytes0);
-    assert_int_equal(sl_accum_add(&b, u, 0, 1, NULL, 0, "b0", 2, NULL, 0,
-                                  NULL, 0, &full),
-                     SL_OK);
+    assert_int_equal(
+        sl_accum_add(&b, u, 0, 1, NULL, 0, "b0", 2, NULL, 0, NULL, 0, &full),
+        SL_OK);
     y = sl_accum_take(&b, 0, 1, &e);
     assert_ptr_equal(y, x[2]);
     check_batch(y, "b", 0, 1);

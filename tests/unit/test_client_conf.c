@@ -71,12 +71,12 @@ static void test_conf_queue_defaults(void **state)
         sluice_conf_set(c, "queue.credits.max", "0", err, sizeof(err)),
         SLUICE_ERR_INVALID_CONFIG);
     assert_non_null(strstr(err, "queue.credits.max"));
-    assert_int_equal(sluice_conf_set(c, "partitioner.null.key", "random",
-                                     err, sizeof(err)),
-                     SLUICE_ERR_INVALID_CONFIG);
+    assert_int_equal(
+        sluice_conf_set(c, "partitioner.null.key", "random", err, sizeof(err)),
+        SLUICE_ERR_INVALID_CONFIG);
     assert_non_null(strstr(err, "round-robin"));
-    assert_int_equal(sluice_conf_set(c, "partitioner.null.key",
-                                     "round-robin", err, sizeof(err)),
+    assert_int_equal(sluice_conf_set(c, "partitioner.null.key", "round-robin",
+                                     err, sizeof(err)),
                      SLUICE_OK);
     sluice_conf_free(c);
 }

@@ -353,15 +353,15 @@ static void test_partition_change_cas(void **state)
     sl_meta_enc_partition_change(&wb, "t", 0, pe + 1, 1,
                                  (const int32_t[]){1, 9}, 2);
     assert_int_equal(apply_wb(&m, &wb), SL_ERR_INVALID_ARG);
-    sl_meta_enc_partition_change(&wb, "t", 5, pe + 1, 1,
-                                 (const int32_t[]){1}, 1);
+    sl_meta_enc_partition_change(&wb, "t", 5, pe + 1, 1, (const int32_t[]){1},
+                                 1);
     assert_int_equal(apply_wb(&m, &wb), SL_ERR_UNKNOWN_PARTITION);
     /* ISR grows back, given in any order, kept in replica order */
-    sl_meta_enc_partition_change(
-        &wb, "t", 0, pe + 1, t->parts[0].leader,
-        (const int32_t[]){t->parts[0].rep[2], t->parts[0].rep[0],
-                          t->parts[0].rep[1]},
-        3);
+    sl_meta_enc_partition_change(&wb, "t", 0, pe + 1, t->parts[0].leader,
+                                 (const int32_t[]){t->parts[0].rep[2],
+                                                   t->parts[0].rep[0],
+                                                   t->parts[0].rep[1]},
+                                 3);
     assert_int_equal(apply_wb(&m, &wb), SL_OK);
     assert_memory_equal(t->parts[0].isr, t->parts[0].rep, 3 * sizeof(int32_t));
     check(&m);
@@ -387,9 +387,9 @@ static void test_snapshot_roundtrip(void **state)
     assert_int_equal(s1.len, s2.len);
     assert_memory_equal(s1.p, s2.p, s1.len);
     assert_int_equal(r.applied, m.applied);
-    assert_string_equal(sl_meta_topic_config(sl_meta_topic_find(&r, "a"),
-                                             "retention-ms"),
-                        "1000");
+    assert_string_equal(
+        sl_meta_topic_config(sl_meta_topic_find(&r, "a"), "retention-ms"),
+        "1000");
     /* every truncation is refused and leaves the target as it was */
     for (size_t n = 0; n < s1.len; n++)
         assert_int_equal(sl_meta_restore(&r, s1.p, n), SL_ERR_CORRUPT);
@@ -660,8 +660,7 @@ static void test_reassign(void **state)
     assert_int_equal(apply_wb(&m, &wb), SL_ERR_REBALANCE);
     /* the leader sees it caught up: it joins the ISR */
     memcpy(isr, p->rep, sizeof(int32_t) * 4);
-    sl_meta_enc_partition_change(&wb, "t", 0, p->part_epoch, p->leader, isr,
-                                 4);
+    sl_meta_enc_partition_change(&wb, "t", 0, p->part_epoch, p->leader, isr, 4);
     assert_int_equal(apply_wb(&m, &wb), SL_OK);
     assert_int_equal(sl_meta_reassign_cmds(&m, &cmds), 1);
     apply_cmds(&m, &cmds);
@@ -770,20 +769,20 @@ static void test_membership(void **state)
     sl_wb_init(&wb, 64);
     sl_meta_enc_member(&wb, SL_MREQ_MEMBER_ADD, 4, "10.0.0.4:7420");
     assert_int_equal(sl_meta_cmd_type(wb.p, wb.len), SL_MREQ_MEMBER_ADD);
-    assert_int_equal(sl_meta_dec_member(wb.p, wb.len, &type, &id, addr,
-                                        sizeof(addr)),
-                     SL_OK);
+    assert_int_equal(
+        sl_meta_dec_member(wb.p, wb.len, &type, &id, addr, sizeof(addr)),
+        SL_OK);
     assert_int_equal(type, SL_MREQ_MEMBER_ADD);
     assert_int_equal(id, 4);
     assert_string_equal(addr, "10.0.0.4:7420");
-    assert_int_equal(sl_meta_dec_member(wb.p, wb.len - 1, &type, &id, addr,
-                                        sizeof(addr)),
-                     SL_ERR_MALFORMED);
+    assert_int_equal(
+        sl_meta_dec_member(wb.p, wb.len - 1, &type, &id, addr, sizeof(addr)),
+        SL_ERR_MALFORMED);
     assert_int_equal(apply_wb(&m, &wb), SL_ERR_INVALID_ARG);
     sl_meta_enc_member(&wb, SL_MREQ_MEMBER_REMOVE, 3, NULL);
-    assert_int_equal(sl_meta_dec_member(wb.p, wb.len, &type, &id, addr,
-                                        sizeof(addr)),
-                     SL_OK);
+    assert_int_equal(
+        sl_meta_dec_member(wb.p, wb.len, &type, &id, addr, sizeof(addr)),
+        SL_OK);
     assert_int_equal(type, SL_MREQ_MEMBER_REMOVE);
     assert_string_equal(addr, "");
     sl_wb_reset(&wb);

@@ -142,9 +142,8 @@ static void barrier(cl *c)
     bar x;
     memset(&x, 0, sizeof(x));
     x.b.data = &x;
-    assert_int_equal(raft_barrier(raft_fixture_get(&c->f, leader(c)), &x.b,
-                                  barrier_cb),
-                     0);
+    assert_int_equal(
+        raft_barrier(raft_fixture_get(&c->f, leader(c)), &x.b, barrier_cb), 0);
     assert_true(raft_fixture_step_until(&c->f, bar_done, &x, 20000));
     assert_int_equal(x.status, 0);
 }
@@ -171,9 +170,9 @@ static sl_err create_topic(cl *c, const char *name, int32_t np, int32_t rf)
     sl_wb wb;
     sl_err rc;
     unsigned l = leader(c);
-    assert_int_equal(sl_meta_place(&c->fsm[l].meta, name, np, rf, rep, err,
-                                   sizeof(err)),
-                     SL_OK);
+    assert_int_equal(
+        sl_meta_place(&c->fsm[l].meta, name, np, rf, rep, err, sizeof(err)),
+        SL_OK);
     sl_wb_init(&wb, 64);
     sl_meta_enc_create_topic(&wb, name, np, rf, NULL, NULL, 0, rep);
     rc = commit(c, &wb);
@@ -285,9 +284,9 @@ static void test_partitioned_leader_cannot_commit(void **state)
         }
     /* it accepts a proposal but can never commit it */
     sl_wb_init(&wb, 64);
-    assert_int_equal(sl_meta_place(&c->fsm[l].meta, "lost", 1, 1, rep, err,
-                                   sizeof(err)),
-                     SL_OK);
+    assert_int_equal(
+        sl_meta_place(&c->fsm[l].meta, "lost", 1, 1, rep, err, sizeof(err)),
+        SL_OK);
     sl_meta_enc_create_topic(&wb, "lost", 1, 1, NULL, NULL, 0, rep);
     assert_int_equal(propose(c, l, &wb, &lost), 0);
     /* the majority elects another leader and commits without it */
@@ -343,8 +342,8 @@ static void test_message_loss(void **state)
             continue;
         l = raft_fixture_leader_index(&c->f);
         snprintf(name, sizeof(name), "t%d", round);
-        if (sl_meta_place(&c->fsm[l].meta, name, 1, 3, rep, err,
-                          sizeof(err)) != SL_OK)
+        if (sl_meta_place(&c->fsm[l].meta, name, 1, 3, rep, err, sizeof(err)) !=
+            SL_OK)
             continue;
         sl_wb_init(&wb, 64);
         sl_meta_enc_create_topic(&wb, name, 1, 3, NULL, NULL, 0, rep);

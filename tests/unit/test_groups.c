@@ -82,10 +82,9 @@ static void env_wake_at(void *ctx, int64_t at)
         f->wake = at;
 }
 
-static const sl_groups_env k_env = {&F,         env_get_part, env_partitions,
-                                    env_append, env_now,      NULL,
-                                    NULL,       env_wake_at,  NULL,
-                                    NULL,       NULL,         NULL};
+static const sl_groups_env k_env = {
+    &F,   env_get_part, env_partitions, env_append, env_now, NULL,
+    NULL, env_wake_at,  NULL,           NULL,       NULL,    NULL};
 
 static void open_parts(int np)
 {
@@ -743,14 +742,14 @@ static void test_priority_with_keys_and_restart(void **state)
     char err[128];
     (void)state;
     sl_qgroup_cfg_defaults(&cfg);
-    assert_int_equal(sl_qgroup_cfg_set(&cfg, "max-priority", "9", err,
-                                       sizeof(err)), SL_OK);
-    assert_int_equal(sl_qgroup_cfg_set(&cfg, "key_ordered", "1", err,
-                                       sizeof(err)), SL_OK);
+    assert_int_equal(
+        sl_qgroup_cfg_set(&cfg, "max-priority", "9", err, sizeof(err)), SL_OK);
+    assert_int_equal(
+        sl_qgroup_cfg_set(&cfg, "key_ordered", "1", err, sizeof(err)), SL_OK);
     assert_int_equal(sl_qgroup_declare(F.g, "g", "t", &cfg), SL_OK);
-    produce(0, 1, "A", "priority", "1", 1); /* 0 */
-    produce(0, 1, "A", "priority", "9", 1); /* 1: behind A@0 */
-    produce(0, 1, "B", "priority", "5", 1); /* 2 */
+    produce(0, 1, "A", "priority", "1", 1);  /* 0 */
+    produce(0, 1, "A", "priority", "9", 1);  /* 1: behind A@0 */
+    produce(0, 1, "B", "priority", "5", 1);  /* 2 */
     produce(0, 1, NULL, "priority", "8", 1); /* 3 */
     rx_new(&a, "g", 0);
     sl_qconsumer_credit(a.c, 10);
@@ -1288,22 +1287,20 @@ static void test_stream_members_replicated(void **state)
     sl_groups_free(F.g);
     F.g = NULL;
     assert_int_equal(sl_groups_open(F.dir, &k_env, NULL, &F.g), SL_OK);
-    assert_int_equal(sl_groups_reload(F.g, mine_all, NULL, g_repl.p,
-                                      g_repl.len),
-                     SL_OK);
-    assert_int_equal(sl_sgroup_committed(F.g, "s", as1[0].topic,
-                                         as1[0].partition),
-                     11);
+    assert_int_equal(
+        sl_groups_reload(F.g, mine_all, NULL, g_repl.p, g_repl.len), SL_OK);
+    assert_int_equal(
+        sl_sgroup_committed(F.g, "s", as1[0].topic, as1[0].partition), 11);
     assert_int_equal(sl_sgroup_heartbeat(F.g, "s", m2, gen2), SL_OK);
-    assert_int_equal(sl_sgroup_commit(F.g, "s", m2, gen2, as2[0].topic,
-                                      as2[0].partition, 5),
-                     SL_OK);
+    assert_int_equal(
+        sl_sgroup_commit(F.g, "s", m2, gen2, as2[0].topic, as2[0].partition, 5),
+        SL_OK);
     assert_int_equal(sl_sgroup_commit(F.g, "s", m1, gen1 - 1, as1[0].topic,
                                       as1[0].partition, 3),
                      SL_ERR_REBALANCE);
-    assert_int_equal(sl_sgroup_commit(F.g, "s", m1, gen1, as2[0].topic,
-                                      as2[0].partition, 3),
-                     SL_ERR_REBALANCE);
+    assert_int_equal(
+        sl_sgroup_commit(F.g, "s", m1, gen1, as2[0].topic, as2[0].partition, 3),
+        SL_ERR_REBALANCE);
     /* a new member is not given a loaded member's id */
     assert_int_equal(sl_sgroup_join(F.g, "s", NULL, "c1", topics, 1, 1000, &m3,
                                     &gen3, &as3, &n3),

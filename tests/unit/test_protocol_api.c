@@ -1010,22 +1010,19 @@ static void test_init_producer_id_codec(void **state)
     assert_int_equal(wb.len, SL_REQ_HDR_SIZE + 10);
     assert_int_equal(sl_req_hdr_decode(wb.p, wb.len, &h), SL_OK);
     assert_int_equal(h.api_key, SL_API_INIT_PRODUCER_ID);
-    assert_int_equal(sl_init_pid_req_decode(wb.p + SL_REQ_HDR_SIZE, 10,
-                                            &q2),
+    assert_int_equal(sl_init_pid_req_decode(wb.p + SL_REQ_HDR_SIZE, 10, &q2),
                      SL_OK);
     assert_int_equal(q2.producer_id, -1);
     assert_int_equal(q2.producer_epoch, -1);
-    assert_int_equal(
-        sl_init_pid_req_decode(wb.p + SL_REQ_HDR_SIZE, 9, &q2),
-        SL_ERR_MALFORMED);
+    assert_int_equal(sl_init_pid_req_decode(wb.p + SL_REQ_HDR_SIZE, 9, &q2),
+                     SL_ERR_MALFORMED);
     sl_wb_reset(&wb);
     s.producer_id = (int64_t)3 << 42 | 12345;
     s.producer_epoch = 4;
     assert_int_equal(sl_init_pid_resp_encode(&wb, 9, &s), SL_OK);
     assert_int_equal(sl_resp_hdr_decode(wb.p, wb.len, &corr), SL_OK);
     assert_int_equal(corr, 9);
-    assert_int_equal(sl_init_pid_resp_decode(wb.p + 8, wb.len - 8, &s2),
-                     SL_OK);
+    assert_int_equal(sl_init_pid_resp_decode(wb.p + 8, wb.len - 8, &s2), SL_OK);
     assert_int_equal(s2.error, 0);
     assert_int_equal(s2.producer_id, s.producer_id);
     assert_int_equal(s2.producer_epoch, 4);
@@ -1303,8 +1300,7 @@ static void test_metadata_v2_placement(void **state)
     sl_arena_init(&a);
     assert_int_equal(sl_metadata_resp_encode(&wb, CORR, &q), SL_OK);
     assert_int_equal(sl_metadata_resp_decode(wb.p + SL_RESP_HDR_SIZE,
-                                             wb.len - SL_RESP_HDR_SIZE, &a,
-                                             &r),
+                                             wb.len - SL_RESP_HDR_SIZE, &a, &r),
                      SL_OK);
     assert_int_equal(r.version, 2);
     assert_int_equal(r.node_id, 3);
@@ -1325,8 +1321,7 @@ static void test_metadata_v2_placement(void **state)
     sl_arena_reset(&a);
     assert_int_equal(sl_metadata_resp_encode(&wb, CORR, &q), SL_OK);
     assert_int_equal(sl_metadata_resp_decode(wb.p + SL_RESP_HDR_SIZE,
-                                             wb.len - SL_RESP_HDR_SIZE, &a,
-                                             &r),
+                                             wb.len - SL_RESP_HDR_SIZE, &a, &r),
                      SL_OK);
     assert_int_equal(r.version, 3);
     assert_int_equal(r.nbrokers, 2);
@@ -1340,8 +1335,7 @@ static void test_metadata_v2_placement(void **state)
     sl_arena_reset(&a);
     assert_int_equal(sl_metadata_resp_encode(&wb, CORR, &q), SL_OK);
     assert_int_equal(sl_metadata_resp_decode(wb.p + SL_RESP_HDR_SIZE,
-                                             wb.len - SL_RESP_HDR_SIZE, &a,
-                                             &r),
+                                             wb.len - SL_RESP_HDR_SIZE, &a, &r),
                      SL_OK);
     assert_int_equal(r.version, 0);
     assert_int_equal(r.nbrokers, 0);

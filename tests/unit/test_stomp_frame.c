@@ -213,12 +213,13 @@ static void test_escape_undefined(void **state)
 static void test_utf8_headers(void **state)
 {
     static const char *const bad[] = {
-        "SEND\nx:a\xff" "b\n\n",     /* never valid */
-        "SEND\nx:\xc0\xafz\n\n",      /* overlong '/' */
-        "SEND\nx:\xed\xa0\x80\n\n",  /* surrogate U+D800 */
-        "SEND\nx:\xe2\x82\n\n",       /* truncated */
+        "SEND\nx:a\xff"
+        "b\n\n",                        /* never valid */
+        "SEND\nx:\xc0\xafz\n\n",        /* overlong '/' */
+        "SEND\nx:\xed\xa0\x80\n\n",     /* surrogate U+D800 */
+        "SEND\nx:\xe2\x82\n\n",         /* truncated */
         "SEND\nx:\xf4\x90\x80\x80\n\n", /* past U+10FFFF */
-        "SEND\nk\x80:v\n\n",           /* in a name */
+        "SEND\nk\x80:v\n\n",            /* in a name */
     };
     sl_stomp_parser p;
     sl_stomp_frame f;
@@ -228,7 +229,8 @@ static void test_utf8_headers(void **state)
         expect_error(bad[i], strlen(bad[i]) + 1, SL_STOMP_V12,
                      SL_STOMP_PERR_MALFORMED, "is not valid UTF-8");
         expect_error(bad[i], strlen(bad[i]) + 1, SL_STOMP_V11,
-                     SL_STOMP_PERR_MALFORMED, "STOMP 1.1 headers must be UTF-8");
+                     SL_STOMP_PERR_MALFORMED,
+                     "STOMP 1.1 headers must be UTF-8");
     }
     expect_error(bad[0], strlen(bad[0]) + 1, SL_STOMP_V12,
                  SL_STOMP_PERR_MALFORMED,

@@ -193,7 +193,7 @@ static void test_damaged_header_claims_later_offsets(void **state)
     const char *path = tu_seg_path(dir, 0, ".log");
     uint8_t *log = tu_read_file(path, &len);
     size_t at = batch_pos(log, len, 1);
-    sl_put_u64(log + at, 3);       /* claims offset 3: the next append */
+    sl_put_u64(log + at, 3); /* claims offset 3: the next append */
     log[at + 12 + sl_get_u32(log + at + 8) - 2] ^= 0x04; /* and bad CRC */
     tu_write_file(path, log, len);
     free(log);
@@ -242,8 +242,7 @@ static void fixture(const char *name)
     assert_int_equal(offs[2], 4);
     assert_int_equal(offs[3], 5);
     sl_part_free(p);
-    assert_int_equal(tu_file_size(tu_seg_path(dir, 0, ".log")),
-                     (long long)len);
+    assert_int_equal(tu_file_size(tu_seg_path(dir, 0, ".log")), (long long)len);
     tu_rmrf(dir);
 }
 
