@@ -299,7 +299,13 @@ undo:
  * way and writes the extent tree once per step; the rounds after it only
  * overwrite written blocks. Left to that next round's fdatasync, the
  * 128 KiB of zeros made every tenth 12 KiB round slower and doubled the
- * receipt p99 (docs/benchmarks.md, same section). The content does not
+ * receipt p99 (docs/benchmarks.md, same section). The step is 1 MiB: at
+ * 128 KiB a STOMP window of 100 x 1 KiB (100 KiB per round) crossed it
+ * almost every round, and the extent tree write-out (ext4_write_inode in
+ * the fdatasync) came with most rounds; at 1 MiB one round in ten pays
+ * it and that workload's fsync rounds went 0.29 -> 0.25 ms, 1.11x-1.23x
+ * the messages per second (docs/benchmarks.md "Issue 20: the zero-ahead
+ * step, session 14"). The content does not
  * change (fallocated space reads as zeros), so recovery, the trim and the
  * power-loss layer see nothing new; the zeros go through plain pwrite,
  * not the fault-injection seam, and a failed one only leaves the space

@@ -141,8 +141,10 @@ sl_err sl_seg_append(sl_seg *s, const uint8_t *batch, size_t len,
 /* Make the .log file at least `need` bytes long with fallocate, `step`
  * bytes ahead, never past max (unless need is). Best effort. @thread loop */
 void sl_seg_prealloc(sl_seg *s, uint64_t need, uint64_t step, uint64_t max);
-/* Preallocated space is zero-filled this far ahead of the appends. */
-#define SL_PREALLOC_ZERO_STEP (128u * 1024u)
+/* Preallocated space is zero-filled this far ahead of the appends (never
+ * past alloc_end, so a slow partition's small preallocation bounds it;
+ * segment.c says why 1 MiB). */
+#define SL_PREALLOC_ZERO_STEP (1024u * 1024u)
 /* When an append that ends at `need` goes past the written zeros, write
  * zeros over the preallocated space after it, SL_PREALLOC_ZERO_STEP ahead
  * (never past alloc_end). Best effort. @thread loop */
