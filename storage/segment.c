@@ -334,7 +334,8 @@ void sl_seg_prealloc(sl_seg *s, uint64_t need, uint64_t step, uint64_t max)
 
 void sl_seg_zero_ahead(sl_seg *s, uint64_t need)
 {
-    static const uint8_t zeros[SL_PREALLOC_ZERO_STEP];
+    /* not const: in .bss (never written), not 1 MiB of the binary */
+    static uint8_t zeros[SL_PREALLOC_ZERO_STEP];
     uint64_t from, to, start;
     if (s->zero_end > s->alloc_end)
         s->zero_end = s->alloc_end;
