@@ -105,8 +105,7 @@ int sl_acl_topic_protected(const char *name)
            !strncmp(name, "stomp-tmp-", 10) || !strncmp(name, "__", 2);
 }
 
-/* ---- store ------------------------------------------------------------------
- */
+/* ---- store --------------------------------------------------------------- */
 
 sl_err sl_acl_load(sl_broker *b, char *err, size_t errlen)
 {
@@ -272,8 +271,7 @@ sl_err sl_acl_grant_all_topics(sl_broker *b, const char *user, char *err,
     return rc;
 }
 
-/* ---- checks ----------------------------------------------------------------
- */
+/* ---- checks -------------------------------------------------------------- */
 
 static int matches(const rule *r, int kind, const char *name)
 {

@@ -105,8 +105,7 @@ sl_err adm_topic_or_fail(sl_admin_call *x, const char *name, sl_topic **t)
     return SL_OK;
 }
 
-/* ---- records as JSON ------------------------------------------------------
- */
+/* ---- records as JSON ----------------------------------------------------- */
 
 void adm_record_json(sl_jw *j, int32_t partition, const sl_record *rec,
                      int64_t attempts)
@@ -145,8 +144,7 @@ void adm_record_json(sl_jw *j, int32_t partition, const sl_record *rec,
     sl_jw_end(j);
 }
 
-/* ---- the verb table -------------------------------------------------------
- */
+/* ---- the verb table ------------------------------------------------------ */
 
 static const struct verb {
     const char *name;
@@ -420,8 +418,7 @@ void sl_admin_cancel(sl_admin_call *x)
         x->cancelled = 1;
 }
 
-/* ---- the ADMIN binary api -------------------------------------------------
- */
+/* ---- the ADMIN binary api ------------------------------------------------ */
 
 typedef struct bin_call {
     sl_reply *r;

@@ -31,8 +31,7 @@
 #include "protocol/api.h"
 #include "protocol/log.h"
 
-/* ---- DLQ bookkeeping -------------------------------------------------------
- */
+/* ---- DLQ bookkeeping ----------------------------------------------------- */
 
 void adm_redrive_group(const char *dlq, char *buf, size_t len)
 {
@@ -60,8 +59,7 @@ int adm_dlq_counts(sl_broker *b, const char *dlq, int64_t *total,
     return 1;
 }
 
-/* ---- dead-letter topics ---------------------------------------------------
- */
+/* ---- dead-letter topics -------------------------------------------------- */
 
 sl_err v_dlq_list(sl_admin_call *x)
 {

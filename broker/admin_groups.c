@@ -26,8 +26,7 @@
 #include "protocol/api.h"
 #include "protocol/log.h"
 
-/* ---- groups ----------------------------------------------------------------
- */
+/* ---- groups -------------------------------------------------------------- */
 
 static const char *kind_name(int kind)
 {
@@ -165,8 +164,7 @@ sl_err v_group(sl_admin_call *x)
     return SL_OK;
 }
 
-/* ---- queues: every queue group x topic -------------------------------------
- */
+/* ---- queues: every queue group x topic ----------------------------------- */
 
 static void collect_q(void *arg, const char *group, const char *topic,
                       const char *dlq)

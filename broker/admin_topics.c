@@ -70,8 +70,7 @@ sl_err v_status(sl_admin_call *x)
     return SL_OK;
 }
 
-/* ---- topics ---------------------------------------------------------------
- */
+/* ---- topics -------------------------------------------------------------- */
 
 static void topic_json(sl_jw *j, sl_topic *t, int detail)
 {
@@ -272,8 +271,7 @@ sl_err v_topic_add_partitions(sl_admin_call *x)
     return rc;
 }
 
-/* ---- connections ------------------------------------------------------------
- */
+/* ---- connections --------------------------------------------------------- */
 
 static void conn_row(void *arg, sl_conn *c, const sl_conn_stat *st)
 {

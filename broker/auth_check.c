@@ -15,8 +15,7 @@
 #include "broker/cluster_users_propose.h"
 #include "protocol/log.h"
 
-/* ---- helpers ---------------------------------------------------------------
- */
+/* ---- helpers ------------------------------------------------------------- */
 
 void sl_auth_audit(const char *fmt, ...)
 {
@@ -118,8 +117,7 @@ void auth_fake_user(sl_auth *a, const char *name, sl_user *u)
     sl_scram_random(u->server_key, sizeof(u->server_key));
 }
 
-/* ---- the address table ------------------------------------------------------
- */
+/* ---- the address table --------------------------------------------------- */
 
 static addr_ent *addr_get(sl_auth *a, const char *addr, int create)
 {
@@ -182,8 +180,7 @@ static int64_t addr_failed(sl_auth *a, const char *addr)
     return d;
 }
 
-/* ---- the check threads -----------------------------------------------------
- */
+/* ---- the check threads --------------------------------------------------- */
 
 /* @thread auth_worker */
 static void job_run(sl_auth_job *j)

@@ -18,8 +18,7 @@
 #include "protocol/frame.h"
 #include "protocol/log.h"
 
-/* ---- dispatch ---------------------------------------------------------------
- */
+/* ---- dispatch ------------------------------------------------------------ */
 
 void sl_binary_dispatch(sl_broker *b, sl_conn *c, sl_req *req, sl_reply *r)
 {

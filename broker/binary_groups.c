@@ -162,8 +162,7 @@ void sl_bg_reply_when_durable(sl_groups *g, sl_reply *r, sl_wb *wb)
     sl_groups_wait(g, dwait_done, w);
 }
 
-/* ---- 15 GROUP_LIST, 16 GROUP_DESCRIBE ---------------------------------------
- */
+/* ---- 15 GROUP_LIST, 16 GROUP_DESCRIBE ------------------------------------ */
 
 /* This node's groups, those c may see (c NULL: all), as a GROUP_LIST
  * response frame with correlation id corr. */

@@ -550,8 +550,7 @@ static void bq_reap(void *arg, int64_t now)
     }
 }
 
-/* ---- 20 QUEUE_ACQUIRE -----------------------------------------------------
- */
+/* ---- 20 QUEUE_ACQUIRE ---------------------------------------------------- */
 
 static void h_acquire(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
 {
@@ -636,8 +635,7 @@ static void h_acquire(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
     evtimer_add(acq->timer, &tv);
 }
 
-/* ---- 21-24 ACK NACK REJECT TOUCH ------------------------------------------
- */
+/* ---- 21-24 ACK NACK REJECT TOUCH ----------------------------------------- */
 
 static void h_settle(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
 {
@@ -734,8 +732,7 @@ out:
     sl_arena_fini(&a);
 }
 
-/* ---- 27 QUEUE_GROUP_CONFIG -------------------------------------------------
- */
+/* ---- 27 QUEUE_GROUP_CONFIG ----------------------------------------------- */
 
 static void h_qconfig(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
 {

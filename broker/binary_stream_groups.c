@@ -30,8 +30,7 @@
 #include "protocol/api.h"
 #include "protocol/log.h"
 
-/* ---- 10 GROUP_JOIN, 11 HEARTBEAT, 12 LEAVE ----------------------------------
- */
+/* ---- 10 GROUP_JOIN, 11 HEARTBEAT, 12 LEAVE ------------------------------- */
 
 /* Test hook (tests/cluster, bindings/python/tests/test_cluster_groups.py):
  * with SLUICE_TEST_HOLD_JOIN_REPLY=PATH set and the file PATH present, the
@@ -234,8 +233,7 @@ static void h_member(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
     sl_wb_fini(&wb);
 }
 
-/* ---- 13 OFFSET_COMMIT, 14 OFFSET_FETCH -------------------------------------
- */
+/* ---- 13 OFFSET_COMMIT, 14 OFFSET_FETCH ----------------------------------- */
 
 static void h_commit(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
 {

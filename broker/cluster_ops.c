@@ -296,8 +296,7 @@ static void sd_begin(void *arg)
     sd_drain_tick(-1, 0, o);
 }
 
-/* ---- shared with cluster_reassign.c (cluster_ops_int.h) -----------------
- */
+/* ---- shared with cluster_reassign.c (cluster_ops_int.h) ------------------ */
 
 sl_err sl_bops_propose_cmd(sl_broker *b, sl_wb *wb, sl_cluster_done_fn fn,
                            void *arg)
@@ -578,8 +577,7 @@ int sl_bops_forwardable(const void *cmd, size_t len)
     }
 }
 
-/* ---- life cycle ------------------------------------------------------------
- */
+/* ---- life cycle ---------------------------------------------------------- */
 
 sl_err sl_bops_new(sl_broker *b, sl_bops **out)
 {

@@ -271,8 +271,7 @@ sl_err sl_cluster_users_propose_user(sl_broker *b, const sl_user *u, int flags,
     return rc;
 }
 
-/* ---- read barriers --------------------------------------------------------
- */
+/* ---- read barriers ------------------------------------------------------- */
 
 static void ub_run(ub *list, sl_err rc, const char *msg)
 {

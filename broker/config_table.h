@@ -255,8 +255,7 @@ SL_CFG(delete_retention_ms, "delete-retention-ms", MS, "1d", 0, 3153600000000LL,
        SL_CF_TOPIC, NULL,
        "Compacted topics: how long tombstones (null values) are kept.")
 
-/* ---- cluster (docs/cluster.md) --------------------------------------------
- */
+/* ---- cluster (docs/cluster.md) ------------------------------------------- */
 SL_CFG(node_id, "node-id", INT, "0", 0, 1000000, 0, NULL,
        "This node's id in a cluster (1..1000000). 0 = a single node: no "
        "consensus code runs and nothing below is used.")

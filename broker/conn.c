@@ -197,8 +197,7 @@ const sl_conn_ops *sl_conn_proto_ops(sl_broker *b, enum sl_listener l)
     return b->protos[l].ops;
 }
 
-/* ---- small accessors ------------------------------------------------------
- */
+/* ---- small accessors ----------------------------------------------------- */
 
 const char *sl_conn_peer(const sl_conn *c)
 {
@@ -443,8 +442,7 @@ void sl_conn_kick(sl_conn *c)
         event_active(c->work_ev, EV_TIMEOUT, 0);
 }
 
-/* ---- lifecycle ------------------------------------------------------------
- */
+/* ---- lifecycle ----------------------------------------------------------- */
 
 void conn_reply_free(sl_reply *r)
 {

@@ -234,8 +234,7 @@ sl_err sl_conn_on_close(sl_conn *c, sl_conn_close_fn fn, void *arg);
  * hooks already ran. */
 void sl_conn_off_close(sl_conn *c, sl_conn_close_fn fn, void *arg);
 
-/* ---- the ordered reply queue ----------------------------------------------
- */
+/* ---- the ordered reply queue --------------------------------------------- */
 
 /*
  * A reply slot, appended to the connection's FIFO. Slots complete in any

@@ -35,8 +35,7 @@
 #include "protocol/log.h"
 #include "storage/fsutil.h"
 
-/* ---- accept ----------------------------------------------------------------
- */
+/* ---- accept -------------------------------------------------------------- */
 
 /* Open connections per client address (max-connections-per-address):
  * an open hash table, kept only while the cap is set. */

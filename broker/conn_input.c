@@ -44,8 +44,7 @@ static int conn_socket_pending(sl_conn *c)
         return 0;
     return n;
 }
-/* ---- pacing (SL_PRI_INGRESS) ------------------------------------------------
- */
+/* ---- pacing (SL_PRI_INGRESS) --------------------------------------------- */
 
 /* A producer (sl_conn_set_pace) that streams, i.e. whose last read found
  * more than libevent's 4 KiB waiting, reads at SL_PRI_INGRESS (ops.h);

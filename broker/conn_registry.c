@@ -35,8 +35,7 @@
 #include "protocol/log.h"
 #include "storage/fsutil.h"
 
-/* ---- rate-limited warnings ------------------------------------------------
- */
+/* ---- rate-limited warnings ----------------------------------------------- */
 
 /* The shared body of sl_conn_warn and the broker's own limited lines:
  * slots remember up to n kinds. */
@@ -164,8 +163,7 @@ void conn_info(sl_broker *b, const char *fmt, ...)
     sl_log_write(SL_INFO, "conn", "%s", line);
 }
 
-/* ---- the registry, read-only ------------------------------------------------
- */
+/* ---- the registry, read-only --------------------------------------------- */
 
 const char *sl_conn_listener_name(enum sl_listener l)
 {

@@ -36,8 +36,7 @@
 
 static void conn_flush(sl_conn *c);
 
-/* ---- waits ------------------------------------------------------------------
- */
+/* ---- waits --------------------------------------------------------------- */
 
 sl_wait *sl_wait_new(sl_conn *c)
 {
@@ -128,8 +127,7 @@ const char *sl_wait_what(const sl_wait *w)
     return w->what;
 }
 
-/* ---- back-pressure --------------------------------------------------------
- */
+/* ---- back-pressure ------------------------------------------------------- */
 
 void conn_update_pause(sl_conn *c)
 {

@@ -108,8 +108,7 @@ struct hreq {
     char user[65];
 };
 
-/* ---- answers --------------------------------------------------------------
- */
+/* ---- answers ------------------------------------------------------------- */
 
 static int status_for(sl_err rc)
 {
@@ -279,8 +278,7 @@ static void reply_error(hreq *q, sl_err rc, const char *msg)
     reply_error_ex(q, rc, msg, NULL);
 }
 
-/* ---- admin verbs over HTTP ------------------------------------------------
- */
+/* ---- admin verbs over HTTP ----------------------------------------------- */
 
 static void verb_done(void *arg, sl_err rc, const char *msg,
                       struct evbuffer *json)
@@ -508,8 +506,7 @@ notfound:
     reply_error(q, SL_ERR_NOT_FOUND, "no such API path");
 }
 
-/* ---- login (HTTP Basic) ----------------------------------------------------
- */
+/* ---- login (HTTP Basic) -------------------------------------------------- */
 
 static void reply_401(hreq *q, const char *msg)
 {
@@ -593,8 +590,7 @@ static void route_api(hreq *q)
         reply_error(q, SL_ERR_NOMEM, "out of memory");
 }
 
-/* ---- requests -------------------------------------------------------------
- */
+/* ---- requests ------------------------------------------------------------ */
 
 static void route_target_api(hreq *q)
 {
@@ -710,8 +706,7 @@ static char *dup_str(const char *p, size_t n)
     return s;
 }
 
-/* ---- the ops table ---------------------------------------------------------
- */
+/* ---- the ops table ------------------------------------------------------- */
 
 static sl_err http_open(void *arg, sl_conn *c, void **state)
 {
@@ -827,8 +822,7 @@ static const sl_conn_ops http_ops = {
     .on_close = http_close,
 };
 
-/* ---- life cycle ------------------------------------------------------------
- */
+/* ---- life cycle ---------------------------------------------------------- */
 
 void sl_http_module_init(sl_broker *b)
 {

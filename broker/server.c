@@ -106,8 +106,7 @@ const char *sl_server_http_tls_addr(const sl_broker *b)
     return b->http_tls_lis ? b->http_tls_addr : NULL;
 }
 
-/* ---- callbacks ------------------------------------------------------------
- */
+/* ---- callbacks ----------------------------------------------------------- */
 
 /* Both the flusher's durable notify (right after the fdatasyncs, so a
  * durable produce waits for one fsync, not also for the groups' SQLite
@@ -302,8 +301,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
         sl_conn_stop_all(b);
 }
 
-/* ---- start ----------------------------------------------------------------
- */
+/* ---- start --------------------------------------------------------------- */
 
 static void format_addr(const struct sockaddr *sa, char *buf, size_t len)
 {
@@ -597,8 +595,7 @@ out:
     return rc;
 }
 
-/* ---- stop ------------------------------------------------------------------
- */
+/* ---- stop ---------------------------------------------------------------- */
 
 static void sync_all(sl_broker *b)
 {

@@ -241,8 +241,7 @@ static void handle_frame_cmd(stomp_conn *c, const sl_stomp_frame *f)
     }
 }
 
-/* ---- the connection's ops (conn.h) ----------------------------------------
- */
+/* ---- the connection's ops (conn.h) --------------------------------------- */
 
 /* on_input: parse and handle frames while the connection layer lets us
  * read; coalesced SENDs are appended before anything else waits. */

@@ -111,8 +111,7 @@ typedef struct ws_conn {
     int plain;       /* sock is a socket bufferevent (not TLS: wss) */
 } ws_conn;
 
-/* ---- small helpers --------------------------------------------------------
- */
+/* ---- small helpers ------------------------------------------------------- */
 
 /* Valid UTF-8 (no overlongs, no surrogates, at most U+10FFFF). */
 static int utf8_valid(const unsigned char *p, size_t n)
@@ -174,8 +173,7 @@ static int has_token(const char *v, const char *tok)
     return 0;
 }
 
-/* ---- handshake ------------------------------------------------------------
- */
+/* ---- handshake ----------------------------------------------------------- */
 
 /* Refuse the handshake: an HTTP error whose body says why, then close. */
 static void hs_refuse(ws_conn *w, int code, const char *reason,
@@ -385,8 +383,7 @@ static int hs_step(ws_conn *w, struct evbuffer *src)
     return rc == 0 ? 1 : -1;
 }
 
-/* ---- frames (wslay) ---------------------------------------------------------
- */
+/* ---- frames (wslay) ------------------------------------------------------ */
 
 static ssize_t ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
                           int flags, void *user)
@@ -682,8 +679,7 @@ static struct bufferevent *ws_wrap(void *arg, sl_conn *c,
     return bev;
 }
 
-/* ---- module -----------------------------------------------------------------
- */
+/* ---- module -------------------------------------------------------------- */
 
 void sl_ws_module_init(sl_broker *b)
 {

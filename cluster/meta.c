@@ -318,8 +318,7 @@ bad:
     return SL_ERR_CORRUPT;
 }
 
-/* ---- placement ------------------------------------------------------------
- */
+/* ---- placement ----------------------------------------------------------- */
 
 static uint32_t name_hash(const char *s)
 {
@@ -377,8 +376,7 @@ sl_err sl_meta_place_one(const sl_meta *m, const char *topic, int32_t part,
     return SL_OK;
 }
 
-/* ---- controller ------------------------------------------------------------
- */
+/* ---- controller ---------------------------------------------------------- */
 
 size_t sl_meta_liveness_cmds(const sl_meta *m, const int32_t *ids,
                              const int *alive, size_t n, sl_wb *cmds)

@@ -306,8 +306,7 @@ static void connect_cb(struct raft_uv_connect *inner_req,
     req->cb(req, stream, 0); /* libraft's writes queue behind ours */
 }
 
-/* ---- the transport's functions --------------------------------------------
- */
+/* ---- the transport's functions ------------------------------------------- */
 
 static int t_init(struct raft_uv_transport *t, raft_id id, const char *addr)
 {

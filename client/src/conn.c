@@ -146,8 +146,7 @@ static sl_err connect_one(sl_cl_conn *c, const struct addrinfo *ai, int *fd_out,
     return SL_OK;
 }
 
-/* ---- TLS -------------------------------------------------------------------
- */
+/* ---- TLS ----------------------------------------------------------------- */
 
 /* The socket BIO: send/recv with MSG_NOSIGNAL (OpenSSL's own writes with
  * write(2), which raises SIGPIPE on a closed connection). */

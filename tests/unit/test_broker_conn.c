@@ -28,8 +28,7 @@
 #include "broker/server.h"
 #include "protocol/log.h"
 
-/* ---- the test protocol ----------------------------------------------------
- */
+/* ---- the test protocol --------------------------------------------------- */
 
 enum mode {
     ECHO,      /* each line: a reply with the line, done at once */
