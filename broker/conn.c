@@ -334,7 +334,7 @@ int conn_cork_add(sl_conn *c, const void *p, size_t n)
 
 /* Send p now if nothing waits in the bufferevent; the rest (EAGAIN, a
  * partial send, an error) goes the bufferevent's way. */
-static void conn_send_direct(sl_conn *c, const char *p, size_t n)
+void conn_send_direct(sl_conn *c, const char *p, size_t n)
 {
     if (n > 0 && !c->closing && c->transport == SL_TRANSPORT_TCP &&
         !conn_filtered(c) &&

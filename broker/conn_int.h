@@ -166,6 +166,9 @@ void conn_cancel_replies(sl_conn *c);
 int conn_cork_add(sl_conn *c, const void *p, size_t n);
 void conn_cork_cb(evutil_socket_t fd, short what, void *arg);
 void conn_uncork(sl_conn *c);
+/* Send p now if nothing waits in the bufferevent; the rest goes the
+ * bufferevent's way (conn.c; sl_conn_write_direct). */
+void conn_send_direct(sl_conn *c, const char *p, size_t n);
 void conn_connlog_flush(sl_broker *b);
 void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 int conn_filtered(const sl_conn *c);

@@ -271,23 +271,11 @@ static void conn_flush(sl_conn *c)
  * (WebSocket), whose bytes must go through the bufferevent. */
 void sl_conn_write_direct(sl_conn *c, const void *p, size_t n)
 {
-    const char *q = p;
     if (c->dead || c->lingering)
         return;
+    c->bytes_out += n;
     conn_uncork(c); /* (win20: corked bytes first) */
-    if (n > 0 && !c->closing && c->transport == SL_TRANSPORT_TCP &&
-        !conn_filtered(c) &&
-        evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
-        evutil_socket_t fd = bufferevent_getfd(c->bev);
-        ssize_t k = fd >= 0 ? send(fd, q, n, MSG_DONTWAIT | MSG_NOSIGNAL) : -1;
-        if (k > 0) {
-            c->bytes_out += (uint64_t)k;
-            q += k;
-            n -= (size_t)k;
-        }
-    }
-    if (n > 0)
-        sl_conn_write(c, q, n);
+    conn_send_direct(c, p, n);
 }
 
 /* A relay session at the coordinator (stomp_session.c) carries a stream
