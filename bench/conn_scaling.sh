@@ -9,7 +9,9 @@
 #        WARM (records produced, unmeasured, before the first run: 0),
 #        CLIENT (threads, mux, or "threads mux" for both: threads),
 #        CLIENT_BASE (a second build whose sluice-bench, so libsluice,
-#        runs against BUILD_DIR's one sluiced: see below)
+#        runs against BUILD_DIR's one sluiced: see below),
+#        EVICT (1: the broker's data out of the page cache before each
+#        run, see WARM)
 #
 # 1. Throughput: `sluice-bench produce --producers N` (N threads, one
 #    libsluice producer and so one connection each; RECORDS in total, one
@@ -54,6 +56,13 @@
 #    (1.2-1.4 GB here) and stays there. Runs before and after that step
 #    do not compare; WARM=16000000 (1.6 GB) makes every measured run
 #    come after it.
+#    EVICT=1: before each run, every file of the broker's data directory
+#    is synced and dropped from the page cache (fdatasync, then
+#    posix_fadvise DONTNEED): the next run's appends then take pages
+#    the previous runs freed, not fresh memory, and every run stays in
+#    the fast state (docs/benchmarks.md "Issue 20: client at 256
+#    producer connections, session 15"). Say which state a figure is
+#    from.
 # 2. Idle cost: IDLE connections opened and left idle, binary ones (no
 #    handshake), then STOMP ones (CONNECT answered by CONNECTED, nothing
 #    more), each on a fresh sluiced; the broker's RSS and descriptors
@@ -98,6 +107,25 @@ stat_of() { awk '{print $14 + $15, $10}' "/proc/$1/stat"; }
 # the event loop thread (tid = pid): ns on a CPU, ns runnable but waiting
 loop_of() { awk '{print $1, $2}' "/proc/$1/task/$1/schedstat"; }
 WARM=${WARM:-0}
+EVICT=${EVICT:-0}
+evict() { # the broker's data files out of the page cache (EVICT=1)
+  [ "$EVICT" = 1 ] || return 0
+  python3 - "$1/data" <<'PY'
+import os, sys
+for root, _, files in os.walk(sys.argv[1]):
+    for f in files:
+        try:
+            fd = os.open(os.path.join(root, f), os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            os.fdatasync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        except OSError:
+            pass
+        os.close(fd)
+PY
+}
 CLIENT=${CLIENT:-threads}
 if [ "$WARM" -gt 0 ]; then
   for bd in "${builds[@]}"; do
@@ -125,6 +153,7 @@ for r in $(seq "$ROUNDS"); do
       else
         cmd=(produce --producers "$n")
       fi
+      evict "${bdir[$bd]}"
       read -r t0 f0 < <(stat_of "$p")
       read -r l0 w0 < <(loop_of "$p")
       # the client's own CPU and faults too (sluice-bench, in s)

@@ -114,6 +114,19 @@ static int cmp64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* Room for n samples, written once so that its pages are in memory: a
+ * producer thread's samples then cost no realloc copy and no page fault
+ * inside the measured window (256 threads' doubling arrays were 8% of
+ * the client's page faults at 256 connections, issue 20). */
+static void lat_prealloc(lat *l, size_t n)
+{
+    l->v = malloc(n * sizeof(*l->v));
+    if (l->v) {
+        memset(l->v, 0, n * sizeof(*l->v));
+        l->cap = n;
+    }
+}
+
 static void lat_merge(lat *dst, lat *src)
 {
     size_t i;
@@ -353,6 +366,7 @@ static void run_produce(long records, int quiet)
     for (i = 0; i < O.producers; i++) {
         ws[i].n = records / O.producers + (i < records % O.producers);
         ws[i].sample_every = every;
+        lat_prealloc(&ws[i].l, (size_t)(ws[i].n / every) + 1);
         ws[i].start = (size_t)i * (POOL / (size_t)O.producers);
         pthread_create(&ws[i].th, NULL, produce_thread, &ws[i]);
     }
