@@ -69,6 +69,9 @@
  *                work in the same seconds, so it is an upper bound
  *   vcsw, ivcsw  voluntary and involuntary context switches (process)
  *   p50, p99     wall latency of one durable append, microseconds
+ *   mean         wall time of the run / N (the kthreads column's
+ *                background is about idle's kthreads / idle's mean per
+ *                microsecond of it)
  *
  * --rounds R (default 5) repeats the whole list R times, the order of the
  * modes rotated each round so that no mode always runs first or after
@@ -125,7 +128,7 @@ static const char *all_modes[] = {
 };
 
 struct result {
-    double cpu, rusage, caller, helpers, kthreads, vcsw, ivcsw, p50, p99;
+    double cpu, rusage, caller, helpers, kthreads, vcsw, ivcsw, p50, p99, mean;
 };
 
 static double now_us(void)
@@ -391,7 +394,7 @@ static int run(const char *dir, const char *mode, struct result *r)
                    ~(size_t)((1u << 20) - 1);
     double *lat = malloc(sizeof(double) * (size_t)count);
     struct rusage a, b;
-    double c0, c1, h0, h1, k0, k1;
+    double c0, c1, h0, h1, k0, k1, w0, w1;
     void *ringp = NULL;
     int fd;
 #ifdef SL_HAVE_LIBURING
@@ -433,11 +436,13 @@ static int run(const char *dir, const char *mode, struct result *r)
     k0 = kworkers_ns();
     getrusage(RUSAGE_SELF, &a);
     c0 = caller_ns();
+    w0 = now_us();
     for (int i = 0; i < count; i++) {
         double t0 = now_us();
         append(mode, fd, (uint64_t)(warm + (size_t)i) * bytes, ringp);
         lat[i] = now_us() - t0;
     }
+    w1 = now_us();
     c1 = caller_ns();
     getrusage(RUSAGE_SELF, &b);
     h1 = helpers_ns();
@@ -452,6 +457,7 @@ static int run(const char *dir, const char *mode, struct result *r)
     r->kthreads = (k1 - k0) / 1e3 / count;
     r->vcsw = (double)(b.ru_nvcsw - a.ru_nvcsw) / count;
     r->ivcsw = (double)(b.ru_nivcsw - a.ru_nivcsw) / count;
+    r->mean = (w1 - w0) / count;
     r->p50 = lat[count / 2];
     r->p99 = lat[(size_t)count * 99 / 100];
 #ifdef SL_HAVE_LIBURING
@@ -546,9 +552,9 @@ int main(int argc, char **argv)
             ok[m] = 1;
             printf("round=%d %-26s cpu=%.1f caller=%.1f helpers=%.1f "
                    "rusage=%.1f kthreads=%.1f vcsw=%.2f ivcsw=%.2f p50=%.0f "
-                   "p99=%.0f\n",
+                   "p99=%.0f mean=%.0f\n",
                    r + 1, modes[m], x->cpu, x->caller, x->helpers, x->rusage,
-                   x->kthreads, x->vcsw, x->ivcsw, x->p50, x->p99);
+                   x->kthreads, x->vcsw, x->ivcsw, x->p50, x->p99, x->mean);
             fflush(stdout);
         }
     }

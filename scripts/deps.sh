@@ -16,6 +16,7 @@ PKGS=(build-essential cmake pkg-config libevent-dev libssl-dev libsqlite3-dev
       libcjson-dev python3-prometheus-client curl chromium
       openssl # the TLS tests make their certificates with it
       systemd # systemd-analyze verify: the example unit (test_install)
+      liburing-dev # io_uring modes of bench/fsync_one.c and bench/durable_call.c
       iproute2) # ip netns: the network-partition test (tests/cluster)
 missing=()
 for p in "${PKGS[@]}"; do
