@@ -174,25 +174,47 @@ static double caller_ns(void)
     return schedstat_ns("/proc/thread-self/schedstat");
 }
 
-/* CPU (ns) of this process's threads other than the caller. Threads that
- * exited since the last call are missing here (RUSAGE_SELF has them). */
-static double helpers_ns(void)
+/* This process's threads other than the caller, with their CPU (ns). */
+#define MAX_TASKS 256
+struct tasks {
+    int n;
+    int tid[MAX_TASKS];
+    double ns[MAX_TASKS];
+};
+
+static void helpers_snap(struct tasks *t)
 {
     char path[512];
-    double sum = 0;
     pid_t self = (pid_t)getpid();
     struct dirent *e;
     DIR *d = opendir("/proc/self/task");
+    t->n = 0;
     if (!d)
-        return 0;
-    while ((e = readdir(d))) {
+        return;
+    while ((e = readdir(d)) && t->n < MAX_TASKS) {
         if (!isdigit((unsigned char)e->d_name[0]) ||
             atoi(e->d_name) == (int)self)
             continue;
         snprintf(path, sizeof(path), "/proc/self/task/%s/schedstat", e->d_name);
-        sum += schedstat_ns(path);
+        t->tid[t->n] = atoi(e->d_name);
+        t->ns[t->n++] = schedstat_ns(path);
     }
     closedir(d);
+}
+
+/* CPU (ns) the helper threads alive at the end used since the start (a
+ * thread that exited in between, such as an io-wq worker of an earlier
+ * ring timing out, is left out; rusage counts it). */
+static double helpers_ns(const struct tasks *a, const struct tasks *b)
+{
+    double sum = 0;
+    for (int i = 0; i < b->n; i++) {
+        double before = 0;
+        for (int j = 0; j < a->n; j++)
+            if (a->tid[j] == b->tid[i])
+                before = a->ns[j];
+        sum += b->ns[i] - before;
+    }
     return sum;
 }
 
@@ -313,8 +335,10 @@ static void uring_wait(struct io_uring *ring, int n, size_t want)
 
 static void uring_submit(struct io_uring *ring, int n)
 {
+    /* with SQPOLL the count is of the entries the kernel's thread had not
+     * taken yet when the call returned: 0 when it was quick */
     int rc = io_uring_submit(ring);
-    if (rc != n) {
+    if (rc < 0 || (rc != n && !(ring->flags & IORING_SETUP_SQPOLL))) {
         errno = rc < 0 ? -rc : EIO;
         die("io_uring_submit");
     }
@@ -394,7 +418,8 @@ static int run(const char *dir, const char *mode, struct result *r)
                    ~(size_t)((1u << 20) - 1);
     double *lat = malloc(sizeof(double) * (size_t)count);
     struct rusage a, b;
-    double c0, c1, h0, h1, k0, k1, w0, w1;
+    double c0, c1, k0, k1, w0, w1;
+    static struct tasks h0, h1;
     void *ringp = NULL;
     int fd;
 #ifdef SL_HAVE_LIBURING
@@ -432,7 +457,7 @@ static int run(const char *dir, const char *mode, struct result *r)
     /* warm-up: the first appends fault in pages, start io_uring workers */
     for (size_t i = 0; i < warm; i++)
         append(mode, fd, (uint64_t)i * bytes, ringp);
-    h0 = helpers_ns();
+    helpers_snap(&h0);
     k0 = kworkers_ns();
     getrusage(RUSAGE_SELF, &a);
     c0 = caller_ns();
@@ -445,14 +470,14 @@ static int run(const char *dir, const char *mode, struct result *r)
     w1 = now_us();
     c1 = caller_ns();
     getrusage(RUSAGE_SELF, &b);
-    h1 = helpers_ns();
+    helpers_snap(&h1);
     k1 = kworkers_ns();
     qsort(lat, (size_t)count, sizeof(double), cmp_d);
     r->rusage = (tv_us(b.ru_utime) + tv_us(b.ru_stime) - tv_us(a.ru_utime) -
                  tv_us(a.ru_stime)) /
                 count;
     r->caller = (c1 - c0) / 1e3 / count;
-    r->helpers = (h1 - h0) / 1e3 / count;
+    r->helpers = helpers_ns(&h0, &h1) / 1e3 / count;
     r->cpu = r->caller + r->helpers;
     r->kthreads = (k1 - k0) / 1e3 / count;
     r->vcsw = (double)(b.ru_nvcsw - a.ru_nvcsw) / count;
@@ -577,12 +602,13 @@ int main(int argc, char **argv)
             v[7][r] = res[m][r].rusage;
         }
         printf("| %s | %.1f (%.1f) | %.1f (%.1f) | %.1f (%.1f) | %.1f (%.1f) "
-               "| %.2f (%.2f) | %.0f (%.0f) | %.0f (%.0f) |\n",
+               "| %.1f (%.1f) | %.2f (%.2f) | %.0f (%.0f) | %.0f (%.0f) |\n",
                modes[m], median(v[0], rounds), worst(v[0], rounds),
                median(v[1], rounds), worst(v[1], rounds), median(v[2], rounds),
-               worst(v[2], rounds), median(v[3], rounds), worst(v[3], rounds),
-               median(v[4], rounds), worst(v[4], rounds), median(v[5], rounds),
-               worst(v[5], rounds), median(v[6], rounds), worst(v[6], rounds));
+               worst(v[2], rounds), median(v[7], rounds), worst(v[7], rounds),
+               median(v[3], rounds), worst(v[3], rounds), median(v[4], rounds),
+               worst(v[4], rounds), median(v[5], rounds), worst(v[5], rounds),
+               median(v[6], rounds), worst(v[6], rounds));
     }
     free(rec);
     free(tail);
