@@ -3,7 +3,7 @@
  * call (or io_uring request) that makes it durable.
  *
  *   sluice-durable-call [--dir DIR] [--count N] [--bytes S] [--rounds R]
- *                       [--modes LIST] [--sq-idle-ms MS]
+ *                       [--modes LIST] [--sq-idle-ms MS] [--keep]
  *
  * Issue 20's "window of one" (a receipt on every persistent SEND, one
  * outstanding) makes the broker pay one durable append per message. On
@@ -76,7 +76,9 @@
  * --rounds R (default 5) repeats the whole list R times, the order of the
  * modes rotated each round so that no mode always runs first or after
  * the same one; a summary gives each mode's median and worst over the
- * rounds. DIR (default .) chooses the file system; the file is removed.
+ * rounds. DIR (default .) chooses the file system; the file is removed
+ * (--keep: renamed to sluice-durable-call.PID.MODE, to check that it
+ * holds the 20 warm-up and N records, then zeros).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -105,6 +107,7 @@ static int count = 2000;
 static size_t bytes = 1024;
 static int rounds = 5;
 static unsigned sq_idle_ms = 10;
+static int keep;   /* --keep: leave the files, to check their content */
 static char *rec;  /* the record: S bytes */
 static char *tail; /* O_DIRECT: aligned image of the blocks from the tail
                       block's start to the end of the data */
@@ -490,7 +493,13 @@ static int run(const char *dir, const char *mode, struct result *r)
         io_uring_queue_exit(&ring);
 #endif
     close(fd);
-    unlink(path);
+    if (keep) {
+        char kept[4200];
+        snprintf(kept, sizeof(kept), "%s.%s", path, mode);
+        if (rename(path, kept) != 0)
+            die("rename");
+    } else
+        unlink(path);
     free(lat);
     return 0;
 }
@@ -530,12 +539,14 @@ int main(int argc, char **argv)
             rounds = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--sq-idle-ms") && v)
             sq_idle_ms = (unsigned)atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--keep"))
+            keep = 1;
         else if (!strcmp(argv[i], "--modes") && v)
             snprintf(list, sizeof(list), "%s", argv[++i]);
         else {
             fprintf(stderr,
                     "usage: %s [--dir DIR] [--count N] [--bytes S] "
-                    "[--rounds R] [--modes LIST] [--sq-idle-ms MS]\n"
+                    "[--rounds R] [--modes LIST] [--sq-idle-ms MS] [--keep]\n"
                     "modes:",
                     argv[0]);
             for (size_t k = 0; k < sizeof(all_modes) / sizeof(*all_modes); k++)
