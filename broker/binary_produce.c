@@ -224,11 +224,12 @@ static void h_produce(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
                                                   &off, &boff, &blen, &frc)) {
                 int64_t n2 = -1;
                 /* acks below durable: nobody waits for the fsync, so
-                 * it starts no round of its own (flush-lazy-ms) */
-                rc = (q.acks == SL_ACKS_DURABLE ? sl_ops_append
-                                                : sl_ops_append_lazy)(
+                 * it starts no round of its own (flush-lazy-ms). Every
+                 * batch passed produce_validate above: no second CRC */
+                rc = sl_ops_append_checked(
                     b, name, (int32_t)pp->partition, SL_OPS_AUTO_CREATE,
-                    pp->records + boff, blen, &base, &n2);
+                    pp->records + boff, blen, q.acks != SL_ACKS_DURABLE, &base,
+                    &n2);
                 if (rc == SL_ERR_DUPLICATE_SEQUENCE && nb == 0) {
                     /* an old retry, stored before (docs/cluster.md 4):
                      * answered with this code once durable up to n2 */

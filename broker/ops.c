@@ -406,9 +406,12 @@ static int lazy_ok(const sl_broker *b, const sl_tpart *tp)
            sl_ops_visible_at_append(b, tp);
 }
 
+#define APPEND_LAZY 1u
+#define APPEND_CHECKED 2u
+
 static sl_err append(sl_broker *b, const char *topic, int32_t partition,
                      enum sl_ops_create create, uint8_t *batch, size_t len,
-                     int64_t *base_out, int64_t *next_out, int lazy)
+                     int64_t *base_out, int64_t *next_out, unsigned how)
 {
     sl_tpart *tp;
     int64_t base, next = -1;
@@ -423,9 +426,11 @@ static sl_err append(sl_broker *b, const char *topic, int32_t partition,
     rc = sl_ops_tp_get(b, topic, partition, create, &tp);
     if (rc != SL_OK)
         return rc;
-    rc = sl_part_append_ex(tp->part, batch, len, sl_now_ms(),
-                           b->replicating ? SL_PART_APPEND_REPLICA : 0, &base,
-                           &next, &dup);
+    rc = sl_part_append_ex(
+        tp->part, batch, len, sl_now_ms(),
+        (b->replicating ? SL_PART_APPEND_REPLICA : 0) |
+            (how & APPEND_CHECKED ? SL_PART_APPEND_VERIFIED : 0),
+        &base, &next, &dup);
     if (dup || rc == SL_ERR_DUPLICATE_SEQUENCE) { /* a producer's retry */
         if (base_out && dup)
             *base_out = base;
@@ -440,7 +445,7 @@ static sl_err append(sl_broker *b, const char *topic, int32_t partition,
     }
     tp->bytes_in += len;
     tp->records_in += (uint64_t)(sl_part_end_offset(tp->part) - base);
-    if (lazy && lazy_ok(b, tp))
+    if ((how & APPEND_LAZY) && lazy_ok(b, tp))
         sl_flusher_request_lazy(b->flusher, tp->part, b->cfg.flush_lazy_ms);
     else if (tp->topic->pcfg.flush != SL_FLUSH_NEVER)
         request_durable(b, tp, base);
@@ -470,7 +475,16 @@ sl_err sl_ops_append_lazy(sl_broker *b, const char *topic, int32_t partition,
                           int64_t *base_out, int64_t *next_out)
 {
     return append(b, topic, partition, create, batch, len, base_out, next_out,
-                  1);
+                  APPEND_LAZY);
+}
+
+sl_err sl_ops_append_checked(sl_broker *b, const char *topic, int32_t partition,
+                             enum sl_ops_create create, uint8_t *batch,
+                             size_t len, int lazy, int64_t *base_out,
+                             int64_t *next_out)
+{
+    return append(b, topic, partition, create, batch, len, base_out, next_out,
+                  APPEND_CHECKED | (lazy ? APPEND_LAZY : 0));
 }
 
 sl_err sl_ops_wait_durable(sl_broker *b, const char *topic, int32_t partition,

@@ -790,7 +790,12 @@ sl_err sl_part_append_ex(sl_part *p, uint8_t *batch, size_t len, int64_t now_ms,
         *dup = 0;
     if (atomic_load(&p->failed))
         return SL_ERR_STORAGE;
-    rc = sl_batch_verify(batch, len, &h);
+    if (flags & SL_PART_APPEND_VERIFIED) {
+        rc = sl_batch_hdr_decode(batch, len, &h);
+        if (rc == SL_OK && sl_batch_size(&h) != len)
+            rc = SL_ERR_MALFORMED;
+    } else
+        rc = sl_batch_verify(batch, len, &h);
     if (rc != SL_OK)
         return rc;
     rc = sl_part__load(p);

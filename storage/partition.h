@@ -189,10 +189,14 @@ sl_err sl_part_append(sl_part *p, uint8_t *batch, size_t len, int64_t now_ms,
  *  - SL_ERR_OUT_OF_ORDER_SEQUENCE, SL_ERR_PRODUCER_FENCED, nothing
  *    appended.
  * flags SL_PART_APPEND_REPLICA: a follower's copy of its leader's batch:
- * recorded, never refused for its sequence. dup and next_out may be NULL.
+ * recorded, never refused for its sequence. flags SL_PART_APPEND_VERIFIED:
+ * the caller checked these bytes with sl_batch_verify just before (CRC
+ * included), so only the header is decoded here. dup and next_out may be
+ * NULL.
  * @thread loop
  */
 #define SL_PART_APPEND_REPLICA 1u
+#define SL_PART_APPEND_VERIFIED 2u
 sl_err sl_part_append_ex(sl_part *p, uint8_t *batch, size_t len, int64_t now_ms,
                          unsigned flags, int64_t *base_out, int64_t *next_out,
                          int *dup);
