@@ -87,7 +87,11 @@ static void batch_free(sl_pbatch *b)
  * before starting a batch in a new buffer halved the page faults but
  * left every thread waiting on the same round (records/s lower in 12 of
  * 16 alternating pairs; equal medians with acks written), so it was not
- * kept.
+ * kept. Nor were buffers from regions of libsluice's own, on 4 KiB pages
+ * (the same faults: the live set is the run's data) or on huge pages
+ * (a tenth of the faults but twice the client's CPU on this VM, whose
+ * host had taken the free 2 MiB blocks back; docs/benchmarks.md "Issue
+ * 20: client at 256 producer connections, session 15").
  */
 #define OWN_SPARE 2
 #if defined(__SANITIZE_ADDRESS__)
