@@ -187,6 +187,7 @@ void sl_accum_fini(sl_accum *a)
         free(a->topics[i].name);
         free(a->topics[i].open);
         free(a->topics[i].seq);
+        free(a->topics[i].flight);
     }
     free(a->topics);
     memset(a, 0, sizeof(*a));
@@ -238,6 +239,15 @@ int sl_accum_add_topic(sl_accum *a, const char *topic, int32_t nparts)
         memset(open + t->nparts, 0,
                (size_t)(nparts - t->nparts) * sizeof(*open));
         t->open = open;
+        {
+            sl_accum_flight *fl =
+                realloc(t->flight, (size_t)nparts * sizeof(*fl));
+            if (!fl)
+                return -1;
+            memset(fl + t->nparts, 0,
+                   (size_t)(nparts - t->nparts) * sizeof(*fl));
+            t->flight = fl;
+        }
         t->sticky = (int32_t)(a->rr++ % (uint32_t)nparts);
     }
     /* Shrinking never happens (partitions are not removed); keep slots. */

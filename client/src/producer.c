@@ -74,8 +74,17 @@ static size_t g_inflight_bytes;
 
 /* ---- in flight -------------------------------------------------------- */
 
+/* The flight state of b's partition (accum.h). */
+static sl_accum_flight *flight_of(sluice_producer *p, const sl_pbatch *b)
+{
+    return &p->acc.topics[b->tidx].flight[b->partition];
+}
+
 static void unlink_inflight(sluice_producer *p, inflight *f, inflight *prev)
 {
+    const sl_pbatch *b;
+    for (b = f->batches; b; b = b->next)
+        flight_of(p, b)->n--;
     if (prev)
         prev->next = f->next;
     else
@@ -120,7 +129,7 @@ static void handle_produce_resp(sluice_producer *p, inflight *f,
     sl_produce_resp resp;
     sl_err rc;
     sl_pbatch *b, *nb;
-    uint32_t t, i;
+    uint32_t t, i, ht = 0, hi = 0;
 
     sl_arena_reset(&p->arena);
     rc = sl_produce_resp_decode(body, len, &p->arena, &resp);
@@ -131,17 +140,31 @@ static void handle_produce_resp(sluice_producer *p, inflight *f,
         sl_err e = resp.error ? (sl_err)resp.error : SL_ERR_PROTOCOL;
         nb = b->next;
         if (resp.error == SL_OK) {
+            /* the broker answers in the request's order: look where the
+             * last batch's answer was first (a request of 10,000 batches
+             * searched 10,000 answers for each) */
             const char *tn = p->acc.topics[b->tidx].name;
-            for (t = 0; t < resp.ntopics; t++) {
+            const sl_produce_part_resp *pr = NULL;
+            if (ht < resp.ntopics && hi < resp.topics[ht].nparts &&
+                (int32_t)resp.topics[ht].parts[hi].partition == b->partition &&
+                sl_str_eq(resp.topics[ht].topic, tn))
+                pr = &resp.topics[ht].parts[hi];
+            for (t = 0; !pr && t < resp.ntopics; t++) {
                 if (!sl_str_eq(resp.topics[t].topic, tn))
                     continue;
-                for (i = 0; i < resp.topics[t].nparts; i++) {
-                    sl_produce_part_resp *pr = &resp.topics[t].parts[i];
-                    if ((int32_t)pr->partition != b->partition)
-                        continue;
-                    e = (sl_err)pr->error;
-                    base = pr->base_offset;
-                }
+                for (i = 0; i < resp.topics[t].nparts; i++)
+                    if ((int32_t)resp.topics[t].parts[i].partition ==
+                        b->partition) {
+                        pr = &resp.topics[t].parts[i];
+                        ht = t;
+                        hi = i;
+                        break;
+                    }
+            }
+            if (pr) {
+                e = (sl_err)pr->error;
+                base = pr->base_offset;
+                hi++;
             }
         }
         if (e == SL_ERR_UNKNOWN_TOPIC || e == SL_ERR_UNKNOWN_PARTITION)
@@ -364,7 +387,7 @@ static void requeue_retries(sluice_producer *p)
  * nothing was due. */
 static sl_err send_one(sluice_producer *p, int all, int *sent)
 {
-    sl_pbatch *list = NULL, *tail = NULL, *b, *x;
+    sl_pbatch *list = NULL, *tail = NULL, *b;
     size_t bytes = 0, nb = 0, t, i, ntopics = 0;
     int64_t now = sl_cl_now_ms();
     sl_produce_req req;
@@ -376,6 +399,7 @@ static sl_err send_one(sluice_producer *p, int all, int *sent)
     int dup;
 
     *sent = 0;
+    p->drains++;
     requeue_retries(p);
     if (p->rt.stale)
         sl_cl_route_refresh(&p->rt, &p->arena);
@@ -412,16 +436,15 @@ static sl_err send_one(sluice_producer *p, int all, int *sent)
             sl_accum_unget(&p->acc, b);
             break;
         }
-        dup = 0;
-        for (x = list; x; x = x->next)
-            if (x->tidx == b->tidx && x->partition == b->partition)
-                dup = 1;
+        /* one batch per partition in a request */
+        dup = flight_of(p, b)->drain == p->drains;
         if (dup || (nb && bytes + b->enc_len > to->max_frame / 2)) {
             sl_accum_unget(&p->acc, b);
             break;
         }
         if (sl_pr_unk_restamp_due(p, b))
             sl_pr_restamp(p, b);
+        flight_of(p, b)->drain = p->drains;
         b->next = NULL;
         if (tail)
             tail->next = b;
@@ -508,6 +531,13 @@ static sl_err send_one(sluice_producer *p, int all, int *sent)
         p->if_head = f;
     p->if_tail = f;
     p->n_inflight++;
+    for (b = list; b; b = b->next) {
+        sl_accum_flight *fl = flight_of(p, b);
+        fl->n++;
+        fl->conn = to;
+        fl->pid = b->bb.producer_id;
+        fl->epoch = b->bb.producer_epoch;
+    }
     *sent = 1;
     /* do not wait for the socket to take it all: keep batching while the
      * kernel drains (bounded by OUT_PENDING) */

@@ -54,6 +54,7 @@ struct sluice_producer {
     size_t nunk, unkcap;
     int64_t wall_off;     /* wall clock - monotonic clock, ms */
     int64_t wall_sync_ms; /* monotonic time wall_off was measured */
+    uint64_t drains;      /* requests built (sl_accum_flight.drain) */
 };
 
 /* A partition whose leader answered UNKNOWN_PRODUCER_ID (KIP-360): held

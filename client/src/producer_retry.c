@@ -227,7 +227,7 @@ void sl_pr_retry_or_report(sluice_producer *p, sl_pbatch *b, sl_err err)
 int sl_pr_blocked(sluice_producer *p, const sl_pbatch *b, sl_cl_conn *to)
 {
     const sl_pbatch *x;
-    const inflight *f;
+    const sl_accum_flight *fl = &p->acc.topics[b->tidx].flight[b->partition];
     struct unk *u = unk_find(p, b->tidx, b->partition);
     int64_t pid = b->bb.producer_id;
     int16_t epoch = b->bb.producer_epoch;
@@ -235,10 +235,8 @@ int sl_pr_blocked(sluice_producer *p, const sl_pbatch *b, sl_cl_conn *to)
         if (x->tidx == b->tidx && x->partition == b->partition)
             return 1;
     if (u && u->hold) {
-        for (f = p->if_head; f; f = f->next)
-            for (x = f->batches; x; x = x->next)
-                if (x->tidx == b->tidx && x->partition == b->partition)
-                    return 1;
+        if (fl->n > 0)
+            return 1;
         if (sl_pr_pid_needed(p) ||
             (p->acc.pid == u->pid && p->acc.epoch == u->epoch))
             return 1; /* the next epoch first */
@@ -250,13 +248,10 @@ int sl_pr_blocked(sluice_producer *p, const sl_pbatch *b, sl_cl_conn *to)
         pid = p->acc.pid;
         epoch = p->acc.epoch;
     }
-    for (f = p->if_head; f; f = f->next)
-        for (x = f->batches; x; x = x->next)
-            if (x->tidx == b->tidx && x->partition == b->partition &&
-                (f->conn != to || x->bb.producer_id != pid ||
-                 x->bb.producer_epoch != epoch))
-                return 1;
-    return 0;
+    /* the batches of b's partition in flight all share one connection,
+     * id and epoch: this test let each of them through */
+    return fl->n > 0 && (fl->conn != (const void *)to || fl->pid != pid ||
+                         fl->epoch != epoch);
 }
 
 /* ---- idempotence (idem.c) ------------------------------------------- */
