@@ -95,6 +95,8 @@
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "bench_time.h"
 #ifdef SL_HAVE_LIBURING
 #include <liburing.h>
 #endif
@@ -133,30 +135,6 @@ static const char *all_modes[] = {
 struct result {
     double cpu, rusage, caller, helpers, kthreads, vcsw, ivcsw, p50, p99, mean;
 };
-
-static double now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-static void die(const char *what)
-{
-    perror(what);
-    exit(1);
-}
-
-static double tv_us(struct timeval t)
-{
-    return (double)t.tv_sec * 1e6 + (double)t.tv_usec;
-}
-
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 /* First field of a schedstat file: nanoseconds on a CPU. */
 static double schedstat_ns(const char *path)

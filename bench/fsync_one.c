@@ -45,6 +45,8 @@
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "bench_time.h"
 #ifdef SL_HAVE_LIBURING
 #include <liburing.h>
 #endif
@@ -53,30 +55,6 @@ static int count = 2000;
 static size_t bytes = 182;
 static int prealloc = 1; /* 0 none, 1 fallocate, 2 written zeros */
 static char buf[1 << 16];
-
-static double now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
-static void die(const char *what)
-{
-    perror(what);
-    exit(1);
-}
-
-static double tv_us(struct timeval t)
-{
-    return (double)t.tv_sec * 1e6 + (double)t.tv_usec;
-}
-
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 static int open_file(const char *path, int flags)
 {
