@@ -415,7 +415,7 @@ static sl_err append(sl_broker *b, const char *topic, int32_t partition,
 {
     sl_tpart *tp;
     int64_t base, next = -1;
-    int dup = 0;
+    int dup = 0, lazy;
     sl_err rc;
 
     if (b->append_guard && !b->replicating) {
@@ -426,10 +426,16 @@ static sl_err append(sl_broker *b, const char *topic, int32_t partition,
     rc = sl_ops_tp_get(b, topic, partition, create, &tp);
     if (rc != SL_OK)
         return rc;
+    /* A round follows at once (request_durable below): the batch may
+     * wait for it in the partition's tail (storage/partition.c) */
+    lazy = (how & APPEND_LAZY) && lazy_ok(b, tp);
     rc = sl_part_append_ex(
         tp->part, batch, len, sl_now_ms(),
         (b->replicating ? SL_PART_APPEND_REPLICA : 0) |
-            (how & APPEND_CHECKED ? SL_PART_APPEND_VERIFIED : 0),
+            (how & APPEND_CHECKED ? SL_PART_APPEND_VERIFIED : 0) |
+            (!lazy && tp->topic->pcfg.flush == SL_FLUSH_ALWAYS
+                 ? SL_PART_APPEND_DEFER
+                 : 0),
         &base, &next, &dup);
     if (dup || rc == SL_ERR_DUPLICATE_SEQUENCE) { /* a producer's retry */
         if (base_out && dup)
@@ -445,7 +451,7 @@ static sl_err append(sl_broker *b, const char *topic, int32_t partition,
     }
     tp->bytes_in += len;
     tp->records_in += (uint64_t)(sl_part_end_offset(tp->part) - base);
-    if ((how & APPEND_LAZY) && lazy_ok(b, tp))
+    if (lazy)
         sl_flusher_request_lazy(b->flusher, tp->part, b->cfg.flush_lazy_ms);
     else if (tp->topic->pcfg.flush != SL_FLUSH_NEVER)
         request_durable(b, tp, base);

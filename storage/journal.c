@@ -14,11 +14,12 @@
  * journal file fdatasynced once (10,000 files: 112 ms against 384-813 ms
  * for the parallel variants). So a round with at least
  * journal-min-partitions dirty partitions copies their new bytes here and
- * syncs this one file; the segment files keep the bytes in the page cache
- * (reads, sendfile and the index are unchanged) and are fdatasynced at a
- * checkpoint, when the journal file is full. Rounds with fewer partitions
- * sync the segments themselves, as before: for one partition the journal
- * would only write every byte twice. RabbitMQ's quorum queues share one
+ * syncs this one file; the segment files get the bytes in the page cache
+ * (at once, or a small append later from the partition's tail: partition.c,
+ * THE TAIL; reads, sendfile and the index are unchanged) and are made
+ * durable at a checkpoint, when the journal file is full. Rounds with fewer
+ * partitions sync the segments themselves, as before: for one partition the
+ * journal would only write every byte twice. RabbitMQ's quorum queues share one
  * WAL across queues and BookKeeper's bookies one journal across ledgers,
  * for the same reason.
  *

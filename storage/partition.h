@@ -197,6 +197,12 @@ sl_err sl_part_append(sl_part *p, uint8_t *batch, size_t len, int64_t now_ms,
  */
 #define SL_PART_APPEND_REPLICA 1u
 #define SL_PART_APPEND_VERIFIED 2u
+/* flags SL_PART_APPEND_DEFER: a durability round for this append follows
+ * soon (the caller asked for one): a small batch may stay in the
+ * partition's write-behind tail until that round's journal copy and a
+ * later checkpoint or read writes it to the file (partition.c, "THE
+ * TAIL"). Never for an append nobody syncs (flush=never, acks written). */
+#define SL_PART_APPEND_DEFER 4u
 sl_err sl_part_append_ex(sl_part *p, uint8_t *batch, size_t len, int64_t now_ms,
                          unsigned flags, int64_t *base_out, int64_t *next_out,
                          int *dup);

@@ -21,7 +21,8 @@
 struct sl_part {
     char *dir;
     sl_part_cfg cfg;
-    pthread_mutex_t mu; /* segs array, (mu) fields; never held over I/O */
+    pthread_mutex_t mu; /* segs array, (mu) fields; held over no I/O but
+                           the tail's pwrite (THE TAIL) */
     sl_seg **segs;      /* sorted by base; last = active */
     size_t nsegs, csegs;
     int64_t next_offset;     /* loop */
@@ -59,6 +60,14 @@ struct sl_part {
                              needed (producer_state.c) */
     int ps_files;         /* loop: a .producers snapshot exists */
     int ps_opened;        /* loop: sl_part__idem_open ran */
+    /* The write-behind tail (partition.c, "THE TAIL"): bytes
+     * [tail_pos, tail_pos + tail_len) of the active segment, appended
+     * (s->size counts them) but not yet written to its file. (mu); the
+     * loop reads tail_n without the lock (only it makes it grow). */
+    uint8_t *tail;
+    size_t tail_len, tail_cap;
+    uint64_t tail_pos;
+    _Atomic size_t tail_n;
     /* Flusher bookkeeping, guarded by the flusher's own mutex. */
     int fl_pending;
     int fl_touched; /* in the journal's set to checkpoint */
@@ -127,6 +136,20 @@ void sl_part__used(sl_part *p);
  * memory. */
 uint8_t *sl_part__scratch(void);
 
+/* The tail (partition.c): write it into the active segment's file.
+ * sl_part__tail_write: holds p->mu (any thread; opens the file by name
+ * when the open-file cache closed it); a failed write marks p failed.
+ * sl_part__tail_flush: takes p->mu, a no-op when the tail is empty;
+ * call before reading p's files or changing their length.
+ * sl_part__tail_copy: copy [pos, pos + n) of segment s into dst, from the
+ * tail where it holds them, else from the file; holds p->mu. */
+sl_err sl_part__tail_write(sl_part *p);
+sl_err sl_part__tail_flush(sl_part *p);
+sl_err sl_part__tail_copy(sl_part *p, const sl_seg *s, uint64_t pos, size_t n,
+                          uint8_t *dst);
+/* Drop the tail's buffer (after a write: nothing in it). Holds p->mu. */
+void sl_part__tail_release(sl_part *p);
+
 /* Index of the segment holding offset (floor by base); 0 if below. */
 size_t sl_part__seg_for(const sl_part *p, int64_t offset);
 /* Offset after the segment i (next base, or end of log). */
@@ -177,6 +200,15 @@ int sl_part__journal(sl_part *p, sl_journal *j, sl_part_jpend *pend);
  * flusher's own syncs of p (each publishes only what it synced, by
  * max). A failed fdatasync marks p failed. @thread checkpoint */
 sl_err sl_part__checkpoint(sl_part *p);
+/* The journal's checkpoint of many partitions, one syncfs for all
+ * (flusher_journal.c): sl_part__ck_take writes p's tail and notes what
+ * its files hold that no fdatasync of theirs covered yet (NULL: p failed
+ * or out of memory: checkpoint it alone); after the syncfs,
+ * sl_part__ck_done(c, 1) records it as if sl_part__checkpoint had synced
+ * it (synced = 0: only frees). @thread checkpoint */
+typedef struct sl_part_ck sl_part_ck;
+sl_part_ck *sl_part__ck_take(sl_part *p);
+void sl_part__ck_done(sl_part_ck *c, int synced);
 /* Step 2, after sl_journal__commit succeeded: publish. @thread flusher */
 void sl_part__journal_done(const sl_part_jpend *pend);
 

@@ -78,6 +78,8 @@ sl_err sl_part_truncate(sl_part *p, int64_t offset)
         return SL_OK;
     rc = sl_part__load(p);
     if (rc == SL_OK)
+        rc = sl_part__tail_flush(p); /* the kept bytes are copied */
+    if (rc == SL_OK)
         rc = sl_part__touch(p, 1);
     if (rc != SL_OK)
         return rc;
@@ -192,6 +194,8 @@ sl_err sl_part_reset_at(sl_part *p, int64_t offset, uint64_t *bytes)
     if (offset < 0)
         return SL_ERR_INVALID_ARG;
     if (rc == SL_OK)
+        rc = sl_part__tail_flush(p); /* (then the files go) */
+    if (rc == SL_OK)
         rc = sl_part__touch(p, 1);
     if (rc != SL_OK)
         return rc;
@@ -249,6 +253,9 @@ static sl_err locate(sl_part *p, int64_t offset, size_t *si, uint64_t *pos)
 {
     size_t i = sl_part__seg_for(p, offset);
     uint8_t *scratch = sl_part__scratch();
+    sl_err frc = sl_part__tail_flush(p); /* readers see the file */
+    if (frc != SL_OK)
+        return frc;
     if (!scratch)
         return SL_ERR_NOMEM;
     for (;;) {
@@ -535,6 +542,10 @@ static const uint8_t *iter_window(sl_part_iter *it, sl_seg *s, uint64_t pos,
         return it->buf;
     }
     got = 0;
+    *rc = sl_part__tail_flush(it->p); /* (appended since the iterator
+                                          positioned) */
+    if (*rc != SL_OK)
+        return NULL;
     *rc = sl_fs_pread_all(sl_seg_fd(s), it->buf, want, (off_t)pos, &got);
     it->wpos = pos;
     it->wlen = got;

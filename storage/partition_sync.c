@@ -58,6 +58,15 @@ sl_err sl_part__sync_files(sl_part *p, int flags, uint64_t *nsyncs)
      * (an inline round) nothing can close them meanwhile: no dup (a
      * fcntl and a close per round saved). */
     pthread_mutex_lock(&p->mu);
+    /* The tail into the file first (partition.c, THE TAIL): what we
+     * fdatasync below must hold every byte we publish. A checkpoint also
+     * gives its buffer back (the partition may stay idle now). */
+    if (sl_part__tail_write(p) != SL_OK) {
+        pthread_mutex_unlock(&p->mu);
+        return SL_ERR_STORAGE;
+    }
+    if (files)
+        sl_part__tail_release(p);
     target = p->next_offset;
     tgen = p->trunc_gen;
     for (size_t i = 0; i < p->nsegs; i++) {
@@ -246,10 +255,11 @@ int sl_part__journal(sl_part *p, sl_journal *j, sl_part_jpend *pend)
     if (n == 0)
         return SL_PART_J_NOTHING; /* (a new name alone: the checkpoint's) */
     /* Copy each range into the journal's buffer: reserve outside the
-     * mutex (it may write the buffer out), read under it (the segment and
-     * its fd stay while we hold it; no dup, one pread per range). */
+     * mutex (it may write the buffer out), copy under it (the segment,
+     * its fd and the tail stay while we hold it; no dup; a memcpy from
+     * the tail, or one pread per range). */
     for (size_t i = 0; i < n && r == SL_PART_J_ADDED; i++) {
-        size_t len = (size_t)(pend->size[i] - from[i]), got = 0;
+        size_t len = (size_t)(pend->size[i] - from[i]);
         uint8_t *d = sl_journal__entry(j, p->dir, pend->base[i], ino[i],
                                        igen[i], from[i], len);
         if (!d) {
@@ -259,20 +269,9 @@ int sl_part__journal(sl_part *p, sl_journal *j, sl_part_jpend *pend)
         pthread_mutex_lock(&p->mu);
         ssize_t k = sl_part__seg_index(p, pend->base[i]);
         sl_err rc = SL_ERR_NOT_FOUND;
-        if (k >= 0) {
-            /* Closed by the open-file cache: read it by name (the fd
-             * only changes under this mutex, fdcache.c). */
-            int fd = p->segs[k]->fd, own = -1;
-            if (fd < 0) {
-                char path[PATH_MAX];
-                sl_seg_path(p->dir, pend->base[i], ".log", path, sizeof(path));
-                fd = own = sl_fs->open(path, O_RDONLY | O_CLOEXEC, 0);
-            }
-            rc = fd < 0 ? SL_ESYS(errno)
-                        : sl_fs_pread_all(fd, d, len, (off_t)from[i], &got);
-            if (own >= 0)
-                close(own);
-        }
+        /* from the tail where it holds them (partition.c), else the file */
+        if (k >= 0)
+            rc = sl_part__tail_copy(p, p->segs[k], from[i], len, d);
         pthread_mutex_unlock(&p->mu);
         if (rc != SL_OK) {
             sl_journal__abort(j);
@@ -294,6 +293,80 @@ sl_err sl_part__checkpoint(sl_part *p)
     /* A failed fdatasync marked p failed; its bytes are still in the
      * journal, which is kept (journal.c rule 3). */
     return rc;
+}
+
+/* ---- a checkpoint of many partitions: one syncfs ------------------- */
+
+struct sl_part_ck {
+    sl_part *p;
+    uint64_t tgen, names;
+    size_t n;
+    struct {
+        int64_t base;
+        uint64_t size;
+        int idx;
+    } seg[];
+};
+
+sl_part_ck *sl_part__ck_take(sl_part *p)
+{
+    sl_part_ck *c = NULL;
+    size_t n = 0;
+    if (atomic_load(&p->failed))
+        return NULL;
+    pthread_mutex_lock(&p->mu);
+    if (sl_part__tail_write(p) != SL_OK)
+        goto out; /* (p failed; its journal file is kept) */
+    sl_part__tail_release(p);
+    for (size_t i = 0; i < p->nsegs; i++)
+        if (p->segs[i]->file_synced < p->segs[i]->size || p->segs[i]->idx_dirty)
+            n++;
+    c = malloc(sizeof(*c) + n * sizeof(c->seg[0]));
+    if (!c)
+        goto out;
+    c->p = p;
+    c->tgen = p->trunc_gen;
+    c->names = p->names;
+    c->n = 0;
+    for (size_t i = 0; i < p->nsegs; i++) {
+        sl_seg *s = p->segs[i];
+        if (s->file_synced >= s->size && !s->idx_dirty)
+            continue;
+        c->seg[c->n].base = s->base;
+        c->seg[c->n].size = s->size;
+        c->seg[c->n].idx = s->idx_dirty;
+        c->n++;
+    }
+out:
+    pthread_mutex_unlock(&p->mu);
+    return c;
+}
+
+void sl_part__ck_done(sl_part_ck *c, int synced)
+{
+    sl_part *p;
+    if (!c)
+        return;
+    p = c->p;
+    pthread_mutex_lock(&p->mu);
+    if (synced && p->trunc_gen == c->tgen) {
+        for (size_t i = 0; i < c->n; i++) {
+            ssize_t k = sl_part__seg_index(p, c->seg[i].base);
+            if (k < 0)
+                continue;
+            sl_seg *s = p->segs[k];
+            if (s->synced_size < c->seg[i].size)
+                s->synced_size = c->seg[i].size;
+            if (s->file_synced < c->seg[i].size)
+                s->file_synced = c->seg[i].size;
+            if (c->seg[i].idx)
+                s->idx_dirty = 0;
+        }
+        if (p->names_synced < c->names)
+            p->names_synced = c->names;
+    }
+    pthread_mutex_unlock(&p->mu);
+    free(c);
 }
 
 void sl_part__journal_done(const sl_part_jpend *pend)

@@ -36,6 +36,8 @@ static void part_dir(const char *data, int i, char *b, size_t n)
  * PER_PART rounds of one batch to every partition, each waited for until
  * durable; then _exit without freeing anything. Exit status 0 = all
  * acked, and at least one round went through the journal. */
+static unsigned child_flags; /* tu_append_ex flags of the child's appends */
+
 static void child(const char *data)
 {
     sl_journal *j;
@@ -60,7 +62,7 @@ static void child(const char *data)
     for (int r = 0; r < PER_PART; r++) {
         sl_flusher_hold(f, 1); /* all of them in one round */
         for (int i = 0; i < NPARTS; i++) {
-            tu_append(p[i], 3, 1000 + r, i * 100 + r * 3, 40);
+            tu_append_ex(p[i], 3, 1000 + r, i * 100 + r * 3, 40, child_flags);
             sl_flusher_request(f, p[i]);
         }
         uint64_t t = sl_flusher_token(f);
@@ -219,6 +221,106 @@ static void test_clean_stop_and_foreign_file(void **state)
     tu_rmrf(data);
 }
 
+/* THE TAIL (storage/partition.c): deferred appends stay out of the segment
+ * files until something needs them there; a round copies them from memory
+ * into the journal. After a crash the files hold nothing of them (no
+ * checkpoint ran, nobody read), and replay brings every acked record
+ * back, with its key in order. */
+static void test_tail_acked_only_in_journal(void **state)
+{
+    char *data = tu_tmpdir();
+    char dir[1024];
+    sl_journal *j;
+    sl_part_cfg cfg;
+    uint64_t replayed = 0;
+    (void)state;
+    child_flags = SL_PART_APPEND_DEFER;
+    run_child(data);
+    child_flags = 0;
+    for (int i = 0; i < NPARTS; i++) {
+        part_dir(data, i, dir, sizeof(dir));
+        assert_int_equal(tu_file_size(tu_seg_path(dir, 0, ".log")), 0);
+    }
+    assert_int_equal(sl_journal_open(data, 64u << 20, &j, &replayed), SL_OK);
+    assert_int_equal(replayed, NPARTS * PER_PART);
+    sl_journal_free(j);
+    tu_small_cfg(&cfg, 1u << 20);
+    for (int i = 0; i < NPARTS; i++) {
+        sl_part *p;
+        sl_part_iter *it;
+        sl_record r;
+        sl_err e = SL_OK;
+        int k = 0;
+        char want[32];
+        part_dir(data, i, dir, sizeof(dir));
+        assert_int_equal(sl_part_open(dir, &cfg, &p), SL_OK);
+        assert_int_equal(sl_part_iter_new(p, 0, &it), SL_OK);
+        while (sl_part_iter_next(it, &r, &e)) {
+            int n = snprintf(want, sizeof(want), "key-%d", i * 100 + k);
+            assert_int_equal(r.offset, k);
+            assert_int_equal(r.key_len, n);
+            assert_memory_equal(r.key, want, (size_t)n);
+            k++;
+        }
+        assert_int_equal(e, SL_OK);
+        assert_int_equal(k, PER_PART * 3);
+        sl_part_iter_free(it);
+        sl_part_free(p);
+    }
+    tu_rmrf(data);
+}
+
+/* Readers see deferred appends at once (the tail goes to the file first),
+ * a write-through append after deferred ones keeps log order, and a
+ * partition closed with a tail writes it. */
+static void test_tail_readers_and_order(void **state)
+{
+    char *data = tu_tmpdir();
+    char dir[1024];
+    sl_part *p;
+    sl_part_cfg cfg;
+    sl_part_slice sl;
+    const char *log;
+    (void)state;
+    part_dir(data, 0, dir, sizeof(dir));
+    assert_int_equal(sl_fs_mkdirs(dir, 0755), SL_OK);
+    tu_small_cfg(&cfg, 1u << 20);
+    assert_int_equal(sl_part_open(dir, &cfg, &p), SL_OK);
+    log = tu_seg_path(dir, 0, ".log");
+    for (int i = 0; i < 10; i++)
+        tu_append_ex(p, 2, 1000, i * 2, 30, SL_PART_APPEND_DEFER);
+    assert_int_equal(tu_file_size(log), 0); /* all in the tail */
+    assert_int_equal(tu_count_records(p, 0), 20);
+    long long after_read = tu_file_size(log);
+    assert_true(after_read > 0);
+    tu_append_ex(p, 2, 1000, 20, 30, SL_PART_APPEND_DEFER);
+    tu_append_ex(p, 2, 1000, 22, 30, 0); /* through: the tail goes first */
+    assert_int_equal(sl_part_read(p, 20, 1 << 20, INT64_MAX, &sl), SL_OK);
+    assert_int_equal(sl.first_offset, 20);
+    assert_int_equal(sl.next_offset, 24);
+    tu_append_ex(p, 2, 1000, 24, 30, SL_PART_APPEND_DEFER);
+    sl_part_free(p); /* writes the tail */
+    assert_int_equal(sl_part_open(dir, &cfg, &p), SL_OK);
+    assert_int_equal(sl_part_end_offset(p), 26);
+    sl_part_iter *it;
+    sl_record r;
+    sl_err e = SL_OK;
+    int k = 0;
+    assert_int_equal(sl_part_iter_new(p, 0, &it), SL_OK);
+    while (sl_part_iter_next(it, &r, &e)) {
+        char want[32];
+        int n = snprintf(want, sizeof(want), "key-%d", k);
+        assert_int_equal(r.key_len, n);
+        assert_memory_equal(r.key, want, (size_t)n);
+        k++;
+    }
+    assert_int_equal(e, SL_OK);
+    assert_int_equal(k, 26);
+    sl_part_iter_free(it);
+    sl_part_free(p);
+    tu_rmrf(data);
+}
+
 /* sl_fs counting fdatasync and syncfs calls. */
 static int n_fdatasync, n_syncfs;
 static int count_fdatasync(int fd)
@@ -265,7 +367,10 @@ static void test_clean_stop_many_one_syncfs(void **state)
     n_fdatasync = n_syncfs = 0;
     sl_flusher_hold(f, 1);
     for (int i = 0; i < M; i++) {
-        tu_append(p[i], 2, 1000, i * 10, 40);
+        /* half of them deferred: their tails reach the files before the
+         * syncfs (storage/partition.c, THE TAIL) */
+        tu_append_ex(p[i], 2, 1000, i * 10, 40,
+                     i % 2 ? SL_PART_APPEND_DEFER : 0);
         sl_flusher_request(f, p[i]);
     }
     sl_flusher_hold(f, 0);
@@ -276,6 +381,8 @@ static void test_clean_stop_many_one_syncfs(void **state)
     assert_true(n_fdatasync < 10); /* the journal's, not one per file */
     assert_int_equal(tu_count_files(jdir, ".wal"), 0);
     for (int i = 0; i < M; i++) {
+        part_dir(data, i, dir, sizeof(dir));
+        assert_true(tu_file_size(tu_seg_path(dir, 0, ".log")) > 0);
         assert_int_equal(sl_part_durable_offset(p[i]), 2);
         sl_part_free(p[i]);
     }
@@ -298,6 +405,8 @@ int main(void)
         cmocka_unit_test(test_without_journal_lost),
         cmocka_unit_test(test_clean_stop_and_foreign_file),
         cmocka_unit_test(test_clean_stop_many_one_syncfs),
+        cmocka_unit_test(test_tail_acked_only_in_journal),
+        cmocka_unit_test(test_tail_readers_and_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

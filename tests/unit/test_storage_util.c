@@ -81,10 +81,16 @@ uint8_t *tu_batch(int n, int64_t ts, int key0, size_t vlen, size_t *len)
 
 int64_t tu_append(sl_part *p, int n, int64_t ts, int key0, size_t vlen)
 {
+    return tu_append_ex(p, n, ts, key0, vlen, 0);
+}
+
+int64_t tu_append_ex(sl_part *p, int n, int64_t ts, int key0, size_t vlen,
+                     unsigned flags)
+{
     size_t len;
     int64_t base = -1;
     uint8_t *b = tu_batch(n, ts, key0, vlen, &len);
-    sl_err rc = sl_part_append(p, b, len, ts, &base);
+    sl_err rc = sl_part_append_ex(p, b, len, ts, flags, &base, NULL, NULL);
     if (rc != SL_OK)
         fail_msg("append: %s", sl_strerror(rc));
     free(b);

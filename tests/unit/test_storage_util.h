@@ -18,6 +18,9 @@ void tu_rmrf(char *dir);
 uint8_t *tu_batch(int n, int64_t ts, int key0, size_t vlen, size_t *len);
 /* Append a tu_batch; asserts success; returns the base offset. */
 int64_t tu_append(sl_part *p, int n, int64_t ts, int key0, size_t vlen);
+/* tu_append with sl_part_append_ex's flags (SL_PART_APPEND_DEFER...). */
+int64_t tu_append_ex(sl_part *p, int n, int64_t ts, int key0, size_t vlen,
+                     unsigned flags);
 /* Small config: tiny segments and index interval, no time-based roll or
  * retention. */
 void tu_small_cfg(sl_part_cfg *cfg, uint64_t segment_bytes);
