@@ -280,11 +280,8 @@ static void h_produce(sl_broker *b, sl_conn *c, const sl_req *req, sl_reply *r)
                     pr->base_offset = -1;
             }
             if (nb > 0) {
-                sl_part *part;
                 pr->last_offset = next - 1;
-                if (sl_ops_part(b, name, (int32_t)pp->partition,
-                                SL_OPS_NO_CREATE, &part) == SL_OK)
-                    pr->log_end_offset = sl_part_end_offset(part);
+                pr->log_end_offset = next; /* (the log's end after it) */
                 if (q.acks == SL_ACKS_DURABLE) {
                     produce_wait *pw = &x->waits[x->nwaits];
                     sl_ops_wait *w = NULL;

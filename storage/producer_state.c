@@ -250,6 +250,12 @@ sl_err sl_pstate_check(const sl_pstate *ps, const sl_batch_hdr *h, int *dup,
         return SL_ERR_PRODUCER_FENCED;
     if (h->producer_epoch > e->epoch)
         return first == 0 ? SL_OK : SL_ERR_OUT_OF_ORDER_SEQUENCE;
+    /* The common case first: the next batch in sequence. Every batch of
+     * the window lies at or below last_seq, so it is no retry (one
+     * compare instead of a walk of the window per batch: a producer
+     * spread over 10,000 partitions checks one batch per partition). */
+    if (first == sl_seq_add(e->last_seq, 1))
+        return SL_OK;
     last = last_seq_of(h);
     for (unsigned i = 0; i < e->n; i++) {
         const pbatch *b = window_at(e, i);
@@ -260,8 +266,6 @@ sl_err sl_pstate_check(const sl_pstate *ps, const sl_batch_hdr *h, int *dup,
             return SL_OK;
         }
     }
-    if (first == sl_seq_add(e->last_seq, 1))
-        return SL_OK;
     /* Below the window, but this producer wrote it in this epoch (every
      * sequence from first_known to last_seq was appended in order). No
      * wrap-around inside one state is considered: 2^31 batches. */
