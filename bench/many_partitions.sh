@@ -8,12 +8,17 @@
 # For each of PAIRS rounds (default 3) it starts BUILD_DIR/bin/sluiced
 # (default build) on loopback port 0 with a fresh temporary data directory
 # and runs, one after the other, with acks=durable and 100-byte records:
+#   create  creates topic `many` of PARTITIONS partitions (default 10000)
+#           and writes one record to each (their files are made at the
+#           first append): timed apart, as topics are made before a
+#           producer runs (Kafka's producer benchmarks do the same);
 #   one     RECORDS into a topic of 1 partition (the baseline);
-#   each    RECORDS into a topic of PARTITIONS partitions (default 10000),
-#           record i to partition i mod PARTITIONS: one record per
-#           partition per batch;
+#   each    RECORDS into `many`, record i to partition i mod PARTITIONS:
+#           one record per partition per batch;
 #   sticky  the same topic, the client's sticky partitioner (one partition
 #           per batch, batches rotate over the partitions).
+# The rounds' data directories are deleted at the end, not between rounds
+# (SLUICE_BENCH_TRASH, bench/sluiced.sh).
 # Extra arguments after -- go to sluiced (e.g. --journal no for the
 # per-partition fsync as before). Prints one line per run (records/s) and
 # the ratio of each spread run to the one-partition run of its round.
@@ -128,6 +133,9 @@ PAIRS=${4:-3}
 shift $(($# < 4 ? $# : 4))
 [ "${1:-}" = "--" ] && shift
 . bench/sluiced.sh
+SLUICE_BENCH_TRASH=$(mktemp -d "${TMPDIR:-/tmp}/sluice-trash.XXXXXX")
+export SLUICE_BENCH_TRASH
+trap 'rm -rf "$SLUICE_BENCH_TRASH"' EXIT
 # no request timeout: per-partition fsync rounds over thousands of
 # partitions take longer than the default 30 s
 X="-X request.timeout.ms=3600000"
@@ -138,6 +146,12 @@ for i in $(seq "$PAIRS"); do
   (
     sluiced_start "$B" many "$@"
     bb=127.0.0.1:$bport
+    t0=$(date +%s.%N)
+    "$B/bin/sluice" -b "$bb" topic create many --partitions "$N" >/dev/null
+    "$B/bin/sluice-bench" produce -b "$bb" --topic many $X \
+      --partitions "$N" --records "$N" --size 100 --acks durable \
+      --spread each >/dev/null
+    create=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
     one=$("$B/bin/sluice-bench" produce -b "$bb" --topic one --partitions 1 $X \
       --records "$R" --size 100 --acks durable | rate)
     each=$("$B/bin/sluice-bench" produce -b "$bb" --topic many $X \
@@ -150,10 +164,10 @@ for i in $(seq "$PAIRS"); do
     rss=$(awk '/^VmRSS/ {print $2}' /proc/$pid/status)
     du=$(du -sm "$d/data" | cut -f1)
     awk -v o="$one" -v e="$each" -v s="$sticky" -v n="$N" -v f="$fds" \
-      -v r="$rss" -v u="$du" 'BEGIN {
-      printf "run partitions=%d one=%.0f each=%.0f (%.2fx) sticky=%.0f " \
-             "(%.2fx) fds=%d rss_kib=%d disk_mib=%d\n",
-             n, o, e, e / o, s, s / o, f, r, u }'
+      -v r="$rss" -v u="$du" -v c="$create" 'BEGIN {
+      printf "run partitions=%d create_s=%s one=%.0f each=%.0f (%.2fx) " \
+             "sticky=%.0f (%.2fx) fds=%d rss_kib=%d disk_mib=%d\n",
+             n, c, o, e, e / o, s, s / o, f, r, u }'
   )
 done
 echo "# uptime after: $(uptime)"
