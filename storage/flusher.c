@@ -500,16 +500,17 @@ static void pend_at(sl_flusher *f, sl_part *p, int64_t due, int quiet)
 static void request(sl_flusher *f, sl_part *p, int quiet)
 {
     int policy = p->cfg.flush;
-    int64_t due;
+    int64_t due, now_us;
     if (policy == SL_FLUSH_NEVER)
         return;
-    due = sl_flusher__mono_ms();
+    now_us = sl_fs_mono_us(); /* (one clock read per request) */
+    due = now_us / 1000;
     if (policy == SL_FLUSH_INTERVAL)
         due += p->cfg.flush_interval_ms;
     quiet = quiet && policy == SL_FLUSH_ALWAYS;
     pthread_mutex_lock(&f->mu);
     atomic_fetch_add(&f->req_seq, 1);
-    atomic_store_explicit(&f->req_us, sl_fs_mono_us(), memory_order_relaxed);
+    atomic_store_explicit(&f->req_us, now_us, memory_order_relaxed);
     if (policy == SL_FLUSH_ALWAYS)
         atomic_fetch_add(&f->always_seq, 1);
     pend_at(f, p, due, quiet);

@@ -130,6 +130,7 @@ static void handle_produce_resp(sluice_producer *p, inflight *f,
     sl_err rc;
     sl_pbatch *b, *nb;
     uint32_t t, i, ht = 0, hi = 0;
+    int htidx = -1; /* the topic index resp.topics[ht] was found to be */
 
     sl_arena_reset(&p->arena);
     rc = sl_produce_resp_decode(body, len, &p->arena, &resp);
@@ -147,7 +148,7 @@ static void handle_produce_resp(sluice_producer *p, inflight *f,
             const sl_produce_part_resp *pr = NULL;
             if (ht < resp.ntopics && hi < resp.topics[ht].nparts &&
                 (int32_t)resp.topics[ht].parts[hi].partition == b->partition &&
-                sl_str_eq(resp.topics[ht].topic, tn))
+                (b->tidx == htidx || sl_str_eq(resp.topics[ht].topic, tn)))
                 pr = &resp.topics[ht].parts[hi];
             for (t = 0; !pr && t < resp.ntopics; t++) {
                 if (!sl_str_eq(resp.topics[t].topic, tn))
@@ -164,6 +165,7 @@ static void handle_produce_resp(sluice_producer *p, inflight *f,
             if (pr) {
                 e = (sl_err)pr->error;
                 base = pr->base_offset;
+                htidx = b->tidx;
                 hi++;
             }
         }
@@ -396,7 +398,8 @@ static sl_err send_one(sluice_producer *p, int all, int *sent)
     sl_cl_conn *to = NULL, *c;
     inflight *f;
     uint32_t corr;
-    int dup;
+    int dup, last_tidx = -1;
+    size_t last_t = 0;
 
     *sent = 0;
     p->drains++;
@@ -472,9 +475,15 @@ static sl_err send_one(sluice_producer *p, int all, int *sent)
         goto fail;
     }
     for (b = list; b; b = b->next) {
-        for (t = 0; t < ntopics; t++)
-            if (sl_str_eq(topics[t].topic, p->acc.topics[b->tidx].name))
-                break;
+        /* (the previous batch's topic first: no strlen per batch) */
+        if (ntopics > 0 && b->tidx == last_tidx)
+            t = last_t;
+        else
+            for (t = 0; t < ntopics; t++)
+                if (sl_str_eq(topics[t].topic, p->acc.topics[b->tidx].name))
+                    break;
+        last_tidx = b->tidx;
+        last_t = t;
         if (t == ntopics) {
             topics[t].topic = sl_str_c(p->acc.topics[b->tidx].name);
             topics[t].nparts = 0;
