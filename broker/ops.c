@@ -32,6 +32,46 @@ struct sl_ops_wait {
     sl_ops_wait *prev, *next;
 };
 
+/* Durable waits come and go by the thousand per request (a produce of
+ * one record to each of 10,000 partitions): freed ones are kept for
+ * reuse, up to WAIT_CACHE_MAX, per loop thread (sl_ops_wait_cache_drop at
+ * the broker's end gives them back). */
+#define WAIT_CACHE_MAX 16384
+static _Thread_local sl_ops_wait *wait_cache;
+static _Thread_local size_t wait_cached;
+
+static sl_ops_wait *wait_new(void)
+{
+    sl_ops_wait *w = wait_cache;
+    if (!w)
+        return calloc(1, sizeof(*w));
+    wait_cache = w->next;
+    wait_cached--;
+    memset(w, 0, sizeof(*w));
+    return w;
+}
+
+static void wait_free(sl_ops_wait *w)
+{
+    if (wait_cached >= WAIT_CACHE_MAX) {
+        free(w);
+        return;
+    }
+    w->next = wait_cache;
+    wait_cache = w;
+    wait_cached++;
+}
+
+void sl_ops_wait_cache_drop(void)
+{
+    while (wait_cache) {
+        sl_ops_wait *w = wait_cache;
+        wait_cache = w->next;
+        free(w);
+    }
+    wait_cached = WAIT_CACHE_MAX; /* later ones are freed at once */
+}
+
 /* ---- lookup ------------------------------------------------------------ */
 
 sl_err sl_ops_tp_get(sl_broker *b, const char *topic, int32_t partition,
@@ -172,7 +212,7 @@ sl_err sl_ops_part_reset_at(sl_broker *b, const char *topic, int32_t partition,
     while ((w = tp->dw_head)) {
         tp->dw_head = w->next;
         w->cb(w->arg, SL_ERR_NOT_LEADER);
-        free(w);
+        wait_free(w);
     }
     tp->dw_tail = NULL;
     unlink_tp_lists(b, tp);
@@ -198,7 +238,7 @@ sl_err sl_ops_topic_delete(sl_broker *b, const char *name)
         while ((w = tp->dw_head)) {
             tp->dw_head = w->next;
             w->cb(w->arg, SL_ERR_UNKNOWN_TOPIC);
-            free(w);
+            wait_free(w);
         }
         tp->dw_tail = NULL;
         while (tp->watches)
@@ -512,7 +552,7 @@ sl_err sl_ops_wait_durable(sl_broker *b, const char *topic, int32_t partition,
         *wait_out = NULL;
         return SL_OK;
     }
-    w = calloc(1, sizeof(*w));
+    w = wait_new();
     if (!w)
         return SL_ERR_NOMEM;
     w->tp = tp;
@@ -551,7 +591,7 @@ void sl_ops_wait_cancel(sl_ops_wait *w)
         w->next->prev = w->prev;
     else
         tp->dw_tail = w->prev;
-    free(w);
+    wait_free(w);
 }
 
 /* Answer tp's durable waiters that are covered: by the local durable
@@ -579,7 +619,7 @@ static void dw_run(sl_tpart *tp)
                    "refused",
                    tp->topic->name, tp->id, (long long)w->upto);
         w->cb(w->arg, w->upto <= durable ? SL_OK : SL_ERR_STORAGE);
-        free(w);
+        wait_free(w);
     }
 }
 
@@ -594,7 +634,7 @@ static void dw_fail(sl_tpart *tp, sl_err err)
         else
             tp->dw_tail = NULL;
         w->cb(w->arg, err);
-        free(w);
+        wait_free(w);
     }
 }
 
@@ -680,7 +720,7 @@ void sl_ops_fail_waiters(sl_broker *b, sl_err err)
             else
                 tp->dw_tail = NULL;
             w->cb(w->arg, err);
-            free(w);
+            wait_free(w);
         }
     }
 }

@@ -195,6 +195,9 @@ sl_err sl_ops_wait_durable(sl_broker *b, const char *topic, int32_t partition,
                            sl_ops_wait **wait_out);
 /* Cancel: cb will not run. Only for a wait whose cb has not run yet. */
 void sl_ops_wait_cancel(sl_ops_wait *w);
+/* Free the durable waits this thread keeps for reuse, and keep none
+ * from now on (the broker's end). @thread loop */
+void sl_ops_wait_cache_drop(void);
 
 /*
  * Cluster (broker/replica.c, the partition leader; docs/cluster.md 3.3):

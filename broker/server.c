@@ -706,6 +706,7 @@ static void broker_free(sl_broker *b)
             modules[i].release(b);
     b->nmodules = 0;
     sl_config_fini(&b->cfg);
+    sl_ops_wait_cache_drop(); /* (waits kept for reuse, ops.c) */
     free(b);
 }
 

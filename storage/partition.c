@@ -167,8 +167,10 @@ size_t sl_part__recent_get(const sl_part *p, const sl_seg *s, uint64_t pos,
  * file in one pwrite per partition when
  *  - a reader needs the file (partition_read.c and compact.c flush
  *    first: zero-copy reads and the walkers see the whole log),
- *  - the tail is full (SL_TAIL_MAX), or all tails together hold
- *    SL_TAIL_BUDGET bytes (then appends write through),
+ *  - the tail is full (SL_TAIL_CAP; all tails together hold at most
+ *    SL_TAIL_BUDGET bytes, past that appends write through; a
+ *    checkpoint gives back the buffer of a partition that took no
+ *    append since the one before),
  *  - an append that is not deferred follows (file order is log order),
  *  - index entries are about to be written (they never point past the
  *    file), the segment rolls, is cut or trimmed,
@@ -182,8 +184,7 @@ size_t sl_part__recent_get(const sl_part *p, const sl_seg *s, uint64_t pos,
  * The loop appends; any thread that holds p->mu may write the tail out.
  */
 #define SL_TAIL_APPEND_MAX 4096u
-#define SL_TAIL_MAX (16u * 1024u)
-#define SL_TAIL_FIRST 1024u
+#define SL_TAIL_CAP 4096u /* one size: no realloc, no copy as it fills */
 #define SL_TAIL_BUDGET (64u * 1024u * 1024u)
 
 static atomic_size_t tail_total; /* bytes of every tail buffer */
@@ -234,9 +235,11 @@ sl_err sl_part__tail_flush(sl_part *p)
     return rc;
 }
 
-void sl_part__tail_release(sl_part *p)
+void sl_part__tail_release(sl_part *p, int unused_only)
 {
-    if (!p->tail || p->tail_len)
+    int used = p->tail_used;
+    p->tail_used = 0;
+    if (!p->tail || p->tail_len || (unused_only && used))
         return;
     atomic_fetch_sub(&tail_total, p->tail_cap);
     free(p->tail);
@@ -280,31 +283,20 @@ sl_err sl_part__tail_copy(sl_part *p, const sl_seg *s, uint64_t pos, size_t n,
  * write of the tail (p failed). Holds p->mu. @thread loop */
 static int tail_put(sl_part *p, sl_seg *s, const uint8_t *batch, size_t len)
 {
-    size_t need = p->tail_len + len;
-    if (need > p->tail_cap) {
-        size_t cap = p->tail_cap ? p->tail_cap : SL_TAIL_FIRST;
-        while (cap < need && cap < SL_TAIL_MAX)
-            cap *= 2;
-        if (cap < need ||
-            atomic_load(&tail_total) + (cap - p->tail_cap) > SL_TAIL_BUDGET) {
-            /* Full: out with what it holds, then this one into the
-             * emptied buffer if it fits, else through. */
-            if (sl_part__tail_write(p) != SL_OK)
-                return -1;
-            if (len > p->tail_cap)
-                return 1;
-        } else {
-            uint8_t *nb = realloc(p->tail, cap);
-            if (!nb) {
-                if (sl_part__tail_write(p) != SL_OK)
-                    return -1;
-                return 1;
-            }
-            atomic_fetch_add(&tail_total, cap - p->tail_cap);
-            p->tail = nb;
-            p->tail_cap = cap;
-        }
+    if (!p->tail) {
+        if (atomic_load(&tail_total) + SL_TAIL_CAP > SL_TAIL_BUDGET ||
+            !(p->tail = malloc(SL_TAIL_CAP)))
+            return 1; /* over the budget: through */
+        atomic_fetch_add(&tail_total, SL_TAIL_CAP);
+        p->tail_cap = SL_TAIL_CAP;
     }
+    if (p->tail_len + len > p->tail_cap) {
+        /* Full: out with what it holds, then this one into the emptied
+         * buffer (it fits: len <= SL_TAIL_APPEND_MAX). */
+        if (sl_part__tail_write(p) != SL_OK)
+            return -1;
+    }
+    p->tail_used = 1;
     if (p->tail_len == 0)
         p->tail_pos = s->size;
     memcpy(p->tail + p->tail_len, batch, len);
@@ -701,7 +693,7 @@ int sl_part_unload(sl_part *p, int64_t now_ms)
     p->nsegs = p->csegs = 0;
     p->loaded = 0;
     p->from_summary = 1; /* everything is synced: a load syncs nothing */
-    sl_part__tail_release(p);
+    sl_part__tail_release(p, 0);
     pthread_mutex_unlock(&p->mu);
     p->gen++; /* iterators position again (after a load) */
     for (size_t i = 0; i < n; i++) {

@@ -67,6 +67,7 @@ struct sl_part {
     uint8_t *tail;
     size_t tail_len, tail_cap;
     uint64_t tail_pos;
+    int tail_used; /* (mu) an append went to it since the last release */
     _Atomic size_t tail_n;
     /* Flusher bookkeeping, guarded by the flusher's own mutex. */
     int fl_pending;
@@ -147,8 +148,10 @@ sl_err sl_part__tail_write(sl_part *p);
 sl_err sl_part__tail_flush(sl_part *p);
 sl_err sl_part__tail_copy(sl_part *p, const sl_seg *s, uint64_t pos, size_t n,
                           uint8_t *dst);
-/* Drop the tail's buffer (after a write: nothing in it). Holds p->mu. */
-void sl_part__tail_release(sl_part *p);
+/* Drop the tail's buffer (after a write: nothing in it); unused_only:
+ * only if no append used it since the last call (a checkpoint keeps the
+ * buffers of partitions still written). Holds p->mu. */
+void sl_part__tail_release(sl_part *p, int unused_only);
 
 /* Index of the segment holding offset (floor by base); 0 if below. */
 size_t sl_part__seg_for(const sl_part *p, int64_t offset);

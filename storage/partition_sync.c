@@ -66,7 +66,7 @@ sl_err sl_part__sync_files(sl_part *p, int flags, uint64_t *nsyncs)
         return SL_ERR_STORAGE;
     }
     if (files)
-        sl_part__tail_release(p);
+        sl_part__tail_release(p, 1);
     target = p->next_offset;
     tgen = p->trunc_gen;
     for (size_t i = 0; i < p->nsegs; i++) {
@@ -317,7 +317,7 @@ sl_part_ck *sl_part__ck_take(sl_part *p)
     pthread_mutex_lock(&p->mu);
     if (sl_part__tail_write(p) != SL_OK)
         goto out; /* (p failed; its journal file is kept) */
-    sl_part__tail_release(p);
+    sl_part__tail_release(p, 1);
     for (size_t i = 0; i < p->nsegs; i++)
         if (p->segs[i]->file_synced < p->segs[i]->size || p->segs[i]->idx_dirty)
             n++;
