@@ -221,6 +221,27 @@ static void test_clean_stop_and_foreign_file(void **state)
     tu_rmrf(data);
 }
 
+/* p holds n records from offset 0, in order, their keys key-KEY0.. */
+static void assert_keys(sl_part *p, int key0, int n)
+{
+    sl_part_iter *it;
+    sl_record r;
+    sl_err e = SL_OK;
+    int k = 0;
+    char want[32];
+    assert_int_equal(sl_part_iter_new(p, 0, &it), SL_OK);
+    while (sl_part_iter_next(it, &r, &e)) {
+        int wl = snprintf(want, sizeof(want), "key-%d", key0 + k);
+        assert_int_equal(r.offset, k);
+        assert_int_equal(r.key_len, wl);
+        assert_memory_equal(r.key, want, (size_t)wl);
+        k++;
+    }
+    assert_int_equal(e, SL_OK);
+    assert_int_equal(k, n);
+    sl_part_iter_free(it);
+}
+
 /* THE TAIL (storage/partition.c): deferred appends stay out of the segment
  * files until something needs them there; a round copies them from memory
  * into the journal. After a crash the files hold nothing of them (no
@@ -247,24 +268,9 @@ static void test_tail_acked_only_in_journal(void **state)
     tu_small_cfg(&cfg, 1u << 20);
     for (int i = 0; i < NPARTS; i++) {
         sl_part *p;
-        sl_part_iter *it;
-        sl_record r;
-        sl_err e = SL_OK;
-        int k = 0;
-        char want[32];
         part_dir(data, i, dir, sizeof(dir));
         assert_int_equal(sl_part_open(dir, &cfg, &p), SL_OK);
-        assert_int_equal(sl_part_iter_new(p, 0, &it), SL_OK);
-        while (sl_part_iter_next(it, &r, &e)) {
-            int n = snprintf(want, sizeof(want), "key-%d", i * 100 + k);
-            assert_int_equal(r.offset, k);
-            assert_int_equal(r.key_len, n);
-            assert_memory_equal(r.key, want, (size_t)n);
-            k++;
-        }
-        assert_int_equal(e, SL_OK);
-        assert_int_equal(k, PER_PART * 3);
-        sl_part_iter_free(it);
+        assert_keys(p, i * 100, PER_PART * 3);
         sl_part_free(p);
     }
     tu_rmrf(data);
@@ -302,21 +308,7 @@ static void test_tail_readers_and_order(void **state)
     sl_part_free(p); /* writes the tail */
     assert_int_equal(sl_part_open(dir, &cfg, &p), SL_OK);
     assert_int_equal(sl_part_end_offset(p), 26);
-    sl_part_iter *it;
-    sl_record r;
-    sl_err e = SL_OK;
-    int k = 0;
-    assert_int_equal(sl_part_iter_new(p, 0, &it), SL_OK);
-    while (sl_part_iter_next(it, &r, &e)) {
-        char want[32];
-        int n = snprintf(want, sizeof(want), "key-%d", k);
-        assert_int_equal(r.key_len, n);
-        assert_memory_equal(r.key, want, (size_t)n);
-        k++;
-    }
-    assert_int_equal(e, SL_OK);
-    assert_int_equal(k, 26);
-    sl_part_iter_free(it);
+    assert_keys(p, 0, 26);
     sl_part_free(p);
     tu_rmrf(data);
 }
