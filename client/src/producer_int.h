@@ -22,7 +22,9 @@ typedef struct inflight {
     sl_cl_conn *conn;   /* corr ids are per connection */
     int64_t sent_ms;    /* for request.timeout.ms */
     sl_pbatch *batches; /* linked by next */
-    size_t bytes;       /* their encoded bytes (g_inflight_bytes) */
+    size_t bytes;       /* the memory their batches keep resident:
+                           encoded bytes, or a buffer under a page
+                           whole (g_inflight_bytes) */
 } inflight;
 
 /* Delivery reports are kept per batch (sl_pbatch.rep_base / rep_err,
