@@ -18,7 +18,8 @@
 #   sticky  the same topic, the client's sticky partitioner (one partition
 #           per batch, batches rotate over the partitions).
 # The rounds' data directories are deleted at the end, not between rounds
-# (SLUICE_BENCH_TRASH, bench/sluiced.sh).
+# (SLUICE_BENCH_TRASH, bench/sluiced.sh), and a `sync` before each
+# measured run writes back what the one before left dirty.
 # Extra arguments after -- go to sluiced (e.g. --journal no for the
 # per-partition fsync as before). Prints one line per run (records/s) and
 # the ratio of each spread run to the one-partition run of its round.
@@ -152,11 +153,17 @@ for i in $(seq "$PAIRS"); do
       --partitions "$N" --records "$N" --size 100 --acks durable \
       --spread each >/dev/null
     create=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+    # each run starts with nothing of the previous one's left to write
+    # back: a 0.3-4 s run otherwise pays for the one before it (the
+    # journal's checkpoint of 10,000 partitions, their dirty pages)
+    sync
     one=$("$B/bin/sluice-bench" produce -b "$bb" --topic one --partitions 1 $X \
       --records "$R" --size 100 --acks durable | rate)
+    sync
     each=$("$B/bin/sluice-bench" produce -b "$bb" --topic many $X \
       --partitions "$N" --records "$R" --size 100 --acks durable \
       --spread each | rate)
+    sync
     sticky=$("$B/bin/sluice-bench" produce -b "$bb" --topic many $X \
       --partitions "$N" --records "$R" --size 100 --acks durable \
       --spread sticky | rate)

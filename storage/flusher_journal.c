@@ -12,8 +12,9 @@
  * are synced the classic way in the same round. A third thread, the
  * checkpoint thread, makes the segment files a full journal file covered
  * durable (the flusher has already moved on to a new file): an fdatasync
- * of each with up to CK_THREADS threads, or for SL_CK_SYNCFS_MIN
- * partitions or more their tails (partition.c) written and one syncfs;
+ * of each with up to CK_THREADS threads (the last one, at a clean stop,
+ * for SL_CK_SYNCFS_MIN_LAST partitions or more: their tails (partition.c)
+ * written and one syncfs);
  * and then deletes it; a file is also rotated that way once no journal round
  * ran for SL_JOURNAL_IDLE_CK_MS (an idle checkpoint: the partitions' own files
  * then hold their bytes durably, and an idle partition may be unloaded);
@@ -23,6 +24,7 @@
  */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
 
@@ -120,8 +122,15 @@ static void *ck_worker(void *arg)
     }
 }
 
-/* The checkpoint of this many partitions or more is one syncfs. */
-#define SL_CK_SYNCFS_MIN 64
+/* The last checkpoint (a clean stop) of this many partitions or more is
+ * one syncfs. Not the ones while the broker runs: syncfs writes back
+ * every dirty page of the file system, the partitions of the journal
+ * file being written included, and the rounds beside it slowed down
+ * (sticky 256 KiB batches after a topic's 10,000 partitions were
+ * journaled once: 2.7-3.5 M records/s against 4.7-5.9 M with an
+ * fdatasync of each file; docs/benchmarks.md, session 16). */
+#define SL_CK_SYNCFS_MIN SIZE_MAX
+#define SL_CK_SYNCFS_MIN_LAST 64
 
 /* Many partitions: their tails into their files, one syncfs of the file
  * system instead of an fdatasync of each (10,000 partitions written a
@@ -157,9 +166,10 @@ static int checkpoint_syncfs(sl_journal *j, sl_part **v, size_t n)
 /* fdatasync the files of v[0..n) with up to CK_THREADS threads (ext4
  * folds concurrent fdatasyncs into one journal commit: docs/storage.md),
  * or one syncfs for many. Returns 0 when all succeeded. */
-static int checkpoint_parts(sl_journal *j, sl_part **v, size_t n)
+static int checkpoint_parts(sl_journal *j, sl_part **v, size_t n,
+                            size_t syncfs_min)
 {
-    if (j && n >= SL_CK_SYNCFS_MIN) {
+    if (j && n >= syncfs_min) {
         int r = checkpoint_syncfs(j, v, n);
         if (r >= 0)
             return r;
@@ -194,7 +204,7 @@ static void *ck_main(void *arg)
         size_t n = f->nck;
         uint64_t seq = f->ck_seq;
         pthread_mutex_unlock(&f->mu);
-        int failed = checkpoint_parts(f->j, f->ck, n);
+        int failed = checkpoint_parts(f->j, f->ck, n, SL_CK_SYNCFS_MIN);
         if (!failed)
             sl_journal__drop(f->j, seq);
         else
@@ -275,7 +285,7 @@ void sl_flusher__final_checkpoint(sl_flusher *f)
          * (100,000 partitions written once: 100,000 opens and fdatasyncs
          * at every clean stop). The broker syncfs's the same file system
          * right after anyway (sl_part_shutdown_mark). */
-        failed = checkpoint_parts(f->j, v, n);
+        failed = checkpoint_parts(f->j, v, n, SL_CK_SYNCFS_MIN_LAST);
         pthread_mutex_lock(&f->mu);
         f->nck = 0;
         f->ck_busy = 0;
