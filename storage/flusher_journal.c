@@ -10,21 +10,19 @@
  * holds with "the journal's fdatasync" for "the fdatasyncs". Partitions
  * it cannot take (too much to copy, out of descriptors, a failed journal)
  * are synced the classic way in the same round. A third thread, the
- * checkpoint thread, makes the segment files a full journal file covered
- * durable (the flusher has already moved on to a new file): an fdatasync
- * of each with up to CK_THREADS threads (the last one, at a clean stop,
- * for SL_CK_SYNCFS_MIN_LAST partitions or more: their tails (partition.c)
- * written and one syncfs);
- * and then deletes it; a file is also rotated that way once no journal round
- * ran for SL_JOURNAL_IDLE_CK_MS (an idle checkpoint: the partitions' own files
+ * checkpoint thread, fdatasyncs the segment files a full journal file
+ * covered (the flusher has already moved on to a new file; each file's
+ * tail, partition.c, is written first) and then deletes it; a file is
+ * also rotated that way once no journal round ran for
+ * SL_JOURNAL_IDLE_CK_MS (an idle checkpoint: the partitions' own files
  * then hold their bytes durably, and an idle partition may be unloaded);
- * sl_flusher_forget also waits for a checkpoint that holds the partition, then
- * checkpoints it itself; sl_flusher_free ends with a checkpoint of everything
- * and deletes the journal file.
+ * sl_flusher_forget also waits for a checkpoint that holds the partition,
+ * then checkpoints it itself; sl_flusher_free ends with a checkpoint of
+ * everything (one syncfs for SL_CK_SYNCFS_MIN partitions or more) and
+ * deletes the journal file.
  */
 #include <pthread.h>
 #include <stdatomic.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
 
@@ -122,57 +120,11 @@ static void *ck_worker(void *arg)
     }
 }
 
-/* The last checkpoint (a clean stop) of this many partitions or more is
- * one syncfs. Not the ones while the broker runs: syncfs writes back
- * every dirty page of the file system, the partitions of the journal
- * file being written included, and the rounds beside it slowed down
- * (sticky 256 KiB batches after a topic's 10,000 partitions were
- * journaled once: 2.7-3.5 M records/s against 4.7-5.9 M with an
- * fdatasync of each file; docs/benchmarks.md, session 16). */
-#define SL_CK_SYNCFS_MIN SIZE_MAX
-#define SL_CK_SYNCFS_MIN_LAST 64
-
-/* Many partitions (the last checkpoint, SL_CK_SYNCFS_MIN_LAST): their
- * tails into their files, one syncfs of the file system instead of an
- * fdatasync of each (100,000 partitions written once: 100,000 device
- * flushes at a clean stop). A partition whose snapshot failed is
- * checkpointed alone. Returns 0 when all succeeded. */
-static int checkpoint_syncfs(sl_journal *j, sl_part **v, size_t n)
-{
-    sl_part_ck **c = calloc(n, sizeof(*c));
-    int failed = 0;
-    if (!c)
-        return -1; /* the caller syncs them one by one */
-    for (size_t i = 0; i < n; i++)
-        c[i] = sl_part__ck_take(v[i]);
-    if (sl_journal__syncfs(j) != SL_OK) {
-        /* A writeback error somewhere on the file system (Linux >= 5.8
-         * reports it to syncfs): which file is unknown; keep the journal
-         * file (replayed at the next start) and try again next time. */
-        failed = 1;
-        sl_log(SL_ERROR, "flusher",
-               "journal checkpoint: syncfs of the data directory failed");
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (!c[i] && !failed && sl_part__checkpoint(v[i]) != SL_OK)
-            failed = 1;
-        sl_part__ck_done(c[i], !failed);
-    }
-    free(c);
-    return failed;
-}
-
 /* fdatasync the files of v[0..n) with up to CK_THREADS threads (ext4
- * folds concurrent fdatasyncs into one journal commit: docs/storage.md),
- * or one syncfs for many. Returns 0 when all succeeded. */
-static int checkpoint_parts(sl_journal *j, sl_part **v, size_t n,
-                            size_t syncfs_min)
+ * folds concurrent fdatasyncs into one journal commit: docs/storage.md).
+ * Returns 0 when all succeeded. */
+static int checkpoint_parts(sl_part **v, size_t n)
 {
-    if (j && n >= syncfs_min) {
-        int r = checkpoint_syncfs(j, v, n);
-        if (r >= 0)
-            return r;
-    }
     ck_work w = {v, n, 0, 0};
     pthread_t th[CK_THREADS];
     size_t k = n / 16 + 1, started = 0;
@@ -203,7 +155,7 @@ static void *ck_main(void *arg)
         size_t n = f->nck;
         uint64_t seq = f->ck_seq;
         pthread_mutex_unlock(&f->mu);
-        int failed = checkpoint_parts(f->j, f->ck, n, SL_CK_SYNCFS_MIN);
+        int failed = checkpoint_parts(f->ck, n);
         if (!failed)
             sl_journal__drop(f->j, seq);
         else
@@ -260,6 +212,15 @@ void sl_flusher__maybe_rotate(sl_flusher *f, int idle)
 /* The last act of a stopping flusher: wait for a checkpoint in progress,
  * checkpoint what the current file covers, delete it. A clean stop leaves
  * no journal behind. Holds f->mu. */
+/* The last checkpoint of this many partitions or more is one syncfs. Not
+ * the ones while the broker runs: syncfs writes back every dirty page of
+ * the file system, the partitions of the journal file being written
+ * included, and the rounds beside it slowed down (sticky 256 KiB batches
+ * after a topic's 10,000 partitions were journaled once: 2.7-3.5 M
+ * records/s against 4.7-5.9 M with an fdatasync of each file;
+ * docs/benchmarks.md, session 16). */
+#define SL_CK_SYNCFS_MIN 64
+
 void sl_flusher__final_checkpoint(sl_flusher *f)
 {
     while (f->ck_busy)
@@ -284,7 +245,16 @@ void sl_flusher__final_checkpoint(sl_flusher *f)
          * (100,000 partitions written once: 100,000 opens and fdatasyncs
          * at every clean stop). The broker syncfs's the same file system
          * right after anyway (sl_part_shutdown_mark). */
-        failed = checkpoint_parts(f->j, v, n, SL_CK_SYNCFS_MIN_LAST);
+        if (n >= SL_CK_SYNCFS_MIN) {
+            /* their tails into their files first (partition.c) */
+            for (size_t i = 0; i < n; i++)
+                if (sl_part__tail_flush(v[i]) != SL_OK)
+                    failed = 1;
+            if (!failed && sl_journal__syncfs(f->j) != SL_OK)
+                failed = 1;
+        } else {
+            failed = checkpoint_parts(v, n);
+        }
         pthread_mutex_lock(&f->mu);
         f->nck = 0;
         f->ck_busy = 0;

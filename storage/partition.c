@@ -189,20 +189,29 @@ size_t sl_part__recent_get(const sl_part *p, const sl_seg *s, uint64_t pos,
 
 static atomic_size_t tail_total; /* bytes of every tail buffer */
 
+/* s's .log descriptor for a thread that holds p->mu (the fd only changes
+ * under it, fdcache.c): its own, or, when the open-file cache closed it,
+ * one opened by name (oflags) and also put in *own for the caller to
+ * close. -1 with errno on failure. */
+static int seg_fd_mu(const sl_part *p, const sl_seg *s, int oflags, int *own)
+{
+    char path[PATH_MAX];
+    *own = -1;
+    if (s->fd >= 0)
+        return s->fd;
+    sl_seg_path(p->dir, s->base, ".log", path, sizeof(path));
+    *own = sl_fs->open(path, oflags | O_CLOEXEC, 0);
+    return *own;
+}
+
 sl_err sl_part__tail_write(sl_part *p)
 {
-    sl_seg *s;
-    int fd, own = -1;
+    int fd, own;
     sl_err rc;
     if (p->tail_len == 0)
         return SL_OK;
-    s = p->segs[p->nsegs - 1]; /* the tail is the active segment's */
-    fd = s->fd;
-    if (fd < 0) { /* closed by the open-file cache (fdcache.c) */
-        char path[PATH_MAX];
-        sl_seg_path(p->dir, s->base, ".log", path, sizeof(path));
-        fd = own = sl_fs->open(path, O_WRONLY | O_CLOEXEC, 0);
-    }
+    /* the tail is the active segment's */
+    fd = seg_fd_mu(p, p->segs[p->nsegs - 1], O_WRONLY, &own);
     rc = fd < 0
              ? SL_ESYS(errno)
              : sl_fs_pwrite_all(fd, p->tail, p->tail_len, (off_t)p->tail_pos);
@@ -259,14 +268,7 @@ sl_err sl_part__tail_copy(sl_part *p, const sl_seg *s, uint64_t pos, size_t n,
                n - infile);
     }
     if (infile > 0) {
-        /* Closed by the open-file cache: read it by name (the fd only
-         * changes under p->mu, fdcache.c). */
-        int fd = s->fd, own = -1;
-        if (fd < 0) {
-            char path[PATH_MAX];
-            sl_seg_path(p->dir, s->base, ".log", path, sizeof(path));
-            fd = own = sl_fs->open(path, O_RDONLY | O_CLOEXEC, 0);
-        }
+        int own, fd = seg_fd_mu(p, s, O_RDONLY, &own);
         rc = fd < 0 ? SL_ESYS(errno)
                     : sl_fs_pread_all(fd, dst, infile, (off_t)pos, &got);
         if (rc == SL_OK && got < infile)
@@ -823,10 +825,8 @@ void sl_part_free(sl_part *p)
         return;
     sl_part__idem_free(p);
     (void)sl_part__tail_flush(p); /* (a failure was logged) */
-    if (p->tail) {
-        atomic_fetch_sub(&tail_total, p->tail_cap);
-        free(p->tail);
-    }
+    p->tail_len = 0;              /* (what a failure left goes too) */
+    sl_part__tail_release(p, 0);
     for (size_t i = 0; i < p->nsegs; i++) {
         if (sl_seg_write_index(p->segs[i], 1) != SL_OK)
             sl_log(SL_WARN, "storage", "%s: writing index entries: %s", p->dir,
@@ -1038,8 +1038,7 @@ sl_err sl_part_append_ex(sl_part *p, uint8_t *batch, size_t len, int64_t now_ms,
             if (!through) {
                 if (sl_seg__index_step(s, pos, &h, p->cfg.index_interval_bytes,
                                        1) &&
-                    (s->nidx - s->idx_disk >= SL_IDX_BATCH ||
-                     s->ntidx - s->tidx_disk >= SL_IDX_BATCH)) {
+                    sl_seg_index_due(s)) {
                     /* index entries go to their files: the log first
                      * (this batch included) */
                     if (sl_part__tail_flush(p) != SL_OK)

@@ -203,15 +203,6 @@ int sl_part__journal(sl_part *p, sl_journal *j, sl_part_jpend *pend);
  * flusher's own syncs of p (each publishes only what it synced, by
  * max). A failed fdatasync marks p failed. @thread checkpoint */
 sl_err sl_part__checkpoint(sl_part *p);
-/* The journal's checkpoint of many partitions, one syncfs for all
- * (flusher_journal.c): sl_part__ck_take writes p's tail and notes what
- * its files hold that no fdatasync of theirs covered yet (NULL: p failed
- * or out of memory: checkpoint it alone); after the syncfs,
- * sl_part__ck_done(c, 1) records it as if sl_part__checkpoint had synced
- * it (synced = 0: only frees). @thread checkpoint */
-typedef struct sl_part_ck sl_part_ck;
-sl_part_ck *sl_part__ck_take(sl_part *p);
-void sl_part__ck_done(sl_part_ck *c, int synced);
 /* Step 2, after sl_journal__commit succeeded: publish. @thread flusher */
 void sl_part__journal_done(const sl_part_jpend *pend);
 

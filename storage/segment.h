@@ -155,6 +155,9 @@ void sl_seg_zero_ahead(sl_seg *s, uint64_t need);
  * entry, so a lagging file only lengthens that scan. @thread loop */
 #define SL_IDX_BATCH 64
 sl_err sl_seg_write_index(sl_seg *s, int force);
+/* 1 when sl_seg_write_index(s, 0) would write: SL_IDX_BATCH entries of
+ * either index are pending. */
+int sl_seg_index_due(const sl_seg *s);
 /* Cut preallocated space after s->size off the .log file. @thread loop */
 sl_err sl_seg_trim(sl_seg *s);
 /* File position to start scanning for `offset` (index lookup). */

@@ -135,14 +135,18 @@ out:
     return rc;
 }
 
+int sl_seg_index_due(const sl_seg *s)
+{
+    return (s->nidx > s->idx_disk && s->nidx - s->idx_disk >= SL_IDX_BATCH) ||
+           (s->ntidx > s->tidx_disk && s->ntidx - s->tidx_disk >= SL_IDX_BATCH);
+}
+
 sl_err sl_seg_write_index(sl_seg *s, int force)
 {
     int own;
     sl_err rc;
-    if ((s->nidx <= s->idx_disk ||
-         (!force && s->nidx - s->idx_disk < SL_IDX_BATCH)) &&
-        (s->ntidx <= s->tidx_disk ||
-         (!force && s->ntidx - s->tidx_disk < SL_IDX_BATCH)))
+    if (force ? s->nidx <= s->idx_disk && s->ntidx <= s->tidx_disk
+              : !sl_seg_index_due(s))
         return SL_OK; /* nothing due: no need to open the files */
     own = sl_seg__idx_acquire(s);
     if (own < 0)
