@@ -6,6 +6,7 @@
  * file whose name was never fsynced) and checks that replay brings every
  * acknowledged record back, and that without the journal they would be
  * gone. No sleeps: the child's exit status is the synchronisation. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -313,6 +314,53 @@ static void test_tail_readers_and_order(void **state)
     tu_rmrf(data);
 }
 
+static ssize_t fail_pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+    (void)fd;
+    (void)buf;
+    (void)n;
+    (void)off;
+    errno = ENOSPC;
+    return -1;
+}
+
+/* A tail that cannot be written (the disk full when a reader needs it)
+ * fails its partition like a failed fdatasync: the read says so, later
+ * appends are refused, nothing is half written. */
+static void test_tail_write_fails_partition(void **state)
+{
+    char *data = tu_tmpdir();
+    char dir[1024];
+    sl_part *p;
+    sl_part_cfg cfg;
+    sl_part_slice sl;
+    sl_fs_ops failing = sl_fs_posix;
+    const sl_fs_ops *saved = sl_fs;
+    size_t len;
+    int64_t base;
+    uint8_t *b;
+    (void)state;
+    part_dir(data, 0, dir, sizeof(dir));
+    assert_int_equal(sl_fs_mkdirs(dir, 0755), SL_OK);
+    tu_small_cfg(&cfg, 1u << 20);
+    assert_int_equal(sl_part_open(dir, &cfg, &p), SL_OK);
+    tu_append_ex(p, 2, 1000, 0, 30, SL_PART_APPEND_DEFER);
+    failing.pwrite = fail_pwrite;
+    sl_fs = &failing;
+    assert_int_equal(sl_part_read(p, 0, 1 << 20, INT64_MAX, &sl),
+                     SL_ESYS(ENOSPC));
+    sl_fs = saved;
+    assert_true(sl_part_failed(p));
+    b = tu_batch(1, 1000, 2, 30, &len);
+    assert_int_equal(sl_part_append_ex(p, b, len, 1000, SL_PART_APPEND_DEFER,
+                                       &base, NULL, NULL),
+                     SL_ERR_STORAGE);
+    free(b);
+    assert_int_equal(tu_file_size(tu_seg_path(dir, 0, ".log")), 0);
+    sl_part_free(p);
+    tu_rmrf(data);
+}
+
 /* sl_fs counting fdatasync and syncfs calls. */
 static int n_fdatasync, n_syncfs;
 static int count_fdatasync(int fd)
@@ -399,6 +447,7 @@ int main(void)
         cmocka_unit_test(test_clean_stop_many_one_syncfs),
         cmocka_unit_test(test_tail_acked_only_in_journal),
         cmocka_unit_test(test_tail_readers_and_order),
+        cmocka_unit_test(test_tail_write_fails_partition),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
