@@ -185,12 +185,12 @@ static int verify_tail(fetcher *f, const char *topic,
         return 0;
     while (off + SL_BATCH_HDR_SIZE <= pr->records_len) {
         const uint8_t *q = pr->records + off;
-        int64_t base = (int64_t)sl_get_u64(q), mine = -1;
+        int64_t base = -1, last = -1, mine = -1;
         size_t total = 12 + (size_t)sl_get_u32(q + SL_BATCH_LEN_OFF);
-        int64_t last = base + (int32_t)sl_get_u32(q + 19);
         uint8_t hdr[SL_BATCH_HDR_SIZE];
 
-        if (total > pr->records_len - off || base < 0 || base >= end)
+        if (total > pr->records_len - off ||
+            !sl_batch_raw_offsets(q, &base, &last) || base >= end)
             break; /* partial, or past this node's log: compared */
         off += total;
         if (last < lp->verify_from)
@@ -319,20 +319,19 @@ static int apply_part(fetcher *f, const char *topic,
     }
     while (off + SL_BATCH_HDR_SIZE <= pr->records_len) {
         const uint8_t *p = pr->records + off;
-        int64_t base = (int64_t)sl_get_u64(p);
+        int64_t base = -1, last = -1;
         uint32_t blen = sl_get_u32(p + SL_BATCH_LEN_OFF);
         size_t total = 12 + (size_t)blen;
-        int32_t lod = (int32_t)sl_get_u32(p + 19);
         int64_t end = sl_part_end_offset(part);
         uint8_t *copy;
         sl_err rc;
 
         if (total > pr->records_len - off)
             break; /* a partial trailing batch: fetched again next time */
-        if (base < 0)
-            break;
+        if (!sl_batch_raw_offsets(p, &base, &last))
+            break; /* offsets no batch can have: not appended */
         off += total;
-        if (base + lod < end)
+        if (last < end)
             continue; /* already here (the batch holding fetch_offset) */
         if (base > end && !verifying) {
             /* The leader holds nothing in [end, base): compaction removed

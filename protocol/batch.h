@@ -116,6 +116,24 @@ static inline int32_t sl_seq_add(int32_t seq, int64_t n)
     return (int32_t)(((int64_t)seq + n) % ((int64_t)INT32_MAX + 1));
 }
 
+/* The base and last offsets the raw header at h claims (bytes [0, 8) and
+ * [19, 23)), for walkers that read headers without a full decode. 0 when
+ * no batch can have them, by sl_batch_hdr_decode's rule: a base outside
+ * [0, INT64_MAX - INT32_MAX] or a negative last_offset_delta. Such a
+ * header is damaged (its length is not to be trusted either); computing
+ * base + delta from it would overflow. */
+static inline int sl_batch_raw_offsets(const uint8_t *h, int64_t *base,
+                                       int64_t *last)
+{
+    int64_t b = (int64_t)sl_get_u64(h);
+    int32_t lod = (int32_t)sl_get_u32(h + 19);
+    if (b < 0 || b > INT64_MAX - INT32_MAX || lod < 0)
+        return 0;
+    *base = b;
+    *last = b + lod;
+    return 1;
+}
+
 /* Write the base offset into a batch buffer (does not touch the CRC). */
 static inline void sl_batch_set_base_offset(uint8_t *p, int64_t off)
 {

@@ -412,10 +412,9 @@ sl_err sl_part_read_buf(sl_part *p, int64_t offset, size_t max_bytes,
     while (off + SL_WALK_HDR <= got) {
         const uint8_t *h = d + off;
         size_t sz = 12 + (size_t)sl_get_u32(h + SL_BATCH_LEN_OFF);
-        int32_t lod;
-        memcpy(&lod, h + 19, 4);
-        int64_t last = (int64_t)sl_get_u64(h) + lod;
-        if (h[16] != SL_BATCH_MAGIC || sz < SL_BATCH_HDR_SIZE) {
+        int64_t first, last;
+        if (h[16] != SL_BATCH_MAGIC || sz < SL_BATCH_HDR_SIZE ||
+            !sl_batch_raw_offsets(h, &first, &last)) {
             if (off == 0)
                 return SL_ERR_CORRUPT;
             break;

@@ -180,7 +180,8 @@ typedef struct sl_walker {
 } sl_walker;
 void sl_walker_init(sl_walker *w, sl_seg *s, uint8_t *buf, size_t cap);
 /* Header of the batch at pos: its base offset, total size, last offset.
- * SL_ERR_CORRUPT if it is not a sane header or runs past s->size. */
+ * SL_ERR_CORRUPT if it is not a sane header (offsets no batch can have
+ * included: sl_batch_raw_offsets) or runs past s->size. */
 sl_err sl_walker_hdr(sl_walker *w, uint64_t pos, int64_t *base, uint32_t *size,
                      int64_t *last);
 /* After a bad batch at pos (CRC mismatch, damaged header or records):

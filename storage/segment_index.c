@@ -353,13 +353,9 @@ sl_err sl_walker_hdr(sl_walker *w, uint64_t pos, int64_t *base, uint32_t *size,
     h = w->buf + (pos - w->wpos);
     sz = 12 + (uint64_t)sl_get_u32(h + SL_BATCH_LEN_OFF);
     if (h[16] != SL_BATCH_MAGIC || sz < SL_BATCH_HDR_SIZE ||
-        sz > w->s->size - pos)
+        sz > w->s->size - pos || !sl_batch_raw_offsets(h, base, last))
         return SL_ERR_CORRUPT;
-    int32_t lod;
-    memcpy(&lod, h + 19, 4);
-    *base = (int64_t)sl_get_u64(h);
     *size = (uint32_t)sz;
-    *last = *base + lod;
     return SL_OK;
 }
 
@@ -375,10 +371,11 @@ sl_err sl_seg_find(sl_seg *s, int64_t offset, uint8_t *scratch,
         uint32_t sz;
         sl_err rc = sl_walker_hdr(&w, pos, &b, &sz, &l);
         /* A header whose offsets cannot belong here (below the segment's
-         * base, or a negative record count) is damaged: its length is not
-         * to be trusted either (the fuzz input regress-find-negative-base:
-         * it jumped over the intact batches after it). */
-        if (rc == SL_OK && (b < s->base || l < b))
+         * base; the walker already refuses a negative record count) is
+         * damaged: its length is not to be trusted either (the fuzz input
+         * regress-find-negative-base: it jumped over the intact batches
+         * after it). */
+        if (rc == SL_OK && b < s->base)
             rc = SL_ERR_CORRUPT;
         if (rc == SL_ERR_CORRUPT && !resynced) {
             /* A damaged header here, or a damaged length in the one

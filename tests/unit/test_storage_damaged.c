@@ -130,12 +130,41 @@ static void test_iter_distrusts_damaged_header(void **state)
     tu_rmrf(dir);
 }
 
+/*
+ * A damaged batch whose header claims a base near INT64_MIN and a negative
+ * record count, then batches 0..4 (the segment fuzz target, CI run of
+ * db00606). The offset lookup computed base + delta from it, a signed
+ * overflow (UBSan: segment_index.c); such offsets now mark the header
+ * damaged, and the batches after it are served.
+ */
+static void test_find_refuses_overflowing_header(void **state)
+{
+    char *dir = tu_tmpdir();
+    size_t len = 0, blen;
+    int32_t lod = -1325400064;
+    uint8_t *log = NULL, *b = batch_at(1, INT64_MIN + 6, &blen);
+    memcpy(b + 19, &lod, 4); /* breaks the CRC too */
+    log = cat(log, &len, b, blen);
+    free(b);
+    b = batch_at(2, 0, &blen);
+    log = cat(log, &len, b, blen);
+    free(b);
+    b = batch_at(3, 2, &blen);
+    log = cat(log, &len, b, blen);
+    free(b);
+    tu_write_file(tu_seg_path(dir, 0, ".log"), log, len);
+    open_append_reopen(dir, 5);
+    free(log);
+    tu_rmrf(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_recovery_ignores_far_batch),
         cmocka_unit_test(test_iter_skips_out_of_range_batch),
         cmocka_unit_test(test_iter_distrusts_damaged_header),
+        cmocka_unit_test(test_find_refuses_overflowing_header),
     };
     sl_log_level = SL_ERROR + 1;
     return cmocka_run_group_tests(tests, NULL, NULL);
