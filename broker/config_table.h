@@ -230,7 +230,10 @@ SL_CFG(journal_file_bytes, "journal-file-bytes", SIZE, "64m", 1048576,
        17179869184LL, 0, NULL,
        "Start a new journal file at this size; the segment files the old "
        "one covered are then fsynced in the background and it is deleted. "
-       "Bounds the journal's disk use and the replay after a crash.")
+       "A file that covers many partitions grows on to 32 KiB per "
+       "partition, at most 8 times this size, so that its checkpoint "
+       "costs at most one fsync per 32 KiB journaled. Bounds the "
+       "journal's disk use and the replay after a crash.")
 SL_CFG(storage_max_open_files, "storage-max-open-files", INT, "0", 0, 100000000,
        0, NULL,
        "Segment log files kept open at once, over all partitions (an LRU: "

@@ -183,7 +183,7 @@ void sl_flusher__maybe_rotate(sl_flusher *f, int idle)
     sl_part **t;
     size_t c;
     if (!f->j || f->ck_busy || f->ntouched == 0 || !f->cth_started ||
-        (!idle && !sl_journal__full(f->j)))
+        (!idle && !sl_journal__full(f->j, f->ntouched)))
         return;
     f->ck_busy = 1; /* reserved: nobody else rotates */
     pthread_mutex_unlock(&f->mu);

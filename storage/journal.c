@@ -630,9 +630,14 @@ sl_err sl_journal__commit(sl_journal *j)
     return SL_OK;
 }
 
-int sl_journal__full(const sl_journal *j)
+int sl_journal__full(const sl_journal *j, size_t nparts)
 {
-    return j->size + j->blen >= j->file_bytes;
+    uint64_t cap = j->file_bytes * SL_JR_STRETCH, want = j->file_bytes;
+    if (nparts > cap / SL_JR_BYTES_PER_PART)
+        want = cap;
+    else if ((uint64_t)nparts * SL_JR_BYTES_PER_PART > want)
+        want = (uint64_t)nparts * SL_JR_BYTES_PER_PART;
+    return j->size + j->blen >= want;
 }
 
 sl_err sl_journal__rotate(sl_journal *j, uint64_t *old_seq)

@@ -70,9 +70,18 @@ void sl_journal__abort(sl_journal *j);
  * journal refuses further use; the caller falls back to fdatasync of the
  * segments, which still hold the bytes). @thread flusher */
 sl_err sl_journal__commit(sl_journal *j);
-/* 1 once the current file reached file_bytes: time to rotate.
- * @thread flusher */
-int sl_journal__full(const sl_journal *j);
+/* A checkpoint fdatasyncs every partition its journal file covered, so a
+ * file that covers many partitions is let grow past file_bytes: to
+ * nparts * SL_JR_BYTES_PER_PART, at most SL_JR_STRETCH * file_bytes. One
+ * fdatasync per 32 KiB journaled at most: a producer spread over 10,000
+ * partitions paid 10,000 device flushes per 64 MiB file, more broker CPU
+ * than the records themselves (docs/storage.md 2.1, docs/benchmarks.md
+ * session 17). */
+#define SL_JR_BYTES_PER_PART (32u * 1024u)
+#define SL_JR_STRETCH 8u
+/* 1 once the current file, covering nparts partitions, is full by the
+ * rule above: time to rotate. @thread flusher */
+int sl_journal__full(const sl_journal *j, size_t nparts);
 /* Start a new file (later rounds go there); *old_seq = the previous one,
  * to delete with sl_journal__drop once a checkpoint fdatasynced every
  * segment file written while it was current (rule 3). Only between

@@ -438,6 +438,79 @@ static void test_clean_stop_many_one_syncfs(void **state)
     tu_rmrf(data);
 }
 
+/* The rule that lets a journal file covering many partitions grow
+ * (journal.h, SL_JR_BYTES_PER_PART): 1 MiB files, entries of 1 MiB. */
+static void test_full_stretches_with_partitions(void **state)
+{
+    enum { MIB = 1 << 20 };
+    char *data = tu_tmpdir();
+    sl_journal *j;
+    (void)state;
+    assert_int_equal(sl_journal_open(data, MIB, &j, NULL), SL_OK);
+    for (int mib = 1; mib <= 8; mib++) {
+        uint8_t *d = sl_journal__entry(j, "topics/t/0", 0, 1, 0,
+                                       (uint64_t)(mib - 1) * MIB, MIB);
+        assert_non_null(d);
+        memset(d, mib, MIB);
+        sl_journal__seal(j);
+        assert_int_equal(sl_journal__commit(j), SL_OK);
+        /* few partitions: full at the configured size */
+        assert_int_equal(sl_journal__full(j, 1), 1);
+        assert_int_equal(sl_journal__full(j, 32), 1);
+        /* 100 partitions: full at 100 x 32 KiB = 3.2 MiB */
+        assert_int_equal(sl_journal__full(j, 100), mib >= 4);
+        /* a million: at most 8 x the configured size */
+        assert_int_equal(sl_journal__full(j, 1000000), mib >= 8);
+    }
+    sl_journal_free(j);
+    tu_rmrf(data);
+}
+
+/* Through the flusher: 100 partitions journaled in rounds, about 4.6 MiB
+ * in all with 1 MiB files. The file is rotated once (at 3.2 MiB), not at
+ * every MiB: four fewer checkpoints of 100 fdatasyncs. */
+static void test_rotation_waits_for_many_partitions(void **state)
+{
+    enum { M = 100, ROUNDS = 20 };
+    char *data = tu_tmpdir();
+    char dir[1024];
+    sl_journal *j;
+    sl_flusher *f;
+    sl_part *p[M];
+    sl_part_cfg cfg;
+    uint64_t seq0;
+    (void)state;
+    assert_int_equal(sl_journal_open(data, 1u << 20, &j, NULL), SL_OK);
+    seq0 = sl_journal__seq(j);
+    assert_int_equal(sl_flusher_new(NULL, NULL, &f), SL_OK);
+    assert_int_equal(sl_flusher_set_journal(f, j, 2), SL_OK);
+    tu_small_cfg(&cfg, 64u << 20);
+    for (int i = 0; i < M; i++) {
+        part_dir(data, i, dir, sizeof(dir));
+        assert_int_equal(sl_fs_mkdirs(dir, 0755), SL_OK);
+        assert_int_equal(sl_part_open(dir, &cfg, &p[i]), SL_OK);
+    }
+    for (int r = 0; r < ROUNDS; r++) {
+        sl_flusher_hold(f, 1);
+        for (int i = 0; i < M; i++) {
+            tu_append_ex(p[i], 20, 1000 + r, r * 20, 100, 0);
+            sl_flusher_request(f, p[i]);
+        }
+        uint64_t t = sl_flusher_token(f);
+        sl_flusher_hold(f, 0);
+        sl_flusher_wait_covered(f, t);
+    }
+    assert_int_equal(sl_flusher_journal_rounds(f), ROUNDS);
+    sl_flusher_free(f); /* the rotations are done; the last checkpoint */
+    assert_int_equal(sl_journal__seq(j) - seq0, 1);
+    sl_journal_free(j);
+    for (int i = 0; i < M; i++) {
+        assert_int_equal(sl_part_durable_offset(p[i]), 20 * ROUNDS);
+        sl_part_free(p[i]);
+    }
+    tu_rmrf(data);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -448,6 +521,8 @@ int main(void)
         cmocka_unit_test(test_tail_acked_only_in_journal),
         cmocka_unit_test(test_tail_readers_and_order),
         cmocka_unit_test(test_tail_write_fails_partition),
+        cmocka_unit_test(test_full_stretches_with_partitions),
+        cmocka_unit_test(test_rotation_waits_for_many_partitions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
