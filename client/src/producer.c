@@ -292,6 +292,11 @@ static int topic_index(sluice_producer *p, const char *topic, sl_err *err)
     if (idx >= 0 &&
         (p->meta[idx].confirmed || sl_cl_now_ms() < p->meta[idx].retry_ms))
         return idx;
+    if (idx < 0 && strlen(topic) >= 0xFFFF) {
+        *err = sl_cl_fail(SL_ERR_INVALID_TOPIC, "producer: topic name '%s'",
+                          topic);
+        return -1;
+    }
     sl_arena_reset(&p->arena);
     rc = sl_cl_route_metadata(&p->rt, &topic, 1,
                               sl_cl_deadline(p->cfg.request_timeout_ms),
@@ -684,7 +689,10 @@ sluice_err sluice_producer_send(sluice_producer *p, const char *topic,
     int tidx, full = 0;
     int64_t now;
 
-    if (!topic || !*topic || strlen(topic) >= 0xFFFF)
+    /* the name's length is checked when the topic is new (topic_index):
+     * a known one was checked then, and a strlen per record showed in
+     * perf (docs/benchmarks.md, session 17) */
+    if (!topic || !*topic)
         return (sluice_err)sl_cl_fail(SL_ERR_INVALID_TOPIC,
                                       "producer: topic name '%s'",
                                       topic ? topic : "(null)");

@@ -343,6 +343,21 @@ static void test_retry_list_taken_after_refresh(void **state)
     assert_int_equal(rep.offset[2], 1);
     assert_int_equal(rep.offset[0], 0);
 
+    /* A name too long for the protocol is refused before any request (the
+     * check moved to a topic's first send: producer.c, topic_index). */
+    char *longname = malloc(70000);
+    assert_non_null(longname);
+    memset(longname, 'x', 69999);
+    longname[69999] = 0;
+    assert_int_equal(
+        sluice_producer_send(p, longname, 0, NULL, 0, "v", 1, NULL, 0, 0, NULL),
+        SLUICE_ERR_INVALID_TOPIC);
+    assert_int_equal(
+        sluice_producer_send(p, "", 0, NULL, 0, "v", 1, NULL, 0, 0, NULL),
+        SLUICE_ERR_INVALID_TOPIC);
+    free(longname);
+    assert_int_equal(f.nmd, 4);
+
     sluice_producer_free(p);
     shutdown(f.fd, SHUT_RDWR);
     pthread_join(f.th, NULL);
