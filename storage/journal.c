@@ -69,14 +69,15 @@
  *     first entry that is short, implausible or fails its CRC: a torn
  *     tail, never acked (rule 1). For each entry it opens the segment
  *     file (recreating it under rule 2); when the file is gone or is
- *     another file than the one journaled (inode number and generation differ:
- * compaction renamed a rewritten copy over it, or the topic was recreated), the
- * entry is skipped; otherwise the bytes at pos are compared and written back
- *     when they differ or are missing. The written files are made
- *     durable together at the end (an fdatasync of each, one syncfs for
- *     many: sync_written), then the journal files deleted. Partition recovery
- * (segment.c) then runs as always and cuts whatever unacknowledged tail
- * follows.
+ *     another file than the one journaled (inode number and generation
+ *     differ: compaction renamed a rewritten copy over it, or the topic
+ *     was recreated), the entry is skipped; otherwise the bytes at pos
+ *     are written back when they differ or are missing (compared only
+ *     when the page cache holds them). The written files are made durable
+ *     together at the end (an fdatasync of each, one syncfs for many:
+ *     sync_written), then the journal files deleted. Partition recovery
+ *     (segment.c) then runs as always and cuts whatever unacknowledged
+ *     tail follows.
  *  5. A failed journal write or fdatasync is permanent (fsyncgate: the
  *     kernel may have dropped the pages): the flusher falls back to
  *     fdatasync of the segment files, which still hold every byte.
