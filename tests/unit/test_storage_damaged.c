@@ -81,18 +81,14 @@ static void test_recovery_ignores_far_batch(void **state)
     tu_rmrf(dir);
 }
 
-/*
- * An intact batch (right CRC) with an out-of-sequence base at the head of
- * the segment, then batches 0..4. Recovery keeps the first as damaged; the
- * iterator used to yield its records at offset 2^40.
- */
-static void test_iter_skips_out_of_range_batch(void **state)
+/* A segment of `head` (taken: freed here) and then intact batches 0..4:
+ * recovery, the iterator and an append must all see exactly 0..4. */
+static void head_then_five(uint8_t *head, size_t hlen)
 {
     char *dir = tu_tmpdir();
     size_t len = 0, blen;
-    uint8_t *log = NULL, *b = batch_at(1, FAR_OFFSET, &blen);
-    log = cat(log, &len, b, blen);
-    free(b);
+    uint8_t *log = cat(NULL, &len, head, hlen), *b;
+    free(head);
     b = batch_at(2, 0, &blen);
     log = cat(log, &len, b, blen);
     free(b);
@@ -106,28 +102,28 @@ static void test_iter_skips_out_of_range_batch(void **state)
 }
 
 /*
+ * An intact batch (right CRC) with an out-of-sequence base at the head of
+ * the segment, then batches 0..4. Recovery keeps the first as damaged; the
+ * iterator used to yield its records at offset 2^40.
+ */
+static void test_iter_skips_out_of_range_batch(void **state)
+{
+    size_t blen;
+    uint8_t *b = batch_at(1, FAR_OFFSET, &blen);
+    head_then_five(b, blen);
+}
+
+/*
  * A batch with a broken CRC whose header claims offsets far ahead, then
  * batches 0..4. The iterator skipped "offsets 2^40..2^40" and with them
  * every record after the damaged batch.
  */
 static void test_iter_distrusts_damaged_header(void **state)
 {
-    char *dir = tu_tmpdir();
-    size_t len = 0, blen;
-    uint8_t *log = NULL, *b = batch_at(1, FAR_OFFSET, &blen);
+    size_t blen;
+    uint8_t *b = batch_at(1, FAR_OFFSET, &blen);
     b[blen - 1] ^= 0x55; /* CRC mismatch */
-    log = cat(log, &len, b, blen);
-    free(b);
-    b = batch_at(2, 0, &blen);
-    log = cat(log, &len, b, blen);
-    free(b);
-    b = batch_at(3, 2, &blen);
-    log = cat(log, &len, b, blen);
-    free(b);
-    tu_write_file(tu_seg_path(dir, 0, ".log"), log, len);
-    open_append_reopen(dir, 5);
-    free(log);
-    tu_rmrf(dir);
+    head_then_five(b, blen);
 }
 
 /*
@@ -139,23 +135,11 @@ static void test_iter_distrusts_damaged_header(void **state)
  */
 static void test_find_refuses_overflowing_header(void **state)
 {
-    char *dir = tu_tmpdir();
-    size_t len = 0, blen;
+    size_t blen;
     int32_t lod = -1325400064;
-    uint8_t *log = NULL, *b = batch_at(1, INT64_MIN + 6, &blen);
+    uint8_t *b = batch_at(1, INT64_MIN + 6, &blen);
     memcpy(b + 19, &lod, 4); /* breaks the CRC too */
-    log = cat(log, &len, b, blen);
-    free(b);
-    b = batch_at(2, 0, &blen);
-    log = cat(log, &len, b, blen);
-    free(b);
-    b = batch_at(3, 2, &blen);
-    log = cat(log, &len, b, blen);
-    free(b);
-    tu_write_file(tu_seg_path(dir, 0, ".log"), log, len);
-    open_append_reopen(dir, 5);
-    free(log);
-    tu_rmrf(dir);
+    head_then_five(b, blen);
 }
 
 int main(void)

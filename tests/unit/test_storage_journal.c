@@ -33,6 +33,25 @@ static void part_dir(const char *data, int i, char *b, size_t n)
     snprintf(b, n, "%s/topics/t/%d", data, i);
 }
 
+/* A journal of jbytes files under data, a flusher that journals rounds
+ * of two partitions or more, and n partitions opened with segbytes
+ * segments (topics/t/0..n-1). */
+static void open_rig(const char *data, uint64_t jbytes, uint64_t segbytes,
+                     int n, sl_journal **j, sl_flusher **f, sl_part **p)
+{
+    sl_part_cfg cfg;
+    char dir[1024];
+    assert_int_equal(sl_journal_open(data, jbytes, j, NULL), SL_OK);
+    assert_int_equal(sl_flusher_new(NULL, NULL, f), SL_OK);
+    assert_int_equal(sl_flusher_set_journal(*f, *j, 2), SL_OK);
+    tu_small_cfg(&cfg, segbytes);
+    for (int i = 0; i < n; i++) {
+        part_dir(data, i, dir, sizeof(dir));
+        assert_int_equal(sl_fs_mkdirs(dir, 0755), SL_OK);
+        assert_int_equal(sl_part_open(dir, &cfg, &p[i]), SL_OK);
+    }
+}
+
 /* Child: journal + flusher (journal for rounds of >= 2 partitions),
  * PER_PART rounds of one batch to every partition, each waited for until
  * durable; then _exit without freeing anything. Exit status 0 = all
@@ -176,19 +195,10 @@ static void test_clean_stop_and_foreign_file(void **state)
     sl_journal *j;
     sl_flusher *f;
     sl_part *p[NPARTS];
-    sl_part_cfg cfg;
     uint64_t replayed = 1;
     (void)state;
     snprintf(jdir, sizeof(jdir), "%s/journal", data);
-    assert_int_equal(sl_journal_open(data, 64u << 20, &j, NULL), SL_OK);
-    assert_int_equal(sl_flusher_new(NULL, NULL, &f), SL_OK);
-    assert_int_equal(sl_flusher_set_journal(f, j, 2), SL_OK);
-    tu_small_cfg(&cfg, 1u << 20);
-    for (int i = 0; i < NPARTS; i++) {
-        part_dir(data, i, dir, sizeof(dir));
-        assert_int_equal(sl_fs_mkdirs(dir, 0755), SL_OK);
-        assert_int_equal(sl_part_open(dir, &cfg, &p[i]), SL_OK);
-    }
+    open_rig(data, 64u << 20, 1u << 20, NPARTS, &j, &f, p);
     sl_flusher_hold(f, 1);
     for (int i = 0; i < NPARTS; i++) {
         tu_append(p[i], 3, 1000, i * 100, 40);
@@ -250,33 +260,12 @@ static void assert_keys(sl_part *p, int key0, int n)
  * into the journal. After a crash the files hold nothing of them (no
  * checkpoint ran, nobody read), and replay brings every acked record
  * back, with its key in order. */
+static void replay_syncs(int nparts, int want_fdatasync, int want_syncfs);
+
 static void test_tail_acked_only_in_journal(void **state)
 {
-    char *data = tu_tmpdir();
-    char dir[1024];
-    sl_journal *j;
-    sl_part_cfg cfg;
-    uint64_t replayed = 0;
     (void)state;
-    child_flags = SL_PART_APPEND_DEFER;
-    run_child(data);
-    child_flags = 0;
-    for (int i = 0; i < NPARTS; i++) {
-        part_dir(data, i, dir, sizeof(dir));
-        assert_int_equal(tu_file_size(tu_seg_path(dir, 0, ".log")), 0);
-    }
-    assert_int_equal(sl_journal_open(data, 64u << 20, &j, &replayed), SL_OK);
-    assert_int_equal(replayed, NPARTS * PER_PART);
-    sl_journal_free(j);
-    tu_small_cfg(&cfg, 1u << 20);
-    for (int i = 0; i < NPARTS; i++) {
-        sl_part *p;
-        part_dir(data, i, dir, sizeof(dir));
-        assert_int_equal(sl_part_open(dir, &cfg, &p), SL_OK);
-        assert_keys(p, i * 100, PER_PART * 3);
-        sl_part_free(p);
-    }
-    tu_rmrf(data);
+    replay_syncs(NPARTS, NPARTS, 0);
 }
 
 /* Readers see deferred appends at once (the tail goes to the file first),
@@ -376,10 +365,10 @@ static int count_syncfs(int fd)
     return sl_fs_posix.syncfs(fd);
 }
 
-/* Replay makes each file it wrote durable once, not once per range: the
- * child's tails (deferred appends, PER_PART rounds) are in no segment
- * file after the crash, so every range is written back. Up to 63 files,
- * an fdatasync of each; 64 or more, one syncfs (after a kill -9 over
+/* The child's deferred appends (PER_PART rounds to nparts partitions) are
+ * in no segment file after the crash; replay writes every range back and
+ * makes each file it wrote durable once, not once per range: up to 63
+ * files, an fdatasync of each; 64 or more, one syncfs (after a kill -9 over
  * 10,000 partitions the fdatasync per range took 30 s of the restart:
  * docs/benchmarks.md, session 17). */
 static void replay_syncs(int nparts, int want_fdatasync, int want_syncfs)
@@ -396,6 +385,11 @@ static void replay_syncs(int nparts, int want_fdatasync, int want_syncfs)
     run_child(data);
     child_flags = 0;
     child_nparts = NPARTS;
+    for (int i = 0; i < nparts; i++) {
+        char dir[1024];
+        part_dir(data, i, dir, sizeof(dir));
+        assert_int_equal(tu_file_size(tu_seg_path(dir, 0, ".log")), 0);
+    }
     sl_fs = &counted;
     n_fdatasync = n_syncfs = 0;
     assert_int_equal(sl_journal_open(data, 64u << 20, &j, &replayed), SL_OK);
@@ -420,7 +414,6 @@ static void replay_syncs(int nparts, int want_fdatasync, int want_syncfs)
 static void test_replay_syncs_each_file_once(void **state)
 {
     (void)state;
-    replay_syncs(NPARTS, NPARTS, 0);
     replay_syncs(MAXPARTS, 0, 1);
 }
 
@@ -444,15 +437,7 @@ static void test_clean_stop_many_one_syncfs(void **state)
     counted.fdatasync = count_fdatasync;
     counted.syncfs = count_syncfs;
     snprintf(jdir, sizeof(jdir), "%s/journal", data);
-    assert_int_equal(sl_journal_open(data, 64u << 20, &j, NULL), SL_OK);
-    assert_int_equal(sl_flusher_new(NULL, NULL, &f), SL_OK);
-    assert_int_equal(sl_flusher_set_journal(f, j, 2), SL_OK);
-    tu_small_cfg(&cfg, 1u << 20);
-    for (int i = 0; i < M; i++) {
-        part_dir(data, i, dir, sizeof(dir));
-        assert_int_equal(sl_fs_mkdirs(dir, 0755), SL_OK);
-        assert_int_equal(sl_part_open(dir, &cfg, &p[i]), SL_OK);
-    }
+    open_rig(data, 64u << 20, 1u << 20, M, &j, &f, p);
     sl_fs = &counted;
     n_fdatasync = n_syncfs = 0;
     sl_flusher_hold(f, 1);
@@ -523,23 +508,13 @@ static void test_rotation_waits_for_many_partitions(void **state)
 {
     enum { M = 100, ROUNDS = 20 };
     char *data = tu_tmpdir();
-    char dir[1024];
     sl_journal *j;
     sl_flusher *f;
     sl_part *p[M];
-    sl_part_cfg cfg;
     uint64_t seq0;
     (void)state;
-    assert_int_equal(sl_journal_open(data, 1u << 20, &j, NULL), SL_OK);
+    open_rig(data, 1u << 20, 64u << 20, M, &j, &f, p);
     seq0 = sl_journal__seq(j);
-    assert_int_equal(sl_flusher_new(NULL, NULL, &f), SL_OK);
-    assert_int_equal(sl_flusher_set_journal(f, j, 2), SL_OK);
-    tu_small_cfg(&cfg, 64u << 20);
-    for (int i = 0; i < M; i++) {
-        part_dir(data, i, dir, sizeof(dir));
-        assert_int_equal(sl_fs_mkdirs(dir, 0755), SL_OK);
-        assert_int_equal(sl_part_open(dir, &cfg, &p[i]), SL_OK);
-    }
     for (int r = 0; r < ROUNDS; r++) {
         sl_flusher_hold(f, 1);
         for (int i = 0; i < M; i++) {
