@@ -315,6 +315,24 @@ static void batches(void)
     seg[0] = 1; /* no index file */
     put("segment", "three-noindex", seg, 3 + al + bl + zl - 7);
     free(seg);
+    /* A damaged head whose header claims a base near INT64_MIN and a
+     * negative record count, then intact batches: the CI run of db00606
+     * found base + delta overflowing in the offset lookup
+     * (test_storage_damaged.c has the same log). */
+    {
+        uint8_t *d;
+        size_t dl = batch(SL_CODEC_NONE, 1, INT64_MIN + 6, &d);
+        int32_t lod = -1325400064;
+        memcpy(d + 19, &lod, 4);
+        seg = calloc(1, 3 + dl + al + bl);
+        seg[0] = 1; /* no index file */
+        memcpy(seg + 3, d, dl);
+        memcpy(seg + 3 + dl, a, al);
+        memcpy(seg + 3 + dl + al, b, bl);
+        put("segment", "regress-overflowing-header", seg, 3 + dl + al + bl);
+        free(seg);
+        free(d);
+    }
     free(a);
     free(b);
     free(z);
