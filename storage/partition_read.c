@@ -608,15 +608,15 @@ static void iter_skip_bad(sl_part_iter *it, size_t si, const sl_batch_hdr *hdr,
                 sl_batch_last_offset(hdr) >= sl_part__seg_end(p, si)))
         hdr = NULL;
     /* Even inside the segment's range the damaged header does not decide
-     * what is skipped: the CRC does not cover base_offset, so a header
-     * may claim the offsets of records appended later (the fuzz input
-     * regress-iter-claims-later-offsets: an append at the log end was
-     * then never read). The range ends where the next intact batch at or
-     * after the wanted offset starts; the header only names the batch in
-     * the log line when it agrees. */
-    uint64_t hint = hdr ? it->pos + sl_batch_size(hdr) : 0;
+     * what is skipped: the CRC covers neither base_offset nor the length,
+     * so a header may claim the offsets of records appended later (the
+     * fuzz input regress-iter-claims-later-offsets: an append at the log
+     * end was then never read) or a length that ends on a later batch or
+     * at the file's end (regress-length-to-end). The range ends where the
+     * next intact batch at or after the wanted offset starts; the header
+     * only names the batch in the log line when it agrees. */
     int64_t next_base = si + 1 < p->nsegs ? p->segs[si + 1]->base : INT64_MAX;
-    uint64_t np = sl_seg_next_good(s, it->pos, hint, it->want, next_base, &nb);
+    uint64_t np = sl_seg_next_good(s, it->pos, it->want, next_base, &nb);
     int64_t next = nb >= 0 ? nb : sl_part__seg_end(p, si);
     first = it->want;
     last = next - 1;

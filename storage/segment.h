@@ -188,13 +188,12 @@ sl_err sl_walker_hdr(sl_walker *w, uint64_t pos, int64_t *base, uint32_t *size,
  * the position of the next intact batch (whole, CRC right, base offset >=
  * min_base, last offset below next_base and within UINT32_MAX of the
  * segment's base: exactly what recovery's scan accepts, so recovery never
- * jumps to a batch it then refuses), trying hint first (the bad batch's own
- * end when its header was readable; 0 = none), else scanning forward byte
- * by byte. *base_out = its base offset; s->size and -1 when none follows in
- * this segment. Reads the file (pread); memory: one batch. */
-uint64_t sl_seg_next_good(sl_seg *s, uint64_t pos, uint64_t hint,
-                          int64_t min_base, int64_t next_base,
-                          int64_t *base_out);
+ * jumps to a batch it then refuses), scanning forward byte by byte (the bad
+ * batch's own length is not trusted). *base_out = its base offset; s->size
+ * and -1 when none follows in this segment. Reads the file (pread);
+ * memory: one batch. */
+uint64_t sl_seg_next_good(sl_seg *s, uint64_t pos, int64_t min_base,
+                          int64_t next_base, int64_t *base_out);
 /* Rebuild indexes from the .log (full header scan, no truncation) and
  * rewrite the index files. */
 sl_err sl_seg_reindex(sl_seg *s, uint32_t index_interval);

@@ -383,7 +383,7 @@ sl_err sl_seg_find(sl_seg *s, int64_t offset, uint8_t *scratch,
              * batch after the previous one (the reader of the damaged
              * range reports it). Once per lookup. */
             int64_t nb;
-            uint64_t np = sl_seg_next_good(s, prev, 0, s->base, INT64_MAX, &nb);
+            uint64_t np = sl_seg_next_good(s, prev, s->base, INT64_MAX, &nb);
             resynced = 1;
             if (nb >= 0 && nb <= offset) {
                 pos = prev = np;

@@ -23,8 +23,9 @@
  *    base_offset and length; the sequence and size checks do).
  *  - A batch that fails is a torn tail only if nothing intact follows it:
  *    a torn write can only be the last thing in the log. So at a bad
- *    batch the scan looks for the next intact batch (sl_seg_next_good:
- *    the bad batch's own end first, then byte by byte). If one follows in
+ *    batch the scan looks for the next intact batch (sl_seg_next_good,
+ *    byte by byte: the bad batch's own length is not trusted, it may be
+ *    the damaged part). If one follows in
  *    the file, or the bad batch is whole and the next segment starts
  *    intact, the bad batch is CORRUPTION of acknowledged data: it is kept,
  *    its offsets are never reused, it is logged at ERROR and listed
@@ -180,9 +181,7 @@ static sl_err scan(sl_seg *s, uint64_t from, int64_t min_base,
                       bh.base_offset == min_base &&
                       sl_batch_size(&bh) <= fsize - pos;
             int64_t nb, first = min_base, last;
-            uint64_t np =
-                sl_seg_next_good(s, pos, hok ? pos + sl_batch_size(&bh) : 0,
-                                 min_base, next_base, &nb);
+            uint64_t np = sl_seg_next_good(s, pos, min_base, next_base, &nb);
             /* Nothing intact follows in this file: a torn tail, unless
              * the batch is whole (the file does not end inside it) and a
              * later segment starts intact. A file that ends inside a batch
@@ -383,26 +382,21 @@ static int intact_at(sl_seg *s, uint64_t pos, int64_t min_base,
     return ok;
 }
 
-uint64_t sl_seg_next_good(sl_seg *s, uint64_t pos, uint64_t hint,
-                          int64_t min_base, int64_t next_base,
-                          int64_t *base_out)
+uint64_t sl_seg_next_good(sl_seg *s, uint64_t pos, int64_t min_base,
+                          int64_t next_base, int64_t *base_out)
 {
     uint8_t buf[64 * 1024];
     sl_batch_hdr h;
     uint64_t q;
 
-    if (hint > pos && hint <= s->size) {
-        if (hint == s->size) {
-            *base_out = -1;
-            return hint;
-        }
-        if (intact_at(s, hint, min_base, next_base, &h)) {
-            *base_out = h.base_offset;
-            return hint;
-        }
-    }
     /* Resynchronise: the first position after pos holding an intact batch
-     * (magic byte, sane header, whole CRC) with a plausible base offset. */
+     * (magic byte, sane header, whole CRC) with a plausible base offset.
+     * Not the bad batch's end by its own length first: the CRC does not
+     * cover the length, and a damaged one that ended exactly at the end of
+     * the file (after an append made it so) or on a later batch made
+     * readers and recovery jump over the intact batches in between (the
+     * segment fuzz target, session 17: an append after recovery was never
+     * read). */
     for (q = pos + 1; q + SL_BATCH_HDR_SIZE <= s->size;) {
         size_t want = sizeof(buf), got = 0;
         if (want > s->size - q)

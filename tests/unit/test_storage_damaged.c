@@ -142,6 +142,28 @@ static void test_find_refuses_overflowing_header(void **state)
     head_then_five(b, blen);
 }
 
+/*
+ * A damaged batch (CRC mismatch) whose length field reaches exactly the
+ * end of the file once the test's append is in: before the append it
+ * runs past the end, so recovery finds the intact batches 0..4 after it
+ * and keeps them. The iterator trusted that length as the damaged
+ * batch's end when it landed on the file's end, and so skipped 0..4 and
+ * the append (the segment fuzz target, session 17:
+ * regress-length-to-end). The CRC covers neither base nor length.
+ */
+static void test_iter_distrusts_length_to_end(void **state)
+{
+    size_t blen, l1, l2, la;
+    uint8_t *b = batch_at(1, 0, &blen), *x;
+    free(batch_at(2, 0, &l1));
+    free(batch_at(3, 2, &l2));
+    free(tu_batch(1, 2000, 99, 8, &la)); /* open_append_reopen's append */
+    b[blen - 1] ^= 0x55;                 /* CRC mismatch */
+    x = b + SL_BATCH_LEN_OFF;
+    sl_put_u32(x, (uint32_t)(blen + l1 + l2 + la - 12));
+    head_then_five(b, blen);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -149,6 +171,7 @@ int main(void)
         cmocka_unit_test(test_iter_skips_out_of_range_batch),
         cmocka_unit_test(test_iter_distrusts_damaged_header),
         cmocka_unit_test(test_find_refuses_overflowing_header),
+        cmocka_unit_test(test_iter_distrusts_length_to_end),
     };
     sl_log_level = SL_ERROR + 1;
     return cmocka_run_group_tests(tests, NULL, NULL);
