@@ -186,9 +186,10 @@ typedef struct replay_seg {
 typedef struct replay_ctx {
     replay_seg *v; /* cap slots, open addressing; path NULL = free */
     size_t n, cap; /* cap a power of two */
+    size_t ndirty; /* entries written or created: to make durable */
     size_t nopen, max_open;
-    uint8_t *cmp; /* SL_JR_CHUNK bytes: what the segment holds */
-    uint64_t ranges, bytes;
+    uint8_t *cmp;   /* SL_JR_CHUNK bytes: what the segment holds */
+    uint64_t bytes; /* written back */
 } replay_ctx;
 
 static size_t path_hash(const char *s)
@@ -316,6 +317,7 @@ static sl_err replay_entry(const sl_journal *j, replay_ctx *r, const uint8_t *e,
             fd = sl_fs->open(seg, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
             if (fd >= 0) {
                 rs->created = 1;
+                r->ndirty++;
                 sl_log(SL_WARN, "journal",
                        "replay: %s was lost in the crash; recreating it", seg);
             }
@@ -362,8 +364,9 @@ static sl_err replay_entry(const sl_journal *j, replay_ctx *r, const uint8_t *e,
         goto out;
     }
     /* made durable with the others at the end (sync_written) */
+    if (!rs->written && !rs->created)
+        r->ndirty++;
     rs->written = 1;
-    r->ranges++;
     r->bytes += n;
     *written = 1;
     sl_log(SL_DEBUG, "journal",
@@ -385,12 +388,9 @@ out:
 
 static sl_err sync_written(sl_journal *j, const replay_ctx *r)
 {
-    size_t nw = 0;
-    for (size_t i = 0; i < r->cap; i++)
-        nw += r->v[i].path && (r->v[i].written || r->v[i].created);
-    if (nw == 0)
+    if (r->ndirty == 0)
         return SL_OK;
-    if (nw >= SL_JR_SYNCFS_MIN) {
+    if (r->ndirty >= SL_JR_SYNCFS_MIN) {
         sl_err rc = sl_journal__syncfs(j);
         if (rc != SL_OK)
             sl_log(SL_ERROR, "journal", "replay: syncfs of %s: %s", j->data_dir,
@@ -526,7 +526,7 @@ sl_err sl_journal_open(const char *data_dir, uint64_t file_bytes,
     struct dirent *de;
     uint64_t *seqs = NULL, nwritten = 0;
     size_t n = 0, c = 0;
-    replay_ctx rctx = {NULL, 0, 0, 0, 0, NULL, 0, 0};
+    replay_ctx rctx = {NULL, 0, 0, 0, 0, 0, NULL, 0};
     char path[PATH_MAX];
     struct stat st;
     sl_err rc;
@@ -615,7 +615,7 @@ sl_err sl_journal_open(const char *data_dir, uint64_t file_bytes,
                "replayed %zu journal file(s): %llu range(s), %llu bytes "
                "written back into %zu segment file(s)",
                n, (unsigned long long)nwritten, (unsigned long long)rctx.bytes,
-               rctx.n);
+               rctx.ndirty);
     if (replayed)
         *replayed = nwritten;
     *out = j;
