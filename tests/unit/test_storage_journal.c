@@ -268,6 +268,19 @@ static void test_tail_acked_only_in_journal(void **state)
     replay_syncs(NPARTS, NPARTS, 0);
 }
 
+/* Partition 0 of data (topics/t/0, made), opened with small segments;
+ * dir and cfg are left for reopening it. */
+static sl_part *open_part0(const char *data, char *dir, size_t dn,
+                           sl_part_cfg *cfg)
+{
+    sl_part *p;
+    part_dir(data, 0, dir, dn);
+    assert_int_equal(sl_fs_mkdirs(dir, 0755), SL_OK);
+    tu_small_cfg(cfg, 1u << 20);
+    assert_int_equal(sl_part_open(dir, cfg, &p), SL_OK);
+    return p;
+}
+
 /* Readers see deferred appends at once (the tail goes to the file first),
  * a write-through append after deferred ones keeps log order, and a
  * partition closed with a tail writes it. */
@@ -280,10 +293,7 @@ static void test_tail_readers_and_order(void **state)
     sl_part_slice sl;
     const char *log;
     (void)state;
-    part_dir(data, 0, dir, sizeof(dir));
-    assert_int_equal(sl_fs_mkdirs(dir, 0755), SL_OK);
-    tu_small_cfg(&cfg, 1u << 20);
-    assert_int_equal(sl_part_open(dir, &cfg, &p), SL_OK);
+    p = open_part0(data, dir, sizeof(dir), &cfg);
     log = tu_seg_path(dir, 0, ".log");
     for (int i = 0; i < 10; i++)
         tu_append_ex(p, 2, 1000, i * 2, 30, SL_PART_APPEND_DEFER);
@@ -331,10 +341,7 @@ static void test_tail_write_fails_partition(void **state)
     int64_t base;
     uint8_t *b;
     (void)state;
-    part_dir(data, 0, dir, sizeof(dir));
-    assert_int_equal(sl_fs_mkdirs(dir, 0755), SL_OK);
-    tu_small_cfg(&cfg, 1u << 20);
-    assert_int_equal(sl_part_open(dir, &cfg, &p), SL_OK);
+    p = open_part0(data, dir, sizeof(dir), &cfg);
     tu_append_ex(p, 2, 1000, 0, 30, SL_PART_APPEND_DEFER);
     failing.pwrite = fail_pwrite;
     sl_fs = &failing;
