@@ -361,15 +361,40 @@ static void test_tail_write_fails_partition(void **state)
 
 /* sl_fs counting fdatasync and syncfs calls. */
 static int n_fdatasync, n_syncfs;
+static int fail_syncs; /* the counted calls fail with EIO */
 static int count_fdatasync(int fd)
 {
     n_fdatasync++;
+    if (fail_syncs) {
+        errno = EIO;
+        return -1;
+    }
     return sl_fs_posix.fdatasync(fd);
 }
 static int count_syncfs(int fd)
 {
     n_syncfs++;
+    if (fail_syncs) {
+        errno = EIO;
+        return -1;
+    }
     return sl_fs_posix.syncfs(fd);
+}
+
+/* Every one of the child's nparts partitions holds all its records, keys
+ * in order. */
+static void child_keys_back(const char *data, int nparts)
+{
+    sl_part_cfg cfg;
+    tu_small_cfg(&cfg, 1u << 20);
+    for (int i = 0; i < nparts; i++) {
+        char dir[1024];
+        sl_part *p;
+        part_dir(data, i, dir, sizeof(dir));
+        assert_int_equal(sl_part_open(dir, &cfg, &p), SL_OK);
+        assert_keys(p, i * 100, PER_PART * 3);
+        sl_part_free(p);
+    }
 }
 
 /* The child's deferred appends (PER_PART rounds to nparts partitions) are
@@ -405,16 +430,7 @@ static void replay_syncs(int nparts, int want_fdatasync, int want_syncfs)
     assert_int_equal(n_fdatasync, want_fdatasync);
     assert_int_equal(n_syncfs, want_syncfs);
     sl_journal_free(j);
-    sl_part_cfg cfg;
-    tu_small_cfg(&cfg, 1u << 20);
-    for (int i = 0; i < nparts; i++) {
-        char dir[1024];
-        sl_part *p;
-        part_dir(data, i, dir, sizeof(dir));
-        assert_int_equal(sl_part_open(dir, &cfg, &p), SL_OK);
-        assert_keys(p, i * 100, PER_PART * 3);
-        sl_part_free(p);
-    }
+    child_keys_back(data, nparts);
     tu_rmrf(data);
 }
 
@@ -422,6 +438,45 @@ static void test_replay_syncs_each_file_once(void **state)
 {
     (void)state;
     replay_syncs(MAXPARTS, 0, 1);
+}
+
+/* When replay cannot make what it wrote durable (an fdatasync of each
+ * file, or the one syncfs for many, fails), the start fails and the
+ * journal files stay for the next one, which replays them. */
+static void replay_sync_fails(int nparts)
+{
+    char *data = tu_tmpdir(), jdir[1024];
+    sl_journal *j = NULL;
+    sl_fs_ops failing = sl_fs_posix;
+    const sl_fs_ops *saved = sl_fs;
+    failing.fdatasync = count_fdatasync;
+    failing.syncfs = count_syncfs;
+    snprintf(jdir, sizeof(jdir), "%s/journal", data);
+    child_flags = SL_PART_APPEND_DEFER;
+    child_nparts = nparts;
+    run_child(data);
+    child_flags = 0;
+    child_nparts = NPARTS;
+    sl_fs = &failing;
+    fail_syncs = 1;
+    n_fdatasync = n_syncfs = 0;
+    assert_int_equal(sl_journal_open(data, 64u << 20, &j, NULL), SL_ESYS(EIO));
+    fail_syncs = 0;
+    sl_fs = saved;
+    assert_null(j);
+    assert_int_equal(n_fdatasync + n_syncfs, 1); /* the first failure */
+    assert_true(tu_count_files(jdir, ".wal") > 0);
+    assert_int_equal(sl_journal_open(data, 64u << 20, &j, NULL), SL_OK);
+    sl_journal_free(j);
+    child_keys_back(data, nparts);
+    tu_rmrf(data);
+}
+
+static void test_replay_sync_failure_keeps_journal(void **state)
+{
+    (void)state;
+    replay_sync_fails(NPARTS);   /* fdatasync of each */
+    replay_sync_fails(MAXPARTS); /* one syncfs */
 }
 
 /* The last checkpoint of many journaled partitions (a clean stop after a
@@ -554,6 +609,7 @@ int main(void)
         cmocka_unit_test(test_tail_readers_and_order),
         cmocka_unit_test(test_tail_write_fails_partition),
         cmocka_unit_test(test_replay_syncs_each_file_once),
+        cmocka_unit_test(test_replay_sync_failure_keeps_journal),
         cmocka_unit_test(test_full_stretches_with_partitions),
         cmocka_unit_test(test_rotation_waits_for_many_partitions),
     };
